@@ -1,0 +1,81 @@
+// The hxc command line (commander). Every command prints one clear line on bad input and exits
+// 2; 1 means a budget or check failed; anything unexpected is an internal error, still one line.
+
+import { Command, CommanderError, Option } from 'commander';
+import { HxcError, formatError } from '../diag/diagnostics.js';
+import { planCommand } from './plan.js';
+import { inspectCommand } from './inspect-command.js';
+import { passesCommand } from './passes-command.js';
+import { topologyCommand } from './topology-command.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('hxc')
+    .description('heterogeneous execution compiler: plans AI models across CPUs, GPUs, accelerators, dataflow engines and IPUs')
+    .version('0.1.0')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`hxc: error HXC2002: ${s.replace(/^error: /, '').trim()} (fix: see \`hxc --help\`)\n`),
+    });
+
+  const common = (c: Command): Command => c.option('--json', 'print a machine-readable JSON object on stdout');
+  const dimOption = new Option('--dim <bindings...>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)');
+
+  common(program.command('plan')
+    .description('run the pass pipeline on a model and a topology')
+    .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
+    .option('-t, --topology <file>', 'rack topology YAML (default: the built-in rack, see `hxc topology --default`)')
+    .option('--passes <list>', 'comma-separated passes to run (prerequisites are pulled in)')
+    .option('--strict-passes', 'with --passes: fail when a prerequisite is missing instead of pulling it in')
+    .option('--print-before <pass>', 'print the IR before NAME (or all) on stderr')
+    .option('--print-after <pass>', 'print the IR after NAME (or all) on stderr')
+    .option('--dump-dir <dir>', 'write one stable text file per pass into DIR')
+    .option('--time-passes', 'print a table of time per pass on stderr')
+    .addOption(dimOption)
+    .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan'))
+    .action(planCommand);
+
+  common(program.command('inspect')
+    .description('what is in a model: ops, counts, parameters, inputs and outputs, opsets')
+    .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
+    .addOption(new Option('--dim <bindings...>', 'bind symbolic dims')))
+    .action(inspectCommand);
+
+  common(program.command('passes').description('list the passes in pipeline order, with what each needs')).action(passesCommand);
+
+  common(program.command('topology')
+    .description('validate and print a rack topology (devices, memory, FLOP/s, bandwidth/latency matrix)')
+    .argument('[file]', 'topology YAML')
+    .option('--default', 'print the built-in default rack'))
+    .action(topologyCommand);
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    if (err.code === 'commander.executeSubCommandAsync') return err.exitCode;
+    return 2; // commander already printed its one line through outputError
+  }
+  if (err instanceof HxcError) {
+    process.stderr.write(formatError(err) + '\n');
+    return err.exitCode;
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`hxc: internal error: ${msg.split('\n')[0]} (this is a bug in hxc; rerun with HXC_DEBUG=1 for the stack and report it)\n`);
+  if (process.env.HXC_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  return 1;
+}

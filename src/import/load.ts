@@ -1,0 +1,48 @@
+// Model loading: read the file once (size-checked), sniff what it is from its first bytes rather
+// than its name, and hand it to the ONNX or JSON importer.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
+import type { Model } from '../ir/graph.js';
+import { importJsonGraph } from './json.js';
+import { importOnnx, MAX_ONNX_FILE_BYTES } from './onnx.js';
+
+/** Read a whole input file, turning every failure into one clear line. */
+export function readInputFile(file: string, what: string, maxBytes: number): Buffer {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new HxcError('HXC2001', `${what} does not exist`, { where: file, hint: 'check the path' });
+  }
+  if (stat.isDirectory()) throw new HxcError('HXC2001', `${what} is a folder, not a file`, { where: file, hint: 'name the file inside it' });
+  if (stat.size > maxBytes) {
+    throw new HxcError('HXC2106', `${what} is ${stat.size} bytes, more than the ${maxBytes} hxc accepts`, { where: file, hint: 'keep weights in ONNX external data; the graph file itself must stay under 2 GiB' });
+  }
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new HxcError('HXC2001', `cannot read ${what}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: file, hint: 'check the file\'s permissions' });
+  }
+}
+
+export function sniffFormat(buffer: Buffer): 'json' | 'onnx' {
+  for (let i = 0; i < Math.min(buffer.length, 64); i++) {
+    const c = buffer[i]!;
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    return c === 0x7b /* { */ ? 'json' : 'onnx';
+  }
+  return 'onnx';
+}
+
+export function loadModel(file: string, diagnostics: Diagnostics): Model {
+  const buffer = readInputFile(file, 'model file', MAX_ONNX_FILE_BYTES);
+  const sha256 = crypto.createHash('sha256').update(buffer).digest('hex');
+  const base = { path: file, sha256, file_bytes: buffer.length };
+  if (sniffFormat(buffer) === 'json') {
+    return { ...importJsonGraph(file, buffer.toString('utf8')), ...base, dir: path.dirname(path.resolve(file)) };
+  }
+  return { ...importOnnx(file, buffer, diagnostics), ...base };
+}

@@ -1,0 +1,334 @@
+// ONNX import: ModelProto (decoded with onnx-proto's protobufjs classes) → IR. The file is read
+// once; tensor bytes stay views into that buffer, external data stays a reference (file, offset,
+// length) resolved inside the model's folder only. The file is untrusted: every size is checked
+// against the bytes actually there before anything is sized from it.
+
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { onnx as OnnxNs } from 'onnx-proto';
+import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
+import { byteSizeOf, dtypeFromOnnx, type DType } from '../ir/dtype.js';
+import {
+  freeNames, newGraph, subgraphsOf,
+  type Attr, type Dim, type Graph, type Model, type Node, type TensorData, type TensorType, type ValueInfo,
+} from '../ir/graph.js';
+
+const require = createRequire(import.meta.url);
+const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
+
+/** protobuf's own limit for one message; larger ONNX files cannot exist without external data. */
+export const MAX_ONNX_FILE_BYTES = 2 ** 31;
+
+type Long = { toNumber(): number; low: number; high: number; unsigned: boolean };
+type IntLike = number | Long | null | undefined;
+
+function toNum(x: IntLike): number {
+  if (x === null || x === undefined) return 0;
+  return typeof x === 'number' ? x : x.toNumber();
+}
+
+interface ImportContext {
+  file: string;
+  dir: string;
+  realDir: string;
+  buffer: Buffer;
+  diagnostics: Diagnostics;
+  /** External files: resolved path → size in bytes, or -1 when missing. Each is stat'ed once. */
+  externalFiles: Map<string, number>;
+  missingExternal: { count: number; bytes: number; files: Set<string> };
+}
+
+export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostics): Omit<Model, 'sha256' | 'file_bytes' | 'path'> {
+  if (buffer.length === 0) {
+    throw new HxcError('HXC2101', 'the model file is empty', { where: file, hint: 're-export the model or check the path' });
+  }
+  let proto: OnnxNs.ModelProto;
+  try {
+    proto = onnx.ModelProto.decode(buffer);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (/index out of range/.test(msg)) {
+      throw new HxcError('HXC2103', `the ONNX file ends early (${buffer.length} bytes; protobuf: ${msg})`, {
+        where: file, hint: 'the file is truncated: copy or download it again',
+      });
+    }
+    throw new HxcError('HXC2102', `not an ONNX model: the bytes do not decode as an ONNX ModelProto (${msg})`, {
+      where: file, hint: 'give an .onnx file or an hxc-graph/v1 JSON graph',
+    });
+  }
+  if (!proto.graph) {
+    const looksTruncated = buffer.length > 0 && toNum(proto.irVersion as IntLike) > 0;
+    throw new HxcError(looksTruncated ? 'HXC2103' : 'HXC2102',
+      looksTruncated ? 'the ONNX file has no graph (it is probably truncated)' : 'not an ONNX model: it has no graph',
+      { where: file, hint: looksTruncated ? 'copy or export the file again' : 'give an .onnx file or an hxc-graph/v1 JSON graph' });
+  }
+  const dir = path.dirname(path.resolve(file));
+  const ctx: ImportContext = {
+    file, dir, realDir: safeRealpath(dir), buffer, diagnostics, externalFiles: new Map(),
+    missingExternal: { count: 0, bytes: 0, files: new Set() },
+  };
+  const opsets: Record<string, number> = {};
+  for (const o of proto.opsetImport ?? []) {
+    const domain = normalizeDomain(o.domain ?? '');
+    opsets[domain] = toNum(o.version as IntLike);
+  }
+  const graph = convertGraph(ctx, proto.graph, 'graph', true);
+  if (ctx.missingExternal.count > 0) {
+    diagnostics.warn('HXC1101',
+      `${ctx.missingExternal.count} initializers (${ctx.missingExternal.bytes} bytes) point into missing external data ` +
+      `(${[...ctx.missingExternal.files].sort().join(', ')}): planning works from dims and dtypes, running needs the weights`,
+      { where: file });
+  }
+  return {
+    format: 'onnx',
+    dir,
+    name: proto.graph.name || path.basename(file, path.extname(file)),
+    ir_version: proto.irVersion === null || proto.irVersion === undefined ? null : toNum(proto.irVersion as IntLike),
+    producer: [proto.producerName, proto.producerVersion].filter((s) => s).join(' '),
+    opsets,
+    graph,
+    functions: (proto.functions ?? []).map((f) => `${normalizeDomain(f.domain ?? '')}:${f.name ?? ''}`),
+    annotations: { state: [], moe: [] },
+    weights_present: ctx.missingExternal.count === 0,
+  };
+}
+
+function normalizeDomain(d: string): string {
+  return d === 'ai.onnx' ? '' : d;
+}
+
+function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, main: boolean): Graph {
+  const graph = newGraph(g.name ?? '');
+  for (const t of g.initializer ?? []) {
+    const tensor = convertTensor(ctx, t, `${where}.initializer "${t.name ?? ''}"`);
+    graph.initializers.set(tensor.name, tensor);
+    graph.declared.set(tensor.name, { dtype: tensor.dtype, shape: tensor.dims.slice() });
+  }
+  for (const s of g.sparseInitializer ?? []) {
+    // Sparse initializers: sized as their dense shape (that is what the graph computes with).
+    const values = s.values ? convertTensor(ctx, s.values, `${where}.sparse_initializer`) : null;
+    if (!values) continue;
+    const dims = (s.dims ?? []).map((d) => toNum(d as IntLike));
+    const tensor: TensorData = {
+      name: values.name, dtype: values.dtype, dims,
+      byte_size: byteSizeOf(values.dtype, dims.reduce((a, b) => a * b, 1)), location: values.location,
+    };
+    graph.initializers.set(tensor.name, tensor);
+    graph.declared.set(tensor.name, { dtype: tensor.dtype, shape: dims.slice() });
+  }
+  const info = (v: OnnxNs.IValueInfoProto): ValueInfo => ({ name: v.name ?? '', type: convertType(v.type) });
+  graph.inputs = (g.input ?? []).map(info);
+  graph.outputs = (g.output ?? []).map(info);
+  for (const v of [...(g.valueInfo ?? []).map(info), ...graph.inputs, ...graph.outputs]) {
+    if (v.type) graph.declared.set(v.name, v.type);
+  }
+  const used = new Set<string>();
+  const protoNodes = g.node ?? [];
+  for (let i = 0; i < protoNodes.length; i++) {
+    const p = protoNodes[i]!;
+    const op = p.opType ?? '';
+    let name = p.name || `${op}_${i}`;
+    if (used.has(name)) {
+      let k = 2;
+      while (used.has(`${name}__${k}`)) k++;
+      name = `${name}__${k}`;
+    }
+    used.add(name);
+    const nodeWhere = `${where}.node "${name}" (${op})`;
+    const attrs: Record<string, Attr> = {};
+    for (const a of p.attribute ?? []) {
+      const attr = convertAttr(ctx, a, nodeWhere);
+      if (attr) attrs[a.name ?? ''] = attr;
+    }
+    const node: Node = {
+      name, op, domain: normalizeDomain(p.domain ?? ''),
+      inputs: (p.input ?? []).slice(), outputs: (p.output ?? []).slice(), attrs, outer_refs: [],
+    };
+    const subs = subgraphsOf(node);
+    if (subs.length > 0) {
+      const refs = new Set<string>();
+      for (const s of subs) for (const f of freeNames(s)) refs.add(f);
+      node.outer_refs = [...refs].sort();
+    }
+    graph.nodes.push(node);
+  }
+  if (main && graph.nodes.length === 0 && graph.outputs.length === 0) {
+    throw new HxcError('HXC2107', 'the ONNX graph has no nodes and no outputs', { where: ctx.file, hint: 'check that this is the exported model, not an empty placeholder' });
+  }
+  return graph;
+}
+
+function convertType(t: OnnxNs.ITypeProto | null | undefined): TensorType | null {
+  const tt = t?.tensorType;
+  if (!tt) return null;
+  const dtype = dtypeFromOnnx(tt.elemType ?? 0);
+  if (!dtype) return null;
+  if (!tt.shape) return { dtype, shape: null };
+  const shape: Dim[] = (tt.shape.dim ?? []).map((d) => {
+    if (d.dimParam) return d.dimParam;
+    if (d.dimValue !== null && d.dimValue !== undefined && (typeof d.dimValue === 'number' || 'low' in (d.dimValue as object))) {
+      return toNum(d.dimValue as IntLike);
+    }
+    return '?';
+  });
+  return { dtype, shape };
+}
+
+function convertAttr(ctx: ImportContext, a: OnnxNs.IAttributeProto, where: string): Attr | null {
+  const T = onnx.AttributeProto.AttributeType;
+  const text = (b: Uint8Array | string | null | undefined): string =>
+    typeof b === 'string' ? b : b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8') : '';
+  if (a.refAttrName) return { type: 'ref', value: a.refAttrName };
+  const at = `${where} attribute "${a.name ?? ''}"`;
+  switch (a.type) {
+    case T.FLOAT: return { type: 'float', value: a.f ?? 0 };
+    case T.INT: return { type: 'int', value: toNum(a.i as IntLike) };
+    case T.STRING: return { type: 'string', value: text(a.s) };
+    case T.FLOATS: return { type: 'floats', value: (a.floats ?? []).slice() };
+    case T.INTS: return { type: 'ints', value: (a.ints ?? []).map((x) => toNum(x as IntLike)) };
+    case T.STRINGS: return { type: 'strings', value: (a.strings ?? []).map(text) };
+    case T.TENSOR: return a.t ? { type: 'tensor', value: convertTensor(ctx, a.t, at) } : null;
+    case T.TENSORS: return { type: 'tensors', value: (a.tensors ?? []).map((t) => convertTensor(ctx, t, at)) };
+    case T.GRAPH: return a.g ? { type: 'graph', value: convertGraph(ctx, a.g, `${at}`, false) } : null;
+    case T.GRAPHS: return { type: 'graphs', value: (a.graphs ?? []).map((g) => convertGraph(ctx, g, at, false)) };
+    case T.SPARSE_TENSOR:
+      return a.sparseTensor?.values ? { type: 'tensor', value: convertTensor(ctx, a.sparseTensor.values, at) } : null;
+    case T.TYPE_PROTO: return { type: 'type', value: convertType(a.tp) };
+    default:
+      // IR < 3 files may leave `type` unset: infer it from the field that holds a value.
+      if (a.g) return { type: 'graph', value: convertGraph(ctx, a.g, at, false) };
+      if (a.t) return { type: 'tensor', value: convertTensor(ctx, a.t, at) };
+      if (a.ints && a.ints.length) return { type: 'ints', value: a.ints.map((x) => toNum(x as IntLike)) };
+      if (a.floats && a.floats.length) return { type: 'floats', value: a.floats.slice() };
+      if (a.s && a.s.length) return { type: 'string', value: text(a.s) };
+      if (a.i !== null && a.i !== undefined && toNum(a.i as IntLike) !== 0) return { type: 'int', value: toNum(a.i as IntLike) };
+      return { type: 'float', value: a.f ?? 0 };
+  }
+}
+
+/** TensorProto → TensorData, checking every declared size against the bytes that are there. */
+function convertTensor(ctx: ImportContext, t: OnnxNs.ITensorProto, where: string): TensorData {
+  const name = t.name ?? '';
+  const dtype = dtypeFromOnnx(t.dataType ?? 0);
+  if (!dtype) {
+    throw new HxcError('HXC2107', `tensor has unknown data_type ${t.dataType ?? 0}`, { where: `${ctx.file}: ${where}`, hint: 'this ONNX file uses a data type hxc does not know' });
+  }
+  const dims = (t.dims ?? []).map((d) => toNum(d as IntLike));
+  let elements = 1;
+  for (const d of dims) {
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new HxcError('HXC2107', `tensor has an invalid dim ${d}`, { where: `${ctx.file}: ${where}`, hint: 'the file is corrupt or hand-edited' });
+    }
+    elements *= d;
+  }
+  if (!Number.isSafeInteger(elements)) {
+    throw new HxcError('HXC2106', `tensor has ${elements} elements, more than hxc can address`, { where: `${ctx.file}: ${where}` });
+  }
+  const byteSize = byteSizeOf(dtype, elements);
+  const base = { name, dtype, dims, byte_size: byteSize };
+  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+    return { ...base, location: externalLocation(ctx, t, byteSize, where) };
+  }
+  if (t.rawData && t.rawData.length > 0) {
+    if (dtype !== 'string' && t.rawData.length !== byteSize) {
+      throw new HxcError('HXC2107', `raw_data holds ${t.rawData.length} bytes but dims ${JSON.stringify(dims)} of ${dtype} need ${byteSize}`,
+        { where: `${ctx.file}: ${where}`, hint: 'the file is corrupt or truncated' });
+    }
+    return { ...base, location: { kind: 'inline', data: t.rawData } };
+  }
+  return { ...base, location: { kind: 'inline', data: typedFieldBytes(t, dtype, elements, ctx, where) } };
+}
+
+/** Tensors stored in the typed repeated fields (float_data, int64_data, …) are turned into little-endian bytes. */
+function typedFieldBytes(t: OnnxNs.ITensorProto, dtype: DType, elements: number, ctx: ImportContext, where: string): Uint8Array {
+  const check = (have: number): void => {
+    if (dtype !== 'string' && have !== elements && !(have === 0 && elements === 0)) {
+      throw new HxcError('HXC2107', `tensor holds ${have} values but its dims need ${elements}`, { where: `${ctx.file}: ${where}`, hint: 'the file is corrupt' });
+    }
+  };
+  switch (dtype) {
+    case 'float32': { const v = t.floatData ?? []; check(v.length); return new Uint8Array(Float32Array.from(v).buffer); }
+    case 'float64': { const v = t.doubleData ?? []; check(v.length); return new Uint8Array(Float64Array.from(v).buffer); }
+    case 'int64': { const v = t.int64Data ?? []; check(v.length); return new Uint8Array(BigInt64Array.from(v, (x) => BigInt(toNum(x as IntLike))).buffer); }
+    case 'uint64': case 'uint32': {
+      const v = t.uint64Data ?? []; check(v.length);
+      return dtype === 'uint64'
+        ? new Uint8Array(BigUint64Array.from(v, (x) => BigInt(toNum(x as IntLike))).buffer)
+        : new Uint8Array(Uint32Array.from(v, (x) => toNum(x as IntLike)).buffer);
+    }
+    case 'int32': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Int32Array.from(v).buffer); }
+    case 'int16': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Int16Array.from(v).buffer); }
+    case 'uint16': case 'float16': case 'bfloat16': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Uint16Array.from(v).buffer); }
+    case 'int8': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Int8Array.from(v).buffer); }
+    case 'uint8': case 'bool': case 'float8e4m3fn': case 'float8e4m3fnuz': case 'float8e5m2': case 'float8e5m2fnuz': {
+      const v = t.int32Data ?? []; check(v.length); return Uint8Array.from(v);
+    }
+    case 'string': return new Uint8Array(0);
+    default: {
+      const v = t.int32Data ?? [];
+      return Uint8Array.from(v);
+    }
+  }
+}
+
+function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: number, where: string): TensorData['location'] {
+  const kv = new Map<string, string>();
+  for (const e of t.externalData ?? []) kv.set(e.key ?? '', e.value ?? '');
+  const location = kv.get('location');
+  const at = `${ctx.file}: ${where}`;
+  if (!location) throw new HxcError('HXC2107', 'external data has no location', { where: at, hint: 'the file is corrupt' });
+  if (path.isAbsolute(location) || location.includes('\0')) {
+    throw new HxcError('HXC2104', `external data location "${location}" is absolute`, { where: at, hint: 'external data must sit in the model\'s folder, named by a relative path' });
+  }
+  const resolved = path.resolve(ctx.dir, location);
+  if (!isInside(ctx.dir, resolved)) {
+    throw new HxcError('HXC2104', `external data location "${location}" leaves the model's folder`, { where: at, hint: 'move the weights next to the model and re-save it with a relative location' });
+  }
+  const offset = Number(kv.get('offset') ?? '0');
+  const lengthText = kv.get('length');
+  const length = lengthText === undefined ? byteSize : Number(lengthText);
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new HxcError('HXC2105', `external data offset/length "${kv.get('offset')}"/"${lengthText}" are not valid sizes`, { where: at, hint: 'the file is corrupt' });
+  }
+  if (length !== byteSize && t.dataType !== onnx.TensorProto.DataType.STRING) {
+    throw new HxcError('HXC2105', `external data length ${length} differs from the ${byteSize} bytes the dims need`, { where: at, hint: 'the file is corrupt or was saved by a broken exporter' });
+  }
+  let size = ctx.externalFiles.get(resolved);
+  if (size === undefined) {
+    size = -1;
+    try {
+      const real = fs.realpathSync(resolved);
+      if (!isInside(ctx.realDir, real)) {
+        throw new HxcError('HXC2104', `external data location "${location}" is a link that leaves the model's folder`, { where: at, hint: 'copy the weights into the model\'s folder' });
+      }
+      size = fs.statSync(real).size;
+    } catch (err) {
+      if (err instanceof HxcError) throw err;
+    }
+    ctx.externalFiles.set(resolved, size);
+  }
+  const present = size >= 0;
+  if (present && offset + length > size) {
+    throw new HxcError('HXC2105', `external data range ${offset}+${length} runs past the end of "${location}" (${size} bytes)`, { where: at, hint: 'the weights file is truncated or belongs to another model' });
+  }
+  if (!present) {
+    ctx.missingExternal.count++;
+    ctx.missingExternal.bytes += byteSize;
+    ctx.missingExternal.files.add(location);
+  }
+  return { kind: 'external', file: location, path: resolved, offset, length, present };
+}
+
+function isInside(dir: string, p: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
+
+function safeRealpath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}

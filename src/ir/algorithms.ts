@@ -1,0 +1,295 @@
+// Graph algorithms the passes share: producer/consumer index, dependency edges (including the
+// implicit inputs of nested subgraphs), deterministic topological order, reachability, the
+// convexity test for a node set, and extraction of a node set into a standalone subgraph.
+
+import type { Graph, Node, TensorData, TensorType, ValueInfo } from './graph.js';
+
+/** Integer-indexed dependency structure, built once per graph (CSR arrays keep 200k nodes cheap). */
+export class GraphIndex {
+  readonly graph: Graph;
+  /** Value name → index of the node producing it (graph inputs and initializers have none). */
+  readonly producer = new Map<string, number>();
+  /** Value name → indices of consuming nodes, in node order, each once. */
+  readonly consumers = new Map<string, number[]>();
+  readonly nodeByName = new Map<string, number>();
+  /** Predecessor / successor node indices, deduplicated (CSR: offsets into a flat list). */
+  readonly predOffsets: Int32Array;
+  readonly preds: Int32Array;
+  readonly succOffsets: Int32Array;
+  readonly succs: Int32Array;
+
+  constructor(graph: Graph) {
+    this.graph = graph;
+    const nodes = graph.nodes;
+    const n = nodes.length;
+    for (let i = 0; i < n; i++) {
+      const node = nodes[i]!;
+      this.nodeByName.set(node.name, i);
+      for (const o of node.outputs) if (o) this.producer.set(o, i);
+    }
+    const predLists: number[][] = new Array(n);
+    let edgeCount = 0;
+    const mark = new Int32Array(n).fill(-1);
+    for (let i = 0; i < n; i++) {
+      const list: number[] = [];
+      for (const name of readsOf(nodes[i]!)) {
+        let c = this.consumers.get(name);
+        if (!c) this.consumers.set(name, (c = []));
+        if (c[c.length - 1] !== i) c.push(i);
+        const p = this.producer.get(name);
+        if (p !== undefined && mark[p] !== i) {
+          mark[p] = i;
+          list.push(p);
+        }
+      }
+      predLists[i] = list;
+      edgeCount += list.length;
+    }
+    this.predOffsets = new Int32Array(n + 1);
+    this.preds = new Int32Array(edgeCount);
+    const succCount = new Int32Array(n);
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      this.predOffsets[i] = k;
+      for (const p of predLists[i]!) {
+        this.preds[k++] = p;
+        succCount[p]!++;
+      }
+    }
+    this.predOffsets[n] = k;
+    this.succOffsets = new Int32Array(n + 1);
+    for (let i = 0; i < n; i++) this.succOffsets[i + 1] = this.succOffsets[i]! + succCount[i]!;
+    this.succs = new Int32Array(edgeCount);
+    const fill = this.succOffsets.slice(0, n);
+    for (let i = 0; i < n; i++) {
+      for (let e = this.predOffsets[i]!; e < this.predOffsets[i + 1]!; e++) {
+        const p = this.preds[e]!;
+        this.succs[fill[p]!++] = i;
+      }
+    }
+  }
+
+  get size(): number {
+    return this.graph.nodes.length;
+  }
+
+  predecessors(i: number): Int32Array {
+    return this.preds.subarray(this.predOffsets[i]!, this.predOffsets[i + 1]!);
+  }
+
+  successors(i: number): Int32Array {
+    return this.succs.subarray(this.succOffsets[i]!, this.succOffsets[i + 1]!);
+  }
+}
+
+/** Every value a node reads: its explicit inputs, then its subgraphs' outer-scope references. */
+export function readsOf(node: Node): string[] {
+  const reads: string[] = [];
+  for (const i of node.inputs) if (i) reads.push(i);
+  for (const r of node.outer_refs) reads.push(r);
+  return reads;
+}
+
+export interface TopoResult {
+  /** Node indices in a topological order; among ready nodes, the lowest original index goes first. */
+  order: Int32Array;
+  /** Non-empty when the graph has a cycle: indices of nodes that could not be ordered. */
+  cyclic: number[];
+}
+
+/**
+ * Kahn's algorithm with a min-heap on the original index: the result is the file's own order when
+ * that order is already topological, and deterministic otherwise.
+ */
+export function topoOrder(index: GraphIndex): TopoResult {
+  const n = index.size;
+  const indeg = new Int32Array(n);
+  for (let i = 0; i < n; i++) indeg[i] = index.predOffsets[i + 1]! - index.predOffsets[i]!;
+  const heap = new MinHeap();
+  for (let i = 0; i < n; i++) if (indeg[i] === 0) heap.push(i);
+  const order = new Int32Array(n);
+  let k = 0;
+  while (heap.size > 0) {
+    const i = heap.pop();
+    order[k++] = i;
+    const s = index.successors(i);
+    for (let e = 0; e < s.length; e++) {
+      const j = s[e]!;
+      if (--indeg[j]! === 0) heap.push(j);
+    }
+  }
+  const cyclic: number[] = [];
+  if (k < n) for (let i = 0; i < n; i++) if (indeg[i]! > 0) cyclic.push(i);
+  return { order: order.subarray(0, k), cyclic };
+}
+
+/** Position of each node in `order` (inverse permutation). */
+export function positions(order: Int32Array, n: number): Int32Array {
+  const pos = new Int32Array(n).fill(-1);
+  for (let k = 0; k < order.length; k++) pos[order[k]!] = k;
+  return pos;
+}
+
+/** Nodes reachable from `start` (not including start nodes unless reached again) following edges forward or backward. */
+export function reachable(index: GraphIndex, start: Iterable<number>, direction: 'forward' | 'backward'): Uint8Array {
+  const seen = new Uint8Array(index.size);
+  const stack: number[] = [];
+  const next = direction === 'forward' ? (i: number) => index.successors(i) : (i: number) => index.predecessors(i);
+  for (const s of start) {
+    const adj = next(s);
+    for (let e = 0; e < adj.length; e++) stack.push(adj[e]!);
+  }
+  while (stack.length > 0) {
+    const i = stack.pop()!;
+    if (seen[i]) continue;
+    seen[i] = 1;
+    const adj = next(i);
+    for (let e = 0; e < adj.length; e++) if (!seen[adj[e]!]) stack.push(adj[e]!);
+  }
+  return seen;
+}
+
+/**
+ * A node set S is convex when no path leaves S and comes back: contracting S into one node then
+ * creates no cycle. Search forward from S's outside successors; reaching S again means not convex.
+ * `pos` (topological positions) prunes the search to nodes that can still lead back into S.
+ */
+export function isConvex(index: GraphIndex, set: ReadonlySet<number>, pos?: Int32Array): boolean {
+  let maxPos = Infinity;
+  if (pos) {
+    maxPos = -1;
+    for (const i of set) maxPos = Math.max(maxPos, pos[i]!);
+  }
+  const seen = new Uint8Array(index.size);
+  const stack: number[] = [];
+  for (const i of set) {
+    const s = index.successors(i);
+    for (let e = 0; e < s.length; e++) if (!set.has(s[e]!)) stack.push(s[e]!);
+  }
+  while (stack.length > 0) {
+    const i = stack.pop()!;
+    if (seen[i]) continue;
+    seen[i] = 1;
+    if (pos && pos[i]! > maxPos) continue;
+    const s = index.successors(i);
+    for (let e = 0; e < s.length; e++) {
+      const j = s[e]!;
+      if (set.has(j)) return false;
+      if (!seen[j]) stack.push(j);
+    }
+  }
+  return true;
+}
+
+export interface Extracted {
+  graph: Graph;
+  /** Values read by the set but produced outside it (graph inputs included, initializers not). */
+  boundary_inputs: string[];
+  /** Values produced in the set and read outside it, or outputs of the whole graph. */
+  boundary_outputs: string[];
+}
+
+/**
+ * Cut a node set out as a standalone graph. Initializers it reads come along (by reference, no
+ * bytes copied); values produced outside become graph inputs; values it produces that anything
+ * outside reads (or that are graph outputs) become graph outputs. Nodes keep their relative order.
+ */
+export function extractSubgraph(index: GraphIndex, nodes: Iterable<number>, name: string): Extracted {
+  const g = index.graph;
+  const members = [...new Set(nodes)].sort((a, b) => a - b);
+  const inSet = new Set(members);
+  const produced = new Set<string>();
+  for (const i of members) for (const o of g.nodes[i]!.outputs) if (o) produced.add(o);
+  const graphOutputs = new Set(g.outputs.map((o) => o.name));
+  const graphInputs = new Set(g.inputs.map((x) => x.name));
+
+  const inputs: string[] = [];
+  const seenInput = new Set<string>();
+  const initializers = new Map<string, TensorData>();
+  for (const i of members) {
+    for (const v of readsOf(g.nodes[i]!)) {
+      if (produced.has(v) || seenInput.has(v)) continue;
+      const init = g.initializers.get(v);
+      if (init && !graphInputs.has(v)) initializers.set(v, init);
+      else inputs.push(v);
+      seenInput.add(v);
+    }
+  }
+  const outputs: string[] = [];
+  for (const i of members) {
+    for (const o of g.nodes[i]!.outputs) {
+      if (!o) continue;
+      const readers = index.consumers.get(o) ?? [];
+      if (graphOutputs.has(o) || readers.some((r) => !inSet.has(r))) outputs.push(o);
+    }
+  }
+  const info = (v: string): ValueInfo => {
+    const t = g.declared.get(v);
+    const b = g.declared_bytes.get(v);
+    return b !== undefined ? { name: v, type: t ?? null, bytes: b } : { name: v, type: t ?? null };
+  };
+  const declared = new Map<string, TensorType>();
+  const declaredBytes = new Map<string, number>();
+  for (const v of [...inputs, ...outputs, ...produced, ...initializers.keys()]) {
+    const t = g.declared.get(v);
+    if (t) declared.set(v, t);
+    const b = g.declared_bytes.get(v);
+    if (b !== undefined) declaredBytes.set(v, b);
+  }
+  return {
+    graph: {
+      name,
+      nodes: members.map((i) => g.nodes[i]!),
+      inputs: inputs.map(info),
+      outputs: outputs.map(info),
+      initializers,
+      declared,
+      declared_bytes: declaredBytes,
+    },
+    boundary_inputs: inputs,
+    boundary_outputs: outputs,
+  };
+}
+
+/** Binary min-heap of non-negative integers. */
+export class MinHeap {
+  private data: number[] = [];
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  push(x: number): void {
+    const d = this.data;
+    d.push(x);
+    let i = d.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (d[p]! <= x) break;
+      d[i] = d[p]!;
+      i = p;
+    }
+    d[i] = x;
+  }
+
+  pop(): number {
+    const d = this.data;
+    const top = d[0]!;
+    const last = d.pop()!;
+    if (d.length > 0) {
+      let i = 0;
+      const n = d.length;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && d[r]! < d[l]! ? r : l;
+        if (d[c]! >= last) break;
+        d[i] = d[c]!;
+        i = c;
+      }
+      d[i] = last;
+    }
+    return top;
+  }
+}

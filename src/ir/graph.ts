@@ -1,0 +1,188 @@
+// The graph IR every pass reads. Values are named (SSA, as in ONNX); nodes refer to them by name.
+// Weight bytes are never copied in: a tensor records where its bytes live (a view of the model
+// file, an external file range, or nothing), so planning a 140 GB model needs none of them.
+
+import type { DType } from './dtype.js';
+
+/** A dimension: a number, or a symbol / symbolic expression such as `past_seq + seq`. */
+export type Dim = number | string;
+export type Shape = Dim[];
+
+/** dtype plus shape; `shape: null` means the rank itself is unknown. */
+export interface TensorType {
+  dtype: DType;
+  shape: Shape | null;
+}
+
+export interface ValueInfo {
+  name: string;
+  type: TensorType | null;
+  /** Declared size in bytes for values with no tensor type (abstract task graphs). */
+  bytes?: number;
+}
+
+export type TensorLocation =
+  /** Bytes held by the model file (a view into the buffer it was decoded from, not a copy). */
+  | { kind: 'inline'; data: Uint8Array }
+  /** Bytes in an external file, resolved inside the model's folder; `present` is false when the file is missing. */
+  | { kind: 'external'; file: string; path: string; offset: number; length: number; present: boolean }
+  /** No bytes anywhere (a JSON graph's initializer, or a graph-only model). */
+  | { kind: 'absent' };
+
+export interface TensorData {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  byte_size: number;
+  location: TensorLocation;
+}
+
+export type Attr =
+  | { type: 'int'; value: number }
+  | { type: 'float'; value: number }
+  | { type: 'string'; value: string }
+  | { type: 'ints'; value: number[] }
+  | { type: 'floats'; value: number[] }
+  | { type: 'strings'; value: string[] }
+  | { type: 'tensor'; value: TensorData }
+  | { type: 'tensors'; value: TensorData[] }
+  | { type: 'graph'; value: Graph }
+  | { type: 'graphs'; value: Graph[] }
+  | { type: 'type'; value: TensorType | null }
+  | { type: 'ref'; value: string };
+
+/** Cost of an abstract task: explicit seconds per device kind or id, or FLOPs and bytes. */
+export interface TaskCost {
+  time_s?: Record<string, number>;
+  flops?: number;
+  bytes?: number;
+}
+
+export interface Node {
+  /** Unique within its graph (import makes it so: empty ONNX names become `<op>_<index>`). */
+  name: string;
+  op: string;
+  /** '' is the default ONNX domain (ai.onnx). */
+  domain: string;
+  /** '' marks an omitted optional input. */
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, Attr>;
+  /** Values from this graph that nested subgraphs read (implicit inputs, as onnxruntime calls them). */
+  outer_refs: string[];
+  task?: TaskCost;
+}
+
+export interface Graph {
+  name: string;
+  nodes: Node[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  initializers: Map<string, TensorData>;
+  /** Declared types of values: graph inputs, outputs, value_info, initializers. */
+  declared: Map<string, TensorType>;
+  /** Declared byte sizes of values without a tensor type (abstract graphs). */
+  declared_bytes: Map<string, number>;
+}
+
+export interface StateAnnotation {
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  kind?: string;
+}
+
+export interface MoeAnnotation {
+  layer: number;
+  router?: string[];
+  experts: string[][];
+  top_k?: number;
+}
+
+export interface Model {
+  format: 'onnx' | 'hxc-graph/v1';
+  /** The path as the user gave it, and the folder external data must stay within. */
+  path: string;
+  dir: string;
+  sha256: string;
+  file_bytes: number;
+  name: string;
+  ir_version: number | null;
+  producer: string;
+  /** Domain ('' = ai.onnx) → opset version. */
+  opsets: Record<string, number>;
+  graph: Graph;
+  /** Model-local functions (ONNX FunctionProto), kept by `domain:name`. */
+  functions: string[];
+  annotations: { state: StateAnnotation[]; moe: MoeAnnotation[] };
+  /** True when every initializer's bytes are available (inline, or an external file that exists). */
+  weights_present: boolean;
+}
+
+export function newGraph(name: string): Graph {
+  return {
+    name, nodes: [], inputs: [], outputs: [], initializers: new Map(),
+    declared: new Map(), declared_bytes: new Map(),
+  };
+}
+
+/** Total parameter bytes: initializers, computed from dims, present or not. */
+export function paramBytes(graph: Graph): number {
+  let total = 0;
+  for (const t of graph.initializers.values()) total += t.byte_size;
+  return total;
+}
+
+/** Bytes held in Constant nodes (some exporters keep weights there). */
+export function constantBytes(graph: Graph): number {
+  let total = 0;
+  for (const n of graph.nodes) {
+    if (n.op === 'Constant' && n.domain === '' && n.attrs.value?.type === 'tensor') total += n.attrs.value.value.byte_size;
+  }
+  return total;
+}
+
+export function nodesInSubgraphs(graph: Graph): number {
+  let count = 0;
+  for (const n of graph.nodes) {
+    for (const a of Object.values(n.attrs)) {
+      const subs = a.type === 'graph' ? [a.value] : a.type === 'graphs' ? a.value : [];
+      for (const g of subs) count += g.nodes.length + nodesInSubgraphs(g);
+    }
+  }
+  return count;
+}
+
+export function subgraphsOf(node: Node): Graph[] {
+  const out: Graph[] = [];
+  for (const a of Object.values(node.attrs)) {
+    if (a.type === 'graph') out.push(a.value);
+    else if (a.type === 'graphs') out.push(...a.value);
+  }
+  return out;
+}
+
+/** Names a nested graph reads from enclosing scopes (not defined inside it). */
+export function freeNames(graph: Graph): Set<string> {
+  const defined = new Set<string>();
+  for (const v of graph.inputs) defined.add(v.name);
+  for (const k of graph.initializers.keys()) defined.add(k);
+  for (const n of graph.nodes) for (const o of n.outputs) if (o) defined.add(o);
+  const free = new Set<string>();
+  for (const n of graph.nodes) {
+    for (const i of n.inputs) if (i && !defined.has(i)) free.add(i);
+    for (const sub of subgraphsOf(n)) for (const f of freeNames(sub)) if (!defined.has(f)) free.add(f);
+  }
+  for (const o of graph.outputs) if (!defined.has(o.name)) free.add(o.name);
+  return free;
+}
+
+export function shapeToString(shape: Shape | null): string {
+  if (shape === null) return '?';
+  return `[${shape.map((d) => String(d)).join(', ')}]`;
+}
+
+export function typeToString(t: TensorType | null | undefined): string {
+  if (!t) return '?';
+  return `${t.dtype}${shapeToString(t.shape)}`;
+}

@@ -1,0 +1,44 @@
+// The concrete PassContext: holds options, diagnostics, the model once imported, the topology
+// (loaded lazily, default rack when none is given) and the analyses by pass name.
+
+import { Diagnostics, HxcError } from '../diag/diagnostics.js';
+import type { Model } from '../ir/graph.js';
+import { defaultTopology, loadTopology, type Topology } from '../topology/index.js';
+import type { PassContext, PlanOptions } from './pass.js';
+
+export class Context implements PassContext {
+  readonly analyses = new Map<string, unknown>();
+  private modelValue: Model | null = null;
+  private topologyValue: Topology | null = null;
+
+  constructor(readonly options: PlanOptions, readonly diagnostics = new Diagnostics()) {}
+
+  get model(): Model {
+    if (!this.modelValue) throw new Error('internal: the model is read before the import pass ran');
+    return this.modelValue;
+  }
+
+  set model(m: Model) {
+    this.modelValue = m;
+  }
+
+  topology(): Topology {
+    if (!this.topologyValue) {
+      this.topologyValue = this.options.topology_path ? loadTopology(this.options.topology_path) : defaultTopology();
+    }
+    return this.topologyValue;
+  }
+
+  get<T>(pass: string): T {
+    if (!this.analyses.has(pass)) throw new HxcError('HXC2402', `the analysis of pass "${pass}" is needed but that pass has not run`, { hint: `add ${pass} to --passes` });
+    return this.analyses.get(pass) as T;
+  }
+
+  has(pass: string): boolean {
+    return this.analyses.has(pass);
+  }
+
+  store(pass: string, result: unknown): void {
+    this.analyses.set(pass, result);
+  }
+}

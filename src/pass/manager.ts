@@ -1,0 +1,140 @@
+// The pass manager: resolves a pipeline (pulling in missing prerequisites), runs it, and hosts the
+// instrumentation hooks (print IR before/after, per-pass dumps, timing) outside the passes.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { HxcError } from '../diag/diagnostics.js';
+import { printModel } from '../ir/print.js';
+import type { Pass, PassContext } from './pass.js';
+
+export interface Instrumentation {
+  printBefore: Set<string> | 'all';
+  printAfter: Set<string> | 'all';
+  dumpDir: string | null;
+  timePasses: boolean;
+  /** Where printed IR and the timing table go (stderr in the CLI). */
+  write(text: string): void;
+}
+
+export interface PassTiming {
+  name: string;
+  ms: number;
+  statistics: Record<string, number | string>;
+}
+
+export interface ResolvedPipeline {
+  passes: Pass[];
+  /** Prerequisites not asked for that were added. */
+  pulled_in: string[];
+}
+
+/**
+ * Order the requested passes by the registry's pipeline order, adding every prerequisite that was
+ * not requested (reported in `pulled_in`). With `strict`, a missing prerequisite is an error instead.
+ */
+export function resolvePipeline(registry: readonly Pass[], requested: string[] | null, strict = false): ResolvedPipeline {
+  const byName = new Map(registry.map((p) => [p.name, p]));
+  if (requested === null) return { passes: registry.slice(), pulled_in: [] };
+  const want = new Set<string>();
+  const pulled: string[] = [];
+  for (const name of requested) {
+    if (!byName.has(name)) {
+      throw new HxcError('HXC2401', `unknown pass "${name}"`, { where: '--passes', hint: `choose from: ${registry.map((p) => p.name).join(', ')}` });
+    }
+    want.add(name);
+  }
+  const visit = (name: string, by: string | null): void => {
+    if (want.has(name) && by !== null) return;
+    if (by !== null) {
+      if (strict) {
+        throw new HxcError('HXC2402', `pass "${by}" needs pass "${name}", which is not in the pipeline`, { where: '--passes', hint: `add ${name} before ${by}` });
+      }
+      want.add(name);
+      pulled.push(name);
+    }
+    for (const r of byName.get(name)!.requires) visit(r, name);
+  };
+  for (const name of requested) visit(name, null);
+  return { passes: registry.filter((p) => want.has(p.name)), pulled_in: pulled.filter((n, i) => pulled.indexOf(n) === i) };
+}
+
+export function pipelineString(passes: readonly Pass[]): string {
+  return passes.map((p) => p.name).join(',');
+}
+
+export class PassManager {
+  constructor(private readonly passes: readonly Pass[], private readonly instr: Instrumentation) {}
+
+  run(ctx: PassContext, store: (name: string, result: unknown) => void): PassTiming[] {
+    const timings: PassTiming[] = [];
+    const dumps: { file: string; text: string }[] = [];
+    const wants = (set: Set<string> | 'all', name: string): boolean => set === 'all' || set.has(name);
+    this.passes.forEach((pass, i) => {
+      if (wants(this.instr.printBefore, pass.name) && ctx.has('import')) {
+        this.instr.write(`// ----- IR before ${pass.name} -----\n${this.printIR(ctx, i)}`);
+      }
+      const t0 = process.hrtime.bigint();
+      const result = pass.run(ctx);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      store(pass.name, result);
+      const statistics = pass.statistics(result, ctx);
+      timings.push({ name: pass.name, ms, statistics });
+      if (wants(this.instr.printAfter, pass.name)) {
+        this.instr.write(`// ----- IR after ${pass.name} -----\n${this.printIR(ctx, i + 1)}${pass.dump(result, ctx)}`);
+      }
+      if (this.instr.dumpDir !== null) {
+        dumps.push({ file: `${String(i).padStart(2, '0')}-${pass.name}.txt`, text: dumpText(pass, result, statistics, ctx) });
+      }
+    });
+    if (this.instr.dumpDir !== null) writeDirAtomically(this.instr.dumpDir, dumps);
+    if (this.instr.timePasses) this.instr.write(timingTable(timings));
+    return timings;
+  }
+
+  /** The IR with the per-node notes of every pass that has run so far. */
+  private printIR(ctx: PassContext, ran: number): string {
+    const done = this.passes.slice(0, ran).filter((p) => p.nodeNote && ctx.has(p.name));
+    return printModel(ctx.model, (node) => done.map((p) => p.nodeNote!(ctx.get(p.name), ctx, node) ?? ''));
+  }
+}
+
+function dumpText(pass: Pass, result: unknown, statistics: Record<string, number | string>, ctx: PassContext): string {
+  const stats = Object.entries(statistics).map(([k, v]) => `//   ${k}: ${v}`).join('\n');
+  return `// pass ${pass.name}: ${pass.summary}\n// statistics:\n${stats}\n${pass.dump(result, ctx)}`;
+}
+
+export function timingTable(timings: PassTiming[]): string {
+  const total = timings.reduce((s, t) => s + t.ms, 0);
+  const rows = timings.map((t) => {
+    const share = total > 0 ? (100 * t.ms) / total : 0;
+    const stats = Object.entries(t.statistics).map(([k, v]) => `${k}=${v}`).join(' ');
+    return `  ${t.ms.toFixed(2).padStart(10)} ms ${share.toFixed(1).padStart(5)}%  ${t.name.padEnd(10)} ${stats}`;
+  });
+  return `===== pass execution timing =====\n${rows.join('\n')}\n  ${total.toFixed(2).padStart(10)} ms 100.0%  total\n`;
+}
+
+/** Write files into DIR through a temporary sibling folder and a rename: no half-written folder is left. */
+export function writeDirAtomically(dir: string, files: { file: string; text: string | Uint8Array }[]): void {
+  const target = path.resolve(dir);
+  const parent = path.dirname(target);
+  fs.mkdirSync(parent, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-`));
+  try {
+    for (const f of files) {
+      const p = path.join(tmp, f.file);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, f.text);
+    }
+    if (fs.existsSync(target)) {
+      const old = `${tmp}.old`;
+      fs.renameSync(target, old);
+      fs.renameSync(tmp, target);
+      fs.rmSync(old, { recursive: true, force: true });
+    } else {
+      fs.renameSync(tmp, target);
+    }
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}

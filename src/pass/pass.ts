@@ -1,0 +1,49 @@
+// The pass contract (after MLIR's Pass and TVM's PassContext): a pass is a small declared object
+// that reads the IR and earlier analyses from the context and returns its own analysis. The pass
+// manager stores it under the pass's name; nothing else writes it.
+
+import type { Diagnostics } from '../diag/diagnostics.js';
+import type { Model } from '../ir/graph.js';
+import type { Topology } from '../topology/index.js';
+
+/** Options every pass may read; each pass documents the ones it uses in `options`. */
+export interface PlanOptions {
+  model_path: string;
+  topology_path: string | null;
+  /** Symbolic dims bound by `--dim name=value`. */
+  dims: Record<string, number>;
+  /** Free-form pass options (`--phase`, `--objective`, ...), by option name. */
+  flags: Record<string, string | number | boolean>;
+}
+
+export interface PassContext {
+  readonly options: PlanOptions;
+  readonly diagnostics: Diagnostics;
+  /** The imported model (set by the import pass). */
+  model: Model;
+  /** The topology, loaded on first use (default rack when none was given). */
+  topology(): Topology;
+  /** Analyses by the name of the pass that provided them. */
+  get<T>(pass: string): T;
+  has(pass: string): boolean;
+}
+
+export interface PassOption {
+  name: string;
+  description: string;
+}
+
+export interface Pass<T = unknown> {
+  name: string;
+  summary: string;
+  /** Passes whose analyses this one reads; the manager runs them first. */
+  requires: string[];
+  options: PassOption[];
+  run(ctx: PassContext): T;
+  /** Named counters shown by `--time-passes` and in dumps ("nodes: 530"). */
+  statistics(result: T, ctx: PassContext): Record<string, number | string>;
+  /** The analysis in a stable textual form (for --dump-dir and golden tests). */
+  dump(result: T, ctx: PassContext): string;
+  /** Optional per-node note appended to that node's line when the IR is printed. */
+  nodeNote?(result: T, ctx: PassContext, node: number): string | undefined;
+}

@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { onnx } from './onnx-builder.js';
+import { EXAMPLES, FIXTURES, hxc, isOneLineError, sharedModels, tmpDir } from './helpers.js';
+
+test('hxc --help works and lists the commands', () => {
+  const r = hxc(['--help']);
+  assert.equal(r.code, 0);
+  for (const c of ['plan', 'inspect', 'passes', 'topology']) assert.match(r.stdout, new RegExp(`\\b${c}\\b`));
+});
+
+test('inspect --json reports the node count each shared model holds', () => {
+  for (const file of sharedModels()) {
+    const r = hxc(['inspect', file, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    const raw = onnx.ModelProto.decode(fs.readFileSync(file));
+    assert.equal(report.counts.nodes, raw.graph!.node!.length, file);
+    assert.equal(report.counts.initializers, raw.graph!.initializer!.length, file);
+    const histogram = Object.values(report.op_types as Record<string, number>).reduce((a, b) => a + b, 0);
+    assert.equal(histogram, report.counts.nodes);
+    assert.ok(Array.isArray(report.inputs) && report.inputs.length > 0);
+    assert.equal(typeof report.param_bytes, 'number');
+  }
+});
+
+test('inspect on the bundled GPT-2 gives its inputs, outputs and opset', () => {
+  const r = hxc(['inspect', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--json']);
+  const report = JSON.parse(r.stdout);
+  assert.deepEqual(report.opsets, { 'ai.onnx': 13 });
+  assert.deepEqual(report.inputs[0], { name: 'input_ids', dtype: 'int64', shape: ['batch_size', 'sequence_length'] });
+  assert.equal(report.outputs.length, 5);
+  assert.equal(report.op_types.Gemm, 8);
+  assert.equal(report.weights_present, true);
+  const text = hxc(['inspect', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx')]);
+  assert.match(text.stdout, /nodes 530 /);
+});
+
+test('every example rack prints with hxc topology, as text and JSON', () => {
+  const counts: Record<string, number> = { 'rack-8gpu.yaml': 9, 'rack-hetero.yaml': 11, 'rack-tiny.yaml': 2 };
+  for (const [file, n] of Object.entries(counts)) {
+    const text = hxc(['topology', path.join(EXAMPLES, file)]);
+    assert.equal(text.code, 0, text.stderr);
+    const json = JSON.parse(hxc(['topology', path.join(EXAMPLES, file), '--json']).stdout);
+    assert.equal(json.devices.length, n);
+    for (const d of json.devices) assert.match(text.stdout, new RegExp(`\\b${d.id}\\b`));
+  }
+  const def = hxc(['topology', '--default', '--json']);
+  assert.equal(def.code, 0);
+  assert.ok(JSON.parse(def.stdout).devices.length >= 2);
+});
+
+test('bad inputs: one line on stderr, exit 2, no stack trace', () => {
+  const dir = tmpDir();
+  const unknownDevice = path.join(dir, 'unknown-device.yaml');
+  fs.writeFileSync(unknownDevice, fs.readFileSync(path.join(EXAMPLES, 'rack-tiny.yaml'), 'utf8').replace('connects: [cpu0, gpu0]', 'connects: [cpu0, gpu9]'));
+  const badUnit = path.join(dir, 'bad-unit.yaml');
+  fs.writeFileSync(badUnit, fs.readFileSync(path.join(EXAMPLES, 'rack-tiny.yaml'), 'utf8').replace('bandwidth: 16GB/s', 'bandwidth: 80 GB/'));
+  const cases: [string[], string][] = [
+    [['inspect', path.join(FIXTURES, 'bad', 'truncated.onnx')], 'HXC2103'],
+    [['inspect', path.join(FIXTURES, 'bad', 'not-onnx.onnx')], 'HXC2102'],
+    [['inspect', path.join(FIXTURES, 'bad', 'empty.onnx')], 'HXC2101'],
+    [['inspect', path.join(FIXTURES, 'bad', 'cycle.json')], 'HXC2204'],
+    [['inspect', path.join(FIXTURES, 'bad', 'undefined-value.json')], 'HXC2203'],
+    [['inspect', path.join(dir, 'does-not-exist.onnx')], 'HXC2001'],
+    [['plan', path.join(FIXTURES, 'graphs', 'mlp.json'), '--topology', path.join(dir, 'nope.yaml')], 'HXC2001'],
+    [['topology', unknownDevice], 'HXC2304'],
+    [['topology', badUnit], 'HXC2303'],
+    [['plan', path.join(FIXTURES, 'graphs', 'mlp.json'), '--passes', 'nosuchpass'], 'HXC2401'],
+    [['plan', path.join(FIXTURES, 'graphs', 'mlp.json'), '--dim', 'batch'], 'HXC2206'],
+    [['inspect'], 'HXC2002'],
+    [['plan', 'x.onnx', '--no-such-flag'], 'HXC2002'],
+  ];
+  for (const [args, code] of cases) {
+    const problem = isOneLineError(hxc(args), code);
+    assert.equal(problem, null, `${args.join(' ')}: ${problem}`);
+  }
+  const where = hxc(['topology', unknownDevice]).stderr;
+  assert.match(where, /unknown-device\.yaml:\d+/);
+  assert.match(where, /gpu9/);
+});
+
+test('plan runs the pipeline; --passes pulls in prerequisites; --strict-passes names the missing one', () => {
+  const model = path.join(FIXTURES, 'graphs', 'mlp.json');
+  const ok = hxc(['plan', model, '--passes', 'verify']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /added prerequisite passes: import/);
+  assert.match(ok.stdout, /pipeline: import,verify/);
+  const strict = hxc(['plan', model, '--passes', 'verify', '--strict-passes']);
+  assert.equal(isOneLineError(strict, 'HXC2402'), null);
+  assert.match(strict.stderr, /needs pass "import"/);
+});
+
+test('plan instrumentation: print-after, time-passes, dump-dir with stable dumps', () => {
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const dir = tmpDir();
+  const r = hxc(['plan', model, '--print-after', 'import', '--time-passes', '--dump-dir', path.join(dir, 'd1')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /----- IR after import -----/);
+  assert.match(r.stderr, /%logits = Gemm|= MatMul\(/);
+  assert.match(r.stderr, /pass execution timing/);
+  const files = fs.readdirSync(path.join(dir, 'd1')).sort();
+  assert.deepEqual(files.slice(0, 2), ['00-import.txt', '01-verify.txt']);
+  hxc(['plan', model, '--dump-dir', path.join(dir, 'd2')]);
+  for (const f of files) {
+    assert.equal(fs.readFileSync(path.join(dir, 'd1', f), 'utf8'), fs.readFileSync(path.join(dir, 'd2', f), 'utf8'), `${f} is deterministic`);
+  }
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no temporary folder left behind');
+});
+
+test('hxc passes lists the registry with prerequisites', () => {
+  const r = JSON.parse(hxc(['passes', '--json']).stdout);
+  assert.equal(r.passes[0].name, 'import');
+  assert.deepEqual(r.passes[1].requires, ['import']);
+});

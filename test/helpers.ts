@@ -1,0 +1,49 @@
+// Test helpers: where things are, and running the real CLI as a user would.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Tests run from dist/test/*.js: the repository is two folders up. */
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const SHARED = path.resolve(REPO, '..', 'shared');
+export const SHARED_MODELS = path.join(SHARED, 'models');
+export const EXAMPLES = path.join(SHARED, 'examples');
+export const FIXTURES = path.join(REPO, 'fixtures');
+export const HXC = path.join(REPO, 'bin', 'hxc');
+
+export function sharedModels(): string[] {
+  if (!fs.existsSync(SHARED_MODELS)) return [];
+  return fs.readdirSync(SHARED_MODELS).filter((f) => f.endsWith('.onnx')).sort().map((f) => path.join(SHARED_MODELS, f));
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function hxc(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
+  const r = spawnSync(process.execPath, [HXC, ...args], {
+    cwd: opts.cwd ?? REPO,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...opts.env },
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Asserts the shape of a user-facing error: one line, a code, exit 2, no stack trace. */
+export function isOneLineError(r: CliResult, code: string): string | null {
+  if (r.code !== 2) return `exit code ${r.code}, expected 2 (stderr: ${r.stderr})`;
+  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('hxc: warning'));
+  if (lines.length !== 1) return `expected one line on stderr, got ${lines.length}: ${r.stderr}`;
+  if (!lines[0]!.includes(code)) return `expected ${code} in: ${lines[0]}`;
+  if (/\n\s+at |Error:/.test(r.stderr)) return `stack trace or raw error in: ${r.stderr}`;
+  return null;
+}
+
+export function tmpDir(prefix = 'hxc-test-'): string {
+  return fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), prefix));
+}

@@ -1,0 +1,48 @@
+// Builds small ONNX files with onnx-proto for tests that need shapes of model no exporter gives us
+// (external data that escapes its folder, subgraphs, synthetic sizes).
+
+import { createRequire } from 'node:module';
+import type { onnx as OnnxNs } from 'onnx-proto';
+
+const require = createRequire(import.meta.url);
+export const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
+
+export function tensorType(elemType: number, dims: (number | string)[]): OnnxNs.ITypeProto {
+  return { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } };
+}
+
+export function valueInfo(name: string, elemType: number, dims: (number | string)[]): OnnxNs.IValueInfoProto {
+  return { name, type: tensorType(elemType, dims) };
+}
+
+export function encodeModel(graph: OnnxNs.IGraphProto, opset = 17): Buffer {
+  const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'hxc-test', opsetImport: [{ domain: '', version: opset }], graph });
+  return Buffer.from(onnx.ModelProto.encode(model).finish());
+}
+
+/** x[1,4] + w[1,4] → y, where w lives in external data at `location` (offset 0, 16 bytes). */
+export function externalAddModel(location: string): Buffer {
+  return encodeModel({
+    name: 'ext',
+    node: [{ name: 'add', opType: 'Add', input: ['x', 'w'], output: ['y'] }],
+    input: [valueInfo('x', 1, [1, 4])],
+    output: [valueInfo('y', 1, [1, 4])],
+    initializer: [{
+      name: 'w', dataType: 1, dims: [1, 4], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [{ key: 'location', value: location }, { key: 'offset', value: '0' }, { key: 'length', value: '16' }],
+    }],
+  });
+}
+
+/** A chain of `n` element-wise nodes (Relu/Add alternating, with skip edges), for size tests. */
+export function chainModel(n: number): Buffer {
+  const nodes: OnnxNs.INodeProto[] = [];
+  let prev = 'x';
+  for (let i = 0; i < n; i++) {
+    const out = `v${i}`;
+    if (i % 2 === 0) nodes.push({ name: `relu_${i}`, opType: 'Relu', input: [prev], output: [out] });
+    else nodes.push({ name: `add_${i}`, opType: 'Add', input: [prev, i >= 3 ? `v${i - 3}` : 'x'], output: [out] });
+    prev = out;
+  }
+  return encodeModel({ name: 'chain', node: nodes, input: [valueInfo('x', 1, ['batch', 64])], output: [valueInfo(prev, 1, ['batch', 64])] });
+}
