@@ -36,6 +36,8 @@ interface ImportContext {
   diagnostics: Diagnostics;
   /** External files: resolved path → size in bytes, or -1 when missing. Each is stat'ed once. */
   externalFiles: Map<string, number>;
+  /** External locations as written → resolved path (models name one file thousands of times). */
+  resolvedLocations: Map<string, string>;
   missingExternal: { count: number; bytes: number; files: Set<string> };
 }
 
@@ -65,7 +67,7 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
   }
   const dir = path.dirname(path.resolve(file));
   const ctx: ImportContext = {
-    file, dir, realDir: safeRealpath(dir), buffer, diagnostics, externalFiles: new Map(),
+    file, dir, realDir: safeRealpath(dir), buffer, diagnostics, externalFiles: new Map(), resolvedLocations: new Map(),
     missingExternal: { count: 0, bytes: 0, files: new Set() },
   };
   const opsets: Record<string, number> = {};
@@ -281,7 +283,11 @@ function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: 
   if (path.isAbsolute(location) || location.includes('\0')) {
     throw new HxcError('HXC2104', `external data location "${location}" is absolute`, { where: at, hint: 'external data must sit in the model\'s folder, named by a relative path' });
   }
-  const resolved = path.resolve(ctx.dir, location);
+  let resolved = ctx.resolvedLocations.get(location);
+  if (resolved === undefined) {
+    resolved = path.resolve(ctx.dir, location);
+    ctx.resolvedLocations.set(location, resolved);
+  }
   if (!isInside(ctx.dir, resolved)) {
     throw new HxcError('HXC2104', `external data location "${location}" leaves the model's folder`, { where: at, hint: 'move the weights next to the model and re-save it with a relative location' });
   }

@@ -4,62 +4,121 @@
 
 import type { Graph, Node, TensorData, TensorType, ValueInfo } from './graph.js';
 
-/** Integer-indexed dependency structure, built once per graph (CSR arrays keep 200k nodes cheap). */
+/** Read-only name-keyed views over the integer arrays (the Map-like API the passes use). */
+export interface NameLookup<T> {
+  get(name: string): T | undefined;
+  readonly size: number;
+}
+
+/**
+ * Integer-indexed dependency structure, built once per graph. Value names are interned to ids once;
+ * everything else is typed arrays (CSR), so a 200k-node graph costs a few allocations, not 200k.
+ */
 export class GraphIndex {
   readonly graph: Graph;
-  /** Value name → index of the node producing it (graph inputs and initializers have none). */
-  readonly producer = new Map<string, number>();
-  /** Value name → indices of consuming nodes, in node order, each once. */
-  readonly consumers = new Map<string, number[]>();
-  readonly nodeByName = new Map<string, number>();
+  /** Value name → dense id (every value read or written by a node, plus graph inputs and initializers). */
+  readonly valueIds = new Map<string, number>();
+  readonly valueNames: string[] = [];
+  /** Value id → index of the node producing it, or -1 (graph inputs, initializers, undefined). */
+  readonly producerOf: Int32Array;
+  /** Value id → consuming node indices, in node order, each once (CSR). */
+  readonly consumerOffsets: Int32Array;
+  readonly consumerList: Int32Array;
   /** Predecessor / successor node indices, deduplicated (CSR: offsets into a flat list). */
   readonly predOffsets: Int32Array;
   readonly preds: Int32Array;
   readonly succOffsets: Int32Array;
   readonly succs: Int32Array;
+  /** Set when a value has two producers: [value, first producer, second producer]. */
+  readonly duplicateProducer: [string, number, number] | null = null;
+  private nodeByNameMap: Map<string, number> | null = null;
 
   constructor(graph: Graph) {
     this.graph = graph;
     const nodes = graph.nodes;
     const n = nodes.length;
+    const ids = this.valueIds;
+    const names = this.valueNames;
+    const intern = (name: string): number => {
+      let id = ids.get(name);
+      if (id === undefined) {
+        id = names.length;
+        ids.set(name, id);
+        names.push(name);
+      }
+      return id;
+    };
+    for (const v of graph.inputs) intern(v.name);
+    for (const k of graph.initializers.keys()) intern(k);
+    // Reads per node (CSR), interned in one sweep.
+    const readOffsets = new Int32Array(n + 1);
+    const reads: number[] = [];
+    const outOffsets = new Int32Array(n + 1);
+    const outs: number[] = [];
     for (let i = 0; i < n; i++) {
       const node = nodes[i]!;
-      this.nodeByName.set(node.name, i);
-      for (const o of node.outputs) if (o) this.producer.set(o, i);
+      readOffsets[i] = reads.length;
+      for (const v of node.inputs) if (v) reads.push(intern(v));
+      for (const v of node.outer_refs) reads.push(intern(v));
+      outOffsets[i] = outs.length;
+      for (const v of node.outputs) if (v) outs.push(intern(v));
     }
-    const predLists: number[][] = new Array(n);
-    let edgeCount = 0;
-    const mark = new Int32Array(n).fill(-1);
+    readOffsets[n] = reads.length;
+    outOffsets[n] = outs.length;
+    const valueCount = names.length;
+    this.producerOf = new Int32Array(valueCount).fill(-1);
     for (let i = 0; i < n; i++) {
-      const list: number[] = [];
-      for (const name of readsOf(nodes[i]!)) {
-        let c = this.consumers.get(name);
-        if (!c) this.consumers.set(name, (c = []));
-        if (c[c.length - 1] !== i) c.push(i);
-        const p = this.producer.get(name);
-        if (p !== undefined && mark[p] !== i) {
-          mark[p] = i;
-          list.push(p);
+      for (let e = outOffsets[i]!; e < outOffsets[i + 1]!; e++) {
+        const v = outs[e]!;
+        if (this.producerOf[v] !== -1 && this.duplicateProducer === null) {
+          (this as { duplicateProducer: [string, number, number] | null }).duplicateProducer = [names[v]!, this.producerOf[v]!, i];
+        }
+        this.producerOf[v] = i;
+      }
+    }
+    // Consumers per value (CSR), each node once per value.
+    const consCount = new Int32Array(valueCount + 1);
+    const lastReader = new Int32Array(valueCount).fill(-1);
+    for (let i = 0; i < n; i++) {
+      for (let e = readOffsets[i]!; e < readOffsets[i + 1]!; e++) {
+        const v = reads[e]!;
+        if (lastReader[v] !== i) {
+          lastReader[v] = i;
+          consCount[v + 1]!++;
         }
       }
-      predLists[i] = list;
-      edgeCount += list.length;
     }
+    for (let v = 0; v < valueCount; v++) consCount[v + 1]! += consCount[v]!;
+    this.consumerOffsets = consCount;
+    this.consumerList = new Int32Array(consCount[valueCount]!);
+    const fillCons = consCount.slice(0, valueCount);
+    lastReader.fill(-1);
+    // Predecessors per node, deduplicated, in first-read order.
+    const mark = new Int32Array(n).fill(-1);
+    const predList: number[] = [];
     this.predOffsets = new Int32Array(n + 1);
-    this.preds = new Int32Array(edgeCount);
     const succCount = new Int32Array(n);
-    let k = 0;
     for (let i = 0; i < n; i++) {
-      this.predOffsets[i] = k;
-      for (const p of predLists[i]!) {
-        this.preds[k++] = p;
-        succCount[p]!++;
+      this.predOffsets[i] = predList.length;
+      for (let e = readOffsets[i]!; e < readOffsets[i + 1]!; e++) {
+        const v = reads[e]!;
+        if (lastReader[v] !== i) {
+          lastReader[v] = i;
+          this.consumerList[fillCons[v]!++] = i;
+        }
+        const p = this.producerOf[v]!;
+        if (p !== -1 && mark[p] !== i) {
+          mark[p] = i;
+          predList.push(p);
+          succCount[p]!++;
+        }
       }
     }
-    this.predOffsets[n] = k;
+    this.predOffsets[n] = predList.length;
+    this.preds = Int32Array.from(predList);
     this.succOffsets = new Int32Array(n + 1);
     for (let i = 0; i < n; i++) this.succOffsets[i + 1] = this.succOffsets[i]! + succCount[i]!;
-    this.succs = new Int32Array(edgeCount);
+    this.succs = new Int32Array(predList.length);
     const fill = this.succOffsets.slice(0, n);
     for (let i = 0; i < n; i++) {
       for (let e = this.predOffsets[i]!; e < this.predOffsets[i + 1]!; e++) {
@@ -71,6 +130,44 @@ export class GraphIndex {
 
   get size(): number {
     return this.graph.nodes.length;
+  }
+
+  /** Value name → producing node index (absent for graph inputs and initializers). */
+  get producer(): NameLookup<number> {
+    return {
+      get: (name) => {
+        const id = this.valueIds.get(name);
+        if (id === undefined) return undefined;
+        const p = this.producerOf[id]!;
+        return p === -1 ? undefined : p;
+      },
+      size: this.producerOf.reduce((c, p) => c + (p === -1 ? 0 : 1), 0),
+    };
+  }
+
+  /** Value name → consuming node indices (absent when nothing reads it). */
+  get consumers(): NameLookup<number[]> {
+    return {
+      get: (name) => {
+        const id = this.valueIds.get(name);
+        if (id === undefined) return undefined;
+        const c = this.consumersOfId(id);
+        return c.length === 0 ? undefined : Array.from(c);
+      },
+      size: this.valueNames.length,
+    };
+  }
+
+  consumersOfId(id: number): Int32Array {
+    return this.consumerList.subarray(this.consumerOffsets[id]!, this.consumerOffsets[id + 1]!);
+  }
+
+  get nodeByName(): Map<string, number> {
+    if (!this.nodeByNameMap) {
+      this.nodeByNameMap = new Map();
+      this.graph.nodes.forEach((node, i) => this.nodeByNameMap!.set(node.name, i));
+    }
+    return this.nodeByNameMap;
   }
 
   predecessors(i: number): Int32Array {

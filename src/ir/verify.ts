@@ -12,8 +12,35 @@ export interface VerifyResult {
 }
 
 export function verifyGraph(graph: Graph, file: string): VerifyResult {
-  checkScope(graph, file, new Set());
   const index = new GraphIndex(graph);
+  if (index.duplicateProducer) {
+    const [value, a, b] = index.duplicateProducer;
+    throw new HxcError('HXC2205', `value "${value}" is produced by both node "${graph.nodes[a]!.name}" and node "${graph.nodes[b]!.name}"`, { where: file, hint: 'each value needs exactly one producer' });
+  }
+  // Main scope: every value read has a producer, or is a graph input or initializer.
+  const defined = new Uint8Array(index.valueNames.length);
+  for (const v of graph.inputs) defined[index.valueIds.get(v.name)!] = 1;
+  for (const k of graph.initializers.keys()) defined[index.valueIds.get(k)!] = 1;
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const node = graph.nodes[i]!;
+    for (const v of node.inputs) {
+      if (!v) continue;
+      const id = index.valueIds.get(v)!;
+      if (!defined[id] && index.producerOf[id] === -1) {
+        throw new HxcError('HXC2203', `node "${node.name}" (${node.op}) reads value "${v}", which is never produced`, { where: file, hint: 'the model is incomplete: re-export it, or add the missing input' });
+      }
+    }
+    if (node.outer_refs.length > 0) {
+      const scope = new Set<string>(index.valueNames.filter((name, id) => defined[id] || index.producerOf[id] !== -1));
+      for (const sub of subgraphsOf(node)) checkScope(sub, file, scope);
+    }
+  }
+  for (const o of graph.outputs) {
+    const id = index.valueIds.get(o.name);
+    if (id === undefined || (!defined[id] && index.producerOf[id] === -1)) {
+      throw new HxcError('HXC2203', `graph output "${o.name}" is never produced`, { where: file, hint: 'name a value some node produces' });
+    }
+  }
   const { order, cyclic } = topoOrder(index);
   if (cyclic.length > 0) {
     const cycle = findCycle(index, cyclic);
@@ -24,7 +51,7 @@ export function verifyGraph(graph: Graph, file: string): VerifyResult {
   return { index, order };
 }
 
-/** Every value read is defined once in this scope or an enclosing one. */
+/** Nested scopes: every value read is defined once in this scope or an enclosing one. */
 function checkScope(graph: Graph, file: string, outer: Set<string>): void {
   const defined = new Set<string>(outer);
   const producedHere = new Map<string, string>();
