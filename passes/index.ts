@@ -1,10 +1,22 @@
 // The pass registry in default pipeline order: adding a pass is one file and one line here.
 
 import type { Pass } from '../src/pass/pass.js';
+import { bindPass } from './bind.js';
+import { classifyPass } from './classify.js';
 import { importPass } from './import.js';
+import { profilePass } from './profile.js';
+import { shapesPass } from './shapes.js';
+import { stagePass } from './stage.js';
+import { statePass } from './state.js';
 import { verifyPass } from './verify.js';
 
 export const PASSES: readonly Pass<any>[] = [
   importPass, // read the model into the IR
   verifyPass, // well-formed, acyclic; node index and topological order
+  bindPass, // numeric values of symbolic dims: --dim, --phase with --batch/--prompt/--context
+  shapesPass, // dtype and symbolic shape of every value
+  profilePass, // FLOPs, bytes, parameters, intensity per node; calibration
+  classifyPass, // compute/memory-bound per device kind, cut weight, critical-path slack
+  statePass, // KV caches and other recurrent state: size, readers, writers
+  stagePass, // convex stages, the units the partitioner moves
 ];

@@ -1,12 +1,75 @@
-// `hxc inspect MODEL [--json]`.
+// `hxc inspect MODEL [--values] [--costs] [--json]`: the model, its state table, and on request
+// every inferred value and the per-node cost/classification table.
 
-import { parseDims } from './dims.js';
+import type { ClassifyResult } from '../../passes/classify.js';
+import type { ProfileResult } from '../../passes/profile.js';
+import type { ShapesResult } from '../../passes/shapes.js';
+import type { StateResult } from '../../passes/state.js';
+import { planOptions, type AnalysisFlags } from './flags.js';
 import { inspectReport, renderInspect } from './inspect.js';
-import { jsonText } from './output.js';
+import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline } from './run-passes.js';
 
-export function inspectCommand(model: string, opts: { json?: boolean; dim?: string[] }): void {
-  const { ctx } = runPipeline({ model_path: model, topology_path: null, dims: parseDims(opts.dim), flags: {} }, ['import', 'verify']);
-  const report = inspectReport(ctx.model);
-  process.stdout.write(opts.json ? jsonText(report) : renderInspect(report));
+export interface InspectFlags extends AnalysisFlags {
+  json?: boolean;
+  values?: boolean;
+  costs?: boolean;
+}
+
+const sci = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(2) : String(Number(x.toFixed(3))));
+
+export function inspectCommand(model: string, opts: InspectFlags): void {
+  const passes = ['import', 'verify', 'bind', 'state'];
+  if (opts.values) passes.push('shapes');
+  if (opts.costs) passes.push('profile', 'classify');
+  const { ctx } = runPipeline(planOptions(model, opts), passes);
+  const g = ctx.model.graph;
+  const report: Record<string, unknown> = { ...inspectReport(ctx.model) };
+  const state = ctx.get<StateResult>('state');
+  const nodeNames = (ids: number[]): string[] => ids.map((i) => g.nodes[i]!.name);
+  report.state = {
+    batch: state.batch, context: state.context, totals: state.totals,
+    objects: state.objects.map((o) => ({ ...o, readers: nodeNames(o.readers), writers: nodeNames(o.writers) })),
+  };
+  let text = renderInspect(inspectReport(ctx.model));
+  if (state.objects.length > 0) {
+    text += `\nstate (batch ${state.batch}, context ${state.context}): ${formatBytes(state.totals.bytes_per_token)} per token, ${formatBytes(state.totals.bytes)} in all\n`;
+    text += table(['state', 'kind', 'layer', 'bytes/token', 'bytes/sequence', 'bytes', 'readers', 'writers'],
+      state.objects.map((o) => [o.name, o.kind, o.layer === null ? '-' : String(o.layer), String(o.bytes_per_token), String(o.bytes_per_sequence), String(o.bytes), String(o.readers.length), String(o.writers.length)]), [3, 4, 5, 6, 7]);
+  }
+  if (opts.values) {
+    const shapes = ctx.get<ShapesResult>('shapes');
+    const values = [...shapes.types.entries()].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
+    report.values = values;
+    text += `\nvalues (${values.length}):\n${table(['value', 'dtype', 'shape'], values.map((v) => [v.name, v.dtype, v.shape ? `[${v.shape.join(', ')}]` : '?']))}`;
+  }
+  if (opts.costs) {
+    const profile = ctx.get<ProfileResult>('profile');
+    const cls = ctx.get<ClassifyResult>('classify');
+    report.costs = {
+      bindings: profile.bindings, totals: profile.totals, critical_path_s: cls.critical_path_s, kinds: cls.kinds,
+      calibration: profile.calibration,
+      nodes: g.nodes.map((n, i) => {
+        const c = profile.nodes[i]!;
+        const k = cls.nodes[i]!;
+        return {
+          name: n.name, op: n.op, op_class: c.op_class, dtype: c.dtype, flops: c.flops, bytes_read: c.bytes_read, bytes_written: c.bytes_written,
+          param_bytes: c.param_bytes, intensity: c.intensity, slack_s: k.slack_s, latency_sensitive: k.latency_sensitive, by_kind: k.by_kind,
+        };
+      }),
+    };
+    const header = ['node', 'op', 'flops', 'bytes', 'intensity', ...cls.kinds.map((k) => `${k}`), 'slack s'];
+    const rows = g.nodes.map((n, i) => {
+      const c = profile.nodes[i]!;
+      const k = cls.nodes[i]!;
+      return [n.name, n.op, sci(c.flops), sci(c.bytes), sci(c.intensity), ...cls.kinds.map((kind) => `${k.by_kind[kind]!.bound === 'compute' ? 'C' : 'M'} ${sci(k.by_kind[kind]!.time_s)}s`), `${sci(k.slack_s)}${k.latency_sensitive ? ' *' : ''}`];
+    });
+    text += `\ncosts at ${Object.entries(profile.bindings).map(([k, v]) => `${k}=${v}`).join(', ') || 'the declared shapes'}: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive)\n`;
+    text += table(header, rows, [2, 3, 4]);
+    if (profile.calibration) {
+      text += `\ncalibration (${profile.calibration.source}, ${profile.calibration.matched_nodes} nodes matched):\n`;
+      text += table(['kind', 'op class', 'factor', 'nodes', 'measured s', 'ideal s'], profile.calibration.factors.map((f) => [f.kind, f.op_class, sci(f.factor), String(f.nodes), sci(f.measured_s), sci(f.estimated_s)]), [2, 3, 4, 5]);
+    }
+  }
+  process.stdout.write(opts.json ? jsonText(report) : text);
 }

@@ -22,9 +22,17 @@ export function buildProgram(): Command {
     });
 
   const common = (c: Command): Command => c.option('--json', 'print a machine-readable JSON object on stdout');
-  const dimOption = new Option('--dim <bindings...>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)');
+  /** Options that decide the numbers: dims, LLM phase, calibration. Shared by plan and inspect. */
+  const analysis = (c: Command): Command => c
+    .addOption(new Option('--dim <bindings...>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)'))
+    .addOption(new Option('--phase <phase>', 'LLM phase whose shapes to bind').choices(['prefill', 'decode']))
+    .option('--batch <n>', 'sequences per step for --phase and state sizing (default 1)')
+    .option('--prompt <n>', 'prompt tokens for --phase prefill (default 512)')
+    .option('--context <n>', 'tokens held in the KV cache: decode past length and state sizing (default 2048)')
+    .option('--calibrate <file>', 'measured profile (onnxruntime profiler JSON or hxc telemetry) to calibrate the cost model')
+    .option('--max-stages <n>', 'at most N stages (default 256)');
 
-  common(program.command('plan')
+  analysis(common(program.command('plan')
     .description('run the pass pipeline on a model and a topology')
     .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
     .option('-t, --topology <file>', 'rack topology YAML (default: the built-in rack, see `hxc topology --default`)')
@@ -34,14 +42,15 @@ export function buildProgram(): Command {
     .option('--print-after <pass>', 'print the IR after NAME (or all) on stderr')
     .option('--dump-dir <dir>', 'write one stable text file per pass into DIR')
     .option('--time-passes', 'print a table of time per pass on stderr')
-    .addOption(dimOption)
-    .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan'))
+    .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan')))
     .action(planCommand);
 
-  common(program.command('inspect')
-    .description('what is in a model: ops, counts, parameters, inputs and outputs, opsets')
+  analysis(common(program.command('inspect')
+    .description('what is in a model: ops, counts, parameters, inputs and outputs, opsets, state; --values, --costs')
     .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
-    .addOption(new Option('--dim <bindings...>', 'bind symbolic dims')))
+    .option('-t, --topology <file>', 'rack topology YAML for --costs (default: the built-in rack)')
+    .option('--values', 'list every value with its inferred dtype and shape')
+    .option('--costs', 'per node FLOPs, bytes, intensity and roofline class per device kind')))
     .action(inspectCommand);
 
   common(program.command('passes').description('list the passes in pipeline order, with what each needs')).action(passesCommand);
@@ -56,6 +65,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A reader that stops early (`hxc inspect … | head`) is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

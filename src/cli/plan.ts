@@ -2,19 +2,17 @@
 
 import path from 'node:path';
 import { pipelineString, timingTable, type Instrumentation } from '../pass/manager.js';
-import { parseDims } from './dims.js';
+import { planOptions, type AnalysisFlags } from './flags.js';
 import { jsonText } from './output.js';
 import { runPipeline } from './run-passes.js';
 
-export interface PlanFlags {
-  topology?: string;
+export interface PlanFlags extends AnalysisFlags {
   passes?: string;
   strictPasses?: boolean;
   printBefore?: string;
   printAfter?: string;
   dumpDir?: string;
   timePasses?: boolean;
-  dim?: string[];
   out: string;
   json?: boolean;
 }
@@ -33,7 +31,7 @@ export function planCommand(model: string, flags: PlanFlags): void {
     write: (t) => process.stderr.write(t),
   };
   const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
-  const options = { model_path: model, topology_path: flags.topology ?? null, dims: parseDims(flags.dim), flags: {} };
+  const options = planOptions(model, flags);
   const run = runPipeline(options, requested, instr, Boolean(flags.strictPasses));
   if (run.pipeline.pulled_in.length > 0) {
     process.stderr.write(`hxc: note: added prerequisite passes: ${run.pipeline.pulled_in.join(', ')}\n`);

@@ -7,6 +7,8 @@ export const CATALOG = {
   HXC1101: 'weights absent',
   HXC1102: 'operators without shape inference',
   HXC1103: 'value_info disagrees',
+  HXC1104: 'unbound dims defaulted',
+  HXC1105: 'calibration incomplete',
   HXC2000: 'not built',
   HXC2001: 'cannot read file',
   HXC2002: 'usage',

@@ -3,13 +3,14 @@
 
 import { Diagnostics, HxcError } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
-import { defaultTopology, loadTopology, type Topology } from '../topology/index.js';
+import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
 import type { PassContext, PlanOptions } from './pass.js';
 
 export class Context implements PassContext {
   readonly analyses = new Map<string, unknown>();
   private modelValue: Model | null = null;
   private topologyValue: Topology | null = null;
+  private routesValue: RouteTable | null = null;
 
   constructor(readonly options: PlanOptions, readonly diagnostics = new Diagnostics()) {}
 
@@ -27,6 +28,11 @@ export class Context implements PassContext {
       this.topologyValue = this.options.topology_path ? loadTopology(this.options.topology_path) : defaultTopology();
     }
     return this.topologyValue;
+  }
+
+  routes(): RouteTable {
+    if (!this.routesValue) this.routesValue = new RouteTable(this.topology());
+    return this.routesValue;
   }
 
   get<T>(pass: string): T {

@@ -4,7 +4,7 @@
 
 import type { Diagnostics } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
-import type { Topology } from '../topology/index.js';
+import type { RouteTable, Topology } from '../topology/index.js';
 
 /** Options every pass may read; each pass documents the ones it uses in `options`. */
 export interface PlanOptions {
@@ -23,6 +23,8 @@ export interface PassContext {
   model: Model;
   /** The topology, loaded on first use (default rack when none was given). */
   topology(): Topology;
+  /** The topology's route table (built once). */
+  routes(): RouteTable;
   /** Analyses by the name of the pass that provided them. */
   get<T>(pass: string): T;
   has(pass: string): boolean;

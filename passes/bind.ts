@@ -1,0 +1,104 @@
+// bind: the numeric values of symbolic dims for this run. `--dim name=value` wins; `--phase
+// prefill|decode` binds an LLM's batch, sequence and past-sequence symbols, found from the
+// KV-cache inputs' shapes: prefill is seq = --prompt, past = 0; decode is seq = 1, past = --context.
+
+import { HxcError } from '../src/diag/diagnostics.js';
+import type { Model } from '../src/ir/graph.js';
+import type { Pass } from '../src/pass/pass.js';
+
+export type Phase = 'prefill' | 'decode';
+
+export interface BindResult {
+  dims: Record<string, number>;
+  /** Where each binding came from: `--dim` or `--phase`. */
+  source: Record<string, string>;
+  phase: Phase | null;
+  /** The LLM roles found for symbols (batch, seq, past, total), when there are KV inputs. */
+  roles: { batch?: string; seq?: string; past?: string; total?: string };
+}
+
+export const DEFAULT_PROMPT = 512;
+export const DEFAULT_CONTEXT = 2048;
+
+const PAST_INPUT = /(^|[._/])(past|cache)([._/]|_key|_value|$)/i;
+
+/** Find the symbols playing batch / seq / past roles from the inputs of a KV-cache LLM. */
+export function llmRoles(model: Model): BindResult['roles'] {
+  const roles: BindResult['roles'] = {};
+  const sym = (d: unknown): string | undefined => (typeof d === 'string' && /^[A-Za-z_][\w.]*$/.test(d) ? d : undefined);
+  for (const v of model.graph.inputs) {
+    const shape = v.type?.shape;
+    if (!shape) continue;
+    if (PAST_INPUT.test(v.name) && shape.length >= 3) {
+      roles.batch ??= sym(shape[0]);
+      // The growing axis holds the past-length symbol (dim 2 of [b, heads, past, head_dim]).
+      roles.past ??= shape.map(sym).find((s) => s !== undefined && /past|cache/i.test(s)) ?? sym(shape[shape.length - 2]);
+    }
+    if (/input_ids|^ids$|tokens/i.test(v.name) && shape.length === 2) {
+      roles.batch ??= sym(shape[0]);
+      roles.seq ??= sym(shape[1]);
+    }
+  }
+  for (const v of model.graph.inputs) {
+    for (const d of v.type?.shape ?? []) {
+      const s = sym(d);
+      if (s && /total/i.test(s)) roles.total ??= s;
+    }
+  }
+  return roles;
+}
+
+export const bindPass: Pass<BindResult> = {
+  name: 'bind',
+  summary: 'bind symbolic dims: --dim, and --phase prefill|decode with --batch, --prompt, --context for KV-cache LLMs',
+  requires: ['import'],
+  options: [
+    { name: 'dim NAME=VALUE,...', description: 'bind symbols explicitly (wins over everything else)' },
+    { name: 'phase prefill|decode', description: 'bind an LLM\'s phase: prefill seq=--prompt past=0; decode seq=1 past=--context' },
+    { name: 'batch N', description: 'batch size for --phase (default 1)' },
+    { name: 'prompt N', description: `prompt length for prefill (default ${DEFAULT_PROMPT})` },
+    { name: 'context N', description: `tokens held in the KV cache for decode and state sizing (default ${DEFAULT_CONTEXT})` },
+  ],
+  run(ctx) {
+    const dims: Record<string, number> = {};
+    const source: Record<string, string> = {};
+    const flags = ctx.options.flags;
+    const phaseFlag = flags.phase;
+    let phase: Phase | null = null;
+    if (phaseFlag !== undefined) {
+      if (phaseFlag !== 'prefill' && phaseFlag !== 'decode') {
+        throw new HxcError('HXC2403', `unknown phase "${String(phaseFlag)}"`, { where: '--phase', hint: 'use prefill or decode' });
+      }
+      phase = phaseFlag;
+    }
+    const roles = llmRoles(ctx.model);
+    if (phase) {
+      const batch = Number(flags.batch ?? 1);
+      const seq = phase === 'prefill' ? Number(flags.prompt ?? DEFAULT_PROMPT) : 1;
+      const past = phase === 'prefill' ? 0 : Number(flags.context ?? DEFAULT_CONTEXT);
+      const set = (s: string | undefined, v: number): void => {
+        if (s !== undefined) {
+          dims[s] = v;
+          source[s] = '--phase';
+        }
+      };
+      set(roles.batch, batch);
+      set(roles.seq, seq);
+      set(roles.past, past);
+      set(roles.total, past + seq);
+    }
+    for (const [k, v] of Object.entries(ctx.options.dims)) {
+      dims[k] = v;
+      source[k] = '--dim';
+    }
+    return { dims, source, phase, roles };
+  },
+  statistics(r) {
+    return { bound: Object.keys(r.dims).length, phase: r.phase ?? 'none' };
+  },
+  dump(r) {
+    const lines = [`phase: ${r.phase ?? 'none'}`, `roles: ${Object.entries(r.roles).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`];
+    for (const k of Object.keys(r.dims).sort()) lines.push(`${k} = ${r.dims[k]} (${r.source[k]})`);
+    return lines.join('\n') + '\n';
+  },
+};

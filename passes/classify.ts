@@ -1,0 +1,136 @@
+// classify: for each node and each device kind of the topology, whether it is compute- or
+// memory-bound (its intensity against the kind's roofline ridge point), how heavy its outgoing
+// edges are against its compute (what a cut after it would cost), and how latency-sensitive it is
+// (slack in a critical-path analysis on the fastest device for each node; decode work is always
+// latency-sensitive). Stage-level labels are aggregated by the stage pass.
+
+import { computeTime, ridgePoint } from '../src/cost/model.js';
+import type { VerifyResult } from '../src/ir/verify.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
+import type { Device } from '../src/topology/index.js';
+import type { BindResult } from './bind.js';
+import type { ProfileResult } from './profile.js';
+
+export interface KindClass {
+  /** Roofline regime on this kind. */
+  bound: 'compute' | 'memory';
+  /** Estimated seconds on the kind's representative (first) device. */
+  time_s: number;
+  /** Seconds to send the node's outputs over the topology's typical link ÷ its compute time. */
+  comm_ratio: number;
+}
+
+export interface NodeClass {
+  by_kind: Record<string, KindClass>;
+  /** Latest start − earliest start on the fastest devices (0 = on the critical path). */
+  slack_s: number;
+  latency_sensitive: boolean;
+}
+
+export interface ClassifyResult {
+  kinds: string[];
+  nodes: NodeClass[];
+  /** Critical path length on the fastest device for each node, transfers ignored: a lower bound on any makespan. */
+  critical_path_s: number;
+  /** Bandwidth (bytes/s) and latency of the median device-to-device route, used for comm_ratio. */
+  typical_link: { bandwidth_bytes_per_s: number; latency_s: number };
+}
+
+export function classifyGraph(ctx: PassContext): ClassifyResult {
+  const topo = ctx.topology();
+  const profile = ctx.get<ProfileResult>('profile');
+  const { index, order } = ctx.get<VerifyResult>('verify');
+  const phase = ctx.has('bind') ? ctx.get<BindResult>('bind').phase : null;
+  const representative = new Map<string, Device>();
+  for (const d of topo.devices) if (!representative.has(d.kind)) representative.set(d.kind, d);
+  const kinds = [...representative.keys()];
+  const typical = typicalLink(ctx);
+  const n = index.size;
+  const fastest = new Float64Array(n);
+  const nodes: NodeClass[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const cost = profile.nodes[i]!;
+    const outBytes = ctx.model.graph.nodes[i]!.outputs.reduce((s, v) => s + (v ? profile.value_bytes.get(v) ?? 0 : 0), 0);
+    const send = outBytes > 0 ? typical.latency_s + outBytes / typical.bandwidth_bytes_per_s : 0;
+    const by_kind: Record<string, KindClass> = {};
+    let best = Infinity;
+    for (const [kind, d] of representative) {
+      const t = computeTime(cost, d, profile.efficiency);
+      best = Math.min(best, t);
+      by_kind[kind] = {
+        bound: cost.intensity >= ridgePoint(d, cost.dtype) ? 'compute' : 'memory',
+        time_s: t,
+        comm_ratio: t > 0 && Number.isFinite(t) ? send / t : 0,
+      };
+    }
+    fastest[i] = Number.isFinite(best) ? best : 0;
+    nodes[i] = { by_kind, slack_s: 0, latency_sensitive: false };
+  }
+  // Critical path (CPM): earliest finish forward, latest finish backward, slack = difference.
+  const eft = new Float64Array(n);
+  let cp = 0;
+  for (const i of order) {
+    let est = 0;
+    for (const p of index.predecessors(i)) est = Math.max(est, eft[p]!);
+    eft[i] = est + fastest[i]!;
+    cp = Math.max(cp, eft[i]!);
+  }
+  const lft = new Float64Array(n).fill(cp);
+  for (let k = order.length - 1; k >= 0; k--) {
+    const i = order[k]!;
+    for (const s of index.successors(i)) lft[i] = Math.min(lft[i]!, lft[s]! - fastest[s]!);
+  }
+  const tolerance = cp * 1e-9;
+  for (let i = 0; i < n; i++) {
+    const slack = Math.max(0, lft[i]! - eft[i]!);
+    nodes[i]!.slack_s = slack;
+    nodes[i]!.latency_sensitive = phase === 'decode' || slack <= tolerance;
+  }
+  return { kinds, nodes, critical_path_s: cp, typical_link: typical };
+}
+
+/** The median route between distinct devices for a 1 MiB transfer: what "crossing a cut" typically costs. */
+function typicalLink(ctx: PassContext): ClassifyResult['typical_link'] {
+  const topo = ctx.topology();
+  const routes = ctx.routes();
+  const samples: { bw: number; lat: number }[] = [];
+  for (const a of topo.devices) {
+    for (const b of topo.devices) {
+      if (a.id === b.id) continue;
+      const r = routes.route(a.id, b.id, 1 << 20);
+      samples.push({ bw: r.bandwidth_bytes_per_s, lat: r.latency_s });
+    }
+  }
+  if (samples.length === 0) return { bandwidth_bytes_per_s: Infinity, latency_s: 0 };
+  samples.sort((x, y) => x.bw - y.bw || x.lat - y.lat);
+  const m = samples[samples.length >> 1]!;
+  return { bandwidth_bytes_per_s: m.bw, latency_s: m.lat };
+}
+
+const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
+
+export const classifyPass: Pass<ClassifyResult> = {
+  name: 'classify',
+  summary: 'per node and device kind: compute- or memory-bound, communication weight of a cut, latency sensitivity (critical-path slack)',
+  requires: ['profile'],
+  options: [],
+  run: classifyGraph,
+  statistics(r) {
+    const stats: Record<string, number | string> = { 'critical path s': fmt(r.critical_path_s), 'latency-sensitive nodes': r.nodes.filter((x) => x.latency_sensitive).length };
+    for (const k of r.kinds) stats[`compute-bound on ${k}`] = r.nodes.filter((x) => x.by_kind[k]!.bound === 'compute').length;
+    return stats;
+  },
+  dump(r, ctx) {
+    const lines = [`kinds: ${r.kinds.join(', ')}`, `critical_path_s: ${fmt(r.critical_path_s)}`, `typical link: ${fmt(r.typical_link.bandwidth_bytes_per_s)} B/s, ${fmt(r.typical_link.latency_s)} s`];
+    ctx.model.graph.nodes.forEach((node, i) => {
+      const c = r.nodes[i]!;
+      const per = r.kinds.map((k) => `${k}:${c.by_kind[k]!.bound}/${fmt(c.by_kind[k]!.time_s)}s/comm=${fmt(c.by_kind[k]!.comm_ratio)}`).join(' ');
+      lines.push(`${node.name}: slack=${fmt(c.slack_s)}s${c.latency_sensitive ? ' latency-sensitive' : ''} ${per}`);
+    });
+    return lines.join('\n') + '\n';
+  },
+  nodeNote(r, _ctx, i) {
+    const c = r.nodes[i]!;
+    return `${r.kinds.map((k) => `${k}:${c.by_kind[k]!.bound}`).join(',')}${c.latency_sensitive ? ' critical' : ''}`;
+  },
+};

@@ -1,0 +1,166 @@
+// profile: per node FLOPs, bytes read and written, parameter bytes and arithmetic intensity, from
+// the shapes pass's types evaluated at the bound dims; graph totals; optional calibration from a
+// measured profile (`--calibrate FILE`). Formulas live in src/cost/flops.ts, times in src/cost/model.ts.
+
+import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
+import { nodeFlops, opClass, VIEW_OPS, type NodeShapes, type OpClass } from '../src/cost/flops.js';
+import type { EfficiencyTable, WorkItem } from '../src/cost/model.js';
+import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
+import type { TensorType } from '../src/ir/graph.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
+import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
+import type { BindResult } from './bind.js';
+import type { ShapesResult } from './shapes.js';
+
+export interface NodeCost extends WorkItem {
+  bytes_read: number;
+  bytes_written: number;
+  /** Bytes of weights the node reads (initializers and Constant-node tensors). */
+  param_bytes: number;
+  /** FLOPs per byte moved (0 when nothing moves). */
+  intensity: number;
+}
+
+export interface ProfileResult {
+  /** By node index. */
+  nodes: NodeCost[];
+  /** Bytes of every value with a known type, at the bound dims. */
+  value_bytes: Map<string, number>;
+  /** Numeric value of every symbol used (bound by the user, or defaulted to 1). */
+  bindings: Record<string, number>;
+  defaulted: string[];
+  totals: { flops: number; bytes_read: number; bytes_written: number; param_bytes: number };
+  efficiency: EfficiencyTable;
+  calibration: CalibrationReport | null;
+}
+
+/** Numeric shape at the bindings; a symbol left free takes the default binding (1). */
+function numeric(t: TensorType | undefined, bind: Record<string, number>): number[] | null {
+  if (!t || !t.shape) return null;
+  return t.shape.map((d) => (typeof d === 'number' ? d : evalDim(d, bind) ?? 1));
+}
+
+function computeDtype(inputs: (TensorType | undefined)[], outputs: (TensorType | undefined)[]): DType {
+  for (const t of [...inputs, ...outputs]) if (t && isFloat(t.dtype)) return t.dtype;
+  return outputs[0]?.dtype ?? inputs[0]?.dtype ?? 'float32';
+}
+
+export function profileGraph(ctx: PassContext): ProfileResult {
+  const graph = ctx.model.graph;
+  const types = ctx.get<ShapesResult>('shapes').types;
+  // Every symbol still free after shapes gets a default of 1 (one warning names them).
+  const bindings: Record<string, number> = { ...(ctx.has('bind') ? ctx.get<BindResult>('bind').dims : ctx.options.dims) };
+  const free = new Set<string>();
+  for (const t of types.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
+  const defaulted = [...free].sort();
+  for (const s of defaulted) bindings[s] = 1;
+  if (defaulted.length > 0) {
+    ctx.diagnostics.warn('HXC1104', `dims not bound, costed at 1: ${defaulted.slice(0, 8).join(', ')}${defaulted.length > 8 ? `, … (${defaulted.length} in all)` : ''}`,
+      { hint: 'bind them with --dim NAME=VALUE (or --phase/--batch/--context for LLMs)' });
+  }
+  const value_bytes = new Map<string, number>();
+  for (const [name, t] of types) {
+    const s = numeric(t, bindings);
+    if (s) value_bytes.set(name, byteSizeOf(t.dtype, s.reduce((a, b) => a * b, 1)));
+  }
+  for (const [name, b] of graph.declared_bytes) value_bytes.set(name, b);
+  const constantOutputs = new Set<string>();
+  for (const n of graph.nodes) if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOutputs.add(o);
+
+  const totals = { flops: 0, bytes_read: 0, bytes_written: 0, param_bytes: 0 };
+  const nodes: NodeCost[] = graph.nodes.map((node) => {
+    const inT = node.inputs.map((v) => (v ? types.get(v) : undefined));
+    const outT = node.outputs.map((v) => (v ? types.get(v) : undefined));
+    const shapes: NodeShapes = { inputs: inT.map((t) => numeric(t, bindings)), outputs: outT.map((t) => numeric(t, bindings)) };
+    const cls: OpClass = node.task ? 'other' : opClass(node);
+    let flops = node.task?.flops ?? nodeFlops(node, shapes);
+    let bytesRead = 0;
+    let bytesWritten = 0;
+    let params = 0;
+    for (const v of node.inputs) {
+      if (!v) continue;
+      const b = value_bytes.get(v) ?? 0;
+      if (graph.initializers.has(v) || constantOutputs.has(v)) params += b;
+      bytesRead += b;
+    }
+    for (const v of node.outputs) if (v) bytesWritten += value_bytes.get(v) ?? 0;
+    if (VIEW_OPS.has(node.op) && node.domain === '') {
+      // A view relabels its input buffer: nothing is read or written (onnxruntime aliases it).
+      bytesRead = 0;
+      bytesWritten = 0;
+    }
+    if (node.task?.bytes !== undefined) {
+      bytesRead = node.task.bytes;
+      bytesWritten = 0;
+    }
+    if (!Number.isFinite(flops)) flops = 0;
+    const moved = bytesRead + bytesWritten;
+    const cost: NodeCost = {
+      flops, bytes: moved, bytes_read: bytesRead, bytes_written: bytesWritten, param_bytes: params,
+      intensity: moved > 0 ? flops / moved : 0, dtype: computeDtype(inT, outT), op_class: cls,
+    };
+    if (node.task?.time_s) cost.time_s = node.task.time_s;
+    totals.flops += flops;
+    totals.bytes_read += bytesRead;
+    totals.bytes_written += bytesWritten;
+    totals.param_bytes += params;
+    return cost;
+  });
+
+  let calibration: CalibrationReport | null = null;
+  let efficiency: EfficiencyTable = {};
+  const calibrateFile = ctx.options.flags.calibrate;
+  if (typeof calibrateFile === 'string' && calibrateFile) {
+    const measured = readCalibration(calibrateFile);
+    const items = graph.nodes.map((n, i) => ({ name: n.name, flops: nodes[i]!.flops, dtype: nodes[i]!.dtype, op_class: nodes[i]!.op_class }));
+    const topo = ctx.topology();
+    calibration = fitEfficiency(measured, items, (kind) => topo.devices.find((d) => d.kind === kind));
+    efficiency = calibration.efficiency;
+    const index = new Map(graph.nodes.map((n, i) => [n.name, i]));
+    for (const [kind, times] of measured.by_kind) {
+      for (const [name, seconds] of times) {
+        const i = index.get(name);
+        if (i !== undefined) (nodes[i]!.measured_s ??= {})[kind] = seconds;
+      }
+    }
+    if (calibration.unmatched_names > 0) {
+      ctx.diagnostics.warn('HXC1105', `${calibration.unmatched_names} measured node names are not in this model (${calibration.matched_nodes} matched)`, { where: calibrateFile, hint: 'calibrate with a profile of the same model' });
+    }
+  }
+  return { nodes, value_bytes, bindings, defaulted, totals, efficiency, calibration };
+}
+
+const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
+
+export const profilePass: Pass<ProfileResult> = {
+  name: 'profile',
+  summary: 'per node FLOPs, bytes read/written, parameter bytes, arithmetic intensity; calibration from a measured profile',
+  requires: ['shapes'],
+  options: [{ name: 'calibrate FILE', description: 'onnxruntime profiler JSON or hxc-telemetry/v1: measured node times replace estimates; efficiency per device kind and op class is fitted' }],
+  run: profileGraph,
+  statistics(r) {
+    const stats: Record<string, number | string> = {
+      'total flops': r.totals.flops, 'bytes read': r.totals.bytes_read, 'bytes written': r.totals.bytes_written,
+      'param bytes': r.totals.param_bytes, 'defaulted dims': r.defaulted.length,
+    };
+    if (r.calibration) stats['calibrated nodes'] = r.calibration.matched_nodes;
+    return stats;
+  },
+  dump(r, ctx) {
+    const lines = [`bindings: ${Object.entries(r.bindings).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`];
+    lines.push(`totals: flops=${r.totals.flops} bytes_read=${r.totals.bytes_read} bytes_written=${r.totals.bytes_written} param_bytes=${r.totals.param_bytes}`);
+    ctx.model.graph.nodes.forEach((n, i) => {
+      const c = r.nodes[i]!;
+      lines.push(`${n.name}: ${n.op} class=${c.op_class} dtype=${c.dtype} flops=${c.flops} read=${c.bytes_read} written=${c.bytes_written} params=${c.param_bytes} intensity=${fmt(c.intensity)}`);
+    });
+    if (r.calibration) {
+      lines.push(`calibration (${r.calibration.source}): matched ${r.calibration.matched_nodes}, unmatched ${r.calibration.unmatched_names}`);
+      for (const f of r.calibration.factors) lines.push(`  ${f.kind} ${f.op_class}: factor ${fmt(f.factor)} over ${f.nodes} nodes (measured ${fmt(f.measured_s)} s, ideal ${fmt(f.estimated_s)} s)`);
+    }
+    return lines.join('\n') + '\n';
+  },
+  nodeNote(r, _ctx, i) {
+    const c = r.nodes[i]!;
+    return c.flops > 0 || c.bytes > 0 ? `flops=${fmt(c.flops)} bytes=${fmt(c.bytes)}` : undefined;
+  },
+};

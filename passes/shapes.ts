@@ -1,0 +1,84 @@
+// shapes: dtype and shape of every value (graph inputs, initializers, node outputs), with symbolic
+// dims kept as canonical polynomials (`past_sequence_length + sequence_length`) and `--dim`
+// bindings substituted. Walks verify's topological order; see src/shapes/ for the operator rules.
+
+import type { TensorType } from '../src/ir/graph.js';
+import { typeToString } from '../src/ir/graph.js';
+import type { VerifyResult } from '../src/ir/verify.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
+import { freeSymbols, inferShapes, type InferResult } from '../src/shapes/infer.js';
+
+export interface ShapesResult extends InferResult {
+  /** Free symbols left in any shape after bindings (floor atoms opened up), sorted. */
+  symbols: string[];
+}
+
+/** Folded elements are printed in the dump for tensors up to this many elements. */
+const DUMP_VALUE_LIMIT = 16;
+
+export const shapesPass: Pass<ShapesResult> = {
+  name: 'shapes',
+  summary: 'infer the dtype and (symbolic) shape of every value; fold small shape tensors',
+  requires: ['verify'],
+  options: [{ name: 'dim', description: 'NAME=INT binds a symbolic dim (global --dim); unbound symbols stay symbolic' }],
+  run(ctx) {
+    const verify = ctx.get<VerifyResult>('verify');
+    const result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.options.dims });
+    if (result.unknown_ops.length > 0) {
+      ctx.diagnostics.warn('HXC1102',
+        `no shape inference for ${result.unknown_ops.length} operator type(s) (${result.unknown_op_nodes} nodes): ` +
+        `${result.unknown_ops.join(', ')}; their outputs take the declared value_info type, else an unknown shape`,
+        { where: ctx.options.model_path, hint: 'declare value_info for those outputs (e.g. with onnx.shape_inference) so later passes can size them' });
+    }
+    return { ...result, symbols: freeSymbols(result.types.values()) };
+  },
+  statistics(r) {
+    let known = 0;
+    for (const t of r.types.values()) if (t.shape) known++;
+    return {
+      values: r.types.size,
+      'values typed': known,
+      'values unknown': r.types.size - known,
+      'folded constants': r.values.size,
+      symbols: r.symbols.length,
+      'fresh symbols': r.fresh_symbols.length,
+      'unknown ops': r.unknown_ops.length,
+      'declared fallbacks': r.declared_fallback.length,
+      'value_info disagreements': r.disagreements.length,
+    };
+  },
+  dump(r) {
+    const lines: string[] = [];
+    lines.push(`symbols: ${r.symbols.join(', ') || '(none)'}`);
+    if (r.fresh_symbols.length > 0) lines.push(`fresh symbols: ${r.fresh_symbols.join(', ')}`);
+    if (r.unknown_ops.length > 0) lines.push(`unknown ops: ${r.unknown_ops.join(', ')}`);
+    for (const name of r.order) {
+      const value = r.values.get(name);
+      const shown = value && value.length <= DUMP_VALUE_LIMIT ? ` = [${value.map(String).join(', ')}]` : '';
+      lines.push(`%${name}: ${typeToString(r.types.get(name))}${shown}`);
+    }
+    if (r.disagreements.length > 0) {
+      lines.push('value_info disagreements (ours kept):');
+      for (const d of r.disagreements) lines.push(`  %${d.value}: ours ${typeToString(d.ours)}, declared ${typeToString(d.declared)}`);
+    }
+    if (r.notes.length > 0) {
+      lines.push('notes:');
+      for (const n of r.notes) lines.push(`  ${n}`);
+    }
+    return lines.join('\n') + '\n';
+  },
+  nodeNote(r, ctx, node) {
+    const outs = ctx.model.graph.nodes[node]!.outputs.filter((o) => o);
+    return outs.length > 0 ? `→ ${outs.map((o) => typeToString(r.types.get(o))).join(', ')}` : undefined;
+  },
+};
+
+/** The shapes analysis of this run (throws HXC2402 when the shapes pass has not run). */
+export function shapesOf(ctx: PassContext): ShapesResult {
+  return ctx.get<ShapesResult>('shapes');
+}
+
+/** The inferred type of a value, for later passes (profile, state, lower). */
+export function valueType(ctx: PassContext, name: string): TensorType | undefined {
+  return shapesOf(ctx).types.get(name);
+}

@@ -1,0 +1,131 @@
+// stage: coarsen nodes into stages, the units the partitioner moves. Stages are intervals of a
+// block-grouped topological order (convex by construction, see src/ir/stages.ts): one per
+// repeated block (transformer layer, ResNet block) and per stretch between blocks, heavy stretches
+// split, then the lightest neighbours merged down to --max-stages. Cheap element-wise chains and
+// shape arithmetic stay inside the interval of the block that consumes them.
+
+import { computeTime, ridgePoint } from '../src/cost/model.js';
+import { blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
+import type { VerifyResult } from '../src/ir/verify.js';
+import { HxcError } from '../src/diag/diagnostics.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
+import type { ProfileResult } from './profile.js';
+
+export interface Stage {
+  id: number;
+  /** The block label (`layers.3`) when the stage is one block, else `stage<id>`. */
+  name: string;
+  /** Node indices in execution order. */
+  nodes: number[];
+  flops: number;
+  bytes: number;
+  param_bytes: number;
+  /** Seconds on the fastest device kind for the stage (sum over its nodes). */
+  fastest_s: number;
+  /** Op-type signature: stages with equal signatures are repeats of one block. */
+  signature: string;
+  /** The first stage with the same signature, or null. */
+  repeat_of: number | null;
+  /** Roofline regime of the whole stage on each device kind. */
+  bound: Record<string, 'compute' | 'memory'>;
+}
+
+export interface StageResult {
+  stages: Stage[];
+  /** Node index → stage id. */
+  stage_of: Int32Array;
+  /** Node order the stages cut (stages are contiguous in it). */
+  order: Int32Array;
+  /** Distinct repeated blocks: signature groups with more than one stage. */
+  repeat_groups: number;
+}
+
+export const DEFAULT_MAX_STAGES = 256;
+
+export function buildStages(ctx: PassContext): StageResult {
+  const { index } = ctx.get<VerifyResult>('verify');
+  const profile = ctx.get<ProfileResult>('profile');
+  const topo = ctx.topology();
+  const maxFlag = ctx.options.flags['max-stages'];
+  const maxStages = maxFlag === undefined ? DEFAULT_MAX_STAGES : Number(maxFlag);
+  if (!Number.isInteger(maxStages) || maxStages < 1) {
+    throw new HxcError('HXC2403', `--max-stages must be a positive integer, got "${String(maxFlag)}"`, { where: '--max-stages', hint: 'e.g. --max-stages 64' });
+  }
+  const n = index.size;
+  const kinds = new Map<string, (typeof topo.devices)[number]>();
+  for (const d of topo.devices) if (!kinds.has(d.kind)) kinds.set(d.kind, d);
+  const weight = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = Infinity;
+    for (const d of kinds.values()) best = Math.min(best, computeTime(profile.nodes[i]!, d, profile.efficiency));
+    weight[i] = Number.isFinite(best) ? best : 0;
+  }
+  const verified = ctx.get<VerifyResult>('verify');
+  const { rank: keyed, labels } = blockRanks(index, verified.order);
+  const { order, rank } = blockOrder(index, keyed);
+  // Split target: enough pieces to spread a graph without blocks over every device, bounded by max-stages.
+  const splitTarget = Math.min(maxStages, Math.max(2 * topo.devices.length, labels.length));
+  const intervals = cutIntervals(order, rank, weight, maxStages, splitTarget);
+  const stage_of = new Int32Array(n);
+  const bySignature = new Map<string, number>();
+  const g = ctx.model.graph;
+  const stages: Stage[] = intervals.map((iv, id) => {
+    const nodes = Array.from(order.subarray(iv.start, iv.end));
+    let flops = 0;
+    let bytes = 0;
+    let params = 0;
+    let fastest = 0;
+    const ops = new Map<string, number>();
+    for (const i of nodes) {
+      stage_of[i] = id;
+      const c = profile.nodes[i]!;
+      flops += c.flops;
+      bytes += c.bytes;
+      params += c.param_bytes;
+      fastest += weight[i]!;
+      const op = g.nodes[i]!.op;
+      ops.set(op, (ops.get(op) ?? 0) + 1);
+    }
+    const signature = [...ops.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([o, c]) => `${o}:${c}`).join(',');
+    const repeat_of = bySignature.get(signature) ?? null;
+    if (repeat_of === null) bySignature.set(signature, id);
+    const blockRanksHere = new Set(nodes.map((i) => keyed[i]!).filter((r) => r >= 0));
+    const name = blockRanksHere.size === 1 ? labels[[...blockRanksHere][0]!]! : `stage${id}`;
+    const intensity = bytes > 0 ? flops / bytes : 0;
+    const bound: Stage['bound'] = {};
+    for (const [kind, d] of kinds) {
+      const dtype = nodes.length ? profile.nodes[nodes[0]!]!.dtype : 'float32';
+      bound[kind] = intensity >= ridgePoint(d, dtype) ? 'compute' : 'memory';
+    }
+    return { id, name, nodes, flops, bytes, param_bytes: params, fastest_s: fastest, signature, repeat_of, bound };
+  });
+  const groups = new Map<number, number>();
+  for (const s of stages) if (s.repeat_of !== null) groups.set(s.repeat_of, (groups.get(s.repeat_of) ?? 0) + 1);
+  return { stages, stage_of, order, repeat_groups: groups.size };
+}
+
+const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
+
+export const stagePass: Pass<StageResult> = {
+  name: 'stage',
+  summary: 'coarsen nodes into convex stages (repeated blocks, fused cheap chains) that the partitioner moves',
+  requires: ['profile', 'classify'],
+  options: [{ name: 'max-stages N', description: `at most N stages (default ${DEFAULT_MAX_STAGES}); the lightest neighbours are merged` }],
+  run: buildStages,
+  statistics(r) {
+    return { stages: r.stages.length, 'repeated blocks': r.repeat_groups, 'largest stage nodes': Math.max(0, ...r.stages.map((s) => s.nodes.length)) };
+  },
+  dump(r, ctx) {
+    const g = ctx.model.graph;
+    const lines: string[] = [];
+    for (const s of r.stages) {
+      const bound = Object.entries(s.bound).map(([k, b]) => `${k}:${b}`).join(',');
+      lines.push(`stage ${s.id} "${s.name}": nodes=${s.nodes.length} flops=${s.flops} bytes=${s.bytes} params=${s.param_bytes} fastest_s=${fmt(s.fastest_s)} bound=${bound}${s.repeat_of !== null ? ` repeat_of=${s.repeat_of}` : ''}`);
+      lines.push(`  ${s.nodes.map((i) => g.nodes[i]!.name).join(' ')}`);
+    }
+    return lines.join('\n') + '\n';
+  },
+  nodeNote(r, _ctx, i) {
+    return `stage ${r.stage_of[i]}`;
+  },
+};

@@ -1,0 +1,37 @@
+// Turning parsed command-line options into PlanOptions, shared by the commands that run passes.
+
+import { HxcError } from '../diag/diagnostics.js';
+import type { PlanOptions } from '../pass/pass.js';
+import { parseDims } from './dims.js';
+
+export interface AnalysisFlags {
+  topology?: string;
+  dim?: string[];
+  phase?: string;
+  batch?: string;
+  prompt?: string;
+  context?: string;
+  calibrate?: string;
+  maxStages?: string;
+}
+
+function positiveInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new HxcError('HXC2002', `${flag} takes a positive integer, got "${v}"`, { where: flag, hint: `e.g. ${flag} 8` });
+  return Number(v);
+}
+
+export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
+  const flags: PlanOptions['flags'] = {};
+  if (f.phase !== undefined) flags.phase = f.phase;
+  const batch = positiveInt(f.batch, '--batch');
+  if (batch !== undefined) flags.batch = batch;
+  const prompt = positiveInt(f.prompt, '--prompt');
+  if (prompt !== undefined) flags.prompt = prompt;
+  const context = positiveInt(f.context, '--context');
+  if (context !== undefined) flags.context = context;
+  const maxStages = positiveInt(f.maxStages, '--max-stages');
+  if (maxStages !== undefined) flags['max-stages'] = maxStages;
+  if (f.calibrate !== undefined) flags.calibrate = f.calibrate;
+  return { model_path: model, topology_path: f.topology ?? null, dims: parseDims(f.dim), flags };
+}

@@ -1,0 +1,140 @@
+// Calibration: a measured profile (onnxruntime's profiler JSON, produced with the session option
+// `enableProfiling`, or hxc telemetry) replaces estimated node times for the device kind it was
+// measured on, and fits an efficiency factor per device kind and op class:
+//   factor = Σ ideal compute time / Σ measured time   over the class's nodes with FLOPs,
+// i.e. the time-weighted least-squares fit of measured = ideal / factor (ideal at catalog efficiency).
+
+import fs from 'node:fs';
+import { HxcError } from '../diag/diagnostics.js';
+import type { Device } from '../topology/index.js';
+import { peakFlops } from '../topology/index.js';
+import type { OpClass } from './flops.js';
+import type { EfficiencyTable } from './model.js';
+
+/** onnxruntime execution provider → hxc device kind. */
+const PROVIDER_KIND: Record<string, string> = {
+  CPUExecutionProvider: 'cpu', CUDAExecutionProvider: 'gpu', TensorrtExecutionProvider: 'gpu', ROCMExecutionProvider: 'gpu',
+  MIGraphXExecutionProvider: 'gpu', DmlExecutionProvider: 'gpu', OpenVINOExecutionProvider: 'cpu', WebGpuExecutionProvider: 'gpu',
+};
+
+export interface Measurements {
+  source: 'onnxruntime-profile' | 'hxc-telemetry';
+  /** Device kind → node name → median measured seconds. */
+  by_kind: Map<string, Map<string, number>>;
+}
+
+export function readCalibration(file: string): Measurements {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new HxcError(code === 'ENOENT' ? 'HXC2001' : 'HXC2502', code === 'ENOENT' ? 'calibration file does not exist' : `calibration file is not JSON: ${(err as Error).message}`,
+      { where: file, hint: 'give an onnxruntime profile (enableProfiling) or hxc-telemetry/v1 JSON' });
+  }
+  const samples = new Map<string, Map<string, number[]>>();
+  const add = (kind: string, node: string, seconds: number): void => {
+    let m = samples.get(kind);
+    if (!m) samples.set(kind, (m = new Map()));
+    let l = m.get(node);
+    if (!l) m.set(node, (l = []));
+    l.push(seconds);
+  };
+  let source: Measurements['source'];
+  if (Array.isArray(doc)) {
+    source = 'onnxruntime-profile';
+    for (const e of doc as Record<string, unknown>[]) {
+      // onnxruntime writes one "Node" event per kernel run: name "<node>_kernel_time", dur in µs.
+      if (!e || e.cat !== 'Node' || typeof e.name !== 'string' || !e.name.endsWith('_kernel_time') || typeof e.dur !== 'number') continue;
+      const args = (e.args ?? {}) as Record<string, unknown>;
+      const kind = PROVIDER_KIND[String(args.provider ?? 'CPUExecutionProvider')] ?? 'cpu';
+      add(kind, e.name.slice(0, -'_kernel_time'.length), e.dur * 1e-6);
+    }
+  } else if (doc && typeof doc === 'object' && (doc as Record<string, unknown>).format === 'hxc-telemetry/v1') {
+    source = 'hxc-telemetry';
+    const t = doc as { steps?: { device_kind?: string; nodes?: string[]; node_times_s?: number[] }[] };
+    for (const step of t.steps ?? []) {
+      (step.nodes ?? []).forEach((n, i) => {
+        const s = step.node_times_s?.[i];
+        if (typeof s === 'number') add(step.device_kind ?? 'cpu', n, s);
+      });
+    }
+  } else {
+    throw new HxcError('HXC2502', 'calibration file is neither an onnxruntime profile (a JSON array of trace events) nor hxc-telemetry/v1', { where: file, hint: 'produce one with onnxruntime\'s enableProfiling session option or `hxc run`' });
+  }
+  const by_kind = new Map<string, Map<string, number>>();
+  for (const [kind, m] of samples) {
+    const med = new Map<string, number>();
+    for (const [node, xs] of m) med.set(node, median(xs));
+    by_kind.set(kind, med);
+  }
+  if ([...by_kind.values()].every((m) => m.size === 0)) {
+    throw new HxcError('HXC2502', 'calibration file has no node timings', { where: file, hint: 'profile a run of the model with enableProfiling: true' });
+  }
+  return { source, by_kind };
+}
+
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface CalibrationItem {
+  name: string;
+  flops: number;
+  dtype: string;
+  op_class: OpClass;
+}
+
+export interface FittedFactor {
+  kind: string;
+  op_class: OpClass;
+  factor: number;
+  nodes: number;
+  measured_s: number;
+  estimated_s: number;
+}
+
+export interface CalibrationReport {
+  source: Measurements['source'];
+  matched_nodes: number;
+  unmatched_names: number;
+  factors: FittedFactor[];
+  efficiency: EfficiencyTable;
+}
+
+/** Fit factors for each measured kind against a representative device of that kind. */
+export function fitEfficiency(m: Measurements, items: CalibrationItem[], deviceOfKind: (kind: string) => Device | undefined): CalibrationReport {
+  const byName = new Map(items.map((it) => [it.name, it]));
+  const factors: FittedFactor[] = [];
+  const efficiency: EfficiencyTable = {};
+  let matched = 0;
+  let unmatched = 0;
+  for (const [kind, times] of [...m.by_kind.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    const device = deviceOfKind(kind);
+    const sums = new Map<OpClass, { ideal: number; measured: number; n: number }>();
+    for (const [name, seconds] of times) {
+      const it = byName.get(name);
+      if (!it) {
+        unmatched++;
+        continue;
+      }
+      matched++;
+      if (!device || it.flops <= 0) continue;
+      const ideal = it.flops / (peakFlops(device, it.dtype) * device.efficiency);
+      const s = sums.get(it.op_class) ?? { ideal: 0, measured: 0, n: 0 };
+      s.ideal += ideal;
+      s.measured += seconds;
+      s.n++;
+      sums.set(it.op_class, s);
+    }
+    for (const [cls, s] of [...sums.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      if (s.measured <= 0) continue;
+      const factor = s.ideal / s.measured;
+      factors.push({ kind, op_class: cls, factor, nodes: s.n, measured_s: s.measured, estimated_s: s.ideal });
+      (efficiency[kind] ??= {})[cls] = factor;
+    }
+  }
+  return { source: m.source, matched_nodes: matched, unmatched_names: unmatched, factors, efficiency };
+}

@@ -1,0 +1,155 @@
+// FLOPs per node from its numeric input/output shapes. Each rule names where it comes from; a
+// multiply-add counts 2 FLOPs (the convention of vendor peak numbers and of Kaplan et al. 2020).
+// Ops that only move or reinterpret data count 0 FLOPs.
+
+import type { Node } from '../ir/graph.js';
+
+/** Numeric shapes of a node's inputs and outputs ('' inputs are null). */
+export interface NodeShapes {
+  inputs: (number[] | null)[];
+  outputs: (number[] | null)[];
+}
+
+export type OpClass = 'matmul' | 'conv' | 'attention' | 'elementwise' | 'normalization' | 'reduction' | 'data-movement' | 'moe' | 'control' | 'other';
+
+const prod = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
+const numel = (s: number[] | null | undefined): number => (s ? prod(s) : 0);
+
+/** Per-element FLOPs of element-wise ops; transcendental ops are costed as a few FLOPs (an approximation; calibration corrects it). */
+const ELEMENTWISE: Record<string, number> = {
+  Add: 1, Sub: 1, Mul: 1, Div: 1, Pow: 1, Neg: 1, Abs: 1, Relu: 1, LeakyRelu: 2, PRelu: 2, Max: 1, Min: 1, Mod: 1,
+  Equal: 1, Less: 1, LessOrEqual: 1, Greater: 1, GreaterOrEqual: 1, And: 1, Or: 1, Xor: 1, Not: 1, Where: 1,
+  Sqrt: 1, Reciprocal: 1, Floor: 1, Ceil: 1, Round: 1, Sign: 1, Clip: 2, Exp: 4, Log: 4, Erf: 4, Tanh: 4,
+  Sigmoid: 4, HardSigmoid: 3, HardSwish: 4, Softplus: 4, Elu: 4, Selu: 4, Gelu: 8, FastGelu: 8, BiasGelu: 9,
+  QuickGelu: 5, Sin: 4, Cos: 4, Mish: 8, Celu: 4, ThresholdedRelu: 1, IsNaN: 1, IsInf: 1, BitShift: 1,
+  Sum: 1, Mean: 1, CumSum: 1, Trilu: 1, QuantizeLinear: 3, DequantizeLinear: 2, DynamicQuantizeLinear: 4,
+};
+
+const DATA_MOVEMENT = new Set([
+  'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Transpose',
+  'Concat', 'Split', 'Slice', 'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements', 'Scatter', 'Expand',
+  'Tile', 'Pad', 'Cast', 'CastLike', 'Range', 'NonZero', 'OneHot', 'Resize', 'Upsample', 'DepthToSpace', 'SpaceToDepth',
+  'Dropout', 'EyeLike', 'Compress', 'ReverseSequence', 'TopK', 'ArgMax', 'ArgMin', 'Optional', 'OptionalGetElement',
+]);
+
+/** Ops that only relabel a buffer: they read no data and write none (onnxruntime aliases them). */
+export const VIEW_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Shape', 'Size', 'Constant', 'Dropout']);
+
+export function opClass(node: Node): OpClass {
+  const op = node.op;
+  if (op === 'MatMul' || op === 'Gemm' || op === 'FusedMatMul' || op === 'MatMulInteger' || op === 'QLinearMatMul' || op === 'MatMulNBits' || op === 'Einsum') return 'matmul';
+  if (op === 'Conv' || op === 'ConvTranspose' || op === 'ConvInteger' || op === 'QLinearConv' || op === 'FusedConv') return 'conv';
+  if (op === 'Attention' || op === 'MultiHeadAttention' || op === 'GroupQueryAttention' || op === 'PackedAttention') return 'attention';
+  if (op === 'MoE' || op === 'QMoE') return 'moe';
+  if (op === 'If' || op === 'Loop' || op === 'Scan') return 'control';
+  if (/Normalization$/.test(op) || op === 'LpNormalization') return 'normalization';
+  if (op.startsWith('Reduce') || /Pool$/.test(op) || op === 'Softmax' || op === 'LogSoftmax') return 'reduction';
+  if (DATA_MOVEMENT.has(op)) return 'data-movement';
+  if (ELEMENTWISE[op] !== undefined || op === 'RotaryEmbedding') return 'elementwise';
+  return 'other';
+}
+
+function intAttr(node: Node, name: string, dflt: number): number {
+  const a = node.attrs[name];
+  return a && a.type === 'int' ? a.value : dflt;
+}
+
+/** FLOPs of one node. `inner` is the FLOPs of a control-flow node's subgraphs (one iteration/branch). */
+export function nodeFlops(node: Node, s: NodeShapes): number {
+  const op = node.op;
+  const [a, b, c] = s.inputs;
+  const y = s.outputs[0];
+  switch (op) {
+    case 'MatMul': case 'FusedMatMul': case 'MatMulInteger': {
+      // ONNX MatMul (numpy matmul semantics): out [..., m, n] with inner dim k → 2·(prod out)·k.
+      if (!a || !y || a.length === 0) return 0;
+      const k = a[a.length - 1]!;
+      return 2 * numel(y) * k;
+    }
+    case 'Gemm': {
+      // Y = alpha·A'·B' + beta·C: 2·M·N·K for the product, M·N for the bias (ONNX Gemm spec).
+      if (!a || !y || a.length < 2) return 0;
+      const k = intAttr(node, 'transA', 0) ? a[0]! : a[1]!;
+      return 2 * numel(y) * k + (c ? numel(y) : 0);
+    }
+    case 'Conv': case 'ConvInteger': case 'FusedConv': {
+      // Each output element: (C_in/group)·prod(kernel) MACs (ONNX Conv; W is [C_out, C_in/group, k...]).
+      if (!b || !y) return 0;
+      const macsPerOut = prod(b.slice(1));
+      return 2 * numel(y) * macsPerOut + (c ? numel(y) : 0);
+    }
+    case 'ConvTranspose': {
+      // Each input element scatters into C_out/group·prod(kernel) outputs (W is [C_in, C_out/group, k...]).
+      if (!a || !b) return 0;
+      return 2 * numel(a) * prod(b.slice(1)) + (c && y ? numel(y) : 0);
+    }
+    case 'Einsum': {
+      // Contraction cost: 2 · product of the sizes of every distinct index (opt_einsum's FLOP count for one pairwise contraction).
+      const eq = node.attrs.equation?.type === 'string' ? node.attrs.equation.value.replace(/\s/g, '') : '';
+      const [lhs] = eq.split('->');
+      const sizes = new Map<string, number>();
+      (lhs ?? '').split(',').forEach((term, i) => {
+        const shape = s.inputs[i];
+        if (!shape) return;
+        const letters = term.replace('...', '');
+        const offset = shape.length - letters.length;
+        [...letters].forEach((ch, j) => sizes.set(ch, shape[offset + j]!));
+      });
+      return 2 * prod([...sizes.values()]);
+    }
+    case 'Softmax': case 'LogSoftmax': return 5 * numel(y); // max, subtract, exp, sum, divide per element
+    case 'LayerNormalization': case 'SimplifiedLayerNormalization': case 'SkipLayerNormalization': case 'SkipSimplifiedLayerNormalization':
+      return 8 * numel(y); // mean, variance (2), normalise (2), scale and shift (2), skip add (1)
+    case 'BatchNormalization': case 'InstanceNormalization': case 'GroupNormalization': return 2 * numel(y); // inference: one scale and one shift
+    case 'MaxPool': case 'AveragePool': case 'LpPool': {
+      const k = node.attrs.kernel_shape?.type === 'ints' ? prod(node.attrs.kernel_shape.value) : 1;
+      return numel(y) * k;
+    }
+    case 'GlobalAveragePool': case 'GlobalMaxPool': case 'GlobalLpPool': return numel(a);
+    case 'RotaryEmbedding': return 3 * numel(y); // two multiplies and an add per element (rotate-half form)
+    case 'Attention': case 'MultiHeadAttention': case 'GroupQueryAttention':
+      return attentionFlops(node, s);
+    case 'MoE': case 'QMoE': {
+      // com.microsoft MoE: each of T tokens runs k experts; an expert costs 2 FLOPs per weight
+      // element of its fc1/fc2(/fc3) matrices (inputs 2, 4, 6 are [E, in, out]).
+      const tokens = a && a.length >= 2 ? numel(a) / a[a.length - 1]! : 0;
+      const k = intAttr(node, 'k', 1);
+      let perExpert = 0;
+      for (const i of [2, 4, 6]) {
+        const w = s.inputs[i];
+        if (w && w.length === 3) perExpert += w[1]! * w[2]!;
+      }
+      return 2 * tokens * k * perExpert;
+    }
+    default:
+      if (op.startsWith('Reduce') || op === 'ArgMax' || op === 'ArgMin') return numel(a);
+      if (ELEMENTWISE[op] !== undefined) return ELEMENTWISE[op]! * numel(y);
+      return 0;
+  }
+}
+
+/**
+ * com.microsoft attention ops: scores Q·Kᵀ and context P·V are each 2·B·H·S·T·D FLOPs, softmax
+ * 5·B·H·S·T; `Attention` also projects the input (2·B·S·D_in·3D). T = total (past + new) length.
+ */
+function attentionFlops(node: Node, s: NodeShapes): number {
+  const q = s.inputs[0];
+  const y = s.outputs[0];
+  if (!q || !y || q.length < 3) return 0;
+  const batch = q[0]!;
+  const seq = q[1]!;
+  const hidden = y[y.length - 1]!;
+  const present = s.outputs[1];
+  let total = seq;
+  if (present && present.length >= 4) total = present[present.length - 2]!;
+  else if (present && present.length === 5) total = present[3]!;
+  const heads = intAttr(node, 'num_heads', 1);
+  const headDim = hidden / Math.max(1, heads);
+  const scores = 2 * batch * heads * seq * total * headDim;
+  let flops = 2 * scores + 5 * batch * heads * seq * total;
+  if (node.op === 'Attention') {
+    const w = s.inputs[1];
+    if (w && w.length === 2) flops += 2 * batch * seq * w[0]! * w[1]!;
+  }
+  return flops;
+}

@@ -1,0 +1,48 @@
+// The cost model's time formulas, each written once (DESIGN.md "Cost model"). Every pass that
+// needs a time (classify, partition, schedule, simulate) calls these.
+
+import type { Device } from '../topology/index.js';
+import { peakFlops } from '../topology/index.js';
+import type { OpClass } from './flops.js';
+
+/** What the time model needs to know about one node (or an abstract task). */
+export interface WorkItem {
+  flops: number;
+  /** Bytes read plus bytes written in device memory. */
+  bytes: number;
+  /** Element type the arithmetic runs in (decides which peak FLOP/s applies). */
+  dtype: string;
+  op_class: OpClass;
+  /** Explicit seconds per device id or kind (abstract task graphs): the node runs only where a key matches. */
+  time_s?: Record<string, number>;
+  /** Measured seconds per device kind (calibration): replaces the estimate on that kind only. */
+  measured_s?: Record<string, number>;
+}
+
+/** Efficiency corrections fitted by calibration: device kind → op class → factor (1 = catalog). */
+export type EfficiencyTable = Record<string, Partial<Record<OpClass, number>>>;
+
+/**
+ * Roofline time of work on a device (Williams, Waterman, Patterson 2009, with a launch overhead):
+ *   t = max(flops / (peak_flops[dtype] · eff · class_factor), bytes / mem_bw) + launch.
+ * Explicit times win: a key naming the device id, else its kind (DESIGN.md, hxc-graph/v1 `time`).
+ * A work item with explicit times but no key for this device cannot run there: Infinity.
+ * A calibrated measurement for the device's kind replaces the estimate.
+ */
+export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): number {
+  if (w.time_s) {
+    const t = w.time_s[d.id] ?? w.time_s[d.kind];
+    return t === undefined ? Infinity : t;
+  }
+  const measured = w.measured_s?.[d.kind];
+  if (measured !== undefined) return measured;
+  const factor = eff?.[d.kind]?.[w.op_class] ?? 1;
+  const compute = w.flops > 0 ? w.flops / (peakFlops(d, w.dtype) * d.efficiency * factor) : 0;
+  const memory = w.bytes > 0 ? w.bytes / d.memory_bandwidth_bytes_per_s : 0;
+  return Math.max(compute, memory) + d.launch_s;
+}
+
+/** Arithmetic intensity at which a device turns from memory- to compute-bound (the roofline's ridge point), FLOP/byte. */
+export function ridgePoint(d: Device, dtype: string): number {
+  return (peakFlops(d, dtype) * d.efficiency) / d.memory_bandwidth_bytes_per_s;
+}

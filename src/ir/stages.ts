@@ -1,0 +1,185 @@
+// Coarsening a graph into stages: contiguous intervals of one topological order. An interval of a
+// topological order is convex by construction (a path that leaves it and comes back would pass a
+// node whose position lies inside the interval), so contracting any stage never creates a cycle.
+// The order is chosen so that repeated blocks (transformer layers, ResNet blocks) come out
+// contiguous: Kahn's algorithm with the block rank as first priority.
+
+import { GraphIndex, MinHeap } from './algorithms.js';
+
+/**
+ * The block a node belongs to, from the module path exporters write into names
+ * (`/model/layers.3/mlp/...`, `/h.0/attn/...`, `/features/features.7/...`): the first `name.N` or
+ * `name_N` segment whose name looks like a repeated container. null when there is none.
+ */
+export function blockKey(nodeName: string): string | null {
+  const m = /(?:^|[/.])((?:layers?|h|blocks?|block|encoder_layer|decoder_layer|features|stages?|res\d*|layer\d*|transformer_blocks?|resblocks?)[._](\d+))(?=[/._]|$)/i.exec(nodeName);
+  return m ? m[1]!.replace('_', '.') : null;
+}
+
+/** Block rank per node: blocks are numbered in order of first appearance; unkeyed nodes inherit from their nearest keyed consumer. */
+export function blockRanks(index: GraphIndex, order: Int32Array): { rank: Int32Array; labels: string[] } {
+  const n = index.size;
+  const labels: string[] = [];
+  const ids = new Map<string, number>();
+  const rank = new Int32Array(n).fill(-1);
+  for (const i of order) {
+    const key = blockKey(index.graph.nodes[i]!.name);
+    if (key === null) continue;
+    let id = ids.get(key);
+    if (id === undefined) {
+      id = labels.length;
+      ids.set(key, id);
+      labels.push(key);
+    }
+    rank[i] = id;
+  }
+  // Unkeyed nodes (constants, shape arithmetic) join the earliest block that consumes them, so they
+  // travel with it; nodes nothing keyed consumes keep rank -1 and are ordered by position.
+  for (let k = order.length - 1; k >= 0; k--) {
+    const i = order[k]!;
+    if (rank[i] !== -1) continue;
+    let best = -1;
+    for (const s of index.successors(i)) {
+      const r = rank[s]!;
+      if (r !== -1 && (best === -1 || r < best)) best = r;
+    }
+    rank[i] = best;
+  }
+  return { rank, labels };
+}
+
+/**
+ * Topological order where nodes of earlier blocks go first: priority (block rank, original index).
+ * Unranked nodes get the rank of the latest block among their predecessors, so a tail (final norm,
+ * lm_head) stays after the last block and a head (embedding) before the first. Returns the order
+ * and the ranks after that propagation.
+ */
+export function blockOrder(index: GraphIndex, rankIn: Int32Array): { order: Int32Array; rank: Int32Array } {
+  const n = index.size;
+  const rank = Int32Array.from(rankIn);
+  const indeg = new Int32Array(n);
+  for (let i = 0; i < n; i++) indeg[i] = index.predOffsets[i + 1]! - index.predOffsets[i]!;
+  // Key = rank * n + index fits a double exactly for n up to ~9e7 blocks×nodes.
+  const heap = new MinHeap();
+  const key = (i: number): number => (rank[i]! + 1) * n + i;
+  const fromKey = (k: number): number => k % n;
+  for (let i = 0; i < n; i++) if (indeg[i] === 0) heap.push(key(i));
+  const order = new Int32Array(n);
+  let k = 0;
+  while (heap.size > 0) {
+    const i = fromKey(heap.pop());
+    order[k++] = i;
+    for (const s of index.successors(i)) {
+      if (rank[s] === -1 || rank[s]! < rank[i]!) rank[s] = Math.max(rank[s]!, rank[i]!);
+      if (--indeg[s]! === 0) heap.push(key(s));
+    }
+  }
+  return { order: order.subarray(0, k), rank };
+}
+
+export interface Interval {
+  start: number;
+  end: number; // exclusive
+}
+
+/**
+ * Cut `order` into intervals: at every change of block rank, then split intervals heavier than
+ * `maxWeight`, then merge the lightest adjacent pairs until at most `maxStages` remain.
+ */
+export function cutIntervals(order: Int32Array, rank: Int32Array, weight: Float64Array, maxStages: number, splitTarget: number): Interval[] {
+  let intervals: Interval[] = [];
+  let start = 0;
+  for (let k = 1; k <= order.length; k++) {
+    if (k === order.length || rank[order[k]!] !== rank[order[k - 1]!]) {
+      intervals.push({ start, end: k });
+      start = k;
+    }
+  }
+  const total = weight.reduce((a, b) => a + b, 0);
+  // Split heavy intervals so no stage holds more than total/splitTarget of the work (≥ 2 nodes per piece).
+  const limit = splitTarget > 0 ? total / splitTarget : Infinity;
+  const split: Interval[] = [];
+  for (const iv of intervals) {
+    let w = 0;
+    let s = iv.start;
+    for (let k = iv.start; k < iv.end; k++) {
+      w += weight[order[k]!]!;
+      if (w > limit && k + 1 < iv.end && k + 1 - s >= 2) {
+        split.push({ start: s, end: k + 1 });
+        s = k + 1;
+        w = 0;
+      }
+    }
+    split.push({ start: s, end: iv.end });
+  }
+  intervals = split;
+  return mergeLightest(intervals, order, weight, maxStages);
+}
+
+/** Greedy: merge the adjacent pair with the smallest combined weight until `maxStages` remain (heap with lazy deletion). */
+function mergeLightest(intervals: Interval[], order: Int32Array, weight: Float64Array, maxStages: number): Interval[] {
+  if (intervals.length <= maxStages) return intervals;
+  const m = intervals.length;
+  const w = intervals.map((iv) => {
+    let s = 0;
+    for (let k = iv.start; k < iv.end; k++) s += weight[order[k]!]!;
+    return s;
+  });
+  const next = Int32Array.from({ length: m }, (_, i) => (i + 1 < m ? i + 1 : -1));
+  const prev = Int32Array.from({ length: m }, (_, i) => i - 1);
+  const alive = new Uint8Array(m).fill(1);
+  const version = new Int32Array(m);
+  const heap: { w: number; i: number; v: number; vn: number }[] = [];
+  const push = (i: number): void => {
+    const j = next[i]!;
+    if (j < 0) return;
+    heap.push({ w: w[i]! + w[j]!, i, v: version[i]!, vn: version[j]! });
+    let c = heap.length - 1;
+    while (c > 0) {
+      const p = (c - 1) >> 1;
+      if (less(heap[p]!, heap[c]!)) break;
+      [heap[p], heap[c]] = [heap[c]!, heap[p]!];
+      c = p;
+    }
+  };
+  const less = (a: { w: number; i: number }, b: { w: number; i: number }): boolean => a.w < b.w || (a.w === b.w && a.i < b.i);
+  const pop = (): { w: number; i: number; v: number; vn: number } => {
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      let c = 0;
+      for (;;) {
+        const l = 2 * c + 1;
+        if (l >= heap.length) break;
+        const r = l + 1;
+        const s = r < heap.length && less(heap[r]!, heap[l]!) ? r : l;
+        if (less(heap[c]!, heap[s]!)) break;
+        [heap[c], heap[s]] = [heap[s]!, heap[c]!];
+        c = s;
+      }
+    }
+    return top;
+  };
+  for (let i = 0; i < m; i++) push(i);
+  let count = m;
+  while (count > maxStages && heap.length > 0) {
+    const e = pop();
+    const j = next[e.i]!;
+    if (!alive[e.i] || j < 0 || version[e.i] !== e.v || version[j] !== e.vn) continue;
+    // Merge j into i.
+    intervals[e.i] = { start: intervals[e.i]!.start, end: intervals[j]!.end };
+    w[e.i] = w[e.i]! + w[j]!;
+    alive[j] = 0;
+    next[e.i] = next[j]!;
+    if (next[j]! >= 0) prev[next[j]!] = e.i;
+    version[e.i]!++;
+    count--;
+    push(e.i);
+    if (prev[e.i]! >= 0) {
+      version[prev[e.i]!]!++;
+      push(prev[e.i]!);
+    }
+  }
+  return intervals.filter((_, i) => alive[i]);
+}

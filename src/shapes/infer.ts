@@ -1,0 +1,338 @@
+// Shape and dtype inference over a verified graph: graph inputs (declared types with `--dim`
+// bindings substituted) and initializers seed the walk, then each node in topological order gets
+// its outputs' types from its operator's rule. Small integer tensors are folded alongside so that
+// shape arithmetic stays exact and symbolic. An operator without a rule, or a rule that cannot
+// decide, falls back to the declared value_info type, else leaves the value's shape unknown.
+
+import type { DType } from '../ir/dtype.js';
+import type { Attr, Dim, Graph, Node, Shape, TensorType } from '../ir/graph.js';
+import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
+import { DATA_RULES } from './ops-data.js';
+import { ELEMENTWISE_RULES } from './ops-elementwise.js';
+import { MS_RULES } from './ops-ms.js';
+import { NN_RULES } from './ops-nn.js';
+import { TENSOR_RULES } from './ops-tensor.js';
+import { InferError, type OpCall, type Out, type Rule } from './rule.js';
+import { canonDim, dimSymbols, parseDim, substituteDim } from './symbolic.js';
+
+const DEFAULT_RULES = new Map<string, Rule>(Object.entries({ ...ELEMENTWISE_RULES, ...TENSOR_RULES, ...DATA_RULES, ...NN_RULES }));
+const MICROSOFT_RULES = new Map<string, Rule>(Object.entries(MS_RULES));
+const MAX_NOTES = 500;
+
+export interface InferOptions {
+  /** Domain ('' = ai.onnx) → opset version, as the model declares. */
+  opsets: Record<string, number>;
+  /** Bound symbols (`--dim batch=8`). */
+  dims: Record<string, number>;
+}
+
+export interface Disagreement {
+  value: string;
+  ours: TensorType;
+  declared: TensorType;
+}
+
+export interface InferResult {
+  /** Every value: graph inputs, initializers, node outputs. */
+  types: Map<string, TensorType>;
+  /** Folded elements of small tensors (shape vectors, scalars), row-major. */
+  values: Map<string, Dim[]>;
+  /** Value names in topological order: graph inputs, initializers, then node outputs. */
+  order: string[];
+  /** `domain.op` of every operator without a rule, sorted. */
+  unknown_ops: string[];
+  /** Nodes whose op has no rule. */
+  unknown_op_nodes: number;
+  /** Values typed from the declared value_info because no rule decided them. */
+  declared_fallback: string[];
+  /** Values whose shape (rank) stays unknown. */
+  unknown_values: string[];
+  /** Fresh symbols made for data-dependent or undecidable sizes, sorted. */
+  fresh_symbols: string[];
+  /** Where our type and a declared value_info type differ (dtype, rank, or two numbers). */
+  disagreements: Disagreement[];
+  /** Assumptions and fallbacks, `node: message`, in walk order (capped). */
+  notes: string[];
+  /** Unexpected failures inside a rule (a bug or a malformed node), `node (op): message`. */
+  rule_errors: string[];
+}
+
+/** Identifier-safe text for symbol names derived from node and value names. */
+export function sanitizeName(name: string): string {
+  const s = name.replace(/[^A-Za-z0-9_.]+/g, '_').replace(/^[_.]+|[_.]+$/g, '');
+  return s === '' || /^[0-9]/.test(s) ? `n${s}` : s;
+}
+
+export function inferShapes(graph: Graph, order: Int32Array, opts: InferOptions): InferResult {
+  return new Inference(graph, opts).run(order);
+}
+
+class Inference {
+  readonly types = new Map<string, TensorType>();
+  readonly values = new Map<string, Dim[]>();
+  readonly valueOrder: string[] = [];
+  readonly usedSymbols = new Set<string>();
+  readonly fresh: string[] = [];
+  readonly unknownOps = new Set<string>();
+  unknownOpNodes = 0;
+  readonly declaredFallback: string[] = [];
+  readonly unknownValues: string[] = [];
+  readonly disagreements: Disagreement[] = [];
+  readonly notes: string[] = [];
+  readonly ruleErrors: string[] = [];
+
+  constructor(readonly graph: Graph, readonly opts: InferOptions) {}
+
+  run(order: Int32Array): InferResult {
+    const g = this.graph;
+    for (const v of g.inputs) {
+      if (g.initializers.has(v.name)) continue;
+      for (const d of v.type?.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) this.usedSymbols.add(s);
+    }
+    for (const v of g.inputs) {
+      if (g.initializers.has(v.name)) continue;
+      const declared = v.type ?? g.declared.get(v.name) ?? null;
+      this.addValue(v.name, declared ? this.canonDeclared(v.name, declared) : { dtype: 'float32', shape: null });
+      if (!declared) this.unknownValues.push(v.name);
+    }
+    for (const t of g.initializers.values()) {
+      this.addValue(t.name, { dtype: t.dtype, shape: t.dims.slice() });
+      const value = decodeTensor(t);
+      if (value) this.values.set(t.name, value);
+    }
+    for (let k = 0; k < order.length; k++) this.visit(g.nodes[order[k]!]!);
+    return {
+      types: this.types,
+      values: this.values,
+      order: this.valueOrder,
+      unknown_ops: [...this.unknownOps].sort(),
+      unknown_op_nodes: this.unknownOpNodes,
+      declared_fallback: this.declaredFallback,
+      unknown_values: this.unknownValues,
+      fresh_symbols: this.fresh.slice().sort(),
+      disagreements: this.disagreements,
+      notes: this.notes,
+      rule_errors: this.ruleErrors,
+    };
+  }
+
+  /** Each value is added once: verify guarantees one producer, and inputs skip initializers. */
+  private addValue(name: string, t: TensorType): void {
+    this.valueOrder.push(name);
+    this.types.set(name, t);
+  }
+
+  /** A declared type with bound dims substituted and unnamed dims ('?') given fresh symbols. */
+  private canonDeclared(owner: string, t: TensorType): TensorType {
+    if (!t.shape) return { dtype: t.dtype, shape: null };
+    const shape = t.shape.map((d, i) => {
+      if (typeof d === 'string' && (d === '?' || d.trim() === '')) return this.freshSymbol(`${sanitizeName(owner)}_dim${i}`);
+      return substituteDim(canonDim(d), this.opts.dims);
+    });
+    return { dtype: t.dtype, shape };
+  }
+
+  freshSymbol(base: string): string {
+    let name = base;
+    for (let k = 2; this.usedSymbols.has(name); k++) name = `${base}_${k}`;
+    this.usedSymbols.add(name);
+    this.fresh.push(name);
+    return name;
+  }
+
+  note(node: Node, message: string): void {
+    if (this.notes.length < MAX_NOTES) this.notes.push(`${node.name}: ${message}`);
+  }
+
+  private ruleFor(node: Node): Rule | undefined {
+    if (node.domain === '' || node.domain === 'ai.onnx') return DEFAULT_RULES.get(node.op);
+    if (node.domain === 'com.microsoft') return MICROSOFT_RULES.get(node.op) ?? DEFAULT_RULES.get(node.op);
+    return undefined;
+  }
+
+  private visit(node: Node): void {
+    const rule = this.ruleFor(node);
+    let outs: (Out | undefined)[] = [];
+    if (!rule) {
+      this.unknownOps.add(node.domain ? `${node.domain}.${node.op}` : node.op);
+      this.unknownOpNodes++;
+    } else {
+      try {
+        outs = rule(new Call(this, node));
+      } catch (err) {
+        // A rule that trips over a malformed node must not stop the walk: the node falls back
+        // like an unknown op, and the error is kept for the analysis (tests require none).
+        if (err instanceof InferError) this.note(node, err.message);
+        else this.ruleErrors.push(`${node.name} (${node.op}): ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    for (let i = 0; i < node.outputs.length; i++) {
+      const name = node.outputs[i]!;
+      if (name) this.assign(node, name, outs[i]);
+    }
+  }
+
+  private assign(node: Node, name: string, out: Out | undefined): void {
+    if (out && validShape(out.shape)) {
+      this.addValue(name, { dtype: out.dtype, shape: out.shape });
+      const v = out.value;
+      if (v && v.length <= MAX_FOLD_ELEMENTS && out.shape && v.length === numericCount(out.shape)) this.values.set(name, v);
+      if (this.graph.declared.size > 0) this.compareDeclared(name, out);
+      if (!out.shape) this.unknownValues.push(name);
+      return;
+    }
+    const declared = this.graph.declared.get(name);
+    if (declared) {
+      this.addValue(name, this.canonDeclared(name, declared));
+      this.declaredFallback.push(name);
+      if (!declared.shape) this.unknownValues.push(name);
+    } else {
+      this.addValue(name, { dtype: out?.dtype ?? this.guessDtype(node), shape: null });
+      this.unknownValues.push(name);
+    }
+  }
+
+  /** Without any declaration, an unknown op most often keeps its first input's dtype. */
+  private guessDtype(node: Node): DType {
+    for (const i of node.inputs) {
+      const t = i ? this.types.get(i) : undefined;
+      if (t) return t.dtype;
+    }
+    return 'float32';
+  }
+
+  private compareDeclared(name: string, out: Out): void {
+    const declared = this.graph.declared.get(name);
+    if (!declared) return;
+    const d = this.canonDeclaredQuiet(declared);
+    let differs = d.dtype !== out.dtype;
+    if (!differs && d.shape && out.shape) {
+      if (d.shape.length !== out.shape.length) differs = true;
+      else differs = d.shape.some((x, k) => typeof x === 'number' && typeof out.shape![k] === 'number' && x !== out.shape![k]);
+    }
+    if (differs) this.disagreements.push({ value: name, ours: { dtype: out.dtype, shape: out.shape }, declared: d });
+  }
+
+  /** For comparison only: no fresh symbols are made for unnamed dims. */
+  private canonDeclaredQuiet(t: TensorType): TensorType {
+    return { dtype: t.dtype, shape: t.shape ? t.shape.map((d) => (d === '?' ? d : substituteDim(canonDim(d), this.opts.dims))) : null };
+  }
+}
+
+function validShape(shape: Shape | null): boolean {
+  if (!shape) return true;
+  for (const d of shape) {
+    if (typeof d === 'number' ? !(Number.isInteger(d) && d >= 0) : typeof d !== 'string' || d.length === 0) return false;
+  }
+  return true;
+}
+
+function numericCount(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) {
+    if (typeof d !== 'number') return -1;
+    n *= d;
+  }
+  return n;
+}
+
+/** What one rule sees of one node (see OpCall). */
+class Call implements OpCall {
+  readonly opset: number;
+
+  constructor(private readonly inf: Inference, readonly node: Node) {
+    const opsets = inf.opts.opsets;
+    this.opset = node.domain === '' ? opsets[''] ?? opsets['ai.onnx'] ?? 0 : opsets[node.domain] ?? 0;
+  }
+
+  has(i: number): boolean {
+    return i < this.node.inputs.length && this.node.inputs[i] !== '';
+  }
+
+  type(i: number): TensorType | undefined {
+    return this.has(i) ? this.inf.types.get(this.node.inputs[i]!) : undefined;
+  }
+
+  dtype(i: number): DType {
+    const t = this.type(i);
+    if (!t) throw new InferError(`input ${i} is missing or untyped`);
+    return t.dtype;
+  }
+
+  shape(i: number): Shape {
+    const s = this.type(i)?.shape;
+    if (!s) throw new InferError(`input ${i} has an unknown shape`);
+    return s;
+  }
+
+  shapeOrNull(i: number): Shape | null {
+    return this.type(i)?.shape ?? null;
+  }
+
+  value(i: number): Dim[] | undefined {
+    return this.has(i) ? this.inf.values.get(this.node.inputs[i]!) : undefined;
+  }
+
+  ints(i: number): number[] | undefined {
+    const v = this.value(i);
+    return v && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
+  }
+
+  private attr(name: string): Attr | undefined {
+    return Object.prototype.hasOwnProperty.call(this.node.attrs, name) ? this.node.attrs[name] : undefined;
+  }
+
+  attrInt(name: string, fallback: number): number {
+    return this.attrIntOpt(name) ?? fallback;
+  }
+
+  attrIntOpt(name: string): number | undefined {
+    const a = this.attr(name);
+    return a && (a.type === 'int' || a.type === 'float') ? a.value : undefined;
+  }
+
+  attrInts(name: string): number[] | undefined {
+    const a = this.attr(name);
+    if (!a) return undefined;
+    if (a.type === 'ints' || a.type === 'floats') return a.value;
+    if (a.type === 'int') return [a.value];
+    return undefined;
+  }
+
+  attrFloat(name: string, fallback: number): number {
+    const a = this.attr(name);
+    return a && (a.type === 'float' || a.type === 'int') ? a.value : fallback;
+  }
+
+  attrFloats(name: string): number[] | undefined {
+    const a = this.attr(name);
+    return a && (a.type === 'floats' || a.type === 'ints') ? a.value : undefined;
+  }
+
+  attrString(name: string, fallback: string): string {
+    const a = this.attr(name);
+    return a && a.type === 'string' ? a.value : fallback;
+  }
+
+  fresh(tag: string): string {
+    return this.inf.freshSymbol(`${tag}_${sanitizeName(this.node.name)}`);
+  }
+
+  note(message: string): void {
+    this.inf.note(this.node, message);
+  }
+}
+
+/** Free symbols (bindable names, floor atoms opened) of every shape, sorted; `cache` memoises per dim. */
+export function freeSymbols(types: Iterable<TensorType>): string[] {
+  const set = new Set<string>();
+  const seen = new Set<string>();
+  for (const t of types) {
+    for (const d of t.shape ?? []) {
+      if (typeof d !== 'string' || seen.has(d)) continue;
+      seen.add(d);
+      for (const s of parseDim(d).freeSymbols()) set.add(s);
+    }
+  }
+  return [...set].sort();
+}
