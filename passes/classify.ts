@@ -40,7 +40,7 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
   const topo = ctx.topology();
   const profile = ctx.get<ProfileResult>('profile');
   const { index, order } = ctx.get<VerifyResult>('verify');
-  const phase = ctx.has('bind') ? ctx.get<BindResult>('bind').phase : null;
+  const phase = ctx.get<BindResult>('bind').phase;
   const representative = new Map<string, Device>();
   for (const d of topo.devices) if (!representative.has(d.kind)) representative.set(d.kind, d);
   const kinds = [...representative.keys()];
@@ -112,7 +112,7 @@ const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.a
 export const classifyPass: Pass<ClassifyResult> = {
   name: 'classify',
   summary: 'per node and device kind: compute- or memory-bound, communication weight of a cut, latency sensitivity (critical-path slack)',
-  requires: ['profile'],
+  requires: ['bind', 'profile'],
   options: [],
   run: classifyGraph,
   statistics(r) {

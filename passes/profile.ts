@@ -49,7 +49,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const graph = ctx.model.graph;
   const types = ctx.get<ShapesResult>('shapes').types;
   // Every symbol still free after shapes gets a default of 1 (one warning names them).
-  const bindings: Record<string, number> = { ...(ctx.has('bind') ? ctx.get<BindResult>('bind').dims : ctx.options.dims) };
+  const bindings: Record<string, number> = { ...ctx.get<BindResult>('bind').dims };
   const free = new Set<string>();
   for (const t of types.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
   const defaulted = [...free].sort();
@@ -135,7 +135,7 @@ const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toE
 export const profilePass: Pass<ProfileResult> = {
   name: 'profile',
   summary: 'per node FLOPs, bytes read/written, parameter bytes, arithmetic intensity; calibration from a measured profile',
-  requires: ['shapes'],
+  requires: ['bind', 'shapes'],
   options: [{ name: 'calibrate FILE', description: 'onnxruntime profiler JSON or hxc-telemetry/v1: measured node times replace estimates; efficiency per device kind and op class is fitted' }],
   run: profileGraph,
   statistics(r) {

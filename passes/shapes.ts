@@ -2,6 +2,7 @@
 // dims kept as canonical polynomials (`past_sequence_length + sequence_length`) and `--dim`
 // bindings substituted. Walks verify's topological order; see src/shapes/ for the operator rules.
 
+import type { BindResult } from './bind.js';
 import type { TensorType } from '../src/ir/graph.js';
 import { typeToString } from '../src/ir/graph.js';
 import type { VerifyResult } from '../src/ir/verify.js';
@@ -19,11 +20,11 @@ const DUMP_VALUE_LIMIT = 16;
 export const shapesPass: Pass<ShapesResult> = {
   name: 'shapes',
   summary: 'infer the dtype and (symbolic) shape of every value; fold small shape tensors',
-  requires: ['verify'],
+  requires: ['verify', 'bind'],
   options: [{ name: 'dim', description: 'NAME=INT binds a symbolic dim (global --dim); unbound symbols stay symbolic' }],
   run(ctx) {
     const verify = ctx.get<VerifyResult>('verify');
-    const result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.options.dims });
+    const result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get<BindResult>('bind').dims });
     if (result.unknown_ops.length > 0) {
       ctx.diagnostics.warn('HXC1102',
         `no shape inference for ${result.unknown_ops.length} operator type(s) (${result.unknown_op_nodes} nodes): ` +

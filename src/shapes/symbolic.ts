@@ -36,9 +36,27 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V): V {
   return value;
 }
 
+/**
+ * Graded lexicographic order (a monomial order, so division by leading terms is exact division):
+ * higher degree first; then, over symbols in name order, the larger exponent of the first symbol
+ * where the two differ. The constant term comes last.
+ */
 function compareTerms(a: Term, b: Term): number {
   if (a.degree !== b.degree) return b.degree - a.degree;
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  const x = a.mono;
+  const y = b.mono;
+  let i = 0;
+  let j = 0;
+  while (i < x.length && j < y.length) {
+    const [sx, px] = x[i]!;
+    const [sy, py] = y[j]!;
+    if (sx === sy) {
+      if (px !== py) return py - px;
+      i++;
+      j++;
+    } else return sx < sy ? -1 : 1; // a has a symbol b lacks (exponent 0 in b)
+  }
+  return i < x.length ? -1 : j < y.length ? 1 : 0;
 }
 
 function makeTerm(coef: number, mono: Mono): Term {
@@ -353,11 +371,13 @@ function bindingGetter(b: Bindings): ((s: string) => number | undefined) | null 
   return (s) => (Object.prototype.hasOwnProperty.call(rec, s) ? rec[s] : undefined);
 }
 
-/** Parenthesised when it has more than one term or a coefficient, so `P/k` reads unambiguously. */
+/** One atom or a number prints bare (atoms in their in-expression form); anything else in parentheses. */
 function wrap(p: Poly): string {
-  const s = p.toString();
   const t = p.terms[0];
-  return p.terms.length === 1 && t && (t.coef === 1 || t.degree === 0) && !t.key.includes('*') ? s : `(${s})`;
+  if (p.terms.length === 0) return '0';
+  if (p.terms.length === 1 && t!.degree === 0 && t!.coef >= 0) return formatInt(t!.coef);
+  if (p.terms.length === 1 && t!.coef === 1 && t!.degree === 1) return t!.key;
+  return `(${p.toString()})`;
 }
 
 function atomFloor(num: Poly, den: Poly): Poly {
@@ -539,30 +559,47 @@ export function canonDim(d: Dim): Dim {
   return typeof d === 'number' ? d : parseDim(d).toDim();
 }
 
+/** Memo: `op a b` → result, so repeated shape arithmetic on the same symbols builds no polynomials. */
+const opCache = new Map<string, Dim | undefined>();
+
+function memo(op: string, a: Dim, b: Dim, compute: () => Dim | undefined): Dim | undefined {
+  const key = `${op}\u0000${a}\u0000${b}`;
+  if (opCache.has(key)) return opCache.get(key);
+  return remember(opCache, key, compute());
+}
+
 export function dimAdd(a: Dim, b: Dim): Dim {
   if (typeof a === 'number' && typeof b === 'number') return a + b;
-  return polyOf(a).add(polyOf(b)).toDim();
+  if (a === 0) return canonDim(b);
+  if (b === 0) return canonDim(a);
+  return memo('+', a, b, () => polyOf(a).add(polyOf(b)).toDim())!;
 }
 
 export function dimSub(a: Dim, b: Dim): Dim {
   if (typeof a === 'number' && typeof b === 'number') return a - b;
-  return polyOf(a).sub(polyOf(b)).toDim();
+  if (b === 0) return canonDim(a);
+  if (a === b) return 0;
+  return memo('-', a, b, () => polyOf(a).sub(polyOf(b)).toDim())!;
 }
 
 export function dimMul(a: Dim, b: Dim): Dim {
   if (typeof a === 'number' && typeof b === 'number') return a * b;
-  return polyOf(a).mul(polyOf(b)).toDim();
+  if (a === 1) return canonDim(b);
+  if (b === 1) return canonDim(a);
+  return memo('*', a, b, () => polyOf(a).mul(polyOf(b)).toDim())!;
 }
 
 /** a / b when exact (integer result, or polynomial that divides), else undefined. */
 export function dimDivExact(a: Dim, b: Dim): Dim | undefined {
   if (typeof a === 'number' && typeof b === 'number') return b !== 0 && a % b === 0 ? a / b : undefined;
-  return polyOf(a).divExact(polyOf(b))?.toDim();
+  if (b === 1) return canonDim(a);
+  return memo('/', a, b, () => polyOf(a).divExact(polyOf(b))?.toDim());
 }
 
 export function dimFloorDiv(a: Dim, b: Dim): Dim {
   if (typeof a === 'number' && typeof b === 'number') return Math.floor(a / b);
-  return polyOf(a).floorDiv(polyOf(b)).toDim();
+  if (b === 1) return canonDim(a);
+  return memo('//', a, b, () => polyOf(a).floorDiv(polyOf(b)).toDim())!;
 }
 
 export function dimCeilDiv(a: Dim, b: Dim): Dim {

@@ -1,0 +1,128 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { ClassifyResult } from '../passes/classify.js';
+import type { ProfileResult } from '../passes/profile.js';
+import type { StateResult } from '../passes/state.js';
+import { runPipeline } from '../src/cli/run-passes.js';
+import type { PlanOptions } from '../src/pass/pass.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
+
+const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
+
+test('FLOPs of the hand-made transformer block equal the hand count', () => {
+  const B = 2, S = 128, D = 256, F = 1024;
+  const run = runPipeline(options(path.join(FIXTURES, 'graphs', 'transformer_block.json'), { dims: { batch: B } }), ['profile']);
+  const p = run.ctx.get<ProfileResult>('profile');
+  const byName = new Map(run.ctx.model.graph.nodes.map((n, i) => [n.name, p.nodes[i]!.flops]));
+  // By hand: a [m,k]×[k,n] product is 2mkn; LayerNorm 8 per element; softmax 5; Gelu 8; add/div 1.
+  const expected: Record<string, number> = {
+    ln1: 8 * B * S * D, q_proj: 2 * B * S * D * D, k_proj: 2 * B * S * D * D, v_proj: 2 * B * S * D * D, k_t: 0,
+    scores: 2 * B * S * S * D, scale: B * S * S, softmax: 5 * B * S * S, context: 2 * B * S * S * D, o_proj: 2 * B * S * D * D,
+    residual1: B * S * D, ln2: 8 * B * S * D, fc1: 2 * B * S * D * F, fc1_bias: B * S * F, gelu: 8 * B * S * F, fc2: 2 * B * S * F * D, residual2: B * S * D,
+  };
+  for (const [name, flops] of Object.entries(expected)) assert.equal(byName.get(name), flops, name);
+  const total = Object.values(expected).reduce((a, b) => a + b, 0);
+  assert.equal(p.totals.flops, total);
+  assert.equal(total, 439_943_168);
+  // Parameters: every initializer is read exactly once here.
+  assert.equal(p.totals.param_bytes, 4 * (4 * D + 4 * D * D + 2 * D * F + F + 1));
+});
+
+test('state: bytes per token of the KV-cache models, checked by hand', () => {
+  // kv bytes/token = layers × 2 (K and V) × kv_heads × head_dim × dtype bytes (MANIFEST.md shapes).
+  const cases: [string, number][] = [
+    ['gpt2_tiny_kv.onnx', 2 * 2 * 4 * 32 * 4],
+    ['mixtral_tiny_moe_kv.onnx', 2 * 2 * 2 * 32 * 4],
+    ['dense_moe_small_kv.onnx', 3 * 2 * 1 * 32 * 4],
+    ['mixtral_8x7b_shaped.graph_only.onnx', 32 * 2 * 8 * 128 * 2],
+  ];
+  for (const [file, perToken] of cases) {
+    const run = runPipeline(options(path.join(SHARED_MODELS, file), { flags: { context: 4096, batch: 8 } }), ['state']);
+    const s = run.ctx.get<StateResult>('state');
+    assert.equal(s.totals.bytes_per_token, perToken, file);
+    assert.equal(s.totals.bytes, perToken * 4096 * 8, file);
+    const layers = s.objects.map((o) => o.layer);
+    assert.deepEqual(layers, layers.map((_, i) => i), `${file}: one object per layer, in order`);
+    for (const o of s.objects) {
+      assert.equal(o.inputs.length, 2);
+      assert.ok(o.writers.length >= 1 && o.readers.length >= 1, `${file} ${o.name} has readers and writers`);
+      const writerOps = o.writers.map((w) => run.ctx.model.graph.nodes[w]!.op);
+      assert.ok(writerOps.every((op) => op === 'Concat'), `${file}: KV writers are the cache concats (${writerOps})`);
+    }
+  }
+  const none = runPipeline(options(path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx')), ['state']);
+  assert.equal(none.ctx.get<StateResult>('state').objects.length, 0);
+});
+
+test('--phase binds the LLM symbols: prefill seq=prompt past=0, decode seq=1 past=context', () => {
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const prefill = runPipeline(options(model, { flags: { phase: 'prefill', prompt: 64, batch: 2 } }), ['profile']).ctx.get<ProfileResult>('profile');
+  assert.deepEqual(prefill.bindings, { batch_size: 2, sequence_length: 64, past_sequence_length: 0 });
+  const decode = runPipeline(options(model, { flags: { phase: 'decode', context: 200 } }), ['profile']).ctx.get<ProfileResult>('profile');
+  assert.deepEqual(decode.bindings, { batch_size: 1, sequence_length: 1, past_sequence_length: 200 }); // GPT-2 tiny holds 256 positions
+  assert.ok(prefill.totals.flops > 50 * decode.totals.flops, 'prefill of 2×64 tokens costs far more than one decode token');
+  // --dim wins over the phase.
+  const pinned = runPipeline(options(model, { dims: { past_sequence_length: 7 }, flags: { phase: 'decode' } }), ['profile']).ctx.get<ProfileResult>('profile');
+  assert.equal(pinned.bindings.past_sequence_length, 7);
+});
+
+test('classify: GEMMs are compute-bound on a GPU and element-wise ops memory-bound; decode is latency-sensitive', () => {
+  const model = path.join(FIXTURES, 'graphs', 'transformer_block.json');
+  const run = runPipeline(options(model, { dims: { batch: 8 }, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml') }), ['classify']);
+  const c = run.ctx.get<ClassifyResult>('classify');
+  const idx = (name: string): number => run.ctx.model.graph.nodes.findIndex((n) => n.name === name);
+  assert.deepEqual(c.kinds, ['cpu', 'gpu']);
+  assert.equal(c.nodes[idx('fc1')]!.by_kind.gpu!.bound, 'compute');
+  assert.equal(c.nodes[idx('residual2')]!.by_kind.gpu!.bound, 'memory');
+  assert.ok(c.nodes[idx('fc1')]!.by_kind.gpu!.time_s < c.nodes[idx('fc1')]!.by_kind.cpu!.time_s);
+  // The block is a chain apart from q/k/v: the projections off the critical path have slack.
+  assert.equal(c.nodes[idx('fc2')]!.slack_s, 0);
+  assert.ok(c.nodes[idx('fc2')]!.latency_sensitive);
+  assert.ok(c.critical_path_s > 0);
+  const decode = runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'decode' } }), ['classify']).ctx.get<ClassifyResult>('classify');
+  assert.ok(decode.nodes.every((n) => n.latency_sensitive));
+});
+
+test('calibration from a real onnxruntime profile changes the estimates and reports fitted factors', async () => {
+  const dir = tmpDir();
+  const model = path.join(FIXTURES, 'models', 'hello_deepa.onnx');
+  // Optimisations off so onnxruntime's kernels keep the model's node names.
+  const session = await ort.InferenceSession.create(model, { enableProfiling: true, profileFilePrefix: path.join(dir, 'ort'), graphOptimizationLevel: 'disabled' });
+  const x = new ort.Tensor('float32', Float32Array.from({ length: 25 * 96 }, (_, i) => Math.sin(i)), [1, 25, 96]);
+  for (let i = 0; i < 5; i++) await session.run({ 'onnx::Flatten_0': x });
+  session.endProfiling();
+  await session.release();
+  const profileFile = fs.readdirSync(dir).find((f) => f.startsWith('ort') && f.endsWith('.json'));
+  assert.ok(profileFile, 'onnxruntime wrote a profile');
+  const base = runPipeline(options(model), ['classify']);
+  const cal = runPipeline(options(model, { flags: { calibrate: path.join(dir, profileFile) } }), ['classify']);
+  const p = cal.ctx.get<ProfileResult>('profile');
+  assert.ok(p.calibration);
+  assert.ok(p.calibration.matched_nodes >= 20, `matched ${p.calibration.matched_nodes}`);
+  const gemm = p.calibration.factors.find((f) => f.kind === 'cpu' && f.op_class === 'matmul');
+  assert.ok(gemm && gemm.factor > 0 && Number.isFinite(gemm.factor) && gemm.nodes === 3, JSON.stringify(p.calibration.factors));
+  const i = cal.ctx.model.graph.nodes.findIndex((n) => n.op === 'Gemm');
+  const before = base.ctx.get<ClassifyResult>('classify').nodes[i]!.by_kind.cpu!.time_s;
+  const after = cal.ctx.get<ClassifyResult>('classify').nodes[i]!.by_kind.cpu!.time_s;
+  assert.notEqual(before, after);
+  assert.equal(after, p.nodes[i]!.measured_s!.cpu, 'the measured time replaces the estimate on the measured kind');
+  const cli = hxc(['inspect', model, '--costs', '--calibrate', path.join(dir, profileFile)]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /calibration \(onnxruntime-profile, \d+ nodes matched\)/);
+  assert.match(cli.stdout, /cpu\s+matmul\s+\S+\s+3/);
+});
+
+test('bad calibration and phase inputs are one-line errors', () => {
+  const dir = tmpDir();
+  const bad = path.join(dir, 'bad.json');
+  fs.writeFileSync(bad, '{"format": "something-else"}');
+  const model = path.join(FIXTURES, 'models', 'hello_deepa.onnx');
+  const r = hxc(['inspect', model, '--costs', '--calibrate', bad]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /HXC2502/);
+  assert.equal(hxc(['inspect', model, '--phase', 'middle']).code, 2);
+  assert.equal(hxc(['inspect', model, '--batch', '0']).code, 2);
+});
