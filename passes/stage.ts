@@ -62,13 +62,14 @@ export function buildStages(ctx: PassContext): StageResult {
   }
   const verified = ctx.get<VerifyResult>('verify');
   const { rank: keyed, labels } = blockRanks(index, verified.order);
-  const { order, rank } = blockOrder(index, keyed);
+  const g = ctx.model.graph;
+  const constant = (i: number): boolean => g.nodes[i]!.op === 'Constant' || (profile.nodes[i]!.flops === 0 && profile.nodes[i]!.bytes === 0);
+  const { order, rank } = blockOrder(index, keyed, constant);
   // Split target: enough pieces to spread a graph without blocks over every device, bounded by max-stages.
   const splitTarget = Math.min(maxStages, Math.max(2 * topo.devices.length, labels.length));
   const intervals = cutIntervals(order, rank, weight, maxStages, splitTarget);
   const stage_of = new Int32Array(n);
   const bySignature = new Map<string, number>();
-  const g = ctx.model.graph;
   const stages: Stage[] = intervals.map((iv, id) => {
     const nodes = Array.from(order.subarray(iv.start, iv.end));
     let flops = 0;

@@ -27,7 +27,8 @@ export type EfficiencyTable = Record<string, Partial<Record<OpClass, number>>>;
  *   t = max(flops / (peak_flops[dtype] · eff · class_factor), bytes / mem_bw) + launch.
  * Explicit times win: a key naming the device id, else its kind (DESIGN.md, hxc-graph/v1 `time`).
  * A work item with explicit times but no key for this device cannot run there: Infinity.
- * A calibrated measurement for the device's kind replaces the estimate.
+ * A calibrated measurement for the device's kind replaces the estimate. Work with no FLOPs and no
+ * bytes (Constant, views, Shape) launches nothing and costs 0.
  */
 export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): number {
   if (w.time_s) {
@@ -36,6 +37,8 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   }
   const measured = w.measured_s?.[d.kind];
   if (measured !== undefined) return measured;
+  // No work, no kernel: constants, views and shape queries are resolved when the program is built.
+  if (w.flops === 0 && w.bytes === 0) return 0;
   const factor = eff?.[d.kind]?.[w.op_class] ?? 1;
   const compute = w.flops > 0 ? w.flops / (peakFlops(d, w.dtype) * d.efficiency * factor) : 0;
   const memory = w.bytes > 0 ? w.bytes / d.memory_bandwidth_bytes_per_s : 0;

@@ -51,30 +51,52 @@ export function blockRanks(index: GraphIndex, order: Int32Array): { rank: Int32A
 /**
  * Topological order where nodes of earlier blocks go first: priority (block rank, original index).
  * Unranked nodes get the rank of the latest block among their predecessors, so a tail (final norm,
- * lm_head) stays after the last block and a head (embedding) before the first. Returns the order
- * and the ranks after that propagation.
+ * lm_head) stays after the last block and a head (embedding) before the first. Source nodes that
+ * `sinkable` marks (constants: no inputs, no work) are then moved to just before their first
+ * consumer, so they travel with it instead of piling up at the start. Returns the order and the
+ * ranks to cut it by.
  */
-export function blockOrder(index: GraphIndex, rankIn: Int32Array): { order: Int32Array; rank: Int32Array } {
+export function blockOrder(index: GraphIndex, rankIn: Int32Array, sinkable?: (i: number) => boolean): { order: Int32Array; rank: Int32Array } {
   const n = index.size;
   const rank = Int32Array.from(rankIn);
+  /** Ranks to cut by: the blocks' own (a tail after the last block stays unranked), sunk sources take their consumer's. */
+  const cutRank = Int32Array.from(rankIn);
   const indeg = new Int32Array(n);
   for (let i = 0; i < n; i++) indeg[i] = index.predOffsets[i + 1]! - index.predOffsets[i]!;
-  // Key = rank * n + index fits a double exactly for n up to ~9e7 blocks×nodes.
+  // Key = (rank + 1) * n + index: exact in a double for any graph that fits in memory.
   const heap = new MinHeap();
   const key = (i: number): number => (rank[i]! + 1) * n + i;
-  const fromKey = (k: number): number => k % n;
   for (let i = 0; i < n; i++) if (indeg[i] === 0) heap.push(key(i));
   const order = new Int32Array(n);
   let k = 0;
   while (heap.size > 0) {
-    const i = fromKey(heap.pop());
+    const i = heap.pop() % n;
     order[k++] = i;
     for (const s of index.successors(i)) {
       if (rank[s] === -1 || rank[s]! < rank[i]!) rank[s] = Math.max(rank[s]!, rank[i]!);
       if (--indeg[s]! === 0) heap.push(key(s));
     }
   }
-  return { order: order.subarray(0, k), rank };
+  const topo = order.subarray(0, k);
+  if (!sinkable) return { order: topo, rank: cutRank };
+  // Sink: emit each sinkable source right before the first node (in order) that reads it.
+  const sunk = new Uint8Array(n);
+  for (let i = 0; i < n; i++) if (indeg[i] === 0 && index.predecessors(i).length === 0 && index.successors(i).length > 0 && sinkable(i)) sunk[i] = 1;
+  const out = new Int32Array(k);
+  const placed = new Uint8Array(n);
+  let m = 0;
+  for (const i of topo) {
+    if (sunk[i]) continue;
+    for (const p of index.predecessors(i)) {
+      if (sunk[p] && !placed[p]) {
+        placed[p] = 1;
+        out[m++] = p;
+        cutRank[p] = cutRank[i]!;
+      }
+    }
+    out[m++] = i;
+  }
+  return { order: out.subarray(0, m), rank: cutRank };
 }
 
 export interface Interval {
@@ -83,37 +105,51 @@ export interface Interval {
 }
 
 /**
- * Cut `order` into intervals: at every change of block rank, then split intervals heavier than
- * `maxWeight`, then merge the lightest adjacent pairs until at most `maxStages` remain.
+ * Cut `order` into intervals: at every change of block rank; then split so the graph has about
+ * `splitTarget` pieces — every block into the same number of equal-weight pieces (so repeated
+ * blocks stay repeats of each other), stretches outside blocks by a weight limit; then merge the
+ * lightest adjacent pairs until at most `maxStages` remain.
  */
 export function cutIntervals(order: Int32Array, rank: Int32Array, weight: Float64Array, maxStages: number, splitTarget: number): Interval[] {
-  let intervals: Interval[] = [];
+  const runs: Interval[] = [];
   let start = 0;
   for (let k = 1; k <= order.length; k++) {
     if (k === order.length || rank[order[k]!] !== rank[order[k - 1]!]) {
-      intervals.push({ start, end: k });
+      runs.push({ start, end: k });
       start = k;
     }
   }
   const total = weight.reduce((a, b) => a + b, 0);
-  // Split heavy intervals so no stage holds more than total/splitTarget of the work (≥ 2 nodes per piece).
-  const limit = splitTarget > 0 ? total / splitTarget : Infinity;
-  const split: Interval[] = [];
-  for (const iv of intervals) {
-    let w = 0;
-    let s = iv.start;
-    for (let k = iv.start; k < iv.end; k++) {
-      w += weight[order[k]!]!;
-      if (w > limit && k + 1 < iv.end && k + 1 - s >= 2) {
-        split.push({ start: s, end: k + 1 });
-        s = k + 1;
-        w = 0;
-      }
-    }
-    split.push({ start: s, end: iv.end });
+  const blocks = runs.filter((iv) => rank[order[iv.start]!]! >= 0).length;
+  const piecesPerBlock = blocks > 0 && blocks < splitTarget ? Math.ceil(splitTarget / blocks) : 1;
+  const limit = splitTarget > 0 && total > 0 ? total / splitTarget : Infinity;
+  const out: Interval[] = [];
+  for (const iv of runs) {
+    let runWeight = 0;
+    for (let k = iv.start; k < iv.end; k++) runWeight += weight[order[k]!]!;
+    const pieces = rank[order[iv.start]!]! >= 0 ? piecesPerBlock : Math.max(1, Math.ceil(runWeight / limit));
+    out.push(...splitEvenly(iv, order, weight, runWeight, Math.min(pieces, iv.end - iv.start)));
   }
-  intervals = split;
-  return mergeLightest(intervals, order, weight, maxStages);
+  return mergeLightest(out, order, weight, maxStages);
+}
+
+/** Split an interval into `pieces` parts of about equal weight (cut where the running weight crosses each quantile). */
+function splitEvenly(iv: Interval, order: Int32Array, weight: Float64Array, runWeight: number, pieces: number): Interval[] {
+  if (pieces <= 1 || runWeight <= 0) return [iv];
+  const parts: Interval[] = [];
+  let acc = 0;
+  let s = iv.start;
+  let next = 1;
+  for (let k = iv.start; k < iv.end && next < pieces; k++) {
+    acc += weight[order[k]!]!;
+    if (acc >= (runWeight * next) / pieces && k + 1 < iv.end) {
+      parts.push({ start: s, end: k + 1 });
+      s = k + 1;
+      next++;
+    }
+  }
+  parts.push({ start: s, end: iv.end });
+  return parts;
 }
 
 /** Greedy: merge the adjacent pair with the smallest combined weight until `maxStages` remain (heap with lazy deletion). */

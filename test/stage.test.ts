@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fc from 'fast-check';
+import type { StageResult } from '../passes/stage.js';
+import { GraphIndex, isConvex, topoOrder } from '../src/ir/algorithms.js';
+import { newGraph } from '../src/ir/graph.js';
+import { blockKey, blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
+import { runPipeline } from '../src/cli/run-passes.js';
+import { FIXTURES, SHARED_MODELS } from './helpers.js';
+
+/** Random DAG: node i reads from earlier nodes; names put nodes in random blocks or none; order shuffled. */
+const graphArb = fc.integer({ min: 1, max: 40 }).chain((n) => fc.record({
+  n: fc.constant(n),
+  edges: fc.array(fc.tuple(fc.nat(n - 1), fc.nat(n - 1)), { maxLength: 3 * n }),
+  blocks: fc.array(fc.integer({ min: -1, max: 4 }), { minLength: n, maxLength: n }),
+  weights: fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: n, maxLength: n }),
+  perm: fc.shuffledSubarray(Array.from({ length: n }, (_, i) => i), { minLength: n, maxLength: n }),
+  maxStages: fc.integer({ min: 1, max: 12 }),
+  splitTarget: fc.integer({ min: 0, max: 16 }),
+}));
+
+test('stages are convex, cover every node once, and keep dependencies (random DAGs)', () => {
+  fc.assert(fc.property(graphArb, ({ n, edges, blocks, weights, perm, maxStages, splitTarget }) => {
+    const g = newGraph('random');
+    g.inputs.push({ name: 'in', type: { dtype: 'float32', shape: [1] } });
+    for (const i of perm) {
+      const reads = edges.filter(([a, b]) => a < b && b === i).map(([a]) => `v${a}`);
+      const name = blocks[i]! >= 0 ? `/model/layers.${blocks[i]}/op${i}` : `op${i}`;
+      g.nodes.push({ name, op: 'Op', domain: '', inputs: reads.length ? reads : i % 3 === 0 ? [] : ['in'], outputs: [`v${i}`], attrs: {}, outer_refs: [] });
+    }
+    const index = new GraphIndex(g);
+    const { order: topo } = topoOrder(index);
+    const w = new Float64Array(n);
+    g.nodes.forEach((node, k) => (w[k] = weights[Number(node.name.replace(/.*op/, ''))]!));
+    const { rank: keyed } = blockRanks(index, topo);
+    const { order, rank } = blockOrder(index, keyed, (i) => g.nodes[i]!.inputs.length === 0);
+    assert.equal(order.length, n);
+    const intervals = cutIntervals(order, rank, w, maxStages, splitTarget);
+    assert.ok(intervals.length <= Math.max(1, maxStages));
+    const stageOf = new Int32Array(n).fill(-1);
+    intervals.forEach((iv, s) => {
+      for (let k = iv.start; k < iv.end; k++) {
+        assert.equal(stageOf[order[k]!], -1, 'each node in one stage');
+        stageOf[order[k]!] = s;
+      }
+      assert.ok(isConvex(index, new Set(Array.from(order.subarray(iv.start, iv.end)))), 'stage is convex');
+    });
+    for (let i = 0; i < n; i++) {
+      assert.notEqual(stageOf[i], -1, 'every node covered');
+      for (const p of index.predecessors(i)) assert.ok(stageOf[p]! <= stageOf[i]!, 'dependencies go forward between stages');
+    }
+  }), { numRuns: 300 });
+});
+
+test('block keys come from exporters\' module paths', () => {
+  assert.equal(blockKey('/model/layers.12/self_attn/q_proj/MatMul'), 'layers.12');
+  assert.equal(blockKey('/transformer/h.0/attn/Softmax'), 'h.0');
+  assert.equal(blockKey('/features/features.3/block/block.0/Conv'), 'features.3');
+  assert.equal(blockKey('/lm_head/MatMul'), null);
+  assert.equal(blockKey('conv2d_139.b_0'), null);
+});
+
+test('the Mixtral-shaped graph is cut into one stage per decoder layer, layers 2..31 repeats of layer 1', () => {
+  const run = runPipeline({ model_path: path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', prompt: 128 } }, ['stage']);
+  const r = run.ctx.get<StageResult>('stage');
+  const layerStages = r.stages.filter((s) => /^layers\.\d+$/.test(s.name));
+  assert.equal(layerStages.length, 32);
+  assert.deepEqual(layerStages.map((s) => s.name), Array.from({ length: 32 }, (_, i) => `layers.${i}`));
+  for (const s of layerStages.slice(2)) assert.equal(s.repeat_of, layerStages[1]!.id, s.name);
+  const covered = r.stages.reduce((a, s) => a + s.nodes.length, 0);
+  assert.equal(covered, run.ctx.model.graph.nodes.length);
+});
+
+test('--max-stages bounds the stage count', () => {
+  const run = runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', 'max-stages': 3 } }, ['stage']);
+  assert.equal(run.ctx.get<StageResult>('stage').stages.length, 3);
+});
