@@ -27,13 +27,27 @@ export interface NodeClass {
   latency_sensitive: boolean;
 }
 
+/** Columnar: per kind (index into `kinds`) one typed array over nodes, so 100k nodes cost a few allocations. */
 export interface ClassifyResult {
   kinds: string[];
-  nodes: NodeClass[];
+  time_s: Float64Array[];
+  compute_bound: Uint8Array[];
+  comm_ratio: Float64Array[];
+  slack_s: Float64Array;
+  latency_sensitive: Uint8Array;
   /** Critical path length on the fastest device for each node, transfers ignored: a lower bound on any makespan. */
   critical_path_s: number;
   /** Bandwidth (bytes/s) and latency of the median device-to-device route, used for comm_ratio. */
   typical_link: { bandwidth_bytes_per_s: number; latency_s: number };
+}
+
+/** One node's classification as an object (for display and JSON). */
+export function nodeClass(r: ClassifyResult, i: number): NodeClass {
+  const by_kind: Record<string, KindClass> = {};
+  r.kinds.forEach((k, j) => {
+    by_kind[k] = { bound: r.compute_bound[j]![i] ? 'compute' : 'memory', time_s: r.time_s[j]![i]!, comm_ratio: r.comm_ratio[j]![i]! };
+  });
+  return { by_kind, slack_s: r.slack_s[i]!, latency_sensitive: r.latency_sensitive[i] === 1 };
 }
 
 export function classifyGraph(ctx: PassContext): ClassifyResult {
@@ -44,27 +58,28 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
   const representative = new Map<string, Device>();
   for (const d of topo.devices) if (!representative.has(d.kind)) representative.set(d.kind, d);
   const kinds = [...representative.keys()];
+  const devices = [...representative.values()];
   const typical = typicalLink(ctx);
   const n = index.size;
+  const time_s = kinds.map(() => new Float64Array(n));
+  const compute_bound = kinds.map(() => new Uint8Array(n));
+  const comm_ratio = kinds.map(() => new Float64Array(n));
   const fastest = new Float64Array(n);
-  const nodes: NodeClass[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const cost = profile.nodes[i]!;
-    const outBytes = ctx.model.graph.nodes[i]!.outputs.reduce((s, v) => s + (v ? profile.value_bytes.get(v) ?? 0 : 0), 0);
+    let outBytes = 0;
+    for (const id of index.outputsOf(i)) if (id >= 0) outBytes += profile.value_bytes_by_id[id]!;
     const send = outBytes > 0 ? typical.latency_s + outBytes / typical.bandwidth_bytes_per_s : 0;
-    const by_kind: Record<string, KindClass> = {};
     let best = Infinity;
-    for (const [kind, d] of representative) {
+    for (let j = 0; j < devices.length; j++) {
+      const d = devices[j]!;
       const t = computeTime(cost, d, profile.efficiency);
-      best = Math.min(best, t);
-      by_kind[kind] = {
-        bound: cost.intensity >= ridgePoint(d, cost.dtype) ? 'compute' : 'memory',
-        time_s: t,
-        comm_ratio: t > 0 && Number.isFinite(t) ? send / t : 0,
-      };
+      if (t < best) best = t;
+      time_s[j]![i] = t;
+      compute_bound[j]![i] = cost.intensity >= ridgePoint(d, cost.dtype) ? 1 : 0;
+      comm_ratio[j]![i] = t > 0 && Number.isFinite(t) ? send / t : 0;
     }
     fastest[i] = Number.isFinite(best) ? best : 0;
-    nodes[i] = { by_kind, slack_s: 0, latency_sensitive: false };
   }
   // Critical path (CPM): earliest finish forward, latest finish backward, slack = difference.
   const eft = new Float64Array(n);
@@ -81,12 +96,14 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
     for (const s of index.successors(i)) lft[i] = Math.min(lft[i]!, lft[s]! - fastest[s]!);
   }
   const tolerance = cp * 1e-9;
+  const slack_s = new Float64Array(n);
+  const latency_sensitive = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const slack = Math.max(0, lft[i]! - eft[i]!);
-    nodes[i]!.slack_s = slack;
-    nodes[i]!.latency_sensitive = phase === 'decode' || slack <= tolerance;
+    slack_s[i] = slack;
+    latency_sensitive[i] = phase === 'decode' || slack <= tolerance ? 1 : 0;
   }
-  return { kinds, nodes, critical_path_s: cp, typical_link: typical };
+  return { kinds, time_s, compute_bound, comm_ratio, slack_s, latency_sensitive, critical_path_s: cp, typical_link: typical };
 }
 
 /** The median route between distinct devices for a 1 MiB transfer: what "crossing a cut" typically costs. */
@@ -116,21 +133,22 @@ export const classifyPass: Pass<ClassifyResult> = {
   options: [],
   run: classifyGraph,
   statistics(r) {
-    const stats: Record<string, number | string> = { 'critical path s': fmt(r.critical_path_s), 'latency-sensitive nodes': r.nodes.filter((x) => x.latency_sensitive).length };
-    for (const k of r.kinds) stats[`compute-bound on ${k}`] = r.nodes.filter((x) => x.by_kind[k]!.bound === 'compute').length;
+    const count = (a: Uint8Array): number => a.reduce((s, x) => s + x, 0);
+    const stats: Record<string, number | string> = { 'critical path s': fmt(r.critical_path_s), 'latency-sensitive nodes': count(r.latency_sensitive) };
+    r.kinds.forEach((k, j) => (stats[`compute-bound on ${k}`] = count(r.compute_bound[j]!)));
     return stats;
   },
   dump(r, ctx) {
     const lines = [`kinds: ${r.kinds.join(', ')}`, `critical_path_s: ${fmt(r.critical_path_s)}`, `typical link: ${fmt(r.typical_link.bandwidth_bytes_per_s)} B/s, ${fmt(r.typical_link.latency_s)} s`];
     ctx.model.graph.nodes.forEach((node, i) => {
-      const c = r.nodes[i]!;
+      const c = nodeClass(r, i);
       const per = r.kinds.map((k) => `${k}:${c.by_kind[k]!.bound}/${fmt(c.by_kind[k]!.time_s)}s/comm=${fmt(c.by_kind[k]!.comm_ratio)}`).join(' ');
       lines.push(`${node.name}: slack=${fmt(c.slack_s)}s${c.latency_sensitive ? ' latency-sensitive' : ''} ${per}`);
     });
     return lines.join('\n') + '\n';
   },
   nodeNote(r, _ctx, i) {
-    const c = r.nodes[i]!;
+    const c = nodeClass(r, i);
     return `${r.kinds.map((k) => `${k}:${c.by_kind[k]!.bound}`).join(',')}${c.latency_sensitive ? ' critical' : ''}`;
   },
 };

@@ -3,11 +3,13 @@
 // measured profile (`--calibrate FILE`). Formulas live in src/cost/flops.ts, times in src/cost/model.ts.
 
 import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
-import { nodeFlops, opClass, VIEW_OPS, type NodeShapes, type OpClass } from '../src/cost/flops.js';
+import { nodeFlops, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
 import type { EfficiencyTable, WorkItem } from '../src/cost/model.js';
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import type { TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
+import type { GraphIndex } from '../src/ir/algorithms.js';
+import type { VerifyResult } from '../src/ir/verify.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
 import type { BindResult } from './bind.js';
 import type { ShapesResult } from './shapes.js';
@@ -24,8 +26,10 @@ export interface NodeCost extends WorkItem {
 export interface ProfileResult {
   /** By node index. */
   nodes: NodeCost[];
-  /** Bytes of every value with a known type, at the bound dims. */
-  value_bytes: Map<string, number>;
+  /** Bytes of every value with a known type at the bound dims, by value id (GraphIndex.valueIds); 0 when unknown. */
+  value_bytes_by_id: Float64Array;
+  /** The same by name. */
+  value_bytes: { get(name: string): number | undefined };
   /** Numeric value of every symbol used (bound by the user, or defaulted to 1). */
   bindings: Record<string, number>;
   defaulted: string[];
@@ -37,53 +41,94 @@ export interface ProfileResult {
 /** Numeric shape at the bindings; a symbol left free takes the default binding (1). */
 function numeric(t: TensorType | undefined, bind: Record<string, number>): number[] | null {
   if (!t || !t.shape) return null;
-  return t.shape.map((d) => (typeof d === 'number' ? d : evalDim(d, bind) ?? 1));
+  let out: number[] | null = null;
+  for (let k = 0; k < t.shape.length; k++) {
+    const d = t.shape[k]!;
+    if (typeof d !== 'number') {
+      out ??= t.shape.slice(0, k) as number[];
+      out.push(evalDim(d, bind) ?? 1);
+    } else if (out) out.push(d);
+  }
+  return out ?? (t.shape as number[]);
 }
 
-function computeDtype(inputs: (TensorType | undefined)[], outputs: (TensorType | undefined)[]): DType {
-  for (const t of [...inputs, ...outputs]) if (t && isFloat(t.dtype)) return t.dtype;
-  return outputs[0]?.dtype ?? inputs[0]?.dtype ?? 'float32';
+function computeDtype(index: GraphIndex, i: number, types: (TensorType | undefined)[]): DType {
+  let first: DType | undefined;
+  for (const ids of [index.inputsOf(i), index.outputsOf(i)]) {
+    for (const id of ids) {
+      const t = id >= 0 ? types[id] : undefined;
+      if (!t) continue;
+      if (isFloat(t.dtype)) return t.dtype;
+      first ??= t.dtype;
+    }
+  }
+  return first ?? 'float32';
 }
 
 export function profileGraph(ctx: PassContext): ProfileResult {
   const graph = ctx.model.graph;
-  const types = ctx.get<ShapesResult>('shapes').types;
+  const { index } = ctx.get<VerifyResult>('verify');
+  const typesByName = ctx.get<ShapesResult>('shapes').types;
   // Every symbol still free after shapes gets a default of 1 (one warning names them).
   const bindings: Record<string, number> = { ...ctx.get<BindResult>('bind').dims };
   const free = new Set<string>();
-  for (const t of types.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
+  for (const t of typesByName.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
   const defaulted = [...free].sort();
   for (const s of defaulted) bindings[s] = 1;
   if (defaulted.length > 0) {
     ctx.diagnostics.warn('HXC1104', `dims not bound, costed at 1: ${defaulted.slice(0, 8).join(', ')}${defaulted.length > 8 ? `, … (${defaulted.length} in all)` : ''}`,
       { hint: 'bind them with --dim NAME=VALUE (or --phase/--batch/--context for LLMs)' });
   }
-  const value_bytes = new Map<string, number>();
-  for (const [name, t] of types) {
+  // Per value id, looked up once: type, numeric shape, bytes, whether it is a weight.
+  const valueCount = index.valueNames.length;
+  const types: (TensorType | undefined)[] = new Array(valueCount);
+  const shapes: (number[] | null)[] = new Array(valueCount);
+  const bytesById = new Float64Array(valueCount);
+  const isWeight = new Uint8Array(valueCount);
+  for (let id = 0; id < valueCount; id++) {
+    const name = index.valueNames[id]!;
+    const t = typesByName.get(name);
+    types[id] = t;
     const s = numeric(t, bindings);
-    if (s) value_bytes.set(name, byteSizeOf(t.dtype, s.reduce((a, b) => a * b, 1)));
+    shapes[id] = s;
+    if (t && s) {
+      let e = 1;
+      for (const d of s) e *= d;
+      bytesById[id] = byteSizeOf(t.dtype, e);
+    }
+    const declared = graph.declared_bytes.get(name);
+    if (declared !== undefined) bytesById[id] = declared;
+    if (graph.initializers.has(name)) isWeight[id] = 1;
   }
-  for (const [name, b] of graph.declared_bytes) value_bytes.set(name, b);
-  const constantOutputs = new Set<string>();
-  for (const n of graph.nodes) if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOutputs.add(o);
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const node = graph.nodes[i]!;
+    if (node.op === 'Constant' && node.domain === '') for (const id of index.outputsOf(i)) if (id >= 0) isWeight[id] = 1;
+  }
+  // (A plain loop: Array.from(typedArray, fn) is many times slower in V8.)
+  const shapesOf = (ids: Int32Array): (number[] | null)[] => {
+    const out: (number[] | null)[] = new Array(ids.length);
+    for (let k = 0; k < ids.length; k++) out[k] = ids[k]! >= 0 ? shapes[ids[k]!]! : null;
+    return out;
+  };
 
   const totals = { flops: 0, bytes_read: 0, bytes_written: 0, param_bytes: 0 };
-  const nodes: NodeCost[] = graph.nodes.map((node) => {
-    const inT = node.inputs.map((v) => (v ? types.get(v) : undefined));
-    const outT = node.outputs.map((v) => (v ? types.get(v) : undefined));
-    const shapes: NodeShapes = { inputs: inT.map((t) => numeric(t, bindings)), outputs: outT.map((t) => numeric(t, bindings)) };
+  const nodes: NodeCost[] = new Array(graph.nodes.length);
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const node = graph.nodes[i]!;
+    const ins = index.inputsOf(i);
+    const outs = index.outputsOf(i);
     const cls: OpClass = node.task ? 'other' : opClass(node);
-    let flops = node.task?.flops ?? nodeFlops(node, shapes);
+    let flops = node.task?.flops ?? nodeFlops(node, { inputs: shapesOf(ins), outputs: shapesOf(outs) });
     let bytesRead = 0;
     let bytesWritten = 0;
     let params = 0;
-    for (const v of node.inputs) {
-      if (!v) continue;
-      const b = value_bytes.get(v) ?? 0;
-      if (graph.initializers.has(v) || constantOutputs.has(v)) params += b;
+    for (const id of ins) {
+      if (id < 0) continue;
+      const b = bytesById[id]!;
+      if (isWeight[id]) params += b;
       bytesRead += b;
     }
-    for (const v of node.outputs) if (v) bytesWritten += value_bytes.get(v) ?? 0;
+    for (const id of outs) if (id >= 0) bytesWritten += bytesById[id]!;
     if (VIEW_OPS.has(node.op) && node.domain === '') {
       // A view relabels its input buffer: nothing is read or written (onnxruntime aliases it).
       bytesRead = 0;
@@ -97,15 +142,21 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     const moved = bytesRead + bytesWritten;
     const cost: NodeCost = {
       flops, bytes: moved, bytes_read: bytesRead, bytes_written: bytesWritten, param_bytes: params,
-      intensity: moved > 0 ? flops / moved : 0, dtype: computeDtype(inT, outT), op_class: cls,
+      intensity: moved > 0 ? flops / moved : 0, dtype: computeDtype(index, i, types), op_class: cls,
     };
     if (node.task?.time_s) cost.time_s = node.task.time_s;
     totals.flops += flops;
     totals.bytes_read += bytesRead;
     totals.bytes_written += bytesWritten;
     totals.param_bytes += params;
-    return cost;
-  });
+    nodes[i] = cost;
+  }
+  const value_bytes = {
+    get: (name: string): number | undefined => {
+      const id = index.valueIds.get(name);
+      return id === undefined ? undefined : bytesById[id];
+    },
+  };
 
   let calibration: CalibrationReport | null = null;
   let efficiency: EfficiencyTable = {};
@@ -127,7 +178,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       ctx.diagnostics.warn('HXC1105', `${calibration.unmatched_names} measured node names are not in this model (${calibration.matched_nodes} matched)`, { where: calibrateFile, hint: 'calibrate with a profile of the same model' });
     }
   }
-  return { nodes, value_bytes, bindings, defaulted, totals, efficiency, calibration };
+  return { nodes, value_bytes_by_id: bytesById, value_bytes, bindings, defaulted, totals, efficiency, calibration };
 }
 
 const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
@@ -135,7 +186,7 @@ const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toE
 export const profilePass: Pass<ProfileResult> = {
   name: 'profile',
   summary: 'per node FLOPs, bytes read/written, parameter bytes, arithmetic intensity; calibration from a measured profile',
-  requires: ['bind', 'shapes'],
+  requires: ['verify', 'bind', 'shapes'],
   options: [{ name: 'calibrate FILE', description: 'onnxruntime profiler JSON or hxc-telemetry/v1: measured node times replace estimates; efficiency per device kind and op class is fitted' }],
   run: profileGraph,
   statistics(r) {

@@ -18,7 +18,10 @@ interface Case {
   passes: string[];
   reps: number;
   dims?: Record<string, number>;
+  flags?: Record<string, string | number>;
 }
+
+const ANALYSIS = ['import', 'verify', 'bind', 'shapes', 'profile', 'classify', 'state', 'stage'];
 
 function cases(): Case[] {
   const list: Case[] = [
@@ -30,6 +33,9 @@ function cases(): Case[] {
     const p = path.join(MODELS, m);
     if (fs.existsSync(p)) list.push({ name: `import+verify, ${m}`, model: p, passes: ['import', 'verify'], reps: 9 });
   }
+  list.push({ name: 'analysis (import..stage), synthetic ONNX 100k nodes', model: 'synthetic:onnx:100000', passes: ANALYSIS, reps: 5, dims: { batch: 8 } });
+  const mixtral = path.join(MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
+  if (fs.existsSync(mixtral)) list.push({ name: 'analysis (import..stage), mixtral_8x7b_shaped prefill 512', model: mixtral, passes: ANALYSIS, reps: 5, flags: { phase: 'prefill', prompt: 512 } });
   return list;
 }
 
@@ -46,7 +52,7 @@ function runChild(c: Case): void {
     const [, kind, n] = file.split(':');
     file = writeSynthetic(kind as 'onnx' | 'json', Number(n));
   }
-  const r = timePipeline(file, c.passes, c.reps, c.dims ?? {});
+  const r = timePipeline(file, c.passes, c.reps, c.dims ?? {}, c.flags ?? {});
   const maxrss_bytes = process.resourceUsage().maxRSS * 1024;
   process.stdout.write(JSON.stringify({ ...r, maxrss_bytes, file_bytes: fs.statSync(file).size }));
 }

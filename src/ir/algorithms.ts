@@ -29,6 +29,11 @@ export class GraphIndex {
   readonly preds: Int32Array;
   readonly succOffsets: Int32Array;
   readonly succs: Int32Array;
+  /** Positional input / output value ids per node (CSR; -1 marks an omitted optional input or output). */
+  readonly inputOffsets: Int32Array;
+  readonly inputIds: Int32Array;
+  readonly outputOffsets: Int32Array;
+  readonly outputIds: Int32Array;
   /** Set when a value has two producers: [value, first producer, second producer]. */
   readonly duplicateProducer: [string, number, number] | null = null;
   private nodeByNameMap: Map<string, number> | null = null;
@@ -55,16 +60,34 @@ export class GraphIndex {
     const reads: number[] = [];
     const outOffsets = new Int32Array(n + 1);
     const outs: number[] = [];
+    const inputIds: number[] = [];
+    const outputIds: number[] = [];
+    this.inputOffsets = new Int32Array(n + 1);
+    this.outputOffsets = new Int32Array(n + 1);
     for (let i = 0; i < n; i++) {
       const node = nodes[i]!;
       readOffsets[i] = reads.length;
-      for (const v of node.inputs) if (v) reads.push(intern(v));
+      this.inputOffsets[i] = inputIds.length;
+      for (const v of node.inputs) {
+        const id = v ? intern(v) : -1;
+        inputIds.push(id);
+        if (id >= 0) reads.push(id);
+      }
       for (const v of node.outer_refs) reads.push(intern(v));
       outOffsets[i] = outs.length;
-      for (const v of node.outputs) if (v) outs.push(intern(v));
+      this.outputOffsets[i] = outputIds.length;
+      for (const v of node.outputs) {
+        const id = v ? intern(v) : -1;
+        outputIds.push(id);
+        if (id >= 0) outs.push(id);
+      }
     }
     readOffsets[n] = reads.length;
     outOffsets[n] = outs.length;
+    this.inputOffsets[n] = inputIds.length;
+    this.outputOffsets[n] = outputIds.length;
+    this.inputIds = Int32Array.from(inputIds);
+    this.outputIds = Int32Array.from(outputIds);
     const valueCount = names.length;
     this.producerOf = new Int32Array(valueCount).fill(-1);
     for (let i = 0; i < n; i++) {
@@ -168,6 +191,15 @@ export class GraphIndex {
       this.graph.nodes.forEach((node, i) => this.nodeByNameMap!.set(node.name, i));
     }
     return this.nodeByNameMap;
+  }
+
+  /** Value ids of node i's inputs, by position (-1 for an omitted one). */
+  inputsOf(i: number): Int32Array {
+    return this.inputIds.subarray(this.inputOffsets[i]!, this.inputOffsets[i + 1]!);
+  }
+
+  outputsOf(i: number): Int32Array {
+    return this.outputIds.subarray(this.outputOffsets[i]!, this.outputOffsets[i + 1]!);
   }
 
   predecessors(i: number): Int32Array {
