@@ -10,7 +10,7 @@ import { stagePass } from './stage.js';
 import { statePass } from './state.js';
 import { verifyPass } from './verify.js';
 
-export const PASSES: readonly Pass<any>[] = [
+export const PASSES: readonly Pass<any, any>[] = [
   importPass, // read the model into the IR
   verifyPass, // well-formed, acyclic; node index and topological order
   bindPass, // numeric values of symbolic dims: --dim, --phase with --batch/--prompt/--context

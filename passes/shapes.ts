@@ -1,6 +1,6 @@
 // shapes: dtype and shape of every value (graph inputs, initializers, node outputs), with symbolic
-// dims kept as canonical polynomials (`past_sequence_length + sequence_length`) and `--dim`
-// bindings substituted. Walks verify's topological order; see src/shapes/ for the operator rules.
+// dims kept as canonical polynomials (`past_sequence_length + sequence_length`) and the bind
+// pass's values substituted. Walks verify's topological order; src/shapes/ holds the op rules.
 
 import type { BindResult } from './bind.js';
 import type { TensorType } from '../src/ir/graph.js';
@@ -21,7 +21,8 @@ export const shapesPass: Pass<ShapesResult> = {
   name: 'shapes',
   summary: 'infer the dtype and (symbolic) shape of every value; fold small shape tensors',
   requires: ['verify', 'bind'],
-  options: [{ name: 'dim', description: 'NAME=INT binds a symbolic dim (global --dim); unbound symbols stay symbolic' }],
+  // Bindings come from the bind pass (--dim, --phase); symbols it leaves free stay symbolic.
+  options: [],
   run(ctx) {
     const verify = ctx.get<VerifyResult>('verify');
     const result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get<BindResult>('bind').dims });

@@ -12,9 +12,9 @@ import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 
 const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
 
-test('FLOPs of the hand-made transformer block equal the hand count', () => {
+test('FLOPs of the hand-made transformer block equal the hand count', async () => {
   const B = 2, S = 128, D = 256, F = 1024;
-  const run = runPipeline(options(path.join(FIXTURES, 'graphs', 'transformer_block.json'), { dims: { batch: B } }), ['profile']);
+  const run = await runPipeline(options(path.join(FIXTURES, 'graphs', 'transformer_block.json'), { dims: { batch: B } }), ['profile']);
   const p = run.ctx.get<ProfileResult>('profile');
   const byName = new Map(run.ctx.model.graph.nodes.map((n, i) => [n.name, p.nodes[i]!.flops]));
   // By hand: a [m,k]×[k,n] product is 2mkn; LayerNorm 8 per element; softmax 5; Gelu 8; add/div 1.
@@ -31,7 +31,7 @@ test('FLOPs of the hand-made transformer block equal the hand count', () => {
   assert.equal(p.totals.param_bytes, 4 * (4 * D + 4 * D * D + 2 * D * F + F + 1));
 });
 
-test('state: bytes per token of the KV-cache models, checked by hand', () => {
+test('state: bytes per token of the KV-cache models, checked by hand', async () => {
   // kv bytes/token = layers × 2 (K and V) × kv_heads × head_dim × dtype bytes (MANIFEST.md shapes).
   const cases: [string, number][] = [
     ['gpt2_tiny_kv.onnx', 2 * 2 * 4 * 32 * 4],
@@ -40,7 +40,7 @@ test('state: bytes per token of the KV-cache models, checked by hand', () => {
     ['mixtral_8x7b_shaped.graph_only.onnx', 32 * 2 * 8 * 128 * 2],
   ];
   for (const [file, perToken] of cases) {
-    const run = runPipeline(options(path.join(SHARED_MODELS, file), { flags: { context: 4096, batch: 8 } }), ['state']);
+    const run = await runPipeline(options(path.join(SHARED_MODELS, file), { flags: { context: 4096, batch: 8 } }), ['state']);
     const s = run.ctx.get<StateResult>('state');
     assert.equal(s.totals.bytes_per_token, perToken, file);
     assert.equal(s.totals.bytes, perToken * 4096 * 8, file);
@@ -53,25 +53,25 @@ test('state: bytes per token of the KV-cache models, checked by hand', () => {
       assert.ok(writerOps.every((op) => op === 'Concat'), `${file}: KV writers are the cache concats (${writerOps})`);
     }
   }
-  const none = runPipeline(options(path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx')), ['state']);
+  const none = await runPipeline(options(path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx')), ['state']);
   assert.equal(none.ctx.get<StateResult>('state').objects.length, 0);
 });
 
-test('--phase binds the LLM symbols: prefill seq=prompt past=0, decode seq=1 past=context', () => {
+test('--phase binds the LLM symbols: prefill seq=prompt past=0, decode seq=1 past=context', async () => {
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
-  const prefill = runPipeline(options(model, { flags: { phase: 'prefill', prompt: 64, batch: 2 } }), ['profile']).ctx.get<ProfileResult>('profile');
+  const prefill = (await runPipeline(options(model, { flags: { phase: 'prefill', prompt: 64, batch: 2 } }), ['profile'])).ctx.get<ProfileResult>('profile');
   assert.deepEqual(prefill.bindings, { batch_size: 2, sequence_length: 64, past_sequence_length: 0 });
-  const decode = runPipeline(options(model, { flags: { phase: 'decode', context: 200 } }), ['profile']).ctx.get<ProfileResult>('profile');
+  const decode = (await runPipeline(options(model, { flags: { phase: 'decode', context: 200 } }), ['profile'])).ctx.get<ProfileResult>('profile');
   assert.deepEqual(decode.bindings, { batch_size: 1, sequence_length: 1, past_sequence_length: 200 }); // GPT-2 tiny holds 256 positions
   assert.ok(prefill.totals.flops > 50 * decode.totals.flops, 'prefill of 2×64 tokens costs far more than one decode token');
   // --dim wins over the phase.
-  const pinned = runPipeline(options(model, { dims: { past_sequence_length: 7 }, flags: { phase: 'decode' } }), ['profile']).ctx.get<ProfileResult>('profile');
+  const pinned = (await runPipeline(options(model, { dims: { past_sequence_length: 7 }, flags: { phase: 'decode' } }), ['profile'])).ctx.get<ProfileResult>('profile');
   assert.equal(pinned.bindings.past_sequence_length, 7);
 });
 
-test('classify: GEMMs are compute-bound on a GPU and element-wise ops memory-bound; decode is latency-sensitive', () => {
+test('classify: GEMMs are compute-bound on a GPU and element-wise ops memory-bound; decode is latency-sensitive', async () => {
   const model = path.join(FIXTURES, 'graphs', 'transformer_block.json');
-  const run = runPipeline(options(model, { dims: { batch: 8 }, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml') }), ['classify']);
+  const run = await runPipeline(options(model, { dims: { batch: 8 }, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml') }), ['classify']);
   const c = run.ctx.get<ClassifyResult>('classify');
   const idx = (name: string): number => run.ctx.model.graph.nodes.findIndex((n) => n.name === name);
   assert.deepEqual(c.kinds, ['cpu', 'gpu']);
@@ -82,7 +82,7 @@ test('classify: GEMMs are compute-bound on a GPU and element-wise ops memory-bou
   assert.equal(nodeClass(c, idx('fc2')).slack_s, 0);
   assert.ok(nodeClass(c, idx('fc2')).latency_sensitive);
   assert.ok(c.critical_path_s > 0);
-  const decode = runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'decode' } }), ['classify']).ctx.get<ClassifyResult>('classify');
+  const decode = (await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'decode' } }), ['classify'])).ctx.get<ClassifyResult>('classify');
   assert.ok(decode.latency_sensitive.every((x) => x === 1));
 });
 
@@ -97,8 +97,8 @@ test('calibration from a real onnxruntime profile changes the estimates and repo
   await session.release();
   const profileFile = fs.readdirSync(dir).find((f) => f.startsWith('ort') && f.endsWith('.json'));
   assert.ok(profileFile, 'onnxruntime wrote a profile');
-  const base = runPipeline(options(model), ['classify']);
-  const cal = runPipeline(options(model, { flags: { calibrate: path.join(dir, profileFile) } }), ['classify']);
+  const base = await runPipeline(options(model), ['classify']);
+  const cal = await runPipeline(options(model, { flags: { calibrate: path.join(dir, profileFile) } }), ['classify']);
   const p = cal.ctx.get<ProfileResult>('profile');
   assert.ok(p.calibration);
   assert.ok(p.calibration.matched_nodes >= 20, `matched ${p.calibration.matched_nodes}`);
@@ -115,7 +115,7 @@ test('calibration from a real onnxruntime profile changes the estimates and repo
   assert.match(cli.stdout, /cpu\s+matmul\s+\S+\s+3/);
 });
 
-test('bad calibration and phase inputs are one-line errors', () => {
+test('bad calibration and phase inputs are one-line errors', async () => {
   const dir = tmpDir();
   const bad = path.join(dir, 'bad.json');
   fs.writeFileSync(bad, '{"format": "something-else"}');

@@ -20,7 +20,7 @@ const graphArb = fc.integer({ min: 1, max: 40 }).chain((n) => fc.record({
   splitTarget: fc.integer({ min: 0, max: 16 }),
 }));
 
-test('stages are convex, cover every node once, and keep dependencies (random DAGs)', () => {
+test('stages are convex, cover every node once, and keep dependencies (random DAGs)', async () => {
   fc.assert(fc.property(graphArb, ({ n, edges, blocks, weights, perm, maxStages, splitTarget }) => {
     const g = newGraph('random');
     g.inputs.push({ name: 'in', type: { dtype: 'float32', shape: [1] } });
@@ -61,8 +61,8 @@ test('block keys come from exporters\' module paths', () => {
   assert.equal(blockKey('conv2d_139.b_0'), null);
 });
 
-test('the Mixtral-shaped graph is cut into one stage per decoder layer, layers 2..31 repeats of layer 1', () => {
-  const run = runPipeline({ model_path: path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', prompt: 128 } }, ['stage']);
+test('the Mixtral-shaped graph is cut into one stage per decoder layer, layers 2..31 repeats of layer 1', async () => {
+  const run = await runPipeline({ model_path: path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', prompt: 128 } }, ['stage']);
   const r = run.ctx.get<StageResult>('stage');
   const layerStages = r.stages.filter((s) => /^layers\.\d+$/.test(s.name));
   assert.equal(layerStages.length, 32);
@@ -72,7 +72,7 @@ test('the Mixtral-shaped graph is cut into one stage per decoder layer, layers 2
   assert.equal(covered, run.ctx.model.graph.nodes.length);
 });
 
-test('--max-stages bounds the stage count', () => {
-  const run = runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', 'max-stages': 3 } }, ['stage']);
+test('--max-stages bounds the stage count', async () => {
+  const run = await runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', 'max-stages': 3 } }, ['stage']);
   assert.equal(run.ctx.get<StageResult>('stage').stages.length, 3);
 });

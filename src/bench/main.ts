@@ -46,21 +46,21 @@ function median(xs: number[]): number {
 }
 
 /** Child mode: run one case and print its measurements as JSON. */
-function runChild(c: Case): void {
+async function runChild(c: Case): Promise<void> {
   let file = c.model;
   if (file.startsWith('synthetic:')) {
     const [, kind, n] = file.split(':');
     file = writeSynthetic(kind as 'onnx' | 'json', Number(n));
   }
-  const r = timePipeline(file, c.passes, c.reps, c.dims ?? {}, c.flags ?? {});
+  const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, c.flags ?? {});
   const maxrss_bytes = process.resourceUsage().maxRSS * 1024;
   process.stdout.write(JSON.stringify({ ...r, maxrss_bytes, file_bytes: fs.statSync(file).size }));
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const arg = process.argv[2];
   if (arg === '--child') {
-    runChild(JSON.parse(process.argv[3]!) as Case);
+    await runChild(JSON.parse(process.argv[3]!) as Case);
     return;
   }
   const filter = arg ?? '';
@@ -83,4 +83,4 @@ function main(): void {
   process.stdout.write(`${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`);
 }
 
-main();
+await main();

@@ -18,11 +18,11 @@ export interface InspectFlags extends AnalysisFlags {
 
 const sci = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(2) : String(Number(x.toFixed(3))));
 
-export function inspectCommand(model: string, opts: InspectFlags): void {
+export async function inspectCommand(model: string, opts: InspectFlags): Promise<void> {
   const passes = ['import', 'verify', 'bind', 'state'];
   if (opts.values) passes.push('shapes');
   if (opts.costs) passes.push('profile', 'classify');
-  const { ctx } = runPipeline(planOptions(model, opts), passes);
+  const { ctx } = await runPipeline(planOptions(model, opts), passes);
   const g = ctx.model.graph;
   const report: Record<string, unknown> = { ...inspectReport(ctx.model) };
   const state = ctx.get<StateResult>('state');

@@ -22,7 +22,7 @@ function passSet(v: string | undefined): Set<string> | 'all' {
   return new Set((v ?? '').split(',').map((s) => s.trim()).filter((s) => s));
 }
 
-export function planCommand(model: string, flags: PlanFlags): void {
+export async function planCommand(model: string, flags: PlanFlags): Promise<void> {
   const instr: Instrumentation = {
     printBefore: passSet(flags.printBefore),
     printAfter: passSet(flags.printAfter),
@@ -32,7 +32,7 @@ export function planCommand(model: string, flags: PlanFlags): void {
   };
   const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
   const options = planOptions(model, flags);
-  const run = runPipeline(options, requested, instr, Boolean(flags.strictPasses));
+  const run = await runPipeline(options, requested, instr, Boolean(flags.strictPasses));
   if (run.pipeline.pulled_in.length > 0) {
     process.stderr.write(`hxc: note: added prerequisite passes: ${run.pipeline.pulled_in.join(', ')}\n`);
   }

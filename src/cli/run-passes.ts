@@ -16,12 +16,12 @@ export const NO_INSTRUMENTATION: Instrumentation = {
   printBefore: new Set(), printAfter: new Set(), dumpDir: null, timePasses: false, write: () => {},
 };
 
-export function runPipeline(options: PlanOptions, requested: string[] | null, instr: Instrumentation = NO_INSTRUMENTATION, strict = false): PipelineRun {
+export async function runPipeline(options: PlanOptions, requested: string[] | null, instr: Instrumentation = NO_INSTRUMENTATION, strict = false): Promise<PipelineRun> {
   const pipeline = resolvePipeline(PASSES, requested, strict);
   const ctx = new Context(options);
   const manager = new PassManager(pipeline.passes, instr);
   try {
-    const timings = manager.run(ctx, (name, result) => ctx.store(name, result));
+    const timings = await manager.run(ctx, (name, result) => ctx.store(name, result));
     return { ctx, pipeline, timings };
   } finally {
     for (const line of ctx.diagnostics.lines()) process.stderr.write(line + '\n');

@@ -23,7 +23,7 @@ export interface PassTiming {
 }
 
 export interface ResolvedPipeline {
-  passes: Pass[];
+  passes: Pass<any, any>[];
   /** Prerequisites not asked for that were added. */
   pulled_in: string[];
 }
@@ -32,7 +32,7 @@ export interface ResolvedPipeline {
  * Order the requested passes by the registry's pipeline order, adding every prerequisite that was
  * not requested (reported in `pulled_in`). With `strict`, a missing prerequisite is an error instead.
  */
-export function resolvePipeline(registry: readonly Pass[], requested: string[] | null, strict = false): ResolvedPipeline {
+export function resolvePipeline(registry: readonly Pass<any, any>[], requested: string[] | null, strict = false): ResolvedPipeline {
   const byName = new Map(registry.map((p) => [p.name, p]));
   if (requested === null) return { passes: registry.slice(), pulled_in: [] };
   const want = new Set<string>();
@@ -58,23 +58,24 @@ export function resolvePipeline(registry: readonly Pass[], requested: string[] |
   return { passes: registry.filter((p) => want.has(p.name)), pulled_in: pulled.filter((n, i) => pulled.indexOf(n) === i) };
 }
 
-export function pipelineString(passes: readonly Pass[]): string {
+export function pipelineString(passes: readonly Pass<any, any>[]): string {
   return passes.map((p) => p.name).join(',');
 }
 
 export class PassManager {
-  constructor(private readonly passes: readonly Pass[], private readonly instr: Instrumentation) {}
+  constructor(private readonly passes: readonly Pass<any, any>[], private readonly instr: Instrumentation) {}
 
-  run(ctx: PassContext, store: (name: string, result: unknown) => void): PassTiming[] {
+  async run(ctx: PassContext, store: (name: string, result: unknown) => void): Promise<PassTiming[]> {
     const timings: PassTiming[] = [];
     const dumps: { file: string; text: string }[] = [];
     const wants = (set: Set<string> | 'all', name: string): boolean => set === 'all' || set.has(name);
-    this.passes.forEach((pass, i) => {
+    for (let i = 0; i < this.passes.length; i++) {
+      const pass = this.passes[i]!;
       if (wants(this.instr.printBefore, pass.name) && ctx.has('import')) {
         this.instr.write(`// ----- IR before ${pass.name} -----\n${this.printIR(ctx, i)}`);
       }
       const t0 = process.hrtime.bigint();
-      const result = pass.run(ctx);
+      const result = await pass.run(ctx);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       store(pass.name, result);
       const statistics = pass.statistics(result, ctx);
@@ -85,7 +86,7 @@ export class PassManager {
       if (this.instr.dumpDir !== null) {
         dumps.push({ file: `${String(i).padStart(2, '0')}-${pass.name}.txt`, text: dumpText(pass, result, statistics, ctx) });
       }
-    });
+    }
     if (this.instr.dumpDir !== null) writeDirAtomically(this.instr.dumpDir, dumps);
     if (this.instr.timePasses) this.instr.write(timingTable(timings));
     return timings;
@@ -98,7 +99,7 @@ export class PassManager {
   }
 }
 
-function dumpText(pass: Pass, result: unknown, statistics: Record<string, number | string>, ctx: PassContext): string {
+function dumpText(pass: Pass<any, any>, result: unknown, statistics: Record<string, number | string>, ctx: PassContext): string {
   const stats = Object.entries(statistics).map(([k, v]) => `//   ${k}: ${v}`).join('\n');
   return `// pass ${pass.name}: ${pass.summary}\n// statistics:\n${stats}\n${pass.dump(result, ctx)}`;
 }

@@ -35,13 +35,14 @@ export interface PassOption {
   description: string;
 }
 
-export interface Pass<T = unknown> {
+/** `R` is what run returns: the analysis T itself, or a Promise of it for passes that await a solver. */
+export interface Pass<T = unknown, R extends T | Promise<T> = T> {
   name: string;
   summary: string;
   /** Passes whose analyses this one reads; the manager runs them first. */
   requires: string[];
   options: PassOption[];
-  run(ctx: PassContext): T;
+  run(ctx: PassContext): R;
   /** Named counters shown by `--time-passes` and in dumps ("nodes: 530"). */
   statistics(result: T, ctx: PassContext): Record<string, number | string>;
   /** The analysis in a stable textual form (for --dump-dir and golden tests). */

@@ -1,5 +1,5 @@
-// Shape and dtype inference over a verified graph: graph inputs (declared types with `--dim`
-// bindings substituted) and initializers seed the walk, then each node in topological order gets
+// Shape and dtype inference over a verified graph: graph inputs (declared types with bound dims
+// substituted) and initializers seed the walk, then each node in topological order gets
 // its outputs' types from its operator's rule. Small integer tensors are folded alongside so that
 // shape arithmetic stays exact and symbolic. An operator without a rule, or a rule that cannot
 // decide, falls back to the declared value_info type, else leaves the value's shape unknown.
@@ -22,7 +22,7 @@ const MAX_NOTES = 500;
 export interface InferOptions {
   /** Domain ('' = ai.onnx) → opset version, as the model declares. */
   opsets: Record<string, number>;
-  /** Bound symbols (`--dim batch=8`). */
+  /** Bound symbols (from the bind pass: `--dim batch=8`, `--phase`). */
   dims: Record<string, number>;
 }
 
@@ -90,7 +90,7 @@ class Inference {
       for (const d of v.type?.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) this.usedSymbols.add(s);
     }
     for (const v of g.inputs) {
-      if (g.initializers.has(v.name)) continue;
+      if (g.initializers.has(v.name) || this.types.has(v.name)) continue;
       const declared = v.type ?? g.declared.get(v.name) ?? null;
       this.addValue(v.name, declared ? this.canonDeclared(v.name, declared) : { dtype: 'float32', shape: null });
       if (!declared) this.unknownValues.push(v.name);
@@ -173,14 +173,15 @@ class Inference {
   }
 
   private assign(node: Node, name: string, out: Out | undefined): void {
-    if (out && validShape(out.shape)) {
+    if (out && out.shape && validShape(out.shape)) {
       this.addValue(name, { dtype: out.dtype, shape: out.shape });
       const v = out.value;
-      if (v && v.length <= MAX_FOLD_ELEMENTS && out.shape && v.length === numericCount(out.shape)) this.values.set(name, v);
+      if (v && v.length <= MAX_FOLD_ELEMENTS && v.length === numericCount(out.shape)) this.values.set(name, v);
       if (this.graph.declared.size > 0) this.compareDeclared(name, out);
-      if (!out.shape) this.unknownValues.push(name);
       return;
     }
+    if (out?.shape) this.note(node, `output ${name} got an invalid shape [${out.shape.join(', ')}]`);
+    // No shape from a rule (unknown op, unknown input, undecidable): the declared type if any.
     const declared = this.graph.declared.get(name);
     if (declared) {
       this.addValue(name, this.canonDeclared(name, declared));
@@ -259,9 +260,10 @@ class Call implements OpCall {
     return t.dtype;
   }
 
-  shape(i: number): Shape {
+  shape(i: number, minRank = 0): Shape {
     const s = this.type(i)?.shape;
     if (!s) throw new InferError(`input ${i} has an unknown shape`);
+    if (s.length < minRank) throw new InferError(`input ${i} has rank ${s.length}, ${this.node.op} needs at least ${minRank}`);
     return s;
   }
 
@@ -323,7 +325,7 @@ class Call implements OpCall {
   }
 }
 
-/** Free symbols (bindable names, floor atoms opened) of every shape, sorted; `cache` memoises per dim. */
+/** Free symbols (bindable names, floor atoms opened) of every shape, sorted; each distinct dim is parsed once. */
 export function freeSymbols(types: Iterable<TensorType>): string[] {
   const set = new Set<string>();
   const seen = new Set<string>();

@@ -202,6 +202,7 @@ const einsum: Rule = (c) => {
     const shape = c.shape(i);
     const labels = term.replace('...', '');
     const ellRank = term.includes('...') ? shape.length - labels.length : 0;
+    if (ellRank < 0 || (!term.includes('...') && labels.length !== shape.length)) fail(`Einsum term "${term}" does not match rank ${shape.length}`);
     let k = 0;
     for (let p = 0; p < term.length; p++) {
       if (term.startsWith('...', p)) {
@@ -261,7 +262,7 @@ export const DATA_RULES: Record<string, Rule> = {
   Bernoulli: likeInput,
   RandomNormal: randomOf,
   RandomUniform: randomOf,
-  Multinomial: (c) => [{ dtype: dtypeAttr(c, 'dtype', 'int32'), shape: [c.shape(0)[0]!, c.attrInt('sample_size', 1)] }],
+  Multinomial: (c) => [{ dtype: dtypeAttr(c, 'dtype', 'int32'), shape: [c.shape(0, 1)[0]!, c.attrInt('sample_size', 1)] }],
   Dropout: (c) => [sameAs(c), { dtype: 'bool', shape: c.shapeOrNull(0) }],
   Trilu: (c) => [sameAs(c)],
   CumSum: (c) => [sameAs(c)],

@@ -96,13 +96,19 @@ const arithRule = (op: string): Rule => (c) => {
   return [withValue({ dtype, shape }, value)];
 };
 
+function binary(c: OpCall): void {
+  if (!c.has(0) || !c.has(1)) fail(`${c.node.op} needs two inputs`);
+}
+
 const compareRule = (op: string): Rule => (c) => {
+  binary(c);
   const shapes = inputShapes(c);
   const shape = shapes ? broadcastShapes(shapes) : null;
   return [withValue({ dtype: 'bool', shape }, fold(c, shape, ([a, b]) => compare(op, a!, b!)))];
 };
 
 const logicRule = (op: string): Rule => (c) => {
+  binary(c);
   const shapes = inputShapes(c);
   const shape = shapes ? broadcastShapes(shapes) : null;
   return [withValue({ dtype: 'bool', shape }, fold(c, shape, ([a, b]) => arith(op, 'bool', a!, b!)))];
@@ -110,6 +116,7 @@ const logicRule = (op: string): Rule => (c) => {
 
 /** Where(cond, X, Y): broadcast of all three, dtype of X (ONNX Where-16). */
 const where: Rule = (c) => {
+  if (!c.has(0) || !c.has(1) || !c.has(2)) fail('Where needs three inputs');
   const dtype = c.dtype(1);
   const shapes = inputShapes(c);
   const shape = shapes ? broadcastShapes(shapes) : null;

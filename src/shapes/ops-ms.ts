@@ -17,15 +17,15 @@ function divOrFresh(c: OpCall, a: Dim, b: Dim, tag: string): Dim {
  * present [2, B, N, P + S, head] from past [2, B, N, P, head] (same as past with a shared buffer).
  */
 const attention: Rule = (c) => {
-  const x = c.shape(0);
-  const w = c.shape(1);
+  const x = c.shape(0, 3);
+  const w = c.shape(1, 2);
   const sizes = c.attrInts('qkv_hidden_sizes');
   const v = sizes?.[2] ?? divOrFresh(c, w[1]!, 3, 'v_hidden');
   const hidden = sizes?.[0] ?? v;
   const heads = c.attrInt('num_heads', 1);
   const outs: Out[] = [{ dtype: c.dtype(0), shape: [x[0]!, x[1]!, v] }];
   if (c.node.outputs.length > 1) {
-    const past = c.has(4) ? c.shape(4) : null;
+    const past = c.has(4) ? c.shape(4, 5) : null;
     let present: Shape;
     if (past && c.attrInt('past_present_share_buffer', 0)) present = past;
     else if (past) present = [past[0]!, past[1]!, past[2]!, dimAdd(past[3]!, x[1]!), past[4]!];
@@ -43,8 +43,8 @@ function kvLength(q: Shape, key: Shape | null): Dim {
 
 /** MultiHeadAttention: output [B, S, v_hidden]; present_key/value [B, N, P + L, H]. */
 const multiHeadAttention: Rule = (c) => {
-  const q = c.shape(0);
-  const key = c.has(1) ? c.shape(1) : null;
+  const q = c.shape(0, 3);
+  const key = c.has(1) ? c.shape(1, 3) : null;
   const value = c.has(2) ? c.shapeOrNull(2) : null;
   const heads = c.attrInt('num_heads', 1);
   let v: Dim;
@@ -54,7 +54,7 @@ const multiHeadAttention: Rule = (c) => {
   else v = q[2]!;
   const outs: (Out | undefined)[] = [{ dtype: c.dtype(0), shape: [q[0]!, q[1]!, v] }];
   if (c.node.outputs.length > 2) {
-    const past = c.has(6) ? c.shape(6) : null;
+    const past = c.has(6) ? c.shape(6, 4) : null;
     const head = q.length === 5 ? q[4]! : divOrFresh(c, q[2]!, heads, 'head_size');
     let present: Shape;
     if (past) present = [past[0]!, past[1]!, dimAdd(past[2]!, kvLength(q, key)), past[3]!];
@@ -71,15 +71,15 @@ const multiHeadAttention: Rule = (c) => {
  * is symbolic or 0, the past buffer when it is a fixed size (past and present share a buffer).
  */
 const groupQueryAttention: Rule = (c) => {
-  const q = c.shape(0);
+  const q = c.shape(0, 3);
   const heads = c.attrInt('num_heads', 1);
   const kvHeads = c.attrInt('kv_num_heads', heads);
   const packed = !c.has(2);
   const head = packed ? divOrFresh(c, q[2]!, heads + 2 * kvHeads, 'head_size') : divOrFresh(c, q[2]!, heads, 'head_size');
   const outs: (Out | undefined)[] = [{ dtype: c.dtype(0), shape: [q[0]!, q[1]!, packed ? dimMul(head, heads) : q[2]!] }];
   if (c.node.outputs.length > 2) {
-    const past = c.has(3) ? c.shape(3) : null;
-    const kvSeq = packed ? q[1]! : c.shape(1)[1]!;
+    const past = c.has(3) ? c.shape(3, 4) : null;
+    const kvSeq = packed ? q[1]! : c.shape(1, 2)[1]!;
     const total = c.has(6) ? c.value(6)?.[0] : undefined;
     let length: Dim;
     if (past) {
@@ -123,14 +123,14 @@ const gemmFastGelu: Rule = (c) => [{ dtype: c.dtype(0), shape: matmulShape(c.sha
 
 /** BiasSplitGelu: the last dim is halved (left half × gelu(right half)). */
 const biasSplitGelu: Rule = (c) => {
-  const x = c.shape(0);
+  const x = c.shape(0, 1);
   return [{ dtype: c.dtype(0), shape: [...x.slice(0, -1), divOrFresh(c, x[x.length - 1]!, 2, 'half')] }];
 };
 
 /** EmbedLayerNormalization: output [B, S, hidden], mask_index [B] int32, embedding_sum like output. */
 const embedLayerNorm: Rule = (c) => {
-  const ids = c.shape(0);
-  const word = c.shape(2);
+  const ids = c.shape(0, 2);
+  const word = c.shape(2, 2);
   const out: Out = { dtype: c.dtype(2), shape: [ids[0]!, ids[1]!, word[1]!] };
   return [out, { dtype: 'int32', shape: [ids[0]!] }, { ...out }];
 };

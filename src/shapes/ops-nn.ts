@@ -54,13 +54,17 @@ interface Window {
 function windowOf(c: OpCall, spatial: number, kernel: number[] | undefined): Window {
   const k = c.attrInts('kernel_shape') ?? kernel;
   if (!k || k.length !== spatial) fail(`${c.node.op} kernel_shape is unknown or of the wrong rank`);
-  return {
+  const w: Window = {
     kernel: k,
     strides: c.attrInts('strides') ?? new Array<number>(spatial).fill(1),
     dilations: c.attrInts('dilations') ?? new Array<number>(spatial).fill(1),
     pads: c.attrInts('pads') ?? new Array<number>(2 * spatial).fill(0),
     autoPad: c.attrString('auto_pad', 'NOTSET'),
   };
+  if (w.strides.length !== spatial || w.dilations.length !== spatial || w.pads.length !== 2 * spatial || w.strides.some((s) => s <= 0)) {
+    fail(`${c.node.op} strides, dilations or pads do not match ${spatial} spatial axes`);
+  }
+  return w;
 }
 
 /**
@@ -84,8 +88,8 @@ function windowDims(inDims: Shape, w: Window, ceilMode: boolean): Dim[] {
 }
 
 const conv = (dtypeOf: (c: OpCall) => DType, weightAt: number): Rule => (c) => {
-  const x = c.shape(0);
-  const w = c.shape(weightAt);
+  const x = c.shape(0, 3);
+  const w = c.shape(weightAt, 3);
   const kernel = w.slice(2).every((d) => typeof d === 'number') ? (w.slice(2) as number[]) : undefined;
   const win = windowOf(c, x.length - 2, kernel);
   return [{ dtype: dtypeOf(c), shape: [x[0]!, w[0]!, ...windowDims(x.slice(2), win, false)] }];
@@ -93,8 +97,8 @@ const conv = (dtypeOf: (c: OpCall) => DType, weightAt: number): Rule => (c) => {
 
 /** ConvTranspose-11: out = s·(in − 1) + output_padding + eff − pads, or output_shape when given. */
 const convTranspose: Rule = (c) => {
-  const x = c.shape(0);
-  const w = c.shape(1);
+  const x = c.shape(0, 3);
+  const w = c.shape(1, 3);
   const n = x.length - 2;
   const kernel = w.slice(2).every((d) => typeof d === 'number') ? (w.slice(2) as number[]) : undefined;
   const win = windowOf(c, n, kernel);
@@ -102,6 +106,7 @@ const convTranspose: Rule = (c) => {
   const given = c.attrInts('output_shape');
   if (given) return [{ dtype: c.dtype(0), shape: [x[0]!, channels, ...given.slice(given.length - n)] }];
   const outPad = c.attrInts('output_padding') ?? new Array<number>(n).fill(0);
+  if (outPad.length !== n) fail('ConvTranspose output_padding does not match the spatial axes');
   const spatial = x.slice(2).map((d, i) => {
     const s = win.strides[i]!;
     if (win.autoPad === 'SAME_UPPER' || win.autoPad === 'SAME_LOWER') return dimMul(d, s);
@@ -113,21 +118,21 @@ const convTranspose: Rule = (c) => {
 };
 
 const pool: Rule = (c) => {
-  const x = c.shape(0);
+  const x = c.shape(0, 3);
   const win = windowOf(c, x.length - 2, undefined);
   const shape = [x[0]!, x[1]!, ...windowDims(x.slice(2), win, c.attrInt('ceil_mode', 0) === 1)];
   return [{ dtype: c.dtype(0), shape }, { dtype: 'int64', shape: shape.slice() }];
 };
 
 const globalPool: Rule = (c) => {
-  const x = c.shape(0);
+  const x = c.shape(0, 2);
   return [{ dtype: c.dtype(0), shape: [x[0]!, x[1]!, ...x.slice(2).map(() => 1)] }];
 };
 
 /** RoiAlign-16 / MaxRoiPool: [num_rois, C, output_height, output_width]. */
 const roiAlign: Rule = (c) => {
-  const x = c.shape(0);
-  const rois = c.shape(1);
+  const x = c.shape(0, 2);
+  const rois = c.shape(1, 1);
   const pooled = c.attrInts('pooled_shape');
   const h = pooled?.[0] ?? c.attrInt('output_height', 1);
   const w = pooled?.[1] ?? c.attrInt('output_width', 1);
@@ -151,11 +156,11 @@ const layerNorm: Rule = (c) => {
 
 /** RNN-14 / GRU-14 / LSTM-14: Y [seq, dirs, batch, hidden], Y_h / Y_c [dirs, batch, hidden]; layout=1 puts batch first. */
 const recurrent: Rule = (c) => {
-  const x = c.shape(0);
+  const x = c.shape(0, 3);
   const layout = c.attrInt('layout', 0);
   const [seq, batch] = layout === 0 ? [x[0]!, x[1]!] : [x[1]!, x[0]!];
   const dirs = c.attrString('direction', 'forward') === 'bidirectional' ? 2 : 1;
-  const hidden = c.attrIntOpt('hidden_size') ?? c.shape(2)[1]!;
+  const hidden = c.attrIntOpt('hidden_size') ?? c.shape(2, 3)[2]!;
   const dtype = c.dtype(0);
   const y: Out = { dtype, shape: layout === 0 ? [seq, dirs, batch, hidden] : [batch, seq, dirs, hidden] };
   const state: Out = { dtype, shape: layout === 0 ? [dirs, batch, hidden] : [batch, dirs, hidden] };

@@ -80,11 +80,11 @@ const concat: Rule = (c) => {
   if (shapes.length === 0) fail('Concat has no inputs');
   const rank = shapes[0]!.length;
   const axis = normAxis(c.attrInt('axis', 0), rank);
+  if (shapes.some((s) => s.length !== rank)) fail('Concat inputs differ in rank');
   const out = shapes[0]!.slice();
   out[axis] = dimSum(shapes.map((s) => s[axis]!));
   // The other dims must agree; a number seen in any input is more precise than a symbol.
   for (const s of shapes.slice(1)) {
-    if (s.length !== rank) fail('Concat inputs differ in rank');
     for (let k = 0; k < rank; k++) if (k !== axis && typeof out[k] !== 'number' && typeof s[k] === 'number') out[k] = s[k]!;
   }
   const parts: { shape: number[]; value: Dim[] }[] = [];
@@ -147,6 +147,9 @@ const slice: Rule = (c) => {
   const count = starts?.length ?? ends?.length ?? numericShape(c.shapeOrNull(1))?.[0];
   if (count === undefined) fail('Slice starts are unknown');
   const axes = (axesRaw ?? Array.from({ length: count }, (_, i) => i)).map((a) => normAxis(a, shape.length));
+  if ((starts && starts.length !== axes.length) || (ends && ends.length !== axes.length) || (steps && steps.length !== axes.length)) {
+    fail('Slice starts, ends, axes and steps differ in length');
+  }
   const out = shape.slice();
   const ranges: ({ start: number; step: number; count: number } | undefined)[] = shape.map((d) => (typeof d === 'number' ? { start: 0, step: 1, count: d } : undefined));
   axes.forEach((axis, i) => {
@@ -265,6 +268,7 @@ const expand: Rule = (c) => {
 const tile: Rule = (c) => {
   const shape = c.shape(0);
   const repeats = c.value(1);
+  if (repeats && repeats.length !== shape.length) fail('Tile repeats do not match the rank');
   const out = repeats ? shape.map((d, i) => dimMul(d, repeats[i]!)) : shape.map((_, i) => c.fresh(`tile${i}`));
   return [{ dtype: c.dtype(0), shape: out }];
 };
@@ -277,6 +281,7 @@ const pad: Rule = (c) => {
   const axes = c.has(3) ? c.ints(3) : undefined;
   if (c.has(3) && !axes) fail('Pad axes are unknown');
   const list = (axes ?? shape.map((_, i) => i)).map((a) => normAxis(a, shape.length));
+  if (pads.length !== 2 * list.length) fail('Pad pads do not match the padded axes');
   const out = shape.slice();
   list.forEach((axis, i) => {
     out[axis] = dimAdd(dimAdd(shape[axis]!, pads[i]!), pads[i + list.length]!);
@@ -286,14 +291,14 @@ const pad: Rule = (c) => {
 
 /** DepthToSpace / SpaceToDepth: [N, C, H, W] with blocksize b moves b² between C and H×W. */
 const depthToSpace: Rule = (c) => {
-  const [n, ch, h, w] = c.shape(0);
+  const [n, ch, h, w] = c.shape(0, 4);
   const b = c.attrInt('blocksize', 1);
   const cOut = dimDivExact(ch!, b * b) ?? c.fresh('channels');
   return [{ dtype: c.dtype(0), shape: [n!, cOut, dimMul(h!, b), dimMul(w!, b)] }];
 };
 
 const spaceToDepth: Rule = (c) => {
-  const [n, ch, h, w] = c.shape(0);
+  const [n, ch, h, w] = c.shape(0, 4);
   const b = c.attrInt('blocksize', 1);
   return [{ dtype: c.dtype(0), shape: [n!, dimMul(ch!, b * b), dimDivExact(h!, b) ?? c.fresh('h'), dimDivExact(w!, b) ?? c.fresh('w')] }];
 };

@@ -24,8 +24,8 @@ export interface OpCall {
   type(i: number): TensorType | undefined;
   /** dtype of input i; throws InferError when the input is omitted or untyped. */
   dtype(i: number): DType;
-  /** Shape of input i; throws InferError when omitted or of unknown rank. */
-  shape(i: number): Shape;
+  /** Shape of input i; throws InferError when omitted, of unknown rank, or of rank < minRank. */
+  shape(i: number, minRank?: number): Shape;
   shapeOrNull(i: number): Shape | null;
   /** Folded elements of input i, when known. */
   value(i: number): Dim[] | undefined;
@@ -110,8 +110,9 @@ export function clampIndex(index: Dim, dim: Dim, lower: number, upperOffset: num
     return Math.min(Math.max(i, lower), dim + upperOffset);
   }
   if (typeof index === 'number' && index < 0) return dimAdd(dim, index);
+  // `-seq` (every coefficient negative) counts from the end like a negative number.
   const s = dimSign(index);
-  if (s === 'neg') return dimAdd(dim, index);
+  if (s === 'neg' || s === 'nonpos') return dimAdd(dim, index);
   // A symbolic index inside a fixed-size buffer (a causal mask sliced to the key length) is
   // assumed in range: exporters slice by the current length, which never exceeds the buffer.
   return index;

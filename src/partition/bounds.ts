@@ -1,0 +1,147 @@
+// Lower bounds on the makespan of every feasible placement, so the partitioner can report how far
+// a heuristic (or a time-limited exact solve) may be from the optimum. Each bound relaxes the
+// placement problem of problem.ts in a different direction; all are valid for the evaluator's
+// makespan (`evaluate`), which never beats the optimal schedule of the same model.
+
+import { LpModel, runLp, type Term } from './milp-lp.js';
+import { type PlacementProblem, unitPredecessors, unitTime } from './problem.js';
+
+export interface LowerBound {
+  /** The largest of the three bounds below. Infinity when no feasible placement exists. */
+  lower_bound_s: number;
+  /** Longest path with every unit at its fastest allowed device and free communication. */
+  critical_path_s: number;
+  /** Total fastest work spread evenly over all devices. */
+  work_over_speed_s: number;
+  /** Fractional assignment LP with device loads and memory capacities (see `lowerBound`). */
+  memory_spread_s: number;
+  /** How the bound was obtained when it is not the plain computation (fallbacks, infeasibility). */
+  notes: string[];
+}
+
+/** Above this many fractional variables the LP is skipped (HiGHS would still solve it, slowly). */
+export const SPREAD_LP_MAX_VARIABLES = 200_000;
+
+/** Bytes a unit pins on its device for as long as the placement lasts. */
+export function residentBytes(p: PlacementProblem, u: number): number {
+  return p.weight_bytes[u]! + p.state_bytes[u]!;
+}
+
+/**
+ * Whether unit u may run on device d in any feasible placement: finite time, and the unit alone
+ * (resident bytes plus its activation floor) fits in the device. Every solver and bound restricts
+ * itself to these pairs; restricting is valid because no feasible placement uses the others.
+ */
+export function unitAllowed(p: PlacementProblem, u: number, d: number): boolean {
+  return Number.isFinite(unitTime(p, u, d)) && residentBytes(p, u) + p.activation_bytes[u]! <= p.capacity_bytes[d]!;
+}
+
+/** Fastest allowed compute time of each unit (Infinity when the unit can run nowhere). */
+export function fastestTimes_s(p: PlacementProblem): Float64Array {
+  const n = p.unit_names.length;
+  const fastest = new Float64Array(n).fill(Infinity);
+  for (let u = 0; u < n; u++) {
+    for (let d = 0; d < p.device_ids.length; d++) if (unitAllowed(p, u, d)) fastest[u] = Math.min(fastest[u]!, unitTime(p, u, d));
+  }
+  return fastest;
+}
+
+/**
+ * Earliest start of each unit when every unit runs at its fastest time and moving data is free:
+ * a valid lower bound on its start in any schedule. The critical path is the largest finish.
+ */
+export function earliestStarts_s(p: PlacementProblem, fastest = fastestTimes_s(p)): Float64Array {
+  const preds = unitPredecessors(p);
+  const start = new Float64Array(p.unit_names.length);
+  for (const u of p.order) for (const q of preds[u]!) start[u] = Math.max(start[u]!, start[q]! + fastest[q]!);
+  return start;
+}
+
+/** Bounds (a) and (b), which need no solver. */
+export function cheapBounds(p: PlacementProblem): { critical_path_s: number; work_over_speed_s: number } {
+  const fastest = fastestTimes_s(p);
+  const start = earliestStarts_s(p, fastest);
+  let critical = 0;
+  let work = 0;
+  for (let u = 0; u < fastest.length; u++) {
+    critical = Math.max(critical, start[u]! + fastest[u]!);
+    work += fastest[u]!;
+  }
+  return { critical_path_s: critical, work_over_speed_s: work / Math.max(1, p.device_ids.length) };
+}
+
+/**
+ * (a) critical path at fastest times; (b) Σ_u min_d t[u,d] / devices (each unit occupies some
+ * device at least its fastest time, and devices run one unit at a time); (c) the LP relaxation
+ * "minimise T such that a fractional assignment (Σ_d x[u,d] = 1, 0 ≤ x ≤ 1) keeps every device's
+ * load Σ_u t[u,d]·x[u,d] ≤ T and resident bytes Σ_u (weight+state)[u]·x[u,d] ≤ capacity[d]" —
+ * every feasible placement is a 0/1 point of it whose device loads are at most its makespan.
+ * (c) ≥ (b) whenever the LP is solved; (b) is kept as the fallback for very large problems.
+ */
+export async function lowerBound(p: PlacementProblem): Promise<LowerBound> {
+  const notes: string[] = [];
+  const { critical_path_s, work_over_speed_s } = cheapBounds(p);
+  if (!Number.isFinite(critical_path_s)) {
+    notes.push('some unit fits on no device (infinite time or memory): no feasible placement');
+    return { lower_bound_s: Infinity, critical_path_s, work_over_speed_s, memory_spread_s: Infinity, notes };
+  }
+  const memory_spread_s = await spreadBound(p, work_over_speed_s, notes);
+  const lower_bound_s = Math.max(critical_path_s, work_over_speed_s, memory_spread_s);
+  return { lower_bound_s, critical_path_s, work_over_speed_s, memory_spread_s, notes };
+}
+
+async function spreadBound(p: PlacementProblem, work_over_speed_s: number, notes: string[]): Promise<number> {
+  const n = p.unit_names.length;
+  const devices = p.device_ids.length;
+  let pairs = 0;
+  for (let u = 0; u < n; u++) for (let d = 0; d < devices; d++) if (unitAllowed(p, u, d)) pairs++;
+  if (pairs + 1 > SPREAD_LP_MAX_VARIABLES) {
+    notes.push(`memory-spread LP skipped (${pairs} variables > ${SPREAD_LP_MAX_VARIABLES}): used work over speed instead`);
+    return work_over_speed_s;
+  }
+  if (work_over_speed_s === 0) return 0;
+  // Times in a power-of-ten unit that puts the total work near 1e3..1e4 (well-conditioned rows);
+  // memory rows are divided by the capacity so their coefficients are fractions of the device.
+  const unit_s = timeUnit_s(work_over_speed_s * devices);
+  const lp = new LpModel();
+  lp.addVar('T', 0, Infinity);
+  const load: Term[][] = p.device_ids.map(() => [[1, 'T']]);
+  const memory: Term[][] = p.device_ids.map(() => []);
+  const resident = new Float64Array(devices);
+  for (let u = 0; u < n; u++) {
+    const assign: Term[] = [];
+    for (let d = 0; d < devices; d++) {
+      if (!unitAllowed(p, u, d)) continue;
+      const f = lp.addVar(`f${u}_${d}`, 0, 1);
+      assign.push([1, f]);
+      load[d]!.push([-unitTime(p, u, d) / unit_s, f]);
+      const cap = p.capacity_bytes[d]!;
+      if (Number.isFinite(cap) && cap > 0) memory[d]!.push([residentBytes(p, u) / cap, f]);
+      resident[d]! += residentBytes(p, u);
+    }
+    lp.addRow('one', assign, '=', 1);
+  }
+  for (let d = 0; d < devices; d++) {
+    lp.addRow('load', load[d]!, '>=', 0);
+    // Skip capacity rows that cannot bind (everything allowed there fits at once).
+    if (memory[d]!.length > 0 && resident[d]! > p.capacity_bytes[d]!) lp.addRow('mem', memory[d]!, '<=', 1);
+  }
+  lp.minimize([[1, 'T']]);
+  const run = await runLp(lp, { time_limit_s: 60 });
+  if (run.status === 'infeasible') {
+    notes.push('memory-spread LP infeasible: resident bytes exceed total capacity, no feasible placement');
+    return Infinity;
+  }
+  if (run.status !== 'optimal' || run.objective === null) {
+    notes.push(`memory-spread LP not solved (HiGHS status ${run.status_code}): used work over speed instead`);
+    return work_over_speed_s;
+  }
+  // Shave a relative 1e-9: the simplex optimum carries round-off, and a bound must not overshoot.
+  return Math.max(work_over_speed_s, run.objective * unit_s * (1 - 1e-9));
+}
+
+/** A power of ten such that `span_s` measures between 1e3 and 1e4 of it (1 s when span is 0). */
+export function timeUnit_s(span_s: number): number {
+  if (!(span_s > 0) || !Number.isFinite(span_s)) return 1;
+  return 10 ** Math.floor(Math.log10(span_s / 1000));
+}

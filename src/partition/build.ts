@@ -1,0 +1,152 @@
+// From the analyses to a PlacementProblem: units are the stages, except that a node some device
+// cannot run while that device can run the stage's heavy work (a NonZero on a GPU that excludes
+// it) is split out as its own unit, so it falls back to a capable device the way onnxruntime's
+// execution providers fall back per node, and the stage's work still goes where it runs best.
+
+import { computeTime } from '../cost/model.js';
+import type { GraphIndex } from '../ir/algorithms.js';
+import type { Graph } from '../ir/graph.js';
+import type { Device, RouteTable, Topology } from '../topology/index.js';
+import { canRun } from '../topology/index.js';
+import type { NodeCost } from '../../passes/profile.js';
+import type { EfficiencyTable } from '../cost/model.js';
+import type { PlacementProblem, UnitValue } from './problem.js';
+
+export interface Unit {
+  name: string;
+  /** The stage it comes from. */
+  stage: number;
+  /** Node indices in execution order. */
+  nodes: number[];
+  /** Set when the unit is one node split out because some device cannot run it. */
+  fallback: { node: number; excluded: string[] } | null;
+}
+
+export interface BuildInput {
+  graph: Graph;
+  index: GraphIndex;
+  topology: Topology;
+  routes: RouteTable;
+  costs: NodeCost[];
+  efficiency: EfficiencyTable;
+  /** Bytes of each value by value id. */
+  value_bytes_by_id: Float64Array;
+  /** Stages: node lists in execution order (contiguous in `order`). */
+  stages: { name: string; nodes: number[] }[];
+  /** State objects: bytes and the nodes that write them. */
+  state: { name: string; bytes: number; writers: number[] }[];
+}
+
+export interface Built {
+  problem: PlacementProblem;
+  units: Unit[];
+  unit_of: Int32Array;
+}
+
+const HEAVY = new Set(['matmul', 'conv', 'attention', 'moe']);
+
+export function buildProblem(inp: BuildInput): Built {
+  const { graph, index, topology, costs } = inp;
+  const devices = topology.devices;
+  const nd = devices.length;
+  const runs = (i: number, d: Device): boolean => {
+    const node = graph.nodes[i]!;
+    if (costs[i]!.time_s) return Number.isFinite(computeTime(costs[i]!, d));
+    return canRun(d, node.op, node.domain);
+  };
+  const units: Unit[] = [];
+  inp.stages.forEach((stage, s) => {
+    const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));
+    const core = heavy.length > 0 ? heavy : stage.nodes;
+    const heavyDevices = devices.filter((d) => core.every((i) => runs(i, d)));
+    let run: number[] = [];
+    let part = 0;
+    const flush = (): void => {
+      if (run.length === 0) return;
+      units.push({ name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`, stage: s, nodes: run, fallback: null });
+      part++;
+      run = [];
+    };
+    for (const i of stage.nodes) {
+      const excluded = heavyDevices.filter((d) => !runs(i, d)).map((d) => d.id);
+      if (excluded.length > 0 && heavy.length > 0) {
+        flush();
+        units.push({ name: `${stage.name}#${part}:${graph.nodes[i]!.name}`, stage: s, nodes: [i], fallback: { node: i, excluded } });
+        part++;
+      } else run.push(i);
+    }
+    flush();
+  });
+  const nu = units.length;
+  const unit_of = new Int32Array(graph.nodes.length).fill(-1);
+  units.forEach((u, k) => { for (const i of u.nodes) unit_of[i] = k; });
+
+  const time_s = new Float64Array(nu * nd);
+  const weight_bytes = new Float64Array(nu);
+  const activation_bytes = new Float64Array(nu);
+  const state_bytes = new Float64Array(nu);
+  const isWeight = (id: number): boolean => {
+    const name = index.valueNames[id]!;
+    if (graph.initializers.has(name)) return true;
+    const p = index.producerOf[id]!;
+    return p >= 0 && graph.nodes[p]!.op === 'Constant';
+  };
+  units.forEach((u, k) => {
+    for (let d = 0; d < nd; d++) {
+      let t = 0;
+      for (const i of u.nodes) {
+        if (!runs(i, devices[d]!)) { t = Infinity; break; }
+        t += computeTime(costs[i]!, devices[d]!, inp.efficiency);
+      }
+      time_s[k * nd + d] = t;
+    }
+    const weights = new Set<number>();
+    let peak = 0;
+    for (const i of u.nodes) {
+      let live = 0;
+      for (const id of index.inputsOf(i)) {
+        if (id < 0) continue;
+        if (isWeight(id)) weights.add(id);
+        else live += inp.value_bytes_by_id[id]!;
+      }
+      for (const id of index.outputsOf(i)) if (id >= 0 && !isWeight(id)) live += inp.value_bytes_by_id[id]!;
+      peak = Math.max(peak, live);
+    }
+    for (const id of weights) {
+      // Constant nodes inside the unit produce their own weights; count them once, as weights.
+      weight_bytes[k] += inp.value_bytes_by_id[id]!;
+    }
+    activation_bytes[k] = peak;
+  });
+  for (const st of inp.state) {
+    const w = st.writers.length > 0 ? unit_of[st.writers[0]!]! : -1;
+    if (w >= 0) state_bytes[w] += st.bytes;
+  }
+  // Values crossing units: produced in one unit, read by others (weights travel with their readers).
+  const values: UnitValue[] = [];
+  for (let id = 0; id < index.valueNames.length; id++) {
+    const p = index.producerOf[id]!;
+    if (p < 0 || isWeight(id)) continue;
+    const pu = unit_of[p]!;
+    const cons = new Set<number>();
+    for (const c of index.consumersOfId(id)) if (unit_of[c] !== pu) cons.add(unit_of[c]!);
+    if (cons.size === 0) continue;
+    values.push({ name: index.valueNames[id]!, producer: pu, consumers: [...cons].sort((a, b) => a - b), bytes: inp.value_bytes_by_id[id]! });
+  }
+  // Units are cut from one topological order of stages, so their creation order is topological.
+  const order = Int32Array.from({ length: nu }, (_, k) => k);
+  const routes = inp.routes;
+  const problem: PlacementProblem = {
+    unit_names: units.map((u) => u.name),
+    device_ids: devices.map((d) => d.id),
+    time_s,
+    values,
+    weight_bytes,
+    state_bytes,
+    activation_bytes,
+    capacity_bytes: Float64Array.from(devices, (d) => d.memory_capacity_bytes),
+    transfer_s: (a, b, bytes) => (a === b ? 0 : routes.timeIdx(a, b, bytes)),
+    order,
+  };
+  return { problem, units, unit_of };
+}

@@ -1,0 +1,150 @@
+// HEFT (Topcuoglu, Hariri, Wu, "Performance-effective and low-complexity task scheduling for
+// heterogeneous computing", IEEE TPDS 2002): units by decreasing upward rank, each on the device
+// giving its earliest finish, with insertion into idle gaps. Extended with memory capacity: a
+// device whose weights + owned state would exceed its capacity is not a candidate.
+
+import { HxcError } from '../diag/diagnostics.js';
+import { unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
+
+export interface HeftResult extends Placement {
+  /** Upward rank per unit (seconds). */
+  rank: Float64Array;
+  /** For explain: per unit, each candidate device's earliest finish (Infinity when not a candidate), and why not. */
+  candidates: { finish_s: Float64Array; reason: (string | null)[] }[];
+}
+
+/** Memory a unit pins on its device: weights and owned state. */
+export function pinnedBytes(p: PlacementProblem, u: number): number {
+  return p.weight_bytes[u]! + p.state_bytes[u]!;
+}
+
+/** Mean transfer time of `bytes` over distinct device pairs (HEFT's average communication cost). */
+function meanTransfer(p: PlacementProblem, bytes: number, pairs: [number, number][]): number {
+  if (bytes === 0 || pairs.length === 0) return 0;
+  let s = 0;
+  for (const [a, b] of pairs) s += p.transfer_s(a, b, bytes);
+  return s / pairs.length;
+}
+
+export function upwardRanks(p: PlacementProblem): Float64Array {
+  const n = p.unit_names.length;
+  const nd = p.device_ids.length;
+  const pairs: [number, number][] = [];
+  for (let a = 0; a < nd; a++) for (let b = 0; b < nd; b++) if (a !== b) pairs.push([a, b]);
+  const mean = new Float64Array(n);
+  for (let u = 0; u < n; u++) {
+    let s = 0;
+    let c = 0;
+    for (let d = 0; d < nd; d++) {
+      const t = unitTime(p, u, d);
+      if (Number.isFinite(t)) { s += t; c++; }
+    }
+    mean[u] = c > 0 ? s / c : 0;
+  }
+  const succ: { v: number; comm: number }[][] = p.unit_names.map(() => []);
+  // Sample a few pairs for the mean communication cost on large racks (all pairs when ≤ 16 devices).
+  const sample = pairs.length <= 256 ? pairs : pairs.filter((_, k) => k % Math.ceil(pairs.length / 256) === 0);
+  for (const v of p.values) {
+    const c = meanTransfer(p, v.bytes, sample);
+    for (const w of v.consumers) succ[v.producer]!.push({ v: w, comm: c });
+  }
+  const rank = new Float64Array(n);
+  for (let k = n - 1; k >= 0; k--) {
+    const u = p.order[k]!;
+    let best = 0;
+    for (const e of succ[u]!) best = Math.max(best, e.comm + rank[e.v]!);
+    rank[u] = mean[u]! + best;
+  }
+  return rank;
+}
+
+export function heft(p: PlacementProblem): HeftResult {
+  const n = p.unit_names.length;
+  const nd = p.device_ids.length;
+  const rank = upwardRanks(p);
+  const pos = new Int32Array(n);
+  p.order.forEach((u, k) => (pos[u] = k));
+  // Decreasing rank is a topological order when times are positive; ties (zero-cost units) keep topological position.
+  const byRank = Array.from(p.order).sort((a, b) => rank[b]! - rank[a]! || pos[a]! - pos[b]!);
+  const preds = unitPredecessors(p);
+  const reads = valuesReadBy(p);
+  const device = new Int32Array(n).fill(-1);
+  const start = new Float64Array(n);
+  const finish = new Float64Array(n);
+  const used = new Float64Array(nd);
+  const floor = new Float64Array(nd);
+  /** Per device, busy intervals sorted by start. */
+  const busy: { s: number; f: number }[][] = p.device_ids.map(() => []);
+  const candidates: HeftResult['candidates'] = new Array(n);
+  const placed = new Uint8Array(n);
+  // Rank order can put a unit before a predecessor when times are 0; schedule in rank order but
+  // never before all predecessors (a ready list keyed by rank).
+  const remaining = new Int32Array(n);
+  for (let u = 0; u < n; u++) remaining[u] = preds[u]!.length;
+  const succs: number[][] = p.unit_names.map(() => []);
+  preds.forEach((ps, u) => ps.forEach((q) => succs[q]!.push(u)));
+  const rankPos = new Int32Array(n);
+  byRank.forEach((u, k) => (rankPos[u] = k));
+  const ready: number[] = byRank.filter((u) => remaining[u] === 0);
+  while (ready.length > 0) {
+    ready.sort((a, b) => rankPos[a]! - rankPos[b]!);
+    const u = ready.shift()!;
+    const cand = { finish_s: new Float64Array(nd).fill(Infinity), reason: new Array<string | null>(nd).fill(null) };
+    let best = -1;
+    let bestStart = 0;
+    let bestFinish = Infinity;
+    for (let d = 0; d < nd; d++) {
+      const t = unitTime(p, u, d);
+      if (!Number.isFinite(t)) { cand.reason[d] = 'cannot run its ops'; continue; }
+      const need = pinnedBytes(p, u);
+      if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) { cand.reason[d] = 'memory full'; continue; }
+      let drt = 0;
+      for (const v of reads[u]!) {
+        const src = device[v.producer]!;
+        drt = Math.max(drt, finish[v.producer]! + (src === d ? 0 : p.transfer_s(src, d, v.bytes)));
+      }
+      const s = earliestGap(busy[d]!, drt, t);
+      cand.finish_s[d] = s + t;
+      if (s + t < bestFinish - 1e-15) {
+        best = d;
+        bestStart = s;
+        bestFinish = s + t;
+      }
+    }
+    candidates[u] = cand;
+    if (best < 0) {
+      const need = pinnedBytes(p, u);
+      const missing = Math.min(...p.device_ids.map((_, d) => (Number.isFinite(unitTime(p, u, d)) ? used[d]! + need + p.activation_bytes[u]! - p.capacity_bytes[d]! : Infinity)));
+      throw new HxcError('HXC3001', `unit "${p.unit_names[u]}" needs ${need} bytes of weights and state but no device that can run it has room: ${Number.isFinite(missing) ? `${Math.ceil(missing)} bytes missing on the best candidate` : 'no device can run it'}`,
+        { hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype' });
+    }
+    device[u] = best;
+    start[u] = bestStart;
+    finish[u] = bestFinish;
+    used[best] += pinnedBytes(p, u);
+    floor[best] = Math.max(floor[best]!, p.activation_bytes[u]!);
+    insertInterval(busy[best]!, bestStart, bestFinish);
+    placed[u] = 1;
+    for (const v of succs[u]!) if (--remaining[v]! === 0) ready.push(v);
+  }
+  let makespan = 0;
+  for (let u = 0; u < n; u++) makespan = Math.max(makespan, finish[u]!);
+  return { device, start_s: start, finish_s: finish, makespan_s: makespan, rank, candidates };
+}
+
+/** Earliest start ≥ ready where a unit of length t fits between busy intervals (HEFT's insertion policy). */
+function earliestGap(intervals: { s: number; f: number }[], ready: number, t: number): number {
+  let candidate = ready;
+  for (const iv of intervals) {
+    if (iv.f <= candidate) continue;
+    if (iv.s >= candidate + t) return candidate;
+    candidate = Math.max(candidate, iv.f);
+  }
+  return candidate;
+}
+
+function insertInterval(intervals: { s: number; f: number }[], s: number, f: number): void {
+  let k = intervals.length;
+  while (k > 0 && intervals[k - 1]!.s > s) k--;
+  intervals.splice(k, 0, { s, f });
+}
