@@ -4,7 +4,10 @@ import type { Pass } from '../src/pass/pass.js';
 import { bindPass } from './bind.js';
 import { classifyPass } from './classify.js';
 import { importPass } from './import.js';
+import { lowerPass } from './lower.js';
+import { partitionPass } from './partition.js';
 import { profilePass } from './profile.js';
+import { schedulePass } from './schedule.js';
 import { shapesPass } from './shapes.js';
 import { stagePass } from './stage.js';
 import { statePass } from './state.js';
@@ -19,4 +22,7 @@ export const PASSES: readonly Pass<any, any>[] = [
   classifyPass, // compute/memory-bound per device kind, cut weight, critical-path slack
   statePass, // KV caches and other recurrent state: size, readers, writers
   stagePass, // convex stages, the units the partitioner moves
+  partitionPass, // stages → devices for an objective, with a lower bound and explanations
+  schedulePass, // ordered steps per device, simulated times, buffers, peak memory
+  lowerPass, // the plan directory
 ];

@@ -14,8 +14,11 @@ export interface RefineResult {
   evaluations: number;
 }
 
-export function refine(p: PlacementProblem, initial: Placement, budget_s = 0.5, maxRounds = 20): RefineResult {
-  const t0 = performance.now();
+/**
+ * The budget is a number of evaluations, not seconds, so that the same inputs give the same plan
+ * on any machine.
+ */
+export function refine(p: PlacementProblem, initial: Placement, maxEvaluations = 20_000, maxRounds = 20): RefineResult {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
   const ev = new Evaluator(p);
@@ -32,7 +35,7 @@ export function refine(p: PlacementProblem, initial: Placement, budget_s = 0.5, 
   let moves = 0;
   let rounds = 0;
   let evaluations = 0;
-  const outOfTime = (): boolean => (performance.now() - t0) / 1000 > budget_s;
+  const outOfTime = (): boolean => evaluations >= maxEvaluations;
   while (rounds < maxRounds && !outOfTime()) {
     rounds++;
     let improved = false;

@@ -80,6 +80,8 @@ class Inference {
   readonly disagreements: Disagreement[] = [];
   readonly notes: string[] = [];
   readonly ruleErrors: string[] = [];
+  /** One call object, re-pointed at each node: rules use it only while they run. */
+  private readonly call = new Call(this);
 
   constructor(readonly graph: Graph, readonly opts: InferOptions) {}
 
@@ -158,7 +160,7 @@ class Inference {
       this.unknownOpNodes++;
     } else {
       try {
-        outs = rule(new Call(this, node));
+        outs = rule(this.call.reset(node));
       } catch (err) {
         // A rule that trips over a malformed node must not stop the walk: the node falls back
         // like an unknown op, and the error is kept for the analysis (tests require none).
@@ -174,8 +176,9 @@ class Inference {
 
   private assign(node: Node, name: string, out: Out | undefined): void {
     if (out && out.shape && validShape(out.shape)) {
-      this.addValue(name, { dtype: out.dtype, shape: out.shape });
       const v = out.value;
+      // A rule's Out is fresh and owned by us: kept as the type itself unless it carries elements.
+      this.addValue(name, v === undefined ? out : { dtype: out.dtype, shape: out.shape });
       if (v && v.length <= MAX_FOLD_ELEMENTS && v.length === numericCount(out.shape)) this.values.set(name, v);
       if (this.graph.declared.size > 0) this.compareDeclared(name, out);
       return;
@@ -239,11 +242,16 @@ function numericCount(shape: Shape): number {
 
 /** What one rule sees of one node (see OpCall). */
 class Call implements OpCall {
-  readonly opset: number;
+  node!: Node;
+  opset = 0;
 
-  constructor(private readonly inf: Inference, readonly node: Node) {
-    const opsets = inf.opts.opsets;
+  constructor(private readonly inf: Inference) {}
+
+  reset(node: Node): this {
+    const opsets = this.inf.opts.opsets;
+    this.node = node;
     this.opset = node.domain === '' ? opsets[''] ?? opsets['ai.onnx'] ?? 0 : opsets[node.domain] ?? 0;
+    return this;
   }
 
   has(i: number): boolean {

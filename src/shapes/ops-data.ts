@@ -234,6 +234,12 @@ const einsum: Rule = (c) => {
   return [{ dtype: c.dtype(0), shape: out }];
 };
 
+/** NonMaxSuppression-11: [selected, 3] rows of (batch, class, box), a data-dependent count. */
+const nonMaxSuppression: Rule = (c) => [{ dtype: 'int64', shape: [c.fresh('nms'), 3] }];
+
+/** Det-11: one determinant per trailing square matrix. */
+const det: Rule = (c) => [{ dtype: c.dtype(0), shape: c.shape(0, 2).slice(0, -2) }];
+
 const likeInput = (c: OpCall): Out[] => [{ dtype: dtypeAttr(c, 'dtype', c.dtype(0)), shape: c.shapeOrNull(0) }];
 
 const randomOf = (c: OpCall): Out[] => [{ dtype: dtypeAttr(c, 'dtype', 'float32'), shape: c.attrInts('shape') ?? fail('random op has no shape') }];
@@ -245,6 +251,8 @@ export const DATA_RULES: Record<string, Rule> = {
   ConstantOfShape: constantOfShape,
   Range: range,
   NonZero: nonZero,
+  NonMaxSuppression: nonMaxSuppression,
+  Det: det,
   TopK: topK,
   OneHot: oneHot,
   Unique: unique,

@@ -185,6 +185,13 @@ const dynamicQuantize: Rule = (c) => [
   { dtype: 'uint8', shape: c.shapeOrNull(0) }, { dtype: 'float32', shape: [] }, { dtype: 'uint8', shape: [] },
 ];
 
+/** GridSample-16: [N, C] of the input, then the grid's output locations [N, H_out, W_out, 2]. */
+const gridSample: Rule = (c) => {
+  const x = c.shape(0, 2);
+  const grid = c.shape(1, 3);
+  return [{ dtype: c.dtype(0), shape: [x[0]!, x[1]!, ...grid.slice(1, -1)] }];
+};
+
 const same: Rule = (c) => [sameAs(c)];
 
 export const NN_RULES: Record<string, Rule> = {
@@ -203,6 +210,7 @@ export const NN_RULES: Record<string, Rule> = {
   GlobalMaxPool: globalPool,
   GlobalLpPool: globalPool,
   RoiAlign: roiAlign,
+  GridSample: gridSample,
   MaxRoiPool: roiAlign,
   BatchNormalization: batchNorm,
   LayerNormalization: layerNorm,
