@@ -194,10 +194,10 @@ function liftKvCapacity(p: PlacementProblem, start: Placement, context: number, 
         const device = Int32Array.from(placement.device);
         device[u] = d;
         const trial = measure(device);
-        if (trial.sequences <= kv.sequences) continue;
+        if (!liftsCapacity(trial, kv)) continue;
         const pl = ev.run(device, placement.start_s);
         if (pl.makespan_s > limit) continue;
-        if (!bestMove || trial.sequences > bestMove.kv.sequences || (trial.sequences === bestMove.kv.sequences && pl.makespan_s < bestMove.placement.makespan_s)) {
+        if (!bestMove || liftsCapacity(trial, bestMove.kv) || (!liftsCapacity(bestMove.kv, trial) && pl.makespan_s < bestMove.placement.makespan_s)) {
           bestMove = { device, kv: trial, placement: { ...pl, device } };
         }
       }
@@ -209,6 +209,23 @@ function liftKvCapacity(p: PlacementProblem, start: Placement, context: number, 
   }
   kv.moves = moves;
   return { placement, kv };
+}
+
+/**
+ * Whether capacity `a` beats `b`: compare the per-device sequence counts sorted ascending,
+ * lexicographically — raise the smallest first, and when two devices tie at the smallest, raising
+ * one of them still counts (the next move raises the other). Strict, so the search cannot cycle.
+ */
+function liftsCapacity(a: KvCapacity, b: KvCapacity): boolean {
+  const x = a.devices.map((d) => d.sequences).sort((p, q) => p - q);
+  const y = b.devices.map((d) => d.sequences).sort((p, q) => p - q);
+  // Fewer owning devices pad with Infinity: an empty device holds no state and caps nothing.
+  for (let k = 0; k < Math.max(x.length, y.length); k++) {
+    const xa = x[k] ?? Infinity;
+    const ya = y[k] ?? Infinity;
+    if (xa !== ya) return xa > ya;
+  }
+  return false;
 }
 
 function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResult, placement: Placement, candidates: { finish_s: Float64Array; reason: (string | null)[] }[]): ExplainEntry[] {

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { lowerBound, unitAllowed } from '../src/partition/bounds.js';
-import { greedyPlacement, memoryFeasible, solveExact } from '../src/partition/exact.js';
+import { lowerBound, SPREAD_LP_MAX_VARIABLES, unitAllowed } from '../src/partition/bounds.js';
+import { EXACT_MAX_UNITS, greedyPlacement, memoryFeasible, solveExact } from '../src/partition/exact.js';
 import { evaluate, type PlacementProblem, unitPredecessors, unitTime } from '../src/partition/problem.js';
 
 /** A random problem, described by plain numbers so fast-check can shrink and print it. */
@@ -184,22 +184,22 @@ describe('exact placement (MILP)', () => {
 
   it('equals brute force (all assignments × all topological orders) on tiny problems', async () => {
     await fc.assert(
-      fc.asyncProperty(specArb(3, 6, 2, 3), async (spec) => {
+      fc.asyncProperty(specArb(4, 6, 2, 3), async (spec) => {
         const p = problemOf(spec);
         const best = bruteForce_s(p);
         const r = await solveExact(p, { time_limit_s: 10 });
-        console.log('TINY', p.unit_names.length, p.device_ids.length, r.status, r.objective_s, best, r.solve_s.toFixed(3), topologicalPriorities(p).length);
         if (!Number.isFinite(best)) {
           assert.equal(r.status, 'infeasible');
           return;
         }
         assert.equal(r.status, 'optimal', r.notes.join('; '));
+        assert.deepEqual(r.notes, [], 'the evaluator re-times the MILP answer to the MILP objective');
         assert.ok(Math.abs(r.objective_s! - best) <= 1e-6 * best, `exact ${r.objective_s} vs brute force ${best}`);
         assertPlacementValid(p, r.placement!.device);
         const lb = await lowerBound(p);
         assert.ok(le(lb.lower_bound_s, best), `lower bound ${lb.lower_bound_s} > optimum ${best}`);
       }),
-      { numRuns: 25, seed: 20240601 },
+      { numRuns: 30, seed: 20240601 },
     );
   });
 
@@ -209,7 +209,6 @@ describe('exact placement (MILP)', () => {
         const p = problemOf(spec);
         const r = await solveExact(p, { time_limit_s: 5 });
         const lb = await lowerBound(p);
-        console.log('SMALL', p.unit_names.length, p.device_ids.length, p.values.length, r.status, r.objective_s, lb.lower_bound_s, greedyPlacement(p)?.makespan_s, r.solve_s.toFixed(3), r.variables);
         if (r.status === 'infeasible') {
           assert.equal(greedyPlacement(p), null);
           return;
@@ -217,6 +216,7 @@ describe('exact placement (MILP)', () => {
         assert.ok(r.placement, `status ${r.status}: ${r.notes.join('; ')}`);
         assertPlacementValid(p, r.placement.device);
         assert.equal(r.placement.makespan_s, r.objective_s);
+        assert.ok(!r.notes.some((n) => n.includes('differs')), r.notes.join('; '));
         const greedy = greedyPlacement(p);
         if (greedy) assert.ok(le(r.objective_s!, greedy.makespan_s), `exact ${r.objective_s} > greedy ${greedy.makespan_s}`);
         if (r.status === 'optimal') assert.ok(le(lb.lower_bound_s, r.objective_s!), `lower bound ${lb.lower_bound_s} > optimum ${r.objective_s}`);
@@ -232,7 +232,138 @@ describe('exact placement (MILP)', () => {
       { numRuns: 30, seed: 7 },
     );
   });
+
+  it('keeps units off devices where their time is Infinity, even when those devices are fastest', async () => {
+    // d0 is ten times faster for everyone, but u1 cannot run there.
+    const p = independentUnits([[1, 10], [Infinity, 10], [1, 10]], [0, 0, 0], [0, 0, 0], [Infinity, Infinity]);
+    const r = await solveExact(p, { time_limit_s: 5 });
+    assert.equal(r.status, 'optimal');
+    assert.equal(r.placement!.device[1], 1);
+    assert.equal(r.objective_s, 10);
+  });
+
+  it('respects capacity with the activation floor exactly (resident bytes + largest activation)', async () => {
+    // Three independent units of 4 weight bytes and 1 activation byte; d0 is fast (1 s), d1 slow (10 s).
+    const times = [[1, 10], [1, 10], [1, 10]];
+    const roomy = independentUnits(times, [4, 4, 4], [1, 1, 1], [9, 100]); // two fit on d0: 8 + 1 ≤ 9
+    const tight = independentUnits(times, [4, 4, 4], [1, 1, 1], [8.5, 100]); // 8 + 1 > 8.5: only one
+    const a = await solveExact(roomy, { time_limit_s: 5 });
+    const b = await solveExact(tight, { time_limit_s: 5 });
+    assert.equal(a.objective_s, 10);
+    assert.equal(b.objective_s, 20);
+    assert.ok(memoryFeasible(tight, b.placement!.device));
+    assert.equal([...b.placement!.device].filter((d) => d === 0).length, 1);
+    // The fractional LP: at most 8.5/4 = 2.125 units' worth on d0, so d1 carries 0.875 × 10 s.
+    const lb = await lowerBound(tight);
+    assert.ok(Math.abs(lb.memory_spread_s - 8.75) < 1e-6, `memory spread ${lb.memory_spread_s}`);
+    assert.ok(lb.memory_spread_s > lb.work_over_speed_s && lb.lower_bound_s <= 20);
+  });
+
+  it('reports infeasible problems without a placement', async () => {
+    const nowhere = independentUnits([[1, Infinity], [Infinity, Infinity]], [0, 0], [0, 0], [Infinity, Infinity]);
+    assert.equal((await solveExact(nowhere, { time_limit_s: 5 })).status, 'infeasible');
+    // Each unit fits alone on either device, but not both anywhere: only the MILP can tell.
+    const crowded = independentUnits([[1, 1], [1, 1], [1, 1]], [5, 5, 5], [0, 0, 0], [6, 6]);
+    const r = await solveExact(crowded, { time_limit_s: 5 });
+    assert.equal(r.status, 'infeasible');
+    assert.equal(r.placement, null);
+  });
+
+  it('refuses problems above the size limit without solving', async () => {
+    const n = EXACT_MAX_UNITS + 1;
+    const p = independentUnits(Array.from({ length: n }, () => [1, 2]), new Array(n).fill(0), new Array(n).fill(0), [Infinity, Infinity]);
+    const r = await solveExact(p, { time_limit_s: 5 });
+    assert.equal(r.status, 'too-large');
+    assert.equal(r.placement, null);
+    assert.ok(r.solve_s < 0.5);
+  });
+
+  it('returns the best placement known, the bound and the gap when the time limit stops it', async () => {
+    const p = problemOf(deterministicSpec(24, 4, 2));
+    const greedy = greedyPlacement(p)!;
+    const r = await solveExact(p, { time_limit_s: 0.5 });
+    assert.equal(r.status, 'time-limit');
+    assert.ok(r.placement && le(r.objective_s!, greedy.makespan_s));
+    assertPlacementValid(p, r.placement.device);
+    assert.ok(r.best_bound_s !== null && le(r.best_bound_s, r.objective_s!));
+    assert.ok(r.gap! >= 0 && r.gap! < 1);
+    assert.ok(r.solve_s < 3, `took ${r.solve_s} s for a 0.5 s limit`);
+  });
+
+  it('uses a caller incumbent when feasible and ignores it otherwise', async () => {
+    const p = heftExample();
+    const allOnP1 = new Int32Array(10); // serial on P1: 127 s, feasible
+    const r = await solveExact(p, { time_limit_s: 20, incumbent: allOnP1 });
+    assert.equal(r.objective_s, 73);
+    const bad = await solveExact(p, { time_limit_s: 20, incumbent: new Int32Array(3) });
+    assert.ok(bad.notes.some((n) => n.includes('ignored')));
+    assert.equal(bad.objective_s, 73);
+  });
 });
+
+describe('makespan lower bounds', () => {
+  it('never exceed the makespan of random feasible placements (4–30 units, 2–4 devices)', async () => {
+    await fc.assert(
+      fc.asyncProperty(specArb(4, 30, 2, 4), fc.integer({ min: 1, max: 1 << 30 }), async (spec, seed) => {
+        const p = problemOf(spec);
+        const lb = await lowerBound(p);
+        assert.equal(lb.lower_bound_s, Math.max(lb.critical_path_s, lb.work_over_speed_s, lb.memory_spread_s));
+        assert.ok(lb.memory_spread_s + EPS >= lb.work_over_speed_s);
+        const rand = mulberry32(seed);
+        for (let i = 0; i < 30; i++) {
+          const pick = randomFeasible(p, rand);
+          if (!pick) break;
+          const m = evaluate(p, pick.device, pick.priority).makespan_s;
+          assert.ok(le(lb.lower_bound_s, m), `lower bound ${JSON.stringify(lb)} > feasible ${m}`);
+        }
+      }),
+      { numRuns: 60, seed: 11 },
+    );
+  });
+
+  it('falls back to work over speed when the spread LP would be too large', async () => {
+    const n = Math.ceil(SPREAD_LP_MAX_VARIABLES / 2);
+    const p = independentUnits(Array.from({ length: n }, () => [1, 3]), new Array(n).fill(0), new Array(n).fill(0), [Infinity, Infinity]);
+    const lb = await lowerBound(p);
+    assert.equal(lb.memory_spread_s, lb.work_over_speed_s);
+    assert.equal(lb.work_over_speed_s, n / 2);
+    assert.ok(lb.notes.some((s) => s.includes('skipped')));
+  });
+});
+
+/** Units without values between them: times[u][d], bytes per unit, capacities per device. */
+function independentUnits(times: number[][], weight: number[], activation: number[], capacity: number[]): PlacementProblem {
+  const n = times.length;
+  return {
+    unit_names: times.map((_, u) => `u${u}`),
+    device_ids: capacity.map((_, d) => `d${d}`),
+    time_s: Float64Array.from(times.flat()),
+    values: [],
+    weight_bytes: Float64Array.from(weight),
+    state_bytes: new Float64Array(n),
+    activation_bytes: Float64Array.from(activation),
+    capacity_bytes: Float64Array.from(capacity),
+    transfer_s: () => 0,
+    order: Int32Array.from({ length: n }, (_, u) => u),
+  };
+}
+
+/** A fixed random Spec (no shrinking needed) for the time-limit test. */
+function deterministicSpec(units: number, devices: number, seed: number): Spec {
+  const r = mulberry32(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  return {
+    units,
+    devices,
+    time: Array.from({ length: units * devices }, () => (r() < 0.1 ? 0 : int(1, 20))),
+    edge_bytes: Array.from({ length: (units * (units - 1)) / 2 }, () => (r() < 0.15 ? int(1, 30) : 0)),
+    latency_s: Array.from({ length: devices * devices }, () => int(0, 2)),
+    bandwidth: Array.from({ length: devices * devices }, () => [1, 2, 4][int(0, 2)]!),
+    weight: Array.from({ length: units }, () => int(0, 9)),
+    activation: Array.from({ length: units }, () => int(0, 3)),
+    capacity_frac: Array.from({ length: devices }, () => 3),
+  };
+}
 
 /** Topcuoglu, Hariri & Wu 2002, Fig. 2: computation costs on P1..P3 and edge communication costs. */
 function heftExample(): PlacementProblem {

@@ -13,6 +13,10 @@ export interface AnalysisFlags {
   context?: string;
   calibrate?: string;
   maxStages?: string;
+  objective?: string;
+  solver?: string;
+  timeLimit?: string;
+  out?: string;
 }
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
@@ -33,5 +37,13 @@ export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
   const maxStages = positiveInt(f.maxStages, '--max-stages');
   if (maxStages !== undefined) flags['max-stages'] = maxStages;
   if (f.calibrate !== undefined) flags.calibrate = f.calibrate;
+  if (f.objective !== undefined) flags.objective = f.objective;
+  if (f.solver !== undefined) flags.solver = f.solver;
+  if (f.out !== undefined) flags.out = f.out;
+  if (f.timeLimit !== undefined) {
+    const t = Number(f.timeLimit);
+    if (!(t > 0)) throw new HxcError('HXC2002', `--time-limit takes seconds > 0, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });
+    flags['time-limit'] = t;
+  }
   return { model_path: model, topology_path: f.topology ?? null, dims: parseDims(f.dim), flags };
 }

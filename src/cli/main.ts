@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { HxcError, formatError } from '../diag/diagnostics.js';
 import { planCommand } from './plan.js';
+import { simulateCommand } from './simulate-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { passesCommand } from './passes-command.js';
 import { topologyCommand } from './topology-command.js';
@@ -42,8 +43,18 @@ export function buildProgram(): Command {
     .option('--print-after <pass>', 'print the IR after NAME (or all) on stderr')
     .option('--dump-dir <dir>', 'write one stable text file per pass into DIR')
     .option('--time-passes', 'print a table of time per pass on stderr')
+    .addOption(new Option('--objective <objective>', 'latency: one request (makespan); throughput: pipelined requests').choices(['latency', 'throughput']).default('latency'))
+    .addOption(new Option('--solver <solver>', 'heuristic, exact (MILP with HiGHS, small graphs) or auto').choices(['auto', 'heuristic', 'exact']).default('auto'))
+    .option('--time-limit <s>', 'seconds for the exact solver')
     .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan')))
     .action(planCommand);
+
+  common(program.command('simulate')
+    .description('discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace')
+    .argument('<plan-dir>', 'plan directory written by hxc plan')
+    .option('--requests <n>', 'requests to run back to back (pipelined)', '1')
+    .option('--trace <file>', 'Chrome trace to write (default PLAN_DIR/sim/trace.json)'))
+    .action(simulateCommand);
 
   analysis(common(program.command('inspect')
     .description('what is in a model: ops, counts, parameters, inputs and outputs, opsets, state; --values, --costs')

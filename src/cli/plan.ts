@@ -1,9 +1,12 @@
-// `hxc plan MODEL [--topology FILE]`: run the pipeline with its instrumentation and summarise.
+// `hxc plan MODEL [--topology FILE]`: run the pipeline with its instrumentation, write the plan
+// directory, and summarise: devices, what each runs, time, memory, gap to the lower bound.
 
 import path from 'node:path';
-import { pipelineString, timingTable, type Instrumentation } from '../pass/manager.js';
+import type { LowerResult } from '../../passes/lower.js';
+import { PASSES } from '../../passes/index.js';
+import { pipelineString, resolvePipeline, type Instrumentation } from '../pass/manager.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
-import { jsonText } from './output.js';
+import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline } from './run-passes.js';
 
 export interface PlanFlags extends AnalysisFlags {
@@ -13,7 +16,6 @@ export interface PlanFlags extends AnalysisFlags {
   printAfter?: string;
   dumpDir?: string;
   timePasses?: boolean;
-  out: string;
   json?: boolean;
 }
 
@@ -21,6 +23,8 @@ function passSet(v: string | undefined): Set<string> | 'all' {
   if (v === 'all') return 'all';
   return new Set((v ?? '').split(',').map((s) => s.trim()).filter((s) => s));
 }
+
+const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
 
 export async function planCommand(model: string, flags: PlanFlags): Promise<void> {
   const instr: Instrumentation = {
@@ -32,22 +36,53 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   };
   const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
   const options = planOptions(model, flags);
+  options.flags.pipeline = pipelineString(resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes);
   const run = await runPipeline(options, requested, instr, Boolean(flags.strictPasses));
   if (run.pipeline.pulled_in.length > 0) {
     process.stderr.write(`hxc: note: added prerequisite passes: ${run.pipeline.pulled_in.join(', ')}\n`);
   }
   const topo = run.ctx.topology();
   const pipeline = pipelineString(run.pipeline.passes);
+  const lowered = run.ctx.has('lower') ? run.ctx.get<LowerResult>('lower') : null;
   if (flags.json) {
     process.stdout.write(jsonText({
       format: 'hxc-plan-run/v1',
       model: path.basename(model),
       topology: topo.name,
       pipeline,
+      manifest: lowered ? path.join(lowered.dir, 'plan.json') : null,
+      estimate: lowered ? lowered.plan.estimate : null,
       passes: run.timings.map((t) => ({ name: t.name, statistics: t.statistics })),
     }));
     return;
   }
-  process.stdout.write(`model ${run.ctx.model.name} on topology ${topo.name} (${topo.devices.length} devices)\npipeline: ${pipeline}\n`);
-  process.stdout.write(timingTable(run.timings).split('\n').slice(1).map((l) => l.replace(/^\s+\S+ ms\s+\S+%\s+/, '  ')).filter((l) => l.trim() && !/total$/.test(l)).join('\n') + '\n');
+  let text = `model ${run.ctx.model.name} on topology ${topo.name} (${topo.devices.length} devices)\npipeline: ${pipeline}\n`;
+  if (!lowered) {
+    for (const t of run.timings) text += `  ${t.name.padEnd(10)} ${Object.entries(t.statistics).map(([k, v]) => `${k}=${v}`).join(' ')}\n`;
+    process.stdout.write(text);
+    return;
+  }
+  const plan = lowered.plan;
+  const e = plan.estimate;
+  text += `objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
+  const rows = plan.devices.map((d) => {
+    const computes = d.steps.filter((s) => s.op === 'compute');
+    const nodes = computes.reduce((n, s) => n + (s.nodes?.length ?? 0), 0);
+    const de = e.devices[d.id]!;
+    return [d.id, d.kind ?? '', String(computes.length), String(nodes), sec(de.busy_s), `${(de.utilisation * 100).toFixed(1)}%`, formatBytes(d.memory.total_bytes), `${((100 * d.memory.total_bytes) / d.memory.capacity_bytes).toFixed(1)}%`];
+  }).filter((r) => r[2] !== '0');
+  text += table(['device', 'kind', 'units', 'nodes', 'busy', 'util', 'memory', 'of capacity'], rows, [2, 3, 4, 5, 6, 7]);
+  const idle = plan.devices.length - rows.length;
+  if (idle > 0) text += `(${idle} devices run nothing)\n`;
+  text += `\nlatency ${sec(e.latency_s)} per request; throughput ${e.throughput_per_s.toFixed(2)} requests/s over ${e.throughput_requests} pipelined requests\n`;
+  text += `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}); gap ${e.gap === null ? '-' : `${(e.gap * 100).toFixed(1)}%`}\n`;
+  const single = e.baselines.single_device;
+  text += `baselines: HEFT ${sec(e.baselines.heft_s)}${single ? `, all on ${single.device} ${sec(single.makespan_s)}` : ', no single device holds it'}${e.baselines.exact ? `, exact MILP ${e.baselines.exact.status}` : ''}\n`;
+  text += `transfers: ${plan.transfers.length} (${formatBytes(plan.transfers.reduce((s, t) => s + t.bytes, 0))})`;
+  const links = Object.entries(e.link_bytes).filter(([, b]) => b > 0).map(([l, b]) => `${l} ${formatBytes(b)}`);
+  text += links.length ? `; per link: ${links.join(', ')}\n` : '\n';
+  if (e.kv) text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.moves ? ` (${e.kv.moves} layers moved to lift the smallest device's cap)` : ''}\n`;
+  const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
+  if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
+  process.stdout.write(text);
 }

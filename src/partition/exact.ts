@@ -192,7 +192,7 @@ interface Milp {
 /**
  * The model. Times are in a power-of-ten unit that puts the upper bound UB between 1e3 and 1e4
  * units (so big-M terms and durations stay within a few orders of magnitude whatever the problem's
- * scale — µs for millisecond makespans, 0.1 for the HEFT example's 80).
+ * scale — µs for a makespan of a few ms, 0.01 s for the HEFT example's greedy bound of 88 s).
  *
  *  x{u}_{d} ∈ {0,1}  unit u on device d (only allowed pairs)        Σ_d x = 1
  *  s{u} ∈ [ES_u, UB − fastest_u − tail_u]  start (ES/tail: fastest-time paths before/after u)

@@ -74,6 +74,8 @@ interface Active {
 }
 
 const EPS = 1e-15;
+/** A transfer with less than a byte left is done (float round-off must not stall the clock). */
+const DONE_BYTES = 0.5;
 
 export function simulate(input: SimInput): SimResult {
   const linkByName = new Map(input.links.map((l) => [l.name, l]));
@@ -152,17 +154,17 @@ export function simulate(input: SimInput): SimResult {
     for (let d = 0; d < nd; d++) if (busyUntil[d]! > now + EPS) t = Math.min(t, busyUntil[d]!);
     for (const a of active) {
       if (a.flowing_at > now + EPS) t = Math.min(t, a.flowing_at);
-      else t = Math.min(t, now + (a.rate === Infinity ? 0 : a.remaining / a.rate));
+      else t = Math.min(t, a.remaining <= DONE_BYTES || a.rate === Infinity ? now : now + a.remaining / a.rate);
     }
     if (t === Infinity) break;
     const dt = t - now;
     for (const a of active) {
-      if (a.flowing_at <= now + EPS) a.remaining -= a.rate === Infinity ? a.remaining : a.rate * dt;
+      if (a.flowing_at <= now + EPS) a.remaining = a.rate === Infinity ? 0 : Math.max(0, a.remaining - a.rate * dt);
     }
     now = t;
     for (let k = active.length - 1; k >= 0; k--) {
       const a = active[k]!;
-      if (a.flowing_at <= now + EPS && a.remaining <= 1e-6) {
+      if (a.flowing_at <= now + EPS && a.remaining <= DONE_BYTES) {
         arrived.add(`${a.transfer}:${a.request}`);
         const tr = input.transfers[a.transfer]!;
         trace.push({ name: `${tr.value} ${tr.from}→${tr.to}`, cat: 'transfer', ph: 'X', ts: a.started * 1e6, dur: (now - a.started) * 1e6, pid: linkPid, tid: a.transfer, args: { bytes: tr.bytes, links: tr.links, request: a.request } });
