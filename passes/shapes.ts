@@ -26,7 +26,9 @@ export const shapesPass: Pass<ShapesResult> = {
   run(ctx) {
     const verify = ctx.get<VerifyResult>('verify');
     const result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get<BindResult>('bind').dims });
-    if (result.unknown_ops.length > 0) {
+    // Abstract task graphs name ops freely and size values in bytes: nothing to infer, nothing to warn about.
+    const abstract = ctx.model.graph.nodes.length > 0 && ctx.model.graph.nodes.every((n) => n.task !== undefined);
+    if (result.unknown_ops.length > 0 && !abstract) {
       ctx.diagnostics.warn('HXC1102',
         `no shape inference for ${result.unknown_ops.length} operator type(s) (${result.unknown_op_nodes} nodes): ` +
         `${result.unknown_ops.join(', ')}; their outputs take the declared value_info type, else an unknown shape`,

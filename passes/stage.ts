@@ -67,7 +67,11 @@ export function buildStages(ctx: PassContext): StageResult {
   const { order, rank } = blockOrder(index, keyed, constant);
   // Split target: enough pieces to spread a graph without blocks over every device, bounded by max-stages.
   const splitTarget = Math.min(maxStages, Math.max(2 * topo.devices.length, labels.length));
-  const intervals = cutIntervals(order, rank, weight, maxStages, splitTarget);
+  // Abstract task graphs are already coarse: every task is a unit of placement.
+  const abstract = n > 0 && g.nodes.every((node) => node.task !== undefined);
+  const intervals = abstract
+    ? cutIntervals(order, Int32Array.from(order, (_, k) => k), weight, maxStages, 0)
+    : cutIntervals(order, rank, weight, maxStages, splitTarget);
   const stage_of = new Int32Array(n);
   const bySignature = new Map<string, number>();
   const stages: Stage[] = intervals.map((iv, id) => {

@@ -25,6 +25,15 @@ export interface ExactResult {
   notes: string[];
 }
 
+export interface ExactOptions {
+  /** Wall-time budget for the whole call; HiGHS gets what is left after building the model. */
+  time_limit_s: number;
+  /** A device per unit from another solver; used when feasible and shorter than the greedy's. */
+  incumbent?: Int32Array;
+  /** Its list priority (e.g. that placement's start_s), so it is timed as its solver timed it. */
+  incumbent_priority?: Float64Array;
+}
+
 /** Above these the MILP is refused: the disjunctive model grows with units² and stops proving. */
 export const EXACT_MAX_UNITS = 40;
 export const EXACT_MAX_VARIABLES = 20_000;
@@ -91,7 +100,7 @@ export function greedyPlacement(p: PlacementProblem): Placement | null {
  * scheduling problem with communication delays" (MISTA 2007), and the HEFT literature's model
  * (Topcuoglu, Hariri & Wu 2002). See `buildMilp` for each constraint family.
  */
-export async function solveExact(p: PlacementProblem, opts: { time_limit_s: number; incumbent?: Int32Array }): Promise<ExactResult> {
+export async function solveExact(p: PlacementProblem, opts: ExactOptions): Promise<ExactResult> {
   const t0 = performance.now();
   const notes: string[] = [];
   const n = p.unit_names.length;
@@ -117,7 +126,7 @@ export async function solveExact(p: PlacementProblem, opts: { time_limit_s: numb
     const valid = given.length === n && given.every((d, u) => d >= 0 && d < p.device_ids.length && unitAllowed(p, u, d));
     if (!valid || !memoryFeasible(p, given)) notes.push('given incumbent is infeasible (device, time or memory): ignored');
     else {
-      const pl = evaluate(p, Int32Array.from(given));
+      const pl = evaluate(p, Int32Array.from(given), opts.incumbent_priority);
       if (incumbent === null || pl.makespan_s < incumbent.makespan_s) incumbent = pl;
     }
   }
