@@ -94,7 +94,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const units = p.unit_names.length;
   if (solverFlag === 'exact' || (solverFlag === 'auto' && units <= EXACT_MAX_UNITS && objective === 'latency')) {
     const limit = Number(ctx.options.flags['time-limit'] ?? (solverFlag === 'exact' ? 60 : 2));
-    exact = await solveExact(p, { time_limit_s: limit, incumbent: placement.device });
+    exact = await solveExact(p, { time_limit_s: limit, incumbent: placement.device, incumbent_priority: placement.start_s });
     if (solverFlag === 'exact' && exact.status === 'too-large') {
       throw new HxcError('HXC2403', `--solver exact handles at most ${EXACT_MAX_UNITS} units; this plan has ${units}`, { where: '--solver', hint: 'use --max-stages 40 or --solver auto' });
     }

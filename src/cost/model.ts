@@ -40,12 +40,22 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   // No work, no kernel: constants, views and shape queries are resolved when the program is built.
   if (w.flops === 0 && w.bytes === 0) return 0;
   const factor = eff?.[d.kind]?.[w.op_class] ?? 1;
-  const compute = w.flops > 0 ? w.flops / (peakFlops(d, w.dtype) * d.efficiency * factor) : 0;
+  const compute = w.flops > 0 ? w.flops / (cachedPeak(d, w.dtype) * d.efficiency * factor) : 0;
   const memory = w.bytes > 0 ? w.bytes / d.memory_bandwidth_bytes_per_s : 0;
   return Math.max(compute, memory) + d.launch_s;
 }
 
+/** peakFlops resolves dtype names and fallbacks; memoised per device because it is called per node. */
+const peakCache = new WeakMap<Device, Map<string, number>>();
+function cachedPeak(d: Device, dtype: string): number {
+  let m = peakCache.get(d);
+  if (!m) peakCache.set(d, (m = new Map()));
+  let v = m.get(dtype);
+  if (v === undefined) m.set(dtype, (v = peakFlops(d, dtype)));
+  return v;
+}
+
 /** Arithmetic intensity at which a device turns from memory- to compute-bound (the roofline's ridge point), FLOP/byte. */
 export function ridgePoint(d: Device, dtype: string): number {
-  return (peakFlops(d, dtype) * d.efficiency) / d.memory_bandwidth_bytes_per_s;
+  return (cachedPeak(d, dtype) * d.efficiency) / d.memory_bandwidth_bytes_per_s;
 }

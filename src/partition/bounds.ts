@@ -103,29 +103,47 @@ async function spreadBound(p: PlacementProblem, work_over_speed_s: number, notes
   // Times in a power-of-ten unit that puts the total work near 1e3..1e4 (well-conditioned rows);
   // memory rows are divided by the capacity so their coefficients are fractions of the device.
   const unit_s = timeUnit_s(work_over_speed_s * devices);
+  // Identical devices (same time for every unit, same capacity) are one group of k: the LP's
+  // fractional split makes them interchangeable, so k·T of load and k·capacity of memory per group
+  // give the same optimum with k times fewer variables (64 H100s are one column, not 64).
+  const groups: { first: number; count: number }[] = [];
+  const keys = new Map<string, number>();
+  for (let d = 0; d < devices; d++) {
+    const times: number[] = [];
+    for (let u = 0; u < n; u++) times.push(unitAllowed(p, u, d) ? unitTime(p, u, d) : -1);
+    const key = `${p.capacity_bytes[d]}|${times.join(',')}`;
+    let g = keys.get(key);
+    if (g === undefined) {
+      g = groups.length;
+      keys.set(key, g);
+      groups.push({ first: d, count: 0 });
+    }
+    groups[g]!.count++;
+  }
   const lp = new LpModel();
   lp.addVar('T', 0, Infinity);
-  const load: Term[][] = p.device_ids.map(() => [[1, 'T']]);
-  const memory: Term[][] = p.device_ids.map(() => []);
-  const resident = new Float64Array(devices);
+  const load: Term[][] = groups.map((g) => [[g.count, 'T']]);
+  const memory: Term[][] = groups.map(() => []);
+  const resident = new Float64Array(groups.length);
   for (let u = 0; u < n; u++) {
     const assign: Term[] = [];
-    for (let d = 0; d < devices; d++) {
-      if (!unitAllowed(p, u, d)) continue;
-      const f = lp.addVar(`f${u}_${d}`, 0, 1);
+    groups.forEach((g, k) => {
+      const d = g.first;
+      if (!unitAllowed(p, u, d)) return;
+      const f = lp.addVar(`f${u}_${k}`, 0, 1);
       assign.push([1, f]);
-      load[d]!.push([-unitTime(p, u, d) / unit_s, f]);
-      const cap = p.capacity_bytes[d]!;
-      if (Number.isFinite(cap) && cap > 0) memory[d]!.push([residentBytes(p, u) / cap, f]);
-      resident[d]! += residentBytes(p, u);
-    }
+      load[k]!.push([-unitTime(p, u, d) / unit_s, f]);
+      const cap = p.capacity_bytes[d]! * g.count;
+      if (Number.isFinite(cap) && cap > 0) memory[k]!.push([residentBytes(p, u) / cap, f]);
+      resident[k]! += residentBytes(p, u);
+    });
     lp.addRow('one', assign, '=', 1);
   }
-  for (let d = 0; d < devices; d++) {
-    lp.addRow('load', load[d]!, '>=', 0);
+  groups.forEach((g, k) => {
+    lp.addRow('load', load[k]!, '>=', 0);
     // Skip capacity rows that cannot bind (everything allowed there fits at once).
-    if (memory[d]!.length > 0 && resident[d]! > p.capacity_bytes[d]!) lp.addRow('mem', memory[d]!, '<=', 1);
-  }
+    if (memory[k]!.length > 0 && resident[k]! > p.capacity_bytes[g.first]! * g.count) lp.addRow('mem', memory[k]!, '<=', 1);
+  });
   lp.minimize([[1, 'T']]);
   const run = await runLp(lp, { time_limit_s: 60 });
   if (run.status === 'infeasible') {

@@ -49,16 +49,40 @@ export function buildProblem(inp: BuildInput): Built {
   const { graph, index, topology, costs } = inp;
   const devices = topology.devices;
   const nd = devices.length;
+  const capability = new Map<Device, Map<string, boolean>>();
   const runs = (i: number, d: Device): boolean => {
     const node = graph.nodes[i]!;
     if (costs[i]!.time_s) return Number.isFinite(computeTime(costs[i]!, d));
-    return canRun(d, node.op, node.domain);
+    let m = capability.get(d);
+    if (!m) capability.set(d, (m = new Map()));
+    const key = `${node.domain}:${node.op}`;
+    let ok = m.get(key);
+    if (ok === undefined) m.set(key, (ok = canRun(d, node.op, node.domain)));
+    return ok;
   };
+  // Devices with the same numbers and op set give every node the same time: price each node once
+  // per class of identical devices, not once per device (64 H100s are one class).
+  const abstract = costs.some((c) => c.time_s !== undefined);
+  const classKey = (d: Device): string => (abstract ? d.id : JSON.stringify([d.kind, d.peak_flops, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.ops]));
+  const classOf = new Int32Array(nd);
+  const classes: Device[] = [];
+  const keys = new Map<string, number>();
+  devices.forEach((d, k) => {
+    const key = classKey(d);
+    let c = keys.get(key);
+    if (c === undefined) {
+      c = classes.length;
+      keys.set(key, c);
+      classes.push(d);
+    }
+    classOf[k] = c;
+  });
+  const classDevices = classes.map((_, c) => devices.filter((_, k) => classOf[k] === c).map((d) => d.id));
   const units: Unit[] = [];
   inp.stages.forEach((stage, s) => {
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));
     const core = heavy.length > 0 ? heavy : stage.nodes;
-    const heavyDevices = devices.filter((d) => core.every((i) => runs(i, d)));
+    const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, classes[c]!)));
     let run: number[] = [];
     let part = 0;
     const flush = (): void => {
@@ -68,7 +92,7 @@ export function buildProblem(inp: BuildInput): Built {
       run = [];
     };
     for (const i of stage.nodes) {
-      const excluded = heavyDevices.filter((d) => !runs(i, d)).map((d) => d.id);
+      const excluded = heavyClasses.filter((c) => !runs(i, classes[c]!)).flatMap((c) => classDevices[c]!);
       if (excluded.length > 0 && heavy.length > 0) {
         flush();
         units.push({ name: `${stage.name}#${part}:${graph.nodes[i]!.name}`, stage: s, nodes: [i], fallback: { node: i, excluded } });
@@ -81,25 +105,28 @@ export function buildProblem(inp: BuildInput): Built {
   const unit_of = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => { for (const i of u.nodes) unit_of[i] = k; });
 
+  const nodeTime = classes.map((d) => {
+    const t = new Float64Array(graph.nodes.length);
+    for (let i = 0; i < graph.nodes.length; i++) t[i] = runs(i, d) ? computeTime(costs[i]!, d, inp.efficiency) : Infinity;
+    return t;
+  });
   const time_s = new Float64Array(nu * nd);
   const weight_bytes = new Float64Array(nu);
   const activation_bytes = new Float64Array(nu);
   const state_bytes = new Float64Array(nu);
-  const isWeight = (id: number): boolean => {
-    const name = index.valueNames[id]!;
-    if (graph.initializers.has(name)) return true;
+  const weightIds = new Uint8Array(index.valueNames.length);
+  for (let id = 0; id < weightIds.length; id++) {
     const p = index.producerOf[id]!;
-    return p >= 0 && graph.nodes[p]!.op === 'Constant';
-  };
+    if (graph.initializers.has(index.valueNames[id]!) || (p >= 0 && graph.nodes[p]!.op === 'Constant')) weightIds[id] = 1;
+  }
+  const isWeight = (id: number): boolean => weightIds[id] === 1;
   units.forEach((u, k) => {
-    for (let d = 0; d < nd; d++) {
-      let t = 0;
-      for (const i of u.nodes) {
-        if (!runs(i, devices[d]!)) { t = Infinity; break; }
-        t += computeTime(costs[i]!, devices[d]!, inp.efficiency);
-      }
-      time_s[k * nd + d] = t;
-    }
+    const perClass = nodeTime.map((t) => {
+      let sum = 0;
+      for (const i of u.nodes) sum += t[i]!;
+      return sum;
+    });
+    for (let d = 0; d < nd; d++) time_s[k * nd + d] = perClass[classOf[d]!]!;
     const weights = new Set<number>();
     let peak = 0;
     for (const i of u.nodes) {
