@@ -68,12 +68,12 @@ export function writeSynthetic(kind: 'onnx' | 'json', n: number): string {
 }
 
 /** Time `passes` on `file`, `reps` times. */
-export async function timePipeline(file: string, passes: string[], reps: number, dims: Record<string, number> = {}, flags: Record<string, string | number> = {}): Promise<{ times_ms: number[]; nodes: number }> {
+export async function timePipeline(file: string, passes: string[], reps: number, dims: Record<string, number> = {}, flags: Record<string, string | number> = {}, topology: string | null = null): Promise<{ times_ms: number[]; nodes: number }> {
   const times: number[] = [];
   let nodes = 0;
   for (let r = 0; r < reps; r++) {
     const t0 = process.hrtime.bigint();
-    const run = await runPipeline({ model_path: file, topology_path: null, dims, flags }, passes);
+    const run = await runPipeline({ model_path: file, topology_path: topology, dims, flags }, passes);
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     nodes = run.ctx.model.graph.nodes.length;
   }

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
+import { qualitySuite } from './placement.js';
 
 const here = fileURLToPath(import.meta.url);
 const REPO = path.resolve(path.dirname(here), '..', '..', '..');
@@ -19,9 +20,11 @@ interface Case {
   reps: number;
   dims?: Record<string, number>;
   flags?: Record<string, string | number>;
+  topology?: string;
 }
 
 const ANALYSIS = ['import', 'verify', 'bind', 'shapes', 'profile', 'classify', 'state', 'stage'];
+const PLAN = [...ANALYSIS, 'partition', 'schedule', 'lower'];
 
 function cases(): Case[] {
   const list: Case[] = [
@@ -34,6 +37,7 @@ function cases(): Case[] {
     if (fs.existsSync(p)) list.push({ name: `import+verify, ${m}`, model: p, passes: ['import', 'verify'], reps: 9 });
   }
   list.push({ name: 'analysis (import..stage), synthetic ONNX 100k nodes', model: 'synthetic:onnx:100000', passes: ANALYSIS, reps: 5, dims: { batch: 8 } });
+  list.push({ name: 'plan (all passes), synthetic ONNX 100k nodes, 64-device rack', model: 'synthetic:onnx:100000', passes: PLAN, reps: 5, dims: { batch: 8 }, topology: path.join(REPO, 'fixtures', 'topology', 'rack-64.yaml') });
   const mixtral = path.join(MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
   if (fs.existsSync(mixtral)) list.push({ name: 'analysis (import..stage), mixtral_8x7b_shaped prefill 512', model: mixtral, passes: ANALYSIS, reps: 5, flags: { phase: 'prefill', prompt: 512 } });
   return list;
@@ -52,7 +56,8 @@ async function runChild(c: Case): Promise<void> {
     const [, kind, n] = file.split(':');
     file = writeSynthetic(kind as 'onnx' | 'json', Number(n));
   }
-  const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, c.flags ?? {});
+  const out = path.join(path.dirname(file), 'plan');
+  const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, { out, ...(c.flags ?? {}) }, c.topology ?? null);
   const maxrss_bytes = process.resourceUsage().maxRSS * 1024;
   process.stdout.write(JSON.stringify({ ...r, maxrss_bytes, file_bytes: fs.statSync(file).size }));
 }
@@ -77,10 +82,26 @@ async function main(): Promise<void> {
       (m.nodes / (med / 1000) / 1e6).toFixed(2), (m.maxrss_bytes / 2 ** 20).toFixed(0)]);
     process.stderr.write(`  done: ${c.name}\n`);
   }
-  const header = ['case', 'nodes', 'file MB', 'median ms', 'min ms', 'Mnodes/s', 'peak RSS MiB'];
+  if (rows.length > 0) printTable(['case', 'nodes', 'file MB', 'median ms', 'min ms', 'Mnodes/s', 'peak RSS MiB'], rows);
+  if ('placement quality'.includes(filter) || filter === 'placement') await placementTable();
+}
+
+function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string => r.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join(' | ');
-  process.stdout.write(`${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`);
+  process.stdout.write(`${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n\n`);
+}
+
+/** Makespans on the random suite: heuristic vs exact vs bounds and baselines (issue: within 5% of exact on average). */
+async function placementTable(): Promise<void> {
+  const rows = await qualitySuite(10);
+  const f = (x: number | null): string => (x === null ? '-' : x.toFixed(3));
+  const ratios = rows.filter((r) => r.exact_status === 'optimal' && r.exact_s).map((r) => r.heuristic_s / r.exact_s!);
+  const heftRatios = rows.filter((r) => r.exact_status === 'optimal' && r.exact_s).map((r) => r.heft_s / r.exact_s!);
+  printTable(['placement case', 'hxc heuristic', 'hxc exact', 'status', 'lower bound', 'HEFT', 'single fastest', 'heur/exact', 'heur ms', 'exact ms'],
+    rows.map((r) => [r.name, f(r.heuristic_s), f(r.exact_s), r.exact_status, f(r.lower_bound_s), f(r.heft_s), f(r.single_s), r.exact_s ? (r.heuristic_s / r.exact_s).toFixed(4) : '-', r.heuristic_ms.toFixed(1), r.exact_ms.toFixed(0)]));
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  process.stdout.write(`heuristic / exact optimum: mean ${mean(ratios).toFixed(4)}, worst ${Math.max(...ratios).toFixed(4)} over ${ratios.length} proven optima; HEFT alone: mean ${mean(heftRatios).toFixed(4)}\n`);
 }
 
 await main();

@@ -114,8 +114,16 @@ export function heft(p: PlacementProblem): HeftResult {
     candidates[u] = cand;
     if (best < 0) {
       const need = pinnedBytes(p, u);
-      const missing = Math.min(...p.device_ids.map((_, d) => (Number.isFinite(unitTime(p, u, d)) ? used[d]! + need + p.activation_bytes[u]! - p.capacity_bytes[d]! : Infinity)));
-      throw new HxcError('HXC3001', `unit "${p.unit_names[u]}" needs ${need} bytes of weights and state but no device that can run it has room: ${Number.isFinite(missing) ? `${Math.ceil(missing)} bytes missing on the best candidate` : 'no device can run it'}`,
+      const short = p.device_ids
+        .map((id, d) => ({ id, missing: used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) - p.capacity_bytes[d]!, runs: Number.isFinite(unitTime(p, u, d)) }))
+        .filter((x) => x.runs);
+      let total = 0;
+      for (let v = 0; v < n; v++) total += pinnedBytes(p, v);
+      const capacity = p.capacity_bytes.reduce((a, b) => a + b, 0);
+      throw new HxcError('HXC3001',
+        short.length === 0
+          ? `unit "${p.unit_names[u]}" can run on no device of the topology`
+          : `the model does not fit: unit "${p.unit_names[u]}" (${need} bytes of weights and state) has no room left — ${short.map((x) => `${x.id} ${Math.ceil(x.missing)} bytes missing`).join(', ')}; the whole model pins ${total} bytes, the rack holds ${capacity}`,
         { hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype' });
     }
     device[u] = best;
