@@ -5,6 +5,7 @@ import { bindPass } from './bind.js';
 import { classifyPass } from './classify.js';
 import { importPass } from './import.js';
 import { lowerPass } from './lower.js';
+import { moePass } from './moe.js';
 import { partitionPass } from './partition.js';
 import { profilePass } from './profile.js';
 import { schedulePass } from './schedule.js';
@@ -22,6 +23,7 @@ export const PASSES: readonly Pass<any, any>[] = [
   classifyPass, // compute/memory-bound per device kind, cut weight, critical-path slack
   statePass, // KV caches and other recurrent state: size, readers, writers
   stagePass, // convex stages, the units the partitioner moves
+  moePass, // MoE layers: experts, routing statistics, expert placement and replication vs round-robin and EPLB
   partitionPass, // stages → devices for an objective, with a lower bound and explanations
   schedulePass, // ordered steps per device, simulated times, buffers, peak memory
   lowerPass, // the plan directory

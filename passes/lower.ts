@@ -11,6 +11,9 @@ import type { PartitionResult } from './partition.js';
 import type { ProfileResult } from './profile.js';
 import type { ScheduleResult } from './schedule.js';
 import type { StateResult } from './state.js';
+import type { ShapesResult } from './shapes.js';
+import type { VerifyResult } from '../src/ir/verify.js';
+import { buildPrograms, decodeSource, type ProgramSpec, type WrittenProgram } from '../src/lower/programs.js';
 
 export const PLAN_FORMAT = 'hxc-plan/v1';
 
@@ -19,9 +22,12 @@ export interface LowerResult {
   plan: PlanManifest;
 }
 
-export type PlanManifest = ReturnType<typeof buildManifest>;
+export type PlanManifest = ReturnType<typeof buildManifest> & {
+  /** Program file → sha256, size and boundary values (tampering is caught by the hash). */
+  programs: Record<string, { sha256: string; bytes: number; inputs: string[]; outputs: string[] }>;
+};
 
-export function buildManifest(ctx: PassContext, pipeline: string) {
+export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<string, string[]> | null, dir: string) {
   const part = ctx.get<PartitionResult>('partition');
   const sched = ctx.get<ScheduleResult>('schedule');
   const profile = ctx.get<ProfileResult>('profile');
@@ -38,13 +44,21 @@ export function buildManifest(ctx: PassContext, pipeline: string) {
   const kinds = new Map(topo.devices.map((d) => [d.id, d.kind]));
   return {
     format: PLAN_FORMAT,
-    model: { name: model.name, file: path.basename(model.path), sha256: model.sha256, format: model.format },
+    model: {
+      name: model.name, file: path.basename(model.path), sha256: model.sha256, format: model.format,
+      /** Where the source model was, relative to the plan directory (hxc run --check reads it). */
+      path_from_plan: path.relative(path.resolve(dir), path.resolve(model.path)).split(path.sep).join('/'),
+    },
     topology: {
       name: topo.name, sha256: topo.source.sha256,
       links: topo.links.map((l) => ({ name: l.name, kind: l.kind, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
     },
     dims: Object.fromEntries(Object.entries(profile.bindings).sort(([a], [b]) => (a < b ? -1 : 1))),
+    inputs: inputSpecs(ctx),
+    outputs: g.outputs.map((o) => ({ name: o.name, dtype: o.type?.dtype ?? null, shape: o.type?.shape ?? null })),
     phase: bind.phase,
+    /** The LLM symbols (batch, seq, past, total) hxc run uses for --decode-steps. */
+    roles: bind.roles,
     objective: part.objective,
     solver: part.solver,
     pipeline,
@@ -52,9 +66,9 @@ export function buildManifest(ctx: PassContext, pipeline: string) {
     devices: sched.devices.map((d) => ({
       id: d.id,
       kind: kinds.get(d.id),
-      program: null as string | null,
-      steps: d.steps.map((s) => (s.op === 'compute'
-        ? { op: s.op, unit: s.unit, nodes: s.nodes, duration_s: s.duration_s, start_s: s.start_s, end_s: s.end_s }
+      program: programs?.has(d.id) ? `programs/${d.id}/` : (null as string | null),
+      steps: d.steps.map((s, k) => (s.op === 'compute'
+        ? { op: s.op, unit: s.unit, nodes: s.nodes, program: programs?.get(d.id)?.[computeOrdinal(d.steps, k)] ?? null, duration_s: s.duration_s, start_s: s.start_s, end_s: s.end_s }
         : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, start_s: s.start_s, end_s: s.end_s })),
       memory: d.memory,
     })),
@@ -89,17 +103,93 @@ export function buildManifest(ctx: PassContext, pipeline: string) {
   };
 }
 
+/**
+ * How `hxc run` fills each graph input when no --inputs file is given: token ids uniformly below
+ * the vocabulary of the embedding they index (read from the Gather they feed), attention masks all
+ * ones, position ids counting on from the past length, floats uniform in [-1, 1).
+ */
+export interface InputSpec {
+  name: string;
+  dtype: string | null;
+  shape: (number | string)[] | null;
+  fill: { kind: 'uniform-int'; high: number } | { kind: 'ones' } | { kind: 'positions'; offset_dim: string | null } | { kind: 'uniform-float' } | { kind: 'bool' };
+}
+
+function inputSpecs(ctx: PassContext): InputSpec[] {
+  const g = ctx.model.graph;
+  const bind = ctx.get<BindResult>('bind');
+  const inits = g.initializers;
+  return g.inputs.filter((v) => !inits.has(v.name)).map((v) => {
+    const dtype = v.type?.dtype ?? null;
+    const shape = v.type?.shape ?? null;
+    let fill: InputSpec['fill'] = { kind: 'uniform-float' };
+    if (dtype === 'bool') fill = { kind: 'bool' };
+    else if (dtype && /int/.test(dtype)) {
+      if (/mask/i.test(v.name)) fill = { kind: 'ones' };
+      else if (/position/i.test(v.name)) fill = { kind: 'positions', offset_dim: bind.roles.past ?? null };
+      else {
+        // The vocabulary: the first dim of the table a Gather indexes with this input.
+        let high = 2;
+        for (const n of g.nodes) {
+          if (n.op === 'Gather' && n.inputs[1] === v.name) {
+            const table = inits.get(n.inputs[0]!) ?? null;
+            if (table && table.dims.length > 0) { high = table.dims[0]!; break; }
+          }
+        }
+        fill = { kind: 'uniform-int', high };
+      }
+    }
+    return { name: v.name, dtype, shape, fill };
+  });
+}
+
+function computeOrdinal(steps: { op: string }[], k: number): number {
+  let c = 0;
+  for (let j = 0; j < k; j++) if (steps[j]!.op === 'compute') c++;
+  return c;
+}
+
+/** One program per compute step: `programs/<device>/<ordinal>.onnx`. */
+function lowerPrograms(ctx: PassContext, dir: string): { files: WrittenProgram[]; byDevice: Map<string, string[]> } | null {
+  if (ctx.model.format !== 'onnx') return null;
+  const sched = ctx.get<ScheduleResult>('schedule');
+  const { index } = ctx.get<VerifyResult>('verify');
+  const types = ctx.get<ShapesResult>('shapes').types;
+  const nodeIndex = index.nodeByName;
+  const specs: ProgramSpec[] = [];
+  const byDevice = new Map<string, string[]>();
+  for (const d of sched.devices) {
+    const files: string[] = [];
+    let k = 0;
+    for (const s of d.steps) {
+      if (s.op !== 'compute') continue;
+      const file = `programs/${d.id}/${String(k++).padStart(3, '0')}.onnx`;
+      files.push(file);
+      specs.push({ file, nodes: s.nodes!.map((n) => nodeIndex.get(n)!) });
+    }
+    if (files.length > 0) byDevice.set(d.id, files);
+  }
+  const proto = decodeSource(ctx.model);
+  const modelDir = path.resolve(ctx.model.dir);
+  const files = buildPrograms(ctx.model, index, proto, specs, types, (location) =>
+    // From programs/<device>/ back to the source model's folder.
+    path.relative(path.resolve(dir, 'programs', 'x'), path.join(modelDir, location)).split(path.sep).join('/'));
+  return { files, byDevice };
+}
+
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
-  summary: 'write the plan directory: plan.json (hxc-plan/v1) and the estimated timeline trace.json',
-  requires: ['schedule'],
+  summary: 'write the plan directory: one ONNX program per compute step, plan.json (hxc-plan/v1), the estimated timeline trace.json',
+  requires: ['verify', 'shapes', 'schedule'],
   options: [{ name: 'out DIR', description: 'plan directory (default hxc-plan)' }],
   run(ctx) {
     const dir = String(ctx.options.flags.out ?? 'hxc-plan');
     const pipeline = String(ctx.options.flags.pipeline ?? '');
-    const plan = buildManifest(ctx, pipeline);
+    const programs = lowerPrograms(ctx, dir);
+    const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
     const sched = ctx.get<ScheduleResult>('schedule');
     writeDirAtomically(dir, [
+      ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
       { file: 'plan.json', text: JSON.stringify(plan, null, 1) + '\n' },
       { file: 'trace.json', text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n' },
     ]);

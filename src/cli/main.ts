@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { HxcError, formatError } from '../diag/diagnostics.js';
 import { planCommand } from './plan.js';
 import { simulateCommand } from './simulate-command.js';
+import { runCommand } from './run-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { passesCommand } from './passes-command.js';
 import { topologyCommand } from './topology-command.js';
@@ -48,6 +49,18 @@ export function buildProgram(): Command {
     .option('--time-limit <s>', 'seconds for the exact solver')
     .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan')))
     .action(planCommand);
+
+  common(program.command('run')
+    .description('execute a plan: one worker per device running its ONNX programs in plan order, tensors moving along the plan\'s transfers')
+    .argument('<plan-dir>', 'plan directory written by hxc plan')
+    .option('--inputs <file>', 'JSON of named tensors {name: {dtype, shape, data}} (default: seeded random inputs)')
+    .option('--seed <n>', 'seed for random inputs', '0')
+    .option('--iterations <n>', 'requests to run one after another', '1')
+    .option('--check', 'also run the unsplit model and compare every output (fails past 1e-5 relative)')
+    .option('--decode-steps <n>', 'run a prefill and N decode steps, the KV cache kept on its owner devices')
+    .option('--model <file>', 'the source model for --check (default: where the plan was made from)')
+    .addOption(new Option('--dim <bindings...>', 'override the plan\'s bound dims for the inputs')))
+    .action(runCommand);
 
   common(program.command('simulate')
     .description('discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace')

@@ -9,6 +9,7 @@ export const CATALOG = {
   HXC1103: 'value_info disagrees',
   HXC1104: 'unbound dims defaulted',
   HXC1105: 'calibration incomplete',
+  HXC1106: 'uniform routing assumed',
   HXC2000: 'not built',
   HXC2001: 'cannot read file',
   HXC2002: 'usage',
@@ -38,7 +39,10 @@ export const CATALOG = {
   HXC2403: 'invalid pass option',
   HXC2501: 'invalid routing trace',
   HXC2502: 'invalid calibration file',
+  HXC2601: 'tampered plan',
+  HXC2602: 'invalid run inputs',
   HXC3001: 'model does not fit',
+  HXC3003: 'numeric check failed',
   HXC3002: 'budget exceeded',
 } as const;
 

@@ -1,0 +1,128 @@
+// Lowering a plan to ONNX programs onnxruntime can load: one program per compute step (a device
+// must stop between steps to exchange tensors with its peers, so one session per step), cut from
+// the source model's own NodeProtos — attributes and nested subgraphs travel unchanged — with the
+// initializers it reads (inline bytes copied; external data kept as a reference into the source
+// model's weights file), the Constant nodes of other steps that it reads duplicated (they are
+// weights, never transferred), and typed graph inputs/outputs for the values crossing its boundary.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import type { onnx as OnnxNs } from 'onnx-proto';
+import { HxcError } from '../diag/diagnostics.js';
+import { dtypeToOnnx } from '../ir/dtype.js';
+import type { GraphIndex } from '../ir/algorithms.js';
+import { readsOf } from '../ir/algorithms.js';
+import type { Model, TensorType } from '../ir/graph.js';
+
+const require = createRequire(import.meta.url);
+const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
+
+export interface ProgramSpec {
+  /** File name inside the plan directory. */
+  file: string;
+  /** Node indices in execution order. */
+  nodes: number[];
+}
+
+export interface WrittenProgram {
+  file: string;
+  bytes: Uint8Array;
+  sha256: string;
+  inputs: string[];
+  outputs: string[];
+}
+
+/** Decode the source model again (the IR keeps no protobuf objects), checking it is the file that was planned. */
+export function decodeSource(model: Model): OnnxNs.ModelProto {
+  const buf = fs.readFileSync(model.path);
+  const sha = crypto.createHash('sha256').update(buf).digest('hex');
+  if (sha !== model.sha256) {
+    throw new HxcError('HXC2001', 'the model file changed while it was being planned', { where: model.path, hint: 'plan again' });
+  }
+  return onnx.ModelProto.decode(buf);
+}
+
+/**
+ * A boundary value's type. Programs must serve every phase (prefill, then decode with other
+ * sequence lengths), so shapes are not the bound ones: the source model's own declaration when it
+ * has one (symbolic dims kept), else the inferred rank with every dim left dynamic.
+ */
+function valueInfo(name: string, inferred: TensorType | undefined, declared: TensorType | undefined): OnnxNs.IValueInfoProto {
+  const t = declared ?? inferred;
+  if (!t) return { name };
+  const tensorType: OnnxNs.TypeProto.ITensor = { elemType: dtypeToOnnx(t.dtype) };
+  if (declared?.shape) tensorType.shape = { dim: declared.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) };
+  else if (inferred?.shape) tensorType.shape = { dim: inferred.shape.map(() => ({})) };
+  return { name, type: { tensorType } };
+}
+
+/**
+ * Build the programs. `types` gives every value's type (the shapes pass); `relocate` rewrites an
+ * external-data location (relative to the source model's folder) for the program's folder.
+ */
+export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.ModelProto, specs: ProgramSpec[],
+  types: Map<string, TensorType>, relocate: (location: string) => string): WrittenProgram[] {
+  const g = model.graph;
+  const source = proto.graph!;
+  const protoNodes = source.node ?? [];
+  const inits = new Map((source.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const graphOutputs = new Set(g.outputs.map((o) => o.name));
+  const graphInputs = new Set(g.inputs.map((i) => i.name));
+  const constantOf = new Map<string, number>(); // value → Constant node index producing it
+  g.nodes.forEach((n, i) => { if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOf.set(o, i); });
+  const programOf = new Int32Array(g.nodes.length).fill(-1);
+  specs.forEach((s, k) => s.nodes.forEach((i) => (programOf[i] = k)));
+  return specs.map((spec, k) => {
+    const members = new Set(spec.nodes);
+    const produced = new Set<string>();
+    for (const i of spec.nodes) for (const o of g.nodes[i]!.outputs) if (o) produced.add(o);
+    const nodes: OnnxNs.INodeProto[] = [];
+    const initializers: OnnxNs.ITensorProto[] = [];
+    const inputs: string[] = [];
+    const seen = new Set<string>();
+    const pulledConstants = new Set<number>();
+    for (const i of spec.nodes) {
+      for (const v of readsOf(g.nodes[i]!)) {
+        if (produced.has(v) || seen.has(v)) continue;
+        seen.add(v);
+        const init = inits.get(v);
+        const c = constantOf.get(v);
+        if (init && !graphInputs.has(v)) initializers.push(relocated(init, relocate));
+        else if (c !== undefined && !members.has(c)) pulledConstants.add(c);
+        else inputs.push(v);
+      }
+    }
+    for (const c of [...pulledConstants].sort((a, b) => a - b)) nodes.push(protoNodes[c]!);
+    for (const i of spec.nodes) nodes.push(protoNodes[i]!);
+    const outputs: string[] = [];
+    for (const i of spec.nodes) {
+      for (const o of g.nodes[i]!.outputs) {
+        if (!o) continue;
+        const id = index.valueIds.get(o)!;
+        const readElsewhere = Array.from(index.consumersOfId(id)).some((c) => programOf[c] !== k);
+        // A Constant's value is a weight: other programs carry their own copy of the node.
+        if (graphOutputs.has(o) || (readElsewhere && !constantOf.has(o))) outputs.push(o);
+      }
+    }
+    const graph: OnnxNs.IGraphProto = {
+      name: `${source.name ?? 'graph'}:${path.basename(spec.file, '.onnx')}`,
+      node: nodes,
+      initializer: initializers,
+      input: inputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
+      output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
+    };
+    const m = onnx.ModelProto.create({
+      irVersion: proto.irVersion, opsetImport: proto.opsetImport, producerName: 'hxc', producerVersion: '0.1.0',
+      graph, functions: proto.functions ?? [],
+    });
+    const bytes = onnx.ModelProto.encode(m).finish();
+    return { file: spec.file, bytes, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), inputs, outputs };
+  });
+}
+
+function relocated(t: OnnxNs.ITensorProto, relocate: (location: string) => string): OnnxNs.ITensorProto {
+  if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) return t;
+  return { ...t, externalData: (t.externalData ?? []).map((e) => (e.key === 'location' ? { key: 'location', value: relocate(e.value ?? '') } : e)) };
+}

@@ -1,0 +1,554 @@
+// Finds Mixture-of-Experts layers: com.microsoft MoE/QMoE operators; the torch-exported routing
+// pattern (router MatMul → Softmax → TopK → per expert: gather the tokens routed to it, run its
+// MatMul chain, scatter/add the weighted output back); the dense form that runs every expert on every
+// token and weights outputs by a [tokens, E] gate matrix; and `moe` annotations of JSON graphs.
+// Structure first — node names (`…/experts.3/…`) only break ties and rescue odd exports — and the
+// expert count found is checked against the router's output width. Relies on GraphIndex and the
+// topological order from verify; reads initializer dims (never weight bytes) for FLOPs and parameters.
+
+import { positions, type GraphIndex } from '../ir/algorithms.js';
+import type { DType } from '../ir/dtype.js';
+import type { Model, TensorData } from '../ir/graph.js';
+import { decodeTensor } from '../shapes/constant-fold.js';
+
+export type MoeForm = 'operator' | 'sparse' | 'dense' | 'annotated';
+
+export interface MoeExpert {
+  /** Expert index = the router's output column. */
+  expert: number;
+  /** Node indices of the expert's computation, in graph order. */
+  nodes: number[];
+  /** 2 FLOPs per weight element of the expert's matrices, per token (not profile's data-dependent count). */
+  flops_per_token: number;
+  param_bytes: number;
+}
+
+export interface MoeLayer {
+  /** MoE layers counted from 0 in graph order (as hxc-routing/v1 counts them). */
+  layer: number;
+  /** Common name scope of the layer (`/model/layers.0/block_sparse_moe`), or the router's name. */
+  name: string;
+  form: MoeForm;
+  /** Router nodes: the gate MatMul through the TopK (or the MoE operator's router). */
+  router: number[];
+  num_experts: number;
+  top_k: number;
+  experts: MoeExpert[];
+  /** Experts that every token runs (shared experts next to routed ones); reported, not placed. */
+  shared: number[][];
+  /** Routing, dispatch and combine nodes of the layer (what an IPU would have to run to carry it). */
+  dispatch: number[];
+  /** The token activations the router and experts read, and their width and type. */
+  input: string | null;
+  hidden: number;
+  token_dtype: DType;
+  detected_by: 'structure' | 'names' | 'operator' | 'annotation';
+}
+
+/** Ops that relabel a tensor: followed when tracing data back to its source (only input 0 counts). */
+const VIEW = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity', 'Cast']);
+/** Ops an expert's body is made of (besides views): weight matmuls, element-wise math, activations. */
+const BODY = new Set([
+  'MatMul', 'Gemm', 'FusedMatMul', 'MatMulNBits', 'DequantizeLinear', 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sqrt', 'Neg', 'Exp',
+  'Erf', 'Tanh', 'Sigmoid', 'Relu', 'LeakyRelu', 'Elu', 'Selu', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu', 'Softplus',
+  'HardSigmoid', 'HardSwish', 'Mish', 'Clip', 'Min', 'Max', 'BiasAdd',
+]);
+/** Ops between the router MatMul and the TopK (casts, normalisation, score bias). */
+const ROUTER_CHAIN = new Set(['Cast', 'Identity', 'Reshape', 'Softmax', 'Sigmoid', 'Add', 'Sub', 'Mul', 'Div', 'LogSoftmax']);
+const MATMUL = new Set(['MatMul', 'Gemm', 'FusedMatMul']);
+const EXPERT_NAME = /^(.*?)[/.]experts?[._](\d+)(?:[/._]|$)/;
+
+/** Per-graph facts the detectors share: which values are constants, and the weight behind a value. */
+class Facts {
+  readonly constant: Uint8Array;
+  readonly pos: Int32Array;
+
+  constructor(readonly model: Model, readonly index: GraphIndex, readonly order: Int32Array) {
+    const g = model.graph;
+    this.constant = new Uint8Array(index.valueNames.length);
+    for (const name of g.initializers.keys()) this.constant[index.valueIds.get(name)!] = 1;
+    for (const i of order) {
+      const node = g.nodes[i]!;
+      const ins = index.inputsOf(i);
+      let all = node.op === 'Constant' || (ins.length > 0 && node.outer_refs.length === 0 && !/^Random/.test(node.op));
+      if (node.op !== 'Constant') for (const id of ins) if (id >= 0 && !this.constant[id]) all = false;
+      if (all) for (const id of index.outputsOf(i)) if (id >= 0) this.constant[id] = 1;
+    }
+    this.pos = positions(order, g.nodes.length);
+  }
+
+  isConst(id: number): boolean {
+    return id >= 0 && this.constant[id] === 1;
+  }
+
+  producer(id: number): number {
+    return id >= 0 ? this.index.producerOf[id]! : -1;
+  }
+
+  /** The tensor behind a constant value: an initializer or a Constant node, through casts and transposes. */
+  weight(id: number): TensorData | null {
+    for (let depth = 0; depth < 6 && id >= 0; depth++) {
+      const init = this.model.graph.initializers.get(this.index.valueNames[id]!);
+      if (init) return init;
+      const p = this.producer(id);
+      if (p < 0) return null;
+      const node = this.model.graph.nodes[p]!;
+      if (node.op === 'Constant') return node.attrs.value?.type === 'tensor' ? node.attrs.value.value : null;
+      if (!['Cast', 'Transpose', 'DequantizeLinear', 'Identity', 'Reshape'].includes(node.op)) return null;
+      id = this.index.inputsOf(p)[0]!;
+    }
+    return null;
+  }
+
+  /** A scalar constant's value (TopK's K, an expert's index in an Equal or Gather). */
+  scalar(id: number): number | null {
+    if (!this.isConst(id)) return null;
+    const t = this.weight(id);
+    const v = t ? decodeTensor(t) : undefined;
+    return v && v.length === 1 && typeof v[0] === 'number' ? v[0] : null;
+  }
+
+  /** Follow views back from a value: the value they relabel, and the view nodes passed. */
+  viewRoot(id: number): { root: number; chain: number[] } {
+    const chain: number[] = [];
+    for (let p = this.producer(id); p >= 0 && VIEW.has(this.model.graph.nodes[p]!.op); p = this.producer(id)) {
+      chain.push(p);
+      id = this.index.inputsOf(p)[0]!;
+    }
+    return { root: id, chain };
+  }
+
+  /** A MatMul/Gemm whose B operand is a constant weight of rank ≥ 2. */
+  weightMatmul(i: number): TensorData | null {
+    const node = this.model.graph.nodes[i]!;
+    if (!MATMUL.has(node.op)) return null;
+    const b = this.index.inputsOf(i)[1] ?? -1;
+    if (!this.isConst(b)) return null;
+    const w = this.weight(b);
+    return w && w.dims.length >= 2 ? w : null;
+  }
+
+  /** 2 FLOPs per weight element per token, and the bytes of every constant the nodes read. */
+  cost(nodes: readonly number[]): { flops_per_token: number; param_bytes: number } {
+    let flops = 0;
+    let params = 0;
+    const seen = new Set<string>();
+    for (const i of nodes) {
+      const w = this.weightMatmul(i);
+      if (w) flops += 2 * w.dims.reduce((a, b) => a * b, 1);
+      const task = this.model.graph.nodes[i]!.task;
+      if (!w && task?.flops) flops += task.flops;
+      for (const id of this.index.inputsOf(i)) {
+        if (!this.isConst(id)) continue;
+        const t = this.weight(id);
+        if (t && !seen.has(t.name) && t.byte_size > 64) {
+          seen.add(t.name);
+          params += t.byte_size;
+        }
+      }
+    }
+    return { flops_per_token: flops, param_bytes: params };
+  }
+
+  sortByPos(nodes: Iterable<number>): number[] {
+    return [...new Set(nodes)].sort((a, b) => this.pos[a]! - this.pos[b]!);
+  }
+}
+
+/** Union-find over expert groups (path halving). */
+class Groups {
+  private readonly parent: number[] = [];
+  add(): number {
+    this.parent.push(this.parent.length);
+    return this.parent.length - 1;
+  }
+  find(x: number): number {
+    while (this.parent[x] !== x) x = this.parent[x] = this.parent[this.parent[x]!]!;
+    return x;
+  }
+  union(a: number, b: number): number {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra !== rb) this.parent[Math.max(ra, rb)] = Math.min(ra, rb);
+    return Math.min(ra, rb);
+  }
+}
+
+type Found = Omit<MoeLayer, 'layer'> & { at: number };
+
+export function detectMoe(model: Model, index: GraphIndex, order: Int32Array): MoeLayer[] {
+  const facts = new Facts(model, index, order);
+  const found: Found[] = [];
+  if (model.annotations.moe.length > 0) {
+    for (const ann of model.annotations.moe) found.push(fromAnnotation(facts, ann));
+  } else {
+    const g = model.graph;
+    for (const i of order) {
+      const node = g.nodes[i]!;
+      const layer = node.domain === 'com.microsoft' && (node.op === 'MoE' || node.op === 'QMoE') ? fromOperator(facts, i)
+        : node.op === 'TopK' && node.domain === '' ? fromRouter(facts, i) : null;
+      if (layer) found.push(layer);
+    }
+  }
+  found.sort((a, b) => facts.pos[a.at]! - facts.pos[b.at]!);
+  return found.map(({ at: _at, ...rest }, layer) => ({ layer, ...rest }));
+}
+
+function dtypeOf(facts: Facts, value: string | null, fallback: DType): DType {
+  return (value ? facts.model.graph.declared.get(value)?.dtype : undefined) ?? fallback;
+}
+
+/** From the router's TopK: trace back to the gate MatMul, then find the experts behind the routing. */
+function fromRouter(facts: Facts, topk: number): Found | null {
+  const { model, index } = facts;
+  const g = model.graph;
+  // Back from TopK's scores, through casts/softmax/score bias, to a weight MatMul: the router.
+  const chain: number[] = [topk];
+  let id = index.inputsOf(topk)[0]!;
+  let gate = -1;
+  for (let depth = 0; depth < 8; depth++) {
+    const p = facts.producer(id);
+    if (p < 0) return null;
+    if (facts.weightMatmul(p)) {
+      gate = p;
+      break;
+    }
+    const node = g.nodes[p]!;
+    if (!ROUTER_CHAIN.has(node.op)) return null;
+    const live = Array.from(index.inputsOf(p)).filter((v) => v >= 0 && !facts.isConst(v));
+    if (live.length !== 1 || (VIEW.has(node.op) && live[0] !== index.inputsOf(p)[0])) return null;
+    chain.push(p);
+    id = live[0]!;
+  }
+  if (gate < 0) return null;
+  chain.push(gate);
+  const w = facts.weightMatmul(gate)!;
+  const gemmTransB = g.nodes[gate]!.op === 'Gemm' && g.nodes[gate]!.attrs.transB?.type === 'int' && g.nodes[gate]!.attrs.transB.value === 1;
+  const width = gemmTransB ? w.dims[0]! : w.dims[w.dims.length - 1]!;
+  const hidden = gemmTransB ? w.dims[1]! : w.dims[w.dims.length - 2]!;
+  const k = facts.scalar(index.inputsOf(topk)[1] ?? -1) ?? (g.nodes[topk]!.attrs.k?.type === 'int' ? g.nodes[topk]!.attrs.k.value : null);
+  if (width < 2 || k === null || k < 1 || k > width) return null;
+  const x = index.inputsOf(gate)[0]!;
+  const layer = expertsBehind(facts, topk, gate, x, width);
+  if (!layer) return null;
+  const router = facts.sortByPos(chain);
+  const input = index.valueNames[x]!;
+  const { routed: _routed, ...rest } = layer;
+  return { at: topk, router, num_experts: width, top_k: k, input, hidden, token_dtype: dtypeOf(facts, input, w.dtype), ...rest, dispatch: dispatchNodes(facts, topk, router, layer) };
+}
+
+interface Behind {
+  name: string;
+  form: 'sparse' | 'dense';
+  experts: MoeExpert[];
+  shared: number[][];
+  detected_by: 'structure' | 'names';
+  /** Nodes downstream of the TopK (by node index). */
+  routed: Uint8Array;
+}
+
+/**
+ * The experts fed by router `gate` (scores → `topk`) over tokens `x`. Seeds are weight MatMuls
+ * reading x directly (dense form, or shared experts) or through a Gather whose row indices depend
+ * on the TopK (sparse form: the tokens routed to one expert). A seed's group grows in graph order
+ * over body ops whose every non-constant input is already in a group (two groups a node joins, as
+ * SwiGLU's `act(w1·x) * (w3·x)`, become one); the routing-weight multiply and the scatter/concat
+ * that combine experts read values from outside and stop it.
+ */
+function expertsBehind(facts: Facts, topk: number, gate: number, x: number, width: number): Behind | null {
+  const { model, index } = facts;
+  const g = model.graph;
+  const n = g.nodes.length;
+  const routed = new Uint8Array(n);
+  routed[topk] = 1;
+  for (let k = facts.pos[topk]! + 1; k < n; k++) {
+    const i = facts.order[k]!;
+    for (const p of index.predecessors(i)) if (routed[p]) { routed[i] = 1; break; }
+  }
+  const rootX = facts.viewRoot(x).root;
+  const groups = new Groups();
+  const member = new Map<number, number>();
+  const gathered = new Set<number>();
+  const gatherOf = new Map<number, number>();
+  for (let k = facts.pos[gate]! + 1; k < n; k++) {
+    const i = facts.order[k]!;
+    if (!facts.weightMatmul(i)) continue;
+    const { root, chain } = facts.viewRoot(index.inputsOf(i)[0]!);
+    let group = -1;
+    if (root === rootX) group = groups.add();
+    else {
+      const q = facts.producer(root);
+      const qi = q >= 0 ? index.inputsOf(q) : null;
+      if (q >= 0 && g.nodes[q]!.op === 'Gather' && qi && facts.viewRoot(qi[0]!).root === rootX && routed[facts.producer(qi[1]!)] === 1) {
+        group = groups.add();
+        gathered.add(group);
+        gatherOf.set(group, q);
+      }
+    }
+    if (group < 0) continue;
+    member.set(i, group);
+    for (const v of chain) member.set(v, group);
+  }
+  if (member.size === 0) return null;
+  const first = Math.min(...[...member.keys()].map((i) => facts.pos[i]!));
+  for (let k = first; k < n; k++) {
+    const i = facts.order[k]!;
+    if (member.has(i) || !(BODY.has(g.nodes[i]!.op) || VIEW.has(g.nodes[i]!.op))) continue;
+    const ins = VIEW.has(g.nodes[i]!.op) ? index.inputsOf(i).subarray(0, 1) : index.inputsOf(i);
+    let joined = -1;
+    let ok = true;
+    for (const id of ins) {
+      if (id < 0 || facts.isConst(id)) continue;
+      const p = facts.producer(id);
+      const grp = p >= 0 ? member.get(p) : undefined;
+      if (grp === undefined) { ok = false; break; }
+      joined = joined < 0 ? groups.find(grp) : groups.union(joined, grp);
+    }
+    if (ok && joined >= 0) member.set(i, joined);
+  }
+  // Collect groups; a group is routed when any of its seeds read gathered tokens.
+  const byRoot = new Map<number, number[]>();
+  for (const [i, grp] of member) {
+    const r = groups.find(grp);
+    (byRoot.get(r) ?? byRoot.set(r, []).get(r)!).push(i);
+  }
+  const routedRoots = new Set([...gathered].map((grp) => groups.find(grp)));
+  const sets = [...byRoot.entries()].map(([r, nodes]) => ({ root: r, nodes: facts.sortByPos(nodes) })).sort((a, b) => facts.pos[a.nodes[0]!]! - facts.pos[b.nodes[0]!]!);
+  const sparse = sets.filter((s) => routedRoots.has(s.root));
+  const form: Behind['form'] = sparse.length > 0 ? 'sparse' : 'dense';
+  const experts = form === 'sparse' ? sparse : sets;
+  const shared = form === 'sparse' ? sets.filter((s) => !routedRoots.has(s.root)).map((s) => s.nodes) : [];
+  const name = scopeOf(g.nodes[gate]!.name, experts.flatMap((s) => s.nodes.map((i) => g.nodes[i]!.name)));
+  if (experts.length === width) {
+    const gatherIds = experts.map((s) => {
+      const q = [...gatherOf.entries()].find(([grp]) => groups.find(grp) === s.root)?.[1];
+      return q === undefined ? null : expertIndexOfGather(facts, q, routed);
+    });
+    const ids = permutation(gatherIds, width) ?? permutation(concatPositions(facts, experts.map((s) => s.nodes)), width)
+      ?? permutation(experts.map((s) => nameIndex(s.nodes.map((i) => g.nodes[i]!.name))), width) ?? experts.map((_, e) => e);
+    const list = experts.map((s, k) => ({ expert: ids[k]!, nodes: s.nodes, ...facts.cost(s.nodes) })).sort((a, b) => a.expert - b.expert);
+    return { name, form, experts: list, shared, detected_by: 'structure', routed };
+  }
+  // Structure did not give one group per router column: fall back on the module path in node names.
+  const byName = expertsByName(facts, g.nodes[gate]!.name, width);
+  return byName ? { name, form, experts: byName, shared, detected_by: 'names', routed } : null;
+}
+
+/** Expert index from the mask that selects its tokens: Equal(topk_indices, e) or Gather(one_hot, e). */
+function expertIndexOfGather(facts: Facts, gather: number, routed: Uint8Array): number | null {
+  const { index, model } = facts;
+  const stack = [facts.producer(index.inputsOf(gather)[1]!)];
+  const seen = new Set<number>();
+  while (stack.length > 0 && seen.size < 24) {
+    const i = stack.pop()!;
+    if (i < 0 || seen.has(i) || !routed[i]) continue;
+    seen.add(i);
+    const node = model.graph.nodes[i]!;
+    const ins = index.inputsOf(i);
+    if (node.op === 'Equal') {
+      const c = facts.scalar(ins[1]!) ?? facts.scalar(ins[0]!);
+      if (c !== null) return c;
+    }
+    if (node.op === 'Gather' && routed[facts.producer(ins[0]!)]) {
+      const c = facts.scalar(ins[1]!);
+      if (c !== null) return c;
+    }
+    for (const id of ins) if (id >= 0 && !facts.isConst(id)) stack.push(facts.producer(id));
+  }
+  return null;
+}
+
+/** Dense form: the position of each expert's output in the Concat that stacks them. */
+function concatPositions(facts: Facts, sets: number[][]): (number | null)[] {
+  const { index, model } = facts;
+  return sets.map((nodes) => {
+    const inSet = new Set(nodes);
+    for (const i of nodes) {
+      for (const out of index.outputsOf(i)) {
+        if (out < 0) continue;
+        for (const c of index.consumersOfId(out)) {
+          if (inSet.has(c) || model.graph.nodes[c]!.op !== 'Concat') continue;
+          return Array.from(index.inputsOf(c)).indexOf(out);
+        }
+      }
+    }
+    return null;
+  });
+}
+
+function nameIndex(names: string[]): number | null {
+  for (const name of names) {
+    const m = EXPERT_NAME.exec(name);
+    if (m) return Number(m[2]);
+  }
+  return null;
+}
+
+/** ids when they are exactly 0..n-1, each once. */
+function permutation(ids: (number | null)[], n: number): number[] | null {
+  const seen = new Set<number>();
+  for (const id of ids) {
+    if (id === null || !Number.isInteger(id) || id < 0 || id >= n || seen.has(id)) return null;
+    seen.add(id);
+  }
+  return seen.size === n ? (ids as number[]) : null;
+}
+
+/** Nodes named `<scope>/experts.<e>/…` where the scope is the router's, grouped by e. */
+function expertsByName(facts: Facts, routerName: string, width: number): MoeExpert[] | null {
+  const g = facts.model.graph;
+  const byId = new Map<number, number[]>();
+  let scope: string | null = null;
+  for (const i of facts.order) {
+    const m = EXPERT_NAME.exec(g.nodes[i]!.name);
+    if (!m || !routerName.startsWith(m[1]!)) continue;
+    if (scope !== null && m[1] !== scope) continue;
+    scope = m[1]!;
+    (byId.get(Number(m[2])) ?? byId.set(Number(m[2]), []).get(Number(m[2]))!).push(i);
+  }
+  const ids = [...byId.keys()].sort((a, b) => a - b);
+  if (ids.length !== width || ids[0] !== 0 || ids[width - 1] !== width - 1) return null;
+  return ids.map((e) => ({ expert: e, nodes: facts.sortByPos(byId.get(e)!), ...facts.cost(byId.get(e)!) }));
+}
+
+/** The longest name prefix (cut at `/`) shared by the router and its experts. */
+function scopeOf(routerName: string, names: string[]): string {
+  let prefix = routerName;
+  for (const name of names) {
+    while (prefix && !name.startsWith(prefix)) prefix = prefix.slice(0, Math.max(0, prefix.lastIndexOf('/')));
+  }
+  return prefix || routerName;
+}
+
+/**
+ * The layer's routing, dispatch and combine nodes: those routed (downstream of the TopK) or fed by
+ * an expert, up to the join — the first routed node every expert's output reaches (the last
+ * scatter-add, or the gate multiply of the dense form) — minus router and experts.
+ */
+function dispatchNodes(facts: Facts, topk: number, router: number[], layer: Behind): number[] {
+  const { index, model } = facts;
+  const n = model.graph.nodes.length;
+  const owned = new Set<number>([...router, ...layer.experts.flatMap((e) => e.nodes), ...layer.shared.flat()]);
+  const lastExpert = Math.max(...layer.experts.map((e) => facts.pos[e.nodes[e.nodes.length - 1]!]!));
+  const limit = Math.min(n - 1, lastExpert + (lastExpert - facts.pos[topk]!) + 16);
+  // How many experts reach each node (each expert's forward closure, bounded to the window).
+  const reach = new Int32Array(n);
+  const mark = new Int32Array(n).fill(-1);
+  layer.experts.forEach((e, k) => {
+    const stack = [...e.nodes];
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      for (const s of index.successors(i)) {
+        if (mark[s] === k || facts.pos[s]! > limit) continue;
+        mark[s] = k;
+        reach[s]!++;
+        stack.push(s);
+      }
+    }
+  });
+  let join = -1;
+  for (let k = facts.pos[topk]!; k <= limit; k++) {
+    const i = facts.order[k]!;
+    if (reach[i] === layer.experts.length && layer.routed[i] && !owned.has(i)) { join = i; break; }
+  }
+  if (join < 0) return [];
+  // The combine may end in a reduction or reshape of the join (dense form: ReduceSum over experts).
+  for (let s = index.successors(join); s.length === 1 && ['ReduceSum', 'Reshape', 'Squeeze', 'Cast'].includes(model.graph.nodes[s[0]!]!.op); s = index.successors(join)) join = s[0]!;
+  // Ancestors of the join within the layer (from the TopK on), that are routed or expert-fed.
+  const out: number[] = [];
+  const seen = new Uint8Array(n);
+  const stack = [join];
+  seen[join] = 1;
+  while (stack.length > 0) {
+    const i = stack.pop()!;
+    if (!owned.has(i)) out.push(i);
+    for (const p of index.predecessors(i)) {
+      if (seen[p] || facts.pos[p]! < facts.pos[topk]!) continue;
+      seen[p] = 1;
+      stack.push(p);
+    }
+  }
+  return facts.sortByPos(out.filter((i) => reach[i]! > 0 || layer.routed[i]));
+}
+
+/**
+ * com.microsoft MoE (inputs: input, router_probs, fc1_experts_weights, fc1_experts_bias,
+ * fc2_experts_weights, fc2_experts_bias, fc3_experts_weights, …; attribute k) and QMoE (fc1 weights,
+ * scales, bias, fc2 …, fc3 … at 2/3/4, 5/6/7, 8/9/10; weights packed `8 / expert_weight_bits` per
+ * byte), per the onnxruntime contrib-op spec. One node holds every expert; each expert's share is 1/E.
+ */
+function fromOperator(facts: Facts, i: number): Found | null {
+  const { model, index } = facts;
+  const node = model.graph.nodes[i]!;
+  const ins = index.inputsOf(i);
+  const quantized = node.op === 'QMoE';
+  const weightSlots = quantized ? [2, 5, 8] : [2, 4, 6];
+  const bits = node.attrs.expert_weight_bits?.type === 'int' ? node.attrs.expert_weight_bits.value : 4;
+  const pack = quantized ? 8 / bits : 1;
+  const fc1 = facts.weight(ins[2] ?? -1);
+  if (!fc1 || fc1.dims.length < 3) return null;
+  const experts = fc1.dims[0]!;
+  let elements = 0;
+  for (const slot of weightSlots) {
+    const w = facts.weight(ins[slot] ?? -1);
+    if (w && w.dims[0] === experts) elements += (w.dims.slice(1).reduce((a, b) => a * b, 1)) * pack;
+  }
+  let params = 0;
+  for (let s = 2; s < ins.length; s++) {
+    const w = facts.isConst(ins[s]!) ? facts.weight(ins[s]!) : null;
+    if (w) params += w.byte_size;
+  }
+  const k = node.attrs.k?.type === 'int' ? node.attrs.k.value : 1;
+  // The router: back from router_probs through casts and softmax to the gate MatMul.
+  const router: number[] = [];
+  let hidden = 0;
+  for (let id = ins[1] ?? -1, depth = 0; depth < 6; depth++) {
+    const p = facts.producer(id);
+    if (p < 0) break;
+    router.push(p);
+    const w = facts.weightMatmul(p);
+    if (w) { hidden = w.dims[w.dims.length - 2]!; break; }
+    if (!ROUTER_CHAIN.has(model.graph.nodes[p]!.op)) break;
+    id = index.inputsOf(p)[0]!;
+  }
+  const input = index.valueNames[ins[0]!] ?? null;
+  const declared = input ? model.graph.declared.get(input) : undefined;
+  if (!hidden && declared?.shape) hidden = Number(declared.shape[declared.shape.length - 1]) || 0;
+  if (!hidden) hidden = quantized ? fc1.dims[2]! * pack : fc1.dims[1]!;
+  return {
+    at: i, name: node.name, form: 'operator', router: facts.sortByPos(router), num_experts: experts, top_k: k,
+    experts: Array.from({ length: experts }, (_, e) => ({ expert: e, nodes: [i], flops_per_token: 2 * elements, param_bytes: params / experts })),
+    shared: [], dispatch: [], input, hidden, token_dtype: dtypeOf(facts, input, quantized ? 'float16' : fc1.dtype), detected_by: 'operator',
+  };
+}
+
+/** A JSON graph's `moe` annotation: the expert node sets as given, top_k from it or the router's TopK. */
+function fromAnnotation(facts: Facts, ann: Model['annotations']['moe'][number]): Found {
+  const { model, index } = facts;
+  const byName = index.nodeByName;
+  const experts = ann.experts.map((names, e) => {
+    const nodes = facts.sortByPos(names.map((nm) => byName.get(nm)!));
+    return { expert: e, nodes, ...facts.cost(nodes) };
+  });
+  const router = facts.sortByPos((ann.router ?? []).map((nm) => byName.get(nm)!));
+  const topk = router.find((i) => model.graph.nodes[i]!.op === 'TopK');
+  const k = ann.top_k ?? (topk !== undefined ? facts.scalar(index.inputsOf(topk)[1] ?? -1) : null) ?? 1;
+  // Token width: the router's weight, else the first expert matmul's input width.
+  let hidden = 0;
+  let dtype: DType = 'float32';
+  let input: string | null = null;
+  for (const i of [...router, ...experts.flatMap((e) => e.nodes)]) {
+    const w = facts.weightMatmul(i);
+    if (!w) continue;
+    hidden = w.dims[w.dims.length - 2]!;
+    dtype = w.dtype;
+    input = index.valueNames[index.inputsOf(i)[0]!] ?? null;
+    break;
+  }
+  const at = [...router, ...experts.flatMap((e) => e.nodes)].reduce((a, b) => (facts.pos[b]! < facts.pos[a]! ? b : a), experts[0]?.nodes[0] ?? 0);
+  const names = experts.flatMap((e) => e.nodes.map((i) => model.graph.nodes[i]!.name));
+  return {
+    at, name: scopeOf(names[0] ?? `moe${ann.layer}`, names), form: 'annotated', router, num_experts: experts.length, top_k: Math.min(k, Math.max(1, experts.length)),
+    experts, shared: [], dispatch: [], input, hidden, token_dtype: dtypeOf(facts, input, dtype), detected_by: 'annotation',
+  };
+}

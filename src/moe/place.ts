@@ -1,0 +1,730 @@
+// Expert placement for one MoE layer, and the two baselines it is measured against. The problem is a
+// heterogeneous makespan problem (Graham 1969; Lenstra, Shmoys, Tardos 1990 for unrelated machines):
+// expert e carries work tokens_e × flops_e per step, its replicas split that work, device d runs its
+// share at `speed` FLOP/s and holds at most `memory_bytes` of expert weights, and the tokens travel
+// from the devices that produce them (dispatch) and back (combine) over the topology's routes.
+// A layer's time is dispatch + the slowest device's expert compute + combine (DeepEP-style phases).
+//   hxc:         replicate (highest work per replica, EPLB's rule, on FLOPs); place replicas largest
+//                first on the device that finishes earliest counting its share of the traffic (LPT,
+//                Graham 1969), co-activation affinity choosing among devices still near the balanced
+//                time; split each expert's tokens over its replicas by water-filling (block coordinate
+//                descent to the lexicographically optimal split, Fujishige 1980); then pairwise
+//                interchange on the slowest device (Finn & Horowitz 1979) and swaps that put
+//                co-activated experts together, both only when the layer time does not grow.
+//   round-robin: replicas in expert order (redundant slots to experts 0, 1, … in turn) dealt to
+//                devices in turn; tokens split evenly.
+//   greedy:      DeepSeek's EPLB (github.com/deepseek-ai/EPLB, eplb.py): pack expert groups onto
+//                hosts, replicate the expert with the highest load per replica, pack replicas onto
+//                devices heaviest first into the lightest device with a free slot; tokens split evenly.
+// Every placement is scored by the same `evaluate`.
+
+import type { Topology } from '../topology/index.js';
+
+export interface PlaceDevice {
+  id: string;
+  /** Effective FLOP/s for the experts' dtype: peak × efficiency. */
+  speed: number;
+  /** Bytes of this layer's expert weights the device may hold. */
+  memory_bytes: number;
+  /** Server the device sits in (EPLB packs expert groups per server). */
+  host: string;
+}
+
+/**
+ * Dispatch/combine cost as a function of the tokens each device receives from other devices
+ * ("remote tokens"), from the routes (DESIGN.md cost model: latency + bytes / bottleneck bandwidth;
+ * a `shared` link splits its bandwidth among all transfers on it, other links carry each transfer at
+ * full bandwidth, and a transfer occupies links, not devices).
+ */
+export interface CommModel {
+  /** Per device: the slowest single transfer into it (dispatch): latency, and seconds per remote token. */
+  in_latency_s: Float64Array;
+  in_per_token_s: Float64Array;
+  /** The same out of it (combine). */
+  out_latency_s: Float64Array;
+  out_per_token_s: Float64Array;
+  /** Shared links: seconds of the link per remote token of each device, dispatch and combine. */
+  shared: { name: string; latency_s: number; in_per_token_s: Float64Array; out_per_token_s: Float64Array }[];
+}
+
+export interface PlacementProblem {
+  name: string;
+  experts: number;
+  top_k: number;
+  /** Tokens per step (the bound batch × sequence). */
+  step_tokens: number;
+  /** Expected token-expert assignments per step, per expert. */
+  tokens: Float64Array;
+  /** E × E: tokens routed to both a and b per step; the diagonal is `tokens`. */
+  coactivation: Float64Array;
+  flops_per_token: Float64Array;
+  param_bytes: Float64Array;
+  /** Bytes one token carries to one device (hidden × dtype); the same comes back. */
+  token_bytes: number;
+  devices: PlaceDevice[];
+  /** Share of the step's tokens produced on each device (sums to 1). */
+  source_share: Float64Array;
+  comm: CommModel;
+  /** Redundant replicas beyond one per expert (`--expert-slots`). */
+  slots: number;
+  /** Expert groups (DeepSeek-V3's group-limited routing) for the EPLB baseline; 1 when the model has none. */
+  groups: number;
+}
+
+export interface Replica {
+  expert: number;
+  device: number;
+  /** Expected tokens per step this replica serves. */
+  tokens: number;
+}
+
+export interface Placement {
+  method: 'hxc' | 'round-robin' | 'greedy';
+  replicas: Replica[];
+}
+
+export interface Metrics {
+  /** Seconds of expert compute per device. */
+  compute_s: number[];
+  /** Tokens each device receives from other devices per step. */
+  remote_tokens: number[];
+  dispatch_s: number;
+  combine_s: number;
+  /** The layer's expert time: dispatch + the slowest device's compute + combine. */
+  time_s: number;
+  /** max / mean of compute_s over the expert devices. */
+  imbalance: number;
+  /** Dispatch + combine bytes crossing between devices, per token of the step (all-to-all bytes). */
+  bytes_per_token: number;
+  memory_bytes: number[];
+  /** Devices whose expert weights exceed their budget. */
+  over_memory: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Communication model from routes.
+
+export interface RouteInfo {
+  latency_s: number;
+  bandwidth_bytes_per_s: number;
+  links: string[];
+}
+
+/**
+ * Remote tokens of device d come from source s in proportion σ_s / (1 − σ_d). Each (s, d) pair uses
+ * the route chosen for its expected message (σ_s·T·k/n tokens of B bytes). Per device the slowest
+ * single transfer in and out is kept (max latency, max seconds per token: an upper bound of the max of
+ * the affine costs); per shared link, the seconds it spends per remote token of each device.
+ */
+export function commModel(n: number, sourceShare: Float64Array, tokenBytes: number, stepTokens: number, topK: number,
+  route: (from: number, to: number, bytes: number) => RouteInfo, links: readonly { name: string; shared: boolean; bandwidth_bytes_per_s: number; latency_s: number }[]): CommModel {
+  const m: CommModel = {
+    in_latency_s: new Float64Array(n), in_per_token_s: new Float64Array(n), out_latency_s: new Float64Array(n), out_per_token_s: new Float64Array(n),
+    shared: links.filter((l) => l.shared).map((l) => ({ name: l.name, latency_s: l.latency_s, in_per_token_s: new Float64Array(n), out_per_token_s: new Float64Array(n) })),
+  };
+  const sharedIndex = new Map(m.shared.map((l, i) => [l.name, i]));
+  const bandwidth = new Map(links.map((l) => [l.name, l.bandwidth_bytes_per_s]));
+  for (let d = 0; d < n; d++) {
+    const elsewhere = 1 - sourceShare[d]!;
+    for (let s = 0; s < n; s++) {
+      const share = sourceShare[s]!;
+      if (s === d || share <= 0 || tokenBytes <= 0 || elsewhere <= 0) continue;
+      const w = share / elsewhere;
+      const bytes = (share * stepTokens * topK * tokenBytes) / n;
+      for (const [dir, r] of [['in', route(s, d, bytes)], ['out', route(d, s, bytes)]] as const) {
+        const perToken = (w * tokenBytes) / r.bandwidth_bytes_per_s;
+        if (dir === 'in') {
+          m.in_latency_s[d] = Math.max(m.in_latency_s[d]!, r.latency_s);
+          m.in_per_token_s[d] = Math.max(m.in_per_token_s[d]!, perToken);
+        } else {
+          m.out_latency_s[d] = Math.max(m.out_latency_s[d]!, r.latency_s);
+          m.out_per_token_s[d] = Math.max(m.out_per_token_s[d]!, perToken);
+        }
+        for (const name of r.links) {
+          const k = sharedIndex.get(name);
+          if (k === undefined) continue;
+          const arr = dir === 'in' ? m.shared[k]!.in_per_token_s : m.shared[k]!.out_per_token_s;
+          arr[d] += (w * tokenBytes) / bandwidth.get(name)!;
+        }
+      }
+    }
+  }
+  m.shared = m.shared.filter((l) => l.in_per_token_s.some((v) => v > 0) || l.out_per_token_s.some((v) => v > 0));
+  return m;
+}
+
+/** No communication (one device, or tokens that cost nothing to move). */
+export function noComm(n: number): CommModel {
+  return { in_latency_s: new Float64Array(n), in_per_token_s: new Float64Array(n), out_latency_s: new Float64Array(n), out_per_token_s: new Float64Array(n), shared: [] };
+}
+
+/** Servers per device: the topology's hosts, else groups joined by links inside a server (not ethernet/infiniband). */
+export function hostsOf(topo: Pick<Topology, 'devices' | 'links' | 'hosts'>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const d of topo.devices) if (d.host) out.set(d.id, d.host);
+  if (out.size === topo.devices.length) return out;
+  const parent = new Map(topo.devices.map((d) => [d.id, d.id]));
+  const find = (x: string): string => {
+    while (parent.get(x) !== x) x = parent.get(x)!;
+    return x;
+  };
+  for (const l of topo.links) {
+    if (l.kind === 'ethernet' || l.kind === 'infiniband') continue;
+    for (const other of l.devices.slice(1)) {
+      const a = find(l.devices[0]!);
+      const b = find(other);
+      if (a !== b) parent.set(a < b ? b : a, a < b ? a : b);
+    }
+  }
+  for (const d of topo.devices) if (!out.has(d.id)) out.set(d.id, `host:${find(d.id)}`);
+  return out;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Traffic and evaluation, shared by all methods.
+
+/**
+ * Tokens device d receives from other devices, given the experts it holds and their token shares.
+ * A token is sent to a device once however many of its experts the token chose there (top-k
+ * dispatch); by inclusion–exclusion to pairs the tokens a device serves are
+ * hits = Σ_e x_e − Σ_{a<b} C_ab·(x_a/t_a)·(x_b/t_b), clamped to [max x_e, min(T, Σ x_e)], a replica's
+ * tokens taken as an independent share of its expert's. A token produced on d whose expert has a
+ * replica on d is served there (local-first replica choice, as SGLang's EPLB dispatch map does:
+ * sglang/srt/eplb/expert_location.py, compute_logical_to_rank_dispatch_physical_map): replica r serves
+ * min(x_r, σ_d·t_e) local tokens. The rest of the hits, pro rata, come from elsewhere.
+ */
+export function remoteTokens(p: PlacementProblem, d: number, experts: ArrayLike<number>, x: ArrayLike<number>, count = experts.length): number {
+  const n = p.experts;
+  let sum = 0;
+  let most = 0;
+  let pairs = 0;
+  let local = 0;
+  const share = p.source_share[d]!;
+  for (let i = 0; i < count; i++) {
+    const a = experts[i]!;
+    const xa = x[i]!;
+    if (xa <= 0) continue;
+    sum += xa;
+    if (xa > most) most = xa;
+    const ta = p.tokens[a]!;
+    local += Math.min(xa, share * ta);
+    for (let j = 0; j < i; j++) {
+      const b = experts[j]!;
+      const tb = p.tokens[b]!;
+      if (a !== b && tb > 0 && x[j]! > 0) pairs += (p.coactivation[a * n + b]! * xa * x[j]!) / (ta * tb);
+    }
+  }
+  if (sum <= 0) return 0;
+  const hits = Math.min(p.step_tokens > 0 ? Math.max(p.step_tokens, most) : sum, Math.max(most, sum - pairs));
+  return hits * Math.max(0, 1 - local / sum);
+}
+
+/** Dispatch and combine seconds for remote tokens per device (`override` replaces some devices' values). */
+export function commTimes(c: CommModel, remote: ArrayLike<number>, n: number, override?: Map<number, number>): { dispatch: number; combine: number } {
+  let din = 0;
+  let dout = 0;
+  for (let d = 0; d < n; d++) {
+    const r = override?.get(d) ?? remote[d]!;
+    if (r <= 0) continue;
+    din = Math.max(din, c.in_latency_s[d]! + r * c.in_per_token_s[d]!);
+    dout = Math.max(dout, c.out_latency_s[d]! + r * c.out_per_token_s[d]!);
+  }
+  for (const l of c.shared) {
+    let tin = 0;
+    let tout = 0;
+    for (let d = 0; d < n; d++) {
+      const r = override?.get(d) ?? remote[d]!;
+      tin += r * l.in_per_token_s[d]!;
+      tout += r * l.out_per_token_s[d]!;
+    }
+    if (tin > 0) din = Math.max(din, l.latency_s + tin);
+    if (tout > 0) dout = Math.max(dout, l.latency_s + tout);
+  }
+  return { dispatch: din, combine: dout };
+}
+
+export function evaluate(p: PlacementProblem, placement: Placement): Metrics {
+  const n = p.devices.length;
+  const flops = new Float64Array(n);
+  const memory = new Array<number>(n).fill(0);
+  const onDevice: { experts: number[]; x: number[] }[] = Array.from({ length: n }, () => ({ experts: [], x: [] }));
+  for (const r of placement.replicas) {
+    flops[r.device] += r.tokens * p.flops_per_token[r.expert]!;
+    const slot = onDevice[r.device]!;
+    const k = slot.experts.indexOf(r.expert);
+    if (k >= 0) slot.x[k] += r.tokens; // two replicas of one expert on one device act as one
+    else {
+      slot.experts.push(r.expert);
+      slot.x.push(r.tokens);
+      memory[r.device] += p.param_bytes[r.expert]!;
+    }
+  }
+  const compute_s = Array.from(flops, (f, d) => f / p.devices[d]!.speed);
+  const remote = onDevice.map((o, d) => remoteTokens(p, d, o.experts, o.x));
+  const { dispatch, combine } = commTimes(p.comm, remote, n);
+  const mean = compute_s.reduce((a, b) => a + b, 0) / Math.max(1, n);
+  const slowest = Math.max(0, ...compute_s);
+  return {
+    compute_s, remote_tokens: remote, dispatch_s: dispatch, combine_s: combine, time_s: dispatch + slowest + combine,
+    imbalance: mean > 0 ? slowest / mean : 1,
+    bytes_per_token: p.step_tokens > 0 ? (remote.reduce((a, b) => a + b, 0) * 2 * p.token_bytes) / p.step_tokens : 0,
+    memory_bytes: memory, over_memory: memory.filter((m, d) => m > p.devices[d]!.memory_bytes).length,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replication: EPLB's rule (eplb.py replicate_experts) — each extra slot to the expert with the most
+// work per replica — on FLOP work so that experts of different sizes compare; at most one replica per
+// device, and only while the weights still fit somewhere.
+
+export function replicaCounts(p: PlacementProblem, weight: (e: number) => number, slots: number, maxPerExpert: number, memoryAware: boolean): Int32Array {
+  const count = new Int32Array(p.experts).fill(1);
+  let free = p.devices.reduce((s, d) => s + d.memory_bytes, 0) - p.param_bytes.reduce((s, b) => s + b, 0);
+  for (let s = 0; s < slots; s++) {
+    let best = -1;
+    for (let e = 0; e < p.experts; e++) {
+      if (count[e]! >= maxPerExpert || (memoryAware && p.param_bytes[e]! > free)) continue;
+      if (best < 0 || weight(e) / count[e]! > weight(best) / count[best]!) best = e;
+    }
+    if (best < 0) break;
+    count[best]!++;
+    free -= p.param_bytes[best]!;
+  }
+  return count;
+}
+
+function sortReplicas(replicas: Replica[]): Replica[] {
+  return replicas.sort((a, b) => a.expert - b.expert || a.device - b.device);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines.
+
+/** Round-robin: replicas in expert order, redundant slots to experts 0, 1, …; dealt to devices in turn. */
+export function placeRoundRobin(p: PlacementProblem): Placement {
+  const n = p.devices.length;
+  const list: number[] = [];
+  for (let e = 0; e < p.experts; e++) list.push(e);
+  for (let s = 0; s < p.slots; s++) list.push(s % p.experts);
+  const count = new Int32Array(p.experts);
+  for (const e of list) count[e]!++;
+  const holds = new Set<number>();
+  const replicas: Replica[] = [];
+  let cursor = 0;
+  for (const e of list) {
+    let d = cursor % n;
+    for (let tries = 0; tries < n && holds.has(e * n + d); tries++) d = (d + 1) % n;
+    holds.add(e * n + d);
+    replicas.push({ expert: e, device: d, tokens: p.tokens[e]! / count[e]! });
+    cursor = d + 1;
+  }
+  return { method: 'round-robin', replicas: sortReplicas(replicas) };
+}
+
+/**
+ * eplb.py balanced_packing: items heaviest first, each into the lightest pack that still has room;
+ * packs hold ceil(items / packs) (EPLB requires an exact multiple; the ceiling generalises it).
+ */
+function balancedPacking(weights: number[], packs: number): number[] {
+  const cap = Math.ceil(weights.length / packs);
+  const load = new Array<number>(packs).fill(0);
+  const items = new Array<number>(packs).fill(0);
+  const order = weights.map((w, i) => i).sort((a, b) => weights[b]! - weights[a]! || a - b);
+  const out = new Array<number>(weights.length).fill(0);
+  for (const i of order) {
+    let best = -1;
+    for (let k = 0; k < packs; k++) if (items[k]! < cap && (best < 0 || load[k]! < load[best]!)) best = k;
+    out[i] = best;
+    load[best] += weights[i]!;
+    items[best]!++;
+  }
+  return out;
+}
+
+/**
+ * EPLB (eplb.py rebalance_experts): hierarchical when the expert groups divide evenly over hosts —
+ * groups packed onto hosts, replicas made per host, replicas packed onto the host's devices — else
+ * the global policy (one group, one host). Load = work (tokens × FLOPs per token; EPLB counts tokens,
+ * the same when experts are equal). Device speeds and memory are not EPLB's concern.
+ */
+export function placeGreedy(p: PlacementProblem): Placement {
+  const hostNames = [...new Set(p.devices.map((d) => d.host))];
+  const perHost = hostNames.map((h) => p.devices.map((d, i) => (d.host === h ? i : -1)).filter((i) => i >= 0));
+  const equalHosts = perHost.every((ds) => ds.length === perHost[0]!.length);
+  const total = p.experts + p.slots;
+  const hierarchical = hostNames.length > 1 && p.groups % hostNames.length === 0 && p.experts % p.groups === 0 && equalHosts && total % hostNames.length === 0;
+  const hosts = hierarchical ? perHost : [p.devices.map((_, i) => i)];
+  const groups = hierarchical ? p.groups : 1;
+  const work = (e: number): number => p.tokens[e]! * p.flops_per_token[e]!;
+  // Step 1: expert groups onto hosts.
+  const groupSize = p.experts / groups;
+  const groupWork = Array.from({ length: groups }, (_, g) => Array.from({ length: groupSize }, (_, j) => work(g * groupSize + j)).reduce((a, b) => a + b, 0));
+  const groupHost = hosts.length === 1 ? new Array<number>(groups).fill(0) : balancedPacking(groupWork, hosts.length);
+  const replicas: Replica[] = [];
+  hosts.forEach((devices, h) => {
+    const experts: number[] = [];
+    for (let g = 0; g < groups; g++) if (groupHost[g] === h) for (let j = 0; j < groupSize; j++) experts.push(g * groupSize + j);
+    // Step 2: replicate within the host (replicate_experts).
+    const count = new Array<number>(experts.length).fill(1);
+    const physical = total / hosts.length;
+    for (let s = experts.length; s < physical; s++) {
+      let best = 0;
+      for (let k = 1; k < experts.length; k++) if (work(experts[k]!) / count[k]! > work(experts[best]!) / count[best]!) best = k;
+      count[best]!++;
+    }
+    // Step 3: replicas onto the host's devices (balanced_packing).
+    const items: { expert: number; load: number }[] = [];
+    experts.forEach((e, k) => { for (let r = 0; r < count[k]!; r++) items.push({ expert: e, load: work(e) / count[k]! }); });
+    const pack = balancedPacking(items.map((it) => it.load), devices.length);
+    items.forEach((it, k) => replicas.push({ expert: it.expert, device: devices[pack[k]!]!, tokens: p.tokens[it.expert]! / count[experts.indexOf(it.expert)]! }));
+  });
+  return { method: 'greedy', replicas: sortReplicas(replicas) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// hxc.
+
+/** Mutable placement: replicas, their token shares, and per-device aggregates kept exact. */
+class State {
+  readonly n: number;
+  readonly expert: number[] = [];
+  readonly device: number[] = [];
+  readonly x: number[] = [];
+  readonly onDevice: number[][];
+  readonly ofExpert: number[][];
+  readonly flops: Float64Array;
+  readonly compute: Float64Array;
+  readonly remote: Float64Array;
+  readonly memory: Float64Array;
+  /** Shared-link seconds of dispatch and combine at the current remote tokens. */
+  readonly linkIn: Float64Array;
+  readonly linkOut: Float64Array;
+  /** A device's own view of its traffic cost (its transfers plus its share of shared links), for greedy choices. */
+  readonly proxyFixed: Float64Array;
+  readonly proxyPerToken: Float64Array;
+  private scratchE = new Int32Array(64);
+  private scratchX = new Float64Array(64);
+
+  constructor(readonly p: PlacementProblem) {
+    const n = (this.n = p.devices.length);
+    this.onDevice = Array.from({ length: n }, () => []);
+    this.ofExpert = Array.from({ length: p.experts }, () => []);
+    this.flops = new Float64Array(n);
+    this.compute = new Float64Array(n);
+    this.remote = new Float64Array(n);
+    this.memory = new Float64Array(n);
+    this.linkIn = new Float64Array(p.comm.shared.length);
+    this.linkOut = new Float64Array(p.comm.shared.length);
+    const c = p.comm;
+    this.proxyFixed = Float64Array.from({ length: n }, (_, d) => c.in_latency_s[d]! + c.out_latency_s[d]!);
+    this.proxyPerToken = Float64Array.from({ length: n }, (_, d) => c.in_per_token_s[d]! + c.out_per_token_s[d]! + c.shared.reduce((s, l) => s + l.in_per_token_s[d]! + l.out_per_token_s[d]!, 0));
+  }
+
+  holds(d: number, e: number): boolean {
+    for (const r of this.onDevice[d]!) if (this.expert[r] === e) return true;
+    return false;
+  }
+
+  add(e: number, d: number, x: number): void {
+    const r = this.expert.length;
+    this.expert.push(e);
+    this.device.push(d);
+    this.x.push(x);
+    this.onDevice[d]!.push(r);
+    this.ofExpert[e]!.push(r);
+    this.flops[d] += x * this.p.flops_per_token[e]!;
+    this.memory[d] += this.p.param_bytes[e]!;
+    this.refresh(d);
+  }
+
+  /** Remote tokens of device d with replica `skip` taken out and replica `add` (or expert `addExpert` with `addX` tokens) put in. */
+  remoteOf(d: number, skip = -1, add = -1, addExpert = -1, addX = 0): number {
+    const rs = this.onDevice[d]!;
+    if (this.scratchE.length < rs.length + 1) {
+      this.scratchE = new Int32Array(2 * rs.length + 2);
+      this.scratchX = new Float64Array(2 * rs.length + 2);
+    }
+    let k = 0;
+    for (const r of rs) {
+      if (r === skip) continue;
+      this.scratchE[k] = this.expert[r]!;
+      this.scratchX[k++] = this.x[r]!;
+    }
+    if (add >= 0) {
+      this.scratchE[k] = this.expert[add]!;
+      this.scratchX[k++] = this.x[add]!;
+    } else if (addExpert >= 0) {
+      this.scratchE[k] = addExpert;
+      this.scratchX[k++] = addX;
+    }
+    return remoteTokens(this.p, d, this.scratchE, this.scratchX, k);
+  }
+
+  refresh(d: number): void {
+    const c = this.p.comm;
+    const before = this.remote[d]!;
+    this.remote[d] = this.remoteOf(d);
+    this.compute[d] = this.flops[d]! / this.p.devices[d]!.speed;
+    const delta = this.remote[d]! - before;
+    for (let l = 0; l < c.shared.length; l++) {
+      this.linkIn[l] += delta * c.shared[l]!.in_per_token_s[d]!;
+      this.linkOut[l] += delta * c.shared[l]!.out_per_token_s[d]!;
+    }
+  }
+
+  proxyTime(d: number, compute: number, remote: number): number {
+    return compute + (remote > 0 ? this.proxyFixed[d]! + remote * this.proxyPerToken[d]! : 0);
+  }
+
+  /** The layer time, with devices a and b (when ≥ 0) at the given compute seconds and remote tokens. */
+  objective(a = -1, ca = 0, ra = 0, b = -1, cb = 0, rb = 0): number {
+    const c = this.p.comm;
+    let slowest = 0;
+    let din = 0;
+    let dout = 0;
+    for (let d = 0; d < this.n; d++) {
+      const cd = d === a ? ca : d === b ? cb : this.compute[d]!;
+      const r = d === a ? ra : d === b ? rb : this.remote[d]!;
+      if (cd > slowest) slowest = cd;
+      if (r <= 0) continue;
+      din = Math.max(din, c.in_latency_s[d]! + r * c.in_per_token_s[d]!);
+      dout = Math.max(dout, c.out_latency_s[d]! + r * c.out_per_token_s[d]!);
+    }
+    for (let l = 0; l < c.shared.length; l++) {
+      const link = c.shared[l]!;
+      let tin = this.linkIn[l]!;
+      let tout = this.linkOut[l]!;
+      if (a >= 0) { tin += (ra - this.remote[a]!) * link.in_per_token_s[a]!; tout += (ra - this.remote[a]!) * link.out_per_token_s[a]!; }
+      if (b >= 0) { tin += (rb - this.remote[b]!) * link.in_per_token_s[b]!; tout += (rb - this.remote[b]!) * link.out_per_token_s[b]!; }
+      if (tin > 1e-15) din = Math.max(din, link.latency_s + tin);
+      if (tout > 1e-15) dout = Math.max(dout, link.latency_s + tout);
+    }
+    return din + slowest + dout;
+  }
+
+  slowestDevice(): number {
+    let best = 0;
+    for (let d = 1; d < this.n; d++) if (this.compute[d]! > this.compute[best]!) best = d;
+    return best;
+  }
+
+  totalRemote(): number {
+    let s = 0;
+    for (let d = 0; d < this.n; d++) s += this.remote[d]!;
+    return s;
+  }
+
+  /** Move replica r to device d (its share travels with it). */
+  move(r: number, d: number): void {
+    const from = this.device[r]!;
+    const e = this.expert[r]!;
+    const list = this.onDevice[from]!;
+    list.splice(list.indexOf(r), 1);
+    this.onDevice[d]!.push(r);
+    this.device[r] = d;
+    const f = this.x[r]! * this.p.flops_per_token[e]!;
+    this.flops[from] -= f;
+    this.flops[d] += f;
+    this.memory[from] -= this.p.param_bytes[e]!;
+    this.memory[d] += this.p.param_bytes[e]!;
+    this.refresh(from);
+    this.refresh(d);
+  }
+
+  /** Device d's compute seconds with replica `out` replaced by `inR` (either may be -1). */
+  computeWith(d: number, out: number, inR: number): number {
+    let f = this.flops[d]!;
+    if (out >= 0) f -= this.x[out]! * this.p.flops_per_token[this.expert[out]!]!;
+    if (inR >= 0) f += this.x[inR]! * this.p.flops_per_token[this.expert[inR]!]!;
+    return f / this.p.devices[d]!.speed;
+  }
+
+  fits(d: number, out: number, inExpert: number): boolean {
+    const p = this.p;
+    return this.memory[d]! - (out >= 0 ? p.param_bytes[this.expert[out]!]! : 0) + p.param_bytes[inExpert]! <= p.devices[d]!.memory_bytes;
+  }
+
+  /**
+   * Water-filling of each replicated expert's tokens over its replicas' devices, the others' loads
+   * held: a device's time is affine in the share (compute plus its traffic), so the level λ with
+   * Σ max(0, (λ − b_d)/a_d) = t_e follows from the sorted intercepts. Sweeps are block coordinate
+   * descent toward the lexicographically optimal split (Fujishige 1980).
+   */
+  waterfill(sweeps: number): void {
+    const p = this.p;
+    for (let sweep = 0; sweep < sweeps; sweep++) {
+      let moved = 0;
+      for (let e = 0; e < p.experts; e++) {
+        const rs = this.ofExpert[e]!;
+        if (rs.length < 2 || p.tokens[e]! <= 0) continue;
+        const fe = p.flops_per_token[e]!;
+        const lines = rs.map((r) => {
+          const d = this.device[r]!;
+          const speed = p.devices[d]!.speed;
+          const remoteWithout = Math.max(0, this.remote[d]! - this.x[r]!);
+          return { r, d, slope: fe / speed + this.proxyPerToken[d]!, base: this.proxyTime(d, (this.flops[d]! - this.x[r]! * fe) / speed, remoteWithout) + (remoteWithout > 0 ? 0 : this.proxyFixed[d]!) };
+        }).sort((a, b) => a.base - b.base || a.d - b.d);
+        let sumInv = 0;
+        let sumBase = 0;
+        let level = 0;
+        let k = 0;
+        for (; k < lines.length; k++) {
+          sumInv += 1 / lines[k]!.slope;
+          sumBase += lines[k]!.base / lines[k]!.slope;
+          level = (p.tokens[e]! + sumBase) / sumInv;
+          if (k + 1 === lines.length || level <= lines[k + 1]!.base) break;
+        }
+        for (let j = 0; j < lines.length; j++) {
+          const { r, d, slope, base } = lines[j]!;
+          const x = j <= k ? Math.max(0, (level - base) / slope) : 0;
+          moved += Math.abs(x - this.x[r]!);
+          this.flops[d] += (x - this.x[r]!) * fe;
+          this.x[r] = x;
+        }
+        for (const { d } of lines) this.refresh(d);
+      }
+      if (moved <= 1e-6 * p.step_tokens) break;
+    }
+  }
+
+  placement(): Placement {
+    return { method: 'hxc', replicas: sortReplicas(this.expert.map((e, r) => ({ expert: e, device: this.device[r]!, tokens: this.x[r]! }))) };
+  }
+}
+
+/**
+ * While a device stays within this fraction above the balanced compute time (total work over total
+ * speed), co-activation affinity chooses among such devices; water-filling evens out the rest.
+ */
+const AFFINITY_TOLERANCE = 0.02;
+/** Candidate devices per interchange step: the least loaded ones. */
+const INTERCHANGE_TARGETS = 8;
+
+export function placeHxc(p: PlacementProblem): Placement {
+  const n = p.devices.length;
+  const st = new State(p);
+  const work = (e: number): number => p.tokens[e]! * p.flops_per_token[e]!;
+  const count = replicaCounts(p, work, p.slots, n, true);
+  let totalWork = 0;
+  for (let e = 0; e < p.experts; e++) totalWork += work(e);
+  const balanced = totalWork / p.devices.reduce((s, d) => s + d.speed, 0);
+  // LPT: replicas by work per replica, largest first; ties by expert, so the order is stable.
+  const items: number[] = [];
+  for (let e = 0; e < p.experts; e++) for (let k = 0; k < count[e]!; k++) items.push(e);
+  items.sort((a, b) => work(b) / count[b]! - work(a) / count[a]! || a - b);
+  for (const e of items) {
+    const x = p.tokens[e]! / count[e]!;
+    let pick = -1;
+    let pickFinish = Infinity;
+    let pickAffinity = 0;
+    let earliest = -1;
+    let earliestFinish = Infinity;
+    for (let d = 0; d < n; d++) {
+      if (st.holds(d, e)) continue;
+      const fits = st.memory[d]! + p.param_bytes[e]! <= p.devices[d]!.memory_bytes;
+      const compute = (st.flops[d]! + x * p.flops_per_token[e]!) / p.devices[d]!.speed;
+      const finish = st.proxyTime(d, compute, st.remoteOf(d, -1, -1, e, x)) + (fits ? 0 : 1e6);
+      if (finish < earliestFinish) { earliest = d; earliestFinish = finish; }
+      if (!fits || compute > balanced * (1 + AFFINITY_TOLERANCE)) continue;
+      // Tokens this replica shares with the experts already there: sent once, not twice.
+      let affinity = 0;
+      for (const r of st.onDevice[d]!) affinity += (p.coactivation[e * p.experts + st.expert[r]!]! * st.x[r]!) / (p.tokens[st.expert[r]!]! * count[e]! || 1);
+      affinity *= 1 - p.source_share[d]!;
+      if (affinity > pickAffinity || (affinity === pickAffinity && affinity > 0 && finish < pickFinish)) { pick = d; pickFinish = finish; pickAffinity = affinity; }
+    }
+    if (earliest < 0) continue; // every device holds this expert already
+    st.add(e, pick >= 0 ? pick : earliest, x);
+  }
+  st.waterfill(32);
+  for (let round = 0; round < 3; round++) {
+    const a = interchange(st, n);
+    const b = colocate(st);
+    st.waterfill(32);
+    if (!a && !b) break;
+  }
+  return st.placement();
+}
+
+/**
+ * Pairwise interchange on the slowest device: move one of its replicas to one of the least loaded
+ * devices, or swap it with one of theirs, when the layer time drops. Returns whether anything moved.
+ */
+function interchange(st: State, limit: number): boolean {
+  let changed = false;
+  const n = st.n;
+  for (let step = 0; step < limit; step++) {
+    const b = st.slowestDevice();
+    const current = st.objective();
+    const targets = Array.from({ length: n }, (_, d) => d).filter((d) => d !== b).sort((x, y) => st.compute[x]! - st.compute[y]! || x - y).slice(0, INTERCHANGE_TARGETS);
+    let best = { r: -1, q: -1, d: -1, time: current * (1 - 1e-9) };
+    for (const r of st.onDevice[b]!) {
+      const e = st.expert[r]!;
+      for (const d of targets) {
+        if (st.holds(d, e)) continue;
+        if (st.fits(d, -1, e)) {
+          const t = st.objective(b, st.computeWith(b, r, -1), st.remoteOf(b, r), d, st.computeWith(d, -1, r), st.remoteOf(d, -1, r));
+          if (t < best.time) best = { r, q: -1, d, time: t };
+        }
+        for (const q of st.onDevice[d]!) {
+          const c = st.expert[q]!;
+          if (st.holds(b, c) || !st.fits(d, q, e) || !st.fits(b, r, c)) continue;
+          const t = st.objective(b, st.computeWith(b, r, q), st.remoteOf(b, r, q), d, st.computeWith(d, q, r), st.remoteOf(d, q, r));
+          if (t < best.time) best = { r, q, d, time: t };
+        }
+      }
+    }
+    if (best.r < 0) break;
+    st.move(best.r, best.d);
+    if (best.q >= 0) st.move(best.q, b);
+    st.waterfill(4);
+    changed = true;
+  }
+  return changed;
+}
+
+/**
+ * Co-location: swap a replica onto a device holding one of the experts it is most often chosen
+ * with, when that lowers the tokens crossing between devices and the layer time does not grow.
+ */
+function colocate(st: State): boolean {
+  const p = st.p;
+  const E = p.experts;
+  const partners = Array.from({ length: E }, (_, a) => {
+    const list: number[] = [];
+    for (let b = 0; b < E; b++) if (b !== a && p.coactivation[a * E + b]! > 0) list.push(b);
+    return list.sort((x, y) => p.coactivation[a * E + y]! - p.coactivation[a * E + x]! || x - y).slice(0, 2);
+  });
+  let changed = false;
+  let current = st.objective();
+  for (let r = 0; r < st.expert.length; r++) {
+    const a = st.expert[r]!;
+    for (const b of partners[a]!) {
+      for (const rb of st.ofExpert[b]!) {
+        const d1 = st.device[r]!;
+        const d2 = st.device[rb]!;
+        if (d2 === d1 || st.holds(d2, a)) continue;
+        const before = st.remote[d1]! + st.remote[d2]!;
+        let best = { q: -1, gain: 1e-9 * p.step_tokens, time: 0 };
+        for (const q of st.onDevice[d2]!) {
+          const c = st.expert[q]!;
+          if (q === rb || st.holds(d1, c) || !st.fits(d2, q, a) || !st.fits(d1, r, c)) continue;
+          const r1 = st.remoteOf(d1, r, q);
+          const r2 = st.remoteOf(d2, q, r);
+          const gain = before - r1 - r2;
+          if (gain <= best.gain) continue;
+          const t = st.objective(d1, st.computeWith(d1, r, q), r1, d2, st.computeWith(d2, q, r), r2);
+          if (t <= current * (1 + 1e-9)) best = { q, gain, time: t };
+        }
+        if (best.q >= 0) {
+          st.move(r, d2);
+          st.move(best.q, d1);
+          current = st.objective();
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+  return changed;
+}

@@ -1,0 +1,229 @@
+// Routing statistics, `hxc-routing/v1` (DESIGN.md, Formats 5): per MoE layer, tokens per expert and an
+// optional expert × expert co-activation matrix (diagonal = tokens). Read and validated here — every
+// error is one HXC2501 line naming the JSON path — written here (`writeRouting`, what `hxc run` uses to
+// close the loop), and made up here when there is no file: uniform routing, or a seeded Zipf trace.
+// Readers accept fields they do not know (a trace's generator, popularity, ...).
+
+import fs from 'node:fs';
+import { HxcError } from '../diag/diagnostics.js';
+
+export const ROUTING_FORMAT = 'hxc-routing/v1';
+
+export interface RoutingLayer {
+  /** MoE layer, counted from 0 in graph order. */
+  layer: number;
+  /** Token-expert assignments per expert (sums to top_k × tokens for top-k routing). */
+  tokens: number[];
+  /** Tokens routed to both experts a and b; the diagonal repeats `tokens`. */
+  coactivation?: number[][];
+}
+
+export interface Routing {
+  /** The file it came from, or null (uniform default, synthetic). */
+  file: string | null;
+  layers: RoutingLayer[];
+}
+
+type Json = unknown;
+
+function describe(v: Json): string {
+  if (v === undefined) return 'nothing (the field is missing)';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+}
+
+function fail(file: string, at: string, message: string, hint = `see DESIGN.md, Formats 5 (${ROUTING_FORMAT})`): never {
+  throw new HxcError('HXC2501', `${at}: ${message}`, { where: file, hint });
+}
+
+function count(file: string, v: Json, at: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(file, at, `expected a non-negative number, found ${describe(v)}`);
+  return v;
+}
+
+/** Parses and validates routing text; `file` names it in errors. */
+export function parseRouting(text: string, file: string): Routing {
+  let doc: Json;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    fail(file, '$', `invalid JSON: ${(err as Error).message}`, 'fix the JSON syntax');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail(file, '$', `expected an object, found ${describe(doc)}`);
+  const root = doc as Record<string, Json>;
+  if (root.format !== ROUTING_FORMAT) fail(file, 'format', `expected "${ROUTING_FORMAT}", found ${describe(root.format)}`, `set "format": "${ROUTING_FORMAT}"`);
+  if (!Array.isArray(root.layers)) fail(file, 'layers', `expected an array, found ${describe(root.layers)}`);
+  const seen = new Map<number, number>();
+  const layers = root.layers.map((raw, i): RoutingLayer => {
+    const at = `layers[${i}]`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, at, `expected an object, found ${describe(raw)}`);
+    const o = raw as Record<string, Json>;
+    if (typeof o.layer !== 'number' || !Number.isSafeInteger(o.layer) || o.layer < 0) fail(file, `${at}.layer`, `expected a non-negative integer, found ${describe(o.layer)}`);
+    const before = seen.get(o.layer);
+    if (before !== undefined) fail(file, `${at}.layer`, `layer ${o.layer} is given twice (also layers[${before}])`);
+    seen.set(o.layer, i);
+    if (!Array.isArray(o.tokens) || o.tokens.length === 0) fail(file, `${at}.tokens`, `expected a non-empty array of token counts, found ${describe(o.tokens)}`);
+    const tokens = o.tokens.map((t, e) => count(file, t, `${at}.tokens[${e}]`));
+    const out: RoutingLayer = { layer: o.layer, tokens };
+    if (o.coactivation !== undefined) {
+      const n = tokens.length;
+      if (!Array.isArray(o.coactivation) || o.coactivation.length !== n) fail(file, `${at}.coactivation`, `expected ${n} rows (one per expert), found ${describe(o.coactivation)}`);
+      out.coactivation = o.coactivation.map((row, a) => {
+        if (!Array.isArray(row) || row.length !== n) fail(file, `${at}.coactivation[${a}]`, `expected ${n} numbers, found ${describe(row)}`);
+        return row.map((c, b) => count(file, c, `${at}.coactivation[${a}][${b}]`));
+      });
+    }
+    return out;
+  });
+  return { file, layers: layers.sort((a, b) => a.layer - b.layer) };
+}
+
+/** Reads a routing file (missing file: HXC2001; bad content: HXC2501 with the JSON path). */
+export function readRouting(file: string): Routing {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new HxcError('HXC2001', `cannot read routing file: ${reason}`, { where: file, hint: 'check the --routing path' });
+  }
+  return parseRouting(text, file);
+}
+
+/** The file text: stable key order, one layer per block, a final newline. */
+export function routingText(layers: readonly RoutingLayer[], extra: Record<string, unknown> = {}): string {
+  const body = {
+    format: ROUTING_FORMAT,
+    ...extra,
+    layers: [...layers].sort((a, b) => a.layer - b.layer).map((l) => (l.coactivation ? { layer: l.layer, tokens: l.tokens, coactivation: l.coactivation } : { layer: l.layer, tokens: l.tokens })),
+  };
+  return JSON.stringify(body, null, 1) + '\n';
+}
+
+/**
+ * Writes measured counts as `hxc-routing/v1` (what `hxc run` records, so `hxc plan --routing` can
+ * read them back). The text is validated before it is written, and written through a temporary
+ * file and a rename, so a reader never sees half a file.
+ */
+export function writeRouting(file: string, layers: readonly RoutingLayer[], extra: Record<string, unknown> = {}): void {
+  const text = routingText(layers, extra);
+  parseRouting(text, file);
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * Routing of one layer as the placement reads it: tokens and co-activation per step of `stepTokens`
+ * tokens (the trace's own token count is tokens summed / top_k). A missing co-activation matrix is
+ * filled by independence: P(a and b) ≈ P(a)·P(b)·(k−1)/k, so that a token still counts k experts.
+ */
+export function scaledLayer(l: RoutingLayer, topK: number, stepTokens: number): { tokens: Float64Array; coactivation: Float64Array } {
+  const n = l.tokens.length;
+  const assignments = l.tokens.reduce((s, t) => s + t, 0);
+  const traceTokens = assignments / Math.max(1, topK);
+  const scale = traceTokens > 0 ? stepTokens / traceTokens : 0;
+  const tokens = Float64Array.from(l.tokens, (t) => t * scale);
+  const co = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    for (let b = 0; b < n; b++) {
+      if (a === b) co[a * n + b] = tokens[a]!;
+      else if (l.coactivation) co[a * n + b] = l.coactivation[a]![b]! * scale;
+      else co[a * n + b] = stepTokens > 0 && topK > 1 ? (tokens[a]! * tokens[b]! * (topK - 1)) / (topK * stepTokens) : 0;
+    }
+  }
+  return { tokens, coactivation: co };
+}
+
+/** Uniform routing: every expert equally likely, k distinct experts per token (`tokens` per layer). */
+export function uniformLayer(layer: number, experts: number, topK: number, tokens: number): RoutingLayer {
+  const k = Math.min(topK, experts);
+  const per = (tokens * k) / experts;
+  const pair = experts > 1 ? (tokens * k * (k - 1)) / (experts * (experts - 1)) : 0;
+  return {
+    layer,
+    tokens: new Array(experts).fill(per),
+    coactivation: Array.from({ length: experts }, (_, a) => Array.from({ length: experts }, (_, b) => (a === b ? per : pair))),
+  };
+}
+
+/** A small seeded generator (mulberry32, T. Ettinger): deterministic traces without a dependency. */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface SyntheticSpec {
+  layers: number;
+  experts: number;
+  topK: number;
+  /** Tokens drawn per layer. */
+  tokens: number;
+  /** Zipf exponent of expert popularity (p_r ∝ r^-s). */
+  zipfS: number;
+  seed: number;
+}
+
+/**
+ * A skewed trace like ../shared/models/tools/routing_trace.py: per layer, popularity p_r ∝ r^-s
+ * assigned to experts through a seeded permutation; each token draws top_k distinct experts in
+ * proportion to p (successive sampling without replacement, the distribution Gumbel-top-k gives),
+ * here by rejection: draw from p, redraw an expert already chosen.
+ */
+export function syntheticRouting(spec: SyntheticSpec): RoutingLayer[] {
+  const { experts: n, topK: k } = spec;
+  const out: RoutingLayer[] = [];
+  for (let layer = 0; layer < spec.layers; layer++) {
+    const rand = mulberry32(spec.seed * 1000003 + layer);
+    const perm = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+    }
+    const p = new Float64Array(n);
+    for (let r = 0; r < n; r++) p[perm[r]!] = Math.pow(r + 1, -spec.zipfS);
+    const cdf = new Float64Array(n);
+    let acc = 0;
+    for (let e = 0; e < n; e++) cdf[e] = acc += p[e]!;
+    const draw = (): number => {
+      const u = rand() * acc;
+      let lo = 0;
+      let hi = n - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cdf[mid]! > u) hi = mid;
+        else lo = mid + 1;
+      }
+      return lo;
+    };
+    const tokens = new Float64Array(n);
+    const co = new Float64Array(n * n);
+    const chosen = new Int32Array(k);
+    for (let t = 0; t < spec.tokens; t++) {
+      for (let c = 0; c < k; c++) {
+        let e = draw();
+        while (chosen.subarray(0, c).includes(e)) e = draw();
+        chosen[c] = e;
+        tokens[e]!++;
+        for (let c2 = 0; c2 < c; c2++) {
+          co[e * n + chosen[c2]!]!++;
+          co[chosen[c2]! * n + e]!++;
+        }
+      }
+    }
+    out.push({
+      layer,
+      tokens: Array.from(tokens),
+      coactivation: Array.from({ length: n }, (_, a) => Array.from({ length: n }, (_, b) => (a === b ? tokens[a]! : co[a * n + b]!))),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,75 @@
+// Messages between the runtime's coordinator and its device workers. Tensors travel as
+// {type, dims, data}; `data` is an ArrayBuffer moved (transferred) whenever the sender no longer
+// needs it, copied otherwise.
+
+export interface WireTensor {
+  type: string;
+  dims: number[];
+  data: ArrayBuffer;
+  byteOffset: number;
+  length: number;
+}
+
+export interface WorkerStep {
+  op: 'compute' | 'send' | 'recv';
+  program?: string;
+  inputs?: string[];
+  outputs?: string[];
+  value?: string;
+  peer?: string;
+  /** send: whether no later step on this device reads the value (then its buffer is transferred). */
+  last_use?: boolean;
+  label: string;
+}
+
+export interface WorkerInit {
+  device: string;
+  plan_dir: string;
+  steps: WorkerStep[];
+  /** Graph outputs this device produces. */
+  outputs: string[];
+  /** KV state on this device: present output → past input of the next decode step. */
+  state: [string, string][];
+  intra_op_threads: number;
+  /** Epoch (ms since the time origin of the coordinator) to report times against. */
+  epoch_ms: number;
+}
+
+export interface RunRequest {
+  type: 'run';
+  request: number;
+  feeds: Record<string, WireTensor>;
+  /** Use the state kept from the previous request as the past inputs. */
+  use_state: boolean;
+  /** Return state tensors (presents) to the coordinator this time (the last decode step, for --check). */
+  return_state: boolean;
+}
+
+export interface StepRecord {
+  op: string;
+  label: string;
+  start_ms: number;
+  end_ms: number;
+  bytes?: number;
+  peer?: string;
+}
+
+export interface RunDone {
+  type: 'done';
+  request: number;
+  device: string;
+  outputs: Record<string, WireTensor>;
+  steps: StepRecord[];
+  /** Time spent blocked in recv steps. */
+  wait_ms: number;
+  busy_ms: number;
+}
+
+export type WorkerMessage = RunDone | { type: 'ready'; device: string } | { type: 'error'; device: string; message: string };
+
+export interface TransferMessage {
+  value: string;
+  request: number;
+  tensor: WireTensor;
+  sent_ms: number;
+}

@@ -1,0 +1,268 @@
+// The runtime loader: start one worker thread per device of a plan, feed the requests, move
+// tensors along the plan's transfers (worker to worker, no coordinator in between), collect the
+// graph outputs, and measure. --check runs the source model in one onnxruntime session on the
+// same inputs and compares every output; --decode-steps runs a prefill and N decode steps with
+// the KV cache kept on its owner devices.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import os from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { HxcError } from '../diag/diagnostics.js';
+import { readPlan } from '../plan/read.js';
+import type { PlanManifest } from '../../passes/lower.js';
+import type { RunDone, RunRequest, WireTensor, WorkerInit, WorkerMessage, WorkerStep } from './protocol.js';
+import { compare, makeInputs, readInputs, type Comparison } from './tensors.js';
+import { fromWire, toWire } from './wire.js';
+
+export interface RunOptions {
+  plan_dir: string;
+  inputs_file?: string;
+  seed: number;
+  iterations: number;
+  check: boolean;
+  decode_steps: number;
+  model_path?: string;
+  dims: Record<string, number>;
+}
+
+export interface RequestResult {
+  request: number;
+  kind: 'prefill' | 'decode' | 'request';
+  latency_ms: number;
+  dims: Record<string, number>;
+  checks: Comparison[];
+}
+
+export interface RunReport {
+  format: 'hxc-run/v1';
+  plan: string;
+  devices: string[];
+  requests: RequestResult[];
+  latency_ms: { p50: number; p95: number; mean: number };
+  device_busy_share: Record<string, number>;
+  measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number }[];
+  check: { passed: boolean; tolerance_rel: number; worst: Comparison | null } | null;
+  telemetry: string;
+  trace: string;
+}
+
+export const CHECK_TOLERANCE_REL = 1e-5;
+
+/** Program hashes and presence: a changed or missing file is one clear error. */
+function verifyPrograms(dir: string, plan: PlanManifest): void {
+  for (const [file, meta] of Object.entries(plan.programs ?? {})) {
+    const p = path.join(dir, file);
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(p);
+    } catch {
+      throw new HxcError('HXC2601', `program ${file} is missing`, { where: dir, hint: 'write the plan again with hxc plan' });
+    }
+    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+    if (sha !== meta.sha256) throw new HxcError('HXC2601', `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`, { where: dir, hint: 'the plan directory was changed after it was written: plan again' });
+  }
+}
+
+function workerSteps(plan: PlanManifest, device: PlanManifest['devices'][number]): WorkerStep[] {
+  const steps = device.steps;
+  return steps.map((s, k) => {
+    if (s.op === 'compute') {
+      const meta = plan.programs[s.program!]!;
+      return { op: 'compute', program: s.program!, inputs: meta.inputs, outputs: meta.outputs, label: s.unit ?? s.program! };
+    }
+    if (s.op === 'recv') return { op: 'recv', value: s.value!, peer: s.peer!, label: s.value! };
+    // A send moves the buffer when no later step here reads the value and it is not a graph output.
+    const later = steps.slice(k + 1).some((t) => (t.op === 'compute' && plan.programs[t.program!]!.inputs.includes(s.value!)) || (t.op === 'send' && t.value === s.value));
+    const graphOutput = plan.outputs.some((o) => o.name === s.value);
+    return { op: 'send', value: s.value!, peer: s.peer!, last_use: !later && !graphOutput, label: s.value! };
+  });
+}
+
+const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.js');
+
+export async function runPlan(opts: RunOptions): Promise<RunReport> {
+  const dir = opts.plan_dir;
+  const plan = readPlan(dir);
+  if (!plan.programs || Object.keys(plan.programs).length === 0) {
+    throw new HxcError('HXC2601', 'this plan has no programs to run (it was planned from a JSON graph, which has no weights or kernels)', { where: dir, hint: 'plan an ONNX model' });
+  }
+  verifyPrograms(dir, plan);
+  const active = plan.devices.filter((d) => d.steps.length > 0);
+  const stateInputs = new Set(plan.state.flatMap((s) => (s as unknown as { inputs: string[] }).inputs ?? []));
+  if (opts.decode_steps > 0 && plan.state.length === 0) throw new HxcError('HXC2002', '--decode-steps needs a model with KV-cache state, and this plan has none', { where: '--decode-steps' });
+  const roles = (plan as unknown as { roles: { seq?: string; past?: string; total?: string } }).roles ?? {};
+  // Channels per ordered device pair that has transfers.
+  const sendPorts = new Map<string, Record<string, MessagePort>>();
+  const recvPorts = new Map<string, Record<string, MessagePort>>();
+  for (const d of active) { sendPorts.set(d.id, {}); recvPorts.set(d.id, {}); }
+  for (const t of plan.transfers) {
+    if (sendPorts.get(t.from)![t.to]) continue;
+    const ch = new MessageChannel();
+    sendPorts.get(t.from)![t.to] = ch.port1;
+    recvPorts.get(t.to)![t.from] = ch.port2;
+  }
+  const graphInputs = new Set(plan.inputs.map((i) => i.name));
+  const graphOutputs = new Set(plan.outputs.map((o) => o.name));
+  const epoch = performance.timeOrigin + performance.now();
+  const threads = Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, active.length)));
+  const needs = new Map<string, Set<string>>();
+  const workers = new Map<string, Worker>();
+  const pending = new Map<string, (m: WorkerMessage) => void>();
+  const failures: string[] = [];
+  // One device failing would leave its peers waiting forever on recv: the first failure ends the run.
+  let fail: (message: string) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = (message: string) => {
+      failures.push(message);
+      reject(new HxcError('HXC2601', `device ${message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' }));
+    };
+  });
+  failed.catch(() => {});
+  for (const d of active) {
+    const steps = workerSteps(plan, d);
+    const need = new Set<string>();
+    const produced = new Set<string>();
+    for (const s of steps) {
+      if (s.op === 'compute') for (const v of s.outputs!) produced.add(v);
+      for (const v of s.inputs ?? []) if (graphInputs.has(v)) need.add(v);
+    }
+    needs.set(d.id, need);
+    const owned = plan.state.filter((s) => s.owner === d.id) as unknown as { inputs: string[]; outputs: string[] }[];
+    const init: WorkerInit & { send_ports: Record<string, MessagePort>; recv_ports: Record<string, MessagePort> } = {
+      device: d.id, plan_dir: path.resolve(dir), steps, outputs: [...produced].filter((v) => graphOutputs.has(v)).sort(),
+      state: owned.flatMap((o) => o.outputs.map((out, i) => [out, o.inputs[i]!] as [string, string])),
+      intra_op_threads: threads, epoch_ms: epoch, send_ports: sendPorts.get(d.id)!, recv_ports: recvPorts.get(d.id)!,
+    };
+    const ports = [...Object.values(init.send_ports), ...Object.values(init.recv_ports)];
+    const w = new Worker(WORKER, { workerData: init, transferList: ports });
+    w.on('message', (m: WorkerMessage) => {
+      if (m.type === 'error') fail(`${m.device}: ${m.message}`);
+      pending.get(d.id)?.(m);
+    });
+    w.on('error', (e) => fail(`${d.id}: ${e.message}`));
+    workers.set(d.id, w);
+  }
+  const next = (id: string): Promise<WorkerMessage> => new Promise((resolve) => pending.set(id, resolve));
+  try {
+    await Promise.race([Promise.all(active.map((d) => next(d.id))), failed]);
+
+    // The request sequence: iterations of one request, or a prefill and N decode steps.
+    let dims: Record<string, number> = { ...plan.dims, ...opts.dims };
+    let given: Record<string, ort.Tensor> | null = null;
+    if (opts.inputs_file) {
+      const r = readInputs(opts.inputs_file, plan.inputs);
+      given = r.tensors;
+      dims = { ...dims, ...r.dims };
+    }
+    const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir)) : null;
+    let refState: Record<string, ort.Tensor> = {};
+    const results: RequestResult[] = [];
+    const records: { device: string; request: number; done: RunDone }[] = [];
+    const total = opts.decode_steps > 0 ? 1 + opts.decode_steps : opts.iterations;
+    for (let r = 0; r < total; r++) {
+      const decode = opts.decode_steps > 0 && r > 0;
+      if (decode) {
+        const seq = roles.seq ? dims[roles.seq] ?? 1 : 1;
+        if (roles.past) dims = { ...dims, [roles.past]: (dims[roles.past] ?? 0) + seq };
+        if (roles.seq) dims = { ...dims, [roles.seq]: 1 };
+        if (roles.total && roles.past && roles.seq) dims = { ...dims, [roles.total]: dims[roles.past]! + 1 };
+      }
+      const feeds = given && r === 0 ? given : makeInputs(decode ? plan.inputs.filter((i) => !stateInputs.has(i.name)) : plan.inputs, dims, opts.seed + r);
+      const last = r === total - 1;
+      const t0 = performance.now();
+      const dones = await Promise.race([failed, Promise.all(active.map((d) => {
+        const mine: Record<string, WireTensor> = {};
+        for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, false).wire;
+        const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: decode, return_state: last || opts.decode_steps === 0 };
+        const p = next(d.id);
+        workers.get(d.id)!.postMessage(req, Object.values(mine).map((w) => w.data));
+        return p;
+      }))]);
+      const latency = performance.now() - t0;
+      const bad = dones.find((m) => m.type === 'error');
+      if (bad && bad.type === 'error') throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' });
+      const outputs: Record<string, ort.Tensor> = {};
+      for (const m of dones) {
+        if (m.type !== 'done') continue;
+        records.push({ device: m.device, request: r, done: m });
+        for (const [name, w] of Object.entries(m.outputs)) outputs[name] = fromWire(w);
+      }
+      const checks: Comparison[] = [];
+      if (reference) {
+        const refFeeds: Record<string, ort.Tensor> = { ...feeds };
+        if (decode) Object.assign(refFeeds, refState);
+        const refOut = await reference.run(refFeeds);
+        refState = {};
+        for (const s of plan.state as unknown as { inputs: string[]; outputs: string[] }[]) s.outputs.forEach((o, i) => { if (refOut[o]) refState[s.inputs[i]!] = refOut[o]!; });
+        for (const o of plan.outputs) {
+          if (outputs[o.name] && refOut[o.name]) checks.push(compare(o.name, outputs[o.name]!, refOut[o.name]!));
+        }
+      }
+      results.push({ request: r, kind: opts.decode_steps > 0 ? (decode ? 'decode' : 'prefill') : 'request', latency_ms: latency, dims: { ...dims }, checks });
+    }
+    return finish(opts, plan, results, records, active.map((d) => d.id));
+  } finally {
+    await Promise.all([...workers.values()].map((w) => w.terminate()));
+  }
+}
+
+function resolveModel(opts: RunOptions, plan: PlanManifest, dir: string): string {
+  const p = opts.model_path ?? path.join(dir, (plan.model as { path_from_plan?: string }).path_from_plan ?? plan.model.file);
+  if (!fs.existsSync(p)) throw new HxcError('HXC2001', `--check needs the source model and ${p} does not exist`, { where: dir, hint: 'give it with --model PATH' });
+  return p;
+}
+
+function percentile(xs: number[], q: number): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? 0;
+}
+
+function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], records: { device: string; request: number; done: RunDone }[], devices: string[]): RunReport {
+  const dir = opts.plan_dir;
+  const lat = results.map((r) => r.latency_ms);
+  const busy: Record<string, number[]> = {};
+  for (const r of records) (busy[r.device] ??= []).push(r.done.busy_ms);
+  const totalLatency = lat.reduce((a, b) => a + b, 0);
+  const share: Record<string, number> = {};
+  for (const d of devices) share[d] = totalLatency > 0 ? (busy[d] ?? []).reduce((a, b) => a + b, 0) / totalLatency : 0;
+  const measured = devices.map((d) => {
+    const m = percentile(busy[d] ?? [0], 0.5) / 1000;
+    const e = plan.estimate.devices[d]?.busy_s ?? 0;
+    return { device: d, measured_busy_s: m, estimated_busy_s: e, skew: e > 0 ? m / e : 0 };
+  });
+  const all = results.flatMap((r) => r.checks);
+  const worst = all.reduce<Comparison | null>((w, c) => (!w || c.max_rel_error > w.max_rel_error || !c.shape_matches ? c : w), null);
+  const check = opts.check ? { passed: all.length > 0 && all.every((c) => c.shape_matches && c.max_rel_error <= CHECK_TOLERANCE_REL), tolerance_rel: CHECK_TOLERANCE_REL, worst } : null;
+  // Telemetry (hxc-telemetry/v1) and a Chrome trace of what ran.
+  const runDir = path.join(dir, 'run');
+  fs.mkdirSync(runDir, { recursive: true });
+  const telemetry = {
+    format: 'hxc-telemetry/v1',
+    plan: path.basename(path.resolve(dir)),
+    requests: results.map((r) => ({ request: r.request, kind: r.kind, latency_s: r.latency_ms / 1000, dims: r.dims })),
+    steps: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'compute').map((s) => ({ device: r.device, device_kind: plan.devices.find((d) => d.id === r.device)?.kind ?? null, request: r.request, label: s.label, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 }))),
+    transfers: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'recv').map((s) => ({ to: r.device, from: s.peer, value: s.label, request: r.request, bytes: s.bytes, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 }))),
+    queue_waits: records.map((r) => ({ device: r.device, request: r.request, wait_s: r.done.wait_ms / 1000 })),
+    expert_tokens: [] as unknown[],
+  };
+  const pid = new Map(devices.map((d, i) => [d, i]));
+  const trace = [
+    ...devices.map((d, i) => ({ name: 'process_name', ph: 'M', pid: i, tid: 0, args: { name: d } })),
+    ...records.flatMap((r) => r.done.steps.filter((s) => s.end_ms > s.start_ms).map((s) => ({
+      name: s.label, cat: s.op, ph: 'X', ts: s.start_ms * 1000, dur: (s.end_ms - s.start_ms) * 1000, pid: pid.get(r.device)!, tid: s.op === 'compute' ? 0 : 1, args: { request: r.request, bytes: s.bytes ?? null },
+    }))),
+  ];
+  const telemetryFile = path.join(runDir, 'telemetry.json');
+  const traceFile = path.join(runDir, 'trace.json');
+  fs.writeFileSync(telemetryFile, JSON.stringify(telemetry, null, 1) + '\n');
+  fs.writeFileSync(traceFile, JSON.stringify({ traceEvents: trace, displayTimeUnit: 'ms', otherData: { generator: 'hxc run' } }) + '\n');
+  return {
+    format: 'hxc-run/v1', plan: dir, devices, requests: results,
+    latency_ms: { p50: percentile(lat, 0.5), p95: percentile(lat, 0.95), mean: totalLatency / Math.max(1, lat.length) },
+    device_busy_share: share, measured_vs_estimated: measured, check, telemetry: telemetryFile, trace: traceFile,
+  };
+}

@@ -1,0 +1,121 @@
+// One device of a plan: an onnxruntime session per compute step, run in plan order; a recv waits
+// for its tensor from the peer's port, a send posts it (moving the buffer when this device is
+// done with it). KV state stays here between decode steps: a present output becomes the next
+// step's past input without leaving the worker.
+
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { RunDone, RunRequest, StepRecord, TransferMessage, WireTensor, WorkerInit } from './protocol.js';
+import { fromWire, toWire } from './wire.js';
+
+interface Init extends WorkerInit {
+  /** Port per peer device for sending (to) and receiving (from). */
+  send_ports: Record<string, MessagePort>;
+  recv_ports: Record<string, MessagePort>;
+}
+
+const init = workerData as Init;
+const now = (): number => performance.timeOrigin + performance.now() - init.epoch_ms;
+
+/** Messages arriving on one port, matched to waiting recv steps by (request, value). */
+class Inbox {
+  private readonly arrived = new Map<string, TransferMessage>();
+  private readonly waiting = new Map<string, (m: TransferMessage) => void>();
+
+  constructor(port: MessagePort) {
+    port.on('message', (m: TransferMessage) => {
+      const key = `${m.request}:${m.value}`;
+      const w = this.waiting.get(key);
+      if (w) {
+        this.waiting.delete(key);
+        w(m);
+      } else this.arrived.set(key, m);
+    });
+  }
+
+  take(request: number, value: string): Promise<TransferMessage> {
+    const key = `${request}:${value}`;
+    const m = this.arrived.get(key);
+    if (m) {
+      this.arrived.delete(key);
+      return Promise.resolve(m);
+    }
+    return new Promise((resolve) => this.waiting.set(key, resolve));
+  }
+}
+
+async function main(): Promise<void> {
+  const sessions = new Map<string, ort.InferenceSession>();
+  for (const s of init.steps) {
+    if (s.op === 'compute' && s.program && !sessions.has(s.program)) {
+      sessions.set(s.program, await ort.InferenceSession.create(path.join(init.plan_dir, s.program), { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 }));
+    }
+  }
+  const inboxes = new Map<string, Inbox>();
+  for (const [peer, port] of Object.entries(init.recv_ports)) inboxes.set(peer, new Inbox(port));
+  let kept = new Map<string, ort.Tensor>();
+  parentPort!.on('message', (req: RunRequest) => {
+    runRequest(req).then((done) => {
+      const transfer: ArrayBuffer[] = [];
+      for (const w of Object.values(done.outputs)) transfer.push(w.data);
+      parentPort!.postMessage(done, transfer);
+    }).catch((err: Error) => parentPort!.postMessage({ type: 'error', device: init.device, message: err.message }));
+  });
+  parentPort!.postMessage({ type: 'ready', device: init.device });
+
+  async function runRequest(req: RunRequest): Promise<RunDone> {
+    const store = new Map<string, ort.Tensor>();
+    for (const [name, w] of Object.entries(req.feeds)) store.set(name, fromWire(w));
+    if (req.use_state) for (const [present, past] of init.state) { const t = kept.get(present); if (t) store.set(past, t); }
+    const records: StepRecord[] = [];
+    let wait = 0;
+    let busy = 0;
+    for (const step of init.steps) {
+      const t0 = now();
+      if (step.op === 'recv') {
+        const m = await inboxes.get(step.peer!)!.take(req.request, step.value!);
+        store.set(step.value!, fromWire(m.tensor));
+        const t1 = now();
+        wait += t1 - t0;
+        records.push({ op: 'recv', label: step.value!, start_ms: t0, end_ms: t1, bytes: m.tensor.data.byteLength, peer: step.peer! });
+      } else if (step.op === 'send') {
+        const t = store.get(step.value!);
+        if (!t) throw new Error(`${init.device}: value ${step.value} to send is missing`);
+        const { wire, transfer } = toWire(t, step.last_use === true);
+        if (step.last_use) store.delete(step.value!);
+        init.send_ports[step.peer!]!.postMessage({ value: step.value!, request: req.request, tensor: wire, sent_ms: t0 } satisfies TransferMessage, transfer);
+        records.push({ op: 'send', label: step.value!, start_ms: t0, end_ms: now(), bytes: wire.data.byteLength, peer: step.peer! });
+      } else {
+        const session = sessions.get(step.program!)!;
+        const feeds: Record<string, ort.Tensor> = {};
+        for (const name of step.inputs!) {
+          const t = store.get(name);
+          if (!t) throw new Error(`${init.device}: ${step.program} needs ${name}, which has not arrived`);
+          feeds[name] = t;
+        }
+        const res = await session.run(feeds);
+        for (const name of step.outputs!) store.set(name, res[name]!);
+        const t1 = now();
+        busy += t1 - t0;
+        records.push({ op: 'compute', label: step.label, start_ms: t0, end_ms: t1 });
+      }
+    }
+    const outputs: Record<string, WireTensor> = {};
+    const presents = new Set(init.state.map(([p]) => p));
+    const next = new Map<string, ort.Tensor>();
+    for (const name of init.outputs) {
+      const t = store.get(name);
+      if (!t) continue;
+      if (presents.has(name)) {
+        next.set(name, t);
+        if (!req.return_state) continue;
+      }
+      outputs[name] = toWire(t, !presents.has(name)).wire;
+    }
+    kept = next;
+    return { type: 'done', request: req.request, device: init.device, outputs, steps: records, wait_ms: wait, busy_ms: busy };
+  }
+}
+
+main().catch((err: Error) => parentPort!.postMessage({ type: 'error', device: init.device, message: err.message }));
