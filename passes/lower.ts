@@ -149,7 +149,7 @@ function computeOrdinal(steps: { op: string }[], k: number): number {
   return c;
 }
 
-/** One program per compute step: `programs/<device>/<ordinal>.onnx`. */
+/** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
 function lowerPrograms(ctx: PassContext, dir: string): { files: WrittenProgram[]; byDevice: Map<string, string[]> } | null {
   if (ctx.model.format !== 'onnx') return null;
   const sched = ctx.get<ScheduleResult>('schedule');
@@ -159,13 +159,22 @@ function lowerPrograms(ctx: PassContext, dir: string): { files: WrittenProgram[]
   const specs: ProgramSpec[] = [];
   const byDevice = new Map<string, string[]>();
   for (const d of sched.devices) {
+    // Consecutive compute steps (no send or recv between them) share one program: fewer session
+    // runs, and onnxruntime optimises across what would otherwise be program boundaries.
     const files: string[] = [];
     let k = 0;
+    let group: ProgramSpec | null = null;
     for (const s of d.steps) {
-      if (s.op !== 'compute') continue;
-      const file = `programs/${d.id}/${String(k++).padStart(3, '0')}.onnx`;
-      files.push(file);
-      specs.push({ file, nodes: s.nodes!.map((n) => nodeIndex.get(n)!) });
+      if (s.op !== 'compute') {
+        group = null;
+        continue;
+      }
+      if (!group) {
+        group = { file: `programs/${d.id}/${String(k++).padStart(3, '0')}.onnx`, nodes: [] };
+        specs.push(group);
+      }
+      group.nodes.push(...s.nodes!.map((n) => nodeIndex.get(n)!));
+      files.push(group.file);
     }
     if (files.length > 0) byDevice.set(d.id, files);
   }

@@ -10,17 +10,19 @@ import type { VerifyResult } from '../src/ir/verify.js';
 import { detectMoe, type MoeLayer } from '../src/moe/detect.js';
 import {
   commModel, evaluate, hostsOf, placeGreedy, placeHxc, placeRoundRobin,
-  type Metrics, type Placement, type PlacementProblem,
+  type CommModel, type Metrics, type Placement, type PlacementProblem,
 } from '../src/moe/place.js';
 import { readRouting, scaledLayer, uniformLayer, type RoutingLayer } from '../src/moe/routing.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import { canRun, peakFlops, type Device, type RouteTable, type Topology } from '../src/topology/index.js';
+import { canRun, peakFlops, type Device, type Route, type RouteTable, type Topology } from '../src/topology/index.js';
 import type { ProfileResult } from './profile.js';
 import type { ShapesResult } from './shapes.js';
 
 /** Share of a device's memory that expert weights may take, split evenly over the MoE layers. */
 export const EXPERT_MEMORY_FRACTION = 0.8;
 export const METHODS = ['hxc', 'round-robin', 'greedy'] as const;
+/** A slower device class holds experts only if it cuts the estimated layer time by this much (the estimate is coarse). */
+const CLASS_GAIN = 0.05;
 export type Method = (typeof METHODS)[number];
 
 /** One layer as the placer sees it (from a detected layer and its routing, or synthetic). */
@@ -79,8 +81,8 @@ const speedOf = (d: Device, dtype: DType, eff: number): number => peakFlops(d, d
 
 /**
  * Place every layer's experts. Expert devices: device classes (kind, model, speed) are added fastest
- * first while the sampled layers' hxc time keeps falling — a slow CPU or a far-away accelerator joins
- * only when its share of the work outweighs the dispatch it costs. Token sources: the fastest class
+ * first while each cuts the sampled layers' hxc time by CLASS_GAIN — a slow CPU or a far-away
+ * accelerator joins only when its share of the work clearly outweighs the dispatch it costs. Token sources: the fastest class
  * among them, evenly (data-parallel attention feeding expert-parallel FFNs, DeepSeek-V3 §3.4); the
  * partitioner can later pass the devices that really produce the tokens.
  */
@@ -94,31 +96,48 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
   const classes = [...new Set(candidates.map(classKey))].sort((a, b) => Number(b.split('|')[2]) - Number(a.split('|')[2]) || (a < b ? -1 : 1));
   const sourceIds = candidates.filter((d) => classKey(d) === classes[0]).map((d) => d.id);
   const hosts = hostsOf(topo);
-  const sample = [...new Set([0, Math.floor(layers.length / 3), Math.floor((2 * layers.length) / 3), layers.length - 1])].map((i) => layers[i]!);
-  let chosen: Device[] = [];
-  let bestTime = Infinity;
-  for (let c = 1; c <= classes.length; c++) {
-    const set = candidates.filter((d) => classes.slice(0, c).includes(classKey(d)));
-    const fits = layers.every((l) => l.param_bytes.reduce((a, b) => a + b, 0) <= set.reduce((s, d) => s + d.memory_capacity_bytes, 0) * EXPERT_MEMORY_FRACTION / layers.length);
-    const time = sample.reduce((s, l) => s + evaluate(build(l, set), placeHxc(build(l, set))).time_s, 0);
-    if ((fits && time < bestTime * (1 - 1e-6)) || chosen.length === 0) {
-      chosen = set;
-      bestTime = time;
-    }
-  }
-  function build(l: LayerSpec, set: Device[]): PlacementProblem {
+  const routeCache = new Map<string, Route>();
+  // Layers of one model share token size, top-k and step: their communication model is the same.
+  const commCache = new Map<string, CommModel>();
+  const commFor = (set: Device[], share: Float64Array, l: LayerSpec, route: (a: number, b: number, bytes: number) => Route): CommModel => {
+    const key = `${set.map((d) => d.id).join(',')}|${l.token_bytes}|${l.step_tokens}|${l.top_k}`;
+    return commCache.get(key) ?? commCache.set(key, commModel(set.length, share, l.token_bytes, l.step_tokens, l.top_k, route, topo.links)).get(key)!;
+  };
+  const build = (l: LayerSpec, set: Device[]): PlacementProblem => {
     const n = set.length;
     const share = Float64Array.from(set, (d) => (sourceIds.includes(d.id) ? 1 : 0));
     const sum = share.reduce((a, b) => a + b, 0);
     for (let i = 0; i < n; i++) share[i] = sum > 0 ? share[i]! / sum : 1 / n;
     const idx = set.map((d) => routes.indexOf(d.id));
-    const comm = commModel(n, share, l.token_bytes, l.step_tokens, l.top_k, (a, b, bytes) => routes.routeIdx(idx[a]!, idx[b]!, bytes), topo.links);
+    const route = (a: number, b: number, bytes: number): Route => {
+      const key = `${idx[a]},${idx[b]},${bytes}`;
+      return routeCache.get(key) ?? routeCache.set(key, routes.routeIdx(idx[a]!, idx[b]!, bytes)).get(key)!;
+    };
     return {
       name: l.name, experts: l.tokens.length, top_k: l.top_k, step_tokens: l.step_tokens, tokens: l.tokens, coactivation: l.coactivation,
       flops_per_token: l.flops_per_token, param_bytes: l.param_bytes, token_bytes: l.token_bytes,
       devices: set.map((d) => ({ id: d.id, speed: speedOf(d, l.dtype, eff(d)), memory_bytes: (d.memory_capacity_bytes * EXPERT_MEMORY_FRACTION) / layers.length, host: hosts.get(d.id) ?? d.id })),
-      source_share: share, comm, slots: opts.slots ?? n, groups: opts.groups,
+      source_share: share, comm: commFor(set, share, l, route), slots: opts.slots ?? n, groups: opts.groups,
     };
+  };
+  // Device classes join fastest first while the hxc time of sampled layers keeps falling.
+  const sample = [...new Set([0, layers.length >> 1])].map((i) => layers[i]!);
+  let chosen: Device[] = [];
+  let bestTime = Infinity;
+  for (let c = 1; c <= classes.length; c++) {
+    const set = candidates.filter((d) => classes.slice(0, c).includes(classKey(d)));
+    const capacity = set.reduce((s, d) => s + d.memory_capacity_bytes, 0) * EXPERT_MEMORY_FRACTION / layers.length;
+    const fits = layers.every((l) => l.param_bytes.reduce((a, b) => a + b, 0) <= capacity);
+    if (!fits && chosen.length > 0) continue;
+    let time = 0;
+    for (const l of sample) {
+      const problem = build(l, set);
+      time += evaluate(problem, placeHxc(problem)).time_s;
+    }
+    if (time < bestTime * (1 - CLASS_GAIN) || chosen.length === 0) {
+      chosen = set;
+      bestTime = time;
+    }
   }
   const ipus = topo.devices.filter((d) => d.kind === 'ipu');
   const plans = layers.map((l): LayerPlan => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
 import { qualitySuite } from './placement.js';
+import { loaderOverhead } from './runtime.js';
 
 const here = fileURLToPath(import.meta.url);
 const REPO = path.resolve(path.dirname(here), '..', '..', '..');
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
   }
   if (rows.length > 0) printTable(['case', 'nodes', 'file MB', 'median ms', 'min ms', 'Mnodes/s', 'peak RSS MiB'], rows);
   if ('placement quality'.includes(filter) || filter === 'placement') await placementTable();
+  if (filter === '' || filter === 'runtime') await runtimeTable();
 }
 
 function printTable(header: string[], rows: string[][]): void {
@@ -102,6 +104,22 @@ async function placementTable(): Promise<void> {
     rows.map((r) => [r.name, f(r.heuristic_s), f(r.exact_s), r.exact_status, f(r.lower_bound_s), f(r.heft_s), f(r.single_s), r.exact_s ? (r.heuristic_s / r.exact_s).toFixed(4) : '-', r.heuristic_ms.toFixed(1), r.exact_ms.toFixed(0)]));
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   process.stdout.write(`heuristic / exact optimum: mean ${mean(ratios).toFixed(4)}, worst ${Math.max(...ratios).toFixed(4)} over ${ratios.length} proven optima; HEFT alone: mean ${mean(heftRatios).toFixed(4)}\n`);
+}
+
+
+/** hxc run on a one-device plan vs a plain onnxruntime session (target: within 10%). */
+async function runtimeTable(): Promise<void> {
+  const models = ['mobilenet_v3_small', 'gpt2_tiny_kv', 'hello_deepa']
+    .map((m) => ({ file: path.join(MODELS, `${m}.onnx`), dims: path.join(MODELS, `${m}.dims.json`) }))
+    .filter((m) => fs.existsSync(m.file))
+    .map((m) => ({ file: m.file, dims: fs.existsSync(m.dims) ? (JSON.parse(fs.readFileSync(m.dims, 'utf8')) as Record<string, number>) : {} }));
+  // A serving-size batch too: the loader's cost is a fixed ~0.2 ms per request (two thread hops).
+  const mobilenet = models.find((m) => m.file.includes('mobilenet'));
+  if (mobilenet) models.splice(1, 0, { file: mobilenet.file, dims: { batch: 8 } });
+  const rows = await loaderOverhead(REPO, models);
+  printTable(['loader (one-device plan)', 'plain session median ms', 'hxc run median ms', 'hxc / plain'],
+    rows.map((r) => [r.model, r.plain_ms.toFixed(3), r.hxc_ms.toFixed(3), r.ratio.toFixed(3)]));
+  process.stdout.write('(the models run at their dims.json sizes; mobilenet also at batch 8)\n');
 }
 
 await main();

@@ -385,7 +385,10 @@ export function placeGreedy(p: PlacementProblem): Placement {
 // ---------------------------------------------------------------------------------------------
 // hxc.
 
-/** Mutable placement: replicas, their token shares, and per-device aggregates kept exact. */
+/**
+ * Mutable placement: replicas, their token shares, and per-device aggregates kept exact, so that a
+ * what-if (one replica out, one in) costs O(replicas on the device), not a recount.
+ */
 class State {
   readonly n: number;
   readonly expert: number[] = [];
@@ -395,16 +398,21 @@ class State {
   readonly ofExpert: number[][];
   readonly flops: Float64Array;
   readonly compute: Float64Array;
-  readonly remote: Float64Array;
   readonly memory: Float64Array;
+  /** Per device: Σ x, tokens served locally, the pairwise overlap, and the tokens from elsewhere. */
+  readonly sum: Float64Array;
+  readonly local: Float64Array;
+  readonly pairs: Float64Array;
+  readonly remote: Float64Array;
   /** Shared-link seconds of dispatch and combine at the current remote tokens. */
   readonly linkIn: Float64Array;
   readonly linkOut: Float64Array;
-  /** A device's own view of its traffic cost (its transfers plus its share of shared links), for greedy choices. */
+  /**
+   * A device's own traffic cost (its slowest transfers in and out), to steer the greedy placement
+   * toward devices near the token sources; the interchange prices the whole layer exactly.
+   */
   readonly proxyFixed: Float64Array;
   readonly proxyPerToken: Float64Array;
-  private scratchE = new Int32Array(64);
-  private scratchX = new Float64Array(64);
 
   constructor(readonly p: PlacementProblem) {
     const n = (this.n = p.devices.length);
@@ -412,18 +420,102 @@ class State {
     this.ofExpert = Array.from({ length: p.experts }, () => []);
     this.flops = new Float64Array(n);
     this.compute = new Float64Array(n);
-    this.remote = new Float64Array(n);
     this.memory = new Float64Array(n);
+    this.sum = new Float64Array(n);
+    this.local = new Float64Array(n);
+    this.pairs = new Float64Array(n);
+    this.remote = new Float64Array(n);
     this.linkIn = new Float64Array(p.comm.shared.length);
     this.linkOut = new Float64Array(p.comm.shared.length);
     const c = p.comm;
     this.proxyFixed = Float64Array.from({ length: n }, (_, d) => c.in_latency_s[d]! + c.out_latency_s[d]!);
-    this.proxyPerToken = Float64Array.from({ length: n }, (_, d) => c.in_per_token_s[d]! + c.out_per_token_s[d]! + c.shared.reduce((s, l) => s + l.in_per_token_s[d]! + l.out_per_token_s[d]!, 0));
+    this.proxyPerToken = Float64Array.from({ length: n }, (_, d) => c.in_per_token_s[d]! + c.out_per_token_s[d]!);
   }
 
   holds(d: number, e: number): boolean {
     for (const r of this.onDevice[d]!) if (this.expert[r] === e) return true;
     return false;
+  }
+
+  pairOverlap(a: number, xa: number, b: number, xb: number): number {
+    return this.pair(a, xa, b, xb);
+  }
+
+  private pair(a: number, xa: number, b: number, xb: number): number {
+    const p = this.p;
+    const ta = p.tokens[a]!;
+    const tb = p.tokens[b]!;
+    return a === b || ta <= 0 || tb <= 0 ? 0 : (p.coactivation[a * p.experts + b]! * xa * xb) / (ta * tb);
+  }
+
+  private localOf(d: number, e: number, x: number): number {
+    return Math.min(x, this.p.source_share[d]! * this.p.tokens[e]!);
+  }
+
+  /** Remote tokens from the aggregates (see remoteTokens). */
+  private remoteFrom(sum: number, local: number, pairs: number, most: number): number {
+    if (sum <= 0) return 0;
+    const T = this.p.step_tokens;
+    const hits = Math.min(T > 0 ? Math.max(T, most) : sum, Math.max(most, sum - pairs));
+    return hits * Math.max(0, 1 - local / sum);
+  }
+
+  /** Device d's remote tokens with replica `out` taken out and expert `inE` with `inX` tokens put in (either may be -1). */
+  remoteWith(d: number, out: number, inE: number, inX: number): number {
+    let sum = this.sum[d]!;
+    let local = this.local[d]!;
+    let pairs = this.pairs[d]!;
+    let most = inE >= 0 ? inX : 0;
+    if (out >= 0) {
+      sum -= this.x[out]!;
+      local -= this.localOf(d, this.expert[out]!, this.x[out]!);
+    }
+    if (inE >= 0) {
+      sum += inX;
+      local += this.localOf(d, inE, inX);
+    }
+    for (const r of this.onDevice[d]!) {
+      if (r === out) continue;
+      const e = this.expert[r]!;
+      const x = this.x[r]!;
+      if (x > most) most = x;
+      if (out >= 0) pairs -= this.pair(this.expert[out]!, this.x[out]!, e, x);
+      if (inE >= 0) pairs += this.pair(inE, inX, e, x);
+    }
+    return this.remoteFrom(sum, local, pairs, most);
+  }
+
+  /** Recount device d's aggregates and its share of the shared links. */
+  refresh(d: number): void {
+    const rs = this.onDevice[d]!;
+    let sum = 0;
+    let local = 0;
+    let pairs = 0;
+    let most = 0;
+    let flops = 0;
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i]!;
+      const e = this.expert[r]!;
+      const x = this.x[r]!;
+      flops += x * this.p.flops_per_token[e]!;
+      sum += x;
+      local += this.localOf(d, e, x);
+      if (x > most) most = x;
+      for (let j = 0; j < i; j++) pairs += this.pair(e, x, this.expert[rs[j]!]!, this.x[rs[j]!]!);
+    }
+    this.flops[d] = flops;
+    this.compute[d] = flops / this.p.devices[d]!.speed;
+    this.sum[d] = sum;
+    this.local[d] = local;
+    this.pairs[d] = pairs;
+    const before = this.remote[d]!;
+    this.remote[d] = this.remoteFrom(sum, local, pairs, most);
+    const delta = this.remote[d]! - before;
+    const c = this.p.comm;
+    for (let l = 0; l < c.shared.length; l++) {
+      this.linkIn[l] += delta * c.shared[l]!.in_per_token_s[d]!;
+      this.linkOut[l] += delta * c.shared[l]!.out_per_token_s[d]!;
+    }
   }
 
   add(e: number, d: number, x: number): void {
@@ -433,86 +525,8 @@ class State {
     this.x.push(x);
     this.onDevice[d]!.push(r);
     this.ofExpert[e]!.push(r);
-    this.flops[d] += x * this.p.flops_per_token[e]!;
     this.memory[d] += this.p.param_bytes[e]!;
     this.refresh(d);
-  }
-
-  /** Remote tokens of device d with replica `skip` taken out and replica `add` (or expert `addExpert` with `addX` tokens) put in. */
-  remoteOf(d: number, skip = -1, add = -1, addExpert = -1, addX = 0): number {
-    const rs = this.onDevice[d]!;
-    if (this.scratchE.length < rs.length + 1) {
-      this.scratchE = new Int32Array(2 * rs.length + 2);
-      this.scratchX = new Float64Array(2 * rs.length + 2);
-    }
-    let k = 0;
-    for (const r of rs) {
-      if (r === skip) continue;
-      this.scratchE[k] = this.expert[r]!;
-      this.scratchX[k++] = this.x[r]!;
-    }
-    if (add >= 0) {
-      this.scratchE[k] = this.expert[add]!;
-      this.scratchX[k++] = this.x[add]!;
-    } else if (addExpert >= 0) {
-      this.scratchE[k] = addExpert;
-      this.scratchX[k++] = addX;
-    }
-    return remoteTokens(this.p, d, this.scratchE, this.scratchX, k);
-  }
-
-  refresh(d: number): void {
-    const c = this.p.comm;
-    const before = this.remote[d]!;
-    this.remote[d] = this.remoteOf(d);
-    this.compute[d] = this.flops[d]! / this.p.devices[d]!.speed;
-    const delta = this.remote[d]! - before;
-    for (let l = 0; l < c.shared.length; l++) {
-      this.linkIn[l] += delta * c.shared[l]!.in_per_token_s[d]!;
-      this.linkOut[l] += delta * c.shared[l]!.out_per_token_s[d]!;
-    }
-  }
-
-  proxyTime(d: number, compute: number, remote: number): number {
-    return compute + (remote > 0 ? this.proxyFixed[d]! + remote * this.proxyPerToken[d]! : 0);
-  }
-
-  /** The layer time, with devices a and b (when ≥ 0) at the given compute seconds and remote tokens. */
-  objective(a = -1, ca = 0, ra = 0, b = -1, cb = 0, rb = 0): number {
-    const c = this.p.comm;
-    let slowest = 0;
-    let din = 0;
-    let dout = 0;
-    for (let d = 0; d < this.n; d++) {
-      const cd = d === a ? ca : d === b ? cb : this.compute[d]!;
-      const r = d === a ? ra : d === b ? rb : this.remote[d]!;
-      if (cd > slowest) slowest = cd;
-      if (r <= 0) continue;
-      din = Math.max(din, c.in_latency_s[d]! + r * c.in_per_token_s[d]!);
-      dout = Math.max(dout, c.out_latency_s[d]! + r * c.out_per_token_s[d]!);
-    }
-    for (let l = 0; l < c.shared.length; l++) {
-      const link = c.shared[l]!;
-      let tin = this.linkIn[l]!;
-      let tout = this.linkOut[l]!;
-      if (a >= 0) { tin += (ra - this.remote[a]!) * link.in_per_token_s[a]!; tout += (ra - this.remote[a]!) * link.out_per_token_s[a]!; }
-      if (b >= 0) { tin += (rb - this.remote[b]!) * link.in_per_token_s[b]!; tout += (rb - this.remote[b]!) * link.out_per_token_s[b]!; }
-      if (tin > 1e-15) din = Math.max(din, link.latency_s + tin);
-      if (tout > 1e-15) dout = Math.max(dout, link.latency_s + tout);
-    }
-    return din + slowest + dout;
-  }
-
-  slowestDevice(): number {
-    let best = 0;
-    for (let d = 1; d < this.n; d++) if (this.compute[d]! > this.compute[best]!) best = d;
-    return best;
-  }
-
-  totalRemote(): number {
-    let s = 0;
-    for (let d = 0; d < this.n; d++) s += this.remote[d]!;
-    return s;
   }
 
   /** Move replica r to device d (its share travels with it). */
@@ -523,13 +537,14 @@ class State {
     list.splice(list.indexOf(r), 1);
     this.onDevice[d]!.push(r);
     this.device[r] = d;
-    const f = this.x[r]! * this.p.flops_per_token[e]!;
-    this.flops[from] -= f;
-    this.flops[d] += f;
     this.memory[from] -= this.p.param_bytes[e]!;
     this.memory[d] += this.p.param_bytes[e]!;
     this.refresh(from);
     this.refresh(d);
+  }
+
+  proxyTime(d: number, compute: number, remote: number): number {
+    return compute + (remote > 0 ? this.proxyFixed[d]! + remote * this.proxyPerToken[d]! : 0);
   }
 
   /** Device d's compute seconds with replica `out` replaced by `inR` (either may be -1). */
@@ -545,46 +560,104 @@ class State {
     return this.memory[d]! - (out >= 0 ? p.param_bytes[this.expert[out]!]! : 0) + p.param_bytes[inExpert]! <= p.devices[d]!.memory_bytes;
   }
 
+  /** The slowest compute among devices other than a and b. */
+  slowestExcept(a: number, b: number): number {
+    let m = 0;
+    for (let d = 0; d < this.n; d++) if (d !== a && d !== b && this.compute[d]! > m) m = this.compute[d]!;
+    return m;
+  }
+
+  /** Dispatch + combine seconds, with devices a and b (when ≥ 0) at remote tokens ra, rb. */
+  commWith(a = -1, ra = 0, b = -1, rb = 0): number {
+    const c = this.p.comm;
+    let din = 0;
+    let dout = 0;
+    for (let d = 0; d < this.n; d++) {
+      const r = d === a ? ra : d === b ? rb : this.remote[d]!;
+      if (r <= 0) continue;
+      din = Math.max(din, c.in_latency_s[d]! + r * c.in_per_token_s[d]!);
+      dout = Math.max(dout, c.out_latency_s[d]! + r * c.out_per_token_s[d]!);
+    }
+    for (let l = 0; l < c.shared.length; l++) {
+      const link = c.shared[l]!;
+      let tin = this.linkIn[l]!;
+      let tout = this.linkOut[l]!;
+      if (a >= 0) { tin += (ra - this.remote[a]!) * link.in_per_token_s[a]!; tout += (ra - this.remote[a]!) * link.out_per_token_s[a]!; }
+      if (b >= 0) { tin += (rb - this.remote[b]!) * link.in_per_token_s[b]!; tout += (rb - this.remote[b]!) * link.out_per_token_s[b]!; }
+      if (tin > 1e-15) din = Math.max(din, link.latency_s + tin);
+      if (tout > 1e-15) dout = Math.max(dout, link.latency_s + tout);
+    }
+    return din + dout;
+  }
+
+  slowest(): { device: number; compute: number } {
+    let best = 0;
+    for (let d = 1; d < this.n; d++) if (this.compute[d]! > this.compute[best]!) best = d;
+    return { device: best, compute: this.compute[best]! };
+  }
+
   /**
    * Water-filling of each replicated expert's tokens over its replicas' devices, the others' loads
-   * held: a device's time is affine in the share (compute plus its traffic), so the level λ with
-   * Σ max(0, (λ − b_d)/a_d) = t_e follows from the sorted intercepts. Sweeps are block coordinate
-   * descent toward the lexicographically optimal split (Fujishige 1980).
+   * held: a device's compute time is affine in the share, so the level λ with Σ max(0, (λ − b_d)/a_d)
+   * = t_e follows from the sorted intercepts. Sweeps are block coordinate descent toward the
+   * lexicographically optimal split (Fujishige 1980). Traffic is not a device's own cost (dispatch
+   * and combine are layer-wide phases), so it is left to the interchange, which prices the layer.
    */
   waterfill(sweeps: number): void {
     const p = this.p;
+    let cap = 8;
+    let rep = new Int32Array(cap);
+    let slope = new Float64Array(cap);
+    let base = new Float64Array(cap);
     for (let sweep = 0; sweep < sweeps; sweep++) {
       let moved = 0;
       for (let e = 0; e < p.experts; e++) {
         const rs = this.ofExpert[e]!;
-        if (rs.length < 2 || p.tokens[e]! <= 0) continue;
+        const c = rs.length;
+        if (c < 2 || p.tokens[e]! <= 0) continue;
+        if (c > cap) {
+          cap = 2 * c;
+          rep = new Int32Array(cap);
+          slope = new Float64Array(cap);
+          base = new Float64Array(cap);
+        }
         const fe = p.flops_per_token[e]!;
-        const lines = rs.map((r) => {
+        // Replicas by intercept (insertion sort: an expert has few replicas).
+        for (let i = 0; i < c; i++) {
+          const r = rs[i]!;
           const d = this.device[r]!;
           const speed = p.devices[d]!.speed;
-          const remoteWithout = Math.max(0, this.remote[d]! - this.x[r]!);
-          return { r, d, slope: fe / speed + this.proxyPerToken[d]!, base: this.proxyTime(d, (this.flops[d]! - this.x[r]! * fe) / speed, remoteWithout) + (remoteWithout > 0 ? 0 : this.proxyFixed[d]!) };
-        }).sort((a, b) => a.base - b.base || a.d - b.d);
+          const b = (this.flops[d]! - this.x[r]! * fe) / speed;
+          let j = i;
+          while (j > 0 && (base[j - 1]! > b || (base[j - 1]! === b && this.device[rep[j - 1]!]! > d))) {
+            rep[j] = rep[j - 1]!;
+            slope[j] = slope[j - 1]!;
+            base[j] = base[j - 1]!;
+            j--;
+          }
+          rep[j] = r;
+          slope[j] = fe / speed;
+          base[j] = b;
+        }
         let sumInv = 0;
         let sumBase = 0;
         let level = 0;
         let k = 0;
-        for (; k < lines.length; k++) {
-          sumInv += 1 / lines[k]!.slope;
-          sumBase += lines[k]!.base / lines[k]!.slope;
+        for (; k < c; k++) {
+          sumInv += 1 / slope[k]!;
+          sumBase += base[k]! / slope[k]!;
           level = (p.tokens[e]! + sumBase) / sumInv;
-          if (k + 1 === lines.length || level <= lines[k + 1]!.base) break;
+          if (k + 1 === c || level <= base[k + 1]!) break;
         }
-        for (let j = 0; j < lines.length; j++) {
-          const { r, d, slope, base } = lines[j]!;
-          const x = j <= k ? Math.max(0, (level - base) / slope) : 0;
+        for (let j = 0; j < c; j++) {
+          const r = rep[j]!;
+          const x = j <= k ? Math.max(0, (level - base[j]!) / slope[j]!) : 0;
           moved += Math.abs(x - this.x[r]!);
-          this.flops[d] += (x - this.x[r]!) * fe;
           this.x[r] = x;
         }
-        for (const { d } of lines) this.refresh(d);
+        for (let j = 0; j < c; j++) this.refresh(this.device[rep[j]!]!);
       }
-      if (moved <= 1e-6 * p.step_tokens) break;
+      if (moved <= 1e-4 * p.step_tokens) break;
     }
   }
 
@@ -594,10 +667,14 @@ class State {
 }
 
 /**
- * While a device stays within this fraction above the balanced compute time (total work over total
- * speed), co-activation affinity chooses among such devices; water-filling evens out the rest.
+ * Balance first: a move may raise the slowest device's compute only up to this fraction above the
+ * balanced time (total work over total speed); within it, traffic decides.
  */
-const AFFINITY_TOLERANCE = 0.02;
+const BALANCE_TOLERANCE = 0.02;
+/** In the greedy placement, devices within this fraction of the balanced time of the earliest finish count as tied. */
+const AFFINITY_BAND = 0.005;
+/** Co-location candidates must overlap by at least this fraction of the two devices' remote tokens. */
+const MATERIAL = 0.005;
 /** Candidate devices per interchange step: the least loaded ones. */
 const INTERCHANGE_TARGETS = 8;
 
@@ -615,63 +692,98 @@ export function placeHxc(p: PlacementProblem): Placement {
   items.sort((a, b) => work(b) / count[b]! - work(a) / count[a]! || a - b);
   for (const e of items) {
     const x = p.tokens[e]! / count[e]!;
-    let pick = -1;
-    let pickFinish = Infinity;
-    let pickAffinity = 0;
-    let earliest = -1;
-    let earliestFinish = Infinity;
+    // Earliest compute finish; devices within a narrow band of it compete on co-activation
+    // affinity, then on their own traffic cost (nearer the token sources), then by index.
+    let earliest = Infinity;
+    const finish = new Float64Array(n).fill(Infinity);
     for (let d = 0; d < n; d++) {
       if (st.holds(d, e)) continue;
-      const fits = st.memory[d]! + p.param_bytes[e]! <= p.devices[d]!.memory_bytes;
-      const compute = (st.flops[d]! + x * p.flops_per_token[e]!) / p.devices[d]!.speed;
-      const finish = st.proxyTime(d, compute, st.remoteOf(d, -1, -1, e, x)) + (fits ? 0 : 1e6);
-      if (finish < earliestFinish) { earliest = d; earliestFinish = finish; }
-      if (!fits || compute > balanced * (1 + AFFINITY_TOLERANCE)) continue;
+      finish[d] = (st.flops[d]! + x * p.flops_per_token[e]!) / p.devices[d]!.speed + (st.fits(d, -1, e) ? 0 : 1e6);
+      earliest = Math.min(earliest, finish[d]!);
+    }
+    if (earliest === Infinity) continue; // every device holds this expert already
+    const room = earliest + AFFINITY_BAND * balanced;
+    let pick = -1;
+    let pickAffinity = 0;
+    let pickTraffic = Infinity;
+    for (let d = 0; d < n; d++) {
+      if (finish[d]! > room) continue;
       // Tokens this replica shares with the experts already there: sent once, not twice.
       let affinity = 0;
       for (const r of st.onDevice[d]!) affinity += (p.coactivation[e * p.experts + st.expert[r]!]! * st.x[r]!) / (p.tokens[st.expert[r]!]! * count[e]! || 1);
       affinity *= 1 - p.source_share[d]!;
-      if (affinity > pickAffinity || (affinity === pickAffinity && affinity > 0 && finish < pickFinish)) { pick = d; pickFinish = finish; pickAffinity = affinity; }
+      if (affinity === 0 && finish[d]! > earliest) continue;
+      const traffic = st.proxyTime(d, 0, st.remote[d]! + Math.max(0, x - p.source_share[d]! * p.tokens[e]!));
+      if (pick < 0 || affinity > pickAffinity || (affinity === pickAffinity && traffic < pickTraffic)) {
+        pick = d;
+        pickAffinity = affinity;
+        pickTraffic = traffic;
+      }
     }
-    if (earliest < 0) continue; // every device holds this expert already
-    st.add(e, pick >= 0 ? pick : earliest, x);
+    st.add(e, pick, x);
   }
   st.waterfill(32);
-  for (let round = 0; round < 3; round++) {
-    const a = interchange(st, n);
-    const b = colocate(st);
+  const cap = balanced * (1 + BALANCE_TOLERANCE);
+  const partners = topPartners(p, 2);
+  for (let round = 0; round < 2; round++) {
+    const a = interchange(st, n, cap);
+    const b = colocate(st, cap, partners);
     st.waterfill(32);
     if (!a && !b) break;
   }
   return st.placement();
 }
 
+/** The `k` experts each expert is most often chosen with (a linear scan per expert). */
+function topPartners(p: PlacementProblem, k: number): number[][] {
+  const E = p.experts;
+  return Array.from({ length: E }, (_, a) => {
+    const best: number[] = [];
+    for (let b = 0; b < E; b++) {
+      const c = p.coactivation[a * E + b]!;
+      if (b === a || c <= 0) continue;
+      let i = best.length;
+      while (i > 0 && c > p.coactivation[a * E + best[i - 1]!]!) i--;
+      if (i < k) {
+        best.splice(i, 0, b);
+        if (best.length > k) best.pop();
+      }
+    }
+    return best;
+  });
+}
+
 /**
  * Pairwise interchange on the slowest device: move one of its replicas to one of the least loaded
- * devices, or swap it with one of theirs, when the layer time drops. Returns whether anything moved.
+ * devices, or swap it with one of theirs, when the layer time (dispatch + slowest compute + combine)
+ * drops. Returns whether anything moved.
  */
-function interchange(st: State, limit: number): boolean {
+function interchange(st: State, limit: number, cap: number): boolean {
   let changed = false;
   const n = st.n;
+  const order = Array.from({ length: n }, (_, d) => d);
   for (let step = 0; step < limit; step++) {
-    const b = st.slowestDevice();
-    const current = st.objective();
-    const targets = Array.from({ length: n }, (_, d) => d).filter((d) => d !== b).sort((x, y) => st.compute[x]! - st.compute[y]! || x - y).slice(0, INTERCHANGE_TARGETS);
-    let best = { r: -1, q: -1, d: -1, time: current * (1 - 1e-9) };
-    for (const r of st.onDevice[b]!) {
-      const e = st.expert[r]!;
-      for (const d of targets) {
+    const { device: b, compute: top } = st.slowest();
+    const comm = st.commWith();
+    let best = { r: -1, q: -1, d: -1, time: (comm + top) * (1 - 1e-9) };
+    const targets = order.filter((d) => d !== b).sort((x, y) => st.compute[x]! - st.compute[y]! || x - y).slice(0, INTERCHANGE_TARGETS);
+    for (const d of targets) {
+      const rest = st.slowestExcept(b, d);
+      for (const r of st.onDevice[b]!) {
+        const e = st.expert[r]!;
         if (st.holds(d, e)) continue;
-        if (st.fits(d, -1, e)) {
-          const t = st.objective(b, st.computeWith(b, r, -1), st.remoteOf(b, r), d, st.computeWith(d, -1, r), st.remoteOf(d, -1, r));
-          if (t < best.time) best = { r, q: -1, d, time: t };
-        }
-        for (const q of st.onDevice[d]!) {
-          const c = st.expert[q]!;
-          if (st.holds(b, c) || !st.fits(d, q, e) || !st.fits(b, r, c)) continue;
-          const t = st.objective(b, st.computeWith(b, r, q), st.remoteOf(b, r, q), d, st.computeWith(d, q, r), st.remoteOf(d, q, r));
+        const consider = (q: number): void => {
+          const cb = st.computeWith(b, r, q);
+          const cd = st.computeWith(d, q, r);
+          const slowest = Math.max(rest, cb, cd);
+          if (slowest >= top || (slowest > cap && slowest > top)) return;
+          const rb = st.remoteWith(b, r, q >= 0 ? st.expert[q]! : -1, q >= 0 ? st.x[q]! : 0);
+          const rd = st.remoteWith(d, q, e, st.x[r]!);
+          const t = slowest + st.commWith(b, rb, d, rd);
           if (t < best.time) best = { r, q, d, time: t };
-        }
+        };
+        if (st.fits(d, -1, e)) consider(-1);
+        for (const q of st.onDevice[d]!) if (!st.holds(b, st.expert[q]!) && st.fits(d, q, e) && st.fits(b, r, st.expert[q]!)) consider(q);
       }
     }
     if (best.r < 0) break;
@@ -685,18 +797,15 @@ function interchange(st: State, limit: number): boolean {
 
 /**
  * Co-location: swap a replica onto a device holding one of the experts it is most often chosen
- * with, when that lowers the tokens crossing between devices and the layer time does not grow.
+ * with, when that lowers the tokens crossing between devices, keeps compute within the balance
+ * cap, and does not lengthen the layer.
  */
-function colocate(st: State): boolean {
+function colocate(st: State, cap: number, partners: number[][]): boolean {
   const p = st.p;
-  const E = p.experts;
-  const partners = Array.from({ length: E }, (_, a) => {
-    const list: number[] = [];
-    for (let b = 0; b < E; b++) if (b !== a && p.coactivation[a * E + b]! > 0) list.push(b);
-    return list.sort((x, y) => p.coactivation[a * E + y]! - p.coactivation[a * E + x]! || x - y).slice(0, 2);
-  });
   let changed = false;
-  let current = st.objective();
+  let { compute: top } = st.slowest();
+  let time = top + st.commWith();
+  const limit = Math.max(top, cap);
   for (let r = 0; r < st.expert.length; r++) {
     const a = st.expert[r]!;
     for (const b of partners[a]!) {
@@ -705,21 +814,27 @@ function colocate(st: State): boolean {
         const d2 = st.device[rb]!;
         if (d2 === d1 || st.holds(d2, a)) continue;
         const before = st.remote[d1]! + st.remote[d2]!;
+        // Worth a look only when the pair's overlap is a visible part of the two devices' traffic.
+        if (st.pairOverlap(a, st.x[r]!, b, st.x[rb]!) < MATERIAL * before) continue;
         let best = { q: -1, gain: 1e-9 * p.step_tokens, time: 0 };
         for (const q of st.onDevice[d2]!) {
           const c = st.expert[q]!;
           if (q === rb || st.holds(d1, c) || !st.fits(d2, q, a) || !st.fits(d1, r, c)) continue;
-          const r1 = st.remoteOf(d1, r, q);
-          const r2 = st.remoteOf(d2, q, r);
+          const c1 = st.computeWith(d1, r, q);
+          const c2 = st.computeWith(d2, q, r);
+          if (Math.max(c1, c2) > limit) continue;
+          const r1 = st.remoteWith(d1, r, c, st.x[q]!);
+          const r2 = st.remoteWith(d2, q, a, st.x[r]!);
           const gain = before - r1 - r2;
           if (gain <= best.gain) continue;
-          const t = st.objective(d1, st.computeWith(d1, r, q), r1, d2, st.computeWith(d2, q, r), r2);
-          if (t <= current * (1 + 1e-9)) best = { q, gain, time: t };
+          const t = Math.max(c1, c2, st.slowestExcept(d1, d2)) + st.commWith(d1, r1, d2, r2);
+          if (t <= time * (1 + 1e-9)) best = { q, gain, time: t };
         }
         if (best.q >= 0) {
           st.move(r, d2);
           st.move(best.q, d1);
-          current = st.objective();
+          top = st.slowest().compute;
+          time = best.time;
           changed = true;
           break;
         }

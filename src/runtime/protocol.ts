@@ -63,6 +63,8 @@ export interface RunDone {
   /** Time spent blocked in recv steps. */
   wait_ms: number;
   busy_ms: number;
+  /** Wall time in the worker from receiving the request to posting this (the rest of the latency is messaging). */
+  handle_ms?: number;
 }
 
 export type WorkerMessage = RunDone | { type: 'ready'; device: string } | { type: 'error'; device: string; message: string };

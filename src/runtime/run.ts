@@ -68,7 +68,8 @@ function verifyPrograms(dir: string, plan: PlanManifest): void {
 }
 
 function workerSteps(plan: PlanManifest, device: PlanManifest['devices'][number]): WorkerStep[] {
-  const steps = device.steps;
+  // Consecutive compute steps sharing a program run it once.
+  const steps = device.steps.filter((s, k) => !(s.op === 'compute' && k > 0 && device.steps[k - 1]!.op === 'compute' && device.steps[k - 1]!.program === s.program));
   return steps.map((s, k) => {
     if (s.op === 'compute') {
       const meta = plan.programs[s.program!]!;
@@ -159,6 +160,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       dims = { ...dims, ...r.dims };
     }
     const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir)) : null;
+    const readers = new Map<string, number>();
+    for (const d of active) for (const name of needs.get(d.id)!) readers.set(name, (readers.get(name) ?? 0) + 1);
     let refState: Record<string, ort.Tensor> = {};
     const results: RequestResult[] = [];
     const records: { device: string; request: number; done: RunDone }[] = [];
@@ -176,13 +179,16 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       const t0 = performance.now();
       const dones = await Promise.race([failed, Promise.all(active.map((d) => {
         const mine: Record<string, WireTensor> = {};
-        for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, false).wire;
+        // Inputs go to the devices that read them; moved, not copied, unless --check still needs them
+        // or another device reads the same input.
+        for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, !reference && readers.get(name) === 1).wire;
         const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: decode, return_state: last || opts.decode_steps === 0 };
         const p = next(d.id);
         workers.get(d.id)!.postMessage(req, Object.values(mine).map((w) => w.data));
         return p;
       }))]);
       const latency = performance.now() - t0;
+      if (process.env.HXC_TRACE_RUN) process.stderr.write(`request ${r}: ${latency.toFixed(3)} ms; ${dones.map((m) => (m.type === 'done' ? `${m.device} handle ${m.handle_ms?.toFixed(3)} busy ${m.busy_ms.toFixed(3)}` : '')).join(', ')}\n`);
       const bad = dones.find((m) => m.type === 'error');
       if (bad && bad.type === 'error') throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' });
       const outputs: Record<string, ort.Tensor> = {};

@@ -56,7 +56,9 @@ async function main(): Promise<void> {
   for (const [peer, port] of Object.entries(init.recv_ports)) inboxes.set(peer, new Inbox(port));
   let kept = new Map<string, ort.Tensor>();
   parentPort!.on('message', (req: RunRequest) => {
+    const received = now();
     runRequest(req).then((done) => {
+      done.handle_ms = now() - received;
       const transfer: ArrayBuffer[] = [];
       for (const w of Object.values(done.outputs)) transfer.push(w.data);
       parentPort!.postMessage(done, transfer);

@@ -1,0 +1,47 @@
+// Loader overhead: `hxc run` on a one-device plan against a plain onnxruntime-node session on the
+// same model and inputs (issue target: within 10%). Medians over repeated requests after warm-up.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { runPipeline } from '../cli/run-passes.js';
+import { readPlan } from '../plan/read.js';
+import { runPlan } from '../runtime/run.js';
+import { makeInputs } from '../runtime/tensors.js';
+
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface LoaderRow {
+  model: string;
+  plain_ms: number;
+  hxc_ms: number;
+  ratio: number;
+}
+
+export async function loaderOverhead(repo: string, models: { file: string; dims: Record<string, number> }[], iterations = 40): Promise<LoaderRow[]> {
+  const rows: LoaderRow[] = [];
+  for (const m of models) {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-bench-run-'));
+    await runPipeline({ model_path: m.file, topology_path: path.join(repo, 'fixtures', 'topology', 'cpu-only.yaml'), dims: m.dims, flags: { out } }, null);
+    const plan = readPlan(out);
+    const feeds = makeInputs(plan.inputs, plan.dims, 7);
+    const session = await ort.InferenceSession.create(m.file);
+    for (let i = 0; i < 5; i++) await session.run(feeds);
+    const plain: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const t0 = performance.now();
+      await session.run(feeds);
+      plain.push(performance.now() - t0);
+    }
+    await session.release();
+    const report = await runPlan({ plan_dir: out, seed: 7, iterations: iterations + 5, check: false, decode_steps: 0, dims: {} });
+    const hxc = report.requests.slice(5).map((r) => r.latency_ms);
+    rows.push({ model: `${path.basename(m.file)}${Object.keys(m.dims).length ? ` ${Object.entries(m.dims).map(([k, v]) => `${k}=${v}`).join(',')}` : ''}`, plain_ms: median(plain), hxc_ms: median(hxc), ratio: median(hxc) / median(plain) });
+  }
+  return rows;
+}

@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runPipeline } from '../src/cli/run-passes.js';
+import type { PlanOptions } from '../src/pass/pass.js';
+import { runPlan } from '../src/runtime/run.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+
+const RUNNABLE = ['gpt2_tiny_kv', 'mixtral_tiny_moe_kv', 'dense_moe_small_kv', 'mobilenet_v3_small', 'ch_PP-OCRv4_det_infer', 'hello_deepa'];
+const KV = new Set(['gpt2_tiny_kv', 'mixtral_tiny_moe_kv', 'dense_moe_small_kv']);
+const RACKS = ['rack-tiny.yaml', 'rack-8gpu.yaml', 'rack-hetero.yaml'];
+
+function modelPath(name: string): string {
+  return path.join(SHARED_MODELS, `${name}.onnx`);
+}
+
+function dims(name: string): Record<string, number> {
+  const f = path.join(SHARED_MODELS, `${name}.dims.json`);
+  return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : {};
+}
+
+async function planTo(name: string, rack: string, out: string, flags: PlanOptions['flags'] = {}): Promise<void> {
+  await runPipeline({ model_path: modelPath(name), topology_path: path.join(EXAMPLES, rack), dims: dims(name), flags: { out, ...flags } }, null);
+}
+
+test('every runnable shared model, planned on every example rack for latency and throughput, runs and matches the unsplit model', async () => {
+  const dir = tmpDir();
+  let runs = 0;
+  for (const name of RUNNABLE) {
+    for (const rack of RACKS) {
+      for (const objective of ['latency', 'throughput']) {
+        const out = path.join(dir, `${name}-${rack}-${objective}`);
+        await planTo(name, rack, out, { objective });
+        const report = await runPlan({ plan_dir: out, seed: 1, iterations: 1, check: true, decode_steps: KV.has(name) ? 4 : 0, dims: {} });
+        assert.ok(report.check, 'check ran');
+        const checks = report.requests.flatMap((r) => r.checks);
+        assert.ok(checks.length > 0, `${name} ${rack} ${objective}: outputs compared`);
+        for (const c of checks) {
+          assert.ok(c.shape_matches, `${name} ${rack} ${objective}: ${c.name} shape`);
+          assert.ok(c.max_rel_error <= 1e-5, `${name} ${rack} ${objective}: ${c.name} relative error ${c.max_rel_error}`);
+        }
+        assert.equal(report.requests.length, KV.has(name) ? 5 : 1);
+        runs++;
+      }
+    }
+  }
+  assert.equal(runs, RUNNABLE.length * RACKS.length * 2);
+});
+
+test('decode steps keep the KV cache on its owner device: no state crosses to the coordinator until the last step', async () => {
+  const out = path.join(tmpDir(), 'gpt2');
+  await runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 2, prompt: 16 } }, null);
+  const report = await runPlan({ plan_dir: out, seed: 3, iterations: 1, check: true, decode_steps: 3, dims: {} });
+  // Presents are compared only at the last step: before it they stayed in the workers.
+  for (const r of report.requests.slice(0, -1)) assert.deepEqual(r.checks.map((c) => c.name), ['logits']);
+  assert.ok(report.requests.at(-1)!.checks.some((c) => c.name.startsWith('present.')));
+  assert.equal(report.requests[1]!.dims.sequence_length, 1);
+  assert.equal(report.requests[3]!.dims.past_sequence_length, 16 + 2);
+  assert.ok(report.check!.passed);
+  const trace = JSON.parse(fs.readFileSync(report.trace, 'utf8'));
+  assert.ok(Array.isArray(trace.traceEvents));
+  for (const e of trace.traceEvents) {
+    assert.equal(typeof e.name, 'string');
+    assert.ok(e.ph === 'X' || e.ph === 'M');
+    if (e.ph === 'X') assert.ok(typeof e.ts === 'number' && typeof e.dur === 'number' && e.dur >= 0 && Number.isInteger(e.pid));
+  }
+  const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
+  assert.equal(telemetry.format, 'hxc-telemetry/v1');
+  assert.ok(telemetry.steps.length > 0 && telemetry.steps.every((s: { end_s: number; start_s: number }) => s.end_s >= s.start_s));
+});
+
+test('tampered plans and wrong inputs: one clear line, exit 2', async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'p');
+  const r0 = hxc(['plan', path.join(FIXTURES, 'models', 'hello_deepa.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', out]);
+  assert.equal(r0.code, 0, r0.stderr);
+  const ok = hxc(['run', out, '--check', '--iterations', '3']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /check passed/);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  const program = Object.keys(plan.programs)[0]!;
+  // Inputs of the wrong shape and dtype.
+  const bad = path.join(dir, 'inputs.json');
+  fs.writeFileSync(bad, JSON.stringify({ 'onnx::Flatten_0': { dtype: 'float32', shape: [1, 24, 96], data: new Array(24 * 96).fill(0) } }));
+  assert.equal(isOneLineError(hxc(['run', out, '--inputs', bad]), 'HXC2602'), null);
+  fs.writeFileSync(bad, JSON.stringify({ 'onnx::Flatten_0': { dtype: 'int64', shape: [1, 25, 96], data: new Array(25 * 96).fill(0) } }));
+  assert.equal(isOneLineError(hxc(['run', out, '--inputs', bad]), 'HXC2602'), null);
+  const good = path.join(dir, 'good.json');
+  fs.writeFileSync(good, JSON.stringify({ 'onnx::Flatten_0': { dtype: 'float32', shape: [1, 25, 96], data: Array.from({ length: 2400 }, (_, i) => Math.cos(i)) } }));
+  assert.equal(hxc(['run', out, '--inputs', good, '--check']).code, 0);
+  // A changed program, then a missing one.
+  const file = path.join(out, program);
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length - 1] ^= 0xff;
+  fs.writeFileSync(file, bytes);
+  assert.equal(isOneLineError(hxc(['run', out]), 'HXC2601'), null);
+  fs.rmSync(file);
+  assert.equal(isOneLineError(hxc(['run', out]), 'HXC2601'), null);
+  assert.equal(isOneLineError(hxc(['run', path.join(dir, 'nowhere')]), 'HXC2001'), null);
+});
+
+test('lowered programs keep external weights as references instead of copying them', async () => {
+  const { externalAddModel } = await import('./onnx-builder.js');
+  const dir = tmpDir();
+  fs.mkdirSync(path.join(dir, 'm'));
+  fs.writeFileSync(path.join(dir, 'm', 'w.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
+  fs.writeFileSync(path.join(dir, 'm', 'ext.onnx'), externalAddModel('w.bin'));
+  const out = path.join(dir, 'plan');
+  await runPipeline({ model_path: path.join(dir, 'm', 'ext.onnx'), topology_path: path.join(FIXTURES, 'topology', 'cpu-only.yaml'), dims: {}, flags: { out } }, null);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  const program = fs.readFileSync(path.join(out, Object.keys(plan.programs)[0]!));
+  assert.ok(program.includes(Buffer.from('w.bin')), 'the program names the external file');
+  assert.ok(program.length < 400, `no weight bytes copied (${program.length} bytes)`);
+});
