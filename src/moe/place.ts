@@ -603,15 +603,16 @@ class State {
    * lexicographically optimal split (Fujishige 1980). Traffic is not a device's own cost (dispatch
    * and combine are layer-wide phases), so it is left to the interchange, which prices the layer.
    */
-  waterfill(sweeps: number): void {
+  waterfill(sweeps: number, only?: readonly number[]): void {
     const p = this.p;
+    const experts = only ?? Array.from({ length: p.experts }, (_, e) => e);
     let cap = 8;
     let rep = new Int32Array(cap);
     let slope = new Float64Array(cap);
     let base = new Float64Array(cap);
     for (let sweep = 0; sweep < sweeps; sweep++) {
       let moved = 0;
-      for (let e = 0; e < p.experts; e++) {
+      for (const e of experts) {
         const rs = this.ofExpert[e]!;
         const c = rs.length;
         if (c < 2 || p.tokens[e]! <= 0) continue;
@@ -661,6 +662,27 @@ class State {
     }
   }
 
+  /**
+   * The layer time and slowest compute if replica r moved to device d (swapping with q when q ≥ 0)
+   * and the experts on both devices were re-split; the state is restored afterwards.
+   */
+  trial(r: number, d: number, q: number): { time: number; slowest: number } {
+    const b = this.device[r]!;
+    const experts = [...new Set([...this.onDevice[b]!, ...this.onDevice[d]!].map((x) => this.expert[x]!))];
+    const reps = experts.flatMap((e) => this.ofExpert[e]!);
+    const saved = reps.map((x) => this.x[x]!);
+    this.move(r, d);
+    if (q >= 0) this.move(q, b);
+    this.waterfill(3, experts);
+    const slowest = this.slowest().compute;
+    const time = slowest + this.commWith();
+    this.move(r, b);
+    if (q >= 0) this.move(q, d);
+    reps.forEach((x, i) => (this.x[x] = saved[i]!));
+    for (const dev of new Set(reps.map((x) => this.device[x]!))) this.refresh(dev);
+    return { time, slowest };
+  }
+
   placement(): Placement {
     return { method: 'hxc', replicas: sortReplicas(this.expert.map((e, r) => ({ expert: e, device: this.device[r]!, tokens: this.x[r]! }))) };
   }
@@ -675,6 +697,9 @@ const BALANCE_TOLERANCE = 0.02;
 const AFFINITY_BAND = 0.005;
 /** Co-location candidates must overlap by at least this fraction of the two devices' remote tokens. */
 const MATERIAL = 0.005;
+/** Re-split trials an interchange may spend breaking plateaus of tied devices (fewer on big layers: PLATEAU_WORK / replicas). */
+const PLATEAU_TRIALS = 256;
+const PLATEAU_WORK = 4096;
 /** Candidate devices per interchange step: the least loaded ones. */
 const INTERCHANGE_TARGETS = 8;
 
@@ -726,7 +751,7 @@ export function placeHxc(p: PlacementProblem): Placement {
   const cap = balanced * (1 + BALANCE_TOLERANCE);
   const partners = topPartners(p, 2);
   for (let round = 0; round < 2; round++) {
-    const a = interchange(st, n, cap);
+    const a = interchange(st, 2 * n);
     const b = colocate(st, cap, partners);
     st.waterfill(32);
     if (!a && !b) break;
@@ -756,16 +781,20 @@ function topPartners(p: PlacementProblem, k: number): number[][] {
 /**
  * Pairwise interchange on the slowest device: move one of its replicas to one of the least loaded
  * devices, or swap it with one of theirs, when the layer time (dispatch + slowest compute + combine)
- * drops. Returns whether anything moved.
+ * drops — or stays, the traffic not growing, while both devices end below the current slowest (a
+ * plateau of tied devices is flattened one device at a time; Σ compute² falls, so it ends). Returns
+ * whether anything moved.
  */
-function interchange(st: State, limit: number, cap: number): boolean {
+function interchange(st: State, limit: number): boolean {
   let changed = false;
+  let plateauTrials = Math.min(PLATEAU_TRIALS, Math.ceil(PLATEAU_WORK / st.expert.length));
   const n = st.n;
   const order = Array.from({ length: n }, (_, d) => d);
   for (let step = 0; step < limit; step++) {
     const { device: b, compute: top } = st.slowest();
     const comm = st.commWith();
-    let best = { r: -1, q: -1, d: -1, time: (comm + top) * (1 - 1e-9) };
+    const now = comm + top;
+    let best = { r: -1, q: -1, d: -1, time: Infinity, pair: Infinity };
     const targets = order.filter((d) => d !== b).sort((x, y) => st.compute[x]! - st.compute[y]! || x - y).slice(0, INTERCHANGE_TARGETS);
     for (const d of targets) {
       const rest = st.slowestExcept(b, d);
@@ -775,15 +804,32 @@ function interchange(st: State, limit: number, cap: number): boolean {
         const consider = (q: number): void => {
           const cb = st.computeWith(b, r, q);
           const cd = st.computeWith(d, q, r);
-          const slowest = Math.max(rest, cb, cd);
-          if (slowest >= top || (slowest > cap && slowest > top)) return;
+          const pair = Math.max(cb, cd);
+          if (pair >= top * (1 - 1e-9)) return;
           const rb = st.remoteWith(b, r, q >= 0 ? st.expert[q]! : -1, q >= 0 ? st.x[q]! : 0);
           const rd = st.remoteWith(d, q, e, st.x[r]!);
-          const t = slowest + st.commWith(b, rb, d, rd);
-          if (t < best.time) best = { r, q, d, time: t };
+          const c = st.commWith(b, rb, d, rd);
+          const t = Math.max(rest, pair) + c;
+          const better = t < now * (1 - 1e-9) || (t <= now * (1 + 1e-9) && c <= comm * (1 + 1e-9));
+          if (better && (t < best.time * (1 - 1e-12) || (t <= best.time * (1 + 1e-12) && pair < best.pair))) best = { r, q, d, time: t, pair };
         };
         if (st.fits(d, -1, e)) consider(-1);
         for (const q of st.onDevice[d]!) if (!st.holds(b, st.expert[q]!) && st.fits(d, q, e) && st.fits(b, r, st.expert[q]!)) consider(q);
+      }
+    }
+    if (best.r < 0 && plateauTrials > 0) {
+      // Tied devices that no single move can relieve: try swaps with the two least loaded devices,
+      // each judged after re-splitting the experts involved.
+      for (const d of targets.slice(0, 2)) {
+        for (const r of st.onDevice[b]!) {
+          if (st.holds(d, st.expert[r]!)) continue;
+          for (const q of [-1, ...st.onDevice[d]!]) {
+            if (plateauTrials-- <= 0) break;
+            if (q >= 0 ? st.holds(b, st.expert[q]!) || !st.fits(d, q, st.expert[r]!) || !st.fits(b, r, st.expert[q]!) : !st.fits(d, -1, st.expert[r]!)) continue;
+            const t = st.trial(r, d, q);
+            if ((t.time < now * (1 - 1e-9) || (t.time <= now * (1 + 1e-9) && t.slowest < top * (1 - 1e-6))) && t.time < best.time) best = { r, q, d, time: t.time, pair: 0 };
+          }
+        }
       }
     }
     if (best.r < 0) break;
