@@ -3,6 +3,7 @@
 // — into a temporary folder renamed into place, so no half-written plan is ever left. Same inputs
 // and options give a byte-identical directory: no timestamps, no absolute paths, stable orders.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { writeDirAtomically } from '../src/pass/manager.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -150,7 +151,7 @@ function computeOrdinal(steps: { op: string }[], k: number): number {
 }
 
 /** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
-function lowerPrograms(ctx: PassContext, dir: string): { files: WrittenProgram[]; byDevice: Map<string, string[]> } | null {
+function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[]; byDevice: Map<string, string[]>; links: { file: string; link: string }[] } | null {
   if (ctx.model.format !== 'onnx') return null;
   const sched = ctx.get<ScheduleResult>('schedule');
   const { index } = ctx.get<VerifyResult>('verify');
@@ -180,10 +181,26 @@ function lowerPrograms(ctx: PassContext, dir: string): { files: WrittenProgram[]
   }
   const proto = decodeSource(ctx.model);
   const modelDir = path.resolve(ctx.model.dir);
-  const files = buildPrograms(ctx.model, index, proto, specs, types, (location) =>
-    // From programs/<device>/ back to the source model's folder.
-    path.relative(path.resolve(dir, 'programs', 'x'), path.join(modelDir, location)).split(path.sep).join('/'));
-  return { files, byDevice };
+  // External weights: onnxruntime only reads external data inside a program's own folder, so each
+  // device folder gets a hard link to the source weights file (same bytes on disk, nothing copied)
+  // and the program names the link.
+  const linkNames = new Map<string, string>();
+  const files = buildPrograms(ctx.model, index, proto, specs, types, (location) => {
+    let name = linkNames.get(location);
+    if (name === undefined) {
+      name = `weights-${linkNames.size}-${path.basename(location)}`;
+      linkNames.set(location, name);
+    }
+    return name;
+  });
+  const links: { file: string; link: string }[] = [];
+  for (const device of byDevice.keys()) {
+    for (const [location, name] of linkNames) {
+      const source = path.join(modelDir, location);
+      if (fs.existsSync(source)) links.push({ file: `programs/${device}/${name}`, link: source });
+    }
+  }
+  return { files, byDevice, links };
 }
 
 export const lowerPass: Pass<LowerResult> = {
@@ -199,6 +216,7 @@ export const lowerPass: Pass<LowerResult> = {
     const sched = ctx.get<ScheduleResult>('schedule');
     writeDirAtomically(dir, [
       ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
+      ...(programs?.links ?? []),
       { file: 'plan.json', text: JSON.stringify(plan, null, 1) + '\n' },
       { file: 'trace.json', text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n' },
     ]);

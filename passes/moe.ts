@@ -75,6 +75,10 @@ export interface PlanOptions {
   /** Devices that may hold experts (op capability); all when absent. */
   canHold?: (d: Device) => boolean;
   efficiency?: (d: Device) => number;
+  /** Expert devices to use as given (skips the choice of device classes). */
+  devices?: string[];
+  /** Devices producing the tokens, evenly (default: the fastest class among the candidates). */
+  sources?: string[];
 }
 
 const speedOf = (d: Device, dtype: DType, eff: number): number => peakFlops(d, dtype) * d.efficiency * eff;
@@ -94,7 +98,7 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
   if (candidates.length === 0) return null;
   const classKey = (d: Device): string => `${d.kind}|${d.model ?? ''}|${speedOf(d, dtype, eff(d))}`;
   const classes = [...new Set(candidates.map(classKey))].sort((a, b) => Number(b.split('|')[2]) - Number(a.split('|')[2]) || (a < b ? -1 : 1));
-  const sourceIds = candidates.filter((d) => classKey(d) === classes[0]).map((d) => d.id);
+  const sourceIds = opts.sources ?? candidates.filter((d) => classKey(d) === classes[0]).map((d) => d.id);
   const hosts = hostsOf(topo);
   const routeCache = new Map<string, Route>();
   // Layers of one model share token size, top-k and step: their communication model is the same.
@@ -124,7 +128,7 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
   const sample = [...new Set([0, layers.length >> 1])].map((i) => layers[i]!);
   let chosen: Device[] = [];
   let bestTime = Infinity;
-  for (let c = 1; c <= classes.length; c++) {
+  for (let c = opts.devices ? classes.length + 1 : 1; c <= classes.length; c++) {
     const set = candidates.filter((d) => classes.slice(0, c).includes(classKey(d)));
     const capacity = set.reduce((s, d) => s + d.memory_capacity_bytes, 0) * EXPERT_MEMORY_FRACTION / layers.length;
     const fits = layers.every((l) => l.param_bytes.reduce((a, b) => a + b, 0) <= capacity);
@@ -139,7 +143,21 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
       bestTime = time;
     }
   }
+  if (opts.devices) chosen = candidates.filter((d) => opts.devices!.includes(d.id));
+  if (chosen.length === 0) return null;
   const ipus = topo.devices.filter((d) => d.kind === 'ipu');
+  // IPUs relaying tokens from any source to each expert device (routes for a token's size).
+  const relays = new Map<string, string[]>();
+  const relaysTo = (d: string, bytes: number): string[] => {
+    const key = `${d}|${bytes}`;
+    let list = relays.get(key);
+    if (!list) {
+      const set = new Set<string>();
+      for (const s of sourceIds) for (const hop of routes.route(s, d, bytes).hops.slice(1, -1)) if (ipus.some((i) => i.id === hop)) set.add(hop);
+      relays.set(key, (list = [...set]));
+    }
+    return list;
+  };
   const plans = layers.map((l): LayerPlan => {
     const problem = build(l, chosen);
     const placements = { hxc: placeHxc(problem), 'round-robin': placeRoundRobin(problem), greedy: placeGreedy(problem) };
@@ -148,8 +166,7 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
     const able = ipus.filter((ipu) => l.dispatch_ops.length > 0 && l.dispatch_ops.every((o) => canRun(ipu, o.op, o.domain))).map((d) => d.id);
     const via = new Set<string>();
     if (able.length > 0) {
-      const used = new Set(placements.hxc.replicas.map((r) => chosen[r.device]!.id));
-      for (const s of sourceIds) for (const d of used) for (const hop of routes.route(s, d, l.token_bytes).hops.slice(1, -1)) if (able.includes(hop)) via.add(hop);
+      for (const d of new Set(placements.hxc.replicas.map((r) => chosen[r.device]!.id))) for (const hop of relaysTo(d, l.token_bytes)) if (able.includes(hop)) via.add(hop);
     }
     return { layer: l.layer, name: l.name, problem, placements, metrics, dispatch_via: [...via].sort() };
   });

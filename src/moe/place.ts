@@ -217,7 +217,12 @@ export function remoteTokens(p: PlacementProblem, d: number, experts: ArrayLike<
   }
   if (sum <= 0) return 0;
   const hits = Math.min(p.step_tokens > 0 ? Math.max(p.step_tokens, most) : sum, Math.max(most, sum - pairs));
-  return hits * Math.max(0, 1 - local / sum);
+  return settle(hits * Math.max(0, 1 - local / sum), sum);
+}
+
+/** Rounding residue of "everything is local" is nothing, not a transfer that pays route latency. */
+function settle(remote: number, scale: number): number {
+  return remote <= 1e-9 * scale ? 0 : remote;
 }
 
 /** Dispatch and combine seconds for remote tokens per device (`override` replaces some devices' values). */
@@ -457,7 +462,7 @@ class State {
     if (sum <= 0) return 0;
     const T = this.p.step_tokens;
     const hits = Math.min(T > 0 ? Math.max(T, most) : sum, Math.max(most, sum - pairs));
-    return hits * Math.max(0, 1 - local / sum);
+    return settle(hits * Math.max(0, 1 - local / sum), sum);
   }
 
   /** Device d's remote tokens with replica `out` taken out and expert `inE` with `inX` tokens put in (either may be -1). */

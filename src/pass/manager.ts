@@ -115,7 +115,13 @@ export function timingTable(timings: PassTiming[]): string {
 }
 
 /** Write files into DIR through a temporary sibling folder and a rename: no half-written folder is left. */
-export function writeDirAtomically(dir: string, files: { file: string; text: string | Uint8Array }[]): void {
+export type DirEntry = { file: string; text: string | Uint8Array } | { file: string; link: string };
+
+/**
+ * `link` entries are hard links to an existing file (weights are never copied); where the file
+ * system refuses a hard link (another device), the file is copied and that is the only copy made.
+ */
+export function writeDirAtomically(dir: string, files: DirEntry[]): void {
   const target = path.resolve(dir);
   const parent = path.dirname(target);
   fs.mkdirSync(parent, { recursive: true });
@@ -124,7 +130,13 @@ export function writeDirAtomically(dir: string, files: { file: string; text: str
     for (const f of files) {
       const p = path.join(tmp, f.file);
       fs.mkdirSync(path.dirname(p), { recursive: true });
-      fs.writeFileSync(p, f.text);
+      if ('link' in f) {
+        try {
+          fs.linkSync(f.link, p);
+        } catch {
+          fs.copyFileSync(f.link, p);
+        }
+      } else fs.writeFileSync(p, f.text);
     }
     if (fs.existsSync(target)) {
       const old = `${tmp}.old`;
