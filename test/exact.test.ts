@@ -4,6 +4,7 @@
 // schedule length is 80.
 
 import assert from 'node:assert/strict';
+import { mulberry32 } from '../src/util/stats.js';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { lowerBound, SPREAD_LP_MAX_VARIABLES, unitAllowed } from '../src/partition/bounds.js';
@@ -148,16 +149,6 @@ function randomFeasible(p: PlacementProblem, rand: () => number): { device: Int3
   return null;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const EPS = 1e-9;
 const le = (a: number, b: number) => a <= b + EPS * Math.max(1, Math.abs(b));

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
 import { qualitySuite } from './placement.js';
 import { loaderOverhead } from './runtime.js';
+import { median } from '../util/stats.js';
 
 const here = fileURLToPath(import.meta.url);
 const REPO = path.resolve(path.dirname(here), '..', '..', '..');
@@ -44,11 +45,6 @@ function cases(): Case[] {
   return list;
 }
 
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** Child mode: run one case and print its measurements as JSON. */
 async function runChild(c: Case): Promise<void> {

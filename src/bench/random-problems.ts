@@ -5,16 +5,8 @@
 
 import type { PlacementProblem, UnitValue } from '../partition/problem.js';
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../util/stats.js';
+import { mulberry32 } from '../util/stats.js';
 
 export interface RandomSpec {
   seed: number;

@@ -9,12 +9,8 @@ import { runPipeline } from '../cli/run-passes.js';
 import { readPlan } from '../plan/read.js';
 import { runPlan } from '../runtime/run.js';
 import { makeInputs } from '../runtime/tensors.js';
+import { median } from '../util/stats.js';
 
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 export interface LoaderRow {
   model: string;

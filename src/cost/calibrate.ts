@@ -10,6 +10,7 @@ import type { Device } from '../topology/index.js';
 import { peakFlops } from '../topology/index.js';
 import type { OpClass } from './flops.js';
 import type { EfficiencyTable } from './model.js';
+import { median } from '../util/stats.js';
 
 /** onnxruntime execution provider → hxc device kind. */
 const PROVIDER_KIND: Record<string, string> = {
@@ -74,11 +75,6 @@ export function readCalibration(file: string): Measurements {
   return { source, by_kind };
 }
 
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 export interface CalibrationItem {
   name: string;

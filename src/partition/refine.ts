@@ -7,7 +7,7 @@
 // restarts from there; the best placement seen is returned. The budget is a number of evaluations,
 // not seconds, so the same inputs give the same plan on any machine.
 
-import { mulberry32 } from '../bench/random-problems.js';
+import { mulberry32 } from '../util/stats.js';
 import { pinnedBytes, upwardRanks } from './heft.js';
 import { Evaluator, unitTime, type Placement, type PlacementProblem } from './problem.js';
 

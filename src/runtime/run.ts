@@ -17,6 +17,7 @@ import type { PlanManifest } from '../../passes/lower.js';
 import type { RunDone, RunRequest, WireTensor, WorkerInit, WorkerMessage, WorkerStep } from './protocol.js';
 import { compare, makeInputs, readInputs, type Comparison } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
+import { percentile } from '../util/stats.js';
 
 export interface RunOptions {
   plan_dir: string;
@@ -222,10 +223,6 @@ function resolveModel(opts: RunOptions, plan: PlanManifest, dir: string): string
   return p;
 }
 
-function percentile(xs: number[], q: number): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? 0;
-}
 
 function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], records: { device: string; request: number; done: RunDone }[], devices: string[]): RunReport {
   const dir = opts.plan_dir;

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { HxcError } from '../diag/diagnostics.js';
-import { mulberry32 } from '../bench/random-problems.js';
+import { mulberry32 } from '../util/stats.js';
 import { evalDim } from '../shapes/symbolic.js';
 import type { InputSpec } from '../../passes/lower.js';
 
