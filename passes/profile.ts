@@ -4,7 +4,7 @@
 
 import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
 import { nodeFlops, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
-import type { EfficiencyTable, WorkItem } from '../src/cost/model.js';
+import { computeTime, type EfficiencyTable, type WorkItem } from '../src/cost/model.js';
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import type { TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -165,6 +165,22 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     const measured = readCalibration(calibrateFile);
     const items = graph.nodes.map((n, i) => ({ name: n.name, flops: nodes[i]!.flops, dtype: nodes[i]!.dtype, op_class: nodes[i]!.op_class }));
     const topo = ctx.topology();
+    // A measured group (a whole program) is split over its nodes in proportion to their estimates
+    // on that kind: the shares are the model's, the total is the measurement's.
+    const byName = new Map(graph.nodes.map((n, i) => [n.name, i]));
+    for (const g of measured.groups) {
+      const device = topo.devices.find((d) => d.kind === g.kind);
+      if (!device) continue;
+      const idx = g.nodes.map((n) => byName.get(n)).filter((i): i is number => i !== undefined);
+      const est = idx.map((i) => computeTime(nodes[i]!, device));
+      const total = est.reduce((a, b) => a + b, 0);
+      let m = measured.by_kind.get(g.kind);
+      if (!m) measured.by_kind.set(g.kind, (m = new Map()));
+      idx.forEach((i, k) => {
+        const share = total > 0 ? est[k]! / total : 1 / idx.length;
+        if (!m!.has(graph.nodes[i]!.name)) m!.set(graph.nodes[i]!.name, g.seconds * share);
+      });
+    }
     calibration = fitEfficiency(measured, items, (kind) => topo.devices.find((d) => d.kind === kind));
     efficiency = calibration.efficiency;
     const index = new Map(graph.nodes.map((n, i) => [n.name, i]));

@@ -118,3 +118,17 @@ test('lowered programs keep external weights as references instead of copying th
   const report = await runPlan({ plan_dir: out, seed: 0, iterations: 1, check: true, decode_steps: 0, dims: {} });
   assert.ok(report.check!.passed);
 });
+
+test('hxc run telemetry calibrates the next plan (the feedback loop)', async () => {
+  const dir = tmpDir();
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const dims = { batch_size: 2, sequence_length: 8, past_sequence_length: 0 };
+  const out = path.join(dir, 'p');
+  await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: { out } }, null);
+  const report = await runPlan({ plan_dir: out, seed: 0, iterations: 3, check: false, decode_steps: 0, dims: {} });
+  const again = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: { calibrate: report.telemetry } }, ['profile']);
+  const profile = again.ctx.get<{ calibration: { source: string; matched_nodes: number; factors: unknown[] } }>('profile');
+  assert.equal(profile.calibration.source, 'hxc-telemetry');
+  assert.equal(profile.calibration.matched_nodes, 530, 'every node of the model was timed through its program');
+  assert.ok(profile.calibration.factors.length > 0);
+});

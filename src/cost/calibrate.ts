@@ -22,6 +22,8 @@ export interface Measurements {
   source: 'onnxruntime-profile' | 'hxc-telemetry';
   /** Device kind → node name → median measured seconds. */
   by_kind: Map<string, Map<string, number>>;
+  /** Measurements of several nodes at once (an hxc run program step): the caller splits them by estimate. */
+  groups: { kind: string; nodes: string[]; seconds: number }[];
 }
 
 export function readCalibration(file: string): Measurements {
@@ -42,6 +44,7 @@ export function readCalibration(file: string): Measurements {
     l.push(seconds);
   };
   let source: Measurements['source'];
+  const groups: Measurements['groups'] = [];
   if (Array.isArray(doc)) {
     source = 'onnxruntime-profile';
     for (const e of doc as Record<string, unknown>[]) {
@@ -53,13 +56,18 @@ export function readCalibration(file: string): Measurements {
     }
   } else if (doc && typeof doc === 'object' && (doc as Record<string, unknown>).format === 'hxc-telemetry/v1') {
     source = 'hxc-telemetry';
-    const t = doc as { steps?: { device_kind?: string; nodes?: string[]; node_times_s?: number[] }[] };
+    // hxc run times whole programs: one group per (kind, program), its median over requests.
+    const t = doc as { steps?: { device_kind?: string | null; nodes?: string[]; start_s?: number; end_s?: number }[] };
+    const byGroup = new Map<string, { kind: string; nodes: string[]; samples: number[] }>();
     for (const step of t.steps ?? []) {
-      (step.nodes ?? []).forEach((n, i) => {
-        const s = step.node_times_s?.[i];
-        if (typeof s === 'number') add(step.device_kind ?? 'cpu', n, s);
-      });
+      if (!step.nodes || step.nodes.length === 0 || typeof step.start_s !== 'number' || typeof step.end_s !== 'number') continue;
+      const kind = step.device_kind ?? 'cpu';
+      const key = `${kind}|${step.nodes.join('\u0000')}`;
+      const g = byGroup.get(key) ?? { kind, nodes: step.nodes, samples: [] };
+      g.samples.push(step.end_s - step.start_s);
+      byGroup.set(key, g);
     }
+    for (const g of byGroup.values()) groups.push({ kind: g.kind, nodes: g.nodes, seconds: median(g.samples) });
   } else {
     throw new HxcError('HXC2502', 'calibration file is neither an onnxruntime profile (a JSON array of trace events) nor hxc-telemetry/v1', { where: file, hint: 'produce one with onnxruntime\'s enableProfiling session option or `hxc run`' });
   }
@@ -69,10 +77,10 @@ export function readCalibration(file: string): Measurements {
     for (const [node, xs] of m) med.set(node, median(xs));
     by_kind.set(kind, med);
   }
-  if ([...by_kind.values()].every((m) => m.size === 0)) {
+  if ([...by_kind.values()].every((m) => m.size === 0) && groups.length === 0) {
     throw new HxcError('HXC2502', 'calibration file has no node timings', { where: file, hint: 'profile a run of the model with enableProfiling: true' });
   }
-  return { source, by_kind };
+  return { source, by_kind, groups };
 }
 
 

@@ -48,6 +48,7 @@ export interface RunRequest {
 export interface StepRecord {
   op: string;
   label: string;
+  program?: string;
   start_ms: number;
   end_ms: number;
   bytes?: number;

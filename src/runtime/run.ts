@@ -227,6 +227,9 @@ function resolveModel(opts: RunOptions, plan: PlanManifest, dir: string): string
 function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], records: { device: string; request: number; done: RunDone }[], devices: string[]): RunReport {
   const dir = opts.plan_dir;
   const lat = results.map((r) => r.latency_ms);
+  // Program → its nodes (the calibration input: hxc plan --calibrate telemetry.json).
+  const programNodes = new Map<string, string[]>();
+  for (const d of plan.devices) for (const s of d.steps) if (s.op === 'compute' && s.program) programNodes.set(s.program, [...(programNodes.get(s.program) ?? []), ...(s.nodes ?? [])]);
   const busy: Record<string, number[]> = {};
   for (const r of records) (busy[r.device] ??= []).push(r.done.busy_ms);
   const totalLatency = lat.reduce((a, b) => a + b, 0);
@@ -247,7 +250,10 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
     format: 'hxc-telemetry/v1',
     plan: path.basename(path.resolve(dir)),
     requests: results.map((r) => ({ request: r.request, kind: r.kind, latency_s: r.latency_ms / 1000, dims: r.dims })),
-    steps: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'compute').map((s) => ({ device: r.device, device_kind: plan.devices.find((d) => d.id === r.device)?.kind ?? null, request: r.request, label: s.label, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 }))),
+    steps: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'compute').map((s) => ({
+      device: r.device, device_kind: plan.devices.find((d) => d.id === r.device)?.kind ?? null, request: r.request, program: s.program ?? null,
+      nodes: s.program ? programNodes.get(s.program) ?? [] : [], start_s: s.start_ms / 1000, end_s: s.end_ms / 1000,
+    }))),
     transfers: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'recv').map((s) => ({ to: r.device, from: s.peer, value: s.label, request: r.request, bytes: s.bytes, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 }))),
     queue_waits: records.map((r) => ({ device: r.device, request: r.request, wait_s: r.done.wait_ms / 1000 })),
     expert_tokens: [] as unknown[],

@@ -100,7 +100,7 @@ async function main(): Promise<void> {
         for (const name of step.outputs!) store.set(name, res[name]!);
         const t1 = now();
         busy += t1 - t0;
-        records.push({ op: 'compute', label: step.label, start_ms: t0, end_ms: t1 });
+        records.push({ op: 'compute', label: step.label, program: step.program!, start_ms: t0, end_ms: t1 });
       }
     }
     const outputs: Record<string, WireTensor> = {};
