@@ -115,3 +115,23 @@ test('hxc passes lists the registry with prerequisites', () => {
   assert.equal(r.passes[0].name, 'import');
   assert.deepEqual(r.passes[1].requires, ['import']);
 });
+
+test('hxc check: exit 1 with one line when a budget breaks, 0 when all hold; on a plan or a model', () => {
+  const out = path.join(tmpDir(), 'p');
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  assert.equal(hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--phase', 'prefill', '--prompt', '32', '--out', out]).code, 0);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  const latency = plan.estimate.latency_s;
+  const pass = hxc(['check', out, '--max-latency', `${(latency * 2e3).toFixed(3)}ms`, '--max-memory', '90%', '--json']);
+  assert.equal(pass.code, 0, pass.stderr);
+  assert.equal(JSON.parse(pass.stdout).passed, true);
+  const fail = hxc(['check', out, '--max-latency', `${(latency * 0.5e3).toFixed(6)}ms`]);
+  assert.equal(fail.code, 1);
+  assert.match(fail.stdout, /FAIL latency/);
+  assert.match(fail.stderr, /HXC3002: 1 budget\(s\) broken: latency/);
+  assert.equal(fail.stderr.trim().split('\n').length, 1);
+  const fromModel = hxc(['check', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--phase', 'decode', '--context', '128', '--min-sequences', '1000000000']);
+  assert.equal(fromModel.code, 1, fromModel.stderr);
+  assert.match(fromModel.stdout, /FAIL KV sequences/);
+  assert.equal(isOneLineError(hxc(['check', out]), 'HXC2002'), null);
+});

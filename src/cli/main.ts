@@ -6,6 +6,7 @@ import { HxcError, formatError } from '../diag/diagnostics.js';
 import { planCommand } from './plan.js';
 import { simulateCommand } from './simulate-command.js';
 import { runCommand } from './run-command.js';
+import { checkCommand } from './check-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { passesCommand } from './passes-command.js';
 import { topologyCommand } from './topology-command.js';
@@ -32,7 +33,9 @@ export function buildProgram(): Command {
     .option('--prompt <n>', 'prompt tokens for --phase prefill (default 512)')
     .option('--context <n>', 'tokens held in the KV cache: decode past length and state sizing (default 2048)')
     .option('--calibrate <file>', 'measured profile (onnxruntime profiler JSON or hxc telemetry) to calibrate the cost model')
-    .option('--max-stages <n>', 'at most N stages (default 256)');
+    .option('--max-stages <n>', 'at most N stages (default 256)')
+    .option('--routing <file>', 'MoE routing statistics (hxc-routing/v1: tokens per expert, co-activation); uniform when absent')
+    .option('--expert-slots <n>', 'redundant MoE expert replicas per layer (default: one per expert device)');
 
   analysis(common(program.command('plan')
     .description('run the pass pipeline on a model and a topology')
@@ -61,6 +64,18 @@ export function buildProgram(): Command {
     .option('--model <file>', 'the source model for --check (default: where the plan was made from)')
     .addOption(new Option('--dim <bindings...>', 'override the plan\'s bound dims for the inputs')))
     .action(runCommand);
+
+  analysis(common(program.command('check')
+    .description('CI gate: exit 1 when a plan (or a model, planned first) breaks a budget')
+    .argument('<plan-or-model>', 'plan directory, or a model to plan with the options below')
+    .option('-t, --topology <file>', 'rack topology YAML when planning a model')
+    .addOption(new Option('--objective <objective>', 'when planning a model').choices(['latency', 'throughput']))
+    .option('--max-latency <time>', 'e.g. 5ms')
+    .option('--max-memory <size>', 'per device: a size (70GiB) or a share of its capacity (90%)')
+    .option('--min-throughput <n>', 'requests per second')
+    .option('--max-gap <fraction>', 'gap to the lower bound: 0.2 or 20%')
+    .option('--min-sequences <n>', 'KV-cache sequences of --context tokens (decode)')))
+    .action(checkCommand);
 
   common(program.command('simulate')
     .description('discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace')
