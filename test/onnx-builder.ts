@@ -46,3 +46,31 @@ export function chainModel(n: number): Buffer {
   }
   return encodeModel({ name: 'chain', node: nodes, input: [valueInfo('x', 1, ['batch', 64])], output: [valueInfo(prev, 1, ['batch', 64])] });
 }
+
+/**
+ * A MatMul feeding an If whose branches read the MatMul's output and two initializers from the
+ * outer scope: the subgraph references cross a device boundary when the If falls back.
+ */
+export function ifModel(): Buffer {
+  const n = 256;
+  const w = new Float32Array(n * n).map((_, i) => Math.sin(i) / 16);
+  const f32 = (name: string, dims: number[], data: Float32Array): OnnxNs.ITensorProto => ({ name, dataType: 1, dims, rawData: new Uint8Array(data.buffer) });
+  const branch = (name: string, op: string, k: string): OnnxNs.IGraphProto => ({
+    name, node: [{ name: `${name}_op`, opType: op, input: ['h', k], output: [`${name}_out`] }], output: [valueInfo(`${name}_out`, 1, [64, n])],
+  });
+  return encodeModel({
+    name: 'if_outer',
+    node: [
+      { name: 'mm', opType: 'MatMul', input: ['x', 'w'], output: ['h'] },
+      { name: 'mm2', opType: 'MatMul', input: ['h', 'w'], output: ['h2'] },
+      { name: 'choose', opType: 'If', input: ['cond'], output: ['y'], attribute: [
+        { name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('then', 'Add', 'one') },
+        { name: 'else_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('else', 'Mul', 'two') },
+      ] },
+      { name: 'out', opType: 'Add', input: ['y', 'h2'], output: ['z'] },
+    ],
+    initializer: [f32('w', [n, n], w), f32('one', [1], new Float32Array([1])), f32('two', [1], new Float32Array([2]))],
+    input: [valueInfo('x', 1, [64, n]), valueInfo('cond', 9, [])],
+    output: [valueInfo('z', 1, [64, n])],
+  }, 17);
+}

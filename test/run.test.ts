@@ -132,3 +132,20 @@ test('hxc run telemetry calibrates the next plan (the feedback loop)', async () 
   assert.equal(profile.calibration.matched_nodes, 530, 'every node of the model was timed through its program');
   assert.ok(profile.calibration.factors.length > 0);
 });
+
+test('an If whose branches read outer-scope values across a device boundary runs and matches', async () => {
+  const { ifModel } = await import('./onnx-builder.js');
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'if.onnx'), ifModel());
+  const out = path.join(dir, 'plan');
+  await runPipeline({ model_path: path.join(dir, 'if.onnx'), topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { out, 'max-stages': 1 } }, null);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  assert.equal(plan.assignment.choose, 'cpu0', 'the tiny GPU cannot run If');
+  assert.equal(plan.assignment.mm, 'gpu0');
+  const ifProgram = Object.entries(plan.programs as Record<string, { inputs: string[] }>).find(([f]) => f.startsWith('programs/cpu0/'))!;
+  assert.ok(ifProgram[1].inputs.includes('h'), 'the outer-scope value the branches read is an input of the If\'s program');
+  for (const seed of [0, 1]) {
+    const report = await runPlan({ plan_dir: out, seed, iterations: 1, check: true, decode_steps: 0, dims: {} });
+    assert.ok(report.check!.passed, JSON.stringify(report.check));
+  }
+});

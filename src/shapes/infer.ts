@@ -191,13 +191,23 @@ class Inference {
       this.declaredFallback.push(name);
       if (!declared.shape) this.unknownValues.push(name);
     } else {
-      this.addValue(name, { dtype: out?.dtype ?? this.guessDtype(node), shape: null });
+      this.addValue(name, { dtype: out?.dtype ?? this.guessDtype(node, node.outputs.indexOf(name)), shape: null });
       this.unknownValues.push(name);
     }
   }
 
-  /** Without any declaration, an unknown op most often keeps its first input's dtype. */
-  private guessDtype(node: Node): DType {
+  /**
+   * Without any declaration: a control-flow op's outputs take their subgraph's declared output
+   * dtype (If: the then-branch's outputs; Loop: the body's outputs after the condition; Scan: the
+   * body's outputs); any other unknown op most often keeps its first input's dtype.
+   */
+  private guessDtype(node: Node, output = -1): DType {
+    if (output >= 0 && node.domain === '') {
+      const a = node.op === 'If' ? node.attrs.then_branch : node.op === 'Loop' || node.op === 'Scan' ? node.attrs.body : undefined;
+      const offset = node.op === 'Loop' ? 1 : 0;
+      const t = a?.type === 'graph' ? a.value.outputs[output + offset]?.type : undefined;
+      if (t) return t.dtype;
+    }
     for (const i of node.inputs) {
       const t = i ? this.types.get(i) : undefined;
       if (t) return t.dtype;
