@@ -8,6 +8,7 @@ import path from 'node:path';
 import { writeDirAtomically } from '../src/pass/manager.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { BindResult } from './bind.js';
+import { planExpertsJson, type MoeResult } from './moe.js';
 import type { PartitionResult } from './partition.js';
 import type { ProfileResult } from './profile.js';
 import type { ScheduleResult } from './schedule.js';
@@ -78,7 +79,7 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       const owner = o.writers.length > 0 ? p.device_ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]! : null;
       return { name: o.name, kind: o.kind, bytes: o.bytes, bytes_per_token: o.bytes_per_token, owner, inputs: o.inputs, outputs: o.outputs };
     }),
-    experts: [] as unknown[],
+    experts: ctx.has('moe') ? planExpertsJson(ctx.get<MoeResult>('moe')) : ([] as unknown[]),
     estimate: {
       latency_s: latency,
       throughput_per_s: sched.many.throughput_per_s,

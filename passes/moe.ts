@@ -198,13 +198,13 @@ function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]):
     throw new HxcError('HXC2501', `${at}: ${msg}`, { where: file, hint: 'use a routing trace of this model' });
   };
   const byLayer = new Map(routing.layers.map((l, i) => [l.layer, { l, i }]));
-  for (const l of routing.layers) if (l.layer >= layers.length) bad(`layers[${routing.layers.indexOf(l)}].layer`, `layer ${l.layer}, but the model has ${layers.length} MoE layers (0..${layers.length - 1})`);
   const list = layers.map((m) => {
     const hit = byLayer.get(m.layer);
     if (!hit) return bad('layers', `no entry for MoE layer ${m.layer} (the model has ${layers.length})`);
     if (hit.l.tokens.length !== m.num_experts) bad(`layers[${hit.i}].tokens`, `${hit.l.tokens.length} experts, but MoE layer ${m.layer} ("${m.name}") has ${m.num_experts}`);
     return hit.l;
   });
+  routing.layers.forEach((l, i) => { if (l.layer >= layers.length) bad(`layers[${i}].layer`, `layer ${l.layer}, but the model has ${layers.length} MoE layers (0..${layers.length - 1})`); });
   return { list, file };
 }
 
@@ -312,11 +312,22 @@ export const moePass: Pass<MoeResult> = {
     return lines.join('\n') + '\n';
   },
   nodeNote(r, _ctx, i) {
-    for (const l of r.layers) {
-      if (l.router.includes(i)) return `moe ${l.layer} router`;
-      const e = l.experts.find((x) => x.nodes.includes(i));
-      if (e && l.form !== 'operator') return `moe ${l.layer} expert ${e.expert}`;
-    }
-    return undefined;
+    return notesOf(r).get(i);
   },
 };
+
+/** Per-node notes (`moe 3 expert 5`, `moe 3 router`), built once per result. */
+const notes = new WeakMap<MoeResult, Map<number, string>>();
+function notesOf(r: MoeResult): Map<number, string> {
+  let m = notes.get(r);
+  if (!m) {
+    m = new Map();
+    for (const l of r.layers) {
+      for (const i of l.dispatch) m.set(i, `moe ${l.layer} dispatch`);
+      if (l.form !== 'operator') for (const e of l.experts) for (const i of e.nodes) m.set(i, `moe ${l.layer} expert ${e.expert}`);
+      for (const i of l.router) m.set(i, `moe ${l.layer} router`);
+    }
+    notes.set(r, m);
+  }
+  return m;
+}

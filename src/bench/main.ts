@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
+import { moeTable } from './moe.js';
 import { qualitySuite } from './placement.js';
 import { loaderOverhead } from './runtime.js';
 import { median } from '../util/stats.js';
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
   }
   if (rows.length > 0) printTable(['case', 'nodes', 'file MB', 'median ms', 'min ms', 'Mnodes/s', 'peak RSS MiB'], rows);
   if ('placement quality'.includes(filter) || filter === 'placement') await placementTable();
+  if (filter === '' || filter === 'moe') await moeTable();
   if (filter === '' || filter === 'runtime') await runtimeTable();
 }
 

@@ -13,6 +13,8 @@ export interface AnalysisFlags {
   context?: string;
   calibrate?: string;
   maxStages?: string;
+  routing?: string;
+  expertSlots?: string;
   objective?: string;
   solver?: string;
   timeLimit?: string;
@@ -37,6 +39,11 @@ export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
   const maxStages = positiveInt(f.maxStages, '--max-stages');
   if (maxStages !== undefined) flags['max-stages'] = maxStages;
   if (f.calibrate !== undefined) flags.calibrate = f.calibrate;
+  if (f.routing !== undefined) flags.routing = f.routing;
+  if (f.expertSlots !== undefined) {
+    if (!/^\d+$/.test(f.expertSlots)) throw new HxcError('HXC2002', `--expert-slots takes a non-negative integer, got "${f.expertSlots}"`, { where: '--expert-slots', hint: 'e.g. --expert-slots 8' });
+    flags['expert-slots'] = Number(f.expertSlots);
+  }
   if (f.objective !== undefined) flags.objective = f.objective;
   if (f.solver !== undefined) flags.solver = f.solver;
   if (f.out !== undefined) flags.out = f.out;

@@ -5,6 +5,8 @@ import { nodeClass, type ClassifyResult } from '../../passes/classify.js';
 import type { ProfileResult } from '../../passes/profile.js';
 import type { ShapesResult } from '../../passes/shapes.js';
 import type { StateResult } from '../../passes/state.js';
+import type { VerifyResult } from '../ir/verify.js';
+import { detectMoe } from '../moe/detect.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
 import { inspectReport, renderInspect } from './inspect.js';
 import { formatBytes, jsonText, table } from './output.js';
@@ -36,6 +38,18 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
     text += `\nstate (batch ${state.batch}, context ${state.context}): ${formatBytes(state.totals.bytes_per_token)} per token, ${formatBytes(state.totals.bytes)} in all\n`;
     text += table(['state', 'kind', 'layer', 'bytes/token', 'bytes/sequence', 'bytes', 'readers', 'writers'],
       state.objects.map((o) => [o.name, o.kind, o.layer === null ? '-' : String(o.layer), String(o.bytes_per_token), String(o.bytes_per_sequence), String(o.bytes), String(o.readers.length), String(o.writers.length)]), [3, 4, 5, 6, 7]);
+  }
+  const verified = ctx.get<VerifyResult>('verify');
+  const moe = detectMoe(ctx.model, verified.index, verified.order);
+  report.moe = moe.map((l) => ({
+    layer: l.layer, name: l.name, form: l.form, detected_by: l.detected_by, num_experts: l.num_experts, top_k: l.top_k, hidden: l.hidden, token_dtype: l.token_dtype,
+    router: nodeNames(l.router), shared_experts: l.shared.length, dispatch_nodes: l.dispatch.length,
+    experts: l.experts.map((e) => ({ expert: e.expert, flops_per_token: e.flops_per_token, param_bytes: e.param_bytes, nodes: nodeNames(e.nodes) })),
+  }));
+  if (moe.length > 0) {
+    text += `\nMoE layers (${moe.length}):\n`;
+    text += table(['layer', 'name', 'form', 'experts', 'top-k', 'hidden', 'FLOPs/token/expert', 'params/expert', 'router', 'found by'],
+      moe.map((l) => [String(l.layer), l.name, l.form, String(l.num_experts), String(l.top_k), String(l.hidden), sci(l.experts[0]?.flops_per_token ?? 0), formatBytes(l.experts[0]?.param_bytes ?? 0), g.nodes[l.router[0] ?? -1]?.name ?? '-', l.detected_by]), [0, 3, 4, 5, 6, 7]);
   }
   if (opts.values) {
     const shapes = ctx.get<ShapesResult>('shapes');

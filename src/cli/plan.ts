@@ -3,6 +3,7 @@
 
 import path from 'node:path';
 import type { LowerResult } from '../../passes/lower.js';
+import { METHODS, type MoeResult } from '../../passes/moe.js';
 import { PASSES } from '../../passes/index.js';
 import { pipelineString, resolvePipeline, type Instrumentation } from '../pass/manager.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
@@ -53,6 +54,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
       manifest: lowered ? path.join(lowered.dir, 'plan.json') : null,
       estimate: lowered ? lowered.plan.estimate : null,
       passes: run.timings.map((t) => ({ name: t.name, statistics: t.statistics })),
+      moe: run.ctx.has('moe') ? run.ctx.get<MoeResult>('moe').plan?.summary ?? null : null,
     }));
     return;
   }
@@ -84,5 +86,20 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   if (e.kv) text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.moves ? ` (${e.kv.moves} layers moved to lift the smallest device's cap)` : ''}\n`;
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
+  if (run.ctx.has('moe')) text += moeSummary(run.ctx.get<MoeResult>('moe'));
   process.stdout.write(text);
+}
+
+/** MoE lines: per-device expert load, imbalance and all-to-all bytes, hxc against both baselines. */
+function moeSummary(r: MoeResult): string {
+  const plan = r.plan;
+  if (!plan) return '';
+  const l0 = r.layers[0]!;
+  let text = `MoE: ${r.layers.length} layers × ${l0.num_experts} experts (top-${l0.top_k}), routing ${r.routing.file ? `from ${path.basename(r.routing.file)}` : 'uniform (no --routing)'}; experts on ${plan.devices.length} devices, ${plan.slots} redundant slots per layer\n`;
+  text += `  expert load per device (hxc, all layers): ${Object.entries(plan.device_load_s).map(([d, s]) => `${d} ${sec(s)}`).join(', ')}\n`;
+  text += `  imbalance max/mean (worst layer): ${METHODS.map((m) => `${m} ${plan.summary[m].imbalance_max.toFixed(3)}`).join(', ')}\n`;
+  text += `  all-to-all bytes per token (all layers): ${METHODS.map((m) => `${m} ${formatBytes(Math.round(plan.summary[m].bytes_per_token))}`).join(', ')}\n`;
+  const via = [...new Set(plan.layers.flatMap((l) => l.dispatch_via))].sort();
+  if (via.length) text += `  dispatch/combine can run on ${via.join(', ')} (IPU on the token routes, able to run the routing ops)\n`;
+  return text;
 }

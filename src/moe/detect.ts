@@ -287,11 +287,12 @@ function expertsBehind(facts: Facts, topk: number, gate: number, x: number, widt
     }
     if (group < 0) continue;
     member.set(i, group);
-    for (const v of chain) member.set(v, group);
+    // Views between an expert's token gather and its matmul are its own; views of x are shared.
+    if (gathered.has(group)) for (const v of chain) member.set(v, group);
   }
   if (member.size === 0) return null;
   const first = Math.min(...[...member.keys()].map((i) => facts.pos[i]!));
-  for (let k = first; k < n; k++) {
+  for (let k = Math.max(first, facts.pos[gate]! + 1); k < n; k++) {
     const i = facts.order[k]!;
     if (member.has(i) || !(BODY.has(g.nodes[i]!.op) || VIEW.has(g.nodes[i]!.op))) continue;
     const ins = VIEW.has(g.nodes[i]!.op) ? index.inputsOf(i).subarray(0, 1) : index.inputsOf(i);

@@ -5,12 +5,12 @@
 // from the devices that produce them (dispatch) and back (combine) over the topology's routes.
 // A layer's time is dispatch + the slowest device's expert compute + combine (DeepEP-style phases).
 //   hxc:         replicate (highest work per replica, EPLB's rule, on FLOPs); place replicas largest
-//                first on the device that finishes earliest counting its share of the traffic (LPT,
-//                Graham 1969), co-activation affinity choosing among devices still near the balanced
-//                time; split each expert's tokens over its replicas by water-filling (block coordinate
-//                descent to the lexicographically optimal split, Fujishige 1980); then pairwise
-//                interchange on the slowest device (Finn & Horowitz 1979) and swaps that put
-//                co-activated experts together, both only when the layer time does not grow.
+//                first on the device whose compute finishes earliest (LPT, Graham 1969), near-ties
+//                broken by co-activation affinity, then by the device's own traffic cost; split each
+//                expert's tokens over its replicas by water-filling (block coordinate descent to the
+//                lexicographically optimal split, Fujishige 1980); then pairwise interchange on the
+//                slowest device (Finn & Horowitz 1979), and swaps that put co-activated experts
+//                together, both judged on the layer time (traffic priced over the routes).
 //   round-robin: replicas in expert order (redundant slots to experts 0, 1, … in turn) dealt to
 //                devices in turn; tokens split evenly.
 //   greedy:      DeepSeek's EPLB (github.com/deepseek-ai/EPLB, eplb.py): pack expert groups onto
@@ -225,12 +225,12 @@ function settle(remote: number, scale: number): number {
   return remote <= 1e-9 * scale ? 0 : remote;
 }
 
-/** Dispatch and combine seconds for remote tokens per device (`override` replaces some devices' values). */
-export function commTimes(c: CommModel, remote: ArrayLike<number>, n: number, override?: Map<number, number>): { dispatch: number; combine: number } {
+/** Dispatch and combine seconds: the slowest single transfer or the busiest shared link, each way. */
+export function commTimes(c: CommModel, remote: ArrayLike<number>, n: number): { dispatch: number; combine: number } {
   let din = 0;
   let dout = 0;
   for (let d = 0; d < n; d++) {
-    const r = override?.get(d) ?? remote[d]!;
+    const r = remote[d]!;
     if (r <= 0) continue;
     din = Math.max(din, c.in_latency_s[d]! + r * c.in_per_token_s[d]!);
     dout = Math.max(dout, c.out_latency_s[d]! + r * c.out_per_token_s[d]!);
@@ -239,7 +239,7 @@ export function commTimes(c: CommModel, remote: ArrayLike<number>, n: number, ov
     let tin = 0;
     let tout = 0;
     for (let d = 0; d < n; d++) {
-      const r = override?.get(d) ?? remote[d]!;
+      const r = remote[d]!;
       tin += r * l.in_per_token_s[d]!;
       tout += r * l.out_per_token_s[d]!;
     }
@@ -673,12 +673,15 @@ class State {
    */
   trial(r: number, d: number, q: number): { time: number; slowest: number } {
     const b = this.device[r]!;
-    const experts = [...new Set([...this.onDevice[b]!, ...this.onDevice[d]!].map((x) => this.expert[x]!))];
+    // Small layers re-split every expert (a plateau of tied devices falls only together); big ones
+    // the experts on the two devices.
+    const whole = this.expert.length <= SMALL_LAYER;
+    const experts = whole ? Array.from({ length: this.p.experts }, (_, e) => e) : [...new Set([...this.onDevice[b]!, ...this.onDevice[d]!].map((x) => this.expert[x]!))];
     const reps = experts.flatMap((e) => this.ofExpert[e]!);
     const saved = reps.map((x) => this.x[x]!);
     this.move(r, d);
     if (q >= 0) this.move(q, b);
-    this.waterfill(3, experts);
+    this.waterfill(whole ? 16 : 3, experts);
     const slowest = this.slowest().compute;
     const time = slowest + this.commWith();
     this.move(r, b);
@@ -702,9 +705,13 @@ const BALANCE_TOLERANCE = 0.02;
 const AFFINITY_BAND = 0.005;
 /** Co-location candidates must overlap by at least this fraction of the two devices' remote tokens. */
 const MATERIAL = 0.005;
+/** Layer times this close (relative) count as equal, so that compute balance still decides when traffic latency dominates. */
+const SAME_TIME = 1e-4;
+/** Layers with at most this many replicas are re-split whole in interchange trials. */
+const SMALL_LAYER = 64;
 /** Re-split trials an interchange may spend breaking plateaus of tied devices (fewer on big layers: PLATEAU_WORK / replicas). */
 const PLATEAU_TRIALS = 256;
-const PLATEAU_WORK = 4096;
+const PLATEAU_WORK = 2048;
 /** Candidate devices per interchange step: the least loaded ones. */
 const INTERCHANGE_TARGETS = 8;
 
@@ -815,7 +822,7 @@ function interchange(st: State, limit: number): boolean {
           const rd = st.remoteWith(d, q, e, st.x[r]!);
           const c = st.commWith(b, rb, d, rd);
           const t = Math.max(rest, pair) + c;
-          const better = t < now * (1 - 1e-9) || (t <= now * (1 + 1e-9) && c <= comm * (1 + 1e-9));
+          const better = t < now * (1 - SAME_TIME) || (t <= now * (1 + SAME_TIME) && c <= comm + SAME_TIME * now);
           if (better && (t < best.time * (1 - 1e-12) || (t <= best.time * (1 + 1e-12) && pair < best.pair))) best = { r, q, d, time: t, pair };
         };
         if (st.fits(d, -1, e)) consider(-1);
@@ -832,7 +839,7 @@ function interchange(st: State, limit: number): boolean {
             if (plateauTrials-- <= 0) break;
             if (q >= 0 ? st.holds(b, st.expert[q]!) || !st.fits(d, q, st.expert[r]!) || !st.fits(b, r, st.expert[q]!) : !st.fits(d, -1, st.expert[r]!)) continue;
             const t = st.trial(r, d, q);
-            if ((t.time < now * (1 - 1e-9) || (t.time <= now * (1 + 1e-9) && t.slowest < top * (1 - 1e-6))) && t.time < best.time) best = { r, q, d, time: t.time, pair: 0 };
+            if ((t.time < now * (1 - SAME_TIME) || (t.time <= now * (1 + SAME_TIME) && t.slowest < top * (1 - 1e-6))) && t.time < best.time + SAME_TIME * now) best = { r, q, d, time: t.time, pair: t.slowest };
           }
         }
       }

@@ -5,6 +5,7 @@
 // Readers accept fields they do not know (a trace's generator, popularity, ...).
 
 import fs from 'node:fs';
+import { mulberry32 } from '../util/stats.js';
 import { HxcError } from '../diag/diagnostics.js';
 
 export const ROUTING_FORMAT = 'hxc-routing/v1';
@@ -149,17 +150,6 @@ export function uniformLayer(layer: number, experts: number, topK: number, token
   };
 }
 
-/** A small seeded generator (mulberry32, T. Ettinger): deterministic traces without a dependency. */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface SyntheticSpec {
   layers: number;
@@ -179,7 +169,8 @@ export interface SyntheticSpec {
  * here by rejection: draw from p, redraw an expert already chosen.
  */
 export function syntheticRouting(spec: SyntheticSpec): RoutingLayer[] {
-  const { experts: n, topK: k } = spec;
+  const n = spec.experts;
+  const k = Math.min(spec.topK, n);
   const out: RoutingLayer[] = [];
   for (let layer = 0; layer < spec.layers; layer++) {
     const rand = mulberry32(spec.seed * 1000003 + layer);

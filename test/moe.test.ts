@@ -1,0 +1,304 @@
+// The moe pass: detection on the real MoE models (sparse routed and dense forms), the com.microsoft
+// MoE operator and JSON annotations; routing files (errors, round trip, uniform default); the
+// placement against round-robin and EPLB-style greedy on hand-checked examples, the Zipf target on
+// the Mixtral-shaped model, and the 61-layer × 256-expert problem over the 64-device rack.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DEEPSEEK_SHAPE, syntheticLayers } from '../src/bench/moe.js';
+import { planExperts, type MoeResult } from '../passes/moe.js';
+import { runPipeline } from '../src/cli/run-passes.js';
+import { HxcError } from '../src/diag/diagnostics.js';
+import type { VerifyResult } from '../src/ir/verify.js';
+import { detectMoe, type MoeLayer } from '../src/moe/detect.js';
+import { evaluate, noComm, placeGreedy, placeHxc, placeRoundRobin, type Placement, type PlacementProblem } from '../src/moe/place.js';
+import { parseRouting, readRouting, routingText, syntheticRouting, uniformLayer, writeRouting } from '../src/moe/routing.js';
+import type { PlanOptions } from '../src/pass/pass.js';
+import { canRun, loadTopology, RouteTable } from '../src/topology/index.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+import { onnx, valueInfo } from './onnx-builder.js';
+
+const MIXTRAL_8X7B = path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
+const MIXTRAL_TINY = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+const DENSE = path.join(SHARED_MODELS, 'dense_moe_small_kv.onnx');
+const trace = (model: string): string => model.replace(/(\.graph_only)?\.onnx$/, '.expert_routing.json');
+
+async function detect(model: string): Promise<{ layers: MoeLayer[]; names: string[] }> {
+  const { ctx } = await runPipeline({ model_path: model, topology_path: null, dims: {}, flags: {} }, ['verify']);
+  const v = ctx.get<VerifyResult>('verify');
+  return { layers: detectMoe(ctx.model, v.index, v.order), names: ctx.model.graph.nodes.map((n) => n.name) };
+}
+
+async function moe(model: string, rack: string | null, flags: PlanOptions['flags'] = {}): Promise<{ result: MoeResult; warnings: string[] }> {
+  const { ctx } = await runPipeline({ model_path: model, topology_path: rack && path.join(EXAMPLES, rack), dims: {}, flags: { phase: 'prefill', ...flags } }, ['moe']);
+  return { result: ctx.get<MoeResult>('moe'), warnings: ctx.diagnostics.warnings.map((w) => w.code) };
+}
+
+/** Every expert's node names carry its own index (`…/experts.3/…`): structure and names agree. */
+function checkExpertNames(layers: MoeLayer[], names: string[]): void {
+  for (const l of layers) {
+    for (const e of l.experts) {
+      const named = e.nodes.map((i) => names[i]!).filter((n) => /experts\.\d+\//.test(n));
+      assert.ok(named.length > 0, `layer ${l.layer} expert ${e.expert} has named nodes`);
+      for (const n of named) assert.match(n, new RegExp(`experts\\.${e.expert}/`), `layer ${l.layer} expert ${e.expert}: ${n}`);
+    }
+  }
+}
+
+test('detects the sparse routed Mixtral exports: expert count, top-k, FLOPs and bytes per expert', async () => {
+  const tiny = await detect(MIXTRAL_TINY);
+  assert.equal(tiny.layers.length, 2);
+  for (const l of tiny.layers) {
+    assert.deepEqual([l.form, l.num_experts, l.top_k, l.experts.length, l.hidden, l.detected_by], ['sparse', 4, 2, 4, 128, 'structure']);
+    // SwiGLU 128 → 256 → 128: three matrices of 128 × 256, 2 FLOPs per weight per token.
+    for (const e of l.experts) assert.deepEqual([e.flops_per_token, e.param_bytes], [2 * 3 * 128 * 256, 3 * 128 * 256 * 4]);
+    assert.ok(tiny.names[l.router[0]!]!.endsWith('block_sparse_moe/gate/MatMul'));
+    assert.ok(l.dispatch.some((i) => tiny.names[i]!.includes('ScatterElements')), 'the scatter-add is a combine node');
+  }
+  checkExpertNames(tiny.layers, tiny.names);
+  const big = await detect(MIXTRAL_8X7B);
+  assert.equal(big.layers.length, 32);
+  for (const l of big.layers) {
+    assert.deepEqual([l.form, l.num_experts, l.top_k, l.hidden, l.token_dtype], ['sparse', 8, 2, 4096, 'float16']);
+    for (const e of l.experts) assert.deepEqual([e.flops_per_token, e.param_bytes], [2 * 3 * 4096 * 14336, 3 * 4096 * 14336 * 2]);
+  }
+  checkExpertNames(big.layers, big.names);
+  assert.deepEqual(big.layers.map((l) => l.layer), Array.from({ length: 32 }, (_, i) => i));
+});
+
+test('detects the dense form: every expert on every token, gates scattered into [tokens, E]', async () => {
+  const { layers, names } = await detect(DENSE);
+  assert.equal(layers.length, 3);
+  for (const l of layers) {
+    assert.deepEqual([l.form, l.num_experts, l.top_k, l.hidden], ['dense', 6, 2, 96]);
+    for (const e of l.experts) assert.equal(e.flops_per_token, 2 * 3 * 96 * 192);
+    const ops = new Set(l.dispatch.map((i) => names[i]!.split('/').pop()!.replace(/_\d+$/, '')));
+    assert.ok(ops.has('ScatterElements') && ops.has('Concat') && ops.has('ReduceSum'), [...ops].join(','));
+  }
+  checkExpertNames(layers, names);
+});
+
+test('models without MoE have no MoE layers', async () => {
+  for (const m of [path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx')]) {
+    if (fs.existsSync(m)) assert.equal((await detect(m)).layers.length, 0, m);
+  }
+});
+
+test('com.microsoft MoE: experts from the fc weights, top-k from k, the router behind router_probs', async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'moe_op.onnx');
+  const w = (name: string, dims: number[]) => ({ name, dataType: 1, dims, rawData: Buffer.alloc(4 * dims.reduce((a, b) => a * b, 1)) });
+  const model = onnx.ModelProto.create({
+    irVersion: 8, producerName: 'hxc-test', opsetImport: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+    graph: {
+      name: 'moe_op',
+      node: [
+        { name: 'router', opType: 'MatMul', input: ['x', 'wr'], output: ['logits'] },
+        { name: 'moe', opType: 'MoE', domain: 'com.microsoft', input: ['x', 'logits', 'fc1', '', 'fc2', '', 'fc3'], output: ['y'],
+          attribute: [{ name: 'k', type: onnx.AttributeProto.AttributeType.INT, i: 2 }, { name: 'activation_type', type: onnx.AttributeProto.AttributeType.STRING, s: Buffer.from('silu') }] },
+      ],
+      input: [valueInfo('x', 1, ['tokens', 8])],
+      output: [valueInfo('y', 1, ['tokens', 8])],
+      initializer: [w('wr', [8, 4]), w('fc1', [4, 8, 16]), w('fc2', [4, 16, 8]), w('fc3', [4, 8, 16])],
+    },
+  });
+  fs.writeFileSync(file, Buffer.from(onnx.ModelProto.encode(model).finish()));
+  const { layers, names } = await detect(file);
+  assert.equal(layers.length, 1);
+  const l = layers[0]!;
+  assert.deepEqual([l.form, l.num_experts, l.top_k, l.hidden, l.detected_by], ['operator', 4, 2, 8, 'operator']);
+  assert.deepEqual(l.router.map((i) => names[i]), ['router']);
+  for (const e of l.experts) assert.deepEqual([e.flops_per_token, e.param_bytes], [2 * 3 * 8 * 16, (3 * 8 * 16 * 4 * 4) / 4]);
+  const { result } = await moe(file, 'rack-8gpu.yaml', { 'expert-slots': 4 });
+  assert.equal(result.plan!.layers[0]!.placements.hxc.replicas.length, 8);
+});
+
+test('JSON graphs: the `moe` annotation names router and experts', async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'annotated.json');
+  const nodes = [{ name: 'gate', op: 'MatMul', inputs: ['x', 'wg'], outputs: ['logits'] }, { name: 'topk', op: 'TopK', inputs: ['logits', 'k'], outputs: ['vals', 'idx'] }];
+  const experts: string[][] = [];
+  for (let e = 0; e < 3; e++) {
+    nodes.push({ name: `e${e}.up`, op: 'MatMul', inputs: ['x', `w${e}a`], outputs: [`h${e}`] }, { name: `e${e}.down`, op: 'MatMul', inputs: [`h${e}`, `w${e}b`], outputs: [`o${e}`] });
+    experts.push([`e${e}.up`, `e${e}.down`]);
+  }
+  nodes.push({ name: 'sum', op: 'Sum', inputs: ['o0', 'o1', 'o2'], outputs: ['y'] });
+  const inits = [{ name: 'wg', dtype: 'float16', shape: [64, 3] }, { name: 'k', dtype: 'int64', shape: [1] }];
+  for (let e = 0; e < 3; e++) inits.push({ name: `w${e}a`, dtype: 'float16', shape: [64, 128] }, { name: `w${e}b`, dtype: 'float16', shape: [128, 64] });
+  fs.writeFileSync(file, JSON.stringify({
+    format: 'hxc-graph/v1', name: 'annotated', inputs: [{ name: 'x', dtype: 'float16', shape: [16, 64] }], outputs: [{ name: 'y', dtype: 'float16', shape: [16, 64] }],
+    initializers: inits, nodes, annotations: { moe: [{ layer: 0, router: ['gate', 'topk'], experts, top_k: 2 }] },
+  }));
+  const { layers } = await detect(file);
+  assert.equal(layers.length, 1);
+  assert.deepEqual([layers[0]!.form, layers[0]!.num_experts, layers[0]!.top_k, layers[0]!.hidden, layers[0]!.token_dtype], ['annotated', 3, 2, 64, 'float16']);
+  assert.equal(layers[0]!.experts[1]!.flops_per_token, 2 * 2 * 64 * 128);
+});
+
+test('routing files: every error is one HXC2501 line naming the JSON path', () => {
+  const good = { format: 'hxc-routing/v1', generator: { anything: 1 }, layers: [{ layer: 0, tokens: [3, 1], coactivation: [[3, 1], [1, 1]], extra: true }] };
+  assert.equal(parseRouting(JSON.stringify(good), 'r.json').layers[0]!.tokens[0], 3, 'unknown fields are accepted');
+  const cases: [unknown, RegExp][] = [
+    ['{', /\$: invalid JSON/],
+    [{ ...good, format: 'hxc-routing/v2' }, /format: expected "hxc-routing\/v1"/],
+    [{ format: 'hxc-routing/v1' }, /layers: expected an array/],
+    [{ ...good, layers: [{ layer: -1, tokens: [1] }] }, /layers\[0\]\.layer: expected a non-negative integer/],
+    [{ ...good, layers: [{ layer: 0, tokens: [1, 'x'] }] }, /layers\[0\]\.tokens\[1\]: expected a non-negative number, found the string "x"/],
+    [{ ...good, layers: [{ layer: 0, tokens: [1, 2], coactivation: [[1, 0], [0]] }] }, /layers\[0\]\.coactivation\[1\]: expected 2 numbers/],
+    [{ ...good, layers: [{ layer: 0, tokens: [1] }, { layer: 0, tokens: [2] }] }, /layers\[1\]\.layer: layer 0 is given twice/],
+  ];
+  for (const [doc, message] of cases) {
+    try {
+      parseRouting(typeof doc === 'string' ? doc : JSON.stringify(doc), 'r.json');
+      assert.fail(`accepted ${JSON.stringify(doc)}`);
+    } catch (err) {
+      assert.ok(err instanceof HxcError, String(err));
+      assert.equal(err.code, 'HXC2501');
+      assert.equal(err.where, 'r.json');
+      assert.match(err.message, message);
+      assert.ok(!err.message.includes('\n'));
+    }
+  }
+});
+
+test('routing files from the CLI: bad file and wrong model are one line, exit 2', () => {
+  const dir = tmpDir();
+  const bad = path.join(dir, 'bad.json');
+  fs.writeFileSync(bad, JSON.stringify({ format: 'hxc-routing/v1', layers: [{ layer: 0, tokens: [1, 2, 'three', 4] }] }));
+  let r = hxc(['plan', MIXTRAL_TINY, '--passes', 'moe', '--routing', bad]);
+  assert.equal(isOneLineError(r, 'HXC2501'), null);
+  assert.match(r.stderr, /bad\.json: layers\[0\]\.tokens\[2\]/);
+  // The 8-expert trace does not fit the 4-expert model.
+  r = hxc(['plan', MIXTRAL_TINY, '--passes', 'moe', '--routing', trace(MIXTRAL_8X7B)]);
+  assert.equal(isOneLineError(r, 'HXC2501'), null);
+  assert.match(r.stderr, /layers\[0\]\.tokens: 8 experts, but MoE layer 0 .* has 4/);
+  r = hxc(['plan', MIXTRAL_TINY, '--passes', 'moe', '--expert-slots', 'many']);
+  assert.equal(isOneLineError(r, 'HXC2002'), null);
+});
+
+test('writeRouting round-trips, and the shared traces read as hxc-routing/v1', () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'measured.json');
+  const layers = [uniformLayer(1, 3, 2, 30), { layer: 0, tokens: [10, 0, 50] }];
+  writeRouting(file, layers, { generator: 'hxc run' });
+  const back = readRouting(file);
+  assert.deepEqual(back.layers.map((l) => l.layer), [0, 1]);
+  assert.deepEqual(back.layers[1]!.tokens, [20, 20, 20]);
+  assert.equal(back.layers[1]!.coactivation![0]![1], 10);
+  assert.equal(fs.readFileSync(file, 'utf8'), routingText(layers, { generator: 'hxc run' }), 'stable text');
+  assert.deepEqual(fs.readdirSync(dir), ['measured.json'], 'no temporary file left');
+  assert.throws(() => writeRouting(path.join(dir, 'x.json'), [{ layer: 0, tokens: [-1] }]), /HXC2501|non-negative/);
+  for (const model of [MIXTRAL_TINY, DENSE, MIXTRAL_8X7B]) {
+    const r = readRouting(trace(model));
+    assert.ok(r.layers.length >= 2 && r.layers.every((l) => l.coactivation?.length === l.tokens.length));
+  }
+});
+
+test('no routing file: uniform routing and one HXC1106 warning', async () => {
+  const { result, warnings } = await moe(MIXTRAL_TINY, 'rack-8gpu.yaml');
+  assert.equal(warnings.filter((w) => w === 'HXC1106').length, 1);
+  assert.equal(result.routing.uniform, true);
+  const l = result.plan!.layers[0]!;
+  assert.ok(l.problem.tokens.every((t) => Math.abs(t - l.problem.tokens[0]!) < 1e-9));
+});
+
+// A hand example: 4 experts with 70/20/6/4 tokens, 2 equal devices, 2 redundant slots, no traffic.
+function handProblem(hosts = ['h0', 'h0'], groups = 1): PlacementProblem {
+  const E = 4;
+  const tokens = Float64Array.from([70, 20, 6, 4]);
+  const co = new Float64Array(E * E);
+  for (let e = 0; e < E; e++) co[e * E + e] = tokens[e]!;
+  return {
+    name: 'hand', experts: E, top_k: 1, step_tokens: 100, tokens, coactivation: co,
+    flops_per_token: new Float64Array(E).fill(1e9), param_bytes: new Float64Array(E).fill(1e6), token_bytes: 0,
+    devices: hosts.map((host, i) => ({ id: `d${i}`, speed: 1e12, memory_bytes: 1e9, host })),
+    source_share: new Float64Array(hosts.length).fill(1 / hosts.length), comm: noComm(hosts.length), slots: 2, groups,
+  };
+}
+
+const list = (p: Placement): string => p.replicas.map((r) => `${r.expert}@${r.device}:${r.tokens.toFixed(2)}`).join(' ');
+
+test('round-robin baseline on the hand example', () => {
+  const p = handProblem();
+  // Replicas 0,1,2,3 then redundant 0,1; dealt d0,d1,d0,d1; expert 0's copy skips d0 (holds it) → d1, expert 1's → d0.
+  assert.equal(list(placeRoundRobin(p)), '0@0:35.00 0@1:35.00 1@0:10.00 1@1:10.00 2@0:6.00 3@1:4.00');
+  const m = evaluate(p, placeRoundRobin(p));
+  assert.ok(Math.abs(m.imbalance - 51 / 50) < 1e-12);
+});
+
+test('EPLB-style greedy baseline on the hand example, global and hierarchical', () => {
+  const p = handProblem();
+  // replicate_experts: 70 → 35 → 23.3 (expert 0 gets both slots); balanced_packing, 3 per device,
+  // heaviest first into the lightest: 23.3→d0, 23.3→d1, 23.3→d0, 20→d1, 6→d1, 4→d0.
+  assert.equal(list(placeGreedy(p)), '0@0:23.33 0@0:23.33 0@1:23.33 1@1:20.00 2@1:6.00 3@0:4.00');
+  assert.ok(Math.abs(evaluate(p, placeGreedy(p)).imbalance - (70 / 3 * 2 + 4) / 50) < 1e-12);
+  // Two hosts, two groups {0,1} and {2,3}: a group per host, replicas made within it.
+  const h = handProblem(['h0', 'h1'], 2);
+  assert.equal(list(placeGreedy(h)), '0@0:35.00 0@0:35.00 1@0:20.00 2@1:3.00 2@1:3.00 3@1:4.00');
+});
+
+test('hxc on the hand example: tokens conserved, memory kept, better balance than both baselines', () => {
+  const p = handProblem();
+  const hx = placeHxc(p);
+  const sums = new Float64Array(4);
+  for (const r of hx.replicas) sums[r.expert] += r.tokens;
+  assert.deepEqual(Array.from(sums, (s) => Number(s.toFixed(9))), [70, 20, 6, 4]);
+  const m = evaluate(p, hx);
+  assert.equal(m.over_memory, 0);
+  assert.ok(m.imbalance < 1.001, `imbalance ${m.imbalance}: ${list(hx)}`);
+  assert.ok(m.imbalance <= evaluate(p, placeGreedy(p)).imbalance && m.imbalance <= evaluate(p, placeRoundRobin(p)).imbalance);
+});
+
+test('Zipf 1.1 trace, Mixtral-shaped model, 8 GPUs, 8 redundant slots: imbalance ≤ 1.05, fewer all-to-all bytes than round-robin', async () => {
+  const { result } = await moe(MIXTRAL_8X7B, 'rack-8gpu.yaml', { routing: trace(MIXTRAL_8X7B), 'expert-slots': 8 });
+  const plan = result.plan!;
+  assert.deepEqual(plan.devices, ['gpu0', 'gpu1', 'gpu2', 'gpu3', 'gpu4', 'gpu5', 'gpu6', 'gpu7']);
+  const s = plan.summary;
+  assert.ok(s.hxc.imbalance_max <= 1.05, `hxc worst-layer imbalance ${s.hxc.imbalance_max}`);
+  assert.ok(s.hxc.imbalance_max <= s['round-robin'].imbalance_max && s.hxc.imbalance_max <= s.greedy.imbalance_max);
+  assert.ok(s.hxc.bytes_per_token < s['round-robin'].bytes_per_token, `hxc ${s.hxc.bytes_per_token} vs round-robin ${s['round-robin'].bytes_per_token}`);
+  assert.ok(s.hxc.time_s <= s['round-robin'].time_s && s.hxc.time_s <= s.greedy.time_s);
+  for (const l of plan.layers) {
+    assert.equal(l.placements.hxc.replicas.length, 16);
+    const sums = new Float64Array(8);
+    for (const r of l.placements.hxc.replicas) sums[r.expert] += r.tokens;
+    sums.forEach((x, e) => assert.ok(Math.abs(x - l.problem.tokens[e]!) < 1e-6 * l.problem.step_tokens, `layer ${l.layer} expert ${e}`));
+    assert.equal(l.metrics.hxc.over_memory, 0);
+  }
+});
+
+test('plan.json lists expert replicas; the moe dump is deterministic', async () => {
+  const dir = tmpDir();
+  const r = hxc(['plan', MIXTRAL_TINY, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--phase', 'prefill', '--routing', trace(MIXTRAL_TINY), '--expert-slots', '4', '--out', path.join(dir, 'plan'), '--dump-dir', path.join(dir, 'dump')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /MoE: 2 layers × 4 experts \(top-2\)/);
+  assert.match(r.stdout, /imbalance max\/mean \(worst layer\): hxc [\d.]+, round-robin [\d.]+, greedy [\d.]+/);
+  const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan', 'plan.json'), 'utf8')) as { experts: { layer: number; expert: number; tokens: number; replicas: { device: string; tokens: number }[] }[] };
+  assert.equal(plan.experts.length, 8);
+  for (const e of plan.experts) assert.ok(Math.abs(e.replicas.reduce((s, x) => s + x.tokens, 0) - e.tokens) < 0.01 && e.replicas.every((x) => /^gpu\d$/.test(x.device)));
+  const dump = fs.readdirSync(path.join(dir, 'dump')).find((f) => f.endsWith('-moe.txt'))!;
+  const again = hxc(['plan', MIXTRAL_TINY, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--phase', 'prefill', '--routing', trace(MIXTRAL_TINY), '--expert-slots', '4', '--passes', 'moe', '--dump-dir', path.join(dir, 'dump2')]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(fs.readFileSync(path.join(dir, 'dump2', fs.readdirSync(path.join(dir, 'dump2')).find((f) => f.endsWith('-moe.txt'))!), 'utf8'), fs.readFileSync(path.join(dir, 'dump', dump), 'utf8'));
+  const inspect = JSON.parse(hxc(['inspect', DENSE, '--json']).stdout) as { moe: { num_experts: number; top_k: number; form: string }[] };
+  assert.deepEqual(inspect.moe.map((l) => [l.num_experts, l.top_k, l.form]), [[6, 2, 'dense'], [6, 2, 'dense'], [6, 2, 'dense']]);
+});
+
+test('61 layers × 256 experts, top-8, over the 64-device rack: placed, balanced, dispatch through the IPUs', () => {
+  const topo = loadTopology(path.join(FIXTURES, 'topology', 'rack-64.yaml'));
+  const layers = syntheticLayers(DEEPSEEK_SHAPE, 2048);
+  const plan = planExperts(topo, new RouteTable(topo), layers, { slots: DEEPSEEK_SHAPE.slots, groups: DEEPSEEK_SHAPE.groups, canHold: (d) => canRun(d, 'MatMul') })!;
+  assert.equal(plan.layers.length, 61);
+  assert.ok(plan.devices.length >= 48 && plan.devices.every((d) => !d.startsWith('ipu')));
+  for (const l of plan.layers) {
+    assert.equal(l.placements.hxc.replicas.length, 256 + 32);
+    assert.deepEqual(l.dispatch_via, ['ipu0', 'ipu1', 'ipu2', 'ipu3', 'ipu4', 'ipu5', 'ipu6', 'ipu7']);
+  }
+  const s = plan.summary;
+  assert.ok(s.hxc.imbalance_max < 1.05 && s.hxc.imbalance_max < s.greedy.imbalance_max && s.hxc.imbalance_max < s['round-robin'].imbalance_max, JSON.stringify(s));
+  assert.ok(s.hxc.bytes_per_token < s['round-robin'].bytes_per_token && s.hxc.time_s < s.greedy.time_s);
+  // The Zipf generator is seeded: the same trace twice.
+  assert.deepEqual(syntheticRouting({ layers: 1, experts: 16, topK: 2, tokens: 100, zipfS: 1.1, seed: 5 }), syntheticRouting({ layers: 1, experts: 16, topK: 2, tokens: 100, zipfS: 1.1, seed: 5 }));
+});
