@@ -48,6 +48,19 @@ export function llmRoles(model: Model): BindResult['roles'] {
   return roles;
 }
 
+/** Rows of a learned position-embedding table indexed by the position ids input (Infinity when none: RoPE). */
+export function positionLimit(model: Model): number {
+  const ids = model.graph.inputs.find((v) => /position/i.test(v.name));
+  if (!ids) return Infinity;
+  for (const n of model.graph.nodes) {
+    if (n.op === 'Gather' && n.inputs[1] === ids.name) {
+      const table = model.graph.initializers.get(n.inputs[0]!);
+      if (table && table.dims.length === 2) return table.dims[0]!;
+    }
+  }
+  return Infinity;
+}
+
 export const bindPass: Pass<BindResult> = {
   name: 'bind',
   summary: 'bind symbolic dims: --dim, and --phase prefill|decode with --batch, --prompt, --context for KV-cache LLMs',
@@ -72,10 +85,14 @@ export const bindPass: Pass<BindResult> = {
       phase = phaseFlag;
     }
     const roles = llmRoles(ctx.model);
+    // `hxc plan` on a KV-cache LLM with nothing bound plans its prefill: a plan needs numbers.
+    if (!phase && flags['default-phase'] === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims)) phase = 'prefill';
     if (phase) {
+      // Defaults never exceed the positions the model has (a learned position table's rows).
+      const positions = positionLimit(ctx.model);
       const batch = Number(flags.batch ?? 1);
-      const seq = phase === 'prefill' ? Number(flags.prompt ?? DEFAULT_PROMPT) : 1;
-      const past = phase === 'prefill' ? 0 : Number(flags.context ?? DEFAULT_CONTEXT);
+      const seq = phase === 'prefill' ? Number(flags.prompt ?? Math.min(DEFAULT_PROMPT, positions)) : 1;
+      const past = phase === 'prefill' ? 0 : Number(flags.context ?? Math.min(DEFAULT_CONTEXT, positions - 1));
       const set = (s: string | undefined, v: number): void => {
         if (s !== undefined) {
           dims[s] = v;

@@ -37,6 +37,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   };
   const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
   const options = planOptions(model, flags);
+  options.flags['default-phase'] = true;
   options.flags.pipeline = pipelineString(resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes);
   const run = await runPipeline(options, requested, instr, Boolean(flags.strictPasses));
   if (run.pipeline.pulled_in.length > 0) {
@@ -66,7 +67,8 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   }
   const plan = lowered.plan;
   const e = plan.estimate;
-  text += `objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
+  const bound = Object.entries(plan.dims).map(([k, v]) => `${k}=${v}`).join(', ');
+  text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
   const rows = plan.devices.map((d) => {
     const computes = d.steps.filter((s) => s.op === 'compute');
     const nodes = computes.reduce((n, s) => n + (s.nodes?.length ?? 0), 0);
