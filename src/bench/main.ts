@@ -27,7 +27,7 @@ interface Case {
 }
 
 const ANALYSIS = ['import', 'verify', 'bind', 'shapes', 'profile', 'classify', 'state', 'stage'];
-const PLAN = [...ANALYSIS, 'partition', 'schedule', 'lower'];
+const PLAN = [...ANALYSIS, 'moe', 'partition', 'schedule', 'lower'];
 
 function cases(): Case[] {
   const list: Case[] = [
@@ -40,7 +40,9 @@ function cases(): Case[] {
     if (fs.existsSync(p)) list.push({ name: `import+verify, ${m}`, model: p, passes: ['import', 'verify'], reps: 9 });
   }
   list.push({ name: 'analysis (import..stage), synthetic ONNX 100k nodes', model: 'synthetic:onnx:100000', passes: ANALYSIS, reps: 5, dims: { batch: 8 } });
-  list.push({ name: 'plan (all passes), synthetic ONNX 100k nodes, 64-device rack', model: 'synthetic:onnx:100000', passes: PLAN, reps: 5, dims: { batch: 8 }, topology: path.join(REPO, 'fixtures', 'topology', 'rack-64.yaml') });
+  const rack64 = path.join(REPO, 'fixtures', 'topology', 'rack-64.yaml');
+  list.push({ name: 'plan (import..schedule), synthetic ONNX 100k nodes, 64-device rack', model: 'synthetic:onnx:100000', passes: PLAN.slice(0, -1), reps: 5, dims: { batch: 8 }, topology: rack64 });
+  list.push({ name: 'plan + write programs (all passes), same', model: 'synthetic:onnx:100000', passes: PLAN, reps: 5, dims: { batch: 8 }, topology: rack64 });
   const mixtral = path.join(MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
   if (fs.existsSync(mixtral)) list.push({ name: 'analysis (import..stage), mixtral_8x7b_shaped prefill 512', model: mixtral, passes: ANALYSIS, reps: 5, flags: { phase: 'prefill', prompt: 512 } });
   return list;

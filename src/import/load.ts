@@ -7,7 +7,7 @@ import path from 'node:path';
 import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
 import { importJsonGraph } from './json.js';
-import { importOnnx, MAX_ONNX_FILE_BYTES } from './onnx.js';
+import { importOnnx, MAX_ONNX_FILE_BYTES, SOURCE_PROTOS } from './onnx.js';
 
 /** Read a whole input file, turning every failure into one clear line. */
 export function readInputFile(file: string, what: string, maxBytes: number): Buffer {
@@ -44,5 +44,8 @@ export function loadModel(file: string, diagnostics: Diagnostics): Model {
   if (sniffFormat(buffer) === 'json') {
     return { ...importJsonGraph(file, buffer.toString('utf8')), ...base, dir: path.dirname(path.resolve(file)) };
   }
-  return { ...importOnnx(file, buffer, diagnostics), ...base };
+  const { proto, ...imported } = importOnnx(file, buffer, diagnostics);
+  const model: Model = { ...imported, ...base };
+  SOURCE_PROTOS.set(model, proto);
+  return model;
 }

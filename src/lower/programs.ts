@@ -15,6 +15,7 @@ import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import { readsOf } from '../ir/algorithms.js';
 import type { Model, TensorType } from '../ir/graph.js';
+import { SOURCE_PROTOS } from '../import/onnx.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
@@ -34,8 +35,10 @@ export interface WrittenProgram {
   outputs: string[];
 }
 
-/** Decode the source model again (the IR keeps no protobuf objects), checking it is the file that was planned. */
+/** The source ModelProto: kept from import, else decoded again (checking it is the file that was planned). */
 export function decodeSource(model: Model): OnnxNs.ModelProto {
+  const kept = SOURCE_PROTOS.get(model);
+  if (kept) return kept;
   const buf = fs.readFileSync(model.path);
   const sha = crypto.createHash('sha256').update(buf).digest('hex');
   if (sha !== model.sha256) {
@@ -74,19 +77,21 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
   g.nodes.forEach((n, i) => { if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOf.set(o, i); });
   const programOf = new Int32Array(g.nodes.length).fill(-1);
   specs.forEach((s, k) => s.nodes.forEach((i) => (programOf[i] = k)));
+  // Per value id: which program produced it / has already taken it as input (stamps, no string sets).
+  const producedIn = new Int32Array(index.valueNames.length).fill(-1);
+  const seenIn = new Int32Array(index.valueNames.length).fill(-1);
   return specs.map((spec, k) => {
     const members = new Set(spec.nodes);
-    const produced = new Set<string>();
-    for (const i of spec.nodes) for (const o of g.nodes[i]!.outputs) if (o) produced.add(o);
+    for (const i of spec.nodes) for (const id of index.outputsOf(i)) if (id >= 0) producedIn[id] = k;
     const nodes: OnnxNs.INodeProto[] = [];
     const initializers: OnnxNs.ITensorProto[] = [];
     const inputs: string[] = [];
-    const seen = new Set<string>();
     const pulledConstants = new Set<number>();
     for (const i of spec.nodes) {
       for (const v of readsOf(g.nodes[i]!)) {
-        if (produced.has(v) || seen.has(v)) continue;
-        seen.add(v);
+        const id = index.valueIds.get(v)!;
+        if (producedIn[id] === k || seenIn[id] === k) continue;
+        seenIn[id] = k;
         const init = inits.get(v);
         const c = constantOf.get(v);
         if (init && !graphInputs.has(v)) initializers.push(relocated(init, relocate));
@@ -98,10 +103,11 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
     for (const i of spec.nodes) nodes.push(protoNodes[i]!);
     const outputs: string[] = [];
     for (const i of spec.nodes) {
-      for (const o of g.nodes[i]!.outputs) {
-        if (!o) continue;
-        const id = index.valueIds.get(o)!;
-        const readElsewhere = Array.from(index.consumersOfId(id)).some((c) => programOf[c] !== k);
+      for (const id of index.outputsOf(i)) {
+        if (id < 0) continue;
+        const o = index.valueNames[id]!;
+        let readElsewhere = false;
+        for (const c of index.consumersOfId(id)) if (programOf[c] !== k) { readElsewhere = true; break; }
         // A Constant's value is a weight: other programs carry their own copy of the node.
         if (graphOutputs.has(o) || (readElsewhere && !constantOf.has(o))) outputs.push(o);
       }
