@@ -55,7 +55,9 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       name: topo.name, sha256: topo.source.sha256,
       links: topo.links.map((l) => ({ name: l.name, kind: l.kind, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
     },
-    dims: Object.fromEntries(Object.entries(profile.bindings).sort(([a], [b]) => (a < b ? -1 : 1))),
+    dims: Object.fromEntries(Object.entries(profile.bindings).filter(([k]) => !(k in profile.estimated)).sort(([a], [b]) => (a < b ? -1 : 1))),
+    /** Data-dependent sizes costed at their expectation (tokens per expert), not bound by anyone. */
+    estimated_dims: Object.fromEntries(Object.entries(profile.estimated).sort(([a], [b]) => (a < b ? -1 : 1))),
     inputs: inputSpecs(ctx),
     outputs: g.outputs.map((o) => ({ name: o.name, dtype: o.type?.dtype ?? null, shape: o.type?.shape ?? null })),
     phase: bind.phase,

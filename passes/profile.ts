@@ -13,6 +13,7 @@ import type { VerifyResult } from '../src/ir/verify.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
 import type { BindResult } from './bind.js';
 import type { ShapesResult } from './shapes.js';
+import { expectedExpertCounts } from '../src/moe/expected.js';
 
 export interface NodeCost extends WorkItem {
   bytes_read: number;
@@ -30,8 +31,10 @@ export interface ProfileResult {
   value_bytes_by_id: Float64Array;
   /** The same by name. */
   value_bytes: { get(name: string): number | undefined };
-  /** Numeric value of every symbol used (bound by the user, or defaulted to 1). */
+  /** Numeric value of every symbol used (bound by the user, estimated, or defaulted to 1). */
   bindings: Record<string, number>;
+  /** Data-dependent counts bound to their expectation (tokens per expert of routed MoE layers). */
+  estimated: Record<string, number>;
   defaulted: string[];
   totals: { flops: number; bytes_read: number; bytes_written: number; param_bytes: number };
   efficiency: EfficiencyTable;
@@ -73,6 +76,14 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const bindings: Record<string, number> = { ...ctx.get<BindResult>('bind').dims };
   const free = new Set<string>();
   for (const t of typesByName.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
+  // Tokens per expert in routed MoE layers: their expectation, not 1 (src/moe/expected.ts).
+  const routing = typeof ctx.options.flags.routing === 'string' ? ctx.options.flags.routing : null;
+  const estimated: Record<string, number> = {};
+  for (const [sym, count] of expectedExpertCounts(ctx.model, index, ctx.get<VerifyResult>('verify').order, typesByName, bindings, routing)) {
+    bindings[sym] = count;
+    estimated[sym] = count;
+    free.delete(sym);
+  }
   const defaulted = [...free].sort();
   for (const s of defaulted) bindings[s] = 1;
   if (defaulted.length > 0) {
@@ -194,7 +205,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       ctx.diagnostics.warn('HXC1105', `${calibration.unmatched_names} measured node names are not in this model (${calibration.matched_nodes} matched)`, { where: calibrateFile, hint: 'calibrate with a profile of the same model' });
     }
   }
-  return { nodes, value_bytes_by_id: bytesById, value_bytes, bindings, defaulted, totals, efficiency, calibration };
+  return { nodes, value_bytes_by_id: bytesById, value_bytes, bindings, estimated, defaulted, totals, efficiency, calibration };
 }
 
 const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));

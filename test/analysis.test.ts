@@ -126,3 +126,22 @@ test('bad calibration and phase inputs are one-line errors', async () => {
   assert.equal(hxc(['inspect', model, '--phase', 'middle']).code, 2);
   assert.equal(hxc(['inspect', model, '--batch', '0']).code, 2);
 });
+
+test('tokens per expert of routed MoE layers are costed at their expectation, from the routing file when given', async () => {
+  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+  const flags = { phase: 'prefill', prompt: 32, batch: 2 };
+  const uniform = (await runPipeline(options(model, { flags }), ['profile'])).ctx.get<ProfileResult>('profile');
+  const counts = Object.entries(uniform.estimated);
+  assert.equal(counts.length, 2 * 4, 'one NonZero count per expert per layer');
+  // 64 tokens × top-2 over 4 experts.
+  for (const [, c] of counts) assert.equal(c, 32);
+  assert.deepEqual(uniform.defaulted, []);
+  const routed = (await runPipeline(options(model, { flags: { ...flags, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json') } }), ['profile'])).ctx.get<ProfileResult>('profile');
+  const byLayer = new Map<string, number>();
+  for (const [sym, c] of Object.entries(routed.estimated)) {
+    const layer = /layers\.(\d+)/.exec(sym)![1]!;
+    byLayer.set(layer, (byLayer.get(layer) ?? 0) + c);
+  }
+  for (const total of byLayer.values()) assert.ok(Math.abs(total - 128) <= 2, `assignments per layer ≈ tokens × top-k (${total})`);
+  assert.ok(new Set(Object.values(routed.estimated)).size > 1, 'a skewed trace gives experts different loads');
+});

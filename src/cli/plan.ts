@@ -67,7 +67,8 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   }
   const plan = lowered.plan;
   const e = plan.estimate;
-  const bound = Object.entries(plan.dims).map(([k, v]) => `${k}=${v}`).join(', ');
+  const estimated = Object.keys((plan as { estimated_dims?: Record<string, number> }).estimated_dims ?? {}).length;
+  const bound = Object.entries(plan.dims).map(([k, v]) => `${k}=${v}`).join(', ') + (estimated ? ` (+${estimated} tokens-per-expert counts at their expectation)` : '');
   text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
   const rows = plan.devices.map((d) => {
     const computes = d.steps.filter((s) => s.op === 'compute');

@@ -1,0 +1,86 @@
+// Expected tokens per expert, for the cost model. A routed MoE export sizes each expert's batch
+// with a NonZero over the routing mask — a data-dependent count that shape inference leaves as a
+// fresh symbol (`nz_…`). Costing it at 1 would make every expert nearly free; instead it is bound
+// to its expectation: tokens × top_k × the expert's routing share (from --routing, else 1/E).
+
+import fs from 'node:fs';
+import type { GraphIndex } from '../ir/algorithms.js';
+import type { Model, TensorType } from '../ir/graph.js';
+import { evalDim } from '../shapes/symbolic.js';
+import { detectMoe } from './detect.js';
+
+/** Symbol → expected count, for the NonZero nodes inside detected sparse MoE layers. */
+export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int32Array, types: Map<string, TensorType>,
+  bindings: Record<string, number>, routingFile: string | null): Map<string, number> {
+  const out = new Map<string, number>();
+  const layers = detectMoe(model, index, order).filter((l) => l.form === 'sparse');
+  if (layers.length === 0) return out;
+  const shares = routingShares(routingFile);
+  const g = model.graph;
+  for (const l of layers) {
+    const t = l.input ? types.get(l.input) : undefined;
+    if (!t?.shape || l.hidden <= 0) continue;
+    let elements = 1;
+    for (const d of t.shape) elements *= typeof d === 'number' ? d : evalDim(d, bindings) ?? NaN;
+    const tokens = elements / l.hidden;
+    if (!Number.isFinite(tokens)) continue;
+    const share = shares?.get(l.layer);
+    const expertOf = new Map<number, number>();
+    for (const e of l.experts) for (const i of e.nodes) expertOf.set(i, e.expert);
+    const nonzeros = [...new Set([...l.dispatch, ...l.experts.flatMap((e) => e.nodes)])].filter((i) => g.nodes[i]!.op === 'NonZero');
+    for (const i of nonzeros) {
+      const e = owningExpert(index, i, expertOf);
+      if (e === null) continue;
+      const p = share && share.length === l.num_experts ? share[e]! : 1 / l.num_experts;
+      const expected = Math.max(1, Math.round(tokens * l.top_k * p));
+      const n = g.nodes[i]!;
+      const shape = n.outputs[0] ? types.get(n.outputs[0])?.shape : undefined;
+      const sym = shape?.[1];
+      if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, expected);
+    }
+  }
+  return out;
+}
+
+/**
+ * The expert whose batch a NonZero selects: the first expert node its output reaches going
+ * forward (the token indices feed that expert's gather), searched breadth-first a few hops deep.
+ */
+function owningExpert(index: GraphIndex, start: number, expertOf: Map<number, number>): number | null {
+  const own = expertOf.get(start);
+  if (own !== undefined) return own;
+  let frontier = [start];
+  const seen = new Set<number>(frontier);
+  for (let depth = 0; depth < 12 && frontier.length > 0; depth++) {
+    const next: number[] = [];
+    for (const u of frontier) {
+      for (const v of index.successors(u)) {
+        const e = expertOf.get(v);
+        if (e !== undefined) return e;
+        if (!seen.has(v)) {
+          seen.add(v);
+          next.push(v);
+        }
+      }
+    }
+    frontier = next;
+  }
+  return null;
+}
+
+/** Per layer, each expert's share of routed assignments; null without a readable file (the moe pass reports bad files). */
+function routingShares(file: string | null): Map<number, number[]> | null {
+  if (!file) return null;
+  try {
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { layers?: { layer?: number; tokens?: number[] }[] };
+    const m = new Map<number, number[]>();
+    for (const l of doc.layers ?? []) {
+      if (typeof l.layer !== 'number' || !Array.isArray(l.tokens)) continue;
+      const total = l.tokens.reduce((a, b) => a + b, 0);
+      if (total > 0) m.set(l.layer, l.tokens.map((x) => x / total));
+    }
+    return m;
+  } catch {
+    return null;
+  }
+}
