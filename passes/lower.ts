@@ -16,6 +16,7 @@ import type { StateResult } from './state.js';
 import type { ShapesResult } from './shapes.js';
 import type { VerifyResult } from '../src/ir/verify.js';
 import { buildPrograms, decodeSource, type ProgramSpec, type WrittenProgram } from '../src/lower/programs.js';
+import { expertProbes } from '../src/moe/expected.js';
 
 export const PLAN_FORMAT = 'hxc-plan/v1';
 
@@ -25,6 +26,8 @@ export interface LowerResult {
 }
 
 export type PlanManifest = ReturnType<typeof buildManifest> & {
+  /** Values whose second dim counts one expert's routed tokens (hxc run writes them as hxc-routing/v1). */
+  expert_probes: { value: string; layer: number; expert: number }[];
   /** Program file → sha256, size and boundary values (tampering is caught by the hash). */
   programs: Record<string, { sha256: string; bytes: number; inputs: string[]; outputs: string[] }>;
 };
@@ -147,6 +150,16 @@ function inputSpecs(ctx: PassContext): InputSpec[] {
   });
 }
 
+/** The values `hxc run` reads expert token counts from: one NonZero output per expert of each routed MoE layer. */
+function expertProbeList(ctx: PassContext): { value: string; layer: number; expert: number }[] {
+  if (!ctx.has('moe')) return [];
+  const { index } = ctx.get<VerifyResult>('verify');
+  const layers = ctx.get<MoeResult>('moe').layers;
+  return expertProbes(ctx.model, index, layers)
+    .map((p) => ({ value: ctx.model.graph.nodes[p.node]!.outputs[0]!, layer: p.layer, expert: p.expert }))
+    .filter((p) => p.value);
+}
+
 function computeOrdinal(steps: { op: string }[], k: number): number {
   let c = 0;
   for (let j = 0; j < k; j++) if (steps[j]!.op === 'compute') c++;
@@ -188,6 +201,7 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
   // device folder gets a hard link to the source weights file (same bytes on disk, nothing copied)
   // and the program names the link.
   const linkNames = new Map<string, string>();
+  const probeValues = new Set(expertProbeList(ctx).map((p) => p.value));
   const files = buildPrograms(ctx.model, index, proto, specs, types, (location) => {
     let name = linkNames.get(location);
     if (name === undefined) {
@@ -195,7 +209,7 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
       linkNames.set(location, name);
     }
     return name;
-  });
+  }, probeValues);
   const links: { file: string; link: string }[] = [];
   for (const device of byDevice.keys()) {
     for (const [location, name] of linkNames) {
@@ -215,7 +229,7 @@ export const lowerPass: Pass<LowerResult> = {
     const dir = String(ctx.options.flags.out ?? 'hxc-plan');
     const pipeline = String(ctx.options.flags.pipeline ?? '');
     const programs = lowerPrograms(ctx, dir);
-    const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
+    const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), expert_probes: programs ? expertProbeList(ctx) : [], programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
     const sched = ctx.get<ScheduleResult>('schedule');
     writeDirAtomically(dir, [
       ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),

@@ -149,3 +149,26 @@ test('an If whose branches read outer-scope values across a device boundary runs
     assert.ok(report.check!.passed, JSON.stringify(report.check));
   }
 });
+
+test('hxc run measures expert routing on a routed MoE model and the next plan takes it with --routing', async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'p');
+  const model = modelPath('mixtral_tiny_moe_kv');
+  await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 2, prompt: 16 } }, null);
+  const report = await runPlan({ plan_dir: out, seed: 5, iterations: 1, check: true, decode_steps: 2, dims: {} });
+  assert.ok(report.check!.passed);
+  assert.ok(report.routing, 'a routing file was written');
+  const routing = JSON.parse(fs.readFileSync(report.routing!, 'utf8'));
+  assert.equal(routing.format, 'hxc-routing/v1');
+  assert.equal(routing.layers.length, 2);
+  // Every token of every request picks top-2 of 4 experts: (2×16 prefill + 2×1 + 2×1 decode) × 2.
+  for (const l of routing.layers) {
+    assert.equal(l.tokens.length, 4);
+    assert.equal(l.tokens.reduce((a: number, b: number) => a + b, 0), (32 + 2 + 2) * 2);
+  }
+  const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
+  assert.equal(telemetry.expert_tokens.length, 2 * 4 * 3, 'per layer, expert and request');
+  const r = hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--phase', 'prefill', '--routing', report.routing!, '--out', path.join(dir, 'p2')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /routing from expert_routing\.json/);
+});

@@ -41,6 +41,7 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
       text += report.check.passed ? 'check passed\n' : 'check FAILED\n';
     }
     text += `telemetry: ${report.telemetry}\ntrace: ${report.trace}\n`;
+    if (report.routing) text += `measured expert routing: ${report.routing} (feed it back with hxc plan --routing)\n`;
     process.stdout.write(text);
   }
   if (report.check && !report.check.passed) {

@@ -66,7 +66,7 @@ function valueInfo(name: string, inferred: TensorType | undefined, declared: Ten
  * external-data location (relative to the source model's folder) for the program's folder.
  */
 export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.ModelProto, specs: ProgramSpec[],
-  types: Map<string, TensorType>, relocate: (location: string) => string): WrittenProgram[] {
+  types: Map<string, TensorType>, relocate: (location: string) => string, probes: ReadonlySet<string> = new Set()): WrittenProgram[] {
   const g = model.graph;
   const source = proto.graph!;
   const protoNodes = source.node ?? [];
@@ -109,7 +109,8 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
         let readElsewhere = false;
         for (const c of index.consumersOfId(id)) if (programOf[c] !== k) { readElsewhere = true; break; }
         // A Constant's value is a weight: other programs carry their own copy of the node.
-        if (graphOutputs.has(o) || (readElsewhere && !constantOf.has(o))) outputs.push(o);
+        // Probes (the per-expert NonZero counts hxc run measures) are outputs too.
+        if (graphOutputs.has(o) || probes.has(o) || (readElsewhere && !constantOf.has(o))) outputs.push(o);
       }
     }
     const graph: OnnxNs.IGraphProto = {

@@ -7,7 +7,31 @@ import fs from 'node:fs';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Model, TensorType } from '../ir/graph.js';
 import { evalDim } from '../shapes/symbolic.js';
-import { detectMoe } from './detect.js';
+import { detectMoe, type MoeLayer } from './detect.js';
+
+/** A NonZero that sizes one expert's batch: its node, MoE layer and expert. */
+export interface ExpertProbe {
+  node: number;
+  layer: number;
+  expert: number;
+}
+
+/** The per-expert NonZero nodes of detected sparse MoE layers (what `hxc run` reads counts from). */
+export function expertProbes(model: Model, index: GraphIndex, layers: MoeLayer[]): ExpertProbe[] {
+  const probes: ExpertProbe[] = [];
+  const g = model.graph;
+  for (const l of layers) {
+    if (l.form !== 'sparse') continue;
+    const expertOf = new Map<number, number>();
+    for (const e of l.experts) for (const i of e.nodes) expertOf.set(i, e.expert);
+    const nonzeros = [...new Set([...l.dispatch, ...l.experts.flatMap((e) => e.nodes)])].filter((i) => g.nodes[i]!.op === 'NonZero').sort((a, b) => a - b);
+    for (const i of nonzeros) {
+      const e = owningExpert(index, i, expertOf);
+      if (e !== null) probes.push({ node: i, layer: l.layer, expert: e });
+    }
+  }
+  return probes;
+}
 
 /** Symbol → expected count, for the NonZero nodes inside detected sparse MoE layers. */
 export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int32Array, types: Map<string, TensorType>,
@@ -17,7 +41,9 @@ export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int
   if (layers.length === 0) return out;
   const shares = routingShares(routingFile);
   const g = model.graph;
-  for (const l of layers) {
+  const byLayer = new Map(layers.map((l) => [l.layer, l]));
+  for (const probe of expertProbes(model, index, layers)) {
+    const l = byLayer.get(probe.layer)!;
     const t = l.input ? types.get(l.input) : undefined;
     if (!t?.shape || l.hidden <= 0) continue;
     let elements = 1;
@@ -25,19 +51,11 @@ export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int
     const tokens = elements / l.hidden;
     if (!Number.isFinite(tokens)) continue;
     const share = shares?.get(l.layer);
-    const expertOf = new Map<number, number>();
-    for (const e of l.experts) for (const i of e.nodes) expertOf.set(i, e.expert);
-    const nonzeros = [...new Set([...l.dispatch, ...l.experts.flatMap((e) => e.nodes)])].filter((i) => g.nodes[i]!.op === 'NonZero');
-    for (const i of nonzeros) {
-      const e = owningExpert(index, i, expertOf);
-      if (e === null) continue;
-      const p = share && share.length === l.num_experts ? share[e]! : 1 / l.num_experts;
-      const expected = Math.max(1, Math.round(tokens * l.top_k * p));
-      const n = g.nodes[i]!;
-      const shape = n.outputs[0] ? types.get(n.outputs[0])?.shape : undefined;
-      const sym = shape?.[1];
-      if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, expected);
-    }
+    const p = share && share.length === l.num_experts ? share[probe.expert]! : 1 / l.num_experts;
+    const n = g.nodes[probe.node]!;
+    const shape = n.outputs[0] ? types.get(n.outputs[0])?.shape : undefined;
+    const sym = shape?.[1];
+    if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, Math.max(1, Math.round(tokens * l.top_k * p)));
   }
   return out;
 }

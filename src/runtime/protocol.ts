@@ -31,6 +31,8 @@ export interface WorkerInit {
   /** KV state on this device: present output → past input of the next decode step. */
   state: [string, string][];
   intra_op_threads: number;
+  /** Values whose dims the worker reports back (expert token counts). */
+  probes: string[];
   /** Epoch (ms since the time origin of the coordinator) to report times against. */
   epoch_ms: number;
 }
@@ -64,6 +66,8 @@ export interface RunDone {
   /** Time spent blocked in recv steps. */
   wait_ms: number;
   busy_ms: number;
+  /** Dims of the probe values this request produced. */
+  probes: Record<string, number[]>;
   /** Wall time in the worker from receiving the request to posting this (the rest of the latency is messaging). */
   handle_ms?: number;
 }

@@ -18,6 +18,7 @@ import type { RunDone, RunRequest, WireTensor, WorkerInit, WorkerMessage, Worker
 import { compare, makeInputs, readInputs, type Comparison } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { percentile } from '../util/stats.js';
+import { writeRouting } from '../moe/routing.js';
 
 export interface RunOptions {
   plan_dir: string;
@@ -49,6 +50,8 @@ export interface RunReport {
   check: { passed: boolean; tolerance_rel: number; worst: Comparison | null } | null;
   telemetry: string;
   trace: string;
+  /** Measured expert routing (hxc-routing/v1), when the model has routed MoE layers. */
+  routing: string | null;
 }
 
 export const CHECK_TOLERANCE_REL = 1e-5;
@@ -138,6 +141,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       device: d.id, plan_dir: path.resolve(dir), steps, outputs: [...produced].filter((v) => graphOutputs.has(v)).sort(),
       state: owned.flatMap((o) => o.outputs.map((out, i) => [out, o.inputs[i]!] as [string, string])),
       intra_op_threads: threads, epoch_ms: epoch, send_ports: sendPorts.get(d.id)!, recv_ports: recvPorts.get(d.id)!,
+      probes: (plan.expert_probes ?? []).map((p) => p.value).filter((v) => produced.has(v)),
     };
     const ports = [...Object.values(init.send_ports), ...Object.values(init.recv_ports)];
     const w = new Worker(WORKER, { workerData: init, transferList: ports });
@@ -256,7 +260,7 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
     }))),
     transfers: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'recv').map((s) => ({ to: r.device, from: s.peer, value: s.label, request: r.request, bytes: s.bytes, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 }))),
     queue_waits: records.map((r) => ({ device: r.device, request: r.request, wait_s: r.done.wait_ms / 1000 })),
-    expert_tokens: [] as unknown[],
+    expert_tokens: [] as { device: string; request: number; layer: number; expert: number; tokens: number }[],
   };
   const pid = new Map(devices.map((d, i) => [d, i]));
   const trace = [
@@ -265,6 +269,29 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
       name: s.label, cat: s.op, ph: 'X', ts: s.start_ms * 1000, dur: (s.end_ms - s.start_ms) * 1000, pid: pid.get(r.device)!, tid: s.op === 'compute' ? 0 : 1, args: { request: r.request, bytes: s.bytes ?? null },
     }))),
   ];
+  // Expert token counts (routed MoE layers): the NonZero probes' counts, summed over requests,
+  // written as hxc-routing/v1 so the next plan can take them with --routing.
+  const probes = new Map((plan.expert_probes ?? []).map((p) => [p.value, p]));
+  const counts = new Map<number, Map<number, number>>();
+  for (const r of records) {
+    for (const [name, dims] of Object.entries(r.done.probes ?? {})) {
+      const p = probes.get(name);
+      if (!p) continue;
+      const layer = counts.get(p.layer) ?? new Map<number, number>();
+      layer.set(p.expert, (layer.get(p.expert) ?? 0) + (dims[1] ?? 0));
+      counts.set(p.layer, layer);
+      telemetry.expert_tokens.push({ device: r.device, request: r.request, layer: p.layer, expert: p.expert, tokens: dims[1] ?? 0 });
+    }
+  }
+  let routingFile: string | null = null;
+  if (counts.size > 0) {
+    routingFile = path.join(runDir, 'expert_routing.json');
+    const layers = [...counts.entries()].sort(([a], [b]) => a - b).map(([layer, m]) => {
+      const experts = Math.max(...m.keys()) + 1;
+      return { layer, tokens: Array.from({ length: experts }, (_, e) => m.get(e) ?? 0) };
+    });
+    writeRouting(routingFile, layers, { measured: true, source: 'hxc run', requests: results.length });
+  }
   const telemetryFile = path.join(runDir, 'telemetry.json');
   const traceFile = path.join(runDir, 'trace.json');
   fs.writeFileSync(telemetryFile, JSON.stringify(telemetry, null, 1) + '\n');
@@ -272,6 +299,6 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
   return {
     format: 'hxc-run/v1', plan: dir, devices, requests: results,
     latency_ms: { p50: percentile(lat, 0.5), p95: percentile(lat, 0.95), mean: totalLatency / Math.max(1, lat.length) },
-    device_busy_share: share, measured_vs_estimated: measured, check, telemetry: telemetryFile, trace: traceFile,
+    device_busy_share: share, measured_vs_estimated: measured, check, telemetry: telemetryFile, trace: traceFile, routing: routingFile,
   };
 }

@@ -116,7 +116,12 @@ async function main(): Promise<void> {
       outputs[name] = toWire(t, !presents.has(name)).wire;
     }
     kept = next;
-    return { type: 'done', request: req.request, device: init.device, outputs, steps: records, wait_ms: wait, busy_ms: busy };
+    const probes: Record<string, number[]> = {};
+    for (const name of init.probes) {
+      const t = store.get(name);
+      if (t) probes[name] = [...t.dims];
+    }
+    return { type: 'done', request: req.request, device: init.device, outputs, steps: records, wait_ms: wait, busy_ms: busy, probes };
   }
 }
 
