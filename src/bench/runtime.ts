@@ -25,11 +25,13 @@ export async function loaderOverhead(repo: string, models: { file: string; dims:
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-bench-run-'));
     await runPipeline({ model_path: m.file, topology_path: path.join(repo, 'fixtures', 'topology', 'cpu-only.yaml'), dims: m.dims, flags: { out } }, null);
     const plan = readPlan(out);
-    const feeds = makeInputs(plan.inputs, plan.dims, 7);
+    // Fresh inputs for every request on both sides, made outside the timed region (as hxc run does):
+    // a server never sees the same tensor twice, and reusing one keeps it hot in cache.
     const session = await ort.InferenceSession.create(m.file);
-    for (let i = 0; i < 5; i++) await session.run(feeds);
+    for (let i = 0; i < 5; i++) await session.run(makeInputs(plan.inputs, plan.dims, 7 + i));
     const plain: number[] = [];
     for (let i = 0; i < iterations; i++) {
+      const feeds = makeInputs(plan.inputs, plan.dims, 7 + i);
       const t0 = performance.now();
       await session.run(feeds);
       plain.push(performance.now() - t0);

@@ -30,6 +30,7 @@ export interface WorkerInit {
   outputs: string[];
   /** KV state on this device: present output → past input of the next decode step. */
   state: [string, string][];
+  /** 0: onnxruntime's defaults. */
   intra_op_threads: number;
   /** Values whose dims the worker reports back (expert token counts). */
   probes: string[];

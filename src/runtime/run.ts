@@ -113,7 +113,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const graphInputs = new Set(plan.inputs.map((i) => i.name));
   const graphOutputs = new Set(plan.outputs.map((o) => o.name));
   const epoch = performance.timeOrigin + performance.now();
-  const threads = Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, active.length)));
+  // One device: onnxruntime's own defaults, as a plain session has. Several: the cores shared out.
+  const threads = active.length === 1 ? 0 : Math.max(1, Math.floor(os.availableParallelism() / active.length));
   const needs = new Map<string, Set<string>>();
   const workers = new Map<string, Worker>();
   const pending = new Map<string, (m: WorkerMessage) => void>();

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const sessions = new Map<string, ort.InferenceSession>();
   for (const s of init.steps) {
     if (s.op === 'compute' && s.program && !sessions.has(s.program)) {
-      sessions.set(s.program, await ort.InferenceSession.create(path.join(init.plan_dir, s.program), { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 }));
+      sessions.set(s.program, await ort.InferenceSession.create(path.join(init.plan_dir, s.program), init.intra_op_threads > 0 ? { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 } : {}));
     }
   }
   const inboxes = new Map<string, Inbox>();
