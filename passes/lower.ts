@@ -82,7 +82,16 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     transfers: sched.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, route: t.links, hops: t.route_hops, start_s: t.start_s, end_s: t.end_s })),
     state: state.objects.map((o) => {
       const owner = o.writers.length > 0 ? p.device_ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]! : null;
-      return { name: o.name, kind: o.kind, bytes: o.bytes, bytes_per_token: o.bytes_per_token, owner, inputs: o.inputs, outputs: o.outputs };
+      // Readers placed away from the owner pay to see the cache: each such node, where it runs, and
+      // the state bytes it reads per step (its share of the object's tensors).
+      const tensors = new Set([...o.inputs, ...o.outputs]);
+      const moves = o.readers.map((r) => ({ r, device: assignment[g.nodes[r]!.name]! }))
+        .filter((x) => owner !== null && x.device !== owner)
+        .map((x) => ({
+          node: g.nodes[x.r]!.name, device: x.device,
+          bytes: g.nodes[x.r]!.inputs.filter((v) => tensors.has(v)).reduce((sum, v) => sum + (profile.value_bytes.get(v) ?? 0), 0),
+        }));
+      return { name: o.name, kind: o.kind, bytes: o.bytes, bytes_per_token: o.bytes_per_token, owner, inputs: o.inputs, outputs: o.outputs, moves };
     }),
     experts: ctx.has('moe') ? planExpertsJson(ctx.get<MoeResult>('moe')) : ([] as unknown[]),
     estimate: {

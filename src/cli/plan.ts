@@ -87,6 +87,11 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   const links = Object.entries(e.link_bytes).filter(([, b]) => b > 0).map(([l, b]) => `${l} ${formatBytes(b)}`);
   text += links.length ? `; per link: ${links.join(', ')}\n` : '\n';
   if (e.kv) text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.moves ? ` (${e.kv.moves} layers moved to lift the smallest device's cap)` : ''}\n`;
+  const moves = plan.state.flatMap((st) => (st as { moves?: { node: string; device: string; bytes: number }[] }).moves ?? []);
+  if (plan.state.length) {
+    const owners = [...new Set(plan.state.map((st) => st.owner).filter((o) => o))];
+    text += `KV state owned by ${owners.join(', ')}${moves.length ? `; ${moves.length} readers away from their cache's owner move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with its owner'}\n`;
+  }
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
   if (run.ctx.has('moe')) text += moeSummary(run.ctx.get<MoeResult>('moe'));
