@@ -25,17 +25,10 @@ export const METHODS = ['hxc', 'round-robin', 'greedy'] as const;
 const CLASS_GAIN = 0.05;
 export type Method = (typeof METHODS)[number];
 
-/** One layer as the placer sees it (from a detected layer and its routing, or synthetic). */
-export interface LayerSpec {
+/** One layer as the placer sees it (from a detected layer and its routing, or synthetic): the placement problem's per-layer part. */
+export interface LayerSpec extends Pick<PlacementProblem, 'top_k' | 'step_tokens' | 'tokens' | 'coactivation' | 'flops_per_token' | 'param_bytes' | 'token_bytes'> {
   layer: number;
   name: string;
-  top_k: number;
-  step_tokens: number;
-  tokens: Float64Array;
-  coactivation: Float64Array;
-  flops_per_token: Float64Array;
-  param_bytes: Float64Array;
-  token_bytes: number;
   dtype: DType;
   /** Op types of the layer's dispatch/combine nodes (what an IPU must run to carry the dispatch). */
   dispatch_ops: { op: string; domain: string }[];
