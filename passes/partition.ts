@@ -16,6 +16,7 @@ import { Evaluator, unitTime, type Placement, type PlacementProblem } from '../s
 import { refine } from '../src/partition/refine.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { BindResult } from './bind.js';
+import type { MoeResult } from './moe.js';
 import type { ProfileResult } from './profile.js';
 import type { StageResult } from './stage.js';
 import type { StateResult } from './state.js';
@@ -84,6 +85,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     value_bytes_by_id: profile.value_bytes_by_id,
     stages: stages.stages.map((s) => ({ name: s.name, nodes: s.nodes })),
     state: state.objects.map((o) => ({ name: o.name, bytes: o.bytes, writers: o.writers })),
+    ...expertUnits(ctx),
   });
   const p = built.problem;
   const h = heft(p);
@@ -126,6 +128,15 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     exact, pipeline, refine: { moves: r.moves, rounds: r.rounds, evaluations: r.evaluations }, kv,
     explain: explainPlacement(p, built.units, stages, placement, h.candidates),
   };
+}
+
+/** The experts of routed MoE layers, as units of their own (the moe pass found them). */
+function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: string[] } {
+  if (!ctx.has('moe')) return {};
+  const layers = ctx.get<MoeResult>('moe').layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
+  const experts = layers.flatMap((l) => l.experts.map((e) => e.nodes));
+  const expert_names = layers.flatMap((l) => l.experts.map((e) => `moe${l.layer}.expert${e.expert}`));
+  return experts.length > 0 ? { experts, expert_names } : {};
 }
 
 /** Everything on one device (the fastest that can hold and run it all): the baseline every plan must beat. */
@@ -252,7 +263,7 @@ const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.a
 export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
   name: 'partition',
   summary: 'assign stages to devices under capability, memory and link costs (HEFT + refinement, pipeline DP, exact MILP) with a lower bound',
-  requires: ['verify', 'bind', 'profile', 'state', 'stage'],
+  requires: ['verify', 'bind', 'profile', 'state', 'stage', 'moe'],
   options: [
     { name: 'objective latency|throughput', description: 'one request (makespan) or pipelined requests (bottleneck stage)' },
     { name: 'solver auto|heuristic|exact', description: `exact = MILP with HiGHS (≤ ${EXACT_MAX_UNITS} units); auto uses it when small` },

@@ -172,3 +172,15 @@ test('hxc run measures expert routing on a routed MoE model and the next plan ta
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /routing from expert_routing\.json/);
 });
+
+test('MoE experts are units of their own: a prefill spreads them over devices and still matches the unsplit model', async () => {
+  const out = path.join(tmpDir(), 'moe');
+  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 8, prompt: 128 } }, null);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  const expertUnits = plan.explain.filter((e: { unit: string }) => /moe\d+\.expert\d+/.test(e.unit));
+  assert.ok(expertUnits.length >= 8, 'every expert of both layers is a unit');
+  const devices = new Set(expertUnits.map((e: { device: string }) => e.device));
+  assert.ok(devices.size >= 2, `experts spread over devices (${[...devices].join(', ')})`);
+  const report = await runPlan({ plan_dir: out, seed: 2, iterations: 1, check: true, decode_steps: 1, dims: {} });
+  assert.ok(report.check!.passed, JSON.stringify(report.check!.worst));
+});

@@ -35,6 +35,9 @@ export interface BuildInput {
   stages: { name: string; nodes: number[] }[];
   /** State objects: bytes and the nodes that write them. */
   state: { name: string; bytes: number; writers: number[] }[];
+  /** MoE experts' node sets (each becomes a unit), with names for the plan. */
+  experts?: number[][];
+  expert_names?: string[];
 }
 
 export interface Built {
@@ -79,7 +82,26 @@ export function buildProblem(inp: BuildInput): Built {
   });
   const classDevices = classes.map((_, c) => devices.filter((_, k) => classOf[k] === c).map((d) => d.id));
   const units: Unit[] = [];
+  // MoE experts become units of their own (experts of one layer are independent: they can run on
+  // different devices at once); each stage is first cut into expert and non-expert segments.
+  const segments: { name: string; stage: number; nodes: number[] }[] = [];
+  const expertOf = new Int32Array(graph.nodes.length).fill(-1);
+  (inp.experts ?? []).forEach((set, k) => { for (const i of set) expertOf[i] = k; });
   inp.stages.forEach((stage, s) => {
+    if (!stage.nodes.some((i) => expertOf[i]! >= 0)) {
+      segments.push({ name: stage.name, stage: s, nodes: stage.nodes });
+      return;
+    }
+    const seen = new Map<string, number>();
+    for (const seg of splitExperts(index, stage.nodes, expertOf)) {
+      const base = seg.expert >= 0 ? `${stage.name}/${inp.expert_names?.[seg.expert] ?? `expert${seg.expert}`}` : `${stage.name}/${seg.part}`;
+      const k = seen.get(base) ?? 0;
+      seen.set(base, k + 1);
+      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes });
+    }
+  });
+  segments.forEach((stage) => {
+    const s = stage.stage;
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));
     const core = heavy.length > 0 ? heavy : stage.nodes;
     const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, classes[c]!)));
@@ -176,4 +198,60 @@ export function buildProblem(inp: BuildInput): Built {
     order,
   };
   return { problem, units, unit_of };
+}
+
+/**
+ * Cut a stage holding MoE experts into segments: a topological order of its nodes in which each
+ * expert's nodes are contiguous (Kahn's algorithm keyed by group: routing first, then expert by
+ * expert — a dispatch node feeding a single expert goes with it — then the combine and the rest),
+ * cut where the group changes. Intervals of a topological order are convex, so the units stay
+ * acyclic.
+ */
+function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array): { expert: number; part: number; nodes: number[] }[] {
+  const inStage = new Set(nodes);
+  const pos = new Map(nodes.map((i, k) => [i, k]));
+  // Group: -1 routing (feeds several experts), e for expert e and its own dispatch, BIG afterwards.
+  const BIG = 1 << 30;
+  const group = new Map<number, number>();
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const i = nodes[k]!;
+    if (expertOf[i]! >= 0) {
+      group.set(i, expertOf[i]!);
+      continue;
+    }
+    const feeds = new Set<number>();
+    for (const s of index.successors(i)) {
+      if (!inStage.has(s)) continue;
+      const g = group.get(s)!;
+      if (g === -1) feeds.add(-1);
+      else if (g !== BIG) feeds.add(g);
+    }
+    group.set(i, feeds.size === 0 ? BIG : feeds.size === 1 ? [...feeds][0]! : -1);
+  }
+  const indeg = new Map<number, number>();
+  for (const i of nodes) indeg.set(i, [...index.predecessors(i)].filter((p) => inStage.has(p)).length);
+  const ready = nodes.filter((i) => indeg.get(i) === 0);
+  const key = (i: number): number => group.get(i)! * 1e7 + pos.get(i)!;
+  const order: number[] = [];
+  while (ready.length > 0) {
+    let best = 0;
+    for (let k = 1; k < ready.length; k++) if (key(ready[k]!) < key(ready[best]!)) best = k;
+    const i = ready.splice(best, 1)[0]!;
+    order.push(i);
+    for (const s of index.successors(i)) {
+      if (!inStage.has(s)) continue;
+      indeg.set(s, indeg.get(s)! - 1);
+      if (indeg.get(s) === 0) ready.push(s);
+    }
+  }
+  const out: { expert: number; part: number; nodes: number[] }[] = [];
+  let part = 0;
+  for (const i of order) {
+    const e = expertOf[i]! >= 0 ? expertOf[i]! : -1;
+    const last = out[out.length - 1];
+    const kind = e >= 0 ? e : group.get(i)! >= 0 && group.get(i)! !== BIG ? group.get(i)! : -1;
+    if (last && last.expert === kind) last.nodes.push(i);
+    else out.push({ expert: kind, part: kind < 0 ? part++ : 0, nodes: [i] });
+  }
+  return out;
 }
