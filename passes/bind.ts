@@ -48,17 +48,42 @@ export function llmRoles(model: Model): BindResult['roles'] {
   return roles;
 }
 
-/** Rows of a learned position-embedding table indexed by the position ids input (Infinity when none: RoPE). */
+/**
+ * Positions the model can address: the rows of a table gathered by the position ids — a learned
+ * position embedding, or RoPE's cos/sin cache — followed through casts and reshapes. Infinity when
+ * there is none (positions computed on the fly).
+ */
 export function positionLimit(model: Model): number {
-  const ids = model.graph.inputs.find((v) => /position/i.test(v.name));
+  const g = model.graph;
+  const ids = g.inputs.find((v) => /position/i.test(v.name));
   if (!ids) return Infinity;
-  for (const n of model.graph.nodes) {
-    if (n.op === 'Gather' && n.inputs[1] === ids.name) {
-      const table = model.graph.initializers.get(n.inputs[0]!);
-      if (table && table.dims.length === 2) return table.dims[0]!;
-    }
+  const constants = new Map<string, number[]>();
+  for (const n of g.nodes) {
+    const a = n.op === 'Constant' ? n.attrs.value : undefined;
+    if (a?.type === 'tensor' && n.outputs[0]) constants.set(n.outputs[0], a.value.dims);
   }
-  return Infinity;
+  const tableDims = (v: string): number[] | undefined => g.initializers.get(v)?.dims ?? constants.get(v);
+  const VIEW = new Set(['Cast', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten', 'Identity']);
+  let frontier = new Set([ids.name]);
+  let limit = Infinity;
+  for (let depth = 0; depth < 4 && frontier.size > 0; depth++) {
+    const next = new Set<string>();
+    for (const n of g.nodes) {
+      if (!n.inputs.some((v) => frontier.has(v))) continue;
+      if (n.op === 'Gather' && frontier.has(n.inputs[1]!)) {
+        const dims = tableDims(n.inputs[0]!);
+        if (dims && dims.length >= 2) limit = Math.min(limit, dims[0]!);
+      } else if (VIEW.has(n.op) && frontier.has(n.inputs[0]!)) next.add(n.outputs[0]!);
+    }
+    frontier = next;
+  }
+  return limit;
+}
+
+/** Decode's default context: leaves room for a few decode steps when the model's positions are few. */
+export function defaultContext(model: Model): number {
+  const positions = positionLimit(model);
+  return Math.min(DEFAULT_CONTEXT, positions > 128 ? positions - 64 : positions - 1);
 }
 
 export const bindPass: Pass<BindResult> = {
@@ -92,7 +117,7 @@ export const bindPass: Pass<BindResult> = {
       const positions = positionLimit(ctx.model);
       const batch = Number(flags.batch ?? 1);
       const seq = phase === 'prefill' ? Number(flags.prompt ?? Math.min(DEFAULT_PROMPT, positions)) : 1;
-      const past = phase === 'prefill' ? 0 : Number(flags.context ?? Math.min(DEFAULT_CONTEXT, positions - 1));
+      const past = phase === 'prefill' ? 0 : Number(flags.context ?? defaultContext(ctx.model));
       const set = (s: string | undefined, v: number): void => {
         if (s !== undefined) {
           dims[s] = v;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeDirAtomically } from '../src/pass/manager.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import type { BindResult } from './bind.js';
+import { positionLimit, type BindResult } from './bind.js';
 import { planExpertsJson, type MoeResult } from './moe.js';
 import type { PartitionResult } from './partition.js';
 import type { ProfileResult } from './profile.js';
@@ -66,6 +66,8 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     phase: bind.phase,
     /** The LLM symbols (batch, seq, past, total) hxc run uses for --decode-steps. */
     roles: bind.roles,
+    /** Positions the model can address (a position table's rows), null when unbounded: hxc run keeps decode steps within it. */
+    max_positions: Number.isFinite(positionLimit(model)) ? positionLimit(model) : null,
     objective: part.objective,
     solver: part.solver,
     pipeline,

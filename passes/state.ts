@@ -8,7 +8,7 @@ import { byteSizeOf } from '../src/ir/dtype.js';
 import type { Dim, Model } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
-import { DEFAULT_CONTEXT, positionLimit, type BindResult } from './bind.js';
+import { DEFAULT_CONTEXT, defaultContext, type BindResult } from './bind.js';
 
 export interface StateObject {
   name: string;
@@ -117,7 +117,7 @@ export function analyzeState(ctx: PassContext): StateResult {
   const { index } = ctx.get<VerifyResult>('verify');
   const bind = ctx.get<BindResult>('bind');
   const batch = Number(ctx.options.flags.batch ?? (bind.roles.batch ? bind.dims[bind.roles.batch] : undefined) ?? 1);
-  const context = Number(ctx.options.flags.context ?? Math.min(DEFAULT_CONTEXT, positionLimit(model)));
+  const context = Number(ctx.options.flags.context ?? defaultContext(model));
   const objects: StateObject[] = findStatePairs(model).map((p) => {
     let perToken = 0;
     for (const name of p.inputs) {

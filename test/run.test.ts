@@ -184,3 +184,19 @@ test('MoE experts are units of their own: a prefill spreads them over devices an
   const report = await runPlan({ plan_dir: out, seed: 2, iterations: 1, check: true, decode_steps: 1, dims: {} });
   assert.ok(report.check!.passed, JSON.stringify(report.check!.worst));
 });
+
+test('decode-phase plans run their decode steps on every KV model, the cache moving when a reader sits away from it', async () => {
+  const dir = tmpDir();
+  for (const name of ['gpt2_tiny_kv', 'mixtral_tiny_moe_kv', 'dense_moe_small_kv']) {
+    const out = path.join(dir, name);
+    await runPipeline({ model_path: modelPath(name), topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'decode', batch: 4 } }, null);
+    const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+    assert.ok(plan.max_positions === null || plan.dims.past_sequence_length + 1 + 4 <= plan.max_positions, `${name}: the default context leaves room for decode steps`);
+    const report = await runPlan({ plan_dir: out, seed: 9, iterations: 1, check: true, decode_steps: 4, dims: {} });
+    assert.ok(report.check!.passed, `${name}: ${JSON.stringify(report.check!.worst)}`);
+  }
+  const gpt2 = path.join(dir, 'gpt2_tiny_kv');
+  const tooFar = hxc(['run', gpt2, '--decode-steps', '500']);
+  assert.equal(isOneLineError(tooFar, 'HXC2002'), null);
+  assert.match(tooFar.stderr, /the model has 256/);
+});

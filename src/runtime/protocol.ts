@@ -30,6 +30,10 @@ export interface WorkerInit {
   outputs: string[];
   /** KV state on this device: present output → past input of the next decode step. */
   state: [string, string][];
+  /** KV state this device produces for a past input read on another device: sent there at each decode step. */
+  state_sends: { present: string; past: string; peer: string }[];
+  /** Past inputs whose state another device produces: received at each decode step. */
+  state_recvs: { past: string; peer: string }[];
   /** 0: onnxruntime's defaults. */
   intra_op_threads: number;
   /** Values whose dims the worker reports back (expert token counts). */

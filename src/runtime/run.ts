@@ -104,11 +104,39 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const sendPorts = new Map<string, Record<string, MessagePort>>();
   const recvPorts = new Map<string, Record<string, MessagePort>>();
   for (const d of active) { sendPorts.set(d.id, {}); recvPorts.set(d.id, {}); }
-  for (const t of plan.transfers) {
-    if (sendPorts.get(t.from)![t.to]) continue;
+  const channel = (from: string, to: string): void => {
+    if (sendPorts.get(from)![to]) return;
     const ch = new MessageChannel();
-    sendPorts.get(t.from)![t.to] = ch.port1;
-    recvPorts.get(t.to)![t.from] = ch.port2;
+    sendPorts.get(from)![to] = ch.port1;
+    recvPorts.get(to)![from] = ch.port2;
+  };
+  for (const t of plan.transfers) channel(t.from, t.to);
+  // KV state between decode steps: each present stays where it is produced; a past input read on
+  // another device is sent there at the start of each step.
+  const producerOf = new Map<string, string>();
+  const readersOf = new Map<string, Set<string>>();
+  for (const d of active) {
+    for (const s of d.steps) {
+      if (s.op !== 'compute' || !s.program) continue;
+      for (const v of plan.programs[s.program]!.outputs) producerOf.set(v, d.id);
+      for (const v of plan.programs[s.program]!.inputs) (readersOf.get(v) ?? readersOf.set(v, new Set()).get(v)!).add(d.id);
+    }
+  }
+  const statePairs = (plan.state as unknown as { inputs: string[]; outputs: string[] }[]).flatMap((o) => o.outputs.map((present, i) => ({ present, past: o.inputs[i]! })));
+  const localState = new Map<string, [string, string][]>();
+  const stateSends = new Map<string, WorkerInit['state_sends']>();
+  const stateRecvs = new Map<string, WorkerInit['state_recvs']>();
+  for (const { present, past } of statePairs) {
+    const owner = producerOf.get(present);
+    if (!owner) continue;
+    for (const reader of [...(readersOf.get(past) ?? [])].sort()) {
+      if (reader === owner) (localState.get(owner) ?? localState.set(owner, []).get(owner)!).push([present, past]);
+      else {
+        channel(owner, reader);
+        (stateSends.get(owner) ?? stateSends.set(owner, []).get(owner)!).push({ present, past, peer: reader });
+        (stateRecvs.get(reader) ?? stateRecvs.set(reader, []).get(reader)!).push({ past, peer: owner });
+      }
+    }
   }
   const graphInputs = new Set(plan.inputs.map((i) => i.name));
   const graphOutputs = new Set(plan.outputs.map((o) => o.name));
@@ -137,10 +165,9 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       for (const v of s.inputs ?? []) if (graphInputs.has(v)) need.add(v);
     }
     needs.set(d.id, need);
-    const owned = plan.state.filter((s) => s.owner === d.id) as unknown as { inputs: string[]; outputs: string[] }[];
     const init: WorkerInit & { send_ports: Record<string, MessagePort>; recv_ports: Record<string, MessagePort> } = {
       device: d.id, plan_dir: path.resolve(dir), steps, outputs: [...produced].filter((v) => graphOutputs.has(v)).sort(),
-      state: owned.flatMap((o) => o.outputs.map((out, i) => [out, o.inputs[i]!] as [string, string])),
+      state: localState.get(d.id) ?? [], state_sends: stateSends.get(d.id) ?? [], state_recvs: stateRecvs.get(d.id) ?? [],
       intra_op_threads: threads, epoch_ms: epoch, send_ports: sendPorts.get(d.id)!, recv_ports: recvPorts.get(d.id)!,
       probes: (plan.expert_probes ?? []).map((p) => p.value).filter((v) => produced.has(v)),
     };
@@ -172,6 +199,13 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     const results: RequestResult[] = [];
     const records: { device: string; request: number; done: RunDone }[] = [];
     const total = opts.decode_steps > 0 ? 1 + opts.decode_steps : opts.iterations;
+    const maxPositions = (plan as { max_positions?: number | null }).max_positions ?? null;
+    if (opts.decode_steps > 0 && maxPositions !== null && roles.past && roles.seq) {
+      const reach = (dims[roles.past] ?? 0) + (dims[roles.seq] ?? 1) + opts.decode_steps;
+      if (reach > maxPositions) {
+        throw new HxcError('HXC2002', `--decode-steps ${opts.decode_steps} would take the sequence to ${reach} positions; the model has ${maxPositions}`, { where: '--decode-steps', hint: `plan with a smaller --context or --prompt, or run fewer steps` });
+      }
+    }
     for (let r = 0; r < total; r++) {
       const decode = opts.decode_steps > 0 && r > 0;
       if (decode) {

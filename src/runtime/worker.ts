@@ -69,7 +69,15 @@ async function main(): Promise<void> {
   async function runRequest(req: RunRequest): Promise<RunDone> {
     const store = new Map<string, ort.Tensor>();
     for (const [name, w] of Object.entries(req.feeds)) store.set(name, fromWire(w));
-    if (req.use_state) for (const [present, past] of init.state) { const t = kept.get(present); if (t) store.set(past, t); }
+    if (req.use_state) {
+      for (const [present, past] of init.state) { const t = kept.get(present); if (t) store.set(past, t); }
+      // A cache read on another device moves there (the plan reports such moves).
+      for (const m of init.state_sends) {
+        const t = kept.get(m.present);
+        if (t) init.send_ports[m.peer]!.postMessage({ value: m.past, request: req.request, tensor: toWire(t, false).wire, sent_ms: now() } satisfies TransferMessage);
+      }
+      for (const m of init.state_recvs) store.set(m.past, fromWire((await inboxes.get(m.peer)!.take(req.request, m.past)).tensor));
+    }
     const records: StepRecord[] = [];
     let wait = 0;
     let busy = 0;
@@ -104,7 +112,7 @@ async function main(): Promise<void> {
       }
     }
     const outputs: Record<string, WireTensor> = {};
-    const presents = new Set(init.state.map(([p]) => p));
+    const presents = new Set([...init.state.map(([p]) => p), ...init.state_sends.map((m) => m.present)]);
     const next = new Map<string, ort.Tensor>();
     for (const name of init.outputs) {
       const t = store.get(name);
