@@ -26,19 +26,25 @@ export async function loaderOverhead(repo: string, models: { file: string; dims:
     await runPipeline({ model_path: m.file, topology_path: path.join(repo, 'fixtures', 'topology', 'cpu-only.yaml'), dims: m.dims, flags: { out } }, null);
     const plan = readPlan(out);
     // Fresh inputs for every request on both sides, made outside the timed region (as hxc run does):
-    // a server never sees the same tensor twice, and reusing one keeps it hot in cache.
+    // a server never sees the same tensor twice, and reusing one keeps it hot in cache. The two
+    // sides alternate in blocks so that drift in the machine's load hits both alike.
     const session = await ort.InferenceSession.create(m.file);
     for (let i = 0; i < 5; i++) await session.run(makeInputs(plan.inputs, plan.dims, 7 + i));
     const plain: number[] = [];
-    for (let i = 0; i < iterations; i++) {
-      const feeds = makeInputs(plan.inputs, plan.dims, 7 + i);
-      const t0 = performance.now();
-      await session.run(feeds);
-      plain.push(performance.now() - t0);
+    const hxc: number[] = [];
+    const blocks = 4;
+    const per = Math.ceil(iterations / blocks);
+    for (let b = 0; b < blocks; b++) {
+      for (let i = 0; i < per; i++) {
+        const feeds = makeInputs(plan.inputs, plan.dims, 7 + b * per + i);
+        const t0 = performance.now();
+        await session.run(feeds);
+        plain.push(performance.now() - t0);
+      }
+      const report = await runPlan({ plan_dir: out, seed: 7 + b * per, iterations: per + 3, check: false, decode_steps: 0, dims: {} });
+      hxc.push(...report.requests.slice(3).map((r) => r.latency_ms));
     }
     await session.release();
-    const report = await runPlan({ plan_dir: out, seed: 7, iterations: iterations + 5, check: false, decode_steps: 0, dims: {} });
-    const hxc = report.requests.slice(5).map((r) => r.latency_ms);
     rows.push({ model: `${path.basename(m.file)}${Object.keys(m.dims).length ? ` ${Object.entries(m.dims).map(([k, v]) => `${k}=${v}`).join(',')}` : ''}`, plain_ms: median(plain), hxc_ms: median(hxc), ratio: median(hxc) / median(plain) });
   }
   return rows;
