@@ -11,11 +11,13 @@ import { profilePass } from './profile.js';
 import { schedulePass } from './schedule.js';
 import { shapesPass } from './shapes.js';
 import { stagePass } from './stage.js';
+import { tpPass } from './tp.js';
 import { statePass } from './state.js';
 import { verifyPass } from './verify.js';
 
 export const PASSES: readonly Pass<any, any>[] = [
   importPass, // read the model into the IR
+  tpPass, // tensor parallelism where it pays: large MatMuls split column-wise (a graph rewrite)
   verifyPass, // well-formed, acyclic; node index and topological order
   bindPass, // numeric values of symbolic dims: --dim, --phase with --batch/--prompt/--context
   shapesPass, // dtype and symbolic shape of every value

@@ -9,6 +9,7 @@ import { writeDirAtomically } from '../src/pass/manager.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { positionLimit, type BindResult } from './bind.js';
 import { planExpertsJson, type MoeResult } from './moe.js';
+import type { TpResult } from './tp.js';
 import type { PartitionResult } from './partition.js';
 import type { ProfileResult } from './profile.js';
 import type { ScheduleResult } from './schedule.js';
@@ -118,6 +119,8 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       kv: part.kv,
     },
     explain: part.explain,
+    /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
+    tensor_parallel: ctx.has('tp') ? ctx.get<TpResult>('tp') : null,
   };
 }
 

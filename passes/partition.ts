@@ -17,6 +17,7 @@ import { refine } from '../src/partition/refine.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { BindResult } from './bind.js';
 import type { MoeResult } from './moe.js';
+import type { TpResult } from './tp.js';
 import type { ProfileResult } from './profile.js';
 import type { StageResult } from './stage.js';
 import type { StateResult } from './state.js';
@@ -132,10 +133,23 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
 
 /** The experts of routed MoE layers, as units of their own (the moe pass found them). */
 function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: string[] } {
-  if (!ctx.has('moe')) return {};
-  const layers = ctx.get<MoeResult>('moe').layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
-  const experts = layers.flatMap((l) => l.experts.map((e) => e.nodes));
-  const expert_names = layers.flatMap((l) => l.experts.map((e) => `moe${l.layer}.expert${e.expert}`));
+  const experts: number[][] = [];
+  const expert_names: string[] = [];
+  if (ctx.has('moe')) {
+    const layers = ctx.get<MoeResult>('moe').layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
+    for (const l of layers) for (const e of l.experts) {
+      experts.push(e.nodes);
+      expert_names.push(`moe${l.layer}.expert${e.expert}`);
+    }
+  }
+  // Tensor-parallel parts are independent too: each its own unit, so they can go to k devices.
+  if (ctx.has('tp')) {
+    const byName = ctx.get<VerifyResult>('verify').index.nodeByName;
+    for (const s of ctx.get<TpResult>('tp').splits) s.parts.forEach((part, j) => {
+      experts.push([byName.get(part)!]);
+      expert_names.push(`tp${j}`);
+    });
+  }
   return experts.length > 0 ? { experts, expert_names } : {};
 }
 

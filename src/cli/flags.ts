@@ -18,6 +18,7 @@ export interface AnalysisFlags {
   objective?: string;
   solver?: string;
   timeLimit?: string;
+  tensorParallel?: string;
   out?: string;
 }
 
@@ -47,6 +48,7 @@ export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
   if (f.objective !== undefined) flags.objective = f.objective;
   if (f.solver !== undefined) flags.solver = f.solver;
   if (f.out !== undefined) flags.out = f.out;
+  if (f.tensorParallel !== undefined) flags['tensor-parallel'] = f.tensorParallel;
   if (f.timeLimit !== undefined) {
     const t = Number(f.timeLimit);
     if (!(t > 0)) throw new HxcError('HXC2002', `--time-limit takes seconds > 0, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });

@@ -92,6 +92,11 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
     const owners = [...new Set(plan.state.map((st) => st.owner).filter((o) => o))];
     text += `KV state owned by ${owners.join(', ')}${moves.length ? `; ${moves.length} readers away from their cache's owner move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with its owner'}\n`;
   }
+  const tp = (plan as { tensor_parallel?: { k: number; reason: string; splits: { node: string; parts: string[] }[] } | null }).tensor_parallel;
+  if (tp && tp.splits.length > 0) {
+    const where = (part: string): string => plan.assignment[part] ?? '?';
+    text += `tensor parallel (${tp.reason}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits.slice(0, 3).map((s) => `${s.node} on ${s.parts.map(where).join('+')}`).join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
+  }
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
   if (run.ctx.has('moe')) text += moeSummary(run.ctx.get<MoeResult>('moe'));

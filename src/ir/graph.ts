@@ -71,6 +71,12 @@ export interface Node {
   /** Values from this graph that nested subgraphs read (implicit inputs, as onnxruntime calls them). */
   outer_refs: string[];
   task?: TaskCost;
+  /**
+   * Where the node came from when a transform rebuilt the graph: the index of its NodeProto in
+   * the source model (absent on an imported graph: there the node's own index is it), or null for
+   * a node the transform made (lowering then writes it from these fields).
+   */
+  source_index?: number | null;
 }
 
 export interface Graph {

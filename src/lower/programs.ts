@@ -14,7 +14,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import { readsOf } from '../ir/algorithms.js';
-import type { Model, TensorType } from '../ir/graph.js';
+import type { Model, TensorData, TensorType } from '../ir/graph.js';
 import { SOURCE_PROTOS } from '../import/onnx.js';
 
 const require = createRequire(import.meta.url);
@@ -75,6 +75,22 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
   const graphInputs = new Set(g.inputs.map((i) => i.name));
   const constantOf = new Map<string, number>(); // value → Constant node index producing it
   g.nodes.forEach((n, i) => { if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOf.set(o, i); });
+  // A node's NodeProto: the source's own (by its source index), or written from the IR for a node a
+  // transform made (tensor-parallel parts and their Concat).
+  const protoOf = (i: number): OnnxNs.INodeProto => {
+    const n = g.nodes[i]!;
+    if (n.source_index === undefined) return protoNodes[i]!;
+    if (n.source_index !== null) return protoNodes[n.source_index]!;
+    const attribute: OnnxNs.IAttributeProto[] = Object.entries(n.attrs).map(([name, a]) => {
+      const T = onnx.AttributeProto.AttributeType;
+      if (a.type === 'int') return { name, type: T.INT, i: a.value };
+      if (a.type === 'ints') return { name, type: T.INTS, ints: a.value };
+      if (a.type === 'float') return { name, type: T.FLOAT, f: a.value };
+      if (a.type === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+      throw new Error(`cannot write attribute ${name} of made node ${n.name}`);
+    });
+    return { name: n.name, opType: n.op, domain: n.domain, input: n.inputs, output: n.outputs, attribute };
+  };
   const programOf = new Int32Array(g.nodes.length).fill(-1);
   specs.forEach((s, k) => s.nodes.forEach((i) => (programOf[i] = k)));
   // Per value id: which program produced it / has already taken it as input (stamps, no string sets).
@@ -92,15 +108,15 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
         const id = index.valueIds.get(v)!;
         if (producedIn[id] === k || seenIn[id] === k) continue;
         seenIn[id] = k;
-        const init = inits.get(v);
+        const init = inits.get(v) ?? synthesizedTensor(g.initializers.get(v));
         const c = constantOf.get(v);
         if (init && !graphInputs.has(v)) initializers.push(relocated(init, relocate));
         else if (c !== undefined && !members.has(c)) pulledConstants.add(c);
         else inputs.push(v);
       }
     }
-    for (const c of [...pulledConstants].sort((a, b) => a - b)) nodes.push(protoNodes[c]!);
-    for (const i of spec.nodes) nodes.push(protoNodes[i]!);
+    for (const c of [...pulledConstants].sort((a, b) => a - b)) nodes.push(protoOf(c));
+    for (const i of spec.nodes) nodes.push(protoOf(i));
     const outputs: string[] = [];
     for (const i of spec.nodes) {
       for (const id of index.outputsOf(i)) {
@@ -127,6 +143,12 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
     const bytes = onnx.ModelProto.encode(m).finish();
     return { file: spec.file, bytes, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), inputs, outputs };
   });
+}
+
+/** An initializer a transform made (a weight block): written inline from the IR's bytes. */
+function synthesizedTensor(t: TensorData | undefined): OnnxNs.ITensorProto | undefined {
+  if (!t || t.location.kind !== 'inline') return undefined;
+  return { name: t.name, dataType: dtypeToOnnx(t.dtype), dims: t.dims, rawData: t.location.data };
 }
 
 function relocated(t: OnnxNs.ITensorProto, relocate: (location: string) => string): OnnxNs.ITensorProto {

@@ -1,0 +1,84 @@
+// tp: tensor parallelism where it pays — large weight MatMuls split column-wise into k parts
+// (src/transform/tensor-parallel.ts) when the rack has k identical accelerators on a dedicated
+// (not shared) link; the partitioner then places the parts, each a unit of its own, on different
+// devices. `--tensor-parallel auto` (default) splits for `--objective throughput` only, MatMuls
+// with at least 4 Mi weight elements; `--tensor-parallel N` splits every MatMul with at least
+// 64 Ki weight elements into N; `off` never.
+
+import { HxcError } from '../src/diag/diagnostics.js';
+import type { Pass } from '../src/pass/pass.js';
+import { splitMatMuls, splittable } from '../src/transform/tensor-parallel.js';
+import type { Topology } from '../src/topology/index.js';
+
+export interface TpResult {
+  k: number;
+  /** Why tensor parallelism was or was not applied. */
+  reason: string;
+  splits: { node: string; parts: string[] }[];
+}
+
+export const AUTO_MIN_WEIGHT_ELEMENTS = 1 << 22;
+export const FORCED_MIN_WEIGHT_ELEMENTS = 1 << 16;
+
+/** The largest group of identical GPU/accelerator devices sharing a dedicated link (an NVLink domain). */
+export function tensorParallelGroup(topo: Topology): string[] {
+  let best: string[] = [];
+  const byId = new Map(topo.devices.map((d) => [d.id, d]));
+  for (const l of topo.links) {
+    if (l.shared) continue;
+    const classes = new Map<string, string[]>();
+    for (const id of l.devices) {
+      const d = byId.get(id)!;
+      if (d.kind !== 'gpu' && d.kind !== 'accel') continue;
+      const key = JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes]);
+      (classes.get(key) ?? classes.set(key, []).get(key)!).push(id);
+    }
+    for (const g of classes.values()) if (g.length >= 2 && g.length > best.length) best = g;
+  }
+  return best;
+}
+
+export const tpPass: Pass<TpResult> = {
+  name: 'tp',
+  summary: 'tensor parallelism where it pays: split large weight MatMuls column-wise across identical devices on a dedicated link',
+  requires: ['import'],
+  options: [{ name: 'tensor-parallel auto|off|N', description: 'auto (default): for --objective throughput, MatMuls with ≥ 4Mi weights over the largest NVLink-class group (at most 4); N: force N parts' }],
+  run(ctx) {
+    const flag = ctx.options.flags['tensor-parallel'] ?? 'auto';
+    const objective = ctx.options.flags.objective ?? 'latency';
+    if (flag === 'off') return { k: 1, reason: 'off', splits: [] };
+    let k: number;
+    let min: number;
+    let reason: string;
+    if (flag === 'auto') {
+      if (objective !== 'throughput') return { k: 1, reason: 'auto: only for --objective throughput', splits: [] };
+      const group = tensorParallelGroup(ctx.topology());
+      k = Math.min(4, 2 ** Math.floor(Math.log2(Math.max(1, group.length))));
+      if (k < 2) return { k: 1, reason: 'auto: no two identical accelerators share a dedicated link', splits: [] };
+      min = AUTO_MIN_WEIGHT_ELEMENTS;
+      reason = `auto: ${k}-way over ${group.slice(0, k).join(', ')}`;
+    } else {
+      k = Number(flag);
+      if (!Number.isInteger(k) || k < 2) throw new HxcError('HXC2403', `--tensor-parallel takes auto, off or a whole number ≥ 2, got "${String(flag)}"`, { where: '--tensor-parallel' });
+      min = FORCED_MIN_WEIGHT_ELEMENTS;
+      reason = `forced: ${k}-way`;
+    }
+    const g = ctx.model.graph;
+    const targets = new Set<string>();
+    for (const n of g.nodes) {
+      if (!splittable(g, n, k)) continue;
+      const w = g.initializers.get(n.inputs[1]!)!;
+      if (w.dims[0]! * w.dims[1]! >= min) targets.add(n.name);
+    }
+    if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, splits: [] };
+    const { graph, splits } = splitMatMuls(g, targets, k);
+    ctx.model = { ...ctx.model, graph };
+    return { k, reason, splits };
+  },
+  statistics(r) {
+    return { k: r.k, 'matmuls split': r.splits.length };
+  },
+  dump(r) {
+    return [`k=${r.k} (${r.reason})`, ...r.splits.map((s) => `${s.node} -> ${s.parts.join(', ')}`)].join('\n') + '\n';
+  },
+};
