@@ -3,6 +3,7 @@
 // convexity test for a node set, and extraction of a node set into a standalone subgraph.
 
 import type { Graph, Node, TensorData, TensorType, ValueInfo } from './graph.js';
+import { Heap } from '../util/heap.js';
 
 /** Read-only name-keyed views over the integer arrays (the Map-like API the passes use). */
 export interface NameLookup<T> {
@@ -234,12 +235,12 @@ export function topoOrder(index: GraphIndex): TopoResult {
   const n = index.size;
   const indeg = new Int32Array(n);
   for (let i = 0; i < n; i++) indeg[i] = index.predOffsets[i + 1]! - index.predOffsets[i]!;
-  const heap = new MinHeap();
+  const heap = new Heap<number>((a, b) => a < b);
   for (let i = 0; i < n; i++) if (indeg[i] === 0) heap.push(i);
   const order = new Int32Array(n);
   let k = 0;
   while (heap.size > 0) {
-    const i = heap.pop();
+    const i = heap.pop()!;
     order[k++] = i;
     const s = index.successors(i);
     for (let e = 0; e < s.length; e++) {
@@ -378,47 +379,4 @@ export function extractSubgraph(index: GraphIndex, nodes: Iterable<number>, name
     boundary_inputs: inputs,
     boundary_outputs: outputs,
   };
-}
-
-/** Binary min-heap of non-negative integers. */
-export class MinHeap {
-  private data: number[] = [];
-
-  get size(): number {
-    return this.data.length;
-  }
-
-  push(x: number): void {
-    const d = this.data;
-    d.push(x);
-    let i = d.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (d[p]! <= x) break;
-      d[i] = d[p]!;
-      i = p;
-    }
-    d[i] = x;
-  }
-
-  pop(): number {
-    const d = this.data;
-    const top = d[0]!;
-    const last = d.pop()!;
-    if (d.length > 0) {
-      let i = 0;
-      const n = d.length;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && d[r]! < d[l]! ? r : l;
-        if (d[c]! >= last) break;
-        d[i] = d[c]!;
-        i = c;
-      }
-      d[i] = last;
-    }
-    return top;
-  }
 }

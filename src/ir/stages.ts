@@ -4,7 +4,8 @@
 // The order is chosen so that repeated blocks (transformer layers, ResNet blocks) come out
 // contiguous: Kahn's algorithm with the block rank as first priority.
 
-import { GraphIndex, MinHeap } from './algorithms.js';
+import type { GraphIndex } from './algorithms.js';
+import { Heap } from '../util/heap.js';
 
 /**
  * The block a node belongs to, from the module path exporters write into names
@@ -64,13 +65,13 @@ export function blockOrder(index: GraphIndex, rankIn: Int32Array, sinkable?: (i:
   const indeg = new Int32Array(n);
   for (let i = 0; i < n; i++) indeg[i] = index.predOffsets[i + 1]! - index.predOffsets[i]!;
   // Key = (rank + 1) * n + index: exact in a double for any graph that fits in memory.
-  const heap = new MinHeap();
+  const heap = new Heap<number>((a, b) => a < b);
   const key = (i: number): number => (rank[i]! + 1) * n + i;
   for (let i = 0; i < n; i++) if (indeg[i] === 0) heap.push(key(i));
   const order = new Int32Array(n);
   let k = 0;
   while (heap.size > 0) {
-    const i = heap.pop() % n;
+    const i = heap.pop()! % n;
     order[k++] = i;
     for (const s of index.successors(i)) {
       if (rank[s] === -1 || rank[s]! < rank[i]!) rank[s] = Math.max(rank[s]!, rank[i]!);
@@ -165,42 +166,16 @@ function mergeLightest(intervals: Interval[], order: Int32Array, weight: Float64
   const prev = Int32Array.from({ length: m }, (_, i) => i - 1);
   const alive = new Uint8Array(m).fill(1);
   const version = new Int32Array(m);
-  const heap: { w: number; i: number; v: number; vn: number }[] = [];
+  type Pair = { w: number; i: number; v: number; vn: number };
+  const heap = new Heap<Pair>((a, b) => a.w < b.w || (a.w === b.w && a.i < b.i));
   const push = (i: number): void => {
     const j = next[i]!;
-    if (j < 0) return;
-    heap.push({ w: w[i]! + w[j]!, i, v: version[i]!, vn: version[j]! });
-    let c = heap.length - 1;
-    while (c > 0) {
-      const p = (c - 1) >> 1;
-      if (less(heap[p]!, heap[c]!)) break;
-      [heap[p], heap[c]] = [heap[c]!, heap[p]!];
-      c = p;
-    }
-  };
-  const less = (a: { w: number; i: number }, b: { w: number; i: number }): boolean => a.w < b.w || (a.w === b.w && a.i < b.i);
-  const pop = (): { w: number; i: number; v: number; vn: number } => {
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
-      let c = 0;
-      for (;;) {
-        const l = 2 * c + 1;
-        if (l >= heap.length) break;
-        const r = l + 1;
-        const s = r < heap.length && less(heap[r]!, heap[l]!) ? r : l;
-        if (less(heap[c]!, heap[s]!)) break;
-        [heap[c], heap[s]] = [heap[s]!, heap[c]!];
-        c = s;
-      }
-    }
-    return top;
+    if (j >= 0) heap.push({ w: w[i]! + w[j]!, i, v: version[i]!, vn: version[j]! });
   };
   for (let i = 0; i < m; i++) push(i);
   let count = m;
-  while (count > maxStages && heap.length > 0) {
-    const e = pop();
+  while (count > maxStages && heap.size > 0) {
+    const e = heap.pop()!;
     const j = next[e.i]!;
     if (!alive[e.i] || j < 0 || version[e.i] !== e.v || version[j] !== e.vn) continue;
     // Merge j into i.

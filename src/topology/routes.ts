@@ -9,6 +9,7 @@
 // the non-dominated ones are kept. time() then scans that small set: O(pareto size) per call.
 
 import { HxcError } from '../diag/diagnostics.js';
+import { Heap } from '../util/heap.js';
 import type { Topology } from './load.js';
 import { closeMatches } from './load.js';
 
@@ -281,7 +282,7 @@ function shortestFrom(net: Network, s: number, level: number): Candidate[] {
   const hops = new Int32Array(total);
   const prev = new Int32Array(total).fill(-1);
   const settled = new Uint8Array(total);
-  const heap = new MinHeap();
+  const heap = new Heap<HeapEntry>(heapLess);
   latency[s] = 0;
   heap.push({ latency: 0, hops: 0, isDevice: 1, node: s });
 
@@ -382,45 +383,9 @@ interface HeapEntry {
   node: number;
 }
 
-/** Binary min-heap on (latency, hops, isDevice, node); stale entries are skipped by the caller. */
-class MinHeap {
-  private readonly items: HeapEntry[] = [];
-
-  private static less(a: HeapEntry, b: HeapEntry): boolean {
-    return (a.latency - b.latency || a.hops - b.hops || a.isDevice - b.isDevice || a.node - b.node) < 0;
-  }
-
-  push(e: HeapEntry): void {
-    const items = this.items;
-    items.push(e);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!MinHeap.less(items[i] as HeapEntry, items[parent] as HeapEntry)) break;
-      [items[i], items[parent]] = [items[parent] as HeapEntry, items[i] as HeapEntry];
-      i = parent;
-    }
-  }
-
-  pop(): HeapEntry | undefined {
-    const items = this.items;
-    if (items.length === 0) return undefined;
-    const top = items[0];
-    const last = items.pop() as HeapEntry;
-    if (items.length > 0) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && MinHeap.less(items[l] as HeapEntry, items[m] as HeapEntry)) m = l;
-        if (r < items.length && MinHeap.less(items[r] as HeapEntry, items[m] as HeapEntry)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m] as HeapEntry, items[i] as HeapEntry];
-        i = m;
-      }
-    }
-    return top;
-  }
+/** Route search order: latency, then hops, then devices before links, then index (deterministic ties). */
+function heapLess(a: HeapEntry, b: HeapEntry): boolean {
+  return (a.latency - b.latency || a.hops - b.hops || a.isDevice - b.isDevice || a.node - b.node) < 0;
 }
+
+/** Binary min-heap on (latency, hops, isDevice, node); stale entries are skipped by the caller. */
