@@ -12,12 +12,14 @@ import { schedulePass } from './schedule.js';
 import { shapesPass } from './shapes.js';
 import { stagePass } from './stage.js';
 import { tpPass } from './tp.js';
+import { replicatePass } from './replicate.js';
 import { statePass } from './state.js';
 import { verifyPass } from './verify.js';
 
 export const PASSES: readonly Pass<any, any>[] = [
   importPass, // read the model into the IR
   tpPass, // tensor parallelism where it pays: large MatMuls split column-wise (a graph rewrite)
+  replicatePass, // executable replicas of hot MoE experts, tokens split at run time by load (a graph rewrite)
   verifyPass, // well-formed, acyclic; node index and topological order
   bindPass, // numeric values of symbolic dims: --dim, --phase with --batch/--prompt/--context
   shapesPass, // dtype and symbolic shape of every value

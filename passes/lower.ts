@@ -10,6 +10,7 @@ import type { Pass, PassContext } from '../src/pass/pass.js';
 import { positionLimit, type BindResult } from './bind.js';
 import { planExpertsJson, type MoeResult } from './moe.js';
 import type { TpResult } from './tp.js';
+import type { ReplicateResult } from './replicate.js';
 import type { PartitionResult } from './partition.js';
 import type { ProfileResult } from './profile.js';
 import type { ScheduleResult } from './schedule.js';
@@ -119,6 +120,10 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       kv: part.kv,
     },
     explain: part.explain,
+    /** Executable expert replicas (the replicate pass): per expert, its share input, row-part values and each copy's device. */
+    expert_replicas: ctx.has('replicate') ? ctx.get<ReplicateResult>('replicate').replicated.map((r) => ({
+      key: r.key, input: r.input, parts: r.replicas.map((_, j) => `${r.key}/rows${j}`), devices: r.replicas.map((names) => assignment[names[0]!]!),
+    })) : [],
     /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
     tensor_parallel: ctx.has('tp') ? ctx.get<TpResult>('tp') : null,
   };
@@ -133,7 +138,7 @@ export interface InputSpec {
   name: string;
   dtype: string | null;
   shape: (number | string)[] | null;
-  fill: { kind: 'uniform-int'; high: number } | { kind: 'ones' } | { kind: 'positions'; offset_dim: string | null } | { kind: 'uniform-float' } | { kind: 'bool' };
+  fill: { kind: 'uniform-int'; high: number } | { kind: 'ones' } | { kind: 'positions'; offset_dim: string | null } | { kind: 'uniform-float' } | { kind: 'bool' } | { kind: 'replica-share'; replicas: number };
 }
 
 function inputSpecs(ctx: PassContext): InputSpec[] {
@@ -144,7 +149,8 @@ function inputSpecs(ctx: PassContext): InputSpec[] {
     const dtype = v.type?.dtype ?? null;
     const shape = v.type?.shape ?? null;
     let fill: InputSpec['fill'] = { kind: 'uniform-float' };
-    if (dtype === 'bool') fill = { kind: 'bool' };
+    if (v.name.startsWith('hxc.share.')) fill = { kind: 'replica-share', replicas: typeof shape?.[0] === 'number' ? shape[0] : 1 };
+    else if (dtype === 'bool') fill = { kind: 'bool' };
     else if (dtype && /int/.test(dtype)) {
       if (/mask/i.test(v.name)) fill = { kind: 'ones' };
       else if (/position/i.test(v.name)) fill = { kind: 'positions', offset_dim: bind.roles.past ?? null };
@@ -216,6 +222,8 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
   // and the program names the link.
   const linkNames = new Map<string, string>();
   const probeValues = new Set(expertProbeList(ctx).map((p) => p.value));
+  // Replica row parts too: hxc run reports tokens per replica.
+  if (ctx.has('replicate')) for (const r of ctx.get<ReplicateResult>('replicate').replicated) r.replicas.forEach((_, j) => probeValues.add(`${r.key}/rows${j}`));
   const files = buildPrograms(ctx.model, index, proto, specs, types, (location) => {
     let name = linkNames.get(location);
     if (name === undefined) {

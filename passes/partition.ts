@@ -18,6 +18,7 @@ import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { BindResult } from './bind.js';
 import type { MoeResult } from './moe.js';
 import type { TpResult } from './tp.js';
+import type { ReplicateResult } from './replicate.js';
 import type { ProfileResult } from './profile.js';
 import type { StageResult } from './stage.js';
 import type { StateResult } from './state.js';
@@ -141,6 +142,14 @@ function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: s
       experts.push(e.nodes);
       expert_names.push(`moe${l.layer}.expert${e.expert}`);
     }
+  }
+  // Expert replicas: each copy its own unit, so copies can go to different devices.
+  if (ctx.has('replicate')) {
+    const byName = ctx.get<VerifyResult>('verify').index.nodeByName;
+    for (const r of ctx.get<ReplicateResult>('replicate').replicated) r.replicas.forEach((names, j) => {
+      experts.push(names.map((n) => byName.get(n)!));
+      expert_names.push(`${r.key}.copy${j}`);
+    });
   }
   // Tensor-parallel parts are independent too: each its own unit, so they can go to k devices.
   if (ctx.has('tp')) {

@@ -14,6 +14,7 @@ import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
 import type { BindResult } from './bind.js';
 import type { ShapesResult } from './shapes.js';
 import { expectedExpertCounts } from '../src/moe/expected.js';
+import type { ReplicateResult } from './replicate.js';
 
 export interface NodeCost extends WorkItem {
   bytes_read: number;
@@ -83,6 +84,23 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     bindings[sym] = count;
     estimated[sym] = count;
     free.delete(sym);
+  }
+  // Rows each expert replica takes: an equal share of the expert's expected rows (the runtime
+  // rebalances by load; the plan prices the even split).
+  if (ctx.has('replicate')) {
+    for (const r of ctx.get<ReplicateResult>('replicate').replicated) {
+      const rows = typesByName.get(r.rows)?.shape?.[0];
+      const n = rows === undefined ? undefined : typeof rows === 'number' ? rows : evalDim(rows, bindings);
+      if (n === undefined) continue;
+      r.replicas.forEach((_, j) => {
+        const d = typesByName.get(`${r.key}/rows${j}`)?.shape?.[0];
+        if (typeof d === 'string' && free.has(d)) {
+          bindings[d] = Math.max(1, Math.round(n / r.replicas.length));
+          estimated[d] = bindings[d]!;
+          free.delete(d);
+        }
+      });
+    }
   }
   const defaulted = [...free].sort();
   for (const s of defaulted) bindings[s] = 1;

@@ -200,3 +200,31 @@ test('decode-phase plans run their decode steps on every KV model, the cache mov
   assert.equal(isOneLineError(tooFar, 'HXC2002'), null);
   assert.match(tooFar.stderr, /the model has 256/);
 });
+
+test('expert replicas: hot experts get executable copies, tokens split by the copies\' measured load, outputs unchanged', async () => {
+  const out = path.join(tmpDir(), 'rep');
+  const routing = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json');
+  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing, 'expert-replicas': 3 } }, null);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  const reps = plan.expert_replicas as { key: string; devices: string[]; parts: string[] }[];
+  assert.equal(reps.reduce((s, r) => s + r.devices.length - 1, 0), 3, 'three extra copies handed out');
+  // EPLB's rule gives copies to the most loaded experts of the skewed trace.
+  const trace = JSON.parse(fs.readFileSync(routing, 'utf8'));
+  const hottest = (layer: number): number => trace.layers[layer].tokens.indexOf(Math.max(...trace.layers[layer].tokens));
+  assert.ok(reps.some((r) => r.key === `moe0.expert${hottest(0)}` || r.key === `moe1.expert${hottest(1)}`), reps.map((r) => r.key).join(', '));
+  const report = await runPlan({ plan_dir: out, seed: 3, iterations: 3, check: true, decode_steps: 0, dims: {} });
+  assert.ok(report.check!.passed, JSON.stringify(report.check!.worst));
+  const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
+  const tokens = telemetry.replica_tokens as { key: string; replica: number; request: number; tokens: number }[];
+  const first = reps[0]!;
+  const perRequest = (r: number): number[] => first.parts.map((_, j) => tokens.find((t) => t.key === first.key && t.request === r && t.replica === j)?.tokens ?? -1);
+  const r0 = perRequest(0);
+  assert.ok(r0.every((t) => t >= 0), 'every copy reports its tokens');
+  assert.ok(Math.max(...r0) - Math.min(...r0) <= 1, `the first request splits evenly (${r0})`);
+  // Each request routes differently (fresh inputs): the copies share exactly that request's rows of the expert.
+  const [layer, expert] = /moe(\d+)\.expert(\d+)/.exec(first.key)!.slice(1).map(Number) as [number, number];
+  for (const r of [0, 1, 2]) {
+    const routed = (telemetry.expert_tokens as { layer: number; expert: number; request: number; tokens: number }[]).find((t) => t.layer === layer && t.expert === expert && t.request === r)!.tokens;
+    assert.equal(perRequest(r).reduce((a, b) => a + b, 0), routed, `request ${r}`);
+  }
+});

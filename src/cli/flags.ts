@@ -19,6 +19,7 @@ export interface AnalysisFlags {
   solver?: string;
   timeLimit?: string;
   tensorParallel?: string;
+  expertReplicas?: string;
   out?: string;
 }
 
@@ -49,6 +50,7 @@ export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
   if (f.solver !== undefined) flags.solver = f.solver;
   if (f.out !== undefined) flags.out = f.out;
   if (f.tensorParallel !== undefined) flags['tensor-parallel'] = f.tensorParallel;
+  if (f.expertReplicas !== undefined) flags['expert-replicas'] = Number(f.expertReplicas);
   if (f.timeLimit !== undefined) {
     const t = Number(f.timeLimit);
     if (!(t > 0)) throw new HxcError('HXC2002', `--time-limit takes seconds > 0, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });

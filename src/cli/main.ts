@@ -50,6 +50,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--objective <objective>', 'latency: one request (makespan); throughput: pipelined requests').choices(['latency', 'throughput']).default('latency'))
     .addOption(new Option('--solver <solver>', 'heuristic, exact (MILP with HiGHS, small graphs) or auto').choices(['auto', 'heuristic', 'exact']).default('auto'))
     .option('--time-limit <s>', 'seconds for the exact solver')
+    .option('--expert-replicas <n>', 'extra executable copies of the hottest MoE experts, tokens split at run time by load (default 0)')
     .option('--tensor-parallel <mode>', 'auto (throughput objective, large MatMuls over an NVLink-class group), off, or N parts')
     .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan')))
     .action(planCommand);

@@ -68,7 +68,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   const plan = lowered.plan;
   const e = plan.estimate;
   const estimated = Object.keys((plan as { estimated_dims?: Record<string, number> }).estimated_dims ?? {}).length;
-  const bound = Object.entries(plan.dims).map(([k, v]) => `${k}=${v}`).join(', ') + (estimated ? ` (+${estimated} tokens-per-expert counts at their expectation)` : '');
+  const bound = Object.entries(plan.dims).map(([k, v]) => `${k}=${v}`).join(', ') + (estimated ? ` (+${estimated} data-dependent token counts at their expectation)` : '');
   text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
   const rows = plan.devices.map((d) => {
     const computes = d.steps.filter((s) => s.op === 'compute');
@@ -97,6 +97,8 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
     const where = (part: string): string => plan.assignment[part] ?? '?';
     text += `tensor parallel (${tp.reason}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits.slice(0, 3).map((s) => `${s.node} on ${s.parts.map(where).join('+')}`).join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
   }
+  const reps = (plan as { expert_replicas?: { key: string; devices: string[] }[] }).expert_replicas ?? [];
+  if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
   if (run.ctx.has('moe')) text += moeSummary(run.ctx.get<MoeResult>('moe'));

@@ -139,6 +139,9 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     }
   }
   const graphInputs = new Set(plan.inputs.map((i) => i.name));
+  type Replicas = { key: string; input: string; parts: string[]; devices: string[] };
+  const replicaSets = ((plan as { expert_replicas?: Replicas[] }).expert_replicas ?? []);
+  const replicaParts = replicaSets.flatMap((r) => r.parts);
   const graphOutputs = new Set(plan.outputs.map((o) => o.name));
   const epoch = performance.timeOrigin + performance.now();
   // One device: onnxruntime's own defaults, as a plain session has. Several: the cores shared out.
@@ -169,7 +172,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       device: d.id, plan_dir: path.resolve(dir), steps, outputs: [...produced].filter((v) => graphOutputs.has(v)).sort(),
       state: localState.get(d.id) ?? [], state_sends: stateSends.get(d.id) ?? [], state_recvs: stateRecvs.get(d.id) ?? [],
       intra_op_threads: threads, epoch_ms: epoch, send_ports: sendPorts.get(d.id)!, recv_ports: recvPorts.get(d.id)!,
-      probes: (plan.expert_probes ?? []).map((p) => p.value).filter((v) => produced.has(v)),
+      probes: [...(plan.expert_probes ?? []).map((p) => p.value), ...replicaParts].filter((v) => produced.has(v)),
     };
     const ports = [...Object.values(init.send_ports), ...Object.values(init.recv_ports)];
     const w = new Worker(WORKER, { workerData: init, transferList: ports });
@@ -197,6 +200,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     for (const d of active) for (const name of needs.get(d.id)!) readers.set(name, (readers.get(name) ?? 0) + 1);
     let refState: Record<string, ort.Tensor> = {};
     const results: RequestResult[] = [];
+    const lastBusy = new Map<string, number>();
     const records: { device: string; request: number; done: RunDone }[] = [];
     const total = opts.decode_steps > 0 ? 1 + opts.decode_steps : opts.iterations;
     const maxPositions = (plan as { max_positions?: number | null }).max_positions ?? null;
@@ -215,6 +219,9 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         if (roles.total && roles.past && roles.seq) dims = { ...dims, [roles.total]: dims[roles.past]! + 1 };
       }
       const feeds = given && r === 0 ? given : makeInputs(decode ? plan.inputs.filter((i) => !stateInputs.has(i.name)) : plan.inputs, dims, opts.seed + r);
+      // Each expert's rows go to its replicas in inverse proportion to their devices' measured load
+      // in the previous request: skew the plan did not foresee moves to the least-loaded copy.
+      if (r > 0) for (const rs of replicaSets) if (feeds[rs.input]) feeds[rs.input] = shareTensor(rs.devices.map((d) => lastBusy.get(d) ?? 0));
       const last = r === total - 1;
       const t0 = performance.now();
       const dones = await Promise.race([failed, Promise.all(active.map((d) => {
@@ -232,14 +239,18 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       const bad = dones.find((m) => m.type === 'error');
       if (bad && bad.type === 'error') throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' });
       const outputs: Record<string, ort.Tensor> = {};
+      lastBusy.clear();
       for (const m of dones) {
         if (m.type !== 'done') continue;
+        lastBusy.set(m.device, m.busy_ms);
         records.push({ device: m.device, request: r, done: m });
         for (const [name, w] of Object.entries(m.outputs)) outputs[name] = fromWire(w);
       }
       const checks: Comparison[] = [];
       if (reference) {
-        const refFeeds: Record<string, ort.Tensor> = { ...feeds };
+        // The unsplit model has none of the inputs hxc added (replica shares).
+        const refFeeds: Record<string, ort.Tensor> = {};
+        for (const name of reference.inputNames) if (feeds[name]) refFeeds[name] = feeds[name]!;
         if (decode) Object.assign(refFeeds, refState);
         const refOut = await reference.run(refFeeds);
         refState = {};
@@ -254,6 +265,16 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   } finally {
     await Promise.all([...workers.values()].map((w) => w.terminate()));
   }
+}
+
+/** Cumulative shares, inversely proportional to each replica's load (equal when nothing was measured); the last is exactly 1. */
+export function shareTensor(loads_ms: number[]): ort.Tensor {
+  const floor = Math.max(1e-3, ...loads_ms) * 1e-3;
+  const w = loads_ms.map((l) => 1 / (l + floor));
+  const total = w.reduce((a, b) => a + b, 0);
+  let acc = 0;
+  const cum = w.map((x, i) => (i === w.length - 1 ? 1 : (acc += x / total)));
+  return new ort.Tensor('float32', Float32Array.from(cum), [cum.length]);
 }
 
 function resolveModel(opts: RunOptions, plan: PlanManifest, dir: string): string {
@@ -318,6 +339,14 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
       telemetry.expert_tokens.push({ device: r.device, request: r.request, layer: p.layer, expert: p.expert, tokens: dims[1] ?? 0 });
     }
   }
+  const partOf = new Map<string, { key: string; replica: number; device: string }>();
+  for (const rs of ((plan as { expert_replicas?: { key: string; parts: string[]; devices: string[] }[] }).expert_replicas ?? [])) rs.parts.forEach((p, j) => partOf.set(p, { key: rs.key, replica: j, device: rs.devices[j]! }));
+  const replicaTokens: { key: string; replica: number; device: string; request: number; tokens: number }[] = [];
+  for (const r of records) for (const [name, dims] of Object.entries(r.done.probes ?? {})) {
+    const p = partOf.get(name);
+    if (p) replicaTokens.push({ ...p, request: r.request, tokens: dims[0] ?? 0 });
+  }
+  (telemetry as { replica_tokens?: unknown }).replica_tokens = replicaTokens;
   let routingFile: string | null = null;
   if (counts.size > 0) {
     routingFile = path.join(runDir, 'expert_routing.json');

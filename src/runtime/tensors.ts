@@ -61,6 +61,9 @@ export function makeInputs(specs: InputSpec[], dims: Record<string, number>, see
       const data = new Uint8Array(n);
       for (let i = 0; i < n; i++) data[i] = f.kind === 'ones' || rand() < 0.5 ? 1 : 0;
       out[spec.name] = new ort.Tensor('bool', data, shape);
+    } else if (type === 'float32' && f.kind === 'replica-share') {
+      // Cumulative fractions of an expert's rows per replica: equal shares, the last exactly 1.
+      out[spec.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => (i === n - 1 ? 1 : (i + 1) / n)), shape);
     } else if (type === 'float32') {
       const data = new Float32Array(n);
       for (let i = 0; i < n; i++) data[i] = rand() * 2 - 1;

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   const inboxes = new Map<string, Inbox>();
   for (const [peer, port] of Object.entries(init.recv_ports)) inboxes.set(peer, new Inbox(port));
   let kept = new Map<string, ort.Tensor>();
+  const probeNames = new Set(init.probes);
   parentPort!.on('message', (req: RunRequest) => {
     const received = now();
     runRequest(req).then((done) => {
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
       for (const m of init.state_recvs) store.set(m.past, fromWire((await inboxes.get(m.peer)!.take(req.request, m.past)).tensor));
     }
     const records: StepRecord[] = [];
+    const probes: Record<string, number[]> = {};
     let wait = 0;
     let busy = 0;
     for (const step of init.steps) {
@@ -105,7 +107,11 @@ async function main(): Promise<void> {
           feeds[name] = t;
         }
         const res = await session.run(feeds);
-        for (const name of step.outputs!) store.set(name, res[name]!);
+        for (const name of step.outputs!) {
+          store.set(name, res[name]!);
+          // Probe sizes are read here: the tensor may be sent (moved) before the request ends.
+          if (probeNames.has(name)) probes[name] = [...res[name]!.dims];
+        }
         const t1 = now();
         busy += t1 - t0;
         records.push({ op: 'compute', label: step.label, program: step.program!, start_ms: t0, end_ms: t1 });
@@ -124,11 +130,6 @@ async function main(): Promise<void> {
       outputs[name] = toWire(t, !presents.has(name)).wire;
     }
     kept = next;
-    const probes: Record<string, number[]> = {};
-    for (const name of init.probes) {
-      const t = store.get(name);
-      if (t) probes[name] = [...t.dims];
-    }
     return { type: 'done', request: req.request, device: init.device, outputs, steps: records, wait_ms: wait, busy_ms: busy, probes };
   }
 }

@@ -1,0 +1,76 @@
+// replicate: hot experts get executable replicas (src/transform/replicate.ts). `--expert-replicas
+// N` hands out N extra copies, one at a time, to the expert with the highest load per copy (the
+// rule of DeepSeek's EPLB), with the loads of `--routing FILE` (uniform without one). Each copy
+// becomes a unit the partitioner can put on another device; `hxc run` splits each expert's tokens
+// among its copies by the copies' devices' measured load.
+
+import fs from 'node:fs';
+import { HxcError } from '../src/diag/diagnostics.js';
+import { GraphIndex, topoOrder } from '../src/ir/algorithms.js';
+import { detectMoe } from '../src/moe/detect.js';
+import type { Pass } from '../src/pass/pass.js';
+import { replicateChains, rowInput, type Chain, type ReplicaResult } from '../src/transform/replicate.js';
+
+export interface ReplicateResult {
+  replicated: ReplicaResult['replicated'];
+  skipped: string[];
+}
+
+export const replicatePass: Pass<ReplicateResult> = {
+  name: 'replicate',
+  summary: 'hot MoE experts get executable replicas (--expert-replicas N), their tokens split at run time by the replicas\' load',
+  requires: ['import'],
+  options: [{ name: 'expert-replicas N', description: 'extra expert copies to execute, given to the experts with the highest load per copy (default 0)' }],
+  run(ctx) {
+    const flag = ctx.options.flags['expert-replicas'];
+    if (flag === undefined || Number(flag) === 0) return { replicated: [], skipped: [] };
+    const extra = Number(flag);
+    if (!Number.isInteger(extra) || extra < 0) throw new HxcError('HXC2403', `--expert-replicas takes a whole number, got "${String(flag)}"`, { where: '--expert-replicas' });
+    const index = new GraphIndex(ctx.model.graph);
+    const { order } = topoOrder(index);
+    const layers = detectMoe(ctx.model, index, order).filter((l) => l.form === 'sparse');
+    const routing = typeof ctx.options.flags.routing === 'string' ? readTokens(ctx.options.flags.routing) : null;
+    const g = ctx.model.graph;
+    const candidates: { layer: number; expert: number; nodes: number[]; load: number; copies: number }[] = [];
+    const skipped: string[] = [];
+    for (const l of layers) {
+      for (const e of l.experts) {
+        // A leading Reshape that flattens the gathered rows ([1, n, H] → [n, H]) stays before the
+        // split: the copies take rows of its output.
+        const nodes = g.nodes[e.nodes[0]!]!.op === 'Reshape' ? e.nodes.slice(1) : e.nodes;
+        const members = nodes.map((i) => g.nodes[i]!);
+        if (!rowInput(g, members)) {
+          skipped.push(`moe${l.layer}.expert${e.expert}: not a row-wise chain`);
+          continue;
+        }
+        candidates.push({ layer: l.layer, expert: e.expert, nodes, load: routing?.get(l.layer)?.[e.expert] ?? 1, copies: 1 });
+      }
+    }
+    // EPLB's replication rule: each extra copy to the expert with the highest load per copy.
+    for (let s = 0; s < extra && candidates.length > 0; s++) {
+      let best = candidates[0]!;
+      for (const c of candidates) if (c.load / c.copies > best.load / best.copies) best = c;
+      best.copies++;
+    }
+    const chains: Chain[] = candidates.filter((c) => c.copies > 1).map((c) => ({ nodes: c.nodes, replicas: c.copies, key: `moe${c.layer}.expert${c.expert}` }));
+    if (chains.length === 0) return { replicated: [], skipped };
+    const { graph, replicated } = replicateChains(g, chains);
+    ctx.model = { ...ctx.model, graph };
+    return { replicated, skipped };
+  },
+  statistics(r) {
+    return { 'experts replicated': r.replicated.length, copies: r.replicated.reduce((s, x) => s + x.replicas.length, 0) };
+  },
+  dump(r) {
+    return [...r.replicated.map((x) => `${x.key}: ${x.replicas.length} copies, rows ${x.rows}, shares ${x.input}`), ...r.skipped.map((s) => `skipped ${s}`)].join('\n') + '\n';
+  },
+};
+
+function readTokens(file: string): Map<number, number[]> | null {
+  try {
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { layers?: { layer?: number; tokens?: number[] }[] };
+    return new Map((doc.layers ?? []).filter((l) => typeof l.layer === 'number' && Array.isArray(l.tokens)).map((l) => [l.layer!, l.tokens!]));
+  } catch {
+    return null; // the moe pass reports a bad routing file
+  }
+}
