@@ -201,7 +201,7 @@ test('decode-phase plans run their decode steps on every KV model, the cache mov
   assert.match(tooFar.stderr, /the model has 256/);
 });
 
-test('expert replicas: hot experts get executable copies, tokens split by the copies\' measured load, outputs unchanged', async () => {
+test('expert replicas: hot experts get executable copies, rows split by the copies\' live queue depth, outputs unchanged', async () => {
   const out = path.join(tmpDir(), 'rep');
   const routing = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json');
   await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing, 'expert-replicas': 3 } }, null);
@@ -220,7 +220,16 @@ test('expert replicas: hot experts get executable copies, tokens split by the co
   const perRequest = (r: number): number[] => first.parts.map((_, j) => tokens.find((t) => t.key === first.key && t.request === r && t.replica === j)?.tokens ?? -1);
   const r0 = perRequest(0);
   assert.ok(r0.every((t) => t >= 0), 'every copy reports its tokens');
-  assert.ok(Math.max(...r0) - Math.min(...r0) <= 1, `the first request splits evenly (${r0})`);
+  // The split follows the live queue depths: a copy with a shorter queue never gets fewer rows (±1 rounding).
+  const dispatch = telemetry.replica_dispatch as { key: string; request: number; queue_depths: number[] }[];
+  assert.ok(dispatch.length >= 3 * reps.length, 'one split per replicated expert per request');
+  for (const d of dispatch) {
+    const rep = reps.find((x) => x.key === d.key)!;
+    const rows = rep.parts.map((_, j) => tokens.find((t) => t.key === d.key && t.request === d.request && t.replica === j)!.tokens);
+    for (let a = 0; a < rows.length; a++) for (let b = 0; b < rows.length; b++) {
+      if (d.queue_depths[a]! < d.queue_depths[b]!) assert.ok(rows[a]! + 1 >= rows[b]!, `${d.key} request ${d.request}: depths ${d.queue_depths} rows ${rows}`);
+    }
+  }
   // Each request routes differently (fresh inputs): the copies share exactly that request's rows of the expert.
   const [layer, expert] = /moe(\d+)\.expert(\d+)/.exec(first.key)!.slice(1).map(Number) as [number, number];
   for (const r of [0, 1, 2]) {

@@ -36,6 +36,13 @@ export interface WorkerInit {
   state_recvs: { past: string; peer: string }[];
   /** 0: onnxruntime's defaults. */
   intra_op_threads: number;
+  /** Live queue depth of every device (compute steps still ahead of it in the current request), shared by all workers. */
+  queue: SharedArrayBuffer;
+  /** This device's slot in `queue`, and each device's slot by id. */
+  queue_slot: number;
+  queue_slots: Record<string, number>;
+  /** Expert replica shares this device feeds: input name → the copies' devices, in order. */
+  shares: Record<string, string[]>;
   /** Values whose dims the worker reports back (expert token counts). */
   probes: string[];
   /** Epoch (ms since the time origin of the coordinator) to report times against. */
@@ -73,6 +80,8 @@ export interface RunDone {
   busy_ms: number;
   /** Dims of the probe values this request produced. */
   probes: Record<string, number[]>;
+  /** Each expert split made: the share input and the copies' queue depths it was made from. */
+  dispatch: { input: string; depths: number[] }[];
   /** Wall time in the worker from receiving the request to posting this (the rest of the latency is messaging). */
   handle_ms?: number;
 }

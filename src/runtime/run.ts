@@ -147,6 +147,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   // One device: onnxruntime's own defaults, as a plain session has. Several: the cores shared out.
   const threads = active.length === 1 ? 0 : Math.max(1, Math.floor(os.availableParallelism() / active.length));
   const needs = new Map<string, Set<string>>();
+  const queue = new SharedArrayBuffer(4 * Math.max(1, active.length));
+  const slots: Record<string, number> = Object.fromEntries(active.map((d, k) => [d.id, k]));
   const workers = new Map<string, Worker>();
   const pending = new Map<string, (m: WorkerMessage) => void>();
   const failures: string[] = [];
@@ -172,6 +174,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       device: d.id, plan_dir: path.resolve(dir), steps, outputs: [...produced].filter((v) => graphOutputs.has(v)).sort(),
       state: localState.get(d.id) ?? [], state_sends: stateSends.get(d.id) ?? [], state_recvs: stateRecvs.get(d.id) ?? [],
       intra_op_threads: threads, epoch_ms: epoch, send_ports: sendPorts.get(d.id)!, recv_ports: recvPorts.get(d.id)!,
+      queue, queue_slot: slots[d.id]!, queue_slots: slots,
+      shares: Object.fromEntries(replicaSets.filter((rs) => need.has(rs.input)).map((rs) => [rs.input, rs.devices])),
       probes: [...(plan.expert_probes ?? []).map((p) => p.value), ...replicaParts].filter((v) => produced.has(v)),
     };
     const ports = [...Object.values(init.send_ports), ...Object.values(init.recv_ports)];
@@ -200,7 +204,6 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     for (const d of active) for (const name of needs.get(d.id)!) readers.set(name, (readers.get(name) ?? 0) + 1);
     let refState: Record<string, ort.Tensor> = {};
     const results: RequestResult[] = [];
-    const lastBusy = new Map<string, number>();
     const records: { device: string; request: number; done: RunDone }[] = [];
     const total = opts.decode_steps > 0 ? 1 + opts.decode_steps : opts.iterations;
     const maxPositions = (plan as { max_positions?: number | null }).max_positions ?? null;
@@ -219,9 +222,6 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         if (roles.total && roles.past && roles.seq) dims = { ...dims, [roles.total]: dims[roles.past]! + 1 };
       }
       const feeds = given && r === 0 ? given : makeInputs(decode ? plan.inputs.filter((i) => !stateInputs.has(i.name)) : plan.inputs, dims, opts.seed + r);
-      // Each expert's rows go to its replicas in inverse proportion to their devices' measured load
-      // in the previous request: skew the plan did not foresee moves to the least-loaded copy.
-      if (r > 0) for (const rs of replicaSets) if (feeds[rs.input]) feeds[rs.input] = shareTensor(rs.devices.map((d) => lastBusy.get(d) ?? 0));
       const last = r === total - 1;
       const t0 = performance.now();
       const dones = await Promise.race([failed, Promise.all(active.map((d) => {
@@ -239,10 +239,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       const bad = dones.find((m) => m.type === 'error');
       if (bad && bad.type === 'error') throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' });
       const outputs: Record<string, ort.Tensor> = {};
-      lastBusy.clear();
       for (const m of dones) {
         if (m.type !== 'done') continue;
-        lastBusy.set(m.device, m.busy_ms);
         records.push({ device: m.device, request: r, done: m });
         for (const [name, w] of Object.entries(m.outputs)) outputs[name] = fromWire(w);
       }
@@ -265,16 +263,6 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   } finally {
     await Promise.all([...workers.values()].map((w) => w.terminate()));
   }
-}
-
-/** Cumulative shares, inversely proportional to each replica's load (equal when nothing was measured); the last is exactly 1. */
-export function shareTensor(loads_ms: number[]): ort.Tensor {
-  const floor = Math.max(1e-3, ...loads_ms) * 1e-3;
-  const w = loads_ms.map((l) => 1 / (l + floor));
-  const total = w.reduce((a, b) => a + b, 0);
-  let acc = 0;
-  const cum = w.map((x, i) => (i === w.length - 1 ? 1 : (acc += x / total)));
-  return new ort.Tensor('float32', Float32Array.from(cum), [cum.length]);
 }
 
 function resolveModel(opts: RunOptions, plan: PlanManifest, dir: string): string {
@@ -347,6 +335,9 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
     if (p) replicaTokens.push({ ...p, request: r.request, tokens: dims[0] ?? 0 });
   }
   (telemetry as { replica_tokens?: unknown }).replica_tokens = replicaTokens;
+  // The queue depths each expert split was made from (the copy with the shortest queue takes the most rows).
+  const keyOfInput = new Map(((plan as { expert_replicas?: { key: string; input: string }[] }).expert_replicas ?? []).map((x) => [x.input, x.key]));
+  (telemetry as { replica_dispatch?: unknown }).replica_dispatch = records.flatMap((r) => (r.done.dispatch ?? []).map((x) => ({ key: keyOfInput.get(x.input) ?? x.input, request: r.request, queue_depths: x.depths })));
   let routingFile: string | null = null;
   if (counts.size > 0) {
     routingFile = path.join(runDir, 'expert_routing.json');

@@ -23,3 +23,16 @@ export function fromWire(w: WireTensor): ort.Tensor {
   return new ort.Tensor(w.type as ort.Tensor.Type, new C(w.data, w.byteOffset, w.length) as never, w.dims);
 }
 
+
+/**
+ * Cumulative row shares for an expert's copies from their devices' queue depths (compute steps
+ * still ahead): weight 1 / (1 + depth), so the least-loaded copy takes the most rows; the last
+ * share is exactly 1, so the split covers every row.
+ */
+export function shareTensor(depths: number[]): ort.Tensor {
+  const w = depths.map((d) => 1 / (1 + Math.max(0, d)));
+  const total = w.reduce((a, b) => a + b, 0);
+  let acc = 0;
+  const cum = w.map((x, i) => (i === w.length - 1 ? 1 : (acc += x / total)));
+  return new ort.Tensor('float32', Float32Array.from(cum), [cum.length]);
+}

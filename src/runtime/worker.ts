@@ -7,7 +7,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { RunDone, RunRequest, StepRecord, TransferMessage, WireTensor, WorkerInit } from './protocol.js';
-import { fromWire, toWire } from './wire.js';
+import { fromWire, shareTensor, toWire } from './wire.js';
 
 interface Init extends WorkerInit {
   /** Port per peer device for sending (to) and receiving (from). */
@@ -55,6 +55,8 @@ async function main(): Promise<void> {
   const inboxes = new Map<string, Inbox>();
   for (const [peer, port] of Object.entries(init.recv_ports)) inboxes.set(peer, new Inbox(port));
   let kept = new Map<string, ort.Tensor>();
+  const queue = new Int32Array(init.queue);
+  const computeSteps = init.steps.filter((s) => s.op === 'compute').length;
   const probeNames = new Set(init.probes);
   parentPort!.on('message', (req: RunRequest) => {
     const received = now();
@@ -81,6 +83,8 @@ async function main(): Promise<void> {
     }
     const records: StepRecord[] = [];
     const probes: Record<string, number[]> = {};
+    const dispatch: RunDone['dispatch'] = [];
+    Atomics.store(queue, init.queue_slot, computeSteps);
     let wait = 0;
     let busy = 0;
     for (const step of init.steps) {
@@ -101,6 +105,13 @@ async function main(): Promise<void> {
       } else {
         const session = sessions.get(step.program!)!;
         const feeds: Record<string, ort.Tensor> = {};
+        // Expert copies: split the rows now, by each copy's live queue depth — fewer steps ahead, more rows.
+        for (const [input, devices] of Object.entries(init.shares)) {
+          if (!step.inputs!.includes(input)) continue;
+          const depths = devices.map((d) => Atomics.load(queue, init.queue_slots[d]!));
+          store.set(input, shareTensor(depths));
+          dispatch.push({ input, depths });
+        }
         for (const name of step.inputs!) {
           const t = store.get(name);
           if (!t) throw new Error(`${init.device}: ${step.program} needs ${name}, which has not arrived`);
@@ -112,6 +123,7 @@ async function main(): Promise<void> {
           // Probe sizes are read here: the tensor may be sent (moved) before the request ends.
           if (probeNames.has(name)) probes[name] = [...res[name]!.dims];
         }
+        Atomics.sub(queue, init.queue_slot, 1);
         const t1 = now();
         busy += t1 - t0;
         records.push({ op: 'compute', label: step.label, program: step.program!, start_ms: t0, end_ms: t1 });
@@ -130,7 +142,7 @@ async function main(): Promise<void> {
       outputs[name] = toWire(t, !presents.has(name)).wire;
     }
     kept = next;
-    return { type: 'done', request: req.request, device: init.device, outputs, steps: records, wait_ms: wait, busy_ms: busy, probes };
+    return { type: 'done', request: req.request, device: init.device, outputs, steps: records, wait_ms: wait, busy_ms: busy, probes, dispatch };
   }
 }
 
