@@ -16,7 +16,7 @@ import { Evaluator, unitTime, type Placement, type PlacementProblem } from '../s
 import { refine } from '../src/partition/refine.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { BindResult } from './bind.js';
-import type { MoeResult } from './moe.js';
+import { planExpertsJson, type MoeResult } from './moe.js';
 import type { TpResult } from './tp.js';
 import type { ReplicateResult } from './replicate.js';
 import type { ProfileResult } from './profile.js';
@@ -113,7 +113,10 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   let pipeline: PipelineResult | null = null;
   if (objective === 'throughput') {
     pipeline = pipelinePartition(p, built.units.map((u) => u.stage));
-    placement = new Evaluator(p).run(pipeline.device);
+    // No contiguous pipeline honours every constraint (e.g. experts pinned to devices out of chain
+    // order): keep the latency placement, which does, and say so.
+    if (Number.isFinite(pipeline.bottleneck_s)) placement = new Evaluator(p).run(pipeline.device);
+    else pipeline = { ...pipeline, chain: `none feasible (${pipeline.chain}); latency placement kept` };
   }
   let kv: KvCapacity | null = null;
   if (state.objects.length > 0) {
@@ -133,14 +136,24 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
 }
 
 /** The experts of routed MoE layers, as units of their own (the moe pass found them). */
-function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: string[] } {
+function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: string[]; expert_devices?: (string[] | null)[] } {
   const experts: number[][] = [];
   const expert_names: string[] = [];
+  const expert_devices: (string[] | null)[] = [];
+  // The moe pass's placement joins the partition when the user steers expert placement
+  // (--routing, --expert-slots, --expert-replicas): an expert, and each executable copy of it, may
+  // only go to the devices the moe pass gave that expert's replicas. Otherwise experts are free units.
+  const placed = new Map<string, string[]>();
+  const f = ctx.options.flags;
+  const steered = f.routing !== undefined || f['expert-slots'] !== undefined || (f['expert-replicas'] !== undefined && Number(f['expert-replicas']) > 0);
   if (ctx.has('moe')) {
-    const layers = ctx.get<MoeResult>('moe').layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
+    const moe = ctx.get<MoeResult>('moe');
+    if (steered) for (const e of planExpertsJson(moe) as { layer: number; expert: number; replicas: { device: string }[] }[]) placed.set(`moe${e.layer}.expert${e.expert}`, e.replicas.map((r) => r.device));
+    const layers = moe.layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
     for (const l of layers) for (const e of l.experts) {
       experts.push(e.nodes);
       expert_names.push(`moe${l.layer}.expert${e.expert}`);
+      expert_devices.push(placed.get(`moe${l.layer}.expert${e.expert}`) ?? null);
     }
   }
   // Expert replicas: each copy its own unit, so copies can go to different devices.
@@ -149,6 +162,7 @@ function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: s
     for (const r of ctx.get<ReplicateResult>('replicate').replicated) r.replicas.forEach((names, j) => {
       experts.push(names.map((n) => byName.get(n)!));
       expert_names.push(`${r.key}.copy${j}`);
+      expert_devices.push(placed.get(r.key) ?? null);
     });
   }
   // Tensor-parallel parts are independent too: each its own unit, so they can go to k devices.
@@ -157,9 +171,10 @@ function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: s
     for (const s of ctx.get<TpResult>('tp').splits) s.parts.forEach((part, j) => {
       experts.push([byName.get(part)!]);
       expert_names.push(`tp${j}`);
+      expert_devices.push(null);
     });
   }
-  return experts.length > 0 ? { experts, expert_names } : {};
+  return experts.length > 0 ? { experts, expert_names, expert_devices } : {};
 }
 
 /** Everything on one device (the fastest that can hold and run it all): the baseline every plan must beat. */

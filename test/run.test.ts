@@ -237,3 +237,20 @@ test('expert replicas: hot experts get executable copies, rows split by the copi
     assert.equal(perRequest(r).reduce((a, b) => a + b, 0), routed, `request ${r}`);
   }
 });
+
+test('with expert placement steered, experts and their copies stay on the devices the moe pass chose', async () => {
+  const out = path.join(tmpDir(), 'pinned');
+  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json'), 'expert-replicas': 2 } }, null);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  const chosen = new Map<string, string[]>((plan.experts as { layer: number; expert: number; replicas: { device: string }[] }[]).map((e) => [`moe${e.layer}.expert${e.expert}`, e.replicas.map((r) => r.device)]));
+  let checked = 0;
+  for (const e of plan.explain as { unit: string; device: string }[]) {
+    const m = /(moe\d+\.expert\d+)/.exec(e.unit);
+    if (!m) continue;
+    assert.ok(chosen.get(m[1]!)!.includes(e.device), `${e.unit} on ${e.device}, outside ${chosen.get(m[1]!)}`);
+    checked++;
+  }
+  assert.ok(checked >= 8);
+  const report = await runPlan({ plan_dir: out, seed: 1, iterations: 1, check: true, decode_steps: 0, dims: {} });
+  assert.ok(report.check!.passed);
+});

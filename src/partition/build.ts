@@ -14,6 +14,8 @@ import type { PlacementProblem, UnitValue } from './problem.js';
 
 export interface Unit {
   name: string;
+  /** The expert set (BuildInput.experts index) the unit computes, if any. */
+  expert?: number;
   /** The stage it comes from. */
   stage: number;
   /** Node indices in execution order. */
@@ -38,6 +40,8 @@ export interface BuildInput {
   /** MoE experts' node sets (each becomes a unit), with names for the plan. */
   experts?: number[][];
   expert_names?: string[];
+  /** Per expert set, the devices it may run on (null: anywhere it can). */
+  expert_devices?: (string[] | null)[];
 }
 
 export interface Built {
@@ -84,7 +88,7 @@ export function buildProblem(inp: BuildInput): Built {
   const units: Unit[] = [];
   // MoE experts become units of their own (experts of one layer are independent: they can run on
   // different devices at once); each stage is first cut into expert and non-expert segments.
-  const segments: { name: string; stage: number; nodes: number[] }[] = [];
+  const segments: { name: string; stage: number; nodes: number[]; expert?: number }[] = [];
   const expertOf = new Int32Array(graph.nodes.length).fill(-1);
   (inp.experts ?? []).forEach((set, k) => { for (const i of set) expertOf[i] = k; });
   inp.stages.forEach((stage, s) => {
@@ -97,7 +101,7 @@ export function buildProblem(inp: BuildInput): Built {
       const base = seg.expert >= 0 ? `${stage.name}/${inp.expert_names?.[seg.expert] ?? `expert${seg.expert}`}` : `${stage.name}/${seg.part}`;
       const k = seen.get(base) ?? 0;
       seen.set(base, k + 1);
-      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes });
+      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes, expert: seg.expert });
     }
   });
   segments.forEach((stage) => {
@@ -109,7 +113,7 @@ export function buildProblem(inp: BuildInput): Built {
     let part = 0;
     const flush = (): void => {
       if (run.length === 0) return;
-      units.push({ name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`, stage: s, nodes: run, fallback: null });
+      units.push({ name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`, stage: s, nodes: run, fallback: null, ...(stage.expert !== undefined && stage.expert >= 0 ? { expert: stage.expert } : {}) });
       part++;
       run = [];
     };
@@ -149,6 +153,11 @@ export function buildProblem(inp: BuildInput): Built {
       return sum;
     });
     for (let d = 0; d < nd; d++) time_s[k * nd + d] = perClass[classOf[d]!]!;
+    // An expert placed by the moe pass stays on its devices (when it can run on one of them).
+    const allowed = u.expert !== undefined ? inp.expert_devices?.[u.expert] : null;
+    if (allowed && allowed.some((id) => Number.isFinite(time_s[k * nd + devices.findIndex((d) => d.id === id)]!))) {
+      for (let d = 0; d < nd; d++) if (!allowed.includes(devices[d]!.id)) time_s[k * nd + d] = Infinity;
+    }
     const weights = new Set<number>();
     let peak = 0;
     for (const i of u.nodes) {
