@@ -21,3 +21,29 @@ test('the shipped hxc-graph/v1 schema accepts the graphs hxc accepts and rejects
   assert.ok(!validate({ format: 'hxc-graph/v1', inputs: [{ name: 'x' }], outputs: [], nodes: [] }), 'a value needs dtype+shape or bytes');
   assert.ok(!validate({ format: 'hxc-graph/v2', inputs: [], outputs: [], nodes: [] }));
 });
+
+test('the topology, routing and telemetry schemas accept what hxc reads and writes', async () => {
+  const { parse } = await import('yaml');
+  const { EXAMPLES, SHARED_MODELS, tmpDir } = await import('./helpers.js');
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  const load = (name: string) => ajv.compile(JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', name), 'utf8')));
+  const topology = load('hxc-topology.v1.schema.json');
+  for (const f of fs.readdirSync(EXAMPLES)) {
+    const doc = parse(fs.readFileSync(path.join(EXAMPLES, f), 'utf8'));
+    assert.ok(topology(doc), `${f}: ${JSON.stringify(topology.errors)}`);
+  }
+  assert.ok(!topology({ format: 'hxc-topology/v1', devices: [{ id: 'x', kind: 'tpu' }] }), 'an unknown kind is refused');
+  const routing = load('hxc-routing.v1.schema.json');
+  for (const f of fs.readdirSync(SHARED_MODELS).filter((x) => x.endsWith('.expert_routing.json'))) {
+    assert.ok(routing(JSON.parse(fs.readFileSync(path.join(SHARED_MODELS, f), 'utf8'))), `${f}: ${JSON.stringify(routing.errors)}`);
+  }
+  // A real run's telemetry and measured routing.
+  const { runPipeline } = await import('../src/cli/run-passes.js');
+  const { runPlan } = await import('../src/runtime/run.js');
+  const out = path.join(tmpDir(), 'p');
+  await runPipeline({ model_path: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx'), topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { out, phase: 'prefill', prompt: 8 } }, null);
+  const report = await runPlan({ plan_dir: out, seed: 0, iterations: 2, check: false, decode_steps: 0, dims: {} });
+  const telemetry = load('hxc-telemetry.v1.schema.json');
+  assert.ok(telemetry(JSON.parse(fs.readFileSync(report.telemetry, 'utf8'))), JSON.stringify(telemetry.errors));
+  assert.ok(routing(JSON.parse(fs.readFileSync(report.routing!, 'utf8'))), JSON.stringify(routing.errors));
+});
