@@ -10,9 +10,9 @@ import type { VerifyResult } from '../src/ir/verify.js';
 import { lowerBound, type LowerBound } from '../src/partition/bounds.js';
 import { buildProblem, type Unit } from '../src/partition/build.js';
 import { solveExact, type ExactResult } from '../src/partition/exact.js';
-import { heft, pinnedBytes } from '../src/partition/heft.js';
+import { heft } from '../src/partition/heft.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
-import { Evaluator, unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
+import { Evaluator, residentBytes, unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { refine } from '../src/partition/refine.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { BindResult } from './bind.js';
@@ -187,7 +187,7 @@ function singleDevice(p: PlacementProblem): { device: string; makespan_s: number
     let floor = 0;
     for (let u = 0; u < n; u++) {
       t += unitTime(p, u, d);
-      bytes += pinnedBytes(p, u);
+      bytes += residentBytes(p, u);
       floor = Math.max(floor, p.activation_bytes[u]!);
     }
     if (!Number.isFinite(t) || bytes + floor > p.capacity_bytes[d]!) continue;

@@ -4,9 +4,9 @@ import fc from 'fast-check';
 import { randomProblem } from '../src/bench/random-problems.js';
 import { lowerBound } from '../src/partition/bounds.js';
 import { solveExact } from '../src/partition/exact.js';
-import { heft, pinnedBytes } from '../src/partition/heft.js';
+import { heft } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
-import { evaluate, unitTime, type PlacementProblem } from '../src/partition/problem.js';
+import { evaluate, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { refine } from '../src/partition/refine.js';
 
 function withMemory(p: PlacementProblem, seed: number): PlacementProblem {
@@ -32,7 +32,7 @@ test('heuristic plans respect capability and memory, and never beat the lower bo
       const used = new Float64Array(devices);
       for (let u = 0; u < units; u++) {
         assert.ok(Number.isFinite(unitTime(p, u, pl.device[u]!)), 'placed only where it can run');
-        used[pl.device[u]!] += pinnedBytes(p, u);
+        used[pl.device[u]!] += residentBytes(p, u);
       }
       used.forEach((b, d) => assert.ok(b <= p.capacity_bytes[d]!, 'memory respected'));
       assert.ok(pl.makespan_s >= lb.lower_bound_s * (1 - 1e-9), `makespan ${pl.makespan_s} < lower bound ${lb.lower_bound_s}`);

@@ -4,7 +4,7 @@
 // makespan (`evaluate`), which never beats the optimal schedule of the same model.
 
 import { LpModel, runLp, type Term } from './milp-lp.js';
-import { type PlacementProblem, unitPredecessors, unitTime } from './problem.js';
+import { type PlacementProblem, residentBytes, unitPredecessors, unitTime } from './problem.js';
 
 export interface LowerBound {
   /** The largest of the three bounds below. Infinity when no feasible placement exists. */
@@ -21,11 +21,6 @@ export interface LowerBound {
 
 /** Above this many fractional variables the LP is skipped (HiGHS would still solve it, slowly). */
 export const SPREAD_LP_MAX_VARIABLES = 200_000;
-
-/** Bytes a unit pins on its device for as long as the placement lasts. */
-export function residentBytes(p: PlacementProblem, u: number): number {
-  return p.weight_bytes[u]! + p.state_bytes[u]!;
-}
 
 /**
  * Whether unit u may run on device d in any feasible placement: finite time, and the unit alone

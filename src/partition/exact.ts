@@ -4,9 +4,9 @@
 // as every other solver's; a time-limited solve still returns the best placement known and the
 // proven bound, so the caller can report the gap.
 
-import { cheapBounds, earliestStarts_s, fastestTimes_s, residentBytes, timeUnit_s, unitAllowed } from './bounds.js';
+import { cheapBounds, earliestStarts_s, fastestTimes_s, timeUnit_s, unitAllowed } from './bounds.js';
 import { LpModel, runLp, type Term } from './milp-lp.js';
-import { evaluate, type Placement, type PlacementProblem, unitPredecessors, unitTime } from './problem.js';
+import { evaluate, type Placement, type PlacementProblem, unitPredecessors, residentBytes, unitTime, valuesReadBy } from './problem.js';
 
 export interface ExactResult {
   placement: Placement | null;
@@ -66,8 +66,7 @@ export function greedyPlacement(p: PlacementProblem): Placement | null {
   const free = new Float64Array(devices);
   const resident = new Float64Array(devices);
   const activation = new Float64Array(devices);
-  const reads: { producer: number; bytes: number }[][] = p.unit_names.map(() => []);
-  for (const v of p.values) for (const c of v.consumers) if (c !== v.producer) reads[c]!.push(v);
+  const reads = valuesReadBy(p);
   for (const u of p.order) {
     let best = -1;
     let bestFinish = Infinity;

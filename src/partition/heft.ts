@@ -4,18 +4,13 @@
 // device whose weights + owned state would exceed its capacity is not a candidate.
 
 import { HxcError } from '../diag/diagnostics.js';
-import { unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
+import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 
 export interface HeftResult extends Placement {
   /** Upward rank per unit (seconds). */
   rank: Float64Array;
   /** For explain: per unit, each candidate device's earliest finish (Infinity when not a candidate), and why not. */
   candidates: { finish_s: Float64Array; reason: (string | null)[] }[];
-}
-
-/** Memory a unit pins on its device: weights and owned state. */
-export function pinnedBytes(p: PlacementProblem, u: number): number {
-  return p.weight_bytes[u]! + p.state_bytes[u]!;
 }
 
 /** Mean transfer time of `bytes` over distinct device pairs (HEFT's average communication cost). */
@@ -96,7 +91,7 @@ export function heft(p: PlacementProblem): HeftResult {
     for (let d = 0; d < nd; d++) {
       const t = unitTime(p, u, d);
       if (!Number.isFinite(t)) { cand.reason[d] = 'cannot run its ops'; continue; }
-      const need = pinnedBytes(p, u);
+      const need = residentBytes(p, u);
       if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) { cand.reason[d] = 'memory full'; continue; }
       let drt = 0;
       for (const v of reads[u]!) {
@@ -113,12 +108,12 @@ export function heft(p: PlacementProblem): HeftResult {
     }
     candidates[u] = cand;
     if (best < 0) {
-      const need = pinnedBytes(p, u);
+      const need = residentBytes(p, u);
       const short = p.device_ids
         .map((id, d) => ({ id, missing: used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) - p.capacity_bytes[d]!, runs: Number.isFinite(unitTime(p, u, d)) }))
         .filter((x) => x.runs);
       let total = 0;
-      for (let v = 0; v < n; v++) total += pinnedBytes(p, v);
+      for (let v = 0; v < n; v++) total += residentBytes(p, v);
       const capacity = p.capacity_bytes.reduce((a, b) => a + b, 0);
       throw new HxcError('HXC3001',
         short.length === 0
@@ -129,7 +124,7 @@ export function heft(p: PlacementProblem): HeftResult {
     device[u] = best;
     start[u] = bestStart;
     finish[u] = bestFinish;
-    used[best] += pinnedBytes(p, u);
+    used[best] += residentBytes(p, u);
     floor[best] = Math.max(floor[best]!, p.activation_bytes[u]!);
     insertInterval(busy[best]!, bestStart, bestFinish);
     placed[u] = 1;

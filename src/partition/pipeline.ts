@@ -8,8 +8,7 @@
 // later segments on later devices, devices may be skipped. O(units² × devices) per chain.
 // Tensor parallelism inside a segment is not modelled yet (the plan format has one device per unit).
 
-import { pinnedBytes } from './heft.js';
-import { unitTime, type PlacementProblem } from './problem.js';
+import { residentBytes, unitTime, type PlacementProblem } from './problem.js';
 
 export interface PipelineResult {
   device: Int32Array;
@@ -31,7 +30,7 @@ export function pipelinePartition(p: PlacementProblem, _stageOfUnit?: number[]):
   const pos = new Int32Array(n);
   p.order.forEach((u, k) => (pos[u] = k));
   const prefB = new Float64Array(n + 1);
-  for (let k = 0; k < n; k++) prefB[k + 1] = prefB[k]! + pinnedBytes(p, p.order[k]!);
+  for (let k = 0; k < n; k++) prefB[k + 1] = prefB[k]! + residentBytes(p, p.order[k]!);
   // cross[k] = bytes of values produced before position k and read at or after it (the cut at k).
   const cross = new Float64Array(n + 1);
   for (const v of p.values) {

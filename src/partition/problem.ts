@@ -41,6 +41,11 @@ export interface Placement {
   makespan_s: number;
 }
 
+/** Bytes a unit pins on its device for as long as the placement lasts: its weights and the state it owns. */
+export function residentBytes(p: PlacementProblem, u: number): number {
+  return p.weight_bytes[u]! + p.state_bytes[u]!;
+}
+
 export function unitTime(p: PlacementProblem, u: number, d: number): number {
   return p.time_s[u * p.device_ids.length + d]!;
 }

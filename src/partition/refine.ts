@@ -8,8 +8,8 @@
 // not seconds, so the same inputs give the same plan on any machine.
 
 import { mulberry32 } from '../util/stats.js';
-import { pinnedBytes, upwardRanks } from './heft.js';
-import { Evaluator, unitTime, type Placement, type PlacementProblem } from './problem.js';
+import { upwardRanks } from './heft.js';
+import { Evaluator, residentBytes, unitTime, type Placement, type PlacementProblem } from './problem.js';
 
 export interface RefineResult {
   placement: Placement;
@@ -35,7 +35,7 @@ export function refine(p: PlacementProblem, initial: Placement, maxEvaluations =
     const used = new Float64Array(nd);
     const floor = new Float64Array(nd);
     for (let u = 0; u < n; u++) {
-      used[device[u]!] += pinnedBytes(p, u);
+      used[device[u]!] += residentBytes(p, u);
       floor[device[u]!] = Math.max(floor[device[u]!]!, p.activation_bytes[u]!);
     }
     for (let d = 0; d < nd; d++) if (used[d]! + floor[d]! > p.capacity_bytes[d]!) return false;
