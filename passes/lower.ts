@@ -99,23 +99,35 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     }),
     experts: ctx.has('moe') ? planExpertsJson(ctx.get<MoeResult>('moe')) : ([] as unknown[]),
     estimate: {
+      /** Everything here is the simulator's (src/partition/judge.ts), the model that chose the plan. */
       latency_s: latency,
       throughput_per_s: sched.many.throughput_per_s,
       throughput_requests: sched.requests,
+      /** Throughput simulated with pipeline rounds (a device runs an early segment of the next request while a late one waits). */
+      pipelined: sched.pipelined,
       lower_bound_s: lb.lower_bound_s,
-      gap: lb.lower_bound_s > 0 ? latency / lb.lower_bound_s - 1 : null,
+      throughput_upper_per_s: part.throughput_bound.upper_per_s,
+      /** For the objective: latency over its lower bound, or the throughput bound over throughput, minus 1. */
+      gap: part.objective === 'latency'
+        ? (lb.lower_bound_s > 0 ? latency / lb.lower_bound_s - 1 : null)
+        : (sched.many.throughput_per_s > 0 && Number.isFinite(part.throughput_bound.upper_per_s) ? part.throughput_bound.upper_per_s / sched.many.throughput_per_s - 1 : null),
       lower_bounds: { critical_path_s: lb.critical_path_s, work_over_speed_s: lb.work_over_speed_s, memory_spread_s: lb.memory_spread_s },
       devices: Object.fromEntries(sched.devices.map((d, k) => [d.id, {
         busy_s: sched.one.devices[k]!.busy_s, utilisation: sched.one.devices[k]!.utilisation,
         memory_bytes: d.memory.total_bytes, capacity_bytes: d.memory.capacity_bytes,
       }])),
       link_bytes: sched.one.link_bytes,
+      /** Which candidate was shipped, and every candidate judged (the shipped plan is the best of them for the objective). */
+      chosen: part.chosen,
+      candidates: part.candidates,
       baselines: {
-        heft_s: part.baselines.heft_s,
-        refined_s: part.baselines.refined_s,
+        heft: part.baselines.heft,
         single_device: part.baselines.single_device,
-        exact: part.exact ? { status: part.exact.status, objective_s: part.exact.objective_s, gap: part.exact.gap } : null,
+        fallback: part.baselines.fallback,
+        even_split: part.baselines.even_split,
+        exact: part.exact ? { status: part.exact.status, contention_free_s: part.exact.objective_s, gap: part.exact.gap } : null,
       },
+      search: part.search,
       pipeline: part.pipeline ? { bottleneck_s: part.pipeline.bottleneck_s, chain: part.pipeline.chain, segments: part.pipeline.segments } : null,
       kv: part.kv,
     },

@@ -79,10 +79,22 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   text += table(['device', 'kind', 'units', 'nodes', 'busy', 'util', 'memory', 'of capacity'], rows, [2, 3, 4, 5, 6, 7]);
   const idle = plan.devices.length - rows.length;
   if (idle > 0) text += `(${idle} devices run nothing)\n`;
-  text += `\nlatency ${sec(e.latency_s)} per request; throughput ${e.throughput_per_s.toFixed(2)} requests/s over ${e.throughput_requests} pipelined requests\n`;
-  text += `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}); gap ${e.gap === null ? '-' : `${(e.gap * 100).toFixed(1)}%`}\n`;
-  const single = e.baselines.single_device;
-  text += `baselines: HEFT ${sec(e.baselines.heft_s)}${single ? `, all on ${single.device} ${sec(single.makespan_s)}` : ', no single device holds it'}${e.baselines.exact ? `, exact MILP ${e.baselines.exact.status}` : ''}\n`;
+  const thr = (x: number): string => `${x.toFixed(2)}/s`;
+  text += `\nlatency ${sec(e.latency_s)} per request; throughput ${thr(e.throughput_per_s)} over ${e.throughput_requests} requests${e.pipelined ? ' (pipelined)' : ''} — simulated with link contention\n`;
+  const gap = e.gap === null ? '-' : `${(e.gap * 100).toFixed(1)}%`;
+  text += plan.objective === 'latency'
+    ? `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}); gap ${gap}\n`
+    : `throughput bound ${thr(e.throughput_upper_per_s)} (busiest device at least ${sec(e.lower_bounds.memory_spread_s)} per request); gap ${gap}\n`;
+  const b = e.baselines;
+  const figure = (j: { latency_s: number; throughput_per_s: number } | null): string => (j === null ? '-' : plan.objective === 'latency' ? sec(j.latency_s) : thr(j.throughput_per_s));
+  const named = [
+    b.heft ? `HEFT ${figure(b.heft)}` : null,
+    b.single_device ? `all on ${b.single_device.devices[0]} ${figure(b.single_device)}` : 'no single device holds it',
+    b.fallback ? `${b.fallback.devices.join('+')} with fallbacks ${figure(b.fallback)}` : null,
+    b.even_split ? `even split over ${b.even_split.devices.length} ${figure(b.even_split)}` : null,
+    b.exact ? `exact MILP ${b.exact.status}` : null,
+  ].filter((x) => x);
+  text += `baselines (simulated alike): ${named.join(', ')}; shipped: ${e.chosen}\n`;
   text += `transfers: ${plan.transfers.length} (${formatBytes(plan.transfers.reduce((s, t) => s + t.bytes, 0))})`;
   const links = Object.entries(e.link_bytes).filter(([, b]) => b > 0).map(([l, b]) => `${l} ${formatBytes(b)}`);
   text += links.length ? `; per link: ${links.join(', ')}\n` : '\n';

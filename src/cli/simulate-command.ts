@@ -22,7 +22,7 @@ export function simulateCommand(planDir: string, opts: { requests: string; trace
     links: plan.topology.links,
     requests,
   };
-  const r = simulate(input);
+  const r = simulate(input, { trace: true });
   const traceFile = opts.trace ?? path.join(planDir, 'sim', 'trace.json');
   fs.mkdirSync(path.dirname(traceFile), { recursive: true });
   fs.writeFileSync(traceFile, JSON.stringify({ traceEvents: r.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc simulate', requests } }) + '\n');

@@ -19,6 +19,9 @@ export interface LowerBound {
   notes: string[];
 }
 
+/** Simplex iterations the spread LP may take (work, not seconds; far above what it needs). */
+export const SPREAD_LP_MAX_ITERATIONS = 2_000_000;
+
 /** Above this many fractional variables the LP is skipped (HiGHS would still solve it, slowly). */
 export const SPREAD_LP_MAX_VARIABLES = 200_000;
 
@@ -140,7 +143,7 @@ async function spreadBound(p: PlacementProblem, work_over_speed_s: number, notes
     if (memory[k]!.length > 0 && resident[k]! > p.capacity_bytes[g.first]! * g.count) lp.addRow('mem', memory[k]!, '<=', 1);
   });
   lp.minimize([[1, 'T']]);
-  const run = await runLp(lp, { time_limit_s: 60 });
+  const run = await runLp(lp, { max_iterations: SPREAD_LP_MAX_ITERATIONS });
   if (run.status === 'infeasible') {
     notes.push('memory-spread LP infeasible: resident bytes exceed total capacity, no feasible placement');
     return Infinity;

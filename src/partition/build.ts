@@ -2,8 +2,11 @@
 // cannot run while that device can run the stage's heavy work (a NonZero on a GPU that excludes
 // it) is split out as its own unit, so it falls back to a capable device the way onnxruntime's
 // execution providers fall back per node, and the stage's work still goes where it runs best.
+// A stage whose nodes the user pinned to different devices (`--assign`) is cut where the pin
+// changes. Every unit gets a unique name (its id in the plan).
 
 import { computeTime } from '../cost/model.js';
+import { HxcError } from '../diag/diagnostics.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
 import type { Device, RouteTable, Topology } from '../topology/index.js';
@@ -42,6 +45,10 @@ export interface BuildInput {
   expert_names?: string[];
   /** Per expert set, the devices it may run on (null: anywhere it can). */
   expert_devices?: (string[] | null)[];
+  /** Per node, the device index the user pinned it to (`--assign`), or -1. */
+  pins?: Int32Array;
+  /** Where the pins came from, for errors. */
+  pins_file?: string;
 }
 
 export interface Built {
@@ -98,10 +105,11 @@ export function buildProblem(inp: BuildInput): Built {
     }
     const seen = new Map<string, number>();
     for (const seg of splitExperts(index, stage.nodes, expertOf)) {
-      const base = seg.expert >= 0 ? `${stage.name}/${inp.expert_names?.[seg.expert] ?? `expert${seg.expert}`}` : `${stage.name}/${seg.part}`;
+      const expertName = seg.expert >= 0 ? inp.expert_names?.[seg.expert] ?? `expert${seg.expert}` : '';
+      const base = seg.expert < 0 ? `${stage.name}/${seg.part}` : seg.dispatch ? `${stage.name}/${expertName}.dispatch` : `${stage.name}/${expertName}`;
       const k = seen.get(base) ?? 0;
       seen.set(base, k + 1);
-      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes, expert: seg.expert });
+      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes, ...(seg.dispatch ? {} : { expert: seg.expert }) });
     }
   });
   segments.forEach((stage) => {
@@ -110,6 +118,7 @@ export function buildProblem(inp: BuildInput): Built {
     const core = heavy.length > 0 ? heavy : stage.nodes;
     const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, classes[c]!)));
     let run: number[] = [];
+    let runPin = -1;
     let part = 0;
     const flush = (): void => {
       if (run.length === 0) return;
@@ -118,15 +127,35 @@ export function buildProblem(inp: BuildInput): Built {
       run = [];
     };
     for (const i of stage.nodes) {
-      const excluded = heavyClasses.filter((c) => !runs(i, classes[c]!)).flatMap((c) => classDevices[c]!);
+      const pin = inp.pins ? inp.pins[i]! : -1;
+      if (pin >= 0 && !runs(i, devices[pin]!)) {
+        const node = graph.nodes[i]!;
+        throw new HxcError('HXC2503', `node "${node.name}" is assigned to ${devices[pin]!.id}, which cannot run ${node.domain ? `${node.domain}.` : ''}${node.op}`,
+          { where: inp.pins_file ?? '--assign', hint: `assign it to a device that runs ${node.op}, or leave it out of the file and hxc places it` });
+      }
+      const excluded = pin >= 0 ? [] : heavyClasses.filter((c) => !runs(i, classes[c]!)).flatMap((c) => classDevices[c]!);
       if (excluded.length > 0 && heavy.length > 0) {
         flush();
         units.push({ name: `${stage.name}#${part}:${graph.nodes[i]!.name}`, stage: s, nodes: [i], fallback: { node: i, excluded } });
         part++;
-      } else run.push(i);
+      } else {
+        if (run.length > 0 && pin !== runPin) flush();
+        runPin = pin;
+        run.push(i);
+      }
     }
     flush();
   });
+  // Unique names: a stage name repeats when a block is cut into several stages (gpt2: nine "h.0").
+  const seenNames = new Map<string, number>();
+  for (const u of units) seenNames.set(u.name, (seenNames.get(u.name) ?? 0) + 1);
+  const ordinal = new Map<string, number>();
+  for (const u of units) {
+    if (seenNames.get(u.name)! < 2) continue;
+    const k = ordinal.get(u.name) ?? 0;
+    ordinal.set(u.name, k + 1);
+    u.name = `${u.name}@${k}`;
+  }
   const nu = units.length;
   const unit_of = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => { for (const i of u.nodes) unit_of[i] = k; });
@@ -153,11 +182,14 @@ export function buildProblem(inp: BuildInput): Built {
       return sum;
     });
     for (let d = 0; d < nd; d++) time_s[k * nd + d] = perClass[classOf[d]!]!;
-    // An expert placed by the moe pass stays on its devices (when it can run on one of them).
+    // An expert pinned by the moe pass stays on its devices (when it can run on one of them).
     const allowed = u.expert !== undefined ? inp.expert_devices?.[u.expert] : null;
     if (allowed && allowed.some((id) => Number.isFinite(time_s[k * nd + devices.findIndex((d) => d.id === id)]!))) {
       for (let d = 0; d < nd; d++) if (!allowed.includes(devices[d]!.id)) time_s[k * nd + d] = Infinity;
     }
+    // A unit the user pinned runs only there (its nodes share one pin: runs were cut where it changes).
+    const pin = inp.pins ? inp.pins[u.nodes[0]!]! : -1;
+    if (pin >= 0) for (let d = 0; d < nd; d++) if (d !== pin) time_s[k * nd + d] = Infinity;
     const weights = new Set<number>();
     let peak = 0;
     for (const i of u.nodes) {
@@ -212,20 +244,40 @@ export function buildProblem(inp: BuildInput): Built {
 /**
  * Cut a stage holding MoE experts into segments: a topological order of its nodes in which each
  * expert's nodes are contiguous (Kahn's algorithm keyed by group: routing first, then expert by
- * expert — a dispatch node feeding a single expert goes with it — then the combine and the rest),
- * cut where the group changes. Intervals of a topological order are convex, so the units stay
- * acyclic.
+ * expert — its dispatch, then its body — then the combine and the rest), cut where the group
+ * changes. Intervals of a topological order are convex, so the units stay acyclic.
+ *
+ * An expert's dispatch — the nodes that select its tokens (Equal → NonZero → Gather of the token
+ * rows), feeding that expert alone — is a unit of its own: on the router's device it sends the
+ * expert only its gathered rows (DeepSeek-V3's dispatch moves routed tokens, not the hidden
+ * state); on the expert's device it reads the whole hidden state but runs in parallel with the
+ * other experts' dispatch. The partitioner chooses. A node between two nodes of the same expert
+ * stays inside that expert.
  */
-function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array): { expert: number; part: number; nodes: number[] }[] {
+function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array): { expert: number; dispatch: boolean; part: number; nodes: number[] }[] {
   const inStage = new Set(nodes);
   const pos = new Map(nodes.map((i, k) => [i, k]));
-  // Group: -1 routing (feeds several experts), e for expert e and its own dispatch, BIG afterwards.
+  // Which single expert a node's inputs come from, within the stage (-1 none, -2 several).
+  const MIXED = -2;
+  const after = new Map<number, number>();
+  for (const i of nodes) {
+    let from = -1;
+    for (const q of index.predecessors(i)) {
+      if (!inStage.has(q)) continue;
+      const e = expertOf[q]! >= 0 ? expertOf[q]! : after.get(q)!;
+      if (e === -1) continue;
+      from = from === -1 ? e : from === e ? from : MIXED;
+    }
+    after.set(i, from);
+  }
+  // Group key: -1 routing (feeds several experts), 2e dispatch of expert e, 2e+1 expert e, BIG after.
   const BIG = 1 << 30;
   const group = new Map<number, number>();
+  const expertGroup = (g: number): number => (g >= 0 && g !== BIG ? g >> 1 : -1);
   for (let k = nodes.length - 1; k >= 0; k--) {
     const i = nodes[k]!;
     if (expertOf[i]! >= 0) {
-      group.set(i, expertOf[i]!);
+      group.set(i, 2 * expertOf[i]! + 1);
       continue;
     }
     const feeds = new Set<number>();
@@ -233,9 +285,10 @@ function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array):
       if (!inStage.has(s)) continue;
       const g = group.get(s)!;
       if (g === -1) feeds.add(-1);
-      else if (g !== BIG) feeds.add(g);
+      else if (g !== BIG) feeds.add(expertGroup(g));
     }
-    group.set(i, feeds.size === 0 ? BIG : feeds.size === 1 ? [...feeds][0]! : -1);
+    const only = feeds.size === 1 ? [...feeds][0]! : -1;
+    group.set(i, feeds.size === 0 ? BIG : only < 0 ? -1 : after.get(i) === only ? 2 * only + 1 : 2 * only);
   }
   const indeg = new Map<number, number>();
   for (const i of nodes) indeg.set(i, [...index.predecessors(i)].filter((p) => inStage.has(p)).length);
@@ -253,14 +306,17 @@ function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array):
       if (indeg.get(s) === 0) ready.push(s);
     }
   }
-  const out: { expert: number; part: number; nodes: number[] }[] = [];
+  const out: { expert: number; dispatch: boolean; part: number; nodes: number[]; group: number }[] = [];
   let part = 0;
   for (const i of order) {
-    const e = expertOf[i]! >= 0 ? expertOf[i]! : -1;
+    const g = group.get(i)!;
     const last = out[out.length - 1];
-    const kind = e >= 0 ? e : group.get(i)! >= 0 && group.get(i)! !== BIG ? group.get(i)! : -1;
-    if (last && last.expert === kind) last.nodes.push(i);
-    else out.push({ expert: kind, part: kind < 0 ? part++ : 0, nodes: [i] });
+    if (last && last.group === g) {
+      last.nodes.push(i);
+      continue;
+    }
+    const e = expertGroup(g);
+    out.push({ expert: e, dispatch: e >= 0 && g % 2 === 0, part: e < 0 ? part++ : 0, nodes: [i], group: g });
   }
-  return out;
+  return out.map(({ expert, dispatch, part: k, nodes: list }) => ({ expert, dispatch, part: k, nodes: list }));
 }

@@ -1,8 +1,9 @@
 // Exact placement of small problems: a MILP for the minimum makespan of a DAG of units on
 // heterogeneous devices with route-dependent communication, solved by HiGHS (milp-lp.ts). The
 // answer is re-timed by the shared evaluator (problem.ts `evaluate`) so its makespan means the same
-// as every other solver's; a time-limited solve still returns the best placement known and the
-// proven bound, so the caller can report the gap.
+// as every other solver's; a solve stopped by its work limit (branch-and-bound nodes, simplex
+// iterations — never seconds unless the user asks) still returns the best placement known and the
+// proven bound, so the caller can report the gap, and the same inputs give the same answer.
 
 import { cheapBounds, earliestStarts_s, fastestTimes_s, timeUnit_s, unitAllowed } from './bounds.js';
 import { LpModel, runLp, type Term } from './milp-lp.js';
@@ -10,14 +11,15 @@ import { evaluate, type Placement, type PlacementProblem, unitPredecessors, resi
 
 export interface ExactResult {
   placement: Placement | null;
-  status: 'optimal' | 'time-limit' | 'infeasible' | 'too-large';
+  /** 'limit': the work limit (or a user's --time-limit) stopped HiGHS before it proved optimality. */
+  status: 'optimal' | 'limit' | 'infeasible' | 'too-large';
   /** The evaluator's makespan of `placement`. */
   objective_s: number | null;
   /** Best proven lower bound on the optimal makespan (HiGHS's dual bound). */
   best_bound_s: number | null;
   /** (objective − bound) / objective. */
   gap: number | null;
-  /** Wall time of the whole call: building, solving, decoding. */
+  /** Wall time of the whole call: building, solving, decoding (for the bench; never in a plan). */
   solve_s: number;
   variables: number;
   constraints: number;
@@ -25,9 +27,17 @@ export interface ExactResult {
   notes: string[];
 }
 
+/** Default work limits: enough to prove most ≤ 40-unit problems, bounded on every machine alike. */
+export const EXACT_MAX_NODES = 5_000;
+export const EXACT_MAX_ITERATIONS = 2_000_000;
+
 export interface ExactOptions {
-  /** Wall-time budget for the whole call; HiGHS gets what is left after building the model. */
-  time_limit_s: number;
+  /** Branch-and-bound nodes (default EXACT_MAX_NODES). */
+  max_nodes?: number;
+  /** Simplex iterations (default EXACT_MAX_ITERATIONS). */
+  max_iterations?: number;
+  /** Wall-clock seconds for HiGHS, only when asked (`--time-limit`): the answer then depends on the machine. */
+  time_limit_s?: number;
   /** A device per unit from another solver; used when feasible and shorter than the greedy's. */
   incumbent?: Int32Array;
   /** Its list priority (e.g. that placement's start_s), so it is timed as its solver timed it. */
@@ -137,14 +147,14 @@ export async function solveExact(p: PlacementProblem, opts: ExactOptions): Promi
     return done({ ...none, status: 'too-large', ...size });
   }
 
-  const remaining_s = opts.time_limit_s - (performance.now() - t0) / 1000;
-  const run = await runLp(milp.lp, { time_limit_s: remaining_s, mip_rel_gap: 1e-6 }, incumbent ? milp.startFrom(incumbent) : undefined);
+  const limits = { max_nodes: opts.max_nodes ?? EXACT_MAX_NODES, max_iterations: opts.max_iterations ?? EXACT_MAX_ITERATIONS, mip_rel_gap: 1e-6, ...(opts.time_limit_s !== undefined ? { time_limit_s: opts.time_limit_s } : {}) };
+  const run = await runLp(milp.lp, limits, incumbent ? milp.startFrom(incumbent) : undefined);
   const bound_s = run.dual_bound === null ? null : Math.max(0, run.dual_bound * milp.unit_s);
 
   if (run.status === 'infeasible') {
     if (!incumbent) return done({ ...none, status: 'infeasible', ...size });
     notes.push('HiGHS reported infeasible although a feasible incumbent exists: returning the incumbent');
-    return done({ placement: incumbent, status: 'time-limit', objective_s: incumbent.makespan_s, best_bound_s: null, gap: null, ...size });
+    return done({ placement: incumbent, status: 'limit', objective_s: incumbent.makespan_s, best_bound_s: null, gap: null, ...size });
   }
   let placement = incumbent;
   if (run.values) {
@@ -157,11 +167,11 @@ export async function solveExact(p: PlacementProblem, opts: ExactOptions): Promi
     }
   }
   if (run.status === 'other') notes.push(`HiGHS stopped with model status ${run.status_code}`);
-  if (!placement) return done({ ...none, best_bound_s: bound_s, status: 'time-limit', ...size });
+  if (!placement) return done({ ...none, best_bound_s: bound_s, status: 'limit', ...size });
   const objective_s = placement.makespan_s;
   const best_bound_s = bound_s === null ? null : Math.min(bound_s, objective_s);
   const gap = best_bound_s === null ? null : objective_s > 0 ? (objective_s - best_bound_s) / objective_s : 0;
-  const status = run.status === 'optimal' ? 'optimal' : 'time-limit';
+  const status = run.status === 'optimal' ? 'optimal' : 'limit';
   return done({ placement, status, objective_s, best_bound_s, gap, ...size });
 }
 

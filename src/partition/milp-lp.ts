@@ -121,7 +121,8 @@ export function loadHighs(): Promise<Highs> {
 }
 
 export interface LpRun {
-  status: 'optimal' | 'infeasible' | 'time-limit' | 'other';
+  /** 'limit': a work limit (nodes, simplex iterations) or the optional time limit stopped it. */
+  status: 'optimal' | 'infeasible' | 'limit' | 'other';
   /** HiGHS's model status text, for notes when status is 'other'. */
   status_code: number;
   /** Variable values by name when HiGHS holds a feasible primal solution, else null. */
@@ -133,19 +134,29 @@ export interface LpRun {
   solver_s: number;
 }
 
+export interface LpLimits {
+  /** Branch-and-bound nodes (work, not seconds: the same answer on any machine). */
+  max_nodes?: number;
+  /** Simplex iterations over the whole solve (work, not seconds). */
+  max_iterations?: number;
+  /** Wall-clock seconds: only when the caller accepts an answer that depends on the machine. */
+  time_limit_s?: number;
+  mip_rel_gap?: number;
+}
+
 /**
- * Solves `model` with HiGHS. `start` (values by name, missing names taken as 0) is handed over as
- * a MIP start so the time limit never leaves us worse than a known incumbent.
+ * Solves `model` with HiGHS (WebAssembly, one thread: deterministic for the same model text and
+ * limits). `start` (values by name, missing names taken as 0) is handed over as a MIP start so a
+ * limit never leaves us worse than a known incumbent.
  */
-export async function runLp(
-  model: LpModel,
-  options: { time_limit_s: number; mip_rel_gap?: number },
-  start?: Map<string, number>,
-): Promise<LpRun> {
+export async function runLp(model: LpModel, options: LpLimits, start?: Map<string, number>): Promise<LpRun> {
   const highs = await loadHighs();
   const m = highs.createModel({ format: 'lp', data: model.toText() });
   try {
-    m.options.set({ output_flag: false, time_limit: Math.max(0.01, options.time_limit_s) });
+    m.options.set({ output_flag: false });
+    if (options.time_limit_s !== undefined) m.options.set({ time_limit: Math.max(0.01, options.time_limit_s) });
+    if (options.max_nodes !== undefined) m.options.set({ mip_max_nodes: options.max_nodes });
+    if (options.max_iterations !== undefined) m.options.set({ simplex_iteration_limit: options.max_iterations });
     if (options.mip_rel_gap !== undefined) m.options.set({ mip_rel_gap: options.mip_rel_gap });
     const n = m.getDimensions().numCols;
     const names: string[] = [];
@@ -154,7 +165,8 @@ export async function runLp(
     m.run();
     const code = m.getModelStatus() as number;
     const c = highs.constants.modelStatus;
-    const status = code === c.optimal ? 'optimal' : code === c.infeasible || code === c.unboundedOrInfeasible ? 'infeasible' : code === c.timeLimit ? 'time-limit' : 'other';
+    const status = code === c.optimal ? 'optimal' : code === c.infeasible || code === c.unboundedOrInfeasible ? 'infeasible'
+      : code === c.timeLimit || code === c.iterationLimit || code === c.solutionLimit ? 'limit' : 'other';
     // primal_solution_status 2 = feasible (HiGHS SolutionStatus::kSolutionStatusFeasible).
     const hasPrimal = Number(m.info.get('primal_solution_status')) === 2;
     let values: Map<string, number> | null = null;

@@ -72,51 +72,117 @@ export function valuesReadBy(p: PlacementProblem): UnitValue[][] {
  * the DAG and this reproduces that schedule or improves it. A priority inconsistent with the DAG
  * falls back to a ready list. Infinity makespan when a unit sits on a device that cannot run it.
  */
+/** Callers must not change a priority array after passing it (its sorted order is cached). */
 export class Evaluator {
-  private readonly reads: UnitValue[][];
-  private readonly preds: number[][];
+  private readonly n: number;
+  private readonly nd: number;
+  /** Reads as CSR: unit u reads edges readStart[u] .. readStart[u+1]: producer, and its transfer-time table. */
+  private readonly readStart: Int32Array;
+  private readonly readProducer: Int32Array;
+  private readonly readTable: Int32Array;
+  /** Transfer seconds per distinct byte size, device pair a·nd+b; NaN until first asked. */
+  private readonly tables: Float64Array[] = [];
+  private readonly tableBytes: number[] = [];
+  private readonly predStart: Int32Array;
+  private readonly predList: Int32Array;
   private readonly pos: Int32Array;
-  private readonly idx: number[];
+  private readonly topo: Int32Array;
+  /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
+  private readonly orders: { priority: Float64Array; order: Int32Array }[] = [];
 
   constructor(readonly p: PlacementProblem) {
-    this.reads = valuesReadBy(p);
-    this.preds = unitPredecessors(p);
-    this.pos = new Int32Array(p.unit_names.length);
+    const n = (this.n = p.unit_names.length);
+    const nd = (this.nd = p.device_ids.length);
+    const reads = valuesReadBy(p);
+    const tableOf = new Map<number, number>();
+    this.readStart = new Int32Array(n + 1);
+    let edges = 0;
+    for (let u = 0; u < n; u++) {
+      this.readStart[u] = edges;
+      edges += reads[u]!.length;
+    }
+    this.readStart[n] = edges;
+    this.readProducer = new Int32Array(edges);
+    this.readTable = new Int32Array(edges);
+    let e = 0;
+    for (let u = 0; u < n; u++) {
+      for (const v of reads[u]!) {
+        let t = tableOf.get(v.bytes);
+        if (t === undefined) {
+          t = this.tables.length;
+          tableOf.set(v.bytes, t);
+          this.tables.push(new Float64Array(nd * nd).fill(NaN));
+          this.tableBytes.push(v.bytes);
+        }
+        this.readProducer[e] = v.producer;
+        this.readTable[e] = t;
+        e++;
+      }
+    }
+    const preds = unitPredecessors(p);
+    this.predStart = new Int32Array(n + 1);
+    let np = 0;
+    for (let u = 0; u < n; u++) {
+      this.predStart[u] = np;
+      np += preds[u]!.length;
+    }
+    this.predStart[n] = np;
+    this.predList = Int32Array.from(preds.flat());
+    this.pos = new Int32Array(n);
     p.order.forEach((u, k) => (this.pos[u] = k));
-    this.idx = Array.from(p.order);
+    this.topo = Int32Array.from(p.order);
+  }
+
+  private transfer(table: number, a: number, b: number): number {
+    const t = this.tables[table]!;
+    const k = a * this.nd + b;
+    let x = t[k]!;
+    if (x !== x) t[k] = x = this.p.transfer_s(a, b, this.tableBytes[table]!);
+    return x;
+  }
+
+  private orderFor(priority: Float64Array | undefined): Int32Array {
+    if (!priority) return this.topo;
+    for (const o of this.orders) if (o.priority === priority) return o.order;
+    const pos = this.pos;
+    const order = Int32Array.from(Array.from(this.topo).sort((a, b) => priority[a]! - priority[b]! || pos[a]! - pos[b]!));
+    if (this.orders.length >= 4) this.orders.shift();
+    this.orders.push({ priority, order });
+    return order;
   }
 
   run(device: Int32Array, priority?: Float64Array): Placement {
     const p = this.p;
-    const n = p.unit_names.length;
-    const order = this.idx;
-    const pos = this.pos;
-    if (priority) order.sort((a, b) => priority[a]! - priority[b]! || pos[a]! - pos[b]!);
-    else order.sort((a, b) => pos[a]! - pos[b]!);
+    const n = this.n;
+    const order = this.orderFor(priority);
     const start = new Float64Array(n);
     const finish = new Float64Array(n);
-    const free = new Float64Array(p.device_ids.length);
+    const free = new Float64Array(this.nd);
     const done = new Uint8Array(n);
+    const { readStart, readProducer, readTable, predStart, predList } = this;
+    const nd = this.nd;
     let makespan = 0;
     const place = (u: number): void => {
       const d = device[u]!;
       let ready = 0;
-      for (const v of this.reads[u]!) {
-        const src = device[v.producer]!;
-        const arrive = finish[v.producer]! + (src === d ? 0 : p.transfer_s(src, d, v.bytes));
+      for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
+        const q = readProducer[e]!;
+        const src = device[q]!;
+        const arrive = finish[q]! + (src === d ? 0 : this.transfer(readTable[e]!, src, d));
         if (arrive > ready) ready = arrive;
       }
       const s = ready > free[d]! ? ready : free[d]!;
       start[u] = s;
-      finish[u] = s + unitTime(p, u, d);
-      free[d] = finish[u]!;
-      if (finish[u]! > makespan) makespan = finish[u]!;
+      const f = s + p.time_s[u * nd + d]!;
+      finish[u] = f;
+      free[d] = f;
+      if (f > makespan) makespan = f;
       done[u] = 1;
     };
     let consistent = true;
-    for (const u of order) {
-      for (const q of this.preds[u]!) if (!done[q]) { consistent = false; break; }
-      if (!consistent) break;
+    outer: for (let k = 0; k < n; k++) {
+      const u = order[k]!;
+      for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!done[predList[j]!]) { consistent = false; break outer; }
       place(u);
     }
     if (!consistent) {
@@ -127,7 +193,9 @@ export class Evaluator {
       const remaining = new Set(order);
       while (remaining.size > 0) {
         for (const u of remaining) {
-          if (this.preds[u]!.every((q) => done[q])) {
+          let ok = true;
+          for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!done[predList[j]!]) { ok = false; break; }
+          if (ok) {
             place(u);
             remaining.delete(u);
             break;

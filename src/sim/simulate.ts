@@ -2,10 +2,21 @@
 // steps in order (compute for its planned duration; send starts a transfer and does not block;
 // recv blocks until the transfer has arrived). A transfer waits its route's summed latency, then
 // moves its bytes at min over its links of the link's bandwidth — divided equally among the
-// transfers active on a `shared` link (processor sharing, like a bus), whole on others (DESIGN.md:
+// transfers flowing on a `shared` link (processor sharing, like a bus), whole on others (DESIGN.md:
 // "bandwidth per transfer"). Without contention a transfer takes sum(latency) + bytes/min(bw), the
 // cost model's formula, so the simulation of one request reproduces the schedule's own times.
-// N requests: every device runs its step list once per request, request after request.
+//
+// N requests: every device runs its step list once per request. A step may carry a `round` (a
+// pipeline lag, non-decreasing along each device's list): a device runs step k of request r in the
+// order of (r + round_k, k), so a device holding an early and a late pipeline segment runs the
+// early one for request r+1 while request r is still downstream — software pipelining. With every
+// round 0 this is request after request. One request runs in list order either way.
+//
+// This is the one model that judges plans: the partitioner compares candidates with it and the
+// plan's estimate is its answer, so it is written to be called thousands of times per plan —
+// typed arrays, an event heap, and processor sharing only for transfers that cross a shared link.
+
+import { Heap } from '../util/heap.js';
 
 export interface SimStep {
   op: 'compute' | 'send' | 'recv';
@@ -13,6 +24,8 @@ export interface SimStep {
   duration_s?: number;
   /** send/recv: index into transfers. */
   transfer?: number;
+  /** Pipeline lag (default 0); see the file comment. */
+  round?: number;
   /** Shown in the trace. */
   label: string;
 }
@@ -60,128 +73,251 @@ export interface SimResult {
   link_bytes: Record<string, number>;
   /** Per device, per step of request 0: start and end (for writing back into the plan). */
   step_times: { start_s: number; end_s: number }[][];
+  /** Empty unless asked for (`simulate(input, {trace: true})`). */
   trace: TraceEvent[];
 }
 
-interface Active {
-  transfer: number;
-  request: number;
-  /** Time the latency phase ends (bytes flow after it). */
-  flowing_at: number;
-  remaining: number;
-  rate: number;
-  started: number;
-}
-
-const EPS = 1e-15;
 /** A transfer with less than a byte left is done (float round-off must not stall the clock). */
 const DONE_BYTES = 0.5;
 
-export function simulate(input: SimInput): SimResult {
-  const linkByName = new Map(input.links.map((l) => [l.name, l]));
+const enum Ev { DeviceFree, Arrive, Flow }
+
+interface Event {
+  t: number;
+  seq: number;
+  kind: Ev;
+  /** Device index (DeviceFree) or transfer instance (Arrive, Flow). */
+  id: number;
+}
+
+/** Contention-free duration of a transfer: sum of latencies + bytes / min bandwidth (DESIGN.md "Cost model"). */
+export function transferTime_s(bytes: number, links: readonly SimLink[]): number {
+  let latency = 0;
+  let bw = Infinity;
+  for (const l of links) {
+    latency += l.latency_s;
+    bw = Math.min(bw, l.bandwidth_bytes_per_s);
+  }
+  return latency + (bytes <= DONE_BYTES || bw === Infinity ? 0 : bytes / bw);
+}
+
+export function simulate(input: SimInput, opts: { trace?: boolean } = {}): SimResult {
+  const wantTrace = opts.trace ?? false;
   const nd = input.devices.length;
   const R = Math.max(1, input.requests);
-  const next = new Int32Array(nd); // flat index: request * steps + step
+  const T = input.transfers.length;
+  const linkIndex = new Map(input.links.map((l, i) => [l.name, i]));
+  const linkBytes = new Float64Array(input.links.length);
+  // Per transfer: its links, summed latency, solo rate, and whether it crosses a shared link.
+  const tLinks: Int32Array[] = new Array(T);
+  const tLatency = new Float64Array(T);
+  const tShared = new Uint8Array(T);
+  const tSolo = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    const tr = input.transfers[t]!;
+    const ids = tr.links.map((n) => linkIndex.get(n)).filter((x): x is number => x !== undefined);
+    tLinks[t] = Int32Array.from(ids);
+    const ls = ids.map((i) => input.links[i]!);
+    for (const l of ls) {
+      tLatency[t] += l.latency_s;
+      if (l.shared) tShared[t] = 1;
+    }
+    tSolo[t] = transferTime_s(tr.bytes, ls);
+  }
+  // Each device's execution sequence over all requests: (request, step), ordered by (r + round, k).
+  const seqStep: Int32Array[] = [];
+  const seqReq: Int32Array[] = [];
+  for (const dev of input.devices) {
+    const steps = dev.steps;
+    const n = steps.length;
+    const total = n * R;
+    const st = new Int32Array(total);
+    const rq = new Int32Array(total);
+    let maxRound = 0;
+    for (const s of steps) maxRound = Math.max(maxRound, s.round ?? 0);
+    if (maxRound === 0) {
+      for (let i = 0; i < total; i++) {
+        rq[i] = Math.floor(i / Math.max(1, n));
+        st[i] = i % Math.max(1, n);
+      }
+    } else {
+      let i = 0;
+      for (let slot = 0; slot < R + maxRound; slot++) {
+        for (let k = 0; k < n; k++) {
+          const r = slot - (steps[k]!.round ?? 0);
+          if (r < 0 || r >= R) continue;
+          st[i] = k;
+          rq[i] = r;
+          i++;
+        }
+      }
+    }
+    seqStep.push(st);
+    seqReq.push(rq);
+  }
+
+  const next = new Int32Array(nd);
   const busyUntil = new Float64Array(nd);
   const busy = new Float64Array(nd);
-  const arrived = new Set<string>(); // `${transfer}:${request}`
-  const active: Active[] = [];
-  const linkBytes: Record<string, number> = {};
-  for (const l of input.links) linkBytes[l.name] = 0;
+  const arrived = new Uint8Array(T * R);
+  const waiting = new Int32Array(T * R).fill(-1); // device blocked on this instance's arrival
+  const started = new Float64Array(T * R);
   const stepTimes = input.devices.map((d) => d.steps.map(() => ({ start_s: 0, end_s: 0 })));
-  const requestFinish = new Array<number>(R).fill(0);
+  const requestFinish = new Float64Array(R);
   const trace: TraceEvent[] = [];
   const linkPid = nd;
-  input.devices.forEach((d, i) => trace.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: i, tid: 0, args: { name: d.id } }));
-  trace.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: linkPid, tid: 0, args: { name: 'transfers' } });
-  const latencyOf = (t: SimTransfer): number => t.links.reduce((s, l) => s + (linkByName.get(l)?.latency_s ?? 0), 0);
+  if (wantTrace) {
+    input.devices.forEach((d, i) => trace.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: i, tid: 0, args: { name: d.id } }));
+    trace.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: linkPid, tid: 0, args: { name: 'transfers' } });
+  }
+  let seq = 0;
+  const events = new Heap<Event>((a, b) => a.t < b.t || (a.t === b.t && a.seq < b.seq));
+  const push = (t: number, kind: Ev, id: number): void => events.push({ t, seq: seq++, kind, id });
+  // Transfers flowing over a shared link: processor sharing, rates recomputed when the set changes.
+  const flowing: number[] = [];
+  const remaining = new Float64Array(T * R);
+  const rate = new Float64Array(T * R);
+  const flowCount = new Int32Array(input.links.length);
+  let ratesDirty = false;
   let now = 0;
+  const ready: number[] = [];
+
+  const arrive = (inst: number): void => {
+    arrived[inst] = 1;
+    const t = inst % T;
+    const r = (inst - t) / T;
+    if (now > requestFinish[r]!) requestFinish[r] = now;
+    if (wantTrace) {
+      const tr = input.transfers[t]!;
+      trace.push({ name: `${tr.value} ${tr.from}→${tr.to}`, cat: 'transfer', ph: 'X', ts: started[inst]! * 1e6, dur: (now - started[inst]!) * 1e6, pid: linkPid, tid: t, args: { bytes: tr.bytes, links: tr.links, request: r } });
+    }
+    const d = waiting[inst]!;
+    if (d >= 0) {
+      waiting[inst] = -1;
+      ready.push(d);
+    }
+  };
+
+  const startTransfer = (t: number, r: number): void => {
+    const inst = r * T + t;
+    const bytes = input.transfers[t]!.bytes;
+    started[inst] = now;
+    for (const l of tLinks[t]!) linkBytes[l] += bytes;
+    if (!tShared[t]) {
+      push(now + tSolo[t]!, Ev.Arrive, inst);
+      return;
+    }
+    remaining[inst] = bytes;
+    push(now + tLatency[t]!, Ev.Flow, inst);
+  };
+
+  /** Run device d's steps until it blocks (compute in progress or a recv not yet arrived). */
+  const advance = (d: number): void => {
+    const steps = input.devices[d]!.steps;
+    const st = seqStep[d]!;
+    const rq = seqReq[d]!;
+    while (next[d]! < st.length && busyUntil[d]! <= now) {
+      const k = st[next[d]!]!;
+      const r = rq[next[d]!]!;
+      const step = steps[k]!;
+      if (step.op === 'recv') {
+        const inst = r * T + step.transfer!;
+        if (!arrived[inst]) {
+          waiting[inst] = d;
+          return;
+        }
+        if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now };
+      } else if (step.op === 'send') {
+        startTransfer(step.transfer!, r);
+        if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now };
+      } else {
+        const dur = step.duration_s ?? 0;
+        busy[d] += dur;
+        if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now + dur };
+        if (wantTrace && dur > 0) trace.push({ name: step.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
+        if (now + dur > requestFinish[r]!) requestFinish[r] = now + dur;
+        if (dur > 0) {
+          busyUntil[d] = now + dur;
+          push(busyUntil[d]!, Ev.DeviceFree, d);
+          next[d]!++;
+          return;
+        }
+      }
+      next[d]!++;
+    }
+  };
 
   const setRates = (): void => {
-    const count = new Map<string, number>();
-    for (const a of active) if (now >= a.flowing_at - EPS) for (const l of input.transfers[a.transfer]!.links) count.set(l, (count.get(l) ?? 0) + 1);
-    for (const a of active) {
-      let rate = Infinity;
-      for (const l of input.transfers[a.transfer]!.links) {
-        const link = linkByName.get(l);
-        if (!link) continue;
-        const share = link.shared ? link.bandwidth_bytes_per_s / Math.max(1, count.get(l) ?? 1) : link.bandwidth_bytes_per_s;
-        rate = Math.min(rate, share);
+    flowCount.fill(0);
+    for (const inst of flowing) for (const l of tLinks[inst % T]!) flowCount[l]!++;
+    for (const inst of flowing) {
+      let r = Infinity;
+      for (const l of tLinks[inst % T]!) {
+        const link = input.links[l]!;
+        const share = link.shared ? link.bandwidth_bytes_per_s / Math.max(1, flowCount[l]!) : link.bandwidth_bytes_per_s;
+        if (share < r) r = share;
       }
-      a.rate = rate;
+      rate[inst] = r;
     }
+    ratesDirty = false;
   };
 
-  /** Run every step that can run now; returns whether anything advanced. */
-  const advance = (): boolean => {
-    let moved = false;
-    for (let d = 0; d < nd; d++) {
-      const steps = input.devices[d]!.steps;
-      if (steps.length === 0) continue;
-      while (next[d]! < steps.length * R && busyUntil[d]! <= now + EPS) {
-        const r = Math.floor(next[d]! / steps.length);
-        const k = next[d]! % steps.length;
-        const step = steps[k]!;
-        if (step.op === 'recv') {
-          if (!arrived.has(`${step.transfer}:${r}`)) break;
-          if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now };
-        } else if (step.op === 'send') {
-          const t = input.transfers[step.transfer!]!;
-          const lat = latencyOf(t);
-          active.push({ transfer: step.transfer!, request: r, flowing_at: now + lat, remaining: t.bytes, rate: 0, started: now });
-          for (const l of t.links) linkBytes[l] = (linkBytes[l] ?? 0) + t.bytes;
-          if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now };
-        } else {
-          const dur = step.duration_s ?? 0;
-          busyUntil[d] = now + dur;
-          busy[d] += dur;
-          if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now + dur };
-          if (dur > 0) trace.push({ name: step.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
-          requestFinish[r] = Math.max(requestFinish[r]!, now + dur);
-        }
-        next[d]!++;
-        moved = true;
-      }
-    }
-    return moved;
+  const drainReady = (): void => {
+    while (ready.length > 0) advance(ready.pop()!);
   };
 
-  for (let guard = 0; guard < 50_000_000; guard++) {
-    while (advance()) setRates();
-    setRates();
-    // Next event: a device finishing compute, a latency phase ending, or a transfer completing.
-    let t = Infinity;
-    for (let d = 0; d < nd; d++) if (busyUntil[d]! > now + EPS) t = Math.min(t, busyUntil[d]!);
-    for (const a of active) {
-      if (a.flowing_at > now + EPS) t = Math.min(t, a.flowing_at);
-      else t = Math.min(t, a.remaining <= DONE_BYTES || a.rate === Infinity ? now : now + a.remaining / a.rate);
+  for (let d = nd - 1; d >= 0; d--) ready.push(d);
+  drainReady();
+  for (;;) {
+    if (ratesDirty) setRates();
+    // The next event: the heap's head, or the first shared transfer to finish at current rates.
+    let tShare = Infinity;
+    for (const inst of flowing) {
+      const f = remaining[inst]! <= DONE_BYTES || rate[inst] === Infinity ? now : now + remaining[inst]! / rate[inst]!;
+      if (f < tShare) tShare = f;
     }
+    const head = events.peek();
+    const t = Math.min(head ? head.t : Infinity, tShare);
     if (t === Infinity) break;
-    const dt = t - now;
-    for (const a of active) {
-      if (a.flowing_at <= now + EPS) a.remaining = a.rate === Infinity ? 0 : Math.max(0, a.remaining - a.rate * dt);
+    if (flowing.length > 0) {
+      const dt = t - now;
+      for (const inst of flowing) remaining[inst] = rate[inst] === Infinity ? 0 : Math.max(0, remaining[inst]! - rate[inst]! * dt);
     }
     now = t;
-    for (let k = active.length - 1; k >= 0; k--) {
-      const a = active[k]!;
-      if (a.flowing_at <= now + EPS && a.remaining <= DONE_BYTES) {
-        arrived.add(`${a.transfer}:${a.request}`);
-        const tr = input.transfers[a.transfer]!;
-        trace.push({ name: `${tr.value} ${tr.from}→${tr.to}`, cat: 'transfer', ph: 'X', ts: a.started * 1e6, dur: (now - a.started) * 1e6, pid: linkPid, tid: a.transfer, args: { bytes: tr.bytes, links: tr.links, request: a.request } });
-        requestFinish[a.request] = Math.max(requestFinish[a.request]!, now);
-        active.splice(k, 1);
+    for (let k = flowing.length - 1; k >= 0; k--) {
+      const inst = flowing[k]!;
+      // Done, or so nearly done that the clock cannot advance by what is left.
+      if (remaining[inst]! <= DONE_BYTES || now + remaining[inst]! / rate[inst]! <= now) {
+        flowing.splice(k, 1);
+        ratesDirty = true;
+        arrive(inst);
       }
     }
+    while (events.size > 0 && events.peek()!.t <= now) {
+      const e = events.pop()!;
+      if (e.kind === Ev.DeviceFree) ready.push(e.id);
+      else if (e.kind === Ev.Arrive) arrive(e.id);
+      else {
+        flowing.push(e.id);
+        ratesDirty = true;
+      }
+    }
+    // Devices in index order, as they became ready at the same instant (deterministic).
+    ready.sort((a, b) => b - a);
+    drainReady();
   }
-  const stuck = input.devices.findIndex((d, i) => next[i]! < d.steps.length * R);
-  if (stuck >= 0) throw new Error(`simulation deadlocked: device ${input.devices[stuck]!.id} waits at step ${next[stuck]! % input.devices[stuck]!.steps.length}`);
-  const makespan = Math.max(0, ...requestFinish);
+  const stuck = input.devices.findIndex((_, i) => next[i]! < seqStep[i]!.length);
+  if (stuck >= 0) throw new Error(`simulation deadlocked: device ${input.devices[stuck]!.id} waits at step ${seqStep[stuck]![next[stuck]!]}`);
+  let makespan = 0;
+  for (let r = 0; r < R; r++) makespan = Math.max(makespan, requestFinish[r]!);
+  const link_bytes: Record<string, number> = {};
+  input.links.forEach((l, i) => (link_bytes[l.name] = linkBytes[i]! / R));
   return {
-    request_finish_s: requestFinish,
+    request_finish_s: Array.from(requestFinish),
     makespan_s: makespan,
     throughput_per_s: makespan > 0 ? R / makespan : 0,
     devices: input.devices.map((d, i) => ({ id: d.id, busy_s: busy[i]! / R, idle_s: Math.max(0, makespan - busy[i]!) / R, utilisation: makespan > 0 ? busy[i]! / makespan : 0 })),
-    link_bytes: Object.fromEntries(Object.entries(linkBytes).map(([k, v]) => [k, v / R])),
+    link_bytes,
     step_times: stepTimes,
     trace,
   };

@@ -645,3 +645,32 @@ export function canRun(device: Pick<Device, 'ops'>, op: string, domain = ''): bo
   if (device.ops.exclude.some((e) => opMatches(e, op, d))) return false;
   return device.ops.include === null || device.ops.include.some((e) => opMatches(e, op, d));
 }
+
+/**
+ * Devices that are interchangeable for planning: same kind, part, numbers and op set. One home for
+ * the idea (the partitioner prices a class once; tensor parallelism and the even pipeline split
+ * take their groups from it).
+ */
+export function deviceClassKey(d: Device): string {
+  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.ops]);
+}
+
+/**
+ * The rack's largest class of identical accelerators (GPU, Gaudi-class, dataflow), in topology
+ * order; ties go to the faster class (more peak FLOP/s at fp16), then the earlier one. Empty
+ * when the rack has none.
+ */
+export function identicalAccelerators(topo: Topology, among: (d: Device) => boolean = () => true): Device[] {
+  const classes = new Map<string, Device[]>();
+  for (const d of topo.devices) {
+    if (d.kind !== 'gpu' && d.kind !== 'accel' && d.kind !== 'dataflow') continue;
+    if (!among(d)) continue;
+    const key = deviceClassKey(d);
+    (classes.get(key) ?? classes.set(key, []).get(key)!).push(d);
+  }
+  let best: Device[] = [];
+  for (const g of classes.values()) {
+    if (g.length > best.length || (g.length === best.length && best.length > 0 && peakFlops(g[0]!, 'float16') > peakFlops(best[0]!, 'float16'))) best = g;
+  }
+  return best;
+}

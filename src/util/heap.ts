@@ -23,6 +23,11 @@ export class Heap<T> {
     d[i] = x;
   }
 
+  /** The least element, left in place; undefined when empty. */
+  peek(): T | undefined {
+    return this.items[0];
+  }
+
   /** The least element, removed; undefined when empty. */
   pop(): T | undefined {
     const d = this.items;

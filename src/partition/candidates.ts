@@ -1,0 +1,74 @@
+// The simple plans a user would otherwise write by hand, as device assignments the judge can
+// measure: everything on one device; everything on one accelerator with what it cannot run on the
+// fastest device that can (onnxruntime's execution-provider fallback, OpenVINO HETERO's priority
+// list); the even pipeline split over the rack's identical accelerators (equal layers per device,
+// what vLLM's and Megatron's pipeline parallelism do by hand). Each is a candidate the shipped plan
+// must beat, and a baseline plan.json reports with its simulated latency and throughput.
+
+import { fitsMemory } from './refine.js';
+import { unitTime, type PlacementProblem } from './problem.js';
+
+/** Every unit on device d, or null when d cannot run or hold them all. */
+export function allOn(p: PlacementProblem, d: number): Int32Array | null {
+  const n = p.unit_names.length;
+  for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, d))) return null;
+  const device = new Int32Array(n).fill(d);
+  return fitsMemory(p, device) ? device : null;
+}
+
+/**
+ * Every unit on device d except those d cannot run, which go to the device that runs each fastest
+ * (onnxruntime's CPU fallback, generalised). Null when that does not fit in memory, or when d
+ * runs everything (then it is `allOn`).
+ */
+export function onWithFallback(p: PlacementProblem, d: number): Int32Array | null {
+  const n = p.unit_names.length;
+  const nd = p.device_ids.length;
+  const device = new Int32Array(n).fill(d);
+  let fallbacks = 0;
+  for (let u = 0; u < n; u++) {
+    if (Number.isFinite(unitTime(p, u, d))) continue;
+    let best = -1;
+    for (let e = 0; e < nd; e++) if (Number.isFinite(unitTime(p, u, e)) && (best < 0 || unitTime(p, u, e) < unitTime(p, u, best))) best = e;
+    if (best < 0) return null;
+    device[u] = best;
+    fallbacks++;
+  }
+  return fallbacks > 0 && fitsMemory(p, device) ? device : null;
+}
+
+/**
+ * Contiguous layers over `group` (device indices, in order), as equal in count as they divide:
+ * layer ℓ of L goes to group[⌊ℓ·k/L⌋] with k = min(|group|, L). Units its device cannot run fall
+ * back as in `onWithFallback`. Null when it does not fit.
+ */
+export function evenSplit(p: PlacementProblem, layerOfUnit: ArrayLike<number>, layers: number, group: number[]): Int32Array | null {
+  const n = p.unit_names.length;
+  const nd = p.device_ids.length;
+  if (group.length === 0 || layers === 0) return null;
+  const k = Math.min(group.length, layers);
+  const device = new Int32Array(n);
+  for (let u = 0; u < n; u++) {
+    const d = group[Math.min(k - 1, Math.floor((layerOfUnit[u]! * k) / layers))]!;
+    if (Number.isFinite(unitTime(p, u, d))) {
+      device[u] = d;
+      continue;
+    }
+    let best = -1;
+    for (let e = 0; e < nd; e++) if (Number.isFinite(unitTime(p, u, e)) && (best < 0 || unitTime(p, u, e) < unitTime(p, u, best))) best = e;
+    if (best < 0) return null;
+    device[u] = best;
+  }
+  return fitsMemory(p, device) ? device : null;
+}
+
+/** Unit indices grouped by the value of `key` (first-seen order), only groups of two or more. */
+export function groupBy(n: number, key: (u: number) => string | null): number[][] {
+  const m = new Map<string, number[]>();
+  for (let u = 0; u < n; u++) {
+    const k = key(u);
+    if (k === null) continue;
+    (m.get(k) ?? m.set(k, []).get(k)!).push(u);
+  }
+  return [...m.values()].filter((g) => g.length > 1);
+}

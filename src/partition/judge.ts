@@ -1,0 +1,260 @@
+// The one model that judges a placement: turn it into what each device does, in order — a compute
+// step per unit, a recv before the first unit on a device that needs a value from another device,
+// a send after the unit producing it (a value moves once per reading device) — and simulate that
+// with link contention (src/sim/simulate.ts). Every candidate the partitioner considers (HEFT,
+// refined, exact, pipeline, single device, even split, the user's --assign) is compared by this
+// number, the baselines in plan.json are this number, and the schedule pass writes exactly this
+// schedule, so `hxc simulate` on the written plan reproduces the estimate (DESIGN.md, "Judging a plan").
+//
+// Peak memory per device is counted on the same schedule: weights and owned state for the whole
+// run, each value from its production (or arrival) until its last reader there ends.
+
+import { simulate, type SimInput, type SimLink, type SimResult, type SimStep, type SimTransfer } from '../sim/simulate.js';
+import type { RouteTable } from '../topology/index.js';
+import type { Placement, PlacementProblem } from './problem.js';
+
+/** Requests in flight when a plan's throughput is simulated (the same for every plan, so figures compare). */
+export const THROUGHPUT_REQUESTS = 16;
+
+export interface ScheduleStep {
+  op: 'compute' | 'send' | 'recv';
+  /** compute: the unit. */
+  unit?: number;
+  /** send/recv: index into the schedule's transfers. */
+  transfer?: number;
+  /** Pipeline lag (simulate.ts): 0 unless the plan is pipelined. */
+  round: number;
+}
+
+export interface ScheduleTransfer extends SimTransfer {
+  /** Index into the problem's values. */
+  value_index: number;
+  /** Device indices of both ends. */
+  from_index: number;
+  to_index: number;
+  hops: string[];
+}
+
+export interface Schedule {
+  /** Per device, its steps in order. */
+  steps: ScheduleStep[][];
+  transfers: ScheduleTransfer[];
+  sim: SimInput;
+  /** Whether rounds (pipeline lags) are set. */
+  pipelined: boolean;
+}
+
+export interface DeviceMemory {
+  weights_bytes: number;
+  peak_activation_bytes: number;
+  state_bytes: number;
+  total_bytes: number;
+  capacity_bytes: number;
+}
+
+export interface Verdict {
+  latency_s: number;
+  throughput_per_s: number;
+  /** Whether the throughput figure is for the pipelined step order (rounds). */
+  pipelined: boolean;
+  /** Every device's scheduled memory fits its capacity. */
+  fits: boolean;
+}
+
+export class Judge {
+  /** Judgements made, for the plan's statistics (work, not seconds). */
+  simulations = 0;
+  private readonly routeCache = new Map<number, { links: string[]; hops: string[] }>();
+
+  constructor(readonly p: PlacementProblem, private readonly routes: RouteTable, readonly links: SimLink[], readonly requests = THROUGHPUT_REQUESTS) {}
+
+  /** The schedule of a placement: per device its units in start order (ties by index). */
+  schedule(placement: Pick<Placement, 'device' | 'start_s'>, pipelined: boolean): Schedule {
+    const p = this.p;
+    const nd = p.device_ids.length;
+    const n = p.unit_names.length;
+    const { device, start_s } = placement;
+    const byStart = Array.from({ length: n }, (_, u) => u).sort((a, b) => start_s[a]! - start_s[b]! || a - b);
+    // Rounds: a unit runs a round after its inputs from other devices and never before the unit
+    // ahead of it on its device (so one request still runs in list order).
+    const round = new Int32Array(n);
+    if (pipelined) {
+      const lastOn = new Int32Array(nd).fill(0);
+      const producersOf = this.producers();
+      for (const u of byStart) {
+        let r = lastOn[device[u]!]!;
+        for (const q of producersOf[u]!) r = Math.max(r, round[q]! + (device[q] === device[u] ? 0 : 1));
+        round[u] = r;
+        lastOn[device[u]!] = r;
+      }
+    }
+    const transfers: ScheduleTransfer[] = [];
+    const sendsAfter: number[][] = p.unit_names.map(() => []);
+    const recvsBefore: number[][] = p.unit_names.map(() => []);
+    const rank = new Int32Array(n);
+    byStart.forEach((u, k) => (rank[u] = k));
+    const firstReader = new Int32Array(nd);
+    p.values.forEach((v, vi) => {
+      const src = device[v.producer]!;
+      firstReader.fill(-1);
+      for (const c of v.consumers) {
+        const d = device[c]!;
+        if (d === src) continue;
+        if (firstReader[d]! < 0 || rank[c]! < rank[firstReader[d]!]!) firstReader[d] = c;
+      }
+      for (let d = 0; d < nd; d++) {
+        const reader = firstReader[d]!;
+        if (reader < 0) continue;
+        const route = this.route(vi, src, d);
+        const id = transfers.length;
+        transfers.push({ value: v.name, value_index: vi, from_index: src, to_index: d, bytes: v.bytes, from: p.device_ids[src]!, to: p.device_ids[d]!, links: route.links, hops: route.hops });
+        sendsAfter[v.producer]!.push(id);
+        recvsBefore[reader]!.push(id);
+      }
+    });
+    const steps: ScheduleStep[][] = p.device_ids.map(() => []);
+    for (const u of byStart) {
+      const list = steps[device[u]!]!;
+      for (const t of recvsBefore[u]!) list.push({ op: 'recv', transfer: t, round: round[u]! });
+      list.push({ op: 'compute', unit: u, round: round[u]! });
+      for (const t of sendsAfter[u]!) list.push({ op: 'send', transfer: t, round: round[u]! });
+    }
+    const sim: SimInput = {
+      devices: steps.map((list, d) => ({
+        id: p.device_ids[d]!,
+        steps: list.map((s): SimStep => (s.op === 'compute'
+          ? { op: 'compute', duration_s: p.time_s[s.unit! * nd + d]!, label: p.unit_names[s.unit!]!, round: s.round }
+          : { op: s.op, transfer: s.transfer!, label: transfers[s.transfer!]!.value, round: s.round })),
+      })),
+      transfers,
+      links: this.links,
+      requests: 1,
+    };
+    return { steps, transfers, sim, pipelined };
+  }
+
+  /** One request through a schedule, with its Chrome trace (the plan's estimate). */
+  simulateOne(schedule: Schedule): SimResult {
+    this.simulations++;
+    return simulate(schedule.sim, { trace: true });
+  }
+
+  /** `requests` requests through a schedule (the plan's throughput). */
+  simulateMany(schedule: Schedule): SimResult {
+    this.simulations++;
+    return simulate({ ...schedule.sim, requests: this.requests });
+  }
+
+  /** Latency of one request (the simulated makespan). */
+  latency(placement: Pick<Placement, 'device' | 'start_s'>): { latency_s: number; schedule: Schedule; one: SimResult } {
+    const schedule = this.schedule(placement, false);
+    this.simulations++;
+    const one = simulate(schedule.sim);
+    return { latency_s: one.makespan_s, schedule, one };
+  }
+
+  /** Throughput over `requests` requests, with and without pipeline rounds; the better one. */
+  throughput(placement: Pick<Placement, 'device' | 'start_s'>, both = true): { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } {
+    let best: { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } | null = null;
+    for (const pipelined of both ? [false, true] : [true]) {
+      const schedule = this.schedule(placement, pipelined);
+      this.simulations++;
+      const many = simulate({ ...schedule.sim, requests: this.requests });
+      if (!best || many.throughput_per_s > best.throughput_per_s * (1 + 1e-12)) best = { throughput_per_s: many.throughput_per_s, pipelined, many, schedule };
+    }
+    return best!;
+  }
+
+  /** Both figures and whether the schedule's memory fits. */
+  verdict(placement: Pick<Placement, 'device' | 'start_s'>): Verdict {
+    const lat = this.latency(placement);
+    const thr = this.throughput(placement);
+    const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
+    return { latency_s: lat.latency_s, throughput_per_s: thr.throughput_per_s, pipelined: thr.pipelined, fits: memory.every((m) => m.total_bytes <= m.capacity_bytes) };
+  }
+
+  private producersCache: number[][] | null = null;
+  private producers(): number[][] {
+    if (!this.producersCache) {
+      const sets = this.p.unit_names.map(() => new Set<number>());
+      for (const v of this.p.values) for (const c of v.consumers) if (c !== v.producer) sets[c]!.add(v.producer);
+      this.producersCache = sets.map((s) => [...s].sort((a, b) => a - b));
+    }
+    return this.producersCache;
+  }
+
+  /** The route value `vi` takes from device a to b (the fastest for its size), cached. */
+  private route(vi: number, a: number, b: number): { links: string[]; hops: string[] } {
+    const nd = this.p.device_ids.length;
+    const key = (vi * nd + a) * nd + b;
+    let r = this.routeCache.get(key);
+    if (!r) {
+      const route = this.routes.routeIdx(a, b, this.p.values[vi]!.bytes);
+      this.routeCache.set(key, (r = { links: route.links, hops: route.hops }));
+    }
+    return r;
+  }
+}
+
+/**
+ * Memory per device under a schedule: weights of its units, state it owns, and the peak of live
+ * activations — a unit's own working set while it runs; a value from its production (or arrival)
+ * until its last reader there ends, on the producer also until its sends have left.
+ */
+export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Schedule, one: SimResult): DeviceMemory[] {
+  const nd = p.device_ids.length;
+  const n = p.unit_names.length;
+  const memory: DeviceMemory[] = p.device_ids.map((_, d) => ({ weights_bytes: 0, peak_activation_bytes: 0, state_bytes: 0, total_bytes: 0, capacity_bytes: p.capacity_bytes[d]! }));
+  for (let u = 0; u < n; u++) {
+    memory[device[u]!]!.weights_bytes += p.weight_bytes[u]!;
+    memory[device[u]!]!.state_bytes += p.state_bytes[u]!;
+  }
+  const start = new Float64Array(n);
+  const end = new Float64Array(n);
+  const sendEnd: number[] = new Array(schedule.transfers.length).fill(0);
+  const arrive: number[] = new Array(schedule.transfers.length).fill(0);
+  schedule.steps.forEach((list, d) => list.forEach((s, k) => {
+    const t = one.step_times[d]![k]!;
+    if (s.op === 'compute') {
+      start[s.unit!] = t.start_s;
+      end[s.unit!] = t.end_s;
+    } else if (s.op === 'recv') arrive[s.transfer!] = t.start_s;
+  }));
+  // A send's bytes are held until the transfer has arrived (its recv's time).
+  schedule.transfers.forEach((_, t) => (sendEnd[t] = arrive[t]!));
+  const byValue = new Map<number, number[]>();
+  schedule.transfers.forEach((t, k) => (byValue.get(t.value_index) ?? byValue.set(t.value_index, []).get(t.value_index)!).push(k));
+  const events: { t: number; delta: number }[][] = p.device_ids.map(() => []);
+  for (let u = 0; u < n; u++) events[device[u]!]!.push({ t: start[u]!, delta: p.activation_bytes[u]! }, { t: end[u]!, delta: -p.activation_bytes[u]! });
+  const lastOn = new Float64Array(nd);
+  p.values.forEach((v, vi) => {
+    const src = device[v.producer]!;
+    lastOn.fill(-1);
+    let lastOnSrc = end[v.producer]!;
+    for (const c of v.consumers) {
+      const d = device[c]!;
+      if (d === src) lastOnSrc = Math.max(lastOnSrc, end[c]!);
+      else lastOn[d] = Math.max(lastOn[d]!, end[c]!);
+    }
+    const moves = byValue.get(vi) ?? [];
+    for (const t of moves) lastOnSrc = Math.max(lastOnSrc, sendEnd[t]!);
+    events[src]!.push({ t: end[v.producer]!, delta: v.bytes }, { t: lastOnSrc, delta: -v.bytes });
+    for (const t of moves) {
+      const d = schedule.transfers[t]!.to_index;
+      events[d]!.push({ t: arrive[t]!, delta: v.bytes }, { t: Math.max(arrive[t]!, lastOn[d]!), delta: -v.bytes });
+    }
+  });
+  for (let d = 0; d < nd; d++) {
+    const ev = events[d]!.sort((a, b) => a.t - b.t || a.delta - b.delta);
+    let live = 0;
+    let peak = 0;
+    for (const e of ev) {
+      live += e.delta;
+      if (live > peak) peak = live;
+    }
+    const m = memory[d]!;
+    m.peak_activation_bytes = peak;
+    m.total_bytes = m.weights_bytes + m.state_bytes + peak;
+  }
+  return memory;
+}

@@ -1,0 +1,53 @@
+// `hxc-assignment/v1` (schema: src/schema/hxc-assignment.v1.schema.json): a user's placement,
+// `{format, assignment: {node name: device id}}` — the same map as plan.json's `assignment`, so a
+// plan can be edited and planned again. A partial map pins the nodes it names; hxc places the rest.
+
+import fs from 'node:fs';
+import { HxcError } from '../diag/diagnostics.js';
+
+export const ASSIGNMENT_FORMAT = 'hxc-assignment/v1';
+
+/** Largest assignment file read (a 275k-node model's map is ~20 MB). */
+const MAX_BYTES = 256 << 20;
+
+/**
+ * Per node index, the device index it is pinned to (-1: free). Every name must be a node of the
+ * model and every device a device of the rack; anything else is exit 2 naming the entry.
+ */
+export function readAssignment(file: string, nodeIndex: ReadonlyMap<string, number>, nodes: number, deviceIds: readonly string[]): Int32Array {
+  let text: string;
+  try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_BYTES) throw new HxcError('HXC2106', `the assignment file has ${size} bytes, more than the ${MAX_BYTES} hxc reads`, { where: file });
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof HxcError) throw err;
+    throw new HxcError('HXC2001', `cannot read the assignment file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: file, hint: 'give a path to an hxc-assignment/v1 JSON file' });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new HxcError('HXC2201', `not JSON: ${(err as Error).message}`, { where: file, hint: 'write {"format": "hxc-assignment/v1", "assignment": {"node": "device"}}' });
+  }
+  const bad = (where: string, msg: string, hint: string): never => {
+    throw new HxcError('HXC2503', msg, { where: `${file}: ${where}`, hint });
+  };
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return bad('$', 'the file is not a JSON object', `write {"format": "${ASSIGNMENT_FORMAT}", "assignment": {...}}`);
+  const o = doc as Record<string, unknown>;
+  if (o.format !== ASSIGNMENT_FORMAT) return bad('$.format', `format is ${JSON.stringify(o.format)}, expected "${ASSIGNMENT_FORMAT}"`, `set "format": "${ASSIGNMENT_FORMAT}"`);
+  const a = o.assignment;
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) return bad('$.assignment', 'assignment must be an object of node name → device id', 'e.g. {"/model/layers.0/MatMul": "gpu0"}');
+  const devices = new Map(deviceIds.map((id, i) => [id, i]));
+  const pins = new Int32Array(nodes).fill(-1);
+  for (const [name, dev] of Object.entries(a as Record<string, unknown>)) {
+    const where = `$.assignment[${JSON.stringify(name)}]`;
+    const i = nodeIndex.get(name);
+    if (i === undefined) bad(where, `the model has no node "${name}"`, 'use node names as plan.json `assignment` lists them');
+    if (typeof dev !== 'string') bad(where, `device must be a string, got ${JSON.stringify(dev)}`, `one of ${deviceIds.join(', ')}`);
+    const d = devices.get(dev as string);
+    if (d === undefined) bad(where, `the rack has no device "${String(dev)}"`, `one of ${deviceIds.join(', ')}`);
+    pins[i!] = d!;
+  }
+  return pins;
+}
