@@ -15,7 +15,7 @@ import type { VerifyResult } from '../src/ir/verify.js';
 import { lowerBound, type LowerBound } from '../src/partition/bounds.js';
 import { buildProblem, type Unit } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
-import { EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
+import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heft } from '../src/partition/heft.js';
 import { Judge, type Verdict } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
@@ -203,11 +203,15 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const r = refine(p, h, refineBudget(p, groups.length), 12345, groups);
   consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s);
   let exact: ExactResult | null = null;
-  if (solverFlag === 'exact' || (solverFlag === 'auto' && n <= EXACT_MAX_UNITS)) {
+  if (solverFlag === 'exact' || (solverFlag === 'auto' && n <= EXACT_MAX_UNITS && objective === 'latency')) {
     const timeLimit = ctx.options.flags['time-limit'];
-    exact = await solveExact(p, { incumbent: r.placement.device, incumbent_priority: r.placement.start_s, ...(timeLimit !== undefined ? { time_limit_s: Number(timeLimit) } : {}) });
+    exact = await solveExact(p, {
+      incumbent: r.placement.device, incumbent_priority: r.placement.start_s,
+      ...(solverFlag === 'auto' ? { max_size: EXACT_AUTO_MAX_SIZE } : {}),
+      ...(timeLimit !== undefined ? { time_limit_s: Number(timeLimit) } : {}),
+    });
     if (solverFlag === 'exact' && exact.status === 'too-large') {
-      throw new HxcError('HXC2403', `--solver exact handles at most ${EXACT_MAX_UNITS} units; this plan has ${n}`, { where: '--solver', hint: 'use --max-stages 40 or --solver auto' });
+      throw new HxcError('HXC2403', `--solver exact: ${exact.notes[0] ?? `at most ${EXACT_MAX_UNITS} units`}`, { where: '--solver', hint: `use --max-stages ${EXACT_MAX_UNITS} or --solver auto` });
     }
     if (exact.placement) consider('exact', `MILP (HiGHS, ${exact.status})`, exact.placement.device, exact.placement.start_s);
   }

@@ -273,7 +273,7 @@ describe('exact placement (MILP)', () => {
     const p = problemOf(deterministicSpec(24, 4, 2));
     const greedy = greedyPlacement(p)!;
     const r = await solveExact(p, { time_limit_s: 0.5 });
-    assert.equal(r.status, 'time-limit');
+    assert.equal(r.status, 'limit');
     assert.ok(r.placement && le(r.objective_s!, greedy.makespan_s));
     assertPlacementValid(p, r.placement.device);
     assert.ok(r.best_bound_s !== null && le(r.best_bound_s, r.objective_s!));

@@ -38,7 +38,7 @@ test('every runnable shared model, planned on every example rack for latency and
         assert.ok(checks.length > 0, `${name} ${rack} ${objective}: outputs compared`);
         for (const c of checks) {
           assert.ok(c.shape_matches, `${name} ${rack} ${objective}: ${c.name} shape`);
-          assert.ok(c.max_rel_error <= 1e-5, `${name} ${rack} ${objective}: ${c.name} relative error ${c.max_rel_error}`);
+          assert.ok(c.max_abs_error <= 1e-5 * c.reference_scale + 1e-6, `${name} ${rack} ${objective}: ${c.name} error ${c.max_abs_error} (relative ${c.max_rel_error})`);
         }
         assert.equal(report.requests.length, KV.has(name) ? 5 : 1);
         runs++;
@@ -238,15 +238,15 @@ test('expert replicas: hot experts get executable copies, rows split by the copi
   }
 });
 
-test('with expert placement steered, experts and their copies stay on the devices the moe pass chose', async () => {
+test('with --pin-experts, experts and their copies stay on the devices the moe pass chose', async () => {
   const out = path.join(tmpDir(), 'pinned');
-  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json'), 'expert-replicas': 2 } }, null);
+  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json'), 'expert-replicas': 2, 'pin-experts': true } }, null);
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
   const chosen = new Map<string, string[]>((plan.experts as { layer: number; expert: number; replicas: { device: string }[] }[]).map((e) => [`moe${e.layer}.expert${e.expert}`, e.replicas.map((r) => r.device)]));
   let checked = 0;
   for (const e of plan.explain as { unit: string; device: string }[]) {
     const m = /(moe\d+\.expert\d+)/.exec(e.unit);
-    if (!m) continue;
+    if (!m || /\.dispatch/.test(e.unit)) continue; // an expert's dispatch is not the expert
     assert.ok(chosen.get(m[1]!)!.includes(e.device), `${e.unit} on ${e.device}, outside ${chosen.get(m[1]!)}`);
     checked++;
   }

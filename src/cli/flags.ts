@@ -21,6 +21,9 @@ export interface AnalysisFlags {
   tensorParallel?: string;
   expertReplicas?: string;
   out?: string;
+  assign?: string;
+  minSequences?: string;
+  pinExperts?: boolean;
 }
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
@@ -51,6 +54,10 @@ export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
   if (f.out !== undefined) flags.out = f.out;
   if (f.tensorParallel !== undefined) flags['tensor-parallel'] = f.tensorParallel;
   if (f.expertReplicas !== undefined) flags['expert-replicas'] = Number(f.expertReplicas);
+  if (f.assign !== undefined) flags.assign = f.assign;
+  const minSequences = positiveInt(f.minSequences, '--min-sequences');
+  if (minSequences !== undefined) flags['min-sequences'] = minSequences;
+  if (f.pinExperts) flags['pin-experts'] = true;
   if (f.timeLimit !== undefined) {
     const t = Number(f.timeLimit);
     if (!(t > 0)) throw new HxcError('HXC2002', `--time-limit takes seconds > 0, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });

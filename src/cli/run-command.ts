@@ -36,7 +36,7 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
       report.measured_vs_estimated.map((m) => [m.device, `${((report.device_busy_share[m.device] ?? 0) * 100).toFixed(1)}%`, ms(m.measured_busy_s * 1000), ms(m.estimated_busy_s * 1000), m.skew.toFixed(2)]), [1, 2, 3, 4]);
     if (report.check) {
       const rows = report.requests.flatMap((r) => r.checks.map((c) => [`${r.kind} ${r.request}`, c.name, c.shape_matches ? 'yes' : 'NO', c.max_abs_error.toExponential(2), c.max_rel_error.toExponential(2)]));
-      text += `\ncheck against the unsplit model (fails past ${report.check.tolerance_rel} relative):\n`;
+      text += `\ncheck against the unsplit model (fails past ${report.check.tolerance_rel} of the output's scale + ${report.check.tolerance_abs}):\n`;
       text += table(['request', 'output', 'shape ok', 'max abs err', 'max rel err'], rows, [3, 4]);
       text += report.check.passed ? 'check passed\n' : 'check FAILED\n';
     }

@@ -156,6 +156,7 @@ export function buildProblem(inp: BuildInput): Built {
     ordinal.set(u.name, k + 1);
     u.name = `${u.name}@${k}`;
   }
+  moveMetadataOps(graph, index, units, inp.pins);
   const nu = units.length;
   const unit_of = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => { for (const i of u.nodes) unit_of[i] = k; });
@@ -241,22 +242,53 @@ export function buildProblem(inp: BuildInput): Built {
   return { problem, units, unit_of };
 }
 
+/** Ops that read only their input's shape, never its data (ONNX Shape, Size). */
+const METADATA_OPS = new Set(['Shape', 'Size']);
+
 /**
- * Cut a stage holding MoE experts into segments: a topological order of its nodes in which each
- * expert's nodes are contiguous (Kahn's algorithm keyed by group: routing first, then expert by
- * expert — its dispatch, then its body — then the combine and the rest), cut where the group
- * changes. Intervals of a topological order are convex, so the units stay acyclic.
+ * Metadata is not data: a Shape or Size node whose input is produced in another unit joins the
+ * producer's unit, so what crosses devices is the shape (8 bytes a dim), not the tensor — and a
+ * node reading only a KV cache's shape does not pull it away from its owner. Safe for convexity:
+ * the node's only input is in the producer's unit, and everything it feeds already depended on
+ * that unit. A node the user pinned stays where it was pinned. Units left empty are dropped.
+ */
+function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: Int32Array | undefined): void {
+  const unitOf = new Int32Array(graph.nodes.length).fill(-1);
+  units.forEach((u, k) => { for (const i of u.nodes) unitOf[i] = k; });
+  const moved = new Set<number>();
+  units.forEach((u, k) => {
+    for (const i of u.nodes) {
+      const node = graph.nodes[i]!;
+      if (!METADATA_OPS.has(node.op) || node.domain !== '' || (pins && pins[i]! >= 0)) continue;
+      const id = index.inputsOf(i)[0];
+      if (id === undefined || id < 0) continue;
+      const p = index.producerOf[id]!;
+      if (p < 0 || unitOf[p] === k || unitOf[p]! < 0) continue;
+      units[unitOf[p]!]!.nodes.push(i);
+      moved.add(i);
+    }
+  });
+  if (moved.size === 0) return;
+  units.forEach((u, k) => { u.nodes = u.nodes.filter((i) => !moved.has(i) || unitOf[i] !== k); });
+  for (let k = units.length - 1; k >= 0; k--) if (units[k]!.nodes.length === 0) units.splice(k, 1);
+}
+
+/**
+ * Cut a stage holding MoE experts into segments, one per group: the routing (what feeds several
+ * experts), then expert by expert its dispatch and its body, then the combine and the rest (what
+ * feeds no expert). Each segment lists its nodes in the stage's order; the segments' order is a
+ * topological order of the groups, so each is convex and the units stay acyclic. Should the groups
+ * of some unusual graph form a cycle, the stage stays whole.
  *
  * An expert's dispatch — the nodes that select its tokens (Equal → NonZero → Gather of the token
  * rows), feeding that expert alone — is a unit of its own: on the router's device it sends the
  * expert only its gathered rows (DeepSeek-V3's dispatch moves routed tokens, not the hidden
  * state); on the expert's device it reads the whole hidden state but runs in parallel with the
- * other experts' dispatch. The partitioner chooses. A node between two nodes of the same expert
- * stays inside that expert.
+ * other experts' dispatch. The partitioner chooses. A node computed from an expert and feeding it
+ * alone stays in that expert; a constant goes with what reads it.
  */
 function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array): { expert: number; dispatch: boolean; part: number; nodes: number[] }[] {
   const inStage = new Set(nodes);
-  const pos = new Map(nodes.map((i, k) => [i, k]));
   // Which single expert a node's inputs come from, within the stage (-1 none, -2 several).
   const MIXED = -2;
   const after = new Map<number, number>();
@@ -270,8 +302,9 @@ function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array):
     }
     after.set(i, from);
   }
-  // Group key: -1 routing (feeds several experts), 2e dispatch of expert e, 2e+1 expert e, BIG after.
+  // Group: -1 routing (feeds several experts), 2e dispatch of expert e, 2e+1 expert e, BIG the rest.
   const BIG = 1 << 30;
+  const ROUTING = -1;
   const group = new Map<number, number>();
   const expertGroup = (g: number): number => (g >= 0 && g !== BIG ? g >> 1 : -1);
   for (let k = nodes.length - 1; k >= 0; k--) {
@@ -280,43 +313,51 @@ function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array):
       group.set(i, 2 * expertOf[i]! + 1);
       continue;
     }
-    const feeds = new Set<number>();
-    for (const s of index.successors(i)) {
-      if (!inStage.has(s)) continue;
-      const g = group.get(s)!;
-      if (g === -1) feeds.add(-1);
-      else if (g !== BIG) feeds.add(expertGroup(g));
-    }
-    const only = feeds.size === 1 ? [...feeds][0]! : -1;
-    group.set(i, feeds.size === 0 ? BIG : only < 0 ? -1 : after.get(i) === only ? 2 * only + 1 : 2 * only);
-  }
-  const indeg = new Map<number, number>();
-  for (const i of nodes) indeg.set(i, [...index.predecessors(i)].filter((p) => inStage.has(p)).length);
-  const ready = nodes.filter((i) => indeg.get(i) === 0);
-  const key = (i: number): number => group.get(i)! * 1e7 + pos.get(i)!;
-  const order: number[] = [];
-  while (ready.length > 0) {
-    let best = 0;
-    for (let k = 1; k < ready.length; k++) if (key(ready[k]!) < key(ready[best]!)) best = k;
-    const i = ready.splice(best, 1)[0]!;
-    order.push(i);
-    for (const s of index.successors(i)) {
-      if (!inStage.has(s)) continue;
-      indeg.set(s, indeg.get(s)! - 1);
-      if (indeg.get(s) === 0) ready.push(s);
-    }
-  }
-  const out: { expert: number; dispatch: boolean; part: number; nodes: number[]; group: number }[] = [];
-  let part = 0;
-  for (const i of order) {
-    const g = group.get(i)!;
-    const last = out[out.length - 1];
-    if (last && last.group === g) {
-      last.nodes.push(i);
+    const groups = new Set<number>();
+    for (const s of index.successors(i)) if (inStage.has(s)) groups.add(group.get(s)!);
+    if (index.inputsOf(i).every((id) => id < 0)) {
+      // A constant: with what reads it, when one group does.
+      group.set(i, groups.size === 1 ? [...groups][0]! : groups.size === 0 ? BIG : ROUTING);
       continue;
     }
-    const e = expertGroup(g);
-    out.push({ expert: e, dispatch: e >= 0 && g % 2 === 0, part: e < 0 ? part++ : 0, nodes: [i], group: g });
+    const feeds = new Set<number>();
+    for (const g of groups) if (g !== BIG) feeds.add(g === ROUTING ? ROUTING : expertGroup(g));
+    const only = feeds.size === 1 ? [...feeds][0]! : ROUTING;
+    group.set(i, feeds.size === 0 ? BIG : only === ROUTING ? ROUTING : after.get(i) === only ? 2 * only + 1 : 2 * only);
   }
-  return out.map(({ expert, dispatch, part: k, nodes: list }) => ({ expert, dispatch, part: k, nodes: list }));
+  // Order the groups: routing first, then by key (dispatch before body, expert by expert), combine
+  // last — checked against the edges between groups (Kahn's algorithm on the quotient graph).
+  const members = new Map<number, number[]>();
+  for (const i of nodes) (members.get(group.get(i)!) ?? members.set(group.get(i)!, []).get(group.get(i)!)!).push(i);
+  const keys = [...members.keys()].sort((a, b) => a - b);
+  const succ = new Map<number, Set<number>>(keys.map((g) => [g, new Set<number>()]));
+  const indeg = new Map<number, number>(keys.map((g) => [g, 0]));
+  for (const i of nodes) {
+    const g = group.get(i)!;
+    for (const s of index.successors(i)) {
+      if (!inStage.has(s)) continue;
+      const h = group.get(s)!;
+      if (h !== g && !succ.get(g)!.has(h)) {
+        succ.get(g)!.add(h);
+        indeg.set(h, indeg.get(h)! + 1);
+      }
+    }
+  }
+  const order: number[] = [];
+  const ready = keys.filter((g) => indeg.get(g) === 0);
+  while (ready.length > 0) {
+    ready.sort((a, b) => a - b);
+    const g = ready.shift()!;
+    order.push(g);
+    for (const h of succ.get(g)!) {
+      indeg.set(h, indeg.get(h)! - 1);
+      if (indeg.get(h) === 0) ready.push(h);
+    }
+  }
+  if (order.length !== keys.length) return [{ expert: -1, dispatch: false, part: 0, nodes }];
+  let part = 0;
+  return order.map((g) => {
+    const e = expertGroup(g);
+    return { expert: e, dispatch: e >= 0 && g % 2 === 0, part: e < 0 ? part++ : 0, nodes: members.get(g)! };
+  });
 }

@@ -15,7 +15,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
 import type { PlanManifest } from '../../passes/lower.js';
 import type { RunDone, RunRequest, WireTensor, WorkerInit, WorkerMessage, WorkerStep } from './protocol.js';
-import { compare, makeInputs, readInputs, type Comparison } from './tensors.js';
+import { compare, makeInputs, readInputs, type Comparison, CHECK_TOLERANCE_ABS, CHECK_TOLERANCE_REL } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { percentile } from '../util/stats.js';
 import { writeRouting } from '../moe/routing.js';
@@ -47,14 +47,13 @@ export interface RunReport {
   latency_ms: { p50: number; p95: number; mean: number };
   device_busy_share: Record<string, number>;
   measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number }[];
-  check: { passed: boolean; tolerance_rel: number; worst: Comparison | null } | null;
+  check: { passed: boolean; tolerance_rel: number; tolerance_abs: number; worst: Comparison | null } | null;
   telemetry: string;
   trace: string;
   /** Measured expert routing (hxc-routing/v1), when the model has routed MoE layers. */
   routing: string | null;
 }
 
-export const CHECK_TOLERANCE_REL = 1e-5;
 
 /** Program hashes and presence: a changed or missing file is one clear error. */
 function verifyPrograms(dir: string, plan: PlanManifest): void {
@@ -290,7 +289,7 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
   });
   const all = results.flatMap((r) => r.checks);
   const worst = all.reduce<Comparison | null>((w, c) => (!w || c.max_rel_error > w.max_rel_error || !c.shape_matches ? c : w), null);
-  const check = opts.check ? { passed: all.length > 0 && all.every((c) => c.shape_matches && c.max_rel_error <= CHECK_TOLERANCE_REL), tolerance_rel: CHECK_TOLERANCE_REL, worst } : null;
+  const check = opts.check ? { passed: all.length > 0 && all.every((c) => c.shape_matches && c.within_tolerance), tolerance_rel: CHECK_TOLERANCE_REL, tolerance_abs: CHECK_TOLERANCE_ABS, worst } : null;
   // Telemetry (hxc-telemetry/v1) and a Chrome trace of what ran.
   const runDir = path.join(dir, 'run');
   fs.mkdirSync(runDir, { recursive: true });

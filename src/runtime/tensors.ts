@@ -115,9 +115,23 @@ export interface Comparison {
   name: string;
   max_abs_error: number;
   max_rel_error: number;
+  /** max|b|: the reference's largest magnitude. */
+  reference_scale: number;
+  /** max|a − b| ≤ CHECK_TOLERANCE_REL · max|b| + CHECK_TOLERANCE_ABS. */
+  within_tolerance: boolean;
   elements: number;
   shape_matches: boolean;
 }
+
+/** The check's tolerance: relative to the reference's largest magnitude… */
+export const CHECK_TOLERANCE_REL = 1e-5;
+/**
+ * …plus an absolute floor of about 8 float32 ulps of 1.0: an output whose whole scale is below
+ * float32's resolution near 1 (a sigmoid of very negative logits, ~1e-7) differs by one ulp of 1
+ * between onnxruntime's own optimisation levels, which no relative bound can absorb
+ * (numpy.allclose has the same two terms).
+ */
+export const CHECK_TOLERANCE_ABS = 1e-6;
 
 /** Max absolute error, and the relative error max|a − b| / max|b| (normalised by the reference's scale). */
 export function compare(name: string, got: ort.Tensor, want: ort.Tensor): Comparison {
@@ -134,5 +148,8 @@ export function compare(name: string, got: ort.Tensor, want: ort.Tensor): Compar
     if (d > maxAbs || Number.isNaN(d)) maxAbs = Number.isNaN(d) ? Infinity : d;
     scale = Math.max(scale, Math.abs(y));
   }
-  return { name, max_abs_error: maxAbs, max_rel_error: scale > 0 ? maxAbs / scale : maxAbs, elements: n, shape_matches: shapeOk && a.length === b.length };
+  return {
+    name, max_abs_error: maxAbs, max_rel_error: scale > 0 ? maxAbs / scale : maxAbs, reference_scale: scale,
+    within_tolerance: maxAbs <= CHECK_TOLERANCE_REL * scale + CHECK_TOLERANCE_ABS, elements: n, shape_matches: shapeOk && a.length === b.length,
+  };
 }
