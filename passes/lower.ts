@@ -8,7 +8,7 @@ import path from 'node:path';
 import { writeDirAtomically } from '../src/pass/manager.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { positionLimit, type BindResult } from './bind.js';
-import { planExpertsJson, type MoeResult } from './moe.js';
+import { expertsAsPlaced, type MoeResult } from './moe.js';
 import type { TpResult } from './tp.js';
 import type { ReplicateResult } from './replicate.js';
 import type { PartitionResult } from './partition.js';
@@ -97,7 +97,7 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
         }));
       return { name: o.name, kind: o.kind, bytes: o.bytes, bytes_per_token: o.bytes_per_token, owner, inputs: o.inputs, outputs: o.outputs, moves };
     }),
-    experts: ctx.has('moe') ? planExpertsJson(ctx.get<MoeResult>('moe')) : ([] as unknown[]),
+    experts: ctx.has('moe') ? expertsAsPlaced(ctx.get<MoeResult>('moe'), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), ctx.get<VerifyResult>('verify').index.nodeByName) : [],
     estimate: {
       /** Everything here is the simulator's (src/partition/judge.ts), the model that chose the plan. */
       latency_s: latency,
@@ -139,6 +139,13 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
     tensor_parallel: ctx.has('tp') ? ctx.get<TpResult>('tp') : null,
   };
+}
+
+/** Per replicated expert key, the first node of each executable copy (replicate pass). */
+function expertCopies(ctx: PassContext): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  if (ctx.has('replicate')) for (const r of ctx.get<ReplicateResult>('replicate').replicated) m.set(r.key, r.replicas.map((names) => names[0]!));
+  return m;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
 import { readRouting, scaledLayer, uniformLayer, type RoutingLayer } from '../src/moe/routing.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { canRun, peakFlops, type Device, type Route, type RouteTable, type Topology } from '../src/topology/index.js';
+import type { Graph } from '../src/ir/graph.js';
 import type { ProfileResult } from './profile.js';
 import type { ShapesResult } from './shapes.js';
 
@@ -247,7 +248,52 @@ function runMoe(ctx: PassContext): MoeResult {
 
 const num = (x: number, digits = 4): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(digits - 1) : String(Number(x.toFixed(digits))));
 
-/** plan.json `experts`: per layer and expert, its replicas with the device and expected tokens per step. */
+/** plan.json `experts`: one entry per expert of each routed or dense MoE layer, as the plan places it. */
+export interface PlanExpert {
+  layer: number;
+  expert: number;
+  /** Expected tokens routed to it per step (from --routing, else uniform). */
+  tokens: number;
+  /** Where its body runs: one replica per executable copy, the copies splitting its tokens evenly. */
+  replicas: { device: string; tokens: number }[];
+  /** IPUs on the route from the router's device to a replica, able to run the layer's dispatch ops. */
+  dispatch_via: string[];
+}
+
+/**
+ * The experts as the shipped plan places them, read from its assignment (the partitioner's, not
+ * the moe pass's hint): each expert's body and its executable copies (replicate pass).
+ */
+export function expertsAsPlaced(r: MoeResult, graph: Graph, deviceOf: (node: number) => string, copies: ReadonlyMap<string, string[]>,
+  topo: Topology, routes: RouteTable, nodeByName: ReadonlyMap<string, number>): PlanExpert[] {
+  const out: PlanExpert[] = [];
+  const ipus = topo.devices.filter((d) => d.kind === 'ipu');
+  for (const l of r.layers) {
+    if (l.form === 'operator' || l.experts.length === 0) continue;
+    const lp = r.plan?.layers.find((x) => x.layer === l.layer);
+    const router = l.router.length > 0 ? deviceOf(l.router[0]!) : null;
+    const ops = [...new Map(l.dispatch.map((n) => [`${graph.nodes[n]!.domain}.${graph.nodes[n]!.op}`, graph.nodes[n]!])).values()];
+    const able = new Set(ipus.filter((ipu) => ops.length > 0 && ops.every((o) => canRun(ipu, o.op, o.domain))).map((d) => d.id));
+    for (const e of l.experts) {
+      const key = `moe${l.layer}.expert${e.expert}`;
+      const tokens = lp ? lp.problem.tokens[e.expert]! : 0;
+      const names = copies.get(key);
+      const devices = names ? names.map((n) => deviceOf(nodeByName.get(n)!)) : [deviceOf(e.nodes[0]!)];
+      const via = new Set<string>();
+      if (router !== null && able.size > 0) {
+        for (const d of devices) if (d !== router) for (const hop of routes.route(router, d, lp?.problem.token_bytes ?? 1).hops.slice(1, -1)) if (able.has(hop)) via.add(hop);
+      }
+      out.push({
+        layer: l.layer, expert: e.expert, tokens: Number(tokens.toFixed(3)),
+        replicas: devices.map((device) => ({ device, tokens: Number((tokens / devices.length).toFixed(3)) })),
+        dispatch_via: [...via].sort(),
+      });
+    }
+  }
+  return out;
+}
+
+/** The moe pass's own placement (a hint for the partitioner): per layer and expert, its replicas with the device and expected tokens per step. */
 export function planExpertsJson(r: MoeResult): unknown[] {
   if (!r.plan) return [];
   const plan = r.plan;

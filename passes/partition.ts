@@ -243,6 +243,16 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     const hh = heft(hint);
     consider('moe-hint', 'experts where the moe pass placed them, the rest by HEFT', hh.device, hh.start_s);
   }
+  // With --routing, the plan hxc would make without it (experts of a layer costed alike) is a
+  // candidate too, judged with the routing's costs: measured routing never makes a plan slower.
+  if (typeof ctx.options.flags.routing === 'string') {
+    const uniform = uniformExperts(p, built.units);
+    if (uniform) {
+      const hu = heft(uniform);
+      const ru = refine(uniform, hu, Math.min(refineBudget(uniform, groups.length), 2 * (n + groups.length) * nd), 4321, groups);
+      consider('uniform-routing', 'the plan made as if routing were uniform', ru.placement.device, ru.placement.start_s);
+    }
+  }
   if (judged.length === 0) {
     throw new HxcError('HXC3001', 'no candidate placement fits in memory', { hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype' });
   }
@@ -407,6 +417,26 @@ function moeHint(ctx: PassContext, units: Unit[], p: PlacementProblem): Placemen
     restricted++;
   });
   return restricted > 0 ? { ...p, time_s } : null;
+}
+
+/** The problem with each MoE layer's experts costed alike (their mean time per device), or null without experts. */
+function uniformExperts(p: PlacementProblem, units: Unit[]): PlacementProblem | null {
+  const nd = p.device_ids.length;
+  const layers = new Map<string, number[]>();
+  units.forEach((u, k) => {
+    const m = u.expert !== undefined ? /(moe\d+)\.expert\d+/.exec(u.name) : null;
+    if (m) (layers.get(m[1]!) ?? layers.set(m[1]!, []).get(m[1]!)!).push(k);
+  });
+  if (layers.size === 0) return null;
+  const time_s = Float64Array.from(p.time_s);
+  for (const list of layers.values()) {
+    for (let d = 0; d < nd; d++) {
+      let sum = 0;
+      for (const k of list) sum += p.time_s[k * nd + d]!;
+      for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) time_s[k * nd + d] = sum / list.length;
+    }
+  }
+  return { ...p, time_s };
 }
 
 /**

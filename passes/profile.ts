@@ -4,6 +4,9 @@
 
 import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
 import { nodeFlops, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
+
+/** Ops whose first input is a table they index into (bytes read = rows gathered + indices). */
+const GATHER_OPS = new Set(['Gather', 'GatherElements', 'GatherND']);
 import { computeTime, type EfficiencyTable, type WorkItem } from '../src/cost/model.js';
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import type { TensorType } from '../src/ir/graph.js';
@@ -19,6 +22,8 @@ import type { ReplicateResult } from './replicate.js';
 export interface NodeCost extends WorkItem {
   bytes_read: number;
   bytes_written: number;
+  /** Probability the node runs with data in a step (an MoE expert's body: src/moe/expected.ts); 1 when absent. FLOPs and bytes are already scaled by it. */
+  activity?: number;
   /** Bytes of weights the node reads (initializers and Constant-node tensors). */
   param_bytes: number;
   /** FLOPs per byte moved (0 when nothing moves). */
@@ -80,7 +85,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   // Tokens per expert in routed MoE layers: their expectation, not 1 (src/moe/expected.ts).
   const routing = typeof ctx.options.flags.routing === 'string' ? ctx.options.flags.routing : null;
   const estimated: Record<string, number> = {};
-  for (const [sym, count] of expectedExpertCounts(ctx.model, index, ctx.get<VerifyResult>('verify').order, typesByName, bindings, routing)) {
+  const experts = expectedExpertCounts(ctx.model, index, ctx.get<VerifyResult>('verify').order, typesByName, bindings, routing);
+  for (const [sym, count] of experts.counts) {
     bindings[sym] = count;
     estimated[sym] = count;
     free.delete(sym);
@@ -162,18 +168,31 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       // A view relabels its input buffer: nothing is read or written (onnxruntime aliases it).
       bytesRead = 0;
       bytesWritten = 0;
+    } else if (GATHER_OPS.has(node.op) && node.domain === '' && ins.length >= 2) {
+      // A gather reads the rows it gathers and its indices, not its whole table (ONNX Gather:
+      // output = data[indices]); an embedding lookup of one token reads one row.
+      const indices = ins[1]! >= 0 ? bytesById[ins[1]!]! : 0;
+      bytesRead = Math.min(bytesRead, bytesWritten + indices);
     }
     if (node.task?.bytes !== undefined) {
       bytesRead = node.task.bytes;
       bytesWritten = 0;
     }
     if (!Number.isFinite(flops)) flops = 0;
+    // An expert's body in a step where no token routes to it reads and computes nothing.
+    const activity = experts.activity.get(i);
+    if (activity !== undefined && activity < 1) {
+      flops *= activity;
+      bytesRead *= activity;
+      bytesWritten *= activity;
+    }
     const moved = bytesRead + bytesWritten;
     const cost: NodeCost = {
       flops, bytes: moved, bytes_read: bytesRead, bytes_written: bytesWritten, param_bytes: params,
       intensity: moved > 0 ? flops / moved : 0, dtype: computeDtype(index, i, types), op_class: cls,
     };
     if (node.task?.time_s) cost.time_s = node.task.time_s;
+    if (activity !== undefined && activity < 1) cost.activity = activity;
     totals.flops += flops;
     totals.bytes_read += bytesRead;
     totals.bytes_written += bytesWritten;

@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import type { LowerResult } from '../../passes/lower.js';
-import { METHODS, type MoeResult } from '../../passes/moe.js';
+import { METHODS, type MoeResult, type PlanExpert } from '../../passes/moe.js';
 import { PASSES } from '../../passes/index.js';
 import { pipelineString, resolvePipeline, type Instrumentation } from '../pass/manager.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
@@ -113,20 +113,42 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
-  if (run.ctx.has('moe')) text += moeSummary(run.ctx.get<MoeResult>('moe'));
+  if (run.ctx.has('moe')) text += moeSummary(run.ctx.get<MoeResult>('moe'), plan.experts);
   process.stdout.write(text);
 }
 
-/** MoE lines: per-device expert load, imbalance and all-to-all bytes, hxc against both baselines. */
-function moeSummary(r: MoeResult): string {
-  const plan = r.plan;
-  if (!plan) return '';
+/**
+ * MoE lines, from the shipped plan's `experts` (what runs where): experts and expected tokens per
+ * device, the worst layer's token imbalance over its expert devices; then the moe pass's own
+ * placement against round-robin and EPLB-style greedy — a hint the partitioner weighed, labelled so.
+ */
+function moeSummary(r: MoeResult, experts: PlanExpert[]): string {
+  if (r.layers.length === 0 || experts.length === 0) return '';
   const l0 = r.layers[0]!;
-  let text = `MoE: ${r.layers.length} layers × ${l0.num_experts} experts (top-${l0.top_k}), routing ${r.routing.file ? `from ${path.basename(r.routing.file)}` : 'uniform (no --routing)'}; experts on ${plan.devices.length} devices, ${plan.slots} redundant slots per layer\n`;
-  text += `  expert load per device (hxc, all layers): ${Object.entries(plan.device_load_s).map(([d, s]) => `${d} ${sec(s)}`).join(', ')}\n`;
-  text += `  imbalance max/mean (worst layer): ${METHODS.map((m) => `${m} ${plan.summary[m].imbalance_max.toFixed(3)}`).join(', ')}\n`;
-  text += `  all-to-all bytes per token (all layers): ${METHODS.map((m) => `${m} ${formatBytes(Math.round(plan.summary[m].bytes_per_token))}`).join(', ')}\n`;
-  const via = [...new Set(plan.layers.flatMap((l) => l.dispatch_via))].sort();
+  const perDevice = new Map<string, { experts: number; tokens: number }>();
+  const byLayer = new Map<number, Map<string, number>>();
+  for (const e of experts) for (const rep of e.replicas) {
+    const d = perDevice.get(rep.device) ?? perDevice.set(rep.device, { experts: 0, tokens: 0 }).get(rep.device)!;
+    d.experts += 1 / e.replicas.length;
+    d.tokens += rep.tokens;
+    const m = byLayer.get(e.layer) ?? byLayer.set(e.layer, new Map()).get(e.layer)!;
+    m.set(rep.device, (m.get(rep.device) ?? 0) + rep.tokens);
+  }
+  let worst = 1;
+  for (const m of byLayer.values()) {
+    const loads = [...m.values()];
+    const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
+    if (mean > 0) worst = Math.max(worst, Math.max(...loads) / mean);
+  }
+  const devices = [...perDevice.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+  let text = `MoE: ${r.layers.length} layers × ${l0.num_experts} experts (top-${l0.top_k}), routing ${r.routing.file ? `from ${path.basename(r.routing.file)}` : 'uniform (no --routing)'}; experts on ${devices.length} device${devices.length === 1 ? '' : 's'}\n`;
+  text += `  per device (experts, expected tokens per step, all layers): ${devices.map(([d, x]) => `${d} ${Number(x.experts.toFixed(2))} / ${Number(x.tokens.toFixed(1))}`).join(', ')}\n`;
+  text += `  token imbalance max/mean over a layer's expert devices (worst layer): ${worst.toFixed(3)}\n`;
+  const plan = r.plan;
+  if (plan) {
+    text += `  moe placer's own placement (a candidate, ${plan.slots} slots per layer on ${plan.devices.join(', ')}): imbalance ${METHODS.map((m) => `${m} ${plan.summary[m].imbalance_max.toFixed(3)}`).join(', ')}; all-to-all per token ${METHODS.map((m) => `${m} ${formatBytes(Math.round(plan.summary[m].bytes_per_token))}`).join(', ')}\n`;
+  }
+  const via = [...new Set(experts.flatMap((e) => e.dispatch_via))].sort();
   if (via.length) text += `  dispatch/combine can run on ${via.join(', ')} (IPU on the token routes, able to run the routing ops)\n`;
   return text;
 }

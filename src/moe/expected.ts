@@ -1,7 +1,12 @@
 // Expected tokens per expert, for the cost model. A routed MoE export sizes each expert's batch
 // with a NonZero over the routing mask — a data-dependent count that shape inference leaves as a
-// fresh symbol (`nz_…`). Costing it at 1 would make every expert nearly free; instead it is bound
-// to its expectation: tokens × top_k × the expert's routing share (from --routing, else 1/E).
+// fresh symbol (`nz_…`). Costing it at 1 would make every expert nearly free; costing every expert
+// as if it always ran would charge a decode step all experts' weights. Instead: with T tokens per
+// step, top-k routing and the expert's share p of assignments (from --routing, else 1/E), a token
+// picks the expert with probability q = min(1, k·p), so the expert runs in a step with probability
+// P = 1 − (1 − q)^T, and when it runs it gets T·q / P tokens on average. The symbol is bound to that
+// conditional count and the expert's body is costed at P times its work (it reads its weights only
+// when some token routes to it) — the expectation of what a step costs.
 
 import fs from 'node:fs';
 import type { GraphIndex } from '../ir/algorithms.js';
@@ -33,12 +38,20 @@ export function expertProbes(model: Model, index: GraphIndex, layers: MoeLayer[]
   return probes;
 }
 
-/** Symbol → expected count, for the NonZero nodes inside detected sparse MoE layers. */
+export interface ExpectedExperts {
+  /** NonZero count symbol → expected tokens of its expert in a step where it runs. */
+  counts: Map<string, number>;
+  /** Node index of an expert's body → probability that it runs in a step (P above). */
+  activity: Map<number, number>;
+}
+
+/** Expected counts and activity of the experts of detected sparse MoE layers. */
 export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int32Array, types: Map<string, TensorType>,
-  bindings: Record<string, number>, routingFile: string | null): Map<string, number> {
+  bindings: Record<string, number>, routingFile: string | null): ExpectedExperts {
   const out = new Map<string, number>();
+  const activity = new Map<number, number>();
   const layers = detectMoe(model, index, order).filter((l) => l.form === 'sparse');
-  if (layers.length === 0) return out;
+  if (layers.length === 0) return { counts: out, activity };
   const shares = routingShares(routingFile);
   const g = model.graph;
   const byLayer = new Map(layers.map((l) => [l.layer, l]));
@@ -52,12 +65,16 @@ export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int
     if (!Number.isFinite(tokens)) continue;
     const share = shares?.get(l.layer);
     const p = share && share.length === l.num_experts ? share[probe.expert]! : 1 / l.num_experts;
+    const q = Math.min(1, l.top_k * p);
+    const active = 1 - Math.pow(1 - q, tokens);
     const n = g.nodes[probe.node]!;
     const shape = n.outputs[0] ? types.get(n.outputs[0])?.shape : undefined;
     const sym = shape?.[1];
-    if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, Math.max(1, Math.round(tokens * l.top_k * p)));
+    if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, Math.max(1, Math.round(active > 0 ? (tokens * q) / active : 1)));
+    const expert = l.experts.find((e) => e.expert === probe.expert);
+    if (expert) for (const i of expert.nodes) activity.set(i, active);
   }
-  return out;
+  return { counts: out, activity };
 }
 
 /**
