@@ -79,8 +79,8 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       kind: kinds.get(d.id),
       program: programs?.has(d.id) ? `programs/${d.id}/` : (null as string | null),
       steps: d.steps.map((s, k) => (s.op === 'compute'
-        ? { op: s.op, unit: s.unit, nodes: s.nodes, program: programs?.get(d.id)?.[computeOrdinal(d.steps, k)] ?? null, duration_s: s.duration_s, start_s: s.start_s, end_s: s.end_s }
-        : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, start_s: s.start_s, end_s: s.end_s })),
+        ? { op: s.op, unit: s.unit, nodes: s.nodes, program: programs?.get(d.id)?.[computeOrdinal(d.steps, k)] ?? null, duration_s: s.duration_s, round: s.round, start_s: s.start_s, end_s: s.end_s }
+        : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, round: s.round, start_s: s.start_s, end_s: s.end_s })),
       memory: d.memory,
     })),
     transfers: sched.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, route: t.links, hops: t.route_hops, start_s: t.start_s, end_s: t.end_s })),

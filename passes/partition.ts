@@ -84,7 +84,11 @@ export interface JudgedPlan {
   pipelined: boolean;
   /** The scheduled memory fits every device. */
   fits: boolean;
+  /** KV-cache sequences of --context tokens it holds (models with state). */
+  kv_sequences?: number;
 }
+
+type Candidate = JudgedPlan & { placement: Placement; value: number };
 
 export interface ThroughputBound {
   /** No plan of these units on this rack exceeds it (requests/s over THROUGHPUT_REQUESTS requests). */
@@ -182,18 +186,23 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const assessor = new MakespanAssessor(p);
   const topoPriority = new Float64Array(n);
   p.order.forEach((u, k) => (topoPriority[u] = k));
-  const judged: (JudgedPlan & { placement: Placement; value: number })[] = [];
+  const judged: Candidate[] = [];
+  const measureKv = kvMeter(p, state.context, state.batch);
+  const hasState = state.objects.length > 0;
   const usedDevices = (device: Int32Array): string[] => [...new Set(device)].sort((a, b) => a - b).map((d) => p.device_ids[d]!);
   // Units the user pinned (--assign) keep their device in every candidate, baselines included.
   const pinnedTo = Int32Array.from(built.units, (u) => (pins ? pins[u.nodes[0]!]! : -1));
-  const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array): (JudgedPlan & { placement: Placement; value: number }) | null => {
+  const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null => {
     if (!given) return null;
     const device = Int32Array.from(given, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
     if (!fitsMemory(p, device)) return null;
     for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, device[u]!))) return null;
     const placement = assessor.run(device, priority ?? topoPriority);
     const v = judge.verdict(placement);
-    const entry = { name, label, devices: usedDevices(device), latency_s: v.latency_s, throughput_per_s: v.throughput_per_s, pipelined: v.pipelined, fits: v.fits, placement, value: valueOf(v) };
+    const entry: Candidate = {
+      name, label, devices: usedDevices(device), latency_s: v.latency_s, throughput_per_s: v.throughput_per_s, pipelined: v.pipelined, fits: v.fits,
+      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}), placement, value: valueOf(v),
+    };
     judged.push(entry);
     return entry;
   };
@@ -221,8 +230,8 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     if (Number.isFinite(pipeline.bottleneck_s)) consider('pipeline', `pipeline DP (${pipeline.chain})`, pipeline.device);
   }
   // The plans users write by hand.
-  let single: (JudgedPlan & { placement: Placement; value: number }) | null = null;
-  let fallback: (JudgedPlan & { placement: Placement; value: number }) | null = null;
+  let single: Candidate | null = null;
+  let fallback: Candidate | null = null;
   // One device of each class of identical devices stands for the class (64 H100s are one candidate).
   const representatives = [...new Map(topology.devices.map((d, k) => [deviceClassKey(d), k] as const).reverse()).values()].sort((a, b) => a - b);
   for (const d of representatives) {
@@ -258,67 +267,96 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   }
 
   // ---- The best candidate, polished by a judged local search ----
-  const pick = (list: typeof judged): (typeof judged)[number] => {
-    let best = list.find((c) => c.fits) ?? list[0]!;
-    for (const c of list) if (c.fits && (c.value < best.value * (1 - 1e-12) || (!best.fits && c.fits))) best = c;
+  const asked = ctx.options.flags['min-sequences'] === undefined ? null : Number(ctx.options.flags['min-sequences']);
+  const eligible = (c: Candidate): boolean => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
+  const pick = (): Candidate => {
+    let best = judged.find(eligible) ?? judged.find((c) => c.fits) ?? judged[0]!;
+    for (const c of judged) if (eligible(c) && (c.value < best.value * (1 - 1e-12) || !eligible(best))) best = c;
     return best;
   };
-  let best = pick(judged);
   const maxLoad = (device: Int32Array): number => {
     const load = new Float64Array(nd);
     for (let u = 0; u < n; u++) load[device[u]!] += unitTime(p, u, device[u]!);
     return Math.max(...load);
   };
-  // Throughput: first a contention-free surrogate (one request's makespan plus R−1 bottleneck loads).
+  // Without a shared link the simulator's latency is the contention-free makespan the refinement
+  // already minimised: a judged latency polish pays only where contention is judged.
+  const contention = topology.links.some((l) => l.shared);
+  let polishMoves = 0;
+  let polishSweeps = 0;
+  /** Judged local search from `start` for `goal` (exact pruning by bounds); the result joins the candidates. */
+  const polish = (start: Candidate, goal: Objective, name: string, label: string): void => {
+    const startValue = goal === 'latency' ? start.latency_s : R / start.throughput_per_s;
+    const steps = judge.schedule(start.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
+    const simCap = judge.simulations + polishSimulations(steps, goal === 'latency' ? 1 : R);
+    const r = localSearch(p, { value: startValue, placement: start.placement }, {
+      groups,
+      budget: goal === 'latency' && !contention ? 0 : (groups.length + n) * nd,
+      assess: (device, priority, toBeat) => {
+        if (judge.simulations >= simCap) return null;
+        const pl = assessor.run(device, priority);
+        // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
+        // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
+        if (goal === 'latency') {
+          if (pl.makespan_s >= toBeat * (1 - 1e-9)) return null;
+          return { value: judge.latency(pl).latency_s, placement: pl };
+        }
+        if (Math.max(R * maxLoad(device), pl.makespan_s) >= toBeat * (1 - 1e-9)) return null;
+        const t = judge.throughput(pl, false);
+        return { value: t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity, placement: pl };
+      },
+    });
+    polishMoves += r.moves;
+    polishSweeps += r.sweeps;
+    if (r.moves > 0) consider(name, label, r.placement.device, r.placement.start_s);
+  };
+  const bestFor = (goal: Objective): Candidate => {
+    let best = judged.find(eligible) ?? judged[0]!;
+    for (const c of judged) {
+      const [a, b] = goal === 'latency' ? [c.latency_s, best.latency_s] : [-c.throughput_per_s, -best.throughput_per_s];
+      if (eligible(c) && (a < b - Math.abs(b) * 1e-12 || !eligible(best))) best = c;
+    }
+    return best;
+  };
   let surrogateMoves = 0;
   let surrogateSweeps = 0;
   if (objective === 'throughput') {
+    // The plan the latency objective would ship is a throughput candidate too (a request at a time
+    // is a pipeline of one stage), then a contention-free surrogate of pipelined throughput (one
+    // request's makespan plus R−1 bottleneck loads) searches from the best so far.
+    const fastest = bestFor('latency');
+    polish(fastest, 'latency', `${fastest.name}+latency-polish`, `${fastest.label}, polished for latency`);
+    const from = pick();
     const surrogate = (device: Int32Array, priority: Float64Array): Assessed => {
       const pl = assessor.run(device, priority);
       return { value: pl.makespan_s + (R - 1) * maxLoad(device), placement: pl };
     };
-    const s0 = surrogate(best.placement.device, best.placement.start_s);
-    const s = localSearch(p, s0, { groups, budget: Math.floor(refineBudget(p, groups.length) / 2), kicks: true, seed: 777, assess: (d, pr) => surrogate(d, pr) });
-    surrogateMoves = s.moves;
-    surrogateSweeps = s.sweeps;
-    consider('refined-throughput', 'local search on the pipelined-throughput surrogate', s.placement.device, s.placement.start_s);
-    best = pick(judged);
+    const s0 = surrogate(from.placement.device, from.placement.start_s);
+    const sr = localSearch(p, s0, { groups, budget: Math.floor(refineBudget(p, groups.length) / 2), kicks: true, seed: 777, assess: (d, pr) => surrogate(d, pr) });
+    surrogateMoves = sr.moves;
+    surrogateSweeps = sr.sweeps;
+    consider('refined-throughput', 'local search on the pipelined-throughput surrogate', sr.placement.device, sr.placement.start_s);
   }
-  // Without a shared link the simulator's latency is the contention-free makespan the refinement
-  // already minimised: the judged polish pays only where contention (or throughput) is judged.
-  const contention = topology.links.some((l) => l.shared);
-  const steps = judge.schedule(best.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
-  const simCap = judge.simulations + polishSimulations(steps, objective === 'latency' ? 1 : R);
-  const polished = localSearch(p, { value: best.value, placement: best.placement }, {
-    groups,
-    budget: objective === 'latency' && !contention ? 0 : (groups.length + n) * nd,
-    assess: (device, priority, toBeat) => {
-      if (judge.simulations >= simCap) return null;
-      const pl = assessor.run(device, priority);
-      // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
-      // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
-      if (objective === 'latency') {
-        if (pl.makespan_s >= toBeat * (1 - 1e-9)) return null;
-        return { value: judge.latency(pl).latency_s, placement: pl };
-      }
-      if (Math.max(R * maxLoad(device), pl.makespan_s) >= toBeat * (1 - 1e-9)) return null;
-      const t = judge.throughput(pl, false);
-      return { value: t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity, placement: pl };
-    },
-  });
-  if (polished.moves > 0) {
-    const e = consider(`${best.name}+polish`, `${best.label}, polished by the judged local search`, polished.placement.device, polished.placement.start_s);
-    if (e) best = pick(judged);
-  }
-  let chosen = best;
+  const best = pick();
+  polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
+  let chosen = pick();
 
   // ---- KV capacity: reported; raised only when asked (--min-sequences) ----
   let kv: KvCapacity | null = null;
   if (state.objects.length > 0) {
-    const asked = ctx.options.flags['min-sequences'] === undefined ? null : Number(ctx.options.flags['min-sequences']);
-    const lifted = liftKvCapacity(p, chosen, state.context, state.batch, asked, (device, priority) => consider('kv-lift', `raised KV capacity to ${asked} sequences`, device, priority));
-    chosen = lifted.entry;
-    kv = lifted.kv;
+    if (asked !== null && !eligible(chosen)) {
+      // Start from the candidate that holds the most sequences within a little of the best, then lift.
+      const lifted = liftKvCapacity(p, pick(), asked, measureKv, (device, priority) => consider('kv-lift', `KV capacity raised towards ${asked} sequences`, device, priority));
+      chosen = eligible(lifted) ? pick() : lifted;
+    }
+    kv = measureKv(chosen.placement.device);
+    kv.asked = asked;
+    const unlifted = judged.filter((c) => c.fits).reduce((a, c) => (c.value < a.value * (1 - 1e-12) ? c : a), chosen);
+    if (unlifted !== chosen) {
+      kv.before = { sequences: unlifted.kv_sequences ?? 0, latency_s: unlifted.latency_s, throughput_per_s: unlifted.throughput_per_s };
+      kv.after = { sequences: kv.sequences, latency_s: chosen.latency_s, throughput_per_s: chosen.throughput_per_s };
+      kv.moves = countMoves(unlifted.placement.device, chosen.placement.device);
+    }
     if (asked !== null && kv.sequences < asked) {
       ctx.diagnostics.warn('HXC1107', `the KV cache holds ${kv.sequences} sequences of ${state.context} tokens, fewer than the ${asked} asked`, { hint: 'add devices or memory, lower --context, or use a smaller KV dtype' });
     }
@@ -331,7 +369,11 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     device_load_s: lb.memory_spread_s,
     critical_path_s: lb.critical_path_s,
   };
-  const strip = (e: (typeof judged)[number] | null): JudgedPlan | null => (e ? { name: e.name, label: e.label, devices: e.devices, latency_s: e.latency_s, throughput_per_s: e.throughput_per_s, pipelined: e.pipelined, fits: e.fits } : null);
+  const strip = (e: Candidate | null): JudgedPlan | null => {
+    if (!e) return null;
+    const { placement: _p, value: _v, ...plan } = e;
+    return plan;
+  };
   const placement: Placement = { ...chosen.placement, makespan_s: verdict.latency_s };
   return {
     objective, solver: chosen.name.startsWith('exact') ? 'exact' : 'heuristic', chosen: chosen.name,
@@ -340,7 +382,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     candidates: judged.map((e) => strip(e)!),
     baselines: { heft: strip(heftEntry), single_device: strip(single), fallback: strip(fallback), even_split: strip(even) },
     exact, pipeline,
-    search: { refine_moves: r.moves + surrogateMoves, refine_sweeps: r.rounds + surrogateSweeps, polish_moves: polished.moves, polish_sweeps: polished.sweeps, evaluations: assessor.evaluations, simulations: judge.simulations },
+    search: { refine_moves: r.moves + surrogateMoves, refine_sweeps: r.rounds + surrogateSweeps, polish_moves: polishMoves, polish_sweeps: polishSweeps, evaluations: assessor.evaluations, simulations: judge.simulations },
     kv,
     explain: explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins),
   };
@@ -441,17 +483,11 @@ function uniformExperts(p: PlacementProblem, units: Unit[]): PlacementProblem | 
 
 /**
  * KV capacity: each state-owning device holds (capacity − weights − activation floor) / (its state
- * bytes per sequence) sequences; the plan holds the minimum. With `asked` (--min-sequences), units
- * owning state on the device that caps it move to devices with room — each time the move that
- * costs the objective least — until the plan holds `asked`; plan.json shows the plan before and
- * after. Without it nothing moves: capacity is a trade the user asks for, never taken silently.
+ * bytes per sequence) sequences; the plan holds the minimum.
  */
-function liftKvCapacity<E extends { placement: Placement; latency_s: number; throughput_per_s: number; value: number }>(
-  p: PlacementProblem, start: E, context: number, batch: number, asked: number | null,
-  consider: (device: Int32Array, priority: Float64Array) => E | null,
-): { entry: E; kv: KvCapacity } {
+function kvMeter(p: PlacementProblem, context: number, batch: number): (device: Int32Array) => KvCapacity {
   const nd = p.device_ids.length;
-  const measure = (device: Int32Array): KvCapacity => {
+  return (device) => {
     const weights = new Float64Array(nd);
     const floor = new Float64Array(nd);
     const statePerSeq = new Float64Array(nd);
@@ -465,19 +501,35 @@ function liftKvCapacity<E extends { placement: Placement; latency_s: number; thr
     let sequences = Infinity;
     for (let d = 0; d < nd; d++) {
       if (statePerSeq[d]! <= 0) continue;
-      // The bound batch's state is already counted in weights' neighbours: free = capacity − weights − floor.
       const free = p.capacity_bytes[d]! - weights[d]! - floor[d]!;
       const seqs = Math.max(0, Math.floor(free / statePerSeq[d]!));
       devices.push({ id: p.device_ids[d]!, free_bytes: free, state_bytes_per_sequence: statePerSeq[d]!, sequences: seqs });
       sequences = Math.min(sequences, seqs);
     }
-    return { sequences: Number.isFinite(sequences) ? sequences : 0, context, devices, moves: 0, asked, before: null, after: null };
+    return { sequences: Number.isFinite(sequences) ? sequences : 0, context, devices, moves: 0, asked: null, before: null, after: null };
   };
+}
+
+/** Units on different devices in two placements. */
+function countMoves(a: Int32Array, b: Int32Array): number {
+  let k = 0;
+  for (let u = 0; u < a.length; u++) if (a[u] !== b[u]) k++;
+  return k;
+}
+
+/**
+ * Raise KV capacity to `asked` (--min-sequences): units owning state on the device that caps it
+ * move to devices with room — each time the move that costs the objective least — until the plan
+ * holds `asked` or no move lifts it. Without --min-sequences nothing moves: capacity is a trade the
+ * user asks for, never taken silently; plan.json shows the plan before and after and what it cost.
+ */
+function liftKvCapacity<E extends { placement: Placement; value: number }>(
+  p: PlacementProblem, start: E, asked: number, measure: (device: Int32Array) => KvCapacity,
+  consider: (device: Int32Array, priority: Float64Array) => E | null,
+): E {
+  const nd = p.device_ids.length;
   let entry = start;
   let kv = measure(entry.placement.device);
-  if (asked === null || kv.sequences >= asked) return { entry, kv };
-  const before = { sequences: kv.sequences, latency_s: start.latency_s, throughput_per_s: start.throughput_per_s };
-  let moves = 0;
   for (let guard = 0; guard < p.unit_names.length && kv.sequences < asked; guard++) {
     const worst = kv.devices.reduce((a, b) => (b.sequences < a.sequences ? b : a), kv.devices[0]!);
     if (!worst) break;
@@ -499,12 +551,8 @@ function liftKvCapacity<E extends { placement: Placement; latency_s: number; thr
     if (!bestMove) break;
     entry = bestMove.entry;
     kv = bestMove.kv;
-    moves++;
   }
-  kv.moves = moves;
-  kv.before = before;
-  kv.after = { sequences: kv.sequences, latency_s: entry.latency_s, throughput_per_s: entry.throughput_per_s };
-  return { entry, kv };
+  return entry;
 }
 
 /**

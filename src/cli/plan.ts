@@ -86,7 +86,9 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
     ? `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}); gap ${gap}\n`
     : `throughput bound ${thr(e.throughput_upper_per_s)} (busiest device at least ${sec(e.lower_bounds.memory_spread_s)} per request); gap ${gap}\n`;
   const b = e.baselines;
-  const figure = (j: { latency_s: number; throughput_per_s: number } | null): string => (j === null ? '-' : plan.objective === 'latency' ? sec(j.latency_s) : thr(j.throughput_per_s));
+  const asked = e.kv?.asked ?? null;
+  const figure = (j: { latency_s: number; throughput_per_s: number; kv_sequences?: number } | null): string => (j === null ? '-'
+    : `${plan.objective === 'latency' ? sec(j.latency_s) : thr(j.throughput_per_s)}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`);
   const named = [
     b.heft ? `HEFT ${figure(b.heft)}` : null,
     b.single_device ? `all on ${b.single_device.devices[0]} ${figure(b.single_device)}` : 'no single device holds it',
@@ -98,7 +100,10 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   text += `transfers: ${plan.transfers.length} (${formatBytes(plan.transfers.reduce((s, t) => s + t.bytes, 0))})`;
   const links = Object.entries(e.link_bytes).filter(([, b]) => b > 0).map(([l, b]) => `${l} ${formatBytes(b)}`);
   text += links.length ? `; per link: ${links.join(', ')}\n` : '\n';
-  if (e.kv) text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.moves ? ` (${e.kv.moves} layers moved to lift the smallest device's cap)` : ''}\n`;
+  if (e.kv) {
+    text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.asked !== null ? ` (asked ${e.kv.asked})` : ''}\n`;
+    if (e.kv.before && e.kv.after) text += `  raising it moved ${e.kv.moves} units: from ${e.kv.before.sequences} sequences at ${sec(e.kv.before.latency_s)} and ${thr(e.kv.before.throughput_per_s)} to ${e.kv.after.sequences} at ${sec(e.kv.after.latency_s)} and ${thr(e.kv.after.throughput_per_s)}\n`;
+  }
   const moves = plan.state.flatMap((st) => (st as { moves?: { node: string; device: string; bytes: number }[] }).moves ?? []);
   if (plan.state.length) {
     const owners = [...new Set(plan.state.map((st) => st.owner).filter((o) => o))];

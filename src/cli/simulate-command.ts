@@ -16,7 +16,7 @@ export function simulateCommand(planDir: string, opts: { requests: string; trace
   const input: SimInput = {
     devices: plan.devices.map((d) => ({
       id: d.id,
-      steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: s.unit ?? 'compute' } : { op: s.op, transfer: s.transfer, label: s.value ?? '' })),
+      steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: s.unit ?? 'compute', round: s.round ?? 0 } : { op: s.op, transfer: s.transfer, label: s.value ?? '', round: s.round ?? 0 })),
     })),
     transfers: plan.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
     links: plan.topology.links,
