@@ -125,9 +125,12 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
         single_device: part.baselines.single_device,
         fallback: part.baselines.fallback,
         even_split: part.baselines.even_split,
+        tensor_parallel: part.baselines.tensor_parallel,
         exact: part.exact ? { status: part.exact.status, contention_free_s: part.exact.objective_s, gap: part.exact.gap } : null,
       },
       search: part.search,
+      /** Pipeline variants weighed (with and without tensor-parallel splits), when there were several. */
+      variants: part.variants ?? null,
       pipeline: part.pipeline ? { bottleneck_s: part.pipeline.bottleneck_s, chain: part.pipeline.chain, segments: part.pipeline.segments } : null,
       kv: part.kv,
     },

@@ -86,6 +86,8 @@ export interface JudgedPlan {
   fits: boolean;
   /** KV-cache sequences of --context tokens it holds (models with state). */
   kv_sequences?: number;
+  /** With tensor-parallel splits: whether every split's parts run on different devices (else it is not eligible). */
+  tp_spread?: boolean;
 }
 
 type Candidate = JudgedPlan & { placement: Placement; value: number };
@@ -117,12 +119,18 @@ export interface PartitionResult {
   throughput_bound: ThroughputBound;
   /** Every candidate considered, judged; the baselines plan.json reports are among them. */
   candidates: JudgedPlan[];
-  baselines: { heft: JudgedPlan | null; single_device: JudgedPlan | null; fallback: JudgedPlan | null; even_split: JudgedPlan | null };
+  baselines: { heft: JudgedPlan | null; single_device: JudgedPlan | null; fallback: JudgedPlan | null; even_split: JudgedPlan | null; tensor_parallel: JudgedPlan | null };
   exact: ExactResult | null;
   pipeline: PipelineResult | null;
   search: { refine_moves: number; refine_sweeps: number; polish_moves: number; polish_sweeps: number; evaluations: number; simulations: number };
   kv: KvCapacity | null;
   explain: ExplainEntry[];
+  /** Tensor-parallel splits (by MatMul name) whose parts the best plan ignoring the spread rule put on different devices. */
+  tp_paid: string[];
+  /** The shipped plan has no split, or every split's parts on different devices. */
+  tp_eligible: boolean;
+  /** Set by the variant driver: the pipeline variants weighed (with and without tensor parallelism). */
+  variants?: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[];
 }
 
 function flag(ctx: PassContext, name: string, allowed: string[], dflt: string): string {
@@ -189,6 +197,11 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const judged: Candidate[] = [];
   const measureKv = kvMeter(p, state.context, state.batch);
   const hasState = state.objects.length > 0;
+  // Tensor-parallel splits as unit lists: a plan with splits is eligible only if every split's
+  // parts run on at least two devices (a split kept on one device is pure overhead).
+  const tp = ctx.has('tp') ? ctx.get<TpResult>('tp') : null;
+  const tpSplits = (tp?.splits ?? []).map((sp) => sp.parts.map((name) => built.unit_of[index.nodeByName.get(name)!]!));
+  const spread = (device: Int32Array): boolean => tpSplits.every((parts) => parts.some((u) => device[u] !== device[parts[0]!]));
   const usedDevices = (device: Int32Array): string[] => [...new Set(device)].sort((a, b) => a - b).map((d) => p.device_ids[d]!);
   // Units the user pinned (--assign) keep their device in every candidate, baselines included.
   const pinnedTo = Int32Array.from(built.units, (u) => (pins ? pins[u.nodes[0]!]! : -1));
@@ -201,7 +214,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     const v = judge.verdict(placement);
     const entry: Candidate = {
       name, label, devices: usedDevices(device), latency_s: v.latency_s, throughput_per_s: v.throughput_per_s, pipelined: v.pipelined, fits: v.fits,
-      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}), placement, value: valueOf(v),
+      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}), ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}), placement, value: valueOf(v),
     };
     judged.push(entry);
     return entry;
@@ -246,6 +259,17 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const accelerators = identicalAccelerators(topology);
   const accelIdx = accelerators.map((d) => deviceIds.indexOf(d.id));
   const even = accelIdx.length >= 2 ? consider('even-split', `even pipeline split: ${layers} layers over ${accelerators.slice(0, Math.min(layers, accelerators.length)).map((d) => d.id).join(', ')}`, evenSplit(p, layerOfUnit, layers, accelIdx)) : null;
+  // Tensor parallelism over the NVLink-class group: parts round-robin over it, the rest on its first device.
+  const tpGroupIdx = (tp?.group ?? []).map((id) => deviceIds.indexOf(id)).filter((d) => d >= 0);
+  let tpGroup: Candidate | null = null;
+  if (tpSplits.length > 0 && tpGroupIdx.length >= 2) {
+    // The rest on the group's first device, or — when that does not hold it — split evenly over the group.
+    const device = onWithFallback(p, tpGroupIdx[0]!) ?? allOn(p, tpGroupIdx[0]!) ?? evenSplit(p, layerOfUnit, layers, tpGroupIdx);
+    if (device) {
+      for (const parts of tpSplits) parts.forEach((u, j) => { if (Number.isFinite(unitTime(p, u, tpGroupIdx[j % tpGroupIdx.length]!))) device[u] = tpGroupIdx[j % tpGroupIdx.length]!; });
+      tpGroup = consider('tensor-parallel', `tensor parallelism: ${tp!.splits.length} MatMuls split ${tp!.k}-way over ${tp!.group.join(', ')}, the rest on ${tp!.group[0]}`, device);
+    }
+  }
   // The moe pass's expert placement, as a hint: experts on its devices, the rest placed around them.
   const hint = moeHint(ctx, built.units, p);
   if (hint) {
@@ -268,7 +292,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
 
   // ---- The best candidate, polished by a judged local search ----
   const asked = ctx.options.flags['min-sequences'] === undefined ? null : Number(ctx.options.flags['min-sequences']);
-  const eligible = (c: Candidate): boolean => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
+  const eligible = (c: Candidate): boolean => c.fits && c.tp_spread !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
   const pick = (): Candidate => {
     let best = judged.find(eligible) ?? judged.find((c) => c.fits) ?? judged[0]!;
     for (const c of judged) if (eligible(c) && (c.value < best.value * (1 - 1e-12) || !eligible(best))) best = c;
@@ -293,7 +317,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
       groups,
       budget: goal === 'latency' && !contention ? 0 : (groups.length + n) * nd,
       assess: (device, priority, toBeat) => {
-        if (judge.simulations >= simCap) return null;
+        if (judge.simulations >= simCap || !spread(device)) return null;
         const pl = assessor.run(device, priority);
         // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
         // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
@@ -375,16 +399,20 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     return plan;
   };
   const placement: Placement = { ...chosen.placement, makespan_s: verdict.latency_s };
+  // The splits that paid: spread in the best plan that was free to keep them on one device.
+  const free = judged.filter((c) => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked)).reduce<Candidate | null>((a, c) => (!a || c.value < a.value * (1 - 1e-12) ? c : a), null);
+  const tp_paid = free ? tpSplits.flatMap((parts, k) => (parts.some((u) => free.placement.device[u] !== free.placement.device[parts[0]!]) ? [tp!.splits[k]!.node] : [])) : [];
   return {
     objective, solver: chosen.name.startsWith('exact') ? 'exact' : 'heuristic', chosen: chosen.name,
     units: built.units, unit_of: built.unit_of, problem: p, placement, pipelined: objective === 'throughput' ? verdict.pipelined : false,
     judge, verdict, lower_bound: lb, throughput_bound,
     candidates: judged.map((e) => strip(e)!),
-    baselines: { heft: strip(heftEntry), single_device: strip(single), fallback: strip(fallback), even_split: strip(even) },
+    baselines: { heft: strip(heftEntry), single_device: strip(single), fallback: strip(fallback), even_split: strip(even), tensor_parallel: strip(tpGroup) },
     exact, pipeline,
     search: { refine_moves: r.moves + surrogateMoves, refine_sweeps: r.rounds + surrogateSweeps, polish_moves: polishMoves, polish_sweeps: polishSweeps, evaluations: assessor.evaluations, simulations: judge.simulations },
     kv,
     explain: explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins),
+    tp_paid, tp_eligible: spread(chosen.placement.device),
   };
 }
 
@@ -473,9 +501,11 @@ function uniformExperts(p: PlacementProblem, units: Unit[]): PlacementProblem | 
   const time_s = Float64Array.from(p.time_s);
   for (const list of layers.values()) {
     for (let d = 0; d < nd; d++) {
+      // The mean over the experts that can run here (an expert pinned elsewhere is Infinity here).
       let sum = 0;
-      for (const k of list) sum += p.time_s[k * nd + d]!;
-      for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) time_s[k * nd + d] = sum / list.length;
+      let count = 0;
+      for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) { sum += p.time_s[k * nd + d]!; count++; }
+      for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) time_s[k * nd + d] = sum / count;
     }
   }
   return { ...p, time_s };

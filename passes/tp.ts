@@ -1,9 +1,11 @@
-// tp: tensor parallelism where it pays — large weight MatMuls split column-wise into k parts
+// tp: tensor parallelism — large weight MatMuls split column-wise into k parts
 // (src/transform/tensor-parallel.ts) when the rack has k identical accelerators on a dedicated
 // (not shared) link; the partitioner then places the parts, each a unit of its own, on different
-// devices. `--tensor-parallel auto` (default) splits for `--objective throughput` only, MatMuls
-// with at least 4 Mi weight elements; `--tensor-parallel N` splits every MatMul with at least
-// 64 Ki weight elements into N; `off` never.
+// devices. It pays only sometimes, so under `--tensor-parallel auto` (default: MatMuls with at
+// least 4 Mi weight elements) the plan is made with and without the splits and the better is
+// shipped (src/cli/run-passes.ts), and a plan with splits counts only when every split's parts
+// land on different devices (passes/partition.ts). `--tensor-parallel N` splits every MatMul with
+// at least 64 Ki weight elements into N; `off` never.
 
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass } from '../src/pass/pass.js';
@@ -14,6 +16,8 @@ export interface TpResult {
   k: number;
   /** Why tensor parallelism was or was not applied. */
   reason: string;
+  /** The devices the parts are meant for (the NVLink-class group), in order. */
+  group: string[];
   splits: { node: string; parts: string[] }[];
 }
 
@@ -45,16 +49,14 @@ export const tpPass: Pass<TpResult> = {
   options: [{ name: 'tensor-parallel auto|off|N', description: 'auto (default): for --objective throughput, MatMuls with ≥ 4Mi weights over the largest NVLink-class group (at most 4); N: force N parts' }],
   run(ctx) {
     const flag = ctx.options.flags['tensor-parallel'] ?? 'auto';
-    const objective = ctx.options.flags.objective ?? 'latency';
-    if (flag === 'off') return { k: 1, reason: 'off', splits: [] };
+    if (flag === 'off') return { k: 1, reason: 'off', group: [], splits: [] };
+    const group = tensorParallelGroup(ctx.topology());
     let k: number;
     let min: number;
     let reason: string;
     if (flag === 'auto') {
-      if (objective !== 'throughput') return { k: 1, reason: 'auto: only for --objective throughput', splits: [] };
-      const group = tensorParallelGroup(ctx.topology());
       k = Math.min(4, 2 ** Math.floor(Math.log2(Math.max(1, group.length))));
-      if (k < 2) return { k: 1, reason: 'auto: no two identical accelerators share a dedicated link', splits: [] };
+      if (k < 2) return { k: 1, reason: 'auto: no two identical accelerators share a dedicated link', group: [], splits: [] };
       min = AUTO_MIN_WEIGHT_ELEMENTS;
       reason = `auto: ${k}-way over ${group.slice(0, k).join(', ')}`;
     } else {
@@ -64,16 +66,19 @@ export const tpPass: Pass<TpResult> = {
       reason = `forced: ${k}-way`;
     }
     const g = ctx.model.graph;
+    // The variant driver may narrow the splits to those that paid in an earlier variant.
+    const only = ctx.options.tp_targets ? new Set(ctx.options.tp_targets) : null;
     const targets = new Set<string>();
     for (const n of g.nodes) {
-      if (!splittable(g, n, k)) continue;
+      if (!splittable(g, n, k) || (only && !only.has(n.name))) continue;
       const w = g.initializers.get(n.inputs[1]!)!;
       if (w.dims[0]! * w.dims[1]! >= min) targets.add(n.name);
     }
-    if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, splits: [] };
+    const devices = group.length >= k ? group.slice(0, k) : [];
+    if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [] };
     const { graph, splits } = splitMatMuls(g, targets, k);
     ctx.model = { ...ctx.model, graph };
-    return { k, reason, splits };
+    return { k, reason: only ? `${reason}, the ${targets.size} splits that paid` : reason, group: devices, splits };
   },
   statistics(r) {
     return { k: r.k, 'matmuls split': r.splits.length };

@@ -80,6 +80,11 @@ test('every shared model plans on every example rack: valid, capable, within mem
       const { loadModel } = await import('../src/import/load.js');
       const { Diagnostics } = await import('../src/diag/diagnostics.js');
       for (const n of loadModel(model, new Diagnostics()).graph.nodes) ops.set(n.name, { op: n.op, domain: n.domain });
+      // Nodes the tensor-parallel rewrite made: the column parts are MatMuls, their gather a Concat.
+      for (const s of p.tensor_parallel?.splits ?? []) {
+        for (const part of s.parts) ops.set(part, { op: 'MatMul', domain: '' });
+        ops.set(`${s.node}/tp_gather`, { op: 'Concat', domain: '' });
+      }
       for (const [node, dev] of Object.entries(p.assignment)) {
         const o = ops.get(node)!;
         assert.ok(canRun(byId.get(dev)!, o.op, o.domain), `${node} (${o.op}) on ${dev}, which cannot run it`);

@@ -64,7 +64,7 @@ test('tensor-parallel parts go to different devices and the plan still matches t
   }
 });
 
-test('auto applies to throughput plans with large weights over an NVLink-class group, not to latency plans', async () => {
+test('auto proposes splits of large weights over an NVLink-class group; a plan ships them only spread over devices and only when they win', async () => {
   assert.deepEqual(tensorParallelGroup(loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'))).length, 8);
   assert.deepEqual(tensorParallelGroup(loadTopology(path.join(EXAMPLES, 'rack-hetero.yaml'))), ['gpu0', 'gpu1', 'gpu2', 'gpu3']);
   assert.deepEqual(tensorParallelGroup(loadTopology(path.join(EXAMPLES, 'rack-tiny.yaml'))), []);
@@ -77,11 +77,26 @@ test('auto applies to throughput plans with large weights over an NVLink-class g
     initializers: [{ name: 'w', dtype: 'float16', shape: [4096, 14336] }],
     nodes: [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
   }));
-  const plan = async (objective: string, rack: string) => {
+  const proposed = async (objective: string, rack: string) => {
     const run = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, rack), dims: { batch: 512 }, flags: { objective } }, ['tp']);
     return run.ctx.get<{ k: number; splits: unknown[] }>('tp');
   };
-  assert.deepEqual([(await plan('throughput', 'rack-8gpu.yaml')).k, (await plan('throughput', 'rack-8gpu.yaml')).splits.length], [4, 1]);
-  assert.equal((await plan('latency', 'rack-8gpu.yaml')).splits.length, 0);
-  assert.equal((await plan('throughput', 'rack-tiny.yaml')).splits.length, 0);
+  for (const objective of ['latency', 'throughput']) assert.deepEqual([(await proposed(objective, 'rack-8gpu.yaml')).k, (await proposed(objective, 'rack-8gpu.yaml')).splits.length], [4, 1]);
+  assert.equal((await proposed('throughput', 'rack-tiny.yaml')).splits.length, 0);
+  for (const objective of ['latency', 'throughput']) {
+    const out = path.join(dir, `plan-${objective}`);
+    await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: { batch: 512 }, flags: { objective, out } }, null);
+    const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+    const variants = p.estimate.variants as { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[];
+    assert.ok(variants.some((v) => v.splits === 0) && variants.some((v) => v.splits > 0), 'planned with and without the split');
+    const figure = (v: { latency_s: number; throughput_per_s: number }): number => (objective === 'latency' ? v.latency_s : -v.throughput_per_s);
+    const shipped = variants.find((v) => v.shipped)!;
+    const atMost = (a: number, b: number): boolean => a <= b + Math.abs(b) * 1e-12;
+    for (const v of variants.filter((x) => x.eligible)) assert.ok(atMost(figure(shipped), figure(v)), `${objective}: shipped ${shipped.name}, but ${v.name} is better`);
+    assert.equal(figure(shipped), figure(p.estimate), 'the shipped variant is the plan written');
+    // Every split that is shipped runs its parts on at least two devices.
+    for (const s of p.tensor_parallel.splits as { parts: string[] }[]) assert.ok(new Set(s.parts.map((part) => p.assignment[part])).size >= 2, `parts of a shipped split on one device`);
+    const tpBaseline = p.estimate.baselines.tensor_parallel;
+    if (tpBaseline) assert.ok(atMost(figure(p.estimate), figure(tpBaseline)), 'never worse than the tensor-parallel baseline');
+  }
 });

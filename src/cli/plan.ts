@@ -94,6 +94,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
     b.single_device ? `all on ${b.single_device.devices[0]} ${figure(b.single_device)}` : 'no single device holds it',
     b.fallback ? `${b.fallback.devices.join('+')} with fallbacks ${figure(b.fallback)}` : null,
     b.even_split ? `even split over ${b.even_split.devices.length} ${figure(b.even_split)}` : null,
+    b.tensor_parallel ? `tensor parallel over ${b.tensor_parallel.devices.length} ${figure(b.tensor_parallel)}` : null,
     b.exact ? `exact MILP ${b.exact.status}` : null,
   ].filter((x) => x);
   text += `baselines (simulated alike): ${named.join(', ')}; shipped: ${e.chosen}\n`;
@@ -108,6 +109,9 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   if (plan.state.length) {
     const owners = [...new Set(plan.state.map((st) => st.owner).filter((o) => o))];
     text += `KV state owned by ${owners.join(', ')}${moves.length ? `; ${moves.length} readers away from their cache's owner move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with its owner'}\n`;
+  }
+  if (e.variants && e.variants.length > 1) {
+    text += `variants weighed: ${e.variants.map((v) => `${v.name} (${v.splits} splits) ${figure(v)}${v.eligible ? '' : ' [a split kept on one device]'}${v.shipped ? ' ← shipped' : ''}`).join('; ')}\n`;
   }
   const tp = (plan as { tensor_parallel?: { k: number; reason: string; splits: { node: string; parts: string[] }[] } | null }).tensor_parallel;
   if (tp && tp.splits.length > 0) {

@@ -7,6 +7,7 @@
 
 import { computeTime } from '../cost/model.js';
 import { HxcError } from '../diag/diagnostics.js';
+import { Heap } from '../util/heap.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
 import type { Device, RouteTable, Topology } from '../topology/index.js';
@@ -354,10 +355,43 @@ function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array):
       if (indeg.get(h) === 0) ready.push(h);
     }
   }
-  if (order.length !== keys.length) return [{ expert: -1, dispatch: false, part: 0, nodes }];
   let part = 0;
-  return order.map((g) => {
+  const segment = (g: number, list: number[]): { expert: number; dispatch: boolean; part: number; nodes: number[] } => {
     const e = expertGroup(g);
-    return { expert: e, dispatch: e >= 0 && g % 2 === 0, part: e < 0 ? part++ : 0, nodes: members.get(g)! };
-  });
+    return { expert: e, dispatch: e >= 0 && g % 2 === 0, part: e < 0 ? part++ : 0, nodes: list };
+  };
+  if (order.length === keys.length) return order.map((g) => segment(g, members.get(g)!));
+  // The groups form a cycle (nested sets: tensor-parallel parts inside an expert's body): cut a
+  // topological order keyed by group into runs instead — intervals of a topological order are
+  // convex — with each constant placed just before the first node that reads it.
+  const pos = new Map(nodes.map((i, k) => [i, k]));
+  const isConstant = (i: number): boolean => index.inputsOf(i).every((id) => id < 0);
+  const nodeIndeg = new Map<number, number>();
+  for (const i of nodes) nodeIndeg.set(i, [...index.predecessors(i)].filter((q) => inStage.has(q)).length);
+  const heap = new Heap<number>((a, b) => group.get(a)! < group.get(b)! || (group.get(a) === group.get(b) && pos.get(a)! < pos.get(b)!));
+  for (const i of nodes) if (nodeIndeg.get(i) === 0 && !isConstant(i)) heap.push(i);
+  const constantsBefore = new Map<number, number[]>();
+  for (const i of nodes) {
+    if (!isConstant(i)) continue;
+    const first = [...index.successors(i)].filter((s) => inStage.has(s)).sort((a, b) => pos.get(a)! - pos.get(b)!)[0];
+    (constantsBefore.get(first ?? -1) ?? constantsBefore.set(first ?? -1, []).get(first ?? -1)!).push(i);
+  }
+  const runs: { g: number; nodes: number[] }[] = [];
+  const emit = (i: number, g: number): void => {
+    const last = runs[runs.length - 1];
+    if (last && last.g === g) last.nodes.push(i);
+    else runs.push({ g, nodes: [i] });
+  };
+  for (const c of constantsBefore.get(-1) ?? []) emit(c, group.get(c)!);
+  while (heap.size > 0) {
+    const i = heap.pop()!;
+    for (const c of constantsBefore.get(i) ?? []) emit(c, group.get(i)!);
+    emit(i, group.get(i)!);
+    for (const s of index.successors(i)) {
+      if (!inStage.has(s)) continue;
+      nodeIndeg.set(s, nodeIndeg.get(s)! - 1);
+      if (nodeIndeg.get(s) === 0) heap.push(s);
+    }
+  }
+  return runs.map((r) => segment(r.g, r.nodes));
 }

@@ -62,10 +62,21 @@ export function pipelineString(passes: readonly Pass<any, any>[]): string {
   return passes.map((p) => p.name).join(',');
 }
 
+/** What a run of passes leaves for the instrumentation to write: per-pass dumps and timings. */
+export interface PassRun {
+  timings: PassTiming[];
+  dumps: { file: string; text: string }[];
+}
+
 export class PassManager {
   constructor(private readonly passes: readonly Pass<any, any>[], private readonly instr: Instrumentation) {}
 
-  async run(ctx: PassContext, store: (name: string, result: unknown) => void): Promise<PassTiming[]> {
+  /**
+   * Run the passes in order. IR printed before/after a pass goes to `instr.write` at once; dumps and
+   * timings are returned for `finish` (a caller running variants writes only the shipped one's).
+   * `offset` numbers the dump files when a pipeline is run in pieces.
+   */
+  async run(ctx: PassContext, store: (name: string, result: unknown) => void, offset = 0): Promise<PassRun> {
     const timings: PassTiming[] = [];
     const dumps: { file: string; text: string }[] = [];
     const wants = (set: Set<string> | 'all', name: string): boolean => set === 'all' || set.has(name);
@@ -84,12 +95,10 @@ export class PassManager {
         this.instr.write(`// ----- IR after ${pass.name} -----\n${this.printIR(ctx, i + 1)}${pass.dump(result, ctx)}`);
       }
       if (this.instr.dumpDir !== null) {
-        dumps.push({ file: `${String(i).padStart(2, '0')}-${pass.name}.txt`, text: dumpText(pass, result, statistics, ctx) });
+        dumps.push({ file: `${String(offset + i).padStart(2, '0')}-${pass.name}.txt`, text: dumpText(pass, result, statistics, ctx) });
       }
     }
-    if (this.instr.dumpDir !== null) writeDirAtomically(this.instr.dumpDir, dumps);
-    if (this.instr.timePasses) this.instr.write(timingTable(timings));
-    return timings;
+    return { timings, dumps };
   }
 
   /** The IR with the per-node notes of every pass that has run so far. */
@@ -99,19 +108,25 @@ export class PassManager {
   }
 }
 
+/** Write what the instrumentation asked for: the dump folder (atomically) and the timing table. */
+export function finishInstrumentation(instr: Instrumentation, run: PassRun, extraRows: string[] = []): void {
+  if (instr.dumpDir !== null) writeDirAtomically(instr.dumpDir, run.dumps);
+  if (instr.timePasses) instr.write(timingTable(run.timings, extraRows));
+}
+
 function dumpText(pass: Pass<any, any>, result: unknown, statistics: Record<string, number | string>, ctx: PassContext): string {
   const stats = Object.entries(statistics).map(([k, v]) => `//   ${k}: ${v}`).join('\n');
   return `// pass ${pass.name}: ${pass.summary}\n// statistics:\n${stats}\n${pass.dump(result, ctx)}`;
 }
 
-export function timingTable(timings: PassTiming[]): string {
+export function timingTable(timings: PassTiming[], extraRows: string[] = []): string {
   const total = timings.reduce((s, t) => s + t.ms, 0);
   const rows = timings.map((t) => {
     const share = total > 0 ? (100 * t.ms) / total : 0;
     const stats = Object.entries(t.statistics).map(([k, v]) => `${k}=${v}`).join(' ');
     return `  ${t.ms.toFixed(2).padStart(10)} ms ${share.toFixed(1).padStart(5)}%  ${t.name.padEnd(10)} ${stats}`;
   });
-  return `===== pass execution timing =====\n${rows.join('\n')}\n  ${total.toFixed(2).padStart(10)} ms 100.0%  total\n`;
+  return `===== pass execution timing =====\n${rows.join('\n')}\n  ${total.toFixed(2).padStart(10)} ms 100.0%  total\n${extraRows.map((r) => `  ${r}\n`).join('')}`;
 }
 
 /** Write files into DIR through a temporary sibling folder and a rename: no half-written folder is left. */

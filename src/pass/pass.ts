@@ -14,6 +14,8 @@ export interface PlanOptions {
   dims: Record<string, number>;
   /** Free-form pass options (`--phase`, `--objective`, ...), by option name. */
   flags: Record<string, string | number | boolean>;
+  /** Set by the variant driver (src/cli/run-passes.ts): split only these MatMuls (tp pass). */
+  tp_targets?: string[];
 }
 
 export interface PassContext {
