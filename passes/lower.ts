@@ -144,10 +144,10 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
   };
 }
 
-/** Per replicated expert key, the first node of each executable copy (replicate pass). */
-function expertCopies(ctx: PassContext): Map<string, string[]> {
-  const m = new Map<string, string[]>();
-  if (ctx.has('replicate')) for (const r of ctx.get<ReplicateResult>('replicate').replicated) m.set(r.key, r.replicas.map((names) => names[0]!));
+/** Per replicated expert key, the nodes of each executable copy (replicate pass). */
+function expertCopies(ctx: PassContext): Map<string, string[][]> {
+  const m = new Map<string, string[][]>();
+  if (ctx.has('replicate')) for (const r of ctx.get<ReplicateResult>('replicate').replicated) m.set(r.key, r.replicas);
   return m;
 }
 

@@ -254,8 +254,12 @@ export interface PlanExpert {
   expert: number;
   /** Expected tokens routed to it per step (from --routing, else uniform). */
   tokens: number;
-  /** Where its body runs: one replica per executable copy, the copies splitting its tokens evenly. */
-  replicas: { device: string; tokens: number }[];
+  /**
+   * Where its body runs: one replica per executable copy, the copies splitting its tokens evenly;
+   * `device` runs the copy's first node, `devices` every device its nodes run on (a body cut into
+   * pieces, or with tensor-parallel parts, spans several).
+   */
+  replicas: { device: string; devices: string[]; tokens: number }[];
   /** IPUs on the route from the router's device to a replica, able to run the layer's dispatch ops. */
   dispatch_via: string[];
 }
@@ -264,7 +268,7 @@ export interface PlanExpert {
  * The experts as the shipped plan places them, read from its assignment (the partitioner's, not
  * the moe pass's hint): each expert's body and its executable copies (replicate pass).
  */
-export function expertsAsPlaced(r: MoeResult, graph: Graph, deviceOf: (node: number) => string, copies: ReadonlyMap<string, string[]>,
+export function expertsAsPlaced(r: MoeResult, graph: Graph, deviceOf: (node: number) => string, copies: ReadonlyMap<string, string[][]>,
   topo: Topology, routes: RouteTable, nodeByName: ReadonlyMap<string, number>): PlanExpert[] {
   const out: PlanExpert[] = [];
   const ipus = topo.devices.filter((d) => d.kind === 'ipu');
@@ -277,15 +281,15 @@ export function expertsAsPlaced(r: MoeResult, graph: Graph, deviceOf: (node: num
     for (const e of l.experts) {
       const key = `moe${l.layer}.expert${e.expert}`;
       const tokens = lp ? lp.problem.tokens[e.expert]! : 0;
-      const names = copies.get(key);
-      const devices = names ? names.map((n) => deviceOf(nodeByName.get(n)!)) : [deviceOf(e.nodes[0]!)];
+      const bodies = copies.get(key)?.map((list) => list.map((n) => nodeByName.get(n)!)) ?? [e.nodes];
+      const devices = bodies.map((body) => deviceOf(body[0]!));
       const via = new Set<string>();
       if (router !== null && able.size > 0) {
         for (const d of devices) if (d !== router) for (const hop of routes.route(router, d, lp?.problem.token_bytes ?? 1).hops.slice(1, -1)) if (able.has(hop)) via.add(hop);
       }
       out.push({
         layer: l.layer, expert: e.expert, tokens: Number(tokens.toFixed(3)),
-        replicas: devices.map((device) => ({ device, tokens: Number((tokens / devices.length).toFixed(3)) })),
+        replicas: bodies.map((body, j) => ({ device: devices[j]!, devices: [...new Set(body.map(deviceOf))].sort(), tokens: Number((tokens / bodies.length).toFixed(3)) })),
         dispatch_via: [...via].sort(),
       });
     }

@@ -1,0 +1,162 @@
+// Checks that a plan says truly what it will do, recomputed from plan.json and the model alone
+// (not from the partitioner's own structures): the shipped plan beats every candidate and baseline
+// it reports, `hxc simulate` reproduces its figures, unit ids are unique, peak activation memory
+// recounts, experts sit where the assignment puts their nodes.
+
+import assert from 'node:assert/strict';
+import type { PlanManifest } from '../passes/lower.js';
+import type { MoeResult } from '../passes/moe.js';
+import type { JudgedPlan } from '../passes/partition.js';
+import type { ProfileResult } from '../passes/profile.js';
+import type { Context } from '../src/pass/context.js';
+import { simulate } from '../src/sim/simulate.js';
+
+/** Replays plan.json in the simulator, as `hxc simulate` does (rounds included). */
+export function replay(p: PlanManifest, requests: number): { latency_s: number; throughput_per_s: number } {
+  const r = simulate({
+    devices: p.devices.map((d) => ({ id: d.id, steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: '', round: s.round } : { op: s.op, transfer: s.transfer, label: '', round: s.round })) })),
+    transfers: p.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
+    links: p.topology.links,
+    requests,
+  });
+  return { latency_s: r.request_finish_s[0]!, throughput_per_s: r.throughput_per_s };
+}
+
+const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b));
+
+/** The shipped figure is at least as good as every eligible candidate's, for the objective. */
+export function checkShippedBeatsCandidates(p: PlanManifest, where: string): void {
+  const e = p.estimate;
+  const asked = e.kv?.asked ?? null;
+  const all: JudgedPlan[] = [...e.candidates, ...Object.values(e.baselines).filter((b): b is JudgedPlan => b !== null && typeof b === 'object' && 'name' in b)];
+  assert.ok(all.length > 0, `${where}: candidates reported`);
+  for (const c of all) {
+    const eligible = c.fits && (c as { tp_spread?: boolean }).tp_spread !== false && (asked === null || ((c as { kv_sequences?: number }).kv_sequences ?? Infinity) >= asked);
+    if (!eligible) continue;
+    if (p.objective === 'latency') assert.ok(e.latency_s <= c.latency_s * (1 + 1e-12), `${where}: ${c.name} ${c.latency_s} s beats the shipped ${e.latency_s} s`);
+    else assert.ok(e.throughput_per_s >= c.throughput_per_s * (1 - 1e-12), `${where}: ${c.name} ${c.throughput_per_s}/s beats the shipped ${e.throughput_per_s}/s`);
+  }
+}
+
+export function checkTruth(p: PlanManifest, ctx: Context, where: string): void {
+  checkShippedBeatsCandidates(p, where);
+  const e = p.estimate;
+  // hxc simulate reproduces the estimate, one request and the pipelined requests.
+  assert.ok(close(replay(p, 1).latency_s, e.latency_s), `${where}: simulate ${replay(p, 1).latency_s} vs estimate ${e.latency_s}`);
+  assert.ok(close(replay(p, e.throughput_requests).throughput_per_s, e.throughput_per_s), `${where}: simulated throughput differs from the estimate`);
+  assert.ok(e.throughput_per_s <= e.throughput_upper_per_s * (1 + 1e-9), `${where}: throughput ${e.throughput_per_s} above its bound ${e.throughput_upper_per_s}`);
+  // Unit ids are unique.
+  const units = p.devices.flatMap((d) => d.steps.filter((s) => s.op === 'compute').map((s) => s.unit!));
+  assert.equal(new Set(units).size, units.length, `${where}: repeated unit ids`);
+  // Explain: one entry per unit, where the plan runs it, finishing when its step ends.
+  const stepOf = new Map(p.devices.flatMap((d) => d.steps.filter((s) => s.op === 'compute').map((s) => [s.unit!, { device: d.id, end_s: s.end_s }] as const)));
+  assert.equal(p.explain.length, units.length, `${where}: explain covers every unit`);
+  for (const x of p.explain) {
+    const st = stepOf.get(x.unit)!;
+    assert.equal(x.device, st.device, `${where}: explain puts ${x.unit} on ${x.device}`);
+    assert.equal(x.finish_s, st.end_s, `${where}: explain's finish of ${x.unit}`);
+    for (const a of x.alternatives) {
+      assert.notEqual(a.device, x.device);
+      const shipped = p.objective === 'latency' ? e.latency_s : e.throughput_per_s;
+      if (a.latency_at_least_s !== undefined) assert.ok(a.latency_at_least_s >= shipped * (1 - 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound below the plan`);
+      if (a.throughput_at_most_per_s !== undefined) assert.ok(a.throughput_at_most_per_s <= shipped * (1 + 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound above the plan`);
+      if (a.latency_s !== null && a.latency_s < e.latency_s * (1 - 1e-9)) assert.match(a.why, /faster/, `${where}: a faster alternative must say so`);
+    }
+  }
+  checkMemory(p, ctx, where);
+  checkExperts(p, ctx, where);
+}
+
+/**
+ * Peak activation memory per device, recounted from plan.json's steps and transfers and the
+ * model's value sizes: a unit's working set while its step runs (the largest over its nodes of
+ * the non-weight bytes a node reads and writes), and each value crossing steps from its
+ * production (or arrival) to its last reader there, on the producer until its transfers arrive.
+ */
+export function checkMemory(p: PlanManifest, ctx: Context, where: string): void {
+  const g = ctx.model.graph;
+  const bytes = ctx.get<ProfileResult>('profile').value_bytes;
+  const weight = new Set<string>(g.initializers.keys());
+  for (const n of g.nodes) if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) weight.add(o);
+  const nodeByName = new Map(g.nodes.map((n) => [n.name, n]));
+  const size = (v: string): number => (v && !weight.has(v) ? bytes.get(v) ?? 0 : 0);
+  const events = new Map<string, { t: number; d: number }[]>(p.devices.map((d) => [d.id, []]));
+  const producedAt = new Map<string, { device: string; end: number }>();
+  const readers = new Map<string, { device: string; end: number }[]>();
+  const stepOfNode = new Map<string, number>();
+  let k = 0;
+  for (const d of p.devices) {
+    for (const s of d.steps) {
+      if (s.op !== 'compute') continue;
+      let floor = 0;
+      for (const name of s.nodes!) {
+        const n = nodeByName.get(name)!;
+        let live = 0;
+        for (const v of n.inputs) live += size(v);
+        for (const v of n.outputs) live += size(v);
+        floor = Math.max(floor, live);
+        stepOfNode.set(name, k);
+      }
+      events.get(d.id)!.push({ t: s.start_s, d: floor }, { t: s.end_s, d: -floor });
+      k++;
+    }
+  }
+  k = 0;
+  for (const d of p.devices) {
+    for (const s of d.steps) {
+      if (s.op !== 'compute') continue;
+      for (const name of s.nodes!) {
+        const n = nodeByName.get(name)!;
+        for (const v of n.outputs) if (v) producedAt.set(v, { device: d.id, end: s.end_s });
+        for (const v of n.inputs) if (v && size(v) > 0) (readers.get(v) ?? readers.set(v, []).get(v)!).push({ device: d.id, end: s.end_s, step: k } as { device: string; end: number });
+      }
+      k++;
+    }
+  }
+  for (const [v, list] of readers) {
+    const prod = producedAt.get(v);
+    if (!prod) continue; // a graph input: available everywhere, not an activation of the plan
+    const producerStep = stepOfNode.get(g.nodes.find((n) => n.outputs.includes(v))!.name)!;
+    const crossing = list.filter((r) => (r as { step?: number }).step !== producerStep);
+    if (crossing.length === 0) continue;
+    const moves = p.transfers.filter((t) => t.value === v);
+    let lastOnProducer = prod.end;
+    for (const r of crossing) if (r.device === prod.device) lastOnProducer = Math.max(lastOnProducer, r.end);
+    for (const t of moves) lastOnProducer = Math.max(lastOnProducer, t.end_s);
+    events.get(prod.device)!.push({ t: prod.end, d: size(v) }, { t: lastOnProducer, d: -size(v) });
+    for (const t of moves) {
+      const last = Math.max(t.end_s, ...crossing.filter((r) => r.device === t.to).map((r) => r.end));
+      events.get(t.to)!.push({ t: t.end_s, d: size(v) }, { t: last, d: -size(v) });
+    }
+  }
+  for (const d of p.devices) {
+    const ev = events.get(d.id)!.sort((a, b) => a.t - b.t || a.d - b.d);
+    let live = 0;
+    let peak = 0;
+    for (const x of ev) {
+      live += x.d;
+      peak = Math.max(peak, live);
+    }
+    assert.equal(d.memory.peak_activation_bytes, peak, `${where}: ${d.id} peak activations ${d.memory.peak_activation_bytes}, recounted ${peak}`);
+  }
+}
+
+/** plan.json `experts` agrees with `assignment`: each expert's body runs where its replicas say. */
+export function checkExperts(p: PlanManifest, ctx: Context, where: string): void {
+  if (!ctx.has('moe')) return;
+  const g = ctx.model.graph;
+  const experts = p.experts;
+  let checked = 0;
+  for (const l of ctx.get<MoeResult>('moe').layers) {
+    if (l.form === 'operator') continue;
+    for (const e of l.experts) {
+      const entry = experts.find((x) => x.layer === l.layer && x.expert === e.expert);
+      assert.ok(entry, `${where}: expert ${l.layer}/${e.expert} missing from plan.json experts`);
+      const devices = new Set(entry.replicas.flatMap((r) => r.devices));
+      for (const r of entry.replicas) assert.ok(r.devices.includes(r.device), `${where}: a replica's device is among its devices`);
+      for (const i of e.nodes) assert.ok(devices.has(p.assignment[g.nodes[i]!.name]!), `${where}: ${g.nodes[i]!.name} on ${p.assignment[g.nodes[i]!.name]}, expert ${l.layer}/${e.expert} says ${[...devices]}`);
+      checked++;
+    }
+  }
+  assert.equal(checked, experts.length, `${where}: every expert entry checked`);
+}
