@@ -134,7 +134,7 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       pipeline: part.pipeline ? { bottleneck_s: part.pipeline.bottleneck_s, chain: part.pipeline.chain, segments: part.pipeline.segments } : null,
       kv: part.kv,
     },
-    explain: part.explain,
+    explain: part.explain(),
     /** Executable expert replicas (the replicate pass): per expert, its share input, row-part values and each copy's device. */
     expert_replicas: ctx.has('replicate') ? ctx.get<ReplicateResult>('replicate').replicated.map((r) => ({
       key: r.key, input: r.input, parts: r.replicas.map((_, j) => `${r.key}/rows${j}`), devices: r.replicas.map((names) => assignment[names[0]!]!),

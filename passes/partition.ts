@@ -12,14 +12,14 @@
 
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { VerifyResult } from '../src/ir/verify.js';
-import { lowerBound, type LowerBound } from '../src/partition/bounds.js';
+import { fastestTimes_s, lowerBound, type LowerBound } from '../src/partition/bounds.js';
 import { buildProblem, type Unit } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heft } from '../src/partition/heft.js';
 import { Judge, type Verdict } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
-import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
+import { unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, localSearch, MakespanAssessor, refine, refineBudget, type Assessed } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -124,7 +124,8 @@ export interface PartitionResult {
   pipeline: PipelineResult | null;
   search: { refine_moves: number; refine_sweeps: number; polish_moves: number; polish_sweeps: number; evaluations: number; simulations: number };
   kv: KvCapacity | null;
-  explain: ExplainEntry[];
+  /** Why each unit is where it is, on the shipped plan (computed when first asked: a pipeline variant that is not shipped never pays for it). */
+  explain(): ExplainEntry[];
   /** Tensor-parallel splits (by MatMul name) whose parts the best plan ignoring the spread rule put on different devices. */
   tp_paid: string[];
   /** The shipped plan has no split, or every split's parts on different devices. */
@@ -142,9 +143,12 @@ function flag(ctx: PassContext, name: string, allowed: string[], dflt: string): 
   return v;
 }
 
-/** Simulations the judged polish may run: about 4·10⁶ simulated steps, between 40 and 2000 runs. */
+/** Unit-visits of the contention-free evaluator a search phase may spend (a run visits every unit once). */
+const SEARCH_WORK = 3e7;
+
+/** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 20 and 2000 runs. */
 function polishSimulations(steps: number, requests: number): number {
-  return Math.max(40, Math.min(2000, Math.floor(4e6 / Math.max(1, steps * requests))));
+  return Math.max(20, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
 }
 
 export async function partitionGraph(ctx: PassContext): Promise<PartitionResult> {
@@ -315,7 +319,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     const simCap = judge.simulations + polishSimulations(steps, goal === 'latency' ? 1 : R);
     const r = localSearch(p, { value: startValue, placement: start.placement }, {
       groups,
-      budget: goal === 'latency' && !contention ? 0 : (groups.length + n) * nd,
+      budget: goal === 'latency' && !contention ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
       assess: (device, priority, toBeat) => {
         if (judge.simulations >= simCap || !spread(device)) return null;
         const pl = assessor.run(device, priority);
@@ -370,8 +374,14 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   if (state.objects.length > 0) {
     if (asked !== null && !eligible(chosen)) {
       // Start from the candidate that holds the most sequences within a little of the best, then lift.
-      const lifted = liftKvCapacity(p, pick(), asked, measureKv, (device, priority) => consider('kv-lift', `KV capacity raised towards ${asked} sequences`, device, priority));
-      chosen = eligible(lifted) ? pick() : lifted;
+      const estimate = (device: Int32Array, priority: Float64Array): { value: number; placement: Placement } => {
+        const pl = assessor.run(device, priority);
+        return { value: objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * maxLoad(device), placement: pl };
+      };
+      const lifted = liftKvCapacity(p, pick().placement, asked, measureKv, estimate);
+      const entry = consider('kv-lift', `KV capacity raised towards ${asked} sequences`, lifted.device, lifted.start_s);
+      chosen = pick();
+      if (entry && !eligible(chosen)) chosen = entry;
     }
     kv = measureKv(chosen.placement.device);
     kv.asked = asked;
@@ -411,8 +421,21 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     exact, pipeline,
     search: { refine_moves: r.moves + surrogateMoves, refine_sweeps: r.rounds + surrogateSweeps, polish_moves: polishMoves, polish_sweeps: polishSweeps, evaluations: assessor.evaluations, simulations: judge.simulations },
     kv,
-    explain: explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins),
+    explain: once(() => explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins)),
     tp_paid, tp_eligible: spread(chosen.placement.device),
+  };
+}
+
+/** A function computing its value on the first call only. */
+function once<T>(f: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = f();
+      done = true;
+    }
+    return value;
   };
 }
 
@@ -549,40 +572,39 @@ function countMoves(a: Int32Array, b: Int32Array): number {
 
 /**
  * Raise KV capacity to `asked` (--min-sequences): units owning state on the device that caps it
- * move to devices with room — each time the move that costs the objective least — until the plan
- * holds `asked` or no move lifts it. Without --min-sequences nothing moves: capacity is a trade the
- * user asks for, never taken silently; plan.json shows the plan before and after and what it cost.
+ * move to devices with room — each time the move whose contention-free estimate costs the
+ * objective least — until the plan holds `asked` or no move lifts it; the result is judged once,
+ * as a candidate. Without --min-sequences nothing moves: capacity is a trade the user asks for,
+ * never taken silently; plan.json shows the plan before and after and what it cost.
  */
-function liftKvCapacity<E extends { placement: Placement; value: number }>(
-  p: PlacementProblem, start: E, asked: number, measure: (device: Int32Array) => KvCapacity,
-  consider: (device: Int32Array, priority: Float64Array) => E | null,
-): E {
+function liftKvCapacity(p: PlacementProblem, start: Placement, asked: number, measure: (device: Int32Array) => KvCapacity,
+  estimate: (device: Int32Array, priority: Float64Array) => { value: number; placement: Placement }): Placement {
   const nd = p.device_ids.length;
-  let entry = start;
-  let kv = measure(entry.placement.device);
+  let placement = start;
+  let kv = measure(placement.device);
   for (let guard = 0; guard < p.unit_names.length && kv.sequences < asked; guard++) {
     const worst = kv.devices.reduce((a, b) => (b.sequences < a.sequences ? b : a), kv.devices[0]!);
     if (!worst) break;
     const wd = p.device_ids.indexOf(worst.id);
-    let bestMove: { entry: E; kv: KvCapacity } | null = null;
+    let bestMove: { value: number; placement: Placement; kv: KvCapacity } | null = null;
     for (let u = 0; u < p.unit_names.length; u++) {
-      if (entry.placement.device[u] !== wd || p.state_bytes[u]! <= 0) continue;
+      if (placement.device[u] !== wd || p.state_bytes[u]! <= 0) continue;
       for (let d = 0; d < nd; d++) {
         if (d === wd || !Number.isFinite(unitTime(p, u, d))) continue;
-        const device = Int32Array.from(entry.placement.device);
+        const device = Int32Array.from(placement.device);
         device[u] = d;
+        if (!fitsMemory(p, device)) continue;
         const trial = measure(device);
         if (!liftsCapacity(trial, kv)) continue;
-        const e = consider(device, entry.placement.start_s);
-        if (!e) continue;
-        if (!bestMove || e.value < bestMove.entry.value * (1 - 1e-12)) bestMove = { entry: e, kv: trial };
+        const e = estimate(device, placement.start_s);
+        if (!bestMove || e.value < bestMove.value * (1 - 1e-12)) bestMove = { ...e, kv: trial };
       }
     }
     if (!bestMove) break;
-    entry = bestMove.entry;
+    placement = bestMove.placement;
     kv = bestMove.kv;
   }
-  return entry;
+  return placement;
 }
 
 /**
@@ -602,28 +624,65 @@ function liftsCapacity(a: KvCapacity, b: KvCapacity): boolean {
   return false;
 }
 
-/** Simulations explain may run on a plan: about 4·10⁶ simulated steps. */
-const EXPLAIN_STEPS = 4e6;
+/** Simulations explain may run on a plan: about 10⁶ simulated steps (≈ 1 s). */
+const EXPLAIN_STEPS = 1e6;
 
 /**
  * Why each unit is where it is, on the shipped plan: every other device that can run it is tried
- * by moving the unit there alone. The contention-free makespan of such a move (and, for
- * throughput, R times the busiest device's load) bounds its simulated figure; a move whose bound
- * already loses is reported with that bound (`latency_at_least_s` / `throughput_at_most_per_s`),
- * one that might win is simulated. Alternatives are listed best first, at most three.
+ * by moving the unit there alone, every device keeping its order. Bounds, cheapest first, show a
+ * move cannot beat the plan: a local one — in the contention-free schedule of that order, the
+ * units ahead of it keep their times, so it starts no earlier than its inputs arrive and its new
+ * device frees up, and the end comes no earlier than its finish plus the fastest path after it
+ * (for throughput also R times the busiest device's load) — then the contention-free makespan of
+ * the move (contention only lengthens a schedule). A move ruled out is reported with its bound
+ * (`latency_at_least_s` / `throughput_at_most_per_s`); one that might win is simulated.
+ * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
+ * simulations); past it a move keeps its local bound and says so.
  */
 function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResult, placement: Placement, verdict: Verdict, judge: Judge, objective: Objective, assessor: MakespanAssessor, pins: Int32Array | undefined): ExplainEntry[] {
   const nd = p.device_ids.length;
+  const n = p.unit_names.length;
   const R = judge.requests;
   const base = judge.latency(placement);
-  const finish = new Float64Array(p.unit_names.length);
+  const finish = new Float64Array(n);
   base.schedule.steps.forEach((list, d) => list.forEach((s, k) => { if (s.op === 'compute') finish[s.unit!] = base.one.step_times[d]![k]!.end_s; }));
   // Lower is better: latency, or the time of R requests.
   const current = objective === 'latency' ? verdict.latency_s : R / verdict.throughput_per_s;
   const stepsPerSim = base.schedule.sim.devices.reduce((a, d) => a + d.steps.length, 0) * (objective === 'latency' ? 1 : 2 * R);
   let simsLeft = Math.floor(EXPLAIN_STEPS / Math.max(1, stepsPerSim));
+  let runsLeft = Math.ceil(SEARCH_WORK / Math.max(1, n));
   const load = new Float64Array(nd);
-  for (let u = 0; u < p.unit_names.length; u++) load[placement.device[u]!] += unitTime(p, u, placement.device[u]!);
+  for (let u = 0; u < n; u++) load[placement.device[u]!] += unitTime(p, u, placement.device[u]!);
+  // The contention-free schedule in the shipped order, and each unit's position in that order.
+  const cf = assessor.runOne(placement.device, placement.start_s);
+  const topo = new Int32Array(n);
+  p.order.forEach((u, k) => (topo[u] = k));
+  const order = Array.from({ length: n }, (_, u) => u).sort((a, b) => placement.start_s[a]! - placement.start_s[b]! || topo[a]! - topo[b]!);
+  const pos = new Int32Array(n);
+  order.forEach((u, k) => (pos[u] = k));
+  // Per device: its units' positions ascending, and the running maximum of their finishes.
+  const onDevice: { pos: number[]; free: number[] }[] = p.device_ids.map(() => ({ pos: [], free: [] }));
+  for (const u of order) {
+    const list = onDevice[placement.device[u]!]!;
+    list.pos.push(pos[u]!);
+    list.free.push(Math.max(list.free[list.free.length - 1] ?? 0, cf.finish_s[u]!));
+  }
+  const freeBefore = (e: number, at: number): number => {
+    const list = onDevice[e]!;
+    let lo = 0;
+    let hi = list.pos.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (list.pos[mid]! < at) lo = mid + 1; else hi = mid; }
+    return lo > 0 ? list.free[lo - 1]! : 0;
+  };
+  // Fastest path after each unit (its successors at their fastest, communication free).
+  const fastest = fastestTimes_s(p);
+  const tail = new Float64Array(n);
+  const preds = unitPredecessors(p);
+  for (let k = n - 1; k >= 0; k--) {
+    const u = p.order[k]!;
+    for (const q of preds[u]!) tail[q] = Math.max(tail[q]!, fastest[u]! + tail[u]!);
+  }
+  const reads = valuesReadBy(p);
   return units.map((unit, u) => {
     const d = placement.device[u]!;
     const alts: (ExplainAlternative & { value: number })[] = [];
@@ -635,15 +694,22 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
       const device = Int32Array.from(placement.device);
       device[u] = e;
       if (!fitsMemory(p, device)) { alts.push({ ...none, why: 'memory full' }); continue; }
-      const pl = assessor.run(device, placement.start_s);
+      let ready = freeBefore(e, pos[u]!);
+      for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (device[v.producer] === e ? 0 : p.transfer_s(device[v.producer]!, e, v.bytes)));
       let busiest = 0;
       for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
-      const bound = objective === 'latency' ? pl.makespan_s : Math.max(R * busiest, pl.makespan_s);
-      if (bound >= current * (1 - 1e-9) || simsLeft <= 0) {
-        const slower = bound >= current * (1 - 1e-9);
-        alts.push(objective === 'latency'
-          ? { ...none, latency_at_least_s: bound, value: bound, why: slower ? 'slower: the plan takes at least this long with it there' : 'not simulated (explain budget)' }
-          : { ...none, throughput_at_most_per_s: R / bound, value: bound, why: slower ? 'less throughput: at most this with it there' : 'not simulated (explain budget)' });
+      const local = ready + unitTime(p, u, e) + tail[u]!;
+      let bound = objective === 'latency' ? local : Math.max(R * busiest, local);
+      let pl: Placement | null = null;
+      if (bound < current * (1 - 1e-9) && runsLeft > 0) {
+        runsLeft--;
+        pl = assessor.runOne(device, placement.start_s);
+        bound = Math.max(bound, objective === 'latency' ? pl.makespan_s : Math.max(R * busiest, pl.makespan_s));
+      }
+      const ruledOut = bound >= current * (1 - 1e-9);
+      if (ruledOut || !pl || simsLeft <= 0) {
+        const why = ruledOut ? (objective === 'latency' ? 'slower: the plan takes at least this long with it there' : 'less throughput: at most this with it there') : 'not simulated (explain budget)';
+        alts.push(objective === 'latency' ? { ...none, latency_at_least_s: bound, value: bound, why } : { ...none, throughput_at_most_per_s: R / bound, value: bound, why });
         continue;
       }
       simsLeft--;
@@ -656,12 +722,12 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
       }
     }
     const shown = alts.sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1)).slice(0, 3).map(({ value: _v, ...a }) => a);
-    const fastest = [...Array(nd).keys()].filter((e) => Number.isFinite(unitTime(p, u, e))).sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
+    const fastestDevice = [...Array(nd).keys()].filter((e) => Number.isFinite(unitTime(p, u, e))).sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
     let reason: string;
     if (pins && pins[unit.nodes[0]!]! >= 0) reason = 'assigned by the user (--assign)';
     else if (unit.fallback) reason = `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`;
-    else if (fastest !== undefined && fastest !== d && alts.find((a) => a.device === p.device_ids[fastest])?.why === 'memory full') reason = `memory: ${p.device_ids[fastest]} (fastest for it) has no room`;
-    else if (fastest !== undefined && fastest !== d && unitTime(p, u, fastest) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastest]} computes it faster, but the plan is slower with it there`;
+    else if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full') reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
+    else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
     else reason = 'the fastest device for it';
     return { unit: unit.name, stage: stages.stages[unit.stage]!.name, device: p.device_ids[d]!, finish_s: finish[u]!, reason, alternatives: shown };
   });
@@ -694,7 +760,7 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
     for (const c of r.candidates) lines.push(`candidate ${c.name}: latency_s=${fmt(c.latency_s)} throughput_per_s=${fmt(c.throughput_per_s)}${c.fits ? '' : ' (does not fit)'} on ${c.devices.join(',')}`);
     if (r.exact) lines.push(`exact: status=${r.exact.status} objective_s=${r.exact.objective_s === null ? '-' : fmt(r.exact.objective_s)}`);
     if (r.kv) lines.push(`kv: sequences=${r.kv.sequences} context=${r.kv.context} moves=${r.kv.moves}`);
-    for (const e of r.explain) lines.push(`${e.unit} -> ${e.device} finish_s=${fmt(e.finish_s)} (${e.reason})`);
+    for (const e of r.explain()) lines.push(`${e.unit} -> ${e.device} finish_s=${fmt(e.finish_s)} (${e.reason})`);
     return lines.join('\n') + '\n';
   },
   nodeNote(r, _ctx, i) {

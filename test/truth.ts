@@ -65,6 +65,20 @@ export function checkTruth(p: PlanManifest, ctx: Context, where: string): void {
   }
   checkMemory(p, ctx, where);
   checkExperts(p, ctx, where);
+  checkMetadata(p, ctx, where);
+}
+
+/** Metadata is not data: a Shape or Size node runs where the tensor it measures is produced. */
+export function checkMetadata(p: PlanManifest, ctx: Context, where: string): void {
+  const g = ctx.model.graph;
+  const producer = new Map<string, string>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n.name);
+  for (const n of g.nodes) {
+    if ((n.op !== 'Shape' && n.op !== 'Size') || n.domain !== '') continue;
+    const from = producer.get(n.inputs[0]!);
+    if (from === undefined) continue;
+    assert.equal(p.assignment[n.name], p.assignment[from], `${where}: ${n.name} reads only the shape of ${n.inputs[0]}, yet runs away from it`);
+  }
 }
 
 /**

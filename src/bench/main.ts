@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
 import { moeTable } from './moe.js';
 import { qualitySuite } from './placement.js';
+import { BASELINES, qualityTable } from './quality.js';
 import { loaderOverhead } from './runtime.js';
 import { median } from '../util/stats.js';
 
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
   }
   if (rows.length > 0) printTable(['case', 'nodes', 'file MB', 'median ms', 'min ms', 'Mnodes/s', 'peak RSS MiB'], rows);
   if ('placement quality'.includes(filter) || filter === 'placement') await placementTable();
+  if (filter === '' || filter.startsWith('quality')) await planQualityTable(filter.replace(/^quality:?/, ''));
   if (filter === '' || filter === 'moe') await moeTable();
   if (filter === '' || filter === 'runtime') await runtimeTable();
 }
@@ -106,6 +108,24 @@ async function placementTable(): Promise<void> {
   process.stdout.write(`heuristic / exact optimum: mean ${mean(ratios).toFixed(4)}, worst ${Math.max(...ratios).toFixed(4)} over ${ratios.length} proven optima; HEFT alone: mean ${mean(heftRatios).toFixed(4)}\n`);
 }
 
+
+/**
+ * Every shared model on every example rack, both objectives, prefill and decode: the shipped plan
+ * against each baseline (simulated alike), the gap to the bound, the planning time.
+ * `npm run bench -- quality[:FILTER]` (e.g. `quality:mixtral`).
+ */
+async function planQualityTable(filter: string): Promise<void> {
+  const examples = path.resolve(REPO, '..', 'shared', 'examples');
+  const racks = [null, ...['rack-tiny.yaml', 'rack-8gpu.yaml', 'rack-hetero.yaml'].map((r) => path.join(examples, r))];
+  const rows = await qualityTable(MODELS, racks, filter);
+  const f = (x: number | null, objective: string): string => (x === null ? '-' : objective === 'latency' ? (x * 1e3).toFixed(4) : x.toFixed(1));
+  printTable(['plan (model rack phase)', 'objective', 'shipped', 'chosen', 'HEFT', 'one device', 'with fallbacks', 'even split', 'tensor parallel', 'gap', 'plan s'],
+    rows.map((r) => [r.name, r.objective === 'latency' ? 'latency ms' : 'throughput /s', f(r.shipped, r.objective), r.chosen, ...BASELINES.map((b) => f(r.baselines[b]!, r.objective)),
+      r.gap === null ? '-' : `${(r.gap * 100).toFixed(1)}%`, r.plan_s.toFixed(2)]));
+  const lost = rows.filter((r) => r.losses.length > 0);
+  const times = rows.map((r) => r.plan_s).sort((a, b) => a - b);
+  process.stdout.write(`shipped plan at least as good as every baseline it reports: ${rows.length - lost.length} of ${rows.length} plans${lost.length ? ` (lost: ${lost.map((r) => `${r.name} ${r.objective} to ${r.losses.join('+')}`).join('; ')})` : ''}; plan time median ${median(times).toFixed(2)} s, max ${times[times.length - 1]?.toFixed(2) ?? '-'} s\n\n`);
+}
 
 /** hxc run on a one-device plan vs a plain onnxruntime session (target: within 10%). */
 async function runtimeTable(): Promise<void> {

@@ -143,7 +143,9 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
 
   descend();
   if (better(current.value, best.value)) best = current;
-  if (opts.kicks) {
+  // Kicks need a unit with somewhere else to go (everything pinned: nothing to perturb).
+  const movable = Array.from({ length: n }, (_, u) => u).filter((u) => { let c = 0; for (let d = 0; d < nd; d++) if (Number.isFinite(unitTime(p, u, d))) c++; return c > 1; });
+  if (opts.kicks && movable.length > 0) {
     const rand = mulberry32(opts.seed ?? 12345);
     const meanTime = best.placement.makespan_s / Math.max(1, n);
     while (assessments < opts.budget) {
@@ -155,7 +157,7 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
         const device = Int32Array.from(best.placement.device);
         const kicks = 1 + Math.floor(rand() * Math.min(3, n));
         for (let k = 0; k < kicks; k++) {
-          const u = Math.floor(rand() * n);
+          const u = movable[Math.floor(rand() * movable.length)]!;
           const options = [...Array(nd).keys()].filter((d) => Number.isFinite(unitTime(p, u, d)));
           device[u] = options[Math.floor(rand() * options.length)]!;
         }
@@ -186,6 +188,12 @@ export class MakespanAssessor {
   constructor(readonly p: PlacementProblem) {
     this.ev = new Evaluator(p);
     this.rankPriority = Float64Array.from(upwardRanks(p), (x) => -x);
+  }
+
+  /** Under the given priority alone (a move that keeps every device's order). */
+  runOne(device: Int32Array, priority: Float64Array): Placement {
+    this.evaluations++;
+    return { ...this.ev.run(device, priority), device: Int32Array.from(device) };
   }
 
   run(device: Int32Array, priority: Float64Array): Placement {

@@ -1,0 +1,143 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PlanManifest } from '../passes/lower.js';
+import { runPipeline } from '../src/cli/run-passes.js';
+import type { PlanOptions } from '../src/pass/pass.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+import { checkShippedBeatsCandidates, checkTruth, replay } from './truth.js';
+
+const GPT2 = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+const MIXTRAL_TINY = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+const MOBILENET = path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx');
+const MIXTRAL = path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
+
+function dimsFor(model: string): Record<string, number> {
+  const f = path.join(SHARED_MODELS, path.basename(model).replace(/\.onnx$/, '.dims.json'));
+  assert.ok(fs.existsSync(f), `${f} is missing`);
+  return JSON.parse(fs.readFileSync(f, 'utf8'));
+}
+
+async function plan(model: string, rack: string, out: string, flags: PlanOptions['flags'] = {}) {
+  const { ctx } = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, rack), dims: dimsFor(model), flags: { out, ...flags } }, null);
+  return { p: JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanManifest, ctx };
+}
+
+const figure = (p: PlanManifest, objective: string): number => (objective === 'latency' ? replay(p, 1).latency_s : -replay(p, p.estimate.throughput_requests).throughput_per_s);
+
+/** The placements users write by hand, at node level, from the layers of a plan (its explain's stages in order). */
+function userPlacements(p: PlanManifest): Record<string, Record<string, string>> {
+  const unitNodes = new Map(p.devices.flatMap((d) => d.steps.filter((s) => s.op === 'compute').map((s) => [s.unit!, s.nodes!] as const)));
+  const layerOf: number[] = [];
+  let layer = -1;
+  p.explain.forEach((x, k) => {
+    if (k === 0 || x.stage !== p.explain[k - 1]!.stage) layer++;
+    layerOf.push(layer);
+  });
+  const layers = layer + 1;
+  const gpus = p.devices.filter((d) => d.kind === 'gpu').map((d) => d.id);
+  const one: Record<string, string> = {};
+  const even: Record<string, string> = {};
+  const k = Math.min(gpus.length, layers);
+  p.explain.forEach((x, u) => {
+    for (const n of unitNodes.get(x.unit)!) {
+      one[n] = gpus[0]!;
+      even[n] = gpus[Math.min(k - 1, Math.floor((layerOf[u]! * k) / layers))]!;
+    }
+  });
+  return { 'all on one accelerator': one, 'even contiguous split': even };
+}
+
+test('a placement a user writes by hand (--assign) is planned as written, and hxc\'s own plan is never worse', async () => {
+  const dir = tmpDir();
+  let compared = 0;
+  for (const [model, rack] of [[GPT2, 'rack-8gpu.yaml'], [GPT2, 'rack-hetero.yaml'], [MIXTRAL_TINY, 'rack-8gpu.yaml'], [MOBILENET, 'rack-8gpu.yaml']] as const) {
+    for (const objective of ['latency', 'throughput']) {
+      const where = `${path.basename(model)} on ${rack} (${objective})`;
+      const free = await plan(model, rack, path.join(dir, `free-${compared}`), { objective });
+      for (const [name, assignment] of Object.entries(userPlacements(free.p))) {
+        const file = path.join(dir, `assign-${compared}.json`);
+        fs.writeFileSync(file, JSON.stringify({ format: 'hxc-assignment/v1', assignment }));
+        const user = await plan(model, rack, path.join(dir, `user-${compared}`), { objective, assign: file });
+        for (const [node, device] of Object.entries(assignment)) assert.equal(user.p.assignment[node], device, `${where}, ${name}: ${node} pinned to ${device}`);
+        checkShippedBeatsCandidates(user.p, `${where}, ${name}`);
+        const [ours, theirs] = [figure(free.p, objective), figure(user.p, objective)];
+        assert.ok(ours <= theirs + Math.abs(theirs) * 1e-12, `${where}: the user's ${name} (${theirs}) beats hxc's plan (${ours})`);
+        compared++;
+      }
+    }
+  }
+  assert.equal(compared, 16);
+});
+
+test('--assign: a partial map pins the nodes it names and hxc places the rest; a bad entry is one line, exit 2', async () => {
+  const dir = tmpDir();
+  const free = await plan(GPT2, 'rack-8gpu.yaml', path.join(dir, 'free'));
+  const nodes = Object.keys(free.p.assignment).filter((n) => /MatMul|Gemm/.test(n)).slice(0, 3);
+  const file = path.join(dir, 'partial.json');
+  fs.writeFileSync(file, JSON.stringify({ format: 'hxc-assignment/v1', assignment: Object.fromEntries(nodes.map((n) => [n, 'gpu5'])) }));
+  const pinned = await plan(GPT2, 'rack-8gpu.yaml', path.join(dir, 'pinned'), { assign: file });
+  for (const n of nodes) assert.equal(pinned.p.assignment[n], 'gpu5');
+  assert.ok(Object.values(pinned.p.assignment).some((d) => d !== 'gpu5'), 'the rest is placed by hxc');
+  checkTruth(pinned.p, pinned.ctx, 'partial --assign');
+  assert.ok(pinned.p.explain.some((x) => x.reason === 'assigned by the user (--assign)'));
+  const bad = (name: string, content: unknown, rack = 'rack-8gpu.yaml'): string => {
+    const f = path.join(dir, `${name}.json`);
+    fs.writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content));
+    const model = rack === 'rack-tiny.yaml' ? MIXTRAL_TINY : GPT2;
+    const r = hxc(['plan', model, '--topology', path.join(EXAMPLES, rack), '--assign', f, '--out', path.join(dir, `out-${name}`)]);
+    const err = isOneLineError(r, 'HXC');
+    assert.equal(err, null, `${name}: ${err}`);
+    assert.ok(!fs.existsSync(path.join(dir, `out-${name}`)), `${name}: nothing written`);
+    return r.stderr;
+  };
+  assert.match(bad('node', { format: 'hxc-assignment/v1', assignment: { 'no/such/node': 'gpu0' } }), /HXC2503.*no node "no\/such\/node"/);
+  assert.match(bad('device', { format: 'hxc-assignment/v1', assignment: { [nodes[0]!]: 'gpu99' } }), /HXC2503.*no device "gpu99"/);
+  assert.match(bad('format', { format: 'hxc-plan/v1', assignment: {} }), /HXC2503.*format/);
+  assert.match(bad('json', '{"format": '), /HXC2201/);
+  const nonzero = Object.keys((await plan(MIXTRAL_TINY, 'rack-tiny.yaml', path.join(dir, 'tiny'))).p.assignment).find((n) => /NonZero/.test(n))!;
+  assert.match(bad('capability', { format: 'hxc-assignment/v1', assignment: { [nonzero]: 'gpu0' } }, 'rack-tiny.yaml'), /HXC2503.*gpu0, which cannot run NonZero/);
+});
+
+test('the same inputs give a byte-identical plan.json on an idle and on a loaded machine', async () => {
+  const dir = tmpDir();
+  const cases = [[MOBILENET, 'rack-8gpu.yaml'], [MIXTRAL_TINY, 'rack-hetero.yaml']] as const;
+  const idle: Buffer[] = [];
+  for (const [k, [model, rack]] of cases.entries()) {
+    await plan(model, rack, path.join(dir, `idle-${k}`));
+    idle.push(fs.readFileSync(path.join(dir, `idle-${k}`, 'plan.json')));
+  }
+  // Two busy loops: this machine has two cores.
+  const hogs = [0, 1].map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+  try {
+    for (const [k, [model, rack]] of cases.entries()) {
+      await plan(model, rack, path.join(dir, `busy-${k}`));
+      assert.ok(fs.readFileSync(path.join(dir, `busy-${k}`, 'plan.json')).equals(idle[k]!), `${path.basename(model)} on ${rack}: plan.json differs under load`);
+    }
+  } finally {
+    for (const h of hogs) h.kill('SIGKILL');
+  }
+});
+
+test('KV capacity is a trade the user asks for (--min-sequences), shown before and after; never taken silently', async () => {
+  const dir = tmpDir();
+  const decode = { phase: 'decode' };
+  const free = await runPipeline({ model_path: MIXTRAL, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: path.join(dir, 'free'), ...decode } }, null);
+  const p0 = JSON.parse(fs.readFileSync(path.join(dir, 'free', 'plan.json'), 'utf8')) as PlanManifest;
+  checkTruth(p0, free.ctx, 'decode, no --min-sequences');
+  const kv0 = p0.estimate.kv!;
+  assert.equal(kv0.moves, 0);
+  assert.equal(kv0.before, null);
+  const asked = kv0.sequences * 3;
+  const lifted = await runPipeline({ model_path: MIXTRAL, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: path.join(dir, 'lifted'), ...decode, 'min-sequences': asked } }, null);
+  const p1 = JSON.parse(fs.readFileSync(path.join(dir, 'lifted', 'plan.json'), 'utf8')) as PlanManifest;
+  checkTruth(p1, lifted.ctx, `decode, --min-sequences ${asked}`);
+  const kv1 = p1.estimate.kv!;
+  assert.equal(kv1.asked, asked);
+  assert.ok(kv1.sequences >= asked, `holds ${kv1.sequences} of ${asked}`);
+  assert.ok(kv1.before && kv1.after && kv1.before.sequences < asked && kv1.after.sequences === kv1.sequences);
+  assert.equal(kv1.after.latency_s, p1.estimate.latency_s, 'after is the shipped plan');
+  assert.ok(kv1.before.latency_s <= kv1.after.latency_s, 'the lift is paid for in latency, and plan.json says how much');
+});
