@@ -768,7 +768,59 @@ export function placeHxc(p: PlacementProblem): Placement {
     st.waterfill(32);
     if (!a && !b) break;
   }
-  return st.placement();
+  const lpt = st.placement();
+  // With a replica to spare per device boundary, the wrap-around chain balances exactly; keep it
+  // when the layer (traffic included) is no slower.
+  const chain = placeChain(p);
+  if (!chain) return lpt;
+  const [a, b] = [evaluate(p, lpt), evaluate(p, chain)];
+  return b.over_memory === 0 && (b.time_s < a.time_s * (1 - 1e-9) || (b.time_s <= a.time_s * (1 + 1e-9) && b.imbalance < a.imbalance - 1e-9)) ? chain : lpt;
+}
+
+/**
+ * McNaughton's wrap-around rule (McNaughton 1959, preemptive scheduling on parallel machines): lay
+ * the experts' work end to end — hottest first — and cut it where each device's share ends (its
+ * speed's share of the total, so heterogeneous devices finish together); an expert cut at a
+ * boundary becomes replicas on both sides whose token shares differ as the cut falls. Every device
+ * then computes for exactly the balanced time, with at most one extra replica per boundary — so it
+ * needs `slots ≥ devices − 1`. Devices in host order, so chains stay inside servers where they can.
+ * Null when the slots are too few or a device's weights would not fit.
+ */
+export function placeChain(p: PlacementProblem): Placement | null {
+  const n = p.devices.length;
+  if (n < 2 || p.slots < n - 1) return null;
+  const work = (e: number): number => p.tokens[e]! * p.flops_per_token[e]!;
+  const total = Array.from({ length: p.experts }, (_, e) => work(e)).reduce((a, b) => a + b, 0);
+  const speed = p.devices.reduce((s, d) => s + d.speed, 0);
+  if (!(total > 0) || !(speed > 0)) return null;
+  const hosts = [...new Set(p.devices.map((d) => d.host))];
+  const devices = p.devices.map((_, d) => d).sort((a, b) => hosts.indexOf(p.devices[a]!.host) - hosts.indexOf(p.devices[b]!.host) || a - b);
+  const experts = Array.from({ length: p.experts }, (_, e) => e).sort((a, b) => work(b) - work(a) || a - b);
+  const replicas: Replica[] = [];
+  const memory = new Float64Array(n);
+  let k = 0;
+  let room = (total * p.devices[devices[0]!]!.speed) / speed;
+  for (const e of experts) {
+    let left = work(e);
+    const perToken = p.flops_per_token[e]!;
+    while (left > 1e-12 * total) {
+      const d = devices[Math.min(k, n - 1)]!;
+      const take = k >= n - 1 ? left : Math.min(left, room);
+      if (take > 1e-12 * total) {
+        replicas.push({ expert: e, device: d, tokens: perToken > 0 ? take / perToken : p.tokens[e]! });
+        memory[d] += p.param_bytes[e]!;
+      }
+      left -= take;
+      room -= take;
+      if (room <= 1e-12 * total && k < n - 1) {
+        k++;
+        room = (total * p.devices[devices[k]!]!.speed) / speed;
+      }
+    }
+  }
+  if (replicas.length > p.experts + p.slots) return null;
+  for (let d = 0; d < n; d++) if (memory[d]! > p.devices[d]!.memory_bytes) return null;
+  return { method: 'hxc', replicas: sortReplicas(replicas) };
 }
 
 /** The `k` experts each expert is most often chosen with (a linear scan per expert). */
