@@ -144,11 +144,11 @@ function flag(ctx: PassContext, name: string, allowed: string[], dflt: string): 
 }
 
 /** Unit-visits of the contention-free evaluator a search phase may spend (a run visits every unit once). */
-const SEARCH_WORK = 3e7;
+const SEARCH_WORK = 1.5e7;
 
-/** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 20 and 2000 runs. */
+/** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 4 and 2000 runs. */
 function polishSimulations(steps: number, requests: number): number {
-  return Math.max(20, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
+  return Math.max(4, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
 }
 
 export async function partitionGraph(ctx: PassContext): Promise<PartitionResult> {
@@ -396,7 +396,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     }
   }
 
-  const verdict = judge.verdict(chosen.placement);
+  const verdict = judge.verdict(chosen.placement, true);
   const lb = await lowerBound(p);
   const throughput_bound: ThroughputBound = {
     upper_per_s: R / Math.max(R * lb.memory_spread_s, lb.critical_path_s),

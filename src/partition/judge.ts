@@ -165,10 +165,13 @@ export class Judge {
     return best!;
   }
 
-  /** Both figures and whether the schedule's memory fits. */
-  verdict(placement: Pick<Placement, 'device' | 'start_s'>): Verdict {
+  /**
+   * Both figures and whether the schedule's memory fits. Throughput is simulated with pipeline
+   * rounds, and also without them when `both` (the shipped plan keeps the better order).
+   */
+  verdict(placement: Pick<Placement, 'device' | 'start_s'>, both = false): Verdict {
     const lat = this.latency(placement);
-    const thr = this.throughput(placement);
+    const thr = this.throughput(placement, both);
     const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
     return { latency_s: lat.latency_s, throughput_per_s: thr.throughput_per_s, pipelined: thr.pipelined, fits: memory.every((m) => m.total_bytes <= m.capacity_bytes) };
   }

@@ -46,9 +46,15 @@ export function pipelinePartition(p: PlacementProblem, _stageOfUnit?: number[]):
   chains.push({ name: 'fastest first', order: [...Array(nd).keys()].sort((a, b) => speed(a) - speed(b) || a - b) });
   chains.push({ name: 'slowest first', order: [...Array(nd).keys()].sort((a, b) => speed(b) - speed(a) || a - b) });
 
+  // Segment boundaries: every position, or — past MAX_CUTS units — every ⌈n / MAX_CUTS⌉-th, so the
+  // DP stays O(MAX_CUTS² × devices) on graphs of thousands of units.
+  const step = Math.max(1, Math.ceil(n / MAX_CUTS));
+  const cuts: number[] = [];
+  for (let j = 0; j < n; j += step) cuts.push(j);
+  cuts.push(n);
   let best: PipelineResult | null = null;
   for (const chain of chains) {
-    const res = chainDp(p, chain.order, prefT, prefB, cross);
+    const res = chainDp(p, chain.order, prefT, prefB, cross, cuts);
     if (res && (!best || res.bottleneck_s < best.bottleneck_s)) best = { ...res, chain: chain.name };
   }
   if (!best) {
@@ -59,7 +65,10 @@ export function pipelinePartition(p: PlacementProblem, _stageOfUnit?: number[]):
   return best;
 }
 
-function chainDp(p: PlacementProblem, chain: number[], prefT: Float64Array[], prefB: Float64Array, cross: Float64Array): Omit<PipelineResult, 'chain'> | null {
+/** Most segment boundaries the DP considers (see pipelinePartition). */
+const MAX_CUTS = 512;
+
+function chainDp(p: PlacementProblem, chain: number[], prefT: Float64Array[], prefB: Float64Array, cross: Float64Array, cuts: number[]): Omit<PipelineResult, 'chain'> | null {
   const n = p.unit_names.length;
   const m = chain.length;
   // A[k][j]: best bottleneck covering the first j units with segments on chain devices < k;
@@ -72,12 +81,14 @@ function chainDp(p: PlacementProblem, chain: number[], prefT: Float64Array[], pr
     const d = chain[k - 1]!;
     const row = A[k]!;
     const prev = A[k - 1]!;
-    for (let j = 1; j <= n; j++) {
+    for (let cj = 1; cj < cuts.length; cj++) {
+      const j = cuts[cj]!;
       // Skip device d.
       row[j] = prev[j]!;
       from[k]![j] = -2;
       lastDev[k]![j] = lastDev[k - 1]![j]!;
-      for (let i = 0; i < j; i++) {
+      for (let ci = 0; ci < cj; ci++) {
+        const i = cuts[ci]!;
         if (prev[i] === Infinity) continue;
         const compute = prefT[d]![j]! - prefT[d]![i]!;
         if (!Number.isFinite(compute)) continue;

@@ -224,11 +224,11 @@ export function refine(p: PlacementProblem, initial: Placement, maxEvaluations =
 
 /**
  * Evaluator runs for refinement: two sweeps of the neighbourhood (blocks + units × devices, two
- * runs each) or about 4·10⁶ unit-visits of work, whichever is more — but never past 3·10⁷
+ * runs each) or about 4·10⁶ unit-visits of work, whichever is more — but never past 1.5·10⁷
  * unit-visits (a run visits every unit once), so planning time stays bounded on huge graphs.
  */
 export function refineBudget(p: PlacementProblem, blocks = 0): number {
   const n = Math.max(1, p.unit_names.length);
   const sweep = 2 * (n + blocks) * p.device_ids.length;
-  return Math.min(Math.ceil(3e7 / n), Math.max(2 * sweep, Math.min(40_000, Math.ceil(4_000_000 / n))));
+  return Math.min(Math.ceil(1.5e7 / n), Math.max(2 * sweep, Math.min(40_000, Math.ceil(4_000_000 / n))));
 }
