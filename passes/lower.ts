@@ -89,7 +89,9 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       // Readers placed away from the owner pay to see the cache: each such node, where it runs, and
       // the state bytes it reads per step (its share of the object's tensors).
       const tensors = new Set([...o.inputs, ...o.outputs]);
-      const moves = o.readers.map((r) => ({ r, device: assignment[g.nodes[r]!.name]! }))
+      // A reader of only the cache's shape (Shape, Size) moves no bytes: metadata is not data.
+      const moves = o.readers.filter((r) => !(g.nodes[r]!.domain === '' && (g.nodes[r]!.op === 'Shape' || g.nodes[r]!.op === 'Size')))
+        .map((r) => ({ r, device: assignment[g.nodes[r]!.name]! }))
         .filter((x) => owner !== null && x.device !== owner)
         .map((x) => ({
           node: g.nodes[x.r]!.name, device: x.device,

@@ -79,8 +79,10 @@ test('every shared model plans on every example rack, both objectives: valid, ca
       }
       // The frontier-shaped model once per objective (on the racks with an NVLink group); the rest on every rack for both.
       const objectives = model.includes('graph_only') ? [rack === 'rack-hetero.yaml' ? 'latency' : 'throughput'] : ['latency', 'throughput'];
-      for (const objective of objectives) {
-      const { p, ctx } = await planWithCtx(model, rack, `${out}-${objective}`, { objective });
+      // KV-cache models decode too (on the heterogeneous rack).
+      const phases: PlanOptions['flags'][] = /_kv\.onnx$/.test(model) && rack === 'rack-hetero.yaml' ? [{}, { phase: 'decode', batch: 2 }] : [{}];
+      for (const objective of objectives) for (const phase of phases) {
+      const { p, ctx } = await planWithCtx(model, rack, `${out}-${objective}-${Object.keys(phase).length ? 'decode' : 'dims'}`, { objective, ...phase });
       checkPlan(p, model, rack);
       checkTruth(p, ctx, `${path.basename(model)} on ${rack} (${objective})`);
       // Capability: each node on a device that can run its op.
