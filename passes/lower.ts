@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeDirAtomically } from '../src/pass/manager.js';
+import { writeOutputDir } from '../src/util/output.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { positionLimit, type BindResult } from './bind.js';
 import { expertsAsPlaced, type MoeResult } from './moe.js';
@@ -277,12 +277,12 @@ export const lowerPass: Pass<LowerResult> = {
     const programs = lowerPrograms(ctx, dir);
     const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), expert_probes: programs ? expertProbeList(ctx) : [], programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
     const sched = ctx.get<ScheduleResult>('schedule');
-    writeDirAtomically(dir, [
+    writeOutputDir(dir, [
       ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
       ...(programs?.links ?? []),
       { file: 'plan.json', text: JSON.stringify(plan, null, 1) + '\n' },
       { file: 'trace.json', text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n' },
-    ]);
+    ], PLAN_FORMAT);
     return { dir, plan };
   },
   statistics(r) {

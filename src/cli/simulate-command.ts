@@ -2,12 +2,12 @@
 // with link contention; print latency per request, throughput, utilisation and bytes per link;
 // write a Chrome trace of the timeline.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import { simulate, type SimInput } from '../sim/simulate.js';
 import { readPlan } from '../plan/read.js';
 import { jsonText, table } from './output.js';
+import { writeOutputDir, writeOutputFile } from '../util/output.js';
 
 export function simulateCommand(planDir: string, opts: { requests: string; trace?: string; json?: boolean }): void {
   const requests = Number(opts.requests);
@@ -23,9 +23,12 @@ export function simulateCommand(planDir: string, opts: { requests: string; trace
     requests,
   };
   const r = simulate(input, { trace: true });
+  const traceText = JSON.stringify({ traceEvents: r.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc simulate', requests } }) + '\n';
   const traceFile = opts.trace ?? path.join(planDir, 'sim', 'trace.json');
-  fs.mkdirSync(path.dirname(traceFile), { recursive: true });
-  fs.writeFileSync(traceFile, JSON.stringify({ traceEvents: r.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc simulate', requests } }) + '\n');
+  // Inside the plan: the sim/ folder, whole (never through a symlink). A file the user named:
+  // replaced only if hxc wrote it.
+  if (opts.trace === undefined) writeOutputDir(path.join(planDir, 'sim'), [{ file: 'trace.json', text: traceText }], 'hxc-sim/v1');
+  else writeOutputFile(opts.trace, traceText, (old) => /^hxc( |$)/.test(String((JSON.parse(old) as { otherData?: { generator?: unknown } }).otherData?.generator ?? '')));
   const first = r.request_finish_s[0] ?? 0;
   const out = {
     format: 'hxc-simulation/v1',

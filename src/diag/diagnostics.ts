@@ -15,6 +15,8 @@ export const CATALOG = {
   HXC2001: 'cannot read file',
   HXC2002: 'usage',
   HXC2003: 'unknown format',
+  HXC2004: 'output path not hxc\'s to replace',
+  HXC2005: 'cannot write output',
   HXC2101: 'empty model file',
   HXC2102: 'not an ONNX model',
   HXC2103: 'truncated ONNX model',

@@ -104,16 +104,13 @@ export function routingText(layers: readonly RoutingLayer[], extra: Record<strin
 }
 
 /**
- * Writes measured counts as `hxc-routing/v1` (what `hxc run` records, so `hxc plan --routing` can
- * read them back). The text is validated before it is written, and written through a temporary
- * file and a rename, so a reader never sees half a file.
+ * Measured counts as `hxc-routing/v1` text (what `hxc run` records, so `hxc plan --routing` can
+ * read them back), validated by the reader before anyone writes it.
  */
-export function writeRouting(file: string, layers: readonly RoutingLayer[], extra: Record<string, unknown> = {}): void {
+export function checkedRoutingText(layers: readonly RoutingLayer[], extra: Record<string, unknown> = {}, file = 'expert_routing.json'): string {
   const text = routingText(layers, extra);
   parseRouting(text, file);
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  return text;
 }
 
 /**

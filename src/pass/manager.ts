@@ -1,9 +1,8 @@
 // The pass manager: resolves a pipeline (pulling in missing prerequisites), runs it, and hosts the
 // instrumentation hooks (print IR before/after, per-pass dumps, timing) outside the passes.
 
-import fs from 'node:fs';
-import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
+import { writeOutputDir } from '../util/output.js';
 import { printModel } from '../ir/print.js';
 import type { Pass, PassContext } from './pass.js';
 
@@ -110,7 +109,7 @@ export class PassManager {
 
 /** Write what the instrumentation asked for: the dump folder (atomically) and the timing table. */
 export function finishInstrumentation(instr: Instrumentation, run: PassRun, extraRows: string[] = []): void {
-  if (instr.dumpDir !== null) writeDirAtomically(instr.dumpDir, run.dumps);
+  if (instr.dumpDir !== null) writeOutputDir(instr.dumpDir, run.dumps, 'hxc-dump/v1');
   if (instr.timePasses) instr.write(timingTable(run.timings, extraRows));
 }
 
@@ -127,42 +126,4 @@ export function timingTable(timings: PassTiming[], extraRows: string[] = []): st
     return `  ${t.ms.toFixed(2).padStart(10)} ms ${share.toFixed(1).padStart(5)}%  ${t.name.padEnd(10)} ${stats}`;
   });
   return `===== pass execution timing =====\n${rows.join('\n')}\n  ${total.toFixed(2).padStart(10)} ms 100.0%  total\n${extraRows.map((r) => `  ${r}\n`).join('')}`;
-}
-
-/** Write files into DIR through a temporary sibling folder and a rename: no half-written folder is left. */
-export type DirEntry = { file: string; text: string | Uint8Array } | { file: string; link: string };
-
-/**
- * `link` entries are hard links to an existing file (weights are never copied); where the file
- * system refuses a hard link (another device), the file is copied and that is the only copy made.
- */
-export function writeDirAtomically(dir: string, files: DirEntry[]): void {
-  const target = path.resolve(dir);
-  const parent = path.dirname(target);
-  fs.mkdirSync(parent, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.tmp-`));
-  try {
-    for (const f of files) {
-      const p = path.join(tmp, f.file);
-      fs.mkdirSync(path.dirname(p), { recursive: true });
-      if ('link' in f) {
-        try {
-          fs.linkSync(f.link, p);
-        } catch {
-          fs.copyFileSync(f.link, p);
-        }
-      } else fs.writeFileSync(p, f.text);
-    }
-    if (fs.existsSync(target)) {
-      const old = `${tmp}.old`;
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, target);
-    }
-  } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
 }

@@ -18,7 +18,8 @@ import type { RunDone, RunRequest, WireTensor, WorkerInit, WorkerMessage, Worker
 import { compare, makeInputs, readInputs, type Comparison, CHECK_TOLERANCE_ABS, CHECK_TOLERANCE_REL } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { percentile } from '../util/stats.js';
-import { writeRouting } from '../moe/routing.js';
+import { checkedRoutingText } from '../moe/routing.js';
+import { writeOutputDir, type OutputEntry } from '../util/output.js';
 
 export interface RunOptions {
   plan_dir: string;
@@ -292,7 +293,6 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
   const check = opts.check ? { passed: all.length > 0 && all.every((c) => c.shape_matches && c.within_tolerance), tolerance_rel: CHECK_TOLERANCE_REL, tolerance_abs: CHECK_TOLERANCE_ABS, worst } : null;
   // Telemetry (hxc-telemetry/v1) and a Chrome trace of what ran.
   const runDir = path.join(dir, 'run');
-  fs.mkdirSync(runDir, { recursive: true });
   const telemetry = {
     format: 'hxc-telemetry/v1',
     plan: path.basename(path.resolve(dir)),
@@ -337,6 +337,10 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
   // The queue depths each expert split was made from (the copy with the shortest queue takes the most rows).
   const keyOfInput = new Map(((plan as { expert_replicas?: { key: string; input: string }[] }).expert_replicas ?? []).map((x) => [x.input, x.key]));
   (telemetry as { replica_dispatch?: unknown }).replica_dispatch = records.flatMap((r) => (r.done.dispatch ?? []).map((x) => ({ key: keyOfInput.get(x.input) ?? x.input, request: r.request, queue_depths: x.depths })));
+  const outputs: OutputEntry[] = [
+    { file: 'telemetry.json', text: JSON.stringify(telemetry, null, 1) + '\n' },
+    { file: 'trace.json', text: JSON.stringify({ traceEvents: trace, displayTimeUnit: 'ms', otherData: { generator: 'hxc run' } }) + '\n' },
+  ];
   let routingFile: string | null = null;
   if (counts.size > 0) {
     routingFile = path.join(runDir, 'expert_routing.json');
@@ -344,12 +348,12 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
       const experts = Math.max(...m.keys()) + 1;
       return { layer, tokens: Array.from({ length: experts }, (_, e) => m.get(e) ?? 0) };
     });
-    writeRouting(routingFile, layers, { measured: true, source: 'hxc run', requests: results.length });
+    outputs.push({ file: 'expert_routing.json', text: checkedRoutingText(layers, { measured: true, source: 'hxc run', requests: results.length }, routingFile) });
   }
+  // The whole run/ folder at once (temp + rename inside the plan directory; never through a symlink).
+  writeOutputDir(runDir, outputs, 'hxc-run/v1');
   const telemetryFile = path.join(runDir, 'telemetry.json');
   const traceFile = path.join(runDir, 'trace.json');
-  fs.writeFileSync(telemetryFile, JSON.stringify(telemetry, null, 1) + '\n');
-  fs.writeFileSync(traceFile, JSON.stringify({ traceEvents: trace, displayTimeUnit: 'ms', otherData: { generator: 'hxc run' } }) + '\n');
   return {
     format: 'hxc-run/v1', plan: dir, devices, requests: results,
     latency_ms: { p50: percentile(lat, 0.5), p95: percentile(lat, 0.95), mean: totalLatency / Math.max(1, lat.length) },

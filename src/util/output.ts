@@ -1,0 +1,203 @@
+// Writing what hxc produces without ever losing what it did not: a folder of outputs (a plan, the
+// pass dumps, a run's telemetry, a simulation's trace) is written whole into a temporary sibling
+// and renamed into place; an existing target is replaced only when hxc wrote it (it holds the
+// `.hxc-output` marker, or is a plan directory of an earlier version); symlinks are never followed.
+// The swap keeps the old folder until the new one is in place, and a write killed half-way leaves
+// only temporaries named for its process, which the next write removes — or, if the kill fell
+// between the two renames, puts the previous folder back.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { HxcError } from '../diag/diagnostics.js';
+
+/** Written into every output folder: what it is (an hxc format name). */
+export const OUTPUT_MARKER = '.hxc-output';
+
+export type OutputEntry = { file: string; text: string | Uint8Array } | { file: string; link: string };
+
+export type OutputState = 'absent' | 'empty' | 'ours' | 'foreign';
+
+/** Whether `dir` may be replaced: absent, an empty folder, or a folder hxc wrote. Never follows a symlink. */
+export function outputState(dir: string): OutputState {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw writeError(err, dir);
+  }
+  if (!st.isDirectory()) return 'foreign';
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch (err) {
+    throw writeError(err, dir);
+  }
+  if (entries.length === 0) return 'empty';
+  if (isRegular(path.join(dir, OUTPUT_MARKER))) return 'ours';
+  // A plan directory written before the marker existed: its plan.json says so.
+  const plan = path.join(dir, 'plan.json');
+  if (isRegular(plan)) {
+    try {
+      if (JSON.parse(fs.readFileSync(plan, 'utf8')).format === 'hxc-plan/v1') return 'ours';
+    } catch {
+      // not a plan
+    }
+  }
+  return 'foreign';
+}
+
+function isRegular(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** One line for a failed write: the folder, the system's reason, and what to do. */
+function writeError(err: unknown, where: string): HxcError {
+  if (err instanceof HxcError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const why: Record<string, string> = {
+    EACCES: 'permission denied', EPERM: 'not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded', ENOTDIR: 'a path component is a file, not a folder', EISDIR: 'a folder is in the way',
+    EEXIST: 'something is in the way', ENAMETOOLONG: 'the name is too long', ELOOP: 'too many symbolic links', EXDEV: 'crosses file systems',
+  };
+  return new HxcError('HXC2005', `cannot write there: ${why[code] ?? ((err as Error).message || code)}`, { where, hint: 'choose a folder you can write to' });
+}
+
+const TMP_TAG = '.hxc-tmp-';
+
+function tmpPrefix(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}${TMP_TAG}`);
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Temporaries left by a killed write of `target`: each named `.NAME.hxc-tmp-PID-XXXXXX[.old]`.
+ * A `.old` one holds the previous folder, moved aside just before the new one was renamed in: if
+ * the target is missing, it goes back; otherwise, like every other leftover of a dead process, it
+ * is removed (only when it carries the marker — nothing else is ever deleted).
+ */
+export function recoverStale(target: string): void {
+  const parent = path.dirname(target);
+  const prefix = `.${path.basename(target)}${TMP_TAG}`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent).filter((n) => n.startsWith(prefix)).sort();
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (alive(pid)) continue;
+    const stale = path.join(parent, name);
+    if (outputState(stale) !== 'ours') continue;
+    if (name.endsWith('.old') && outputState(target) === 'absent') fs.renameSync(stale, target);
+    else fs.rmSync(stale, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Write `files` as the folder `dir`, `kind` naming what it is (written into the marker). An
+ * existing `dir` is replaced only if hxc wrote it (or it is empty); anything else is exit 2 and
+ * nothing is touched. `link` entries are hard links to an existing file (weights are never
+ * copied); where the file system refuses a hard link (another device), the file is copied.
+ */
+export function writeOutputDir(dir: string, files: OutputEntry[], kind: string): void {
+  const target = path.resolve(dir);
+  const parent = path.dirname(target);
+  try {
+    fs.mkdirSync(parent, { recursive: true });
+  } catch (err) {
+    throw writeError(err, parent);
+  }
+  recoverStale(target);
+  const state = outputState(target);
+  if (state === 'foreign') {
+    throw new HxcError('HXC2004', 'exists and is not a folder hxc wrote; hxc replaces only its own outputs', { where: dir, hint: 'choose a new or empty folder, or one hxc wrote before' });
+  }
+  const cwd = path.resolve('.');
+  if (state !== 'absent' && (cwd === target || cwd.startsWith(target + path.sep))) {
+    throw new HxcError('HXC2004', 'is the current folder (or holds it); hxc does not replace the folder it runs in', { where: dir, hint: 'choose a folder inside it, e.g. --out hxc-plan' });
+  }
+  let tmp: string;
+  try {
+    tmp = fs.mkdtempSync(`${tmpPrefix(target)}${process.pid}-`);
+  } catch (err) {
+    throw writeError(err, parent);
+  }
+  try {
+    for (const f of files) {
+      const p = path.join(tmp, f.file);
+      if (!p.startsWith(tmp + path.sep)) throw new Error(`output entry ${f.file} leaves its folder`);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      if ('link' in f) {
+        try {
+          fs.linkSync(f.link, p);
+        } catch {
+          fs.copyFileSync(f.link, p);
+        }
+      } else fs.writeFileSync(p, f.text);
+    }
+    fs.writeFileSync(path.join(tmp, OUTPUT_MARKER), `${kind}\n`);
+    if (state === 'absent') fs.renameSync(tmp, target);
+    else {
+      // Keep the old folder until the new one is in place; a kill between the renames leaves it
+      // as `.old`, which the next write restores (recoverStale).
+      const old = `${tmp}.old`;
+      fs.renameSync(target, old);
+      fs.renameSync(tmp, target);
+      fs.rmSync(old, { recursive: true, force: true });
+    }
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw writeError(err, dir);
+  }
+}
+
+/**
+ * Write one file the user named (a trace): through a temporary sibling and a rename, never through
+ * a symlink, and over an existing file only when `ours(text)` says hxc wrote it.
+ */
+export function writeOutputFile(file: string, text: string, ours: (existing: string) => boolean): void {
+  const target = path.resolve(file);
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.lstatSync(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw writeError(err, file);
+  }
+  if (st) {
+    let mine = false;
+    if (st.isFile() && st.size < 1 << 30) {
+      try {
+        mine = ours(fs.readFileSync(target, 'utf8'));
+      } catch {
+        mine = false;
+      }
+    }
+    if (!mine) throw new HxcError('HXC2004', 'exists and is not a file hxc wrote; hxc replaces only its own outputs', { where: file, hint: 'choose a new file name' });
+  }
+  const tmp = `${target}.hxc-tmp-${process.pid}`;
+  try {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.rmSync(tmp, { force: true }); // a leftover of a killed run with this pid (a symlink is removed, not followed)
+    fs.writeFileSync(tmp, text, { flag: 'wx' });
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw writeError(err, file);
+  }
+}
