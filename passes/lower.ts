@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeOutputDir } from '../src/util/output.js';
+import { PLAN_HASH_FILE, planHashText } from '../src/plan/read.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { positionLimit, type BindResult } from './bind.js';
 import { expertsAsPlaced, type MoeResult } from './moe.js';
@@ -52,7 +53,7 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
   return {
     format: PLAN_FORMAT,
     model: {
-      name: model.name, file: path.basename(model.path), sha256: model.sha256, format: model.format,
+      name: model.name, file: path.basename(model.path), sha256: model.sha256, format: model.format, file_bytes: fs.statSync(model.path).size,
       /** Where the source model was, relative to the plan directory (hxc run --check reads it). */
       path_from_plan: path.relative(path.resolve(dir), path.resolve(model.path)).split(path.sep).join('/'),
     },
@@ -277,10 +278,13 @@ export const lowerPass: Pass<LowerResult> = {
     const programs = lowerPrograms(ctx, dir);
     const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), expert_probes: programs ? expertProbeList(ctx) : [], programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
     const sched = ctx.get<ScheduleResult>('schedule');
+    const planText = JSON.stringify(plan, null, 1) + '\n';
     writeOutputDir(dir, [
       ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
       ...(programs?.links ?? []),
-      { file: 'plan.json', text: JSON.stringify(plan, null, 1) + '\n' },
+      { file: 'plan.json', text: planText },
+      // plan.json's sha256: any edit of the plan (or, through the hashes it lists, of a program) is refused.
+      { file: PLAN_HASH_FILE, text: planHashText(planText) },
       { file: 'trace.json', text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n' },
     ], PLAN_FORMAT);
     return { dir, plan };

@@ -9,10 +9,18 @@ import { readPlan } from '../plan/read.js';
 import { jsonText, table } from './output.js';
 import { writeOutputDir, writeOutputFile } from '../util/output.js';
 
+/** Step executions one `hxc simulate` may run (about a minute and a few GB at the most). */
+export const MAX_SIMULATED_STEPS = 50_000_000;
+
 export function simulateCommand(planDir: string, opts: { requests: string; trace?: string; json?: boolean }): void {
   const requests = Number(opts.requests);
   if (!Number.isInteger(requests) || requests < 1) throw new HxcError('HXC2002', `--requests takes a positive integer, got "${opts.requests}"`, { where: '--requests' });
   const plan = readPlan(planDir);
+  // Bounded before anything is allocated: requests × steps of work (and of memory for the event heap).
+  const steps = plan.devices.reduce((s, d) => s + d.steps.length, 0);
+  if (requests * Math.max(1, steps) > MAX_SIMULATED_STEPS) {
+    throw new HxcError('HXC2002', `--requests ${requests} × ${steps} steps is more than hxc simulates (${MAX_SIMULATED_STEPS} step runs)`, { where: '--requests', hint: `use at most ${Math.max(1, Math.floor(MAX_SIMULATED_STEPS / Math.max(1, steps)))} requests` });
+  }
   const input: SimInput = {
     devices: plan.devices.map((d) => ({
       id: d.id,

@@ -1,28 +1,170 @@
-// Reading a plan directory back (simulate, run, diff, check): the manifest must say hxc-plan/v1 and
-// carry the fields the reader needs; a missing field is an error that names it.
+// Reading a plan directory back (simulate, run, check): a plan someone handed over is untrusted.
+// Before anything uses it: a swap killed half-way is put back (src/util/output.ts); plan.json is a
+// regular file inside the folder, of bounded size, whose sha256 matches plan.sha256 (so any edit is
+// refused, and since plan.json lists every program's sha256, so is an edited program); it is
+// valid against its schema (src/schema/hxc-plan.v1.schema.json) and consistent — unique device ids,
+// every send with its recv on the transfer's two devices, every program path inside the folder,
+// every node on the device the assignment names. `verifyPrograms` then checks each program file
+// against its hash and its declared inputs and outputs against the ONNX graph itself.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { ValidateFunction } from 'ajv';
+import type { onnx as OnnxNs } from 'onnx-proto';
 import { HxcError } from '../diag/diagnostics.js';
 import type { PlanManifest } from '../../passes/lower.js';
+import { recoverStale } from '../util/output.js';
+
+const require = createRequire(import.meta.url);
+
+/** plan.json larger than this is refused before it is read (a 275k-node plan is ~100 MB). */
+export const MAX_PLAN_BYTES = 1 << 30;
+/** The file holding plan.json's sha256 (`<hex>  plan.json`). */
+export const PLAN_HASH_FILE = 'plan.sha256';
+
+export function planHashText(planJson: string | Uint8Array): string {
+  return `${crypto.createHash('sha256').update(planJson).digest('hex')}  plan.json\n`;
+}
+
+let validator: ValidateFunction | null = null;
+function schemaValidator(): ValidateFunction {
+  if (!validator) {
+    const { Ajv } = require('ajv') as typeof import('ajv');
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    // dist/src/plan → src/schema of the package (the schema ships beside the sources).
+    const file = path.resolve(here, '..', '..', '..', 'src', 'schema', 'hxc-plan.v1.schema.json');
+    validator = new Ajv({ allErrors: false, strict: false }).compile(JSON.parse(fs.readFileSync(file, 'utf8')));
+  }
+  return validator;
+}
+
+/** A regular file of at most `max` bytes, read without following a symlink at its own name. */
+function readRegular(file: string, max: number, what: string, where: string): Buffer {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch {
+    throw new HxcError('HXC2001', `no ${what} here`, { where, hint: 'give a folder written by `hxc plan --out DIR`' });
+  }
+  if (!st.isFile()) throw new HxcError('HXC2601', `${what} is not a regular file`, { where: file, hint: 'write the plan again with hxc plan' });
+  if (st.size > max) throw new HxcError('HXC2106', `${what} has ${st.size} bytes, more than the ${max} hxc reads`, { where: file });
+  return fs.readFileSync(file);
+}
+
+const tampered = (where: string, what: string): HxcError =>
+  new HxcError('HXC2601', what, { where, hint: 'the plan directory was changed after hxc wrote it: plan again' });
 
 export function readPlan(dir: string): PlanManifest {
-  const file = path.join(dir, 'plan.json');
-  let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    recoverStale(path.resolve(dir));
   } catch {
-    throw new HxcError('HXC2001', 'no plan.json here', { where: dir, hint: 'give a folder written by `hxc plan --out DIR`' });
+    // recovery is best effort; reading below reports what is there
   }
+  const file = path.join(dir, 'plan.json');
+  const bytes = readRegular(file, MAX_PLAN_BYTES, 'plan.json', dir);
+  const hashFile = path.join(dir, PLAN_HASH_FILE);
+  const recorded = readRegular(hashFile, 4096, PLAN_HASH_FILE, dir).toString('utf8');
+  if (recorded !== planHashText(bytes)) throw tampered(file, `plan.json does not match ${PLAN_HASH_FILE}`);
   let plan: Record<string, unknown>;
   try {
-    plan = JSON.parse(text);
+    plan = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw new HxcError('HXC2201', `plan.json is not JSON: ${(err as Error).message}`, { where: file, hint: 'write the plan again with hxc plan' });
   }
+  if (plan === null || typeof plan !== 'object' || Array.isArray(plan)) throw new HxcError('HXC2003', 'plan.json is not a JSON object', { where: file });
   if (plan.format !== 'hxc-plan/v1') throw new HxcError('HXC2003', `plan.json has format ${JSON.stringify(plan.format)}, expected "hxc-plan/v1"`, { where: file });
-  for (const field of ['devices', 'transfers', 'topology', 'estimate', 'assignment']) {
-    if (plan[field] === undefined) throw new HxcError('HXC2003', `plan.json has no "${field}"`, { where: file, hint: 'write the plan again with hxc plan' });
+  const validate = schemaValidator();
+  if (!validate(plan)) {
+    const e = validate.errors?.[0];
+    throw tampered(`${file}: ${e?.instancePath || '$'}`, `plan.json does not follow hxc-plan/v1: ${e?.message ?? 'invalid'}`);
   }
-  return plan as unknown as PlanManifest;
+  const p = plan as unknown as PlanManifest;
+  crossCheck(p, dir, file);
+  return p;
+}
+
+/** The plan is consistent with itself (what a schema cannot say). */
+function crossCheck(p: PlanManifest, dir: string, file: string): void {
+  const ids = new Set<string>();
+  for (const d of p.devices) {
+    if (ids.has(d.id)) throw tampered(file, `device "${d.id}" appears twice`);
+    ids.add(d.id);
+  }
+  const root = path.resolve(dir);
+  const programs = p.programs ?? {};
+  for (const f of Object.keys(programs)) {
+    const full = path.resolve(root, f);
+    if (path.isAbsolute(f) || !full.startsWith(root + path.sep) || f.split(/[\\/]/).includes('..')) throw tampered(file, `program path "${f}" leaves the plan directory`);
+  }
+  const sends = new Map<number, string>();
+  const recvs = new Map<number, string>();
+  const nodesOn = new Map<string, string>();
+  for (const d of p.devices) {
+    for (const [k, s] of d.steps.entries()) {
+      const at = `devices[${d.id}].steps[${k}]`;
+      if (s.op === 'compute') {
+        if (s.program !== null && s.program !== undefined && !(s.program in programs)) throw tampered(file, `${at} runs program "${s.program}", which the plan does not list`);
+        for (const n of s.nodes ?? []) {
+          if (nodesOn.has(n)) throw tampered(file, `node "${n}" is computed twice`);
+          nodesOn.set(n, d.id);
+        }
+        continue;
+      }
+      const t = p.transfers[s.transfer!];
+      if (!t) throw tampered(file, `${at} names transfer ${s.transfer}, which does not exist`);
+      const [self, other, seen] = s.op === 'send' ? [t.from, t.to, sends] : [t.to, t.from, recvs];
+      if (self !== d.id || other !== s.peer || t.value !== s.value) throw tampered(file, `${at} (${s.op} ${s.value}) does not match transfer ${s.transfer} (${t.value} ${t.from}→${t.to})`);
+      if (seen.has(s.transfer!)) throw tampered(file, `transfer ${s.transfer} is ${s.op === 'send' ? 'sent' : 'received'} twice`);
+      seen.set(s.transfer!, d.id);
+    }
+  }
+  p.transfers.forEach((t, k) => {
+    if (!ids.has(t.from) || !ids.has(t.to)) throw tampered(file, `transfer ${k} names a device the plan does not have`);
+    if (!sends.has(k) || !recvs.has(k)) throw tampered(file, `transfer ${k} (${t.value} ${t.from}→${t.to}) has no ${sends.has(k) ? 'recv' : 'send'}`);
+  });
+  for (const [node, device] of Object.entries(p.assignment)) {
+    if (nodesOn.get(node) !== device) throw tampered(file, `node "${node}" is assigned to ${device} but ${nodesOn.has(node) ? `runs on ${nodesOn.get(node)}` : 'runs nowhere'}`);
+  }
+  if (nodesOn.size !== Object.keys(p.assignment).length) throw tampered(file, 'a compute step runs a node the assignment does not list');
+}
+
+/**
+ * Each program is a regular file inside the plan directory (no symlink out), matches its sha256,
+ * and its ONNX graph's inputs and outputs are the ones plan.json declares; the plan's outputs are
+ * produced by some program. A failure names the file.
+ */
+export function verifyPrograms(dir: string, plan: PlanManifest): void {
+  const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
+  if (Object.keys(plan.programs ?? {}).length === 0) return;
+  const root = fs.realpathSync(dir);
+  const produced = new Set<string>();
+  for (const [file, meta] of Object.entries(plan.programs ?? {})) {
+    const p = path.join(dir, file);
+    let real: string;
+    try {
+      real = fs.realpathSync(p);
+    } catch {
+      throw new HxcError('HXC2601', `program ${file} is missing`, { where: dir, hint: 'write the plan again with hxc plan' });
+    }
+    if (!real.startsWith(root + path.sep)) throw tampered(p, `program ${file} leads outside the plan directory`);
+    const bytes = readRegular(real, 2 ** 31 - 1, `program ${file}`, dir);
+    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+    if (sha !== meta.sha256) throw tampered(p, `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
+    let graph: OnnxNs.IGraphProto | null | undefined;
+    try {
+      graph = onnx.ModelProto.decode(bytes).graph;
+    } catch (err) {
+      throw tampered(p, `program ${file} is not an ONNX model: ${(err as Error).message}`);
+    }
+    const inits = new Set((graph?.initializer ?? []).map((t) => t.name ?? ''));
+    const inputs = (graph?.input ?? []).map((v) => v.name ?? '').filter((n) => !inits.has(n));
+    const outputs = (graph?.output ?? []).map((v) => v.name ?? '');
+    const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+    if (!same(inputs, meta.inputs) || !same(outputs, meta.outputs)) throw tampered(p, `program ${file} declares other inputs or outputs than plan.json lists`);
+    for (const o of outputs) produced.add(o);
+  }
+  for (const o of plan.outputs) if (!produced.has(o.name)) throw tampered(path.join(dir, 'plan.json'), `no program produces the model output "${o.name}"`);
 }

@@ -12,7 +12,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { HxcError } from '../diag/diagnostics.js';
-import { readPlan } from '../plan/read.js';
+import { readPlan, verifyPrograms } from '../plan/read.js';
 import type { PlanManifest } from '../../passes/lower.js';
 import type { RunDone, RunRequest, WireTensor, WorkerInit, WorkerMessage, WorkerStep } from './protocol.js';
 import { compare, makeInputs, readInputs, type Comparison, CHECK_TOLERANCE_ABS, CHECK_TOLERANCE_REL } from './tensors.js';
@@ -55,21 +55,6 @@ export interface RunReport {
   routing: string | null;
 }
 
-
-/** Program hashes and presence: a changed or missing file is one clear error. */
-function verifyPrograms(dir: string, plan: PlanManifest): void {
-  for (const [file, meta] of Object.entries(plan.programs ?? {})) {
-    const p = path.join(dir, file);
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(p);
-    } catch {
-      throw new HxcError('HXC2601', `program ${file} is missing`, { where: dir, hint: 'write the plan again with hxc plan' });
-    }
-    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
-    if (sha !== meta.sha256) throw new HxcError('HXC2601', `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`, { where: dir, hint: 'the plan directory was changed after it was written: plan again' });
-  }
-}
 
 function workerSteps(plan: PlanManifest, device: PlanManifest['devices'][number]): WorkerStep[] {
   // Consecutive compute steps sharing a program run it once.
@@ -200,6 +185,13 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       dims = { ...dims, ...r.dims };
     }
     const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir)) : null;
+    if (reference) {
+      // The outputs --check compares are the model's, all of them, as the plan lists them.
+      const mine = plan.outputs.map((o) => o.name);
+      if (mine.length !== reference.outputNames.length || mine.some((n, i) => n !== reference.outputNames[i])) {
+        throw new HxcError('HXC2601', `plan.json lists outputs ${JSON.stringify(mine)}, the model has ${JSON.stringify(reference.outputNames)}`, { where: path.join(dir, 'plan.json'), hint: 'the plan directory was changed after hxc wrote it: plan again' });
+      }
+    }
     const readers = new Map<string, number>();
     for (const d of active) for (const name of needs.get(d.id)!) readers.set(name, (readers.get(name) ?? 0) + 1);
     let refState: Record<string, ort.Tensor> = {};
@@ -265,10 +257,38 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   }
 }
 
+/**
+ * The unsplit model for --check: --model, else where the plan says it was made from. Either way it
+ * is used only if it is the very file planned — a regular file of the recorded size and sha256 —
+ * so a plan cannot point --check at an arbitrary file.
+ */
 function resolveModel(opts: RunOptions, plan: PlanManifest, dir: string): string {
-  const p = opts.model_path ?? path.join(dir, (plan.model as { path_from_plan?: string }).path_from_plan ?? plan.model.file);
-  if (!fs.existsSync(p)) throw new HxcError('HXC2001', `--check needs the source model and ${p} does not exist`, { where: dir, hint: 'give it with --model PATH' });
+  const p = opts.model_path ?? path.join(dir, plan.model.path_from_plan ?? plan.model.file);
+  const where = opts.model_path ? '--model' : `${dir}: plan.json model.path_from_plan`;
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    throw new HxcError('HXC2001', `--check needs the source model and ${p} does not exist`, { where, hint: 'give it with --model PATH' });
+  }
+  const size = plan.model.file_bytes;
+  if (!st.isFile() || (size !== undefined && st.size !== size) || sha256File(p) !== plan.model.sha256) {
+    throw new HxcError('HXC2601', `${p} is not the model this plan was made from (its size or sha256 differs)`, { where, hint: 'give the planned model with --model PATH, or plan again' });
+  }
   return p;
+}
+
+/** sha256 of a file, read in 4 MiB pieces (a model may be gigabytes). */
+function sha256File(file: string): string {
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 

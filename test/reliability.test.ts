@@ -1,0 +1,164 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { planHashText } from '../src/plan/read.js';
+import { EXAMPLES, FIXTURES, HXC, hxc, isOneLineError, tmpDir } from './helpers.js';
+
+const MODEL = path.join(FIXTURES, 'models', 'hello_deepa.onnx');
+const RACK = path.join(EXAMPLES, 'rack-tiny.yaml');
+
+/** Every file under `dir` with its bytes, for "nothing changed" comparisons. */
+function snapshot(dir: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
+    const p = path.join(dir, f);
+    const st = fs.lstatSync(p);
+    m.set(f, st.isFile() ? fs.readFileSync(p).toString('base64') : st.isSymbolicLink() ? `-> ${fs.readlinkSync(p)}` : 'dir');
+  }
+  return m;
+}
+
+test('--out and --dump-dir never replace what hxc did not write: a file, a user folder, the model\'s folder, the current folder', () => {
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'my notes\n');
+  fs.mkdirSync(path.join(dir, 'project'));
+  fs.writeFileSync(path.join(dir, 'project', 'a.txt'), 'keep\n');
+  const models = path.join(dir, 'models');
+  fs.mkdirSync(models);
+  fs.copyFileSync(MODEL, path.join(models, 'm.onnx'));
+  const before = snapshot(dir);
+  const model = path.join(models, 'm.onnx');
+  for (const [flag, target, cwd] of [['--out', 'notes.txt', dir], ['--out', 'project', dir], ['--out', models, dir], ['--out', '.', path.join(dir, 'project')], ['--dump-dir', 'project', dir]] as const) {
+    const r = hxc(['plan', model, '--topology', RACK, flag, target, ...(flag === '--dump-dir' ? ['--out', path.join(dir, 'x')] : [])], { cwd });
+    assert.equal(isOneLineError(r, 'HXC2004'), null, `${flag} ${target}`);
+  }
+  fs.rmSync(path.join(dir, 'x'), { recursive: true, force: true });
+  assert.deepEqual(snapshot(dir), before, 'nothing hxc did not write was touched');
+  // Its own output it replaces, again and again, leaving no temporaries.
+  for (let k = 0; k < 2; k++) assert.equal(hxc(['plan', model, '--topology', RACK, '--out', path.join(dir, 'plan')]).code, 0);
+  assert.equal(hxc(['plan', model, '--topology', RACK, '--out', path.join(dir, 'empty-folder-is-fine')]).code, 0);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.hxc-tmp-')), []);
+});
+
+/** A pid that is certainly dead: a child that has exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+test('a write killed between its two renames leaves the previous plan, which a reader or the next write puts back; stale temporaries go', () => {
+  const dir = tmpDir();
+  const plan = path.join(dir, 'plan');
+  assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', plan]).code, 0);
+  const old = snapshot(plan);
+  // What a kill -9 between the renames leaves: the previous plan moved aside, the new one not in place.
+  const pid = deadPid();
+  fs.renameSync(plan, path.join(dir, `.plan.hxc-tmp-${pid}-abcdef.old`));
+  fs.mkdirSync(path.join(dir, `.plan.hxc-tmp-${pid}-ghijkl`));
+  fs.writeFileSync(path.join(dir, `.plan.hxc-tmp-${pid}-ghijkl`, '.hxc-output'), 'hxc-plan/v1\n');
+  const r = hxc(['simulate', plan, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(snapshot(plan), new Map([...old, ['sim', 'dir'], ['sim/.hxc-output', snapshot(plan).get('sim/.hxc-output')!], ['sim/trace.json', snapshot(plan).get('sim/trace.json')!]]), 'the previous plan is back, intact');
+  assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', plan]).code, 0);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f !== 'plan'), [], 'no litter after the next write');
+});
+
+test('kill -9 at any instant of a plan write leaves a plan that reads, and no litter after the next run', async () => {
+  const dir = tmpDir();
+  const plan = path.join(dir, 'plan');
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  assert.equal(hxc(['plan', model, '--topology', RACK, '--out', plan]).code, 0);
+  for (const delay_ms of [150, 300, 450, 600, 750, 900, 1100]) {
+    const child = spawn(process.execPath, [HXC, 'plan', model, '--topology', RACK, '--out', plan, '--objective', 'throughput'], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.on('exit', r));
+    await new Promise((r) => setTimeout(r, delay_ms));
+    child.kill('SIGKILL');
+    await exited;
+    const r = hxc(['simulate', plan, '--json']);
+    assert.equal(r.code, 0, `after a kill at ${delay_ms} ms: ${r.stderr}`);
+  }
+  assert.equal(hxc(['plan', model, '--topology', RACK, '--out', plan]).code, 0);
+  assert.deepEqual(fs.readdirSync(dir), ['plan']);
+});
+
+test('run/ and sim/ are written inside the plan, never through a symlink; a trace file hxc did not write is not replaced', () => {
+  const dir = tmpDir();
+  const plan = path.join(dir, 'plan');
+  const elsewhere = path.join(dir, 'elsewhere');
+  fs.mkdirSync(elsewhere);
+  fs.writeFileSync(path.join(elsewhere, 'telemetry.json'), 'mine\n');
+  assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', plan]).code, 0);
+  fs.symlinkSync(elsewhere, path.join(plan, 'run'));
+  fs.symlinkSync(elsewhere, path.join(plan, 'sim'));
+  assert.equal(isOneLineError(hxc(['run', plan]), 'HXC2004'), null);
+  assert.equal(isOneLineError(hxc(['simulate', plan]), 'HXC2004'), null);
+  assert.deepEqual(fs.readdirSync(elsewhere), ['telemetry.json']);
+  assert.equal(fs.readFileSync(path.join(elsewhere, 'telemetry.json'), 'utf8'), 'mine\n');
+  assert.equal(isOneLineError(hxc(['simulate', plan, '--trace', path.join(elsewhere, 'telemetry.json')]), 'HXC2004'), null);
+  fs.rmSync(path.join(plan, 'run'));
+  fs.rmSync(path.join(plan, 'sim'));
+  assert.equal(hxc(['run', plan]).code, 0);
+  assert.equal(hxc(['simulate', plan, '--trace', path.join(dir, 't.json')]).code, 0);
+  assert.equal(hxc(['simulate', plan, '--trace', path.join(dir, 't.json')]).code, 0, 'its own trace it replaces');
+});
+
+test('a tampered plan is refused before anything runs, naming the file: edits, paths out of the folder, mismatched programs, sends without recvs', () => {
+  const dir = tmpDir();
+  const plan = path.join(dir, 'plan');
+  assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', plan]).code, 0);
+  const original = fs.readFileSync(path.join(plan, 'plan.json'), 'utf8');
+  const write = (p: unknown, rehash: boolean): void => {
+    const text = JSON.stringify(p, null, 1) + '\n';
+    fs.writeFileSync(path.join(plan, 'plan.json'), text);
+    if (rehash) fs.writeFileSync(path.join(plan, 'plan.sha256'), planHashText(text));
+  };
+  const refused = (what: string, edit: (p: any) => void, rehash = true, args: string[] = []): string => {
+    const p = JSON.parse(original);
+    edit(p);
+    write(p, rehash);
+    const r = hxc(['run', plan, ...args]);
+    assert.equal(isOneLineError(r, 'HXC2'), null, what);
+    assert.ok(!fs.existsSync(path.join(plan, 'run')), `${what}: nothing ran`);
+    return r.stderr;
+  };
+  assert.match(refused('an edit without its hash', (p) => { p.estimate.latency_s = 1; }, false), /HXC2601.*plan\.json does not match plan\.sha256/);
+  assert.match(refused('a program path out of the folder', (p) => {
+    const [file, meta] = Object.entries(p.programs)[0]!;
+    delete p.programs[file];
+    p.programs['../../x.onnx'] = meta;
+    for (const d of p.devices) for (const s of d.steps) if (s.program === file) s.program = '../../x.onnx';
+  }), /HXC2601.*leaves the plan directory/);
+  assert.match(refused('a program whose inputs were renamed', (p) => { const meta = Object.values(p.programs)[0] as { inputs: string[] }; meta.inputs[0] = 'renamed'; }), /HXC2601.*other inputs or outputs/);
+  assert.match(refused('a device renamed in one place', (p) => { p.devices[0].id = 'gpu9'; }), /HXC2601/);
+  assert.match(refused('a node assigned elsewhere', (p) => { const n = Object.keys(p.assignment)[0]!; p.assignment[n] = p.assignment[n] === 'cpu0' ? 'gpu0' : 'cpu0'; }), /HXC2601.*assigned/);
+  assert.match(refused('a schema violation', (p) => { p.devices = { a: 1 }; }), /HXC2601.*hxc-plan\/v1/);
+  assert.match(refused('--check against a file the plan points at', (p) => { p.model.path_from_plan = '../../../../../../etc/passwd'; }, true, ['--check']), /HXC2601.*not the model this plan was made from/);
+  assert.match(refused('an emptied output list', (p) => { p.outputs = []; }, true, ['--check']), /HXC2601.*outputs/);
+  write(JSON.parse(original), true);
+  assert.equal(hxc(['run', plan, '--check']).code, 0, 'the untouched plan still runs');
+});
+
+test('a plan whose transfers disagree with their steps is refused (a recv that would wait forever)', () => {
+  const dir = tmpDir();
+  const plan = path.join(dir, 'plan');
+  // Placed on two devices so there are transfers.
+  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--objective', 'throughput', '--out', plan]).code, 0);
+  const p = JSON.parse(fs.readFileSync(path.join(plan, 'plan.json'), 'utf8'));
+  assert.ok(p.transfers.length > 0, 'the plan moves tensors');
+  for (const d of p.devices) for (const s of d.steps) if (s.op === 'recv') { s.value = `${s.value}-renamed`; break; }
+  const text = JSON.stringify(p, null, 1) + '\n';
+  fs.writeFileSync(path.join(plan, 'plan.json'), text);
+  fs.writeFileSync(path.join(plan, 'plan.sha256'), planHashText(text));
+  const r = hxc(['run', plan]);
+  assert.equal(isOneLineError(r, 'HXC2601'), null);
+  assert.match(r.stderr, /does not match transfer/);
+});
+
+test('sizes from flags are checked before anything is allocated: --requests 1e9 is one line, not an out-of-memory crash', () => {
+  const dir = tmpDir();
+  assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', path.join(dir, 'p')]).code, 0);
+  const r = hxc(['simulate', path.join(dir, 'p'), '--requests', '1000000000']);
+  assert.equal(isOneLineError(r, 'HXC2002'), null);
+});
