@@ -4,6 +4,7 @@
 // and options give a byte-identical directory: no timestamps, no absolute paths, stable orders.
 
 import fs from 'node:fs';
+import { HxcError } from '../src/diag/diagnostics.js';
 import path from 'node:path';
 import { writeOutputDir } from '../src/util/output.js';
 import { PLAN_HASH_FILE, planHashText } from '../src/plan/read.js';
@@ -258,11 +259,18 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
     return name;
   }, probeValues);
   const links: { file: string; link: string }[] = [];
-  for (const device of byDevice.keys()) {
-    for (const [location, name] of linkNames) {
-      const source = path.join(modelDir, location);
-      if (fs.existsSync(source)) links.push({ file: `programs/${device}/${name}`, link: source });
+  // The import checked each weights file; it is checked again now, when it is linked — a file
+  // that became a symlink out of the model's folder since must not reach the plan.
+  const realDir = fs.realpathSync(modelDir);
+  for (const [location, name] of linkNames) {
+    const source = path.join(modelDir, location);
+    if (!fs.existsSync(source)) continue;
+    const real = fs.realpathSync(source);
+    const rel = path.relative(realDir, real);
+    if (rel === '' || rel.split(path.sep)[0] === '..' || path.isAbsolute(rel) || !fs.statSync(real).isFile()) {
+      throw new HxcError('HXC2104', `external data "${location}" now leads outside the model's folder (or is not a file)`, { where: ctx.model.path, hint: 'copy the weights into the model\'s folder and plan again' });
     }
+    for (const device of byDevice.keys()) links.push({ file: `programs/${device}/${name}`, link: real });
   }
   return { files, byDevice, links };
 }

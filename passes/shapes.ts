@@ -7,6 +7,7 @@ import type { TensorType } from '../src/ir/graph.js';
 import { typeToString } from '../src/ir/graph.js';
 import type { VerifyResult } from '../src/ir/verify.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
+import { HxcError } from '../src/diag/diagnostics.js';
 import { freeSymbols, inferShapes, type InferResult } from '../src/shapes/infer.js';
 
 export interface ShapesResult extends InferResult {
@@ -25,7 +26,14 @@ export const shapesPass: Pass<ShapesResult> = {
   options: [],
   run(ctx) {
     const verify = ctx.get<VerifyResult>('verify');
-    const result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get<BindResult>('bind').dims });
+    let result: InferResult;
+    try {
+      result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get<BindResult>('bind').dims });
+    } catch (err) {
+      // An invalid node is named with the model file it is in.
+      if (err instanceof HxcError && err.where && !err.where.startsWith(ctx.model.path)) throw new HxcError(err.code, err.message, { where: `${ctx.model.path}: ${err.where}`, ...(err.hint ? { hint: err.hint } : {}) });
+      throw err;
+    }
     // Abstract task graphs name ops freely and size values in bytes: nothing to infer, nothing to warn about.
     const abstract = ctx.model.graph.nodes.length > 0 && ctx.model.graph.nodes.every((n) => n.task !== undefined);
     if (result.unknown_ops.length > 0 && !abstract) {

@@ -2,6 +2,9 @@
 
 import { HxcError } from '../diag/diagnostics.js';
 
+/** Largest value a dim may be bound to: 2^32 (a tensor's element count stays exact in a double). */
+export const MAX_DIM = 2 ** 32;
+
 export function parseDims(specs: string[] | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   for (const spec of specs ?? []) {
@@ -9,7 +12,9 @@ export function parseDims(specs: string[] | undefined): Record<string, number> {
       if (!part.trim()) continue;
       const m = /^\s*([^=\s]+)\s*=\s*(\d+)\s*$/.exec(part);
       if (!m) throw new HxcError('HXC2206', `cannot read dim binding "${part}"`, { where: '--dim', hint: 'write NAME=INTEGER, e.g. --dim batch=8,seq=2048' });
-      out[m[1]!] = Number(m[2]);
+      const value = Number(m[2]);
+      if (!(value >= 1 && value <= MAX_DIM)) throw new HxcError('HXC2206', `dim ${m[1]}=${m[2]} is out of range`, { where: '--dim', hint: `bind a whole number from 1 to ${MAX_DIM}` });
+      out[m[1]!] = value;
     }
   }
   return out;

@@ -60,7 +60,7 @@ export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
   if (f.pinExperts) flags['pin-experts'] = true;
   if (f.timeLimit !== undefined) {
     const t = Number(f.timeLimit);
-    if (!(t > 0)) throw new HxcError('HXC2002', `--time-limit takes seconds > 0, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });
+    if (!(t > 0 && t <= 86_400)) throw new HxcError('HXC2002', `--time-limit takes seconds from 0 to 86400, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });
     flags['time-limit'] = t;
   }
   return { model_path: model, topology_path: f.topology ?? null, dims: parseDims(f.dim), flags };

@@ -2,6 +2,7 @@
 // directory, and summarise: devices, what each runs, time, memory, gap to the lower bound.
 
 import path from 'node:path';
+import { HxcError } from '../diag/diagnostics.js';
 import type { LowerResult } from '../../passes/lower.js';
 import { METHODS, type MoeResult, type PlanExpert } from '../../passes/moe.js';
 import { PASSES } from '../../passes/index.js';
@@ -20,17 +21,21 @@ export interface PlanFlags extends AnalysisFlags {
   json?: boolean;
 }
 
-function passSet(v: string | undefined): Set<string> | 'all' {
+function passSet(v: string | undefined, flag: string): Set<string> | 'all' {
   if (v === 'all') return 'all';
-  return new Set((v ?? '').split(',').map((s) => s.trim()).filter((s) => s));
+  const names = new Set((v ?? '').split(',').map((s) => s.trim()).filter((s) => s));
+  for (const n of names) {
+    if (!PASSES.some((p) => p.name === n)) throw new HxcError('HXC2401', `unknown pass "${n}"`, { where: flag, hint: `choose from: all, ${PASSES.map((p) => p.name).join(', ')}` });
+  }
+  return names;
 }
 
 const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
 
 export async function planCommand(model: string, flags: PlanFlags): Promise<void> {
   const instr: Instrumentation = {
-    printBefore: passSet(flags.printBefore),
-    printAfter: passSet(flags.printAfter),
+    printBefore: passSet(flags.printBefore, '--print-before'),
+    printAfter: passSet(flags.printAfter, '--print-after'),
     dumpDir: flags.dumpDir ?? null,
     timePasses: Boolean(flags.timePasses),
     write: (t) => process.stderr.write(t),

@@ -45,26 +45,46 @@ export function readCalibration(file: string): Measurements {
   };
   let source: Measurements['source'];
   const groups: Measurements['groups'] = [];
+  const bad = (at: string, what: string): never => {
+    throw new HxcError('HXC2502', `${at}: ${what}`, { where: file, hint: 'give an onnxruntime profile (enableProfiling) or the telemetry `hxc run` writes, unedited' });
+  };
+  /** A duration: finite, non-negative, under a day (a measured kernel or program). */
+  const seconds = (v: unknown, at: string): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 86_400) bad(at, `expected a duration from 0 to 86400 s, found ${JSON.stringify(v)}`);
+    return v as number;
+  };
   if (Array.isArray(doc)) {
     source = 'onnxruntime-profile';
-    for (const e of doc as Record<string, unknown>[]) {
+    (doc as unknown[]).forEach((raw, i) => {
+      const e = raw as Record<string, unknown> | null;
       // onnxruntime writes one "Node" event per kernel run: name "<node>_kernel_time", dur in µs.
-      if (!e || e.cat !== 'Node' || typeof e.name !== 'string' || !e.name.endsWith('_kernel_time') || typeof e.dur !== 'number') continue;
+      if (!e || typeof e !== 'object' || e.cat !== 'Node' || typeof e.name !== 'string' || !e.name.endsWith('_kernel_time')) return;
+      const dur = seconds(typeof e.dur === 'number' ? e.dur * 1e-6 : e.dur, `[${i}].dur`);
       const args = (e.args ?? {}) as Record<string, unknown>;
       const kind = PROVIDER_KIND[String(args.provider ?? 'CPUExecutionProvider')] ?? 'cpu';
-      add(kind, e.name.slice(0, -'_kernel_time'.length), e.dur * 1e-6);
-    }
+      add(kind, e.name.slice(0, -'_kernel_time'.length), dur);
+    });
   } else if (doc && typeof doc === 'object' && (doc as Record<string, unknown>).format === 'hxc-telemetry/v1') {
     source = 'hxc-telemetry';
     // hxc run times whole programs: one group per (kind, program), its median over requests.
-    const t = doc as { steps?: { device_kind?: string | null; nodes?: string[]; start_s?: number; end_s?: number }[] };
+    const steps = (doc as { steps?: unknown }).steps ?? [];
+    if (!Array.isArray(steps)) bad('$.steps', `expected an array of steps, found ${JSON.stringify(steps)}`);
     const byGroup = new Map<string, { kind: string; nodes: string[]; samples: number[] }>();
-    for (const step of t.steps ?? []) {
-      if (!step.nodes || step.nodes.length === 0 || typeof step.start_s !== 'number' || typeof step.end_s !== 'number') continue;
-      const kind = step.device_kind ?? 'cpu';
-      const key = `${kind}|${step.nodes.join('\u0000')}`;
-      const g = byGroup.get(key) ?? { kind, nodes: step.nodes, samples: [] };
-      g.samples.push(step.end_s - step.start_s);
+    for (const [i, raw] of (steps as unknown[]).entries()) {
+      const at = `$.steps[${i}]`;
+      if (!raw || typeof raw !== 'object' || Array.isArray(raw)) bad(at, `expected a step object, found ${JSON.stringify(raw)}`);
+      const step = raw as { device_kind?: unknown; nodes?: unknown; start_s?: unknown; end_s?: unknown };
+      if (step.nodes !== undefined && (!Array.isArray(step.nodes) || step.nodes.some((n) => typeof n !== 'string'))) bad(`${at}.nodes`, `expected node names, found ${JSON.stringify(step.nodes)}`);
+      if (step.device_kind !== undefined && step.device_kind !== null && typeof step.device_kind !== 'string') bad(`${at}.device_kind`, `expected a device kind, found ${JSON.stringify(step.device_kind)}`);
+      const nodes = (step.nodes ?? []) as string[];
+      if (nodes.length === 0) continue;
+      const start = seconds(step.start_s, `${at}.start_s`);
+      const end = seconds(step.end_s, `${at}.end_s`);
+      if (end < start) bad(`${at}.end_s`, `ends (${end} s) before it starts (${start} s)`);
+      const kind = (step.device_kind as string | null | undefined) ?? 'cpu';
+      const key = `${kind}|${nodes.join('\u0000')}`;
+      const g = byGroup.get(key) ?? { kind, nodes, samples: [] };
+      g.samples.push(end - start);
       byGroup.set(key, g);
     }
     for (const g of byGroup.values()) groups.push({ kind: g.kind, nodes: g.nodes, seconds: median(g.samples) });

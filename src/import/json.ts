@@ -35,8 +35,8 @@ class Reader {
     return v;
   }
 
-  number(v: Json, at: string): number {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) this.fail(at, `expected a non-negative number, found ${describe(v)}`);
+  number(v: Json, at: string, max = Number.MAX_SAFE_INTEGER): number {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) this.fail(at, `expected a number from 0 to ${max}, found ${describe(v)}`);
     return v;
   }
 
@@ -53,10 +53,13 @@ function describe(v: Json): string {
   return `${typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`}`;
 }
 
+/** A task's time on a device: at most a day (a graph of longer tasks is a unit mistake). */
+const MAX_TASK_SECONDS = 86_400;
+
 export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256' | 'file_bytes' | 'path' | 'dir'> {
   let doc: Json;
   try {
-    doc = JSON.parse(text);
+    doc = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new HxcError('HXC2201', `invalid JSON: ${msg}`, { where: file, hint: 'fix the JSON syntax (a linter such as `node -e "JSON.parse(...)"` shows the spot)' });
@@ -141,12 +144,12 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
     if (o.time !== undefined) {
       const t = r.object(o.time, `${at}.time`);
       task.time_s = {};
-      for (const [k, v] of Object.entries(t)) task.time_s[k] = r.number(v, `${at}.time.${k}`);
+      for (const [k, v] of Object.entries(t)) task.time_s[k] = r.number(v, `${at}.time.${k}`, MAX_TASK_SECONDS);
     }
     if (o.cost !== undefined) {
       const c = r.object(o.cost, `${at}.cost`);
-      if (c.flops !== undefined) task.flops = r.number(c.flops, `${at}.cost.flops`);
-      if (c.bytes !== undefined) task.bytes = r.number(c.bytes, `${at}.cost.bytes`);
+      if (c.flops !== undefined) task.flops = r.number(c.flops, `${at}.cost.flops`, 1e24);
+      if (c.bytes !== undefined) task.bytes = r.number(c.bytes, `${at}.cost.bytes`, 1e18);
     }
     if (task.time_s || task.flops !== undefined || task.bytes !== undefined) node.task = task;
     graph.nodes.push(node);
@@ -168,7 +171,7 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
     opsets: root.opset === undefined ? { '': 17 } : readOpsets(r, root.opset),
     graph,
     functions: [],
-    annotations: readAnnotations(r, root.annotations, nodeNames),
+    annotations: readAnnotations(r, root.annotations, nodeNames, defined),
     weights_present: graph.initializers.size === 0,
   };
 }
@@ -203,7 +206,7 @@ function readAttrs(r: Reader, o: Record<string, Json>, at: string): Record<strin
   return out;
 }
 
-function readAnnotations(r: Reader, v: Json, nodeNames: Map<string, number>): Model['annotations'] {
+function readAnnotations(r: Reader, v: Json, nodeNames: Map<string, number>, values: { has(name: string): boolean }): Model['annotations'] {
   const out: Model['annotations'] = { state: [], moe: [] };
   if (v === undefined) return out;
   const o = r.object(v, 'annotations');
@@ -216,6 +219,9 @@ function readAnnotations(r: Reader, v: Json, nodeNames: Map<string, number>): Mo
       const at = `annotations.state[${i}]`;
       const so = r.object(s, at);
       const st: StateAnnotation = { name: r.string(so.name, `${at}.name`), inputs: r.strings(so.inputs, `${at}.inputs`), outputs: r.strings(so.outputs, `${at}.outputs`) };
+      for (const [field, names] of [['inputs', st.inputs], ['outputs', st.outputs]] as const) {
+        names.forEach((n, j) => { if (!values.has(n)) r.fail(`${at}.${field}[${j}]`, `value "${n}" does not exist in the graph`); });
+      }
       if (so.kind !== undefined) st.kind = r.string(so.kind, `${at}.kind`);
       return st;
     });

@@ -28,11 +28,16 @@ export function readInputFile(file: string, what: string, maxBytes: number): Buf
   }
 }
 
+/**
+ * JSON when the first character after whitespace (and a UTF-8 byte-order mark) opens an object or
+ * an array — a serialized ONNX ModelProto starts with a field tag, never with these — else ONNX.
+ */
 export function sniffFormat(buffer: Buffer): 'json' | 'onnx' {
-  for (let i = 0; i < Math.min(buffer.length, 64); i++) {
+  const start = buffer[0] === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf ? 3 : 0;
+  for (let i = start; i < Math.min(buffer.length, start + 64); i++) {
     const c = buffer[i]!;
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
-    return c === 0x7b /* { */ ? 'json' : 'onnx';
+    return c === 0x7b /* { */ || c === 0x5b /* [ */ ? 'json' : 'onnx';
   }
   return 'onnx';
 }

@@ -45,6 +45,8 @@ interface ImportContext {
   /** External locations as written → resolved path (models name one file thousands of times). */
   resolvedLocations: Map<string, string>;
   missingExternal: { count: number; bytes: number; files: Set<string> };
+  /** Subgraph nesting while converting. */
+  depth?: number;
 }
 
 export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostics): Omit<Model, 'sha256' | 'file_bytes' | 'path'> & { proto: OnnxNs.ModelProto } {
@@ -81,7 +83,11 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
     const domain = normalizeDomain(o.domain ?? '');
     opsets[domain] = toNum(o.version as IntLike);
   }
+  if (!('' in opsets)) {
+    throw new HxcError('HXC2107', 'the model imports no version of the default ONNX operator set (opset_import)', { where: file, hint: 'export the model again; ONNX requires an opset_import for the ai.onnx domain' });
+  }
   const graph = convertGraph(ctx, proto.graph, 'graph', true);
+  checkDomains(file, graph, opsets, new Set((proto.functions ?? []).map((f) => normalizeDomain(f.domain ?? ''))));
   if (ctx.missingExternal.count > 0) {
     diagnostics.warn('HXC1101',
       `${ctx.missingExternal.count} initializers (${ctx.missingExternal.bytes} bytes) point into missing external data ` +
@@ -107,7 +113,23 @@ function normalizeDomain(d: string): string {
   return d === 'ai.onnx' ? '' : d;
 }
 
+/** Subgraphs (If/Loop/Scan bodies) nested deeper than this are refused: real models nest a few levels. */
+export const MAX_SUBGRAPH_DEPTH = 64;
+
 function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, main: boolean): Graph {
+  ctx.depth = (ctx.depth ?? 0) + 1;
+  try {
+    if (ctx.depth > MAX_SUBGRAPH_DEPTH) {
+      const top = where.split(' attribute ')[0];
+      throw new HxcError('HXC2107', `subgraphs are nested more than ${MAX_SUBGRAPH_DEPTH} deep`, { where: `${ctx.file}: ${top}`, hint: 'flatten the control flow, or export the model again' });
+    }
+    return convertGraphAt(ctx, g, where, main);
+  } finally {
+    ctx.depth!--;
+  }
+}
+
+function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, main: boolean): Graph {
   const graph = newGraph(g.name ?? '');
   for (const t of g.initializer ?? []) {
     const tensor = convertTensor(ctx, t, `${where}.initializer "${t.name ?? ''}"`);
@@ -126,7 +148,7 @@ function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, 
     graph.initializers.set(tensor.name, tensor);
     graph.declared.set(tensor.name, { dtype: tensor.dtype, shape: dims.slice() });
   }
-  const info = (v: OnnxNs.IValueInfoProto): ValueInfo => ({ name: v.name ?? '', type: convertType(v.type) });
+  const info = (v: OnnxNs.IValueInfoProto): ValueInfo => ({ name: v.name ?? '', type: convertType(v.type, `${ctx.file}: ${where} value "${v.name ?? ''}"`) });
   graph.inputs = (g.input ?? []).map(info);
   graph.outputs = (g.output ?? []).map(info);
   for (const v of [...(g.valueInfo ?? []).map(info), ...graph.inputs, ...graph.outputs]) {
@@ -168,7 +190,21 @@ function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, 
   return graph;
 }
 
-function convertType(t: OnnxNs.ITypeProto | null | undefined): TensorType | null {
+/** Every node's domain is one the model imports (or defines functions in); subgraphs included. */
+function checkDomains(file: string, graph: Graph, opsets: Record<string, number>, functionDomains: Set<string>): void {
+  for (const n of graph.nodes) {
+    const d = normalizeDomain(n.domain);
+    if (!(d in opsets) && !functionDomains.has(d)) {
+      throw new HxcError('HXC2107', `node "${n.name}" uses domain "${n.domain}", which the model does not import`, { where: file, hint: `add an opset_import for "${n.domain}", or export the model again` });
+    }
+    for (const a of Object.values(n.attrs)) {
+      if (a.type === 'graph') checkDomains(file, a.value, opsets, functionDomains);
+      else if (a.type === 'graphs') for (const g of a.value) checkDomains(file, g, opsets, functionDomains);
+    }
+  }
+}
+
+function convertType(t: OnnxNs.ITypeProto | null | undefined, where?: string): TensorType | null {
   const tt = t?.tensorType;
   if (!tt) return null;
   const dtype = dtypeFromOnnx(tt.elemType ?? 0);
@@ -177,7 +213,10 @@ function convertType(t: OnnxNs.ITypeProto | null | undefined): TensorType | null
   const shape: Dim[] = (tt.shape.dim ?? []).map((d) => {
     if (d.dimParam) return d.dimParam;
     if (d.dimValue !== null && d.dimValue !== undefined && (typeof d.dimValue === 'number' || 'low' in (d.dimValue as object))) {
-      return toNum(d.dimValue as IntLike);
+      const v = toNum(d.dimValue as IntLike);
+      // ONNX: dim_value is a non-negative size; a negative one is a corrupt or hand-broken model.
+      if (!(v >= 0)) throw new HxcError('HXC2107', `a tensor dim is ${v}`, { ...(where ? { where } : {}), hint: 'export the model again; dims are sizes ≥ 0 or named symbols' });
+      return v;
     }
     return '?';
   });
@@ -315,7 +354,9 @@ function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: 
       if (!isInside(ctx.realDir, real)) {
         throw new HxcError('HXC2104', `external data location "${location}" is a link that leaves the model's folder`, { where: at, hint: 'copy the weights into the model\'s folder' });
       }
-      size = fs.statSync(real).size;
+      const st = fs.statSync(real);
+      if (!st.isFile()) throw new HxcError('HXC2105', `external data location "${location}" is not a regular file`, { where: at, hint: 'point it at the weights file next to the model' });
+      size = st.size;
     } catch (err) {
       if (err instanceof HxcError) throw err;
     }
@@ -335,7 +376,8 @@ function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: 
 
 function isInside(dir: string, p: string): boolean {
   const rel = path.relative(dir, p);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+  // `..w.bin` is inside; `../w.bin` is not.
+  return rel !== '' && rel.split(path.sep)[0] !== '..' && !path.isAbsolute(rel);
 }
 
 function safeRealpath(p: string): string {

@@ -39,8 +39,11 @@ function fail(file: string, at: string, message: string, hint = `see DESIGN.md, 
   throw new HxcError('HXC2501', `${at}: ${message}`, { where: file, hint });
 }
 
+/** Token counts: whole traces of trillions of tokens fit; 1e308 is not a count. */
+const MAX_COUNT = 1e15;
+
 function count(file: string, v: Json, at: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(file, at, `expected a non-negative number, found ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_COUNT) fail(file, at, `expected a token count from 0 to ${MAX_COUNT}, found ${describe(v)}`);
   return v;
 }
 
@@ -67,6 +70,7 @@ export function parseRouting(text: string, file: string): Routing {
     seen.set(o.layer, i);
     if (!Array.isArray(o.tokens) || o.tokens.length === 0) fail(file, `${at}.tokens`, `expected a non-empty array of token counts, found ${describe(o.tokens)}`);
     const tokens = o.tokens.map((t, e) => count(file, t, `${at}.tokens[${e}]`));
+    if (tokens.every((t) => t === 0)) fail(file, `${at}.tokens`, 'no token was routed in this layer (every count is 0)');
     const out: RoutingLayer = { layer: o.layer, tokens };
     if (o.coactivation !== undefined) {
       const n = tokens.length;

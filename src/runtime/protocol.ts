@@ -94,3 +94,6 @@ export interface TransferMessage {
   tensor: WireTensor;
   sent_ms: number;
 }
+
+/** Options every onnxruntime session of hxc takes: only fatal messages may log (errors surface as exceptions hxc reports). */
+export const SESSION_OPTIONS = { logSeverityLevel: 4 } as const;

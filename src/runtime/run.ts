@@ -11,10 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
+
+ort.env.logLevel = 'fatal';
 import { HxcError } from '../diag/diagnostics.js';
 import { readPlan, verifyPrograms } from '../plan/read.js';
 import type { PlanManifest } from '../../passes/lower.js';
-import type { RunDone, RunRequest, WireTensor, WorkerInit, WorkerMessage, WorkerStep } from './protocol.js';
+import { SESSION_OPTIONS, type RunDone, type RunRequest, type WireTensor, type WorkerInit, type WorkerMessage, type WorkerStep } from './protocol.js';
 import { compare, makeInputs, readInputs, type Comparison, CHECK_TOLERANCE_ABS, CHECK_TOLERANCE_REL } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { percentile } from '../util/stats.js';
@@ -184,7 +186,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       given = r.tensors;
       dims = { ...dims, ...r.dims };
     }
-    const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir)) : null;
+    const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir), SESSION_OPTIONS) : null;
     if (reference) {
       // The outputs --check compares are the model's, all of them, as the plan lists them.
       const mine = plan.outputs.map((o) => o.name);

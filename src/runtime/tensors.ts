@@ -76,20 +76,32 @@ export function makeInputs(specs: InputSpec[], dims: Record<string, number>, see
 }
 
 /** `{name: {dtype, shape, data}}`, checked against the plan's input specs (dtype, rank, fixed dims, consistent symbols). */
+/** Largest --inputs file read, and largest tensor in it. */
+const MAX_INPUTS_BYTES = 1 << 30;
+const MAX_INPUT_ELEMENTS = 1 << 28;
+
 export function readInputs(file: string, specs: InputSpec[]): { tensors: Record<string, ort.Tensor>; dims: Record<string, number> } {
   let doc: Record<string, { dtype?: string; shape?: number[]; data?: (number | string | boolean)[] }>;
+  const form = 'write {"name": {"dtype": "int64", "shape": [1, 4], "data": [...]}}';
   try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_INPUTS_BYTES) throw new HxcError('HXC2106', `the inputs file has ${size} bytes, more than the ${MAX_INPUTS_BYTES} hxc reads`, { where: file });
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new HxcError('HXC2602', `cannot read inputs: ${(err as Error).message}`, { where: file, hint: 'write {"name": {"dtype": "int64", "shape": [1, 4], "data": [...]}}' });
+    if (err instanceof HxcError) throw err;
+    throw new HxcError('HXC2602', `cannot read inputs: ${(err as Error).message}`, { where: file, hint: form });
   }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new HxcError('HXC2602', 'the inputs file is not a JSON object of named tensors', { where: file, hint: form });
   const tensors: Record<string, ort.Tensor> = {};
   const dims: Record<string, number> = {};
   for (const spec of specs) {
     const v = doc[spec.name];
-    if (!v) throw new HxcError('HXC2602', `input "${spec.name}" is missing`, { where: file, hint: `add "${spec.name}"` });
+    if (!v || typeof v !== 'object') throw new HxcError('HXC2602', `input "${spec.name}" is missing`, { where: file, hint: `add "${spec.name}"` });
     if (v.dtype !== spec.dtype) throw new HxcError('HXC2602', `input "${spec.name}" has dtype ${v.dtype}, the model wants ${spec.dtype}`, { where: file });
     const shape = v.shape ?? [];
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0) || shape.reduce((a, b) => a * b, 1) > MAX_INPUT_ELEMENTS) {
+      throw new HxcError('HXC2602', `input "${spec.name}" has shape ${JSON.stringify(shape)}: expected whole sizes ≥ 0, at most ${MAX_INPUT_ELEMENTS} elements`, { where: file, hint: form });
+    }
     if (spec.shape && shape.length !== spec.shape.length) throw new HxcError('HXC2602', `input "${spec.name}" has rank ${shape.length}, the model wants ${spec.shape.length} ([${spec.shape.join(', ')}])`, { where: file });
     spec.shape?.forEach((d, i) => {
       if (typeof d === 'number' && d !== shape[i]) throw new HxcError('HXC2602', `input "${spec.name}" dim ${i} is ${shape[i]}, the model wants ${d}`, { where: file });
@@ -100,8 +112,14 @@ export function readInputs(file: string, specs: InputSpec[]): { tensors: Record<
     });
     const n = shape.reduce((a, b) => a * b, 1);
     const data = v.data ?? [];
-    if (data.length !== n) throw new HxcError('HXC2602', `input "${spec.name}" has ${data.length} values for shape [${shape.join(', ')}] (${n})`, { where: file });
+    if (!Array.isArray(data) || data.length !== n) throw new HxcError('HXC2602', `input "${spec.name}" has ${Array.isArray(data) ? data.length : 'no list of'} values for shape [${shape.join(', ')}] (${n})`, { where: file });
     const type = ortType(spec.dtype, spec.name);
+    // Every value of the dtype's kind, checked before a typed array is made.
+    const wholeOk = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x);
+    const ok = type === 'bool' ? (x: unknown) => typeof x === 'boolean' || x === 0 || x === 1 : type === 'float32' ? (x: unknown) => typeof x === 'number' && Number.isFinite(x) : wholeOk;
+    const badAt = data.findIndex((x) => !ok(x));
+    if (badAt >= 0) throw new HxcError('HXC2602', `input "${spec.name}" data[${badAt}] is ${JSON.stringify(data[badAt])}, not a ${type === 'bool' ? 'boolean' : type === 'float32' ? 'finite number' : 'whole number'}`, { where: file, hint: form });
+    if (type === 'int32' && data.some((x) => (x as number) < -(2 ** 31) || (x as number) >= 2 ** 31)) throw new HxcError('HXC2602', `input "${spec.name}" has a value outside int32`, { where: file, hint: form });
     if (type === 'int64') tensors[spec.name] = new ort.Tensor('int64', BigInt64Array.from(data, (x) => BigInt(x as number)), shape);
     else if (type === 'bool') tensors[spec.name] = new ort.Tensor('bool', Uint8Array.from(data, (x) => (x ? 1 : 0)), shape);
     else if (type === 'float32') tensors[spec.name] = new ort.Tensor('float32', Float32Array.from(data as number[]), shape);

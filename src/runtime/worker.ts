@@ -8,6 +8,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { RunDone, RunRequest, StepRecord, TransferMessage, WireTensor, WorkerInit } from './protocol.js';
 import { fromWire, shareTensor, toWire } from './wire.js';
+import { SESSION_OPTIONS } from './protocol.js';
 
 interface Init extends WorkerInit {
   /** Port per peer device for sending (to) and receiving (from). */
@@ -16,6 +17,9 @@ interface Init extends WorkerInit {
 }
 
 const init = workerData as Init;
+// onnxruntime's own log lines never reach the user: its errors come back as exceptions, which hxc
+// reports in one line of its own.
+ort.env.logLevel = 'fatal';
 const now = (): number => performance.timeOrigin + performance.now() - init.epoch_ms;
 
 /** Messages arriving on one port, matched to waiting recv steps by (request, value). */
@@ -49,7 +53,7 @@ async function main(): Promise<void> {
   const sessions = new Map<string, ort.InferenceSession>();
   for (const s of init.steps) {
     if (s.op === 'compute' && s.program && !sessions.has(s.program)) {
-      sessions.set(s.program, await ort.InferenceSession.create(path.join(init.plan_dir, s.program), init.intra_op_threads > 0 ? { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 } : {}));
+      sessions.set(s.program, await ort.InferenceSession.create(path.join(init.plan_dir, s.program), { ...SESSION_OPTIONS, ...(init.intra_op_threads > 0 ? { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 } : {}) }));
     }
   }
   const inboxes = new Map<string, Inbox>();

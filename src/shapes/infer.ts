@@ -4,6 +4,7 @@
 // shape arithmetic stays exact and symbolic. An operator without a rule, or a rule that cannot
 // decide, falls back to the declared value_info type, else leaves the value's shape unknown.
 
+import { HxcError } from '../diag/diagnostics.js';
 import type { DType } from '../ir/dtype.js';
 import type { Attr, Dim, Graph, Node, Shape, TensorType } from '../ir/graph.js';
 import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
@@ -12,7 +13,7 @@ import { ELEMENTWISE_RULES } from './ops-elementwise.js';
 import { MS_RULES } from './ops-ms.js';
 import { NN_RULES } from './ops-nn.js';
 import { TENSOR_RULES } from './ops-tensor.js';
-import { InferError, type OpCall, type Out, type Rule } from './rule.js';
+import { InferError, InvalidNode, type OpCall, type Out, type Rule } from './rule.js';
 import { canonDim, dimSymbols, parseDim, substituteDim } from './symbolic.js';
 
 const DEFAULT_RULES = new Map<string, Rule>(Object.entries({ ...ELEMENTWISE_RULES, ...TENSOR_RULES, ...DATA_RULES, ...NN_RULES }));
@@ -164,6 +165,7 @@ class Inference {
       } catch (err) {
         // A rule that trips over a malformed node must not stop the walk: the node falls back
         // like an unknown op, and the error is kept for the analysis (tests require none).
+        if (err instanceof InvalidNode) throw new HxcError('HXC2107', err.message, { where: `node "${node.name}"`, hint: 'the model breaks the ONNX operator spec here: export it again' });
         if (err instanceof InferError) this.note(node, err.message);
         else this.ruleErrors.push(`${node.name} (${node.op}): ${err instanceof Error ? err.message : String(err)}`);
       }

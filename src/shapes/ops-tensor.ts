@@ -7,7 +7,7 @@ import type { Dim, Shape } from '../ir/graph.js';
 import { broadcastMap, concatValues, gatherValues, sliceValues, transposeValues } from './constant-fold.js';
 import {
   broadcastShapes, clampIndex, elementCount, fail, normAxis, numericShape, sameAs,
-  type OpCall, type Out, type Rule,
+  invalid, type OpCall, type Out, type Rule,
 } from './rule.js';
 import { dimAdd, dimCeilDiv, dimDivExact, dimMul, dimProduct, dimSign, dimSub, dimSum } from './symbolic.js';
 
@@ -52,6 +52,14 @@ const reshape: Rule = (c) => {
     out[inferred] = q ?? c.fresh('reshape');
     if (q === undefined) c.note('Reshape: -1 is not an exact quotient, fresh symbol used');
   }
+  // With every size known, the element counts must agree (ONNX Reshape).
+  const from = input ? numericShape(input) : null;
+  const to = numericShape(out);
+  if (from && to && inferred < 0) {
+    const a = from.reduce((x, y) => x * y, 1);
+    const b = to.reduce((x, y) => x * y, 1);
+    if (a !== b) invalid(`Reshape of ${a} elements [${from.join(', ')}] to [${to.join(', ')}] (${b} elements)`);
+  }
   return [keepValue(c, { dtype, shape: out })];
 };
 
@@ -67,7 +75,9 @@ const flatten: Rule = (c) => {
 const transpose: Rule = (c) => {
   const shape = c.shape(0);
   const perm = c.attrInts('perm') ?? shape.map((_, i) => shape.length - 1 - i);
-  if (perm.length !== shape.length) fail('Transpose perm does not match the rank');
+  if (perm.length !== shape.length) invalid(`Transpose perm [${perm.join(', ')}] has ${perm.length} entries for a rank-${shape.length} input`);
+  const seen = new Set(perm.map((p) => (p < 0 ? p + shape.length : p)));
+  if (seen.size !== perm.length || [...seen].some((p) => !(p >= 0 && p < shape.length))) invalid(`Transpose perm [${perm.join(', ')}] is not a permutation of 0..${shape.length - 1}`);
   const out: Out = { dtype: c.dtype(0), shape: perm.map((p) => shape[normAxis(p, shape.length)]!) };
   const v = c.value(0);
   const n = numericShape(shape);

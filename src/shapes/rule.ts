@@ -51,6 +51,13 @@ export function fail(message: string): never {
   throw new InferError(message);
 }
 
+/** The node breaks the ONNX spec with numbers known for sure (a perm out of range, a reshape that cannot hold): the model is invalid. */
+export class InvalidNode extends Error {}
+
+export function invalid(message: string): never {
+  throw new InvalidNode(message);
+}
+
 /** Axis in [0, rank), from an ONNX axis that may count from the end. */
 export function normAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;

@@ -56,9 +56,22 @@ function splitQuantity(text: string): { value: (scale: Scale) => number; unit: s
   return { value: (scale) => Number(`${mantissa}e${exponent + scale.e10}`) * scale.mul, unit: m[3] ?? '' };
 }
 
-/** A finite, non-negative result or HXC2303 (huge exponents give Infinity). */
+/**
+ * Plausible ranges, so that a typo cannot make every time infinite or zero downstream (1e-320
+ * FLOP/s, a 1e308 s launch): sizes up to 1 EiB; bandwidths from 1 B/s (the HEFT literature's unit
+ * links) to 10 PB/s; compute rates 0 (no such dtype) or from 1 FLOP/s to 1 ZFLOP/s; times up to an hour.
+ */
+const RANGES: Record<string, [number, number]> = {
+  size: [0, 2 ** 60], bandwidth: [1, 1e16], 'compute rate': [1, 1e21], time: [0, 3600],
+};
+
+/** A finite result within its quantity's range, or HXC2303 (huge exponents give Infinity). */
 function checked(value: number, what: string, text: unknown, forms: string, where?: string): number {
-  if (!Number.isFinite(value) || value < 0) throw badUnit(what, text, forms, where);
+  const [lo, hi] = RANGES[what] ?? [0, Infinity];
+  if (!Number.isFinite(value) || value < 0 || value > hi || (value !== 0 && value < lo) || (what === 'bandwidth' && value === 0)) {
+    const shown = typeof text === 'string' ? JSON.stringify(text) : String(text);
+    throw new HxcError('HXC2303', `${what} ${shown} is out of range (${what === 'compute rate' ? '0 or ' : ''}${lo}..${hi} in base units)`, { where, hint: `write a ${what} a real device has` });
+  }
   return value;
 }
 
