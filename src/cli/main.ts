@@ -67,6 +67,7 @@ export function buildProgram(): Command {
     .option('--check', 'also run the unsplit model and compare every output (fails past 1e-5 of the output\'s scale + 1e-6)')
     .option('--decode-steps <n>', 'run a prefill and N decode steps, the KV cache kept on its owner devices')
     .option('--model <file>', 'the source model for --check (default: where the plan was made from)')
+    .option('--timeout <s>', 'end the run when a request takes longer than this (default 600)')
     .addOption(new Option('--dim <bindings...>', 'override the plan\'s bound dims for the inputs')))
     .action(runCommand);
 

@@ -1,7 +1,7 @@
-// `hxc run PLAN_DIR [--inputs FILE] [--seed N] [--iterations N] [--check] [--decode-steps N] [--json]`.
+// `hxc run PLAN_DIR [--inputs FILE] [--seed N] [--iterations N] [--check] [--decode-steps N] [--timeout S] [--json]`.
 
 import { HxcError } from '../diag/diagnostics.js';
-import { runPlan } from '../runtime/run.js';
+import { DEFAULT_TIMEOUT_S, runPlan } from '../runtime/run.js';
 import { parseDims } from './dims.js';
 import { jsonText, table } from './output.js';
 
@@ -13,12 +13,13 @@ export interface RunFlags {
   decodeSteps?: string;
   model?: string;
   dim?: string[];
+  timeout?: string;
   json?: boolean;
 }
 
-function count(v: string | undefined, flag: string, min: number): number {
+function count(v: string | undefined, flag: string, min: number, max = 100_000): number {
   if (v === undefined) return min;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new HxcError('HXC2002', `${flag} takes an integer ≥ ${min}, got "${v}"`, { where: flag });
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new HxcError('HXC2002', `${flag} takes a whole number from ${min} to ${max}, got "${v}"`, { where: flag });
   return Number(v);
 }
 
@@ -28,6 +29,7 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   const report = await runPlan({
     plan_dir: planDir, inputs_file: f.inputs, seed: count(f.seed, '--seed', 0), iterations: count(f.iterations, '--iterations', 1),
     check: Boolean(f.check), decode_steps: count(f.decodeSteps, '--decode-steps', 0), model_path: f.model, dims: parseDims(f.dim),
+    timeout_s: f.timeout === undefined ? DEFAULT_TIMEOUT_S : count(f.timeout, "--timeout", 1, 86_400),
   });
   if (f.json) process.stdout.write(jsonText(report));
   else {

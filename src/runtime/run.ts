@@ -32,7 +32,11 @@ export interface RunOptions {
   decode_steps: number;
   model_path?: string;
   dims: Record<string, number>;
+  /** Seconds a request may take before the run is ended (a backstop against a stalled device; default DEFAULT_TIMEOUT_S). */
+  timeout_s?: number;
 }
+
+export const DEFAULT_TIMEOUT_S = 600;
 
 export interface RequestResult {
   request: number;
@@ -138,6 +142,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const slots: Record<string, number> = Object.fromEntries(active.map((d, k) => [d.id, k]));
   const workers = new Map<string, Worker>();
   const pending = new Map<string, (m: WorkerMessage) => void>();
+  let finished = false;
   const failures: string[] = [];
   // One device failing would leave its peers waiting forever on recv: the first failure ends the run.
   let fail: (message: string) => void = () => {};
@@ -172,6 +177,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       pending.get(d.id)?.(m);
     });
     w.on('error', (e) => fail(`${d.id}: ${e.message}`));
+    // A worker that stops without a word (killed, or its thread torn down) ends the run too.
+    w.on('exit', (code) => { if (!finished) fail(`${d.id}: its worker stopped (exit code ${code})`); });
     workers.set(d.id, w);
   }
   const next = (id: string): Promise<WorkerMessage> => new Promise((resolve) => pending.set(id, resolve));
@@ -218,16 +225,21 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       const feeds = given && r === 0 ? given : makeInputs(decode ? plan.inputs.filter((i) => !stateInputs.has(i.name)) : plan.inputs, dims, opts.seed + r);
       const last = r === total - 1;
       const t0 = performance.now();
+      // A backstop, not a measure: a request that makes no end within the timeout ends the run,
+      // naming the devices still at work (the plan's cross-checks rule out a recv with no send).
+      const waiting = new Set(active.map((d) => d.id));
+      const timeout_s = opts.timeout_s ?? DEFAULT_TIMEOUT_S;
+      const timer = setTimeout(() => fail(`request ${r} did not finish within ${timeout_s} s; still running: ${[...waiting].join(', ')}`), timeout_s * 1000);
       const dones = await Promise.race([failed, Promise.all(active.map((d) => {
         const mine: Record<string, WireTensor> = {};
         // Inputs go to the devices that read them; moved, not copied, unless --check still needs them
         // or another device reads the same input.
         for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, !reference && readers.get(name) === 1).wire;
         const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: decode, return_state: last || opts.decode_steps === 0 };
-        const p = next(d.id);
+        const p = next(d.id).then((m) => { waiting.delete(d.id); return m; });
         workers.get(d.id)!.postMessage(req, Object.values(mine).map((w) => w.data));
         return p;
-      }))]);
+      }))]).finally(() => clearTimeout(timer));
       const latency = performance.now() - t0;
       if (process.env.HXC_TRACE_RUN) process.stderr.write(`request ${r}: ${latency.toFixed(3)} ms; ${dones.map((m) => (m.type === 'done' ? `${m.device} handle ${m.handle_ms?.toFixed(3)} busy ${m.busy_ms.toFixed(3)}` : '')).join(', ')}\n`);
       const bad = dones.find((m) => m.type === 'error');
@@ -255,6 +267,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     }
     return finish(opts, plan, results, records, active.map((d) => d.id));
   } finally {
+    finished = true;
     await Promise.all([...workers.values()].map((w) => w.terminate()));
   }
 }
