@@ -103,7 +103,13 @@ export function recoverStale(target: string): void {
     const pid = Number(name.slice(prefix.length).split('-')[0]);
     if (alive(pid)) continue;
     const stale = path.join(parent, name);
-    if (outputState(stale) !== 'ours') continue;
+    const state = outputState(stale);
+    // Ours (the marker is the first file written), or empty (killed right after it was made).
+    if (state === 'empty') {
+      fs.rmdirSync(stale);
+      continue;
+    }
+    if (state !== 'ours') continue;
     if (name.endsWith('.old') && outputState(target) === 'absent') fs.renameSync(stale, target);
     else fs.rmSync(stale, { recursive: true, force: true });
   }
@@ -139,6 +145,8 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
     throw writeError(err, parent);
   }
   try {
+    // The marker first: a temporary killed at any later point is recognisably hxc's (recoverStale).
+    fs.writeFileSync(path.join(tmp, OUTPUT_MARKER), `${kind}\n`);
     for (const f of files) {
       const p = path.join(tmp, f.file);
       if (!p.startsWith(tmp + path.sep)) throw new Error(`output entry ${f.file} leaves its folder`);
@@ -151,7 +159,6 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
         }
       } else fs.writeFileSync(p, f.text);
     }
-    fs.writeFileSync(path.join(tmp, OUTPUT_MARKER), `${kind}\n`);
     if (state === 'absent') fs.renameSync(tmp, target);
     else {
       // Keep the old folder until the new one is in place; a kill between the renames leaves it
