@@ -115,11 +115,17 @@ export async function main(argv: string[]): Promise<void> {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw err;
   });
+  process.exitCode = await runCli(argv);
+}
+
+/** One command line, run to its exit code (0, 1 a budget or check failed, 2 bad input); output on stdout/stderr. */
+export async function runCli(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    process.exitCode = exitCodeFor(err);
+    return exitCodeFor(err);
   }
 }
 

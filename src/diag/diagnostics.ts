@@ -2,53 +2,57 @@
 // the user as one line (what, where, how to fix). An HxcError is thrown by any layer; the CLI
 // catches it, prints `format(err)` and exits with its exit code. A stack trace is a bug.
 
-/** The catalog. 1xxx warnings, 2xxx bad input or usage (exit 2), 3xxx budget/check failures (exit 1). */
+/**
+ * The catalog. 1xxx warnings, 2xxx bad input or usage (exit 2), 3xxx budget/check failures (exit 1).
+ * Each code has its title and a default fix, used when the place that raises it has no more
+ * precise advice — so every line a user sees says how to fix it.
+ */
 export const CATALOG = {
-  HXC1101: 'weights absent',
-  HXC1102: 'operators without shape inference',
-  HXC1103: 'value_info disagrees',
-  HXC1104: 'unbound dims defaulted',
-  HXC1105: 'calibration incomplete',
-  HXC1106: 'uniform routing assumed',
-  HXC1107: 'KV capacity below what was asked',
-  HXC2000: 'not built',
-  HXC2001: 'cannot read file',
-  HXC2002: 'usage',
-  HXC2003: 'unknown format',
-  HXC2004: 'output path not hxc\'s to replace',
-  HXC2005: 'cannot write output',
-  HXC2101: 'empty model file',
-  HXC2102: 'not an ONNX model',
-  HXC2103: 'truncated ONNX model',
-  HXC2104: 'external data outside the model folder',
-  HXC2105: 'external data out of range',
-  HXC2106: 'size limit exceeded',
-  HXC2107: 'malformed ONNX graph',
-  HXC2201: 'invalid JSON',
-  HXC2202: 'invalid JSON graph',
-  HXC2203: 'undefined value',
-  HXC2204: 'graph has a cycle',
-  HXC2205: 'duplicate name',
-  HXC2206: 'invalid dims binding',
-  HXC2301: 'invalid YAML',
-  HXC2302: 'invalid topology',
-  HXC2303: 'bad unit',
-  HXC2304: 'unknown device',
-  HXC2305: 'unknown catalog model',
-  HXC2306: 'duplicate device id',
-  HXC2307: 'unreachable device',
-  HXC2401: 'unknown pass',
-  HXC2402: 'missing prerequisite pass',
-  HXC2403: 'invalid pass option',
-  HXC2501: 'invalid routing trace',
-  HXC2502: 'invalid calibration file',
-  HXC2503: 'invalid assignment',
-  HXC2601: 'tampered plan',
-  HXC2602: 'invalid run inputs',
-  HXC3001: 'model does not fit',
-  HXC3003: 'numeric check failed',
-  HXC3002: 'budget exceeded',
-} as const;
+  HXC1101: ['weights absent', 'put the weights file next to the model to run it; planning works without'],
+  HXC1102: ['operators without shape inference', 'declare value_info for their outputs (onnx.shape_inference)'],
+  HXC1103: ['value_info disagrees', 'export the model again, or drop the stale value_info'],
+  HXC1104: ['unbound dims defaulted', 'bind them with --dim NAME=VALUE'],
+  HXC1105: ['calibration incomplete', 'calibrate with a profile of the same model'],
+  HXC1106: ['uniform routing assumed', 'give measured counts with --routing FILE'],
+  HXC1107: ['KV capacity below what was asked', 'add devices or memory, or lower --context'],
+  HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
+  HXC2001: ['cannot read file', 'check the path and its permissions'],
+  HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],
+  HXC2003: ['unknown format', 'give a file in the format the command reads (see README, formats)'],
+  HXC2004: ['output path not hxc\'s to replace', 'choose a new or empty folder, or one hxc wrote before'],
+  HXC2005: ['cannot write output', 'choose a folder you can write to'],
+  HXC2101: ['empty model file', 'export the model again'],
+  HXC2102: ['not an ONNX model', 'give an .onnx file or an hxc-graph/v1 JSON graph'],
+  HXC2103: ['truncated ONNX model', 'the file is truncated: copy or export it again'],
+  HXC2104: ['external data outside the model folder', 'move the weights next to the model and save it with a relative location'],
+  HXC2105: ['external data out of range', 'the weights file is truncated or belongs to another model'],
+  HXC2106: ['size limit exceeded', 'split the input, or check that it is the file you meant'],
+  HXC2107: ['malformed ONNX graph', 'export the model again (the ONNX checker names the problem too)'],
+  HXC2201: ['invalid JSON', 'fix the JSON syntax at the place named'],
+  HXC2202: ['invalid JSON graph', 'see the hxc-graph/v1 schema (src/schema/hxc-graph.v1.schema.json)'],
+  HXC2203: ['undefined value', 'add the value to inputs or initializers, or the node that produces it'],
+  HXC2204: ['graph has a cycle', 'break the cycle: a value cannot depend on itself'],
+  HXC2205: ['duplicate name', 'give every node and value a unique name'],
+  HXC2206: ['invalid dims binding', 'write NAME=INTEGER, e.g. --dim batch=8,seq=2048'],
+  HXC2301: ['invalid YAML', 'fix the YAML at that line: spaces (not tabs) for indentation, unique keys, balanced brackets'],
+  HXC2302: ['invalid topology', 'see the hxc-topology/v1 schema (src/schema/hxc-topology.v1.schema.json), or `hxc topology --default` for a whole example'],
+  HXC2303: ['bad unit', 'write quantities with units: 80GiB, 3.35TB/s, 989TFLOPS, 2us'],
+  HXC2304: ['unknown device', 'name a device the topology defines'],
+  HXC2305: ['unknown catalog model', 'use a catalog name (`hxc topology --default` lists some), or write the numbers'],
+  HXC2306: ['duplicate device id', 'give every device a unique id'],
+  HXC2307: ['unreachable device', 'connect the device with a link'],
+  HXC2401: ['unknown pass', 'see `hxc passes` for the passes'],
+  HXC2402: ['missing prerequisite pass', 'add the pass to --passes, or leave out --strict-passes'],
+  HXC2403: ['invalid pass option', 'see `hxc passes` for each pass\'s options'],
+  HXC2501: ['invalid routing trace', 'see the hxc-routing/v1 schema (src/schema/hxc-routing.v1.schema.json); `hxc run` writes one'],
+  HXC2502: ['invalid calibration file', 'give an onnxruntime profile (enableProfiling) or the telemetry `hxc run` writes'],
+  HXC2503: ['invalid assignment', 'see the hxc-assignment/v1 schema (src/schema/hxc-assignment.v1.schema.json)'],
+  HXC2601: ['tampered plan', 'the plan directory was changed after hxc wrote it: plan again'],
+  HXC2602: ['invalid run inputs', 'write {"name": {"dtype": "int64", "shape": [1, 4], "data": [...]}} for every model input'],
+  HXC3001: ['model does not fit', 'add devices or memory, lower --batch/--context, or use a smaller dtype'],
+  HXC3003: ['numeric check failed', 'report this plan; run with --json for every output'],
+  HXC3002: ['budget exceeded', 'change the model, the topology or the budget'],
+} as const satisfies Record<string, readonly [title: string, fix: string]>;
 
 export type DiagCode = keyof typeof CATALOG;
 
@@ -77,8 +81,8 @@ export class HxcError extends Error {
 
 /** One line: `error HXC2304: rack.yaml:14: link "nvlink0" names unknown device "gpu9" (fix: ...)`. */
 export function formatDiagnostic(severity: 'error' | 'warning', code: DiagCode, message: string, info: DiagInfo = {}): string {
-  const where = info.where ? `${info.where}: ` : '';
-  const hint = info.hint ? ` (fix: ${info.hint})` : '';
+  const where = info.where ? `${oneLine(info.where)}: ` : '';
+  const hint = ` (fix: ${info.hint ?? CATALOG[code][1]})`;
   return `hxc: ${severity} ${code}: ${where}${oneLine(message)}${oneLine(hint)}`;
 }
 
@@ -86,8 +90,9 @@ export function formatError(err: HxcError): string {
   return formatDiagnostic('error', err.code, err.message, { where: err.where, hint: err.hint });
 }
 
+/** One line, and no quoted value longer than 80 characters (a 5000-character name is echoed as its start and its length). */
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ');
+  return s.replace(/\s*\n\s*/g, ' ').replace(/"([^"]{80,})"/g, (_, v: string) => `"${v.slice(0, 40)}…" (${v.length} characters)`);
 }
 
 /** Collects warnings so that commands print them once each, in order, and tests can read them. */
