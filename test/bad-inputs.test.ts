@@ -4,8 +4,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encodeModel, valueInfo } from './onnx-builder.js';
 import { EXAMPLES, FIXTURES, SHARED, hxc, isOneLineError, tmpDir } from './helpers.js';
+import { planHashText } from '../src/plan/read.js';
 
-interface Case { argv: string[]; code: string | null; match: string }
+/** `edit`: applied to a fresh copy of {plan} (or {gpt2}) with plan.sha256 updated, as someone who knows the format would. */
+interface Edit { path: string[]; op: 'delete' | 'set'; value?: unknown }
+interface Case { argv: string[]; code: string | null; match: string; edit?: Edit[] }
+
+/** Each path key, '*' for every key of an object or element of an array. */
+function applyEdit(root: unknown, e: Edit): void {
+  const walk = (node: unknown, keys: string[]): void => {
+    if (node === null || typeof node !== 'object') return;
+    const [k, ...rest] = keys;
+    const obj = node as Record<string, unknown>;
+    const targets = k === '*' ? Object.keys(obj) : [k!];
+    for (const t of targets) {
+      if (rest.length > 0) walk(obj[t], rest);
+      else if (e.op === 'delete') delete obj[t];
+      else obj[t] = e.value;
+    }
+  };
+  walk(root, e.path);
+}
 
 test('every hostile input in fixtures/bad gets its one line and exit code (or plans, when it is valid)', () => {
   const dir = tmpDir();
@@ -16,7 +35,19 @@ test('every hostile input in fixtures/bad gets its one line and exit code (or pl
   assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'hello_deepa.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', plan]).code, 0);
   assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--phase', 'prefill', '--prompt', '2', '--out', gpt2]).code, 0);
   cases.forEach((c, k) => {
-    const argv = c.argv.map((a) => a.replace('{bad}', bad).replace('{fixtures}', FIXTURES).replace('{shared}', SHARED).replace('{out}', path.join(dir, `out-${k}`)).replace('{plan}', plan).replace('{gpt2}', gpt2));
+    let [planK, gpt2K] = [plan, gpt2];
+    if (c.edit) {
+      [planK, gpt2K] = [path.join(dir, `plan-${k}`), path.join(dir, `gpt2-${k}`)];
+      for (const [from, to] of [[plan, planK], [gpt2, gpt2K]] as const) {
+        fs.cpSync(from, to, { recursive: true });
+        const p = JSON.parse(fs.readFileSync(path.join(to, 'plan.json'), 'utf8')) as unknown;
+        for (const e of c.edit) applyEdit(p, e);
+        const text = JSON.stringify(p, null, 1) + '\n';
+        fs.writeFileSync(path.join(to, 'plan.json'), text);
+        fs.writeFileSync(path.join(to, 'plan.sha256'), planHashText(text));
+      }
+    }
+    const argv = c.argv.map((a) => a.replace('{bad}', bad).replace('{fixtures}', FIXTURES).replace('{shared}', SHARED).replace('{out}', path.join(dir, `out-${k}`)).replace('{plan}', planK).replace('{gpt2}', gpt2K));
     const r = hxc(argv);
     const what = `case ${k}: hxc ${c.argv.join(' ')}`;
     if (c.code === null) {

@@ -136,6 +136,7 @@ test('a tampered plan is refused before anything runs, naming the file: edits, p
   assert.match(refused('a schema violation', (p) => { p.devices = { a: 1 }; }), /HXC2601.*hxc-plan\/v1/);
   assert.match(refused('--check against a file the plan points at', (p) => { p.model.path_from_plan = '../../../../../../etc/passwd'; }, true, ['--check']), /HXC2601.*not the model this plan was made from/);
   assert.match(refused('an emptied output list', (p) => { p.outputs = []; }, true, ['--check']), /HXC2601.*outputs/);
+  assert.match(refused('an emptied output list, run without the model', (p) => { p.outputs = []; }), /HXC2601.*lists no model outputs/);
   write(JSON.parse(original), true);
   assert.equal(hxc(['run', plan, '--check']).code, 0, 'the untouched plan still runs');
 });
@@ -145,8 +146,17 @@ test('a plan whose transfers disagree with their steps is refused (a recv that w
   const plan = path.join(dir, 'plan');
   // Placed on two devices so there are transfers.
   assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--objective', 'throughput', '--out', plan]).code, 0);
-  const p = JSON.parse(fs.readFileSync(path.join(plan, 'plan.json'), 'utf8'));
+  const original = fs.readFileSync(path.join(plan, 'plan.json'), 'utf8');
+  const p = JSON.parse(original);
   assert.ok(p.transfers.length > 0, 'the plan moves tensors');
+  // Found by npm run fuzz: 65536 requests of this plan made a trace too long for one JSON string.
+  const long = hxc(['simulate', plan, '--requests', '65536', '--json']);
+  assert.equal(long.code, 0, long.stderr);
+  const sim = JSON.parse(long.stdout) as { traced_requests: number; request_finish_s: number[] };
+  assert.equal(sim.request_finish_s.length, 65536);
+  assert.ok(sim.traced_requests >= 1 && sim.traced_requests < 65536, `the trace holds the first ${sim.traced_requests} requests`);
+  const trace = JSON.parse(fs.readFileSync(path.join(plan, 'sim', 'trace.json'), 'utf8')) as { traceEvents: { args?: { request?: number } }[] };
+  assert.ok(trace.traceEvents.every((e) => (e.args?.request ?? 0) < sim.traced_requests));
   for (const d of p.devices) for (const s of d.steps) if (s.op === 'recv') { s.value = `${s.value}-renamed`; break; }
   const text = JSON.stringify(p, null, 1) + '\n';
   fs.writeFileSync(path.join(plan, 'plan.json'), text);
@@ -154,6 +164,16 @@ test('a plan whose transfers disagree with their steps is refused (a recv that w
   const r = hxc(['run', plan]);
   assert.equal(isOneLineError(r, 'HXC2601'), null);
   assert.match(r.stderr, /does not match transfer/);
+  // One model output cut from the list (the others left): the program that yields it is refused.
+  const q = JSON.parse(original);
+  assert.ok(q.outputs.length > 1, 'gpt2 has several outputs');
+  q.outputs = q.outputs.slice(1);
+  const cut = JSON.stringify(q, null, 1) + '\n';
+  fs.writeFileSync(path.join(plan, 'plan.json'), cut);
+  fs.writeFileSync(path.join(plan, 'plan.sha256'), planHashText(cut));
+  const r2 = hxc(['run', plan]);
+  assert.equal(isOneLineError(r2, 'HXC2601'), null);
+  assert.match(r2.stderr, /yields "logits", which plan.json sends nowhere/);
 });
 
 test('sizes from flags are checked before anything is allocated: --requests 1e9 is one line, not an out-of-memory crash', () => {

@@ -2,8 +2,9 @@
 
 import { HxcError } from '../diag/diagnostics.js';
 
-/** Largest value a dim may be bound to: 2^32 (a tensor's element count stays exact in a double). */
-export const MAX_DIM = 2 ** 32;
+import { MAX_DIM } from '../ir/graph.js';
+
+export { MAX_DIM };
 
 export function parseDims(specs: string[] | undefined): Record<string, number> {
   const out: Record<string, number> = {};

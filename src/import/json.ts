@@ -2,6 +2,7 @@
 // names the JSON path of what is wrong (`nodes[12].inputs[1]: value "h3" is never produced`).
 // Unknown fields are accepted, as DESIGN.md asks of every reader.
 
+import { MAX_DIM } from '../ir/graph.js';
 import { HxcError } from '../diag/diagnostics.js';
 import { byteSizeOf, parseDType } from '../ir/dtype.js';
 import {
@@ -80,9 +81,9 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
       const dtype = parseDType(dtypeName);
       if (!dtype) r.fail(`${at}.dtype`, `unknown dtype "${dtypeName}"`, 'use an ONNX type name such as float32, float16, bfloat16, int64, bool');
       const shape: Dim[] | null = o.shape === undefined || o.shape === null ? null : r.array(o.shape, `${at}.shape`).map((d, i) => {
-        if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) return d;
+        if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 && d <= MAX_DIM) return d;
         if (typeof d === 'string' && d.length > 0) return d;
-        return r.fail(`${at}.shape[${i}]`, `expected a non-negative integer or a symbol name, found ${describe(d)}`);
+        return r.fail(`${at}.shape[${i}]`, `expected an integer from 0 to ${MAX_DIM} or a symbol name, found ${describe(d)}`);
       });
       type = { dtype, shape };
     }

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { onnx as OnnxNs } from 'onnx-proto';
+import { MAX_DIM } from '../ir/graph.js';
 import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
 import { byteSizeOf, dtypeFromOnnx, type DType } from '../ir/dtype.js';
 import {
@@ -216,6 +217,7 @@ function convertType(t: OnnxNs.ITypeProto | null | undefined, where?: string): T
       const v = toNum(d.dimValue as IntLike);
       // ONNX: dim_value is a non-negative size; a negative one is a corrupt or hand-broken model.
       if (!(v >= 0)) throw new HxcError('HXC2107', `a tensor dim is ${v}`, { ...(where ? { where } : {}), hint: 'export the model again; dims are sizes ≥ 0 or named symbols' });
+      if (v > MAX_DIM) throw new HxcError('HXC2107', `a tensor dim is ${v}, more than the ${MAX_DIM} hxc accepts`, { ...(where ? { where } : {}), hint: 'export the model again with a symbolic dim (bind it with --dim) or real sizes' });
       return v;
     }
     return '?';

@@ -5,6 +5,9 @@
 import type { DType } from './dtype.js';
 
 /** A dimension: a number, or a symbol / symbolic expression such as `past_seq + seq`. */
+/** Largest size a dim may have, from a file or a --dim binding: 2^32 (a tensor's element count stays exact in a double). */
+export const MAX_DIM = 2 ** 32;
+
 export type Dim = number | string;
 export type Shape = Dim[];
 

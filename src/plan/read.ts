@@ -79,7 +79,9 @@ export function readPlan(dir: string): PlanManifest {
   const validate = schemaValidator();
   if (!validate(plan)) {
     const e = validate.errors?.[0];
-    throw tampered(`${file}: ${e?.instancePath || '$'}`, `plan.json does not follow hxc-plan/v1: ${e?.message ?? 'invalid'}`);
+    // A JSON pointer, shown with its keys unescaped (~1 is /, ~0 is ~).
+    const at = (e?.instancePath ?? '').split('/').map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~')).join(' › ').replace(/^ › /, '');
+    throw tampered(`${file}: ${at || '$'}`, `plan.json does not follow hxc-plan/v1: ${e?.message ?? 'invalid'}`);
   }
   const p = plan as unknown as PlanManifest;
   crossCheck(p, dir, file);
@@ -166,5 +168,20 @@ export function verifyPrograms(dir: string, plan: PlanManifest): void {
     if (!same(inputs, meta.inputs) || !same(outputs, meta.outputs)) throw tampered(p, `program ${file} declares other inputs or outputs than plan.json lists`);
     for (const o of outputs) produced.add(o);
   }
-  for (const o of plan.outputs) if (!produced.has(o.name)) throw tampered(path.join(dir, 'plan.json'), `no program produces the model output "${o.name}"`);
+  const manifest = path.join(dir, 'plan.json');
+  if (plan.outputs.length === 0) throw tampered(manifest, 'the plan lists no model outputs');
+  for (const o of plan.outputs) if (!produced.has(o.name)) throw tampered(manifest, `no program produces the model output "${o.name}"`);
+  // Every value a program yields goes somewhere plan.json names: a model output, a transfer, a later
+  // step, a state write, an expert probe or replica share. One that goes nowhere means a list was cut.
+  const used = new Set<string>(plan.outputs.map((o) => o.name));
+  for (const t of plan.transfers ?? []) used.add(t.value);
+  for (const d of plan.devices) for (const s of d.steps) if (s.value !== undefined) used.add(s.value);
+  for (const meta of Object.values(plan.programs ?? {})) for (const v of meta.inputs) used.add(v);
+  for (const st of plan.state ?? []) for (const v of st.outputs ?? []) used.add(v);
+  for (const p of plan.expert_probes ?? []) used.add(p.value);
+  for (const r of (plan as { expert_replicas?: { parts: string[] }[] }).expert_replicas ?? []) for (const v of r.parts) used.add(v);
+  for (const [file, meta] of Object.entries(plan.programs ?? {})) {
+    const lost = meta.outputs.find((v) => !used.has(v));
+    if (lost !== undefined) throw tampered(manifest, `program ${file} yields "${lost}", which plan.json sends nowhere (no output, transfer, step or state lists it)`);
+  }
 }

@@ -38,6 +38,9 @@ export function makeInputs(specs: InputSpec[], dims: Record<string, number>, see
   for (const spec of specs) {
     const shape = numericShape(spec.shape, dims, spec.name);
     const n = shape.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(n) || n > MAX_INPUT_ELEMENTS) {
+      throw new HxcError('HXC2602', `input "${spec.name}" would have shape ${JSON.stringify(shape)}, more than the ${MAX_INPUT_ELEMENTS} elements hxc generates`, { hint: 'give smaller dims with --dim or pass the input in an --inputs file' });
+    }
     const type = ortType(spec.dtype, spec.name);
     const f = spec.fill;
     if (type === 'int64') {

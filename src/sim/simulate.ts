@@ -101,8 +101,11 @@ export function transferTime_s(bytes: number, links: readonly SimLink[]): number
   return latency + (bytes <= DONE_BYTES || bw === Infinity ? 0 : bytes / bw);
 }
 
-export function simulate(input: SimInput, opts: { trace?: boolean } = {}): SimResult {
+export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests?: number } = {}): SimResult {
   const wantTrace = opts.trace ?? false;
+  // The trace covers the first traceRequests requests (all by default): a long run's timeline
+  // would not fit in one JSON string, and its first requests show the pattern.
+  const traceUpTo = opts.traceRequests ?? Infinity;
   const nd = input.devices.length;
   const R = Math.max(1, input.requests);
   const T = input.transfers.length;
@@ -187,7 +190,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean } = {}): SimRe
     const t = inst % T;
     const r = (inst - t) / T;
     if (now > requestFinish[r]!) requestFinish[r] = now;
-    if (wantTrace) {
+    if (wantTrace && r < traceUpTo) {
       const tr = input.transfers[t]!;
       trace.push({ name: `${tr.value} ${tr.from}→${tr.to}`, cat: 'transfer', ph: 'X', ts: started[inst]! * 1e6, dur: (now - started[inst]!) * 1e6, pid: linkPid, tid: t, args: { bytes: tr.bytes, links: tr.links, request: r } });
     }
@@ -234,7 +237,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean } = {}): SimRe
         const dur = step.duration_s ?? 0;
         busy[d] += dur;
         if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now + dur };
-        if (wantTrace && dur > 0) trace.push({ name: step.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
+        if (wantTrace && dur > 0 && r < traceUpTo) trace.push({ name: step.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
         if (now + dur > requestFinish[r]!) requestFinish[r] = now + dur;
         if (dur > 0) {
           busyUntil[d] = now + dur;
