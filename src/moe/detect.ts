@@ -233,7 +233,7 @@ function fromRouter(facts: Facts, topk: number): Found | null {
   if (!layer) return null;
   const router = facts.sortByPos(chain);
   const input = index.valueNames[x]!;
-  const { routed: _routed, ...rest } = layer;
+  const { routed: _routed, end: _end, ...rest } = layer;
   return { at: topk, router, num_experts: width, top_k: k, input, hidden, token_dtype: dtypeOf(facts, input, w.dtype), ...rest, dispatch: dispatchNodes(facts, topk, router, layer) };
 }
 
@@ -243,8 +243,10 @@ interface Behind {
   experts: MoeExpert[];
   shared: number[][];
   detected_by: 'structure' | 'names';
-  /** Nodes downstream of the TopK (by node index). */
+  /** Nodes downstream of the TopK (by node index), up to the next MoE layer's router. */
   routed: Uint8Array;
+  /** Position (in graph order) of the next MoE layer's TopK, or the node count. */
+  end: number;
 }
 
 /**
@@ -259,18 +261,23 @@ function expertsBehind(facts: Facts, topk: number, gate: number, x: number, widt
   const { model, index } = facts;
   const g = model.graph;
   const n = g.nodes.length;
+  // Routed: downstream of this TopK. The layer ends at the next routed TopK — the next MoE layer's
+  // router reads this layer's combined output, so every expert and the combine come before it in
+  // any topological order; scanning no further keeps detection linear in the graph, not layers × graph.
   const routed = new Uint8Array(n);
   routed[topk] = 1;
+  let end = n;
   for (let k = facts.pos[topk]! + 1; k < n; k++) {
     const i = facts.order[k]!;
     for (const p of index.predecessors(i)) if (routed[p]) { routed[i] = 1; break; }
+    if (routed[i] && g.nodes[i]!.op === 'TopK' && g.nodes[i]!.domain === '') { end = k; break; }
   }
   const rootX = facts.viewRoot(x).root;
   const groups = new Groups();
   const member = new Map<number, number>();
   const gathered = new Set<number>();
   const gatherOf = new Map<number, number>();
-  for (let k = facts.pos[gate]! + 1; k < n; k++) {
+  for (let k = facts.pos[gate]! + 1; k < end; k++) {
     const i = facts.order[k]!;
     if (!facts.weightMatmul(i)) continue;
     const { root, chain } = facts.viewRoot(index.inputsOf(i)[0]!);
@@ -292,7 +299,7 @@ function expertsBehind(facts: Facts, topk: number, gate: number, x: number, widt
   }
   if (member.size === 0) return null;
   const first = Math.min(...[...member.keys()].map((i) => facts.pos[i]!));
-  for (let k = Math.max(first, facts.pos[gate]! + 1); k < n; k++) {
+  for (let k = Math.max(first, facts.pos[gate]! + 1); k < end; k++) {
     const i = facts.order[k]!;
     if (member.has(i) || !(BODY.has(g.nodes[i]!.op) || VIEW.has(g.nodes[i]!.op))) continue;
     const ins = VIEW.has(g.nodes[i]!.op) ? index.inputsOf(i).subarray(0, 1) : index.inputsOf(i);
@@ -328,11 +335,11 @@ function expertsBehind(facts: Facts, topk: number, gate: number, x: number, widt
     const ids = permutation(gatherIds, width) ?? permutation(concatPositions(facts, experts.map((s) => s.nodes)), width)
       ?? permutation(experts.map((s) => nameIndex(s.nodes.map((i) => g.nodes[i]!.name))), width) ?? experts.map((_, e) => e);
     const list = experts.map((s, k) => ({ expert: ids[k]!, nodes: s.nodes, ...facts.cost(s.nodes) })).sort((a, b) => a.expert - b.expert);
-    return { name, form, experts: list, shared, detected_by: 'structure', routed };
+    return { name, form, experts: list, shared, detected_by: 'structure', routed, end };
   }
   // Structure did not give one group per router column: fall back on the module path in node names.
   const byName = expertsByName(facts, g.nodes[gate]!.name, width);
-  return byName ? { name, form, experts: byName, shared, detected_by: 'names', routed } : null;
+  return byName ? { name, form, experts: byName, shared, detected_by: 'names', routed, end } : null;
 }
 
 /** Expert index from the mask that selects its tokens: Equal(topk_indices, e) or Gather(one_hot, e). */
@@ -431,26 +438,42 @@ function dispatchNodes(facts: Facts, topk: number, router: number[], layer: Behi
   const n = model.graph.nodes.length;
   const owned = new Set<number>([...router, ...layer.experts.flatMap((e) => e.nodes), ...layer.shared.flat()]);
   const lastExpert = Math.max(...layer.experts.map((e) => facts.pos[e.nodes[e.nodes.length - 1]!]!));
-  const limit = Math.min(n - 1, lastExpert + (lastExpert - facts.pos[topk]!) + 16);
-  // How many experts reach each node (each expert's forward closure, bounded to the window).
-  const reach = new Int32Array(n);
-  const mark = new Int32Array(n).fill(-1);
+  const limit = Math.min(layer.end - 1, lastExpert + (lastExpert - facts.pos[topk]!) + 16);
+  // How many experts reach each node of the window (from the TopK to the limit) through at least
+  // one edge: a bitset per node, the union over its predecessors of theirs and of the expert they
+  // belong to, in topological order — one pass over the window, not one forward closure per expert
+  // (256 experts × a layer's nodes on DeepSeek-V3).
+  const first = facts.pos[topk]!;
+  const span = Math.max(0, limit - first + 1);
+  const words = (layer.experts.length + 31) >>> 5;
+  const desc = new Int32Array(span * words);
+  const own = new Int32Array(span * words);
   layer.experts.forEach((e, k) => {
-    const stack = [...e.nodes];
-    while (stack.length > 0) {
-      const i = stack.pop()!;
-      for (const s of index.successors(i)) {
-        if (mark[s] === k || facts.pos[s]! > limit) continue;
-        mark[s] = k;
-        reach[s]!++;
-        stack.push(s);
-      }
+    for (const i of e.nodes) {
+      const at = facts.pos[i]! - first;
+      if (at >= 0 && at < span) own[at * words + (k >>> 5)]! |= 1 << (k & 31);
     }
   });
+  const reachAt = new Int32Array(span);
+  for (let k = 0; k < span; k++) {
+    const base = k * words;
+    for (const p of index.predecessors(facts.order[first + k]!)) {
+      const kp = facts.pos[p]! - first;
+      if (kp < 0 || kp >= k) continue;
+      for (let w = 0; w < words; w++) desc[base + w]! |= desc[kp * words + w]! | own[kp * words + w]!;
+    }
+    let c = 0;
+    for (let w = 0; w < words; w++) for (let v = desc[base + w]!; v !== 0; v &= v - 1) c++;
+    reachAt[k] = c;
+  }
+  const reach = (i: number): number => {
+    const k = facts.pos[i]! - first;
+    return k >= 0 && k < span ? reachAt[k]! : 0;
+  };
   let join = -1;
   for (let k = facts.pos[topk]!; k <= limit; k++) {
     const i = facts.order[k]!;
-    if (reach[i] === layer.experts.length && layer.routed[i] && !owned.has(i)) { join = i; break; }
+    if (reach(i) === layer.experts.length && layer.routed[i] && !owned.has(i)) { join = i; break; }
   }
   if (join < 0) return [];
   // The combine may end in a reduction or reshape of the join (dense form: ReduceSum over experts).
@@ -469,7 +492,7 @@ function dispatchNodes(facts: Facts, topk: number, router: number[], layer: Behi
       stack.push(p);
     }
   }
-  return facts.sortByPos(out.filter((i) => reach[i]! > 0 || layer.routed[i]));
+  return facts.sortByPos(out.filter((i) => reach(i) > 0 || layer.routed[i]));
 }
 
 /**

@@ -364,8 +364,8 @@ function atomPoly(name: string): Poly {
 function bindingGetter(b: Bindings): ((s: string) => number | undefined) | null {
   if (b instanceof Map) return b.size === 0 ? null : (s) => b.get(s);
   const rec = b as Readonly<Record<string, number>>;
-  const keys = Object.keys(rec);
-  if (keys.length === 0) return null;
+  // Not tested for emptiness: that lists the keys (V8 collects them even for for-in), and a graph
+  // may bind tens of thousands of symbols while this runs once per substitution.
   return (s) => (Object.prototype.hasOwnProperty.call(rec, s) ? rec[s] : undefined);
 }
 
