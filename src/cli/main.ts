@@ -103,7 +103,8 @@ export function buildProgram(): Command {
   common(program.command('topology')
     .description('validate and print a rack topology (devices, memory, FLOP/s, bandwidth/latency matrix)')
     .argument('[file]', 'topology YAML')
-    .option('--default', 'print the built-in default rack'))
+    .option('--default', 'print the built-in default rack')
+    .option('--matrix', 'print every device and every pair\'s route, also on a rack of more than 32 devices'))
     .action(topologyCommand);
 
   return program;

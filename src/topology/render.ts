@@ -5,6 +5,10 @@
 import { DTYPES } from './load.js';
 import type { Device, Topology } from './load.js';
 import type { RouteTable } from './routes.js';
+import { deviceClasses, linkClasses, routeClasses, type DeviceClass, type LinkClass, type RouteClass } from './classes.js';
+
+/** Racks with more devices print classes (devices, links, routes), not every device and pair, unless asked for the matrix. */
+export const LARGE_RACK_DEVICES = 32;
 import { formatNumber } from './units.js';
 
 /** Routes are shown for a transfer this large: big enough that bandwidth, not latency, dominates. */
@@ -56,12 +60,13 @@ function dtypesShown(devices: readonly Device[]): string[] {
   return DTYPES.filter((t) => devices.some((d) => d.peak_flops[t] !== undefined));
 }
 
-export function renderTopology(topo: Topology, routes: RouteTable, color: boolean): string {
+export function renderTopology(topo: Topology, routes: RouteTable, color: boolean, opts: { matrix?: boolean } = {}): string {
   const title = (text: string) => (color ? BOLD[0] + text + BOLD[1] : text);
   const out: string[] = [];
   const file = topo.source.file ?? 'built-in default';
   out.push(`${title('topology')} ${topo.name}  (${file}, sha256 ${topo.source.sha256.slice(0, 12)})`);
   out.push([count(topo.devices.length, 'device'), count(topo.links.length, 'link'), count(topo.hosts.length, 'host')].join(', '));
+  if (topo.devices.length > LARGE_RACK_DEVICES && !opts.matrix) return renderSummary(topo, routes, color, out, title);
 
   const dtypes = dtypesShown(topo.devices);
   out.push('', title('devices'));
@@ -127,6 +132,50 @@ export function renderTopology(topo: Topology, routes: RouteTable, color: boolea
   return out.join('\n') + '\n';
 }
 
+/** A large rack: its device, link and route classes. */
+function renderSummary(topo: Topology, routes: RouteTable, color: boolean, out: string[], title: (t: string) => string): string {
+  const devices = deviceClasses(topo);
+  const byId = new Map(topo.devices.map((d) => [d.id, d]));
+  const dtypes = dtypesShown(topo.devices);
+  out.push('', title('device classes') + ' (same part, same pattern of links)');
+  out.push(...table(
+    ['class', 'count', 'devices', 'mem GiB', 'mem GB/s', ...dtypes, 'launch us'],
+    devices.map((c) => {
+      const d = byId.get(c.representative)!;
+      return [c.name, String(c.devices.length), abbreviate(compactIds(c.devices)), formatNumber(d.memory_capacity_bytes / 2 ** 30), formatNumber(d.memory_bandwidth_bytes_per_s / 1e9),
+        ...dtypes.map((t) => (d.peak_flops[t] !== undefined ? formatNumber((d.peak_flops[t] as number) / 1e12) : '-')), formatNumber(d.launch_s * 1e6)];
+    }),
+    ['left', 'right', 'left', 'right', 'right', ...dtypes.map((): Align => 'right'), 'right'],
+    color,
+  ));
+  out.push('', title('link classes'));
+  out.push(...table(
+    ['kind', 'count', 'devices each', 'GB/s', 'latency us', 'shared', 'links'],
+    linkClasses(topo).map((l) => [l.kind, String(l.links.length), String(l.size), formatNumber(l.bandwidth_bytes_per_s / 1e9), formatNumber(l.latency_s * 1e6), l.shared ? 'yes' : 'no', abbreviate(compactIds(l.links))]),
+    ['left', 'right', 'right', 'right', 'right', 'left', 'left'],
+    color,
+  ));
+  if (topo.hosts.length > 0) out.push('', `${title('hosts')} ${abbreviate(compactIds(topo.hosts.map((h) => h.id)))}`);
+  if (topo.devices.length > 1) {
+    out.push('', title('route classes') + ', 64 MiB transfer, from each class\'s first device');
+    out.push(...table(
+      ['from', 'to', 'same host', 'targets', 'links crossed', 'via', 'GB/s', 'latency us', 'effective GB/s'],
+      routeClasses(topo, routes, devices, ROUTE_BYTES).map((r) => {
+        const time = r.latency_s + ROUTE_BYTES / r.bandwidth_bytes_per_s;
+        return [r.from_class, r.to_class, r.same_host ? 'yes' : 'no', String(r.count), String(r.hops), r.kinds.join(' → '), formatNumber(r.bandwidth_bytes_per_s / 1e9), formatNumber(r.latency_s * 1e6), formatNumber(ROUTE_BYTES / time / 1e9)];
+      }),
+      ['left', 'left', 'left', 'right', 'right', 'left', 'right', 'right', 'right'],
+      color,
+    ));
+  }
+  out.push('', `(${topo.devices.length} devices: classes shown; \`hxc topology FILE --matrix\` prints every device and pair)`);
+  return out.join('\n') + '\n';
+}
+
+function abbreviate(text: string, max = 60): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 /** The JSON form of a topology (what `hxc topology --json` prints). Field order is fixed. */
 export interface TopologyJson {
   format: 'hxc-topology/v1';
@@ -137,23 +186,29 @@ export interface TopologyJson {
   hosts: { id: string; devices: string[] }[];
   /** Size of the transfer the routes are chosen for (64 MiB). */
   route_bytes: number;
-  /** Every ordered pair of distinct devices, in device order. */
-  routes: { from: string; to: string; links: string[]; hops: string[]; latency_s: number; bandwidth_bytes_per_s: number; time_s: number }[];
+  device_classes: DeviceClass[];
+  link_classes: LinkClass[];
+  /** Routes from each device class's representative, grouped by shape. */
+  route_classes: RouteClass[];
+  /** Every ordered pair of distinct devices, in device order: racks of at most 32 devices, or with --matrix. */
+  routes?: { from: string; to: string; links: string[]; hops: string[]; latency_s: number; bandwidth_bytes_per_s: number; time_s: number }[];
 }
 
-export function topologyToJson(topo: Topology, routes: RouteTable): TopologyJson {
+export function topologyToJson(topo: Topology, routes: RouteTable, opts: { matrix?: boolean } = {}): TopologyJson {
   const order = (flops: Record<string, number>): Record<string, number> => {
     const keys = Object.keys(flops).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
     return Object.fromEntries(keys.map((k) => [k, flops[k] as number]));
   };
-  const pairs: TopologyJson['routes'] = [];
-  topo.devices.forEach((_, i) =>
+  const pairs: NonNullable<TopologyJson['routes']> = [];
+  const listed = topo.devices.length <= LARGE_RACK_DEVICES || opts.matrix === true;
+  if (listed) topo.devices.forEach((_, i) =>
     topo.devices.forEach((__, j) => {
       if (i === j) return;
       const r = routes.routeIdx(i, j, ROUTE_BYTES);
       pairs.push({ from: r.from, to: r.to, links: r.links, hops: r.hops, latency_s: r.latency_s, bandwidth_bytes_per_s: r.bandwidth_bytes_per_s, time_s: r.time_s });
     }),
   );
+  const classes = deviceClasses(topo);
   return {
     format: topo.format,
     name: topo.name,
@@ -167,7 +222,10 @@ export function topologyToJson(topo: Topology, routes: RouteTable): TopologyJson
     links: topo.links.map((l) => ({ name: l.name, kind: l.kind, devices: [...l.devices], bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
     hosts: topo.hosts.map((h) => ({ id: h.id, devices: [...h.devices] })),
     route_bytes: ROUTE_BYTES,
-    routes: pairs,
+    device_classes: classes,
+    link_classes: linkClasses(topo),
+    route_classes: routeClasses(topo, routes, classes, ROUTE_BYTES),
+    ...(listed ? { routes: pairs } : {}),
   };
 }
 

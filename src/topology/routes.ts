@@ -65,19 +65,45 @@ interface Candidate {
  */
 const PS_PER_S = 1e12;
 
+/** A growable typed array (the options of rows computed so far). */
+class Grow<T extends Int32Array | Float64Array> {
+  data: T;
+  length = 0;
+  constructor(private readonly make: (n: number) => T) {
+    this.data = make(1024);
+  }
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = this.make(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+}
+
 export class RouteTable {
   readonly devices: readonly string[];
   readonly links: readonly string[];
   private readonly n: number;
   private readonly index: Map<string, number>;
-  /** Options of pair p = i * n + j are offset[p] .. offset[p + 1] - 1, latency ascending. */
-  private readonly offset: Int32Array;
-  private readonly optLatency: Float64Array;
-  private readonly optBandwidth: Float64Array;
-  /** Links of option k: pathLinks[pathOffset[k] .. pathOffset[k + 1]); devices have one more entry. */
-  private readonly pathOffset: Int32Array;
-  private readonly pathLinks: Int32Array;
-  private readonly pathDevices: Int32Array;
+  private readonly net: Network;
+  private readonly levels: number[];
+  /**
+   * Routes are found per source device when first asked for (a Dijkstra per bandwidth level), so
+   * a rack of thousands of devices costs what the plan touches, not all N² pairs. Row s: options of
+   * pair (s, t) are rows[s][t] .. rows[s][t + 1] - 1 in the option arrays, latency ascending.
+   * Option ids are handles (their order depends on which rows were asked for first); nothing
+   * printed depends on them.
+   */
+  private readonly rows: (Int32Array | undefined)[];
+  private readonly optLatency = new Grow((n) => new Float64Array(n));
+  private readonly optBandwidth = new Grow((n) => new Float64Array(n));
+  /** Links of option k: pathLinks[pathOffset[k] .. pathOffset[k + 1]); devices at pathDevStart[k], one more than links. */
+  private readonly pathOffset = new Grow((n) => new Int32Array(n));
+  private readonly pathDevStart = new Grow((n) => new Int32Array(n));
+  private readonly pathLinks = new Grow((n) => new Int32Array(n));
+  private readonly pathDevices = new Grow((n) => new Int32Array(n));
 
   constructor(topology: Pick<Topology, 'devices' | 'links'>) {
     this.devices = topology.devices.map((d) => d.id);
@@ -90,39 +116,44 @@ export class RouteTable {
     const linkBandwidth = topology.links.map((l) => l.bandwidth_bytes_per_s);
     const deviceLinks: number[][] = Array.from({ length: n }, () => []);
     linkDevices.forEach((devs, l) => devs.forEach((d) => deviceLinks[d]?.push(l)));
-    const levels = [...new Set(linkBandwidth)].sort((a, b) => b - a);
-    const net: Network = { n, linkDevices, linkLatencyPs, linkBandwidth, deviceLinks, linkNames: this.links, deviceIds: this.devices };
+    this.levels = [...new Set(linkBandwidth)].sort((a, b) => b - a);
+    this.net = { n, linkDevices, linkLatencyPs, linkBandwidth, deviceLinks, linkNames: this.links, deviceIds: this.devices };
+    this.rows = new Array(n);
+    this.pathOffset.push(0);
+  }
 
-    const offset = new Int32Array(n * n + 1);
-    const lat: number[] = [];
-    const bw: number[] = [];
-    const pathOffset: number[] = [0];
-    const pathLinks: number[] = [];
-    const pathDevices: number[] = [];
-    for (let s = 0; s < n; s++) {
-      const perTarget: Candidate[][] = Array.from({ length: n }, () => []);
-      for (const level of levels) {
-        for (const c of shortestFrom(net, s, level)) perTarget[c.devices[c.devices.length - 1] as number]?.push(c);
-      }
-      for (let t = 0; t < n; t++) {
-        offset[s * n + t] = lat.length;
-        if (t === s) continue;
-        for (const c of pareto(net, perTarget[t] as Candidate[])) {
-          lat.push(c.latency_ps / PS_PER_S);
-          bw.push(c.bandwidth);
-          pathLinks.push(...c.links);
-          pathDevices.push(...c.devices);
-          pathOffset.push(pathLinks.length);
-        }
+  /** Row s's option offsets (computed on first use). */
+  private row(s: number): Int32Array {
+    const have = this.rows[s];
+    if (have) return have;
+    const n = this.n;
+    const perTarget: Candidate[][] = Array.from({ length: n }, () => []);
+    for (const level of this.levels) {
+      for (const c of shortestFrom(this.net, s, level)) perTarget[c.devices[c.devices.length - 1] as number]?.push(c);
+    }
+    const offsets = new Int32Array(n + 1);
+    for (let t = 0; t < n; t++) {
+      offsets[t] = this.optLatency.length;
+      if (t === s) continue;
+      for (const c of pareto(this.net, perTarget[t] as Candidate[])) {
+        this.optLatency.push(c.latency_ps / PS_PER_S);
+        this.optBandwidth.push(c.bandwidth);
+        this.pathDevStart.push(this.pathDevices.length);
+        for (const l of c.links) this.pathLinks.push(l);
+        for (const d of c.devices) this.pathDevices.push(d);
+        this.pathOffset.push(this.pathLinks.length);
       }
     }
-    offset[n * n] = lat.length;
-    this.offset = offset;
-    this.optLatency = Float64Array.from(lat);
-    this.optBandwidth = Float64Array.from(bw);
-    this.pathOffset = Int32Array.from(pathOffset);
-    this.pathLinks = Int32Array.from(pathLinks);
-    this.pathDevices = Int32Array.from(pathDevices);
+    offsets[n] = this.optLatency.length;
+    this.rows[s] = offsets;
+    return offsets;
+  }
+
+  /** Devices whose routes were computed (for tests and the benchmark). */
+  rowsComputed(): number {
+    let c = 0;
+    for (const r of this.rows) if (r) c++;
+    return c;
   }
 
   /** Integer index of a device id (file order); unknown id → HXC2304 with close matches. */
@@ -144,10 +175,12 @@ export class RouteTable {
   /** Seconds to move `bytes` from device i to device j on the best route for that size (0 when i === j). */
   timeIdx(i: number, j: number, bytes: number): number {
     if (i === j) return 0;
-    const p = i * this.n + j;
+    const row = this.row(i);
+    const lat = this.optLatency.data;
+    const bw = this.optBandwidth.data;
     let best = Infinity;
-    for (let k = this.offset[p] as number, end = this.offset[p + 1] as number; k < end; k++) {
-      const t = (this.optLatency[k] as number) + bytes / (this.optBandwidth[k] as number);
+    for (let k = row[j] as number, end = row[j + 1] as number; k < end; k++) {
+      const t = (lat[k] as number) + bytes / (bw[k] as number);
       if (t < best) best = t;
     }
     return best;
@@ -163,11 +196,11 @@ export class RouteTable {
    */
   choiceIdx(i: number, j: number, bytes: number): number {
     if (i === j) return -1;
-    const p = i * this.n + j;
+    const row = this.row(i);
     let best = -1;
     let bestTime = Infinity;
-    for (let k = this.offset[p] as number, end = this.offset[p + 1] as number; k < end; k++) {
-      const t = (this.optLatency[k] as number) + bytes / (this.optBandwidth[k] as number);
+    for (let k = row[j] as number, end = row[j + 1] as number; k < end; k++) {
+      const t = (this.optLatency.data[k] as number) + bytes / (this.optBandwidth.data[k] as number);
       if (best < 0 || t < bestTime || (t === bestTime && this.comparePaths(k, best) < 0)) {
         best = k;
         bestTime = t;
@@ -178,7 +211,7 @@ export class RouteTable {
 
   /** Link indices (into `links`) of option k, in order. */
   optionLinks(k: number): Int32Array {
-    return this.pathLinks.subarray(this.pathOffset[k], this.pathOffset[k + 1]);
+    return this.pathLinks.data.subarray(this.pathOffset.data[k], this.pathOffset.data[k + 1]);
   }
 
   routeIdx(i: number, j: number, bytes: number): Route {
@@ -204,9 +237,9 @@ export class RouteTable {
     const i = this.indexOf(from);
     const j = this.indexOf(to);
     if (i === j) return [];
-    const p = i * this.n + j;
+    const row = this.row(i);
     const out: RouteOption[] = [];
-    for (let k = this.offset[p] as number; k < (this.offset[p + 1] as number); k++) out.push(this.option(k));
+    for (let k = row[j] as number; k < (row[j + 1] as number); k++) out.push(this.option(k));
     return out;
   }
 
@@ -217,10 +250,10 @@ export class RouteTable {
         if (i === j) return null;
         const k = this.choiceIdx(i, j, bytes);
         if (k < 0) return null;
-        const latency_s = this.optLatency[k] as number;
-        const bandwidth_bytes_per_s = this.optBandwidth[k] as number;
+        const latency_s = this.optLatency.data[k] as number;
+        const bandwidth_bytes_per_s = this.optBandwidth.data[k] as number;
         const time_s = latency_s + bytes / bandwidth_bytes_per_s;
-        const hops = (this.pathOffset[k + 1] as number) - (this.pathOffset[k] as number);
+        const hops = (this.pathOffset.data[k + 1] as number) - (this.pathOffset.data[k] as number);
         return { hops, latency_s, bandwidth_bytes_per_s, time_s, effective_bytes_per_s: time_s > 0 ? bytes / time_s : Infinity };
       }),
     );
@@ -228,15 +261,14 @@ export class RouteTable {
   }
 
   private option(k: number): RouteOption {
-    const start = this.pathOffset[k] as number;
-    const end = this.pathOffset[k + 1] as number;
-    // Option k's devices start at pathDevices index start + k (each option has one device more than links).
-    const devStart = start + k;
+    const start = this.pathOffset.data[k] as number;
+    const end = this.pathOffset.data[k + 1] as number;
+    const devStart = this.pathDevStart.data[k] as number;
     return {
-      links: Array.from(this.pathLinks.subarray(start, end), (l) => this.links[l] as string),
-      hops: Array.from(this.pathDevices.subarray(devStart, devStart + (end - start) + 1), (d) => this.devices[d] as string),
-      latency_s: this.optLatency[k] as number,
-      bandwidth_bytes_per_s: this.optBandwidth[k] as number,
+      links: Array.from(this.pathLinks.data.subarray(start, end), (l) => this.links[l] as string),
+      hops: Array.from(this.pathDevices.data.subarray(devStart, devStart + (end - start) + 1), (d) => this.devices[d] as string),
+      latency_s: this.optLatency.data[k] as number,
+      bandwidth_bytes_per_s: this.optBandwidth.data[k] as number,
     };
   }
 
