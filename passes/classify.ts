@@ -4,6 +4,8 @@
 // (slack in a critical-path analysis on the fastest device for each node; decode work is always
 // latency-sensitive). Stage-level labels are aggregated by the stage pass.
 
+import { deviceClasses } from '../src/topology/classes.js';
+import { LARGE_RACK_DEVICES } from '../src/topology/render.js';
 import { computeTime, ridgePoint } from '../src/cost/model.js';
 import type { VerifyResult } from '../src/ir/verify.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -110,17 +112,29 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
 function typicalLink(ctx: PassContext): ClassifyResult['typical_link'] {
   const topo = ctx.topology();
   const routes = ctx.routes();
-  const samples: { bw: number; lat: number }[] = [];
-  for (const a of topo.devices) {
+  // Every ordered pair on a small rack; on a large one, from each device class's first member to
+  // every device, weighted by the class's size (the same median when a class's members see the
+  // rack alike, which is what makes them a class) — N routes per class, not N².
+  const sources = topo.devices.length <= LARGE_RACK_DEVICES
+    ? topo.devices.map((d) => ({ id: d.id, weight: 1 }))
+    : deviceClasses(topo).map((c) => ({ id: c.representative, weight: c.devices.length }));
+  const samples: { bw: number; lat: number; weight: number }[] = [];
+  for (const a of sources) {
     for (const b of topo.devices) {
       if (a.id === b.id) continue;
       const r = routes.route(a.id, b.id, 1 << 20);
-      samples.push({ bw: r.bandwidth_bytes_per_s, lat: r.latency_s });
+      samples.push({ bw: r.bandwidth_bytes_per_s, lat: r.latency_s, weight: a.weight });
     }
   }
   if (samples.length === 0) return { bandwidth_bytes_per_s: Infinity, latency_s: 0 };
   samples.sort((x, y) => x.bw - y.bw || x.lat - y.lat);
-  const m = samples[samples.length >> 1]!;
+  const total = samples.reduce((s, x) => s + x.weight, 0);
+  // The weighted median: the sample at which half of all pairs lie before (index N >> 1 when unweighted).
+  let m = samples[samples.length - 1]!;
+  for (let k = 0, acc = 0; k < samples.length; k++) {
+    acc += samples[k]!.weight;
+    if (acc > Math.floor(total / 2)) { m = samples[k]!; break; }
+  }
   return { bandwidth_bytes_per_s: m.bw, latency_s: m.lat };
 }
 

@@ -61,6 +61,8 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     topology: {
       name: topo.name, sha256: topo.source.sha256,
       links: topo.links.map((l) => ({ name: l.name, kind: l.kind, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
+      /** On a large rack, the devices planned on and why (src/partition/narrow.ts). */
+      ...(ctx.considered ? { considered: ctx.considered } : {}),
     },
     dims: Object.fromEntries(Object.entries(profile.bindings).filter(([k]) => !(k in profile.estimated)).sort(([a], [b]) => (a < b ? -1 : 1))),
     /** Data-dependent sizes costed at their expectation (tokens per expert), not bound by anyone. */

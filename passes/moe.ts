@@ -4,6 +4,7 @@
 // (round-robin, EPLB-style greedy). The placement is reported in plan.json `experts` and the plan
 // summary; it does not change the partition's assignment (see README, pipeline).
 
+import { narrowForModel } from '../src/partition/narrow.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { byteSizeOf, type DType } from '../src/ir/dtype.js';
 import type { VerifyResult } from '../src/ir/verify.js';
@@ -205,6 +206,8 @@ function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]):
 function runMoe(ctx: PassContext): MoeResult {
   const { index, order } = ctx.get<VerifyResult>('verify');
   const layers = detectMoe(ctx.model, index, order);
+  // On a pod, plan on the hosts the model could use (src/partition/narrow.ts).
+  narrowForModel(ctx, Math.max(0, ...layers.map((l) => l.num_experts)));
   if (layers.length === 0) return { layers, routing: { file: null, uniform: false }, plan: null };
   const profile = ctx.get<ProfileResult>('profile');
   const types = ctx.get<ShapesResult>('shapes').types;

@@ -10,6 +10,7 @@
 // or a loaded machine. Every plan carries bounds and an explanation of each unit's placement,
 // recomputed on the plan it ships.
 
+import { narrowForModel } from '../src/partition/narrow.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { VerifyResult } from '../src/ir/verify.js';
 import { fastestTimes_s, lowerBound, type LowerBound } from '../src/partition/bounds.js';
@@ -158,6 +159,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const profile = ctx.get<ProfileResult>('profile');
   const state = ctx.get<StateResult>('state');
   const { index } = ctx.get<VerifyResult>('verify');
+  narrowForModel(ctx, ctx.has('moe') ? Math.max(0, ...ctx.get<MoeResult>('moe').layers.map((l) => l.num_experts)) : 0);
   const topology = ctx.topology();
   const deviceIds = topology.devices.map((d) => d.id);
   const assignFile = typeof ctx.options.flags.assign === 'string' ? ctx.options.flags.assign : null;

@@ -11,6 +11,7 @@ import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass } from '../src/pass/pass.js';
 import { splitMatMuls, splittable } from '../src/transform/tensor-parallel.js';
 import type { Topology } from '../src/topology/index.js';
+import type { Graph, Node } from '../src/ir/graph.js';
 
 export interface TpResult {
   k: number;
@@ -23,6 +24,8 @@ export interface TpResult {
 
 export const AUTO_MIN_WEIGHT_ELEMENTS = 1 << 22;
 export const FORCED_MIN_WEIGHT_ELEMENTS = 1 << 16;
+/** Expert (routed) MatMuls are split only when there are at most this many. */
+export const MAX_EXPERT_SPLITS = 1024;
 
 /** The largest group of identical GPU/accelerator devices sharing a dedicated link (an NVLink domain). */
 export function tensorParallelGroup(topo: Topology): string[] {
@@ -40,6 +43,40 @@ export function tensorParallelGroup(topo: Topology): string[] {
     for (const g of classes.values()) if (g.length >= 2 && g.length > best.length) best = g;
   }
   return best;
+}
+
+/**
+ * Whether a MatMul's rows are data-dependent — tokens gathered by a routing mask (a NonZero
+ * upstream within a few ops), as in an MoE expert. Those are parallel over experts already
+ * (the moe pass places them); splitting each expert's matrices too would multiply the units and
+ * the transfers for no gain (DeepSeek-V3 runs experts expert-parallel, attention tensor-parallel).
+ */
+function routedRows(g: Graph): (n: Node) => boolean {
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const memo = new Map<Node, boolean>();
+  return (start: Node): boolean => {
+    const seen = new Set<Node>();
+    const stack: [Node, number][] = [[start, 0]];
+    let found = false;
+    while (stack.length > 0 && !found && seen.size < 64) {
+      const [n, depth] = stack.pop()!;
+      if (seen.has(n)) continue;
+      seen.add(n);
+      const known = n !== start ? memo.get(n) : undefined;
+      if (known === true) { found = true; break; }
+      if (known === false) continue;
+      if (n.op === 'NonZero') { found = true; break; }
+      if (depth >= 8) continue;
+      for (const v of n === start ? n.inputs.slice(0, 1) : n.inputs) {
+        if (g.initializers.has(v)) continue;
+        const p = producer.get(v);
+        if (p) stack.push([p, depth + 1]);
+      }
+    }
+    memo.set(start, found);
+    return found;
+  };
 }
 
 export const tpPass: Pass<TpResult> = {
@@ -69,11 +106,19 @@ export const tpPass: Pass<TpResult> = {
     // The variant driver may narrow the splits to those that paid in an earlier variant.
     const only = ctx.options.tp_targets ? new Set(ctx.options.tp_targets) : null;
     const targets = new Set<string>();
+    const routed = routedRows(g);
+    const experts: string[] = [];
     for (const n of g.nodes) {
       if (!splittable(g, n, k) || (only && !only.has(n.name))) continue;
       const w = g.initializers.get(n.inputs[1]!)!;
-      if (w.dims[0]! * w.dims[1]! >= min) targets.add(n.name);
+      if (w.dims[0]! * w.dims[1]! < min) continue;
+      if (routed(n)) experts.push(n.name);
+      else targets.add(n.name);
     }
+    // Experts' matrices too when there are few (Mixtral: 8 per layer, split as vLLM does); with
+    // many (DeepSeek-V3: 256 per layer, 44,544 matrices) expert parallelism alone spreads them
+    // over the group, and splitting each would multiply the plan's units and transfers by k.
+    if (experts.length <= MAX_EXPERT_SPLITS) for (const name of experts) targets.add(name);
     const devices = group.length >= k ? group.slice(0, k) : [];
     if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [] };
     const { graph, splits } = splitMatMuls(g, targets, k);

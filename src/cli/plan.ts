@@ -1,6 +1,7 @@
 // `hxc plan MODEL [--topology FILE]`: run the pipeline with its instrumentation, write the plan
 // directory, and summarise: devices, what each runs, time, memory, gap to the lower bound.
 
+import type { Considered } from '../partition/narrow.js';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import type { LowerResult } from '../../passes/lower.js';
@@ -64,7 +65,8 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
     }));
     return;
   }
-  let text = `model ${run.ctx.model.name} on topology ${topo.name} (${topo.devices.length} devices)\npipeline: ${pipeline}\n`;
+  const considered = (run.ctx as { considered?: Considered | null }).considered;
+  let text = `model ${run.ctx.model.name} on topology ${topo.name} (${considered ? `${considered.devices} of ${considered.of_devices} devices: ${considered.reason}` : `${topo.devices.length} devices`})\npipeline: ${pipeline}\n`;
   if (!lowered) {
     for (const t of run.timings) text += `  ${t.name.padEnd(10)} ${Object.entries(t.statistics).map(([k, v]) => `${k}=${v}`).join(' ')}\n`;
     process.stdout.write(text);

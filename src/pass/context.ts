@@ -5,6 +5,7 @@ import { Diagnostics, HxcError } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
 import type { PassContext, PlanOptions } from './pass.js';
+import type { Considered } from '../partition/narrow.js';
 
 export class Context implements PassContext {
   readonly analyses = new Map<string, unknown>();
@@ -33,6 +34,16 @@ export class Context implements PassContext {
   routes(): RouteTable {
     if (!this.routesValue) this.routesValue = new RouteTable(this.topology());
     return this.routesValue;
+  }
+
+  /** Set once by src/partition/narrow.ts: null when the whole rack is planned on. */
+  considered?: Considered | null;
+
+  /** From here on, passes plan on these devices of the rack (src/partition/narrow.ts). */
+  narrow(t: Topology, considered: Considered): void {
+    this.topologyValue = t;
+    this.routesValue = null;
+    this.considered = considered;
   }
 
   get<T>(pass: string): T {

@@ -27,6 +27,9 @@ export interface PassContext {
   topology(): Topology;
   /** The topology's route table (built once). */
   routes(): RouteTable;
+  /** On a large rack, the devices planned on (src/partition/narrow.ts); undefined until decided, null for all. */
+  considered?: import('../partition/narrow.js').Considered | null;
+  narrow?(t: Topology, considered: import('../partition/narrow.js').Considered): void;
   /** Analyses by the name of the pass that provided them. */
   get<T>(pass: string): T;
   has(pass: string): boolean;
