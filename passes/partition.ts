@@ -10,6 +10,8 @@
 // or a loaded machine. Every plan carries bounds and an explanation of each unit's placement,
 // recomputed on the plan it ships.
 
+import { canRun, type Device } from '../src/topology/index.js';
+import type { Graph } from '../src/ir/graph.js';
 import { narrowForModel } from '../src/partition/narrow.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { VerifyResult } from '../src/ir/verify.js';
@@ -18,9 +20,9 @@ import { buildProblem, type Unit } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heft } from '../src/partition/heft.js';
-import { Judge, type Verdict } from '../src/partition/judge.js';
+import { Judge, memoryOf, type Verdict } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
-import { unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from '../src/partition/problem.js';
+import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, localSearch, MakespanAssessor, refine, refineBudget, type Assessed } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -152,6 +154,19 @@ function polishSimulations(steps: number, requests: number): number {
   return Math.max(4, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
 }
 
+/** Rounds of the memory repair (each one schedule judged). */
+const REPAIR_ROUNDS = 8;
+
+/** HEFT on a restricted problem (a hint, a variant): null when it does not fit, as any candidate that does not. */
+function heftOrNull(p: PlacementProblem): ReturnType<typeof heft> | null {
+  try {
+    return heft(p);
+  } catch (err) {
+    if (err instanceof HxcError && err.code === 'HXC3001') return null;
+    throw err;
+  }
+}
+
 export async function partitionGraph(ctx: PassContext): Promise<PartitionResult> {
   const objective = flag(ctx, 'objective', ['latency', 'throughput'], 'latency') as Objective;
   const solverFlag = flag(ctx, 'solver', ['auto', 'heuristic', 'exact'], 'auto');
@@ -226,10 +241,61 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     return entry;
   };
 
+  /**
+   * A candidate whose scheduled memory overflows (live activations, values waiting to be sent) is
+   * repaired: from each device over its capacity, units move to the device that runs them next
+   * fastest with room, least extra time per byte freed first — cold experts to host memory before
+   * hot layers (KTransformers' split) — until the schedule fits. Each round is judged on the
+   * schedule; at most REPAIR_ROUNDS rounds.
+   */
+  const repair = (start: Candidate | null, name: string, label: string): Candidate | null => {
+    if (!start || start.fits) return null;
+    const device = Int32Array.from(start.placement.device);
+    for (let round = 0; round < REPAIR_ROUNDS; round++) {
+      const placement = assessor.run(device, start.placement.start_s);
+      const lat = judge.latency(placement);
+      const memory = memoryOf(p, device, lat.schedule, lat.one);
+      const over = memory.map((m, d) => ({ d, excess: m.total_bytes - m.capacity_bytes })).filter((x) => x.excess > 0);
+      if (over.length === 0) return consider(name, label, device, placement.start_s);
+      const room = memory.map((m) => m.capacity_bytes - m.total_bytes);
+      let moved = false;
+      for (const { d, excess } of over) {
+        // What a move frees for sure is the unit's weights and state (its activations may not be
+        // at the peak); it needs room for those and its own working set where it goes.
+        const movable: { u: number; to: number; ratio: number; frees: number; needs: number }[] = [];
+        for (let u = 0; u < n; u++) {
+          if (device[u] !== d || pinnedTo[u]! >= 0) continue;
+          const frees = residentBytes(p, u);
+          if (frees <= 0) continue;
+          const needs = frees + p.activation_bytes[u]!;
+          let to = -1;
+          for (let e = 0; e < nd; e++) {
+            if (e === d || !Number.isFinite(unitTime(p, u, e)) || room[e]! < needs) continue;
+            if (to < 0 || unitTime(p, u, e) < unitTime(p, u, to)) to = e;
+          }
+          if (to >= 0) movable.push({ u, to, frees, needs, ratio: Math.max(0, unitTime(p, u, to) - unitTime(p, u, d)) / frees });
+        }
+        movable.sort((a, b) => a.ratio - b.ratio || b.frees - a.frees || a.u - b.u);
+        let freed = 0;
+        for (const m of movable) {
+          if (freed >= excess * 1.05) break;
+          if (room[m.to]! < m.needs) continue;
+          device[m.u] = m.to;
+          room[m.to] -= m.needs;
+          freed += m.frees;
+          moved = true;
+        }
+      }
+      if (!moved) return null;
+    }
+    return null;
+  };
+
   const h = heft(p);
   const heftEntry = consider('heft', 'HEFT (Topcuoglu et al. 2002)', h.device, h.start_s);
+  repair(heftEntry, 'heft+repair', 'HEFT, repaired to fit memory');
   const r = refine(p, h, refineBudget(p, groups.length), 12345, groups);
-  consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s);
+  repair(consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s), 'refined+repair', 'refined, repaired to fit memory');
   let exact: ExactResult | null = null;
   if (solverFlag === 'exact' || (solverFlag === 'auto' && n <= EXACT_MAX_UNITS && objective === 'latency')) {
     const timeLimit = ctx.options.flags['time-limit'];
@@ -278,16 +344,15 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   }
   // The moe pass's expert placement, as a hint: experts on its devices, the rest placed around them.
   const hint = moeHint(ctx, built.units, p);
-  if (hint) {
-    const hh = heft(hint);
-    consider('moe-hint', 'experts where the moe pass placed them, the rest by HEFT', hh.device, hh.start_s);
-  }
+  // (A hint whose devices cannot hold their experts is no candidate.)
+  const hh = hint ? heftOrNull(hint) : null;
+  if (hh) consider('moe-hint', 'experts where the moe pass placed them, the rest by HEFT', hh.device, hh.start_s);
   // With --routing, the plan hxc would make without it (experts of a layer costed alike) is a
   // candidate too, judged with the routing's costs: measured routing never makes a plan slower.
   if (typeof ctx.options.flags.routing === 'string') {
     const uniform = uniformExperts(p, built.units);
-    if (uniform) {
-      const hu = heft(uniform);
+    const hu = uniform ? heftOrNull(uniform) : null;
+    if (uniform && hu) {
       const ru = refine(uniform, hu, Math.min(refineBudget(uniform, groups.length), 2 * (n + groups.length) * nd), 4321, groups);
       consider('uniform-routing', 'the plan made as if routing were uniform', ru.placement.device, ru.placement.start_s);
     }
@@ -423,7 +488,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     exact, pipeline,
     search: { refine_moves: r.moves + surrogateMoves, refine_sweeps: r.rounds + surrogateSweeps, polish_moves: polishMoves, polish_sweeps: polishSweeps, evaluations: assessor.evaluations, simulations: judge.simulations },
     kv,
-    explain: once(() => explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins)),
+    explain: once(() => explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins, ctx.model.graph, topology.devices)),
     tp_paid, tp_eligible: spread(chosen.placement.device),
   };
 }
@@ -641,7 +706,8 @@ const EXPLAIN_STEPS = 1e6;
  * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
  * simulations); past it a move keeps its local bound and says so.
  */
-function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResult, placement: Placement, verdict: Verdict, judge: Judge, objective: Objective, assessor: MakespanAssessor, pins: Int32Array | undefined): ExplainEntry[] {
+function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResult, placement: Placement, verdict: Verdict, judge: Judge, objective: Objective, assessor: MakespanAssessor, pins: Int32Array | undefined,
+  graph: Graph, devices: readonly Device[]): ExplainEntry[] {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
   const R = judge.requests;
@@ -655,6 +721,13 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
   let runsLeft = Math.ceil(SEARCH_WORK / Math.max(1, n));
   const load = new Float64Array(nd);
   for (let u = 0; u < n; u++) load[placement.device[u]!] += unitTime(p, u, placement.device[u]!);
+  // fitsMemory's terms per device, for moving one unit at a time.
+  const used = new Float64Array(nd);
+  const floor = new Float64Array(nd);
+  for (let u = 0; u < n; u++) {
+    used[placement.device[u]!] += residentBytes(p, u);
+    floor[placement.device[u]!] = Math.max(floor[placement.device[u]!]!, p.activation_bytes[u]!);
+  }
   // The contention-free schedule in the shipped order, and each unit's position in that order.
   const cf = assessor.runOne(placement.device, placement.start_s);
   const topo = new Int32Array(n);
@@ -693,11 +766,11 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
       const id = p.device_ids[e]!;
       const none = { device: id, latency_s: null, throughput_per_s: null, value: Infinity };
       if (!Number.isFinite(unitTime(p, u, e))) { alts.push({ ...none, why: 'cannot run its ops' }); continue; }
-      const device = Int32Array.from(placement.device);
-      device[u] = e;
-      if (!fitsMemory(p, device)) { alts.push({ ...none, why: 'memory full' }); continue; }
+      // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
+      if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) { alts.push({ ...none, why: 'memory full' }); continue; }
+      const at = placement.device;
       let ready = freeBefore(e, pos[u]!);
-      for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (device[v.producer] === e ? 0 : p.transfer_s(device[v.producer]!, e, v.bytes)));
+      for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (at[v.producer] === e ? 0 : p.transfer_s(at[v.producer]!, e, v.bytes)));
       let busiest = 0;
       for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
       const local = ready + unitTime(p, u, e) + tail[u]!;
@@ -705,6 +778,8 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
       let pl: Placement | null = null;
       if (bound < current * (1 - 1e-9) && runsLeft > 0) {
         runsLeft--;
+        const device = Int32Array.from(placement.device);
+        device[u] = e;
         pl = assessor.runOne(device, placement.start_s);
         bound = Math.max(bound, objective === 'latency' ? pl.makespan_s : Math.max(R * busiest, pl.makespan_s));
       }
@@ -724,10 +799,17 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
       }
     }
     const shown = alts.sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1)).slice(0, 3).map(({ value: _v, ...a }) => a);
+    // Devices that cannot run one of its ops (onnxruntime's EP fallback, for a whole unit).
+    const unsupported = (() => {
+      const out = [...Array(nd).keys()].filter((e) => unit.nodes.some((i) => !canRun(devices[e]!, graph.nodes[i]!.op, graph.nodes[i]!.domain)));
+      const ops = [...new Set(unit.nodes.map((i) => graph.nodes[i]!).filter((node) => out.some((e) => !canRun(devices[e]!, node.op, node.domain))).map((node) => node.op))];
+      return { devices: out.map((e) => p.device_ids[e]!), ops };
+    })();
     const fastestDevice = [...Array(nd).keys()].filter((e) => Number.isFinite(unitTime(p, u, e))).sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
     let reason: string;
     if (pins && pins[unit.nodes[0]!]! >= 0) reason = 'assigned by the user (--assign)';
     else if (unit.fallback) reason = `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`;
+    else if (unsupported.ops.length > 0) reason = `fallback: ${unsupported.devices.join(', ')} cannot run ${unsupported.ops.join(', ')}`;
     else if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full') reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
     else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
     else reason = 'the fastest device for it';

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import crypto from 'node:crypto';
 import { planHashText } from '../src/plan/read.js';
+import { onnx } from './onnx-builder.js';
 import { EXAMPLES, FIXTURES, HXC, hxc, isOneLineError, tmpDir } from './helpers.js';
 
 const MODEL = path.join(FIXTURES, 'models', 'hello_deepa.onnx');
@@ -174,6 +176,25 @@ test('a plan whose transfers disagree with their steps is refused (a recv that w
   const r2 = hxc(['run', plan]);
   assert.equal(isOneLineError(r2, 'HXC2601'), null);
   assert.match(r2.stderr, /yields "logits", which plan.json sends nowhere/);
+  // A program onnxruntime refuses to load while the other devices are still loading theirs: one
+  // line and exit 2 — stopping a worker in the middle of its session creation aborted the process.
+  const q2 = JSON.parse(original);
+  const files = Object.keys(q2.programs);
+  const file = files[files.length - 1]!;
+  const model = onnx.ModelProto.decode(fs.readFileSync(path.join(plan, file)));
+  model.graph!.node!.find((x) => x.opType !== 'Constant')!.opType = 'NoSuchOp';
+  const bytes = onnx.ModelProto.encode(model).finish();
+  fs.writeFileSync(path.join(plan, file), bytes);
+  q2.programs[file].sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+  q2.programs[file].bytes = bytes.length;
+  const broken = JSON.stringify(q2, null, 1) + '\n';
+  fs.writeFileSync(path.join(plan, 'plan.json'), broken);
+  fs.writeFileSync(path.join(plan, 'plan.sha256'), planHashText(broken));
+  for (let k = 0; k < 3; k++) {
+    const r3 = hxc(['run', plan]);
+    assert.equal(isOneLineError(r3, 'HXC2601'), null, 'no abort, one line');
+    assert.match(r3.stderr, /NoSuchOp/);
+  }
 });
 
 test('sizes from flags are checked before anything is allocated: --requests 1e9 is one line, not an out-of-memory crash', () => {

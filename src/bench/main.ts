@@ -3,9 +3,12 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
+import { DEEPSEEK_V3, writeDeepseek } from './deepseek.js';
+import { rackYaml } from './rack.js';
 import { moeTable } from './moe.js';
 import { qualitySuite } from './placement.js';
 import { BASELINES, qualityTable } from './quality.js';
@@ -18,12 +21,13 @@ const MODELS = path.resolve(REPO, '..', 'shared', 'models');
 
 interface Case {
   name: string;
-  /** Model path, or a synthetic spec `synthetic:onnx:200000`. */
+  /** Model path, or a generated one: `synthetic:onnx:200000`, `deepseek:61` (layers of the DeepSeek-V3 shape). */
   model: string;
   passes: string[];
   reps: number;
   dims?: Record<string, number>;
   flags?: Record<string, string | number>;
+  /** Rack path, or `rack:HOSTS` (src/bench/rack.ts: ten devices per host). */
   topology?: string;
 }
 
@@ -46,6 +50,16 @@ function cases(): Case[] {
   list.push({ name: 'plan + write programs (all passes), same', model: 'synthetic:onnx:100000', passes: PLAN, reps: 5, dims: { batch: 8 }, topology: rack64 });
   const mixtral = path.join(MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
   if (fs.existsSync(mixtral)) list.push({ name: 'analysis (import..stage), mixtral_8x7b_shaped prefill 512', model: mixtral, passes: ANALYSIS, reps: 5, flags: { phase: 'prefill', prompt: 512 } });
+  // Frontier scale (issue 10): the DeepSeek-V3 shape, 61 layers × 256 experts, and a pod of 512 hosts.
+  const ds = { batch_size: 1, sequence_length: 1, past_sequence_length: 1024 };
+  list.push({ name: 'import+verify, DeepSeek-V3-shaped', model: 'deepseek:61', passes: ['import', 'verify'], reps: 3 });
+  list.push({ name: 'analysis + moe (import..moe), DeepSeek-V3-shaped decode', model: 'deepseek:61', passes: [...ANALYSIS, 'moe'], reps: 3, dims: ds, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
+  list.push({ name: 'plan (all passes), DeepSeek-V3-shaped 8 layers decode, rack-8gpu', model: 'deepseek:8', passes: PLAN, reps: 1, dims: ds, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
+  const tiny = path.join(MODELS, 'mixtral_tiny_moe_kv.onnx');
+  if (fs.existsSync(tiny)) {
+    list.push({ name: 'import..classify (topology load), mixtral_tiny, 5,120-device rack', model: tiny, passes: ['import', 'verify', 'bind', 'shapes', 'profile', 'classify'], reps: 3, dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 }, topology: 'rack:512' });
+    list.push({ name: 'plan (all passes), mixtral_tiny, 5,120-device rack', model: tiny, passes: PLAN, reps: 3, dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 }, topology: 'rack:512' });
+  }
   return list;
 }
 
@@ -56,9 +70,18 @@ async function runChild(c: Case): Promise<void> {
   if (file.startsWith('synthetic:')) {
     const [, kind, n] = file.split(':');
     file = writeSynthetic(kind as 'onnx' | 'json', Number(n));
+  } else if (file.startsWith('deepseek:')) {
+    const layers = Number(file.split(':')[1]);
+    file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-bench-')), `deepseek-${layers}.onnx`);
+    writeDeepseek(file, { ...DEEPSEEK_V3, layers });
+  }
+  let topology = c.topology ?? null;
+  if (topology?.startsWith('rack:')) {
+    topology = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-bench-')), 'rack.yaml');
+    fs.writeFileSync(topology, rackYaml(Number(c.topology!.split(':')[1])));
   }
   const out = path.join(path.dirname(file), 'plan');
-  const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, { out, ...(c.flags ?? {}) }, c.topology ?? null);
+  const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, { out, ...(c.flags ?? {}) }, topology);
   const maxrss_bytes = process.resourceUsage().maxRSS * 1024;
   process.stdout.write(JSON.stringify({ ...r, maxrss_bytes, file_bytes: fs.statSync(file).size }));
 }

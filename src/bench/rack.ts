@@ -31,7 +31,7 @@ export function rackYaml(hosts: number): string {
       `  - name: pcie${h}`, '    kind: pcie', `    connects: [cpu${h}, ${gpus.join(', ')}, nic${h}]`, '    bandwidth: 64GB/s', '    latency: 2us', '    shared: true',
     );
   }
-  lines.push('  - name: spine', '    kind: ethernet', `    connects: [${Array.from({ length: hosts }, (_, h) => `nic${h}`).join(', ')}]`, '    bandwidth: 50GB/s', '    latency: 5us');
+  if (hosts > 1) lines.push('  - name: spine', '    kind: ethernet', `    connects: [${Array.from({ length: hosts }, (_, h) => `nic${h}`).join(', ')}]`, '    bandwidth: 50GB/s', '    latency: 5us');
   return lines.join('\n') + '\n';
 }
 

@@ -113,6 +113,39 @@ export function buildProblem(inp: BuildInput): Built {
       segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes, ...(seg.dispatch ? {} : { expert: seg.expert }) });
     }
   });
+  // An expert is atomic: when stage cuts fall inside its body (fine stages cut anywhere), its
+  // pieces join into one segment, at the place of its last piece — unless something between the
+  // pieces depends on an earlier one (its MatMuls split for tensor parallelism: the parts are
+  // segments of their own between the expert's pieces, and joining around them would be a cycle).
+  const pieces = new Map<number, number[]>();
+  segments.forEach((seg, k) => { if (seg.expert !== undefined && seg.expert >= 0) (pieces.get(seg.expert) ?? pieces.set(seg.expert, []).get(seg.expert)!).push(k); });
+  const between = new Int32Array(graph.nodes.length).fill(-1);
+  for (const [expert, list] of pieces) {
+    if (list.length < 2) continue;
+    const lo = list[0]!;
+    const hi = list[list.length - 1]!;
+    for (let k = lo + 1; k < hi; k++) if (segments[k]!.expert !== expert) for (const i of segments[k]!.nodes) between[i] = expert;
+    const stack = list.slice(0, -1).flatMap((k) => segments[k]!.nodes);
+    const reached = new Set<number>();
+    let depends = false;
+    while (stack.length > 0 && !depends) {
+      const i = stack.pop()!;
+      for (const id of index.outputsOf(i)) for (const c of index.consumersOfId(id)) {
+        if (between[c] !== expert || reached.has(c)) continue;
+        depends = true;
+        reached.add(c);
+        stack.push(c);
+      }
+    }
+    if (depends) continue;
+    const first = segments[list[0]!]!;
+    const last = segments[list[list.length - 1]!]!;
+    last.nodes = list.flatMap((k) => segments[k]!.nodes);
+    last.stage = first.stage;
+    last.name = first.name;
+    for (const k of list.slice(0, -1)) segments[k]!.nodes = [];
+  }
+  for (let k = segments.length - 1; k >= 0; k--) if (segments[k]!.nodes.length === 0) segments.splice(k, 1);
   segments.forEach((stage) => {
     const s = stage.stage;
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));
@@ -257,6 +290,20 @@ function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: I
   const unitOf = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => { for (const i of u.nodes) unitOf[i] = k; });
   const moved = new Set<number>();
+  // A Constant joins the unit of its first reader (in unit order): a unit of nothing but
+  // constants would be a program with nothing to compute and nothing to send (programs carry
+  // their own copies of the constants they read; src/lower/programs.ts).
+  units.forEach((u, k) => {
+    for (const i of u.nodes) {
+      const node = graph.nodes[i]!;
+      if (node.op !== 'Constant' || node.domain !== '' || (pins && pins[i]! >= 0)) continue;
+      let first = -1;
+      for (const id of index.outputsOf(i)) for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
+      if (first < 0 || first === k) continue;
+      units[first]!.nodes.unshift(i);
+      moved.add(i);
+    }
+  });
   units.forEach((u, k) => {
     for (const i of u.nodes) {
       const node = graph.nodes[i]!;
@@ -271,6 +318,7 @@ function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: I
   });
   if (moved.size === 0) return;
   units.forEach((u, k) => { u.nodes = u.nodes.filter((i) => !moved.has(i) || unitOf[i] !== k); });
+  // A moved node is listed once, in its new unit (a Constant read first there, then a Shape moved there too).
   for (let k = units.length - 1; k >= 0; k--) if (units[k]!.nodes.length === 0) units.splice(k, 1);
 }
 

@@ -192,6 +192,7 @@ export class Evaluator {
       makespan = 0;
       const remaining = new Set(order);
       while (remaining.size > 0) {
+        const before = remaining.size;
         for (const u of remaining) {
           let ok = true;
           for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!done[predList[j]!]) { ok = false; break; }
@@ -201,6 +202,8 @@ export class Evaluator {
             break;
           }
         }
+        // Units that wait on each other would loop here for ever: a bug in how units were cut.
+        if (remaining.size === before) throw new Error(`units form a cycle: ${p.unit_names[remaining.values().next().value!]} and ${remaining.size - 1} more wait on each other`);
       }
     }
     return { device, start_s: start, finish_s: finish, makespan_s: makespan };

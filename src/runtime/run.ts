@@ -141,6 +141,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const queue = new SharedArrayBuffer(4 * Math.max(1, active.length));
   const slots: Record<string, number> = Object.fromEntries(active.map((d, k) => [d.id, k]));
   const workers = new Map<string, Worker>();
+  const initialised: Promise<void>[] = [];
   const pending = new Map<string, (m: WorkerMessage) => void>();
   let finished = false;
   const failures: string[] = [];
@@ -172,13 +173,18 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     };
     const ports = [...Object.values(init.send_ports), ...Object.values(init.recv_ports)];
     const w = new Worker(WORKER, { workerData: init, transferList: ports });
+    // Settled when the worker has its sessions (or gave up): a worker must not be terminated while
+    // onnxruntime is still creating a session on it — that aborts the whole process.
+    let settle = (): void => {};
+    initialised.push(new Promise<void>((resolve) => (settle = resolve)));
     w.on('message', (m: WorkerMessage) => {
+      if (m.type === 'ready' || m.type === 'error') settle();
       if (m.type === 'error') fail(`${m.device}: ${m.message}`);
       pending.get(d.id)?.(m);
     });
-    w.on('error', (e) => fail(`${d.id}: ${e.message}`));
+    w.on('error', (e) => { settle(); fail(`${d.id}: ${e.message}`); });
     // A worker that stops without a word (killed, or its thread torn down) ends the run too.
-    w.on('exit', (code) => { if (!finished) fail(`${d.id}: its worker stopped (exit code ${code})`); });
+    w.on('exit', (code) => { settle(); if (!finished) fail(`${d.id}: its worker stopped (exit code ${code})`); });
     workers.set(d.id, w);
   }
   const next = (id: string): Promise<WorkerMessage> => new Promise((resolve) => pending.set(id, resolve));
@@ -268,6 +274,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     return finish(opts, plan, results, records, active.map((d) => d.id));
   } finally {
     finished = true;
+    // Let every worker finish creating its sessions first (bounded by --timeout), then stop them.
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(initialised), new Promise<void>((r) => (waited = setTimeout(r, (opts.timeout_s ?? DEFAULT_TIMEOUT_S) * 1000)))]);
+    clearTimeout(waited);
     await Promise.all([...workers.values()].map((w) => w.terminate()));
   }
 }

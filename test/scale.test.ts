@@ -1,0 +1,113 @@
+// Scale features at a size a test can afford: the DeepSeek-V3-shaped generator at a small size is
+// read, its MoE layers found and planned; generated racks of many hosts are summarised by class,
+// planned on the hosts the model can use, and a rack too small for the fastest plan still gets one
+// that fits.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { deepseekOnnx, DEEPSEEK_V3 } from '../src/bench/deepseek.js';
+import { rackYaml } from '../src/bench/rack.js';
+import { hxc, SHARED_MODELS, tmpDir } from './helpers.js';
+
+const MIXTRAL_TINY = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+const SMALL = { ...DEEPSEEK_V3, layers: 4, denseLayers: 1, experts: 16, topK: 4, hidden: 256, heads: 4, qLora: 64, kvLora: 32, qkNope: 32, qkRope: 16, vHead: 32, moeFfn: 128, denseFfn: 512, vocab: 1024, maxPositions: 4096 };
+
+interface PlanJson {
+  devices: { id: string; steps: unknown[] }[];
+  experts: { layer: number; expert: number; replicas: { device: string }[] }[];
+  topology: { considered?: { devices: number; of_devices: number; hosts: number; of_hosts: number; reason: string } };
+  estimate: { chosen: string; devices: Record<string, { memory_bytes: number; capacity_bytes: number }> };
+}
+
+function readPlan(dir: string): PlanJson {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8')) as PlanJson;
+}
+
+test('the DeepSeek-V3-shaped generator at a small size: deterministic bytes, every routed layer found and planned', () => {
+  const a = deepseekOnnx(SMALL);
+  assert.ok(a.equals(deepseekOnnx(SMALL)), 'same shape, same bytes');
+  const dir = tmpDir();
+  const model = path.join(dir, 'ds-small.onnx');
+  fs.writeFileSync(model, a);
+  const rack = path.join(dir, 'rack.yaml');
+  fs.writeFileSync(rack, rackYaml(1));
+  const out = path.join(dir, 'plan');
+  const r = hxc(['plan', model, '--topology', rack, '--out', out, '--phase', 'prefill', '--prompt', '16']);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = readPlan(out);
+  const layers = new Map<number, Set<number>>();
+  for (const e of plan.experts) (layers.get(e.layer) ?? layers.set(e.layer, new Set()).get(e.layer)!).add(e.expert);
+  assert.equal(layers.size, SMALL.layers - SMALL.denseLayers, 'one MoE layer per routed layer');
+  for (const experts of layers.values()) assert.equal(experts.size, SMALL.experts, 'every routed expert placed');
+  assert.ok(plan.experts.every((e) => e.replicas.length >= 1 && e.replicas.every((r) => r.device)), 'every expert on a device');
+});
+
+test('hxc topology on 40 generated hosts (400 devices): classes by default, every pair with --matrix', () => {
+  const dir = tmpDir();
+  const rack = path.join(dir, 'rack.yaml');
+  fs.writeFileSync(rack, rackYaml(40));
+  const text = hxc(['topology', rack]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /400 devices/);
+  assert.match(text.stdout, /class/i);
+  assert.ok(text.stdout.split('\n').length < 200, 'a summary, not a 400 × 400 table');
+  const json = hxc(['topology', rack, '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const t = JSON.parse(json.stdout) as { device_classes: { devices: string[] }[]; link_classes: unknown[]; route_classes: unknown[]; routes?: unknown[] };
+  assert.equal(t.device_classes.reduce((s, c) => s + c.devices.length, 0), 400, 'the classes cover every device');
+  assert.ok(t.link_classes.length >= 3 && t.route_classes.length >= 3);
+  assert.equal(t.routes, undefined, 'no pair list for a large rack unless asked');
+  const m = JSON.parse(hxc(['topology', rack, '--json', '--matrix']).stdout) as { routes: unknown[] };
+  assert.equal(m.routes.length, 400 * 399, 'every ordered pair with --matrix');
+});
+
+test('a plan on 64 generated hosts stays on the hosts it needs and says so', () => {
+  assert.ok(fs.existsSync(MIXTRAL_TINY), `missing model ${MIXTRAL_TINY}`);
+  const dir = tmpDir();
+  const rack = path.join(dir, 'rack.yaml');
+  fs.writeFileSync(rack, rackYaml(64));
+  const out = path.join(dir, 'plan');
+  const r = hxc(['plan', MIXTRAL_TINY, '--topology', rack, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = readPlan(out);
+  const c = plan.topology.considered;
+  assert.ok(c, 'plan.json names the devices it planned on');
+  assert.equal(c.of_devices, 640);
+  assert.ok(c.devices < c.of_devices && c.hosts < c.of_hosts, `narrowed: ${JSON.stringify(c)}`);
+  assert.match(r.stdout, new RegExp(`${c.devices} of 640 devices`));
+  // Identical hosts are interchangeable: the plan uses the first ones.
+  const hostOf = (d: string): number => Math.floor(Number(/\d+/.exec(d)![0]) / (d.startsWith('gpu') ? 8 : 1));
+  const used = plan.devices.filter((d) => d.steps.length > 0).map((d) => d.id);
+  assert.ok(used.length > 0);
+  for (const d of used) assert.ok(hostOf(d) < c.hosts, `${d} is outside the ${c.hosts} considered hosts`);
+});
+
+test('when HEFT\'s placement does not fit, it is repaired, the shipped plan fits, and the output says which did not', () => {
+  const dir = tmpDir();
+  const model = path.join(dir, 'ds-small.onnx');
+  // Bigger experts, so that memory binds on small devices.
+  fs.writeFileSync(model, deepseekOnnx({ ...SMALL, hidden: 1024, moeFfn: 1024, denseFfn: 4096, vocab: 8192 }));
+  const rack = path.join(dir, 'rack.yaml');
+  // Four small GPUs and a CPU: at a 1,024-token prompt HEFT puts more on gpu0 than it holds.
+  fs.writeFileSync(rack, [
+    'format: hxc-topology/v1', 'name: small-gpus',
+    'devices:', '  - id: cpu0', '    kind: cpu', '    model: xeon-8480', '    memory: {capacity: 1GiB}',
+    '  - id: gpu[0-3]', '    kind: gpu', '    model: h100-sxm', '    memory: {capacity: 160MiB}',
+    'links:', '  - name: pcie', '    kind: pcie', '    connects: [cpu0, gpu0, gpu1, gpu2, gpu3]', '    bandwidth: 64GB/s', '    latency: 2us', '    shared: true', '',
+  ].join('\n'));
+  const out = path.join(dir, 'plan');
+  const r = hxc(['plan', model, '--topology', rack, '--out', out, '--phase', 'prefill', '--prompt', '1024']);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = readPlan(out);
+  const mem = plan.estimate.devices;
+  const gpus = Object.keys(mem).filter((d) => d.startsWith('gpu') && mem[d]!.memory_bytes > 0);
+  assert.ok(gpus.length >= 2, `the weights need more than one GPU: ${gpus.join(', ')}`);
+  for (const [d, m] of Object.entries(mem)) assert.ok(m.memory_bytes <= m.capacity_bytes, `${d}: ${m.memory_bytes} > ${m.capacity_bytes}`);
+  assert.match(r.stdout, /HEFT [\d.]+ ms \(does not fit in memory\)/, 'the output says HEFT\'s placement did not fit');
+  const candidates = (plan.estimate as unknown as { candidates: { name: string; fits: boolean }[] }).candidates;
+  assert.equal(candidates.find((c) => c.name === 'heft')?.fits, false);
+  assert.equal(candidates.find((c) => c.name === 'heft+repair')?.fits, true, 'HEFT repaired to fit');
+  assert.ok(candidates.find((c) => c.name === plan.estimate.chosen)?.fits, 'the shipped candidate fits');
+});
