@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { onnx } from './onnx-builder.js';
-import { EXAMPLES, FIXTURES, hxc, isOneLineError, sharedModels, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, HXC, hxc, isOneLineError, sharedModels, tmpDir } from './helpers.js';
 
 test('hxc --help works and lists the commands', () => {
   const r = hxc(['--help']);
@@ -134,4 +135,25 @@ test('hxc check: exit 1 with one line when a budget breaks, 0 when all hold; on 
   assert.equal(fromModel.code, 1, fromModel.stderr);
   assert.match(fromModel.stdout, /FAIL KV sequences/);
   assert.equal(isOneLineError(hxc(['check', out]), 'HXC2002'), null);
+});
+
+test('hxc plan shows which pass runs on a terminal, erases it, and prints nothing of it to a pipe or with --json', () => {
+  const dir = tmpDir();
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  // script(1) (util-linux, in every Debian) gives the command a pseudo-terminal.
+  const tty = (args: string[]): string => {
+    const cmd = [process.execPath, HXC, ...args].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', TERM: 'xterm' } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    return r.stdout;
+  };
+  const shown = tty(['plan', model, '--out', path.join(dir, 'a')]);
+  const statuses = shown.split('\r').filter((s) => s.includes('(pass '));
+  assert.ok(statuses.length >= 13, `a status per pass: ${statuses.length}`);
+  assert.match(statuses[0]!, /import \(pass 1 of \d+\)/);
+  assert.match(shown, /\r\x1b\[2Kmodel /, 'the status line is erased before the summary');
+  assert.doesNotMatch(tty(['plan', model, '--out', path.join(dir, 'b'), '--json']), /\(pass \d/, 'no status with --json');
+  const piped = hxc(['plan', model, '--out', path.join(dir, 'c')]);
+  assert.equal(piped.code, 0);
+  assert.doesNotMatch(piped.stderr + piped.stdout, /\(pass \d|\x1b/, 'no status when stderr is not a terminal');
 });

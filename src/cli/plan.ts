@@ -33,13 +33,35 @@ function passSet(v: string | undefined, flag: string): Set<string> | 'all' {
 
 const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
 
+/**
+ * On a terminal, one status line on stderr that each pass overwrites ("hxc: moe (pass 11 of 14)",
+ * with the variant being planned), erased when planning ends; nothing when stderr is a file or
+ * a pipe, or with --json. Big models take a while: this says where.
+ */
+function progressLine(json: boolean): { progress?(text: string): void } {
+  if (json || !process.stderr.isTTY || process.env.TERM === 'dumb') return {};
+  let shown = false;
+  return {
+    progress: (text) => {
+      if (!text && !shown) return;
+      process.stderr.write(text ? `\r\x1b[2Khxc: ${text}` : '\r\x1b[2K');
+      shown = Boolean(text);
+    },
+  };
+}
+
 export async function planCommand(model: string, flags: PlanFlags): Promise<void> {
+  const status = progressLine(Boolean(flags.json));
   const instr: Instrumentation = {
     printBefore: passSet(flags.printBefore, '--print-before'),
     printAfter: passSet(flags.printAfter, '--print-after'),
     dumpDir: flags.dumpDir ?? null,
     timePasses: Boolean(flags.timePasses),
-    write: (t) => process.stderr.write(t),
+    write: (t) => {
+      status.progress?.('');
+      process.stderr.write(t);
+    },
+    ...status,
   };
   const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
   const options = planOptions(model, flags);

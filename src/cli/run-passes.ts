@@ -51,6 +51,7 @@ export async function runPipeline(options: PlanOptions, requested: string[] | nu
     }
     return await runVariants(options, pipeline, instr, tpFlag === 'auto', diagnostics);
   } finally {
+    instr.progress?.('');
     for (const line of [...new Set(diagnostics)]) process.stderr.write(line + '\n');
   }
 }
@@ -60,20 +61,21 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   const lowerAt = passes.findIndex((p) => p.name === 'lower');
   const planning = lowerAt >= 0 ? passes.slice(0, lowerAt) : passes;
   const tail = lowerAt >= 0 ? passes.slice(lowerAt) : [];
+  const first = 'tensor parallel';
   const variant = async (name: string, opts: PlanOptions, list: readonly Pass<any, any>[]): Promise<Variant> => {
     const ctx = new Context(opts);
     const printed: string[] = [];
-    const buffered: Instrumentation = { ...instr, timePasses: false, write: (t) => printed.push(t) };
+    const buffered: Instrumentation = { ...instr, timePasses: false, write: (t) => printed.push(t), progress: (t) => instr.progress?.(name === first ? t : `variant "${name}": ${t}`) };
     const t0 = process.hrtime.bigint();
     try {
-      const run = await new PassManager(list, buffered).run(ctx, (n, result) => ctx.store(n, result));
+      const run = await new PassManager(list, buffered).run(ctx, (n, result) => ctx.store(n, result), 0, passes.length);
       return { name, ctx, run, printed, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
     } finally {
       diagnostics.push(...ctx.diagnostics.lines());
     }
   };
   // With the splits the tp pass proposes; when it proposes none, this is the plain plan.
-  const all = await variant('tensor parallel', options, planning);
+  const all = await variant(first, options, planning);
   const proposed = all.ctx.get<TpResult>('tp');
   const variants: Variant[] = [all];
   if (proposed.splits.length > 0) {

@@ -13,6 +13,8 @@ export interface Instrumentation {
   timePasses: boolean;
   /** Where printed IR and the timing table go (stderr in the CLI). */
   write(text: string): void;
+  /** Told which pass starts (k of n): the CLI shows it on a terminal, never in files or --json. */
+  progress?(text: string): void;
 }
 
 export interface PassTiming {
@@ -73,9 +75,9 @@ export class PassManager {
   /**
    * Run the passes in order. IR printed before/after a pass goes to `instr.write` at once; dumps and
    * timings are returned for `finish` (a caller running variants writes only the shipped one's).
-   * `offset` numbers the dump files when a pipeline is run in pieces.
+   * `offset` numbers the dump files when a pipeline is run in pieces (of `total` passes).
    */
-  async run(ctx: PassContext, store: (name: string, result: unknown) => void, offset = 0): Promise<PassRun> {
+  async run(ctx: PassContext, store: (name: string, result: unknown) => void, offset = 0, total = offset + this.passes.length): Promise<PassRun> {
     const timings: PassTiming[] = [];
     const dumps: { file: string; text: string }[] = [];
     const wants = (set: Set<string> | 'all', name: string): boolean => set === 'all' || set.has(name);
@@ -84,6 +86,7 @@ export class PassManager {
       if (wants(this.instr.printBefore, pass.name) && ctx.has('import')) {
         this.instr.write(`// ----- IR before ${pass.name} -----\n${this.printIR(ctx, i)}`);
       }
+      this.instr.progress?.(`${pass.name} (pass ${offset + i + 1} of ${total})`);
       const t0 = process.hrtime.bigint();
       const result = await pass.run(ctx);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
