@@ -137,6 +137,8 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       search: part.search,
       /** Pipeline variants weighed (with and without tensor-parallel splits), when there were several. */
       variants: part.variants ?? null,
+      /** The stage cuts weighed (fine and coarse), when there were two (passes/stage.ts). */
+      stage_cuts: part.stage_cuts ?? null,
       pipeline: part.pipeline ? { bottleneck_s: part.pipeline.bottleneck_s, chain: part.pipeline.chain, segments: part.pipeline.segments } : null,
       kv: part.kv,
     },

@@ -135,6 +135,8 @@ export interface PartitionResult {
   tp_eligible: boolean;
   /** Set by the variant driver: the pipeline variants weighed (with and without tensor parallelism). */
   variants?: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[];
+  /** The stage cuts planned on (fine and coarse), when there were two: each one's best plan. */
+  stage_cuts?: { stages: number; units: number; latency_s: number; throughput_per_s: number; shipped: boolean }[];
 }
 
 function flag(ctx: PassContext, name: string, allowed: string[], dflt: string): string {
@@ -167,14 +169,48 @@ function heftOrNull(p: PlacementProblem): ReturnType<typeof heft> | null {
   }
 }
 
+/** Graphs up to this many nodes are planned on both stage cuts (each doubles the partition work). */
+const BOTH_CUTS_MAX_NODES = 20_000;
+
+/**
+ * Plan on the stage pass's fine cut and, when it made one, its coarse cut; ship the better for the
+ * objective (a tie goes to the fine cut). A cut that cannot be planned (the exact solver's unit
+ * limit, memory) leaves the other.
+ */
 export async function partitionGraph(ctx: PassContext): Promise<PartitionResult> {
+  narrowForModel(ctx, ctx.has('moe') ? Math.max(0, ...ctx.get<MoeResult>('moe').layers.map((l) => l.num_experts)) : 0);
+  const stage = ctx.get<StageResult>('stage');
+  const cuts: StageResult[] = [stage];
+  if (stage.coarse && ctx.model.graph.nodes.length <= BOTH_CUTS_MAX_NODES) cuts.push({ ...stage, ...stage.coarse, coarse: null });
+  let best: PartitionResult | null = null;
+  let failed: unknown = null;
+  const tried: { stages: number; units: number; latency_s: number; throughput_per_s: number; result: PartitionResult }[] = [];
+  for (const cut of cuts) {
+    let r: PartitionResult;
+    try {
+      r = await partitionOn(ctx, cut);
+    } catch (err) {
+      if (cuts.length > 1 && err instanceof HxcError && (err.code === 'HXC2403' || err.code === 'HXC3001')) {
+        failed ??= err;
+        continue;
+      }
+      throw err;
+    }
+    tried.push({ stages: cut.stages.length, units: r.units.length, latency_s: r.verdict.latency_s, throughput_per_s: r.verdict.throughput_per_s, result: r });
+    const value = (x: PartitionResult): number => (x.objective === 'latency' ? x.verdict.latency_s : -x.verdict.throughput_per_s);
+    if (!best || value(r) < value(best) - Math.abs(value(best)) * 1e-12) best = r;
+  }
+  if (!best) throw failed;
+  if (tried.length > 1) best.stage_cuts = tried.map(({ result, ...t }) => ({ ...t, shipped: result === best }));
+  return best;
+}
+
+async function partitionOn(ctx: PassContext, stages: StageResult): Promise<PartitionResult> {
   const objective = flag(ctx, 'objective', ['latency', 'throughput'], 'latency') as Objective;
   const solverFlag = flag(ctx, 'solver', ['auto', 'heuristic', 'exact'], 'auto');
-  const stages = ctx.get<StageResult>('stage');
   const profile = ctx.get<ProfileResult>('profile');
   const state = ctx.get<StateResult>('state');
   const { index } = ctx.get<VerifyResult>('verify');
-  narrowForModel(ctx, ctx.has('moe') ? Math.max(0, ...ctx.get<MoeResult>('moe').layers.map((l) => l.num_experts)) : 0);
   const topology = ctx.topology();
   const deviceIds = topology.devices.map((d) => d.id);
   const assignFile = typeof ctx.options.flags.assign === 'string' ? ctx.options.flags.assign : null;

@@ -38,6 +38,8 @@ export interface StageResult {
   order: Int32Array;
   /** Distinct repeated blocks: signature groups with more than one stage. */
   repeat_groups: number;
+  /** A coarser cut the partition pass plans on too (null when --max-stages is given or the cuts agree). */
+  coarse: { stages: Stage[]; stage_of: Int32Array } | null;
 }
 
 export const DEFAULT_MAX_STAGES = 256;
@@ -65,51 +67,59 @@ export function buildStages(ctx: PassContext): StageResult {
   const g = ctx.model.graph;
   const constant = (i: number): boolean => g.nodes[i]!.op === 'Constant' || (profile.nodes[i]!.flops === 0 && profile.nodes[i]!.bytes === 0);
   const { order, rank } = blockOrder(index, keyed, constant);
-  // Split target: as many pieces as --max-stages allows. Finer units let the partitioner overlap
-  // work across devices that coarse ones serialise: on the shared models, cutting to 256 stages
-  // instead of max(2 × devices, layers) made every plan as fast or faster (mixtral_tiny on 8 GPUs
-  // 1.04 → 0.68 ms, gpt2_tiny on rack-tiny 2.10 → 1.53 ms) at the same planning time.
-  const splitTarget = maxStages;
-  // Abstract task graphs are already coarse: every task is a unit of placement.
+  // Two cuts, both weighed by the partition pass (the better plan ships): as many pieces as
+  // --max-stages allows, and a coarse one of max(2 × devices, blocks) pieces. Fine units let the
+  // partitioner overlap work that coarse ones serialise (latency: mixtral_tiny on rack-hetero
+  // 0.428 → 0.350 ms, gpt2_tiny on rack-tiny 1.035 → 0.900 ms); coarse ones give the pipeline and
+  // its search fewer, whole pieces (throughput: mixtral_tiny on rack-hetero 6252 vs 4754 /s;
+  // Mixtral-8x7B decode latency on rack-8gpu 11.64 vs 12.86 ms). Neither wins everywhere. With
+  // --max-stages given, that cut alone.
   const abstract = n > 0 && g.nodes.every((node) => node.task !== undefined);
-  const intervals = abstract
-    ? cutIntervals(order, Int32Array.from(order, (_, k) => k), weight, maxStages, 0)
-    : cutIntervals(order, rank, weight, maxStages, splitTarget);
-  const stage_of = new Int32Array(n);
-  const bySignature = new Map<string, number>();
-  const stages: Stage[] = intervals.map((iv, id) => {
-    const nodes = Array.from(order.subarray(iv.start, iv.end));
-    let flops = 0;
-    let bytes = 0;
-    let params = 0;
-    let fastest = 0;
-    const ops = new Map<string, number>();
-    for (const i of nodes) {
-      stage_of[i] = id;
-      const c = profile.nodes[i]!;
-      flops += c.flops;
-      bytes += c.bytes;
-      params += c.param_bytes;
-      fastest += weight[i]!;
-      const op = g.nodes[i]!.op;
-      ops.set(op, (ops.get(op) ?? 0) + 1);
-    }
-    const signature = [...ops.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([o, c]) => `${o}:${c}`).join(',');
-    const repeat_of = bySignature.get(signature) ?? null;
-    if (repeat_of === null) bySignature.set(signature, id);
-    const blockRanksHere = new Set(nodes.map((i) => keyed[i]!).filter((r) => r >= 0));
-    const name = blockRanksHere.size === 1 ? labels[[...blockRanksHere][0]!]! : `stage${id}`;
-    const intensity = bytes > 0 ? flops / bytes : 0;
-    const bound: Stage['bound'] = {};
-    for (const [kind, d] of kinds) {
-      const dtype = nodes.length ? profile.nodes[nodes[0]!]!.dtype : 'float32';
-      bound[kind] = intensity >= ridgePoint(d, dtype) ? 'compute' : 'memory';
-    }
-    return { id, name, nodes, flops, bytes, param_bytes: params, fastest_s: fastest, signature, repeat_of, bound };
-  });
+  const cut = (target: number): { stages: Stage[]; stage_of: Int32Array } => {
+    // Abstract task graphs are already coarse: every task is a unit of placement.
+    const intervals = abstract
+      ? cutIntervals(order, Int32Array.from(order, (_, k) => k), weight, maxStages, 0)
+      : cutIntervals(order, rank, weight, maxStages, target);
+    const stage_of = new Int32Array(n);
+    const bySignature = new Map<string, number>();
+    const stages: Stage[] = intervals.map((iv, id) => {
+      const nodes = Array.from(order.subarray(iv.start, iv.end));
+      let flops = 0;
+      let bytes = 0;
+      let params = 0;
+      let fastest = 0;
+      const ops = new Map<string, number>();
+      for (const i of nodes) {
+        stage_of[i] = id;
+        const c = profile.nodes[i]!;
+        flops += c.flops;
+        bytes += c.bytes;
+        params += c.param_bytes;
+        fastest += weight[i]!;
+        const op = g.nodes[i]!.op;
+        ops.set(op, (ops.get(op) ?? 0) + 1);
+      }
+      const signature = [...ops.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([o, c]) => `${o}:${c}`).join(',');
+      const repeat_of = bySignature.get(signature) ?? null;
+      if (repeat_of === null) bySignature.set(signature, id);
+      const blockRanksHere = new Set(nodes.map((i) => keyed[i]!).filter((r) => r >= 0));
+      const name = blockRanksHere.size === 1 ? labels[[...blockRanksHere][0]!]! : `stage${id}`;
+      const intensity = bytes > 0 ? flops / bytes : 0;
+      const bound: Stage['bound'] = {};
+      for (const [kind, d] of kinds) {
+        const dtype = nodes.length ? profile.nodes[nodes[0]!]!.dtype : 'float32';
+        bound[kind] = intensity >= ridgePoint(d, dtype) ? 'compute' : 'memory';
+      }
+      return { id, name, nodes, flops, bytes, param_bytes: params, fastest_s: fastest, signature, repeat_of, bound };
+    });
+    return { stages, stage_of };
+  };
+  const coarseTarget = Math.min(maxStages, Math.max(2 * topo.devices.length, labels.length));
+  const { stages, stage_of } = cut(maxStages);
+  const coarse = !abstract && maxFlag === undefined && coarseTarget < maxStages ? cut(coarseTarget) : null;
   const groups = new Map<number, number>();
   for (const s of stages) if (s.repeat_of !== null) groups.set(s.repeat_of, (groups.get(s.repeat_of) ?? 0) + 1);
-  return { stages, stage_of, order, repeat_groups: groups.size };
+  return { stages, stage_of, order, repeat_groups: groups.size, coarse: coarse && coarse.stages.length < stages.length ? coarse : null };
 }
 
 const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
