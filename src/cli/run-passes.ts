@@ -4,8 +4,9 @@
 // Tensor parallelism is a graph rewrite (the tp pass) whose worth shows only after partitioning,
 // so under `--tensor-parallel auto` the pipeline runs as variants — without splits, with every
 // split the tp pass proposes, and with only the splits that paid in the best plan of the second —
-// each judged by the same simulator, and only the best is lowered. A plan with splits is eligible
-// only when every split's parts run on different devices (passes/partition.ts).
+// each judged by the same simulator, and only the best is lowered (the third is skipped on graphs
+// of more than 100,000 nodes). A plan with splits is eligible only when every split's parts run on
+// different devices (passes/partition.ts).
 
 import { PASSES } from '../../passes/index.js';
 import type { PartitionResult } from '../../passes/partition.js';
@@ -56,6 +57,9 @@ export async function runPipeline(options: PlanOptions, requested: string[] | nu
   }
 }
 
+/** Above this many nodes, the tensor-parallel variants are "every split" and "none" only. */
+const PAID_VARIANT_MAX_NODES = 100_000;
+
 async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, instr: Instrumentation, auto: boolean, diagnostics: string[]): Promise<PipelineRun> {
   const passes = pipeline.passes;
   const lowerAt = passes.findIndex((p) => p.name === 'lower');
@@ -75,37 +79,58 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
     }
   };
   // With the splits the tp pass proposes; when it proposes none, this is the plain plan.
-  const all = await variant(first, options, planning);
-  const proposed = all.ctx.get<TpResult>('tp');
-  const variants: Variant[] = [all];
-  if (proposed.splits.length > 0) {
-    if (auto) variants.unshift(await variant('no tensor parallelism', { ...options, flags: { ...options.flags, 'tensor-parallel': 'off' } }, planning));
-    const paid = all.ctx.get<PartitionResult>('partition').tp_paid;
-    if (paid.length > 0 && paid.length < proposed.splits.length) {
-      variants.push(await variant('tensor parallel where it paid', { ...options, tp_targets: paid }, planning));
+  // Variants are weighed as they finish and a loser's context is let go at once (each holds the
+  // whole analysed graph: three of a 275k-node model did not fit in 2 GB).
+  interface Weighed { name: string; order: number; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; ms: number; variant: Variant | null }
+  const weighed: Weighed[] = [];
+  let objective: 'latency' | 'throughput' = 'latency';
+  const score = (w: Weighed): number => (objective === 'latency' ? w.latency_s : -w.throughput_per_s);
+  // The best for the objective among those whose splits are all spread (if any are); ties go to the simpler.
+  const beats = (a: Weighed, b: Weighed): boolean => {
+    if (a.eligible !== b.eligible) return a.eligible;
+    const d = score(a) - score(b);
+    return d < -Math.abs(score(b)) * 1e-12 || (Math.abs(d) <= Math.abs(score(b)) * 1e-12 && a.order < b.order);
+  };
+  let best: Weighed | null = null;
+  const weigh = (v: Variant, order: number): Weighed => {
+    const part = v.ctx.get<PartitionResult>('partition');
+    objective = part.objective;
+    const w: Weighed = { name: v.name, order, splits: v.ctx.get<TpResult>('tp').splits.length, latency_s: part.verdict.latency_s, throughput_per_s: part.verdict.throughput_per_s, eligible: part.tp_eligible, ms: v.ms, variant: v };
+    weighed.push(w);
+    if (!best || beats(w, best)) {
+      if (best) best.variant = null;
+      best = w;
+    } else {
+      w.variant = null;
+    }
+    return w;
+  };
+  let all: Variant | null = await variant(first, options, planning);
+  const proposedSplits = all.ctx.get<TpResult>('tp').splits.length;
+  const tensorParallel = all.ctx.get<PartitionResult>('partition').baselines.tensor_parallel;
+  const paid = all.ctx.get<PartitionResult>('partition').tp_paid;
+  const nodes = all.ctx.model.graph.nodes.length;
+  weigh(all, 1);
+  all = null;
+  if (proposedSplits > 0) {
+    if (auto) weigh(await variant('no tensor parallelism', { ...options, flags: { ...options.flags, 'tensor-parallel': 'off' } }, planning), 0);
+    // Re-planning with only the splits that paid is one more whole pipeline: not on huge graphs.
+    if (paid.length > 0 && paid.length < proposedSplits && nodes <= PAID_VARIANT_MAX_NODES) {
+      weigh(await variant('tensor parallel where it paid', { ...options, tp_targets: paid }, planning), 2);
     }
   }
-  // The best for the objective among those whose splits are all spread; ties go to the simpler.
-  const usable = variants.filter((v) => v.ctx.get<PartitionResult>('partition').tp_eligible);
-  const pool = usable.length > 0 ? usable : variants;
-  const objective = pool[0]!.ctx.get<PartitionResult>('partition').objective;
-  const score = (v: Variant): number => {
-    const verdict = v.ctx.get<PartitionResult>('partition').verdict;
-    return objective === 'latency' ? verdict.latency_s : -verdict.throughput_per_s;
-  };
-  let best = pool[0]!;
-  for (const v of pool) if (score(v) < score(best) - Math.abs(score(best)) * 1e-12) best = v;
+  const chosen = (best as Weighed | null)!;
+  const bestVariant = chosen.variant!;
   // What tensor parallelism was weighed against: the shipped plan reports the TP baseline and the variants.
-  const shipped = best.ctx.get<PartitionResult>('partition');
-  shipped.baselines.tensor_parallel ??= all.ctx.get<PartitionResult>('partition').baselines.tensor_parallel;
-  shipped.variants = variants.map((v) => {
-    const part = v.ctx.get<PartitionResult>('partition');
-    return { name: v.name, splits: v.ctx.get<TpResult>('tp').splits.length, latency_s: part.verdict.latency_s, throughput_per_s: part.verdict.throughput_per_s, eligible: part.tp_eligible, shipped: v === best };
-  });
-  for (const t of best.printed) instr.write(t);
-  const rest = await new PassManager(tail, instr).run(best.ctx, (n, result) => best.ctx.store(n, result), planning.length);
-  diagnostics.push(...best.ctx.diagnostics.lines());
-  const run: PassRun = { timings: [...best.run.timings, ...rest.timings], dumps: [...best.run.dumps, ...rest.dumps] };
-  finishInstrumentation(instr, run, variants.filter((v) => v !== best).map((v) => `${v.ms.toFixed(2).padStart(10)} ms          variant not shipped: ${v.name}`));
-  return { ctx: best.ctx, pipeline, timings: run.timings };
+  const shipped = bestVariant.ctx.get<PartitionResult>('partition');
+  shipped.baselines.tensor_parallel ??= tensorParallel;
+  const inOrder = [...weighed].sort((a, b) => a.order - b.order);
+  shipped.variants = inOrder.map((w) => ({ name: w.name, splits: w.splits, latency_s: w.latency_s, throughput_per_s: w.throughput_per_s, eligible: w.eligible, shipped: w === chosen }));
+  const best_ = bestVariant;
+  for (const t of best_.printed) instr.write(t);
+  const rest = await new PassManager(tail, instr).run(best_.ctx, (n, result) => best_.ctx.store(n, result), planning.length);
+  diagnostics.push(...best_.ctx.diagnostics.lines());
+  const run: PassRun = { timings: [...best_.run.timings, ...rest.timings], dumps: [...best_.run.dumps, ...rest.dumps] };
+  finishInstrumentation(instr, run, inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms          variant not shipped: ${w.name}`));
+  return { ctx: best_.ctx, pipeline, timings: run.timings };
 }
