@@ -78,15 +78,18 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     solver: part.solver,
     pipeline,
     assignment,
-    devices: sched.devices.map((d) => ({
-      id: d.id,
-      kind: kinds.get(d.id),
-      program: programs?.has(d.id) ? `programs/${d.id}/` : (null as string | null),
-      steps: d.steps.map((s, k) => (s.op === 'compute'
-        ? { op: s.op, unit: s.unit, nodes: s.nodes, program: programs?.get(d.id)?.[computeOrdinal(d.steps, k)] ?? null, duration_s: s.duration_s, round: s.round, start_s: s.start_s, end_s: s.end_s }
-        : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, round: s.round, start_s: s.start_s, end_s: s.end_s })),
-      memory: d.memory,
-    })),
+    devices: sched.devices.map((d) => {
+      let computed = 0; // compute steps so far: the index of the step's program
+      return {
+        id: d.id,
+        kind: kinds.get(d.id),
+        program: programs?.has(d.id) ? `programs/${d.id}/` : (null as string | null),
+        steps: d.steps.map((s) => (s.op === 'compute'
+          ? { op: s.op, unit: s.unit, nodes: s.nodes, program: programs?.get(d.id)?.[computed++] ?? null, duration_s: s.duration_s, round: s.round, start_s: s.start_s, end_s: s.end_s }
+          : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, round: s.round, start_s: s.start_s, end_s: s.end_s })),
+        memory: d.memory,
+      };
+    }),
     transfers: sched.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, route: t.links, hops: t.route_hops, start_s: t.start_s, end_s: t.end_s })),
     state: state.objects.map((o) => {
       const owner = o.writers.length > 0 ? p.device_ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]! : null;
@@ -210,11 +213,6 @@ function expertProbeList(ctx: PassContext): { value: string; layer: number; expe
     .filter((p) => p.value);
 }
 
-function computeOrdinal(steps: { op: string }[], k: number): number {
-  let c = 0;
-  for (let j = 0; j < k; j++) if (steps[j]!.op === 'compute') c++;
-  return c;
-}
 
 /** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
 function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[]; byDevice: Map<string, string[]>; links: { file: string; link: string }[] } | null {
