@@ -44,6 +44,15 @@ export function isOneLineError(r: CliResult, code: string): string | null {
   return null;
 }
 
+const made: string[] = [];
+// Scratch folders go when the test file's process ends (HXC_KEEP_TMP=1 keeps them to look at).
+process.on('exit', () => {
+  if (process.env.HXC_KEEP_TMP) return;
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tmpDir(prefix = 'hxc-test-'): string {
-  return fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), prefix));
+  const dir = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), prefix));
+  made.push(dir);
+  return dir;
 }
