@@ -4,6 +4,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type { onnx as OnnxNs } from 'onnx-proto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
@@ -16,6 +19,7 @@ import { loaderOverhead } from './runtime.js';
 import { median } from '../util/stats.js';
 
 const here = fileURLToPath(import.meta.url);
+const { onnx } = createRequire(import.meta.url)('onnx-proto') as { onnx: typeof OnnxNs };
 const REPO = path.resolve(path.dirname(here), '..', '..', '..');
 const MODELS = path.resolve(REPO, '..', 'shared', 'models');
 
@@ -52,11 +56,16 @@ function cases(): Case[] {
   if (fs.existsSync(mixtral)) list.push({ name: 'analysis (import..stage), mixtral_8x7b_shaped prefill 512', model: mixtral, passes: ANALYSIS, reps: 5, flags: { phase: 'prefill', prompt: 512 } });
   // Frontier scale (issue 10): the DeepSeek-V3 shape, 61 layers × 256 experts, and a pod of 512 hosts.
   const ds = { batch_size: 1, sequence_length: 1, past_sequence_length: 1024 };
+  // The yardstick (issue 10: the whole plan within 3× of it).
+  list.push({ name: 'read + decode alone (onnx-proto), DeepSeek-V3-shaped', model: 'deepseek:61', passes: ['onnx-decode'], reps: 3 });
   list.push({ name: 'import+verify, DeepSeek-V3-shaped', model: 'deepseek:61', passes: ['import', 'verify'], reps: 3 });
   list.push({ name: 'analysis + moe (import..moe), DeepSeek-V3-shaped decode', model: 'deepseek:61', passes: [...ANALYSIS, 'moe'], reps: 3, dims: ds, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
+  list.push({ name: 'plan (all passes but tp), DeepSeek-V3-shaped prefill 512, rack-8gpu', model: 'deepseek:61', passes: PLAN, reps: 1, flags: { phase: 'prefill', prompt: 512 }, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
   list.push({ name: 'plan (all passes), DeepSeek-V3-shaped 8 layers decode, rack-8gpu', model: 'deepseek:8', passes: PLAN, reps: 1, dims: ds, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
   const tiny = path.join(MODELS, 'mixtral_tiny_moe_kv.onnx');
   if (fs.existsSync(tiny)) {
+    // The yardstick for the two below (issue 10: each within 10× of it).
+    list.push({ name: 'YAML parse alone (the yaml package), 5,120-device rack', model: tiny, passes: ['yaml-parse'], reps: 5, topology: 'rack:512' });
     list.push({ name: 'import..classify (topology load), mixtral_tiny, 5,120-device rack', model: tiny, passes: ['import', 'verify', 'bind', 'shapes', 'profile', 'classify'], reps: 3, dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 }, topology: 'rack:512' });
     list.push({ name: 'plan (all passes), mixtral_tiny, 5,120-device rack', model: tiny, passes: PLAN, reps: 3, dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 }, topology: 'rack:512' });
   }
@@ -81,6 +90,20 @@ async function runChild(c: Case): Promise<void> {
     fs.writeFileSync(topology, rackYaml(Number(c.topology!.split(':')[1])));
   }
   const out = path.join(path.dirname(file), 'plan');
+  // Yardsticks: what node alone takes to read the same file.
+  if (c.passes[0] === 'yaml-parse' || c.passes[0] === 'onnx-decode') {
+    const yaml = c.passes[0] === 'yaml-parse';
+    const times_ms: number[] = [];
+    let nodes = 0;
+    for (let k = 0; k < c.reps; k++) {
+      const t0 = process.hrtime.bigint();
+      if (yaml) YAML.parse(fs.readFileSync(topology!, 'utf8'));
+      else nodes = onnx.ModelProto.decode(fs.readFileSync(file)).graph?.node?.length ?? 0;
+      times_ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    process.stdout.write(JSON.stringify({ times_ms, nodes, maxrss_bytes: process.resourceUsage().maxRSS * 1024, file_bytes: fs.statSync(yaml ? topology! : file).size }));
+    return;
+  }
   const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, { out, ...(c.flags ?? {}) }, topology);
   const maxrss_bytes = process.resourceUsage().maxRSS * 1024;
   process.stdout.write(JSON.stringify({ ...r, maxrss_bytes, file_bytes: fs.statSync(file).size }));
