@@ -2,7 +2,8 @@
 // memory-bound (its intensity against the kind's roofline ridge point), how heavy its outgoing
 // edges are against its compute (what a cut after it would cost), and how latency-sensitive it is
 // (slack in a critical-path analysis on the fastest device for each node; decode work is always
-// latency-sensitive). Stage-level labels are aggregated by the stage pass.
+// latency-sensitive). The stage pass bounds each stage from its own totals;
+// `hxc inspect --costs` shows these per-node labels.
 
 import { deviceClasses } from '../src/topology/classes.js';
 import { LARGE_RACK_DEVICES } from '../src/topology/render.js';

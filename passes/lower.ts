@@ -279,7 +279,7 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
 
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
-  summary: 'write the plan directory: one ONNX program per compute step, plan.json (hxc-plan/v1), the estimated timeline trace.json',
+  summary: 'write the plan directory: one ONNX program per run of consecutive compute steps on a device, plan.json (hxc-plan/v1), the estimated timeline trace.json',
   requires: ['verify', 'shapes', 'schedule'],
   options: [{ name: 'out DIR', description: 'plan directory (default hxc-plan)' }],
   run(ctx) {

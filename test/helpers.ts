@@ -13,9 +13,11 @@ export const EXAMPLES = path.join(SHARED, 'examples');
 export const FIXTURES = path.join(REPO, 'fixtures');
 export const HXC = path.join(REPO, 'bin', 'hxc');
 
+/** The shared models; a test that loops over them fails (not passes vacuously) when they are missing. */
 export function sharedModels(): string[] {
-  if (!fs.existsSync(SHARED_MODELS)) return [];
-  return fs.readdirSync(SHARED_MODELS).filter((f) => f.endsWith('.onnx')).sort().map((f) => path.join(SHARED_MODELS, f));
+  const files = fs.existsSync(SHARED_MODELS) ? fs.readdirSync(SHARED_MODELS).filter((f) => f.endsWith('.onnx')).sort() : [];
+  if (files.length === 0) throw new Error(`no shared models in ${SHARED_MODELS}: the tests read ../shared/models`);
+  return files.map((f) => path.join(SHARED_MODELS, f));
 }
 
 export interface CliResult {
