@@ -2,6 +2,7 @@
 // the shapes pass's types evaluated at the bound dims; graph totals; optional calibration from a
 // measured profile (`--calibrate FILE`). Formulas live in src/cost/flops.ts, times in src/cost/model.ts.
 
+import { fusedInto } from '../src/cost/fusion.js';
 import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
 import { nodeFlops, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
 
@@ -33,6 +34,8 @@ export interface NodeCost extends WorkItem {
 export interface ProfileResult {
   /** By node index. */
   nodes: NodeCost[];
+  /** By node index: the node whose kernel it runs in on a fusing device, or -1 (src/cost/fusion.ts). */
+  fused_into: Int32Array;
   /** Bytes of every value with a known type at the bound dims, by value id (GraphIndex.valueIds); 0 when unknown. */
   value_bytes_by_id: Float64Array;
   /** The same by name. */
@@ -42,7 +45,7 @@ export interface ProfileResult {
   /** Data-dependent counts bound to their expectation (tokens per expert of routed MoE layers). */
   estimated: Record<string, number>;
   defaulted: string[];
-  totals: { flops: number; bytes_read: number; bytes_written: number; param_bytes: number };
+  totals: { flops: number; bytes_read: number; bytes_written: number; param_bytes: number; /** Nodes that run inside their producer's kernel on a fusing device (src/cost/fusion.ts). */ fused: number };
   efficiency: EfficiencyTable;
   calibration: CalibrationReport | null;
 }
@@ -146,8 +149,9 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     return out;
   };
 
-  const totals = { flops: 0, bytes_read: 0, bytes_written: 0, param_bytes: 0 };
+  const totals = { flops: 0, bytes_read: 0, bytes_written: 0, param_bytes: 0, fused: 0 };
   const nodes: NodeCost[] = new Array(graph.nodes.length);
+  const fusedHead = fusedInto(graph, index, ctx.get<VerifyResult>('verify').order);
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
     const ins = index.inputsOf(i);
@@ -193,6 +197,10 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     };
     if (node.task?.time_s) cost.time_s = node.task.time_s;
     if (activity !== undefined && activity < 1) cost.activity = activity;
+    if (fusedHead[i]! >= 0) {
+      cost.fused = true;
+      totals.fused++;
+    }
     totals.flops += flops;
     totals.bytes_read += bytesRead;
     totals.bytes_written += bytesWritten;
@@ -242,7 +250,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       ctx.diagnostics.warn('HXC1105', `${calibration.unmatched_names} measured node names are not in this model (${calibration.matched_nodes} matched)`, { where: calibrateFile, hint: 'calibrate with a profile of the same model' });
     }
   }
-  return { nodes, value_bytes_by_id: bytesById, value_bytes, bindings, estimated, defaulted, totals, efficiency, calibration };
+  return { nodes, fused_into: fusedHead, value_bytes_by_id: bytesById, value_bytes, bindings, estimated, defaulted, totals, efficiency, calibration };
 }
 
 const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
@@ -256,7 +264,7 @@ export const profilePass: Pass<ProfileResult> = {
   statistics(r) {
     const stats: Record<string, number | string> = {
       'total flops': r.totals.flops, 'bytes read': r.totals.bytes_read, 'bytes written': r.totals.bytes_written,
-      'param bytes': r.totals.param_bytes, 'defaulted dims': r.defaulted.length,
+      'param bytes': r.totals.param_bytes, 'fused nodes': r.totals.fused, 'defaulted dims': r.defaulted.length,
     };
     if (r.calibration) stats['calibrated nodes'] = r.calibration.matched_nodes;
     return stats;

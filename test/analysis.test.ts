@@ -8,7 +8,9 @@ import type { ProfileResult } from '../passes/profile.js';
 import type { StateResult } from '../passes/state.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import type { PlanOptions } from '../src/pass/pass.js';
+import { computeTime } from '../src/cost/model.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
+import { encodeModel, valueInfo } from './onnx-builder.js';
 
 const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
 
@@ -144,4 +146,53 @@ test('tokens per expert of routed MoE layers are costed at their expectation, fr
   }
   for (const total of byLayer.values()) assert.ok(Math.abs(total - 128) <= 2, `assignments per layer ≈ tokens × top-k (${total})`);
   assert.ok(new Set(Object.values(routed.estimated)).size > 1, 'a skewed trace gives experts different loads');
+});
+
+test('fusion: a bias Add and an activation after a MatMul run in its kernel on a GPU (no launch), launch on a CPU; a value read twice is not fused', async () => {
+  // x → MatMul(w1) → Reshape → Add(b) → Relu → MatMul(w2) → y, and the Relu output also read by a Sub (not fusible past it).
+  const dir = tmpDir();
+  const file = path.join(dir, 'fuse.onnx');
+  const f32 = (name: string, dims: number[]) => ({ name, dataType: 1, dims, rawData: Buffer.alloc(4 * dims.reduce((a, b) => a * b, 1)) });
+  fs.writeFileSync(file, encodeModel({
+    name: 'fuse',
+    node: [
+      { name: 'mm1', opType: 'MatMul', input: ['x', 'w1'], output: ['h'] },
+      { name: 'view', opType: 'Reshape', input: ['h', 'shape'], output: ['hv'] },
+      { name: 'bias', opType: 'Add', input: ['hv', 'b'], output: ['hb'] },
+      { name: 'act', opType: 'Relu', input: ['hb'], output: ['a'] },
+      { name: 'mm2', opType: 'MatMul', input: ['a', 'w2'], output: ['y'] },
+      { name: 'twice', opType: 'Sub', input: ['a', 'b'], output: ['z'] },
+    ],
+    input: [valueInfo('x', 1, [4, 8])],
+    output: [valueInfo('y', 1, [4, 8]), valueInfo('z', 1, [4, 8])],
+    initializer: [f32('w1', [8, 8]), f32('w2', [8, 8]), f32('b', [8]), { name: 'shape', dataType: 7, dims: [2], rawData: Buffer.from(new BigInt64Array([4n, 8n]).buffer) }],
+  }));
+  const run = await runPipeline(options(file, { topology_path: path.join(EXAMPLES, 'rack-tiny.yaml') }), ['profile']);
+  const profile = run.ctx.get<ProfileResult>('profile');
+  const g = run.ctx.model.graph;
+  const at = (name: string): number => g.nodes.findIndex((n) => n.name === name);
+  const head = (name: string): string | null => (profile.fused_into[at(name)]! >= 0 ? g.nodes[profile.fused_into[at(name)]!]!.name : null);
+  assert.equal(head('bias'), 'mm1', 'the bias Add runs in the MatMul (through the view)');
+  assert.equal(head('act'), 'mm1', 'the chain has one head');
+  assert.equal(head('mm2'), null, 'a MatMul launches');
+  assert.equal(head('twice'), null, 'the Relu output is read twice: the Sub launches its own kernel');
+  assert.equal(profile.totals.fused, 2);
+  const topo = run.ctx.topology();
+  const gpu = topo.devices.find((d) => d.kind === 'gpu')!;
+  const cpu = topo.devices.find((d) => d.kind === 'cpu')!;
+  const c = profile.nodes[at('bias')]!;
+  assert.ok(Math.abs(computeTime(c, gpu) + gpu.launch_s - computeTime({ ...c, fused: false }, gpu)) < 1e-15, 'no launch on the GPU');
+  assert.equal(computeTime(c, cpu), computeTime({ ...c, fused: false }, cpu), 'a CPU launches it');
+  // On a real model: every fused node is pointwise, and every chain's head launches.
+  const gpt2 = await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'prefill', prompt: 16 } }), ['profile']);
+  const pg = gpt2.ctx.get<ProfileResult>('profile');
+  const ng = gpt2.ctx.model.graph.nodes;
+  let fused = 0;
+  pg.fused_into.forEach((h, i) => {
+    if (h < 0) return;
+    fused++;
+    assert.ok(pg.nodes[i]!.op_class === 'elementwise' || ng[i]!.op === 'Cast', `${ng[i]!.name} (${ng[i]!.op}) is not pointwise`);
+    assert.equal(pg.fused_into[h], -1, 'a head launches');
+  });
+  assert.ok(fused > 20 && fused === pg.totals.fused, `fused ${fused}`);
 });

@@ -1,6 +1,7 @@
 // `hxc inspect MODEL [--values] [--costs] [--json]`: the model, its state table, and on request
 // every inferred value and the per-node cost/classification table.
 
+import { FUSING_KINDS } from '../cost/fusion.js';
 import { nodeClass, type ClassifyResult } from '../../passes/classify.js';
 import type { ProfileResult } from '../../passes/profile.js';
 import type { ShapesResult } from '../../passes/shapes.js';
@@ -69,16 +70,18 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
         return {
           name: n.name, op: n.op, op_class: c.op_class, dtype: c.dtype, flops: c.flops, bytes_read: c.bytes_read, bytes_written: c.bytes_written,
           param_bytes: c.param_bytes, intensity: c.intensity, slack_s: k.slack_s, latency_sensitive: k.latency_sensitive, by_kind: k.by_kind,
+          fused_into: profile.fused_into[i]! >= 0 ? g.nodes[profile.fused_into[i]!]!.name : null,
         };
       }),
     };
-    const header = ['node', 'op', 'flops', 'bytes', 'intensity', ...cls.kinds.map((k) => `${k}`), 'slack s'];
+    const header = ['node', 'op', 'flops', 'bytes', 'intensity', ...cls.kinds.map((k) => `${k}`), 'slack s', 'fused into'];
     const rows = g.nodes.map((n, i) => {
       const c = profile.nodes[i]!;
       const k = nodeClass(cls, i);
-      return [n.name, n.op, sci(c.flops), sci(c.bytes), sci(c.intensity), ...cls.kinds.map((kind) => `${k.by_kind[kind]!.bound === 'compute' ? 'C' : 'M'} ${sci(k.by_kind[kind]!.time_s)}s`), `${sci(k.slack_s)}${k.latency_sensitive ? ' *' : ''}`];
+      return [n.name, n.op, sci(c.flops), sci(c.bytes), sci(c.intensity), ...cls.kinds.map((kind) => `${k.by_kind[kind]!.bound === 'compute' ? 'C' : 'M'} ${sci(k.by_kind[kind]!.time_s)}s`), `${sci(k.slack_s)}${k.latency_sensitive ? ' *' : ''}`,
+        profile.fused_into[i]! >= 0 ? g.nodes[profile.fused_into[i]!]!.name : ''];
     });
-    text += `\ncosts at ${Object.entries(profile.bindings).map(([k, v]) => `${k}=${v}`).join(', ') || 'the declared shapes'}: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive)\n`;
+    text += `\ncosts at ${Object.entries(profile.bindings).map(([k, v]) => `${k}=${v}`).join(', ') || 'the declared shapes'}: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive); ${profile.totals.fused} nodes run inside the kernel named under "fused into" on ${[...FUSING_KINDS].join('/')} devices (no launch of their own)\n`;
     text += table(header, rows, [2, 3, 4]);
     if (profile.calibration) {
       text += `\ncalibration (${profile.calibration.source}, ${profile.calibration.matched_nodes} nodes matched):\n`;

@@ -1,6 +1,7 @@
 // The cost model's time formulas, each written once (DESIGN.md "Cost model"). Every pass that
 // needs a time (classify, partition, schedule, simulate) calls these.
 
+import { launchesFused } from './fusion.js';
 import type { Device } from '../topology/index.js';
 import { peakFlops } from '../topology/index.js';
 import type { OpClass } from './flops.js';
@@ -17,6 +18,8 @@ export interface WorkItem {
   time_s?: Record<string, number>;
   /** Measured seconds per device kind (calibration): replaces the estimate on that kind only. */
   measured_s?: Record<string, number>;
+  /** Runs inside its producer's kernel where the device fuses (src/cost/fusion.ts): no launch of its own. */
+  fused?: boolean;
 }
 
 /** Efficiency corrections fitted by calibration: device kind → op class → factor (1 = catalog). */
@@ -24,7 +27,9 @@ export type EfficiencyTable = Record<string, Partial<Record<OpClass, number>>>;
 
 /**
  * Roofline time of work on a device (Williams, Waterman, Patterson 2009, with a launch overhead):
- *   t = max(flops / (peak_flops[dtype] · eff · class_factor), bytes / mem_bw) + launch.
+ *   t = max(flops / (peak_flops[dtype] · eff · class_factor), bytes / mem_bw) + launch,
+ * where a node fused into its producer's kernel (src/cost/fusion.ts) launches nothing on a device
+ * that fuses.
  * Explicit times win: a key naming the device id, else its kind (DESIGN.md, hxc-graph/v1 `time`).
  * A work item with explicit times but no key for this device cannot run there: Infinity.
  * A calibrated measurement for the device's kind replaces the estimate. Work with no FLOPs and no
@@ -42,7 +47,7 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   const factor = eff?.[d.kind]?.[w.op_class] ?? 1;
   const compute = w.flops > 0 ? w.flops / (cachedPeak(d, w.dtype) * d.efficiency * factor) : 0;
   const memory = w.bytes > 0 ? w.bytes / d.memory_bandwidth_bytes_per_s : 0;
-  return Math.max(compute, memory) + d.launch_s;
+  return Math.max(compute, memory) + (w.fused && launchesFused(d.kind) ? 0 : d.launch_s);
 }
 
 /** peakFlops resolves dtype names and fallbacks; memoised per device because it is called per node. */
