@@ -157,3 +157,14 @@ test('hxc plan shows which pass runs on a terminal, erases it, and prints nothin
   assert.equal(piped.code, 0);
   assert.doesNotMatch(piped.stderr + piped.stdout, /\(pass \d|\x1b/, 'no status when stderr is not a terminal');
 });
+
+test('every shared model binds the dims its dims.json gives (0 included: an empty KV cache at prefill)', () => {
+  const files = sharedModels().map((m) => m.replace(/\.onnx$/, '.dims.json')).filter((f) => fs.existsSync(f));
+  assert.ok(files.length >= 5, `dims files: ${files.length}`);
+  assert.ok(files.some((f) => Object.values(JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, number>).includes(0)), 'a dims file binds a 0');
+  for (const f of files) {
+    const dims = JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, number>;
+    const r = hxc(['plan', f.replace(/\.dims\.json$/, '.onnx'), '--passes', 'profile', ...Object.entries(dims).flatMap(([k, v]) => ['--dim', `${k}=${v}`])]);
+    assert.equal(r.code, 0, `${path.basename(f)}: ${r.stderr}`);
+  }
+});
