@@ -23,7 +23,7 @@ import { heft } from '../src/partition/heft.js';
 import { Judge, memoryOf, type Verdict } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from '../src/partition/problem.js';
-import { fitsMemory, localSearch, MakespanAssessor, refine, refineBudget, type Assessed } from '../src/partition/refine.js';
+import { fitsMemory, localSearch, MakespanAssessor, memoryTerms, refine, refineBudget, type Assessed } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { deviceClassKey, identicalAccelerators } from '../src/topology/index.js';
@@ -169,6 +169,11 @@ function heftOrNull(p: PlacementProblem): ReturnType<typeof heft> | null {
   }
 }
 
+/** Lower is better: a plan's latency, or minus its throughput, for the objective it was made for. */
+export function planScore(r: Pick<PartitionResult, 'objective' | 'verdict'>): number {
+  return r.objective === 'latency' ? r.verdict.latency_s : -r.verdict.throughput_per_s;
+}
+
 /** Graphs up to this many nodes are planned on both stage cuts (each doubles the partition work). */
 const BOTH_CUTS_MAX_NODES = 20_000;
 
@@ -197,8 +202,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
       throw err;
     }
     tried.push({ stages: cut.stages.length, units: r.units.length, latency_s: r.verdict.latency_s, throughput_per_s: r.verdict.throughput_per_s, result: r });
-    const value = (x: PartitionResult): number => (x.objective === 'latency' ? x.verdict.latency_s : -x.verdict.throughput_per_s);
-    if (!best || value(r) < value(best) - Math.abs(value(best)) * 1e-12) best = r;
+    if (!best || planScore(r) < planScore(best) - Math.abs(planScore(best)) * 1e-12) best = r;
   }
   if (!best) throw failed;
   if (tried.length > 1) best.stage_cuts = tried.map(({ result, ...t }) => ({ ...t, shipped: result === best }));
@@ -742,6 +746,24 @@ const EXPLAIN_STEPS = 1e6;
  * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
  * simulations); past it a move keeps its local bound and says so.
  */
+/**
+ * Onnxruntime's EP fallback for a whole unit: which devices cannot run one of its ops, and those ops
+ * ("fallback: gpu0, gpu1 cannot run NonZero"); null when every device runs them all.
+ */
+function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[]): string | null {
+  const cannot = new Set<number>();
+  const ops = new Set<string>();
+  for (const i of nodes) {
+    const node = graph.nodes[i]!;
+    devices.forEach((dev, e) => {
+      if (canRun(dev, node.op, node.domain)) return;
+      cannot.add(e);
+      ops.add(node.op);
+    });
+  }
+  return ops.size > 0 ? `fallback: ${[...cannot].sort((a, b) => a - b).map((e) => devices[e]!.id).join(', ')} cannot run ${[...ops].join(', ')}` : null;
+}
+
 function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResult, placement: Placement, verdict: Verdict, judge: Judge, objective: Objective, assessor: MakespanAssessor, pins: Int32Array | undefined,
   graph: Graph, devices: readonly Device[]): ExplainEntry[] {
   const nd = p.device_ids.length;
@@ -758,12 +780,7 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
   const load = new Float64Array(nd);
   for (let u = 0; u < n; u++) load[placement.device[u]!] += unitTime(p, u, placement.device[u]!);
   // fitsMemory's terms per device, for moving one unit at a time.
-  const used = new Float64Array(nd);
-  const floor = new Float64Array(nd);
-  for (let u = 0; u < n; u++) {
-    used[placement.device[u]!] += residentBytes(p, u);
-    floor[placement.device[u]!] = Math.max(floor[placement.device[u]!]!, p.activation_bytes[u]!);
-  }
+  const { used, floor } = memoryTerms(p, placement.device);
   // The contention-free schedule in the shipped order, and each unit's position in that order.
   const cf = assessor.runOne(placement.device, placement.start_s);
   const topo = new Int32Array(n);
@@ -835,20 +852,16 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
       }
     }
     const shown = alts.sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1)).slice(0, 3).map(({ value: _v, ...a }) => a);
-    // Devices that cannot run one of its ops (onnxruntime's EP fallback, for a whole unit).
-    const unsupported = (() => {
-      const out = [...Array(nd).keys()].filter((e) => unit.nodes.some((i) => !canRun(devices[e]!, graph.nodes[i]!.op, graph.nodes[i]!.domain)));
-      const ops = [...new Set(unit.nodes.map((i) => graph.nodes[i]!).filter((node) => out.some((e) => !canRun(devices[e]!, node.op, node.domain))).map((node) => node.op))];
-      return { devices: out.map((e) => p.device_ids[e]!), ops };
-    })();
     const fastestDevice = [...Array(nd).keys()].filter((e) => Number.isFinite(unitTime(p, u, e))).sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
-    let reason: string;
-    if (pins && pins[unit.nodes[0]!]! >= 0) reason = 'assigned by the user (--assign)';
-    else if (unit.fallback) reason = `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`;
-    else if (unsupported.ops.length > 0) reason = `fallback: ${unsupported.devices.join(', ')} cannot run ${unsupported.ops.join(', ')}`;
-    else if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full') reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
-    else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
-    else reason = 'the fastest device for it';
+    const pinned = pins !== undefined && pins[unit.nodes[0]!]! >= 0;
+    let reason = pinned ? 'assigned by the user (--assign)'
+      : unit.fallback ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
+        : unitFallback(unit.nodes, graph, devices);
+    if (reason === null) {
+      if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full') reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
+      else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
+      else reason = 'the fastest device for it';
+    }
     return { unit: unit.name, stage: stages.stages[unit.stage]!.name, device: p.device_ids[d]!, finish_s: finish[u]!, reason, alternatives: shown };
   });
 }

@@ -18,7 +18,7 @@ interface PlanJson {
   devices: { id: string; steps: unknown[] }[];
   experts: { layer: number; expert: number; replicas: { device: string }[] }[];
   topology: { considered?: { devices: number; of_devices: number; hosts: number; of_hosts: number; reason: string } };
-  estimate: { chosen: string; devices: Record<string, { memory_bytes: number; capacity_bytes: number }> };
+  estimate: { chosen: string; candidates: { name: string; fits: boolean }[]; devices: Record<string, { memory_bytes: number; capacity_bytes: number }> };
 }
 
 function readPlan(dir: string): PlanJson {
@@ -107,7 +107,7 @@ test('when HEFT\'s placement does not fit, it is repaired, the shipped plan fits
   assert.ok(gpus.length >= 2, `the weights need more than one GPU: ${gpus.join(', ')}`);
   for (const [d, m] of Object.entries(mem)) assert.ok(m.memory_bytes <= m.capacity_bytes, `${d}: ${m.memory_bytes} > ${m.capacity_bytes}`);
   assert.match(r.stdout, /HEFT [\d.]+ ms \(does not fit in memory\)/, 'the output says HEFT\'s placement did not fit');
-  const candidates = (plan.estimate as unknown as { candidates: { name: string; fits: boolean }[] }).candidates;
+  const candidates = plan.estimate.candidates;
   assert.equal(candidates.find((c) => c.name === 'heft')?.fits, false);
   assert.equal(candidates.find((c) => c.name === 'heft+repair')?.fits, true, 'HEFT repaired to fit');
   assert.ok(candidates.find((c) => c.name === plan.estimate.chosen)?.fits, 'the shipped candidate fits');

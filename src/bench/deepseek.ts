@@ -60,39 +60,23 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
     offset += length;
     return name;
   };
+  // Small constants, each written once (the same key, the same initializer).
   const consts = new Map<string, string>();
-  const i64 = (values: number[], scalar = false): string => {
-    const key = `i64:${scalar ? 's' : 'v'}:${values.join(',')}`;
+  const constant = (key: string, prefix: string, tensor: Omit<OnnxNs.ITensorProto, 'name'>): string => {
     let name = consts.get(key);
     if (!name) {
-      name = `const_i64_${consts.size}`;
+      name = `${prefix}_${consts.size}`;
       consts.set(key, name);
-      inits.push({ name, dataType: T.INT64, ...(scalar ? {} : { dims: [values.length] }), rawData: new Uint8Array(BigInt64Array.from(values, BigInt).buffer) });
+      inits.push({ name, ...tensor });
     }
     return name;
   };
-  const f32 = (value: number): string => {
-    const key = `f32:${value}`;
-    let name = consts.get(key);
-    if (!name) {
-      name = `const_f32_${consts.size}`;
-      consts.set(key, name);
-      inits.push({ name, dataType: T.FLOAT, rawData: new Uint8Array(Float32Array.of(value).buffer) });
-    }
-    return name;
-  };
-  const act = (value: number): string => {
-    // A bfloat16 scalar: the high half of the float32.
-    const key = `bf16:${value}`;
-    let name = consts.get(key);
-    if (!name) {
-      name = `const_bf16_${consts.size}`;
-      consts.set(key, name);
-      const bits = new Uint32Array(Float32Array.of(value).buffer)[0]! >>> 16;
-      inits.push({ name, dataType: T.BFLOAT16, rawData: new Uint8Array(Uint16Array.of(bits).buffer) });
-    }
-    return name;
-  };
+  const i64 = (values: number[], scalar = false): string => constant(`i64:${scalar ? 's' : 'v'}:${values.join(',')}`, 'const_i64',
+    { dataType: T.INT64, ...(scalar ? {} : { dims: [values.length] }), rawData: new Uint8Array(BigInt64Array.from(values, BigInt).buffer) });
+  const f32 = (value: number): string => constant(`f32:${value}`, 'const_f32', { dataType: T.FLOAT, rawData: new Uint8Array(Float32Array.of(value).buffer) });
+  // A bfloat16 scalar: the high half of the float32.
+  const act = (value: number): string => constant(`bf16:${value}`, 'const_bf16',
+    { dataType: T.BFLOAT16, rawData: new Uint8Array(Uint16Array.of(new Uint32Array(Float32Array.of(value).buffer)[0]! >>> 16).buffer) });
   const ints = (name: string, v: number[]): OnnxNs.IAttributeProto => ({ name, type: A.INTS, ints: v });
   const int = (name: string, v: number): OnnxNs.IAttributeProto => ({ name, type: A.INT, i: v });
   /** One node named after its module path; returns its outputs' names (`{name}_output_{k}`). */

@@ -9,7 +9,7 @@
 // different devices (passes/partition.ts).
 
 import { PASSES } from '../../passes/index.js';
-import type { PartitionResult } from '../../passes/partition.js';
+import { planScore, type PartitionResult } from '../../passes/partition.js';
 import type { TpResult } from '../../passes/tp.js';
 import { Context } from '../pass/context.js';
 import { finishInstrumentation, PassManager, resolvePipeline, type Instrumentation, type PassRun, type PassTiming, type ResolvedPipeline } from '../pass/manager.js';
@@ -81,21 +81,21 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   // With the splits the tp pass proposes; when it proposes none, this is the plain plan.
   // Variants are weighed as they finish and a loser's context is let go at once (each holds the
   // whole analysed graph: three of a 275k-node model did not fit in 2 GB).
-  interface Weighed { name: string; order: number; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; ms: number; variant: Variant | null }
+  interface Weighed { name: string; order: number; splits: number; latency_s: number; throughput_per_s: number; score: number; eligible: boolean; ms: number; variant: Variant | null }
   const weighed: Weighed[] = [];
-  let objective: 'latency' | 'throughput' = 'latency';
-  const score = (w: Weighed): number => (objective === 'latency' ? w.latency_s : -w.throughput_per_s);
   // The best for the objective among those whose splits are all spread (if any are); ties go to the simpler.
   const beats = (a: Weighed, b: Weighed): boolean => {
     if (a.eligible !== b.eligible) return a.eligible;
-    const d = score(a) - score(b);
-    return d < -Math.abs(score(b)) * 1e-12 || (Math.abs(d) <= Math.abs(score(b)) * 1e-12 && a.order < b.order);
+    const d = a.score - b.score;
+    return d < -Math.abs(b.score) * 1e-12 || (Math.abs(d) <= Math.abs(b.score) * 1e-12 && a.order < b.order);
   };
   let best: Weighed | null = null;
   const weigh = (v: Variant, order: number): Weighed => {
     const part = v.ctx.get<PartitionResult>('partition');
-    objective = part.objective;
-    const w: Weighed = { name: v.name, order, splits: v.ctx.get<TpResult>('tp').splits.length, latency_s: part.verdict.latency_s, throughput_per_s: part.verdict.throughput_per_s, eligible: part.tp_eligible, ms: v.ms, variant: v };
+    const w: Weighed = {
+      name: v.name, order, splits: v.ctx.get<TpResult>('tp').splits.length, latency_s: part.verdict.latency_s, throughput_per_s: part.verdict.throughput_per_s,
+      score: planScore(part), eligible: part.tp_eligible, ms: v.ms, variant: v,
+    };
     weighed.push(w);
     if (!best || beats(w, best)) {
       if (best) best.variant = null;

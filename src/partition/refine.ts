@@ -51,8 +51,8 @@ export interface SearchResult extends Assessed {
 const BETTER = 1e-9;
 const better = (a: number, b: number): boolean => a < b * (1 - BETTER);
 
-/** Memory rule of every solver: resident bytes plus the largest activation of a device's units fit. */
-export function fitsMemory(p: PlacementProblem, device: Int32Array): boolean {
+/** The memory rule's terms per device: resident bytes of its units, and the largest activation among them. */
+export function memoryTerms(p: PlacementProblem, device: Int32Array): { used: Float64Array; floor: Float64Array } {
   const nd = p.device_ids.length;
   const used = new Float64Array(nd);
   const floor = new Float64Array(nd);
@@ -61,7 +61,13 @@ export function fitsMemory(p: PlacementProblem, device: Int32Array): boolean {
     used[d] += residentBytes(p, u);
     if (p.activation_bytes[u]! > floor[d]!) floor[d] = p.activation_bytes[u]!;
   }
-  for (let d = 0; d < nd; d++) if (used[d]! + floor[d]! > p.capacity_bytes[d]!) return false;
+  return { used, floor };
+}
+
+/** Memory rule of every solver: resident bytes plus the largest activation of a device's units fit. */
+export function fitsMemory(p: PlacementProblem, device: Int32Array): boolean {
+  const { used, floor } = memoryTerms(p, device);
+  for (let d = 0; d < used.length; d++) if (used[d]! + floor[d]! > p.capacity_bytes[d]!) return false;
   return true;
 }
 
