@@ -12,11 +12,7 @@
 // `node dist/src/bench/deepseek.js OUT.onnx [--layers N] [--dense N] [--experts E] [--top-k K]`
 
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import type { onnx as OnnxNs } from 'onnx-proto';
-
-const require = createRequire(import.meta.url);
-const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
+import { int, ints, OnnxBuilder, str, T, valueInfo as vi } from './onnx-builder.js';
 
 export interface DeepseekShape {
   layers: number;
@@ -42,55 +38,17 @@ export const DEEPSEEK_V3: DeepseekShape = {
   qkNope: 128, qkRope: 64, vHead: 128, moeFfn: 2048, denseFfn: 18432, sharedExperts: 1, vocab: 129280, maxPositions: 163840,
 };
 
-const T = onnx.TensorProto.DataType;
-const A = onnx.AttributeProto.AttributeType;
 const WEIGHT = T.BFLOAT16;
 
 /** The model as ONNX bytes. Deterministic: the same shape gives the same bytes. */
 export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
-  const nodes: OnnxNs.INodeProto[] = [];
-  const inits: OnnxNs.ITensorProto[] = [];
-  let offset = 0;
-  const weight = (name: string, dims: number[], dataType = WEIGHT): string => {
-    const length = dims.reduce((a, b) => a * b, 1) * (dataType === T.FLOAT ? 4 : 2);
-    inits.push({
-      name, dims, dataType, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(length) }],
-    });
-    offset += length;
-    return name;
-  };
-  // Small constants, each written once (the same key, the same initializer).
-  const consts = new Map<string, string>();
-  const constant = (key: string, prefix: string, tensor: Omit<OnnxNs.ITensorProto, 'name'>): string => {
-    let name = consts.get(key);
-    if (!name) {
-      name = `${prefix}_${consts.size}`;
-      consts.set(key, name);
-      inits.push({ name, ...tensor });
-    }
-    return name;
-  };
-  const i64 = (values: number[], scalar = false): string => constant(`i64:${scalar ? 's' : 'v'}:${values.join(',')}`, 'const_i64',
-    { dataType: T.INT64, ...(scalar ? {} : { dims: [values.length] }), rawData: new Uint8Array(BigInt64Array.from(values, BigInt).buffer) });
-  const f32 = (value: number): string => constant(`f32:${value}`, 'const_f32', { dataType: T.FLOAT, rawData: new Uint8Array(Float32Array.of(value).buffer) });
-  // A bfloat16 scalar: the high half of the float32.
-  const act = (value: number): string => constant(`bf16:${value}`, 'const_bf16',
-    { dataType: T.BFLOAT16, rawData: new Uint8Array(Uint16Array.of(new Uint32Array(Float32Array.of(value).buffer)[0]! >>> 16).buffer) });
-  const ints = (name: string, v: number[]): OnnxNs.IAttributeProto => ({ name, type: A.INTS, ints: v });
-  const int = (name: string, v: number): OnnxNs.IAttributeProto => ({ name, type: A.INT, i: v });
-  /** One node named after its module path; returns its outputs' names (`{name}_output_{k}`). */
-  const node = (scope: string, op: string, inputs: string[], attrs: OnnxNs.IAttributeProto[] = [], outputs = 1, outName?: string[]): string[] => {
-    const name = `${scope}/${op}`;
-    let unique = name;
-    for (let k = 1; used.has(unique); k++) unique = `${name}_${k}`;
-    used.add(unique);
-    const out = outName ?? Array.from({ length: outputs }, (_, k) => `${unique}_output_${k}`);
-    nodes.push({ name: unique, opType: op, input: inputs, output: out, attribute: attrs });
-    return out;
-  };
-  const used = new Set<string>();
-  const one = (scope: string, op: string, inputs: string[], attrs: OnnxNs.IAttributeProto[] = []): string => node(scope, op, inputs, attrs)[0]!;
+  const b = new OnnxBuilder();
+  const weight = (name: string, dims: number[]): string => b.weight(name, dims, WEIGHT);
+  const i64 = (values: number[], scalar = false): string => b.i64(values, scalar);
+  const f32 = (value: number): string => b.f32(value);
+  const act = (value: number): string => b.f16(value, WEIGHT);
+  const node = b.node.bind(b);
+  const one = b.one.bind(b);
 
   /** RMSNorm computed in float32, as the Hugging Face modules export. */
   const rmsNorm = (scope: string, x: string, weightName: string, dim: number): string => {
@@ -187,7 +145,7 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
         const y = swiglu(E, rows, `${P}.mlp.experts.${e}`, s.moeFfn);
         const at = one(E, 'Add', [one(E, 'Mul', [tok, i64([s.topK], true)]), slot]);
         const gw = one(E, 'Unsqueeze', [one(E, 'Gather', [wFlat, at], [int('axis', 0)]), i64([1])]);
-        acc = one(E, 'ScatterND', [acc, one(E, 'Unsqueeze', [tok, i64([1])]), one(E, 'Mul', [y, gw])], [{ name: 'reduction', type: A.STRING, s: new TextEncoder().encode('add') }]);
+        acc = one(E, 'ScatterND', [acc, one(E, 'Unsqueeze', [tok, i64([1])]), one(E, 'Mul', [y, gw])], [str('reduction', 'add')]);
       }
       let shared = acc;
       for (let k = 0; k < s.sharedExperts; k++) shared = one(M, 'Add', [shared, swiglu(`${M}/shared_experts${k ? `.${k}` : ''}`, flat, `${P}.mlp.shared_experts${k ? `.${k}` : ''}`, s.moeFfn)]);
@@ -198,9 +156,6 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
   const last = rmsNorm('/model/norm', x, 'model.norm.weight', s.hidden);
   node('/lm_head', 'MatMul', [last, weight('lm_head.weight', [s.hidden, s.vocab])], [], 1, ['logits']);
 
-  const vi = (name: string, elemType: number, dims: (number | string)[]): OnnxNs.IValueInfoProto => ({
-    name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  });
   const total = 'past_sequence_length + sequence_length';
   const inputs = [vi('input_ids', T.INT64, ['batch_size', 'sequence_length']), vi('attention_mask', T.INT64, ['batch_size', total]), vi('position_ids', T.INT64, ['batch_size', 'sequence_length'])];
   const outputs = [vi('logits', WEIGHT, ['batch_size', 'sequence_length', s.vocab])];
@@ -208,11 +163,7 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
     inputs.push(vi(`past_key_values.${l}.key`, WEIGHT, ['batch_size', 1, 'past_sequence_length', s.kvLora]), vi(`past_key_values.${l}.value`, WEIGHT, ['batch_size', 1, 'past_sequence_length', s.qkRope]));
     outputs.push(vi(`present.${l}.key`, WEIGHT, ['batch_size', 1, total, s.kvLora]), vi(`present.${l}.value`, WEIGHT, ['batch_size', 1, total, s.qkRope]));
   }
-  const model = onnx.ModelProto.create({
-    irVersion: 8, producerName: 'hxc-bench deepseek.ts', opsetImport: [{ domain: '', version: 17 }],
-    graph: { name: 'deepseek_v3_shaped', node: nodes, initializer: inits, input: inputs, output: outputs },
-  });
-  return Buffer.from(onnx.ModelProto.encode(model).finish());
+  return b.encode('deepseek_v3_shaped', 'hxc-bench deepseek.ts', inputs, outputs);
 }
 
 /** Write the model (and a dims file) to `file`; returns the node count. */

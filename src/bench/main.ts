@@ -15,6 +15,7 @@ import { rackYaml } from './rack.js';
 import { moeTable } from './moe.js';
 import { qualitySuite } from './placement.js';
 import { BASELINES, qualityTable } from './quality.js';
+import { fidelityTable, geomeanError } from './fidelity.js';
 import { loaderOverhead } from './runtime.js';
 import { median } from '../util/stats.js';
 
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
   if (filter === '' || filter.startsWith('quality')) await planQualityTable(filter.replace(/^quality:?/, ''));
   if (filter === '' || filter === 'moe') await moeTable();
   if (filter === '' || filter === 'runtime') await runtimeTable();
+  if (filter === '' || filter.startsWith('fidelity')) await fidelity(filter.replace(/^fidelity:?/, ''));
 }
 
 function printTable(header: string[], rows: string[][]): void {
@@ -171,6 +173,25 @@ async function planQualityTable(filter: string): Promise<void> {
   const lost = rows.filter((r) => r.losses.length > 0);
   const times = rows.map((r) => r.plan_s).sort((a, b) => a - b);
   process.stdout.write(`shipped plan at least as good as every baseline it reports: ${rows.length - lost.length} of ${rows.length} plans${lost.length ? ` (lost: ${lost.map((r) => `${r.name} ${r.objective} to ${r.losses.join('+')}`).join('; ')})` : ''}; plan time median ${median(times).toFixed(2)} s, max ${times[times.length - 1]?.toFixed(2) ?? '-'} s\n\n`);
+}
+
+/**
+ * hxc's estimates beside published measurements (fixtures/measured): the ratio per row and the
+ * typical error over the scored rows (issue 17: geomean ≤ 10%, no row past 35%).
+ * `npm run bench -- fidelity[:FILTER]` (e.g. `fidelity:H100`).
+ */
+async function fidelity(filter: string): Promise<void> {
+  const rows = await fidelityTable(path.join(REPO, 'fixtures', 'measured', 'llm_measured.json'), filter, (l) => process.stderr.write(l + '\n'));
+  const fmt = (x: number | null): string => (x === null ? '-' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  printTable(['#', 'model', 'GPU', 'precision', 'TP', 'batch', 'in/out', 'metric', 'measured', 'unit', 'hxc', 'hxc/measured', 'scored'],
+    rows.map(({ row: r, estimate, ratio, unscored }) => [String(r.id), r.model.slice(0, 14), r.gpu_norm.slice(0, 16), r.precision.split(' ')[0]!, String(r.tp ?? '-'), String(r.batch_size).slice(0, 14),
+      `${r.input_len ?? '-'}/${r.output_len ?? '-'}`, r.metric.split(' ')[0]!, fmt(r.value), r.unit.slice(0, 14), fmt(estimate), ratio === null ? '-' : ratio.toFixed(2), unscored || 'yes']));
+  const scored = rows.filter((r) => !r.unscored && r.ratio !== null);
+  const ratios = scored.map((r) => r.ratio!);
+  const worst = scored.reduce<(typeof scored)[number] | null>((w, r) => (!w || Math.abs(Math.log(r.ratio!)) > Math.abs(Math.log(w.ratio!)) ? r : w), null);
+  const within = ratios.filter((x) => Math.abs(Math.log(x)) <= Math.log(1.35)).length;
+  process.stdout.write(`fidelity: ${scored.length} scored rows, typical error (geomean) ${(geomeanError(ratios) * 100).toFixed(1)}%, ${within} of ${scored.length} within 35%` +
+    `${worst ? `, worst #${worst.row.id} ${worst.setup} ×${worst.ratio!.toFixed(2)}` : ''}; ${rows.length - scored.length} rows unscored\n\n`);
 }
 
 /** hxc run on a one-device plan vs a plain onnxruntime session (target: within 10%). */

@@ -111,6 +111,37 @@ export const CATALOG: Readonly<Record<string, CatalogEntry>> = {
     memory_capacity_bytes: 80 * GiB, memory_bandwidth_bytes_per_s: 2.039e12,
     launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
   },
+  // Same datasheet, 40GB SXM column: the same compute; 40 GB HBM2 at 1,555 GB/s.
+  'a100-sxm-40gb': {
+    name: 'a100-sxm-40gb', description: 'NVIDIA A100 SXM4 40GB', kind: 'gpu',
+    peak_flops: { fp32: 19.5 * T, tf32: 156 * T, fp16: 312 * T, bf16: 312 * T, int8: 624 * T },
+    memory_capacity_bytes: 40 * GiB, memory_bandwidth_bytes_per_s: 1.555e12,
+    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+  },
+  // Same datasheet, 80GB PCIe column: the same compute; 80 GB HBM2e at 1,935 GB/s.
+  'a100-pcie': {
+    name: 'a100-pcie', description: 'NVIDIA A100 PCIe 80GB', kind: 'gpu',
+    peak_flops: { fp32: 19.5 * T, tf32: 156 * T, fp16: 312 * T, bf16: 312 * T, int8: 624 * T },
+    memory_capacity_bytes: 80 * GiB, memory_bandwidth_bytes_per_s: 1.935e12,
+    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+  },
+  // NVIDIA L40S datasheet (Ada), dense (sparse halved): FP32 91.6, TF32 183, FP16/BF16 362,
+  // FP8 733 TFLOPS, INT8 733 TOPS; 48 GB GDDR6 at 864 GB/s.
+  l40s: {
+    name: 'l40s', description: 'NVIDIA L40S 48GB', kind: 'gpu',
+    peak_flops: { fp32: 91.6 * T, tf32: 183 * T, fp16: 362 * T, bf16: 362 * T, fp8: 733 * T, int8: 733 * T },
+    memory_capacity_bytes: 48 * GiB, memory_bandwidth_bytes_per_s: 864 * GB,
+    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+  },
+  // NVIDIA A10 datasheet (Ampere GA102), dense: FP32 31.2, TF32 62.5, FP16/BF16 125 TFLOPS, INT8
+  // 250 TOPS; 24 GB GDDR6 at 600 GB/s. AWS's A10G (g5 instances) has the same memory; its compute
+  // is taken from the A10 (estimate: AWS publishes no peak).
+  a10g: {
+    name: 'a10g', description: 'NVIDIA A10G 24GB (AWS g5; A10 datasheet numbers)', kind: 'gpu',
+    peak_flops: { fp32: 31.2 * T, tf32: 62.5 * T, fp16: 125 * T, bf16: 125 * T, int8: 250 * T },
+    memory_capacity_bytes: 24 * GiB, memory_bandwidth_bytes_per_s: 600 * GB,
+    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+  },
   // Intel Gaudi 2 (Habana Gaudi 2 white paper; Gaudi 3 white paper comparison table): 96 GB HBM2e
   // at 2.46 TB/s, MME BF16 ~432 TFLOPS, FP8 ~865 TFLOPS. FP16 taken equal to BF16 (same MME path).
   // FP32: no public peak; estimate bf16/4, corrected by calibration.
