@@ -151,7 +151,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
 
   const totals = { flops: 0, bytes_read: 0, bytes_written: 0, param_bytes: 0, fused: 0 };
   const nodes: NodeCost[] = new Array(graph.nodes.length);
-  const fusedHead = fusedInto(graph, index, ctx.get<VerifyResult>('verify').order);
+  const fusion = fusedInto(graph, index, ctx.get<VerifyResult>('verify').order);
+  const fusedHead = fusion.head;
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
     const ins = index.inputsOf(i);
@@ -206,6 +207,25 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     totals.bytes_written += bytesWritten;
     totals.param_bytes += params;
     nodes[i] = cost;
+  }
+  // A fused node reads its input in registers and its producer never writes it: on a fusing
+  // device that round trip is not memory traffic (src/cost/fusion.ts); other kinds add it back.
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const p = fusion.producer[i]!;
+    if (p < 0) continue;
+    const consumer = nodes[i]!;
+    const producer = nodes[p]!;
+    const read = Math.min(consumer.bytes_read, bytesById[fusion.input[i]!]! * (consumer.activity ?? 1));
+    const written = Math.min(producer.bytes_written, bytesById[fusion.output[i]!]! * (producer.activity ?? 1));
+    for (const [c, r, w] of [[consumer, read, 0], [producer, 0, written]] as const) {
+      c.bytes_read -= r;
+      c.bytes_written -= w;
+      c.bytes = c.bytes_read + c.bytes_written;
+      c.fused_bytes = (c.fused_bytes ?? 0) + r + w;
+      c.intensity = c.bytes > 0 ? c.flops / c.bytes : 0;
+    }
+    totals.bytes_read -= read;
+    totals.bytes_written -= written;
   }
   const value_bytes = {
     get: (name: string): number | undefined => {

@@ -130,7 +130,7 @@ function rackYaml(gpu: Gpu, n: number): string {
 
 export async function fidelityTable(file: string, filter = '', log: (line: string) => void = () => {}): Promise<FidelityRow[]> {
   const rows = (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: MeasuredRow[] }).rows
-    .filter((r) => /latency/.test(r.regime) && `${r.id} ${r.model} ${r.gpu_norm}`.includes(filter));
+    .filter((r) => /latency/.test(r.regime) && (filter === 'scored' ? unscoredReason(r) === '' : `${r.id} ${r.model} ${r.gpu_norm}`.includes(filter)));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-fidelity-'));
   const models = new Map<string, string>();
   const plans = new Map<string, number | null>();

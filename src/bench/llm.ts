@@ -71,8 +71,14 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
   const one = b.one.bind(b);
   const node = b.node.bind(b);
   /** A projection: fp8 GEMMs read their input in fp8 and write the activation type. */
+  // Each activation is quantized once, however many projections read it (q, k and v share one).
+  const quantized = new Map<string, string>();
   const linear = (scope: string, x: string, name: string, k: number, n: number, bias = false): string => {
-    const input = fp8 ? one(scope, 'Cast', [x], [int('to', FLOAT8E4M3FN)]) : x;
+    let input = x;
+    if (fp8) {
+      input = quantized.get(x) ?? one(scope, 'Cast', [x], [int('to', FLOAT8E4M3FN)]);
+      quantized.set(x, input);
+    }
     let y = one(scope, 'MatMul', [input, b.weight(`${name}.weight`, [k, n], W)]);
     if (fp8) y = one(scope, 'Cast', [y], [int('to', ACT)]);
     if (bias) y = one(scope, 'Add', [y, b.weight(`${name}.bias`, [n], ACT)]);

@@ -3,6 +3,7 @@
 // Ops that only move or reinterpret data count 0 FLOPs.
 
 import type { Node } from '../ir/graph.js';
+import type { ComputeClass } from '../topology/catalog.js';
 
 /** Numeric shapes of a node's inputs and outputs ('' inputs are null). */
 export interface NodeShapes {
@@ -10,7 +11,8 @@ export interface NodeShapes {
   outputs: (number[] | null)[];
 }
 
-export type OpClass = 'matmul' | 'conv' | 'attention' | 'elementwise' | 'normalization' | 'reduction' | 'data-movement' | 'moe' | 'control' | 'other';
+/** The op classes (a device may state an efficiency for each: src/topology/catalog.ts COMPUTE_CLASSES), and control flow. */
+export type OpClass = ComputeClass | 'control';
 
 const prod = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
 const numel = (s: number[] | null | undefined): number => (s ? prod(s) : 0);
@@ -129,8 +131,9 @@ export function nodeFlops(node: Node, s: NodeShapes): number {
 }
 
 /**
- * com.microsoft attention ops: scores Q·Kᵀ and context P·V are each 2·B·H·S·T·D FLOPs, softmax
- * 5·B·H·S·T; `Attention` also projects the input (2·B·S·D_in·3D). T = total (past + new) length.
+ * com.microsoft attention ops: scores Q·Kᵀ and context P·V are each 2·D FLOPs per query-key pair,
+ * softmax 5 per pair; B·H·S·T pairs (T = total, past + new, length), fewer when causal (below);
+ * `Attention` also projects the input (2·B·S·D_in·3D).
  */
 function attentionFlops(node: Node, s: NodeShapes): number {
   const q = s.inputs[0];
@@ -145,8 +148,15 @@ function attentionFlops(node: Node, s: NodeShapes): number {
   else if (present && present.length === 5) total = present[3]!;
   const heads = intAttr(node, 'num_heads', 1);
   const headDim = hidden / Math.max(1, heads);
-  const scores = 2 * batch * heads * seq * total * headDim;
-  let flops = 2 * scores + 5 * batch * heads * seq * total;
+  // Query-key pairs computed. Causal attention (GroupQueryAttention always; Attention with
+  // unidirectional=1) lets query i see the past and the new keys up to i: S·P + S(S+1)/2 pairs,
+  // and the kernels skip the blocks above the diagonal (FlashAttention-2, Dao 2023, §3.1.1, which
+  // measures 1.7–1.8× from it).
+  const causal = node.op === 'GroupQueryAttention' || intAttr(node, 'unidirectional', 0) === 1;
+  const past = Math.max(0, total - seq);
+  const pairs = batch * heads * (causal && seq > 1 ? seq * past + (seq * (seq + 1)) / 2 : seq * total);
+  const scores = 2 * pairs * headDim;
+  let flops = 2 * scores + 5 * pairs;
   if (node.op === 'Attention') {
     const w = s.inputs[1];
     if (w && w.length === 2) flops += 2 * batch * seq * w[0]! * w[1]!;

@@ -12,10 +12,14 @@
 // regions, so they fuse at least as much. A CPU runtime runs one op per call (onnxruntime's CPU
 // EP fuses only a few fixed patterns): CPUs launch every node.
 //
-// The node's arithmetic and memory traffic are still charged (what it reads besides the fused
-// input, e.g. a bias or a residual, is real); only the launch goes. The rule reads the graph, not
-// the placement: a fused node placed on another device than its producer is rare (stages are
-// contiguous) and then priced a launch too light.
+// What fusion saves is the launch and the round trip through memory: the fused input is consumed
+// in registers, so the producer does not write it and the fused node does not read it back (the
+// point of epilogue fusion: a GEMM + bias + GELU writes one tensor, not three — the same
+// accounting as FlashAttention's IO analysis, Dao et al. 2022, §3.2). The node's arithmetic and
+// its other inputs (a bias, a residual) are still charged. On a device kind that does not fuse the
+// round trip is real, so passes/profile.ts records the saved bytes and src/cost/model.ts adds them
+// back there. The rule reads the graph, not the placement: a fused node placed on another device
+// than its producer is rare (stages are contiguous) and then priced too light.
 
 import { opClass, VIEW_OPS } from './flops.js';
 import type { Graph } from '../ir/graph.js';
@@ -29,14 +33,38 @@ export function launchesFused(kind: string): boolean {
   return FUSING_KINDS.has(kind);
 }
 
+export interface Fusion {
+  /** Per node: the node whose kernel it runs in (its fused chain's head), or -1. */
+  head: Int32Array;
+  /** Per fused node: the node computing the value it reads in registers (its direct kernel producer), else -1. */
+  producer: Int32Array;
+  /** Per fused node: the value id it reads without a memory read (after any views), else -1. */
+  input: Int32Array;
+  /** Per fused node: the producer's output id that is never written to memory, else -1. */
+  output: Int32Array;
+}
+
 /**
  * Per node (`order` topological): the node whose kernel it runs in (its fused chain's head), or -1
  * when it launches its own kernel. A node fuses when it is elementwise (or a Cast) in the default domain and one of its
- * inputs comes from a computing node (not a Constant, not a view) whose outputs nothing else reads.
+ * inputs comes from a computing node (not a Constant, not a view) whose output nothing else reads.
  */
-export function fusedInto(graph: Graph, index: GraphIndex, order: Int32Array): Int32Array {
+export function fusedInto(graph: Graph, index: GraphIndex, order: Int32Array): Fusion {
   const n = graph.nodes.length;
   const head = new Int32Array(n).fill(-1);
+  const producer = new Int32Array(n).fill(-1);
+  const input = new Int32Array(n).fill(-1);
+  const output = new Int32Array(n).fill(-1);
+  const graphOutputs = new Set<number>();
+  for (const v of graph.outputs) {
+    const id = index.valueIds.get(v.name);
+    if (id !== undefined) graphOutputs.add(id);
+  }
+  const onlyReader = (id: number, reader: number): boolean => {
+    if (graphOutputs.has(id)) return false;
+    for (const c of index.consumersOfId(id)) if (c !== reader) return false;
+    return true;
+  };
   for (let k = 0; k < order.length; k++) {
     const i = order[k]!;
     const node = graph.nodes[i]!;
@@ -46,29 +74,27 @@ export function fusedInto(graph: Graph, index: GraphIndex, order: Int32Array): I
       // Back through views read by nothing else (a Reshape between a MatMul and its bias Add
       // relabels the buffer; the kernel is the MatMul's).
       let reader = i;
+      let value = id;
       let p = index.producerOf[id]!;
-      while (p >= 0 && VIEW_OPS.has(graph.nodes[p]!.op) && graph.nodes[p]!.op !== 'Constant' && onlyReader(index, p, reader)) {
+      while (p >= 0 && VIEW_OPS.has(graph.nodes[p]!.op) && graph.nodes[p]!.op !== 'Constant' && onlyReader(value, reader)) {
         const first = index.inputsOf(p)[0];
         reader = p;
-        p = first !== undefined && first >= 0 ? index.producerOf[first]! : -1;
+        value = first !== undefined ? first : -1;
+        p = value >= 0 ? index.producerOf[value]! : -1;
       }
       if (p < 0) continue;
-      const producer = graph.nodes[p]!;
+      const node2 = graph.nodes[p]!;
       // A Constant, a view or a control-flow node has no kernel to fuse into.
-      if (producer.op === 'Constant' || VIEW_OPS.has(producer.op) || opClass(producer) === 'control') continue;
-      if (!onlyReader(index, p, reader)) continue;
+      if (node2.op === 'Constant' || VIEW_OPS.has(node2.op) || opClass(node2) === 'control') continue;
+      // The producer's other outputs may have readers (a norm that also writes its residual sum):
+      // the kernel writes those and hands this one on in registers.
+      if (!onlyReader(value, reader)) continue;
       head[i] = head[p]! >= 0 ? head[p]! : p;
+      producer[i] = p;
+      input[i] = id;
+      output[i] = value;
       break;
     }
   }
-  return head;
-}
-
-/** Nothing but `reader` reads any output of node `p`. */
-function onlyReader(index: GraphIndex, p: number, reader: number): boolean {
-  for (const out of index.outputsOf(p)) {
-    if (out < 0) continue;
-    for (const c of index.consumersOfId(out)) if (c !== reader) return false;
-  }
-  return true;
+  return { head, producer, input, output };
 }

@@ -20,6 +20,8 @@ export interface WorkItem {
   measured_s?: Record<string, number>;
   /** Runs inside its producer's kernel where the device fuses (src/cost/fusion.ts): no launch of its own. */
   fused?: boolean;
+  /** Bytes of `bytes` saved by fusion (an input read in registers, an output never written): moved again on a device that does not fuse. */
+  fused_bytes?: number;
 }
 
 /** Efficiency corrections fitted by calibration: device kind → op class → factor (1 = catalog). */
@@ -27,9 +29,12 @@ export type EfficiencyTable = Record<string, Partial<Record<OpClass, number>>>;
 
 /**
  * Roofline time of work on a device (Williams, Waterman, Patterson 2009, with a launch overhead):
- *   t = max(flops / (peak_flops[dtype] · eff · class_factor), bytes / mem_bw) + launch,
+ *   t = max(flops / (peak_flops[dtype] · eff[class] · calibrated_factor), bytes / (mem_bw · mem_eff)) + launch,
+ * with eff[class] the device's efficiency for the op class (catalog or rack YAML; its compute
+ * efficiency when the class has none) and mem_eff the fraction of datasheet bandwidth achieved,
  * where a node fused into its producer's kernel (src/cost/fusion.ts) launches nothing on a device
- * that fuses.
+ * that fuses, and the tensors a fused chain hands on in registers are not memory traffic there
+ * (bytes counts them out; a device that does not fuse moves `fused_bytes` too).
  * Explicit times win: a key naming the device id, else its kind (DESIGN.md, hxc-graph/v1 `time`).
  * A work item with explicit times but no key for this device cannot run there: Infinity.
  * A calibrated measurement for the device's kind replaces the estimate. Work with no FLOPs and no
@@ -43,11 +48,14 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   const measured = w.measured_s?.[d.kind];
   if (measured !== undefined) return measured;
   // No work, no kernel: constants, views and shape queries are resolved when the program is built.
-  if (w.flops === 0 && w.bytes === 0) return 0;
+  if (w.flops === 0 && w.bytes === 0 && !w.fused_bytes) return 0;
   const factor = eff?.[d.kind]?.[w.op_class] ?? 1;
-  const compute = w.flops > 0 ? w.flops / (cachedPeak(d, w.dtype) * d.efficiency * factor) : 0;
-  const memory = w.bytes > 0 ? w.bytes / d.memory_bandwidth_bytes_per_s : 0;
-  return Math.max(compute, memory) + (w.fused && launchesFused(d.kind) ? 0 : d.launch_s);
+  const achieved = (d.class_efficiency as Partial<Record<string, number>>)[w.op_class] ?? d.efficiency;
+  const compute = w.flops > 0 ? w.flops / (cachedPeak(d, w.dtype) * achieved * factor) : 0;
+  const fuses = launchesFused(d.kind);
+  const bytes = fuses ? w.bytes : w.bytes + (w.fused_bytes ?? 0);
+  const memory = bytes > 0 ? bytes / (d.memory_bandwidth_bytes_per_s * d.memory_efficiency) : 0;
+  return Math.max(compute, memory) + (w.fused && fuses ? 0 : d.launch_s);
 }
 
 /** peakFlops resolves dtype names and fallbacks; memoised per device because it is called per node. */
@@ -62,5 +70,5 @@ function cachedPeak(d: Device, dtype: string): number {
 
 /** Arithmetic intensity at which a device turns from memory- to compute-bound (the roofline's ridge point), FLOP/byte. */
 export function ridgePoint(d: Device, dtype: string): number {
-  return (cachedPeak(d, dtype) * d.efficiency) / d.memory_bandwidth_bytes_per_s;
+  return (cachedPeak(d, dtype) * d.efficiency) / (d.memory_bandwidth_bytes_per_s * d.memory_efficiency);
 }

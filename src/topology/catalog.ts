@@ -18,9 +18,20 @@ export interface CatalogEntry {
   launch_s: number;
   /** Fraction of peak FLOP/s typically achieved; a starting value that calibration corrects. */
   efficiency: number;
+  /** Per op class, where it differs from `efficiency` (attention kernels reach less of peak than GEMMs). */
+  class_efficiency?: Readonly<Partial<Record<ComputeClass, number>>>;
+  /** Fraction of the datasheet memory bandwidth kernels achieve (KIND_DEFAULTS when absent). */
+  memory_efficiency?: number;
   /** Name of an entry of OP_SETS. */
   op_set: string;
 }
+
+/**
+ * Op classes an efficiency may be given for (src/cost/flops.ts OpClass names; the rack YAML's
+ * `efficiency: {attention: 0.35}` keys).
+ */
+export const COMPUTE_CLASSES = ['matmul', 'conv', 'attention', 'elementwise', 'normalization', 'reduction', 'data-movement', 'moe', 'other'] as const;
+export type ComputeClass = (typeof COMPUTE_CLASSES)[number];
 
 const T = 1e12;
 const GiB = 2 ** 30;
@@ -39,13 +50,18 @@ const GB = 1e9;
  * Efficiency 0.6 for matrix engines: large bf16 GEMMs reach 0.7–0.8 of peak on H100 (S. Bekman,
  * ml-engineering, "maximum achievable matmul FLOPS" table) and whole models less; 0.5 on CPUs; 0.3
  * on IPUs whose Arm cores are not built for math.
+ * Memory efficiency: streaming kernels reach about 80–85% of an HBM GPU's datasheet bandwidth
+ * (Jia et al. 2018, "Dissecting the NVIDIA Volta GPU Architecture via Microbenchmarking": 750 of
+ * V100's 900 GB/s), and a decode step's weight-streaming GEMVs no more; 0.8 is taken for GPUs,
+ * accelerators and dataflow engines (estimate), 0.7 for CPUs (STREAM triad on multi-channel
+ * DDR servers typically reaches 70–80% of the channels' peak) and IPUs.
  */
-export const KIND_DEFAULTS: Readonly<Record<DeviceKind, { launch_s: number; efficiency: number; op_set: string }>> = {
-  cpu: { launch_s: 1e-6, efficiency: 0.5, op_set: 'all' },
-  gpu: { launch_s: 5e-6, efficiency: 0.6, op_set: 'all' },
-  accel: { launch_s: 10e-6, efficiency: 0.6, op_set: 'all' },
-  dataflow: { launch_s: 10e-6, efficiency: 0.6, op_set: 'all' },
-  ipu: { launch_s: 2e-6, efficiency: 0.3, op_set: 'ipu-default' },
+export const KIND_DEFAULTS: Readonly<Record<DeviceKind, { launch_s: number; efficiency: number; memory_efficiency: number; op_set: string }>> = {
+  cpu: { launch_s: 1e-6, efficiency: 0.5, memory_efficiency: 0.7, op_set: 'all' },
+  gpu: { launch_s: 5e-6, efficiency: 0.6, memory_efficiency: 0.8, op_set: 'all' },
+  accel: { launch_s: 10e-6, efficiency: 0.6, memory_efficiency: 0.8, op_set: 'all' },
+  dataflow: { launch_s: 10e-6, efficiency: 0.6, memory_efficiency: 0.8, op_set: 'all' },
+  ipu: { launch_s: 2e-6, efficiency: 0.3, memory_efficiency: 0.7, op_set: 'ipu-default' },
 };
 
 // An IPU (smart NIC) mainly relays; it may run what needs little math: data movement, element-wise
@@ -90,18 +106,20 @@ export const CATALOG: Readonly<Record<string, CatalogEntry>> = {
   },
   // NVIDIA H100 Tensor Core GPU datasheet, SXM5 column, dense (the datasheet's sparse numbers halved):
   // FP32 67, TF32 494.5, FP16/BF16 989, FP8 1979 TFLOPS, INT8 1979 TOPS; 80 GB HBM3 at 3.35 TB/s.
+  // Attention on Hopper: FlashAttention-2 reaches only 35% of H100's peak (Shah et al. 2024,
+  // FlashAttention-3, abstract), and the serving stacks of the measured rows ran FA2-class kernels.
   'h100-sxm': {
     name: 'h100-sxm', description: 'NVIDIA H100 SXM5 80GB', kind: 'gpu',
     peak_flops: { fp32: 67 * T, tf32: 494.5 * T, fp16: 989 * T, bf16: 989 * T, fp8: 1979 * T, int8: 1979 * T },
     memory_capacity_bytes: 80 * GiB, memory_bandwidth_bytes_per_s: 3.35e12,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, class_efficiency: { attention: 0.35 }, op_set: 'all',
   },
-  // NVIDIA H200 Tensor Core GPU datasheet, SXM column: 141 GB HBM3e at 4.8 TB/s; same compute as H100 SXM.
+  // NVIDIA H200 Tensor Core GPU datasheet, SXM column: 141 GB HBM3e at 4.8 TB/s; same compute as H100 SXM (and attention efficiency).
   h200: {
     name: 'h200', description: 'NVIDIA H200 SXM 141GB', kind: 'gpu',
     peak_flops: { fp32: 67 * T, tf32: 494.5 * T, fp16: 989 * T, bf16: 989 * T, fp8: 1979 * T, int8: 1979 * T },
     memory_capacity_bytes: 141 * GiB, memory_bandwidth_bytes_per_s: 4.8e12,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, class_efficiency: { attention: 0.35 }, op_set: 'all',
   },
   // NVIDIA A100 Tensor Core GPU datasheet, 80GB SXM column, dense: FP32 19.5, TF32 156,
   // FP16/BF16 312 TFLOPS, INT8 624 TOPS (no FP8); 80 GB HBM2e at 2,039 GB/s.

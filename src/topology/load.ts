@@ -8,8 +8,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import { HxcError } from '../diag/diagnostics.js';
-import { CATALOG_NAMES, DEVICE_KINDS, KIND_DEFAULTS, OP_SETS, catalogEntry } from './catalog.js';
-import type { CatalogEntry, DeviceKind } from './catalog.js';
+import { CATALOG_NAMES, COMPUTE_CLASSES, DEVICE_KINDS, KIND_DEFAULTS, OP_SETS, catalogEntry } from './catalog.js';
+import type { CatalogEntry, ComputeClass, DeviceKind } from './catalog.js';
 import { parseBandwidth, parseBytes, parseFlops, parseSeconds } from './units.js';
 
 export type { DeviceKind } from './catalog.js';
@@ -29,7 +29,12 @@ export interface Device {
   memory_capacity_bytes: number;
   memory_bandwidth_bytes_per_s: number;
   launch_s: number;
+  /** Fraction of peak FLOP/s achieved (every op class without its own entry below). */
   efficiency: number;
+  /** Per op class where it differs from `efficiency`. */
+  class_efficiency: Partial<Record<ComputeClass, number>>;
+  /** Fraction of memory_bandwidth_bytes_per_s achieved. */
+  memory_efficiency: number;
   /** include: null = every op (minus exclude); otherwise only these. Entries: `Op` or `domain.Op`. */
   ops: { include: string[] | null; exclude: string[] };
 }
@@ -397,19 +402,33 @@ function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
   const launch_s = launchRaw !== undefined && launchRaw !== null
     ? parseSeconds(launchRaw, r.at([...path, 'launch']))
     : (model?.launch_s ?? KIND_DEFAULTS[kind].launch_s);
+  // `efficiency: 0.6` (compute, every op class) or `efficiency: {compute: 0.6, memory: 0.8, attention: 0.35}`.
   const effRaw = own(d, 'efficiency');
   let efficiency = model?.efficiency ?? KIND_DEFAULTS[kind].efficiency;
-  if (effRaw !== undefined && effRaw !== null) {
-    if (typeof effRaw !== 'number' || !(effRaw > 0 && effRaw <= 1)) {
-      throw r.invalid([...path, 'efficiency'], `${what}: efficiency must be a number in (0, 1], found ${describe(effRaw)}`, 'write the fraction of peak achieved, e.g. 0.6');
+  let memory_efficiency = model?.memory_efficiency ?? KIND_DEFAULTS[kind].memory_efficiency;
+  const class_efficiency: Partial<Record<ComputeClass, number>> = { ...(model?.class_efficiency ?? {}) };
+  const fraction = (v: unknown, at: Path): number => {
+    if (typeof v !== 'number' || !(v > 0 && v <= 1)) {
+      throw r.invalid(at, `${what}: ${at.slice(path.length).join('.')} must be a number in (0, 1], found ${describe(v)}`, 'write the fraction of peak achieved, e.g. 0.6');
     }
-    efficiency = effRaw;
+    return v;
+  };
+  if (effRaw !== undefined && effRaw !== null) {
+    if (typeof effRaw === 'object' && !Array.isArray(effRaw)) {
+      for (const [key, value] of Object.entries(effRaw as Obj)) {
+        const at = [...path, 'efficiency', key];
+        if (key === 'compute') efficiency = fraction(value, at);
+        else if (key === 'memory') memory_efficiency = fraction(value, at);
+        else if ((COMPUTE_CLASSES as readonly string[]).includes(key)) class_efficiency[key as ComputeClass] = fraction(value, at);
+        else throw r.invalid(at, `${what}: unknown efficiency key "${key}"`, `use compute, memory or an op class: ${COMPUTE_CLASSES.join(', ')}`);
+      }
+    } else efficiency = fraction(effRaw, [...path, 'efficiency']);
   }
 
   const ops = readOps(r, own(d, 'ops'), [...path, 'ops'], what, model?.op_set ?? KIND_DEFAULTS[kind].op_set);
   return ids.map((id) => ({
     id, kind, model: model?.name ?? null, host: null, peak_flops: { ...peak_flops },
-    memory_capacity_bytes, memory_bandwidth_bytes_per_s, launch_s, efficiency,
+    memory_capacity_bytes, memory_bandwidth_bytes_per_s, launch_s, efficiency, class_efficiency: { ...class_efficiency }, memory_efficiency,
     ops: { include: ops.include ? [...ops.include] : null, exclude: [...ops.exclude] },
   }));
 }
@@ -652,7 +671,7 @@ export function canRun(device: Pick<Device, 'ops'>, op: string, domain = ''): bo
  * take their groups from it).
  */
 export function deviceClassKey(d: Device): string {
-  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.ops]);
+  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.class_efficiency, d.memory_efficiency, d.ops]);
 }
 
 /**
