@@ -4,7 +4,7 @@
 
 import { fusedInto } from '../src/cost/fusion.js';
 import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
-import { nodeFlops, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
+import { nodeFlops, nodeTiles, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
 
 /** Ops whose first input is a table they index into (bytes read = rows gathered + indices). */
 const GATHER_OPS = new Set(['Gather', 'GatherElements', 'GatherND']);
@@ -158,7 +158,9 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     const ins = index.inputsOf(i);
     const outs = index.outputsOf(i);
     const cls: OpClass = node.task ? 'other' : opClass(node);
-    let flops = node.task?.flops ?? nodeFlops(node, { inputs: shapesOf(ins), outputs: shapesOf(outs) });
+    const nodeShapes = { inputs: shapesOf(ins), outputs: shapesOf(outs) };
+    let flops = node.task?.flops ?? nodeFlops(node, nodeShapes);
+    const tiled = node.task ? null : nodeTiles(node, nodeShapes);
     let bytesRead = 0;
     let bytesWritten = 0;
     let params = 0;
@@ -197,6 +199,10 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       intensity: moved > 0 ? flops / moved : 0, dtype: computeDtype(index, i, types), op_class: cls,
     };
     if (node.task?.time_s) cost.time_s = node.task.time_s;
+    if (tiled && tiled.tiles > 0) {
+      cost.tiles = tiled.tiles;
+      if (tiled.k_splits > 1) cost.k_splits = tiled.k_splits;
+    }
     if (activity !== undefined && activity < 1) cost.activity = activity;
     if (fusedHead[i]! >= 0) {
       cost.fused = true;

@@ -163,3 +163,40 @@ function attentionFlops(node: Node, s: NodeShapes): number {
   }
   return flops;
 }
+
+/** Output tile edge of a GPU GEMM or attention kernel (one thread block computes a 128×128 tile). */
+export const TILE = 128;
+
+/**
+ * Thread-block tiles a kernel launches for the node, or 0 when the node is not tiled (only GEMMs
+ * and attention are): the work items a GPU spreads over its SMs in waves (src/cost/model.ts
+ * waveEfficiency). A GEMM of output [..., M, N] makes ⌈M/128⌉·⌈N/128⌉ output tiles per product
+ * (a 2-D weight folds the leading dims into M: one GEMM of the flattened tokens); when those are
+ * fewer than the SMs, the library splits K across blocks too (CUTLASS, docs/efficient_gemm.md,
+ * "Parallelized Reductions": split-K for small M·N and large K), each block keeping at least 512
+ * of K: `k_splits` is how many ways K may be split. Attention makes one per (batch, head,
+ * 128-query block) (FlashAttention-2, Dao 2023, §3.2: parallel over batch, heads and sequence length).
+ */
+export function nodeTiles(node: Node, s: NodeShapes): { tiles: number; k_splits: number } {
+  const none = { tiles: 0, k_splits: 1 };
+  const y = s.outputs[0];
+  if (!y || y.length === 0) return none;
+  const cls = opClass(node);
+  if (cls === 'matmul' && (node.op === 'MatMul' || node.op === 'Gemm' || node.op === 'FusedMatMul')) {
+    const a = s.inputs[0];
+    const b = s.inputs[1];
+    if (!a || a.length === 0) return none;
+    const n = y[y.length - 1]!;
+    const k = node.op === 'Gemm' && intAttr(node, 'transA', 0) ? a[0]! : a[a.length - 1]!;
+    const folded = !b || b.length <= 2;
+    const m = folded ? numel(y) / Math.max(1, n) : y[y.length - 2] ?? 1;
+    const batch = folded ? 1 : numel(y) / Math.max(1, m * n);
+    return { tiles: batch * Math.ceil(m / TILE) * Math.ceil(n / TILE), k_splits: Math.max(1, Math.floor(k / (4 * TILE))) };
+  }
+  if (cls === 'attention') {
+    const q = s.inputs[0];
+    if (!q || q.length < 3) return none;
+    return { tiles: q[0]! * intAttr(node, 'num_heads', 1) * Math.ceil(q[1]! / TILE), k_splits: 1 };
+  }
+  return none;
+}

@@ -20,6 +20,10 @@ export interface WorkItem {
   measured_s?: Record<string, number>;
   /** Runs inside its producer's kernel where the device fuses (src/cost/fusion.ts): no launch of its own. */
   fused?: boolean;
+  /** Output tiles of a GEMM or attention kernel (src/cost/flops.ts nodeTiles); absent or 0 when not tiled. */
+  tiles?: number;
+  /** Ways a GEMM's K may be split across blocks when its output tiles cannot fill the device. */
+  k_splits?: number;
   /** Bytes of `bytes` saved by fusion (an input read in registers, an output never written): moved again on a device that does not fuse. */
   fused_bytes?: number;
 }
@@ -51,11 +55,25 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   if (w.flops === 0 && w.bytes === 0 && !w.fused_bytes) return 0;
   const factor = eff?.[d.kind]?.[w.op_class] ?? 1;
   const achieved = (d.class_efficiency as Partial<Record<string, number>>)[w.op_class] ?? d.efficiency;
-  const compute = w.flops > 0 ? w.flops / (cachedPeak(d, w.dtype) * achieved * factor) : 0;
+  const compute = w.flops > 0 ? w.flops / (cachedPeak(d, w.dtype) * achieved * factor * waveEfficiency(w.tiles, w.k_splits, d.compute_units)) : 0;
   const fuses = launchesFused(d.kind);
   const bytes = fuses ? w.bytes : w.bytes + (w.fused_bytes ?? 0);
   const memory = bytes > 0 ? bytes / (d.memory_bandwidth_bytes_per_s * d.memory_efficiency) : 0;
   return Math.max(compute, memory) + (w.fused && fuses ? 0 : d.launch_s);
+}
+
+/**
+ * Wave quantization (NVIDIA Deep Learning Performance Guide, "Matrix Multiplication Background",
+ * §"Wave Quantization"): a kernel's tiles run in waves of one tile per SM, so T tiles on U SMs
+ * take ⌈T/U⌉ waves and use T / (⌈T/U⌉·U) of the machine. A GEMM with fewer output tiles than SMs
+ * splits K up to `kSplits` ways to fill them (src/cost/flops.ts nodeTiles). A 128-token prompt's
+ * attention (1 batch × 32 heads × 1 query block = 32 tiles) fills a quarter of an H100's 132 SMs;
+ * a 2,048-token one (512 tiles, 4 waves) 97%. 1 when the tiles or the device's units are unknown.
+ */
+export function waveEfficiency(tiles: number | undefined, kSplits: number | undefined, units: number | null): number {
+  if (!tiles || !units) return 1;
+  const t = tiles * Math.max(1, Math.min(Math.floor(units / tiles), kSplits ?? 1));
+  return t / (Math.ceil(t / units) * units);
 }
 
 /** peakFlops resolves dtype names and fallbacks; memoised per device because it is called per node. */

@@ -20,6 +20,8 @@ export interface CatalogEntry {
   efficiency: number;
   /** Per op class, where it differs from `efficiency` (attention kernels reach less of peak than GEMMs). */
   class_efficiency?: Readonly<Partial<Record<ComputeClass, number>>>;
+  /** Streaming multiprocessors (GPU) that tiled kernels fill in waves (src/cost/model.ts waveEfficiency); absent: not modelled. */
+  compute_units?: number;
   /** Fraction of the datasheet memory bandwidth kernels achieve (KIND_DEFAULTS when absent). */
   memory_efficiency?: number;
   /** Name of an entry of OP_SETS. */
@@ -105,60 +107,62 @@ export const CATALOG: Readonly<Record<string, CatalogEntry>> = {
     launch_s: KIND_DEFAULTS.cpu.launch_s, efficiency: KIND_DEFAULTS.cpu.efficiency, op_set: 'all',
   },
   // NVIDIA H100 Tensor Core GPU datasheet, SXM5 column, dense (the datasheet's sparse numbers halved):
-  // FP32 67, TF32 494.5, FP16/BF16 989, FP8 1979 TFLOPS, INT8 1979 TOPS; 80 GB HBM3 at 3.35 TB/s.
+  // FP32 67, TF32 494.5, FP16/BF16 989, FP8 1979 TFLOPS, INT8 1979 TOPS; 80 GB HBM3 at 3.35 TB/s;
+  // 132 SMs (NVIDIA H100 Tensor Core GPU Architecture whitepaper, SXM5).
   // Attention on Hopper: FlashAttention-2 reaches only 35% of H100's peak (Shah et al. 2024,
   // FlashAttention-3, abstract), and the serving stacks of the measured rows ran FA2-class kernels.
   'h100-sxm': {
     name: 'h100-sxm', description: 'NVIDIA H100 SXM5 80GB', kind: 'gpu',
     peak_flops: { fp32: 67 * T, tf32: 494.5 * T, fp16: 989 * T, bf16: 989 * T, fp8: 1979 * T, int8: 1979 * T },
     memory_capacity_bytes: 80 * GiB, memory_bandwidth_bytes_per_s: 3.35e12,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, class_efficiency: { attention: 0.35 }, op_set: 'all',
+    compute_units: 132, launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, class_efficiency: { attention: 0.35 }, op_set: 'all',
   },
   // NVIDIA H200 Tensor Core GPU datasheet, SXM column: 141 GB HBM3e at 4.8 TB/s; same compute as H100 SXM (and attention efficiency).
   h200: {
     name: 'h200', description: 'NVIDIA H200 SXM 141GB', kind: 'gpu',
     peak_flops: { fp32: 67 * T, tf32: 494.5 * T, fp16: 989 * T, bf16: 989 * T, fp8: 1979 * T, int8: 1979 * T },
     memory_capacity_bytes: 141 * GiB, memory_bandwidth_bytes_per_s: 4.8e12,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, class_efficiency: { attention: 0.35 }, op_set: 'all',
+    compute_units: 132, launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, class_efficiency: { attention: 0.35 }, op_set: 'all',
   },
   // NVIDIA A100 Tensor Core GPU datasheet, 80GB SXM column, dense: FP32 19.5, TF32 156,
-  // FP16/BF16 312 TFLOPS, INT8 624 TOPS (no FP8); 80 GB HBM2e at 2,039 GB/s.
+  // FP16/BF16 312 TFLOPS, INT8 624 TOPS (no FP8); 80 GB HBM2e at 2,039 GB/s; 108 SMs (NVIDIA A100
+  // Tensor Core GPU Architecture whitepaper), every A100 below too.
   'a100-sxm': {
     name: 'a100-sxm', description: 'NVIDIA A100 SXM4 80GB', kind: 'gpu',
     peak_flops: { fp32: 19.5 * T, tf32: 156 * T, fp16: 312 * T, bf16: 312 * T, int8: 624 * T },
     memory_capacity_bytes: 80 * GiB, memory_bandwidth_bytes_per_s: 2.039e12,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+    compute_units: 108, launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
   },
   // Same datasheet, 40GB SXM column: the same compute; 40 GB HBM2 at 1,555 GB/s.
   'a100-sxm-40gb': {
     name: 'a100-sxm-40gb', description: 'NVIDIA A100 SXM4 40GB', kind: 'gpu',
     peak_flops: { fp32: 19.5 * T, tf32: 156 * T, fp16: 312 * T, bf16: 312 * T, int8: 624 * T },
     memory_capacity_bytes: 40 * GiB, memory_bandwidth_bytes_per_s: 1.555e12,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+    compute_units: 108, launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
   },
   // Same datasheet, 80GB PCIe column: the same compute; 80 GB HBM2e at 1,935 GB/s.
   'a100-pcie': {
     name: 'a100-pcie', description: 'NVIDIA A100 PCIe 80GB', kind: 'gpu',
     peak_flops: { fp32: 19.5 * T, tf32: 156 * T, fp16: 312 * T, bf16: 312 * T, int8: 624 * T },
     memory_capacity_bytes: 80 * GiB, memory_bandwidth_bytes_per_s: 1.935e12,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+    compute_units: 108, launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
   },
   // NVIDIA L40S datasheet (Ada), dense (sparse halved): FP32 91.6, TF32 183, FP16/BF16 362,
-  // FP8 733 TFLOPS, INT8 733 TOPS; 48 GB GDDR6 at 864 GB/s.
+  // FP8 733 TFLOPS, INT8 733 TOPS; 48 GB GDDR6 at 864 GB/s; 142 SMs (18,176 CUDA cores, 128 per Ada SM).
   l40s: {
     name: 'l40s', description: 'NVIDIA L40S 48GB', kind: 'gpu',
     peak_flops: { fp32: 91.6 * T, tf32: 183 * T, fp16: 362 * T, bf16: 362 * T, fp8: 733 * T, int8: 733 * T },
     memory_capacity_bytes: 48 * GiB, memory_bandwidth_bytes_per_s: 864 * GB,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+    compute_units: 142, launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
   },
   // NVIDIA A10 datasheet (Ampere GA102), dense: FP32 31.2, TF32 62.5, FP16/BF16 125 TFLOPS, INT8
-  // 250 TOPS; 24 GB GDDR6 at 600 GB/s. AWS's A10G (g5 instances) has the same memory; its compute
+  // 250 TOPS; 24 GB GDDR6 at 600 GB/s; 72 SMs (9,216 CUDA cores, 128 per SM). AWS's A10G (g5 instances) has the same memory; its compute
   // is taken from the A10 (estimate: AWS publishes no peak).
   a10g: {
     name: 'a10g', description: 'NVIDIA A10G 24GB (AWS g5; A10 datasheet numbers)', kind: 'gpu',
     peak_flops: { fp32: 31.2 * T, tf32: 62.5 * T, fp16: 125 * T, bf16: 125 * T, int8: 250 * T },
     memory_capacity_bytes: 24 * GiB, memory_bandwidth_bytes_per_s: 600 * GB,
-    launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
+    compute_units: 72, launch_s: KIND_DEFAULTS.gpu.launch_s, efficiency: KIND_DEFAULTS.gpu.efficiency, op_set: 'all',
   },
   // Intel Gaudi 2 (Habana Gaudi 2 white paper; Gaudi 3 white paper comparison table): 96 GB HBM2e
   // at 2.46 TB/s, MME BF16 ~432 TFLOPS, FP8 ~865 TFLOPS. FP16 taken equal to BF16 (same MME path).

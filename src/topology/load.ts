@@ -35,6 +35,8 @@ export interface Device {
   class_efficiency: Partial<Record<ComputeClass, number>>;
   /** Fraction of memory_bandwidth_bytes_per_s achieved. */
   memory_efficiency: number;
+  /** SMs a tiled kernel fills in waves (GPUs); null: not modelled. */
+  compute_units: number | null;
   /** include: null = every op (minus exclude); otherwise only these. Entries: `Op` or `domain.Op`. */
   ops: { include: string[] | null; exclude: string[] };
 }
@@ -425,10 +427,19 @@ function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
     } else efficiency = fraction(effRaw, [...path, 'efficiency']);
   }
 
+  const unitsRaw = own(d, 'compute_units');
+  let compute_units = model?.compute_units ?? null;
+  if (unitsRaw !== undefined && unitsRaw !== null) {
+    if (typeof unitsRaw !== 'number' || !Number.isInteger(unitsRaw) || unitsRaw < 1 || unitsRaw > 1e6) {
+      throw r.invalid([...path, 'compute_units'], `${what}: compute_units must be a whole number of SMs (1 to 1000000), found ${describe(unitsRaw)}`, 'write the streaming multiprocessors, e.g. compute_units: 132');
+    }
+    compute_units = unitsRaw;
+  }
+
   const ops = readOps(r, own(d, 'ops'), [...path, 'ops'], what, model?.op_set ?? KIND_DEFAULTS[kind].op_set);
   return ids.map((id) => ({
     id, kind, model: model?.name ?? null, host: null, peak_flops: { ...peak_flops },
-    memory_capacity_bytes, memory_bandwidth_bytes_per_s, launch_s, efficiency, class_efficiency: { ...class_efficiency }, memory_efficiency,
+    memory_capacity_bytes, memory_bandwidth_bytes_per_s, launch_s, efficiency, class_efficiency: { ...class_efficiency }, memory_efficiency, compute_units,
     ops: { include: ops.include ? [...ops.include] : null, exclude: [...ops.exclude] },
   }));
 }
@@ -671,7 +682,7 @@ export function canRun(device: Pick<Device, 'ops'>, op: string, domain = ''): bo
  * take their groups from it).
  */
 export function deviceClassKey(d: Device): string {
-  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.class_efficiency, d.memory_efficiency, d.ops]);
+  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.class_efficiency, d.memory_efficiency, d.compute_units, d.ops]);
 }
 
 /**

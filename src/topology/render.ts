@@ -216,7 +216,7 @@ export function topologyToJson(topo: Topology, routes: RouteTable, opts: { matri
     devices: topo.devices.map((d) => ({
       id: d.id, kind: d.kind, model: d.model, host: d.host, peak_flops: order(d.peak_flops),
       memory_capacity_bytes: d.memory_capacity_bytes, memory_bandwidth_bytes_per_s: d.memory_bandwidth_bytes_per_s,
-      launch_s: d.launch_s, efficiency: d.efficiency, class_efficiency: d.class_efficiency, memory_efficiency: d.memory_efficiency,
+      launch_s: d.launch_s, efficiency: d.efficiency, class_efficiency: d.class_efficiency, memory_efficiency: d.memory_efficiency, compute_units: d.compute_units,
       ops: { include: d.ops.include ? [...d.ops.include] : null, exclude: [...d.ops.exclude] },
     })),
     links: topo.links.map((l) => ({ name: l.name, kind: l.kind, devices: [...l.devices], bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
