@@ -518,7 +518,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const placement: Placement = { ...chosen.placement, makespan_s: verdict.latency_s };
   // The splits that paid: spread in the best plan that was free to keep them on one device.
   const free = judged.filter((c) => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked)).reduce<Candidate | null>((a, c) => (!a || c.value < a.value * (1 - 1e-12) ? c : a), null);
-  const tp_paid = free ? tpSplits.flatMap((parts, k) => (parts.some((u) => free.placement.device[u] !== free.placement.device[parts[0]!]) ? [tp!.splits[k]!.node] : [])) : [];
+  const tp_paid = free ? tpSplits.flatMap((parts, k) => (parts.some((u) => free.placement.device[u] !== free.placement.device[parts[0]!]) ? tp!.splits[k]!.covers ?? [tp!.splits[k]!.node] : [])) : [];
   return {
     objective, solver: chosen.name.startsWith('exact') ? 'exact' : 'heuristic', chosen: chosen.name,
     units: built.units, unit_of: built.unit_of, problem: p, placement, pipelined: objective === 'throughput' ? verdict.pipelined : false,
@@ -576,7 +576,8 @@ function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: s
   if (ctx.has('tp')) {
     const byName = ctx.get<VerifyResult>('verify').index.nodeByName;
     for (const s of ctx.get<TpResult>('tp').splits) s.parts.forEach((part, j) => {
-      experts.push([byName.get(part)!]);
+      // A row-parallel pair's shard is one unit: its column parts, elementwise chain and row part.
+      experts.push((s.members?.[j] ?? [part]).map((name) => byName.get(name)!));
       expert_names.push(`tp${j}`);
       expert_devices.push(null);
     });

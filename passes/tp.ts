@@ -1,5 +1,6 @@
 // tp: tensor parallelism — large weight MatMuls split column-wise into k parts
-// (src/transform/tensor-parallel.ts) when the rack has k identical accelerators on a dedicated
+// (src/transform/tensor-parallel.ts; a pair joined by elementwise ops, as an MLP's two GEMMs, is
+// split Megatron's way: columns then rows, one Sum) when the rack has k identical accelerators on a dedicated
 // (not shared) link; the partitioner then places the parts, each a unit of its own, on different
 // devices. It pays only sometimes, so under `--tensor-parallel auto` (default: MatMuls with at
 // least 4 Mi weight elements) the plan is made with and without the splits and the better is
@@ -9,7 +10,7 @@
 
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass } from '../src/pass/pass.js';
-import { splitMatMuls, splittable } from '../src/transform/tensor-parallel.js';
+import { splitMatMuls, splittable, type Split } from '../src/transform/tensor-parallel.js';
 import type { Topology } from '../src/topology/index.js';
 import type { Graph, Node } from '../src/ir/graph.js';
 
@@ -19,7 +20,7 @@ export interface TpResult {
   reason: string;
   /** The devices the parts are meant for (the NVLink-class group), in order. */
   group: string[];
-  splits: { node: string; parts: string[] }[];
+  splits: Split[];
 }
 
 export const AUTO_MIN_WEIGHT_ELEMENTS = 1 << 22;

@@ -48,20 +48,43 @@ test('column split: each block holds the right columns, the gather restores the 
   assert.deepEqual(gather.outputs, ['y']);
 });
 
-test('tensor-parallel parts go to different devices and the plan still matches the unsplit model', async () => {
+test('an MLP splits Megatron\'s way (columns, then rows, one Sum): shards on different devices, the plan matches the unsplit model', async () => {
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'mlp.onnx'), mlp(256, 512));
   for (const objective of ['latency', 'throughput']) {
     const out = path.join(dir, objective);
     await runPipeline({ model_path: path.join(dir, 'mlp.onnx'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: { batch: 64 }, flags: { out, objective, 'tensor-parallel': 2 } }, null);
     const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
-    assert.equal(plan.tensor_parallel.splits.length, 2);
-    const up = plan.tensor_parallel.splits.find((s: { node: string }) => s.node === 'up').parts.map((p: string) => plan.assignment[p]);
-    if (objective === 'throughput') assert.notEqual(up[0], up[1], `parts of "up" on ${up.join(' and ')}`);
+    // One pair: up (columns) → Relu → down (rows); no gather between them.
+    assert.deepEqual(plan.tensor_parallel.splits.map((s: { node: string; covers: string[] }) => [s.node, s.covers]), [['down', ['up', 'down']]]);
+    assert.deepEqual(plan.tensor_parallel.splits[0].members, [['up/tp0of2', 'act/tp0of2', 'down/tp0of2'], ['up/tp1of2', 'act/tp1of2', 'down/tp1of2']]);
+    const shard = plan.tensor_parallel.splits[0].members.map((m: string[]) => m.map((n) => plan.assignment[n]));
+    for (const devices of shard) assert.equal(new Set(devices).size, 1, `a shard runs on one device: ${devices.join(', ')}`);
+    if (objective === 'throughput') assert.notEqual(shard[0][0], shard[1][0], 'the two shards on two devices');
     const report = await runPlan({ plan_dir: out, seed: 4, iterations: 1, check: true, decode_steps: 0, dims: {} });
-    assert.ok(report.check!.passed);
-    assert.equal(report.check!.worst!.max_abs_error, 0, 'a column split computes every element exactly as before');
+    assert.ok(report.check!.passed, 'the partial products summed match the unsplit MatMul to tolerance');
   }
+});
+
+test('row blocks: shard j multiplies its column block of the activation by row block j of the second weight', () => {
+  const g = newGraph('g');
+  g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 2] } });
+  const f32 = (name: string, dims: number[], values: number[]) => g.initializers.set(name, { name, dtype: 'float32', dims, byte_size: values.length * 4, location: { kind: 'inline', data: new Uint8Array(Float32Array.from(values).buffer) } });
+  f32('w1', [2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
+  f32('b1', [4], [0.5, 1.5, 2.5, 3.5]);
+  f32('w2', [4, 2], [10, 11, 20, 21, 30, 31, 40, 41]);
+  g.nodes.push({ name: 'up', op: 'MatMul', domain: '', inputs: ['x', 'w1'], outputs: ['h'], attrs: {}, outer_refs: [] });
+  g.nodes.push({ name: 'bias', op: 'Add', domain: '', inputs: ['h', 'b1'], outputs: ['hb'], attrs: {}, outer_refs: [] });
+  g.nodes.push({ name: 'down', op: 'MatMul', domain: '', inputs: ['hb', 'w2'], outputs: ['y'], attrs: {}, outer_refs: [] });
+  g.outputs.push({ name: 'y', type: null });
+  const { graph, splits } = splitMatMuls(g, new Set(['up', 'down']), 2);
+  assert.deepEqual(splits, [{ node: 'down', parts: ['down/tp0of2', 'down/tp1of2'], members: [['up/tp0of2', 'bias/tp0of2', 'down/tp0of2'], ['up/tp1of2', 'bias/tp1of2', 'down/tp1of2']], covers: ['up', 'down'] }]);
+  const values = (name: string): number[] => Array.from(new Float32Array((graph.initializers.get(name)!.location as { data: Uint8Array }).data.slice().buffer));
+  assert.deepEqual(values('w2/tp1of2'), [30, 31, 40, 41], 'rows 2..3');
+  assert.deepEqual(values('b1/tp1of2'), [2.5, 3.5], 'the bias block of shard 1');
+  assert.ok(!graph.nodes.some((n) => n.op === 'Concat'), 'no gather between the two GEMMs');
+  const sum = graph.nodes.find((n) => n.op === 'Sum')!;
+  assert.deepEqual([sum.inputs, sum.outputs], [['y/tp0of2', 'y/tp1of2'], ['y']]);
 });
 
 test('auto proposes splits of large weights over an NVLink-class group; a plan ships them only spread over devices and only when they win', async () => {

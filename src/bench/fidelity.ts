@@ -128,9 +128,13 @@ function rackYaml(gpu: Gpu, n: number): string {
   return lines.join('\n') + '\n';
 }
 
-export async function fidelityTable(file: string, filter = '', log: (line: string) => void = () => {}): Promise<FidelityRow[]> {
-  const rows = (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: MeasuredRow[] }).rows
-    .filter((r) => /latency/.test(r.regime) && (filter === 'scored' ? unscoredReason(r) === '' : `${r.id} ${r.model} ${r.gpu_norm}`.includes(filter)));
+/**
+ * The table for the latency rows of `file` (hxc-measured/v1). `select`: row ids, 'scored' (the
+ * scored rows only), or a text the row's "id model GPU" contains ('' = every row).
+ */
+export async function fidelityTable(file: string, select: number[] | string = '', log: (line: string) => void = () => {}): Promise<FidelityRow[]> {
+  const chosen = (r: MeasuredRow): boolean => (Array.isArray(select) ? select.includes(r.id) : select === 'scored' ? unscoredReason(r) === '' : `${r.id} ${r.model} ${r.gpu_norm}`.includes(select));
+  const rows = (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: MeasuredRow[] }).rows.filter((r) => /latency/.test(r.regime) && chosen(r));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-fidelity-'));
   const models = new Map<string, string>();
   const plans = new Map<string, number | null>();

@@ -27,7 +27,7 @@ export interface LlmShape {
   /** Attention and MLP read the same normalised input and add to the residual together (GPT-J, Falcon). */
   parallel: boolean;
   norm: 'rms' | 'layer';
-  /** Biases on the MLP and output projection (GPT-J). */
+  /** Biases on the MLP and the LM head (GPT-J). */
   bias: boolean;
   /** Routed experts (top-k) replacing the MLP; 0 = dense. */
   experts: number;
@@ -143,7 +143,7 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
       [q, k, v, `past_key_values.${l}.key`, `past_key_values.${l}.value`, seqlens, total, cosCache, sinCache],
       [int('num_heads', s.heads), int('kv_num_heads', s.kvHeads), int('do_rotary', 1)], 3,
       [`${A}/GroupQueryAttention_output_0`, `present.${l}.key`, `present.${l}.value`], ms) as [string];
-    const o = linear(`${A}/o_proj`, ctx, `${P}.self_attn.o_proj`, s.hidden, s.hidden, s.bias);
+    const o = linear(`${A}/o_proj`, ctx, `${P}.self_attn.o_proj`, s.hidden, s.hidden);
     if (s.parallel) {
       const f = mlp(`${L}/mlp`, h, `${P}.mlp`, s.ffn);
       x = one(L, 'Add', [one(L, 'Add', [x, o]), f]);
@@ -155,7 +155,7 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
     }
   }
   const last = norm('/model/norm', x, 'model.norm');
-  const logits = linear('/lm_head', last, 'lm_head', s.hidden, s.vocab);
+  const logits = linear('/lm_head', last, 'lm_head', s.hidden, s.vocab, s.bias);
   node('/lm_head', 'Identity', [logits], [], 1, ['logits']);
 
   const all = 'past_sequence_length + sequence_length';

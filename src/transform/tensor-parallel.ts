@@ -1,17 +1,40 @@
-// Tensor parallelism as a graph rewrite (Megatron-LM's column-parallel linear, Shoeybi et al.
-// 2019, §3): Y = X·W with W [K, N] becomes Y = Concat(X·W₀, …, X·W_{k−1}) over column blocks
-// W_j = W[:, jN/k : (j+1)N/k]. Every output element is computed exactly as before (same dot
-// product), so the split model gives the same numbers; the k products are independent nodes the
-// partitioner can put on k devices, and the Concat gathers them.
+// Tensor parallelism as a graph rewrite (Megatron-LM, Shoeybi et al. 2019, §3).
+//
+// Column-parallel: Y = X·W with W [K, N] becomes Y = Concat(X·W₀, …, X·W_{k−1}) over column
+// blocks W_j = W[:, jN/k : (j+1)N/k]. Every output element is computed exactly as before (same dot
+// product); the k products are independent nodes the partitioner can put on k devices, and the
+// Concat gathers them.
+//
+// Row-parallel pairs (Megatron's MLP, §3 and Fig. 3a): when a split MatMul's output reaches a
+// second weight MatMul only through elementwise ops (an activation, SwiGLU's gate × up, a bias),
+// the second is split by rows instead: shard j runs the elementwise chain on its own column block
+// and multiplies it by W₂'s row block j, and one Sum adds the k partial products — no gather
+// between the two GEMMs, one reduction per pair (the all-reduce Megatron places there). Each
+// shard is one unit the partitioner places. Sums in a different order round differently: the
+// result matches the unsplit model to floating-point tolerance, not bit for bit.
 
 import { byteSizeOf, dtypeBits } from '../ir/dtype.js';
 import type { Graph, Node, TensorData } from '../ir/graph.js';
 
+export interface Split {
+  /** The MatMul split (a row-parallel pair: its second MatMul). */
+  node: string;
+  /** The k part nodes (a pair: the row parts). */
+  parts: string[];
+  /** A row-parallel pair: per shard, every node of it (column parts, the elementwise chain, the row part). */
+  members?: string[][];
+  /** The source MatMuls the entry splits (a pair: the column MatMuls and the row one). */
+  covers?: string[];
+}
+
 export interface SplitResult {
   graph: Graph;
-  /** Per split MatMul: its name and the names of its k part nodes. */
-  splits: { node: string; parts: string[] }[];
+  splits: Split[];
 }
+
+/** Elementwise ops that act on each element alone, so a column block of the input gives the column block of the output. */
+const PARTWISE_UNARY = new Set(['Sigmoid', 'Relu', 'Tanh', 'Erf', 'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Abs', 'Cast', 'Softplus', 'Gelu', 'FastGelu', 'QuickGelu', 'Identity']);
+const PARTWISE_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow']);
 
 /** A MatMul whose second input is a 2-D initializer with N divisible by k, and whose bytes we hold (or that holds none: graph-only). */
 export function splittable(graph: Graph, node: Node, k: number): boolean {
@@ -34,13 +57,146 @@ function columnBlock(w: TensorData, j: number, k: number, name: string): TensorD
   return { name, dtype: w.dtype, dims: [K, n], byte_size, location: { kind: 'inline', data: out } };
 }
 
-export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number): SplitResult {
+/** A row-parallel pair: the column MatMuls feeding it, the elementwise chain between, the row MatMul. */
+interface RowGroup {
+  sources: Node[];
+  chain: Node[];
+  row: Node;
+}
+
+/**
+ * Row-parallel pairs among the targets: a target MatMul whose input comes from target MatMuls
+ * (each splittable into k column blocks of its K) through partwise elementwise ops only, whose
+ * values nothing else reads. Other inputs of the chain may be scalars or [K] vectors (a bias),
+ * which shard j reads whole or as its block.
+ */
+function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<string, RowGroup> {
+  const producer = new Map<string, Node>();
+  const consumers = new Map<string, Node[]>();
+  for (const n of graph.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const v of n.inputs) if (v) (consumers.get(v) ?? consumers.set(v, []).get(v)!).push(n);
+  }
+  const outputs = new Set(graph.outputs.map((v) => v.name));
+  const groups = new Map<string, RowGroup>();
+  const claimed = new Set<string>();
+  for (const row of graph.nodes) {
+    if (!targets.has(row.name) || !splittable(graph, row, k)) continue;
+    const w = graph.initializers.get(row.inputs[1]!)!;
+    const K = w.dims[0]!;
+    if (K % k !== 0) continue;
+    const sources = new Map<string, Node>();
+    const chain = new Map<string, Node>();
+    let ok = true;
+    const visit = (v: string): void => {
+      if (!ok) return;
+      const p = producer.get(v);
+      if (!p) { ok = false; return; }
+      if (p.op === 'MatMul' && targets.has(p.name) && splittable(graph, p, k) && graph.initializers.get(p.inputs[1]!)!.dims[1] === K) {
+        if (claimed.has(p.name) || groups.has(p.name)) ok = false;
+        else sources.set(p.name, p);
+        return;
+      }
+      if (chain.has(p.name)) return;
+      const unary = PARTWISE_UNARY.has(p.op) && (p.domain === '' || p.domain === 'com.microsoft') && p.inputs.length === 1;
+      const binary = PARTWISE_BINARY.has(p.op) && p.domain === '' && p.inputs.length === 2;
+      if (!(unary || binary) || p.outputs.length !== 1 || outputs.has(v)) { ok = false; return; }
+      chain.set(p.name, p);
+      for (const x of p.inputs) {
+        const init = graph.initializers.get(x);
+        if (init) {
+          const numel = init.dims.reduce((a, b) => a * b, 1);
+          if (!(numel === 1 || (init.dims.length === 1 && init.dims[0] === K && dtypeBits(init.dtype) % 8 === 0 && p.op !== 'Pow'))) ok = false;
+          continue;
+        }
+        visit(x);
+      }
+    };
+    visit(row.inputs[0]!);
+    if (!ok || sources.size === 0) continue;
+    // Every chain value is read inside the group only.
+    const inGroup = new Set([...chain.keys(), row.name]);
+    for (const c of chain.values()) for (const n of consumers.get(c.outputs[0]!) ?? []) if (!inGroup.has(n.name)) ok = false;
+    if (!ok) continue;
+    for (const name of sources.keys()) claimed.add(name);
+    const order = new Map(graph.nodes.map((n, i) => [n.name, i]));
+    groups.set(row.name, {
+      sources: [...sources.values()].sort((a, b) => order.get(a.name)! - order.get(b.name)!),
+      chain: [...chain.values()].sort((a, b) => order.get(a.name)! - order.get(b.name)!),
+      row,
+    });
+  }
+  return groups;
+}
+
+/** Row block j of a row-major [K, N] tensor (or of a [K] vector): a new inline tensor, or absent when the source has no bytes. */
+function rowBlock(w: TensorData, j: number, k: number, name: string): TensorData {
+  const [K, N = 1] = w.dims as [number, number?];
+  const rows = K / k;
+  const dims = w.dims.length === 1 ? [rows] : [rows, N];
+  const byte_size = byteSizeOf(w.dtype, rows * N);
+  if (w.location.kind !== 'inline') return { name, dtype: w.dtype, dims, byte_size, location: { kind: 'absent' } };
+  const elem = dtypeBits(w.dtype) / 8;
+  const data = w.location.data.slice(j * rows * N * elem, (j + 1) * rows * N * elem);
+  return { name, dtype: w.dtype, dims, byte_size, location: { kind: 'inline', data } };
+}
+
+export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number, rowParallel = true): SplitResult {
+  const groups = rowParallel ? rowGroups(graph, targets, k) : new Map<string, RowGroup>();
+  const inGroup = new Map<string, RowGroup>();
+  for (const g of groups.values()) for (const n of [...g.sources, ...g.chain, g.row]) inGroup.set(n.name, g);
   const nodes: Node[] = [];
   const initializers = new Map(graph.initializers);
   const declared = new Map(graph.declared);
   const splits: SplitResult['splits'] = [];
+  /** Column part outputs of each split MatMul's output value. */
+  const partOutputs = new Map<string, string[]>();
+  const part = (name: string, j: number): string => `${name}/tp${j}of${k}`;
   graph.nodes.forEach((node, i) => {
     const source_index = node.source_index === undefined ? i : node.source_index;
+    const group = inGroup.get(node.name);
+    if (group && group.row === node) {
+      // The pair's shards, at the row MatMul's place: chain copies on each column block, the row part, one Sum.
+      const members: string[][] = [];
+      const rowParts: string[] = [];
+      const partials: string[] = [];
+      const w = graph.initializers.get(node.inputs[1]!)!;
+      for (let j = 0; j < k; j++) {
+        const shard: string[] = group.sources.map((src) => part(src.name, j));
+        const mapped = (v: string): string => {
+          const cols = partOutputs.get(v);
+          if (cols) return cols[j]!;
+          if (group.chain.some((c) => c.outputs[0] === v)) return part(v, j);
+          const init = graph.initializers.get(v);
+          if (init && init.dims.length === 1 && init.dims[0]! > 1) {
+            const b = part(v, j);
+            if (!initializers.has(b)) {
+              initializers.set(b, rowBlock(init, j, k, b));
+              declared.set(b, { dtype: init.dtype, shape: [init.dims[0]! / k] });
+            }
+            return b;
+          }
+          return v;
+        };
+        for (const c of group.chain) {
+          nodes.push({ ...c, name: part(c.name, j), inputs: c.inputs.map(mapped), outputs: [part(c.outputs[0]!, j)], source_index: null });
+          shard.push(part(c.name, j));
+        }
+        const wj = part(node.inputs[1]!, j);
+        initializers.set(wj, rowBlock(w, j, k, wj));
+        declared.set(wj, { dtype: w.dtype, shape: [w.dims[0]! / k, w.dims[1]!] });
+        const name = part(node.name, j);
+        partials.push(part(node.outputs[0]!, j));
+        nodes.push({ name, op: 'MatMul', domain: '', inputs: [mapped(node.inputs[0]!), wj], outputs: [partials[j]!], attrs: {}, outer_refs: [], source_index: null });
+        rowParts.push(name);
+        shard.push(name);
+        members.push(shard);
+      }
+      nodes.push({ name: `${node.name}/tp_reduce`, op: 'Sum', domain: '', inputs: partials, outputs: [node.outputs[0]!], attrs: {}, outer_refs: [], source_index: null });
+      splits.push({ node: node.name, parts: rowParts, members, covers: [...group.sources.map((s) => s.name), node.name] });
+      return;
+    }
+    if (group && group.chain.includes(node)) return; // copied per shard at the row MatMul
     if (!targets.has(node.name) || !splittable(graph, node, k)) {
       nodes.push({ ...node, source_index });
       return;
@@ -49,22 +205,29 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
     const w = graph.initializers.get(wName)!;
     const y = node.outputs[0]!;
     const parts: string[] = [];
-    const partOutputs: string[] = [];
+    const outs: string[] = [];
     for (let j = 0; j < k; j++) {
-      const wj = `${wName}/tp${j}of${k}`;
+      const wj = part(wName, j);
       initializers.set(wj, columnBlock(w, j, k, wj));
       declared.set(wj, { dtype: w.dtype, shape: [w.dims[0]!, w.dims[1]! / k] });
-      const name = `${node.name}/tp${j}of${k}`;
+      const name = part(node.name, j);
       parts.push(name);
-      partOutputs.push(`${y}/tp${j}of${k}`);
-      nodes.push({ name, op: 'MatMul', domain: '', inputs: [x, wj], outputs: [`${y}/tp${j}of${k}`], attrs: {}, outer_refs: [], source_index: null });
+      outs.push(part(y, j));
+      nodes.push({ name, op: 'MatMul', domain: '', inputs: [x, wj], outputs: [part(y, j)], attrs: {}, outer_refs: [], source_index: null });
     }
-    nodes.push({ name: `${node.name}/tp_gather`, op: 'Concat', domain: '', inputs: partOutputs, outputs: [y], attrs: { axis: { type: 'int', value: -1 } }, outer_refs: [], source_index: null });
-    splits.push({ node: node.name, parts });
+    partOutputs.set(y, outs);
+    nodes.push({ name: `${node.name}/tp_gather`, op: 'Concat', domain: '', inputs: outs, outputs: [y], attrs: { axis: { type: 'int', value: -1 } }, outer_refs: [], source_index: null });
+    // A pair's column MatMuls are listed with their pair.
+    if (!group) splits.push({ node: node.name, parts });
   });
-  // Weights only the split MatMuls read are gone (their blocks replace them).
+  // Gathers nothing reads any more (a pair's shards read the blocks) are gone.
   const read = new Set<string>();
   for (const n of nodes) for (const v of n.inputs) read.add(v);
-  for (const name of [...initializers.keys()]) if (!read.has(name) && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
-  return { graph: { ...graph, nodes, initializers, declared }, splits };
+  for (const v of graph.outputs) read.add(v.name);
+  const live = nodes.filter((n) => !(n.op === 'Concat' && n.name.endsWith('/tp_gather') && !read.has(n.outputs[0]!)));
+  // Weights only the split MatMuls read are gone (their blocks replace them).
+  const used = new Set<string>();
+  for (const n of live) for (const v of n.inputs) used.add(v);
+  for (const name of [...initializers.keys()]) if (!used.has(name) && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
+  return { graph: { ...graph, nodes: live, initializers, declared }, splits };
 }
