@@ -7,7 +7,7 @@
 
 import { deviceClasses } from '../src/topology/classes.js';
 import { LARGE_RACK_DEVICES } from '../src/topology/render.js';
-import { computeTime, ridgePoint } from '../src/cost/model.js';
+import { computeBound, computeTime } from '../src/cost/model.js';
 import type { VerifyResult } from '../src/ir/verify.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { Device } from '../src/topology/index.js';
@@ -79,7 +79,7 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
       const t = computeTime(cost, d, profile.efficiency);
       if (t < best) best = t;
       time_s[j]![i] = t;
-      compute_bound[j]![i] = cost.intensity >= ridgePoint(d, cost.dtype) ? 1 : 0;
+      compute_bound[j]![i] = computeBound(cost, d, profile.efficiency) ? 1 : 0;
       comm_ratio[j]![i] = t > 0 && Number.isFinite(t) ? send / t : 0;
     }
     fastest[i] = Number.isFinite(best) ? best : 0;

@@ -221,7 +221,10 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     if (p < 0) continue;
     const consumer = nodes[i]!;
     const producer = nodes[p]!;
-    const read = Math.min(consumer.bytes_read, bytesById[fusion.input[i]!]! * (consumer.activity ?? 1));
+    // Every read of the value the node takes over in registers (Mul(h, h) reads it twice).
+    let reads = 0;
+    for (const id of index.inputsOf(i)) if (id === fusion.input[i]) reads++;
+    const read = Math.min(consumer.bytes_read, reads * bytesById[fusion.input[i]!]! * (consumer.activity ?? 1));
     const written = Math.min(producer.bytes_written, bytesById[fusion.output[i]!]! * (producer.activity ?? 1));
     for (const [c, r, w] of [[consumer, read, 0], [producer, 0, written]] as const) {
       c.bytes_read -= r;
@@ -245,7 +248,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const calibrateFile = ctx.options.flags.calibrate;
   if (typeof calibrateFile === 'string' && calibrateFile) {
     const measured = readCalibration(calibrateFile);
-    const items = graph.nodes.map((n, i) => ({ name: n.name, flops: nodes[i]!.flops, dtype: nodes[i]!.dtype, op_class: nodes[i]!.op_class }));
+    const items = graph.nodes.map((n, i) => ({ name: n.name, flops: nodes[i]!.flops, dtype: nodes[i]!.dtype, op_class: nodes[i]!.op_class, tiles: nodes[i]!.tiles, k_splits: nodes[i]!.k_splits }));
     const topo = ctx.topology();
     // A measured group (a whole program) is split over its nodes in proportion to their estimates
     // on that kind: the shares are the model's, the total is the measurement's.

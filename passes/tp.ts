@@ -11,7 +11,7 @@
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass } from '../src/pass/pass.js';
 import { splitMatMuls, splittable, type Split } from '../src/transform/tensor-parallel.js';
-import type { Topology } from '../src/topology/index.js';
+import { deviceClassKey, type Topology } from '../src/topology/index.js';
 import type { Graph, Node } from '../src/ir/graph.js';
 
 export interface TpResult {
@@ -38,7 +38,7 @@ export function tensorParallelGroup(topo: Topology): string[] {
     for (const id of l.devices) {
       const d = byId.get(id)!;
       if (d.kind !== 'gpu' && d.kind !== 'accel') continue;
-      const key = JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes]);
+      const key = deviceClassKey(d);
       (classes.get(key) ?? classes.set(key, []).get(key)!).push(id);
     }
     for (const g of classes.values()) if (g.length >= 2 && g.length > best.length) best = g;
@@ -124,7 +124,7 @@ export const tpPass: Pass<TpResult> = {
     if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [] };
     const { graph, splits } = splitMatMuls(g, targets, k);
     ctx.model = { ...ctx.model, graph };
-    return { k, reason: only ? `${reason}, the ${targets.size} splits that paid` : reason, group: devices, splits };
+    return { k, reason: only ? `${reason}, the ${targets.size} MatMuls whose splits paid` : reason, group: devices, splits };
   },
   statistics(r) {
     return { k: r.k, 'matmuls split': r.splits.length };

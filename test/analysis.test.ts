@@ -183,6 +183,19 @@ test('fusion: a bias Add and an activation after a MatMul run in its kernel on a
   const c = profile.nodes[at('bias')]!;
   assert.ok(Math.abs(computeTime(c, gpu) + gpu.launch_s - computeTime({ ...c, fused: false }, gpu)) < 1e-15, 'no launch on the GPU');
   assert.equal(computeTime(c, cpu), computeTime({ ...c, fused: false }, cpu), 'a CPU launches it');
+  // The chain's intermediates stay in registers on the GPU: mm1 does not write h, bias does not
+  // read hv (it reads b), act neither reads hb nor writes a second time what it hands on — except
+  // `a`, read twice, which is written.
+  const bytesOf = (n: number[]): number => 4 * n.reduce((x, y) => x * y, 1);
+  assert.equal(profile.nodes[at('mm1')]!.bytes_written, 0, 'mm1 hands h on in registers');
+  assert.equal(profile.nodes[at('mm1')]!.fused_bytes, bytesOf([4, 8]));
+  assert.equal(profile.nodes[at('bias')]!.bytes_read, bytesOf([8]), 'the bias Add reads only its bias');
+  assert.equal(profile.nodes[at('bias')]!.bytes_written, 0);
+  assert.equal(profile.nodes[at('act')]!.bytes_read, 0);
+  assert.equal(profile.nodes[at('act')]!.bytes_written, bytesOf([4, 8]), 'a (read twice) is written');
+  // A CPU moves them: the same node costs its round trip there.
+  const m = profile.nodes[at('mm1')]!;
+  assert.ok(computeTime(m, cpu) >= (m.bytes + m.fused_bytes!) / (cpu.memory_bandwidth_bytes_per_s * cpu.memory_efficiency) - 1e-15);
   // On a real model: every fused node is pointwise, and every chain's head launches.
   const gpt2 = await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'prefill', prompt: 16 } }), ['profile']);
   const pg = gpt2.ctx.get<ProfileResult>('profile');

@@ -414,6 +414,34 @@ links:
   expectError(() => parseTopology(RACK(`devices:
   - {id: a, kind: cpu, model: xeon-8480, efficiency: 1.5}
 `), 'eff.yaml'), 'HXC2302', 'eff.yaml:4', /efficiency/);
+  expectError(() => parseTopology(RACK(`devices:
+  - id: a
+    kind: gpu
+    model: h100-sxm
+    efficiency: {compute: 0.7, tensor: 0.5}
+`), 'effkey.yaml'), 'HXC2302', 'effkey.yaml:7', /unknown efficiency key "tensor"/);
+  expectError(() => parseTopology(RACK(`devices:
+  - {id: a, kind: gpu, model: h100-sxm, efficiency: {memory: 0}}
+`), 'effmem.yaml'), 'HXC2302', 'effmem.yaml:4', /efficiency.memory must be a number in \(0, 1\]/);
+  expectError(() => parseTopology(RACK(`devices:
+  - {id: a, kind: gpu, model: h100-sxm, compute_units: 13.5}
+`), 'units.yaml'), 'HXC2302', 'units.yaml:4', /compute_units must be a whole number/);
+});
+
+test('efficiency per op class and memory, and compute units, from the catalog or the rack', () => {
+  const topo = parseTopology(RACK(`devices:
+  - {id: h, kind: gpu, model: h100-sxm}
+  - {id: t, kind: gpu, model: h100-sxm, compute_units: 66, efficiency: {compute: 0.7, memory: 0.9, matmul: 0.75}}
+  - {id: c, kind: cpu, model: xeon-8480, efficiency: 0.4}
+links:
+  - {name: l, connects: [h, t, c], bandwidth: 64GB/s, latency: 2us}
+`), 'eff-ok.yaml');
+  const [h, t, c] = topo.devices;
+  // The catalog's H100: attention at FlashAttention-2's share of Hopper, 132 SMs, GPU memory efficiency.
+  assert.deepEqual([h!.efficiency, h!.class_efficiency, h!.memory_efficiency, h!.compute_units], [0.6, { attention: 0.35 }, 0.8, 132]);
+  // The rack overrides per key and keeps the catalog's other classes.
+  assert.deepEqual([t!.efficiency, t!.class_efficiency, t!.memory_efficiency, t!.compute_units], [0.7, { attention: 0.35, matmul: 0.75 }, 0.9, 66]);
+  assert.deepEqual([c!.efficiency, c!.memory_efficiency, c!.compute_units], [0.4, 0.7, null]);
 });
 
 // ---- bad inputs, each with its code and file:line ---------------------------------------------

@@ -112,7 +112,7 @@ function unscoredReason(r: MeasuredRow): string {
   if (!metricOf(r)) return `metric not reproducible at this load (${r.regime})`;
   if (batchOf(r) === undefined) return 'batch not stated';
   if (r.tp === null) return 'parallelism not stated';
-  if (r.input_len === null) return 'lengths not stated';
+  if (r.input_len === null || (metricOf(r) === 'e2e' && r.output_len === null)) return 'lengths not stated';
   if ((r.pp ?? 1) !== 1) return 'pipeline parallelism';
   if (!dtypeOf(r.precision)) return 'precision not stated';
   return '';
@@ -179,7 +179,7 @@ export async function fidelityTable(file: string, select: number[] | string = ''
       const metric = metricOf(r);
       const batch = batchOf(r);
       // Unscored rows still get an estimate when hxc can make one (fp16 where the precision is not stated).
-      if (!shape || !gpu || !metric || batch === undefined || r.input_len === null || r.tp === null) {
+      if (!shape || !gpu || !metric || batch === undefined || r.input_len === null || r.tp === null || (metric === 'e2e' && r.output_len === null)) {
         result.push({ row: r, unscored: reason, estimate: null, ratio: null, setup: '' });
         continue;
       }

@@ -165,7 +165,10 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
     inputs.push(vi(`past_key_values.${l}.key`, KV, ['batch_size', s.kvHeads, 'past_sequence_length', headDim]), vi(`past_key_values.${l}.value`, KV, ['batch_size', s.kvHeads, 'past_sequence_length', headDim]));
     outputs.push(vi(`present.${l}.key`, KV, ['batch_size', s.kvHeads, all, headDim]), vi(`present.${l}.value`, KV, ['batch_size', s.kvHeads, all, headDim]));
   }
-  return b.encode('decoder_lm', 'hxc-bench llm.ts', inputs, outputs, [{ domain: '', version: 17 }, { domain: ms, version: 1 }]);
+  // float8 types need IR 9 and opset 19. (No standard ONNX op multiplies fp8 tensors — exporters
+  // write QuantizeLinear/DequantizeLinear pairs a runtime folds into an fp8 GEMM; here the MatMul
+  // reads fp8 directly, which states the same cost and is a graph for planning only.)
+  return b.encode('decoder_lm', 'hxc-bench llm.ts', inputs, outputs, [{ domain: '', version: fp8 ? 19 : 17 }, { domain: ms, version: 1 }], fp8 ? 9 : 8);
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {

@@ -83,9 +83,9 @@ export class OnnxBuilder {
   }
 
   /** The model's bytes. */
-  encode(name: string, producer: string, inputs: OnnxNs.IValueInfoProto[], outputs: OnnxNs.IValueInfoProto[], opsets: OnnxNs.IOperatorSetIdProto[] = [{ domain: '', version: 17 }]): Buffer {
+  encode(name: string, producer: string, inputs: OnnxNs.IValueInfoProto[], outputs: OnnxNs.IValueInfoProto[], opsets: OnnxNs.IOperatorSetIdProto[] = [{ domain: '', version: 17 }], irVersion = 8): Buffer {
     const model = onnx.ModelProto.create({
-      irVersion: 8, producerName: producer, opsetImport: opsets,
+      irVersion, producerName: producer, opsetImport: opsets,
       graph: { name, node: this.nodes, initializer: this.inits, input: inputs, output: outputs },
     });
     return Buffer.from(onnx.ModelProto.encode(model).finish());

@@ -106,7 +106,8 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
     return w;
   };
   let all: Variant | null = await variant(first, options, planning);
-  const proposedSplits = all.ctx.get<TpResult>('tp').splits.length;
+  // MatMuls split (a row-parallel pair covers its column MatMuls and its row one), the unit tp_paid counts in.
+  const proposedSplits = all.ctx.get<TpResult>('tp').splits.reduce((n, s) => n + (s.covers?.length ?? 1), 0);
   const tensorParallel = all.ctx.get<PartitionResult>('partition').baselines.tensor_parallel;
   const paid = all.ctx.get<PartitionResult>('partition').tp_paid;
   const nodes = all.ctx.model.graph.nodes.length;

@@ -2,12 +2,13 @@
 // `enableProfiling`, or hxc telemetry) replaces estimated node times for the device kind it was
 // measured on, and fits an efficiency factor per device kind and op class:
 //   factor = Σ ideal compute time / Σ measured time   over the class's nodes with FLOPs,
-// i.e. the time-weighted least-squares fit of measured = ideal / factor (ideal at catalog efficiency).
+// i.e. the time-weighted least-squares fit of measured = ideal / factor (ideal: the compute term of
+// src/cost/model.ts computeSeconds at the catalog or rack efficiency, the factor the correction).
 
 import fs from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
 import type { Device } from '../topology/index.js';
-import { peakFlops } from '../topology/index.js';
+import { computeSeconds } from './model.js';
 import type { OpClass } from './flops.js';
 import type { EfficiencyTable } from './model.js';
 import { median } from '../util/stats.js';
@@ -109,6 +110,8 @@ export interface CalibrationItem {
   flops: number;
   dtype: string;
   op_class: OpClass;
+  tiles?: number;
+  k_splits?: number;
 }
 
 export interface FittedFactor {
@@ -146,7 +149,7 @@ export function fitEfficiency(m: Measurements, items: CalibrationItem[], deviceO
       }
       matched++;
       if (!device || it.flops <= 0) continue;
-      const ideal = it.flops / (peakFlops(device, it.dtype) * device.efficiency);
+      const ideal = computeSeconds(it, device);
       const s = sums.get(it.op_class) ?? { ideal: 0, measured: 0, n: 0 };
       s.ideal += ideal;
       s.measured += seconds;

@@ -187,7 +187,7 @@ export function nodeTiles(node: Node, s: NodeShapes): { tiles: number; k_splits:
     const b = s.inputs[1];
     if (!a || a.length === 0) return none;
     const n = y[y.length - 1]!;
-    const k = node.op === 'Gemm' && intAttr(node, 'transA', 0) ? a[0]! : a[a.length - 1]!;
+    const k = intAttr(node, 'transA', 0) ? a[Math.max(0, a.length - 2)]! : a[a.length - 1]!;
     const folded = !b || b.length <= 2;
     const m = folded ? numel(y) / Math.max(1, n) : y[y.length - 2] ?? 1;
     const batch = folded ? 1 : numel(y) / Math.max(1, m * n);

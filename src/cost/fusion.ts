@@ -25,6 +25,9 @@ import { opClass, VIEW_OPS } from './flops.js';
 import type { Graph } from '../ir/graph.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 
+/** Views that hand their input's buffer on, relabelled (not Shape, Size or Constant). */
+const RELABELS: ReadonlySet<string> = new Set([...VIEW_OPS].filter((op) => op !== 'Shape' && op !== 'Size' && op !== 'Constant'));
+
 /** Device kinds whose runtime fuses pointwise chains into the producing kernel. */
 export const FUSING_KINDS: ReadonlySet<string> = new Set(['gpu', 'accel', 'dataflow']);
 
@@ -76,7 +79,8 @@ export function fusedInto(graph: Graph, index: GraphIndex, order: Int32Array): F
       let reader = i;
       let value = id;
       let p = index.producerOf[id]!;
-      while (p >= 0 && VIEW_OPS.has(graph.nodes[p]!.op) && graph.nodes[p]!.op !== 'Constant' && onlyReader(value, reader)) {
+      // (Shape and Size read no data: what they measure is not handed on.)
+      while (p >= 0 && RELABELS.has(graph.nodes[p]!.op) && onlyReader(value, reader)) {
         const first = index.inputsOf(p)[0];
         reader = p;
         value = first !== undefined ? first : -1;

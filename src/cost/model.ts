@@ -53,13 +53,30 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   if (measured !== undefined) return measured;
   // No work, no kernel: constants, views and shape queries are resolved when the program is built.
   if (w.flops === 0 && w.bytes === 0 && !w.fused_bytes) return 0;
-  const factor = eff?.[d.kind]?.[w.op_class] ?? 1;
+  const compute = computeSeconds(w, d, eff?.[d.kind]?.[w.op_class] ?? 1);
+  return Math.max(compute, memorySeconds(w, d)) + (w.fused && launchesFused(d.kind) ? 0 : d.launch_s);
+}
+
+/** The memory term of the roofline: bytes moved (with what fusion saves, on a kind that does not fuse) at the achieved bandwidth. */
+export function memorySeconds(w: Pick<WorkItem, 'bytes' | 'fused_bytes'>, d: Device): number {
+  const bytes = launchesFused(d.kind) ? w.bytes : w.bytes + (w.fused_bytes ?? 0);
+  return bytes > 0 ? bytes / (d.memory_bandwidth_bytes_per_s * d.memory_efficiency) : 0;
+}
+
+/** Whether the node is compute-bound on the device: its compute term is the larger (the roofline's side it sits on). */
+export function computeBound(w: WorkItem, d: Device, eff?: EfficiencyTable): boolean {
+  return w.flops > 0 && computeSeconds(w, d, eff?.[d.kind]?.[w.op_class] ?? 1) >= memorySeconds(w, d);
+}
+
+/**
+ * The compute term of the roofline: FLOPs at the device's peak for the dtype, its efficiency for
+ * the op class, the share of its SMs the kernel's tiles fill, and a calibrated factor (1 = catalog).
+ * Calibration (src/cost/calibrate.ts) fits `factor` against this same term.
+ */
+export function computeSeconds(w: Pick<WorkItem, 'flops' | 'dtype' | 'op_class' | 'tiles' | 'k_splits'>, d: Device, factor = 1): number {
+  if (w.flops <= 0) return 0;
   const achieved = (d.class_efficiency as Partial<Record<string, number>>)[w.op_class] ?? d.efficiency;
-  const compute = w.flops > 0 ? w.flops / (cachedPeak(d, w.dtype) * achieved * factor * waveEfficiency(w.tiles, w.k_splits, d.compute_units)) : 0;
-  const fuses = launchesFused(d.kind);
-  const bytes = fuses ? w.bytes : w.bytes + (w.fused_bytes ?? 0);
-  const memory = bytes > 0 ? bytes / (d.memory_bandwidth_bytes_per_s * d.memory_efficiency) : 0;
-  return Math.max(compute, memory) + (w.fused && fuses ? 0 : d.launch_s);
+  return w.flops / (cachedPeak(d, w.dtype) * achieved * factor * waveEfficiency(w.tiles, w.k_splits, d.compute_units));
 }
 
 /**

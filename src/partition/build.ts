@@ -78,7 +78,7 @@ export function buildProblem(inp: BuildInput): Built {
   // Devices with the same numbers and op set give every node the same time: price each node once
   // per class of identical devices, not once per device (64 H100s are one class).
   const abstract = costs.some((c) => c.time_s !== undefined);
-  const classKey = (d: Device): string => (abstract ? d.id : JSON.stringify([d.kind, d.peak_flops, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.class_efficiency, d.memory_efficiency, d.compute_units, d.ops]));
+  const classKey = (d: Device): string => (abstract ? d.id : JSON.stringify([d.kind, d.peak_flops, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, Object.entries(d.class_efficiency).sort(), d.memory_efficiency, d.compute_units, d.ops]));
   const classOf = new Int32Array(nd);
   const classes: Device[] = [];
   const keys = new Map<string, number>();

@@ -41,7 +41,7 @@ export interface RouteClass {
 
 /** What makes two devices interchangeable, apart from their links. */
 function partKey(d: Device): string {
-  return JSON.stringify([d.kind, d.model, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, Object.entries(d.peak_flops).sort(), d.launch_s, d.efficiency, d.class_efficiency, d.memory_efficiency, d.compute_units, d.ops]);
+  return JSON.stringify([d.kind, d.model, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, Object.entries(d.peak_flops).sort(), d.launch_s, d.efficiency, Object.entries(d.class_efficiency).sort(), d.memory_efficiency, d.compute_units, d.ops]);
 }
 
 function linkKey(l: Topology['links'][number]): string {

@@ -424,7 +424,11 @@ function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
         else if ((COMPUTE_CLASSES as readonly string[]).includes(key)) class_efficiency[key as ComputeClass] = fraction(value, at);
         else throw r.invalid(at, `${what}: unknown efficiency key "${key}"`, `use compute, memory or an op class: ${COMPUTE_CLASSES.join(', ')}`);
       }
-    } else efficiency = fraction(effRaw, [...path, 'efficiency']);
+    } else {
+      // One number is every op class's efficiency: the catalog's per-class ones give way to it.
+      efficiency = fraction(effRaw, [...path, 'efficiency']);
+      for (const c of Object.keys(class_efficiency)) delete class_efficiency[c as ComputeClass];
+    }
   }
 
   const unitsRaw = own(d, 'compute_units');
@@ -682,7 +686,7 @@ export function canRun(device: Pick<Device, 'ops'>, op: string, domain = ''): bo
  * take their groups from it).
  */
 export function deviceClassKey(d: Device): string {
-  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, d.class_efficiency, d.memory_efficiency, d.compute_units, d.ops]);
+  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, Object.entries(d.class_efficiency).sort(), d.memory_efficiency, d.compute_units, d.ops]);
 }
 
 /**

@@ -75,7 +75,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
   const consumers = new Map<string, Node[]>();
   for (const n of graph.nodes) {
     for (const o of n.outputs) producer.set(o, n);
-    for (const v of n.inputs) if (v) (consumers.get(v) ?? consumers.set(v, []).get(v)!).push(n);
+    for (const v of [...n.inputs, ...n.outer_refs]) if (v) (consumers.get(v) ?? consumers.set(v, []).get(v)!).push(n);
   }
   const outputs = new Set(graph.outputs.map((v) => v.name));
   const groups = new Map<string, RowGroup>();
@@ -192,6 +192,8 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         shard.push(name);
         members.push(shard);
       }
+      // The reduction is a unit of its own, placed where its result is wanted (joining it to shard 0
+      // ties that shard to the next layer's device and made plans worse).
       nodes.push({ name: `${node.name}/tp_reduce`, op: 'Sum', domain: '', inputs: partials, outputs: [node.outputs[0]!], attrs: {}, outer_refs: [], source_index: null });
       splits.push({ node: node.name, parts: rowParts, members, covers: [...group.sources.map((s) => s.name), node.name] });
       return;
@@ -222,12 +224,12 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   });
   // Gathers nothing reads any more (a pair's shards read the blocks) are gone.
   const read = new Set<string>();
-  for (const n of nodes) for (const v of n.inputs) read.add(v);
+  for (const n of nodes) for (const v of [...n.inputs, ...n.outer_refs]) read.add(v);
   for (const v of graph.outputs) read.add(v.name);
   const live = nodes.filter((n) => !(n.op === 'Concat' && n.name.endsWith('/tp_gather') && !read.has(n.outputs[0]!)));
   // Weights only the split MatMuls read are gone (their blocks replace them).
   const used = new Set<string>();
-  for (const n of live) for (const v of n.inputs) used.add(v);
+  for (const n of live) for (const v of [...n.inputs, ...n.outer_refs]) used.add(v);
   for (const name of [...initializers.keys()]) if (!used.has(name) && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
   return { graph: { ...graph, nodes: live, initializers, declared }, splits };
 }
