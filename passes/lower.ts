@@ -243,7 +243,7 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
     }
     if (files.length > 0) byDevice.set(d.id, files);
   }
-  const proto = decodeSource(ctx.model);
+  const source = decodeSource(ctx.model);
   const modelDir = path.resolve(ctx.model.dir);
   // External weights: onnxruntime only reads external data inside a program's own folder, so each
   // device folder gets a hard link to the source weights file (same bytes on disk, nothing copied)
@@ -252,7 +252,7 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
   const probeValues = new Set(expertProbeList(ctx).map((p) => p.value));
   // Replica row parts too: hxc run reports tokens per replica.
   if (ctx.has('replicate')) for (const r of ctx.get<ReplicateResult>('replicate').replicated) r.replicas.forEach((_, j) => probeValues.add(`${r.key}/rows${j}`));
-  const files = buildPrograms(ctx.model, index, proto, specs, types, (location) => {
+  const files = buildPrograms(ctx.model, index, source, specs, types, (location) => {
     let name = linkNames.get(location);
     if (name === undefined) {
       name = `weights-${linkNames.size}-${path.basename(location)}`;

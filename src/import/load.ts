@@ -7,7 +7,7 @@ import path from 'node:path';
 import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
 import { importJsonGraph } from './json.js';
-import { importOnnx, MAX_ONNX_FILE_BYTES, SOURCE_PROTOS } from './onnx.js';
+import { importOnnx, MAX_ONNX_FILE_BYTES } from './onnx.js';
 
 /** Read a whole input file, turning every failure into one clear line. */
 export function readInputFile(file: string, what: string, maxBytes: number): Buffer {
@@ -49,8 +49,8 @@ export function loadModel(file: string, diagnostics: Diagnostics): Model {
   if (sniffFormat(buffer) === 'json') {
     return { ...importJsonGraph(file, buffer.toString('utf8')), ...base, dir: path.dirname(path.resolve(file)) };
   }
-  const { proto, ...imported } = importOnnx(file, buffer, diagnostics);
-  const model: Model = { ...imported, ...base };
-  SOURCE_PROTOS.set(model, proto);
-  return model;
+  // The decoded ModelProto is dropped here: lowering reads NodeProtos back by their byte ranges
+  // (src/lower/programs.ts indexSource), so a frontier-sized model's ~850 MB of decoded objects do
+  // not live through the whole pipeline.
+  return { ...importOnnx(file, buffer, diagnostics), ...base };
 }

@@ -18,11 +18,6 @@ import {
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
 
-/**
- * The decoded ModelProto of each imported model, kept for lowering (programs are cut from the
- * source's own NodeProtos); weak, so it goes when the model does.
- */
-export const SOURCE_PROTOS = new WeakMap<object, OnnxNs.ModelProto>();
 
 /** protobuf's own limit for one message; larger ONNX files cannot exist without external data. */
 export const MAX_ONNX_FILE_BYTES = 2 ** 31;
@@ -50,7 +45,7 @@ interface ImportContext {
   depth?: number;
 }
 
-export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostics): Omit<Model, 'sha256' | 'file_bytes' | 'path'> & { proto: OnnxNs.ModelProto } {
+export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostics): Omit<Model, 'sha256' | 'file_bytes' | 'path'> {
   if (buffer.length === 0) {
     throw new HxcError('HXC2101', 'the model file is empty', { where: file, hint: 're-export the model or check the path' });
   }
@@ -106,7 +101,6 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
     functions: (proto.functions ?? []).map((f) => `${normalizeDomain(f.domain ?? '')}:${f.name ?? ''}`),
     annotations: { state: [], moe: [] },
     weights_present: ctx.missingExternal.count === 0,
-    proto,
   };
 }
 

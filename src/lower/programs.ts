@@ -15,10 +15,10 @@ import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import { readsOf } from '../ir/algorithms.js';
 import type { Model, TensorData, TensorType } from '../ir/graph.js';
-import { SOURCE_PROTOS } from '../import/onnx.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
+const protobuf = require('protobufjs/minimal.js') as typeof import('protobufjs/minimal.js');
 
 export interface ProgramSpec {
   /** File name inside the plan directory. */
@@ -35,16 +35,92 @@ export interface WrittenProgram {
   outputs: string[];
 }
 
-/** The source ModelProto: kept from import, else decoded again (checking it is the file that was planned). */
-export function decodeSource(model: Model): OnnxNs.ModelProto {
-  const kept = SOURCE_PROTOS.get(model);
-  if (kept) return kept;
+/**
+ * The source model, read for lowering without decoding it whole: the model's header fields and
+ * initializers decoded, each NodeProto found by its byte range and decoded when a program takes
+ * it. Decoding a DeepSeek-V3-shaped file (275k nodes) at once costs ~850 MB of JavaScript
+ * objects; the ranges cost two numbers per node.
+ */
+export interface SourceModel {
+  irVersion: OnnxNs.IModelProto['irVersion'];
+  opsetImport: OnnxNs.IOperatorSetIdProto[];
+  functions: OnnxNs.IFunctionProto[];
+  graphName: string;
+  nodeCount: number;
+  node(i: number): OnnxNs.INodeProto;
+  initializer(name: string): OnnxNs.ITensorProto | undefined;
+}
+
+/** The source model of `model` (checking it is the file that was planned). */
+export function decodeSource(model: Model): SourceModel {
   const buf = fs.readFileSync(model.path);
   const sha = crypto.createHash('sha256').update(buf).digest('hex');
   if (sha !== model.sha256) {
     throw new HxcError('HXC2001', 'the model file changed while it was being planned', { where: model.path, hint: 'plan again' });
   }
-  return onnx.ModelProto.decode(buf);
+  return indexSource(buf);
+}
+
+/** Field numbers of onnx.proto: ModelProto.graph = 7; GraphProto.node = 1, name = 2, initializer = 5. */
+const MODEL_GRAPH = 7;
+const GRAPH_NODE = 1;
+const GRAPH_NAME = 2;
+const GRAPH_INITIALIZER = 5;
+const LENGTH_DELIMITED = 2;
+
+export function indexSource(buf: Uint8Array): SourceModel {
+  // Top level: every field but the graph goes to the header, decoded alone.
+  const top = protobuf.Reader.create(buf);
+  const header: Uint8Array[] = [];
+  let graphStart = -1;
+  let graphEnd = -1;
+  while (top.pos < top.len) {
+    const at = top.pos;
+    const tag = top.uint32();
+    if (tag >>> 3 === MODEL_GRAPH && (tag & 7) === LENGTH_DELIMITED) {
+      const len = top.uint32();
+      graphStart = top.pos;
+      graphEnd = top.pos + len;
+      top.skip(len);
+    } else {
+      top.skipType(tag & 7);
+      header.push(buf.subarray(at, top.pos));
+    }
+  }
+  const head = onnx.ModelProto.decode(Buffer.concat(header));
+  const graph = graphStart >= 0 ? buf.subarray(graphStart, graphEnd) : new Uint8Array(0);
+  const r = protobuf.Reader.create(graph);
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const inits = new Map<string, OnnxNs.ITensorProto>();
+  let graphName = '';
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    if ((tag & 7) === LENGTH_DELIMITED && (field === GRAPH_NODE || field === GRAPH_INITIALIZER || field === GRAPH_NAME)) {
+      const len = r.uint32();
+      if (field === GRAPH_NODE) {
+        starts.push(r.pos);
+        ends.push(r.pos + len);
+      } else if (field === GRAPH_INITIALIZER) {
+        const t = onnx.TensorProto.decode(graph.subarray(r.pos, r.pos + len));
+        inits.set(t.name ?? '', t);
+      } else {
+        graphName = new TextDecoder().decode(graph.subarray(r.pos, r.pos + len));
+      }
+      r.skip(len);
+    } else {
+      r.skipType(tag & 7);
+    }
+  }
+  const nodeStart = Float64Array.from(starts);
+  const nodeEnd = Float64Array.from(ends);
+  return {
+    irVersion: head.irVersion, opsetImport: head.opsetImport ?? [], functions: head.functions ?? [], graphName,
+    nodeCount: nodeStart.length,
+    node: (i) => onnx.NodeProto.decode(graph.subarray(nodeStart[i]!, nodeEnd[i]!)),
+    initializer: (name) => inits.get(name),
+  };
 }
 
 /**
@@ -65,12 +141,9 @@ function valueInfo(name: string, inferred: TensorType | undefined, declared: Ten
  * Build the programs. `types` gives every value's type (the shapes pass); `relocate` rewrites an
  * external-data location (relative to the source model's folder) for the program's folder.
  */
-export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.ModelProto, specs: ProgramSpec[],
+export function buildPrograms(model: Model, index: GraphIndex, source: SourceModel, specs: ProgramSpec[],
   types: Map<string, TensorType>, relocate: (location: string) => string, probes: ReadonlySet<string> = new Set()): WrittenProgram[] {
   const g = model.graph;
-  const source = proto.graph!;
-  const protoNodes = source.node ?? [];
-  const inits = new Map((source.initializer ?? []).map((t) => [t.name ?? '', t]));
   const graphOutputs = new Set(g.outputs.map((o) => o.name));
   const graphInputs = new Set(g.inputs.map((i) => i.name));
   const constantOf = new Map<string, number>(); // value → Constant node index producing it
@@ -79,8 +152,8 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
   // transform made (tensor-parallel parts and their Concat).
   const protoOf = (i: number): OnnxNs.INodeProto => {
     const n = g.nodes[i]!;
-    if (n.source_index === undefined) return protoNodes[i]!;
-    if (n.source_index !== null) return protoNodes[n.source_index]!;
+    if (n.source_index === undefined) return source.node(i);
+    if (n.source_index !== null) return source.node(n.source_index);
     const attribute: OnnxNs.IAttributeProto[] = Object.entries(n.attrs).map(([name, a]) => {
       const T = onnx.AttributeProto.AttributeType;
       if (a.type === 'int') return { name, type: T.INT, i: a.value };
@@ -108,7 +181,7 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
         const id = index.valueIds.get(v)!;
         if (producedIn[id] === k || seenIn[id] === k) continue;
         seenIn[id] = k;
-        const init = inits.get(v) ?? synthesizedTensor(g.initializers.get(v));
+        const init = source.initializer(v) ?? synthesizedTensor(g.initializers.get(v));
         const c = constantOf.get(v);
         if (init && !graphInputs.has(v)) initializers.push(relocated(init, relocate));
         else if (c !== undefined && !members.has(c)) pulledConstants.add(c);
@@ -130,15 +203,15 @@ export function buildPrograms(model: Model, index: GraphIndex, proto: OnnxNs.Mod
       }
     }
     const graph: OnnxNs.IGraphProto = {
-      name: `${source.name ?? 'graph'}:${path.basename(spec.file, '.onnx')}`,
+      name: `${source.graphName || 'graph'}:${path.basename(spec.file, '.onnx')}`,
       node: nodes,
       initializer: initializers,
       input: inputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
       output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
     };
     const m = onnx.ModelProto.create({
-      irVersion: proto.irVersion, opsetImport: proto.opsetImport, producerName: 'hxc', producerVersion: '0.1.0',
-      graph, functions: proto.functions ?? [],
+      irVersion: source.irVersion, opsetImport: source.opsetImport, producerName: 'hxc', producerVersion: '0.1.0',
+      graph, functions: source.functions,
     });
     const bytes = onnx.ModelProto.encode(m).finish();
     return { file: spec.file, bytes, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), inputs, outputs };
