@@ -8,11 +8,11 @@
 import { deviceClasses } from '../src/topology/classes.js';
 import { LARGE_RACK_DEVICES } from '../src/topology/render.js';
 import { computeBound, computeTime } from '../src/cost/model.js';
-import type { VerifyResult } from '../src/ir/verify.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { Device } from '../src/topology/index.js';
-import type { BindResult } from './bind.js';
-import type { ProfileResult } from './profile.js';
+import { bindPass } from './bind.js';
+import { profilePass } from './profile.js';
+import { verifyPass } from './verify.js';
 
 export interface KindClass {
   /** Roofline regime on this kind. */
@@ -55,9 +55,9 @@ export function nodeClass(r: ClassifyResult, i: number): NodeClass {
 
 export function classifyGraph(ctx: PassContext): ClassifyResult {
   const topo = ctx.topology();
-  const profile = ctx.get<ProfileResult>('profile');
-  const { index, order } = ctx.get<VerifyResult>('verify');
-  const phase = ctx.get<BindResult>('bind').phase;
+  const profile = ctx.get(profilePass);
+  const { index, order } = ctx.get(verifyPass);
+  const phase = ctx.get(bindPass).phase;
   const representative = new Map<string, Device>();
   for (const d of topo.devices) if (!representative.has(d.kind)) representative.set(d.kind, d);
   const kinds = [...representative.keys()];

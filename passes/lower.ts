@@ -9,18 +9,18 @@ import path from 'node:path';
 import { writeOutputDir } from '../src/util/output.js';
 import { PLAN_HASH_FILE, planHashText } from '../src/plan/read.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import { positionLimit, type BindResult } from './bind.js';
-import { expertsAsPlaced, type MoeResult } from './moe.js';
-import type { TpResult } from './tp.js';
-import type { ReplicateResult } from './replicate.js';
-import type { PartitionResult } from './partition.js';
-import type { ProfileResult } from './profile.js';
-import type { ScheduleResult } from './schedule.js';
-import type { StateResult } from './state.js';
-import type { ShapesResult } from './shapes.js';
-import type { VerifyResult } from '../src/ir/verify.js';
+import { bindPass, positionLimit } from './bind.js';
+import { moePass, expertsAsPlaced } from './moe.js';
 import { buildPrograms, decodeSource, type ProgramSpec, type WrittenProgram } from '../src/lower/programs.js';
 import { expertProbes } from '../src/moe/expected.js';
+import { partitionPass } from './partition.js';
+import { profilePass } from './profile.js';
+import { replicatePass } from './replicate.js';
+import { schedulePass } from './schedule.js';
+import { shapesPass } from './shapes.js';
+import { statePass } from './state.js';
+import { tpPass } from './tp.js';
+import { verifyPass } from './verify.js';
 
 export const PLAN_FORMAT = 'hxc-plan/v1';
 
@@ -37,11 +37,11 @@ export type PlanManifest = ReturnType<typeof buildManifest> & {
 };
 
 export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<string, string[]> | null, dir: string) {
-  const part = ctx.get<PartitionResult>('partition');
-  const sched = ctx.get<ScheduleResult>('schedule');
-  const profile = ctx.get<ProfileResult>('profile');
-  const state = ctx.get<StateResult>('state');
-  const bind = ctx.get<BindResult>('bind');
+  const part = ctx.get(partitionPass);
+  const sched = ctx.get(schedulePass);
+  const profile = ctx.get(profilePass);
+  const state = ctx.get(statePass);
+  const bind = ctx.get(bindPass);
   const topo = ctx.topology();
   const model = ctx.model;
   const g = model.graph;
@@ -106,7 +106,7 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
         }));
       return { name: o.name, kind: o.kind, bytes: o.bytes, bytes_per_token: o.bytes_per_token, owner, inputs: o.inputs, outputs: o.outputs, moves };
     }),
-    experts: ctx.has('moe') ? expertsAsPlaced(ctx.get<MoeResult>('moe'), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), ctx.get<VerifyResult>('verify').index.nodeByName) : [],
+    experts: ctx.has(moePass) ? expertsAsPlaced(ctx.get(moePass), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), ctx.get(verifyPass).index.nodeByName) : [],
     estimate: {
       /** Everything here is the simulator's (src/partition/judge.ts), the model that chose the plan. */
       latency_s: latency,
@@ -147,18 +147,18 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     },
     explain: part.explain(),
     /** Executable expert replicas (the replicate pass): per expert, its share input, row-part values and each copy's device. */
-    expert_replicas: ctx.has('replicate') ? ctx.get<ReplicateResult>('replicate').replicated.map((r) => ({
+    expert_replicas: ctx.has(replicatePass) ? ctx.get(replicatePass).replicated.map((r) => ({
       key: r.key, input: r.input, parts: r.replicas.map((_, j) => `${r.key}/rows${j}`), devices: r.replicas.map((names) => assignment[names[0]!]!),
     })) : [],
     /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
-    tensor_parallel: ctx.has('tp') ? ctx.get<TpResult>('tp') : null,
+    tensor_parallel: ctx.has(tpPass) ? ctx.get(tpPass) : null,
   };
 }
 
 /** Per replicated expert key, the nodes of each executable copy (replicate pass). */
 function expertCopies(ctx: PassContext): Map<string, string[][]> {
   const m = new Map<string, string[][]>();
-  if (ctx.has('replicate')) for (const r of ctx.get<ReplicateResult>('replicate').replicated) m.set(r.key, r.replicas);
+  if (ctx.has(replicatePass)) for (const r of ctx.get(replicatePass).replicated) m.set(r.key, r.replicas);
   return m;
 }
 
@@ -176,7 +176,7 @@ export interface InputSpec {
 
 function inputSpecs(ctx: PassContext): InputSpec[] {
   const g = ctx.model.graph;
-  const bind = ctx.get<BindResult>('bind');
+  const bind = ctx.get(bindPass);
   const inits = g.initializers;
   return g.inputs.filter((v) => !inits.has(v.name)).map((v) => {
     const dtype = v.type?.dtype ?? null;
@@ -205,9 +205,9 @@ function inputSpecs(ctx: PassContext): InputSpec[] {
 
 /** The values `hxc run` reads expert token counts from: one NonZero output per expert of each routed MoE layer. */
 function expertProbeList(ctx: PassContext): { value: string; layer: number; expert: number }[] {
-  if (!ctx.has('moe')) return [];
-  const { index } = ctx.get<VerifyResult>('verify');
-  const layers = ctx.get<MoeResult>('moe').layers;
+  if (!ctx.has(moePass)) return [];
+  const { index } = ctx.get(verifyPass);
+  const layers = ctx.get(moePass).layers;
   return expertProbes(ctx.model, index, layers)
     .map((p) => ({ value: ctx.model.graph.nodes[p.node]!.outputs[0]!, layer: p.layer, expert: p.expert }))
     .filter((p) => p.value);
@@ -217,9 +217,9 @@ function expertProbeList(ctx: PassContext): { value: string; layer: number; expe
 /** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
 function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[]; byDevice: Map<string, string[]>; links: { file: string; link: string }[] } | null {
   if (ctx.model.format !== 'onnx') return null;
-  const sched = ctx.get<ScheduleResult>('schedule');
-  const { index } = ctx.get<VerifyResult>('verify');
-  const types = ctx.get<ShapesResult>('shapes').types;
+  const sched = ctx.get(schedulePass);
+  const { index } = ctx.get(verifyPass);
+  const types = ctx.get(shapesPass).types;
   const nodeIndex = index.nodeByName;
   const specs: ProgramSpec[] = [];
   const byDevice = new Map<string, string[]>();
@@ -251,7 +251,7 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
   const linkNames = new Map<string, string>();
   const probeValues = new Set(expertProbeList(ctx).map((p) => p.value));
   // Replica row parts too: hxc run reports tokens per replica.
-  if (ctx.has('replicate')) for (const r of ctx.get<ReplicateResult>('replicate').replicated) r.replicas.forEach((_, j) => probeValues.add(`${r.key}/rows${j}`));
+  if (ctx.has(replicatePass)) for (const r of ctx.get(replicatePass).replicated) r.replicas.forEach((_, j) => probeValues.add(`${r.key}/rows${j}`));
   const files = buildPrograms(ctx.model, index, source, specs, types, (location) => {
     let name = linkNames.get(location);
     if (name === undefined) {
@@ -287,7 +287,7 @@ export const lowerPass: Pass<LowerResult> = {
     const pipeline = String(ctx.options.flags.pipeline ?? '');
     const programs = lowerPrograms(ctx, dir);
     const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), expert_probes: programs ? expertProbeList(ctx) : [], programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
-    const sched = ctx.get<ScheduleResult>('schedule');
+    const sched = ctx.get(schedulePass);
     const planText = JSON.stringify(plan, null, 1) + '\n';
     writeOutputDir(dir, [
       ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),

@@ -7,9 +7,9 @@
 // shipped assignment runs each expert.
 
 import { narrowForModel } from '../src/partition/narrow.js';
+import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { byteSizeOf, type DType } from '../src/ir/dtype.js';
-import type { VerifyResult } from '../src/ir/verify.js';
 import { detectMoe, type MoeLayer } from '../src/moe/detect.js';
 import {
   commModel, evaluate, hostsOf, placeGreedy, placeHxc, placeRoundRobin,
@@ -19,8 +19,9 @@ import { readRouting, scaledLayer, uniformLayer, type RoutingLayer } from '../sr
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { canRun, peakFlops, type Device, type Route, type RouteTable, type Topology } from '../src/topology/index.js';
 import type { Graph } from '../src/ir/graph.js';
-import type { ProfileResult } from './profile.js';
-import type { ShapesResult } from './shapes.js';
+import { profilePass } from './profile.js';
+import { shapesPass } from './shapes.js';
+import { verifyPass } from './verify.js';
 
 /** Share of a device's memory that expert weights may take, split evenly over the MoE layers. */
 export const EXPERT_MEMORY_FRACTION = 0.8;
@@ -206,13 +207,13 @@ function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]):
 }
 
 function runMoe(ctx: PassContext): MoeResult {
-  const { index, order } = ctx.get<VerifyResult>('verify');
+  const { index, order } = ctx.get(verifyPass);
   const layers = detectMoe(ctx.model, index, order);
   // On a pod, plan on the hosts the model could use (src/partition/narrow.ts).
-  narrowForModel(ctx, Math.max(0, ...layers.map((l) => l.num_experts)));
+  narrowForModel(ctx, modelNeeds(ctx, Math.max(0, ...layers.map((l) => l.num_experts))));
   if (layers.length === 0) return { layers, routing: { file: null, uniform: false }, plan: null };
-  const profile = ctx.get<ProfileResult>('profile');
-  const types = ctx.get<ShapesResult>('shapes').types;
+  const profile = ctx.get(profilePass);
+  const types = ctx.get(shapesPass).types;
   const g = ctx.model.graph;
   // Tokens per step: the router input's elements at the bound dims over its width.
   const stepTokens = layers.map((l) => {

@@ -13,8 +13,8 @@
 import { canRun, type Device } from '../src/topology/index.js';
 import type { Graph } from '../src/ir/graph.js';
 import { narrowForModel } from '../src/partition/narrow.js';
+import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
-import type { VerifyResult } from '../src/ir/verify.js';
 import { fastestTimes_s, lowerBound, type LowerBound } from '../src/partition/bounds.js';
 import { buildProblem, type Unit } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
@@ -27,12 +27,14 @@ import { fitsMemory, localSearch, MakespanAssessor, memoryTerms, refine, refineB
 import { readAssignment } from '../src/plan/assignment.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { deviceClassKey, identicalAccelerators } from '../src/topology/index.js';
-import type { MoeResult } from './moe.js';
-import type { TpResult } from './tp.js';
-import type { ReplicateResult } from './replicate.js';
-import type { ProfileResult } from './profile.js';
 import type { StageResult } from './stage.js';
-import type { StateResult } from './state.js';
+import { moePass } from './moe.js';
+import { profilePass } from './profile.js';
+import { replicatePass } from './replicate.js';
+import { stagePass } from './stage.js';
+import { statePass } from './state.js';
+import { tpPass } from './tp.js';
+import { verifyPass } from './verify.js';
 
 export { EXACT_MAX_UNITS };
 export type Objective = 'latency' | 'throughput';
@@ -183,8 +185,8 @@ const BOTH_CUTS_MAX_NODES = 20_000;
  * limit, memory) leaves the other.
  */
 export async function partitionGraph(ctx: PassContext): Promise<PartitionResult> {
-  narrowForModel(ctx, ctx.has('moe') ? Math.max(0, ...ctx.get<MoeResult>('moe').layers.map((l) => l.num_experts)) : 0);
-  const stage = ctx.get<StageResult>('stage');
+  narrowForModel(ctx, modelNeeds(ctx, ctx.has(moePass) ? Math.max(0, ...ctx.get(moePass).layers.map((l) => l.num_experts)) : 0));
+  const stage = ctx.get(stagePass);
   const cuts: StageResult[] = [stage];
   if (stage.coarse && ctx.model.graph.nodes.length <= BOTH_CUTS_MAX_NODES) cuts.push({ ...stage, ...stage.coarse, coarse: null });
   let best: PartitionResult | null = null;
@@ -212,9 +214,9 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
 async function partitionOn(ctx: PassContext, stages: StageResult): Promise<PartitionResult> {
   const objective = flag(ctx, 'objective', ['latency', 'throughput'], 'latency') as Objective;
   const solverFlag = flag(ctx, 'solver', ['auto', 'heuristic', 'exact'], 'auto');
-  const profile = ctx.get<ProfileResult>('profile');
-  const state = ctx.get<StateResult>('state');
-  const { index } = ctx.get<VerifyResult>('verify');
+  const profile = ctx.get(profilePass);
+  const state = ctx.get(statePass);
+  const { index } = ctx.get(verifyPass);
   const topology = ctx.topology();
   const deviceIds = topology.devices.map((d) => d.id);
   const assignFile = typeof ctx.options.flags.assign === 'string' ? ctx.options.flags.assign : null;
@@ -260,7 +262,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const hasState = state.objects.length > 0;
   // Tensor-parallel splits as unit lists: a plan with splits is eligible only if every split's
   // parts run on at least two devices (a split kept on one device is pure overhead).
-  const tp = ctx.has('tp') ? ctx.get<TpResult>('tp') : null;
+  const tp = ctx.has(tpPass) ? ctx.get(tpPass) : null;
   const tpSplits = (tp?.splits ?? []).map((sp) => sp.parts.map((name) => built.unit_of[index.nodeByName.get(name)!]!));
   const spread = (device: Int32Array): boolean => tpSplits.every((parts) => parts.some((u) => device[u] !== device[parts[0]!]));
   const usedDevices = (device: Int32Array): string[] => [...new Set(device)].sort((a, b) => a - b).map((d) => p.device_ids[d]!);
@@ -554,8 +556,8 @@ function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: s
   // Experts are free units unless the user pins them to the moe pass's devices (--pin-experts);
   // otherwise that placement is one candidate among others (moeHint).
   const placed = ctx.options.flags['pin-experts'] ? moeDevices(ctx) : new Map<string, string[]>();
-  if (ctx.has('moe')) {
-    const moe = ctx.get<MoeResult>('moe');
+  if (ctx.has(moePass)) {
+    const moe = ctx.get(moePass);
     const layers = moe.layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
     for (const l of layers) for (const e of l.experts) {
       experts.push(e.nodes);
@@ -564,18 +566,18 @@ function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: s
     }
   }
   // Expert replicas: each copy its own unit, so copies can go to different devices.
-  if (ctx.has('replicate')) {
-    const byName = ctx.get<VerifyResult>('verify').index.nodeByName;
-    for (const r of ctx.get<ReplicateResult>('replicate').replicated) r.replicas.forEach((names, j) => {
+  if (ctx.has(replicatePass)) {
+    const byName = ctx.get(verifyPass).index.nodeByName;
+    for (const r of ctx.get(replicatePass).replicated) r.replicas.forEach((names, j) => {
       experts.push(names.map((n) => byName.get(n)!));
       expert_names.push(`${r.key}.copy${j}`);
       expert_devices.push(placed.get(r.key) ?? null);
     });
   }
   // Tensor-parallel parts are independent too: each its own unit, so they can go to k devices.
-  if (ctx.has('tp')) {
-    const byName = ctx.get<VerifyResult>('verify').index.nodeByName;
-    for (const s of ctx.get<TpResult>('tp').splits) s.parts.forEach((part, j) => {
+  if (ctx.has(tpPass)) {
+    const byName = ctx.get(verifyPass).index.nodeByName;
+    for (const s of ctx.get(tpPass).splits) s.parts.forEach((part, j) => {
       // A row-parallel pair's shard is one unit: its column parts, elementwise chain and row part.
       experts.push((s.members?.[j] ?? [part]).map((name) => byName.get(name)!));
       expert_names.push(`tp${j}`);
@@ -588,8 +590,8 @@ function expertUnits(ctx: PassContext): { experts?: number[][]; expert_names?: s
 /** Per expert key (`moe3.expert5`), the devices the moe pass gave its replicas. */
 function moeDevices(ctx: PassContext): Map<string, string[]> {
   const m = new Map<string, string[]>();
-  if (!ctx.has('moe')) return m;
-  const plan = ctx.get<MoeResult>('moe').plan;
+  if (!ctx.has(moePass)) return m;
+  const plan = ctx.get(moePass).plan;
   if (!plan) return m;
   for (const l of plan.layers) for (const rep of l.placements.hxc.replicas) {
     const key = `moe${l.layer}.expert${rep.expert}`;

@@ -13,12 +13,12 @@ import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import type { TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import type { GraphIndex } from '../src/ir/algorithms.js';
-import type { VerifyResult } from '../src/ir/verify.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
-import type { BindResult } from './bind.js';
-import type { ShapesResult } from './shapes.js';
 import { expectedExpertCounts } from '../src/moe/expected.js';
-import type { ReplicateResult } from './replicate.js';
+import { bindPass } from './bind.js';
+import { replicatePass } from './replicate.js';
+import { shapesPass } from './shapes.js';
+import { verifyPass } from './verify.js';
 
 export interface NodeCost extends WorkItem {
   bytes_read: number;
@@ -79,16 +79,16 @@ function computeDtype(index: GraphIndex, i: number, types: (TensorType | undefin
 
 export function profileGraph(ctx: PassContext): ProfileResult {
   const graph = ctx.model.graph;
-  const { index } = ctx.get<VerifyResult>('verify');
-  const typesByName = ctx.get<ShapesResult>('shapes').types;
+  const { index } = ctx.get(verifyPass);
+  const typesByName = ctx.get(shapesPass).types;
   // Every symbol still free after shapes gets a default of 1 (one warning names them).
-  const bindings: Record<string, number> = { ...ctx.get<BindResult>('bind').dims };
+  const bindings: Record<string, number> = { ...ctx.get(bindPass).dims };
   const free = new Set<string>();
   for (const t of typesByName.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
   // Tokens per expert in routed MoE layers: their expectation, not 1 (src/moe/expected.ts).
   const routing = typeof ctx.options.flags.routing === 'string' ? ctx.options.flags.routing : null;
   const estimated: Record<string, number> = {};
-  const experts = expectedExpertCounts(ctx.model, index, ctx.get<VerifyResult>('verify').order, typesByName, bindings, routing);
+  const experts = expectedExpertCounts(ctx.model, index, ctx.get(verifyPass).order, typesByName, bindings, routing);
   for (const [sym, count] of experts.counts) {
     bindings[sym] = count;
     estimated[sym] = count;
@@ -96,8 +96,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   }
   // Rows each expert replica takes: an equal share of the expert's expected rows (the runtime
   // rebalances by load; the plan prices the even split).
-  if (ctx.has('replicate')) {
-    for (const r of ctx.get<ReplicateResult>('replicate').replicated) {
+  if (ctx.has(replicatePass)) {
+    for (const r of ctx.get(replicatePass).replicated) {
       const rows = typesByName.get(r.rows)?.shape?.[0];
       const n = rows === undefined ? undefined : typeof rows === 'number' ? rows : evalDim(rows, bindings);
       if (n === undefined) continue;
@@ -151,7 +151,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
 
   const totals = { flops: 0, bytes_read: 0, bytes_written: 0, param_bytes: 0, fused: 0 };
   const nodes: NodeCost[] = new Array(graph.nodes.length);
-  const fusion = fusedInto(graph, index, ctx.get<VerifyResult>('verify').order);
+  const fusion = fusedInto(graph, index, ctx.get(verifyPass).order);
   const fusedHead = fusion.head;
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;

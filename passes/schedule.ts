@@ -8,7 +8,7 @@ import { HxcError } from '../src/diag/diagnostics.js';
 import { memoryOf, type DeviceMemory } from '../src/partition/judge.js';
 import type { SimInput, SimResult, SimTransfer } from '../src/sim/simulate.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import type { PartitionResult } from './partition.js';
+import { partitionPass } from './partition.js';
 
 export type { DeviceMemory };
 
@@ -48,7 +48,7 @@ export interface ScheduleResult {
 }
 
 export function buildSchedule(ctx: PassContext): ScheduleResult {
-  const part = ctx.get<PartitionResult>('partition');
+  const part = ctx.get(partitionPass);
   const p = part.problem;
   const g = ctx.model.graph;
   const nd = p.device_ids.length;

@@ -2,13 +2,13 @@
 // dims kept as canonical polynomials (`past_sequence_length + sequence_length`) and the bind
 // pass's values substituted. Walks verify's topological order; src/shapes/ holds the op rules.
 
-import type { BindResult } from './bind.js';
 import type { TensorType } from '../src/ir/graph.js';
 import { typeToString } from '../src/ir/graph.js';
-import type { VerifyResult } from '../src/ir/verify.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { freeSymbols, inferShapes, type InferResult } from '../src/shapes/infer.js';
+import { bindPass } from './bind.js';
+import { verifyPass } from './verify.js';
 
 export interface ShapesResult extends InferResult {
   /** Free symbols left in any shape after bindings (floor atoms opened up), sorted. */
@@ -25,10 +25,10 @@ export const shapesPass: Pass<ShapesResult> = {
   // Bindings come from the bind pass (--dim, --phase); symbols it leaves free stay symbolic.
   options: [],
   run(ctx) {
-    const verify = ctx.get<VerifyResult>('verify');
+    const verify = ctx.get(verifyPass);
     let result: InferResult;
     try {
-      result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get<BindResult>('bind').dims });
+      result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get(bindPass).dims });
     } catch (err) {
       // An invalid node is named with the model file it is in.
       if (err instanceof HxcError && err.where && !err.where.startsWith(ctx.model.path)) throw new HxcError(err.code, err.message, { where: `${ctx.model.path}: ${err.where}`, ...(err.hint ? { hint: err.hint } : {}) });
@@ -87,7 +87,7 @@ export const shapesPass: Pass<ShapesResult> = {
 
 /** The shapes analysis of this run (throws HXC2402 when the shapes pass has not run). */
 export function shapesOf(ctx: PassContext): ShapesResult {
-  return ctx.get<ShapesResult>('shapes');
+  return ctx.get(shapesPass);
 }
 
 /** The inferred type of a value, for later passes (profile, state, lower). */

@@ -6,10 +6,12 @@
 
 import { computeTime, ridgePoint } from '../src/cost/model.js';
 import { blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
-import type { VerifyResult } from '../src/ir/verify.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import type { ProfileResult } from './profile.js';
+import { profilePass } from './profile.js';
+import { verifyPass } from './verify.js';
+import { statePass } from './state.js';
+import type { ModelNeeds } from '../src/partition/narrow.js';
 
 export interface Stage {
   id: number;
@@ -45,8 +47,8 @@ export interface StageResult {
 export const DEFAULT_MAX_STAGES = 256;
 
 export function buildStages(ctx: PassContext): StageResult {
-  const { index } = ctx.get<VerifyResult>('verify');
-  const profile = ctx.get<ProfileResult>('profile');
+  const { index } = ctx.get(verifyPass);
+  const profile = ctx.get(profilePass);
   const topo = ctx.topology();
   const maxFlag = ctx.options.flags['max-stages'];
   const maxStages = maxFlag === undefined ? DEFAULT_MAX_STAGES : Number(maxFlag);
@@ -62,7 +64,7 @@ export function buildStages(ctx: PassContext): StageResult {
     for (const d of kinds.values()) best = Math.min(best, computeTime(profile.nodes[i]!, d, profile.efficiency));
     weight[i] = Number.isFinite(best) ? best : 0;
   }
-  const verified = ctx.get<VerifyResult>('verify');
+  const verified = ctx.get(verifyPass);
   const { rank: keyed, labels } = blockRanks(index, verified.order);
   const g = ctx.model.graph;
   const constant = (i: number): boolean => g.nodes[i]!.op === 'Constant' || (profile.nodes[i]!.flops === 0 && profile.nodes[i]!.bytes === 0);
@@ -147,3 +149,13 @@ export const stagePass: Pass<StageResult> = {
     return `stage ${r.stage_of[i]}`;
   },
 };
+
+/** What src/partition/narrow.ts sizes a large rack's cut by, from the analyses that ran. */
+export function modelNeeds(ctx: PassContext, widestMoe: number): ModelNeeds {
+  return {
+    param_bytes: ctx.has(profilePass) ? ctx.get(profilePass).totals.param_bytes : 0,
+    state_bytes: ctx.has(statePass) ? ctx.get(statePass).totals.bytes : 0,
+    stages: ctx.has(stagePass) ? new Set(ctx.get(stagePass).stages.map((s) => s.name)).size : 0,
+    widest_moe: widestMoe,
+  };
+}

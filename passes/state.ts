@@ -3,12 +3,12 @@
 // `state` annotations of JSON graphs — size it at the bound batch and context, and tie each state
 // object to the nodes that read and write it (its readers sit with its owner, or pay the move).
 
-import type { VerifyResult } from '../src/ir/verify.js';
 import { byteSizeOf } from '../src/ir/dtype.js';
 import type { Dim, Model } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
-import { DEFAULT_CONTEXT, defaultContext, type BindResult } from './bind.js';
+import { bindPass, DEFAULT_CONTEXT, defaultContext, type BindResult } from './bind.js';
+import { verifyPass } from './verify.js';
 
 export interface StateObject {
   name: string;
@@ -114,8 +114,8 @@ function tensorBytesPerToken(shape: Dim[], dtype: Parameters<typeof byteSizeOf>[
 export function analyzeState(ctx: PassContext): StateResult {
   const model = ctx.model;
   const g = model.graph;
-  const { index } = ctx.get<VerifyResult>('verify');
-  const bind = ctx.get<BindResult>('bind');
+  const { index } = ctx.get(verifyPass);
+  const bind = ctx.get(bindPass);
   const batch = Number(ctx.options.flags.batch ?? (bind.roles.batch ? bind.dims[bind.roles.batch] : undefined) ?? 1);
   const context = Number(ctx.options.flags.context ?? defaultContext(model));
   const objects: StateObject[] = findStatePairs(model).map((p) => {

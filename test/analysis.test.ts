@@ -3,21 +3,21 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { nodeClass, type ClassifyResult } from '../passes/classify.js';
-import type { ProfileResult } from '../passes/profile.js';
-import type { StateResult } from '../passes/state.js';
+import { classifyPass, nodeClass } from '../passes/classify.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import type { PlanOptions } from '../src/pass/pass.js';
 import { computeTime } from '../src/cost/model.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
+import { profilePass } from '../passes/profile.js';
+import { statePass } from '../passes/state.js';
 
 const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
 
 test('FLOPs of the hand-made transformer block equal the hand count', async () => {
   const B = 2, S = 128, D = 256, F = 1024;
   const run = await runPipeline(options(path.join(FIXTURES, 'graphs', 'transformer_block.json'), { dims: { batch: B } }), ['profile']);
-  const p = run.ctx.get<ProfileResult>('profile');
+  const p = run.ctx.get(profilePass);
   const byName = new Map(run.ctx.model.graph.nodes.map((n, i) => [n.name, p.nodes[i]!.flops]));
   // By hand: a [m,k]×[k,n] product is 2mkn; LayerNorm 8 per element; softmax 5; Gelu 8; add/div 1.
   const expected: Record<string, number> = {
@@ -43,7 +43,7 @@ test('state: bytes per token of the KV-cache models, checked by hand', async () 
   ];
   for (const [file, perToken] of cases) {
     const run = await runPipeline(options(path.join(SHARED_MODELS, file), { flags: { context: 4096, batch: 8 } }), ['state']);
-    const s = run.ctx.get<StateResult>('state');
+    const s = run.ctx.get(statePass);
     assert.equal(s.totals.bytes_per_token, perToken, file);
     assert.equal(s.totals.bytes, perToken * 4096 * 8, file);
     const layers = s.objects.map((o) => o.layer);
@@ -56,25 +56,25 @@ test('state: bytes per token of the KV-cache models, checked by hand', async () 
     }
   }
   const none = await runPipeline(options(path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx')), ['state']);
-  assert.equal(none.ctx.get<StateResult>('state').objects.length, 0);
+  assert.equal(none.ctx.get(statePass).objects.length, 0);
 });
 
 test('--phase binds the LLM symbols: prefill seq=prompt past=0, decode seq=1 past=context', async () => {
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
-  const prefill = (await runPipeline(options(model, { flags: { phase: 'prefill', prompt: 64, batch: 2 } }), ['profile'])).ctx.get<ProfileResult>('profile');
+  const prefill = (await runPipeline(options(model, { flags: { phase: 'prefill', prompt: 64, batch: 2 } }), ['profile'])).ctx.get(profilePass);
   assert.deepEqual(prefill.bindings, { batch_size: 2, sequence_length: 64, past_sequence_length: 0 });
-  const decode = (await runPipeline(options(model, { flags: { phase: 'decode', context: 200 } }), ['profile'])).ctx.get<ProfileResult>('profile');
+  const decode = (await runPipeline(options(model, { flags: { phase: 'decode', context: 200 } }), ['profile'])).ctx.get(profilePass);
   assert.deepEqual(decode.bindings, { batch_size: 1, sequence_length: 1, past_sequence_length: 200 }); // GPT-2 tiny holds 256 positions
   assert.ok(prefill.totals.flops > 50 * decode.totals.flops, 'prefill of 2×64 tokens costs far more than one decode token');
   // --dim wins over the phase.
-  const pinned = (await runPipeline(options(model, { dims: { past_sequence_length: 7 }, flags: { phase: 'decode' } }), ['profile'])).ctx.get<ProfileResult>('profile');
+  const pinned = (await runPipeline(options(model, { dims: { past_sequence_length: 7 }, flags: { phase: 'decode' } }), ['profile'])).ctx.get(profilePass);
   assert.equal(pinned.bindings.past_sequence_length, 7);
 });
 
 test('classify: GEMMs are compute-bound on a GPU and element-wise ops memory-bound; decode is latency-sensitive', async () => {
   const model = path.join(FIXTURES, 'graphs', 'transformer_block.json');
   const run = await runPipeline(options(model, { dims: { batch: 8 }, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml') }), ['classify']);
-  const c = run.ctx.get<ClassifyResult>('classify');
+  const c = run.ctx.get(classifyPass);
   const idx = (name: string): number => run.ctx.model.graph.nodes.findIndex((n) => n.name === name);
   assert.deepEqual(c.kinds, ['cpu', 'gpu']);
   assert.equal(nodeClass(c, idx('fc1')).by_kind.gpu!.bound, 'compute');
@@ -84,7 +84,7 @@ test('classify: GEMMs are compute-bound on a GPU and element-wise ops memory-bou
   assert.equal(nodeClass(c, idx('fc2')).slack_s, 0);
   assert.ok(nodeClass(c, idx('fc2')).latency_sensitive);
   assert.ok(c.critical_path_s > 0);
-  const decode = (await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'decode' } }), ['classify'])).ctx.get<ClassifyResult>('classify');
+  const decode = (await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'decode' } }), ['classify'])).ctx.get(classifyPass);
   assert.ok(decode.latency_sensitive.every((x) => x === 1));
 });
 
@@ -101,14 +101,14 @@ test('calibration from a real onnxruntime profile changes the estimates and repo
   assert.ok(profileFile, 'onnxruntime wrote a profile');
   const base = await runPipeline(options(model), ['classify']);
   const cal = await runPipeline(options(model, { flags: { calibrate: path.join(dir, profileFile) } }), ['classify']);
-  const p = cal.ctx.get<ProfileResult>('profile');
+  const p = cal.ctx.get(profilePass);
   assert.ok(p.calibration);
   assert.ok(p.calibration.matched_nodes >= 20, `matched ${p.calibration.matched_nodes}`);
   const gemm = p.calibration.factors.find((f) => f.kind === 'cpu' && f.op_class === 'matmul');
   assert.ok(gemm && gemm.factor > 0 && Number.isFinite(gemm.factor) && gemm.nodes === 3, JSON.stringify(p.calibration.factors));
   const i = cal.ctx.model.graph.nodes.findIndex((n) => n.op === 'Gemm');
-  const before = nodeClass(base.ctx.get<ClassifyResult>('classify'), i).by_kind.cpu!.time_s;
-  const after = nodeClass(cal.ctx.get<ClassifyResult>('classify'), i).by_kind.cpu!.time_s;
+  const before = nodeClass(base.ctx.get(classifyPass), i).by_kind.cpu!.time_s;
+  const after = nodeClass(cal.ctx.get(classifyPass), i).by_kind.cpu!.time_s;
   assert.notEqual(before, after);
   assert.equal(after, p.nodes[i]!.measured_s!.cpu, 'the measured time replaces the estimate on the measured kind');
   const cli = hxc(['inspect', model, '--costs', '--calibrate', path.join(dir, profileFile)]);
@@ -132,13 +132,13 @@ test('bad calibration and phase inputs are one-line errors', async () => {
 test('tokens per expert of routed MoE layers are costed at their expectation, from the routing file when given', async () => {
   const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
   const flags = { phase: 'prefill', prompt: 32, batch: 2 };
-  const uniform = (await runPipeline(options(model, { flags }), ['profile'])).ctx.get<ProfileResult>('profile');
+  const uniform = (await runPipeline(options(model, { flags }), ['profile'])).ctx.get(profilePass);
   const counts = Object.entries(uniform.estimated);
   assert.equal(counts.length, 2 * 4, 'one NonZero count per expert per layer');
   // 64 tokens × top-2 over 4 experts.
   for (const [, c] of counts) assert.equal(c, 32);
   assert.deepEqual(uniform.defaulted, []);
-  const routed = (await runPipeline(options(model, { flags: { ...flags, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json') } }), ['profile'])).ctx.get<ProfileResult>('profile');
+  const routed = (await runPipeline(options(model, { flags: { ...flags, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json') } }), ['profile'])).ctx.get(profilePass);
   const byLayer = new Map<string, number>();
   for (const [sym, c] of Object.entries(routed.estimated)) {
     const layer = /layers\.(\d+)/.exec(sym)![1]!;
@@ -168,7 +168,7 @@ test('fusion: a bias Add and an activation after a MatMul run in its kernel on a
     initializer: [f32('w1', [8, 8]), f32('w2', [8, 8]), f32('b', [8]), { name: 'shape', dataType: 7, dims: [2], rawData: Buffer.from(new BigInt64Array([4n, 8n]).buffer) }],
   }));
   const run = await runPipeline(options(file, { topology_path: path.join(EXAMPLES, 'rack-tiny.yaml') }), ['profile']);
-  const profile = run.ctx.get<ProfileResult>('profile');
+  const profile = run.ctx.get(profilePass);
   const g = run.ctx.model.graph;
   const at = (name: string): number => g.nodes.findIndex((n) => n.name === name);
   const head = (name: string): string | null => (profile.fused_into[at(name)]! >= 0 ? g.nodes[profile.fused_into[at(name)]!]!.name : null);
@@ -198,7 +198,7 @@ test('fusion: a bias Add and an activation after a MatMul run in its kernel on a
   assert.ok(computeTime(m, cpu) >= (m.bytes + m.fused_bytes!) / (cpu.memory_bandwidth_bytes_per_s * cpu.memory_efficiency) - 1e-15);
   // On a real model: every fused node is pointwise, and every chain's head launches.
   const gpt2 = await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'prefill', prompt: 16 } }), ['profile']);
-  const pg = gpt2.ctx.get<ProfileResult>('profile');
+  const pg = gpt2.ctx.get(profilePass);
   const ng = gpt2.ctx.model.graph.nodes;
   let fused = 0;
   pg.fused_into.forEach((h, i) => {

@@ -8,10 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEEPSEEK_SHAPE, syntheticLayers } from '../src/bench/moe.js';
-import { planExperts, type MoeResult } from '../passes/moe.js';
+import { moePass, planExperts, type MoeResult } from '../passes/moe.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import { HxcError } from '../src/diag/diagnostics.js';
-import type { VerifyResult } from '../src/ir/verify.js';
 import { detectMoe, type MoeLayer } from '../src/moe/detect.js';
 import { evaluate, noComm, placeGreedy, placeHxc, placeRoundRobin, type Placement, type PlacementProblem } from '../src/moe/place.js';
 import { checkedRoutingText, parseRouting, readRouting, routingText, syntheticRouting, uniformLayer } from '../src/moe/routing.js';
@@ -19,6 +18,7 @@ import type { PlanOptions } from '../src/pass/pass.js';
 import { canRun, loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { onnx, valueInfo } from './onnx-builder.js';
+import { verifyPass } from '../passes/verify.js';
 
 const MIXTRAL_8X7B = path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
 const MIXTRAL_TINY = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
@@ -27,13 +27,13 @@ const trace = (model: string): string => model.replace(/(\.graph_only)?\.onnx$/,
 
 async function detect(model: string): Promise<{ layers: MoeLayer[]; names: string[] }> {
   const { ctx } = await runPipeline({ model_path: model, topology_path: null, dims: {}, flags: {} }, ['verify']);
-  const v = ctx.get<VerifyResult>('verify');
+  const v = ctx.get(verifyPass);
   return { layers: detectMoe(ctx.model, v.index, v.order), names: ctx.model.graph.nodes.map((n) => n.name) };
 }
 
 async function moe(model: string, rack: string | null, flags: PlanOptions['flags'] = {}): Promise<{ result: MoeResult; warnings: string[] }> {
   const { ctx } = await runPipeline({ model_path: model, topology_path: rack && path.join(EXAMPLES, rack), dims: {}, flags: { phase: 'prefill', ...flags } }, ['moe']);
-  return { result: ctx.get<MoeResult>('moe'), warnings: ctx.diagnostics.warnings.map((w) => w.code) };
+  return { result: ctx.get(moePass), warnings: ctx.diagnostics.warnings.map((w) => w.code) };
 }
 
 /** Every expert's node names carry its own index (`…/experts.3/…`): structure and names agree. */

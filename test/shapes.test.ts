@@ -34,7 +34,7 @@ import { onnx, valueInfo } from './onnx-builder.js';
 async function runShapes(modelPath: string, dims: Record<string, number> = {}): Promise<{ ctx: Context; result: ShapesResult }> {
   const ctx = new Context({ model_path: modelPath, topology_path: null, dims, flags: {} });
   for (const pass of [importPass, verifyPass, bindPass, shapesPass]) ctx.store(pass.name, await pass.run(ctx));
-  return { ctx, result: ctx.get<ShapesResult>('shapes') };
+  return { ctx, result: ctx.get(shapesPass) };
 }
 
 function readDims(modelPath: string): Record<string, number> {

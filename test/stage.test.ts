@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import fc from 'fast-check';
-import type { StageResult } from '../passes/stage.js';
 import { GraphIndex, isConvex, topoOrder } from '../src/ir/algorithms.js';
 import { newGraph } from '../src/ir/graph.js';
 import { blockKey, blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import { FIXTURES, SHARED_MODELS } from './helpers.js';
+import { stagePass } from '../passes/stage.js';
 
 /** Random DAG: node i reads from earlier nodes; names put nodes in random blocks or none; order shuffled. */
 const graphArb = fc.integer({ min: 1, max: 40 }).chain((n) => fc.record({
@@ -63,7 +63,7 @@ test('block keys come from exporters\' module paths', () => {
 
 test('the Mixtral-shaped graph is cut along its decoder layers, the same cuts in every layer, layers 2..31 repeats of layer 1', async () => {
   const run = await runPipeline({ model_path: path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', prompt: 128 } }, ['stage']);
-  const r = run.ctx.get<StageResult>('stage');
+  const r = run.ctx.get(stagePass);
   const layerStages = r.stages.filter((s) => /^layers\.\d+$/.test(s.name));
   // Stages never straddle a layer, and every layer is cut into the same number of stages.
   const byLayer = Array.from({ length: 32 }, (_, i) => layerStages.filter((s) => s.name === `layers.${i}`));
@@ -83,5 +83,5 @@ test('the Mixtral-shaped graph is cut along its decoder layers, the same cuts in
 
 test('--max-stages bounds the stage count', async () => {
   const run = await runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: null, dims: {}, flags: { phase: 'prefill', 'max-stages': 3 } }, ['stage']);
-  assert.equal(run.ctx.get<StageResult>('stage').stages.length, 3);
+  assert.equal(run.ctx.get(stagePass).stages.length, 3);
 });

@@ -7,7 +7,7 @@ import { newGraph } from '../src/ir/graph.js';
 import { runPlan } from '../src/runtime/run.js';
 import { splitMatMuls } from '../src/transform/tensor-parallel.js';
 import { loadTopology } from '../src/topology/index.js';
-import { tensorParallelGroup } from '../passes/tp.js';
+import { tensorParallelGroup, tpPass } from '../passes/tp.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
 import { EXAMPLES, tmpDir } from './helpers.js';
 
@@ -102,7 +102,7 @@ test('auto proposes splits of large weights over an NVLink-class group; a plan s
   }));
   const proposed = async (objective: string, rack: string) => {
     const run = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, rack), dims: { batch: 512 }, flags: { objective } }, ['tp']);
-    return run.ctx.get<{ k: number; splits: unknown[] }>('tp');
+    return run.ctx.get(tpPass);
   };
   for (const objective of ['latency', 'throughput']) assert.deepEqual([(await proposed(objective, 'rack-8gpu.yaml')).k, (await proposed(objective, 'rack-8gpu.yaml')).splits.length], [4, 1]);
   assert.equal((await proposed('throughput', 'rack-tiny.yaml')).splits.length, 0);

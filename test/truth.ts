@@ -5,11 +5,11 @@
 
 import assert from 'node:assert/strict';
 import type { PlanManifest } from '../passes/lower.js';
-import type { MoeResult } from '../passes/moe.js';
 import type { JudgedPlan } from '../passes/partition.js';
-import type { ProfileResult } from '../passes/profile.js';
 import type { Context } from '../src/pass/context.js';
 import { simulate } from '../src/sim/simulate.js';
+import { moePass } from '../passes/moe.js';
+import { profilePass } from '../passes/profile.js';
 
 /** Replays plan.json in the simulator, as `hxc simulate` does (rounds included). */
 export function replay(p: PlanManifest, requests: number): { latency_s: number; throughput_per_s: number } {
@@ -89,7 +89,7 @@ export function checkMetadata(p: PlanManifest, ctx: Context, where: string): voi
  */
 export function checkMemory(p: PlanManifest, ctx: Context, where: string): void {
   const g = ctx.model.graph;
-  const bytes = ctx.get<ProfileResult>('profile').value_bytes;
+  const bytes = ctx.get(profilePass).value_bytes;
   const weight = new Set<string>(g.initializers.keys());
   for (const n of g.nodes) if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) weight.add(o);
   const nodeByName = new Map(g.nodes.map((n) => [n.name, n]));
@@ -157,11 +157,11 @@ export function checkMemory(p: PlanManifest, ctx: Context, where: string): void 
 
 /** plan.json `experts` agrees with `assignment`: each expert's body runs where its replicas say. */
 export function checkExperts(p: PlanManifest, ctx: Context, where: string): void {
-  if (!ctx.has('moe')) return;
+  if (!ctx.has(moePass)) return;
   const g = ctx.model.graph;
   const experts = p.experts;
   let checked = 0;
-  for (const l of ctx.get<MoeResult>('moe').layers) {
+  for (const l of ctx.get(moePass).layers) {
     if (l.form === 'operator') continue;
     for (const e of l.experts) {
       const entry = experts.find((x) => x.layer === l.layer && x.expert === e.expert);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { median } from '../util/stats.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { METHODS, planExperts, type ExpertPlan, type LayerSpec, type MoeResult } from '../../passes/moe.js';
+import { moePass, METHODS, planExperts, type ExpertPlan, type LayerSpec } from '../../passes/moe.js';
 import { runPipeline } from '../cli/run-passes.js';
 import { table } from '../cli/output.js';
 import { scaledLayer, syntheticRouting } from '../moe/routing.js';
@@ -55,7 +55,7 @@ export async function moeCases(reps = 3): Promise<MoeBenchCase[]> {
         flags: { phase: 'prefill', routing: path.join(MODELS, 'mixtral_8x7b_shaped.expert_routing.json'), 'expert-slots': 8 },
       }, ['moe']);
       times.push(run.timings.find((t) => t.name === 'moe')!.ms);
-      plan = run.ctx.get<MoeResult>('moe').plan;
+      plan = run.ctx.get(moePass).plan;
     }
     if (plan) out.push({ name: 'mixtral_8x7b_shaped, 8×H200, Zipf 1.1, 8 slots', plan, plan_ms: median(times), first_ms: times[0]!, layers: plan.layers.length });
   }

@@ -2,16 +2,16 @@
 // every inferred value and the per-node cost/classification table.
 
 import { FUSING_KINDS } from '../cost/fusion.js';
-import { nodeClass, type ClassifyResult } from '../../passes/classify.js';
-import type { ProfileResult } from '../../passes/profile.js';
-import type { ShapesResult } from '../../passes/shapes.js';
-import type { StateResult } from '../../passes/state.js';
-import type { VerifyResult } from '../ir/verify.js';
+import { classifyPass, nodeClass } from '../../passes/classify.js';
 import { detectMoe } from '../moe/detect.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
 import { inspectReport, renderInspect } from './inspect.js';
 import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline } from './run-passes.js';
+import { profilePass } from '../../passes/profile.js';
+import { shapesPass } from '../../passes/shapes.js';
+import { statePass } from '../../passes/state.js';
+import { verifyPass } from '../../passes/verify.js';
 
 export interface InspectFlags extends AnalysisFlags {
   json?: boolean;
@@ -28,7 +28,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
   const { ctx } = await runPipeline(planOptions(model, opts), passes);
   const g = ctx.model.graph;
   const report: Record<string, unknown> = { ...inspectReport(ctx.model) };
-  const state = ctx.get<StateResult>('state');
+  const state = ctx.get(statePass);
   const nodeNames = (ids: number[]): string[] => ids.map((i) => g.nodes[i]!.name);
   report.state = {
     batch: state.batch, context: state.context, totals: state.totals,
@@ -40,7 +40,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
     text += table(['state', 'kind', 'layer', 'bytes/token', 'bytes/sequence', 'bytes', 'readers', 'writers'],
       state.objects.map((o) => [o.name, o.kind, o.layer === null ? '-' : String(o.layer), String(o.bytes_per_token), String(o.bytes_per_sequence), String(o.bytes), String(o.readers.length), String(o.writers.length)]), [3, 4, 5, 6, 7]);
   }
-  const verified = ctx.get<VerifyResult>('verify');
+  const verified = ctx.get(verifyPass);
   const moe = detectMoe(ctx.model, verified.index, verified.order);
   report.moe = moe.map((l) => ({
     layer: l.layer, name: l.name, form: l.form, detected_by: l.detected_by, num_experts: l.num_experts, top_k: l.top_k, hidden: l.hidden, token_dtype: l.token_dtype,
@@ -53,14 +53,14 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
       moe.map((l) => [String(l.layer), l.name, l.form, String(l.num_experts), String(l.top_k), String(l.hidden), sci(l.experts[0]?.flops_per_token ?? 0), formatBytes(l.experts[0]?.param_bytes ?? 0), g.nodes[l.router[0] ?? -1]?.name ?? '-', l.detected_by]), [0, 3, 4, 5, 6, 7]);
   }
   if (opts.values) {
-    const shapes = ctx.get<ShapesResult>('shapes');
+    const shapes = ctx.get(shapesPass);
     const values = [...shapes.types.entries()].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
     report.values = values;
     text += `\nvalues (${values.length}):\n${table(['value', 'dtype', 'shape'], values.map((v) => [v.name, v.dtype, v.shape ? `[${v.shape.join(', ')}]` : '?']))}`;
   }
   if (opts.costs) {
-    const profile = ctx.get<ProfileResult>('profile');
-    const cls = ctx.get<ClassifyResult>('classify');
+    const profile = ctx.get(profilePass);
+    const cls = ctx.get(classifyPass);
     report.costs = {
       bindings: profile.bindings, totals: profile.totals, critical_path_s: cls.critical_path_s, kinds: cls.kinds,
       calibration: profile.calibration,

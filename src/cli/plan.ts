@@ -4,13 +4,13 @@
 import type { Considered } from '../partition/narrow.js';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
-import type { LowerResult } from '../../passes/lower.js';
-import { METHODS, type MoeResult, type PlanExpert } from '../../passes/moe.js';
+import { moePass, METHODS, type MoeResult, type PlanExpert } from '../../passes/moe.js';
 import { PASSES } from '../../passes/index.js';
 import { pipelineString, resolvePipeline, type Instrumentation } from '../pass/manager.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
 import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline } from './run-passes.js';
+import { lowerPass } from '../../passes/lower.js';
 
 export interface PlanFlags extends AnalysisFlags {
   passes?: string;
@@ -73,7 +73,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   }
   const topo = run.ctx.topology();
   const pipeline = pipelineString(run.pipeline.passes);
-  const lowered = run.ctx.has('lower') ? run.ctx.get<LowerResult>('lower') : null;
+  const lowered = run.ctx.has(lowerPass) ? run.ctx.get(lowerPass) : null;
   if (flags.json) {
     process.stdout.write(jsonText({
       format: 'hxc-plan-run/v1',
@@ -83,7 +83,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
       manifest: lowered ? path.join(lowered.dir, 'plan.json') : null,
       estimate: lowered ? lowered.plan.estimate : null,
       passes: run.timings.map((t) => ({ name: t.name, statistics: t.statistics })),
-      moe: run.ctx.has('moe') ? run.ctx.get<MoeResult>('moe').plan?.summary ?? null : null,
+      moe: run.ctx.has(moePass) ? run.ctx.get(moePass).plan?.summary ?? null : null,
     }));
     return;
   }
@@ -151,7 +151,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
-  if (run.ctx.has('moe')) text += moeSummary(run.ctx.get<MoeResult>('moe'), plan.experts);
+  if (run.ctx.has(moePass)) text += moeSummary(run.ctx.get(moePass), plan.experts);
   process.stdout.write(text);
 }
 

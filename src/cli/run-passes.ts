@@ -9,11 +9,11 @@
 // different devices (passes/partition.ts).
 
 import { PASSES } from '../../passes/index.js';
-import { planScore, type PartitionResult } from '../../passes/partition.js';
-import type { TpResult } from '../../passes/tp.js';
+import { partitionPass, planScore } from '../../passes/partition.js';
 import { Context } from '../pass/context.js';
 import { finishInstrumentation, PassManager, resolvePipeline, type Instrumentation, type PassRun, type PassTiming, type ResolvedPipeline } from '../pass/manager.js';
 import type { Pass, PlanOptions } from '../pass/pass.js';
+import { tpPass } from '../../passes/tp.js';
 
 export interface PipelineRun {
   ctx: Context;
@@ -91,9 +91,9 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   };
   let best: Weighed | null = null;
   const weigh = (v: Variant, order: number): Weighed => {
-    const part = v.ctx.get<PartitionResult>('partition');
+    const part = v.ctx.get(partitionPass);
     const w: Weighed = {
-      name: v.name, order, splits: v.ctx.get<TpResult>('tp').splits.length, latency_s: part.verdict.latency_s, throughput_per_s: part.verdict.throughput_per_s,
+      name: v.name, order, splits: v.ctx.get(tpPass).splits.length, latency_s: part.verdict.latency_s, throughput_per_s: part.verdict.throughput_per_s,
       score: planScore(part), eligible: part.tp_eligible, ms: v.ms, variant: v,
     };
     weighed.push(w);
@@ -107,9 +107,9 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   };
   let all: Variant | null = await variant(first, options, planning);
   // MatMuls split (a row-parallel pair covers its column MatMuls and its row one), the unit tp_paid counts in.
-  const proposedSplits = all.ctx.get<TpResult>('tp').splits.reduce((n, s) => n + (s.covers?.length ?? 1), 0);
-  const tensorParallel = all.ctx.get<PartitionResult>('partition').baselines.tensor_parallel;
-  const paid = all.ctx.get<PartitionResult>('partition').tp_paid;
+  const proposedSplits = all.ctx.get(tpPass).splits.reduce((n, s) => n + (s.covers?.length ?? 1), 0);
+  const tensorParallel = all.ctx.get(partitionPass).baselines.tensor_parallel;
+  const paid = all.ctx.get(partitionPass).tp_paid;
   const nodes = all.ctx.model.graph.nodes.length;
   weigh(all, 1);
   all = null;
@@ -123,7 +123,7 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   const chosen = (best as Weighed | null)!;
   const bestVariant = chosen.variant!;
   // What tensor parallelism was weighed against: the shipped plan reports the TP baseline and the variants.
-  const shipped = bestVariant.ctx.get<PartitionResult>('partition');
+  const shipped = bestVariant.ctx.get(partitionPass);
   shipped.baselines.tensor_parallel ??= tensorParallel;
   const inOrder = [...weighed].sort((a, b) => a.order - b.order);
   shipped.variants = inOrder.map((w) => ({ name: w.name, splits: w.splits, latency_s: w.latency_s, throughput_per_s: w.throughput_per_s, eligible: w.eligible, shipped: w === chosen }));

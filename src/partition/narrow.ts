@@ -10,9 +10,6 @@
 import type { PassContext } from '../pass/pass.js';
 import { deviceClasses } from '../topology/classes.js';
 import type { Topology } from '../topology/index.js';
-import type { ProfileResult } from '../../passes/profile.js';
-import type { StageResult } from '../../passes/stage.js';
-import type { StateResult } from '../../passes/state.js';
 
 export const NARROW_ABOVE = 64;
 /** Devices of each accelerator class kept at the least. */
@@ -101,21 +98,32 @@ function connected(ids: string[], links: Topology['links']): boolean {
  * devices each accelerator class could use: memory for weights and state with a quarter to spare,
  * one per expert of the widest MoE layer, one per pipeline stage for throughput, at least eight.
  */
-export function narrowForModel(ctx: PassContext & { narrow?(t: Topology, c: Considered): void; considered?: Considered | null }, widestMoe: number): void {
+/** What the model needs, measured by the passes that ran (the caller reads them). */
+export interface ModelNeeds {
+  /** Weight bytes (profile). */
+  param_bytes: number;
+  /** Recurrent state bytes (state). */
+  state_bytes: number;
+  /** Distinct pipeline stages (stage), 0 when unknown. */
+  stages: number;
+  /** Experts of the widest MoE layer, 0 for a dense model. */
+  widest_moe: number;
+}
+
+export function narrowForModel(ctx: PassContext & { narrow?(t: Topology, c: Considered): void; considered?: Considered | null }, needs: ModelNeeds): void {
   if (ctx.considered !== undefined || !ctx.narrow) return;
   const topo = ctx.topology();
   if (topo.devices.length <= NARROW_ABOVE || typeof ctx.options.flags.assign === 'string') {
     ctx.considered = null;
     return;
   }
-  const profile = ctx.has('profile') ? ctx.get<ProfileResult>('profile') : null;
-  const state = ctx.has('state') ? ctx.get<StateResult>('state') : null;
   const accel = topo.devices.filter((d) => ACCELERATOR.has(d.kind));
   const smallest = Math.min(...(accel.length > 0 ? accel : topo.devices).map((d) => d.memory_capacity_bytes));
-  const bytes = (profile?.totals.param_bytes ?? 0) + (state?.totals.bytes ?? 0);
+  const bytes = needs.param_bytes + needs.state_bytes;
   const memory = Math.ceil((bytes * 1.25) / smallest);
   const throughput = ctx.options.flags.objective === 'throughput';
-  const stages = throughput && ctx.has('stage') ? new Set(ctx.get<StageResult>('stage').stages.map((s) => s.name)).size : 0;
+  const stages = throughput ? needs.stages : 0;
+  const widestMoe = needs.widest_moe;
   const need = Math.max(MIN_PER_CLASS, memory, widestMoe, stages);
   const cut = narrowTopology(topo, need);
   const why = [`memory ${memory}`, widestMoe > 0 ? `experts per layer ${widestMoe}` : '', stages > 0 ? `pipeline stages ${stages}` : '', `at least ${MIN_PER_CLASS}`].filter(Boolean).join(', ');

@@ -4,7 +4,7 @@
 import { Diagnostics, HxcError } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
-import type { PassContext, PlanOptions } from './pass.js';
+import type { Pass, PassContext, PlanOptions } from './pass.js';
 import type { Considered } from '../partition/narrow.js';
 
 export class Context implements PassContext {
@@ -46,13 +46,19 @@ export class Context implements PassContext {
     this.considered = considered;
   }
 
-  get<T>(pass: string): T {
-    if (!this.analyses.has(pass)) throw new HxcError('HXC2402', `the analysis of pass "${pass}" is needed but that pass has not run`, { hint: `add ${pass} to --passes` });
-    return this.analyses.get(pass) as T;
+  get<T>(pass: Pass<T, any>): T {
+    const name = pass.name;
+    if (!this.analyses.has(name)) throw new HxcError('HXC2402', `the analysis of pass "${name}" is needed but that pass has not run`, { hint: `add ${name} to --passes` });
+    return this.analyses.get(name) as T;
   }
 
-  has(pass: string): boolean {
-    return this.analyses.has(pass);
+  has(pass: Pass<any, any>): boolean {
+    return this.analyses.has(pass.name);
+  }
+
+  /** Whether the pass of this name has stored its analysis (the manager's own bookkeeping). */
+  ran(name: string): boolean {
+    return this.analyses.has(name);
   }
 
   store(pass: string, result: unknown): void {

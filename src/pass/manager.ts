@@ -83,7 +83,7 @@ export class PassManager {
     const wants = (set: Set<string> | 'all', name: string): boolean => set === 'all' || set.has(name);
     for (let i = 0; i < this.passes.length; i++) {
       const pass = this.passes[i]!;
-      if (wants(this.instr.printBefore, pass.name) && ctx.has('import')) {
+      if (wants(this.instr.printBefore, pass.name) && ctx.ran('import')) {
         this.instr.write(`// ----- IR before ${pass.name} -----\n${this.printIR(ctx, i)}`);
       }
       this.instr.progress?.(`${pass.name} (pass ${offset + i + 1} of ${total})`);
@@ -105,8 +105,8 @@ export class PassManager {
 
   /** The IR with the per-node notes of every pass that has run so far. */
   private printIR(ctx: PassContext, ran: number): string {
-    const done = this.passes.slice(0, ran).filter((p) => p.nodeNote && ctx.has(p.name));
-    return printModel(ctx.model, (node) => done.map((p) => p.nodeNote!(ctx.get(p.name), ctx, node) ?? ''));
+    const done = this.passes.slice(0, ran).filter((p) => p.nodeNote && ctx.has(p));
+    return printModel(ctx.model, (node) => done.map((p) => p.nodeNote!(ctx.get(p), ctx, node) ?? ''));
   }
 }
 

@@ -1,6 +1,8 @@
 // The pass contract (after MLIR's Pass and TVM's PassContext): a pass is a small declared object
 // that reads the IR and earlier analyses from the context and returns its own analysis. The pass
-// manager stores it under the pass's name; nothing else writes it.
+// manager stores it under the pass's name; nothing else writes it. An analysis is read by its pass
+// object, as MLIR keys analyses by type: `ctx.get(profilePass)` is a ProfileResult, and a typo
+// does not compile.
 
 import type { Diagnostics } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
@@ -30,9 +32,11 @@ export interface PassContext {
   /** On a large rack, the devices planned on (src/partition/narrow.ts); undefined until decided, null for all. */
   considered?: import('../partition/narrow.js').Considered | null;
   narrow?(t: Topology, considered: import('../partition/narrow.js').Considered): void;
-  /** Analyses by the name of the pass that provided them. */
-  get<T>(pass: string): T;
-  has(pass: string): boolean;
+  /** The analysis a pass provided, typed by the pass (`ctx.get(profilePass)` is a ProfileResult). */
+  get<T>(pass: Pass<T, any>): T;
+  has(pass: Pass<any, any>): boolean;
+  /** Whether the pass of this name stored an analysis: for the pass manager, which knows passes by name only. */
+  ran(name: string): boolean;
 }
 
 export interface PassOption {
