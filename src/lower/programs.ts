@@ -18,7 +18,8 @@ import type { Model, TensorData, TensorType } from '../ir/graph.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
-const protobuf = require('protobufjs/minimal.js') as typeof import('protobufjs/minimal.js');
+// onnx-proto's own protobufjs (it carries its own copy): its decoders accept only its Reader.
+const protobuf = createRequire(require.resolve('onnx-proto'))('protobufjs/minimal') as typeof import('protobufjs/minimal.js');
 
 export interface ProgramSpec {
   /** File name inside the plan directory. */
@@ -115,10 +116,15 @@ export function indexSource(buf: Uint8Array): SourceModel {
   }
   const nodeStart = Float64Array.from(starts);
   const nodeEnd = Float64Array.from(ends);
+  // One reader, moved to each node's range (a reader per node would be 275k allocations).
+  const at = protobuf.Reader.create(graph);
   return {
     irVersion: head.irVersion, opsetImport: head.opsetImport ?? [], functions: head.functions ?? [], graphName,
     nodeCount: nodeStart.length,
-    node: (i) => onnx.NodeProto.decode(graph.subarray(nodeStart[i]!, nodeEnd[i]!)),
+    node: (i) => {
+      at.pos = nodeStart[i]!;
+      return onnx.NodeProto.decode(at, nodeEnd[i]! - nodeStart[i]!);
+    },
     initializer: (name) => inits.get(name),
   };
 }
