@@ -21,6 +21,7 @@ import { shapesPass } from './shapes.js';
 import { statePass } from './state.js';
 import { tpPass } from './tp.js';
 import { verifyPass } from './verify.js';
+import type { InputSpec } from '../src/plan/inputs.js';
 
 export const PLAN_FORMAT = 'hxc-plan/v1';
 
@@ -167,12 +168,6 @@ function expertCopies(ctx: PassContext): Map<string, string[][]> {
  * the vocabulary of the embedding they index (read from the Gather they feed), attention masks all
  * ones, position ids counting on from the past length, floats uniform in [-1, 1).
  */
-export interface InputSpec {
-  name: string;
-  dtype: string | null;
-  shape: (number | string)[] | null;
-  fill: { kind: 'uniform-int'; high: number } | { kind: 'ones' } | { kind: 'positions'; offset_dim: string | null } | { kind: 'uniform-float' } | { kind: 'bool' } | { kind: 'replica-share'; replicas: number };
-}
 
 function inputSpecs(ctx: PassContext): InputSpec[] {
   const g = ctx.model.graph;

@@ -8,7 +8,7 @@ import { nodeFlops, nodeTiles, opClass, VIEW_OPS, type OpClass } from '../src/co
 
 /** Ops whose first input is a table they index into (bytes read = rows gathered + indices). */
 const GATHER_OPS = new Set(['Gather', 'GatherElements', 'GatherND']);
-import { computeTime, type EfficiencyTable, type WorkItem } from '../src/cost/model.js';
+import { computeTime, type EfficiencyTable, type NodeCost } from '../src/cost/model.js';
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import type { TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -20,16 +20,7 @@ import { replicatePass } from './replicate.js';
 import { shapesPass } from './shapes.js';
 import { verifyPass } from './verify.js';
 
-export interface NodeCost extends WorkItem {
-  bytes_read: number;
-  bytes_written: number;
-  /** Probability the node runs with data in a step (an MoE expert's body: src/moe/expected.ts); 1 when absent. FLOPs and bytes are already scaled by it. */
-  activity?: number;
-  /** Bytes of weights the node reads (initializers and Constant-node tensors). */
-  param_bytes: number;
-  /** FLOPs per byte moved (0 when nothing moves). */
-  intensity: number;
-}
+export type { NodeCost } from '../src/cost/model.js';
 
 export interface ProfileResult {
   /** By node index. */

@@ -28,6 +28,18 @@ export interface WorkItem {
   fused_bytes?: number;
 }
 
+/** A node's costs as the profile pass measures them (passes/profile.ts). */
+export interface NodeCost extends WorkItem {
+  bytes_read: number;
+  bytes_written: number;
+  /** Probability the node runs with data in a step (an MoE expert's body: src/moe/expected.ts); 1 when absent. FLOPs and bytes are already scaled by it. */
+  activity?: number;
+  /** Bytes of weights the node reads (initializers and Constant-node tensors). */
+  param_bytes: number;
+  /** FLOPs per byte moved (0 when nothing moves). */
+  intensity: number;
+}
+
 /** Efficiency corrections fitted by calibration: device kind → op class → factor (1 = catalog). */
 export type EfficiencyTable = Record<string, Partial<Record<OpClass, number>>>;
 

@@ -12,7 +12,7 @@ import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
 import type { Device, RouteTable, Topology } from '../topology/index.js';
 import { canRun } from '../topology/index.js';
-import type { NodeCost } from '../../passes/profile.js';
+import type { NodeCost } from '../cost/model.js';
 import type { EfficiencyTable } from '../cost/model.js';
 import type { PlacementProblem, UnitValue } from './problem.js';
 

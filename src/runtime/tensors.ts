@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { HxcError } from '../diag/diagnostics.js';
 import { mulberry32 } from '../util/stats.js';
 import { evalDim } from '../shapes/symbolic.js';
-import type { InputSpec } from '../../passes/lower.js';
+import type { InputSpec } from '../plan/inputs.js';
 
 export type OrtType = ort.Tensor.Type;
 
