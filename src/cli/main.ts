@@ -10,13 +10,14 @@ import { checkCommand } from './check-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { passesCommand } from './passes-command.js';
 import { topologyCommand } from './topology-command.js';
+import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('hxc')
     .description('heterogeneous execution compiler: plans AI models across CPUs, GPUs, accelerators, dataflow engines and IPUs')
-    .version('0.1.0')
+    .version(VERSION)
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { onnx as OnnxNs } from 'onnx-proto';
 import { HxcError } from '../diag/diagnostics.js';
+import { VERSION } from '../version.js';
 import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import { readsOf } from '../ir/algorithms.js';
@@ -216,7 +217,7 @@ export function buildPrograms(model: Model, index: GraphIndex, source: SourceMod
       output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
     };
     const m = onnx.ModelProto.create({
-      irVersion: source.irVersion, opsetImport: source.opsetImport, producerName: 'hxc', producerVersion: '0.1.0',
+      irVersion: source.irVersion, opsetImport: source.opsetImport, producerName: 'hxc', producerVersion: VERSION,
       graph, functions: source.functions,
     });
     const bytes = onnx.ModelProto.encode(m).finish();
