@@ -1,5 +1,6 @@
 // classify: for each node and each device kind of the topology, whether it is compute- or
-// memory-bound (its intensity against the kind's roofline ridge point), how heavy its outgoing
+// memory-bound (which of its roofline terms is larger there: src/cost/model.ts computeBound, with
+// the kind's efficiency for its op class and its waves over the SMs), how heavy its outgoing
 // edges are against its compute (what a cut after it would cost), and how latency-sensitive it is
 // (slack in a critical-path analysis on the fastest device for each node; decode work is always
 // latency-sensitive). The stage pass bounds each stage from its own totals;
