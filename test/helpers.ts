@@ -4,6 +4,16 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { reportTo } from '../src/diag/diagnostics.js';
+
+/**
+ * Warnings the library reports during in-process runs, captured here instead of filling the test
+ * log (every test file imports this module); a test may read or clear them.
+ */
+export const reported: string[] = [];
+reportTo((line) => {
+  reported.push(line);
+});
 
 /** Tests run from dist/test/*.js: the repository is two folders up. */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -8,6 +8,7 @@
 // of more than 100,000 nodes). A plan with splits is eligible only when every split's parts run on
 // different devices (passes/partition.ts).
 
+import { report } from '../diag/diagnostics.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass, planScore } from '../../passes/partition.js';
 import { Context } from '../pass/context.js';
@@ -53,7 +54,7 @@ export async function runPipeline(options: PlanOptions, requested: string[] | nu
     return await runVariants(options, pipeline, instr, tpFlag === 'auto', diagnostics);
   } finally {
     instr.progress?.('');
-    for (const line of [...new Set(diagnostics)]) process.stderr.write(line + '\n');
+    for (const line of [...new Set(diagnostics)]) report(line);
   }
 }
 

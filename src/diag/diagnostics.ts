@@ -95,6 +95,23 @@ function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, ' ').replace(/"([^"]{80,})"/g, (_, v: string) => `"${v.slice(0, 40)}…" (${v.length} characters)`);
 }
 
+/** Where reported lines go: stderr, unless a caller (a test, an embedding tool) takes them. */
+let sink: (line: string) => void = (line) => {
+  process.stderr.write(line + '\n');
+};
+
+/** Send reported lines (warnings) to `next` instead; returns the previous receiver. */
+export function reportTo(next: (line: string) => void): (line: string) => void {
+  const previous = sink;
+  sink = next;
+  return previous;
+}
+
+/** Report one line (a warning a command prints once): the one way diagnostics leave the library. */
+export function report(line: string): void {
+  sink(line);
+}
+
 /** Collects warnings so that commands print them once each, in order, and tests can read them. */
 export class Diagnostics {
   readonly warnings: { code: DiagCode; message: string; info: DiagInfo }[] = [];
