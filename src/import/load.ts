@@ -1,13 +1,13 @@
 // Model loading: read the file once (size-checked), sniff what it is from its first bytes rather
 // than its name, and hand it to the ONNX or JSON importer.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
 import { importJsonGraph } from './json.js';
 import { importOnnx, MAX_ONNX_FILE_BYTES } from './onnx.js';
+import { sha256 } from '../util/hash.js';
 
 /** Read a whole input file, turning every failure into one clear line. */
 export function readInputFile(file: string, what: string, maxBytes: number): Buffer {
@@ -44,8 +44,8 @@ export function sniffFormat(buffer: Buffer): 'json' | 'onnx' {
 
 export function loadModel(file: string, diagnostics: Diagnostics): Model {
   const buffer = readInputFile(file, 'model file', MAX_ONNX_FILE_BYTES);
-  const sha256 = crypto.createHash('sha256').update(buffer).digest('hex');
-  const base = { path: file, sha256, file_bytes: buffer.length };
+  const hash = sha256(buffer);
+  const base = { path: file, sha256: hash, file_bytes: buffer.length };
   if (sniffFormat(buffer) === 'json') {
     return { ...importJsonGraph(file, buffer.toString('utf8')), ...base, dir: path.dirname(path.resolve(file)) };
   }

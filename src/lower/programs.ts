@@ -5,7 +5,6 @@
 // model's weights file), the Constant nodes of other steps that it reads duplicated (they are
 // weights, never transferred), and typed graph inputs/outputs for the values crossing its boundary.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -16,6 +15,7 @@ import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import { readsOf } from '../ir/algorithms.js';
 import type { Model, TensorData, TensorType } from '../ir/graph.js';
+import { sha256 } from '../util/hash.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
@@ -56,7 +56,7 @@ export interface SourceModel {
 /** The source model of `model` (checking it is the file that was planned). */
 export function decodeSource(model: Model): SourceModel {
   const buf = fs.readFileSync(model.path);
-  const sha = crypto.createHash('sha256').update(buf).digest('hex');
+  const sha = sha256(buf);
   if (sha !== model.sha256) {
     throw new HxcError('HXC2001', 'the model file changed while it was being planned', { where: model.path, hint: 'plan again' });
   }
@@ -221,7 +221,7 @@ export function buildPrograms(model: Model, index: GraphIndex, source: SourceMod
       graph, functions: source.functions,
     });
     const bytes = onnx.ModelProto.encode(m).finish();
-    return { file: spec.file, bytes, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), inputs, outputs };
+    return { file: spec.file, bytes, sha256: sha256(bytes), inputs, outputs };
   });
 }
 

@@ -7,7 +7,6 @@
 // every node on the device the assignment names. `verifyPrograms` then checks each program file
 // against its hash and its declared inputs and outputs against the ONNX graph itself.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -17,6 +16,7 @@ import type { onnx as OnnxNs } from 'onnx-proto';
 import { HxcError } from '../diag/diagnostics.js';
 import type { PlanManifest } from '../../passes/lower.js';
 import { recoverStale } from '../util/output.js';
+import { sha256 } from '../util/hash.js';
 
 const require = createRequire(import.meta.url);
 
@@ -26,7 +26,7 @@ export const MAX_PLAN_BYTES = 1 << 30;
 export const PLAN_HASH_FILE = 'plan.sha256';
 
 export function planHashText(planJson: string | Uint8Array): string {
-  return `${crypto.createHash('sha256').update(planJson).digest('hex')}  plan.json\n`;
+  return `${sha256(planJson)}  plan.json\n`;
 }
 
 let validator: ValidateFunction | null = null;
@@ -153,7 +153,7 @@ export function verifyPrograms(dir: string, plan: PlanManifest): void {
     }
     if (!real.startsWith(root + path.sep)) throw tampered(p, `program ${file} leads outside the plan directory`);
     const bytes = readRegular(real, 2 ** 31 - 1, `program ${file}`, dir);
-    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+    const sha = sha256(bytes);
     if (sha !== meta.sha256) throw tampered(p, `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
     let graph: OnnxNs.IGraphProto | null | undefined;
     try {

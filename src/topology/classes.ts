@@ -3,9 +3,9 @@
 // handful of each; `hxc topology` prints them instead of a 5,000 × 5,000 matrix, and the
 // partitioner treats a class's idle devices as one choice.
 
-import crypto from 'node:crypto';
 import type { Device, Topology } from './load.js';
 import type { RouteTable } from './routes.js';
+import { sha256 } from '../util/hash.js';
 
 export interface DeviceClass {
   /** `gpu h100-sxm` (kind and model), with a number when two classes share them. */
@@ -117,5 +117,5 @@ export function routeClasses(topo: Pick<Topology, 'devices' | 'links'>, routes: 
 
 /** A short stand-in for a long key (a spine's 512 members): its sha256. */
 function hashOf(s: string): string {
-  return crypto.createHash('sha256').update(s).digest('hex');
+  return sha256(s);
 }

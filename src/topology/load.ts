@@ -3,7 +3,6 @@
 // error is an HxcError whose `where` is `file:line` of the offending YAML node. Relies on `yaml`
 // (parseDocument + LineCounter for positions, maxAliasCount against alias bombs), units.ts, catalog.ts.
 
-import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
@@ -11,6 +10,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { CATALOG_NAMES, COMPUTE_CLASSES, DEVICE_KINDS, KIND_DEFAULTS, OP_SETS, catalogEntry } from './catalog.js';
 import type { CatalogEntry, ComputeClass, DeviceKind } from './catalog.js';
 import { parseBandwidth, parseBytes, parseFlops, parseSeconds } from './units.js';
+import { sha256 } from '../util/hash.js';
 
 export type { DeviceKind } from './catalog.js';
 
@@ -92,9 +92,7 @@ export function parseTopology(text: string, file: string): Topology {
   return build(text, file, sha256(Buffer.from(text, 'utf8')));
 }
 
-export function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256 } from '../util/hash.js';
 
 // ---------------------------------------------------------------------------------------------
 // YAML → plain data plus positions.
