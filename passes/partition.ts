@@ -58,6 +58,8 @@ export interface ExplainEntry {
   finish_s: number;
   /** What decided it: the user, a capability limit, memory, communication, or the fastest device. */
   reason: string;
+  /** Its weights and the state it owns: what moving it to another device moves. */
+  resident_bytes: number;
   /** The best other devices for it, each judged by moving this unit there (at most 3). */
   alternatives: ExplainAlternative[];
 }
@@ -865,7 +867,7 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
       else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
       else reason = 'the fastest device for it';
     }
-    return { unit: unit.name, stage: stages.stages[unit.stage]!.name, device: p.device_ids[d]!, finish_s: finish[u]!, reason, alternatives: shown };
+    return { unit: unit.name, stage: stages.stages[unit.stage]!.name, device: p.device_ids[d]!, finish_s: finish[u]!, reason, resident_bytes: p.weight_bytes[u]! + p.state_bytes[u]!, alternatives: shown };
   });
 }
 

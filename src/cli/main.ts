@@ -11,6 +11,7 @@ import { inspectCommand } from './inspect-command.js';
 import { passesCommand } from './passes-command.js';
 import { topologyCommand } from './topology-command.js';
 import { VERSION } from '../version.js';
+import { diffCommand } from './diff-command.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -83,6 +84,12 @@ export function buildProgram(): Command {
     .option('--max-gap <fraction>', 'gap to the lower bound: 0.2 or 20%')
     .option('--min-sequences <n>', 'KV-cache sequences of --context tokens (decode)')))
     .action(checkCommand);
+
+  common(program.command('diff')
+    .description('what changes between two plan directories: units moved and the bytes moved with them, experts, memory and utilisation per device, estimates, transfers (exit 0; 2 on bad input)')
+    .argument('<plan-a>', 'a plan directory')
+    .argument('<plan-b>', 'another plan directory'))
+    .action(diffCommand);
 
   common(program.command('simulate')
     .description('discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace')

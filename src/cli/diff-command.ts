@@ -1,0 +1,134 @@
+// `hxc diff A B [--json]`: what changes between two plan directories (any two: a replan and its
+// origin, two racks, two objectives) — units moved and the bytes that moving them moves, experts
+// moved or replicated, per-device memory and utilisation, the estimates, transfers added or
+// removed. It reports; it always exits 0 (2 on bad input: a path that is not a plan).
+
+import { readPlan } from '../plan/read.js';
+import type { PlanManifest } from '../../passes/lower.js';
+import { formatBytes, jsonText, table } from './output.js';
+
+export const DIFF_FORMAT = 'hxc-diff/v1';
+
+export interface UnitMove {
+  unit: string;
+  from: string;
+  to: string;
+  /** Weights and owned state of the unit (plan B's figure): what the move carries. */
+  bytes: number;
+}
+
+export interface PlanDiff {
+  format: typeof DIFF_FORMAT;
+  /** Units (named as in plan.json `explain`) on another device in B. */
+  moved: UnitMove[];
+  migration_bytes: number;
+  /** Units only one of the plans has (another stage cut or tensor-parallel split names its units differently). */
+  unmatched_units: { only_a: number; only_b: number };
+  /** Graph nodes on another device in B (plan.json `assignment`; every plan of one model names the same nodes). */
+  nodes_moved: number;
+  experts: { layer: number; expert: number; a: string[]; b: string[] }[];
+  devices: { id: string; memory_bytes: [number | null, number | null]; utilisation: [number | null, number | null] }[];
+  transfers: { added: number; removed: number; bytes: [number, number] };
+  a: Figures;
+  b: Figures;
+}
+
+interface Figures {
+  dir: string;
+  latency_s: number;
+  throughput_per_s: number;
+  kv_sequences: number | null;
+  objective: string;
+}
+
+function figures(dir: string, p: PlanManifest): Figures {
+  return { dir, latency_s: p.estimate.latency_s, throughput_per_s: p.estimate.throughput_per_s, kv_sequences: p.estimate.kv?.sequences ?? null, objective: String(p.objective) };
+}
+
+/** Every replica's devices of each expert, as a sorted list per (layer, expert). */
+function expertDevices(p: PlanManifest): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const e of p.experts) m.set(`${e.layer}/${e.expert}`, [...new Set(e.replicas.flatMap((r) => r.devices))].sort());
+  return m;
+}
+
+export function diffPlans(dirA: string, a: PlanManifest, dirB: string, b: PlanManifest): PlanDiff {
+  const unitsA = new Map(a.explain.map((e) => [e.unit, e]));
+  const unitsB = new Map(b.explain.map((e) => [e.unit, e]));
+  const moved: UnitMove[] = [];
+  for (const [unit, eb] of unitsB) {
+    const ea = unitsA.get(unit);
+    if (ea && ea.device !== eb.device) moved.push({ unit, from: ea.device, to: eb.device, bytes: eb.resident_bytes ?? 0 });
+  }
+  let nodesMoved = 0;
+  for (const [node, device] of Object.entries(b.assignment)) if (a.assignment[node] !== undefined && a.assignment[node] !== device) nodesMoved++;
+  const ea = expertDevices(a);
+  const eb = expertDevices(b);
+  const experts: PlanDiff['experts'] = [];
+  for (const key of [...new Set([...ea.keys(), ...eb.keys()])].sort((x, y) => x.localeCompare(y, 'en', { numeric: true }))) {
+    const da = ea.get(key) ?? [];
+    const db = eb.get(key) ?? [];
+    if (da.join() !== db.join()) {
+      const [layer, expert] = key.split('/').map(Number) as [number, number];
+      experts.push({ layer, expert, a: da, b: db });
+    }
+  }
+  const ids = [...new Set([...Object.keys(a.estimate.devices), ...Object.keys(b.estimate.devices)])].sort();
+  const devices = ids.map((id) => {
+    const x = a.estimate.devices[id];
+    const y = b.estimate.devices[id];
+    return { id, memory_bytes: [x?.memory_bytes ?? null, y?.memory_bytes ?? null] as [number | null, number | null], utilisation: [x?.utilisation ?? null, y?.utilisation ?? null] as [number | null, number | null] };
+  });
+  const key = (t: PlanManifest['transfers'][number]): string => `${t.value}\u0000${t.from}\u0000${t.to}`;
+  const ta = new Set(a.transfers.map(key));
+  const tb = new Set(b.transfers.map(key));
+  return {
+    format: DIFF_FORMAT,
+    moved,
+    migration_bytes: moved.reduce((s, m) => s + m.bytes, 0),
+    unmatched_units: { only_a: [...unitsA.keys()].filter((u) => !unitsB.has(u)).length, only_b: [...unitsB.keys()].filter((u) => !unitsA.has(u)).length },
+    nodes_moved: nodesMoved,
+    experts,
+    devices,
+    transfers: {
+      added: [...tb].filter((t) => !ta.has(t)).length,
+      removed: [...ta].filter((t) => !tb.has(t)).length,
+      bytes: [a.transfers.reduce((s, t) => s + t.bytes, 0), b.transfers.reduce((s, t) => s + t.bytes, 0)],
+    },
+    a: figures(dirA, a),
+    b: figures(dirB, b),
+  };
+}
+
+const ms = (s: number): string => `${(s * 1e3).toFixed(3)} ms`;
+const pct = (x: number | null): string => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+const change = (x: number, y: number): string => (x === 0 ? '' : ` (${y >= x ? '+' : ''}${(((y - x) / x) * 100).toFixed(1)}%)`);
+
+export function diffCommand(dirA: string, dirB: string, opts: { json?: boolean }): void {
+  const a = readPlan(dirA);
+  const b = readPlan(dirB);
+  const d = diffPlans(dirA, a, dirB, b);
+  if (opts.json) {
+    process.stdout.write(jsonText(d));
+    return;
+  }
+  let text = `A ${dirA} (${d.a.objective})\nB ${dirB} (${d.b.objective})\n\n`;
+  text += `latency     ${ms(d.a.latency_s)} → ${ms(d.b.latency_s)}${change(d.a.latency_s, d.b.latency_s)}\n`;
+  text += `throughput  ${d.a.throughput_per_s.toFixed(2)}/s → ${d.b.throughput_per_s.toFixed(2)}/s${change(d.a.throughput_per_s, d.b.throughput_per_s)}\n`;
+  if (d.a.kv_sequences !== null || d.b.kv_sequences !== null) text += `KV sequences ${d.a.kv_sequences ?? '-'} → ${d.b.kv_sequences ?? '-'}\n`;
+  text += `\n${d.moved.length} unit(s) moved, ${formatBytes(d.migration_bytes)} to migrate; ${d.nodes_moved} node(s) on another device`;
+  text += d.unmatched_units.only_a + d.unmatched_units.only_b > 0 ? `; units named in one plan only: ${d.unmatched_units.only_a} in A, ${d.unmatched_units.only_b} in B\n` : '\n';
+  if (d.moved.length > 0) {
+    const shown = [...d.moved].sort((x, y) => y.bytes - x.bytes || x.unit.localeCompare(y.unit)).slice(0, 20);
+    text += table(['unit', 'from', 'to', 'bytes'], shown.map((m) => [m.unit, m.from, m.to, formatBytes(m.bytes)]), [3]);
+    if (d.moved.length > shown.length) text += `(${d.moved.length - shown.length} more; --json lists every one)\n`;
+  }
+  if (d.experts.length > 0) {
+    text += `\n${d.experts.length} expert(s) moved or replicated differently\n`;
+    text += table(['layer', 'expert', 'A', 'B'], d.experts.slice(0, 20).map((e) => [String(e.layer), String(e.expert), e.a.join(', ') || '-', e.b.join(', ') || '-']), [0, 1]);
+  }
+  text += `\ntransfers: ${d.transfers.added} added, ${d.transfers.removed} removed; ${formatBytes(d.transfers.bytes[0])} → ${formatBytes(d.transfers.bytes[1])} per request\n\n`;
+  const changed = d.devices.filter((x) => x.memory_bytes[0] !== x.memory_bytes[1] || x.utilisation[0] !== x.utilisation[1]);
+  text += table(['device', 'memory A', 'memory B', 'util A', 'util B'], changed.map((x) => [x.id, x.memory_bytes[0] === null ? '-' : formatBytes(x.memory_bytes[0]), x.memory_bytes[1] === null ? '-' : formatBytes(x.memory_bytes[1]), pct(x.utilisation[0]), pct(x.utilisation[1])]), [1, 2, 3, 4]);
+  process.stdout.write(text);
+}

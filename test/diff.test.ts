@@ -1,0 +1,59 @@
+// hxc diff (issue 12, first part): what changes between two plan directories.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runPipeline } from '../src/cli/run-passes.js';
+import { EXAMPLES, FIXTURES, hxc, tmpDir } from './helpers.js';
+
+const MODEL = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+
+async function plan(dir: string, objective: string): Promise<Record<string, any>> {
+  await runPipeline({ model_path: MODEL, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out: dir, objective, phase: 'prefill', prompt: 64 } }, null);
+  return JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8'));
+}
+
+test('hxc diff: a plan against itself moves nothing; against another objective it names each move and its bytes', async () => {
+  const dir = tmpDir();
+  const a = await plan(path.join(dir, 'a'), 'latency');
+  const b = await plan(path.join(dir, 'b'), 'throughput');
+  const self = hxc(['diff', path.join(dir, 'a'), path.join(dir, 'a'), '--json']);
+  assert.equal(self.code, 0, self.stderr);
+  const same = JSON.parse(self.stdout);
+  assert.equal(same.format, 'hxc-diff/v1');
+  assert.deepEqual([same.moved, same.migration_bytes, same.nodes_moved, same.experts, same.transfers.added, same.transfers.removed], [[], 0, 0, [], 0, 0]);
+  assert.equal(same.a.latency_s, same.b.latency_s);
+
+  const r = hxc(['diff', path.join(dir, 'a'), path.join(dir, 'b'), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const d = JSON.parse(r.stdout);
+  // Every move is a unit both plans explain, from A's device to B's, carrying B's resident bytes.
+  const ea = new Map(a.explain.map((e: any) => [e.unit, e]));
+  const eb = new Map(b.explain.map((e: any) => [e.unit, e]));
+  const expected = [...eb.values()].filter((e: any) => ea.has(e.unit) && (ea.get(e.unit) as any).device !== e.device);
+  assert.equal(d.moved.length, expected.length);
+  for (const m of d.moved) {
+    assert.equal(m.from, (ea.get(m.unit) as any).device);
+    assert.equal(m.to, (eb.get(m.unit) as any).device);
+    assert.equal(m.bytes, (eb.get(m.unit) as any).resident_bytes);
+  }
+  assert.equal(d.migration_bytes, d.moved.reduce((s: number, m: any) => s + m.bytes, 0));
+  const nodes = Object.keys(b.assignment).filter((n) => a.assignment[n] !== undefined && a.assignment[n] !== b.assignment[n]).length;
+  assert.equal(d.nodes_moved, nodes);
+  assert.ok(nodes > 0, 'the two objectives place the model differently');
+  assert.deepEqual([d.a.latency_s, d.b.latency_s, d.a.throughput_per_s, d.b.throughput_per_s], [a.estimate.latency_s, b.estimate.latency_s, a.estimate.throughput_per_s, b.estimate.throughput_per_s]);
+  // The table for a terminal says the same.
+  const text = hxc(['diff', path.join(dir, 'a'), path.join(dir, 'b')]);
+  assert.equal(text.code, 0);
+  assert.match(text.stdout, new RegExp(`${d.moved.length} unit\\(s\\) moved`));
+  assert.match(text.stdout, /^latency {5}[\d.]+ ms → [\d.]+ ms/m);
+});
+
+test('hxc diff: a folder that is not a plan is one line and exit 2', () => {
+  const dir = tmpDir();
+  const r = hxc(['diff', dir, dir]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^hxc: error HXC2001: .*no plan\.json here/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});
