@@ -10,6 +10,7 @@ import { readPlan } from '../plan/read.js';
 import { parseBytes, parseSeconds } from '../topology/units.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
 import { jsonText } from './output.js';
+import { writeOutputFile } from '../util/output.js';
 import { runPipeline } from './run-passes.js';
 
 export interface CheckFlags extends AnalysisFlags {
@@ -19,6 +20,10 @@ export interface CheckFlags extends AnalysisFlags {
   maxGap?: string;
   minSequences?: string;
   json?: boolean;
+  /** JUnit XML file: one testcase per budget (what CI systems show). */
+  junit?: string;
+  /** `github`: workflow annotations (`::error …::`) for broken budgets. */
+  format?: string;
 }
 
 interface Budget {
@@ -46,14 +51,17 @@ export async function checkCommand(target: string, f: CheckFlags): Promise<void>
     }
     dir = path.join(scratch, 'plan');
   }
+  if (f.format !== undefined && f.format !== 'text' && f.format !== 'github') {
+    throw new HxcError('HXC2002', `--format takes text or github, got "${f.format}"`, { where: '--format' });
+  }
   try {
-    report(dir, f);
+    report(dir, f, scratch ? target : path.join(dir, 'plan.json'));
   } finally {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-function report(dir: string, f: CheckFlags): void {
+function report(dir: string, f: CheckFlags, subject: string): void {
   const plan = readPlan(dir);
   const e = plan.estimate;
   const budgets: Budget[] = [];
@@ -88,10 +96,38 @@ function report(dir: string, f: CheckFlags): void {
   }
   if (budgets.length === 0) throw new HxcError('HXC2002', 'no budget given', { hint: 'add --max-latency, --max-memory, --min-throughput, --max-gap or --min-sequences' });
   const broken = budgets.filter((b) => !b.ok);
+  if (f.junit) writeOutputFile(f.junit, junitXml(budgets, subject), (old) => old.includes('<testsuite name="hxc check"'));
   if (f.json) process.stdout.write(jsonText({ format: 'hxc-check/v1', passed: broken.length === 0, budgets }));
-  else process.stdout.write(budgets.map((b) => `${b.ok ? 'ok  ' : 'FAIL'} ${b.name}: ${b.actual} (budget ${b.limit})`).join('\n') + '\n');
+  else if (f.format === 'github') {
+    // GitHub Actions workflow commands: one annotation per broken budget, on the plan (or model) file.
+    for (const b of broken) process.stdout.write(`::error file=${annotation(subject, true)},title=${annotation(`hxc budget: ${b.name}`, true)}::${annotation(`${b.name} ${b.actual}, budget ${b.limit}`, false)}\n`);
+    if (broken.length === 0) process.stdout.write(`::notice title=hxc budgets::${budgets.length} budget(s) hold\n`);
+  } else process.stdout.write(budgets.map((b) => `${b.ok ? 'ok  ' : 'FAIL'} ${b.name}: ${b.actual} (budget ${b.limit})`).join('\n') + '\n');
   if (broken.length > 0) {
     process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: change the model, the topology or the budget)\n`);
     process.exitCode = 1;
   }
 }
+
+/** XML text with the five predefined entities escaped. */
+function xml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+}
+
+/** JUnit XML as CI systems read it (Jenkins, GitLab, GitHub test reporters): one testcase per budget. */
+function junitXml(budgets: Budget[], subject: string): string {
+  const failures = budgets.filter((b) => !b.ok).length;
+  const cases = budgets.map((b) => {
+    const head = `  <testcase classname="hxc.budget" name="${xml(b.name)}" file="${xml(subject)}">`;
+    const body = b.ok ? `<system-out>${xml(`${b.actual} (budget ${b.limit})`)}</system-out>` : `<failure message="${xml(`${b.name} ${b.actual}, budget ${b.limit}`)}" type="budget">${xml(`${b.name}: ${b.actual} breaks the budget ${b.limit}`)}</failure>`;
+    return `${head}${body}</testcase>`;
+  });
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="hxc check" tests="${budgets.length}" failures="${failures}" errors="0" skipped="0">\n${cases.join('\n')}\n</testsuite>\n`;
+}
+
+/** Workflow-command escaping (GitHub's toolkit: %, CR, LF always; also : and , in properties). */
+function annotation(text: string, property: boolean): string {
+  const t = text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+  return property ? t.replace(/:/g, '%3A').replace(/,/g, '%2C') : t;
+}
+

@@ -82,7 +82,9 @@ export function buildProgram(): Command {
     .option('--max-memory <size>', 'per device: a size (70GiB) or a share of its capacity (90%)')
     .option('--min-throughput <n>', 'requests per second')
     .option('--max-gap <fraction>', 'gap to the lower bound: 0.2 or 20%')
-    .option('--min-sequences <n>', 'KV-cache sequences of --context tokens (decode)')))
+    .option('--min-sequences <n>', 'KV-cache sequences of --context tokens (decode)')
+    .option('--junit <file>', 'also write JUnit XML there: one testcase per budget')
+    .addOption(new Option('--format <format>', 'text (default) or github: workflow annotations for broken budgets').choices(['text', 'github']))))
     .action(checkCommand);
 
   common(program.command('diff')

@@ -1,0 +1,71 @@
+// hxc check for CI (issue 12): JUnit XML with one testcase per budget, GitHub workflow annotations.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runPipeline } from '../src/cli/run-passes.js';
+import { EXAMPLES, FIXTURES, hxc, tmpDir } from './helpers.js';
+
+/** A small XML well-formedness check: declaration, balanced elements, quoted attributes, only the five entities. */
+function wellFormed(text: string): { root: string; elements: { name: string; attrs: Record<string, string> }[] } {
+  const entity = /&(amp|lt|gt|quot|apos);/g;
+  const clean = (t: string, where: string): void => assert.ok(!/[<&]/.test(t.replace(entity, '')), `raw < or & in ${where}: ${t}`);
+  assert.ok(text.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n'));
+  let rest = text.slice(text.indexOf('?>') + 2);
+  const stack: string[] = [];
+  const elements: { name: string; attrs: Record<string, string> }[] = [];
+  let root = '';
+  while (rest.length > 0) {
+    const lt = rest.indexOf('<');
+    if (lt < 0) { clean(rest, 'text'); assert.equal(rest.trim(), ''); break; }
+    clean(rest.slice(0, lt), 'text');
+    const gt = rest.indexOf('>', lt);
+    assert.ok(gt > lt, 'unclosed tag');
+    const tag = rest.slice(lt + 1, gt);
+    rest = rest.slice(gt + 1);
+    if (tag.startsWith('/')) { assert.equal(stack.pop(), tag.slice(1), 'mismatched end tag'); continue; }
+    const m = /^([A-Za-z_][\w.-]*)((?:\s+[A-Za-z_][\w.-]*="[^"]*")*)\s*(\/?)$/.exec(tag);
+    assert.ok(m, `malformed tag <${tag}>`);
+    const attrs: Record<string, string> = {};
+    for (const a of m[2]!.matchAll(/([A-Za-z_][\w.-]*)="([^"]*)"/g)) { clean(a[2]!, `attribute ${a[1]}`); attrs[a[1]!] = a[2]!; }
+    elements.push({ name: m[1]!, attrs });
+    if (stack.length === 0) root = m[1]!;
+    if (!m[3]) stack.push(m[1]!);
+  }
+  assert.deepEqual(stack, [], 'unclosed elements');
+  return { root, elements };
+}
+
+test('hxc check --junit: valid XML, one testcase per budget, failures counted; --format github annotates the broken ones', async () => {
+  // A folder name with XML's special characters: it lands in the file attributes, escaped.
+  const dir = path.join(tmpDir(), 'a&b<c>"d\'');
+  await runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: dir, phase: 'prefill', prompt: 32 } }, null);
+  const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8'));
+  const junit = path.join(path.dirname(dir), 'check.xml');
+  const r = hxc(['check', dir, '--max-latency', '1us', '--min-throughput', '1', '--max-memory', '90%', '--junit', junit, '--format', 'github']);
+  assert.equal(r.code, 1, 'a broken budget fails the check');
+  const memoryBudgets = plan.devices.filter((d: { memory: { total_bytes: number } }) => d.memory.total_bytes > 0).length;
+  const { root, elements } = wellFormed(fs.readFileSync(junit, 'utf8'));
+  assert.equal(root, 'testsuite');
+  const suite = elements[0]!;
+  const cases = elements.filter((e) => e.name === 'testcase');
+  assert.equal(cases.length, 2 + memoryBudgets, 'latency, throughput and one memory budget per device holding bytes');
+  assert.equal(suite.attrs.tests, String(cases.length));
+  assert.equal(suite.attrs.failures, '1');
+  assert.deepEqual(elements.filter((e) => e.name === 'failure').map((e) => e.attrs.type), ['budget']);
+  assert.ok(cases.every((c) => c.attrs.file!.includes('a&amp;b&lt;c&gt;&quot;d&apos;')), 'the plan path, escaped');
+  // GitHub: one ::error per broken budget, properties escaped (the title's colon).
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /^::error file=.*plan\.json,title=hxc budget%3A latency::latency [\d.]+ms, budget 1us$/);
+  // A second run replaces its own file; a file hxc did not write is refused.
+  assert.equal(hxc(['check', dir, '--max-latency', '10s', '--junit', junit]).code, 0);
+  assert.match(fs.readFileSync(junit, 'utf8'), /tests="1" failures="0"/);
+  const foreign = path.join(path.dirname(dir), 'theirs.xml');
+  fs.writeFileSync(foreign, '<report/>');
+  const refused = hxc(['check', dir, '--max-latency', '10s', '--junit', foreign]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /HXC2004/);
+  assert.equal(fs.readFileSync(foreign, 'utf8'), '<report/>');
+});
