@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
+import { readDrift } from '../plan/drift.js';
 import { parseBytes, parseSeconds } from '../topology/units.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
 import { jsonText } from './output.js';
@@ -24,6 +25,9 @@ export interface CheckFlags extends AnalysisFlags {
   junit?: string;
   /** `github`: workflow annotations (`::error …::`) for broken budgets. */
   format?: string;
+  /** Measured telemetry (hxc-telemetry/v1) to hold to --max-drift. */
+  telemetry?: string;
+  maxDrift?: string;
 }
 
 interface Budget {
@@ -94,7 +98,25 @@ function report(dir: string, f: CheckFlags, subject: string): void {
     const kv = e.kv as { sequences: number } | null;
     budgets.push({ name: 'KV sequences', limit: String(limit), actual: kv ? String(kv.sequences) : 'no KV state', ok: kv !== null && kv.sequences >= limit });
   }
-  if (budgets.length === 0) throw new HxcError('HXC2002', 'no budget given', { hint: 'add --max-latency, --max-memory, --min-throughput, --max-gap or --min-sequences' });
+  if ((f.telemetry === undefined) !== (f.maxDrift === undefined)) {
+    throw new HxcError('HXC2002', f.telemetry === undefined ? '--max-drift needs --telemetry FILE (what was measured)' : '--telemetry needs --max-drift (the budget, e.g. 20%)', { where: f.telemetry === undefined ? '--max-drift' : '--telemetry' });
+  }
+  if (f.telemetry !== undefined && f.maxDrift !== undefined) {
+    const limit = Number(f.maxDrift.replace(/%$/, '')) / (f.maxDrift.endsWith('%') ? 100 : 1);
+    if (!(limit >= 0)) throw new HxcError('HXC2002', `--max-drift takes a fraction or a percentage, got "${f.maxDrift}"`, { where: '--max-drift' });
+    const drift = readDrift(f.telemetry, plan);
+    if (drift.devices.length === 0 && drift.routing.length === 0) {
+      throw new HxcError('HXC2502', 'the telemetry has no step of a device this plan keeps busy, and no expert routing of its MoE layers', { where: f.telemetry, hint: 'give the telemetry of a run of this plan (hxc run PLAN_DIR)' });
+    }
+    const signed = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+    for (const d of drift.devices) {
+      budgets.push({ name: `drift ${d.device}`, limit: f.maxDrift, actual: `${signed(d.drift)} (measured ${(d.measured_s * 1e3).toFixed(4)}ms, estimated ${(d.estimated_s * 1e3).toFixed(4)}ms)`, ok: Math.abs(d.drift) <= limit });
+    }
+    for (const r of drift.routing) {
+      budgets.push({ name: `routing drift layer ${r.layer}`, limit: f.maxDrift, actual: `${(r.distance * 100).toFixed(1)}% of tokens moved (worst expert ${r.worst.expert}: ${(r.worst.measured * 100).toFixed(1)}% measured, ${(r.worst.planned * 100).toFixed(1)}% planned)`, ok: r.distance <= limit });
+    }
+  }
+  if (budgets.length === 0) throw new HxcError('HXC2002', 'no budget given', { hint: 'add --max-latency, --max-memory, --min-throughput, --max-gap, --min-sequences or --telemetry with --max-drift' });
   const broken = budgets.filter((b) => !b.ok);
   if (f.junit) writeOutputFile(f.junit, junitXml(budgets, subject), (old) => old.includes('<testsuite name="hxc check"'));
   if (f.json) process.stdout.write(jsonText({ format: 'hxc-check/v1', passed: broken.length === 0, budgets }));
@@ -104,7 +126,7 @@ function report(dir: string, f: CheckFlags, subject: string): void {
     if (broken.length === 0) process.stdout.write(`::notice title=hxc budgets::${budgets.length} budget(s) hold\n`);
   } else process.stdout.write(budgets.map((b) => `${b.ok ? 'ok  ' : 'FAIL'} ${b.name}: ${b.actual} (budget ${b.limit})`).join('\n') + '\n');
   if (broken.length > 0) {
-    process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: change the model, the topology or the budget)\n`);
+    process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: hxc plan --calibrate ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`);
     process.exitCode = 1;
   }
 }

@@ -83,6 +83,8 @@ export function buildProgram(): Command {
     .option('--min-throughput <n>', 'requests per second')
     .option('--max-gap <fraction>', 'gap to the lower bound: 0.2 or 20%')
     .option('--min-sequences <n>', 'KV-cache sequences of --context tokens (decode)')
+    .option('--telemetry <file>', 'what a run measured (hxc-telemetry/v1, hxc run writes it), for --max-drift')
+    .option('--max-drift <fraction>', 'measured busy time per device, and token shares per MoE layer, within this of the plan: 0.2 or 20%')
     .option('--junit <file>', 'also write JUnit XML there: one testcase per budget')
     .addOption(new Option('--format <format>', 'text (default) or github: workflow annotations for broken budgets').choices(['text', 'github']))))
     .action(checkCommand);
