@@ -5,6 +5,7 @@
 
 import { createRequire } from 'node:module';
 import type { onnx as OnnxNs } from 'onnx-proto';
+import { byteSizeOf, dtypeFromOnnx } from '../ir/dtype.js';
 
 const require = createRequire(import.meta.url);
 export const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
@@ -15,14 +16,6 @@ const A = onnx.AttributeProto.AttributeType;
 /** ONNX TensorProto.DataType FLOAT8E4M3FN (onnx.proto, IR 9); onnx-proto's enum predates it. */
 export const FLOAT8E4M3FN = 17;
 
-/** Bytes per element of the data types the generators use. */
-function elementBytes(dataType: number): number {
-  if (dataType === T.FLOAT || dataType === T.INT32) return 4;
-  if (dataType === T.INT64) return 8;
-  if (dataType === FLOAT8E4M3FN || dataType === T.INT8 || dataType === T.UINT8) return 1;
-  return 2;
-}
-
 export class OnnxBuilder {
   readonly nodes: OnnxNs.INodeProto[] = [];
   readonly inits: OnnxNs.ITensorProto[] = [];
@@ -32,7 +25,7 @@ export class OnnxBuilder {
 
   /** A weight whose bytes are absent: external data at the next offset of weights.bin. */
   weight(name: string, dims: number[], dataType: number): string {
-    const length = dims.reduce((a, b) => a * b, 1) * elementBytes(dataType);
+    const length = byteSizeOf(dtypeFromOnnx(dataType)!, dims.reduce((a, b) => a * b, 1));
     this.inits.push({
       name, dims, dataType, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: String(this.offset) }, { key: 'length', value: String(length) }],

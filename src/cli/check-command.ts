@@ -79,8 +79,7 @@ function report(dir: string, f: CheckFlags, subject: string): void {
     budgets.push({ name: 'throughput', limit: `${limit}/s`, actual: `${e.throughput_per_s.toFixed(3)}/s`, ok: e.throughput_per_s >= limit });
   }
   if (f.maxGap !== undefined) {
-    const limit = Number(f.maxGap.replace(/%$/, '')) / (f.maxGap.endsWith('%') ? 100 : 1);
-    if (!(limit >= 0)) throw new HxcError('HXC2002', `--max-gap takes a fraction or a percentage, got "${f.maxGap}"`, { where: '--max-gap' });
+    const limit = fractionFlag(f.maxGap, '--max-gap');
     budgets.push({ name: 'gap to lower bound', limit: f.maxGap, actual: e.gap === null ? '-' : `${(e.gap * 100).toFixed(2)}%`, ok: e.gap !== null && e.gap <= limit });
   }
   if (f.maxMemory !== undefined) {
@@ -102,8 +101,7 @@ function report(dir: string, f: CheckFlags, subject: string): void {
     throw new HxcError('HXC2002', f.telemetry === undefined ? '--max-drift needs --telemetry FILE (what was measured)' : '--telemetry needs --max-drift (the budget, e.g. 20%)', { where: f.telemetry === undefined ? '--max-drift' : '--telemetry' });
   }
   if (f.telemetry !== undefined && f.maxDrift !== undefined) {
-    const limit = Number(f.maxDrift.replace(/%$/, '')) / (f.maxDrift.endsWith('%') ? 100 : 1);
-    if (!(limit >= 0)) throw new HxcError('HXC2002', `--max-drift takes a fraction or a percentage, got "${f.maxDrift}"`, { where: '--max-drift' });
+    const limit = fractionFlag(f.maxDrift, '--max-drift');
     const drift = readDrift(f.telemetry, plan);
     if (drift.devices.length === 0 && drift.routing.length === 0) {
       throw new HxcError('HXC2502', 'the telemetry has no step of a device this plan keeps busy, and no expert routing of its MoE layers', { where: f.telemetry, hint: 'give the telemetry of a run of this plan (hxc run PLAN_DIR)' });
@@ -129,6 +127,13 @@ function report(dir: string, f: CheckFlags, subject: string): void {
     process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: hxc plan --calibrate ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`);
     process.exitCode = 1;
   }
+}
+
+/** A budget given as a fraction (0.2) or a percentage (20%). */
+function fractionFlag(text: string, flag: string): number {
+  const value = Number(text.replace(/%$/, '')) / (text.endsWith('%') ? 100 : 1);
+  if (!(value >= 0)) throw new HxcError('HXC2002', `${flag} takes a fraction or a percentage, got "${text}"`, { where: flag });
+  return value;
 }
 
 /** XML text with the five predefined entities escaped. */

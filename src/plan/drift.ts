@@ -75,10 +75,10 @@ export function readDrift(file: string, plan: PlanManifest): { devices: DeviceDr
   const planned = new Map<number, Map<number, number>>();
   for (const e of plan.experts) (planned.get(e.layer) ?? planned.set(e.layer, new Map()).get(e.layer)!).set(e.expert, e.tokens);
   const routing: RoutingDrift[] = [];
+  const total = (x: Map<number, number>): number => [...x.values()].reduce((a, b) => a + b, 0);
   for (const [layer, m] of [...measuredTokens].sort(([a], [b]) => a - b)) {
     const p = planned.get(layer);
     if (!p) continue;
-    const total = (x: Map<number, number>): number => [...x.values()].reduce((a, b) => a + b, 0);
     const tm = total(m);
     const tp = total(p);
     if (tm <= 0 || tp <= 0) continue;

@@ -80,6 +80,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
   const outputs = new Set(graph.outputs.map((v) => v.name));
   const groups = new Map<string, RowGroup>();
   const claimed = new Set<string>();
+  const order = new Map(graph.nodes.map((n, i) => [n.name, i]));
   for (const row of graph.nodes) {
     if (!targets.has(row.name) || !splittable(graph, row, k)) continue;
     const w = graph.initializers.get(row.inputs[1]!)!;
@@ -119,7 +120,6 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
     for (const c of chain.values()) for (const n of consumers.get(c.outputs[0]!) ?? []) if (!inGroup.has(n.name)) ok = false;
     if (!ok) continue;
     for (const name of sources.keys()) claimed.add(name);
-    const order = new Map(graph.nodes.map((n, i) => [n.name, i]));
     groups.set(row.name, {
       sources: [...sources.values()].sort((a, b) => order.get(a.name)! - order.get(b.name)!),
       chain: [...chain.values()].sort((a, b) => order.get(a.name)! - order.get(b.name)!),
