@@ -141,8 +141,8 @@ function rowBlock(w: TensorData, j: number, k: number, name: string): TensorData
   return { name, dtype: w.dtype, dims, byte_size, location: { kind: 'inline', data } };
 }
 
-export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number, rowParallel = true): SplitResult {
-  const groups = rowParallel ? rowGroups(graph, targets, k) : new Map<string, RowGroup>();
+export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number): SplitResult {
+  const groups = rowGroups(graph, targets, k);
   const inGroup = new Map<string, RowGroup>();
   for (const g of groups.values()) for (const n of [...g.sources, ...g.chain, g.row]) inGroup.set(n.name, g);
   const nodes: Node[] = [];
