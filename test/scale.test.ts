@@ -44,6 +44,37 @@ test('the DeepSeek-V3-shaped generator at a small size: deterministic bytes, eve
   assert.ok(plan.experts.every((e) => e.replicas.length >= 1 && e.replicas.every((r) => r.device)), 'every expert on a device');
 });
 
+test('--expert-units groups a layer\'s experts that the moe pass put together: every expert still placed, a group on one device, fewer units', () => {
+  const dir = tmpDir();
+  const model = path.join(dir, 'ds-small.onnx');
+  fs.writeFileSync(model, deepseekOnnx(SMALL));
+  const rack = path.join(dir, 'rack.yaml');
+  fs.writeFileSync(rack, rackYaml(1));
+  const plans = [null, '12'].map((units) => {
+    const out = path.join(dir, `plan${units ?? ''}`);
+    const r = hxc(['plan', model, '--topology', rack, '--out', out, '--phase', 'prefill', '--prompt', '16', '--max-stages', '6', ...(units ? ['--expert-units', units] : [])]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanJson & { explain: { unit: string; device: string }[] };
+  });
+  const [each, grouped] = plans as [PlanJson & { explain: { unit: string; device: string }[] }, PlanJson & { explain: { unit: string; device: string }[] }];
+  // 48 routed experts over a budget of 12: runs of up to 4 experts of one stage on the same devices.
+  const groups = grouped.explain.filter((e) => /\/moe\d+\.experts[\d+-]+$/.test(e.unit));
+  assert.ok(groups.some((g) => /[+-]/.test(g.unit.split('.experts')[1]!)), `some unit computes several experts (${groups.map((g) => g.unit).join(' ')})`);
+  assert.ok(!grouped.explain.some((e) => /\.expert\d+$/.test(e.unit)), 'no expert left on its own');
+  assert.ok(grouped.explain.length < each.explain.length, `fewer units (${grouped.explain.length} < ${each.explain.length})`);
+  assert.equal(grouped.experts.length, each.experts.length, 'every expert still in plan.json experts');
+  const deviceOf = new Map(grouped.experts.map((e) => [`moe${e.layer}.expert${e.expert}`, e.replicas.map((r) => r.device).join(',')]));
+  for (const g of groups) {
+    const m = /moe(\d+)\.experts([\d+-]+)$/.exec(g.unit)!;
+    const ids = m[2]!.split('+').flatMap((r) => { const [a, b] = r.split('-').map(Number); return Array.from({ length: (b ?? a!) - a! + 1 }, (_, k) => a! + k); });
+    assert.ok(ids.length >= 1 && ids.length <= 4, `${g.unit}: at most ceil(48 / 12) experts`);
+    for (const e of ids) assert.equal(deviceOf.get(`moe${m[1]}.expert${e}`), g.device, `${g.unit}: expert ${e} where its group is`);
+  }
+  const bad = hxc(['plan', model, '--topology', rack, '--out', path.join(dir, 'x'), '--expert-units', '0']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--expert-units takes a positive integer/);
+});
+
 test('hxc topology on 40 generated hosts (400 devices): classes by default, every pair with --matrix', () => {
   const dir = tmpDir();
   const rack = path.join(dir, 'rack.yaml');

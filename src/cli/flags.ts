@@ -24,6 +24,7 @@ export interface AnalysisFlags {
   assign?: string;
   minSequences?: string;
   pinExperts?: boolean;
+  expertUnits?: string;
 }
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
@@ -58,6 +59,8 @@ export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
   const minSequences = positiveInt(f.minSequences, '--min-sequences');
   if (minSequences !== undefined) flags['min-sequences'] = minSequences;
   if (f.pinExperts) flags['pin-experts'] = true;
+  const expertUnits = positiveInt(f.expertUnits, '--expert-units');
+  if (expertUnits !== undefined) flags['expert-units'] = expertUnits;
   if (f.timeLimit !== undefined) {
     const t = Number(f.timeLimit);
     if (!(t > 0 && t <= 86_400)) throw new HxcError('HXC2002', `--time-limit takes seconds from 0 to 86400, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });

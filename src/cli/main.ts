@@ -55,6 +55,7 @@ export function buildProgram(): Command {
     .option('--assign <file>', 'hxc-assignment/v1 JSON {format, assignment: {node: device}}: pin those nodes (plan.json `assignment` is one); hxc places the rest')
     .option('--min-sequences <n>', 'move KV-owning layers until the cache holds N sequences of --context tokens; plan.json shows the cost')
     .option('--pin-experts', 'keep MoE experts on the devices the moe pass chose (otherwise that placement is one candidate among others)')
+    .option('--expert-units <n>', 'above N experts in the model, the experts of a layer the moe pass put on the same devices are planned in groups of ceil(experts / N): fewer units, steps and programs for a coarser placement (default: each expert its own unit)')
     .option('--expert-replicas <n>', 'extra executable copies of the hottest MoE experts, tokens split at run time by load (default 0)')
     .option('--tensor-parallel <mode>', 'auto (throughput objective, large MatMuls over an NVLink-class group), off, or N parts')
     .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan')))

@@ -20,6 +20,8 @@ export interface Unit {
   name: string;
   /** The expert set (BuildInput.experts index) the unit computes, if any. */
   expert?: number;
+  /** The expert set whose tokens the unit selects (an expert's dispatch), if any. */
+  dispatch?: number;
   /** The stage it comes from. */
   stage: number;
   /** Node indices in execution order. */
@@ -96,7 +98,7 @@ export function buildProblem(inp: BuildInput): Built {
   const units: Unit[] = [];
   // MoE experts become units of their own (experts of one layer are independent: they can run on
   // different devices at once); each stage is first cut into expert and non-expert segments.
-  const segments: { name: string; stage: number; nodes: number[]; expert?: number }[] = [];
+  const segments: { name: string; stage: number; nodes: number[]; expert?: number; dispatch?: number }[] = [];
   const expertOf = new Int32Array(graph.nodes.length).fill(-1);
   (inp.experts ?? []).forEach((set, k) => { for (const i of set) expertOf[i] = k; });
   inp.stages.forEach((stage, s) => {
@@ -110,7 +112,7 @@ export function buildProblem(inp: BuildInput): Built {
       const base = seg.expert < 0 ? `${stage.name}/${seg.part}` : seg.dispatch ? `${stage.name}/${expertName}.dispatch` : `${stage.name}/${expertName}`;
       const k = seen.get(base) ?? 0;
       seen.set(base, k + 1);
-      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes, ...(seg.dispatch ? {} : { expert: seg.expert }) });
+      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes, ...(seg.expert < 0 ? {} : seg.dispatch ? { dispatch: seg.expert } : { expert: seg.expert }) });
     }
   });
   // An expert is atomic: when stage cuts fall inside its body (fine stages cut anywhere), its
@@ -156,7 +158,7 @@ export function buildProblem(inp: BuildInput): Built {
     let part = 0;
     const flush = (): void => {
       if (run.length === 0) return;
-      units.push({ name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`, stage: s, nodes: run, fallback: null, ...(stage.expert !== undefined && stage.expert >= 0 ? { expert: stage.expert } : {}) });
+      units.push({ name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`, stage: s, nodes: run, fallback: null, ...(stage.expert !== undefined && stage.expert >= 0 ? { expert: stage.expert } : {}), ...(stage.dispatch !== undefined ? { dispatch: stage.dispatch } : {}) });
       part++;
       run = [];
     };
