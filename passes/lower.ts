@@ -28,7 +28,11 @@ export const PLAN_FORMAT = 'hxc-plan/v1';
 export interface LowerResult {
   dir: string;
   plan: PlanManifest;
+  /** delta.json, when the plan is a replan. */
+  delta: DeltaManifest | null;
 }
+
+export type DeltaManifest = NonNullable<ReturnType<typeof deltaManifest>>;
 
 export type PlanManifest = ReturnType<typeof buildManifest> & {
   /** Values whose second dim counts one expert's routed tokens (hxc run writes them as hxc-routing/v1). */
@@ -57,10 +61,12 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     model: {
       name: model.name, file: path.basename(model.path), sha256: model.sha256, format: model.format, file_bytes: fs.statSync(model.path).size,
       /** Where the source model was, relative to the plan directory (hxc run --check reads it). */
-      path_from_plan: path.relative(path.resolve(dir), path.resolve(model.path)).split(path.sep).join('/'),
+      path_from_plan: relativeTo(dir, model.path),
     },
     topology: {
       name: topo.name, sha256: topo.source.sha256,
+      /** Where the rack file was, relative to the plan directory; null for the built-in rack (hxc replan reads it). */
+      path_from_plan: ctx.options.topology_path === null ? null : relativeTo(dir, ctx.options.topology_path),
       links: topo.links.map((l) => ({ name: l.name, kind: l.kind, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
       /** On a large rack, the devices planned on and why (src/partition/narrow.ts). */
       ...(ctx.considered ? { considered: ctx.considered } : {}),
@@ -77,6 +83,8 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     max_positions: Number.isFinite(positionLimit(model)) ? positionLimit(model) : null,
     objective: part.objective,
     solver: part.solver,
+    /** The planning options it was made with (files relative to the plan directory): what hxc replan makes it again with. */
+    options: { flags: recordedOptions(ctx.options.flags, dir), dims: ctx.options.dims },
     pipeline,
     assignment,
     devices: sched.devices.map((d) => {
@@ -153,6 +161,48 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     })) : [],
     /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
     tensor_parallel: ctx.has(tpPass) ? ctx.get(tpPass) : null,
+  };
+}
+
+/** `file` relative to the plan directory `dir`, with forward slashes. */
+function relativeTo(dir: string, file: string): string {
+  return path.relative(path.resolve(dir), path.resolve(file)).split(path.sep).join('/');
+}
+
+/** Option flags naming a file: recorded relative to the plan directory. */
+export const FILE_OPTIONS = ['calibrate', 'routing', 'assign'];
+/** The driver's own plumbing, not planning options. */
+const NOT_OPTIONS = new Set(['out', 'pipeline', 'default-phase']);
+
+function recordedOptions(flags: Record<string, string | number | boolean>, dir: string): Record<string, string | number | boolean> {
+  return Object.fromEntries(Object.entries(flags).filter(([k]) => !NOT_OPTIONS.has(k)).sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => [k, FILE_OPTIONS.includes(k) && typeof v === 'string' ? relativeTo(dir, v) : v]));
+}
+
+/** delta.json (hxc-delta/v1): what `hxc replan` moved from the running plan, and what it buys. */
+function deltaManifest(ctx: PassContext, dir: string, latency_s: number, throughput_per_s: number) {
+  const m = ctx.get(partitionPass).migration;
+  const origin = ctx.options.replan?.origin;
+  if (!m || !origin) return null;
+  return {
+    format: 'hxc-delta/v1',
+    /** The running plan: its directory (relative to this one), plan.json's sha256 and what it estimated when it was made. */
+    from: { dir: relativeTo(dir, origin.dir), plan_sha256: origin.plan_sha256, latency_s: origin.latency_s, throughput_per_s: origin.throughput_per_s },
+    objective: ctx.get(partitionPass).objective,
+    amortize_requests: m.amortize_requests,
+    limits: { max_moves: ctx.options.replan!.max_moves, migration_budget_bytes: ctx.options.replan!.migration_budget_bytes },
+    moved: m.moved.map((x) => ({ unit: x.unit, from: x.from, to: x.to, bytes: x.bytes, seconds: x.seconds, why: x.why })),
+    moves: m.moves,
+    forced_moves: m.forced,
+    migration_bytes: m.bytes,
+    /** Over the routes, transfers into different devices at once: the busiest receiving device's sum. */
+    migration_s: m.seconds,
+    within_limits: m.within_limits,
+    /** The running plan judged under today's inputs (routing, calibration, rack); null when it cannot run as it was. */
+    running_now: m.running,
+    new: { latency_s, throughput_per_s },
+    /** The best plan made from scratch under the same inputs, and what going there would move. */
+    fresh: m.fresh,
   };
 }
 
@@ -284,7 +334,9 @@ export const lowerPass: Pass<LowerResult> = {
     const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), expert_probes: programs ? expertProbeList(ctx) : [], programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
     const sched = ctx.get(schedulePass);
     const planText = JSON.stringify(plan, null, 1) + '\n';
+    const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
     writeOutputDir(dir, [
+      ...(delta ? [{ file: 'delta.json', text: JSON.stringify(delta, null, 1) + '\n' }] : []),
       ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
       ...(programs?.links ?? []),
       { file: 'plan.json', text: planText },
@@ -292,7 +344,7 @@ export const lowerPass: Pass<LowerResult> = {
       { file: PLAN_HASH_FILE, text: planHashText(planText) },
       { file: 'trace.json', text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n' },
     ], PLAN_FORMAT);
-    return { dir, plan };
+    return { dir, plan, delta };
   },
   statistics(r) {
     return { devices: r.plan.devices.length, transfers: r.plan.transfers.length };

@@ -25,6 +25,7 @@ import { pipelinePartition, type PipelineResult } from '../src/partition/pipelin
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, localSearch, MakespanAssessor, memoryTerms, refine, refineBudget, type Assessed } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
+import { Migration, type MigrationCost } from '../src/partition/migration.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { deviceClassKey, identicalAccelerators } from '../src/topology/index.js';
 import type { StageResult } from './stage.js';
@@ -95,9 +96,28 @@ export interface JudgedPlan {
   kv_sequences?: number;
   /** With tensor-parallel splits: whether every split's parts run on different devices (else it is not eligible). */
   tp_spread?: boolean;
+  /** When replanning: what going from the running plan to this one moves, and whether it keeps to the limits. */
+  migration?: MigrationCost & { within_limits: boolean };
 }
 
-type Candidate = JudgedPlan & { placement: Placement; value: number };
+/** `value`: the objective's figure plus, when replanning, the migration's share (what candidates are ranked by). */
+type Candidate = JudgedPlan & { placement: Placement; value: number; raw_value: number };
+
+/** `hxc replan`: the move from the running plan to the shipped one (delta.json is written from it). */
+export interface MigrationReport {
+  amortize_requests: number;
+  moved: { unit: string; from: string | null; to: string; bytes: number; seconds: number; why: string }[];
+  moves: number;
+  forced: number;
+  bytes: number;
+  seconds: number;
+  /** The running plan judged under today's inputs (units whose device is gone placed where they fit fastest); null when it does not fit. */
+  running: { latency_s: number; throughput_per_s: number; moves: number } | null;
+  /** The best plan made from scratch, and what moving to it would have moved. */
+  fresh: { name: string; latency_s: number; throughput_per_s: number; moves: number; bytes: number; seconds: number } | null;
+  /** The shipped plan keeps to --max-moves and --migration-budget. */
+  within_limits: boolean;
+}
 
 export interface ThroughputBound {
   /** No plan of these units on this rack exceeds it (requests/s over THROUGHPUT_REQUESTS requests). */
@@ -141,6 +161,8 @@ export interface PartitionResult {
   variants?: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[];
   /** The stage cuts planned on (fine and coarse), when there were two: each one's best plan. */
   stage_cuts?: { stages: number; units: number; latency_s: number; throughput_per_s: number; shipped: boolean }[];
+  /** When replanning (`hxc replan`): the migration from the running plan. */
+  migration: MigrationReport | null;
 }
 
 function flag(ctx: PassContext, name: string, allowed: string[], dflt: string): string {
@@ -174,8 +196,11 @@ function heftOrNull(p: PlacementProblem): ReturnType<typeof heft> | null {
 }
 
 /** Lower is better: a plan's latency, or minus its throughput, for the objective it was made for. */
-export function planScore(r: Pick<PartitionResult, 'objective' | 'verdict'>): number {
-  return r.objective === 'latency' ? r.verdict.latency_s : -r.verdict.throughput_per_s;
+export function planScore(r: Pick<PartitionResult, 'objective' | 'verdict' | 'migration'>): number {
+  // When replanning, the migration's time is spread over the requests the plan serves (--amortize).
+  const share = r.migration ? r.migration.seconds / r.migration.amortize_requests : 0;
+  if (r.objective === 'latency') return r.verdict.latency_s + share;
+  return r.verdict.throughput_per_s > 0 ? -1 / (1 / r.verdict.throughput_per_s + share) : 0;
 }
 
 /** Graphs up to this many nodes are planned on both stage cuts (each doubles the partition work). */
@@ -271,6 +296,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const usedDevices = (device: Int32Array): string[] => [...new Set(device)].sort((a, b) => a - b).map((d) => p.device_ids[d]!);
   // Units the user pinned (--assign) keep their device in every candidate, baselines included.
   const pinnedTo = Int32Array.from(built.units, (u) => (pins ? pins[u.nodes[0]!]! : -1));
+  // When replanning: the running plan's placement, and the migration's share of each request.
+  const migration = ctx.options.replan ? new Migration(p, built.units.map((u) => u.nodes.map((i) => ctx.model.graph.nodes[i]!.name)), ctx.options.replan) : null;
+  const migrationShare = (mc: MigrationCost | undefined): number => (migration && mc ? (objective === 'latency' ? 1 : R) * migration.perRequest_s(mc) : 0);
   const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null => {
     if (!given) return null;
     const device = Int32Array.from(given, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
@@ -278,9 +306,12 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, device[u]!))) return null;
     const placement = assessor.run(device, priority ?? topoPriority);
     const v = judge.verdict(placement);
+    const mc = migration?.cost(device);
     const entry: Candidate = {
       name, label, devices: usedDevices(device), latency_s: v.latency_s, throughput_per_s: v.throughput_per_s, pipelined: v.pipelined, fits: v.fits,
-      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}), ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}), placement, value: valueOf(v),
+      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}), ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}),
+      ...(migration && mc ? { migration: { ...mc, within_limits: migration.within(mc) } } : {}),
+      placement, value: valueOf(v) + migrationShare(mc), raw_value: valueOf(v),
     };
     judged.push(entry);
     return entry;
@@ -408,7 +439,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
 
   // ---- The best candidate, polished by a judged local search ----
   const asked = ctx.options.flags['min-sequences'] === undefined ? null : Number(ctx.options.flags['min-sequences']);
-  const eligible = (c: Candidate): boolean => c.fits && c.tp_spread !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
+  const eligible = (c: Candidate): boolean => c.fits && c.tp_spread !== false && c.migration?.within_limits !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
   const pick = (): Candidate => {
     let best = judged.find(eligible) ?? judged.find((c) => c.fits) ?? judged[0]!;
     for (const c of judged) if (eligible(c) && (c.value < best.value * (1 - 1e-12) || !eligible(best))) best = c;
@@ -426,24 +457,29 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   let polishSweeps = 0;
   /** Judged local search from `start` for `goal` (exact pruning by bounds); the result joins the candidates. */
   const polish = (start: Candidate, goal: Objective, name: string, label: string): void => {
-    const startValue = goal === 'latency' ? start.latency_s : R / start.throughput_per_s;
+    // When replanning (goal = the objective), a move also changes the migration: its share joins the value.
+    const counted = migration !== null && goal === objective;
+    const startValue = (goal === 'latency' ? start.latency_s : R / start.throughput_per_s) + (counted ? migrationShare(start.migration) : 0);
     const steps = judge.schedule(start.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
     const simCap = judge.simulations + polishSimulations(steps, goal === 'latency' ? 1 : R);
     const r = localSearch(p, { value: startValue, placement: start.placement }, {
       groups,
-      budget: goal === 'latency' && !contention ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
+      budget: goal === 'latency' && !contention && !counted ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
       assess: (device, priority, toBeat) => {
         if (judge.simulations >= simCap || !spread(device)) return null;
+        const mc = counted ? migration.cost(device) : undefined;
+        if (mc && !migration!.within(mc)) return null;
+        const share = migrationShare(mc);
         const pl = assessor.run(device, priority);
         // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
         // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
         if (goal === 'latency') {
-          if (pl.makespan_s >= toBeat * (1 - 1e-9)) return null;
-          return { value: judge.latency(pl).latency_s, placement: pl };
+          if (pl.makespan_s + share >= toBeat * (1 - 1e-9)) return null;
+          return { value: judge.latency(pl).latency_s + share, placement: pl };
         }
-        if (Math.max(R * maxLoad(device), pl.makespan_s) >= toBeat * (1 - 1e-9)) return null;
+        if (Math.max(R * maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
         const t = judge.throughput(pl, false);
-        return { value: t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity, placement: pl };
+        return { value: (t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity) + share, placement: pl };
       },
     });
     polishMoves += r.moves;
@@ -477,9 +513,74 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     surrogateSweeps = sr.sweeps;
     consider('refined-throughput', 'local search on the pipelined-throughput surrogate', sr.placement.device, sr.placement.start_s);
   }
+  // ---- Replanning: search from the running plan, counting the migration ----
+  let running: Candidate | null = null;
+  let fresh: Candidate | null = null;
+  if (migration) {
+    // The best plan from scratch (the objective alone), before any candidate that counts moves.
+    fresh = judged.filter((c) => c.fits && c.tp_spread !== false).reduce<Candidate | null>((a, c) => (!a || c.raw_value < a.raw_value * (1 - 1e-12) ? c : a), null);
+    const start = placeOrphans(p, migration.previous, fresh?.placement.device ?? null, pinnedTo);
+    running = consider('running', 'the running plan (units whose device is gone placed where they fit fastest)', start, migration.priority(p.unit_names, p.order, unitPredecessors(p)));
+    // Contention-free search with the migration's share, from the running plan and from the fresh one.
+    const assessMoves = (device: Int32Array, priority: Float64Array): Assessed | null => {
+      const mc = migration.cost(device);
+      if (!migration.within(mc) || !spread(device)) return null;
+      const pl = assessor.run(device, priority);
+      return { value: (objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * maxLoad(device)) + migrationShare(mc), placement: pl };
+    };
+    const budget = refineBudget(p, groups.length);
+    if (running) {
+      // Steepest descent from the running plan: the most valuable move (a unit, or a block — a
+      // layer, a stage's experts — to one device) first, so the first few moves are the ones that
+      // matter (the hot experts); the plans after 1, 2, 4, … moves are candidates, and --min-gain
+      // picks the fewest moves within reach of the best.
+      const device = Int32Array.from(running.placement.device);
+      let current = assessMoves(device, running.placement.start_s);
+      const moveList: number[][] = [...groups.filter((g) => g.length > 1), ...Array.from({ length: n }, (_, u) => [u])];
+      let spent = 0;
+      for (let step = 1; current && spent < budget; step++) {
+        let bestMove: { units: number[]; to: number; a: Assessed } | null = null;
+        for (const units of moveList) {
+          if (units.some((u) => pinnedTo[u]! >= 0)) continue;
+          for (let d = 0; d < nd && spent < budget; d++) {
+            if (units.every((u) => device[u] === d) || units.some((u) => !Number.isFinite(unitTime(p, u, d)))) continue;
+            const old = units.map((u) => device[u]!);
+            for (const u of units) device[u] = d;
+            if (fitsMemory(p, device)) {
+              spent++;
+              const a = assessMoves(device, current.placement.start_s);
+              if (a && a.value < (bestMove?.a.value ?? current.value * (1 - 1e-9))) bestMove = { units, to: d, a };
+            }
+            units.forEach((u, j) => (device[u] = old[j]!));
+          }
+        }
+        if (!bestMove) break;
+        for (const u of bestMove.units) device[u] = bestMove.to;
+        current = { value: bestMove.a.value, placement: bestMove.a.placement };
+        if ((step & (step - 1)) === 0) consider(`replan-steepest-${step}`, `the running plan after its ${step} most valuable move${step === 1 ? '' : 's'}`, device, current.placement.start_s);
+      }
+      if (current) consider('replan-steepest', 'the running plan after every move that pays back, most valuable first', device, current.placement.start_s);
+    }
+    for (const [from, name] of [[running, 'running'], [fresh, 'fresh']] as const) {
+      if (!from) continue;
+      const s0 = assessMoves(from.placement.device, from.placement.start_s);
+      if (!s0) continue;
+      const sr = localSearch(p, s0, { groups, budget, assess: (d, pr) => assessMoves(d, pr) });
+      if (sr.moves > 0) consider(`replan-from-${name}`, `local search from the ${name} plan, counting the migration (amortised over ${migration.amortize} requests)`, sr.placement.device, sr.placement.start_s);
+    }
+  }
   const best = pick();
   polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
   let chosen = pick();
+  if (migration) {
+    // A plan that moves more must be worth it: the fewest moves among the plans within --min-gain of the best.
+    const reach = chosen.value * (1 + migration.minGain);
+    for (const c of judged) {
+      if (!eligible(c) || c.value > reach) continue;
+      const [mc, mb] = [c.migration!.moves, chosen.migration!.moves];
+      if (mc < mb || (mc === mb && c.value < chosen.value * (1 - 1e-12))) chosen = c;
+    }
+  }
 
   // ---- KV capacity: reported; raised only when asked (--min-sequences) ----
   let kv: KvCapacity | null = null;
@@ -497,7 +598,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     }
     kv = measureKv(chosen.placement.device);
     kv.asked = asked;
-    const unlifted = judged.filter((c) => c.fits).reduce((a, c) => (c.value < a.value * (1 - 1e-12) ? c : a), chosen);
+    const unlifted = asked === null ? chosen : judged.filter((c) => c.fits).reduce((a, c) => (c.value < a.value * (1 - 1e-12) ? c : a), chosen);
     if (unlifted !== chosen) {
       kv.before = { sequences: unlifted.kv_sequences ?? 0, latency_s: unlifted.latency_s, throughput_per_s: unlifted.throughput_per_s };
       kv.after = { sequences: kv.sequences, latency_s: chosen.latency_s, throughput_per_s: chosen.throughput_per_s };
@@ -517,7 +618,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   };
   const strip = (e: Candidate | null): JudgedPlan | null => {
     if (!e) return null;
-    const { placement: _p, value: _v, ...plan } = e;
+    const { placement: _p, value: _v, raw_value: _r, ...plan } = e;
     return plan;
   };
   const placement: Placement = { ...chosen.placement, makespan_s: verdict.latency_s };
@@ -535,6 +636,56 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     kv,
     explain: once(() => explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins, ctx.model.graph, topology.devices)),
     tp_paid, tp_eligible: spread(chosen.placement.device),
+    migration: migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null,
+  };
+}
+
+/**
+ * The running plan's placement with every unit whose device is gone (or that it did not have) put
+ * where the fresh plan puts it when that has room, else on the fastest device with room.
+ */
+function placeOrphans(p: PlacementProblem, previous: Int32Array, fresh: Int32Array | null, pinnedTo: Int32Array): Int32Array {
+  const nd = p.device_ids.length;
+  const device = Int32Array.from(previous, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d >= 0 && Number.isFinite(unitTime(p, u, d)) ? d : -1));
+  const used = new Float64Array(nd);
+  const floor = new Float64Array(nd);
+  device.forEach((d, u) => {
+    if (d < 0) return;
+    used[d] += residentBytes(p, u);
+    floor[d] = Math.max(floor[d]!, p.activation_bytes[u]!);
+  });
+  const room = (u: number, d: number): boolean => Number.isFinite(unitTime(p, u, d)) && used[d]! + residentBytes(p, u) + Math.max(floor[d]!, p.activation_bytes[u]!) <= p.capacity_bytes[d]!;
+  for (const u of p.order) {
+    if (device[u]! >= 0) continue;
+    let to = fresh && room(u, fresh[u]!) ? fresh[u]! : -1;
+    if (to < 0) for (let d = 0; d < nd; d++) if (room(u, d) && (to < 0 || unitTime(p, u, d) < unitTime(p, u, to))) to = d;
+    if (to < 0) to = fresh?.[u] ?? 0;
+    device[u] = to;
+    used[to] += residentBytes(p, u);
+    floor[to] = Math.max(floor[to]!, p.activation_bytes[u]!);
+  }
+  return device;
+}
+
+function migrationReport(m: Migration, chosen: Candidate, running: Candidate | null, fresh: Candidate | null, units: Unit[], objective: Objective): MigrationReport {
+  const mc = m.cost(chosen.placement.device);
+  // Per request, how much faster the shipped plan is than the running one (for throughput: 1/throughput).
+  const perRequest = (c: Candidate): number => (objective === 'latency' ? c.latency_s : c.throughput_per_s > 0 ? 1 / c.throughput_per_s : Infinity);
+  const gain = running ? perRequest(running) - perRequest(chosen) : null;
+  const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
+  const optionalWhy = gain !== null && gain > 0
+    ? `pays back: the plan is ${sec(gain)} per request faster than the running one, the migration's ${sec(mc.seconds)} repaid in ${Math.ceil(mc.seconds / gain)} requests (of ${m.amortize})`
+    : 'with the moves that must be made: the plan around them';
+  const moved = m.moved(chosen.placement.device, units.map((u) => u.name)).map((x) => ({
+    unit: x.unit, from: x.from, to: x.to, bytes: x.bytes, seconds: x.seconds,
+    why: x.from === null ? 'not in the running plan' : x.gone ? `its device ${x.from} is not in the rack` : optionalWhy,
+  }));
+  const fc = fresh ? m.cost(fresh.placement.device) : null;
+  return {
+    amortize_requests: m.amortize, moved, moves: mc.moves, forced: mc.forced, bytes: mc.bytes, seconds: mc.seconds,
+    running: running ? { latency_s: running.latency_s, throughput_per_s: running.throughput_per_s, moves: m.cost(running.placement.device).moves } : null,
+    fresh: fresh && fc ? { name: fresh.name, latency_s: fresh.latency_s, throughput_per_s: fresh.throughput_per_s, moves: fc.moves, bytes: fc.bytes, seconds: fc.seconds } : null,
+    within_limits: m.within(mc),
   };
 }
 

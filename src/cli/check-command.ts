@@ -9,7 +9,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
 import { readDrift } from '../plan/drift.js';
 import { parseBytes, parseSeconds } from '../topology/units.js';
-import { planOptions, type AnalysisFlags } from './flags.js';
+import { fractionFlag, planOptions, type AnalysisFlags } from './flags.js';
 import { jsonText } from './output.js';
 import { writeOutputFile } from '../util/output.js';
 import { runPipeline } from './run-passes.js';
@@ -127,13 +127,6 @@ function report(dir: string, f: CheckFlags, subject: string): void {
     process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: hxc plan --calibrate ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`);
     process.exitCode = 1;
   }
-}
-
-/** A budget given as a fraction (0.2) or a percentage (20%). */
-function fractionFlag(text: string, flag: string): number {
-  const value = Number(text.replace(/%$/, '')) / (text.endsWith('%') ? 100 : 1);
-  if (!(value >= 0)) throw new HxcError('HXC2002', `${flag} takes a fraction or a percentage, got "${text}"`, { where: flag });
-  return value;
 }
 
 /** XML text with the five predefined entities escaped. */

@@ -19,10 +19,10 @@ export interface UnitMove {
 
 export interface PlanDiff {
   format: typeof DIFF_FORMAT;
-  /** Units (named as in plan.json `explain`) on another device in B. */
+  /** Units of B (named as in its plan.json `explain`) whose nodes mostly ran on another device in A. */
   moved: UnitMove[];
   migration_bytes: number;
-  /** Units only one of the plans has (another stage cut or tensor-parallel split names its units differently). */
+  /** Units none of whose nodes the other plan has (a tensor-parallel split's parts, another model). */
   unmatched_units: { only_a: number; only_b: number };
   /** Graph nodes on another device in B (plan.json `assignment`; every plan of one model names the same nodes). */
   nodes_moved: number;
@@ -53,13 +53,33 @@ function expertDevices(p: PlanManifest): Map<string, string[]> {
 }
 
 export function diffPlans(dirA: string, a: PlanManifest, dirB: string, b: PlanManifest): PlanDiff {
-  const unitsA = new Map(a.explain.map((e) => [e.unit, e]));
-  const unitsB = new Map(b.explain.map((e) => [e.unit, e]));
+  // A unit of B came from where most of its nodes ran in A (the first device in name order on a
+  // tie) — the rule hxc replan prices moves by (src/partition/migration.ts); units are matched by
+  // their nodes, not their names, since another stage cut names them differently.
+  const nodesOf = (p: PlanManifest): Map<string, string[]> => {
+    const m = new Map<string, string[]>();
+    for (const d of p.devices) for (const st of d.steps) if (st.op === 'compute' && st.unit) (m.get(st.unit) ?? m.set(st.unit, []).get(st.unit)!).push(...(st.nodes ?? []));
+    return m;
+  };
+  const majority = (nodes: readonly string[], assignment: Record<string, string>): string | null => {
+    const count = new Map<string, number>();
+    for (const n of nodes) { const d = assignment[n]; if (d !== undefined) count.set(d, (count.get(d) ?? 0) + 1); }
+    let best: string | null = null;
+    let most = 0;
+    for (const [d, c] of [...count].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) if (c > most) { best = d; most = c; }
+    return best;
+  };
+  const explainB = new Map(b.explain.map((e) => [e.unit, e]));
   const moved: UnitMove[] = [];
-  for (const [unit, eb] of unitsB) {
-    const ea = unitsA.get(unit);
-    if (ea && ea.device !== eb.device) moved.push({ unit, from: ea.device, to: eb.device, bytes: eb.resident_bytes ?? 0 });
+  let onlyB = 0;
+  for (const [unit, nodes] of nodesOf(b)) {
+    const from = majority(nodes, a.assignment);
+    const to = majority(nodes, b.assignment);
+    if (from === null) onlyB++;
+    else if (to !== null && from !== to) moved.push({ unit, from, to, bytes: explainB.get(unit)?.resident_bytes ?? 0 });
   }
+  let onlyA = 0;
+  for (const nodes of nodesOf(a).values()) if (!nodes.some((n) => b.assignment[n] !== undefined)) onlyA++;
   let nodesMoved = 0;
   for (const [node, device] of Object.entries(b.assignment)) if (a.assignment[node] !== undefined && a.assignment[node] !== device) nodesMoved++;
   const ea = expertDevices(a);
@@ -86,7 +106,7 @@ export function diffPlans(dirA: string, a: PlanManifest, dirB: string, b: PlanMa
     format: DIFF_FORMAT,
     moved,
     migration_bytes: moved.reduce((s, m) => s + m.bytes, 0),
-    unmatched_units: { only_a: [...unitsA.keys()].filter((u) => !unitsB.has(u)).length, only_b: [...unitsB.keys()].filter((u) => !unitsA.has(u)).length },
+    unmatched_units: { only_a: onlyA, only_b: onlyB },
     nodes_moved: nodesMoved,
     experts,
     devices,
@@ -117,7 +137,7 @@ export function diffCommand(dirA: string, dirB: string, opts: { json?: boolean }
   text += `throughput  ${d.a.throughput_per_s.toFixed(2)}/s → ${d.b.throughput_per_s.toFixed(2)}/s${change(d.a.throughput_per_s, d.b.throughput_per_s)}\n`;
   if (d.a.kv_sequences !== null || d.b.kv_sequences !== null) text += `KV sequences ${d.a.kv_sequences ?? '-'} → ${d.b.kv_sequences ?? '-'}\n`;
   text += `\n${d.moved.length} unit(s) moved, ${formatBytes(d.migration_bytes)} to migrate; ${d.nodes_moved} node(s) on another device`;
-  text += d.unmatched_units.only_a + d.unmatched_units.only_b > 0 ? `; units named in one plan only: ${d.unmatched_units.only_a} in A, ${d.unmatched_units.only_b} in B\n` : '\n';
+  text += d.unmatched_units.only_a + d.unmatched_units.only_b > 0 ? `; units whose nodes only one plan has: ${d.unmatched_units.only_a} in A, ${d.unmatched_units.only_b} in B\n` : '\n';
   if (d.moved.length > 0) {
     const shown = [...d.moved].sort((x, y) => y.bytes - x.bytes || x.unit.localeCompare(y.unit)).slice(0, 20);
     text += table(['unit', 'from', 'to', 'bytes'], shown.map((m) => [m.unit, m.from, m.to, formatBytes(m.bytes)]), [3]);

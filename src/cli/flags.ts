@@ -27,6 +27,13 @@ export interface AnalysisFlags {
   expertUnits?: string;
 }
 
+/** A budget given as a fraction (0.2) or a percentage (20%). */
+export function fractionFlag(text: string, flag: string): number {
+  const value = Number(text.replace(/%$/, '')) / (text.endsWith('%') ? 100 : 1);
+  if (!(value >= 0)) throw new HxcError('HXC2002', `${flag} takes a fraction or a percentage, got "${text}"`, { where: flag });
+  return value;
+}
+
 function positiveInt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new HxcError('HXC2002', `${flag} takes a positive integer, got "${v}"`, { where: flag, hint: `e.g. ${flag} 8` });

@@ -12,6 +12,7 @@ import { passesCommand } from './passes-command.js';
 import { topologyCommand } from './topology-command.js';
 import { VERSION } from '../version.js';
 import { diffCommand } from './diff-command.js';
+import { DEFAULT_AMORTIZE, DEFAULT_MIN_GAIN, replanCommand } from './replan-command.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -60,6 +61,22 @@ export function buildProgram(): Command {
     .option('--tensor-parallel <mode>', 'auto (throughput objective, large MatMuls over an NVLink-class group), off, or N parts')
     .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan')))
     .action(planCommand);
+
+  common(program.command('replan')
+    .description('plan again from a running plan, counting the migration: units move only when their device is gone or the move pays back within --amortize requests; writes a full plan plus delta.json')
+    .argument('<plan-dir>', 'the running plan (a directory hxc plan or hxc replan wrote)')
+    .option('-t, --topology <file>', 'the rack now (a device removed or added); default: the plan\'s rack file')
+    .option('--telemetry <file>', 'what a run measured (hxc-telemetry/v1): refits the cost model like plan --calibrate')
+    .option('--routing <file>', 'measured MoE routing (hxc-routing/v1; hxc run writes one)')
+    .option('--model <file>', 'the source model (default: where the plan was made from)')
+    .addOption(new Option('--objective <objective>', 'default: the plan\'s').choices(['latency', 'throughput']))
+    .option('--max-moves <n>', 'at most N units moved, besides those whose device is gone')
+    .option('--migration-budget <size>', 'at most this many bytes moved (e.g. 40GiB), besides units whose device is gone')
+    .option('--amortize <n>', `requests the migration is spread over: a move must pay back within them (default ${DEFAULT_AMORTIZE})`)
+    .option('--min-gain <fraction>', `a plan that moves more units ships only when it is this much faster per request: 0.01 or 1% (default ${DEFAULT_MIN_GAIN * 100}%)`)
+    .option('--time-passes', 'print a table of time per pass on stderr')
+    .option('-o, --out <dir>', 'plan directory to write', 'hxc-replan'))
+    .action(replanCommand);
 
   common(program.command('run')
     .description('execute a plan: one worker per device running its ONNX programs in plan order, tensors moving along the plan\'s transfers')

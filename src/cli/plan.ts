@@ -9,7 +9,8 @@ import { PASSES } from '../../passes/index.js';
 import { pipelineString, resolvePipeline, type Instrumentation } from '../pass/manager.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
 import { formatBytes, jsonText, table } from './output.js';
-import { runPipeline } from './run-passes.js';
+import { runPipeline, type PipelineRun } from './run-passes.js';
+import type { PlanOptions } from '../pass/pass.js';
 import { lowerPass } from '../../passes/lower.js';
 
 export interface PlanFlags extends AnalysisFlags {
@@ -31,7 +32,7 @@ function passSet(v: string | undefined, flag: string): Set<string> | 'all' {
   return names;
 }
 
-const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
+export const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
 
 /**
  * On a terminal, one status line on stderr that each pass overwrites ("hxc: moe (pass 11 of 14)",
@@ -51,6 +52,15 @@ function progressLine(json: boolean): { progress?(text: string): void } {
 }
 
 export async function planCommand(model: string, flags: PlanFlags): Promise<void> {
+  await planWith(planOptions(model, flags), flags);
+}
+
+/**
+ * Run the pipeline on `options` with the instrumentation `flags` ask for and print the summary;
+ * `more` adds lines after it (hxc replan's migration), or fields to the JSON.
+ */
+export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (run: PipelineRun) => { text: string; json: Record<string, unknown> }): Promise<void> {
+  const model = options.model_path;
   const status = progressLine(Boolean(flags.json));
   const instr: Instrumentation = {
     printBefore: passSet(flags.printBefore, '--print-before'),
@@ -64,7 +74,6 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
     ...status,
   };
   const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
-  const options = planOptions(model, flags);
   options.flags['default-phase'] = true;
   options.flags.pipeline = pipelineString(resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes);
   const run = await runPipeline(options, requested, instr, Boolean(flags.strictPasses));
@@ -84,6 +93,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
       estimate: lowered ? lowered.plan.estimate : null,
       passes: run.timings.map((t) => ({ name: t.name, statistics: t.statistics })),
       moe: run.ctx.has(moePass) ? run.ctx.get(moePass).plan?.summary ?? null : null,
+      ...(more?.(run).json ?? {}),
     }));
     return;
   }
@@ -152,6 +162,7 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
   if (run.ctx.has(moePass)) text += moeSummary(run.ctx.get(moePass), plan.experts);
+  if (more) text += more(run).text;
   process.stdout.write(text);
 }
 

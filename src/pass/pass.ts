@@ -18,6 +18,8 @@ export interface PlanOptions {
   flags: Record<string, string | number | boolean>;
   /** Set by the variant driver (src/cli/run-passes.ts): split only these MatMuls (tp pass). */
   tp_targets?: string[];
+  /** Set by `hxc replan`: the running plan, whose placement the partitioner moves from, counting the migration. */
+  replan?: import('../partition/migration.js').ReplanInput;
 }
 
 export interface PassContext {

@@ -1,0 +1,106 @@
+// `hxc replan PLAN_DIR`: plan again from a running plan, counting what moving costs. The model,
+// rack and options are the running plan's (plan.json records them); what changed comes in as
+// flags — telemetry to refit the cost model (the calibration `plan --calibrate` does), measured
+// routing, or another rack (a device gone: failover; devices added: scale-out). The partitioner
+// starts from the running placement and ranks every candidate by its time per request plus the
+// migration spread over `--amortize` requests (src/partition/migration.ts), within --max-moves and
+// --migration-budget. The new directory is a full plan plus delta.json (hxc-delta/v1).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { HxcError } from '../diag/diagnostics.js';
+import { report } from '../diag/diagnostics.js';
+import { readPlan } from '../plan/read.js';
+import { FILE_OPTIONS, lowerPass } from '../../passes/lower.js';
+import { parseBytes } from '../topology/units.js';
+import { sha256 } from '../util/hash.js';
+import type { PlanOptions } from '../pass/pass.js';
+import { formatBytes } from './output.js';
+import { planWith, sec, type PlanFlags } from './plan.js';
+import { fractionFlag } from './flags.js';
+
+/** Requests a replan's migration is spread over when --amortize is not given. */
+export const DEFAULT_AMORTIZE = 10_000;
+/** A plan moving more units must be this much better per request (--min-gain). */
+export const DEFAULT_MIN_GAIN = 0.01;
+
+export interface ReplanFlags extends PlanFlags {
+  topology?: string;
+  telemetry?: string;
+  routing?: string;
+  model?: string;
+  out?: string;
+  objective?: string;
+  maxMoves?: string;
+  migrationBudget?: string;
+  amortize?: string;
+  minGain?: string;
+}
+
+function count(v: string | undefined, flag: string, min: number): number | null {
+  if (v === undefined) return null;
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new HxcError('HXC2002', `${flag} takes an integer of at least ${min}, got "${v}"`, { where: flag, hint: `e.g. ${flag} ${Math.max(min, 8)}` });
+  return Number(v);
+}
+
+export async function replanCommand(planDir: string, flags: ReplanFlags): Promise<void> {
+  const old = readPlan(planDir);
+  const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
+  const recorded = (old as { options?: { flags: Record<string, string | number | boolean>; dims: Record<string, number> } }).options;
+  if (!recorded) {
+    throw new HxcError('HXC2003', 'plan.json does not record the options it was made with (an hxc before 0.x made it)', { where: path.join(planDir, 'plan.json'), hint: 'plan it again with hxc plan, then replan that plan' });
+  }
+  const fromPlan = (rel: string): string => path.resolve(planDir, rel);
+  const model = flags.model ?? fromPlan(old.model.path_from_plan);
+  if (!fs.existsSync(model)) {
+    throw new HxcError('HXC2001', `the plan's model is not where it was (${model})`, { where: planDir, hint: 'give it with --model FILE' });
+  }
+  const oldTopology = (old.topology as { path_from_plan?: string | null }).path_from_plan;
+  let topology: string | null;
+  if (flags.topology !== undefined) topology = flags.topology;
+  else if (oldTopology === null) topology = null;
+  else if (oldTopology === undefined) throw new HxcError('HXC2003', 'plan.json does not say which rack file it was made on', { where: planDir, hint: 'give it with --topology RACK.yaml' });
+  else {
+    topology = fromPlan(oldTopology);
+    if (!fs.existsSync(topology)) throw new HxcError('HXC2001', `the plan's rack file is not where it was (${topology})`, { where: planDir, hint: 'give it with --topology RACK.yaml' });
+  }
+  if (topology !== null && flags.topology === undefined && sha256(fs.readFileSync(topology)) !== old.topology.sha256) {
+    report(`hxc: warning HXC1110: ${topology} changed since the plan was made; replanning on the rack as it is now (fix: pass --topology to say which rack you mean)`);
+  }
+  // The running plan's options, its files found from its directory; what changed overrides them.
+  const planFlags: PlanOptions['flags'] = {};
+  for (const [k, v] of Object.entries(recorded.flags)) planFlags[k] = FILE_OPTIONS.includes(k) && typeof v === 'string' ? fromPlan(v) : v;
+  if (old.phase) planFlags.phase = old.phase;
+  if (flags.objective !== undefined) planFlags.objective = flags.objective;
+  if (flags.routing !== undefined) planFlags.routing = flags.routing;
+  if (flags.telemetry !== undefined) planFlags.calibrate = flags.telemetry;
+  planFlags.out = flags.out ?? 'hxc-replan';
+  const amortize = count(flags.amortize, '--amortize', 1) ?? DEFAULT_AMORTIZE;
+  const options: PlanOptions = {
+    model_path: model, topology_path: topology, dims: recorded.dims, flags: planFlags,
+    replan: {
+      assignment: old.assignment, amortize,
+      start_s: Object.fromEntries(old.devices.flatMap((d) => d.steps.flatMap((st) => (st.op === 'compute' && st.unit ? [[st.unit, st.start_s] as const] : [])))),
+      max_moves: count(flags.maxMoves, '--max-moves', 0),
+      min_gain: flags.minGain === undefined ? DEFAULT_MIN_GAIN : fractionFlag(flags.minGain, '--min-gain'),
+      migration_budget_bytes: flags.migrationBudget === undefined ? null : parseBytes(flags.migrationBudget, '--migration-budget'),
+      origin: { dir: planDir, plan_sha256: sha256(planText), latency_s: old.estimate.latency_s, throughput_per_s: old.estimate.throughput_per_s },
+    },
+  };
+  await planWith(options, flags, (run) => {
+    const delta = run.ctx.has(lowerPass) ? run.ctx.get(lowerPass).delta : null;
+    if (!delta) return { text: '', json: {} };
+    const perRequest = (x: { latency_s: number; throughput_per_s: number }): string => (delta.objective === 'latency' ? sec(x.latency_s) : `${x.throughput_per_s.toFixed(2)}/s`);
+    const forced = delta.forced_moves;
+    let text = `\nreplan of ${planDir} (migration amortised over ${delta.amortize_requests} requests): ${delta.moves} unit${delta.moves === 1 ? '' : 's'} moved`;
+    text += forced ? ` (${forced} because their device is gone or they are new)` : '';
+    text += `, ${formatBytes(delta.migration_bytes)} over the routes in ${sec(delta.migration_s)}\n`;
+    text += `  running plan now ${delta.running_now ? perRequest(delta.running_now) : '- (cannot run as it was)'} → new plan ${perRequest(delta.new)}`;
+    if (delta.fresh) text += `; a plan from scratch: ${perRequest(delta.fresh)}, moving ${delta.fresh.moves} units (${formatBytes(delta.fresh.bytes)})`;
+    text += `\n`;
+    for (const m of delta.moved.slice(0, 8)) text += `  ${m.unit}: ${m.from ?? '(new)'} → ${m.to}, ${formatBytes(m.bytes)} — ${m.why}\n`;
+    if (delta.moved.length > 8) text += `  … ${delta.moved.length - 8} more in delta.json\n`;
+    if (!delta.within_limits) text += `  no plan within --max-moves/--migration-budget fits: shipped the best that does\n`;
+    return { text, json: { delta } };
+  });
+}

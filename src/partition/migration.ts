@@ -1,0 +1,166 @@
+// Migration: what it costs to go from a running plan to a new one (`hxc replan`). A unit that
+// changes device carries its weights and the state it owns over the rack's route from its old
+// device to its new one; a unit whose device is gone (or that the old plan did not have) is loaded
+// afresh over the fastest route into its new device. Transfers into different devices proceed in
+// parallel, those into one device one after another (its links are shared by them), so the
+// migration takes the longest per-device sum. A plan is then worth its time per request plus the
+// migration spread over the requests it will serve (`--amortize N`): a move is made only when it
+// pays back within N requests, or when it must be made.
+
+import { residentBytes, type PlacementProblem } from './problem.js';
+
+/** What `hxc replan` hands the partitioner (src/pass/pass.ts PlanOptions.replan). */
+export interface ReplanInput {
+  /** The running plan's placement: source node name → device id (plan.json `assignment`). */
+  assignment: Record<string, string>;
+  /** Requests the new plan serves before the next replan: migration time is spread over them. */
+  amortize: number;
+  /** At most this many optional moves (a unit whose device is gone moves anyway); null: no limit. */
+  max_moves: number | null;
+  /** At most this many bytes moved by optional moves; null: no limit. */
+  migration_budget_bytes: number | null;
+  /** A plan that moves more units ships only if it is this much better per request (0.01: 1%). */
+  min_gain: number;
+  /** When each unit (by name) started in the running plan's schedule: its order on a device. */
+  start_s?: Record<string, number>;
+  /** The running plan, as delta.json names it. */
+  origin?: { dir: string; plan_sha256: string; latency_s: number; throughput_per_s: number };
+}
+
+export interface MigrationCost {
+  /** Units on another device than in the running plan, forced ones included. */
+  moves: number;
+  /** Units whose running device is gone (or that the running plan did not have). */
+  forced: number;
+  bytes: number;
+  /** Bytes of the optional moves alone (what --migration-budget limits). */
+  optional_bytes: number;
+  /** Time to move them over the routes (the busiest receiving device's sum). */
+  seconds: number;
+}
+
+export interface MovedUnit {
+  unit: string;
+  u: number;
+  from: string | null;
+  gone: boolean;
+  to: string;
+  bytes: number;
+  seconds: number;
+}
+
+export class Migration {
+  /** Per unit, its device index in the running plan (-1: gone, or new). */
+  readonly previous: Int32Array;
+  /** Per unit, its device id in the running plan (which may be gone); null for a unit it did not have. */
+  readonly previousId: (string | null)[];
+  private readonly p: PlacementProblem;
+  private readonly input: ReplanInput;
+
+  constructor(p: PlacementProblem, unitNodes: readonly (readonly string[])[], input: ReplanInput) {
+    this.p = p;
+    this.input = input;
+    const index = new Map(p.device_ids.map((id, d) => [id, d]));
+    // A unit's running device: where most of its nodes ran (the first in name order on a tie).
+    this.previousId = unitNodes.map((names) => {
+      const count = new Map<string, number>();
+      for (const name of names) {
+        const id = input.assignment[name];
+        if (id !== undefined) count.set(id, (count.get(id) ?? 0) + 1);
+      }
+      let best: string | null = null;
+      let most = 0;
+      for (const [id, c] of [...count].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) if (c > most) { best = id; most = c; }
+      return best;
+    });
+    this.previous = Int32Array.from(this.previousId, (id) => (id === null ? -1 : index.get(id) ?? -1));
+  }
+
+  /**
+   * An order for the running placement: each unit's start in the running schedule; a unit it did not
+   * have starts with the latest of its predecessors (`order` is topological, `preds` per unit).
+   */
+  priority(names: readonly string[], order: ArrayLike<number>, preds: readonly (readonly number[])[]): Float64Array {
+    const start = this.input.start_s ?? {};
+    const pri = new Float64Array(names.length);
+    for (let k = 0; k < order.length; k++) {
+      const u = order[k]!;
+      const known = start[names[u]!];
+      if (known !== undefined) pri[u] = known;
+      else for (const q of preds[u]!) pri[u] = Math.max(pri[u]!, pri[q]! + 1e-12);
+    }
+    return pri;
+  }
+
+  /** A unit that must move: its device is gone, or it is new. */
+  forced(u: number): boolean {
+    return this.previous[u]! < 0;
+  }
+
+  /** Bytes and time of moving unit u to device d (0 when it stays). */
+  private move(u: number, d: number): { bytes: number; seconds: number } {
+    const from = this.previous[u]!;
+    if (from === d) return { bytes: 0, seconds: 0 };
+    const bytes = residentBytes(this.p, u);
+    if (bytes <= 0) return { bytes: 0, seconds: 0 };
+    if (from >= 0) return { bytes, seconds: this.p.transfer_s(from, d, bytes) };
+    // Loaded afresh: over the fastest route into d from any other device (a host's memory, a peer).
+    let best = Infinity;
+    for (let e = 0; e < this.p.device_ids.length; e++) if (e !== d) best = Math.min(best, this.p.transfer_s(e, d, bytes));
+    return { bytes, seconds: Number.isFinite(best) ? best : 0 };
+  }
+
+  cost(device: Int32Array): MigrationCost {
+    const into = new Float64Array(this.p.device_ids.length);
+    let moves = 0;
+    let forced = 0;
+    let bytes = 0;
+    let optional = 0;
+    for (let u = 0; u < device.length; u++) {
+      const d = device[u]!;
+      if (this.previous[u] === d) continue;
+      moves++;
+      const m = this.move(u, d);
+      bytes += m.bytes;
+      into[d] += m.seconds;
+      if (this.forced(u)) forced++;
+      else optional += m.bytes;
+    }
+    return { moves, forced, bytes, optional_bytes: optional, seconds: Math.max(0, ...into) };
+  }
+
+  /** Within --max-moves and --migration-budget (forced moves are never counted against them). */
+  within(c: MigrationCost): boolean {
+    const { max_moves, migration_budget_bytes } = this.input;
+    return (max_moves === null || c.moves - c.forced <= max_moves) && (migration_budget_bytes === null || c.optional_bytes <= migration_budget_bytes);
+  }
+
+  /**
+   * The migration's share of one request (seconds): its time spread over the requests the plan
+   * serves. Added to a latency; for throughput, R requests' time gets R shares.
+   */
+  perRequest_s(c: MigrationCost): number {
+    return c.seconds / this.input.amortize;
+  }
+
+  get minGain(): number {
+    return this.input.min_gain;
+  }
+
+  get amortize(): number {
+    return this.input.amortize;
+  }
+
+  /** Each moved unit: from (the running plan's device, null for a new unit; `gone` when it is not in the rack), to, bytes, time. */
+  moved(device: Int32Array, names: readonly string[]): MovedUnit[] {
+    const out: MovedUnit[] = [];
+    for (let u = 0; u < device.length; u++) {
+      const d = device[u]!;
+      if (this.previous[u] === d) continue;
+      const m = this.move(u, d);
+      const from = this.previous[u]!;
+      out.push({ unit: names[u]!, u, from: this.previousId[u]!, gone: from < 0, to: this.p.device_ids[d]!, bytes: m.bytes, seconds: m.seconds });
+    }
+    return out;
+  }
+}
