@@ -1,0 +1,158 @@
+// hxc replan: from a running plan, counting the migration. A plan replanned with nothing changed
+// moves nothing; a rack that lost a device moves that device's units and only what pays back, and
+// the new plan runs and matches the unsplit model; the adaptive loop on a real MoE model — plan
+// with uniform routing, run it on skewed inputs, replan with the routing the run measured — moves
+// fewer units than a fresh plan for a simulated latency within 2% of it and below the running plan's.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { createRequire } from 'node:module';
+import { EXAMPLES, hxc, isOneLineError, REPO, SHARED_MODELS, tmpDir } from './helpers.js';
+
+const MIXTRAL = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+const RACK = path.join(EXAMPLES, 'rack-8gpu.yaml');
+
+interface Delta {
+  format: string;
+  moved: { unit: string; from: string | null; to: string; bytes: number; seconds: number; why: string }[];
+  moves: number;
+  forced_moves: number;
+  migration_bytes: number;
+  migration_s: number;
+  within_limits: boolean;
+  amortize_requests: number;
+  running_now: { latency_s: number; throughput_per_s: number } | null;
+  new: { latency_s: number; throughput_per_s: number };
+  fresh: { latency_s: number; moves: number; bytes: number } | null;
+  from: { dir: string; latency_s: number };
+}
+
+function readJson<T>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+function planMixtral(dir: string, extra: string[] = []): string {
+  const out = path.join(dir, 'running');
+  const r = hxc(['plan', MIXTRAL, '--topology', RACK, '--out', out, ...extra]);
+  assert.equal(r.code, 0, r.stderr);
+  return out;
+}
+
+/** The delta.json schema (hxc-delta/v1) shipped in src/schema. */
+function validateDelta(delta: unknown): void {
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  const validate = new Ajv({ strict: false }).compile(readJson(path.join(REPO, 'src', 'schema', 'hxc-delta.v1.schema.json')));
+  assert.ok(validate(delta), JSON.stringify(validate.errors));
+}
+
+test('replanning an unchanged plan moves nothing and keeps its estimate', () => {
+  const dir = tmpDir();
+  const running = planMixtral(dir);
+  const out = path.join(dir, 'again');
+  const r = hxc(['replan', running, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const delta = readJson<Delta>(path.join(out, 'delta.json'));
+  validateDelta(delta);
+  assert.equal(delta.moves, 0, JSON.stringify(delta.moved.slice(0, 3)));
+  assert.equal(delta.migration_bytes, 0);
+  const old = readJson<{ estimate: { latency_s: number } }>(path.join(running, 'plan.json'));
+  assert.ok(Math.abs(delta.new.latency_s - old.estimate.latency_s) <= old.estimate.latency_s * 1e-9, `${delta.new.latency_s} vs ${old.estimate.latency_s}`);
+  assert.ok(Math.abs(delta.running_now!.latency_s - old.estimate.latency_s) <= old.estimate.latency_s * 1e-9, 'the running plan judged again gives its own estimate');
+  assert.match(r.stdout, /replan of .*: 0 units moved/);
+  const diff = hxc(['diff', running, out, '--json']);
+  assert.equal(diff.code, 0, diff.stderr);
+  assert.equal((JSON.parse(diff.stdout) as { moved: unknown[] }).moved.length, 0);
+});
+
+test('a rack that lost a device: its units move, the rest only when they pay back, and the new plan runs and matches the model', () => {
+  const dir = tmpDir();
+  const running = planMixtral(dir);
+  const plan = readJson<{ assignment: Record<string, string> }>(path.join(running, 'plan.json'));
+  // Remove the GPU holding the most nodes.
+  const counts = new Map<string, number>();
+  for (const d of Object.values(plan.assignment)) if (d.startsWith('gpu')) counts.set(d, (counts.get(d) ?? 0) + 1);
+  const gone = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]![0];
+  const keep = ['gpu0', 'gpu1', 'gpu2', 'gpu3', 'gpu4', 'gpu5', 'gpu6', 'gpu7'].filter((g) => g !== gone);
+  const rack = fs.readFileSync(RACK, 'utf8')
+    .replace('id: gpu[0-7]', `id: gpu[${keep.map((g) => g.slice(3)).join(',')}]`)
+    .replace(/connects: \[gpu0, gpu1, gpu2, gpu3, gpu4, gpu5, gpu6, gpu7\]/, `connects: [${keep.join(', ')}]`)
+    .replace(/connects: \[cpu0, gpu0, gpu1, gpu2, gpu3, gpu4, gpu5, gpu6, gpu7\]/, `connects: [cpu0, ${keep.join(', ')}]`);
+  const rackFile = path.join(dir, 'rack-7gpu.yaml');
+  fs.writeFileSync(rackFile, rack);
+  assert.equal(hxc(['topology', rackFile]).code, 0, 'the edited rack is valid');
+
+  for (const limits of [[], ['--max-moves', '0']]) {
+    const out = path.join(dir, `failover${limits.length}`);
+    const r = hxc(['replan', running, '--topology', rackFile, '--out', out, ...limits]);
+    assert.equal(r.code, 0, r.stderr);
+    const delta = readJson<Delta>(path.join(out, 'delta.json'));
+    validateDelta(delta);
+    const newPlan = readJson<{ assignment: Record<string, string>; devices: { id: string }[] }>(path.join(out, 'plan.json'));
+    assert.ok(!newPlan.devices.some((d) => d.id === gone), `${gone} is not in the new plan`);
+    assert.ok(!Object.values(newPlan.assignment).includes(gone));
+    const forced = delta.moved.filter((m) => m.from === gone);
+    assert.ok(forced.length > 0 && forced.length === delta.forced_moves, 'every unit of the lost device moved');
+    for (const m of forced) assert.match(m.why, new RegExp(`its device ${gone} is not in the rack`));
+    for (const m of delta.moved.filter((x) => x.from !== gone)) assert.match(m.why, /pays back|must be made/, `${m.unit}: ${m.why}`);
+    if (limits.length > 0) assert.equal(delta.moves, delta.forced_moves, '--max-moves 0: only what must move');
+    assert.ok(delta.migration_bytes >= forced.reduce((s, m) => s + m.bytes, 0) && delta.migration_s > 0);
+    assert.equal(delta.running_now === null || delta.new.latency_s <= delta.running_now.latency_s * (1 + 1e-9), true, 'no slower than the running plan placed around the loss');
+  }
+  const run = hxc(['run', path.join(dir, 'failover0'), '--check']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /check against the unsplit model/, 'exit 0 with --check: every output within tolerance');
+});
+
+test('the adaptive loop on a real MoE model: measured skewed routing, replan moves fewer units than a fresh plan, within 2% of it, faster than the running plan', () => {
+  const dir = tmpDir();
+  const running = planMixtral(dir);
+  // Skewed inputs: two token ids only, so the router sends every token to the same few experts.
+  const plan = readJson<{ inputs: { name: string; dtype: string; shape: (string | number)[] }[]; dims: Record<string, number> }>(path.join(running, 'plan.json'));
+  const dims = plan.dims;
+  const inputs: Record<string, { dtype: string; shape: number[]; data: number[] }> = {};
+  for (const i of plan.inputs) {
+    const shape = i.shape.map((d) => (typeof d === 'number' ? d : d.split('+').reduce((s, t) => s + (dims[t.trim()] ?? 0), 0)));
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = i.name === 'input_ids' ? Array.from({ length: size }, (_, k) => (k % 4 === 3 ? 19 : 7))
+      : i.name === 'attention_mask' ? new Array(size).fill(1)
+        : i.name === 'position_ids' ? Array.from({ length: size }, (_, k) => k % shape[shape.length - 1]!) : new Array(size).fill(0);
+    inputs[i.name] = { dtype: i.dtype, shape, data };
+  }
+  const inputsFile = path.join(dir, 'skewed.json');
+  fs.writeFileSync(inputsFile, JSON.stringify(inputs));
+  const run = hxc(['run', running, '--inputs', inputsFile]);
+  assert.equal(run.code, 0, run.stderr);
+  const routing = path.join(dir, 'measured_routing.json');
+  fs.copyFileSync(path.join(running, 'run', 'expert_routing.json'), routing);
+  const measured = readJson<{ layers: { tokens: number[] }[] }>(routing);
+  const skew = Math.max(...measured.layers.map((l) => Math.max(...l.tokens) / (l.tokens.reduce((a, b) => a + b, 0) / l.tokens.length)));
+  assert.ok(skew >= 1.5, `the inputs skew the routing (max/mean ${skew})`);
+
+  const out = path.join(dir, 'replanned');
+  const r = hxc(['replan', running, '--routing', routing, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const delta = readJson<Delta>(path.join(out, 'delta.json'));
+  const freshDir = path.join(dir, 'fresh');
+  const f = hxc(['plan', MIXTRAL, '--topology', RACK, '--routing', routing, '--out', freshDir]);
+  assert.equal(f.code, 0, f.stderr);
+  const fresh = readJson<{ estimate: { latency_s: number } }>(path.join(freshDir, 'plan.json'));
+  const freshMoves = (JSON.parse(hxc(['diff', running, freshDir, '--json']).stdout) as { moved: unknown[] }).moved.length;
+  const replanMoves = (JSON.parse(hxc(['diff', running, out, '--json']).stdout) as { moved: unknown[] }).moved.length;
+  assert.equal(replanMoves, delta.moves, 'hxc diff and delta.json count the same moves');
+  assert.ok(delta.moves > 0, 'the skew is worth moving for');
+  assert.ok(delta.moves < freshMoves, `replan moves ${delta.moves} units, a fresh plan ${freshMoves}`);
+  assert.ok(delta.new.latency_s <= fresh.estimate.latency_s * 1.02, `replan ${delta.new.latency_s} s within 2% of fresh ${fresh.estimate.latency_s} s`);
+  assert.ok(delta.running_now !== null && delta.new.latency_s < delta.running_now.latency_s, 'faster than the running plan under the measured routing');
+});
+
+test('replan refuses what is not a plan, and bad limits, with one line and exit 2', () => {
+  const dir = tmpDir();
+  assert.equal(isOneLineError(hxc(['replan', dir, '--out', path.join(dir, 'x')]), 'HXC2001'), null);
+  const running = planMixtral(dir);
+  assert.equal(isOneLineError(hxc(['replan', running, '--max-moves', 'many', '--out', path.join(dir, 'x')]), 'HXC2002'), null);
+  assert.equal(isOneLineError(hxc(['replan', running, '--migration-budget', 'lots', '--out', path.join(dir, 'x')]), 'HXC2'), null);
+  assert.equal(isOneLineError(hxc(['replan', running, '--min-gain', '-1%', '--out', path.join(dir, 'x')]), 'HXC2002'), null);
+  assert.ok(!fs.existsSync(path.join(dir, 'x')), 'nothing written');
+});
