@@ -36,7 +36,7 @@ test('drift: measured busy time per device and token shares per MoE layer, held 
   const tight = hxc(['check', dir, '--telemetry', telemetry, '--max-drift', '1%']);
   assert.equal(tight.code, 1);
   assert.match(tight.stdout, /^FAIL drift \S+: [+-][\d.]+% \(measured/m);
-  assert.match(tight.stderr, /HXC3002: .*budget\(s\) broken: .*fix: replan from what was measured: hxc plan --calibrate/);
+  assert.match(tight.stderr, /HXC3002: .*budget\(s\) broken: .*fix: replan from what was measured: hxc replan \S+ --telemetry/);
   // Bad input: one line, exit 2.
   const half = hxc(['check', dir, '--max-drift', '20%']);
   assert.equal(half.code, 2);

@@ -10,6 +10,7 @@ import type { onnx as OnnxNs } from 'onnx-proto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
+import { replanTable } from './replan.js';
 import { DEEPSEEK_V3, writeDeepseek } from './deepseek.js';
 import { rackYaml } from './rack.js';
 import { moeTable } from './moe.js';
@@ -136,6 +137,19 @@ async function main(): Promise<void> {
   if (filter === '' || filter === 'moe') await moeTable();
   if (filter === '' || filter === 'runtime') await runtimeTable();
   if (filter === '' || filter.startsWith('fidelity')) await fidelity(filter.replace(/^fidelity:?/, ''));
+  if (filter === '' || filter === 'replan') await replanBench();
+}
+
+/** hxc replan against a fresh plan on the shared MoE models (issue: fewer moves, within 2% of fresh). */
+async function replanBench(): Promise<void> {
+  const rows = await replanTable(MODELS, path.resolve(REPO, '..', 'shared', 'examples'));
+  const ms = (s: number | null): string => (s === null ? '-' : (s * 1e3).toFixed(4));
+  const mib = (b: number): string => (b / 2 ** 20).toFixed(2);
+  printTable(['replan case (rack-8gpu)', 'replan moves', 'replan MiB', 'fresh moves', 'fresh MiB', 'running now ms', 'replan ms', 'fresh ms', 'replan/fresh'],
+    rows.map((r) => [r.name, String(r.replan_moves), mib(r.replan_bytes), String(r.fresh_moves), mib(r.fresh_bytes), ms(r.running_s), ms(r.replan_s), ms(r.fresh_s), (r.replan_s / r.fresh_s).toFixed(4)]));
+  const fewer = rows.filter((r) => r.replan_moves < r.fresh_moves).length;
+  const within = rows.filter((r) => r.replan_s <= r.fresh_s * 1.02).length;
+  process.stdout.write(`replan moves fewer units than the fresh plan in ${fewer} of ${rows.length} cases; within 2% of its latency in ${within} of ${rows.length}\n\n`);
 }
 
 function printTable(header: string[], rows: string[][]): void {

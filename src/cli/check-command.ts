@@ -59,13 +59,14 @@ export async function checkCommand(target: string, f: CheckFlags): Promise<void>
     throw new HxcError('HXC2002', `--format takes text or github, got "${f.format}"`, { where: '--format' });
   }
   try {
-    report(dir, f, scratch ? target : path.join(dir, 'plan.json'));
+    report(dir, f, scratch ? target : path.join(dir, 'plan.json'), scratch ? null : dir);
   } finally {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-function report(dir: string, f: CheckFlags, subject: string): void {
+/** `planDir`: the plan checked, when it is the user's (hxc replan can start from it); null for a model planned here. */
+function report(dir: string, f: CheckFlags, subject: string, planDir: string | null): void {
   const plan = readPlan(dir);
   const e = plan.estimate;
   const budgets: Budget[] = [];
@@ -124,7 +125,7 @@ function report(dir: string, f: CheckFlags, subject: string): void {
     if (broken.length === 0) process.stdout.write(`::notice title=hxc budgets::${budgets.length} budget(s) hold\n`);
   } else process.stdout.write(budgets.map((b) => `${b.ok ? 'ok  ' : 'FAIL'} ${b.name}: ${b.actual} (budget ${b.limit})`).join('\n') + '\n');
   if (broken.length > 0) {
-    process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: hxc plan --calibrate ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`);
+    process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: ${planDir !== null ? `hxc replan ${planDir} --telemetry` : 'hxc plan --calibrate'} ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`);
     process.exitCode = 1;
   }
 }

@@ -43,7 +43,8 @@ function count(v: string | undefined, flag: string, min: number): number | null 
   return Number(v);
 }
 
-export async function replanCommand(planDir: string, flags: ReplanFlags): Promise<void> {
+/** The options that make a plan again from the running plan in `planDir`, with what changed (`flags`). */
+export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions {
   const old = readPlan(planDir);
   const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
   const recorded = (old as { options?: { flags: Record<string, string | number | boolean>; dims: Record<string, number> } }).options;
@@ -87,7 +88,11 @@ export async function replanCommand(planDir: string, flags: ReplanFlags): Promis
       origin: { dir: planDir, plan_sha256: sha256(planText), latency_s: old.estimate.latency_s, throughput_per_s: old.estimate.throughput_per_s },
     },
   };
-  await planWith(options, flags, (run) => {
+  return options;
+}
+
+export async function replanCommand(planDir: string, flags: ReplanFlags): Promise<void> {
+  await planWith(replanOptions(planDir, flags), flags, (run) => {
     const delta = run.ctx.has(lowerPass) ? run.ctx.get(lowerPass).delta : null;
     if (!delta) return { text: '', json: {} };
     const perRequest = (x: { latency_s: number; throughput_per_s: number }): string => (delta.objective === 'latency' ? sec(x.latency_s) : `${x.throughput_per_s.toFixed(2)}/s`);
