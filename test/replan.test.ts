@@ -154,5 +154,7 @@ test('replan refuses what is not a plan, and bad limits, with one line and exit 
   assert.equal(isOneLineError(hxc(['replan', running, '--max-moves', 'many', '--out', path.join(dir, 'x')]), 'HXC2002'), null);
   assert.equal(isOneLineError(hxc(['replan', running, '--migration-budget', 'lots', '--out', path.join(dir, 'x')]), 'HXC2'), null);
   assert.equal(isOneLineError(hxc(['replan', running, '--min-gain', '-1%', '--out', path.join(dir, 'x')]), 'HXC2002'), null);
+  assert.equal(isOneLineError(hxc(['replan', running, '--out', running]), 'HXC2004'), null);
+  assert.ok(fs.existsSync(path.join(running, 'plan.json')), 'the running plan is untouched');
   assert.ok(!fs.existsSync(path.join(dir, 'x')), 'nothing written');
 });

@@ -76,6 +76,9 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
   if (flags.routing !== undefined) planFlags.routing = flags.routing;
   if (flags.telemetry !== undefined) planFlags.calibrate = flags.telemetry;
   planFlags.out = flags.out ?? 'hxc-replan';
+  if (path.resolve(String(planFlags.out)) === path.resolve(planDir)) {
+    throw new HxcError('HXC2004', 'is the running plan; a replan is written beside it (the running plan and its run/ stay until you switch)', { where: '--out', hint: 'choose another folder, e.g. --out hxc-replan' });
+  }
   const amortize = count(flags.amortize, '--amortize', 1) ?? DEFAULT_AMORTIZE;
   const options: PlanOptions = {
     model_path: model, topology_path: topology, dims: recorded.dims, flags: planFlags,
