@@ -22,26 +22,20 @@ import { statePass } from './state.js';
 import { tpPass } from './tp.js';
 import { verifyPass } from './verify.js';
 import type { InputSpec } from '../src/plan/inputs.js';
+import { DELTA_FORMAT, PLAN_FORMAT, type DeltaV1, type PlanV1 } from '../src/plan/format.js';
 
-export const PLAN_FORMAT = 'hxc-plan/v1';
+export { PLAN_FORMAT };
 
 export interface LowerResult {
   dir: string;
-  plan: PlanManifest;
+  plan: PlanV1;
   /** delta.json, when the plan is a replan. */
   delta: DeltaManifest | null;
 }
 
-export type DeltaManifest = NonNullable<ReturnType<typeof deltaManifest>>;
+export type DeltaManifest = DeltaV1;
 
-export type PlanManifest = ReturnType<typeof buildManifest> & {
-  /** Values whose second dim counts one expert's routed tokens (hxc run writes them as hxc-routing/v1). */
-  expert_probes: { value: string; layer: number; expert: number }[];
-  /** Program file → sha256, size and boundary values (tampering is caught by the hash). */
-  programs: Record<string, { sha256: string; bytes: number; inputs: string[]; outputs: string[] }>;
-};
-
-export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<string, string[]> | null, dir: string) {
+export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<string, string[]> | null, dir: string): Omit<PlanV1, 'expert_probes' | 'programs'> {
   const part = ctx.get(partitionPass);
   const sched = ctx.get(schedulePass);
   const profile = ctx.get(profilePass);
@@ -180,12 +174,12 @@ function recordedOptions(flags: Record<string, string | number | boolean>, dir: 
 }
 
 /** delta.json (hxc-delta/v1): what `hxc replan` moved from the running plan, and what it buys. */
-function deltaManifest(ctx: PassContext, dir: string, latency_s: number, throughput_per_s: number) {
+function deltaManifest(ctx: PassContext, dir: string, latency_s: number, throughput_per_s: number): DeltaV1 | null {
   const m = ctx.get(partitionPass).migration;
   const origin = ctx.options.replan?.origin;
   if (!m || !origin) return null;
   return {
-    format: 'hxc-delta/v1',
+    format: DELTA_FORMAT,
     /** The running plan: its directory (relative to this one), plan.json's sha256 and what it estimated when it was made. */
     from: { dir: relativeTo(dir, origin.dir), plan_sha256: origin.plan_sha256, latency_s: origin.latency_s, throughput_per_s: origin.throughput_per_s },
     objective: ctx.get(partitionPass).objective,

@@ -6,6 +6,7 @@
 // (--routing with --expert-slots / --expert-replicas); plan.json `experts` reports where the
 // shipped assignment runs each expert.
 
+import type { PlanExpert } from '../src/plan/format.js';
 import { narrowForModel } from '../src/partition/narrow.js';
 import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
@@ -59,6 +60,8 @@ export interface ExpertPlan {
   /** hxc: seconds of expert compute per device, summed over layers. */
   device_load_s: Record<string, number>;
 }
+
+export type { PlanExpert };
 
 export interface MoeResult {
   layers: MoeLayer[];
@@ -254,21 +257,6 @@ function runMoe(ctx: PassContext): MoeResult {
 
 const num = (x: number, digits = 4): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(digits - 1) : String(Number(x.toFixed(digits))));
 
-/** plan.json `experts`: one entry per expert of each routed or dense MoE layer, as the plan places it. */
-export interface PlanExpert {
-  layer: number;
-  expert: number;
-  /** Expected tokens routed to it per step (from --routing, else uniform). */
-  tokens: number;
-  /**
-   * Where its body runs: one replica per executable copy, the copies splitting its tokens evenly;
-   * `device` runs the copy's first node, `devices` every device its nodes run on (a body cut into
-   * pieces, or with tensor-parallel parts, spans several).
-   */
-  replicas: { device: string; devices: string[]; tokens: number }[];
-  /** IPUs on the route from the router's device to a replica, able to run the layer's dispatch ops. */
-  dispatch_via: string[];
-}
 
 /**
  * The experts as the shipped plan places them, read from its assignment (the partitioner's, not

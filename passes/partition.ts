@@ -25,6 +25,9 @@ import { pipelinePartition, type PipelineResult } from '../src/partition/pipelin
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, localSearch, MakespanAssessor, memoryTerms, refine, refineBudget, type Assessed } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
+import type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity } from '../src/plan/format.js';
+
+export type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity };
 import { Migration, type MigrationCost } from '../src/partition/migration.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { deviceClassKey, identicalAccelerators } from '../src/topology/index.js';
@@ -39,66 +42,6 @@ import { verifyPass } from './verify.js';
 
 export { EXACT_MAX_UNITS };
 export type Objective = 'latency' | 'throughput';
-
-export interface ExplainAlternative {
-  device: string;
-  /** The plan's figure for its objective with this unit moved there, simulated; null when not simulated. */
-  latency_s: number | null;
-  throughput_per_s: number | null;
-  /** When not simulated: a bound that already shows the move loses (contention-free, exact for its model). */
-  latency_at_least_s?: number;
-  throughput_at_most_per_s?: number;
-  why: string;
-}
-
-export interface ExplainEntry {
-  unit: string;
-  stage: string;
-  device: string;
-  /** When the unit's compute step ends in the shipped schedule. */
-  finish_s: number;
-  /** What decided it: the user, a capability limit, memory, communication, or the fastest device. */
-  reason: string;
-  /** Its weights and the state it owns: what moving it to another device moves. */
-  resident_bytes: number;
-  /** The best other devices for it, each judged by moving this unit there (at most 3). */
-  alternatives: ExplainAlternative[];
-}
-
-export interface KvCapacity {
-  /** Concurrent sequences of `context` tokens the plan's free memory holds (min over state-owning devices). */
-  sequences: number;
-  context: number;
-  /** Per state-owning device: free bytes after weights and activations, state bytes per sequence, sequences. */
-  devices: { id: string; free_bytes: number; state_bytes_per_sequence: number; sequences: number }[];
-  /** Units moved to raise the smallest device's cap (only with --min-sequences). */
-  moves: number;
-  /** What was asked (--min-sequences), and the plan before and after the moves that lifted it. */
-  asked: number | null;
-  before: { sequences: number; latency_s: number; throughput_per_s: number } | null;
-  after: { sequences: number; latency_s: number; throughput_per_s: number } | null;
-}
-
-/** A plan judged by the simulator: a candidate or a baseline in plan.json. */
-export interface JudgedPlan {
-  name: string;
-  /** What it is, for people. */
-  label: string;
-  /** Devices it runs on. */
-  devices: string[];
-  latency_s: number;
-  throughput_per_s: number;
-  /** The throughput figure is for the pipelined step order (rounds). */
-  pipelined: boolean;
-  /** The scheduled memory fits every device. */
-  fits: boolean;
-  /** KV-cache sequences of --context tokens it holds (models with state). */
-  kv_sequences?: number;
-  /** With tensor-parallel splits: whether every split's parts run on different devices (else it is not eligible). */
-  tp_spread?: boolean;
-  /** When replanning: what going from the running plan to this one moves, and whether it keeps to the limits. */
-  migration?: MigrationCost & { within_limits: boolean };
-}
 
 /** `value`: the objective's figure plus, when replanning, the migration's share (what candidates are ranked by). */
 type Candidate = JudgedPlan & { placement: Placement; value: number; raw_value: number };

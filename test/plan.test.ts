@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
-import type { PlanManifest } from '../passes/lower.js';
+import type { PlanV1 } from '../src/plan/format.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import type { PlanOptions } from '../src/pass/pass.js';
 import { simulate } from '../src/sim/simulate.js';
@@ -20,18 +20,18 @@ function dimsFor(model: string): Record<string, number> {
   return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : {};
 }
 
-async function planWithCtx(model: string, rack: string, out: string, flags: PlanOptions['flags'] = {}): Promise<{ p: PlanManifest; ctx: Context }> {
+async function planWithCtx(model: string, rack: string, out: string, flags: PlanOptions['flags'] = {}): Promise<{ p: PlanV1; ctx: Context }> {
   const opts: PlanOptions = { model_path: model, topology_path: path.join(EXAMPLES, rack), dims: dimsFor(model), flags: { out, pipeline: 'default', ...flags } };
   const { ctx } = await runPipeline(opts, null);
-  return { p: JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanManifest, ctx };
+  return { p: JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1, ctx };
 }
 
-async function plan(model: string, rack: string, out: string, flags: PlanOptions['flags'] = {}): Promise<PlanManifest> {
+async function plan(model: string, rack: string, out: string, flags: PlanOptions['flags'] = {}): Promise<PlanV1> {
   return (await planWithCtx(model, rack, out, flags)).p;
 }
 
 /** Replays plan.json in the simulator, as `hxc simulate` does. */
-function resimulate(p: PlanManifest, requests = 1): number {
+function resimulate(p: PlanV1, requests = 1): number {
   return simulate({
     devices: p.devices.map((d) => ({ id: d.id, steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: '' } : { op: s.op, transfer: s.transfer, label: '' })) })),
     transfers: p.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
@@ -40,7 +40,7 @@ function resimulate(p: PlanManifest, requests = 1): number {
   }).request_finish_s[0]!;
 }
 
-function checkPlan(p: PlanManifest, model: string, rack: string): void {
+function checkPlan(p: PlanV1, model: string, rack: string): void {
   const where = `${path.basename(model)} on ${rack}`;
   assert.ok(validate(p), `${where}: schema: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
   const topo = loadTopology(path.join(EXAMPLES, rack));
@@ -138,7 +138,7 @@ test('HEFT reproduces the published 80 on Topcuoglu et al.\'s example; refinemen
   const dir = tmpDir();
   const opts: PlanOptions = { model_path: path.join(FIXTURES, 'graphs', 'heft-topcuoglu.json'), topology_path: path.join(FIXTURES, 'topology', 'heft-3proc.yaml'), dims: {}, flags: { out: path.join(dir, 'h') } };
   await runPipeline(opts, null);
-  const p = JSON.parse(fs.readFileSync(path.join(dir, 'h', 'plan.json'), 'utf8')) as PlanManifest;
+  const p = JSON.parse(fs.readFileSync(path.join(dir, 'h', 'plan.json'), 'utf8')) as PlanV1;
   assert.equal(p.estimate.baselines.heft!.latency_s, 80);
   assert.ok(p.estimate.latency_s <= 80);
   assert.ok(p.estimate.latency_s >= p.estimate.lower_bound_s);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PlanManifest } from '../passes/lower.js';
+import type { PlanV1 } from '../src/plan/format.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import type { PlanOptions } from '../src/pass/pass.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
@@ -22,13 +22,13 @@ function dimsFor(model: string): Record<string, number> {
 
 async function plan(model: string, rack: string, out: string, flags: PlanOptions['flags'] = {}) {
   const { ctx } = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, rack), dims: dimsFor(model), flags: { out, ...flags } }, null);
-  return { p: JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanManifest, ctx };
+  return { p: JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1, ctx };
 }
 
-const figure = (p: PlanManifest, objective: string): number => (objective === 'latency' ? replay(p, 1).latency_s : -replay(p, p.estimate.throughput_requests).throughput_per_s);
+const figure = (p: PlanV1, objective: string): number => (objective === 'latency' ? replay(p, 1).latency_s : -replay(p, p.estimate.throughput_requests).throughput_per_s);
 
 /** The placements users write by hand, at node level, from the layers of a plan (its explain's stages in order). */
-function userPlacements(p: PlanManifest): Record<string, Record<string, string>> {
+function userPlacements(p: PlanV1): Record<string, Record<string, string>> {
   const unitNodes = new Map(p.devices.flatMap((d) => d.steps.filter((s) => s.op === 'compute').map((s) => [s.unit!, s.nodes!] as const)));
   const layerOf: number[] = [];
   let layer = -1;
@@ -125,14 +125,14 @@ test('KV capacity is a trade the user asks for (--min-sequences), shown before a
   const dir = tmpDir();
   const decode = { phase: 'decode' };
   const free = await runPipeline({ model_path: MIXTRAL, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: path.join(dir, 'free'), ...decode } }, null);
-  const p0 = JSON.parse(fs.readFileSync(path.join(dir, 'free', 'plan.json'), 'utf8')) as PlanManifest;
+  const p0 = JSON.parse(fs.readFileSync(path.join(dir, 'free', 'plan.json'), 'utf8')) as PlanV1;
   checkTruth(p0, free.ctx, 'decode, no --min-sequences');
   const kv0 = p0.estimate.kv!;
   assert.equal(kv0.moves, 0);
   assert.equal(kv0.before, null);
   const asked = kv0.sequences * 3;
   const lifted = await runPipeline({ model_path: MIXTRAL, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: path.join(dir, 'lifted'), ...decode, 'min-sequences': asked } }, null);
-  const p1 = JSON.parse(fs.readFileSync(path.join(dir, 'lifted', 'plan.json'), 'utf8')) as PlanManifest;
+  const p1 = JSON.parse(fs.readFileSync(path.join(dir, 'lifted', 'plan.json'), 'utf8')) as PlanV1;
   checkTruth(p1, lifted.ctx, `decode, --min-sequences ${asked}`);
   const kv1 = p1.estimate.kv!;
   assert.equal(kv1.asked, asked);

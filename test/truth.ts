@@ -4,7 +4,7 @@
 // recounts, experts sit where the assignment puts their nodes.
 
 import assert from 'node:assert/strict';
-import type { PlanManifest } from '../passes/lower.js';
+import type { PlanV1 } from '../src/plan/format.js';
 import type { JudgedPlan } from '../passes/partition.js';
 import type { Context } from '../src/pass/context.js';
 import { simulate } from '../src/sim/simulate.js';
@@ -12,7 +12,7 @@ import { moePass } from '../passes/moe.js';
 import { profilePass } from '../passes/profile.js';
 
 /** Replays plan.json in the simulator, as `hxc simulate` does (rounds included). */
-export function replay(p: PlanManifest, requests: number): { latency_s: number; throughput_per_s: number } {
+export function replay(p: PlanV1, requests: number): { latency_s: number; throughput_per_s: number } {
   const r = simulate({
     devices: p.devices.map((d) => ({ id: d.id, steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: '', round: s.round } : { op: s.op, transfer: s.transfer, label: '', round: s.round })) })),
     transfers: p.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
@@ -25,7 +25,7 @@ export function replay(p: PlanManifest, requests: number): { latency_s: number; 
 const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b));
 
 /** The shipped figure is at least as good as every eligible candidate's, for the objective. */
-export function checkShippedBeatsCandidates(p: PlanManifest, where: string): void {
+export function checkShippedBeatsCandidates(p: PlanV1, where: string): void {
   const e = p.estimate;
   const asked = e.kv?.asked ?? null;
   const all: JudgedPlan[] = [...e.candidates, ...Object.values(e.baselines).filter((b): b is JudgedPlan => b !== null && typeof b === 'object' && 'name' in b)];
@@ -38,7 +38,7 @@ export function checkShippedBeatsCandidates(p: PlanManifest, where: string): voi
   }
 }
 
-export function checkTruth(p: PlanManifest, ctx: Context, where: string): void {
+export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
   checkShippedBeatsCandidates(p, where);
   const e = p.estimate;
   // hxc simulate reproduces the estimate, one request and the pipelined requests.
@@ -69,7 +69,7 @@ export function checkTruth(p: PlanManifest, ctx: Context, where: string): void {
 }
 
 /** Metadata is not data: a Shape or Size node runs where the tensor it measures is produced. */
-export function checkMetadata(p: PlanManifest, ctx: Context, where: string): void {
+export function checkMetadata(p: PlanV1, ctx: Context, where: string): void {
   const g = ctx.model.graph;
   const producer = new Map<string, string>();
   for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n.name);
@@ -87,7 +87,7 @@ export function checkMetadata(p: PlanManifest, ctx: Context, where: string): voi
  * the non-weight bytes a node reads and writes), and each value crossing steps from its
  * production (or arrival) to its last reader there, on the producer until its transfers arrive.
  */
-export function checkMemory(p: PlanManifest, ctx: Context, where: string): void {
+export function checkMemory(p: PlanV1, ctx: Context, where: string): void {
   const g = ctx.model.graph;
   const bytes = ctx.get(profilePass).value_bytes;
   const weight = new Set<string>(g.initializers.keys());
@@ -156,7 +156,7 @@ export function checkMemory(p: PlanManifest, ctx: Context, where: string): void 
 }
 
 /** plan.json `experts` agrees with `assignment`: each expert's body runs where its replicas say. */
-export function checkExperts(p: PlanManifest, ctx: Context, where: string): void {
+export function checkExperts(p: PlanV1, ctx: Context, where: string): void {
   if (!ctx.has(moePass)) return;
   const g = ctx.model.graph;
   const experts = p.experts;

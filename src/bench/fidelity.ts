@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { PlanManifest } from '../../passes/lower.js';
+import type { PlanV1 } from '../plan/format.js';
 import { runPipeline } from '../cli/run-passes.js';
 import { LLM_SHAPES, llmOnnx, type LlmDtype } from './llm.js';
 
@@ -163,7 +163,7 @@ export async function fidelityTable(file: string, select: number[] | string = ''
           dims: { batch_size: batch, sequence_length: seq, past_sequence_length: past },
           flags: { out, objective: 'latency', phase: past > 0 ? 'decode' : 'prefill', 'tensor-parallel': tp > 1 ? String(tp) : 'off' },
         }, null);
-        value = (JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanManifest).estimate.latency_s;
+        value = (JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1).estimate.latency_s;
       } catch (err) {
         log(`  ${shape} ${dtype} ${gpu.model}×${n} tp${tp} b${batch} s${seq} p${past}: ${(err as Error).message.split('\n')[0]}`);
       }

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { PlanManifest } from '../../passes/lower.js';
+import type { PlanV1 } from '../plan/format.js';
 import { runPipeline } from '../cli/run-passes.js';
 
 export interface QualityRow {
@@ -50,7 +50,7 @@ export async function qualityTable(models: string, racks: (string | null)[], fil
               continue;
             }
             const plan_s = (performance.now() - t0) / 1000;
-            const p = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8')) as PlanManifest;
+            const p = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8')) as PlanV1;
             fs.rmSync(dir, { recursive: true, force: true });
             const e = p.estimate;
             const figure = (j: { latency_s: number; throughput_per_s: number }): number => (objective === 'latency' ? j.latency_s : j.throughput_per_s);

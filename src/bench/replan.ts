@@ -8,7 +8,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lowerPass, type PlanManifest } from '../../passes/lower.js';
+import { lowerPass } from '../../passes/lower.js';
+import type { PlanV1 } from '../plan/format.js';
 import { diffPlans } from '../cli/diff-command.js';
 import { replanOptions } from '../cli/replan-command.js';
 import { runPipeline } from '../cli/run-passes.js';
@@ -65,7 +66,7 @@ export async function replanTable(models: string, examples: string): Promise<Rep
         const delta = r.ctx.get(lowerPass).delta!;
         const freshDir = path.join(dir, `fresh${k}`);
         await runPipeline({ model_path: model, topology_path: c.topology, dims: opts.dims, flags: { ...opts.flags, out: freshDir, 'default-phase': true } }, null);
-        const fresh: PlanManifest = readPlan(freshDir);
+        const fresh: PlanV1 = readPlan(freshDir);
         const d = diffPlans(running, old, freshDir, fresh);
         rows.push({
           name: c.name, replan_moves: delta.moves, replan_bytes: delta.migration_bytes, fresh_moves: d.moved.length, fresh_bytes: d.migration_bytes,

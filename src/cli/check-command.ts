@@ -95,7 +95,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   }
   if (f.minSequences !== undefined) {
     const limit = Number(f.minSequences);
-    const kv = e.kv as { sequences: number } | null;
+    const kv = e.kv;
     budgets.push({ name: 'KV sequences', limit: String(limit), actual: kv ? String(kv.sequences) : 'no KV state', ok: kv !== null && kv.sequences >= limit });
   }
   if ((f.telemetry === undefined) !== (f.maxDrift === undefined)) {

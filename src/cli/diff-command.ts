@@ -4,7 +4,7 @@
 // removed. It reports; it always exits 0 (2 on bad input: a path that is not a plan).
 
 import { readPlan } from '../plan/read.js';
-import type { PlanManifest } from '../../passes/lower.js';
+import type { PlanV1 } from '../plan/format.js';
 import { formatBytes, jsonText, table } from './output.js';
 
 export const DIFF_FORMAT = 'hxc-diff/v1';
@@ -41,22 +41,22 @@ interface Figures {
   objective: string;
 }
 
-function figures(dir: string, p: PlanManifest): Figures {
+function figures(dir: string, p: PlanV1): Figures {
   return { dir, latency_s: p.estimate.latency_s, throughput_per_s: p.estimate.throughput_per_s, kv_sequences: p.estimate.kv?.sequences ?? null, objective: String(p.objective) };
 }
 
 /** Every replica's devices of each expert, as a sorted list per (layer, expert). */
-function expertDevices(p: PlanManifest): Map<string, string[]> {
+function expertDevices(p: PlanV1): Map<string, string[]> {
   const m = new Map<string, string[]>();
   for (const e of p.experts) m.set(`${e.layer}/${e.expert}`, [...new Set(e.replicas.flatMap((r) => r.devices))].sort());
   return m;
 }
 
-export function diffPlans(dirA: string, a: PlanManifest, dirB: string, b: PlanManifest): PlanDiff {
+export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): PlanDiff {
   // A unit of B came from where most of its nodes ran in A (the first device in name order on a
   // tie) — the rule hxc replan prices moves by (src/partition/migration.ts); units are matched by
   // their nodes, not their names, since another stage cut names them differently.
-  const nodesOf = (p: PlanManifest): Map<string, string[]> => {
+  const nodesOf = (p: PlanV1): Map<string, string[]> => {
     const m = new Map<string, string[]>();
     for (const d of p.devices) for (const st of d.steps) if (st.op === 'compute' && st.unit) (m.get(st.unit) ?? m.set(st.unit, []).get(st.unit)!).push(...(st.nodes ?? []));
     return m;
@@ -99,7 +99,7 @@ export function diffPlans(dirA: string, a: PlanManifest, dirB: string, b: PlanMa
     const y = b.estimate.devices[id];
     return { id, memory_bytes: [x?.memory_bytes ?? null, y?.memory_bytes ?? null] as [number | null, number | null], utilisation: [x?.utilisation ?? null, y?.utilisation ?? null] as [number | null, number | null] };
   });
-  const key = (t: PlanManifest['transfers'][number]): string => `${t.value}\u0000${t.from}\u0000${t.to}`;
+  const key = (t: PlanV1['transfers'][number]): string => `${t.value}\u0000${t.from}\u0000${t.to}`;
   const ta = new Set(a.transfers.map(key));
   const tb = new Set(b.transfers.map(key));
   return {

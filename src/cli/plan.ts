@@ -106,7 +106,7 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
   }
   const plan = lowered.plan;
   const e = plan.estimate;
-  const estimated = Object.keys((plan as { estimated_dims?: Record<string, number> }).estimated_dims ?? {}).length;
+  const estimated = Object.keys(plan.estimated_dims).length;
   const bound = Object.entries(plan.dims).map(([k, v]) => `${k}=${v}`).join(', ') + (estimated ? ` (+${estimated} data-dependent token counts at their expectation)` : '');
   text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
   const rows = plan.devices.map((d) => {
@@ -144,7 +144,7 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
     text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.asked !== null ? ` (asked ${e.kv.asked})` : ''}\n`;
     if (e.kv.before && e.kv.after) text += `  raising it moved ${e.kv.moves} units: from ${e.kv.before.sequences} sequences at ${sec(e.kv.before.latency_s)} and ${thr(e.kv.before.throughput_per_s)} to ${e.kv.after.sequences} at ${sec(e.kv.after.latency_s)} and ${thr(e.kv.after.throughput_per_s)}\n`;
   }
-  const moves = plan.state.flatMap((st) => (st as { moves?: { node: string; device: string; bytes: number }[] }).moves ?? []);
+  const moves = plan.state.flatMap((st) => st.moves);
   if (plan.state.length) {
     const owners = [...new Set(plan.state.map((st) => st.owner).filter((o) => o))];
     text += `KV state owned by ${owners.join(', ')}${moves.length ? `; ${moves.length} readers away from their cache's owner move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with its owner'}\n`;
@@ -152,12 +152,12 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
   if (e.variants && e.variants.length > 1) {
     text += `variants weighed: ${e.variants.map((v) => `${v.name} (${v.splits} splits) ${figure(v)}${v.eligible ? '' : ' [a split kept on one device]'}${v.shipped ? ' ← shipped' : ''}`).join('; ')}\n`;
   }
-  const tp = (plan as { tensor_parallel?: { k: number; reason: string; splits: { node: string; parts: string[] }[] } | null }).tensor_parallel;
+  const tp = plan.tensor_parallel;
   if (tp && tp.splits.length > 0) {
     const where = (part: string): string => plan.assignment[part] ?? '?';
     text += `tensor parallel (${tp.reason}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits.slice(0, 3).map((s) => `${s.node} on ${s.parts.map(where).join('+')}`).join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
   }
-  const reps = (plan as { expert_replicas?: { key: string; devices: string[] }[] }).expert_replicas ?? [];
+  const reps = plan.expert_replicas;
   if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;

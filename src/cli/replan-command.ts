@@ -47,7 +47,7 @@ function count(v: string | undefined, flag: string, min: number): number | null 
 export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions {
   const old = readPlan(planDir);
   const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
-  const recorded = (old as { options?: { flags: Record<string, string | number | boolean>; dims: Record<string, number> } }).options;
+  const recorded = old.options;
   if (!recorded) {
     throw new HxcError('HXC2003', 'plan.json does not record the options it was made with (an hxc before 0.x made it)', { where: path.join(planDir, 'plan.json'), hint: 'plan it again with hxc plan, then replan that plan' });
   }
@@ -56,7 +56,7 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
   if (!fs.existsSync(model)) {
     throw new HxcError('HXC2001', `the plan's model is not where it was (${model})`, { where: planDir, hint: 'give it with --model FILE' });
   }
-  const oldTopology = (old.topology as { path_from_plan?: string | null }).path_from_plan;
+  const oldTopology = old.topology.path_from_plan;
   let topology: string | null;
   if (flags.topology !== undefined) topology = flags.topology;
   else if (oldTopology === null) topology = null;

@@ -62,7 +62,7 @@ export function simulateCommand(planDir: string, opts: { requests: string; trace
   }
   // One request is the plan's latency; several, its throughput over that many (a pipelined plan
   // delays the first request to overlap the next ones).
-  const est = plan.estimate as { throughput_per_s?: number; throughput_requests?: number };
+  const est = plan.estimate;
   const apart = (got: number, want: number): string => `${((want > 0 ? got / want - 1 : 0) * 100).toFixed(3)}% apart`;
   let text = requests === 1
     ? `simulated 1 request: latency ${(first * 1e3).toFixed(4)} ms (plan estimate ${(plan.estimate.latency_s * 1e3).toFixed(4)} ms, ${apart(first, plan.estimate.latency_s)}), makespan ${(r.makespan_s * 1e3).toFixed(4)} ms\n`

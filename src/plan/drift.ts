@@ -6,7 +6,7 @@
 import { HxcError } from '../diag/diagnostics.js';
 import { readInputFile } from '../import/load.js';
 import { median } from '../util/stats.js';
-import type { PlanManifest } from '../../passes/lower.js';
+import type { PlanV1 } from './format.js';
 
 /** Telemetry files hxc reads (a long run's trace is large, but not this large). */
 const MAX_TELEMETRY_BYTES = 1 << 30;
@@ -28,7 +28,7 @@ export interface RoutingDrift {
   worst: { expert: number; measured: number; planned: number };
 }
 
-export function readDrift(file: string, plan: PlanManifest): { devices: DeviceDrift[]; routing: RoutingDrift[] } {
+export function readDrift(file: string, plan: PlanV1): { devices: DeviceDrift[]; routing: RoutingDrift[] } {
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(readInputFile(file, 'telemetry file', MAX_TELEMETRY_BYTES).toString('utf8')) as Record<string, unknown>;

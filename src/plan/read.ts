@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { ValidateFunction } from 'ajv';
 import type { onnx as OnnxNs } from 'onnx-proto';
 import { HxcError } from '../diag/diagnostics.js';
-import type { PlanManifest } from '../../passes/lower.js';
+import type { PlanV1 } from './format.js';
 import { recoverStale } from '../util/output.js';
 import { sha256 } from '../util/hash.js';
 
@@ -57,7 +57,7 @@ function readRegular(file: string, max: number, what: string, where: string): Bu
 const tampered = (where: string, what: string): HxcError =>
   new HxcError('HXC2601', what, { where, hint: 'the plan directory was changed after hxc wrote it: plan again' });
 
-export function readPlan(dir: string): PlanManifest {
+export function readPlan(dir: string): PlanV1 {
   try {
     recoverStale(path.resolve(dir));
   } catch {
@@ -83,13 +83,13 @@ export function readPlan(dir: string): PlanManifest {
     const at = (e?.instancePath ?? '').split('/').map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~')).join(' › ').replace(/^ › /, '');
     throw tampered(`${file}: ${at || '$'}`, `plan.json does not follow hxc-plan/v1: ${e?.message ?? 'invalid'}`);
   }
-  const p = plan as unknown as PlanManifest;
+  const p = plan as unknown as PlanV1;
   crossCheck(p, dir, file);
   return p;
 }
 
 /** The plan is consistent with itself (what a schema cannot say). */
-function crossCheck(p: PlanManifest, dir: string, file: string): void {
+function crossCheck(p: PlanV1, dir: string, file: string): void {
   const ids = new Set<string>();
   for (const d of p.devices) {
     if (ids.has(d.id)) throw tampered(file, `device "${d.id}" appears twice`);
@@ -138,7 +138,7 @@ function crossCheck(p: PlanManifest, dir: string, file: string): void {
  * and its ONNX graph's inputs and outputs are the ones plan.json declares; the plan's outputs are
  * produced by some program. A failure names the file.
  */
-export function verifyPrograms(dir: string, plan: PlanManifest): void {
+export function verifyPrograms(dir: string, plan: PlanV1): void {
   const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
   if (Object.keys(plan.programs ?? {}).length === 0) return;
   const root = fs.realpathSync(dir);
@@ -175,11 +175,11 @@ export function verifyPrograms(dir: string, plan: PlanManifest): void {
   // step, a state write, an expert probe or replica share. One that goes nowhere means a list was cut.
   const used = new Set<string>(plan.outputs.map((o) => o.name));
   for (const t of plan.transfers ?? []) used.add(t.value);
-  for (const d of plan.devices) for (const s of d.steps) if (s.value !== undefined) used.add(s.value);
+  for (const d of plan.devices) for (const s of d.steps) if (s.op !== 'compute' && s.value !== undefined) used.add(s.value);
   for (const meta of Object.values(plan.programs ?? {})) for (const v of meta.inputs) used.add(v);
   for (const st of plan.state ?? []) for (const v of st.outputs ?? []) used.add(v);
   for (const p of plan.expert_probes ?? []) used.add(p.value);
-  for (const r of (plan as { expert_replicas?: { parts: string[] }[] }).expert_replicas ?? []) for (const v of r.parts) used.add(v);
+  for (const r of plan.expert_replicas ?? []) for (const v of r.parts) used.add(v);
   for (const [file, meta] of Object.entries(plan.programs ?? {})) {
     const lost = meta.outputs.find((v) => !used.has(v));
     if (lost !== undefined) throw tampered(manifest, `program ${file} yields "${lost}", which plan.json sends nowhere (no output, transfer, step or state lists it)`);

@@ -15,7 +15,7 @@ import * as ort from 'onnxruntime-node';
 ort.env.logLevel = 'fatal';
 import { HxcError } from '../diag/diagnostics.js';
 import { readPlan, verifyPrograms } from '../plan/read.js';
-import type { PlanManifest } from '../../passes/lower.js';
+import type { PlanV1 } from '../plan/format.js';
 import { SESSION_OPTIONS, type RunDone, type RunRequest, type WireTensor, type WorkerInit, type WorkerMessage, type WorkerStep } from './protocol.js';
 import { compare, makeInputs, readInputs, type Comparison, CHECK_TOLERANCE_ABS, CHECK_TOLERANCE_REL } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
@@ -62,9 +62,12 @@ export interface RunReport {
 }
 
 
-function workerSteps(plan: PlanManifest, device: PlanManifest['devices'][number]): WorkerStep[] {
+function workerSteps(plan: PlanV1, device: PlanV1['devices'][number]): WorkerStep[] {
   // Consecutive compute steps sharing a program run it once.
-  const steps = device.steps.filter((s, k) => !(s.op === 'compute' && k > 0 && device.steps[k - 1]!.op === 'compute' && device.steps[k - 1]!.program === s.program));
+  const steps = device.steps.filter((s, k) => {
+    const before = device.steps[k - 1];
+    return !(s.op === 'compute' && before?.op === 'compute' && before.program === s.program);
+  });
   return steps.map((s, k) => {
     if (s.op === 'compute') {
       const meta = plan.programs[s.program!]!;
@@ -88,9 +91,9 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   }
   verifyPrograms(dir, plan);
   const active = plan.devices.filter((d) => d.steps.length > 0);
-  const stateInputs = new Set(plan.state.flatMap((s) => (s as unknown as { inputs: string[] }).inputs ?? []));
+  const stateInputs = new Set(plan.state.flatMap((s) => s.inputs));
   if (opts.decode_steps > 0 && plan.state.length === 0) throw new HxcError('HXC2002', '--decode-steps needs a model with KV-cache state, and this plan has none', { where: '--decode-steps' });
-  const roles = (plan as unknown as { roles: { seq?: string; past?: string; total?: string } }).roles ?? {};
+  const roles = plan.roles;
   // Channels per ordered device pair that has transfers.
   const sendPorts = new Map<string, Record<string, MessagePort>>();
   const recvPorts = new Map<string, Record<string, MessagePort>>();
@@ -113,7 +116,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       for (const v of plan.programs[s.program]!.inputs) (readersOf.get(v) ?? readersOf.set(v, new Set()).get(v)!).add(d.id);
     }
   }
-  const statePairs = (plan.state as unknown as { inputs: string[]; outputs: string[] }[]).flatMap((o) => o.outputs.map((present, i) => ({ present, past: o.inputs[i]! })));
+  const statePairs = plan.state.flatMap((o) => o.outputs.map((present, i) => ({ present, past: o.inputs[i]! })));
   const localState = new Map<string, [string, string][]>();
   const stateSends = new Map<string, WorkerInit['state_sends']>();
   const stateRecvs = new Map<string, WorkerInit['state_recvs']>();
@@ -130,8 +133,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     }
   }
   const graphInputs = new Set(plan.inputs.map((i) => i.name));
-  type Replicas = { key: string; input: string; parts: string[]; devices: string[] };
-  const replicaSets = ((plan as { expert_replicas?: Replicas[] }).expert_replicas ?? []);
+  const replicaSets = plan.expert_replicas;
   const replicaParts = replicaSets.flatMap((r) => r.parts);
   const graphOutputs = new Set(plan.outputs.map((o) => o.name));
   const epoch = performance.timeOrigin + performance.now();
@@ -213,7 +215,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     const results: RequestResult[] = [];
     const records: { device: string; request: number; done: RunDone }[] = [];
     const total = opts.decode_steps > 0 ? 1 + opts.decode_steps : opts.iterations;
-    const maxPositions = (plan as { max_positions?: number | null }).max_positions ?? null;
+    const maxPositions = plan.max_positions;
     if (opts.decode_steps > 0 && maxPositions !== null && roles.past && roles.seq) {
       const reach = (dims[roles.past] ?? 0) + (dims[roles.seq] ?? 1) + opts.decode_steps;
       if (reach > maxPositions) {
@@ -264,7 +266,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         if (decode) Object.assign(refFeeds, refState);
         const refOut = await reference.run(refFeeds);
         refState = {};
-        for (const s of plan.state as unknown as { inputs: string[]; outputs: string[] }[]) s.outputs.forEach((o, i) => { if (refOut[o]) refState[s.inputs[i]!] = refOut[o]!; });
+        for (const s of plan.state) s.outputs.forEach((o, i) => { if (refOut[o]) refState[s.inputs[i]!] = refOut[o]!; });
         for (const o of plan.outputs) {
           if (outputs[o.name] && refOut[o.name]) checks.push(compare(o.name, outputs[o.name]!, refOut[o.name]!));
         }
@@ -287,7 +289,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
  * is used only if it is the very file planned — a regular file of the recorded size and sha256 —
  * so a plan cannot point --check at an arbitrary file.
  */
-function resolveModel(opts: RunOptions, plan: PlanManifest, dir: string): string {
+function resolveModel(opts: RunOptions, plan: PlanV1, dir: string): string {
   const p = opts.model_path ?? path.join(dir, plan.model.path_from_plan ?? plan.model.file);
   const where = opts.model_path ? '--model' : `${dir}: plan.json model.path_from_plan`;
   let st: fs.Stats;
@@ -317,7 +319,7 @@ function sha256File(file: string): string {
 }
 
 
-function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], records: { device: string; request: number; done: RunDone }[], devices: string[]): RunReport {
+function finish(opts: RunOptions, plan: PlanV1, results: RequestResult[], records: { device: string; request: number; done: RunDone }[], devices: string[]): RunReport {
   const dir = opts.plan_dir;
   const lat = results.map((r) => r.latency_ms);
   // Program → its nodes (the calibration input: hxc plan --calibrate telemetry.json).
@@ -372,7 +374,7 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
     }
   }
   const partOf = new Map<string, { key: string; replica: number; device: string }>();
-  for (const rs of ((plan as { expert_replicas?: { key: string; parts: string[]; devices: string[] }[] }).expert_replicas ?? [])) rs.parts.forEach((p, j) => partOf.set(p, { key: rs.key, replica: j, device: rs.devices[j]! }));
+  for (const rs of plan.expert_replicas) rs.parts.forEach((p, j) => partOf.set(p, { key: rs.key, replica: j, device: rs.devices[j]! }));
   const replicaTokens: { key: string; replica: number; device: string; request: number; tokens: number }[] = [];
   for (const r of records) for (const [name, dims] of Object.entries(r.done.probes ?? {})) {
     const p = partOf.get(name);
@@ -380,7 +382,7 @@ function finish(opts: RunOptions, plan: PlanManifest, results: RequestResult[], 
   }
   (telemetry as { replica_tokens?: unknown }).replica_tokens = replicaTokens;
   // The queue depths each expert split was made from (the copy with the shortest queue takes the most rows).
-  const keyOfInput = new Map(((plan as { expert_replicas?: { key: string; input: string }[] }).expert_replicas ?? []).map((x) => [x.input, x.key]));
+  const keyOfInput = new Map(plan.expert_replicas.map((x) => [x.input, x.key]));
   (telemetry as { replica_dispatch?: unknown }).replica_dispatch = records.flatMap((r) => (r.done.dispatch ?? []).map((x) => ({ key: keyOfInput.get(x.input) ?? x.input, request: r.request, queue_depths: x.depths })));
   const outputs: OutputEntry[] = [
     { file: 'telemetry.json', text: JSON.stringify(telemetry, null, 1) + '\n' },

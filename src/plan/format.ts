@@ -1,0 +1,243 @@
+// The plan directory's formats, declared once: plan.json (`hxc-plan/v1`, PlanV1) and delta.json
+// (`hxc-delta/v1`, DeltaV1). The lower pass builds them, src/plan/read.ts validates a plan.json
+// against its JSON Schema (src/schema/) and checks it is consistent, and the runtime, the CLI and
+// the bench read them through these types — nothing outside passes/ imports a pass to know what a
+// plan holds. A field added here is added to the schema too (test/schema.test.ts holds the two to
+// each other on real plans).
+
+import type { Considered } from '../partition/narrow.js';
+import type { Split } from '../transform/tensor-parallel.js';
+import type { InputSpec } from './inputs.js';
+
+export const PLAN_FORMAT = 'hxc-plan/v1';
+export const DELTA_FORMAT = 'hxc-delta/v1';
+
+/** A plan judged by the simulator: a candidate or a baseline in plan.json. */
+export interface JudgedPlan {
+  name: string;
+  /** What it is, for people. */
+  label: string;
+  /** Devices it runs on. */
+  devices: string[];
+  latency_s: number;
+  throughput_per_s: number;
+  /** The throughput figure is for the pipelined step order (rounds). */
+  pipelined: boolean;
+  /** The scheduled memory fits every device. */
+  fits: boolean;
+  /** KV-cache sequences of --context tokens it holds (models with state). */
+  kv_sequences?: number;
+  /** With tensor-parallel splits: whether every split's parts run on different devices (else it is not eligible). */
+  tp_spread?: boolean;
+  /** When replanning: what going from the running plan to this one moves, and whether it keeps to the limits. */
+  migration?: { moves: number; forced: number; bytes: number; optional_bytes: number; seconds: number; within_limits: boolean };
+}
+
+export interface ExplainAlternative {
+  device: string;
+  /** The plan's figure for its objective with this unit moved there, simulated; null when not simulated. */
+  latency_s: number | null;
+  throughput_per_s: number | null;
+  /** When not simulated: a bound that already shows the move loses (contention-free, exact for its model). */
+  latency_at_least_s?: number;
+  throughput_at_most_per_s?: number;
+  why: string;
+}
+
+export interface ExplainEntry {
+  unit: string;
+  stage: string;
+  device: string;
+  /** When the unit's compute step ends in the shipped schedule. */
+  finish_s: number;
+  /** What decided it: the user, a capability limit, memory, communication, or the fastest device. */
+  reason: string;
+  /** Its weights and the state it owns: what moving it to another device moves. */
+  resident_bytes: number;
+  /** The best other devices for it, each judged by moving this unit there (at most 3). */
+  alternatives: ExplainAlternative[];
+}
+
+export interface KvCapacity {
+  /** Concurrent sequences of `context` tokens the plan's free memory holds (min over state-owning devices). */
+  sequences: number;
+  context: number;
+  /** Per state-owning device: free bytes after weights and activations, state bytes per sequence, sequences. */
+  devices: { id: string; free_bytes: number; state_bytes_per_sequence: number; sequences: number }[];
+  /** Units moved to raise the smallest device's cap (only with --min-sequences). */
+  moves: number;
+  /** What was asked (--min-sequences), and the plan before and after the moves that lifted it. */
+  asked: number | null;
+  before: { sequences: number; latency_s: number; throughput_per_s: number } | null;
+  after: { sequences: number; latency_s: number; throughput_per_s: number } | null;
+}
+
+/** plan.json `experts`: one entry per expert of each routed or dense MoE layer, as the plan places it. */
+export interface PlanExpert {
+  layer: number;
+  expert: number;
+  /** Expected tokens routed to it per step (from --routing, else uniform). */
+  tokens: number;
+  /**
+   * Where its body runs: one replica per executable copy, the copies splitting its tokens evenly;
+   * `device` runs the copy's first node, `devices` every device its nodes run on (a body cut into
+   * pieces, or with tensor-parallel parts, spans several).
+   */
+  replicas: { device: string; devices: string[]; tokens: number }[];
+  /** IPUs on the route from the router's device to a replica, able to run the layer's dispatch ops. */
+  dispatch_via: string[];
+}
+
+export interface DeviceMemoryV1 {
+  weights_bytes: number;
+  peak_activation_bytes: number;
+  state_bytes: number;
+  total_bytes: number;
+  capacity_bytes: number;
+}
+
+export type PlanStep =
+  | { op: 'compute'; unit: string | undefined; nodes: string[] | undefined; program: string | null; duration_s: number; round: number; start_s: number; end_s: number }
+  | { op: 'send' | 'recv'; value: string | undefined; bytes: number | undefined; peer: string | undefined; transfer: number | undefined; round: number; start_s: number; end_s: number };
+
+export interface PlanDevice {
+  id: string;
+  kind: string | undefined;
+  /** The device's folder of ONNX programs (one per run of consecutive compute steps), null without programs. */
+  program: string | null;
+  steps: PlanStep[];
+  memory: DeviceMemoryV1;
+}
+
+export interface PlanTransfer {
+  value: string;
+  bytes: number;
+  from: string;
+  to: string;
+  route: string[];
+  hops: string[];
+  start_s: number;
+  end_s: number;
+}
+
+export interface PlanState {
+  name: string;
+  kind: 'kv-cache' | 'annotated';
+  bytes: number;
+  bytes_per_token: number;
+  owner: string | null;
+  inputs: string[];
+  outputs: string[];
+  /** Readers placed away from the owner: each node, where it runs, the state bytes it reads per step. */
+  moves: { node: string; device: string; bytes: number }[];
+}
+
+export interface PlanEstimate {
+  /** Everything here is the simulator's (src/partition/judge.ts), the model that chose the plan. */
+  latency_s: number;
+  throughput_per_s: number;
+  throughput_requests: number;
+  /** Throughput simulated with pipeline rounds (a device runs an early segment of the next request while a late one waits). */
+  pipelined: boolean;
+  lower_bound_s: number;
+  throughput_upper_per_s: number;
+  /** For the objective: latency over its lower bound, or the throughput bound over throughput, minus 1. */
+  gap: number | null;
+  lower_bounds: { critical_path_s: number; work_over_speed_s: number; memory_spread_s: number };
+  devices: Record<string, { busy_s: number; utilisation: number; memory_bytes: number; capacity_bytes: number }>;
+  link_bytes: Record<string, number>;
+  /** Which candidate was shipped, and every candidate judged (the shipped plan is the best of them for the objective). */
+  chosen: string;
+  candidates: JudgedPlan[];
+  baselines: {
+    heft: JudgedPlan | null;
+    single_device: JudgedPlan | null;
+    fallback: JudgedPlan | null;
+    even_split: JudgedPlan | null;
+    tensor_parallel: JudgedPlan | null;
+    exact: { status: string; contention_free_s: number | null; gap: number | null } | null;
+  };
+  search: { refine_moves: number; refine_sweeps: number; polish_moves: number; polish_sweeps: number; evaluations: number; simulations: number };
+  /** Pipeline variants weighed (with and without tensor-parallel splits), when there were several. */
+  variants: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[] | null;
+  /** The stage cuts weighed (fine and coarse), when there were two (passes/stage.ts). */
+  stage_cuts: { stages: number; units: number; latency_s: number; throughput_per_s: number; shipped: boolean }[] | null;
+  pipeline: { bottleneck_s: number; chain: string; segments: { device: string; units: [number, number]; compute_s: number; transfer_in_s: number }[] } | null;
+  kv: KvCapacity | null;
+}
+
+export interface PlanV1 {
+  format: typeof PLAN_FORMAT;
+  model: {
+    name: string;
+    file: string;
+    sha256: string;
+    format: string;
+    file_bytes: number;
+    /** Where the source model was, relative to the plan directory (hxc run --check and hxc replan read it). */
+    path_from_plan: string;
+  };
+  topology: {
+    name: string;
+    sha256: string;
+    /** Where the rack file was, relative to the plan directory; null for the built-in rack (hxc replan reads it). */
+    path_from_plan?: string | null;
+    links: { name: string; kind: string; bandwidth_bytes_per_s: number; latency_s: number; shared: boolean }[];
+    /** On a large rack, the devices planned on and why (src/partition/narrow.ts). */
+    considered?: Considered;
+  };
+  /** Symbolic dims bound (by the user, or by --phase and its lengths). */
+  dims: Record<string, number>;
+  /** Data-dependent sizes costed at their expectation (tokens per expert), not bound by anyone. */
+  estimated_dims: Record<string, number>;
+  inputs: InputSpec[];
+  outputs: { name: string; dtype: string | null; shape: (number | string)[] | null }[];
+  phase: string | null;
+  /** The LLM symbols (batch, seq, past, total) hxc run uses for --decode-steps. */
+  roles: { batch?: string; seq?: string; past?: string; total?: string };
+  /** Positions the model can address (a position table's rows), null when unbounded. */
+  max_positions: number | null;
+  objective: 'latency' | 'throughput';
+  solver: 'heuristic' | 'exact';
+  /** The planning options it was made with (files relative to the plan directory): what hxc replan makes it again with. */
+  options?: { flags: Record<string, string | number | boolean>; dims: Record<string, number> };
+  pipeline: string;
+  /** Every source node name → device id. */
+  assignment: Record<string, string>;
+  devices: PlanDevice[];
+  transfers: PlanTransfer[];
+  state: PlanState[];
+  experts: PlanExpert[];
+  estimate: PlanEstimate;
+  explain: ExplainEntry[];
+  /** Executable expert replicas (the replicate pass): per expert, its share input, row-part values and each copy's device. */
+  expert_replicas: { key: string; input: string; parts: string[]; devices: string[] }[];
+  /** Tensor parallelism applied (the tp pass): MatMuls split column-wise (or in Megatron pairs) into k parts. */
+  tensor_parallel: { k: number; reason: string; group: string[]; splits: Split[] } | null;
+  /** Values whose second dim counts one expert's routed tokens (hxc run writes them as hxc-routing/v1). */
+  expert_probes: { value: string; layer: number; expert: number }[];
+  /** Program file → sha256, size and boundary values (tampering is caught by the hash). */
+  programs: Record<string, { sha256: string; bytes: number; inputs: string[]; outputs: string[] }>;
+}
+
+/** delta.json: what `hxc replan` moved from the running plan, and what it buys. */
+export interface DeltaV1 {
+  format: typeof DELTA_FORMAT;
+  /** The running plan: its directory (relative to this one), plan.json's sha256 and what it estimated when it was made. */
+  from: { dir: string; plan_sha256: string; latency_s: number; throughput_per_s: number };
+  objective: 'latency' | 'throughput';
+  amortize_requests: number;
+  limits: { max_moves: number | null; migration_budget_bytes: number | null };
+  moved: { unit: string; from: string | null; to: string; bytes: number; seconds: number; why: string }[];
+  moves: number;
+  forced_moves: number;
+  migration_bytes: number;
+  /** Over the routes, transfers into different devices at once: the busiest receiving device's sum. */
+  migration_s: number;
+  within_limits: boolean;
+  /** The running plan judged under today's inputs (routing, calibration, rack); null when it cannot run as it was. */
+  running_now: { latency_s: number; throughput_per_s: number; moves: number } | null;
+  new: { latency_s: number; throughput_per_s: number };
+  /** The best plan made from scratch under the same inputs, and what going there would move. */
+  fresh: { name: string; latency_s: number; throughput_per_s: number; moves: number; bytes: number; seconds: number } | null;
+}
