@@ -300,7 +300,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
           if (freed >= excess * 1.05) break;
           if (room[m.to]! < m.needs) continue;
           device[m.u] = m.to;
-          room[m.to] -= m.needs;
+          room[m.to]! -= m.needs;
           freed += m.frees;
           moved = true;
         }
@@ -390,7 +390,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   };
   const maxLoad = (device: Int32Array): number => {
     const load = new Float64Array(nd);
-    for (let u = 0; u < n; u++) load[device[u]!] += unitTime(p, u, device[u]!);
+    for (let u = 0; u < n; u++) load[device[u]!]! += unitTime(p, u, device[u]!);
     return Math.max(...load);
   };
   // Without a shared link the simulator's latency is the contention-free makespan the refinement
@@ -594,7 +594,7 @@ function placeOrphans(p: PlacementProblem, previous: Int32Array, fresh: Int32Arr
   const floor = new Float64Array(nd);
   device.forEach((d, u) => {
     if (d < 0) return;
-    used[d] += residentBytes(p, u);
+    used[d]! += residentBytes(p, u);
     floor[d] = Math.max(floor[d]!, p.activation_bytes[u]!);
   });
   const room = (u: number, d: number): boolean => Number.isFinite(unitTime(p, u, d)) && used[d]! + residentBytes(p, u) + Math.max(floor[d]!, p.activation_bytes[u]!) <= p.capacity_bytes[d]!;
@@ -604,7 +604,7 @@ function placeOrphans(p: PlacementProblem, previous: Int32Array, fresh: Int32Arr
     if (to < 0) for (let d = 0; d < nd; d++) if (room(u, d) && (to < 0 || unitTime(p, u, d) < unitTime(p, u, to))) to = d;
     if (to < 0) to = fresh?.[u] ?? 0;
     device[u] = to;
-    used[to] += residentBytes(p, u);
+    used[to]! += residentBytes(p, u);
     floor[to] = Math.max(floor[to]!, p.activation_bytes[u]!);
   }
   return device;
@@ -846,9 +846,9 @@ function kvMeter(p: PlacementProblem, context: number, batch: number): (device: 
     const statePerSeq = new Float64Array(nd);
     for (let u = 0; u < p.unit_names.length; u++) {
       const d = device[u]!;
-      weights[d] += p.weight_bytes[u]!;
+      weights[d]! += p.weight_bytes[u]!;
       floor[d] = Math.max(floor[d]!, p.activation_bytes[u]!);
-      statePerSeq[d] += p.state_bytes[u]! / Math.max(1, batch);
+      statePerSeq[d]! += p.state_bytes[u]! / Math.max(1, batch);
     }
     const devices: KvCapacity['devices'] = [];
     let sequences = Infinity;
@@ -971,7 +971,7 @@ function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResul
   let simsLeft = Math.floor(EXPLAIN_STEPS / Math.max(1, stepsPerSim));
   let runsLeft = Math.ceil(SEARCH_WORK / Math.max(1, n));
   const load = new Float64Array(nd);
-  for (let u = 0; u < n; u++) load[placement.device[u]!] += unitTime(p, u, placement.device[u]!);
+  for (let u = 0; u < n; u++) load[placement.device[u]!]! += unitTime(p, u, placement.device[u]!);
   // fitsMemory's terms per device, for moving one unit at a time.
   const { used, floor } = memoryTerms(p, placement.device);
   // The contention-free schedule in the shipped order, and each unit's position in that order.

@@ -243,7 +243,7 @@ test('hxc on the hand example: tokens conserved, memory kept, better balance tha
   const p = handProblem();
   const hx = placeHxc(p);
   const sums = new Float64Array(4);
-  for (const r of hx.replicas) sums[r.expert] += r.tokens;
+  for (const r of hx.replicas) sums[r.expert]! += r.tokens;
   assert.deepEqual(Array.from(sums, (s) => Number(s.toFixed(9))), [70, 20, 6, 4]);
   const m = evaluate(p, hx);
   assert.equal(m.over_memory, 0);
@@ -263,7 +263,7 @@ test('Zipf 1.1 trace, Mixtral-shaped model, 8 GPUs, 8 redundant slots: imbalance
   for (const l of plan.layers) {
     assert.ok(l.placements.hxc.replicas.length >= 8 && l.placements.hxc.replicas.length <= 16, 'one replica per expert, at most the 8 redundant slots more');
     const sums = new Float64Array(8);
-    for (const r of l.placements.hxc.replicas) sums[r.expert] += r.tokens;
+    for (const r of l.placements.hxc.replicas) sums[r.expert]! += r.tokens;
     sums.forEach((x, e) => assert.ok(Math.abs(x - l.problem.tokens[e]!) < 1e-6 * l.problem.step_tokens, `layer ${l.layer} expert ${e}`));
     assert.equal(l.metrics.hxc.over_memory, 0);
   }

@@ -35,7 +35,7 @@ test('heuristic plans respect capability and memory, and never beat the lower bo
       const used = new Float64Array(devices);
       for (let u = 0; u < units; u++) {
         assert.ok(Number.isFinite(unitTime(p, u, pl.device[u]!)), 'placed only where it can run');
-        used[pl.device[u]!] += residentBytes(p, u);
+        used[pl.device[u]!]! += residentBytes(p, u);
       }
       used.forEach((b, d) => assert.ok(b <= p.capacity_bytes[d]!, 'memory respected'));
       assert.ok(pl.makespan_s >= lb.lower_bound_s * (1 - 1e-9), `makespan ${pl.makespan_s} < lower bound ${lb.lower_bound_s}`);

@@ -93,7 +93,7 @@ test('tampered plans and wrong inputs: one clear line, exit 2', async () => {
   // A changed program, then a missing one.
   const file = path.join(out, program);
   const bytes = fs.readFileSync(file);
-  bytes[bytes.length - 1] ^= 0xff;
+  bytes[bytes.length - 1]! ^= 0xff;
   fs.writeFileSync(file, bytes);
   assert.equal(isOneLineError(hxc(['run', out]), 'HXC2601'), null);
   fs.rmSync(file);

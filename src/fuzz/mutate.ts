@@ -18,7 +18,7 @@ export function mutateBytes(rand: Rand, input: Uint8Array): Uint8Array {
   switch (int(rand, 6)) {
     case 0: { // flip a few bits
       const k = 1 + int(rand, 8);
-      for (let i = 0; i < k && b.length > 0; i++) b[int(rand, b.length)] ^= 1 << int(rand, 8);
+      for (let i = 0; i < k && b.length > 0; i++) b[int(rand, b.length)]! ^= 1 << int(rand, 8);
       return b;
     }
     case 1: { // extreme bytes

@@ -38,7 +38,7 @@ function balancedPacking(weights: number[], packs: number): number[] {
     let best = -1;
     for (let k = 0; k < packs; k++) if (items[k]! < cap && (best < 0 || load[k]! < load[best]!)) best = k;
     out[i] = best;
-    load[best] += weights[i]!;
+    load[best]! += weights[i]!;
     items[best]!++;
   }
   return out;

@@ -223,7 +223,8 @@ function fromRouter(facts: Facts, topk: number): Found | null {
   if (gate < 0) return null;
   chain.push(gate);
   const w = facts.weightMatmul(gate)!;
-  const gemmTransB = g.nodes[gate]!.op === 'Gemm' && g.nodes[gate]!.attrs.transB?.type === 'int' && g.nodes[gate]!.attrs.transB.value === 1;
+  const transB = g.nodes[gate]!.attrs.transB;
+  const gemmTransB = g.nodes[gate]!.op === 'Gemm' && transB?.type === 'int' && transB.value === 1;
   const width = gemmTransB ? w.dims[0]! : w.dims[w.dims.length - 1]!;
   const hidden = gemmTransB ? w.dims[1]! : w.dims[w.dims.length - 2]!;
   const k = facts.scalar(index.inputsOf(topk)[1] ?? -1) ?? (g.nodes[topk]!.attrs.k?.type === 'int' ? g.nodes[topk]!.attrs.k.value : null);

@@ -154,8 +154,8 @@ class State {
     const delta = this.remote[d]! - before;
     const c = this.p.comm;
     for (let l = 0; l < c.shared.length; l++) {
-      this.linkIn[l] += delta * c.shared[l]!.in_per_token_s[d]!;
-      this.linkOut[l] += delta * c.shared[l]!.out_per_token_s[d]!;
+      this.linkIn[l]! += delta * c.shared[l]!.in_per_token_s[d]!;
+      this.linkOut[l]! += delta * c.shared[l]!.out_per_token_s[d]!;
     }
   }
 
@@ -166,7 +166,7 @@ class State {
     this.x.push(x);
     this.onDevice[d]!.push(r);
     this.ofExpert[e]!.push(r);
-    this.memory[d] += this.p.param_bytes[e]!;
+    this.memory[d]! += this.p.param_bytes[e]!;
     this.refresh(d);
   }
 
@@ -178,8 +178,8 @@ class State {
     list.splice(list.indexOf(r), 1);
     this.onDevice[d]!.push(r);
     this.device[r] = d;
-    this.memory[from] -= this.p.param_bytes[e]!;
-    this.memory[d] += this.p.param_bytes[e]!;
+    this.memory[from]! -= this.p.param_bytes[e]!;
+    this.memory[d]! += this.p.param_bytes[e]!;
     this.refresh(from);
     this.refresh(d);
   }
@@ -444,7 +444,7 @@ export function placeChain(p: PlacementProblem): Placement | null {
       const take = k >= n - 1 ? left : Math.min(left, room);
       if (take > 1e-12 * total) {
         replicas.push({ expert: e, device: d, tokens: perToken > 0 ? take / perToken : p.tokens[e]! });
-        memory[d] += p.param_bytes[e]!;
+        memory[d]! += p.param_bytes[e]!;
       }
       left -= take;
       room -= take;

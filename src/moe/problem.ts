@@ -128,7 +128,7 @@ export function commModel(n: number, sourceShare: Float64Array, tokenBytes: numb
           const k = sharedIndex.get(name);
           if (k === undefined) continue;
           const arr = dir === 'in' ? m.shared[k]!.in_per_token_s : m.shared[k]!.out_per_token_s;
-          arr[d] += (w * tokenBytes) / bandwidth.get(name)!;
+          arr[d]! += (w * tokenBytes) / bandwidth.get(name)!;
         }
       }
     }
@@ -239,14 +239,14 @@ export function evaluate(p: PlacementProblem, placement: Placement): Metrics {
   const memory = new Array<number>(n).fill(0);
   const onDevice: { experts: number[]; x: number[] }[] = Array.from({ length: n }, () => ({ experts: [], x: [] }));
   for (const r of placement.replicas) {
-    flops[r.device] += r.tokens * p.flops_per_token[r.expert]!;
+    flops[r.device]! += r.tokens * p.flops_per_token[r.expert]!;
     const slot = onDevice[r.device]!;
     const k = slot.experts.indexOf(r.expert);
-    if (k >= 0) slot.x[k] += r.tokens; // two replicas of one expert on one device act as one
+    if (k >= 0) slot.x[k]! += r.tokens; // two replicas of one expert on one device act as one
     else {
       slot.experts.push(r.expert);
       slot.x.push(r.tokens);
-      memory[r.device] += p.param_bytes[r.expert]!;
+      memory[r.device]! += p.param_bytes[r.expert]!;
     }
   }
   const compute_s = Array.from(flops, (f, d) => f / p.devices[d]!.speed);

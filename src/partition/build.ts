@@ -241,13 +241,13 @@ export function buildProblem(inp: BuildInput): Built {
     }
     for (const id of weights) {
       // Constant nodes inside the unit produce their own weights; count them once, as weights.
-      weight_bytes[k] += inp.value_bytes_by_id[id]!;
+      weight_bytes[k]! += inp.value_bytes_by_id[id]!;
     }
     activation_bytes[k] = peak;
   });
   for (const st of inp.state) {
     const w = st.writers.length > 0 ? unit_of[st.writers[0]!]! : -1;
-    if (w >= 0) state_bytes[w] += st.bytes;
+    if (w >= 0) state_bytes[w]! += st.bytes;
   }
   // Values crossing units: produced in one unit, read by others (weights travel with their readers).
   const values: UnitValue[] = [];

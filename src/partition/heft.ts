@@ -124,7 +124,7 @@ export function heft(p: PlacementProblem): HeftResult {
     device[u] = best;
     start[u] = bestStart;
     finish[u] = bestFinish;
-    used[best] += residentBytes(p, u);
+    used[best]! += residentBytes(p, u);
     floor[best] = Math.max(floor[best]!, p.activation_bytes[u]!);
     insertInterval(busy[best]!, bestStart, bestFinish);
     placed[u] = 1;

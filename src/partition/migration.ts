@@ -122,7 +122,7 @@ export class Migration {
       moves++;
       const m = this.move(u, d);
       bytes += m.bytes;
-      into[d] += m.seconds;
+      into[d]! += m.seconds;
       if (this.forced(u)) forced++;
       else optional += m.bytes;
     }

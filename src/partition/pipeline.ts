@@ -37,7 +37,7 @@ export function pipelinePartition(p: PlacementProblem, _stageOfUnit?: number[]):
     const a = pos[v.producer]!;
     let last = a;
     for (const c of v.consumers) last = Math.max(last, pos[c]!);
-    for (let k = a + 1; k <= last; k++) cross[k] += v.bytes;
+    for (let k = a + 1; k <= last; k++) cross[k]! += v.bytes;
   }
   const chains: { name: string; order: number[] }[] = [
     { name: 'topology order', order: [...Array(nd).keys()] },

@@ -58,7 +58,7 @@ export function memoryTerms(p: PlacementProblem, device: Int32Array): { used: Fl
   const floor = new Float64Array(nd);
   for (let u = 0; u < device.length; u++) {
     const d = device[u]!;
-    used[d] += residentBytes(p, u);
+    used[d]! += residentBytes(p, u);
     if (p.activation_bytes[u]! > floor[d]!) floor[d] = p.activation_bytes[u]!;
   }
   return { used, floor };

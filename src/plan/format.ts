@@ -2,8 +2,9 @@
 // (`hxc-delta/v1`, DeltaV1). The lower pass builds them, src/plan/read.ts validates a plan.json
 // against its JSON Schema (src/schema/) and checks it is consistent, and the runtime, the CLI and
 // the bench read them through these types — nothing outside passes/ imports a pass to know what a
-// plan holds. A field added here is added to the schema too (test/schema.test.ts holds the two to
-// each other on real plans).
+// plan holds. A field added here is added to the schema too: every plan read back (hxc run,
+// simulate, check, diff, replan — and the tests that drive them on real plans) is validated
+// against the schema first.
 
 import type { Considered } from '../partition/narrow.js';
 import type { Split } from '../transform/tensor-parallel.js';

@@ -122,7 +122,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     tLinks[t] = Int32Array.from(ids);
     const ls = ids.map((i) => input.links[i]!);
     for (const l of ls) {
-      tLatency[t] += l.latency_s;
+      tLatency[t]! += l.latency_s;
       if (l.shared) tShared[t] = 1;
     }
     tSolo[t] = transferTime_s(tr.bytes, ls);
@@ -205,7 +205,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     const inst = r * T + t;
     const bytes = input.transfers[t]!.bytes;
     started[inst] = now;
-    for (const l of tLinks[t]!) linkBytes[l] += bytes;
+    for (const l of tLinks[t]!) linkBytes[l]! += bytes;
     if (!tShared[t]) {
       push(now + tSolo[t]!, Ev.Arrive, inst);
       return;
@@ -235,7 +235,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
         if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now };
       } else {
         const dur = step.duration_s ?? 0;
-        busy[d] += dur;
+        busy[d]! += dur;
         if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now + dur };
         if (wantTrace && dur > 0 && r < traceUpTo) trace.push({ name: step.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
         if (now + dur > requestFinish[r]!) requestFinish[r] = now + dur;
