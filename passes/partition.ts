@@ -207,7 +207,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const judge = new Judge(p, ctx.routes(), links);
   const R = judge.requests;
   // Lower is better: latency, or the simulated time of R requests (R / throughput).
-  const valueOf = (v: { latency_s: number; throughput_per_s: number }): number => (objective === 'latency' ? v.latency_s : v.throughput_per_s > 0 ? R / v.throughput_per_s : Infinity);
+  const valueFor = (v: { latency_s: number; throughput_per_s: number }): number => (objective === 'latency' ? v.latency_s : v.throughput_per_s > 0 ? R / v.throughput_per_s : Infinity);
 
   // Layers (runs of stages with one block name) and block moves: whole layers, a layer's experts, stages.
   const layerOfStage = new Int32Array(stages.stages.length);
@@ -254,7 +254,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
       name, label, devices: usedDevices(device), latency_s: v.latency_s, throughput_per_s: v.throughput_per_s, pipelined: v.pipelined, fits: v.fits,
       ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}), ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}),
       ...(migration && mc ? { migration: { ...mc, within_limits: migration.within(mc) } } : {}),
-      placement, value: valueOf(v) + migrationShare(mc), raw_value: valueOf(v),
+      placement, value: valueFor(v) + migrationShare(mc), raw_value: valueFor(v),
     };
     judged.push(entry);
     return entry;

@@ -43,7 +43,7 @@ export interface ProfileResult {
 
 /** Numeric shape at the bindings; a symbol left free takes the default binding (1). */
 function numeric(t: TensorType | undefined, bind: Record<string, number>): number[] | null {
-  if (!t || !t.shape) return null;
+  if (!t?.shape) return null;
   let out: number[] | null = null;
   for (let k = 0; k < t.shape.length; k++) {
     const d = t.shape[k]!;

@@ -10,7 +10,7 @@ function dag(k: number, edges: [number, number][], perm?: number[]): Graph {
   g.inputs.push({ name: 'in', type: { dtype: 'float32', shape: [1] } });
   const order = perm ?? Array.from({ length: k }, (_, i) => i);
   for (const i of order) {
-    const ins = edges.filter(([a, b]) => b === i).map(([a]) => `v${a}`);
+    const ins = edges.filter(([_a, b]) => b === i).map(([a]) => `v${a}`);
     g.nodes.push({ name: `n${i}`, op: 'Op', domain: '', inputs: ins.length ? ins : ['in'], outputs: [`v${i}`], attrs: {}, outer_refs: [] });
   }
   g.outputs.push({ name: `v${k - 1}`, type: null });

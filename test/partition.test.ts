@@ -21,7 +21,7 @@ function withMemory(p: PlacementProblem, seed: number): PlacementProblem {
 test('heuristic plans respect capability and memory, and never beat the lower bound (random DAGs)', async () => {
   await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: 4, max: 24 }), fc.integer({ min: 2, max: 5 }), fc.constantFrom(0.1, 1, 3), async (seed, units, devices, ccr) => {
     const p = withMemory(randomProblem({ seed, units, devices, ccr }), seed);
-    let h;
+    let h: ReturnType<typeof heft> | undefined;
     try {
       h = heft(p);
     } catch (err) {

@@ -59,8 +59,8 @@ export async function qualityTable(models: string, racks: (string | null)[], fil
             const losses: string[] = [];
             for (const b of BASELINES) {
               const j = e.baselines[b];
-              baselines[b] = j && j.fits ? figure(j) : null;
-              const eligible = j && j.fits && (e.kv?.asked == null || (j.kv_sequences ?? Infinity) >= e.kv.asked);
+              baselines[b] = j?.fits ? figure(j) : null;
+              const eligible = j?.fits && (e.kv?.asked == null || (j.kv_sequences ?? Infinity) >= e.kv.asked);
               if (eligible && (objective === 'latency' ? j.latency_s < shipped * (1 - 1e-12) : j.throughput_per_s > shipped * (1 + 1e-12))) losses.push(b);
             }
             rows.push({ name, objective, shipped, chosen: e.chosen, baselines, gap: e.gap, plan_s, losses });

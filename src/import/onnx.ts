@@ -243,9 +243,9 @@ function convertAttr(ctx: ImportContext, a: OnnxNs.IAttributeProto, where: strin
       // IR < 3 files may leave `type` unset: infer it from the field that holds a value.
       if (a.g) return { type: 'graph', value: convertGraph(ctx, a.g, at, false) };
       if (a.t) return { type: 'tensor', value: convertTensor(ctx, a.t, at) };
-      if (a.ints && a.ints.length) return { type: 'ints', value: a.ints.map((x) => toNum(x as IntLike)) };
-      if (a.floats && a.floats.length) return { type: 'floats', value: a.floats.slice() };
-      if (a.s && a.s.length) return { type: 'string', value: text(a.s) };
+      if (a.ints?.length) return { type: 'ints', value: a.ints.map((x) => toNum(x as IntLike)) };
+      if (a.floats?.length) return { type: 'floats', value: a.floats.slice() };
+      if (a.s?.length) return { type: 'string', value: text(a.s) };
       if (a.i !== null && a.i !== undefined && toNum(a.i as IntLike) !== 0) return { type: 'int', value: toNum(a.i as IntLike) };
       return { type: 'float', value: a.f ?? 0 };
   }

@@ -34,7 +34,7 @@ export function printGraph(graph: Graph, indent: string, notes?: NodeNotes): str
 }
 
 function quoteName(name: string): string {
-  return /^[A-Za-z0-9_./:\-]+$/.test(name) ? name : JSON.stringify(name);
+  return /^[A-Za-z0-9_./:-]+$/.test(name) ? name : JSON.stringify(name);
 }
 
 function locationText(t: TensorData): string {

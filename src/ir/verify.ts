@@ -31,7 +31,7 @@ export function verifyGraph(graph: Graph, file: string): VerifyResult {
       }
     }
     if (node.outer_refs.length > 0) {
-      const scope = new Set<string>(index.valueNames.filter((name, id) => defined[id] || index.producerOf[id] !== -1));
+      const scope = new Set<string>(index.valueNames.filter((_name, id) => defined[id] || index.producerOf[id] !== -1));
       for (const sub of subgraphsOf(node)) checkScope(sub, file, scope);
     }
   }

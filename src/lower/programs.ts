@@ -227,7 +227,7 @@ export function buildPrograms(model: Model, index: GraphIndex, source: SourceMod
 
 /** An initializer a transform made (a weight block): written inline from the IR's bytes. */
 function synthesizedTensor(t: TensorData | undefined): OnnxNs.ITensorProto | undefined {
-  if (!t || t.location.kind !== 'inline') return undefined;
+  if (t?.location.kind !== 'inline') return undefined;
   return { name: t.name, dataType: dtypeToOnnx(t.dtype), dims: t.dims, rawData: t.location.data };
 }
 

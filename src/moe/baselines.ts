@@ -32,7 +32,7 @@ function balancedPacking(weights: number[], packs: number): number[] {
   const cap = Math.ceil(weights.length / packs);
   const load = new Array<number>(packs).fill(0);
   const items = new Array<number>(packs).fill(0);
-  const order = weights.map((w, i) => i).sort((a, b) => weights[b]! - weights[a]! || a - b);
+  const order = weights.map((_w, i) => i).sort((a, b) => weights[b]! - weights[a]! || a - b);
   const out = new Array<number>(weights.length).fill(0);
   for (const i of order) {
     let best = -1;

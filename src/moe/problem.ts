@@ -157,6 +157,7 @@ export function hostsOf(topo: Pick<Topology, 'devices' | 'links' | 'hosts'>): Ma
     for (const other of l.devices.slice(1)) {
       const a = find(l.devices[0]!);
       const b = find(other);
+      // biome-ignore lint/complexity/useMathMinMax: device ids are strings
       if (a !== b) parent.set(a < b ? b : a, a < b ? a : b);
     }
   }

@@ -221,7 +221,7 @@ export function buildProblem(inp: BuildInput): Built {
     for (let d = 0; d < nd; d++) time_s[k * nd + d] = perClass[classOf[d]!]!;
     // An expert pinned by the moe pass stays on its devices (when it can run on one of them).
     const allowed = u.expert !== undefined ? inp.expert_devices?.[u.expert] : null;
-    if (allowed && allowed.some((id) => Number.isFinite(time_s[k * nd + devices.findIndex((d) => d.id === id)]!))) {
+    if (allowed?.some((id) => Number.isFinite(time_s[k * nd + devices.findIndex((d) => d.id === id)]!))) {
       for (let d = 0; d < nd; d++) if (!allowed.includes(devices[d]!.id)) time_s[k * nd + d] = Infinity;
     }
     // A unit the user pinned runs only there (its nodes share one pin: runs were cut where it changes).

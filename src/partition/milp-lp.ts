@@ -192,7 +192,6 @@ export async function runLp(model: LpModel, options: LpLimits, start?: Map<strin
       dual_bound: isMip ? info('mip_dual_bound') : status === 'optimal' ? objective : null,
       mip_gap: isMip ? info('mip_gap') : status === 'optimal' ? 0 : null,
       solver_s: m.getRunTime(),
-      ...(process.env.HXC_LP_DEBUG ? (console.error("LP", model.variableCount + model.constraintCount, code, info("mip_node_count"), info("simplex_iteration_count"), m.getRunTime()), {}) : {}),
     };
   } finally {
     m.dispose();

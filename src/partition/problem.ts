@@ -137,7 +137,7 @@ export class Evaluator {
     const t = this.tables[table]!;
     const k = a * this.nd + b;
     let x = t[k]!;
-    if (x !== x) t[k] = x = this.p.transfer_s(a, b, this.tableBytes[table]!);
+    if (Number.isNaN(x)) t[k] = x = this.p.transfer_s(a, b, this.tableBytes[table]!);
     return x;
   }
 
@@ -171,7 +171,7 @@ export class Evaluator {
         const arrive = finish[q]! + (src === d ? 0 : this.transfer(readTable[e]!, src, d));
         if (arrive > ready) ready = arrive;
       }
-      const s = ready > free[d]! ? ready : free[d]!;
+      const s = Math.max(ready, free[d]!);
       start[u] = s;
       const f = s + p.time_s[u * nd + d]!;
       finish[u] = f;

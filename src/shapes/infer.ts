@@ -177,7 +177,7 @@ class Inference {
   }
 
   private assign(node: Node, name: string, out: Out | undefined): void {
-    if (out && out.shape && validShape(out.shape)) {
+    if (out?.shape && validShape(out.shape)) {
       const v = out.value;
       // A rule's Out is fresh and owned by us: kept as the type itself unless it carries elements.
       this.addValue(name, v === undefined ? out : { dtype: out.dtype, shape: out.shape });
@@ -297,11 +297,11 @@ class Call implements OpCall {
 
   ints(i: number): number[] | undefined {
     const v = this.value(i);
-    return v && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
+    return v?.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
   }
 
   private attr(name: string): Attr | undefined {
-    return Object.prototype.hasOwnProperty.call(this.node.attrs, name) ? this.node.attrs[name] : undefined;
+    return Object.hasOwn(this.node.attrs, name) ? this.node.attrs[name] : undefined;
   }
 
   attrInt(name: string, fallback: number): number {

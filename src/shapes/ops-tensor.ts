@@ -31,7 +31,7 @@ const reshape: Rule = (c) => {
   const target = c.has(1) ? c.value(1) : c.attrInts('shape');
   if (!target) {
     const s = numericShape(c.shapeOrNull(1));
-    if (!s || s.length !== 1) fail('Reshape target shape is unknown');
+    if (s?.length !== 1) fail('Reshape target shape is unknown');
     return [{ dtype, shape: freshDims(c, 'reshape', s[0]!) }];
   }
   const allowzero = c.attrInt('allowzero', 0) === 1;

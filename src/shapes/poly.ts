@@ -366,7 +366,7 @@ function bindingGetter(b: Bindings): ((s: string) => number | undefined) | null 
   const rec = b as Readonly<Record<string, number>>;
   // Not tested for emptiness: that lists the keys (V8 collects them even for for-in), and a graph
   // may bind tens of thousands of symbols while this runs once per substitution.
-  return (s) => (Object.prototype.hasOwnProperty.call(rec, s) ? rec[s] : undefined);
+  return (s) => (Object.hasOwn(rec, s) ? rec[s] : undefined);
 }
 
 /** One atom or a number prints bare (atoms in their in-expression form); anything else in parentheses. */

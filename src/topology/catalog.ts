@@ -209,5 +209,5 @@ export const CATALOG_NAMES: readonly string[] = Object.keys(CATALOG).sort();
 
 /** The catalog entry, or undefined (the loader turns that into HXC2305 with the list). */
 export function catalogEntry(name: string): CatalogEntry | undefined {
-  return Object.prototype.hasOwnProperty.call(CATALOG, name) ? CATALOG[name] : undefined;
+  return Object.hasOwn(CATALOG, name) ? CATALOG[name] : undefined;
 }

@@ -65,7 +65,7 @@ const MAX_ALIAS_COUNT = 64;
 const MAX_FILE_BYTES = 16 * 2 ** 20;
 /** Most ids one range or `count` may produce. */
 const MAX_EXPANSION = 4096;
-const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.\-]*$/;
+const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 type Path = readonly (string | number)[];
 type Obj = Record<string, unknown>;
@@ -235,7 +235,7 @@ class Reader {
 }
 
 function own(obj: Obj, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
 function describe(value: unknown): string {
@@ -519,7 +519,7 @@ function readOps(r: Reader, raw: unknown, path: Path, what: string, defaultSet: 
   let base = OP_SETS[defaultSet] ?? null;
   if (setRaw !== undefined && setRaw !== null) {
     const setName = r.string(setRaw, [...path, 'set'], `${what} ops.set`);
-    if (!Object.prototype.hasOwnProperty.call(OP_SETS, setName)) {
+    if (!Object.hasOwn(OP_SETS, setName)) {
       throw r.invalid([...path, 'set'], `${what}: unknown op set "${setName}"`, `use one of ${Object.keys(OP_SETS).join(', ')}`);
     }
     base = OP_SETS[setName] ?? null;

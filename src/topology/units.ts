@@ -66,7 +66,7 @@ const RANGES: Record<string, [number, number]> = {
 };
 
 /** A finite result within its quantity's range, or HXC2303 (huge exponents give Infinity). */
-function checked(value: number, what: string, text: unknown, forms: string, where?: string): number {
+function checked(value: number, what: string, text: unknown, _forms: string, where?: string): number {
   const [lo, hi] = RANGES[what] ?? [0, Infinity];
   if (!Number.isFinite(value) || value < 0 || value > hi || (value !== 0 && value < lo) || (what === 'bandwidth' && value === 0)) {
     const shown = typeof text === 'string' ? JSON.stringify(text) : String(text);

@@ -40,7 +40,7 @@ const PARTWISE_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow']);
 export function splittable(graph: Graph, node: Node, k: number): boolean {
   if (node.op !== 'MatMul' || node.domain !== '' || node.inputs.length !== 2) return false;
   const w = graph.initializers.get(node.inputs[1]!);
-  if (!w || w.dims.length !== 2 || w.dims[1]! % k !== 0 || dtypeBits(w.dtype) % 8 !== 0) return false;
+  if (w?.dims.length !== 2 || w.dims[1]! % k !== 0 || dtypeBits(w.dtype) % 8 !== 0) return false;
   return w.location.kind === 'inline' || w.location.kind === 'absent' || (w.location.kind === 'external' && !w.location.present);
 }
 
@@ -198,7 +198,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
       splits.push({ node: node.name, parts: rowParts, members, covers: [...group.sources.map((s) => s.name), node.name] });
       return;
     }
-    if (group && group.chain.includes(node)) return; // copied per shard at the row MatMul
+    if (group?.chain.includes(node)) return; // copied per shard at the row MatMul
     if (!targets.has(node.name) || !splittable(graph, node, k)) {
       nodes.push({ ...node, source_index });
       return;
