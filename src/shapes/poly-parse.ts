@@ -2,7 +2,7 @@
 // `floor((a + 1)/2)`, `` `odd name` ``): `/` and `//` floor, `floor(E)` is E (already an integer).
 // Text that is not such an expression becomes one opaque atom named by the text itself.
 
-import { Poly, remember } from './poly.js';
+import { Poly, registerParser, remember } from './poly.js';
 
 /** A name with dashes or colons and no spaces (`seq-len`, `unk:3`) is one symbol, not a subtraction. */
 const HYPHEN_NAME = /^[A-Za-z_][A-Za-z0-9_.]*[-:][A-Za-z0-9_.\-:]*$/;
@@ -142,3 +142,5 @@ export function parseStrict(text: string): Poly | undefined {
     return undefined;
   }
 }
+
+registerParser({ parseStrict, parseLenient, cacheParsed });

@@ -5,7 +5,26 @@
 // every atom is assumed ≥ 0 (used by `sign`).
 
 import type { Dim } from '../ir/graph.js';
-import { cacheParsed, parseLenient, parseStrict } from './poly-parse.js';
+
+/**
+ * The parser (poly-parse.ts) builds Polys, and printing an atom asks whether its text parses back
+ * to it: the two recurse into each other. The parser registers itself when its module loads
+ * (src/shapes/symbolic.ts, the only way in, imports both), so neither module imports the other's
+ * values and the import graph stays acyclic.
+ */
+export interface PolyParser {
+  parseStrict(text: string): Poly | undefined;
+  parseLenient(text: string): Poly;
+  cacheParsed(text: string, p: Poly): void;
+}
+let parser: PolyParser | null = null;
+export function registerParser(p: PolyParser): void {
+  parser = p;
+}
+function parsing(): PolyParser {
+  if (!parser) throw new Error('src/shapes/poly-parse.ts is not loaded: import polynomials through src/shapes/symbolic.ts');
+  return parser;
+}
 
 /** A monomial: symbol powers, sorted by symbol name. */
 type Mono = readonly (readonly [string, number])[];
@@ -350,7 +369,7 @@ export class Poly {
       });
     }
     this.text = s;
-    cacheParsed(s, this);
+    parsing().cacheParsed(s, this);
     return s;
   }
 }
@@ -388,7 +407,7 @@ export function floorPartsOf(name: string): { num: Poly; den: Poly } | undefined
   if (!name.startsWith('floor(')) return undefined;
   const known = floorParts.get(name);
   if (known) return known;
-  parseStrict(name); // a name we made parses back into the same atom, recording its parts
+  parsing().parseStrict(name); // a name we made parses back into the same atom, recording its parts
   return floorParts.get(name);
 }
 
@@ -399,14 +418,14 @@ function printAtom(name: string): string {
   if (IDENT.test(name) || floorParts.has(name)) return remember(atomText, name, name);
   // Provisionally bare while checking, so parsing a floor name that builds this atom terminates.
   remember(atomText, name, name);
-  const p = name.startsWith('floor(') ? parseStrict(name) : undefined;
+  const p = name.startsWith('floor(') ? parsing().parseStrict(name) : undefined;
   return remember(atomText, name, p && isSingleAtom(p, name) ? name : `\`${name}\``);
 }
 
 /** A whole dim that is one atom may print bare when the lenient parser gives the atom back. */
 function printStandaloneAtom(name: string): string {
   if (IDENT.test(name)) return name;
-  return isSingleAtom(parseLenient(name), name) ? name : `\`${name}\``;
+  return isSingleAtom(parsing().parseLenient(name), name) ? name : `\`${name}\``;
 }
 
 function isSingleAtom(p: Poly, name: string): boolean {
