@@ -10,25 +10,28 @@
 // or a loaded machine. Every plan carries bounds and an explanation of each unit's placement,
 // recomputed on the plan it ships.
 
-import { canRun, type Device } from '../src/topology/index.js';
-import type { Graph } from '../src/ir/graph.js';
 import { narrowForModel } from '../src/partition/narrow.js';
 import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
-import { fastestTimes_s, lowerBound, type LowerBound } from '../src/partition/bounds.js';
+import { lowerBound, type LowerBound } from '../src/partition/bounds.js';
 import { buildProblem, type Unit } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heft } from '../src/partition/heft.js';
 import { Judge, memoryOf, type Verdict } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
-import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from '../src/partition/problem.js';
-import { fitsMemory, localSearch, MakespanAssessor, memoryTerms, refine, refineBudget, type Assessed } from '../src/partition/refine.js';
+import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
+import { fitsMemory, localSearch, MakespanAssessor, refine, refineBudget, SEARCH_WORK, type Assessed } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
-import type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity } from '../src/plan/format.js';
+import type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity, Objective } from '../src/plan/format.js';
+import { explainPlacement } from '../src/partition/explain.js';
+import { ranges, restrictToExpertDevices, uniformExperts } from '../src/partition/experts.js';
+import { countMoves, kvMeter, liftKvCapacity } from '../src/partition/kv.js';
 
-export type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity };
-import { Migration, type MigrationCost } from '../src/partition/migration.js';
+export type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity, Objective };
+import { Migration, migrationReport, placeOrphans, type MigrationCost, type MigrationReport } from '../src/partition/migration.js';
+
+export type { MigrationReport };
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { deviceClassKey, identicalAccelerators } from '../src/topology/index.js';
 import type { StageResult } from './stage.js';
@@ -41,26 +44,9 @@ import { tpPass } from './tp.js';
 import { verifyPass } from './verify.js';
 
 export { EXACT_MAX_UNITS };
-export type Objective = 'latency' | 'throughput';
 
 /** `value`: the objective's figure plus, when replanning, the migration's share (what candidates are ranked by). */
 type Candidate = JudgedPlan & { placement: Placement; value: number; raw_value: number };
-
-/** `hxc replan`: the move from the running plan to the shipped one (delta.json is written from it). */
-export interface MigrationReport {
-  amortize_requests: number;
-  moved: { unit: string; from: string | null; to: string; bytes: number; seconds: number; why: string }[];
-  moves: number;
-  forced: number;
-  bytes: number;
-  seconds: number;
-  /** The running plan judged under today's inputs (units whose device is gone placed where they fit fastest); null when it does not fit. */
-  running: { latency_s: number; throughput_per_s: number; moves: number } | null;
-  /** The best plan made from scratch, and what moving to it would have moved. */
-  fresh: { name: string; latency_s: number; throughput_per_s: number; moves: number; bytes: number; seconds: number } | null;
-  /** The shipped plan keeps to --max-moves and --migration-budget. */
-  within_limits: boolean;
-}
 
 export interface ThroughputBound {
   /** No plan of these units on this rack exceeds it (requests/s over THROUGHPUT_REQUESTS requests). */
@@ -117,8 +103,6 @@ function flag(ctx: PassContext, name: string, allowed: string[], dflt: string): 
   return v;
 }
 
-/** Unit-visits of the contention-free evaluator a search phase may spend (a run visits every unit once). */
-const SEARCH_WORK = 1.5e7;
 
 /** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 4 and 2000 runs. */
 function polishSimulations(steps: number, requests: number): number {
@@ -577,58 +561,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     exact, pipeline,
     search: { refine_moves: r.moves + surrogateMoves, refine_sweeps: r.rounds + surrogateSweeps, polish_moves: polishMoves, polish_sweeps: polishSweeps, evaluations: assessor.evaluations, simulations: judge.simulations },
     kv,
-    explain: once(() => explainPlacement(p, built.units, stages, placement, verdict, judge, objective, assessor, pins, ctx.model.graph, topology.devices)),
+    explain: once(() => explainPlacement(p, built.units, stages.stages.map((s) => s.name), placement, verdict, judge, objective, assessor, pins, ctx.model.graph, topology.devices)),
     tp_paid, tp_eligible: spread(chosen.placement.device),
     migration: migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null,
-  };
-}
-
-/**
- * The running plan's placement with every unit whose device is gone (or that it did not have) put
- * where the fresh plan puts it when that has room, else on the fastest device with room.
- */
-function placeOrphans(p: PlacementProblem, previous: Int32Array, fresh: Int32Array | null, pinnedTo: Int32Array): Int32Array {
-  const nd = p.device_ids.length;
-  const device = Int32Array.from(previous, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d >= 0 && Number.isFinite(unitTime(p, u, d)) ? d : -1));
-  const used = new Float64Array(nd);
-  const floor = new Float64Array(nd);
-  device.forEach((d, u) => {
-    if (d < 0) return;
-    used[d]! += residentBytes(p, u);
-    floor[d] = Math.max(floor[d]!, p.activation_bytes[u]!);
-  });
-  const room = (u: number, d: number): boolean => Number.isFinite(unitTime(p, u, d)) && used[d]! + residentBytes(p, u) + Math.max(floor[d]!, p.activation_bytes[u]!) <= p.capacity_bytes[d]!;
-  for (const u of p.order) {
-    if (device[u]! >= 0) continue;
-    let to = fresh && room(u, fresh[u]!) ? fresh[u]! : -1;
-    if (to < 0) for (let d = 0; d < nd; d++) if (room(u, d) && (to < 0 || unitTime(p, u, d) < unitTime(p, u, to))) to = d;
-    if (to < 0) to = fresh?.[u] ?? 0;
-    device[u] = to;
-    used[to]! += residentBytes(p, u);
-    floor[to] = Math.max(floor[to]!, p.activation_bytes[u]!);
-  }
-  return device;
-}
-
-function migrationReport(m: Migration, chosen: Candidate, running: Candidate | null, fresh: Candidate | null, units: Unit[], objective: Objective): MigrationReport {
-  const mc = m.cost(chosen.placement.device);
-  // Per request, how much faster the shipped plan is than the running one (for throughput: 1/throughput).
-  const perRequest = (c: Candidate): number => (objective === 'latency' ? c.latency_s : c.throughput_per_s > 0 ? 1 / c.throughput_per_s : Infinity);
-  const gain = running ? perRequest(running) - perRequest(chosen) : null;
-  const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
-  const optionalWhy = gain !== null && gain > 0
-    ? `pays back: the plan is ${sec(gain)} per request faster than the running one, the migration's ${sec(mc.seconds)} repaid in ${Math.ceil(mc.seconds / gain)} requests (of ${m.amortize})`
-    : 'with the moves that must be made: the plan around them';
-  const moved = m.moved(chosen.placement.device, units.map((u) => u.name)).map((x) => ({
-    unit: x.unit, from: x.from, to: x.to, bytes: x.bytes, seconds: x.seconds,
-    why: x.from === null ? 'not in the running plan' : x.gone ? `its device ${x.from} is not in the rack` : optionalWhy,
-  }));
-  const fc = fresh ? m.cost(fresh.placement.device) : null;
-  return {
-    amortize_requests: m.amortize, moved, moves: mc.moves, forced: mc.forced, bytes: mc.bytes, seconds: mc.seconds,
-    running: running ? { latency_s: running.latency_s, throughput_per_s: running.throughput_per_s, moves: m.cost(running.placement.device).moves } : null,
-    fresh: fresh && fc ? { name: fresh.name, latency_s: fresh.latency_s, throughput_per_s: fresh.throughput_per_s, moves: fc.moves, bytes: fc.bytes, seconds: fc.seconds } : null,
-    within_limits: m.within(mc),
   };
 }
 
@@ -741,19 +676,6 @@ function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
   return experts.length > 0 ? { experts, expert_names, expert_devices, expert_keys } : {};
 }
 
-/** 0,1,2,3,8,10,11 → "0-3+8+10-11". */
-function ranges(ids: number[]): string {
-  const sorted = [...ids].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let k = 0; k < sorted.length;) {
-    let j = k;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    parts.push(j === k ? `${sorted[k]}` : `${sorted[k]}-${sorted[j]}`);
-    k = j + 1;
-  }
-  return parts.join('+');
-}
-
 /** Per expert key, the tokens per step the moe pass expects it to take (summed over its replicas). */
 function expectedTokens(ctx: PassContext): Map<string, number> {
   const m = new Map<string, number>();
@@ -764,6 +686,13 @@ function expectedTokens(ctx: PassContext): Map<string, number> {
     m.set(key, (m.get(key) ?? 0) + rep.tokens);
   }
   return m;
+}
+
+/** The problem with each expert unit restricted to the moe pass's devices for it (null without a moe plan, or with --pin-experts). */
+function moeHint(ctx: PassContext, units: Unit[], p: PlacementProblem, keys: string[][]): PlacementProblem | null {
+  if (ctx.options.flags['pin-experts']) return null;
+  const devices = moeDevices(ctx);
+  return devices.size === 0 ? null : restrictToExpertDevices(units, p, keys, devices);
 }
 
 /** Per expert key (`moe3.expert5`), the devices the moe pass gave its replicas. */
@@ -781,283 +710,7 @@ function moeDevices(ctx: PassContext): Map<string, string[]> {
   return m;
 }
 
-/** The expert set a unit computes or dispatches for, if any. */
-const expertSetOf = (u: Unit): number | undefined => u.expert ?? u.dispatch;
 
-/** The problem with each expert unit (and its dispatch) restricted to the moe pass's devices for it (null without a moe plan). */
-function moeHint(ctx: PassContext, units: Unit[], p: PlacementProblem, keys: string[][]): PlacementProblem | null {
-  if (ctx.options.flags['pin-experts']) return null;
-  const devices = moeDevices(ctx);
-  if (devices.size === 0) return null;
-  const nd = p.device_ids.length;
-  const time_s = Float64Array.from(p.time_s);
-  let restricted = 0;
-  units.forEach((u, k) => {
-    const set = expertSetOf(u);
-    const members = set === undefined ? [] : keys[set] ?? [];
-    const allowed = [...new Set(members.flatMap((key) => devices.get(key) ?? []))];
-    if (allowed.length === 0) return;
-    const idx = allowed.map((id) => p.device_ids.indexOf(id)).filter((d) => d >= 0 && Number.isFinite(p.time_s[k * nd + d]!));
-    if (idx.length === 0) return;
-    for (let d = 0; d < nd; d++) if (!idx.includes(d)) time_s[k * nd + d] = Infinity;
-    restricted++;
-  });
-  return restricted > 0 ? { ...p, time_s } : null;
-}
-
-/**
- * The problem with each MoE layer's experts costed alike (their mean time per expert and device,
- * times the experts a unit computes), or null without experts.
- */
-function uniformExperts(p: PlacementProblem, units: Unit[], keys: string[][]): PlacementProblem | null {
-  const nd = p.device_ids.length;
-  const layers = new Map<string, number[]>();
-  const count = new Int32Array(units.length);
-  units.forEach((u, k) => {
-    const members = u.expert !== undefined ? keys[u.expert] ?? [] : [];
-    const m = members.length > 0 ? /^(moe\d+)\./.exec(members[0]!) : null;
-    if (!m) return;
-    count[k] = members.length;
-    (layers.get(m[1]!) ?? layers.set(m[1]!, []).get(m[1]!)!).push(k);
-  });
-  if (layers.size === 0) return null;
-  const time_s = Float64Array.from(p.time_s);
-  for (const list of layers.values()) {
-    for (let d = 0; d < nd; d++) {
-      // The mean over the experts that can run here (an expert pinned elsewhere is Infinity here).
-      let sum = 0;
-      let experts = 0;
-      for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) { sum += p.time_s[k * nd + d]!; experts += count[k]!; }
-      for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) time_s[k * nd + d] = (sum / experts) * count[k]!;
-    }
-  }
-  return { ...p, time_s };
-}
-
-/**
- * KV capacity: each state-owning device holds (capacity − weights − activation floor) / (its state
- * bytes per sequence) sequences; the plan holds the minimum.
- */
-function kvMeter(p: PlacementProblem, context: number, batch: number): (device: Int32Array) => KvCapacity {
-  const nd = p.device_ids.length;
-  return (device) => {
-    const weights = new Float64Array(nd);
-    const floor = new Float64Array(nd);
-    const statePerSeq = new Float64Array(nd);
-    for (let u = 0; u < p.unit_names.length; u++) {
-      const d = device[u]!;
-      weights[d]! += p.weight_bytes[u]!;
-      floor[d] = Math.max(floor[d]!, p.activation_bytes[u]!);
-      statePerSeq[d]! += p.state_bytes[u]! / Math.max(1, batch);
-    }
-    const devices: KvCapacity['devices'] = [];
-    let sequences = Infinity;
-    for (let d = 0; d < nd; d++) {
-      if (statePerSeq[d]! <= 0) continue;
-      const free = p.capacity_bytes[d]! - weights[d]! - floor[d]!;
-      const seqs = Math.max(0, Math.floor(free / statePerSeq[d]!));
-      devices.push({ id: p.device_ids[d]!, free_bytes: free, state_bytes_per_sequence: statePerSeq[d]!, sequences: seqs });
-      sequences = Math.min(sequences, seqs);
-    }
-    return { sequences: Number.isFinite(sequences) ? sequences : 0, context, devices, moves: 0, asked: null, before: null, after: null };
-  };
-}
-
-/** Units on different devices in two placements. */
-function countMoves(a: Int32Array, b: Int32Array): number {
-  let k = 0;
-  for (let u = 0; u < a.length; u++) if (a[u] !== b[u]) k++;
-  return k;
-}
-
-/**
- * Raise KV capacity to `asked` (--min-sequences): units owning state on the device that caps it
- * move to devices with room — each time the move whose contention-free estimate costs the
- * objective least — until the plan holds `asked` or no move lifts it; the result is judged once,
- * as a candidate. Without --min-sequences nothing moves: capacity is a trade the user asks for,
- * never taken silently; plan.json shows the plan before and after and what it cost.
- */
-function liftKvCapacity(p: PlacementProblem, start: Placement, asked: number, measure: (device: Int32Array) => KvCapacity,
-  estimate: (device: Int32Array, priority: Float64Array) => { value: number; placement: Placement }): Placement {
-  const nd = p.device_ids.length;
-  let placement = start;
-  let kv = measure(placement.device);
-  for (let guard = 0; guard < p.unit_names.length && kv.sequences < asked; guard++) {
-    const worst = kv.devices.reduce((a, b) => (b.sequences < a.sequences ? b : a), kv.devices[0]!);
-    if (!worst) break;
-    const wd = p.device_ids.indexOf(worst.id);
-    let bestMove: { value: number; placement: Placement; kv: KvCapacity } | null = null;
-    for (let u = 0; u < p.unit_names.length; u++) {
-      if (placement.device[u] !== wd || p.state_bytes[u]! <= 0) continue;
-      for (let d = 0; d < nd; d++) {
-        if (d === wd || !Number.isFinite(unitTime(p, u, d))) continue;
-        const device = Int32Array.from(placement.device);
-        device[u] = d;
-        if (!fitsMemory(p, device)) continue;
-        const trial = measure(device);
-        if (!liftsCapacity(trial, kv)) continue;
-        const e = estimate(device, placement.start_s);
-        if (!bestMove || e.value < bestMove.value * (1 - 1e-12)) bestMove = { ...e, kv: trial };
-      }
-    }
-    if (!bestMove) break;
-    placement = bestMove.placement;
-    kv = bestMove.kv;
-  }
-  return placement;
-}
-
-/**
- * Whether capacity `a` beats `b`: compare the per-device sequence counts sorted ascending,
- * lexicographically — raise the smallest first, and when two devices tie at the smallest, raising
- * one of them still counts (the next move raises the other). Strict, so the search cannot cycle.
- */
-function liftsCapacity(a: KvCapacity, b: KvCapacity): boolean {
-  const x = a.devices.map((d) => d.sequences).sort((p, q) => p - q);
-  const y = b.devices.map((d) => d.sequences).sort((p, q) => p - q);
-  // Fewer owning devices pad with Infinity: an empty device holds no state and caps nothing.
-  for (let k = 0; k < Math.max(x.length, y.length); k++) {
-    const xa = x[k] ?? Infinity;
-    const ya = y[k] ?? Infinity;
-    if (xa !== ya) return xa > ya;
-  }
-  return false;
-}
-
-/** Simulations explain may run on a plan: about 10⁶ simulated steps (≈ 1 s). */
-const EXPLAIN_STEPS = 1e6;
-
-/**
- * Why each unit is where it is, on the shipped plan: every other device that can run it is tried
- * by moving the unit there alone, every device keeping its order. Bounds, cheapest first, show a
- * move cannot beat the plan: a local one — in the contention-free schedule of that order, the
- * units ahead of it keep their times, so it starts no earlier than its inputs arrive and its new
- * device frees up, and the end comes no earlier than its finish plus the fastest path after it
- * (for throughput also R times the busiest device's load) — then the contention-free makespan of
- * the move (contention only lengthens a schedule). A move ruled out is reported with its bound
- * (`latency_at_least_s` / `throughput_at_most_per_s`); one that might win is simulated.
- * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
- * simulations); past it a move keeps its local bound and says so.
- */
-/**
- * Onnxruntime's EP fallback for a whole unit: which devices cannot run one of its ops, and those ops
- * ("fallback: gpu0, gpu1 cannot run NonZero"); null when every device runs them all.
- */
-function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[]): string | null {
-  const cannot = new Set<number>();
-  const ops = new Set<string>();
-  for (const i of nodes) {
-    const node = graph.nodes[i]!;
-    devices.forEach((dev, e) => {
-      if (canRun(dev, node.op, node.domain)) return;
-      cannot.add(e);
-      ops.add(node.op);
-    });
-  }
-  return ops.size > 0 ? `fallback: ${[...cannot].sort((a, b) => a - b).map((e) => devices[e]!.id).join(', ')} cannot run ${[...ops].join(', ')}` : null;
-}
-
-function explainPlacement(p: PlacementProblem, units: Unit[], stages: StageResult, placement: Placement, verdict: Verdict, judge: Judge, objective: Objective, assessor: MakespanAssessor, pins: Int32Array | undefined,
-  graph: Graph, devices: readonly Device[]): ExplainEntry[] {
-  const nd = p.device_ids.length;
-  const n = p.unit_names.length;
-  const R = judge.requests;
-  const base = judge.latency(placement);
-  const finish = new Float64Array(n);
-  base.schedule.steps.forEach((list, d) => list.forEach((s, k) => { if (s.op === 'compute') finish[s.unit!] = base.one.step_times[d]![k]!.end_s; }));
-  // Lower is better: latency, or the time of R requests.
-  const current = objective === 'latency' ? verdict.latency_s : R / verdict.throughput_per_s;
-  const stepsPerSim = base.schedule.sim.devices.reduce((a, d) => a + d.steps.length, 0) * (objective === 'latency' ? 1 : 2 * R);
-  let simsLeft = Math.floor(EXPLAIN_STEPS / Math.max(1, stepsPerSim));
-  let runsLeft = Math.ceil(SEARCH_WORK / Math.max(1, n));
-  const load = new Float64Array(nd);
-  for (let u = 0; u < n; u++) load[placement.device[u]!]! += unitTime(p, u, placement.device[u]!);
-  // fitsMemory's terms per device, for moving one unit at a time.
-  const { used, floor } = memoryTerms(p, placement.device);
-  // The contention-free schedule in the shipped order, and each unit's position in that order.
-  const cf = assessor.runOne(placement.device, placement.start_s);
-  const topo = new Int32Array(n);
-  p.order.forEach((u, k) => (topo[u] = k));
-  const order = Array.from({ length: n }, (_, u) => u).sort((a, b) => placement.start_s[a]! - placement.start_s[b]! || topo[a]! - topo[b]!);
-  const pos = new Int32Array(n);
-  order.forEach((u, k) => (pos[u] = k));
-  // Per device: its units' positions ascending, and the running maximum of their finishes.
-  const onDevice: { pos: number[]; free: number[] }[] = p.device_ids.map(() => ({ pos: [], free: [] }));
-  for (const u of order) {
-    const list = onDevice[placement.device[u]!]!;
-    list.pos.push(pos[u]!);
-    list.free.push(Math.max(list.free[list.free.length - 1] ?? 0, cf.finish_s[u]!));
-  }
-  const freeBefore = (e: number, at: number): number => {
-    const list = onDevice[e]!;
-    let lo = 0;
-    let hi = list.pos.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (list.pos[mid]! < at) lo = mid + 1; else hi = mid; }
-    return lo > 0 ? list.free[lo - 1]! : 0;
-  };
-  // Fastest path after each unit (its successors at their fastest, communication free).
-  const fastest = fastestTimes_s(p);
-  const tail = new Float64Array(n);
-  const preds = unitPredecessors(p);
-  for (let k = n - 1; k >= 0; k--) {
-    const u = p.order[k]!;
-    for (const q of preds[u]!) tail[q] = Math.max(tail[q]!, fastest[u]! + tail[u]!);
-  }
-  const reads = valuesReadBy(p);
-  return units.map((unit, u) => {
-    const d = placement.device[u]!;
-    const alts: (ExplainAlternative & { value: number })[] = [];
-    for (let e = 0; e < nd; e++) {
-      if (e === d) continue;
-      const id = p.device_ids[e]!;
-      const none = { device: id, latency_s: null, throughput_per_s: null, value: Infinity };
-      if (!Number.isFinite(unitTime(p, u, e))) { alts.push({ ...none, why: 'cannot run its ops' }); continue; }
-      // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
-      if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) { alts.push({ ...none, why: 'memory full' }); continue; }
-      const at = placement.device;
-      let ready = freeBefore(e, pos[u]!);
-      for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (at[v.producer] === e ? 0 : p.transfer_s(at[v.producer]!, e, v.bytes)));
-      let busiest = 0;
-      for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
-      const local = ready + unitTime(p, u, e) + tail[u]!;
-      let bound = objective === 'latency' ? local : Math.max(R * busiest, local);
-      let pl: Placement | null = null;
-      if (bound < current * (1 - 1e-9) && runsLeft > 0) {
-        runsLeft--;
-        const device = Int32Array.from(placement.device);
-        device[u] = e;
-        pl = assessor.runOne(device, placement.start_s);
-        bound = Math.max(bound, objective === 'latency' ? pl.makespan_s : Math.max(R * busiest, pl.makespan_s));
-      }
-      const ruledOut = bound >= current * (1 - 1e-9);
-      if (ruledOut || !pl || simsLeft <= 0) {
-        const why = ruledOut ? (objective === 'latency' ? 'slower: the plan takes at least this long with it there' : 'less throughput: at most this with it there') : 'not simulated (explain budget)';
-        alts.push(objective === 'latency' ? { ...none, latency_at_least_s: bound, value: bound, why } : { ...none, throughput_at_most_per_s: R / bound, value: bound, why });
-        continue;
-      }
-      simsLeft--;
-      if (objective === 'latency') {
-        const lat = judge.latency(pl).latency_s;
-        alts.push({ ...none, latency_s: lat, value: lat, why: lat < current * (1 - 1e-9) ? 'faster moved alone (beyond the search budget)' : 'slower with link contention' });
-      } else {
-        const thr = judge.throughput(pl).throughput_per_s;
-        alts.push({ ...none, throughput_per_s: thr, value: thr > 0 ? R / thr : Infinity, why: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'more throughput moved alone (beyond the search budget)' : 'less throughput with link contention' });
-      }
-    }
-    const shown = alts.sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1)).slice(0, 3).map(({ value: _v, ...a }) => a);
-    const fastestDevice = [...Array(nd).keys()].filter((e) => Number.isFinite(unitTime(p, u, e))).sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
-    const pinned = pins !== undefined && pins[unit.nodes[0]!]! >= 0;
-    let reason = pinned ? 'assigned by the user (--assign)'
-      : unit.fallback ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
-        : unitFallback(unit.nodes, graph, devices);
-    if (reason === null) {
-      if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full') reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
-      else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
-      else reason = 'the fastest device for it';
-    }
-    return { unit: unit.name, stage: stages.stages[unit.stage]!.name, device: p.device_ids[d]!, finish_s: finish[u]!, reason, resident_bytes: p.weight_bytes[u]! + p.state_bytes[u]!, alternatives: shown };
-  });
-}
 
 const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(4) : String(Number(x.toFixed(4))));
 

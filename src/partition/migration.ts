@@ -7,7 +7,8 @@
 // migration spread over the requests it will serve (`--amortize N`): a move is made only when it
 // pays back within N requests, or when it must be made.
 
-import { residentBytes, type PlacementProblem } from './problem.js';
+import type { Objective } from '../plan/format.js';
+import { residentBytes, unitTime, type PlacementProblem } from './problem.js';
 
 /** What `hxc replan` hands the partitioner (src/pass/pass.ts PlanOptions.replan). */
 export interface ReplanInput {
@@ -163,4 +164,77 @@ export class Migration {
     }
     return out;
   }
+}
+
+/** `hxc replan`: the move from the running plan to the shipped one (delta.json is written from it). */
+export interface MigrationReport {
+  amortize_requests: number;
+  moved: { unit: string; from: string | null; to: string; bytes: number; seconds: number; why: string }[];
+  moves: number;
+  forced: number;
+  bytes: number;
+  seconds: number;
+  /** The running plan judged under today's inputs (units whose device is gone placed where they fit fastest); null when it does not fit. */
+  running: { latency_s: number; throughput_per_s: number; moves: number } | null;
+  /** The best plan made from scratch, and what moving to it would have moved. */
+  fresh: { name: string; latency_s: number; throughput_per_s: number; moves: number; bytes: number; seconds: number } | null;
+  /** The shipped plan keeps to --max-moves and --migration-budget. */
+  within_limits: boolean;
+}
+
+/** A judged candidate, as the report needs it. */
+interface Judged {
+  name: string;
+  latency_s: number;
+  throughput_per_s: number;
+  placement: { device: Int32Array };
+}
+
+/**
+ * The running plan's placement with every unit whose device is gone (or that it did not have) put
+ * where the fresh plan puts it when that has room, else on the fastest device with room.
+ */
+export function placeOrphans(p: PlacementProblem, previous: Int32Array, fresh: Int32Array | null, pinnedTo: Int32Array): Int32Array {
+  const nd = p.device_ids.length;
+  const device = Int32Array.from(previous, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d >= 0 && Number.isFinite(unitTime(p, u, d)) ? d : -1));
+  const used = new Float64Array(nd);
+  const floor = new Float64Array(nd);
+  device.forEach((d, u) => {
+    if (d < 0) return;
+    used[d]! += residentBytes(p, u);
+    floor[d] = Math.max(floor[d]!, p.activation_bytes[u]!);
+  });
+  const room = (u: number, d: number): boolean => Number.isFinite(unitTime(p, u, d)) && used[d]! + residentBytes(p, u) + Math.max(floor[d]!, p.activation_bytes[u]!) <= p.capacity_bytes[d]!;
+  for (const u of p.order) {
+    if (device[u]! >= 0) continue;
+    let to = fresh && room(u, fresh[u]!) ? fresh[u]! : -1;
+    if (to < 0) for (let d = 0; d < nd; d++) if (room(u, d) && (to < 0 || unitTime(p, u, d) < unitTime(p, u, to))) to = d;
+    if (to < 0) to = fresh?.[u] ?? 0;
+    device[u] = to;
+    used[to]! += residentBytes(p, u);
+    floor[to] = Math.max(floor[to]!, p.activation_bytes[u]!);
+  }
+  return device;
+}
+
+export function migrationReport(m: Migration, chosen: Judged, running: Judged | null, fresh: Judged | null, units: readonly { name: string }[], objective: Objective): MigrationReport {
+  const mc = m.cost(chosen.placement.device);
+  // Per request, how much faster the shipped plan is than the running one (for throughput: 1/throughput).
+  const perRequest = (c: Judged): number => (objective === 'latency' ? c.latency_s : c.throughput_per_s > 0 ? 1 / c.throughput_per_s : Infinity);
+  const gain = running ? perRequest(running) - perRequest(chosen) : null;
+  const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
+  const optionalWhy = gain !== null && gain > 0
+    ? `pays back: the plan is ${sec(gain)} per request faster than the running one, the migration's ${sec(mc.seconds)} repaid in ${Math.ceil(mc.seconds / gain)} requests (of ${m.amortize})`
+    : 'with the moves that must be made: the plan around them';
+  const moved = m.moved(chosen.placement.device, units.map((u) => u.name)).map((x) => ({
+    unit: x.unit, from: x.from, to: x.to, bytes: x.bytes, seconds: x.seconds,
+    why: x.from === null ? 'not in the running plan' : x.gone ? `its device ${x.from} is not in the rack` : optionalWhy,
+  }));
+  const fc = fresh ? m.cost(fresh.placement.device) : null;
+  return {
+    amortize_requests: m.amortize, moved, moves: mc.moves, forced: mc.forced, bytes: mc.bytes, seconds: mc.seconds,
+    running: running ? { latency_s: running.latency_s, throughput_per_s: running.throughput_per_s, moves: m.cost(running.placement.device).moves } : null,
+    fresh: fresh && fc ? { name: fresh.name, latency_s: fresh.latency_s, throughput_per_s: fresh.throughput_per_s, moves: fc.moves, bytes: fc.bytes, seconds: fc.seconds } : null,
+    within_limits: m.within(mc),
+  };
 }

@@ -47,6 +47,9 @@ export interface SearchResult extends Assessed {
   assessments: number;
 }
 
+/** Unit-visits of the contention-free evaluator a search phase may spend (a run visits every unit once). */
+export const SEARCH_WORK = 1.5e7;
+
 /** Relative improvement a move must bring to count (guards against float noise cycling). */
 const BETTER = 1e-9;
 const better = (a: number, b: number): boolean => a < b * (1 - BETTER);

@@ -13,6 +13,9 @@ import type { InputSpec } from './inputs.js';
 export const PLAN_FORMAT = 'hxc-plan/v1';
 export const DELTA_FORMAT = 'hxc-delta/v1';
 
+/** What a plan is made for: one request's latency, or pipelined requests' throughput. */
+export type Objective = 'latency' | 'throughput';
+
 /** A plan judged by the simulator: a candidate or a baseline in plan.json. */
 export interface JudgedPlan {
   name: string;
@@ -198,7 +201,7 @@ export interface PlanV1 {
   roles: { batch?: string; seq?: string; past?: string; total?: string };
   /** Positions the model can address (a position table's rows), null when unbounded. */
   max_positions: number | null;
-  objective: 'latency' | 'throughput';
+  objective: Objective;
   solver: 'heuristic' | 'exact';
   /** The planning options it was made with (files relative to the plan directory): what hxc replan makes it again with. */
   options?: { flags: Record<string, string | number | boolean>; dims: Record<string, number> };

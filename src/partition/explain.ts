@@ -1,0 +1,147 @@
+// Why each unit of the shipped plan is where it is (plan.json `explain`): its reason — the user, a
+// capability limit, memory, communication, or speed — and the best other devices for it, each
+// judged by moving the unit there alone, within a work budget.
+
+import type { Graph } from '../ir/graph.js';
+import type { ExplainAlternative, ExplainEntry, Objective } from '../plan/format.js';
+import { canRun, type Device } from '../topology/index.js';
+import { fastestTimes_s } from './bounds.js';
+import type { Unit } from './build.js';
+import type { Judge, Verdict } from './judge.js';
+import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
+import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
+
+/** Simulations explain may run on a plan: about 10⁶ simulated steps (≈ 1 s). */
+const EXPLAIN_STEPS = 1e6;
+
+/**
+ * Why each unit is where it is, on the shipped plan: every other device that can run it is tried
+ * by moving the unit there alone, every device keeping its order. Bounds, cheapest first, show a
+ * move cannot beat the plan: a local one — in the contention-free schedule of that order, the
+ * units ahead of it keep their times, so it starts no earlier than its inputs arrive and its new
+ * device frees up, and the end comes no earlier than its finish plus the fastest path after it
+ * (for throughput also R times the busiest device's load) — then the contention-free makespan of
+ * the move (contention only lengthens a schedule). A move ruled out is reported with its bound
+ * (`latency_at_least_s` / `throughput_at_most_per_s`); one that might win is simulated.
+ * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
+ * simulations); past it a move keeps its local bound and says so.
+ */
+/**
+ * Onnxruntime's EP fallback for a whole unit: which devices cannot run one of its ops, and those ops
+ * ("fallback: gpu0, gpu1 cannot run NonZero"); null when every device runs them all.
+ */
+function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[]): string | null {
+  const cannot = new Set<number>();
+  const ops = new Set<string>();
+  for (const i of nodes) {
+    const node = graph.nodes[i]!;
+    devices.forEach((dev, e) => {
+      if (canRun(dev, node.op, node.domain)) return;
+      cannot.add(e);
+      ops.add(node.op);
+    });
+  }
+  return ops.size > 0 ? `fallback: ${[...cannot].sort((a, b) => a - b).map((e) => devices[e]!.id).join(', ')} cannot run ${[...ops].join(', ')}` : null;
+}
+
+export function explainPlacement(p: PlacementProblem, units: Unit[], stageNames: readonly string[], placement: Placement, verdict: Verdict, judge: Judge, objective: Objective, assessor: MakespanAssessor, pins: Int32Array | undefined,
+  graph: Graph, devices: readonly Device[]): ExplainEntry[] {
+  const nd = p.device_ids.length;
+  const n = p.unit_names.length;
+  const R = judge.requests;
+  const base = judge.latency(placement);
+  const finish = new Float64Array(n);
+  base.schedule.steps.forEach((list, d) => list.forEach((s, k) => { if (s.op === 'compute') finish[s.unit!] = base.one.step_times[d]![k]!.end_s; }));
+  // Lower is better: latency, or the time of R requests.
+  const current = objective === 'latency' ? verdict.latency_s : R / verdict.throughput_per_s;
+  const stepsPerSim = base.schedule.sim.devices.reduce((a, d) => a + d.steps.length, 0) * (objective === 'latency' ? 1 : 2 * R);
+  let simsLeft = Math.floor(EXPLAIN_STEPS / Math.max(1, stepsPerSim));
+  let runsLeft = Math.ceil(SEARCH_WORK / Math.max(1, n));
+  const load = new Float64Array(nd);
+  for (let u = 0; u < n; u++) load[placement.device[u]!]! += unitTime(p, u, placement.device[u]!);
+  // fitsMemory's terms per device, for moving one unit at a time.
+  const { used, floor } = memoryTerms(p, placement.device);
+  // The contention-free schedule in the shipped order, and each unit's position in that order.
+  const cf = assessor.runOne(placement.device, placement.start_s);
+  const topo = new Int32Array(n);
+  p.order.forEach((u, k) => (topo[u] = k));
+  const order = Array.from({ length: n }, (_, u) => u).sort((a, b) => placement.start_s[a]! - placement.start_s[b]! || topo[a]! - topo[b]!);
+  const pos = new Int32Array(n);
+  order.forEach((u, k) => (pos[u] = k));
+  // Per device: its units' positions ascending, and the running maximum of their finishes.
+  const onDevice: { pos: number[]; free: number[] }[] = p.device_ids.map(() => ({ pos: [], free: [] }));
+  for (const u of order) {
+    const list = onDevice[placement.device[u]!]!;
+    list.pos.push(pos[u]!);
+    list.free.push(Math.max(list.free[list.free.length - 1] ?? 0, cf.finish_s[u]!));
+  }
+  const freeBefore = (e: number, at: number): number => {
+    const list = onDevice[e]!;
+    let lo = 0;
+    let hi = list.pos.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (list.pos[mid]! < at) lo = mid + 1; else hi = mid; }
+    return lo > 0 ? list.free[lo - 1]! : 0;
+  };
+  // Fastest path after each unit (its successors at their fastest, communication free).
+  const fastest = fastestTimes_s(p);
+  const tail = new Float64Array(n);
+  const preds = unitPredecessors(p);
+  for (let k = n - 1; k >= 0; k--) {
+    const u = p.order[k]!;
+    for (const q of preds[u]!) tail[q] = Math.max(tail[q]!, fastest[u]! + tail[u]!);
+  }
+  const reads = valuesReadBy(p);
+  return units.map((unit, u) => {
+    const d = placement.device[u]!;
+    const alts: (ExplainAlternative & { value: number })[] = [];
+    for (let e = 0; e < nd; e++) {
+      if (e === d) continue;
+      const id = p.device_ids[e]!;
+      const none = { device: id, latency_s: null, throughput_per_s: null, value: Infinity };
+      if (!Number.isFinite(unitTime(p, u, e))) { alts.push({ ...none, why: 'cannot run its ops' }); continue; }
+      // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
+      if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) { alts.push({ ...none, why: 'memory full' }); continue; }
+      const at = placement.device;
+      let ready = freeBefore(e, pos[u]!);
+      for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (at[v.producer] === e ? 0 : p.transfer_s(at[v.producer]!, e, v.bytes)));
+      let busiest = 0;
+      for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
+      const local = ready + unitTime(p, u, e) + tail[u]!;
+      let bound = objective === 'latency' ? local : Math.max(R * busiest, local);
+      let pl: Placement | null = null;
+      if (bound < current * (1 - 1e-9) && runsLeft > 0) {
+        runsLeft--;
+        const device = Int32Array.from(placement.device);
+        device[u] = e;
+        pl = assessor.runOne(device, placement.start_s);
+        bound = Math.max(bound, objective === 'latency' ? pl.makespan_s : Math.max(R * busiest, pl.makespan_s));
+      }
+      const ruledOut = bound >= current * (1 - 1e-9);
+      if (ruledOut || !pl || simsLeft <= 0) {
+        const why = ruledOut ? (objective === 'latency' ? 'slower: the plan takes at least this long with it there' : 'less throughput: at most this with it there') : 'not simulated (explain budget)';
+        alts.push(objective === 'latency' ? { ...none, latency_at_least_s: bound, value: bound, why } : { ...none, throughput_at_most_per_s: R / bound, value: bound, why });
+        continue;
+      }
+      simsLeft--;
+      if (objective === 'latency') {
+        const lat = judge.latency(pl).latency_s;
+        alts.push({ ...none, latency_s: lat, value: lat, why: lat < current * (1 - 1e-9) ? 'faster moved alone (beyond the search budget)' : 'slower with link contention' });
+      } else {
+        const thr = judge.throughput(pl).throughput_per_s;
+        alts.push({ ...none, throughput_per_s: thr, value: thr > 0 ? R / thr : Infinity, why: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'more throughput moved alone (beyond the search budget)' : 'less throughput with link contention' });
+      }
+    }
+    const shown = alts.sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1)).slice(0, 3).map(({ value: _v, ...a }) => a);
+    const fastestDevice = [...Array(nd).keys()].filter((e) => Number.isFinite(unitTime(p, u, e))).sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
+    const pinned = pins !== undefined && pins[unit.nodes[0]!]! >= 0;
+    let reason = pinned ? 'assigned by the user (--assign)'
+      : unit.fallback ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
+        : unitFallback(unit.nodes, graph, devices);
+    if (reason === null) {
+      if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full') reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
+      else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
+      else reason = 'the fastest device for it';
+    }
+    return { unit: unit.name, stage: stageNames[unit.stage]!, device: p.device_ids[d]!, finish_s: finish[u]!, reason, resident_bytes: p.weight_bytes[u]! + p.state_bytes[u]!, alternatives: shown };
+  });
+}
