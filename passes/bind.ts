@@ -2,7 +2,7 @@
 // prefill|decode` binds an LLM's batch, sequence and past-sequence symbols, found from the
 // KV-cache inputs' shapes: prefill is seq = --prompt, past = 0; decode is seq = 1, past = --context.
 
-import { HxcError } from '../src/diag/diagnostics.js';
+import { choiceOption, intOption } from '../src/pass/options.js';
 import type { Model } from '../src/ir/graph.js';
 import type { Pass } from '../src/pass/pass.js';
 
@@ -86,38 +86,30 @@ export function defaultContext(model: Model): number {
   return Math.min(DEFAULT_CONTEXT, positions > 128 ? positions - 64 : positions - 1);
 }
 
+export const PHASE = choiceOption({ name: 'phase', arg: '<phase>', choices: ['prefill', 'decode'] as const, on: ['inspect', 'check'],
+  help: 'LLM phase whose shapes to bind: prefill (seq = --prompt, past = 0) or decode (seq = 1, past = --context)' });
+export const BATCH = intOption({ name: 'batch', arg: '<n>', min: 1, example: 8, on: ['inspect', 'check'], help: 'sequences per step for --phase and state sizing (default 1)' });
+export const PROMPT = intOption({ name: 'prompt', arg: '<n>', min: 1, example: 512, on: ['inspect', 'check'], help: `prompt tokens for --phase prefill (default ${DEFAULT_PROMPT})` });
+export const CONTEXT = intOption({ name: 'context', arg: '<n>', min: 1, example: 2048, on: ['inspect', 'check'], help: `tokens held in the KV cache: decode past length and state sizing (default ${DEFAULT_CONTEXT})` });
+
 export const bindPass: Pass<BindResult> = {
   name: 'bind',
   summary: 'bind symbolic dims: --dim, and --phase prefill|decode with --batch, --prompt, --context for KV-cache LLMs',
   requires: ['import'],
-  options: [
-    { name: 'dim NAME=VALUE,...', description: 'bind symbols explicitly (wins over everything else)' },
-    { name: 'phase prefill|decode', description: 'bind an LLM\'s phase: prefill seq=--prompt past=0; decode seq=1 past=--context' },
-    { name: 'batch N', description: 'batch size for --phase (default 1)' },
-    { name: 'prompt N', description: `prompt length for prefill (default ${DEFAULT_PROMPT})` },
-    { name: 'context N', description: `tokens held in the KV cache for decode and state sizing (default ${DEFAULT_CONTEXT})` },
-  ],
+  options: [PHASE, BATCH, PROMPT, CONTEXT],
   run(ctx) {
     const dims: Record<string, number> = {};
     const source: Record<string, string> = {};
-    const flags = ctx.options.flags;
-    const phaseFlag = flags.phase;
-    let phase: Phase | null = null;
-    if (phaseFlag !== undefined) {
-      if (phaseFlag !== 'prefill' && phaseFlag !== 'decode') {
-        throw new HxcError('HXC2403', `unknown phase "${String(phaseFlag)}"`, { where: '--phase', hint: 'use prefill or decode' });
-      }
-      phase = phaseFlag;
-    }
+    let phase: Phase | null = ctx.option(PHASE) ?? null;
     const roles = llmRoles(ctx.model);
     // `hxc plan` on a KV-cache LLM with nothing bound plans its prefill: a plan needs numbers.
-    if (!phase && flags['default-phase'] === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims)) phase = 'prefill';
+    if (!phase && ctx.options.default_phase === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims)) phase = 'prefill';
     if (phase) {
       // Defaults never exceed the positions the model has (a learned position table's rows).
       const positions = positionLimit(ctx.model);
-      const batch = Number(flags.batch ?? 1);
-      const seq = phase === 'prefill' ? Number(flags.prompt ?? Math.min(DEFAULT_PROMPT, positions)) : 1;
-      const past = phase === 'prefill' ? 0 : Number(flags.context ?? defaultContext(ctx.model));
+      const batch = ctx.option(BATCH) ?? 1;
+      const seq = phase === 'prefill' ? ctx.option(PROMPT) ?? Math.min(DEFAULT_PROMPT, positions) : 1;
+      const past = phase === 'prefill' ? 0 : ctx.option(CONTEXT) ?? defaultContext(ctx.model);
       const set = (s: string | undefined, v: number): void => {
         if (s !== undefined) {
           dims[s] = v;

@@ -3,6 +3,10 @@
 // — into a temporary folder renamed into place, so no half-written plan is ever left. Same inputs
 // and options give a byte-identical directory: no timestamps, no absolute paths, stable orders.
 
+import { CALIBRATE } from './profile.js';
+import { ROUTING } from '../src/moe/routing.js';
+import { ASSIGN } from './partition-options.js';
+import { stringOption } from '../src/pass/options.js';
 import fs from 'node:fs';
 import { HxcError } from '../src/diag/diagnostics.js';
 import path from 'node:path';
@@ -164,9 +168,9 @@ function relativeTo(dir: string, file: string): string {
 }
 
 /** Option flags naming a file: recorded relative to the plan directory. */
-export const FILE_OPTIONS = ['calibrate', 'routing', 'assign'];
-/** The driver's own plumbing, not planning options. */
-const NOT_OPTIONS = new Set(['out', 'pipeline', 'default-phase']);
+export const FILE_OPTIONS: readonly string[] = [CALIBRATE, ROUTING, ASSIGN].map((o) => o.name);
+/** Where the plan went is not how it was made. */
+const NOT_OPTIONS = new Set(['out']);
 
 function recordedOptions(flags: Record<string, string | number | boolean>, dir: string): Record<string, string | number | boolean> {
   return Object.fromEntries(Object.entries(flags).filter(([k]) => !NOT_OPTIONS.has(k)).sort(([a], [b]) => (a < b ? -1 : 1))
@@ -316,14 +320,16 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
   return { files, byDevice, links };
 }
 
+export const OUT = stringOption({ name: 'out', short: '-o', arg: '<dir>', help: 'plan directory to write (default hxc-plan)' });
+
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
   summary: 'write the plan directory: one ONNX program per run of consecutive compute steps on a device, plan.json (hxc-plan/v1), the estimated timeline trace.json',
   requires: ['verify', 'shapes', 'schedule'],
-  options: [{ name: 'out DIR', description: 'plan directory (default hxc-plan)' }],
+  options: [OUT],
   run(ctx) {
-    const dir = String(ctx.options.flags.out ?? 'hxc-plan');
-    const pipeline = String(ctx.options.flags.pipeline ?? '');
+    const dir = ctx.option(OUT) ?? 'hxc-plan';
+    const pipeline = ctx.options.pipeline ?? '';
     const programs = lowerPrograms(ctx, dir);
     const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), expert_probes: programs ? expertProbeList(ctx) : [], programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
     const sched = ctx.get(schedulePass);

@@ -6,6 +6,8 @@
 // (--routing with --expert-slots / --expert-replicas); plan.json `experts` reports where the
 // shipped assignment runs each expert.
 
+import { intOption } from '../src/pass/options.js';
+import { ROUTING } from '../src/moe/routing.js';
 import type { PlanExpert } from '../src/plan/format.js';
 import { narrowForModel } from '../src/partition/narrow.js';
 import { modelNeeds } from './stage.js';
@@ -188,7 +190,7 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
 
 /** The routing of each detected layer: from the file (checked against the model), else uniform. */
 function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]): { list: RoutingLayer[]; file: string | null } {
-  const file = ctx.options.flags.routing;
+  const file = ctx.option(ROUTING);
   if (typeof file !== 'string' || file === '') {
     ctx.diagnostics.warn('HXC1106', `uniform routing assumed for ${layers.length} MoE layer${layers.length === 1 ? '' : 's'}: every expert equally loaded`,
       { hint: 'give measured counts with --routing FILE (hxc-routing/v1; hxc run writes one)' });
@@ -226,11 +228,7 @@ function runMoe(ctx: PassContext): MoeResult {
     return bytes > 0 && width > 0 ? Math.max(1, Math.round(bytes / width)) : 1;
   });
   const routing = routingFor(ctx, layers, stepTokens);
-  const slotsFlag = ctx.options.flags['expert-slots'];
-  const slots = slotsFlag === undefined ? null : Number(slotsFlag);
-  if (slots !== null && (!Number.isInteger(slots) || slots < 0)) {
-    throw new HxcError('HXC2403', `--expert-slots must be a non-negative integer, got "${String(slotsFlag)}"`, { where: '--expert-slots', hint: 'e.g. --expert-slots 8' });
-  }
+  const slots = ctx.option(EXPERT_SLOTS) ?? null;
   const specs = layers.map((l, i): LayerSpec => {
     const T = stepTokens[i]!;
     const dtype = (l.input ? types.get(l.input)?.dtype : undefined) ?? l.token_dtype;
@@ -306,14 +304,13 @@ export function planExpertsJson(r: MoeResult): unknown[] {
   });
 }
 
+export const EXPERT_SLOTS = intOption({ name: 'expert-slots', arg: '<n>', min: 0, example: 8, on: ['inspect', 'check'], help: 'redundant MoE expert replicas per layer (default: one per expert device)' });
+
 export const moePass: Pass<MoeResult> = {
   name: 'moe',
   summary: 'find MoE layers (com.microsoft MoE, torch routing patterns, annotations) and place and replicate experts over devices',
   requires: ['verify', 'profile'],
-  options: [
-    { name: 'routing FILE', description: 'hxc-routing/v1 token counts per expert (and co-activation) per MoE layer; uniform when absent (warning HXC1106)' },
-    { name: 'expert-slots N', description: 'redundant expert replicas per layer (default: one per expert device)' },
-  ],
+  options: [ROUTING, EXPERT_SLOTS],
   run: runMoe,
   statistics(r) {
     const stats: Record<string, number | string> = { 'moe layers': r.layers.length, experts: r.layers.reduce((s, l) => s + l.num_experts, 0) };

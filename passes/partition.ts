@@ -10,6 +10,8 @@
 // or a loaded machine. Every plan carries bounds and an explanation of each unit's placement,
 // recomputed on the plan it ships.
 
+import { ASSIGN, EXPERT_UNITS, MIN_SEQUENCES, OBJECTIVE, PIN_EXPERTS, SOLVER, TIME_LIMIT } from './partition-options.js';
+import { ROUTING } from '../src/moe/routing.js';
 import { narrowForModel } from '../src/partition/narrow.js';
 import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
@@ -94,14 +96,6 @@ export interface PartitionResult {
   migration: MigrationReport | null;
 }
 
-function flag(ctx: PassContext, name: string, allowed: string[], dflt: string): string {
-  const v = ctx.options.flags[name];
-  if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !allowed.includes(v)) {
-    throw new HxcError('HXC2403', `--${name} must be one of ${allowed.join(', ')}, got "${String(v)}"`, { where: `--${name}` });
-  }
-  return v;
-}
 
 
 /** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 4 and 2000 runs. */
@@ -166,14 +160,14 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
 }
 
 async function partitionOn(ctx: PassContext, stages: StageResult): Promise<PartitionResult> {
-  const objective = flag(ctx, 'objective', ['latency', 'throughput'], 'latency') as Objective;
-  const solverFlag = flag(ctx, 'solver', ['auto', 'heuristic', 'exact'], 'auto');
+  const objective: Objective = ctx.option(OBJECTIVE) ?? 'latency';
+  const solverFlag = ctx.option(SOLVER) ?? 'auto';
   const profile = ctx.get(profilePass);
   const state = ctx.get(statePass);
   const { index } = ctx.get(verifyPass);
   const topology = ctx.topology();
   const deviceIds = topology.devices.map((d) => d.id);
-  const assignFile = typeof ctx.options.flags.assign === 'string' ? ctx.options.flags.assign : null;
+  const assignFile = ctx.option(ASSIGN) ?? null;
   const pins = assignFile ? readAssignment(assignFile, index.nodeByName, ctx.model.graph.nodes.length, deviceIds) : undefined;
   const experts = expertUnits(ctx, stages);
   const built = buildProblem({
@@ -301,7 +295,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   repair(consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s), 'refined+repair', 'refined, repaired to fit memory');
   let exact: ExactResult | null = null;
   if (solverFlag === 'exact' || (solverFlag === 'auto' && n <= EXACT_MAX_UNITS && objective === 'latency')) {
-    const timeLimit = ctx.options.flags['time-limit'];
+    const timeLimit = ctx.option(TIME_LIMIT);
     exact = await solveExact(p, {
       incumbent: r.placement.device, incumbent_priority: r.placement.start_s,
       ...(solverFlag === 'auto' ? { max_size: EXACT_AUTO_MAX_SIZE } : {}),
@@ -352,7 +346,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   if (hh) consider('moe-hint', 'experts where the moe pass placed them, the rest by HEFT', hh.device, hh.start_s);
   // With --routing, the plan hxc would make without it (experts of a layer costed alike) is a
   // candidate too, judged with the routing's costs: measured routing never makes a plan slower.
-  if (typeof ctx.options.flags.routing === 'string') {
+  if (ctx.option(ROUTING) !== undefined) {
     const uniform = uniformExperts(p, built.units, experts.expert_keys ?? []);
     const hu = uniform ? heftOrNull(uniform) : null;
     if (uniform && hu) {
@@ -365,7 +359,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   }
 
   // ---- The best candidate, polished by a judged local search ----
-  const asked = ctx.options.flags['min-sequences'] === undefined ? null : Number(ctx.options.flags['min-sequences']);
+  const asked = ctx.option(MIN_SEQUENCES) ?? null;
   const eligible = (c: Candidate): boolean => c.fits && c.tp_spread !== false && c.migration?.within_limits !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
   const pick = (): Candidate => {
     let best = judged.find(eligible) ?? judged.find((c) => c.fits) ?? judged[0]!;
@@ -607,13 +601,13 @@ function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
   // Experts are free units unless the user pins them to the moe pass's devices (--pin-experts);
   // otherwise that placement is one candidate among others (moeHint).
   const hinted = moeDevices(ctx);
-  const pinned = Boolean(ctx.options.flags['pin-experts']);
+  const pinned = ctx.option(PIN_EXPERTS) === true;
   const devicesOf = (key: string): string[] | null => (pinned ? hinted.get(key) ?? null : null);
   if (ctx.has(moePass)) {
     const moe = ctx.get(moePass);
     const layers = moe.layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
     const total = layers.reduce((s, l) => s + l.experts.length, 0);
-    const budget = typeof ctx.options.flags['expert-units'] === 'number' ? ctx.options.flags['expert-units'] : Infinity;
+    const budget = ctx.option(EXPERT_UNITS) ?? Infinity;
     const size = Math.ceil(total / budget);
     const tokens = expectedTokens(ctx);
     // A group stays within one stage (a stage cut between its experts would cut the group).
@@ -690,7 +684,7 @@ function expectedTokens(ctx: PassContext): Map<string, number> {
 
 /** The problem with each expert unit restricted to the moe pass's devices for it (null without a moe plan, or with --pin-experts). */
 function moeHint(ctx: PassContext, units: Unit[], p: PlacementProblem, keys: string[][]): PlacementProblem | null {
-  if (ctx.options.flags['pin-experts']) return null;
+  if (ctx.option(PIN_EXPERTS)) return null;
   const devices = moeDevices(ctx);
   return devices.size === 0 ? null : restrictToExpertDevices(units, p, keys, devices);
 }
@@ -718,15 +712,7 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
   name: 'partition',
   summary: 'assign stages to devices: candidates (HEFT, refinement, MILP, pipeline DP, hand-written baselines) judged by the contention simulator, the best polished; bounds and explanations',
   requires: ['verify', 'bind', 'profile', 'state', 'stage', 'moe'],
-  options: [
-    { name: 'objective latency|throughput', description: 'one request (makespan) or pipelined requests (simulated throughput)' },
-    { name: 'solver auto|heuristic|exact', description: `exact = MILP with HiGHS (≤ ${EXACT_MAX_UNITS} units); auto adds it as a candidate when small` },
-    { name: 'time-limit S', description: 'wall-clock seconds for the MILP instead of its work limit (the plan may then differ between machines)' },
-    { name: 'assign FILE', description: 'hxc-assignment/v1: pin the nodes it names to devices; hxc places the rest' },
-    { name: 'min-sequences N', description: 'move KV-owning layers until the cache holds N sequences of --context tokens (plan.json shows the cost)' },
-    { name: 'pin-experts', description: 'keep MoE experts on the devices the moe pass chose (otherwise that placement is one candidate)' },
-    { name: 'expert-units N', description: "above N experts in the model, a layer's experts on the same moe-pass devices are planned in groups of ceil(experts / N) (default: each expert its own unit)" },
-  ],
+  options: [OBJECTIVE, SOLVER, TIME_LIMIT, ASSIGN, MIN_SEQUENCES, PIN_EXPERTS, EXPERT_UNITS, ROUTING],
   run: partitionGraph,
   statistics(r) {
     return {

@@ -2,6 +2,8 @@
 // the shapes pass's types evaluated at the bound dims; graph totals; optional calibration from a
 // measured profile (`--calibrate FILE`). Formulas live in src/cost/flops.ts, times in src/cost/model.ts.
 
+import { ROUTING } from '../src/moe/routing.js';
+import { fileOption } from '../src/pass/options.js';
 import { fusedInto } from '../src/cost/fusion.js';
 import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
 import { nodeFlops, nodeTiles, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
@@ -77,7 +79,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const free = new Set<string>();
   for (const t of typesByName.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
   // Tokens per expert in routed MoE layers: their expectation, not 1 (src/moe/expected.ts).
-  const routing = typeof ctx.options.flags.routing === 'string' ? ctx.options.flags.routing : null;
+  const routing = ctx.option(ROUTING) ?? null;
   const estimated: Record<string, number> = {};
   const experts = expectedExpertCounts(ctx.model, index, ctx.get(verifyPass).order, typesByName, bindings, routing);
   for (const [sym, count] of experts.counts) {
@@ -236,8 +238,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
 
   let calibration: CalibrationReport | null = null;
   let efficiency: EfficiencyTable = {};
-  const calibrateFile = ctx.options.flags.calibrate;
-  if (typeof calibrateFile === 'string' && calibrateFile) {
+  const calibrateFile = ctx.option(CALIBRATE);
+  if (calibrateFile) {
     const measured = readCalibration(calibrateFile);
     const items = graph.nodes.map((n, i) => ({ name: n.name, flops: nodes[i]!.flops, dtype: nodes[i]!.dtype, op_class: nodes[i]!.op_class, tiles: nodes[i]!.tiles, k_splits: nodes[i]!.k_splits }));
     const topo = ctx.topology();
@@ -275,11 +277,14 @@ export function profileGraph(ctx: PassContext): ProfileResult {
 
 const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
 
+export const CALIBRATE = fileOption({ name: 'calibrate', arg: '<file>', on: ['inspect', 'check'],
+  help: 'measured profile (onnxruntime profiler JSON or hxc-telemetry/v1) to calibrate the cost model: measured node times replace estimates, efficiency per device kind and op class is fitted' });
+
 export const profilePass: Pass<ProfileResult> = {
   name: 'profile',
   summary: 'per node FLOPs, bytes read/written, parameter bytes, arithmetic intensity; calibration from a measured profile',
   requires: ['verify', 'bind', 'shapes'],
-  options: [{ name: 'calibrate FILE', description: 'onnxruntime profiler JSON or hxc-telemetry/v1: measured node times replace estimates; efficiency per device kind and op class is fitted' }],
+  options: [CALIBRATE, ROUTING],
   run: profileGraph,
   statistics(r) {
     const stats: Record<string, number | string> = {

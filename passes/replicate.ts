@@ -4,8 +4,9 @@
 // becomes a unit the partitioner can put on another device; `hxc run` splits each expert's tokens
 // among its copies by the copies' devices' measured load.
 
+import { intOption } from '../src/pass/options.js';
+import { ROUTING } from '../src/moe/routing.js';
 import fs from 'node:fs';
-import { HxcError } from '../src/diag/diagnostics.js';
 import { GraphIndex, topoOrder } from '../src/ir/algorithms.js';
 import { detectMoe } from '../src/moe/detect.js';
 import type { Pass } from '../src/pass/pass.js';
@@ -16,20 +17,22 @@ export interface ReplicateResult {
   skipped: string[];
 }
 
+export const EXPERT_REPLICAS = intOption({ name: 'expert-replicas', arg: '<n>', min: 0, example: 2,
+  help: 'extra executable copies of the hottest MoE experts, tokens split at run time by load (default 0)' });
+
 export const replicatePass: Pass<ReplicateResult> = {
   name: 'replicate',
   summary: 'hot MoE experts get executable replicas (--expert-replicas N), their tokens split at run time by the replicas\' load',
   requires: ['import'],
-  options: [{ name: 'expert-replicas N', description: 'extra expert copies to execute, given to the experts with the highest load per copy (default 0)' }],
+  options: [EXPERT_REPLICAS, ROUTING],
   run(ctx) {
-    const flag = ctx.options.flags['expert-replicas'];
-    if (flag === undefined || Number(flag) === 0) return { replicated: [], skipped: [] };
-    const extra = Number(flag);
-    if (!Number.isInteger(extra) || extra < 0) throw new HxcError('HXC2403', `--expert-replicas takes a whole number, got "${String(flag)}"`, { where: '--expert-replicas' });
+    const extra = ctx.option(EXPERT_REPLICAS) ?? 0;
+    if (extra === 0) return { replicated: [], skipped: [] };
     const index = new GraphIndex(ctx.model.graph);
     const { order } = topoOrder(index);
     const layers = detectMoe(ctx.model, index, order).filter((l) => l.form === 'sparse');
-    const routing = typeof ctx.options.flags.routing === 'string' ? readTokens(ctx.options.flags.routing) : null;
+    const routingFile = ctx.option(ROUTING);
+    const routing = routingFile !== undefined ? readTokens(routingFile) : null;
     const g = ctx.model.graph;
     const candidates: { layer: number; expert: number; nodes: number[]; load: number; copies: number }[] = [];
     const skipped: string[] = [];

@@ -4,9 +4,10 @@
 // split, then the lightest neighbours merged down to --max-stages. Cheap element-wise chains and
 // shape arithmetic stay inside the interval of the block that consumes them.
 
+import { ASSIGN, OBJECTIVE } from './partition-options.js';
+import { intOption } from '../src/pass/options.js';
 import { computeTime, ridgePoint } from '../src/cost/model.js';
 import { blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
-import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { profilePass } from './profile.js';
 import { verifyPass } from './verify.js';
@@ -50,11 +51,7 @@ export function buildStages(ctx: PassContext): StageResult {
   const { index } = ctx.get(verifyPass);
   const profile = ctx.get(profilePass);
   const topo = ctx.topology();
-  const maxFlag = ctx.options.flags['max-stages'];
-  const maxStages = maxFlag === undefined ? DEFAULT_MAX_STAGES : Number(maxFlag);
-  if (!Number.isInteger(maxStages) || maxStages < 1) {
-    throw new HxcError('HXC2403', `--max-stages must be a positive integer, got "${String(maxFlag)}"`, { where: '--max-stages', hint: 'e.g. --max-stages 64' });
-  }
+  const maxStages = ctx.option(MAX_STAGES) ?? DEFAULT_MAX_STAGES;
   const n = index.size;
   const kinds = new Map<string, (typeof topo.devices)[number]>();
   for (const d of topo.devices) if (!kinds.has(d.kind)) kinds.set(d.kind, d);
@@ -118,7 +115,7 @@ export function buildStages(ctx: PassContext): StageResult {
   };
   const coarseTarget = Math.min(maxStages, Math.max(2 * topo.devices.length, labels.length));
   const { stages, stage_of } = cut(maxStages);
-  const coarse = !abstract && maxFlag === undefined && coarseTarget < maxStages ? cut(coarseTarget) : null;
+  const coarse = !abstract && ctx.option(MAX_STAGES) === undefined && coarseTarget < maxStages ? cut(coarseTarget) : null;
   const groups = new Map<number, number>();
   for (const s of stages) if (s.repeat_of !== null) groups.set(s.repeat_of, (groups.get(s.repeat_of) ?? 0) + 1);
   return { stages, stage_of, order, repeat_groups: groups.size, coarse: coarse && coarse.stages.length < stages.length ? coarse : null };
@@ -126,11 +123,13 @@ export function buildStages(ctx: PassContext): StageResult {
 
 const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
 
+export const MAX_STAGES = intOption({ name: 'max-stages', arg: '<n>', min: 1, example: 64, on: ['inspect', 'check'], help: `at most N stages (default ${DEFAULT_MAX_STAGES}); the lightest neighbours are merged` });
+
 export const stagePass: Pass<StageResult> = {
   name: 'stage',
   summary: 'coarsen nodes into convex stages (repeated blocks, fused cheap chains) that the partitioner moves',
   requires: ['profile', 'classify'],
-  options: [{ name: 'max-stages N', description: `at most N stages (default ${DEFAULT_MAX_STAGES}); the lightest neighbours are merged` }],
+  options: [MAX_STAGES],
   run: buildStages,
   statistics(r) {
     return { stages: r.stages.length, 'repeated blocks': r.repeat_groups, 'largest stage nodes': Math.max(0, ...r.stages.map((s) => s.nodes.length)) };
@@ -157,5 +156,7 @@ export function modelNeeds(ctx: PassContext, widestMoe: number): ModelNeeds {
     state_bytes: ctx.has(statePass) ? ctx.get(statePass).totals.bytes : 0,
     stages: ctx.has(stagePass) ? new Set(ctx.get(stagePass).stages.map((s) => s.name)).size : 0,
     widest_moe: widestMoe,
+    assigned: ctx.option(ASSIGN) !== undefined,
+    throughput: ctx.option(OBJECTIVE) === 'throughput',
   };
 }

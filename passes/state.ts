@@ -3,11 +3,12 @@
 // `state` annotations of JSON graphs — size it at the bound batch and context, and tie each state
 // object to the nodes that read and write it (its readers sit with its owner, or pay the move).
 
+import { BATCH, CONTEXT } from './bind.js';
 import { byteSizeOf } from '../src/ir/dtype.js';
 import type { Dim, Model } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
-import { bindPass, DEFAULT_CONTEXT, defaultContext, type BindResult } from './bind.js';
+import { bindPass, defaultContext, type BindResult } from './bind.js';
 import { verifyPass } from './verify.js';
 
 export interface StateObject {
@@ -116,8 +117,8 @@ export function analyzeState(ctx: PassContext): StateResult {
   const g = model.graph;
   const { index } = ctx.get(verifyPass);
   const bind = ctx.get(bindPass);
-  const batch = Number(ctx.options.flags.batch ?? (bind.roles.batch ? bind.dims[bind.roles.batch] : undefined) ?? 1);
-  const context = Number(ctx.options.flags.context ?? defaultContext(model));
+  const batch = ctx.option(BATCH) ?? (bind.roles.batch ? bind.dims[bind.roles.batch] : undefined) ?? 1;
+  const context = ctx.option(CONTEXT) ?? defaultContext(model);
   const objects: StateObject[] = findStatePairs(model).map((p) => {
     let perToken = 0;
     for (const name of p.inputs) {
@@ -151,10 +152,7 @@ export const statePass: Pass<StateResult> = {
   name: 'state',
   summary: 'find recurrent state (KV caches, ORT attention past/present, annotations), size it, tie it to its readers and writers',
   requires: ['verify', 'bind'],
-  options: [
-    { name: 'batch N', description: 'sequences held at once (default: the bound batch, else 1)' },
-    { name: 'context N', description: `tokens per sequence held in the cache (default ${DEFAULT_CONTEXT})` },
-  ],
+  options: [BATCH, CONTEXT],
   run: analyzeState,
   statistics(r) {
     return { 'state objects': r.objects.length, 'bytes per token': r.totals.bytes_per_token, 'state bytes': r.totals.bytes };

@@ -8,6 +8,7 @@
 // land on different devices (passes/partition.ts). `--tensor-parallel N` splits every MatMul with
 // at least 64 Ki weight elements into N; `off` never.
 
+import { stringOption } from '../src/pass/options.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass } from '../src/pass/pass.js';
 import { splitMatMuls, splittable, type Split } from '../src/transform/tensor-parallel.js';
@@ -80,13 +81,16 @@ function routedRows(g: Graph): (n: Node) => boolean {
   };
 }
 
+export const TENSOR_PARALLEL = stringOption({ name: 'tensor-parallel', arg: '<mode>',
+  help: 'auto (default): MatMuls with ≥ 4Mi weights split over the largest NVLink-class group (at most 4), weighed against the plan without; off; or N: force N parts' });
+
 export const tpPass: Pass<TpResult> = {
   name: 'tp',
   summary: 'tensor parallelism where it pays: split large weight MatMuls column-wise across identical devices on a dedicated link',
   requires: ['import'],
-  options: [{ name: 'tensor-parallel auto|off|N', description: 'auto (default): for --objective throughput, MatMuls with ≥ 4Mi weights over the largest NVLink-class group (at most 4); N: force N parts' }],
+  options: [TENSOR_PARALLEL],
   run(ctx) {
-    const flag = ctx.options.flags['tensor-parallel'] ?? 'auto';
+    const flag = ctx.option(TENSOR_PARALLEL) ?? 'auto';
     if (flag === 'off') return { k: 1, reason: 'off', group: [], splits: [] };
     const group = tensorParallelGroup(ctx.topology());
     let k: number;

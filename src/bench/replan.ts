@@ -47,7 +47,7 @@ export async function replanTable(models: string, examples: string): Promise<Rep
       const routing = path.join(models, trace);
       const dir = path.join(work, base);
       const running = path.join(dir, 'running');
-      await runPipeline({ model_path: model, topology_path: rack, dims: {}, flags: { out: running, 'default-phase': true } }, null);
+      await runPipeline({ model_path: model, topology_path: rack, dims: {}, flags: { out: running }, default_phase: true }, null);
       const old = readPlan(running);
       // The GPU that ran most of the model.
       const counts = new Map<string, number>();
@@ -62,10 +62,10 @@ export async function replanTable(models: string, examples: string): Promise<Rep
       for (const [k, c] of cases.entries()) {
         const replanned = path.join(dir, `replan${k}`);
         const opts = replanOptions(running, { out: replanned, topology: c.topology, ...(c.routing ? { routing: c.routing } : {}) });
-        const r = await runPipeline({ ...opts, flags: { ...opts.flags, 'default-phase': true } }, null);
+        const r = await runPipeline({ ...opts, default_phase: true }, null);
         const delta = r.ctx.get(lowerPass).delta!;
         const freshDir = path.join(dir, `fresh${k}`);
-        await runPipeline({ model_path: model, topology_path: c.topology, dims: opts.dims, flags: { ...opts.flags, out: freshDir, 'default-phase': true } }, null);
+        await runPipeline({ model_path: model, topology_path: c.topology, dims: opts.dims, flags: { ...opts.flags, out: freshDir }, default_phase: true }, null);
         const fresh: PlanV1 = readPlan(freshDir);
         const d = diffPlans(running, old, freshDir, fresh);
         rows.push({

@@ -2,6 +2,7 @@
 // (latency, memory per device, throughput, gap to the lower bound, KV sequences), 0 otherwise.
 // Given a model instead of a plan directory, it plans first (same options as hxc plan).
 
+import { OUT } from '../../passes/lower.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,8 +46,8 @@ export async function checkCommand(target: string, f: CheckFlags): Promise<void>
       throw new HxcError('HXC2001', 'neither a plan directory nor a model file', { where: target, hint: 'give a folder written by hxc plan, or a model' });
     }
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-check-'));
-    const options = planOptions(target, f);
-    options.flags.out = path.join(scratch, 'plan');
+    const options = planOptions(target, f, 'check');
+    options.flags[OUT.name] = path.join(scratch, 'plan');
     try {
       await runPipeline(options, null);
     } catch (err) {

@@ -1,30 +1,38 @@
-// Turning parsed command-line options into PlanOptions, shared by the commands that run passes.
+// The passes' options on the command line: commander options built from their declarations
+// (src/pass/options.ts, each next to the pass that owns it), and what the user typed turned into
+// PlanOptions — shared by the commands that run passes.
 
+import { Option, type Command } from 'commander';
 import { HxcError } from '../diag/diagnostics.js';
+import { parseOption, type OptionSpec, type OptionValue } from '../pass/options.js';
 import type { PlanOptions } from '../pass/pass.js';
+import { PASSES } from '../../passes/index.js';
 import { parseDims } from './dims.js';
 
+/** What commander parsed for a command that runs passes: the rack, `--dim`, and the passes' options (camelCase keys). */
 export interface AnalysisFlags {
   topology?: string;
   dim?: string[];
-  phase?: string;
-  batch?: string;
-  prompt?: string;
-  context?: string;
-  calibrate?: string;
-  maxStages?: string;
-  routing?: string;
-  expertSlots?: string;
-  objective?: string;
-  solver?: string;
-  timeLimit?: string;
-  tensorParallel?: string;
-  expertReplicas?: string;
-  out?: string;
-  assign?: string;
-  minSequences?: string;
-  pinExperts?: boolean;
-  expertUnits?: string;
+  [option: string]: unknown;
+}
+
+/** The pass options a command takes, each once, in pipeline order: `plan` all of them, the others those that say so. */
+export function passOptions(command: 'plan' | 'inspect' | 'check'): OptionSpec[] {
+  const seen = new Set<OptionSpec>();
+  for (const p of PASSES) for (const o of p.options) if (command === 'plan' || o.on?.includes(command)) seen.add(o);
+  return [...seen];
+}
+
+/** The commander attribute an option's value lands under (`--max-stages` → maxStages). */
+const attribute = (name: string): string => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Add the pass options `command` takes to a commander command, from their declarations. */
+export function addPassOptions(c: Command, command: 'plan' | 'inspect' | 'check'): Command {
+  for (const o of passOptions(command)) {
+    const opt = new Option(`${o.short ? `${o.short}, ` : ''}--${o.name}${o.arg ? ` ${o.arg}` : ''}`, o.help);
+    c.addOption(o.kind === 'choice' ? opt.choices(o.choices) : opt);
+  }
+  return c;
 }
 
 /** A budget given as a fraction (0.2) or a percentage (20%). */
@@ -34,44 +42,12 @@ export function fractionFlag(text: string, flag: string): number {
   return value;
 }
 
-function positiveInt(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new HxcError('HXC2002', `${flag} takes a positive integer, got "${v}"`, { where: flag, hint: `e.g. ${flag} 8` });
-  return Number(v);
-}
-
-export function planOptions(model: string, f: AnalysisFlags): PlanOptions {
+/** PlanOptions from what commander parsed: every pass option given, parsed and validated by its declaration. */
+export function planOptions(model: string, f: AnalysisFlags, command: 'plan' | 'inspect' | 'check' = 'plan'): PlanOptions {
   const flags: PlanOptions['flags'] = {};
-  if (f.phase !== undefined) flags.phase = f.phase;
-  const batch = positiveInt(f.batch, '--batch');
-  if (batch !== undefined) flags.batch = batch;
-  const prompt = positiveInt(f.prompt, '--prompt');
-  if (prompt !== undefined) flags.prompt = prompt;
-  const context = positiveInt(f.context, '--context');
-  if (context !== undefined) flags.context = context;
-  const maxStages = positiveInt(f.maxStages, '--max-stages');
-  if (maxStages !== undefined) flags['max-stages'] = maxStages;
-  if (f.calibrate !== undefined) flags.calibrate = f.calibrate;
-  if (f.routing !== undefined) flags.routing = f.routing;
-  if (f.expertSlots !== undefined) {
-    if (!/^\d+$/.test(f.expertSlots)) throw new HxcError('HXC2002', `--expert-slots takes a non-negative integer, got "${f.expertSlots}"`, { where: '--expert-slots', hint: 'e.g. --expert-slots 8' });
-    flags['expert-slots'] = Number(f.expertSlots);
-  }
-  if (f.objective !== undefined) flags.objective = f.objective;
-  if (f.solver !== undefined) flags.solver = f.solver;
-  if (f.out !== undefined) flags.out = f.out;
-  if (f.tensorParallel !== undefined) flags['tensor-parallel'] = f.tensorParallel;
-  if (f.expertReplicas !== undefined) flags['expert-replicas'] = Number(f.expertReplicas);
-  if (f.assign !== undefined) flags.assign = f.assign;
-  const minSequences = positiveInt(f.minSequences, '--min-sequences');
-  if (minSequences !== undefined) flags['min-sequences'] = minSequences;
-  if (f.pinExperts) flags['pin-experts'] = true;
-  const expertUnits = positiveInt(f.expertUnits, '--expert-units');
-  if (expertUnits !== undefined) flags['expert-units'] = expertUnits;
-  if (f.timeLimit !== undefined) {
-    const t = Number(f.timeLimit);
-    if (!(t > 0 && t <= 86_400)) throw new HxcError('HXC2002', `--time-limit takes seconds from 0 to 86400, got "${f.timeLimit}"`, { where: '--time-limit', hint: 'e.g. --time-limit 10' });
-    flags['time-limit'] = t;
+  for (const o of passOptions(command)) {
+    const raw = f[attribute(o.name)];
+    if (raw !== undefined) flags[o.name] = parseOption(o, raw as OptionValue);
   }
   return { model_path: model, topology_path: f.topology ?? null, dims: parseDims(f.dim), flags };
 }

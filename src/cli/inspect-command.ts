@@ -25,7 +25,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
   const passes = ['import', 'verify', 'bind', 'state'];
   if (opts.values) passes.push('shapes');
   if (opts.costs) passes.push('profile', 'classify');
-  const { ctx } = await runPipeline(planOptions(model, opts), passes);
+  const { ctx } = await runPipeline(planOptions(model, opts, 'inspect'), passes);
   const g = ctx.model.graph;
   const report: Record<string, unknown> = { ...inspectReport(ctx.model) };
   const state = ctx.get(statePass);

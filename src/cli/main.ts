@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { HxcError, formatError } from '../diag/diagnostics.js';
 import { planCommand } from './plan.js';
+import { addPassOptions } from './flags.js';
 import { simulateCommand } from './simulate-command.js';
 import { runCommand } from './run-command.js';
 import { checkCommand } from './check-command.js';
@@ -28,17 +29,9 @@ export function buildProgram(): Command {
     });
 
   const common = (c: Command): Command => c.option('--json', 'print a machine-readable JSON object on stdout');
-  /** Options that decide the numbers: dims, LLM phase, calibration. Shared by plan and inspect. */
-  const analysis = (c: Command): Command => c
-    .addOption(new Option('--dim <bindings...>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)'))
-    .addOption(new Option('--phase <phase>', 'LLM phase whose shapes to bind').choices(['prefill', 'decode']))
-    .option('--batch <n>', 'sequences per step for --phase and state sizing (default 1)')
-    .option('--prompt <n>', 'prompt tokens for --phase prefill (default 512)')
-    .option('--context <n>', 'tokens held in the KV cache: decode past length and state sizing (default 2048)')
-    .option('--calibrate <file>', 'measured profile (onnxruntime profiler JSON or hxc telemetry) to calibrate the cost model')
-    .option('--max-stages <n>', 'at most N stages (default 256)')
-    .option('--routing <file>', 'MoE routing statistics (hxc-routing/v1: tokens per expert, co-activation); uniform when absent')
-    .option('--expert-slots <n>', 'redundant MoE expert replicas per layer (default: one per expert device)');
+  /** `--dim`, and the pass options `command` takes (declared by the passes: src/pass/options.ts). */
+  const analysis = (c: Command, command: 'plan' | 'inspect' | 'check'): Command =>
+    addPassOptions(c.addOption(new Option('--dim <bindings...>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)')), command);
 
   analysis(common(program.command('plan')
     .description('run the pass pipeline on a model and a topology')
@@ -49,17 +42,7 @@ export function buildProgram(): Command {
     .option('--print-before <pass>', 'print the IR before NAME (or all) on stderr')
     .option('--print-after <pass>', 'print the IR after NAME (or all) on stderr')
     .option('--dump-dir <dir>', 'write one stable text file per pass into DIR')
-    .option('--time-passes', 'print a table of time per pass on stderr')
-    .addOption(new Option('--objective <objective>', 'latency: one request (makespan); throughput: pipelined requests').choices(['latency', 'throughput']).default('latency'))
-    .addOption(new Option('--solver <solver>', 'heuristic, exact (MILP with HiGHS, small graphs) or auto').choices(['auto', 'heuristic', 'exact']).default('auto'))
-    .option('--time-limit <s>', 'wall-clock seconds for the exact solver instead of its work limit (the plan may then differ between machines)')
-    .option('--assign <file>', 'hxc-assignment/v1 JSON {format, assignment: {node: device}}: pin those nodes (plan.json `assignment` is one); hxc places the rest')
-    .option('--min-sequences <n>', 'move KV-owning layers until the cache holds N sequences of --context tokens; plan.json shows the cost')
-    .option('--pin-experts', 'keep MoE experts on the devices the moe pass chose (otherwise that placement is one candidate among others)')
-    .option('--expert-units <n>', 'above N experts in the model, the experts of a layer the moe pass put on the same devices are planned in groups of ceil(experts / N): fewer units, steps and programs for a coarser placement (default: each expert its own unit)')
-    .option('--expert-replicas <n>', 'extra executable copies of the hottest MoE experts, tokens split at run time by load (default 0)')
-    .option('--tensor-parallel <mode>', 'auto (throughput objective, large MatMuls over an NVLink-class group), off, or N parts')
-    .option('-o, --out <dir>', 'plan directory to write', 'hxc-plan')))
+    .option('--time-passes', 'print a table of time per pass on stderr')), 'plan')
     .action(planCommand);
 
   common(program.command('replan')
@@ -95,7 +78,6 @@ export function buildProgram(): Command {
     .description('CI gate: exit 1 when a plan (or a model, planned first) breaks a budget')
     .argument('<plan-or-model>', 'plan directory, or a model to plan with the options below')
     .option('-t, --topology <file>', 'rack topology YAML when planning a model')
-    .addOption(new Option('--objective <objective>', 'when planning a model').choices(['latency', 'throughput']))
     .option('--max-latency <time>', 'e.g. 5ms')
     .option('--max-memory <size>', 'per device: a size (70GiB) or a share of its capacity (90%)')
     .option('--min-throughput <n>', 'requests per second')
@@ -104,7 +86,7 @@ export function buildProgram(): Command {
     .option('--telemetry <file>', 'what a run measured (hxc-telemetry/v1, hxc run writes it), for --max-drift')
     .option('--max-drift <fraction>', 'measured busy time per device, and token shares per MoE layer, within this of the plan: 0.2 or 20%')
     .option('--junit <file>', 'also write JUnit XML there: one testcase per budget')
-    .addOption(new Option('--format <format>', 'text (default) or github: workflow annotations for broken budgets').choices(['text', 'github']))))
+    .addOption(new Option('--format <format>', 'text (default) or github: workflow annotations for broken budgets').choices(['text', 'github']))), 'check')
     .action(checkCommand);
 
   common(program.command('diff')
@@ -125,7 +107,7 @@ export function buildProgram(): Command {
     .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
     .option('-t, --topology <file>', 'rack topology YAML for --costs (default: the built-in rack)')
     .option('--values', 'list every value with its inferred dtype and shape')
-    .option('--costs', 'per node FLOPs, bytes, intensity and roofline class per device kind')))
+    .option('--costs', 'per node FLOPs, bytes, intensity and roofline class per device kind')), 'inspect')
     .action(inspectCommand);
 
   common(program.command('passes').description('list the passes in pipeline order, with what each needs')).action(passesCommand);

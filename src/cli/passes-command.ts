@@ -15,7 +15,7 @@ export function passesCommand(opts: { json?: boolean }): void {
   let text = table(['pass', 'requires', 'what it does'], rows);
   const withOptions = PASSES.filter((p) => p.options.length > 0);
   for (const p of withOptions) {
-    text += `\n${p.name} options:\n${p.options.map((o) => `  --${o.name}  ${o.description}`).join('\n')}\n`;
+    text += `\n${p.name} options:\n${p.options.map((o) => `  --${o.name}${o.arg ? ` ${o.arg}` : ''}  ${o.help}`).join('\n')}\n`;
   }
   process.stdout.write(text);
 }

@@ -74,8 +74,8 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
     ...status,
   };
   const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
-  options.flags['default-phase'] = true;
-  options.flags.pipeline = pipelineString(resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes);
+  options.default_phase = true;
+  options.pipeline = pipelineString(resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes);
   const run = await runPipeline(options, requested, instr, Boolean(flags.strictPasses));
   if (run.pipeline.pulled_in.length > 0) {
     process.stderr.write(`hxc: note: added prerequisite passes: ${run.pipeline.pulled_in.join(', ')}\n`);

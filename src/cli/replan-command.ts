@@ -11,7 +11,12 @@ import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import { report } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
-import { FILE_OPTIONS, lowerPass } from '../../passes/lower.js';
+import { FILE_OPTIONS, lowerPass, OUT } from '../../passes/lower.js';
+import { OBJECTIVE } from '../../passes/partition-options.js';
+import { PHASE } from '../../passes/bind.js';
+import { CALIBRATE } from '../../passes/profile.js';
+import { ROUTING } from '../moe/routing.js';
+import { parseOption } from '../pass/options.js';
 import { parseBytes } from '../topology/units.js';
 import { sha256 } from '../util/hash.js';
 import type { PlanOptions } from '../pass/pass.js';
@@ -71,12 +76,13 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
   // The running plan's options, its files found from its directory; what changed overrides them.
   const planFlags: PlanOptions['flags'] = {};
   for (const [k, v] of Object.entries(recorded.flags)) planFlags[k] = FILE_OPTIONS.includes(k) && typeof v === 'string' ? fromPlan(v) : v;
-  if (old.phase) planFlags.phase = old.phase;
-  if (flags.objective !== undefined) planFlags.objective = flags.objective;
-  if (flags.routing !== undefined) planFlags.routing = flags.routing;
-  if (flags.telemetry !== undefined) planFlags.calibrate = flags.telemetry;
-  planFlags.out = flags.out ?? 'hxc-replan';
-  if (path.resolve(String(planFlags.out)) === path.resolve(planDir)) {
+  if (old.phase) planFlags[PHASE.name] = parseOption(PHASE, old.phase);
+  if (flags.objective !== undefined) planFlags[OBJECTIVE.name] = parseOption(OBJECTIVE, flags.objective);
+  if (flags.routing !== undefined) planFlags[ROUTING.name] = parseOption(ROUTING, flags.routing);
+  if (flags.telemetry !== undefined) planFlags[CALIBRATE.name] = parseOption(CALIBRATE, flags.telemetry);
+  const out = flags.out ?? 'hxc-replan';
+  planFlags[OUT.name] = out;
+  if (path.resolve(out) === path.resolve(planDir)) {
     throw new HxcError('HXC2004', 'is the running plan; a replan is written beside it (the running plan and its run/ stay until you switch)', { where: '--out', hint: 'choose another folder, e.g. --out hxc-replan' });
   }
   const amortize = count(flags.amortize, '--amortize', 1) ?? DEFAULT_AMORTIZE;

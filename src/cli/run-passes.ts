@@ -14,7 +14,8 @@ import { partitionPass, planScore } from '../../passes/partition.js';
 import { Context } from '../pass/context.js';
 import { finishInstrumentation, PassManager, resolvePipeline, type Instrumentation, type PassRun, type PassTiming, type ResolvedPipeline } from '../pass/manager.js';
 import type { Pass, PlanOptions } from '../pass/pass.js';
-import { tpPass } from '../../passes/tp.js';
+import { TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
+import { readOption } from '../pass/options.js';
 
 export interface PipelineRun {
   ctx: Context;
@@ -40,7 +41,7 @@ export async function runPipeline(options: PlanOptions, requested: string[] | nu
   const names = pipeline.passes.map((p) => p.name);
   const diagnostics: string[] = [];
   try {
-    const tpFlag = options.flags['tensor-parallel'] ?? 'auto';
+    const tpFlag = readOption(options.flags, TENSOR_PARALLEL) ?? 'auto';
     if (!names.includes('tp') || !names.includes('partition') || tpFlag === 'off') {
       const ctx = new Context(options);
       try {
@@ -115,7 +116,7 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   weigh(all, 1);
   all = null;
   if (proposedSplits > 0) {
-    if (auto) weigh(await variant('no tensor parallelism', { ...options, flags: { ...options.flags, 'tensor-parallel': 'off' } }, planning), 0);
+    if (auto) weigh(await variant('no tensor parallelism', { ...options, flags: { ...options.flags, [TENSOR_PARALLEL.name]: 'off' } }, planning), 0);
     // Re-planning with only the splits that paid is one more whole pipeline: not on huge graphs.
     if (paid.length > 0 && paid.length < proposedSplits && nodes <= PAID_VARIANT_MAX_NODES) {
       weigh(await variant('tensor parallel where it paid', { ...options, tp_targets: paid }, planning), 2);

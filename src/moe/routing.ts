@@ -4,9 +4,17 @@
 // close the loop), and made up here when there is no file: uniform routing, or a seeded Zipf trace.
 // Readers accept fields they do not know (a trace's generator, popularity, ...).
 
+import { fileOption } from '../pass/options.js';
 import fs from 'node:fs';
 import { mulberry32 } from '../util/stats.js';
 import { HxcError } from '../diag/diagnostics.js';
+
+/**
+ * `--routing FILE`, read by the passes that cost, place and replicate experts (profile, moe,
+ * replicate, partition): declared with the format it names.
+ */
+export const ROUTING = fileOption({ name: 'routing', arg: '<file>', on: ['inspect', 'check'],
+  help: 'MoE routing statistics (hxc-routing/v1: tokens per expert, co-activation); uniform when absent (warning HXC1106)' });
 
 export const ROUTING_FORMAT = 'hxc-routing/v1';
 

@@ -108,12 +108,16 @@ export interface ModelNeeds {
   stages: number;
   /** Experts of the widest MoE layer, 0 for a dense model. */
   widest_moe: number;
+  /** The user pinned nodes (--assign): every device stays, since a pin may name any. */
+  assigned: boolean;
+  /** Planned for throughput: the pipeline's stages count among the devices needed. */
+  throughput: boolean;
 }
 
 export function narrowForModel(ctx: PassContext & { narrow?(t: Topology, c: Considered): void; considered?: Considered | null }, needs: ModelNeeds): void {
   if (ctx.considered !== undefined || !ctx.narrow) return;
   const topo = ctx.topology();
-  if (topo.devices.length <= NARROW_ABOVE || typeof ctx.options.flags.assign === 'string') {
+  if (topo.devices.length <= NARROW_ABOVE || needs.assigned) {
     ctx.considered = null;
     return;
   }
@@ -121,8 +125,7 @@ export function narrowForModel(ctx: PassContext & { narrow?(t: Topology, c: Cons
   const smallest = Math.min(...(accel.length > 0 ? accel : topo.devices).map((d) => d.memory_capacity_bytes));
   const bytes = needs.param_bytes + needs.state_bytes;
   const memory = Math.ceil((bytes * 1.25) / smallest);
-  const throughput = ctx.options.flags.objective === 'throughput';
-  const stages = throughput ? needs.stages : 0;
+  const stages = needs.throughput ? needs.stages : 0;
   const widestMoe = needs.widest_moe;
   const need = Math.max(MIN_PER_CLASS, memory, widestMoe, stages);
   const cut = narrowTopology(topo, need);

@@ -1,6 +1,7 @@
 // The concrete PassContext: holds options, diagnostics, the model once imported, the topology
 // (loaded lazily, default rack when none is given) and the analyses by pass name.
 
+import { readOption, type OptionSpec, type OptionValue } from './options.js';
 import { Diagnostics, HxcError } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
@@ -44,6 +45,10 @@ export class Context implements PassContext {
     this.topologyValue = t;
     this.routesValue = null;
     this.considered = considered;
+  }
+
+  option<T extends OptionValue>(spec: OptionSpec<T>): T | undefined {
+    return readOption(this.options.flags, spec);
   }
 
   get<T>(pass: Pass<T, any>): T {

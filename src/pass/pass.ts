@@ -7,6 +7,7 @@
 import type { Diagnostics } from '../diag/diagnostics.js';
 import type { Model } from '../ir/graph.js';
 import type { RouteTable, Topology } from '../topology/index.js';
+import type { OptionSpec, OptionValue } from './options.js';
 
 /** Options every pass may read; each pass documents the ones it uses in `options`. */
 export interface PlanOptions {
@@ -14,8 +15,12 @@ export interface PlanOptions {
   topology_path: string | null;
   /** Symbolic dims bound by `--dim name=value`. */
   dims: Record<string, number>;
-  /** Free-form pass options (`--phase`, `--objective`, ...), by option name. */
-  flags: Record<string, string | number | boolean>;
+  /** The passes' options by name (`phase`, `objective`, ...), each declared once by its pass (src/pass/options.ts). */
+  flags: Record<string, OptionValue>;
+  /** The pipeline as resolved (recorded in plan.json). */
+  pipeline?: string;
+  /** With no --phase, bind a KV-cache LLM's prefill (the `hxc plan` default; analysis commands bind nothing). */
+  default_phase?: boolean;
   /** Set by the variant driver (src/cli/run-passes.ts): split only these MatMuls (tp pass). */
   tp_targets?: string[];
   /** Set by `hxc replan`: the running plan, whose placement the partitioner moves from, counting the migration. */
@@ -39,11 +44,8 @@ export interface PassContext {
   has(pass: Pass<any, any>): boolean;
   /** Whether the pass of this name stored an analysis: for the pass manager, which knows passes by name only. */
   ran(name: string): boolean;
-}
-
-export interface PassOption {
-  name: string;
-  description: string;
+  /** An option's value, typed and validated by its declaration (undefined when not given). */
+  option<T extends OptionValue>(spec: OptionSpec<T>): T | undefined;
 }
 
 /** `R` is what run returns: the analysis T itself, or a Promise of it for passes that await a solver. */
@@ -52,7 +54,8 @@ export interface Pass<T = unknown, R extends T | Promise<T> = T> {
   summary: string;
   /** Passes whose analyses this one reads; the manager runs them first. */
   requires: string[];
-  options: PassOption[];
+  /** The options it reads (declared once, by the pass that owns each; others list the same object). */
+  options: readonly OptionSpec[];
   run(ctx: PassContext): R;
   /** Named counters shown by `--time-passes` and in dumps ("nodes: 530"). */
   statistics(result: T, ctx: PassContext): Record<string, number | string>;
