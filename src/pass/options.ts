@@ -74,8 +74,11 @@ export function parseOption<T extends OptionValue>(spec: OptionSpec<T>, raw: Opt
       if (typeof raw !== 'string' || !spec.choices.includes(raw)) throw bad(flag, `one of ${spec.choices.join(', ')}`, raw);
       return raw as T;
     case 'string':
+      // A flags bag may hold a number for a string option (`'tensor-parallel': 2`): its text.
+      if ((typeof raw !== 'string' && typeof raw !== 'number') || raw === '') throw bad(flag, 'a value', raw);
+      return String(raw) as T;
     case 'file':
-      if (typeof raw !== 'string' || raw === '') throw bad(flag, spec.kind === 'file' ? 'a file' : 'a value', raw);
+      if (typeof raw !== 'string' || raw === '') throw bad(flag, 'a file', raw);
       return raw as T;
   }
 }
