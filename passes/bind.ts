@@ -86,11 +86,37 @@ export function defaultContext(model: Model): number {
   return Math.min(DEFAULT_CONTEXT, positions > 128 ? positions - 64 : positions - 1);
 }
 
-export const PHASE = choiceOption({ name: 'phase', arg: '<phase>', choices: ['prefill', 'decode'] as const, on: ['inspect', 'check'],
-  help: 'LLM phase whose shapes to bind: prefill (seq = --prompt, past = 0) or decode (seq = 1, past = --context)' });
-export const BATCH = intOption({ name: 'batch', arg: '<n>', min: 1, example: 8, on: ['inspect', 'check'], help: 'sequences per step for --phase and state sizing (default 1)' });
-export const PROMPT = intOption({ name: 'prompt', arg: '<n>', min: 1, example: 512, on: ['inspect', 'check'], help: `prompt tokens for --phase prefill (default ${DEFAULT_PROMPT})` });
-export const CONTEXT = intOption({ name: 'context', arg: '<n>', min: 1, example: 2048, on: ['inspect', 'check'], help: `tokens held in the KV cache: decode past length and state sizing (default ${DEFAULT_CONTEXT})` });
+export const PHASE = choiceOption({
+  name: 'phase',
+  arg: '<phase>',
+  choices: ['prefill', 'decode'] as const,
+  on: ['inspect', 'check'],
+  help: 'LLM phase whose shapes to bind: prefill (seq = --prompt, past = 0) or decode (seq = 1, past = --context)',
+});
+export const BATCH = intOption({
+  name: 'batch',
+  arg: '<n>',
+  min: 1,
+  example: 8,
+  on: ['inspect', 'check'],
+  help: 'sequences per step for --phase and state sizing (default 1)',
+});
+export const PROMPT = intOption({
+  name: 'prompt',
+  arg: '<n>',
+  min: 1,
+  example: 512,
+  on: ['inspect', 'check'],
+  help: `prompt tokens for --phase prefill (default ${DEFAULT_PROMPT})`,
+});
+export const CONTEXT = intOption({
+  name: 'context',
+  arg: '<n>',
+  min: 1,
+  example: 2048,
+  on: ['inspect', 'check'],
+  help: `tokens held in the KV cache: decode past length and state sizing (default ${DEFAULT_CONTEXT})`,
+});
 
 export const bindPass: Pass<BindResult> = {
   name: 'bind',
@@ -103,13 +129,14 @@ export const bindPass: Pass<BindResult> = {
     let phase: Phase | null = ctx.option(PHASE) ?? null;
     const roles = llmRoles(ctx.model);
     // `hxc plan` on a KV-cache LLM with nothing bound plans its prefill: a plan needs numbers.
-    if (!phase && ctx.options.default_phase === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims)) phase = 'prefill';
+    if (!phase && ctx.options.default_phase === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims))
+      phase = 'prefill';
     if (phase) {
       // Defaults never exceed the positions the model has (a learned position table's rows).
       const positions = positionLimit(ctx.model);
       const batch = ctx.option(BATCH) ?? 1;
-      const seq = phase === 'prefill' ? ctx.option(PROMPT) ?? Math.min(DEFAULT_PROMPT, positions) : 1;
-      const past = phase === 'prefill' ? 0 : ctx.option(CONTEXT) ?? defaultContext(ctx.model);
+      const seq = phase === 'prefill' ? (ctx.option(PROMPT) ?? Math.min(DEFAULT_PROMPT, positions)) : 1;
+      const past = phase === 'prefill' ? 0 : (ctx.option(CONTEXT) ?? defaultContext(ctx.model));
       const set = (s: string | undefined, v: number): void => {
         if (s !== undefined) {
           dims[s] = v;
@@ -131,7 +158,14 @@ export const bindPass: Pass<BindResult> = {
     return { bound: Object.keys(r.dims).length, phase: r.phase ?? 'none' };
   },
   dump(r) {
-    const lines = [`phase: ${r.phase ?? 'none'}`, `roles: ${Object.entries(r.roles).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`];
+    const lines = [
+      `phase: ${r.phase ?? 'none'}`,
+      `roles: ${
+        Object.entries(r.roles)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ') || '(none)'
+      }`,
+    ];
     for (const k of Object.keys(r.dims).sort()) lines.push(`${k} = ${r.dims[k]} (${r.source[k]})`);
     return lines.join('\n') + '\n';
   },

@@ -117,9 +117,10 @@ function typicalLink(ctx: PassContext): ClassifyResult['typical_link'] {
   // Every ordered pair on a small rack; on a large one, from each device class's first member to
   // every device, weighted by the class's size (the same median when a class's members see the
   // rack alike, which is what makes them a class) — N routes per class, not N².
-  const sources = topo.devices.length <= LARGE_RACK_DEVICES
-    ? topo.devices.map((d) => ({ id: d.id, weight: 1 }))
-    : deviceClasses(topo).map((c) => ({ id: c.representative, weight: c.devices.length }));
+  const sources =
+    topo.devices.length <= LARGE_RACK_DEVICES
+      ? topo.devices.map((d) => ({ id: d.id, weight: 1 }))
+      : deviceClasses(topo).map((c) => ({ id: c.representative, weight: c.devices.length }));
   const samples: { bw: number; lat: number; weight: number }[] = [];
   for (const a of sources) {
     for (const b of topo.devices) {
@@ -135,7 +136,10 @@ function typicalLink(ctx: PassContext): ClassifyResult['typical_link'] {
   let m = samples[samples.length - 1]!;
   for (let k = 0, acc = 0; k < samples.length; k++) {
     acc += samples[k]!.weight;
-    if (acc > Math.floor(total / 2)) { m = samples[k]!; break; }
+    if (acc > Math.floor(total / 2)) {
+      m = samples[k]!;
+      break;
+    }
   }
   return { bandwidth_bytes_per_s: m.bw, latency_s: m.lat };
 }
@@ -155,7 +159,11 @@ export const classifyPass: Pass<ClassifyResult> = {
     return stats;
   },
   dump(r, ctx) {
-    const lines = [`kinds: ${r.kinds.join(', ')}`, `critical_path_s: ${fmt(r.critical_path_s)}`, `typical link: ${fmt(r.typical_link.bandwidth_bytes_per_s)} B/s, ${fmt(r.typical_link.latency_s)} s`];
+    const lines = [
+      `kinds: ${r.kinds.join(', ')}`,
+      `critical_path_s: ${fmt(r.critical_path_s)}`,
+      `typical link: ${fmt(r.typical_link.bandwidth_bytes_per_s)} B/s, ${fmt(r.typical_link.latency_s)} s`,
+    ];
     ctx.model.graph.nodes.forEach((node, i) => {
       const c = nodeClass(r, i);
       const per = r.kinds.map((k) => `${k}:${c.by_kind[k]!.bound}/${fmt(c.by_kind[k]!.time_s)}s/comm=${fmt(c.by_kind[k]!.comm_ratio)}`).join(' ');

@@ -39,7 +39,12 @@ export interface LowerResult {
 
 export type DeltaManifest = DeltaV1;
 
-export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<string, string[]> | null, dir: string): Omit<PlanV1, 'expert_probes' | 'programs'> {
+export function buildManifest(
+  ctx: PassContext,
+  pipeline: string,
+  programs: Map<string, string[]> | null,
+  dir: string,
+): Omit<PlanV1, 'expert_probes' | 'programs'> {
   const part = ctx.get(partitionPass);
   const sched = ctx.get(schedulePass);
   const profile = ctx.get(profilePass);
@@ -57,19 +62,28 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
   return {
     format: PLAN_FORMAT,
     model: {
-      name: model.name, file: path.basename(model.path), sha256: model.sha256, format: model.format, file_bytes: fs.statSync(model.path).size,
+      name: model.name,
+      file: path.basename(model.path),
+      sha256: model.sha256,
+      format: model.format,
+      file_bytes: fs.statSync(model.path).size,
       /** Where the source model was, relative to the plan directory (hxc run --check reads it). */
       path_from_plan: relativeTo(dir, model.path),
     },
     topology: {
-      name: topo.name, sha256: topo.source.sha256,
+      name: topo.name,
+      sha256: topo.source.sha256,
       /** Where the rack file was, relative to the plan directory; null for the built-in rack (hxc replan reads it). */
       path_from_plan: ctx.options.topology_path === null ? null : relativeTo(dir, ctx.options.topology_path),
       links: topo.links.map((l) => ({ name: l.name, kind: l.kind, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
       /** On a large rack, the devices planned on and why (src/partition/narrow.ts). */
       ...(ctx.considered ? { considered: ctx.considered } : {}),
     },
-    dims: Object.fromEntries(Object.entries(profile.bindings).filter(([k]) => !(k in profile.estimated)).sort(([a], [b]) => (a < b ? -1 : 1))),
+    dims: Object.fromEntries(
+      Object.entries(profile.bindings)
+        .filter(([k]) => !(k in profile.estimated))
+        .sort(([a], [b]) => (a < b ? -1 : 1)),
+    ),
     /** Data-dependent sizes costed at their expectation (tokens per expert), not bound by anyone. */
     estimated_dims: Object.fromEntries(Object.entries(profile.estimated).sort(([a], [b]) => (a < b ? -1 : 1))),
     inputs: inputSpecs(ctx),
@@ -91,29 +105,53 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
         id: d.id,
         kind: kinds.get(d.id),
         program: programs?.has(d.id) ? `programs/${d.id}/` : (null as string | null),
-        steps: d.steps.map((s) => (s.op === 'compute'
-          ? { op: s.op, unit: s.unit, nodes: s.nodes, program: programs?.get(d.id)?.[computed++] ?? null, duration_s: s.duration_s, round: s.round, start_s: s.start_s, end_s: s.end_s }
-          : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, round: s.round, start_s: s.start_s, end_s: s.end_s })),
+        steps: d.steps.map((s) =>
+          s.op === 'compute'
+            ? {
+                op: s.op,
+                unit: s.unit,
+                nodes: s.nodes,
+                program: programs?.get(d.id)?.[computed++] ?? null,
+                duration_s: s.duration_s,
+                round: s.round,
+                start_s: s.start_s,
+                end_s: s.end_s,
+              }
+            : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, round: s.round, start_s: s.start_s, end_s: s.end_s },
+        ),
         memory: d.memory,
       };
     }),
-    transfers: sched.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, route: t.links, hops: t.route_hops, start_s: t.start_s, end_s: t.end_s })),
+    transfers: sched.transfers.map((t) => ({
+      value: t.value,
+      bytes: t.bytes,
+      from: t.from,
+      to: t.to,
+      route: t.links,
+      hops: t.route_hops,
+      start_s: t.start_s,
+      end_s: t.end_s,
+    })),
     state: state.objects.map((o) => {
       const owner = o.writers.length > 0 ? p.device_ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]! : null;
       // Readers placed away from the owner pay to see the cache: each such node, where it runs, and
       // the state bytes it reads per step (its share of the object's tensors).
       const tensors = new Set([...o.inputs, ...o.outputs]);
       // A reader of only the cache's shape (Shape, Size) moves no bytes: metadata is not data.
-      const moves = o.readers.filter((r) => !(g.nodes[r]!.domain === '' && (g.nodes[r]!.op === 'Shape' || g.nodes[r]!.op === 'Size')))
+      const moves = o.readers
+        .filter((r) => !(g.nodes[r]!.domain === '' && (g.nodes[r]!.op === 'Shape' || g.nodes[r]!.op === 'Size')))
         .map((r) => ({ r, device: assignment[g.nodes[r]!.name]! }))
         .filter((x) => owner !== null && x.device !== owner)
         .map((x) => ({
-          node: g.nodes[x.r]!.name, device: x.device,
+          node: g.nodes[x.r]!.name,
+          device: x.device,
           bytes: g.nodes[x.r]!.inputs.filter((v) => tensors.has(v)).reduce((sum, v) => sum + (profile.value_bytes.get(v) ?? 0), 0),
         }));
       return { name: o.name, kind: o.kind, bytes: o.bytes, bytes_per_token: o.bytes_per_token, owner, inputs: o.inputs, outputs: o.outputs, moves };
     }),
-    experts: ctx.has(moePass) ? expertsAsPlaced(ctx.get(moePass), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), ctx.get(verifyPass).index.nodeByName) : [],
+    experts: ctx.has(moePass)
+      ? expertsAsPlaced(ctx.get(moePass), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), ctx.get(verifyPass).index.nodeByName)
+      : [],
     estimate: {
       /** Everything here is the simulator's (src/partition/judge.ts), the model that chose the plan. */
       latency_s: latency,
@@ -124,14 +162,26 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
       lower_bound_s: lb.lower_bound_s,
       throughput_upper_per_s: part.throughput_bound.upper_per_s,
       /** For the objective: latency over its lower bound, or the throughput bound over throughput, minus 1. */
-      gap: part.objective === 'latency'
-        ? (lb.lower_bound_s > 0 ? latency / lb.lower_bound_s - 1 : null)
-        : (sched.many.throughput_per_s > 0 && Number.isFinite(part.throughput_bound.upper_per_s) ? part.throughput_bound.upper_per_s / sched.many.throughput_per_s - 1 : null),
+      gap:
+        part.objective === 'latency'
+          ? lb.lower_bound_s > 0
+            ? latency / lb.lower_bound_s - 1
+            : null
+          : sched.many.throughput_per_s > 0 && Number.isFinite(part.throughput_bound.upper_per_s)
+            ? part.throughput_bound.upper_per_s / sched.many.throughput_per_s - 1
+            : null,
       lower_bounds: { critical_path_s: lb.critical_path_s, work_over_speed_s: lb.work_over_speed_s, memory_spread_s: lb.memory_spread_s },
-      devices: Object.fromEntries(sched.devices.map((d, k) => [d.id, {
-        busy_s: sched.one.devices[k]!.busy_s, utilisation: sched.one.devices[k]!.utilisation,
-        memory_bytes: d.memory.total_bytes, capacity_bytes: d.memory.capacity_bytes,
-      }])),
+      devices: Object.fromEntries(
+        sched.devices.map((d, k) => [
+          d.id,
+          {
+            busy_s: sched.one.devices[k]!.busy_s,
+            utilisation: sched.one.devices[k]!.utilisation,
+            memory_bytes: d.memory.total_bytes,
+            capacity_bytes: d.memory.capacity_bytes,
+          },
+        ]),
+      ),
       link_bytes: sched.one.link_bytes,
       /** Which candidate was shipped, and every candidate judged (the shipped plan is the best of them for the objective). */
       chosen: part.chosen,
@@ -154,9 +204,14 @@ export function buildManifest(ctx: PassContext, pipeline: string, programs: Map<
     },
     explain: part.explain(),
     /** Executable expert replicas (the replicate pass): per expert, its share input, row-part values and each copy's device. */
-    expert_replicas: ctx.has(replicatePass) ? ctx.get(replicatePass).replicated.map((r) => ({
-      key: r.key, input: r.input, parts: r.replicas.map((_, j) => `${r.key}/rows${j}`), devices: r.replicas.map((names) => assignment[names[0]!]!),
-    })) : [],
+    expert_replicas: ctx.has(replicatePass)
+      ? ctx.get(replicatePass).replicated.map((r) => ({
+          key: r.key,
+          input: r.input,
+          parts: r.replicas.map((_, j) => `${r.key}/rows${j}`),
+          devices: r.replicas.map((names) => assignment[names[0]!]!),
+        }))
+      : [],
     /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
     tensor_parallel: ctx.has(tpPass) ? ctx.get(tpPass) : null,
   };
@@ -173,8 +228,12 @@ export const FILE_OPTIONS: readonly string[] = [CALIBRATE, ROUTING, ASSIGN].map(
 const NOT_OPTIONS = new Set(['out']);
 
 function recordedOptions(flags: Record<string, string | number | boolean>, dir: string): Record<string, string | number | boolean> {
-  return Object.fromEntries(Object.entries(flags).filter(([k]) => !NOT_OPTIONS.has(k)).sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([k, v]) => [k, FILE_OPTIONS.includes(k) && typeof v === 'string' ? relativeTo(dir, v) : v]));
+  return Object.fromEntries(
+    Object.entries(flags)
+      .filter(([k]) => !NOT_OPTIONS.has(k))
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, v]) => [k, FILE_OPTIONS.includes(k) && typeof v === 'string' ? relativeTo(dir, v) : v]),
+  );
 }
 
 /** delta.json (hxc-delta/v1): what `hxc replan` moved from the running plan, and what it buys. */
@@ -221,29 +280,34 @@ function inputSpecs(ctx: PassContext): InputSpec[] {
   const g = ctx.model.graph;
   const bind = ctx.get(bindPass);
   const inits = g.initializers;
-  return g.inputs.filter((v) => !inits.has(v.name)).map((v) => {
-    const dtype = v.type?.dtype ?? null;
-    const shape = v.type?.shape ?? null;
-    let fill: InputSpec['fill'] = { kind: 'uniform-float' };
-    if (v.name.startsWith('hxc.share.')) fill = { kind: 'replica-share', replicas: typeof shape?.[0] === 'number' ? shape[0] : 1 };
-    else if (dtype === 'bool') fill = { kind: 'bool' };
-    else if (dtype && /int/.test(dtype)) {
-      if (/mask/i.test(v.name)) fill = { kind: 'ones' };
-      else if (/position/i.test(v.name)) fill = { kind: 'positions', offset_dim: bind.roles.past ?? null };
-      else {
-        // The vocabulary: the first dim of the table a Gather indexes with this input.
-        let high = 2;
-        for (const n of g.nodes) {
-          if (n.op === 'Gather' && n.inputs[1] === v.name) {
-            const table = inits.get(n.inputs[0]!) ?? null;
-            if (table && table.dims.length > 0) { high = table.dims[0]!; break; }
+  return g.inputs
+    .filter((v) => !inits.has(v.name))
+    .map((v) => {
+      const dtype = v.type?.dtype ?? null;
+      const shape = v.type?.shape ?? null;
+      let fill: InputSpec['fill'] = { kind: 'uniform-float' };
+      if (v.name.startsWith('hxc.share.')) fill = { kind: 'replica-share', replicas: typeof shape?.[0] === 'number' ? shape[0] : 1 };
+      else if (dtype === 'bool') fill = { kind: 'bool' };
+      else if (dtype && /int/.test(dtype)) {
+        if (/mask/i.test(v.name)) fill = { kind: 'ones' };
+        else if (/position/i.test(v.name)) fill = { kind: 'positions', offset_dim: bind.roles.past ?? null };
+        else {
+          // The vocabulary: the first dim of the table a Gather indexes with this input.
+          let high = 2;
+          for (const n of g.nodes) {
+            if (n.op === 'Gather' && n.inputs[1] === v.name) {
+              const table = inits.get(n.inputs[0]!) ?? null;
+              if (table && table.dims.length > 0) {
+                high = table.dims[0]!;
+                break;
+              }
+            }
           }
+          fill = { kind: 'uniform-int', high };
         }
-        fill = { kind: 'uniform-int', high };
       }
-    }
-    return { name: v.name, dtype, shape, fill };
-  });
+      return { name: v.name, dtype, shape, fill };
+    });
 }
 
 /** The values `hxc run` reads expert token counts from: one NonZero output per expert of each routed MoE layer. */
@@ -256,9 +320,11 @@ function expertProbeList(ctx: PassContext): { value: string; layer: number; expe
     .filter((p) => p.value);
 }
 
-
 /** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
-function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[]; byDevice: Map<string, string[]>; links: { file: string; link: string }[] } | null {
+function lowerPrograms(
+  ctx: PassContext,
+  _dir: string,
+): { files: WrittenProgram[]; byDevice: Map<string, string[]>; links: { file: string; link: string }[] } | null {
   if (ctx.model.format !== 'onnx') return null;
   const sched = ctx.get(schedulePass);
   const { index } = ctx.get(verifyPass);
@@ -295,14 +361,22 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
   const probeValues = new Set(expertProbeList(ctx).map((p) => p.value));
   // Replica row parts too: hxc run reports tokens per replica.
   if (ctx.has(replicatePass)) for (const r of ctx.get(replicatePass).replicated) r.replicas.forEach((_, j) => probeValues.add(`${r.key}/rows${j}`));
-  const files = buildPrograms(ctx.model, index, source, specs, types, (location) => {
-    let name = linkNames.get(location);
-    if (name === undefined) {
-      name = `weights-${linkNames.size}-${path.basename(location)}`;
-      linkNames.set(location, name);
-    }
-    return name;
-  }, probeValues);
+  const files = buildPrograms(
+    ctx.model,
+    index,
+    source,
+    specs,
+    types,
+    (location) => {
+      let name = linkNames.get(location);
+      if (name === undefined) {
+        name = `weights-${linkNames.size}-${path.basename(location)}`;
+        linkNames.set(location, name);
+      }
+      return name;
+    },
+    probeValues,
+  );
   const links: { file: string; link: string }[] = [];
   // The import checked each weights file; it is checked again now, when it is linked — a file
   // that became a symlink out of the model's folder since must not reach the plan.
@@ -313,7 +387,10 @@ function lowerPrograms(ctx: PassContext, _dir: string): { files: WrittenProgram[
     const real = fs.realpathSync(source);
     const rel = path.relative(realDir, real);
     if (rel === '' || rel.split(path.sep)[0] === '..' || path.isAbsolute(rel) || !fs.statSync(real).isFile()) {
-      throw new HxcError('HXC2104', `external data "${location}" now leads outside the model's folder (or is not a file)`, { where: ctx.model.path, hint: 'copy the weights into the model\'s folder and plan again' });
+      throw new HxcError('HXC2104', `external data "${location}" now leads outside the model's folder (or is not a file)`, {
+        where: ctx.model.path,
+        hint: "copy the weights into the model's folder and plan again",
+      });
     }
     for (const device of byDevice.keys()) links.push({ file: `programs/${device}/${name}`, link: real });
   }
@@ -324,26 +401,40 @@ export const OUT = stringOption({ name: 'out', short: '-o', arg: '<dir>', help: 
 
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
-  summary: 'write the plan directory: one ONNX program per run of consecutive compute steps on a device, plan.json (hxc-plan/v1), the estimated timeline trace.json',
+  summary:
+    'write the plan directory: one ONNX program per run of consecutive compute steps on a device, plan.json (hxc-plan/v1), the estimated timeline trace.json',
   requires: ['verify', 'shapes', 'schedule'],
   options: [OUT],
   run(ctx) {
     const dir = ctx.option(OUT) ?? 'hxc-plan';
     const pipeline = ctx.options.pipeline ?? '';
     const programs = lowerPrograms(ctx, dir);
-    const plan = { ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir), expert_probes: programs ? expertProbeList(ctx) : [], programs: Object.fromEntries((programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }])) };
+    const plan = {
+      ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir),
+      expert_probes: programs ? expertProbeList(ctx) : [],
+      programs: Object.fromEntries(
+        (programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }]),
+      ),
+    };
     const sched = ctx.get(schedulePass);
     const planText = JSON.stringify(plan, null, 1) + '\n';
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
-    writeOutputDir(dir, [
-      ...(delta ? [{ file: 'delta.json', text: JSON.stringify(delta, null, 1) + '\n' }] : []),
-      ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
-      ...(programs?.links ?? []),
-      { file: 'plan.json', text: planText },
-      // plan.json's sha256: any edit of the plan (or, through the hashes it lists, of a program) is refused.
-      { file: PLAN_HASH_FILE, text: planHashText(planText) },
-      { file: 'trace.json', text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n' },
-    ], PLAN_FORMAT);
+    writeOutputDir(
+      dir,
+      [
+        ...(delta ? [{ file: 'delta.json', text: JSON.stringify(delta, null, 1) + '\n' }] : []),
+        ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
+        ...(programs?.links ?? []),
+        { file: 'plan.json', text: planText },
+        // plan.json's sha256: any edit of the plan (or, through the hashes it lists, of a program) is refused.
+        { file: PLAN_HASH_FILE, text: planHashText(planText) },
+        {
+          file: 'trace.json',
+          text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n',
+        },
+      ],
+      PLAN_FORMAT,
+    );
     return { dir, plan, delta };
   },
   statistics(r) {

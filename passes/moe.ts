@@ -15,8 +15,16 @@ import { HxcError } from '../src/diag/diagnostics.js';
 import { byteSizeOf, type DType } from '../src/ir/dtype.js';
 import { detectMoe, type MoeLayer } from '../src/moe/detect.js';
 import {
-  commModel, evaluate, hostsOf, placeGreedy, placeHxc, placeRoundRobin,
-  type CommModel, type Metrics, type Placement, type PlacementProblem,
+  commModel,
+  evaluate,
+  hostsOf,
+  placeGreedy,
+  placeHxc,
+  placeRoundRobin,
+  type CommModel,
+  type Metrics,
+  type Placement,
+  type PlacementProblem,
 } from '../src/moe/place.js';
 import { readRouting, scaledLayer, uniformLayer, type RoutingLayer } from '../src/moe/routing.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -34,7 +42,8 @@ const CLASS_GAIN = 0.05;
 export type Method = (typeof METHODS)[number];
 
 /** One layer as the placer sees it (from a detected layer and its routing, or synthetic): the placement problem's per-layer part. */
-export interface LayerSpec extends Pick<PlacementProblem, 'top_k' | 'step_tokens' | 'tokens' | 'coactivation' | 'flops_per_token' | 'param_bytes' | 'token_bytes'> {
+export interface LayerSpec
+  extends Pick<PlacementProblem, 'top_k' | 'step_tokens' | 'tokens' | 'coactivation' | 'flops_per_token' | 'param_bytes' | 'token_bytes'> {
   layer: number;
   name: string;
   dtype: DType;
@@ -121,10 +130,25 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
       return routeCache.get(key) ?? routeCache.set(key, routes.routeIdx(idx[a]!, idx[b]!, bytes)).get(key)!;
     };
     return {
-      name: l.name, experts: l.tokens.length, top_k: l.top_k, step_tokens: l.step_tokens, tokens: l.tokens, coactivation: l.coactivation,
-      flops_per_token: l.flops_per_token, param_bytes: l.param_bytes, token_bytes: l.token_bytes,
-      devices: set.map((d) => ({ id: d.id, speed: speedOf(d, l.dtype, eff(d)), memory_bytes: (d.memory_capacity_bytes * EXPERT_MEMORY_FRACTION) / layers.length, host: hosts.get(d.id) ?? d.id })),
-      source_share: share, comm: commFor(set, share, l, route), slots: opts.slots ?? n, groups: opts.groups,
+      name: l.name,
+      experts: l.tokens.length,
+      top_k: l.top_k,
+      step_tokens: l.step_tokens,
+      tokens: l.tokens,
+      coactivation: l.coactivation,
+      flops_per_token: l.flops_per_token,
+      param_bytes: l.param_bytes,
+      token_bytes: l.token_bytes,
+      devices: set.map((d) => ({
+        id: d.id,
+        speed: speedOf(d, l.dtype, eff(d)),
+        memory_bytes: (d.memory_capacity_bytes * EXPERT_MEMORY_FRACTION) / layers.length,
+        host: hosts.get(d.id) ?? d.id,
+      })),
+      source_share: share,
+      comm: commFor(set, share, l, route),
+      slots: opts.slots ?? n,
+      groups: opts.groups,
     };
   };
   // Device classes join fastest first while the hxc time of sampled layers keeps falling.
@@ -133,7 +157,7 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
   let bestTime = Infinity;
   for (let c = opts.devices ? classes.length + 1 : 1; c <= classes.length; c++) {
     const set = candidates.filter((d) => classes.slice(0, c).includes(classKey(d)));
-    const capacity = set.reduce((s, d) => s + d.memory_capacity_bytes, 0) * EXPERT_MEMORY_FRACTION / layers.length;
+    const capacity = (set.reduce((s, d) => s + d.memory_capacity_bytes, 0) * EXPERT_MEMORY_FRACTION) / layers.length;
     const fits = layers.every((l) => l.param_bytes.reduce((a, b) => a + b, 0) <= capacity);
     if (!fits && chosen.length > 0) continue;
     let time = 0;
@@ -164,36 +188,54 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
   const plans = layers.map((l): LayerPlan => {
     const problem = build(l, chosen);
     const placements = { hxc: placeHxc(problem), 'round-robin': placeRoundRobin(problem), greedy: placeGreedy(problem) };
-    const metrics = { hxc: evaluate(problem, placements.hxc), 'round-robin': evaluate(problem, placements['round-robin']), greedy: evaluate(problem, placements.greedy) };
+    const metrics = {
+      hxc: evaluate(problem, placements.hxc),
+      'round-robin': evaluate(problem, placements['round-robin']),
+      greedy: evaluate(problem, placements.greedy),
+    };
     // IPUs relaying a source's tokens to an expert device, able to run the layer's dispatch ops.
     const able = ipus.filter((ipu) => l.dispatch_ops.length > 0 && l.dispatch_ops.every((o) => canRun(ipu, o.op, o.domain))).map((d) => d.id);
     const via = new Set<string>();
     if (able.length > 0) {
-      for (const d of new Set(placements.hxc.replicas.map((r) => chosen[r.device]!.id))) for (const hop of relaysTo(d, l.token_bytes)) if (able.includes(hop)) via.add(hop);
+      for (const d of new Set(placements.hxc.replicas.map((r) => chosen[r.device]!.id)))
+        for (const hop of relaysTo(d, l.token_bytes)) if (able.includes(hop)) via.add(hop);
     }
     return { layer: l.layer, name: l.name, problem, placements, metrics, dispatch_via: [...via].sort() };
   });
-  const summary = Object.fromEntries(METHODS.map((m) => {
-    const ms = plans.map((p) => p.metrics[m]);
-    return [m, {
-      imbalance_max: Math.max(...ms.map((x) => x.imbalance)),
-      imbalance_mean: ms.reduce((s, x) => s + x.imbalance, 0) / ms.length,
-      bytes_per_token: ms.reduce((s, x) => s + x.bytes_per_token, 0),
-      time_s: ms.reduce((s, x) => s + x.time_s, 0),
-      replicas: plans.reduce((s, p) => s + p.placements[m].replicas.length, 0),
-    }];
-  })) as ExpertPlan['summary'];
+  const summary = Object.fromEntries(
+    METHODS.map((m) => {
+      const ms = plans.map((p) => p.metrics[m]);
+      return [
+        m,
+        {
+          imbalance_max: Math.max(...ms.map((x) => x.imbalance)),
+          imbalance_mean: ms.reduce((s, x) => s + x.imbalance, 0) / ms.length,
+          bytes_per_token: ms.reduce((s, x) => s + x.bytes_per_token, 0),
+          time_s: ms.reduce((s, x) => s + x.time_s, 0),
+          replicas: plans.reduce((s, p) => s + p.placements[m].replicas.length, 0),
+        },
+      ];
+    }),
+  ) as ExpertPlan['summary'];
   const device_load_s: Record<string, number> = {};
   chosen.forEach((d, i) => (device_load_s[d.id] = plans.reduce((s, p) => s + p.metrics.hxc.compute_s[i]!, 0)));
-  return { devices: chosen.map((d) => d.id), sources: sourceIds.filter((id) => chosen.some((d) => d.id === id)), slots: opts.slots ?? chosen.length, layers: plans, summary, device_load_s };
+  return {
+    devices: chosen.map((d) => d.id),
+    sources: sourceIds.filter((id) => chosen.some((d) => d.id === id)),
+    slots: opts.slots ?? chosen.length,
+    layers: plans,
+    summary,
+    device_load_s,
+  };
 }
 
 /** The routing of each detected layer: from the file (checked against the model), else uniform. */
 function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]): { list: RoutingLayer[]; file: string | null } {
   const file = ctx.option(ROUTING);
   if (typeof file !== 'string' || file === '') {
-    ctx.diagnostics.warn('HXC1106', `uniform routing assumed for ${layers.length} MoE layer${layers.length === 1 ? '' : 's'}: every expert equally loaded`,
-      { hint: 'give measured counts with --routing FILE (hxc-routing/v1; hxc run writes one)' });
+    ctx.diagnostics.warn('HXC1106', `uniform routing assumed for ${layers.length} MoE layer${layers.length === 1 ? '' : 's'}: every expert equally loaded`, {
+      hint: 'give measured counts with --routing FILE (hxc-routing/v1; hxc run writes one)',
+    });
     return { list: layers.map((l, i) => uniformLayer(l.layer, l.num_experts, l.top_k, stepTokens[i]!)), file: null };
   }
   const routing = readRouting(file);
@@ -204,10 +246,13 @@ function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]):
   const list = layers.map((m) => {
     const hit = byLayer.get(m.layer);
     if (!hit) return bad('layers', `no entry for MoE layer ${m.layer} (the model has ${layers.length})`);
-    if (hit.l.tokens.length !== m.num_experts) bad(`layers[${hit.i}].tokens`, `${hit.l.tokens.length} experts, but MoE layer ${m.layer} ("${m.name}") has ${m.num_experts}`);
+    if (hit.l.tokens.length !== m.num_experts)
+      bad(`layers[${hit.i}].tokens`, `${hit.l.tokens.length} experts, but MoE layer ${m.layer} ("${m.name}") has ${m.num_experts}`);
     return hit.l;
   });
-  routing.layers.forEach((l, i) => { if (l.layer >= layers.length) bad(`layers[${i}].layer`, `layer ${l.layer}, but the model has ${layers.length} MoE layers (0..${layers.length - 1})`); });
+  routing.layers.forEach((l, i) => {
+    if (l.layer >= layers.length) bad(`layers[${i}].layer`, `layer ${l.layer}, but the model has ${layers.length} MoE layers (0..${layers.length - 1})`);
+  });
   return { list, file };
 }
 
@@ -223,7 +268,7 @@ function runMoe(ctx: PassContext): MoeResult {
   // Tokens per step: the router input's elements at the bound dims over its width.
   const stepTokens = layers.map((l) => {
     const t = l.input ? types.get(l.input) : undefined;
-    const bytes = l.input ? profile.value_bytes.get(l.input) ?? 0 : 0;
+    const bytes = l.input ? (profile.value_bytes.get(l.input) ?? 0) : 0;
     const width = byteSizeOf(t?.dtype ?? l.token_dtype, l.hidden);
     return bytes > 0 && width > 0 ? Math.max(1, Math.round(bytes / width)) : 1;
   });
@@ -233,35 +278,53 @@ function runMoe(ctx: PassContext): MoeResult {
     const T = stepTokens[i]!;
     const dtype = (l.input ? types.get(l.input)?.dtype : undefined) ?? l.token_dtype;
     // The dense form runs every expert on every token: routing decides the gates, not the load.
-    const scaled = l.form === 'dense'
-      ? { tokens: new Float64Array(l.num_experts).fill(T), coactivation: new Float64Array(l.num_experts * l.num_experts).fill(T) }
-      : scaledLayer(routing.list[i]!, l.top_k, T);
+    const scaled =
+      l.form === 'dense'
+        ? { tokens: new Float64Array(l.num_experts).fill(T), coactivation: new Float64Array(l.num_experts * l.num_experts).fill(T) }
+        : scaledLayer(routing.list[i]!, l.top_k, T);
     const ops = new Map(l.dispatch.map((n) => [`${g.nodes[n]!.domain}.${g.nodes[n]!.op}`, { op: g.nodes[n]!.op, domain: g.nodes[n]!.domain }]));
     return {
-      layer: l.layer, name: l.name, top_k: l.form === 'dense' ? l.num_experts : l.top_k, step_tokens: T, ...scaled,
-      flops_per_token: Float64Array.from(l.experts, (e) => e.flops_per_token), param_bytes: Float64Array.from(l.experts, (e) => e.param_bytes),
-      token_bytes: byteSizeOf(dtype, l.hidden), dtype, dispatch_ops: [...ops.values()],
+      layer: l.layer,
+      name: l.name,
+      top_k: l.form === 'dense' ? l.num_experts : l.top_k,
+      step_tokens: T,
+      ...scaled,
+      flops_per_token: Float64Array.from(l.experts, (e) => e.flops_per_token),
+      param_bytes: Float64Array.from(l.experts, (e) => e.param_bytes),
+      token_bytes: byteSizeOf(dtype, l.hidden),
+      dtype,
+      dispatch_ops: [...ops.values()],
     };
   });
   const expertOps = new Map<string, { op: string; domain: string }>();
-  for (const l of layers) for (const e of l.experts) for (const n of e.nodes) expertOps.set(`${g.nodes[n]!.domain}.${g.nodes[n]!.op}`, { op: g.nodes[n]!.op, domain: g.nodes[n]!.domain });
+  for (const l of layers)
+    for (const e of l.experts)
+      for (const n of e.nodes) expertOps.set(`${g.nodes[n]!.domain}.${g.nodes[n]!.op}`, { op: g.nodes[n]!.op, domain: g.nodes[n]!.domain });
   const plan = planExperts(ctx.topology(), ctx.routes(), specs, {
-    slots, groups: 1,
+    slots,
+    groups: 1,
     canHold: (d) => [...expertOps.values()].every((o) => canRun(d, o.op, o.domain)),
     efficiency: (d) => profile.efficiency[d.kind]?.matmul ?? 1,
   });
   return { layers, routing: { file: routing.file, uniform: routing.file === null }, plan };
 }
 
-const num = (x: number, digits = 4): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(digits - 1) : String(Number(x.toFixed(digits))));
-
+const num = (x: number, digits = 4): string =>
+  x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(digits - 1) : String(Number(x.toFixed(digits)));
 
 /**
  * The experts as the shipped plan places them, read from its assignment (the partitioner's, not
  * the moe pass's hint): each expert's body and its executable copies (replicate pass).
  */
-export function expertsAsPlaced(r: MoeResult, graph: Graph, deviceOf: (node: number) => string, copies: ReadonlyMap<string, string[][]>,
-  topo: Topology, routes: RouteTable, nodeByName: ReadonlyMap<string, number>): PlanExpert[] {
+export function expertsAsPlaced(
+  r: MoeResult,
+  graph: Graph,
+  deviceOf: (node: number) => string,
+  copies: ReadonlyMap<string, string[][]>,
+  topo: Topology,
+  routes: RouteTable,
+  nodeByName: ReadonlyMap<string, number>,
+): PlanExpert[] {
   const out: PlanExpert[] = [];
   const ipus = topo.devices.filter((d) => d.kind === 'ipu');
   for (const l of r.layers) {
@@ -277,11 +340,18 @@ export function expertsAsPlaced(r: MoeResult, graph: Graph, deviceOf: (node: num
       const devices = bodies.map((body) => deviceOf(body[0]!));
       const via = new Set<string>();
       if (router !== null && able.size > 0) {
-        for (const d of devices) if (d !== router) for (const hop of routes.route(router, d, lp?.problem.token_bytes ?? 1).hops.slice(1, -1)) if (able.has(hop)) via.add(hop);
+        for (const d of devices)
+          if (d !== router) for (const hop of routes.route(router, d, lp?.problem.token_bytes ?? 1).hops.slice(1, -1)) if (able.has(hop)) via.add(hop);
       }
       out.push({
-        layer: l.layer, expert: e.expert, tokens: Number(tokens.toFixed(3)),
-        replicas: bodies.map((body, j) => ({ device: devices[j]!, devices: [...new Set(body.map(deviceOf))].sort(), tokens: Number((tokens / bodies.length).toFixed(3)) })),
+        layer: l.layer,
+        expert: e.expert,
+        tokens: Number(tokens.toFixed(3)),
+        replicas: bodies.map((body, j) => ({
+          device: devices[j]!,
+          devices: [...new Set(body.map(deviceOf))].sort(),
+          tokens: Number((tokens / bodies.length).toFixed(3)),
+        })),
         dispatch_via: [...via].sort(),
       });
     }
@@ -296,15 +366,31 @@ export function planExpertsJson(r: MoeResult): unknown[] {
   return plan.layers.flatMap((l) => {
     const byExpert = new Map<number, { device: string; tokens: number }[]>();
     for (const rep of l.placements.hxc.replicas) {
-      (byExpert.get(rep.expert) ?? byExpert.set(rep.expert, []).get(rep.expert)!).push({ device: plan.devices[rep.device]!, tokens: Number(rep.tokens.toFixed(3)) });
+      (byExpert.get(rep.expert) ?? byExpert.set(rep.expert, []).get(rep.expert)!).push({
+        device: plan.devices[rep.device]!,
+        tokens: Number(rep.tokens.toFixed(3)),
+      });
     }
-    return [...byExpert.entries()].sort(([a], [b]) => a - b).map(([expert, replicas]) => ({
-      layer: l.layer, expert, replicas, tokens: Number(l.problem.tokens[expert]!.toFixed(3)), dispatch_via: l.dispatch_via,
-    }));
+    return [...byExpert.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([expert, replicas]) => ({
+        layer: l.layer,
+        expert,
+        replicas,
+        tokens: Number(l.problem.tokens[expert]!.toFixed(3)),
+        dispatch_via: l.dispatch_via,
+      }));
   });
 }
 
-export const EXPERT_SLOTS = intOption({ name: 'expert-slots', arg: '<n>', min: 0, example: 8, on: ['inspect', 'check'], help: 'redundant MoE expert replicas per layer (default: one per expert device)' });
+export const EXPERT_SLOTS = intOption({
+  name: 'expert-slots',
+  arg: '<n>',
+  min: 0,
+  example: 8,
+  on: ['inspect', 'check'],
+  help: 'redundant MoE expert replicas per layer (default: one per expert device)',
+});
 
 export const moePass: Pass<MoeResult> = {
   name: 'moe',
@@ -330,19 +416,27 @@ export const moePass: Pass<MoeResult> = {
     if (plan) lines.push(`expert devices: ${plan.devices.join(' ')}; token sources: ${plan.sources.join(' ')}; redundant slots per layer: ${plan.slots}`);
     for (const l of r.layers) {
       const e0 = l.experts[0];
-      lines.push(`layer ${l.layer} "${l.name}": form=${l.form} detected_by=${l.detected_by} experts=${l.num_experts} top_k=${l.top_k} hidden=${l.hidden} dtype=${l.token_dtype} flops_per_token=${e0?.flops_per_token ?? 0} param_bytes=${e0?.param_bytes ?? 0} shared=${l.shared.length} dispatch_nodes=${l.dispatch.length}`);
+      lines.push(
+        `layer ${l.layer} "${l.name}": form=${l.form} detected_by=${l.detected_by} experts=${l.num_experts} top_k=${l.top_k} hidden=${l.hidden} dtype=${l.token_dtype} flops_per_token=${e0?.flops_per_token ?? 0} param_bytes=${e0?.param_bytes ?? 0} shared=${l.shared.length} dispatch_nodes=${l.dispatch.length}`,
+      );
       lines.push(`  router: ${names(l.router)}`);
       for (const e of l.experts) lines.push(`  expert ${e.expert}: ${names(e.nodes)}`);
       const lp = plan?.layers[l.layer];
       if (!lp) continue;
-      lines.push(`  step tokens=${lp.problem.step_tokens} token_bytes=${lp.problem.token_bytes}${lp.dispatch_via.length ? ` dispatch via ${lp.dispatch_via.join(' ')}` : ''}`);
+      lines.push(
+        `  step tokens=${lp.problem.step_tokens} token_bytes=${lp.problem.token_bytes}${lp.dispatch_via.length ? ` dispatch via ${lp.dispatch_via.join(' ')}` : ''}`,
+      );
       for (const m of METHODS) {
         const mt = lp.metrics[m];
         const reps = lp.placements[m].replicas.map((x) => `${x.expert}@${plan.devices[x.device]}:${num(x.tokens)}`).join(' ');
         lines.push(`  ${m}: time_s=${num(mt.time_s)} imbalance=${num(mt.imbalance)} bytes_per_token=${num(mt.bytes_per_token)} replicas ${reps}`);
       }
     }
-    if (plan) for (const m of METHODS) lines.push(`summary ${m}: imbalance max=${num(plan.summary[m].imbalance_max)} mean=${num(plan.summary[m].imbalance_mean)} bytes_per_token=${num(plan.summary[m].bytes_per_token)} time_s=${num(plan.summary[m].time_s)}`);
+    if (plan)
+      for (const m of METHODS)
+        lines.push(
+          `summary ${m}: imbalance max=${num(plan.summary[m].imbalance_max)} mean=${num(plan.summary[m].imbalance_mean)} bytes_per_token=${num(plan.summary[m].bytes_per_token)} time_s=${num(plan.summary[m].time_s)}`,
+        );
     return lines.join('\n') + '\n';
   },
   nodeNote(r, _ctx, i) {

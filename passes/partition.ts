@@ -77,7 +77,13 @@ export interface PartitionResult {
   throughput_bound: ThroughputBound;
   /** Every candidate considered, judged; the baselines plan.json reports are among them. */
   candidates: JudgedPlan[];
-  baselines: { heft: JudgedPlan | null; single_device: JudgedPlan | null; fallback: JudgedPlan | null; even_split: JudgedPlan | null; tensor_parallel: JudgedPlan | null };
+  baselines: {
+    heft: JudgedPlan | null;
+    single_device: JudgedPlan | null;
+    fallback: JudgedPlan | null;
+    even_split: JudgedPlan | null;
+    tensor_parallel: JudgedPlan | null;
+  };
   exact: ExactResult | null;
   pipeline: PipelineResult | null;
   search: { refine_moves: number; refine_sweeps: number; polish_moves: number; polish_sweeps: number; evaluations: number; simulations: number };
@@ -95,8 +101,6 @@ export interface PartitionResult {
   /** When replanning (`hxc replan`): the migration from the running plan. */
   migration: MigrationReport | null;
 }
-
-
 
 /** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 4 and 2000 runs. */
 function polishSimulations(steps: number, requests: number): number {
@@ -171,7 +175,12 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const pins = assignFile ? readAssignment(assignFile, index.nodeByName, ctx.model.graph.nodes.length, deviceIds) : undefined;
   const experts = expertUnits(ctx, stages);
   const built = buildProblem({
-    graph: ctx.model.graph, index, topology, routes: ctx.routes(), costs: profile.nodes, efficiency: profile.efficiency,
+    graph: ctx.model.graph,
+    index,
+    topology,
+    routes: ctx.routes(),
+    costs: profile.nodes,
+    efficiency: profile.efficiency,
     value_bytes_by_id: profile.value_bytes_by_id,
     stages: stages.stages.map((s) => ({ name: s.name, nodes: s.nodes })),
     state: state.objects.map((o) => ({ name: o.name, bytes: o.bytes, writers: o.writers })),
@@ -185,7 +194,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const judge = new Judge(p, ctx.routes(), links);
   const R = judge.requests;
   // Lower is better: latency, or the simulated time of R requests (R / throughput).
-  const valueFor = (v: { latency_s: number; throughput_per_s: number }): number => (objective === 'latency' ? v.latency_s : v.throughput_per_s > 0 ? R / v.throughput_per_s : Infinity);
+  const valueFor = (v: { latency_s: number; throughput_per_s: number }): number =>
+    objective === 'latency' ? v.latency_s : v.throughput_per_s > 0 ? R / v.throughput_per_s : Infinity;
 
   // Layers (runs of stages with one block name) and block moves: whole layers, a layer's experts, stages.
   const layerOfStage = new Int32Array(stages.stages.length);
@@ -218,7 +228,13 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   // Units the user pinned (--assign) keep their device in every candidate, baselines included.
   const pinnedTo = Int32Array.from(built.units, (u) => (pins ? pins[u.nodes[0]!]! : -1));
   // When replanning: the running plan's placement, and the migration's share of each request.
-  const migration = ctx.options.replan ? new Migration(p, built.units.map((u) => u.nodes.map((i) => ctx.model.graph.nodes[i]!.name)), ctx.options.replan) : null;
+  const migration = ctx.options.replan
+    ? new Migration(
+        p,
+        built.units.map((u) => u.nodes.map((i) => ctx.model.graph.nodes[i]!.name)),
+        ctx.options.replan,
+      )
+    : null;
   const migrationShare = (mc: MigrationCost | undefined): number => (migration && mc ? (objective === 'latency' ? 1 : R) * migration.perRequest_s(mc) : 0);
   const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null => {
     if (!given) return null;
@@ -229,10 +245,19 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     const v = judge.verdict(placement);
     const mc = migration?.cost(device);
     const entry: Candidate = {
-      name, label, devices: usedDevices(device), latency_s: v.latency_s, throughput_per_s: v.throughput_per_s, pipelined: v.pipelined, fits: v.fits,
-      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}), ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}),
+      name,
+      label,
+      devices: usedDevices(device),
+      latency_s: v.latency_s,
+      throughput_per_s: v.throughput_per_s,
+      pipelined: v.pipelined,
+      fits: v.fits,
+      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}),
+      ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}),
       ...(migration && mc ? { migration: { ...mc, within_limits: migration.within(mc) } } : {}),
-      placement, value: valueFor(v) + migrationShare(mc), raw_value: valueFor(v),
+      placement,
+      value: valueFor(v) + migrationShare(mc),
+      raw_value: valueFor(v),
     };
     judged.push(entry);
     return entry;
@@ -292,17 +317,25 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const heftEntry = consider('heft', 'HEFT (Topcuoglu et al. 2002)', h.device, h.start_s);
   repair(heftEntry, 'heft+repair', 'HEFT, repaired to fit memory');
   const r = refine(p, h, refineBudget(p, groups.length), 12345, groups);
-  repair(consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s), 'refined+repair', 'refined, repaired to fit memory');
+  repair(
+    consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s),
+    'refined+repair',
+    'refined, repaired to fit memory',
+  );
   let exact: ExactResult | null = null;
   if (solverFlag === 'exact' || (solverFlag === 'auto' && n <= EXACT_MAX_UNITS && objective === 'latency')) {
     const timeLimit = ctx.option(TIME_LIMIT);
     exact = await solveExact(p, {
-      incumbent: r.placement.device, incumbent_priority: r.placement.start_s,
+      incumbent: r.placement.device,
+      incumbent_priority: r.placement.start_s,
       ...(solverFlag === 'auto' ? { max_size: EXACT_AUTO_MAX_SIZE } : {}),
       ...(timeLimit !== undefined ? { time_limit_s: Number(timeLimit) } : {}),
     });
     if (solverFlag === 'exact' && exact.status === 'too-large') {
-      throw new HxcError('HXC2403', `--solver exact: ${exact.notes[0] ?? `at most ${EXACT_MAX_UNITS} units`}`, { where: '--solver', hint: `use --max-stages ${EXACT_MAX_UNITS} or --solver auto` });
+      throw new HxcError('HXC2403', `--solver exact: ${exact.notes[0] ?? `at most ${EXACT_MAX_UNITS} units`}`, {
+        where: '--solver',
+        hint: `use --max-stages ${EXACT_MAX_UNITS} or --solver auto`,
+      });
     }
     if (exact.placement) consider('exact', `MILP (HiGHS, ${exact.status})`, exact.placement.device, exact.placement.start_s);
   }
@@ -322,12 +355,26 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   }
   for (const d of representatives) {
     if (topology.devices[d]!.kind === 'cpu') continue;
-    const e = consider(`fallback:${p.device_ids[d]}`, `everything on ${p.device_ids[d]}, what it cannot run on the fastest device that can`, onWithFallback(p, d));
+    const e = consider(
+      `fallback:${p.device_ids[d]}`,
+      `everything on ${p.device_ids[d]}, what it cannot run on the fastest device that can`,
+      onWithFallback(p, d),
+    );
     if (e && (!fallback || e.value < fallback.value * (1 - 1e-12))) fallback = e;
   }
   const accelerators = identicalAccelerators(topology);
   const accelIdx = accelerators.map((d) => deviceIds.indexOf(d.id));
-  const even = accelIdx.length >= 2 ? consider('even-split', `even pipeline split: ${layers} layers over ${accelerators.slice(0, Math.min(layers, accelerators.length)).map((d) => d.id).join(', ')}`, evenSplit(p, layerOfUnit, layers, accelIdx)) : null;
+  const even =
+    accelIdx.length >= 2
+      ? consider(
+          'even-split',
+          `even pipeline split: ${layers} layers over ${accelerators
+            .slice(0, Math.min(layers, accelerators.length))
+            .map((d) => d.id)
+            .join(', ')}`,
+          evenSplit(p, layerOfUnit, layers, accelIdx),
+        )
+      : null;
   // Tensor parallelism over the NVLink-class group: parts round-robin over it, the rest on its first device.
   const tpGroupIdx = (tp?.group ?? []).map((id) => deviceIds.indexOf(id)).filter((d) => d >= 0);
   let tpGroup: Candidate | null = null;
@@ -335,8 +382,15 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     // The rest on the group's first device, or — when that does not hold it — split evenly over the group.
     const device = onWithFallback(p, tpGroupIdx[0]!) ?? allOn(p, tpGroupIdx[0]!) ?? evenSplit(p, layerOfUnit, layers, tpGroupIdx);
     if (device) {
-      for (const parts of tpSplits) parts.forEach((u, j) => { if (Number.isFinite(unitTime(p, u, tpGroupIdx[j % tpGroupIdx.length]!))) device[u] = tpGroupIdx[j % tpGroupIdx.length]!; });
-      tpGroup = consider('tensor-parallel', `tensor parallelism: ${tp!.splits.length} MatMuls split ${tp!.k}-way over ${tp!.group.join(', ')}, the rest on ${tp!.group[0]}`, device);
+      for (const parts of tpSplits)
+        parts.forEach((u, j) => {
+          if (Number.isFinite(unitTime(p, u, tpGroupIdx[j % tpGroupIdx.length]!))) device[u] = tpGroupIdx[j % tpGroupIdx.length]!;
+        });
+      tpGroup = consider(
+        'tensor-parallel',
+        `tensor parallelism: ${tp!.splits.length} MatMuls split ${tp!.k}-way over ${tp!.group.join(', ')}, the rest on ${tp!.group[0]}`,
+        device,
+      );
     }
   }
   // The moe pass's expert placement, as a hint: experts on its devices, the rest placed around them.
@@ -355,12 +409,15 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     }
   }
   if (judged.length === 0) {
-    throw new HxcError('HXC3001', 'no candidate placement fits in memory', { hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype' });
+    throw new HxcError('HXC3001', 'no candidate placement fits in memory', {
+      hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype',
+    });
   }
 
   // ---- The best candidate, polished by a judged local search ----
   const asked = ctx.option(MIN_SEQUENCES) ?? null;
-  const eligible = (c: Candidate): boolean => c.fits && c.tp_spread !== false && c.migration?.within_limits !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
+  const eligible = (c: Candidate): boolean =>
+    c.fits && c.tp_spread !== false && c.migration?.within_limits !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
   const pick = (): Candidate => {
     let best = judged.find(eligible) ?? judged.find((c) => c.fits) ?? judged[0]!;
     for (const c of judged) if (eligible(c) && (c.value < best.value * (1 - 1e-12) || !eligible(best))) best = c;
@@ -383,26 +440,30 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     const startValue = (goal === 'latency' ? start.latency_s : R / start.throughput_per_s) + (counted ? migrationShare(start.migration) : 0);
     const steps = judge.schedule(start.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
     const simCap = judge.simulations + polishSimulations(steps, goal === 'latency' ? 1 : R);
-    const r = localSearch(p, { value: startValue, placement: start.placement }, {
-      groups,
-      budget: goal === 'latency' && !contention && !counted ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
-      assess: (device, priority, toBeat) => {
-        if (judge.simulations >= simCap || !spread(device)) return null;
-        const mc = counted ? migration.cost(device) : undefined;
-        if (mc && !migration!.within(mc)) return null;
-        const share = migrationShare(mc);
-        const pl = assessor.run(device, priority);
-        // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
-        // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
-        if (goal === 'latency') {
-          if (pl.makespan_s + share >= toBeat * (1 - 1e-9)) return null;
-          return { value: judge.latency(pl).latency_s + share, placement: pl };
-        }
-        if (Math.max(R * maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
-        const t = judge.throughput(pl, false);
-        return { value: (t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity) + share, placement: pl };
+    const r = localSearch(
+      p,
+      { value: startValue, placement: start.placement },
+      {
+        groups,
+        budget: goal === 'latency' && !contention && !counted ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
+        assess: (device, priority, toBeat) => {
+          if (judge.simulations >= simCap || !spread(device)) return null;
+          const mc = counted ? migration.cost(device) : undefined;
+          if (mc && !migration!.within(mc)) return null;
+          const share = migrationShare(mc);
+          const pl = assessor.run(device, priority);
+          // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
+          // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
+          if (goal === 'latency') {
+            if (pl.makespan_s + share >= toBeat * (1 - 1e-9)) return null;
+            return { value: judge.latency(pl).latency_s + share, placement: pl };
+          }
+          if (Math.max(R * maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
+          const t = judge.throughput(pl, false);
+          return { value: (t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity) + share, placement: pl };
+        },
       },
-    });
+    );
     polishMoves += r.moves;
     polishSweeps += r.sweeps;
     if (r.moves > 0) consider(name, label, r.placement.device, r.placement.start_s);
@@ -429,7 +490,13 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
       return { value: pl.makespan_s + (R - 1) * maxLoad(device), placement: pl };
     };
     const s0 = surrogate(from.placement.device, from.placement.start_s);
-    const sr = localSearch(p, s0, { groups, budget: Math.floor(refineBudget(p, groups.length) / 2), kicks: true, seed: 777, assess: (d, pr) => surrogate(d, pr) });
+    const sr = localSearch(p, s0, {
+      groups,
+      budget: Math.floor(refineBudget(p, groups.length) / 2),
+      kicks: true,
+      seed: 777,
+      assess: (d, pr) => surrogate(d, pr),
+    });
     surrogateMoves = sr.moves;
     surrogateSweeps = sr.sweeps;
     consider('refined-throughput', 'local search on the pipelined-throughput surrogate', sr.placement.device, sr.placement.start_s);
@@ -439,9 +506,16 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   let fresh: Candidate | null = null;
   if (migration) {
     // The best plan from scratch (the objective alone), before any candidate that counts moves.
-    fresh = judged.filter((c) => c.fits && c.tp_spread !== false).reduce<Candidate | null>((a, c) => (!a || c.raw_value < a.raw_value * (1 - 1e-12) ? c : a), null);
+    fresh = judged
+      .filter((c) => c.fits && c.tp_spread !== false)
+      .reduce<Candidate | null>((a, c) => (!a || c.raw_value < a.raw_value * (1 - 1e-12) ? c : a), null);
     const start = placeOrphans(p, migration.previous, fresh?.placement.device ?? null, pinnedTo);
-    running = consider('running', 'the running plan (units whose device is gone placed where they fit fastest)', start, migration.priority(p.unit_names, p.order, unitPredecessors(p)));
+    running = consider(
+      'running',
+      'the running plan (units whose device is gone placed where they fit fastest)',
+      start,
+      migration.priority(p.unit_names, p.order, unitPredecessors(p)),
+    );
     // Contention-free search with the migration's share, from the running plan and from the fresh one.
     const assessMoves = (device: Int32Array, priority: Float64Array): Assessed | null => {
       const mc = migration.cost(device);
@@ -478,16 +552,31 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
         if (!bestMove) break;
         for (const u of bestMove.units) device[u] = bestMove.to;
         current = { value: bestMove.a.value, placement: bestMove.a.placement };
-        if ((step & (step - 1)) === 0) consider(`replan-steepest-${step}`, `the running plan after its ${step} most valuable move${step === 1 ? '' : 's'}`, device, current.placement.start_s);
+        if ((step & (step - 1)) === 0)
+          consider(
+            `replan-steepest-${step}`,
+            `the running plan after its ${step} most valuable move${step === 1 ? '' : 's'}`,
+            device,
+            current.placement.start_s,
+          );
       }
       if (current) consider('replan-steepest', 'the running plan after every move that pays back, most valuable first', device, current.placement.start_s);
     }
-    for (const [from, name] of [[running, 'running'], [fresh, 'fresh']] as const) {
+    for (const [from, name] of [
+      [running, 'running'],
+      [fresh, 'fresh'],
+    ] as const) {
       if (!from) continue;
       const s0 = assessMoves(from.placement.device, from.placement.start_s);
       if (!s0) continue;
       const sr = localSearch(p, s0, { groups, budget, assess: (d, pr) => assessMoves(d, pr) });
-      if (sr.moves > 0) consider(`replan-from-${name}`, `local search from the ${name} plan, counting the migration (amortised over ${migration.amortize} requests)`, sr.placement.device, sr.placement.start_s);
+      if (sr.moves > 0)
+        consider(
+          `replan-from-${name}`,
+          `local search from the ${name} plan, counting the migration (amortised over ${migration.amortize} requests)`,
+          sr.placement.device,
+          sr.placement.start_s,
+        );
     }
   }
   const best = pick();
@@ -526,7 +615,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
       kv.moves = countMoves(unlifted.placement.device, chosen.placement.device);
     }
     if (asked !== null && kv.sequences < asked) {
-      ctx.diagnostics.warn('HXC1107', `the KV cache holds ${kv.sequences} sequences of ${state.context} tokens, fewer than the ${asked} asked`, { hint: 'add devices or memory, lower --context, or use a smaller KV dtype' });
+      ctx.diagnostics.warn('HXC1107', `the KV cache holds ${kv.sequences} sequences of ${state.context} tokens, fewer than the ${asked} asked`, {
+        hint: 'add devices or memory, lower --context, or use a smaller KV dtype',
+      });
     }
   }
 
@@ -544,19 +635,57 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   };
   const placement: Placement = { ...chosen.placement, makespan_s: verdict.latency_s };
   // The splits that paid: spread in the best plan that was free to keep them on one device.
-  const free = judged.filter((c) => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked)).reduce<Candidate | null>((a, c) => (!a || c.value < a.value * (1 - 1e-12) ? c : a), null);
-  const tp_paid = free ? tpSplits.flatMap((parts, k) => (parts.some((u) => free.placement.device[u] !== free.placement.device[parts[0]!]) ? tp!.splits[k]!.covers ?? [tp!.splits[k]!.node] : [])) : [];
+  const free = judged
+    .filter((c) => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked))
+    .reduce<Candidate | null>((a, c) => (!a || c.value < a.value * (1 - 1e-12) ? c : a), null);
+  const tp_paid = free
+    ? tpSplits.flatMap((parts, k) =>
+        parts.some((u) => free.placement.device[u] !== free.placement.device[parts[0]!]) ? (tp!.splits[k]!.covers ?? [tp!.splits[k]!.node]) : [],
+      )
+    : [];
   return {
-    objective, solver: chosen.name.startsWith('exact') ? 'exact' : 'heuristic', chosen: chosen.name,
-    units: built.units, unit_of: built.unit_of, problem: p, placement, pipelined: objective === 'throughput' ? verdict.pipelined : false,
-    judge, verdict, lower_bound: lb, throughput_bound,
+    objective,
+    solver: chosen.name.startsWith('exact') ? 'exact' : 'heuristic',
+    chosen: chosen.name,
+    units: built.units,
+    unit_of: built.unit_of,
+    problem: p,
+    placement,
+    pipelined: objective === 'throughput' ? verdict.pipelined : false,
+    judge,
+    verdict,
+    lower_bound: lb,
+    throughput_bound,
     candidates: judged.map((e) => strip(e)!),
     baselines: { heft: strip(heftEntry), single_device: strip(single), fallback: strip(fallback), even_split: strip(even), tensor_parallel: strip(tpGroup) },
-    exact, pipeline,
-    search: { refine_moves: r.moves + surrogateMoves, refine_sweeps: r.rounds + surrogateSweeps, polish_moves: polishMoves, polish_sweeps: polishSweeps, evaluations: assessor.evaluations, simulations: judge.simulations },
+    exact,
+    pipeline,
+    search: {
+      refine_moves: r.moves + surrogateMoves,
+      refine_sweeps: r.rounds + surrogateSweeps,
+      polish_moves: polishMoves,
+      polish_sweeps: polishSweeps,
+      evaluations: assessor.evaluations,
+      simulations: judge.simulations,
+    },
     kv,
-    explain: once(() => explainPlacement(p, built.units, stages.stages.map((s) => s.name), placement, verdict, judge, objective, assessor, pins, ctx.model.graph, topology.devices)),
-    tp_paid, tp_eligible: spread(chosen.placement.device),
+    explain: once(() =>
+      explainPlacement(
+        p,
+        built.units,
+        stages.stages.map((s) => s.name),
+        placement,
+        verdict,
+        judge,
+        objective,
+        assessor,
+        pins,
+        ctx.model.graph,
+        topology.devices,
+      ),
+    ),
+    tp_paid,
+    tp_eligible: spread(chosen.placement.device),
     migration: migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null,
   };
 }
@@ -573,7 +702,6 @@ function once<T>(f: () => T): () => T {
     return value;
   };
 }
-
 
 interface ExpertSets {
   experts?: number[][];
@@ -602,7 +730,7 @@ function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
   // otherwise that placement is one candidate among others (moeHint).
   const hinted = moeDevices(ctx);
   const pinned = ctx.option(PIN_EXPERTS) === true;
-  const devicesOf = (key: string): string[] | null => (pinned ? hinted.get(key) ?? null : null);
+  const devicesOf = (key: string): string[] | null => (pinned ? (hinted.get(key) ?? null) : null);
   if (ctx.has(moePass)) {
     const moe = ctx.get(moePass);
     const layers = moe.layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
@@ -612,7 +740,10 @@ function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
     const tokens = expectedTokens(ctx);
     // A group stays within one stage (a stage cut between its experts would cut the group).
     const stageOf = new Int32Array(size > 1 ? ctx.model.graph.nodes.length : 0);
-    if (size > 1) stages.stages.forEach((st, k) => { for (const i of st.nodes) stageOf[i] = k; });
+    if (size > 1)
+      stages.stages.forEach((st, k) => {
+        for (const i of st.nodes) stageOf[i] = k;
+      });
     for (const l of layers) {
       const key = (e: number): string => `moe${l.layer}.expert${e}`;
       if (size <= 1) {
@@ -649,23 +780,25 @@ function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
   // Expert replicas: each copy its own unit, so copies can go to different devices.
   if (ctx.has(replicatePass)) {
     const byName = ctx.get(verifyPass).index.nodeByName;
-    for (const r of ctx.get(replicatePass).replicated) r.replicas.forEach((names, j) => {
-      experts.push(names.map((n) => byName.get(n)!));
-      expert_names.push(`${r.key}.copy${j}`);
-      expert_devices.push(devicesOf(r.key));
-      expert_keys.push([r.key]);
-    });
+    for (const r of ctx.get(replicatePass).replicated)
+      r.replicas.forEach((names, j) => {
+        experts.push(names.map((n) => byName.get(n)!));
+        expert_names.push(`${r.key}.copy${j}`);
+        expert_devices.push(devicesOf(r.key));
+        expert_keys.push([r.key]);
+      });
   }
   // Tensor-parallel parts are independent too: each its own unit, so they can go to k devices.
   if (ctx.has(tpPass)) {
     const byName = ctx.get(verifyPass).index.nodeByName;
-    for (const s of ctx.get(tpPass).splits) s.parts.forEach((part, j) => {
-      // A row-parallel pair's shard is one unit: its column parts, elementwise chain and row part.
-      experts.push((s.members?.[j] ?? [part]).map((name) => byName.get(name)!));
-      expert_names.push(`tp${j}`);
-      expert_devices.push(null);
-      expert_keys.push([]);
-    });
+    for (const s of ctx.get(tpPass).splits)
+      s.parts.forEach((part, j) => {
+        // A row-parallel pair's shard is one unit: its column parts, elementwise chain and row part.
+        experts.push((s.members?.[j] ?? [part]).map((name) => byName.get(name)!));
+        expert_names.push(`tp${j}`);
+        expert_devices.push(null);
+        expert_keys.push([]);
+      });
   }
   return experts.length > 0 ? { experts, expert_names, expert_devices, expert_keys } : {};
 }
@@ -675,10 +808,11 @@ function expectedTokens(ctx: PassContext): Map<string, number> {
   const m = new Map<string, number>();
   const plan = ctx.has(moePass) ? ctx.get(moePass).plan : null;
   if (!plan) return m;
-  for (const l of plan.layers) for (const rep of l.placements.hxc.replicas) {
-    const key = `moe${l.layer}.expert${rep.expert}`;
-    m.set(key, (m.get(key) ?? 0) + rep.tokens);
-  }
+  for (const l of plan.layers)
+    for (const rep of l.placements.hxc.replicas) {
+      const key = `moe${l.layer}.expert${rep.expert}`;
+      m.set(key, (m.get(key) ?? 0) + rep.tokens);
+    }
   return m;
 }
 
@@ -695,35 +829,48 @@ function moeDevices(ctx: PassContext): Map<string, string[]> {
   if (!ctx.has(moePass)) return m;
   const plan = ctx.get(moePass).plan;
   if (!plan) return m;
-  for (const l of plan.layers) for (const rep of l.placements.hxc.replicas) {
-    const key = `moe${l.layer}.expert${rep.expert}`;
-    const id = plan.devices[rep.device]!;
-    const list = m.get(key) ?? m.set(key, []).get(key)!;
-    if (!list.includes(id)) list.push(id);
-  }
+  for (const l of plan.layers)
+    for (const rep of l.placements.hxc.replicas) {
+      const key = `moe${l.layer}.expert${rep.expert}`;
+      const id = plan.devices[rep.device]!;
+      const list = m.get(key) ?? m.set(key, []).get(key)!;
+      if (!list.includes(id)) list.push(id);
+    }
   return m;
 }
-
-
 
 const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(4) : String(Number(x.toFixed(4))));
 
 export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
   name: 'partition',
-  summary: 'assign stages to devices: candidates (HEFT, refinement, MILP, pipeline DP, hand-written baselines) judged by the contention simulator, the best polished; bounds and explanations',
+  summary:
+    'assign stages to devices: candidates (HEFT, refinement, MILP, pipeline DP, hand-written baselines) judged by the contention simulator, the best polished; bounds and explanations',
   requires: ['verify', 'bind', 'profile', 'state', 'stage', 'moe'],
   options: [OBJECTIVE, SOLVER, TIME_LIMIT, ASSIGN, MIN_SEQUENCES, PIN_EXPERTS, EXPERT_UNITS, ROUTING],
   run: partitionGraph,
   statistics(r) {
     return {
-      units: r.units.length, objective: r.objective, chosen: r.chosen, 'latency s': fmt(r.verdict.latency_s), 'throughput /s': fmt(r.verdict.throughput_per_s),
-      'lower bound s': fmt(r.lower_bound.lower_bound_s), candidates: r.candidates.length, 'refine moves': r.search.refine_moves, 'polish moves': r.search.polish_moves,
-      evaluations: r.search.evaluations, simulations: r.search.simulations,
+      units: r.units.length,
+      objective: r.objective,
+      chosen: r.chosen,
+      'latency s': fmt(r.verdict.latency_s),
+      'throughput /s': fmt(r.verdict.throughput_per_s),
+      'lower bound s': fmt(r.lower_bound.lower_bound_s),
+      candidates: r.candidates.length,
+      'refine moves': r.search.refine_moves,
+      'polish moves': r.search.polish_moves,
+      evaluations: r.search.evaluations,
+      simulations: r.search.simulations,
     };
   },
   dump(r) {
-    const lines = [`objective=${r.objective} chosen=${r.chosen} latency_s=${fmt(r.verdict.latency_s)} throughput_per_s=${fmt(r.verdict.throughput_per_s)} lower_bound_s=${fmt(r.lower_bound.lower_bound_s)} throughput_upper_per_s=${fmt(r.throughput_bound.upper_per_s)}`];
-    for (const c of r.candidates) lines.push(`candidate ${c.name}: latency_s=${fmt(c.latency_s)} throughput_per_s=${fmt(c.throughput_per_s)}${c.fits ? '' : ' (does not fit)'} on ${c.devices.join(',')}`);
+    const lines = [
+      `objective=${r.objective} chosen=${r.chosen} latency_s=${fmt(r.verdict.latency_s)} throughput_per_s=${fmt(r.verdict.throughput_per_s)} lower_bound_s=${fmt(r.lower_bound.lower_bound_s)} throughput_upper_per_s=${fmt(r.throughput_bound.upper_per_s)}`,
+    ];
+    for (const c of r.candidates)
+      lines.push(
+        `candidate ${c.name}: latency_s=${fmt(c.latency_s)} throughput_per_s=${fmt(c.throughput_per_s)}${c.fits ? '' : ' (does not fit)'} on ${c.devices.join(',')}`,
+      );
     if (r.exact) lines.push(`exact: status=${r.exact.status} objective_s=${r.exact.objective_s === null ? '-' : fmt(r.exact.objective_s)}`);
     if (r.kv) lines.push(`kv: sequences=${r.kv.sequences} context=${r.kv.context} moves=${r.kv.moves}`);
     for (const e of r.explain()) lines.push(`${e.unit} -> ${e.device} finish_s=${fmt(e.finish_s)} (${e.reason})`);

@@ -38,7 +38,13 @@ export interface ProfileResult {
   /** Data-dependent counts bound to their expectation (tokens per expert of routed MoE layers). */
   estimated: Record<string, number>;
   defaulted: string[];
-  totals: { flops: number; bytes_read: number; bytes_written: number; param_bytes: number; /** Nodes that run inside their producer's kernel on a fusing device (src/cost/fusion.ts). */ fused: number };
+  totals: {
+    flops: number;
+    bytes_read: number;
+    bytes_written: number;
+    param_bytes: number /** Nodes that run inside their producer's kernel on a fusing device (src/cost/fusion.ts). */;
+    fused: number;
+  };
   efficiency: EfficiencyTable;
   calibration: CalibrationReport | null;
 }
@@ -77,7 +83,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   // Every symbol still free after shapes gets a default of 1 (one warning names them).
   const bindings: Record<string, number> = { ...ctx.get(bindPass).dims };
   const free = new Set<string>();
-  for (const t of typesByName.values()) for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
+  for (const t of typesByName.values())
+    for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
   // Tokens per expert in routed MoE layers: their expectation, not 1 (src/moe/expected.ts).
   const routing = ctx.option(ROUTING) ?? null;
   const estimated: Record<string, number> = {};
@@ -107,8 +114,11 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const defaulted = [...free].sort();
   for (const s of defaulted) bindings[s] = 1;
   if (defaulted.length > 0) {
-    ctx.diagnostics.warn('HXC1104', `dims not bound, costed at 1: ${defaulted.slice(0, 8).join(', ')}${defaulted.length > 8 ? `, … (${defaulted.length} in all)` : ''}`,
-      { hint: 'bind them with --dim NAME=VALUE (or --phase/--batch/--context for LLMs)' });
+    ctx.diagnostics.warn(
+      'HXC1104',
+      `dims not bound, costed at 1: ${defaulted.slice(0, 8).join(', ')}${defaulted.length > 8 ? `, … (${defaulted.length} in all)` : ''}`,
+      { hint: 'bind them with --dim NAME=VALUE (or --phase/--batch/--context for LLMs)' },
+    );
   }
   // Per value id, looked up once: type, numeric shape, bytes, whether it is a weight.
   const valueCount = index.valueNames.length;
@@ -188,8 +198,14 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     }
     const moved = bytesRead + bytesWritten;
     const cost: NodeCost = {
-      flops, bytes: moved, bytes_read: bytesRead, bytes_written: bytesWritten, param_bytes: params,
-      intensity: moved > 0 ? flops / moved : 0, dtype: computeDtype(index, i, types), op_class: cls,
+      flops,
+      bytes: moved,
+      bytes_read: bytesRead,
+      bytes_written: bytesWritten,
+      param_bytes: params,
+      intensity: moved > 0 ? flops / moved : 0,
+      dtype: computeDtype(index, i, types),
+      op_class: cls,
     };
     if (node.task?.time_s) cost.time_s = node.task.time_s;
     if (tiled && tiled.tiles > 0) {
@@ -219,7 +235,10 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     for (const id of index.inputsOf(i)) if (id === fusion.input[i]) reads++;
     const read = Math.min(consumer.bytes_read, reads * bytesById[fusion.input[i]!]! * (consumer.activity ?? 1));
     const written = Math.min(producer.bytes_written, bytesById[fusion.output[i]!]! * (producer.activity ?? 1));
-    for (const [c, r, w] of [[consumer, read, 0], [producer, 0, written]] as const) {
+    for (const [c, r, w] of [
+      [consumer, read, 0],
+      [producer, 0, written],
+    ] as const) {
       c.bytes_read -= r;
       c.bytes_written -= w;
       c.bytes = c.bytes_read + c.bytes_written;
@@ -241,7 +260,14 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const calibrateFile = ctx.option(CALIBRATE);
   if (calibrateFile) {
     const measured = readCalibration(calibrateFile);
-    const items = graph.nodes.map((n, i) => ({ name: n.name, flops: nodes[i]!.flops, dtype: nodes[i]!.dtype, op_class: nodes[i]!.op_class, tiles: nodes[i]!.tiles, k_splits: nodes[i]!.k_splits }));
+    const items = graph.nodes.map((n, i) => ({
+      name: n.name,
+      flops: nodes[i]!.flops,
+      dtype: nodes[i]!.dtype,
+      op_class: nodes[i]!.op_class,
+      tiles: nodes[i]!.tiles,
+      k_splits: nodes[i]!.k_splits,
+    }));
     const topo = ctx.topology();
     // A measured group (a whole program) is split over its nodes in proportion to their estimates
     // on that kind: the shares are the model's, the total is the measurement's.
@@ -269,7 +295,10 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       }
     }
     if (calibration.unmatched_names > 0) {
-      ctx.diagnostics.warn('HXC1105', `${calibration.unmatched_names} measured node names are not in this model (${calibration.matched_nodes} matched)`, { where: calibrateFile, hint: 'calibrate with a profile of the same model' });
+      ctx.diagnostics.warn('HXC1105', `${calibration.unmatched_names} measured node names are not in this model (${calibration.matched_nodes} matched)`, {
+        where: calibrateFile,
+        hint: 'calibrate with a profile of the same model',
+      });
     }
   }
   return { nodes, fused_into: fusedHead, value_bytes_by_id: bytesById, value_bytes, bindings, estimated, defaulted, totals, efficiency, calibration };
@@ -277,8 +306,12 @@ export function profileGraph(ctx: PassContext): ProfileResult {
 
 const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
 
-export const CALIBRATE = fileOption({ name: 'calibrate', arg: '<file>', on: ['inspect', 'check'],
-  help: 'measured profile (onnxruntime profiler JSON or hxc-telemetry/v1) to calibrate the cost model: measured node times replace estimates, efficiency per device kind and op class is fitted' });
+export const CALIBRATE = fileOption({
+  name: 'calibrate',
+  arg: '<file>',
+  on: ['inspect', 'check'],
+  help: 'measured profile (onnxruntime profiler JSON or hxc-telemetry/v1) to calibrate the cost model: measured node times replace estimates, efficiency per device kind and op class is fitted',
+});
 
 export const profilePass: Pass<ProfileResult> = {
   name: 'profile',
@@ -288,22 +321,36 @@ export const profilePass: Pass<ProfileResult> = {
   run: profileGraph,
   statistics(r) {
     const stats: Record<string, number | string> = {
-      'total flops': r.totals.flops, 'bytes read': r.totals.bytes_read, 'bytes written': r.totals.bytes_written,
-      'param bytes': r.totals.param_bytes, 'fused nodes': r.totals.fused, 'defaulted dims': r.defaulted.length,
+      'total flops': r.totals.flops,
+      'bytes read': r.totals.bytes_read,
+      'bytes written': r.totals.bytes_written,
+      'param bytes': r.totals.param_bytes,
+      'fused nodes': r.totals.fused,
+      'defaulted dims': r.defaulted.length,
     };
     if (r.calibration) stats['calibrated nodes'] = r.calibration.matched_nodes;
     return stats;
   },
   dump(r, ctx) {
-    const lines = [`bindings: ${Object.entries(r.bindings).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`];
+    const lines = [
+      `bindings: ${
+        Object.entries(r.bindings)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ') || '(none)'
+      }`,
+    ];
     lines.push(`totals: flops=${r.totals.flops} bytes_read=${r.totals.bytes_read} bytes_written=${r.totals.bytes_written} param_bytes=${r.totals.param_bytes}`);
     ctx.model.graph.nodes.forEach((n, i) => {
       const c = r.nodes[i]!;
-      lines.push(`${n.name}: ${n.op} class=${c.op_class} dtype=${c.dtype} flops=${c.flops} read=${c.bytes_read} written=${c.bytes_written} params=${c.param_bytes} intensity=${fmt(c.intensity)}`);
+      lines.push(
+        `${n.name}: ${n.op} class=${c.op_class} dtype=${c.dtype} flops=${c.flops} read=${c.bytes_read} written=${c.bytes_written} params=${c.param_bytes} intensity=${fmt(c.intensity)}`,
+      );
     });
     if (r.calibration) {
       lines.push(`calibration (${r.calibration.source}): matched ${r.calibration.matched_nodes}, unmatched ${r.calibration.unmatched_names}`);
-      for (const f of r.calibration.factors) lines.push(`  ${f.kind} ${f.op_class}: factor ${fmt(f.factor)} over ${f.nodes} nodes (measured ${fmt(f.measured_s)} s, ideal ${fmt(f.estimated_s)} s)`);
+      for (const f of r.calibration.factors)
+        lines.push(`  ${f.kind} ${f.op_class}: factor ${fmt(f.factor)} over ${f.nodes} nodes (measured ${fmt(f.measured_s)} s, ideal ${fmt(f.estimated_s)} s)`);
     }
     return lines.join('\n') + '\n';
   },

@@ -17,12 +17,17 @@ export interface ReplicateResult {
   skipped: string[];
 }
 
-export const EXPERT_REPLICAS = intOption({ name: 'expert-replicas', arg: '<n>', min: 0, example: 2,
-  help: 'extra executable copies of the hottest MoE experts, tokens split at run time by load (default 0)' });
+export const EXPERT_REPLICAS = intOption({
+  name: 'expert-replicas',
+  arg: '<n>',
+  min: 0,
+  example: 2,
+  help: 'extra executable copies of the hottest MoE experts, tokens split at run time by load (default 0)',
+});
 
 export const replicatePass: Pass<ReplicateResult> = {
   name: 'replicate',
-  summary: 'hot MoE experts get executable replicas (--expert-replicas N), their tokens split at run time by the replicas\' load',
+  summary: "hot MoE experts get executable replicas (--expert-replicas N), their tokens split at run time by the replicas' load",
   requires: ['import'],
   options: [EXPERT_REPLICAS, ROUTING],
   run(ctx) {
@@ -65,7 +70,11 @@ export const replicatePass: Pass<ReplicateResult> = {
     return { 'experts replicated': r.replicated.length, copies: r.replicated.reduce((s, x) => s + x.replicas.length, 0) };
   },
   dump(r) {
-    return [...r.replicated.map((x) => `${x.key}: ${x.replicas.length} copies, rows ${x.rows}, shares ${x.input}`), ...r.skipped.map((s) => `skipped ${s}`)].join('\n') + '\n';
+    return (
+      [...r.replicated.map((x) => `${x.key}: ${x.replicas.length} copies, rows ${x.rows}, shares ${x.input}`), ...r.skipped.map((s) => `skipped ${s}`)].join(
+        '\n',
+      ) + '\n'
+    );
   },
 };
 

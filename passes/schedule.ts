@@ -56,7 +56,16 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
   const schedule = judge.schedule(part.placement, part.pipelined);
   const one = judge.simulateOne(schedule);
   const many = judge.simulateMany(schedule);
-  const transfers: ScheduledTransfer[] = schedule.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.links, route_hops: t.hops, start_s: 0, end_s: 0 }));
+  const transfers: ScheduledTransfer[] = schedule.transfers.map((t) => ({
+    value: t.value,
+    bytes: t.bytes,
+    from: t.from,
+    to: t.to,
+    links: t.links,
+    route_hops: t.hops,
+    start_s: 0,
+    end_s: 0,
+  }));
   const memory = memoryOf(p, part.placement.device, schedule, one);
   const devices: ScheduleResult['devices'] = schedule.steps.map((list, d) => ({
     id: p.device_ids[d]!,
@@ -65,18 +74,40 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
       const t = one.step_times[d]![k]!;
       if (s.op === 'compute') {
         const u = s.unit!;
-        return { op: 'compute', unit_index: u, unit: p.unit_names[u]!, nodes: part.units[u]!.nodes.map((i) => g.nodes[i]!.name), round: s.round, duration_s: p.time_s[u * nd + d]!, start_s: t.start_s, end_s: t.end_s };
+        return {
+          op: 'compute',
+          unit_index: u,
+          unit: p.unit_names[u]!,
+          nodes: part.units[u]!.nodes.map((i) => g.nodes[i]!.name),
+          round: s.round,
+          duration_s: p.time_s[u * nd + d]!,
+          start_s: t.start_s,
+          end_s: t.end_s,
+        };
       }
       const tr = transfers[s.transfer!]!;
       if (s.op === 'send') tr.start_s = t.start_s;
       else tr.end_s = t.start_s;
-      return { op: s.op, value: tr.value, bytes: tr.bytes, peer: s.op === 'send' ? tr.to : tr.from, transfer: s.transfer!, round: s.round, duration_s: 0, start_s: t.start_s, end_s: t.end_s };
+      return {
+        op: s.op,
+        value: tr.value,
+        bytes: tr.bytes,
+        peer: s.op === 'send' ? tr.to : tr.from,
+        transfer: s.transfer!,
+        round: s.round,
+        duration_s: 0,
+        start_s: t.start_s,
+        end_s: t.end_s,
+      };
     }),
   }));
   const over = devices.filter((d) => d.memory.total_bytes > d.memory.capacity_bytes);
   if (over.length > 0) {
-    throw new HxcError('HXC3001', `the plan does not fit: ${over.map((d) => `${d.id} needs ${d.memory.total_bytes - d.memory.capacity_bytes} more bytes (${d.memory.total_bytes} of ${d.memory.capacity_bytes})`).join('; ')}`,
-      { hint: 'add memory or devices, lower --batch/--context, or use --max-stages to give the partitioner finer units' });
+    throw new HxcError(
+      'HXC3001',
+      `the plan does not fit: ${over.map((d) => `${d.id} needs ${d.memory.total_bytes - d.memory.capacity_bytes} more bytes (${d.memory.total_bytes} of ${d.memory.capacity_bytes})`).join('; ')}`,
+      { hint: 'add memory or devices, lower --batch/--context, or use --max-stages to give the partitioner finer units' },
+    );
   }
   return { devices, transfers, sim_input: schedule.sim, one, many, requests: judge.requests, pipelined: schedule.pipelined };
 }
@@ -90,15 +121,28 @@ export const schedulePass: Pass<ScheduleResult> = {
   options: [],
   run: buildSchedule,
   statistics(r) {
-    return { steps: r.devices.reduce((s, d) => s + d.steps.length, 0), transfers: r.transfers.length, 'latency s': fmt(r.one.makespan_s), 'throughput /s': fmt(r.many.throughput_per_s) };
+    return {
+      steps: r.devices.reduce((s, d) => s + d.steps.length, 0),
+      transfers: r.transfers.length,
+      'latency s': fmt(r.one.makespan_s),
+      'throughput /s': fmt(r.many.throughput_per_s),
+    };
   },
   dump(r) {
-    const lines = [`latency_s=${fmt(r.one.makespan_s)} throughput_per_s=${fmt(r.many.throughput_per_s)} (${r.requests} requests${r.pipelined ? ', pipelined' : ''})`];
+    const lines = [
+      `latency_s=${fmt(r.one.makespan_s)} throughput_per_s=${fmt(r.many.throughput_per_s)} (${r.requests} requests${r.pipelined ? ', pipelined' : ''})`,
+    ];
     for (const d of r.devices) {
-      lines.push(`device ${d.id}: weights=${d.memory.weights_bytes} peak_activations=${d.memory.peak_activation_bytes} state=${d.memory.state_bytes} capacity=${d.memory.capacity_bytes}`);
+      lines.push(
+        `device ${d.id}: weights=${d.memory.weights_bytes} peak_activations=${d.memory.peak_activation_bytes} state=${d.memory.state_bytes} capacity=${d.memory.capacity_bytes}`,
+      );
       for (const s of d.steps) {
         const round = s.round ? ` round ${s.round}` : '';
-        lines.push(s.op === 'compute' ? `  ${fmt(s.start_s)}..${fmt(s.end_s)} compute ${s.unit} (${s.nodes!.length} nodes)${round}` : `  ${fmt(s.start_s)} ${s.op} ${s.value} ${s.bytes}B ${s.op === 'send' ? 'to' : 'from'} ${s.peer}${round}`);
+        lines.push(
+          s.op === 'compute'
+            ? `  ${fmt(s.start_s)}..${fmt(s.end_s)} compute ${s.unit} (${s.nodes!.length} nodes)${round}`
+            : `  ${fmt(s.start_s)} ${s.op} ${s.value} ${s.bytes}B ${s.op === 'send' ? 'to' : 'from'} ${s.peer}${round}`,
+        );
       }
     }
     return lines.join('\n') + '\n';

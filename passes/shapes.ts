@@ -31,16 +31,19 @@ export const shapesPass: Pass<ShapesResult> = {
       result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get(bindPass).dims });
     } catch (err) {
       // An invalid node is named with the model file it is in.
-      if (err instanceof HxcError && err.where && !err.where.startsWith(ctx.model.path)) throw new HxcError(err.code, err.message, { where: `${ctx.model.path}: ${err.where}`, ...(err.hint ? { hint: err.hint } : {}) });
+      if (err instanceof HxcError && err.where && !err.where.startsWith(ctx.model.path))
+        throw new HxcError(err.code, err.message, { where: `${ctx.model.path}: ${err.where}`, ...(err.hint ? { hint: err.hint } : {}) });
       throw err;
     }
     // Abstract task graphs name ops freely and size values in bytes: nothing to infer, nothing to warn about.
     const abstract = ctx.model.graph.nodes.length > 0 && ctx.model.graph.nodes.every((n) => n.task !== undefined);
     if (result.unknown_ops.length > 0 && !abstract) {
-      ctx.diagnostics.warn('HXC1102',
+      ctx.diagnostics.warn(
+        'HXC1102',
         `no shape inference for ${result.unknown_ops.length} operator type(s) (${result.unknown_op_nodes} nodes): ` +
-        `${result.unknown_ops.join(', ')}; their outputs take the declared value_info type, else an unknown shape`,
-        { where: ctx.options.model_path, hint: 'declare value_info for those outputs (e.g. with onnx.shape_inference) so later passes can size them' });
+          `${result.unknown_ops.join(', ')}; their outputs take the declared value_info type, else an unknown shape`,
+        { where: ctx.options.model_path, hint: 'declare value_info for those outputs (e.g. with onnx.shape_inference) so later passes can size them' },
+      );
     }
     return { ...result, symbols: freeSymbols(result.types.values()) };
   },

@@ -77,7 +77,13 @@ export function buildStages(ctx: PassContext): StageResult {
   const cut = (target: number): { stages: Stage[]; stage_of: Int32Array } => {
     // Abstract task graphs are already coarse: every task is a unit of placement.
     const intervals = abstract
-      ? cutIntervals(order, Int32Array.from(order, (_, k) => k), weight, maxStages, 0)
+      ? cutIntervals(
+          order,
+          Int32Array.from(order, (_, k) => k),
+          weight,
+          maxStages,
+          0,
+        )
       : cutIntervals(order, rank, weight, maxStages, target);
     const stage_of = new Int32Array(n);
     const bySignature = new Map<string, number>();
@@ -98,7 +104,10 @@ export function buildStages(ctx: PassContext): StageResult {
         const op = g.nodes[i]!.op;
         ops.set(op, (ops.get(op) ?? 0) + 1);
       }
-      const signature = [...ops.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([o, c]) => `${o}:${c}`).join(',');
+      const signature = [...ops.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([o, c]) => `${o}:${c}`)
+        .join(',');
       const repeat_of = bySignature.get(signature) ?? null;
       if (repeat_of === null) bySignature.set(signature, id);
       const blockRanksHere = new Set(nodes.map((i) => keyed[i]!).filter((r) => r >= 0));
@@ -123,7 +132,14 @@ export function buildStages(ctx: PassContext): StageResult {
 
 const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
 
-export const MAX_STAGES = intOption({ name: 'max-stages', arg: '<n>', min: 1, example: 64, on: ['inspect', 'check'], help: `at most N stages (default ${DEFAULT_MAX_STAGES}); the lightest neighbours are merged` });
+export const MAX_STAGES = intOption({
+  name: 'max-stages',
+  arg: '<n>',
+  min: 1,
+  example: 64,
+  on: ['inspect', 'check'],
+  help: `at most N stages (default ${DEFAULT_MAX_STAGES}); the lightest neighbours are merged`,
+});
 
 export const stagePass: Pass<StageResult> = {
   name: 'stage',
@@ -138,8 +154,12 @@ export const stagePass: Pass<StageResult> = {
     const g = ctx.model.graph;
     const lines: string[] = [];
     for (const s of r.stages) {
-      const bound = Object.entries(s.bound).map(([k, b]) => `${k}:${b}`).join(',');
-      lines.push(`stage ${s.id} "${s.name}": nodes=${s.nodes.length} flops=${s.flops} bytes=${s.bytes} params=${s.param_bytes} fastest_s=${fmt(s.fastest_s)} bound=${bound}${s.repeat_of !== null ? ` repeat_of=${s.repeat_of}` : ''}`);
+      const bound = Object.entries(s.bound)
+        .map(([k, b]) => `${k}:${b}`)
+        .join(',');
+      lines.push(
+        `stage ${s.id} "${s.name}": nodes=${s.nodes.length} flops=${s.flops} bytes=${s.bytes} params=${s.param_bytes} fastest_s=${fmt(s.fastest_s)} bound=${bound}${s.repeat_of !== null ? ` repeat_of=${s.repeat_of}` : ''}`,
+      );
       lines.push(`  ${s.nodes.map((i) => g.nodes[i]!.name).join(' ')}`);
     }
     return lines.join('\n') + '\n';

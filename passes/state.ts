@@ -107,7 +107,7 @@ function tensorBytesPerToken(shape: Dim[], dtype: Parameters<typeof byteSizeOf>[
   let elements = 1;
   shape.forEach((d, i) => {
     if (i === growing || i === batchAxis) return;
-    elements *= typeof d === 'number' ? d : evalDim(d, dims) ?? 1;
+    elements *= typeof d === 'number' ? d : (evalDim(d, dims) ?? 1);
   });
   return byteSizeOf(dtype, elements);
 }
@@ -134,9 +134,16 @@ export function analyzeState(ctx: PassContext): StateResult {
       for (const c of index.consumers.get(v) ?? []) readers.add(c);
     }
     return {
-      name: p.name, kind: p.kind, layer: p.kind === 'kv-cache' ? layerOf(p.inputs[0] ?? '') : null, inputs: p.inputs, outputs: p.outputs,
-      bytes_per_token: perToken, bytes_per_sequence: perToken * context, bytes: perToken * context * batch,
-      readers: [...readers].sort((a, b) => a - b), writers: [...writers].sort((a, b) => a - b),
+      name: p.name,
+      kind: p.kind,
+      layer: p.kind === 'kv-cache' ? layerOf(p.inputs[0] ?? '') : null,
+      inputs: p.inputs,
+      outputs: p.outputs,
+      bytes_per_token: perToken,
+      bytes_per_sequence: perToken * context,
+      bytes: perToken * context * batch,
+      readers: [...readers].sort((a, b) => a - b),
+      writers: [...writers].sort((a, b) => a - b),
     };
   });
   const totals = { bytes_per_token: 0, bytes_per_sequence: 0, bytes: 0 };
@@ -161,7 +168,9 @@ export const statePass: Pass<StateResult> = {
     const names = (ids: number[]): string => ids.map((i) => ctx.model.graph.nodes[i]!.name).join(', ');
     const lines = [`batch=${r.batch} context=${r.context} total bytes_per_token=${r.totals.bytes_per_token} bytes=${r.totals.bytes}`];
     for (const o of r.objects) {
-      lines.push(`${o.name}: kind=${o.kind} layer=${o.layer ?? '-'} bytes_per_token=${o.bytes_per_token} bytes_per_sequence=${o.bytes_per_sequence} bytes=${o.bytes}`);
+      lines.push(
+        `${o.name}: kind=${o.kind} layer=${o.layer ?? '-'} bytes_per_token=${o.bytes_per_token} bytes_per_sequence=${o.bytes_per_sequence} bytes=${o.bytes}`,
+      );
       lines.push(`  inputs: ${o.inputs.join(', ')}; outputs: ${o.outputs.join(', ')}`);
       lines.push(`  writers: ${names(o.writers)}`);
       lines.push(`  readers: ${names(o.readers)}`);

@@ -66,9 +66,15 @@ function routedRows(g: Graph): (n: Node) => boolean {
       if (seen.has(n)) continue;
       seen.add(n);
       const known = n !== start ? memo.get(n) : undefined;
-      if (known === true) { found = true; break; }
+      if (known === true) {
+        found = true;
+        break;
+      }
       if (known === false) continue;
-      if (n.op === 'NonZero') { found = true; break; }
+      if (n.op === 'NonZero') {
+        found = true;
+        break;
+      }
       if (depth >= 8) continue;
       for (const v of n === start ? n.inputs.slice(0, 1) : n.inputs) {
         if (g.initializers.has(v)) continue;
@@ -81,8 +87,11 @@ function routedRows(g: Graph): (n: Node) => boolean {
   };
 }
 
-export const TENSOR_PARALLEL = stringOption({ name: 'tensor-parallel', arg: '<mode>',
-  help: 'auto (default): MatMuls with ≥ 4Mi weights split over the largest NVLink-class group (at most 4), weighed against the plan without; off; or N: force N parts' });
+export const TENSOR_PARALLEL = stringOption({
+  name: 'tensor-parallel',
+  arg: '<mode>',
+  help: 'auto (default): MatMuls with ≥ 4Mi weights split over the largest NVLink-class group (at most 4), weighed against the plan without; off; or N: force N parts',
+});
 
 export const tpPass: Pass<TpResult> = {
   name: 'tp',
@@ -103,7 +112,8 @@ export const tpPass: Pass<TpResult> = {
       reason = `auto: ${k}-way over ${group.slice(0, k).join(', ')}`;
     } else {
       k = Number(flag);
-      if (!Number.isInteger(k) || k < 2) throw new HxcError('HXC2403', `--tensor-parallel takes auto, off or a whole number ≥ 2, got "${String(flag)}"`, { where: '--tensor-parallel' });
+      if (!Number.isInteger(k) || k < 2)
+        throw new HxcError('HXC2403', `--tensor-parallel takes auto, off or a whole number ≥ 2, got "${String(flag)}"`, { where: '--tensor-parallel' });
       min = FORCED_MIN_WEIGHT_ELEMENTS;
       reason = `forced: ${k}-way`;
     }

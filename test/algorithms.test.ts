@@ -20,55 +20,80 @@ function dag(k: number, edges: [number, number][], perm?: number[]): Graph {
 const dagArb = fc.integer({ min: 2, max: 14 }).chain((k) =>
   fc.tuple(
     fc.constant(k),
-    fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: k - 1 }), fc.integer({ min: 0, max: k - 1 })).filter(([a, b]) => a < b), { maxLength: 30, selector: ([a, b]) => `${a}-${b}` }),
-    fc.shuffledSubarray(Array.from({ length: k }, (_, i) => i), { minLength: k, maxLength: k }),
-  ));
+    fc.uniqueArray(
+      fc.tuple(fc.integer({ min: 0, max: k - 1 }), fc.integer({ min: 0, max: k - 1 })).filter(([a, b]) => a < b),
+      { maxLength: 30, selector: ([a, b]) => `${a}-${b}` },
+    ),
+    fc.shuffledSubarray(
+      Array.from({ length: k }, (_, i) => i),
+      { minLength: k, maxLength: k },
+    ),
+  ),
+);
 
 test('topological order respects every edge, whatever the node order in the file', () => {
-  fc.assert(fc.property(dagArb, ([k, edges, perm]) => {
-    const g = dag(k, edges, perm);
-    const index = new GraphIndex(g);
-    const { order, cyclic } = topoOrder(index);
-    assert.equal(cyclic.length, 0);
-    assert.equal(order.length, k);
-    const pos = positions(order, k);
-    for (let i = 0; i < k; i++) for (const p of index.predecessors(i)) assert.ok(pos[p]! < pos[i]!);
-  }));
+  fc.assert(
+    fc.property(dagArb, ([k, edges, perm]) => {
+      const g = dag(k, edges, perm);
+      const index = new GraphIndex(g);
+      const { order, cyclic } = topoOrder(index);
+      assert.equal(cyclic.length, 0);
+      assert.equal(order.length, k);
+      const pos = positions(order, k);
+      for (let i = 0; i < k; i++) for (const p of index.predecessors(i)) assert.ok(pos[p]! < pos[i]!);
+    }),
+  );
 });
 
 test('topological order keeps the file order when it is already topological', () => {
-  const g = dag(5, [[0, 2], [1, 2], [2, 4], [3, 4]]);
+  const g = dag(5, [
+    [0, 2],
+    [1, 2],
+    [2, 4],
+    [3, 4],
+  ]);
   assert.deepEqual(Array.from(topoOrder(new GraphIndex(g)).order), [0, 1, 2, 3, 4]);
 });
 
 test('convexity agrees with its definition: no path leaves the set and comes back', () => {
-  fc.assert(fc.property(dagArb, fc.array(fc.boolean(), { minLength: 14, maxLength: 14 }), ([k, edges], pick) => {
-    const g = dag(k, edges);
-    const index = new GraphIndex(g);
-    const set = new Set<number>();
-    for (let i = 0; i < k; i++) if (pick[i]) set.add(i);
-    if (set.size === 0) return;
-    // Definition: S is convex iff no node outside S is both reachable from S and reaches S.
-    const down = reachable(index, set, 'forward');
-    const up = reachable(index, set, 'backward');
-    let expected = true;
-    for (let i = 0; i < k; i++) if (!set.has(i) && down[i] && up[i]) expected = false;
-    const pos = positions(topoOrder(index).order, k);
-    assert.equal(isConvex(index, set), expected);
-    assert.equal(isConvex(index, set, pos), expected);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(dagArb, fc.array(fc.boolean(), { minLength: 14, maxLength: 14 }), ([k, edges], pick) => {
+      const g = dag(k, edges);
+      const index = new GraphIndex(g);
+      const set = new Set<number>();
+      for (let i = 0; i < k; i++) if (pick[i]) set.add(i);
+      if (set.size === 0) return;
+      // Definition: S is convex iff no node outside S is both reachable from S and reaches S.
+      const down = reachable(index, set, 'forward');
+      const up = reachable(index, set, 'backward');
+      let expected = true;
+      for (let i = 0; i < k; i++) if (!set.has(i) && down[i] && up[i]) expected = false;
+      const pos = positions(topoOrder(index).order, k);
+      assert.equal(isConvex(index, set), expected);
+      assert.equal(isConvex(index, set, pos), expected);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('extraction gives a standalone graph with the right boundary', () => {
   // in → n0 → n1 → n2 → n3 (output), and n0 → n3
-  const g = dag(4, [[0, 1], [1, 2], [2, 3], [0, 3]]);
+  const g = dag(4, [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+    [0, 3],
+  ]);
   g.initializers.set('w', { name: 'w', dtype: 'float32', dims: [1], byte_size: 4, location: { kind: 'absent' } });
   g.nodes[1]!.inputs.push('w');
   const ex = extractSubgraph(new GraphIndex(g), [1, 2], 'part');
   assert.deepEqual(ex.boundary_inputs, ['v0']);
   assert.deepEqual(ex.boundary_outputs, ['v2']);
   assert.deepEqual([...ex.graph.initializers.keys()], ['w']);
-  assert.deepEqual(ex.graph.nodes.map((n) => n.name), ['n1', 'n2']);
+  assert.deepEqual(
+    ex.graph.nodes.map((n) => n.name),
+    ['n1', 'n2'],
+  );
   const tail = extractSubgraph(new GraphIndex(g), [3], 'tail');
   assert.deepEqual(tail.boundary_inputs, ['v2', 'v0']);
   assert.deepEqual(tail.boundary_outputs, ['v3']);
@@ -79,7 +104,15 @@ test('subgraph outer-scope references count as dependencies', () => {
   const body = newGraph('body');
   body.nodes.push({ name: 'inner', op: 'Identity', domain: '', inputs: ['v0'], outputs: ['o'], attrs: {}, outer_refs: [] });
   body.outputs.push({ name: 'o', type: null });
-  g.nodes[1] = { name: 'n1', op: 'If', domain: '', inputs: ['in'], outputs: ['v1'], attrs: { then_branch: { type: 'graph', value: body } }, outer_refs: ['v0'] };
+  g.nodes[1] = {
+    name: 'n1',
+    op: 'If',
+    domain: '',
+    inputs: ['in'],
+    outputs: ['v1'],
+    attrs: { then_branch: { type: 'graph', value: body } },
+    outer_refs: ['v0'],
+  };
   const index = new GraphIndex(g);
   assert.deepEqual(Array.from(index.predecessors(1)), [0]);
   const ex = extractSubgraph(index, [1], 'if');

@@ -15,15 +15,32 @@ import { statePass } from '../passes/state.js';
 const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
 
 test('FLOPs of the hand-made transformer block equal the hand count', async () => {
-  const B = 2, S = 128, D = 256, F = 1024;
+  const B = 2,
+    S = 128,
+    D = 256,
+    F = 1024;
   const run = await runPipeline(options(path.join(FIXTURES, 'graphs', 'transformer_block.json'), { dims: { batch: B } }), ['profile']);
   const p = run.ctx.get(profilePass);
   const byName = new Map(run.ctx.model.graph.nodes.map((n, i) => [n.name, p.nodes[i]!.flops]));
   // By hand: a [m,k]×[k,n] product is 2mkn; LayerNorm 8 per element; softmax 5; Gelu 8; add/div 1.
   const expected: Record<string, number> = {
-    ln1: 8 * B * S * D, q_proj: 2 * B * S * D * D, k_proj: 2 * B * S * D * D, v_proj: 2 * B * S * D * D, k_t: 0,
-    scores: 2 * B * S * S * D, scale: B * S * S, softmax: 5 * B * S * S, context: 2 * B * S * S * D, o_proj: 2 * B * S * D * D,
-    residual1: B * S * D, ln2: 8 * B * S * D, fc1: 2 * B * S * D * F, fc1_bias: B * S * F, gelu: 8 * B * S * F, fc2: 2 * B * S * F * D, residual2: B * S * D,
+    ln1: 8 * B * S * D,
+    q_proj: 2 * B * S * D * D,
+    k_proj: 2 * B * S * D * D,
+    v_proj: 2 * B * S * D * D,
+    k_t: 0,
+    scores: 2 * B * S * S * D,
+    scale: B * S * S,
+    softmax: 5 * B * S * S,
+    context: 2 * B * S * S * D,
+    o_proj: 2 * B * S * D * D,
+    residual1: B * S * D,
+    ln2: 8 * B * S * D,
+    fc1: 2 * B * S * D * F,
+    fc1_bias: B * S * F,
+    gelu: 8 * B * S * F,
+    fc2: 2 * B * S * F * D,
+    residual2: B * S * D,
   };
   for (const [name, flops] of Object.entries(expected)) assert.equal(byName.get(name), flops, name);
   const total = Object.values(expected).reduce((a, b) => a + b, 0);
@@ -47,12 +64,19 @@ test('state: bytes per token of the KV-cache models, checked by hand', async () 
     assert.equal(s.totals.bytes_per_token, perToken, file);
     assert.equal(s.totals.bytes, perToken * 4096 * 8, file);
     const layers = s.objects.map((o) => o.layer);
-    assert.deepEqual(layers, layers.map((_, i) => i), `${file}: one object per layer, in order`);
+    assert.deepEqual(
+      layers,
+      layers.map((_, i) => i),
+      `${file}: one object per layer, in order`,
+    );
     for (const o of s.objects) {
       assert.equal(o.inputs.length, 2);
       assert.ok(o.writers.length >= 1 && o.readers.length >= 1, `${file} ${o.name} has readers and writers`);
       const writerOps = o.writers.map((w) => run.ctx.model.graph.nodes[w]!.op);
-      assert.ok(writerOps.every((op) => op === 'Concat'), `${file}: KV writers are the cache concats (${writerOps})`);
+      assert.ok(
+        writerOps.every((op) => op === 'Concat'),
+        `${file}: KV writers are the cache concats (${writerOps})`,
+      );
     }
   }
   const none = await runPipeline(options(path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx')), ['state']);
@@ -84,7 +108,9 @@ test('classify: GEMMs are compute-bound on a GPU and element-wise ops memory-bou
   assert.equal(nodeClass(c, idx('fc2')).slack_s, 0);
   assert.ok(nodeClass(c, idx('fc2')).latency_sensitive);
   assert.ok(c.critical_path_s > 0);
-  const decode = (await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'decode' } }), ['classify'])).ctx.get(classifyPass);
+  const decode = (await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'decode' } }), ['classify'])).ctx.get(
+    classifyPass,
+  );
   assert.ok(decode.latency_sensitive.every((x) => x === 1));
 });
 
@@ -92,8 +118,16 @@ test('calibration from a real onnxruntime profile changes the estimates and repo
   const dir = tmpDir();
   const model = path.join(FIXTURES, 'models', 'hello_deepa.onnx');
   // Optimisations off so onnxruntime's kernels keep the model's node names.
-  const session = await ort.InferenceSession.create(model, { enableProfiling: true, profileFilePrefix: path.join(dir, 'ort'), graphOptimizationLevel: 'disabled' });
-  const x = new ort.Tensor('float32', Float32Array.from({ length: 25 * 96 }, (_, i) => Math.sin(i)), [1, 25, 96]);
+  const session = await ort.InferenceSession.create(model, {
+    enableProfiling: true,
+    profileFilePrefix: path.join(dir, 'ort'),
+    graphOptimizationLevel: 'disabled',
+  });
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: 25 * 96 }, (_, i) => Math.sin(i)),
+    [1, 25, 96],
+  );
   for (let i = 0; i < 5; i++) await session.run({ 'onnx::Flatten_0': x });
   session.endProfiling();
   await session.release();
@@ -138,7 +172,9 @@ test('tokens per expert of routed MoE layers are costed at their expectation, fr
   // 64 tokens × top-2 over 4 experts.
   for (const [, c] of counts) assert.equal(c, 32);
   assert.deepEqual(uniform.defaulted, []);
-  const routed = (await runPipeline(options(model, { flags: { ...flags, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json') } }), ['profile'])).ctx.get(profilePass);
+  const routed = (
+    await runPipeline(options(model, { flags: { ...flags, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json') } }), ['profile'])
+  ).ctx.get(profilePass);
   const byLayer = new Map<string, number>();
   for (const [sym, c] of Object.entries(routed.estimated)) {
     const layer = /layers\.(\d+)/.exec(sym)![1]!;
@@ -153,20 +189,28 @@ test('fusion: a bias Add and an activation after a MatMul run in its kernel on a
   const dir = tmpDir();
   const file = path.join(dir, 'fuse.onnx');
   const f32 = (name: string, dims: number[]) => ({ name, dataType: 1, dims, rawData: Buffer.alloc(4 * dims.reduce((a, b) => a * b, 1)) });
-  fs.writeFileSync(file, encodeModel({
-    name: 'fuse',
-    node: [
-      { name: 'mm1', opType: 'MatMul', input: ['x', 'w1'], output: ['h'] },
-      { name: 'view', opType: 'Reshape', input: ['h', 'shape'], output: ['hv'] },
-      { name: 'bias', opType: 'Add', input: ['hv', 'b'], output: ['hb'] },
-      { name: 'act', opType: 'Relu', input: ['hb'], output: ['a'] },
-      { name: 'mm2', opType: 'MatMul', input: ['a', 'w2'], output: ['y'] },
-      { name: 'twice', opType: 'Sub', input: ['a', 'b'], output: ['z'] },
-    ],
-    input: [valueInfo('x', 1, [4, 8])],
-    output: [valueInfo('y', 1, [4, 8]), valueInfo('z', 1, [4, 8])],
-    initializer: [f32('w1', [8, 8]), f32('w2', [8, 8]), f32('b', [8]), { name: 'shape', dataType: 7, dims: [2], rawData: Buffer.from(new BigInt64Array([4n, 8n]).buffer) }],
-  }));
+  fs.writeFileSync(
+    file,
+    encodeModel({
+      name: 'fuse',
+      node: [
+        { name: 'mm1', opType: 'MatMul', input: ['x', 'w1'], output: ['h'] },
+        { name: 'view', opType: 'Reshape', input: ['h', 'shape'], output: ['hv'] },
+        { name: 'bias', opType: 'Add', input: ['hv', 'b'], output: ['hb'] },
+        { name: 'act', opType: 'Relu', input: ['hb'], output: ['a'] },
+        { name: 'mm2', opType: 'MatMul', input: ['a', 'w2'], output: ['y'] },
+        { name: 'twice', opType: 'Sub', input: ['a', 'b'], output: ['z'] },
+      ],
+      input: [valueInfo('x', 1, [4, 8])],
+      output: [valueInfo('y', 1, [4, 8]), valueInfo('z', 1, [4, 8])],
+      initializer: [
+        f32('w1', [8, 8]),
+        f32('w2', [8, 8]),
+        f32('b', [8]),
+        { name: 'shape', dataType: 7, dims: [2], rawData: Buffer.from(new BigInt64Array([4n, 8n]).buffer) },
+      ],
+    }),
+  );
   const run = await runPipeline(options(file, { topology_path: path.join(EXAMPLES, 'rack-tiny.yaml') }), ['profile']);
   const profile = run.ctx.get(profilePass);
   const g = run.ctx.model.graph;

@@ -7,8 +7,17 @@ import { EXAMPLES, FIXTURES, SHARED, hxc, isOneLineError, tmpDir } from './helpe
 import { planHashText } from '../src/plan/read.js';
 
 /** `edit`: applied to a fresh copy of {plan} (or {gpt2}) with plan.sha256 updated, as someone who knows the format would. */
-interface Edit { path: string[]; op: 'delete' | 'set'; value?: unknown }
-interface Case { argv: string[]; code: string | null; match: string; edit?: Edit[] }
+interface Edit {
+  path: string[];
+  op: 'delete' | 'set';
+  value?: unknown;
+}
+interface Case {
+  argv: string[];
+  code: string | null;
+  match: string;
+  edit?: Edit[];
+}
 
 /** Each path key, '*' for every key of an object or element of an array. */
 function applyEdit(root: unknown, e: Edit): void {
@@ -33,12 +42,29 @@ test('every hostile input in fixtures/bad gets its one line and exit code (or pl
   const plan = path.join(dir, 'plan');
   const gpt2 = path.join(dir, 'gpt2');
   assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'hello_deepa.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', plan]).code, 0);
-  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--phase', 'prefill', '--prompt', '2', '--out', gpt2]).code, 0);
+  assert.equal(
+    hxc([
+      'plan',
+      path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+      '--topology',
+      path.join(EXAMPLES, 'rack-tiny.yaml'),
+      '--phase',
+      'prefill',
+      '--prompt',
+      '2',
+      '--out',
+      gpt2,
+    ]).code,
+    0,
+  );
   cases.forEach((c, k) => {
     let [planK, gpt2K] = [plan, gpt2];
     if (c.edit) {
       [planK, gpt2K] = [path.join(dir, `plan-${k}`), path.join(dir, `gpt2-${k}`)];
-      for (const [from, to] of [[plan, planK], [gpt2, gpt2K]] as const) {
+      for (const [from, to] of [
+        [plan, planK],
+        [gpt2, gpt2K],
+      ] as const) {
         fs.cpSync(from, to, { recursive: true });
         const p = JSON.parse(fs.readFileSync(path.join(to, 'plan.json'), 'utf8')) as unknown;
         for (const e of c.edit) applyEdit(p, e);
@@ -47,7 +73,15 @@ test('every hostile input in fixtures/bad gets its one line and exit code (or pl
         fs.writeFileSync(path.join(to, 'plan.sha256'), planHashText(text));
       }
     }
-    const argv = c.argv.map((a) => a.replace('{bad}', bad).replace('{fixtures}', FIXTURES).replace('{shared}', SHARED).replace('{out}', path.join(dir, `out-${k}`)).replace('{plan}', planK).replace('{gpt2}', gpt2K));
+    const argv = c.argv.map((a) =>
+      a
+        .replace('{bad}', bad)
+        .replace('{fixtures}', FIXTURES)
+        .replace('{shared}', SHARED)
+        .replace('{out}', path.join(dir, `out-${k}`))
+        .replace('{plan}', planK)
+        .replace('{gpt2}', gpt2K),
+    );
     const r = hxc(argv);
     const what = `case ${k}: hxc ${c.argv.join(' ')}`;
     if (c.code === null) {
@@ -63,9 +97,29 @@ test('every hostile input in fixtures/bad gets its one line and exit code (or pl
 
 test('If/Loop bodies nested 2000 deep are refused in one line, not a stack overflow', () => {
   const dir = tmpDir();
-  const leaf = (k: number) => ({ name: `leaf${k}`, node: [{ name: `idl${k}`, opType: 'Identity', input: ['c'], output: [`l${k}`] }], output: [valueInfo(`l${k}`, 9, [])] });
+  const leaf = (k: number) => ({
+    name: `leaf${k}`,
+    node: [{ name: `idl${k}`, opType: 'Identity', input: ['c'], output: [`l${k}`] }],
+    output: [valueInfo(`l${k}`, 9, [])],
+  });
   let g: ReturnType<typeof leaf> = leaf(0);
-  for (let k = 1; k < 2000; k++) g = { name: `g${k}`, node: [{ name: `if${k}`, opType: 'If', input: ['c'], output: [`o${k}`], attribute: [{ name: 'then_branch', type: 5, g }, { name: 'else_branch', type: 5, g: leaf(k) }] } as never], output: [valueInfo(`o${k}`, 9, [])] };
+  for (let k = 1; k < 2000; k++)
+    g = {
+      name: `g${k}`,
+      node: [
+        {
+          name: `if${k}`,
+          opType: 'If',
+          input: ['c'],
+          output: [`o${k}`],
+          attribute: [
+            { name: 'then_branch', type: 5, g },
+            { name: 'else_branch', type: 5, g: leaf(k) },
+          ],
+        } as never,
+      ],
+      output: [valueInfo(`o${k}`, 9, [])],
+    };
   fs.writeFileSync(path.join(dir, 'deep.onnx'), encodeModel({ name: 'top', node: g.node, input: [valueInfo('c', 9, [])], output: g.output }));
   const r = hxc(['plan', path.join(dir, 'deep.onnx'), '--out', path.join(dir, 'out')]);
   assert.equal(isOneLineError(r, 'HXC2107'), null);

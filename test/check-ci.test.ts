@@ -18,17 +18,27 @@ function wellFormed(text: string): { root: string; elements: { name: string; att
   let root = '';
   while (rest.length > 0) {
     const lt = rest.indexOf('<');
-    if (lt < 0) { clean(rest, 'text'); assert.equal(rest.trim(), ''); break; }
+    if (lt < 0) {
+      clean(rest, 'text');
+      assert.equal(rest.trim(), '');
+      break;
+    }
     clean(rest.slice(0, lt), 'text');
     const gt = rest.indexOf('>', lt);
     assert.ok(gt > lt, 'unclosed tag');
     const tag = rest.slice(lt + 1, gt);
     rest = rest.slice(gt + 1);
-    if (tag.startsWith('/')) { assert.equal(stack.pop(), tag.slice(1), 'mismatched end tag'); continue; }
+    if (tag.startsWith('/')) {
+      assert.equal(stack.pop(), tag.slice(1), 'mismatched end tag');
+      continue;
+    }
     const m = /^([A-Za-z_][\w.-]*)((?:\s+[A-Za-z_][\w.-]*="[^"]*")*)\s*(\/?)$/.exec(tag);
     assert.ok(m, `malformed tag <${tag}>`);
     const attrs: Record<string, string> = {};
-    for (const a of m[2]!.matchAll(/([A-Za-z_][\w.-]*)="([^"]*)"/g)) { clean(a[2]!, `attribute ${a[1]}`); attrs[a[1]!] = a[2]!; }
+    for (const a of m[2]!.matchAll(/([A-Za-z_][\w.-]*)="([^"]*)"/g)) {
+      clean(a[2]!, `attribute ${a[1]}`);
+      attrs[a[1]!] = a[2]!;
+    }
     elements.push({ name: m[1]!, attrs });
     if (stack.length === 0) root = m[1]!;
     if (!m[3]) stack.push(m[1]!);
@@ -40,7 +50,15 @@ function wellFormed(text: string): { root: string; elements: { name: string; att
 test('hxc check --junit: valid XML, one testcase per budget, failures counted; --format github annotates the broken ones', async () => {
   // A folder name with XML's special characters: it lands in the file attributes, escaped.
   const dir = path.join(tmpDir(), 'a&b<c>"d\'');
-  await runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: dir, phase: 'prefill', prompt: 32 } }, null);
+  await runPipeline(
+    {
+      model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+      topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      dims: {},
+      flags: { out: dir, phase: 'prefill', prompt: 32 },
+    },
+    null,
+  );
   const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8'));
   const junit = path.join(path.dirname(dir), 'check.xml');
   const r = hxc(['check', dir, '--max-latency', '1us', '--min-throughput', '1', '--max-memory', '90%', '--junit', junit, '--format', 'github']);
@@ -53,8 +71,14 @@ test('hxc check --junit: valid XML, one testcase per budget, failures counted; -
   assert.equal(cases.length, 2 + memoryBudgets, 'latency, throughput and one memory budget per device holding bytes');
   assert.equal(suite.attrs.tests, String(cases.length));
   assert.equal(suite.attrs.failures, '1');
-  assert.deepEqual(elements.filter((e) => e.name === 'failure').map((e) => e.attrs.type), ['budget']);
-  assert.ok(cases.every((c) => c.attrs.file!.includes('a&amp;b&lt;c&gt;&quot;d&apos;')), 'the plan path, escaped');
+  assert.deepEqual(
+    elements.filter((e) => e.name === 'failure').map((e) => e.attrs.type),
+    ['budget'],
+  );
+  assert.ok(
+    cases.every((c) => c.attrs.file!.includes('a&amp;b&lt;c&gt;&quot;d&apos;')),
+    'the plan path, escaped',
+  );
   // GitHub: one ::error per broken budget, properties escaped (the title's colon).
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 1);

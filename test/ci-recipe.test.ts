@@ -11,7 +11,11 @@ test('the README CI recipe: plan, check with JUnit and annotations, the plan kep
   const block = /# \.github\/workflows\/plan\.yml\n([\s\S]*?)```/.exec(readme);
   assert.ok(block, 'the README holds the workflow');
   const commands = [...block[1]!.matchAll(/^\s*- run: npx hxc (.*)$/gm)].map((m) => m[1]!.trim().split(/\s+/));
-  assert.deepEqual(commands.map((c) => c[0]), ['plan', 'check'], 'the recipe plans, then checks');
+  assert.deepEqual(
+    commands.map((c) => c[0]),
+    ['plan', 'check'],
+    'the recipe plans, then checks',
+  );
   const cwd = tmpDir();
   // The team's model and rack: a bundled model and an example rack in their places.
   fs.mkdirSync(path.join(cwd, 'models'));

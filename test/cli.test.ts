@@ -102,13 +102,20 @@ test('plan instrumentation: print-after, time-passes, dump-dir with stable dumps
   assert.match(r.stderr, /----- IR after import -----/);
   assert.match(r.stderr, /%logits = Gemm|= MatMul\(/);
   assert.match(r.stderr, /pass execution timing/);
-  const files = fs.readdirSync(path.join(dir, 'd1')).filter((f) => f !== '.hxc-output').sort();
+  const files = fs
+    .readdirSync(path.join(dir, 'd1'))
+    .filter((f) => f !== '.hxc-output')
+    .sort();
   assert.deepEqual(files.slice(0, 4), ['00-import.txt', '01-tp.txt', '02-replicate.txt', '03-verify.txt']);
   hxc(['plan', model, '--dump-dir', path.join(dir, 'd2')]);
   for (const f of files) {
     assert.equal(fs.readFileSync(path.join(dir, 'd1', f), 'utf8'), fs.readFileSync(path.join(dir, 'd2', f), 'utf8'), `${f} is deterministic`);
   }
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.hxc-tmp-')), [], 'no temporary folder left behind');
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes('.hxc-tmp-')),
+    [],
+    'no temporary folder left behind',
+  );
 });
 
 test('hxc passes lists the registry with prerequisites', () => {
@@ -131,7 +138,18 @@ test('hxc check: exit 1 with one line when a budget breaks, 0 when all hold; on 
   assert.match(fail.stdout, /FAIL latency/);
   assert.match(fail.stderr, /HXC3002: 1 budget\(s\) broken: latency/);
   assert.equal(fail.stderr.trim().split('\n').length, 1);
-  const fromModel = hxc(['check', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--phase', 'decode', '--context', '128', '--min-sequences', '1000000000']);
+  const fromModel = hxc([
+    'check',
+    model,
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--phase',
+    'decode',
+    '--context',
+    '128',
+    '--min-sequences',
+    '1000000000',
+  ]);
   assert.equal(fromModel.code, 1, fromModel.stderr);
   assert.match(fromModel.stdout, /FAIL KV sequences/);
   assert.equal(isOneLineError(hxc(['check', out]), 'HXC2002'), null);
@@ -159,9 +177,14 @@ test('hxc plan shows which pass runs on a terminal, erases it, and prints nothin
 });
 
 test('every shared model binds the dims its dims.json gives (0 included: an empty KV cache at prefill)', () => {
-  const files = sharedModels().map((m) => m.replace(/\.onnx$/, '.dims.json')).filter((f) => fs.existsSync(f));
+  const files = sharedModels()
+    .map((m) => m.replace(/\.onnx$/, '.dims.json'))
+    .filter((f) => fs.existsSync(f));
   assert.ok(files.length >= 5, `dims files: ${files.length}`);
-  assert.ok(files.some((f) => Object.values(JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, number>).includes(0)), 'a dims file binds a 0');
+  assert.ok(
+    files.some((f) => Object.values(JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, number>).includes(0)),
+    'a dims file binds a 0',
+  );
   for (const f of files) {
     const dims = JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, number>;
     const r = hxc(['plan', f.replace(/\.dims\.json$/, '.onnx'), '--passes', 'profile', ...Object.entries(dims).flatMap(([k, v]) => ['--dim', `${k}=${v}`])]);

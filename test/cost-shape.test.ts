@@ -13,25 +13,79 @@ const gqa = node('GroupQueryAttention', { num_heads: { type: 'int', value: 32 },
 const D = 128;
 
 test('causal attention: a prompt of S tokens computes S(S+1)/2 query-key pairs per head; a decode step all of its past', () => {
-  const prefill = nodeFlops(gqa, { inputs: [[1, 2048, 32 * D]], outputs: [[1, 2048, 32 * D], [1, 8, 2048, D]] });
-  const pairs = 32 * (2048 * 2049) / 2;
+  const prefill = nodeFlops(gqa, {
+    inputs: [[1, 2048, 32 * D]],
+    outputs: [
+      [1, 2048, 32 * D],
+      [1, 8, 2048, D],
+    ],
+  });
+  const pairs = (32 * (2048 * 2049)) / 2;
   assert.equal(prefill, 4 * pairs * D + 5 * pairs);
-  const decode = nodeFlops(gqa, { inputs: [[1, 1, 32 * D]], outputs: [[1, 1, 32 * D], [1, 8, 1025, D]] });
+  const decode = nodeFlops(gqa, {
+    inputs: [[1, 1, 32 * D]],
+    outputs: [
+      [1, 1, 32 * D],
+      [1, 8, 1025, D],
+    ],
+  });
   assert.equal(decode, 4 * 32 * 1025 * D + 5 * 32 * 1025, 'one query sees the 1,024 past tokens and itself');
   // Without a causal mask (MultiHeadAttention) every pair is computed.
   const mha = node('MultiHeadAttention', { num_heads: { type: 'int', value: 32 } }, 'com.microsoft');
-  const full = nodeFlops(mha, { inputs: [[1, 2048, 32 * D]], outputs: [[1, 2048, 32 * D], [1, 32, 2048, D]] });
+  const full = nodeFlops(mha, {
+    inputs: [[1, 2048, 32 * D]],
+    outputs: [
+      [1, 2048, 32 * D],
+      [1, 32, 2048, D],
+    ],
+  });
   assert.equal(full, 4 * 32 * 2048 * 2048 * D + 5 * 32 * 2048 * 2048);
 });
 
 test('tiles: a projection folds its tokens into M; K splits when the output tiles cannot fill the SMs', () => {
   const mm = node('MatMul');
-  assert.deepEqual(nodeTiles(mm, { inputs: [[1, 128, 4096], [4096, 4096]], outputs: [[1, 128, 4096]] }), { tiles: 32, k_splits: 8 });
-  assert.deepEqual(nodeTiles(mm, { inputs: [[1, 2048, 4096], [4096, 11008]], outputs: [[1, 2048, 11008]] }), { tiles: 16 * 86, k_splits: 8 });
+  assert.deepEqual(
+    nodeTiles(mm, {
+      inputs: [
+        [1, 128, 4096],
+        [4096, 4096],
+      ],
+      outputs: [[1, 128, 4096]],
+    }),
+    { tiles: 32, k_splits: 8 },
+  );
+  assert.deepEqual(
+    nodeTiles(mm, {
+      inputs: [
+        [1, 2048, 4096],
+        [4096, 11008],
+      ],
+      outputs: [[1, 2048, 11008]],
+    }),
+    { tiles: 16 * 86, k_splits: 8 },
+  );
   // A batched product (attention scores in a torch export): one GEMM per batch × head.
-  assert.deepEqual(nodeTiles(mm, { inputs: [[1, 32, 128, 128], [1, 32, 128, 256]], outputs: [[1, 32, 128, 256]] }), { tiles: 64, k_splits: 1 });
+  assert.deepEqual(
+    nodeTiles(mm, {
+      inputs: [
+        [1, 32, 128, 128],
+        [1, 32, 128, 256],
+      ],
+      outputs: [[1, 32, 128, 256]],
+    }),
+    { tiles: 64, k_splits: 1 },
+  );
   assert.deepEqual(nodeTiles(gqa, { inputs: [[2, 300, 32 * D]], outputs: [[2, 300, 32 * D]] }), { tiles: 2 * 32 * 3, k_splits: 1 });
-  assert.deepEqual(nodeTiles(node('Add'), { inputs: [[4, 4], [4, 4]], outputs: [[4, 4]] }), { tiles: 0, k_splits: 1 });
+  assert.deepEqual(
+    nodeTiles(node('Add'), {
+      inputs: [
+        [4, 4],
+        [4, 4],
+      ],
+      outputs: [[4, 4]],
+    }),
+    { tiles: 0, k_splits: 1 },
+  );
 });
 
 test('waves: T tiles on U SMs use T / (⌈T/U⌉·U) of the machine, after splitting K', () => {

@@ -10,7 +10,10 @@ import { EXAMPLES, FIXTURES, hxc, tmpDir } from './helpers.js';
 const MODEL = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
 
 async function plan(dir: string, objective: string): Promise<Record<string, any>> {
-  await runPipeline({ model_path: MODEL, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out: dir, objective, phase: 'prefill', prompt: 64 } }, null);
+  await runPipeline(
+    { model_path: MODEL, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out: dir, objective, phase: 'prefill', prompt: 64 } },
+    null,
+  );
   return JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8'));
 }
 
@@ -46,11 +49,17 @@ test('hxc diff: a plan against itself moves nothing; against another objective i
     assert.equal(m.to, (eb.get(m.unit) as any).device);
     assert.equal(m.bytes, (eb.get(m.unit) as any).resident_bytes);
   }
-  assert.equal(d.migration_bytes, d.moved.reduce((s: number, m: any) => s + m.bytes, 0));
+  assert.equal(
+    d.migration_bytes,
+    d.moved.reduce((s: number, m: any) => s + m.bytes, 0),
+  );
   const nodes = Object.keys(b.assignment).filter((n) => a.assignment[n] !== undefined && a.assignment[n] !== b.assignment[n]).length;
   assert.equal(d.nodes_moved, nodes);
   assert.ok(nodes > 0, 'the two objectives place the model differently');
-  assert.deepEqual([d.a.latency_s, d.b.latency_s, d.a.throughput_per_s, d.b.throughput_per_s], [a.estimate.latency_s, b.estimate.latency_s, a.estimate.throughput_per_s, b.estimate.throughput_per_s]);
+  assert.deepEqual(
+    [d.a.latency_s, d.b.latency_s, d.a.throughput_per_s, d.b.throughput_per_s],
+    [a.estimate.latency_s, b.estimate.latency_s, a.estimate.throughput_per_s, b.estimate.throughput_per_s],
+  );
   // The table for a terminal says the same.
   const text = hxc(['diff', path.join(dir, 'a'), path.join(dir, 'b')]);
   assert.equal(text.code, 0);

@@ -20,10 +20,22 @@ test('drift: measured busy time per device and token shares per MoE layer, held 
   assert.equal(loose.code, 0, loose.stderr);
   const budgets = JSON.parse(loose.stdout).budgets as { name: string; actual: string; ok: boolean }[];
   // One budget per device the plan keeps busy, one per MoE layer.
-  const busy = Object.entries(plan.estimate.devices).filter(([, e]) => (e as { busy_s: number }).busy_s > 0).map(([id]) => `drift ${id}`).sort();
-  assert.deepEqual(budgets.filter((b) => b.name.startsWith('drift ')).map((b) => b.name).sort(), busy);
+  const busy = Object.entries(plan.estimate.devices)
+    .filter(([, e]) => (e as { busy_s: number }).busy_s > 0)
+    .map(([id]) => `drift ${id}`)
+    .sort();
+  assert.deepEqual(
+    budgets
+      .filter((b) => b.name.startsWith('drift '))
+      .map((b) => b.name)
+      .sort(),
+    busy,
+  );
   const layers = [...new Set(plan.experts.map((e: { layer: number }) => e.layer))].sort();
-  assert.deepEqual(budgets.filter((b) => b.name.startsWith('routing')).map((b) => b.name), layers.map((l) => `routing drift layer ${l}`));
+  assert.deepEqual(
+    budgets.filter((b) => b.name.startsWith('routing')).map((b) => b.name),
+    layers.map((l) => `routing drift layer ${l}`),
+  );
   // The measured times: the run's compute steps per device, median over requests.
   const t = JSON.parse(fs.readFileSync(telemetry, 'utf8'));
   const device = busy[0]!.slice('drift '.length);

@@ -28,22 +28,27 @@ interface Spec {
 }
 
 function specArb(minUnits: number, maxUnits: number, minDevices: number, maxDevices: number): fc.Arbitrary<Spec> {
-  return fc.record({ units: fc.integer({ min: minUnits, max: maxUnits }), devices: fc.integer({ min: minDevices, max: maxDevices }) }).chain(({ units, devices }) =>
-    fc.record({
-      units: fc.constant(units),
-      devices: fc.constant(devices),
-      time: fc.array(fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 6, arbitrary: fc.integer({ min: 1, max: 20 }) }), { minLength: units * devices, maxLength: units * devices }),
-      edge_bytes: fc.array(fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 30 }) }), {
-        minLength: (units * (units - 1)) / 2,
-        maxLength: (units * (units - 1)) / 2,
+  return fc
+    .record({ units: fc.integer({ min: minUnits, max: maxUnits }), devices: fc.integer({ min: minDevices, max: maxDevices }) })
+    .chain(({ units, devices }) =>
+      fc.record({
+        units: fc.constant(units),
+        devices: fc.constant(devices),
+        time: fc.array(fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 6, arbitrary: fc.integer({ min: 1, max: 20 }) }), {
+          minLength: units * devices,
+          maxLength: units * devices,
+        }),
+        edge_bytes: fc.array(fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 30 }) }), {
+          minLength: (units * (units - 1)) / 2,
+          maxLength: (units * (units - 1)) / 2,
+        }),
+        latency_s: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: devices * devices, maxLength: devices * devices }),
+        bandwidth: fc.array(fc.constantFrom(1, 2, 4), { minLength: devices * devices, maxLength: devices * devices }),
+        weight: fc.array(fc.integer({ min: 0, max: 10 }), { minLength: units, maxLength: units }),
+        activation: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: units, maxLength: units }),
+        capacity_frac: fc.array(fc.constantFrom(0.4, 0.6, 1, 3), { minLength: devices, maxLength: devices }),
       }),
-      latency_s: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: devices * devices, maxLength: devices * devices }),
-      bandwidth: fc.array(fc.constantFrom(1, 2, 4), { minLength: devices * devices, maxLength: devices * devices }),
-      weight: fc.array(fc.integer({ min: 0, max: 10 }), { minLength: units, maxLength: units }),
-      activation: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: units, maxLength: units }),
-      capacity_frac: fc.array(fc.constantFrom(0.4, 0.6, 1, 3), { minLength: devices, maxLength: devices }),
-    }),
-  );
+    );
 }
 
 function problemOf(s: Spec): PlacementProblem {
@@ -149,7 +154,6 @@ function randomFeasible(p: PlacementProblem, rand: () => number): { device: Int3
   return null;
 }
 
-
 const EPS = 1e-9;
 const le = (a: number, b: number) => a <= b + EPS * Math.max(1, Math.abs(b));
 
@@ -163,7 +167,9 @@ describe('exact placement (MILP)', () => {
     const p = heftExample();
     const r = await solveExact(p, { time_limit_s: 20 });
     const lb = await lowerBound(p);
-    console.log(`HEFT example: optimum ${r.objective_s} (status ${r.status}, ${r.solve_s.toFixed(2)} s, ${r.variables} vars, ${r.constraints} rows), lower bound ${lb.lower_bound_s}`);
+    console.log(
+      `HEFT example: optimum ${r.objective_s} (status ${r.status}, ${r.solve_s.toFixed(2)} s, ${r.variables} vars, ${r.constraints} rows), lower bound ${lb.lower_bound_s}`,
+    );
     assert.equal(r.status, 'optimal');
     assert.ok(r.objective_s! <= 80);
     // 73 is this model's proven optimum (HiGHS, gap 0); HEFT's 80 and CPOP's 86 are heuristics.
@@ -226,7 +232,16 @@ describe('exact placement (MILP)', () => {
 
   it('keeps units off devices where their time is Infinity, even when those devices are fastest', async () => {
     // d0 is ten times faster for everyone, but u1 cannot run there.
-    const p = independentUnits([[1, 10], [Infinity, 10], [1, 10]], [0, 0, 0], [0, 0, 0], [Infinity, Infinity]);
+    const p = independentUnits(
+      [
+        [1, 10],
+        [Infinity, 10],
+        [1, 10],
+      ],
+      [0, 0, 0],
+      [0, 0, 0],
+      [Infinity, Infinity],
+    );
     const r = await solveExact(p, { time_limit_s: 5 });
     assert.equal(r.status, 'optimal');
     assert.equal(r.placement!.device[1], 1);
@@ -235,7 +250,11 @@ describe('exact placement (MILP)', () => {
 
   it('respects capacity with the activation floor exactly (resident bytes + largest activation)', async () => {
     // Three independent units of 4 weight bytes and 1 activation byte; d0 is fast (1 s), d1 slow (10 s).
-    const times = [[1, 10], [1, 10], [1, 10]];
+    const times = [
+      [1, 10],
+      [1, 10],
+      [1, 10],
+    ];
     const roomy = independentUnits(times, [4, 4, 4], [1, 1, 1], [9, 100]); // two fit on d0: 8 + 1 ≤ 9
     const tight = independentUnits(times, [4, 4, 4], [1, 1, 1], [8.5, 100]); // 8 + 1 > 8.5: only one
     const a = await solveExact(roomy, { time_limit_s: 5 });
@@ -251,10 +270,27 @@ describe('exact placement (MILP)', () => {
   });
 
   it('reports infeasible problems without a placement', async () => {
-    const nowhere = independentUnits([[1, Infinity], [Infinity, Infinity]], [0, 0], [0, 0], [Infinity, Infinity]);
+    const nowhere = independentUnits(
+      [
+        [1, Infinity],
+        [Infinity, Infinity],
+      ],
+      [0, 0],
+      [0, 0],
+      [Infinity, Infinity],
+    );
     assert.equal((await solveExact(nowhere, { time_limit_s: 5 })).status, 'infeasible');
     // Each unit fits alone on either device, but not both anywhere: only the MILP can tell.
-    const crowded = independentUnits([[1, 1], [1, 1], [1, 1]], [5, 5, 5], [0, 0, 0], [6, 6]);
+    const crowded = independentUnits(
+      [
+        [1, 1],
+        [1, 1],
+        [1, 1],
+      ],
+      [5, 5, 5],
+      [0, 0, 0],
+      [6, 6],
+    );
     const r = await solveExact(crowded, { time_limit_s: 5 });
     assert.equal(r.status, 'infeasible');
     assert.equal(r.placement, null);
@@ -262,7 +298,12 @@ describe('exact placement (MILP)', () => {
 
   it('refuses problems above the size limit without solving', async () => {
     const n = EXACT_MAX_UNITS + 1;
-    const p = independentUnits(Array.from({ length: n }, () => [1, 2]), new Array(n).fill(0), new Array(n).fill(0), [Infinity, Infinity]);
+    const p = independentUnits(
+      Array.from({ length: n }, () => [1, 2]),
+      new Array(n).fill(0),
+      new Array(n).fill(0),
+      [Infinity, Infinity],
+    );
     const r = await solveExact(p, { time_limit_s: 5 });
     assert.equal(r.status, 'too-large');
     assert.equal(r.placement, null);
@@ -318,7 +359,12 @@ describe('makespan lower bounds', () => {
 
   it('falls back to work over speed when the spread LP would be too large', async () => {
     const n = Math.ceil(SPREAD_LP_MAX_VARIABLES / 2);
-    const p = independentUnits(Array.from({ length: n }, () => [1, 3]), new Array(n).fill(0), new Array(n).fill(0), [Infinity, Infinity]);
+    const p = independentUnits(
+      Array.from({ length: n }, () => [1, 3]),
+      new Array(n).fill(0),
+      new Array(n).fill(0),
+      [Infinity, Infinity],
+    );
     const lb = await lowerBound(p);
     assert.equal(lb.memory_spread_s, lb.work_over_speed_s);
     assert.equal(lb.work_over_speed_s, n / 2);
@@ -362,8 +408,35 @@ function deterministicSpec(units: number, devices: number, seed: number): Spec {
 
 /** Topcuoglu, Hariri & Wu 2002, Fig. 2: computation costs on P1..P3 and edge communication costs. */
 function heftExample(): PlacementProblem {
-  const cost = [[14, 16, 9], [13, 19, 18], [11, 13, 19], [13, 8, 17], [12, 13, 10], [13, 16, 9], [7, 15, 11], [5, 11, 14], [18, 12, 20], [21, 7, 16]];
-  const edges = [[1, 2, 18], [1, 3, 12], [1, 4, 9], [1, 5, 11], [1, 6, 14], [2, 8, 19], [2, 9, 16], [3, 7, 23], [4, 8, 27], [4, 9, 23], [5, 9, 13], [6, 8, 15], [7, 10, 17], [8, 10, 11], [9, 10, 13]];
+  const cost = [
+    [14, 16, 9],
+    [13, 19, 18],
+    [11, 13, 19],
+    [13, 8, 17],
+    [12, 13, 10],
+    [13, 16, 9],
+    [7, 15, 11],
+    [5, 11, 14],
+    [18, 12, 20],
+    [21, 7, 16],
+  ];
+  const edges = [
+    [1, 2, 18],
+    [1, 3, 12],
+    [1, 4, 9],
+    [1, 5, 11],
+    [1, 6, 14],
+    [2, 8, 19],
+    [2, 9, 16],
+    [3, 7, 23],
+    [4, 8, 27],
+    [4, 9, 23],
+    [5, 9, 13],
+    [6, 8, 15],
+    [7, 10, 17],
+    [8, 10, 11],
+    [9, 10, 13],
+  ];
   const n = cost.length;
   return {
     unit_names: cost.map((_, i) => `n${i + 1}`),

@@ -50,7 +50,10 @@ test('generated LLMs are deterministic and carry their precision', () => {
   assert.equal(q.dataType, 17, 'fp8 weights are float8e4m3fn');
   const casts = m.graph!.node!.filter((n) => n.opType === 'Cast' && n.name!.includes('layers.0/self_attn/q_proj'));
   assert.equal(casts.length, 2, 'q_proj quantizes its input (shared with k and v) and casts its output back');
-  assert.ok(!m.graph!.node!.some((n) => n.name!.includes('layers.0/self_attn/k_proj/Cast') && n.attribute!.some((a) => a.name === 'to' && Number(a.i) === 17)), 'k_proj reuses the quantized input');
+  assert.ok(
+    !m.graph!.node!.some((n) => n.name!.includes('layers.0/self_attn/k_proj/Cast') && n.attribute!.some((a) => a.name === 'to' && Number(a.i) === 17)),
+    'k_proj reuses the quantized input',
+  );
 });
 
 test('estimates of measured rows land within 35% (one GPU prefill, one GPU batch-8 generation, TP2 decode)', async () => {
@@ -61,7 +64,10 @@ test('estimates of measured rows land within 35% (one GPU prefill, one GPU batch
   const rows = await fidelityTable(MEASURED, [13, 118, 126]);
   assert.equal(rows.length, 3);
   // The graph-only models' missing weights are warned about once per plan, through the reporter.
-  assert.ok(reported.some((l) => l.startsWith('hxc: warning HXC1101') && l.includes('GPT-J-6B-float16.onnx')), reported.join('\n'));
+  assert.ok(
+    reported.some((l) => l.startsWith('hxc: warning HXC1101') && l.includes('GPT-J-6B-float16.onnx')),
+    reported.join('\n'),
+  );
   for (const r of rows) {
     assert.equal(r.unscored, '', `#${r.row.id} is scored`);
     assert.ok(r.ratio !== null, `#${r.row.id} has an estimate`);
@@ -73,5 +79,8 @@ test('estimates of measured rows land within 35% (one GPU prefill, one GPU batch
 test('rows hxc cannot reproduce are named with the reason', async () => {
   // NeMo's table does not state the precision; TGI's does not state the shards or lengths.
   const rows = await fidelityTable(MEASURED, [48, 102]);
-  assert.deepEqual(rows.map((r) => r.unscored), ['precision not stated', 'parallelism not stated']);
+  assert.deepEqual(
+    rows.map((r) => r.unscored),
+    ['precision not stated', 'parallelism not stated'],
+  );
 });

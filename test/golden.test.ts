@@ -26,9 +26,21 @@ function firstDifference(want: string, got: string): string {
 
 test('every pass dumps what it did on the bundled GPT-2, as the golden files say (npm run golden accepts a read diff)', () => {
   const dir = tmpDir();
-  const r = hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', path.join(dir, 'plan'), '--dump-dir', path.join(dir, 'dump')]);
+  const r = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--out',
+    path.join(dir, 'plan'),
+    '--dump-dir',
+    path.join(dir, 'dump'),
+  ]);
   assert.equal(r.code, 0, r.stderr);
-  const dumps = fs.readdirSync(path.join(dir, 'dump')).filter((f) => f.endsWith('.txt')).sort();
+  const dumps = fs
+    .readdirSync(path.join(dir, 'dump'))
+    .filter((f) => f.endsWith('.txt'))
+    .sort();
   assert.ok(dumps.length >= 14, `one dump per pass (${dumps.join(', ')})`);
   if (UPDATE) {
     fs.rmSync(GOLDEN, { recursive: true, force: true });

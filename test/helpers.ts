@@ -25,7 +25,12 @@ export const HXC = path.join(REPO, 'bin', 'hxc');
 
 /** The shared models; a test that loops over them fails (not passes vacuously) when they are missing. */
 export function sharedModels(): string[] {
-  const files = fs.existsSync(SHARED_MODELS) ? fs.readdirSync(SHARED_MODELS).filter((f) => f.endsWith('.onnx')).sort() : [];
+  const files = fs.existsSync(SHARED_MODELS)
+    ? fs
+        .readdirSync(SHARED_MODELS)
+        .filter((f) => f.endsWith('.onnx'))
+        .sort()
+    : [];
   if (files.length === 0) throw new Error(`no shared models in ${SHARED_MODELS}: the tests read ../shared/models`);
   return files.map((f) => path.join(SHARED_MODELS, f));
 }
@@ -49,7 +54,10 @@ export function hxc(args: string[], opts: { cwd?: string; env?: Record<string, s
 /** Asserts the shape of a user-facing error: one line, a code, exit 2, no stack trace. */
 export function isOneLineError(r: CliResult, code: string): string | null {
   if (r.code !== 2) return `exit code ${r.code}, expected 2 (stderr: ${r.stderr})`;
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('hxc: warning'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('hxc: warning'));
   if (lines.length !== 1) return `expected one line on stderr, got ${lines.length}: ${r.stderr}`;
   if (!lines[0]!.includes(code)) return `expected ${code} in: ${lines[0]}`;
   if (/\n\s+at |Error:/.test(r.stderr)) return `stack trace or raw error in: ${r.stderr}`;

@@ -83,16 +83,28 @@ test('external data: inside the folder resolves, outside is refused, missing is 
 
   fs.writeFileSync(path.join(dir, 'secret.bin'), Buffer.alloc(16));
   fs.writeFileSync(path.join(inner, 'escape.onnx'), externalAddModel('../secret.bin'));
-  assert.throws(() => loadModel(path.join(inner, 'escape.onnx'), new Diagnostics()), (e: unknown) => e instanceof HxcError && e.code === 'HXC2104');
+  assert.throws(
+    () => loadModel(path.join(inner, 'escape.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2104',
+  );
   fs.writeFileSync(path.join(inner, 'abs.onnx'), externalAddModel(path.join(dir, 'secret.bin')));
-  assert.throws(() => loadModel(path.join(inner, 'abs.onnx'), new Diagnostics()), (e: unknown) => e instanceof HxcError && e.code === 'HXC2104');
+  assert.throws(
+    () => loadModel(path.join(inner, 'abs.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2104',
+  );
   fs.symlinkSync(path.join(dir, 'secret.bin'), path.join(inner, 'link.bin'));
   fs.writeFileSync(path.join(inner, 'link.onnx'), externalAddModel('link.bin'));
-  assert.throws(() => loadModel(path.join(inner, 'link.onnx'), new Diagnostics()), (e: unknown) => e instanceof HxcError && e.code === 'HXC2104');
+  assert.throws(
+    () => loadModel(path.join(inner, 'link.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2104',
+  );
 
   fs.writeFileSync(path.join(inner, 'short.bin'), Buffer.alloc(8));
   fs.writeFileSync(path.join(inner, 'short.onnx'), externalAddModel('short.bin'));
-  assert.throws(() => loadModel(path.join(inner, 'short.onnx'), new Diagnostics()), (e: unknown) => e instanceof HxcError && e.code === 'HXC2105');
+  assert.throws(
+    () => loadModel(path.join(inner, 'short.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2105',
+  );
 
   fs.writeFileSync(path.join(inner, 'missing.onnx'), externalAddModel('nothere.bin'));
   const d = new Diagnostics();
@@ -112,25 +124,47 @@ test('JSON graph imports with declared types, attributes and initializers', () =
 
 test('JSON graph errors name the JSON path', () => {
   const check = (file: string, code: string, pattern: RegExp): void => {
-    assert.throws(() => {
-      const m = loadModel(path.join(FIXTURES, 'bad', file), new Diagnostics());
-      verifyGraph(m.graph, file);
-    }, (e: unknown) => e instanceof HxcError && e.code === code && pattern.test(e.message));
+    assert.throws(
+      () => {
+        const m = loadModel(path.join(FIXTURES, 'bad', file), new Diagnostics());
+        verifyGraph(m.graph, file);
+      },
+      (e: unknown) => e instanceof HxcError && e.code === code && pattern.test(e.message),
+    );
   };
   check('undefined-value.json', 'HXC2203', /^nodes\[1\]\.inputs\[1\]: value "h3" is never produced$/);
   check('cycle.json', 'HXC2204', /"a" → "b" → "c" → "a"/);
   const dir = tmpDir();
   const bad = (name: string, doc: unknown): string => {
     const p = path.join(dir, name);
-    fs.writeFileSync(p, typeof doc === "string" ? doc : JSON.stringify(doc));
+    fs.writeFileSync(p, typeof doc === 'string' ? doc : JSON.stringify(doc));
     return p;
   };
   const base = { format: 'hxc-graph/v1', inputs: [{ name: 'x', dtype: 'float32', shape: [2] }], outputs: [{ name: 'y', dtype: 'float32', shape: [2] }] };
-  assert.throws(() => loadModel(bad('dtype.json', { ...base, inputs: [{ name: 'x', dtype: 'flaot', shape: [2] }], nodes: [] }), new Diagnostics()),
-    (e: unknown) => e instanceof HxcError && /^inputs\[0\]\.dtype: unknown dtype "flaot"/.test(e.message));
-  assert.throws(() => loadModel(bad('dup.json', { ...base, nodes: [{ name: 'n', op: 'Relu', inputs: ['x'], outputs: ['y'] }, { name: 'n', op: 'Relu', inputs: ['x'], outputs: ['z'] }] }), new Diagnostics()),
-    (e: unknown) => e instanceof HxcError && e.code === 'HXC2205' && /nodes\[1\]\.name/.test(e.message));
-  assert.throws(() => loadModel(bad('fmt.json', { ...base, format: 'hxc-graph/v9', nodes: [] }), new Diagnostics()),
-    (e: unknown) => e instanceof HxcError && /^format: expected "hxc-graph\/v1"/.test(e.message));
-  assert.throws(() => loadModel(bad('syntax.json', '{"format": '), new Diagnostics()), (e: unknown) => e instanceof HxcError && e.code === 'HXC2201');
+  assert.throws(
+    () => loadModel(bad('dtype.json', { ...base, inputs: [{ name: 'x', dtype: 'flaot', shape: [2] }], nodes: [] }), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && /^inputs\[0\]\.dtype: unknown dtype "flaot"/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      loadModel(
+        bad('dup.json', {
+          ...base,
+          nodes: [
+            { name: 'n', op: 'Relu', inputs: ['x'], outputs: ['y'] },
+            { name: 'n', op: 'Relu', inputs: ['x'], outputs: ['z'] },
+          ],
+        }),
+        new Diagnostics(),
+      ),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2205' && /nodes\[1\]\.name/.test(e.message),
+  );
+  assert.throws(
+    () => loadModel(bad('fmt.json', { ...base, format: 'hxc-graph/v9', nodes: [] }), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && /^format: expected "hxc-graph\/v1"/.test(e.message),
+  );
+  assert.throws(
+    () => loadModel(bad('syntax.json', '{"format": '), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2201',
+  );
 });

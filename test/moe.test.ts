@@ -32,7 +32,9 @@ async function detect(model: string): Promise<{ layers: MoeLayer[]; names: strin
 }
 
 async function moe(model: string, rack: string | null, flags: PlanOptions['flags'] = {}): Promise<{ result: MoeResult; warnings: string[] }> {
-  const { ctx } = await runPipeline({ model_path: model, topology_path: rack && path.join(EXAMPLES, rack), dims: {}, flags: { phase: 'prefill', ...flags } }, ['moe']);
+  const { ctx } = await runPipeline({ model_path: model, topology_path: rack && path.join(EXAMPLES, rack), dims: {}, flags: { phase: 'prefill', ...flags } }, [
+    'moe',
+  ]);
   return { result: ctx.get(moePass), warnings: ctx.diagnostics.warnings.map((w) => w.code) };
 }
 
@@ -55,7 +57,10 @@ test('detects the sparse routed Mixtral exports: expert count, top-k, FLOPs and 
     // SwiGLU 128 → 256 → 128: three matrices of 128 × 256, 2 FLOPs per weight per token.
     for (const e of l.experts) assert.deepEqual([e.flops_per_token, e.param_bytes], [2 * 3 * 128 * 256, 3 * 128 * 256 * 4]);
     assert.ok(tiny.names[l.router[0]!]!.endsWith('block_sparse_moe/gate/MatMul'));
-    assert.ok(l.dispatch.some((i) => tiny.names[i]!.includes('ScatterElements')), 'the scatter-add is a combine node');
+    assert.ok(
+      l.dispatch.some((i) => tiny.names[i]!.includes('ScatterElements')),
+      'the scatter-add is a combine node',
+    );
   }
   checkExpertNames(tiny.layers, tiny.names);
   const big = await detect(MIXTRAL_8X7B);
@@ -65,7 +70,10 @@ test('detects the sparse routed Mixtral exports: expert count, top-k, FLOPs and 
     for (const e of l.experts) assert.deepEqual([e.flops_per_token, e.param_bytes], [2 * 3 * 4096 * 14336, 3 * 4096 * 14336 * 2]);
   }
   checkExpertNames(big.layers, big.names);
-  assert.deepEqual(big.layers.map((l) => l.layer), Array.from({ length: 32 }, (_, i) => i));
+  assert.deepEqual(
+    big.layers.map((l) => l.layer),
+    Array.from({ length: 32 }, (_, i) => i),
+  );
 });
 
 test('detects the dense form: every expert on every token, gates scattered into [tokens, E]', async () => {
@@ -92,13 +100,27 @@ test('com.microsoft MoE: experts from the fc weights, top-k from k, the router b
   const file = path.join(dir, 'moe_op.onnx');
   const w = (name: string, dims: number[]) => ({ name, dataType: 1, dims, rawData: Buffer.alloc(4 * dims.reduce((a, b) => a * b, 1)) });
   const model = onnx.ModelProto.create({
-    irVersion: 8, producerName: 'hxc-test', opsetImport: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+    irVersion: 8,
+    producerName: 'hxc-test',
+    opsetImport: [
+      { domain: '', version: 17 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
     graph: {
       name: 'moe_op',
       node: [
         { name: 'router', opType: 'MatMul', input: ['x', 'wr'], output: ['logits'] },
-        { name: 'moe', opType: 'MoE', domain: 'com.microsoft', input: ['x', 'logits', 'fc1', '', 'fc2', '', 'fc3'], output: ['y'],
-          attribute: [{ name: 'k', type: onnx.AttributeProto.AttributeType.INT, i: 2 }, { name: 'activation_type', type: onnx.AttributeProto.AttributeType.STRING, s: Buffer.from('silu') }] },
+        {
+          name: 'moe',
+          opType: 'MoE',
+          domain: 'com.microsoft',
+          input: ['x', 'logits', 'fc1', '', 'fc2', '', 'fc3'],
+          output: ['y'],
+          attribute: [
+            { name: 'k', type: onnx.AttributeProto.AttributeType.INT, i: 2 },
+            { name: 'activation_type', type: onnx.AttributeProto.AttributeType.STRING, s: Buffer.from('silu') },
+          ],
+        },
       ],
       input: [valueInfo('x', 1, ['tokens', 8])],
       output: [valueInfo('y', 1, ['tokens', 8])],
@@ -110,7 +132,10 @@ test('com.microsoft MoE: experts from the fc weights, top-k from k, the router b
   assert.equal(layers.length, 1);
   const l = layers[0]!;
   assert.deepEqual([l.form, l.num_experts, l.top_k, l.hidden, l.detected_by], ['operator', 4, 2, 8, 'operator']);
-  assert.deepEqual(l.router.map((i) => names[i]), ['router']);
+  assert.deepEqual(
+    l.router.map((i) => names[i]),
+    ['router'],
+  );
   for (const e of l.experts) assert.deepEqual([e.flops_per_token, e.param_bytes], [2 * 3 * 8 * 16, (3 * 8 * 16 * 4 * 4) / 4]);
   const { result } = await moe(file, 'rack-8gpu.yaml', { 'expert-slots': 4 });
   assert.equal(result.plan!.layers[0]!.placements.hxc.replicas.length, 8);
@@ -119,19 +144,36 @@ test('com.microsoft MoE: experts from the fc weights, top-k from k, the router b
 test('JSON graphs: the `moe` annotation names router and experts', async () => {
   const dir = tmpDir();
   const file = path.join(dir, 'annotated.json');
-  const nodes = [{ name: 'gate', op: 'MatMul', inputs: ['x', 'wg'], outputs: ['logits'] }, { name: 'topk', op: 'TopK', inputs: ['logits', 'k'], outputs: ['vals', 'idx'] }];
+  const nodes = [
+    { name: 'gate', op: 'MatMul', inputs: ['x', 'wg'], outputs: ['logits'] },
+    { name: 'topk', op: 'TopK', inputs: ['logits', 'k'], outputs: ['vals', 'idx'] },
+  ];
   const experts: string[][] = [];
   for (let e = 0; e < 3; e++) {
-    nodes.push({ name: `e${e}.up`, op: 'MatMul', inputs: ['x', `w${e}a`], outputs: [`h${e}`] }, { name: `e${e}.down`, op: 'MatMul', inputs: [`h${e}`, `w${e}b`], outputs: [`o${e}`] });
+    nodes.push(
+      { name: `e${e}.up`, op: 'MatMul', inputs: ['x', `w${e}a`], outputs: [`h${e}`] },
+      { name: `e${e}.down`, op: 'MatMul', inputs: [`h${e}`, `w${e}b`], outputs: [`o${e}`] },
+    );
     experts.push([`e${e}.up`, `e${e}.down`]);
   }
   nodes.push({ name: 'sum', op: 'Sum', inputs: ['o0', 'o1', 'o2'], outputs: ['y'] });
-  const inits = [{ name: 'wg', dtype: 'float16', shape: [64, 3] }, { name: 'k', dtype: 'int64', shape: [1] }];
+  const inits = [
+    { name: 'wg', dtype: 'float16', shape: [64, 3] },
+    { name: 'k', dtype: 'int64', shape: [1] },
+  ];
   for (let e = 0; e < 3; e++) inits.push({ name: `w${e}a`, dtype: 'float16', shape: [64, 128] }, { name: `w${e}b`, dtype: 'float16', shape: [128, 64] });
-  fs.writeFileSync(file, JSON.stringify({
-    format: 'hxc-graph/v1', name: 'annotated', inputs: [{ name: 'x', dtype: 'float16', shape: [16, 64] }], outputs: [{ name: 'y', dtype: 'float16', shape: [16, 64] }],
-    initializers: inits, nodes, annotations: { moe: [{ layer: 0, router: ['gate', 'topk'], experts, top_k: 2 }] },
-  }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      format: 'hxc-graph/v1',
+      name: 'annotated',
+      inputs: [{ name: 'x', dtype: 'float16', shape: [16, 64] }],
+      outputs: [{ name: 'y', dtype: 'float16', shape: [16, 64] }],
+      initializers: inits,
+      nodes,
+      annotations: { moe: [{ layer: 0, router: ['gate', 'topk'], experts, top_k: 2 }] },
+    }),
+  );
   const { layers } = await detect(file);
   assert.equal(layers.length, 1);
   assert.deepEqual([layers[0]!.form, layers[0]!.num_experts, layers[0]!.top_k, layers[0]!.hidden, layers[0]!.token_dtype], ['annotated', 3, 2, 64, 'float16']);
@@ -139,7 +181,21 @@ test('JSON graphs: the `moe` annotation names router and experts', async () => {
 });
 
 test('routing files: every error is one HXC2501 line naming the JSON path', () => {
-  const good = { format: 'hxc-routing/v1', generator: { anything: 1 }, layers: [{ layer: 0, tokens: [3, 1], coactivation: [[3, 1], [1, 1]], extra: true }] };
+  const good = {
+    format: 'hxc-routing/v1',
+    generator: { anything: 1 },
+    layers: [
+      {
+        layer: 0,
+        tokens: [3, 1],
+        coactivation: [
+          [3, 1],
+          [1, 1],
+        ],
+        extra: true,
+      },
+    ],
+  };
   assert.equal(parseRouting(JSON.stringify(good), 'r.json').layers[0]!.tokens[0], 3, 'unknown fields are accepted');
   const cases: [unknown, RegExp][] = [
     ['{', /\$: invalid JSON/],
@@ -148,7 +204,16 @@ test('routing files: every error is one HXC2501 line naming the JSON path', () =
     [{ ...good, layers: [{ layer: -1, tokens: [1] }] }, /layers\[0\]\.layer: expected a non-negative integer/],
     [{ ...good, layers: [{ layer: 0, tokens: [1, 'x'] }] }, /layers\[0\]\.tokens\[1\]: expected a token count from 0 to \d+, found the string "x"/],
     [{ ...good, layers: [{ layer: 0, tokens: [1, 2], coactivation: [[1, 0], [0]] }] }, /layers\[0\]\.coactivation\[1\]: expected 2 numbers/],
-    [{ ...good, layers: [{ layer: 0, tokens: [1] }, { layer: 0, tokens: [2] }] }, /layers\[1\]\.layer: layer 0 is given twice/],
+    [
+      {
+        ...good,
+        layers: [
+          { layer: 0, tokens: [1] },
+          { layer: 0, tokens: [2] },
+        ],
+      },
+      /layers\[1\]\.layer: layer 0 is given twice/,
+    ],
   ];
   for (const [doc, message] of cases) {
     try {
@@ -185,7 +250,10 @@ test('measured routing round-trips, and the shared traces read as hxc-routing/v1
   const layers = [uniformLayer(1, 3, 2, 30), { layer: 0, tokens: [10, 0, 50] }];
   fs.writeFileSync(file, checkedRoutingText(layers, { generator: 'hxc run' }, file));
   const back = readRouting(file);
-  assert.deepEqual(back.layers.map((l) => l.layer), [0, 1]);
+  assert.deepEqual(
+    back.layers.map((l) => l.layer),
+    [0, 1],
+  );
   assert.deepEqual(back.layers[1]!.tokens, [20, 20, 20]);
   assert.equal(back.layers[1]!.coactivation![0]![1], 10);
   assert.equal(fs.readFileSync(file, 'utf8'), routingText(layers, { generator: 'hxc run' }), 'stable text');
@@ -211,10 +279,20 @@ function handProblem(hosts = ['h0', 'h0'], groups = 1): PlacementProblem {
   const co = new Float64Array(E * E);
   for (let e = 0; e < E; e++) co[e * E + e] = tokens[e]!;
   return {
-    name: 'hand', experts: E, top_k: 1, step_tokens: 100, tokens, coactivation: co,
-    flops_per_token: new Float64Array(E).fill(1e9), param_bytes: new Float64Array(E).fill(1e6), token_bytes: 0,
+    name: 'hand',
+    experts: E,
+    top_k: 1,
+    step_tokens: 100,
+    tokens,
+    coactivation: co,
+    flops_per_token: new Float64Array(E).fill(1e9),
+    param_bytes: new Float64Array(E).fill(1e6),
+    token_bytes: 0,
     devices: hosts.map((host, i) => ({ id: `d${i}`, speed: 1e12, memory_bytes: 1e9, host })),
-    source_share: new Float64Array(hosts.length).fill(1 / hosts.length), comm: noComm(hosts.length), slots: 2, groups,
+    source_share: new Float64Array(hosts.length).fill(1 / hosts.length),
+    comm: noComm(hosts.length),
+    slots: 2,
+    groups,
   };
 }
 
@@ -233,7 +311,7 @@ test('EPLB-style greedy baseline on the hand example, global and hierarchical', 
   // replicate_experts: 70 → 35 → 23.3 (expert 0 gets both slots); balanced_packing, 3 per device,
   // heaviest first into the lightest: 23.3→d0, 23.3→d1, 23.3→d0, 20→d1, 6→d1, 4→d0.
   assert.equal(list(placeGreedy(p)), '0@0:23.33 0@0:23.33 0@1:23.33 1@1:20.00 2@1:6.00 3@0:4.00');
-  assert.ok(Math.abs(evaluate(p, placeGreedy(p)).imbalance - (70 / 3 * 2 + 4) / 50) < 1e-12);
+  assert.ok(Math.abs(evaluate(p, placeGreedy(p)).imbalance - ((70 / 3) * 2 + 4) / 50) < 1e-12);
   // Two hosts, two groups {0,1} and {2,3}: a group per host, replicas made within it.
   const h = handProblem(['h0', 'h1'], 2);
   assert.equal(list(placeGreedy(h)), '0@0:35.00 0@0:35.00 1@0:20.00 2@1:3.00 2@1:3.00 3@1:4.00');
@@ -244,7 +322,10 @@ test('hxc on the hand example: tokens conserved, memory kept, better balance tha
   const hx = placeHxc(p);
   const sums = new Float64Array(4);
   for (const r of hx.replicas) sums[r.expert]! += r.tokens;
-  assert.deepEqual(Array.from(sums, (s) => Number(s.toFixed(9))), [70, 20, 6, 4]);
+  assert.deepEqual(
+    Array.from(sums, (s) => Number(s.toFixed(9))),
+    [70, 20, 6, 4],
+  );
   const m = evaluate(p, hx);
   assert.equal(m.over_memory, 0);
   assert.ok(m.imbalance < 1.001, `imbalance ${m.imbalance}: ${list(hx)}`);
@@ -271,27 +352,74 @@ test('Zipf 1.1 trace, Mixtral-shaped model, 8 GPUs, 8 redundant slots: imbalance
 
 test('plan.json lists expert replicas; the moe dump is deterministic', async () => {
   const dir = tmpDir();
-  const r = hxc(['plan', MIXTRAL_TINY, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--phase', 'prefill', '--routing', trace(MIXTRAL_TINY), '--expert-slots', '4', '--out', path.join(dir, 'plan'), '--dump-dir', path.join(dir, 'dump')]);
+  const r = hxc([
+    'plan',
+    MIXTRAL_TINY,
+    '--topology',
+    path.join(EXAMPLES, 'rack-8gpu.yaml'),
+    '--phase',
+    'prefill',
+    '--routing',
+    trace(MIXTRAL_TINY),
+    '--expert-slots',
+    '4',
+    '--out',
+    path.join(dir, 'plan'),
+    '--dump-dir',
+    path.join(dir, 'dump'),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /MoE: 2 layers × 4 experts \(top-2\)/);
   assert.match(r.stdout, /token imbalance max\/mean over a layer's expert devices \(worst layer\): [\d.]+/);
   assert.match(r.stdout, /moe placer's own placement \(a candidate, .*\): imbalance hxc [\d.]+, round-robin [\d.]+, greedy [\d.]+/);
-  const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan', 'plan.json'), 'utf8')) as { experts: { layer: number; expert: number; tokens: number; replicas: { device: string; tokens: number }[] }[] };
+  const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan', 'plan.json'), 'utf8')) as {
+    experts: { layer: number; expert: number; tokens: number; replicas: { device: string; tokens: number }[] }[];
+  };
   assert.equal(plan.experts.length, 8);
   const devices = new Set(JSON.parse(fs.readFileSync(path.join(dir, 'plan', 'plan.json'), 'utf8')).devices.map((d: { id: string }) => d.id));
-  for (const e of plan.experts) assert.ok(Math.abs(e.replicas.reduce((s, x) => s + x.tokens, 0) - e.tokens) < 0.01 && e.replicas.every((x) => devices.has(x.device)));
+  for (const e of plan.experts)
+    assert.ok(Math.abs(e.replicas.reduce((s, x) => s + x.tokens, 0) - e.tokens) < 0.01 && e.replicas.every((x) => devices.has(x.device)));
   const dump = fs.readdirSync(path.join(dir, 'dump')).find((f) => f.endsWith('-moe.txt'))!;
-  const again = hxc(['plan', MIXTRAL_TINY, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--phase', 'prefill', '--routing', trace(MIXTRAL_TINY), '--expert-slots', '4', '--passes', 'moe', '--dump-dir', path.join(dir, 'dump2')]);
+  const again = hxc([
+    'plan',
+    MIXTRAL_TINY,
+    '--topology',
+    path.join(EXAMPLES, 'rack-8gpu.yaml'),
+    '--phase',
+    'prefill',
+    '--routing',
+    trace(MIXTRAL_TINY),
+    '--expert-slots',
+    '4',
+    '--passes',
+    'moe',
+    '--dump-dir',
+    path.join(dir, 'dump2'),
+  ]);
   assert.equal(again.code, 0, again.stderr);
-  assert.equal(fs.readFileSync(path.join(dir, 'dump2', fs.readdirSync(path.join(dir, 'dump2')).find((f) => f.endsWith('-moe.txt'))!), 'utf8'), fs.readFileSync(path.join(dir, 'dump', dump), 'utf8'));
+  assert.equal(
+    fs.readFileSync(path.join(dir, 'dump2', fs.readdirSync(path.join(dir, 'dump2')).find((f) => f.endsWith('-moe.txt'))!), 'utf8'),
+    fs.readFileSync(path.join(dir, 'dump', dump), 'utf8'),
+  );
   const inspect = JSON.parse(hxc(['inspect', DENSE, '--json']).stdout) as { moe: { num_experts: number; top_k: number; form: string }[] };
-  assert.deepEqual(inspect.moe.map((l) => [l.num_experts, l.top_k, l.form]), [[6, 2, 'dense'], [6, 2, 'dense'], [6, 2, 'dense']]);
+  assert.deepEqual(
+    inspect.moe.map((l) => [l.num_experts, l.top_k, l.form]),
+    [
+      [6, 2, 'dense'],
+      [6, 2, 'dense'],
+      [6, 2, 'dense'],
+    ],
+  );
 });
 
 test('61 layers × 256 experts, top-8, over the 64-device rack: placed, balanced, dispatch through the IPUs', () => {
   const topo = loadTopology(path.join(FIXTURES, 'topology', 'rack-64.yaml'));
   const layers = syntheticLayers(DEEPSEEK_SHAPE, 2048);
-  const plan = planExperts(topo, new RouteTable(topo), layers, { slots: DEEPSEEK_SHAPE.slots, groups: DEEPSEEK_SHAPE.groups, canHold: (d) => canRun(d, 'MatMul') })!;
+  const plan = planExperts(topo, new RouteTable(topo), layers, {
+    slots: DEEPSEEK_SHAPE.slots,
+    groups: DEEPSEEK_SHAPE.groups,
+    canHold: (d) => canRun(d, 'MatMul'),
+  })!;
   assert.equal(plan.layers.length, 61);
   assert.ok(plan.devices.length >= 48 && plan.devices.every((d) => !d.startsWith('ipu')));
   for (const l of plan.layers) {
@@ -299,10 +427,16 @@ test('61 layers × 256 experts, top-8, over the 64-device rack: placed, balanced
     assert.deepEqual(l.dispatch_via, ['ipu0', 'ipu1', 'ipu2', 'ipu3', 'ipu4', 'ipu5', 'ipu6', 'ipu7']);
   }
   const s = plan.summary;
-  assert.ok(s.hxc.imbalance_max < 1.05 && s.hxc.imbalance_max < s.greedy.imbalance_max && s.hxc.imbalance_max < s['round-robin'].imbalance_max, JSON.stringify(s));
+  assert.ok(
+    s.hxc.imbalance_max < 1.05 && s.hxc.imbalance_max < s.greedy.imbalance_max && s.hxc.imbalance_max < s['round-robin'].imbalance_max,
+    JSON.stringify(s),
+  );
   assert.ok(s.hxc.bytes_per_token < s['round-robin'].bytes_per_token && s.hxc.time_s < s.greedy.time_s);
   // The Zipf generator is seeded: the same trace twice.
-  assert.deepEqual(syntheticRouting({ layers: 1, experts: 16, topK: 2, tokens: 100, zipfS: 1.1, seed: 5 }), syntheticRouting({ layers: 1, experts: 16, topK: 2, tokens: 100, zipfS: 1.1, seed: 5 }));
+  assert.deepEqual(
+    syntheticRouting({ layers: 1, experts: 16, topK: 2, tokens: 100, zipfS: 1.1, seed: 5 }),
+    syntheticRouting({ layers: 1, experts: 16, topK: 2, tokens: 100, zipfS: 1.1, seed: 5 }),
+  );
 });
 
 test('with a replica to spare per device boundary, chained replicas (shares that differ between siblings) balance a layer exactly', async () => {
@@ -317,6 +451,7 @@ test('with a replica to spare per device boundary, chained replicas (shares that
     assert.ok(l.placements.hxc.replicas.length <= 4 + 8);
     const shares = new Map<number, number[]>();
     for (const r of l.placements.hxc.replicas) (shares.get(r.expert) ?? shares.set(r.expert, []).get(r.expert)!).push(r.tokens);
-    for (const [e, xs] of shares) assert.ok(Math.abs(xs.reduce((a, b) => a + b, 0) - l.problem.tokens[e]!) < 1e-6 * l.problem.step_tokens, `expert ${e}'s tokens all served`);
+    for (const [e, xs] of shares)
+      assert.ok(Math.abs(xs.reduce((a, b) => a + b, 0) - l.problem.tokens[e]!) < 1e-6 * l.problem.step_tokens, `expert ${e}'s tokens all served`);
   }
 });

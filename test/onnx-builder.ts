@@ -27,10 +27,19 @@ export function externalAddModel(location: string): Buffer {
     node: [{ name: 'add', opType: 'Add', input: ['x', 'w'], output: ['y'] }],
     input: [valueInfo('x', 1, [1, 4])],
     output: [valueInfo('y', 1, [1, 4])],
-    initializer: [{
-      name: 'w', dataType: 1, dims: [1, 4], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [{ key: 'location', value: location }, { key: 'offset', value: '0' }, { key: 'length', value: '16' }],
-    }],
+    initializer: [
+      {
+        name: 'w',
+        dataType: 1,
+        dims: [1, 4],
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: location },
+          { key: 'offset', value: '0' },
+          { key: 'length', value: '16' },
+        ],
+      },
+    ],
   });
 }
 
@@ -56,21 +65,32 @@ export function ifModel(): Buffer {
   const w = new Float32Array(n * n).map((_, i) => Math.sin(i) / 16);
   const f32 = (name: string, dims: number[], data: Float32Array): OnnxNs.ITensorProto => ({ name, dataType: 1, dims, rawData: new Uint8Array(data.buffer) });
   const branch = (name: string, op: string, k: string): OnnxNs.IGraphProto => ({
-    name, node: [{ name: `${name}_op`, opType: op, input: ['h', k], output: [`${name}_out`] }], output: [valueInfo(`${name}_out`, 1, [64, n])],
+    name,
+    node: [{ name: `${name}_op`, opType: op, input: ['h', k], output: [`${name}_out`] }],
+    output: [valueInfo(`${name}_out`, 1, [64, n])],
   });
-  return encodeModel({
-    name: 'if_outer',
-    node: [
-      { name: 'mm', opType: 'MatMul', input: ['x', 'w'], output: ['h'] },
-      { name: 'mm2', opType: 'MatMul', input: ['h', 'w'], output: ['h2'] },
-      { name: 'choose', opType: 'If', input: ['cond'], output: ['y'], attribute: [
-        { name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('then', 'Add', 'one') },
-        { name: 'else_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('else', 'Mul', 'two') },
-      ] },
-      { name: 'out', opType: 'Add', input: ['y', 'h2'], output: ['z'] },
-    ],
-    initializer: [f32('w', [n, n], w), f32('one', [1], new Float32Array([1])), f32('two', [1], new Float32Array([2]))],
-    input: [valueInfo('x', 1, [64, n]), valueInfo('cond', 9, [])],
-    output: [valueInfo('z', 1, [64, n])],
-  }, 17);
+  return encodeModel(
+    {
+      name: 'if_outer',
+      node: [
+        { name: 'mm', opType: 'MatMul', input: ['x', 'w'], output: ['h'] },
+        { name: 'mm2', opType: 'MatMul', input: ['h', 'w'], output: ['h2'] },
+        {
+          name: 'choose',
+          opType: 'If',
+          input: ['cond'],
+          output: ['y'],
+          attribute: [
+            { name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('then', 'Add', 'one') },
+            { name: 'else_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('else', 'Mul', 'two') },
+          ],
+        },
+        { name: 'out', opType: 'Add', input: ['y', 'h2'], output: ['z'] },
+      ],
+      initializer: [f32('w', [n, n], w), f32('one', [1], new Float32Array([1])), f32('two', [1], new Float32Array([2]))],
+      input: [valueInfo('x', 1, [64, n]), valueInfo('cond', 9, [])],
+      output: [valueInfo('z', 1, [64, n])],
+    },
+    17,
+  );
 }

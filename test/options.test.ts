@@ -34,13 +34,27 @@ test('each pass option is declared once, and every command that runs passes offe
 
 test('a bad option value is refused by its declaration: on the command line (one line, exit 2) and in a flags bag', async () => {
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
-  for (const [flag, value, says] of [['--batch', '0', 'a positive integer'], ['--expert-slots', '-1', 'a non-negative integer'], ['--time-limit', '0', 'seconds from 0 to 86400'], ['--max-stages', 'x', 'a positive integer']] as const) {
+  for (const [flag, value, says] of [
+    ['--batch', '0', 'a positive integer'],
+    ['--expert-slots', '-1', 'a non-negative integer'],
+    ['--time-limit', '0', 'seconds from 0 to 86400'],
+    ['--max-stages', 'x', 'a positive integer'],
+  ] as const) {
     const r = hxc(['plan', model, '--out', path.join('/nonexistent', 'never'), flag, value]);
     assert.equal(isOneLineError(r, 'HXC2002'), null, `${flag} ${value}`);
     assert.match(r.stderr, new RegExp(`${flag} takes ${says}`));
   }
   await assert.rejects(
-    runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { 'max-stages': 0 } }, ['import', 'verify', 'bind', 'shapes', 'profile', 'classify', 'state', 'stage']),
+    runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { 'max-stages': 0 } }, [
+      'import',
+      'verify',
+      'bind',
+      'shapes',
+      'profile',
+      'classify',
+      'state',
+      'stage',
+    ]),
     (err: unknown) => err instanceof HxcError && /--max-stages takes a positive integer/.test(err.message),
   );
   const objective = declared().find((o) => o.name === 'objective')!;

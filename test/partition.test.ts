@@ -19,31 +19,40 @@ function withMemory(p: PlacementProblem, seed: number): PlacementProblem {
 }
 
 test('heuristic plans respect capability and memory, and never beat the lower bound (random DAGs)', async () => {
-  await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.integer({ min: 4, max: 24 }), fc.integer({ min: 2, max: 5 }), fc.constantFrom(0.1, 1, 3), async (seed, units, devices, ccr) => {
-    const p = withMemory(randomProblem({ seed, units, devices, ccr }), seed);
-    let h: ReturnType<typeof heft> | undefined;
-    try {
-      h = heft(p);
-    } catch (err) {
-      // No device fits some unit (HXC3001): nothing to check. Anything else is a failure.
-      if (err instanceof HxcError && err.code === 'HXC3001') return;
-      throw err;
-    }
-    const r = refine(p, h, 2000);
-    const lb = await lowerBound(p);
-    for (const pl of [h, r.placement]) {
-      const used = new Float64Array(devices);
-      for (let u = 0; u < units; u++) {
-        assert.ok(Number.isFinite(unitTime(p, u, pl.device[u]!)), 'placed only where it can run');
-        used[pl.device[u]!]! += residentBytes(p, u);
-      }
-      used.forEach((b, d) => assert.ok(b <= p.capacity_bytes[d]!, 'memory respected'));
-      assert.ok(pl.makespan_s >= lb.lower_bound_s * (1 - 1e-9), `makespan ${pl.makespan_s} < lower bound ${lb.lower_bound_s}`);
-      // Re-timing the placement in its own start order reproduces it or finds it earlier (never later).
-      assert.ok(evaluate(p, pl.device, pl.start_s).makespan_s <= pl.makespan_s * (1 + 1e-9), 'the evaluator reproduces the schedule');
-    }
-    assert.ok(r.placement.makespan_s <= h.makespan_s * (1 + 1e-12), 'refinement never makes it worse');
-  }), { numRuns: 40, seed: 7 });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 1 << 30 }),
+      fc.integer({ min: 4, max: 24 }),
+      fc.integer({ min: 2, max: 5 }),
+      fc.constantFrom(0.1, 1, 3),
+      async (seed, units, devices, ccr) => {
+        const p = withMemory(randomProblem({ seed, units, devices, ccr }), seed);
+        let h: ReturnType<typeof heft> | undefined;
+        try {
+          h = heft(p);
+        } catch (err) {
+          // No device fits some unit (HXC3001): nothing to check. Anything else is a failure.
+          if (err instanceof HxcError && err.code === 'HXC3001') return;
+          throw err;
+        }
+        const r = refine(p, h, 2000);
+        const lb = await lowerBound(p);
+        for (const pl of [h, r.placement]) {
+          const used = new Float64Array(devices);
+          for (let u = 0; u < units; u++) {
+            assert.ok(Number.isFinite(unitTime(p, u, pl.device[u]!)), 'placed only where it can run');
+            used[pl.device[u]!]! += residentBytes(p, u);
+          }
+          used.forEach((b, d) => assert.ok(b <= p.capacity_bytes[d]!, 'memory respected'));
+          assert.ok(pl.makespan_s >= lb.lower_bound_s * (1 - 1e-9), `makespan ${pl.makespan_s} < lower bound ${lb.lower_bound_s}`);
+          // Re-timing the placement in its own start order reproduces it or finds it earlier (never later).
+          assert.ok(evaluate(p, pl.device, pl.start_s).makespan_s <= pl.makespan_s * (1 + 1e-9), 'the evaluator reproduces the schedule');
+        }
+        assert.ok(r.placement.makespan_s <= h.makespan_s * (1 + 1e-12), 'refinement never makes it worse');
+      },
+    ),
+    { numRuns: 40, seed: 7 },
+  );
 });
 
 test('on small random DAGs the heuristic is within 5% of the exact MILP optimum on average', async () => {

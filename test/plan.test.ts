@@ -12,7 +12,9 @@ import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, sharedModels, tmpDir } fr
 import type { Context } from '../src/pass/context.js';
 import { checkTruth } from './truth.js';
 
-const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-plan.v1.schema.json'), 'utf8')));
+const validate = new Ajv({ allErrors: true, strict: false }).compile(
+  JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-plan.v1.schema.json'), 'utf8')),
+);
 const RACKS = ['rack-tiny.yaml', 'rack-8gpu.yaml', 'rack-hetero.yaml'];
 
 function dimsFor(model: string): Record<string, number> {
@@ -21,7 +23,12 @@ function dimsFor(model: string): Record<string, number> {
 }
 
 async function planWithCtx(model: string, rack: string, out: string, flags: PlanOptions['flags'] = {}): Promise<{ p: PlanV1; ctx: Context }> {
-  const opts: PlanOptions = { model_path: model, topology_path: path.join(EXAMPLES, rack), dims: dimsFor(model), flags: { out, pipeline: 'default', ...flags } };
+  const opts: PlanOptions = {
+    model_path: model,
+    topology_path: path.join(EXAMPLES, rack),
+    dims: dimsFor(model),
+    flags: { out, pipeline: 'default', ...flags },
+  };
   const { ctx } = await runPipeline(opts, null);
   return { p: JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1, ctx };
 }
@@ -33,7 +40,12 @@ async function plan(model: string, rack: string, out: string, flags: PlanOptions
 /** Replays plan.json in the simulator, as `hxc simulate` does. */
 function resimulate(p: PlanV1, requests = 1): number {
   return simulate({
-    devices: p.devices.map((d) => ({ id: d.id, steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: '' } : { op: s.op, transfer: s.transfer, label: '' })) })),
+    devices: p.devices.map((d) => ({
+      id: d.id,
+      steps: d.steps.map((s) =>
+        s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: '' } : { op: s.op, transfer: s.transfer, label: '' },
+      ),
+    })),
     transfers: p.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
     links: p.topology.links,
     requests,
@@ -60,7 +72,10 @@ function checkPlan(p: PlanV1, model: string, rack: string): void {
   }
   assert.equal(seen.size, Object.keys(p.assignment).length, `${where}: every node scheduled`);
   for (const [node, dev] of Object.entries(p.assignment)) assert.equal(seen.get(node), dev, `${where}: ${node} runs where assigned`);
-  assert.ok(p.estimate.latency_s >= p.estimate.lower_bound_s * (1 - 1e-9), `${where}: latency ${p.estimate.latency_s} below the lower bound ${p.estimate.lower_bound_s}`);
+  assert.ok(
+    p.estimate.latency_s >= p.estimate.lower_bound_s * (1 - 1e-9),
+    `${where}: latency ${p.estimate.latency_s} below the lower bound ${p.estimate.lower_bound_s}`,
+  );
   const sim = resimulate(p);
   assert.ok(Math.abs(sim / p.estimate.latency_s - 1) <= 0.01, `${where}: simulate ${sim} vs estimate ${p.estimate.latency_s}`);
   for (const t of p.transfers) assert.notEqual(t.from, t.to);
@@ -81,27 +96,28 @@ test('every shared model plans on every example rack, both objectives: valid, ca
       const objectives = model.includes('graph_only') ? [rack === 'rack-hetero.yaml' ? 'latency' : 'throughput'] : ['latency', 'throughput'];
       // KV-cache models decode too (on the heterogeneous rack).
       const phases: PlanOptions['flags'][] = /_kv\.onnx$/.test(model) && rack === 'rack-hetero.yaml' ? [{}, { phase: 'decode', batch: 2 }] : [{}];
-      for (const objective of objectives) for (const phase of phases) {
-      const { p, ctx } = await planWithCtx(model, rack, `${out}-${objective}-${Object.keys(phase).length ? 'decode' : 'dims'}`, { objective, ...phase });
-      checkPlan(p, model, rack);
-      checkTruth(p, ctx, `${path.basename(model)} on ${rack} (${objective})`);
-      // Capability: each node on a device that can run its op.
-      const topo = loadTopology(path.join(EXAMPLES, rack));
-      const byId = new Map(topo.devices.map((d) => [d.id, d]));
-      const ops = new Map<string, { op: string; domain: string }>();
-      const { loadModel } = await import('../src/import/load.js');
-      const { Diagnostics } = await import('../src/diag/diagnostics.js');
-      for (const n of loadModel(model, new Diagnostics()).graph.nodes) ops.set(n.name, { op: n.op, domain: n.domain });
-      // Nodes the tensor-parallel rewrite made: the column parts are MatMuls, their gather a Concat.
-      for (const s of p.tensor_parallel?.splits ?? []) {
-        for (const part of s.parts) ops.set(part, { op: 'MatMul', domain: '' });
-        ops.set(`${s.node}/tp_gather`, { op: 'Concat', domain: '' });
-      }
-      for (const [node, dev] of Object.entries(p.assignment)) {
-        const o = ops.get(node)!;
-        assert.ok(canRun(byId.get(dev)!, o.op, o.domain), `${node} (${o.op}) on ${dev}, which cannot run it`);
-      }
-      }
+      for (const objective of objectives)
+        for (const phase of phases) {
+          const { p, ctx } = await planWithCtx(model, rack, `${out}-${objective}-${Object.keys(phase).length ? 'decode' : 'dims'}`, { objective, ...phase });
+          checkPlan(p, model, rack);
+          checkTruth(p, ctx, `${path.basename(model)} on ${rack} (${objective})`);
+          // Capability: each node on a device that can run its op.
+          const topo = loadTopology(path.join(EXAMPLES, rack));
+          const byId = new Map(topo.devices.map((d) => [d.id, d]));
+          const ops = new Map<string, { op: string; domain: string }>();
+          const { loadModel } = await import('../src/import/load.js');
+          const { Diagnostics } = await import('../src/diag/diagnostics.js');
+          for (const n of loadModel(model, new Diagnostics()).graph.nodes) ops.set(n.name, { op: n.op, domain: n.domain });
+          // Nodes the tensor-parallel rewrite made: the column parts are MatMuls, their gather a Concat.
+          for (const s of p.tensor_parallel?.splits ?? []) {
+            for (const part of s.parts) ops.set(part, { op: 'MatMul', domain: '' });
+            ops.set(`${s.node}/tp_gather`, { op: 'Concat', domain: '' });
+          }
+          for (const [node, dev] of Object.entries(p.assignment)) {
+            const o = ops.get(node)!;
+            assert.ok(canRun(byId.get(dev)!, o.op, o.domain), `${node} (${o.op}) on ${dev}, which cannot run it`);
+          }
+        }
       planned++;
     }
   }
@@ -110,13 +126,16 @@ test('every shared model plans on every example rack, both objectives: valid, ca
 
 test('throughput plans are valid and pipeline across devices', async () => {
   const dir = tmpDir();
-  for (const [model, rack] of [[path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), 'rack-hetero.yaml'], [path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx'), 'rack-8gpu.yaml']] as const) {
+  for (const [model, rack] of [
+    [path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), 'rack-hetero.yaml'],
+    [path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx'), 'rack-8gpu.yaml'],
+  ] as const) {
     const p = await plan(model, rack, path.join(dir, path.basename(model)), { objective: 'throughput', phase: 'prefill', batch: 4 });
     checkPlan(p, model, rack);
     assert.equal(p.objective, 'throughput');
     const pipe = (p.estimate as { pipeline: { bottleneck_s: number; segments: unknown[] } | null }).pipeline;
     assert.ok(pipe && pipe.segments.length >= 1 && pipe.bottleneck_s > 0);
-    assert.ok(p.estimate.throughput_per_s >= 1 / p.estimate.latency_s * 0.999, 'pipelining never lowers throughput below one request at a time');
+    assert.ok(p.estimate.throughput_per_s >= (1 / p.estimate.latency_s) * 0.999, 'pipelining never lowers throughput below one request at a time');
   }
 });
 
@@ -125,8 +144,14 @@ test('the same inputs write a byte-identical plan directory', async () => {
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
   for (const out of ['a', 'b']) await plan(model, 'rack-hetero.yaml', path.join(dir, out), { phase: 'prefill', batch: 4 });
   const files = (fs.readdirSync(path.join(dir, 'a'), { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, 'a', f)).isFile()).sort();
-  assert.deepEqual(files, (fs.readdirSync(path.join(dir, 'b'), { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, 'b', f)).isFile()).sort());
-  assert.ok(files.some((f) => f.endsWith('.onnx')), 'programs are part of the comparison');
+  assert.deepEqual(
+    files,
+    (fs.readdirSync(path.join(dir, 'b'), { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, 'b', f)).isFile()).sort(),
+  );
+  assert.ok(
+    files.some((f) => f.endsWith('.onnx')),
+    'programs are part of the comparison',
+  );
   for (const f of files) {
     assert.ok(fs.readFileSync(path.join(dir, 'a', f)).equals(fs.readFileSync(path.join(dir, 'b', f))), `${f} differs`);
   }
@@ -134,9 +159,14 @@ test('the same inputs write a byte-identical plan directory', async () => {
   assert.ok(!text.includes(`"${REPO}`) && !text.includes(`"${dir}`), 'no absolute paths in the plan');
 });
 
-test('HEFT reproduces the published 80 on Topcuoglu et al.\'s example; refinement and the exact solver do at least as well', async () => {
+test("HEFT reproduces the published 80 on Topcuoglu et al.'s example; refinement and the exact solver do at least as well", async () => {
   const dir = tmpDir();
-  const opts: PlanOptions = { model_path: path.join(FIXTURES, 'graphs', 'heft-topcuoglu.json'), topology_path: path.join(FIXTURES, 'topology', 'heft-3proc.yaml'), dims: {}, flags: { out: path.join(dir, 'h') } };
+  const opts: PlanOptions = {
+    model_path: path.join(FIXTURES, 'graphs', 'heft-topcuoglu.json'),
+    topology_path: path.join(FIXTURES, 'topology', 'heft-3proc.yaml'),
+    dims: {},
+    flags: { out: path.join(dir, 'h') },
+  };
   await runPipeline(opts, null);
   const p = JSON.parse(fs.readFileSync(path.join(dir, 'h', 'plan.json'), 'utf8')) as PlanV1;
   assert.equal(p.estimate.baselines.heft!.latency_s, 80);
@@ -153,21 +183,49 @@ test('a node the GPU cannot run falls back to the CPU, and explain says so', asy
   assert.ok(nonzero.length > 0);
   for (const [, dev] of nonzero) assert.equal(dev, 'cpu0');
   if (Object.values(p.assignment).includes('gpu0')) {
-    assert.ok(p.explain.some((e) => e.reason.startsWith('fallback: gpu0')), 'explain names the fallback');
+    assert.ok(
+      p.explain.some((e) => e.reason.startsWith('fallback: gpu0')),
+      'explain names the fallback',
+    );
   }
 });
 
 test('a model that cannot fit fails with exit 1 and says how many bytes are missing where', () => {
-  const r = hxc(['plan', path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--phase', 'prefill', '--out', path.join(tmpDir(), 'x')]);
+  const r = hxc([
+    'plan',
+    path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--phase',
+    'prefill',
+    '--out',
+    path.join(tmpDir(), 'x'),
+  ]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /HXC3001/);
   assert.match(r.stderr, /\d+ bytes missing/);
-  assert.equal(r.stderr.trim().split('\n').filter((l) => !l.includes('warning')).length, 1);
+  assert.equal(
+    r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes('warning')).length,
+    1,
+  );
 });
 
 test('hxc plan --json and hxc simulate agree on the latency', () => {
   const out = path.join(tmpDir(), 'p');
-  const r = hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--phase', 'prefill', '--out', out, '--json']);
+  const r = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-hetero.yaml'),
+    '--phase',
+    'prefill',
+    '--out',
+    out,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const est = JSON.parse(r.stdout).estimate;
   const s = hxc(['simulate', out, '--json', '--requests', '3']);

@@ -22,7 +22,7 @@ function snapshot(dir: string): Map<string, string> {
   return m;
 }
 
-test('--out and --dump-dir never replace what hxc did not write: a file, a user folder, the model\'s folder, the current folder', () => {
+test("--out and --dump-dir never replace what hxc did not write: a file, a user folder, the model's folder, the current folder", () => {
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'my notes\n');
   fs.mkdirSync(path.join(dir, 'project'));
@@ -32,7 +32,13 @@ test('--out and --dump-dir never replace what hxc did not write: a file, a user 
   fs.copyFileSync(MODEL, path.join(models, 'm.onnx'));
   const before = snapshot(dir);
   const model = path.join(models, 'm.onnx');
-  for (const [flag, target, cwd] of [['--out', 'notes.txt', dir], ['--out', 'project', dir], ['--out', models, dir], ['--out', '.', path.join(dir, 'project')], ['--dump-dir', 'project', dir]] as const) {
+  for (const [flag, target, cwd] of [
+    ['--out', 'notes.txt', dir],
+    ['--out', 'project', dir],
+    ['--out', models, dir],
+    ['--out', '.', path.join(dir, 'project')],
+    ['--dump-dir', 'project', dir],
+  ] as const) {
     const r = hxc(['plan', model, '--topology', RACK, flag, target, ...(flag === '--dump-dir' ? ['--out', path.join(dir, 'x')] : [])], { cwd });
     assert.equal(isOneLineError(r, 'HXC2004'), null, `${flag} ${target}`);
   }
@@ -41,7 +47,10 @@ test('--out and --dump-dir never replace what hxc did not write: a file, a user 
   // Its own output it replaces, again and again, leaving no temporaries.
   for (let k = 0; k < 2; k++) assert.equal(hxc(['plan', model, '--topology', RACK, '--out', path.join(dir, 'plan')]).code, 0);
   assert.equal(hxc(['plan', model, '--topology', RACK, '--out', path.join(dir, 'empty-folder-is-fine')]).code, 0);
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.hxc-tmp-')), []);
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes('.hxc-tmp-')),
+    [],
+  );
 });
 
 /** A pid that is certainly dead: a child that has exited. */
@@ -62,9 +71,17 @@ test('a write killed between its two renames leaves the previous plan, which a r
   fs.writeFileSync(path.join(dir, `.plan.hxc-tmp-${pid}-ghijkl`, '.hxc-output'), 'hxc-plan/v1\n');
   const r = hxc(['simulate', plan, '--json']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(snapshot(plan), new Map([...old, ['sim', 'dir'], ['sim/.hxc-output', snapshot(plan).get('sim/.hxc-output')!], ['sim/trace.json', snapshot(plan).get('sim/trace.json')!]]), 'the previous plan is back, intact');
+  assert.deepEqual(
+    snapshot(plan),
+    new Map([...old, ['sim', 'dir'], ['sim/.hxc-output', snapshot(plan).get('sim/.hxc-output')!], ['sim/trace.json', snapshot(plan).get('sim/trace.json')!]]),
+    'the previous plan is back, intact',
+  );
   assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', plan]).code, 0);
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f !== 'plan'), [], 'no litter after the next write');
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f !== 'plan'),
+    [],
+    'no litter after the next write',
+  );
 });
 
 test('kill -9 at any instant of a plan write leaves a plan that reads, and no litter after the next run', async () => {
@@ -125,20 +142,79 @@ test('a tampered plan is refused before anything runs, naming the file: edits, p
     assert.ok(!fs.existsSync(path.join(plan, 'run')), `${what}: nothing ran`);
     return r.stderr;
   };
-  assert.match(refused('an edit without its hash', (p) => { p.estimate.latency_s = 1; }, false), /HXC2601.*plan\.json does not match plan\.sha256/);
-  assert.match(refused('a program path out of the folder', (p) => {
-    const [file, meta] = Object.entries(p.programs)[0]!;
-    delete p.programs[file];
-    p.programs['../../x.onnx'] = meta;
-    for (const d of p.devices) for (const s of d.steps) if (s.program === file) s.program = '../../x.onnx';
-  }), /HXC2601.*leaves the plan directory/);
-  assert.match(refused('a program whose inputs were renamed', (p) => { const meta = Object.values(p.programs)[0] as { inputs: string[] }; meta.inputs[0] = 'renamed'; }), /HXC2601.*other inputs or outputs/);
-  assert.match(refused('a device renamed in one place', (p) => { p.devices[0].id = 'gpu9'; }), /HXC2601/);
-  assert.match(refused('a node assigned elsewhere', (p) => { const n = Object.keys(p.assignment)[0]!; p.assignment[n] = p.assignment[n] === 'cpu0' ? 'gpu0' : 'cpu0'; }), /HXC2601.*assigned/);
-  assert.match(refused('a schema violation', (p) => { p.devices = { a: 1 }; }), /HXC2601.*hxc-plan\/v1/);
-  assert.match(refused('--check against a file the plan points at', (p) => { p.model.path_from_plan = '../../../../../../etc/passwd'; }, true, ['--check']), /HXC2601.*not the model this plan was made from/);
-  assert.match(refused('an emptied output list', (p) => { p.outputs = []; }, true, ['--check']), /HXC2601.*outputs/);
-  assert.match(refused('an emptied output list, run without the model', (p) => { p.outputs = []; }), /HXC2601.*lists no model outputs/);
+  assert.match(
+    refused(
+      'an edit without its hash',
+      (p) => {
+        p.estimate.latency_s = 1;
+      },
+      false,
+    ),
+    /HXC2601.*plan\.json does not match plan\.sha256/,
+  );
+  assert.match(
+    refused('a program path out of the folder', (p) => {
+      const [file, meta] = Object.entries(p.programs)[0]!;
+      delete p.programs[file];
+      p.programs['../../x.onnx'] = meta;
+      for (const d of p.devices) for (const s of d.steps) if (s.program === file) s.program = '../../x.onnx';
+    }),
+    /HXC2601.*leaves the plan directory/,
+  );
+  assert.match(
+    refused('a program whose inputs were renamed', (p) => {
+      const meta = Object.values(p.programs)[0] as { inputs: string[] };
+      meta.inputs[0] = 'renamed';
+    }),
+    /HXC2601.*other inputs or outputs/,
+  );
+  assert.match(
+    refused('a device renamed in one place', (p) => {
+      p.devices[0].id = 'gpu9';
+    }),
+    /HXC2601/,
+  );
+  assert.match(
+    refused('a node assigned elsewhere', (p) => {
+      const n = Object.keys(p.assignment)[0]!;
+      p.assignment[n] = p.assignment[n] === 'cpu0' ? 'gpu0' : 'cpu0';
+    }),
+    /HXC2601.*assigned/,
+  );
+  assert.match(
+    refused('a schema violation', (p) => {
+      p.devices = { a: 1 };
+    }),
+    /HXC2601.*hxc-plan\/v1/,
+  );
+  assert.match(
+    refused(
+      '--check against a file the plan points at',
+      (p) => {
+        p.model.path_from_plan = '../../../../../../etc/passwd';
+      },
+      true,
+      ['--check'],
+    ),
+    /HXC2601.*not the model this plan was made from/,
+  );
+  assert.match(
+    refused(
+      'an emptied output list',
+      (p) => {
+        p.outputs = [];
+      },
+      true,
+      ['--check'],
+    ),
+    /HXC2601.*outputs/,
+  );
+  assert.match(
+    refused('an emptied output list, run without the model', (p) => {
+      p.outputs = [];
+    }),
+    /HXC2601.*lists no model outputs/,
+  );
   write(JSON.parse(original), true);
   assert.equal(hxc(['run', plan, '--check']).code, 0, 'the untouched plan still runs');
 });
@@ -147,7 +223,19 @@ test('a plan whose transfers disagree with their steps is refused (a recv that w
   const dir = tmpDir();
   const plan = path.join(dir, 'plan');
   // Placed on two devices so there are transfers.
-  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--objective', 'throughput', '--out', plan]).code, 0);
+  assert.equal(
+    hxc([
+      'plan',
+      path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+      '--topology',
+      path.join(EXAMPLES, 'rack-hetero.yaml'),
+      '--objective',
+      'throughput',
+      '--out',
+      plan,
+    ]).code,
+    0,
+  );
   const original = fs.readFileSync(path.join(plan, 'plan.json'), 'utf8');
   const p = JSON.parse(original);
   assert.ok(p.transfers.length > 0, 'the plan moves tensors');
@@ -159,7 +247,12 @@ test('a plan whose transfers disagree with their steps is refused (a recv that w
   assert.ok(sim.traced_requests >= 1 && sim.traced_requests < 65536, `the trace holds the first ${sim.traced_requests} requests`);
   const trace = JSON.parse(fs.readFileSync(path.join(plan, 'sim', 'trace.json'), 'utf8')) as { traceEvents: { args?: { request?: number } }[] };
   assert.ok(trace.traceEvents.every((e) => (e.args?.request ?? 0) < sim.traced_requests));
-  for (const d of p.devices) for (const s of d.steps) if (s.op === 'recv') { s.value = `${s.value}-renamed`; break; }
+  for (const d of p.devices)
+    for (const s of d.steps)
+      if (s.op === 'recv') {
+        s.value = `${s.value}-renamed`;
+        break;
+      }
   const text = JSON.stringify(p, null, 1) + '\n';
   fs.writeFileSync(path.join(plan, 'plan.json'), text);
   fs.writeFileSync(path.join(plan, 'plan.sha256'), planHashText(text));

@@ -59,7 +59,10 @@ test('replanning an unchanged plan moves nothing and keeps its estimate', () => 
   assert.equal(delta.migration_bytes, 0);
   const old = readJson<{ estimate: { latency_s: number } }>(path.join(running, 'plan.json'));
   assert.ok(Math.abs(delta.new.latency_s - old.estimate.latency_s) <= old.estimate.latency_s * 1e-9, `${delta.new.latency_s} vs ${old.estimate.latency_s}`);
-  assert.ok(Math.abs(delta.running_now!.latency_s - old.estimate.latency_s) <= old.estimate.latency_s * 1e-9, 'the running plan judged again gives its own estimate');
+  assert.ok(
+    Math.abs(delta.running_now!.latency_s - old.estimate.latency_s) <= old.estimate.latency_s * 1e-9,
+    'the running plan judged again gives its own estimate',
+  );
   assert.match(r.stdout, /replan of .*: 0 units moved/);
   const diff = hxc(['diff', running, out, '--json']);
   assert.equal(diff.code, 0, diff.stderr);
@@ -75,7 +78,8 @@ test('a rack that lost a device: its units move, the rest only when they pay bac
   for (const d of Object.values(plan.assignment)) if (d.startsWith('gpu')) counts.set(d, (counts.get(d) ?? 0) + 1);
   const gone = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]![0];
   const keep = ['gpu0', 'gpu1', 'gpu2', 'gpu3', 'gpu4', 'gpu5', 'gpu6', 'gpu7'].filter((g) => g !== gone);
-  const rack = fs.readFileSync(RACK, 'utf8')
+  const rack = fs
+    .readFileSync(RACK, 'utf8')
     .replace('id: gpu[0-7]', `id: gpu[${keep.map((g) => g.slice(3)).join(',')}]`)
     .replace(/connects: \[gpu0, gpu1, gpu2, gpu3, gpu4, gpu5, gpu6, gpu7\]/, `connects: [${keep.join(', ')}]`)
     .replace(/connects: \[cpu0, gpu0, gpu1, gpu2, gpu3, gpu4, gpu5, gpu6, gpu7\]/, `connects: [cpu0, ${keep.join(', ')}]`);
@@ -98,7 +102,11 @@ test('a rack that lost a device: its units move, the rest only when they pay bac
     for (const m of delta.moved.filter((x) => x.from !== gone)) assert.match(m.why, /pays back|must be made/, `${m.unit}: ${m.why}`);
     if (limits.length > 0) assert.equal(delta.moves, delta.forced_moves, '--max-moves 0: only what must move');
     assert.ok(delta.migration_bytes >= forced.reduce((s, m) => s + m.bytes, 0) && delta.migration_s > 0);
-    assert.equal(delta.running_now === null || delta.new.latency_s <= delta.running_now.latency_s * (1 + 1e-9), true, 'no slower than the running plan placed around the loss');
+    assert.equal(
+      delta.running_now === null || delta.new.latency_s <= delta.running_now.latency_s * (1 + 1e-9),
+      true,
+      'no slower than the running plan placed around the loss',
+    );
   }
   const run = hxc(['run', path.join(dir, 'failover0'), '--check']);
   assert.equal(run.code, 0, run.stderr);
@@ -109,15 +117,22 @@ test('the adaptive loop on a real MoE model: measured skewed routing, replan mov
   const dir = tmpDir();
   const running = planMixtral(dir);
   // Skewed inputs: two token ids only, so the router sends every token to the same few experts.
-  const plan = readJson<{ inputs: { name: string; dtype: string; shape: (string | number)[] }[]; dims: Record<string, number> }>(path.join(running, 'plan.json'));
+  const plan = readJson<{ inputs: { name: string; dtype: string; shape: (string | number)[] }[]; dims: Record<string, number> }>(
+    path.join(running, 'plan.json'),
+  );
   const dims = plan.dims;
   const inputs: Record<string, { dtype: string; shape: number[]; data: number[] }> = {};
   for (const i of plan.inputs) {
     const shape = i.shape.map((d) => (typeof d === 'number' ? d : d.split('+').reduce((s, t) => s + (dims[t.trim()] ?? 0), 0)));
     const size = shape.reduce((a, b) => a * b, 1);
-    const data = i.name === 'input_ids' ? Array.from({ length: size }, (_, k) => (k % 4 === 3 ? 19 : 7))
-      : i.name === 'attention_mask' ? new Array(size).fill(1)
-        : i.name === 'position_ids' ? Array.from({ length: size }, (_, k) => k % shape[shape.length - 1]!) : new Array(size).fill(0);
+    const data =
+      i.name === 'input_ids'
+        ? Array.from({ length: size }, (_, k) => (k % 4 === 3 ? 19 : 7))
+        : i.name === 'attention_mask'
+          ? new Array(size).fill(1)
+          : i.name === 'position_ids'
+            ? Array.from({ length: size }, (_, k) => k % shape[shape.length - 1]!)
+            : new Array(size).fill(0);
     inputs[i.name] = { dtype: i.dtype, shape, data };
   }
   const inputsFile = path.join(dir, 'skewed.json');

@@ -39,7 +39,10 @@ test('every runnable shared model, planned on every example rack for latency and
         assert.ok(checks.length > 0, `${name} ${rack} ${objective}: outputs compared`);
         for (const c of checks) {
           assert.ok(c.shape_matches, `${name} ${rack} ${objective}: ${c.name} shape`);
-          assert.ok(c.max_abs_error <= 1e-5 * c.reference_scale + 1e-6, `${name} ${rack} ${objective}: ${c.name} error ${c.max_abs_error} (relative ${c.max_rel_error})`);
+          assert.ok(
+            c.max_abs_error <= 1e-5 * c.reference_scale + 1e-6,
+            `${name} ${rack} ${objective}: ${c.name} error ${c.max_abs_error} (relative ${c.max_rel_error})`,
+          );
         }
         assert.equal(report.requests.length, KV.has(name) ? 5 : 1);
         runs++;
@@ -51,10 +54,22 @@ test('every runnable shared model, planned on every example rack for latency and
 
 test('decode steps keep the KV cache on its owner device: no state crosses to the coordinator until the last step', async () => {
   const out = path.join(tmpDir(), 'gpt2');
-  await runPipeline({ model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 2, prompt: 16 } }, null);
+  await runPipeline(
+    {
+      model_path: path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+      topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'),
+      dims: {},
+      flags: { out, phase: 'prefill', batch: 2, prompt: 16 },
+    },
+    null,
+  );
   const report = await runPlan({ plan_dir: out, seed: 3, iterations: 1, check: true, decode_steps: 3, dims: {} });
   // Presents are compared only at the last step: before it they stayed in the workers.
-  for (const r of report.requests.slice(0, -1)) assert.deepEqual(r.checks.map((c) => c.name), ['logits']);
+  for (const r of report.requests.slice(0, -1))
+    assert.deepEqual(
+      r.checks.map((c) => c.name),
+      ['logits'],
+    );
   assert.ok(report.requests.at(-1)!.checks.some((c) => c.name.startsWith('present.')));
   assert.equal(report.requests[1]!.dims.sequence_length, 1);
   assert.equal(report.requests[3]!.dims.past_sequence_length, 16 + 2);
@@ -88,7 +103,10 @@ test('tampered plans and wrong inputs: one clear line, exit 2', async () => {
   fs.writeFileSync(bad, JSON.stringify({ 'onnx::Flatten_0': { dtype: 'int64', shape: [1, 25, 96], data: new Array(25 * 96).fill(0) } }));
   assert.equal(isOneLineError(hxc(['run', out, '--inputs', bad]), 'HXC2602'), null);
   const good = path.join(dir, 'good.json');
-  fs.writeFileSync(good, JSON.stringify({ 'onnx::Flatten_0': { dtype: 'float32', shape: [1, 25, 96], data: Array.from({ length: 2400 }, (_, i) => Math.cos(i)) } }));
+  fs.writeFileSync(
+    good,
+    JSON.stringify({ 'onnx::Flatten_0': { dtype: 'float32', shape: [1, 25, 96], data: Array.from({ length: 2400 }, (_, i) => Math.cos(i)) } }),
+  );
   assert.equal(hxc(['run', out, '--inputs', good, '--check']).code, 0);
   // A changed program, then a missing one.
   const file = path.join(out, program);
@@ -108,7 +126,10 @@ test('lowered programs keep external weights as references instead of copying th
   fs.writeFileSync(path.join(dir, 'm', 'w.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
   fs.writeFileSync(path.join(dir, 'm', 'ext.onnx'), externalAddModel('w.bin'));
   const out = path.join(dir, 'plan');
-  await runPipeline({ model_path: path.join(dir, 'm', 'ext.onnx'), topology_path: path.join(FIXTURES, 'topology', 'cpu-only.yaml'), dims: {}, flags: { out } }, null);
+  await runPipeline(
+    { model_path: path.join(dir, 'm', 'ext.onnx'), topology_path: path.join(FIXTURES, 'topology', 'cpu-only.yaml'), dims: {}, flags: { out } },
+    null,
+  );
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
   const program = fs.readFileSync(path.join(out, Object.keys(plan.programs)[0]!));
   assert.ok(program.includes(Buffer.from('w.bin')), 'the program names the external file');
@@ -127,7 +148,9 @@ test('hxc run telemetry calibrates the next plan (the feedback loop)', async () 
   const out = path.join(dir, 'p');
   await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: { out } }, null);
   const report = await runPlan({ plan_dir: out, seed: 0, iterations: 3, check: false, decode_steps: 0, dims: {} });
-  const again = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: { calibrate: report.telemetry } }, ['profile']);
+  const again = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: { calibrate: report.telemetry } }, [
+    'profile',
+  ]);
   const calibration = again.ctx.get(profilePass).calibration;
   assert.ok(calibration, 'the profile pass calibrated');
   assert.equal(calibration.source, 'hxc-telemetry');
@@ -140,12 +163,15 @@ test('an If whose branches read outer-scope values across a device boundary runs
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'if.onnx'), ifModel());
   const out = path.join(dir, 'plan');
-  await runPipeline({ model_path: path.join(dir, 'if.onnx'), topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { out, 'max-stages': 1 } }, null);
+  await runPipeline(
+    { model_path: path.join(dir, 'if.onnx'), topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { out, 'max-stages': 1 } },
+    null,
+  );
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
   assert.equal(plan.assignment.choose, 'cpu0', 'the tiny GPU cannot run If');
   assert.equal(plan.assignment.mm, 'gpu0');
   const ifProgram = Object.entries(plan.programs as Record<string, { inputs: string[] }>).find(([f]) => f.startsWith('programs/cpu0/'))!;
-  assert.ok(ifProgram[1].inputs.includes('h'), 'the outer-scope value the branches read is an input of the If\'s program');
+  assert.ok(ifProgram[1].inputs.includes('h'), "the outer-scope value the branches read is an input of the If's program");
   for (const seed of [0, 1]) {
     const report = await runPlan({ plan_dir: out, seed, iterations: 1, check: true, decode_steps: 0, dims: {} });
     assert.ok(report.check!.passed, JSON.stringify(report.check));
@@ -156,7 +182,10 @@ test('hxc run measures expert routing on a routed MoE model and the next plan ta
   const dir = tmpDir();
   const out = path.join(dir, 'p');
   const model = modelPath('mixtral_tiny_moe_kv');
-  await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 2, prompt: 16 } }, null);
+  await runPipeline(
+    { model_path: model, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 2, prompt: 16 } },
+    null,
+  );
   const report = await runPlan({ plan_dir: out, seed: 5, iterations: 1, check: true, decode_steps: 2, dims: {} });
   assert.ok(report.check!.passed);
   assert.ok(report.routing, 'a routing file was written');
@@ -166,18 +195,40 @@ test('hxc run measures expert routing on a routed MoE model and the next plan ta
   // Every token of every request picks top-2 of 4 experts: (2×16 prefill + 2×1 + 2×1 decode) × 2.
   for (const l of routing.layers) {
     assert.equal(l.tokens.length, 4);
-    assert.equal(l.tokens.reduce((a: number, b: number) => a + b, 0), (32 + 2 + 2) * 2);
+    assert.equal(
+      l.tokens.reduce((a: number, b: number) => a + b, 0),
+      (32 + 2 + 2) * 2,
+    );
   }
   const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
   assert.equal(telemetry.expert_tokens.length, 2 * 4 * 3, 'per layer, expert and request');
-  const r = hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--phase', 'prefill', '--routing', report.routing!, '--out', path.join(dir, 'p2')]);
+  const r = hxc([
+    'plan',
+    model,
+    '--topology',
+    path.join(EXAMPLES, 'rack-hetero.yaml'),
+    '--phase',
+    'prefill',
+    '--routing',
+    report.routing!,
+    '--out',
+    path.join(dir, 'p2'),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /routing from expert_routing\.json/);
 });
 
 test('MoE experts are units of their own: a prefill spreads them over devices and still matches the unsplit model', async () => {
   const out = path.join(tmpDir(), 'moe');
-  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 8, prompt: 128 } }, null);
+  await runPipeline(
+    {
+      model_path: modelPath('mixtral_tiny_moe_kv'),
+      topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      dims: {},
+      flags: { out, phase: 'prefill', batch: 8, prompt: 128 },
+    },
+    null,
+  );
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
   const expertUnits = plan.explain.filter((e: { unit: string }) => /moe\d+\.expert\d+/.test(e.unit));
   assert.ok(expertUnits.length >= 8, 'every expert of both layers is a unit');
@@ -191,9 +242,15 @@ test('decode-phase plans run their decode steps on every KV model, the cache mov
   const dir = tmpDir();
   for (const name of ['gpt2_tiny_kv', 'mixtral_tiny_moe_kv', 'dense_moe_small_kv']) {
     const out = path.join(dir, name);
-    await runPipeline({ model_path: modelPath(name), topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'decode', batch: 4 } }, null);
+    await runPipeline(
+      { model_path: modelPath(name), topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims: {}, flags: { out, phase: 'decode', batch: 4 } },
+      null,
+    );
     const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
-    assert.ok(plan.max_positions === null || plan.dims.past_sequence_length + 1 + 4 <= plan.max_positions, `${name}: the default context leaves room for decode steps`);
+    assert.ok(
+      plan.max_positions === null || plan.dims.past_sequence_length + 1 + 4 <= plan.max_positions,
+      `${name}: the default context leaves room for decode steps`,
+    );
     const report = await runPlan({ plan_dir: out, seed: 9, iterations: 1, check: true, decode_steps: 4, dims: {} });
     assert.ok(report.check!.passed, `${name}: ${JSON.stringify(report.check!.worst)}`);
   }
@@ -203,48 +260,96 @@ test('decode-phase plans run their decode steps on every KV model, the cache mov
   assert.match(tooFar.stderr, /the model has 256/);
 });
 
-test('expert replicas: hot experts get executable copies, rows split by the copies\' live queue depth, outputs unchanged', async () => {
+test("expert replicas: hot experts get executable copies, rows split by the copies' live queue depth, outputs unchanged", async () => {
   const out = path.join(tmpDir(), 'rep');
   const routing = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json');
-  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing, 'expert-replicas': 3 } }, null);
+  await runPipeline(
+    {
+      model_path: modelPath('mixtral_tiny_moe_kv'),
+      topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      dims: {},
+      flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing, 'expert-replicas': 3 },
+    },
+    null,
+  );
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
   const reps = plan.expert_replicas as { key: string; devices: string[]; parts: string[] }[];
-  assert.equal(reps.reduce((s, r) => s + r.devices.length - 1, 0), 3, 'three extra copies handed out');
+  assert.equal(
+    reps.reduce((s, r) => s + r.devices.length - 1, 0),
+    3,
+    'three extra copies handed out',
+  );
   // EPLB's rule gives copies to the most loaded experts of the skewed trace.
   const trace = JSON.parse(fs.readFileSync(routing, 'utf8'));
   const hottest = (layer: number): number => trace.layers[layer].tokens.indexOf(Math.max(...trace.layers[layer].tokens));
-  assert.ok(reps.some((r) => r.key === `moe0.expert${hottest(0)}` || r.key === `moe1.expert${hottest(1)}`), reps.map((r) => r.key).join(', '));
+  assert.ok(
+    reps.some((r) => r.key === `moe0.expert${hottest(0)}` || r.key === `moe1.expert${hottest(1)}`),
+    reps.map((r) => r.key).join(', '),
+  );
   const report = await runPlan({ plan_dir: out, seed: 3, iterations: 3, check: true, decode_steps: 0, dims: {} });
   assert.ok(report.check!.passed, JSON.stringify(report.check!.worst));
   const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
   const tokens = telemetry.replica_tokens as { key: string; replica: number; request: number; tokens: number }[];
   const first = reps[0]!;
-  const perRequest = (r: number): number[] => first.parts.map((_, j) => tokens.find((t) => t.key === first.key && t.request === r && t.replica === j)?.tokens ?? -1);
+  const perRequest = (r: number): number[] =>
+    first.parts.map((_, j) => tokens.find((t) => t.key === first.key && t.request === r && t.replica === j)?.tokens ?? -1);
   const r0 = perRequest(0);
-  assert.ok(r0.every((t) => t >= 0), 'every copy reports its tokens');
+  assert.ok(
+    r0.every((t) => t >= 0),
+    'every copy reports its tokens',
+  );
   // The split follows the live queue depths: a copy with a shorter queue never gets fewer rows (±1 rounding).
   const dispatch = telemetry.replica_dispatch as { key: string; request: number; queue_depths: number[] }[];
   assert.ok(dispatch.length >= 3 * reps.length, 'one split per replicated expert per request');
   for (const d of dispatch) {
     const rep = reps.find((x) => x.key === d.key)!;
     const rows = rep.parts.map((_, j) => tokens.find((t) => t.key === d.key && t.request === d.request && t.replica === j)!.tokens);
-    for (let a = 0; a < rows.length; a++) for (let b = 0; b < rows.length; b++) {
-      if (d.queue_depths[a]! < d.queue_depths[b]!) assert.ok(rows[a]! + 1 >= rows[b]!, `${d.key} request ${d.request}: depths ${d.queue_depths} rows ${rows}`);
-    }
+    for (let a = 0; a < rows.length; a++)
+      for (let b = 0; b < rows.length; b++) {
+        if (d.queue_depths[a]! < d.queue_depths[b]!)
+          assert.ok(rows[a]! + 1 >= rows[b]!, `${d.key} request ${d.request}: depths ${d.queue_depths} rows ${rows}`);
+      }
   }
   // Each request routes differently (fresh inputs): the copies share exactly that request's rows of the expert.
   const [layer, expert] = /moe(\d+)\.expert(\d+)/.exec(first.key)!.slice(1).map(Number) as [number, number];
   for (const r of [0, 1, 2]) {
-    const routed = (telemetry.expert_tokens as { layer: number; expert: number; request: number; tokens: number }[]).find((t) => t.layer === layer && t.expert === expert && t.request === r)!.tokens;
-    assert.equal(perRequest(r).reduce((a, b) => a + b, 0), routed, `request ${r}`);
+    const routed = (telemetry.expert_tokens as { layer: number; expert: number; request: number; tokens: number }[]).find(
+      (t) => t.layer === layer && t.expert === expert && t.request === r,
+    )!.tokens;
+    assert.equal(
+      perRequest(r).reduce((a, b) => a + b, 0),
+      routed,
+      `request ${r}`,
+    );
   }
 });
 
 test('with --pin-experts, experts and their copies stay on the devices the moe pass chose', async () => {
   const out = path.join(tmpDir(), 'pinned');
-  await runPipeline({ model_path: modelPath('mixtral_tiny_moe_kv'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out, phase: 'prefill', batch: 4, prompt: 64, routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json'), 'expert-replicas': 2, 'pin-experts': true } }, null);
+  await runPipeline(
+    {
+      model_path: modelPath('mixtral_tiny_moe_kv'),
+      topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      dims: {},
+      flags: {
+        out,
+        phase: 'prefill',
+        batch: 4,
+        prompt: 64,
+        routing: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json'),
+        'expert-replicas': 2,
+        'pin-experts': true,
+      },
+    },
+    null,
+  );
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
-  const chosen = new Map<string, string[]>((plan.experts as { layer: number; expert: number; replicas: { device: string }[] }[]).map((e) => [`moe${e.layer}.expert${e.expert}`, e.replicas.map((r) => r.device)]));
+  const chosen = new Map<string, string[]>(
+    (plan.experts as { layer: number; expert: number; replicas: { device: string }[] }[]).map((e) => [
+      `moe${e.layer}.expert${e.expert}`,
+      e.replicas.map((r) => r.device),
+    ]),
+  );
   let checked = 0;
   for (const e of plan.explain as { unit: string; device: string }[]) {
     const m = /(moe\d+\.expert\d+)/.exec(e.unit);

@@ -12,7 +12,24 @@ import { rackYaml } from '../src/bench/rack.js';
 import { hxc, SHARED_MODELS, tmpDir } from './helpers.js';
 
 const MIXTRAL_TINY = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
-const SMALL = { ...DEEPSEEK_V3, layers: 4, denseLayers: 1, experts: 16, topK: 4, hidden: 256, heads: 4, qLora: 64, kvLora: 32, qkNope: 32, qkRope: 16, vHead: 32, moeFfn: 128, denseFfn: 512, vocab: 1024, maxPositions: 4096 };
+const SMALL = {
+  ...DEEPSEEK_V3,
+  layers: 4,
+  denseLayers: 1,
+  experts: 16,
+  topK: 4,
+  hidden: 256,
+  heads: 4,
+  qLora: 64,
+  kvLora: 32,
+  qkNope: 32,
+  qkRope: 16,
+  vHead: 32,
+  moeFfn: 128,
+  denseFfn: 512,
+  vocab: 1024,
+  maxPositions: 4096,
+};
 
 interface PlanJson {
   devices: { id: string; steps: unknown[] }[];
@@ -41,10 +58,13 @@ test('the DeepSeek-V3-shaped generator at a small size: deterministic bytes, eve
   for (const e of plan.experts) (layers.get(e.layer) ?? layers.set(e.layer, new Set()).get(e.layer)!).add(e.expert);
   assert.equal(layers.size, SMALL.layers - SMALL.denseLayers, 'one MoE layer per routed layer');
   for (const experts of layers.values()) assert.equal(experts.size, SMALL.experts, 'every routed expert placed');
-  assert.ok(plan.experts.every((e) => e.replicas.length >= 1 && e.replicas.every((r) => r.device)), 'every expert on a device');
+  assert.ok(
+    plan.experts.every((e) => e.replicas.length >= 1 && e.replicas.every((r) => r.device)),
+    'every expert on a device',
+  );
 });
 
-test('--expert-units groups a layer\'s experts that the moe pass put together: every expert still placed, a group on one device, fewer units', () => {
+test("--expert-units groups a layer's experts that the moe pass put together: every expert still placed, a group on one device, fewer units", () => {
   const dir = tmpDir();
   const model = path.join(dir, 'ds-small.onnx');
   fs.writeFileSync(model, deepseekOnnx(SMALL));
@@ -52,21 +72,41 @@ test('--expert-units groups a layer\'s experts that the moe pass put together: e
   fs.writeFileSync(rack, rackYaml(1));
   const plans = [null, '12'].map((units) => {
     const out = path.join(dir, `plan${units ?? ''}`);
-    const r = hxc(['plan', model, '--topology', rack, '--out', out, '--phase', 'prefill', '--prompt', '16', '--max-stages', '6', ...(units ? ['--expert-units', units] : [])]);
+    const r = hxc([
+      'plan',
+      model,
+      '--topology',
+      rack,
+      '--out',
+      out,
+      '--phase',
+      'prefill',
+      '--prompt',
+      '16',
+      '--max-stages',
+      '6',
+      ...(units ? ['--expert-units', units] : []),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanJson & { explain: { unit: string; device: string }[] };
   });
   const [each, grouped] = plans as [PlanJson & { explain: { unit: string; device: string }[] }, PlanJson & { explain: { unit: string; device: string }[] }];
   // 48 routed experts over a budget of 12: runs of up to 4 experts of one stage on the same devices.
   const groups = grouped.explain.filter((e) => /\/moe\d+\.experts[\d+-]+$/.test(e.unit));
-  assert.ok(groups.some((g) => /[+-]/.test(g.unit.split('.experts')[1]!)), `some unit computes several experts (${groups.map((g) => g.unit).join(' ')})`);
+  assert.ok(
+    groups.some((g) => /[+-]/.test(g.unit.split('.experts')[1]!)),
+    `some unit computes several experts (${groups.map((g) => g.unit).join(' ')})`,
+  );
   assert.ok(!grouped.explain.some((e) => /\.expert\d+$/.test(e.unit)), 'no expert left on its own');
   assert.ok(grouped.explain.length < each.explain.length, `fewer units (${grouped.explain.length} < ${each.explain.length})`);
   assert.equal(grouped.experts.length, each.experts.length, 'every expert still in plan.json experts');
   const deviceOf = new Map(grouped.experts.map((e) => [`moe${e.layer}.expert${e.expert}`, e.replicas.map((r) => r.device).join(',')]));
   for (const g of groups) {
     const m = /moe(\d+)\.experts([\d+-]+)$/.exec(g.unit)!;
-    const ids = m[2]!.split('+').flatMap((r) => { const [a, b] = r.split('-').map(Number); return Array.from({ length: (b ?? a!) - a! + 1 }, (_, k) => a! + k); });
+    const ids = m[2]!.split('+').flatMap((r) => {
+      const [a, b] = r.split('-').map(Number);
+      return Array.from({ length: (b ?? a!) - a! + 1 }, (_, k) => a! + k);
+    });
     assert.ok(ids.length >= 1 && ids.length <= 4, `${g.unit}: at most ceil(48 / 12) experts`);
     for (const e of ids) assert.equal(deviceOf.get(`moe${m[1]}.expert${e}`), g.device, `${g.unit}: expert ${e} where its group is`);
   }
@@ -87,7 +127,11 @@ test('hxc topology on 40 generated hosts (400 devices): classes by default, ever
   const json = hxc(['topology', rack, '--json']);
   assert.equal(json.code, 0, json.stderr);
   const t = JSON.parse(json.stdout) as { device_classes: { devices: string[] }[]; link_classes: unknown[]; route_classes: unknown[]; routes?: unknown[] };
-  assert.equal(t.device_classes.reduce((s, c) => s + c.devices.length, 0), 400, 'the classes cover every device');
+  assert.equal(
+    t.device_classes.reduce((s, c) => s + c.devices.length, 0),
+    400,
+    'the classes cover every device',
+  );
   assert.ok(t.link_classes.length >= 3 && t.route_classes.length >= 3);
   assert.equal(t.routes, undefined, 'no pair list for a large rack unless asked');
   const m = JSON.parse(hxc(['topology', rack, '--json', '--matrix']).stdout) as { routes: unknown[] };
@@ -115,7 +159,7 @@ test('a plan on 64 generated hosts stays on the hosts it needs and says so', () 
   for (const d of used) assert.ok(hostOf(d) < c.hosts, `${d} is outside the ${c.hosts} considered hosts`);
 });
 
-test('when HEFT\'s placement does not fit, it is repaired, the shipped plan fits, and the output says which did not', () => {
+test("when HEFT's placement does not fit, it is repaired, the shipped plan fits, and the output says which did not", () => {
   const dir = tmpDir();
   const model = path.join(dir, 'ds-small.onnx');
   // Bigger experts, so that memory binds on small devices.
@@ -123,12 +167,30 @@ test('when HEFT\'s placement does not fit, it is repaired, the shipped plan fits
   const rack = path.join(dir, 'rack.yaml');
   // Four small GPUs and a CPU: at a 1,024-token prompt HEFT puts more on a GPU than it holds (at 512
   // and 2,048 tokens too: the case does not hang on one cost figure).
-  fs.writeFileSync(rack, [
-    'format: hxc-topology/v1', 'name: small-gpus',
-    'devices:', '  - id: cpu0', '    kind: cpu', '    model: xeon-8480', '    memory: {capacity: 1GiB}',
-    '  - id: gpu[0-3]', '    kind: gpu', '    model: h100-sxm', '    memory: {capacity: 96MiB}',
-    'links:', '  - name: pcie', '    kind: pcie', '    connects: [cpu0, gpu0, gpu1, gpu2, gpu3]', '    bandwidth: 64GB/s', '    latency: 2us', '    shared: true', '',
-  ].join('\n'));
+  fs.writeFileSync(
+    rack,
+    [
+      'format: hxc-topology/v1',
+      'name: small-gpus',
+      'devices:',
+      '  - id: cpu0',
+      '    kind: cpu',
+      '    model: xeon-8480',
+      '    memory: {capacity: 1GiB}',
+      '  - id: gpu[0-3]',
+      '    kind: gpu',
+      '    model: h100-sxm',
+      '    memory: {capacity: 96MiB}',
+      'links:',
+      '  - name: pcie',
+      '    kind: pcie',
+      '    connects: [cpu0, gpu0, gpu1, gpu2, gpu3]',
+      '    bandwidth: 64GB/s',
+      '    latency: 2us',
+      '    shared: true',
+      '',
+    ].join('\n'),
+  );
   const out = path.join(dir, 'plan');
   const r = hxc(['plan', model, '--topology', rack, '--out', out, '--phase', 'prefill', '--prompt', '1024']);
   assert.equal(r.code, 0, r.stderr);
@@ -137,7 +199,7 @@ test('when HEFT\'s placement does not fit, it is repaired, the shipped plan fits
   const gpus = Object.keys(mem).filter((d) => d.startsWith('gpu') && mem[d]!.memory_bytes > 0);
   assert.ok(gpus.length >= 2, `the weights need more than one GPU: ${gpus.join(', ')}`);
   for (const [d, m] of Object.entries(mem)) assert.ok(m.memory_bytes <= m.capacity_bytes, `${d}: ${m.memory_bytes} > ${m.capacity_bytes}`);
-  assert.match(r.stdout, /HEFT [\d.]+ ms \(does not fit in memory\)/, 'the output says HEFT\'s placement did not fit');
+  assert.match(r.stdout, /HEFT [\d.]+ ms \(does not fit in memory\)/, "the output says HEFT's placement did not fit");
   const candidates = plan.estimate.candidates;
   assert.equal(candidates.find((c) => c.name === 'heft')?.fits, false);
   assert.equal(candidates.find((c) => c.name === 'heft+repair')?.fits, true, 'HEFT repaired to fit');

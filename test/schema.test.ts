@@ -41,7 +41,15 @@ test('the topology, routing and telemetry schemas accept what hxc reads and writ
   const { runPipeline } = await import('../src/cli/run-passes.js');
   const { runPlan } = await import('../src/runtime/run.js');
   const out = path.join(tmpDir(), 'p');
-  await runPipeline({ model_path: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx'), topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { out, phase: 'prefill', prompt: 8 } }, null);
+  await runPipeline(
+    {
+      model_path: path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx'),
+      topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'),
+      dims: {},
+      flags: { out, phase: 'prefill', prompt: 8 },
+    },
+    null,
+  );
   const report = await runPlan({ plan_dir: out, seed: 0, iterations: 2, check: false, decode_steps: 0, dims: {} });
   const telemetry = load('hxc-telemetry.v1.schema.json');
   assert.ok(telemetry(JSON.parse(fs.readFileSync(report.telemetry, 'utf8'))), JSON.stringify(telemetry.errors));
@@ -50,14 +58,20 @@ test('the topology, routing and telemetry schemas accept what hxc reads and writ
 
 test('the hxc-assignment schema accepts what --assign reads — a plan.json assignment among them — and rejects what it refuses', async () => {
   const { EXAMPLES, tmpDir, hxc } = await import('./helpers.js');
-  const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-assignment.v1.schema.json'), 'utf8')));
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(
+    JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-assignment.v1.schema.json'), 'utf8')),
+  );
   const dir = tmpDir();
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
   assert.equal(hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', path.join(dir, 'a')]).code, 0);
   const doc = { format: 'hxc-assignment/v1', assignment: JSON.parse(fs.readFileSync(path.join(dir, 'a', 'plan.json'), 'utf8')).assignment };
   assert.ok(validate(doc), JSON.stringify(validate.errors));
   fs.writeFileSync(path.join(dir, 'assign.json'), JSON.stringify(doc));
-  assert.equal(hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--assign', path.join(dir, 'assign.json'), '--out', path.join(dir, 'b')]).code, 0, 'hxc reads it back');
+  assert.equal(
+    hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--assign', path.join(dir, 'assign.json'), '--out', path.join(dir, 'b')]).code,
+    0,
+    'hxc reads it back',
+  );
   assert.ok(!validate({ format: 'hxc-assignment/v1', assignment: { n: 7 } }));
   assert.ok(!validate({ format: 'hxc-assignment/v2', assignment: {} }));
   assert.ok(!validate({ format: 'hxc-assignment/v1' }));

@@ -39,7 +39,7 @@ async function runShapes(modelPath: string, dims: Record<string, number> = {}): 
 
 function readDims(modelPath: string): Record<string, number> {
   const file = modelPath.replace(/\.onnx$/, '.dims.json');
-  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, number> : {};
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, number>) : {};
 }
 
 /** Seeded PRNG (mulberry32) so that feeds, and so data-dependent sizes, are reproducible. */
@@ -78,7 +78,11 @@ function feedsFor(graph: Graph, result: ShapesResult, dims: Record<string, numbe
       });
       feeds[input.name] = new ort.Tensor('int64', data, shape);
     } else if (t.dtype === 'float32') {
-      feeds[input.name] = new ort.Tensor('float32', Float32Array.from({ length: count }, () => rand() * 2 - 1), shape);
+      feeds[input.name] = new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: count }, () => rand() * 2 - 1),
+        shape,
+      );
     } else if (t.dtype === 'int32') {
       feeds[input.name] = new ort.Tensor('int32', new Int32Array(count), shape);
     } else {
@@ -134,7 +138,9 @@ function compareWithOrt(nodes: Node[], result: ShapesResult, real: ort.Inference
         });
       }
       if (!ok) {
-        report.mismatches.push(`%${name} (${node.op} "${node.name}"): inferred ${ours?.dtype}[${shape?.join(', ') ?? '?'}], onnxruntime ${tensor.type}[${tensor.dims.join(', ')}]`);
+        report.mismatches.push(
+          `%${name} (${node.op} "${node.name}"): inferred ${ours?.dtype}[${shape?.join(', ') ?? '?'}], onnxruntime ${tensor.type}[${tensor.dims.join(', ')}]`,
+        );
       }
     }
   }
@@ -167,7 +173,10 @@ for (const name of RUNNABLE) {
     const report = compareWithOrt(ctx.model.graph.nodes, result, real, dims);
     t.diagnostic(`${name}: ${report.checked} values checked against onnxruntime`);
     assert.deepEqual(report.mismatches, []);
-    assert.equal(report.checked, ctx.model.graph.nodes.reduce((n, node) => n + node.outputs.filter((o) => o).length, 0));
+    assert.equal(
+      report.checked,
+      ctx.model.graph.nodes.reduce((n, node) => n + node.outputs.filter((o) => o).length, 0),
+    );
   });
 }
 
@@ -201,14 +210,19 @@ test('with no dims bound, gpt2 keeps its symbols through the KV cache and the lo
 
 test('with no dims bound, the MoE decoders keep symbolic KV caches; only NonZero counts are fresh', async () => {
   const cases: [string, number, number][] = [
-    ['mixtral_tiny_moe_kv', 2, 2048], ['dense_moe_small_kv', 1, 1024], ['mixtral_8x7b_shaped.graph_only', 8, 32000],
+    ['mixtral_tiny_moe_kv', 2, 2048],
+    ['dense_moe_small_kv', 1, 1024],
+    ['mixtral_8x7b_shaped.graph_only', 8, 32000],
   ];
   for (const [name, kvHeads, vocab] of cases) {
     const { ctx, result } = await runShapes(path.join(SHARED_MODELS, `${name}.onnx`));
-    const headDim = (valueType(ctx, 'past_key_values.0.key')!.shape!)[3]!;
+    const headDim = valueType(ctx, 'past_key_values.0.key')!.shape![3]!;
     assert.deepEqual(valueType(ctx, 'present.0.key')!.shape, ['batch_size', kvHeads, 'past_sequence_length + sequence_length', headDim], name);
     assert.deepEqual(valueType(ctx, 'logits')!.shape, ['batch_size', 'sequence_length', vocab], name);
-    assert.ok(result.fresh_symbols.every((s) => s.startsWith('nz_')), `${name}: ${result.fresh_symbols.join(', ')}`);
+    assert.ok(
+      result.fresh_symbols.every((s) => s.startsWith('nz_')),
+      `${name}: ${result.fresh_symbols.join(', ')}`,
+    );
     assert.equal(result.fresh_symbols.length, ctx.model.graph.nodes.filter((n) => n.op === 'NonZero').length, name);
     assert.deepEqual(result.unknown_values, [], name);
     assert.deepEqual(result.notes, [], name);
@@ -229,7 +243,13 @@ test('the Paddle OCR model keeps its dynamic height and width as exact floor exp
 test('symbolic rules: Reshape -1, Slice from -seq, Range, Conv, NonZero, Expand via Where(Equal(shape, -1))', () => {
   const graph: Graph = { name: 'sym', nodes: [], inputs: [], outputs: [], initializers: new Map(), declared: new Map(), declared_bytes: new Map() };
   const i64 = (name: string, values: number[]): void => {
-    graph.initializers.set(name, { name, dtype: 'int64', dims: [values.length], byte_size: 8 * values.length, location: { kind: 'inline', data: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) } });
+    graph.initializers.set(name, {
+      name,
+      dtype: 'int64',
+      dims: [values.length],
+      byte_size: 8 * values.length,
+      location: { kind: 'inline', data: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) },
+    });
   };
   graph.inputs.push({ name: 'x', type: { dtype: 'float32', shape: ['b', 'seq', 64] } });
   graph.inputs.push({ name: 'img', type: { dtype: 'float32', shape: ['n', 3, 'h', 'w'] } });
@@ -283,7 +303,10 @@ test('graph-only Mixtral-8x7B: every value typed from its dims.json, only NonZer
   assert.deepEqual(result.unknown_ops, []);
   assert.deepEqual(result.unknown_values, []);
   assert.deepEqual(result.rule_errors, []);
-  assert.equal(result.types.size, ctx.model.graph.inputs.length + ctx.model.graph.initializers.size + ctx.model.graph.nodes.reduce((n, x) => n + x.outputs.length, 0));
+  assert.equal(
+    result.types.size,
+    ctx.model.graph.inputs.length + ctx.model.graph.initializers.size + ctx.model.graph.nodes.reduce((n, x) => n + x.outputs.length, 0),
+  );
   const nonZero = ctx.model.graph.nodes.filter((n) => n.op === 'NonZero');
   assert.equal(nonZero.length, 256);
   assert.equal(result.fresh_symbols.length, 256);
@@ -307,7 +330,11 @@ test('an unknown custom op falls back to value_info or an unknown shape, with on
   const dir = tmpDir();
   const file = path.join(dir, 'custom.onnx');
   const model = onnx.ModelProto.create({
-    irVersion: 8, opsetImport: [{ domain: '', version: 17 }, { domain: 'custom', version: 1 }],
+    irVersion: 8,
+    opsetImport: [
+      { domain: '', version: 17 },
+      { domain: 'custom', version: 1 },
+    ],
     graph: {
       name: 'custom',
       node: [
@@ -346,39 +373,93 @@ test('an unknown custom op falls back to value_info or an unknown shape, with on
 
 test('property: random graphs of every known op with random attributes never crash and never trip a rule (an invalid node is one HXC2107)', () => {
   const ops = [...new Set([ELEMENTWISE_RULES, TENSOR_RULES, DATA_RULES, NN_RULES, MS_RULES].flatMap((table) => Object.keys(table)))];
-  const names = ['axis', 'perm', 'axes', 'kernel_shape', 'strides', 'pads', 'equation', 'num_heads', 'kv_num_heads', 'split', 'to', 'blocksize',
-    'hidden_size', 'group', 'output_shape', 'batch_dims', 'start', 'end', 'k', 'num_outputs', 'keepdims', 'transA', 'transB', 'qkv_hidden_sizes',
-    'dtype', 'shape', 'direction', 'ceil_mode', 'auto_pad', 'output_padding', 'allowzero', 'scales', 'N', 'noop_with_empty_axes'];
-  const attrArb = fc.dictionary(fc.constantFrom(...names),
-    fc.oneof(fc.integer({ min: -4, max: 4 }).map((value) => ({ type: 'int' as const, value })),
+  const names = [
+    'axis',
+    'perm',
+    'axes',
+    'kernel_shape',
+    'strides',
+    'pads',
+    'equation',
+    'num_heads',
+    'kv_num_heads',
+    'split',
+    'to',
+    'blocksize',
+    'hidden_size',
+    'group',
+    'output_shape',
+    'batch_dims',
+    'start',
+    'end',
+    'k',
+    'num_outputs',
+    'keepdims',
+    'transA',
+    'transB',
+    'qkv_hidden_sizes',
+    'dtype',
+    'shape',
+    'direction',
+    'ceil_mode',
+    'auto_pad',
+    'output_padding',
+    'allowzero',
+    'scales',
+    'N',
+    'noop_with_empty_axes',
+  ];
+  const attrArb = fc.dictionary(
+    fc.constantFrom(...names),
+    fc.oneof(
+      fc.integer({ min: -4, max: 4 }).map((value) => ({ type: 'int' as const, value })),
       fc.array(fc.integer({ min: -3, max: 5 }), { maxLength: 5 }).map((value) => ({ type: 'ints' as const, value })),
-      fc.constantFrom('ab,bc->ac', '...i->i', 'ij,jk', 'x', '', 'SAME_UPPER', 'bidirectional').map((value) => ({ type: 'string' as const, value }))));
-  const nodeArb = fc.record({ op: fc.constantFrom(...ops), ms: fc.boolean(), inputs: fc.array(fc.nat(), { maxLength: 5 }), attrs: attrArb, outs: fc.integer({ min: 1, max: 3 }) });
+      fc.constantFrom('ab,bc->ac', '...i->i', 'ij,jk', 'x', '', 'SAME_UPPER', 'bidirectional').map((value) => ({ type: 'string' as const, value })),
+    ),
+  );
+  const nodeArb = fc.record({
+    op: fc.constantFrom(...ops),
+    ms: fc.boolean(),
+    inputs: fc.array(fc.nat(), { maxLength: 5 }),
+    attrs: attrArb,
+    outs: fc.integer({ min: 1, max: 3 }),
+  });
   const shapeArb = fc.array(fc.oneof(fc.integer({ min: 0, max: 6 }), fc.constantFrom('a', 'b', 'a + b', '?')), { maxLength: 4 });
-  fc.assert(fc.property(fc.array(nodeArb, { maxLength: 12 }), fc.array(shapeArb, { minLength: 1, maxLength: 3 }), (specs, inputShapes) => {
-    const graph: Graph = { name: 'fuzz', nodes: [], inputs: [], outputs: [], initializers: new Map(), declared: new Map(), declared_bytes: new Map() };
-    const values: string[] = [];
-    inputShapes.forEach((shape, i) => {
-      graph.inputs.push({ name: `in${i}`, type: { dtype: i === 1 ? 'int64' : 'float32', shape } });
-      values.push(`in${i}`);
-    });
-    specs.forEach((s, k) => {
-      const outputs = Array.from({ length: s.outs }, (_, j) => `n${k}_${j}`);
-      graph.nodes.push({ name: `n${k}`, op: s.op, domain: s.ms ? 'com.microsoft' : '', inputs: s.inputs.map((i) => values[i % values.length]!), outputs, attrs: s.attrs, outer_refs: [] });
-      values.push(...outputs);
-    });
-    const { order } = verifyGraph(graph, 'fuzz');
-    let result: ReturnType<typeof inferShapes>;
-    try {
-      result = inferShapes(graph, order, { opsets: { '': 18 }, dims: { a: 3 } });
-    } catch (err) {
-      // A node that breaks the spec with known numbers is refused with one diagnostic, naming it.
-      assert.ok(err instanceof HxcError && err.code === 'HXC2107' && /^node "n\d+"$/.test(err.where ?? ''), String(err));
-      return;
-    }
-    for (const v of values) assert.ok(result.types.has(v), v);
-    assert.deepEqual(result.rule_errors, []);
-  }), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.array(nodeArb, { maxLength: 12 }), fc.array(shapeArb, { minLength: 1, maxLength: 3 }), (specs, inputShapes) => {
+      const graph: Graph = { name: 'fuzz', nodes: [], inputs: [], outputs: [], initializers: new Map(), declared: new Map(), declared_bytes: new Map() };
+      const values: string[] = [];
+      inputShapes.forEach((shape, i) => {
+        graph.inputs.push({ name: `in${i}`, type: { dtype: i === 1 ? 'int64' : 'float32', shape } });
+        values.push(`in${i}`);
+      });
+      specs.forEach((s, k) => {
+        const outputs = Array.from({ length: s.outs }, (_, j) => `n${k}_${j}`);
+        graph.nodes.push({
+          name: `n${k}`,
+          op: s.op,
+          domain: s.ms ? 'com.microsoft' : '',
+          inputs: s.inputs.map((i) => values[i % values.length]!),
+          outputs,
+          attrs: s.attrs,
+          outer_refs: [],
+        });
+        values.push(...outputs);
+      });
+      const { order } = verifyGraph(graph, 'fuzz');
+      let result: ReturnType<typeof inferShapes>;
+      try {
+        result = inferShapes(graph, order, { opsets: { '': 18 }, dims: { a: 3 } });
+      } catch (err) {
+        // A node that breaks the spec with known numbers is refused with one diagnostic, naming it.
+        assert.ok(err instanceof HxcError && err.code === 'HXC2107' && /^node "n\d+"$/.test(err.where ?? ''), String(err));
+        return;
+      }
+      for (const v of values) assert.ok(result.types.has(v), v);
+      assert.deepEqual(result.rule_errors, []);
+    }),
+    { numRuns: 500 },
+  );
 });
 
 // ---- operator zoos against onnxruntime ------------------------------------------------------------
@@ -412,25 +493,38 @@ interface Zoo {
 }
 
 async function checkZoo(t: { diagnostic(m: string): void }, label: string, zoo: Zoo): Promise<void> {
-  const bytes = onnx.ModelProto.encode(onnx.ModelProto.create({
-    irVersion: 8, opsetImport: [{ domain: '', version: zoo.opset }, { domain: 'com.microsoft', version: 1 }],
-    graph: {
-      name: label,
-      node: zoo.nodes.map(([op, input, output, attrs, domain], k) => ({
-        name: `${op}_${k}`, opType: op, domain: domain ?? '', input, output,
-        attribute: Object.entries(attrs ?? {}).map(([n, v]) => attribute(n, v)),
-      })),
-      input: zoo.inputs.map(([n, e, d]) => valueInfo(n, e, d)),
-      initializer: zoo.initializers,
-      output: [{ name: zoo.nodes[zoo.nodes.length - 1]![2][0]! }],
-    },
-  })).finish();
+  const bytes = onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [
+        { domain: '', version: zoo.opset },
+        { domain: 'com.microsoft', version: 1 },
+      ],
+      graph: {
+        name: label,
+        node: zoo.nodes.map(([op, input, output, attrs, domain], k) => ({
+          name: `${op}_${k}`,
+          opType: op,
+          domain: domain ?? '',
+          input,
+          output,
+          attribute: Object.entries(attrs ?? {}).map(([n, v]) => attribute(n, v)),
+        })),
+        input: zoo.inputs.map(([n, e, d]) => valueInfo(n, e, d)),
+        initializer: zoo.initializers,
+        output: [{ name: zoo.nodes[zoo.nodes.length - 1]![2][0]! }],
+      },
+    }),
+  ).finish();
   const model = importOnnx(`${label}.onnx`, Buffer.from(bytes), new Diagnostics()) as unknown as Model;
   const { order } = verifyGraph(model.graph, label);
   const result = { ...inferShapes(model.graph, order, { opsets: model.opsets, dims: {} }), symbols: [] };
   assert.deepEqual(result.unknown_ops, []);
   assert.deepEqual(result.rule_errors, []);
-  assert.deepEqual(result.notes.filter((n) => !/fresh symbol/.test(n)), []);
+  assert.deepEqual(
+    result.notes.filter((n) => !/fresh symbol/.test(n)),
+    [],
+  );
   const real = await runOrt(bytes, feedsFor(model.graph, result, {}));
   const report = compareWithOrt(model.graph.nodes, result, real, {});
   t.diagnostic(`${label}: ${report.checked} values checked against onnxruntime`);
@@ -441,20 +535,61 @@ test('operator zoo (opset 18) matches onnxruntime', async (t) => {
   const i = int64s;
   await checkZoo(t, 'zoo18', {
     opset: 18,
-    inputs: [['x', 1, [2, 3, 4]], ['x7', 1, [2, 7, 4]], ['img', 1, [1, 4, 9, 9]], ['v3', 1, [3]], ['seq', 1, [5, 2, 3]], ['m34', 1, [3, 4]],
-      ['m33', 1, [2, 3, 3]], ['boxes', 1, [1, 6, 4]], ['scores', 1, [1, 2, 6]]],
+    inputs: [
+      ['x', 1, [2, 3, 4]],
+      ['x7', 1, [2, 7, 4]],
+      ['img', 1, [1, 4, 9, 9]],
+      ['v3', 1, [3]],
+      ['seq', 1, [5, 2, 3]],
+      ['m34', 1, [3, 4]],
+      ['m33', 1, [2, 3, 3]],
+      ['boxes', 1, [1, 6, 4]],
+      ['scores', 1, [1, 2, 6]],
+    ],
     initializers: [
-      i('shape0', [2], [0, -1]), i('ax1', [1], [1]), i('axm1', [1], [-1]), i('ax2', [1], [2]), i('zero1', [1], [0]), i('split25', [2], [2, 5]),
-      i('s_neg', [1], [-1]), i('e_neg', [1], [-1000]), i('st_neg', [1], [-2]), i('s1', [1], [1]), i('e_max', [1], [2 ** 53]), i('e16', [1], [16]),
-      i('idx', [2, 2], [0, 1, 2, 0]), i('idx0', [], [2]), i('idx_el', [2, 2, 4], [0, 1, 2, 0, 1, 1, 0, 2, 2, 2, 1, 0, 0, 0, 1, 1]),
-      i('gnd', [2, 1], [1, 0]), i('exp', [3], [2, 1, 4]), i('reps', [3], [2, 1, 3]), i('pads', [6], [0, 1, 0, 0, 2, 0]), i('pads_ax', [2], [1, 3]),
-      i('k2', [1], [2]), i('depth', [], [5]), i('onv', [2], [0, 1]), i('r0', [], [1]), i('r1', [], [10]), i('r2', [], [3]), i('cshape', [2], [3, 2]),
-      i('cumax', [], [1]), floats('scales', [4], [1, 1, 2, 0.5]), i('sizes', [4], [1, 4, 5, 3]),
-      floats('w_conv', [6, 2, 3, 3], new Array(108).fill(0.1)), floats('w_ct', [4, 3, 3, 3], new Array(108).fill(0.1)),
-      floats('bn', [4], [1, 1, 1, 1]), floats('ln', [12], new Array(12).fill(1)), floats('mat', [4, 6], new Array(24).fill(0.5)),
-      floats('bmat', [5, 4, 2], new Array(40).fill(0.5)), floats('vec4', [4], [1, 2, 3, 4]), floats('vec6', [6], [1, 2, 3, 4, 5, 6]),
-      floats('lw', [2, 16, 3], new Array(96).fill(0.1)), floats('lr', [2, 16, 4], new Array(128).fill(0.1)),
-      floats('qs', [], [0.1]), { name: 'qz', dataType: 2, dims: [], rawData: new Uint8Array([3]) }, i('max_boxes', [1], [3]),
+      i('shape0', [2], [0, -1]),
+      i('ax1', [1], [1]),
+      i('axm1', [1], [-1]),
+      i('ax2', [1], [2]),
+      i('zero1', [1], [0]),
+      i('split25', [2], [2, 5]),
+      i('s_neg', [1], [-1]),
+      i('e_neg', [1], [-1000]),
+      i('st_neg', [1], [-2]),
+      i('s1', [1], [1]),
+      i('e_max', [1], [2 ** 53]),
+      i('e16', [1], [16]),
+      i('idx', [2, 2], [0, 1, 2, 0]),
+      i('idx0', [], [2]),
+      i('idx_el', [2, 2, 4], [0, 1, 2, 0, 1, 1, 0, 2, 2, 2, 1, 0, 0, 0, 1, 1]),
+      i('gnd', [2, 1], [1, 0]),
+      i('exp', [3], [2, 1, 4]),
+      i('reps', [3], [2, 1, 3]),
+      i('pads', [6], [0, 1, 0, 0, 2, 0]),
+      i('pads_ax', [2], [1, 3]),
+      i('k2', [1], [2]),
+      i('depth', [], [5]),
+      i('onv', [2], [0, 1]),
+      i('r0', [], [1]),
+      i('r1', [], [10]),
+      i('r2', [], [3]),
+      i('cshape', [2], [3, 2]),
+      i('cumax', [], [1]),
+      floats('scales', [4], [1, 1, 2, 0.5]),
+      i('sizes', [4], [1, 4, 5, 3]),
+      floats('w_conv', [6, 2, 3, 3], new Array(108).fill(0.1)),
+      floats('w_ct', [4, 3, 3, 3], new Array(108).fill(0.1)),
+      floats('bn', [4], [1, 1, 1, 1]),
+      floats('ln', [12], new Array(12).fill(1)),
+      floats('mat', [4, 6], new Array(24).fill(0.5)),
+      floats('bmat', [5, 4, 2], new Array(40).fill(0.5)),
+      floats('vec4', [4], [1, 2, 3, 4]),
+      floats('vec6', [6], [1, 2, 3, 4, 5, 6]),
+      floats('lw', [2, 16, 3], new Array(96).fill(0.1)),
+      floats('lr', [2, 16, 4], new Array(128).fill(0.1)),
+      floats('qs', [], [0.1]),
+      { name: 'qz', dataType: 2, dims: [], rawData: new Uint8Array([3]) },
+      i('max_boxes', [1], [3]),
     ],
     nodes: [
       ['Reshape', ['x', 'shape0'], ['reshape']],
@@ -552,10 +687,23 @@ test('operator zoo (opset 11: axes, splits and pads as attributes or early input
   const i = int64s;
   await checkZoo(t, 'zoo11', {
     opset: 11,
-    inputs: [['x', 1, [2, 3, 4]], ['img', 1, [1, 2, 5, 6]]],
-    initializers: [i('st', [2], [1, 0]), i('en', [2], [3, -1]), i('ax', [2], [1, 2]), i('pads', [6], [1, 0, 0, 0, 0, 2]), i('k', [1], [2]),
-      i('z', [1], [0]), i('m1', [1], [-1]),
-      floats('roi', [0], []), floats('scales', [4], [1, 1, 2, 3]), floats('lo', [], [0]), floats('hi', [], [1])],
+    inputs: [
+      ['x', 1, [2, 3, 4]],
+      ['img', 1, [1, 2, 5, 6]],
+    ],
+    initializers: [
+      i('st', [2], [1, 0]),
+      i('en', [2], [3, -1]),
+      i('ax', [2], [1, 2]),
+      i('pads', [6], [1, 0, 0, 0, 0, 2]),
+      i('k', [1], [2]),
+      i('z', [1], [0]),
+      i('m1', [1], [-1]),
+      floats('roi', [0], []),
+      floats('scales', [4], [1, 1, 2, 3]),
+      floats('lo', [], [0]),
+      floats('hi', [], [1]),
+    ],
     nodes: [
       ['Unsqueeze', ['x'], ['unsq'], { axes: [0, 4] }],
       ['Squeeze', ['unsq'], ['sq'], { axes: [0] }],
@@ -595,14 +743,31 @@ test('com.microsoft operators match onnxruntime (attention with past, GQA, fused
   const ms = 'com.microsoft';
   await checkZoo(t, 'zoo_ms', {
     opset: 17,
-    inputs: [['x', 1, [2, 3, 16]], ['pk', 1, [2, 2, 4, 8]], ['pv', 1, [2, 2, 4, 8]], ['past', 1, [2, 2, 2, 4, 8]],
-      ['q1', 1, [1, 3, 16]], ['gk', 1, [1, 1, 4, 8]], ['gv', 1, [1, 1, 4, 8]], ['tok', 1, [6, 8]]],
-    initializers: [floats('w', [16, 48], new Array(768).fill(0.01)), floats('bias', [48], new Array(48).fill(0)), floats('g16', [16], new Array(16).fill(1)),
-      floats('kv8', [16, 8], new Array(128).fill(0.01)), floats('cos', [10, 4], new Array(40).fill(1)), floats('sin', [10, 4], new Array(40).fill(0)),
-      int64s('pos', [2, 3], [4, 5, 6, 4, 5, 6]), { name: 'seqlens', dataType: 6, dims: [1], rawData: new Uint8Array(Int32Array.from([6]).buffer) },
+    inputs: [
+      ['x', 1, [2, 3, 16]],
+      ['pk', 1, [2, 2, 4, 8]],
+      ['pv', 1, [2, 2, 4, 8]],
+      ['past', 1, [2, 2, 2, 4, 8]],
+      ['q1', 1, [1, 3, 16]],
+      ['gk', 1, [1, 1, 4, 8]],
+      ['gv', 1, [1, 1, 4, 8]],
+      ['tok', 1, [6, 8]],
+    ],
+    initializers: [
+      floats('w', [16, 48], new Array(768).fill(0.01)),
+      floats('bias', [48], new Array(48).fill(0)),
+      floats('g16', [16], new Array(16).fill(1)),
+      floats('kv8', [16, 8], new Array(128).fill(0.01)),
+      floats('cos', [10, 4], new Array(40).fill(1)),
+      floats('sin', [10, 4], new Array(40).fill(0)),
+      int64s('pos', [2, 3], [4, 5, 6, 4, 5, 6]),
+      { name: 'seqlens', dataType: 6, dims: [1], rawData: new Uint8Array(Int32Array.from([6]).buffer) },
       { name: 'total', dataType: 6, dims: [], rawData: new Uint8Array(Int32Array.from([7]).buffer) },
-      floats('router_w', [8, 4], new Array(32).fill(0.1)), floats('w1', [4, 16, 8], new Array(512).fill(0.01)), floats('w2', [4, 8, 16], new Array(512).fill(0.01)),
-      floats('b16', [16], new Array(16).fill(0))],
+      floats('router_w', [8, 4], new Array(32).fill(0.1)),
+      floats('w1', [4, 16, 8], new Array(512).fill(0.01)),
+      floats('w2', [4, 8, 16], new Array(512).fill(0.01)),
+      floats('b16', [16], new Array(16).fill(0)),
+    ],
     nodes: [
       ['SkipLayerNormalization', ['x', 'x', 'g16', 'g16'], ['sln', 'sln_mean', 'sln_inv', 'sln_sum'], {}, ms],
       ['SkipSimplifiedLayerNormalization', ['x', 'x', 'g16'], ['ssln', 'ssln_mean', 'ssln_inv', 'ssln_sum'], {}, ms],
@@ -617,7 +782,13 @@ test('com.microsoft operators match onnxruntime (attention with past, GQA, fused
       ['MultiHeadAttention', ['x', 'x', 'x', '', '', '', 'pk', 'pv'], ['mha', 'mha_k', 'mha_v'], { num_heads: 2 }, ms],
       ['Attention', ['x', 'w', 'bias', '', 'past'], ['attn', 'attn_present'], { num_heads: 2 }, ms],
       ['MatMul', ['q1', 'kv8'], ['gqa_k']],
-      ['GroupQueryAttention', ['q1', 'gqa_k', 'gqa_k', 'gk', 'gv', 'seqlens', 'total'], ['gqa', 'gqa_k_out', 'gqa_v_out'], { num_heads: 2, kv_num_heads: 1 }, ms],
+      [
+        'GroupQueryAttention',
+        ['q1', 'gqa_k', 'gqa_k', 'gk', 'gv', 'seqlens', 'total'],
+        ['gqa', 'gqa_k_out', 'gqa_v_out'],
+        { num_heads: 2, kv_num_heads: 1 },
+        ms,
+      ],
       ['MatMul', ['tok', 'router_w'], ['router']],
       ['MoE', ['tok', 'router', 'w1', '', 'w2'], ['moe'], { k: 2 }, ms],
     ],

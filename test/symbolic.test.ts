@@ -6,8 +6,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  Poly, canonDim, dimAdd, dimCeilDiv, dimDivExact, dimEquals, dimFloorDiv, dimMul, dimProduct, dimSub,
-  dimSymbols, evalDim, parseDim, parseLenient, substituteDim,
+  Poly,
+  canonDim,
+  dimAdd,
+  dimCeilDiv,
+  dimDivExact,
+  dimEquals,
+  dimFloorDiv,
+  dimMul,
+  dimProduct,
+  dimSub,
+  dimSymbols,
+  evalDim,
+  parseDim,
+  parseLenient,
+  substituteDim,
 } from '../src/shapes/symbolic.js';
 
 test('parses and prints the dims real models carry, canonically', () => {
@@ -126,48 +139,63 @@ const partialEnvArb = envArb.chain((env) => fc.subarray(SYMBOLS).map((keep) => O
 const same = (p: Poly, q: Poly): void => assert.equal(p.toString(), q.toString());
 
 test('property: toString parses back to the same polynomial (no memo involved)', () => {
-  fc.assert(fc.property(polyArb, (p) => {
-    same(parseLenient(p.toString()), p);
-  }), { numRuns: 400 });
+  fc.assert(
+    fc.property(polyArb, (p) => {
+      same(parseLenient(p.toString()), p);
+    }),
+    { numRuns: 400 },
+  );
 });
 
 test('property: ring laws hold on canonical forms', () => {
-  fc.assert(fc.property(polyArb, polyArb, polyArb, (p, q, r) => {
-    same(p.add(q), q.add(p));
-    same(p.mul(q), q.mul(p));
-    same(p.add(q).add(r), p.add(q.add(r)));
-    same(p.mul(q).mul(r), p.mul(q.mul(r)));
-    same(p.mul(q.add(r)), p.mul(q).add(p.mul(r)));
-    same(p.sub(p), Poly.constant(0));
-    same(p.mul(Poly.constant(1)), p);
-  }), { numRuns: 200 });
+  fc.assert(
+    fc.property(polyArb, polyArb, polyArb, (p, q, r) => {
+      same(p.add(q), q.add(p));
+      same(p.mul(q), q.mul(p));
+      same(p.add(q).add(r), p.add(q.add(r)));
+      same(p.mul(q).mul(r), p.mul(q.mul(r)));
+      same(p.mul(q.add(r)), p.mul(q).add(p.mul(r)));
+      same(p.sub(p), Poly.constant(0));
+      same(p.mul(Poly.constant(1)), p);
+    }),
+    { numRuns: 200 },
+  );
 });
 
 test('property: a polynomial evaluates like the expression it came from', () => {
-  fc.assert(fc.property(exprArb, envArb, (e, env) => {
-    assert.equal(build(e).substitute(env).constantValue(), evaluate(e, env) + 0); // + 0: no -0
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(exprArb, envArb, (e, env) => {
+      assert.equal(build(e).substitute(env).constantValue(), evaluate(e, env) + 0); // + 0: no -0
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('property: substitution commutes with addition and multiplication', () => {
-  fc.assert(fc.property(polyArb, polyArb, partialEnvArb, (p, q, env) => {
-    same(p.add(q).substitute(env), p.substitute(env).add(q.substitute(env)));
-    same(p.mul(q).substitute(env), p.substitute(env).mul(q.substitute(env)));
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(polyArb, polyArb, partialEnvArb, (p, q, env) => {
+      same(p.add(q).substitute(env), p.substitute(env).add(q.substitute(env)));
+      same(p.mul(q).substitute(env), p.substitute(env).mul(q.substitute(env)));
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('property: exact division undoes multiplication', () => {
-  fc.assert(fc.property(polyArb, polyArb, (p, q) => {
-    fc.pre(q.terms.length > 0);
-    const back = p.mul(q).divExact(q);
-    assert.ok(back, `${p.mul(q)} / ${q}`);
-    same(back, p);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(polyArb, polyArb, (p, q) => {
+      fc.pre(q.terms.length > 0);
+      const back = p.mul(q).divExact(q);
+      assert.ok(back, `${p.mul(q)} / ${q}`);
+      same(back, p);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('property: floor division agrees with integer floor division once bound', () => {
-  fc.assert(fc.property(polyArb, fc.integer({ min: 1, max: 7 }), fc.integer({ min: -3, max: 5 }), fc.integer({ min: 1, max: 5 }), envArb,
-    (p, k, c, k2, env) => {
+  fc.assert(
+    fc.property(polyArb, fc.integer({ min: 1, max: 7 }), fc.integer({ min: -3, max: 5 }), fc.integer({ min: 1, max: 5 }), envArb, (p, k, c, k2, env) => {
       const direct = p.substitute(env).constantValue()!;
       const once = p.floorDiv(Poly.constant(k));
       assert.equal(once.substitute(env).constantValue(), Math.floor(direct / k), `${once}`);
@@ -175,5 +203,7 @@ test('property: floor division agrees with integer floor division once bound', (
       const twice = once.add(Poly.constant(c)).floorDiv(Poly.constant(k2));
       assert.equal(twice.substitute(env).constantValue(), Math.floor((Math.floor(direct / k) + c) / k2), `${twice}`);
       same(parseLenient(twice.toString()), twice);
-    }), { numRuns: 400 });
+    }),
+    { numRuns: 400 },
+  );
 });

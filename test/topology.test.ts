@@ -10,8 +10,20 @@ import { fileURLToPath } from 'node:url';
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { DiagCode } from '../src/diag/diagnostics.js';
 import {
-  CATALOG, CATALOG_NAMES, RouteTable, ROUTE_BYTES, canRun, catalogEntry, defaultTopology, defaultTopologyText,
-  expandIds, loadTopology, parseTopology, peakFlops, renderTopology, topologyToJson,
+  CATALOG,
+  CATALOG_NAMES,
+  RouteTable,
+  ROUTE_BYTES,
+  canRun,
+  catalogEntry,
+  defaultTopology,
+  defaultTopologyText,
+  expandIds,
+  loadTopology,
+  parseTopology,
+  peakFlops,
+  renderTopology,
+  topologyToJson,
 } from '../src/topology/index.js';
 import type { Device, Topology } from '../src/topology/index.js';
 
@@ -60,7 +72,10 @@ test('rack-8gpu: 9 devices, ranges expanded, catalog defaults with the file over
   const topo = example('rack-8gpu.yaml');
   assert.equal(topo.format, 'hxc-topology/v1');
   assert.equal(topo.name, 'h200x8');
-  assert.deepEqual(topo.devices.map((d) => d.id), ['cpu0', 'gpu0', 'gpu1', 'gpu2', 'gpu3', 'gpu4', 'gpu5', 'gpu6', 'gpu7']);
+  assert.deepEqual(
+    topo.devices.map((d) => d.id),
+    ['cpu0', 'gpu0', 'gpu1', 'gpu2', 'gpu3', 'gpu4', 'gpu5', 'gpu6', 'gpu7'],
+  );
   const cpu = device(topo, 'cpu0');
   assert.equal(cpu.memory_capacity_bytes, 2 * 2 ** 40, 'memory: {capacity: 2TiB} overrides the catalog');
   near(cpu.memory_bandwidth_bytes_per_s, 307.2e9, 'DDR5 bandwidth from the catalog');
@@ -87,18 +102,34 @@ test('rack-8gpu: 9 devices, ranges expanded, catalog defaults with the file over
 
 test('rack-hetero: 11 devices (2 cpu, 4 gpu, 2 gaudi, 1 dfe, 2 ipu), hosts, kinds', () => {
   const topo = example('rack-hetero.yaml');
-  assert.deepEqual(topo.devices.map((d) => d.id), ['cpu0', 'cpu1', 'gpu0', 'gpu1', 'gpu2', 'gpu3', 'gaudi0', 'gaudi1', 'dfe0', 'ipu0', 'ipu1']);
-  assert.deepEqual(topo.devices.map((d) => d.kind), ['cpu', 'cpu', 'gpu', 'gpu', 'gpu', 'gpu', 'accel', 'accel', 'dataflow', 'ipu', 'ipu']);
-  assert.deepEqual(topo.hosts.map((h) => h.id), ['node0', 'node1']);
+  assert.deepEqual(
+    topo.devices.map((d) => d.id),
+    ['cpu0', 'cpu1', 'gpu0', 'gpu1', 'gpu2', 'gpu3', 'gaudi0', 'gaudi1', 'dfe0', 'ipu0', 'ipu1'],
+  );
+  assert.deepEqual(
+    topo.devices.map((d) => d.kind),
+    ['cpu', 'cpu', 'gpu', 'gpu', 'gpu', 'gpu', 'accel', 'accel', 'dataflow', 'ipu', 'ipu'],
+  );
+  assert.deepEqual(
+    topo.hosts.map((h) => h.id),
+    ['node0', 'node1'],
+  );
   assert.equal(device(topo, 'gpu2').host, 'node0');
   assert.equal(device(topo, 'dfe0').host, 'node1');
   assert.equal(device(topo, 'gaudi1').memory_capacity_bytes, 128 * GiB);
   assert.equal(device(topo, 'gaudi1').peak_flops.bf16, 1835e12);
   assert.equal(device(topo, 'gpu0').memory_capacity_bytes, 80 * GiB);
   assert.equal(device(topo, 'gpu0').memory_bandwidth_bytes_per_s, 3.35e12);
-  assert.deepEqual(topo.links.map((l) => [l.name, l.bandwidth_bytes_per_s, l.latency_s]), [
-    ['nvlink0', 450e9, 2e-6], ['pcie0', 64e9, 2e-6], ['pcie1', 64e9, 2e-6], ['gaudi-rdma', 300e9, 3e-6], ['fabric', 50e9, 5e-6],
-  ]);
+  assert.deepEqual(
+    topo.links.map((l) => [l.name, l.bandwidth_bytes_per_s, l.latency_s]),
+    [
+      ['nvlink0', 450e9, 2e-6],
+      ['pcie0', 64e9, 2e-6],
+      ['pcie1', 64e9, 2e-6],
+      ['gaudi-rdma', 300e9, 3e-6],
+      ['fabric', 50e9, 5e-6],
+    ],
+  );
 });
 
 test('rack-tiny: every number written out, in SI units', () => {
@@ -142,7 +173,8 @@ test('canRun: an IPU runs data movement, element-wise and MoE routing ops only',
 });
 
 test('ops: include restricts, set + include adds, exclude wins, domain.* matches a whole domain', () => {
-  const topo = parseTopology(RACK(`devices:
+  const topo = parseTopology(
+    RACK(`devices:
   - id: a
     kind: accel
     flops: {bf16: 100TFLOPS}
@@ -160,7 +192,9 @@ test('ops: include restricts, set + include adds, exclude wins, domain.* matches
     ops: {set: all, exclude: [com.microsoft.*]}
 links:
   - {name: l, connects: [a, b, c], bandwidth: 10GB/s, latency: 1us}
-`), 'ops.yaml');
+`),
+    'ops.yaml',
+  );
   const [a, b, c] = topo.devices as [Device, Device, Device];
   assert.equal(canRun(a, 'MatMul'), true);
   assert.equal(canRun(a, 'Conv'), false);
@@ -171,12 +205,21 @@ links:
   assert.equal(canRun(c, 'Conv'), true);
   assert.equal(canRun(c, 'Attention', 'com.microsoft'), false);
   assert.equal(canRun(c, 'Attention', ''), true);
-  expectError(() => parseTopology(RACK(`devices:
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - id: a
     kind: cpu
     model: xeon-8480
     ops: {set: everything}
-`), 'set.yaml'), 'HXC2302', 'set.yaml:7', /op set "everything"/);
+`),
+        'set.yaml',
+      ),
+    'HXC2302',
+    'set.yaml:7',
+    /op set "everything"/,
+  );
 });
 
 test('peakFlops: ONNX dtype names and fallbacks', () => {
@@ -239,7 +282,10 @@ test('routes (hetero): gaudi0 → gaudi1 takes PCIe for small transfers and RDMA
   assert.deepEqual(routes.route('gaudi0', 'gaudi1', 1024).links, ['pcie1']);
   assert.deepEqual(routes.route('gaudi0', 'gaudi1', ROUTE_BYTES).links, ['gaudi-rdma']);
   const options = routes.pareto('gaudi0', 'gaudi1');
-  assert.deepEqual(options.map((o) => o.links), [['pcie1'], ['gaudi-rdma']]);
+  assert.deepEqual(
+    options.map((o) => o.links),
+    [['pcie1'], ['gaudi-rdma']],
+  );
   // Crossover where 2us + b/64e9 = 3us + b/300e9.
   const crossover = 1e-6 / (1 / 64e9 - 1 / 300e9);
   assert.deepEqual(routes.route('gaudi0', 'gaudi1', crossover * 0.99).links, ['pcie1']);
@@ -247,7 +293,8 @@ test('routes (hetero): gaudi0 → gaudi1 takes PCIe for small transfers and RDMA
 });
 
 test('routes: choice flips with size between a low-latency and a high-bandwidth path', () => {
-  const topo = parseTopology(RACK(`devices:
+  const topo = parseTopology(
+    RACK(`devices:
   - id: "n[0-2]"
     kind: cpu
     flops: {fp32: 1TFLOPS}
@@ -256,7 +303,9 @@ links:
   - {name: slow-direct, connects: [n0, n2], bandwidth: 10GB/s, latency: 1us}
   - {name: fast-a, connects: [n0, n1], bandwidth: 400GB/s, latency: 20us}
   - {name: fast-b, connects: [n1, n2], bandwidth: 400GB/s, latency: 20us}
-`), 'flip.yaml');
+`),
+    'flip.yaml',
+  );
   const routes = new RouteTable(topo);
   const small = routes.route('n0', 'n2', 1000);
   assert.deepEqual(small.links, ['slow-direct']);
@@ -271,12 +320,16 @@ links:
   const i = routes.indexOf('n0');
   const j = routes.indexOf('n2');
   assert.equal(routes.timeIdx(i, j, 1000), small.time_s);
-  assert.deepEqual(routes.pareto('n0', 'n2').map((o) => o.bandwidth_bytes_per_s), [10e9, 400e9]);
+  assert.deepEqual(
+    routes.pareto('n0', 'n2').map((o) => o.bandwidth_bytes_per_s),
+    [10e9, 400e9],
+  );
   expectError(() => routes.indexOf('n9'), 'HXC2304', /^$/, /did you mean n0, n1, n2/);
 });
 
 test('routes: equal routes are broken by hop count, then link names, not file order', () => {
-  const topo = parseTopology(RACK(`devices:
+  const topo = parseTopology(
+    RACK(`devices:
   - {id: a, kind: cpu, model: xeon-8480}
   - {id: r2, kind: cpu, model: xeon-8480}
   - {id: r1, kind: cpu, model: xeon-8480}
@@ -288,7 +341,9 @@ links:
   - {name: m-r1-b, connects: [r1, b], bandwidth: 10GB/s, latency: 1us}
   - {name: long-1, connects: [a, r2, r1], bandwidth: 10GB/s, latency: 0.5us}
   - {name: long-2, connects: [r1, b], bandwidth: 10GB/s, latency: 0.5us}
-`), 'ties.yaml');
+`),
+    'ties.yaml',
+  );
   const routes = new RouteTable(topo);
   // a→r1→b costs 1us over long-1 + long-2; the two 2us two-hop routes lose on latency.
   assert.deepEqual(routes.route('a', 'b', 100).links, ['long-1', 'long-2']);
@@ -299,7 +354,7 @@ links:
 
 test('routes: time() equals the brute-force best over all simple paths, on random racks', () => {
   let seed = 12345;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
   for (let trial = 0; trial < 40; trial++) {
     const n = 6;
@@ -370,72 +425,161 @@ test('ids: ranges, lists, products, zero padding, and count', () => {
   assert.equal(typeof expandIds('gpu[a-b]'), 'string');
   assert.equal(typeof expandIds('gpu[0-99999]'), 'string');
 
-  const topo = parseTopology(RACK(`devices:
+  const topo = parseTopology(
+    RACK(`devices:
   - {id: acc, count: 3, kind: accel, model: gaudi2}
   - {id: "x[2-3]", kind: cpu, model: xeon-8480}
 links:
   - {name: eth, kind: ethernet, connects: ["acc[0-2]", "x[2-3]"], bandwidth: 100Gb/s, latency: 3us}
-`), 'count.yaml');
-  assert.deepEqual(topo.devices.map((d) => d.id), ['acc0', 'acc1', 'acc2', 'x2', 'x3']);
+`),
+    'count.yaml',
+  );
+  assert.deepEqual(
+    topo.devices.map((d) => d.id),
+    ['acc0', 'acc1', 'acc2', 'x2', 'x3'],
+  );
   assert.equal(topo.links[0]?.bandwidth_bytes_per_s, 12.5e9);
   assert.equal(topo.links[0]?.devices.length, 5);
-  expectError(() => parseTopology(RACK(`devices:\n  - {id: "g[0-1]", count: 2, kind: gpu, model: h200}\n`), 'both.yaml'), 'HXC2302', 'both.yaml:4', /range or count/);
+  expectError(
+    () => parseTopology(RACK(`devices:\n  - {id: "g[0-1]", count: 2, kind: gpu, model: h200}\n`), 'both.yaml'),
+    'HXC2302',
+    'both.yaml:4',
+    /range or count/,
+  );
 });
 
 test('unknown fields are accepted; a needed missing field is named', () => {
-  const topo = parseTopology(RACK(`generator: rack-tool 1.2
+  const topo = parseTopology(
+    RACK(`generator: rack-tool 1.2
 devices:
   - {id: cpu0, kind: cpu, model: xeon-8480, vendor: intel, rack_unit: 3}
 links: []
-`), 'extra.yaml');
+`),
+    'extra.yaml',
+  );
   assert.equal(topo.devices.length, 1);
   expectError(() => parseTopology('format: hxc-topology/v1\ndevices: []\n', 'noname.yaml'), 'HXC2302', 'noname.yaml:1', /missing field "name"/);
-  expectError(() => parseTopology(RACK(`devices:
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - id: gpu0
     memory: {capacity: 8GiB, bandwidth: 1TB/s}
     flops: {fp16: 10TFLOPS}
-`), 'nokind.yaml'), 'HXC2302', 'nokind.yaml:4', /missing field "kind"/);
-  expectError(() => parseTopology(RACK(`devices:
+`),
+        'nokind.yaml',
+      ),
+    'HXC2302',
+    'nokind.yaml:4',
+    /missing field "kind"/,
+  );
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - id: gpu0
     kind: gpu
     memory: {capacity: 8GiB, bandwidth: 1TB/s}
-`), 'noflops.yaml'), 'HXC2302', 'noflops.yaml:4', /missing field "flops"/);
-  expectError(() => parseTopology(RACK(`devices:
+`),
+        'noflops.yaml',
+      ),
+    'HXC2302',
+    'noflops.yaml:4',
+    /missing field "flops"/,
+  );
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - {id: a, kind: cpu, model: xeon-8480}
   - {id: b, kind: cpu, model: xeon-8480}
 links:
   - name: l
     connects: [a, b]
     bandwidth: 1GB/s
-`), 'nolat.yaml'), 'HXC2302', 'nolat.yaml:7', /link "l": missing field "latency"/);
-  expectError(() => parseTopology(RACK(`devices:
+`),
+        'nolat.yaml',
+      ),
+    'HXC2302',
+    'nolat.yaml:7',
+    /link "l": missing field "latency"/,
+  );
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - {id: a, kind: tpu, model: xeon-8480}
-`), 'kind.yaml'), 'HXC2302', 'kind.yaml:4', /unknown kind/);
-  expectError(() => parseTopology(RACK(`devices:
+`),
+        'kind.yaml',
+      ),
+    'HXC2302',
+    'kind.yaml:4',
+    /unknown kind/,
+  );
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - {id: a, kind: cpu, model: xeon-8480, efficiency: 1.5}
-`), 'eff.yaml'), 'HXC2302', 'eff.yaml:4', /efficiency/);
-  expectError(() => parseTopology(RACK(`devices:
+`),
+        'eff.yaml',
+      ),
+    'HXC2302',
+    'eff.yaml:4',
+    /efficiency/,
+  );
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - id: a
     kind: gpu
     model: h100-sxm
     efficiency: {compute: 0.7, tensor: 0.5}
-`), 'effkey.yaml'), 'HXC2302', 'effkey.yaml:7', /unknown efficiency key "tensor"/);
-  expectError(() => parseTopology(RACK(`devices:
+`),
+        'effkey.yaml',
+      ),
+    'HXC2302',
+    'effkey.yaml:7',
+    /unknown efficiency key "tensor"/,
+  );
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - {id: a, kind: gpu, model: h100-sxm, efficiency: {memory: 0}}
-`), 'effmem.yaml'), 'HXC2302', 'effmem.yaml:4', /efficiency.memory must be a number in \(0, 1\]/);
-  expectError(() => parseTopology(RACK(`devices:
+`),
+        'effmem.yaml',
+      ),
+    'HXC2302',
+    'effmem.yaml:4',
+    /efficiency.memory must be a number in \(0, 1\]/,
+  );
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - {id: a, kind: gpu, model: h100-sxm, compute_units: 13.5}
-`), 'units.yaml'), 'HXC2302', 'units.yaml:4', /compute_units must be a whole number/);
+`),
+        'units.yaml',
+      ),
+    'HXC2302',
+    'units.yaml:4',
+    /compute_units must be a whole number/,
+  );
 });
 
 test('efficiency per op class and memory, and compute units, from the catalog or the rack', () => {
-  const topo = parseTopology(RACK(`devices:
+  const topo = parseTopology(
+    RACK(`devices:
   - {id: h, kind: gpu, model: h100-sxm}
   - {id: t, kind: gpu, model: h100-sxm, compute_units: 66, efficiency: {compute: 0.7, memory: 0.9, matmul: 0.75}}
   - {id: c, kind: cpu, model: xeon-8480, efficiency: 0.4}
 links:
   - {name: l, connects: [h, t, c], bandwidth: 64GB/s, latency: 2us}
-`), 'eff-ok.yaml');
+`),
+    'eff-ok.yaml',
+  );
   const [h, t, c] = topo.devices;
   // The catalog's H100: attention at FlashAttention-2's share of Hopper, 132 SMs, GPU memory efficiency.
   assert.deepEqual([h!.efficiency, h!.class_efficiency, h!.memory_efficiency, h!.compute_units], [0.6, { attention: 0.35 }, 0.8, 132]);
@@ -456,12 +600,21 @@ test('bad: link names an unknown device (HXC2304, close matches)', () => {
 test('bad: a dangling "/" in a unit (HXC2303)', () => {
   const file = path.join(FIXTURES, 'bad-unit.yaml');
   expectError(() => loadTopology(file), 'HXC2303', `${file}:14`, /"80 GB\/"/);
-  expectError(() => parseTopology(RACK(`devices:
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - id: gpu0
     kind: gpu
     model: h100-sxm
     launch: 12parsecs
-`), 'parsec.yaml'), 'HXC2303', 'parsec.yaml:7', /"12parsecs"/);
+`),
+        'parsec.yaml',
+      ),
+    'HXC2303',
+    'parsec.yaml:7',
+    /"12parsecs"/,
+  );
 });
 
 test('bad: unknown catalog model lists the catalog (HXC2305)', () => {
@@ -482,7 +635,8 @@ test('bad: a billion-laughs alias bomb is refused quickly (HXC2301)', () => {
   expectError(() => loadTopology(file), 'HXC2301', `${file}:13`, /alias/);
   assert.ok(performance.now() - start < 2000, 'refused without expanding');
   // Modest anchors and aliases stay usable.
-  const topo = parseTopology(RACK(`gpu: &gpu {kind: gpu, model: h100-sxm}
+  const topo = parseTopology(
+    RACK(`gpu: &gpu {kind: gpu, model: h100-sxm}
 devices:
   - {id: cpu0, kind: cpu, model: xeon-8480}
   - id: g
@@ -492,7 +646,9 @@ devices:
 links:
   - {name: pcie, connects: [cpu0, g0, g1], bandwidth: 64GB/s, latency: 2us}
 other: *gpu
-`), 'anchors.yaml');
+`),
+    'anchors.yaml',
+  );
   assert.equal(topo.devices.length, 3);
 });
 
@@ -509,13 +665,22 @@ test('bad: duplicate ids, unreachable devices, missing numbers, broken YAML, mis
   expectError(() => loadTopology(nowhere), 'HXC2001', nowhere, /no such file/);
   expectError(() => parseTopology('format: hxc-topology/v1\nname: a\nname: b\n', 'dupkey.yaml'), 'HXC2301', /^dupkey\.yaml:\d+$/);
   expectError(() => parseTopology('- just\n- a list\n', 'list.yaml'), 'HXC2302', 'list.yaml:1', /mapping/);
-  expectError(() => parseTopology(RACK(`devices:
+  expectError(
+    () =>
+      parseTopology(
+        RACK(`devices:
   - {id: a, kind: cpu, model: xeon-8480}
   - {id: b, kind: cpu, model: xeon-8480}
 links:
   - {name: l, connects: [a, b], bandwidth: 1GB/s, latency: 1us}
   - {name: l, connects: [a, b], bandwidth: 2GB/s, latency: 1us}
-`), 'duplink.yaml'), 'HXC2302', 'duplink.yaml:8', /link name "l" is used twice/);
+`),
+        'duplink.yaml',
+      ),
+    'HXC2302',
+    'duplink.yaml:8',
+    /link name "l" is used twice/,
+  );
 });
 
 // ---- default rack and printing -------------------------------------------------------------
@@ -558,7 +723,19 @@ test('topologyToJson: stable, numeric, routes for 64 MiB', () => {
   assert.equal(json.format, 'hxc-topology/v1');
   assert.equal(json.route_bytes, 64 * 2 ** 20);
   assert.equal(json.routes?.length, 11 * 10);
-  assert.deepEqual(Object.keys(json), ['format', 'name', 'source', 'devices', 'links', 'hosts', 'route_bytes', 'device_classes', 'link_classes', 'route_classes', 'routes']);
+  assert.deepEqual(Object.keys(json), [
+    'format',
+    'name',
+    'source',
+    'devices',
+    'links',
+    'hosts',
+    'route_bytes',
+    'device_classes',
+    'link_classes',
+    'route_classes',
+    'routes',
+  ]);
   const r = json.routes?.find((x) => x.from === 'gpu0' && x.to === 'gaudi0');
   assert.deepEqual(r?.links, ['pcie0', 'fabric', 'pcie1']);
   assert.deepEqual(Object.keys(json.devices[0]?.peak_flops ?? {}), ['fp32', 'fp16', 'bf16', 'int8']);

@@ -12,7 +12,12 @@ import { encodeModel, valueInfo } from './onnx-builder.js';
 import { EXAMPLES, tmpDir } from './helpers.js';
 
 function mlp(K: number, N: number): Buffer {
-  const f32 = (name: string, dims: number[], n: number) => ({ name, dataType: 1, dims, rawData: new Uint8Array(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) / 16).buffer) });
+  const f32 = (name: string, dims: number[], n: number) => ({
+    name,
+    dataType: 1,
+    dims,
+    rawData: new Uint8Array(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) / 16).buffer),
+  });
   return encodeModel({
     name: 'mlp',
     node: [
@@ -48,16 +53,30 @@ test('column split: each block holds the right columns, the gather restores the 
   assert.deepEqual(gather.outputs, ['y']);
 });
 
-test('an MLP splits Megatron\'s way (columns, then rows, one Sum): shards on different devices, the plan matches the unsplit model', async () => {
+test("an MLP splits Megatron's way (columns, then rows, one Sum): shards on different devices, the plan matches the unsplit model", async () => {
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'mlp.onnx'), mlp(256, 512));
   for (const objective of ['latency', 'throughput']) {
     const out = path.join(dir, objective);
-    await runPipeline({ model_path: path.join(dir, 'mlp.onnx'), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: { batch: 64 }, flags: { out, objective, 'tensor-parallel': 2 } }, null);
+    await runPipeline(
+      {
+        model_path: path.join(dir, 'mlp.onnx'),
+        topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+        dims: { batch: 64 },
+        flags: { out, objective, 'tensor-parallel': 2 },
+      },
+      null,
+    );
     const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
     // One pair: up (columns) → Relu → down (rows); no gather between them.
-    assert.deepEqual(plan.tensor_parallel.splits.map((s: { node: string; covers: string[] }) => [s.node, s.covers]), [['down', ['up', 'down']]]);
-    assert.deepEqual(plan.tensor_parallel.splits[0].members, [['up/tp0of2', 'act/tp0of2', 'down/tp0of2'], ['up/tp1of2', 'act/tp1of2', 'down/tp1of2']]);
+    assert.deepEqual(
+      plan.tensor_parallel.splits.map((s: { node: string; covers: string[] }) => [s.node, s.covers]),
+      [['down', ['up', 'down']]],
+    );
+    assert.deepEqual(plan.tensor_parallel.splits[0].members, [
+      ['up/tp0of2', 'act/tp0of2', 'down/tp0of2'],
+      ['up/tp1of2', 'act/tp1of2', 'down/tp1of2'],
+    ]);
     const shard = plan.tensor_parallel.splits[0].members.map((m: string[]) => m.map((n) => plan.assignment[n]));
     for (const devices of shard) assert.equal(new Set(devices).size, 1, `a shard runs on one device: ${devices.join(', ')}`);
     if (objective === 'throughput') assert.notEqual(shard[0][0], shard[1][0], 'the two shards on two devices');
@@ -69,7 +88,14 @@ test('an MLP splits Megatron\'s way (columns, then rows, one Sum): shards on dif
 test('row blocks: shard j multiplies its column block of the activation by row block j of the second weight', () => {
   const g = newGraph('g');
   g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 2] } });
-  const f32 = (name: string, dims: number[], values: number[]) => g.initializers.set(name, { name, dtype: 'float32', dims, byte_size: values.length * 4, location: { kind: 'inline', data: new Uint8Array(Float32Array.from(values).buffer) } });
+  const f32 = (name: string, dims: number[], values: number[]) =>
+    g.initializers.set(name, {
+      name,
+      dtype: 'float32',
+      dims,
+      byte_size: values.length * 4,
+      location: { kind: 'inline', data: new Uint8Array(Float32Array.from(values).buffer) },
+    });
   f32('w1', [2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
   f32('b1', [4], [0.5, 1.5, 2.5, 3.5]);
   f32('w2', [4, 2], [10, 11, 20, 21, 30, 31, 40, 41]);
@@ -78,7 +104,17 @@ test('row blocks: shard j multiplies its column block of the activation by row b
   g.nodes.push({ name: 'down', op: 'MatMul', domain: '', inputs: ['hb', 'w2'], outputs: ['y'], attrs: {}, outer_refs: [] });
   g.outputs.push({ name: 'y', type: null });
   const { graph, splits } = splitMatMuls(g, new Set(['up', 'down']), 2);
-  assert.deepEqual(splits, [{ node: 'down', parts: ['down/tp0of2', 'down/tp1of2'], members: [['up/tp0of2', 'bias/tp0of2', 'down/tp0of2'], ['up/tp1of2', 'bias/tp1of2', 'down/tp1of2']], covers: ['up', 'down'] }]);
+  assert.deepEqual(splits, [
+    {
+      node: 'down',
+      parts: ['down/tp0of2', 'down/tp1of2'],
+      members: [
+        ['up/tp0of2', 'bias/tp0of2', 'down/tp0of2'],
+        ['up/tp1of2', 'bias/tp1of2', 'down/tp1of2'],
+      ],
+      covers: ['up', 'down'],
+    },
+  ]);
   const values = (name: string): number[] => Array.from(new Float32Array((graph.initializers.get(name)!.location as { data: Uint8Array }).data.slice().buffer));
   assert.deepEqual(values('w2/tp1of2'), [30, 31, 40, 41], 'rows 2..3');
   assert.deepEqual(values('b1/tp1of2'), [2.5, 3.5], 'the bias block of shard 1');
@@ -94,31 +130,46 @@ test('auto proposes splits of large weights over an NVLink-class group; a plan s
   // A graph-only model: weights declared, no bytes (planning does not need them).
   const dir = tmpDir();
   const model = path.join(dir, 'big.json');
-  fs.writeFileSync(model, JSON.stringify({
-    format: 'hxc-graph/v1', name: 'big',
-    inputs: [{ name: 'x', dtype: 'float16', shape: ['batch', 4096] }], outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', 14336] }],
-    initializers: [{ name: 'w', dtype: 'float16', shape: [4096, 14336] }],
-    nodes: [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
-  }));
+  fs.writeFileSync(
+    model,
+    JSON.stringify({
+      format: 'hxc-graph/v1',
+      name: 'big',
+      inputs: [{ name: 'x', dtype: 'float16', shape: ['batch', 4096] }],
+      outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', 14336] }],
+      initializers: [{ name: 'w', dtype: 'float16', shape: [4096, 14336] }],
+      nodes: [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
+    }),
+  );
   const proposed = async (objective: string, rack: string) => {
     const run = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, rack), dims: { batch: 512 }, flags: { objective } }, ['tp']);
     return run.ctx.get(tpPass);
   };
-  for (const objective of ['latency', 'throughput']) assert.deepEqual([(await proposed(objective, 'rack-8gpu.yaml')).k, (await proposed(objective, 'rack-8gpu.yaml')).splits.length], [4, 1]);
+  for (const objective of ['latency', 'throughput'])
+    assert.deepEqual([(await proposed(objective, 'rack-8gpu.yaml')).k, (await proposed(objective, 'rack-8gpu.yaml')).splits.length], [4, 1]);
   assert.equal((await proposed('throughput', 'rack-tiny.yaml')).splits.length, 0);
   for (const objective of ['latency', 'throughput']) {
     const out = path.join(dir, `plan-${objective}`);
     await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: { batch: 512 }, flags: { objective, out } }, null);
     const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
-    const variants = p.estimate.variants as { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[];
+    const variants = p.estimate.variants as {
+      name: string;
+      splits: number;
+      latency_s: number;
+      throughput_per_s: number;
+      eligible: boolean;
+      shipped: boolean;
+    }[];
     assert.ok(variants.some((v) => v.splits === 0) && variants.some((v) => v.splits > 0), 'planned with and without the split');
     const figure = (v: { latency_s: number; throughput_per_s: number }): number => (objective === 'latency' ? v.latency_s : -v.throughput_per_s);
     const shipped = variants.find((v) => v.shipped)!;
     const atMost = (a: number, b: number): boolean => a <= b + Math.abs(b) * 1e-12;
-    for (const v of variants.filter((x) => x.eligible)) assert.ok(atMost(figure(shipped), figure(v)), `${objective}: shipped ${shipped.name}, but ${v.name} is better`);
+    for (const v of variants.filter((x) => x.eligible))
+      assert.ok(atMost(figure(shipped), figure(v)), `${objective}: shipped ${shipped.name}, but ${v.name} is better`);
     assert.equal(figure(shipped), figure(p.estimate), 'the shipped variant is the plan written');
     // Every split that is shipped runs its parts on at least two devices.
-    for (const s of p.tensor_parallel.splits as { parts: string[] }[]) assert.ok(new Set(s.parts.map((part) => p.assignment[part])).size >= 2, `parts of a shipped split on one device`);
+    for (const s of p.tensor_parallel.splits as { parts: string[] }[])
+      assert.ok(new Set(s.parts.map((part) => p.assignment[part])).size >= 2, `parts of a shipped split on one device`);
     const tpBaseline = p.estimate.baselines.tensor_parallel;
     if (tpBaseline) assert.ok(atMost(figure(p.estimate), figure(tpBaseline)), 'never worse than the tensor-parallel baseline');
   }

@@ -25,7 +25,8 @@ async function plan(model: string, rack: string, out: string, flags: PlanOptions
   return { p: JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1, ctx };
 }
 
-const figure = (p: PlanV1, objective: string): number => (objective === 'latency' ? replay(p, 1).latency_s : -replay(p, p.estimate.throughput_requests).throughput_per_s);
+const figure = (p: PlanV1, objective: string): number =>
+  objective === 'latency' ? replay(p, 1).latency_s : -replay(p, p.estimate.throughput_requests).throughput_per_s;
 
 /** The placements users write by hand, at node level, from the layers of a plan (its explain's stages in order). */
 function userPlacements(p: PlanV1): Record<string, Record<string, string>> {
@@ -50,10 +51,15 @@ function userPlacements(p: PlanV1): Record<string, Record<string, string>> {
   return { 'all on one accelerator': one, 'even contiguous split': even };
 }
 
-test('a placement a user writes by hand (--assign) is planned as written, and hxc\'s own plan is never worse', async () => {
+test("a placement a user writes by hand (--assign) is planned as written, and hxc's own plan is never worse", async () => {
   const dir = tmpDir();
   let compared = 0;
-  for (const [model, rack] of [[GPT2, 'rack-8gpu.yaml'], [GPT2, 'rack-hetero.yaml'], [MIXTRAL_TINY, 'rack-8gpu.yaml'], [MOBILENET, 'rack-8gpu.yaml']] as const) {
+  for (const [model, rack] of [
+    [GPT2, 'rack-8gpu.yaml'],
+    [GPT2, 'rack-hetero.yaml'],
+    [MIXTRAL_TINY, 'rack-8gpu.yaml'],
+    [MOBILENET, 'rack-8gpu.yaml'],
+  ] as const) {
     for (const objective of ['latency', 'throughput']) {
       const where = `${path.basename(model)} on ${rack} (${objective})`;
       const free = await plan(model, rack, path.join(dir, `free-${compared}`), { objective });
@@ -61,7 +67,8 @@ test('a placement a user writes by hand (--assign) is planned as written, and hx
         const file = path.join(dir, `assign-${compared}.json`);
         fs.writeFileSync(file, JSON.stringify({ format: 'hxc-assignment/v1', assignment }));
         const user = await plan(model, rack, path.join(dir, `user-${compared}`), { objective, assign: file });
-        for (const [node, device] of Object.entries(assignment)) assert.equal(user.p.assignment[node], device, `${where}, ${name}: ${node} pinned to ${device}`);
+        for (const [node, device] of Object.entries(assignment))
+          assert.equal(user.p.assignment[node], device, `${where}, ${name}: ${node} pinned to ${device}`);
         checkShippedBeatsCandidates(user.p, `${where}, ${name}`);
         const [ours, theirs] = [figure(free.p, objective), figure(user.p, objective)];
         assert.ok(ours <= theirs + Math.abs(theirs) * 1e-12, `${where}: the user's ${name} (${theirs}) beats hxc's plan (${ours})`);
@@ -75,12 +82,17 @@ test('a placement a user writes by hand (--assign) is planned as written, and hx
 test('--assign: a partial map pins the nodes it names and hxc places the rest; a bad entry is one line, exit 2', async () => {
   const dir = tmpDir();
   const free = await plan(GPT2, 'rack-8gpu.yaml', path.join(dir, 'free'));
-  const nodes = Object.keys(free.p.assignment).filter((n) => /MatMul|Gemm/.test(n)).slice(0, 3);
+  const nodes = Object.keys(free.p.assignment)
+    .filter((n) => /MatMul|Gemm/.test(n))
+    .slice(0, 3);
   const file = path.join(dir, 'partial.json');
   fs.writeFileSync(file, JSON.stringify({ format: 'hxc-assignment/v1', assignment: Object.fromEntries(nodes.map((n) => [n, 'gpu5'])) }));
   const pinned = await plan(GPT2, 'rack-8gpu.yaml', path.join(dir, 'pinned'), { assign: file });
   for (const n of nodes) assert.equal(pinned.p.assignment[n], 'gpu5');
-  assert.ok(Object.values(pinned.p.assignment).some((d) => d !== 'gpu5'), 'the rest is placed by hxc');
+  assert.ok(
+    Object.values(pinned.p.assignment).some((d) => d !== 'gpu5'),
+    'the rest is placed by hxc',
+  );
   checkTruth(pinned.p, pinned.ctx, 'partial --assign');
   assert.ok(pinned.p.explain.some((x) => x.reason === 'assigned by the user (--assign)'));
   const bad = (name: string, content: unknown, rack = 'rack-8gpu.yaml'): string => {
@@ -98,12 +110,18 @@ test('--assign: a partial map pins the nodes it names and hxc places the rest; a
   assert.match(bad('format', { format: 'hxc-plan/v1', assignment: {} }), /HXC2503.*format/);
   assert.match(bad('json', '{"format": '), /HXC2201/);
   const nonzero = Object.keys((await plan(MIXTRAL_TINY, 'rack-tiny.yaml', path.join(dir, 'tiny'))).p.assignment).find((n) => /NonZero/.test(n))!;
-  assert.match(bad('capability', { format: 'hxc-assignment/v1', assignment: { [nonzero]: 'gpu0' } }, 'rack-tiny.yaml'), /HXC2503.*gpu0, which cannot run NonZero/);
+  assert.match(
+    bad('capability', { format: 'hxc-assignment/v1', assignment: { [nonzero]: 'gpu0' } }, 'rack-tiny.yaml'),
+    /HXC2503.*gpu0, which cannot run NonZero/,
+  );
 });
 
 test('the same inputs give a byte-identical plan.json on an idle and on a loaded machine', async () => {
   const dir = tmpDir();
-  const cases = [[MOBILENET, 'rack-8gpu.yaml'], [MIXTRAL_TINY, 'rack-hetero.yaml']] as const;
+  const cases = [
+    [MOBILENET, 'rack-8gpu.yaml'],
+    [MIXTRAL_TINY, 'rack-hetero.yaml'],
+  ] as const;
   const idle: Buffer[] = [];
   for (const [k, [model, rack]] of cases.entries()) {
     await plan(model, rack, path.join(dir, `idle-${k}`));
@@ -124,14 +142,25 @@ test('the same inputs give a byte-identical plan.json on an idle and on a loaded
 test('KV capacity is a trade the user asks for (--min-sequences), shown before and after; never taken silently', async () => {
   const dir = tmpDir();
   const decode = { phase: 'decode' };
-  const free = await runPipeline({ model_path: MIXTRAL, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: path.join(dir, 'free'), ...decode } }, null);
+  const free = await runPipeline(
+    { model_path: MIXTRAL, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: path.join(dir, 'free'), ...decode } },
+    null,
+  );
   const p0 = JSON.parse(fs.readFileSync(path.join(dir, 'free', 'plan.json'), 'utf8')) as PlanV1;
   checkTruth(p0, free.ctx, 'decode, no --min-sequences');
   const kv0 = p0.estimate.kv!;
   assert.equal(kv0.moves, 0);
   assert.equal(kv0.before, null);
   const asked = kv0.sequences * 3;
-  const lifted = await runPipeline({ model_path: MIXTRAL, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { out: path.join(dir, 'lifted'), ...decode, 'min-sequences': asked } }, null);
+  const lifted = await runPipeline(
+    {
+      model_path: MIXTRAL,
+      topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      dims: {},
+      flags: { out: path.join(dir, 'lifted'), ...decode, 'min-sequences': asked },
+    },
+    null,
+  );
   const p1 = JSON.parse(fs.readFileSync(path.join(dir, 'lifted', 'plan.json'), 'utf8')) as PlanV1;
   checkTruth(p1, lifted.ctx, `decode, --min-sequences ${asked}`);
   const kv1 = p1.estimate.kv!;

@@ -14,7 +14,14 @@ import { profilePass } from '../passes/profile.js';
 /** Replays plan.json in the simulator, as `hxc simulate` does (rounds included). */
 export function replay(p: PlanV1, requests: number): { latency_s: number; throughput_per_s: number } {
   const r = simulate({
-    devices: p.devices.map((d) => ({ id: d.id, steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: '', round: s.round } : { op: s.op, transfer: s.transfer, label: '', round: s.round })) })),
+    devices: p.devices.map((d) => ({
+      id: d.id,
+      steps: d.steps.map((s) =>
+        s.op === 'compute'
+          ? { op: 'compute' as const, duration_s: s.duration_s, label: '', round: s.round }
+          : { op: s.op, transfer: s.transfer, label: '', round: s.round },
+      ),
+    })),
     transfers: p.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
     links: p.topology.links,
     requests,
@@ -31,10 +38,16 @@ export function checkShippedBeatsCandidates(p: PlanV1, where: string): void {
   const all: JudgedPlan[] = [...e.candidates, ...Object.values(e.baselines).filter((b): b is JudgedPlan => b !== null && typeof b === 'object' && 'name' in b)];
   assert.ok(all.length > 0, `${where}: candidates reported`);
   for (const c of all) {
-    const eligible = c.fits && (c as { tp_spread?: boolean }).tp_spread !== false && (asked === null || ((c as { kv_sequences?: number }).kv_sequences ?? Infinity) >= asked);
+    const eligible =
+      c.fits && (c as { tp_spread?: boolean }).tp_spread !== false && (asked === null || ((c as { kv_sequences?: number }).kv_sequences ?? Infinity) >= asked);
     if (!eligible) continue;
-    if (p.objective === 'latency') assert.ok(e.latency_s <= c.latency_s * (1 + 1e-12), `${where}: ${c.name} ${c.latency_s} s beats the shipped ${e.latency_s} s`);
-    else assert.ok(e.throughput_per_s >= c.throughput_per_s * (1 - 1e-12), `${where}: ${c.name} ${c.throughput_per_s}/s beats the shipped ${e.throughput_per_s}/s`);
+    if (p.objective === 'latency')
+      assert.ok(e.latency_s <= c.latency_s * (1 + 1e-12), `${where}: ${c.name} ${c.latency_s} s beats the shipped ${e.latency_s} s`);
+    else
+      assert.ok(
+        e.throughput_per_s >= c.throughput_per_s * (1 - 1e-12),
+        `${where}: ${c.name} ${c.throughput_per_s}/s beats the shipped ${e.throughput_per_s}/s`,
+      );
   }
 }
 
@@ -44,7 +57,10 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
   // hxc simulate reproduces the estimate, one request and the pipelined requests.
   assert.ok(close(replay(p, 1).latency_s, e.latency_s), `${where}: simulate ${replay(p, 1).latency_s} vs estimate ${e.latency_s}`);
   assert.ok(close(replay(p, e.throughput_requests).throughput_per_s, e.throughput_per_s), `${where}: simulated throughput differs from the estimate`);
-  assert.ok(e.throughput_per_s <= e.throughput_upper_per_s * (1 + 1e-9), `${where}: throughput ${e.throughput_per_s} above its bound ${e.throughput_upper_per_s}`);
+  assert.ok(
+    e.throughput_per_s <= e.throughput_upper_per_s * (1 + 1e-9),
+    `${where}: throughput ${e.throughput_per_s} above its bound ${e.throughput_upper_per_s}`,
+  );
   // Unit ids are unique.
   const units = p.devices.flatMap((d) => d.steps.filter((s) => s.op === 'compute').map((s) => s.unit!));
   assert.equal(new Set(units).size, units.length, `${where}: repeated unit ids`);
@@ -58,8 +74,10 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
     for (const a of x.alternatives) {
       assert.notEqual(a.device, x.device);
       const shipped = p.objective === 'latency' ? e.latency_s : e.throughput_per_s;
-      if (a.latency_at_least_s !== undefined) assert.ok(a.latency_at_least_s >= shipped * (1 - 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound below the plan`);
-      if (a.throughput_at_most_per_s !== undefined) assert.ok(a.throughput_at_most_per_s <= shipped * (1 + 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound above the plan`);
+      if (a.latency_at_least_s !== undefined)
+        assert.ok(a.latency_at_least_s >= shipped * (1 - 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound below the plan`);
+      if (a.throughput_at_most_per_s !== undefined)
+        assert.ok(a.throughput_at_most_per_s <= shipped * (1 + 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound above the plan`);
       if (a.latency_s !== null && a.latency_s < e.latency_s * (1 - 1e-9)) assert.match(a.why, /faster/, `${where}: a faster alternative must say so`);
     }
   }
@@ -93,7 +111,7 @@ export function checkMemory(p: PlanV1, ctx: Context, where: string): void {
   const weight = new Set<string>(g.initializers.keys());
   for (const n of g.nodes) if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) weight.add(o);
   const nodeByName = new Map(g.nodes.map((n) => [n.name, n]));
-  const size = (v: string): number => (v && !weight.has(v) ? bytes.get(v) ?? 0 : 0);
+  const size = (v: string): number => (v && !weight.has(v) ? (bytes.get(v) ?? 0) : 0);
   const events = new Map<string, { t: number; d: number }[]>(p.devices.map((d) => [d.id, []]));
   const producedAt = new Map<string, { device: string; end: number }>();
   const readers = new Map<string, { device: string; end: number }[]>();
@@ -122,7 +140,8 @@ export function checkMemory(p: PlanV1, ctx: Context, where: string): void {
       for (const name of s.nodes!) {
         const n = nodeByName.get(name)!;
         for (const v of n.outputs) if (v) producedAt.set(v, { device: d.id, end: s.end_s });
-        for (const v of n.inputs) if (v && size(v) > 0) (readers.get(v) ?? readers.set(v, []).get(v)!).push({ device: d.id, end: s.end_s, step: k } as { device: string; end: number });
+        for (const v of n.inputs)
+          if (v && size(v) > 0) (readers.get(v) ?? readers.set(v, []).get(v)!).push({ device: d.id, end: s.end_s, step: k } as { device: string; end: number });
       }
       k++;
     }
@@ -168,7 +187,11 @@ export function checkExperts(p: PlanV1, ctx: Context, where: string): void {
       assert.ok(entry, `${where}: expert ${l.layer}/${e.expert} missing from plan.json experts`);
       const devices = new Set(entry.replicas.flatMap((r) => r.devices));
       for (const r of entry.replicas) assert.ok(r.devices.includes(r.device), `${where}: a replica's device is among its devices`);
-      for (const i of e.nodes) assert.ok(devices.has(p.assignment[g.nodes[i]!.name]!), `${where}: ${g.nodes[i]!.name} on ${p.assignment[g.nodes[i]!.name]}, expert ${l.layer}/${e.expert} says ${[...devices]}`);
+      for (const i of e.nodes)
+        assert.ok(
+          devices.has(p.assignment[g.nodes[i]!.name]!),
+          `${where}: ${g.nodes[i]!.name} on ${p.assignment[g.nodes[i]!.name]}, expert ${l.layer}/${e.expert} says ${[...devices]}`,
+        );
       checked++;
     }
   }

@@ -4,8 +4,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HxcError } from '../src/diag/diagnostics.js';
 import {
-  formatBandwidth, formatBytes, formatFlops, formatNumber, formatSeconds,
-  parseBandwidth, parseBytes, parseFlops, parseSeconds,
+  formatBandwidth,
+  formatBytes,
+  formatFlops,
+  formatNumber,
+  formatSeconds,
+  parseBandwidth,
+  parseBytes,
+  parseFlops,
+  parseSeconds,
 } from '../src/topology/units.js';
 
 /** Floating products such as 3.35 * 1e12 are compared to a relative 1e-12. */

@@ -34,8 +34,22 @@ export interface DeepseekShape {
 }
 
 export const DEEPSEEK_V3: DeepseekShape = {
-  layers: 61, denseLayers: 3, experts: 256, topK: 8, hidden: 7168, heads: 128, qLora: 1536, kvLora: 512,
-  qkNope: 128, qkRope: 64, vHead: 128, moeFfn: 2048, denseFfn: 18432, sharedExperts: 1, vocab: 129280, maxPositions: 163840,
+  layers: 61,
+  denseLayers: 3,
+  experts: 256,
+  topK: 8,
+  hidden: 7168,
+  heads: 128,
+  qLora: 1536,
+  kvLora: 512,
+  qkNope: 128,
+  qkRope: 64,
+  vHead: 128,
+  moeFfn: 2048,
+  denseFfn: 18432,
+  sharedExperts: 1,
+  vocab: 129280,
+  maxPositions: 163840,
 };
 
 const WEIGHT = T.BFLOAT16;
@@ -83,8 +97,14 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
   const maskBool = one('/model/mask', 'Cast', ['attention_mask'], [int('to', T.BOOL)]);
   const maskWide = one('/model/mask', 'Unsqueeze', [maskBool, i64([1, 2])]);
   const mask = one('/model/mask', 'Where', [maskWide, act(0), act(-3.0e38)]);
-  const cos = one('/model/rotary_emb', 'Unsqueeze', [one('/model/rotary_emb', 'Gather', [weight('model.rotary_emb.cos_cached', [s.maxPositions, s.qkRope]), 'position_ids'], [int('axis', 0)]), i64([1])]);
-  const sin = one('/model/rotary_emb', 'Unsqueeze', [one('/model/rotary_emb', 'Gather', [weight('model.rotary_emb.sin_cached', [s.maxPositions, s.qkRope]), 'position_ids'], [int('axis', 0)]), i64([1])]);
+  const cos = one('/model/rotary_emb', 'Unsqueeze', [
+    one('/model/rotary_emb', 'Gather', [weight('model.rotary_emb.cos_cached', [s.maxPositions, s.qkRope]), 'position_ids'], [int('axis', 0)]),
+    i64([1]),
+  ]);
+  const sin = one('/model/rotary_emb', 'Unsqueeze', [
+    one('/model/rotary_emb', 'Gather', [weight('model.rotary_emb.sin_cached', [s.maxPositions, s.qkRope]), 'position_ids'], [int('axis', 0)]),
+    i64([1]),
+  ]);
   const qkHead = s.qkNope + s.qkRope;
 
   for (let l = 0; l < s.layers; l++) {
@@ -115,7 +135,10 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
     const kPeAll = one(A_, 'Expand', [rope, one(A_, 'Concat', [one(A_, 'Slice', [kShape, i64([0]), i64([3])]), i64([s.qkRope])], [int('axis', 0)])]);
     const k = one(A_, 'Concat', [kNope, kPeAll], [int('axis', -1)]);
     const qAll = one(A_, 'Concat', [qNope, qRot], [int('axis', -1)]);
-    const scores = one(A_, 'Add', [one(A_, 'Mul', [one(A_, 'MatMul', [qAll, one(A_, 'Transpose', [k], [ints('perm', [0, 1, 3, 2])])]), act(1 / Math.sqrt(qkHead))]), mask]);
+    const scores = one(A_, 'Add', [
+      one(A_, 'Mul', [one(A_, 'MatMul', [qAll, one(A_, 'Transpose', [k], [ints('perm', [0, 1, 3, 2])])]), act(1 / Math.sqrt(qkHead))]),
+      mask,
+    ]);
     const probs = one(A_, 'Softmax', [scores], [int('axis', -1)]);
     const ctx = one(A_, 'Reshape', [one(A_, 'Transpose', [one(A_, 'MatMul', [probs, v])], [ints('perm', [0, 2, 1, 3])]), i64([0, 0, s.heads * s.vHead])]);
     const o = one(`${A_}/o_proj`, 'MatMul', [ctx, weight(`${P}.self_attn.o_proj.weight`, [s.heads * s.vHead, s.hidden])]);
@@ -148,7 +171,8 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
         acc = one(E, 'ScatterND', [acc, one(E, 'Unsqueeze', [tok, i64([1])]), one(E, 'Mul', [y, gw])], [str('reduction', 'add')]);
       }
       let shared = acc;
-      for (let k = 0; k < s.sharedExperts; k++) shared = one(M, 'Add', [shared, swiglu(`${M}/shared_experts${k ? `.${k}` : ''}`, flat, `${P}.mlp.shared_experts${k ? `.${k}` : ''}`, s.moeFfn)]);
+      for (let k = 0; k < s.sharedExperts; k++)
+        shared = one(M, 'Add', [shared, swiglu(`${M}/shared_experts${k ? `.${k}` : ''}`, flat, `${P}.mlp.shared_experts${k ? `.${k}` : ''}`, s.moeFfn)]);
       ffnOut = one(M, 'Reshape', [shared, shape]);
     }
     x = one(L, 'Add', [res, ffnOut]);
@@ -157,10 +181,17 @@ export function deepseekOnnx(s: DeepseekShape = DEEPSEEK_V3): Buffer {
   node('/lm_head', 'MatMul', [last, weight('lm_head.weight', [s.hidden, s.vocab])], [], 1, ['logits']);
 
   const total = 'past_sequence_length + sequence_length';
-  const inputs = [vi('input_ids', T.INT64, ['batch_size', 'sequence_length']), vi('attention_mask', T.INT64, ['batch_size', total]), vi('position_ids', T.INT64, ['batch_size', 'sequence_length'])];
+  const inputs = [
+    vi('input_ids', T.INT64, ['batch_size', 'sequence_length']),
+    vi('attention_mask', T.INT64, ['batch_size', total]),
+    vi('position_ids', T.INT64, ['batch_size', 'sequence_length']),
+  ];
   const outputs = [vi('logits', WEIGHT, ['batch_size', 'sequence_length', s.vocab])];
   for (let l = 0; l < s.layers; l++) {
-    inputs.push(vi(`past_key_values.${l}.key`, WEIGHT, ['batch_size', 1, 'past_sequence_length', s.kvLora]), vi(`past_key_values.${l}.value`, WEIGHT, ['batch_size', 1, 'past_sequence_length', s.qkRope]));
+    inputs.push(
+      vi(`past_key_values.${l}.key`, WEIGHT, ['batch_size', 1, 'past_sequence_length', s.kvLora]),
+      vi(`past_key_values.${l}.value`, WEIGHT, ['batch_size', 1, 'past_sequence_length', s.qkRope]),
+    );
     outputs.push(vi(`present.${l}.key`, WEIGHT, ['batch_size', 1, total, s.kvLora]), vi(`present.${l}.value`, WEIGHT, ['batch_size', 1, total, s.qkRope]));
   }
   return b.encode('deepseek_v3_shaped', 'hxc-bench deepseek.ts', inputs, outputs);

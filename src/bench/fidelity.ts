@@ -121,10 +121,31 @@ function unscoredReason(r: MeasuredRow): string {
 /** Rack YAML: a host CPU and `n` GPUs of one model, on NVLink (switched) or PCIe. */
 function rackYaml(gpu: Gpu, n: number): string {
   const ids = Array.from({ length: n }, (_, i) => `gpu${i}`);
-  const lines = ['format: hxc-topology/v1', `name: ${gpu.model}x${n}`, 'devices:', '  - id: cpu0', '    kind: cpu', '    model: xeon-8480',
-    ...ids.flatMap((id) => [`  - id: ${id}`, '    kind: gpu', `    model: ${gpu.model}`]), 'links:',
-    '  - name: host', '    kind: pcie', `    connects: [cpu0, ${ids.join(', ')}]`, '    bandwidth: 32GB/s', '    latency: 2us', '    shared: true'];
-  if (n > 1) lines.push('  - name: gpus', `    kind: ${gpu.link.kind}`, `    connects: [${ids.join(', ')}]`, `    bandwidth: ${gpu.link.bandwidth}`, `    latency: ${gpu.link.latency}`, ...(gpu.link.kind === 'pcie' ? ['    shared: true'] : []));
+  const lines = [
+    'format: hxc-topology/v1',
+    `name: ${gpu.model}x${n}`,
+    'devices:',
+    '  - id: cpu0',
+    '    kind: cpu',
+    '    model: xeon-8480',
+    ...ids.flatMap((id) => [`  - id: ${id}`, '    kind: gpu', `    model: ${gpu.model}`]),
+    'links:',
+    '  - name: host',
+    '    kind: pcie',
+    `    connects: [cpu0, ${ids.join(', ')}]`,
+    '    bandwidth: 32GB/s',
+    '    latency: 2us',
+    '    shared: true',
+  ];
+  if (n > 1)
+    lines.push(
+      '  - name: gpus',
+      `    kind: ${gpu.link.kind}`,
+      `    connects: [${ids.join(', ')}]`,
+      `    bandwidth: ${gpu.link.bandwidth}`,
+      `    latency: ${gpu.link.latency}`,
+      ...(gpu.link.kind === 'pcie' ? ['    shared: true'] : []),
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -133,7 +154,8 @@ function rackYaml(gpu: Gpu, n: number): string {
  * scored rows only), or a text the row's "id model GPU" contains ('' = every row).
  */
 export async function fidelityTable(file: string, select: number[] | string = '', log: (line: string) => void = () => {}): Promise<FidelityRow[]> {
-  const chosen = (r: MeasuredRow): boolean => (Array.isArray(select) ? select.includes(r.id) : select === 'scored' ? unscoredReason(r) === '' : `${r.id} ${r.model} ${r.gpu_norm}`.includes(select));
+  const chosen = (r: MeasuredRow): boolean =>
+    Array.isArray(select) ? select.includes(r.id) : select === 'scored' ? unscoredReason(r) === '' : `${r.id} ${r.model} ${r.gpu_norm}`.includes(select);
   const rows = (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: MeasuredRow[] }).rows.filter((r) => /latency/.test(r.regime) && chosen(r));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-fidelity-'));
   const models = new Map<string, string>();
@@ -150,7 +172,16 @@ export async function fidelityTable(file: string, select: number[] | string = ''
       return f;
     };
     /** One plan's latency in seconds (cached: rows share plans). */
-    const latency = async (shape: string, dtype: LlmDtype, gpu: Gpu, n: number, tp: number, batch: number, seq: number, past: number): Promise<number | null> => {
+    const latency = async (
+      shape: string,
+      dtype: LlmDtype,
+      gpu: Gpu,
+      n: number,
+      tp: number,
+      batch: number,
+      seq: number,
+      past: number,
+    ): Promise<number | null> => {
       const key = JSON.stringify([shape, dtype, gpu.model, n, tp, batch, seq, past]);
       if (plans.has(key)) return plans.get(key)!;
       const rack = path.join(dir, `${gpu.model}x${n}.yaml`);
@@ -158,11 +189,15 @@ export async function fidelityTable(file: string, select: number[] | string = ''
       const out = path.join(dir, `plan${plans.size}`);
       let value: number | null = null;
       try {
-        await runPipeline({
-          model_path: modelFile(shape, dtype), topology_path: rack,
-          dims: { batch_size: batch, sequence_length: seq, past_sequence_length: past },
-          flags: { out, objective: 'latency', phase: past > 0 ? 'decode' : 'prefill', 'tensor-parallel': tp > 1 ? String(tp) : 'off' },
-        }, null);
+        await runPipeline(
+          {
+            model_path: modelFile(shape, dtype),
+            topology_path: rack,
+            dims: { batch_size: batch, sequence_length: seq, past_sequence_length: past },
+            flags: { out, objective: 'latency', phase: past > 0 ? 'decode' : 'prefill', 'tensor-parallel': tp > 1 ? String(tp) : 'off' },
+          },
+          null,
+        );
         value = (JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1).estimate.latency_s;
       } catch (err) {
         log(`  ${shape} ${dtype} ${gpu.model}×${n} tp${tp} b${batch} s${seq} p${past}: ${(err as Error).message.split('\n')[0]}`);

@@ -35,8 +35,21 @@ export interface LlmShape {
   maxPositions: number;
 }
 
-const llama = (layers: number, hidden: number, heads: number, kvHeads: number, ffn: number, vocab: number): LlmShape =>
-  ({ layers, hidden, heads, kvHeads, ffn, vocab, mlp: 'swiglu', parallel: false, norm: 'rms', bias: false, experts: 0, topK: 0, maxPositions: 8192 });
+const llama = (layers: number, hidden: number, heads: number, kvHeads: number, ffn: number, vocab: number): LlmShape => ({
+  layers,
+  hidden,
+  heads,
+  kvHeads,
+  ffn,
+  vocab,
+  mlp: 'swiglu',
+  parallel: false,
+  norm: 'rms',
+  bias: false,
+  experts: 0,
+  topK: 0,
+  maxPositions: 8192,
+});
 
 /** Published shapes (config.json of each checkpoint on the Hugging Face Hub). */
 export const LLM_SHAPES: Readonly<Record<string, LlmShape>> = {
@@ -49,10 +62,38 @@ export const LLM_SHAPES: Readonly<Record<string, LlmShape>> = {
   'Llama-3-70B': llama(80, 8192, 64, 8, 28672, 128256),
   // EleutherAI/gpt-j-6b: 28 layers, n_embd 4096, 16 heads, n_inner 16384 (4·n_embd), vocab 50400,
   // parallel attention + MLP from one LayerNorm, gelu_new, biases on the MLP.
-  'GPT-J-6B': { layers: 28, hidden: 4096, heads: 16, kvHeads: 16, ffn: 16384, vocab: 50400, mlp: 'gelu', parallel: true, norm: 'layer', bias: true, experts: 0, topK: 0, maxPositions: 2048 },
+  'GPT-J-6B': {
+    layers: 28,
+    hidden: 4096,
+    heads: 16,
+    kvHeads: 16,
+    ffn: 16384,
+    vocab: 50400,
+    mlp: 'gelu',
+    parallel: true,
+    norm: 'layer',
+    bias: true,
+    experts: 0,
+    topK: 0,
+    maxPositions: 2048,
+  },
   // tiiuae/falcon-180B: 80 layers, hidden 14848, 232 heads, 8 KV heads, FFN 4·hidden, vocab 65024,
   // parallel attention + MLP (new_decoder_architecture), GELU, no biases.
-  'Falcon-180B': { layers: 80, hidden: 14848, heads: 232, kvHeads: 8, ffn: 59392, vocab: 65024, mlp: 'gelu', parallel: true, norm: 'layer', bias: false, experts: 0, topK: 0, maxPositions: 2048 },
+  'Falcon-180B': {
+    layers: 80,
+    hidden: 14848,
+    heads: 232,
+    kvHeads: 8,
+    ffn: 59392,
+    vocab: 65024,
+    mlp: 'gelu',
+    parallel: true,
+    norm: 'layer',
+    bias: false,
+    experts: 0,
+    topK: 0,
+    maxPositions: 2048,
+  },
   // mistralai/Mixtral-8x7B-v0.1: 32 layers, hidden 4096, 32 heads, 8 KV heads, 8 experts top-2 of FFN 14336, vocab 32000.
   'Mixtral-8x7B': { ...llama(32, 4096, 32, 8, 14336, 32000), experts: 8, topK: 2, maxPositions: 32768 },
 };
@@ -126,7 +167,12 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
   // "attn_mask_reformat": seqlens_k = sum(mask) − 1, total_sequence_length = mask width).
   let x = one('/model/embed_tokens', 'Gather', [b.weight('model.embed_tokens.weight', [s.vocab, s.hidden], ACT), 'input_ids'], [int('axis', 0)]);
   const M = '/model/attn_mask_reformat';
-  const seqlens = one(M, 'Cast', [one(M, 'Sub', [one(M, 'ReduceSum', ['attention_mask', b.i64([1])], [int('keepdims', 0)]), b.i64([1], true)])], [int('to', T.INT32)]);
+  const seqlens = one(
+    M,
+    'Cast',
+    [one(M, 'Sub', [one(M, 'ReduceSum', ['attention_mask', b.i64([1])], [int('keepdims', 0)]), b.i64([1], true)])],
+    [int('to', T.INT32)],
+  );
   const total = one(M, 'Cast', [one(M, 'Gather', [one(M, 'Shape', ['attention_mask']), b.i64([1], true)], [int('axis', 0)])], [int('to', T.INT32)]);
   const cosCache = b.weight('model.rotary_emb.cos_cache', [s.maxPositions, headDim / 2], ACT);
   const sinCache = b.weight('model.rotary_emb.sin_cache', [s.maxPositions, headDim / 2], ACT);
@@ -139,10 +185,15 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
     const q = linear(`${A}/q_proj`, h, `${P}.self_attn.q_proj`, s.hidden, s.hidden);
     const k = linear(`${A}/k_proj`, h, `${P}.self_attn.k_proj`, s.hidden, s.kvHeads * headDim);
     const v = linear(`${A}/v_proj`, h, `${P}.self_attn.v_proj`, s.hidden, s.kvHeads * headDim);
-    const [ctx] = node(`${A}/GroupQueryAttention`, 'GroupQueryAttention',
+    const [ctx] = node(
+      `${A}/GroupQueryAttention`,
+      'GroupQueryAttention',
       [q, k, v, `past_key_values.${l}.key`, `past_key_values.${l}.value`, seqlens, total, cosCache, sinCache],
-      [int('num_heads', s.heads), int('kv_num_heads', s.kvHeads), int('do_rotary', 1)], 3,
-      [`${A}/GroupQueryAttention_output_0`, `present.${l}.key`, `present.${l}.value`], ms) as [string];
+      [int('num_heads', s.heads), int('kv_num_heads', s.kvHeads), int('do_rotary', 1)],
+      3,
+      [`${A}/GroupQueryAttention_output_0`, `present.${l}.key`, `present.${l}.value`],
+      ms,
+    ) as [string];
     const o = linear(`${A}/o_proj`, ctx, `${P}.self_attn.o_proj`, s.hidden, s.hidden);
     if (s.parallel) {
       const f = mlp(`${L}/mlp`, h, `${P}.mlp`, s.ffn);
@@ -162,20 +213,35 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
   const inputs = [vi('input_ids', T.INT64, ['batch_size', 'sequence_length']), vi('attention_mask', T.INT64, ['batch_size', all])];
   const outputs = [vi('logits', ACT, ['batch_size', 'sequence_length', s.vocab])];
   for (let l = 0; l < s.layers; l++) {
-    inputs.push(vi(`past_key_values.${l}.key`, KV, ['batch_size', s.kvHeads, 'past_sequence_length', headDim]), vi(`past_key_values.${l}.value`, KV, ['batch_size', s.kvHeads, 'past_sequence_length', headDim]));
+    inputs.push(
+      vi(`past_key_values.${l}.key`, KV, ['batch_size', s.kvHeads, 'past_sequence_length', headDim]),
+      vi(`past_key_values.${l}.value`, KV, ['batch_size', s.kvHeads, 'past_sequence_length', headDim]),
+    );
     outputs.push(vi(`present.${l}.key`, KV, ['batch_size', s.kvHeads, all, headDim]), vi(`present.${l}.value`, KV, ['batch_size', s.kvHeads, all, headDim]));
   }
   // float8 types need IR 9 and opset 19. (No standard ONNX op multiplies fp8 tensors — exporters
   // write QuantizeLinear/DequantizeLinear pairs a runtime folds into an fp8 GEMM; here the MatMul
   // reads fp8 directly, which states the same cost and is a graph for planning only.)
-  return b.encode('decoder_lm', 'hxc-bench llm.ts', inputs, outputs, [{ domain: '', version: fp8 ? 19 : 17 }, { domain: ms, version: 1 }], fp8 ? 9 : 8);
+  return b.encode(
+    'decoder_lm',
+    'hxc-bench llm.ts',
+    inputs,
+    outputs,
+    [
+      { domain: '', version: fp8 ? 19 : 17 },
+      { domain: ms, version: 1 },
+    ],
+    fp8 ? 9 : 8,
+  );
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   const [name, out, ...rest] = process.argv.slice(2);
   const shape = name ? LLM_SHAPES[name] : undefined;
   if (!shape || !out) {
-    process.stderr.write(`usage: node dist/src/bench/llm.js NAME OUT.onnx [--dtype float16|bfloat16|fp8] [--layers N]\n  NAME: ${Object.keys(LLM_SHAPES).join(', ')}\n`);
+    process.stderr.write(
+      `usage: node dist/src/bench/llm.js NAME OUT.onnx [--dtype float16|bfloat16|fp8] [--layers N]\n  NAME: ${Object.keys(LLM_SHAPES).join(', ')}\n`,
+    );
     process.exit(2);
   }
   let dtype: LlmDtype = 'float16';

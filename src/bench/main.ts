@@ -52,28 +52,76 @@ function cases(): Case[] {
   }
   list.push({ name: 'analysis (import..stage), synthetic ONNX 100k nodes', model: 'synthetic:onnx:100000', passes: ANALYSIS, reps: 5, dims: { batch: 8 } });
   const rack64 = path.join(REPO, 'fixtures', 'topology', 'rack-64.yaml');
-  list.push({ name: 'plan (import..schedule), synthetic ONNX 100k nodes, 64-device rack', model: 'synthetic:onnx:100000', passes: PLAN.slice(0, -1), reps: 5, dims: { batch: 8 }, topology: rack64 });
+  list.push({
+    name: 'plan (import..schedule), synthetic ONNX 100k nodes, 64-device rack',
+    model: 'synthetic:onnx:100000',
+    passes: PLAN.slice(0, -1),
+    reps: 5,
+    dims: { batch: 8 },
+    topology: rack64,
+  });
   list.push({ name: 'plan + write programs (all passes), same', model: 'synthetic:onnx:100000', passes: PLAN, reps: 5, dims: { batch: 8 }, topology: rack64 });
   const mixtral = path.join(MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
-  if (fs.existsSync(mixtral)) list.push({ name: 'analysis (import..stage), mixtral_8x7b_shaped prefill 512', model: mixtral, passes: ANALYSIS, reps: 5, flags: { phase: 'prefill', prompt: 512 } });
+  if (fs.existsSync(mixtral))
+    list.push({
+      name: 'analysis (import..stage), mixtral_8x7b_shaped prefill 512',
+      model: mixtral,
+      passes: ANALYSIS,
+      reps: 5,
+      flags: { phase: 'prefill', prompt: 512 },
+    });
   // Frontier scale (issue 10): the DeepSeek-V3 shape, 61 layers × 256 experts, and a pod of 512 hosts.
   const ds = { batch_size: 1, sequence_length: 1, past_sequence_length: 1024 };
   // The yardstick (issue 10: the whole plan within 3× of it).
   list.push({ name: 'read + decode alone (onnx-proto), DeepSeek-V3-shaped', model: 'deepseek:61', passes: ['onnx-decode'], reps: 3 });
   list.push({ name: 'import+verify, DeepSeek-V3-shaped', model: 'deepseek:61', passes: ['import', 'verify'], reps: 3 });
-  list.push({ name: 'analysis + moe (import..moe), DeepSeek-V3-shaped decode', model: 'deepseek:61', passes: [...ANALYSIS, 'moe'], reps: 3, dims: ds, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
-  list.push({ name: 'plan (all passes but tp), DeepSeek-V3-shaped prefill 512, rack-8gpu', model: 'deepseek:61', passes: PLAN, reps: 1, flags: { phase: 'prefill', prompt: 512 }, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
-  list.push({ name: 'plan (all passes), DeepSeek-V3-shaped 8 layers decode, rack-8gpu', model: 'deepseek:8', passes: PLAN, reps: 1, dims: ds, topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml') });
+  list.push({
+    name: 'analysis + moe (import..moe), DeepSeek-V3-shaped decode',
+    model: 'deepseek:61',
+    passes: [...ANALYSIS, 'moe'],
+    reps: 3,
+    dims: ds,
+    topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml'),
+  });
+  list.push({
+    name: 'plan (all passes but tp), DeepSeek-V3-shaped prefill 512, rack-8gpu',
+    model: 'deepseek:61',
+    passes: PLAN,
+    reps: 1,
+    flags: { phase: 'prefill', prompt: 512 },
+    topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml'),
+  });
+  list.push({
+    name: 'plan (all passes), DeepSeek-V3-shaped 8 layers decode, rack-8gpu',
+    model: 'deepseek:8',
+    passes: PLAN,
+    reps: 1,
+    dims: ds,
+    topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml'),
+  });
   const tiny = path.join(MODELS, 'mixtral_tiny_moe_kv.onnx');
   if (fs.existsSync(tiny)) {
     // The yardstick for the two below (issue 10: each within 10× of it).
     list.push({ name: 'YAML parse alone (the yaml package), 5,120-device rack', model: tiny, passes: ['yaml-parse'], reps: 5, topology: 'rack:512' });
-    list.push({ name: 'import..classify (topology load), mixtral_tiny, 5,120-device rack', model: tiny, passes: ['import', 'verify', 'bind', 'shapes', 'profile', 'classify'], reps: 3, dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 }, topology: 'rack:512' });
-    list.push({ name: 'plan (all passes), mixtral_tiny, 5,120-device rack', model: tiny, passes: PLAN, reps: 3, dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 }, topology: 'rack:512' });
+    list.push({
+      name: 'import..classify (topology load), mixtral_tiny, 5,120-device rack',
+      model: tiny,
+      passes: ['import', 'verify', 'bind', 'shapes', 'profile', 'classify'],
+      reps: 3,
+      dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 },
+      topology: 'rack:512',
+    });
+    list.push({
+      name: 'plan (all passes), mixtral_tiny, 5,120-device rack',
+      model: tiny,
+      passes: PLAN,
+      reps: 3,
+      dims: { batch_size: 1, sequence_length: 8, past_sequence_length: 0 },
+      topology: 'rack:512',
+    });
   }
   return list;
 }
-
 
 /** Child mode: run one case and print its measurements as JSON. */
 async function runChild(c: Case): Promise<void> {
@@ -103,7 +151,9 @@ async function runChild(c: Case): Promise<void> {
       else nodes = onnx.ModelProto.decode(fs.readFileSync(file)).graph?.node?.length ?? 0;
       times_ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    process.stdout.write(JSON.stringify({ times_ms, nodes, maxrss_bytes: process.resourceUsage().maxRSS * 1024, file_bytes: fs.statSync(yaml ? topology! : file).size }));
+    process.stdout.write(
+      JSON.stringify({ times_ms, nodes, maxrss_bytes: process.resourceUsage().maxRSS * 1024, file_bytes: fs.statSync(yaml ? topology! : file).size }),
+    );
     return;
   }
   const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, { out, ...(c.flags ?? {}) }, topology);
@@ -127,8 +177,15 @@ async function main(): Promise<void> {
     }
     const m = JSON.parse(r.stdout) as { times_ms: number[]; nodes: number; maxrss_bytes: number; file_bytes: number };
     const med = median(m.times_ms);
-    rows.push([c.name, String(m.nodes), (m.file_bytes / 1e6).toFixed(2), med.toFixed(1), Math.min(...m.times_ms).toFixed(1),
-      (m.nodes / (med / 1000) / 1e6).toFixed(2), (m.maxrss_bytes / 2 ** 20).toFixed(0)]);
+    rows.push([
+      c.name,
+      String(m.nodes),
+      (m.file_bytes / 1e6).toFixed(2),
+      med.toFixed(1),
+      Math.min(...m.times_ms).toFixed(1),
+      (m.nodes / (med / 1000) / 1e6).toFixed(2),
+      (m.maxrss_bytes / 2 ** 20).toFixed(0),
+    ]);
     process.stderr.write(`  done: ${c.name}\n`);
   }
   if (rows.length > 0) printTable(['case', 'nodes', 'file MB', 'median ms', 'min ms', 'Mnodes/s', 'peak RSS MiB'], rows);
@@ -145,11 +202,25 @@ async function replanBench(): Promise<void> {
   const rows = await replanTable(MODELS, path.resolve(REPO, '..', 'shared', 'examples'));
   const ms = (s: number | null): string => (s === null ? '-' : (s * 1e3).toFixed(4));
   const mib = (b: number): string => (b / 2 ** 20).toFixed(2);
-  printTable(['replan case (rack-8gpu)', 'replan moves', 'replan MiB', 'fresh moves', 'fresh MiB', 'running now ms', 'replan ms', 'fresh ms', 'replan/fresh'],
-    rows.map((r) => [r.name, String(r.replan_moves), mib(r.replan_bytes), String(r.fresh_moves), mib(r.fresh_bytes), ms(r.running_s), ms(r.replan_s), ms(r.fresh_s), (r.replan_s / r.fresh_s).toFixed(4)]));
+  printTable(
+    ['replan case (rack-8gpu)', 'replan moves', 'replan MiB', 'fresh moves', 'fresh MiB', 'running now ms', 'replan ms', 'fresh ms', 'replan/fresh'],
+    rows.map((r) => [
+      r.name,
+      String(r.replan_moves),
+      mib(r.replan_bytes),
+      String(r.fresh_moves),
+      mib(r.fresh_bytes),
+      ms(r.running_s),
+      ms(r.replan_s),
+      ms(r.fresh_s),
+      (r.replan_s / r.fresh_s).toFixed(4),
+    ]),
+  );
   const fewer = rows.filter((r) => r.replan_moves < r.fresh_moves).length;
   const within = rows.filter((r) => r.replan_s <= r.fresh_s * 1.02).length;
-  process.stdout.write(`replan moves fewer units than the fresh plan in ${fewer} of ${rows.length} cases; within 2% of its latency in ${within} of ${rows.length}\n\n`);
+  process.stdout.write(
+    `replan moves fewer units than the fresh plan in ${fewer} of ${rows.length} cases; within 2% of its latency in ${within} of ${rows.length}\n\n`,
+  );
 }
 
 function printTable(header: string[], rows: string[][]): void {
@@ -164,12 +235,26 @@ async function placementTable(): Promise<void> {
   const f = (x: number | null): string => (x === null ? '-' : x.toFixed(3));
   const ratios = rows.filter((r) => r.exact_status === 'optimal' && r.exact_s).map((r) => r.heuristic_s / r.exact_s!);
   const heftRatios = rows.filter((r) => r.exact_status === 'optimal' && r.exact_s).map((r) => r.heft_s / r.exact_s!);
-  printTable(['placement case', 'hxc heuristic', 'hxc exact', 'status', 'lower bound', 'HEFT', 'single fastest', 'heur/exact', 'heur ms', 'exact ms'],
-    rows.map((r) => [r.name, f(r.heuristic_s), f(r.exact_s), r.exact_status, f(r.lower_bound_s), f(r.heft_s), f(r.single_s), r.exact_s ? (r.heuristic_s / r.exact_s).toFixed(4) : '-', r.heuristic_ms.toFixed(1), r.exact_ms.toFixed(0)]));
+  printTable(
+    ['placement case', 'hxc heuristic', 'hxc exact', 'status', 'lower bound', 'HEFT', 'single fastest', 'heur/exact', 'heur ms', 'exact ms'],
+    rows.map((r) => [
+      r.name,
+      f(r.heuristic_s),
+      f(r.exact_s),
+      r.exact_status,
+      f(r.lower_bound_s),
+      f(r.heft_s),
+      f(r.single_s),
+      r.exact_s ? (r.heuristic_s / r.exact_s).toFixed(4) : '-',
+      r.heuristic_ms.toFixed(1),
+      r.exact_ms.toFixed(0),
+    ]),
+  );
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  process.stdout.write(`heuristic / exact optimum: mean ${mean(ratios).toFixed(4)}, worst ${Math.max(...ratios).toFixed(4)} over ${ratios.length} proven optima; HEFT alone: mean ${mean(heftRatios).toFixed(4)}\n`);
+  process.stdout.write(
+    `heuristic / exact optimum: mean ${mean(ratios).toFixed(4)}, worst ${Math.max(...ratios).toFixed(4)} over ${ratios.length} proven optima; HEFT alone: mean ${mean(heftRatios).toFixed(4)}\n`,
+  );
 }
-
 
 /**
  * Every shared model on every example rack, both objectives, prefill and decode: the shipped plan
@@ -181,12 +266,23 @@ async function planQualityTable(filter: string): Promise<void> {
   const racks = [null, ...['rack-tiny.yaml', 'rack-8gpu.yaml', 'rack-hetero.yaml'].map((r) => path.join(examples, r))];
   const rows = await qualityTable(MODELS, racks, filter);
   const f = (x: number | null, objective: string): string => (x === null ? '-' : objective === 'latency' ? (x * 1e3).toFixed(4) : x.toFixed(1));
-  printTable(['plan (model rack phase)', 'objective', 'shipped', 'chosen', 'HEFT', 'one device', 'with fallbacks', 'even split', 'tensor parallel', 'gap', 'plan s'],
-    rows.map((r) => [r.name, r.objective === 'latency' ? 'latency ms' : 'throughput /s', f(r.shipped, r.objective), r.chosen, ...BASELINES.map((b) => f(r.baselines[b]!, r.objective)),
-      r.gap === null ? '-' : `${(r.gap * 100).toFixed(1)}%`, r.plan_s.toFixed(2)]));
+  printTable(
+    ['plan (model rack phase)', 'objective', 'shipped', 'chosen', 'HEFT', 'one device', 'with fallbacks', 'even split', 'tensor parallel', 'gap', 'plan s'],
+    rows.map((r) => [
+      r.name,
+      r.objective === 'latency' ? 'latency ms' : 'throughput /s',
+      f(r.shipped, r.objective),
+      r.chosen,
+      ...BASELINES.map((b) => f(r.baselines[b]!, r.objective)),
+      r.gap === null ? '-' : `${(r.gap * 100).toFixed(1)}%`,
+      r.plan_s.toFixed(2),
+    ]),
+  );
   const lost = rows.filter((r) => r.losses.length > 0);
   const times = rows.map((r) => r.plan_s).sort((a, b) => a - b);
-  process.stdout.write(`shipped plan at least as good as every baseline it reports: ${rows.length - lost.length} of ${rows.length} plans${lost.length ? ` (lost: ${lost.map((r) => `${r.name} ${r.objective} to ${r.losses.join('+')}`).join('; ')})` : ''}; plan time median ${median(times).toFixed(2)} s, max ${times[times.length - 1]?.toFixed(2) ?? '-'} s\n\n`);
+  process.stdout.write(
+    `shipped plan at least as good as every baseline it reports: ${rows.length - lost.length} of ${rows.length} plans${lost.length ? ` (lost: ${lost.map((r) => `${r.name} ${r.objective} to ${r.losses.join('+')}`).join('; ')})` : ''}; plan time median ${median(times).toFixed(2)} s, max ${times[times.length - 1]?.toFixed(2) ?? '-'} s\n\n`,
+  );
 }
 
 /**
@@ -197,15 +293,32 @@ async function planQualityTable(filter: string): Promise<void> {
 async function fidelity(filter: string): Promise<void> {
   const rows = await fidelityTable(path.join(REPO, 'fixtures', 'measured', 'llm_measured.json'), filter, (l) => process.stderr.write(l + '\n'));
   const fmt = (x: number | null): string => (x === null ? '-' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-  printTable(['#', 'model', 'GPU', 'precision', 'TP', 'batch', 'in/out', 'metric', 'measured', 'unit', 'hxc', 'hxc/measured', 'scored'],
-    rows.map(({ row: r, estimate, ratio, unscored }) => [String(r.id), r.model.slice(0, 14), r.gpu_norm.slice(0, 16), r.precision.split(' ')[0]!, String(r.tp ?? '-'), String(r.batch_size).slice(0, 14),
-      `${r.input_len ?? '-'}/${r.output_len ?? '-'}`, r.metric.split(' ')[0]!, fmt(r.value), r.unit.slice(0, 14), fmt(estimate), ratio === null ? '-' : ratio.toFixed(2), unscored || 'yes']));
+  printTable(
+    ['#', 'model', 'GPU', 'precision', 'TP', 'batch', 'in/out', 'metric', 'measured', 'unit', 'hxc', 'hxc/measured', 'scored'],
+    rows.map(({ row: r, estimate, ratio, unscored }) => [
+      String(r.id),
+      r.model.slice(0, 14),
+      r.gpu_norm.slice(0, 16),
+      r.precision.split(' ')[0]!,
+      String(r.tp ?? '-'),
+      String(r.batch_size).slice(0, 14),
+      `${r.input_len ?? '-'}/${r.output_len ?? '-'}`,
+      r.metric.split(' ')[0]!,
+      fmt(r.value),
+      r.unit.slice(0, 14),
+      fmt(estimate),
+      ratio === null ? '-' : ratio.toFixed(2),
+      unscored || 'yes',
+    ]),
+  );
   const scored = rows.filter((r) => !r.unscored && r.ratio !== null);
   const ratios = scored.map((r) => r.ratio!);
   const worst = scored.reduce<(typeof scored)[number] | null>((w, r) => (!w || Math.abs(Math.log(r.ratio!)) > Math.abs(Math.log(w.ratio!)) ? r : w), null);
   const within = ratios.filter((x) => Math.abs(Math.log(x)) <= Math.log(1.35)).length;
-  process.stdout.write(`fidelity: ${scored.length} scored rows, typical error (geomean) ${(geomeanError(ratios) * 100).toFixed(1)}%, ${within} of ${scored.length} within 35%` +
-    `${worst ? `, worst #${worst.row.id} ${worst.setup} ×${worst.ratio!.toFixed(2)}` : ''}; ${rows.length - scored.length} rows unscored\n\n`);
+  process.stdout.write(
+    `fidelity: ${scored.length} scored rows, typical error (geomean) ${(geomeanError(ratios) * 100).toFixed(1)}%, ${within} of ${scored.length} within 35%` +
+      `${worst ? `, worst #${worst.row.id} ${worst.setup} ×${worst.ratio!.toFixed(2)}` : ''}; ${rows.length - scored.length} rows unscored\n\n`,
+  );
 }
 
 /** hxc run on a one-device plan vs a plain onnxruntime session (target: within 10%). */
@@ -218,8 +331,10 @@ async function runtimeTable(): Promise<void> {
   const mobilenet = models.find((m) => m.file.includes('mobilenet'));
   if (mobilenet) models.splice(1, 0, { file: mobilenet.file, dims: { batch: 8 } });
   const rows = await loaderOverhead(REPO, models);
-  printTable(['loader (one-device plan)', 'plain session median ms', 'hxc run median ms', 'hxc / plain'],
-    rows.map((r) => [r.model, r.plain_ms.toFixed(3), r.hxc_ms.toFixed(3), r.ratio.toFixed(3)]));
+  printTable(
+    ['loader (one-device plan)', 'plain session median ms', 'hxc run median ms', 'hxc / plain'],
+    rows.map((r) => [r.model, r.plain_ms.toFixed(3), r.hxc_ms.toFixed(3), r.ratio.toFixed(3)]),
+  );
   process.stdout.write('(the models run at their dims.json sizes; mobilenet also at batch 8)\n');
 }
 

@@ -27,9 +27,16 @@ export function syntheticLayers(shape = DEEPSEEK_SHAPE, traceTokens = 8192, seed
   const trace = syntheticRouting({ layers: shape.layers, experts: shape.experts, topK: shape.topK, tokens: traceTokens, zipfS: 1.1, seed });
   const flops = 2 * 3 * shape.hidden * shape.ffn;
   return trace.map((l) => ({
-    layer: l.layer, name: `synthetic.${l.layer}`, top_k: shape.topK, step_tokens: shape.stepTokens, ...scaledLayer(l, shape.topK, shape.stepTokens),
-    flops_per_token: new Float64Array(shape.experts).fill(flops), param_bytes: new Float64Array(shape.experts).fill(flops),
-    token_bytes: shape.hidden * 2, dtype: 'bfloat16', dispatch_ops: ['Gather', 'ScatterND', 'TopK', 'Softmax'].map((op) => ({ op, domain: '' })),
+    layer: l.layer,
+    name: `synthetic.${l.layer}`,
+    top_k: shape.topK,
+    step_tokens: shape.stepTokens,
+    ...scaledLayer(l, shape.topK, shape.stepTokens),
+    flops_per_token: new Float64Array(shape.experts).fill(flops),
+    param_bytes: new Float64Array(shape.experts).fill(flops),
+    token_bytes: shape.hidden * 2,
+    dtype: 'bfloat16',
+    dispatch_ops: ['Gather', 'ScatterND', 'TopK', 'Softmax'].map((op) => ({ op, domain: '' })),
   }));
 }
 
@@ -42,7 +49,6 @@ export interface MoeBenchCase {
   layers: number;
 }
 
-
 export async function moeCases(reps = 3): Promise<MoeBenchCase[]> {
   const out: MoeBenchCase[] = [];
   const mixtral = path.join(MODELS, 'mixtral_8x7b_shaped.graph_only.onnx');
@@ -50,14 +56,20 @@ export async function moeCases(reps = 3): Promise<MoeBenchCase[]> {
     const times: number[] = [];
     let plan: ExpertPlan | null = null;
     for (let r = 0; r < reps; r++) {
-      const run = await runPipeline({
-        model_path: mixtral, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {},
-        flags: { phase: 'prefill', routing: path.join(MODELS, 'mixtral_8x7b_shaped.expert_routing.json'), 'expert-slots': 8 },
-      }, ['moe']);
+      const run = await runPipeline(
+        {
+          model_path: mixtral,
+          topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+          dims: {},
+          flags: { phase: 'prefill', routing: path.join(MODELS, 'mixtral_8x7b_shaped.expert_routing.json'), 'expert-slots': 8 },
+        },
+        ['moe'],
+      );
       times.push(run.timings.find((t) => t.name === 'moe')!.ms);
       plan = run.ctx.get(moePass).plan;
     }
-    if (plan) out.push({ name: 'mixtral_8x7b_shaped, 8×H200, Zipf 1.1, 8 slots', plan, plan_ms: median(times), first_ms: times[0]!, layers: plan.layers.length });
+    if (plan)
+      out.push({ name: 'mixtral_8x7b_shaped, 8×H200, Zipf 1.1, 8 slots', plan, plan_ms: median(times), first_ms: times[0]!, layers: plan.layers.length });
   }
   const topo = loadTopology(path.join(REPO, 'fixtures', 'topology', 'rack-64.yaml'));
   const routes = new RouteTable(topo);
@@ -69,7 +81,14 @@ export async function moeCases(reps = 3): Promise<MoeBenchCase[]> {
     plan = planExperts(topo, routes, layers, { slots: DEEPSEEK_SHAPE.slots, groups: DEEPSEEK_SHAPE.groups, canHold: (d) => canRun(d, 'MatMul') });
     times.push(performance.now() - t0);
   }
-  if (plan) out.push({ name: `synthetic ${DEEPSEEK_SHAPE.layers}×${DEEPSEEK_SHAPE.experts} top-${DEEPSEEK_SHAPE.topK}, rack-64, Zipf 1.1, ${DEEPSEEK_SHAPE.slots} slots`, plan, plan_ms: median(times), first_ms: times[0]!, layers: layers.length });
+  if (plan)
+    out.push({
+      name: `synthetic ${DEEPSEEK_SHAPE.layers}×${DEEPSEEK_SHAPE.experts} top-${DEEPSEEK_SHAPE.topK}, rack-64, Zipf 1.1, ${DEEPSEEK_SHAPE.slots} slots`,
+      plan,
+      plan_ms: median(times),
+      first_ms: times[0]!,
+      layers: layers.length,
+    });
   return out;
 }
 
@@ -79,11 +98,27 @@ export async function moeTable(): Promise<void> {
   for (const c of cases) {
     for (const m of METHODS) {
       const s = c.plan.summary[m];
-      rows.push([m === 'hxc' ? c.name : '', m, s.imbalance_max.toFixed(4), s.imbalance_mean.toFixed(4), Math.round(s.bytes_per_token).toLocaleString('en-US'),
-        (s.time_s * 1e3).toFixed(3), m === 'hxc' ? `${c.plan_ms.toFixed(0)} (first ${c.first_ms.toFixed(0)})` : '']);
+      rows.push([
+        m === 'hxc' ? c.name : '',
+        m,
+        s.imbalance_max.toFixed(4),
+        s.imbalance_mean.toFixed(4),
+        Math.round(s.bytes_per_token).toLocaleString('en-US'),
+        (s.time_s * 1e3).toFixed(3),
+        m === 'hxc' ? `${c.plan_ms.toFixed(0)} (first ${c.first_ms.toFixed(0)})` : '',
+      ]);
     }
   }
-  process.stdout.write(table(['moe case', 'method', 'imbalance worst layer', 'imbalance mean', 'all-to-all bytes/token', 'expert ms/step', 'plan ms, median'], rows, [2, 3, 4, 5, 6]));
-  for (const c of cases) process.stdout.write(`${c.name}: ${c.layers} layers on ${c.plan.devices.length} expert devices (${c.plan.devices[0]} … ${c.plan.devices[c.plan.devices.length - 1]}), tokens from ${c.plan.sources.length} devices\n`);
+  process.stdout.write(
+    table(
+      ['moe case', 'method', 'imbalance worst layer', 'imbalance mean', 'all-to-all bytes/token', 'expert ms/step', 'plan ms, median'],
+      rows,
+      [2, 3, 4, 5, 6],
+    ),
+  );
+  for (const c of cases)
+    process.stdout.write(
+      `${c.name}: ${c.layers} layers on ${c.plan.devices.length} expert devices (${c.plan.devices[0]} … ${c.plan.devices[c.plan.devices.length - 1]}), tokens from ${c.plan.sources.length} devices\n`,
+    );
   process.stdout.write('\n');
 }

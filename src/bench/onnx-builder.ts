@@ -25,10 +25,20 @@ export class OnnxBuilder {
 
   /** A weight whose bytes are absent: external data at the next offset of weights.bin. */
   weight(name: string, dims: number[], dataType: number): string {
-    const length = byteSizeOf(dtypeFromOnnx(dataType)!, dims.reduce((a, b) => a * b, 1));
+    const length = byteSizeOf(
+      dtypeFromOnnx(dataType)!,
+      dims.reduce((a, b) => a * b, 1),
+    );
     this.inits.push({
-      name, dims, dataType, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: String(this.offset) }, { key: 'length', value: String(length) }],
+      name,
+      dims,
+      dataType,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: 'weights.bin' },
+        { key: 'offset', value: String(this.offset) },
+        { key: 'length', value: String(length) },
+      ],
     });
     this.offset += length;
     return name;
@@ -45,8 +55,11 @@ export class OnnxBuilder {
   }
 
   i64(values: number[], scalar = false): string {
-    return this.constant(`i64:${scalar ? 's' : 'v'}:${values.join(',')}`, 'const_i64',
-      { dataType: T.INT64, ...(scalar ? {} : { dims: [values.length] }), rawData: new Uint8Array(BigInt64Array.from(values, BigInt).buffer) });
+    return this.constant(`i64:${scalar ? 's' : 'v'}:${values.join(',')}`, 'const_i64', {
+      dataType: T.INT64,
+      ...(scalar ? {} : { dims: [values.length] }),
+      rawData: new Uint8Array(BigInt64Array.from(values, BigInt).buffer),
+    });
   }
 
   f32(value: number): string {
@@ -56,8 +69,10 @@ export class OnnxBuilder {
   /** A scalar of a 16-bit float type: bfloat16 is the high half of the float32; float16 by rounding. */
   f16(value: number, dataType: number): string {
     const bits = dataType === T.BFLOAT16 ? new Uint32Array(Float32Array.of(value).buffer)[0]! >>> 16 : toHalf(value);
-    return this.constant(`${dataType === T.BFLOAT16 ? 'bf16' : 'f16'}:${value}`, dataType === T.BFLOAT16 ? 'const_bf16' : 'const_f16',
-      { dataType, rawData: new Uint8Array(Uint16Array.of(bits).buffer) });
+    return this.constant(`${dataType === T.BFLOAT16 ? 'bf16' : 'f16'}:${value}`, dataType === T.BFLOAT16 ? 'const_bf16' : 'const_f16', {
+      dataType,
+      rawData: new Uint8Array(Uint16Array.of(bits).buffer),
+    });
   }
 
   /** One node named after its module path; returns its outputs' names (`{name}_output_{k}`). */
@@ -76,9 +91,18 @@ export class OnnxBuilder {
   }
 
   /** The model's bytes. */
-  encode(name: string, producer: string, inputs: OnnxNs.IValueInfoProto[], outputs: OnnxNs.IValueInfoProto[], opsets: OnnxNs.IOperatorSetIdProto[] = [{ domain: '', version: 17 }], irVersion = 8): Buffer {
+  encode(
+    name: string,
+    producer: string,
+    inputs: OnnxNs.IValueInfoProto[],
+    outputs: OnnxNs.IValueInfoProto[],
+    opsets: OnnxNs.IOperatorSetIdProto[] = [{ domain: '', version: 17 }],
+    irVersion = 8,
+  ): Buffer {
     const model = onnx.ModelProto.create({
-      irVersion, producerName: producer, opsetImport: opsets,
+      irVersion,
+      producerName: producer,
+      opsetImport: opsets,
       graph: { name, node: this.nodes, initializer: this.inits, input: inputs, output: outputs },
     });
     return Buffer.from(onnx.ModelProto.encode(model).finish());
@@ -107,6 +131,6 @@ function toHalf(value: number): number {
   const round = mant & 0x1fff;
   mant >>>= 13;
   let h = sign | (exp << 10) | mant;
-  if (round > 0x1000 || (round === 0x1000 && (mant & 1))) h += 1;
+  if (round > 0x1000 || (round === 0x1000 && mant & 1)) h += 1;
   return h;
 }

@@ -43,8 +43,14 @@ export async function qualitySuite(timeLimit_s = 10): Promise<QualityRow[]> {
     }
     rows.push({
       name: `dag${spec.seed} ${spec.units}u×${spec.devices}d ccr=${spec.ccr}`,
-      heuristic_s: r.placement.makespan_s, exact_s: e.objective_s, exact_status: e.status, lower_bound_s: lb.lower_bound_s,
-      heft_s: h.makespan_s, single_s: single, heuristic_ms: t1 - t0, exact_ms: t2 - t1,
+      heuristic_s: r.placement.makespan_s,
+      exact_s: e.objective_s,
+      exact_status: e.status,
+      lower_bound_s: lb.lower_bound_s,
+      heft_s: h.makespan_s,
+      single_s: single,
+      heuristic_ms: t1 - t0,
+      exact_ms: t2 - t1,
     });
   }
   return rows;

@@ -28,7 +28,10 @@ export async function qualityTable(models: string, racks: (string | null)[], fil
   const rows: QualityRow[] = [];
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-quality-'));
   try {
-    const files = fs.readdirSync(models).filter((f) => f.endsWith('.onnx')).sort();
+    const files = fs
+      .readdirSync(models)
+      .filter((f) => f.endsWith('.onnx'))
+      .sort();
     for (const file of files) {
       const model = path.join(models, file);
       const dimsFile = model.replace(/\.onnx$/, '.dims.json');

@@ -19,19 +19,41 @@ export function rackYaml(hosts: number): string {
   }
   lines.push(
     'devices:',
-    `  - id: cpu[0-${hosts - 1}]`, '    kind: cpu', '    model: xeon-8480',
-    `  - id: gpu[0-${hosts * 8 - 1}]`, '    kind: gpu', '    model: h100-sxm',
-    `  - id: nic[0-${hosts - 1}]`, '    kind: ipu', '    model: ipu-e2100',
+    `  - id: cpu[0-${hosts - 1}]`,
+    '    kind: cpu',
+    '    model: xeon-8480',
+    `  - id: gpu[0-${hosts * 8 - 1}]`,
+    '    kind: gpu',
+    '    model: h100-sxm',
+    `  - id: nic[0-${hosts - 1}]`,
+    '    kind: ipu',
+    '    model: ipu-e2100',
     'links:',
   );
   for (let h = 0; h < hosts; h++) {
     const gpus = Array.from({ length: 8 }, (_, k) => `gpu${h * 8 + k}`);
     lines.push(
-      `  - name: nvlink${h}`, '    kind: nvlink', `    connects: [${gpus.join(', ')}]`, '    bandwidth: 450GB/s', '    latency: 2us',
-      `  - name: pcie${h}`, '    kind: pcie', `    connects: [cpu${h}, ${gpus.join(', ')}, nic${h}]`, '    bandwidth: 64GB/s', '    latency: 2us', '    shared: true',
+      `  - name: nvlink${h}`,
+      '    kind: nvlink',
+      `    connects: [${gpus.join(', ')}]`,
+      '    bandwidth: 450GB/s',
+      '    latency: 2us',
+      `  - name: pcie${h}`,
+      '    kind: pcie',
+      `    connects: [cpu${h}, ${gpus.join(', ')}, nic${h}]`,
+      '    bandwidth: 64GB/s',
+      '    latency: 2us',
+      '    shared: true',
     );
   }
-  if (hosts > 1) lines.push('  - name: spine', '    kind: ethernet', `    connects: [${Array.from({ length: hosts }, (_, h) => `nic${h}`).join(', ')}]`, '    bandwidth: 50GB/s', '    latency: 5us');
+  if (hosts > 1)
+    lines.push(
+      '  - name: spine',
+      '    kind: ethernet',
+      `    connects: [${Array.from({ length: hosts }, (_, h) => `nic${h}`).join(', ')}]`,
+      '    bandwidth: 50GB/s',
+      '    latency: 5us',
+    );
   return lines.join('\n') + '\n';
 }
 

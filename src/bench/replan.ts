@@ -40,7 +40,10 @@ export async function replanTable(models: string, examples: string): Promise<Rep
   const rows: ReplanRow[] = [];
   const rack = path.join(examples, 'rack-8gpu.yaml');
   try {
-    for (const trace of fs.readdirSync(models).filter((f) => f.endsWith('.expert_routing.json')).sort()) {
+    for (const trace of fs
+      .readdirSync(models)
+      .filter((f) => f.endsWith('.expert_routing.json'))
+      .sort()) {
       const base = trace.replace('.expert_routing.json', '');
       const model = [`${base}.onnx`, `${base}.graph_only.onnx`].map((f) => path.join(models, f)).find((f) => fs.existsSync(f));
       if (!model) continue;
@@ -65,12 +68,21 @@ export async function replanTable(models: string, examples: string): Promise<Rep
         const r = await runPipeline({ ...opts, default_phase: true }, null);
         const delta = r.ctx.get(lowerPass).delta!;
         const freshDir = path.join(dir, `fresh${k}`);
-        await runPipeline({ model_path: model, topology_path: c.topology, dims: opts.dims, flags: { ...opts.flags, out: freshDir }, default_phase: true }, null);
+        await runPipeline(
+          { model_path: model, topology_path: c.topology, dims: opts.dims, flags: { ...opts.flags, out: freshDir }, default_phase: true },
+          null,
+        );
         const fresh: PlanV1 = readPlan(freshDir);
         const d = diffPlans(running, old, freshDir, fresh);
         rows.push({
-          name: c.name, replan_moves: delta.moves, replan_bytes: delta.migration_bytes, fresh_moves: d.moved.length, fresh_bytes: d.migration_bytes,
-          running_s: delta.running_now?.latency_s ?? null, replan_s: delta.new.latency_s, fresh_s: fresh.estimate.latency_s,
+          name: c.name,
+          replan_moves: delta.moves,
+          replan_bytes: delta.migration_bytes,
+          fresh_moves: d.moved.length,
+          fresh_bytes: d.migration_bytes,
+          running_s: delta.running_now?.latency_s ?? null,
+          replan_s: delta.new.latency_s,
+          fresh_s: fresh.estimate.latency_s,
         });
       }
     }

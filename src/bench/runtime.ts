@@ -11,7 +11,6 @@ import { runPlan } from '../runtime/run.js';
 import { makeInputs } from '../runtime/tensors.js';
 import { median } from '../util/stats.js';
 
-
 export interface LoaderRow {
   model: string;
   plain_ms: number;
@@ -45,7 +44,18 @@ export async function loaderOverhead(repo: string, models: { file: string; dims:
       hxc.push(...report.requests.slice(3).map((r) => r.latency_ms));
     }
     await session.release();
-    rows.push({ model: `${path.basename(m.file)}${Object.keys(m.dims).length ? ` ${Object.entries(m.dims).map(([k, v]) => `${k}=${v}`).join(',')}` : ''}`, plain_ms: median(plain), hxc_ms: median(hxc), ratio: median(hxc) / median(plain) });
+    rows.push({
+      model: `${path.basename(m.file)}${
+        Object.keys(m.dims).length
+          ? ` ${Object.entries(m.dims)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',')}`
+          : ''
+      }`,
+      plain_ms: median(plain),
+      hxc_ms: median(hxc),
+      ratio: median(hxc) / median(plain),
+    });
   }
   return rows;
 }

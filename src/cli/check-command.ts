@@ -82,7 +82,12 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   }
   if (f.maxGap !== undefined) {
     const limit = fractionFlag(f.maxGap, '--max-gap');
-    budgets.push({ name: 'gap to lower bound', limit: f.maxGap, actual: e.gap === null ? '-' : `${(e.gap * 100).toFixed(2)}%`, ok: e.gap !== null && e.gap <= limit });
+    budgets.push({
+      name: 'gap to lower bound',
+      limit: f.maxGap,
+      actual: e.gap === null ? '-' : `${(e.gap * 100).toFixed(2)}%`,
+      ok: e.gap !== null && e.gap <= limit,
+    });
   }
   if (f.maxMemory !== undefined) {
     // An absolute size per device, or a share of each device's capacity (`90%`).
@@ -91,7 +96,12 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
     for (const d of plan.devices) {
       if (d.memory.total_bytes === 0) continue;
       const limit = share !== null ? d.memory.capacity_bytes * share : bytes!;
-      budgets.push({ name: `memory ${d.id}`, limit: f.maxMemory, actual: `${d.memory.total_bytes}B (${((100 * d.memory.total_bytes) / d.memory.capacity_bytes).toFixed(1)}%)`, ok: d.memory.total_bytes <= limit });
+      budgets.push({
+        name: `memory ${d.id}`,
+        limit: f.maxMemory,
+        actual: `${d.memory.total_bytes}B (${((100 * d.memory.total_bytes) / d.memory.capacity_bytes).toFixed(1)}%)`,
+        ok: d.memory.total_bytes <= limit,
+      });
     }
   }
   if (f.minSequences !== undefined) {
@@ -100,33 +110,58 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
     budgets.push({ name: 'KV sequences', limit: String(limit), actual: kv ? String(kv.sequences) : 'no KV state', ok: kv !== null && kv.sequences >= limit });
   }
   if ((f.telemetry === undefined) !== (f.maxDrift === undefined)) {
-    throw new HxcError('HXC2002', f.telemetry === undefined ? '--max-drift needs --telemetry FILE (what was measured)' : '--telemetry needs --max-drift (the budget, e.g. 20%)', { where: f.telemetry === undefined ? '--max-drift' : '--telemetry' });
+    throw new HxcError(
+      'HXC2002',
+      f.telemetry === undefined ? '--max-drift needs --telemetry FILE (what was measured)' : '--telemetry needs --max-drift (the budget, e.g. 20%)',
+      { where: f.telemetry === undefined ? '--max-drift' : '--telemetry' },
+    );
   }
   if (f.telemetry !== undefined && f.maxDrift !== undefined) {
     const limit = fractionFlag(f.maxDrift, '--max-drift');
     const drift = readDrift(f.telemetry, plan);
     if (drift.devices.length === 0 && drift.routing.length === 0) {
-      throw new HxcError('HXC2502', 'the telemetry has no step of a device this plan keeps busy, and no expert routing of its MoE layers', { where: f.telemetry, hint: 'give the telemetry of a run of this plan (hxc run PLAN_DIR)' });
+      throw new HxcError('HXC2502', 'the telemetry has no step of a device this plan keeps busy, and no expert routing of its MoE layers', {
+        where: f.telemetry,
+        hint: 'give the telemetry of a run of this plan (hxc run PLAN_DIR)',
+      });
     }
     const signed = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
     for (const d of drift.devices) {
-      budgets.push({ name: `drift ${d.device}`, limit: f.maxDrift, actual: `${signed(d.drift)} (measured ${(d.measured_s * 1e3).toFixed(4)}ms, estimated ${(d.estimated_s * 1e3).toFixed(4)}ms)`, ok: Math.abs(d.drift) <= limit });
+      budgets.push({
+        name: `drift ${d.device}`,
+        limit: f.maxDrift,
+        actual: `${signed(d.drift)} (measured ${(d.measured_s * 1e3).toFixed(4)}ms, estimated ${(d.estimated_s * 1e3).toFixed(4)}ms)`,
+        ok: Math.abs(d.drift) <= limit,
+      });
     }
     for (const r of drift.routing) {
-      budgets.push({ name: `routing drift layer ${r.layer}`, limit: f.maxDrift, actual: `${(r.distance * 100).toFixed(1)}% of tokens moved (worst expert ${r.worst.expert}: ${(r.worst.measured * 100).toFixed(1)}% measured, ${(r.worst.planned * 100).toFixed(1)}% planned)`, ok: r.distance <= limit });
+      budgets.push({
+        name: `routing drift layer ${r.layer}`,
+        limit: f.maxDrift,
+        actual: `${(r.distance * 100).toFixed(1)}% of tokens moved (worst expert ${r.worst.expert}: ${(r.worst.measured * 100).toFixed(1)}% measured, ${(r.worst.planned * 100).toFixed(1)}% planned)`,
+        ok: r.distance <= limit,
+      });
     }
   }
-  if (budgets.length === 0) throw new HxcError('HXC2002', 'no budget given', { hint: 'add --max-latency, --max-memory, --min-throughput, --max-gap, --min-sequences or --telemetry with --max-drift' });
+  if (budgets.length === 0)
+    throw new HxcError('HXC2002', 'no budget given', {
+      hint: 'add --max-latency, --max-memory, --min-throughput, --max-gap, --min-sequences or --telemetry with --max-drift',
+    });
   const broken = budgets.filter((b) => !b.ok);
   if (f.junit) writeOutputFile(f.junit, junitXml(budgets, subject), (old) => old.includes('<testsuite name="hxc check"'));
   if (f.json) process.stdout.write(jsonText({ format: 'hxc-check/v1', passed: broken.length === 0, budgets }));
   else if (f.format === 'github') {
     // GitHub Actions workflow commands: one annotation per broken budget, on the plan (or model) file.
-    for (const b of broken) process.stdout.write(`::error file=${annotation(subject, true)},title=${annotation(`hxc budget: ${b.name}`, true)}::${annotation(`${b.name} ${b.actual}, budget ${b.limit}`, false)}\n`);
+    for (const b of broken)
+      process.stdout.write(
+        `::error file=${annotation(subject, true)},title=${annotation(`hxc budget: ${b.name}`, true)}::${annotation(`${b.name} ${b.actual}, budget ${b.limit}`, false)}\n`,
+      );
     if (broken.length === 0) process.stdout.write(`::notice title=hxc budgets::${budgets.length} budget(s) hold\n`);
   } else process.stdout.write(budgets.map((b) => `${b.ok ? 'ok  ' : 'FAIL'} ${b.name}: ${b.actual} (budget ${b.limit})`).join('\n') + '\n');
   if (broken.length > 0) {
-    process.stderr.write(`hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: ${planDir !== null ? `hxc replan ${planDir} --telemetry` : 'hxc plan --calibrate'} ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`);
+    process.stderr.write(
+      `hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: ${planDir !== null ? `hxc replan ${planDir} --telemetry` : 'hxc plan --calibrate'} ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`,
+    );
     process.exitCode = 1;
   }
 }
@@ -141,7 +176,9 @@ function junitXml(budgets: Budget[], subject: string): string {
   const failures = budgets.filter((b) => !b.ok).length;
   const cases = budgets.map((b) => {
     const head = `  <testcase classname="hxc.budget" name="${xml(b.name)}" file="${xml(subject)}">`;
-    const body = b.ok ? `<system-out>${xml(`${b.actual} (budget ${b.limit})`)}</system-out>` : `<failure message="${xml(`${b.name} ${b.actual}, budget ${b.limit}`)}" type="budget">${xml(`${b.name}: ${b.actual} breaks the budget ${b.limit}`)}</failure>`;
+    const body = b.ok
+      ? `<system-out>${xml(`${b.actual} (budget ${b.limit})`)}</system-out>`
+      : `<failure message="${xml(`${b.name} ${b.actual}, budget ${b.limit}`)}" type="budget">${xml(`${b.name}: ${b.actual} breaks the budget ${b.limit}`)}</failure>`;
     return `${head}${body}</testcase>`;
   });
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="hxc check" tests="${budgets.length}" failures="${failures}" errors="0" skipped="0">\n${cases.join('\n')}\n</testsuite>\n`;
@@ -152,4 +189,3 @@ function annotation(text: string, property: boolean): string {
   const t = text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
   return property ? t.replace(/:/g, '%3A').replace(/,/g, '%2C') : t;
 }
-

@@ -42,7 +42,13 @@ interface Figures {
 }
 
 function figures(dir: string, p: PlanV1): Figures {
-  return { dir, latency_s: p.estimate.latency_s, throughput_per_s: p.estimate.throughput_per_s, kv_sequences: p.estimate.kv?.sequences ?? null, objective: String(p.objective) };
+  return {
+    dir,
+    latency_s: p.estimate.latency_s,
+    throughput_per_s: p.estimate.throughput_per_s,
+    kv_sequences: p.estimate.kv?.sequences ?? null,
+    objective: String(p.objective),
+  };
 }
 
 /** Every replica's devices of each expert, as a sorted list per (layer, expert). */
@@ -58,15 +64,23 @@ export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): Pla
   // their nodes, not their names, since another stage cut names them differently.
   const nodesOf = (p: PlanV1): Map<string, string[]> => {
     const m = new Map<string, string[]>();
-    for (const d of p.devices) for (const st of d.steps) if (st.op === 'compute' && st.unit) (m.get(st.unit) ?? m.set(st.unit, []).get(st.unit)!).push(...(st.nodes ?? []));
+    for (const d of p.devices)
+      for (const st of d.steps) if (st.op === 'compute' && st.unit) (m.get(st.unit) ?? m.set(st.unit, []).get(st.unit)!).push(...(st.nodes ?? []));
     return m;
   };
   const majority = (nodes: readonly string[], assignment: Record<string, string>): string | null => {
     const count = new Map<string, number>();
-    for (const n of nodes) { const d = assignment[n]; if (d !== undefined) count.set(d, (count.get(d) ?? 0) + 1); }
+    for (const n of nodes) {
+      const d = assignment[n];
+      if (d !== undefined) count.set(d, (count.get(d) ?? 0) + 1);
+    }
     let best: string | null = null;
     let most = 0;
-    for (const [d, c] of [...count].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) if (c > most) { best = d; most = c; }
+    for (const [d, c] of [...count].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      if (c > most) {
+        best = d;
+        most = c;
+      }
     return best;
   };
   const explainB = new Map(b.explain.map((e) => [e.unit, e]));
@@ -97,7 +111,11 @@ export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): Pla
   const devices = ids.map((id) => {
     const x = a.estimate.devices[id];
     const y = b.estimate.devices[id];
-    return { id, memory_bytes: [x?.memory_bytes ?? null, y?.memory_bytes ?? null] as [number | null, number | null], utilisation: [x?.utilisation ?? null, y?.utilisation ?? null] as [number | null, number | null] };
+    return {
+      id,
+      memory_bytes: [x?.memory_bytes ?? null, y?.memory_bytes ?? null] as [number | null, number | null],
+      utilisation: [x?.utilisation ?? null, y?.utilisation ?? null] as [number | null, number | null],
+    };
   });
   const key = (t: PlanV1['transfers'][number]): string => `${t.value}\u0000${t.from}\u0000${t.to}`;
   const ta = new Set(a.transfers.map(key));
@@ -137,18 +155,39 @@ export function diffCommand(dirA: string, dirB: string, opts: { json?: boolean }
   text += `throughput  ${d.a.throughput_per_s.toFixed(2)}/s → ${d.b.throughput_per_s.toFixed(2)}/s${change(d.a.throughput_per_s, d.b.throughput_per_s)}\n`;
   if (d.a.kv_sequences !== null || d.b.kv_sequences !== null) text += `KV sequences ${d.a.kv_sequences ?? '-'} → ${d.b.kv_sequences ?? '-'}\n`;
   text += `\n${d.moved.length} unit(s) moved, ${formatBytes(d.migration_bytes)} to migrate; ${d.nodes_moved} node(s) on another device`;
-  text += d.unmatched_units.only_a + d.unmatched_units.only_b > 0 ? `; units whose nodes only one plan has: ${d.unmatched_units.only_a} in A, ${d.unmatched_units.only_b} in B\n` : '\n';
+  text +=
+    d.unmatched_units.only_a + d.unmatched_units.only_b > 0
+      ? `; units whose nodes only one plan has: ${d.unmatched_units.only_a} in A, ${d.unmatched_units.only_b} in B\n`
+      : '\n';
   if (d.moved.length > 0) {
     const shown = [...d.moved].sort((x, y) => y.bytes - x.bytes || x.unit.localeCompare(y.unit)).slice(0, 20);
-    text += table(['unit', 'from', 'to', 'bytes'], shown.map((m) => [m.unit, m.from, m.to, formatBytes(m.bytes)]), [3]);
+    text += table(
+      ['unit', 'from', 'to', 'bytes'],
+      shown.map((m) => [m.unit, m.from, m.to, formatBytes(m.bytes)]),
+      [3],
+    );
     if (d.moved.length > shown.length) text += `(${d.moved.length - shown.length} more; --json lists every one)\n`;
   }
   if (d.experts.length > 0) {
     text += `\n${d.experts.length} expert(s) moved or replicated differently\n`;
-    text += table(['layer', 'expert', 'A', 'B'], d.experts.slice(0, 20).map((e) => [String(e.layer), String(e.expert), e.a.join(', ') || '-', e.b.join(', ') || '-']), [0, 1]);
+    text += table(
+      ['layer', 'expert', 'A', 'B'],
+      d.experts.slice(0, 20).map((e) => [String(e.layer), String(e.expert), e.a.join(', ') || '-', e.b.join(', ') || '-']),
+      [0, 1],
+    );
   }
   text += `\ntransfers: ${d.transfers.added} added, ${d.transfers.removed} removed; ${formatBytes(d.transfers.bytes[0])} → ${formatBytes(d.transfers.bytes[1])} per request\n\n`;
   const changed = d.devices.filter((x) => x.memory_bytes[0] !== x.memory_bytes[1] || x.utilisation[0] !== x.utilisation[1]);
-  text += table(['device', 'memory A', 'memory B', 'util A', 'util B'], changed.map((x) => [x.id, x.memory_bytes[0] === null ? '-' : formatBytes(x.memory_bytes[0]), x.memory_bytes[1] === null ? '-' : formatBytes(x.memory_bytes[1]), pct(x.utilisation[0]), pct(x.utilisation[1])]), [1, 2, 3, 4]);
+  text += table(
+    ['device', 'memory A', 'memory B', 'util A', 'util B'],
+    changed.map((x) => [
+      x.id,
+      x.memory_bytes[0] === null ? '-' : formatBytes(x.memory_bytes[0]),
+      x.memory_bytes[1] === null ? '-' : formatBytes(x.memory_bytes[1]),
+      pct(x.utilisation[0]),
+      pct(x.utilisation[1]),
+    ]),
+    [1, 2, 3, 4],
+  );
   process.stdout.write(text);
 }

@@ -15,7 +15,8 @@ export function parseDims(specs: string[] | undefined): Record<string, number> {
       if (!m) throw new HxcError('HXC2206', `cannot read dim binding "${part}"`, { where: '--dim', hint: 'write NAME=INTEGER, e.g. --dim batch=8,seq=2048' });
       const value = Number(m[2]);
       // 0 is a real size: an empty KV cache at prefill (the shared dims.json files bind past_sequence_length=0).
-      if (!(value >= 0 && value <= MAX_DIM)) throw new HxcError('HXC2206', `dim ${m[1]}=${m[2]} is out of range`, { where: '--dim', hint: `bind a whole number from 0 to ${MAX_DIM}` });
+      if (!(value >= 0 && value <= MAX_DIM))
+        throw new HxcError('HXC2206', `dim ${m[1]}=${m[2]} is out of range`, { where: '--dim', hint: `bind a whole number from 0 to ${MAX_DIM}` });
       out[m[1]!] = value;
     }
   }

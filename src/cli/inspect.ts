@@ -39,13 +39,27 @@ export function inspectReport(model: Model): InspectReport {
   return {
     format: 'hxc-inspect/v1',
     model: {
-      name: model.name, file: path.basename(model.path), sha256: model.sha256, file_bytes: model.file_bytes,
-      format: model.format, ir_version: model.ir_version, producer: model.producer,
+      name: model.name,
+      file: path.basename(model.path),
+      sha256: model.sha256,
+      file_bytes: model.file_bytes,
+      format: model.format,
+      ir_version: model.ir_version,
+      producer: model.producer,
     },
-    opsets: Object.fromEntries(Object.entries(model.opsets).sort(([a], [b]) => a.localeCompare(b)).map(([d, v]) => [d || 'ai.onnx', v])),
+    opsets: Object.fromEntries(
+      Object.entries(model.opsets)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([d, v]) => [d || 'ai.onnx', v]),
+    ),
     counts: {
-      nodes: g.nodes.length, subgraph_nodes: nodesInSubgraphs(g), values: values.size, initializers: g.initializers.size,
-      inputs: g.inputs.filter((v) => !initNames.has(v.name)).length, outputs: g.outputs.length, functions: model.functions.length,
+      nodes: g.nodes.length,
+      subgraph_nodes: nodesInSubgraphs(g),
+      values: values.size,
+      initializers: g.initializers.size,
+      inputs: g.inputs.filter((v) => !initNames.has(v.name)).length,
+      outputs: g.outputs.length,
+      functions: model.functions.length,
     },
     param_bytes: paramBytes(g),
     constant_bytes: constantBytes(g),
@@ -59,14 +73,38 @@ export function inspectReport(model: Model): InspectReport {
 export function renderInspect(r: InspectReport): string {
   const shape = (s: Dim[] | null): string => (s === null ? '?' : `[${s.join(', ')}]`);
   const lines: string[] = [];
-  lines.push(`${r.model.name}  (${r.model.file}, ${r.model.format}${r.model.ir_version !== null ? ` IR ${r.model.ir_version}` : ''}${r.model.producer ? `, ${r.model.producer}` : ''})`);
-  lines.push(`opsets: ${Object.entries(r.opsets).map(([d, v]) => `${d} ${v}`).join(', ')}`);
+  lines.push(
+    `${r.model.name}  (${r.model.file}, ${r.model.format}${r.model.ir_version !== null ? ` IR ${r.model.ir_version}` : ''}${r.model.producer ? `, ${r.model.producer}` : ''})`,
+  );
+  lines.push(
+    `opsets: ${Object.entries(r.opsets)
+      .map(([d, v]) => `${d} ${v}`)
+      .join(', ')}`,
+  );
   lines.push(`nodes ${r.counts.nodes} (+${r.counts.subgraph_nodes} in subgraphs), values ${r.counts.values}, initializers ${r.counts.initializers}`);
-  lines.push(`parameters ${formatBytes(r.param_bytes)} (${r.param_bytes} bytes)${r.constant_bytes ? `, in Constant nodes ${formatBytes(r.constant_bytes)}` : ''}; weights ${r.weights_present ? 'present' : 'ABSENT (graph only: plannable, not runnable)'}`);
+  lines.push(
+    `parameters ${formatBytes(r.param_bytes)} (${r.param_bytes} bytes)${r.constant_bytes ? `, in Constant nodes ${formatBytes(r.constant_bytes)}` : ''}; weights ${r.weights_present ? 'present' : 'ABSENT (graph only: plannable, not runnable)'}`,
+  );
   lines.push('');
-  lines.push(table(['input', 'dtype', 'shape'], r.inputs.map((v) => [v.name, v.dtype ?? '?', v.bytes !== undefined ? `${v.bytes} B` : shape(v.shape)])));
-  lines.push(table(['output', 'dtype', 'shape'], r.outputs.map((v) => [v.name, v.dtype ?? '?', v.bytes !== undefined ? `${v.bytes} B` : shape(v.shape)])));
+  lines.push(
+    table(
+      ['input', 'dtype', 'shape'],
+      r.inputs.map((v) => [v.name, v.dtype ?? '?', v.bytes !== undefined ? `${v.bytes} B` : shape(v.shape)]),
+    ),
+  );
+  lines.push(
+    table(
+      ['output', 'dtype', 'shape'],
+      r.outputs.map((v) => [v.name, v.dtype ?? '?', v.bytes !== undefined ? `${v.bytes} B` : shape(v.shape)]),
+    ),
+  );
   const ops = Object.entries(r.op_types).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  lines.push(table(['op', 'count'], ops.map(([k, v]) => [k, String(v)]), [1]));
+  lines.push(
+    table(
+      ['op', 'count'],
+      ops.map(([k, v]) => [k, String(v)]),
+      [1],
+    ),
+  );
   return lines.join('\n');
 }

@@ -33,91 +33,123 @@ export function buildProgram(): Command {
   const analysis = (c: Command, command: 'plan' | 'inspect' | 'check'): Command =>
     addPassOptions(c.addOption(new Option('--dim <bindings...>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)')), command);
 
-  analysis(common(program.command('plan')
-    .description('run the pass pipeline on a model and a topology')
-    .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
-    .option('-t, --topology <file>', 'rack topology YAML (default: the built-in rack, see `hxc topology --default`)')
-    .option('--passes <list>', 'comma-separated passes to run (prerequisites are pulled in)')
-    .option('--strict-passes', 'with --passes: fail when a prerequisite is missing instead of pulling it in')
-    .option('--print-before <pass>', 'print the IR before NAME (or all) on stderr')
-    .option('--print-after <pass>', 'print the IR after NAME (or all) on stderr')
-    .option('--dump-dir <dir>', 'write one stable text file per pass into DIR')
-    .option('--time-passes', 'print a table of time per pass on stderr')), 'plan')
-    .action(planCommand);
+  analysis(
+    common(
+      program
+        .command('plan')
+        .description('run the pass pipeline on a model and a topology')
+        .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
+        .option('-t, --topology <file>', 'rack topology YAML (default: the built-in rack, see `hxc topology --default`)')
+        .option('--passes <list>', 'comma-separated passes to run (prerequisites are pulled in)')
+        .option('--strict-passes', 'with --passes: fail when a prerequisite is missing instead of pulling it in')
+        .option('--print-before <pass>', 'print the IR before NAME (or all) on stderr')
+        .option('--print-after <pass>', 'print the IR after NAME (or all) on stderr')
+        .option('--dump-dir <dir>', 'write one stable text file per pass into DIR')
+        .option('--time-passes', 'print a table of time per pass on stderr'),
+    ),
+    'plan',
+  ).action(planCommand);
 
-  common(program.command('replan')
-    .description('plan again from a running plan, counting the migration: units move only when their device is gone or the move pays back within --amortize requests; writes a full plan plus delta.json')
-    .argument('<plan-dir>', 'the running plan (a directory hxc plan or hxc replan wrote)')
-    .option('-t, --topology <file>', 'the rack now (a device removed or added); default: the plan\'s rack file')
-    .option('--telemetry <file>', 'what a run measured (hxc-telemetry/v1): refits the cost model like plan --calibrate')
-    .option('--routing <file>', 'measured MoE routing (hxc-routing/v1; hxc run writes one)')
-    .option('--model <file>', 'the source model (default: where the plan was made from)')
-    .addOption(new Option('--objective <objective>', 'default: the plan\'s').choices(['latency', 'throughput']))
-    .option('--max-moves <n>', 'at most N units moved, besides those whose device is gone')
-    .option('--migration-budget <size>', 'at most this many bytes moved (e.g. 40GiB), besides units whose device is gone')
-    .option('--amortize <n>', `requests the migration is spread over: a move must pay back within them (default ${DEFAULT_AMORTIZE})`)
-    .option('--min-gain <fraction>', `a plan that moves more units ships only when it is this much faster per request: 0.01 or 1% (default ${DEFAULT_MIN_GAIN * 100}%)`)
-    .option('--time-passes', 'print a table of time per pass on stderr')
-    .option('-o, --out <dir>', 'plan directory to write', 'hxc-replan'))
-    .action(replanCommand);
+  common(
+    program
+      .command('replan')
+      .description(
+        'plan again from a running plan, counting the migration: units move only when their device is gone or the move pays back within --amortize requests; writes a full plan plus delta.json',
+      )
+      .argument('<plan-dir>', 'the running plan (a directory hxc plan or hxc replan wrote)')
+      .option('-t, --topology <file>', "the rack now (a device removed or added); default: the plan's rack file")
+      .option('--telemetry <file>', 'what a run measured (hxc-telemetry/v1): refits the cost model like plan --calibrate')
+      .option('--routing <file>', 'measured MoE routing (hxc-routing/v1; hxc run writes one)')
+      .option('--model <file>', 'the source model (default: where the plan was made from)')
+      .addOption(new Option('--objective <objective>', "default: the plan's").choices(['latency', 'throughput']))
+      .option('--max-moves <n>', 'at most N units moved, besides those whose device is gone')
+      .option('--migration-budget <size>', 'at most this many bytes moved (e.g. 40GiB), besides units whose device is gone')
+      .option('--amortize <n>', `requests the migration is spread over: a move must pay back within them (default ${DEFAULT_AMORTIZE})`)
+      .option(
+        '--min-gain <fraction>',
+        `a plan that moves more units ships only when it is this much faster per request: 0.01 or 1% (default ${DEFAULT_MIN_GAIN * 100}%)`,
+      )
+      .option('--time-passes', 'print a table of time per pass on stderr')
+      .option('-o, --out <dir>', 'plan directory to write', 'hxc-replan'),
+  ).action(replanCommand);
 
-  common(program.command('run')
-    .description('execute a plan: one worker per device running its ONNX programs in plan order, tensors moving along the plan\'s transfers')
-    .argument('<plan-dir>', 'plan directory written by hxc plan')
-    .option('--inputs <file>', 'JSON of named tensors {name: {dtype, shape, data}} (default: seeded random inputs)')
-    .option('--seed <n>', 'seed for random inputs', '0')
-    .option('--iterations <n>', 'requests to run one after another', '1')
-    .option('--check', 'also run the unsplit model and compare every output (fails past 1e-5 of the output\'s scale + 1e-6)')
-    .option('--decode-steps <n>', 'run a prefill and N decode steps, the KV cache kept on its owner devices')
-    .option('--model <file>', 'the source model for --check (default: where the plan was made from)')
-    .option('--timeout <s>', 'end the run when a request takes longer than this (default 600)')
-    .addOption(new Option('--dim <bindings...>', 'override the plan\'s bound dims for the inputs')))
-    .action(runCommand);
+  common(
+    program
+      .command('run')
+      .description("execute a plan: one worker per device running its ONNX programs in plan order, tensors moving along the plan's transfers")
+      .argument('<plan-dir>', 'plan directory written by hxc plan')
+      .option('--inputs <file>', 'JSON of named tensors {name: {dtype, shape, data}} (default: seeded random inputs)')
+      .option('--seed <n>', 'seed for random inputs', '0')
+      .option('--iterations <n>', 'requests to run one after another', '1')
+      .option('--check', "also run the unsplit model and compare every output (fails past 1e-5 of the output's scale + 1e-6)")
+      .option('--decode-steps <n>', 'run a prefill and N decode steps, the KV cache kept on its owner devices')
+      .option('--model <file>', 'the source model for --check (default: where the plan was made from)')
+      .option('--timeout <s>', 'end the run when a request takes longer than this (default 600)')
+      .addOption(new Option('--dim <bindings...>', "override the plan's bound dims for the inputs")),
+  ).action(runCommand);
 
-  analysis(common(program.command('check')
-    .description('CI gate: exit 1 when a plan (or a model, planned first) breaks a budget')
-    .argument('<plan-or-model>', 'plan directory, or a model to plan with the options below')
-    .option('-t, --topology <file>', 'rack topology YAML when planning a model')
-    .option('--max-latency <time>', 'e.g. 5ms')
-    .option('--max-memory <size>', 'per device: a size (70GiB) or a share of its capacity (90%)')
-    .option('--min-throughput <n>', 'requests per second')
-    .option('--max-gap <fraction>', 'gap to the lower bound: 0.2 or 20%')
-    .option('--min-sequences <n>', 'KV-cache sequences of --context tokens (decode)')
-    .option('--telemetry <file>', 'what a run measured (hxc-telemetry/v1, hxc run writes it), for --max-drift')
-    .option('--max-drift <fraction>', 'measured busy time per device, and token shares per MoE layer, within this of the plan: 0.2 or 20%')
-    .option('--junit <file>', 'also write JUnit XML there: one testcase per budget')
-    .addOption(new Option('--format <format>', 'text (default) or github: workflow annotations for broken budgets').choices(['text', 'github']))), 'check')
-    .action(checkCommand);
+  analysis(
+    common(
+      program
+        .command('check')
+        .description('CI gate: exit 1 when a plan (or a model, planned first) breaks a budget')
+        .argument('<plan-or-model>', 'plan directory, or a model to plan with the options below')
+        .option('-t, --topology <file>', 'rack topology YAML when planning a model')
+        .option('--max-latency <time>', 'e.g. 5ms')
+        .option('--max-memory <size>', 'per device: a size (70GiB) or a share of its capacity (90%)')
+        .option('--min-throughput <n>', 'requests per second')
+        .option('--max-gap <fraction>', 'gap to the lower bound: 0.2 or 20%')
+        .option('--min-sequences <n>', 'KV-cache sequences of --context tokens (decode)')
+        .option('--telemetry <file>', 'what a run measured (hxc-telemetry/v1, hxc run writes it), for --max-drift')
+        .option('--max-drift <fraction>', 'measured busy time per device, and token shares per MoE layer, within this of the plan: 0.2 or 20%')
+        .option('--junit <file>', 'also write JUnit XML there: one testcase per budget')
+        .addOption(new Option('--format <format>', 'text (default) or github: workflow annotations for broken budgets').choices(['text', 'github'])),
+    ),
+    'check',
+  ).action(checkCommand);
 
-  common(program.command('diff')
-    .description('what changes between two plan directories: units moved and the bytes moved with them, experts, memory and utilisation per device, estimates, transfers (exit 0; 2 on bad input)')
-    .argument('<plan-a>', 'a plan directory')
-    .argument('<plan-b>', 'another plan directory'))
-    .action(diffCommand);
+  common(
+    program
+      .command('diff')
+      .description(
+        'what changes between two plan directories: units moved and the bytes moved with them, experts, memory and utilisation per device, estimates, transfers (exit 0; 2 on bad input)',
+      )
+      .argument('<plan-a>', 'a plan directory')
+      .argument('<plan-b>', 'another plan directory'),
+  ).action(diffCommand);
 
-  common(program.command('simulate')
-    .description('discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace')
-    .argument('<plan-dir>', 'plan directory written by hxc plan')
-    .option('--requests <n>', 'requests to run back to back (pipelined)', '1')
-    .option('--trace <file>', 'Chrome trace to write (default PLAN_DIR/sim/trace.json)'))
-    .action(simulateCommand);
+  common(
+    program
+      .command('simulate')
+      .description('discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace')
+      .argument('<plan-dir>', 'plan directory written by hxc plan')
+      .option('--requests <n>', 'requests to run back to back (pipelined)', '1')
+      .option('--trace <file>', 'Chrome trace to write (default PLAN_DIR/sim/trace.json)'),
+  ).action(simulateCommand);
 
-  analysis(common(program.command('inspect')
-    .description('what is in a model: ops, counts, parameters, inputs and outputs, opsets, state; --values, --costs')
-    .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
-    .option('-t, --topology <file>', 'rack topology YAML for --costs (default: the built-in rack)')
-    .option('--values', 'list every value with its inferred dtype and shape')
-    .option('--costs', 'per node FLOPs, bytes, intensity and roofline class per device kind')), 'inspect')
-    .action(inspectCommand);
+  analysis(
+    common(
+      program
+        .command('inspect')
+        .description('what is in a model: ops, counts, parameters, inputs and outputs, opsets, state; --values, --costs')
+        .argument('<model>', 'ONNX model or hxc-graph/v1 JSON graph')
+        .option('-t, --topology <file>', 'rack topology YAML for --costs (default: the built-in rack)')
+        .option('--values', 'list every value with its inferred dtype and shape')
+        .option('--costs', 'per node FLOPs, bytes, intensity and roofline class per device kind'),
+    ),
+    'inspect',
+  ).action(inspectCommand);
 
   common(program.command('passes').description('list the passes in pipeline order, with what each needs')).action(passesCommand);
 
-  common(program.command('topology')
-    .description('validate and print a rack topology (devices, memory, FLOP/s, bandwidth/latency matrix)')
-    .argument('[file]', 'topology YAML')
-    .option('--default', 'print the built-in default rack')
-    .option('--matrix', 'print every device and every pair\'s route, also on a rack of more than 32 devices'))
-    .action(topologyCommand);
+  common(
+    program
+      .command('topology')
+      .description('validate and print a rack topology (devices, memory, FLOP/s, bandwidth/latency matrix)')
+      .argument('[file]', 'topology YAML')
+      .option('--default', 'print the built-in default rack')
+      .option('--matrix', "print every device and every pair's route, also on a rack of more than 32 devices"),
+  ).action(topologyCommand);
 
   return program;
 }

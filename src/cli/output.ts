@@ -31,6 +31,10 @@ export function formatBytes(bytes: number): string {
 /** Left-aligned text table; `right` lists the columns to right-align (numbers). */
 export function table(header: string[], rows: string[][], right: number[] = []): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const fmt = (r: string[]): string => r.map((cell, c) => (right.includes(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd();
+  const fmt = (r: string[]): string =>
+    r
+      .map((cell, c) => (right.includes(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)].join('\n') + '\n';
 }

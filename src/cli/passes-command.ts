@@ -5,10 +5,12 @@ import { jsonText, table } from './output.js';
 
 export function passesCommand(opts: { json?: boolean }): void {
   if (opts.json) {
-    process.stdout.write(jsonText({
-      format: 'hxc-passes/v1',
-      passes: PASSES.map((p) => ({ name: p.name, summary: p.summary, requires: p.requires, options: p.options })),
-    }));
+    process.stdout.write(
+      jsonText({
+        format: 'hxc-passes/v1',
+        passes: PASSES.map((p) => ({ name: p.name, summary: p.summary, requires: p.requires, options: p.options })),
+      }),
+    );
     return;
   }
   const rows = PASSES.map((p) => [p.name, p.requires.join(',') || '-', p.summary]);

@@ -25,9 +25,15 @@ export interface PlanFlags extends AnalysisFlags {
 
 function passSet(v: string | undefined, flag: string): Set<string> | 'all' {
   if (v === 'all') return 'all';
-  const names = new Set((v ?? '').split(',').map((s) => s.trim()).filter((s) => s));
+  const names = new Set(
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s),
+  );
   for (const n of names) {
-    if (!PASSES.some((p) => p.name === n)) throw new HxcError('HXC2401', `unknown pass "${n}"`, { where: flag, hint: `choose from: all, ${PASSES.map((p) => p.name).join(', ')}` });
+    if (!PASSES.some((p) => p.name === n))
+      throw new HxcError('HXC2401', `unknown pass "${n}"`, { where: flag, hint: `choose from: all, ${PASSES.map((p) => p.name).join(', ')}` });
   }
   return names;
 }
@@ -59,7 +65,11 @@ export async function planCommand(model: string, flags: PlanFlags): Promise<void
  * Run the pipeline on `options` with the instrumentation `flags` ask for and print the summary;
  * `more` adds lines after it (hxc replan's migration), or fields to the JSON.
  */
-export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (run: PipelineRun) => { text: string; json: Record<string, unknown> }): Promise<void> {
+export async function planWith(
+  options: PlanOptions,
+  flags: PlanFlags,
+  more?: (run: PipelineRun) => { text: string; json: Record<string, unknown> },
+): Promise<void> {
   const model = options.model_path;
   const status = progressLine(Boolean(flags.json));
   const instr: Instrumentation = {
@@ -73,7 +83,12 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
     },
     ...status,
   };
-  const requested = flags.passes ? flags.passes.split(',').map((s) => s.trim()).filter((s) => s) : null;
+  const requested = flags.passes
+    ? flags.passes
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s)
+    : null;
   options.default_phase = true;
   options.pipeline = pipelineString(resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes);
   const run = await runPipeline(options, requested, instr, Boolean(flags.strictPasses));
@@ -84,50 +99,72 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
   const pipeline = pipelineString(run.pipeline.passes);
   const lowered = run.ctx.has(lowerPass) ? run.ctx.get(lowerPass) : null;
   if (flags.json) {
-    process.stdout.write(jsonText({
-      format: 'hxc-plan-run/v1',
-      model: path.basename(model),
-      topology: topo.name,
-      pipeline,
-      manifest: lowered ? path.join(lowered.dir, 'plan.json') : null,
-      estimate: lowered ? lowered.plan.estimate : null,
-      passes: run.timings.map((t) => ({ name: t.name, statistics: t.statistics })),
-      moe: run.ctx.has(moePass) ? run.ctx.get(moePass).plan?.summary ?? null : null,
-      ...(more?.(run).json ?? {}),
-    }));
+    process.stdout.write(
+      jsonText({
+        format: 'hxc-plan-run/v1',
+        model: path.basename(model),
+        topology: topo.name,
+        pipeline,
+        manifest: lowered ? path.join(lowered.dir, 'plan.json') : null,
+        estimate: lowered ? lowered.plan.estimate : null,
+        passes: run.timings.map((t) => ({ name: t.name, statistics: t.statistics })),
+        moe: run.ctx.has(moePass) ? (run.ctx.get(moePass).plan?.summary ?? null) : null,
+        ...(more?.(run).json ?? {}),
+      }),
+    );
     return;
   }
   const considered = (run.ctx as { considered?: Considered | null }).considered;
   let text = `model ${run.ctx.model.name} on topology ${topo.name} (${considered ? `${considered.devices} of ${considered.of_devices} devices: ${considered.reason}` : `${topo.devices.length} devices`})\npipeline: ${pipeline}\n`;
   if (!lowered) {
-    for (const t of run.timings) text += `  ${t.name.padEnd(10)} ${Object.entries(t.statistics).map(([k, v]) => `${k}=${v}`).join(' ')}\n`;
+    for (const t of run.timings)
+      text += `  ${t.name.padEnd(10)} ${Object.entries(t.statistics)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}\n`;
     process.stdout.write(text);
     return;
   }
   const plan = lowered.plan;
   const e = plan.estimate;
   const estimated = Object.keys(plan.estimated_dims).length;
-  const bound = Object.entries(plan.dims).map(([k, v]) => `${k}=${v}`).join(', ') + (estimated ? ` (+${estimated} data-dependent token counts at their expectation)` : '');
+  const bound =
+    Object.entries(plan.dims)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ') + (estimated ? ` (+${estimated} data-dependent token counts at their expectation)` : '');
   text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
-  const rows = plan.devices.map((d) => {
-    const computes = d.steps.filter((s) => s.op === 'compute');
-    const nodes = computes.reduce((n, s) => n + (s.nodes?.length ?? 0), 0);
-    const de = e.devices[d.id]!;
-    return [d.id, d.kind ?? '', String(computes.length), String(nodes), sec(de.busy_s), `${(de.utilisation * 100).toFixed(1)}%`, formatBytes(d.memory.total_bytes), `${((100 * d.memory.total_bytes) / d.memory.capacity_bytes).toFixed(1)}%`];
-  }).filter((r) => r[2] !== '0');
+  const rows = plan.devices
+    .map((d) => {
+      const computes = d.steps.filter((s) => s.op === 'compute');
+      const nodes = computes.reduce((n, s) => n + (s.nodes?.length ?? 0), 0);
+      const de = e.devices[d.id]!;
+      return [
+        d.id,
+        d.kind ?? '',
+        String(computes.length),
+        String(nodes),
+        sec(de.busy_s),
+        `${(de.utilisation * 100).toFixed(1)}%`,
+        formatBytes(d.memory.total_bytes),
+        `${((100 * d.memory.total_bytes) / d.memory.capacity_bytes).toFixed(1)}%`,
+      ];
+    })
+    .filter((r) => r[2] !== '0');
   text += table(['device', 'kind', 'units', 'nodes', 'busy', 'util', 'memory', 'of capacity'], rows, [2, 3, 4, 5, 6, 7]);
   const idle = plan.devices.length - rows.length;
   if (idle > 0) text += `(${idle} devices run nothing)\n`;
   const thr = (x: number): string => `${x.toFixed(2)}/s`;
   text += `\nlatency ${sec(e.latency_s)} per request; throughput ${thr(e.throughput_per_s)} over ${e.throughput_requests} requests${e.pipelined ? ' (pipelined)' : ''} — simulated with link contention\n`;
   const gap = e.gap === null ? '-' : `${(e.gap * 100).toFixed(1)}%`;
-  text += plan.objective === 'latency'
-    ? `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}); gap ${gap}\n`
-    : `throughput bound ${thr(e.throughput_upper_per_s)} (busiest device at least ${sec(e.lower_bounds.memory_spread_s)} per request); gap ${gap}\n`;
+  text +=
+    plan.objective === 'latency'
+      ? `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}); gap ${gap}\n`
+      : `throughput bound ${thr(e.throughput_upper_per_s)} (busiest device at least ${sec(e.lower_bounds.memory_spread_s)} per request); gap ${gap}\n`;
   const b = e.baselines;
   const asked = e.kv?.asked ?? null;
-  const figure = (j: { latency_s: number; throughput_per_s: number; kv_sequences?: number; fits?: boolean } | null): string => (j === null ? '-'
-    : `${plan.objective === 'latency' ? sec(j.latency_s) : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`);
+  const figure = (j: { latency_s: number; throughput_per_s: number; kv_sequences?: number; fits?: boolean } | null): string =>
+    j === null
+      ? '-'
+      : `${plan.objective === 'latency' ? sec(j.latency_s) : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
   const named = [
     b.heft ? `HEFT ${figure(b.heft)}` : null,
     b.single_device ? `all on ${b.single_device.devices[0]} ${figure(b.single_device)}` : 'no single device holds it',
@@ -138,11 +175,14 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
   ].filter((x) => x);
   text += `baselines (simulated alike): ${named.join(', ')}; shipped: ${e.chosen}\n`;
   text += `transfers: ${plan.transfers.length} (${formatBytes(plan.transfers.reduce((s, t) => s + t.bytes, 0))})`;
-  const links = Object.entries(e.link_bytes).filter(([, b]) => b > 0).map(([l, b]) => `${l} ${formatBytes(b)}`);
+  const links = Object.entries(e.link_bytes)
+    .filter(([, b]) => b > 0)
+    .map(([l, b]) => `${l} ${formatBytes(b)}`);
   text += links.length ? `; per link: ${links.join(', ')}\n` : '\n';
   if (e.kv) {
     text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.asked !== null ? ` (asked ${e.kv.asked})` : ''}\n`;
-    if (e.kv.before && e.kv.after) text += `  raising it moved ${e.kv.moves} units: from ${e.kv.before.sequences} sequences at ${sec(e.kv.before.latency_s)} and ${thr(e.kv.before.throughput_per_s)} to ${e.kv.after.sequences} at ${sec(e.kv.after.latency_s)} and ${thr(e.kv.after.throughput_per_s)}\n`;
+    if (e.kv.before && e.kv.after)
+      text += `  raising it moved ${e.kv.moves} units: from ${e.kv.before.sequences} sequences at ${sec(e.kv.before.latency_s)} and ${thr(e.kv.before.throughput_per_s)} to ${e.kv.after.sequences} at ${sec(e.kv.after.latency_s)} and ${thr(e.kv.after.throughput_per_s)}\n`;
   }
   const moves = plan.state.flatMap((st) => st.moves);
   if (plan.state.length) {
@@ -155,7 +195,10 @@ export async function planWith(options: PlanOptions, flags: PlanFlags, more?: (r
   const tp = plan.tensor_parallel;
   if (tp && tp.splits.length > 0) {
     const where = (part: string): string => plan.assignment[part] ?? '?';
-    text += `tensor parallel (${tp.reason}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits.slice(0, 3).map((s) => `${s.node} on ${s.parts.map(where).join('+')}`).join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
+    text += `tensor parallel (${tp.reason}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits
+      .slice(0, 3)
+      .map((s) => `${s.node} on ${s.parts.map(where).join('+')}`)
+      .join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
   }
   const reps = plan.expert_replicas;
   if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
@@ -176,13 +219,14 @@ function moeSummary(r: MoeResult, experts: PlanExpert[]): string {
   const l0 = r.layers[0]!;
   const perDevice = new Map<string, { experts: number; tokens: number }>();
   const byLayer = new Map<number, Map<string, number>>();
-  for (const e of experts) for (const rep of e.replicas) {
-    const d = perDevice.get(rep.device) ?? perDevice.set(rep.device, { experts: 0, tokens: 0 }).get(rep.device)!;
-    d.experts += 1 / e.replicas.length;
-    d.tokens += rep.tokens;
-    const m = byLayer.get(e.layer) ?? byLayer.set(e.layer, new Map()).get(e.layer)!;
-    m.set(rep.device, (m.get(rep.device) ?? 0) + rep.tokens);
-  }
+  for (const e of experts)
+    for (const rep of e.replicas) {
+      const d = perDevice.get(rep.device) ?? perDevice.set(rep.device, { experts: 0, tokens: 0 }).get(rep.device)!;
+      d.experts += 1 / e.replicas.length;
+      d.tokens += rep.tokens;
+      const m = byLayer.get(e.layer) ?? byLayer.set(e.layer, new Map()).get(e.layer)!;
+      m.set(rep.device, (m.get(rep.device) ?? 0) + rep.tokens);
+    }
   let worst = 1;
   for (const m of byLayer.values()) {
     const loads = [...m.values()];

@@ -44,7 +44,8 @@ export interface ReplanFlags extends PlanFlags {
 
 function count(v: string | undefined, flag: string, min: number): number | null {
   if (v === undefined) return null;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new HxcError('HXC2002', `${flag} takes an integer of at least ${min}, got "${v}"`, { where: flag, hint: `e.g. ${flag} ${Math.max(min, 8)}` });
+  if (!/^\d+$/.test(v) || Number(v) < min)
+    throw new HxcError('HXC2002', `${flag} takes an integer of at least ${min}, got "${v}"`, { where: flag, hint: `e.g. ${flag} ${Math.max(min, 8)}` });
   return Number(v);
 }
 
@@ -54,7 +55,10 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
   const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
   const recorded = old.options;
   if (!recorded) {
-    throw new HxcError('HXC2003', 'plan.json does not record the options it was made with (an hxc before 0.x made it)', { where: path.join(planDir, 'plan.json'), hint: 'plan it again with hxc plan, then replan that plan' });
+    throw new HxcError('HXC2003', 'plan.json does not record the options it was made with (an hxc before 0.x made it)', {
+      where: path.join(planDir, 'plan.json'),
+      hint: 'plan it again with hxc plan, then replan that plan',
+    });
   }
   const fromPlan = (rel: string): string => path.resolve(planDir, rel);
   const model = flags.model ?? fromPlan(old.model.path_from_plan);
@@ -65,13 +69,17 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
   let topology: string | null;
   if (flags.topology !== undefined) topology = flags.topology;
   else if (oldTopology === null) topology = null;
-  else if (oldTopology === undefined) throw new HxcError('HXC2003', 'plan.json does not say which rack file it was made on', { where: planDir, hint: 'give it with --topology RACK.yaml' });
+  else if (oldTopology === undefined)
+    throw new HxcError('HXC2003', 'plan.json does not say which rack file it was made on', { where: planDir, hint: 'give it with --topology RACK.yaml' });
   else {
     topology = fromPlan(oldTopology);
-    if (!fs.existsSync(topology)) throw new HxcError('HXC2001', `the plan's rack file is not where it was (${topology})`, { where: planDir, hint: 'give it with --topology RACK.yaml' });
+    if (!fs.existsSync(topology))
+      throw new HxcError('HXC2001', `the plan's rack file is not where it was (${topology})`, { where: planDir, hint: 'give it with --topology RACK.yaml' });
   }
   if (topology !== null && flags.topology === undefined && sha256(fs.readFileSync(topology)) !== old.topology.sha256) {
-    report(`hxc: warning HXC1110: ${topology} changed since the plan was made; replanning on the rack as it is now (fix: pass --topology to say which rack you mean)`);
+    report(
+      `hxc: warning HXC1110: ${topology} changed since the plan was made; replanning on the rack as it is now (fix: pass --topology to say which rack you mean)`,
+    );
   }
   // The running plan's options, its files found from its directory; what changed overrides them.
   const planFlags: PlanOptions['flags'] = {};
@@ -83,14 +91,23 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
   const out = flags.out ?? 'hxc-replan';
   planFlags[OUT.name] = out;
   if (path.resolve(out) === path.resolve(planDir)) {
-    throw new HxcError('HXC2004', 'is the running plan; a replan is written beside it (the running plan and its run/ stay until you switch)', { where: '--out', hint: 'choose another folder, e.g. --out hxc-replan' });
+    throw new HxcError('HXC2004', 'is the running plan; a replan is written beside it (the running plan and its run/ stay until you switch)', {
+      where: '--out',
+      hint: 'choose another folder, e.g. --out hxc-replan',
+    });
   }
   const amortize = count(flags.amortize, '--amortize', 1) ?? DEFAULT_AMORTIZE;
   const options: PlanOptions = {
-    model_path: model, topology_path: topology, dims: recorded.dims, flags: planFlags,
+    model_path: model,
+    topology_path: topology,
+    dims: recorded.dims,
+    flags: planFlags,
     replan: {
-      assignment: old.assignment, amortize,
-      start_s: Object.fromEntries(old.devices.flatMap((d) => d.steps.flatMap((st) => (st.op === 'compute' && st.unit ? [[st.unit, st.start_s] as const] : [])))),
+      assignment: old.assignment,
+      amortize,
+      start_s: Object.fromEntries(
+        old.devices.flatMap((d) => d.steps.flatMap((st) => (st.op === 'compute' && st.unit ? [[st.unit, st.start_s] as const] : []))),
+      ),
       max_moves: count(flags.maxMoves, '--max-moves', 0),
       min_gain: flags.minGain === undefined ? DEFAULT_MIN_GAIN : fractionFlag(flags.minGain, '--min-gain'),
       migration_budget_bytes: flags.migrationBudget === undefined ? null : parseBytes(flags.migrationBudget, '--migration-budget'),
@@ -104,7 +121,8 @@ export async function replanCommand(planDir: string, flags: ReplanFlags): Promis
   await planWith(replanOptions(planDir, flags), flags, (run) => {
     const delta = run.ctx.has(lowerPass) ? run.ctx.get(lowerPass).delta : null;
     if (!delta) return { text: '', json: {} };
-    const perRequest = (x: { latency_s: number; throughput_per_s: number }): string => (delta.objective === 'latency' ? sec(x.latency_s) : `${x.throughput_per_s.toFixed(2)}/s`);
+    const perRequest = (x: { latency_s: number; throughput_per_s: number }): string =>
+      delta.objective === 'latency' ? sec(x.latency_s) : `${x.throughput_per_s.toFixed(2)}/s`;
     const forced = delta.forced_moves;
     let text = `\nreplan of ${planDir} (migration amortised over ${delta.amortize_requests} requests): ${delta.moves} unit${delta.moves === 1 ? '' : 's'} moved`;
     text += forced ? ` (${forced} because their device is gone or they are new)` : '';

@@ -19,7 +19,8 @@ export interface RunFlags {
 
 function count(v: string | undefined, flag: string, min: number, max = 100_000): number {
   if (v === undefined) return min;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new HxcError('HXC2002', `${flag} takes a whole number from ${min} to ${max}, got "${v}"`, { where: flag });
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
+    throw new HxcError('HXC2002', `${flag} takes a whole number from ${min} to ${max}, got "${v}"`, { where: flag });
   return Number(v);
 }
 
@@ -27,17 +28,40 @@ const ms = (x: number): string => x.toFixed(3);
 
 export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   const report = await runPlan({
-    plan_dir: planDir, inputs_file: f.inputs, seed: count(f.seed, '--seed', 0), iterations: count(f.iterations, '--iterations', 1),
-    check: Boolean(f.check), decode_steps: count(f.decodeSteps, '--decode-steps', 0), model_path: f.model, dims: parseDims(f.dim),
-    timeout_s: f.timeout === undefined ? DEFAULT_TIMEOUT_S : count(f.timeout, "--timeout", 1, 86_400),
+    plan_dir: planDir,
+    inputs_file: f.inputs,
+    seed: count(f.seed, '--seed', 0),
+    iterations: count(f.iterations, '--iterations', 1),
+    check: Boolean(f.check),
+    decode_steps: count(f.decodeSteps, '--decode-steps', 0),
+    model_path: f.model,
+    dims: parseDims(f.dim),
+    timeout_s: f.timeout === undefined ? DEFAULT_TIMEOUT_S : count(f.timeout, '--timeout', 1, 86_400),
   });
   if (f.json) process.stdout.write(jsonText(report));
   else {
     let text = `ran ${report.requests.length} request(s) on ${report.devices.length} device(s): latency p50 ${ms(report.latency_ms.p50)} ms, p95 ${ms(report.latency_ms.p95)} ms\n`;
-    text += table(['device', 'busy share', 'measured busy ms', 'estimated busy ms', 'measured/estimated'],
-      report.measured_vs_estimated.map((m) => [m.device, `${((report.device_busy_share[m.device] ?? 0) * 100).toFixed(1)}%`, ms(m.measured_busy_s * 1000), ms(m.estimated_busy_s * 1000), m.skew.toFixed(2)]), [1, 2, 3, 4]);
+    text += table(
+      ['device', 'busy share', 'measured busy ms', 'estimated busy ms', 'measured/estimated'],
+      report.measured_vs_estimated.map((m) => [
+        m.device,
+        `${((report.device_busy_share[m.device] ?? 0) * 100).toFixed(1)}%`,
+        ms(m.measured_busy_s * 1000),
+        ms(m.estimated_busy_s * 1000),
+        m.skew.toFixed(2),
+      ]),
+      [1, 2, 3, 4],
+    );
     if (report.check) {
-      const rows = report.requests.flatMap((r) => r.checks.map((c) => [`${r.kind} ${r.request}`, c.name, c.shape_matches ? 'yes' : 'NO', c.max_abs_error.toExponential(2), c.max_rel_error.toExponential(2)]));
+      const rows = report.requests.flatMap((r) =>
+        r.checks.map((c) => [
+          `${r.kind} ${r.request}`,
+          c.name,
+          c.shape_matches ? 'yes' : 'NO',
+          c.max_abs_error.toExponential(2),
+          c.max_rel_error.toExponential(2),
+        ]),
+      );
       text += `\ncheck against the unsplit model (fails past ${report.check.tolerance_rel} of the output's scale + ${report.check.tolerance_abs}):\n`;
       text += table(['request', 'output', 'shape ok', 'max abs err', 'max rel err'], rows, [3, 4]);
       text += report.check.passed ? 'check passed\n' : 'check FAILED\n';
@@ -48,7 +72,9 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   }
   if (report.check && !report.check.passed) {
     const w = report.check.worst;
-    process.stderr.write(`hxc: error HXC3003: the plan's outputs differ from the unsplit model: ${w ? `${w.name} max relative error ${w.max_rel_error.toExponential(2)}${w.shape_matches ? '' : ' (shape differs)'}` : 'no outputs compared'} (fix: report this plan; run with --json for every output)\n`);
+    process.stderr.write(
+      `hxc: error HXC3003: the plan's outputs differ from the unsplit model: ${w ? `${w.name} max relative error ${w.max_rel_error.toExponential(2)}${w.shape_matches ? '' : ' (shape differs)'}` : 'no outputs compared'} (fix: report this plan; run with --json for every output)\n`,
+    );
     process.exitCode = 1;
   }
 }

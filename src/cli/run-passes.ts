@@ -12,7 +12,15 @@ import { report } from '../diag/diagnostics.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass, planScore } from '../../passes/partition.js';
 import { Context } from '../pass/context.js';
-import { finishInstrumentation, PassManager, resolvePipeline, type Instrumentation, type PassRun, type PassTiming, type ResolvedPipeline } from '../pass/manager.js';
+import {
+  finishInstrumentation,
+  PassManager,
+  resolvePipeline,
+  type Instrumentation,
+  type PassRun,
+  type PassTiming,
+  type ResolvedPipeline,
+} from '../pass/manager.js';
 import type { Pass, PlanOptions } from '../pass/pass.js';
 import { TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
 import { readOption } from '../pass/options.js';
@@ -24,7 +32,11 @@ export interface PipelineRun {
 }
 
 export const NO_INSTRUMENTATION: Instrumentation = {
-  printBefore: new Set(), printAfter: new Set(), dumpDir: null, timePasses: false, write: () => {},
+  printBefore: new Set(),
+  printAfter: new Set(),
+  dumpDir: null,
+  timePasses: false,
+  write: () => {},
 };
 
 interface Variant {
@@ -36,7 +48,12 @@ interface Variant {
   ms: number;
 }
 
-export async function runPipeline(options: PlanOptions, requested: string[] | null, instr: Instrumentation = NO_INSTRUMENTATION, strict = false): Promise<PipelineRun> {
+export async function runPipeline(
+  options: PlanOptions,
+  requested: string[] | null,
+  instr: Instrumentation = NO_INSTRUMENTATION,
+  strict = false,
+): Promise<PipelineRun> {
   const pipeline = resolvePipeline(PASSES, requested, strict);
   const names = pipeline.passes.map((p) => p.name);
   const diagnostics: string[] = [];
@@ -62,7 +79,13 @@ export async function runPipeline(options: PlanOptions, requested: string[] | nu
 /** Above this many nodes, the tensor-parallel variants are "every split" and "none" only. */
 const PAID_VARIANT_MAX_NODES = 100_000;
 
-async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, instr: Instrumentation, auto: boolean, diagnostics: string[]): Promise<PipelineRun> {
+async function runVariants(
+  options: PlanOptions,
+  pipeline: ResolvedPipeline,
+  instr: Instrumentation,
+  auto: boolean,
+  diagnostics: string[],
+): Promise<PipelineRun> {
   const passes = pipeline.passes;
   const lowerAt = passes.findIndex((p) => p.name === 'lower');
   const planning = lowerAt >= 0 ? passes.slice(0, lowerAt) : passes;
@@ -71,7 +94,12 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   const variant = async (name: string, opts: PlanOptions, list: readonly Pass<any, any>[]): Promise<Variant> => {
     const ctx = new Context(opts);
     const printed: string[] = [];
-    const buffered: Instrumentation = { ...instr, timePasses: false, write: (t) => printed.push(t), progress: (t) => instr.progress?.(name === first ? t : `variant "${name}": ${t}`) };
+    const buffered: Instrumentation = {
+      ...instr,
+      timePasses: false,
+      write: (t) => printed.push(t),
+      progress: (t) => instr.progress?.(name === first ? t : `variant "${name}": ${t}`),
+    };
     const t0 = process.hrtime.bigint();
     try {
       const run = await new PassManager(list, buffered).run(ctx, (n, result) => ctx.store(n, result), 0, passes.length);
@@ -83,7 +111,17 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   // With the splits the tp pass proposes; when it proposes none, this is the plain plan.
   // Variants are weighed as they finish and a loser's context is let go at once (each holds the
   // whole analysed graph: three of a 275k-node model did not fit in 2 GB).
-  interface Weighed { name: string; order: number; splits: number; latency_s: number; throughput_per_s: number; score: number; eligible: boolean; ms: number; variant: Variant | null }
+  interface Weighed {
+    name: string;
+    order: number;
+    splits: number;
+    latency_s: number;
+    throughput_per_s: number;
+    score: number;
+    eligible: boolean;
+    ms: number;
+    variant: Variant | null;
+  }
   const weighed: Weighed[] = [];
   // The best for the objective among those whose splits are all spread (if any are); ties go to the simpler.
   const beats = (a: Weighed, b: Weighed): boolean => {
@@ -95,8 +133,15 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   const weigh = (v: Variant, order: number): Weighed => {
     const part = v.ctx.get(partitionPass);
     const w: Weighed = {
-      name: v.name, order, splits: v.ctx.get(tpPass).splits.length, latency_s: part.verdict.latency_s, throughput_per_s: part.verdict.throughput_per_s,
-      score: planScore(part), eligible: part.tp_eligible, ms: v.ms, variant: v,
+      name: v.name,
+      order,
+      splits: v.ctx.get(tpPass).splits.length,
+      latency_s: part.verdict.latency_s,
+      throughput_per_s: part.verdict.throughput_per_s,
+      score: planScore(part),
+      eligible: part.tp_eligible,
+      ms: v.ms,
+      variant: v,
     };
     weighed.push(w);
     if (!best || beats(w, best)) {
@@ -128,12 +173,23 @@ async function runVariants(options: PlanOptions, pipeline: ResolvedPipeline, ins
   const shipped = bestVariant.ctx.get(partitionPass);
   shipped.baselines.tensor_parallel ??= tensorParallel;
   const inOrder = [...weighed].sort((a, b) => a.order - b.order);
-  shipped.variants = inOrder.map((w) => ({ name: w.name, splits: w.splits, latency_s: w.latency_s, throughput_per_s: w.throughput_per_s, eligible: w.eligible, shipped: w === chosen }));
+  shipped.variants = inOrder.map((w) => ({
+    name: w.name,
+    splits: w.splits,
+    latency_s: w.latency_s,
+    throughput_per_s: w.throughput_per_s,
+    eligible: w.eligible,
+    shipped: w === chosen,
+  }));
   const best_ = bestVariant;
   for (const t of best_.printed) instr.write(t);
   const rest = await new PassManager(tail, instr).run(best_.ctx, (n, result) => best_.ctx.store(n, result), planning.length);
   diagnostics.push(...best_.ctx.diagnostics.lines());
   const run: PassRun = { timings: [...best_.run.timings, ...rest.timings], dumps: [...best_.run.dumps, ...rest.dumps] };
-  finishInstrumentation(instr, run, inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms          variant not shipped: ${w.name}`));
+  finishInstrumentation(
+    instr,
+    run,
+    inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms          variant not shipped: ${w.name}`),
+  );
   return { ctx: best_.ctx, pipeline, timings: run.timings };
 }

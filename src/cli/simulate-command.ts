@@ -16,17 +16,25 @@ export const MAX_TRACE_EVENTS = 500_000;
 
 export function simulateCommand(planDir: string, opts: { requests: string; trace?: string; json?: boolean }): void {
   const requests = Number(opts.requests);
-  if (!Number.isInteger(requests) || requests < 1) throw new HxcError('HXC2002', `--requests takes a positive integer, got "${opts.requests}"`, { where: '--requests' });
+  if (!Number.isInteger(requests) || requests < 1)
+    throw new HxcError('HXC2002', `--requests takes a positive integer, got "${opts.requests}"`, { where: '--requests' });
   const plan = readPlan(planDir);
   // Bounded before anything is allocated: requests × steps of work (and of memory for the event heap).
   const steps = plan.devices.reduce((s, d) => s + d.steps.length, 0);
   if (requests * Math.max(1, steps) > MAX_SIMULATED_STEPS) {
-    throw new HxcError('HXC2002', `--requests ${requests} × ${steps} steps is more than hxc simulates (${MAX_SIMULATED_STEPS} step runs)`, { where: '--requests', hint: `use at most ${Math.max(1, Math.floor(MAX_SIMULATED_STEPS / Math.max(1, steps)))} requests` });
+    throw new HxcError('HXC2002', `--requests ${requests} × ${steps} steps is more than hxc simulates (${MAX_SIMULATED_STEPS} step runs)`, {
+      where: '--requests',
+      hint: `use at most ${Math.max(1, Math.floor(MAX_SIMULATED_STEPS / Math.max(1, steps)))} requests`,
+    });
   }
   const input: SimInput = {
     devices: plan.devices.map((d) => ({
       id: d.id,
-      steps: d.steps.map((s) => (s.op === 'compute' ? { op: 'compute' as const, duration_s: s.duration_s, label: s.unit ?? 'compute', round: s.round ?? 0 } : { op: s.op, transfer: s.transfer, label: s.value ?? '', round: s.round ?? 0 })),
+      steps: d.steps.map((s) =>
+        s.op === 'compute'
+          ? { op: 'compute' as const, duration_s: s.duration_s, label: s.unit ?? 'compute', round: s.round ?? 0 }
+          : { op: s.op, transfer: s.transfer, label: s.value ?? '', round: s.round ?? 0 },
+      ),
     })),
     transfers: plan.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
     links: plan.topology.links,
@@ -35,12 +43,16 @@ export function simulateCommand(planDir: string, opts: { requests: string; trace
   const eventsPerRequest = Math.max(1, steps);
   const traced = Math.min(requests, Math.max(1, Math.floor(MAX_TRACE_EVENTS / eventsPerRequest)));
   const r = simulate(input, { trace: true, traceRequests: traced });
-  const traceText = JSON.stringify({ traceEvents: r.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc simulate', requests, traced_requests: traced } }) + '\n';
+  const traceText =
+    JSON.stringify({ traceEvents: r.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc simulate', requests, traced_requests: traced } }) + '\n';
   const traceFile = opts.trace ?? path.join(planDir, 'sim', 'trace.json');
   // Inside the plan: the sim/ folder, whole (never through a symlink). A file the user named:
   // replaced only if hxc wrote it.
   if (opts.trace === undefined) writeOutputDir(path.join(planDir, 'sim'), [{ file: 'trace.json', text: traceText }], 'hxc-sim/v1');
-  else writeOutputFile(opts.trace, traceText, (old) => /^hxc( |$)/.test(String((JSON.parse(old) as { otherData?: { generator?: unknown } }).otherData?.generator ?? '')));
+  else
+    writeOutputFile(opts.trace, traceText, (old) =>
+      /^hxc( |$)/.test(String((JSON.parse(old) as { otherData?: { generator?: unknown } }).otherData?.generator ?? '')),
+    );
   const first = r.request_finish_s[0] ?? 0;
   const out = {
     format: 'hxc-simulation/v1',
@@ -64,12 +76,22 @@ export function simulateCommand(planDir: string, opts: { requests: string; trace
   // delays the first request to overlap the next ones).
   const est = plan.estimate;
   const apart = (got: number, want: number): string => `${((want > 0 ? got / want - 1 : 0) * 100).toFixed(3)}% apart`;
-  let text = requests === 1
-    ? `simulated 1 request: latency ${(first * 1e3).toFixed(4)} ms (plan estimate ${(plan.estimate.latency_s * 1e3).toFixed(4)} ms, ${apart(first, plan.estimate.latency_s)}), makespan ${(r.makespan_s * 1e3).toFixed(4)} ms\n`
-    : `simulated ${requests} requests: throughput ${r.throughput_per_s.toFixed(2)}/s${requests === est.throughput_requests && est.throughput_per_s ? ` (plan estimate ${est.throughput_per_s.toFixed(2)}/s, ${apart(r.throughput_per_s, est.throughput_per_s)})` : ''}, first request done at ${(first * 1e3).toFixed(4)} ms, makespan ${(r.makespan_s * 1e3).toFixed(4)} ms\n`;
-  text += table(['device', 'busy ms', 'idle ms', 'util'], r.devices.filter((d) => d.busy_s > 0).map((d) => [d.id, (d.busy_s * 1e3).toFixed(4), (d.idle_s * 1e3).toFixed(4), `${(d.utilisation * 100).toFixed(1)}%`]), [1, 2, 3]);
+  let text =
+    requests === 1
+      ? `simulated 1 request: latency ${(first * 1e3).toFixed(4)} ms (plan estimate ${(plan.estimate.latency_s * 1e3).toFixed(4)} ms, ${apart(first, plan.estimate.latency_s)}), makespan ${(r.makespan_s * 1e3).toFixed(4)} ms\n`
+      : `simulated ${requests} requests: throughput ${r.throughput_per_s.toFixed(2)}/s${requests === est.throughput_requests && est.throughput_per_s ? ` (plan estimate ${est.throughput_per_s.toFixed(2)}/s, ${apart(r.throughput_per_s, est.throughput_per_s)})` : ''}, first request done at ${(first * 1e3).toFixed(4)} ms, makespan ${(r.makespan_s * 1e3).toFixed(4)} ms\n`;
+  text += table(
+    ['device', 'busy ms', 'idle ms', 'util'],
+    r.devices.filter((d) => d.busy_s > 0).map((d) => [d.id, (d.busy_s * 1e3).toFixed(4), (d.idle_s * 1e3).toFixed(4), `${(d.utilisation * 100).toFixed(1)}%`]),
+    [1, 2, 3],
+  );
   const links = Object.entries(r.link_bytes).filter(([, b]) => b > 0);
-  if (links.length) text += table(['link', 'bytes per request'], links.map(([l, b]) => [l, String(b)]), [1]);
+  if (links.length)
+    text += table(
+      ['link', 'bytes per request'],
+      links.map(([l, b]) => [l, String(b)]),
+      [1],
+    );
   text += `trace: ${traceFile}${traced < requests ? ` (the first ${traced} requests)` : ''}\n`;
   process.stdout.write(text);
 }

@@ -15,8 +15,14 @@ import { median } from '../util/stats.js';
 
 /** onnxruntime execution provider → hxc device kind. */
 const PROVIDER_KIND: Record<string, string> = {
-  CPUExecutionProvider: 'cpu', CUDAExecutionProvider: 'gpu', TensorrtExecutionProvider: 'gpu', ROCMExecutionProvider: 'gpu',
-  MIGraphXExecutionProvider: 'gpu', DmlExecutionProvider: 'gpu', OpenVINOExecutionProvider: 'cpu', WebGpuExecutionProvider: 'gpu',
+  CPUExecutionProvider: 'cpu',
+  CUDAExecutionProvider: 'gpu',
+  TensorrtExecutionProvider: 'gpu',
+  ROCMExecutionProvider: 'gpu',
+  MIGraphXExecutionProvider: 'gpu',
+  DmlExecutionProvider: 'gpu',
+  OpenVINOExecutionProvider: 'cpu',
+  WebGpuExecutionProvider: 'gpu',
 };
 
 export interface Measurements {
@@ -33,8 +39,11 @@ export function readCalibration(file: string): Measurements {
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new HxcError(code === 'ENOENT' ? 'HXC2001' : 'HXC2502', code === 'ENOENT' ? 'calibration file does not exist' : `calibration file is not JSON: ${(err as Error).message}`,
-      { where: file, hint: 'give an onnxruntime profile (enableProfiling) or hxc-telemetry/v1 JSON' });
+    throw new HxcError(
+      code === 'ENOENT' ? 'HXC2001' : 'HXC2502',
+      code === 'ENOENT' ? 'calibration file does not exist' : `calibration file is not JSON: ${(err as Error).message}`,
+      { where: file, hint: 'give an onnxruntime profile (enableProfiling) or hxc-telemetry/v1 JSON' },
+    );
   }
   const samples = new Map<string, Map<string, number[]>>();
   const add = (kind: string, node: string, seconds: number): void => {
@@ -47,7 +56,10 @@ export function readCalibration(file: string): Measurements {
   let source: Measurements['source'];
   const groups: Measurements['groups'] = [];
   const bad = (at: string, what: string): never => {
-    throw new HxcError('HXC2502', `${at}: ${what}`, { where: file, hint: 'give an onnxruntime profile (enableProfiling) or the telemetry `hxc run` writes, unedited' });
+    throw new HxcError('HXC2502', `${at}: ${what}`, {
+      where: file,
+      hint: 'give an onnxruntime profile (enableProfiling) or the telemetry `hxc run` writes, unedited',
+    });
   };
   /** A duration: finite, non-negative, under a day (a measured kernel or program). */
   const seconds = (v: unknown, at: string): number => {
@@ -75,8 +87,10 @@ export function readCalibration(file: string): Measurements {
       const at = `$.steps[${i}]`;
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) bad(at, `expected a step object, found ${JSON.stringify(raw)}`);
       const step = raw as { device_kind?: unknown; nodes?: unknown; start_s?: unknown; end_s?: unknown };
-      if (step.nodes !== undefined && (!Array.isArray(step.nodes) || step.nodes.some((n) => typeof n !== 'string'))) bad(`${at}.nodes`, `expected node names, found ${JSON.stringify(step.nodes)}`);
-      if (step.device_kind !== undefined && step.device_kind !== null && typeof step.device_kind !== 'string') bad(`${at}.device_kind`, `expected a device kind, found ${JSON.stringify(step.device_kind)}`);
+      if (step.nodes !== undefined && (!Array.isArray(step.nodes) || step.nodes.some((n) => typeof n !== 'string')))
+        bad(`${at}.nodes`, `expected node names, found ${JSON.stringify(step.nodes)}`);
+      if (step.device_kind !== undefined && step.device_kind !== null && typeof step.device_kind !== 'string')
+        bad(`${at}.device_kind`, `expected a device kind, found ${JSON.stringify(step.device_kind)}`);
       const nodes = (step.nodes ?? []) as string[];
       if (nodes.length === 0) continue;
       const start = seconds(step.start_s, `${at}.start_s`);
@@ -90,7 +104,10 @@ export function readCalibration(file: string): Measurements {
     }
     for (const g of byGroup.values()) groups.push({ kind: g.kind, nodes: g.nodes, seconds: median(g.samples) });
   } else {
-    throw new HxcError('HXC2502', 'calibration file is neither an onnxruntime profile (a JSON array of trace events) nor hxc-telemetry/v1', { where: file, hint: 'produce one with onnxruntime\'s enableProfiling session option or `hxc run`' });
+    throw new HxcError('HXC2502', 'calibration file is neither an onnxruntime profile (a JSON array of trace events) nor hxc-telemetry/v1', {
+      where: file,
+      hint: "produce one with onnxruntime's enableProfiling session option or `hxc run`",
+    });
   }
   const by_kind = new Map<string, Map<string, number>>();
   for (const [kind, m] of samples) {
@@ -103,7 +120,6 @@ export function readCalibration(file: string): Measurements {
   }
   return { source, by_kind, groups };
 }
-
 
 export interface CalibrationItem {
   name: string;

@@ -19,19 +19,108 @@ const numel = (s: number[] | null | undefined): number => (s ? prod(s) : 0);
 
 /** Per-element FLOPs of element-wise ops; transcendental ops are costed as a few FLOPs (an approximation; calibration corrects it). */
 const ELEMENTWISE: Record<string, number> = {
-  Add: 1, Sub: 1, Mul: 1, Div: 1, Pow: 1, Neg: 1, Abs: 1, Relu: 1, LeakyRelu: 2, PRelu: 2, Max: 1, Min: 1, Mod: 1,
-  Equal: 1, Less: 1, LessOrEqual: 1, Greater: 1, GreaterOrEqual: 1, And: 1, Or: 1, Xor: 1, Not: 1, Where: 1,
-  Sqrt: 1, Reciprocal: 1, Floor: 1, Ceil: 1, Round: 1, Sign: 1, Clip: 2, Exp: 4, Log: 4, Erf: 4, Tanh: 4,
-  Sigmoid: 4, HardSigmoid: 3, HardSwish: 4, Softplus: 4, Elu: 4, Selu: 4, Gelu: 8, FastGelu: 8, BiasGelu: 9,
-  QuickGelu: 5, Sin: 4, Cos: 4, Mish: 8, Celu: 4, ThresholdedRelu: 1, IsNaN: 1, IsInf: 1, BitShift: 1,
-  Sum: 1, Mean: 1, CumSum: 1, Trilu: 1, QuantizeLinear: 3, DequantizeLinear: 2, DynamicQuantizeLinear: 4,
+  Add: 1,
+  Sub: 1,
+  Mul: 1,
+  Div: 1,
+  Pow: 1,
+  Neg: 1,
+  Abs: 1,
+  Relu: 1,
+  LeakyRelu: 2,
+  PRelu: 2,
+  Max: 1,
+  Min: 1,
+  Mod: 1,
+  Equal: 1,
+  Less: 1,
+  LessOrEqual: 1,
+  Greater: 1,
+  GreaterOrEqual: 1,
+  And: 1,
+  Or: 1,
+  Xor: 1,
+  Not: 1,
+  Where: 1,
+  Sqrt: 1,
+  Reciprocal: 1,
+  Floor: 1,
+  Ceil: 1,
+  Round: 1,
+  Sign: 1,
+  Clip: 2,
+  Exp: 4,
+  Log: 4,
+  Erf: 4,
+  Tanh: 4,
+  Sigmoid: 4,
+  HardSigmoid: 3,
+  HardSwish: 4,
+  Softplus: 4,
+  Elu: 4,
+  Selu: 4,
+  Gelu: 8,
+  FastGelu: 8,
+  BiasGelu: 9,
+  QuickGelu: 5,
+  Sin: 4,
+  Cos: 4,
+  Mish: 8,
+  Celu: 4,
+  ThresholdedRelu: 1,
+  IsNaN: 1,
+  IsInf: 1,
+  BitShift: 1,
+  Sum: 1,
+  Mean: 1,
+  CumSum: 1,
+  Trilu: 1,
+  QuantizeLinear: 3,
+  DequantizeLinear: 2,
+  DynamicQuantizeLinear: 4,
 };
 
 const DATA_MOVEMENT = new Set([
-  'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Transpose',
-  'Concat', 'Split', 'Slice', 'Gather', 'GatherElements', 'GatherND', 'ScatterND', 'ScatterElements', 'Scatter', 'Expand',
-  'Tile', 'Pad', 'Cast', 'CastLike', 'Range', 'NonZero', 'OneHot', 'Resize', 'Upsample', 'DepthToSpace', 'SpaceToDepth',
-  'Dropout', 'EyeLike', 'Compress', 'ReverseSequence', 'TopK', 'ArgMax', 'ArgMin', 'Optional', 'OptionalGetElement',
+  'Reshape',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'Identity',
+  'Shape',
+  'Size',
+  'Constant',
+  'ConstantOfShape',
+  'Transpose',
+  'Concat',
+  'Split',
+  'Slice',
+  'Gather',
+  'GatherElements',
+  'GatherND',
+  'ScatterND',
+  'ScatterElements',
+  'Scatter',
+  'Expand',
+  'Tile',
+  'Pad',
+  'Cast',
+  'CastLike',
+  'Range',
+  'NonZero',
+  'OneHot',
+  'Resize',
+  'Upsample',
+  'DepthToSpace',
+  'SpaceToDepth',
+  'Dropout',
+  'EyeLike',
+  'Compress',
+  'ReverseSequence',
+  'TopK',
+  'ArgMax',
+  'ArgMin',
+  'Optional',
+  'OptionalGetElement',
 ]);
 
 /** Ops that only relabel a buffer: they read no data and write none (onnxruntime aliases them). */
@@ -39,7 +128,8 @@ export const VIEW_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', '
 
 export function opClass(node: Node): OpClass {
   const op = node.op;
-  if (op === 'MatMul' || op === 'Gemm' || op === 'FusedMatMul' || op === 'MatMulInteger' || op === 'QLinearMatMul' || op === 'MatMulNBits' || op === 'Einsum') return 'matmul';
+  if (op === 'MatMul' || op === 'Gemm' || op === 'FusedMatMul' || op === 'MatMulInteger' || op === 'QLinearMatMul' || op === 'MatMulNBits' || op === 'Einsum')
+    return 'matmul';
   if (op === 'Conv' || op === 'ConvTranspose' || op === 'ConvInteger' || op === 'QLinearConv' || op === 'FusedConv') return 'conv';
   if (op === 'Attention' || op === 'MultiHeadAttention' || op === 'GroupQueryAttention' || op === 'PackedAttention') return 'attention';
   if (op === 'MoE' || op === 'QMoE') return 'moe';
@@ -62,7 +152,9 @@ export function nodeFlops(node: Node, s: NodeShapes): number {
   const [a, b, c] = s.inputs;
   const y = s.outputs[0];
   switch (op) {
-    case 'MatMul': case 'FusedMatMul': case 'MatMulInteger': {
+    case 'MatMul':
+    case 'FusedMatMul':
+    case 'MatMulInteger': {
       // ONNX MatMul (numpy matmul semantics): out [..., m, n] with inner dim k → 2·(prod out)·k.
       if (!a || !y || a.length === 0) return 0;
       const k = a[a.length - 1]!;
@@ -74,7 +166,9 @@ export function nodeFlops(node: Node, s: NodeShapes): number {
       const k = intAttr(node, 'transA', 0) ? a[0]! : a[1]!;
       return 2 * numel(y) * k + (c ? numel(y) : 0);
     }
-    case 'Conv': case 'ConvInteger': case 'FusedConv': {
+    case 'Conv':
+    case 'ConvInteger':
+    case 'FusedConv': {
       // Each output element: (C_in/group)·prod(kernel) MACs (ONNX Conv; W is [C_out, C_in/group, k...]).
       if (!b || !y) return 0;
       const macsPerOut = prod(b.slice(1));
@@ -99,19 +193,36 @@ export function nodeFlops(node: Node, s: NodeShapes): number {
       });
       return 2 * prod([...sizes.values()]);
     }
-    case 'Softmax': case 'LogSoftmax': return 5 * numel(y); // max, subtract, exp, sum, divide per element
-    case 'LayerNormalization': case 'SimplifiedLayerNormalization': case 'SkipLayerNormalization': case 'SkipSimplifiedLayerNormalization':
+    case 'Softmax':
+    case 'LogSoftmax':
+      return 5 * numel(y); // max, subtract, exp, sum, divide per element
+    case 'LayerNormalization':
+    case 'SimplifiedLayerNormalization':
+    case 'SkipLayerNormalization':
+    case 'SkipSimplifiedLayerNormalization':
       return 8 * numel(y); // mean, variance (2), normalise (2), scale and shift (2), skip add (1)
-    case 'BatchNormalization': case 'InstanceNormalization': case 'GroupNormalization': return 2 * numel(y); // inference: one scale and one shift
-    case 'MaxPool': case 'AveragePool': case 'LpPool': {
+    case 'BatchNormalization':
+    case 'InstanceNormalization':
+    case 'GroupNormalization':
+      return 2 * numel(y); // inference: one scale and one shift
+    case 'MaxPool':
+    case 'AveragePool':
+    case 'LpPool': {
       const k = node.attrs.kernel_shape?.type === 'ints' ? prod(node.attrs.kernel_shape.value) : 1;
       return numel(y) * k;
     }
-    case 'GlobalAveragePool': case 'GlobalMaxPool': case 'GlobalLpPool': return numel(a);
-    case 'RotaryEmbedding': return 3 * numel(y); // two multiplies and an add per element (rotate-half form)
-    case 'Attention': case 'MultiHeadAttention': case 'GroupQueryAttention':
+    case 'GlobalAveragePool':
+    case 'GlobalMaxPool':
+    case 'GlobalLpPool':
+      return numel(a);
+    case 'RotaryEmbedding':
+      return 3 * numel(y); // two multiplies and an add per element (rotate-half form)
+    case 'Attention':
+    case 'MultiHeadAttention':
+    case 'GroupQueryAttention':
       return attentionFlops(node, s);
-    case 'MoE': case 'QMoE': {
+    case 'MoE':
+    case 'QMoE': {
       // com.microsoft MoE: each of T tokens runs k experts; an expert costs 2 FLOPs per weight
       // element of its fc1/fc2(/fc3) matrices (inputs 2, 4, 6 are [E, in, out]).
       const tokens = a && a.length >= 2 ? numel(a) / a[a.length - 1]! : 0;
@@ -189,7 +300,7 @@ export function nodeTiles(node: Node, s: NodeShapes): { tiles: number; k_splits:
     const n = y[y.length - 1]!;
     const k = intAttr(node, 'transA', 0) ? a[Math.max(0, a.length - 2)]! : a[a.length - 1]!;
     const folded = !b || b.length <= 2;
-    const m = folded ? numel(y) / Math.max(1, n) : y[y.length - 2] ?? 1;
+    const m = folded ? numel(y) / Math.max(1, n) : (y[y.length - 2] ?? 1);
     const batch = folded ? 1 : numel(y) / Math.max(1, m * n);
     return { tiles: batch * Math.ceil(m / TILE) * Math.ceil(n / TILE), k_splits: Math.max(1, Math.floor(k / (4 * TILE))) };
   }

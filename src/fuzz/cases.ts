@@ -62,10 +62,17 @@ function mutateOnnx(rand: Rand, bytes: Uint8Array): Uint8Array {
     // Raw tensor bytes are large and dull: keep them out of the mutation's reach.
     const graph = obj.graph as Record<string, unknown> | undefined;
     const raw = new Map<number, unknown>();
-    ((graph?.initializer ?? []) as Record<string, unknown>[]).forEach((t, i) => { if (t.rawData !== undefined) { raw.set(i, t.rawData); delete t.rawData; } });
+    ((graph?.initializer ?? []) as Record<string, unknown>[]).forEach((t, i) => {
+      if (t.rawData !== undefined) {
+        raw.set(i, t.rawData);
+        delete t.rawData;
+      }
+    });
     mutateJson(rand, obj as never);
     const g2 = obj.graph as Record<string, unknown> | undefined;
-    ((g2?.initializer ?? []) as Record<string, unknown>[]).forEach((t, i) => { if (raw.has(i) && t && typeof t === 'object') t.rawData = raw.get(i); });
+    ((g2?.initializer ?? []) as Record<string, unknown>[]).forEach((t, i) => {
+      if (raw.has(i) && t && typeof t === 'object') t.rawData = raw.get(i);
+    });
     const back = onnx.ModelProto.fromObject(obj);
     return onnx.ModelProto.encode(back).finish();
   } catch {
@@ -75,11 +82,26 @@ function mutateOnnx(rand: Rand, bytes: Uint8Array): Uint8Array {
 
 export function makeCase(corpus: Corpus, seed: number, index: number, only?: Target): FuzzCase {
   const rand = mulberry32((seed * 1_000_003 + index * 7919) >>> 0);
-  const weights: [Target, number][] = [['onnx', 22], ['graph', 14], ['topology', 14], ['routing', 8], ['calibrate', 8], ['plan-dir', 22], ['inputs', 5], ['flags', 7]];
+  const weights: [Target, number][] = [
+    ['onnx', 22],
+    ['graph', 14],
+    ['topology', 14],
+    ['routing', 8],
+    ['calibrate', 8],
+    ['plan-dir', 22],
+    ['inputs', 5],
+    ['flags', 7],
+  ];
   let target: Target = only ?? 'onnx';
   if (!only) {
     let x = rand() * weights.reduce((s, [, w]) => s + w, 0);
-    for (const [t, w] of weights) { x -= w; if (x < 0) { target = t; break; } }
+    for (const [t, w] of weights) {
+      x -= w;
+      if (x < 0) {
+        target = t;
+        break;
+      }
+    }
   }
   const base = corpus.dir;
   const out = ['--out', '{case}/out'];
@@ -93,8 +115,15 @@ export function makeCase(corpus: Corpus, seed: number, index: number, only?: Tar
     }
     case 'graph': {
       const g = pick(rand, corpus.graphs);
-      const text = rand() < 0.15 ? mutateText(rand, fs.readFileSync(path.join(base, g), 'utf8')) : json(mutateJson(rand, readJson(path.join(base, g)) as never));
-      return { index, target, what: `mutated ${g}`, files: [{ op: 'write', path: 'g.json', base64: b64(text) }], argv: ['plan', '{case}/g.json', '--topology', rack(), ...out] };
+      const text =
+        rand() < 0.15 ? mutateText(rand, fs.readFileSync(path.join(base, g), 'utf8')) : json(mutateJson(rand, readJson(path.join(base, g)) as never));
+      return {
+        index,
+        target,
+        what: `mutated ${g}`,
+        files: [{ op: 'write', path: 'g.json', base64: b64(text) }],
+        argv: ['plan', '{case}/g.json', '--topology', rack(), ...out],
+      };
     }
     case 'topology': {
       const r = pick(rand, corpus.racks);
@@ -115,13 +144,25 @@ export function makeCase(corpus: Corpus, seed: number, index: number, only?: Tar
       if (corpus.routing.length === 0) return makeCase(corpus, seed, index, 'graph');
       const r = pick(rand, corpus.routing);
       const text = json(mutateJson(rand, readJson(path.join(base, r.file)) as never));
-      return { index, target, what: `mutated ${r.file}`, files: [{ op: 'write', path: 'routing.json', base64: b64(text) }], argv: ['plan', `{base}/${r.model}`, '--routing', '{case}/routing.json', '--passes', 'moe', ...out] };
+      return {
+        index,
+        target,
+        what: `mutated ${r.file}`,
+        files: [{ op: 'write', path: 'routing.json', base64: b64(text) }],
+        argv: ['plan', `{base}/${r.model}`, '--routing', '{case}/routing.json', '--passes', 'moe', ...out],
+      };
     }
     case 'calibrate': {
       if (!corpus.telemetry) return makeCase(corpus, seed, index, 'graph');
       const t = corpus.telemetry;
       const text = json(mutateJson(rand, readJson(path.join(base, t.file)) as never));
-      return { index, target, what: `mutated ${t.file}`, files: [{ op: 'write', path: 'telemetry.json', base64: b64(text) }], argv: ['plan', `{base}/${t.model}`, '--calibrate', '{case}/telemetry.json', '--passes', 'profile', ...out] };
+      return {
+        index,
+        target,
+        what: `mutated ${t.file}`,
+        files: [{ op: 'write', path: 'telemetry.json', base64: b64(text) }],
+        argv: ['plan', `{base}/${t.model}`, '--calibrate', '{case}/telemetry.json', '--passes', 'profile', ...out],
+      };
     }
     case 'plan-dir': {
       const p = pick(rand, corpus.plans);
@@ -156,10 +197,27 @@ export function makeCase(corpus: Corpus, seed: number, index: number, only?: Tar
     case 'inputs': {
       if (!corpus.inputs) return makeCase(corpus, seed, index, 'graph');
       const text = json(mutateJson(rand, readJson(path.join(base, corpus.inputs.file)) as never));
-      return { index, target, what: 'run inputs mutated', files: [{ op: 'copy-dir', from: corpus.inputs.plan, path: 'plan' }, { op: 'write', path: 'inputs.json', base64: b64(text) }], argv: ['run', '{case}/plan', '--inputs', '{case}/inputs.json'] };
+      return {
+        index,
+        target,
+        what: 'run inputs mutated',
+        files: [
+          { op: 'copy-dir', from: corpus.inputs.plan, path: 'plan' },
+          { op: 'write', path: 'inputs.json', base64: b64(text) },
+        ],
+        argv: ['run', '{case}/plan', '--inputs', '{case}/inputs.json'],
+      };
     }
     default: {
-      const value = (): string => String(rand() < 0.5 ? pick(rand, EXTREME_NUMBERS) : pick(rand, TRICK_STRINGS.filter((s) => !s.includes('\u0000') && s.length < 100)));
+      const value = (): string =>
+        String(
+          rand() < 0.5
+            ? pick(rand, EXTREME_NUMBERS)
+            : pick(
+                rand,
+                TRICK_STRINGS.filter((s) => !s.includes('\u0000') && s.length < 100),
+              ),
+        );
       const m = `{base}/${pick(rand, corpus.models)}`;
       const choices: string[][] = [
         ['plan', m, '--dim', `batch=${value()}`, ...out],

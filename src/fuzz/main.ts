@@ -73,14 +73,33 @@ export function prepareCorpus(dir: string): Corpus {
     fs.copyFileSync(from, path.join(dir, to));
     return to;
   };
-  const models = [copy(path.join(REPO, 'fixtures', 'models', 'hello_deepa.onnx'), 'models/hello_deepa.onnx'), copy(path.join(REPO, 'fixtures', 'models', 'gpt2_tiny_kv.onnx'), 'models/gpt2_tiny_kv.onnx')].filter((x): x is string => x !== null);
+  const models = [
+    copy(path.join(REPO, 'fixtures', 'models', 'hello_deepa.onnx'), 'models/hello_deepa.onnx'),
+    copy(path.join(REPO, 'fixtures', 'models', 'gpt2_tiny_kv.onnx'), 'models/gpt2_tiny_kv.onnx'),
+  ].filter((x): x is string => x !== null);
   const mixtral = copy(path.join(SHARED, 'models', 'mixtral_tiny_moe_kv.onnx'), 'models/mixtral_tiny_moe_kv.onnx');
-  const graphs = fs.readdirSync(path.join(REPO, 'fixtures', 'graphs')).filter((f) => f.endsWith('.json')).sort().map((f) => copy(path.join(REPO, 'fixtures', 'graphs', f), `graphs/${f}`)!);
+  const graphs = fs
+    .readdirSync(path.join(REPO, 'fixtures', 'graphs'))
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => copy(path.join(REPO, 'fixtures', 'graphs', f), `graphs/${f}`)!);
   const racks = [
-    ...(fs.existsSync(path.join(SHARED, 'examples')) ? fs.readdirSync(path.join(SHARED, 'examples')).filter((f) => f.endsWith('.yaml')).sort().map((f) => copy(path.join(SHARED, 'examples', f), `racks/${f}`)!) : []),
-    ...fs.readdirSync(path.join(REPO, 'fixtures', 'topology')).filter((f) => f.endsWith('.yaml')).sort().map((f) => copy(path.join(REPO, 'fixtures', 'topology', f), `racks/fixture-${f}`)!),
+    ...(fs.existsSync(path.join(SHARED, 'examples'))
+      ? fs
+          .readdirSync(path.join(SHARED, 'examples'))
+          .filter((f) => f.endsWith('.yaml'))
+          .sort()
+          .map((f) => copy(path.join(SHARED, 'examples', f), `racks/${f}`)!)
+      : []),
+    ...fs
+      .readdirSync(path.join(REPO, 'fixtures', 'topology'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort()
+      .map((f) => copy(path.join(REPO, 'fixtures', 'topology', f), `racks/fixture-${f}`)!),
   ];
-  const routing = mixtral ? [{ model: mixtral, file: copy(path.join(SHARED, 'models', 'mixtral_tiny_moe_kv.expert_routing.json'), 'routing/mixtral_tiny.json')! }] : [];
+  const routing = mixtral
+    ? [{ model: mixtral, file: copy(path.join(SHARED, 'models', 'mixtral_tiny_moe_kv.expert_routing.json'), 'routing/mixtral_tiny.json')! }]
+    : [];
   const tiny = racks.find((r) => r.endsWith('rack-tiny.yaml')) ?? racks[0]!;
   const hetero = racks.find((r) => r.endsWith('rack-hetero.yaml')) ?? tiny;
   hxcSync(['plan', path.join(dir, models[0]!), '--topology', path.join(dir, tiny), '--out', path.join(dir, 'plans', 'hello')]);
@@ -91,8 +110,14 @@ export function prepareCorpus(dir: string): Corpus {
   const inputs = { 'onnx::Flatten_0': { dtype: 'float32', shape: [1, 25, 96], data: Array.from({ length: 2400 }, (_, i) => Math.sin(i)) } };
   fs.writeFileSync(path.join(dir, 'inputs.json'), JSON.stringify(inputs));
   return {
-    dir, models, graphs, racks, routing, telemetry: { model: models[1]!, file: 'telemetry.json' },
-    plans: ['plans/hello', 'plans/gpt2'], inputs: { plan: 'plans/hello', file: 'inputs.json' },
+    dir,
+    models,
+    graphs,
+    racks,
+    routing,
+    telemetry: { model: models[1]!, file: 'telemetry.json' },
+    plans: ['plans/hello', 'plans/gpt2'],
+    inputs: { plan: 'plans/hello', file: 'inputs.json' },
   };
 }
 
@@ -100,12 +125,27 @@ class Worker {
   private child: ChildProcess | null = null;
   private waiting: ((r: CaseResult | { crash: number | string | null }) => void) | null = null;
 
-  constructor(private readonly root: string, private readonly base: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly base: string,
+  ) {}
 
   private start(): ChildProcess {
-    const child = fork(path.join(here, 'child.js'), [this.root, this.base], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], execArgv: ['--max-old-space-size=3072'] });
-    child.on('message', (r: CaseResult) => { const w = this.waiting; this.waiting = null; w?.(r); });
-    child.on('exit', (code, signal) => { if (this.child === child) this.child = null; const w = this.waiting; this.waiting = null; w?.({ crash: signal ?? code }); });
+    const child = fork(path.join(here, 'child.js'), [this.root, this.base], {
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      execArgv: ['--max-old-space-size=3072'],
+    });
+    child.on('message', (r: CaseResult) => {
+      const w = this.waiting;
+      this.waiting = null;
+      w?.(r);
+    });
+    child.on('exit', (code, signal) => {
+      if (this.child === child) this.child = null;
+      const w = this.waiting;
+      this.waiting = null;
+      w?.({ crash: signal ?? code });
+    });
     return child;
   }
 
@@ -113,7 +153,12 @@ class Worker {
     if (!this.child) this.child = this.start();
     const child = this.child;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.waiting = null; child.kill('SIGKILL'); this.child = null; resolve({ result: null, outcome: 'hang', code: null }); }, timeout_s * 1000);
+      const timer = setTimeout(() => {
+        this.waiting = null;
+        child.kill('SIGKILL');
+        this.child = null;
+        resolve({ result: null, outcome: 'hang', code: null });
+      }, timeout_s * 1000);
       this.waiting = (r) => {
         clearTimeout(timer);
         if ('crash' in r) resolve({ result: null, outcome: 'crash', code: typeof r.crash === 'number' ? r.crash : null });
@@ -141,16 +186,18 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzReport> {
     let next = 0;
     let done = 0;
     const results: { c: FuzzCase; outcome: Outcome; code: number | null; stderr: string }[] = [];
-    await Promise.all(workers.map(async (w) => {
-      while (next < opts.cases) {
-        const c = makeCase(corpus, opts.seed, next++, opts.only);
-        const r = await w.run(c, opts.timeout_s);
-        const outcome = r.outcome ?? classify(r.result!);
-        results.push({ c, outcome, code: r.code, stderr: r.result?.stderr ?? '' });
-        if (++done % 100 === 0) log(`  ${done} of ${opts.cases} cases`);
-      }
-      w.stop();
-    }));
+    await Promise.all(
+      workers.map(async (w) => {
+        while (next < opts.cases) {
+          const c = makeCase(corpus, opts.seed, next++, opts.only);
+          const r = await w.run(c, opts.timeout_s);
+          const outcome = r.outcome ?? classify(r.result!);
+          results.push({ c, outcome, code: r.code, stderr: r.result?.stderr ?? '' });
+          if (++done % 100 === 0) log(`  ${done} of ${opts.cases} cases`);
+        }
+        w.stop();
+      }),
+    );
     results.sort((a, b) => a.c.index - b.c.index);
     for (const r of results) {
       counts[r.c.target][r.outcome]++;
@@ -184,15 +231,22 @@ async function cli(): Promise<void> {
   const only = get('only', '');
   if (only && !TARGETS.includes(only as Target)) throw new Error(`--only must be one of ${TARGETS.join(', ')}`);
   const opts: FuzzOptions = {
-    cases: Number(get('cases', '1000')), seed: Number(get('seed', '1')), jobs: Number(get('jobs', String(Math.max(1, os.cpus().length)))),
-    timeout_s: Number(get('timeout', '60')), ...(only ? { only: only as Target } : {}), ...(get('out', '') ? { out: get('out', '') } : {}),
+    cases: Number(get('cases', '1000')),
+    seed: Number(get('seed', '1')),
+    jobs: Number(get('jobs', String(Math.max(1, os.cpus().length)))),
+    timeout_s: Number(get('timeout', '60')),
+    ...(only ? { only: only as Target } : {}),
+    ...(get('out', '') ? { out: get('out', '') } : {}),
     log: (l) => process.stderr.write(l + '\n'),
   };
   const t0 = performance.now();
   const report = await fuzz(opts);
   process.stdout.write(`fuzz: ${opts.cases} cases, seed ${opts.seed}, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
   process.stdout.write(reportTable(report));
-  for (const f of report.findings.slice(0, 40)) process.stdout.write(`  #${f.case.index} ${f.case.target} (${f.case.what}) → ${f.outcome}: hxc ${f.case.argv.join(' ')} :: ${f.stderr.split('\n').find((l) => l.trim()) ?? `exit ${f.code}`}\n`);
+  for (const f of report.findings.slice(0, 40))
+    process.stdout.write(
+      `  #${f.case.index} ${f.case.target} (${f.case.what}) → ${f.outcome}: hxc ${f.case.argv.join(' ')} :: ${f.stderr.split('\n').find((l) => l.trim()) ?? `exit ${f.code}`}\n`,
+    );
   if (report.findings.length > 40) process.stdout.write(`  … ${report.findings.length - 40} more\n`);
   process.exitCode = report.findings.length > 0 ? 1 : 0;
 }

@@ -7,7 +7,15 @@ import { HxcError } from '../diag/diagnostics.js';
 import { byteSizeOf, parseDType } from '../ir/dtype.js';
 import {
   newGraph,
-  type Attr, type Dim, type Model, type MoeAnnotation, type Node, type StateAnnotation, type TaskCost, type TensorType, type ValueInfo,
+  type Attr,
+  type Dim,
+  type Model,
+  type MoeAnnotation,
+  type Node,
+  type StateAnnotation,
+  type TaskCost,
+  type TensorType,
+  type ValueInfo,
 } from '../ir/graph.js';
 
 export const GRAPH_FORMAT = 'hxc-graph/v1';
@@ -63,7 +71,10 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
     doc = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new HxcError('HXC2201', `invalid JSON: ${msg}`, { where: file, hint: 'fix the JSON syntax (a linter such as `node -e "JSON.parse(...)"` shows the spot)' });
+    throw new HxcError('HXC2201', `invalid JSON: ${msg}`, {
+      where: file,
+      hint: 'fix the JSON syntax (a linter such as `node -e "JSON.parse(...)"` shows the spot)',
+    });
   }
   const r: Reader = new Reader(file);
   const root = r.object(doc, '$');
@@ -80,11 +91,14 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
       const dtypeName = r.string(o.dtype, `${at}.dtype`);
       const dtype = parseDType(dtypeName);
       if (!dtype) r.fail(`${at}.dtype`, `unknown dtype "${dtypeName}"`, 'use an ONNX type name such as float32, float16, bfloat16, int64, bool');
-      const shape: Dim[] | null = o.shape === undefined || o.shape === null ? null : r.array(o.shape, `${at}.shape`).map((d, i) => {
-        if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 && d <= MAX_DIM) return d;
-        if (typeof d === 'string' && d.length > 0) return d;
-        return r.fail(`${at}.shape[${i}]`, `expected an integer from 0 to ${MAX_DIM} or a symbol name, found ${describe(d)}`);
-      });
+      const shape: Dim[] | null =
+        o.shape === undefined || o.shape === null
+          ? null
+          : r.array(o.shape, `${at}.shape`).map((d, i) => {
+              if (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 && d <= MAX_DIM) return d;
+              if (typeof d === 'string' && d.length > 0) return d;
+              return r.fail(`${at}.shape[${i}]`, `expected an integer from 0 to ${MAX_DIM} or a symbol name, found ${describe(d)}`);
+            });
       type = { dtype, shape };
     }
     const info: ValueInfo = { name, type };
@@ -102,10 +116,17 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
   const defined = new Map<string, string>();
   const define = (name: string, at: string): void => {
     const prev = defined.get(name);
-    if (prev !== undefined) throw new HxcError('HXC2205', `${at}: value "${name}" is already defined at ${prev}`, { where: file, hint: 'every value has exactly one producer: rename one of them' });
+    if (prev !== undefined)
+      throw new HxcError('HXC2205', `${at}: value "${name}" is already defined at ${prev}`, {
+        where: file,
+        hint: 'every value has exactly one producer: rename one of them',
+      });
     defined.set(name, at);
   };
-  graph.inputs.forEach((v, i) => { define(v.name, `inputs[${i}]`); declare(v); });
+  graph.inputs.forEach((v, i) => {
+    define(v.name, `inputs[${i}]`);
+    declare(v);
+  });
   if (root.initializers !== undefined) {
     r.array(root.initializers, 'initializers').forEach((x, i) => {
       const v = readValue(x, `initializers[${i}]`);
@@ -113,8 +134,21 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
       declare(v);
       const dims = v.type?.shape?.map((d) => (typeof d === 'number' ? d : NaN)) ?? [];
       if (v.type && dims.some((d) => Number.isNaN(d))) r.fail(`initializers[${i}].shape`, 'an initializer needs numeric dims');
-      const bytes = v.bytes ?? (v.type ? byteSizeOf(v.type.dtype, dims.reduce((a, b) => a * b, 1)) : 0);
-      graph.initializers.set(v.name, { name: v.name, dtype: v.type?.dtype ?? 'uint8', dims: v.type ? dims : [bytes], byte_size: bytes, location: { kind: 'absent' } });
+      const bytes =
+        v.bytes ??
+        (v.type
+          ? byteSizeOf(
+              v.type.dtype,
+              dims.reduce((a, b) => a * b, 1),
+            )
+          : 0);
+      graph.initializers.set(v.name, {
+        name: v.name,
+        dtype: v.type?.dtype ?? 'uint8',
+        dims: v.type ? dims : [bytes],
+        byte_size: bytes,
+        location: { kind: 'absent' },
+      });
     });
   }
   if (root.values !== undefined) {
@@ -128,7 +162,11 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
     const o = r.object(x, at);
     const name = r.string(o.name, `${at}.name`);
     const prev = nodeNames.get(name);
-    if (prev !== undefined) throw new HxcError('HXC2205', `${at}.name: node name "${name}" is already used by nodes[${prev}]`, { where: file, hint: 'give every node a unique name' });
+    if (prev !== undefined)
+      throw new HxcError('HXC2205', `${at}.name: node name "${name}" is already used by nodes[${prev}]`, {
+        where: file,
+        hint: 'give every node a unique name',
+      });
     nodeNames.set(name, i);
     const node: Node = {
       name,
@@ -140,7 +178,9 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
       outer_refs: [],
     };
     if (node.domain === 'ai.onnx') node.domain = '';
-    node.outputs.forEach((v, k) => { if (v) define(v, `${at}.outputs[${k}]`); });
+    node.outputs.forEach((v, k) => {
+      if (v) define(v, `${at}.outputs[${k}]`);
+    });
     const task: TaskCost = {};
     if (o.time !== undefined) {
       const t = r.object(o.time, `${at}.time`);
@@ -155,13 +195,19 @@ export function importJsonGraph(file: string, text: string): Omit<Model, 'sha256
     if (task.time_s || task.flops !== undefined || task.bytes !== undefined) node.task = task;
     graph.nodes.push(node);
   });
-  graph.nodes.forEach((node, i) => node.inputs.forEach((v, k) => {
-    if (v && !defined.has(v)) {
-      throw new HxcError('HXC2203', `nodes[${i}].inputs[${k}]: value "${v}" is never produced`, { where: file, hint: 'add it to "inputs" or "initializers", or add the node that produces it' });
-    }
-  }));
+  graph.nodes.forEach((node, i) =>
+    node.inputs.forEach((v, k) => {
+      if (v && !defined.has(v)) {
+        throw new HxcError('HXC2203', `nodes[${i}].inputs[${k}]: value "${v}" is never produced`, {
+          where: file,
+          hint: 'add it to "inputs" or "initializers", or add the node that produces it',
+        });
+      }
+    }),
+  );
   graph.outputs.forEach((v, i) => {
-    if (!defined.has(v.name)) throw new HxcError('HXC2203', `outputs[${i}]: value "${v.name}" is never produced`, { where: file, hint: 'name a value some node produces' });
+    if (!defined.has(v.name))
+      throw new HxcError('HXC2203', `outputs[${i}]: value "${v.name}" is never produced`, { where: file, hint: 'name a value some node produces' });
   });
 
   return {
@@ -219,9 +265,18 @@ function readAnnotations(r: Reader, v: Json, nodeNames: Map<string, number>, val
     out.state = r.array(o.state, 'annotations.state').map((s, i): StateAnnotation => {
       const at = `annotations.state[${i}]`;
       const so = r.object(s, at);
-      const st: StateAnnotation = { name: r.string(so.name, `${at}.name`), inputs: r.strings(so.inputs, `${at}.inputs`), outputs: r.strings(so.outputs, `${at}.outputs`) };
-      for (const [field, names] of [['inputs', st.inputs], ['outputs', st.outputs]] as const) {
-        names.forEach((n, j) => { if (!values.has(n)) r.fail(`${at}.${field}[${j}]`, `value "${n}" does not exist in the graph`); });
+      const st: StateAnnotation = {
+        name: r.string(so.name, `${at}.name`),
+        inputs: r.strings(so.inputs, `${at}.inputs`),
+        outputs: r.strings(so.outputs, `${at}.outputs`),
+      };
+      for (const [field, names] of [
+        ['inputs', st.inputs],
+        ['outputs', st.outputs],
+      ] as const) {
+        names.forEach((n, j) => {
+          if (!values.has(n)) r.fail(`${at}.${field}[${j}]`, `value "${n}" does not exist in the graph`);
+        });
       }
       if (so.kind !== undefined) st.kind = r.string(so.kind, `${at}.kind`);
       return st;
@@ -233,7 +288,9 @@ function readAnnotations(r: Reader, v: Json, nodeNames: Map<string, number>, val
       const mo = r.object(m, at);
       const ann: MoeAnnotation = {
         layer: mo.layer === undefined ? i : r.number(mo.layer, `${at}.layer`),
-        experts: r.array(mo.experts, `${at}.experts`).map((e, k) => r.strings(e, `${at}.experts[${k}]`).map((n, j) => checkNode(n, `${at}.experts[${k}][${j}]`))),
+        experts: r
+          .array(mo.experts, `${at}.experts`)
+          .map((e, k) => r.strings(e, `${at}.experts[${k}]`).map((n, j) => checkNode(n, `${at}.experts[${k}][${j}]`))),
       };
       if (mo.router !== undefined) ann.router = r.strings(mo.router, `${at}.router`).map((n, j) => checkNode(n, `${at}.router[${j}]`));
       if (mo.top_k !== undefined) ann.top_k = r.number(mo.top_k, `${at}.top_k`);

@@ -19,12 +19,18 @@ export function readInputFile(file: string, what: string, maxBytes: number): Buf
   }
   if (stat.isDirectory()) throw new HxcError('HXC2001', `${what} is a folder, not a file`, { where: file, hint: 'name the file inside it' });
   if (stat.size > maxBytes) {
-    throw new HxcError('HXC2106', `${what} is ${stat.size} bytes, more than the ${maxBytes} hxc accepts`, { where: file, hint: 'keep weights in ONNX external data; the graph file itself must stay under 2 GiB' });
+    throw new HxcError('HXC2106', `${what} is ${stat.size} bytes, more than the ${maxBytes} hxc accepts`, {
+      where: file,
+      hint: 'keep weights in ONNX external data; the graph file itself must stay under 2 GiB',
+    });
   }
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new HxcError('HXC2001', `cannot read ${what}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: file, hint: 'check the file\'s permissions' });
+    throw new HxcError('HXC2001', `cannot read ${what}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      where: file,
+      hint: "check the file's permissions",
+    });
   }
 }
 

@@ -11,13 +11,21 @@ import { MAX_DIM } from '../ir/graph.js';
 import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
 import { byteSizeOf, dtypeFromOnnx, type DType } from '../ir/dtype.js';
 import {
-  freeNames, newGraph, subgraphsOf,
-  type Attr, type Dim, type Graph, type Model, type Node, type TensorData, type TensorType, type ValueInfo,
+  freeNames,
+  newGraph,
+  subgraphsOf,
+  type Attr,
+  type Dim,
+  type Graph,
+  type Model,
+  type Node,
+  type TensorData,
+  type TensorType,
+  type ValueInfo,
 } from '../ir/graph.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
-
 
 /** protobuf's own limit for one message; larger ONNX files cannot exist without external data. */
 export const MAX_ONNX_FILE_BYTES = 2 ** 31;
@@ -56,22 +64,32 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
     const msg = err instanceof Error ? err.message : String(err);
     if (/index out of range/.test(msg)) {
       throw new HxcError('HXC2103', `the ONNX file ends early (${buffer.length} bytes; protobuf: ${msg})`, {
-        where: file, hint: 'the file is truncated: copy or download it again',
+        where: file,
+        hint: 'the file is truncated: copy or download it again',
       });
     }
     throw new HxcError('HXC2102', `not an ONNX model: the bytes do not decode as an ONNX ModelProto (${msg})`, {
-      where: file, hint: 'give an .onnx file or an hxc-graph/v1 JSON graph',
+      where: file,
+      hint: 'give an .onnx file or an hxc-graph/v1 JSON graph',
     });
   }
   if (!proto.graph) {
     const looksTruncated = buffer.length > 0 && toNum(proto.irVersion as IntLike) > 0;
-    throw new HxcError(looksTruncated ? 'HXC2103' : 'HXC2102',
+    throw new HxcError(
+      looksTruncated ? 'HXC2103' : 'HXC2102',
       looksTruncated ? 'the ONNX file has no graph (it is probably truncated)' : 'not an ONNX model: it has no graph',
-      { where: file, hint: looksTruncated ? 'copy or export the file again' : 'give an .onnx file or an hxc-graph/v1 JSON graph' });
+      { where: file, hint: looksTruncated ? 'copy or export the file again' : 'give an .onnx file or an hxc-graph/v1 JSON graph' },
+    );
   }
   const dir = path.dirname(path.resolve(file));
   const ctx: ImportContext = {
-    file, dir, realDir: safeRealpath(dir), buffer, diagnostics, externalFiles: new Map(), resolvedLocations: new Map(),
+    file,
+    dir,
+    realDir: safeRealpath(dir),
+    buffer,
+    diagnostics,
+    externalFiles: new Map(),
+    resolvedLocations: new Map(),
     missingExternal: { count: 0, bytes: 0, files: new Set() },
   };
   const opsets: Record<string, number> = {};
@@ -80,15 +98,20 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
     opsets[domain] = toNum(o.version as IntLike);
   }
   if (!('' in opsets)) {
-    throw new HxcError('HXC2107', 'the model imports no version of the default ONNX operator set (opset_import)', { where: file, hint: 'export the model again; ONNX requires an opset_import for the ai.onnx domain' });
+    throw new HxcError('HXC2107', 'the model imports no version of the default ONNX operator set (opset_import)', {
+      where: file,
+      hint: 'export the model again; ONNX requires an opset_import for the ai.onnx domain',
+    });
   }
   const graph = convertGraph(ctx, proto.graph, 'graph', true);
   checkDomains(file, graph, opsets, new Set((proto.functions ?? []).map((f) => normalizeDomain(f.domain ?? ''))));
   if (ctx.missingExternal.count > 0) {
-    diagnostics.warn('HXC1101',
+    diagnostics.warn(
+      'HXC1101',
       `${ctx.missingExternal.count} initializers (${ctx.missingExternal.bytes} bytes) point into missing external data ` +
-      `(${[...ctx.missingExternal.files].sort().join(', ')}): planning works from dims and dtypes, running needs the weights`,
-      { where: file });
+        `(${[...ctx.missingExternal.files].sort().join(', ')}): planning works from dims and dtypes, running needs the weights`,
+      { where: file },
+    );
   }
   return {
     format: 'onnx',
@@ -116,7 +139,10 @@ function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, 
   try {
     if (ctx.depth > MAX_SUBGRAPH_DEPTH) {
       const top = where.split(' attribute ')[0];
-      throw new HxcError('HXC2107', `subgraphs are nested more than ${MAX_SUBGRAPH_DEPTH} deep`, { where: `${ctx.file}: ${top}`, hint: 'flatten the control flow, or export the model again' });
+      throw new HxcError('HXC2107', `subgraphs are nested more than ${MAX_SUBGRAPH_DEPTH} deep`, {
+        where: `${ctx.file}: ${top}`,
+        hint: 'flatten the control flow, or export the model again',
+      });
     }
     return convertGraphAt(ctx, g, where, main);
   } finally {
@@ -137,8 +163,14 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
     if (!values) continue;
     const dims = (s.dims ?? []).map((d) => toNum(d as IntLike));
     const tensor: TensorData = {
-      name: values.name, dtype: values.dtype, dims,
-      byte_size: byteSizeOf(values.dtype, dims.reduce((a, b) => a * b, 1)), location: values.location,
+      name: values.name,
+      dtype: values.dtype,
+      dims,
+      byte_size: byteSizeOf(
+        values.dtype,
+        dims.reduce((a, b) => a * b, 1),
+      ),
+      location: values.location,
     };
     graph.initializers.set(tensor.name, tensor);
     graph.declared.set(tensor.name, { dtype: tensor.dtype, shape: dims.slice() });
@@ -168,8 +200,13 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
       if (attr) attrs[a.name ?? ''] = attr;
     }
     const node: Node = {
-      name, op, domain: normalizeDomain(p.domain ?? ''),
-      inputs: (p.input ?? []).slice(), outputs: (p.output ?? []).slice(), attrs, outer_refs: [],
+      name,
+      op,
+      domain: normalizeDomain(p.domain ?? ''),
+      inputs: (p.input ?? []).slice(),
+      outputs: (p.output ?? []).slice(),
+      attrs,
+      outer_refs: [],
     };
     const subs = subgraphsOf(node);
     if (subs.length > 0) {
@@ -180,7 +217,10 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
     graph.nodes.push(node);
   }
   if (main && graph.nodes.length === 0 && graph.outputs.length === 0) {
-    throw new HxcError('HXC2107', 'the ONNX graph has no nodes and no outputs', { where: ctx.file, hint: 'check that this is the exported model, not an empty placeholder' });
+    throw new HxcError('HXC2107', 'the ONNX graph has no nodes and no outputs', {
+      where: ctx.file,
+      hint: 'check that this is the exported model, not an empty placeholder',
+    });
   }
   return graph;
 }
@@ -190,7 +230,10 @@ function checkDomains(file: string, graph: Graph, opsets: Record<string, number>
   for (const n of graph.nodes) {
     const d = normalizeDomain(n.domain);
     if (!(d in opsets) && !functionDomains.has(d)) {
-      throw new HxcError('HXC2107', `node "${n.name}" uses domain "${n.domain}", which the model does not import`, { where: file, hint: `add an opset_import for "${n.domain}", or export the model again` });
+      throw new HxcError('HXC2107', `node "${n.name}" uses domain "${n.domain}", which the model does not import`, {
+        where: file,
+        hint: `add an opset_import for "${n.domain}", or export the model again`,
+      });
     }
     for (const a of Object.values(n.attrs)) {
       if (a.type === 'graph') checkDomains(file, a.value, opsets, functionDomains);
@@ -210,8 +253,16 @@ function convertType(t: OnnxNs.ITypeProto | null | undefined, where?: string): T
     if (d.dimValue !== null && d.dimValue !== undefined && (typeof d.dimValue === 'number' || 'low' in (d.dimValue as object))) {
       const v = toNum(d.dimValue as IntLike);
       // ONNX: dim_value is a non-negative size; a negative one is a corrupt or hand-broken model.
-      if (!(v >= 0)) throw new HxcError('HXC2107', `a tensor dim is ${v}`, { ...(where ? { where } : {}), hint: 'export the model again; dims are sizes ≥ 0 or named symbols' });
-      if (v > MAX_DIM) throw new HxcError('HXC2107', `a tensor dim is ${v}, more than the ${MAX_DIM} hxc accepts`, { ...(where ? { where } : {}), hint: 'export the model again with a symbolic dim (bind it with --dim) or real sizes' });
+      if (!(v >= 0))
+        throw new HxcError('HXC2107', `a tensor dim is ${v}`, {
+          ...(where ? { where } : {}),
+          hint: 'export the model again; dims are sizes ≥ 0 or named symbols',
+        });
+      if (v > MAX_DIM)
+        throw new HxcError('HXC2107', `a tensor dim is ${v}, more than the ${MAX_DIM} hxc accepts`, {
+          ...(where ? { where } : {}),
+          hint: 'export the model again with a symbolic dim (bind it with --dim) or real sizes',
+        });
       return v;
     }
     return '?';
@@ -226,19 +277,30 @@ function convertAttr(ctx: ImportContext, a: OnnxNs.IAttributeProto, where: strin
   if (a.refAttrName) return { type: 'ref', value: a.refAttrName };
   const at = `${where} attribute "${a.name ?? ''}"`;
   switch (a.type) {
-    case T.FLOAT: return { type: 'float', value: a.f ?? 0 };
-    case T.INT: return { type: 'int', value: toNum(a.i as IntLike) };
-    case T.STRING: return { type: 'string', value: text(a.s) };
-    case T.FLOATS: return { type: 'floats', value: (a.floats ?? []).slice() };
-    case T.INTS: return { type: 'ints', value: (a.ints ?? []).map((x) => toNum(x as IntLike)) };
-    case T.STRINGS: return { type: 'strings', value: (a.strings ?? []).map(text) };
-    case T.TENSOR: return a.t ? { type: 'tensor', value: convertTensor(ctx, a.t, at) } : null;
-    case T.TENSORS: return { type: 'tensors', value: (a.tensors ?? []).map((t) => convertTensor(ctx, t, at)) };
-    case T.GRAPH: return a.g ? { type: 'graph', value: convertGraph(ctx, a.g, `${at}`, false) } : null;
-    case T.GRAPHS: return { type: 'graphs', value: (a.graphs ?? []).map((g) => convertGraph(ctx, g, at, false)) };
+    case T.FLOAT:
+      return { type: 'float', value: a.f ?? 0 };
+    case T.INT:
+      return { type: 'int', value: toNum(a.i as IntLike) };
+    case T.STRING:
+      return { type: 'string', value: text(a.s) };
+    case T.FLOATS:
+      return { type: 'floats', value: (a.floats ?? []).slice() };
+    case T.INTS:
+      return { type: 'ints', value: (a.ints ?? []).map((x) => toNum(x as IntLike)) };
+    case T.STRINGS:
+      return { type: 'strings', value: (a.strings ?? []).map(text) };
+    case T.TENSOR:
+      return a.t ? { type: 'tensor', value: convertTensor(ctx, a.t, at) } : null;
+    case T.TENSORS:
+      return { type: 'tensors', value: (a.tensors ?? []).map((t) => convertTensor(ctx, t, at)) };
+    case T.GRAPH:
+      return a.g ? { type: 'graph', value: convertGraph(ctx, a.g, `${at}`, false) } : null;
+    case T.GRAPHS:
+      return { type: 'graphs', value: (a.graphs ?? []).map((g) => convertGraph(ctx, g, at, false)) };
     case T.SPARSE_TENSOR:
       return a.sparseTensor?.values ? { type: 'tensor', value: convertTensor(ctx, a.sparseTensor.values, at) } : null;
-    case T.TYPE_PROTO: return { type: 'type', value: convertType(a.tp) };
+    case T.TYPE_PROTO:
+      return { type: 'type', value: convertType(a.tp) };
     default:
       // IR < 3 files may leave `type` unset: infer it from the field that holds a value.
       if (a.g) return { type: 'graph', value: convertGraph(ctx, a.g, at, false) };
@@ -256,7 +318,10 @@ function convertTensor(ctx: ImportContext, t: OnnxNs.ITensorProto, where: string
   const name = t.name ?? '';
   const dtype = dtypeFromOnnx(t.dataType ?? 0);
   if (!dtype) {
-    throw new HxcError('HXC2107', `tensor has unknown data_type ${t.dataType ?? 0}`, { where: `${ctx.file}: ${where}`, hint: 'this ONNX file uses a data type hxc does not know' });
+    throw new HxcError('HXC2107', `tensor has unknown data_type ${t.dataType ?? 0}`, {
+      where: `${ctx.file}: ${where}`,
+      hint: 'this ONNX file uses a data type hxc does not know',
+    });
   }
   const dims = (t.dims ?? []).map((d) => toNum(d as IntLike));
   let elements = 1;
@@ -276,8 +341,10 @@ function convertTensor(ctx: ImportContext, t: OnnxNs.ITensorProto, where: string
   }
   if (t.rawData && t.rawData.length > 0) {
     if (dtype !== 'string' && t.rawData.length !== byteSize) {
-      throw new HxcError('HXC2107', `raw_data holds ${t.rawData.length} bytes but dims ${JSON.stringify(dims)} of ${dtype} need ${byteSize}`,
-        { where: `${ctx.file}: ${where}`, hint: 'the file is corrupt or truncated' });
+      throw new HxcError('HXC2107', `raw_data holds ${t.rawData.length} bytes but dims ${JSON.stringify(dims)} of ${dtype} need ${byteSize}`, {
+        where: `${ctx.file}: ${where}`,
+        hint: 'the file is corrupt or truncated',
+      });
     }
     return { ...base, location: { kind: 'inline', data: t.rawData } };
   }
@@ -288,27 +355,70 @@ function convertTensor(ctx: ImportContext, t: OnnxNs.ITensorProto, where: string
 function typedFieldBytes(t: OnnxNs.ITensorProto, dtype: DType, elements: number, ctx: ImportContext, where: string): Uint8Array {
   const check = (have: number): void => {
     if (dtype !== 'string' && have !== elements && !(have === 0 && elements === 0)) {
-      throw new HxcError('HXC2107', `tensor holds ${have} values but its dims need ${elements}`, { where: `${ctx.file}: ${where}`, hint: 'the file is corrupt' });
+      throw new HxcError('HXC2107', `tensor holds ${have} values but its dims need ${elements}`, {
+        where: `${ctx.file}: ${where}`,
+        hint: 'the file is corrupt',
+      });
     }
   };
   switch (dtype) {
-    case 'float32': { const v = t.floatData ?? []; check(v.length); return new Uint8Array(Float32Array.from(v).buffer); }
-    case 'float64': { const v = t.doubleData ?? []; check(v.length); return new Uint8Array(Float64Array.from(v).buffer); }
-    case 'int64': { const v = t.int64Data ?? []; check(v.length); return new Uint8Array(BigInt64Array.from(v, (x) => BigInt(toNum(x as IntLike))).buffer); }
-    case 'uint64': case 'uint32': {
-      const v = t.uint64Data ?? []; check(v.length);
+    case 'float32': {
+      const v = t.floatData ?? [];
+      check(v.length);
+      return new Uint8Array(Float32Array.from(v).buffer);
+    }
+    case 'float64': {
+      const v = t.doubleData ?? [];
+      check(v.length);
+      return new Uint8Array(Float64Array.from(v).buffer);
+    }
+    case 'int64': {
+      const v = t.int64Data ?? [];
+      check(v.length);
+      return new Uint8Array(BigInt64Array.from(v, (x) => BigInt(toNum(x as IntLike))).buffer);
+    }
+    case 'uint64':
+    case 'uint32': {
+      const v = t.uint64Data ?? [];
+      check(v.length);
       return dtype === 'uint64'
         ? new Uint8Array(BigUint64Array.from(v, (x) => BigInt(toNum(x as IntLike))).buffer)
         : new Uint8Array(Uint32Array.from(v, (x) => toNum(x as IntLike)).buffer);
     }
-    case 'int32': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Int32Array.from(v).buffer); }
-    case 'int16': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Int16Array.from(v).buffer); }
-    case 'uint16': case 'float16': case 'bfloat16': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Uint16Array.from(v).buffer); }
-    case 'int8': { const v = t.int32Data ?? []; check(v.length); return new Uint8Array(Int8Array.from(v).buffer); }
-    case 'uint8': case 'bool': case 'float8e4m3fn': case 'float8e4m3fnuz': case 'float8e5m2': case 'float8e5m2fnuz': {
-      const v = t.int32Data ?? []; check(v.length); return Uint8Array.from(v);
+    case 'int32': {
+      const v = t.int32Data ?? [];
+      check(v.length);
+      return new Uint8Array(Int32Array.from(v).buffer);
     }
-    case 'string': return new Uint8Array(0);
+    case 'int16': {
+      const v = t.int32Data ?? [];
+      check(v.length);
+      return new Uint8Array(Int16Array.from(v).buffer);
+    }
+    case 'uint16':
+    case 'float16':
+    case 'bfloat16': {
+      const v = t.int32Data ?? [];
+      check(v.length);
+      return new Uint8Array(Uint16Array.from(v).buffer);
+    }
+    case 'int8': {
+      const v = t.int32Data ?? [];
+      check(v.length);
+      return new Uint8Array(Int8Array.from(v).buffer);
+    }
+    case 'uint8':
+    case 'bool':
+    case 'float8e4m3fn':
+    case 'float8e4m3fnuz':
+    case 'float8e5m2':
+    case 'float8e5m2fnuz': {
+      const v = t.int32Data ?? [];
+      check(v.length);
+      return Uint8Array.from(v);
+    }
+    case 'string':
+      return new Uint8Array(0);
     default: {
       const v = t.int32Data ?? [];
       return Uint8Array.from(v);
@@ -323,7 +433,10 @@ function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: 
   const at = `${ctx.file}: ${where}`;
   if (!location) throw new HxcError('HXC2107', 'external data has no location', { where: at, hint: 'the file is corrupt' });
   if (path.isAbsolute(location) || location.includes('\0')) {
-    throw new HxcError('HXC2104', `external data location "${location}" is absolute`, { where: at, hint: 'external data must sit in the model\'s folder, named by a relative path' });
+    throw new HxcError('HXC2104', `external data location "${location}" is absolute`, {
+      where: at,
+      hint: "external data must sit in the model's folder, named by a relative path",
+    });
   }
   let resolved = ctx.resolvedLocations.get(location);
   if (resolved === undefined) {
@@ -331,16 +444,25 @@ function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: 
     ctx.resolvedLocations.set(location, resolved);
   }
   if (!isInside(ctx.dir, resolved)) {
-    throw new HxcError('HXC2104', `external data location "${location}" leaves the model's folder`, { where: at, hint: 'move the weights next to the model and re-save it with a relative location' });
+    throw new HxcError('HXC2104', `external data location "${location}" leaves the model's folder`, {
+      where: at,
+      hint: 'move the weights next to the model and re-save it with a relative location',
+    });
   }
   const offset = Number(kv.get('offset') ?? '0');
   const lengthText = kv.get('length');
   const length = lengthText === undefined ? byteSize : Number(lengthText);
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-    throw new HxcError('HXC2105', `external data offset/length "${kv.get('offset')}"/"${lengthText}" are not valid sizes`, { where: at, hint: 'the file is corrupt' });
+    throw new HxcError('HXC2105', `external data offset/length "${kv.get('offset')}"/"${lengthText}" are not valid sizes`, {
+      where: at,
+      hint: 'the file is corrupt',
+    });
   }
   if (length !== byteSize && t.dataType !== onnx.TensorProto.DataType.STRING) {
-    throw new HxcError('HXC2105', `external data length ${length} differs from the ${byteSize} bytes the dims need`, { where: at, hint: 'the file is corrupt or was saved by a broken exporter' });
+    throw new HxcError('HXC2105', `external data length ${length} differs from the ${byteSize} bytes the dims need`, {
+      where: at,
+      hint: 'the file is corrupt or was saved by a broken exporter',
+    });
   }
   let size = ctx.externalFiles.get(resolved);
   if (size === undefined) {
@@ -348,10 +470,17 @@ function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: 
     try {
       const real = fs.realpathSync(resolved);
       if (!isInside(ctx.realDir, real)) {
-        throw new HxcError('HXC2104', `external data location "${location}" is a link that leaves the model's folder`, { where: at, hint: 'copy the weights into the model\'s folder' });
+        throw new HxcError('HXC2104', `external data location "${location}" is a link that leaves the model's folder`, {
+          where: at,
+          hint: "copy the weights into the model's folder",
+        });
       }
       const st = fs.statSync(real);
-      if (!st.isFile()) throw new HxcError('HXC2105', `external data location "${location}" is not a regular file`, { where: at, hint: 'point it at the weights file next to the model' });
+      if (!st.isFile())
+        throw new HxcError('HXC2105', `external data location "${location}" is not a regular file`, {
+          where: at,
+          hint: 'point it at the weights file next to the model',
+        });
       size = st.size;
     } catch (err) {
       if (err instanceof HxcError) throw err;
@@ -360,7 +489,10 @@ function externalLocation(ctx: ImportContext, t: OnnxNs.ITensorProto, byteSize: 
   }
   const present = size >= 0;
   if (present && offset + length > size) {
-    throw new HxcError('HXC2105', `external data range ${offset}+${length} runs past the end of "${location}" (${size} bytes)`, { where: at, hint: 'the weights file is truncated or belongs to another model' });
+    throw new HxcError('HXC2105', `external data range ${offset}+${length} runs past the end of "${location}" (${size} bytes)`, {
+      where: at,
+      hint: 'the weights file is truncated or belongs to another model',
+    });
   }
   if (!present) {
     ctx.missingExternal.count++;

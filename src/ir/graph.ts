@@ -130,8 +130,13 @@ export interface Model {
 
 export function newGraph(name: string): Graph {
   return {
-    name, nodes: [], inputs: [], outputs: [], initializers: new Map(),
-    declared: new Map(), declared_bytes: new Map(),
+    name,
+    nodes: [],
+    inputs: [],
+    outputs: [],
+    initializers: new Map(),
+    declared: new Map(),
+    declared_bytes: new Map(),
   };
 }
 

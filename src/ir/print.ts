@@ -7,8 +7,10 @@ import { shapeToString, subgraphsOf, typeToString } from './graph.js';
 export type NodeNotes = (node: number) => string[];
 
 export function printModel(model: Model, notes?: NodeNotes): string {
-  const opsets = Object.entries(model.opsets).sort(([a], [b]) => a.localeCompare(b))
-    .map(([d, v]) => `${d || 'ai.onnx'}=${v}`).join(', ');
+  const opsets = Object.entries(model.opsets)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([d, v]) => `${d || 'ai.onnx'}=${v}`)
+    .join(', ');
   const head = `model "${model.name}" format=${model.format} opsets(${opsets})${model.weights_present ? '' : ' weights=absent'}\n`;
   return head + printGraph(model.graph, '', notes);
 }
@@ -22,9 +24,16 @@ export function printGraph(graph: Graph, indent: string, notes?: NodeNotes): str
   graph.nodes.forEach((n, i) => {
     const outs = n.outputs.map((o) => (o ? `%${o}` : '_')).join(', ');
     const ins = n.inputs.map((x) => (x ? `%${x}` : '_')).join(', ');
-    const attrs = Object.keys(n.attrs).sort().map((k) => `${k}=${attrText(n.attrs[k]!)}`).join(', ');
+    const attrs = Object.keys(n.attrs)
+      .sort()
+      .map((k) => `${k}=${attrText(n.attrs[k]!)}`)
+      .join(', ');
     const op = n.domain ? `${n.domain}.${n.op}` : n.op;
-    const note = notes ? notes(i).filter((s) => s).join('; ') : '';
+    const note = notes
+      ? notes(i)
+          .filter((s) => s)
+          .join('; ')
+      : '';
     lines.push(`${inner}${outs} = ${op}(${ins})${attrs ? ` {${attrs}}` : ''} @${quoteName(n.name)}${note ? `  # ${note}` : ''}`);
     for (const sub of subgraphsOf(n)) lines.push(printGraph(sub, inner + '  '));
   });
@@ -45,15 +54,27 @@ function locationText(t: TensorData): string {
 
 function attrText(a: Attr): string {
   switch (a.type) {
-    case 'int': case 'float': return String(a.value);
-    case 'string': return JSON.stringify(a.value);
-    case 'ints': case 'floats': return `[${a.value.join(',')}]`;
-    case 'strings': return `[${a.value.map((s) => JSON.stringify(s)).join(',')}]`;
-    case 'tensor': return `tensor<${a.value.dtype}${shapeToString(a.value.dims)}>`;
-    case 'tensors': return `tensors(${a.value.length})`;
-    case 'graph': return `graph "${a.value.name}"`;
-    case 'graphs': return `graphs(${a.value.length})`;
-    case 'type': return `type<${typeToString(a.value)}>`;
-    case 'ref': return `@${a.value}`;
+    case 'int':
+    case 'float':
+      return String(a.value);
+    case 'string':
+      return JSON.stringify(a.value);
+    case 'ints':
+    case 'floats':
+      return `[${a.value.join(',')}]`;
+    case 'strings':
+      return `[${a.value.map((s) => JSON.stringify(s)).join(',')}]`;
+    case 'tensor':
+      return `tensor<${a.value.dtype}${shapeToString(a.value.dims)}>`;
+    case 'tensors':
+      return `tensors(${a.value.length})`;
+    case 'graph':
+      return `graph "${a.value.name}"`;
+    case 'graphs':
+      return `graphs(${a.value.length})`;
+    case 'type':
+      return `type<${typeToString(a.value)}>`;
+    case 'ref':
+      return `@${a.value}`;
   }
 }

@@ -13,7 +13,10 @@ import { Heap } from '../util/heap.js';
  * `name_N` segment whose name looks like a repeated container. null when there is none.
  */
 export function blockKey(nodeName: string): string | null {
-  const m = /(?:^|[/.])((?:layers?|h|blocks?|block|encoder_layer|decoder_layer|features|stages?|res\d*|layer\d*|transformer_blocks?|resblocks?)[._](\d+))(?=[/._]|$)/i.exec(nodeName);
+  const m =
+    /(?:^|[/.])((?:layers?|h|blocks?|block|encoder_layer|decoder_layer|features|stages?|res\d*|layer\d*|transformer_blocks?|resblocks?)[._](\d+))(?=[/._]|$)/i.exec(
+      nodeName,
+    );
   return m ? m[1]!.replace('_', '.') : null;
 }
 

@@ -15,7 +15,10 @@ export function verifyGraph(graph: Graph, file: string): VerifyResult {
   const index = new GraphIndex(graph);
   if (index.duplicateProducer) {
     const [value, a, b] = index.duplicateProducer;
-    throw new HxcError('HXC2205', `value "${value}" is produced by both node "${graph.nodes[a]!.name}" and node "${graph.nodes[b]!.name}"`, { where: file, hint: 'each value needs exactly one producer' });
+    throw new HxcError('HXC2205', `value "${value}" is produced by both node "${graph.nodes[a]!.name}" and node "${graph.nodes[b]!.name}"`, {
+      where: file,
+      hint: 'each value needs exactly one producer',
+    });
   }
   // Main scope: every value read has a producer, or is a graph input or initializer.
   const defined = new Uint8Array(index.valueNames.length);
@@ -27,7 +30,10 @@ export function verifyGraph(graph: Graph, file: string): VerifyResult {
       if (!v) continue;
       const id = index.valueIds.get(v)!;
       if (!defined[id] && index.producerOf[id] === -1) {
-        throw new HxcError('HXC2203', `node "${node.name}" (${node.op}) reads value "${v}", which is never produced`, { where: file, hint: 'the model is incomplete: re-export it, or add the missing input' });
+        throw new HxcError('HXC2203', `node "${node.name}" (${node.op}) reads value "${v}", which is never produced`, {
+          where: file,
+          hint: 'the model is incomplete: re-export it, or add the missing input',
+        });
       }
     }
     if (node.outer_refs.length > 0) {
@@ -45,7 +51,8 @@ export function verifyGraph(graph: Graph, file: string): VerifyResult {
   if (cyclic.length > 0) {
     const cycle = findCycle(index, cyclic);
     throw new HxcError('HXC2204', `nodes ${cycle.map((i) => `"${graph.nodes[i]!.name}"`).join(' → ')} form a cycle`, {
-      where: file, hint: 'a graph must be acyclic: one of these nodes reads a value it helps produce',
+      where: file,
+      hint: 'a graph must be acyclic: one of these nodes reads a value it helps produce',
     });
   }
   return { index, order };
@@ -62,7 +69,10 @@ function checkScope(graph: Graph, file: string, outer: Set<string>): void {
       if (!o) continue;
       const prev = producedHere.get(o);
       if (prev !== undefined) {
-        throw new HxcError('HXC2205', `value "${o}" is produced by both node "${prev}" and node "${n.name}"`, { where: file, hint: 'each value needs exactly one producer' });
+        throw new HxcError('HXC2205', `value "${o}" is produced by both node "${prev}" and node "${n.name}"`, {
+          where: file,
+          hint: 'each value needs exactly one producer',
+        });
       }
       producedHere.set(o, n.name);
       defined.add(o);
@@ -71,7 +81,10 @@ function checkScope(graph: Graph, file: string, outer: Set<string>): void {
   for (const n of graph.nodes) {
     for (const i of n.inputs) {
       if (i && !defined.has(i)) {
-        throw new HxcError('HXC2203', `node "${n.name}" (${n.op}) reads value "${i}", which is never produced`, { where: file, hint: 'the model is incomplete: re-export it, or add the missing input' });
+        throw new HxcError('HXC2203', `node "${n.name}" (${n.op}) reads value "${i}", which is never produced`, {
+          where: file,
+          hint: 'the model is incomplete: re-export it, or add the missing input',
+        });
       }
     }
     for (const sub of subgraphsOf(n)) checkScope(sub, file, defined);

@@ -120,7 +120,10 @@ export function indexSource(buf: Uint8Array): SourceModel {
   // One reader, moved to each node's range (a reader per node would be 275k allocations).
   const at = protobuf.Reader.create(graph);
   return {
-    irVersion: head.irVersion, opsetImport: head.opsetImport ?? [], functions: head.functions ?? [], graphName,
+    irVersion: head.irVersion,
+    opsetImport: head.opsetImport ?? [],
+    functions: head.functions ?? [],
+    graphName,
     nodeCount: nodeStart.length,
     node: (i) => {
       at.pos = nodeStart[i]!;
@@ -148,13 +151,22 @@ function valueInfo(name: string, inferred: TensorType | undefined, declared: Ten
  * Build the programs. `types` gives every value's type (the shapes pass); `relocate` rewrites an
  * external-data location (relative to the source model's folder) for the program's folder.
  */
-export function buildPrograms(model: Model, index: GraphIndex, source: SourceModel, specs: ProgramSpec[],
-  types: Map<string, TensorType>, relocate: (location: string) => string, probes: ReadonlySet<string> = new Set()): WrittenProgram[] {
+export function buildPrograms(
+  model: Model,
+  index: GraphIndex,
+  source: SourceModel,
+  specs: ProgramSpec[],
+  types: Map<string, TensorType>,
+  relocate: (location: string) => string,
+  probes: ReadonlySet<string> = new Set(),
+): WrittenProgram[] {
   const g = model.graph;
   const graphOutputs = new Set(g.outputs.map((o) => o.name));
   const graphInputs = new Set(g.inputs.map((i) => i.name));
   const constantOf = new Map<string, number>(); // value → Constant node index producing it
-  g.nodes.forEach((n, i) => { if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOf.set(o, i); });
+  g.nodes.forEach((n, i) => {
+    if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOf.set(o, i);
+  });
   // A node's NodeProto: the source's own (by its source index), or written from the IR for a node a
   // transform made (tensor-parallel parts and their Concat).
   const protoOf = (i: number): OnnxNs.INodeProto => {
@@ -203,7 +215,11 @@ export function buildPrograms(model: Model, index: GraphIndex, source: SourceMod
         if (id < 0) continue;
         const o = index.valueNames[id]!;
         let readElsewhere = false;
-        for (const c of index.consumersOfId(id)) if (programOf[c] !== k) { readElsewhere = true; break; }
+        for (const c of index.consumersOfId(id))
+          if (programOf[c] !== k) {
+            readElsewhere = true;
+            break;
+          }
         // A Constant's value is a weight: other programs carry their own copy of the node.
         // Probes (the per-expert NonZero counts hxc run measures) are outputs too.
         if (graphOutputs.has(o) || probes.has(o) || (readElsewhere && !constantOf.has(o))) outputs.push(o);
@@ -217,8 +233,12 @@ export function buildPrograms(model: Model, index: GraphIndex, source: SourceMod
       output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
     };
     const m = onnx.ModelProto.create({
-      irVersion: source.irVersion, opsetImport: source.opsetImport, producerName: 'hxc', producerVersion: VERSION,
-      graph, functions: source.functions,
+      irVersion: source.irVersion,
+      opsetImport: source.opsetImport,
+      producerName: 'hxc',
+      producerVersion: VERSION,
+      graph,
+      functions: source.functions,
     });
     const bytes = onnx.ModelProto.encode(m).finish();
     return { file: spec.file, bytes, sha256: sha256(bytes), inputs, outputs };

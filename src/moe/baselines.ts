@@ -77,9 +77,16 @@ export function placeGreedy(p: PlacementProblem): Placement {
     }
     // Step 3: replicas onto the host's devices (balanced_packing).
     const items: { expert: number; load: number }[] = [];
-    experts.forEach((e, k) => { for (let r = 0; r < count[k]!; r++) items.push({ expert: e, load: work(e) / count[k]! }); });
-    const pack = balancedPacking(items.map((it) => it.load), devices.length);
-    items.forEach((it, k) => replicas.push({ expert: it.expert, device: devices[pack[k]!]!, tokens: p.tokens[it.expert]! / count[experts.indexOf(it.expert)]! }));
+    experts.forEach((e, k) => {
+      for (let r = 0; r < count[k]!; r++) items.push({ expert: e, load: work(e) / count[k]! });
+    });
+    const pack = balancedPacking(
+      items.map((it) => it.load),
+      devices.length,
+    );
+    items.forEach((it, k) =>
+      replicas.push({ expert: it.expert, device: devices[pack[k]!]!, tokens: p.tokens[it.expert]! / count[experts.indexOf(it.expert)]! }),
+    );
   });
   return { method: 'greedy', replicas: sortReplicas(replicas) };
 }

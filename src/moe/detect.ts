@@ -49,9 +49,38 @@ export interface MoeLayer {
 const VIEW = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity', 'Cast']);
 /** Ops an expert's body is made of (besides views): weight matmuls, element-wise math, activations. */
 const BODY = new Set([
-  'MatMul', 'Gemm', 'FusedMatMul', 'MatMulNBits', 'DequantizeLinear', 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sqrt', 'Neg', 'Exp',
-  'Erf', 'Tanh', 'Sigmoid', 'Relu', 'LeakyRelu', 'Elu', 'Selu', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu', 'Softplus',
-  'HardSigmoid', 'HardSwish', 'Mish', 'Clip', 'Min', 'Max', 'BiasAdd',
+  'MatMul',
+  'Gemm',
+  'FusedMatMul',
+  'MatMulNBits',
+  'DequantizeLinear',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Sqrt',
+  'Neg',
+  'Exp',
+  'Erf',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'LeakyRelu',
+  'Elu',
+  'Selu',
+  'Gelu',
+  'FastGelu',
+  'BiasGelu',
+  'QuickGelu',
+  'Softplus',
+  'HardSigmoid',
+  'HardSwish',
+  'Mish',
+  'Clip',
+  'Min',
+  'Max',
+  'BiasAdd',
 ]);
 /** Ops between the router MatMul and the TopK (casts, normalisation, score bias). */
 const ROUTER_CHAIN = new Set(['Cast', 'Identity', 'Reshape', 'Softmax', 'Sigmoid', 'Add', 'Sub', 'Mul', 'Div', 'LogSoftmax']);
@@ -63,7 +92,11 @@ class Facts {
   readonly constant: Uint8Array;
   readonly pos: Int32Array;
 
-  constructor(readonly model: Model, readonly index: GraphIndex, readonly order: Int32Array) {
+  constructor(
+    readonly model: Model,
+    readonly index: GraphIndex,
+    readonly order: Int32Array,
+  ) {
     const g = model.graph;
     this.constant = new Uint8Array(index.valueNames.length);
     for (const name of g.initializers.keys()) this.constant[index.valueIds.get(name)!] = 1;
@@ -185,8 +218,12 @@ export function detectMoe(model: Model, index: GraphIndex, order: Int32Array): M
     const g = model.graph;
     for (const i of order) {
       const node = g.nodes[i]!;
-      const layer = node.domain === 'com.microsoft' && (node.op === 'MoE' || node.op === 'QMoE') ? fromOperator(facts, i)
-        : node.op === 'TopK' && node.domain === '' ? fromRouter(facts, i) : null;
+      const layer =
+        node.domain === 'com.microsoft' && (node.op === 'MoE' || node.op === 'QMoE')
+          ? fromOperator(facts, i)
+          : node.op === 'TopK' && node.domain === ''
+            ? fromRouter(facts, i)
+            : null;
       if (layer) found.push(layer);
     }
   }
@@ -235,7 +272,17 @@ function fromRouter(facts: Facts, topk: number): Found | null {
   const router = facts.sortByPos(chain);
   const input = index.valueNames[x]!;
   const { routed: _routed, end: _end, ...rest } = layer;
-  return { at: topk, router, num_experts: width, top_k: k, input, hidden, token_dtype: dtypeOf(facts, input, w.dtype), ...rest, dispatch: dispatchNodes(facts, topk, router, layer) };
+  return {
+    at: topk,
+    router,
+    num_experts: width,
+    top_k: k,
+    input,
+    hidden,
+    token_dtype: dtypeOf(facts, input, w.dtype),
+    ...rest,
+    dispatch: dispatchNodes(facts, topk, router, layer),
+  };
 }
 
 interface Behind {
@@ -270,8 +317,15 @@ function expertsBehind(facts: Facts, topk: number, gate: number, x: number, widt
   let end = n;
   for (let k = facts.pos[topk]! + 1; k < n; k++) {
     const i = facts.order[k]!;
-    for (const p of index.predecessors(i)) if (routed[p]) { routed[i] = 1; break; }
-    if (routed[i] && g.nodes[i]!.op === 'TopK' && g.nodes[i]!.domain === '') { end = k; break; }
+    for (const p of index.predecessors(i))
+      if (routed[p]) {
+        routed[i] = 1;
+        break;
+      }
+    if (routed[i] && g.nodes[i]!.op === 'TopK' && g.nodes[i]!.domain === '') {
+      end = k;
+      break;
+    }
   }
   const rootX = facts.viewRoot(x).root;
   const groups = new Groups();
@@ -310,7 +364,10 @@ function expertsBehind(facts: Facts, topk: number, gate: number, x: number, widt
       if (id < 0 || facts.isConst(id)) continue;
       const p = facts.producer(id);
       const grp = p >= 0 ? member.get(p) : undefined;
-      if (grp === undefined) { ok = false; break; }
+      if (grp === undefined) {
+        ok = false;
+        break;
+      }
       joined = joined < 0 ? groups.find(grp) : groups.union(joined, grp);
     }
     if (ok && joined >= 0) member.set(i, joined);
@@ -322,19 +379,36 @@ function expertsBehind(facts: Facts, topk: number, gate: number, x: number, widt
     (byRoot.get(r) ?? byRoot.set(r, []).get(r)!).push(i);
   }
   const routedRoots = new Set([...gathered].map((grp) => groups.find(grp)));
-  const sets = [...byRoot.entries()].map(([r, nodes]) => ({ root: r, nodes: facts.sortByPos(nodes) })).sort((a, b) => facts.pos[a.nodes[0]!]! - facts.pos[b.nodes[0]!]!);
+  const sets = [...byRoot.entries()]
+    .map(([r, nodes]) => ({ root: r, nodes: facts.sortByPos(nodes) }))
+    .sort((a, b) => facts.pos[a.nodes[0]!]! - facts.pos[b.nodes[0]!]!);
   const sparse = sets.filter((s) => routedRoots.has(s.root));
   const form: Behind['form'] = sparse.length > 0 ? 'sparse' : 'dense';
   const experts = form === 'sparse' ? sparse : sets;
   const shared = form === 'sparse' ? sets.filter((s) => !routedRoots.has(s.root)).map((s) => s.nodes) : [];
-  const name = scopeOf(g.nodes[gate]!.name, experts.flatMap((s) => s.nodes.map((i) => g.nodes[i]!.name)));
+  const name = scopeOf(
+    g.nodes[gate]!.name,
+    experts.flatMap((s) => s.nodes.map((i) => g.nodes[i]!.name)),
+  );
   if (experts.length === width) {
     const gatherIds = experts.map((s) => {
       const q = [...gatherOf.entries()].find(([grp]) => groups.find(grp) === s.root)?.[1];
       return q === undefined ? null : expertIndexOfGather(facts, q, routed);
     });
-    const ids = permutation(gatherIds, width) ?? permutation(concatPositions(facts, experts.map((s) => s.nodes)), width)
-      ?? permutation(experts.map((s) => nameIndex(s.nodes.map((i) => g.nodes[i]!.name))), width) ?? experts.map((_, e) => e);
+    const ids =
+      permutation(gatherIds, width) ??
+      permutation(
+        concatPositions(
+          facts,
+          experts.map((s) => s.nodes),
+        ),
+        width,
+      ) ??
+      permutation(
+        experts.map((s) => nameIndex(s.nodes.map((i) => g.nodes[i]!.name))),
+        width,
+      ) ??
+      experts.map((_, e) => e);
     const list = experts.map((s, k) => ({ expert: ids[k]!, nodes: s.nodes, ...facts.cost(s.nodes) })).sort((a, b) => a.expert - b.expert);
     return { name, form, experts: list, shared, detected_by: 'structure', routed, end };
   }
@@ -474,11 +548,19 @@ function dispatchNodes(facts: Facts, topk: number, router: number[], layer: Behi
   let join = -1;
   for (let k = facts.pos[topk]!; k <= limit; k++) {
     const i = facts.order[k]!;
-    if (reach(i) === layer.experts.length && layer.routed[i] && !owned.has(i)) { join = i; break; }
+    if (reach(i) === layer.experts.length && layer.routed[i] && !owned.has(i)) {
+      join = i;
+      break;
+    }
   }
   if (join < 0) return [];
   // The combine may end in a reduction or reshape of the join (dense form: ReduceSum over experts).
-  for (let s = index.successors(join); s.length === 1 && ['ReduceSum', 'Reshape', 'Squeeze', 'Cast'].includes(model.graph.nodes[s[0]!]!.op); s = index.successors(join)) join = s[0]!;
+  for (
+    let s = index.successors(join);
+    s.length === 1 && ['ReduceSum', 'Reshape', 'Squeeze', 'Cast'].includes(model.graph.nodes[s[0]!]!.op);
+    s = index.successors(join)
+  )
+    join = s[0]!;
   // Ancestors of the join within the layer (from the TopK on), that are routed or expert-fed.
   const out: number[] = [];
   const seen = new Uint8Array(n);
@@ -516,7 +598,7 @@ function fromOperator(facts: Facts, i: number): Found | null {
   let elements = 0;
   for (const slot of weightSlots) {
     const w = facts.weight(ins[slot] ?? -1);
-    if (w && w.dims[0] === experts) elements += (w.dims.slice(1).reduce((a, b) => a * b, 1)) * pack;
+    if (w && w.dims[0] === experts) elements += w.dims.slice(1).reduce((a, b) => a * b, 1) * pack;
   }
   let params = 0;
   for (let s = 2; s < ins.length; s++) {
@@ -532,7 +614,10 @@ function fromOperator(facts: Facts, i: number): Found | null {
     if (p < 0) break;
     router.push(p);
     const w = facts.weightMatmul(p);
-    if (w) { hidden = w.dims[w.dims.length - 2]!; break; }
+    if (w) {
+      hidden = w.dims[w.dims.length - 2]!;
+      break;
+    }
     if (!ROUTER_CHAIN.has(model.graph.nodes[p]!.op)) break;
     id = index.inputsOf(p)[0]!;
   }
@@ -541,9 +626,19 @@ function fromOperator(facts: Facts, i: number): Found | null {
   if (!hidden && declared?.shape) hidden = Number(declared.shape[declared.shape.length - 1]) || 0;
   if (!hidden) hidden = quantized ? fc1.dims[2]! * pack : fc1.dims[1]!;
   return {
-    at: i, name: node.name, form: 'operator', router: facts.sortByPos(router), num_experts: experts, top_k: k,
+    at: i,
+    name: node.name,
+    form: 'operator',
+    router: facts.sortByPos(router),
+    num_experts: experts,
+    top_k: k,
     experts: Array.from({ length: experts }, (_, e) => ({ expert: e, nodes: [i], flops_per_token: 2 * elements, param_bytes: params / experts })),
-    shared: [], dispatch: [], input, hidden, token_dtype: dtypeOf(facts, input, quantized ? 'float16' : fc1.dtype), detected_by: 'operator',
+    shared: [],
+    dispatch: [],
+    input,
+    hidden,
+    token_dtype: dtypeOf(facts, input, quantized ? 'float16' : fc1.dtype),
+    detected_by: 'operator',
   };
 }
 
@@ -573,7 +668,18 @@ function fromAnnotation(facts: Facts, ann: Model['annotations']['moe'][number]):
   const at = [...router, ...experts.flatMap((e) => e.nodes)].reduce((a, b) => (facts.pos[b]! < facts.pos[a]! ? b : a), experts[0]?.nodes[0] ?? 0);
   const names = experts.flatMap((e) => e.nodes.map((i) => model.graph.nodes[i]!.name));
   return {
-    at, name: scopeOf(names[0] ?? `moe${ann.layer}`, names), form: 'annotated', router, num_experts: experts.length, top_k: Math.min(k, Math.max(1, experts.length)),
-    experts, shared: [], dispatch: [], input, hidden, token_dtype: dtypeOf(facts, input, dtype), detected_by: 'annotation',
+    at,
+    name: scopeOf(names[0] ?? `moe${ann.layer}`, names),
+    form: 'annotated',
+    router,
+    num_experts: experts.length,
+    top_k: Math.min(k, Math.max(1, experts.length)),
+    experts,
+    shared: [],
+    dispatch: [],
+    input,
+    hidden,
+    token_dtype: dtypeOf(facts, input, dtype),
+    detected_by: 'annotation',
   };
 }

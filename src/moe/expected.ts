@@ -46,8 +46,14 @@ export interface ExpectedExperts {
 }
 
 /** Expected counts and activity of the experts of detected sparse MoE layers. */
-export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int32Array, types: Map<string, TensorType>,
-  bindings: Record<string, number>, routingFile: string | null): ExpectedExperts {
+export function expectedExpertCounts(
+  model: Model,
+  index: GraphIndex,
+  order: Int32Array,
+  types: Map<string, TensorType>,
+  bindings: Record<string, number>,
+  routingFile: string | null,
+): ExpectedExperts {
   const out = new Map<string, number>();
   const activity = new Map<number, number>();
   const layers = detectMoe(model, index, order).filter((l) => l.form === 'sparse');
@@ -60,7 +66,7 @@ export function expectedExpertCounts(model: Model, index: GraphIndex, order: Int
     const t = l.input ? types.get(l.input) : undefined;
     if (!t?.shape || l.hidden <= 0) continue;
     let elements = 1;
-    for (const d of t.shape) elements *= typeof d === 'number' ? d : evalDim(d, bindings) ?? NaN;
+    for (const d of t.shape) elements *= typeof d === 'number' ? d : (evalDim(d, bindings) ?? NaN);
     const tokens = elements / l.hidden;
     if (!Number.isFinite(tokens)) continue;
     const share = shares?.get(l.layer);
@@ -112,7 +118,11 @@ function routingShares(file: string | null): Map<number, number[]> | null {
     for (const l of doc.layers ?? []) {
       if (typeof l.layer !== 'number' || !Array.isArray(l.tokens)) continue;
       const total = l.tokens.reduce((a, b) => a + b, 0);
-      if (total > 0) m.set(l.layer, l.tokens.map((x) => x / total));
+      if (total > 0)
+        m.set(
+          l.layer,
+          l.tokens.map((x) => x / total),
+        );
     }
     return m;
   } catch {

@@ -223,8 +223,14 @@ class State {
       const link = c.shared[l]!;
       let tin = this.linkIn[l]!;
       let tout = this.linkOut[l]!;
-      if (a >= 0) { tin += (ra - this.remote[a]!) * link.in_per_token_s[a]!; tout += (ra - this.remote[a]!) * link.out_per_token_s[a]!; }
-      if (b >= 0) { tin += (rb - this.remote[b]!) * link.in_per_token_s[b]!; tout += (rb - this.remote[b]!) * link.out_per_token_s[b]!; }
+      if (a >= 0) {
+        tin += (ra - this.remote[a]!) * link.in_per_token_s[a]!;
+        tout += (ra - this.remote[a]!) * link.out_per_token_s[a]!;
+      }
+      if (b >= 0) {
+        tin += (rb - this.remote[b]!) * link.in_per_token_s[b]!;
+        tout += (rb - this.remote[b]!) * link.out_per_token_s[b]!;
+      }
       if (tin > 1e-15) din = Math.max(din, link.latency_s + tin);
       if (tout > 1e-15) dout = Math.max(dout, link.latency_s + tout);
     }
@@ -312,7 +318,9 @@ class State {
     // Small layers re-split every expert (a plateau of tied devices falls only together); big ones
     // the experts on the two devices.
     const whole = this.expert.length <= SMALL_LAYER;
-    const experts = whole ? Array.from({ length: this.p.experts }, (_, e) => e) : [...new Set([...this.onDevice[b]!, ...this.onDevice[d]!].map((x) => this.expert[x]!))];
+    const experts = whole
+      ? Array.from({ length: this.p.experts }, (_, e) => e)
+      : [...new Set([...this.onDevice[b]!, ...this.onDevice[d]!].map((x) => this.expert[x]!))];
     const reps = experts.flatMap((e) => this.ofExpert[e]!);
     const saved = reps.map((x) => this.x[x]!);
     this.move(r, d);
@@ -495,7 +503,10 @@ function interchange(st: State, limit: number): boolean {
     const comm = st.commWith();
     const now = comm + top;
     let best = { r: -1, q: -1, d: -1, time: Infinity, pair: Infinity };
-    const targets = order.filter((d) => d !== b).sort((x, y) => st.compute[x]! - st.compute[y]! || x - y).slice(0, INTERCHANGE_TARGETS);
+    const targets = order
+      .filter((d) => d !== b)
+      .sort((x, y) => st.compute[x]! - st.compute[y]! || x - y)
+      .slice(0, INTERCHANGE_TARGETS);
     for (const d of targets) {
       const rest = st.slowestExcept(b, d);
       for (const r of st.onDevice[b]!) {
@@ -525,9 +536,11 @@ function interchange(st: State, limit: number): boolean {
           if (st.holds(d, st.expert[r]!)) continue;
           for (const q of [-1, ...st.onDevice[d]!]) {
             if (plateauTrials-- <= 0) break;
-            if (q >= 0 ? st.holds(b, st.expert[q]!) || !st.fits(d, q, st.expert[r]!) || !st.fits(b, r, st.expert[q]!) : !st.fits(d, -1, st.expert[r]!)) continue;
+            if (q >= 0 ? st.holds(b, st.expert[q]!) || !st.fits(d, q, st.expert[r]!) || !st.fits(b, r, st.expert[q]!) : !st.fits(d, -1, st.expert[r]!))
+              continue;
             const t = st.trial(r, d, q);
-            if ((t.time < now * (1 - SAME_TIME) || (t.time <= now * (1 + SAME_TIME) && t.slowest < top * (1 - 1e-6))) && t.time < best.time + SAME_TIME * now) best = { r, q, d, time: t.time, pair: t.slowest };
+            if ((t.time < now * (1 - SAME_TIME) || (t.time <= now * (1 + SAME_TIME) && t.slowest < top * (1 - 1e-6))) && t.time < best.time + SAME_TIME * now)
+              best = { r, q, d, time: t.time, pair: t.slowest };
           }
         }
       }

@@ -100,11 +100,23 @@ export interface RouteInfo {
  * single transfer in and out is kept (max latency, max seconds per token: an upper bound of the max of
  * the affine costs); per shared link, the seconds it spends per remote token of each device.
  */
-export function commModel(n: number, sourceShare: Float64Array, tokenBytes: number, stepTokens: number, topK: number,
-  route: (from: number, to: number, bytes: number) => RouteInfo, links: readonly { name: string; shared: boolean; bandwidth_bytes_per_s: number; latency_s: number }[]): CommModel {
+export function commModel(
+  n: number,
+  sourceShare: Float64Array,
+  tokenBytes: number,
+  stepTokens: number,
+  topK: number,
+  route: (from: number, to: number, bytes: number) => RouteInfo,
+  links: readonly { name: string; shared: boolean; bandwidth_bytes_per_s: number; latency_s: number }[],
+): CommModel {
   const m: CommModel = {
-    in_latency_s: new Float64Array(n), in_per_token_s: new Float64Array(n), out_latency_s: new Float64Array(n), out_per_token_s: new Float64Array(n),
-    shared: links.filter((l) => l.shared).map((l) => ({ name: l.name, latency_s: l.latency_s, in_per_token_s: new Float64Array(n), out_per_token_s: new Float64Array(n) })),
+    in_latency_s: new Float64Array(n),
+    in_per_token_s: new Float64Array(n),
+    out_latency_s: new Float64Array(n),
+    out_per_token_s: new Float64Array(n),
+    shared: links
+      .filter((l) => l.shared)
+      .map((l) => ({ name: l.name, latency_s: l.latency_s, in_per_token_s: new Float64Array(n), out_per_token_s: new Float64Array(n) })),
   };
   const sharedIndex = new Map(m.shared.map((l, i) => [l.name, i]));
   const bandwidth = new Map(links.map((l) => [l.name, l.bandwidth_bytes_per_s]));
@@ -115,7 +127,10 @@ export function commModel(n: number, sourceShare: Float64Array, tokenBytes: numb
       if (s === d || share <= 0 || tokenBytes <= 0 || elsewhere <= 0) continue;
       const w = share / elsewhere;
       const bytes = (share * stepTokens * topK * tokenBytes) / n;
-      for (const [dir, r] of [['in', route(s, d, bytes)], ['out', route(d, s, bytes)]] as const) {
+      for (const [dir, r] of [
+        ['in', route(s, d, bytes)],
+        ['out', route(d, s, bytes)],
+      ] as const) {
         const perToken = (w * tokenBytes) / r.bandwidth_bytes_per_s;
         if (dir === 'in') {
           m.in_latency_s[d] = Math.max(m.in_latency_s[d]!, r.latency_s);
@@ -139,7 +154,13 @@ export function commModel(n: number, sourceShare: Float64Array, tokenBytes: numb
 
 /** No communication (one device, or tokens that cost nothing to move). */
 export function noComm(n: number): CommModel {
-  return { in_latency_s: new Float64Array(n), in_per_token_s: new Float64Array(n), out_latency_s: new Float64Array(n), out_per_token_s: new Float64Array(n), shared: [] };
+  return {
+    in_latency_s: new Float64Array(n),
+    in_per_token_s: new Float64Array(n),
+    out_latency_s: new Float64Array(n),
+    out_per_token_s: new Float64Array(n),
+    shared: [],
+  };
 }
 
 /** Servers per device: the topology's hosts, else groups joined by links inside a server (not ethernet/infiniband). */
@@ -164,7 +185,6 @@ export function hostsOf(topo: Pick<Topology, 'devices' | 'links' | 'hosts'>): Ma
   for (const d of topo.devices) if (!out.has(d.id)) out.set(d.id, `host:${find(d.id)}`);
   return out;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Traffic and evaluation, shared by all methods.
@@ -243,7 +263,8 @@ export function evaluate(p: PlacementProblem, placement: Placement): Metrics {
     flops[r.device]! += r.tokens * p.flops_per_token[r.expert]!;
     const slot = onDevice[r.device]!;
     const k = slot.experts.indexOf(r.expert);
-    if (k >= 0) slot.x[k]! += r.tokens; // two replicas of one expert on one device act as one
+    if (k >= 0)
+      slot.x[k]! += r.tokens; // two replicas of one expert on one device act as one
     else {
       slot.experts.push(r.expert);
       slot.x.push(r.tokens);
@@ -256,10 +277,15 @@ export function evaluate(p: PlacementProblem, placement: Placement): Metrics {
   const mean = compute_s.reduce((a, b) => a + b, 0) / Math.max(1, n);
   const slowest = Math.max(0, ...compute_s);
   return {
-    compute_s, remote_tokens: remote, dispatch_s: dispatch, combine_s: combine, time_s: dispatch + slowest + combine,
+    compute_s,
+    remote_tokens: remote,
+    dispatch_s: dispatch,
+    combine_s: combine,
+    time_s: dispatch + slowest + combine,
     imbalance: mean > 0 ? slowest / mean : 1,
     bytes_per_token: p.step_tokens > 0 ? (remote.reduce((a, b) => a + b, 0) * 2 * p.token_bytes) / p.step_tokens : 0,
-    memory_bytes: memory, over_memory: memory.filter((m, d) => m > p.devices[d]!.memory_bytes).length,
+    memory_bytes: memory,
+    over_memory: memory.filter((m, d) => m > p.devices[d]!.memory_bytes).length,
   };
 }
 

@@ -13,8 +13,12 @@ import { HxcError } from '../diag/diagnostics.js';
  * `--routing FILE`, read by the passes that cost, place and replicate experts (profile, moe,
  * replicate, partition): declared with the format it names.
  */
-export const ROUTING = fileOption({ name: 'routing', arg: '<file>', on: ['inspect', 'check'],
-  help: 'MoE routing statistics (hxc-routing/v1: tokens per expert, co-activation); uniform when absent (warning HXC1106)' });
+export const ROUTING = fileOption({
+  name: 'routing',
+  arg: '<file>',
+  on: ['inspect', 'check'],
+  help: 'MoE routing statistics (hxc-routing/v1: tokens per expert, co-activation); uniform when absent (warning HXC1106)',
+});
 
 export const ROUTING_FORMAT = 'hxc-routing/v1';
 
@@ -51,7 +55,8 @@ function fail(file: string, at: string, message: string, hint = `see DESIGN.md, 
 const MAX_COUNT = 1e15;
 
 function count(file: string, v: Json, at: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_COUNT) fail(file, at, `expected a token count from 0 to ${MAX_COUNT}, found ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_COUNT)
+    fail(file, at, `expected a token count from 0 to ${MAX_COUNT}, found ${describe(v)}`);
   return v;
 }
 
@@ -72,17 +77,20 @@ export function parseRouting(text: string, file: string): Routing {
     const at = `layers[${i}]`;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, at, `expected an object, found ${describe(raw)}`);
     const o = raw as Record<string, Json>;
-    if (typeof o.layer !== 'number' || !Number.isSafeInteger(o.layer) || o.layer < 0) fail(file, `${at}.layer`, `expected a non-negative integer, found ${describe(o.layer)}`);
+    if (typeof o.layer !== 'number' || !Number.isSafeInteger(o.layer) || o.layer < 0)
+      fail(file, `${at}.layer`, `expected a non-negative integer, found ${describe(o.layer)}`);
     const before = seen.get(o.layer);
     if (before !== undefined) fail(file, `${at}.layer`, `layer ${o.layer} is given twice (also layers[${before}])`);
     seen.set(o.layer, i);
-    if (!Array.isArray(o.tokens) || o.tokens.length === 0) fail(file, `${at}.tokens`, `expected a non-empty array of token counts, found ${describe(o.tokens)}`);
+    if (!Array.isArray(o.tokens) || o.tokens.length === 0)
+      fail(file, `${at}.tokens`, `expected a non-empty array of token counts, found ${describe(o.tokens)}`);
     const tokens = o.tokens.map((t, e) => count(file, t, `${at}.tokens[${e}]`));
     if (tokens.every((t) => t === 0)) fail(file, `${at}.tokens`, 'no token was routed in this layer (every count is 0)');
     const out: RoutingLayer = { layer: o.layer, tokens };
     if (o.coactivation !== undefined) {
       const n = tokens.length;
-      if (!Array.isArray(o.coactivation) || o.coactivation.length !== n) fail(file, `${at}.coactivation`, `expected ${n} rows (one per expert), found ${describe(o.coactivation)}`);
+      if (!Array.isArray(o.coactivation) || o.coactivation.length !== n)
+        fail(file, `${at}.coactivation`, `expected ${n} rows (one per expert), found ${describe(o.coactivation)}`);
       out.coactivation = o.coactivation.map((row, a) => {
         if (!Array.isArray(row) || row.length !== n) fail(file, `${at}.coactivation[${a}]`, `expected ${n} numbers, found ${describe(row)}`);
         return row.map((c, b) => count(file, c, `${at}.coactivation[${a}][${b}]`));
@@ -110,7 +118,9 @@ export function routingText(layers: readonly RoutingLayer[], extra: Record<strin
   const body = {
     format: ROUTING_FORMAT,
     ...extra,
-    layers: [...layers].sort((a, b) => a.layer - b.layer).map((l) => (l.coactivation ? { layer: l.layer, tokens: l.tokens, coactivation: l.coactivation } : { layer: l.layer, tokens: l.tokens })),
+    layers: [...layers]
+      .sort((a, b) => a.layer - b.layer)
+      .map((l) => (l.coactivation ? { layer: l.layer, tokens: l.tokens, coactivation: l.coactivation } : { layer: l.layer, tokens: l.tokens })),
   };
   return JSON.stringify(body, null, 1) + '\n';
 }
@@ -158,7 +168,6 @@ export function uniformLayer(layer: number, experts: number, topK: number, token
     coactivation: Array.from({ length: experts }, (_, a) => Array.from({ length: experts }, (_, b) => (a === b ? per : pair))),
   };
 }
-
 
 export interface SyntheticSpec {
   layers: number;

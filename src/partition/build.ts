@@ -80,7 +80,20 @@ export function buildProblem(inp: BuildInput): Built {
   // Devices with the same numbers and op set give every node the same time: price each node once
   // per class of identical devices, not once per device (64 H100s are one class).
   const abstract = costs.some((c) => c.time_s !== undefined);
-  const classKey = (d: Device): string => (abstract ? d.id : JSON.stringify([d.kind, d.peak_flops, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, Object.entries(d.class_efficiency).sort(), d.memory_efficiency, d.compute_units, d.ops]));
+  const classKey = (d: Device): string =>
+    abstract
+      ? d.id
+      : JSON.stringify([
+          d.kind,
+          d.peak_flops,
+          d.memory_bandwidth_bytes_per_s,
+          d.launch_s,
+          d.efficiency,
+          Object.entries(d.class_efficiency).sort(),
+          d.memory_efficiency,
+          d.compute_units,
+          d.ops,
+        ]);
   const classOf = new Int32Array(nd);
   const classes: Device[] = [];
   const keys = new Map<string, number>();
@@ -100,7 +113,9 @@ export function buildProblem(inp: BuildInput): Built {
   // different devices at once); each stage is first cut into expert and non-expert segments.
   const segments: { name: string; stage: number; nodes: number[]; expert?: number; dispatch?: number }[] = [];
   const expertOf = new Int32Array(graph.nodes.length).fill(-1);
-  (inp.experts ?? []).forEach((set, k) => { for (const i of set) expertOf[i] = k; });
+  (inp.experts ?? []).forEach((set, k) => {
+    for (const i of set) expertOf[i] = k;
+  });
   inp.stages.forEach((stage, s) => {
     if (!stage.nodes.some((i) => expertOf[i]! >= 0)) {
       segments.push({ name: stage.name, stage: s, nodes: stage.nodes });
@@ -108,11 +123,16 @@ export function buildProblem(inp: BuildInput): Built {
     }
     const seen = new Map<string, number>();
     for (const seg of splitExperts(index, stage.nodes, expertOf)) {
-      const expertName = seg.expert >= 0 ? inp.expert_names?.[seg.expert] ?? `expert${seg.expert}` : '';
+      const expertName = seg.expert >= 0 ? (inp.expert_names?.[seg.expert] ?? `expert${seg.expert}`) : '';
       const base = seg.expert < 0 ? `${stage.name}/${seg.part}` : seg.dispatch ? `${stage.name}/${expertName}.dispatch` : `${stage.name}/${expertName}`;
       const k = seen.get(base) ?? 0;
       seen.set(base, k + 1);
-      segments.push({ name: k === 0 ? base : `${base}.${k}`, stage: s, nodes: seg.nodes, ...(seg.expert < 0 ? {} : seg.dispatch ? { dispatch: seg.expert } : { expert: seg.expert }) });
+      segments.push({
+        name: k === 0 ? base : `${base}.${k}`,
+        stage: s,
+        nodes: seg.nodes,
+        ...(seg.expert < 0 ? {} : seg.dispatch ? { dispatch: seg.expert } : { expert: seg.expert }),
+      });
     }
   });
   // An expert is atomic: when stage cuts fall inside its body (fine stages cut anywhere), its
@@ -120,7 +140,9 @@ export function buildProblem(inp: BuildInput): Built {
   // pieces depends on an earlier one (its MatMuls split for tensor parallelism: the parts are
   // segments of their own between the expert's pieces, and joining around them would be a cycle).
   const pieces = new Map<number, number[]>();
-  segments.forEach((seg, k) => { if (seg.expert !== undefined && seg.expert >= 0) (pieces.get(seg.expert) ?? pieces.set(seg.expert, []).get(seg.expert)!).push(k); });
+  segments.forEach((seg, k) => {
+    if (seg.expert !== undefined && seg.expert >= 0) (pieces.get(seg.expert) ?? pieces.set(seg.expert, []).get(seg.expert)!).push(k);
+  });
   const between = new Int32Array(graph.nodes.length).fill(-1);
   for (const [expert, list] of pieces) {
     if (list.length < 2) continue;
@@ -132,12 +154,13 @@ export function buildProblem(inp: BuildInput): Built {
     let depends = false;
     while (stack.length > 0 && !depends) {
       const i = stack.pop()!;
-      for (const id of index.outputsOf(i)) for (const c of index.consumersOfId(id)) {
-        if (between[c] !== expert || reached.has(c)) continue;
-        depends = true;
-        reached.add(c);
-        stack.push(c);
-      }
+      for (const id of index.outputsOf(i))
+        for (const c of index.consumersOfId(id)) {
+          if (between[c] !== expert || reached.has(c)) continue;
+          depends = true;
+          reached.add(c);
+          stack.push(c);
+        }
     }
     if (depends) continue;
     const first = segments[list[0]!]!;
@@ -158,7 +181,14 @@ export function buildProblem(inp: BuildInput): Built {
     let part = 0;
     const flush = (): void => {
       if (run.length === 0) return;
-      units.push({ name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`, stage: s, nodes: run, fallback: null, ...(stage.expert !== undefined && stage.expert >= 0 ? { expert: stage.expert } : {}), ...(stage.dispatch !== undefined ? { dispatch: stage.dispatch } : {}) });
+      units.push({
+        name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`,
+        stage: s,
+        nodes: run,
+        fallback: null,
+        ...(stage.expert !== undefined && stage.expert >= 0 ? { expert: stage.expert } : {}),
+        ...(stage.dispatch !== undefined ? { dispatch: stage.dispatch } : {}),
+      });
       part++;
       run = [];
     };
@@ -166,8 +196,11 @@ export function buildProblem(inp: BuildInput): Built {
       const pin = inp.pins ? inp.pins[i]! : -1;
       if (pin >= 0 && !runs(i, devices[pin]!)) {
         const node = graph.nodes[i]!;
-        throw new HxcError('HXC2503', `node "${node.name}" is assigned to ${devices[pin]!.id}, which cannot run ${node.domain ? `${node.domain}.` : ''}${node.op}`,
-          { where: inp.pins_file ?? '--assign', hint: `assign it to a device that runs ${node.op}, or leave it out of the file and hxc places it` });
+        throw new HxcError(
+          'HXC2503',
+          `node "${node.name}" is assigned to ${devices[pin]!.id}, which cannot run ${node.domain ? `${node.domain}.` : ''}${node.op}`,
+          { where: inp.pins_file ?? '--assign', hint: `assign it to a device that runs ${node.op}, or leave it out of the file and hxc places it` },
+        );
       }
       const excluded = pin >= 0 ? [] : heavyClasses.filter((c) => !runs(i, classes[c]!)).flatMap((c) => classDevices[c]!);
       if (excluded.length > 0 && heavy.length > 0) {
@@ -195,7 +228,9 @@ export function buildProblem(inp: BuildInput): Built {
   moveMetadataOps(graph, index, units, inp.pins);
   const nu = units.length;
   const unit_of = new Int32Array(graph.nodes.length).fill(-1);
-  units.forEach((u, k) => { for (const i of u.nodes) unit_of[i] = k; });
+  units.forEach((u, k) => {
+    for (const i of u.nodes) unit_of[i] = k;
+  });
 
   const nodeTime = classes.map((d) => {
     const t = new Float64Array(graph.nodes.length);
@@ -290,7 +325,9 @@ const METADATA_OPS = new Set(['Shape', 'Size']);
  */
 function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: Int32Array | undefined): void {
   const unitOf = new Int32Array(graph.nodes.length).fill(-1);
-  units.forEach((u, k) => { for (const i of u.nodes) unitOf[i] = k; });
+  units.forEach((u, k) => {
+    for (const i of u.nodes) unitOf[i] = k;
+  });
   const moved = new Set<number>();
   // A Constant joins the unit of its first reader (in unit order): a unit of nothing but
   // constants would be a program with nothing to compute and nothing to send (programs carry
@@ -300,7 +337,8 @@ function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: I
       const node = graph.nodes[i]!;
       if (node.op !== 'Constant' || node.domain !== '' || (pins && pins[i]! >= 0)) continue;
       let first = -1;
-      for (const id of index.outputsOf(i)) for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
+      for (const id of index.outputsOf(i))
+        for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
       if (first < 0 || first === k) continue;
       units[first]!.nodes.unshift(i);
       moved.add(i);
@@ -319,7 +357,9 @@ function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: I
     }
   });
   if (moved.size === 0) return;
-  units.forEach((u, k) => { u.nodes = u.nodes.filter((i) => !moved.has(i) || unitOf[i] !== k); });
+  units.forEach((u, k) => {
+    u.nodes = u.nodes.filter((i) => !moved.has(i) || unitOf[i] !== k);
+  });
   // A moved node is listed once, in its new unit (a Constant read first there, then a Shape moved there too).
   for (let k = units.length - 1; k >= 0; k--) if (units[k]!.nodes.length === 0) units.splice(k, 1);
 }

@@ -162,7 +162,12 @@ export async function solveExact(p: PlacementProblem, opts: ExactOptions): Promi
   }
 
   const nodes = opts.max_nodes ?? Math.max(20, Math.min(EXACT_MAX_NODES, Math.floor(EXACT_NODE_WORK / (size.variables + size.constraints))));
-  const limits = { max_nodes: nodes, max_iterations: opts.max_iterations ?? EXACT_MAX_ITERATIONS, mip_rel_gap: 1e-6, ...(opts.time_limit_s !== undefined ? { time_limit_s: opts.time_limit_s } : {}) };
+  const limits = {
+    max_nodes: nodes,
+    max_iterations: opts.max_iterations ?? EXACT_MAX_ITERATIONS,
+    mip_rel_gap: 1e-6,
+    ...(opts.time_limit_s !== undefined ? { time_limit_s: opts.time_limit_s } : {}),
+  };
   const run = await runLp(milp.lp, limits, incumbent ? milp.startFrom(incumbent) : undefined);
   const bound_s = run.dual_bound === null ? null : Math.max(0, run.dual_bound * milp.unit_s);
 
@@ -273,7 +278,12 @@ function buildMilp(p: PlacementProblem, upper_s: number): Milp {
     const hi = Math.max(es[u]! / unit_s, UB - (fastest[u]! + tail[u]!) / unit_s);
     lp.addVar(s(u), es[u]! / unit_s, hi);
     for (const d of allowed[u]!) lp.addVar(x(u, d), 0, 1, true);
-    lp.addRow('one', allowed[u]!.map((d) => [1, x(u, d)] as const), '=', 1);
+    lp.addRow(
+      'one',
+      allowed[u]!.map((d) => [1, x(u, d)] as const),
+      '=',
+      1,
+    );
   }
 
   // Communication: one y block per (producer, consumer) pair, one precedence row per value.
@@ -322,9 +332,31 @@ function buildMilp(p: PlacementProblem, upper_s: number): Milp {
       ordered.push([u, w]);
       lp.addVar(o(u, w), 0, 1, true);
       lp.addVar(o(w, u), 0, 1, true);
-      lp.addRow('ord', [[1, o(u, w)], [1, o(w, u)]], '<=', 1);
-      for (const d of shared) lp.addRow('same', [[1, o(u, w)], [1, o(w, u)], [-1, x(u, d)], [-1, x(w, d)]], '>=', -1);
-      for (const [a, b] of [[u, w], [w, u]] as const) {
+      lp.addRow(
+        'ord',
+        [
+          [1, o(u, w)],
+          [1, o(w, u)],
+        ],
+        '<=',
+        1,
+      );
+      for (const d of shared)
+        lp.addRow(
+          'same',
+          [
+            [1, o(u, w)],
+            [1, o(w, u)],
+            [-1, x(u, d)],
+            [-1, x(w, d)],
+          ],
+          '>=',
+          -1,
+        );
+      for (const [a, b] of [
+        [u, w],
+        [w, u],
+      ] as const) {
         const M = UB - es[b]! / unit_s;
         lp.addRow('dis', [[1, s(a)], ...duration(a), [-1, s(b)], [M, o(a, b)]], '<=', M);
       }

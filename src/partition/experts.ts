@@ -9,13 +9,18 @@ import type { PlacementProblem } from './problem.js';
 const expertSetOf = (u: Unit): number | undefined => u.expert ?? u.dispatch;
 
 /** The problem with each expert unit (and its dispatch) restricted to the devices given per expert key (null when none is). */
-export function restrictToExpertDevices(units: readonly Unit[], p: PlacementProblem, keys: readonly (readonly string[])[], devices: ReadonlyMap<string, readonly string[]>): PlacementProblem | null {
+export function restrictToExpertDevices(
+  units: readonly Unit[],
+  p: PlacementProblem,
+  keys: readonly (readonly string[])[],
+  devices: ReadonlyMap<string, readonly string[]>,
+): PlacementProblem | null {
   const nd = p.device_ids.length;
   const time_s = Float64Array.from(p.time_s);
   let restricted = 0;
   units.forEach((u, k) => {
     const set = expertSetOf(u);
-    const members = set === undefined ? [] : keys[set] ?? [];
+    const members = set === undefined ? [] : (keys[set] ?? []);
     const allowed = [...new Set(members.flatMap((key) => devices.get(key) ?? []))];
     if (allowed.length === 0) return;
     const idx = allowed.map((id) => p.device_ids.indexOf(id)).filter((d) => d >= 0 && Number.isFinite(p.time_s[k * nd + d]!));
@@ -35,7 +40,7 @@ export function uniformExperts(p: PlacementProblem, units: readonly Unit[], keys
   const layers = new Map<string, number[]>();
   const count = new Int32Array(units.length);
   units.forEach((u, k) => {
-    const members = u.expert !== undefined ? keys[u.expert] ?? [] : [];
+    const members = u.expert !== undefined ? (keys[u.expert] ?? []) : [];
     const m = members.length > 0 ? /^(moe\d+)\./.exec(members[0]!) : null;
     if (!m) return;
     count[k] = members.length;
@@ -48,7 +53,11 @@ export function uniformExperts(p: PlacementProblem, units: readonly Unit[], keys
       // The mean over the experts that can run here (an expert pinned elsewhere is Infinity here).
       let sum = 0;
       let experts = 0;
-      for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) { sum += p.time_s[k * nd + d]!; experts += count[k]!; }
+      for (const k of list)
+        if (Number.isFinite(p.time_s[k * nd + d]!)) {
+          sum += p.time_s[k * nd + d]!;
+          experts += count[k]!;
+        }
       for (const k of list) if (Number.isFinite(p.time_s[k * nd + d]!)) time_s[k * nd + d] = (sum / experts) * count[k]!;
     }
   }
@@ -59,7 +68,7 @@ export function uniformExperts(p: PlacementProblem, units: readonly Unit[], keys
 export function ranges(ids: number[]): string {
   const sorted = [...ids].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let k = 0; k < sorted.length;) {
+  for (let k = 0; k < sorted.length; ) {
     let j = k;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     parts.push(j === k ? `${sorted[k]}` : `${sorted[k]}-${sorted[j]}`);

@@ -41,17 +41,37 @@ function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly 
       ops.add(node.op);
     });
   }
-  return ops.size > 0 ? `fallback: ${[...cannot].sort((a, b) => a - b).map((e) => devices[e]!.id).join(', ')} cannot run ${[...ops].join(', ')}` : null;
+  return ops.size > 0
+    ? `fallback: ${[...cannot]
+        .sort((a, b) => a - b)
+        .map((e) => devices[e]!.id)
+        .join(', ')} cannot run ${[...ops].join(', ')}`
+    : null;
 }
 
-export function explainPlacement(p: PlacementProblem, units: Unit[], stageNames: readonly string[], placement: Placement, verdict: Verdict, judge: Judge, objective: Objective, assessor: MakespanAssessor, pins: Int32Array | undefined,
-  graph: Graph, devices: readonly Device[]): ExplainEntry[] {
+export function explainPlacement(
+  p: PlacementProblem,
+  units: Unit[],
+  stageNames: readonly string[],
+  placement: Placement,
+  verdict: Verdict,
+  judge: Judge,
+  objective: Objective,
+  assessor: MakespanAssessor,
+  pins: Int32Array | undefined,
+  graph: Graph,
+  devices: readonly Device[],
+): ExplainEntry[] {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
   const R = judge.requests;
   const base = judge.latency(placement);
   const finish = new Float64Array(n);
-  base.schedule.steps.forEach((list, d) => list.forEach((s, k) => { if (s.op === 'compute') finish[s.unit!] = base.one.step_times[d]![k]!.end_s; }));
+  base.schedule.steps.forEach((list, d) =>
+    list.forEach((s, k) => {
+      if (s.op === 'compute') finish[s.unit!] = base.one.step_times[d]![k]!.end_s;
+    }),
+  );
   // Lower is better: latency, or the time of R requests.
   const current = objective === 'latency' ? verdict.latency_s : R / verdict.throughput_per_s;
   const stepsPerSim = base.schedule.sim.devices.reduce((a, d) => a + d.steps.length, 0) * (objective === 'latency' ? 1 : 2 * R);
@@ -79,7 +99,11 @@ export function explainPlacement(p: PlacementProblem, units: Unit[], stageNames:
     const list = onDevice[e]!;
     let lo = 0;
     let hi = list.pos.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (list.pos[mid]! < at) lo = mid + 1; else hi = mid; }
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list.pos[mid]! < at) lo = mid + 1;
+      else hi = mid;
+    }
     return lo > 0 ? list.free[lo - 1]! : 0;
   };
   // Fastest path after each unit (its successors at their fastest, communication free).
@@ -98,9 +122,15 @@ export function explainPlacement(p: PlacementProblem, units: Unit[], stageNames:
       if (e === d) continue;
       const id = p.device_ids[e]!;
       const none = { device: id, latency_s: null, throughput_per_s: null, value: Infinity };
-      if (!Number.isFinite(unitTime(p, u, e))) { alts.push({ ...none, why: 'cannot run its ops' }); continue; }
+      if (!Number.isFinite(unitTime(p, u, e))) {
+        alts.push({ ...none, why: 'cannot run its ops' });
+        continue;
+      }
       // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
-      if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) { alts.push({ ...none, why: 'memory full' }); continue; }
+      if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) {
+        alts.push({ ...none, why: 'memory full' });
+        continue;
+      }
       const at = placement.device;
       let ready = freeBefore(e, pos[u]!);
       for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (at[v.producer] === e ? 0 : p.transfer_s(at[v.producer]!, e, v.bytes)));
@@ -118,30 +148,65 @@ export function explainPlacement(p: PlacementProblem, units: Unit[], stageNames:
       }
       const ruledOut = bound >= current * (1 - 1e-9);
       if (ruledOut || !pl || simsLeft <= 0) {
-        const why = ruledOut ? (objective === 'latency' ? 'slower: the plan takes at least this long with it there' : 'less throughput: at most this with it there') : 'not simulated (explain budget)';
-        alts.push(objective === 'latency' ? { ...none, latency_at_least_s: bound, value: bound, why } : { ...none, throughput_at_most_per_s: R / bound, value: bound, why });
+        const why = ruledOut
+          ? objective === 'latency'
+            ? 'slower: the plan takes at least this long with it there'
+            : 'less throughput: at most this with it there'
+          : 'not simulated (explain budget)';
+        alts.push(
+          objective === 'latency'
+            ? { ...none, latency_at_least_s: bound, value: bound, why }
+            : { ...none, throughput_at_most_per_s: R / bound, value: bound, why },
+        );
         continue;
       }
       simsLeft--;
       if (objective === 'latency') {
         const lat = judge.latency(pl).latency_s;
-        alts.push({ ...none, latency_s: lat, value: lat, why: lat < current * (1 - 1e-9) ? 'faster moved alone (beyond the search budget)' : 'slower with link contention' });
+        alts.push({
+          ...none,
+          latency_s: lat,
+          value: lat,
+          why: lat < current * (1 - 1e-9) ? 'faster moved alone (beyond the search budget)' : 'slower with link contention',
+        });
       } else {
         const thr = judge.throughput(pl).throughput_per_s;
-        alts.push({ ...none, throughput_per_s: thr, value: thr > 0 ? R / thr : Infinity, why: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'more throughput moved alone (beyond the search budget)' : 'less throughput with link contention' });
+        alts.push({
+          ...none,
+          throughput_per_s: thr,
+          value: thr > 0 ? R / thr : Infinity,
+          why: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'more throughput moved alone (beyond the search budget)' : 'less throughput with link contention',
+        });
       }
     }
-    const shown = alts.sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1)).slice(0, 3).map(({ value: _v, ...a }) => a);
-    const fastestDevice = [...Array(nd).keys()].filter((e) => Number.isFinite(unitTime(p, u, e))).sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
+    const shown = alts
+      .sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1))
+      .slice(0, 3)
+      .map(({ value: _v, ...a }) => a);
+    const fastestDevice = [...Array(nd).keys()]
+      .filter((e) => Number.isFinite(unitTime(p, u, e)))
+      .sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
     const pinned = pins !== undefined && pins[unit.nodes[0]!]! >= 0;
-    let reason = pinned ? 'assigned by the user (--assign)'
-      : unit.fallback ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
+    let reason = pinned
+      ? 'assigned by the user (--assign)'
+      : unit.fallback
+        ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
         : unitFallback(unit.nodes, graph, devices);
     if (reason === null) {
-      if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full') reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
-      else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9)) reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
+      if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full')
+        reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
+      else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9))
+        reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
       else reason = 'the fastest device for it';
     }
-    return { unit: unit.name, stage: stageNames[unit.stage]!, device: p.device_ids[d]!, finish_s: finish[u]!, reason, resident_bytes: p.weight_bytes[u]! + p.state_bytes[u]!, alternatives: shown };
+    return {
+      unit: unit.name,
+      stage: stageNames[unit.stage]!,
+      device: p.device_ids[d]!,
+      finish_s: finish[u]!,
+      reason,
+      resident_bytes: p.weight_bytes[u]! + p.state_bytes[u]!,
+      alternatives: shown,
+    };
   });
 }

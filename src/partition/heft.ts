@@ -32,7 +32,10 @@ export function upwardRanks(p: PlacementProblem): Float64Array {
     let c = 0;
     for (let d = 0; d < nd; d++) {
       const t = unitTime(p, u, d);
-      if (Number.isFinite(t)) { s += t; c++; }
+      if (Number.isFinite(t)) {
+        s += t;
+        c++;
+      }
     }
     mean[u] = c > 0 ? s / c : 0;
   }
@@ -90,9 +93,15 @@ export function heft(p: PlacementProblem): HeftResult {
     let bestFinish = Infinity;
     for (let d = 0; d < nd; d++) {
       const t = unitTime(p, u, d);
-      if (!Number.isFinite(t)) { cand.reason[d] = 'cannot run its ops'; continue; }
+      if (!Number.isFinite(t)) {
+        cand.reason[d] = 'cannot run its ops';
+        continue;
+      }
       const need = residentBytes(p, u);
-      if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) { cand.reason[d] = 'memory full'; continue; }
+      if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) {
+        cand.reason[d] = 'memory full';
+        continue;
+      }
       let drt = 0;
       for (const v of reads[u]!) {
         const src = device[v.producer]!;
@@ -110,16 +119,22 @@ export function heft(p: PlacementProblem): HeftResult {
     if (best < 0) {
       const need = residentBytes(p, u);
       const short = p.device_ids
-        .map((id, d) => ({ id, missing: used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) - p.capacity_bytes[d]!, runs: Number.isFinite(unitTime(p, u, d)) }))
+        .map((id, d) => ({
+          id,
+          missing: used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) - p.capacity_bytes[d]!,
+          runs: Number.isFinite(unitTime(p, u, d)),
+        }))
         .filter((x) => x.runs);
       let total = 0;
       for (let v = 0; v < n; v++) total += residentBytes(p, v);
       const capacity = p.capacity_bytes.reduce((a, b) => a + b, 0);
-      throw new HxcError('HXC3001',
+      throw new HxcError(
+        'HXC3001',
         short.length === 0
           ? `unit "${p.unit_names[u]}" can run on no device of the topology`
           : `the model does not fit: unit "${p.unit_names[u]}" (${need} bytes of weights and state) has no room left — ${short.map((x) => `${x.id} ${Math.ceil(x.missing)} bytes missing`).join(', ')}; the whole model pins ${total} bytes, the rack holds ${capacity}`,
-        { hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype' });
+        { hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype' },
+      );
     }
     device[u] = best;
     start[u] = bestStart;

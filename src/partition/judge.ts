@@ -66,7 +66,12 @@ export class Judge {
   simulations = 0;
   private readonly routeCache = new Map<number, { links: string[]; hops: string[] }>();
 
-  constructor(readonly p: PlacementProblem, private readonly routes: RouteTable, readonly links: SimLink[], readonly requests = THROUGHPUT_REQUESTS) {}
+  constructor(
+    readonly p: PlacementProblem,
+    private readonly routes: RouteTable,
+    readonly links: SimLink[],
+    readonly requests = THROUGHPUT_REQUESTS,
+  ) {}
 
   /** The schedule of a placement: per device its units in start order (ties by index). */
   schedule(placement: Pick<Placement, 'device' | 'start_s'>, pipelined: boolean): Schedule {
@@ -107,7 +112,17 @@ export class Judge {
         if (reader < 0) continue;
         const route = this.route(vi, src, d);
         const id = transfers.length;
-        transfers.push({ value: v.name, value_index: vi, from_index: src, to_index: d, bytes: v.bytes, from: p.device_ids[src]!, to: p.device_ids[d]!, links: route.links, hops: route.hops });
+        transfers.push({
+          value: v.name,
+          value_index: vi,
+          from_index: src,
+          to_index: d,
+          bytes: v.bytes,
+          from: p.device_ids[src]!,
+          to: p.device_ids[d]!,
+          links: route.links,
+          hops: route.hops,
+        });
         sendsAfter[v.producer]!.push(id);
         recvsBefore[reader]!.push(id);
       }
@@ -122,9 +137,12 @@ export class Judge {
     const sim: SimInput = {
       devices: steps.map((list, d) => ({
         id: p.device_ids[d]!,
-        steps: list.map((s): SimStep => (s.op === 'compute'
-          ? { op: 'compute', duration_s: p.time_s[s.unit! * nd + d]!, label: p.unit_names[s.unit!]!, round: s.round }
-          : { op: s.op, transfer: s.transfer!, label: transfers[s.transfer!]!.value, round: s.round })),
+        steps: list.map(
+          (s): SimStep =>
+            s.op === 'compute'
+              ? { op: 'compute', duration_s: p.time_s[s.unit! * nd + d]!, label: p.unit_names[s.unit!]!, round: s.round }
+              : { op: s.op, transfer: s.transfer!, label: transfers[s.transfer!]!.value, round: s.round },
+        ),
       })),
       transfers,
       links: this.links,
@@ -154,7 +172,10 @@ export class Judge {
   }
 
   /** Throughput over `requests` requests, with and without pipeline rounds; the better one. */
-  throughput(placement: Pick<Placement, 'device' | 'start_s'>, both = true): { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } {
+  throughput(
+    placement: Pick<Placement, 'device' | 'start_s'>,
+    both = true,
+  ): { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } {
     let best: { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } | null = null;
     for (const pipelined of both ? [false, true] : [true]) {
       const schedule = this.schedule(placement, pipelined);
@@ -173,7 +194,12 @@ export class Judge {
     const lat = this.latency(placement);
     const thr = this.throughput(placement, both);
     const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
-    return { latency_s: lat.latency_s, throughput_per_s: thr.throughput_per_s, pipelined: thr.pipelined, fits: memory.every((m) => m.total_bytes <= m.capacity_bytes) };
+    return {
+      latency_s: lat.latency_s,
+      throughput_per_s: thr.throughput_per_s,
+      pipelined: thr.pipelined,
+      fits: memory.every((m) => m.total_bytes <= m.capacity_bytes),
+    };
   }
 
   private producersCache: number[][] | null = null;
@@ -207,7 +233,13 @@ export class Judge {
 export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Schedule, one: SimResult): DeviceMemory[] {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
-  const memory: DeviceMemory[] = p.device_ids.map((_, d) => ({ weights_bytes: 0, peak_activation_bytes: 0, state_bytes: 0, total_bytes: 0, capacity_bytes: p.capacity_bytes[d]! }));
+  const memory: DeviceMemory[] = p.device_ids.map((_, d) => ({
+    weights_bytes: 0,
+    peak_activation_bytes: 0,
+    state_bytes: 0,
+    total_bytes: 0,
+    capacity_bytes: p.capacity_bytes[d]!,
+  }));
   for (let u = 0; u < n; u++) {
     memory[device[u]!]!.weights_bytes += p.weight_bytes[u]!;
     memory[device[u]!]!.state_bytes += p.state_bytes[u]!;
@@ -216,13 +248,15 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   const end = new Float64Array(n);
   const sendEnd: number[] = new Array(schedule.transfers.length).fill(0);
   const arrive: number[] = new Array(schedule.transfers.length).fill(0);
-  schedule.steps.forEach((list, d) => list.forEach((s, k) => {
-    const t = one.step_times[d]![k]!;
-    if (s.op === 'compute') {
-      start[s.unit!] = t.start_s;
-      end[s.unit!] = t.end_s;
-    } else if (s.op === 'recv') arrive[s.transfer!] = t.start_s;
-  }));
+  schedule.steps.forEach((list, d) =>
+    list.forEach((s, k) => {
+      const t = one.step_times[d]![k]!;
+      if (s.op === 'compute') {
+        start[s.unit!] = t.start_s;
+        end[s.unit!] = t.end_s;
+      } else if (s.op === 'recv') arrive[s.transfer!] = t.start_s;
+    }),
+  );
   // A send's bytes are held until the transfer has arrived (its recv's time).
   schedule.transfers.forEach((_, t) => (sendEnd[t] = arrive[t]!));
   const byValue = new Map<number, number[]>();

@@ -48,8 +48,13 @@ export function countMoves(a: Int32Array, b: Int32Array): number {
  * as a candidate. Without --min-sequences nothing moves: capacity is a trade the user asks for,
  * never taken silently; plan.json shows the plan before and after and what it cost.
  */
-export function liftKvCapacity(p: PlacementProblem, start: Placement, asked: number, measure: (device: Int32Array) => KvCapacity,
-  estimate: (device: Int32Array, priority: Float64Array) => { value: number; placement: Placement }): Placement {
+export function liftKvCapacity(
+  p: PlacementProblem,
+  start: Placement,
+  asked: number,
+  measure: (device: Int32Array) => KvCapacity,
+  estimate: (device: Int32Array, priority: Float64Array) => { value: number; placement: Placement },
+): Placement {
   const nd = p.device_ids.length;
   let placement = start;
   let kv = measure(placement.device);

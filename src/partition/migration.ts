@@ -71,10 +71,14 @@ export class Migration {
       }
       let best: string | null = null;
       let most = 0;
-      for (const [id, c] of [...count].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) if (c > most) { best = id; most = c; }
+      for (const [id, c] of [...count].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        if (c > most) {
+          best = id;
+          most = c;
+        }
       return best;
     });
-    this.previous = Int32Array.from(this.previousId, (id) => (id === null ? -1 : index.get(id) ?? -1));
+    this.previous = Int32Array.from(this.previousId, (id) => (id === null ? -1 : (index.get(id) ?? -1)));
   }
 
   /**
@@ -204,7 +208,8 @@ export function placeOrphans(p: PlacementProblem, previous: Int32Array, fresh: I
     used[d]! += residentBytes(p, u);
     floor[d] = Math.max(floor[d]!, p.activation_bytes[u]!);
   });
-  const room = (u: number, d: number): boolean => Number.isFinite(unitTime(p, u, d)) && used[d]! + residentBytes(p, u) + Math.max(floor[d]!, p.activation_bytes[u]!) <= p.capacity_bytes[d]!;
+  const room = (u: number, d: number): boolean =>
+    Number.isFinite(unitTime(p, u, d)) && used[d]! + residentBytes(p, u) + Math.max(floor[d]!, p.activation_bytes[u]!) <= p.capacity_bytes[d]!;
   for (const u of p.order) {
     if (device[u]! >= 0) continue;
     let to = fresh && room(u, fresh[u]!) ? fresh[u]! : -1;
@@ -217,24 +222,49 @@ export function placeOrphans(p: PlacementProblem, previous: Int32Array, fresh: I
   return device;
 }
 
-export function migrationReport(m: Migration, chosen: Judged, running: Judged | null, fresh: Judged | null, units: readonly { name: string }[], objective: Objective): MigrationReport {
+export function migrationReport(
+  m: Migration,
+  chosen: Judged,
+  running: Judged | null,
+  fresh: Judged | null,
+  units: readonly { name: string }[],
+  objective: Objective,
+): MigrationReport {
   const mc = m.cost(chosen.placement.device);
   // Per request, how much faster the shipped plan is than the running one (for throughput: 1/throughput).
   const perRequest = (c: Judged): number => (objective === 'latency' ? c.latency_s : c.throughput_per_s > 0 ? 1 / c.throughput_per_s : Infinity);
   const gain = running ? perRequest(running) - perRequest(chosen) : null;
   const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
-  const optionalWhy = gain !== null && gain > 0
-    ? `pays back: the plan is ${sec(gain)} per request faster than the running one, the migration's ${sec(mc.seconds)} repaid in ${Math.ceil(mc.seconds / gain)} requests (of ${m.amortize})`
-    : 'with the moves that must be made: the plan around them';
-  const moved = m.moved(chosen.placement.device, units.map((u) => u.name)).map((x) => ({
-    unit: x.unit, from: x.from, to: x.to, bytes: x.bytes, seconds: x.seconds,
-    why: x.from === null ? 'not in the running plan' : x.gone ? `its device ${x.from} is not in the rack` : optionalWhy,
-  }));
+  const optionalWhy =
+    gain !== null && gain > 0
+      ? `pays back: the plan is ${sec(gain)} per request faster than the running one, the migration's ${sec(mc.seconds)} repaid in ${Math.ceil(mc.seconds / gain)} requests (of ${m.amortize})`
+      : 'with the moves that must be made: the plan around them';
+  const moved = m
+    .moved(
+      chosen.placement.device,
+      units.map((u) => u.name),
+    )
+    .map((x) => ({
+      unit: x.unit,
+      from: x.from,
+      to: x.to,
+      bytes: x.bytes,
+      seconds: x.seconds,
+      why: x.from === null ? 'not in the running plan' : x.gone ? `its device ${x.from} is not in the rack` : optionalWhy,
+    }));
   const fc = fresh ? m.cost(fresh.placement.device) : null;
   return {
-    amortize_requests: m.amortize, moved, moves: mc.moves, forced: mc.forced, bytes: mc.bytes, seconds: mc.seconds,
+    amortize_requests: m.amortize,
+    moved,
+    moves: mc.moves,
+    forced: mc.forced,
+    bytes: mc.bytes,
+    seconds: mc.seconds,
     running: running ? { latency_s: running.latency_s, throughput_per_s: running.throughput_per_s, moves: m.cost(running.placement.device).moves } : null,
-    fresh: fresh && fc ? { name: fresh.name, latency_s: fresh.latency_s, throughput_per_s: fresh.throughput_per_s, moves: fc.moves, bytes: fc.bytes, seconds: fc.seconds } : null,
+    fresh:
+      fresh && fc
+        ? { name: fresh.name, latency_s: fresh.latency_s, throughput_per_s: fresh.throughput_per_s, moves: fc.moves, bytes: fc.bytes, seconds: fc.seconds }
+        : null,
     within_limits: m.within(mc),
   };
 }

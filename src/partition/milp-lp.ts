@@ -165,8 +165,14 @@ export async function runLp(model: LpModel, options: LpLimits, start?: Map<strin
     m.run();
     const code = m.getModelStatus() as number;
     const c = highs.constants.modelStatus;
-    const status = code === c.optimal ? 'optimal' : code === c.infeasible || code === c.unboundedOrInfeasible ? 'infeasible'
-      : code === c.timeLimit || code === c.iterationLimit || code === c.solutionLimit ? 'limit' : 'other';
+    const status =
+      code === c.optimal
+        ? 'optimal'
+        : code === c.infeasible || code === c.unboundedOrInfeasible
+          ? 'infeasible'
+          : code === c.timeLimit || code === c.iterationLimit || code === c.solutionLimit
+            ? 'limit'
+            : 'other';
     // primal_solution_status 2 = feasible (HiGHS SolutionStatus::kSolutionStatusFeasible).
     const hasPrimal = Number(m.info.get('primal_solution_status')) === 2;
     let values: Map<string, number> | null = null;

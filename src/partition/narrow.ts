@@ -36,13 +36,19 @@ export function narrowTopology(topo: Topology, need: number): { topology: Topolo
   const classes = deviceClasses(topo);
   const byId = new Map(topo.devices.map((d) => [d.id, d]));
   const classOf = new Map<string, number>();
-  classes.forEach((c, k) => { for (const d of c.devices) classOf.set(d, k); });
+  classes.forEach((c, k) => {
+    for (const d of c.devices) classOf.set(d, k);
+  });
   const cap: number[] = classes.map((c) => (ACCELERATOR.has(byId.get(c.representative)!.kind) ? Math.min(c.devices.length, Math.max(need, MIN_PER_CLASS)) : 0));
   // Without accelerators every class counts.
   if (!cap.some((c) => c > 0)) classes.forEach((c, k) => (cap[k] = Math.min(c.devices.length, Math.max(need, MIN_PER_CLASS))));
   const taken = new Int32Array(classes.length);
   const keep = new Set<string>();
-  const wants = (ids: readonly string[]): boolean => ids.some((id) => { const k = classOf.get(id)!; return taken[k]! < cap[k]!; });
+  const wants = (ids: readonly string[]): boolean =>
+    ids.some((id) => {
+      const k = classOf.get(id)!;
+      return taken[k]! < cap[k]!;
+    });
   const take = (ids: readonly string[]): void => {
     for (const id of ids) {
       keep.add(id);
@@ -66,7 +72,13 @@ export function narrowTopology(topo: Topology, need: number): { topology: Topolo
   if (keep.size === topo.devices.length || keep.size === 0) return null;
   const devices = topo.devices.filter((d) => keep.has(d.id));
   const links = topo.links.map((l) => ({ ...l, devices: l.devices.filter((id) => keep.has(id)) })).filter((l) => l.devices.length >= 2);
-  if (!connected(devices.map((d) => d.id), links)) return null;
+  if (
+    !connected(
+      devices.map((d) => d.id),
+      links,
+    )
+  )
+    return null;
   const hosts = topo.hosts.map((h) => ({ ...h, devices: h.devices.filter((id) => keep.has(id)) })).filter((h) => h.devices.length > 0);
   return {
     topology: { ...topo, devices, links, hosts },
@@ -87,7 +99,11 @@ function connected(ids: string[], links: Topology['links']): boolean {
     for (const l of adj.get(d) ?? []) {
       if (usedLinks.has(l)) continue;
       usedLinks.add(l);
-      for (const e of members.get(l)!) if (!seen.has(e)) { seen.add(e); stack.push(e); }
+      for (const e of members.get(l)!)
+        if (!seen.has(e)) {
+          seen.add(e);
+          stack.push(e);
+        }
     }
   }
   return seen.size === ids.length;
@@ -129,10 +145,21 @@ export function narrowForModel(ctx: PassContext & { narrow?(t: Topology, c: Cons
   const widestMoe = needs.widest_moe;
   const need = Math.max(MIN_PER_CLASS, memory, widestMoe, stages);
   const cut = narrowTopology(topo, need);
-  const why = [`memory ${memory}`, widestMoe > 0 ? `experts per layer ${widestMoe}` : '', stages > 0 ? `pipeline stages ${stages}` : '', `at least ${MIN_PER_CLASS}`].filter(Boolean).join(', ');
+  const why = [
+    `memory ${memory}`,
+    widestMoe > 0 ? `experts per layer ${widestMoe}` : '',
+    stages > 0 ? `pipeline stages ${stages}` : '',
+    `at least ${MIN_PER_CLASS}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
   if (!cut) {
     ctx.considered = null;
     return;
   }
-  ctx.narrow(cut.topology, { ...cut.considered, need, reason: `identical hosts are interchangeable: planned on the first ${cut.considered.hosts} of ${cut.considered.of_hosts} hosts, enough for ${need} devices of each accelerator class (${why})` });
+  ctx.narrow(cut.topology, {
+    ...cut.considered,
+    need,
+    reason: `identical hosts are interchangeable: planned on the first ${cut.considered.hosts} of ${cut.considered.of_hosts} hosts, enough for ${need} devices of each accelerator class (${why})`,
+  });
 }

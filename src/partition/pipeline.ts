@@ -39,9 +39,7 @@ export function pipelinePartition(p: PlacementProblem, _stageOfUnit?: number[]):
     for (const c of v.consumers) last = Math.max(last, pos[c]!);
     for (let k = a + 1; k <= last; k++) cross[k]! += v.bytes;
   }
-  const chains: { name: string; order: number[] }[] = [
-    { name: 'topology order', order: [...Array(nd).keys()] },
-  ];
+  const chains: { name: string; order: number[] }[] = [{ name: 'topology order', order: [...Array(nd).keys()] }];
   const speed = (d: number): number => prefT[d]![n]!;
   chains.push({ name: 'fastest first', order: [...Array(nd).keys()].sort((a, b) => speed(a) - speed(b) || a - b) });
   chains.push({ name: 'slowest first', order: [...Array(nd).keys()].sort((a, b) => speed(b) - speed(a) || a - b) });
@@ -68,7 +66,14 @@ export function pipelinePartition(p: PlacementProblem, _stageOfUnit?: number[]):
 /** Most segment boundaries the DP considers (see pipelinePartition). */
 const MAX_CUTS = 512;
 
-function chainDp(p: PlacementProblem, chain: number[], prefT: Float64Array[], prefB: Float64Array, cross: Float64Array, cuts: number[]): Omit<PipelineResult, 'chain'> | null {
+function chainDp(
+  p: PlacementProblem,
+  chain: number[],
+  prefT: Float64Array[],
+  prefB: Float64Array,
+  cross: Float64Array,
+  cuts: number[],
+): Omit<PipelineResult, 'chain'> | null {
   const n = p.unit_names.length;
   const m = chain.length;
   // A[k][j]: best bottleneck covering the first j units with segments on chain devices < k;
@@ -115,7 +120,12 @@ function chainDp(p: PlacementProblem, chain: number[], prefT: Float64Array[], pr
     const d = chain[k - 1]!;
     for (let q = i; q < j; q++) device[p.order[q]!] = d;
     const src = lastDev[k - 1]![i]!;
-    segments.unshift({ device: p.device_ids[d]!, units: [i, j - 1], compute_s: prefT[d]![j]! - prefT[d]![i]!, transfer_in_s: i === 0 || src < 0 ? 0 : p.transfer_s(src, d, cross[i]!) });
+    segments.unshift({
+      device: p.device_ids[d]!,
+      units: [i, j - 1],
+      compute_s: prefT[d]![j]! - prefT[d]![i]!,
+      transfer_in_s: i === 0 || src < 0 ? 0 : p.transfer_s(src, d, cross[i]!),
+    });
     j = i;
   }
   return { device, bottleneck_s: A[m]![n]!, segments };

@@ -182,7 +182,11 @@ export class Evaluator {
     let consistent = true;
     outer: for (let k = 0; k < n; k++) {
       const u = order[k]!;
-      for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!done[predList[j]!]) { consistent = false; break outer; }
+      for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++)
+        if (!done[predList[j]!]) {
+          consistent = false;
+          break outer;
+        }
       place(u);
     }
     if (!consistent) {
@@ -195,7 +199,11 @@ export class Evaluator {
         const before = remaining.size;
         for (const u of remaining) {
           let ok = true;
-          for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!done[predList[j]!]) { ok = false; break; }
+          for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++)
+            if (!done[predList[j]!]) {
+              ok = false;
+              break;
+            }
           if (ok) {
             place(u);
             remaining.delete(u);
@@ -203,7 +211,8 @@ export class Evaluator {
           }
         }
         // Units that wait on each other would loop here for ever: a bug in how units were cut.
-        if (remaining.size === before) throw new Error(`units form a cycle: ${p.unit_names[remaining.values().next().value!]} and ${remaining.size - 1} more wait on each other`);
+        if (remaining.size === before)
+          throw new Error(`units form a cycle: ${p.unit_names[remaining.values().next().value!]} and ${remaining.size - 1} more wait on each other`);
       }
     }
     return { device, start_s: start, finish_s: finish, makespan_s: makespan };

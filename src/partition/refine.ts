@@ -125,7 +125,7 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
     }
     if (!swaps) return;
     // Swaps of two units' devices, first improvement, until none improves.
-    for (let improved = true; improved && assessments < opts.budget;) {
+    for (let improved = true; improved && assessments < opts.budget; ) {
       improved = false;
       swap: for (let u = 0; u < n; u++) {
         for (let w = u + 1; w < n && assessments < opts.budget; w++) {
@@ -153,7 +153,11 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
   descend();
   if (better(current.value, best.value)) best = current;
   // Kicks need a unit with somewhere else to go (everything pinned: nothing to perturb).
-  const movable = Array.from({ length: n }, (_, u) => u).filter((u) => { let c = 0; for (let d = 0; d < nd; d++) if (Number.isFinite(unitTime(p, u, d))) c++; return c > 1; });
+  const movable = Array.from({ length: n }, (_, u) => u).filter((u) => {
+    let c = 0;
+    for (let d = 0; d < nd; d++) if (Number.isFinite(unitTime(p, u, d))) c++;
+    return c > 1;
+  });
   if (opts.kicks && movable.length > 0) {
     const rand = mulberry32(opts.seed ?? 12345);
     const meanTime = best.placement.makespan_s / Math.max(1, n);
@@ -221,13 +225,20 @@ export function refine(p: PlacementProblem, initial: Placement, maxEvaluations =
   const m = new MakespanAssessor(p);
   const first = m.run(initial.device, initial.start_s);
   const start = initial.makespan_s < first.makespan_s ? { ...initial, device: Int32Array.from(initial.device) } : first;
-  const r = localSearch(p, { value: start.makespan_s, placement: start }, {
-    groups, budget: Math.max(1, Math.floor(maxEvaluations / 2)), kicks: true, seed,
-    assess: (device, priority) => {
-      const pl = m.run(device, priority);
-      return { value: pl.makespan_s, placement: pl };
+  const r = localSearch(
+    p,
+    { value: start.makespan_s, placement: start },
+    {
+      groups,
+      budget: Math.max(1, Math.floor(maxEvaluations / 2)),
+      kicks: true,
+      seed,
+      assess: (device, priority) => {
+        const pl = m.run(device, priority);
+        return { value: pl.makespan_s, placement: pl };
+      },
     },
-  });
+  );
   return { placement: r.placement, moves: r.moves, rounds: r.sweeps, evaluations: m.evaluations };
 }
 

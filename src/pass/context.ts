@@ -14,7 +14,10 @@ export class Context implements PassContext {
   private topologyValue: Topology | null = null;
   private routesValue: RouteTable | null = null;
 
-  constructor(readonly options: PlanOptions, readonly diagnostics = new Diagnostics()) {}
+  constructor(
+    readonly options: PlanOptions,
+    readonly diagnostics = new Diagnostics(),
+  ) {}
 
   get model(): Model {
     if (!this.modelValue) throw new Error('internal: the model is read before the import pass ran');
@@ -53,7 +56,8 @@ export class Context implements PassContext {
 
   get<T>(pass: Pass<T, any>): T {
     const name = pass.name;
-    if (!this.analyses.has(name)) throw new HxcError('HXC2402', `the analysis of pass "${name}" is needed but that pass has not run`, { hint: `add ${name} to --passes` });
+    if (!this.analyses.has(name))
+      throw new HxcError('HXC2402', `the analysis of pass "${name}" is needed but that pass has not run`, { hint: `add ${name} to --passes` });
     return this.analyses.get(name) as T;
   }
 

@@ -48,7 +48,10 @@ export function resolvePipeline(registry: readonly Pass<any, any>[], requested: 
     if (want.has(name) && by !== null) return;
     if (by !== null) {
       if (strict) {
-        throw new HxcError('HXC2402', `pass "${by}" needs pass "${name}", which is not in the pipeline`, { where: '--passes', hint: `add ${name} before ${by}` });
+        throw new HxcError('HXC2402', `pass "${by}" needs pass "${name}", which is not in the pipeline`, {
+          where: '--passes',
+          hint: `add ${name} before ${by}`,
+        });
       }
       want.add(name);
       pulled.push(name);
@@ -70,7 +73,10 @@ export interface PassRun {
 }
 
 export class PassManager {
-  constructor(private readonly passes: readonly Pass<any, any>[], private readonly instr: Instrumentation) {}
+  constructor(
+    private readonly passes: readonly Pass<any, any>[],
+    private readonly instr: Instrumentation,
+  ) {}
 
   /**
    * Run the passes in order. IR printed before/after a pass goes to `instr.write` at once; dumps and
@@ -117,7 +123,9 @@ export function finishInstrumentation(instr: Instrumentation, run: PassRun, extr
 }
 
 function dumpText(pass: Pass<any, any>, result: unknown, statistics: Record<string, number | string>, ctx: PassContext): string {
-  const stats = Object.entries(statistics).map(([k, v]) => `//   ${k}: ${v}`).join('\n');
+  const stats = Object.entries(statistics)
+    .map(([k, v]) => `//   ${k}: ${v}`)
+    .join('\n');
   return `// pass ${pass.name}: ${pass.summary}\n// statistics:\n${stats}\n${pass.dump(result, ctx)}`;
 }
 
@@ -125,7 +133,9 @@ export function timingTable(timings: PassTiming[], extraRows: string[] = []): st
   const total = timings.reduce((s, t) => s + t.ms, 0);
   const rows = timings.map((t) => {
     const share = total > 0 ? (100 * t.ms) / total : 0;
-    const stats = Object.entries(t.statistics).map(([k, v]) => `${k}=${v}`).join(' ');
+    const stats = Object.entries(t.statistics)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
     return `  ${t.ms.toFixed(2).padStart(10)} ms ${share.toFixed(1).padStart(5)}%  ${t.name.padEnd(10)} ${stats}`;
   });
   return `===== pass execution timing =====\n${rows.join('\n')}\n  ${total.toFixed(2).padStart(10)} ms 100.0%  total\n${extraRows.map((r) => `  ${r}\n`).join('')}`;

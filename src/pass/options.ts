@@ -24,15 +24,16 @@ interface Base<T extends OptionValue> {
   readonly _value?: T;
 }
 
-export type OptionSpec<T extends OptionValue = OptionValue> = Base<T> & (
-  | { readonly kind: 'switch' }
-  | { readonly kind: 'int'; readonly min: number; readonly max?: number; readonly example: number }
-  | { readonly kind: 'seconds'; readonly max: number; readonly example: number }
-  | { readonly kind: 'bytes' }
-  | { readonly kind: 'choice'; readonly choices: readonly string[] }
-  | { readonly kind: 'string' }
-  | { readonly kind: 'file' }
-);
+export type OptionSpec<T extends OptionValue = OptionValue> = Base<T> &
+  (
+    | { readonly kind: 'switch' }
+    | { readonly kind: 'int'; readonly min: number; readonly max?: number; readonly example: number }
+    | { readonly kind: 'seconds'; readonly max: number; readonly example: number }
+    | { readonly kind: 'bytes' }
+    | { readonly kind: 'choice'; readonly choices: readonly string[] }
+    | { readonly kind: 'string' }
+    | { readonly kind: 'file' }
+  );
 
 export const switchOption = (o: Omit<Base<boolean>, '_value'>): OptionSpec<boolean> => ({ ...o, kind: 'switch' });
 export const intOption = (o: Omit<Base<number>, '_value'> & { min: number; max?: number; example: number }): OptionSpec<number> => ({ ...o, kind: 'int' });
@@ -58,7 +59,12 @@ export function parseOption<T extends OptionValue>(spec: OptionSpec<T>, raw: Opt
     case 'int': {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
       if (!Number.isInteger(n) || n < spec.min || (spec.max !== undefined && n > spec.max)) {
-        const what = spec.min === 1 && spec.max === undefined ? 'a positive integer' : spec.min === 0 && spec.max === undefined ? 'a non-negative integer' : `an integer from ${spec.min} to ${spec.max ?? '∞'}`;
+        const what =
+          spec.min === 1 && spec.max === undefined
+            ? 'a positive integer'
+            : spec.min === 0 && spec.max === undefined
+              ? 'a non-negative integer'
+              : `an integer from ${spec.min} to ${spec.max ?? '∞'}`;
         throw bad(flag, what, raw, `e.g. ${flag} ${spec.example}`);
       }
       return n as T;

@@ -22,22 +22,31 @@ export function readAssignment(file: string, nodeIndex: ReadonlyMap<string, numb
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof HxcError) throw err;
-    throw new HxcError('HXC2001', `cannot read the assignment file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: file, hint: 'give a path to an hxc-assignment/v1 JSON file' });
+    throw new HxcError('HXC2001', `cannot read the assignment file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      where: file,
+      hint: 'give a path to an hxc-assignment/v1 JSON file',
+    });
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new HxcError('HXC2201', `not JSON: ${(err as Error).message}`, { where: file, hint: 'write {"format": "hxc-assignment/v1", "assignment": {"node": "device"}}' });
+    throw new HxcError('HXC2201', `not JSON: ${(err as Error).message}`, {
+      where: file,
+      hint: 'write {"format": "hxc-assignment/v1", "assignment": {"node": "device"}}',
+    });
   }
   const bad = (where: string, msg: string, hint: string): never => {
     throw new HxcError('HXC2503', msg, { where: `${file}: ${where}`, hint });
   };
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return bad('$', 'the file is not a JSON object', `write {"format": "${ASSIGNMENT_FORMAT}", "assignment": {...}}`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    return bad('$', 'the file is not a JSON object', `write {"format": "${ASSIGNMENT_FORMAT}", "assignment": {...}}`);
   const o = doc as Record<string, unknown>;
-  if (o.format !== ASSIGNMENT_FORMAT) return bad('$.format', `format is ${JSON.stringify(o.format)}, expected "${ASSIGNMENT_FORMAT}"`, `set "format": "${ASSIGNMENT_FORMAT}"`);
+  if (o.format !== ASSIGNMENT_FORMAT)
+    return bad('$.format', `format is ${JSON.stringify(o.format)}, expected "${ASSIGNMENT_FORMAT}"`, `set "format": "${ASSIGNMENT_FORMAT}"`);
   const a = o.assignment;
-  if (typeof a !== 'object' || a === null || Array.isArray(a)) return bad('$.assignment', 'assignment must be an object of node name → device id', 'e.g. {"/model/layers.0/MatMul": "gpu0"}');
+  if (typeof a !== 'object' || a === null || Array.isArray(a))
+    return bad('$.assignment', 'assignment must be an object of node name → device id', 'e.g. {"/model/layers.0/MatMul": "gpu0"}');
   const devices = new Map(deviceIds.map((id, i) => [id, i]));
   const pins = new Int32Array(nodes).fill(-1);
   for (const [name, dev] of Object.entries(a as Record<string, unknown>)) {

@@ -39,13 +39,15 @@ export function readDrift(file: string, plan: PlanV1): { devices: DeviceDrift[];
   const bad = (at: string, what: string): never => {
     throw new HxcError('HXC2502', `${at}: ${what}`, { where: file, hint: 'give the telemetry.json `hxc run` writes (hxc-telemetry/v1), unedited' });
   };
-  if (!doc || typeof doc !== 'object' || doc.format !== 'hxc-telemetry/v1') bad('$.format', `expected "hxc-telemetry/v1", found ${JSON.stringify(doc?.format)}`);
+  if (!doc || typeof doc !== 'object' || doc.format !== 'hxc-telemetry/v1')
+    bad('$.format', `expected "hxc-telemetry/v1", found ${JSON.stringify(doc?.format)}`);
   const list = (key: string): Record<string, unknown>[] => {
     const v = doc[key] ?? [];
     if (!Array.isArray(v) || v.some((x) => !x || typeof x !== 'object')) bad(`$.${key}`, 'expected an array of objects');
     return v as Record<string, unknown>[];
   };
-  const num = (v: unknown, at: string): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : bad(at, `expected a number ≥ 0, found ${JSON.stringify(v)}`));
+  const num = (v: unknown, at: string): number =>
+    typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : bad(at, `expected a number ≥ 0, found ${JSON.stringify(v)}`);
   // Busy time per (device, request): the compute steps (those that ran nodes).
   const busy = new Map<string, Map<number, number>>();
   list('steps').forEach((s, i) => {

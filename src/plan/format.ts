@@ -101,8 +101,26 @@ export interface DeviceMemoryV1 {
 }
 
 export type PlanStep =
-  | { op: 'compute'; unit: string | undefined; nodes: string[] | undefined; program: string | null; duration_s: number; round: number; start_s: number; end_s: number }
-  | { op: 'send' | 'recv'; value: string | undefined; bytes: number | undefined; peer: string | undefined; transfer: number | undefined; round: number; start_s: number; end_s: number };
+  | {
+      op: 'compute';
+      unit: string | undefined;
+      nodes: string[] | undefined;
+      program: string | null;
+      duration_s: number;
+      round: number;
+      start_s: number;
+      end_s: number;
+    }
+  | {
+      op: 'send' | 'recv';
+      value: string | undefined;
+      bytes: number | undefined;
+      peer: string | undefined;
+      transfer: number | undefined;
+      round: number;
+      start_s: number;
+      end_s: number;
+    };
 
 export interface PlanDevice {
   id: string;

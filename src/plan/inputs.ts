@@ -5,5 +5,11 @@ export interface InputSpec {
   name: string;
   dtype: string | null;
   shape: (number | string)[] | null;
-  fill: { kind: 'uniform-int'; high: number } | { kind: 'ones' } | { kind: 'positions'; offset_dim: string | null } | { kind: 'uniform-float' } | { kind: 'bool' } | { kind: 'replica-share'; replicas: number };
+  fill:
+    | { kind: 'uniform-int'; high: number }
+    | { kind: 'ones' }
+    | { kind: 'positions'; offset_dim: string | null }
+    | { kind: 'uniform-float' }
+    | { kind: 'bool' }
+    | { kind: 'replica-share'; replicas: number };
 }

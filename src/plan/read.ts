@@ -75,12 +75,17 @@ export function readPlan(dir: string): PlanV1 {
     throw new HxcError('HXC2201', `plan.json is not JSON: ${(err as Error).message}`, { where: file, hint: 'write the plan again with hxc plan' });
   }
   if (plan === null || typeof plan !== 'object' || Array.isArray(plan)) throw new HxcError('HXC2003', 'plan.json is not a JSON object', { where: file });
-  if (plan.format !== 'hxc-plan/v1') throw new HxcError('HXC2003', `plan.json has format ${JSON.stringify(plan.format)}, expected "hxc-plan/v1"`, { where: file });
+  if (plan.format !== 'hxc-plan/v1')
+    throw new HxcError('HXC2003', `plan.json has format ${JSON.stringify(plan.format)}, expected "hxc-plan/v1"`, { where: file });
   const validate = schemaValidator();
   if (!validate(plan)) {
     const e = validate.errors?.[0];
     // A JSON pointer, shown with its keys unescaped (~1 is /, ~0 is ~).
-    const at = (e?.instancePath ?? '').split('/').map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~')).join(' › ').replace(/^ › /, '');
+    const at = (e?.instancePath ?? '')
+      .split('/')
+      .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'))
+      .join(' › ')
+      .replace(/^ › /, '');
     throw tampered(`${file}: ${at || '$'}`, `plan.json does not follow hxc-plan/v1: ${e?.message ?? 'invalid'}`);
   }
   const p = plan as unknown as PlanV1;
@@ -99,7 +104,8 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
   const programs = p.programs ?? {};
   for (const f of Object.keys(programs)) {
     const full = path.resolve(root, f);
-    if (path.isAbsolute(f) || !full.startsWith(root + path.sep) || f.split(/[\\/]/).includes('..')) throw tampered(file, `program path "${f}" leaves the plan directory`);
+    if (path.isAbsolute(f) || !full.startsWith(root + path.sep) || f.split(/[\\/]/).includes('..'))
+      throw tampered(file, `program path "${f}" leaves the plan directory`);
   }
   const sends = new Map<number, string>();
   const recvs = new Map<number, string>();
@@ -108,7 +114,8 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
     for (const [k, s] of d.steps.entries()) {
       const at = `devices[${d.id}].steps[${k}]`;
       if (s.op === 'compute') {
-        if (s.program !== null && s.program !== undefined && !(s.program in programs)) throw tampered(file, `${at} runs program "${s.program}", which the plan does not list`);
+        if (s.program !== null && s.program !== undefined && !(s.program in programs))
+          throw tampered(file, `${at} runs program "${s.program}", which the plan does not list`);
         for (const n of s.nodes ?? []) {
           if (nodesOn.has(n)) throw tampered(file, `node "${n}" is computed twice`);
           nodesOn.set(n, d.id);
@@ -118,7 +125,8 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
       const t = p.transfers[s.transfer!];
       if (!t) throw tampered(file, `${at} names transfer ${s.transfer}, which does not exist`);
       const [self, other, seen] = s.op === 'send' ? [t.from, t.to, sends] : [t.to, t.from, recvs];
-      if (self !== d.id || other !== s.peer || t.value !== s.value) throw tampered(file, `${at} (${s.op} ${s.value}) does not match transfer ${s.transfer} (${t.value} ${t.from}→${t.to})`);
+      if (self !== d.id || other !== s.peer || t.value !== s.value)
+        throw tampered(file, `${at} (${s.op} ${s.value}) does not match transfer ${s.transfer} (${t.value} ${t.from}→${t.to})`);
       if (seen.has(s.transfer!)) throw tampered(file, `transfer ${s.transfer} is ${s.op === 'send' ? 'sent' : 'received'} twice`);
       seen.set(s.transfer!, d.id);
     }
@@ -128,7 +136,8 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
     if (!sends.has(k) || !recvs.has(k)) throw tampered(file, `transfer ${k} (${t.value} ${t.from}→${t.to}) has no ${sends.has(k) ? 'recv' : 'send'}`);
   });
   for (const [node, device] of Object.entries(p.assignment)) {
-    if (nodesOn.get(node) !== device) throw tampered(file, `node "${node}" is assigned to ${device} but ${nodesOn.has(node) ? `runs on ${nodesOn.get(node)}` : 'runs nowhere'}`);
+    if (nodesOn.get(node) !== device)
+      throw tampered(file, `node "${node}" is assigned to ${device} but ${nodesOn.has(node) ? `runs on ${nodesOn.get(node)}` : 'runs nowhere'}`);
   }
   if (nodesOn.size !== Object.keys(p.assignment).length) throw tampered(file, 'a compute step runs a node the assignment does not list');
 }
@@ -154,7 +163,8 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
     if (!real.startsWith(root + path.sep)) throw tampered(p, `program ${file} leads outside the plan directory`);
     const bytes = readRegular(real, 2 ** 31 - 1, `program ${file}`, dir);
     const sha = sha256(bytes);
-    if (sha !== meta.sha256) throw tampered(p, `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
+    if (sha !== meta.sha256)
+      throw tampered(p, `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
     let graph: OnnxNs.IGraphProto | null | undefined;
     try {
       graph = onnx.ModelProto.decode(bytes).graph;
@@ -182,6 +192,7 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
   for (const r of plan.expert_replicas ?? []) for (const v of r.parts) used.add(v);
   for (const [file, meta] of Object.entries(plan.programs ?? {})) {
     const lost = meta.outputs.find((v) => !used.has(v));
-    if (lost !== undefined) throw tampered(manifest, `program ${file} yields "${lost}", which plan.json sends nowhere (no output, transfer, step or state lists it)`);
+    if (lost !== undefined)
+      throw tampered(manifest, `program ${file} yields "${lost}", which plan.json sends nowhere (no output, transfer, step or state lists it)`);
   }
 }

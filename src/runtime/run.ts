@@ -61,7 +61,6 @@ export interface RunReport {
   routing: string | null;
 }
 
-
 function workerSteps(plan: PlanV1, device: PlanV1['devices'][number]): WorkerStep[] {
   // Consecutive compute steps sharing a program run it once.
   const steps = device.steps.filter((s, k) => {
@@ -75,7 +74,9 @@ function workerSteps(plan: PlanV1, device: PlanV1['devices'][number]): WorkerSte
     }
     if (s.op === 'recv') return { op: 'recv', value: s.value!, peer: s.peer!, label: s.value! };
     // A send moves the buffer when no later step here reads the value and it is not a graph output.
-    const later = steps.slice(k + 1).some((t) => (t.op === 'compute' && plan.programs[t.program!]!.inputs.includes(s.value!)) || (t.op === 'send' && t.value === s.value));
+    const later = steps
+      .slice(k + 1)
+      .some((t) => (t.op === 'compute' && plan.programs[t.program!]!.inputs.includes(s.value!)) || (t.op === 'send' && t.value === s.value));
     const graphOutput = plan.outputs.some((o) => o.name === s.value);
     return { op: 'send', value: s.value!, peer: s.peer!, last_use: !later && !graphOutput, label: s.value! };
   });
@@ -87,17 +88,24 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const dir = opts.plan_dir;
   const plan = readPlan(dir);
   if (!plan.programs || Object.keys(plan.programs).length === 0) {
-    throw new HxcError('HXC2601', 'this plan has no programs to run (it was planned from a JSON graph, which has no weights or kernels)', { where: dir, hint: 'plan an ONNX model' });
+    throw new HxcError('HXC2601', 'this plan has no programs to run (it was planned from a JSON graph, which has no weights or kernels)', {
+      where: dir,
+      hint: 'plan an ONNX model',
+    });
   }
   verifyPrograms(dir, plan);
   const active = plan.devices.filter((d) => d.steps.length > 0);
   const stateInputs = new Set(plan.state.flatMap((s) => s.inputs));
-  if (opts.decode_steps > 0 && plan.state.length === 0) throw new HxcError('HXC2002', '--decode-steps needs a model with KV-cache state, and this plan has none', { where: '--decode-steps' });
+  if (opts.decode_steps > 0 && plan.state.length === 0)
+    throw new HxcError('HXC2002', '--decode-steps needs a model with KV-cache state, and this plan has none', { where: '--decode-steps' });
   const roles = plan.roles;
   // Channels per ordered device pair that has transfers.
   const sendPorts = new Map<string, Record<string, MessagePort>>();
   const recvPorts = new Map<string, Record<string, MessagePort>>();
-  for (const d of active) { sendPorts.set(d.id, {}); recvPorts.set(d.id, {}); }
+  for (const d of active) {
+    sendPorts.set(d.id, {});
+    recvPorts.set(d.id, {});
+  }
   const channel = (from: string, to: string): void => {
     if (sendPorts.get(from)![to]) return;
     const ch = new MessageChannel();
@@ -166,10 +174,20 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     }
     needs.set(d.id, need);
     const init: WorkerInit & { send_ports: Record<string, MessagePort>; recv_ports: Record<string, MessagePort> } = {
-      device: d.id, plan_dir: path.resolve(dir), steps, outputs: [...produced].filter((v) => graphOutputs.has(v)).sort(),
-      state: localState.get(d.id) ?? [], state_sends: stateSends.get(d.id) ?? [], state_recvs: stateRecvs.get(d.id) ?? [],
-      intra_op_threads: threads, epoch_ms: epoch, send_ports: sendPorts.get(d.id)!, recv_ports: recvPorts.get(d.id)!,
-      queue, queue_slot: slots[d.id]!, queue_slots: slots,
+      device: d.id,
+      plan_dir: path.resolve(dir),
+      steps,
+      outputs: [...produced].filter((v) => graphOutputs.has(v)).sort(),
+      state: localState.get(d.id) ?? [],
+      state_sends: stateSends.get(d.id) ?? [],
+      state_recvs: stateRecvs.get(d.id) ?? [],
+      intra_op_threads: threads,
+      epoch_ms: epoch,
+      send_ports: sendPorts.get(d.id)!,
+      recv_ports: recvPorts.get(d.id)!,
+      queue,
+      queue_slot: slots[d.id]!,
+      queue_slots: slots,
       shares: Object.fromEntries(replicaSets.filter((rs) => need.has(rs.input)).map((rs) => [rs.input, rs.devices])),
       probes: [...(plan.expert_probes ?? []).map((p) => p.value), ...replicaParts].filter((v) => produced.has(v)),
     };
@@ -184,9 +202,15 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       if (m.type === 'error') fail(`${m.device}: ${m.message}`);
       pending.get(d.id)?.(m);
     });
-    w.on('error', (e) => { settle(); fail(`${d.id}: ${e.message}`); });
+    w.on('error', (e) => {
+      settle();
+      fail(`${d.id}: ${e.message}`);
+    });
     // A worker that stops without a word (killed, or its thread torn down) ends the run too.
-    w.on('exit', (code) => { settle(); if (!finished) fail(`${d.id}: its worker stopped (exit code ${code})`); });
+    w.on('exit', (code) => {
+      settle();
+      if (!finished) fail(`${d.id}: its worker stopped (exit code ${code})`);
+    });
     workers.set(d.id, w);
   }
   const next = (id: string): Promise<WorkerMessage> => new Promise((resolve) => pending.set(id, resolve));
@@ -206,7 +230,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       // The outputs --check compares are the model's, all of them, as the plan lists them.
       const mine = plan.outputs.map((o) => o.name);
       if (mine.length !== reference.outputNames.length || mine.some((n, i) => n !== reference.outputNames[i])) {
-        throw new HxcError('HXC2601', `plan.json lists outputs ${JSON.stringify(mine)}, the model has ${JSON.stringify(reference.outputNames)}`, { where: path.join(dir, 'plan.json'), hint: 'the plan directory was changed after hxc wrote it: plan again' });
+        throw new HxcError('HXC2601', `plan.json lists outputs ${JSON.stringify(mine)}, the model has ${JSON.stringify(reference.outputNames)}`, {
+          where: path.join(dir, 'plan.json'),
+          hint: 'the plan directory was changed after hxc wrote it: plan again',
+        });
       }
     }
     const readers = new Map<string, number>();
@@ -219,13 +246,16 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     if (opts.decode_steps > 0 && maxPositions !== null && roles.past && roles.seq) {
       const reach = (dims[roles.past] ?? 0) + (dims[roles.seq] ?? 1) + opts.decode_steps;
       if (reach > maxPositions) {
-        throw new HxcError('HXC2002', `--decode-steps ${opts.decode_steps} would take the sequence to ${reach} positions; the model has ${maxPositions}`, { where: '--decode-steps', hint: `plan with a smaller --context or --prompt, or run fewer steps` });
+        throw new HxcError('HXC2002', `--decode-steps ${opts.decode_steps} would take the sequence to ${reach} positions; the model has ${maxPositions}`, {
+          where: '--decode-steps',
+          hint: `plan with a smaller --context or --prompt, or run fewer steps`,
+        });
       }
     }
     for (let r = 0; r < total; r++) {
       const decode = opts.decode_steps > 0 && r > 0;
       if (decode) {
-        const seq = roles.seq ? dims[roles.seq] ?? 1 : 1;
+        const seq = roles.seq ? (dims[roles.seq] ?? 1) : 1;
         if (roles.past) dims = { ...dims, [roles.past]: (dims[roles.past] ?? 0) + seq };
         if (roles.seq) dims = { ...dims, [roles.seq]: 1 };
         if (roles.total && roles.past && roles.seq) dims = { ...dims, [roles.total]: dims[roles.past]! + 1 };
@@ -238,20 +268,38 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       const waiting = new Set(active.map((d) => d.id));
       const timeout_s = opts.timeout_s ?? DEFAULT_TIMEOUT_S;
       const timer = setTimeout(() => fail(`request ${r} did not finish within ${timeout_s} s; still running: ${[...waiting].join(', ')}`), timeout_s * 1000);
-      const dones = await Promise.race([failed, Promise.all(active.map((d) => {
-        const mine: Record<string, WireTensor> = {};
-        // Inputs go to the devices that read them; moved, not copied, unless --check still needs them
-        // or another device reads the same input.
-        for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, !reference && readers.get(name) === 1).wire;
-        const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: decode, return_state: last || opts.decode_steps === 0 };
-        const p = next(d.id).then((m) => { waiting.delete(d.id); return m; });
-        workers.get(d.id)!.postMessage(req, Object.values(mine).map((w) => w.data));
-        return p;
-      }))]).finally(() => clearTimeout(timer));
+      const dones = await Promise.race([
+        failed,
+        Promise.all(
+          active.map((d) => {
+            const mine: Record<string, WireTensor> = {};
+            // Inputs go to the devices that read them; moved, not copied, unless --check still needs them
+            // or another device reads the same input.
+            for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, !reference && readers.get(name) === 1).wire;
+            const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: decode, return_state: last || opts.decode_steps === 0 };
+            const p = next(d.id).then((m) => {
+              waiting.delete(d.id);
+              return m;
+            });
+            workers.get(d.id)!.postMessage(
+              req,
+              Object.values(mine).map((w) => w.data),
+            );
+            return p;
+          }),
+        ),
+      ]).finally(() => clearTimeout(timer));
       const latency = performance.now() - t0;
-      if (process.env.HXC_TRACE_RUN) process.stderr.write(`request ${r}: ${latency.toFixed(3)} ms; ${dones.map((m) => (m.type === 'done' ? `${m.device} handle ${m.handle_ms?.toFixed(3)} busy ${m.busy_ms.toFixed(3)}` : '')).join(', ')}\n`);
+      if (process.env.HXC_TRACE_RUN)
+        process.stderr.write(
+          `request ${r}: ${latency.toFixed(3)} ms; ${dones.map((m) => (m.type === 'done' ? `${m.device} handle ${m.handle_ms?.toFixed(3)} busy ${m.busy_ms.toFixed(3)}` : '')).join(', ')}\n`,
+        );
       const bad = dones.find((m) => m.type === 'error');
-      if (bad && bad.type === 'error') throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' });
+      if (bad && bad.type === 'error')
+        throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, {
+          where: dir,
+          hint: 'check that the inputs match the plan (--dim), or plan again',
+        });
       const outputs: Record<string, ort.Tensor> = {};
       for (const m of dones) {
         if (m.type !== 'done') continue;
@@ -266,14 +314,23 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         if (decode) Object.assign(refFeeds, refState);
         const refOut = await reference.run(refFeeds);
         refState = {};
-        for (const s of plan.state) s.outputs.forEach((o, i) => { if (refOut[o]) refState[s.inputs[i]!] = refOut[o]!; });
+        for (const s of plan.state)
+          s.outputs.forEach((o, i) => {
+            if (refOut[o]) refState[s.inputs[i]!] = refOut[o]!;
+          });
         for (const o of plan.outputs) {
           if (outputs[o.name] && refOut[o.name]) checks.push(compare(o.name, outputs[o.name]!, refOut[o.name]!));
         }
       }
       results.push({ request: r, kind: opts.decode_steps > 0 ? (decode ? 'decode' : 'prefill') : 'request', latency_ms: latency, dims: { ...dims }, checks });
     }
-    return finish(opts, plan, results, records, active.map((d) => d.id));
+    return finish(
+      opts,
+      plan,
+      results,
+      records,
+      active.map((d) => d.id),
+    );
   } finally {
     finished = true;
     // Let every worker finish creating its sessions first (bounded by --timeout), then stop them.
@@ -300,7 +357,10 @@ function resolveModel(opts: RunOptions, plan: PlanV1, dir: string): string {
   }
   const size = plan.model.file_bytes;
   if (!st.isFile() || (size !== undefined && st.size !== size) || sha256File(p) !== plan.model.sha256) {
-    throw new HxcError('HXC2601', `${p} is not the model this plan was made from (its size or sha256 differs)`, { where, hint: 'give the planned model with --model PATH, or plan again' });
+    throw new HxcError('HXC2601', `${p} is not the model this plan was made from (its size or sha256 differs)`, {
+      where,
+      hint: 'give the planned model with --model PATH, or plan again',
+    });
   }
   return p;
 }
@@ -311,20 +371,26 @@ function sha256File(file: string): string {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(4 << 20);
-    for (let n: number; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+    for (let n: number; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }
   return h.digest('hex');
 }
 
-
-function finish(opts: RunOptions, plan: PlanV1, results: RequestResult[], records: { device: string; request: number; done: RunDone }[], devices: string[]): RunReport {
+function finish(
+  opts: RunOptions,
+  plan: PlanV1,
+  results: RequestResult[],
+  records: { device: string; request: number; done: RunDone }[],
+  devices: string[],
+): RunReport {
   const dir = opts.plan_dir;
   const lat = results.map((r) => r.latency_ms);
   // Program → its nodes (the calibration input: hxc plan --calibrate telemetry.json).
   const programNodes = new Map<string, string[]>();
-  for (const d of plan.devices) for (const s of d.steps) if (s.op === 'compute' && s.program) programNodes.set(s.program, [...(programNodes.get(s.program) ?? []), ...(s.nodes ?? [])]);
+  for (const d of plan.devices)
+    for (const s of d.steps) if (s.op === 'compute' && s.program) programNodes.set(s.program, [...(programNodes.get(s.program) ?? []), ...(s.nodes ?? [])]);
   const busy: Record<string, number[]> = {};
   for (const r of records) (busy[r.device] ??= []).push(r.done.busy_ms);
   const totalLatency = lat.reduce((a, b) => a + b, 0);
@@ -337,27 +403,58 @@ function finish(opts: RunOptions, plan: PlanV1, results: RequestResult[], record
   });
   const all = results.flatMap((r) => r.checks);
   const worst = all.reduce<Comparison | null>((w, c) => (!w || c.max_rel_error > w.max_rel_error || !c.shape_matches ? c : w), null);
-  const check = opts.check ? { passed: all.length > 0 && all.every((c) => c.shape_matches && c.within_tolerance), tolerance_rel: CHECK_TOLERANCE_REL, tolerance_abs: CHECK_TOLERANCE_ABS, worst } : null;
+  const check = opts.check
+    ? {
+        passed: all.length > 0 && all.every((c) => c.shape_matches && c.within_tolerance),
+        tolerance_rel: CHECK_TOLERANCE_REL,
+        tolerance_abs: CHECK_TOLERANCE_ABS,
+        worst,
+      }
+    : null;
   // Telemetry (hxc-telemetry/v1) and a Chrome trace of what ran.
   const runDir = path.join(dir, 'run');
   const telemetry = {
     format: 'hxc-telemetry/v1',
     plan: path.basename(path.resolve(dir)),
     requests: results.map((r) => ({ request: r.request, kind: r.kind, latency_s: r.latency_ms / 1000, dims: r.dims })),
-    steps: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'compute').map((s) => ({
-      device: r.device, device_kind: plan.devices.find((d) => d.id === r.device)?.kind ?? null, request: r.request, program: s.program ?? null,
-      nodes: s.program ? programNodes.get(s.program) ?? [] : [], start_s: s.start_ms / 1000, end_s: s.end_ms / 1000,
-    }))),
-    transfers: records.flatMap((r) => r.done.steps.filter((s) => s.op === 'recv').map((s) => ({ to: r.device, from: s.peer, value: s.label, request: r.request, bytes: s.bytes, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 }))),
+    steps: records.flatMap((r) =>
+      r.done.steps
+        .filter((s) => s.op === 'compute')
+        .map((s) => ({
+          device: r.device,
+          device_kind: plan.devices.find((d) => d.id === r.device)?.kind ?? null,
+          request: r.request,
+          program: s.program ?? null,
+          nodes: s.program ? (programNodes.get(s.program) ?? []) : [],
+          start_s: s.start_ms / 1000,
+          end_s: s.end_ms / 1000,
+        })),
+    ),
+    transfers: records.flatMap((r) =>
+      r.done.steps
+        .filter((s) => s.op === 'recv')
+        .map((s) => ({ to: r.device, from: s.peer, value: s.label, request: r.request, bytes: s.bytes, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 })),
+    ),
     queue_waits: records.map((r) => ({ device: r.device, request: r.request, wait_s: r.done.wait_ms / 1000 })),
     expert_tokens: [] as { device: string; request: number; layer: number; expert: number; tokens: number }[],
   };
   const pid = new Map(devices.map((d, i) => [d, i]));
   const trace = [
     ...devices.map((d, i) => ({ name: 'process_name', ph: 'M', pid: i, tid: 0, args: { name: d } })),
-    ...records.flatMap((r) => r.done.steps.filter((s) => s.end_ms > s.start_ms).map((s) => ({
-      name: s.label, cat: s.op, ph: 'X', ts: s.start_ms * 1000, dur: (s.end_ms - s.start_ms) * 1000, pid: pid.get(r.device)!, tid: s.op === 'compute' ? 0 : 1, args: { request: r.request, bytes: s.bytes ?? null },
-    }))),
+    ...records.flatMap((r) =>
+      r.done.steps
+        .filter((s) => s.end_ms > s.start_ms)
+        .map((s) => ({
+          name: s.label,
+          cat: s.op,
+          ph: 'X',
+          ts: s.start_ms * 1000,
+          dur: (s.end_ms - s.start_ms) * 1000,
+          pid: pid.get(r.device)!,
+          tid: s.op === 'compute' ? 0 : 1,
+          args: { request: r.request, bytes: s.bytes ?? null },
+        })),
+    ),
   ];
   // Expert token counts (routed MoE layers): the NonZero probes' counts, summed over requests,
   // written as hxc-routing/v1 so the next plan can take them with --routing.
@@ -376,14 +473,17 @@ function finish(opts: RunOptions, plan: PlanV1, results: RequestResult[], record
   const partOf = new Map<string, { key: string; replica: number; device: string }>();
   for (const rs of plan.expert_replicas) rs.parts.forEach((p, j) => partOf.set(p, { key: rs.key, replica: j, device: rs.devices[j]! }));
   const replicaTokens: { key: string; replica: number; device: string; request: number; tokens: number }[] = [];
-  for (const r of records) for (const [name, dims] of Object.entries(r.done.probes ?? {})) {
-    const p = partOf.get(name);
-    if (p) replicaTokens.push({ ...p, request: r.request, tokens: dims[0] ?? 0 });
-  }
+  for (const r of records)
+    for (const [name, dims] of Object.entries(r.done.probes ?? {})) {
+      const p = partOf.get(name);
+      if (p) replicaTokens.push({ ...p, request: r.request, tokens: dims[0] ?? 0 });
+    }
   (telemetry as { replica_tokens?: unknown }).replica_tokens = replicaTokens;
   // The queue depths each expert split was made from (the copy with the shortest queue takes the most rows).
   const keyOfInput = new Map(plan.expert_replicas.map((x) => [x.input, x.key]));
-  (telemetry as { replica_dispatch?: unknown }).replica_dispatch = records.flatMap((r) => (r.done.dispatch ?? []).map((x) => ({ key: keyOfInput.get(x.input) ?? x.input, request: r.request, queue_depths: x.depths })));
+  (telemetry as { replica_dispatch?: unknown }).replica_dispatch = records.flatMap((r) =>
+    (r.done.dispatch ?? []).map((x) => ({ key: keyOfInput.get(x.input) ?? x.input, request: r.request, queue_depths: x.depths })),
+  );
   const outputs: OutputEntry[] = [
     { file: 'telemetry.json', text: JSON.stringify(telemetry, null, 1) + '\n' },
     { file: 'trace.json', text: JSON.stringify({ traceEvents: trace, displayTimeUnit: 'ms', otherData: { generator: 'hxc run' } }) + '\n' },
@@ -391,19 +491,32 @@ function finish(opts: RunOptions, plan: PlanV1, results: RequestResult[], record
   let routingFile: string | null = null;
   if (counts.size > 0) {
     routingFile = path.join(runDir, 'expert_routing.json');
-    const layers = [...counts.entries()].sort(([a], [b]) => a - b).map(([layer, m]) => {
-      const experts = Math.max(...m.keys()) + 1;
-      return { layer, tokens: Array.from({ length: experts }, (_, e) => m.get(e) ?? 0) };
+    const layers = [...counts.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([layer, m]) => {
+        const experts = Math.max(...m.keys()) + 1;
+        return { layer, tokens: Array.from({ length: experts }, (_, e) => m.get(e) ?? 0) };
+      });
+    outputs.push({
+      file: 'expert_routing.json',
+      text: checkedRoutingText(layers, { measured: true, source: 'hxc run', requests: results.length }, routingFile),
     });
-    outputs.push({ file: 'expert_routing.json', text: checkedRoutingText(layers, { measured: true, source: 'hxc run', requests: results.length }, routingFile) });
   }
   // The whole run/ folder at once (temp + rename inside the plan directory; never through a symlink).
   writeOutputDir(runDir, outputs, 'hxc-run/v1');
   const telemetryFile = path.join(runDir, 'telemetry.json');
   const traceFile = path.join(runDir, 'trace.json');
   return {
-    format: 'hxc-run/v1', plan: dir, devices, requests: results,
+    format: 'hxc-run/v1',
+    plan: dir,
+    devices,
+    requests: results,
     latency_ms: { p50: percentile(lat, 0.5), p95: percentile(lat, 0.95), mean: totalLatency / Math.max(1, lat.length) },
-    device_busy_share: share, measured_vs_estimated: measured, check, telemetry: telemetryFile, trace: traceFile, routing: routingFile,
+    device_busy_share: share,
+    measured_vs_estimated: measured,
+    check,
+    telemetry: telemetryFile,
+    trace: traceFile,
+    routing: routingFile,
   };
 }

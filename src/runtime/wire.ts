@@ -7,7 +7,10 @@ import type { WireTensor } from './protocol.js';
 export function toWire(t: ort.Tensor, transfer: boolean): { wire: WireTensor; transfer: ArrayBuffer[] } {
   const view = t.data as unknown as ArrayBufferView;
   if (transfer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && !(view.buffer instanceof SharedArrayBuffer)) {
-    return { wire: { type: t.type, dims: [...t.dims], data: view.buffer as ArrayBuffer, byteOffset: 0, length: (t.data as ArrayLike<unknown>).length }, transfer: [view.buffer as ArrayBuffer] };
+    return {
+      wire: { type: t.type, dims: [...t.dims], data: view.buffer as ArrayBuffer, byteOffset: 0, length: (t.data as ArrayLike<unknown>).length },
+      transfer: [view.buffer as ArrayBuffer],
+    };
   }
   const copy = (view.buffer as ArrayBuffer).slice(view.byteOffset, view.byteOffset + view.byteLength);
   return { wire: { type: t.type, dims: [...t.dims], data: copy, byteOffset: 0, length: (t.data as ArrayLike<unknown>).length }, transfer: [copy] };
@@ -15,14 +18,23 @@ export function toWire(t: ort.Tensor, transfer: boolean): { wire: WireTensor; tr
 
 export function fromWire(w: WireTensor): ort.Tensor {
   const ctor: Record<string, new (b: ArrayBuffer, o: number, n: number) => ArrayBufferView> = {
-    float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, int8: Int8Array, uint8: Uint8Array,
-    bool: Uint8Array, int16: Int16Array, uint16: Uint16Array, float16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array,
+    float32: Float32Array,
+    float64: Float64Array,
+    int32: Int32Array,
+    int64: BigInt64Array,
+    int8: Int8Array,
+    uint8: Uint8Array,
+    bool: Uint8Array,
+    int16: Int16Array,
+    uint16: Uint16Array,
+    float16: Uint16Array,
+    uint32: Uint32Array,
+    uint64: BigUint64Array,
   };
   const C = ctor[w.type];
   if (!C) throw new Error(`unsupported tensor type ${w.type}`);
   return new ort.Tensor(w.type as ort.Tensor.Type, new C(w.data, w.byteOffset, w.length) as never, w.dims);
 }
-
 
 /**
  * Cumulative row shares for an expert's copies from their devices' queue depths (compute steps

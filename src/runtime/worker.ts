@@ -53,7 +53,13 @@ async function main(): Promise<void> {
   const sessions = new Map<string, ort.InferenceSession>();
   for (const s of init.steps) {
     if (s.op === 'compute' && s.program && !sessions.has(s.program)) {
-      sessions.set(s.program, await ort.InferenceSession.create(path.join(init.plan_dir, s.program), { ...SESSION_OPTIONS, ...(init.intra_op_threads > 0 ? { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 } : {}) }));
+      sessions.set(
+        s.program,
+        await ort.InferenceSession.create(path.join(init.plan_dir, s.program), {
+          ...SESSION_OPTIONS,
+          ...(init.intra_op_threads > 0 ? { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 } : {}),
+        }),
+      );
     }
   }
   const inboxes = new Map<string, Inbox>();
@@ -64,12 +70,14 @@ async function main(): Promise<void> {
   const probeNames = new Set(init.probes);
   parentPort!.on('message', (req: RunRequest) => {
     const received = now();
-    runRequest(req).then((done) => {
-      done.handle_ms = now() - received;
-      const transfer: ArrayBuffer[] = [];
-      for (const w of Object.values(done.outputs)) transfer.push(w.data);
-      parentPort!.postMessage(done, transfer);
-    }).catch((err: Error) => parentPort!.postMessage({ type: 'error', device: init.device, message: err.message }));
+    runRequest(req)
+      .then((done) => {
+        done.handle_ms = now() - received;
+        const transfer: ArrayBuffer[] = [];
+        for (const w of Object.values(done.outputs)) transfer.push(w.data);
+        parentPort!.postMessage(done, transfer);
+      })
+      .catch((err: Error) => parentPort!.postMessage({ type: 'error', device: init.device, message: err.message }));
   });
   parentPort!.postMessage({ type: 'ready', device: init.device });
 
@@ -77,11 +85,20 @@ async function main(): Promise<void> {
     const store = new Map<string, ort.Tensor>();
     for (const [name, w] of Object.entries(req.feeds)) store.set(name, fromWire(w));
     if (req.use_state) {
-      for (const [present, past] of init.state) { const t = kept.get(present); if (t) store.set(past, t); }
+      for (const [present, past] of init.state) {
+        const t = kept.get(present);
+        if (t) store.set(past, t);
+      }
       // A cache read on another device moves there (the plan reports such moves).
       for (const m of init.state_sends) {
         const t = kept.get(m.present);
-        if (t) init.send_ports[m.peer]!.postMessage({ value: m.past, request: req.request, tensor: toWire(t, false).wire, sent_ms: now() } satisfies TransferMessage);
+        if (t)
+          init.send_ports[m.peer]!.postMessage({
+            value: m.past,
+            request: req.request,
+            tensor: toWire(t, false).wire,
+            sent_ms: now(),
+          } satisfies TransferMessage);
       }
       for (const m of init.state_recvs) store.set(m.past, fromWire((await inboxes.get(m.peer)!.take(req.request, m.past)).tensor));
     }

@@ -27,8 +27,18 @@ export function decodeTensor(t: TensorData): Dim[] | undefined {
   const bytes = t.location.data;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const width: Partial<Record<DType, number>> = {
-    int64: 8, uint64: 8, int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1, bool: 1,
-    float32: 4, float64: 8, float16: 2,
+    int64: 8,
+    uint64: 8,
+    int32: 4,
+    uint32: 4,
+    int16: 2,
+    uint16: 2,
+    int8: 1,
+    uint8: 1,
+    bool: 1,
+    float32: 4,
+    float64: 8,
+    float16: 2,
   };
   const w = width[t.dtype];
   if (w === undefined || bytes.byteLength < count * w) return undefined;
@@ -36,19 +46,44 @@ export function decodeTensor(t: TensorData): Dim[] | undefined {
   for (let i = 0; i < count; i++) {
     const o = i * w;
     switch (t.dtype) {
-      case 'int64': out[i] = Number(view.getBigInt64(o, true)); break;
-      case 'uint64': out[i] = Number(view.getBigUint64(o, true)); break;
-      case 'int32': out[i] = view.getInt32(o, true); break;
-      case 'uint32': out[i] = view.getUint32(o, true); break;
-      case 'int16': out[i] = view.getInt16(o, true); break;
-      case 'uint16': out[i] = view.getUint16(o, true); break;
-      case 'int8': out[i] = view.getInt8(o); break;
-      case 'uint8': out[i] = view.getUint8(o); break;
-      case 'bool': out[i] = view.getUint8(o) ? 1 : 0; break;
-      case 'float32': out[i] = view.getFloat32(o, true); break;
-      case 'float64': out[i] = view.getFloat64(o, true); break;
-      case 'float16': out[i] = halfToNumber(view.getUint16(o, true)); break;
-      default: return undefined;
+      case 'int64':
+        out[i] = Number(view.getBigInt64(o, true));
+        break;
+      case 'uint64':
+        out[i] = Number(view.getBigUint64(o, true));
+        break;
+      case 'int32':
+        out[i] = view.getInt32(o, true);
+        break;
+      case 'uint32':
+        out[i] = view.getUint32(o, true);
+        break;
+      case 'int16':
+        out[i] = view.getInt16(o, true);
+        break;
+      case 'uint16':
+        out[i] = view.getUint16(o, true);
+        break;
+      case 'int8':
+        out[i] = view.getInt8(o);
+        break;
+      case 'uint8':
+        out[i] = view.getUint8(o);
+        break;
+      case 'bool':
+        out[i] = view.getUint8(o) ? 1 : 0;
+        break;
+      case 'float32':
+        out[i] = view.getFloat32(o, true);
+        break;
+      case 'float64':
+        out[i] = view.getFloat64(o, true);
+        break;
+      case 'float16':
+        out[i] = halfToNumber(view.getUint16(o, true));
+        break;
+      default:
+        return undefined;
     }
   }
   return out;
@@ -76,7 +111,8 @@ function strides(shape: readonly number[]): number[] {
 
 /** Element-wise map over broadcast inputs (numeric shapes); `fn` may return undefined to give up. */
 export function broadcastMap(
-  outShape: readonly number[], ins: { shape: readonly number[]; value: readonly Dim[] }[],
+  outShape: readonly number[],
+  ins: { shape: readonly number[]; value: readonly Dim[] }[],
   fn: (args: Dim[]) => Dim | undefined,
 ): Dim[] | undefined {
   let count = 1;
@@ -117,9 +153,12 @@ export function arith(op: string, kind: ValueKind, a: Dim, b: Dim): Dim | undefi
   const numeric = typeof a === 'number' && typeof b === 'number';
   if (kind === 'float' && !numeric && op !== 'Add' && op !== 'Sub' && op !== 'Mul' && op !== 'Div') return undefined;
   switch (op) {
-    case 'Add': return dimAdd(a, b);
-    case 'Sub': return dimSub(a, b);
-    case 'Mul': return dimMul(a, b);
+    case 'Add':
+      return dimAdd(a, b);
+    case 'Sub':
+      return dimSub(a, b);
+    case 'Mul':
+      return dimMul(a, b);
     case 'Div':
       if (numeric) {
         if (b === 0) return undefined;
@@ -135,14 +174,22 @@ export function arith(op: string, kind: ValueKind, a: Dim, b: Dim): Dim | undefi
       // ONNX Mod with fmod=0 takes the sign of the divisor (Python semantics).
       return kind === 'float' ? x - y * Math.floor(x / y) : ((x % y) + y) % y;
     }
-    case 'Pow': return numeric ? (a as number) ** (b as number) : undefined;
-    case 'Max': return numeric ? Math.max(a as number, b as number) : compareDims(a, b) === 'gt' ? a : compareDims(a, b) === 'lt' ? b : a === b ? a : undefined;
-    case 'Min': return numeric ? Math.min(a as number, b as number) : compareDims(a, b) === 'lt' ? a : compareDims(a, b) === 'gt' ? b : a === b ? a : undefined;
-    case 'And': return numeric ? (a && b ? 1 : 0) : undefined;
-    case 'Or': return numeric ? (a || b ? 1 : 0) : undefined;
-    case 'Xor': return numeric ? ((a ? 1 : 0) ^ (b ? 1 : 0)) : undefined;
-    case 'BitShift': return undefined;
-    default: return undefined;
+    case 'Pow':
+      return numeric ? (a as number) ** (b as number) : undefined;
+    case 'Max':
+      return numeric ? Math.max(a as number, b as number) : compareDims(a, b) === 'gt' ? a : compareDims(a, b) === 'lt' ? b : a === b ? a : undefined;
+    case 'Min':
+      return numeric ? Math.min(a as number, b as number) : compareDims(a, b) === 'lt' ? a : compareDims(a, b) === 'gt' ? b : a === b ? a : undefined;
+    case 'And':
+      return numeric ? (a && b ? 1 : 0) : undefined;
+    case 'Or':
+      return numeric ? (a || b ? 1 : 0) : undefined;
+    case 'Xor':
+      return numeric ? (a ? 1 : 0) ^ (b ? 1 : 0) : undefined;
+    case 'BitShift':
+      return undefined;
+    default:
+      return undefined;
   }
 }
 
@@ -151,10 +198,14 @@ export function compareDims(a: Dim, b: Dim): 'lt' | 'eq' | 'gt' | undefined {
   if (typeof a === 'number' && typeof b === 'number') return a < b ? 'lt' : a > b ? 'gt' : 'eq';
   if (a === b) return 'eq';
   switch (polyOf(a).sub(polyOf(b)).sign()) {
-    case 'zero': return 'eq';
-    case 'pos': return 'gt';
-    case 'neg': return 'lt';
-    default: return undefined;
+    case 'zero':
+      return 'eq';
+    case 'pos':
+      return 'gt';
+    case 'neg':
+      return 'lt';
+    default:
+      return undefined;
   }
 }
 
@@ -169,12 +220,18 @@ export function compare(op: string, a: Dim, b: Dim): Dim | undefined {
     return undefined;
   }
   switch (op) {
-    case 'Equal': return c === 'eq' ? 1 : 0;
-    case 'Less': return c === 'lt' ? 1 : 0;
-    case 'LessOrEqual': return c !== 'gt' ? 1 : 0;
-    case 'Greater': return c === 'gt' ? 1 : 0;
-    case 'GreaterOrEqual': return c !== 'lt' ? 1 : 0;
-    default: return undefined;
+    case 'Equal':
+      return c === 'eq' ? 1 : 0;
+    case 'Less':
+      return c === 'lt' ? 1 : 0;
+    case 'LessOrEqual':
+      return c !== 'gt' ? 1 : 0;
+    case 'Greater':
+      return c === 'gt' ? 1 : 0;
+    case 'GreaterOrEqual':
+      return c !== 'lt' ? 1 : 0;
+    default:
+      return undefined;
   }
 }
 
@@ -187,20 +244,34 @@ export function unary(op: string, kind: ValueKind, a: Dim): Dim | undefined {
     return undefined;
   }
   switch (op) {
-    case 'Neg': return -a;
-    case 'Abs': return Math.abs(a);
-    case 'Floor': return Math.floor(a);
-    case 'Ceil': return Math.ceil(a);
-    case 'Round': return roundHalfEven(a);
-    case 'Sqrt': return Math.sqrt(a);
-    case 'Exp': return Math.exp(a);
-    case 'Log': return Math.log(a);
-    case 'Reciprocal': return kind === 'int' ? undefined : 1 / a;
-    case 'Relu': return Math.max(a, 0);
-    case 'Sign': return Math.sign(a);
-    case 'Not': return a ? 0 : 1;
-    case 'Identity': return a;
-    default: return undefined;
+    case 'Neg':
+      return -a;
+    case 'Abs':
+      return Math.abs(a);
+    case 'Floor':
+      return Math.floor(a);
+    case 'Ceil':
+      return Math.ceil(a);
+    case 'Round':
+      return roundHalfEven(a);
+    case 'Sqrt':
+      return Math.sqrt(a);
+    case 'Exp':
+      return Math.exp(a);
+    case 'Log':
+      return Math.log(a);
+    case 'Reciprocal':
+      return kind === 'int' ? undefined : 1 / a;
+    case 'Relu':
+      return Math.max(a, 0);
+    case 'Sign':
+      return Math.sign(a);
+    case 'Not':
+      return a ? 0 : 1;
+    case 'Identity':
+      return a;
+    default:
+      return undefined;
   }
 }
 
@@ -288,7 +359,12 @@ export function transposeValues(data: readonly Dim[], shape: readonly number[], 
 }
 
 /** Reduction over `axes` of a numeric-shaped tensor (keepdims does not change element order). */
-export function reduceValues(data: readonly Dim[], shape: readonly number[], axes: ReadonlySet<number>, combine: (a: Dim, b: Dim) => Dim | undefined): Dim[] | undefined {
+export function reduceValues(
+  data: readonly Dim[],
+  shape: readonly number[],
+  axes: ReadonlySet<number>,
+  combine: (a: Dim, b: Dim) => Dim | undefined,
+): Dim[] | undefined {
   const outShape = shape.map((d, i) => (axes.has(i) ? 1 : d));
   const outStrides = strides(outShape);
   const out: (Dim | undefined)[] = new Array(outShape.reduce((a, b) => a * b, 1)).fill(undefined);

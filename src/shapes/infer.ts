@@ -84,7 +84,10 @@ class Inference {
   /** One call object, re-pointed at each node: rules use it only while they run. */
   private readonly call = new Call(this);
 
-  constructor(readonly graph: Graph, readonly opts: InferOptions) {}
+  constructor(
+    readonly graph: Graph,
+    readonly opts: InferOptions,
+  ) {}
 
   run(order: Int32Array): InferResult {
     const g = this.graph;
@@ -165,7 +168,8 @@ class Inference {
       } catch (err) {
         // A rule that trips over a malformed node must not stop the walk: the node falls back
         // like an unknown op, and the error is kept for the analysis (tests require none).
-        if (err instanceof InvalidNode) throw new HxcError('HXC2107', err.message, { where: `node "${node.name}"`, hint: 'the model breaks the ONNX operator spec here: export it again' });
+        if (err instanceof InvalidNode)
+          throw new HxcError('HXC2107', err.message, { where: `node "${node.name}"`, hint: 'the model breaks the ONNX operator spec here: export it again' });
         if (err instanceof InferError) this.note(node, err.message);
         else this.ruleErrors.push(`${node.name} (${node.op}): ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -262,7 +266,7 @@ class Call implements OpCall {
   reset(node: Node): this {
     const opsets = this.inf.opts.opsets;
     this.node = node;
-    this.opset = node.domain === '' ? opsets[''] ?? opsets['ai.onnx'] ?? 0 : opsets[node.domain] ?? 0;
+    this.opset = node.domain === '' ? (opsets[''] ?? opsets['ai.onnx'] ?? 0) : (opsets[node.domain] ?? 0);
     return this;
   }
 

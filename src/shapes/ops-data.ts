@@ -96,7 +96,10 @@ const topK: Rule = (c) => {
   const k = c.has(1) ? c.value(1)?.[0] : c.attrIntOpt('k');
   const out = shape.slice();
   out[axis] = k ?? c.fresh('topk');
-  return [{ dtype: c.dtype(0), shape: out }, { dtype: 'int64', shape: out.slice() }];
+  return [
+    { dtype: c.dtype(0), shape: out },
+    { dtype: 'int64', shape: out.slice() },
+  ];
 };
 
 /** OneHot-11: a new axis of size `depth` inserted at `axis` (default -1, last). */
@@ -105,7 +108,7 @@ const oneHot: Rule = (c) => {
   const rank = shape.length + 1;
   const axis = normAxis(c.attrInt('axis', -1), rank);
   const raw = c.value(1)?.[0];
-  const depth = typeof raw === 'number' ? Math.trunc(raw) : raw ?? c.fresh('depth');
+  const depth = typeof raw === 'number' ? Math.trunc(raw) : (raw ?? c.fresh('depth'));
   const out = shape.slice();
   out.splice(axis, 0, depth);
   return [{ dtype: c.dtype(2), shape: out }];
@@ -118,7 +121,12 @@ const unique: Rule = (c) => {
   const axis = c.attrIntOpt('axis');
   const y = axis === undefined ? [n] : shape.map((d, i) => (i === normAxis(axis, shape.length) ? n : d));
   const inverse = axis === undefined ? [dimProduct(shape)] : [shape[normAxis(axis, shape.length)]!];
-  return [{ dtype: c.dtype(0), shape: y }, { dtype: 'int64', shape: [n] }, { dtype: 'int64', shape: inverse }, { dtype: 'int64', shape: [n] }];
+  return [
+    { dtype: c.dtype(0), shape: y },
+    { dtype: 'int64', shape: [n] },
+    { dtype: 'int64', shape: inverse },
+    { dtype: 'int64', shape: [n] },
+  ];
 };
 
 const compress: Rule = (c) => {
@@ -129,25 +137,27 @@ const compress: Rule = (c) => {
 };
 
 /** Reduce*: axes from the input (ReduceSum since 13, the others since 18) or the attribute. */
-const reduce = (op: string): Rule => (c) => {
-  const shape = c.shape(0);
-  const dtype = c.dtype(0);
-  const keep = c.attrInt('keepdims', 1) === 1;
-  const axes = c.has(1) ? c.ints(1) : c.attrInts('axes');
-  if (c.has(1) && !axes) fail(`${op} axes are unknown`);
-  if ((!axes || axes.length === 0) && c.attrInt('noop_with_empty_axes', 0) === 1) return [{ ...sameAs(c), value: c.value(0) }];
-  const set = new Set(axes && axes.length > 0 ? axes.map((a) => normAxis(a, shape.length)) : shape.map((_, i) => i));
-  const out: Out = { dtype, shape: keep ? shape.map((d, i) => (set.has(i) ? 1 : d)) : shape.filter((_, i) => !set.has(i)) };
-  const base = { ReduceProd: 'Mul', ReduceSum: 'Add', ReduceMax: 'Max', ReduceMin: 'Min' }[op];
-  const v = c.value(0);
-  const n = numericShape(shape);
-  if (base && v && n) {
-    const kind = valueKind(dtype);
-    const value = reduceValues(v, n, set, (a, b) => arith(base, kind, a, b));
-    if (value) out.value = value;
-  }
-  return [out];
-};
+const reduce =
+  (op: string): Rule =>
+  (c) => {
+    const shape = c.shape(0);
+    const dtype = c.dtype(0);
+    const keep = c.attrInt('keepdims', 1) === 1;
+    const axes = c.has(1) ? c.ints(1) : c.attrInts('axes');
+    if (c.has(1) && !axes) fail(`${op} axes are unknown`);
+    if ((!axes || axes.length === 0) && c.attrInt('noop_with_empty_axes', 0) === 1) return [{ ...sameAs(c), value: c.value(0) }];
+    const set = new Set(axes && axes.length > 0 ? axes.map((a) => normAxis(a, shape.length)) : shape.map((_, i) => i));
+    const out: Out = { dtype, shape: keep ? shape.map((d, i) => (set.has(i) ? 1 : d)) : shape.filter((_, i) => !set.has(i)) };
+    const base = { ReduceProd: 'Mul', ReduceSum: 'Add', ReduceMax: 'Max', ReduceMin: 'Min' }[op];
+    const v = c.value(0);
+    const n = numericShape(shape);
+    if (base && v && n) {
+      const kind = valueKind(dtype);
+      const value = reduceValues(v, n, set, (a, b) => arith(base, kind, a, b));
+      if (value) out.value = value;
+    }
+    return [out];
+  };
 
 const argReduce: Rule = (c) => {
   const shape = c.shape(0);
@@ -177,7 +187,9 @@ const resize: Rule = (c) => {
   const sizes = !old && c.has(3) ? c.value(3) : undefined;
   const scales = op === 'Upsample' && !c.has(1) ? c.attrFloats('scales') : c.has(scalesAt) ? c.value(scalesAt) : undefined;
   if (sizes && sizes.length > 0) {
-    axes.forEach((a, i) => { out[a] = sizes[i]!; });
+    axes.forEach((a, i) => {
+      out[a] = sizes[i]!;
+    });
     if (c.attrString('keep_aspect_ratio_policy', 'stretch') !== 'stretch') c.note('Resize keep_aspect_ratio_policy: sizes taken as given');
   } else if (scales && scales.length > 0) {
     axes.forEach((a, i) => {
@@ -185,7 +197,9 @@ const resize: Rule = (c) => {
       out[a] = typeof s === 'number' ? scaleDim(c, shape[a]!, s) : c.fresh(`resize${a}`);
     });
   } else {
-    axes.forEach((a) => { out[a] = c.fresh(`resize${a}`); });
+    axes.forEach((a) => {
+      out[a] = c.fresh(`resize${a}`);
+    });
   }
   return [{ dtype, shape: out }];
 };
@@ -219,7 +233,14 @@ const einsum: Rule = (c) => {
     }
   });
   const ell = broadcastShapes(ellipses);
-  const outLabels = rhs ?? (ellipses.length > 0 ? '...' : '') + [...counts].filter(([, n]) => n === 1).map(([l]) => l).sort().join('');
+  const outLabels =
+    rhs ??
+    (ellipses.length > 0 ? '...' : '') +
+      [...counts]
+        .filter(([, n]) => n === 1)
+        .map(([l]) => l)
+        .sort()
+        .join('');
   const out: Dim[] = [];
   for (let p = 0; p < outLabels.length; p++) {
     if (outLabels.startsWith('...', p)) {
@@ -257,8 +278,11 @@ export const DATA_RULES: Record<string, Rule> = {
   OneHot: oneHot,
   Unique: unique,
   Compress: compress,
-  ...Object.fromEntries(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare']
-    .map((op) => [op, reduce(op)])),
+  ...Object.fromEntries(
+    ['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare'].map(
+      (op) => [op, reduce(op)],
+    ),
+  ),
   ArgMax: argReduce,
   ArgMin: argReduce,
   Resize: resize,

@@ -9,11 +9,48 @@ import { broadcastShapes, fail, numericShape, type OpCall, type Out, type Rule }
 
 /** Ops whose output has the input's type and shape (ONNX unary element-wise and activations). */
 const UNARY = [
-  'Relu', 'Sigmoid', 'Tanh', 'Erf', 'HardSwish', 'HardSigmoid', 'LeakyRelu', 'Softplus', 'Softsign',
-  'Neg', 'Sqrt', 'Exp', 'Log', 'Abs', 'Reciprocal', 'Ceil', 'Floor', 'Round', 'Sign', 'Not',
-  'Sin', 'Cos', 'Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh',
-  'Elu', 'Selu', 'Celu', 'ThresholdedRelu', 'Mish', 'Gelu', 'Shrink', 'BitwiseNot', 'Clip',
-  'Swish', 'Identity',
+  'Relu',
+  'Sigmoid',
+  'Tanh',
+  'Erf',
+  'HardSwish',
+  'HardSigmoid',
+  'LeakyRelu',
+  'Softplus',
+  'Softsign',
+  'Neg',
+  'Sqrt',
+  'Exp',
+  'Log',
+  'Abs',
+  'Reciprocal',
+  'Ceil',
+  'Floor',
+  'Round',
+  'Sign',
+  'Not',
+  'Sin',
+  'Cos',
+  'Tan',
+  'Asin',
+  'Acos',
+  'Atan',
+  'Sinh',
+  'Cosh',
+  'Asinh',
+  'Acosh',
+  'Atanh',
+  'Elu',
+  'Selu',
+  'Celu',
+  'ThresholdedRelu',
+  'Mish',
+  'Gelu',
+  'Shrink',
+  'BitwiseNot',
+  'Clip',
+  'Swish',
+  'Identity',
 ];
 
 /** Binary/variadic ops whose output dtype is the first input's. */
@@ -51,15 +88,16 @@ function withValue(out: Out, value: Dim[] | undefined): Out {
   return value ? { ...out, value } : out;
 }
 
-const unaryRule = (op: string): Rule => (c) => {
-  const dtype = c.dtype(0);
-  const shape = c.shapeOrNull(0);
-  const kind = valueKind(dtype);
-  const value = op === 'Clip' || op === 'Identity' || kind !== 'other'
-    ? fold(c, shape, op === 'Clip' ? clipFold(c) : ([a]) => unary(op, kind, a!))
-    : undefined;
-  return [withValue({ dtype, shape }, value)];
-};
+const unaryRule =
+  (op: string): Rule =>
+  (c) => {
+    const dtype = c.dtype(0);
+    const shape = c.shapeOrNull(0);
+    const kind = valueKind(dtype);
+    const value =
+      op === 'Clip' || op === 'Identity' || kind !== 'other' ? fold(c, shape, op === 'Clip' ? clipFold(c) : ([a]) => unary(op, kind, a!)) : undefined;
+    return [withValue({ dtype, shape }, value)];
+  };
 
 /** Clip folds numerically with its min/max (inputs since opset 11, attributes before). */
 function clipFold(c: OpCall): (args: Dim[]) => Dim | undefined {
@@ -77,42 +115,58 @@ function clipFold(c: OpCall): (args: Dim[]) => Dim | undefined {
   };
 }
 
-const arithRule = (op: string): Rule => (c) => {
-  const dtype = c.dtype(0);
-  const shapes = inputShapes(c);
-  const shape = shapes ? broadcastShapes(shapes) : null;
-  const kind = valueKind(dtype);
-  let value: Dim[] | undefined;
-  if (kind === 'int' || kind === 'float' || kind === 'bool') {
-    if (op === 'Sum' || op === 'Max' || op === 'Min' || ['Add', 'Sub', 'Mul', 'Div', 'Mod', 'Pow'].includes(op)) {
-      const base = op === 'Sum' ? 'Add' : op;
-      value = fold(c, shape, (args) => {
-        let acc: Dim | undefined = args[0]!;
-        for (let i = 1; i < args.length && acc !== undefined; i++) acc = arith(base, kind, acc, args[i]!);
-        return acc;
-      });
+const arithRule =
+  (op: string): Rule =>
+  (c) => {
+    const dtype = c.dtype(0);
+    const shapes = inputShapes(c);
+    const shape = shapes ? broadcastShapes(shapes) : null;
+    const kind = valueKind(dtype);
+    let value: Dim[] | undefined;
+    if (kind === 'int' || kind === 'float' || kind === 'bool') {
+      if (op === 'Sum' || op === 'Max' || op === 'Min' || ['Add', 'Sub', 'Mul', 'Div', 'Mod', 'Pow'].includes(op)) {
+        const base = op === 'Sum' ? 'Add' : op;
+        value = fold(c, shape, (args) => {
+          let acc: Dim | undefined = args[0]!;
+          for (let i = 1; i < args.length && acc !== undefined; i++) acc = arith(base, kind, acc, args[i]!);
+          return acc;
+        });
+      }
     }
-  }
-  return [withValue({ dtype, shape }, value)];
-};
+    return [withValue({ dtype, shape }, value)];
+  };
 
 function binary(c: OpCall): void {
   if (!c.has(0) || !c.has(1)) fail(`${c.node.op} needs two inputs`);
 }
 
-const compareRule = (op: string): Rule => (c) => {
-  binary(c);
-  const shapes = inputShapes(c);
-  const shape = shapes ? broadcastShapes(shapes) : null;
-  return [withValue({ dtype: 'bool', shape }, fold(c, shape, ([a, b]) => compare(op, a!, b!)))];
-};
+const compareRule =
+  (op: string): Rule =>
+  (c) => {
+    binary(c);
+    const shapes = inputShapes(c);
+    const shape = shapes ? broadcastShapes(shapes) : null;
+    return [
+      withValue(
+        { dtype: 'bool', shape },
+        fold(c, shape, ([a, b]) => compare(op, a!, b!)),
+      ),
+    ];
+  };
 
-const logicRule = (op: string): Rule => (c) => {
-  binary(c);
-  const shapes = inputShapes(c);
-  const shape = shapes ? broadcastShapes(shapes) : null;
-  return [withValue({ dtype: 'bool', shape }, fold(c, shape, ([a, b]) => arith(op, 'bool', a!, b!)))];
-};
+const logicRule =
+  (op: string): Rule =>
+  (c) => {
+    binary(c);
+    const shapes = inputShapes(c);
+    const shape = shapes ? broadcastShapes(shapes) : null;
+    return [
+      withValue(
+        { dtype: 'bool', shape },
+        fold(c, shape, ([a, b]) => arith(op, 'bool', a!, b!)),
+      ),
+    ];
+  };
 
 /** Where(cond, X, Y): broadcast of all three, dtype of X (ONNX Where-16). */
 const where: Rule = (c) => {
@@ -120,10 +174,15 @@ const where: Rule = (c) => {
   const dtype = c.dtype(1);
   const shapes = inputShapes(c);
   const shape = shapes ? broadcastShapes(shapes) : null;
-  return [withValue({ dtype, shape }, fold(c, shape, ([cond, x, y]) => {
-    if (typeof cond !== 'number') return undefined;
-    return cond ? x : y;
-  }))];
+  return [
+    withValue(
+      { dtype, shape },
+      fold(c, shape, ([cond, x, y]) => {
+        if (typeof cond !== 'number') return undefined;
+        return cond ? x : y;
+      }),
+    ),
+  ];
 };
 
 const cast: Rule = (c) => {
@@ -131,13 +190,23 @@ const cast: Rule = (c) => {
   if (!to) fail(`Cast has no valid "to" attribute`);
   const kind = valueKind(to);
   const shape = c.shapeOrNull(0);
-  return [withValue({ dtype: to, shape }, fold(c, shape, ([a]) => castElement(a!, kind)))];
+  return [
+    withValue(
+      { dtype: to, shape },
+      fold(c, shape, ([a]) => castElement(a!, kind)),
+    ),
+  ];
 };
 
 const castLike: Rule = (c) => {
   const to = c.dtype(1);
   const shape = c.shapeOrNull(0);
-  return [withValue({ dtype: to, shape }, fold(c, shape, ([a]) => castElement(a!, valueKind(to))))];
+  return [
+    withValue(
+      { dtype: to, shape },
+      fold(c, shape, ([a]) => castElement(a!, valueKind(to))),
+    ),
+  ];
 };
 
 const toBool: Rule = (c) => [{ dtype: 'bool', shape: c.shapeOrNull(0) }];

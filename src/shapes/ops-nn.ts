@@ -87,13 +87,15 @@ function windowDims(inDims: Shape, w: Window, ceilMode: boolean): Dim[] {
   });
 }
 
-const conv = (dtypeOf: (c: OpCall) => DType, weightAt: number): Rule => (c) => {
-  const x = c.shape(0, 3);
-  const w = c.shape(weightAt, 3);
-  const kernel = w.slice(2).every((d) => typeof d === 'number') ? (w.slice(2) as number[]) : undefined;
-  const win = windowOf(c, x.length - 2, kernel);
-  return [{ dtype: dtypeOf(c), shape: [x[0]!, w[0]!, ...windowDims(x.slice(2), win, false)] }];
-};
+const conv =
+  (dtypeOf: (c: OpCall) => DType, weightAt: number): Rule =>
+  (c) => {
+    const x = c.shape(0, 3);
+    const w = c.shape(weightAt, 3);
+    const kernel = w.slice(2).every((d) => typeof d === 'number') ? (w.slice(2) as number[]) : undefined;
+    const win = windowOf(c, x.length - 2, kernel);
+    return [{ dtype: dtypeOf(c), shape: [x[0]!, w[0]!, ...windowDims(x.slice(2), win, false)] }];
+  };
 
 /** ConvTranspose-11: out = s·(in − 1) + output_padding + eff − pads, or output_shape when given. */
 const convTranspose: Rule = (c) => {
@@ -121,7 +123,10 @@ const pool: Rule = (c) => {
   const x = c.shape(0, 3);
   const win = windowOf(c, x.length - 2, undefined);
   const shape = [x[0]!, x[1]!, ...windowDims(x.slice(2), win, c.attrInt('ceil_mode', 0) === 1)];
-  return [{ dtype: c.dtype(0), shape }, { dtype: 'int64', shape: shape.slice() }];
+  return [
+    { dtype: c.dtype(0), shape },
+    { dtype: 'int64', shape: shape.slice() },
+  ];
 };
 
 const globalPool: Rule = (c) => {
@@ -182,7 +187,9 @@ const dequantize: Rule = (c) => {
 };
 
 const dynamicQuantize: Rule = (c) => [
-  { dtype: 'uint8', shape: c.shapeOrNull(0) }, { dtype: 'float32', shape: [] }, { dtype: 'uint8', shape: [] },
+  { dtype: 'uint8', shape: c.shapeOrNull(0) },
+  { dtype: 'float32', shape: [] },
+  { dtype: 'uint8', shape: [] },
 ];
 
 /** GridSample-16: [N, C] of the input, then the grid's output locations [N, H_out, W_out, 2]. */

@@ -5,10 +5,7 @@
 
 import type { Dim, Shape } from '../ir/graph.js';
 import { broadcastMap, concatValues, gatherValues, sliceValues, transposeValues } from './constant-fold.js';
-import {
-  broadcastShapes, clampIndex, elementCount, fail, normAxis, numericShape, sameAs,
-  invalid, type OpCall, type Out, type Rule,
-} from './rule.js';
+import { broadcastShapes, clampIndex, elementCount, fail, normAxis, numericShape, sameAs, invalid, type OpCall, type Out, type Rule } from './rule.js';
 import { dimAdd, dimCeilDiv, dimDivExact, dimMul, dimProduct, dimSign, dimSub, dimSum } from './symbolic.js';
 
 /** The input's elements, unchanged, under a new shape (Reshape, Squeeze, Unsqueeze, Flatten). */
@@ -77,7 +74,8 @@ const transpose: Rule = (c) => {
   const perm = c.attrInts('perm') ?? shape.map((_, i) => shape.length - 1 - i);
   if (perm.length !== shape.length) invalid(`Transpose perm [${perm.join(', ')}] has ${perm.length} entries for a rank-${shape.length} input`);
   const seen = new Set(perm.map((p) => (p < 0 ? p + shape.length : p)));
-  if (seen.size !== perm.length || [...seen].some((p) => !(p >= 0 && p < shape.length))) invalid(`Transpose perm [${perm.join(', ')}] is not a permutation of 0..${shape.length - 1}`);
+  if (seen.size !== perm.length || [...seen].some((p) => !(p >= 0 && p < shape.length)))
+    invalid(`Transpose perm [${perm.join(', ')}] is not a permutation of 0..${shape.length - 1}`);
   const out: Out = { dtype: c.dtype(0), shape: perm.map((p) => shape[normAxis(p, shape.length)]!) };
   const v = c.value(0);
   const n = numericShape(shape);
@@ -161,7 +159,9 @@ const slice: Rule = (c) => {
     fail('Slice starts, ends, axes and steps differ in length');
   }
   const out = shape.slice();
-  const ranges: ({ start: number; step: number; count: number } | undefined)[] = shape.map((d) => (typeof d === 'number' ? { start: 0, step: 1, count: d } : undefined));
+  const ranges: ({ start: number; step: number; count: number } | undefined)[] = shape.map((d) =>
+    typeof d === 'number' ? { start: 0, step: 1, count: d } : undefined,
+  );
   axes.forEach((axis, i) => {
     const dim = shape[axis]!;
     const step = steps?.[i] ?? 1;
@@ -286,7 +286,7 @@ const tile: Rule = (c) => {
 /** Pad-18: pads [x1_begin, x2_begin, ..., x1_end, x2_end] (input since 11, attribute before). */
 const pad: Rule = (c) => {
   const shape = c.shape(0);
-  const pads = c.has(1) ? c.value(1) : c.attrInts('pads') ?? c.attrInts('paddings');
+  const pads = c.has(1) ? c.value(1) : (c.attrInts('pads') ?? c.attrInts('paddings'));
   if (!pads) return [{ dtype: c.dtype(0), shape: shape.map((_, i) => c.fresh(`pad${i}`)) }];
   const axes = c.has(3) ? c.ints(3) : undefined;
   if (c.has(3) && !axes) fail('Pad axes are unknown');

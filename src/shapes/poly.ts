@@ -96,9 +96,17 @@ function mulMono(a: Mono, b: Mono): Mono {
   while (i < a.length || j < b.length) {
     const x = a[i];
     const y = b[j];
-    if (x && (!y || x[0] < y[0])) { out.push([x[0], x[1]]); i++; }
-    else if (y && (!x || y[0] < x[0])) { out.push([y[0], y[1]]); j++; }
-    else { out.push([x![0], x![1] + y![1]]); i++; j++; }
+    if (x && (!y || x[0] < y[0])) {
+      out.push([x[0], x[1]]);
+      i++;
+    } else if (y && (!x || y[0] < x[0])) {
+      out.push([y[0], y[1]]);
+      j++;
+    } else {
+      out.push([x![0], x![1] + y![1]]);
+      i++;
+      j++;
+    }
   }
   return out;
 }

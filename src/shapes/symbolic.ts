@@ -10,7 +10,6 @@ import { parseDim } from './poly-parse.js';
 export { Poly, type Bindings } from './poly.js';
 export { parseDim, parseLenient } from './poly-parse.js';
 
-
 export function polyOf(d: Dim): Poly {
   return typeof d === 'number' ? Poly.constant(d) : parseDim(d);
 }
@@ -105,4 +104,3 @@ export function dimSign(d: Dim): ReturnType<Poly['sign']> {
   if (typeof d === 'number') return d > 0 ? 'pos' : d < 0 ? 'neg' : 'zero';
   return parseDim(d).sign();
 }
-

@@ -80,7 +80,11 @@ export interface SimResult {
 /** A transfer with less than a byte left is done (float round-off must not stall the clock). */
 const DONE_BYTES = 0.5;
 
-const enum Ev { DeviceFree, Arrive, Flow }
+const enum Ev {
+  DeviceFree,
+  Arrive,
+  Flow,
+}
 
 interface Event {
   t: number;
@@ -192,7 +196,16 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     if (now > requestFinish[r]!) requestFinish[r] = now;
     if (wantTrace && r < traceUpTo) {
       const tr = input.transfers[t]!;
-      trace.push({ name: `${tr.value} ${tr.from}→${tr.to}`, cat: 'transfer', ph: 'X', ts: started[inst]! * 1e6, dur: (now - started[inst]!) * 1e6, pid: linkPid, tid: t, args: { bytes: tr.bytes, links: tr.links, request: r } });
+      trace.push({
+        name: `${tr.value} ${tr.from}→${tr.to}`,
+        cat: 'transfer',
+        ph: 'X',
+        ts: started[inst]! * 1e6,
+        dur: (now - started[inst]!) * 1e6,
+        pid: linkPid,
+        tid: t,
+        args: { bytes: tr.bytes, links: tr.links, request: r },
+      });
     }
     const d = waiting[inst]!;
     if (d >= 0) {
@@ -237,7 +250,8 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
         const dur = step.duration_s ?? 0;
         busy[d]! += dur;
         if (r === 0) stepTimes[d]![k] = { start_s: now, end_s: now + dur };
-        if (wantTrace && dur > 0 && r < traceUpTo) trace.push({ name: step.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
+        if (wantTrace && dur > 0 && r < traceUpTo)
+          trace.push({ name: step.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
         if (now + dur > requestFinish[r]!) requestFinish[r] = now + dur;
         if (dur > 0) {
           busyUntil[d] = now + dur;
@@ -319,7 +333,12 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     request_finish_s: Array.from(requestFinish),
     makespan_s: makespan,
     throughput_per_s: makespan > 0 ? R / makespan : 0,
-    devices: input.devices.map((d, i) => ({ id: d.id, busy_s: busy[i]! / R, idle_s: Math.max(0, makespan - busy[i]!) / R, utilisation: makespan > 0 ? busy[i]! / makespan : 0 })),
+    devices: input.devices.map((d, i) => ({
+      id: d.id,
+      busy_s: busy[i]! / R,
+      idle_s: Math.max(0, makespan - busy[i]!) / R,
+      utilisation: makespan > 0 ? busy[i]! / makespan : 0,
+    })),
     link_bytes,
     step_times: stepTimes,
     trace,

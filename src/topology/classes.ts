@@ -41,7 +41,19 @@ export interface RouteClass {
 
 /** What makes two devices interchangeable, apart from their links. */
 function partKey(d: Device): string {
-  return JSON.stringify([d.kind, d.model, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, Object.entries(d.peak_flops).sort(), d.launch_s, d.efficiency, Object.entries(d.class_efficiency).sort(), d.memory_efficiency, d.compute_units, d.ops]);
+  return JSON.stringify([
+    d.kind,
+    d.model,
+    d.memory_capacity_bytes,
+    d.memory_bandwidth_bytes_per_s,
+    Object.entries(d.peak_flops).sort(),
+    d.launch_s,
+    d.efficiency,
+    Object.entries(d.class_efficiency).sort(),
+    d.memory_efficiency,
+    d.compute_units,
+    d.ops,
+  ]);
 }
 
 function linkKey(l: Topology['links'][number]): string {
@@ -60,7 +72,12 @@ export function deviceClasses(topo: Pick<Topology, 'devices' | 'links'>): Device
   for (const d of topo.devices) base.set(d.id, `${partKey(d)}|${(linksOf.get(d.id) ?? []).sort().join(';')}`);
   const peers = new Map<string, string[]>();
   for (const l of topo.links) {
-    const tag = `${linkKey(l)}:${hashOf(l.devices.map((d) => base.get(d) ?? '').sort().join('\n'))}`;
+    const tag = `${linkKey(l)}:${hashOf(
+      l.devices
+        .map((d) => base.get(d) ?? '')
+        .sort()
+        .join('\n'),
+    )}`;
     for (const d of l.devices) (peers.get(d) ?? peers.set(d, []).get(d)!).push(tag);
   }
   const keyOf = (d: Device): string => `${base.get(d.id)}|${(peers.get(d.id) ?? []).sort().join(';')}`;
@@ -83,7 +100,15 @@ export function linkClasses(topo: Pick<Topology, 'links'>): LinkClass[] {
     const key = linkKey(l);
     const have = groups.get(key);
     if (have) have.links.push(l.name);
-    else groups.set(key, { kind: l.kind, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared, size: l.devices.length, links: [l.name] });
+    else
+      groups.set(key, {
+        kind: l.kind,
+        bandwidth_bytes_per_s: l.bandwidth_bytes_per_s,
+        latency_s: l.latency_s,
+        shared: l.shared,
+        size: l.devices.length,
+        links: [l.name],
+      });
   }
   return [...groups.values()];
 }
@@ -108,7 +133,17 @@ export function routeClasses(topo: Pick<Topology, 'devices' | 'links'>, routes: 
       const key = JSON.stringify([toClass, same, r.links.length, r.latency_s, r.bandwidth_bytes_per_s, kinds]);
       const have = shapes.get(key);
       if (have) have.count++;
-      else shapes.set(key, { from_class: c.name, to_class: toClass, same_host: same, hops: r.links.length, latency_s: r.latency_s, bandwidth_bytes_per_s: r.bandwidth_bytes_per_s, kinds, count: 1 });
+      else
+        shapes.set(key, {
+          from_class: c.name,
+          to_class: toClass,
+          same_host: same,
+          hops: r.links.length,
+          latency_s: r.latency_s,
+          bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
+          kinds,
+          count: 1,
+        });
     });
     out.push(...shapes.values());
   }

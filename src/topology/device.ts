@@ -61,7 +61,19 @@ export function canRun(device: Pick<Device, 'ops'>, op: string, domain = ''): bo
  * take their groups from it).
  */
 export function deviceClassKey(d: Device): string {
-  return JSON.stringify([d.kind, d.model, d.peak_flops, d.memory_capacity_bytes, d.memory_bandwidth_bytes_per_s, d.launch_s, d.efficiency, Object.entries(d.class_efficiency).sort(), d.memory_efficiency, d.compute_units, d.ops]);
+  return JSON.stringify([
+    d.kind,
+    d.model,
+    d.peak_flops,
+    d.memory_capacity_bytes,
+    d.memory_bandwidth_bytes_per_s,
+    d.launch_s,
+    d.efficiency,
+    Object.entries(d.class_efficiency).sort(),
+    d.memory_efficiency,
+    d.compute_units,
+    d.ops,
+  ]);
 }
 
 /**

@@ -336,7 +336,11 @@ function build(text: string, file: string, digest: string): Topology {
   links.forEach((link, i) => {
     const first = linkNames.get(link.name);
     if (first !== undefined) {
-      throw r.invalid(['links', i, 'name'], `link name "${link.name}" is used twice (first at ${r.at(['links', first, 'name'])})`, 'routes name links, so names must be unique');
+      throw r.invalid(
+        ['links', i, 'name'],
+        `link name "${link.name}" is used twice (first at ${r.at(['links', first, 'name'])})`,
+        'routes name links, so names must be unique',
+      );
     }
     linkNames.set(link.name, i);
   });
@@ -363,10 +367,14 @@ function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
     model = catalogEntry(mname);
     if (!model) {
       const close = closeMatches(mname, CATALOG_NAMES);
-      throw new HxcError('HXC2305', `${what}: unknown catalog model "${mname}"${close.length ? ` (did you mean ${close.join(', ')}?)` : ''}; the catalog has ${CATALOG_NAMES.join(', ')}`, {
-        where: r.at([...path, 'model']),
-        hint: 'use a catalog name, or drop `model` and write flops, memory and launch',
-      });
+      throw new HxcError(
+        'HXC2305',
+        `${what}: unknown catalog model "${mname}"${close.length ? ` (did you mean ${close.join(', ')}?)` : ''}; the catalog has ${CATALOG_NAMES.join(', ')}`,
+        {
+          where: r.at([...path, 'model']),
+          hint: 'use a catalog name, or drop `model` and write flops, memory and launch',
+        },
+      );
     }
   }
 
@@ -384,24 +392,33 @@ function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
   const mem = memory === undefined || memory === null ? {} : r.object(memory, [...path, 'memory'], `${what} memory`);
   const capacityRaw = own(mem, 'capacity');
   const bandwidthRaw = own(mem, 'bandwidth');
-  const memory_capacity_bytes = capacityRaw !== undefined && capacityRaw !== null
-    ? positive(r, parseBytes(capacityRaw, r.at([...path, 'memory', 'capacity'])), [...path, 'memory', 'capacity'], `${what} memory.capacity`)
-    : model?.memory_capacity_bytes;
+  const memory_capacity_bytes =
+    capacityRaw !== undefined && capacityRaw !== null
+      ? positive(r, parseBytes(capacityRaw, r.at([...path, 'memory', 'capacity'])), [...path, 'memory', 'capacity'], `${what} memory.capacity`)
+      : model?.memory_capacity_bytes;
   if (memory_capacity_bytes === undefined) {
-    throw r.invalid(memory ? [...path, 'memory'] : path, `${what}: missing field "memory.capacity" (no catalog model to take it from)`, 'add memory: {capacity: 80GiB, bandwidth: 3.35TB/s}, or a catalog model');
+    throw r.invalid(
+      memory ? [...path, 'memory'] : path,
+      `${what}: missing field "memory.capacity" (no catalog model to take it from)`,
+      'add memory: {capacity: 80GiB, bandwidth: 3.35TB/s}, or a catalog model',
+    );
   }
-  const memory_bandwidth_bytes_per_s = bandwidthRaw !== undefined && bandwidthRaw !== null
-    ? positive(r, parseBandwidth(bandwidthRaw, r.at([...path, 'memory', 'bandwidth'])), [...path, 'memory', 'bandwidth'], `${what} memory.bandwidth`)
-    : model?.memory_bandwidth_bytes_per_s;
+  const memory_bandwidth_bytes_per_s =
+    bandwidthRaw !== undefined && bandwidthRaw !== null
+      ? positive(r, parseBandwidth(bandwidthRaw, r.at([...path, 'memory', 'bandwidth'])), [...path, 'memory', 'bandwidth'], `${what} memory.bandwidth`)
+      : model?.memory_bandwidth_bytes_per_s;
   if (memory_bandwidth_bytes_per_s === undefined) {
-    throw r.invalid(memory ? [...path, 'memory'] : path, `${what}: missing field "memory.bandwidth" (no catalog model to take it from)`, 'add memory: {bandwidth: 400GB/s}, or a catalog model');
+    throw r.invalid(
+      memory ? [...path, 'memory'] : path,
+      `${what}: missing field "memory.bandwidth" (no catalog model to take it from)`,
+      'add memory: {bandwidth: 400GB/s}, or a catalog model',
+    );
   }
 
   // Launch and efficiency have per-kind defaults (catalog.ts KIND_DEFAULTS): they are starting values anyway.
   const launchRaw = own(d, 'launch');
-  const launch_s = launchRaw !== undefined && launchRaw !== null
-    ? parseSeconds(launchRaw, r.at([...path, 'launch']))
-    : (model?.launch_s ?? KIND_DEFAULTS[kind].launch_s);
+  const launch_s =
+    launchRaw !== undefined && launchRaw !== null ? parseSeconds(launchRaw, r.at([...path, 'launch'])) : (model?.launch_s ?? KIND_DEFAULTS[kind].launch_s);
   // `efficiency: 0.6` (compute, every op class) or `efficiency: {compute: 0.6, memory: 0.8, attention: 0.35}`.
   const effRaw = own(d, 'efficiency');
   let efficiency = model?.efficiency ?? KIND_DEFAULTS[kind].efficiency;
@@ -409,7 +426,11 @@ function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
   const class_efficiency: Partial<Record<ComputeClass, number>> = { ...(model?.class_efficiency ?? {}) };
   const fraction = (v: unknown, at: Path): number => {
     if (typeof v !== 'number' || !(v > 0 && v <= 1)) {
-      throw r.invalid(at, `${what}: ${at.slice(path.length).join('.')} must be a number in (0, 1], found ${describe(v)}`, 'write the fraction of peak achieved, e.g. 0.6');
+      throw r.invalid(
+        at,
+        `${what}: ${at.slice(path.length).join('.')} must be a number in (0, 1], found ${describe(v)}`,
+        'write the fraction of peak achieved, e.g. 0.6',
+      );
     }
     return v;
   };
@@ -433,15 +454,29 @@ function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
   let compute_units = model?.compute_units ?? null;
   if (unitsRaw !== undefined && unitsRaw !== null) {
     if (typeof unitsRaw !== 'number' || !Number.isInteger(unitsRaw) || unitsRaw < 1 || unitsRaw > 1e6) {
-      throw r.invalid([...path, 'compute_units'], `${what}: compute_units must be a whole number of SMs (1 to 1000000), found ${describe(unitsRaw)}`, 'write the streaming multiprocessors, e.g. compute_units: 132');
+      throw r.invalid(
+        [...path, 'compute_units'],
+        `${what}: compute_units must be a whole number of SMs (1 to 1000000), found ${describe(unitsRaw)}`,
+        'write the streaming multiprocessors, e.g. compute_units: 132',
+      );
     }
     compute_units = unitsRaw;
   }
 
   const ops = readOps(r, own(d, 'ops'), [...path, 'ops'], what, model?.op_set ?? KIND_DEFAULTS[kind].op_set);
   return ids.map((id) => ({
-    id, kind, model: model?.name ?? null, host: null, peak_flops: { ...peak_flops },
-    memory_capacity_bytes, memory_bandwidth_bytes_per_s, launch_s, efficiency, class_efficiency: { ...class_efficiency }, memory_efficiency, compute_units,
+    id,
+    kind,
+    model: model?.name ?? null,
+    host: null,
+    peak_flops: { ...peak_flops },
+    memory_capacity_bytes,
+    memory_bandwidth_bytes_per_s,
+    launch_s,
+    efficiency,
+    class_efficiency: { ...class_efficiency },
+    memory_efficiency,
+    compute_units,
     ops: { include: ops.include ? [...ops.include] : null, exclude: [...ops.exclude] },
   }));
 }
@@ -462,7 +497,11 @@ function deviceIds(r: Reader, d: Obj, idText: string, path: Path): string[] {
   }
   for (const id of ids) {
     if (!ID_PATTERN.test(id)) {
-      throw r.invalid([...path, 'id'], `device id "${id}" has characters other than letters, digits, "_", "-" and "."`, 'ids name files in the plan, so keep them plain');
+      throw r.invalid(
+        [...path, 'id'],
+        `device id "${id}" has characters other than letters, digits, "_", "-" and "."`,
+        'ids name files in the plan, so keep them plain',
+      );
     }
   }
   return ids;
@@ -470,15 +509,30 @@ function deviceIds(r: Reader, d: Obj, idText: string, path: Path): string[] {
 
 /** ONNX and common dtype spellings → the names used in peak_flops. */
 const DTYPE_ALIASES: Readonly<Record<string, string>> = {
-  fp64: 'fp64', double: 'fp64', float64: 'fp64',
-  fp32: 'fp32', float: 'fp32', float32: 'fp32',
+  fp64: 'fp64',
+  double: 'fp64',
+  float64: 'fp64',
+  fp32: 'fp32',
+  float: 'fp32',
+  float32: 'fp32',
   tf32: 'tf32',
-  fp16: 'fp16', float16: 'fp16', half: 'fp16',
-  bf16: 'bf16', bfloat16: 'bf16',
-  fp8: 'fp8', float8: 'fp8', float8e4m3fn: 'fp8', float8e4m3fnuz: 'fp8', float8e5m2: 'fp8', float8e5m2fnuz: 'fp8',
-  int8: 'int8', uint8: 'int8',
-  fp4: 'fp4', float4e2m1: 'fp4',
-  int4: 'int4', uint4: 'int4',
+  fp16: 'fp16',
+  float16: 'fp16',
+  half: 'fp16',
+  bf16: 'bf16',
+  bfloat16: 'bf16',
+  fp8: 'fp8',
+  float8: 'fp8',
+  float8e4m3fn: 'fp8',
+  float8e4m3fnuz: 'fp8',
+  float8e5m2: 'fp8',
+  float8e5m2fnuz: 'fp8',
+  int8: 'int8',
+  uint8: 'int8',
+  fp4: 'fp4',
+  float4e2m1: 'fp4',
+  int4: 'int4',
+  uint4: 'int4',
 };
 
 /** Normalizes a dtype name (`float16`, `FLOAT16`, `bf16`); undefined when unknown. */
@@ -498,7 +552,11 @@ function readFlops(r: Reader, d: Obj, path: Path, what: string, model: CatalogEn
     }
   }
   if (Object.keys(result).length === 0) {
-    throw r.invalid(path, `${what}: missing field "flops" (no catalog model to take it from)`, 'add flops: {fp32: 15TFLOPS, fp16: 60TFLOPS}, or a catalog model');
+    throw r.invalid(
+      path,
+      `${what}: missing field "flops" (no catalog model to take it from)`,
+      'add flops: {fp32: 15TFLOPS, fp16: 60TFLOPS}, or a catalog model',
+    );
   }
   return result;
 }
@@ -557,7 +615,12 @@ function readLink(r: Reader, raw: unknown, path: Path, ids: readonly string[], k
     }
   });
   if (devices.length < 2) throw r.invalid([...path, 'connects'], `${what} connects ${devices.length} device; a link joins two or more`);
-  const bandwidth_bytes_per_s = positive(r, parseBandwidth(r.required(l, 'bandwidth', path, what, 'add bandwidth: 64GB/s'), r.at([...path, 'bandwidth'])), [...path, 'bandwidth'], `${what} bandwidth`);
+  const bandwidth_bytes_per_s = positive(
+    r,
+    parseBandwidth(r.required(l, 'bandwidth', path, what, 'add bandwidth: 64GB/s'), r.at([...path, 'bandwidth'])),
+    [...path, 'bandwidth'],
+    `${what} bandwidth`,
+  );
   const latency_s = parseSeconds(r.required(l, 'latency', path, what, 'add latency: 2us'), r.at([...path, 'latency']));
   const sharedRaw = own(l, 'shared') ?? false;
   if (typeof sharedRaw !== 'boolean') throw r.invalid([...path, 'shared'], `${what}: shared must be true or false, found ${describe(sharedRaw)}`);
@@ -597,7 +660,8 @@ function expandOrThrow(r: Reader, text: string, at: Path): string[] {
 
 function unknownDevice(r: Reader, message: string, id: string, ids: readonly string[], at: Path): HxcError {
   const close = closeMatches(id, ids);
-  const list = close.length > 0 ? ` (did you mean ${close.join(', ')}?)` : ` (devices: ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? `, … ${ids.length} in all` : ''})`;
+  const list =
+    close.length > 0 ? ` (did you mean ${close.join(', ')}?)` : ` (devices: ${ids.slice(0, 8).join(', ')}${ids.length > 8 ? `, … ${ids.length} in all` : ''})`;
   return new HxcError('HXC2304', message + list, { where: r.at(at), hint: 'declare the device under devices, or fix the name' });
 }
 
@@ -615,7 +679,11 @@ function checkConnected(r: Reader, devices: readonly Device[], links: readonly L
   const first = (devices[0] as Device).id;
   const lonely = devices.filter((d) => find(d.id) !== find(first));
   if (lonely.length > 0) {
-    const names = lonely.map((d) => `"${d.id}"`).slice(0, 5).join(', ') + (lonely.length > 5 ? ` and ${lonely.length - 5} more` : '');
+    const names =
+      lonely
+        .map((d) => `"${d.id}"`)
+        .slice(0, 5)
+        .join(', ') + (lonely.length > 5 ? ` and ${lonely.length - 5} more` : '');
     throw new HxcError('HXC2307', `device ${names} cannot be reached from "${first}" over any link`, {
       where: r.at(defined.get((lonely[0] as Device).id) ?? []),
       hint: 'add a link that connects it (any device can relay)',

@@ -25,11 +25,16 @@ function table(header: string[], rows: string[][], align: Align[], color: boolea
   const pad = (text: string, c: number) => (align[c] === 'right' ? text.padStart(widths[c] as number) : text.padEnd(widths[c] as number));
   const paint = (text: string, style: readonly [string, string]) => (color ? style[0] + text + style[1] : text);
   const line = (cells: string[], head: boolean) =>
-    (indent + cells.map((cell, c) => {
-      const padded = pad(cell, c);
-      if (head) return paint(padded, BOLD);
-      return cell === '-' ? paint(padded, DIM) : padded;
-    }).join('  ')).trimEnd();
+    (
+      indent +
+      cells
+        .map((cell, c) => {
+          const padded = pad(cell, c);
+          if (head) return paint(padded, BOLD);
+          return cell === '-' ? paint(padded, DIM) : padded;
+        })
+        .join('  ')
+    ).trimEnd();
   return [line(header, true), ...rows.map((r) => line(r, false))];
 }
 
@@ -70,17 +75,24 @@ export function renderTopology(topo: Topology, routes: RouteTable, color: boolea
 
   const dtypes = dtypesShown(topo.devices);
   out.push('', title('devices'));
-  out.push(...table(
-    ['id', 'kind', 'model', 'host', 'mem GiB', 'mem GB/s', ...dtypes, 'launch us', 'eff'],
-    topo.devices.map((d) => [
-      d.id, d.kind, d.model ?? '-', d.host ?? '-',
-      formatNumber(d.memory_capacity_bytes / 2 ** 30), formatNumber(d.memory_bandwidth_bytes_per_s / 1e9),
-      ...dtypes.map((t) => (d.peak_flops[t] !== undefined ? formatNumber((d.peak_flops[t] as number) / 1e12) : '-')),
-      formatNumber(d.launch_s * 1e6), formatNumber(d.efficiency),
-    ]),
-    ['left', 'left', 'left', 'left', 'right', 'right', ...dtypes.map((): Align => 'right'), 'right', 'right'],
-    color,
-  ));
+  out.push(
+    ...table(
+      ['id', 'kind', 'model', 'host', 'mem GiB', 'mem GB/s', ...dtypes, 'launch us', 'eff'],
+      topo.devices.map((d) => [
+        d.id,
+        d.kind,
+        d.model ?? '-',
+        d.host ?? '-',
+        formatNumber(d.memory_capacity_bytes / 2 ** 30),
+        formatNumber(d.memory_bandwidth_bytes_per_s / 1e9),
+        ...dtypes.map((t) => (d.peak_flops[t] !== undefined ? formatNumber((d.peak_flops[t] as number) / 1e12) : '-')),
+        formatNumber(d.launch_s * 1e6),
+        formatNumber(d.efficiency),
+      ]),
+      ['left', 'left', 'left', 'left', 'right', 'right', ...dtypes.map((): Align => 'right'), 'right', 'right'],
+      color,
+    ),
+  );
   if (dtypes.length > 0) out.push(`  (${dtypes.join(', ')}: peak dense TFLOP/s; '-' = not given, a slower listed dtype is used)`);
   const restricted = topo.devices.filter((d) => d.ops.include !== null || d.ops.exclude.length > 0);
   for (const d of restricted) {
@@ -91,29 +103,47 @@ export function renderTopology(topo: Topology, routes: RouteTable, color: boolea
   out.push('', title('links'));
   if (topo.links.length === 0) out.push('  (none)');
   else {
-    out.push(...table(
-      ['name', 'kind', 'devices', 'GB/s', 'latency us', 'shared'],
-      topo.links.map((l) => [l.name, l.kind, compactIds(l.devices), formatNumber(l.bandwidth_bytes_per_s / 1e9), formatNumber(l.latency_s * 1e6), l.shared ? 'yes' : 'no']),
-      ['left', 'left', 'left', 'right', 'right', 'left'],
-      color,
-    ));
+    out.push(
+      ...table(
+        ['name', 'kind', 'devices', 'GB/s', 'latency us', 'shared'],
+        topo.links.map((l) => [
+          l.name,
+          l.kind,
+          compactIds(l.devices),
+          formatNumber(l.bandwidth_bytes_per_s / 1e9),
+          formatNumber(l.latency_s * 1e6),
+          l.shared ? 'yes' : 'no',
+        ]),
+        ['left', 'left', 'left', 'right', 'right', 'left'],
+        color,
+      ),
+    );
   }
 
   if (topo.hosts.length > 0) {
     out.push('', title('hosts'));
-    out.push(...table(['id', 'devices'], topo.hosts.map((h) => [h.id, compactIds(h.devices)]), ['left', 'left'], color));
+    out.push(
+      ...table(
+        ['id', 'devices'],
+        topo.hosts.map((h) => [h.id, compactIds(h.devices)]),
+        ['left', 'left'],
+        color,
+      ),
+    );
   }
 
   if (topo.devices.length > 1) {
     const m = routes.matrix(ROUTE_BYTES);
     const grid = (label: string, value: (i: number, j: number) => string) => {
       out.push('', title(label));
-      out.push(...table(
-        ['from \\ to', ...m.devices],
-        m.devices.map((id, i) => [id, ...m.devices.map((_, j) => value(i, j))]),
-        ['left', ...m.devices.map((): Align => 'right')],
-        color,
-      ));
+      out.push(
+        ...table(
+          ['from \\ to', ...m.devices],
+          m.devices.map((id, i) => [id, ...m.devices.map((_, j) => value(i, j))]),
+          ['left', ...m.devices.map((): Align => 'right')],
+          color,
+        ),
+      );
     };
     const cell = (i: number, j: number) => m.cells[i]?.[j] ?? null;
     grid('routes, 64 MiB transfer: effective GB/s (bytes / time, latency included)', (i, j) => {
@@ -138,35 +168,66 @@ function renderSummary(topo: Topology, routes: RouteTable, color: boolean, out: 
   const byId = new Map(topo.devices.map((d) => [d.id, d]));
   const dtypes = dtypesShown(topo.devices);
   out.push('', title('device classes') + ' (same part, same pattern of links)');
-  out.push(...table(
-    ['class', 'count', 'devices', 'mem GiB', 'mem GB/s', ...dtypes, 'launch us'],
-    devices.map((c) => {
-      const d = byId.get(c.representative)!;
-      return [c.name, String(c.devices.length), abbreviate(compactIds(c.devices)), formatNumber(d.memory_capacity_bytes / 2 ** 30), formatNumber(d.memory_bandwidth_bytes_per_s / 1e9),
-        ...dtypes.map((t) => (d.peak_flops[t] !== undefined ? formatNumber((d.peak_flops[t] as number) / 1e12) : '-')), formatNumber(d.launch_s * 1e6)];
-    }),
-    ['left', 'right', 'left', 'right', 'right', ...dtypes.map((): Align => 'right'), 'right'],
-    color,
-  ));
+  out.push(
+    ...table(
+      ['class', 'count', 'devices', 'mem GiB', 'mem GB/s', ...dtypes, 'launch us'],
+      devices.map((c) => {
+        const d = byId.get(c.representative)!;
+        return [
+          c.name,
+          String(c.devices.length),
+          abbreviate(compactIds(c.devices)),
+          formatNumber(d.memory_capacity_bytes / 2 ** 30),
+          formatNumber(d.memory_bandwidth_bytes_per_s / 1e9),
+          ...dtypes.map((t) => (d.peak_flops[t] !== undefined ? formatNumber((d.peak_flops[t] as number) / 1e12) : '-')),
+          formatNumber(d.launch_s * 1e6),
+        ];
+      }),
+      ['left', 'right', 'left', 'right', 'right', ...dtypes.map((): Align => 'right'), 'right'],
+      color,
+    ),
+  );
   out.push('', title('link classes'));
-  out.push(...table(
-    ['kind', 'count', 'devices each', 'GB/s', 'latency us', 'shared', 'links'],
-    linkClasses(topo).map((l) => [l.kind, String(l.links.length), String(l.size), formatNumber(l.bandwidth_bytes_per_s / 1e9), formatNumber(l.latency_s * 1e6), l.shared ? 'yes' : 'no', abbreviate(compactIds(l.links))]),
-    ['left', 'right', 'right', 'right', 'right', 'left', 'left'],
-    color,
-  ));
+  out.push(
+    ...table(
+      ['kind', 'count', 'devices each', 'GB/s', 'latency us', 'shared', 'links'],
+      linkClasses(topo).map((l) => [
+        l.kind,
+        String(l.links.length),
+        String(l.size),
+        formatNumber(l.bandwidth_bytes_per_s / 1e9),
+        formatNumber(l.latency_s * 1e6),
+        l.shared ? 'yes' : 'no',
+        abbreviate(compactIds(l.links)),
+      ]),
+      ['left', 'right', 'right', 'right', 'right', 'left', 'left'],
+      color,
+    ),
+  );
   if (topo.hosts.length > 0) out.push('', `${title('hosts')} ${abbreviate(compactIds(topo.hosts.map((h) => h.id)))}`);
   if (topo.devices.length > 1) {
-    out.push('', title('route classes') + ', 64 MiB transfer, from each class\'s first device');
-    out.push(...table(
-      ['from', 'to', 'same host', 'targets', 'links crossed', 'via', 'GB/s', 'latency us', 'effective GB/s'],
-      routeClasses(topo, routes, devices, ROUTE_BYTES).map((r) => {
-        const time = r.latency_s + ROUTE_BYTES / r.bandwidth_bytes_per_s;
-        return [r.from_class, r.to_class, r.same_host ? 'yes' : 'no', String(r.count), String(r.hops), r.kinds.join(' → '), formatNumber(r.bandwidth_bytes_per_s / 1e9), formatNumber(r.latency_s * 1e6), formatNumber(ROUTE_BYTES / time / 1e9)];
-      }),
-      ['left', 'left', 'left', 'right', 'right', 'left', 'right', 'right', 'right'],
-      color,
-    ));
+    out.push('', title('route classes') + ", 64 MiB transfer, from each class's first device");
+    out.push(
+      ...table(
+        ['from', 'to', 'same host', 'targets', 'links crossed', 'via', 'GB/s', 'latency us', 'effective GB/s'],
+        routeClasses(topo, routes, devices, ROUTE_BYTES).map((r) => {
+          const time = r.latency_s + ROUTE_BYTES / r.bandwidth_bytes_per_s;
+          return [
+            r.from_class,
+            r.to_class,
+            r.same_host ? 'yes' : 'no',
+            String(r.count),
+            String(r.hops),
+            r.kinds.join(' → '),
+            formatNumber(r.bandwidth_bytes_per_s / 1e9),
+            formatNumber(r.latency_s * 1e6),
+            formatNumber(ROUTE_BYTES / time / 1e9),
+          ];
+        }),
+        ['left', 'left', 'left', 'right', 'right', 'left', 'right', 'right', 'right'],
+        color,
+      ),
+    );
   }
   out.push('', `(${topo.devices.length} devices: classes shown; \`hxc topology FILE --matrix\` prints every device and pair)`);
   return out.join('\n') + '\n';
@@ -201,25 +262,50 @@ export function topologyToJson(topo: Topology, routes: RouteTable, opts: { matri
   };
   const pairs: NonNullable<TopologyJson['routes']> = [];
   const listed = topo.devices.length <= LARGE_RACK_DEVICES || opts.matrix === true;
-  if (listed) topo.devices.forEach((_, i) =>
-    topo.devices.forEach((__, j) => {
-      if (i === j) return;
-      const r = routes.routeIdx(i, j, ROUTE_BYTES);
-      pairs.push({ from: r.from, to: r.to, links: r.links, hops: r.hops, latency_s: r.latency_s, bandwidth_bytes_per_s: r.bandwidth_bytes_per_s, time_s: r.time_s });
-    }),
-  );
+  if (listed)
+    topo.devices.forEach((_, i) =>
+      topo.devices.forEach((__, j) => {
+        if (i === j) return;
+        const r = routes.routeIdx(i, j, ROUTE_BYTES);
+        pairs.push({
+          from: r.from,
+          to: r.to,
+          links: r.links,
+          hops: r.hops,
+          latency_s: r.latency_s,
+          bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
+          time_s: r.time_s,
+        });
+      }),
+    );
   const classes = deviceClasses(topo);
   return {
     format: topo.format,
     name: topo.name,
     source: { file: topo.source.file, sha256: topo.source.sha256 },
     devices: topo.devices.map((d) => ({
-      id: d.id, kind: d.kind, model: d.model, host: d.host, peak_flops: order(d.peak_flops),
-      memory_capacity_bytes: d.memory_capacity_bytes, memory_bandwidth_bytes_per_s: d.memory_bandwidth_bytes_per_s,
-      launch_s: d.launch_s, efficiency: d.efficiency, class_efficiency: d.class_efficiency, memory_efficiency: d.memory_efficiency, compute_units: d.compute_units,
+      id: d.id,
+      kind: d.kind,
+      model: d.model,
+      host: d.host,
+      peak_flops: order(d.peak_flops),
+      memory_capacity_bytes: d.memory_capacity_bytes,
+      memory_bandwidth_bytes_per_s: d.memory_bandwidth_bytes_per_s,
+      launch_s: d.launch_s,
+      efficiency: d.efficiency,
+      class_efficiency: d.class_efficiency,
+      memory_efficiency: d.memory_efficiency,
+      compute_units: d.compute_units,
       ops: { include: d.ops.include ? [...d.ops.include] : null, exclude: [...d.ops.exclude] },
     })),
-    links: topo.links.map((l) => ({ name: l.name, kind: l.kind, devices: [...l.devices], bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared })),
+    links: topo.links.map((l) => ({
+      name: l.name,
+      kind: l.kind,
+      devices: [...l.devices],
+      bandwidth_bytes_per_s: l.bandwidth_bytes_per_s,
+      latency_s: l.latency_s,
+      shared: l.shared,
+    })),
     hosts: topo.hosts.map((h) => ({ id: h.id, devices: [...h.devices] })),
     route_bytes: ROUTE_BYTES,
     device_classes: classes,

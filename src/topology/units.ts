@@ -23,8 +23,17 @@ const bin = (mul: number): Scale => ({ e10: 0, mul });
 /** Byte sizes: decimal SI (kB = 1000) and binary IEC (KiB = 1024). `KB` is read as decimal, like `kB`. */
 const BYTE_UNITS: Readonly<Record<string, Scale>> = {
   B: dec(0),
-  kB: dec(3), KB: dec(3), MB: dec(6), GB: dec(9), TB: dec(12), PB: dec(15),
-  KiB: bin(2 ** 10), MiB: bin(2 ** 20), GiB: bin(2 ** 30), TiB: bin(2 ** 40), PiB: bin(2 ** 50),
+  kB: dec(3),
+  KB: dec(3),
+  MB: dec(6),
+  GB: dec(9),
+  TB: dec(12),
+  PB: dec(15),
+  KiB: bin(2 ** 10),
+  MiB: bin(2 ** 20),
+  GiB: bin(2 ** 30),
+  TiB: bin(2 ** 40),
+  PiB: bin(2 ** 50),
 };
 
 /** SI prefixes for bit rates (`400Gb/s`) and FLOP/s (`989TFLOPS`). */
@@ -34,8 +43,7 @@ const SI_PREFIXES: Readonly<Record<string, number>> = { '': 0, k: 3, K: 3, M: 6,
 const TIME_UNITS: Readonly<Record<string, number>> = { '': 0, s: 0, ms: -3, us: -6, '\u00b5s': -6, '\u03bcs': -6, ns: -9, ps: -12 };
 
 const BYTES_FORMS = 'a size such as 80GiB, 64GB or 512MiB (binary KiB MiB GiB TiB PiB, decimal kB MB GB TB PB, B, or a plain number of bytes)';
-const BANDWIDTH_FORMS =
-  'a bandwidth such as 3.35TB/s, 64GB/s, 32GiB/s (bytes per second) or 400Gb/s, 100Mbit/s, 200Gbps (bits per second)';
+const BANDWIDTH_FORMS = 'a bandwidth such as 3.35TB/s, 64GB/s, 32GiB/s (bytes per second) or 400Gb/s, 100Mbit/s, 200Gbps (bits per second)';
 const FLOPS_FORMS = 'a compute rate such as 989TFLOPS, 1.98PFLOPS, 60TFLOP/s or 200TOPS (prefixes k M G T P E)';
 const SECONDS_FORMS = 'a time such as 2us, 2\u00b5s, 5ns, 1.5ms, 3s or a plain number of seconds';
 
@@ -62,7 +70,10 @@ function splitQuantity(text: string): { value: (scale: Scale) => number; unit: s
  * links) to 10 PB/s; compute rates 0 (no such dtype) or from 1 FLOP/s to 1 ZFLOP/s; times up to an hour.
  */
 const RANGES: Record<string, [number, number]> = {
-  size: [0, 2 ** 60], bandwidth: [1, 1e16], 'compute rate': [1, 1e21], time: [0, 3600],
+  size: [0, 2 ** 60],
+  bandwidth: [1, 1e16],
+  'compute rate': [1, 1e21],
+  time: [0, 3600],
 };
 
 /** A finite result within its quantity's range, or HXC2303 (huge exponents give Infinity). */
@@ -70,7 +81,10 @@ function checked(value: number, what: string, text: unknown, _forms: string, whe
   const [lo, hi] = RANGES[what] ?? [0, Infinity];
   if (!Number.isFinite(value) || value < 0 || value > hi || (value !== 0 && value < lo) || (what === 'bandwidth' && value === 0)) {
     const shown = typeof text === 'string' ? JSON.stringify(text) : String(text);
-    throw new HxcError('HXC2303', `${what} ${shown} is out of range (${what === 'compute rate' ? '0 or ' : ''}${lo}..${hi} in base units)`, { where, hint: `write a ${what} a real device has` });
+    throw new HxcError('HXC2303', `${what} ${shown} is out of range (${what === 'compute rate' ? '0 or ' : ''}${lo}..${hi} in base units)`, {
+      where,
+      hint: `write a ${what} a real device has`,
+    });
   }
   return value;
 }
@@ -135,21 +149,38 @@ export function formatNumber(x: number): string {
 
 /** `80 GiB`, `512 MiB`, `100 B`: binary units, as memory is sized. */
 export function formatBytes(bytes: number): string {
-  const units: [string, number][] = [['PiB', 2 ** 50], ['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]];
+  const units: [string, number][] = [
+    ['PiB', 2 ** 50],
+    ['TiB', 2 ** 40],
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ];
   for (const [name, scale] of units) if (bytes >= scale) return `${formatNumber(bytes / scale)} ${name}`;
   return `${formatNumber(bytes)} B`;
 }
 
 /** `3.35 TB/s`, `64 GB/s`: decimal bytes per second, as datasheets give bandwidth. */
 export function formatBandwidth(bytesPerS: number): string {
-  const units: [string, number][] = [['TB/s', 1e12], ['GB/s', 1e9], ['MB/s', 1e6], ['kB/s', 1e3]];
+  const units: [string, number][] = [
+    ['TB/s', 1e12],
+    ['GB/s', 1e9],
+    ['MB/s', 1e6],
+    ['kB/s', 1e3],
+  ];
   for (const [name, scale] of units) if (bytesPerS >= scale) return `${formatNumber(bytesPerS / scale)} ${name}`;
   return `${formatNumber(bytesPerS)} B/s`;
 }
 
 /** `989 TFLOP/s`, `1.979 PFLOP/s`. */
 export function formatFlops(flopsPerS: number): string {
-  const units: [string, number][] = [['EFLOP/s', 1e18], ['PFLOP/s', 1e15], ['TFLOP/s', 1e12], ['GFLOP/s', 1e9], ['MFLOP/s', 1e6]];
+  const units: [string, number][] = [
+    ['EFLOP/s', 1e18],
+    ['PFLOP/s', 1e15],
+    ['TFLOP/s', 1e12],
+    ['GFLOP/s', 1e9],
+    ['MFLOP/s', 1e6],
+  ];
   for (const [name, scale] of units) if (flopsPerS >= scale) return `${formatNumber(flopsPerS / scale)} ${name}`;
   return `${formatNumber(flopsPerS)} FLOP/s`;
 }

@@ -21,7 +21,26 @@ export interface ReplicaResult {
 }
 
 /** Ops whose rows are independent (row r of the output depends on row r of the data inputs only). */
-const ROWWISE = new Set(['MatMul', 'Mul', 'Add', 'Sub', 'Div', 'Sigmoid', 'Relu', 'Tanh', 'Gelu', 'Erf', 'Neg', 'Cast', 'Softplus', 'Exp', 'Identity', 'HardSigmoid', 'HardSwish', 'LeakyRelu']);
+const ROWWISE = new Set([
+  'MatMul',
+  'Mul',
+  'Add',
+  'Sub',
+  'Div',
+  'Sigmoid',
+  'Relu',
+  'Tanh',
+  'Gelu',
+  'Erf',
+  'Neg',
+  'Cast',
+  'Softplus',
+  'Exp',
+  'Identity',
+  'HardSigmoid',
+  'HardSwish',
+  'LeakyRelu',
+]);
 
 /** The chain's row input (one external data input) when every node is row-wise; null otherwise. */
 export function rowInput(graph: Graph, nodes: Node[]): string | null {
@@ -55,7 +74,12 @@ export function replicateChains(graph: Graph, chains: Chain[]): ReplicaResult {
   const declared = new Map(graph.declared);
   const initializers = new Map(graph.initializers);
   const replicated: ReplicaResult['replicated'] = [];
-  const made = (n: Omit<Node, 'outer_refs' | 'source_index' | 'attrs'> & { attrs?: Node['attrs'] }): Node => ({ attrs: {}, ...n, outer_refs: [], source_index: null });
+  const made = (n: Omit<Node, 'outer_refs' | 'source_index' | 'attrs'> & { attrs?: Node['attrs'] }): Node => ({
+    attrs: {},
+    ...n,
+    outer_refs: [],
+    source_index: null,
+  });
   graph.nodes.forEach((node, i) => {
     const source_index = node.source_index === undefined ? i : node.source_index;
     const chain = byFirst.get(i);
@@ -74,7 +98,13 @@ export function replicateChains(graph: Graph, chains: Chain[]): ReplicaResult {
     const v = (s: string): string => `${key}/${s}`;
     const c = (name: string, data: number[]): string => {
       const t = v(name);
-      initializers.set(t, { name: t, dtype: 'int64', dims: [data.length], byte_size: 8 * data.length, location: { kind: 'inline', data: new Uint8Array(BigInt64Array.from(data.map(BigInt)).buffer) } });
+      initializers.set(t, {
+        name: t,
+        dtype: 'int64',
+        dims: [data.length],
+        byte_size: 8 * data.length,
+        location: { kind: 'inline', data: new Uint8Array(BigInt64Array.from(data.map(BigInt)).buffer) },
+      });
       return t;
     };
     const zero = c('zero', [0]);
@@ -82,7 +112,14 @@ export function replicateChains(graph: Graph, chains: Chain[]): ReplicaResult {
     const ends = c('ends', [R - 1]);
     nodes.push(
       made({ name: v('shape'), op: 'Shape', domain: '', inputs: [x], outputs: [v('shape_out')] }),
-      made({ name: v('rows'), op: 'Gather', domain: '', inputs: [v('shape_out'), axis0], outputs: [v('rows_out')], attrs: { axis: { type: 'int', value: 0 } } }),
+      made({
+        name: v('rows'),
+        op: 'Gather',
+        domain: '',
+        inputs: [v('shape_out'), axis0],
+        outputs: [v('rows_out')],
+        attrs: { axis: { type: 'int', value: 0 } },
+      }),
       made({ name: v('rows_f'), op: 'Cast', domain: '', inputs: [v('rows_out')], outputs: [v('rows_f_out')], attrs: { to: { type: 'int', value: 1 } } }),
       made({ name: v('scaled'), op: 'Mul', domain: '', inputs: [v('rows_f_out'), share], outputs: [v('scaled_out')] }),
       made({ name: v('floor'), op: 'Floor', domain: '', inputs: [v('scaled_out')], outputs: [v('floor_out')] }),
@@ -95,7 +132,9 @@ export function replicateChains(graph: Graph, chains: Chain[]): ReplicaResult {
     nodes.push(made({ name: v('split'), op: 'Split', domain: '', inputs: [x, v('sizes_out')], outputs: parts, attrs: { axis: { type: 'int', value: 0 } } }));
     const produced = new Set(members.flatMap((n) => n.outputs));
     const outsideReaders = new Set<string>();
-    graph.nodes.forEach((n, k) => { if (!inChain.has(k) || !chain.nodes.includes(k)) for (const u of n.inputs) if (produced.has(u)) outsideReaders.add(u); });
+    graph.nodes.forEach((n, k) => {
+      if (!inChain.has(k) || !chain.nodes.includes(k)) for (const u of n.inputs) if (produced.has(u)) outsideReaders.add(u);
+    });
     for (const o of graph.outputs) if (produced.has(o.name)) outsideReaders.add(o.name);
     const replicas: string[][] = [];
     for (let j = 0; j < R; j++) {
@@ -109,7 +148,16 @@ export function replicateChains(graph: Graph, chains: Chain[]): ReplicaResult {
       replicas.push(names);
     }
     for (const out of outsideReaders) {
-      nodes.push(made({ name: v(`gather:${out}`), op: 'Concat', domain: '', inputs: Array.from({ length: R }, (_, j) => `${out}@r${j}`), outputs: [out], attrs: { axis: { type: 'int', value: 0 } } }));
+      nodes.push(
+        made({
+          name: v(`gather:${out}`),
+          op: 'Concat',
+          domain: '',
+          inputs: Array.from({ length: R }, (_, j) => `${out}@r${j}`),
+          outputs: [out],
+          attrs: { axis: { type: 'int', value: 0 } },
+        }),
+      );
     }
     replicated.push({ key, input: share, rows: x, replicas, split: v('split') });
   });

@@ -33,7 +33,24 @@ export interface SplitResult {
 }
 
 /** Elementwise ops that act on each element alone, so a column block of the input gives the column block of the output. */
-const PARTWISE_UNARY = new Set(['Sigmoid', 'Relu', 'Tanh', 'Erf', 'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Abs', 'Cast', 'Softplus', 'Gelu', 'FastGelu', 'QuickGelu', 'Identity']);
+const PARTWISE_UNARY = new Set([
+  'Sigmoid',
+  'Relu',
+  'Tanh',
+  'Erf',
+  'Neg',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Abs',
+  'Cast',
+  'Softplus',
+  'Gelu',
+  'FastGelu',
+  'QuickGelu',
+  'Identity',
+]);
 const PARTWISE_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow']);
 
 /** A MatMul whose second input is a 2-D initializer with N divisible by k, and whose bytes we hold (or that holds none: graph-only). */
@@ -92,7 +109,10 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
     const visit = (v: string): void => {
       if (!ok) return;
       const p = producer.get(v);
-      if (!p) { ok = false; return; }
+      if (!p) {
+        ok = false;
+        return;
+      }
       if (p.op === 'MatMul' && targets.has(p.name) && splittable(graph, p, k) && graph.initializers.get(p.inputs[1]!)!.dims[1] === K) {
         if (claimed.has(p.name) || groups.has(p.name)) ok = false;
         else sources.set(p.name, p);
@@ -101,7 +121,10 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
       if (chain.has(p.name)) return;
       const unary = PARTWISE_UNARY.has(p.op) && (p.domain === '' || p.domain === 'com.microsoft') && p.inputs.length === 1;
       const binary = PARTWISE_BINARY.has(p.op) && p.domain === '' && p.inputs.length === 2;
-      if (!(unary || binary) || p.outputs.length !== 1 || outputs.has(v)) { ok = false; return; }
+      if (!(unary || binary) || p.outputs.length !== 1 || outputs.has(v)) {
+        ok = false;
+        return;
+      }
       chain.set(p.name, p);
       for (const x of p.inputs) {
         const init = graph.initializers.get(x);
@@ -187,14 +210,32 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         declared.set(wj, { dtype: w.dtype, shape: [w.dims[0]! / k, w.dims[1]!] });
         const name = part(node.name, j);
         partials.push(part(node.outputs[0]!, j));
-        nodes.push({ name, op: 'MatMul', domain: '', inputs: [mapped(node.inputs[0]!), wj], outputs: [partials[j]!], attrs: {}, outer_refs: [], source_index: null });
+        nodes.push({
+          name,
+          op: 'MatMul',
+          domain: '',
+          inputs: [mapped(node.inputs[0]!), wj],
+          outputs: [partials[j]!],
+          attrs: {},
+          outer_refs: [],
+          source_index: null,
+        });
         rowParts.push(name);
         shard.push(name);
         members.push(shard);
       }
       // The reduction is a unit of its own, placed where its result is wanted (joining it to shard 0
       // ties that shard to the next layer's device and made plans worse).
-      nodes.push({ name: `${node.name}/tp_reduce`, op: 'Sum', domain: '', inputs: partials, outputs: [node.outputs[0]!], attrs: {}, outer_refs: [], source_index: null });
+      nodes.push({
+        name: `${node.name}/tp_reduce`,
+        op: 'Sum',
+        domain: '',
+        inputs: partials,
+        outputs: [node.outputs[0]!],
+        attrs: {},
+        outer_refs: [],
+        source_index: null,
+      });
       splits.push({ node: node.name, parts: rowParts, members, covers: [...group.sources.map((s) => s.name), node.name] });
       return;
     }
@@ -218,7 +259,16 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
       nodes.push({ name, op: 'MatMul', domain: '', inputs: [x, wj], outputs: [part(y, j)], attrs: {}, outer_refs: [], source_index: null });
     }
     partOutputs.set(y, outs);
-    nodes.push({ name: `${node.name}/tp_gather`, op: 'Concat', domain: '', inputs: outs, outputs: [y], attrs: { axis: { type: 'int', value: -1 } }, outer_refs: [], source_index: null });
+    nodes.push({
+      name: `${node.name}/tp_gather`,
+      op: 'Concat',
+      domain: '',
+      inputs: outs,
+      outputs: [y],
+      attrs: { axis: { type: 'int', value: -1 } },
+      outer_refs: [],
+      source_index: null,
+    });
     // A pair's column MatMuls are listed with their pair.
     if (!group) splits.push({ node: node.name, parts });
   });

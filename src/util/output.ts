@@ -60,9 +60,17 @@ function writeError(err: unknown, where: string): HxcError {
   if (err instanceof HxcError) return err;
   const code = (err as NodeJS.ErrnoException).code ?? '';
   const why: Record<string, string> = {
-    EACCES: 'permission denied', EPERM: 'not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device',
-    EDQUOT: 'disk quota exceeded', ENOTDIR: 'a path component is a file, not a folder', EISDIR: 'a folder is in the way',
-    EEXIST: 'something is in the way', ENAMETOOLONG: 'the name is too long', ELOOP: 'too many symbolic links', EXDEV: 'crosses file systems',
+    EACCES: 'permission denied',
+    EPERM: 'not permitted',
+    EROFS: 'read-only file system',
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    ENOTDIR: 'a path component is a file, not a folder',
+    EISDIR: 'a folder is in the way',
+    EEXIST: 'something is in the way',
+    ENAMETOOLONG: 'the name is too long',
+    ELOOP: 'too many symbolic links',
+    EXDEV: 'crosses file systems',
   };
   return new HxcError('HXC2005', `cannot write there: ${why[code] ?? ((err as Error).message || code)}`, { where, hint: 'choose a folder you can write to' });
 }
@@ -95,7 +103,10 @@ export function recoverStale(target: string): void {
   const prefix = `.${path.basename(target)}${TMP_TAG}`;
   let names: string[];
   try {
-    names = fs.readdirSync(parent).filter((n) => n.startsWith(prefix)).sort();
+    names = fs
+      .readdirSync(parent)
+      .filter((n) => n.startsWith(prefix))
+      .sort();
   } catch {
     return;
   }
@@ -132,11 +143,17 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
   recoverStale(target);
   const state = outputState(target);
   if (state === 'foreign') {
-    throw new HxcError('HXC2004', 'exists and is not a folder hxc wrote; hxc replaces only its own outputs', { where: dir, hint: 'choose a new or empty folder, or one hxc wrote before' });
+    throw new HxcError('HXC2004', 'exists and is not a folder hxc wrote; hxc replaces only its own outputs', {
+      where: dir,
+      hint: 'choose a new or empty folder, or one hxc wrote before',
+    });
   }
   const cwd = path.resolve('.');
   if (state !== 'absent' && (cwd === target || cwd.startsWith(target + path.sep))) {
-    throw new HxcError('HXC2004', 'is the current folder (or holds it); hxc does not replace the folder it runs in', { where: dir, hint: 'choose a folder inside it, e.g. --out hxc-plan' });
+    throw new HxcError('HXC2004', 'is the current folder (or holds it); hxc does not replace the folder it runs in', {
+      where: dir,
+      hint: 'choose a folder inside it, e.g. --out hxc-plan',
+    });
   }
   let tmp: string;
   try {
@@ -195,7 +212,8 @@ export function writeOutputFile(file: string, text: string, ours: (existing: str
         mine = false;
       }
     }
-    if (!mine) throw new HxcError('HXC2004', 'exists and is not a file hxc wrote; hxc replaces only its own outputs', { where: file, hint: 'choose a new file name' });
+    if (!mine)
+      throw new HxcError('HXC2004', 'exists and is not a file hxc wrote; hxc replaces only its own outputs', { where: file, hint: 'choose a new file name' });
   }
   const tmp = `${target}.hxc-tmp-${process.pid}`;
   try {
