@@ -1,0 +1,180 @@
+// Cutting stages into units, the parts buildProblem (build.ts) leaves to helpers: an MoE stage into
+// its routing, each expert's dispatch and body, and the rest; Shape/Size nodes joined to what they
+// measure.
+
+import type { GraphIndex } from '../ir/algorithms.js';
+import type { Graph } from '../ir/graph.js';
+import { Heap } from '../util/heap.js';
+import type { Unit } from './build.js';
+
+const METADATA_OPS = new Set(['Shape', 'Size']);
+
+/**
+ * Metadata is not data: a Shape or Size node whose input is produced in another unit joins the
+ * producer's unit, so what crosses devices is the shape (8 bytes a dim), not the tensor — and a
+ * node reading only a KV cache's shape does not pull it away from its owner. Safe for convexity:
+ * the node's only input is in the producer's unit, and everything it feeds already depended on
+ * that unit. A node the user pinned stays where it was pinned. Units left empty are dropped.
+ */
+export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: Int32Array | undefined): void {
+  const unitOf = new Int32Array(graph.nodes.length).fill(-1);
+  units.forEach((u, k) => {
+    for (const i of u.nodes) unitOf[i] = k;
+  });
+  const moved = new Set<number>();
+  // A Constant joins the unit of its first reader (in unit order): a unit of nothing but
+  // constants would be a program with nothing to compute and nothing to send (programs carry
+  // their own copies of the constants they read; src/lower/programs.ts).
+  units.forEach((u, k) => {
+    for (const i of u.nodes) {
+      const node = graph.nodes[i]!;
+      if (node.op !== 'Constant' || node.domain !== '' || (pins && pins[i]! >= 0)) continue;
+      let first = -1;
+      for (const id of index.outputsOf(i))
+        for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
+      if (first < 0 || first === k) continue;
+      units[first]!.nodes.unshift(i);
+      moved.add(i);
+    }
+  });
+  units.forEach((u, k) => {
+    for (const i of u.nodes) {
+      const node = graph.nodes[i]!;
+      if (!METADATA_OPS.has(node.op) || node.domain !== '' || (pins && pins[i]! >= 0)) continue;
+      const id = index.inputsOf(i)[0];
+      if (id === undefined || id < 0) continue;
+      const p = index.producerOf[id]!;
+      if (p < 0 || unitOf[p] === k || unitOf[p]! < 0) continue;
+      units[unitOf[p]!]!.nodes.push(i);
+      moved.add(i);
+    }
+  });
+  if (moved.size === 0) return;
+  units.forEach((u, k) => {
+    u.nodes = u.nodes.filter((i) => !moved.has(i) || unitOf[i] !== k);
+  });
+  // A moved node is listed once, in its new unit (a Constant read first there, then a Shape moved there too).
+  for (let k = units.length - 1; k >= 0; k--) if (units[k]!.nodes.length === 0) units.splice(k, 1);
+}
+
+/**
+ * Cut a stage holding MoE experts into segments, one per group: the routing (what feeds several
+ * experts), then expert by expert its dispatch and its body, then the combine and the rest (what
+ * feeds no expert). Each segment lists its nodes in the stage's order; the segments' order is a
+ * topological order of the groups, so each is convex and the units stay acyclic. Should the groups
+ * of some unusual graph form a cycle, the stage stays whole.
+ *
+ * An expert's dispatch — the nodes that select its tokens (Equal → NonZero → Gather of the token
+ * rows), feeding that expert alone — is a unit of its own: on the router's device it sends the
+ * expert only its gathered rows (DeepSeek-V3's dispatch moves routed tokens, not the hidden
+ * state); on the expert's device it reads the whole hidden state but runs in parallel with the
+ * other experts' dispatch. The partitioner chooses. A node computed from an expert and feeding it
+ * alone stays in that expert; a constant goes with what reads it.
+ */
+export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array): { expert: number; dispatch: boolean; part: number; nodes: number[] }[] {
+  const inStage = new Set(nodes);
+  // Which single expert a node's inputs come from, within the stage (-1 none, -2 several).
+  const MIXED = -2;
+  const after = new Map<number, number>();
+  for (const i of nodes) {
+    let from = -1;
+    for (const q of index.predecessors(i)) {
+      if (!inStage.has(q)) continue;
+      const e = expertOf[q]! >= 0 ? expertOf[q]! : after.get(q)!;
+      if (e === -1) continue;
+      from = from === -1 ? e : from === e ? from : MIXED;
+    }
+    after.set(i, from);
+  }
+  // Group: -1 routing (feeds several experts), 2e dispatch of expert e, 2e+1 expert e, BIG the rest.
+  const BIG = 1 << 30;
+  const ROUTING = -1;
+  const group = new Map<number, number>();
+  const expertGroup = (g: number): number => (g >= 0 && g !== BIG ? g >> 1 : -1);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const i = nodes[k]!;
+    if (expertOf[i]! >= 0) {
+      group.set(i, 2 * expertOf[i]! + 1);
+      continue;
+    }
+    const groups = new Set<number>();
+    for (const s of index.successors(i)) if (inStage.has(s)) groups.add(group.get(s)!);
+    if (index.inputsOf(i).every((id) => id < 0)) {
+      // A constant: with what reads it, when one group does.
+      group.set(i, groups.size === 1 ? [...groups][0]! : groups.size === 0 ? BIG : ROUTING);
+      continue;
+    }
+    const feeds = new Set<number>();
+    for (const g of groups) if (g !== BIG) feeds.add(g === ROUTING ? ROUTING : expertGroup(g));
+    const only = feeds.size === 1 ? [...feeds][0]! : ROUTING;
+    group.set(i, feeds.size === 0 ? BIG : only === ROUTING ? ROUTING : after.get(i) === only ? 2 * only + 1 : 2 * only);
+  }
+  // Order the groups: routing first, then by key (dispatch before body, expert by expert), combine
+  // last — checked against the edges between groups (Kahn's algorithm on the quotient graph).
+  const members = new Map<number, number[]>();
+  for (const i of nodes) (members.get(group.get(i)!) ?? members.set(group.get(i)!, []).get(group.get(i)!)!).push(i);
+  const keys = [...members.keys()].sort((a, b) => a - b);
+  const succ = new Map<number, Set<number>>(keys.map((g) => [g, new Set<number>()]));
+  const indeg = new Map<number, number>(keys.map((g) => [g, 0]));
+  for (const i of nodes) {
+    const g = group.get(i)!;
+    for (const s of index.successors(i)) {
+      if (!inStage.has(s)) continue;
+      const h = group.get(s)!;
+      if (h !== g && !succ.get(g)!.has(h)) {
+        succ.get(g)!.add(h);
+        indeg.set(h, indeg.get(h)! + 1);
+      }
+    }
+  }
+  const order: number[] = [];
+  const ready = keys.filter((g) => indeg.get(g) === 0);
+  while (ready.length > 0) {
+    ready.sort((a, b) => a - b);
+    const g = ready.shift()!;
+    order.push(g);
+    for (const h of succ.get(g)!) {
+      indeg.set(h, indeg.get(h)! - 1);
+      if (indeg.get(h) === 0) ready.push(h);
+    }
+  }
+  let part = 0;
+  const segment = (g: number, list: number[]): { expert: number; dispatch: boolean; part: number; nodes: number[] } => {
+    const e = expertGroup(g);
+    return { expert: e, dispatch: e >= 0 && g % 2 === 0, part: e < 0 ? part++ : 0, nodes: list };
+  };
+  if (order.length === keys.length) return order.map((g) => segment(g, members.get(g)!));
+  // The groups form a cycle (nested sets: tensor-parallel parts inside an expert's body): cut a
+  // topological order keyed by group into runs instead — intervals of a topological order are
+  // convex — with each constant placed just before the first node that reads it.
+  const pos = new Map(nodes.map((i, k) => [i, k]));
+  const isConstant = (i: number): boolean => index.inputsOf(i).every((id) => id < 0);
+  const nodeIndeg = new Map<number, number>();
+  for (const i of nodes) nodeIndeg.set(i, [...index.predecessors(i)].filter((q) => inStage.has(q)).length);
+  const heap = new Heap<number>((a, b) => group.get(a)! < group.get(b)! || (group.get(a) === group.get(b) && pos.get(a)! < pos.get(b)!));
+  for (const i of nodes) if (nodeIndeg.get(i) === 0 && !isConstant(i)) heap.push(i);
+  const constantsBefore = new Map<number, number[]>();
+  for (const i of nodes) {
+    if (!isConstant(i)) continue;
+    const first = [...index.successors(i)].filter((s) => inStage.has(s)).sort((a, b) => pos.get(a)! - pos.get(b)!)[0];
+    (constantsBefore.get(first ?? -1) ?? constantsBefore.set(first ?? -1, []).get(first ?? -1)!).push(i);
+  }
+  const runs: { g: number; nodes: number[] }[] = [];
+  const emit = (i: number, g: number): void => {
+    const last = runs[runs.length - 1];
+    if (last && last.g === g) last.nodes.push(i);
+    else runs.push({ g, nodes: [i] });
+  };
+  for (const c of constantsBefore.get(-1) ?? []) emit(c, group.get(c)!);
+  while (heap.size > 0) {
+    const i = heap.pop()!;
+    for (const c of constantsBefore.get(i) ?? []) emit(c, group.get(i)!);
+    emit(i, group.get(i)!);
+    for (const s of index.successors(i)) {
+      if (!inStage.has(s)) continue;
+      nodeIndeg.set(s, nodeIndeg.get(s)! - 1);
+      if (nodeIndeg.get(s) === 0) heap.push(s);
+    }
+  }
+  return runs.map((r) => segment(r.g, r.nodes));
+}
