@@ -1,0 +1,172 @@
+// What MoE detection knows about a graph: the op families it walks through, each node's producer
+// and consumers by value, weights and their shapes (Facts), and sets of nodes with one owner (Groups).
+
+import { positions, type GraphIndex } from '../ir/algorithms.js';
+import type { Model, TensorData } from '../ir/graph.js';
+import { decodeTensor } from '../shapes/constant-fold.js';
+import type { MoeLayer } from './detect.js';
+
+/** Ops that relabel a tensor: followed when tracing data back to its source (only input 0 counts). */
+export const VIEW = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity', 'Cast']);
+/** Ops an expert's body is made of (besides views): weight matmuls, element-wise math, activations. */
+export const BODY = new Set([
+  'MatMul',
+  'Gemm',
+  'FusedMatMul',
+  'MatMulNBits',
+  'DequantizeLinear',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Sqrt',
+  'Neg',
+  'Exp',
+  'Erf',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'LeakyRelu',
+  'Elu',
+  'Selu',
+  'Gelu',
+  'FastGelu',
+  'BiasGelu',
+  'QuickGelu',
+  'Softplus',
+  'HardSigmoid',
+  'HardSwish',
+  'Mish',
+  'Clip',
+  'Min',
+  'Max',
+  'BiasAdd',
+]);
+/** Ops between the router MatMul and the TopK (casts, normalisation, score bias). */
+export const ROUTER_CHAIN = new Set(['Cast', 'Identity', 'Reshape', 'Softmax', 'Sigmoid', 'Add', 'Sub', 'Mul', 'Div', 'LogSoftmax']);
+export const MATMUL = new Set(['MatMul', 'Gemm', 'FusedMatMul']);
+export const EXPERT_NAME = /^(.*?)[/.]experts?[._](\d+)(?:[/._]|$)/;
+
+/** Per-graph facts the detectors share: which values are constants, and the weight behind a value. */
+export class Facts {
+  readonly constant: Uint8Array;
+  readonly pos: Int32Array;
+
+  constructor(
+    readonly model: Model,
+    readonly index: GraphIndex,
+    readonly order: Int32Array,
+  ) {
+    const g = model.graph;
+    this.constant = new Uint8Array(index.valueNames.length);
+    for (const name of g.initializers.keys()) this.constant[index.valueIds.get(name)!] = 1;
+    for (const i of order) {
+      const node = g.nodes[i]!;
+      const ins = index.inputsOf(i);
+      let all = node.op === 'Constant' || (ins.length > 0 && node.outer_refs.length === 0 && !/^Random/.test(node.op));
+      if (node.op !== 'Constant') for (const id of ins) if (id >= 0 && !this.constant[id]) all = false;
+      if (all) for (const id of index.outputsOf(i)) if (id >= 0) this.constant[id] = 1;
+    }
+    this.pos = positions(order, g.nodes.length);
+  }
+
+  isConst(id: number): boolean {
+    return id >= 0 && this.constant[id] === 1;
+  }
+
+  producer(id: number): number {
+    return id >= 0 ? this.index.producerOf[id]! : -1;
+  }
+
+  /** The tensor behind a constant value: an initializer or a Constant node, through casts and transposes. */
+  weight(id: number): TensorData | null {
+    for (let depth = 0; depth < 6 && id >= 0; depth++) {
+      const init = this.model.graph.initializers.get(this.index.valueNames[id]!);
+      if (init) return init;
+      const p = this.producer(id);
+      if (p < 0) return null;
+      const node = this.model.graph.nodes[p]!;
+      if (node.op === 'Constant') return node.attrs.value?.type === 'tensor' ? node.attrs.value.value : null;
+      if (!['Cast', 'Transpose', 'DequantizeLinear', 'Identity', 'Reshape'].includes(node.op)) return null;
+      id = this.index.inputsOf(p)[0]!;
+    }
+    return null;
+  }
+
+  /** A scalar constant's value (TopK's K, an expert's index in an Equal or Gather). */
+  scalar(id: number): number | null {
+    if (!this.isConst(id)) return null;
+    const t = this.weight(id);
+    const v = t ? decodeTensor(t) : undefined;
+    return v && v.length === 1 && typeof v[0] === 'number' ? v[0] : null;
+  }
+
+  /** Follow views back from a value: the value they relabel, and the view nodes passed. */
+  viewRoot(id: number): { root: number; chain: number[] } {
+    const chain: number[] = [];
+    for (let p = this.producer(id); p >= 0 && VIEW.has(this.model.graph.nodes[p]!.op); p = this.producer(id)) {
+      chain.push(p);
+      id = this.index.inputsOf(p)[0]!;
+    }
+    return { root: id, chain };
+  }
+
+  /** A MatMul/Gemm whose B operand is a constant weight of rank ≥ 2. */
+  weightMatmul(i: number): TensorData | null {
+    const node = this.model.graph.nodes[i]!;
+    if (!MATMUL.has(node.op)) return null;
+    const b = this.index.inputsOf(i)[1] ?? -1;
+    if (!this.isConst(b)) return null;
+    const w = this.weight(b);
+    return w && w.dims.length >= 2 ? w : null;
+  }
+
+  /** 2 FLOPs per weight element per token, and the bytes of every constant the nodes read. */
+  cost(nodes: readonly number[]): { flops_per_token: number; param_bytes: number } {
+    let flops = 0;
+    let params = 0;
+    const seen = new Set<string>();
+    for (const i of nodes) {
+      const w = this.weightMatmul(i);
+      if (w) flops += 2 * w.dims.reduce((a, b) => a * b, 1);
+      const task = this.model.graph.nodes[i]!.task;
+      if (!w && task?.flops) flops += task.flops;
+      for (const id of this.index.inputsOf(i)) {
+        if (!this.isConst(id)) continue;
+        const t = this.weight(id);
+        if (t && !seen.has(t.name) && t.byte_size > 64) {
+          seen.add(t.name);
+          params += t.byte_size;
+        }
+      }
+    }
+    return { flops_per_token: flops, param_bytes: params };
+  }
+
+  sortByPos(nodes: Iterable<number>): number[] {
+    return [...new Set(nodes)].sort((a, b) => this.pos[a]! - this.pos[b]!);
+  }
+}
+
+/** Union-find over expert groups (path halving). */
+export class Groups {
+  private readonly parent: number[] = [];
+  add(): number {
+    this.parent.push(this.parent.length);
+    return this.parent.length - 1;
+  }
+  find(x: number): number {
+    while (this.parent[x] !== x) x = this.parent[x] = this.parent[this.parent[x]!]!;
+    return x;
+  }
+  union(a: number, b: number): number {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra !== rb) this.parent[Math.max(ra, rb)] = Math.min(ra, rb);
+    return Math.min(ra, rb);
+  }
+}
+
+/** A layer as a detector finds it, before layers are numbered in graph order. */
+export type Found = Omit<MoeLayer, 'layer'> & { at: number };
