@@ -166,3 +166,13 @@ function insertInterval(intervals: { s: number; f: number }[], s: number, f: num
   while (k > 0 && intervals[k - 1]!.s > s) k--;
   intervals.splice(k, 0, { s, f });
 }
+
+/** HEFT on a restricted problem (a hint, a variant): null when it does not fit, as any candidate that does not. */
+export function heftOrNull(p: PlacementProblem): ReturnType<typeof heft> | null {
+  try {
+    return heft(p);
+  } catch (err) {
+    if (err instanceof HxcError && err.code === 'HXC3001') return null;
+    throw err;
+  }
+}

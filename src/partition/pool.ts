@@ -1,0 +1,386 @@
+// The candidate pool of the partition pass: every placement judged by the same simulator (the
+// judge), the memory repair of one that overflows, the judged polish, the throughput surrogate
+// search, and the replan searches from a running plan — the parts of the partitioner that share
+// its state, gathered in one class so that passes/partition.ts reads as the list of candidates.
+
+import type { JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
+import { memoryOf, type Judge } from './judge.js';
+import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
+import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
+import { fitsMemory, localSearch, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
+
+/** `value`: the objective's figure plus, when replanning, the migration's share (what candidates are ranked by). */
+export type Candidate = JudgedPlan & { placement: Placement; value: number; raw_value: number };
+
+/** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 4 and 2000 runs. */
+function polishSimulations(steps: number, requests: number): number {
+  return Math.max(4, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
+}
+
+/** Rounds of the memory repair (each one schedule judged). */
+const REPAIR_ROUNDS = 8;
+
+export interface PoolInput {
+  p: PlacementProblem;
+  judge: Judge;
+  assessor: MakespanAssessor;
+  objective: Objective;
+  /** Block moves (a layer, a stage, a stage's experts). */
+  groups: number[][];
+  /** Per unit, the device the user pinned it to (--assign), or -1. */
+  pinnedTo: Int32Array;
+  /** Tensor-parallel splits as unit lists (a plan with splits counts only when each is spread). */
+  tpSplits: number[][];
+  measureKv: (device: Int32Array) => KvCapacity;
+  hasState: boolean;
+  /** The running plan, when replanning. */
+  migration: Migration | null;
+  /** --min-sequences. */
+  asked: number | null;
+  /** Some link is shared: contention is judged, so a latency polish may pay. */
+  contention: boolean;
+}
+
+export class CandidatePool {
+  readonly judged: Candidate[] = [];
+  polishMoves = 0;
+  polishSweeps = 0;
+  private readonly topoPriority: Float64Array;
+
+  constructor(private readonly c: PoolInput) {
+    this.topoPriority = new Float64Array(c.p.unit_names.length);
+    c.p.order.forEach((u, k) => (this.topoPriority[u] = k));
+  }
+
+  /** Requests the throughput figure is simulated over. */
+  get R(): number {
+    return this.c.judge.requests;
+  }
+
+  /** Lower is better: latency, or the simulated time of R requests (R / throughput). */
+  valueFor(v: { latency_s: number; throughput_per_s: number }): number {
+    return this.c.objective === 'latency' ? v.latency_s : v.throughput_per_s > 0 ? this.R / v.throughput_per_s : Infinity;
+  }
+
+  /** When replanning: the migration's share of the objective's figure. */
+  migrationShare(mc: MigrationCost | undefined): number {
+    const { migration, objective } = this.c;
+    return migration && mc ? (objective === 'latency' ? 1 : this.R) * migration.perRequest_s(mc) : 0;
+  }
+
+  /** Every split's parts on at least two devices. */
+  spread(device: Int32Array): boolean {
+    return this.c.tpSplits.every((parts) => parts.some((u) => device[u] !== device[parts[0]!]));
+  }
+
+  private usedDevices(device: Int32Array): string[] {
+    return [...new Set(device)].sort((a, b) => a - b).map((d) => this.c.p.device_ids[d]!);
+  }
+
+  /** Judge a placement (pins applied) and add it; null when it cannot run or hold its units. */
+  consider(name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null {
+    const { p, pinnedTo, assessor, judge, migration, measureKv, hasState, tpSplits } = this.c;
+    const n = p.unit_names.length;
+    const judged = this.judged;
+    const topoPriority = this.topoPriority;
+    const usedDevices = (d: Int32Array): string[] => this.usedDevices(d);
+    const spread = (d: Int32Array): boolean => this.spread(d);
+    const valueFor = (v: { latency_s: number; throughput_per_s: number }): number => this.valueFor(v);
+    const migrationShare = (mc: MigrationCost | undefined): number => this.migrationShare(mc);
+    if (!given) return null;
+    const device = Int32Array.from(given, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
+    if (!fitsMemory(p, device)) return null;
+    for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, device[u]!))) return null;
+    const placement = assessor.run(device, priority ?? topoPriority);
+    const v = judge.verdict(placement);
+    const mc = migration?.cost(device);
+    const entry: Candidate = {
+      name,
+      label,
+      devices: usedDevices(device),
+      latency_s: v.latency_s,
+      throughput_per_s: v.throughput_per_s,
+      pipelined: v.pipelined,
+      fits: v.fits,
+      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}),
+      ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}),
+      ...(migration && mc ? { migration: { ...mc, within_limits: migration.within(mc) } } : {}),
+      placement,
+      value: valueFor(v) + migrationShare(mc),
+      raw_value: valueFor(v),
+    };
+    judged.push(entry);
+    return entry;
+  }
+
+  /**
+   * A candidate whose scheduled memory overflows (live activations, values waiting to be sent) is
+   * repaired: from each device over its capacity, units move to the device that runs them next
+   * fastest with room, least extra time per byte freed first — cold experts to host memory before
+   * hot layers (KTransformers' split) — until the schedule fits. Each round is judged on the
+   * schedule; at most REPAIR_ROUNDS rounds.
+   */
+  repair(start: Candidate | null, name: string, label: string): Candidate | null {
+    const { p, pinnedTo, assessor, judge } = this.c;
+    const n = p.unit_names.length;
+    const nd = p.device_ids.length;
+    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
+
+    if (!start || start.fits) return null;
+    const device = Int32Array.from(start.placement.device);
+    for (let round = 0; round < REPAIR_ROUNDS; round++) {
+      const placement = assessor.run(device, start.placement.start_s);
+      const lat = judge.latency(placement);
+      const memory = memoryOf(p, device, lat.schedule, lat.one);
+      const over = memory.map((m, d) => ({ d, excess: m.total_bytes - m.capacity_bytes })).filter((x) => x.excess > 0);
+      if (over.length === 0) return consider(name, label, device, placement.start_s);
+      const room = memory.map((m) => m.capacity_bytes - m.total_bytes);
+      let moved = false;
+      for (const { d, excess } of over) {
+        // What a move frees for sure is the unit's weights and state (its activations may not be
+        // at the peak); it needs room for those and its own working set where it goes.
+        const movable: { u: number; to: number; ratio: number; frees: number; needs: number }[] = [];
+        for (let u = 0; u < n; u++) {
+          if (device[u] !== d || pinnedTo[u]! >= 0) continue;
+          const frees = residentBytes(p, u);
+          if (frees <= 0) continue;
+          const needs = frees + p.activation_bytes[u]!;
+          let to = -1;
+          for (let e = 0; e < nd; e++) {
+            if (e === d || !Number.isFinite(unitTime(p, u, e)) || room[e]! < needs) continue;
+            if (to < 0 || unitTime(p, u, e) < unitTime(p, u, to)) to = e;
+          }
+          if (to >= 0) movable.push({ u, to, frees, needs, ratio: Math.max(0, unitTime(p, u, to) - unitTime(p, u, d)) / frees });
+        }
+        movable.sort((a, b) => a.ratio - b.ratio || b.frees - a.frees || a.u - b.u);
+        let freed = 0;
+        for (const m of movable) {
+          if (freed >= excess * 1.05) break;
+          if (room[m.to]! < m.needs) continue;
+          device[m.u] = m.to;
+          room[m.to]! -= m.needs;
+          freed += m.frees;
+          moved = true;
+        }
+      }
+      if (!moved) return null;
+    }
+    return null;
+  }
+
+  /** Counts for the objective: fits, splits spread, within the replan limits, holds --min-sequences. */
+  eligible(c: Candidate): boolean {
+    const asked = this.c.asked;
+    return c.fits && c.tp_spread !== false && c.migration?.within_limits !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
+  }
+
+  /** The best eligible candidate for the objective (the first that fits when none is eligible). */
+  pick(): Candidate {
+    const judged = this.judged;
+    let best = judged.find((c) => this.eligible(c)) ?? judged.find((c) => c.fits) ?? judged[0]!;
+    for (const c of judged) if (this.eligible(c) && (c.value < best.value * (1 - 1e-12) || !this.eligible(best))) best = c;
+    return best;
+  }
+
+  /** The busiest device's load (the throughput bound's term). */
+  maxLoad(device: Int32Array): number {
+    const p = this.c.p;
+    const load = new Float64Array(p.device_ids.length);
+    for (let u = 0; u < p.unit_names.length; u++) load[device[u]!]! += unitTime(p, u, device[u]!);
+    return Math.max(...load);
+  }
+
+  /** The best eligible candidate for `goal` (latency, or throughput), ignoring migration. */
+  bestFor(goal: Objective): Candidate {
+    const judged = this.judged;
+    let best = judged.find((c) => this.eligible(c)) ?? judged[0]!;
+    for (const c of judged) {
+      const [a, b] = goal === 'latency' ? [c.latency_s, best.latency_s] : [-c.throughput_per_s, -best.throughput_per_s];
+      if (this.eligible(c) && (a < b - Math.abs(b) * 1e-12 || !this.eligible(best))) best = c;
+    }
+    return best;
+  }
+
+  /** Judged local search from `start` for `goal` (exact pruning by bounds); the result joins the candidates. */
+  polish(start: Candidate, goal: Objective, name: string, label: string): void {
+    const { p, judge, assessor, groups, contention, objective } = this.c;
+    const migration = this.c.migration;
+    const n = p.unit_names.length;
+    const nd = p.device_ids.length;
+    const R = this.R;
+    const spread = (d: Int32Array): boolean => this.spread(d);
+    const maxLoad = (d: Int32Array): number => this.maxLoad(d);
+    const migrationShare = (mc: MigrationCost | undefined): number => this.migrationShare(mc);
+    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
+    // When replanning (goal = the objective), a move also changes the migration: its share joins the value.
+    const counted = migration !== null && goal === objective;
+    const startValue = (goal === 'latency' ? start.latency_s : R / start.throughput_per_s) + (counted ? migrationShare(start.migration) : 0);
+    const steps = judge.schedule(start.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
+    const simCap = judge.simulations + polishSimulations(steps, goal === 'latency' ? 1 : R);
+    const r = localSearch(
+      p,
+      { value: startValue, placement: start.placement },
+      {
+        groups,
+        budget: goal === 'latency' && !contention && !counted ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
+        assess: (device, priority, toBeat) => {
+          if (judge.simulations >= simCap || !spread(device)) return null;
+          const mc = counted ? migration.cost(device) : undefined;
+          if (mc && !migration!.within(mc)) return null;
+          const share = migrationShare(mc);
+          const pl = assessor.run(device, priority);
+          // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
+          // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
+          if (goal === 'latency') {
+            if (pl.makespan_s + share >= toBeat * (1 - 1e-9)) return null;
+            return { value: judge.latency(pl).latency_s + share, placement: pl };
+          }
+          if (Math.max(R * maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
+          const t = judge.throughput(pl, false);
+          return { value: (t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity) + share, placement: pl };
+        },
+      },
+    );
+    this.polishMoves += r.moves;
+    this.polishSweeps += r.sweeps;
+    if (r.moves > 0) consider(name, label, r.placement.device, r.placement.start_s);
+  }
+
+  /**
+   * Throughput: the plan the latency objective would ship is a candidate too, polished for latency,
+   * then a contention-free surrogate of pipelined throughput searches from the best so far.
+   */
+  throughputSearch(): { moves: number; sweeps: number } {
+    const { p, assessor, groups } = this.c;
+    const R = this.R;
+    const pick = (): Candidate => this.pick();
+    const maxLoad = (d: Int32Array): number => this.maxLoad(d);
+    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
+    const fastest = this.bestFor('latency');
+    this.polish(fastest, 'latency', `${fastest.name}+latency-polish`, `${fastest.label}, polished for latency`);
+    const from = pick();
+    const surrogate = (device: Int32Array, priority: Float64Array): Assessed => {
+      const pl = assessor.run(device, priority);
+      return { value: pl.makespan_s + (R - 1) * maxLoad(device), placement: pl };
+    };
+    const s0 = surrogate(from.placement.device, from.placement.start_s);
+    const sr = localSearch(p, s0, {
+      groups,
+      budget: Math.floor(refineBudget(p, groups.length) / 2),
+      kicks: true,
+      seed: 777,
+      assess: (d, pr) => surrogate(d, pr),
+    });
+    consider('refined-throughput', 'local search on the pipelined-throughput surrogate', sr.placement.device, sr.placement.start_s);
+    return { moves: sr.moves, sweeps: sr.sweeps };
+  }
+
+  /**
+   * Replanning: the running plan (units whose device is gone placed where they fit), then searches
+   * that count the migration — steepest descent from the running plan (the most valuable move
+   * first; the plans after 1, 2, 4, … moves are candidates) and local search from it and from the
+   * best fresh plan. Returns the running and the fresh candidates (for the report).
+   */
+  replan(): { running: Candidate | null; fresh: Candidate | null } {
+    const { p, groups, pinnedTo, assessor, objective } = this.c;
+    const migration = this.c.migration!;
+    const judged = this.judged;
+    const n = p.unit_names.length;
+    const nd = p.device_ids.length;
+    const R = this.R;
+    const spread = (d: Int32Array): boolean => this.spread(d);
+    const maxLoad = (d: Int32Array): number => this.maxLoad(d);
+    const migrationShare = (mc: MigrationCost | undefined): number => this.migrationShare(mc);
+    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
+    let running: Candidate | null = null;
+    let fresh: Candidate | null = null;
+    // The best plan from scratch (the objective alone), before any candidate that counts moves.
+    fresh = judged
+      .filter((c) => c.fits && c.tp_spread !== false)
+      .reduce<Candidate | null>((a, c) => (!a || c.raw_value < a.raw_value * (1 - 1e-12) ? c : a), null);
+    const start = placeOrphans(p, migration.previous, fresh?.placement.device ?? null, pinnedTo);
+    running = consider(
+      'running',
+      'the running plan (units whose device is gone placed where they fit fastest)',
+      start,
+      migration.priority(p.unit_names, p.order, unitPredecessors(p)),
+    );
+    // Contention-free search with the migration's share, from the running plan and from the fresh one.
+    const assessMoves = (device: Int32Array, priority: Float64Array): Assessed | null => {
+      const mc = migration.cost(device);
+      if (!migration.within(mc) || !spread(device)) return null;
+      const pl = assessor.run(device, priority);
+      return { value: (objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * maxLoad(device)) + migrationShare(mc), placement: pl };
+    };
+    const budget = refineBudget(p, groups.length);
+    if (running) {
+      // Steepest descent from the running plan: the most valuable move (a unit, or a block — a
+      // layer, a stage's experts — to one device) first, so the first few moves are the ones that
+      // matter (the hot experts); the plans after 1, 2, 4, … moves are candidates, and --min-gain
+      // picks the fewest moves within reach of the best.
+      const device = Int32Array.from(running.placement.device);
+      let current = assessMoves(device, running.placement.start_s);
+      const moveList: number[][] = [...groups.filter((g) => g.length > 1), ...Array.from({ length: n }, (_, u) => [u])];
+      let spent = 0;
+      for (let step = 1; current && spent < budget; step++) {
+        let bestMove: { units: number[]; to: number; a: Assessed } | null = null;
+        for (const units of moveList) {
+          if (units.some((u) => pinnedTo[u]! >= 0)) continue;
+          for (let d = 0; d < nd && spent < budget; d++) {
+            if (units.every((u) => device[u] === d) || units.some((u) => !Number.isFinite(unitTime(p, u, d)))) continue;
+            const old = units.map((u) => device[u]!);
+            for (const u of units) device[u] = d;
+            if (fitsMemory(p, device)) {
+              spent++;
+              const a = assessMoves(device, current.placement.start_s);
+              if (a && a.value < (bestMove?.a.value ?? current.value * (1 - 1e-9))) bestMove = { units, to: d, a };
+            }
+            units.forEach((u, j) => (device[u] = old[j]!));
+          }
+        }
+        if (!bestMove) break;
+        for (const u of bestMove.units) device[u] = bestMove.to;
+        current = { value: bestMove.a.value, placement: bestMove.a.placement };
+        if ((step & (step - 1)) === 0)
+          consider(
+            `replan-steepest-${step}`,
+            `the running plan after its ${step} most valuable move${step === 1 ? '' : 's'}`,
+            device,
+            current.placement.start_s,
+          );
+      }
+      if (current) consider('replan-steepest', 'the running plan after every move that pays back, most valuable first', device, current.placement.start_s);
+    }
+    for (const [from, name] of [
+      [running, 'running'],
+      [fresh, 'fresh'],
+    ] as const) {
+      if (!from) continue;
+      const s0 = assessMoves(from.placement.device, from.placement.start_s);
+      if (!s0) continue;
+      const sr = localSearch(p, s0, { groups, budget, assess: (d, pr) => assessMoves(d, pr) });
+      if (sr.moves > 0)
+        consider(
+          `replan-from-${name}`,
+          `local search from the ${name} plan, counting the migration (amortised over ${migration.amortize} requests)`,
+          sr.placement.device,
+          sr.placement.start_s,
+        );
+    }
+    return { running, fresh };
+  }
+
+  /** Of the plans within --min-gain of `chosen`, the one with the fewest moves (replanning). */
+  fewestMoves(chosen: Candidate): Candidate {
+    const migration = this.c.migration;
+    if (!migration) return chosen;
+    const reach = chosen.value * (1 + migration.minGain);
+    let best = chosen;
+    for (const c of this.judged) {
+      if (!this.eligible(c) || c.value > reach) continue;
+      const [mc, mb] = [c.migration!.moves, best.migration!.moves];
+      if (mc < mb || (mc === mb && c.value < best.value * (1 - 1e-12))) best = c;
+    }
+    return best;
+  }
+}

@@ -1,0 +1,63 @@
+// What the partition pass returns: the shipped placement, the judge and its verdict, bounds, every
+// candidate judged, the baselines, KV capacity, explanations and, when replanning, the migration.
+
+import type { LowerBound } from './bounds.js';
+import type { Unit } from './build.js';
+import type { ExactResult } from './exact.js';
+import type { Judge, Verdict } from './judge.js';
+import type { PipelineResult } from './pipeline.js';
+import type { Placement, PlacementProblem } from './problem.js';
+import type { ExplainEntry, JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
+import type { MigrationReport } from './migration.js';
+
+export interface ThroughputBound {
+  /** No plan of these units on this rack exceeds it (requests/s over THROUGHPUT_REQUESTS requests). */
+  upper_per_s: number;
+  /** Least possible load of the busiest device per request (the memory-spread LP's bound). */
+  device_load_s: number;
+  /** Least possible latency of a request (critical path at fastest times). */
+  critical_path_s: number;
+}
+
+export interface PartitionResult {
+  objective: Objective;
+  solver: 'heuristic' | 'exact';
+  /** The candidate that won (and whether the judged polish improved it). */
+  chosen: string;
+  units: Unit[];
+  unit_of: Int32Array;
+  problem: PlacementProblem;
+  /** The shipped placement: devices, and the start times that order each device's steps. */
+  placement: Placement;
+  /** Throughput is simulated with pipeline rounds (simulate.ts). */
+  pipelined: boolean;
+  judge: Judge;
+  verdict: Verdict;
+  lower_bound: LowerBound;
+  throughput_bound: ThroughputBound;
+  /** Every candidate considered, judged; the baselines plan.json reports are among them. */
+  candidates: JudgedPlan[];
+  baselines: {
+    heft: JudgedPlan | null;
+    single_device: JudgedPlan | null;
+    fallback: JudgedPlan | null;
+    even_split: JudgedPlan | null;
+    tensor_parallel: JudgedPlan | null;
+  };
+  exact: ExactResult | null;
+  pipeline: PipelineResult | null;
+  search: { refine_moves: number; refine_sweeps: number; polish_moves: number; polish_sweeps: number; evaluations: number; simulations: number };
+  kv: KvCapacity | null;
+  /** Why each unit is where it is, on the shipped plan (computed when first asked: a pipeline variant that is not shipped never pays for it). */
+  explain(): ExplainEntry[];
+  /** Tensor-parallel splits (by MatMul name) whose parts the best plan ignoring the spread rule put on different devices. */
+  tp_paid: string[];
+  /** The shipped plan has no split, or every split's parts on different devices. */
+  tp_eligible: boolean;
+  /** Set by the variant driver: the pipeline variants weighed (with and without tensor parallelism). */
+  variants?: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[];
+  /** The stage cuts planned on (fine and coarse), when there were two: each one's best plan. */
+  stage_cuts?: { stages: number; units: number; latency_s: number; throughput_per_s: number; shipped: boolean }[];
+  /** When replanning (`hxc replan`): the migration from the running plan. */
+  migration: MigrationReport | null;
+}
