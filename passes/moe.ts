@@ -31,6 +31,7 @@ import type { Graph } from '../src/ir/graph.js';
 import { profilePass } from './profile.js';
 import { shapesPass } from './shapes.js';
 import { verifyPass } from './verify.js';
+import { dumpNumber } from '../src/util/format.js';
 
 export type { PlanExpert };
 export { EXPERT_MEMORY_FRACTION, METHODS, planExperts, type ExpertPlan, type LayerPlan, type LayerSpec, type Method, type PlanOptions };
@@ -121,8 +122,7 @@ function runMoe(ctx: PassContext): MoeResult {
   return { layers, routing: { file: routing.file, uniform: routing.file === null }, plan };
 }
 
-const num = (x: number, digits = 4): string =>
-  x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(digits - 1) : String(Number(x.toFixed(digits)));
+const num = (x: number, digits = 4): string => dumpNumber(x, digits);
 
 /**
  * The experts as the shipped plan places them, read from its assignment (the partitioner's, not

@@ -42,6 +42,7 @@ import { tpPass } from './tp.js';
 import { verifyPass } from './verify.js';
 import { expertUnits, moeHint } from './partition-experts.js';
 import type { PartitionResult, ThroughputBound } from '../src/partition/result.js';
+import { dumpNumber } from '../src/util/format.js';
 
 export type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity, Objective } from '../src/plan/format.js';
 export type { MigrationReport } from '../src/partition/migration.js';
@@ -397,7 +398,7 @@ function once<T>(f: () => T): () => T {
   };
 }
 
-const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(4) : String(Number(x.toFixed(4))));
+const fmt = (x: number): string => dumpNumber(x);
 
 export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
   name: 'partition',

@@ -9,6 +9,7 @@ import { memoryOf, type DeviceMemory } from '../src/partition/judge.js';
 import type { SimInput, SimResult, SimTransfer } from '../src/sim/simulate.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { partitionPass } from './partition.js';
+import { dumpNumber } from '../src/util/format.js';
 
 export type { DeviceMemory };
 
@@ -112,7 +113,7 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
   return { devices, transfers, sim_input: schedule.sim, one, many, requests: judge.requests, pipelined: schedule.pipelined };
 }
 
-const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(4) : String(Number(x.toFixed(4))));
+const fmt = (x: number): string => dumpNumber(x);
 
 export const schedulePass: Pass<ScheduleResult> = {
   name: 'schedule',

@@ -13,6 +13,7 @@ import { profilePass } from './profile.js';
 import { verifyPass } from './verify.js';
 import { statePass } from './state.js';
 import type { ModelNeeds } from '../src/partition/narrow.js';
+import { dumpNumber } from '../src/util/format.js';
 
 export interface Stage {
   id: number;
@@ -130,7 +131,7 @@ export function buildStages(ctx: PassContext): StageResult {
   return { stages, stage_of, order, repeat_groups: groups.size, coarse: coarse && coarse.stages.length < stages.length ? coarse : null };
 }
 
-const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
+const fmt = (x: number): string => dumpNumber(x, 3);
 
 export const MAX_STAGES = intOption({
   name: 'max-stages',

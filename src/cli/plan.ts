@@ -12,6 +12,7 @@ import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline, type PipelineRun } from './run-passes.js';
 import type { PlanOptions } from '../pass/pass.js';
 import { lowerPass } from '../../passes/lower.js';
+import { formatSeconds } from '../util/format.js';
 
 export interface PlanFlags extends AnalysisFlags {
   passes?: string;
@@ -38,7 +39,7 @@ function passSet(v: string | undefined, flag: string): Set<string> | 'all' {
   return names;
 }
 
-export const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
+export const sec = formatSeconds;
 
 /**
  * On a terminal, one status line on stderr that each pass overwrites ("hxc: moe (pass 11 of 14)",

@@ -9,6 +9,7 @@
 
 import type { Objective } from '../plan/format.js';
 import { residentBytes, unitTime, type PlacementProblem } from './problem.js';
+import { formatSeconds } from '../util/format.js';
 
 /** What `hxc replan` hands the partitioner (src/pass/pass.ts PlanOptions.replan). */
 export interface ReplanInput {
@@ -234,7 +235,7 @@ export function migrationReport(
   // Per request, how much faster the shipped plan is than the running one (for throughput: 1/throughput).
   const perRequest = (c: Judged): number => (objective === 'latency' ? c.latency_s : c.throughput_per_s > 0 ? 1 / c.throughput_per_s : Infinity);
   const gain = running ? perRequest(running) - perRequest(chosen) : null;
-  const sec = (s: number): string => (s >= 1 ? `${s.toFixed(3)} s` : s >= 1e-3 ? `${(s * 1e3).toFixed(3)} ms` : `${(s * 1e6).toFixed(1)} us`);
+  const sec = formatSeconds;
   const optionalWhy =
     gain !== null && gain > 0
       ? `pays back: the plan is ${sec(gain)} per request faster than the running one, the migration's ${sec(mc.seconds)} repaid in ${Math.ceil(mc.seconds / gain)} requests (of ${m.amortize})`
