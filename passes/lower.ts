@@ -404,6 +404,7 @@ export const lowerPass: Pass<LowerResult> = {
   summary:
     'write the plan directory: one ONNX program per run of consecutive compute steps on a device, plan.json (hxc-plan/v1), the estimated timeline trace.json',
   requires: ['verify', 'shapes', 'schedule'],
+  uses: ['moe', 'replicate', 'tp'],
   options: [OUT],
   run(ctx) {
     const dir = ctx.option(OUT) ?? 'hxc-plan';

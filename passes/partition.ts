@@ -405,6 +405,7 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
   summary:
     'assign stages to devices: candidates (HEFT, refinement, MILP, pipeline DP, hand-written baselines) judged by the contention simulator, the best polished; bounds and explanations',
   requires: ['verify', 'bind', 'profile', 'state', 'stage', 'moe'],
+  uses: ['tp', 'replicate'],
   options: [OBJECTIVE, SOLVER, TIME_LIMIT, ASSIGN, MIN_SEQUENCES, PIN_EXPERTS, EXPERT_UNITS, ROUTING],
   run: partitionGraph,
   statistics(r) {

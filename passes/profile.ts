@@ -317,6 +317,7 @@ export const profilePass: Pass<ProfileResult> = {
   name: 'profile',
   summary: 'per node FLOPs, bytes read/written, parameter bytes, arithmetic intensity; calibration from a measured profile',
   requires: ['verify', 'bind', 'shapes'],
+  uses: ['replicate'],
   options: [CALIBRATE, ROUTING],
   run: profileGraph,
   statistics(r) {

@@ -29,6 +29,7 @@ export const replicatePass: Pass<ReplicateResult> = {
   name: 'replicate',
   summary: "hot MoE experts get executable replicas (--expert-replicas N), their tokens split at run time by the replicas' load",
   requires: ['import'],
+  kind: 'transform',
   options: [EXPERT_REPLICAS, ROUTING],
   run(ctx) {
     const extra = ctx.option(EXPERT_REPLICAS) ?? 0;

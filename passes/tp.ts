@@ -97,6 +97,7 @@ export const tpPass: Pass<TpResult> = {
   name: 'tp',
   summary: 'tensor parallelism where it pays: split large weight MatMuls column-wise across identical devices on a dedicated link',
   requires: ['import'],
+  kind: 'transform',
   options: [TENSOR_PARALLEL],
   run(ctx) {
     const flag = ctx.option(TENSOR_PARALLEL) ?? 'auto';

@@ -73,4 +73,11 @@ export class Context implements PassContext {
   store(pass: string, result: unknown): void {
     this.analyses.set(pass, result);
   }
+
+  /** Drop every analysis but those named (a transform rewrote the graph they describe); the names dropped. */
+  invalidate(keep: ReadonlySet<string>): string[] {
+    const dropped = [...this.analyses.keys()].filter((name) => !keep.has(name));
+    for (const name of dropped) this.analyses.delete(name);
+    return dropped;
+  }
 }

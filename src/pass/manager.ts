@@ -96,6 +96,9 @@ export class PassManager {
       const t0 = process.hrtime.bigint();
       const result = await pass.run(ctx);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      // A transform rewrote the graph: what earlier passes found about it no longer holds (the
+      // import, and other transforms' records of their rewrites, stay).
+      if (pass.kind === 'transform') ctx.invalidate(new Set(['import', ...this.passes.filter((p) => p.kind === 'transform').map((p) => p.name)]));
       store(pass.name, result);
       const statistics = pass.statistics(result, ctx);
       timings.push({ name: pass.name, ms, statistics });

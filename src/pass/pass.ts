@@ -44,6 +44,8 @@ export interface PassContext {
   has(pass: Pass<any, any>): boolean;
   /** Whether the pass of this name stored an analysis: for the pass manager, which knows passes by name only. */
   ran(name: string): boolean;
+  /** Drop every analysis but those named (the manager, after a transform); the names dropped. */
+  invalidate(keep: ReadonlySet<string>): string[];
   /** An option's value, typed and validated by its declaration (undefined when not given). */
   option<T extends OptionValue>(spec: OptionSpec<T>): T | undefined;
 }
@@ -54,6 +56,14 @@ export interface Pass<T = unknown, R extends T | Promise<T> = T> {
   summary: string;
   /** Passes whose analyses this one reads; the manager runs them first. */
   requires: string[];
+  /** Passes whose analyses this one reads when they ran (never pulled in): tp, replicate, moe. */
+  uses?: string[];
+  /**
+   * `transform`: it rewrites ctx.model (tp, replicate); every analysis computed before it describes
+   * a graph that is gone, so the manager drops them and later passes compute them again.
+   * Default `analysis`: it only reads.
+   */
+  kind?: 'analysis' | 'transform';
   /** The options it reads (declared once, by the pass that owns each; others list the same object). */
   options: readonly OptionSpec[];
   run(ctx: PassContext): R;
