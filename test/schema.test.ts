@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Ajv } from 'ajv';
 import { FIXTURES, REPO } from './helpers.js';
 import { syntheticJson } from '../src/bench/cases.js';
+import type { DeltaV1, PlanV1 } from '../src/plan/format.js';
 
 const schema = JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-graph.v1.schema.json'), 'utf8'));
 
@@ -75,4 +76,59 @@ test('the hxc-assignment schema accepts what --assign reads — a plan.json assi
   assert.ok(!validate({ format: 'hxc-assignment/v1', assignment: { n: 7 } }));
   assert.ok(!validate({ format: 'hxc-assignment/v2', assignment: {} }));
   assert.ok(!validate({ format: 'hxc-assignment/v1' }));
+});
+
+test('plan.json and delta.json: the TypeScript types (src/plan/format.ts) and the JSON Schemas name the same top-level fields', () => {
+  // Each record must list every key of its type, and only those: the compiler checks the lists.
+  const planKeys: Record<keyof PlanV1, true> = {
+    format: true,
+    model: true,
+    topology: true,
+    dims: true,
+    estimated_dims: true,
+    inputs: true,
+    outputs: true,
+    phase: true,
+    roles: true,
+    max_positions: true,
+    objective: true,
+    solver: true,
+    options: true,
+    pipeline: true,
+    assignment: true,
+    devices: true,
+    transfers: true,
+    state: true,
+    experts: true,
+    estimate: true,
+    explain: true,
+    expert_replicas: true,
+    tensor_parallel: true,
+    expert_probes: true,
+    programs: true,
+  };
+  const deltaKeys: Record<keyof DeltaV1, true> = {
+    format: true,
+    from: true,
+    objective: true,
+    amortize_requests: true,
+    limits: true,
+    moved: true,
+    moves: true,
+    forced_moves: true,
+    migration_bytes: true,
+    migration_s: true,
+    within_limits: true,
+    running_now: true,
+    new: true,
+    fresh: true,
+  };
+  for (const [file, keys] of [
+    ['hxc-plan.v1.schema.json', planKeys],
+    ['hxc-delta.v1.schema.json', deltaKeys],
+  ] as const) {
+    const s = JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', file), 'utf8')) as { properties: Record<string, unknown>; required: string[] };
+    assert.deepEqual(Object.keys(s.properties).sort(), Object.keys(keys).sort(), `${file} and its type name the same fields`);
+    for (const r of s.required) assert.ok(r in keys, `${file} requires ${r}, which its type has`);
+  }
 });
