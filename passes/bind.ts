@@ -5,6 +5,7 @@
 import { choiceOption, intOption } from '../src/pass/options.js';
 import type { Model } from '../src/ir/graph.js';
 import type { Pass } from '../src/pass/pass.js';
+import { TRACE_THROUGH } from '../src/ir/ops.js';
 
 export type Phase = 'prefill' | 'decode';
 
@@ -63,7 +64,7 @@ export function positionLimit(model: Model): number {
     if (a?.type === 'tensor' && n.outputs[0]) constants.set(n.outputs[0], a.value.dims);
   }
   const tableDims = (v: string): number[] | undefined => g.initializers.get(v)?.dims ?? constants.get(v);
-  const VIEW = new Set(['Cast', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten', 'Identity']);
+  const VIEW = TRACE_THROUGH;
   let frontier = new Set([ids.name]);
   let limit = Infinity;
   for (let depth = 0; depth < 4 && frontier.size > 0; depth++) {

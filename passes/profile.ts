@@ -6,7 +6,7 @@ import { ROUTING } from '../src/moe/routing.js';
 import { fileOption } from '../src/pass/options.js';
 import { fusedInto } from '../src/cost/fusion.js';
 import { fitEfficiency, readCalibration, type CalibrationReport } from '../src/cost/calibrate.js';
-import { nodeFlops, nodeTiles, opClass, VIEW_OPS, type OpClass } from '../src/cost/flops.js';
+import { FREE_OPS, nodeFlops, nodeTiles, opClass, type OpClass } from '../src/cost/flops.js';
 
 /** Ops whose first input is a table they index into (bytes read = rows gathered + indices). */
 const GATHER_OPS = new Set(['Gather', 'GatherElements', 'GatherND']);
@@ -174,7 +174,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       bytesRead += b;
     }
     for (const id of outs) if (id >= 0) bytesWritten += bytesById[id]!;
-    if (VIEW_OPS.has(node.op) && node.domain === '') {
+    if (FREE_OPS.has(node.op) && node.domain === '') {
       // A view relabels its input buffer: nothing is read or written (onnxruntime aliases it).
       bytesRead = 0;
       bytesWritten = 0;

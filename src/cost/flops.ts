@@ -4,6 +4,7 @@
 
 import type { Node } from '../ir/graph.js';
 import type { ComputeClass } from '../topology/catalog.js';
+import { VIEW_OPS } from '../ir/ops.js';
 
 /** Numeric shapes of a node's inputs and outputs ('' inputs are null). */
 export interface NodeShapes {
@@ -123,8 +124,8 @@ const DATA_MOVEMENT = new Set([
   'OptionalGetElement',
 ]);
 
-/** Ops that only relabel a buffer: they read no data and write none (onnxruntime aliases them). */
-export const VIEW_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Shape', 'Size', 'Constant', 'Dropout']);
+/** Ops that read no data and write none: the views (onnxruntime aliases them), metadata, constants, inference-time Dropout. */
+export const FREE_OPS: ReadonlySet<string> = new Set([...VIEW_OPS, 'Shape', 'Size', 'Constant', 'Dropout']);
 
 export function opClass(node: Node): OpClass {
   const op = node.op;

@@ -21,12 +21,13 @@
 // back there. The rule reads the graph, not the placement: a fused node placed on another device
 // than its producer is rare (stages are contiguous) and then priced too light.
 
-import { opClass, VIEW_OPS } from './flops.js';
+import { FREE_OPS, opClass } from './flops.js';
+import { VIEW_OPS } from '../ir/ops.js';
 import type { Graph } from '../ir/graph.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 
 /** Views that hand their input's buffer on, relabelled (not Shape, Size or Constant). */
-const RELABELS: ReadonlySet<string> = new Set([...VIEW_OPS].filter((op) => op !== 'Shape' && op !== 'Size' && op !== 'Constant'));
+const RELABELS: ReadonlySet<string> = new Set([...VIEW_OPS, 'Dropout']);
 
 /** Device kinds whose runtime fuses pointwise chains into the producing kernel. */
 export const FUSING_KINDS: ReadonlySet<string> = new Set(['gpu', 'accel', 'dataflow']);
@@ -89,7 +90,7 @@ export function fusedInto(graph: Graph, index: GraphIndex, order: Int32Array): F
       if (p < 0) continue;
       const node2 = graph.nodes[p]!;
       // A Constant, a view or a control-flow node has no kernel to fuse into.
-      if (node2.op === 'Constant' || VIEW_OPS.has(node2.op) || opClass(node2) === 'control') continue;
+      if (FREE_OPS.has(node2.op) || opClass(node2) === 'control') continue;
       // The producer's other outputs may have readers (a norm that also writes its residual sum):
       // the kernel writes those and hands this one on in registers.
       if (!onlyReader(value, reader)) continue;

@@ -5,9 +5,10 @@ import { positions, type GraphIndex } from '../ir/algorithms.js';
 import type { Model, TensorData } from '../ir/graph.js';
 import { decodeTensor } from '../shapes/constant-fold.js';
 import type { MoeLayer } from './detect.js';
+import { TRACE_THROUGH } from '../ir/ops.js';
 
 /** Ops that relabel a tensor: followed when tracing data back to its source (only input 0 counts). */
-export const VIEW = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity', 'Cast']);
+export const VIEW = TRACE_THROUGH;
 /** Ops an expert's body is made of (besides views): weight matmuls, element-wise math, activations. */
 export const BODY = new Set([
   'MatMul',
