@@ -3,7 +3,7 @@
 // cut the estimated layer time — then hxc's placer and the two baselines on each layer.
 
 import type { DType } from '../ir/dtype.js';
-import { canRun, peakFlops, type Device, type Route, type RouteTable, type Topology } from '../topology/index.js';
+import { canRun, deviceClassKey, peakFlops, type Device, type Route, type RouteTable, type Topology } from '../topology/index.js';
 import {
   commModel,
   evaluate,
@@ -83,8 +83,10 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
   const eff = (d: Device): number => opts.efficiency?.(d) ?? 1;
   const candidates = topo.devices.filter((d) => (opts.canHold ? opts.canHold(d) : true) && speedOf(d, dtype, eff(d)) > 0);
   if (candidates.length === 0) return null;
-  const classKey = (d: Device): string => `${d.kind}|${d.model ?? ''}|${speedOf(d, dtype, eff(d))}`;
-  const classes = [...new Set(candidates.map(classKey))].sort((a, b) => Number(b.split('|')[2]) - Number(a.split('|')[2]) || (a < b ? -1 : 1));
+  // Classes of identical devices (src/topology/device.ts), fastest first.
+  const classKey = deviceClassKey;
+  const speedOfClass = new Map(candidates.map((d) => [classKey(d), speedOf(d, dtype, eff(d))]));
+  const classes = [...speedOfClass.keys()].sort((a, b) => speedOfClass.get(b)! - speedOfClass.get(a)! || (a < b ? -1 : 1));
   const sourceIds = opts.sources ?? candidates.filter((d) => classKey(d) === classes[0]).map((d) => d.id);
   const hosts = hostsOf(topo);
   const routeCache = new Map<string, Route>();

@@ -10,7 +10,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
 import type { Device, RouteTable, Topology } from '../topology/index.js';
-import { canRun } from '../topology/index.js';
+import { canRun, deviceClassKey } from '../topology/index.js';
 import type { NodeCost } from '../cost/model.js';
 import type { EfficiencyTable } from '../cost/model.js';
 import type { PlacementProblem, UnitValue } from './problem.js';
@@ -77,23 +77,10 @@ export function buildProblem(inp: BuildInput): Built {
     if (ok === undefined) m.set(key, (ok = canRun(d, node.op, node.domain)));
     return ok;
   };
-  // Devices with the same numbers and op set give every node the same time: price each node once
-  // per class of identical devices, not once per device (64 H100s are one class).
+  // Identical devices (src/topology/device.ts) give every node the same time: price each node once
+  // per class, not once per device (64 H100s are one class).
   const abstract = costs.some((c) => c.time_s !== undefined);
-  const classKey = (d: Device): string =>
-    abstract
-      ? d.id
-      : JSON.stringify([
-          d.kind,
-          d.peak_flops,
-          d.memory_bandwidth_bytes_per_s,
-          d.launch_s,
-          d.efficiency,
-          Object.entries(d.class_efficiency).sort(),
-          d.memory_efficiency,
-          d.compute_units,
-          d.ops,
-        ]);
+  const classKey = (d: Device): string => (abstract ? d.id : deviceClassKey(d));
   const classOf = new Int32Array(nd);
   const classes: Device[] = [];
   const keys = new Map<string, number>();
