@@ -10,24 +10,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { createRequire } from 'node:module';
 import { EXAMPLES, hxc, isOneLineError, REPO, SHARED_MODELS, tmpDir } from './helpers.js';
+import type { DeltaV1 } from '../src/plan/format.js';
 
 const MIXTRAL = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
 const RACK = path.join(EXAMPLES, 'rack-8gpu.yaml');
 
-interface Delta {
-  format: string;
-  moved: { unit: string; from: string | null; to: string; bytes: number; seconds: number; why: string }[];
-  moves: number;
-  forced_moves: number;
-  migration_bytes: number;
-  migration_s: number;
-  within_limits: boolean;
-  amortize_requests: number;
-  running_now: { latency_s: number; throughput_per_s: number } | null;
-  new: { latency_s: number; throughput_per_s: number };
-  fresh: { latency_s: number; moves: number; bytes: number } | null;
-  from: { dir: string; latency_s: number };
-}
+type Delta = DeltaV1;
 
 function readJson<T>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;

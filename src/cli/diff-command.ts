@@ -6,6 +6,7 @@
 import { readPlan } from '../plan/read.js';
 import type { PlanV1 } from '../plan/format.js';
 import { formatBytes, jsonText, table } from './output.js';
+import { majorityDevice } from '../partition/migration.js';
 
 export const DIFF_FORMAT = 'hxc-diff/v1';
 
@@ -68,21 +69,7 @@ export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): Pla
       for (const st of d.steps) if (st.op === 'compute' && st.unit) (m.get(st.unit) ?? m.set(st.unit, []).get(st.unit)!).push(...(st.nodes ?? []));
     return m;
   };
-  const majority = (nodes: readonly string[], assignment: Record<string, string>): string | null => {
-    const count = new Map<string, number>();
-    for (const n of nodes) {
-      const d = assignment[n];
-      if (d !== undefined) count.set(d, (count.get(d) ?? 0) + 1);
-    }
-    let best: string | null = null;
-    let most = 0;
-    for (const [d, c] of [...count].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
-      if (c > most) {
-        best = d;
-        most = c;
-      }
-    return best;
-  };
+  const majority = majorityDevice;
   const explainB = new Map(b.explain.map((e) => [e.unit, e]));
   const moved: UnitMove[] = [];
   let onlyB = 0;

@@ -41,6 +41,28 @@ export interface MigrationCost {
   seconds: number;
 }
 
+/**
+ * Where most of these nodes ran under `assignment` (node → device), the first device in name order
+ * on a tie; null when it ran none of them. A unit's device in a running plan (replan) and in plan A
+ * (hxc diff) alike.
+ */
+export function majorityDevice(names: readonly string[], assignment: Readonly<Record<string, string>>): string | null {
+  const count = new Map<string, number>();
+  for (const name of names) {
+    const id = assignment[name];
+    if (id !== undefined) count.set(id, (count.get(id) ?? 0) + 1);
+  }
+  let best: string | null = null;
+  let most = 0;
+  for (const [id, c] of [...count].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (c > most) {
+      best = id;
+      most = c;
+    }
+  }
+  return best;
+}
+
 export interface MovedUnit {
   unit: string;
   u: number;
@@ -64,21 +86,7 @@ export class Migration {
     this.input = input;
     const index = new Map(p.device_ids.map((id, d) => [id, d]));
     // A unit's running device: where most of its nodes ran (the first in name order on a tie).
-    this.previousId = unitNodes.map((names) => {
-      const count = new Map<string, number>();
-      for (const name of names) {
-        const id = input.assignment[name];
-        if (id !== undefined) count.set(id, (count.get(id) ?? 0) + 1);
-      }
-      let best: string | null = null;
-      let most = 0;
-      for (const [id, c] of [...count].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-        if (c > most) {
-          best = id;
-          most = c;
-        }
-      return best;
-    });
+    this.previousId = unitNodes.map((names) => majorityDevice(names, input.assignment));
     this.previous = Int32Array.from(this.previousId, (id) => (id === null ? -1 : (index.get(id) ?? -1)));
   }
 

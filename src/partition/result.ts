@@ -7,7 +7,7 @@ import type { ExactResult } from './exact.js';
 import type { Judge, Verdict } from './judge.js';
 import type { PipelineResult } from './pipeline.js';
 import type { Placement, PlacementProblem } from './problem.js';
-import type { ExplainEntry, JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
+import type { ExplainEntry, JudgedPlan, KvCapacity, Objective, PlanEstimate } from '../plan/format.js';
 import type { MigrationReport } from './migration.js';
 
 export interface ThroughputBound {
@@ -46,7 +46,7 @@ export interface PartitionResult {
   };
   exact: ExactResult | null;
   pipeline: PipelineResult | null;
-  search: { refine_moves: number; refine_sweeps: number; polish_moves: number; polish_sweeps: number; evaluations: number; simulations: number };
+  search: PlanEstimate['search'];
   kv: KvCapacity | null;
   /** Why each unit is where it is, on the shipped plan (computed when first asked: a pipeline variant that is not shipped never pays for it). */
   explain(): ExplainEntry[];
@@ -55,9 +55,9 @@ export interface PartitionResult {
   /** The shipped plan has no split, or every split's parts on different devices. */
   tp_eligible: boolean;
   /** Set by the variant driver: the pipeline variants weighed (with and without tensor parallelism). */
-  variants?: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[];
+  variants?: NonNullable<PlanEstimate['variants']>;
   /** The stage cuts planned on (fine and coarse), when there were two: each one's best plan. */
-  stage_cuts?: { stages: number; units: number; latency_s: number; throughput_per_s: number; shipped: boolean }[];
+  stage_cuts?: NonNullable<PlanEstimate['stage_cuts']>;
   /** When replanning (`hxc replan`): the migration from the running plan. */
   migration: MigrationReport | null;
 }

@@ -6,6 +6,7 @@
 import type { Device, Topology } from './load.js';
 import type { RouteTable } from './routes.js';
 import { sha256 } from '../util/hash.js';
+import { deviceClassKey } from './device.js';
 
 export interface DeviceClass {
   /** `gpu h100-sxm` (kind and model), with a number when two classes share them. */
@@ -39,22 +40,8 @@ export interface RouteClass {
   count: number;
 }
 
-/** What makes two devices interchangeable, apart from their links. */
-function partKey(d: Device): string {
-  return JSON.stringify([
-    d.kind,
-    d.model,
-    d.memory_capacity_bytes,
-    d.memory_bandwidth_bytes_per_s,
-    Object.entries(d.peak_flops).sort(),
-    d.launch_s,
-    d.efficiency,
-    Object.entries(d.class_efficiency).sort(),
-    d.memory_efficiency,
-    d.compute_units,
-    d.ops,
-  ]);
-}
+/** What makes two devices interchangeable, apart from their links: the one notion (src/topology/device.ts). */
+const partKey = deviceClassKey;
 
 function linkKey(l: Topology['links'][number]): string {
   return JSON.stringify([l.kind, l.bandwidth_bytes_per_s, l.latency_s, l.shared, l.devices.length]);
