@@ -92,7 +92,7 @@ export function buildManifest(
     /** The LLM symbols (batch, seq, past, total) hxc run uses for --decode-steps. */
     roles: bind.roles,
     /** Positions the model can address (a position table's rows), null when unbounded: hxc run keeps decode steps within it. */
-    max_positions: Number.isFinite(positionLimit(model)) ? positionLimit(model) : null,
+    max_positions: finiteOrNull(positionLimit(model)),
     objective: part.objective,
     solver: part.solver,
     /** The planning options it was made with (files relative to the plan directory): what hxc replan makes it again with. */
@@ -216,6 +216,9 @@ export function buildManifest(
     tensor_parallel: ctx.has(tpPass) ? ctx.get(tpPass) : null,
   };
 }
+
+/** A number, or null for Infinity (JSON has no infinity). */
+const finiteOrNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
 /** `file` relative to the plan directory `dir`, with forward slashes. */
 function relativeTo(dir: string, file: string): string {

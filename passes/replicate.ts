@@ -5,8 +5,7 @@
 // among its copies by the copies' devices' measured load.
 
 import { intOption } from '../src/pass/options.js';
-import { ROUTING } from '../src/moe/routing.js';
-import fs from 'node:fs';
+import { readRouting, ROUTING } from '../src/moe/routing.js';
 import { GraphIndex, topoOrder } from '../src/ir/algorithms.js';
 import { detectMoe } from '../src/moe/detect.js';
 import type { Pass } from '../src/pass/pass.js';
@@ -79,11 +78,7 @@ export const replicatePass: Pass<ReplicateResult> = {
   },
 };
 
-function readTokens(file: string): Map<number, number[]> | null {
-  try {
-    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { layers?: { layer?: number; tokens?: number[] }[] };
-    return new Map((doc.layers ?? []).filter((l) => typeof l.layer === 'number' && Array.isArray(l.tokens)).map((l) => [l.layer!, l.tokens!]));
-  } catch {
-    return null; // the moe pass reports a bad routing file
-  }
+/** Per layer, tokens per expert (the routing file read and checked once, src/moe/routing.ts). */
+function readTokens(file: string): Map<number, number[]> {
+  return new Map(readRouting(file).layers.map((l) => [l.layer, l.tokens]));
 }

@@ -8,11 +8,11 @@
 // conditional count and the expert's body is costed at P times its work (it reads its weights only
 // when some token routes to it) — the expectation of what a step costs.
 
-import fs from 'node:fs';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Model, TensorType } from '../ir/graph.js';
 import { evalDim } from '../shapes/symbolic.js';
 import { detectMoe, type MoeLayer } from './detect.js';
+import { readRouting } from './routing.js';
 
 /** A NonZero that sizes one expert's batch: its node, MoE layer and expert. */
 export interface ExpertProbe {
@@ -109,23 +109,17 @@ function owningExpert(index: GraphIndex, start: number, expertOf: Map<number, nu
   return null;
 }
 
-/** Per layer, each expert's share of routed assignments; null without a readable file (the moe pass reports bad files). */
+/** Per layer, each expert's share of routed assignments (the routing file read and checked once, src/moe/routing.ts). */
 function routingShares(file: string | null): Map<number, number[]> | null {
   if (!file) return null;
-  try {
-    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { layers?: { layer?: number; tokens?: number[] }[] };
-    const m = new Map<number, number[]>();
-    for (const l of doc.layers ?? []) {
-      if (typeof l.layer !== 'number' || !Array.isArray(l.tokens)) continue;
-      const total = l.tokens.reduce((a, b) => a + b, 0);
-      if (total > 0)
-        m.set(
-          l.layer,
-          l.tokens.map((x) => x / total),
-        );
-    }
-    return m;
-  } catch {
-    return null;
+  const m = new Map<number, number[]>();
+  for (const l of readRouting(file).layers) {
+    const total = l.tokens.reduce((a, b) => a + b, 0);
+    if (total > 0)
+      m.set(
+        l.layer,
+        l.tokens.map((x) => x / total),
+      );
   }
+  return m;
 }

@@ -101,16 +101,27 @@ export function parseRouting(text: string, file: string): Routing {
   return { file, layers: layers.sort((a, b) => a.layer - b.layer) };
 }
 
+/** Files read, by path, size and modification time: the passes that need routing read it once. */
+const readFiles = new Map<string, Routing>();
+
 /** Reads a routing file (missing file: HXC2001; bad content: HXC2501 with the JSON path). */
 export function readRouting(file: string): Routing {
   let text: string;
+  let key: string;
   try {
+    const st = fs.statSync(file);
+    key = `${file}\u0000${st.size}\u0000${st.mtimeMs}`;
+    const known = readFiles.get(key);
+    if (known) return known;
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new HxcError('HXC2001', `cannot read routing file: ${reason}`, { where: file, hint: 'check the --routing path' });
   }
-  return parseRouting(text, file);
+  const routing = parseRouting(text, file);
+  if (readFiles.size > 16) readFiles.clear();
+  readFiles.set(key, routing);
+  return routing;
 }
 
 /** The file text: stable key order, one layer per block, a final newline. */
