@@ -1,10 +1,9 @@
 // moe: find the MoE layers (src/moe/detect.ts), read routing statistics (`--routing FILE`, else
 // uniform with warning HXC1106; src/moe/routing.ts), choose the devices that hold experts and place
-// and replicate experts on them (src/moe/place.ts), next to the two baselines it is measured against
-// (round-robin, EPLB-style greedy). Its placement is a candidate for the partition pass (`moe-hint`,
-// judged like every other), binding only with --pin-experts or when expert placement is steered
-// (--routing with --expert-slots / --expert-replicas); plan.json `experts` reports where the
-// shipped assignment runs each expert.
+// and replicate experts on them (src/moe/plan.ts, src/moe/place.ts), next to the two baselines it
+// is measured against (round-robin, EPLB-style greedy). Its placement is a candidate for the
+// partition pass (`moe-hint`, judged like every other), binding only with --pin-experts; plan.json
+// `experts` reports where the shipped assignment runs each expert.
 
 import { intOption } from '../src/pass/options.js';
 import { ROUTING } from '../src/moe/routing.js';
