@@ -37,13 +37,8 @@ export interface PartitionResult {
   throughput_bound: ThroughputBound;
   /** Every candidate considered, judged; the baselines plan.json reports are among them. */
   candidates: JudgedPlan[];
-  baselines: {
-    heft: JudgedPlan | null;
-    single_device: JudgedPlan | null;
-    fallback: JudgedPlan | null;
-    even_split: JudgedPlan | null;
-    tensor_parallel: JudgedPlan | null;
-  };
+  /** The plans a user would write by hand, as plan.json reports them (the exact solver's record apart). */
+  baselines: Omit<PlanEstimate['baselines'], 'exact'>;
   exact: ExactResult | null;
   pipeline: PipelineResult | null;
   search: PlanEstimate['search'];
