@@ -207,6 +207,7 @@ export const moePass: Pass<MoeResult> = {
   name: 'moe',
   summary: 'find MoE layers (com.microsoft MoE, torch routing patterns, annotations) and place and replicate experts over devices',
   requires: ['verify', 'profile'],
+  uses: ['state', 'stage'],
   options: [ROUTING, EXPERT_SLOTS],
   run: runMoe,
   statistics(r) {

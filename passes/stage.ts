@@ -145,7 +145,7 @@ export const MAX_STAGES = intOption({
 export const stagePass: Pass<StageResult> = {
   name: 'stage',
   summary: 'coarsen nodes into convex stages (repeated blocks, fused cheap chains) that the partitioner moves',
-  requires: ['profile', 'classify'],
+  requires: ['verify', 'profile'],
   options: [MAX_STAGES],
   run: buildStages,
   statistics(r) {
