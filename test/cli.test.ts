@@ -97,7 +97,7 @@ test('plan runs the pipeline; --passes pulls in prerequisites; --strict-passes n
 test('plan instrumentation: print-after, time-passes, dump-dir with stable dumps', () => {
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
   const dir = tmpDir();
-  const r = hxc(['plan', model, '--print-after', 'import', '--time-passes', '--dump-dir', path.join(dir, 'd1')]);
+  const r = hxc(['plan', model, '--out', path.join(dir, 'p1'), '--print-after', 'import', '--time-passes', '--dump-dir', path.join(dir, 'd1')]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /----- IR after import -----/);
   assert.match(r.stderr, /%logits = Gemm|= MatMul\(/);
@@ -107,7 +107,7 @@ test('plan instrumentation: print-after, time-passes, dump-dir with stable dumps
     .filter((f) => f !== '.hxc-output')
     .sort();
   assert.deepEqual(files.slice(0, 4), ['00-import.txt', '01-tp.txt', '02-replicate.txt', '03-verify.txt']);
-  hxc(['plan', model, '--dump-dir', path.join(dir, 'd2')]);
+  hxc(['plan', model, '--out', path.join(dir, 'p2'), '--dump-dir', path.join(dir, 'd2')]);
   for (const f of files) {
     assert.equal(fs.readFileSync(path.join(dir, 'd1', f), 'utf8'), fs.readFileSync(path.join(dir, 'd2', f), 'utf8'), `${f} is deterministic`);
   }
