@@ -13,6 +13,7 @@ import { passesCommand } from './passes-command.js';
 import { topologyCommand } from './topology-command.js';
 import { VERSION } from '../version.js';
 import { diffCommand } from './diff-command.js';
+import { reportCommand } from './report-command.js';
 import { DEFAULT_AMORTIZE, DEFAULT_MIN_GAIN, replanCommand } from './replan-command.js';
 
 export function buildProgram(): Command {
@@ -117,6 +118,15 @@ export function buildProgram(): Command {
       .argument('<plan-a>', 'a plan directory')
       .argument('<plan-b>', 'another plan directory'),
   ).action(diffCommand);
+
+  common(
+    program
+      .command('report')
+      .description('one self-contained HTML page of a plan: the rack, the timeline, the placement, why, and what changed; opens from disk')
+      .argument('<plan-dir>', 'plan directory written by hxc plan or hxc replan')
+      .option('-o, --out <file>', 'HTML file to write (default PLAN_DIR/report.html)')
+      .option('--compare <plan-dir>', 'another plan of the same model to compare with (what moved, before and after)'),
+  ).action(reportCommand);
 
   common(
     program

@@ -4,7 +4,8 @@
 
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
-import { simulate, type SimInput } from '../sim/simulate.js';
+import { simulate } from '../sim/simulate.js';
+import { planSimInput } from '../sim/plan-input.js';
 import { readPlan } from '../plan/read.js';
 import { jsonText, table } from './output.js';
 import { writeOutputDir, writeOutputFile } from '../util/output.js';
@@ -27,19 +28,7 @@ export function simulateCommand(planDir: string, opts: { requests: string; trace
       hint: `use at most ${Math.max(1, Math.floor(MAX_SIMULATED_STEPS / Math.max(1, steps)))} requests`,
     });
   }
-  const input: SimInput = {
-    devices: plan.devices.map((d) => ({
-      id: d.id,
-      steps: d.steps.map((s) =>
-        s.op === 'compute'
-          ? { op: 'compute' as const, duration_s: s.duration_s, label: s.unit ?? 'compute', round: s.round ?? 0 }
-          : { op: s.op, transfer: s.transfer, label: s.value ?? '', round: s.round ?? 0 },
-      ),
-    })),
-    transfers: plan.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
-    links: plan.topology.links,
-    requests,
-  };
+  const input = planSimInput(plan, requests);
   const eventsPerRequest = Math.max(1, steps);
   const traced = Math.min(requests, Math.max(1, Math.floor(MAX_TRACE_EVENTS / eventsPerRequest)));
   const r = simulate(input, { trace: true, traceRequests: traced });
