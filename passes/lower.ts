@@ -6,7 +6,9 @@
 import { CALIBRATE } from './profile.js';
 import { ROUTING } from '../src/moe/routing.js';
 import { ASSIGN } from './partition-options.js';
-import { stringOption } from '../src/pass/options.js';
+import { stringOption, switchOption } from '../src/pass/options.js';
+import { buildReport } from '../src/report/data.js';
+import { reportHtml } from '../src/report/html.js';
 import fs from 'node:fs';
 import { HxcError } from '../src/diag/diagnostics.js';
 import path from 'node:path';
@@ -35,6 +37,8 @@ export interface LowerResult {
   plan: PlanV1;
   /** delta.json, when the plan is a replan. */
   delta: DeltaManifest | null;
+  /** report.html's path, when --report asked for it. */
+  report: string | null;
 }
 
 export type DeltaManifest = DeltaV1;
@@ -401,6 +405,7 @@ function lowerPrograms(
 }
 
 export const OUT = stringOption({ name: 'out', short: '-o', arg: '<dir>', help: 'plan directory to write (default hxc-plan)' });
+export const REPORT = switchOption({ name: 'report', help: 'also write report.html into the plan directory (what hxc report PLAN_DIR writes)' });
 
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
@@ -408,7 +413,7 @@ export const lowerPass: Pass<LowerResult> = {
     'write the plan directory: one ONNX program per run of consecutive compute steps on a device, plan.json (hxc-plan/v1), the estimated timeline trace.json',
   requires: ['verify', 'shapes', 'schedule'],
   uses: ['moe', 'replicate', 'tp'],
-  options: [OUT],
+  options: [OUT, REPORT],
   run(ctx) {
     const dir = ctx.option(OUT) ?? 'hxc-plan';
     const pipeline = ctx.options.pipeline ?? '';
@@ -423,10 +428,23 @@ export const lowerPass: Pass<LowerResult> = {
     const sched = ctx.get(schedulePass);
     const planText = JSON.stringify(plan, null, 1) + '\n';
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
+    const report = ctx.option(REPORT)
+      ? reportHtml(
+          buildReport({
+            dir,
+            plan,
+            topology: ctx.topology(),
+            rackSource: plan.topology.path_from_plan ?? 'the built-in rack',
+            delta,
+            compare: null,
+          }),
+        )
+      : null;
     writeOutputDir(
       dir,
       [
         ...(delta ? [{ file: 'delta.json', text: JSON.stringify(delta, null, 1) + '\n' }] : []),
+        ...(report !== null ? [{ file: 'report.html', text: report }] : []),
         ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
         ...(programs?.links ?? []),
         { file: 'plan.json', text: planText },
@@ -439,7 +457,7 @@ export const lowerPass: Pass<LowerResult> = {
       ],
       PLAN_FORMAT,
     );
-    return { dir, plan, delta };
+    return { dir, plan, delta, report: report !== null ? path.join(dir, 'report.html') : null };
   },
   statistics(r) {
     return { devices: r.plan.devices.length, transfers: r.plan.transfers.length };

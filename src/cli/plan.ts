@@ -107,6 +107,7 @@ export async function planWith(
         topology: topo.name,
         pipeline,
         manifest: lowered ? path.join(lowered.dir, 'plan.json') : null,
+        report: lowered?.report ?? null,
         estimate: lowered ? lowered.plan.estimate : null,
         passes: run.timings.map((t) => ({ name: t.name, statistics: t.statistics })),
         moe: run.ctx.has(moePass) ? (run.ctx.get(moePass).plan?.summary ?? null) : null,
@@ -132,7 +133,7 @@ export async function planWith(
     Object.entries(plan.dims)
       .map(([k, v]) => `${k}=${v}`)
       .join(', ') + (estimated ? ` (+${estimated} data-dependent token counts at their expectation)` : '');
-  text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}\n\n`;
+  text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}${lowered.report ? `, report to ${lowered.report}` : ''}\n\n`;
   const rows = plan.devices
     .map((d) => {
       const computes = d.steps.filter((s) => s.op === 'compute');

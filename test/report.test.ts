@@ -1,0 +1,205 @@
+// hxc report (issue 14): one self-contained HTML page per plan, loaded in a real browser — Debian's
+// Chromium, headless, driven by puppeteer-core. The page must load without a console error and
+// draw every device of the rack and every compute step and transfer of the plan; the search must
+// filter the explain table; a replan's page and a --compare page must list what moved. A screenshot
+// of each page is kept in test-artifacts/ (CI keeps that folder).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+
+const ARTIFACTS = path.join(REPO, 'test-artifacts');
+
+/** The system browser (.ci/run installs Debian's chromium when it is missing); HXC_CHROMIUM overrides. */
+function chromium(): string {
+  const candidates = [process.env.HXC_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter((p): p is string => !!p);
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) throw new Error(`no Chromium at ${candidates.join(', ')}: install it (apt-get install chromium) or set HXC_CHROMIUM`);
+  return found;
+}
+
+let browser: Browser;
+before(async () => {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await puppeteer.launch({ executablePath: chromium(), args: ['--no-sandbox', '--disable-gpu'], headless: true });
+});
+after(async () => {
+  await browser?.close();
+});
+
+interface Loaded {
+  page: Page;
+  errors: string[];
+}
+
+/** Opens a report from disk, failing on any console error, page error or request that failed. */
+async function open(file: string): Promise<Loaded> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
+  page.on('pageerror', (e) => errors.push(`page: ${String(e)}`));
+  page.on('requestfailed', (r) => errors.push(`request: ${r.url()}`));
+  page.on('request', (r) => !r.url().startsWith('file:') && !r.url().startsWith('data:') && errors.push(`network: ${r.url()}`));
+  await page.setViewport({ width: 1400, height: 1000 });
+  await page.goto(`file://${file}`, { waitUntil: 'load' });
+  await page.waitForFunction(() => document.body.dataset.ready === 'yes', { timeout: 20_000 });
+  return { page, errors };
+}
+
+function planJson(dir: string): Record<string, any> {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8'));
+}
+
+/** Every device of the rack drawn; every compute step and every transfer of the one-request timeline drawn. */
+async function assertDrawn(page: Page, plan: Record<string, any>, rackDevices: number): Promise<void> {
+  const ids: string[] = await page.$$eval('g.device', (gs) => gs.map((g) => g.getAttribute('data-device') ?? ''));
+  assert.equal(ids.length, rackDevices, 'one card per device of the rack');
+  for (const d of plan.devices) assert.ok(ids.includes(d.id), `device ${d.id} is drawn`);
+  const computeSteps = plan.devices.reduce((n: number, d: any) => n + d.steps.filter((s: any) => s.op === 'compute').length, 0);
+  const bars = await page.$$eval('#timeline rect.bar', (r) => r.length);
+  assert.equal(bars, computeSteps + plan.transfers.length, 'one bar per compute step and per transfer');
+  const critical = await page.$$eval('#timeline rect.bar.critical', (r) => r.length);
+  assert.ok(critical > 0, 'a critical path is highlighted');
+  const rows = await page.$$eval('tr.explain-row', (r) => r.length);
+  assert.equal(rows, Math.min(plan.explain.length, 3000), 'one explain row per unit');
+  const experts = await page.$$eval('rect.expert', (r) => r.length);
+  assert.equal(experts, plan.experts.length, 'one heat-map cell per expert');
+  const runs: number = await page.$$eval('rect.run', (r) => r.length);
+  assert.ok(runs > 0 && runs <= plan.explain.length, 'the layer strip is drawn');
+}
+
+test('hxc plan --report and hxc report: the same bytes; in Chromium every device and step is drawn, the search filters, zoom works', async () => {
+  const dir = tmpDir();
+  const planDir = path.join(dir, 'plan');
+  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+  const routing = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json');
+  const made = hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--routing', routing, '--report', '--out', planDir]);
+  assert.equal(made.code, 0, made.stderr);
+  assert.match(made.stdout, /report to .*report\.html/);
+  const inPlan = path.join(planDir, 'report.html');
+  const again = path.join(dir, 'again.html');
+  const r = hxc(['report', planDir, '--out', again]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(fs.readFileSync(inPlan).equals(fs.readFileSync(again)), 'hxc report writes what hxc plan --report wrote, byte for byte');
+  const html = fs.readFileSync(inPlan, 'utf8');
+  assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href="(?!data:)/i, 'no script or style from elsewhere (requests are watched in the browser too)');
+
+  const plan = planJson(planDir);
+  const { page, errors } = await open(inPlan);
+  try {
+    await assertDrawn(page, plan, 11);
+    // Search: the rows left are exactly the units whose text holds the query.
+    const query = 'expert1';
+    await page.type('#explain-search', query);
+    const visible = await page.$$eval('tr.explain-row', (r) => r.length);
+    const expected = plan.explain.filter((e: any) => [e.unit, e.stage, e.device, e.reason].join(' ').toLowerCase().includes(query)).length;
+    assert.ok(expected > 0 && expected < plan.explain.length, 'the query narrows the table');
+    assert.equal(visible, expected);
+    // The pipelined view draws the simulated requests; zooming widens the bars.
+    await page.click('button[data-view="pipelined"]');
+    const pipelined = await page.$$eval('#timeline rect.bar', (r) => r.length);
+    assert.ok(pipelined > plan.transfers.length, `pipelined bars: ${pipelined}`);
+    const before = await page.$eval('#timeline rect.bar.compute', (r) => Number(r.getAttribute('width')));
+    const box = (await (await page.$('svg.gantt'))!.boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    for (let i = 0; i < 5; i++) await page.mouse.wheel({ deltaY: -400 });
+    await page.waitForFunction((w) => Number(document.querySelector('#timeline rect.bar.compute')!.getAttribute('width')) > w, { timeout: 5000 }, before);
+    await page.click('button[data-view="one"]');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'report-mixtral_tiny_moe_kv.png'), fullPage: false });
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('hxc report draws plans of a CNN and of the bundled LLM on other racks without a console error', async () => {
+  const dir = tmpDir();
+  const cases: [string, string | null, number][] = [
+    [path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx'), path.join(EXAMPLES, 'rack-8gpu.yaml'), 9],
+    [path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), null, 8],
+  ];
+  for (const [model, rack, devices] of cases) {
+    const out = path.join(dir, path.basename(model, '.onnx'));
+    const made = hxc(['plan', model, ...(rack ? ['--topology', rack] : []), '--out', out]);
+    assert.equal(made.code, 0, made.stderr);
+    const r = hxc(['report', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const { page, errors } = await open(path.join(out, 'report.html'));
+    try {
+      await assertDrawn(page, planJson(out), devices);
+      await page.screenshot({ path: path.join(ARTIFACTS, `report-${path.basename(out)}.png`) });
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.close();
+    }
+  }
+});
+
+test('hxc report of a replan lists what delta.json moved; --compare lists what hxc diff moves', async () => {
+  const dir = tmpDir();
+  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+  const rack = path.join(EXAMPLES, 'rack-hetero.yaml');
+  const a = path.join(dir, 'a');
+  assert.equal(hxc(['plan', model, '--topology', rack, '--out', a]).code, 0);
+  // The GPU holding the most nodes leaves the rack: the replan must move its units.
+  const counts = new Map<string, number>();
+  for (const d of Object.values(planJson(a).assignment as Record<string, string>)) if (d.startsWith('gpu')) counts.set(d, (counts.get(d) ?? 0) + 1);
+  const gone = [...counts].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1))[0]![0];
+  const keep = ['gpu0', 'gpu1', 'gpu2', 'gpu3'].filter((g) => g !== gone);
+  const smaller = path.join(dir, 'rack-smaller.yaml');
+  fs.writeFileSync(
+    smaller,
+    fs
+      .readFileSync(rack, 'utf8')
+      .replace('id: gpu[0-3]', `id: gpu[${keep.map((g) => g.slice(3)).join(',')}]`)
+      .replace('devices: [cpu0, gpu0, gpu1, gpu2, gpu3, ipu0]', `devices: [cpu0, ${keep.join(', ')}, ipu0]`)
+      .replace('connects: [gpu0, gpu1, gpu2, gpu3]', `connects: [${keep.join(', ')}]`)
+      .replace('connects: [cpu0, gpu0, gpu1, gpu2, gpu3, ipu0]', `connects: [cpu0, ${keep.join(', ')}, ipu0]`),
+  );
+  const b = path.join(dir, 'b');
+  const rp = hxc(['replan', a, '--topology', smaller, '--out', b]);
+  assert.equal(rp.code, 0, rp.stderr);
+  const delta = JSON.parse(fs.readFileSync(path.join(b, 'delta.json'), 'utf8'));
+  assert.equal(hxc(['report', b]).code, 0);
+  let { page, errors } = await open(path.join(b, 'report.html'));
+  try {
+    const moved = await page.$$eval('#compare table.moved tbody tr', (r) => r.length);
+    assert.ok(delta.moved.length > 0, `units of ${gone} moved`);
+    assert.equal(moved, delta.moved.length);
+    const whys = await page.$$eval('#compare table.moved tbody tr td:nth-child(5)', (c) => c.map((x) => x.textContent));
+    assert.deepEqual(
+      whys,
+      delta.moved.map((m: any) => m.why),
+    );
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+  // --compare: the same moves hxc diff counts.
+  const other = path.join(dir, 'other.html');
+  assert.equal(hxc(['report', b, '--compare', a, '--out', other]).code, 0);
+  const diff = JSON.parse(hxc(['diff', a, b, '--json']).stdout);
+  ({ page, errors } = await open(other));
+  try {
+    const moved = await page.$$eval('#compare table.moved tbody tr', (r) => r.length);
+    assert.equal(moved, diff.moved.length);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('hxc report refuses to overwrite a file it did not write, and a folder that is not a plan, with one line and exit 2', () => {
+  const dir = tmpDir();
+  const mine = path.join(dir, 'notes.html');
+  fs.writeFileSync(mine, '<html>my notes</html>');
+  const planDir = path.join(dir, 'p');
+  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--out', planDir]).code, 0);
+  const r = hxc(['report', planDir, '--out', mine]);
+  assert.equal(isOneLineError(r, 'HXC2004'), null);
+  assert.equal(fs.readFileSync(mine, 'utf8'), '<html>my notes</html>');
+  assert.equal(isOneLineError(hxc(['report', dir]), 'HXC2001'), null);
+});
