@@ -160,6 +160,6 @@ export function drawTimeline(kit: Kit): void {
   const legend = document.createElement('p');
   legend.className = 'note';
   const crit = tl.critical.reduce((s, i) => s + (tl.one[i]![2] - tl.one[i]![1]), 0);
-  legend.textContent = `${tl.one.length} bars for one request (${tl.one.filter((b) => b[3] === 0).length} compute steps, ${tl.one.filter((b) => b[3] === 1).length} transfers); critical path: ${tl.critical.length} steps, ${time(crit)} busy of ${time(data.summary.latency_s)}.`;
+  legend.textContent = `${tl.one.length} bars for one request (${tl.one.filter((b) => b[3] === 0).length} compute steps, ${tl.one.filter((b) => b[3] === 1).length} transfers); critical path: ${tl.critical.length} steps and transfers spanning ${time(crit)} of the ${time(data.summary.latency_s)} latency.`;
   sec.appendChild(legend);
 }
