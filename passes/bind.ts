@@ -6,6 +6,8 @@ import { choiceOption, intOption } from '../src/pass/options.js';
 import type { Model } from '../src/ir/graph.js';
 import type { Pass } from '../src/pass/pass.js';
 import { TRACE_THROUGH } from '../src/ir/ops.js';
+import { HxcError } from '../src/diag/diagnostics.js';
+import { DISAGGREGATE, WORKLOAD } from '../src/serve/options.js';
 
 export type Phase = 'prefill' | 'decode';
 
@@ -90,9 +92,9 @@ export function defaultContext(model: Model): number {
 export const PHASE = choiceOption({
   name: 'phase',
   arg: '<phase>',
-  choices: ['prefill', 'decode'] as const,
+  choices: ['prefill', 'decode', 'serve'] as const,
   on: ['inspect', 'check'],
-  help: 'LLM phase whose shapes to bind: prefill (seq = --prompt, past = 0) or decode (seq = 1, past = --context)',
+  help: 'LLM phase whose shapes to bind: prefill (seq = --prompt, past = 0) or decode (seq = 1, past = --context); serve (hxc plan with --workload): plan both, on device pools, for goodput',
 });
 export const BATCH = intOption({
   name: 'batch',
@@ -123,11 +125,17 @@ export const bindPass: Pass<BindResult> = {
   name: 'bind',
   summary: 'bind symbolic dims: --dim, and --phase prefill|decode with --batch, --prompt, --context for KV-cache LLMs',
   requires: ['import'],
-  options: [PHASE, BATCH, PROMPT, CONTEXT],
+  options: [PHASE, BATCH, PROMPT, CONTEXT, WORKLOAD, DISAGGREGATE],
   run(ctx) {
     const dims: Record<string, number> = {};
     const source: Record<string, string> = {};
-    let phase: Phase | null = ctx.option(PHASE) ?? null;
+    const asked = ctx.option(PHASE) ?? null;
+    if (asked === 'serve')
+      throw new HxcError('HXC2002', '--phase serve plans both phases for a workload: only hxc plan takes it', {
+        where: '--phase',
+        hint: 'hxc plan MODEL --phase serve --workload W.yaml; here use --phase prefill or decode',
+      });
+    let phase: Phase | null = asked;
     const roles = llmRoles(ctx.model);
     // `hxc plan` on a KV-cache LLM with nothing bound plans its prefill: a plan needs numbers.
     if (!phase && ctx.options.default_phase === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims))

@@ -218,6 +218,7 @@ export function buildManifest(
       : [],
     /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
     tensor_parallel: ctx.has(tpPass) ? ctx.get(tpPass) : null,
+    ...(ctx.options.serve ? { serve: ctx.options.serve } : {}),
   };
 }
 

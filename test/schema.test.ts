@@ -106,6 +106,7 @@ test('plan.json and delta.json: the TypeScript types (src/plan/format.ts) and th
     tensor_parallel: true,
     expert_probes: true,
     programs: true,
+    serve: true,
   };
   const deltaKeys: Record<keyof DeltaV1, true> = {
     format: true,

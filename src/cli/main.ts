@@ -131,10 +131,16 @@ export function buildProgram(): Command {
   common(
     program
       .command('simulate')
-      .description('discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace')
+      .description(
+        "discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace; with --workload, of a serving plan's requests",
+      )
       .argument('<plan-dir>', 'plan directory written by hxc plan')
       .option('--requests <n>', 'requests to run back to back (pipelined)', '1')
-      .option('--trace <file>', 'Chrome trace to write (default PLAN_DIR/sim/trace.json)'),
+      .option('--trace <file>', 'Chrome trace to write (default PLAN_DIR/sim/trace.json)')
+      .option(
+        '--workload <file>',
+        "a serving plan's requests instead (hxc-workload/v1): goodput, TTFT and TPOT percentiles, pool utilisation, KV occupancy per rate",
+      ),
   ).action(simulateCommand);
 
   analysis(

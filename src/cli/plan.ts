@@ -13,6 +13,9 @@ import { runPipeline, type PipelineRun } from './run-passes.js';
 import type { PlanOptions } from '../pass/pass.js';
 import { lowerPass } from '../../passes/lower.js';
 import { formatSeconds } from '../util/format.js';
+import { readOption } from '../pass/options.js';
+import { PHASE } from '../../passes/bind.js';
+import { servePlanCommand } from './serve-command.js';
 
 export interface PlanFlags extends AnalysisFlags {
   passes?: string;
@@ -71,6 +74,15 @@ export async function planWith(
   flags: PlanFlags,
   more?: (run: PipelineRun) => { text: string; json: Record<string, unknown> },
 ): Promise<void> {
+  if (readOption(options.flags, PHASE) === 'serve') {
+    if (flags.passes || flags.printBefore || flags.printAfter || flags.dumpDir)
+      throw new HxcError('HXC2002', '--phase serve runs the whole pipeline for each pool it weighs', {
+        where: '--phase',
+        hint: 'drop --passes/--print-*/--dump-dir, or instrument one phase with --phase prefill|decode',
+      });
+    await servePlanCommand(options, flags);
+    return;
+  }
   const model = options.model_path;
   const status = progressLine(Boolean(flags.json));
   const instr: Instrumentation = {

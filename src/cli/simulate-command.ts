@@ -6,6 +6,7 @@ import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import { simulate } from '../sim/simulate.js';
 import { planSimInput } from '../sim/plan-input.js';
+import { simulateServeCommand } from './serve-command.js';
 import { readPlan } from '../plan/read.js';
 import { jsonText, table } from './output.js';
 import { writeOutputDir, writeOutputFile } from '../util/output.js';
@@ -15,7 +16,11 @@ export const MAX_SIMULATED_STEPS = 50_000_000;
 /** Events the Chrome trace holds (about 100 MB of JSON): later requests are simulated, not traced. */
 export const MAX_TRACE_EVENTS = 500_000;
 
-export function simulateCommand(planDir: string, opts: { requests: string; trace?: string; json?: boolean }): void {
+export function simulateCommand(planDir: string, opts: { requests: string; trace?: string; json?: boolean; workload?: string }): void {
+  if (opts.workload !== undefined) {
+    simulateServeCommand(readPlan(planDir), opts.workload, Boolean(opts.json));
+    return;
+  }
   const requests = Number(opts.requests);
   if (!Number.isInteger(requests) || requests < 1)
     throw new HxcError('HXC2002', `--requests takes a positive integer, got "${opts.requests}"`, { where: '--requests' });

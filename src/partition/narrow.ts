@@ -10,6 +10,7 @@
 import type { PassContext } from '../pass/pass.js';
 import { deviceClasses } from '../topology/classes.js';
 import type { Topology } from '../topology/index.js';
+import { cutTopology } from '../topology/cut.js';
 
 export const NARROW_ABOVE = 64;
 /** Devices of each accelerator class kept at the least. */
@@ -70,43 +71,12 @@ export function narrowTopology(topo: Topology, need: number): { topology: Topolo
     for (const id of l.devices) if (!inHost.has(id) && !keep.has(id) && cap[classOf.get(id)!] === 0) keep.add(id);
   }
   if (keep.size === topo.devices.length || keep.size === 0) return null;
-  const devices = topo.devices.filter((d) => keep.has(d.id));
-  const links = topo.links.map((l) => ({ ...l, devices: l.devices.filter((id) => keep.has(id)) })).filter((l) => l.devices.length >= 2);
-  if (
-    !connected(
-      devices.map((d) => d.id),
-      links,
-    )
-  )
-    return null;
-  const hosts = topo.hosts.map((h) => ({ ...h, devices: h.devices.filter((id) => keep.has(id)) })).filter((h) => h.devices.length > 0);
+  const cut = cutTopology(topo, keep);
+  if (!cut) return null;
   return {
-    topology: { ...topo, devices, links, hosts },
-    considered: { devices: devices.length, of_devices: topo.devices.length, hosts: hostsKept, of_hosts: topo.hosts.length },
+    topology: cut,
+    considered: { devices: cut.devices.length, of_devices: topo.devices.length, hosts: hostsKept, of_hosts: topo.hosts.length },
   };
-}
-
-function connected(ids: string[], links: Topology['links']): boolean {
-  if (ids.length <= 1) return true;
-  const adj = new Map<string, string[]>();
-  for (const l of links) for (const id of l.devices) (adj.get(id) ?? adj.set(id, []).get(id)!).push(l.name);
-  const members = new Map(links.map((l) => [l.name, l.devices]));
-  const seen = new Set([ids[0]!]);
-  const stack = [ids[0]!];
-  const usedLinks = new Set<string>();
-  while (stack.length > 0) {
-    const d = stack.pop()!;
-    for (const l of adj.get(d) ?? []) {
-      if (usedLinks.has(l)) continue;
-      usedLinks.add(l);
-      for (const e of members.get(l)!)
-        if (!seen.has(e)) {
-          seen.add(e);
-          stack.push(e);
-        }
-    }
-  }
-  return seen.size === ids.length;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Model } from '../ir/graph.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
 import type { Pass, PassContext, PlanOptions } from './pass.js';
 import type { Considered } from '../partition/narrow.js';
+import { cutTopology } from '../topology/cut.js';
 
 export class Context implements PassContext {
   readonly analyses = new Map<string, unknown>();
@@ -30,7 +31,13 @@ export class Context implements PassContext {
 
   topology(): Topology {
     if (!this.topologyValue) {
-      this.topologyValue = this.options.topology_path ? loadTopology(this.options.topology_path) : defaultTopology();
+      const rack = this.options.topology_path ? loadTopology(this.options.topology_path) : defaultTopology();
+      const pool = this.options.pool;
+      if (pool) {
+        const cut = cutTopology(rack, new Set(pool));
+        if (!cut) throw new HxcError('HXC2002', `the devices ${pool.join(', ')} are not connected among themselves`, { where: rack.source.file ?? 'the rack' });
+        this.topologyValue = cut;
+      } else this.topologyValue = rack;
     }
     return this.topologyValue;
   }

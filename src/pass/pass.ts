@@ -23,6 +23,10 @@ export interface PlanOptions {
   default_phase?: boolean;
   /** Set by the variant driver (src/cli/run-passes.ts): split only these MatMuls (tp pass). */
   tp_targets?: string[];
+  /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
+  pool?: string[];
+  /** Set by the serving planner: the serve section of the prefill plan it lowers. */
+  serve?: import('../plan/format.js').PlanServe;
   /** Set by `hxc replan`: the running plan, whose placement the partitioner moves from, counting the migration. */
   replan?: import('../partition/migration.js').ReplanInput;
 }

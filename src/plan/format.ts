@@ -238,6 +238,8 @@ export interface PlanV1 {
   tensor_parallel: { k: number; reason: string; group: string[]; splits: Split[] } | null;
   /** Values whose second dim counts one expert's routed tokens (hxc run writes them as hxc-routing/v1). */
   expert_probes: { value: string; layer: number; expert: number }[];
+  /** A serving plan (`--phase serve`): this is its prefill plan; the decode plan is the folder `serve.decode_plan`. */
+  serve?: PlanServe;
   /** Program file → sha256, size and boundary values (tampering is caught by the hash). */
   programs: Record<string, { sha256: string; bytes: number; inputs: string[]; outputs: string[] }>;
 }
@@ -262,4 +264,75 @@ export interface DeltaV1 {
   new: { latency_s: number; throughput_per_s: number };
   /** The best plan made from scratch under the same inputs, and what going there would move. */
   fresh: { name: string; latency_s: number; throughput_per_s: number; moves: number; bytes: number; seconds: number } | null;
+}
+
+/** What a serving deployment's simulator replays: service times from the plans of each phase (src/serve/sim.ts). */
+export interface ServeModelV1 {
+  disaggregated: boolean;
+  prefill: { replicas: number; prompt_tokens: number; latency_s: number; interval_s: number };
+  decode: { replicas: number; context_tokens: number; max_batch: number; step_s_batch1: number; step_s_batch_max: number };
+  handoff: { bytes_per_token: number; bandwidth_bytes_per_s: number; latency_s: number; layers: number } | null;
+}
+
+export interface ServeFiguresV1 {
+  rate_per_s: number;
+  goodput_per_s: number;
+  slo_attainment: number;
+  ttft_p50_s: number;
+  ttft_p90_s: number;
+  tpot_p50_s: number;
+  tpot_p90_s: number;
+}
+
+/** plan.json `serve`: the pools, the KV handoff, and the goodput the workload gets (src/serve/plan.ts). */
+export interface PlanServe {
+  workload: {
+    file: string;
+    rates_per_s: number[];
+    prompt_tokens_mean: number;
+    output_tokens_mean: number;
+    slo: { ttft_p90_s: number; tpot_p90_s: number };
+    requests: number;
+    seed: number;
+  };
+  disaggregated: boolean;
+  /** The candidate shipped, and why. */
+  choice: string;
+  why: string;
+  pools: { prefill: string[]; decode: string[] };
+  replicas: { prefill: number; decode: number };
+  /** Per request of the mean prompt: the state pass's bytes per token × prompt tokens, over the route between the pools' KV owners. */
+  kv_handoff: {
+    bytes_per_token: number;
+    prompt_tokens: number;
+    bytes_per_request: number;
+    from: string;
+    to: string;
+    route: string[];
+    hops: string[];
+    seconds_per_request: number;
+    streamed_layers: number;
+  } | null;
+  /** Mean over the workload's rates (the ranking figure), and per rate. */
+  goodput_per_s: number;
+  colocated_goodput_per_s: number | null;
+  /** The highest arrival rate at which 90% of requests still meet both SLOs (DistServe's measure). */
+  capacity_per_s: number;
+  ttft_p90_s: number;
+  tpot_p90_s: number;
+  slo_attainment: number;
+  rates: ServeFiguresV1[];
+  model: ServeModelV1;
+  /** The decode plan's folder, relative to this plan. */
+  decode_plan: string;
+  candidates: {
+    name: string;
+    disaggregated: boolean;
+    pools: { prefill: string[]; decode: string[] };
+    replicas: { prefill: number; decode: number };
+    goodput_per_s: number;
+    capacity_per_s: number;
+    ttft_p90_s: number;
+    tpot_p90_s: number;
+  }[];
 }
