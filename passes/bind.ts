@@ -152,6 +152,18 @@ export const bindPass: Pass<BindResult> = {
           source[s] = '--phase';
         }
       };
+      // A position beyond the model's table has no embedding: the shapes (and the run) would be wrong.
+      if (Number.isFinite(positions) && past + seq > positions) {
+        const flag = phase === 'prefill' ? '--prompt' : '--context';
+        throw new HxcError(
+          'HXC2002',
+          `${phase === 'prefill' ? seq : past} tokens reach position ${past + seq}, beyond the ${positions} positions the model addresses`,
+          {
+            where: flag,
+            hint: `use at most ${phase === 'prefill' ? positions : positions - 1}`,
+          },
+        );
+      }
       set(roles.batch, batch);
       set(roles.seq, seq);
       set(roles.past, past);

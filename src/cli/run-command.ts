@@ -1,7 +1,9 @@
 // `hxc run PLAN_DIR [--inputs FILE] [--seed N] [--iterations N] [--check] [--decode-steps N] [--timeout S] [--json]`.
 
 import { HxcError } from '../diag/diagnostics.js';
-import { DEFAULT_TIMEOUT_S, runPlan } from '../runtime/run.js';
+import { DEFAULT_TIMEOUT_S, runPlan, type RunOptions, type RunReport } from '../runtime/run.js';
+import { runServe, type ServeRunReport } from '../runtime/serve-run.js';
+import { readPlan } from '../plan/read.js';
 import { parseDims } from './dims.js';
 import { jsonText, table } from './output.js';
 
@@ -27,7 +29,7 @@ function count(v: string | undefined, flag: string, min: number, max = 100_000):
 const ms = (x: number): string => x.toFixed(3);
 
 export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
-  const report = await runPlan({
+  const opts: RunOptions = {
     plan_dir: planDir,
     inputs_file: f.inputs,
     seed: count(f.seed, '--seed', 0),
@@ -37,7 +39,10 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
     model_path: f.model,
     dims: parseDims(f.dim),
     timeout_s: f.timeout === undefined ? DEFAULT_TIMEOUT_S : count(f.timeout, '--timeout', 1, 86_400),
-  });
+  };
+  // A serving plan with decode steps: the prompt on the prefill pool, the steps on the decode pool.
+  const plan = readPlan(planDir);
+  const report: RunReport & Partial<Pick<ServeRunReport, 'serve'>> = plan.serve && opts.decode_steps > 0 ? await runServe(opts, plan) : await runPlan(opts);
   if (f.json) process.stdout.write(jsonText(report));
   else {
     let text = `ran ${report.requests.length} request(s) on ${report.devices.length} device(s): latency p50 ${ms(report.latency_ms.p50)} ms, p95 ${ms(report.latency_ms.p95)} ms\n`;
@@ -66,6 +71,8 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
       text += table(['request', 'output', 'shape ok', 'max abs err', 'max rel err'], rows, [3, 4]);
       text += report.check.passed ? 'check passed\n' : 'check FAILED\n';
     }
+    if (report.serve)
+      text += `served: prefill on ${report.serve.prefill_devices.join(', ')}, KV cache (${report.serve.kv_handoff_bytes} bytes) handed to the decode pool, ${opts.decode_steps} decode step(s) on ${report.serve.decode_devices.join(', ')} (telemetry ${report.serve.decode_telemetry})\n`;
     text += `telemetry: ${report.telemetry}\ntrace: ${report.trace}\n`;
     if (report.routing) text += `measured expert routing: ${report.routing} (feed it back with hxc plan --routing)\n`;
     process.stdout.write(text);

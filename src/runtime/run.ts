@@ -30,6 +30,13 @@ export interface RunOptions {
   dims: Record<string, number>;
   /** Seconds a request may take before the run is ended (a backstop against a stalled device; default DEFAULT_TIMEOUT_S). */
   timeout_s?: number;
+  /** Keep the last request's KV state (past input → tensor), and the unsplit model's, in the report (a serve plan's prefill). */
+  keep_state?: boolean;
+  /**
+   * Start from this KV state: every request is a decode step, the first reading `state` as its past
+   * inputs (a serve plan's decode pool, after the prefill pool ran; src/runtime/serve-run.ts).
+   */
+  from_state?: { state: Record<string, ort.Tensor>; reference: Record<string, ort.Tensor> | null };
 }
 
 export const DEFAULT_TIMEOUT_S = 600;
@@ -55,6 +62,8 @@ export interface RunReport {
   trace: string;
   /** Measured expert routing (hxc-routing/v1), when the model has routed MoE layers. */
   routing: string | null;
+  /** With keep_state: the KV state after the last request, by past input name, and the unsplit model's (with --check). */
+  state?: { state: Record<string, ort.Tensor>; reference: Record<string, ort.Tensor> | null };
 }
 
 function workerSteps(plan: PlanV1, device: PlanV1['devices'][number]): WorkerStep[] {
@@ -92,7 +101,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   verifyPrograms(dir, plan);
   const active = plan.devices.filter((d) => d.steps.length > 0);
   const stateInputs = new Set(plan.state.flatMap((s) => s.inputs));
-  if (opts.decode_steps > 0 && plan.state.length === 0)
+  if ((opts.decode_steps > 0 || opts.from_state) && plan.state.length === 0)
     throw new HxcError('HXC2002', '--decode-steps needs a model with KV-cache state, and this plan has none', { where: '--decode-steps' });
   const roles = plan.roles;
   // Channels per ordered device pair that has transfers.
@@ -234,13 +243,16 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     }
     const readers = new Map<string, number>();
     for (const d of active) for (const name of needs.get(d.id)!) readers.set(name, (readers.get(name) ?? 0) + 1);
-    let refState: Record<string, ort.Tensor> = {};
+    let refState: Record<string, ort.Tensor> = opts.from_state?.reference ?? {};
+    let lastOutputs: Record<string, ort.Tensor> = {};
     const results: RequestResult[] = [];
     const records: { device: string; request: number; done: RunDone }[] = [];
-    const total = opts.decode_steps > 0 ? 1 + opts.decode_steps : opts.iterations;
+    // From a given state every request is a decode step; otherwise a prefill, then the decode steps.
+    const fromState = opts.from_state ?? null;
+    const total = fromState ? Math.max(1, opts.decode_steps) : opts.decode_steps > 0 ? 1 + opts.decode_steps : opts.iterations;
     const maxPositions = plan.max_positions;
     if (opts.decode_steps > 0 && maxPositions !== null && roles.past && roles.seq) {
-      const reach = (dims[roles.past] ?? 0) + (dims[roles.seq] ?? 1) + opts.decode_steps;
+      const reach = (dims[roles.past] ?? 0) + (dims[roles.seq] ?? 1) + opts.decode_steps - (fromState ? 1 : 0);
       if (reach > maxPositions) {
         throw new HxcError('HXC2002', `--decode-steps ${opts.decode_steps} would take the sequence to ${reach} positions; the model has ${maxPositions}`, {
           where: '--decode-steps',
@@ -249,14 +261,17 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       }
     }
     for (let r = 0; r < total; r++) {
-      const decode = opts.decode_steps > 0 && r > 0;
-      if (decode) {
+      const decode = fromState !== null || (opts.decode_steps > 0 && r > 0);
+      if (decode && !(fromState && r === 0)) {
         const seq = roles.seq ? (dims[roles.seq] ?? 1) : 1;
         if (roles.past) dims = { ...dims, [roles.past]: (dims[roles.past] ?? 0) + seq };
         if (roles.seq) dims = { ...dims, [roles.seq]: 1 };
         if (roles.total && roles.past && roles.seq) dims = { ...dims, [roles.total]: dims[roles.past]! + 1 };
       }
       const feeds = given && r === 0 ? given : makeInputs(decode ? plan.inputs.filter((i) => !stateInputs.has(i.name)) : plan.inputs, dims, opts.seed + r);
+      // The first step from a given state reads it as ordinary inputs (the devices keep it from then on).
+      if (fromState && r === 0) Object.assign(feeds, fromState.state);
+      const useState = decode && !(fromState && r === 0);
       const last = r === total - 1;
       const t0 = performance.now();
       // A backstop, not a measure: a request that makes no end within the timeout ends the run,
@@ -272,7 +287,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
             // Inputs go to the devices that read them; moved, not copied, unless --check still needs them
             // or another device reads the same input.
             for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, !reference && readers.get(name) === 1).wire;
-            const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: decode, return_state: last || opts.decode_steps === 0 };
+            const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: useState, return_state: last || opts.decode_steps === 0 };
             const p = next(d.id).then((m) => {
               waiting.delete(d.id);
               return m;
@@ -302,6 +317,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         records.push({ device: m.device, request: r, done: m });
         for (const [name, w] of Object.entries(m.outputs)) outputs[name] = fromWire(w);
       }
+      lastOutputs = outputs;
       const checks: Comparison[] = [];
       if (reference) {
         // The unsplit model has none of the inputs hxc added (replica shares).
@@ -318,15 +334,30 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
           if (outputs[o.name] && refOut[o.name]) checks.push(compare(o.name, outputs[o.name]!, refOut[o.name]!));
         }
       }
-      results.push({ request: r, kind: opts.decode_steps > 0 ? (decode ? 'decode' : 'prefill') : 'request', latency_ms: latency, dims: { ...dims }, checks });
+      results.push({
+        request: r,
+        kind: opts.decode_steps > 0 || fromState ? (decode ? 'decode' : 'prefill') : 'request',
+        latency_ms: latency,
+        dims: { ...dims },
+        checks,
+      });
     }
-    return finish(
+    const report = finish(
       opts,
       plan,
       results,
       records,
       active.map((d) => d.id),
     );
+    if (opts.keep_state) {
+      const state: Record<string, ort.Tensor> = {};
+      for (const o of plan.state)
+        o.outputs.forEach((present, i) => {
+          if (lastOutputs[present]) state[o.inputs[i]!] = lastOutputs[present]!;
+        });
+      report.state = { state, reference: reference ? refState : null };
+    }
+    return report;
   } finally {
     finished = true;
     // Let every worker finish creating its sessions first (bounded by --timeout), then stop them.
