@@ -1,0 +1,173 @@
+// Serving plans (issue 15): the workload format, the request-level simulator against what queueing
+// gives in closed form, and a serve plan of a shared KV model on the heterogeneous rack — disjoint
+// pools, the KV handoff priced from the state pass, hxc simulate reproducing the plan's goodput,
+// never below the colocated plan it reports, and hxc run checking prefill on one pool and decode
+// steps on the other against the unsplit model.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseWorkload, drawRequests, type Workload } from '../src/serve/workload.js';
+import { capacity, serviceRate, simulateServe, type ServeModel } from '../src/serve/sim.js';
+import { HxcError } from '../src/diag/diagnostics.js';
+import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+import { createRequire } from 'node:module';
+import { parse } from 'yaml';
+
+const require = createRequire(import.meta.url);
+import { readPlan } from '../src/plan/read.js';
+
+const WORKLOAD = path.join(FIXTURES, 'workloads', 'chat.yaml');
+
+function workload(extra = ''): Workload {
+  return parseWorkload(
+    `format: hxc-workload/v1\nrate_per_s: 2\nprompt_tokens: {fixed: 100}\noutput_tokens: {fixed: 11}\nslo: {ttft_p90: 1s, tpot_p90: 100ms}\nrequests: 300\n${extra}`,
+    'w.yaml',
+  );
+}
+
+const model = (over: Partial<ServeModel> = {}): ServeModel => ({
+  disaggregated: true,
+  prefill: { replicas: 1, prompt_tokens: 100, latency_s: 0.05, interval_s: 0.05 },
+  decode: { replicas: 1, context_tokens: 111, max_batch: 8, step_s_batch1: 0.01, step_s_batch_max: 0.024 },
+  handoff: { bytes_per_token: 1000, bandwidth_bytes_per_s: 1e9, latency_s: 1e-5, layers: 4 },
+  ...over,
+});
+
+test('hxc-workload/v1: rates, length distributions and SLOs parse; a bad field is one line naming its line', () => {
+  const w = parseWorkload(fs.readFileSync(WORKLOAD, 'utf8'), WORKLOAD);
+  assert.deepEqual([w.rates_per_s, w.prompt_tokens, w.output_tokens, w.slo], [[4], { fixed: 160 }, { fixed: 64 }, { ttft_p90_s: 0.3, tpot_p90_s: 0.04 }]);
+  // The schema accepts what the reader accepts.
+  const { Ajv } = require('ajv') as typeof import('ajv');
+  const schema = JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-workload.v1.schema.json'), 'utf8'));
+  const validate = new Ajv({ strict: false }).compile(schema);
+  assert.ok(validate(parse(fs.readFileSync(WORKLOAD, 'utf8'))), JSON.stringify(validate.errors));
+  assert.ok(!validate({ format: 'hxc-workload/v1', rate_per_s: 1 }));
+  const sweep = parseWorkload(
+    'format: hxc-workload/v1\nrates_per_s: [1, 2, 4]\nprompt_tokens: {uniform: [10, 20]}\noutput_tokens: {samples: [3, 5, 8]}\nslo: {ttft_p90: 0.5, tpot_p90: 20ms}\n',
+    'sweep.yaml',
+  );
+  assert.deepEqual(sweep.rates_per_s, [1, 2, 4]);
+  const reqs = drawRequests(sweep, 2);
+  assert.equal(reqs.length, 400);
+  assert.ok(reqs.every((r) => r.prompt >= 10 && r.prompt <= 20 && [3, 5, 8].includes(r.output)));
+  assert.deepEqual(drawRequests(sweep, 2), reqs, 'seeded: the same requests every time');
+  const bad: [string, RegExp][] = [
+    ['format: hxc-workload/v1\nrate_per_s: -1\nprompt_tokens: {fixed: 1}\noutput_tokens: {fixed: 1}\nslo: {ttft_p90: 1s, tpot_p90: 1s}\n', /bad\.yaml:2/],
+    ['format: hxc-workload/v1\nrate_per_s: 1\nprompt_tokens: {uniform: [9, 3]}\noutput_tokens: {fixed: 1}\nslo: {ttft_p90: 1s, tpot_p90: 1s}\n', /bad\.yaml:3/],
+    ['format: hxc-workload/v1\nrate_per_s: 1\nprompt_tokens: {fixed: 1}\noutput_tokens: {fixed: 1}\nslo: {ttft_p90: 1s}\n', /tpot_p90/],
+    [
+      'format: hxc-workload/v1\nrate_per_s: 1\nprompt_tokens: {fixed: 1}\noutput_tokens: {fixed: 1}\nslo: {ttft_p90: 1s, tpot_p90: 1s}\nrate: 3\n',
+      /unknown field "rate"/,
+    ],
+  ];
+  for (const [text, where] of bad) {
+    assert.throws(
+      () => parseWorkload(text, 'bad.yaml'),
+      (e: unknown) => e instanceof HxcError && where.test(`${e.where} ${e.message}`),
+    );
+  }
+});
+
+test('serving simulator: no queueing at a trickle gives the planned times exactly; past the service rate the SLOs fail', () => {
+  const w = workload();
+  const m = model();
+  const slow = simulateServe(m, w, 1e-3);
+  // Alone in the system: TTFT is the prefill latency; TPOT the batch-1 step, plus the share of the
+  // handoff left after prefill (the last of 4 layers: (10 µs + 100 kB at 1 GB/s) / 4) over 10 tokens.
+  assert.ok(Math.abs(slow.ttft_p90_s - 0.05) < 1e-9, `${slow.ttft_p90_s}`);
+  assert.ok(Math.abs(slow.tpot_p90_s - (0.01 + (1e-5 + 1e5 / 1e9) / 4 / 10)) < 1e-9, `${slow.tpot_p90_s}`);
+  assert.equal(slow.slo_attainment, 1);
+  assert.ok(Math.abs(slow.goodput_per_s - 1e-3) < 1e-15, 'goodput = rate × the share within the SLOs');
+  // The same model and workload give the same figures.
+  assert.deepEqual(simulateServe(m, w, 5), simulateServe(m, w, 5));
+  // Prefill sustains 20/s; decode 8 sequences × 1/(0.024 s × 10 tokens) ≈ 33/s: past 20/s the queue grows.
+  assert.ok(Math.abs(serviceRate(m, w) - 20) < 1e-9);
+  const over = simulateServe(m, w, 40);
+  assert.ok(over.slo_attainment < 0.9 && over.goodput_per_s < 40 * 0.9, `attainment ${over.slo_attainment}`);
+  const cap = capacity(m, w);
+  assert.ok(cap > 0 && cap <= 20 + 1e-9, `capacity ${cap}`);
+  assert.ok(simulateServe(m, w, cap).slo_attainment >= 0.9);
+  // Colocated on the same devices: prefill stalls the decode batch, so TPOT at load is worse than disaggregated's.
+  const co = simulateServe(model({ disaggregated: false, handoff: null }), w, 10);
+  const dis = simulateServe(m, w, 10);
+  assert.ok(co.tpot_p90_s > dis.tpot_p90_s, `colocated ${co.tpot_p90_s} vs disaggregated ${dis.tpot_p90_s}`);
+});
+
+test('hxc plan --phase serve on rack-hetero: pools, KV handoff from the state pass, simulate reproduces the goodput, run checks both pools', () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'serve');
+  const modelFile = path.join(SHARED_MODELS, 'gpt2_tiny_kv.onnx');
+  const r = hxc(['plan', modelFile, '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--phase', 'serve', '--workload', WORKLOAD, '--out', out, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = readPlan(out); // schema-valid, hashes intact
+  const decode = readPlan(path.join(out, plan.serve!.decode_plan));
+  const s = plan.serve!;
+  assert.ok(s.candidates.length >= 2, 'colocated and at least one split weighed');
+  if (s.disaggregated) {
+    assert.equal(s.pools.prefill.filter((d) => s.pools.decode.includes(d)).length, 0, `disjoint pools: ${s.pools.prefill} / ${s.pools.decode}`);
+    // The plans run on their pools.
+    for (const d of plan.devices) if (d.steps.length) assert.ok(s.pools.prefill.includes(d.id), `prefill step on ${d.id}`);
+    for (const d of decode.devices) if (d.steps.length) assert.ok(s.pools.decode.includes(d.id), `decode step on ${d.id}`);
+    const perToken = plan.state.reduce((n, o) => n + o.bytes_per_token, 0);
+    assert.ok(perToken > 0);
+    assert.equal(s.kv_handoff!.bytes_per_request, perToken * 160, "the state pass's bytes per token × prompt tokens");
+  } else {
+    assert.match(s.why, /colocated serves/);
+  }
+  assert.ok(s.colocated_goodput_per_s !== null && s.goodput_per_s >= s.colocated_goodput_per_s, 'never below the colocated plan it reports');
+  const sim = hxc(['simulate', out, '--workload', WORKLOAD, '--json']);
+  assert.equal(sim.code, 0, sim.stderr);
+  const got = JSON.parse(sim.stdout);
+  assert.deepEqual([got.goodput_per_s, got.ttft_p90_s, got.tpot_p90_s], [s.goodput_per_s, s.ttft_p90_s, s.tpot_p90_s]);
+
+  const run = hxc(['run', out, '--check', '--decode-steps', '4', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const rep = JSON.parse(run.stdout);
+  assert.equal(rep.check.passed, true);
+  assert.deepEqual(
+    rep.requests.map((q: { kind: string }) => q.kind),
+    ['prefill', 'decode', 'decode', 'decode', 'decode'],
+  );
+  if (s.disaggregated) {
+    assert.equal(rep.serve.kv_handoff_bytes, s.kv_handoff!.bytes_per_request, 'the KV bytes handed over are the ones priced');
+    for (const d of rep.serve.prefill_devices) assert.ok(s.pools.prefill.includes(d));
+    for (const d of rep.serve.decode_devices) assert.ok(s.pools.decode.includes(d));
+  }
+});
+
+test('--disaggregate off ships the colocated plan; bad serve input is one line and exit 2', () => {
+  const dir = tmpDir();
+  const modelFile = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const out = path.join(dir, 'co');
+  const r = hxc([
+    'plan',
+    modelFile,
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--phase',
+    'serve',
+    '--workload',
+    WORKLOAD,
+    '--disaggregate',
+    'off',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const s = readPlan(out).serve!;
+  assert.equal(s.disaggregated, false);
+  assert.equal(s.kv_handoff, null);
+  assert.equal(s.goodput_per_s, s.colocated_goodput_per_s);
+  assert.equal(isOneLineError(hxc(['plan', modelFile, '--phase', 'serve', '--out', path.join(dir, 'x')]), 'HXC2002'), null, 'no workload');
+  const long = path.join(dir, 'long.yaml');
+  fs.writeFileSync(long, fs.readFileSync(WORKLOAD, 'utf8').replace('{fixed: 160}', '{fixed: 4000}'));
+  assert.equal(
+    isOneLineError(hxc(['plan', modelFile, '--phase', 'serve', '--workload', long, '--out', path.join(dir, 'y')]), 'HXC2002'),
+    null,
+    'prompts beyond the positions',
+  );
+  assert.equal(isOneLineError(hxc(['inspect', modelFile, '--phase', 'serve']), 'HXC2002'), null);
+  assert.equal(isOneLineError(hxc(['simulate', out, '--workload', path.join(dir, 'missing.yaml')]), 'HXC2001'), null);
+});
