@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
 import { replanTable } from './replan.js';
+import { serveTable } from './serve.js';
 import { DEEPSEEK_V3, writeDeepseek } from './deepseek.js';
 import { rackYaml } from './rack.js';
 import { moeTable } from './moe.js';
@@ -195,6 +196,32 @@ async function main(): Promise<void> {
   if (filter === '' || filter === 'runtime') await runtimeTable();
   if (filter === '' || filter.startsWith('fidelity')) await fidelity(filter.replace(/^fidelity:?/, ''));
   if (filter === '' || filter === 'replan') await replanBench();
+  if (filter === '' || filter === 'serve') await serveBench();
+}
+
+/** Serving plans (issue 15): colocated against disaggregated goodput, and where hxc's choice lands. */
+async function serveBench(): Promise<void> {
+  const rows = await serveTable(MODELS, path.resolve(REPO, '..', 'shared', 'examples'));
+  const f = (x: number | null): string => (x === null ? '—' : x.toFixed(2));
+  printTable(
+    ['model', 'rack', 'workload', 'colocated goodput /s', 'best disaggregated /s', 'best split', 'hxc ships', 'hxc goodput /s', 'hxc / better'],
+    rows.map((r) => {
+      const better = Math.max(r.colocated ?? 0, r.disaggregated ?? 0);
+      return [
+        r.model,
+        r.rack,
+        r.scenario,
+        f(r.colocated),
+        f(r.disaggregated),
+        r.best_split ?? '—',
+        r.chosen,
+        f(r.chosen_goodput),
+        better > 0 ? (r.chosen_goodput / better).toFixed(4) : '—',
+      ];
+    }),
+  );
+  const at = rows.filter((r) => r.chosen_goodput >= Math.max(r.colocated ?? 0, r.disaggregated ?? 0) * (1 - 1e-9)).length;
+  process.stdout.write(`hxc ships the better of colocated and disaggregated in ${at} of ${rows.length} workloads\n\n`);
 }
 
 /** hxc replan against a fresh plan on the shared MoE models (issue: fewer moves, within 2% of fresh). */

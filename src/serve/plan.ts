@@ -232,15 +232,7 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
   const output = Math.max(1, Math.round(meanLength(workload.output_tokens)));
   const context = prompt + output;
   const all = topo.devices.map((d) => d.id);
-  const judge = (c: Omit<ServeCandidate, 'results' | 'goodput_per_s' | 'capacity_per_s'>): ServeCandidate => {
-    const results = workload.rates_per_s.map((r) => simulateServe(c.model, workload, r));
-    return {
-      ...c,
-      results,
-      goodput_per_s: results.reduce((s, r) => s + r.goodput_per_s, 0) / results.length,
-      capacity_per_s: capacity(c.model, workload),
-    };
-  };
+  const judge = (c: Omit<ServeCandidate, 'results' | 'goodput_per_s' | 'capacity_per_s'>): ServeCandidate => judgeCandidate(c, workload);
   const candidates: ServeCandidate[] = [];
   // Colocated: both phases on the whole rack, replicas of the devices both use.
   let colocated: ServeCandidate | null = null;
@@ -296,17 +288,35 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
       );
     }
   }
+  const chosen = chooseServe(candidates, mode, options.topology_path ?? 'the built-in rack');
+  return { workload, topology: topo, chosen, colocated, candidates, prompt, context };
+}
+
+/** A candidate's figures on a workload: per rate, their mean goodput, and its capacity. */
+export function judgeCandidate(c: Omit<ServeCandidate, 'results' | 'goodput_per_s' | 'capacity_per_s'>, workload: Workload): ServeCandidate {
+  const results = workload.rates_per_s.map((r) => simulateServe(c.model, workload, r));
+  return {
+    ...c,
+    results,
+    goodput_per_s: results.reduce((s, r) => s + r.goodput_per_s, 0) / results.length,
+    capacity_per_s: capacity(c.model, workload),
+  };
+}
+
+/**
+ * The candidate to ship: the best goodput at the workload's rates; on a tie (both meet the SLOs as
+ * often), the one with more headroom (a higher rate at which 90% still meet them); then the
+ * colocated plan (the simpler deployment), then the earlier candidate.
+ */
+export function chooseServe(candidates: readonly ServeCandidate[], mode: 'auto' | 'on' | 'off', rack: string): ServeCandidate {
   const eligible = candidates.filter((c) => (mode === 'on' ? c.disaggregated : mode === 'off' ? !c.disaggregated : true));
   if (eligible.length === 0) {
     throw new HxcError(
       'HXC3001',
       mode === 'on' ? 'no disaggregated pools fit the model: each pool must hold a whole phase' : 'the model does not fit the rack for serving',
-      { where: options.topology_path ?? 'the built-in rack', hint: mode === 'on' ? 'use --disaggregate auto, or add devices' : 'add devices or memory' },
+      { where: rack, hint: mode === 'on' ? 'use --disaggregate auto, or add devices' : 'add devices or memory' },
     );
   }
-  // Best goodput at the workload's rates; on a tie (both meet the SLOs as often), the one with more
-  // headroom (a higher rate at which 90% still meet them); then the colocated plan (the simpler
-  // deployment), then the earlier candidate.
   const better = (a: ServeCandidate, b: ServeCandidate): boolean => {
     const d = a.goodput_per_s - b.goodput_per_s;
     if (Math.abs(d) > 1e-9 * Math.max(a.goodput_per_s, b.goodput_per_s)) return d > 0;
@@ -314,7 +324,7 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
   };
   let chosen = eligible[0]!;
   for (const c of eligible.slice(1)) if (better(c, chosen)) chosen = c;
-  return { workload, topology: topo, chosen, colocated, candidates, prompt, context };
+  return chosen;
 }
 
 function serveModel(
