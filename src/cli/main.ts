@@ -14,6 +14,7 @@ import { topologyCommand } from './topology-command.js';
 import { VERSION } from '../version.js';
 import { diffCommand } from './diff-command.js';
 import { reportCommand } from './report-command.js';
+import { workerCommand } from './worker-command.js';
 import { DEFAULT_AMORTIZE, DEFAULT_MIN_GAIN, replanCommand } from './replan-command.js';
 
 export function buildProgram(): Command {
@@ -85,9 +86,23 @@ export function buildProgram(): Command {
       .option('--check', "also run the unsplit model and compare every output (fails past 1e-5 of the output's scale + 1e-6)")
       .option('--decode-steps <n>', 'run a prefill and N decode steps, the KV cache kept on its owner devices')
       .option('--model <file>', 'the source model for --check (default: where the plan was made from)')
-      .option('--timeout <s>', 'end the run when a request takes longer than this (default 600)')
+      .option('--timeout <s>', 'end the run when loading or a request takes longer than this, or a worker stops answering (default 600)')
+      .option('--workers <file>', 'run the devices on hxc worker processes (hxc-workers/v1: each worker address and its devices, the token file)')
+      .option('--spawn', 'start one hxc worker process per device on loopback for this run (stopped when it ends)')
       .addOption(new Option('--dim <bindings...>', "override the plan's bound dims for the inputs")),
   ).action(runCommand);
+
+  program
+    .command('worker')
+    .description('serve devices of plans to coordinators (hxc run PLAN --workers W.yaml) over gRPC, each call authenticated by the token')
+    .requiredOption('--listen <host:port>', 'address to listen on (port 0: any free port, printed on the first line)')
+    .option('--token-file <file>', 'file holding the token every coordinator must present')
+    .option('--tls-cert <file>', 'PEM certificate: serve over TLS (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA to trust when sending tensors to other workers over TLS (default: --tls-cert)')
+    .option('--drain <s>', 'on SIGTERM, seconds the current run may take to finish before the worker stops', '30')
+    .addOption(new Option('--parent-watch', 'exit when stdin closes (hxc run --spawn)').hideHelp())
+    .action(workerCommand);
 
   analysis(
     common(

@@ -4,6 +4,9 @@ import { HxcError } from '../diag/diagnostics.js';
 import { DEFAULT_TIMEOUT_S, runPlan, type RunOptions, type RunReport } from '../runtime/run.js';
 import { runServe, type ServeRunReport } from '../runtime/serve-run.js';
 import { readPlan } from '../plan/read.js';
+import { readWorkersFile } from '../runtime/grpc/workers-file.js';
+import { spawnWorkers, type Spawned } from '../runtime/grpc/spawn.js';
+import { useTls } from '../runtime/grpc/client-common.js';
 import { parseDims } from './dims.js';
 import { jsonText, table } from './output.js';
 
@@ -16,6 +19,8 @@ export interface RunFlags {
   model?: string;
   dim?: string[];
   timeout?: string;
+  workers?: string;
+  spawn?: boolean;
   json?: boolean;
 }
 
@@ -42,7 +47,25 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   };
   // A serving plan with decode steps: the prompt on the prefill pool, the steps on the decode pool.
   const plan = readPlan(planDir);
-  const report: RunReport & Partial<Pick<ServeRunReport, 'serve'>> = plan.serve && opts.decode_steps > 0 ? await runServe(opts, plan) : await runPlan(opts);
+  if (f.workers && f.spawn) throw new HxcError('HXC2002', '--workers and --spawn both say where the devices run', { where: '--spawn', hint: 'give one' });
+  if ((f.workers || f.spawn) && plan.serve && opts.decode_steps > 0)
+    throw new HxcError('HXC2002', 'a serving plan runs its two pools in this process for now', { where: f.workers ? '--workers' : '--spawn' });
+  const devices = plan.devices.filter((d) => d.steps.length > 0).map((d) => d.id);
+  let spawned: Spawned | null = null;
+  if (f.workers) {
+    const w = readWorkersFile(f.workers, devices);
+    useTls(w.ca);
+    opts.workers = { specs: w.workers, token: w.token };
+  } else if (f.spawn) {
+    spawned = await spawnWorkers(devices, opts.timeout_s ?? DEFAULT_TIMEOUT_S);
+    opts.workers = { specs: spawned.workers, token: spawned.token };
+  }
+  let report: RunReport & Partial<Pick<ServeRunReport, 'serve'>>;
+  try {
+    report = plan.serve && opts.decode_steps > 0 ? await runServe(opts, plan) : await runPlan(opts);
+  } finally {
+    await spawned?.stop();
+  }
   if (f.json) process.stdout.write(jsonText(report));
   else {
     let text = `ran ${report.requests.length} request(s) on ${report.devices.length} device(s): latency p50 ${ms(report.latency_ms.p50)} ms, p95 ${ms(report.latency_ms.p95)} ms\n`;

@@ -47,6 +47,17 @@ export interface WorkerInit {
   probes: string[];
   /** Epoch (ms since the time origin of the coordinator) to report times against. */
   epoch_ms: number;
+  /** Post a `progress` message as each step starts (workers in other processes: a failure then names the step). */
+  report_progress?: boolean;
+}
+
+/** A step starting on a device (only when WorkerInit.report_progress). */
+export interface StepProgress {
+  type: 'progress';
+  device: string;
+  request: number;
+  step: number;
+  label: string;
 }
 
 export interface RunRequest {
@@ -86,7 +97,7 @@ export interface RunDone {
   handle_ms?: number;
 }
 
-export type WorkerMessage = RunDone | { type: 'ready'; device: string } | { type: 'error'; device: string; message: string };
+export type WorkerMessage = RunDone | StepProgress | { type: 'ready'; device: string } | { type: 'error'; device: string; message: string };
 
 export interface TransferMessage {
   value: string;

@@ -18,6 +18,8 @@ import { compare, makeInputs, readInputs, type Comparison } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { finish } from './telemetry.js';
 import { sha256File } from '../util/hash.js';
+import { RemoteDevices, type WorkerSpec } from './grpc/remote.js';
+import type { Setup } from './grpc/server.js';
 
 export interface RunOptions {
   plan_dir: string;
@@ -37,6 +39,8 @@ export interface RunOptions {
    * inputs (a serve plan's decode pool, after the prefill pool ran; src/runtime/serve-run.ts).
    */
   from_state?: { state: Record<string, ort.Tensor>; reference: Record<string, ort.Tensor> | null };
+  /** Run the devices on these worker processes (hxc worker) instead of threads of this process. */
+  workers?: { specs: WorkerSpec[]; token: string };
 }
 
 export const DEFAULT_TIMEOUT_S = 600;
@@ -155,7 +159,27 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const needs = new Map<string, Set<string>>();
   const queue = new SharedArrayBuffer(4 * Math.max(1, active.length));
   const slots: Record<string, number> = Object.fromEntries(active.map((d, k) => [d.id, k]));
-  const workers = new Map<string, Worker>();
+  const workers = new Map<string, { postMessage(req: RunRequest, transfer: ArrayBuffer[]): void; terminate(): Promise<unknown> }>();
+  // Across processes: the step each device last started, so that a failure names it.
+  const lastStep = new Map<string, string>();
+  const remoteInits: Setup['devices'] = [];
+  const onMessage = (m: WorkerMessage): void => {
+    if (m.type === 'progress') {
+      lastStep.set(m.device, `step ${m.step} (${m.label}) of request ${m.request}`);
+      return;
+    }
+    if (m.type === 'ready' || m.type === 'error') settled.get(m.device)?.();
+    if (m.type === 'error') fail(`${m.device}${lastStep.has(m.device) ? ` at ${lastStep.get(m.device)}` : ''}: ${m.message}`);
+    pending.get(m.device)?.(m);
+  };
+  const settled = new Map<string, () => void>();
+  const remote = opts.workers
+    ? new RemoteDevices(opts.workers.specs, opts.workers.token, onMessage, (message) => {
+        for (const d of settled.values()) d();
+        const at = [...lastStep].map(([d, s]) => `${d} at ${s}`).join('; ');
+        fail(`${message}${at ? `; last steps: ${at}` : ''}`);
+      })
+    : null;
   const initialised: Promise<void>[] = [];
   const pending = new Map<string, (m: WorkerMessage) => void>();
   let finished = false;
@@ -196,17 +220,21 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       shares: Object.fromEntries(replicaSets.filter((rs) => need.has(rs.input)).map((rs) => [rs.input, rs.devices])),
       probes: [...(plan.expert_probes ?? []).map((p) => p.value), ...replicaParts].filter((v) => produced.has(v)),
     };
+    let settle = (): void => {};
+    initialised.push(new Promise<void>((resolve) => (settle = resolve)));
+    settled.set(d.id, settle);
+    if (remote) {
+      const { send_ports, recv_ports, queue: _q, plan_dir: _p, ...rest } = init;
+      for (const p of [...Object.values(send_ports), ...Object.values(recv_ports)]) p.close();
+      remoteInits.push({ ...rest, send_peers: Object.keys(send_ports).sort(), recv_peers: Object.keys(recv_ports).sort() });
+      workers.set(d.id, { postMessage: (req) => remote.post(d.id, req), terminate: async () => {} });
+      continue;
+    }
     const ports = [...Object.values(init.send_ports), ...Object.values(init.recv_ports)];
     const w = new Worker(WORKER, { workerData: init, transferList: ports });
     // Settled when the worker has its sessions (or gave up): a worker must not be terminated while
     // onnxruntime is still creating a session on it — that aborts the whole process.
-    let settle = (): void => {};
-    initialised.push(new Promise<void>((resolve) => (settle = resolve)));
-    w.on('message', (m: WorkerMessage) => {
-      if (m.type === 'ready' || m.type === 'error') settle();
-      if (m.type === 'error') fail(`${m.device}: ${m.message}`);
-      pending.get(d.id)?.(m);
-    });
+    w.on('message', onMessage);
     w.on('error', (e) => {
       settle();
       fail(`${d.id}: ${e.message}`);
@@ -218,9 +246,16 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     });
     workers.set(d.id, w);
   }
+  remote?.setup(dir, remoteInits);
   const next = (id: string): Promise<WorkerMessage> => new Promise((resolve) => pending.set(id, resolve));
   try {
-    await Promise.race([Promise.all(active.map((d) => next(d.id))), failed]);
+    {
+      // Loading the programs is bounded too: a worker that never answers ends the run.
+      const timeout_s = opts.timeout_s ?? DEFAULT_TIMEOUT_S;
+      const notReady = new Set(active.map((d) => d.id));
+      const timer = setTimeout(() => fail(`${[...notReady].join(', ')}: not ready within ${timeout_s} s (--timeout)`), timeout_s * 1000);
+      await Promise.race([Promise.all(active.map((d) => next(d.id).then(() => notReady.delete(d.id)))), failed]).finally(() => clearTimeout(timer));
+    }
 
     // The request sequence: iterations of one request, or a prefill and N decode steps.
     let dims: Record<string, number> = { ...plan.dims, ...opts.dims };
@@ -365,6 +400,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     await Promise.race([Promise.all(initialised), new Promise<void>((r) => (waited = setTimeout(r, (opts.timeout_s ?? DEFAULT_TIMEOUT_S) * 1000)))]);
     clearTimeout(waited);
     await Promise.all([...workers.values()].map((w) => w.terminate()));
+    remote?.close();
   }
 }
 

@@ -108,7 +108,9 @@ async function main(): Promise<void> {
     Atomics.store(queue, init.queue_slot, computeSteps);
     let wait = 0;
     let busy = 0;
-    for (const step of init.steps) {
+    for (const [k, step] of init.steps.entries()) {
+      if (init.report_progress)
+        parentPort!.postMessage({ type: 'progress', device: init.device, request: req.request, step: k, label: `${step.op} ${step.label}` });
       const t0 = now();
       if (step.op === 'recv') {
         const m = await inboxes.get(step.peer!)!.take(req.request, step.value!);

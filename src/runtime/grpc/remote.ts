@@ -1,0 +1,117 @@
+// The coordinator's side of a run across processes: one Control stream per worker (hxc worker),
+// over which it sends the plan, the programs of the devices it gives that worker (chunked), and
+// the requests; results, progress and errors come back tagged by device. A stream that fails —
+// the worker refused the token, died, or cannot be reached — is reported once, naming the worker
+// and its devices.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { RunDone, RunRequest, WorkerMessage } from '../protocol.js';
+import { sha256 } from '../../util/hash.js';
+import { Assembler, CHUNK_BYTES, encodeEnvelope, frames, tensorIn, tensorOut, WORKER_SERVICE } from './proto.js';
+import { closeClients, peerClient, tokenMetadata } from './client-common.js';
+import { MAX_ASSEMBLED_BYTES, type Setup } from './server.js';
+
+export interface WorkerSpec {
+  address: string;
+  devices: string[];
+}
+
+export class RemoteDevices {
+  private readonly streams = new Map<string, grpc.ClientDuplexStream<Buffer, Buffer>>();
+  private readonly workerOf = new Map<string, string>();
+  private closing = false;
+
+  constructor(
+    private readonly specs: WorkerSpec[],
+    private readonly token: string,
+    private readonly onMessage: (m: WorkerMessage) => void,
+    private readonly onFail: (message: string) => void,
+  ) {
+    for (const w of specs) for (const d of w.devices) this.workerOf.set(d, w.address);
+  }
+
+  /** Opens the streams and sends each worker the plan, its programs and its devices. */
+  setup(planDir: string, devices: Setup['devices']): void {
+    const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
+    const addresses = Object.fromEntries(this.workerOf);
+    for (const w of this.specs) {
+      const stream = peerClient(w.address).makeBidiStreamRequest<Buffer, Buffer>(
+        WORKER_SERVICE.control!.path,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        tokenMetadata(this.token),
+      );
+      this.streams.set(w.address, stream);
+      const who = `the worker at ${w.address} (${w.devices.join(', ')})`;
+      const asm = new Assembler(MAX_ASSEMBLED_BYTES);
+      stream.on('data', (raw: Buffer) => {
+        try {
+          const m = asm.push(raw);
+          if (!m) return;
+          const h = m.head as unknown as WorkerMessage & { names?: string[] };
+          if (h.type === 'done') {
+            const outputs: RunDone['outputs'] = {};
+            (h.names ?? []).forEach((n, i) => (outputs[n] = tensorIn(m.env.tensors[i]!)));
+            this.onMessage({ ...(h as RunDone), outputs });
+          } else this.onMessage(h);
+        } catch (err) {
+          this.onFail(`${who}: a bad message: ${(err as Error).message}`);
+        }
+      });
+      stream.on('error', (err: grpc.ServiceError) => {
+        if (this.closing) return;
+        const why =
+          err.code === grpc.status.UNAUTHENTICATED
+            ? 'refused the token (check token_file)'
+            : err.code === grpc.status.UNAVAILABLE
+              ? `cannot be reached or went away (${err.details})`
+              : err.details || err.message;
+        this.onFail(`${who}: ${why}`);
+      });
+      stream.on('end', () => {
+        if (!this.closing) this.onFail(`${who}: went away`);
+      });
+      const mine = devices.filter((d) => w.devices.includes(d.device));
+      const setup: Setup = { type: 'setup', plan_sha256: sha256(planText), devices: mine, addresses };
+      this.write(stream, setup, [], planText);
+      const programs = [...new Set(mine.flatMap((d) => d.steps.filter((s) => s.program).map((s) => s.program!)))].sort();
+      for (const file of programs) {
+        const bytes = fs.readFileSync(path.join(planDir, file));
+        for (let offset = 0; offset < bytes.length || offset === 0; offset += CHUNK_BYTES) {
+          this.write(stream, { type: 'file', path: file, offset }, [], bytes.subarray(offset, offset + CHUNK_BYTES));
+          if (bytes.length === 0) break;
+        }
+      }
+      this.write(stream, { type: 'start' });
+    }
+  }
+
+  private write(stream: grpc.ClientDuplexStream<Buffer, Buffer>, head: object, tensors: ReturnType<typeof tensorOut>[] = [], blob?: Uint8Array): void {
+    for (const f of frames(encodeEnvelope({ json: JSON.stringify(head), tensors, ...(blob ? { blob } : {}) }))) stream.write(f);
+  }
+
+  post(device: string, req: RunRequest): void {
+    const stream = this.streams.get(this.workerOf.get(device)!)!;
+    const names = Object.keys(req.feeds);
+    this.write(
+      stream,
+      { type: 'run', device, request: req.request, use_state: req.use_state, return_state: req.return_state, names },
+      names.map((n) => tensorOut(req.feeds[n]!)),
+    );
+  }
+
+  close(): void {
+    this.closing = true;
+    for (const s of this.streams.values()) {
+      try {
+        this.write(s, { type: 'end' });
+        s.end();
+      } catch {
+        // already gone
+      }
+    }
+    closeClients();
+  }
+}
