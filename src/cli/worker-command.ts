@@ -41,7 +41,7 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
   useTls(f.tlsCa ? readPem(f.tlsCa, '--tls-ca') : tls ? tls.cert : null);
   const drainS = Number(f.drain);
   if (!(drainS >= 0)) throw new HxcError('HXC2002', `--drain takes seconds, got "${f.drain}"`, { where: '--drain' });
-  let server;
+  let server: Awaited<ReturnType<typeof startWorkerServer>>;
   try {
     server = await startWorkerServer({ listen: f.listen, token, tls, log: (line) => process.stderr.write(`${line}\n`) });
   } catch (err) {
@@ -52,7 +52,7 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
   const stop = (why: string): void => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`hxc worker: ${why}: draining\n`);
+    if (!f.parentWatch) process.stderr.write(`hxc worker: ${why}: draining\n`);
     void server.drain(drainS * 1000).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -206,7 +206,10 @@ class Session {
       f.written += env.blob.length;
       return;
     }
-    if (head.type === 'start') return this.start();
+    if (head.type === 'start') {
+      this.start();
+      return;
+    }
     if (head.type === 'run') {
       const req = head as unknown as RunRequest & { device: string; names: string[] };
       const w = this.threads.get(req.device);
@@ -291,7 +294,10 @@ class Session {
   }
 
   private fromDevice(m: WorkerMessage): void {
-    if (m.type !== 'done') return this.send(m);
+    if (m.type !== 'done') {
+      this.send(m);
+      return;
+    }
     const done = m as RunDone;
     const names = Object.keys(done.outputs);
     this.send(
@@ -303,7 +309,10 @@ class Session {
   /** A tensor from a device here to a device on another worker: over that worker's Transfer stream. */
   private forward(from: string, to: string, m: TransferMessage): void {
     const address = this.setup!.addresses[to];
-    if (!address) return this.fail(new Error(`no worker address for ${to}`));
+    if (!address) {
+      this.fail(new Error(`no worker address for ${to}`));
+      return;
+    }
     let stream = this.outbound.get(address);
     if (!stream) {
       const client = peerClient(address);
