@@ -49,6 +49,7 @@ export const CATALOG = {
   HXC2503: ['invalid assignment', 'see the hxc-assignment/v1 schema (src/schema/hxc-assignment.v1.schema.json)'],
   HXC2601: ['tampered plan', 'the plan directory was changed after hxc wrote it: plan again'],
   HXC2602: ['invalid run inputs', 'write {"name": {"dtype": "int64", "shape": [1, 4], "data": [...]}} for every model input'],
+  HXC2603: ['bad deployment', 'start each worker with the token file the coordinator names, and check that its address answers'],
   HXC3001: ['model does not fit', 'add devices or memory, lower --batch/--context, or use a smaller dtype'],
   HXC3003: ['numeric check failed', 'report this plan; run with --json for every output'],
   HXC3002: ['budget exceeded', 'change the model, the topology or the budget'],

@@ -174,10 +174,13 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   };
   const settled = new Map<string, () => void>();
   const remote = opts.workers
-    ? new RemoteDevices(opts.workers.specs, opts.workers.token, onMessage, (message) => {
+    ? new RemoteDevices(opts.workers.specs, opts.workers.token, onMessage, (message, lost) => {
         for (const d of settled.values()) d();
-        const at = [...lastStep].map(([d, s]) => `${d} at ${s}`).join('; ');
-        fail(`${message}${at ? `; last steps: ${at}` : ''}`);
+        const at = lost
+          .filter((d) => lastStep.has(d))
+          .map((d) => `${d} was at ${lastStep.get(d)}`)
+          .join('; ');
+        fail(`${message}${at ? `; ${at}` : ''}`, true);
       })
     : null;
   const initialised: Promise<void>[] = [];
@@ -185,11 +188,15 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   let finished = false;
   const failures: string[] = [];
   // One device failing would leave its peers waiting forever on recv: the first failure ends the run.
-  let fail: (message: string) => void = () => {};
+  let fail: (message: string, deployment?: boolean) => void = () => {};
   const failed = new Promise<never>((_, reject) => {
-    fail = (message: string) => {
+    fail = (message: string, deployment = false) => {
       failures.push(message);
-      reject(new HxcError('HXC2601', `device ${message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' }));
+      reject(
+        deployment
+          ? new HxcError('HXC2603', message, { where: dir, hint: 'check the worker (its log says why), its token file and its address; then run again' })
+          : new HxcError('HXC2601', `device ${message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' }),
+      );
     };
   });
   failed.catch(() => {});

@@ -13,13 +13,19 @@ export function useTls(ca: Buffer | null): void {
 
 const clients = new Map<string, grpc.Client>();
 
-export function peerClient(address: string): grpc.Client {
-  let c = clients.get(address);
-  if (!c) {
-    c = new grpc.Client(address, credentials, {
+/** A client for `address`: shared by the calls of this process, or (`own`) a connection of its own for the caller to close. */
+export function peerClient(address: string, own = false): grpc.Client {
+  const make = (): grpc.Client =>
+    new grpc.Client(address, credentials, {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // Not shared with other clients of the same address in this process.
+      'grpc.use_local_subchannel_pool': 1,
     });
+  if (own) return make();
+  let c = clients.get(address);
+  if (!c) {
+    c = make();
     clients.set(address, c);
   }
   return c;

@@ -27,7 +27,7 @@ export class RemoteDevices {
     private readonly specs: WorkerSpec[],
     private readonly token: string,
     private readonly onMessage: (m: WorkerMessage) => void,
-    private readonly onFail: (message: string) => void,
+    private readonly onFail: (message: string, devices: string[]) => void,
   ) {
     for (const w of specs) for (const d of w.devices) this.workerOf.set(d, w.address);
   }
@@ -57,7 +57,7 @@ export class RemoteDevices {
             this.onMessage({ ...(h as RunDone), outputs });
           } else this.onMessage(h);
         } catch (err) {
-          this.onFail(`${who}: a bad message: ${(err as Error).message}`);
+          this.onFail(`${who}: a bad message: ${(err as Error).message}`, w.devices);
         }
       });
       stream.on('error', (err: grpc.ServiceError) => {
@@ -68,10 +68,10 @@ export class RemoteDevices {
             : err.code === grpc.status.UNAVAILABLE
               ? `cannot be reached or went away (${err.details})`
               : err.details || err.message;
-        this.onFail(`${who}: ${why}`);
+        this.onFail(`${who}: ${why}`, w.devices);
       });
       stream.on('end', () => {
-        if (!this.closing) this.onFail(`${who}: went away`);
+        if (!this.closing) this.onFail(`${who}: went away`, w.devices);
       });
       const mine = devices.filter((d) => w.devices.includes(d.device));
       const setup: Setup = { type: 'setup', plan_sha256: sha256(planText), devices: mine, addresses };

@@ -138,6 +138,7 @@ class Session {
   /** Settled when a device thread has its sessions (or gave up): a thread must not be stopped while onnxruntime creates one. */
   private readonly initialised: Promise<void>[] = [];
   private readonly outbound = new Map<string, grpc.ClientWritableStream<Buffer>>();
+  private readonly clients: grpc.Client[] = [];
   private readonly ports: MessagePort[] = [];
   private readonly inboundKeys: string[] = [];
   private done = false;
@@ -315,7 +316,9 @@ class Session {
     }
     let stream = this.outbound.get(address);
     if (!stream) {
-      const client = peerClient(address);
+      // A connection of this session's own, closed with it: nothing of one run lingers into the next.
+      const client = peerClient(address, true);
+      this.clients.push(client);
       stream = client.makeClientStreamRequest<Buffer, Buffer>(
         WORKER_SERVICE.transfer!.path,
         (b: Buffer) => b,
@@ -336,6 +339,7 @@ class Session {
     this.done = true;
     if (reason) this.o.log(`hxc worker: session ended: ${reason}`);
     for (const s of this.outbound.values()) s.end();
+    for (const c of this.clients) c.close();
     for (const k of this.inboundKeys) this.inbound.delete(k);
     for (const p of this.ports) p.close();
     let waited: NodeJS.Timeout | undefined;
