@@ -97,7 +97,12 @@ export interface RunDone {
   handle_ms?: number;
 }
 
-export type WorkerMessage = RunDone | StepProgress | { type: 'ready'; device: string } | { type: 'error'; device: string; message: string };
+export type WorkerMessage =
+  | RunDone
+  | StepProgress
+  | { type: 'ready'; device: string }
+  /** `deployment`: the link to another worker failed, not the device's work. */
+  | { type: 'error'; device: string; message: string; deployment?: boolean };
 
 export interface TransferMessage {
   value: string;

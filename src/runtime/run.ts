@@ -169,7 +169,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       return;
     }
     if (m.type === 'ready' || m.type === 'error') settled.get(m.device)?.();
-    if (m.type === 'error') fail(`${m.device}${lastStep.has(m.device) ? ` at ${lastStep.get(m.device)}` : ''}: ${m.message}`);
+    if (m.type === 'error') fail(`${m.device}${lastStep.has(m.device) ? ` at ${lastStep.get(m.device)}` : ''}: ${m.message}`, m.deployment === true);
     pending.get(m.device)?.(m);
   };
   const settled = new Map<string, () => void>();

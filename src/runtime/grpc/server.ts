@@ -123,7 +123,10 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<Running
       const deadline = new Promise<void>((r) => setTimeout(r, grace_ms).unref());
       await Promise.race([Promise.all([...sessions].map((s) => s.closed)), deadline]);
       for (const s of sessions) await s.close('the worker stopped');
-      await new Promise<void>((r) => server.tryShutdown(() => r()));
+      let waited: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((r) => server.tryShutdown(() => r())), new Promise<void>((r) => (waited = setTimeout(r, 2000)))]);
+      clearTimeout(waited);
+      server.forceShutdown();
     },
   };
 }
@@ -235,6 +238,7 @@ class Session {
     if (!setup || !plan || !dir) throw new Error('start before the setup');
     for (const [name, f] of this.files) {
       fs.closeSync(f.fd);
+      f.fd = -1; // its number is free for others now: never close it again
       if (f.written !== f.bytes || sha256(fs.readFileSync(path.join(dir, name))) !== plan.programs[name]!.sha256)
         throw new Error(`${name} does not match the plan's sha256`);
     }
@@ -325,7 +329,8 @@ class Session {
         (b: Buffer) => b,
         tokenMetadata(this.o.token),
         (err) => {
-          if (err && !this.done) this.send({ type: 'error', device: from, message: `sending to ${to} at ${address}: ${err.details || err.message}` });
+          if (err && !this.done)
+            this.send({ type: 'error', device: from, deployment: true, message: `sending to ${to} at ${address}: ${err.details || err.message}` });
         },
       );
       this.outbound.set(address, stream);
@@ -346,13 +351,7 @@ class Session {
     await Promise.race([Promise.all(this.initialised), new Promise<void>((r) => (waited = setTimeout(r, 120_000)))]);
     clearTimeout(waited);
     await Promise.all([...this.threads.values()].map((w) => w.terminate()));
-    for (const f of this.files.values()) {
-      try {
-        fs.closeSync(f.fd);
-      } catch {
-        // closed at start
-      }
-    }
+    for (const f of this.files.values()) if (f.fd >= 0) fs.closeSync(f.fd);
     if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
     try {
       this.call.end();

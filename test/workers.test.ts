@@ -1,0 +1,147 @@
+// The runtime across processes (issue 16): three `hxc worker` processes on loopback run a shared
+// MoE model's plan with --check and decode steps and match the unsplit model; a worker with another
+// token is refused; a worker killed mid-run ends `hxc run` at once with a line naming its devices
+// and their steps; --spawn leaves no worker behind, killed or not.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { EXAMPLES, HXC, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+
+interface Started {
+  child: ChildProcess;
+  address: string;
+  stderr: () => string;
+}
+
+async function startWorker(tokenFile: string): Promise<Started> {
+  const child = spawn(process.execPath, [HXC, 'worker', '--listen', '127.0.0.1:0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
+  const address = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString('utf8');
+      const m = /listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
+  });
+  return { child, address, stderr: () => err };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs hxc asynchronously; resolves with its exit and output, and when it ended. */
+function hxcAsync(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string; at: number }> } {
+  const child = spawn(process.execPath, [HXC, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+  child.stdout!.resume();
+  const done = new Promise<{ code: number | null; stderr: string; at: number }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, stderr, at: Date.now() })),
+  );
+  return { child, done };
+}
+
+function plan(dir: string): { out: string; devices: string[] } {
+  const out = path.join(dir, 'plan');
+  const r = hxc([
+    'plan',
+    path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-hetero.yaml'),
+    '--prompt',
+    '64',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as { devices: { id: string; steps: unknown[] }[] };
+  return { out, devices: p.devices.filter((d) => d.steps.length > 0).map((d) => d.id) };
+}
+
+test('three hxc workers on loopback run a MoE plan with --check and decode steps; another token is refused; a killed worker ends the run at once', async () => {
+  const dir = tmpDir();
+  const token = path.join(dir, 'token.txt');
+  fs.writeFileSync(token, 'a-shared-secret-0123456789\n');
+  const other = path.join(dir, 'other.txt');
+  fs.writeFileSync(other, 'not-the-same-secret-98765\n');
+  const { out, devices } = plan(dir);
+  assert.ok(devices.length >= 3, `devices with steps: ${devices}`);
+  const workers = await Promise.all([startWorker(token), startWorker(token), startWorker(token)]);
+  const stranger = await startWorker(other);
+  try {
+    const byWorker = workers.map((w, i) => ({ address: w.address, devices: devices.filter((_, k) => k % 3 === i) }));
+    const yaml = (list: { address: string; devices: string[] }[]): string =>
+      `format: hxc-workers/v1\ntoken_file: token.txt\nworkers:\n${list.map((w) => `  - {address: "${w.address}", devices: [${w.devices.join(', ')}]}`).join('\n')}\n`;
+    const good = path.join(dir, 'workers.yaml');
+    fs.writeFileSync(good, yaml(byWorker));
+    const r = hxc(['run', out, '--workers', good, '--check', '--decode-steps', '4', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout);
+    assert.equal(rep.check.passed, true);
+    assert.equal(rep.requests.length, 5);
+    // Twice on the same workers: a worker serves one coordinator after another.
+    const again = hxc(['run', out, '--workers', good, '--check']);
+    assert.equal(again.code, 0, again.stderr + workers.map((w) => w.stderr()).join('\n'));
+
+    // A worker started with another token refuses the coordinator, and says so in its log.
+    const bad = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(bad, yaml([byWorker[0]!, byWorker[1]!, { address: stranger.address, devices: byWorker[2]!.devices }]));
+    const refused = hxc(['run', out, '--workers', bad, '--check']);
+    assert.equal(isOneLineError(refused, 'HXC2603'), null);
+    assert.match(refused.stderr, /refused the token/);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.match(stranger.stderr(), /refused a control call .*wrong or missing token/);
+
+    // A worker killed mid-run: the run ends within moments, naming that worker's devices and their steps.
+    const long = hxcAsync(['run', out, '--workers', good, '--decode-steps', '300', '--timeout', '60']);
+    await new Promise((r) => setTimeout(r, 5000));
+    const killedAt = Date.now();
+    workers[1]!.child.kill('SIGKILL');
+    const end = await long.done;
+    assert.equal(end.code, 2, end.stderr);
+    assert.ok(end.at - killedAt < 10_000, `ended ${end.at - killedAt} ms after the kill`);
+    const lines = end.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, end.stderr);
+    assert.match(lines[0]!, new RegExp(`HXC2603.*${workers[1]!.address}.*${byWorker[1]!.devices[0]} was at step \\d+`));
+  } finally {
+    for (const w of [...workers, stranger]) w.child.kill('SIGKILL');
+  }
+});
+
+test('hxc run --spawn: one worker process per device, the check passes, and no worker outlives the run, killed or not', async () => {
+  const dir = tmpDir();
+  const { out, devices } = plan(dir);
+  const ok = hxc(['run', out, '--spawn', '--check', '--decode-steps', '4']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /check passed/);
+
+  const long = hxcAsync(['run', out, '--spawn', '--decode-steps', '300', '--timeout', '60']);
+  await new Promise((r) => setTimeout(r, 6000));
+  const kids = spawnSync('ps', ['-o', 'pid=', '--ppid', String(long.child.pid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
+  assert.equal(kids.length, devices.length, 'one worker process per device');
+  process.kill(kids[0]!, 'SIGKILL');
+  const end = await long.done;
+  assert.equal(end.code, 2, end.stderr);
+  assert.match(end.stderr, /HXC2603/);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(
+    kids.filter((pid) => alive(pid)),
+    [],
+    'every spawned worker stopped',
+  );
+});
