@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { timePipeline, writeSynthetic } from './cases.js';
 import { replanTable } from './replan.js';
 import { serveTable } from './serve.js';
+import { transportTable } from './transport.js';
 import { DEEPSEEK_V3, writeDeepseek } from './deepseek.js';
 import { rackYaml } from './rack.js';
 import { moeTable } from './moe.js';
@@ -363,6 +364,30 @@ async function runtimeTable(): Promise<void> {
     rows.map((r) => [r.model, r.plain_ms.toFixed(3), r.hxc_ms.toFixed(3), r.ratio.toFixed(3)]),
   );
   process.stdout.write('(the models run at their dims.json sizes; mobilenet also at batch 8)\n');
+  const t = await transportTable(MODELS, path.resolve(REPO, '..', 'shared', 'examples'));
+  printTable(
+    [
+      'transport (30 requests)',
+      'devices',
+      'transfers',
+      'threads median ms',
+      'processes (--spawn) median ms',
+      'processes / threads',
+      'per transfer us',
+      'plan estimate ms',
+    ],
+    t.map((r) => [
+      r.model,
+      String(r.devices),
+      String(r.transfers),
+      r.threads_ms.toFixed(3),
+      r.processes_ms.toFixed(3),
+      (r.processes_ms / r.threads_ms).toFixed(2),
+      (((r.processes_ms - r.threads_ms) / Math.max(1, r.transfers)) * 1e3).toFixed(1),
+      r.estimate_ms.toFixed(3),
+    ]),
+  );
+  process.stdout.write('(every transfer crosses gRPC on loopback with --spawn; the estimate is for the rack the plan was made for, not this CPU)\n');
 }
 
 await main();
