@@ -47,7 +47,7 @@ export async function transportTable(models: string, examples: string, requests 
     const base = { plan_dir: out, seed: 3, iterations: requests + 3, check: false, decode_steps: 0, dims: {} };
     const threads = await runPlan(base);
     const spawned = await spawnWorkers(devices, DEFAULT_TIMEOUT_S);
-    let processes;
+    let processes: Awaited<ReturnType<typeof runPlan>>;
     try {
       processes = await runPlan({ ...base, workers: { specs: spawned.workers, token: spawned.token } });
     } finally {
