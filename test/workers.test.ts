@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXAMPLES, HXC, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+import { EXAMPLES, HXC, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
 
 interface Started {
   child: ChildProcess;
@@ -144,4 +144,37 @@ test('hxc run --spawn: one worker process per device, the check passes, and no w
     [],
     'every spawned worker stopped',
   );
+});
+
+test('hxc-workers/v1: the reader and the schema agree; a device given twice, a device without a worker, a bad address are one line naming the line', async () => {
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'token.txt'), 'a-shared-secret-0123456789\n');
+  const good =
+    'format: hxc-workers/v1\ntoken_file: token.txt\nworkers:\n  - {address: "10.0.0.1:7001", devices: [cpu0, gpu0]}\n  - {address: "10.0.0.2:7001", devices: [gpu1]}\n';
+  const file = path.join(dir, 'w.yaml');
+  fs.writeFileSync(file, good);
+  const { readWorkersFile } = await import('../src/runtime/grpc/workers-file.js');
+  const w = readWorkersFile(file, ['cpu0', 'gpu0', 'gpu1']);
+  assert.deepEqual(w.workers, [
+    { address: '10.0.0.1:7001', devices: ['cpu0', 'gpu0'] },
+    { address: '10.0.0.2:7001', devices: ['gpu1'] },
+  ]);
+  assert.equal(w.token, 'a-shared-secret-0123456789');
+  const { createRequire } = await import('node:module');
+  const { parse } = await import('yaml');
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  const validate = new Ajv({ strict: false }).compile(JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-workers.v1.schema.json'), 'utf8')));
+  assert.ok(validate(parse(good)), JSON.stringify(validate.errors));
+  const bad: [string, RegExp][] = [
+    [good.replace('[gpu1]', '[gpu0]'), /w\.yaml:5.*gpu0 is given to two workers/],
+    [good, /no worker serves gpu2/],
+    [good.replace('10.0.0.2:7001', '10.0.0.2'), /w\.yaml:5.*not HOST:PORT/],
+  ];
+  for (const [text, want] of bad) {
+    fs.writeFileSync(file, text);
+    assert.throws(
+      () => readWorkersFile(file, ['cpu0', 'gpu0', 'gpu1', ...(want.source.includes('gpu2') ? ['gpu2'] : [])]),
+      (e: unknown) => e instanceof Error && want.test(`${(e as { where?: string }).where} ${e.message}`),
+    );
+  }
 });

@@ -95,7 +95,11 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('serve devices of plans to coordinators (hxc run PLAN --workers W.yaml) over gRPC, each call authenticated by the token')
-    .requiredOption('--listen <host:port>', 'address to listen on (port 0: any free port, printed on the first line)')
+    .option('--listen <host:port>', 'address to listen on (port 0: any free port, printed on the first line)')
+    .option(
+      '--health <host:port>',
+      'ask the worker there whether it serves (exit 0), drains (1), or does not answer or refuses the token (2); prints its status as JSON',
+    )
     .option('--token-file <file>', 'file holding the token every coordinator must present')
     .option('--tls-cert <file>', 'PEM certificate: serve over TLS (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')

@@ -7,10 +7,12 @@ import fs from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
 import { startWorkerServer } from '../runtime/grpc/server.js';
 import { readToken } from '../runtime/grpc/workers-file.js';
-import { useTls } from '../runtime/grpc/client-common.js';
+import { closeClients, peerClient, tokenMetadata, useTls } from '../runtime/grpc/client-common.js';
+import { decodeEnvelope, encodeEnvelope, WORKER_SERVICE } from '../runtime/grpc/proto.js';
 
 export interface WorkerFlags {
-  listen: string;
+  listen?: string;
+  health?: string;
   tokenFile?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -27,9 +29,39 @@ const readPem = (file: string, flag: string): Buffer => {
   }
 };
 
+const ADDRESS = /^([A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/;
+
+/** `hxc worker --health ADDRESS`: the worker's Health answer, within 5 seconds. */
+async function health(f: WorkerFlags, address: string): Promise<void> {
+  if (!ADDRESS.test(address)) throw new HxcError('HXC2002', `--health takes HOST:PORT, got "${address}"`, { where: '--health' });
+  if (!f.tokenFile) throw new HxcError('HXC2002', 'a health check presents the token too', { where: '--token-file' });
+  const token = readToken(f.tokenFile, '--token-file');
+  useTls(f.tlsCa ? readPem(f.tlsCa, '--tls-ca') : null);
+  const client = peerClient(address);
+  const reply = await new Promise<Buffer>((resolve, reject) =>
+    client.makeUnaryRequest(
+      WORKER_SERVICE.health!.path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      encodeEnvelope({ json: '{"type":"health"}' }),
+      tokenMetadata(token),
+      { deadline: Date.now() + 5000 },
+      (err, value) => (err || !value ? reject(err ?? new Error('no answer')) : resolve(value)),
+    ),
+  ).catch((err: { details?: string; message: string }) => {
+    throw new HxcError('HXC2603', `the worker at ${address} does not answer: ${err.details || err.message}`, { where: '--health' });
+  });
+  closeClients();
+  const status = JSON.parse(decodeEnvelope(reply).json) as { status: string };
+  process.stdout.write(`${JSON.stringify({ address, ...status })}\n`);
+  if (status.status !== 'serving') process.exitCode = 1;
+}
+
 export async function workerCommand(f: WorkerFlags): Promise<void> {
-  if (!/^([A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(f.listen))
-    throw new HxcError('HXC2002', `--listen takes HOST:PORT, got "${f.listen}"`, { where: '--listen' });
+  if (f.health !== undefined) return health(f, f.health);
+  if (f.listen === undefined)
+    throw new HxcError('HXC2002', 'a worker needs an address to listen on', { where: '--listen', hint: 'e.g. --listen 0.0.0.0:7001' });
+  if (!ADDRESS.test(f.listen)) throw new HxcError('HXC2002', `--listen takes HOST:PORT, got "${f.listen}"`, { where: '--listen' });
   if (!f.tokenFile)
     throw new HxcError('HXC2002', 'a worker needs a token', {
       where: '--token-file',
