@@ -17,14 +17,11 @@
 //     streams layer by layer while prefill runs, so only the last layer's share waits after it.
 
 import { drawRequests, meanLength, type Request, type Workload } from './workload.js';
+import type { ServeModelV1 } from '../plan/format.js';
+import { percentile } from '../util/stats.js';
 
-export interface ServeModel {
-  disaggregated: boolean;
-  prefill: { replicas: number; prompt_tokens: number; latency_s: number; interval_s: number };
-  decode: { replicas: number; context_tokens: number; max_batch: number; step_s_batch1: number; step_s_batch_max: number };
-  /** Null when colocated (the KV stays where prefill made it). */
-  handoff: { bytes_per_token: number; bandwidth_bytes_per_s: number; latency_s: number; layers: number } | null;
-}
+/** The service times of a deployment, as plan.json `serve.model` records them. */
+export type ServeModel = ServeModelV1;
 
 export interface ServeResult {
   rate_per_s: number;
@@ -40,13 +37,6 @@ export interface ServeResult {
   utilisation: { prefill: number; decode: number; handoff: number };
   /** Sequences in decode batches, time-averaged and at the most, per replica, against max_batch. */
   kv_occupancy: { mean: number; peak: number };
-}
-
-/** Nearest-rank percentile (q in (0, 1]) of a list; 0 for an empty one. */
-export function percentile(xs: readonly number[], q: number): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
 export function prefillTimes(m: ServeModel, prompt: number): { latency: number; interval: number } {

@@ -10,6 +10,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { Reader, readYaml } from '../topology/yaml-source.js';
 import { parseSeconds } from '../topology/units.js';
 import type { Obj } from '../topology/load-limits.js';
+import { mulberry32 } from '../util/stats.js';
 
 export const WORKLOAD_FORMAT = 'hxc-workload/v1';
 /** A workload file larger than this is refused before it is parsed. */
@@ -126,18 +127,6 @@ export function meanLength(l: Lengths): number {
   return l.samples.reduce((a, b) => a + b, 0) / l.samples.length;
 }
 
-/** mulberry32: a small seeded generator (deterministic across machines; not for cryptography). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function drawLength(l: Lengths, u: () => number): number {
   if ('fixed' in l) return l.fixed;
   if ('uniform' in l) return l.uniform[0] + Math.floor(u() * (l.uniform[1] - l.uniform[0] + 1));
@@ -152,7 +141,7 @@ export interface Request {
 
 /** The requests at `rate`: Poisson arrivals (exponential gaps), lengths drawn independently, all from the workload's seed. */
 export function drawRequests(w: Workload, rate: number): Request[] {
-  const u = rng(w.seed);
+  const u = mulberry32(w.seed);
   const out: Request[] = [];
   let t = 0;
   for (let i = 0; i < w.requests; i++) {
