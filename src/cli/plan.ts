@@ -217,7 +217,7 @@ export async function planWith(
   const reps = plan.expert_replicas;
   if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
-  if (fallbacks.length) text += `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
+  if (fallbacks.length) text += fallbackLine(fallbacks);
   if (run.ctx.has(moePass)) text += moeSummary(run.ctx.get(moePass), plan.experts);
   if (more) text += more(run).text;
   process.stdout.write(text);
@@ -258,4 +258,20 @@ function moeSummary(r: MoeResult, experts: PlanExpert[]): string {
   const via = [...new Set(experts.flatMap((e) => e.dispatch_via))].sort();
   if (via.length) text += `  dispatch/combine can run on ${via.join(', ')} (IPU on the token routes, able to run the routing ops)\n`;
   return text;
+}
+
+/** Units placed where they are because other devices cannot run their ops: each one when few, else grouped by reason. */
+export function fallbackLine(fallbacks: readonly { unit: string; device: string; reason: string }[]): string {
+  if (fallbacks.length <= 6) return `fallbacks: ${fallbacks.map((f) => `${f.unit} → ${f.device} (${f.reason})`).join('; ')}\n`;
+  const byReason = new Map<string, { units: number; first: string; devices: Set<string> }>();
+  for (const f of fallbacks) {
+    const g = byReason.get(f.reason) ?? { units: 0, first: `${f.unit} → ${f.device}`, devices: new Set<string>() };
+    g.units++;
+    g.devices.add(f.device);
+    byReason.set(f.reason, g);
+  }
+  const groups = [...byReason].sort((a, b) => b[1].units - a[1].units || (a[0] < b[0] ? -1 : 1));
+  return `fallbacks: ${fallbacks.length} units; ${groups
+    .map(([reason, g]) => `${g.units} × ${reason.replace(/^fallback: /, '')} → ${[...g.devices].sort().join(', ')} (e.g. ${g.first})`)
+    .join('; ')} — each in plan.json explain\n`;
 }
