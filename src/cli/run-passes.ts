@@ -158,8 +158,13 @@ async function runVariants(
   const tensorParallel = all.ctx.get(partitionPass).baselines.tensor_parallel;
   const paid = all.ctx.get(partitionPass).tp_paid;
   const nodes = all.ctx.model.graph.nodes.length;
-  weigh(all, 1);
+  const firstWeighed = weigh(all, 1);
   all = null;
+  // A huge graph's analysed context is most of the peak memory: rather than hold the first variant
+  // while the next one is planned, let it go and plan it again (same inputs, same plan) only if it
+  // is the one shipped — time spent only in that case, memory saved in every case.
+  const replan = proposedSplits > 0 && nodes > PAID_VARIANT_MAX_NODES;
+  if (replan) firstWeighed.variant = null;
   if (proposedSplits > 0) {
     if (auto) weigh(await variant('no tensor parallelism', { ...options, flags: { ...options.flags, [TENSOR_PARALLEL.name]: 'off' } }, planning), 0);
     // Re-planning with only the splits that paid is one more whole pipeline: not on huge graphs.
@@ -168,6 +173,7 @@ async function runVariants(
     }
   }
   const chosen = (best as Weighed | null)!;
+  if (replan && chosen === firstWeighed) chosen.variant = await variant(first, options, planning);
   const bestVariant = chosen.variant!;
   // What tensor parallelism was weighed against: the shipped plan reports the TP baseline and the variants.
   const shipped = bestVariant.ctx.get(partitionPass);

@@ -101,8 +101,8 @@ export type WorkerMessage =
   | RunDone
   | StepProgress
   | { type: 'ready'; device: string }
-  /** `deployment`: the link to another worker failed, not the device's work. */
-  | { type: 'error'; device: string; message: string; deployment?: boolean };
+  /** `deployment`: the link to another worker (at `peer`) failed, not the device's work. */
+  | { type: 'error'; device: string; message: string; deployment?: boolean; peer?: string };
 
 export interface TransferMessage {
   value: string;

@@ -169,7 +169,9 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       return;
     }
     if (m.type === 'ready' || m.type === 'error') settled.get(m.device)?.();
-    if (m.type === 'error') fail(`${m.device}${lastStep.has(m.device) ? ` at ${lastStep.get(m.device)}` : ''}: ${m.message}`, m.deployment === true);
+    // A peer that cannot reach another worker: that worker is the one lost (its own stream may say so a moment later).
+    if (m.type === 'error' && m.deployment && m.peer && remote) remote.lost(m.peer, `${m.device} could not send to it: ${m.message}`);
+    else if (m.type === 'error') fail(`${m.device}${lastStep.has(m.device) ? ` at ${lastStep.get(m.device)}` : ''}: ${m.message}`, m.deployment === true);
     pending.get(m.device)?.(m);
   };
   const settled = new Map<string, () => void>();

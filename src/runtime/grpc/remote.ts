@@ -92,6 +92,12 @@ export class RemoteDevices {
     for (const f of frames(encodeEnvelope({ json: JSON.stringify(head), tensors, ...(blob ? { blob } : {}) }))) stream.write(f);
   }
 
+  /** Another worker could not reach the one at `address`: report that worker as lost, as its own stream would. */
+  lost(address: string, detail: string): void {
+    const w = this.specs.find((x) => x.address === address);
+    if (w) this.onFail(`the worker at ${w.address} (${w.devices.join(', ')}): went away (${detail})`, w.devices);
+  }
+
   post(device: string, req: RunRequest): void {
     const stream = this.streams.get(this.workerOf.get(device)!)!;
     const names = Object.keys(req.feeds);

@@ -330,7 +330,13 @@ class Session {
         tokenMetadata(this.o.token),
         (err) => {
           if (err && !this.done)
-            this.send({ type: 'error', device: from, deployment: true, message: `sending to ${to} at ${address}: ${err.details || err.message}` });
+            this.send({
+              type: 'error',
+              device: from,
+              deployment: true,
+              peer: address,
+              message: `sending to ${to} at ${address}: ${err.details || err.message}`,
+            });
         },
       );
       this.outbound.set(address, stream);
