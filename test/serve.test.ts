@@ -135,6 +135,10 @@ test('hxc plan --phase serve on rack-hetero: pools, KV handoff from the state pa
     for (const d of rep.serve.prefill_devices) assert.ok(s.pools.prefill.includes(d));
     for (const d of rep.serve.decode_devices) assert.ok(s.pools.decode.includes(d));
   }
+  // The same across processes: a worker per device of both pools, the KV cache over gRPC.
+  const spawned = hxc(['run', out, '--spawn', '--check', '--decode-steps', '2', '--json']);
+  assert.equal(spawned.code, 0, spawned.stderr);
+  assert.equal(JSON.parse(spawned.stdout).check.passed, true);
 });
 
 test('--disaggregate off ships the colocated plan; bad serve input is one line and exit 2', () => {

@@ -2,7 +2,7 @@
 
 import { HxcError } from '../diag/diagnostics.js';
 import { DEFAULT_TIMEOUT_S, runPlan, type RunOptions, type RunReport } from '../runtime/run.js';
-import { runServe, type ServeRunReport } from '../runtime/serve-run.js';
+import { decodePlanDir, runServe, type ServeRunReport } from '../runtime/serve-run.js';
 import { readPlan } from '../plan/read.js';
 import { readWorkersFile } from '../runtime/grpc/workers-file.js';
 import { spawnWorkers, type Spawned } from '../runtime/grpc/spawn.js';
@@ -48,9 +48,10 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   // A serving plan with decode steps: the prompt on the prefill pool, the steps on the decode pool.
   const plan = readPlan(planDir);
   if (f.workers && f.spawn) throw new HxcError('HXC2002', '--workers and --spawn both say where the devices run', { where: '--spawn', hint: 'give one' });
-  if ((f.workers || f.spawn) && plan.serve && opts.decode_steps > 0)
-    throw new HxcError('HXC2002', 'a serving plan runs its two pools in this process for now', { where: f.workers ? '--workers' : '--spawn' });
-  const devices = plan.devices.filter((d) => d.steps.length > 0).map((d) => d.id);
+  // The devices that run: a serving plan's decode pool too.
+  const serving = plan.serve !== undefined && opts.decode_steps > 0;
+  const active = (p: typeof plan): string[] => p.devices.filter((d) => d.steps.length > 0).map((d) => d.id);
+  const devices = [...new Set([...active(plan), ...(serving ? active(readPlan(decodePlanDir(planDir, plan))) : [])])];
   let spawned: Spawned | null = null;
   if (f.workers) {
     const w = readWorkersFile(f.workers, devices);
@@ -62,7 +63,7 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   }
   let report: RunReport & Partial<Pick<ServeRunReport, 'serve'>>;
   try {
-    report = plan.serve && opts.decode_steps > 0 ? await runServe(opts, plan) : await runPlan(opts);
+    report = serving ? await runServe(opts, plan) : await runPlan(opts);
   } finally {
     await spawned?.stop();
   }

@@ -22,13 +22,17 @@ export interface ServeRunReport extends RunReport {
   };
 }
 
+/** The decode pool's plan directory of a serving plan (a folder name inside it, never a path out). */
+export function decodePlanDir(dir: string, plan: PlanV1): string {
+  const name = plan.serve!.decode_plan;
+  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new HxcError('HXC2601', `serve.decode_plan "${name}" is not a folder name inside the plan`, { where: dir });
+  return path.join(dir, name);
+}
+
 export async function runServe(opts: RunOptions, plan: PlanV1): Promise<ServeRunReport> {
-  const serve = plan.serve!;
-  if (!/^[A-Za-z0-9_-]+$/.test(serve.decode_plan))
-    throw new HxcError('HXC2601', `serve.decode_plan "${serve.decode_plan}" is not a folder name inside the plan`, { where: opts.plan_dir });
   if (opts.inputs_file)
     throw new HxcError('HXC2002', '--inputs is not taken by a serving plan yet', { where: '--inputs', hint: 'drop --inputs (inputs are drawn from --seed)' });
-  const decodeDir = path.join(opts.plan_dir, serve.decode_plan);
+  const decodeDir = decodePlanDir(opts.plan_dir, plan);
   const pre = await runPlan({ ...opts, decode_steps: 0, iterations: 1, keep_state: true });
   const state = pre.state!;
   const kvBytes = Object.values(state.state).reduce((n, t) => n + (t.data as { byteLength: number }).byteLength, 0);
