@@ -17,22 +17,15 @@
 //     streams layer by layer while prefill runs, so only the last layer's share waits after it.
 
 import { drawRequests, meanLength, type Request, type Workload } from './workload.js';
-import type { ServeModelV1 } from '../plan/format.js';
+import type { ServeFiguresV1, ServeModelV1 } from '../plan/format.js';
 import { percentile } from '../util/stats.js';
 
 /** The service times of a deployment, as plan.json `serve.model` records them. */
 export type ServeModel = ServeModelV1;
 
-export interface ServeResult {
-  rate_per_s: number;
+/** The figures plan.json records per rate (goodput: requests per second meeting both SLOs, the rate × the share that does), and more. */
+export interface ServeResult extends ServeFiguresV1 {
   requests: number;
-  /** Requests per second that meet both SLOs: the arrival rate × the share that does. */
-  goodput_per_s: number;
-  slo_attainment: number;
-  ttft_p50_s: number;
-  ttft_p90_s: number;
-  tpot_p50_s: number;
-  tpot_p90_s: number;
   makespan_s: number;
   utilisation: { prefill: number; decode: number; handoff: number };
   /** Sequences in decode batches, time-averaged and at the most, per replica, against max_batch. */
