@@ -1,7 +1,6 @@
 // `hxc report PLAN_DIR [--out FILE] [--compare OTHER_PLAN_DIR]`: one self-contained HTML page of a
 // plan (rack, timeline, placement, why, compare), written beside nothing hxc did not write.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
@@ -10,7 +9,6 @@ import { buildReport, readDelta, type ReportInputs } from '../report/data.js';
 import { reportHtml } from '../report/html.js';
 import { defaultTopology } from '../topology/default.js';
 import { loadTopology, type Topology } from '../topology/load.js';
-import { sha256 } from '../util/hash.js';
 import { writeOutputFile } from '../util/output.js';
 
 /** The rack the plan was made on, when its file is where plan.json says and unchanged (else plan.json's links alone). */
@@ -21,15 +19,15 @@ export function planRack(dir: string, plan: PlanV1): { topology: Topology | null
     return t.source.sha256 === plan.topology.sha256 ? { topology: t, source: 'the built-in rack' } : { topology: null, source: 'plan.json only' };
   }
   if (rel === undefined) return { topology: null, source: 'plan.json only (it does not name its rack file)' };
-  const file = path.resolve(dir, rel);
-  let bytes: Buffer;
+  // Read once, size-bounded, by the topology reader; used only if it is the very rack planned on.
+  let topology: Topology;
   try {
-    bytes = fs.readFileSync(file);
+    topology = loadTopology(path.resolve(dir, rel));
   } catch {
-    return { topology: null, source: `plan.json only (${rel} is not there)` };
+    return { topology: null, source: `plan.json only (${rel} is not there or no longer a rack)` };
   }
-  if (sha256(bytes) !== plan.topology.sha256) return { topology: null, source: `plan.json only (${rel} changed since the plan)` };
-  return { topology: loadTopology(file), source: rel };
+  if (topology.source.sha256 !== plan.topology.sha256) return { topology: null, source: `plan.json only (${rel} changed since the plan)` };
+  return { topology, source: rel };
 }
 
 /** A marker hxc's own report carries, so that only a report hxc wrote is replaced. */

@@ -15,9 +15,8 @@ import { DISAGGREGATE, WORKLOAD } from '../serve/options.js';
 import { handoffTimes, simulateServe, type ServeResult } from '../serve/sim.js';
 import { meanLength, readWorkload, type Workload } from '../serve/workload.js';
 import { runPipeline } from './run-passes.js';
-import { jsonText, table } from './output.js';
+import { formatBytes, jsonText, table } from './output.js';
 import { formatSeconds } from '../util/format.js';
-import { formatBytes } from './output.js';
 
 export const DECODE_PLAN = 'decode';
 

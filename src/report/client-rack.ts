@@ -171,7 +171,6 @@ export function drawRack(kit: Kit): void {
   const legend = document.createElement('div');
   legend.className = 'legend';
   const kinds = [...new Set(data.links.map((l) => l.kind))];
-  legend.innerHTML = '';
   for (const [name, , c] of parts) legend.appendChild(chip(c, name));
   for (const k of kinds) legend.appendChild(chip(kit.linkColour(k), `${k} link`));
   sec.appendChild(legend);

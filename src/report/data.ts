@@ -122,10 +122,11 @@ export interface ReportInputs {
 /** Host of a device: the rack's hosts, or "rack" for devices no host lists. */
 function hostsOf(plan: PlanV1, topo: Topology | null): { id: string; devices: string[] }[] {
   const ids = topo ? topo.devices.map((d) => d.id) : plan.devices.map((d) => d.id);
+  const known = new Set(ids);
   const listed = new Set<string>();
   const hosts: { id: string; devices: string[] }[] = [];
   for (const h of topo?.hosts ?? []) {
-    const devs = h.devices.filter((d) => ids.includes(d));
+    const devs = h.devices.filter((d) => known.has(d));
     devs.forEach((d) => listed.add(d));
     if (devs.length) hosts.push({ id: h.id, devices: devs });
   }

@@ -79,10 +79,12 @@ export class RemoteDevices {
       const programs = [...new Set(mine.flatMap((d) => d.steps.filter((s) => s.program).map((s) => s.program!)))].sort();
       for (const file of programs) {
         const bytes = fs.readFileSync(path.join(planDir, file));
-        for (let offset = 0; offset < bytes.length || offset === 0; offset += CHUNK_BYTES) {
+        // At least one chunk, so that an empty file is created too.
+        let offset = 0;
+        do {
           this.write(stream, { type: 'file', path: file, offset }, [], bytes.subarray(offset, offset + CHUNK_BYTES));
-          if (bytes.length === 0) break;
-        }
+          offset += CHUNK_BYTES;
+        } while (offset < bytes.length);
       }
       this.write(stream, { type: 'start' });
     }
