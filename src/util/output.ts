@@ -164,10 +164,17 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
   try {
     // The marker first: a temporary killed at any later point is recognisably hxc's (recoverStale).
     fs.writeFileSync(path.join(tmp, OUTPUT_MARKER), `${kind}\n`);
+    // Each folder is made once: a recursive mkdir of a folder that exists, per file, made the
+    // next open of a file in it slow (30k programs: 15 s against 1.8 s on this machine).
+    const made = new Set<string>([tmp]);
     for (const f of files) {
       const p = path.join(tmp, f.file);
       if (!p.startsWith(tmp + path.sep)) throw new Error(`output entry ${f.file} leaves its folder`);
-      fs.mkdirSync(path.dirname(p), { recursive: true });
+      const folder = path.dirname(p);
+      if (!made.has(folder)) {
+        fs.mkdirSync(folder, { recursive: true });
+        made.add(folder);
+      }
       if ('link' in f) {
         try {
           fs.linkSync(f.link, p);
