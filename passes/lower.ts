@@ -6,7 +6,8 @@
 import { CALIBRATE } from './profile.js';
 import { ROUTING } from '../src/moe/routing.js';
 import { ASSIGN } from './partition-options.js';
-import { stringOption, switchOption } from '../src/pass/options.js';
+import { choiceOption, stringOption, switchOption } from '../src/pass/options.js';
+import { layoutPrograms, PACK_ABOVE_PROGRAMS } from '../src/plan/programs.js';
 import { buildReport } from '../src/report/data.js';
 import { reportHtml } from '../src/report/html.js';
 import fs from 'node:fs';
@@ -407,6 +408,12 @@ function lowerPrograms(
 
 export const OUT = stringOption({ name: 'out', short: '-o', arg: '<dir>', help: 'plan directory to write (default hxc-plan)' });
 export const REPORT = switchOption({ name: 'report', help: 'also write report.html into the plan directory (what hxc report PLAN_DIR writes)' });
+export const PACK_PROGRAMS = choiceOption({
+  name: 'pack-programs',
+  arg: '<when>',
+  choices: ['auto', 'on', 'off'] as const,
+  help: `on: each device's programs in a few programs-<k>.pack files; off: one .onnx file per program; auto (default): packed above ${PACK_ABOVE_PROGRAMS} programs`,
+});
 
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
@@ -414,16 +421,19 @@ export const lowerPass: Pass<LowerResult> = {
     'write the plan directory: one ONNX program per run of consecutive compute steps on a device, plan.json (hxc-plan/v1), the estimated timeline trace.json',
   requires: ['verify', 'shapes', 'schedule'],
   uses: ['moe', 'replicate', 'tp'],
-  options: [OUT, REPORT],
+  options: [OUT, REPORT, PACK_PROGRAMS],
   run(ctx) {
     const dir = ctx.option(OUT) ?? 'hxc-plan';
     const pipeline = ctx.options.pipeline ?? '';
     const programs = lowerPrograms(ctx, dir);
+    const packWhen = ctx.option(PACK_PROGRAMS) ?? 'auto';
+    const written = programs?.files ?? [];
+    const layout = layoutPrograms(written, packWhen === 'on' || (packWhen === 'auto' && written.length > PACK_ABOVE_PROGRAMS));
     const plan = {
       ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir),
       expert_probes: programs ? expertProbeList(ctx) : [],
       programs: Object.fromEntries(
-        (programs?.files ?? []).map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs }]),
+        written.map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs, ...layout.place.get(f.file) }]),
       ),
     };
     const sched = ctx.get(schedulePass);
@@ -446,7 +456,7 @@ export const lowerPass: Pass<LowerResult> = {
       [
         ...(delta ? [{ file: 'delta.json', text: JSON.stringify(delta, null, 1) + '\n' }] : []),
         ...(report !== null ? [{ file: 'report.html', text: report }] : []),
-        ...(programs?.files ?? []).map((f) => ({ file: f.file, text: f.bytes })),
+        ...layout.files,
         ...(programs?.links ?? []),
         { file: 'plan.json', text: planText },
         // plan.json's sha256: any edit of the plan (or, through the hashes it lists, of a program) is refused.

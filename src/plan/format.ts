@@ -6,6 +6,7 @@
 // simulate, check, diff, replan — and the tests that drive them on real plans) is validated
 // against the schema first.
 
+import type { ProgramMeta } from './programs.js';
 import type { Considered } from '../partition/narrow.js';
 import type { Split } from '../transform/tensor-parallel.js';
 import type { InputSpec } from './inputs.js';
@@ -240,8 +241,8 @@ export interface PlanV1 {
   expert_probes: { value: string; layer: number; expert: number }[];
   /** A serving plan (`--phase serve`): this is its prefill plan; the decode plan is the folder `serve.decode_plan`. */
   serve?: PlanServe;
-  /** Program file → sha256, size and boundary values (tampering is caught by the hash). */
-  programs: Record<string, { sha256: string; bytes: number; inputs: string[]; outputs: string[] }>;
+  /** Program → sha256, size and boundary values (tampering is caught by the hash), and its pack when packed (src/plan/programs.ts). */
+  programs: Record<string, ProgramMeta>;
 }
 
 /** delta.json: what `hxc replan` moved from the running plan, and what it buys. */

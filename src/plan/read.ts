@@ -17,6 +17,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import type { PlanV1 } from './format.js';
 import { recoverStale } from '../util/output.js';
 import { sha256 } from '../util/hash.js';
+import { PACK_NAME, ProgramReader, programLocation } from './programs.js';
 
 const require = createRequire(import.meta.url);
 
@@ -102,10 +103,14 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
   }
   const root = path.resolve(dir);
   const programs = p.programs ?? {};
-  for (const f of Object.keys(programs)) {
-    const full = path.resolve(root, f);
-    if (path.isAbsolute(f) || !full.startsWith(root + path.sep) || f.split(/[\\/]/).includes('..'))
-      throw tampered(file, `program path "${f}" leaves the plan directory`);
+  const inside = (f: string): boolean => !path.isAbsolute(f) && path.resolve(root, f).startsWith(root + path.sep) && !f.split(/[\\/]/).includes('..');
+  for (const [f, meta] of Object.entries(programs)) {
+    if (!inside(f)) throw tampered(file, `program path "${f}" leaves the plan directory`);
+    if (
+      meta.pack !== undefined &&
+      (!inside(meta.pack) || path.posix.dirname(meta.pack) !== path.posix.dirname(f) || !PACK_NAME.test(path.posix.basename(meta.pack)))
+    )
+      throw tampered(file, `program "${f}" names the pack "${meta.pack}", which is not a pack of its own folder`);
   }
   const sends = new Map<number, string>();
   const recvs = new Map<number, string>();
@@ -152,31 +157,58 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
   if (Object.keys(plan.programs ?? {}).length === 0) return;
   const root = fs.realpathSync(dir);
   const produced = new Set<string>();
-  for (const [file, meta] of Object.entries(plan.programs ?? {})) {
-    const p = path.join(dir, file);
+  // Each file holding programs (a program's own, or a pack) is checked once: inside the folder, regular, its size.
+  const sizes = new Map<string, number>();
+  const fileSize = (name: string, what: string): number => {
+    let size = sizes.get(name);
+    if (size !== undefined) return size;
+    const p = path.join(dir, name);
     let real: string;
     try {
       real = fs.realpathSync(p);
     } catch {
-      throw new HxcError('HXC2601', `program ${file} is missing`, { where: dir, hint: 'write the plan again with hxc plan' });
+      throw new HxcError('HXC2601', `${what} is missing`, { where: dir, hint: 'write the plan again with hxc plan' });
     }
-    if (!real.startsWith(root + path.sep)) throw tampered(p, `program ${file} leads outside the plan directory`);
-    const bytes = readRegular(real, 2 ** 31 - 1, `program ${file}`, dir);
-    const sha = sha256(bytes);
-    if (sha !== meta.sha256)
-      throw tampered(p, `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
-    let graph: OnnxNs.IGraphProto | null | undefined;
-    try {
-      graph = onnx.ModelProto.decode(bytes).graph;
-    } catch (err) {
-      throw tampered(p, `program ${file} is not an ONNX model: ${(err as Error).message}`);
+    if (!real.startsWith(root + path.sep)) throw tampered(p, `${what} leads outside the plan directory`);
+    const st = fs.lstatSync(real);
+    if (!st.isFile()) throw new HxcError('HXC2601', `${what} is not a regular file`, { where: p, hint: 'write the plan again with hxc plan' });
+    size = st.size;
+    sizes.set(name, size);
+    return size;
+  };
+  const reader = new ProgramReader(dir);
+  try {
+    for (const [file, meta] of Object.entries(plan.programs ?? {})) {
+      const where = programLocation(file, meta);
+      const p = path.join(dir, where.file);
+      const size = fileSize(where.file, meta.pack !== undefined ? `pack ${meta.pack}` : `program ${file}`);
+      if (meta.pack === undefined ? size !== meta.bytes : where.offset + meta.bytes > size)
+        throw tampered(
+          p,
+          `program ${file} does not match the manifest (${meta.bytes} bytes${meta.pack !== undefined ? ` at ${where.offset} in a pack of ${size}` : `, the file has ${size}`})`,
+        );
+      if (meta.bytes > 2 ** 31 - 1)
+        throw new HxcError('HXC2106', `program ${file} has ${meta.bytes} bytes, more than the ${2 ** 31 - 1} hxc reads`, { where: p });
+      const bytes = reader.read(file, meta);
+      const sha = sha256(bytes);
+      if (sha !== meta.sha256)
+        throw tampered(p, `program ${file} does not match the manifest (sha256 ${sha.slice(0, 12)}…, expected ${meta.sha256.slice(0, 12)}…)`);
+      let graph: OnnxNs.IGraphProto | null | undefined;
+      try {
+        graph = onnx.ModelProto.decode(bytes).graph;
+      } catch (err) {
+        throw tampered(p, `program ${file} is not an ONNX model: ${(err as Error).message}`);
+      }
+      const inits = new Set((graph?.initializer ?? []).map((t) => t.name ?? ''));
+      const inputs = (graph?.input ?? []).map((v) => v.name ?? '').filter((n) => !inits.has(n));
+      const outputs = (graph?.output ?? []).map((v) => v.name ?? '');
+      const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+      if (!same(inputs, meta.inputs) || !same(outputs, meta.outputs))
+        throw tampered(p, `program ${file} declares other inputs or outputs than plan.json lists`);
+      for (const o of outputs) produced.add(o);
     }
-    const inits = new Set((graph?.initializer ?? []).map((t) => t.name ?? ''));
-    const inputs = (graph?.input ?? []).map((v) => v.name ?? '').filter((n) => !inits.has(n));
-    const outputs = (graph?.output ?? []).map((v) => v.name ?? '');
-    const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
-    if (!same(inputs, meta.inputs) || !same(outputs, meta.outputs)) throw tampered(p, `program ${file} declares other inputs or outputs than plan.json lists`);
-    for (const o of outputs) produced.add(o);
+  } finally {
+    reader.close();
   }
   const manifest = path.join(dir, 'plan.json');
   if (plan.outputs.length === 0) throw tampered(manifest, 'the plan lists no model outputs');

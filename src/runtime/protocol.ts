@@ -2,6 +2,8 @@
 // {type, dims, data}; `data` is an ArrayBuffer moved (transferred) whenever the sender no longer
 // needs it, copied otherwise.
 
+import type { ProgramMeta } from '../plan/programs.js';
+
 export interface WireTensor {
   type: string;
   dims: number[];
@@ -45,6 +47,8 @@ export interface WorkerInit {
   shares: Record<string, string[]>;
   /** Values whose dims the worker reports back (expert token counts). */
   probes: string[];
+  /** Packed programs (src/plan/programs.ts): name → its meta with the pack, read from `plan_dir`; a program not listed is its own file there. */
+  packed?: Record<string, ProgramMeta>;
   /** Epoch (ms since the time origin of the coordinator) to report times against. */
   epoch_ms: number;
   /** Post a `progress` message as each step starts (workers in other processes: a failure then names the step). */

@@ -228,12 +228,19 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       queue_slots: slots,
       shares: Object.fromEntries(replicaSets.filter((rs) => need.has(rs.input)).map((rs) => [rs.input, rs.devices])),
       probes: [...(plan.expert_probes ?? []).map((p) => p.value), ...replicaParts].filter((v) => produced.has(v)),
+      packed: Object.fromEntries(
+        [...new Set(steps.flatMap((s) => (s.program ? [s.program] : [])))].flatMap((name) => {
+          const meta = plan.programs[name];
+          return meta?.pack !== undefined ? [[name, meta]] : [];
+        }),
+      ),
     };
     let settle = (): void => {};
     initialised.push(new Promise<void>((resolve) => (settle = resolve)));
     settled.set(d.id, settle);
     if (remote) {
-      const { send_ports, recv_ports, queue: _q, plan_dir: _p, ...rest } = init;
+      // A worker is sent each program's bytes and writes them as files of its own (src/runtime/grpc/server.ts): nothing is packed there.
+      const { send_ports, recv_ports, queue: _q, plan_dir: _p, packed: _k, ...rest } = init;
       for (const p of [...Object.values(send_ports), ...Object.values(recv_ports)]) p.close();
       remoteInits.push({ ...rest, send_peers: Object.keys(send_ports).sort(), recv_peers: Object.keys(recv_ports).sort() });
       workers.set(d.id, { postMessage: (req) => remote.post(d.id, req), terminate: async () => {} });

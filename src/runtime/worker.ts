@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import type { RunDone, RunRequest, StepRecord, TransferMessage, WireTensor, WorkerInit } from './protocol.js';
 import { fromWire, shareTensor, toWire } from './wire.js';
 import { SESSION_OPTIONS } from './protocol.js';
+import { ProgramReader } from '../plan/programs.js';
 
 interface Init extends WorkerInit {
   /** Port per peer device for sending (to) and receiving (from). */
@@ -51,17 +52,27 @@ class Inbox {
 
 async function main(): Promise<void> {
   const sessions = new Map<string, ort.InferenceSession>();
+  const reader = new ProgramReader(init.plan_dir);
   for (const s of init.steps) {
     if (s.op === 'compute' && s.program && !sessions.has(s.program)) {
+      const options: ort.InferenceSession.SessionOptions = {
+        ...SESSION_OPTIONS,
+        ...(init.intra_op_threads > 0 ? { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 } : {}),
+      };
+      const packed = init.packed?.[s.program];
       sessions.set(
         s.program,
-        await ort.InferenceSession.create(path.join(init.plan_dir, s.program), {
-          ...SESSION_OPTIONS,
-          ...(init.intra_op_threads > 0 ? { intraOpNumThreads: init.intra_op_threads, interOpNumThreads: 1 } : {}),
-        }),
+        packed
+          ? // From its pack's bytes; external weights resolve in the program's folder, as for a file.
+            await ort.InferenceSession.create(reader.read(s.program, packed), {
+              ...options,
+              extra: { session: { model_external_initializers_file_folder_path: path.join(init.plan_dir, path.dirname(s.program)) } },
+            })
+          : await ort.InferenceSession.create(path.join(init.plan_dir, s.program), options),
       );
     }
   }
+  reader.close();
   const inboxes = new Map<string, Inbox>();
   for (const [peer, port] of Object.entries(init.recv_ports)) inboxes.set(peer, new Inbox(port));
   let kept = new Map<string, ort.Tensor>();

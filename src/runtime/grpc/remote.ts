@@ -4,6 +4,8 @@
 // the worker refused the token, died, or cannot be reached — is reported once, naming the worker
 // and its devices.
 
+import { ProgramReader } from '../../plan/programs.js';
+import type { PlanV1 } from '../../plan/format.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -35,6 +37,7 @@ export class RemoteDevices {
   /** Opens the streams and sends each worker the plan, its programs and its devices. */
   setup(planDir: string, devices: Setup['devices']): void {
     const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
+    const plan = JSON.parse(planText.toString('utf8')) as PlanV1;
     const addresses = Object.fromEntries(this.workerOf);
     for (const w of this.specs) {
       const stream = peerClient(w.address).makeBidiStreamRequest<Buffer, Buffer>(
@@ -77,8 +80,9 @@ export class RemoteDevices {
       const setup: Setup = { type: 'setup', plan_sha256: sha256(planText), devices: mine, addresses };
       this.write(stream, setup, [], planText);
       const programs = [...new Set(mine.flatMap((d) => d.steps.filter((s) => s.program).map((s) => s.program!)))].sort();
+      const reader = new ProgramReader(planDir);
       for (const file of programs) {
-        const bytes = fs.readFileSync(path.join(planDir, file));
+        const bytes = reader.read(file, plan.programs[file]!);
         // At least one chunk, so that an empty file is created too.
         let offset = 0;
         do {
@@ -86,6 +90,7 @@ export class RemoteDevices {
           offset += CHUNK_BYTES;
         } while (offset < bytes.length);
       }
+      reader.close();
       this.write(stream, { type: 'start' });
     }
   }
