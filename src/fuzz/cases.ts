@@ -3,6 +3,7 @@
 // A case is plain data — files to write and argv — so a child process can run it and a finding can
 // be saved and replayed.
 
+import { programLocation, type ProgramMeta } from '../plan/programs.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -177,7 +178,9 @@ export function makeCase(corpus: Corpus, seed: number, index: number, only?: Tar
         if (kind === 1) files.push({ op: 'write', path: 'plan/plan.sha256', base64: b64(planHashText(text)) });
         what = kind === 1 ? 'plan.json edited, hash updated' : 'plan.json edited';
       } else if (kind === 2) {
-        const programs = Object.keys((JSON.parse(planJson) as { programs?: Record<string, unknown> }).programs ?? {});
+        const listed = (JSON.parse(planJson) as { programs?: Record<string, ProgramMeta> }).programs ?? {};
+        // The file holding a program's bytes: its own, or its pack.
+        const programs = [...new Set(Object.entries(listed).map(([name, meta]) => programLocation(name, meta).file))].sort();
         const f = programs.length ? pick(rand, programs) : 'plan.sha256';
         files.push({ op: 'write', path: `plan/${f}`, base64: b64(mutateBytes(rand, fs.readFileSync(path.join(base, p, f)))) });
         what = `${f} bytes mutated`;
