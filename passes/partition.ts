@@ -282,6 +282,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const search = objective === 'throughput' ? pool.throughputSearch() : { moves: 0, sweeps: 0 };
   // ---- Replanning: search from the running plan, counting the migration ----
   const { running, fresh } = migration ? pool.replan() : { running: null, fresh: null };
+  // ---- Tensor parallelism: the best plan that kept a split on one device, with its splits spread ----
+  if (tp && tpGroupIdx.length >= 2) pool.spreadKept(tpGroupIdx, tp.group.join(', '));
   const best = pool.pick();
   pool.polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
   // A plan that moves more must be worth it: the fewest moves among the plans within --min-gain of the best.

@@ -7,7 +7,7 @@ import type { JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
 import { memoryOf, type Judge } from './judge.js';
 import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
 import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
-import { fitsMemory, localSearch, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
+import { fitsMemory, localSearch, memoryTerms, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
 
 /** `value`: the objective's figure plus, when replanning, the migration's share (what candidates are ranked by). */
 export type Candidate = JudgedPlan & { placement: Placement; value: number; raw_value: number };
@@ -166,6 +166,104 @@ export class CandidatePool {
       if (!moved) return null;
     }
     return null;
+  }
+
+  /**
+   * A plan with splits ships only when each split's parts run on two devices or more. When the best
+   * plan overall is not such a plan, its splits kept on one device are spread and that is judged:
+   * the faster plan must not be lost for a split the search left on one device. Moving a part onto
+   * a full device does not fit, so kept splits with parts of one size trade parts: ordered so that
+   * neighbours sit on different devices, split i's part j goes where split i+j was. Every device
+   * then holds as many parts, and bytes, as before, and a split of k parts spans up to k devices.
+   * A split that finds no partner this way is spread over `group` (part j to the j-th device from
+   * its own) when that fits.
+   */
+  spreadKept(group: readonly number[], groupLabel: string): void {
+    const { p, tpSplits } = this.c;
+    if (tpSplits.length === 0 || group.length < 2) return;
+    const free = this.judged.filter((c) => c.fits).reduce<Candidate | null>((a, c) => (!a || c.value < a.value * (1 - 1e-12) ? c : a), null);
+    const eligible = this.pick();
+    if (!free || free.tp_spread === undefined || free.tp_spread || (this.eligible(eligible) && !(free.value < eligible.value * (1 - 1e-12)))) return;
+    const before = free.placement.device;
+    const device = Int32Array.from(before);
+    const runs = (parts: readonly number[], on: Int32Array): boolean => parts.every((u, j) => Number.isFinite(unitTime(p, u, on[j]!)));
+    // Kept splits by part count and part size, each list interleaved by device.
+    const kinds = new Map<string, number[]>();
+    tpSplits.forEach((parts, k) => {
+      if (parts.some((u) => before[u] !== before[parts[0]!])) return;
+      const key = `${parts.length}:${parts.map((u) => residentBytes(p, u)).join(',')}`;
+      (kinds.get(key) ?? kinds.set(key, []).get(key)!).push(k);
+    });
+    for (const list of kinds.values()) {
+      const byDevice = new Map<number, number[]>();
+      for (const k of list) {
+        const d = before[tpSplits[k]![0]!]!;
+        (byDevice.get(d) ?? byDevice.set(d, []).get(d)!).push(k);
+      }
+      const queues = [...byDevice.values()];
+      const order: number[] = [];
+      for (let r = 0; order.length < list.length; r++) for (const q of queues) if (r < q.length) order.push(q[r]!);
+      const m = order.length;
+      if (byDevice.size < 2) {
+        // No partner on another device: spread over the group where it runs (fits is judged below).
+        for (const k of order) {
+          const parts = tpSplits[k]!;
+          const at = Math.max(0, group.indexOf(before[parts[0]!]!));
+          const to = Int32Array.from(parts, (_, j) => group[(at + j) % group.length]!);
+          if (runs(parts, to)) parts.forEach((u, j) => (device[u] = to[j]!));
+        }
+        continue;
+      }
+      order.forEach((k, i) => {
+        const parts = tpSplits[k]!;
+        const to = Int32Array.from(parts, (_, j) => before[tpSplits[order[(i + j) % m]!]![0]!]!);
+        if (runs(parts, to)) parts.forEach((u, j) => (device[u] = to[j]!));
+      });
+    }
+    this.relieve(device, new Set(tpSplits.flat()));
+    const spread = this.consider(`${free.name}+spread`, `${free.label}, kept splits spread (parts traded, or over ${groupLabel})`, device);
+    this.repair(spread, `${free.name}+spread+repair`, `${free.label}, kept splits spread, memory repaired`);
+  }
+
+  /**
+   * Makes room on devices whose resident bytes (plus their largest activation) pass their capacity:
+   * units other than `keep` move off, cheapest first — the least extra compute time per byte freed,
+   * to the device with room that runs them fastest (cold experts to host memory before hot layers,
+   * as the schedule repair does). In place; leaves a device over when nothing can move.
+   */
+  relieve(device: Int32Array, keep: ReadonlySet<number>): void {
+    const p = this.c.p;
+    const nd = p.device_ids.length;
+    const { used, floor } = memoryTerms(p, device);
+    const room = (d: number): number => p.capacity_bytes[d]! - used[d]! - floor[d]!;
+    for (let e = 0; e < nd; e++) {
+      if (room(e) >= 0) continue;
+      const target = (u: number): number => {
+        let best = -1;
+        for (let f = 0; f < nd; f++) {
+          if (f === e || !Number.isFinite(unitTime(p, u, f)) || room(f) < residentBytes(p, u) + Math.max(0, p.activation_bytes[u]! - floor[f]!)) continue;
+          if (best < 0 || unitTime(p, u, f) < unitTime(p, u, best)) best = f;
+        }
+        return best;
+      };
+      const movable = [];
+      for (let u = 0; u < device.length; u++) if (device[u] === e && !keep.has(u) && residentBytes(p, u) > 0) movable.push(u);
+      const cost = (u: number): number => {
+        const f = target(u);
+        return f < 0 ? Infinity : (unitTime(p, u, f) - unitTime(p, u, e)) / residentBytes(p, u);
+      };
+      const costs = new Map(movable.map((u) => [u, cost(u)]));
+      movable.sort((a, b) => costs.get(a)! - costs.get(b)! || a - b);
+      for (const u of movable) {
+        if (room(e) >= 0) break;
+        const f = target(u);
+        if (f < 0) continue;
+        device[u] = f;
+        used[e]! -= residentBytes(p, u);
+        used[f]! += residentBytes(p, u);
+        if (p.activation_bytes[u]! > floor[f]!) floor[f] = p.activation_bytes[u]!;
+      }
+    }
   }
 
   /** Counts for the objective: fits, splits spread, within the replan limits, holds --min-sequences. */
