@@ -9,6 +9,7 @@ import { heft } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
 import { evaluate, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { refine } from '../src/partition/refine.js';
+import { CandidatePool } from '../src/partition/pool.js';
 
 function withMemory(p: PlacementProblem, seed: number): PlacementProblem {
   // Weights per unit and capacities that force a spread: no device may hold more than ~60% of it all.
@@ -89,4 +90,35 @@ test('the pipeline DP minimises the bottleneck: it never exceeds everything on t
     }
     assert.equal(next, 16);
   }
+});
+
+test('relieve brings over-full devices within capacity, moving no kept unit and nothing off a device with room (property, random DAGs)', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 10_000 }), (seed) => {
+      const base = randomProblem({ seed, units: 24, devices: 3, ccr: 0.5 });
+      // Every unit holds weights; device 2 is the roomy host, 0 and 1 are small and start over-full.
+      const weight_bytes = Float64Array.from({ length: 24 }, (_, u) => 1 + (u % 5));
+      const p: PlacementProblem = {
+        ...base,
+        weight_bytes,
+        time_s: base.time_s.map((t, k) => (k % 3 === 2 && !Number.isFinite(t) ? 1 : t)),
+        capacity_bytes: Float64Array.from([20, 20, 1e9]),
+      };
+      const device = Int32Array.from({ length: 24 }, (_, u) => (Number.isFinite(unitTime(p, u, u % 2)) ? u % 2 : 2));
+      const keep = new Set([0, 1, 2, 3]);
+      const before = Int32Array.from(device);
+      new CandidatePool({ p } as unknown as ConstructorParameters<typeof CandidatePool>[0]).relieve(device, keep);
+      for (const u of keep) assert.equal(device[u], before[u], 'a kept unit stays');
+      const used = [0, 0, 0];
+      for (let u = 0; u < 24; u++) {
+        used[device[u]!]! += residentBytes(p, u);
+        assert.ok(Number.isFinite(unitTime(p, u, device[u]!)), 'every unit runs where it is');
+      }
+      // Every unit runs on the roomy device, and the kept ones hold at most 10 bytes: both small devices end within capacity.
+      for (const d of [0, 1]) assert.ok(used[d]! <= 20, `device ${d} holds ${used[d]} of 20`);
+      // Nothing moved off a device that was not over.
+      for (let u = 0; u < 24; u++) if (device[u] !== before[u]) assert.ok(before[u] !== 2, 'the roomy device keeps its units');
+    }),
+    { numRuns: 50 },
+  );
 });
