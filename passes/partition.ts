@@ -38,7 +38,7 @@ import { moePass } from './moe.js';
 import { profilePass } from './profile.js';
 import { stagePass } from './stage.js';
 import { statePass } from './state.js';
-import { tpPass } from './tp.js';
+import { HUGE_GRAPH_NODES, tpPass } from './tp.js';
 import { verifyPass } from './verify.js';
 import { expertUnits, moeHint } from './partition-experts.js';
 import type { PartitionResult, ThroughputBound } from '../src/partition/result.js';
@@ -283,7 +283,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   // ---- Replanning: search from the running plan, counting the migration ----
   const { running, fresh } = migration ? pool.replan() : { running: null, fresh: null };
   // ---- Tensor parallelism: the best plan that kept a split on one device, with its splits spread ----
-  if (tp && tpGroupIdx.length >= 2) pool.spreadKept(tpGroupIdx, tp.group.join(', '));
+  if (tp && tpGroupIdx.length >= 2 && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) pool.spreadKept(tpGroupIdx, tp.group.join(', '));
   const best = pool.pick();
   pool.polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
   // A plan that moves more must be worth it: the fewest moves among the plans within --min-gain of the best.

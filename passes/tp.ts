@@ -28,6 +28,13 @@ export const AUTO_MIN_WEIGHT_ELEMENTS = 1 << 22;
 export const FORCED_MIN_WEIGHT_ELEMENTS = 1 << 16;
 /** Expert (routed) MatMuls are split only when there are at most this many. */
 export const MAX_EXPERT_SPLITS = 1024;
+/**
+ * Above this many nodes, tensor parallelism gets the cheaper search: no variant planned with only
+ * the splits that paid (src/cli/run-passes.ts), and a plan that kept a split on one device is not
+ * re-spread (src/partition/pool.ts spreadKept). On the 275k-node DeepSeek-V3 shape both cost more
+ * than they gave: re-spreading won 1.2% latency for 65 s and 260 MB more.
+ */
+export const HUGE_GRAPH_NODES = 100_000;
 
 /** The largest group of identical GPU/accelerator devices sharing a dedicated link (an NVLink domain). */
 export function tensorParallelGroup(topo: Topology): string[] {

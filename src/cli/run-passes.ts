@@ -22,7 +22,7 @@ import {
   type ResolvedPipeline,
 } from '../pass/manager.js';
 import type { Pass, PlanOptions } from '../pass/pass.js';
-import { TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
+import { HUGE_GRAPH_NODES, TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
 import { readOption } from '../pass/options.js';
 
 export interface PipelineRun {
@@ -77,7 +77,7 @@ export async function runPipeline(
 }
 
 /** Above this many nodes, the tensor-parallel variants are "every split" and "none" only. */
-const PAID_VARIANT_MAX_NODES = 100_000;
+const PAID_VARIANT_MAX_NODES = HUGE_GRAPH_NODES;
 
 async function runVariants(
   options: PlanOptions,

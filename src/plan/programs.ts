@@ -23,7 +23,7 @@ export interface ProgramMeta {
 
 /** A device's packs, inside its program folder: `programs-0.pack`, `programs-1.pack`, … (a new one past PACK_MAX_BYTES). */
 export const PACK_NAME = /^programs-[0-9]+\.pack$/;
-/** A pack is closed before it would pass this size (one Buffer each, well under node's limit). */
+/** A pack is closed before it would pass this size. */
 export const PACK_MAX_BYTES = 1 << 30;
 
 /** Above this many programs, `--pack-programs auto` packs them. */
@@ -73,7 +73,7 @@ export class ProgramReader {
 export function layoutPrograms(
   programs: { file: string; bytes: Uint8Array }[],
   pack: boolean,
-): { files: { file: string; text: Uint8Array }[]; place: Map<string, { pack?: string; offset_bytes?: number }> } {
+): { files: ({ file: string; text: Uint8Array } | { file: string; parts: Uint8Array[] })[]; place: Map<string, { pack?: string; offset_bytes?: number }> } {
   const place = new Map<string, { pack?: string; offset_bytes?: number }>();
   if (!pack) {
     for (const p of programs) place.set(p.file, {});
@@ -84,13 +84,13 @@ export function layoutPrograms(
     const folder = path.posix.dirname(p.file);
     (byFolder.get(folder) ?? byFolder.set(folder, []).get(folder)!).push(p);
   }
-  const files: { file: string; text: Uint8Array }[] = [];
+  const files: { file: string; parts: Uint8Array[] }[] = [];
   for (const [folder, list] of byFolder) {
     let k = 0;
     let parts: Uint8Array[] = [];
     let offset = 0;
     const close = (): void => {
-      files.push({ file: `${folder}/programs-${k++}.pack`, text: Buffer.concat(parts) });
+      files.push({ file: `${folder}/programs-${k++}.pack`, parts });
       parts = [];
       offset = 0;
     };

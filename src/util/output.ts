@@ -13,7 +13,8 @@ import { HxcError } from '../diag/diagnostics.js';
 /** Written into every output folder: what it is (an hxc format name). */
 export const OUTPUT_MARKER = '.hxc-output';
 
-export type OutputEntry = { file: string; text: string | Uint8Array } | { file: string; link: string };
+/** A file's text, a hard link to an existing file, or parts written one after another (a pack, never concatenated in memory). */
+export type OutputEntry = { file: string; text: string | Uint8Array } | { file: string; link: string } | { file: string; parts: readonly Uint8Array[] };
 
 export type OutputState = 'absent' | 'empty' | 'ours' | 'foreign';
 
@@ -180,6 +181,13 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
           fs.linkSync(f.link, p);
         } catch {
           fs.copyFileSync(f.link, p);
+        }
+      } else if ('parts' in f) {
+        const fd = fs.openSync(p, 'wx');
+        try {
+          for (const part of f.parts) fs.writeSync(fd, part);
+        } finally {
+          fs.closeSync(fd);
         }
       } else fs.writeFileSync(p, f.text);
     }
