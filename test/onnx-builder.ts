@@ -1,6 +1,8 @@
 // Builds small ONNX files with onnx-proto for tests that need shapes of model no exporter gives us
 // (external data that escapes its folder, subgraphs, synthetic sizes).
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { onnx as OnnxNs } from 'onnx-proto';
 
@@ -18,6 +20,14 @@ export function valueInfo(name: string, elemType: number, dims: (number | string
 export function encodeModel(graph: OnnxNs.IGraphProto, opset = 17): Buffer {
   const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'hxc-test', opsetImport: [{ domain: '', version: opset }], graph });
   return Buffer.from(onnx.ModelProto.encode(model).finish());
+}
+
+/** `dir`/m/ext.onnx (externalAddModel) beside its weights `dir`/m/w.bin (1, 2, 3, 4); returns the model's path. */
+export function writeExternalAddModel(dir: string): string {
+  fs.mkdirSync(path.join(dir, 'm'));
+  fs.writeFileSync(path.join(dir, 'm', 'w.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
+  fs.writeFileSync(path.join(dir, 'm', 'ext.onnx'), externalAddModel('w.bin'));
+  return path.join(dir, 'm', 'ext.onnx');
 }
 
 /** x[1,4] + w[1,4] → y, where w lives in external data at `location` (offset 0, 16 bytes). */

@@ -107,13 +107,11 @@ test('a changed pack, an offset past its end, or a pack of another folder is ref
 });
 
 test('a packed program with external weights loads them from its folder (a hard link, nothing copied)', async () => {
-  const { externalAddModel } = await import('./onnx-builder.js');
+  const { writeExternalAddModel } = await import('./onnx-builder.js');
   const dir = tmpDir();
-  fs.mkdirSync(path.join(dir, 'm'));
-  fs.writeFileSync(path.join(dir, 'm', 'w.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
-  fs.writeFileSync(path.join(dir, 'm', 'ext.onnx'), externalAddModel('w.bin'));
+  const model = writeExternalAddModel(dir);
   const out = path.join(dir, 'plan');
-  const p = await plan(out, 'on', path.join(dir, 'm', 'ext.onnx'), path.join(FIXTURES, 'topology', 'cpu-only.yaml'));
+  const p = await plan(out, 'on', model, path.join(FIXTURES, 'topology', 'cpu-only.yaml'));
   const meta = Object.values(p.programs)[0]!;
   assert.ok(meta.pack !== undefined && meta.bytes < 400, 'packed, no weight bytes in it');
   const linked = fs.readdirSync(path.join(out, 'programs', 'cpu0')).find((f) => f.endsWith('w.bin'))!;

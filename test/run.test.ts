@@ -120,16 +120,11 @@ test('tampered plans and wrong inputs: one clear line, exit 2', async () => {
 });
 
 test('lowered programs keep external weights as references instead of copying them', async () => {
-  const { externalAddModel } = await import('./onnx-builder.js');
+  const { writeExternalAddModel } = await import('./onnx-builder.js');
   const dir = tmpDir();
-  fs.mkdirSync(path.join(dir, 'm'));
-  fs.writeFileSync(path.join(dir, 'm', 'w.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
-  fs.writeFileSync(path.join(dir, 'm', 'ext.onnx'), externalAddModel('w.bin'));
+  const model = writeExternalAddModel(dir);
   const out = path.join(dir, 'plan');
-  await runPipeline(
-    { model_path: path.join(dir, 'm', 'ext.onnx'), topology_path: path.join(FIXTURES, 'topology', 'cpu-only.yaml'), dims: {}, flags: { out } },
-    null,
-  );
+  await runPipeline({ model_path: model, topology_path: path.join(FIXTURES, 'topology', 'cpu-only.yaml'), dims: {}, flags: { out } }, null);
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
   const program = fs.readFileSync(path.join(out, Object.keys(plan.programs)[0]!));
   assert.ok(program.includes(Buffer.from('w.bin')), 'the program names the external file');
