@@ -108,20 +108,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   if ((opts.decode_steps > 0 || opts.from_state) && plan.state.length === 0)
     throw new HxcError('HXC2002', '--decode-steps needs a model with KV-cache state, and this plan has none', { where: '--decode-steps' });
   const roles = plan.roles;
-  // Channels per ordered device pair that has transfers.
-  const sendPorts = new Map<string, Record<string, MessagePort>>();
-  const recvPorts = new Map<string, Record<string, MessagePort>>();
-  for (const d of active) {
-    sendPorts.set(d.id, {});
-    recvPorts.set(d.id, {});
-  }
-  const channel = (from: string, to: string): void => {
-    if (sendPorts.get(from)![to]) return;
-    const ch = new MessageChannel();
-    sendPorts.get(from)![to] = ch.port1;
-    recvPorts.get(to)![from] = ch.port2;
-  };
-  for (const t of plan.transfers) channel(t.from, t.to);
+  // The ordered device pairs that exchange tensors: transfers, and KV state between decode steps.
+  const sendsTo = new Map<string, Set<string>>(active.map((d) => [d.id, new Set<string>()]));
+  const pair = (from: string, to: string): void => void sendsTo.get(from)!.add(to);
+  for (const t of plan.transfers) pair(t.from, t.to);
   // KV state between decode steps: each present stays where it is produced; a past input read on
   // another device is sent there at the start of each step.
   const producerOf = new Map<string, string>();
@@ -143,7 +133,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     for (const reader of [...(readersOf.get(past) ?? [])].sort()) {
       if (reader === owner) (localState.get(owner) ?? localState.set(owner, []).get(owner)!).push([present, past]);
       else {
-        channel(owner, reader);
+        pair(owner, reader);
         (stateSends.get(owner) ?? stateSends.set(owner, []).get(owner)!).push({ present, past, peer: reader });
         (stateRecvs.get(reader) ?? stateRecvs.set(reader, []).get(reader)!).push({ past, peer: owner });
       }
@@ -175,6 +165,18 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     pending.get(m.device)?.(m);
   };
   const settled = new Map<string, () => void>();
+  // In-process, a channel per pair; remote workers connect their own (src/runtime/grpc/server.ts).
+  const sendPorts = new Map<string, Record<string, MessagePort>>(active.map((d) => [d.id, {}]));
+  const recvPorts = new Map<string, Record<string, MessagePort>>(active.map((d) => [d.id, {}]));
+  if (!opts.workers) {
+    for (const [from, tos] of sendsTo) {
+      for (const to of tos) {
+        const ch = new MessageChannel();
+        sendPorts.get(from)![to] = ch.port1;
+        recvPorts.get(to)![from] = ch.port2;
+      }
+    }
+  }
   const remote = opts.workers
     ? new RemoteDevices(opts.workers.specs, opts.workers.token, onMessage, (message, lost) => {
         for (const d of settled.values()) d();
@@ -240,9 +242,9 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     settled.set(d.id, settle);
     if (remote) {
       // A worker is sent each program's bytes and writes them as files of its own (src/runtime/grpc/server.ts): nothing is packed there.
-      const { send_ports, recv_ports, queue: _q, plan_dir: _p, packed: _k, ...rest } = init;
-      for (const p of [...Object.values(send_ports), ...Object.values(recv_ports)]) p.close();
-      remoteInits.push({ ...rest, send_peers: Object.keys(send_ports).sort(), recv_peers: Object.keys(recv_ports).sort() });
+      const { send_ports: _s, recv_ports: _r, queue: _q, plan_dir: _p, packed: _k, ...rest } = init;
+      const recvPeers = active.filter((e) => sendsTo.get(e.id)!.has(d.id)).map((e) => e.id);
+      remoteInits.push({ ...rest, send_peers: [...sendsTo.get(d.id)!].sort(), recv_peers: recvPeers.sort() });
       workers.set(d.id, { postMessage: (req) => remote.post(d.id, req), terminate: async () => {} });
       continue;
     }
