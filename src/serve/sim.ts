@@ -150,29 +150,17 @@ export function simulateServe(m: ServeModel, w: Workload, rate: number): ServeRe
  * sequences (running and waiting) when its KV arrives, enters the batch at the next iteration with
  * room, and leaves after its last token.
  */
-function decodePools(m: ServeModel, seqs: Seq[], done: Float64Array, replicas: number): { busy: number; occArea: number; occPeak: number } {
+function decodePools(m: ServeModel, seqs: Seq[], done: Float64Array, replicas: number): BatchStats {
   seqs.sort((a, b) => a.ready - b.ready || a.req - b.req);
   const waiting: Seq[][] = Array.from({ length: replicas }, () => []);
   const active: Seq[][] = Array.from({ length: replicas }, () => []);
   const until = new Float64Array(replicas); // end of the running iteration (0 = idle)
-  let busy = 0;
-  let occArea = 0;
-  let occPeak = 0;
+  const stats: BatchStats = { busy: 0, occArea: 0, occPeak: 0 };
   let next = 0;
   const load = (k: number): number => waiting[k]!.length + active[k]!.length;
   const startIteration = (k: number, now: number): void => {
-    const act = active[k]!;
-    const wait = waiting[k]!;
-    while (act.length < m.decode.max_batch && wait.length > 0) act.push(wait.shift()!);
-    if (act.length === 0) {
-      until[k] = 0;
-      return;
-    }
-    const step = decodeStep(m, act.length);
-    until[k] = now + step;
-    busy += step;
-    occArea += step * act.length;
-    occPeak = Math.max(occPeak, act.length);
+    const step = nextIteration(m, active[k]!, waiting[k]!, stats);
+    until[k] = step === null ? 0 : now + step;
   };
   for (;;) {
     // The next event: an arrival of KV, or the earliest iteration end.
@@ -197,7 +185,28 @@ function decodePools(m: ServeModel, seqs: Seq[], done: Float64Array, replicas: n
     active[k] = act.filter((s) => s.left > 0);
     startIteration(k, now);
   }
-  return { busy, occArea, occPeak };
+  return stats;
+}
+
+/** A decode pool's time busy, its sequence-seconds in batches, and its largest batch. */
+interface BatchStats {
+  busy: number;
+  occArea: number;
+  occPeak: number;
+}
+
+/**
+ * Continuous batching (Orca's iteration-level scheduling): waiting sequences join the running batch
+ * while it has room, then one iteration runs. Its time (null when nothing runs), counted in `stats`.
+ */
+function nextIteration(m: ServeModel, act: Seq[], wait: Seq[], stats: BatchStats): number | null {
+  while (act.length < m.decode.max_batch && wait.length > 0) act.push(wait.shift()!);
+  if (act.length === 0) return null;
+  const step = decodeStep(m, act.length);
+  stats.busy += step;
+  stats.occArea += step * act.length;
+  stats.occPeak = Math.max(stats.occPeak, act.length);
+  return step;
 }
 
 /** One pool doing both phases: per replica, a waiting prefill runs first, then decode iterations. */
@@ -214,9 +223,7 @@ function colocated(
   const until = new Float64Array(R);
   const running: ({ kind: 'prefill'; req: number } | { kind: 'decode' } | null)[] = Array.from({ length: R }, () => null);
   let prefillBusy = 0;
-  let decodeBusy = 0;
-  let occArea = 0;
-  let occPeak = 0;
+  const stats: BatchStats = { busy: 0, occArea: 0, occPeak: 0 };
   let next = 0;
   const load = (k: number): number => prefillQ[k]!.length + waiting[k]!.length + active[k]!.length;
   const start = (k: number, now: number): void => {
@@ -229,20 +236,9 @@ function colocated(
       prefillBusy += t;
       return;
     }
-    const act = active[k]!;
-    const wait = waiting[k]!;
-    while (act.length < m.decode.max_batch && wait.length > 0) act.push(wait.shift()!);
-    if (act.length === 0) {
-      running[k] = null;
-      until[k] = 0;
-      return;
-    }
-    const step = decodeStep(m, act.length);
-    running[k] = { kind: 'decode' };
-    until[k] = now + step;
-    decodeBusy += step;
-    occArea += step * act.length;
-    occPeak = Math.max(occPeak, act.length);
+    const step = nextIteration(m, active[k]!, waiting[k]!, stats);
+    running[k] = step === null ? null : { kind: 'decode' };
+    until[k] = step === null ? 0 : now + step;
   };
   for (;;) {
     let k = -1;
@@ -274,7 +270,7 @@ function colocated(
     }
     start(k, now);
   }
-  return { prefillBusy, decodeBusy, occArea, occPeak };
+  return { prefillBusy, decodeBusy: stats.busy, occArea: stats.occArea, occPeak: stats.occPeak };
 }
 
 /** Share of requests that must meet both SLOs for a rate to count as sustained (DistServe uses 90%). */
