@@ -83,10 +83,6 @@ export class CandidatePool {
     const n = p.unit_names.length;
     const judged = this.judged;
     const topoPriority = this.topoPriority;
-    const usedDevices = (d: Int32Array): string[] => this.usedDevices(d);
-    const spread = (d: Int32Array): boolean => this.spread(d);
-    const valueFor = (v: { latency_s: number; throughput_per_s: number }): number => this.valueFor(v);
-    const migrationShare = (mc: MigrationCost | undefined): number => this.migrationShare(mc);
     if (!given) return null;
     const device = Int32Array.from(given, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
     if (!fitsMemory(p, device)) return null;
@@ -97,17 +93,17 @@ export class CandidatePool {
     const entry: Candidate = {
       name,
       label,
-      devices: usedDevices(device),
+      devices: this.usedDevices(device),
       latency_s: v.latency_s,
       throughput_per_s: v.throughput_per_s,
       pipelined: v.pipelined,
       fits: v.fits,
       ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}),
-      ...(tpSplits.length > 0 ? { tp_spread: spread(device) } : {}),
+      ...(tpSplits.length > 0 ? { tp_spread: this.spread(device) } : {}),
       ...(migration && mc ? { migration: { ...mc, within_limits: migration.within(mc) } } : {}),
       placement,
-      value: valueFor(v) + migrationShare(mc),
-      raw_value: valueFor(v),
+      value: this.valueFor(v) + this.migrationShare(mc),
+      raw_value: this.valueFor(v),
     };
     judged.push(entry);
     return entry;
@@ -124,7 +120,6 @@ export class CandidatePool {
     const { p, pinnedTo, assessor, judge } = this.c;
     const n = p.unit_names.length;
     const nd = p.device_ids.length;
-    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
 
     if (!start || start.fits) return null;
     const device = Int32Array.from(start.placement.device);
@@ -133,7 +128,7 @@ export class CandidatePool {
       const lat = judge.latency(placement);
       const memory = memoryOf(p, device, lat.schedule, lat.one);
       const over = memory.map((m, d) => ({ d, excess: m.total_bytes - m.capacity_bytes })).filter((x) => x.excess > 0);
-      if (over.length === 0) return consider(name, label, device, placement.start_s);
+      if (over.length === 0) return this.consider(name, label, device, placement.start_s);
       const room = memory.map((m) => m.capacity_bytes - m.total_bytes);
       let moved = false;
       for (const { d, excess } of over) {
@@ -306,13 +301,9 @@ export class CandidatePool {
     const n = p.unit_names.length;
     const nd = p.device_ids.length;
     const R = this.R;
-    const spread = (d: Int32Array): boolean => this.spread(d);
-    const maxLoad = (d: Int32Array): number => this.maxLoad(d);
-    const migrationShare = (mc: MigrationCost | undefined): number => this.migrationShare(mc);
-    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
     // When replanning (goal = the objective), a move also changes the migration: its share joins the value.
     const counted = migration !== null && goal === objective;
-    const startValue = (goal === 'latency' ? start.latency_s : R / start.throughput_per_s) + (counted ? migrationShare(start.migration) : 0);
+    const startValue = (goal === 'latency' ? start.latency_s : R / start.throughput_per_s) + (counted ? this.migrationShare(start.migration) : 0);
     const steps = judge.schedule(start.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
     const simCap = judge.simulations + polishSimulations(steps, goal === 'latency' ? 1 : R);
     const r = localSearch(
@@ -322,10 +313,10 @@ export class CandidatePool {
         groups,
         budget: goal === 'latency' && !contention && !counted ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
         assess: (device, priority, toBeat) => {
-          if (judge.simulations >= simCap || !spread(device)) return null;
+          if (judge.simulations >= simCap || !this.spread(device)) return null;
           const mc = counted ? migration.cost(device) : undefined;
           if (mc && !migration!.within(mc)) return null;
-          const share = migrationShare(mc);
+          const share = this.migrationShare(mc);
           const pl = assessor.run(device, priority);
           // Exact pruning: contention only lengthens a schedule, and R requests take at least R times
           // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
@@ -333,7 +324,7 @@ export class CandidatePool {
             if (pl.makespan_s + share >= toBeat * (1 - 1e-9)) return null;
             return { value: judge.latency(pl).latency_s + share, placement: pl };
           }
-          if (Math.max(R * maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
+          if (Math.max(R * this.maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
           const t = judge.throughput(pl, false);
           return { value: (t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity) + share, placement: pl };
         },
@@ -341,7 +332,7 @@ export class CandidatePool {
     );
     this.polishMoves += r.moves;
     this.polishSweeps += r.sweeps;
-    if (r.moves > 0) consider(name, label, r.placement.device, r.placement.start_s);
+    if (r.moves > 0) this.consider(name, label, r.placement.device, r.placement.start_s);
   }
 
   /**
@@ -351,15 +342,12 @@ export class CandidatePool {
   throughputSearch(): { moves: number; sweeps: number } {
     const { p, assessor, groups } = this.c;
     const R = this.R;
-    const pick = (): Candidate => this.pick();
-    const maxLoad = (d: Int32Array): number => this.maxLoad(d);
-    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
     const fastest = this.bestFor('latency');
     this.polish(fastest, 'latency', `${fastest.name}+latency-polish`, `${fastest.label}, polished for latency`);
-    const from = pick();
+    const from = this.pick();
     const surrogate = (device: Int32Array, priority: Float64Array): Assessed => {
       const pl = assessor.run(device, priority);
-      return { value: pl.makespan_s + (R - 1) * maxLoad(device), placement: pl };
+      return { value: pl.makespan_s + (R - 1) * this.maxLoad(device), placement: pl };
     };
     const s0 = surrogate(from.placement.device, from.placement.start_s);
     const sr = localSearch(p, s0, {
@@ -369,7 +357,7 @@ export class CandidatePool {
       seed: 777,
       assess: (d, pr) => surrogate(d, pr),
     });
-    consider('refined-throughput', 'local search on the pipelined-throughput surrogate', sr.placement.device, sr.placement.start_s);
+    this.consider('refined-throughput', 'local search on the pipelined-throughput surrogate', sr.placement.device, sr.placement.start_s);
     return { moves: sr.moves, sweeps: sr.sweeps };
   }
 
@@ -386,10 +374,6 @@ export class CandidatePool {
     const n = p.unit_names.length;
     const nd = p.device_ids.length;
     const R = this.R;
-    const spread = (d: Int32Array): boolean => this.spread(d);
-    const maxLoad = (d: Int32Array): number => this.maxLoad(d);
-    const migrationShare = (mc: MigrationCost | undefined): number => this.migrationShare(mc);
-    const consider = (a: string, b: string, d: Int32Array, pr?: Float64Array): Candidate | null => this.consider(a, b, d, pr);
     let running: Candidate | null = null;
     let fresh: Candidate | null = null;
     // The best plan from scratch (the objective alone), before any candidate that counts moves.
@@ -397,7 +381,7 @@ export class CandidatePool {
       .filter((c) => c.fits && c.tp_spread !== false)
       .reduce<Candidate | null>((a, c) => (!a || c.raw_value < a.raw_value * (1 - 1e-12) ? c : a), null);
     const start = placeOrphans(p, migration.previous, fresh?.placement.device ?? null, pinnedTo);
-    running = consider(
+    running = this.consider(
       'running',
       'the running plan (units whose device is gone placed where they fit fastest)',
       start,
@@ -406,9 +390,9 @@ export class CandidatePool {
     // Contention-free search with the migration's share, from the running plan and from the fresh one.
     const assessMoves = (device: Int32Array, priority: Float64Array): Assessed | null => {
       const mc = migration.cost(device);
-      if (!migration.within(mc) || !spread(device)) return null;
+      if (!migration.within(mc) || !this.spread(device)) return null;
       const pl = assessor.run(device, priority);
-      return { value: (objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * maxLoad(device)) + migrationShare(mc), placement: pl };
+      return { value: (objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * this.maxLoad(device)) + this.migrationShare(mc), placement: pl };
     };
     const budget = refineBudget(p, groups.length);
     if (running) {
@@ -440,14 +424,14 @@ export class CandidatePool {
         for (const u of bestMove.units) device[u] = bestMove.to;
         current = { value: bestMove.a.value, placement: bestMove.a.placement };
         if ((step & (step - 1)) === 0)
-          consider(
+          this.consider(
             `replan-steepest-${step}`,
             `the running plan after its ${step} most valuable move${step === 1 ? '' : 's'}`,
             device,
             current.placement.start_s,
           );
       }
-      if (current) consider('replan-steepest', 'the running plan after every move that pays back, most valuable first', device, current.placement.start_s);
+      if (current) this.consider('replan-steepest', 'the running plan after every move that pays back, most valuable first', device, current.placement.start_s);
     }
     for (const [from, name] of [
       [running, 'running'],
@@ -458,7 +442,7 @@ export class CandidatePool {
       if (!s0) continue;
       const sr = localSearch(p, s0, { groups, budget, assess: (d, pr) => assessMoves(d, pr) });
       if (sr.moves > 0)
-        consider(
+        this.consider(
           `replan-from-${name}`,
           `local search from the ${name} plan, counting the migration (amortised over ${migration.amortize} requests)`,
           sr.placement.device,
