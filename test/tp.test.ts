@@ -6,7 +6,11 @@ import { runPipeline } from '../src/cli/run-passes.js';
 import { newGraph } from '../src/ir/graph.js';
 import { runPlan } from '../src/runtime/run.js';
 import { splitMatMuls } from '../src/transform/tensor-parallel.js';
-import { loadTopology } from '../src/topology/index.js';
+import { loadTopology, RouteTable } from '../src/topology/index.js';
+import { CandidatePool } from '../src/partition/pool.js';
+import { Judge } from '../src/partition/judge.js';
+import { MakespanAssessor } from '../src/partition/refine.js';
+import type { PlacementProblem } from '../src/partition/problem.js';
 import { tensorParallelGroup, tpPass } from '../passes/tp.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
 import { EXAMPLES, tmpDir } from './helpers.js';
@@ -173,4 +177,58 @@ test('auto proposes splits of large weights over an NVLink-class group; a plan s
     const tpBaseline = p.estimate.baselines.tensor_parallel;
     if (tpBaseline) assert.ok(atMost(figure(p.estimate), figure(tpBaseline)), 'never worse than the tensor-parallel baseline');
   }
+});
+
+test('a plan that kept its splits on one device each is judged again with the splits trading parts: every split spread, every device holding the same bytes', () => {
+  const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
+  const ids = topo.devices.map((d) => d.id);
+  const nd = ids.length;
+  // Four splits of two equal parts (units 2k, 2k+1), independent, 1 ms on every device, 1 GiB each.
+  const n = 8;
+  const p: PlacementProblem = {
+    unit_names: Array.from({ length: n }, (_, u) => `split${u >> 1}/part${u & 1}`),
+    device_ids: ids,
+    time_s: new Float64Array(n * nd).fill(1e-3),
+    values: [],
+    weight_bytes: new Float64Array(n).fill(2 ** 30),
+    state_bytes: new Float64Array(n),
+    activation_bytes: new Float64Array(n),
+    capacity_bytes: Float64Array.from(topo.devices, (d) => d.memory_capacity_bytes),
+    transfer_s: () => 0,
+    order: Int32Array.from({ length: n }, (_, u) => u),
+  };
+  const tpSplits = [0, 1, 2, 3].map((k) => [2 * k, 2 * k + 1]);
+  const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
+  const pool = new CandidatePool({
+    p,
+    judge: new Judge(p, new RouteTable(topo), links),
+    assessor: new MakespanAssessor(p),
+    objective: 'latency',
+    groups: [],
+    pinnedTo: new Int32Array(n).fill(-1),
+    tpSplits,
+    measureKv: () => {
+      throw new Error('no KV state here');
+    },
+    hasState: false,
+    migration: null,
+    asked: null,
+    contention: false,
+  });
+  const [g0, g1] = [ids.indexOf('gpu0'), ids.indexOf('gpu1')];
+  const kept = pool.consider('kept', 'splits 0 and 1 on gpu0, 2 and 3 on gpu1', Int32Array.from([g0, g0, g0, g0, g1, g1, g1, g1]))!;
+  assert.equal(kept.tp_spread, false, 'every split on one device');
+  assert.equal(pool.eligible(pool.pick()), false, 'no plan may ship yet');
+  pool.spreadKept(
+    ids.flatMap((id, d) => (id.startsWith('gpu') ? [d] : [])),
+    'the GPUs',
+  );
+  const spread = pool.judged.find((c) => c.name === 'kept+spread');
+  assert.ok(spread, 'the spread plan is judged');
+  assert.equal(spread.tp_spread, true);
+  for (const parts of tpSplits) assert.equal(new Set(parts.map((u) => spread.placement.device[u])).size, 2, 'each split on two devices');
+  const bytes = (device: Int32Array): number[] =>
+    ids.map((_, d) => [...device.keys()].filter((u) => device[u] === d).reduce((a, u) => a + p.weight_bytes[u]!, 0));
+  assert.deepEqual(bytes(spread.placement.device), bytes(kept.placement.device), 'parts traded: each device holds what it held');
+  assert.equal(pool.pick(), spread, 'the spread plan is the one that may ship');
 });
