@@ -264,7 +264,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     });
     workers.set(d.id, w);
   }
-  remote?.setup(dir, remoteInits);
+  remote?.setup(dir, plan.programs, remoteInits);
   const next = (id: string): Promise<WorkerMessage> => new Promise((resolve) => pending.set(id, resolve));
   try {
     {

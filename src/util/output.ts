@@ -185,7 +185,8 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
       } else if ('parts' in f) {
         const fd = fs.openSync(p, 'wx');
         try {
-          for (const part of f.parts) fs.writeSync(fd, part);
+          // writeSync may write less than asked (Linux stops one write at 2 GiB - 4 KiB): until all is written.
+          for (const part of f.parts) for (let done = 0; done < part.length; ) done += fs.writeSync(fd, part, done);
         } finally {
           fs.closeSync(fd);
         }

@@ -35,9 +35,8 @@ export class RemoteDevices {
   }
 
   /** Opens the streams and sends each worker the plan, its programs and its devices. */
-  setup(planDir: string, devices: Setup['devices']): void {
+  setup(planDir: string, programMeta: PlanV1['programs'], devices: Setup['devices']): void {
     const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
-    const plan = JSON.parse(planText.toString('utf8')) as PlanV1;
     const addresses = Object.fromEntries(this.workerOf);
     for (const w of this.specs) {
       const stream = peerClient(w.address).makeBidiStreamRequest<Buffer, Buffer>(
@@ -81,16 +80,19 @@ export class RemoteDevices {
       this.write(stream, setup, [], planText);
       const programs = [...new Set(mine.flatMap((d) => d.steps.filter((s) => s.program).map((s) => s.program!)))].sort();
       const reader = new ProgramReader(planDir);
-      for (const file of programs) {
-        const bytes = reader.read(file, plan.programs[file]!);
-        // At least one chunk, so that an empty file is created too.
-        let offset = 0;
-        do {
-          this.write(stream, { type: 'file', path: file, offset }, [], bytes.subarray(offset, offset + CHUNK_BYTES));
-          offset += CHUNK_BYTES;
-        } while (offset < bytes.length);
+      try {
+        for (const file of programs) {
+          const bytes = reader.read(file, programMeta[file]!);
+          // At least one chunk, so that an empty file is created too.
+          let offset = 0;
+          do {
+            this.write(stream, { type: 'file', path: file, offset }, [], bytes.subarray(offset, offset + CHUNK_BYTES));
+            offset += CHUNK_BYTES;
+          } while (offset < bytes.length);
+        }
+      } finally {
+        reader.close();
       }
-      reader.close();
       this.write(stream, { type: 'start' });
     }
   }
