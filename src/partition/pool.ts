@@ -17,6 +17,13 @@ function polishSimulations(steps: number, requests: number): number {
   return Math.max(4, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
 }
 
+/** Equal element by element (typed arrays of one kind). */
+function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Rounds of the memory repair (each one schedule judged). */
 const REPAIR_ROUNDS = 8;
 
@@ -88,7 +95,10 @@ export class CandidatePool {
     if (!fitsMemory(p, device)) return null;
     for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, device[u]!))) return null;
     const placement = assessor.run(device, priority ?? topoPriority);
-    const v = judge.verdict(placement);
+    // The judge's verdict is a function of the devices and the order: a search that moved nothing
+    // (refined = heft) is not simulated again.
+    const same = judged.find((c) => sameArray(c.placement.device, placement.device) && sameArray(c.placement.start_s, placement.start_s));
+    const v = same ?? judge.verdict(placement);
     const mc = migration?.cost(device);
     const entry: Candidate = {
       name,

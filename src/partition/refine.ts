@@ -74,6 +74,55 @@ export function fitsMemory(p: PlacementProblem, device: Int32Array): boolean {
   return true;
 }
 
+/**
+ * fitsMemory for one unit moved at a time, in O(devices) instead of O(units): the terms of the
+ * placement the search stands on, and which devices overflow there. A move changes two devices;
+ * the one it leaves only loses bytes, and its floor is recomputed only when that could matter.
+ * Near a capacity, where the order of a sum could round the other way, it asks fitsMemory.
+ */
+class MemoryLedger {
+  private used!: Float64Array;
+  private floor!: Float64Array;
+  private over: number[] = [];
+
+  constructor(
+    private readonly p: PlacementProblem,
+    device: Int32Array,
+  ) {
+    this.reset(device);
+  }
+
+  /** Stand on `device` (after an accepted move). */
+  reset(device: Int32Array): void {
+    ({ used: this.used, floor: this.floor } = memoryTerms(this.p, device));
+    this.over = [];
+    for (let d = 0; d < this.used.length; d++) if (this.used[d]! + this.floor[d]! > this.p.capacity_bytes[d]!) this.over.push(d);
+  }
+
+  /** fitsMemory(p, device) where `device` is the ledger's placement with unit u moved from `from`. */
+  fitsMove(device: Int32Array, u: number, from: number): boolean {
+    const p = this.p;
+    const to = device[u]!;
+    for (const d of this.over) if (d !== from && d !== to) return false;
+    const cap = p.capacity_bytes;
+    const r = residentBytes(p, u);
+    const margin = 1e-9 * Math.max(cap[to]!, cap[from]!, 1);
+    const toLeft = cap[to]! - (this.used[to]! + r + Math.max(this.floor[to]!, p.activation_bytes[u]!));
+    if (Math.abs(toLeft) <= margin) return fitsMemory(p, device);
+    if (toLeft < 0) return false;
+    const usedFrom = this.used[from]! - r;
+    let fromLeft = cap[from]! - (usedFrom + this.floor[from]!);
+    if (fromLeft < -margin) {
+      // The floor may drop without u: the largest activation left on `from`.
+      let f = 0;
+      for (let w = 0; w < device.length; w++) if (device[w] === from && p.activation_bytes[w]! > f) f = p.activation_bytes[w]!;
+      fromLeft = cap[from]! - (usedFrom + f);
+    }
+    if (Math.abs(fromLeft) <= margin) return fitsMemory(p, device);
+    return fromLeft > 0;
+  }
+}
+
 export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOptions): SearchResult {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
@@ -97,6 +146,7 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
   /** Circular first-improvement descent from `current`, until a full cycle brings nothing. */
   const descend = (): void => {
     const device = Int32Array.from(current.placement.device);
+    const ledger = new MemoryLedger(p, device);
     let idle = 0;
     let k = 0;
     while (idle < moveList.length && assessments < opts.budget) {
@@ -112,13 +162,14 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
           changed = true;
         }
       }
-      if (!changed || !fitsMemory(p, device)) {
+      if (!changed || !(mv.units.length === 1 ? ledger.fitsMove(device, mv.units[0]!, old[0]!) : fitsMemory(p, device))) {
         mv.units.forEach((u, j) => (device[u] = old[j]!));
         continue;
       }
       const trial = assess(device, current.placement.start_s, current.value);
       if (trial && better(trial.value, current.value)) {
         current = { value: trial.value, placement: { ...trial.placement, device: Int32Array.from(device) } };
+        ledger.reset(device);
         moves++;
         idle = 0;
       } else mv.units.forEach((u, j) => (device[u] = old[j]!));
