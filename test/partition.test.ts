@@ -8,7 +8,7 @@ import { solveExact } from '../src/partition/exact.js';
 import { heft } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
 import { evaluate, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
-import { refine } from '../src/partition/refine.js';
+import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { CandidatePool } from '../src/partition/pool.js';
 
 function withMemory(p: PlacementProblem, seed: number): PlacementProblem {
@@ -120,5 +120,41 @@ test('relieve brings over-full devices within capacity, moving no kept unit and 
       for (let u = 0; u < 24; u++) if (device[u] !== before[u]) assert.ok(before[u] !== 2, 'the roomy device keeps its units');
     }),
     { numRuns: 50 },
+  );
+});
+
+test('the memory ledger answers as fitsMemory for every one-unit move, from placements that fit and that overflow (property, random DAGs)', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 0, max: 3 }), (seed, tight) => {
+      const base = randomProblem({ seed, units: 20, devices: 4, ccr: 0.5 });
+      // Weights, state and activations of mixed sizes, capacities from roomy to over-full, some exactly full.
+      const n = 20;
+      const weight_bytes = Float64Array.from({ length: n }, (_, u) => ((u * 31 + seed) % 7) * 10);
+      const state_bytes = Float64Array.from({ length: n }, (_, u) => (u % 3 === 0 ? 5 : 0));
+      const activation_bytes = Float64Array.from({ length: n }, (_, u) => ((u * 17 + seed) % 5) * 8);
+      const p: PlacementProblem = { ...base, weight_bytes, state_bytes, activation_bytes, capacity_bytes: new Float64Array(4) };
+      const device = Int32Array.from({ length: n }, (_, u) => (u * 13 + seed) % 4);
+      const { used, floor } = (() => {
+        const used = [0, 0, 0, 0];
+        const floor = [0, 0, 0, 0];
+        for (let u = 0; u < n; u++) {
+          used[device[u]!]! += residentBytes(p, u);
+          floor[device[u]!] = Math.max(floor[device[u]!]!, activation_bytes[u]!);
+        }
+        return { used, floor };
+      })();
+      // tight 0: exactly full; 1: 10 bytes of room; 2: one device 10 bytes over; 3: two devices over.
+      for (let d = 0; d < 4; d++) p.capacity_bytes[d] = used[d]! + floor[d]! + (tight === 0 ? 0 : tight === 1 ? 10 : d < tight - 1 ? -10 : 40);
+      const ledger = new MemoryLedger(p, device);
+      for (let u = 0; u < n; u++)
+        for (let d = 0; d < 4; d++) {
+          const from = device[u]!;
+          if (d === from) continue;
+          device[u] = d;
+          assert.equal(ledger.fitsMove(device, u, from), fitsMemory(p, device), `unit ${u} from ${from} to ${d}`);
+          device[u] = from;
+        }
+    }),
+    { numRuns: 100 },
   );
 });

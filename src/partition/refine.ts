@@ -80,7 +80,7 @@ export function fitsMemory(p: PlacementProblem, device: Int32Array): boolean {
  * the one it leaves only loses bytes, and its floor is recomputed only when that could matter.
  * Near a capacity, where the order of a sum could round the other way, it asks fitsMemory.
  */
-class MemoryLedger {
+export class MemoryLedger {
   private used!: Float64Array;
   private floor!: Float64Array;
   private over: number[] = [];
