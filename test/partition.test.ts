@@ -5,7 +5,7 @@ import { randomProblem } from '../src/bench/random-problems.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { lowerBound } from '../src/partition/bounds.js';
 import { solveExact } from '../src/partition/exact.js';
-import { heft } from '../src/partition/heft.js';
+import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
 import { evaluate, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
@@ -156,5 +156,34 @@ test('the memory ledger answers as fitsMemory for every one-unit move, from plac
         }
     }),
     { numRuns: 100 },
+  );
+});
+
+test("HEFT's gap search skips the intervals that end before a unit is ready and finds the gap a scan from the start finds, zero-length units included (property)", () => {
+  const scan = (intervals: Busy[], ready: number, t: number): number => {
+    let candidate = ready;
+    for (const iv of intervals) {
+      if (iv.f <= candidate) continue;
+      if (iv.s >= candidate + t) return candidate;
+      candidate = Math.max(candidate, iv.f);
+    }
+    return candidate;
+  };
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 6 })), { minLength: 1, maxLength: 60 }), (units) => {
+      // One device's busy intervals, placed as HEFT places them (ready times in any order, some units of no time).
+      const busy: Busy[] = [];
+      for (const [ready, t] of units) {
+        const s = earliestGap(busy, ready, t);
+        assert.equal(s, scan(busy, ready, t), `ready ${ready}, length ${t}`);
+        insertInterval(busy, s, s + t);
+      }
+      for (let k = 1; k < busy.length; k++) {
+        assert.ok(busy[k - 1]!.s <= busy[k]!.s, 'sorted by start');
+        assert.ok(busy[k - 1]!.f <= busy[k]!.s || busy[k - 1]!.s === busy[k - 1]!.f || busy[k]!.s === busy[k]!.f, 'no two units at once');
+      }
+      for (let q = 0; q <= 50; q += 5) for (const t of [0, 1, 3]) assert.equal(earliestGap(busy, q, t), scan(busy, q, t));
+    }),
+    { numRuns: 300 },
   );
 });

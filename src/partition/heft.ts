@@ -4,6 +4,7 @@
 // device whose weights + owned state would exceed its capacity is not a candidate.
 
 import { HxcError } from '../diag/diagnostics.js';
+import { Heap } from '../util/heap.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 
 export interface HeftResult extends Placement {
@@ -72,7 +73,7 @@ export function heft(p: PlacementProblem): HeftResult {
   const used = new Float64Array(nd);
   const floor = new Float64Array(nd);
   /** Per device, busy intervals sorted by start. */
-  const busy: { s: number; f: number }[][] = p.device_ids.map(() => []);
+  const busy: Busy[][] = p.device_ids.map(() => []);
   const candidates: HeftResult['candidates'] = new Array(n);
   const placed = new Uint8Array(n);
   // Rank order can put a unit before a predecessor when times are 0; schedule in rank order but
@@ -83,10 +84,10 @@ export function heft(p: PlacementProblem): HeftResult {
   preds.forEach((ps, u) => ps.forEach((q) => succs[q]!.push(u)));
   const rankPos = new Int32Array(n);
   byRank.forEach((u, k) => (rankPos[u] = k));
-  const ready: number[] = byRank.filter((u) => remaining[u] === 0);
-  while (ready.length > 0) {
-    ready.sort((a, b) => rankPos[a]! - rankPos[b]!);
-    const u = ready.shift()!;
+  const ready = new Heap<number>((a, b) => rankPos[a]! < rankPos[b]!);
+  for (const u of byRank) if (remaining[u] === 0) ready.push(u);
+  while (ready.size > 0) {
+    const u = ready.pop()!;
     const cand = { finish_s: new Float64Array(nd).fill(Infinity), reason: new Array<string | null>(nd).fill(null) };
     let best = -1;
     let bestStart = 0;
@@ -150,10 +151,27 @@ export function heft(p: PlacementProblem): HeftResult {
   return { device, start_s: start, finish_s: finish, makespan_s: makespan, rank, candidates };
 }
 
+/** A busy interval of a device, and the latest finish among it and those before it. */
+export interface Busy {
+  s: number;
+  f: number;
+  upTo: number;
+}
+
 /** Earliest start ≥ ready where a unit of length t fits between busy intervals (HEFT's insertion policy). */
-function earliestGap(intervals: { s: number; f: number }[], ready: number, t: number): number {
+export function earliestGap(intervals: Busy[], ready: number, t: number): number {
+  // The intervals before the first whose `upTo` passes `ready` all end by then: the scan would
+  // skip each of them, so it starts after them (binary search; `upTo` never decreases).
+  let lo = 0;
+  let hi = intervals.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (intervals[mid]!.upTo <= ready) lo = mid + 1;
+    else hi = mid;
+  }
   let candidate = ready;
-  for (const iv of intervals) {
+  for (let k = lo; k < intervals.length; k++) {
+    const iv = intervals[k]!;
     if (iv.f <= candidate) continue;
     if (iv.s >= candidate + t) return candidate;
     candidate = Math.max(candidate, iv.f);
@@ -161,10 +179,11 @@ function earliestGap(intervals: { s: number; f: number }[], ready: number, t: nu
   return candidate;
 }
 
-function insertInterval(intervals: { s: number; f: number }[], s: number, f: number): void {
+export function insertInterval(intervals: Busy[], s: number, f: number): void {
   let k = intervals.length;
   while (k > 0 && intervals[k - 1]!.s > s) k--;
-  intervals.splice(k, 0, { s, f });
+  intervals.splice(k, 0, { s, f, upTo: f });
+  for (let j = k; j < intervals.length; j++) intervals[j]!.upTo = Math.max(j > 0 ? intervals[j - 1]!.upTo : -Infinity, intervals[j]!.f);
 }
 
 /** HEFT on a restricted problem (a hint, a variant): null when it does not fit, as any candidate that does not. */
