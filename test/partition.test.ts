@@ -123,7 +123,7 @@ test('relieve brings over-full devices within capacity, moving no kept unit and 
   );
 });
 
-test('the memory ledger answers as fitsMemory for every one-unit move, from placements that fit and that overflow (property, random DAGs)', () => {
+test('the memory ledger answers as fitsMemory for every move of one unit or a block, from placements that fit and that overflow (property, random DAGs)', () => {
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 0, max: 3 }), (seed, tight) => {
       const base = randomProblem({ seed, units: 20, devices: 4, ccr: 0.5 });
@@ -151,8 +151,17 @@ test('the memory ledger answers as fitsMemory for every one-unit move, from plac
           const from = device[u]!;
           if (d === from) continue;
           device[u] = d;
-          assert.equal(ledger.fitsMove(device, u, from), fitsMemory(p, device), `unit ${u} from ${from} to ${d}`);
+          assert.equal(ledger.fitsMove(device, [u], [from]), fitsMemory(p, device), `unit ${u} from ${from} to ${d}`);
           device[u] = from;
+        }
+      // Block moves: a run of units to one device (some already there), as the search moves a layer.
+      for (let lo = 0; lo < n; lo += 3)
+        for (let d = 0; d < 4; d++) {
+          const units = [lo, lo + 1, lo + 2, lo + 5].filter((u) => u < n);
+          const from = units.map((u) => device[u]!);
+          for (const u of units) device[u] = d;
+          assert.equal(ledger.fitsMove(device, units, from), fitsMemory(p, device), `units ${units} to ${d}`);
+          units.forEach((u, k) => (device[u] = from[k]!));
         }
     }),
     { numRuns: 100 },

@@ -152,48 +152,72 @@ export class Evaluator {
   }
 
   run(device: Int32Array, priority?: Float64Array): Placement {
-    const p = this.p;
     const n = this.n;
+    const nd = this.nd;
     const order = this.orderFor(priority);
     const start = new Float64Array(n);
     const finish = new Float64Array(n);
-    const free = new Float64Array(this.nd);
-    const done = new Uint8Array(n);
-    const { readStart, readProducer, readTable, predStart, predList } = this;
-    const nd = this.nd;
+    const free = new Float64Array(nd);
+    const { readStart, readProducer, readTable, predStart, predList, tables } = this;
+    const time = this.p.time_s;
+    // Units in `order`; the topological order needs no check that predecessors came first.
+    let placed = 0;
+    let done: Uint8Array | null = null;
     let makespan = 0;
-    const place = (u: number): void => {
+    if (priority) {
+      done = new Uint8Array(n);
+      outer: for (; placed < n; placed++) {
+        const u = order[placed]!;
+        for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!done[predList[j]!]) break outer;
+        done[u] = 1;
+      }
+    } else placed = n;
+    // The longest consistent prefix of `order` is timed in one pass (the common case: all of it).
+    for (let k = 0; k < placed; k++) {
+      const u = order[k]!;
       const d = device[u]!;
       let ready = 0;
       for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
         const q = readProducer[e]!;
         const src = device[q]!;
-        const arrive = finish[q]! + (src === d ? 0 : this.transfer(readTable[e]!, src, d));
+        let arrive = finish[q]!;
+        if (src !== d) {
+          const t = tables[readTable[e]!]!;
+          let x = t[src * nd + d]!;
+          if (x !== x) x = this.transfer(readTable[e]!, src, d);
+          arrive += x;
+        }
         if (arrive > ready) ready = arrive;
       }
-      const s = Math.max(ready, free[d]!);
+      const s = ready > free[d]! ? ready : free[d]!;
       start[u] = s;
-      const f = s + p.time_s[u * nd + d]!;
+      const f = s + time[u * nd + d]!;
       finish[u] = f;
       free[d] = f;
       if (f > makespan) makespan = f;
-      done[u] = 1;
-    };
-    let consistent = true;
-    outer: for (let k = 0; k < n; k++) {
-      const u = order[k]!;
-      for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++)
-        if (!done[predList[j]!]) {
-          consistent = false;
-          break outer;
-        }
-      place(u);
     }
-    if (!consistent) {
-      // Ready list in priority order.
-      done.fill(0);
+    if (placed < n) {
+      // `order` puts a unit before one it reads: a ready list in priority order, from the start.
+      done = new Uint8Array(n);
       free.fill(0);
       makespan = 0;
+      const place = (u: number): void => {
+        const d = device[u]!;
+        let ready = 0;
+        for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
+          const q = readProducer[e]!;
+          const src = device[q]!;
+          const arrive = finish[q]! + (src === d ? 0 : this.transfer(readTable[e]!, src, d));
+          if (arrive > ready) ready = arrive;
+        }
+        const s = Math.max(ready, free[d]!);
+        start[u] = s;
+        const f = s + time[u * nd + d]!;
+        finish[u] = f;
+        free[d] = f;
+        if (f > makespan) makespan = f;
+        done![u] = 1;
+      };
       const remaining = new Set(order);
       while (remaining.size > 0) {
         const before = remaining.size;
@@ -212,7 +236,7 @@ export class Evaluator {
         }
         // Units that wait on each other would loop here for ever: a bug in how units were cut.
         if (remaining.size === before)
-          throw new Error(`units form a cycle: ${p.unit_names[remaining.values().next().value!]} and ${remaining.size - 1} more wait on each other`);
+          throw new Error(`units form a cycle: ${this.p.unit_names[remaining.values().next().value!]} and ${remaining.size - 1} more wait on each other`);
       }
     }
     return { device, start_s: start, finish_s: finish, makespan_s: makespan };

@@ -75,20 +75,30 @@ export function fitsMemory(p: PlacementProblem, device: Int32Array): boolean {
 }
 
 /**
- * fitsMemory for one unit moved at a time, in O(devices) instead of O(units): the terms of the
- * placement the search stands on, and which devices overflow there. A move changes two devices;
- * the one it leaves only loses bytes, and its floor is recomputed only when that could matter.
- * Near a capacity, where the order of a sum could round the other way, it asks fitsMemory.
+ * fitsMemory for a move of a few units, in O(units moved + devices) instead of O(all units): the
+ * terms of the placement the search stands on, and which devices overflow there. A device that
+ * loses units only loses bytes; its floor (largest activation) is recomputed only when that could
+ * decide. Near a capacity, where the order of a sum could round the other way, it asks fitsMemory.
  */
 export class MemoryLedger {
   private used!: Float64Array;
   private floor!: Float64Array;
   private over: number[] = [];
+  /** Scratch per device: bytes in and out, the largest activation coming in, and whether touched. */
+  private readonly delta: Float64Array;
+  private readonly inFloor: Float64Array;
+  private readonly losing: Uint8Array;
+  private readonly touched: Uint8Array;
 
   constructor(
     private readonly p: PlacementProblem,
     device: Int32Array,
   ) {
+    const nd = p.device_ids.length;
+    this.delta = new Float64Array(nd);
+    this.inFloor = new Float64Array(nd);
+    this.losing = new Uint8Array(nd);
+    this.touched = new Uint8Array(nd);
     this.reset(device);
   }
 
@@ -99,27 +109,54 @@ export class MemoryLedger {
     for (let d = 0; d < this.used.length; d++) if (this.used[d]! + this.floor[d]! > this.p.capacity_bytes[d]!) this.over.push(d);
   }
 
-  /** fitsMemory(p, device) where `device` is the ledger's placement with unit u moved from `from`. */
-  fitsMove(device: Int32Array, u: number, from: number): boolean {
+  /** fitsMemory(p, device) where `device` is the ledger's placement with `units[k]` moved from `from[k]`. */
+  fitsMove(device: Int32Array, units: readonly number[], from: readonly number[]): boolean {
     const p = this.p;
-    const to = device[u]!;
-    for (const d of this.over) if (d !== from && d !== to) return false;
-    const cap = p.capacity_bytes;
-    const r = residentBytes(p, u);
-    const margin = 1e-9 * Math.max(cap[to]!, cap[from]!, 1);
-    const toLeft = cap[to]! - (this.used[to]! + r + Math.max(this.floor[to]!, p.activation_bytes[u]!));
-    if (Math.abs(toLeft) <= margin) return fitsMemory(p, device);
-    if (toLeft < 0) return false;
-    const usedFrom = this.used[from]! - r;
-    let fromLeft = cap[from]! - (usedFrom + this.floor[from]!);
-    if (fromLeft < -margin) {
-      // The floor may drop without u: the largest activation left on `from`.
-      let f = 0;
-      for (let w = 0; w < device.length; w++) if (device[w] === from && p.activation_bytes[w]! > f) f = p.activation_bytes[w]!;
-      fromLeft = cap[from]! - (usedFrom + f);
+    const { delta, inFloor, losing, touched } = this;
+    const list: number[] = [];
+    const touch = (d: number): void => {
+      if (touched[d]) return;
+      touched[d] = 1;
+      delta[d] = 0;
+      inFloor[d] = 0;
+      losing[d] = 0;
+      list.push(d);
+    };
+    for (let k = 0; k < units.length; k++) {
+      const u = units[k]!;
+      const a = from[k]!;
+      const b = device[u]!;
+      if (a === b) continue;
+      const r = residentBytes(p, u);
+      touch(a);
+      touch(b);
+      delta[a]! -= r;
+      losing[a] = 1;
+      delta[b]! += r;
+      if (p.activation_bytes[u]! > inFloor[b]!) inFloor[b] = p.activation_bytes[u]!;
     }
-    if (Math.abs(fromLeft) <= margin) return fitsMemory(p, device);
-    return fromLeft > 0;
+    let verdict = true;
+    for (const d of this.over) if (!touched[d]) verdict = false;
+    for (const d of list) {
+      if (!verdict) break;
+      const cap = p.capacity_bytes[d]!;
+      const margin = 1e-9 * Math.max(cap, 1);
+      const used = this.used[d]! + delta[d]!;
+      // With units leaving, the floor is at most what it was (plus what comes in).
+      let left = cap - (used + Math.max(this.floor[d]!, inFloor[d]!));
+      if (left < -margin && losing[d]) {
+        let f = 0;
+        for (let w = 0; w < device.length; w++) if (device[w] === d && p.activation_bytes[w]! > f) f = p.activation_bytes[w]!;
+        left = cap - (used + f);
+      }
+      if (Math.abs(left) <= margin) {
+        verdict = fitsMemory(p, device);
+        break;
+      }
+      if (left < 0) verdict = false;
+    }
+    for (const d of list) touched[d] = 0;
+    return verdict;
   }
 }
 
@@ -162,7 +199,7 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
           changed = true;
         }
       }
-      if (!changed || !(mv.units.length === 1 ? ledger.fitsMove(device, mv.units[0]!, old[0]!) : fitsMemory(p, device))) {
+      if (!changed || !ledger.fitsMove(device, mv.units, old)) {
         mv.units.forEach((u, j) => (device[u] = old[j]!));
         continue;
       }
