@@ -437,7 +437,8 @@ export const lowerPass: Pass<LowerResult> = {
       ),
     };
     const sched = ctx.get(schedulePass);
-    const planText = JSON.stringify(plan, null, 1) + '\n';
+    // Encoded once: hashed and written as the same bytes (a 275k-node plan is ~70 MB of text).
+    const planText = Buffer.from(JSON.stringify(plan, null, 1) + '\n');
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
     const report = ctx.option(REPORT)
       ? reportHtml(
