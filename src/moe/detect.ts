@@ -48,7 +48,22 @@ export interface MoeLayer {
   detected_by: 'structure' | 'names' | 'operator' | 'annotation';
 }
 
+/**
+ * The layers found per graph index: the profile pass (expected expert counts) and the moe pass
+ * both ask for the verified graph's. An index is built on a graph that no longer changes (a
+ * transform that edits the graph builds a new one), so the same index and order mean the same answer.
+ */
+const found = new WeakMap<GraphIndex, { model: Model; order: Int32Array; layers: readonly MoeLayer[] }>();
+
 export function detectMoe(model: Model, index: GraphIndex, order: Int32Array): MoeLayer[] {
+  const hit = found.get(index);
+  if (hit && hit.model === model && hit.order === order) return [...hit.layers];
+  const layers = detectLayers(model, index, order);
+  found.set(index, { model, order, layers });
+  return [...layers];
+}
+
+function detectLayers(model: Model, index: GraphIndex, order: Int32Array): MoeLayer[] {
   const facts = new Facts(model, index, order);
   const found: Found[] = [];
   if (model.annotations.moe.length > 0) {
