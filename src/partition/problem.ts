@@ -184,12 +184,12 @@ export class Evaluator {
         if (src !== d) {
           const t = tables[readTable[e]!]!;
           let x = t[src * nd + d]!;
-          if (x !== x) x = this.transfer(readTable[e]!, src, d);
+          if (Number.isNaN(x)) x = this.transfer(readTable[e]!, src, d);
           arrive += x;
         }
         if (arrive > ready) ready = arrive;
       }
-      const s = ready > free[d]! ? ready : free[d]!;
+      const s = Math.max(ready, free[d]!);
       start[u] = s;
       const f = s + time[u * nd + d]!;
       finish[u] = f;
