@@ -54,9 +54,9 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
   const g = ctx.model.graph;
   const nd = p.device_ids.length;
   const judge = part.judge;
-  const schedule = judge.schedule(part.placement, part.pipelined);
+  // The throughput run was made when the plan was judged; the one-request run again, with its trace.
+  const { many, schedule } = judge.many(part.placement, part.pipelined);
   const one = judge.simulateOne(schedule);
-  const many = judge.simulateMany(schedule);
   const transfers: ScheduledTransfer[] = schedule.transfers.map((t) => ({
     value: t.value,
     bytes: t.bytes,

@@ -13,6 +13,13 @@ import { simulate, type SimInput, type SimLink, type SimResult, type SimStep, ty
 import type { RouteTable } from '../topology/index.js';
 import type { Placement, PlacementProblem } from './problem.js';
 
+/** Equal element by element. */
+export function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Requests in flight when a plan's throughput is simulated (the same for every plan, so figures compare). */
 export const THROUGHPUT_REQUESTS = 16;
 
@@ -157,18 +164,52 @@ export class Judge {
     return simulate(schedule.sim, { trace: true });
   }
 
-  /** `requests` requests through a schedule (the plan's throughput). */
-  simulateMany(schedule: Schedule): SimResult {
-    this.simulations++;
-    return simulate({ ...schedule.sim, requests: this.requests });
+  /**
+   * The simulations of the last placement judged. The shipped plan is judged as a candidate, again
+   * for both step orders, by explain and by the schedule pass: each figure is simulated once. A
+   * simulation is a function of the devices and the order, so a kept one is the one that would be made.
+   */
+  private memo: {
+    device: Int32Array;
+    start_s: Float64Array;
+    latency?: { latency_s: number; schedule: Schedule; one: SimResult };
+    many: Map<boolean, { many: SimResult; schedule: Schedule }>;
+  } | null = null;
+
+  private memoFor(placement: Pick<Placement, 'device' | 'start_s'>): NonNullable<Judge['memo']> {
+    const m = this.memo;
+    if (m && sameArray(m.device, placement.device) && sameArray(m.start_s, placement.start_s)) return m;
+    this.memo = { device: Int32Array.from(placement.device), start_s: Float64Array.from(placement.start_s), many: new Map() };
+    return this.memo;
+  }
+
+  /** Drop the kept simulations (once the plan is written from them). */
+  forget(): void {
+    this.memo = null;
   }
 
   /** Latency of one request (the simulated makespan). */
   latency(placement: Pick<Placement, 'device' | 'start_s'>): { latency_s: number; schedule: Schedule; one: SimResult } {
+    const m = this.memoFor(placement);
+    if (m.latency) return m.latency;
     const schedule = this.schedule(placement, false);
     this.simulations++;
     const one = simulate(schedule.sim);
-    return { latency_s: one.makespan_s, schedule, one };
+    m.latency = { latency_s: one.makespan_s, schedule, one };
+    return m.latency;
+  }
+
+  /** `requests` requests through the placement's schedule, with or without pipeline rounds. */
+  many(placement: Pick<Placement, 'device' | 'start_s'>, pipelined: boolean): { many: SimResult; schedule: Schedule } {
+    const m = this.memoFor(placement);
+    let hit = m.many.get(pipelined);
+    if (!hit) {
+      const schedule = !pipelined && m.latency ? m.latency.schedule : this.schedule(placement, pipelined);
+      this.simulations++;
+      hit = { many: simulate({ ...schedule.sim, requests: this.requests }), schedule };
+      m.many.set(pipelined, hit);
+    }
+    return hit;
   }
 
   /** Throughput over `requests` requests, with and without pipeline rounds; the better one. */
@@ -178,9 +219,7 @@ export class Judge {
   ): { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } {
     let best: { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } | null = null;
     for (const pipelined of both ? [false, true] : [true]) {
-      const schedule = this.schedule(placement, pipelined);
-      this.simulations++;
-      const many = simulate({ ...schedule.sim, requests: this.requests });
+      const { many, schedule } = this.many(placement, pipelined);
       if (!best || many.throughput_per_s > best.throughput_per_s * (1 + 1e-12)) best = { throughput_per_s: many.throughput_per_s, pipelined, many, schedule };
     }
     return best!;

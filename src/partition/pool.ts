@@ -4,7 +4,7 @@
 // its state, gathered in one class so that passes/partition.ts reads as the list of candidates.
 
 import type { JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
-import { memoryOf, type Judge } from './judge.js';
+import { memoryOf, sameArray, type Judge } from './judge.js';
 import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
 import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
 import { fitsMemory, localSearch, memoryTerms, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
@@ -15,13 +15,6 @@ export type Candidate = JudgedPlan & { placement: Placement; value: number; raw_
 /** Simulations the judged polish may run: about 1.5·10⁶ simulated steps (≈ 1.5 s), between 4 and 2000 runs. */
 function polishSimulations(steps: number, requests: number): number {
   return Math.max(4, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
-}
-
-/** Equal element by element (typed arrays of one kind). */
-function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Rounds of the memory repair (each one schedule judged). */
