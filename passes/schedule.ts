@@ -57,6 +57,7 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
   // The throughput run was made when the plan was judged; the one-request run again, with its trace.
   const { many, schedule } = judge.many(part.placement, part.pipelined);
   const one = judge.simulateOne(schedule);
+  judge.forget();
   const transfers: ScheduledTransfer[] = schedule.transfers.map((t) => ({
     value: t.value,
     bytes: t.bytes,

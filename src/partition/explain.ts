@@ -115,7 +115,7 @@ export function explainPlacement(
     for (const q of preds[u]!) tail[q] = Math.max(tail[q]!, fastest[u]! + tail[u]!);
   }
   const reads = valuesReadBy(p);
-  return units.map((unit, u) => {
+  const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
     const alts: (ExplainAlternative & { value: number })[] = [];
     for (let e = 0; e < nd; e++) {
@@ -209,4 +209,7 @@ export function explainPlacement(
       alternatives: shown,
     };
   });
+  // The last alternative's simulations are kept by the judge; the plan is written next, without them.
+  judge.forget();
+  return entries;
 }
