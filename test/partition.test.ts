@@ -10,6 +10,10 @@ import { pipelinePartition } from '../src/partition/pipeline.js';
 import { evaluate, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { CandidatePool } from '../src/partition/pool.js';
+import path from 'node:path';
+import { Judge } from '../src/partition/judge.js';
+import { loadTopology, RouteTable } from '../src/topology/index.js';
+import { EXAMPLES } from './helpers.js';
 
 function withMemory(p: PlacementProblem, seed: number): PlacementProblem {
   // Weights per unit and capacities that force a spread: no device may hold more than ~60% of it all.
@@ -195,4 +199,47 @@ test("HEFT's gap search skips the intervals that end before a unit is ready and 
     }),
     { numRuns: 300 },
   );
+});
+
+test('the judge simulates a placement once for every figure asked of it, tells placements apart, and simulates again after forget', () => {
+  const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
+  const routes = new RouteTable(topo);
+  const ids = topo.devices.map((d) => d.id);
+  const nd = ids.length;
+  // A chain of 12 units, each handing 64 MiB to the next, 1-3 ms each.
+  const n = 12;
+  const p: PlacementProblem = {
+    unit_names: Array.from({ length: n }, (_, u) => `u${u}`),
+    device_ids: ids,
+    time_s: Float64Array.from({ length: n * nd }, (_, k) => 1e-3 * (1 + (k % 3))),
+    values: Array.from({ length: n - 1 }, (_, u) => ({ name: `v${u}`, producer: u, consumers: [u + 1], bytes: 64 * 2 ** 20 })),
+    weight_bytes: new Float64Array(n),
+    state_bytes: new Float64Array(n),
+    activation_bytes: new Float64Array(n),
+    capacity_bytes: Float64Array.from(topo.devices, (d) => d.memory_capacity_bytes),
+    transfer_s: (a, b, bytes) => (a === b ? 0 : routes.timeIdx(a, b, bytes)),
+    order: Int32Array.from({ length: n }, (_, u) => u),
+  };
+  const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
+  const placement = (device: number[]) => evaluate(p, Int32Array.from(device));
+  const a = placement(Array.from({ length: n }, (_, u) => 1 + (u % 4)));
+  const b = placement(Array.from({ length: n }, (_, u) => 1 + (u % 2)));
+  const judge = new Judge(p, routes, links);
+  const first = judge.verdict(a, true);
+  const sims = judge.simulations;
+  assert.equal(sims, 3, 'one request, then many with and without pipeline rounds');
+  assert.deepEqual(judge.verdict({ device: Int32Array.from(a.device), start_s: Float64Array.from(a.start_s) }, true), first, 'the same figures');
+  assert.equal(judge.latency(a).latency_s, first.latency_s);
+  assert.equal(judge.simulations, sims, 'nothing simulated again for the same devices and order');
+  // Another placement is simulated, and its figures are its own: what a judge that never saw `a` says.
+  const other = judge.verdict(b, true);
+  assert.equal(judge.simulations, sims + 3);
+  assert.deepEqual(other, new Judge(p, routes, links).verdict(b, true));
+  assert.notEqual(other.latency_s, first.latency_s, 'the two placements differ in latency');
+  // Back to `a`: simulated again (one placement is kept), same figures; after forget, again.
+  assert.deepEqual(judge.verdict(a, true), first);
+  assert.equal(judge.simulations, sims + 6);
+  judge.forget();
+  assert.equal(judge.latency(a).latency_s, first.latency_s);
+  assert.equal(judge.simulations, sims + 7);
 });
