@@ -53,13 +53,13 @@ export interface MoeLayer {
  * both ask for the verified graph's. An index is built on a graph that no longer changes (a
  * transform that edits the graph builds a new one), so the same index and order mean the same answer.
  */
-const found = new WeakMap<GraphIndex, { model: Model; order: Int32Array; layers: readonly MoeLayer[] }>();
+const detected = new WeakMap<GraphIndex, { model: Model; order: Int32Array; layers: readonly MoeLayer[] }>();
 
 export function detectMoe(model: Model, index: GraphIndex, order: Int32Array): MoeLayer[] {
-  const hit = found.get(index);
+  const hit = detected.get(index);
   if (hit && hit.model === model && hit.order === order) return [...hit.layers];
   const layers = detectLayers(model, index, order);
-  found.set(index, { model, order, layers });
+  detected.set(index, { model, order, layers });
   return [...layers];
 }
 

@@ -308,7 +308,9 @@ export class CandidatePool {
     const counted = migration !== null && goal === objective;
     const startValue = (goal === 'latency' ? start.latency_s : R / start.throughput_per_s) + (counted ? this.migrationShare(start.migration) : 0);
     const steps = judge.schedule(start.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
-    const simCap = judge.simulations + polishSimulations(steps, goal === 'latency' ? 1 : R);
+    // The polish's own count: a simulation the judge kept from earlier still spends one of these.
+    const simCap = polishSimulations(steps, goal === 'latency' ? 1 : R);
+    let sims = 0;
     const r = localSearch(
       p,
       { value: startValue, placement: start.placement },
@@ -316,7 +318,7 @@ export class CandidatePool {
         groups,
         budget: goal === 'latency' && !contention && !counted ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
         assess: (device, priority, toBeat) => {
-          if (judge.simulations >= simCap || !this.spread(device)) return null;
+          if (sims >= simCap || !this.spread(device)) return null;
           const mc = counted ? migration.cost(device) : undefined;
           if (mc && !migration!.within(mc)) return null;
           const share = this.migrationShare(mc);
@@ -325,9 +327,11 @@ export class CandidatePool {
           // the busiest device's load — a move whose bound cannot beat the incumbent is not simulated.
           if (goal === 'latency') {
             if (pl.makespan_s + share >= toBeat * (1 - 1e-9)) return null;
+            sims++;
             return { value: judge.latency(pl).latency_s + share, placement: pl };
           }
           if (Math.max(R * this.maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
+          sims++;
           const t = judge.throughput(pl, false);
           return { value: (t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity) + share, placement: pl };
         },
