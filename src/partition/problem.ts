@@ -164,21 +164,8 @@ export class Evaluator {
     const free = new Float64Array(nd);
     const { readStart, readProducer, readTable, predStart, predList, tables } = this;
     const time = this.p.time_s;
-    // Units in `order`; the topological order needs no check that predecessors came first.
-    let placed = 0;
-    let done: Uint8Array | null = null;
     let makespan = 0;
-    if (priority) {
-      done = new Uint8Array(n);
-      outer: for (; placed < n; placed++) {
-        const u = order[placed]!;
-        for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!done[predList[j]!]) break outer;
-        done[u] = 1;
-      }
-    } else placed = n;
-    // The longest consistent prefix of `order` is timed in one pass (the common case: all of it).
-    for (let k = 0; k < placed; k++) {
-      const u = order[k]!;
+    const place = (u: number): void => {
       const d = device[u]!;
       let ready = 0;
       for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
@@ -186,8 +173,7 @@ export class Evaluator {
         const src = device[q]!;
         let arrive = finish[q]!;
         if (src !== d) {
-          const t = tables[readTable[e]!]!;
-          let x = t[src * nd + d]!;
+          let x = tables[readTable[e]!]![src * nd + d]!;
           if (Number.isNaN(x)) x = this.transfer(readTable[e]!, src, d);
           arrive += x;
         }
@@ -199,29 +185,26 @@ export class Evaluator {
       finish[u] = f;
       free[d] = f;
       if (f > makespan) makespan = f;
+    };
+    // The topological order needs no check; a priority order is checked once: does every unit come
+    // after the units it reads?
+    let consistent = true;
+    if (priority) {
+      const seen = new Uint8Array(n);
+      outer: for (let k = 0; k < n; k++) {
+        const u = order[k]!;
+        for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++)
+          if (!seen[predList[j]!]) {
+            consistent = false;
+            break outer;
+          }
+        seen[u] = 1;
+      }
     }
-    if (placed < n) {
-      // `order` puts a unit before one it reads: a ready list in priority order, from the start.
-      done = new Uint8Array(n);
-      free.fill(0);
-      makespan = 0;
-      const place = (u: number): void => {
-        const d = device[u]!;
-        let ready = 0;
-        for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
-          const q = readProducer[e]!;
-          const src = device[q]!;
-          const arrive = finish[q]! + (src === d ? 0 : this.transfer(readTable[e]!, src, d));
-          if (arrive > ready) ready = arrive;
-        }
-        const s = Math.max(ready, free[d]!);
-        start[u] = s;
-        const f = s + time[u * nd + d]!;
-        finish[u] = f;
-        free[d] = f;
-        if (f > makespan) makespan = f;
-        done![u] = 1;
-      };
+    if (consistent) for (let k = 0; k < n; k++) place(order[k]!);
+    else {
+      // `order` puts a unit before one it reads: a ready list in priority order.
+      const done = new Uint8Array(n);
       const remaining = new Set(order);
       while (remaining.size > 0) {
         const before = remaining.size;
@@ -234,6 +217,7 @@ export class Evaluator {
             }
           if (ok) {
             place(u);
+            done[u] = 1;
             remaining.delete(u);
             break;
           }
