@@ -134,7 +134,8 @@ export class Evaluator {
     // run() times `order` without checking it: a unit before one it reads is a bug in how units were cut.
     for (let u = 0; u < n; u++)
       for (let j = this.predStart[u]!; j < this.predStart[u + 1]!; j++)
-        if (this.pos[this.predList[j]!]! >= this.pos[u]!) throw new Error(`units are out of order: ${p.unit_names[u]} comes before ${p.unit_names[this.predList[j]!]}, which it reads`);
+        if (this.pos[this.predList[j]!]! >= this.pos[u]!)
+          throw new Error(`units are out of order: ${p.unit_names[u]} comes before ${p.unit_names[this.predList[j]!]}, which it reads`);
   }
 
   private transfer(table: number, a: number, b: number): number {
