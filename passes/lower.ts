@@ -438,7 +438,7 @@ export const lowerPass: Pass<LowerResult> = {
     };
     const sched = ctx.get(schedulePass);
     // Encoded once: hashed and written as the same bytes (a 275k-node plan is ~70 MB of text).
-    const planText = Buffer.from(JSON.stringify(plan, null, 1) + '\n');
+    const planBytes = Buffer.from(JSON.stringify(plan, null, 1) + '\n');
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
     const report = ctx.option(REPORT)
       ? reportHtml(
@@ -459,9 +459,9 @@ export const lowerPass: Pass<LowerResult> = {
         ...(report !== null ? [{ file: 'report.html', text: report }] : []),
         ...layout.files,
         ...(programs?.links ?? []),
-        { file: 'plan.json', text: planText },
+        { file: 'plan.json', text: planBytes },
         // plan.json's sha256: any edit of the plan (or, through the hashes it lists, of a program) is refused.
-        { file: PLAN_HASH_FILE, text: planHashText(planText) },
+        { file: PLAN_HASH_FILE, text: planHashText(planBytes) },
         {
           file: 'trace.json',
           text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n',

@@ -132,10 +132,20 @@ export class Evaluator {
     p.order.forEach((u, k) => (this.pos[u] = k));
     this.topo = Int32Array.from(p.order);
     // run() times `order` without checking it: a unit before one it reads is a bug in how units were cut.
-    for (let u = 0; u < n; u++)
-      for (let j = this.predStart[u]!; j < this.predStart[u + 1]!; j++)
-        if (this.pos[this.predList[j]!]! >= this.pos[u]!)
-          throw new Error(`units are out of order: ${p.unit_names[u]} comes before ${p.unit_names[this.predList[j]!]}, which it reads`);
+    const early = this.firstBeforeItsInputs(this.topo);
+    if (early >= 0) throw new Error(`units are out of order: ${p.unit_names[early]} comes before a unit it reads`);
+  }
+
+  /** The first unit of `order` that comes before a unit it reads, or -1 when there is none. */
+  private firstBeforeItsInputs(order: Int32Array): number {
+    const { predStart, predList } = this;
+    const seen = new Uint8Array(this.n);
+    for (let k = 0; k < order.length; k++) {
+      const u = order[k]!;
+      for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++) if (!seen[predList[j]!]) return u;
+      seen[u] = 1;
+    }
+    return -1;
   }
 
   private transfer(table: number, a: number, b: number): number {
@@ -187,22 +197,8 @@ export class Evaluator {
       free[d] = f;
       if (f > makespan) makespan = f;
     };
-    // The topological order needs no check; a priority order is checked once: does every unit come
-    // after the units it reads?
-    let consistent = true;
-    if (priority) {
-      const seen = new Uint8Array(n);
-      outer: for (let k = 0; k < n; k++) {
-        const u = order[k]!;
-        for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++)
-          if (!seen[predList[j]!]) {
-            consistent = false;
-            break outer;
-          }
-        seen[u] = 1;
-      }
-    }
-    if (consistent) for (let k = 0; k < n; k++) place(order[k]!);
+    // The topological order was checked once, in the constructor; a priority order is checked here.
+    if (!priority || this.firstBeforeItsInputs(order) < 0) for (let k = 0; k < n; k++) place(order[k]!);
     else {
       // `order` puts a unit before one it reads: a ready list in priority order.
       const done = new Uint8Array(n);
