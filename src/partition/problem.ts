@@ -88,7 +88,7 @@ export class Evaluator {
   private readonly pos: Int32Array;
   private readonly topo: Int32Array;
   /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
-  private readonly orders: { priority: Float64Array; order: Int32Array }[] = [];
+  private readonly orders: { priority: Float64Array; order: Int32Array; topological: boolean }[] = [];
 
   constructor(readonly p: PlacementProblem) {
     const n = (this.n = p.unit_names.length);
@@ -156,20 +156,22 @@ export class Evaluator {
     return x;
   }
 
-  private orderFor(priority: Float64Array | undefined): Int32Array {
-    if (!priority) return this.topo;
-    for (const o of this.orders) if (o.priority === priority) return o.order;
+  /** The units in priority order, and whether that order puts every unit after the units it reads (checked once per order). */
+  private orderFor(priority: Float64Array | undefined): { order: Int32Array; topological: boolean } {
+    if (!priority) return { order: this.topo, topological: true };
+    for (const o of this.orders) if (o.priority === priority) return o;
     const pos = this.pos;
     const order = Int32Array.from(Array.from(this.topo).sort((a, b) => priority[a]! - priority[b]! || pos[a]! - pos[b]!));
     if (this.orders.length >= 4) this.orders.shift();
-    this.orders.push({ priority, order });
-    return order;
+    const entry = { priority, order, topological: this.firstBeforeItsInputs(order) < 0 };
+    this.orders.push(entry);
+    return entry;
   }
 
   run(device: Int32Array, priority?: Float64Array): Placement {
     const n = this.n;
     const nd = this.nd;
-    const order = this.orderFor(priority);
+    const { order, topological } = this.orderFor(priority);
     const start = new Float64Array(n);
     const finish = new Float64Array(n);
     const free = new Float64Array(nd);
@@ -197,8 +199,8 @@ export class Evaluator {
       free[d] = f;
       if (f > makespan) makespan = f;
     };
-    // The topological order was checked once, in the constructor; a priority order is checked here.
-    if (!priority || this.firstBeforeItsInputs(order) < 0) for (let k = 0; k < n; k++) place(order[k]!);
+    // The topological order was checked once, in the constructor; a priority order when first sorted.
+    if (topological) for (let k = 0; k < n; k++) place(order[k]!);
     else {
       // `order` puts a unit before one it reads: a ready list in priority order.
       const done = new Uint8Array(n);
