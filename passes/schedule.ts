@@ -73,7 +73,9 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
     id: p.device_ids[d]!,
     memory: memory[d]!,
     steps: list.map((s, k): ScheduledStep => {
-      const t = one.step_times[d]![k]!;
+      const at = one.step_times.offset[d]! + k;
+      const start_s = one.step_times.start_s[at]!;
+      const end_s = one.step_times.end_s[at]!;
       if (s.op === 'compute') {
         const u = s.unit!;
         return {
@@ -83,13 +85,13 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
           nodes: part.units[u]!.nodes.map((i) => g.nodes[i]!.name),
           round: s.round,
           duration_s: p.time_s[u * nd + d]!,
-          start_s: t.start_s,
-          end_s: t.end_s,
+          start_s,
+          end_s,
         };
       }
       const tr = transfers[s.transfer!]!;
-      if (s.op === 'send') tr.start_s = t.start_s;
-      else tr.end_s = t.start_s;
+      if (s.op === 'send') tr.start_s = start_s;
+      else tr.end_s = start_s;
       return {
         op: s.op,
         value: tr.value,
@@ -98,8 +100,8 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
         transfer: s.transfer!,
         round: s.round,
         duration_s: 0,
-        start_s: t.start_s,
-        end_s: t.end_s,
+        start_s,
+        end_s,
       };
     }),
   }));

@@ -69,7 +69,7 @@ export function explainPlacement(
   const finish = new Float64Array(n);
   base.schedule.steps.forEach((list, d) =>
     list.forEach((s, k) => {
-      if (s.op === 'compute') finish[s.unit!] = base.one.step_times[d]![k]!.end_s;
+      if (s.op === 'compute') finish[s.unit!] = base.one.step_times.end_s[base.one.step_times.offset[d]! + k]!;
     }),
   );
   // Lower is better: latency, or the time of R requests.

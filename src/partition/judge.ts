@@ -251,14 +251,15 @@ export class Judge {
     return this.producersCache;
   }
 
-  /** The route value `vi` takes from device a to b (the fastest for its size), cached. */
+  /** The route value `vi` takes from device a to b (the fastest for its size), cached per route. */
   private route(vi: number, a: number, b: number): { links: string[]; hops: string[] } {
-    const nd = this.p.device_ids.length;
-    const key = (vi * nd + a) * nd + b;
-    let r = this.routeCache.get(key);
+    const bytes = this.p.values[vi]!.bytes;
+    const k = this.routes.choiceIdx(a, b, bytes);
+    let r = this.routeCache.get(k);
     if (!r) {
-      const route = this.routes.routeIdx(a, b, this.p.values[vi]!.bytes);
-      this.routeCache.set(key, (r = { links: route.links, hops: route.hops }));
+      const route = this.routes.routeIdx(a, b, bytes);
+      r = { links: route.links, hops: route.hops };
+      if (k >= 0) this.routeCache.set(k, r);
     }
     return r;
   }
@@ -285,23 +286,46 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   }
   const start = new Float64Array(n);
   const end = new Float64Array(n);
-  const sendEnd: number[] = new Array(schedule.transfers.length).fill(0);
-  const arrive: number[] = new Array(schedule.transfers.length).fill(0);
+  const T = schedule.transfers.length;
+  // A send's bytes are held until the transfer has arrived (its recv's start).
+  const arrive = new Float64Array(T);
+  const times = one.step_times;
   schedule.steps.forEach((list, d) =>
     list.forEach((s, k) => {
-      const t = one.step_times[d]![k]!;
+      const i = times.offset[d]! + k;
       if (s.op === 'compute') {
-        start[s.unit!] = t.start_s;
-        end[s.unit!] = t.end_s;
-      } else if (s.op === 'recv') arrive[s.transfer!] = t.start_s;
+        start[s.unit!] = times.start_s[i]!;
+        end[s.unit!] = times.end_s[i]!;
+      } else if (s.op === 'recv') arrive[s.transfer!] = times.start_s[i]!;
     }),
   );
-  // A send's bytes are held until the transfer has arrived (its recv's time).
-  schedule.transfers.forEach((_, t) => (sendEnd[t] = arrive[t]!));
-  const byValue = new Map<number, number[]>();
-  schedule.transfers.forEach((t, k) => (byValue.get(t.value_index) ?? byValue.set(t.value_index, []).get(t.value_index)!).push(k));
-  const events: { t: number; delta: number }[][] = p.device_ids.map(() => []);
-  for (let u = 0; u < n; u++) events[device[u]!]!.push({ t: start[u]!, delta: p.activation_bytes[u]! }, { t: end[u]!, delta: -p.activation_bytes[u]! });
+  // Transfers by value: movesOf[moveAt[vi] .. moveAt[vi + 1]).
+  const moveAt = new Int32Array(p.values.length + 1);
+  for (const t of schedule.transfers) moveAt[t.value_index + 1]!++;
+  for (let vi = 0; vi < p.values.length; vi++) moveAt[vi + 1]! += moveAt[vi]!;
+  const movesOf = new Int32Array(T);
+  const filled = moveAt.slice(0, p.values.length);
+  schedule.transfers.forEach((t, k) => (movesOf[filled[t.value_index]!++] = k));
+  // Allocation (+bytes) and release (−bytes) events per device, flat: device d's are eventAt[d] ...
+  const count = new Int32Array(nd + 1);
+  for (let u = 0; u < n; u++) count[device[u]! + 1]! += 2;
+  p.values.forEach((v, vi) => {
+    count[device[v.producer]! + 1]! += 2;
+    for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) count[schedule.transfers[movesOf[j]!]!.to_index + 1]! += 2;
+  });
+  for (let d = 0; d < nd; d++) count[d + 1]! += count[d]!;
+  const evT = new Float64Array(count[nd]!);
+  const evDelta = new Float64Array(count[nd]!);
+  const put = count.slice(0, nd);
+  const event = (d: number, t: number, delta: number): void => {
+    const k = put[d]!++;
+    evT[k] = t;
+    evDelta[k] = delta;
+  };
+  for (let u = 0; u < n; u++) {
+    event(device[u]!, start[u]!, p.activation_bytes[u]!);
+    event(device[u]!, end[u]!, -p.activation_bytes[u]!);
+  }
   const lastOn = new Float64Array(nd);
   p.values.forEach((v, vi) => {
     const src = device[v.producer]!;
@@ -312,20 +336,25 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
       if (d === src) lastOnSrc = Math.max(lastOnSrc, end[c]!);
       else lastOn[d] = Math.max(lastOn[d]!, end[c]!);
     }
-    const moves = byValue.get(vi) ?? [];
-    for (const t of moves) lastOnSrc = Math.max(lastOnSrc, sendEnd[t]!);
-    events[src]!.push({ t: end[v.producer]!, delta: v.bytes }, { t: lastOnSrc, delta: -v.bytes });
-    for (const t of moves) {
+    for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) lastOnSrc = Math.max(lastOnSrc, arrive[movesOf[j]!]!);
+    event(src, end[v.producer]!, v.bytes);
+    event(src, lastOnSrc, -v.bytes);
+    for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) {
+      const t = movesOf[j]!;
       const d = schedule.transfers[t]!.to_index;
-      events[d]!.push({ t: arrive[t]!, delta: v.bytes }, { t: Math.max(arrive[t]!, lastOn[d]!), delta: -v.bytes });
+      event(d, arrive[t]!, v.bytes);
+      event(d, Math.max(arrive[t]!, lastOn[d]!), -v.bytes);
     }
   });
+  // The peak of live bytes: events in time order, releases before allocations at the same instant.
   for (let d = 0; d < nd; d++) {
-    const ev = events[d]!.sort((a, b) => a.t - b.t || a.delta - b.delta);
+    const order = new Int32Array(count[d + 1]! - count[d]!);
+    for (let k = 0; k < order.length; k++) order[k] = count[d]! + k;
+    order.sort((a, b) => evT[a]! - evT[b]! || evDelta[a]! - evDelta[b]!);
     let live = 0;
     let peak = 0;
-    for (const e of ev) {
-      live += e.delta;
+    for (const k of order) {
+      live += evDelta[k]!;
       if (live > peak) peak = live;
     }
     const m = memory[d]!;

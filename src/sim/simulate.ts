@@ -69,8 +69,8 @@ export interface SimResult {
   throughput_per_s: number;
   devices: { id: string; busy_s: number; idle_s: number; utilisation: number }[];
   link_bytes: Record<string, number>;
-  /** Per device, per step of request 0: start and end (for writing back into the plan); made when first read. */
-  readonly step_times: { start_s: number; end_s: number }[][];
+  /** Request 0's step times (for writing back into the plan): device d's step k runs from start_s[offset[d] + k] to end_s[offset[d] + k]. */
+  step_times: { offset: Int32Array; start_s: Float64Array; end_s: Float64Array };
   /** Empty unless asked for (`simulate(input, {trace: true})`). */
   trace: TraceEvent[];
 }
@@ -283,7 +283,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const arrived = new Uint8Array(T * R);
   const waiting = new Int32Array(T * R).fill(-1); // device blocked on this instance's arrival
   const started = new Float64Array(T * R);
-  // Request 0's step times, flat (device d's step k at stepAt[d] + k); objects only if asked for.
+  // Request 0's step times, flat: device d's step k at stepAt[d] + k.
   const stepAt = new Int32Array(nd + 1);
   input.devices.forEach((dev, d) => (stepAt[d + 1] = stepAt[d]! + dev.steps.length));
   const stepStart = new Float64Array(stepAt[nd]!);
@@ -473,11 +473,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
       utilisation: makespan > 0 ? busy[i]! / makespan : 0,
     })),
     link_bytes,
-    get step_times() {
-      const times = input.devices.map((dev, d) => dev.steps.map((_, k) => ({ start_s: stepStart[stepAt[d]! + k]!, end_s: stepEnd[stepAt[d]! + k]! })));
-      Object.defineProperty(this, 'step_times', { value: times, enumerable: true });
-      return times;
-    },
+    step_times: { offset: stepAt, start_s: stepStart, end_s: stepEnd },
     trace,
   };
 }
