@@ -243,3 +243,39 @@ test('the judge simulates a placement once for every figure asked of it, tells p
   assert.equal(judge.latency(a).latency_s, first.latency_s);
   assert.equal(judge.simulations, sims + 7);
 });
+
+test("the judge counts a placement's schedule steps without building it: one per unit, a send and a receive per value and device it goes to (property)", () => {
+  const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
+  const routes = new RouteTable(topo);
+  const ids = topo.devices.map((d) => d.id);
+  const nd = ids.length;
+  const n = 10;
+  // Each value read by the next three units: several readers, often on one device.
+  const p: PlacementProblem = {
+    unit_names: Array.from({ length: n }, (_, u) => `u${u}`),
+    device_ids: ids,
+    time_s: Float64Array.from({ length: n * nd }, (_, k) => 1e-3 * (1 + (k % 3))),
+    values: Array.from({ length: n - 1 }, (_, u) => ({
+      name: `v${u}`,
+      producer: u,
+      consumers: Array.from({ length: Math.min(3, n - 1 - u) }, (_, j) => u + 1 + j),
+      bytes: 2 ** 20,
+    })),
+    weight_bytes: new Float64Array(n),
+    state_bytes: new Float64Array(n),
+    activation_bytes: new Float64Array(n),
+    capacity_bytes: Float64Array.from(topo.devices, (d) => d.memory_capacity_bytes),
+    transfer_s: (a, b, bytes) => (a === b ? 0 : routes.timeIdx(a, b, bytes)),
+    order: Int32Array.from({ length: n }, (_, u) => u),
+  };
+  const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
+  const judge = new Judge(p, routes, links);
+  fc.assert(
+    fc.property(fc.array(fc.nat(nd - 1), { minLength: n, maxLength: n }), (devices) => {
+      const placement = evaluate(p, Int32Array.from(devices));
+      const built = judge.schedule(placement, false).steps.reduce((a, list) => a + list.length, 0);
+      assert.equal(judge.stepCount(placement.device), built);
+    }),
+    { numRuns: 200, seed: 5 },
+  );
+});

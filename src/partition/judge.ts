@@ -23,12 +23,10 @@ export function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
 /** Requests in flight when a plan's throughput is simulated (the same for every plan, so figures compare). */
 export const THROUGHPUT_REQUESTS = 16;
 
-export interface ScheduleStep {
-  op: 'compute' | 'send' | 'recv';
+/** A step of the schedule, simulated as it is (one object per step serves both). */
+export interface ScheduleStep extends SimStep {
   /** compute: the unit. */
   unit?: number;
-  /** send/recv: index into the schedule's transfers. */
-  transfer?: number;
   /** Pipeline lag (simulate.ts): 0 unless the plan is pipelined. */
   round: number;
 }
@@ -136,26 +134,37 @@ export class Judge {
     });
     const steps: ScheduleStep[][] = p.device_ids.map(() => []);
     for (const u of byStart) {
-      const list = steps[device[u]!]!;
-      for (const t of recvsBefore[u]!) list.push({ op: 'recv', transfer: t, round: round[u]! });
-      list.push({ op: 'compute', unit: u, round: round[u]! });
-      for (const t of sendsAfter[u]!) list.push({ op: 'send', transfer: t, round: round[u]! });
+      const d = device[u]!;
+      const list = steps[d]!;
+      const r = round[u]!;
+      for (const t of recvsBefore[u]!) list.push({ op: 'recv', transfer: t, label: transfers[t]!.value, round: r });
+      list.push({ op: 'compute', unit: u, duration_s: p.time_s[u * nd + d]!, label: p.unit_names[u]!, round: r });
+      for (const t of sendsAfter[u]!) list.push({ op: 'send', transfer: t, label: transfers[t]!.value, round: r });
     }
     const sim: SimInput = {
-      devices: steps.map((list, d) => ({
-        id: p.device_ids[d]!,
-        steps: list.map(
-          (s): SimStep =>
-            s.op === 'compute'
-              ? { op: 'compute', duration_s: p.time_s[s.unit! * nd + d]!, label: p.unit_names[s.unit!]!, round: s.round }
-              : { op: s.op, transfer: s.transfer!, label: transfers[s.transfer!]!.value, round: s.round },
-        ),
-      })),
+      devices: steps.map((list, d) => ({ id: p.device_ids[d]!, steps: list })),
       transfers,
       links: this.links,
       requests: 1,
     };
     return { steps, transfers, sim, pipelined };
+  }
+
+  /** Steps of the placement's schedule — its units, and a send and a receive per transfer — counted without building it. */
+  stepCount(device: Int32Array): number {
+    const p = this.p;
+    const seen = new Int32Array(p.device_ids.length).fill(-1);
+    let steps = p.unit_names.length;
+    p.values.forEach((v, vi) => {
+      const src = device[v.producer]!;
+      for (const c of v.consumers) {
+        const d = device[c]!;
+        if (d === src || seen[d] === vi) continue;
+        seen[d] = vi;
+        steps += 2;
+      }
+    });
+    return steps;
   }
 
   /** One request through a schedule, with its Chrome trace (the plan's estimate). */

@@ -307,7 +307,7 @@ export class CandidatePool {
     // When replanning (goal = the objective), a move also changes the migration: its share joins the value.
     const counted = migration !== null && goal === objective;
     const startValue = (goal === 'latency' ? start.latency_s : R / start.throughput_per_s) + (counted ? this.migrationShare(start.migration) : 0);
-    const steps = judge.schedule(start.placement, false).sim.devices.reduce((a, d) => a + d.steps.length, 0);
+    const steps = judge.stepCount(start.placement.device);
     // The polish's own count: a simulation the judge kept from earlier still spends one of these.
     const simCap = polishSimulations(steps, goal === 'latency' ? 1 : R);
     let sims = 0;
