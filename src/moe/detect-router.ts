@@ -167,8 +167,14 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
     experts.flatMap((s) => s.nodes.map((i) => g.nodes[i]!.name)),
   );
   if (experts.length === width) {
+    // Each group's first gather, by root (a scan of every gather per expert was width² per layer).
+    const gatherByRoot = new Map<number, number>();
+    for (const [grp, q] of gatherOf) {
+      const r = groups.find(grp);
+      if (!gatherByRoot.has(r)) gatherByRoot.set(r, q);
+    }
     const gatherIds = experts.map((s) => {
-      const q = [...gatherOf.entries()].find(([grp]) => groups.find(grp) === s.root)?.[1];
+      const q = gatherByRoot.get(s.root);
       return q === undefined ? null : expertIndexOfGather(facts, q, routed);
     });
     const ids =

@@ -31,17 +31,18 @@ const EXPLAIN_STEPS = 1e6;
  * ("fallback: gpu0, gpu1 cannot run NonZero"); null when every device runs them all.
  */
 function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[]): string | null {
-  const cannot = new Set<number>();
-  const ops = new Set<string>();
+  // (Sets made only on a first refusal: most units run everywhere, and this is asked per unit.)
+  let cannot: Set<number> | null = null;
+  let ops: Set<string> | null = null;
   for (const i of nodes) {
     const node = graph.nodes[i]!;
-    devices.forEach((dev, e) => {
-      if (canRun(dev, node.op, node.domain)) return;
-      cannot.add(e);
-      ops.add(node.op);
-    });
+    for (let e = 0; e < devices.length; e++) {
+      if (canRun(devices[e]!, node.op, node.domain)) continue;
+      (cannot ??= new Set()).add(e);
+      (ops ??= new Set()).add(node.op);
+    }
   }
-  return ops.size > 0
+  return cannot && ops
     ? `fallback: ${[...cannot]
         .sort((a, b) => a - b)
         .map((e) => devices[e]!.id)

@@ -399,8 +399,12 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
 
   const setRates = (): void => {
     flowCount.fill(0);
-    for (const inst of flowing) for (let j = linkFrom[inst % T]!; j < linkFrom[(inst % T) + 1]!; j++) flowCount[tLinks[j]!]!++;
-    for (const inst of flowing) {
+    for (let f = 0; f < flowing.length; f++) {
+      const t = flowing[f]! % T;
+      for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) flowCount[tLinks[j]!]!++;
+    }
+    for (let f = 0; f < flowing.length; f++) {
+      const inst = flowing[f]!;
       let r = Infinity;
       for (let j = linkFrom[inst % T]!; j < linkFrom[(inst % T) + 1]!; j++) {
         const l = tLinks[j]!;
@@ -423,7 +427,8 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     if (ratesDirty) setRates();
     // The next event: the heap's head, or the first shared transfer to finish at current rates.
     let tShare = Infinity;
-    for (const inst of flowing) {
+    for (let k = 0; k < flowing.length; k++) {
+      const inst = flowing[k]!;
       const f = remaining[inst]! <= DONE_BYTES || rate[inst] === Infinity ? now : now + remaining[inst]! / rate[inst]!;
       if (f < tShare) tShare = f;
     }
@@ -431,14 +436,19 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     if (t === Infinity) break;
     if (flowing.length > 0) {
       const dt = t - now;
-      for (const inst of flowing) remaining[inst] = rate[inst] === Infinity ? 0 : Math.max(0, remaining[inst]! - rate[inst]! * dt);
+      for (let k = 0; k < flowing.length; k++) {
+        const inst = flowing[k]!;
+        remaining[inst] = rate[inst] === Infinity ? 0 : Math.max(0, remaining[inst]! - rate[inst]! * dt);
+      }
     }
     now = t;
     for (let k = flowing.length - 1; k >= 0; k--) {
       const inst = flowing[k]!;
       // Done, or so nearly done that the clock cannot advance by what is left.
       if (remaining[inst]! <= DONE_BYTES || now + remaining[inst]! / rate[inst]! <= now) {
-        flowing.splice(k, 1);
+        // Removed in place, the others kept in order (splice would allocate the removed part).
+        flowing.copyWithin(k, k + 1);
+        flowing.length--;
         ratesDirty = true;
         arrive(inst);
       }
@@ -453,7 +463,13 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
       }
     }
     // Devices in index order, as they became ready at the same instant (deterministic).
-    if (ready.length > 1) ready.sort((a, b) => b - a);
+    // (Insertion sort: a handful at most, and Array.prototype.sort allocates.)
+    for (let i = 1; i < ready.length; i++) {
+      const d = ready[i]!;
+      let j = i - 1;
+      for (; j >= 0 && ready[j]! < d; j--) ready[j + 1] = ready[j]!;
+      ready[j + 1] = d;
+    }
     drainReady();
   }
   const stuck = input.devices.findIndex((_, i) => next[i]! < seqStep[i]!.length);

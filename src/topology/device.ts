@@ -50,10 +50,20 @@ function opMatches(entry: string, op: string, domain: string): boolean {
  * `op` of `domain` ('' or 'ai.onnx' for ONNX)? The exclude list wins; an include list restricts.
  */
 export function canRun(device: Pick<Device, 'ops'>, op: string, domain = ''): boolean {
-  const d = normalizeDomain(domain);
-  if (device.ops.exclude.some((e) => opMatches(e, op, d))) return false;
-  return device.ops.include === null || device.ops.include.some((e) => opMatches(e, op, d));
+  // Asked per node and device (hundreds of thousands of times on a large graph): answered once per op set, domain and op.
+  let byDomain = canRunMemo.get(device.ops);
+  if (!byDomain) canRunMemo.set(device.ops, (byDomain = new Map()));
+  let byOp = byDomain.get(domain);
+  if (!byOp) byDomain.set(domain, (byOp = new Map()));
+  let answer = byOp.get(op);
+  if (answer === undefined) {
+    const d = normalizeDomain(domain);
+    answer = !device.ops.exclude.some((e) => opMatches(e, op, d)) && (device.ops.include === null || device.ops.include.some((e) => opMatches(e, op, d)));
+    byOp.set(op, answer);
+  }
+  return answer;
 }
+const canRunMemo = new WeakMap<Device['ops'], Map<string, Map<string, boolean>>>();
 
 /**
  * Devices that are interchangeable for planning: same kind, part, numbers and op set. One home for
