@@ -92,7 +92,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
   const consumers = new Map<string, Node[]>();
   for (const n of graph.nodes) {
     for (const o of n.outputs) producer.set(o, n);
-    for (const v of [...n.inputs, ...n.outer_refs]) if (v) (consumers.get(v) ?? consumers.set(v, []).get(v)!).push(n);
+    for (const list of [n.inputs, n.outer_refs]) for (const v of list) if (v) (consumers.get(v) ?? consumers.set(v, []).get(v)!).push(n);
   }
   const outputs = new Set(graph.outputs.map((v) => v.name));
   const groups = new Map<string, RowGroup>();
@@ -274,12 +274,12 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   });
   // Gathers nothing reads any more (a pair's shards read the blocks) are gone.
   const read = new Set<string>();
-  for (const n of nodes) for (const v of [...n.inputs, ...n.outer_refs]) read.add(v);
+  for (const n of nodes) for (const list of [n.inputs, n.outer_refs]) for (const v of list) read.add(v);
   for (const v of graph.outputs) read.add(v.name);
   const live = nodes.filter((n) => !(n.op === 'Concat' && n.name.endsWith('/tp_gather') && !read.has(n.outputs[0]!)));
   // Weights only the split MatMuls read are gone (their blocks replace them).
   const used = new Set<string>();
-  for (const n of live) for (const v of [...n.inputs, ...n.outer_refs]) used.add(v);
+  for (const n of live) for (const list of [n.inputs, n.outer_refs]) for (const v of list) used.add(v);
   for (const name of [...initializers.keys()]) if (!used.has(name) && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
   return { graph: { ...graph, nodes: live, initializers, declared }, splits };
 }
