@@ -201,18 +201,20 @@ test("HEFT's gap search skips the intervals that end before a unit is ready and 
   );
 });
 
-test('the judge simulates a placement once for every figure asked of it, tells placements apart, and simulates again after forget', () => {
+/**
+ * A chain of n units on rack-8gpu, 1-3 ms each, unit u handing value u to the units `readers(u)`,
+ * with a judge over the rack's routes.
+ */
+function chainOnRack(n: number, readers: (u: number) => number[], bytes: number): { p: PlacementProblem; judge: Judge; nd: number } {
   const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
   const routes = new RouteTable(topo);
   const ids = topo.devices.map((d) => d.id);
   const nd = ids.length;
-  // A chain of 12 units, each handing 64 MiB to the next, 1-3 ms each.
-  const n = 12;
   const p: PlacementProblem = {
     unit_names: Array.from({ length: n }, (_, u) => `u${u}`),
     device_ids: ids,
     time_s: Float64Array.from({ length: n * nd }, (_, k) => 1e-3 * (1 + (k % 3))),
-    values: Array.from({ length: n - 1 }, (_, u) => ({ name: `v${u}`, producer: u, consumers: [u + 1], bytes: 64 * 2 ** 20 })),
+    values: Array.from({ length: n - 1 }, (_, u) => ({ name: `v${u}`, producer: u, consumers: readers(u), bytes })),
     weight_bytes: new Float64Array(n),
     state_bytes: new Float64Array(n),
     activation_bytes: new Float64Array(n),
@@ -221,10 +223,16 @@ test('the judge simulates a placement once for every figure asked of it, tells p
     order: Int32Array.from({ length: n }, (_, u) => u),
   };
   const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
+  return { p, judge: new Judge(p, routes, links), nd };
+}
+
+test('the judge simulates a placement once for every figure asked of it, tells placements apart, and simulates again after forget', () => {
+  // A chain of 12 units, each handing 64 MiB to the next.
+  const n = 12;
+  const { p, judge } = chainOnRack(n, (u) => [u + 1], 64 * 2 ** 20);
   const placement = (device: number[]) => evaluate(p, Int32Array.from(device));
   const a = placement(Array.from({ length: n }, (_, u) => 1 + (u % 4)));
   const b = placement(Array.from({ length: n }, (_, u) => 1 + (u % 2)));
-  const judge = new Judge(p, routes, links);
   const first = judge.verdict(a, true);
   const sims = judge.simulations;
   assert.equal(sims, 3, 'one request, then many with and without pipeline rounds');
@@ -234,7 +242,7 @@ test('the judge simulates a placement once for every figure asked of it, tells p
   // Another placement is simulated, and its figures are its own: what a judge that never saw `a` says.
   const other = judge.verdict(b, true);
   assert.equal(judge.simulations, sims + 3);
-  assert.deepEqual(other, new Judge(p, routes, links).verdict(b, true));
+  assert.deepEqual(other, chainOnRack(n, (u) => [u + 1], 64 * 2 ** 20).judge.verdict(b, true));
   assert.notEqual(other.latency_s, first.latency_s, 'the two placements differ in latency');
   // Back to `a`: simulated again (one placement is kept), same figures; after forget, again.
   assert.deepEqual(judge.verdict(a, true), first);
@@ -245,31 +253,9 @@ test('the judge simulates a placement once for every figure asked of it, tells p
 });
 
 test("the judge counts a placement's schedule steps without building it: one per unit, a send and a receive per value and device it goes to (property)", () => {
-  const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
-  const routes = new RouteTable(topo);
-  const ids = topo.devices.map((d) => d.id);
-  const nd = ids.length;
-  const n = 10;
   // Each value read by the next three units: several readers, often on one device.
-  const p: PlacementProblem = {
-    unit_names: Array.from({ length: n }, (_, u) => `u${u}`),
-    device_ids: ids,
-    time_s: Float64Array.from({ length: n * nd }, (_, k) => 1e-3 * (1 + (k % 3))),
-    values: Array.from({ length: n - 1 }, (_, u) => ({
-      name: `v${u}`,
-      producer: u,
-      consumers: Array.from({ length: Math.min(3, n - 1 - u) }, (_, j) => u + 1 + j),
-      bytes: 2 ** 20,
-    })),
-    weight_bytes: new Float64Array(n),
-    state_bytes: new Float64Array(n),
-    activation_bytes: new Float64Array(n),
-    capacity_bytes: Float64Array.from(topo.devices, (d) => d.memory_capacity_bytes),
-    transfer_s: (a, b, bytes) => (a === b ? 0 : routes.timeIdx(a, b, bytes)),
-    order: Int32Array.from({ length: n }, (_, u) => u),
-  };
-  const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
-  const judge = new Judge(p, routes, links);
+  const n = 10;
+  const { p, judge, nd } = chainOnRack(n, (u) => Array.from({ length: Math.min(3, n - 1 - u) }, (_, j) => u + 1 + j), 2 ** 20);
   fc.assert(
     fc.property(fc.array(fc.nat(nd - 1), { minLength: n, maxLength: n }), (devices) => {
       const placement = evaluate(p, Int32Array.from(devices));
