@@ -315,7 +315,7 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   const movesOf = new Int32Array(T);
   const filled = moveAt.slice(0, p.values.length);
   schedule.transfers.forEach((t, k) => (movesOf[filled[t.value_index]!++] = k));
-  // Allocation (+bytes) and release (−bytes) events per device, flat: device d's are eventAt[d] ...
+  // Allocation (+bytes) and release (−bytes) events per device, flat: device d's are count[d] .. count[d + 1].
   const count = new Int32Array(nd + 1);
   for (let u = 0; u < n; u++) count[device[u]! + 1]! += 2;
   p.values.forEach((v, vi) => {

@@ -89,6 +89,7 @@ export class Evaluator {
   private readonly topo: Int32Array;
   /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
   private readonly orders: { priority: Float64Array; order: Int32Array; topological: boolean }[] = [];
+  private topoEntry: { order: Int32Array; topological: boolean } | undefined;
 
   constructor(readonly p: PlacementProblem) {
     const n = (this.n = p.unit_names.length);
@@ -158,7 +159,7 @@ export class Evaluator {
 
   /** The units in priority order, and whether that order puts every unit after the units it reads (checked once per order). */
   private orderFor(priority: Float64Array | undefined): { order: Int32Array; topological: boolean } {
-    if (!priority) return { order: this.topo, topological: true };
+    if (!priority) return (this.topoEntry ??= { order: this.topo, topological: true });
     for (const o of this.orders) if (o.priority === priority) return o;
     const pos = this.pos;
     const order = Int32Array.from(Array.from(this.topo).sort((a, b) => priority[a]! - priority[b]! || pos[a]! - pos[b]!));

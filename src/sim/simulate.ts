@@ -91,7 +91,7 @@ const enum Ev {
  * After `pop()`, `kind` and `id` hold the event taken (id: a device index for DeviceFree, a
  * transfer instance for Arrive and Flow).
  */
-class EventQueue {
+export class EventQueue {
   private t = new Float64Array(64);
   private seq = new Float64Array(64);
   private kinds = new Uint8Array(64);
@@ -184,7 +184,7 @@ export function transferTime_s(bytes: number, links: readonly SimLink[]): number
  * A device's execution sequence over R requests: (request, step) pairs ordered by
  * (request + round[step], step) — see the file comment. `step[i]`, `request[i]` is the i-th.
  */
-export function executionOrder(round: Int32Array, R: number): { step: Int32Array; request: Int32Array } {
+export function executionOrder(round: Float64Array, R: number): { step: Int32Array; request: Int32Array } {
   const n = round.length;
   const total = n * R;
   const st = new Int32Array(total);
@@ -270,7 +270,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const seqReq: Int32Array[] = [];
   for (const dev of input.devices) {
     const order = executionOrder(
-      Int32Array.from(dev.steps, (s) => s.round ?? 0),
+      Float64Array.from(dev.steps, (s) => s.round ?? 0),
       R,
     );
     seqStep.push(order.step);
@@ -288,14 +288,14 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   input.devices.forEach((dev, d) => (stepAt[d + 1] = stepAt[d]! + dev.steps.length));
   const stepStart = new Float64Array(stepAt[nd]!);
   const stepEnd = new Float64Array(stepAt[nd]!);
-  // Steps flat, at the same index: kind (0 compute, 1 send, 2 recv), duration, transfer.
+  // Steps flat, at the same index: kind (1 send, 2 recv, 0 compute), duration, transfer.
   const stepOp = new Uint8Array(stepAt[nd]!);
   const stepDur = new Float64Array(stepAt[nd]!);
   const stepTransfer = new Int32Array(stepAt[nd]!);
   input.devices.forEach((dev, d) =>
     dev.steps.forEach((step, k) => {
       const i = stepAt[d]! + k;
-      stepOp[i] = step.op === 'compute' ? 0 : step.op === 'send' ? 1 : 2;
+      stepOp[i] = step.op === 'send' ? 1 : step.op === 'recv' ? 2 : 0;
       stepDur[i] = step.duration_s ?? 0;
       stepTransfer[i] = step.transfer ?? 0;
     }),
