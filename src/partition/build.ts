@@ -66,16 +66,11 @@ export function buildProblem(inp: BuildInput): Built {
   const { graph, index, topology, costs } = inp;
   const devices = topology.devices;
   const nd = devices.length;
-  const capability = new Map<Device, Map<string, boolean>>();
+  // (canRun answers from its own memo per op set, domain and op.)
   const runs = (i: number, d: Device): boolean => {
     const node = graph.nodes[i]!;
     if (costs[i]!.time_s) return Number.isFinite(computeTime(costs[i]!, d));
-    let m = capability.get(d);
-    if (!m) capability.set(d, (m = new Map()));
-    const key = `${node.domain}:${node.op}`;
-    let ok = m.get(key);
-    if (ok === undefined) m.set(key, (ok = canRun(d, node.op, node.domain)));
-    return ok;
+    return canRun(d, node.op, node.domain);
   };
   // Identical devices (src/topology/device.ts) give every node the same time: price each node once
   // per class, not once per device (64 H100s are one class).
