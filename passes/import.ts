@@ -12,7 +12,8 @@ export const importPass: Pass<Model> = {
   requires: [],
   options: [],
   run(ctx) {
-    const model = loadModel(ctx.options.model_path, ctx.diagnostics);
+    // A later variant of one `hxc plan` (src/cli/run-passes.ts) takes the first one's import.
+    const model = ctx.options.imported ?? loadModel(ctx.options.model_path, ctx.diagnostics);
     ctx.model = model;
     return model;
   },

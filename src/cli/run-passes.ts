@@ -23,6 +23,7 @@ import {
 } from '../pass/manager.js';
 import type { Pass, PlanOptions } from '../pass/pass.js';
 import { HUGE_GRAPH_NODES, TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
+import { importPass } from '../../passes/import.js';
 import { readOption } from '../pass/options.js';
 
 export interface PipelineRun {
@@ -158,6 +159,8 @@ async function runVariants(
   const tensorParallel = all.ctx.get(partitionPass).baselines.tensor_parallel;
   const paid = all.ctx.get(partitionPass).tp_paid;
   const nodes = all.ctx.model.graph.nodes.length;
+  // The next variants read the same file: they take this import (the first context holds it anyway).
+  const again: PlanOptions = { ...options, imported: all.ctx.get(importPass) };
   const firstWeighed = weigh(all, 1);
   all = null;
   // A huge graph's analysed context is most of the peak memory: rather than hold the first variant
@@ -166,14 +169,14 @@ async function runVariants(
   const replan = proposedSplits > 0 && nodes > PAID_VARIANT_MAX_NODES;
   if (replan) firstWeighed.variant = null;
   if (proposedSplits > 0) {
-    if (auto) weigh(await variant('no tensor parallelism', { ...options, flags: { ...options.flags, [TENSOR_PARALLEL.name]: 'off' } }, planning), 0);
+    if (auto) weigh(await variant('no tensor parallelism', { ...again, flags: { ...options.flags, [TENSOR_PARALLEL.name]: 'off' } }, planning), 0);
     // Re-planning with only the splits that paid is one more whole pipeline: not on huge graphs.
     if (paid.length > 0 && paid.length < proposedSplits && nodes <= PAID_VARIANT_MAX_NODES) {
-      weigh(await variant('tensor parallel where it paid', { ...options, tp_targets: paid }, planning), 2);
+      weigh(await variant('tensor parallel where it paid', { ...again, tp_targets: paid }, planning), 2);
     }
   }
   const chosen = (best as Weighed | null)!;
-  if (replan && chosen === firstWeighed) chosen.variant = await variant(first, options, planning);
+  if (replan && chosen === firstWeighed) chosen.variant = await variant(first, again, planning);
   const bestVariant = chosen.variant!;
   // What tensor parallelism was weighed against: the shipped plan reports the TP baseline and the variants.
   const shipped = bestVariant.ctx.get(partitionPass);

@@ -23,6 +23,11 @@ export interface PlanOptions {
   default_phase?: boolean;
   /** Set by the variant driver (src/cli/run-passes.ts): split only these MatMuls (tp pass). */
   tp_targets?: string[];
+  /**
+   * Set by the variant driver: the model as the first variant imported it. Variants plan the same
+   * file and no pass changes a model in place (tp and replicate make new ones), so it is read once.
+   */
+  imported?: import('../ir/graph.js').Model;
   /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
   pool?: string[];
   /** Set by the serving planner: the serve section of the prefill plan it lowers. */
