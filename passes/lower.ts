@@ -415,6 +415,14 @@ export const PACK_PROGRAMS = choiceOption({
   help: `on: each device's programs in a few programs-<k>.pack files; off: one .onnx file per program; auto (default): packed above ${PACK_ABOVE_PROGRAMS} programs`,
 });
 
+/**
+ * A text's UTF-8 bytes. A pure-ASCII text (the usual plan) is its own Latin-1 encoding, which V8
+ * copies without transcoding: half the time of UTF-8 on a 124 MB plan.json (0.4 against 0.8 s).
+ */
+function utf8Bytes(text: string): Buffer {
+  return /^[\x00-\x7f]*$/.test(text) ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8');
+}
+
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
   summary:
@@ -438,7 +446,7 @@ export const lowerPass: Pass<LowerResult> = {
     };
     const sched = ctx.get(schedulePass);
     // Encoded once: hashed and written as the same bytes (a 275k-node plan is ~70 MB of text).
-    const planBytes = Buffer.from(JSON.stringify(plan, null, 1) + '\n');
+    const planBytes = utf8Bytes(JSON.stringify(plan, null, 1) + '\n');
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
     const report = ctx.option(REPORT)
       ? reportHtml(

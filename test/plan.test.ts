@@ -236,3 +236,28 @@ test('hxc plan --json and hxc simulate agree on the latency', () => {
   assert.ok(Array.isArray(trace.traceEvents) && trace.traceEvents.some((e: { ph: string }) => e.ph === 'X'));
   assert.equal(sim.request_finish_s.length, 3);
 });
+
+test('names outside ASCII are written as UTF-8 in plan.json and pass its hash check', async () => {
+  const { encodeModel, valueInfo } = await import('./onnx-builder.js');
+  const { readPlan } = await import('../src/plan/read.js');
+  const dir = tmpDir();
+  const model = path.join(dir, 'names.onnx');
+  fs.writeFileSync(
+    model,
+    encodeModel({
+      name: 'names',
+      node: [
+        { name: '层1/Relu', opType: 'Relu', input: ['x'], output: ['激活'] },
+        { name: 'négatif', opType: 'Neg', input: ['激活'], output: ['y'] },
+      ],
+      input: [valueInfo('x', 1, [1, 8])],
+      output: [valueInfo('y', 1, [1, 8])],
+    }),
+  );
+  const out = path.join(dir, 'plan');
+  await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { out } }, null);
+  const text = fs.readFileSync(path.join(out, 'plan.json'), 'utf8');
+  assert.ok(text.includes('"层1/Relu"') && text.includes('"négatif"'), 'the names as they are, in UTF-8');
+  const plan = readPlan(out); // refuses a plan.json whose bytes do not match plan.sha256
+  assert.deepEqual(Object.keys(plan.assignment).sort(), ['négatif', '层1/Relu'].sort());
+});
