@@ -445,7 +445,7 @@ export const lowerPass: Pass<LowerResult> = {
       ),
     };
     const sched = ctx.get(schedulePass);
-    // Encoded once: hashed and written as the same bytes (a 275k-node plan is ~70 MB of text).
+    // Encoded once: hashed and written as the same bytes (a 275k-node plan is ~120 MB of text).
     const planBytes = utf8Bytes(JSON.stringify(plan, null, 1) + '\n');
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
     const report = ctx.option(REPORT)
