@@ -10,11 +10,13 @@ import { choiceOption, stringOption, switchOption } from '../src/pass/options.js
 import { layoutPrograms, PACK_ABOVE_PROGRAMS } from '../src/plan/programs.js';
 import { buildReport } from '../src/report/data.js';
 import { reportHtml } from '../src/report/html.js';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { HxcError } from '../src/diag/diagnostics.js';
 import path from 'node:path';
 import { writeOutputDir } from '../src/util/output.js';
-import { PLAN_HASH_FILE, planHashText } from '../src/plan/read.js';
+import { PLAN_HASH_FILE, planHashLine } from '../src/plan/read.js';
+import { writeJson } from '../src/util/json-text.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { bindPass, positionLimit } from './bind.js';
 import { moePass, expertsAsPlaced } from './moe.js';
@@ -332,7 +334,7 @@ function expertProbeList(ctx: PassContext): { value: string; layer: number; expe
 /** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
 function lowerPrograms(
   ctx: PassContext,
-  _dir: string,
+  probes: readonly { value: string }[],
 ): { files: WrittenProgram[]; byDevice: Map<string, string[]>; links: { file: string; link: string }[] } | null {
   if (ctx.model.format !== 'onnx') return null;
   const sched = ctx.get(schedulePass);
@@ -367,7 +369,7 @@ function lowerPrograms(
   // device folder gets a hard link to the source weights file (same bytes on disk, nothing copied)
   // and the program names the link.
   const linkNames = new Map<string, string>();
-  const probeValues = new Set(expertProbeList(ctx).map((p) => p.value));
+  const probeValues = new Set(probes.map((p) => p.value));
   // Replica row parts too: hxc run reports tokens per replica.
   if (ctx.has(replicatePass)) for (const r of ctx.get(replicatePass).replicated) r.replicas.forEach((_, j) => probeValues.add(`${r.key}/rows${j}`));
   const files = buildPrograms(
@@ -415,14 +417,6 @@ export const PACK_PROGRAMS = choiceOption({
   help: `on: each device's programs in a few programs-<k>.pack files; off: one .onnx file per program; auto (default): packed above ${PACK_ABOVE_PROGRAMS} programs`,
 });
 
-/**
- * A text's UTF-8 bytes. A pure-ASCII text (the usual plan) is its own Latin-1 encoding, which V8
- * copies without transcoding: half the time of UTF-8 on a 124 MB plan.json (0.4 against 0.8 s).
- */
-function utf8Bytes(text: string): Buffer {
-  return /^[\x00-\x7f]*$/.test(text) ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8');
-}
-
 export const lowerPass: Pass<LowerResult> = {
   name: 'lower',
   summary:
@@ -433,20 +427,22 @@ export const lowerPass: Pass<LowerResult> = {
   run(ctx) {
     const dir = ctx.option(OUT) ?? 'hxc-plan';
     const pipeline = ctx.options.pipeline ?? '';
-    const programs = lowerPrograms(ctx, dir);
+    const probes = expertProbeList(ctx);
+    const programs = lowerPrograms(ctx, probes);
     const packWhen = ctx.option(PACK_PROGRAMS) ?? 'auto';
     const written = programs?.files ?? [];
     const layout = layoutPrograms(written, packWhen === 'on' || (packWhen === 'auto' && written.length > PACK_ABOVE_PROGRAMS));
     const plan = {
       ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir),
-      expert_probes: programs ? expertProbeList(ctx) : [],
+      expert_probes: programs ? probes : [],
       programs: Object.fromEntries(
         written.map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs, ...layout.place.get(f.file) }]),
       ),
     };
     const sched = ctx.get(schedulePass);
-    // Encoded once: hashed and written as the same bytes (a 275k-node plan is ~120 MB of text).
-    const planBytes = utf8Bytes(JSON.stringify(plan, null, 1) + '\n');
+    // plan.json is written in pieces through one small buffer (src/util/json-text.ts: a 275k-node
+    // plan is ~124 MB of text) and hashed on the way; plan.sha256, written after it, takes the hash.
+    const planHash = crypto.createHash('sha256');
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
     const report = ctx.option(REPORT)
       ? reportHtml(
@@ -467,9 +463,16 @@ export const lowerPass: Pass<LowerResult> = {
         ...(report !== null ? [{ file: 'report.html', text: report }] : []),
         ...layout.files,
         ...(programs?.links ?? []),
-        { file: 'plan.json', text: planBytes },
+        {
+          file: 'plan.json',
+          write: (sink) =>
+            writeJson(plan, (bytes) => {
+              planHash.update(bytes);
+              sink(bytes);
+            }),
+        },
         // plan.json's sha256: any edit of the plan (or, through the hashes it lists, of a program) is refused.
-        { file: PLAN_HASH_FILE, text: planHashText(planBytes) },
+        { file: PLAN_HASH_FILE, text: () => planHashLine(planHash.digest('hex')) },
         {
           file: 'trace.json',
           text: JSON.stringify({ traceEvents: sched.one.trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) + '\n',

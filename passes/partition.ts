@@ -366,8 +366,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
       simulations: judge.simulations,
     },
     kv,
-    explain: once(() =>
-      explainPlacement(
+    explain: once(() => {
+      const entries = explainPlacement(
         p,
         built.units,
         stages.stages.map((s) => s.name),
@@ -379,8 +379,10 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
         pins,
         ctx.model.graph,
         topology.devices,
-      ),
-    ),
+      );
+      judge.forget(); // explain is the last reader of the kept one-request run
+      return entries;
+    }),
     tp_paid,
     tp_eligible: pool.spread(chosen.placement.device),
     migration: migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null,

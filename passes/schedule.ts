@@ -57,7 +57,8 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
   // The throughput run was made when the plan was judged; the one-request run again, with its trace.
   const { many, schedule } = judge.many(part.placement, part.pipelined);
   const one = judge.simulateOne(schedule);
-  judge.forget();
+  // The one-request run stays for explain (lower), which starts from it and then lets it go.
+  judge.forgetMany();
   const transfers: ScheduledTransfer[] = schedule.transfers.map((t) => ({
     value: t.value,
     bytes: t.bytes,

@@ -13,7 +13,6 @@ import { HxcError } from '../diag/diagnostics.js';
 import { VERSION } from '../version.js';
 import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
-import { readsOf } from '../ir/algorithms.js';
 import type { Model, TensorData, TensorType } from '../ir/graph.js';
 import { sha256 } from '../util/hash.js';
 
@@ -49,7 +48,8 @@ export interface SourceModel {
   functions: OnnxNs.IFunctionProto[];
   graphName: string;
   nodeCount: number;
-  node(i: number): OnnxNs.INodeProto;
+  /** Node i's NodeProto bytes as the file holds them (a view, not a copy). */
+  nodeBytes(i: number): Uint8Array;
   initializer(name: string): OnnxNs.ITensorProto | undefined;
 }
 
@@ -117,18 +117,13 @@ export function indexSource(buf: Uint8Array): SourceModel {
   }
   const nodeStart = Float64Array.from(starts);
   const nodeEnd = Float64Array.from(ends);
-  // One reader, moved to each node's range (a reader per node would be 275k allocations).
-  const at = protobuf.Reader.create(graph);
   return {
     irVersion: head.irVersion,
     opsetImport: head.opsetImport ?? [],
     functions: head.functions ?? [],
     graphName,
     nodeCount: nodeStart.length,
-    node: (i) => {
-      at.pos = nodeStart[i]!;
-      return onnx.NodeProto.decode(at, nodeEnd[i]! - nodeStart[i]!);
-    },
+    nodeBytes: (i) => graph.subarray(nodeStart[i]!, nodeEnd[i]!),
     initializer: (name) => inits.get(name),
   };
 }
@@ -161,18 +156,29 @@ export function buildPrograms(
   probes: ReadonlySet<string> = new Set(),
 ): WrittenProgram[] {
   const g = model.graph;
-  const graphOutputs = new Set(g.outputs.map((o) => o.name));
-  const graphInputs = new Set(g.inputs.map((i) => i.name));
-  const constantOf = new Map<string, number>(); // value → Constant node index producing it
+  const values = index.valueNames.length;
+  const flag = (names: Iterable<string>): Uint8Array => {
+    const out = new Uint8Array(values);
+    for (const v of names) {
+      const id = index.valueIds.get(v);
+      if (id !== undefined) out[id] = 1;
+    }
+    return out;
+  };
+  const graphOutput = flag(g.outputs.map((o) => o.name));
+  const graphInput = flag(g.inputs.map((i) => i.name));
+  const probe = flag(probes);
+  const constantOf = new Int32Array(values).fill(-1); // value id → Constant node index producing it
   g.nodes.forEach((n, i) => {
-    if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) constantOf.set(o, i);
+    if (n.op === 'Constant' && n.domain === '') for (const id of index.outputsOf(i)) if (id >= 0) constantOf[id] = i;
   });
-  // A node's NodeProto: the source's own (by its source index), or written from the IR for a node a
-  // transform made (tensor-parallel parts and their Concat).
-  const protoOf = (i: number): OnnxNs.INodeProto => {
+  // A node's NodeProto bytes: the source's own, copied as the file holds them (attributes and
+  // subgraphs unchanged), or written from the IR for a node a transform made (tensor-parallel parts
+  // and their Concat).
+  const nodeBytes = (i: number): Uint8Array => {
     const n = g.nodes[i]!;
-    if (n.source_index === undefined) return source.node(i);
-    if (n.source_index !== null) return source.node(n.source_index);
+    if (n.source_index === undefined) return source.nodeBytes(i);
+    if (n.source_index !== null) return source.nodeBytes(n.source_index);
     const attribute: OnnxNs.IAttributeProto[] = Object.entries(n.attrs).map(([name, a]) => {
       const T = onnx.AttributeProto.AttributeType;
       if (a.type === 'int') return { name, type: T.INT, i: a.value };
@@ -181,39 +187,46 @@ export function buildPrograms(
       if (a.type === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
       throw new Error(`cannot write attribute ${name} of made node ${n.name}`);
     });
-    return { name: n.name, opType: n.op, domain: n.domain, input: n.inputs, output: n.outputs, attribute };
+    return onnx.NodeProto.encode({ name: n.name, opType: n.op, domain: n.domain, input: n.inputs, output: n.outputs, attribute }).finish();
   };
+  // ModelProto's fields around its graph (7), in field-number order as protobufjs writes them.
+  const head = onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: source.irVersion, producerName: 'hxc', producerVersion: VERSION })).finish();
+  const tail = onnx.ModelProto.encode(onnx.ModelProto.create({ opsetImport: source.opsetImport, functions: source.functions })).finish();
   const programOf = new Int32Array(g.nodes.length).fill(-1);
   specs.forEach((s, k) => s.nodes.forEach((i) => (programOf[i] = k)));
   // Per value id: which program produced it / has already taken it as input (stamps, no string sets).
-  const producedIn = new Int32Array(index.valueNames.length).fill(-1);
-  const seenIn = new Int32Array(index.valueNames.length).fill(-1);
+  const producedIn = new Int32Array(values).fill(-1);
+  const seenIn = new Int32Array(values).fill(-1);
+  const pulledIn = new Int32Array(g.nodes.length).fill(-1);
   return specs.map((spec, k) => {
-    const members = new Set(spec.nodes);
     for (const i of spec.nodes) for (const id of index.outputsOf(i)) if (id >= 0) producedIn[id] = k;
-    const nodes: OnnxNs.INodeProto[] = [];
+    const nodes: Uint8Array[] = [];
     const initializers: OnnxNs.ITensorProto[] = [];
     const inputs: string[] = [];
-    const pulledConstants = new Set<number>();
+    const pulledConstants: number[] = [];
+    const read = (id: number): void => {
+      if (producedIn[id] === k || seenIn[id] === k) return;
+      seenIn[id] = k;
+      const v = index.valueNames[id]!;
+      const init = source.initializer(v) ?? synthesizedTensor(g.initializers.get(v));
+      const c = constantOf[id]!;
+      if (init && !graphInput[id]) initializers.push(relocated(init, relocate));
+      else if (c >= 0 && programOf[c] !== k) {
+        if (pulledIn[c] !== k) pulledConstants.push(c);
+        pulledIn[c] = k;
+      } else inputs.push(v);
+    };
+    // A node's reads in readsOf's order: its inputs, then the outer values its subgraphs use.
     for (const i of spec.nodes) {
-      for (const v of readsOf(g.nodes[i]!)) {
-        const id = index.valueIds.get(v)!;
-        if (producedIn[id] === k || seenIn[id] === k) continue;
-        seenIn[id] = k;
-        const init = source.initializer(v) ?? synthesizedTensor(g.initializers.get(v));
-        const c = constantOf.get(v);
-        if (init && !graphInputs.has(v)) initializers.push(relocated(init, relocate));
-        else if (c !== undefined && !members.has(c)) pulledConstants.add(c);
-        else inputs.push(v);
-      }
+      for (const id of index.inputsOf(i)) if (id >= 0) read(id);
+      for (const v of g.nodes[i]!.outer_refs) read(index.valueIds.get(v)!);
     }
-    for (const c of [...pulledConstants].sort((a, b) => a - b)) nodes.push(protoOf(c));
-    for (const i of spec.nodes) nodes.push(protoOf(i));
+    for (const c of pulledConstants.sort((a, b) => a - b)) nodes.push(nodeBytes(c));
+    for (const i of spec.nodes) nodes.push(nodeBytes(i));
     const outputs: string[] = [];
     for (const i of spec.nodes) {
       for (const id of index.outputsOf(i)) {
         if (id < 0) continue;
-        const o = index.valueNames[id]!;
         let readElsewhere = false;
         for (const c of index.consumersOfId(id))
           if (programOf[c] !== k) {
@@ -222,27 +235,66 @@ export function buildPrograms(
           }
         // A Constant's value is a weight: other programs carry their own copy of the node.
         // Probes (the per-expert NonZero counts hxc run measures) are outputs too.
-        if (graphOutputs.has(o) || probes.has(o) || (readElsewhere && !constantOf.has(o))) outputs.push(o);
+        if (graphOutput[id] || probe[id] || (readElsewhere && constantOf[id]! < 0)) outputs.push(index.valueNames[id]!);
       }
     }
-    const graph: OnnxNs.IGraphProto = {
+    // GraphProto's fields in field-number order, as protobufjs writes them: the nodes (1) as
+    // bytes, then the rest encoded (name 2, initializer 5, input 11, output 12).
+    const rest = onnx.GraphProto.encode({
       name: `${source.graphName || 'graph'}:${path.basename(spec.file, '.onnx')}`,
-      node: nodes,
       initializer: initializers,
       input: inputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
       output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
-    };
-    const m = onnx.ModelProto.create({
-      irVersion: source.irVersion,
-      opsetImport: source.opsetImport,
-      producerName: 'hxc',
-      producerVersion: VERSION,
-      graph,
-      functions: source.functions,
-    });
-    const bytes = onnx.ModelProto.encode(m).finish();
+    }).finish();
+    const bytes = modelBytes(head, nodes, rest, tail);
     return { file: spec.file, bytes, sha256: sha256(bytes), inputs, outputs };
   });
+}
+
+/** Protobuf wire format: a varint (Protocol Buffers Encoding guide, "Base 128 Varints"). */
+function varint(value: number, out: number[]): void {
+  while (value > 0x7f) {
+    out.push((value & 0x7f) | 0x80);
+    value = Math.floor(value / 128);
+  }
+  out.push(value);
+}
+
+/** The tag and length that open a length-delimited field `field` of `length` bytes. */
+function fieldHead(field: number, length: number): number[] {
+  const out: number[] = [];
+  varint((field << 3) | LENGTH_DELIMITED, out);
+  varint(length, out);
+  return out;
+}
+
+/**
+ * A ModelProto's bytes: `head` (its fields before the graph, 7), the graph — its nodes (GraphProto
+ * field 1) then `rest` (the graph's other fields) — and `tail` (the model's fields after the graph),
+ * in the field-number order protobufjs writes. Written into one buffer (a program is ~2 KB: from
+ * Node's pool, not a fresh allocation each).
+ */
+function modelBytes(head: Uint8Array, nodes: readonly Uint8Array[], rest: Uint8Array, tail: Uint8Array): Uint8Array {
+  const nodeHeads = nodes.map((m) => fieldHead(GRAPH_NODE, m.length));
+  let graphSize = rest.length;
+  for (let j = 0; j < nodes.length; j++) graphSize += nodeHeads[j]!.length + nodes[j]!.length;
+  const graphHead = fieldHead(MODEL_GRAPH, graphSize);
+  const out = Buffer.allocUnsafe(head.length + graphHead.length + graphSize + tail.length);
+  let at = 0;
+  const put = (bytes: ArrayLike<number>): void => {
+    out.set(bytes, at);
+    at += bytes.length;
+  };
+  put(head);
+  put(graphHead);
+  for (let j = 0; j < nodes.length; j++) {
+    put(nodeHeads[j]!);
+    put(nodes[j]!);
+  }
+  put(rest);
+  put(tail);
+  if (at !== out.length) throw new Error(`program bytes: wrote ${at} of ${out.length}`);
+  return out;
 }
 
 /** An initializer a transform made (a weight block): written inline from the IR's bytes. */

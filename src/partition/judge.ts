@@ -197,6 +197,11 @@ export class Judge {
     this.memo = null;
   }
 
+  /** Drop the kept throughput runs, keeping the one-request run (explain starts from it). */
+  forgetMany(): void {
+    this.memo?.many.clear();
+  }
+
   /** Latency of one request (the simulated makespan). */
   latency(placement: Pick<Placement, 'device' | 'start_s'>): { latency_s: number; schedule: Schedule; one: SimResult } {
     const m = this.memoFor(placement);

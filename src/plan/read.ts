@@ -27,7 +27,12 @@ export const MAX_PLAN_BYTES = 1 << 30;
 export const PLAN_HASH_FILE = 'plan.sha256';
 
 export function planHashText(planJson: string | Uint8Array): string {
-  return `${sha256(planJson)}  plan.json\n`;
+  return planHashLine(sha256(planJson));
+}
+
+/** plan.sha256's text for plan.json's sha256 in hex. */
+export function planHashLine(hex: string): string {
+  return `${hex}  plan.json\n`;
 }
 
 let validator: ValidateFunction | null = null;

@@ -14,7 +14,13 @@ import { HxcError } from '../diag/diagnostics.js';
 export const OUTPUT_MARKER = '.hxc-output';
 
 /** A file's text, a hard link to an existing file, or parts written one after another (a pack, never concatenated in memory). */
-export type OutputEntry = { file: string; text: string | Uint8Array } | { file: string; link: string } | { file: string; parts: readonly Uint8Array[] };
+export type OutputEntry =
+  /** A file's whole text; a function is called when the file is written (after the entries before it). */
+  | { file: string; text: string | Uint8Array | (() => string | Uint8Array) }
+  | { file: string; link: string }
+  | { file: string; parts: readonly Uint8Array[] }
+  /** Bytes handed over in order by `write` (each chunk written before the next is made). */
+  | { file: string; write: (sink: (bytes: Uint8Array) => void) => void };
 
 export type OutputState = 'absent' | 'empty' | 'ours' | 'foreign';
 
@@ -182,15 +188,19 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
         } catch {
           fs.copyFileSync(f.link, p);
         }
-      } else if ('parts' in f) {
+      } else if ('parts' in f || 'write' in f) {
         const fd = fs.openSync(p, 'wx');
         try {
           // writeSync may write less than asked (Linux stops one write at 2 GiB - 4 KiB): until all is written.
-          for (const part of f.parts) for (let done = 0; done < part.length; ) done += fs.writeSync(fd, part, done);
+          const put = (part: Uint8Array): void => {
+            for (let done = 0; done < part.length; ) done += fs.writeSync(fd, part, done);
+          };
+          if ('parts' in f) for (const part of f.parts) put(part);
+          else f.write(put);
         } finally {
           fs.closeSync(fd);
         }
-      } else fs.writeFileSync(p, f.text);
+      } else fs.writeFileSync(p, typeof f.text === 'function' ? f.text() : f.text);
     }
     if (state === 'absent') fs.renameSync(tmp, target);
     else {

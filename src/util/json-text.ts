@@ -1,0 +1,127 @@
+// JSON text in pieces: exactly the bytes of `JSON.stringify(value, null, 1) + '\n'`, written
+// through a small reused buffer instead of one string and one buffer the size of the whole text.
+// A 275k-node plan.json is ~124 MB: as one string plus its encoded copy it is ~250 MB of fresh
+// memory at the end of planning, and on this kind of machine first-touching memory costs ~11 µs
+// per 4 KiB page (~0.35 s per 124 MB) besides the copies.
+//
+// Containers near the top (the plan's sections, each device's steps, the assignment) are opened
+// here, member by member, in JSON.stringify's order (Object.keys; members whose value is
+// undefined, a function or a symbol left out; those array elements written as null); below
+// SPLIT_DEPTH a value is JSON.stringify's own text at its depth.
+
+/** Containers at depths below this are written member by member; deeper values in one piece. */
+const SPLIT_DEPTH = 4;
+
+/** The text of `JSON.stringify([[…[0]…]], null, 1)` (depth levels) around the 0: a value's indentation at that depth. */
+const around: { before: number; after: number }[] = [];
+function wrapperAt(depth: number): { before: number; after: number } {
+  let w = around[depth];
+  if (!w) {
+    let v: unknown = 0;
+    for (let d = 0; d < depth; d++) v = [v];
+    const text = JSON.stringify(v, null, 1);
+    const at = text.indexOf('0');
+    w = { before: at, after: text.length - at - 1 };
+    around[depth] = w;
+  }
+  return w;
+}
+
+/** JSON.stringify's text of `value` as it appears at `depth` (its inner lines indented for that depth). */
+function textAt(value: unknown, depth: number): string {
+  if (depth === 0 || value === null || typeof value !== 'object') return JSON.stringify(value, null, 1) ?? 'null';
+  let v: unknown = value;
+  for (let d = 0; d < depth; d++) v = [v];
+  const w = wrapperAt(depth);
+  const text = JSON.stringify(v, null, 1);
+  return text.slice(w.before, text.length - w.after);
+}
+
+/** A plain object or array JSON.stringify would walk member by member (no toJSON). */
+function isPlain(value: unknown): value is Record<string, unknown> | unknown[] {
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return true;
+  const proto = Object.getPrototypeOf(value);
+  return (proto === Object.prototype || proto === null) && typeof (value as { toJSON?: unknown }).toJSON !== 'function';
+}
+
+/** Whether JSON.stringify leaves an object member out. */
+function omitted(value: unknown): boolean {
+  return value === undefined || typeof value === 'function' || typeof value === 'symbol';
+}
+
+/** Emit the pieces of `value`'s text at `depth` (JSON.stringify(value, null, 1) at that depth). */
+function emitValue(value: unknown, depth: number, emit: (text: string) => void): void {
+  if (depth >= SPLIT_DEPTH || !isPlain(value)) {
+    emit(textAt(value, depth));
+    return;
+  }
+  const inner = '\n' + ' '.repeat(depth + 1);
+  if (Array.isArray(value)) {
+    if (value.length === 0) {
+      emit('[]');
+      return;
+    }
+    for (let i = 0; i < value.length; i++) {
+      emit(i === 0 ? '[' + inner : ',' + inner);
+      const v = value[i];
+      if (omitted(v)) emit('null');
+      else emitValue(v, depth + 1, emit);
+    }
+    emit('\n' + ' '.repeat(depth) + ']');
+    return;
+  }
+  let first = true;
+  for (const key of Object.keys(value)) {
+    const v = value[key];
+    if (omitted(v)) continue;
+    emit((first ? '{' : ',') + inner + JSON.stringify(key) + ': ');
+    first = false;
+    emitValue(v, depth + 1, emit);
+  }
+  emit(first ? '{}' : '\n' + ' '.repeat(depth) + '}');
+}
+
+/** The pieces of `JSON.stringify(value, null, 1) + '\n'`, in order. */
+export function jsonPieces(value: unknown, emit: (text: string) => void): void {
+  emitValue(value, 0, emit);
+  emit('\n');
+}
+
+/**
+ * Write `JSON.stringify(value, null, 1) + '\n'` as UTF-8 to `sink`, in chunks of at most
+ * `chunkBytes` from one reused buffer (each chunk is valid only during the call: the sink must
+ * copy or consume it, as hash.update and fs.writeSync do; `chunkBytes` ≥ 4). A piece longer than
+ * the buffer is written in slices, never cutting a UTF-16 surrogate pair.
+ */
+export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chunkBytes = 1 << 20): void {
+  if (chunkBytes < 4) throw new Error(`writeJson: a chunk of ${chunkBytes} bytes cannot hold every character`);
+  const buf = Buffer.allocUnsafe(chunkBytes);
+  let used = 0;
+  const flush = (): void => {
+    if (used > 0) sink(buf.subarray(0, used));
+    used = 0;
+  };
+  // One UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4).
+  const maxUnits = Math.floor(chunkBytes / 3);
+  const put = (text: string): void => {
+    if (text.length * 3 > chunkBytes - used) {
+      const bytes = Buffer.byteLength(text, 'utf8');
+      if (bytes > chunkBytes - used) flush();
+      if (bytes > chunkBytes) {
+        // In slices of at most maxUnits units (at most chunkBytes bytes each), a surrogate pair kept whole (4 bytes).
+        for (let at = 0; at < text.length; ) {
+          let end = Math.min(text.length, at + maxUnits);
+          const last = text.charCodeAt(end - 1);
+          if (end < text.length && last >= 0xd800 && last <= 0xdbff) end = end - 1 > at ? end - 1 : end + 1;
+          put(text.slice(at, end));
+          at = end;
+        }
+        return;
+      }
+    }
+    used += buf.write(text, used, 'utf8');
+  };
+  jsonPieces(value, put);
+  flush();
+}
