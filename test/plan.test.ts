@@ -108,13 +108,21 @@ test('every shared model plans on every example rack, both objectives: valid, ca
           const { loadModel } = await import('../src/import/load.js');
           const { Diagnostics } = await import('../src/diag/diagnostics.js');
           for (const n of loadModel(model, new Diagnostics()).graph.nodes) ops.set(n.name, { op: n.op, domain: n.domain });
-          // Nodes the tensor-parallel rewrite made: the column parts are MatMuls, their gather a Concat.
+          // Nodes the tensor-parallel rewrite made: the column parts are MatMuls, their gather a Concat;
+          // a row-parallel pair's shards copy its elementwise chain (`<node>/tpJofK`, the op of <node>)
+          // and one Sum reduces them.
           for (const s of p.tensor_parallel?.splits ?? []) {
             for (const part of s.parts) ops.set(part, { op: 'MatMul', domain: '' });
             ops.set(`${s.node}/tp_gather`, { op: 'Concat', domain: '' });
+            ops.set(`${s.node}/tp_reduce`, { op: 'Sum', domain: '' });
+            for (const member of (s.members ?? []).flat()) {
+              const source = ops.get(member.replace(/\/tp\d+of\d+$/, ''));
+              if (!ops.has(member) && source) ops.set(member, source);
+            }
           }
           for (const [node, dev] of Object.entries(p.assignment)) {
-            const o = ops.get(node)!;
+            const o = ops.get(node);
+            assert.ok(o, `${node}: a node of the model or of the tensor-parallel rewrite`);
             assert.ok(canRun(byId.get(dev)!, o.op, o.domain), `${node} (${o.op}) on ${dev}, which cannot run it`);
           }
         }
