@@ -13,7 +13,7 @@ import { HxcError } from '../diag/diagnostics.js';
 /** Written into every output folder: what it is (an hxc format name). */
 export const OUTPUT_MARKER = '.hxc-output';
 
-/** A file's text, a hard link to an existing file, or parts written one after another (a pack, never concatenated in memory). */
+/** A file's text, a hard link to an existing file, parts written one after another (a pack, never concatenated in memory), or bytes a writer hands over in chunks (plan.json). */
 export type OutputEntry =
   /** A file's whole text; a function is called when the file is written (after the entries before it). */
   | { file: string; text: string | Uint8Array | (() => string | Uint8Array) }
