@@ -332,10 +332,13 @@ function expertProbeList(ctx: PassContext): { value: string; layer: number; expe
 }
 
 /** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
-function lowerPrograms(
-  ctx: PassContext,
-  probes: readonly { value: string }[],
-): { files: WrittenProgram[]; byDevice: Map<string, string[]>; links: { file: string; link: string }[] } | null {
+function lowerPrograms(ctx: PassContext): {
+  files: WrittenProgram[];
+  byDevice: Map<string, string[]>;
+  links: { file: string; link: string }[];
+  /** The expert probes (plan.json `expert_probes`), outputs of the programs that compute them. */
+  probes: ReturnType<typeof expertProbeList>;
+} | null {
   if (ctx.model.format !== 'onnx') return null;
   const sched = ctx.get(schedulePass);
   const { index } = ctx.get(verifyPass);
@@ -369,6 +372,7 @@ function lowerPrograms(
   // device folder gets a hard link to the source weights file (same bytes on disk, nothing copied)
   // and the program names the link.
   const linkNames = new Map<string, string>();
+  const probes = expertProbeList(ctx);
   const probeValues = new Set(probes.map((p) => p.value));
   // Replica row parts too: hxc run reports tokens per replica.
   if (ctx.has(replicatePass)) for (const r of ctx.get(replicatePass).replicated) r.replicas.forEach((_, j) => probeValues.add(`${r.key}/rows${j}`));
@@ -405,7 +409,7 @@ function lowerPrograms(
     }
     for (const device of byDevice.keys()) links.push({ file: `programs/${device}/${name}`, link: real });
   }
-  return { files, byDevice, links };
+  return { files, byDevice, links, probes };
 }
 
 export const OUT = stringOption({ name: 'out', short: '-o', arg: '<dir>', help: 'plan directory to write (default hxc-plan)' });
@@ -427,14 +431,13 @@ export const lowerPass: Pass<LowerResult> = {
   run(ctx) {
     const dir = ctx.option(OUT) ?? 'hxc-plan';
     const pipeline = ctx.options.pipeline ?? '';
-    const probes = expertProbeList(ctx);
-    const programs = lowerPrograms(ctx, probes);
+    const programs = lowerPrograms(ctx);
     const packWhen = ctx.option(PACK_PROGRAMS) ?? 'auto';
     const written = programs?.files ?? [];
     const layout = layoutPrograms(written, packWhen === 'on' || (packWhen === 'auto' && written.length > PACK_ABOVE_PROGRAMS));
     const plan = {
       ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir),
-      expert_probes: programs ? probes : [],
+      expert_probes: programs?.probes ?? [],
       programs: Object.fromEntries(
         written.map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs, ...layout.place.get(f.file) }]),
       ),

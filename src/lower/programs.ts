@@ -189,9 +189,9 @@ export function buildPrograms(
     });
     return onnx.NodeProto.encode({ name: n.name, opType: n.op, domain: n.domain, input: n.inputs, output: n.outputs, attribute }).finish();
   };
-  // ModelProto's fields around its graph (7), in field-number order as protobufjs writes them.
-  const head = onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: source.irVersion, producerName: 'hxc', producerVersion: VERSION })).finish();
-  const tail = onnx.ModelProto.encode(onnx.ModelProto.create({ opsetImport: source.opsetImport, functions: source.functions })).finish();
+  // ModelProto's fields before its graph (7) and after it.
+  const before = onnx.ModelProto.create({ irVersion: source.irVersion, producerName: 'hxc', producerVersion: VERSION });
+  const after = onnx.ModelProto.create({ opsetImport: source.opsetImport, functions: source.functions });
   const programOf = new Int32Array(g.nodes.length).fill(-1);
   specs.forEach((s, k) => s.nodes.forEach((i) => (programOf[i] = k)));
   // Per value id: which program produced it / has already taken it as input (stamps, no string sets).
@@ -238,63 +238,27 @@ export function buildPrograms(
         if (graphOutput[id] || probe[id] || (readElsewhere && constantOf[id]! < 0)) outputs.push(index.valueNames[id]!);
       }
     }
-    // GraphProto's fields in field-number order, as protobufjs writes them: the nodes (1) as
-    // bytes, then the rest encoded (name 2, initializer 5, input 11, output 12).
-    const rest = onnx.GraphProto.encode({
-      name: `${source.graphName || 'graph'}:${path.basename(spec.file, '.onnx')}`,
-      initializer: initializers,
-      input: inputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
-      output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
-    }).finish();
-    const bytes = modelBytes(head, nodes, rest, tail);
+    // One writer, the fields in the field-number order ModelProto.encode writes: the model's before
+    // its graph, the graph — its nodes (GraphProto field 1) as bytes, then its other fields — and
+    // the model's after it.
+    const w = protobuf.Writer.create();
+    onnx.ModelProto.encode(before, w);
+    w.uint32((MODEL_GRAPH << 3) | LENGTH_DELIMITED).fork();
+    for (const node of nodes) w.uint32((GRAPH_NODE << 3) | LENGTH_DELIMITED).bytes(node);
+    onnx.GraphProto.encode(
+      {
+        name: `${source.graphName || 'graph'}:${path.basename(spec.file, '.onnx')}`,
+        initializer: initializers,
+        input: inputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
+        output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
+      },
+      w,
+    );
+    w.ldelim();
+    onnx.ModelProto.encode(after, w);
+    const bytes = w.finish();
     return { file: spec.file, bytes, sha256: sha256(bytes), inputs, outputs };
   });
-}
-
-/** Protobuf wire format: a varint (Protocol Buffers Encoding guide, "Base 128 Varints"). */
-function varint(value: number, out: number[]): void {
-  while (value > 0x7f) {
-    out.push((value & 0x7f) | 0x80);
-    value = Math.floor(value / 128);
-  }
-  out.push(value);
-}
-
-/** The tag and length that open a length-delimited field `field` of `length` bytes. */
-function fieldHead(field: number, length: number): number[] {
-  const out: number[] = [];
-  varint((field << 3) | LENGTH_DELIMITED, out);
-  varint(length, out);
-  return out;
-}
-
-/**
- * A ModelProto's bytes: `head` (its fields before the graph, 7), the graph — its nodes (GraphProto
- * field 1) then `rest` (the graph's other fields) — and `tail` (the model's fields after the graph),
- * in the field-number order protobufjs writes. Written into one buffer (a program is ~2 KB: from
- * Node's pool, not a fresh allocation each).
- */
-function modelBytes(head: Uint8Array, nodes: readonly Uint8Array[], rest: Uint8Array, tail: Uint8Array): Uint8Array {
-  const nodeHeads = nodes.map((m) => fieldHead(GRAPH_NODE, m.length));
-  let graphSize = rest.length;
-  for (let j = 0; j < nodes.length; j++) graphSize += nodeHeads[j]!.length + nodes[j]!.length;
-  const graphHead = fieldHead(MODEL_GRAPH, graphSize);
-  const out = Buffer.allocUnsafe(head.length + graphHead.length + graphSize + tail.length);
-  let at = 0;
-  const put = (bytes: ArrayLike<number>): void => {
-    out.set(bytes, at);
-    at += bytes.length;
-  };
-  put(head);
-  put(graphHead);
-  for (let j = 0; j < nodes.length; j++) {
-    put(nodeHeads[j]!);
-    put(nodes[j]!);
-  }
-  put(rest);
-  put(tail);
-  if (at !== out.length) throw new Error(`program bytes: wrote ${at} of ${out.length}`);
-  return out;
 }
 
 /** An initializer a transform made (a weight block): written inline from the IR's bytes. */
