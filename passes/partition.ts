@@ -22,12 +22,12 @@ import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } fr
 import { heft, heftOrNull } from '../src/partition/heft.js';
 import { Judge } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
-import { unitTime, type Placement } from '../src/partition/problem.js';
-import { MakespanAssessor, refine, refineBudget } from '../src/partition/refine.js';
+import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
+import { MakespanAssessor, memoryTerms, refine, refineBudget } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
 import type { JudgedPlan, KvCapacity, Objective } from '../src/plan/format.js';
 import { explainPlacement } from '../src/partition/explain.js';
-import { CandidatePool, type Candidate } from '../src/partition/pool.js';
+import { CandidatePool, relieve, type Candidate } from '../src/partition/pool.js';
 import { uniformExperts } from '../src/partition/experts.js';
 import { countMoves, kvMeter, liftKvCapacity } from '../src/partition/kv.js';
 import { Migration, migrationReport } from '../src/partition/migration.js';
@@ -177,6 +177,19 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     pool.consider(name, label, given, priority);
   const repair = (start: Candidate | null, name: string, label: string): Candidate | null => pool.repair(start, name, label);
 
+  /** HEFT on `q` with unbounded memory, relieved into capacity (a candidate only when it overflowed). */
+  const relieved = (q: PlacementProblem, name: string, label: string): void => {
+    const free = heftOrNull({ ...q, capacity_bytes: new Float64Array(q.device_ids.length).fill(Infinity) });
+    if (!free) return;
+    const { used, floor } = memoryTerms(p, free.device);
+    if (used.every((b, d) => b + floor[d]! <= p.capacity_bytes[d]!)) return; // HEFT itself makes that plan
+    const device = Int32Array.from(free.device);
+    relieve(p, device, new Set(built.units.flatMap((_, u) => (pinnedTo[u]! >= 0 ? [u] : []))));
+    // Judged once, after the repair's rounds make its schedule fit (live activations, values waiting).
+    const fixed = pool.fitSchedule(device, free.start_s);
+    if (fixed) consider(name, label, fixed.device, fixed.start_s);
+  };
+
   const h = heft(p);
   const heftEntry = consider('heft', 'HEFT (Topcuoglu et al. 2002)', h.device, h.start_s);
   repair(heftEntry, 'heft+repair', 'HEFT, repaired to fit memory');
@@ -262,6 +275,17 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   // (A hint whose devices cannot hold their experts is no candidate.)
   const hh = hint ? heftOrNull(hint) : null;
   if (hh) consider('moe-hint', 'experts where the moe pass placed them, the rest by HEFT', hh.device, hh.start_s);
+  // When the accelerators cannot hold every weight, HEFT fills them in the order it places units
+  // (the first layers' experts) and sends what comes later (the last layers' attention) to host
+  // memory. These candidates place as if memory were unbounded, then move off each full device
+  // the units that add the least work per byte freed where they go (cold experts before hot layers).
+  relieved(p, 'heft+relieve', 'HEFT as if memory were unbounded, then the least work per byte moved off full devices');
+  if (hint)
+    relieved(
+      hint,
+      'moe-hint+relieve',
+      'experts where the moe pass placed them, the rest by HEFT, as if memory were unbounded; then the least work per byte moved off full devices',
+    );
   // With --routing, the plan hxc would make without it (experts of a layer costed alike) is a
   // candidate too, judged with the routing's costs: measured routing never makes a plan slower.
   if (ctx.option(ROUTING) !== undefined) {

@@ -213,6 +213,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       if (tiled.k_splits > 1) cost.k_splits = tiled.k_splits;
     }
     if (activity !== undefined && activity < 1) cost.activity = activity;
+    const group = experts.grouped.get(i);
+    if (group !== undefined && group > 1) cost.launch_share = 1 / group;
     if (fusedHead[i]! >= 0) {
       cost.fused = true;
       totals.fused++;

@@ -10,6 +10,7 @@ import { computeTime } from '../src/cost/model.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
 import { profilePass } from '../passes/profile.js';
+import { moePass } from '../passes/moe.js';
 import { statePass } from '../passes/state.js';
 
 const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
@@ -182,6 +183,42 @@ test('tokens per expert of routed MoE layers are costed at their expectation, fr
   }
   for (const total of byLayer.values()) assert.ok(Math.abs(total - 128) <= 2, `assignments per layer ≈ tokens × top-k (${total})`);
   assert.ok(new Set(Object.values(routed.estimated)).size > 1, 'a skewed trace gives experts different loads');
+});
+
+test("a routed layer's expert, dispatch and combine nodes pay 1/E of a launch on a GPU (its experts run as grouped kernels), a whole one on a CPU; other nodes a whole one", async () => {
+  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+  const run = await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), flags: { phase: 'decode', batch: 2, context: 16 } }), [
+    'moe',
+  ]);
+  const profile = run.ctx.get(profilePass);
+  const layers = run.ctx.get(moePass).layers.filter((l) => l.form === 'sparse');
+  assert.ok(layers.length > 0, 'the model has routed MoE layers');
+  const topo = run.ctx.topology();
+  const gpu = topo.devices.find((d) => d.kind === 'gpu')!;
+  const cpu = topo.devices.find((d) => d.kind === 'cpu')!;
+  const inExpert = new Set<number>();
+  let checked = 0;
+  for (const l of layers) {
+    assert.ok(l.dispatch.length >= l.num_experts, `layer ${l.layer}: each expert has dispatch and combine nodes`);
+    for (const e of [...l.experts.map((x) => x.nodes), l.dispatch]) {
+      for (const i of e) {
+        inExpert.add(i);
+        const c = profile.nodes[i]!;
+        assert.equal(c.launch_share, 1 / l.num_experts, `${run.ctx.model.graph.nodes[i]!.name}: 1/${l.num_experts} of a launch`);
+        if (c.flops === 0 && c.bytes === 0) continue; // no kernel at all
+        const whole = computeTime({ ...c, launch_share: undefined }, gpu);
+        if (!c.fused) {
+          assert.ok(Math.abs(whole - computeTime(c, gpu) - gpu.launch_s * (1 - 1 / l.num_experts)) < 1e-15, 'the GPU pays 1/E of the launch');
+          checked++;
+        }
+        assert.equal(computeTime(c, cpu), computeTime({ ...c, launch_share: undefined }, cpu), 'a CPU launches every node');
+      }
+    }
+  }
+  assert.ok(checked > 0, 'some expert nodes launch kernels');
+  profile.nodes.forEach((c, i) => {
+    if (!inExpert.has(i)) assert.equal(c.launch_share, undefined, "nodes outside the layers' routed parts launch as they are");
+  });
 });
 
 test('fusion: a bias Add and an activation after a MatMul run in its kernel on a GPU (no launch), launch on a CPU; a value read twice is not fused', async () => {

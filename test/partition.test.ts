@@ -9,11 +9,12 @@ import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/h
 import { pipelinePartition } from '../src/partition/pipeline.js';
 import { evaluate, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
-import { CandidatePool } from '../src/partition/pool.js';
+import { relieve } from '../src/partition/pool.js';
 import path from 'node:path';
 import { Judge } from '../src/partition/judge.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES } from './helpers.js';
+import { independentUnits } from './exact-helpers.js';
 
 function withMemory(p: PlacementProblem, seed: number): PlacementProblem {
   // Weights per unit and capacities that force a spread: no device may hold more than ~60% of it all.
@@ -111,7 +112,7 @@ test('relieve brings over-full devices within capacity, moving no kept unit and 
       const device = Int32Array.from({ length: 24 }, (_, u) => (Number.isFinite(unitTime(p, u, u % 2)) ? u % 2 : 2));
       const keep = new Set([0, 1, 2, 3]);
       const before = Int32Array.from(device);
-      new CandidatePool({ p } as unknown as ConstructorParameters<typeof CandidatePool>[0]).relieve(device, keep);
+      relieve(p, device, keep);
       for (const u of keep) assert.equal(device[u], before[u], 'a kept unit stays');
       const used = [0, 0, 0];
       for (let u = 0; u < 24; u++) {
@@ -125,6 +126,34 @@ test('relieve brings over-full devices within capacity, moving no kept unit and 
     }),
     { numRuns: 50 },
   );
+});
+
+test('relieve frees memory with the least work sent to the host per byte: a cold expert goes, not the hot layer nor a routing mask that runs faster there', () => {
+  // Device 0: a GPU holding 10 MB; device 1: the host. Times per unit [gpu, host]:
+  // 0 a routing mask, 8 bytes, faster on the host (launch-bound on the GPU);
+  // 1 a cold expert, 6 MB, read in a few percent of steps;
+  // 2 a hot layer, 6 MB, read every step;
+  // 3 another cold expert, 6 MB, hotter than unit 1.
+  const MB = 1e6;
+  const p = independentUnits(
+    [
+      [20e-6, 4e-6],
+      [1e-6, 10e-6],
+      [10e-6, 1000e-6],
+      [2e-6, 30e-6],
+    ],
+    [8, 6 * MB, 6 * MB, 6 * MB],
+    [0, 0, 0, 0],
+    [10 * MB, 1e12],
+  );
+  const device = new Int32Array(4); // all on the GPU: 18 MB of 10
+  relieve(p, device, new Set());
+  assert.deepEqual(Array.from(device), [0, 1, 0, 1], 'both cold experts go to the host; the mask and the hot layer stay');
+  // With room for two units, only the colder expert goes.
+  const roomier = { ...p, capacity_bytes: Float64Array.from([12 * MB + 8, 1e12]) };
+  const d2 = new Int32Array(4);
+  relieve(roomier, d2, new Set());
+  assert.deepEqual(Array.from(d2), [0, 1, 0, 0]);
 });
 
 test('the memory ledger answers as fitsMemory for every move of one unit or a block, from placements that fit and that overflow (property, random DAGs)', () => {

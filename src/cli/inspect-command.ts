@@ -146,7 +146,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
       Object.entries(profile.bindings)
         .map(([k, v]) => `${k}=${v}`)
         .join(', ') || 'the declared shapes'
-    }: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive); ${profile.totals.fused} nodes run inside the kernel named under "fused into" on ${[...FUSING_KINDS].join('/')} devices (no launch of their own)\n`;
+    }: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive); ${profile.totals.fused} nodes run inside the kernel named under "fused into" on ${[...FUSING_KINDS].join('/')} devices (no launch of their own)${groupedNote(profile.nodes)}\n`;
     text += table(header, rows, [2, 3, 4]);
     if (profile.calibration) {
       text += `\ncalibration (${profile.calibration.source}, ${profile.calibration.matched_nodes} nodes matched):\n`;
@@ -158,4 +158,10 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
     }
   }
   process.stdout.write(opts.json ? jsonText(report) : text);
+}
+
+/** How many nodes of routed experts (dispatch, body, combine) share their layer's grouped launches (src/cost/fusion.ts), for the costs header. */
+function groupedNote(nodes: readonly { launch_share?: number }[]): string {
+  const grouped = nodes.filter((c) => c.launch_share !== undefined).length;
+  return grouped > 0 ? `; ${grouped} nodes of routed experts (dispatch, body, combine) run in their layer's grouped kernels there (1/E of a launch each)` : '';
 }

@@ -20,6 +20,19 @@
 // round trip is real, so passes/profile.ts records the saved bytes and src/cost/model.ts adds them
 // back there. The rule reads the graph, not the placement: a fused node placed on another device
 // than its producer is rare (stages are contiguous) and then priced too light.
+//
+// Grouped experts. A GPU serving runtime runs a routed MoE layer's experts as grouped kernels, not
+// one kernel chain per expert: vLLM's and SGLang's fused_moe (vllm/model_executor/layers/fused_moe:
+// moe_align_block_size sorts the tokens by expert, then one Triton GEMM covers every expert's
+// gate/up and one its down projection), TensorRT-LLM's MoE plugin (CUTLASS grouped GEMM),
+// MegaBlocks (Gale et al. 2023, block-sparse grouped GEMM), DeepSeek's DeepGEMM. The per-expert
+// ops of an export — its dispatch (the routing mask's NonZero, the gathers), its body (the GEMMs)
+// and its combine (the weighting, the ScatterND back; vLLM's moe_sum) — are one pass over the
+// layer's E experts, so each such node pays 1/E of a launch on a fusing kind (src/moe/expected.ts
+// finds them, passes/profile.ts sets `launch_share`, src/cost/model.ts charges it); the router
+// (gate MatMul to TopK) launches as it is. A CPU runtime runs each node as it is. The share reads
+// the graph, not the placement: a layer whose experts are spread over m devices launches m grouped
+// kernels, priced as one.
 
 import { FREE_OPS, opClass } from './flops.js';
 import { VIEW_OPS } from '../ir/ops.js';

@@ -20,6 +20,12 @@ export interface WorkItem {
   measured_s?: Record<string, number>;
   /** Runs inside its producer's kernel where the device fuses (src/cost/fusion.ts): no launch of its own. */
   fused?: boolean;
+  /**
+   * The share of a launch the node pays on a device that fuses (1 when absent): a node of a routed
+   * expert's dispatch, body or combine runs in its layer's grouped kernels, one launch for all E
+   * experts, so it pays 1/E (src/cost/fusion.ts, "Grouped experts").
+   */
+  launch_share?: number;
   /** Output tiles of a GEMM or attention kernel (src/cost/flops.ts nodeTiles); absent or 0 when not tiled. */
   tiles?: number;
   /** Ways a GEMM's K may be split across blocks when its output tiles cannot fill the device. */
@@ -49,8 +55,10 @@ export type EfficiencyTable = Record<string, Partial<Record<OpClass, number>>>;
  * with eff[class] the device's efficiency for the op class (catalog or rack YAML; its compute
  * efficiency when the class has none) and mem_eff the fraction of datasheet bandwidth achieved,
  * where a node fused into its producer's kernel (src/cost/fusion.ts) launches nothing on a device
- * that fuses, and the tensors a fused chain hands on in registers are not memory traffic there
- * (bytes counts them out; a device that does not fuse moves `fused_bytes` too).
+ * that fuses, a routed expert's node pays `launch_share` (1/E) of a launch there (its layer's E
+ * experts run as grouped kernels, src/cost/fusion.ts), and the tensors a fused chain hands on in
+ * registers are not memory traffic there (bytes counts them out; a device that does not fuse
+ * moves `fused_bytes` too).
  * Explicit times win: a key naming the device id, else its kind (DESIGN.md, hxc-graph/v1 `time`).
  * A work item with explicit times but no key for this device cannot run there: Infinity.
  * A calibrated measurement for the device's kind replaces the estimate. Work with no FLOPs and no
@@ -66,7 +74,8 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   // No work, no kernel: constants, views and shape queries are resolved when the program is built.
   if (w.flops === 0 && w.bytes === 0 && !w.fused_bytes) return 0;
   const compute = computeSeconds(w, d, eff?.[d.kind]?.[w.op_class] ?? 1);
-  return Math.max(compute, memorySeconds(w, d)) + (w.fused && launchesFused(d.kind) ? 0 : d.launch_s);
+  const fuses = launchesFused(d.kind);
+  return Math.max(compute, memorySeconds(w, d)) + (fuses ? (w.fused ? 0 : d.launch_s * (w.launch_share ?? 1)) : d.launch_s);
 }
 
 /** The memory term of the roofline: bytes moved (with what fusion saves, on a kind that does not fuse) at the achieved bandwidth. */

@@ -43,6 +43,8 @@ export interface ExpectedExperts {
   counts: Map<string, number>;
   /** Node index of an expert's body → probability that it runs in a step (P above). */
   activity: Map<number, number>;
+  /** Node index of an expert's body, dispatch or combine → experts in its layer (they run as grouped kernels on a GPU: src/cost/fusion.ts). */
+  grouped: Map<number, number>;
 }
 
 /** Expected counts and activity of the experts of detected sparse MoE layers. */
@@ -56,8 +58,9 @@ export function expectedExpertCounts(
 ): ExpectedExperts {
   const out = new Map<string, number>();
   const activity = new Map<number, number>();
+  const grouped = new Map<number, number>();
   const layers = detectMoe(model, index, order).filter((l) => l.form === 'sparse');
-  if (layers.length === 0) return { counts: out, activity };
+  if (layers.length === 0) return { counts: out, activity, grouped };
   const shares = routingShares(routingFile);
   const g = model.graph;
   const byLayer = new Map(layers.map((l) => [l.layer, l]));
@@ -80,7 +83,14 @@ export function expectedExpertCounts(
     const expert = l.experts.find((e) => e.expert === probe.expert);
     if (expert) for (const i of expert.nodes) activity.set(i, active);
   }
-  return { counts: out, activity };
+  // The layer's routed part — each expert's dispatch (mask, NonZero, gathers), body and combine
+  // (weighting, ScatterND back) — runs as one set of grouped kernels on a GPU. The dispatch list
+  // also holds the few nodes the layer runs once (4 of DeepSeek-V3's 3,076), priced alike.
+  for (const l of layers) {
+    for (const e of l.experts) for (const i of e.nodes) grouped.set(i, l.num_experts);
+    for (const i of l.dispatch) grouped.set(i, l.num_experts);
+  }
+  return { counts: out, activity, grouped };
 }
 
 /**

@@ -17,6 +17,59 @@ function polishSimulations(steps: number, requests: number): number {
   return Math.max(4, Math.min(2000, Math.floor(1.5e6 / Math.max(1, steps * requests))));
 }
 
+/**
+ * What moving unit u to device `to` to free memory costs: the work it adds there per byte it frees.
+ * The devices memory pushes units onto (host memory, the one GPU with room) are few and become
+ * the bottleneck, so the work they take is the price — not the unit's change of speed: a routing
+ * mask that runs faster on a CPU frees a few bytes, and sending the thousands of them there
+ * serialises the step on it (the DeepSeek-V3 shape on rack-8gpu, decode: one relieved candidate
+ * went from 240 to 185 ms by this change alone). Cold experts (a few percent of a step's tokens)
+ * cost least per byte, then layers that always run, and a unit holding a few bytes most.
+ */
+function moveCost(p: PlacementProblem, u: number, to: number): number {
+  return unitTime(p, u, to) / residentBytes(p, u);
+}
+
+/**
+ * Makes room on devices whose resident bytes (plus their largest activation) pass their capacity:
+ * units other than `keep` move off, cheapest first (moveCost), to the device with room that runs
+ * them fastest (cold experts to host memory before hot layers, as the schedule repair does). In
+ * place; leaves a device over when nothing can move.
+ */
+export function relieve(p: PlacementProblem, device: Int32Array, keep: ReadonlySet<number>): void {
+  const nd = p.device_ids.length;
+  const { used, floor } = memoryTerms(p, device);
+  const room = (d: number): number => p.capacity_bytes[d]! - used[d]! - floor[d]!;
+  for (let e = 0; e < nd; e++) {
+    if (room(e) >= 0) continue;
+    const target = (u: number): number => {
+      let best = -1;
+      for (let f = 0; f < nd; f++) {
+        if (f === e || !Number.isFinite(unitTime(p, u, f)) || room(f) < residentBytes(p, u) + Math.max(0, p.activation_bytes[u]! - floor[f]!)) continue;
+        if (best < 0 || unitTime(p, u, f) < unitTime(p, u, best)) best = f;
+      }
+      return best;
+    };
+    const movable = [];
+    for (let u = 0; u < device.length; u++) if (device[u] === e && !keep.has(u) && residentBytes(p, u) > 0) movable.push(u);
+    const cost = (u: number): number => {
+      const f = target(u);
+      return f < 0 ? Infinity : moveCost(p, u, f);
+    };
+    const costs = new Map(movable.map((u) => [u, cost(u)]));
+    movable.sort((a, b) => costs.get(a)! - costs.get(b)! || a - b);
+    for (const u of movable) {
+      if (room(e) >= 0) break;
+      const f = target(u);
+      if (f < 0) continue;
+      device[u] = f;
+      used[e]! -= residentBytes(p, u);
+      used[f]! += residentBytes(p, u);
+      if (p.activation_bytes[u]! > floor[f]!) floor[f] = p.activation_bytes[u]!;
+    }
+  }
+}
+
 /** Rounds of the memory repair (each one schedule judged). */
 const REPAIR_ROUNDS = 8;
 
@@ -115,23 +168,31 @@ export class CandidatePool {
   /**
    * A candidate whose scheduled memory overflows (live activations, values waiting to be sent) is
    * repaired: from each device over its capacity, units move to the device that runs them next
-   * fastest with room, least extra time per byte freed first — cold experts to host memory before
-   * hot layers (KTransformers' split) — until the schedule fits. Each round is judged on the
+   * fastest with room, cheapest first (moveCost) — cold experts to host memory before hot layers
+   * (KTransformers' split) — until the schedule fits. Each round is judged on the
    * schedule; at most REPAIR_ROUNDS rounds.
    */
   repair(start: Candidate | null, name: string, label: string): Candidate | null {
+    if (!start || start.fits) return null;
+    const fixed = this.fitSchedule(start.placement.device, start.placement.start_s);
+    return fixed ? this.consider(name, label, fixed.device, fixed.start_s) : null;
+  }
+
+  /**
+   * The repair's rounds on a placement not yet judged: the devices and order it ends with once its
+   * schedule fits (unchanged when it fits already), or null when no round makes it fit.
+   */
+  fitSchedule(given: Int32Array, priority: Float64Array): { device: Int32Array; start_s: Float64Array } | null {
     const { p, pinnedTo, assessor, judge } = this.c;
     const n = p.unit_names.length;
     const nd = p.device_ids.length;
-
-    if (!start || start.fits) return null;
-    const device = Int32Array.from(start.placement.device);
+    const device = Int32Array.from(given);
     for (let round = 0; round < REPAIR_ROUNDS; round++) {
-      const placement = assessor.run(device, start.placement.start_s);
+      const placement = assessor.run(device, priority);
       const lat = judge.latency(placement);
       const memory = memoryOf(p, device, lat.schedule, lat.one);
       const over = memory.map((m, d) => ({ d, excess: m.total_bytes - m.capacity_bytes })).filter((x) => x.excess > 0);
-      if (over.length === 0) return this.consider(name, label, device, placement.start_s);
+      if (over.length === 0) return { device, start_s: placement.start_s };
       const room = memory.map((m) => m.capacity_bytes - m.total_bytes);
       let moved = false;
       for (const { d, excess } of over) {
@@ -148,7 +209,7 @@ export class CandidatePool {
             if (e === d || !Number.isFinite(unitTime(p, u, e)) || room[e]! < needs) continue;
             if (to < 0 || unitTime(p, u, e) < unitTime(p, u, to)) to = e;
           }
-          if (to >= 0) movable.push({ u, to, frees, needs, ratio: Math.max(0, unitTime(p, u, to) - unitTime(p, u, d)) / frees });
+          if (to >= 0) movable.push({ u, to, frees, needs, ratio: moveCost(p, u, to) });
         }
         movable.sort((a, b) => a.ratio - b.ratio || b.frees - a.frees || a.u - b.u);
         let freed = 0;
@@ -218,50 +279,9 @@ export class CandidatePool {
         if (runs(parts, to)) parts.forEach((u, j) => (device[u] = to[j]!));
       });
     }
-    this.relieve(device, new Set(tpSplits.flat()));
+    relieve(this.c.p, device, new Set(tpSplits.flat()));
     const spread = this.consider(`${free.name}+spread`, `${free.label}, kept splits spread (parts traded, or over ${groupLabel})`, device);
     this.repair(spread, `${free.name}+spread+repair`, `${free.label}, kept splits spread, memory repaired`);
-  }
-
-  /**
-   * Makes room on devices whose resident bytes (plus their largest activation) pass their capacity:
-   * units other than `keep` move off, cheapest first — the least extra compute time per byte freed,
-   * to the device with room that runs them fastest (cold experts to host memory before hot layers,
-   * as the schedule repair does). In place; leaves a device over when nothing can move.
-   */
-  relieve(device: Int32Array, keep: ReadonlySet<number>): void {
-    const p = this.c.p;
-    const nd = p.device_ids.length;
-    const { used, floor } = memoryTerms(p, device);
-    const room = (d: number): number => p.capacity_bytes[d]! - used[d]! - floor[d]!;
-    for (let e = 0; e < nd; e++) {
-      if (room(e) >= 0) continue;
-      const target = (u: number): number => {
-        let best = -1;
-        for (let f = 0; f < nd; f++) {
-          if (f === e || !Number.isFinite(unitTime(p, u, f)) || room(f) < residentBytes(p, u) + Math.max(0, p.activation_bytes[u]! - floor[f]!)) continue;
-          if (best < 0 || unitTime(p, u, f) < unitTime(p, u, best)) best = f;
-        }
-        return best;
-      };
-      const movable = [];
-      for (let u = 0; u < device.length; u++) if (device[u] === e && !keep.has(u) && residentBytes(p, u) > 0) movable.push(u);
-      const cost = (u: number): number => {
-        const f = target(u);
-        return f < 0 ? Infinity : (unitTime(p, u, f) - unitTime(p, u, e)) / residentBytes(p, u);
-      };
-      const costs = new Map(movable.map((u) => [u, cost(u)]));
-      movable.sort((a, b) => costs.get(a)! - costs.get(b)! || a - b);
-      for (const u of movable) {
-        if (room(e) >= 0) break;
-        const f = target(u);
-        if (f < 0) continue;
-        device[u] = f;
-        used[e]! -= residentBytes(p, u);
-        used[f]! += residentBytes(p, u);
-        if (p.activation_bytes[u]! > floor[f]!) floor[f] = p.activation_bytes[u]!;
-      }
-    }
   }
 
   /** Counts for the objective: fits, splits spread, within the replan limits, holds --min-sequences. */
