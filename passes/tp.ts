@@ -32,7 +32,7 @@ export const MAX_EXPERT_SPLITS = 1024;
  * Above this many nodes, tensor parallelism gets the cheaper search: no variant planned with only
  * the splits that paid (src/cli/run-passes.ts), and a plan that kept a split on one device is not
  * re-spread (src/partition/pool.ts spreadKept). On the 275k-node DeepSeek-V3 shape both cost more
- * than they gave: re-spreading wins 1.2% latency (197.5 against 200.0 ms) for ~6 s in the variant,
+ * than they gave: re-spreading won 1.2% latency (197.5 against 200.0 ms, before grouped expert launches) for ~6 s in the variant,
  * and shipping that variant means planning it a second time (~27 s; it is let go to save memory).
  */
 export const HUGE_GRAPH_NODES = 100_000;
