@@ -19,7 +19,7 @@ import { lowerBound } from '../src/partition/bounds.js';
 import { buildProblem } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
-import { heft, heftOrNull } from '../src/partition/heft.js';
+import { heft, heftOrNull, type HeftResult } from '../src/partition/heft.js';
 import { Judge } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
@@ -178,7 +178,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   const repair = (start: Candidate | null, name: string, label: string): Candidate | null => pool.repair(start, name, label);
 
   /** HEFT on `q` with unbounded memory, relieved into capacity (a candidate only when it overflowed). */
-  const relieved = (q: PlacementProblem, name: string, label: string): void => {
+  const relieved = (q: PlacementProblem, bounded: HeftResult | null, name: string, label: string): void => {
+    // A HEFT that never found a device full places as the unbounded one would.
+    if (bounded && !bounded.candidates.some((c) => c.reason.includes('memory full'))) return;
     const free = heftOrNull({ ...q, capacity_bytes: new Float64Array(q.device_ids.length).fill(Infinity) });
     if (!free) return;
     const { used, floor } = memoryTerms(p, free.device);
@@ -190,21 +192,31 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     if (fixed) consider(name, label, fixed.device, fixed.start_s);
   };
 
-  const h = heft(p);
-  const heftEntry = consider('heft', 'HEFT (Topcuoglu et al. 2002)', h.device, h.start_s);
+  // HEFT places greedily: when the accelerators cannot hold every weight it can leave a late unit
+  // no device with room although the rack holds the model. Then it is no candidate, and the
+  // relieved ones below (placed as if memory were unbounded) are.
+  let h: HeftResult | null = null;
+  let heftError: HxcError | null = null;
+  try {
+    h = heft(p);
+  } catch (err) {
+    if (!(err instanceof HxcError && err.code === 'HXC3001')) throw err;
+    heftError = err; // said when no candidate fits: where bytes are missing
+  }
+  const heftEntry = h ? consider('heft', 'HEFT (Topcuoglu et al. 2002)', h.device, h.start_s) : null;
   repair(heftEntry, 'heft+repair', 'HEFT, repaired to fit memory');
-  const r = refine(p, h, refineBudget(p, groups.length), 12345, groups);
-  repair(
-    consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s),
-    'refined+repair',
-    'refined, repaired to fit memory',
-  );
+  const r = h ? refine(p, h, refineBudget(p, groups.length), 12345, groups) : null;
+  if (r)
+    repair(
+      consider('refined', 'HEFT + contention-free local search', r.placement.device, r.placement.start_s),
+      'refined+repair',
+      'refined, repaired to fit memory',
+    );
   let exact: ExactResult | null = null;
   if (solverFlag === 'exact' || (solverFlag === 'auto' && n <= EXACT_MAX_UNITS && objective === 'latency')) {
     const timeLimit = ctx.option(TIME_LIMIT);
     exact = await solveExact(p, {
-      incumbent: r.placement.device,
-      incumbent_priority: r.placement.start_s,
+      ...(r ? { incumbent: r.placement.device, incumbent_priority: r.placement.start_s } : {}),
       ...(solverFlag === 'auto' ? { max_size: EXACT_AUTO_MAX_SIZE } : {}),
       ...(timeLimit !== undefined ? { time_limit_s: Number(timeLimit) } : {}),
     });
@@ -279,10 +291,11 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   // (the first layers' experts) and sends what comes later (the last layers' attention) to host
   // memory. These candidates place as if memory were unbounded, then move off each full device
   // the units that add the least work per byte freed where they go (cold experts before hot layers).
-  relieved(p, 'heft+relieve', 'HEFT as if memory were unbounded, then the least work per byte moved off full devices');
+  relieved(p, h, 'heft+relieve', 'HEFT as if memory were unbounded, then the least work per byte moved off full devices');
   if (hint)
     relieved(
       hint,
+      hh,
       'moe-hint+relieve',
       'experts where the moe pass placed them, the rest by HEFT, as if memory were unbounded; then the least work per byte moved off full devices',
     );
@@ -297,6 +310,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     }
   }
   if (judged.length === 0) {
+    if (heftError) throw heftError;
     throw new HxcError('HXC3001', 'no candidate placement fits in memory', {
       hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype',
     });
@@ -382,8 +396,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     exact,
     pipeline,
     search: {
-      refine_moves: r.moves + search.moves,
-      refine_sweeps: r.rounds + search.sweeps,
+      refine_moves: (r?.moves ?? 0) + search.moves,
+      refine_sweeps: (r?.rounds ?? 0) + search.sweeps,
       polish_moves: pool.polishMoves,
       polish_sweeps: pool.polishSweeps,
       evaluations: assessor.evaluations,

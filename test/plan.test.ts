@@ -221,6 +221,64 @@ test('a model that cannot fit fails with exit 1 and says how many bytes are miss
   );
 });
 
+test("a rack that holds the model plans it when HEFT's greedy fill leaves a unit no room", () => {
+  // Two GPUs of 100 MB; A (30 MB) and B (30 MB) run side by side, then C (90 MB) reads both. HEFT
+  // puts A and B on different GPUs, and then neither has 90 MB for C, although 150 MB fit in 200.
+  // The only plans that fit put C alone on one GPU and A, B one after the other on the other:
+  // three 1 ms steps and two small transfers.
+  const dir = tmpDir();
+  const graph = {
+    format: 'hxc-graph/v1',
+    name: 'fragmented',
+    inputs: [{ name: 'x', dtype: 'float32', shape: [1024] }],
+    outputs: [{ name: 'y', dtype: 'float32', shape: [1024] }],
+    initializers: [
+      { name: 'wa', bytes: 30e6 },
+      { name: 'wb', bytes: 30e6 },
+      { name: 'wc', bytes: 90e6 },
+    ],
+    values: [
+      { name: 'a', dtype: 'float32', shape: [1024] },
+      { name: 'b', dtype: 'float32', shape: [1024] },
+    ],
+    nodes: [
+      { name: 'A', op: 'TaskA', inputs: ['x', 'wa'], outputs: ['a'], time: { gpu: 1e-3 } },
+      { name: 'B', op: 'TaskB', inputs: ['x', 'wb'], outputs: ['b'], time: { gpu: 1e-3 } },
+      { name: 'C', op: 'TaskC', inputs: ['a', 'b', 'wc'], outputs: ['y'], time: { gpu: 1e-3 } },
+    ],
+  };
+  fs.writeFileSync(path.join(dir, 'g.json'), JSON.stringify(graph));
+  fs.writeFileSync(
+    path.join(dir, 'rack.yaml'),
+    [
+      'format: hxc-topology/v1',
+      'name: two-small-gpus',
+      'devices:',
+      '  - id: gpu[0-1]',
+      '    kind: gpu',
+      '    model: h100-sxm',
+      '    memory: {capacity: 100MB}',
+      'links:',
+      '  - name: nvlink',
+      '    kind: nvlink',
+      '    connects: [gpu0, gpu1]',
+      '    bandwidth: 450GB/s',
+      '    latency: 2us',
+      '',
+    ].join('\n'),
+  );
+  const out = path.join(dir, 'plan');
+  const r = hxc(['plan', path.join(dir, 'g.json'), '--topology', path.join(dir, 'rack.yaml'), '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  assert.equal(plan.estimate.baselines.heft, null, 'HEFT made no plan that fits');
+  const c = plan.assignment.C!;
+  assert.notEqual(plan.assignment.A, c, 'C sits alone');
+  assert.equal(plan.assignment.A, plan.assignment.B);
+  for (const [d, m] of Object.entries(plan.estimate.devices)) assert.ok(m.memory_bytes <= m.capacity_bytes, `${d}: ${m.memory_bytes} > ${m.capacity_bytes}`);
+  assert.ok(plan.estimate.latency_s >= 3e-3 && plan.estimate.latency_s < 3.01e-3, `${plan.estimate.latency_s} s: three steps and two small transfers`);
+});
+
 test('hxc plan --json and hxc simulate agree on the latency', () => {
   const out = path.join(tmpDir(), 'p');
   const r = hxc([
