@@ -272,6 +272,7 @@ test("a rack that holds the model plans it when HEFT's greedy fill leaves a unit
   assert.equal(r.code, 0, r.stderr);
   const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
   assert.equal(plan.estimate.baselines.heft, null, 'HEFT made no plan that fits');
+  assert.match(r.stdout, /HEFT left a unit no device with room/);
   const c = plan.assignment.C!;
   assert.notEqual(plan.assignment.A, c, 'C sits alone');
   assert.equal(plan.assignment.A, plan.assignment.B);

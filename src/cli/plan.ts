@@ -180,7 +180,7 @@ export async function planWith(
       ? '-'
       : `${plan.objective === 'latency' ? sec(j.latency_s) : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
   const named = [
-    b.heft ? `HEFT ${figure(b.heft)}` : null,
+    b.heft ? `HEFT ${figure(b.heft)}` : 'HEFT left a unit no device with room',
     b.single_device ? `all on ${b.single_device.devices[0]} ${figure(b.single_device)}` : 'no single device holds it',
     b.fallback ? `${b.fallback.devices.join('+')} with fallbacks ${figure(b.fallback)}` : null,
     b.even_split ? `even split over ${b.even_split.devices.length} ${figure(b.even_split)}` : null,
