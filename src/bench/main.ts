@@ -285,13 +285,19 @@ async function placementTable(): Promise<void> {
 }
 
 /**
- * Every shared model on every example rack, both objectives, prefill and decode: the shipped plan
- * against each baseline (simulated alike), the gap to the bound, the planning time.
+ * Every shared model on every example rack and one H100 with its host, both objectives, prefill and
+ * decode: the shipped plan against each baseline (simulated alike), the gap to the bound, the
+ * planning time.
  * `npm run bench -- quality[:FILTER]` (e.g. `quality:mixtral`).
  */
 async function planQualityTable(filter: string): Promise<void> {
   const examples = path.resolve(REPO, '..', 'shared', 'examples');
-  const racks = [null, ...['rack-tiny.yaml', 'rack-8gpu.yaml', 'rack-hetero.yaml'].map((r) => path.join(examples, r))];
+  // And one H100 with its host, where a model larger than the GPU keeps the rest in host memory.
+  const racks = [
+    null,
+    ...['rack-tiny.yaml', 'rack-8gpu.yaml', 'rack-hetero.yaml'].map((r) => path.join(examples, r)),
+    path.join(REPO, 'fixtures', 'topology', 'h100-and-host.yaml'),
+  ];
   const rows = await qualityTable(MODELS, racks, filter);
   const f = (x: number | null, objective: string): string => (x === null ? '-' : objective === 'latency' ? (x * 1e3).toFixed(4) : x.toFixed(1));
   printTable(
