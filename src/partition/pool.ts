@@ -178,11 +178,22 @@ export class CandidatePool {
     return fixed ? this.consider(name, label, fixed.device, fixed.start_s) : null;
   }
 
+  /** Placements the repair's rounds ran on, and where they ended: a search that moved nothing (refined = heft) is not repaired again. */
+  private readonly fitted: { device: Int32Array; priority: Float64Array; fixed: { device: Int32Array; start_s: Float64Array } | null }[] = [];
+
   /**
    * The repair's rounds on a placement not yet judged: the devices and order it ends with once its
    * schedule fits (unchanged when it fits already), or null when no round makes it fit.
    */
   fitSchedule(given: Int32Array, priority: Float64Array): { device: Int32Array; start_s: Float64Array } | null {
+    const known = this.fitted.find((f) => sameArray(f.device, given) && sameArray(f.priority, priority));
+    if (known) return known.fixed;
+    const fixed = this.fitRounds(given, priority);
+    this.fitted.push({ device: Int32Array.from(given), priority: Float64Array.from(priority), fixed });
+    return fixed;
+  }
+
+  private fitRounds(given: Int32Array, priority: Float64Array): { device: Int32Array; start_s: Float64Array } | null {
     const { p, pinnedTo, assessor, judge } = this.c;
     const n = p.unit_names.length;
     const nd = p.device_ids.length;
