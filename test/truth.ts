@@ -80,6 +80,10 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
         assert.ok(a.throughput_at_most_per_s <= shipped * (1 + 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound above the plan`);
       if (a.latency_s !== null && a.latency_s < e.latency_s * (1 - 1e-9)) assert.match(a.why, /faster/, `${where}: a faster alternative must say so`);
     }
+    // A reason claims no more than its alternative shows: "slower with it there" only when the move was ruled out or simulated.
+    const claimed = /^communication\/queueing: (\S+) computes it faster, but the plan is slower with it there$/.exec(x.reason);
+    const shown = claimed ? x.alternatives.find((a) => a.device === claimed[1]) : undefined;
+    if (shown) assert.ok(!/budget/.test(shown.why), `${where}: ${x.unit}: "${x.reason}", yet ${shown.device} was ${shown.why}`);
   }
   checkMemory(p, ctx, where);
   checkExperts(p, ctx, where);

@@ -194,10 +194,18 @@ export function explainPlacement(
         ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
         : unitFallback(unit.nodes, graph, devices);
     if (reason === null) {
-      if (fastestDevice !== undefined && fastestDevice !== d && alts.find((a) => a.device === p.device_ids[fastestDevice])?.why === 'memory full')
-        reason = `memory: ${p.device_ids[fastestDevice]} (fastest for it) has no room`;
-      else if (fastestDevice !== undefined && fastestDevice !== d && unitTime(p, u, fastestDevice) < unitTime(p, u, d) * (1 - 1e-9))
-        reason = `communication/queueing: ${p.device_ids[fastestDevice]} computes it faster, but the plan is slower with it there`;
+      // Said only as far as the fastest device's alternative shows it: ruled out or simulated slower,
+      // not judged (explain's budget), or faster (a move past the search's budget).
+      const fastest = fastestDevice !== undefined && fastestDevice !== d ? p.device_ids[fastestDevice]! : null;
+      const why = fastest === null ? undefined : alts.find((a) => a.device === fastest)?.why;
+      if (fastest !== null && why === 'memory full') reason = `memory: ${fastest} (fastest for it) has no room`;
+      else if (fastest !== null && unitTime(p, u, fastestDevice!) < unitTime(p, u, d) * (1 - 1e-9))
+        reason =
+          why === 'not simulated (explain budget)'
+            ? `communication/queueing: ${fastest} computes it faster; the plan with it there was not judged (explain budget)`
+            : why?.startsWith('faster') || why?.startsWith('more throughput')
+              ? `${fastest} computes it faster, and the plan is better with it there (a move past the search budget)`
+              : `communication/queueing: ${fastest} computes it faster, but the plan is slower with it there`;
       else reason = 'the fastest device for it';
     }
     return {
