@@ -29,11 +29,13 @@ export const FORCED_MIN_WEIGHT_ELEMENTS = 1 << 16;
 /** Expert (routed) MatMuls are split only when there are at most this many. */
 export const MAX_EXPERT_SPLITS = 1024;
 /**
- * Above this many nodes, tensor parallelism gets the cheaper search: no variant planned with only
- * the splits that paid (src/cli/run-passes.ts), and a plan that kept a split on one device is not
- * re-spread (src/partition/pool.ts spreadKept). On the 275k-node DeepSeek-V3 shape both cost more
- * than they gave: re-spreading won 1.2% latency (197.5 against 200.0 ms, before grouped expert launches) for ~6 s in the variant,
- * and shipping that variant means planning it a second time (~27 s; it is let go to save memory).
+ * Above this many nodes, planning gets the cheaper search: no tensor-parallel variant planned with
+ * only the splits that paid (src/cli/run-passes.ts), a plan that kept a split on one device is not
+ * re-spread (src/partition/pool.ts spreadKept), and the relieved plan gets no local search of its
+ * own (passes/partition.ts). On the 275k-node DeepSeek-V3 shape each cost more than it gave:
+ * re-spreading won 1.2% latency (197.5 against 200.0 ms, before grouped expert launches) for ~6 s
+ * in the variant, and shipping that variant means planning it a second time (~27 s; it is let go
+ * to save memory); the relieved plan's search found no move in 4 s.
  */
 export const HUGE_GRAPH_NODES = 100_000;
 
