@@ -19,11 +19,11 @@ import { lowerBound } from '../src/partition/bounds.js';
 import { buildProblem } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
-import { heft, heftOrNull, type HeftResult } from '../src/partition/heft.js';
+import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
 import { Judge } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
-import { MakespanAssessor, memoryTerms, refine, refineBudget } from '../src/partition/refine.js';
+import { fitsMemory, MakespanAssessor, refine, refineBudget } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
 import type { JudgedPlan, KvCapacity, Objective } from '../src/plan/format.js';
 import { explainPlacement } from '../src/partition/explain.js';
@@ -184,8 +184,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     if (bounded && !bounded.candidates.some((c) => c.reason.includes('memory full'))) return;
     const free = heftOrNull({ ...q, capacity_bytes: new Float64Array(q.device_ids.length).fill(Infinity) });
     if (!free) return;
-    const { used, floor } = memoryTerms(p, free.device);
-    if (used.every((b, d) => b + floor[d]! <= p.capacity_bytes[d]!)) return; // HEFT itself makes that plan
+    if (fitsMemory(p, free.device)) return; // HEFT itself makes that plan
     const device = Int32Array.from(free.device);
     relieve(p, device, new Set(built.units.flatMap((_, u) => (pinnedTo[u]! >= 0 ? [u] : []))));
     // Judged once, after the repair's rounds make its schedule fit (live activations, values waiting).
@@ -197,14 +196,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
   // HEFT places greedily: when the accelerators cannot hold every weight it can leave a late unit
   // no device with room although the rack holds the model. Then it is no candidate, and the
   // relieved ones below (placed as if memory were unbounded) are.
-  let h: HeftResult | null = null;
-  let heftError: HxcError | null = null;
-  try {
-    h = heft(p);
-  } catch (err) {
-    if (!(err instanceof HxcError && err.code === 'HXC3001')) throw err;
-    heftError = err; // said when no candidate fits: where bytes are missing
-  }
+  const heftRun = heftOrError(p);
+  const h = heftRun instanceof HxcError ? null : heftRun;
+  const heftError = heftRun instanceof HxcError ? heftRun : null; // said when no candidate fits: where bytes are missing
   const heftEntry = h ? consider('heft', 'HEFT (Topcuoglu et al. 2002)', h.device, h.start_s) : null;
   repair(heftEntry, 'heft+repair', 'HEFT, repaired to fit memory');
   const r = h ? refine(p, h, refineBudget(p, groups.length), 12345, groups) : null;

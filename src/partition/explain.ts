@@ -118,18 +118,19 @@ export function explainPlacement(
   const reads = valuesReadBy(p);
   const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
-    const alts: (ExplainAlternative & { value: number })[] = [];
+    // `found`: what the move showed, for the unit's reason (the `why` text says it to the user).
+    const alts: (ExplainAlternative & { value: number; found: 'cannot' | 'memory' | 'worse' | 'unjudged' | 'better' })[] = [];
     for (let e = 0; e < nd; e++) {
       if (e === d) continue;
       const id = p.device_ids[e]!;
       const none = { device: id, latency_s: null, throughput_per_s: null, value: Infinity };
       if (!Number.isFinite(unitTime(p, u, e))) {
-        alts.push({ ...none, why: 'cannot run its ops' });
+        alts.push({ ...none, found: 'cannot', why: 'cannot run its ops' });
         continue;
       }
       // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
       if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) {
-        alts.push({ ...none, why: 'memory full' });
+        alts.push({ ...none, found: 'memory', why: 'memory full' });
         continue;
       }
       const at = placement.device;
@@ -156,8 +157,8 @@ export function explainPlacement(
           : 'not simulated (explain budget)';
         alts.push(
           objective === 'latency'
-            ? { ...none, latency_at_least_s: bound, value: bound, why }
-            : { ...none, throughput_at_most_per_s: R / bound, value: bound, why },
+            ? { ...none, latency_at_least_s: bound, value: bound, found: ruledOut ? 'worse' : 'unjudged', why }
+            : { ...none, throughput_at_most_per_s: R / bound, value: bound, found: ruledOut ? 'worse' : 'unjudged', why },
         );
         continue;
       }
@@ -168,6 +169,7 @@ export function explainPlacement(
           ...none,
           latency_s: lat,
           value: lat,
+          found: lat < current * (1 - 1e-9) ? 'better' : 'worse',
           why: lat < current * (1 - 1e-9) ? 'faster moved alone (beyond the search budget)' : 'slower with link contention',
         });
       } else {
@@ -176,6 +178,7 @@ export function explainPlacement(
           ...none,
           throughput_per_s: thr,
           value: thr > 0 ? R / thr : Infinity,
+          found: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'better' : 'worse',
           why: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'more throughput moved alone (beyond the search budget)' : 'less throughput with link contention',
         });
       }
@@ -183,7 +186,7 @@ export function explainPlacement(
     const shown = alts
       .sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1))
       .slice(0, 3)
-      .map(({ value: _v, ...a }) => a);
+      .map(({ value: _v, found: _f, ...a }) => a);
     const fastestDevice = [...Array(nd).keys()]
       .filter((e) => Number.isFinite(unitTime(p, u, e)))
       .sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
@@ -197,13 +200,13 @@ export function explainPlacement(
       // Said only as far as the fastest device's alternative shows it: ruled out or simulated slower,
       // not judged (explain's budget), or faster (a move past the search's budget).
       const fastest = fastestDevice !== undefined && fastestDevice !== d ? p.device_ids[fastestDevice]! : null;
-      const why = fastest === null ? undefined : alts.find((a) => a.device === fastest)?.why;
-      if (fastest !== null && why === 'memory full') reason = `memory: ${fastest} (fastest for it) has no room`;
+      const found = fastest === null ? undefined : alts.find((a) => a.device === fastest)?.found;
+      if (fastest !== null && found === 'memory') reason = `memory: ${fastest} (fastest for it) has no room`;
       else if (fastest !== null && unitTime(p, u, fastestDevice!) < unitTime(p, u, d) * (1 - 1e-9))
         reason =
-          why === 'not simulated (explain budget)'
+          found === 'unjudged'
             ? `communication/queueing: ${fastest} computes it faster; the plan with it there was not judged (explain budget)`
-            : why?.startsWith('faster') || why?.startsWith('more throughput')
+            : found === 'better'
               ? `${fastest} computes it faster, and the plan is better with it there (a move past the search budget)`
               : `communication/queueing: ${fastest} computes it faster, but the plan is slower with it there`;
       else reason = 'the fastest device for it';

@@ -186,12 +186,18 @@ export function insertInterval(intervals: Busy[], s: number, f: number): void {
   for (let j = k; j < intervals.length; j++) intervals[j]!.upTo = Math.max(j > 0 ? intervals[j - 1]!.upTo : -Infinity, intervals[j]!.f);
 }
 
-/** HEFT on a restricted problem (a hint, a variant): null when it does not fit, as any candidate that does not. */
-export function heftOrNull(p: PlacementProblem): ReturnType<typeof heft> | null {
+/** HEFT, or the HXC3001 it raised when some unit found no device with room (other errors are thrown). */
+export function heftOrError(p: PlacementProblem): HeftResult | HxcError {
   try {
     return heft(p);
   } catch (err) {
-    if (err instanceof HxcError && err.code === 'HXC3001') return null;
+    if (err instanceof HxcError && err.code === 'HXC3001') return err;
     throw err;
   }
+}
+
+/** HEFT on a restricted problem (a hint, a variant): null when it does not fit, as any candidate that does not. */
+export function heftOrNull(p: PlacementProblem): HeftResult | null {
+  const r = heftOrError(p);
+  return r instanceof HxcError ? null : r;
 }
