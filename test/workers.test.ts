@@ -41,6 +41,35 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether a process holds a listening TCP socket (Linux: its socket inodes against /proc/net/tcp{,6}). */
+function listening(pid: number): boolean {
+  let inodes: Set<string>;
+  try {
+    inodes = new Set(
+      fs
+        .readdirSync(`/proc/${pid}/fd`)
+        .map((fd) => {
+          try {
+            return /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+          } catch {
+            return undefined;
+          }
+        })
+        .filter((i): i is string => i !== undefined),
+    );
+  } catch {
+    return false;
+  }
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(table)) continue;
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && inodes.has(f[9]!)) return true;
+    }
+  }
+  return false;
+}
+
 /** Runs hxc asynchronously; resolves with its exit and output, and when it ended. */
 function hxcAsync(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string; at: number }> } {
   const child = spawn(process.execPath, [HXC, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
@@ -128,12 +157,21 @@ test('hxc run --spawn: one worker process per device, the check passes, and no w
   assert.match(ok.stdout, /check passed/);
 
   const long = hxcAsync(['run', out, '--spawn', '--decode-steps', '300', '--timeout', '60']);
-  await new Promise((r) => setTimeout(r, 6000));
-  const kids = spawnSync('ps', ['-o', 'pid=', '--ppid', String(long.child.pid)], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .map((s) => Number(s.trim()))
-    .filter((n) => n > 0);
+  // Kill a worker mid-run: once every worker listens (a loaded machine may take long to start them),
+  // and a moment later, while the 300 steps run.
+  const children = (): number[] =>
+    spawnSync('ps', ['-o', 'pid=', '--ppid', String(long.child.pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((s) => Number(s.trim()))
+      .filter((n) => n > 0);
+  let kids = children();
+  for (let waited = 0; waited < 60_000 && !(kids.length === devices.length && kids.every(listening)); waited += 250) {
+    await new Promise((r) => setTimeout(r, 250));
+    kids = children();
+  }
   assert.equal(kids.length, devices.length, 'one worker process per device');
+  assert.ok(kids.every(listening), 'every spawned worker listens');
+  await new Promise((r) => setTimeout(r, 2000));
   process.kill(kids[0]!, 'SIGKILL');
   const end = await long.done;
   assert.equal(end.code, 2, end.stderr);

@@ -67,9 +67,9 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
               resolve(m[1]!);
             }
           });
-          child.once('exit', (code) => {
+          child.once('exit', (code, signal) => {
             clearTimeout(timer);
-            reject(new Error(`the worker for ${device} exited (${code}) before listening`));
+            reject(new Error(`the worker for ${device} ${signal ? `was killed (${signal})` : `exited with code ${code}`} before listening`));
           });
         });
         return { address, devices: [device] };
@@ -78,6 +78,9 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
     return { workers, token, pids: children.map((c) => c.pid!).filter((p) => p !== undefined), stop };
   } catch (err) {
     await stop();
-    throw new HxcError('HXC2601', (err as Error).message, { where: '--spawn' });
+    throw new HxcError('HXC2601', (err as Error).message, {
+      where: '--spawn',
+      hint: 'a worker could not start: its own message is above; `hxc worker --listen 127.0.0.1:0` shows it alone',
+    });
   }
 }
