@@ -21,6 +21,8 @@ import { BASELINES, qualityTable } from './quality.js';
 import { fidelityTable, geomeanError } from './fidelity.js';
 import { loaderOverhead } from './runtime.js';
 import { median } from '../util/stats.js';
+import { resolvePipeline } from '../pass/manager.js';
+import { PASSES } from '../../passes/index.js';
 
 const here = fileURLToPath(import.meta.url);
 const { onnx } = createRequire(import.meta.url)('onnx-proto') as { onnx: typeof OnnxNs };
@@ -41,6 +43,8 @@ interface Case {
 
 const ANALYSIS = ['import', 'verify', 'bind', 'shapes', 'profile', 'classify', 'state', 'stage'];
 const PLAN = [...ANALYSIS, 'moe', 'partition', 'schedule', 'lower'];
+/** The pipeline `hxc plan` runs when no --passes is given. */
+const EVERY_PASS = resolvePipeline(PASSES, null).passes.map((p) => p.name);
 
 function cases(): Case[] {
   const list: Case[] = [
@@ -91,6 +95,16 @@ function cases(): Case[] {
     passes: PLAN,
     reps: 1,
     flags: { phase: 'prefill', prompt: 512 },
+    topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml'),
+  });
+  // The issue's own measure: `hxc plan` as a user runs it, every pass with tensor parallelism weighed
+  // (--tensor-parallel auto, two variants), decode at past 1,024.
+  list.push({
+    name: 'hxc plan as run (every pass, tensor-parallel auto), DeepSeek-V3-shaped decode, rack-8gpu',
+    model: 'deepseek:61',
+    passes: EVERY_PASS,
+    reps: 1,
+    dims: ds,
     topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml'),
   });
   list.push({

@@ -198,7 +198,7 @@ async function runVariants(
   finishInstrumentation(
     instr,
     run,
-    inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms          variant not shipped: ${w.name}`),
+    inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  variant not shipped: ${w.name}`),
   );
   return { ctx: best_.ctx, pipeline, timings: run.timings };
 }

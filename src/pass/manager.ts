@@ -20,6 +20,8 @@ export interface Instrumentation {
 export interface PassTiming {
   name: string;
   ms: number;
+  /** The process's peak resident memory when the pass ended (it never goes down): where a run's peak was reached. */
+  peak_rss_bytes: number;
   statistics: Record<string, number | string>;
 }
 
@@ -101,7 +103,8 @@ export class PassManager {
       if (pass.kind === 'transform') ctx.invalidate(new Set(['import', ...this.passes.filter((p) => p.kind === 'transform').map((p) => p.name)]));
       store(pass.name, result);
       const statistics = pass.statistics(result, ctx);
-      timings.push({ name: pass.name, ms, statistics });
+      // resourceUsage().maxRSS is in KiB (getrusage's ru_maxrss on Linux).
+      timings.push({ name: pass.name, ms, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, statistics });
       if (wants(this.instr.printAfter, pass.name)) {
         this.instr.write(`// ----- IR after ${pass.name} -----\n${this.printIR(ctx, i + 1)}${pass.dump(result, ctx)}`);
       }
@@ -132,6 +135,8 @@ function dumpText(pass: Pass<any, any>, result: unknown, statistics: Record<stri
   return `// pass ${pass.name}: ${pass.summary}\n// statistics:\n${stats}\n${pass.dump(result, ctx)}`;
 }
 
+const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0).padStart(7)} MiB`;
+
 export function timingTable(timings: PassTiming[], extraRows: string[] = []): string {
   const total = timings.reduce((s, t) => s + t.ms, 0);
   const rows = timings.map((t) => {
@@ -139,7 +144,8 @@ export function timingTable(timings: PassTiming[], extraRows: string[] = []): st
     const stats = Object.entries(t.statistics)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
-    return `  ${t.ms.toFixed(2).padStart(10)} ms ${share.toFixed(1).padStart(5)}%  ${t.name.padEnd(10)} ${stats}`;
+    return `  ${t.ms.toFixed(2).padStart(10)} ms ${share.toFixed(1).padStart(5)}% ${mib(t.peak_rss_bytes)}  ${t.name.padEnd(10)} ${stats}`;
   });
-  return `===== pass execution timing =====\n${rows.join('\n')}\n  ${total.toFixed(2).padStart(10)} ms 100.0%  total\n${extraRows.map((r) => `  ${r}\n`).join('')}`;
+  const peak = timings.reduce((m, t) => Math.max(m, t.peak_rss_bytes), 0);
+  return `===== pass execution timing (time; peak resident memory so far) =====\n${rows.join('\n')}\n  ${total.toFixed(2).padStart(10)} ms 100.0% ${mib(peak)}  total\n${extraRows.map((r) => `  ${r}\n`).join('')}`;
 }
