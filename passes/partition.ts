@@ -41,7 +41,7 @@ import { statePass } from './state.js';
 import { HUGE_GRAPH_NODES, tpPass } from './tp.js';
 import { verifyPass } from './verify.js';
 import { expertUnits, moeHint } from './partition-experts.js';
-import type { PartitionResult, ThroughputBound } from '../src/partition/result.js';
+import type { PartitionDecision, PartitionResult, ThroughputBound } from '../src/partition/result.js';
 import { dumpNumber } from '../src/util/format.js';
 
 export type { ExplainAlternative, ExplainEntry, JudgedPlan, KvCapacity, Objective } from '../src/plan/format.js';
@@ -71,13 +71,19 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const stage = ctx.get(stagePass);
   const cuts: StageResult[] = [stage];
   if (stage.coarse && ctx.model.graph.nodes.length <= BOTH_CUTS_MAX_NODES) cuts.push({ ...stage, ...stage.coarse, coarse: null });
+  const replay = ctx.options.partition_replay;
+  if (replay) {
+    const r = await partitionOn(ctx, cuts[replay.cut]!, replay.cut, replay);
+    if (replay.stage_cuts) r.stage_cuts = replay.stage_cuts;
+    return r;
+  }
   let best: PartitionResult | null = null;
   let failed: unknown = null;
   const tried: { stages: number; units: number; latency_s: number; throughput_per_s: number; result: PartitionResult }[] = [];
   for (const cut of cuts) {
     let r: PartitionResult;
     try {
-      r = await partitionOn(ctx, cut);
+      r = await partitionOn(ctx, cut, cuts.indexOf(cut));
     } catch (err) {
       if (cuts.length > 1 && err instanceof HxcError && (err.code === 'HXC2403' || err.code === 'HXC3001')) {
         failed ??= err;
@@ -93,7 +99,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   return best;
 }
 
-async function partitionOn(ctx: PassContext, stages: StageResult): Promise<PartitionResult> {
+async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, replay?: PartitionDecision): Promise<PartitionResult> {
   const objective: Objective = ctx.option(OBJECTIVE) ?? 'latency';
   const solverFlag = ctx.option(SOLVER) ?? 'auto';
   const profile = ctx.get(profilePass);
@@ -137,6 +143,65 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     ...groupBy(n, (u) => `stage${built.units[u]!.stage}`),
     ...groupBy(n, (u) => (built.units[u]!.expert !== undefined ? `experts${built.units[u]!.stage}` : null)),
   ].filter((g, k, all) => all.findIndex((h) => h.length === g.length && h.every((x, j) => x === g[j])) === k);
+
+  /** The result for the placement decided (searched for below, or replayed): judged, bounded, explained. */
+  const finish = async (
+    decided: Omit<PartitionDecision, 'units' | 'cut' | 'stage_cuts' | 'search'>,
+    search: () => PartitionResult['search'],
+    assessor: MakespanAssessor,
+    migrationReport: () => PartitionResult['migration'],
+  ): Promise<PartitionResult> => {
+    const verdict = judge.verdict(decided.placement, true);
+    const lb = await lowerBound(p);
+    const throughput_bound: ThroughputBound = {
+      upper_per_s: R / Math.max(R * lb.memory_spread_s, lb.critical_path_s),
+      device_load_s: lb.memory_spread_s,
+      critical_path_s: lb.critical_path_s,
+    };
+    const placement: Placement = { ...decided.placement, makespan_s: verdict.latency_s };
+    return {
+      ...decided,
+      units: built.units,
+      unit_of: built.unit_of,
+      problem: p,
+      placement,
+      pipelined: decided.objective === 'throughput' ? verdict.pipelined : false,
+      judge,
+      verdict,
+      lower_bound: lb,
+      throughput_bound,
+      search: search(),
+      explain: once(() => {
+        const entries = explainPlacement(
+          p,
+          built.units,
+          stages.stages.map((s) => s.name),
+          placement,
+          verdict,
+          judge,
+          decided.objective,
+          assessor,
+          pins,
+          ctx.model.graph,
+          topology.devices,
+        );
+        judge.forget(); // explain is the last reader of the kept one-request run
+        return entries;
+      }),
+      migration: migrationReport(),
+      cut,
+    };
+  };
+  if (replay) {
+    if (replay.units !== n) throw new Error(`internal: a replayed partition had ${replay.units} units, this one ${n}`);
+    const { units: _u, cut: _c, stage_cuts: _s, search, ...decided } = replay;
+    return finish(
+      decided,
+      () => search,
+      new MakespanAssessor(p),
+      () => null,
+    );
+  }
 
   // ---- Candidates, each judged by the simulator ----
   const assessor = new MakespanAssessor(p);
@@ -368,19 +433,11 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
     }
   }
 
-  const verdict = judge.verdict(chosen.placement, true);
-  const lb = await lowerBound(p);
-  const throughput_bound: ThroughputBound = {
-    upper_per_s: R / Math.max(R * lb.memory_spread_s, lb.critical_path_s),
-    device_load_s: lb.memory_spread_s,
-    critical_path_s: lb.critical_path_s,
-  };
   const strip = (e: Candidate | null): JudgedPlan | null => {
     if (!e) return null;
     const { placement: _p, value: _v, raw_value: _r, ...plan } = e;
     return plan;
   };
-  const placement: Placement = { ...chosen.placement, makespan_s: verdict.latency_s };
   // The splits that paid: spread in the best plan that was free to keep them on one device.
   const free = judged
     .filter((c) => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked))
@@ -390,53 +447,32 @@ async function partitionOn(ctx: PassContext, stages: StageResult): Promise<Parti
         parts.some((u) => free.placement.device[u] !== free.placement.device[parts[0]!]) ? (tp!.splits[k]!.covers ?? [tp!.splits[k]!.node]) : [],
       )
     : [];
-  return {
-    objective,
-    solver: chosen.name.startsWith('exact') ? 'exact' : 'heuristic',
-    chosen: chosen.name,
-    units: built.units,
-    unit_of: built.unit_of,
-    problem: p,
-    placement,
-    pipelined: objective === 'throughput' ? verdict.pipelined : false,
-    judge,
-    verdict,
-    lower_bound: lb,
-    throughput_bound,
-    candidates: judged.map((e) => strip(e)!),
-    baselines: { heft: strip(heftEntry), single_device: strip(single), fallback: strip(fallback), even_split: strip(even), tensor_parallel: strip(tpGroup) },
-    exact,
-    pipeline,
-    search: {
+  return finish(
+    {
+      objective,
+      solver: chosen.name.startsWith('exact') ? 'exact' : 'heuristic',
+      chosen: chosen.name,
+      placement: chosen.placement,
+      candidates: judged.map((e) => strip(e)!),
+      baselines: { heft: strip(heftEntry), single_device: strip(single), fallback: strip(fallback), even_split: strip(even), tensor_parallel: strip(tpGroup) },
+      exact,
+      pipeline,
+      kv,
+      tp_paid,
+      tp_eligible: pool.spread(chosen.placement.device),
+    },
+    // Counted after the shipped plan's verdict, which is judged too.
+    () => ({
       refine_moves: (r?.moves ?? 0) + relievedSearch.moves + search.moves,
       refine_sweeps: (r?.rounds ?? 0) + relievedSearch.rounds + search.sweeps,
       polish_moves: pool.polishMoves,
       polish_sweeps: pool.polishSweeps,
       evaluations: assessor.evaluations,
       simulations: judge.simulations,
-    },
-    kv,
-    explain: once(() => {
-      const entries = explainPlacement(
-        p,
-        built.units,
-        stages.stages.map((s) => s.name),
-        placement,
-        verdict,
-        judge,
-        objective,
-        assessor,
-        pins,
-        ctx.model.graph,
-        topology.devices,
-      );
-      judge.forget(); // explain is the last reader of the kept one-request run
-      return entries;
     }),
-    tp_paid,
-    tp_eligible: pool.spread(chosen.placement.device),
-    migration: migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null,
-  };
+    assessor,
+    () => (migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null),
+  );
 }
 
 /** A function computing its value on the first call only. */

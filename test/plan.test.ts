@@ -11,6 +11,8 @@ import { canRun, loadTopology } from '../src/topology/index.js';
 import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, sharedModels, tmpDir } from './helpers.js';
 import type { Context } from '../src/pass/context.js';
 import { checkTruth } from './truth.js';
+import { partitionPass } from '../passes/partition.js';
+import { partitionDecision } from '../src/partition/result.js';
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(
   JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-plan.v1.schema.json'), 'utf8')),
@@ -165,6 +167,34 @@ test('the same inputs write a byte-identical plan directory', async () => {
   }
   const text = fs.readFileSync(path.join(dir, 'a', 'plan.json'), 'utf8');
   assert.ok(!text.includes(`"${REPO}`) && !text.includes(`"${dir}`), 'no absolute paths in the plan');
+});
+
+test("a partition replayed from its decision (the variant driver's replan of a huge graph) writes the same plan without searching again", async () => {
+  const dir = tmpDir();
+  const cases: [string, string, PlanOptions['flags']][] = [
+    [path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), 'rack-hetero.yaml', { phase: 'prefill', batch: 4 }],
+    [path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx'), 'rack-hetero.yaml', { objective: 'throughput' }],
+  ];
+  for (const [k, [model, rack, flags]] of cases.entries()) {
+    const opts = (out: string): PlanOptions => ({
+      model_path: model,
+      topology_path: path.join(EXAMPLES, rack),
+      dims: dimsFor(model),
+      flags: { out, pipeline: 'default', 'tensor-parallel': 'off', ...flags },
+    });
+    const first = (await runPipeline(opts(path.join(dir, `${k}a`)), null)).ctx.get(partitionPass);
+    const decision = partitionDecision(first);
+    assert.ok(decision, 'a partition without a migration has a decision');
+    const again = (await runPipeline({ ...opts(path.join(dir, `${k}b`)), partition_replay: decision }, null)).ctx.get(partitionPass);
+    for (const f of ['plan.json', 'plan.sha256', 'trace.json'])
+      assert.ok(fs.readFileSync(path.join(dir, `${k}a`, f)).equals(fs.readFileSync(path.join(dir, `${k}b`, f))), `${path.basename(model)}: ${f} differs`);
+    // The first weighed every candidate; the replay judged one placement (its verdict's runs). The
+    // judges count explain's runs too (the lower pass asks for it), the same in both.
+    const explained = first.judge.simulations - first.search.simulations;
+    const replayed = again.judge.simulations - explained;
+    assert.ok(first.search.simulations > 10 && replayed >= 1 && replayed <= 4, `simulations: ${first.search.simulations} searching, ${replayed} replaying`);
+    assert.deepEqual(again.search, first.search);
+  }
 });
 
 test("HEFT reproduces the published 80 on Topcuoglu et al.'s example; refinement and the exact solver do at least as well", async () => {

@@ -11,6 +11,7 @@
 import { report } from '../diag/diagnostics.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass, planScore } from '../../passes/partition.js';
+import { partitionDecision } from '../partition/result.js';
 import { Context } from '../pass/context.js';
 import {
   finishInstrumentation,
@@ -167,6 +168,8 @@ async function runVariants(
   // while the next one is planned, let it go and plan it again (same inputs, same plan) only if it
   // is the one shipped — time spent only in that case, memory saved in every case.
   const replan = proposedSplits > 0 && nodes > PAID_VARIANT_MAX_NODES;
+  // What its partition decided is small: the replan judges that placement again instead of searching.
+  const firstDecision = replan ? partitionDecision(firstWeighed.variant!.ctx.get(partitionPass)) : null;
   if (replan) firstWeighed.variant = null;
   if (proposedSplits > 0) {
     if (auto) weigh(await variant('no tensor parallelism', { ...again, flags: { ...options.flags, [TENSOR_PARALLEL.name]: 'off' } }, planning), 0);
@@ -176,7 +179,8 @@ async function runVariants(
     }
   }
   const chosen = (best as Weighed | null)!;
-  if (replan && chosen === firstWeighed) chosen.variant = await variant(first, again, planning);
+  const replayed = replan && chosen === firstWeighed;
+  if (replayed) chosen.variant = await variant(first, firstDecision ? { ...again, partition_replay: firstDecision } : again, planning);
   const bestVariant = chosen.variant!;
   // What tensor parallelism was weighed against: the shipped plan reports the TP baseline and the variants.
   const shipped = bestVariant.ctx.get(partitionPass);
@@ -195,10 +199,13 @@ async function runVariants(
   const rest = await new PassManager(tail, instr).run(best_.ctx, (n, result) => best_.ctx.store(n, result), planning.length);
   diagnostics.push(...best_.ctx.diagnostics.lines());
   const run: PassRun = { timings: [...best_.run.timings, ...rest.timings], dumps: [...best_.run.dumps, ...rest.dumps] };
-  finishInstrumentation(
-    instr,
-    run,
-    inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  variant not shipped: ${w.name}`),
-  );
+  finishInstrumentation(instr, run, [
+    ...inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  variant not shipped: ${w.name}`),
+    ...(replayed
+      ? [
+          `${firstWeighed.ms.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  the shipped variant's first planning, let go while the other was planned; above, its second${firstDecision ? ', whose partition judged the placement the first one chose' : ''}`,
+        ]
+      : []),
+  ]);
   return { ctx: best_.ctx, pipeline, timings: run.timings };
 }

@@ -55,4 +55,54 @@ export interface PartitionResult {
   stage_cuts?: NonNullable<PlanEstimate['stage_cuts']>;
   /** When replanning (`hxc replan`): the migration from the running plan. */
   migration: MigrationReport | null;
+  /** The stage cut it was planned on: 0 the stage pass's fine cut, 1 its coarse cut. */
+  cut: number;
+}
+
+/**
+ * What a partition decided: enough to remake its result on the same inputs without searching
+ * again. The variant driver (src/cli/run-passes.ts) lets a huge graph's first pipeline variant go
+ * while it plans the next and, when the first is the one shipped, plans it again with this record:
+ * every pass runs as before, and the partition rebuilds its problem and judges the recorded
+ * placement instead of weighing every candidate again (same inputs, same plan).
+ */
+export type PartitionDecision = Pick<
+  PartitionResult,
+  | 'objective'
+  | 'solver'
+  | 'chosen'
+  | 'placement'
+  | 'candidates'
+  | 'baselines'
+  | 'exact'
+  | 'pipeline'
+  | 'search'
+  | 'kv'
+  | 'tp_paid'
+  | 'tp_eligible'
+  | 'cut'
+  | 'stage_cuts'
+> & { units: number };
+
+/** The decision of a partition made without a migration (hxc replan's searches are not replayed). */
+export function partitionDecision(r: PartitionResult): PartitionDecision | null {
+  if (r.migration) return null;
+  const { objective, solver, chosen, placement, candidates, baselines, exact, pipeline, search, kv, tp_paid, tp_eligible, cut, stage_cuts } = r;
+  return {
+    objective,
+    solver,
+    chosen,
+    placement,
+    candidates,
+    baselines,
+    exact,
+    pipeline,
+    search,
+    kv,
+    tp_paid,
+    tp_eligible,
+    cut,
+    ...(stage_cuts ? { stage_cuts } : {}),
+    units: r.units.length,
+  };
 }

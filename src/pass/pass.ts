@@ -28,6 +28,11 @@ export interface PlanOptions {
    * file and no pass changes a model in place (tp and replicate make new ones), so it is read once.
    */
   imported?: import('../ir/graph.js').Model;
+  /**
+   * Set by the variant driver when it plans a variant again (same inputs): the partition it made the
+   * first time, judged again instead of searched for (src/partition/result.ts PartitionDecision).
+   */
+  partition_replay?: import('../partition/result.js').PartitionDecision;
   /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
   pool?: string[];
   /** Set by the serving planner: the serve section of the prefill plan it lowers. */
