@@ -12,29 +12,18 @@
 /** Containers at depths below this are written member by member; deeper values in one piece. */
 const SPLIT_DEPTH = 4;
 
-/** The text of `JSON.stringify([[…[0]…]], null, 1)` (depth levels) around the 0: a value's indentation at that depth. */
-const around: { before: number; after: number }[] = [];
-function wrapperAt(depth: number): { before: number; after: number } {
-  let w = around[depth];
-  if (!w) {
-    let v: unknown = 0;
-    for (let d = 0; d < depth; d++) v = [v];
-    const text = JSON.stringify(v, null, 1);
-    const at = text.indexOf('0');
-    w = { before: at, after: text.length - at - 1 };
-    around[depth] = w;
-  }
-  return w;
-}
+/** Newline and indentation of a line at each depth (one space per level). */
+const newlines: string[] = [];
+const newlineAt = (depth: number): string => (newlines[depth] ??= '\n' + ' '.repeat(depth));
 
-/** JSON.stringify's text of `value` as it appears at `depth` (its inner lines indented for that depth). */
+/**
+ * JSON.stringify's text of `value` as it appears at `depth`: its own text with every line after the
+ * first indented `depth` more (a JSON text has a raw newline only between its lines: inside a
+ * string one is written \n).
+ */
 function textAt(value: unknown, depth: number): string {
-  if (depth === 0 || value === null || typeof value !== 'object') return JSON.stringify(value, null, 1) ?? 'null';
-  let v: unknown = value;
-  for (let d = 0; d < depth; d++) v = [v];
-  const w = wrapperAt(depth);
-  const text = JSON.stringify(v, null, 1);
-  return text.slice(w.before, text.length - w.after);
+  const text = JSON.stringify(value, null, 1) ?? 'null';
+  return depth === 0 || value === null || typeof value !== 'object' ? text : text.replaceAll('\n', newlineAt(depth));
 }
 
 /** A plain object or array JSON.stringify would walk member by member (no toJSON). */
@@ -56,7 +45,7 @@ function emitValue(value: unknown, depth: number, emit: (text: string) => void):
     emit(textAt(value, depth));
     return;
   }
-  const inner = '\n' + ' '.repeat(depth + 1);
+  const inner = newlineAt(depth + 1);
   if (Array.isArray(value)) {
     if (value.length === 0) {
       emit('[]');
@@ -68,7 +57,7 @@ function emitValue(value: unknown, depth: number, emit: (text: string) => void):
       if (omitted(v)) emit('null');
       else emitValue(v, depth + 1, emit);
     }
-    emit('\n' + ' '.repeat(depth) + ']');
+    emit(newlineAt(depth) + ']');
     return;
   }
   let first = true;
@@ -79,7 +68,7 @@ function emitValue(value: unknown, depth: number, emit: (text: string) => void):
     first = false;
     emitValue(v, depth + 1, emit);
   }
-  emit(first ? '{}' : '\n' + ' '.repeat(depth) + '}');
+  emit(first ? '{}' : newlineAt(depth) + '}');
 }
 
 /** The pieces of `JSON.stringify(value, null, 1) + '\n'`, in order. */
@@ -122,6 +111,17 @@ export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chu
     }
     used += buf.write(text, used, 'utf8');
   };
-  jsonPieces(value, put);
+  // Pieces are mostly a few bytes (a key, a comma and an indentation): joined as one string until
+  // it is long enough, then encoded in one call (a write per piece cost more than the encoding).
+  const JOIN_UNITS = Math.min(1 << 14, maxUnits);
+  let pending = '';
+  jsonPieces(value, (text) => {
+    pending += text;
+    if (pending.length >= JOIN_UNITS) {
+      put(pending);
+      pending = '';
+    }
+  });
+  if (pending.length > 0) put(pending);
   flush();
 }
