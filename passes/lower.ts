@@ -431,10 +431,12 @@ export const lowerPass: Pass<LowerResult> = {
   run(ctx) {
     const dir = ctx.option(OUT) ?? 'hxc-plan';
     const pipeline = ctx.options.pipeline ?? '';
+    ctx.progress('programs');
     const programs = lowerPrograms(ctx);
     const packWhen = ctx.option(PACK_PROGRAMS) ?? 'auto';
     const written = programs?.files ?? [];
     const layout = layoutPrograms(written, packWhen === 'on' || (packWhen === 'auto' && written.length > PACK_ABOVE_PROGRAMS));
+    ctx.progress("plan.json: every unit's placement explained");
     const plan = {
       ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir),
       expert_probes: programs?.probes ?? [],
@@ -459,6 +461,7 @@ export const lowerPass: Pass<LowerResult> = {
           }),
         )
       : null;
+    ctx.progress(`writing ${dir}`);
     writeOutputDir(
       dir,
       [

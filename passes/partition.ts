@@ -151,6 +151,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     assessor: MakespanAssessor,
     migrationReport: () => PartitionResult['migration'],
   ): Promise<PartitionResult> => {
+    ctx.progress(`judging the chosen plan, ${decided.chosen}; bounds`);
     const verdict = judge.verdict(decided.placement, true);
     const lb = await lowerBound(p);
     const throughput_bound: ThroughputBound = {
@@ -238,9 +239,15 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     contention: topology.links.some((l) => l.shared),
   });
   const judged = pool.judged;
-  const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null =>
-    pool.consider(name, label, given, priority);
-  const repair = (start: Candidate | null, name: string, label: string): Candidate | null => pool.repair(start, name, label);
+  let considered = 0;
+  const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null => {
+    ctx.progress(`judging ${name} (candidate ${++considered})`);
+    return pool.consider(name, label, given, priority);
+  };
+  const repair = (start: Candidate | null, name: string, label: string): Candidate | null => {
+    if (start) ctx.progress(`repairing ${start.name} to fit memory`);
+    return pool.repair(start, name, label);
+  };
 
   /** HEFT on `q` with unbounded memory, relieved into capacity (a candidate only when it overflowed). */
   const relievedEntries: Candidate[] = [];
@@ -261,11 +268,13 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // HEFT places greedily: when the accelerators cannot hold every weight it can leave a late unit
   // no device with room although the rack holds the model. Then it is no candidate, and the
   // relieved ones below (placed as if memory were unbounded) are.
+  ctx.progress(`HEFT over ${n} units and ${nd} devices`);
   const heftRun = heftOrError(p);
   const h = heftRun instanceof HxcError ? null : heftRun;
   const heftError = heftRun instanceof HxcError ? heftRun : null; // said when no candidate fits: where bytes are missing
   const heftEntry = h ? consider('heft', 'HEFT (Topcuoglu et al. 2002)', h.device, h.start_s) : null;
   repair(heftEntry, 'heft+repair', 'HEFT, repaired to fit memory');
+  if (h) ctx.progress('contention-free local search from HEFT');
   const r = h ? refine(p, h, refineBudget(p, groups.length), 12345, groups) : null;
   if (r)
     repair(
@@ -400,6 +409,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // ---- Tensor parallelism: the best plan that kept a split on one device, with its splits spread ----
   if (tp && tpGroupIdx.length >= 2 && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) pool.spreadKept(tpGroupIdx, tp.group.join(', '));
   const best = pool.pick();
+  ctx.progress(`polishing ${best.name} (judged local search)`);
   pool.polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
   // A plan that moves more must be worth it: the fewest moves among the plans within --min-gain of the best.
   let chosen = pool.fewestMoves(pool.pick());

@@ -177,6 +177,16 @@ test('hxc plan shows which pass runs on a terminal, erases it, and prints nothin
   const statuses = shown.split('\r').filter((s) => s.includes('(pass '));
   assert.ok(statuses.length >= 13, `a status per pass: ${statuses.length}`);
   assert.match(statuses[0]!, /import \(pass 1 of \d+\)/);
+  // Long passes say where they are within them: each candidate the partition judges, the lower pass's steps.
+  const partition = statuses.filter((s) => /partition \(pass \d+ of \d+\): /.test(s)).map((s) => s.replace(/^.*\): /, ''));
+  assert.ok(partition.includes('judging heft (candidate 1)'), partition.join(' | '));
+  assert.ok(
+    partition.some((s) => /^judging the chosen plan, /.test(s)),
+    partition.join(' | '),
+  );
+  const counts = partition.flatMap((s) => /\(candidate (\d+)\)$/.exec(s)?.[1] ?? []).map(Number);
+  assert.ok(counts.length >= 5 && counts.every((c, k) => k === 0 || c === counts[k - 1]! + 1 || c === 1), `candidates counted: ${counts.join(',')}`);
+  assert.ok(statuses.some((s) => /lower \(pass \d+ of \d+\): writing /.test(s)));
   assert.match(shown, /\r\x1b\[2Kmodel /, 'the status line is erased before the summary');
   assert.doesNotMatch(tty(['plan', model, '--out', path.join(dir, 'b'), '--json']), /\(pass \d/, 'no status with --json');
   const piped = hxc(['plan', model, '--out', path.join(dir, 'c')]);

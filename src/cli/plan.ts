@@ -46,8 +46,9 @@ export const sec = formatSeconds;
 
 /**
  * On a terminal, one status line on stderr that each pass overwrites ("hxc: moe (pass 11 of 14)",
- * with the variant being planned), erased when planning ends; nothing when stderr is a file or
- * a pipe, or with --json. Big models take a while: this says where.
+ * with the variant being planned), and a long pass with where it is within itself ("hxc: partition
+ * (pass 12 of 14): judging heft+relieve (candidate 9)"), erased when planning ends; nothing when
+ * stderr is a file or a pipe, or with --json. Big models take a while: this says where.
  */
 function progressLine(json: boolean): { progress?(text: string): void } {
   if (json || !process.stderr.isTTY || process.env.TERM === 'dumb') return {};

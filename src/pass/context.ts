@@ -57,6 +57,12 @@ export class Context implements PassContext {
     this.considered = considered;
   }
 
+  progressTo?: ((detail: string) => void) | undefined;
+
+  progress(detail: string): void {
+    this.progressTo?.(detail);
+  }
+
   option<T extends OptionValue>(spec: OptionSpec<T>): T | undefined {
     return readOption(this.options.flags, spec);
   }

@@ -94,9 +94,17 @@ export class PassManager {
       if (wants(this.instr.printBefore, pass.name) && ctx.ran('import')) {
         this.instr.write(`// ----- IR before ${pass.name} -----\n${this.printIR(ctx, i)}`);
       }
-      this.instr.progress?.(`${pass.name} (pass ${offset + i + 1} of ${total})`);
+      const where = `${pass.name} (pass ${offset + i + 1} of ${total})`;
+      this.instr.progress?.(where);
+      const progress = this.instr.progress;
+      ctx.progressTo = progress ? (detail) => progress(`${where}: ${detail}`) : undefined;
       const t0 = process.hrtime.bigint();
-      const result = await pass.run(ctx);
+      let result: unknown;
+      try {
+        result = await pass.run(ctx);
+      } finally {
+        ctx.progressTo = undefined;
+      }
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       // A transform rewrote the graph: what earlier passes found about it no longer holds (the
       // import, and other transforms' records of their rewrites, stay).

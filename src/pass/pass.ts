@@ -60,6 +60,13 @@ export interface PassContext {
   ran(name: string): boolean;
   /** Drop every analysis but those named (the manager, after a transform); the names dropped. */
   invalidate(keep: ReadonlySet<string>): string[];
+  /**
+   * Where a long pass is ("judging heft+relieve, candidate 5"): shown after the pass's name on the
+   * status line on a terminal, nothing otherwise; never part of an output.
+   */
+  progress(detail: string): void;
+  /** Set by the pass manager while a pass runs: where progress goes. */
+  progressTo?: ((detail: string) => void) | undefined;
   /** An option's value, typed and validated by its declaration (undefined when not given). */
   option<T extends OptionValue>(spec: OptionSpec<T>): T | undefined;
 }
