@@ -200,6 +200,8 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
       outputs: (p.output ?? []).slice(),
       attrs,
       outer_refs: [],
+      // The main graph's nodes: their NodeProto's index, which a transform's rebuilt graph keeps.
+      ...(main ? { source_index: i } : {}),
     };
     const subs = subgraphsOf(node);
     if (subs.length > 0) {

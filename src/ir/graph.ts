@@ -75,9 +75,10 @@ export interface Node {
   outer_refs: string[];
   task?: TaskCost;
   /**
-   * Where the node came from when a transform rebuilt the graph: the index of its NodeProto in
-   * the source model (absent on an imported graph: there the node's own index is it), or null for
-   * a node the transform made (lowering then writes it from these fields).
+   * Where the node came from: the index of its NodeProto in the source model's main graph (set
+   * by the ONNX import; a transform's rebuilt graph keeps it, sharing the node), or null for a
+   * node a transform made (lowering then writes it from these fields). Absent on a JSON graph's
+   * and a subgraph's nodes (there a node's own index is it).
    */
   source_index?: number | null;
 }

@@ -84,7 +84,7 @@ export function replicateChains(graph: Graph, chains: Chain[]): ReplicaResult {
     const source_index = node.source_index === undefined ? i : node.source_index;
     const chain = byFirst.get(i);
     if (!chain) {
-      if (!inChain.has(i)) nodes.push({ ...node, source_index });
+      if (!inChain.has(i)) nodes.push(node.source_index === source_index ? node : { ...node, source_index });
       return;
     }
     const members = chain.nodes.map((k) => graph.nodes[k]!);

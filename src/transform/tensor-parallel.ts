@@ -88,34 +88,45 @@ interface RowGroup {
  * which shard j reads whole or as its block.
  */
 function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<string, RowGroup> {
-  const producer = new Map<string, Node>();
-  const consumers = new Map<string, Node[]>();
-  for (const n of graph.nodes) {
-    for (const o of n.outputs) producer.set(o, n);
-    for (const list of [n.inputs, n.outer_refs]) for (const v of list) if (v) (consumers.get(v) ?? consumers.set(v, []).get(v)!).push(n);
-  }
+  // Per value, the index of the node computing it (which also orders a group's members).
+  const producer = new Map<string, number>();
+  graph.nodes.forEach((n, i) => {
+    for (const o of n.outputs) producer.set(o, i);
+  });
   const outputs = new Set(graph.outputs.map((v) => v.name));
   const groups = new Map<string, RowGroup>();
   const claimed = new Set<string>();
-  const order = new Map(graph.nodes.map((n, i) => [n.name, i]));
+  // Readers, of the values a chain may hold only (a partwise op's output), found when first asked.
+  let readers: Map<string, Node[]> | null = null;
+  const readersOf = (v: string): Node[] => {
+    if (!readers) {
+      const r = new Map<string, Node[]>();
+      for (const n of graph.nodes) if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op)) r.set(n.outputs[0]!, []);
+      for (const n of graph.nodes) for (const list of [n.inputs, n.outer_refs]) for (const x of list) r.get(x)?.push(n);
+      readers = r;
+    }
+    return readers.get(v) ?? [];
+  };
   for (const row of graph.nodes) {
     if (!targets.has(row.name) || !splittable(graph, row, k)) continue;
     const w = graph.initializers.get(row.inputs[1]!)!;
     const K = w.dims[0]!;
     if (K % k !== 0) continue;
-    const sources = new Map<string, Node>();
-    const chain = new Map<string, Node>();
+    // Members by name, with their index in the graph.
+    const sources = new Map<string, [Node, number]>();
+    const chain = new Map<string, [Node, number]>();
     let ok = true;
     const visit = (v: string): void => {
       if (!ok) return;
-      const p = producer.get(v);
-      if (!p) {
+      const at = producer.get(v);
+      if (at === undefined) {
         ok = false;
         return;
       }
+      const p = graph.nodes[at]!;
       if (p.op === 'MatMul' && targets.has(p.name) && splittable(graph, p, k) && graph.initializers.get(p.inputs[1]!)!.dims[1] === K) {
         if (claimed.has(p.name) || groups.has(p.name)) ok = false;
-        else sources.set(p.name, p);
+        else sources.set(p.name, [p, at]);
         return;
       }
       if (chain.has(p.name)) return;
@@ -125,7 +136,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
         ok = false;
         return;
       }
-      chain.set(p.name, p);
+      chain.set(p.name, [p, at]);
       for (const x of p.inputs) {
         const init = graph.initializers.get(x);
         if (init) {
@@ -140,14 +151,11 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
     if (!ok || sources.size === 0) continue;
     // Every chain value is read inside the group only.
     const inGroup = new Set([...chain.keys(), row.name]);
-    for (const c of chain.values()) for (const n of consumers.get(c.outputs[0]!) ?? []) if (!inGroup.has(n.name)) ok = false;
+    for (const [c] of chain.values()) for (const n of readersOf(c.outputs[0]!)) if (!inGroup.has(n.name)) ok = false;
     if (!ok) continue;
     for (const name of sources.keys()) claimed.add(name);
-    groups.set(row.name, {
-      sources: [...sources.values()].sort((a, b) => order.get(a.name)! - order.get(b.name)!),
-      chain: [...chain.values()].sort((a, b) => order.get(a.name)! - order.get(b.name)!),
-      row,
-    });
+    const inOrder = (m: Map<string, [Node, number]>): Node[] => [...m.values()].sort((a, b) => a[1] - b[1]).map(([n]) => n);
+    groups.set(row.name, { sources: inOrder(sources), chain: inOrder(chain), row });
   }
   return groups;
 }
@@ -241,7 +249,8 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
     }
     if (group?.chain.includes(node)) return; // copied per shard at the row MatMul
     if (!targets.has(node.name) || !splittable(graph, node, k)) {
-      nodes.push({ ...node, source_index });
+      // The imported graph's nodes carry their index: shared with it, not copied.
+      nodes.push(node.source_index === source_index ? node : { ...node, source_index });
       return;
     }
     const [x, wName] = node.inputs as [string, string];
