@@ -146,7 +146,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
 
   /** The result for the placement decided (searched for below, or replayed): judged, bounded, explained. */
   const finish = async (
-    decided: Omit<PartitionDecision, 'units' | 'cut' | 'stage_cuts' | 'search'>,
+    decided: Omit<PartitionDecision, 'unit_names' | 'device_ids' | 'cut' | 'stage_cuts' | 'search'>,
     search: () => PartitionResult['search'],
     assessor: MakespanAssessor,
     migrationReport: () => PartitionResult['migration'],
@@ -194,8 +194,13 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     };
   };
   if (replay) {
-    if (replay.units !== n) throw new Error(`internal: a replayed partition had ${replay.units} units, this one ${n}`);
-    const { units: _u, cut: _c, stage_cuts: _s, search, ...decided } = replay;
+    // Replayed only onto the problem it was made on (a decision of another variant would not fit it).
+    const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+    if (!same(replay.unit_names, p.unit_names) || !same(replay.device_ids, p.device_ids))
+      throw new Error('internal: a partition decision was replayed onto another problem (units or devices differ)');
+    // (Warnings the search gave, HXC1107 under --min-sequences, are not given again: the variant
+    // driver keeps the first planning's.)
+    const { unit_names: _u, device_ids: _d, cut: _c, stage_cuts: _s, search, ...decided } = replay;
     return finish(
       decided,
       () => search,

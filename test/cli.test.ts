@@ -103,7 +103,7 @@ test('plan instrumentation: print-after, time-passes, dump-dir with stable dumps
   assert.match(r.stderr, /%logits = Gemm|= MatMul\(/);
   assert.match(r.stderr, /pass execution timing/);
   // Each pass: its time, its share, and the peak resident memory when it ended (never less than the pass before's).
-  const peaks = [...r.stderr.matchAll(/^ +[\d.]+ ms +[\d.]+% +(\d+) MiB  (\S+)/gm)].map((m) => ({ mib: Number(m[1]), pass: m[2] }));
+  const peaks = [...r.stderr.matchAll(/^ +[\d.]+ ms +[\d.]+% +(\d+) MiB {2}(\S+)/gm)].map((m) => ({ mib: Number(m[1]), pass: m[2] }));
   assert.deepEqual(peaks.map((p) => p.pass).slice(0, 3), ['import', 'tp', 'replicate']);
   assert.equal(peaks.at(-1)!.pass, 'total');
   assert.ok(

@@ -12,6 +12,8 @@ import { Judge } from '../src/partition/judge.js';
 import { MakespanAssessor } from '../src/partition/refine.js';
 import type { PlacementProblem } from '../src/partition/problem.js';
 import { tensorParallelGroup, tpPass } from '../passes/tp.js';
+import { partitionPass } from '../passes/partition.js';
+import type { PlanV1 } from '../src/plan/format.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
 import { EXAMPLES, tmpDir } from './helpers.js';
 
@@ -125,6 +127,50 @@ test('row blocks: shard j multiplies its column block of the activation by row b
   assert.ok(!graph.nodes.some((n) => n.op === 'Concat'), 'no gather between the two GEMMs');
   const sum = graph.nodes.find((n) => n.op === 'Sum')!;
   assert.deepEqual([sum.inputs, sum.outputs], [['y/tp0of2', 'y/tp1of2'], ['y']]);
+});
+
+test("a variant let go and planned again when it ships (as a huge graph's is) gives the same plan, its partition replayed, not searched", async () => {
+  const dir = tmpDir();
+  const model = path.join(dir, 'big.json');
+  fs.writeFileSync(
+    model,
+    JSON.stringify({
+      format: 'hxc-graph/v1',
+      name: 'big',
+      inputs: [{ name: 'x', dtype: 'float16', shape: ['batch', 4096] }],
+      outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', 14336] }],
+      initializers: [{ name: 'w', dtype: 'float16', shape: [4096, 14336] }],
+      nodes: [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
+    }),
+  );
+  const plan = async (out: string, letGo?: number) => {
+    const run = await runPipeline(
+      {
+        model_path: model,
+        topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+        dims: { batch: 512 },
+        flags: { out: path.join(dir, out) },
+        ...(letGo !== undefined ? { let_go_above_nodes: letGo } : {}),
+      },
+      null,
+    );
+    return { part: run.ctx.get(partitionPass), text: fs.readFileSync(path.join(dir, out, 'plan.json'), 'utf8') };
+  };
+  const held = await plan('held');
+  const again = await plan('again', 0);
+  const variants = (JSON.parse(held.text) as PlanV1).estimate.variants!;
+  // The tensor-parallel variant is planned first; it is the one shipped here, so it was planned again.
+  assert.deepEqual(
+    variants.map((v) => [v.splits > 0, v.shipped]),
+    [
+      [false, false],
+      [true, true],
+    ],
+  );
+  assert.equal(again.text, held.text);
+  // Both judges count explain's runs (the lower pass asks for it); beyond them the replay ran its verdict only.
+  const replayed = again.part.judge.simulations - (held.part.judge.simulations - held.part.search.simulations);
+  assert.ok(held.part.search.simulations > 4 && replayed >= 1 && replayed <= 4, `${held.part.search.simulations} searching, ${replayed} replaying`);
 });
 
 test('auto proposes splits of large weights over an NVLink-class group; a plan ships them only spread over devices and only when they win', async () => {

@@ -171,6 +171,8 @@ test('hxc run --spawn: one worker process per device, the check passes, and no w
   }
   assert.equal(kids.length, devices.length, 'one worker process per device');
   assert.ok(kids.every(listening), 'every spawned worker listens');
+  // A socket listens a moment before the worker's "listening on" line reaches hxc: the wait lets the
+  // run start its steps, so the kill lands mid-run (HXC2603 naming the step), not during the spawn.
   await new Promise((r) => setTimeout(r, 2000));
   process.kill(kids[0]!, 'SIGKILL');
   const end = await long.done;

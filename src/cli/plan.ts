@@ -56,7 +56,12 @@ function progressLine(json: boolean): { progress?(text: string): void } {
   return {
     progress: (text) => {
       if (!text && !shown) return;
-      process.stderr.write(text ? `\r\x1b[2Khxc: ${text}` : '\r\x1b[2K');
+      // Cut to the terminal's width: a line that wraps would leave its first rows behind.
+      const line = `hxc: ${text}`;
+      // (A terminal that does not say its width, 0 columns, is not cut.)
+      const columns = process.stderr.columns ?? 0;
+      const width = columns > 20 ? columns - 1 : Infinity;
+      process.stderr.write(text ? `\r\x1b[2K${line.length > width ? `${line.slice(0, width - 1)}…` : line}` : '\r\x1b[2K');
       shown = Boolean(text);
     },
   };

@@ -161,13 +161,14 @@ async function runVariants(
   const paid = all.ctx.get(partitionPass).tp_paid;
   const nodes = all.ctx.model.graph.nodes.length;
   // The next variants read the same file: they take this import (the first context holds it anyway).
-  const again: PlanOptions = { ...options, imported: all.ctx.get(importPass) };
+  const { partition_replay: _replay, ...own } = options; // a decision is for the one variant it was made on
+  const again: PlanOptions = { ...own, imported: all.ctx.get(importPass) };
   const firstWeighed = weigh(all, 1);
   all = null;
   // A huge graph's analysed context is most of the peak memory: rather than hold the first variant
   // while the next one is planned, let it go and plan it again (same inputs, same plan) only if it
   // is the one shipped — time spent only in that case, memory saved in every case.
-  const replan = proposedSplits > 0 && nodes > PAID_VARIANT_MAX_NODES;
+  const replan = proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
   // What its partition decided is small: the replan judges that placement again instead of searching.
   const firstDecision = replan ? partitionDecision(firstWeighed.variant!.ctx.get(partitionPass)) : null;
   if (replan) firstWeighed.variant = null;

@@ -82,7 +82,11 @@ export type PartitionDecision = Pick<
   | 'tp_eligible'
   | 'cut'
   | 'stage_cuts'
-> & { units: number };
+> & {
+  /** The problem it was made on, to check a replay plans the same one: its unit names and devices. */
+  unit_names: readonly string[];
+  device_ids: readonly string[];
+};
 
 /** The decision of a partition made without a migration (hxc replan's searches are not replayed). */
 export function partitionDecision(r: PartitionResult): PartitionDecision | null {
@@ -103,6 +107,7 @@ export function partitionDecision(r: PartitionResult): PartitionDecision | null 
     tp_eligible,
     cut,
     ...(stage_cuts ? { stage_cuts } : {}),
-    units: r.units.length,
+    unit_names: r.problem.unit_names,
+    device_ids: r.problem.device_ids,
   };
 }

@@ -33,6 +33,8 @@ export interface PlanOptions {
    * first time, judged again instead of searched for (src/partition/result.ts PartitionDecision).
    */
   partition_replay?: import('../partition/result.js').PartitionDecision;
+  /** Set by tests: above this many nodes the variant driver lets the first variant go and plans it again if it ships (default 100,000). */
+  let_go_above_nodes?: number;
   /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
   pool?: string[];
   /** Set by the serving planner: the serve section of the prefill plan it lowers. */
@@ -61,7 +63,7 @@ export interface PassContext {
   /** Drop every analysis but those named (the manager, after a transform); the names dropped. */
   invalidate(keep: ReadonlySet<string>): string[];
   /**
-   * Where a long pass is ("judging heft+relieve, candidate 5"): shown after the pass's name on the
+   * Where a long pass is ("judging heft+relieve (candidate 5)"): shown after the pass's name on the
    * status line on a terminal, nothing otherwise; never part of an output.
    */
   progress(detail: string): void;

@@ -102,7 +102,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
     if (!readers) {
       const r = new Map<string, Node[]>();
       for (const n of graph.nodes) if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op)) r.set(n.outputs[0]!, []);
-      for (const n of graph.nodes) for (const list of [n.inputs, n.outer_refs]) for (const x of list) r.get(x)?.push(n);
+      for (const n of graph.nodes) for (const list of [n.inputs, n.outer_refs]) for (const x of list) if (x) r.get(x)?.push(n);
       readers = r;
     }
     return readers.get(v) ?? [];

@@ -116,6 +116,13 @@ export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chu
   const JOIN_UNITS = Math.min(1 << 14, maxUnits);
   let pending = '';
   jsonPieces(value, (text) => {
+    if (text.length >= JOIN_UNITS) {
+      // A long piece (a whole value's text) goes as it is, not copied into the joined string.
+      if (pending.length > 0) put(pending);
+      pending = '';
+      put(text);
+      return;
+    }
     pending += text;
     if (pending.length >= JOIN_UNITS) {
       put(pending);

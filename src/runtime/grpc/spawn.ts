@@ -78,9 +78,13 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
     return { workers, token, pids: children.map((c) => c.pid!).filter((p) => p !== undefined), stop };
   } catch (err) {
     await stop();
-    throw new HxcError('HXC2601', (err as Error).message, {
+    // A worker that exited with a code said why on stderr (inherited); one killed or too slow did not.
+    const said = /exited with code/.test((err as Error).message);
+    throw new HxcError('HXC2603', (err as Error).message, {
       where: '--spawn',
-      hint: 'a worker could not start: its own message is above; `hxc worker --listen 127.0.0.1:0` shows it alone',
+      hint: said
+        ? "the worker's own message is above; `hxc worker --listen 127.0.0.1:0` shows it alone"
+        : 'run `hxc worker --listen 127.0.0.1:0` alone to see whether a worker starts on this machine',
     });
   }
 }
