@@ -214,7 +214,11 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     }
     if (activity !== undefined && activity < 1) cost.activity = activity;
     const group = experts.grouped.get(i);
-    if (group !== undefined && group > 1) cost.launch_share = 1 / group;
+    if (group !== undefined && group.experts > 1) {
+      // It runs in its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
+      cost.launch_share = 0;
+      cost.launch_group = group.layer;
+    }
     if (fusedHead[i]! >= 0) {
       cost.fused = true;
       totals.fused++;

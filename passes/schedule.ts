@@ -52,7 +52,6 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
   const part = ctx.get(partitionPass);
   const p = part.problem;
   const g = ctx.model.graph;
-  const nd = p.device_ids.length;
   const judge = part.judge;
   // The throughput run was made when the plan was judged; the one-request run again, with its trace.
   const { many, schedule } = judge.many(part.placement, part.pipelined);
@@ -85,7 +84,7 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
           unit: p.unit_names[u]!,
           nodes: part.units[u]!.nodes.map((i) => g.nodes[i]!.name),
           round: s.round,
-          duration_s: p.time_s[u * nd + d]!,
+          duration_s: s.duration_s!,
           start_s,
           end_s,
         };

@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { classifyPass, nodeClass } from '../passes/classify.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import type { PlanOptions } from '../src/pass/pass.js';
-import { computeTime } from '../src/cost/model.js';
+import { computeTime, groupedLaunchSeconds } from '../src/cost/model.js';
+import { GROUPED_MOE_KERNELS } from '../src/cost/fusion.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
 import { profilePass } from '../passes/profile.js';
@@ -185,7 +186,7 @@ test('tokens per expert of routed MoE layers are costed at their expectation, fr
   assert.ok(new Set(Object.values(routed.estimated)).size > 1, 'a skewed trace gives experts different loads');
 });
 
-test("a routed layer's expert, dispatch and combine nodes pay 1/E of a launch on a GPU (its experts run as grouped kernels), a whole one on a CPU; other nodes a whole one", async () => {
+test("a routed layer's expert, dispatch and combine nodes launch nothing of their own on a GPU (the layer's grouped kernels are launched once per device), each their own on a CPU; other nodes their own", async () => {
   const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
   const run = await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), flags: { phase: 'decode', batch: 2, context: 16 } }), [
     'moe',
@@ -204,11 +205,12 @@ test("a routed layer's expert, dispatch and combine nodes pay 1/E of a launch on
       for (const i of e) {
         inExpert.add(i);
         const c = profile.nodes[i]!;
-        assert.equal(c.launch_share, 1 / l.num_experts, `${run.ctx.model.graph.nodes[i]!.name}: 1/${l.num_experts} of a launch`);
+        assert.equal(c.launch_share, 0, `${run.ctx.model.graph.nodes[i]!.name}: no launch of its own`);
+        assert.equal(c.launch_group, l.layer, 'its layer, whose grouped kernels it runs in');
         if (c.flops === 0 && c.bytes === 0) continue; // no kernel at all
         const whole = computeTime({ ...c, launch_share: undefined }, gpu);
         if (!c.fused) {
-          assert.ok(Math.abs(whole - computeTime(c, gpu) - gpu.launch_s * (1 - 1 / l.num_experts)) < 1e-15, 'the GPU pays 1/E of the launch');
+          assert.ok(Math.abs(whole - computeTime(c, gpu) - gpu.launch_s) < 1e-15, 'the GPU pays no launch for the node');
           checked++;
         }
         assert.equal(computeTime(c, cpu), computeTime({ ...c, launch_share: undefined }, cpu), 'a CPU launches every node');
@@ -219,6 +221,9 @@ test("a routed layer's expert, dispatch and combine nodes pay 1/E of a launch on
   profile.nodes.forEach((c, i) => {
     if (!inExpert.has(i)) assert.equal(c.launch_share, undefined, "nodes outside the layers' routed parts launch as they are");
   });
+  // The layer's launches: GROUPED_MOE_KERNELS on a GPU, once per device that runs its experts; none extra on a CPU.
+  assert.equal(groupedLaunchSeconds(gpu), GROUPED_MOE_KERNELS * gpu.launch_s);
+  assert.equal(groupedLaunchSeconds(cpu), 0);
 });
 
 test('fusion: a bias Add and an activation after a MatMul run in its kernel on a GPU (no launch), launch on a CPU; a value read twice is not fused', async () => {

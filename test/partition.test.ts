@@ -7,7 +7,7 @@ import { lowerBound } from '../src/partition/bounds.js';
 import { solveExact } from '../src/partition/exact.js';
 import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
-import { evaluate, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
+import { evaluate, groupedLaunchExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { relieve } from '../src/partition/pool.js';
 import path from 'node:path';
@@ -293,4 +293,43 @@ test("the judge counts a placement's schedule steps without building it: one per
     }),
     { numRuns: 200, seed: 5 },
   );
+});
+
+test("a routed layer's grouped launches are paid once per device that runs its experts: by the judge, the contention-free evaluation and HEFT alike", () => {
+  // Two GPUs of the rack; four expert units of one layer, independent, 10 µs each on either; the
+  // layer's grouped kernels take 4 µs to launch on a device.
+  const ids = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'))
+    .devices.filter((d) => d.kind === 'gpu')
+    .slice(0, 2)
+    .map((d) => d.id);
+  const n = 4;
+  const base = independentUnits(
+    Array.from({ length: n }, () => [10e-6, 10e-6]),
+    [0, 0, 0, 0],
+    [0, 0, 0, 0],
+    [1e12, 1e12],
+  );
+  const p: PlacementProblem = { ...base, device_ids: ids, grouped_launch: { group: new Int32Array(n), launch_s: Float64Array.from([4e-6, 4e-6]), groups: 1 } };
+  const ns = (x: Float64Array | null): number[] => Array.from(x!, (v) => Math.round(v * 1e9));
+  // Split 2 + 2: each device launches the layer's kernels once, charged to its first unit.
+  const split = Int32Array.from([0, 0, 1, 1]);
+  assert.deepEqual(ns(groupedLaunchExtra(p, split, [0, 1, 2, 3])), [4000, 0, 4000, 0]);
+  assert.deepEqual(ns(groupedLaunchExtra(p, new Int32Array(n), [0, 1, 2, 3])), [4000, 0, 0, 0]);
+  assert.deepEqual(ns(groupedLaunchExtra(p, Int32Array.from([0, 1, 0, 0]), [3, 2, 1, 0])), [0, 4000, 0, 4000]);
+  // The contention-free evaluation: 2 × 10 µs + 4 µs on each device; all on one, 4 × 10 + 4.
+  assert.ok(Math.abs(evaluate(p, split).makespan_s - 24e-6) < 1e-12, `${evaluate(p, split).makespan_s}`);
+  assert.ok(Math.abs(evaluate(p, new Int32Array(n)).makespan_s - 44e-6) < 1e-12);
+  // HEFT prices its choices alike: its own makespan is what the evaluation of its placement says.
+  const h = heft(p);
+  assert.ok(Math.abs(h.makespan_s - evaluate(p, h.device, h.start_s).makespan_s) < 1e-12, `${h.makespan_s} vs ${evaluate(p, h.device, h.start_s).makespan_s}`);
+  // The judge's schedule carries the launches in its steps.
+  const judge = new Judge(p, new RouteTable(loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'))), []); // (no values: no route is asked)
+  assert.deepEqual(
+    judge
+      .schedule(evaluate(p, split), false)
+      .steps.flat()
+      .map((s) => Math.round(s.duration_s! * 1e9)),
+    [14000, 10000, 14000, 10000],
+  );
+  assert.ok(Math.abs(judge.latency(evaluate(p, split)).latency_s - 24e-6) < 1e-12);
 });

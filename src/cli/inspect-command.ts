@@ -1,7 +1,7 @@
 // `hxc inspect MODEL [--values] [--costs] [--json]`: the model, its state table, and on request
 // every inferred value and the per-node cost/classification table.
 
-import { FUSING_KINDS } from '../cost/fusion.js';
+import { FUSING_KINDS, GROUPED_MOE_KERNELS } from '../cost/fusion.js';
 import { classifyPass, nodeClass } from '../../passes/classify.js';
 import { detectMoe } from '../moe/detect.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
@@ -163,5 +163,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
 /** How many nodes of routed experts (dispatch, body, combine) share their layer's grouped launches (src/cost/fusion.ts), for the costs header. */
 function groupedNote(nodes: readonly { launch_share?: number }[]): string {
   const grouped = nodes.filter((c) => c.launch_share !== undefined).length;
-  return grouped > 0 ? `; ${grouped} nodes of routed experts (dispatch, body, combine) run in their layer's grouped kernels there (1/E of a launch each)` : '';
+  return grouped > 0
+    ? `; ${grouped} nodes of routed experts (dispatch, body, combine) run in their layer's grouped kernels there (no launch of their own: ${GROUPED_MOE_KERNELS} per layer on each device running its experts)`
+    : '';
 }

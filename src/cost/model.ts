@@ -1,7 +1,7 @@
 // The cost model's time formulas, each written once (DESIGN.md "Cost model"). Every pass that
 // needs a time (classify, partition, schedule, simulate) calls these.
 
-import { launchesFused } from './fusion.js';
+import { GROUPED_MOE_KERNELS, launchesFused } from './fusion.js';
 import type { Device } from '../topology/index.js';
 import { peakFlops } from '../topology/index.js';
 import type { OpClass } from './flops.js';
@@ -21,11 +21,16 @@ export interface WorkItem {
   /** Runs inside its producer's kernel where the device fuses (src/cost/fusion.ts): no launch of its own. */
   fused?: boolean;
   /**
-   * The share of a launch the node pays on a device that fuses (1 when absent): a node of a routed
-   * expert's dispatch, body or combine runs in its layer's grouped kernels, one launch for all E
-   * experts, so it pays 1/E (src/cost/fusion.ts, "Grouped experts").
+   * The share of a launch the node pays on a device that fuses (1 when absent): 0 for a node of a
+   * routed expert's dispatch, body or combine, which runs in its layer's grouped kernels — paid once
+   * per device and layer instead (`launch_group`; src/cost/fusion.ts, "Grouped experts").
    */
   launch_share?: number;
+  /**
+   * The routed layer whose grouped kernels the node runs in: a device running any of the layer's
+   * experts launches them once (groupedLaunchSeconds; src/partition/problem.ts groupedLaunchExtra).
+   */
+  launch_group?: number;
   /** Output tiles of a GEMM or attention kernel (src/cost/flops.ts nodeTiles); absent or 0 when not tiled. */
   tiles?: number;
   /** Ways a GEMM's K may be split across blocks when its output tiles cannot fill the device. */
@@ -55,8 +60,8 @@ export type EfficiencyTable = Record<string, Partial<Record<OpClass, number>>>;
  * with eff[class] the device's efficiency for the op class (catalog or rack YAML; its compute
  * efficiency when the class has none) and mem_eff the fraction of datasheet bandwidth achieved,
  * where a node fused into its producer's kernel (src/cost/fusion.ts) launches nothing on a device
- * that fuses, a routed expert's node pays `launch_share` (1/E) of a launch there (its layer's E
- * experts run as grouped kernels, src/cost/fusion.ts), and the tensors a fused chain hands on in
+ * that fuses, nor does a routed expert's node there (its layer's experts run as grouped kernels,
+ * launched once per device: groupedLaunchSeconds), and the tensors a fused chain hands on in
  * registers are not memory traffic there (bytes counts them out; a device that does not fuse
  * moves `fused_bytes` too).
  * Explicit times win: a key naming the device id, else its kind (DESIGN.md, hxc-graph/v1 `time`).
@@ -74,8 +79,23 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   // No work, no kernel: constants, views and shape queries are resolved when the program is built.
   if (w.flops === 0 && w.bytes === 0 && !w.fused_bytes) return 0;
   const compute = computeSeconds(w, d, eff?.[d.kind]?.[w.op_class] ?? 1);
-  const fuses = launchesFused(d.kind);
-  return Math.max(compute, memorySeconds(w, d)) + (fuses ? (w.fused ? 0 : d.launch_s * (w.launch_share ?? 1)) : d.launch_s);
+  return Math.max(compute, memorySeconds(w, d)) + launchSeconds(w, d);
+}
+
+/** The launch term of computeTime: none for a fused node on a fusing kind, `launch_share` of one (0 for a grouped expert's node) there, else one. */
+export function launchSeconds(w: Pick<WorkItem, 'fused' | 'launch_share'>, d: Device): number {
+  if (!launchesFused(d.kind)) return d.launch_s;
+  return w.fused ? 0 : d.launch_s * (w.launch_share ?? 1);
+}
+
+/**
+ * Seconds a device spends launching one routed layer's grouped expert kernels, once per layer it
+ * runs experts of, whatever its share of them (src/cost/fusion.ts, "Grouped experts"): on a kind
+ * that fuses, GROUPED_MOE_KERNELS launches; elsewhere the experts' nodes launch one by one (their
+ * own launches are in their times).
+ */
+export function groupedLaunchSeconds(d: Device): number {
+  return launchesFused(d.kind) ? GROUPED_MOE_KERNELS * d.launch_s : 0;
 }
 
 /** The memory term of the roofline: bytes moved (with what fusion saves, on a kind that does not fuse) at the achieved bandwidth. */

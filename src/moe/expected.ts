@@ -43,8 +43,11 @@ export interface ExpectedExperts {
   counts: Map<string, number>;
   /** Node index of an expert's body → probability that it runs in a step (P above). */
   activity: Map<number, number>;
-  /** Node index of an expert's body, dispatch or combine → experts in its layer (they run as grouped kernels on a GPU: src/cost/fusion.ts). */
-  grouped: Map<number, number>;
+  /**
+   * Node index of an expert's body, dispatch or combine → experts in its layer and the layer (they
+   * run as its grouped kernels on a GPU: src/cost/fusion.ts).
+   */
+  grouped: Map<number, { experts: number; layer: number }>;
 }
 
 /** Expected counts and activity of the experts of detected sparse MoE layers. */
@@ -58,7 +61,7 @@ export function expectedExpertCounts(
 ): ExpectedExperts {
   const out = new Map<string, number>();
   const activity = new Map<number, number>();
-  const grouped = new Map<number, number>();
+  const grouped = new Map<number, { experts: number; layer: number }>();
   const layers = detectMoe(model, index, order).filter((l) => l.form === 'sparse');
   if (layers.length === 0) return { counts: out, activity, grouped };
   const shares = routingShares(routingFile);
@@ -87,8 +90,9 @@ export function expectedExpertCounts(
   // (weighting, ScatterND back) — runs as one set of grouped kernels on a GPU. The dispatch list
   // also holds the few nodes the layer runs once (4 of DeepSeek-V3's 3,076), priced alike.
   for (const l of layers) {
-    for (const e of l.experts) for (const i of e.nodes) grouped.set(i, l.num_experts);
-    for (const i of l.dispatch) grouped.set(i, l.num_experts);
+    const group = { experts: l.num_experts, layer: l.layer };
+    for (const e of l.experts) for (const i of e.nodes) grouped.set(i, group);
+    for (const i of l.dispatch) grouped.set(i, group);
   }
   return { counts: out, activity, grouped };
 }

@@ -5,7 +5,7 @@
 // A stage whose nodes the user pinned to different devices (`--assign`) is cut where the pin
 // changes. Every unit gets a unique name (its id in the plan).
 
-import { computeTime } from '../cost/model.js';
+import { computeTime, groupedLaunchSeconds } from '../cost/model.js';
 import { HxcError } from '../diag/diagnostics.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
@@ -220,6 +220,18 @@ export function buildProblem(inp: BuildInput): Built {
     return t;
   });
   const time_s = new Float64Array(nu * nd);
+  // Grouped expert launches: per unit, the routed layer whose grouped kernels its nodes run in
+  // (-1 for none; a unit holding nodes of two layers counts the first one's), paid once per device
+  // and layer (src/cost/fusion.ts, "Grouped experts").
+  const groupIds = new Map<number, number>();
+  const launchGroup = new Int32Array(nu).fill(-1);
+  units.forEach((u, k) => {
+    let layer: number | undefined;
+    for (const i of u.nodes) if ((layer = costs[i]!.launch_group) !== undefined) break;
+    if (layer === undefined) return;
+    if (!groupIds.has(layer)) groupIds.set(layer, groupIds.size);
+    launchGroup[k] = groupIds.get(layer)!;
+  });
   const weight_bytes = new Float64Array(nu);
   const activation_bytes = new Float64Array(nu);
   const state_bytes = new Float64Array(nu);
@@ -291,6 +303,9 @@ export function buildProblem(inp: BuildInput): Built {
     capacity_bytes: Float64Array.from(devices, (d) => d.memory_capacity_bytes),
     transfer_s: (a, b, bytes) => (a === b ? 0 : routes.timeIdx(a, b, bytes)),
     order,
+    ...(groupIds.size > 0
+      ? { grouped_launch: { group: launchGroup, launch_s: Float64Array.from(devices, (d) => groupedLaunchSeconds(d)), groups: groupIds.size } }
+      : {}),
   };
   return { problem, units, unit_of };
 }

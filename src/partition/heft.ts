@@ -86,18 +86,24 @@ export function heft(p: PlacementProblem): HeftResult {
   byRank.forEach((u, k) => (rankPos[u] = k));
   const ready = new Heap<number>((a, b) => rankPos[a]! < rankPos[b]!);
   for (const u of byRank) if (remaining[u] === 0) ready.push(u);
+  // Grouped expert launches (src/partition/problem.ts groupedLaunchExtra): the first unit of a
+  // layer's group on a device pays the group's launches there.
+  const gl = p.grouped_launch;
+  const opened = gl ? new Uint8Array(gl.groups * nd) : null;
   while (ready.size > 0) {
     const u = ready.pop()!;
     const cand = { finish_s: new Float64Array(nd).fill(Infinity), reason: new Array<string | null>(nd).fill(null) };
     let best = -1;
     let bestStart = 0;
     let bestFinish = Infinity;
+    const g = gl ? gl.group[u]! : -1;
     for (let d = 0; d < nd; d++) {
-      const t = unitTime(p, u, d);
+      let t = unitTime(p, u, d);
       if (!Number.isFinite(t)) {
         cand.reason[d] = 'cannot run its ops';
         continue;
       }
+      if (g >= 0 && !opened![g * nd + d]) t += gl!.launch_s[d]!;
       const need = residentBytes(p, u);
       if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) {
         cand.reason[d] = 'memory full';
@@ -138,6 +144,7 @@ export function heft(p: PlacementProblem): HeftResult {
       );
     }
     device[u] = best;
+    if (g >= 0) opened![g * nd + best] = 1;
     start[u] = bestStart;
     finish[u] = bestFinish;
     used[best]! += residentBytes(p, u);

@@ -11,7 +11,7 @@
 
 import { simulate, type SimInput, type SimLink, type SimResult, type SimStep, type SimTransfer } from '../sim/simulate.js';
 import type { RouteTable } from '../topology/index.js';
-import type { Placement, PlacementProblem } from './problem.js';
+import { groupedLaunchExtra, type Placement, type PlacementProblem } from './problem.js';
 
 /** Equal element by element. */
 export function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
@@ -133,12 +133,14 @@ export class Judge {
       }
     });
     const steps: ScheduleStep[][] = p.device_ids.map(() => []);
+    // Grouped expert launches are paid once per device and layer (src/partition/problem.ts).
+    const extra = groupedLaunchExtra(p, device, byStart);
     for (const u of byStart) {
       const d = device[u]!;
       const list = steps[d]!;
       const r = round[u]!;
       for (const t of recvsBefore[u]!) list.push({ op: 'recv', transfer: t, label: transfers[t]!.value, round: r });
-      list.push({ op: 'compute', unit: u, duration_s: p.time_s[u * nd + d]!, label: p.unit_names[u]!, round: r });
+      list.push({ op: 'compute', unit: u, duration_s: p.time_s[u * nd + d]! + (extra ? extra[u]! : 0), label: p.unit_names[u]!, round: r });
       for (const t of sendsAfter[u]!) list.push({ op: 'send', transfer: t, label: transfers[t]!.value, round: r });
     }
     const sim: SimInput = {

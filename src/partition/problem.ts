@@ -31,6 +31,36 @@ export interface PlacementProblem {
   transfer_s(a: number, b: number, bytes: number): number;
   /** Units in a topological order (every value's producer before its consumers). */
   order: Int32Array;
+  /**
+   * Routed MoE layers whose experts run as grouped kernels (src/cost/fusion.ts): per unit its group
+   * (-1 none) and, per device, the seconds of one layer's grouped launches there — paid once per
+   * device and layer, on top of time_s (groupedLaunchExtra).
+   */
+  grouped_launch?: { group: Int32Array; launch_s: Float64Array; groups: number };
+}
+
+/**
+ * Per unit, the seconds of grouped launches the placement adds to time_s (src/cost/fusion.ts,
+ * "Grouped experts"): a device running any unit of a group launches the group's kernels once,
+ * charged to the group's first unit on that device in `order` (a permutation of the units). null
+ * when the problem has no groups.
+ */
+export function groupedLaunchExtra(p: PlacementProblem, device: Int32Array, order: ArrayLike<number>): Float64Array | null {
+  const gl = p.grouped_launch;
+  if (!gl) return null;
+  const nd = p.device_ids.length;
+  const extra = new Float64Array(p.unit_names.length);
+  const charged = new Uint8Array(gl.groups * nd);
+  for (let k = 0; k < order.length; k++) {
+    const u = order[k]!;
+    const g = gl.group[u]!;
+    if (g < 0) continue;
+    const at = g * nd + device[u]!;
+    if (charged[at]) continue;
+    charged[at] = 1;
+    extra[u] = gl.launch_s[device[u]!]!;
+  }
+  return extra;
 }
 
 export interface Placement {
@@ -178,6 +208,8 @@ export class Evaluator {
     const free = new Float64Array(nd);
     const { readStart, readProducer, readTable, predStart, predList, tables } = this;
     const time = this.p.time_s;
+    // Grouped expert launches, paid once per device and layer (groupedLaunchExtra), as the judge pays them.
+    const extra = groupedLaunchExtra(this.p, device, order);
     let makespan = 0;
     const place = (u: number): void => {
       const d = device[u]!;
@@ -195,7 +227,7 @@ export class Evaluator {
       }
       const s = Math.max(ready, free[d]!);
       start[u] = s;
-      const f = s + time[u * nd + d]!;
+      const f = s + time[u * nd + d]! + (extra ? extra[u]! : 0);
       finish[u] = f;
       free[d] = f;
       if (f > makespan) makespan = f;
