@@ -129,8 +129,8 @@ test('row blocks: shard j multiplies its column block of the activation by row b
   assert.deepEqual([sum.inputs, sum.outputs], [['y/tp0of2', 'y/tp1of2'], ['y']]);
 });
 
-test("a variant let go and planned again when it ships (as a huge graph's is) gives the same plan, its partition replayed, not searched", async () => {
-  const dir = tmpDir();
+/** A graph-only model of one MatMul with a large weight (declared, no bytes: planning does not need them), in `dir`. */
+function bigMatMul(dir: string): string {
   const model = path.join(dir, 'big.json');
   fs.writeFileSync(
     model,
@@ -143,6 +143,12 @@ test("a variant let go and planned again when it ships (as a huge graph's is) gi
       nodes: [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
     }),
   );
+  return model;
+}
+
+test("a variant let go and planned again when it ships (as a huge graph's is) gives the same plan, its partition replayed, not searched", async () => {
+  const dir = tmpDir();
+  const model = bigMatMul(dir);
   const plan = async (out: string, letGo?: number) => {
     const run = await runPipeline(
       {
@@ -177,20 +183,8 @@ test('auto proposes splits of large weights over an NVLink-class group; a plan s
   assert.deepEqual(tensorParallelGroup(loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'))).length, 8);
   assert.deepEqual(tensorParallelGroup(loadTopology(path.join(EXAMPLES, 'rack-hetero.yaml'))), ['gpu0', 'gpu1', 'gpu2', 'gpu3']);
   assert.deepEqual(tensorParallelGroup(loadTopology(path.join(EXAMPLES, 'rack-tiny.yaml'))), []);
-  // A graph-only model: weights declared, no bytes (planning does not need them).
   const dir = tmpDir();
-  const model = path.join(dir, 'big.json');
-  fs.writeFileSync(
-    model,
-    JSON.stringify({
-      format: 'hxc-graph/v1',
-      name: 'big',
-      inputs: [{ name: 'x', dtype: 'float16', shape: ['batch', 4096] }],
-      outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', 14336] }],
-      initializers: [{ name: 'w', dtype: 'float16', shape: [4096, 14336] }],
-      nodes: [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
-    }),
-  );
+  const model = bigMatMul(dir);
   const proposed = async (objective: string, rack: string) => {
     const run = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, rack), dims: { batch: 512 }, flags: { objective } }, ['tp']);
     return run.ctx.get(tpPass);
