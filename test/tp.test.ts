@@ -15,7 +15,7 @@ import { tensorParallelGroup, tpPass } from '../passes/tp.js';
 import { partitionPass } from '../passes/partition.js';
 import type { PlanV1 } from '../src/plan/format.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
-import { EXAMPLES, tmpDir } from './helpers.js';
+import { EXAMPLES, hxc, tmpDir } from './helpers.js';
 
 function mlp(K: number, N: number): Buffer {
   const f32 = (name: string, dims: number[], n: number) => ({
@@ -174,6 +174,13 @@ test("a variant let go and planned again when it ships (as a huge graph's is) gi
     ],
   );
   assert.equal(again.text, held.text);
+  // --time-passes: the table is the shipped variant's; a row says what the whole planning took.
+  const timed = hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--dim', 'batch=512', '--time-passes', '-o', path.join(dir, 'timed')]);
+  assert.equal(timed.code, 0, timed.stderr);
+  const total = Number(/^ +([\d.]+) ms 100\.0% .* total$/m.exec(timed.stderr)?.[1]);
+  const all = Number(/^ +([\d.]+) ms +in all: every variant planned/m.exec(timed.stderr)?.[1]);
+  assert.match(timed.stderr, /variant not shipped: no tensor parallelism/);
+  assert.ok(total > 0 && all >= total, `total ${total} ms, in all ${all} ms`);
   // Both judges count explain's runs (the lower pass asks for it); beyond them the replay ran its verdict only.
   const replayed = again.part.judge.simulations - (held.part.judge.simulations - held.part.search.simulations);
   assert.ok(held.part.search.simulations > 4 && replayed >= 1 && replayed <= 4, `${held.part.search.simulations} searching, ${replayed} replaying`);
