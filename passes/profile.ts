@@ -216,7 +216,6 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     const group = experts.grouped.get(i);
     if (group !== undefined && group.experts > 1) {
       // It runs in its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
-      cost.launch_share = 0;
       cost.launch_group = group.layer;
     }
     if (fusedHead[i]! >= 0) {

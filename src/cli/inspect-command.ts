@@ -161,8 +161,8 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
 }
 
 /** How many nodes of routed experts (dispatch, body, combine) share their layer's grouped launches (src/cost/fusion.ts), for the costs header. */
-function groupedNote(nodes: readonly { launch_share?: number }[]): string {
-  const grouped = nodes.filter((c) => c.launch_share !== undefined).length;
+function groupedNote(nodes: readonly { launch_group?: number }[]): string {
+  const grouped = nodes.filter((c) => c.launch_group !== undefined).length;
   return grouped > 0
     ? `; ${grouped} nodes of routed experts (dispatch, body, combine) run in their layer's grouped kernels there (no launch of their own: ${GROUPED_MOE_KERNELS} per layer on each device running its experts)`
     : '';

@@ -30,7 +30,7 @@
 // DeepGEMM. The per-expert ops of an export — its dispatch (the routing mask's NonZero, the
 // gathers), its body (the GEMMs) and its combine (the weighting, the ScatterND back) — are that one
 // pass over the layer's experts, so on a fusing kind they launch nothing of their own
-// (src/moe/expected.ts finds them, passes/profile.ts sets `launch_share` 0 and `launch_group`),
+// (src/moe/expected.ts finds them, passes/profile.ts sets `launch_group`),
 // and each device that runs any of the layer's experts pays GROUPED_MOE_KERNELS launches once,
 // whatever its share of the experts (expert parallelism: each device runs its own experts'
 // grouped kernels; src/cost/model.ts groupedLaunchSeconds). That depends on the placement: the

@@ -21,14 +21,10 @@ export interface WorkItem {
   /** Runs inside its producer's kernel where the device fuses (src/cost/fusion.ts): no launch of its own. */
   fused?: boolean;
   /**
-   * The share of a launch the node pays on a device that fuses (1 when absent): 0 for a node of a
-   * routed expert's dispatch, body or combine, which runs in its layer's grouped kernels — paid once
-   * per device and layer instead (`launch_group`; src/cost/fusion.ts, "Grouped experts").
-   */
-  launch_share?: number;
-  /**
-   * The routed layer whose grouped kernels the node runs in: a device running any of the layer's
-   * experts launches them once (groupedLaunchSeconds; src/partition/problem.ts groupedLaunchExtra).
+   * The routed layer whose grouped kernels the node (an expert's dispatch, body or combine) runs
+   * in: on a device that fuses it launches nothing of its own, and a device running any of the
+   * layer's experts launches them once (groupedLaunchSeconds; src/partition/problem.ts
+   * groupedLaunchExtra; src/cost/fusion.ts, "Grouped experts").
    */
   launch_group?: number;
   /** Output tiles of a GEMM or attention kernel (src/cost/flops.ts nodeTiles); absent or 0 when not tiled. */
@@ -82,10 +78,10 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   return Math.max(compute, memorySeconds(w, d)) + launchSeconds(w, d);
 }
 
-/** The launch term of computeTime: none for a fused node on a fusing kind, `launch_share` of one (0 for a grouped expert's node) there, else one. */
-export function launchSeconds(w: Pick<WorkItem, 'fused' | 'launch_share'>, d: Device): number {
+/** The launch term of computeTime: none for a fused node or a grouped expert's node on a fusing kind, else one. */
+function launchSeconds(w: Pick<WorkItem, 'fused' | 'launch_group'>, d: Device): number {
   if (!launchesFused(d.kind)) return d.launch_s;
-  return w.fused ? 0 : d.launch_s * (w.launch_share ?? 1);
+  return w.fused || w.launch_group !== undefined ? 0 : d.launch_s;
 }
 
 /**

@@ -21,6 +21,16 @@ export interface Spawned {
   stop(): Promise<void>;
 }
 
+/** A worker that did not start; `said` when it printed why (on the inherited stderr). */
+class StartFailure extends Error {
+  constructor(
+    message: string,
+    readonly said: boolean,
+  ) {
+    super(message);
+  }
+}
+
 export async function spawnWorkers(devices: readonly string[], timeout_s: number): Promise<Spawned> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-spawn-'));
   const token = crypto.randomBytes(24).toString('hex');
@@ -58,7 +68,7 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
         children.push(child);
         const address = await new Promise<string>((resolve, reject) => {
           let out = '';
-          const timer = setTimeout(() => reject(new Error(`the worker for ${device} did not start within ${timeout_s} s`)), timeout_s * 1000);
+          const timer = setTimeout(() => reject(new StartFailure(`the worker for ${device} did not start within ${timeout_s} s`, false)), timeout_s * 1000);
           child.stdout!.on('data', (b: Buffer) => {
             out += b.toString('utf8');
             const m = /listening on (\S+)/.exec(out);
@@ -69,7 +79,8 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
           });
           child.once('exit', (code, signal) => {
             clearTimeout(timer);
-            reject(new Error(`the worker for ${device} ${signal ? `was killed (${signal})` : `exited with code ${code}`} before listening`));
+            // One that exited with a code said why on stderr (inherited); one killed did not.
+            reject(new StartFailure(`the worker for ${device} ${signal ? `was killed (${signal})` : `exited with code ${code}`} before listening`, !signal));
           });
         });
         return { address, devices: [device] };
@@ -78,11 +89,9 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
     return { workers, token, pids: children.map((c) => c.pid!).filter((p) => p !== undefined), stop };
   } catch (err) {
     await stop();
-    // A worker that exited with a code said why on stderr (inherited); one killed or too slow did not.
-    const said = /exited with code/.test((err as Error).message);
     throw new HxcError('HXC2603', (err as Error).message, {
       where: '--spawn',
-      hint: said
+      hint: (err as StartFailure).said
         ? "the worker's own message is above; `hxc worker --listen 127.0.0.1:0` shows it alone"
         : 'run `hxc worker --listen 127.0.0.1:0` alone to see whether a worker starts on this machine',
     });
