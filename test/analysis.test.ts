@@ -13,6 +13,9 @@ import { encodeModel, valueInfo } from './onnx-builder.js';
 import { profilePass } from '../passes/profile.js';
 import { moePass } from '../passes/moe.js';
 import { statePass } from '../passes/state.js';
+import { stagePass } from '../passes/stage.js';
+import { verifyPass } from '../passes/verify.js';
+import { buildProblem } from '../src/partition/build.js';
 
 const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
 
@@ -223,6 +226,58 @@ test("a routed layer's expert, dispatch and combine nodes launch nothing of thei
   // The layer's launches: GROUPED_MOE_KERNELS on a GPU, once per device that runs its experts; none extra on a CPU.
   assert.equal(groupedLaunchSeconds(gpu), GROUPED_MOE_KERNELS * gpu.launch_s);
   assert.equal(groupedLaunchSeconds(cpu), 0);
+});
+
+test('a routed layer measured on a kind (calibration) pays no grouped launch there: the measured times hold the launches the runtime made', async () => {
+  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+  const run = await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), flags: { phase: 'decode', batch: 2, context: 16 } }), [
+    'state',
+    'stage',
+    'moe',
+  ]);
+  const ctx = run.ctx;
+  const profile = ctx.get(profilePass);
+  const topology = ctx.topology();
+  const build = (costs: typeof profile.nodes) =>
+    buildProblem({
+      graph: ctx.model.graph,
+      index: ctx.get(verifyPass).index,
+      topology,
+      routes: ctx.routes(),
+      costs,
+      efficiency: profile.efficiency,
+      value_bytes_by_id: profile.value_bytes_by_id,
+      stages: ctx.get(stagePass).stages.map((s) => ({ name: s.name, nodes: s.nodes })),
+      state: ctx.get(statePass).objects.map((o) => ({ name: o.name, bytes: o.bytes, writers: o.writers })),
+    }).problem;
+  const layers = [...new Set(profile.nodes.map((c) => c.launch_group).filter((l) => l !== undefined))].sort((a, b) => a! - b!);
+  assert.ok(layers.length >= 2, 'two routed layers at least');
+  const nd = topology.devices.length;
+  const fusing = topology.devices.map((d, j) => [d, j] as const).filter(([d]) => groupedLaunchSeconds(d) > 0);
+  assert.ok(fusing.length > 0 && fusing.length < nd, 'the rack has devices that group launches and devices that do not');
+  const kind = fusing[0]![0].kind;
+  // The first layer measured on that kind (as calibration from a profile sets measured_s).
+  const measured = profile.nodes.map((c) => (c.launch_group === layers[0] ? { ...c, measured_s: { [kind]: 1e-6 } } : c));
+  const before = build(profile.nodes).grouped_launch!;
+  const after = build(measured).grouped_launch!;
+  assert.equal(before.groups, layers.length);
+  topology.devices.forEach((d, j) => {
+    for (let g = 0; g < before.groups; g++)
+      assert.equal(before.launch_s[g * nd + j], groupedLaunchSeconds(d), 'estimated: the layer launches its grouped kernels');
+  });
+  // Exactly the measured layer's launches on the measured kind are gone.
+  let zeroed = 0;
+  topology.devices.forEach((d, j) => {
+    for (let g = 0; g < after.groups; g++) {
+      const v = after.launch_s[g * nd + j]!;
+      if (v !== before.launch_s[g * nd + j]) {
+        assert.equal(v, 0);
+        assert.equal(d.kind, kind);
+        zeroed++;
+      }
+    }
+  });
+  assert.equal(zeroed, topology.devices.filter((d) => d.kind === kind).length, 'one group, on every device of the measured kind');
 });
 
 test('fusion: a bias Add and an activation after a MatMul run in its kernel on a GPU (no launch), launch on a CPU; a value read twice is not fused', async () => {

@@ -225,13 +225,29 @@ export function buildProblem(inp: BuildInput): Built {
   // and layer (src/cost/fusion.ts, "Grouped experts").
   const groupIds = new Map<number, number>();
   const launchGroup = new Int32Array(nu).fill(-1);
+  // A group's node with a measured or explicit time on a device already holds its launches as
+  // that runtime made them (computeTime returns it whole): no grouped launch there.
+  const timed: Set<string>[] = [];
   units.forEach((u, k) => {
     let layer: number | undefined;
     for (const i of u.nodes) if ((layer = costs[i]!.launch_group) !== undefined) break;
     if (layer === undefined) return;
     if (!groupIds.has(layer)) groupIds.set(layer, groupIds.size);
-    launchGroup[k] = groupIds.get(layer)!;
+    const g = groupIds.get(layer)!;
+    launchGroup[k] = g;
+    const keys = (timed[g] ??= new Set());
+    for (const i of u.nodes) {
+      const c = costs[i]!;
+      for (const key of Object.keys(c.measured_s ?? {})) keys.add(key);
+      for (const key of Object.keys(c.time_s ?? {})) keys.add(key);
+    }
   });
+  const groupLaunch = new Float64Array(groupIds.size * nd);
+  for (let g = 0; g < groupIds.size; g++)
+    devices.forEach((d, j) => {
+      const keys = timed[g];
+      groupLaunch[g * nd + j] = keys?.has(d.kind) || keys?.has(d.id) ? 0 : groupedLaunchSeconds(d);
+    });
   const weight_bytes = new Float64Array(nu);
   const activation_bytes = new Float64Array(nu);
   const state_bytes = new Float64Array(nu);
@@ -303,9 +319,7 @@ export function buildProblem(inp: BuildInput): Built {
     capacity_bytes: Float64Array.from(devices, (d) => d.memory_capacity_bytes),
     transfer_s: (a, b, bytes) => (a === b ? 0 : routes.timeIdx(a, b, bytes)),
     order,
-    ...(groupIds.size > 0
-      ? { grouped_launch: { group: launchGroup, launch_s: Float64Array.from(devices, (d) => groupedLaunchSeconds(d)), groups: groupIds.size } }
-      : {}),
+    ...(groupIds.size > 0 ? { grouped_launch: { group: launchGroup, launch_s: groupLaunch, groups: groupIds.size } } : {}),
   };
   return { problem, units, unit_of };
 }

@@ -103,7 +103,7 @@ export function heft(p: PlacementProblem): HeftResult {
         cand.reason[d] = 'cannot run its ops';
         continue;
       }
-      if (g >= 0 && !opened![g * nd + d]) t += gl!.launch_s[d]!;
+      if (g >= 0 && !opened![g * nd + d]) t += gl!.launch_s[g * nd + d]!;
       const need = residentBytes(p, u);
       if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) {
         cand.reason[d] = 'memory full';

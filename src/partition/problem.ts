@@ -33,8 +33,9 @@ export interface PlacementProblem {
   order: Int32Array;
   /**
    * Routed MoE layers whose experts run as grouped kernels (src/cost/fusion.ts): per unit its group
-   * (-1 none) and, per device, the seconds of one layer's grouped launches there — paid once per
-   * device and layer, on top of time_s (groupedLaunchExtra).
+   * (-1 none) and, per group × device (index group · devices + device), the seconds of the layer's
+   * grouped launches there — paid once per device and layer, on top of time_s (groupedLaunchExtra);
+   * 0 where the group's times are measured or given, launches included.
    */
   grouped_launch?: { group: Int32Array; launch_s: Float64Array; groups: number };
 }
@@ -58,7 +59,7 @@ export function groupedLaunchExtra(p: PlacementProblem, device: Int32Array, orde
     const at = g * nd + device[u]!;
     if (charged[at]) continue;
     charged[at] = 1;
-    extra[u] = gl.launch_s[device[u]!]!;
+    extra[u] = gl.launch_s[at]!;
   }
   return extra;
 }
