@@ -146,44 +146,74 @@ function bigMatMul(dir: string): string {
   return model;
 }
 
-test("a variant let go and planned again when it ships (as a huge graph's is) gives the same plan, its partition replayed, not searched", async () => {
+/** A graph-only chain of eight 4096 × 4096 MatMuls (declared weights, no bytes), in `dir`. */
+function matMulChain(dir: string): string {
+  const model = path.join(dir, 'chain.json');
+  const n = 8;
+  fs.writeFileSync(
+    model,
+    JSON.stringify({
+      format: 'hxc-graph/v1',
+      name: 'chain',
+      inputs: [{ name: 'x', dtype: 'float16', shape: ['batch', 4096] }],
+      outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', 4096] }],
+      initializers: Array.from({ length: n }, (_, i) => ({ name: `w${i}`, dtype: 'float16', shape: [4096, 4096] })),
+      nodes: Array.from({ length: n }, (_, i) => ({
+        name: `proj${i}`,
+        op: 'MatMul',
+        inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`],
+        outputs: [i === n - 1 ? 'y' : `h${i}`],
+      })),
+    }),
+  );
+  return model;
+}
+
+test("a huge graph's variants (forced here on small ones): the one without splits is planned first and let go, planned again only when it ships — the same plan, its partition replayed, not searched; the tensor-parallel one is planned once", async () => {
   const dir = tmpDir();
-  const model = bigMatMul(dir);
-  const plan = async (out: string, letGo?: number) => {
+  const plan = async (model: string, objective: string, out: string, letGo?: number) => {
     const run = await runPipeline(
       {
         model_path: model,
         topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
         dims: { batch: 512 },
-        flags: { out: path.join(dir, out) },
+        flags: { out: path.join(dir, out), objective },
         ...(letGo !== undefined ? { let_go_above_nodes: letGo } : {}),
       },
       null,
     );
     return { part: run.ctx.get(partitionPass), text: fs.readFileSync(path.join(dir, out, 'plan.json'), 'utf8') };
   };
-  const held = await plan('held');
-  const again = await plan('again', 0);
-  const variants = (JSON.parse(held.text) as PlanV1).estimate.variants!;
-  // The tensor-parallel variant is planned first; it is the one shipped here, so it was planned again.
-  assert.deepEqual(
-    variants.map((v) => [v.splits > 0, v.shipped]),
-    [
-      [false, false],
-      [true, true],
-    ],
-  );
+  const shipped = (text: string): boolean[][] => (JSON.parse(text) as PlanV1).estimate.variants!.map((v) => [v.splits > 0, v.shipped]);
+  // One big MatMul for latency: the tensor-parallel variant ships, planned once either way (its search ran alike).
+  const big = bigMatMul(dir);
+  const tpHeld = await plan(big, 'latency', 'tp-held');
+  const tpLetGo = await plan(big, 'latency', 'tp-let-go', 0);
+  assert.deepEqual(shipped(tpHeld.text), [
+    [false, false],
+    [true, true],
+  ]);
+  assert.equal(tpLetGo.text, tpHeld.text);
+  assert.equal(tpLetGo.part.judge.simulations, tpHeld.part.judge.simulations, 'not replayed: planned once');
+  // Eight MatMuls in a chain for throughput: the variant without splits ships (a pipeline beats the splits' gathers).
+  const chain = matMulChain(dir);
+  const held = await plan(chain, 'throughput', 'held');
+  const again = await plan(chain, 'throughput', 'again', 0);
+  assert.deepEqual(shipped(held.text), [
+    [false, true],
+    [true, false],
+  ]);
   assert.equal(again.text, held.text);
+  // Both judges count explain's runs (the lower pass asks for it); beyond them the replay ran its verdict only.
+  const replayed = again.part.judge.simulations - (held.part.judge.simulations - held.part.search.simulations);
+  assert.ok(held.part.search.simulations > 4 && replayed >= 1 && replayed <= 4, `${held.part.search.simulations} searching, ${replayed} replaying`);
   // --time-passes: the table is the shipped variant's; a row says what the whole planning took.
-  const timed = hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--dim', 'batch=512', '--time-passes', '-o', path.join(dir, 'timed')]);
+  const timed = hxc(['plan', big, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--dim', 'batch=512', '--time-passes', '-o', path.join(dir, 'timed')]);
   assert.equal(timed.code, 0, timed.stderr);
   const total = Number(/^ +([\d.]+) ms 100\.0% .* total$/m.exec(timed.stderr)?.[1]);
   const all = Number(/^ +([\d.]+) ms +in all: every variant planned/m.exec(timed.stderr)?.[1]);
   assert.match(timed.stderr, /variant not shipped: no tensor parallelism/);
   assert.ok(total > 0 && all >= total, `total ${total} ms, in all ${all} ms`);
-  // Both judges count explain's runs (the lower pass asks for it); beyond them the replay ran its verdict only.
-  const replayed = again.part.judge.simulations - (held.part.judge.simulations - held.part.search.simulations);
-  assert.ok(held.part.search.simulations > 4 && replayed >= 1 && replayed <= 4, `${held.part.search.simulations} searching, ${replayed} replaying`);
 });
 
 test('auto proposes splits of large weights over an NVLink-class group; a plan ships them only spread over devices and only when they win', async () => {

@@ -75,9 +75,11 @@ export interface PassRun {
 }
 
 export class PassManager {
+  /** `pipeline`: the whole pipeline this run is a piece of (a transform keeps every transform's records). */
   constructor(
     private readonly passes: readonly Pass<any, any>[],
     private readonly instr: Instrumentation,
+    private readonly pipeline: readonly Pass<any, any>[] = passes,
   ) {}
 
   /**
@@ -108,7 +110,7 @@ export class PassManager {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       // A transform rewrote the graph: what earlier passes found about it no longer holds (the
       // import, and other transforms' records of their rewrites, stay).
-      if (pass.kind === 'transform') ctx.invalidate(new Set(['import', ...this.passes.filter((p) => p.kind === 'transform').map((p) => p.name)]));
+      if (pass.kind === 'transform') ctx.invalidate(new Set(['import', ...this.pipeline.filter((p) => p.kind === 'transform').map((p) => p.name)]));
       store(pass.name, result);
       const statistics = pass.statistics(result, ctx);
       // resourceUsage().maxRSS is in KiB (getrusage's ru_maxrss on Linux).
