@@ -14,6 +14,7 @@ import type { Pass } from '../src/pass/pass.js';
 import { splitMatMuls, splittable, type Split } from '../src/transform/tensor-parallel.js';
 import { deviceClassKey, type Topology } from '../src/topology/index.js';
 import type { Graph, Node } from '../src/ir/graph.js';
+import { ROUTER_CHAIN } from '../src/moe/detect-facts.js';
 
 export interface TpResult {
   k: number;
@@ -97,6 +98,33 @@ function routedRows(g: Graph): (n: Node) => boolean {
   };
 }
 
+/**
+ * Whether a MatMul is an MoE router's gate: its output reaches a TopK's scores through the ops the
+ * moe pass traces a router through (src/moe/detect-router.ts). A gate's output is a score per
+ * expert — small — and splitting it would hide the router from the moe pass (the layer's experts
+ * would then run as if every token reached each).
+ */
+function routerGate(g: Graph): (n: Node) => boolean {
+  let readers: Map<string, Node[]> | null = null;
+  return (start: Node): boolean => {
+    if (!readers) {
+      readers = new Map();
+      for (const n of g.nodes) for (const v of n.inputs) if (v) (readers.get(v) ?? readers.set(v, []).get(v)!).push(n);
+    }
+    let frontier = [start.outputs[0]!];
+    for (let depth = 0; depth < 8 && frontier.length > 0; depth++) {
+      const next: string[] = [];
+      for (const v of frontier)
+        for (const r of readers.get(v) ?? []) {
+          if (r.op === 'TopK' && r.inputs[0] === v) return true;
+          if (ROUTER_CHAIN.has(r.op) && r.outputs[0]) next.push(r.outputs[0]);
+        }
+      frontier = next;
+    }
+    return false;
+  };
+}
+
 export const TENSOR_PARALLEL = stringOption({
   name: 'tensor-parallel',
   arg: '<mode>',
@@ -133,11 +161,12 @@ export const tpPass: Pass<TpResult> = {
     const only = ctx.options.tp_targets ? new Set(ctx.options.tp_targets) : null;
     const targets = new Set<string>();
     const routed = routedRows(g);
+    const gate = routerGate(g);
     const experts: string[] = [];
     for (const n of g.nodes) {
       if (!splittable(g, n, k) || (only && !only.has(n.name))) continue;
       const w = g.initializers.get(n.inputs[1]!)!;
-      if (w.dims[0]! * w.dims[1]! < min) continue;
+      if (w.dims[0]! * w.dims[1]! < min || gate(n)) continue;
       if (routed(n)) experts.push(n.name);
       else targets.add(n.name);
     }

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { deepseekOnnx, DEEPSEEK_V3 } from '../src/bench/deepseek.js';
 import { rackYaml } from '../src/bench/rack.js';
+import { runPipeline } from '../src/cli/run-passes.js';
+import { tpPass } from '../passes/tp.js';
 import { hxc, SHARED_MODELS, tmpDir } from './helpers.js';
 
 const MIXTRAL_TINY = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
@@ -62,6 +64,28 @@ test('the DeepSeek-V3-shaped generator at a small size: deterministic bytes, eve
     plan.experts.every((e) => e.replicas.length >= 1 && e.replicas.every((r) => r.device)),
     'every expert on a device',
   );
+});
+
+test('a forced tensor-parallel split leaves the MoE routers whole: every routed layer is still found and its experts placed', async () => {
+  // A hidden size whose router (hidden × 16 experts) is past the forced split's 64 Ki elements.
+  const shape = { ...SMALL, hidden: 4096 };
+  const dir = tmpDir();
+  const model = path.join(dir, 'ds-router.onnx');
+  fs.writeFileSync(model, deepseekOnnx(shape));
+  const rack = path.join(dir, 'rack.yaml');
+  fs.writeFileSync(rack, rackYaml(1));
+  const tp = (await runPipeline({ model_path: model, topology_path: rack, dims: {}, flags: { 'tensor-parallel': '2' } }, ['tp'])).ctx.get(tpPass);
+  const split = tp.splits.map((x) => x.node);
+  assert.ok(
+    split.some((n) => n.includes('self_attn/q_a_proj')),
+    `the forced split splits the attention projections: ${split.join(', ')}`,
+  );
+  assert.ok(!split.some((n) => n.endsWith('/gate/MatMul')), 'not the routers');
+  const out = path.join(dir, 'plan');
+  const r = hxc(['plan', model, '--topology', rack, '--out', out, '--phase', 'decode', '--context', '64', '--tensor-parallel', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  const layers = new Set(readPlan(out).experts.map((e) => e.layer));
+  assert.equal(layers.size, shape.layers - shape.denseLayers, 'every routed layer found');
 });
 
 test("--expert-units groups a layer's experts that the moe pass put together: every expert still placed, a group on one device, fewer units", () => {
