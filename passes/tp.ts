@@ -99,30 +99,31 @@ function routedRows(g: Graph): (n: Node) => boolean {
 }
 
 /**
- * Whether a MatMul is an MoE router's gate: its output reaches a TopK's scores through the ops the
- * moe pass traces a router through (src/moe/detect-router.ts). A gate's output is a score per
- * expert — small — and splitting it would hide the router from the moe pass (the layer's experts
- * would then run as if every token reached each).
+ * The MoE routers' gate MatMuls: back from each TopK's scores through the ops the moe pass traces a
+ * router through (src/moe/detect-router.ts) to a MatMul. A gate's output is a score per expert —
+ * small — and splitting it would hide the router from the moe pass (the layer's experts would then
+ * run as if every token reached each).
  */
-function routerGate(g: Graph): (n: Node) => boolean {
-  let readers: Map<string, Node[]> | null = null;
-  return (start: Node): boolean => {
-    if (!readers) {
-      readers = new Map();
-      for (const n of g.nodes) for (const v of n.inputs) if (v) (readers.get(v) ?? readers.set(v, []).get(v)!).push(n);
+function routerGates(g: Graph): Set<Node> {
+  const gates = new Set<Node>();
+  const topks = g.nodes.filter((n) => n.op === 'TopK' && n.domain === '');
+  if (topks.length === 0) return gates;
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  for (const t of topks) {
+    let v = t.inputs[0];
+    for (let depth = 0; depth < 8 && v; depth++) {
+      const p = producer.get(v);
+      if (!p) break;
+      if (p.op === 'MatMul') {
+        gates.add(p);
+        break;
+      }
+      if (!ROUTER_CHAIN.has(p.op)) break;
+      v = p.inputs.find((x) => x && !g.initializers.has(x));
     }
-    let frontier = [start.outputs[0]!];
-    for (let depth = 0; depth < 8 && frontier.length > 0; depth++) {
-      const next: string[] = [];
-      for (const v of frontier)
-        for (const r of readers.get(v) ?? []) {
-          if (r.op === 'TopK' && r.inputs[0] === v) return true;
-          if (ROUTER_CHAIN.has(r.op) && r.outputs[0]) next.push(r.outputs[0]);
-        }
-      frontier = next;
-    }
-    return false;
-  };
+  }
+  return gates;
 }
 
 export const TENSOR_PARALLEL = stringOption({
@@ -161,12 +162,12 @@ export const tpPass: Pass<TpResult> = {
     const only = ctx.options.tp_targets ? new Set(ctx.options.tp_targets) : null;
     const targets = new Set<string>();
     const routed = routedRows(g);
-    const gate = routerGate(g);
+    const gates = routerGates(g);
     const experts: string[] = [];
     for (const n of g.nodes) {
       if (!splittable(g, n, k) || (only && !only.has(n.name))) continue;
       const w = g.initializers.get(n.inputs[1]!)!;
-      if (w.dims[0]! * w.dims[1]! < min || gate(n)) continue;
+      if (w.dims[0]! * w.dims[1]! < min || gates.has(n)) continue;
       if (routed(n)) experts.push(n.name);
       else targets.add(n.name);
     }
