@@ -35,8 +35,7 @@ export const MAX_EXPERT_SPLITS = 1024;
  * re-spread (src/partition/pool.ts spreadKept), and the relieved plan gets no local search of its
  * own (passes/partition.ts). On the 275k-node DeepSeek-V3 shape each cost more than it gave:
  * re-spreading won 1.2% latency (197.5 against 200.0 ms, before grouped expert launches) for ~6 s
- * in the variant, and shipping that variant means planning it a second time (~27 s; it is let go
- * to save memory); the relieved plan's search found no move in 4 s.
+ * in the variant; the relieved plan's search found no move in 4 s.
  */
 export const HUGE_GRAPH_NODES = 100_000;
 

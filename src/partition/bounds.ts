@@ -89,21 +89,30 @@ export async function lowerBound(p: PlacementProblem): Promise<LowerBound> {
 }
 
 async function spreadBound(p: PlacementProblem, work_over_speed_s: number, notes: string[]): Promise<number> {
+  const r = await spreadLp(p, work_over_speed_s);
+  if (r.note) notes.push(r.note);
+  return r.bound_s;
+}
+
+/**
+ * Bound (c)'s LP. Identical devices (same time for every unit, same capacity) are one group of k:
+ * the fractional split makes them interchangeable, so k·T of load and k·capacity of memory per
+ * group give the same optimum with k times fewer variables (64 H100s are one column, not 64).
+ * Identical units (same resident bytes, the same time on every group, allowed alike — a layer's
+ * experts, repeated layers) are likewise one class of m: a variable per class and group carries
+ * how many of the m go there (0..m), and any solution of that LP spreads back evenly over the
+ * class's units, so the optimum is the same (the DeepSeek-V3 shape's 31k units × 9 devices were
+ * past what the LP could take; its classes are a few hundred). `classes: false` (tests) keeps one
+ * variable per unit.
+ */
+export async function spreadLp(
+  p: PlacementProblem,
+  work_over_speed_s: number,
+  opts: { classes?: boolean } = {},
+): Promise<{ bound_s: number; note: string | null; variables: number }> {
   const n = p.unit_names.length;
   const devices = p.device_ids.length;
-  let pairs = 0;
-  for (let u = 0; u < n; u++) for (let d = 0; d < devices; d++) if (unitAllowed(p, u, d)) pairs++;
-  if (pairs + 1 > SPREAD_LP_MAX_VARIABLES) {
-    notes.push(`memory-spread LP skipped (${pairs} variables > ${SPREAD_LP_MAX_VARIABLES}): used work over speed instead`);
-    return work_over_speed_s;
-  }
-  if (work_over_speed_s === 0) return 0;
-  // Times in a power-of-ten unit that puts the total work near 1e3..1e4 (well-conditioned rows);
-  // memory rows are divided by the capacity so their coefficients are fractions of the device.
-  const unit_s = timeUnit_s(work_over_speed_s * devices);
-  // Identical devices (same time for every unit, same capacity) are one group of k: the LP's
-  // fractional split makes them interchangeable, so k·T of load and k·capacity of memory per group
-  // give the same optimum with k times fewer variables (64 H100s are one column, not 64).
+  if (work_over_speed_s === 0) return { bound_s: 0, note: null, variables: 0 };
   const groups: { first: number; count: number }[] = [];
   const keys = new Map<string, number>();
   for (let d = 0; d < devices; d++) {
@@ -118,25 +127,51 @@ async function spreadBound(p: PlacementProblem, work_over_speed_s: number, notes
     }
     groups[g]!.count++;
   }
+  const classes: { first: number; count: number }[] = [];
+  const classKeys = new Map<string, number>();
+  for (let u = 0; u < n; u++) {
+    const key =
+      opts.classes === false ? String(u) : `${residentBytes(p, u)}|${groups.map((g) => (unitAllowed(p, u, g.first) ? unitTime(p, u, g.first) : -1)).join(',')}`;
+    let c = classKeys.get(key);
+    if (c === undefined) {
+      c = classes.length;
+      classKeys.set(key, c);
+      classes.push({ first: u, count: 0 });
+    }
+    classes[c]!.count++;
+  }
+  let pairs = 0;
+  for (const c of classes) for (const g of groups) if (unitAllowed(p, c.first, g.first)) pairs++;
+  if (pairs + 1 > SPREAD_LP_MAX_VARIABLES) {
+    return {
+      bound_s: work_over_speed_s,
+      note: `memory-spread LP skipped (${pairs} variables > ${SPREAD_LP_MAX_VARIABLES}): used work over speed instead`,
+      variables: pairs,
+    };
+  }
+  // Times in a power-of-ten unit that puts the total work near 1e3..1e4 (well-conditioned rows);
+  // memory rows are divided by the capacity so their coefficients are fractions of the device.
+  const unit_s = timeUnit_s(work_over_speed_s * devices);
   const lp = new LpModel();
   lp.addVar('T', 0, Infinity);
   const load: Term[][] = groups.map((g) => [[g.count, 'T']]);
   const memory: Term[][] = groups.map(() => []);
   const resident = new Float64Array(groups.length);
-  for (let u = 0; u < n; u++) {
+  classes.forEach((c, j) => {
+    const u = c.first;
     const assign: Term[] = [];
     groups.forEach((g, k) => {
       const d = g.first;
       if (!unitAllowed(p, u, d)) return;
-      const f = lp.addVar(`f${u}_${k}`, 0, 1);
+      const f = lp.addVar(`f${j}_${k}`, 0, c.count);
       assign.push([1, f]);
       load[k]!.push([-unitTime(p, u, d) / unit_s, f]);
       const cap = p.capacity_bytes[d]! * g.count;
       if (Number.isFinite(cap) && cap > 0) memory[k]!.push([residentBytes(p, u) / cap, f]);
-      resident[k]! += residentBytes(p, u);
+      resident[k]! += residentBytes(p, u) * c.count;
     });
-    lp.addRow('one', assign, '=', 1);
-  }
+    lp.addRow('one', assign, '=', c.count);
+  });
   groups.forEach((g, k) => {
     lp.addRow('load', load[k]!, '>=', 0);
     // Skip capacity rows that cannot bind (everything allowed there fits at once).
@@ -145,15 +180,17 @@ async function spreadBound(p: PlacementProblem, work_over_speed_s: number, notes
   lp.minimize([[1, 'T']]);
   const run = await runLp(lp, { max_iterations: SPREAD_LP_MAX_ITERATIONS });
   if (run.status === 'infeasible') {
-    notes.push('memory-spread LP infeasible: resident bytes exceed total capacity, no feasible placement');
-    return Infinity;
+    return { bound_s: Infinity, note: 'memory-spread LP infeasible: resident bytes exceed total capacity, no feasible placement', variables: pairs };
   }
   if (run.status !== 'optimal' || run.objective === null) {
-    notes.push(`memory-spread LP not solved (HiGHS status ${run.status_code}): used work over speed instead`);
-    return work_over_speed_s;
+    return {
+      bound_s: work_over_speed_s,
+      note: `memory-spread LP not solved (HiGHS status ${run.status_code}): used work over speed instead`,
+      variables: pairs,
+    };
   }
   // Shave a relative 1e-9: the simplex optimum carries round-off, and a bound must not overshoot.
-  return Math.max(work_over_speed_s, run.objective * unit_s * (1 - 1e-9));
+  return { bound_s: Math.max(work_over_speed_s, run.objective * unit_s * (1 - 1e-9)), note: null, variables: pairs };
 }
 
 /** A power of ten such that `span_s` measures between 1e3 and 1e4 of it (1 s when span is 0). */
