@@ -129,44 +129,43 @@ test('row blocks: shard j multiplies its column block of the activation by row b
   assert.deepEqual([sum.inputs, sum.outputs], [['y/tp0of2', 'y/tp1of2'], ['y']]);
 });
 
-/** A graph-only model of one MatMul with a large weight (declared, no bytes: planning does not need them), in `dir`. */
-function bigMatMul(dir: string): string {
-  const model = path.join(dir, 'big.json');
+/** A graph-only hxc-graph/v1 model x [batch, 4096] → y of float16 MatMuls (declared weights, no bytes: planning does not need them), in `dir`. */
+function matMulGraph(dir: string, name: string, out: number, initializers: { name: string; shape: number[] }[], nodes: object[]): string {
+  const model = path.join(dir, `${name}.json`);
   fs.writeFileSync(
     model,
     JSON.stringify({
       format: 'hxc-graph/v1',
-      name: 'big',
+      name,
       inputs: [{ name: 'x', dtype: 'float16', shape: ['batch', 4096] }],
-      outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', 14336] }],
-      initializers: [{ name: 'w', dtype: 'float16', shape: [4096, 14336] }],
-      nodes: [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }],
+      outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', out] }],
+      initializers: initializers.map((w) => ({ ...w, dtype: 'float16' })),
+      nodes,
     }),
   );
   return model;
 }
 
-/** A graph-only chain of eight 4096 × 4096 MatMuls (declared weights, no bytes), in `dir`. */
+/** One MatMul with a large weight. */
+function bigMatMul(dir: string): string {
+  return matMulGraph(dir, 'big', 14336, [{ name: 'w', shape: [4096, 14336] }], [{ name: 'proj', op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] }]);
+}
+
+/** A chain of eight 4096 × 4096 MatMuls. */
 function matMulChain(dir: string): string {
-  const model = path.join(dir, 'chain.json');
   const n = 8;
-  fs.writeFileSync(
-    model,
-    JSON.stringify({
-      format: 'hxc-graph/v1',
-      name: 'chain',
-      inputs: [{ name: 'x', dtype: 'float16', shape: ['batch', 4096] }],
-      outputs: [{ name: 'y', dtype: 'float16', shape: ['batch', 4096] }],
-      initializers: Array.from({ length: n }, (_, i) => ({ name: `w${i}`, dtype: 'float16', shape: [4096, 4096] })),
-      nodes: Array.from({ length: n }, (_, i) => ({
-        name: `proj${i}`,
-        op: 'MatMul',
-        inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`],
-        outputs: [i === n - 1 ? 'y' : `h${i}`],
-      })),
-    }),
+  return matMulGraph(
+    dir,
+    'chain',
+    4096,
+    Array.from({ length: n }, (_, i) => ({ name: `w${i}`, shape: [4096, 4096] })),
+    Array.from({ length: n }, (_, i) => ({
+      name: `proj${i}`,
+      op: 'MatMul',
+      inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`],
+      outputs: [i === n - 1 ? 'y' : `h${i}`],
+    })),
   );
-  return model;
 }
 
 test("a huge graph's variants (forced here on small ones): the one without splits is planned first and let go, planned again only when it ships — the same plan, its partition replayed, not searched; the tensor-parallel one is planned once", async () => {

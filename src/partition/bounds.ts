@@ -113,33 +113,9 @@ export async function spreadLp(
   const n = p.unit_names.length;
   const devices = p.device_ids.length;
   if (work_over_speed_s === 0) return { bound_s: 0, note: null, variables: 0 };
-  const groups: { first: number; count: number }[] = [];
-  const keys = new Map<string, number>();
-  for (let d = 0; d < devices; d++) {
-    const times: number[] = [];
-    for (let u = 0; u < n; u++) times.push(unitAllowed(p, u, d) ? unitTime(p, u, d) : -1);
-    const key = `${p.capacity_bytes[d]}|${times.join(',')}`;
-    let g = keys.get(key);
-    if (g === undefined) {
-      g = groups.length;
-      keys.set(key, g);
-      groups.push({ first: d, count: 0 });
-    }
-    groups[g]!.count++;
-  }
-  const classes: { first: number; count: number }[] = [];
-  const classKeys = new Map<string, number>();
-  for (let u = 0; u < n; u++) {
-    const key =
-      opts.classes === false ? String(u) : `${residentBytes(p, u)}|${groups.map((g) => (unitAllowed(p, u, g.first) ? unitTime(p, u, g.first) : -1)).join(',')}`;
-    let c = classKeys.get(key);
-    if (c === undefined) {
-      c = classes.length;
-      classKeys.set(key, c);
-      classes.push({ first: u, count: 0 });
-    }
-    classes[c]!.count++;
-  }
+  const time = (u: number, d: number): number => (unitAllowed(p, u, d) ? unitTime(p, u, d) : -1);
+  const groups = identicalRuns(devices, (d) => `${p.capacity_bytes[d]}|${Array.from({ length: n }, (_, u) => time(u, d)).join(',')}`);
+  const classes = identicalRuns(n, (u) => (opts.classes === false ? String(u) : `${residentBytes(p, u)}|${groups.map((g) => time(u, g.first)).join(',')}`));
   let pairs = 0;
   for (const c of classes) for (const g of groups) if (unitAllowed(p, c.first, g.first)) pairs++;
   if (pairs + 1 > SPREAD_LP_MAX_VARIABLES) {
@@ -191,6 +167,23 @@ export async function spreadLp(
   }
   // Shave a relative 1e-9: the simplex optimum carries round-off, and a bound must not overshoot.
   return { bound_s: Math.max(work_over_speed_s, run.objective * unit_s * (1 - 1e-9)), note: null, variables: pairs };
+}
+
+/** Indices 0..count−1 grouped by key, in order of first appearance: each group's first index and size. */
+function identicalRuns(count: number, key: (i: number) => string): { first: number; count: number }[] {
+  const groups: { first: number; count: number }[] = [];
+  const at = new Map<string, number>();
+  for (let i = 0; i < count; i++) {
+    const k = key(i);
+    let g = at.get(k);
+    if (g === undefined) {
+      g = groups.length;
+      at.set(k, g);
+      groups.push({ first: i, count: 0 });
+    }
+    groups[g]!.count++;
+  }
+  return groups;
 }
 
 /** A power of ten such that `span_s` measures between 1e3 and 1e4 of it (1 s when span is 0). */
