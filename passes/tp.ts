@@ -119,7 +119,10 @@ function routerGates(g: Graph): Set<Node> {
         break;
       }
       if (!ROUTER_CHAIN.has(p.op)) break;
-      v = p.inputs.find((x) => x && !g.initializers.has(x));
+      // Its one non-constant input (initializers and Constant nodes are constants), as the moe pass reads it.
+      const live = p.inputs.filter((x) => x && !g.initializers.has(x) && producer.get(x)?.op !== 'Constant');
+      if (live.length !== 1) break;
+      v = live[0];
     }
   }
   return gates;

@@ -278,6 +278,14 @@ test('a routed layer measured on a kind (calibration) pays no grouped launch the
     }
   });
   assert.equal(zeroed, topology.devices.filter((d) => d.kind === kind).length, 'one group, on every device of the measured kind');
+  // Measured in part (a profile where some of its experts never ran): the rest launch nothing of
+  // their own, so the layer still pays its grouped launches.
+  let seen = 0;
+  const partly = profile.nodes.map((c) =>
+    c.launch_group === layers[0] && (c.flops > 0 || c.bytes > 0) && seen++ % 2 === 0 ? { ...c, measured_s: { [kind]: 1e-6 } } : c,
+  );
+  assert.ok(seen >= 2);
+  assert.deepEqual(Array.from(build(partly).grouped_launch!.launch_s), Array.from(before.launch_s));
 });
 
 test('fusion: a bias Add and an activation after a MatMul run in its kernel on a GPU (no launch), launch on a CPU; a value read twice is not fused', async () => {

@@ -225,9 +225,13 @@ export function buildProblem(inp: BuildInput): Built {
   // and layer (src/cost/fusion.ts, "Grouped experts").
   const groupIds = new Map<number, number>();
   const launchGroup = new Int32Array(nu).fill(-1);
-  // A group's node with a measured or explicit time on a device already holds its launches as
-  // that runtime made them (computeTime returns it whole): no grouped launch there.
-  const timed: Set<string>[] = [];
+  // Where every node of a group that does work has a measured time (calibration: per device kind)
+  // or an explicit one (per kind or device id), those times already hold the launches that runtime
+  // made (computeTime returns them whole): no grouped launch there. A group measured only in part
+  // (a profile of a run where some experts never fired) still pays it: its other nodes launch
+  // nothing of their own.
+  const working = new Int32Array(nu > 0 ? nu : 1); // per group: nodes that do work
+  const timed: Map<string, number>[] = []; // per group: key → its working nodes timed for that key
   units.forEach((u, k) => {
     let layer: number | undefined;
     for (const i of u.nodes) if ((layer = costs[i]!.launch_group) !== undefined) break;
@@ -235,18 +239,21 @@ export function buildProblem(inp: BuildInput): Built {
     if (!groupIds.has(layer)) groupIds.set(layer, groupIds.size);
     const g = groupIds.get(layer)!;
     launchGroup[k] = g;
-    const keys = (timed[g] ??= new Set());
+    const keys = (timed[g] ??= new Map());
     for (const i of u.nodes) {
       const c = costs[i]!;
-      for (const key of Object.keys(c.measured_s ?? {})) keys.add(key);
-      for (const key of Object.keys(c.time_s ?? {})) keys.add(key);
+      if (c.launch_group !== layer || (c.flops === 0 && c.bytes === 0 && !c.fused_bytes)) continue;
+      working[g]!++;
+      const seen = new Set([...Object.keys(c.measured_s ?? {}), ...Object.keys(c.time_s ?? {})]);
+      for (const key of seen) keys.set(key, (keys.get(key) ?? 0) + 1);
     }
   });
   const groupLaunch = new Float64Array(groupIds.size * nd);
   for (let g = 0; g < groupIds.size; g++)
     devices.forEach((d, j) => {
       const keys = timed[g];
-      groupLaunch[g * nd + j] = keys?.has(d.kind) || keys?.has(d.id) ? 0 : groupedLaunchSeconds(d);
+      const all = (key: string): boolean => working[g]! > 0 && keys?.get(key) === working[g];
+      groupLaunch[g * nd + j] = all(d.kind) || all(d.id) ? 0 : groupedLaunchSeconds(d);
     });
   const weight_bytes = new Float64Array(nu);
   const activation_bytes = new Float64Array(nu);

@@ -33,7 +33,10 @@ export interface PlanOptions {
    * first time, judged again instead of searched for (src/partition/result.ts PartitionDecision).
    */
   partition_replay?: import('../partition/result.js').PartitionDecision;
-  /** Set by tests: above this many nodes the variant driver lets the first variant go and plans it again if it ships (default 100,000). */
+  /**
+   * Set by tests: above this many nodes the variant driver plans the variant without splits first, lets it go and plans it
+   * again only if it ships, and plans no "where it paid" variant (default 100,000: the huge-graph path).
+   */
   let_go_above_nodes?: number;
   /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
   pool?: string[];
