@@ -178,7 +178,8 @@ async function runVariants(
   // the other is planned, the one without splits is planned first and let go, then planned again
   // (same inputs, same plan) only if it ships — its partition judging the placement the first
   // planning chose instead of searching again (a decision is small). The tensor-parallel variant,
-  // held up to its rewrite meanwhile (the import it shares and the rewritten node list), goes on
+  // held up to its rewrite meanwhile (the import it shares, the rewritten node list and, for
+  // weights held inline, their split blocks), goes on
   // after it and is kept: on a frontier MoE graph it is the one that usually ships (the DeepSeek-V3
   // shape: 56.8 against 66.0 ms), so it is planned once.
   const letGo = auto && proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
