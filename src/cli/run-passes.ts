@@ -179,9 +179,9 @@ async function runVariants(
   // (same inputs, same plan) only if it ships — its partition judging the placement the first
   // planning chose instead of searching again (a decision is small). The tensor-parallel variant,
   // held up to its rewrite meanwhile (the import it shares, the rewritten node list and, for
-  // weights held inline, their split blocks), goes on
-  // after it and is kept: on a frontier MoE graph it is the one that usually ships (the DeepSeek-V3
-  // shape: 56.8 against 66.0 ms), so it is planned once.
+  // weights held inline, their split blocks), goes on after it and is kept: on a frontier MoE graph
+  // it is the one that usually ships (the DeepSeek-V3 shape: 56.8 against 66.0 ms), so it is
+  // planned once.
   const letGo = auto && proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
   let plainWeighed: Weighed | null = null;
   let plainDecision: PartitionDecision | null = null;
