@@ -73,9 +73,14 @@ export function computeTime(w: WorkItem, d: Device, eff?: EfficiencyTable): numb
   const measured = w.measured_s?.[d.kind];
   if (measured !== undefined) return measured;
   // No work, no kernel: constants, views and shape queries are resolved when the program is built.
-  if (w.flops === 0 && w.bytes === 0 && !w.fused_bytes) return 0;
+  if (!doesWork(w)) return 0;
   const compute = computeSeconds(w, d, eff?.[d.kind]?.[w.op_class] ?? 1);
   return Math.max(compute, memorySeconds(w, d)) + launchSeconds(w, d);
+}
+
+/** Whether the work item runs a kernel at all: FLOPs or bytes to move (constants, views and shape queries do not). */
+export function doesWork(w: Pick<WorkItem, 'flops' | 'bytes' | 'fused_bytes'>): boolean {
+  return w.flops !== 0 || w.bytes !== 0 || !!w.fused_bytes;
 }
 
 /** The launch term of computeTime: none for a fused node or a grouped expert's node on a fusing kind, else one. */

@@ -5,7 +5,7 @@
 // A stage whose nodes the user pinned to different devices (`--assign`) is cut where the pin
 // changes. Every unit gets a unique name (its id in the plan).
 
-import { computeTime, groupedLaunchSeconds } from '../cost/model.js';
+import { computeTime, doesWork, groupedLaunchSeconds } from '../cost/model.js';
 import { HxcError } from '../diag/diagnostics.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
@@ -230,7 +230,7 @@ export function buildProblem(inp: BuildInput): Built {
   // made (computeTime returns them whole): no grouped launch there. A group measured only in part
   // (a profile of a run where some experts never fired) still pays it: its other nodes launch
   // nothing of their own.
-  const working = new Int32Array(nu > 0 ? nu : 1); // per group: nodes that do work
+  const working: number[] = []; // per group: nodes that do work
   const timed: Map<string, number>[] = []; // per group: key → its working nodes timed for that key
   units.forEach((u, k) => {
     let layer: number | undefined;
@@ -242,8 +242,8 @@ export function buildProblem(inp: BuildInput): Built {
     const keys = (timed[g] ??= new Map());
     for (const i of u.nodes) {
       const c = costs[i]!;
-      if (c.launch_group !== layer || (c.flops === 0 && c.bytes === 0 && !c.fused_bytes)) continue;
-      working[g]!++;
+      if (c.launch_group !== layer || !doesWork(c)) continue;
+      working[g] = (working[g] ?? 0) + 1;
       const seen = new Set([...Object.keys(c.measured_s ?? {}), ...Object.keys(c.time_s ?? {})]);
       for (const key of seen) keys.set(key, (keys.get(key) ?? 0) + 1);
     }
@@ -252,7 +252,7 @@ export function buildProblem(inp: BuildInput): Built {
   for (let g = 0; g < groupIds.size; g++)
     devices.forEach((d, j) => {
       const keys = timed[g];
-      const all = (key: string): boolean => working[g]! > 0 && keys?.get(key) === working[g];
+      const all = (key: string): boolean => (working[g] ?? 0) > 0 && keys?.get(key) === working[g];
       groupLaunch[g * nd + j] = all(d.kind) || all(d.id) ? 0 : groupedLaunchSeconds(d);
     });
   const weight_bytes = new Float64Array(nu);
