@@ -4,7 +4,7 @@
 
 import { choiceOption, intOption } from '../src/pass/options.js';
 import type { Model } from '../src/ir/graph.js';
-import type { Pass } from '../src/pass/pass.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
 import { TRACE_THROUGH } from '../src/ir/ops.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { DISAGGREGATE, WORKLOAD } from '../src/serve/options.js';
@@ -121,60 +121,66 @@ export const CONTEXT = intOption({
   help: `tokens held in the KV cache: decode past length and state sizing (default ${DEFAULT_CONTEXT})`,
 });
 
+/**
+ * The dims this run binds (the bind pass's analysis), from the options and the model alone: the
+ * tp pass, which runs before bind, asks it whether the planned step starts with a past.
+ */
+export function bindDims(ctx: Pick<PassContext, 'model' | 'options' | 'option'>): BindResult {
+  const dims: Record<string, number> = {};
+  const source: Record<string, string> = {};
+  const asked = ctx.option(PHASE) ?? null;
+  if (asked === 'serve')
+    throw new HxcError('HXC2002', '--phase serve plans both phases for a workload: only hxc plan takes it', {
+      where: '--phase',
+      hint: 'hxc plan MODEL --phase serve --workload W.yaml; here use --phase prefill or decode',
+    });
+  let phase: Phase | null = asked;
+  const roles = llmRoles(ctx.model);
+  // `hxc plan` on a KV-cache LLM with nothing bound plans its prefill: a plan needs numbers.
+  if (!phase && ctx.options.default_phase === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims))
+    phase = 'prefill';
+  if (phase) {
+    // Defaults never exceed the positions the model has (a learned position table's rows).
+    const positions = positionLimit(ctx.model);
+    const batch = ctx.option(BATCH) ?? 1;
+    const seq = phase === 'prefill' ? (ctx.option(PROMPT) ?? Math.min(DEFAULT_PROMPT, positions)) : 1;
+    const past = phase === 'prefill' ? 0 : (ctx.option(CONTEXT) ?? defaultContext(ctx.model));
+    const set = (s: string | undefined, v: number): void => {
+      if (s !== undefined) {
+        dims[s] = v;
+        source[s] = '--phase';
+      }
+    };
+    // A position beyond the model's table has no embedding: the shapes (and the run) would be wrong.
+    if (Number.isFinite(positions) && past + seq > positions) {
+      const flag = phase === 'prefill' ? '--prompt' : '--context';
+      throw new HxcError(
+        'HXC2002',
+        `${phase === 'prefill' ? seq : past} tokens reach position ${past + seq}, beyond the ${positions} positions the model addresses`,
+        {
+          where: flag,
+          hint: `use at most ${phase === 'prefill' ? positions : positions - 1}`,
+        },
+      );
+    }
+    set(roles.batch, batch);
+    set(roles.seq, seq);
+    set(roles.past, past);
+    set(roles.total, past + seq);
+  }
+  for (const [k, v] of Object.entries(ctx.options.dims)) {
+    dims[k] = v;
+    source[k] = '--dim';
+  }
+  return { dims, source, phase, roles };
+}
+
 export const bindPass: Pass<BindResult> = {
   name: 'bind',
   summary: 'bind symbolic dims: --dim, and --phase prefill|decode with --batch, --prompt, --context for KV-cache LLMs',
   requires: ['import'],
   options: [PHASE, BATCH, PROMPT, CONTEXT, WORKLOAD, DISAGGREGATE],
-  run(ctx) {
-    const dims: Record<string, number> = {};
-    const source: Record<string, string> = {};
-    const asked = ctx.option(PHASE) ?? null;
-    if (asked === 'serve')
-      throw new HxcError('HXC2002', '--phase serve plans both phases for a workload: only hxc plan takes it', {
-        where: '--phase',
-        hint: 'hxc plan MODEL --phase serve --workload W.yaml; here use --phase prefill or decode',
-      });
-    let phase: Phase | null = asked;
-    const roles = llmRoles(ctx.model);
-    // `hxc plan` on a KV-cache LLM with nothing bound plans its prefill: a plan needs numbers.
-    if (!phase && ctx.options.default_phase === true && roles.seq && roles.past && !(roles.seq in ctx.options.dims) && !(roles.past in ctx.options.dims))
-      phase = 'prefill';
-    if (phase) {
-      // Defaults never exceed the positions the model has (a learned position table's rows).
-      const positions = positionLimit(ctx.model);
-      const batch = ctx.option(BATCH) ?? 1;
-      const seq = phase === 'prefill' ? (ctx.option(PROMPT) ?? Math.min(DEFAULT_PROMPT, positions)) : 1;
-      const past = phase === 'prefill' ? 0 : (ctx.option(CONTEXT) ?? defaultContext(ctx.model));
-      const set = (s: string | undefined, v: number): void => {
-        if (s !== undefined) {
-          dims[s] = v;
-          source[s] = '--phase';
-        }
-      };
-      // A position beyond the model's table has no embedding: the shapes (and the run) would be wrong.
-      if (Number.isFinite(positions) && past + seq > positions) {
-        const flag = phase === 'prefill' ? '--prompt' : '--context';
-        throw new HxcError(
-          'HXC2002',
-          `${phase === 'prefill' ? seq : past} tokens reach position ${past + seq}, beyond the ${positions} positions the model addresses`,
-          {
-            where: flag,
-            hint: `use at most ${phase === 'prefill' ? positions : positions - 1}`,
-          },
-        );
-      }
-      set(roles.batch, batch);
-      set(roles.seq, seq);
-      set(roles.past, past);
-      set(roles.total, past + seq);
-    }
-    for (const [k, v] of Object.entries(ctx.options.dims)) {
-      dims[k] = v;
-      source[k] = '--dim';
-    }
-    return { dims, source, phase, roles };
-  },
+  run: bindDims,
   statistics(r) {
     return { bound: Object.keys(r.dims).length, phase: r.phase ?? 'none' };
   },

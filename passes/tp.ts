@@ -6,7 +6,11 @@
 // least 4 Mi weight elements) the plan is made with and without the splits and the better is
 // shipped (src/cli/run-passes.ts), and a plan with splits counts only when every split's parts
 // land on different devices (passes/partition.ts). `--tensor-parallel N` splits every MatMul with
-// at least 64 Ki weight elements into N; `off` never.
+// at least 64 Ki weight elements into N; `off` never. Attention between split projections runs
+// as head shards (head-parallel attention) when the planned step starts with no past — a prefill:
+// its KV cache is then written by the shards and joined once. A step that reads a past would have
+// to split it by heads and join it again over the links every step (hxc's graph I/O holds each
+// layer's cache whole), costing more than the attention it spreads, so there attention stays whole.
 
 import { stringOption } from '../src/pass/options.js';
 import { HxcError } from '../src/diag/diagnostics.js';
@@ -15,6 +19,8 @@ import { splitMatMuls, splittable, type Split } from '../src/transform/tensor-pa
 import { deviceClassKey, type Topology } from '../src/topology/index.js';
 import type { Graph, Node } from '../src/ir/graph.js';
 import { ROUTER_CHAIN } from '../src/moe/detect-facts.js';
+import { bindDims } from './bind.js';
+import type { PassContext } from '../src/pass/pass.js';
 
 export interface TpResult {
   k: number;
@@ -128,6 +134,16 @@ function routerGates(g: Graph): Set<Node> {
   return gates;
 }
 
+/** Whether the planned step starts with no past (a prefill, or a model without a KV cache): attention may then run as head shards. */
+export function startsEmpty(ctx: Pick<PassContext, 'model' | 'options' | 'option'>): boolean {
+  try {
+    const { roles, dims } = bindDims(ctx);
+    return roles.past === undefined || dims[roles.past] === 0;
+  } catch {
+    return false; // the bind pass reports what is wrong with the dims
+  }
+}
+
 export const TENSOR_PARALLEL = stringOption({
   name: 'tensor-parallel',
   arg: '<mode>',
@@ -179,7 +195,7 @@ export const tpPass: Pass<TpResult> = {
     if (experts.length <= MAX_EXPERT_SPLITS) for (const name of experts) targets.add(name);
     const devices = group.length >= k ? group.slice(0, k) : [];
     if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [] };
-    const { graph, splits } = splitMatMuls(g, targets, k);
+    const { graph, splits } = splitMatMuls(g, targets, k, { heads: startsEmpty(ctx), opset: ctx.model.opsets[''] ?? ctx.model.opsets['ai.onnx'] });
     ctx.model = { ...ctx.model, graph };
     return { k, reason: only ? `${reason}, the ${targets.size} MatMuls whose splits paid` : reason, group: devices, splits };
   },

@@ -16,6 +16,7 @@ import { partitionPass } from '../passes/partition.js';
 import type { PlanV1 } from '../src/plan/format.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
 import { EXAMPLES, hxc, tmpDir } from './helpers.js';
+import { llmOnnx, LLM_SHAPES } from '../src/bench/llm.js';
 
 function mlp(K: number, N: number): Buffer {
   const f32 = (name: string, dims: number[], n: number) => ({
@@ -307,4 +308,83 @@ test('a plan that kept its splits on one device each is judged again with the sp
     ids.map((_, d) => [...device.keys()].filter((u) => device[u] === d).reduce((a, u) => a + p.weight_bytes[u]!, 0));
   assert.deepEqual(bytes(spread.placement.device), bytes(kept.placement.device), 'parts traded: each device holds what it held');
   assert.equal(pool.pick(), spread, 'the spread plan is the one that may ship');
+});
+
+/** A two-layer Llama-layout model with onnxruntime-genai's GroupQueryAttention, float32 weights inline (it runs): 8 query heads, 2 KV heads of 64. */
+function gqaModel(dir: string): string {
+  const file = path.join(dir, 'gqa.onnx');
+  const shape = { ...LLM_SHAPES['Llama-2-7B']!, layers: 2, hidden: 512, heads: 8, kvHeads: 2, ffn: 1024, vocab: 512, maxPositions: 256 };
+  fs.writeFileSync(file, llmOnnx(shape, 'float32'));
+  return file;
+}
+
+test('attention between split projections runs as head shards in a prefill (past split by heads, present joined), and the plan, decode steps included, matches the unsplit model', async () => {
+  const dir = tmpDir();
+  const model = gqaModel(dir);
+  const out = path.join(dir, 'prefill');
+  await runPipeline(
+    {
+      model_path: model,
+      topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      dims: {},
+      flags: { out, objective: 'latency', phase: 'prefill', prompt: 200, batch: 4, 'tensor-parallel': 2 },
+    },
+    null,
+  );
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  const A = '/model/layers.0/self_attn';
+  const pair = plan.tensor_parallel!.splits.find((s) => s.node === `${A}/o_proj/MatMul`)!;
+  assert.ok(pair, 'the attention block is one pair, split at its output projection');
+  assert.deepEqual(pair.covers, [`${A}/q_proj/MatMul`, `${A}/k_proj/MatMul`, `${A}/v_proj/MatMul`, `${A}/o_proj/MatMul`]);
+  const gqa = `${A}/GroupQueryAttention/GroupQueryAttention`;
+  assert.deepEqual(
+    pair.members!.map((m) => m.filter((n) => n.startsWith(gqa))),
+    [[`${gqa}/tp0of2`], [`${gqa}/tp1of2`]],
+    'each shard runs attention on its heads',
+  );
+  const devices = pair.members!.map((m) => [...new Set(m.map((n) => plan.assignment[n]))]);
+  assert.ok(devices.every((d) => d.length === 1) && devices[0]![0] !== devices[1]![0], `the two shards on two devices: ${JSON.stringify(devices)}`);
+  // The past split by heads for the shards, the present joined from them.
+  for (const node of [`${gqa}/tp_split_key`, `${gqa}/tp_split_value`, `${gqa}/tp_join_key`, `${gqa}/tp_join_value`])
+    assert.ok(plan.assignment[node], `${node} is placed`);
+  const report = await runPlan({ plan_dir: out, seed: 4, iterations: 1, check: true, decode_steps: 2, dims: {} });
+  assert.ok(report.check!.passed, 'head shards, the split past and the joined present match the unsplit model');
+});
+
+test('a decode step keeps attention whole: its past would be split and joined over the links every step', async () => {
+  const dir = tmpDir();
+  const model = gqaModel(dir);
+  const tp = (phase: string) =>
+    runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { phase, context: 64, 'tensor-parallel': 2 } }, [
+      'import',
+      'tp',
+    ]);
+  const [prefill, decode] = [await tp('prefill'), await tp('decode')];
+  const heads = (r: Awaited<ReturnType<typeof tp>>): unknown[] =>
+    r.ctx.model.graph.nodes.filter((n) => n.op === 'GroupQueryAttention').map((n) => [n.attrs.num_heads?.value, n.attrs.kv_num_heads?.value]);
+  assert.deepEqual(
+    heads(prefill),
+    [
+      [4, 1],
+      [4, 1],
+      [4, 1],
+      [4, 1],
+    ],
+    'prefill: two layers × two shards of 4 query heads and 1 KV head',
+  );
+  assert.deepEqual(
+    heads(decode),
+    [
+      [8, 2],
+      [8, 2],
+    ],
+    'decode: one whole attention per layer',
+  );
+  const attentionPairs = (r: Awaited<ReturnType<typeof tp>>): string[] =>
+    r.ctx
+      .get(tpPass)
+      .splits.filter((s) => s.node.endsWith('o_proj/MatMul') && s.members)
+      .map((s) => s.node);
+  assert.equal(attentionPairs(prefill).length, 2);
+  assert.deepEqual(attentionPairs(decode), [], 'the projections split by columns alone, gathered for the attention');
 });

@@ -98,12 +98,16 @@ export const LLM_SHAPES: Readonly<Record<string, LlmShape>> = {
   'Mixtral-8x7B': { ...llama(32, 4096, 32, 8, 14336, 32000), experts: 8, topK: 2, maxPositions: 32768 },
 };
 
-export type LlmDtype = 'float16' | 'bfloat16' | 'fp8';
+export type LlmDtype = 'float16' | 'bfloat16' | 'fp8' | 'float32';
 
-/** The model as ONNX bytes. Deterministic: the same shape and dtype give the same bytes. */
+/**
+ * The model as ONNX bytes. Deterministic: the same shape and dtype give the same bytes. float32
+ * writes its weights inline (a small shape that runs: the tests check plans of it against the
+ * unsplit model); the other dtypes are graph-only.
+ */
 export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
-  const b = new OnnxBuilder();
-  const ACT = dtype === 'bfloat16' ? T.BFLOAT16 : T.FLOAT16;
+  const b = new OnnxBuilder(dtype === 'float32');
+  const ACT = dtype === 'bfloat16' ? T.BFLOAT16 : dtype === 'float32' ? T.FLOAT : T.FLOAT16;
   const fp8 = dtype === 'fp8';
   const W = fp8 ? FLOAT8E4M3FN : ACT;
   const KV = fp8 ? FLOAT8E4M3FN : ACT;
@@ -149,7 +153,7 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
     const [topW, topI] = node(scope, 'TopK', [probs, b.i64([s.topK])], [int('axis', -1), int('largest', 1), int('sorted', 1)], 2) as [string, string];
     const normW = one(scope, 'Div', [topW, one(scope, 'ReduceSum', [topW, b.i64([1])], [int('keepdims', 1)])]);
     const wFlat = one(scope, 'Reshape', [one(scope, 'Cast', [normW], [int('to', ACT)]), b.i64([-1])]);
-    let acc = one(scope, 'Mul', [flat, b.f16(0, ACT)]);
+    let acc = one(scope, 'Mul', [flat, ACT === T.FLOAT ? b.f32(0) : b.f16(0, ACT)]);
     for (let e = 0; e < s.experts; e++) {
       const E = `${scope}/experts.${e}`;
       const hit = one(E, 'NonZero', [one(E, 'Equal', [topI, b.i64([e], true)])]);

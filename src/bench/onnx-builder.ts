@@ -23,8 +23,23 @@ export class OnnxBuilder {
   private readonly consts = new Map<string, string>();
   private readonly used = new Set<string>();
 
-  /** A weight whose bytes are absent: external data at the next offset of weights.bin. */
+  /** `inline`: weights are float32 values in the model (a model that runs, for numeric checks) instead of absent external data. */
+  constructor(private readonly inline = false) {}
+
+  /**
+   * A weight whose bytes are absent: external data at the next offset of weights.bin. Inline
+   * (float32 only): deterministic values sin(i·0.37 + ‖dims‖)/16, small enough that a few
+   * layers of them stay in range.
+   */
   weight(name: string, dims: number[], dataType: number): string {
+    if (this.inline) {
+      if (dataType !== T.FLOAT) throw new Error(`inline weights are float32 only (${name})`);
+      const n = dims.reduce((a, b) => a * b, 1);
+      const phase = dims.reduce((a, b) => a + b, 0);
+      const values = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + phase) / 16);
+      this.inits.push({ name, dims, dataType, rawData: new Uint8Array(values.buffer) });
+      return name;
+    }
     const length = byteSizeOf(
       dtypeFromOnnx(dataType)!,
       dims.reduce((a, b) => a * b, 1),

@@ -12,6 +12,16 @@
 // between the two GEMMs, one reduction per pair (the all-reduce Megatron places there). Each
 // shard is one unit the partitioner places. Sums in a different order round differently: the
 // result matches the unsplit model to floating-point tolerance, not bit for bit.
+//
+// Head-parallel attention (Megatron-LM §3, Fig. 3b): when the chain between the column and the row
+// MatMuls is an attention op that reads its query, key and value from column-split projections
+// (com.microsoft GroupQueryAttention, as onnxruntime-genai's model builder writes it), shard j runs
+// attention on its heads only: the projections' column blocks are whole heads when the head counts
+// divide by k, GQA's query heads h·H/k… read kv head ⌊h·Hkv/H⌋, which the same block holds, and the
+// output projection is split by rows. The KV cache the op reads (past) is split by heads for the
+// shards and what it writes (present) joined again, so the graph's inputs and outputs stay as
+// they were; the caller shards attention only where that costs nothing (a step that starts with
+// no past: passes/tp.ts).
 
 import { byteSizeOf, dtypeBits } from '../ir/dtype.js';
 import type { Graph, Node, TensorData } from '../ir/graph.js';
@@ -53,6 +63,38 @@ const PARTWISE_UNARY = new Set([
 ]);
 const PARTWISE_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow']);
 
+/** GroupQueryAttention's past key and value inputs, split by heads per shard. */
+const PAST_SLOTS = [3, 4];
+/** GroupQueryAttention's present key and value outputs, joined from the shards. */
+const PRESENT_SLOTS = [1, 2];
+
+function intAttr(n: Node, name: string): number | undefined {
+  const a = n.attrs[name];
+  return a?.type === 'int' ? a.value : undefined;
+}
+
+/**
+ * Whether attention node `n` can run as k head shards: a GroupQueryAttention with separate query,
+ * key and value (not packed), both head counts divisible by k, and nothing read per head across
+ * shards (an attention bias or head sink) or written per head (the optional QK output).
+ */
+function headParallel(n: Node, k: number): { heads: number; kvHeads: number } | null {
+  if (n.op !== 'GroupQueryAttention' || n.domain !== 'com.microsoft') return null;
+  const heads = intAttr(n, 'num_heads');
+  const kvHeads = intAttr(n, 'kv_num_heads');
+  if (!heads || !kvHeads || heads % k !== 0 || kvHeads % k !== 0) return null;
+  if (!n.inputs[1] || !n.inputs[2] || n.inputs.slice(10).some((v) => v)) return null;
+  if (n.outputs.slice(3).some((v) => v)) return null;
+  return { heads, kvHeads };
+}
+
+export interface SplitOptions {
+  /** Shard attention by heads inside a pair (head-parallel attention, above). */
+  heads?: boolean;
+  /** The model's default-domain opset: how a Split node names its parts (num_outputs from 18). */
+  opset?: number;
+}
+
 /** A MatMul whose second input is a 2-D initializer with N divisible by k, and whose bytes we hold (or that holds none: graph-only). */
 export function splittable(graph: Graph, node: Node, k: number): boolean {
   if (node.op !== 'MatMul' || node.domain !== '' || node.inputs.length !== 2) return false;
@@ -87,7 +129,7 @@ interface RowGroup {
  * values nothing else reads. Other inputs of the chain may be scalars or [K] vectors (a bias),
  * which shard j reads whole or as its block.
  */
-function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<string, RowGroup> {
+function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads: boolean): Map<string, RowGroup> {
   // Per value, the index of the node computing it (which also orders a group's members).
   const producer = new Map<string, number>();
   graph.nodes.forEach((n, i) => {
@@ -101,7 +143,8 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
   const readersOf = (v: string): Node[] => {
     if (!readers) {
       const r = new Map<string, Node[]>();
-      for (const n of graph.nodes) if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op)) r.set(n.outputs[0]!, []);
+      for (const n of graph.nodes)
+        if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op) || (heads && n.op === 'GroupQueryAttention')) r.set(n.outputs[0]!, []);
       for (const n of graph.nodes) for (const list of [n.inputs, n.outer_refs]) for (const x of list) if (x) r.get(x)?.push(n);
       readers = r;
     }
@@ -116,7 +159,8 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
     const sources = new Map<string, [Node, number]>();
     const chain = new Map<string, [Node, number]>();
     let ok = true;
-    const visit = (v: string): void => {
+    // `width`: the columns of the value `v` (K, or a key/value projection's under attention).
+    const visit = (v: string, width: number): void => {
       if (!ok) return;
       const at = producer.get(v);
       if (at === undefined) {
@@ -124,12 +168,27 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
         return;
       }
       const p = graph.nodes[at]!;
-      if (p.op === 'MatMul' && targets.has(p.name) && splittable(graph, p, k) && graph.initializers.get(p.inputs[1]!)!.dims[1] === K) {
+      if (p.op === 'MatMul' && targets.has(p.name) && splittable(graph, p, k) && graph.initializers.get(p.inputs[1]!)!.dims[1] === width) {
         if (claimed.has(p.name) || groups.has(p.name)) ok = false;
         else sources.set(p.name, [p, at]);
         return;
       }
       if (chain.has(p.name)) return;
+      const attention = heads ? headParallel(p, k) : null;
+      if (attention) {
+        // Its output (the heads' context, `width` wide) is the only one the pair reads; q, k and v
+        // come from column-split projections, k and v with the kv heads' share of the width.
+        if (v !== p.outputs[0] || outputs.has(v) || width % attention.heads !== 0) {
+          ok = false;
+          return;
+        }
+        chain.set(p.name, [p, at]);
+        const kvWidth = (width / attention.heads) * attention.kvHeads;
+        visit(p.inputs[0]!, width);
+        visit(p.inputs[1]!, kvWidth);
+        visit(p.inputs[2]!, kvWidth);
+        return;
+      }
       const unary = PARTWISE_UNARY.has(p.op) && (p.domain === '' || p.domain === 'com.microsoft') && p.inputs.length === 1;
       const binary = PARTWISE_BINARY.has(p.op) && p.domain === '' && p.inputs.length === 2;
       if (!(unary || binary) || p.outputs.length !== 1 || outputs.has(v)) {
@@ -141,13 +200,13 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number): Map<s
         const init = graph.initializers.get(x);
         if (init) {
           const numel = init.dims.reduce((a, b) => a * b, 1);
-          if (!(numel === 1 || (init.dims.length === 1 && init.dims[0] === K && dtypeBits(init.dtype) % 8 === 0 && p.op !== 'Pow'))) ok = false;
+          if (!(numel === 1 || (init.dims.length === 1 && init.dims[0] === width && dtypeBits(init.dtype) % 8 === 0 && p.op !== 'Pow'))) ok = false;
           continue;
         }
-        visit(x);
+        visit(x, width);
       }
     };
-    visit(row.inputs[0]!);
+    visit(row.inputs[0]!, K);
     if (!ok || sources.size === 0) continue;
     // Every chain value is read inside the group only.
     const inGroup = new Set([...chain.keys(), row.name]);
@@ -172,8 +231,8 @@ function rowBlock(w: TensorData, j: number, k: number, name: string): TensorData
   return { name, dtype: w.dtype, dims, byte_size, location: { kind: 'inline', data } };
 }
 
-export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number): SplitResult {
-  const groups = rowGroups(graph, targets, k);
+export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number, options: SplitOptions = {}): SplitResult {
+  const groups = rowGroups(graph, targets, k, options.heads === true);
   const inGroup = new Map<string, RowGroup>();
   for (const g of groups.values()) for (const n of [...g.sources, ...g.chain, g.row]) inGroup.set(n.name, g);
   const nodes: Node[] = [];
@@ -192,6 +251,23 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
       const rowParts: string[] = [];
       const partials: string[] = [];
       const w = graph.initializers.get(node.inputs[1]!)!;
+      const attentions = group.chain.filter((c) => headParallel(c, k));
+      for (const c of attentions)
+        for (const slot of PAST_SLOTS) {
+          const past = c.inputs[slot];
+          if (!past) continue;
+          // [batch, kv_heads, past, head_dim] split on the heads axis, one part per shard.
+          nodes.push({
+            name: `${c.name}/tp_split_${slot === PAST_SLOTS[0] ? 'key' : 'value'}`,
+            op: 'Split',
+            domain: '',
+            inputs: [past],
+            outputs: Array.from({ length: k }, (_, j) => part(past, j)),
+            attrs: { axis: { type: 'int', value: 1 }, ...((options.opset ?? 0) >= 18 ? { num_outputs: { type: 'int' as const, value: k } } : {}) },
+            outer_refs: [],
+            source_index: null,
+          });
+        }
       for (let j = 0; j < k; j++) {
         const shard: string[] = group.sources.map((src) => part(src.name, j));
         const mapped = (v: string): string => {
@@ -210,7 +286,17 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
           return v;
         };
         for (const c of group.chain) {
-          nodes.push({ ...c, name: part(c.name, j), inputs: c.inputs.map(mapped), outputs: [part(c.outputs[0]!, j)], source_index: null });
+          const attention = headParallel(c, k);
+          if (attention) {
+            // Its heads' share: the past split by heads (below), its present parts joined after.
+            const inputs = c.inputs.map((v, slot) => (v && PAST_SLOTS.includes(slot) ? part(v, j) : mapped(v)));
+            const attrs = {
+              ...c.attrs,
+              num_heads: { type: 'int' as const, value: attention.heads / k },
+              kv_num_heads: { type: 'int' as const, value: attention.kvHeads / k },
+            };
+            nodes.push({ ...c, name: part(c.name, j), inputs, outputs: c.outputs.map((o) => (o ? part(o, j) : o)), attrs, source_index: null });
+          } else nodes.push({ ...c, name: part(c.name, j), inputs: c.inputs.map(mapped), outputs: [part(c.outputs[0]!, j)], source_index: null });
           shard.push(part(c.name, j));
         }
         const wj = part(node.inputs[1]!, j);
@@ -244,6 +330,21 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         outer_refs: [],
         source_index: null,
       });
+      for (const c of attentions)
+        for (const slot of PRESENT_SLOTS) {
+          const present = c.outputs[slot];
+          if (!present) continue;
+          nodes.push({
+            name: `${c.name}/tp_join_${slot === PRESENT_SLOTS[0] ? 'key' : 'value'}`,
+            op: 'Concat',
+            domain: '',
+            inputs: Array.from({ length: k }, (_, j) => part(present, j)),
+            outputs: [present],
+            attrs: { axis: { type: 'int', value: 1 } },
+            outer_refs: [],
+            source_index: null,
+          });
+        }
       splits.push({ node: node.name, parts: rowParts, members, covers: [...group.sources.map((s) => s.name), node.name] });
       return;
     }
