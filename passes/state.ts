@@ -5,7 +5,7 @@
 
 import { BATCH, CONTEXT } from './bind.js';
 import { byteSizeOf } from '../src/ir/dtype.js';
-import type { Dim, Model } from '../src/ir/graph.js';
+import type { Dim, Model, Node } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
 import { bindPass, defaultContext, type BindResult } from './bind.js';
@@ -69,12 +69,28 @@ export function findStatePairs(model: Model): { name: string; kind: StateObject[
     const present = presentNameFor(v.name).find((p) => outputs.has(p));
     if (present) pairs.set(v.name, [v.name, present]);
   }
+  // Head-sharded attention (src/transform/tensor-parallel.ts) reads its past through a Split of
+  // the graph input and writes its present through a Concat into the graph output.
+  const producer = new Map<string, Node>();
+  const reader = new Map<string, Node>();
+  for (const n of g.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    if (n.op === 'Concat') for (const i of n.inputs) reader.set(i, n);
+  }
+  const throughSplit = (v: string | undefined): string | undefined => {
+    const p = v === undefined ? undefined : producer.get(v);
+    return p?.op === 'Split' ? p.inputs[0] : v;
+  };
+  const throughJoin = (v: string | undefined): string | undefined => {
+    const c = v === undefined ? undefined : reader.get(v);
+    return c && outputs.has(c.outputs[0]!) ? c.outputs[0] : v;
+  };
   for (const n of g.nodes) {
     const slots = n.domain === 'com.microsoft' ? ORT_PAST_SLOTS[n.op] : undefined;
     if (!slots) continue;
     slots.past.forEach((slot, k) => {
-      const past = n.inputs[slot];
-      const present = n.outputs[slots.present[k]!];
+      const past = throughSplit(n.inputs[slot]);
+      const present = throughJoin(n.outputs[slots.present[k]!]);
       if (past && present && inputs.has(past) && !pairs.has(past)) pairs.set(past, [past, present]);
     });
   }

@@ -21,6 +21,7 @@ import type { Graph, Node } from '../src/ir/graph.js';
 import { ROUTER_CHAIN } from '../src/moe/detect-facts.js';
 import { bindDims } from './bind.js';
 import type { PassContext } from '../src/pass/pass.js';
+import { evalDim } from '../src/shapes/symbolic.js';
 
 export interface TpResult {
   k: number;
@@ -134,14 +135,26 @@ function routerGates(g: Graph): Set<Node> {
   return gates;
 }
 
-/** Whether the planned step starts with no past (a prefill, or a model without a KV cache): attention may then run as head shards. */
-export function startsEmpty(ctx: Pick<PassContext, 'model' | 'options' | 'option'>): boolean {
+/**
+ * Per attention node: whether it starts the planned step with no past — none read, or a past
+ * graph input whose sequence axis (2 of [batch, kv_heads, past, head_dim]) is 0 under the dims
+ * this run binds (a prefill). Only such nodes run as head shards. A past computed in the graph,
+ * or one whose length is not known here, keeps its attention whole.
+ */
+export function startsEmpty(ctx: Pick<PassContext, 'model' | 'options' | 'option'>): (attention: Node) => boolean {
+  let dims: Record<string, number> | null;
   try {
-    const { roles, dims } = bindDims(ctx);
-    return roles.past === undefined || dims[roles.past] === 0;
+    dims = bindDims(ctx).dims;
   } catch {
-    return false; // the bind pass reports what is wrong with the dims
+    dims = null; // the bind pass reports what is wrong with the dims
   }
+  const inputs = new Map(ctx.model.graph.inputs.map((v) => [v.name, v]));
+  return (attention) =>
+    [attention.inputs[3], attention.inputs[4]].every((past) => {
+      if (!past) return true;
+      const axis = inputs.get(past)?.type?.shape?.[2];
+      return dims !== null && axis !== undefined && evalDim(axis, dims) === 0;
+    });
 }
 
 export const TENSOR_PARALLEL = stringOption({

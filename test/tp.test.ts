@@ -11,7 +11,10 @@ import { CandidatePool } from '../src/partition/pool.js';
 import { Judge } from '../src/partition/judge.js';
 import { MakespanAssessor } from '../src/partition/refine.js';
 import type { PlacementProblem } from '../src/partition/problem.js';
-import { tensorParallelGroup, tpPass } from '../passes/tp.js';
+import { startsEmpty, tensorParallelGroup, tpPass } from '../passes/tp.js';
+import { findStatePairs } from '../passes/state.js';
+import { Context } from '../src/pass/context.js';
+import type { Model } from '../src/ir/graph.js';
 import { partitionPass } from '../passes/partition.js';
 import type { PlanV1 } from '../src/plan/format.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
@@ -387,4 +390,125 @@ test('a decode step keeps attention whole: its past would be split and joined ov
       .map((s) => s.node);
   assert.equal(attentionPairs(prefill).length, 2);
   assert.deepEqual(attentionPairs(decode), [], 'the projections split by columns alone, gathered for the attention');
+});
+
+/**
+ * One attention block in IR, by hand: x → q/k/v (64 → 32, 64 → 16 ×2) → GroupQueryAttention (4
+ * heads, 2 KV heads of 8) → o (32 → 64), its past `kv_cache.0.*` [batch, 2, `past`, 8] and its
+ * present `new_kv.0.*` (names the past → present rule does not pair), a constant [2] seqlens_k
+ * (a static batch of 2). `past`: the past's sequence axis as the graph input declares it.
+ */
+function attentionBlock(past: string | number): Model {
+  const g = newGraph('attention');
+  const w = (name: string, dims: number[]) =>
+    g.initializers.set(name, { name, dtype: 'float32', dims, byte_size: dims[0]! * dims[1]! * 4, location: { kind: 'absent' } });
+  w('wq', [64, 32]);
+  w('wk', [64, 16]);
+  w('wv', [64, 16]);
+  w('wo', [32, 64]);
+  g.initializers.set('seqlens', {
+    name: 'seqlens',
+    dtype: 'int32',
+    dims: [2],
+    byte_size: 8,
+    location: { kind: 'inline', data: new Uint8Array(Int32Array.of(3, 3).buffer) },
+  });
+  g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [2, 4, 64] } }, { name: 'total', type: { dtype: 'int32', shape: [] } });
+  for (const kv of ['k', 'v']) g.inputs.push({ name: `kv_cache.0.${kv}`, type: { dtype: 'float32', shape: [2, 2, past, 8] } });
+  const mm = (name: string, wName: string, x: string) => ({
+    name,
+    op: 'MatMul',
+    domain: '',
+    inputs: [x, wName],
+    outputs: [`${name}_out`],
+    attrs: {},
+    outer_refs: [],
+  });
+  g.nodes.push(mm('q', 'wq', 'x'), mm('k', 'wk', 'x'), mm('v', 'wv', 'x'));
+  g.nodes.push({
+    name: 'gqa',
+    op: 'GroupQueryAttention',
+    domain: 'com.microsoft',
+    inputs: ['q_out', 'k_out', 'v_out', 'kv_cache.0.k', 'kv_cache.0.v', 'seqlens', 'total'],
+    outputs: ['ctx', 'new_kv.0.k', 'new_kv.0.v'],
+    attrs: { num_heads: { type: 'int', value: 4 }, kv_num_heads: { type: 'int', value: 2 } },
+    outer_refs: [],
+  });
+  g.nodes.push(mm('o', 'wo', 'ctx'));
+  g.outputs.push({ name: 'o_out', type: null }, { name: 'new_kv.0.k', type: null }, { name: 'new_kv.0.v', type: null });
+  return {
+    format: 'onnx',
+    path: 'attention.onnx',
+    dir: '.',
+    sha256: '',
+    file_bytes: 0,
+    name: 'attention',
+    ir_version: 8,
+    producer: 'test',
+    opsets: { '': 17, 'com.microsoft': 1 },
+    graph: g,
+    functions: [],
+    annotations: { state: [], moe: [] },
+    weights_present: false,
+  };
+}
+
+test('head shards read the sequence lengths whole, split each past once, and leave the KV cache where the state pass finds it', () => {
+  const model = attentionBlock('past_sequence_length');
+  const { graph, splits } = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: () => true, opset: 17 });
+  assert.deepEqual(
+    splits.map((s) => [s.node, s.covers]),
+    [['o', ['q', 'k', 'v', 'o']]],
+  );
+  const shards = graph.nodes.filter((n) => n.op === 'GroupQueryAttention');
+  assert.deepEqual(
+    shards.map((n) => [n.inputs, n.attrs.num_heads?.value, n.attrs.kv_num_heads?.value]),
+    [0, 1].map((j) => [
+      [`q_out/tp${j}of2`, `k_out/tp${j}of2`, `v_out/tp${j}of2`, `kv_cache.0.k/tp${j}of2`, `kv_cache.0.v/tp${j}of2`, 'seqlens', 'total'],
+      2,
+      1,
+    ]),
+    'q/k/v column blocks and past parts per shard; seqlens_k (per batch row) and total whole',
+  );
+  assert.deepEqual(
+    graph.nodes.filter((n) => n.op === 'Split').map((n) => [n.inputs, n.outputs, n.attrs.axis?.value]),
+    ['k', 'v'].map((kv) => [[`kv_cache.0.${kv}`], [`kv_cache.0.${kv}/tp0of2`, `kv_cache.0.${kv}/tp1of2`], 1]),
+  );
+  assert.deepEqual(
+    graph.nodes.filter((n) => n.op === 'Concat' && n.name.includes('tp_join')).map((n) => [n.inputs, n.outputs, n.attrs.axis?.value]),
+    ['k', 'v'].map((kv) => [[`new_kv.0.${kv}/tp0of2`, `new_kv.0.${kv}/tp1of2`], [`new_kv.0.${kv}`], 1]),
+  );
+  // Opset 18 names its parts' count.
+  const v18 = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: () => true, opset: 18 }).graph;
+  assert.deepEqual(
+    v18.nodes.filter((n) => n.op === 'Split').map((n) => n.attrs.num_outputs?.value),
+    [2, 2],
+  );
+  // The cache pairs through the split and the join, as before the rewrite.
+  const before = findStatePairs(model).map((s) => [s.inputs, s.outputs]);
+  assert.deepEqual(before, [
+    [
+      ['kv_cache.0.k', 'kv_cache.0.v'],
+      ['new_kv.0.k', 'new_kv.0.v'],
+    ],
+  ]);
+  assert.deepEqual(
+    findStatePairs({ ...model, graph }).map((s) => [s.inputs, s.outputs]),
+    before,
+  );
+});
+
+test('attention runs as head shards only where its past is empty under the bound dims: a symbolic past bound to 0, not a fixed-length buffer', () => {
+  const shards = (past: string | number, dims: Record<string, number>): number => {
+    const model = attentionBlock(past);
+    const ctx = new Context({ model_path: model.path, topology_path: null, dims, flags: {} });
+    ctx.model = model;
+    const { graph } = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: startsEmpty(ctx) });
+    return graph.nodes.filter((n) => n.op === 'GroupQueryAttention').length;
+  };
+  assert.equal(shards('past_sequence_length', { past_sequence_length: 0 }), 2, 'a prefill: two shards');
+  assert.equal(shards('past_sequence_length', { past_sequence_length: 64 }), 1, 'a decode step: whole');
+  assert.equal(shards('past_sequence_length', {}), 1, 'a past of unknown length: whole');
+  assert.equal(shards(16, {}), 1, 'a fixed 16-token buffer: whole');
+  assert.equal(shards(0, {}), 2, 'an empty fixed buffer: two shards');
 });

@@ -89,8 +89,8 @@ function headParallel(n: Node, k: number): { heads: number; kvHeads: number } | 
 }
 
 export interface SplitOptions {
-  /** Shard attention by heads inside a pair (head-parallel attention, above). */
-  heads?: boolean;
+  /** Which attention nodes may run as head shards inside a pair (head-parallel attention, above); none when absent. */
+  heads?: (attention: Node) => boolean;
   /** The model's default-domain opset: how a Split node names its parts (num_outputs from 18). */
   opset?: number;
 }
@@ -129,7 +129,7 @@ interface RowGroup {
  * values nothing else reads. Other inputs of the chain may be scalars or [K] vectors (a bias),
  * which shard j reads whole or as its block.
  */
-function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads: boolean): Map<string, RowGroup> {
+function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads: (attention: Node) => boolean): Map<string, RowGroup> {
   // Per value, the index of the node computing it (which also orders a group's members).
   const producer = new Map<string, number>();
   graph.nodes.forEach((n, i) => {
@@ -143,8 +143,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
   const readersOf = (v: string): Node[] => {
     if (!readers) {
       const r = new Map<string, Node[]>();
-      for (const n of graph.nodes)
-        if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op) || (heads && n.op === 'GroupQueryAttention')) r.set(n.outputs[0]!, []);
+      for (const n of graph.nodes) if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op) || n.op === 'GroupQueryAttention') r.set(n.outputs[0]!, []);
       for (const n of graph.nodes) for (const list of [n.inputs, n.outer_refs]) for (const x of list) if (x) r.get(x)?.push(n);
       readers = r;
     }
@@ -174,7 +173,11 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
         return;
       }
       if (chain.has(p.name)) return;
-      const attention = heads ? headParallel(p, k) : null;
+      const attention = headParallel(p, k);
+      if (attention && !heads(p)) {
+        ok = false;
+        return;
+      }
       if (attention) {
         // Its output (the heads' context, `width` wide) is the only one the pair reads; q, k and v
         // come from column-split projections, k and v with the kv heads' share of the width.
@@ -232,7 +235,7 @@ function rowBlock(w: TensorData, j: number, k: number, name: string): TensorData
 }
 
 export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number, options: SplitOptions = {}): SplitResult {
-  const groups = rowGroups(graph, targets, k, options.heads === true);
+  const groups = rowGroups(graph, targets, k, options.heads ?? (() => false));
   const inGroup = new Map<string, RowGroup>();
   for (const g of groups.values()) for (const n of [...g.sources, ...g.chain, g.row]) inGroup.set(n.name, g);
   const nodes: Node[] = [];
@@ -242,6 +245,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   /** Column part outputs of each split MatMul's output value. */
   const partOutputs = new Map<string, string[]>();
   const part = (name: string, j: number): string => `${name}/tp${j}of${k}`;
+  const pastSplit = new Set<string>();
   graph.nodes.forEach((node, i) => {
     const source_index = node.source_index === undefined ? i : node.source_index;
     const group = inGroup.get(node.name);
@@ -255,7 +259,9 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
       for (const c of attentions)
         for (const slot of PAST_SLOTS) {
           const past = c.inputs[slot];
-          if (!past) continue;
+          // One split per past value, however many attention nodes read it.
+          if (!past || pastSplit.has(past)) continue;
+          pastSplit.add(past);
           // [batch, kv_heads, past, head_dim] split on the heads axis, one part per shard.
           nodes.push({
             name: `${c.name}/tp_split_${slot === PAST_SLOTS[0] ? 'key' : 'value'}`,
@@ -288,8 +294,10 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         for (const c of group.chain) {
           const attention = headParallel(c, k);
           if (attention) {
-            // Its heads' share: the past split by heads (below), its present parts joined after.
-            const inputs = c.inputs.map((v, slot) => (v && PAST_SLOTS.includes(slot) ? part(v, j) : mapped(v)));
+            // Its heads' share: q, k and v its column blocks, the past split by heads (above), its
+            // present parts joined after; the sequence lengths and rotary tables whole (a 1-D
+            // constant there is per batch row, not per head).
+            const inputs = c.inputs.map((v, slot) => (!v || slot > PAST_SLOTS[1]! ? v : PAST_SLOTS.includes(slot) ? part(v, j) : mapped(v)));
             const attrs = {
               ...c.attrs,
               num_heads: { type: 'int' as const, value: attention.heads / k },
