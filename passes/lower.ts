@@ -28,7 +28,7 @@ import { replicatePass } from './replicate.js';
 import { schedulePass } from './schedule.js';
 import { shapesPass } from './shapes.js';
 import { statePass } from './state.js';
-import { tpPass } from './tp.js';
+import { tpPass, type TpResult } from './tp.js';
 import { verifyPass } from './verify.js';
 import type { InputSpec } from '../src/plan/inputs.js';
 import { DELTA_FORMAT, PLAN_FORMAT, type DeltaV1, type PlanV1 } from '../src/plan/format.js';
@@ -220,9 +220,15 @@ export function buildManifest(
         }))
       : [],
     /** Tensor parallelism applied (the tp pass): MatMuls split column-wise into k parts. */
-    tensor_parallel: ctx.has(tpPass) ? ctx.get(tpPass) : null,
+    tensor_parallel: ctx.has(tpPass) ? tensorParallelRecord(ctx.get(tpPass)) : null,
     ...(ctx.options.serve ? { serve: ctx.options.serve } : {}),
   };
+}
+
+/** The tp pass's record as plan.json keeps it: `io` only when the plan holds graph inputs or outputs as parts. */
+function tensorParallelRecord(r: TpResult): PlanV1['tensor_parallel'] {
+  const { io, ...rest } = r;
+  return io.length > 0 ? { ...rest, io } : rest;
 }
 
 /** A number, or null for Infinity (JSON has no infinity). */

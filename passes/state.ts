@@ -98,7 +98,9 @@ export function findStatePairs(model: Model): { name: string; kind: StateObject[
   const groups = new Map<string, { inputs: string[]; outputs: string[] }>();
   for (const [past, present] of [...pairs.values()]) {
     const layer = layerOf(past);
-    const key = layer === null ? past : `kv.layer${layer}`;
+    // A head-sharded cache (`…/tp0of2`, src/transform/tensor-parallel.ts) is one object per shard: each lives with its shard.
+    const shard = /\/tp(\d+of\d+)$/.exec(past)?.[1];
+    const key = layer === null ? past : `kv.layer${layer}${shard ? `.tp${shard}` : ''}`;
     const grp = groups.get(key) ?? { inputs: [], outputs: [] };
     grp.inputs.push(past);
     grp.outputs.push(present);

@@ -7,15 +7,14 @@
 // shipped (src/cli/run-passes.ts), and a plan with splits counts only when every split's parts
 // land on different devices (passes/partition.ts). `--tensor-parallel N` splits every MatMul with
 // at least 64 Ki weight elements into N; `off` never. Attention between split projections runs
-// as head shards (head-parallel attention) when the planned step starts with no past — a prefill:
-// its KV cache is then written by the shards and joined once. A step that reads a past would have
-// to split it by heads and join it again over the links every step (hxc's graph I/O holds each
-// layer's cache whole), costing more than the attention it spreads, so there attention stays whole.
+// as head shards (head-parallel attention): in a prefill its KV cache is written by the shards and
+// joined once; in a decode step each shard's share of the cache becomes graph input and output of
+// its own, kept on the shard's device from step to step (headModes below).
 
 import { stringOption } from '../src/pass/options.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass } from '../src/pass/pass.js';
-import { splitMatMuls, splittable, type Split } from '../src/transform/tensor-parallel.js';
+import { splitMatMuls, splittable, type HeadMode, type IoShard, type Split } from '../src/transform/tensor-parallel.js';
 import { deviceClassKey, type Topology } from '../src/topology/index.js';
 import type { Graph, Node } from '../src/ir/graph.js';
 import { ROUTER_CHAIN } from '../src/moe/detect-facts.js';
@@ -30,6 +29,8 @@ export interface TpResult {
   /** The devices the parts are meant for (the NVLink-class group), in order. */
   group: string[];
   splits: Split[];
+  /** Graph inputs and outputs held as parts (a head-sharded KV cache; plan.json `io_shards`). */
+  io: IoShard[];
 }
 
 export const AUTO_MIN_WEIGHT_ELEMENTS = 1 << 22;
@@ -136,12 +137,15 @@ function routerGates(g: Graph): Set<Node> {
 }
 
 /**
- * Per attention node: whether it starts the planned step with no past — none read, or a past
- * graph input whose sequence axis (2 of [batch, kv_heads, past, head_dim]) is 0 under the dims
- * this run binds (a prefill). Only such nodes run as head shards. A past computed in the graph,
- * or one whose length is not known here, keeps its attention whole.
+ * Per attention node: how its head shards hold the KV cache (src/transform/tensor-parallel.ts).
+ * `join` when it starts the planned step with no past — none read, or a past graph input whose
+ * sequence axis (2 of [batch, kv_heads, past, head_dim]) is 0 under the dims this run binds (a
+ * prefill): the empty past is split for free and the present joined once. `io` when its past is
+ * read from graph inputs (a decode step): each shard's heads become graph inputs and outputs of
+ * their own, so the cache stays with its shard between steps instead of crossing the links twice
+ * a step. Otherwise (a past computed in the graph) attention stays whole.
  */
-export function startsEmpty(ctx: Pick<PassContext, 'model' | 'options' | 'option'>): (attention: Node) => boolean {
+export function headModes(ctx: Pick<PassContext, 'model' | 'options' | 'option'>): (attention: Node) => HeadMode | null {
   let dims: Record<string, number> | null;
   try {
     dims = bindDims(ctx).dims;
@@ -149,12 +153,15 @@ export function startsEmpty(ctx: Pick<PassContext, 'model' | 'options' | 'option
     dims = null; // the bind pass reports what is wrong with the dims
   }
   const inputs = new Map(ctx.model.graph.inputs.map((v) => [v.name, v]));
-  return (attention) =>
-    [attention.inputs[3], attention.inputs[4]].every((past) => {
-      if (!past) return true;
+  return (attention) => {
+    const pasts = [attention.inputs[3], attention.inputs[4]].filter((v): v is string => !!v);
+    const empty = pasts.every((past) => {
       const axis = inputs.get(past)?.type?.shape?.[2];
       return dims !== null && axis !== undefined && evalDim(axis, dims) === 0;
     });
+    if (empty) return 'join';
+    return pasts.every((past) => inputs.has(past)) ? 'io' : null;
+  };
 }
 
 export const TENSOR_PARALLEL = stringOption({
@@ -171,14 +178,14 @@ export const tpPass: Pass<TpResult> = {
   options: [TENSOR_PARALLEL],
   run(ctx) {
     const flag = ctx.option(TENSOR_PARALLEL) ?? 'auto';
-    if (flag === 'off') return { k: 1, reason: 'off', group: [], splits: [] };
+    if (flag === 'off') return { k: 1, reason: 'off', group: [], splits: [], io: [] };
     const group = tensorParallelGroup(ctx.topology());
     let k: number;
     let min: number;
     let reason: string;
     if (flag === 'auto') {
       k = Math.min(4, 2 ** Math.floor(Math.log2(Math.max(1, group.length))));
-      if (k < 2) return { k: 1, reason: 'auto: no two identical accelerators share a dedicated link', group: [], splits: [] };
+      if (k < 2) return { k: 1, reason: 'auto: no two identical accelerators share a dedicated link', group: [], splits: [], io: [] };
       min = AUTO_MIN_WEIGHT_ELEMENTS;
       reason = `auto: ${k}-way over ${group.slice(0, k).join(', ')}`;
     } else {
@@ -207,10 +214,10 @@ export const tpPass: Pass<TpResult> = {
     // over the group, and splitting each would multiply the plan's units and transfers by k.
     if (experts.length <= MAX_EXPERT_SPLITS) for (const name of experts) targets.add(name);
     const devices = group.length >= k ? group.slice(0, k) : [];
-    if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [] };
-    const { graph, splits } = splitMatMuls(g, targets, k, { heads: startsEmpty(ctx), opset: ctx.model.opsets[''] ?? ctx.model.opsets['ai.onnx'] });
+    if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [], io: [] };
+    const { graph, splits, io } = splitMatMuls(g, targets, k, { heads: headModes(ctx), opset: ctx.model.opsets[''] ?? ctx.model.opsets['ai.onnx'] });
     ctx.model = { ...ctx.model, graph };
-    return { k, reason: only ? `${reason}, the ${targets.size} MatMuls whose splits paid` : reason, group: devices, splits };
+    return { k, reason: only ? `${reason}, the ${targets.size} MatMuls whose splits paid` : reason, group: devices, splits, io };
   },
   statistics(r) {
     return { k: r.k, 'matmuls split': r.splits.length };

@@ -11,7 +11,7 @@ import { CandidatePool } from '../src/partition/pool.js';
 import { Judge } from '../src/partition/judge.js';
 import { MakespanAssessor } from '../src/partition/refine.js';
 import type { PlacementProblem } from '../src/partition/problem.js';
-import { startsEmpty, tensorParallelGroup, tpPass } from '../passes/tp.js';
+import { headModes, tensorParallelGroup, tpPass } from '../passes/tp.js';
 import { findStatePairs } from '../passes/state.js';
 import { Context } from '../src/pass/context.js';
 import type { Model } from '../src/ir/graph.js';
@@ -354,42 +354,76 @@ test('attention between split projections runs as head shards in a prefill (past
   assert.ok(report.check!.passed, 'head shards, the split past and the joined present match the unsplit model');
 });
 
-test('a decode step keeps attention whole: its past would be split and joined over the links every step', async () => {
+test("a decode step keeps each shard's KV cache as graph input and output of its own, on its device from step to step; the plan matches the unsplit model, and a prefill plan's state hands over to it", async () => {
   const dir = tmpDir();
   const model = gqaModel(dir);
-  const tp = (phase: string) =>
-    runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { phase, context: 64, 'tensor-parallel': 2 } }, [
-      'import',
-      'tp',
-    ]);
-  const [prefill, decode] = [await tp('prefill'), await tp('decode')];
-  const heads = (r: Awaited<ReturnType<typeof tp>>): unknown[] =>
-    r.ctx.model.graph.nodes.filter((n) => n.op === 'GroupQueryAttention').map((n) => [n.attrs.num_heads?.value, n.attrs.kv_num_heads?.value]);
-  assert.deepEqual(
-    heads(prefill),
+  // Two GPUs of slow memory on NVLink, and a slow host: reading the cache is most of a decode step, so the shards pay.
+  const rack = path.join(dir, 'two-gpus.yaml');
+  fs.writeFileSync(
+    rack,
     [
-      [4, 1],
-      [4, 1],
-      [4, 1],
-      [4, 1],
-    ],
-    'prefill: two layers × two shards of 4 query heads and 1 KV head',
+      'format: hxc-topology/v1',
+      'name: two-gpus',
+      'devices:',
+      '  - {id: cpu0, kind: cpu, memory: {capacity: 64GiB, bandwidth: 20GB/s}, flops: {fp32: 0.2TFLOPS}, launch: 5us}',
+      '  - {id: "gpu[0-1]", kind: gpu, memory: {capacity: 8GiB, bandwidth: 50GB/s}, flops: {fp32: 20TFLOPS}, launch: 5us}',
+      'links:',
+      '  - {name: pcie, kind: pcie, connects: [cpu0, gpu0, gpu1], bandwidth: 16GB/s, latency: 5us, shared: true}',
+      '  - {name: nvlink, kind: nvlink, connects: [gpu0, gpu1], bandwidth: 300GB/s, latency: 2us}',
+      '',
+    ].join('\n'),
   );
+  const plan = async (phase: string, out: string): Promise<PlanV1> => {
+    await runPipeline(
+      {
+        model_path: model,
+        topology_path: rack,
+        dims: {},
+        flags: { out: path.join(dir, out), objective: 'latency', solver: 'heuristic', phase, context: 200, prompt: 32, batch: 64, 'tensor-parallel': 2 },
+      },
+      null,
+    );
+    return JSON.parse(fs.readFileSync(path.join(dir, out, 'plan.json'), 'utf8')) as PlanV1;
+  };
+  const decode = await plan('decode', 'decode');
+  const io = decode.tensor_parallel!.io!;
   assert.deepEqual(
-    heads(decode),
+    io.filter((x) => x.name.includes('.0.')).map((x) => [x.name, x.role, x.parts]),
     [
-      [8, 2],
-      [8, 2],
+      ['past_key_values.0.key', 'input', ['past_key_values.0.key/tp0of2', 'past_key_values.0.key/tp1of2']],
+      ['past_key_values.0.value', 'input', ['past_key_values.0.value/tp0of2', 'past_key_values.0.value/tp1of2']],
+      ['present.0.key', 'output', ['present.0.key/tp0of2', 'present.0.key/tp1of2']],
+      ['present.0.value', 'output', ['present.0.value/tp0of2', 'present.0.value/tp1of2']],
     ],
-    'decode: one whole attention per layer',
   );
-  const attentionPairs = (r: Awaited<ReturnType<typeof tp>>): string[] =>
-    r.ctx
-      .get(tpPass)
-      .splits.filter((s) => s.node.endsWith('o_proj/MatMul') && s.members)
-      .map((s) => s.node);
-  assert.equal(attentionPairs(prefill).length, 2);
-  assert.deepEqual(attentionPairs(decode), [], 'the projections split by columns alone, gathered for the attention');
+  const input = decode.inputs.find((v) => v.name === 'past_key_values.0.key/tp1of2')!;
+  assert.deepEqual(input.shape, ['batch_size', 1, 'past_sequence_length', 64], 'one of the two KV heads');
+  assert.ok(!decode.inputs.some((v) => v.name === 'past_key_values.0.key'));
+  // Each shard's cache is a state object of its own, owned where its attention runs: nothing moves between steps.
+  const gqa = '/model/layers.0/self_attn/GroupQueryAttention/GroupQueryAttention';
+  for (const j of [0, 1]) {
+    const object = decode.state.find((o) => o.inputs.includes(`past_key_values.0.key/tp${j}of2`))!;
+    assert.equal(object.name, `kv.layer0.tp${j}of2`);
+    assert.equal(object.owner, decode.assignment[`${gqa}/tp${j}of2`]);
+    assert.deepEqual(object.moves, []);
+  }
+  assert.notEqual(decode.assignment[`${gqa}/tp0of2`], decode.assignment[`${gqa}/tp1of2`], 'the shards on two devices');
+  const run = await runPlan({ plan_dir: path.join(dir, 'decode'), seed: 4, iterations: 1, check: true, decode_steps: 2, dims: {} });
+  assert.ok(run.check!.passed, 'inputs made whole and cut into parts, the parts joined to compare with the unsplit model');
+  // The serve handoff: a prefill plan's state (whole: its attention joins the present) into the decode plan's parts.
+  await plan('prefill', 'prefill');
+  const pre = await runPlan({ plan_dir: path.join(dir, 'prefill'), seed: 4, iterations: 1, check: true, decode_steps: 0, dims: {}, keep_state: true });
+  assert.deepEqual(Object.keys(pre.state!.state).sort().slice(0, 2), ['past_key_values.0.key', 'past_key_values.0.value']);
+  const dec = await runPlan({
+    plan_dir: path.join(dir, 'decode'),
+    seed: 5,
+    iterations: 1,
+    check: true,
+    decode_steps: 2,
+    dims: { past_sequence_length: 32, batch_size: 64 },
+    from_state: pre.state!,
+  });
+  assert.ok(dec.check!.passed, "the handed-over cache cut into the decode plan's parts");
 });
 
 /**
@@ -455,7 +489,7 @@ function attentionBlock(past: string | number): Model {
 
 test('head shards read the sequence lengths whole, split each past once, and leave the KV cache where the state pass finds it', () => {
   const model = attentionBlock('past_sequence_length');
-  const { graph, splits } = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: () => true, opset: 17 });
+  const { graph, splits } = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: () => 'join', opset: 17 });
   assert.deepEqual(
     splits.map((s) => [s.node, s.covers]),
     [['o', ['q', 'k', 'v', 'o']]],
@@ -479,7 +513,7 @@ test('head shards read the sequence lengths whole, split each past once, and lea
     ['k', 'v'].map((kv) => [[`new_kv.0.${kv}/tp0of2`, `new_kv.0.${kv}/tp1of2`], [`new_kv.0.${kv}`], 1]),
   );
   // Opset 18 names its parts' count.
-  const v18 = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: () => true, opset: 18 }).graph;
+  const v18 = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: () => 'join', opset: 18 }).graph;
   assert.deepEqual(
     v18.nodes.filter((n) => n.op === 'Split').map((n) => n.attrs.num_outputs?.value),
     [2, 2],
@@ -498,17 +532,26 @@ test('head shards read the sequence lengths whole, split each past once, and lea
   );
 });
 
-test('attention runs as head shards only where its past is empty under the bound dims: a symbolic past bound to 0, not a fixed-length buffer', () => {
-  const shards = (past: string | number, dims: Record<string, number>): number => {
+test("a prefill joins the head shards' cache at the boundary; a past read from graph inputs becomes each shard's own graph input and output; a past of unknown shape keeps attention whole", () => {
+  const modes = (past: string | number, dims: Record<string, number>): { splits: number; inputs: string[] } => {
     const model = attentionBlock(past);
     const ctx = new Context({ model_path: model.path, topology_path: null, dims, flags: {} });
     ctx.model = model;
-    const { graph } = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: startsEmpty(ctx) });
-    return graph.nodes.filter((n) => n.op === 'GroupQueryAttention').length;
+    const { graph } = splitMatMuls(model.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: headModes(ctx) });
+    return { splits: graph.nodes.filter((n) => n.op === 'Split').length, inputs: graph.inputs.map((v) => v.name).filter((n) => n.startsWith('kv_cache.0.k')) };
   };
-  assert.equal(shards('past_sequence_length', { past_sequence_length: 0 }), 2, 'a prefill: two shards');
-  assert.equal(shards('past_sequence_length', { past_sequence_length: 64 }), 1, 'a decode step: whole');
-  assert.equal(shards('past_sequence_length', {}), 1, 'a past of unknown length: whole');
-  assert.equal(shards(16, {}), 1, 'a fixed 16-token buffer: whole');
-  assert.equal(shards(0, {}), 2, 'an empty fixed buffer: two shards');
+  assert.deepEqual(modes('past_sequence_length', { past_sequence_length: 0 }), { splits: 2, inputs: ['kv_cache.0.k'] }, 'a prefill: split and joined');
+  assert.deepEqual(modes(0, {}), { splits: 2, inputs: ['kv_cache.0.k'] }, 'an empty fixed buffer: the same');
+  const held = { splits: 0, inputs: ['kv_cache.0.k/tp0of2', 'kv_cache.0.k/tp1of2'] };
+  assert.deepEqual(modes('past_sequence_length', { past_sequence_length: 64 }), held, 'a decode step: the shards hold their cache');
+  assert.deepEqual(modes(16, {}), held, 'a fixed 16-token buffer: the same');
+  // A past the graph computes (not a graph input) cannot be held by the shards: attention stays whole.
+  const model = attentionBlock('p');
+  const g = model.graph;
+  g.inputs = g.inputs.map((v) => (v.name === 'kv_cache.0.k' ? { ...v, name: 'raw_k' } : v));
+  g.nodes.unshift({ name: 'copy', op: 'Identity', domain: '', inputs: ['raw_k'], outputs: ['kv_cache.0.k'], attrs: {}, outer_refs: [] });
+  const ctx = new Context({ model_path: model.path, topology_path: null, dims: { p: 8 }, flags: {} });
+  ctx.model = model;
+  const whole = splitMatMuls(g, new Set(['q', 'k', 'v', 'o']), 2, { heads: headModes(ctx) }).graph;
+  assert.equal(whole.nodes.filter((n) => n.op === 'GroupQueryAttention').length, 1);
 });

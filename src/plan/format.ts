@@ -8,7 +8,7 @@
 
 import type { ProgramMeta } from './programs.js';
 import type { Considered } from '../partition/narrow.js';
-import type { Split } from '../transform/tensor-parallel.js';
+import type { IoShard, Split } from '../transform/tensor-parallel.js';
 import type { InputSpec } from './inputs.js';
 
 export const PLAN_FORMAT = 'hxc-plan/v1';
@@ -236,7 +236,14 @@ export interface PlanV1 {
   /** Executable expert replicas (the replicate pass): per expert, its share input, row-part values and each copy's device. */
   expert_replicas: { key: string; input: string; parts: string[]; devices: string[] }[];
   /** Tensor parallelism applied (the tp pass): MatMuls split column-wise (or in Megatron pairs) into k parts. */
-  tensor_parallel: { k: number; reason: string; group: string[]; splits: Split[] } | null;
+  tensor_parallel: {
+    k: number;
+    reason: string;
+    group: string[];
+    splits: Split[];
+    /** Graph inputs and outputs the plan holds as parts (a head-sharded KV cache): `inputs` and `outputs` list the parts; hxc run joins and splits at the boundary. */
+    io?: IoShard[];
+  } | null;
   /** Values whose second dim counts one expert's routed tokens (hxc run writes them as hxc-routing/v1). */
   expert_probes: { value: string; layer: number; expert: number }[];
   /** A serving plan (`--phase serve`): this is its prefill plan; the decode plan is the folder `serve.decode_plan`. */

@@ -218,6 +218,12 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
   const manifest = path.join(dir, 'plan.json');
   if (plan.outputs.length === 0) throw tampered(manifest, 'the plan lists no model outputs');
   for (const o of plan.outputs) if (!produced.has(o.name)) throw tampered(manifest, `no program produces the model output "${o.name}"`);
+  // A graph input or output held as parts: every part is one plan.json lists (hxc run joins and splits them).
+  for (const x of plan.tensor_parallel?.io ?? []) {
+    const listed = new Set((x.role === 'input' ? plan.inputs : plan.outputs).map((v) => v.name));
+    for (const part of x.parts)
+      if (!listed.has(part)) throw tampered(manifest, `tensor_parallel.io names ${x.role} part "${part}", which plan.json's ${x.role}s do not list`);
+  }
   // Every value a program yields goes somewhere plan.json names: a model output, a transfer, a later
   // step, a state write, an expert probe or replica share. One that goes nowhere means a list was cut.
   const used = new Set<string>(plan.outputs.map((o) => o.name));

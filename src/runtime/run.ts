@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { modelInputs, modelOutputNames, toParts, toWhole } from './shards.js';
 import { HxcError } from '../diag/diagnostics.js';
 import { readPlan, verifyPrograms } from '../plan/read.js';
 import type { PlanV1 } from '../plan/format.js';
@@ -105,6 +106,17 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   verifyPrograms(dir, plan);
   const active = plan.devices.filter((d) => d.steps.length > 0);
   const stateInputs = new Set(plan.state.flatMap((s) => s.inputs));
+  // The model's inputs and outputs, where the plan holds some as parts (src/runtime/shards.ts):
+  // feeds are made, read and checked whole, and cut into the plan's parts on the way in.
+  const io = plan.tensor_parallel?.io ?? [];
+  const modelIn = modelInputs(plan.inputs, io);
+  const wholeOf = new Map<string, string>();
+  for (const x of io) for (const part of x.parts) wholeOf.set(part, x.name);
+  const whole = (name: string): string => wholeOf.get(name) ?? name;
+  const modelStateInputs = new Set([...stateInputs].map(whole));
+  // The KV pairs by the model's names (past input ← present output): the unsplit model's state, and the state handed on.
+  const wholePairs = new Map<string, string>();
+  for (const o of plan.state) o.outputs.forEach((present, i) => wholePairs.set(whole(o.inputs[i]!), whole(present)));
   if ((opts.decode_steps > 0 || opts.from_state) && plan.state.length === 0)
     throw new HxcError('HXC2002', '--decode-steps needs a model with KV-cache state, and this plan has none', { where: '--decode-steps' });
   const roles = plan.roles;
@@ -279,14 +291,17 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     let dims: Record<string, number> = { ...plan.dims, ...opts.dims };
     let given: Record<string, ort.Tensor> | null = null;
     if (opts.inputs_file) {
-      const r = readInputs(opts.inputs_file, plan.inputs);
+      const r = readInputs(opts.inputs_file, modelIn);
       given = r.tensors;
       dims = { ...dims, ...r.dims };
     }
     const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir), SESSION_OPTIONS) : null;
     if (reference) {
       // The outputs --check compares are the model's, all of them, as the plan lists them.
-      const mine = plan.outputs.map((o) => o.name);
+      const mine = modelOutputNames(
+        plan.outputs.map((o) => o.name),
+        io,
+      );
       if (mine.length !== reference.outputNames.length || mine.some((n, i) => n !== reference.outputNames[i])) {
         throw new HxcError('HXC2601', `plan.json lists outputs ${JSON.stringify(mine)}, the model has ${JSON.stringify(reference.outputNames)}`, {
           where: path.join(dir, 'plan.json'),
@@ -321,9 +336,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         if (roles.seq) dims = { ...dims, [roles.seq]: 1 };
         if (roles.total && roles.past && roles.seq) dims = { ...dims, [roles.total]: dims[roles.past]! + 1 };
       }
-      const feeds = given && r === 0 ? given : makeInputs(decode ? plan.inputs.filter((i) => !stateInputs.has(i.name)) : plan.inputs, dims, opts.seed + r);
+      const feeds = given && r === 0 ? given : makeInputs(decode ? modelIn.filter((i) => !modelStateInputs.has(i.name)) : modelIn, dims, opts.seed + r);
       // The first step from a given state reads it as ordinary inputs (the devices keep it from then on).
       if (fromState && r === 0) Object.assign(feeds, fromState.state);
+      const planFeeds = toParts(feeds, io, 'input');
       const useState = decode && !(fromState && r === 0);
       const last = r === total - 1;
       const t0 = performance.now();
@@ -339,7 +355,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
             const mine: Record<string, WireTensor> = {};
             // Inputs go to the devices that read them; moved, not copied, unless --check still needs them
             // or another device reads the same input.
-            for (const name of needs.get(d.id)!) if (feeds[name]) mine[name] = toWire(feeds[name]!, !reference && readers.get(name) === 1).wire;
+            for (const name of needs.get(d.id)!)
+              if (planFeeds[name]) mine[name] = toWire(planFeeds[name]!, (!reference || planFeeds[name] !== feeds[name]) && readers.get(name) === 1).wire;
             const req: RunRequest = { type: 'run', request: r, feeds: mine, use_state: useState, return_state: last || opts.decode_steps === 0 };
             const p = next(d.id).then((m) => {
               waiting.delete(d.id);
@@ -379,12 +396,13 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         if (decode) Object.assign(refFeeds, refState);
         const refOut = await reference.run(refFeeds);
         refState = {};
-        for (const s of plan.state)
-          s.outputs.forEach((o, i) => {
-            if (refOut[o]) refState[s.inputs[i]!] = refOut[o]!;
-          });
-        for (const o of plan.outputs) {
-          if (outputs[o.name] && refOut[o.name]) checks.push(compare(o.name, outputs[o.name]!, refOut[o.name]!));
+        for (const [past, present] of wholePairs) if (refOut[present]) refState[past] = refOut[present]!;
+        const wholeOut = toWhole(outputs, io, 'output');
+        for (const name of modelOutputNames(
+          plan.outputs.map((o) => o.name),
+          io,
+        )) {
+          if (wholeOut[name] && refOut[name]) checks.push(compare(name, wholeOut[name]!, refOut[name]!));
         }
       }
       results.push({
@@ -403,12 +421,13 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       active.map((d) => d.id),
     );
     if (opts.keep_state) {
-      const state: Record<string, ort.Tensor> = {};
+      // Handed on by the model's names: a decode plan cuts it into its own parts.
+      const parts: Record<string, ort.Tensor> = {};
       for (const o of plan.state)
         o.outputs.forEach((present, i) => {
-          if (lastOutputs[present]) state[o.inputs[i]!] = lastOutputs[present]!;
+          if (lastOutputs[present]) parts[o.inputs[i]!] = lastOutputs[present]!;
         });
-      report.state = { state, reference: reference ? refState : null };
+      report.state = { state: toWhole(parts, io, 'input'), reference: reference ? refState : null };
     }
     return report;
   } finally {

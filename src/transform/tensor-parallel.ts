@@ -18,13 +18,16 @@
 // (com.microsoft GroupQueryAttention, as onnxruntime-genai's model builder writes it), shard j runs
 // attention on its heads only: the projections' column blocks are whole heads when the head counts
 // divide by k, GQA's query heads h·H/k… read kv head ⌊h·Hkv/H⌋, which the same block holds, and the
-// output projection is split by rows. The KV cache the op reads (past) is split by heads for the
-// shards and what it writes (present) joined again, so the graph's inputs and outputs stay as
-// they were; the caller shards attention only where that costs nothing (a step that starts with
-// no past: passes/tp.ts).
+// output projection is split by rows. Its KV cache, two ways (the caller chooses per node:
+// passes/tp.ts): `join`, the past it reads is split by heads for the shards and the present it
+// writes joined again, so the graph's inputs and outputs stay as they were (free when the step
+// starts with no past); `io`, the cache is the graph's input and output and each shard's heads
+// become graph inputs and outputs of their own (`past…/tp0of2`, [batch, kv_heads/k, past,
+// head_dim]), so the cache stays with its shard from step to step (Megatron's layout) and the
+// runtime splits and joins it only at the boundary (`io` in the result; src/runtime/shards.ts).
 
 import { byteSizeOf, dtypeBits } from '../ir/dtype.js';
-import type { Graph, Node, TensorData } from '../ir/graph.js';
+import type { Graph, Node, TensorData, ValueInfo } from '../ir/graph.js';
 
 export interface Split {
   /** The MatMul split (a row-parallel pair: its second MatMul). */
@@ -37,9 +40,19 @@ export interface Split {
   covers?: string[];
 }
 
+/** A graph input or output replaced by its k parts along `axis` (head-parallel attention's KV cache in `io` mode). */
+export interface IoShard {
+  name: string;
+  role: 'input' | 'output';
+  axis: number;
+  parts: string[];
+}
+
 export interface SplitResult {
   graph: Graph;
   splits: Split[];
+  /** Graph inputs and outputs now held as parts. */
+  io: IoShard[];
 }
 
 /** Elementwise ops that act on each element alone, so a column block of the input gives the column block of the output. */
@@ -88,9 +101,12 @@ function headParallel(n: Node, k: number): { heads: number; kvHeads: number } | 
   return { heads, kvHeads };
 }
 
+/** How a head-sharded attention node's KV cache is held (head-parallel attention, above). */
+export type HeadMode = 'join' | 'io';
+
 export interface SplitOptions {
-  /** Which attention nodes may run as head shards inside a pair (head-parallel attention, above); none when absent. */
-  heads?: (attention: Node) => boolean;
+  /** Which attention nodes may run as head shards inside a pair, and how their cache is held; none when absent. */
+  heads?: (attention: Node) => HeadMode | null;
   /** The model's default-domain opset: how a Split node names its parts (num_outputs from 18). */
   opset?: number;
 }
@@ -121,6 +137,8 @@ interface RowGroup {
   sources: Node[];
   chain: Node[];
   row: Node;
+  /** Head-sharded attention nodes of the chain: how each holds its cache. */
+  heads: Map<Node, HeadMode>;
 }
 
 /**
@@ -129,14 +147,34 @@ interface RowGroup {
  * values nothing else reads. Other inputs of the chain may be scalars or [K] vectors (a bias),
  * which shard j reads whole or as its block.
  */
-function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads: (attention: Node) => boolean): Map<string, RowGroup> {
+function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads: (attention: Node) => HeadMode | null): Map<string, RowGroup> {
   // Per value, the index of the node computing it (which also orders a group's members).
   const producer = new Map<string, number>();
   graph.nodes.forEach((n, i) => {
     for (const o of n.outputs) producer.set(o, i);
   });
   const outputs = new Set(graph.outputs.map((v) => v.name));
+  const inputShape = new Map(graph.inputs.map((v) => [v.name, v.type?.shape]));
   const groups = new Map<string, RowGroup>();
+  // Every value's readers (node inputs and subgraph reads), found when `io` mode first asks.
+  let allReaders: Map<string, number> | null = null;
+  const readCount = (v: string): number => {
+    if (!allReaders) {
+      allReaders = new Map();
+      for (const n of graph.nodes) for (const list of [n.inputs, n.outer_refs]) for (const x of list) if (x) allReaders.set(x, (allReaders.get(x) ?? 0) + 1);
+    }
+    return allReaders.get(v) ?? 0;
+  };
+  /** `io` mode holds: each past is a graph input of [batch, kv_heads, …] read by this node alone, each present a graph output nothing reads. */
+  const ownsCache = (n: Node, kvHeads: number): boolean =>
+    PAST_SLOTS.every((slot) => {
+      const v = n.inputs[slot];
+      return !v || (inputShape.get(v)?.[1] === kvHeads && readCount(v) === 1);
+    }) &&
+    PRESENT_SLOTS.every((slot) => {
+      const v = n.outputs[slot];
+      return !v || (outputs.has(v) && readCount(v) === 0);
+    });
   const claimed = new Set<string>();
   // Readers, of the values a chain may hold only (a partwise op's output), found when first asked.
   let readers: Map<string, Node[]> | null = null;
@@ -157,6 +195,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
     // Members by name, with their index in the graph.
     const sources = new Map<string, [Node, number]>();
     const chain = new Map<string, [Node, number]>();
+    const headModes = new Map<Node, HeadMode>();
     let ok = true;
     // `width`: the columns of the value `v` (K, or a key/value projection's under attention).
     const visit = (v: string, width: number): void => {
@@ -174,7 +213,8 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
       }
       if (chain.has(p.name)) return;
       const attention = headParallel(p, k);
-      if (attention && !heads(p)) {
+      const mode = attention ? heads(p) : null;
+      if (attention && (!mode || (mode === 'io' && !ownsCache(p, attention.kvHeads)))) {
         ok = false;
         return;
       }
@@ -186,6 +226,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
           return;
         }
         chain.set(p.name, [p, at]);
+        headModes.set(p, mode!);
         const kvWidth = (width / attention.heads) * attention.kvHeads;
         visit(p.inputs[0]!, width);
         visit(p.inputs[1]!, kvWidth);
@@ -217,7 +258,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
     if (!ok) continue;
     for (const name of sources.keys()) claimed.add(name);
     const inOrder = (m: Map<string, [Node, number]>): Node[] => [...m.values()].sort((a, b) => a[1] - b[1]).map(([n]) => n);
-    groups.set(row.name, { sources: inOrder(sources), chain: inOrder(chain), row });
+    groups.set(row.name, { sources: inOrder(sources), chain: inOrder(chain), row, heads: headModes });
   }
   return groups;
 }
@@ -235,7 +276,7 @@ function rowBlock(w: TensorData, j: number, k: number, name: string): TensorData
 }
 
 export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: number, options: SplitOptions = {}): SplitResult {
-  const groups = rowGroups(graph, targets, k, options.heads ?? (() => false));
+  const groups = rowGroups(graph, targets, k, options.heads ?? (() => null));
   const inGroup = new Map<string, RowGroup>();
   for (const g of groups.values()) for (const n of [...g.sources, ...g.chain, g.row]) inGroup.set(n.name, g);
   const nodes: Node[] = [];
@@ -246,6 +287,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   const partOutputs = new Map<string, string[]>();
   const part = (name: string, j: number): string => `${name}/tp${j}of${k}`;
   const pastSplit = new Set<string>();
+  const io: IoShard[] = [];
   graph.nodes.forEach((node, i) => {
     const source_index = node.source_index === undefined ? i : node.source_index;
     const group = inGroup.get(node.name);
@@ -255,8 +297,15 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
       const rowParts: string[] = [];
       const partials: string[] = [];
       const w = graph.initializers.get(node.inputs[1]!)!;
-      const attentions = group.chain.filter((c) => headParallel(c, k));
+      const attentions = group.chain.filter((c) => group.heads.has(c));
       for (const c of attentions)
+        if (group.heads.get(c) === 'io')
+          for (const [role, list] of [
+            ['input', PAST_SLOTS.map((slot) => c.inputs[slot])],
+            ['output', PRESENT_SLOTS.map((slot) => c.outputs[slot])],
+          ] as const)
+            for (const name of list) if (name) io.push({ name, role, axis: 1, parts: Array.from({ length: k }, (_, j) => part(name, j)) });
+      for (const c of attentions.filter((a) => group.heads.get(a) === 'join'))
         for (const slot of PAST_SLOTS) {
           const past = c.inputs[slot];
           // One split per past value, however many attention nodes read it.
@@ -292,7 +341,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
           return v;
         };
         for (const c of group.chain) {
-          const attention = headParallel(c, k);
+          const attention = group.heads.has(c) ? headParallel(c, k) : null;
           if (attention) {
             // Its heads' share: q, k and v its column blocks, the past split by heads (above), its
             // present parts joined after; the sequence lengths and rotary tables whole (a 1-D
@@ -338,7 +387,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         outer_refs: [],
         source_index: null,
       });
-      for (const c of attentions)
+      for (const c of attentions.filter((a) => group.heads.get(a) === 'join'))
         for (const slot of PRESENT_SLOTS) {
           const present = c.outputs[slot];
           if (!present) continue;
@@ -399,5 +448,23 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   const used = new Set<string>();
   for (const n of live) for (const list of [n.inputs, n.outer_refs]) for (const v of list) used.add(v);
   for (const name of [...initializers.keys()]) if (!used.has(name) && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
-  return { graph: { ...graph, nodes: live, initializers, declared }, splits };
+  // A cache held by its shards: each graph input and output in its k parts, kv_heads/k heads each.
+  const byName = new Map(io.map((x) => [x.name, x]));
+  const partsOf = <V extends { name: string; type: ValueInfo['type'] }>(list: V[]): V[] =>
+    list.flatMap((v) => {
+      const shard = byName.get(v.name);
+      if (!shard) return [v];
+      const shape = v.type?.shape?.map((d, axis) => (axis === shard.axis && typeof d === 'number' ? d / k : d));
+      return shard.parts.map((name) => ({ ...v, name, type: v.type && shape ? { ...v.type, shape } : v.type }));
+    });
+  for (const shard of io) {
+    const t = declared.get(shard.name);
+    if (!t) continue;
+    declared.delete(shard.name);
+    const shape = t.shape?.map((d, axis) => (axis === shard.axis && typeof d === 'number' ? d / k : d)) ?? null;
+    for (const name of shard.parts) declared.set(name, { ...t, shape });
+  }
+  const inputs = io.length > 0 ? partsOf(graph.inputs) : graph.inputs;
+  const outputs = io.length > 0 ? partsOf(graph.outputs) : graph.outputs;
+  return { graph: { ...graph, nodes: live, initializers, declared, inputs, outputs }, splits, io };
 }
