@@ -29,7 +29,7 @@ export interface TpResult {
   /** The devices the parts are meant for (the NVLink-class group), in order. */
   group: string[];
   splits: Split[];
-  /** Graph inputs and outputs held as parts (a head-sharded KV cache; plan.json `io_shards`). */
+  /** Graph inputs and outputs held as parts (a head-sharded KV cache; plan.json `tensor_parallel.io`). */
   io: IoShard[];
 }
 

@@ -424,6 +424,11 @@ test("a decode step keeps each shard's KV cache as graph input and output of its
     from_state: pre.state!,
   });
   assert.ok(dec.check!.passed, "the handed-over cache cut into the decode plan's parts");
+  // The decode plan hands its state on whole, as the model names it.
+  const kept = await runPlan({ plan_dir: path.join(dir, 'decode'), seed: 6, iterations: 1, check: false, decode_steps: 1, dims: {}, keep_state: true });
+  const key = kept.state!.state['past_key_values.0.key']!;
+  assert.ok(key && !('past_key_values.0.key/tp0of2' in kept.state!.state), "whole, by the model's names");
+  assert.deepEqual(key.dims, [64, 2, 202, 64], 'both KV heads, 200 + 2 positions');
 });
 
 /**
@@ -545,6 +550,13 @@ test("a prefill joins the head shards' cache at the boundary; a past read from g
   const held = { splits: 0, inputs: ['kv_cache.0.k/tp0of2', 'kv_cache.0.k/tp1of2'] };
   assert.deepEqual(modes('past_sequence_length', { past_sequence_length: 64 }), held, 'a decode step: the shards hold their cache');
   assert.deepEqual(modes(16, {}), held, 'a fixed 16-token buffer: the same');
+  // A past that is also a graph output (passed through) cannot be cut into parts: attention stays whole.
+  const through = attentionBlock('p');
+  through.graph.outputs.push({ name: 'kv_cache.0.k', type: null });
+  const tctx = new Context({ model_path: through.path, topology_path: null, dims: { p: 8 }, flags: {} });
+  tctx.model = through;
+  const kept = splitMatMuls(through.graph, new Set(['q', 'k', 'v', 'o']), 2, { heads: headModes(tctx) }).graph;
+  assert.equal(kept.nodes.filter((n) => n.op === 'GroupQueryAttention').length, 1);
   // A past the graph computes (not a graph input) cannot be held by the shards: attention stays whole.
   const model = attentionBlock('p');
   const g = model.graph;

@@ -9,6 +9,7 @@ import { runPipeline } from '../cli/run-passes.js';
 import { readPlan } from '../plan/read.js';
 import { runPlan } from '../runtime/run.js';
 import { makeInputs } from '../runtime/tensors.js';
+import { modelInputs } from '../runtime/shards.js';
 import { median } from '../util/stats.js';
 
 export interface LoaderRow {
@@ -28,14 +29,16 @@ export async function loaderOverhead(repo: string, models: { file: string; dims:
     // a server never sees the same tensor twice, and reusing one keeps it hot in cache. The two
     // sides alternate in blocks so that drift in the machine's load hits both alike.
     const session = await ort.InferenceSession.create(m.file);
-    for (let i = 0; i < 5; i++) await session.run(makeInputs(plan.inputs, plan.dims, 7 + i));
+    // The unsplit model's inputs: a plan holding some as parts (src/runtime/shards.ts) lists those.
+    const inputs = modelInputs(plan.inputs, plan.tensor_parallel?.io ?? []);
+    for (let i = 0; i < 5; i++) await session.run(makeInputs(inputs, plan.dims, 7 + i));
     const plain: number[] = [];
     const hxc: number[] = [];
     const blocks = 4;
     const per = Math.ceil(iterations / blocks);
     for (let b = 0; b < blocks; b++) {
       for (let i = 0; i < per; i++) {
-        const feeds = makeInputs(plan.inputs, plan.dims, 7 + b * per + i);
+        const feeds = makeInputs(inputs, plan.dims, 7 + b * per + i);
         const t0 = performance.now();
         await session.run(feeds);
         plain.push(performance.now() - t0);

@@ -220,7 +220,13 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
   for (const o of plan.outputs) if (!produced.has(o.name)) throw tampered(manifest, `no program produces the model output "${o.name}"`);
   // A graph input or output held as parts: every part is one plan.json lists (hxc run joins and splits them).
   for (const x of plan.tensor_parallel?.io ?? []) {
-    const listed = new Set((x.role === 'input' ? plan.inputs : plan.outputs).map((v) => v.name));
+    const list: { name: string; shape: (number | string)[] | null }[] = x.role === 'input' ? plan.inputs : plan.outputs;
+    const listed = new Set(list.map((v) => v.name));
+    if (x.parts.length !== plan.tensor_parallel!.k || listed.has(x.name))
+      throw tampered(manifest, `tensor_parallel.io: ${x.role} "${x.name}" must be listed as its ${plan.tensor_parallel!.k} parts only`);
+    for (const v of list)
+      if (x.parts.includes(v.name) && v.shape && (v.shape.length <= x.axis || typeof v.shape[x.axis] !== 'number'))
+        throw tampered(manifest, `tensor_parallel.io: part "${v.name}" has no numeric dim on axis ${x.axis}`);
     for (const part of x.parts)
       if (!listed.has(part)) throw tampered(manifest, `tensor_parallel.io names ${x.role} part "${part}", which plan.json's ${x.role}s do not list`);
   }

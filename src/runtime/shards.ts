@@ -6,6 +6,7 @@
 // back into the whole on the way out, here, and nowhere else.
 
 import * as ort from 'onnxruntime-node';
+import { HxcError } from '../diag/diagnostics.js';
 import type { InputSpec } from '../plan/inputs.js';
 import type { IoShard } from '../transform/tensor-parallel.js';
 
@@ -42,6 +43,14 @@ export function toParts(tensors: Record<string, ort.Tensor>, io: readonly IoShar
   for (const s of io) {
     const t = tensors[s.name];
     if (s.role !== role || !t) continue;
+    if (t.dims.length <= s.axis || t.dims[s.axis]! % s.parts.length !== 0)
+      throw new HxcError(
+        'HXC2602',
+        `${role} "${s.name}" has shape ${JSON.stringify(t.dims)}: the plan holds it as ${s.parts.length} parts along axis ${s.axis}, which that does not divide`,
+        {
+          hint: `give "${s.name}" the shape the model declares`,
+        },
+      );
     delete out[s.name];
     splitAxis(t, s.axis, s.parts.length).forEach((p, j) => (out[s.parts[j]!] = p));
   }
@@ -84,6 +93,12 @@ export function splitAxis(t: ort.Tensor, axis: number, k: number): ort.Tensor[] 
 /** The inverse of splitAxis: parts of equal shape joined along `axis`. */
 export function joinAxis(parts: ort.Tensor[], axis: number): ort.Tensor {
   const dims = parts[0]!.dims.slice();
+  for (const p of parts)
+    if (p.type !== parts[0]!.type || p.dims.length !== dims.length || p.dims.some((d, i) => d !== dims[i]))
+      throw new HxcError(
+        'HXC2601',
+        `the parts of a tensor held in parts differ: ${JSON.stringify(p.dims)} ${p.type} against ${JSON.stringify(dims)} ${parts[0]!.type}`,
+      );
   const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const span = dims[axis]! * inner;

@@ -165,15 +165,19 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
     }
     return allReaders.get(v) ?? 0;
   };
-  /** `io` mode holds: each past is a graph input of [batch, kv_heads, …] read by this node alone, each present a graph output nothing reads. */
+  const graphInputs = new Set(graph.inputs.map((v) => v.name));
+  /**
+   * `io` mode holds: each past is a graph input of [batch, kv_heads, …] read by this node alone
+   * (and not also a graph output), each present a graph output nothing reads (and not an input).
+   */
   const ownsCache = (n: Node, kvHeads: number): boolean =>
     PAST_SLOTS.every((slot) => {
       const v = n.inputs[slot];
-      return !v || (inputShape.get(v)?.[1] === kvHeads && readCount(v) === 1);
+      return !v || (inputShape.get(v)?.[1] === kvHeads && readCount(v) === 1 && !outputs.has(v));
     }) &&
     PRESENT_SLOTS.every((slot) => {
       const v = n.outputs[slot];
-      return !v || (outputs.has(v) && readCount(v) === 0);
+      return !v || (outputs.has(v) && readCount(v) === 0 && !graphInputs.has(v));
     });
   const claimed = new Set<string>();
   // Readers, of the values a chain may hold only (a partwise op's output), found when first asked.
@@ -449,10 +453,9 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   for (const n of live) for (const list of [n.inputs, n.outer_refs]) for (const v of list) used.add(v);
   for (const name of [...initializers.keys()]) if (!used.has(name) && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
   // A cache held by its shards: each graph input and output in its k parts, kv_heads/k heads each.
-  const byName = new Map(io.map((x) => [x.name, x]));
-  const partsOf = <V extends { name: string; type: ValueInfo['type'] }>(list: V[]): V[] =>
+  const partsOf = <V extends { name: string; type: ValueInfo['type'] }>(list: V[], role: IoShard['role']): V[] =>
     list.flatMap((v) => {
-      const shard = byName.get(v.name);
+      const shard = io.find((x) => x.role === role && x.name === v.name);
       if (!shard) return [v];
       const shape = v.type?.shape?.map((d, axis) => (axis === shard.axis && typeof d === 'number' ? d / k : d));
       return shard.parts.map((name) => ({ ...v, name, type: v.type && shape ? { ...v.type, shape } : v.type }));
@@ -464,7 +467,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
     const shape = t.shape?.map((d, axis) => (axis === shard.axis && typeof d === 'number' ? d / k : d)) ?? null;
     for (const name of shard.parts) declared.set(name, { ...t, shape });
   }
-  const inputs = io.length > 0 ? partsOf(graph.inputs) : graph.inputs;
-  const outputs = io.length > 0 ? partsOf(graph.outputs) : graph.outputs;
+  const inputs = io.length > 0 ? partsOf(graph.inputs, 'input') : graph.inputs;
+  const outputs = io.length > 0 ? partsOf(graph.outputs, 'output') : graph.outputs;
   return { graph: { ...graph, nodes: live, initializers, declared, inputs, outputs }, splits, io };
 }
