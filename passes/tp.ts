@@ -164,6 +164,35 @@ export function headModes(ctx: Pick<PassContext, 'model' | 'options' | 'option'>
   };
 }
 
+/**
+ * The key and value projection MatMuls (splittable into k) of every GroupQueryAttention whose query
+ * projection is among `targets`: each found back from the op's input through casts and
+ * elementwise ops (an fp8 dequantize, a bias).
+ */
+function attentionPartners(g: Graph, targets: ReadonlySet<string>, k: number): string[] {
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const matMulOf = (v: string | undefined): Node | null => {
+    for (let depth = 0; depth < 4 && v; depth++) {
+      const p = producer.get(v);
+      if (!p) return null;
+      if (p.op === 'MatMul') return p;
+      if (!['Cast', 'Add', 'Mul', 'Identity'].includes(p.op)) return null;
+      v = p.inputs.find((x) => x && !g.initializers.has(x));
+    }
+    return null;
+  };
+  const found: string[] = [];
+  for (const n of g.nodes) {
+    if (n.op !== 'GroupQueryAttention' || n.domain !== 'com.microsoft' || !targets.has(matMulOf(n.inputs[0])?.name ?? '')) continue;
+    for (const slot of [1, 2]) {
+      const m = matMulOf(n.inputs[slot]);
+      if (m && !targets.has(m.name) && splittable(g, m, k)) found.push(m.name);
+    }
+  }
+  return found;
+}
+
 export const TENSOR_PARALLEL = stringOption({
   name: 'tensor-parallel',
   arg: '<mode>',
@@ -213,6 +242,10 @@ export const tpPass: Pass<TpResult> = {
     // many (DeepSeek-V3: 256 per layer, 44,544 matrices) expert parallelism alone spreads them
     // over the group, and splitting each would multiply the plan's units and transfers by k.
     if (experts.length <= MAX_EXPERT_SPLITS) for (const name of experts) targets.add(name);
+    // An attention's key and value projections go with its query's: under grouped-query attention
+    // they are smaller (kv_heads/heads of it: Qwen2-7B's 3584×512 against its 3584×3584 query),
+    // below the size bar, and without them the heads cannot be sharded.
+    if (!only) for (const name of attentionPartners(g, targets, k)) targets.add(name);
     const devices = group.length >= k ? group.slice(0, k) : [];
     if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [], io: [] };
     const { graph, splits, io } = splitMatMuls(g, targets, k, { heads: headModes(ctx), opset: ctx.model.opsets[''] ?? ctx.model.opsets['ai.onnx'] });

@@ -313,13 +313,29 @@ test('a plan that kept its splits on one device each is judged again with the sp
   assert.equal(pool.pick(), spread, 'the spread plan is the one that may ship');
 });
 
-/** A two-layer Llama-layout model with onnxruntime-genai's GroupQueryAttention, float32 weights inline (it runs): 8 query heads, 2 KV heads of 64. */
-function gqaModel(dir: string): string {
-  const file = path.join(dir, 'gqa.onnx');
-  const shape = { ...LLM_SHAPES['Llama-2-7B']!, layers: 2, hidden: 512, heads: 8, kvHeads: 2, ffn: 1024, vocab: 512, maxPositions: 256 };
+/** A two-layer Llama-layout model with onnxruntime-genai's GroupQueryAttention, float32 weights inline (it runs): 8 query heads, 2 KV heads of 64 (or `heads` of 512/heads). */
+function gqaModel(dir: string, heads = 8): string {
+  const file = path.join(dir, `gqa${heads}.onnx`);
+  const shape = { ...LLM_SHAPES['Llama-2-7B']!, layers: 2, hidden: 512, heads, kvHeads: 2, ffn: 1024, vocab: 512, maxPositions: 256 };
   fs.writeFileSync(file, llmOnnx(shape, 'float32'));
   return file;
 }
+
+test("an attention's key and value projections are split with its query's even below the size bar (grouped-query attention makes them small), so its heads are sharded", async () => {
+  const dir = tmpDir();
+  // 16 query heads and 2 KV heads of 32: q 512×512 (256 Ki weights, over --tensor-parallel N's 64 Ki), k and v 512×64 (32 Ki, under it).
+  const model = gqaModel(dir, 16);
+  const run = await runPipeline(
+    { model_path: model, topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims: {}, flags: { phase: 'prefill', 'tensor-parallel': 2 } },
+    ['import', 'tp'],
+  );
+  const attention = run.ctx.get(tpPass).splits.filter((s) => s.node.endsWith('o_proj/MatMul'));
+  assert.deepEqual(
+    attention.map((s) => s.covers?.map((n) => n.replace(/.*self_attn\//, ''))),
+    [0, 1].map(() => ['q_proj/MatMul', 'k_proj/MatMul', 'v_proj/MatMul', 'o_proj/MatMul']),
+  );
+  assert.equal(run.ctx.model.graph.nodes.filter((n) => n.op === 'GroupQueryAttention').length, 4, 'two shards per layer');
+});
 
 test('attention between split projections runs as head shards in a prefill (past split by heads, present joined), and the plan, decode steps included, matches the unsplit model', async () => {
   const dir = tmpDir();
