@@ -445,6 +445,27 @@ test("a decode step keeps each shard's KV cache as graph input and output of its
   const key = kept.state!.state['past_key_values.0.key']!;
   assert.ok(key && !('past_key_values.0.key/tp0of2' in kept.state!.state), "whole, by the model's names");
   assert.deepEqual(key.dims, [64, 2, 202, 64], 'both KV heads, 200 + 2 positions');
+  // What the summary says of it.
+  const cli = hxc([
+    'plan',
+    model,
+    '--topology',
+    rack,
+    '--phase',
+    'decode',
+    '--context',
+    '200',
+    '--batch',
+    '64',
+    '--solver',
+    'heuristic',
+    '--tensor-parallel',
+    '2',
+    '-o',
+    path.join(dir, 'cli'),
+  ]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /attention by heads: 2 layer\(s\) in 2 head shards, each shard's KV cache a graph input and output of its own/);
 });
 
 /**

@@ -219,6 +219,10 @@ export async function planWith(
       .slice(0, 3)
       .map((s) => `${s.node} on ${s.parts.map(where).join('+')}`)
       .join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
+    // Attention run as head shards: the pairs whose shards hold an attention node.
+    const byHeads = tp.splits.filter((s) => s.members?.some((m) => m.some((n) => /GroupQueryAttention[^/]*\/tp\d+of\d+$/.test(n)))).length;
+    if (byHeads > 0)
+      text += `attention by heads: ${byHeads} layer(s) in ${tp.k} head shards, ${tp.io?.length ? "each shard's KV cache a graph input and output of its own, kept on its device between steps" : 'the KV cache joined once at the end of the step'}\n`;
   }
   const reps = plan.expert_replicas;
   if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
