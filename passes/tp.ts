@@ -18,7 +18,7 @@ import { splitMatMuls, splittable, type HeadMode, type IoShard, type Split } fro
 import { deviceClassKey, type Topology } from '../src/topology/index.js';
 import type { Graph, Node } from '../src/ir/graph.js';
 import { ROUTER_CHAIN } from '../src/moe/detect-facts.js';
-import { bindDims } from './bind.js';
+import { BATCH, bindDims, CONTEXT, PHASE, PROMPT } from './bind.js';
 import type { PassContext } from '../src/pass/pass.js';
 import { evalDim } from '../src/shapes/symbolic.js';
 
@@ -204,7 +204,8 @@ export const tpPass: Pass<TpResult> = {
   summary: 'tensor parallelism where it pays: split large weight MatMuls column-wise across identical devices on a dedicated link',
   requires: ['import'],
   kind: 'transform',
-  options: [TENSOR_PARALLEL],
+  // The phase and sizes too: whether attention's past is empty decides how its shards hold the cache (headModes).
+  options: [TENSOR_PARALLEL, PHASE, BATCH, PROMPT, CONTEXT],
   run(ctx) {
     const flag = ctx.option(TENSOR_PARALLEL) ?? 'auto';
     if (flag === 'off') return { k: 1, reason: 'off', group: [], splits: [], io: [] };
