@@ -170,6 +170,8 @@ export function headModes(ctx: Pick<PassContext, 'model' | 'options' | 'option'>
  * elementwise ops (an fp8 dequantize, a bias).
  */
 function attentionPartners(g: Graph, targets: ReadonlySet<string>, k: number): string[] {
+  const attentions = g.nodes.filter((n) => n.op === 'GroupQueryAttention' && n.domain === 'com.microsoft');
+  if (attentions.length === 0) return [];
   const producer = new Map<string, Node>();
   for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
   const matMulOf = (v: string | undefined): Node | null => {
@@ -183,8 +185,8 @@ function attentionPartners(g: Graph, targets: ReadonlySet<string>, k: number): s
     return null;
   };
   const found: string[] = [];
-  for (const n of g.nodes) {
-    if (n.op !== 'GroupQueryAttention' || n.domain !== 'com.microsoft' || !targets.has(matMulOf(n.inputs[0])?.name ?? '')) continue;
+  for (const n of attentions) {
+    if (!targets.has(matMulOf(n.inputs[0])?.name ?? '')) continue;
     for (const slot of [1, 2]) {
       const m = matMulOf(n.inputs[slot]);
       if (m && !targets.has(m.name) && splittable(g, m, k)) found.push(m.name);
