@@ -14,7 +14,7 @@
 import { stringOption } from '../src/pass/options.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import type { Pass } from '../src/pass/pass.js';
-import { splitMatMuls, splittable, type HeadMode, type IoShard, type Split } from '../src/transform/tensor-parallel.js';
+import { HEAD_ATTENTION_OPS, headParallel, splitMatMuls, splittable, type HeadMode, type IoShard, type Split } from '../src/transform/tensor-parallel.js';
 import { deviceClassKey, type Topology } from '../src/topology/index.js';
 import type { Graph, Node } from '../src/ir/graph.js';
 import { ROUTER_CHAIN } from '../src/moe/detect-facts.js';
@@ -154,7 +154,7 @@ export function headModes(ctx: Pick<PassContext, 'model' | 'options' | 'option'>
   }
   const inputs = new Map(ctx.model.graph.inputs.map((v) => [v.name, v]));
   return (attention) => {
-    const pasts = [attention.inputs[3], attention.inputs[4]].filter((v): v is string => !!v);
+    const pasts = (headParallel(attention, 1)?.past ?? []).map((slot) => attention.inputs[slot]).filter((v): v is string => !!v);
     const empty = pasts.every((past) => {
       const axis = inputs.get(past)?.type?.shape?.[2];
       return dims !== null && axis !== undefined && evalDim(axis, dims) === 0;
@@ -165,12 +165,12 @@ export function headModes(ctx: Pick<PassContext, 'model' | 'options' | 'option'>
 }
 
 /**
- * The key and value projection MatMuls (splittable into k) of every GroupQueryAttention whose query
+ * The key and value projection MatMuls (splittable into k) of every attention op (GroupQueryAttention, MultiHeadAttention) whose query
  * projection is among `targets`: each found back from the op's input through casts and
  * elementwise ops (an fp8 dequantize, a bias).
  */
 function attentionPartners(g: Graph, targets: ReadonlySet<string>, k: number): string[] {
-  const attentions = g.nodes.filter((n) => n.op === 'GroupQueryAttention' && n.domain === 'com.microsoft');
+  const attentions = g.nodes.filter((n) => HEAD_ATTENTION_OPS.has(n.op) && n.domain === 'com.microsoft');
   if (attentions.length === 0) return [];
   const producer = new Map<string, Node>();
   for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);

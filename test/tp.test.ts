@@ -18,7 +18,7 @@ import type { Model } from '../src/ir/graph.js';
 import { partitionPass } from '../passes/partition.js';
 import type { PlanV1 } from '../src/plan/format.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
-import { EXAMPLES, hxc, tmpDir } from './helpers.js';
+import { EXAMPLES, hxc, reported, tmpDir } from './helpers.js';
 import { llmOnnx, LLM_SHAPES } from '../src/bench/llm.js';
 
 function mlp(K: number, N: number): Buffer {
@@ -321,6 +321,60 @@ function gqaModel(dir: string, heads = 8): string {
   return file;
 }
 
+/** Two GPUs of slow memory on NVLink, and a slow host: reading the cache is most of a decode step, so head shards pay. */
+function twoGpuRack(dir: string): string {
+  const rack = path.join(dir, 'two-gpus.yaml');
+  fs.writeFileSync(
+    rack,
+    [
+      'format: hxc-topology/v1',
+      'name: two-gpus',
+      'devices:',
+      '  - {id: cpu0, kind: cpu, memory: {capacity: 64GiB, bandwidth: 20GB/s}, flops: {fp32: 0.2TFLOPS}, launch: 5us}',
+      '  - {id: "gpu[0-1]", kind: gpu, memory: {capacity: 8GiB, bandwidth: 50GB/s}, flops: {fp32: 20TFLOPS}, launch: 5us}',
+      'links:',
+      '  - {name: pcie, kind: pcie, connects: [cpu0, gpu0, gpu1], bandwidth: 16GB/s, latency: 5us, shared: true}',
+      '  - {name: nvlink, kind: nvlink, connects: [gpu0, gpu1], bandwidth: 300GB/s, latency: 2us}',
+      '',
+    ].join('\n'),
+  );
+  return rack;
+}
+
+test("MultiHeadAttention (onnxruntime's fused form) runs as head shards too, in a prefill and in decode steps, and matches the unsplit model; the mask nodes it leaves unread are left out (HXC1108), as onnxruntime leaves them out", async () => {
+  const dir = tmpDir();
+  const model = path.join(dir, 'mha.onnx');
+  fs.writeFileSync(
+    model,
+    llmOnnx(
+      { ...LLM_SHAPES['Llama-2-7B']!, layers: 2, hidden: 512, heads: 8, kvHeads: 8, ffn: 1024, vocab: 512, maxPositions: 256, attention: 'mha' },
+      'float32',
+    ),
+  );
+  const rack = twoGpuRack(dir);
+  for (const [phase, flags] of [
+    ['decode', { context: 200, batch: 64 }],
+    ['prefill', { prompt: 32, batch: 4 }],
+  ] as const) {
+    reported.length = 0;
+    const out = path.join(dir, phase);
+    await runPipeline(
+      { model_path: model, topology_path: rack, dims: {}, flags: { out, objective: 'latency', solver: 'heuristic', phase, ...flags, 'tensor-parallel': 2 } },
+      null,
+    );
+    assert.ok(
+      reported.some((w) => w.includes('HXC1108') && w.includes('6 node(s)')),
+      'the attention-mask nodes only GroupQueryAttention would read',
+    );
+    const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+    const shards = Object.keys(plan.assignment).filter((n) => /MultiHeadAttention\/tp\dof2$/.test(n));
+    assert.equal(shards.length, 4, `${phase}: two layers × two head shards`);
+    assert.equal((plan.tensor_parallel!.io ?? []).length, phase === 'decode' ? 8 : 0);
+    const run = await runPlan({ plan_dir: out, seed: 4, iterations: 1, check: true, decode_steps: 2, dims: {} });
+    assert.ok(run.check!.passed, `${phase}: the head shards match the unsplit model`);
+  }
+});
+
 test("an attention's key and value projections are split with its query's even below the size bar (grouped-query attention makes them small), so its heads are sharded", async () => {
   const dir = tmpDir();
   // 16 query heads and 2 KV heads of 32: q 512×512 (256 Ki weights, over --tensor-parallel N's 64 Ki), k and v 512×64 (32 Ki, under it).
@@ -373,22 +427,7 @@ test('attention between split projections runs as head shards in a prefill (past
 test("a decode step keeps each shard's KV cache as graph input and output of its own, on its device from step to step; the plan matches the unsplit model, and a prefill plan's state hands over to it", async () => {
   const dir = tmpDir();
   const model = gqaModel(dir);
-  // Two GPUs of slow memory on NVLink, and a slow host: reading the cache is most of a decode step, so the shards pay.
-  const rack = path.join(dir, 'two-gpus.yaml');
-  fs.writeFileSync(
-    rack,
-    [
-      'format: hxc-topology/v1',
-      'name: two-gpus',
-      'devices:',
-      '  - {id: cpu0, kind: cpu, memory: {capacity: 64GiB, bandwidth: 20GB/s}, flops: {fp32: 0.2TFLOPS}, launch: 5us}',
-      '  - {id: "gpu[0-1]", kind: gpu, memory: {capacity: 8GiB, bandwidth: 50GB/s}, flops: {fp32: 20TFLOPS}, launch: 5us}',
-      'links:',
-      '  - {name: pcie, kind: pcie, connects: [cpu0, gpu0, gpu1], bandwidth: 16GB/s, latency: 5us, shared: true}',
-      '  - {name: nvlink, kind: nvlink, connects: [gpu0, gpu1], bandwidth: 300GB/s, latency: 2us}',
-      '',
-    ].join('\n'),
-  );
+  const rack = twoGpuRack(dir);
   const plan = async (phase: string, out: string): Promise<PlanV1> => {
     await runPipeline(
       {

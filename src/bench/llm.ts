@@ -33,6 +33,12 @@ export interface LlmShape {
   experts: number;
   topK: number;
   maxPositions: number;
+  /**
+   * The attention op: GroupQueryAttention with rotary inside (onnxruntime-genai's builder; the
+   * default), or MultiHeadAttention as onnxruntime's transformer optimizer fuses it (kvHeads =
+   * heads, causal, no rotary: a test form).
+   */
+  attention?: 'gqa' | 'mha';
 }
 
 const llama = (layers: number, hidden: number, heads: number, kvHeads: number, ffn: number, vocab: number): LlmShape => ({
@@ -189,14 +195,28 @@ export function llmOnnx(s: LlmShape, dtype: LlmDtype = 'float16'): Buffer {
     const q = linear(`${A}/q_proj`, h, `${P}.self_attn.q_proj`, s.hidden, s.hidden);
     const k = linear(`${A}/k_proj`, h, `${P}.self_attn.k_proj`, s.hidden, s.kvHeads * headDim);
     const v = linear(`${A}/v_proj`, h, `${P}.self_attn.v_proj`, s.hidden, s.kvHeads * headDim);
-    const [ctx] = node(
-      `${A}/GroupQueryAttention`,
-      'GroupQueryAttention',
-      [q, k, v, `past_key_values.${l}.key`, `past_key_values.${l}.value`, seqlens, total, cosCache, sinCache],
-      [int('num_heads', s.heads), int('kv_num_heads', s.kvHeads), int('do_rotary', 1)],
-      3,
-      [`${A}/GroupQueryAttention_output_0`, `present.${l}.key`, `present.${l}.value`],
-      ms,
+    const past = [`past_key_values.${l}.key`, `past_key_values.${l}.value`];
+    const present = [`present.${l}.key`, `present.${l}.value`];
+    const [ctx] = (
+      s.attention === 'mha'
+        ? node(
+            `${A}/MultiHeadAttention`,
+            'MultiHeadAttention',
+            [q, k, v, '', '', '', ...past],
+            [int('num_heads', s.heads), int('unidirectional', 1)],
+            3,
+            [`${A}/MultiHeadAttention_output_0`, ...present],
+            ms,
+          )
+        : node(
+            `${A}/GroupQueryAttention`,
+            'GroupQueryAttention',
+            [q, k, v, ...past, seqlens, total, cosCache, sinCache],
+            [int('num_heads', s.heads), int('kv_num_heads', s.kvHeads), int('do_rotary', 1)],
+            3,
+            [`${A}/GroupQueryAttention_output_0`, ...present],
+            ms,
+          )
     ) as [string];
     const o = linear(`${A}/o_proj`, ctx, `${P}.self_attn.o_proj`, s.hidden, s.hidden);
     if (s.parallel) {

@@ -98,6 +98,7 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
   }
   const graph = convertGraph(ctx, proto.graph, 'graph', true);
   checkDomains(file, graph, opsets, new Set((proto.functions ?? []).map((f) => normalizeDomain(f.domain ?? ''))));
+  dropDeadNodes(file, graph, diagnostics);
   if (ctx.missingExternal.count > 0) {
     diagnostics.warn(
       'HXC1101',
@@ -126,6 +127,35 @@ function normalizeDomain(d: string): string {
 
 /** Subgraphs (If/Loop/Scan bodies) nested deeper than this are refused: real models nest a few levels. */
 export const MAX_SUBGRAPH_DEPTH = 64;
+
+/**
+ * Nodes none of whose results reach a graph output (directly, through other nodes, or read by a
+ * subgraph) are left out, as onnxruntime leaves them out of a session (its graph optimizer removes
+ * unused nodes before anything runs): a plan would otherwise price work no runtime does, and a
+ * program of them would have no output to ask for. ONNX nodes have no side effects. The main
+ * graph's nodes keep their NodeProto index (source_index), so the lowering still copies each
+ * kept node's bytes.
+ */
+function dropDeadNodes(file: string, graph: Graph, diagnostics: Diagnostics): void {
+  if (graph.outputs.length === 0) return; // nothing to reach: the later checks say what is wrong
+  const producer = new Map<string, number>();
+  graph.nodes.forEach((n, i) => {
+    for (const o of n.outputs) if (o) producer.set(o, i);
+  });
+  const alive = new Uint8Array(graph.nodes.length);
+  const stack = graph.outputs.map((v) => v.name);
+  while (stack.length > 0) {
+    const p = producer.get(stack.pop()!);
+    if (p === undefined || alive[p]) continue;
+    alive[p] = 1;
+    const n = graph.nodes[p]!;
+    for (const list of [n.inputs, n.outer_refs]) for (const v of list) if (v) stack.push(v);
+  }
+  const dead = graph.nodes.filter((_, i) => !alive[i]);
+  if (dead.length === 0) return;
+  graph.nodes = graph.nodes.filter((_, i) => alive[i]);
+  diagnostics.warn('HXC1108', `${dead.length} node(s) compute values nothing reads (e.g. ${dead[0]!.op} "${dead[0]!.name}"): left out of the plan`, { where: file });
+}
 
 function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, main: boolean): Graph {
   ctx.depth = (ctx.depth ?? 0) + 1;

@@ -15,7 +15,8 @@
 //
 // Head-parallel attention (Megatron-LM §3, Fig. 3b): when the chain between the column and the row
 // MatMuls is an attention op that reads its query, key and value from column-split projections
-// (com.microsoft GroupQueryAttention, as onnxruntime-genai's model builder writes it), shard j runs
+// (com.microsoft GroupQueryAttention, as onnxruntime-genai's model builder writes it, or
+// MultiHeadAttention, as onnxruntime's transformer optimizer fuses it: headParallel), shard j runs
 // attention on its heads only: the projections' column blocks are whole heads when the head counts
 // divide by k, GQA's query heads h·H/k… read kv head ⌊h·Hkv/H⌋, which the same block holds, and the
 // output projection is split by rows. Its KV cache, two ways (the caller chooses per node:
@@ -76,29 +77,48 @@ const PARTWISE_UNARY = new Set([
 ]);
 const PARTWISE_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow']);
 
-/** GroupQueryAttention's past key and value inputs, split by heads per shard. */
-const PAST_SLOTS = [3, 4];
-/** GroupQueryAttention's present key and value outputs, joined from the shards. */
-const PRESENT_SLOTS = [1, 2];
-
 function intAttr(n: Node, name: string): number | undefined {
   const a = n.attrs[name];
   return a?.type === 'int' ? a.value : undefined;
 }
 
+/** An attention node that can run as head shards: its head counts and where it reads and writes its KV cache. */
+export interface HeadAttention {
+  heads: number;
+  kvHeads: number;
+  /** Input slots of the past key and value ([batch, kv_heads, past, head_dim]), split by heads per shard. */
+  past: number[];
+  /** Output slots of the present key and value, joined from the shards. */
+  present: number[];
+}
+
+/** The attention ops head parallelism knows (onnxruntime's com.microsoft contrib ops, docs/ContribOperators.md). */
+export const HEAD_ATTENTION_OPS: ReadonlySet<string> = new Set(['GroupQueryAttention', 'MultiHeadAttention']);
+
 /**
- * Whether attention node `n` can run as k head shards: a GroupQueryAttention with separate query,
- * key and value (not packed), both head counts divisible by k, and nothing read per head across
- * shards (an attention bias or head sink) or written per head (the optional QK output).
+ * Whether attention node `n` can run as k head shards, and how: separate query, key and value (not
+ * packed) whose projections the pair splits by columns, the head counts divisible by k, and
+ * nothing read per head across shards or written per head (the optional QK output). Inputs other
+ * than q/k/v and the past are read whole by every shard, so only those with no head axis are
+ * allowed: GroupQueryAttention (onnxruntime-genai's decoders) reads sequence lengths and rotary
+ * tables (not an attention bias or head sink, slots 10–11); MultiHeadAttention (onnxruntime's
+ * transformer optimizer: Whisper, T5 and GPT-2 decoders) a key padding mask, past length and beam
+ * indirection (not its packed q/k/v bias, slot 3, nor an attention bias, slot 5).
  */
-function headParallel(n: Node, k: number): { heads: number; kvHeads: number } | null {
-  if (n.op !== 'GroupQueryAttention' || n.domain !== 'com.microsoft') return null;
+export function headParallel(n: Node, k: number): HeadAttention | null {
+  if (n.domain !== 'com.microsoft' || !n.inputs[1] || !n.inputs[2] || n.outputs.slice(3).some((v) => v)) return null;
   const heads = intAttr(n, 'num_heads');
-  const kvHeads = intAttr(n, 'kv_num_heads');
-  if (!heads || !kvHeads || heads % k !== 0 || kvHeads % k !== 0) return null;
-  if (!n.inputs[1] || !n.inputs[2] || n.inputs.slice(10).some((v) => v)) return null;
-  if (n.outputs.slice(3).some((v) => v)) return null;
-  return { heads, kvHeads };
+  if (!heads || heads % k !== 0) return null;
+  if (n.op === 'GroupQueryAttention') {
+    const kvHeads = intAttr(n, 'kv_num_heads');
+    if (!kvHeads || kvHeads % k !== 0 || n.inputs.slice(10).some((v) => v)) return null;
+    return { heads, kvHeads, past: [3, 4], present: [1, 2] };
+  }
+  if (n.op === 'MultiHeadAttention') {
+    if (n.inputs[3] || n.inputs[5]) return null;
+    return { heads, kvHeads: heads, past: [6, 7], present: [1, 2] };
+  }
+  return null;
 }
 
 /** How a head-sharded attention node's KV cache is held (head-parallel attention, above). */
@@ -170,12 +190,12 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
    * `io` mode holds: each past is a graph input of [batch, kv_heads, …] read by this node alone
    * (and not also a graph output), each present a graph output nothing reads (and not an input).
    */
-  const ownsCache = (n: Node, kvHeads: number): boolean =>
-    PAST_SLOTS.every((slot) => {
+  const ownsCache = (n: Node, a: HeadAttention): boolean =>
+    a.past.every((slot) => {
       const v = n.inputs[slot];
-      return !v || (inputShape.get(v)?.[1] === kvHeads && readCount(v) === 1 && !outputs.has(v));
+      return !v || (inputShape.get(v)?.[1] === a.kvHeads && readCount(v) === 1 && !outputs.has(v));
     }) &&
-    PRESENT_SLOTS.every((slot) => {
+    a.present.every((slot) => {
       const v = n.outputs[slot];
       return !v || (outputs.has(v) && readCount(v) === 0 && !graphInputs.has(v));
     });
@@ -185,7 +205,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
   const readersOf = (v: string): Node[] => {
     if (!readers) {
       const r = new Map<string, Node[]>();
-      for (const n of graph.nodes) if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op) || n.op === 'GroupQueryAttention') r.set(n.outputs[0]!, []);
+      for (const n of graph.nodes) if (PARTWISE_UNARY.has(n.op) || PARTWISE_BINARY.has(n.op) || HEAD_ATTENTION_OPS.has(n.op)) r.set(n.outputs[0]!, []);
       for (const n of graph.nodes) for (const list of [n.inputs, n.outer_refs]) for (const x of list) if (x) r.get(x)?.push(n);
       readers = r;
     }
@@ -218,7 +238,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
       if (chain.has(p.name)) return;
       const attention = headParallel(p, k);
       const mode = attention ? heads(p) : null;
-      if (attention && (!mode || (mode === 'io' && !ownsCache(p, attention.kvHeads)))) {
+      if (attention && (!mode || (mode === 'io' && !ownsCache(p, attention)))) {
         ok = false;
         return;
       }
@@ -305,19 +325,19 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
       for (const c of attentions)
         if (group.heads.get(c) === 'io')
           for (const [role, list] of [
-            ['input', PAST_SLOTS.map((slot) => c.inputs[slot])],
-            ['output', PRESENT_SLOTS.map((slot) => c.outputs[slot])],
+            ['input', headParallel(c, k)!.past.map((slot) => c.inputs[slot])],
+            ['output', headParallel(c, k)!.present.map((slot) => c.outputs[slot])],
           ] as const)
             for (const name of list) if (name) io.push({ name, role, axis: 1, parts: Array.from({ length: k }, (_, j) => part(name, j)) });
       for (const c of attentions.filter((a) => group.heads.get(a) === 'join'))
-        for (const slot of PAST_SLOTS) {
+        for (const [at, slot] of headParallel(c, k)!.past.entries()) {
           const past = c.inputs[slot];
           // One split per past value, however many attention nodes read it.
           if (!past || pastSplit.has(past)) continue;
           pastSplit.add(past);
           // [batch, kv_heads, past, head_dim] split on the heads axis, one part per shard.
           nodes.push({
-            name: `${c.name}/tp_split_${slot === PAST_SLOTS[0] ? 'key' : 'value'}`,
+            name: `${c.name}/tp_split_${at === 0 ? 'key' : 'value'}`,
             op: 'Split',
             domain: '',
             inputs: [past],
@@ -350,11 +370,11 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
             // Its heads' share: q, k and v its column blocks, the past split by heads (above), its
             // present parts joined after; the sequence lengths and rotary tables whole (a 1-D
             // constant there is per batch row, not per head).
-            const inputs = c.inputs.map((v, slot) => (!v || slot > PAST_SLOTS[1]! ? v : PAST_SLOTS.includes(slot) ? part(v, j) : mapped(v)));
+            const inputs = c.inputs.map((v, slot) => (!v ? v : attention.past.includes(slot) ? part(v, j) : slot <= 2 ? mapped(v) : v));
             const attrs = {
               ...c.attrs,
               num_heads: { type: 'int' as const, value: attention.heads / k },
-              kv_num_heads: { type: 'int' as const, value: attention.kvHeads / k },
+              ...(c.attrs.kv_num_heads ? { kv_num_heads: { type: 'int' as const, value: attention.kvHeads / k } } : {}),
             };
             nodes.push({ ...c, name: part(c.name, j), inputs, outputs: c.outputs.map((o) => (o ? part(o, j) : o)), attrs, source_index: null });
           } else nodes.push({ ...c, name: part(c.name, j), inputs: c.inputs.map(mapped), outputs: [part(c.outputs[0]!, j)], source_index: null });
@@ -392,11 +412,11 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         source_index: null,
       });
       for (const c of attentions.filter((a) => group.heads.get(a) === 'join'))
-        for (const slot of PRESENT_SLOTS) {
+        for (const [at, slot] of headParallel(c, k)!.present.entries()) {
           const present = c.outputs[slot];
           if (!present) continue;
           nodes.push({
-            name: `${c.name}/tp_join_${slot === PRESENT_SLOTS[0] ? 'key' : 'value'}`,
+            name: `${c.name}/tp_join_${at === 0 ? 'key' : 'value'}`,
             op: 'Concat',
             domain: '',
             inputs: Array.from({ length: k }, (_, j) => part(present, j)),
