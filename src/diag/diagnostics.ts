@@ -15,7 +15,10 @@ export const CATALOG = {
   HXC1105: ['calibration incomplete', 'calibrate with a profile of the same model'],
   HXC1106: ['uniform routing assumed', 'give measured counts with --routing FILE'],
   HXC1107: ['KV capacity below what was asked', 'add devices or memory, or lower --context'],
-  HXC1108: ['nodes whose results nothing reads', 'they are left out of the plan, as onnxruntime leaves them out of a session; export the model again to drop them'],
+  HXC1108: [
+    'nodes whose results nothing reads',
+    'they are left out of the plan, as onnxruntime leaves them out of a session; export the model again to drop them',
+  ],
   HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
   HXC2001: ['cannot read file', 'check the path and its permissions'],
   HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],

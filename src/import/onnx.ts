@@ -154,7 +154,9 @@ function dropDeadNodes(file: string, graph: Graph, diagnostics: Diagnostics): vo
   const dead = graph.nodes.filter((_, i) => !alive[i]);
   if (dead.length === 0) return;
   graph.nodes = graph.nodes.filter((_, i) => alive[i]);
-  diagnostics.warn('HXC1108', `${dead.length} node(s) compute values nothing reads (e.g. ${dead[0]!.op} "${dead[0]!.name}"): left out of the plan`, { where: file });
+  diagnostics.warn('HXC1108', `${dead.length} node(s) compute values nothing reads (e.g. ${dead[0]!.op} "${dead[0]!.name}"): left out of the plan`, {
+    where: file,
+  });
 }
 
 function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, main: boolean): Graph {
