@@ -71,9 +71,7 @@ export function tensorParallelGroup(topo: Topology): string[] {
  * (the moe pass places them); splitting each expert's matrices too would multiply the units and
  * the transfers for no gain (DeepSeek-V3 runs experts expert-parallel, attention tensor-parallel).
  */
-function routedRows(g: Graph): (n: Node) => boolean {
-  const producer = new Map<string, Node>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+function routedRows(g: Graph, producer: ReadonlyMap<string, Node>): (n: Node) => boolean {
   const memo = new Map<Node, boolean>();
   return (start: Node): boolean => {
     const seen = new Set<Node>();
@@ -111,12 +109,10 @@ function routedRows(g: Graph): (n: Node) => boolean {
  * small — and splitting it would hide the router from the moe pass (the layer's experts would then
  * run as if every token reached each).
  */
-function routerGates(g: Graph): Set<Node> {
+function routerGates(g: Graph, producer: ReadonlyMap<string, Node>): Set<Node> {
   const gates = new Set<Node>();
   const topks = g.nodes.filter((n) => n.op === 'TopK' && n.domain === '');
   if (topks.length === 0) return gates;
-  const producer = new Map<string, Node>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
   for (const t of topks) {
     let v = t.inputs[0];
     for (let depth = 0; depth < 8 && v; depth++) {
@@ -169,11 +165,9 @@ export function headModes(ctx: Pick<PassContext, 'model' | 'options' | 'option'>
  * projection is among `targets`: each found back from the op's input through casts and
  * elementwise ops (an fp8 dequantize, a bias).
  */
-function attentionPartners(g: Graph, targets: ReadonlySet<string>, k: number): string[] {
+function attentionPartners(g: Graph, producer: ReadonlyMap<string, Node>, targets: ReadonlySet<string>, k: number): string[] {
   const attentions = g.nodes.filter((n) => HEAD_ATTENTION_OPS.has(n.op) && n.domain === 'com.microsoft');
   if (attentions.length === 0) return [];
-  const producer = new Map<string, Node>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
   const matMulOf = (v: string | undefined): Node | null => {
     for (let depth = 0; depth < 4 && v; depth++) {
       const p = producer.get(v);
@@ -231,8 +225,11 @@ export const tpPass: Pass<TpResult> = {
     // The variant driver may narrow the splits to those that paid in an earlier variant.
     const only = ctx.options.tp_targets ? new Set(ctx.options.tp_targets) : null;
     const targets = new Set<string>();
-    const routed = routedRows(g);
-    const gates = routerGates(g);
+    // Each value's producing node, which the MoE and attention tracing below all walk back through.
+    const producer = new Map<string, Node>();
+    for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+    const routed = routedRows(g, producer);
+    const gates = routerGates(g, producer);
     const experts: string[] = [];
     for (const n of g.nodes) {
       if (!splittable(g, n, k) || (only && !only.has(n.name))) continue;
@@ -248,7 +245,7 @@ export const tpPass: Pass<TpResult> = {
     // An attention's key and value projections go with its query's: under grouped-query attention
     // they are smaller (kv_heads/heads of it: Qwen2-7B's 3584×512 against its 3584×3584 query),
     // below the size bar, and without them the heads cannot be sharded.
-    if (!only) for (const name of attentionPartners(g, targets, k)) targets.add(name);
+    if (!only) for (const name of attentionPartners(g, producer, targets, k)) targets.add(name);
     const devices = group.length >= k ? group.slice(0, k) : [];
     if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [], io: [] };
     const { graph, splits, io } = splitMatMuls(g, targets, k, { heads: headModes(ctx), opset: ctx.model.opsets[''] ?? ctx.model.opsets['ai.onnx'] });

@@ -110,6 +110,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   // feeds are made, read and checked whole, and cut into the plan's parts on the way in.
   const io = plan.tensor_parallel?.io ?? [];
   const modelIn = modelInputs(plan.inputs, io);
+  const modelOutputs = modelOutputNames(
+    plan.outputs.map((o) => o.name),
+    io,
+  );
   const wholeOf = new Map<string, string>();
   for (const x of io) for (const part of x.parts) wholeOf.set(part, x.name);
   const whole = (name: string): string => wholeOf.get(name) ?? name;
@@ -298,10 +302,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir), SESSION_OPTIONS) : null;
     if (reference) {
       // The outputs --check compares are the model's, all of them, as the plan lists them.
-      const mine = modelOutputNames(
-        plan.outputs.map((o) => o.name),
-        io,
-      );
+      const mine = modelOutputs;
       if (mine.length !== reference.outputNames.length || mine.some((n, i) => n !== reference.outputNames[i])) {
         throw new HxcError('HXC2601', `plan.json lists outputs ${JSON.stringify(mine)}, the model has ${JSON.stringify(reference.outputNames)}`, {
           where: path.join(dir, 'plan.json'),
@@ -398,10 +399,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         refState = {};
         for (const [past, present] of wholePairs) if (refOut[present]) refState[past] = refOut[present]!;
         const wholeOut = toWhole(outputs, io, 'output');
-        for (const name of modelOutputNames(
-          plan.outputs.map((o) => o.name),
-          io,
-        )) {
+        for (const name of modelOutputs) {
           if (wholeOut[name] && refOut[name]) checks.push(compare(name, wholeOut[name]!, refOut[name]!));
         }
       }

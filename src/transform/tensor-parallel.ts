@@ -157,8 +157,8 @@ interface RowGroup {
   sources: Node[];
   chain: Node[];
   row: Node;
-  /** Head-sharded attention nodes of the chain: how each holds its cache. */
-  heads: Map<Node, HeadMode>;
+  /** Head-sharded attention nodes of the chain: where each keeps its cache, and how it holds it. */
+  heads: Map<Node, { attention: HeadAttention; mode: HeadMode }>;
 }
 
 /**
@@ -219,7 +219,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
     // Members by name, with their index in the graph.
     const sources = new Map<string, [Node, number]>();
     const chain = new Map<string, [Node, number]>();
-    const headModes = new Map<Node, HeadMode>();
+    const headModes: RowGroup['heads'] = new Map();
     let ok = true;
     // `width`: the columns of the value `v` (K, or a key/value projection's under attention).
     const visit = (v: string, width: number): void => {
@@ -250,7 +250,7 @@ function rowGroups(graph: Graph, targets: ReadonlySet<string>, k: number, heads:
           return;
         }
         chain.set(p.name, [p, at]);
-        headModes.set(p, mode!);
+        headModes.set(p, { attention, mode: mode! });
         const kvWidth = (width / attention.heads) * attention.kvHeads;
         visit(p.inputs[0]!, width);
         visit(p.inputs[1]!, kvWidth);
@@ -321,16 +321,16 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
       const rowParts: string[] = [];
       const partials: string[] = [];
       const w = graph.initializers.get(node.inputs[1]!)!;
-      const attentions = group.chain.filter((c) => group.heads.has(c));
-      for (const c of attentions)
-        if (group.heads.get(c) === 'io')
+      const attentions = [...group.heads].map(([c, h]) => ({ c, ...h }));
+      for (const { c, attention, mode } of attentions)
+        if (mode === 'io')
           for (const [role, list] of [
-            ['input', headParallel(c, k)!.past.map((slot) => c.inputs[slot])],
-            ['output', headParallel(c, k)!.present.map((slot) => c.outputs[slot])],
+            ['input', attention.past.map((slot) => c.inputs[slot])],
+            ['output', attention.present.map((slot) => c.outputs[slot])],
           ] as const)
             for (const name of list) if (name) io.push({ name, role, axis: 1, parts: Array.from({ length: k }, (_, j) => part(name, j)) });
-      for (const c of attentions.filter((a) => group.heads.get(a) === 'join'))
-        for (const [at, slot] of headParallel(c, k)!.past.entries()) {
+      for (const { c, attention } of attentions.filter((a) => a.mode === 'join'))
+        for (const [at, slot] of attention.past.entries()) {
           const past = c.inputs[slot];
           // One split per past value, however many attention nodes read it.
           if (!past || pastSplit.has(past)) continue;
@@ -365,7 +365,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
           return v;
         };
         for (const c of group.chain) {
-          const attention = group.heads.has(c) ? headParallel(c, k) : null;
+          const attention = group.heads.get(c)?.attention;
           if (attention) {
             // Its heads' share: q, k and v its column blocks, the past split by heads (above), its
             // present parts joined after; the sequence lengths and rotary tables whole (a 1-D
@@ -411,8 +411,8 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         outer_refs: [],
         source_index: null,
       });
-      for (const c of attentions.filter((a) => group.heads.get(a) === 'join'))
-        for (const [at, slot] of headParallel(c, k)!.present.entries()) {
+      for (const { c, attention } of attentions.filter((a) => a.mode === 'join'))
+        for (const [at, slot] of attention.present.entries()) {
           const present = c.outputs[slot];
           if (!present) continue;
           nodes.push({
