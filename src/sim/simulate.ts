@@ -269,10 +269,9 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const seqStep: Int32Array[] = [];
   const seqReq: Int32Array[] = [];
   for (const dev of input.devices) {
-    const order = executionOrder(
-      Float64Array.from(dev.steps, (s) => s.round ?? 0),
-      R,
-    );
+    const rounds = new Float64Array(dev.steps.length);
+    for (let k = 0; k < rounds.length; k++) rounds[k] = dev.steps[k]!.round ?? 0;
+    const order = executionOrder(rounds, R);
     seqStep.push(order.step);
     seqReq.push(order.request);
   }
@@ -446,8 +445,9 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
       const inst = flowing[k]!;
       // Done, or so nearly done that the clock cannot advance by what is left.
       if (remaining[inst]! <= DONE_BYTES || now + remaining[inst]! / rate[inst]! <= now) {
-        // Removed in place, the others kept in order (splice would allocate the removed part).
-        flowing.copyWithin(k, k + 1);
+        // Removed in place, the others kept in order (splice would allocate the removed part, and
+        // copyWithin on a plain array takes V8's generic path: a sixth of the simulation's time).
+        for (let j = k + 1; j < flowing.length; j++) flowing[j - 1] = flowing[j]!;
         flowing.length--;
         ratesDirty = true;
         arrive(inst);
