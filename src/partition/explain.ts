@@ -10,6 +10,7 @@ import type { Unit } from './build.js';
 import type { Judge, Verdict } from './judge.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
+import { STEP_COMPUTE } from '../sim/simulate.js';
 
 /** Simulations explain may run on a plan: about 10⁶ simulated steps (≈ 1 s). */
 const EXPLAIN_STEPS = 1e6;
@@ -68,14 +69,13 @@ export function explainPlacement(
   const R = judge.requests;
   const base = judge.latency(placement);
   const finish = new Float64Array(n);
-  base.schedule.steps.forEach((list, d) =>
-    list.forEach((s, k) => {
-      if (s.op === 'compute') finish[s.unit!] = base.one.step_times.end_s[base.one.step_times.offset[d]! + k]!;
-    }),
-  );
+  const { at, op, ref } = base.schedule.packed;
+  for (let d = 0; d < nd; d++)
+    for (let k = 0; k < at[d + 1]! - at[d]!; k++)
+      if (op[at[d]! + k] === STEP_COMPUTE) finish[ref[at[d]! + k]!] = base.one.step_times.end_s[base.one.step_times.offset[d]! + k]!;
   // Lower is better: latency, or the time of R requests.
   const current = objective === 'latency' ? verdict.latency_s : R / verdict.throughput_per_s;
-  const stepsPerSim = base.schedule.sim.devices.reduce((a, d) => a + d.steps.length, 0) * (objective === 'latency' ? 1 : 2 * R);
+  const stepsPerSim = at[nd]! * (objective === 'latency' ? 1 : 2 * R);
   let simsLeft = Math.floor(EXPLAIN_STEPS / Math.max(1, stepsPerSim));
   let runsLeft = Math.ceil(SEARCH_WORK / Math.max(1, n));
   const load = new Float64Array(nd);

@@ -9,7 +9,18 @@
 // Peak memory per device is counted on the same schedule: weights and owned state for the whole
 // run, each value from its production (or arrival) until its last reader there ends.
 
-import { simulate, type SimInput, type SimLink, type SimResult, type SimStep, type SimTransfer } from '../sim/simulate.js';
+import {
+  simulate,
+  STEP_COMPUTE,
+  STEP_RECV,
+  STEP_SEND,
+  type PackedSteps,
+  type SimInput,
+  type SimLink,
+  type SimResult,
+  type SimStep,
+  type SimTransfer,
+} from '../sim/simulate.js';
 import type { RouteTable } from '../topology/index.js';
 import { groupedLaunchExtra, type Placement, type PlacementProblem } from './problem.js';
 
@@ -41,8 +52,9 @@ export interface ScheduleTransfer extends SimTransfer {
 }
 
 export interface Schedule {
-  /** Per device, its steps in order. */
-  steps: ScheduleStep[][];
+  /** Per device, its steps in order (made when first read: `packed` is the same, flat). */
+  readonly steps: ScheduleStep[][];
+  packed: PackedSteps;
   transfers: ScheduleTransfer[];
   sim: SimInput;
   /** Whether rounds (pipeline lags) are set. */
@@ -132,24 +144,71 @@ export class Judge {
         recvsBefore[reader]!.push(id);
       }
     });
-    const steps: ScheduleStep[][] = p.device_ids.map(() => []);
     // Grouped expert launches are paid once per device and layer (src/partition/problem.ts).
     const extra = groupedLaunchExtra(p, device, byStart);
+    // The steps flat, as the simulation reads them (a schedule is judged many times per plan, and
+    // an object per step was most of building one): device d's at [at[d], at[d + 1]).
+    const at = new Int32Array(nd + 1);
+    for (let u = 0; u < n; u++) at[device[u]! + 1]! += 1 + recvsBefore[u]!.length + sendsAfter[u]!.length;
+    for (let d = 0; d < nd; d++) at[d + 1]! += at[d]!;
+    const total = at[nd]!;
+    const packed: PackedSteps = {
+      at,
+      op: new Uint8Array(total),
+      duration_s: new Float64Array(total),
+      ref: new Int32Array(total),
+      round: new Float64Array(total),
+    };
+    const put = at.slice(0, nd);
+    const step = (d: number, op: number, ref: number, duration: number, r: number): void => {
+      const i = put[d]!++;
+      packed.op[i] = op;
+      packed.ref[i] = ref;
+      packed.duration_s[i] = duration;
+      packed.round[i] = r;
+    };
     for (const u of byStart) {
       const d = device[u]!;
-      const list = steps[d]!;
       const r = round[u]!;
-      for (const t of recvsBefore[u]!) list.push({ op: 'recv', transfer: t, label: transfers[t]!.value, round: r });
-      list.push({ op: 'compute', unit: u, duration_s: p.time_s[u * nd + d]! + (extra ? extra[u]! : 0), label: p.unit_names[u]!, round: r });
-      for (const t of sendsAfter[u]!) list.push({ op: 'send', transfer: t, label: transfers[t]!.value, round: r });
+      for (const t of recvsBefore[u]!) step(d, STEP_RECV, t, 0, r);
+      step(d, STEP_COMPUTE, u, p.time_s[u * nd + d]! + (extra ? extra[u]! : 0), r);
+      for (const t of sendsAfter[u]!) step(d, STEP_SEND, t, 0, r);
     }
+    // As objects only when read (the shipped schedule, a trace's labels).
+    let steps: ScheduleStep[][] | null = null;
+    const stepsOf = (): ScheduleStep[][] =>
+      (steps ??= p.device_ids.map((_, d) => {
+        const list: ScheduleStep[] = [];
+        for (let i = at[d]!; i < at[d + 1]!; i++) {
+          const ref = packed.ref[i]!;
+          const r = packed.round[i]!;
+          const op = packed.op[i]!;
+          if (op === STEP_COMPUTE) list.push({ op: 'compute', unit: ref, duration_s: packed.duration_s[i]!, label: p.unit_names[ref]!, round: r });
+          else list.push({ op: op === STEP_SEND ? 'send' : 'recv', transfer: ref, label: transfers[ref]!.value, round: r });
+        }
+        return list;
+      }));
     const sim: SimInput = {
-      devices: steps.map((list, d) => ({ id: p.device_ids[d]!, steps: list })),
+      devices: p.device_ids.map((id, d) => ({
+        id,
+        get steps(): ScheduleStep[] {
+          return stepsOf()[d]!;
+        },
+      })),
       transfers,
       links: this.links,
       requests: 1,
+      packed,
     };
-    return { steps, transfers, sim, pipelined };
+    return {
+      get steps(): ScheduleStep[][] {
+        return stepsOf();
+      },
+      packed,
+      transfers,
+      sim,
+      pipelined,
+    };
   }
 
   /** Steps of the placement's schedule — its units, and a send and a receive per transfer — counted without building it. */
@@ -306,15 +365,17 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   // A send's bytes are held until the transfer has arrived (its recv's start).
   const arrive = new Float64Array(T);
   const times = one.step_times;
-  schedule.steps.forEach((list, d) =>
-    list.forEach((s, k) => {
+  const { at, op, ref } = schedule.packed;
+  for (let d = 0; d < nd; d++) {
+    for (let k = 0; k < at[d + 1]! - at[d]!; k++) {
+      const s = at[d]! + k;
       const i = times.offset[d]! + k;
-      if (s.op === 'compute') {
-        start[s.unit!] = times.start_s[i]!;
-        end[s.unit!] = times.end_s[i]!;
-      } else if (s.op === 'recv') arrive[s.transfer!] = times.start_s[i]!;
-    }),
-  );
+      if (op[s] === STEP_COMPUTE) {
+        start[ref[s]!] = times.start_s[i]!;
+        end[ref[s]!] = times.end_s[i]!;
+      } else if (op[s] === STEP_RECV) arrive[ref[s]!] = times.start_s[i]!;
+    }
+  }
   // Transfers by value: movesOf[moveAt[vi] .. moveAt[vi + 1]).
   const moveAt = new Int32Array(p.values.length + 1);
   for (const t of schedule.transfers) moveAt[t.value_index + 1]!++;

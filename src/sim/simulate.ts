@@ -48,6 +48,52 @@ export interface SimInput {
   transfers: SimTransfer[];
   links: SimLink[];
   requests: number;
+  /**
+   * The same steps flat, when the caller has them so (src/partition/judge.ts): the simulation runs
+   * on these and reads `devices[d].steps` only for a trace's labels.
+   */
+  packed?: PackedSteps;
+}
+
+/** Every device's steps flat, device d's at [at[d], at[d + 1]), as the simulation reads them. */
+export interface PackedSteps {
+  at: Int32Array;
+  /** 0 compute, 1 send, 2 recv. */
+  op: Uint8Array;
+  /** compute: planned seconds (0 for a send or recv). */
+  duration_s: Float64Array;
+  /** send/recv: index into transfers; compute: the unit (src/partition/judge.ts). */
+  ref: Int32Array;
+  round: Float64Array;
+}
+
+export const STEP_COMPUTE = 0;
+export const STEP_SEND = 1;
+export const STEP_RECV = 2;
+
+/** The flat form of `devices`' steps (what `packed` holds when given). */
+export function packSteps(devices: SimInput['devices']): PackedSteps {
+  const nd = devices.length;
+  const at = new Int32Array(nd + 1);
+  devices.forEach((dev, d) => (at[d + 1] = at[d]! + dev.steps.length));
+  const total = at[nd]!;
+  const packed: PackedSteps = {
+    at,
+    op: new Uint8Array(total),
+    duration_s: new Float64Array(total),
+    ref: new Int32Array(total),
+    round: new Float64Array(total),
+  };
+  devices.forEach((dev, d) =>
+    dev.steps.forEach((step, k) => {
+      const i = at[d]! + k;
+      packed.op[i] = step.op === 'send' ? STEP_SEND : step.op === 'recv' ? STEP_RECV : STEP_COMPUTE;
+      packed.duration_s[i] = step.duration_s ?? 0;
+      packed.ref[i] = step.transfer ?? 0;
+      packed.round[i] = step.round ?? 0;
+    }),
+  );
+  return packed;
 }
 
 export interface TraceEvent {
@@ -265,13 +311,14 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     tSolo[t] = transferTime_s(tr.bytes, ls);
   }
   const tLinks = Int32Array.from(linkList);
+  // Steps flat (device d's at stepAt[d] + k): kind (1 send, 2 recv, 0 compute), duration, transfer, round.
+  const packed = input.packed ?? packSteps(input.devices);
+  const { at: stepAt, op: stepOp, duration_s: stepDur, ref: stepTransfer } = packed;
   // Each device's execution sequence over all requests: (request, step), ordered by (r + round, k).
   const seqStep: Int32Array[] = [];
   const seqReq: Int32Array[] = [];
-  for (const dev of input.devices) {
-    const rounds = new Float64Array(dev.steps.length);
-    for (let k = 0; k < rounds.length; k++) rounds[k] = dev.steps[k]!.round ?? 0;
-    const order = executionOrder(rounds, R);
+  for (let d = 0; d < nd; d++) {
+    const order = executionOrder(packed.round.subarray(stepAt[d]!, stepAt[d + 1]!), R);
     seqStep.push(order.step);
     seqReq.push(order.request);
   }
@@ -283,22 +330,8 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const waiting = new Int32Array(T * R).fill(-1); // device blocked on this instance's arrival
   const started = new Float64Array(T * R);
   // Request 0's step times, flat: device d's step k at stepAt[d] + k.
-  const stepAt = new Int32Array(nd + 1);
-  input.devices.forEach((dev, d) => (stepAt[d + 1] = stepAt[d]! + dev.steps.length));
   const stepStart = new Float64Array(stepAt[nd]!);
   const stepEnd = new Float64Array(stepAt[nd]!);
-  // Steps flat, at the same index: kind (1 send, 2 recv, 0 compute), duration, transfer.
-  const stepOp = new Uint8Array(stepAt[nd]!);
-  const stepDur = new Float64Array(stepAt[nd]!);
-  const stepTransfer = new Int32Array(stepAt[nd]!);
-  input.devices.forEach((dev, d) =>
-    dev.steps.forEach((step, k) => {
-      const i = stepAt[d]! + k;
-      stepOp[i] = step.op === 'send' ? 1 : step.op === 'recv' ? 2 : 0;
-      stepDur[i] = step.duration_s ?? 0;
-      stepTransfer[i] = step.transfer ?? 0;
-    }),
-  );
   const setTimes = (d: number, k: number, start_s: number, end_s: number): void => {
     stepStart[stepAt[d]! + k] = start_s;
     stepEnd[stepAt[d]! + k] = end_s;
