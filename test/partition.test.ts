@@ -11,7 +11,7 @@ import { evaluate, groupedLaunchExtra, residentBytes, unitTime, type PlacementPr
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { relieve } from '../src/partition/pool.js';
 import path from 'node:path';
-import { Judge } from '../src/partition/judge.js';
+import { Judge, sortEvents } from '../src/partition/judge.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES } from './helpers.js';
 import { independentUnits } from './exact-helpers.js';
@@ -292,6 +292,23 @@ test("the judge counts a placement's schedule steps without building it: one per
       assert.equal(judge.stepCount(placement.device), built);
     }),
     { numRuns: 200, seed: 5 },
+  );
+});
+
+test('memory events sort as a comparator sort orders them: by time, then releases before allocations, ties kept in place (property)', () => {
+  fc.assert(
+    fc.property(
+      // Few distinct times and deltas, so ties are common; lengths across the insertion runs and merges.
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: -3, max: 3 })), { minLength: 0, maxLength: 300, size: 'max' }),
+      (events) => {
+        const evT = Float64Array.from(events, ([t]) => t * 0.25);
+        const evDelta = Float64Array.from(events, ([, d]) => d * 1024);
+        const order = Int32Array.from(events, (_, k) => k);
+        const want = Array.from(order).sort((a, b) => evT[a]! - evT[b]! || evDelta[a]! - evDelta[b]!);
+        assert.deepEqual(Array.from(sortEvents(order, evT, evDelta)), want);
+      },
+    ),
+    { numRuns: 300, seed: 11 },
   );
 });
 
