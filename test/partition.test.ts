@@ -11,7 +11,8 @@ import { evaluate, groupedLaunchExtra, residentBytes, unitTime, type PlacementPr
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { relieve } from '../src/partition/pool.js';
 import path from 'node:path';
-import { Judge, sortEvents } from '../src/partition/judge.js';
+import { Judge } from '../src/partition/judge.js';
+import { sortIndices } from '../src/util/sort.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES } from './helpers.js';
 import { independentUnits } from './exact-helpers.js';
@@ -305,7 +306,17 @@ test('memory events sort as a comparator sort orders them: by time, then release
         const evDelta = Float64Array.from(events, ([, d]) => d * 1024);
         const order = Int32Array.from(events, (_, k) => k);
         const want = Array.from(order).sort((a, b) => evT[a]! - evT[b]! || evDelta[a]! - evDelta[b]!);
-        assert.deepEqual(Array.from(sortEvents(order, evT, evDelta)), want);
+        assert.deepEqual(Array.from(sortIndices(order, evT, evDelta)), want);
+        // One key: ties in the order given.
+        assert.deepEqual(
+          Array.from(
+            sortIndices(
+              Int32Array.from(events, (_, k) => k),
+              evT,
+            ),
+          ),
+          Array.from(order.keys()).sort((a, b) => evT[a]! - evT[b]! || a - b),
+        );
       },
     ),
     { numRuns: 300, seed: 11 },

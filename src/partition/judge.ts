@@ -23,6 +23,7 @@ import {
 } from '../sim/simulate.js';
 import type { RouteTable } from '../topology/index.js';
 import { groupedLaunchExtra, type Placement, type PlacementProblem } from './problem.js';
+import { sortIndices } from '../util/sort.js';
 
 /** Equal element by element. */
 export function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
@@ -96,7 +97,10 @@ export class Judge {
     const nd = p.device_ids.length;
     const n = p.unit_names.length;
     const { device, start_s } = placement;
-    const byStart = Array.from({ length: n }, (_, u) => u).sort((a, b) => start_s[a]! - start_s[b]! || a - b);
+    const byStart = sortIndices(
+      Int32Array.from({ length: n }, (_, u) => u),
+      start_s,
+    );
     // Rounds: a unit runs a round after its inputs from other devices and never before the unit
     // ahead of it on its device (so one request still runs in list order).
     const round = new Int32Array(n);
@@ -429,7 +433,7 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
     for (let k = 0; k < order.length; k++) order[k] = count[d]! + k;
     let live = 0;
     let peak = 0;
-    for (const k of sortEvents(order, evT, evDelta)) {
+    for (const k of sortIndices(order, evT, evDelta)) {
       live += evDelta[k]!;
       if (live > peak) peak = live;
     }
@@ -438,59 +442,4 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
     m.total_bytes = m.weights_bytes + m.state_bytes + peak;
   }
   return memory;
-}
-
-/**
- * `order` (indices of events) sorted stably by time, then delta, ascending: a merge sort over runs
- * of 16 sorted by insertion. TypedArray.prototype.sort with a comparator boxed every index and
- * called the comparator through a builtin: most of the memory count of a 134k-step schedule.
- * Returns `order` or a scratch array holding the result.
- */
-export function sortEvents(order: Int32Array, evT: Float64Array, evDelta: Float64Array): Int32Array {
-  const n = order.length;
-  const RUN = 16;
-  let src: Int32Array = order;
-  for (let lo = 0; lo < n; lo += RUN) {
-    const hi = Math.min(n, lo + RUN);
-    for (let i = lo + 1; i < hi; i++) {
-      const x = src[i]!;
-      const tx = evT[x]!;
-      const dx = evDelta[x]!;
-      let j = i - 1;
-      for (; j >= lo; j--) {
-        const y = src[j]!;
-        if (!(evT[y]! > tx || (evT[y] === tx && evDelta[y]! > dx))) break;
-        src[j + 1] = y;
-      }
-      src[j + 1] = x;
-    }
-  }
-  if (n <= RUN) return src;
-  let dst: Int32Array = new Int32Array(n);
-  for (let width = RUN; width < n; width *= 2) {
-    for (let lo = 0; lo < n; lo += 2 * width) {
-      const mid = Math.min(n, lo + width);
-      const hi = Math.min(n, lo + 2 * width);
-      let i = lo;
-      let j = mid;
-      let k = lo;
-      while (i < mid && j < hi) {
-        const a = src[i]!;
-        const b = src[j]!;
-        if (evT[b]! < evT[a]! || (evT[b] === evT[a] && evDelta[b]! < evDelta[a]!)) {
-          dst[k++] = b;
-          j++;
-        } else {
-          dst[k++] = a;
-          i++;
-        }
-      }
-      while (i < mid) dst[k++] = src[i++]!;
-      while (j < hi) dst[k++] = src[j++]!;
-    }
-    const t = src;
-    src = dst;
-    dst = t;
-  }
-  return src;
 }

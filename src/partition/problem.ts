@@ -5,6 +5,8 @@
 // runs one unit at a time; a value moves once to each other device that reads it; transfers take
 // route time and, in the solvers, do not contend (the simulator models contention).
 
+import { sortIndices } from '../util/sort.js';
+
 export interface UnitValue {
   /** Value name (or a synthetic label), for the plan's transfers and explain. */
   name: string;
@@ -116,7 +118,6 @@ export class Evaluator {
   private readonly tableBytes: number[] = [];
   private readonly predStart: Int32Array;
   private readonly predList: Int32Array;
-  private readonly pos: Int32Array;
   private readonly topo: Int32Array;
   /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
   private readonly orders: { priority: Float64Array; order: Int32Array; topological: boolean }[] = [];
@@ -160,8 +161,6 @@ export class Evaluator {
     }
     this.predStart[n] = np;
     this.predList = Int32Array.from(preds.flat());
-    this.pos = new Int32Array(n);
-    p.order.forEach((u, k) => (this.pos[u] = k));
     this.topo = Int32Array.from(p.order);
     // run() times `order` without checking it: a unit before one it reads is a bug in how units were cut.
     const early = this.firstBeforeItsInputs(this.topo);
@@ -192,8 +191,8 @@ export class Evaluator {
   private orderFor(priority: Float64Array | undefined): { order: Int32Array; topological: boolean } {
     if (!priority) return (this.topoEntry ??= { order: this.topo, topological: true });
     for (const o of this.orders) if (o.priority === priority) return o;
-    const pos = this.pos;
-    const order = Int32Array.from(Array.from(this.topo).sort((a, b) => priority[a]! - priority[b]! || pos[a]! - pos[b]!));
+    // By priority, ties in topological order (`topo` is in it: the sort is stable).
+    const order = sortIndices(Int32Array.from(this.topo), priority);
     if (this.orders.length >= 4) this.orders.shift();
     const entry = { priority, order, topological: this.firstBeforeItsInputs(order) < 0 };
     this.orders.push(entry);
