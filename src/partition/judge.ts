@@ -15,6 +15,7 @@ import {
   STEP_RECV,
   STEP_SEND,
   type PackedSteps,
+  type PackedTransfers,
   type SimInput,
   type SimLink,
   type SimResult,
@@ -56,7 +57,9 @@ export interface Schedule {
   /** Per device, its steps in order (made when first read: `packed` is the same, flat). */
   readonly steps: ScheduleStep[][];
   packed: PackedSteps;
-  transfers: ScheduleTransfer[];
+  /** Made when first read: `packedTransfers` is the same, flat. */
+  readonly transfers: ScheduleTransfer[];
+  packedTransfers: SchedulePackedTransfers;
   sim: SimInput;
   /** Whether rounds (pipeline lags) are set. */
   pipelined: boolean;
@@ -68,6 +71,19 @@ export interface DeviceMemory {
   state_bytes: number;
   total_bytes: number;
   capacity_bytes: number;
+}
+
+/** A schedule's transfers flat: the simulation's part, and each one's value (index) and receiving device. */
+export interface SchedulePackedTransfers extends PackedTransfers {
+  value: Int32Array;
+  to: Int32Array;
+}
+
+/** A route as the judge keeps it: link and hop names, and the links as indices into the judge's links. */
+interface JudgeRoute {
+  links: string[];
+  hops: string[];
+  index: Int32Array;
 }
 
 export interface Verdict {
@@ -82,14 +98,18 @@ export interface Verdict {
 export class Judge {
   /** Judgements made, for the plan's statistics (work, not seconds). */
   simulations = 0;
-  private readonly routeCache = new Map<number, { links: string[]; hops: string[] }>();
+  private readonly routeCache = new Map<number, JudgeRoute>();
+  private readonly linkIndex: Map<string, number>;
 
   constructor(
     readonly p: PlacementProblem,
     private readonly routes: RouteTable,
     readonly links: SimLink[],
     readonly requests = THROUGHPUT_REQUESTS,
-  ) {}
+  ) {
+    // As the simulation indexes them by name.
+    this.linkIndex = new Map(links.map((l, i) => [l.name, i]));
+  }
 
   /** The schedule of a placement: per device its units in start order (ties by index). */
   schedule(placement: Pick<Placement, 'device' | 'start_s'>, pipelined: boolean): Schedule {
@@ -114,9 +134,13 @@ export class Judge {
         lastOn[device[u]!] = r;
       }
     }
-    const transfers: ScheduleTransfer[] = [];
-    const sendsAfter: number[][] = p.unit_names.map(() => []);
-    const recvsBefore: number[][] = p.unit_names.map(() => []);
+    // Transfers flat, in the order made (value by value, reading devices ascending): the value,
+    // both ends, the route and the unit whose steps receive it (the objects only when read).
+    const tValue: number[] = [];
+    const tFrom: number[] = [];
+    const tTo: number[] = [];
+    const tReader: number[] = [];
+    const tRoute: JudgeRoute[] = [];
     const rank = new Int32Array(n);
     byStart.forEach((u, k) => (rank[u] = k));
     const firstReader = new Int32Array(nd);
@@ -131,29 +155,60 @@ export class Judge {
       for (let d = 0; d < nd; d++) {
         const reader = firstReader[d]!;
         if (reader < 0) continue;
-        const route = this.route(vi, src, d);
-        const id = transfers.length;
-        transfers.push({
-          value: v.name,
-          value_index: vi,
-          from_index: src,
-          to_index: d,
-          bytes: v.bytes,
-          from: p.device_ids[src]!,
-          to: p.device_ids[d]!,
-          links: route.links,
-          hops: route.hops,
-        });
-        sendsAfter[v.producer]!.push(id);
-        recvsBefore[reader]!.push(id);
+        tValue.push(vi);
+        tFrom.push(src);
+        tTo.push(d);
+        tReader.push(reader);
+        tRoute.push(this.route(vi, src, d));
       }
     });
+    const T = tValue.length;
+    // Per unit, the transfers it sends after it runs and receives before (in transfer order).
+    const sendAt = new Int32Array(n + 1);
+    const recvAt = new Int32Array(n + 1);
+    for (let t = 0; t < T; t++) {
+      sendAt[p.values[tValue[t]!]!.producer + 1]!++;
+      recvAt[tReader[t]! + 1]!++;
+    }
+    for (let u = 0; u < n; u++) {
+      sendAt[u + 1]! += sendAt[u]!;
+      recvAt[u + 1]! += recvAt[u]!;
+    }
+    const sends = new Int32Array(T);
+    const recvs = new Int32Array(T);
+    {
+      const sendPut = sendAt.slice(0, n);
+      const recvPut = recvAt.slice(0, n);
+      for (let t = 0; t < T; t++) {
+        sends[sendPut[p.values[tValue[t]!]!.producer]!++] = t;
+        recvs[recvPut[tReader[t]!]!++] = t;
+      }
+    }
+    const packedTransfers: SchedulePackedTransfers = {
+      bytes: Float64Array.from(tValue, (vi) => p.values[vi]!.bytes),
+      links: tRoute.map((r) => r.index),
+      value: Int32Array.from(tValue),
+      to: Int32Array.from(tTo),
+    };
+    let transfers: ScheduleTransfer[] | null = null;
+    const transfersOf = (): ScheduleTransfer[] =>
+      (transfers ??= tValue.map((vi, t) => ({
+        value: p.values[vi]!.name,
+        value_index: vi,
+        from_index: tFrom[t]!,
+        to_index: tTo[t]!,
+        bytes: p.values[vi]!.bytes,
+        from: p.device_ids[tFrom[t]!]!,
+        to: p.device_ids[tTo[t]!]!,
+        links: tRoute[t]!.links,
+        hops: tRoute[t]!.hops,
+      })));
     // Grouped expert launches are paid once per device and layer (src/partition/problem.ts).
     const extra = groupedLaunchExtra(p, device, byStart);
     // The steps flat, as the simulation reads them (a schedule is judged many times per plan, and
     // an object per step was most of building one): device d's at [at[d], at[d + 1]).
     const at = new Int32Array(nd + 1);
-    for (let u = 0; u < n; u++) at[device[u]! + 1]! += 1 + recvsBefore[u]!.length + sendsAfter[u]!.length;
+    for (let u = 0; u < n; u++) at[device[u]! + 1]! += 1 + recvAt[u + 1]! - recvAt[u]! + sendAt[u + 1]! - sendAt[u]!;
     for (let d = 0; d < nd; d++) at[d + 1]! += at[d]!;
     const total = at[nd]!;
     const packed: PackedSteps = {
@@ -174,9 +229,9 @@ export class Judge {
     for (const u of byStart) {
       const d = device[u]!;
       const r = round[u]!;
-      for (const t of recvsBefore[u]!) step(d, STEP_RECV, t, 0, r);
+      for (let j = recvAt[u]!; j < recvAt[u + 1]!; j++) step(d, STEP_RECV, recvs[j]!, 0, r);
       step(d, STEP_COMPUTE, u, p.time_s[u * nd + d]! + (extra ? extra[u]! : 0), r);
-      for (const t of sendsAfter[u]!) step(d, STEP_SEND, t, 0, r);
+      for (let j = sendAt[u]!; j < sendAt[u + 1]!; j++) step(d, STEP_SEND, sends[j]!, 0, r);
     }
     // As objects only when read (the shipped schedule, a trace's labels).
     let steps: ScheduleStep[][] | null = null;
@@ -188,7 +243,7 @@ export class Judge {
           const r = packed.round[i]!;
           const op = packed.op[i]!;
           if (op === STEP_COMPUTE) list.push({ op: 'compute', unit: ref, duration_s: packed.duration_s[i]!, label: p.unit_names[ref]!, round: r });
-          else list.push({ op: op === STEP_SEND ? 'send' : 'recv', transfer: ref, label: transfers[ref]!.value, round: r });
+          else list.push({ op: op === STEP_SEND ? 'send' : 'recv', transfer: ref, label: p.values[tValue[ref]!]!.name, round: r });
         }
         return list;
       }));
@@ -199,17 +254,23 @@ export class Judge {
           return stepsOf()[d]!;
         },
       })),
-      transfers,
+      get transfers(): ScheduleTransfer[] {
+        return transfersOf();
+      },
       links: this.links,
       requests: 1,
       packed,
+      packedTransfers,
     };
     return {
       get steps(): ScheduleStep[][] {
         return stepsOf();
       },
       packed,
-      transfers,
+      get transfers(): ScheduleTransfer[] {
+        return transfersOf();
+      },
+      packedTransfers,
       sim,
       pipelined,
     };
@@ -285,7 +346,7 @@ export class Judge {
     if (!hit) {
       const schedule = !pipelined && m.latency ? m.latency.schedule : this.schedule(placement, pipelined);
       this.simulations++;
-      hit = { many: simulate({ ...schedule.sim, requests: this.requests }), schedule };
+      hit = { many: simulate(schedule.sim, { requests: this.requests }), schedule };
       m.many.set(pipelined, hit);
     }
     return hit;
@@ -331,13 +392,15 @@ export class Judge {
   }
 
   /** The route value `vi` takes from device a to b (the fastest for its size), cached per route. */
-  private route(vi: number, a: number, b: number): { links: string[]; hops: string[] } {
+  private route(vi: number, a: number, b: number): JudgeRoute {
     const bytes = this.p.values[vi]!.bytes;
     const k = this.routes.choiceIdx(a, b, bytes);
     let r = this.routeCache.get(k);
     if (!r) {
       const route = this.routes.routeIdx(a, b, bytes);
-      r = { links: route.links, hops: route.hops };
+      // A link the judge was not given is not simulated (as the simulation skips a name it lacks).
+      const index = Int32Array.from(route.links.map((name) => this.linkIndex.get(name) ?? -1).filter((i) => i >= 0));
+      r = { links: route.links, hops: route.hops, index };
       if (k >= 0) this.routeCache.set(k, r);
     }
     return r;
@@ -365,7 +428,8 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   }
   const start = new Float64Array(n);
   const end = new Float64Array(n);
-  const T = schedule.transfers.length;
+  const { value: tValue, to: tTo } = schedule.packedTransfers;
+  const T = tValue.length;
   // A send's bytes are held until the transfer has arrived (its recv's start).
   const arrive = new Float64Array(T);
   const times = one.step_times;
@@ -382,17 +446,17 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   }
   // Transfers by value: movesOf[moveAt[vi] .. moveAt[vi + 1]).
   const moveAt = new Int32Array(p.values.length + 1);
-  for (const t of schedule.transfers) moveAt[t.value_index + 1]!++;
+  for (let t = 0; t < T; t++) moveAt[tValue[t]! + 1]!++;
   for (let vi = 0; vi < p.values.length; vi++) moveAt[vi + 1]! += moveAt[vi]!;
   const movesOf = new Int32Array(T);
   const filled = moveAt.slice(0, p.values.length);
-  schedule.transfers.forEach((t, k) => (movesOf[filled[t.value_index]!++] = k));
+  for (let t = 0; t < T; t++) movesOf[filled[tValue[t]!]!++] = t;
   // Allocation (+bytes) and release (−bytes) events per device, flat: device d's are count[d] .. count[d + 1].
   const count = new Int32Array(nd + 1);
   for (let u = 0; u < n; u++) count[device[u]! + 1]! += 2;
   p.values.forEach((v, vi) => {
     count[device[v.producer]! + 1]! += 2;
-    for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) count[schedule.transfers[movesOf[j]!]!.to_index + 1]! += 2;
+    for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) count[tTo[movesOf[j]!]! + 1]! += 2;
   });
   for (let d = 0; d < nd; d++) count[d + 1]! += count[d]!;
   const evT = new Float64Array(count[nd]!);
@@ -422,7 +486,7 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
     event(src, lastOnSrc, -v.bytes);
     for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) {
       const t = movesOf[j]!;
-      const d = schedule.transfers[t]!.to_index;
+      const d = tTo[t]!;
       event(d, arrive[t]!, v.bytes);
       event(d, Math.max(arrive[t]!, lastOn[d]!), -v.bytes);
     }

@@ -53,6 +53,17 @@ export interface SimInput {
    * on these and reads `devices[d].steps` only for a trace's labels.
    */
   packed?: PackedSteps;
+  /**
+   * The transfers' bytes and links (indices into `links`) when the caller has them so: the
+   * simulation reads `transfers` only for a trace's names.
+   */
+  packedTransfers?: PackedTransfers;
+}
+
+/** Transfer t: `bytes[t]` over the links `links[t]` (indices into SimInput.links, in route order). */
+export interface PackedTransfers {
+  bytes: Float64Array;
+  links: readonly Int32Array[];
 }
 
 /** Every device's steps flat, device d's at [at[d], at[d + 1]), as the simulation reads them. */
@@ -277,14 +288,16 @@ export function executionOrder(round: Float64Array, R: number): { step: Int32Arr
   return { step: st, request: rq };
 }
 
-export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests?: number } = {}): SimResult {
+/** `requests`: simulate this many instead of input.requests. */
+export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests?: number; requests?: number } = {}): SimResult {
   const wantTrace = opts.trace ?? false;
   // The trace covers the first traceRequests requests (all by default): a long run's timeline
   // would not fit in one JSON string, and its first requests show the pattern.
   const traceUpTo = opts.traceRequests ?? Infinity;
   const nd = input.devices.length;
-  const R = Math.max(1, input.requests);
-  const T = input.transfers.length;
+  const R = Math.max(1, opts.requests ?? input.requests);
+  const packedT = input.packedTransfers;
+  const T = packedT ? packedT.bytes.length : input.transfers.length;
   const linkIndex = new Map(input.links.map((l, i) => [l.name, i]));
   const linkBytes = new Float64Array(input.links.length);
   // Per transfer: its links, summed latency, solo rate, and whether it crosses a shared link.
@@ -295,20 +308,25 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const tLatency = new Float64Array(T);
   const tShared = new Uint8Array(T);
   const tSolo = new Float64Array(T);
+  const ls: SimLink[] = [];
+  const take = (t: number, i: number): void => {
+    linkList.push(i);
+    ls.push(input.links[i]!);
+    tLatency[t]! += input.links[i]!.latency_s;
+    if (input.links[i]!.shared) tShared[t] = 1;
+  };
   for (let t = 0; t < T; t++) {
-    const tr = input.transfers[t]!;
-    const ls: SimLink[] = [];
-    for (const name of tr.links) {
-      const i = linkIndex.get(name);
-      if (i === undefined) continue;
-      linkList.push(i);
-      ls.push(input.links[i]!);
-      tLatency[t]! += input.links[i]!.latency_s;
-      if (input.links[i]!.shared) tShared[t] = 1;
+    ls.length = 0;
+    if (packedT) for (const i of packedT.links[t]!) take(t, i);
+    else {
+      for (const name of input.transfers[t]!.links) {
+        const i = linkIndex.get(name);
+        if (i !== undefined) take(t, i);
+      }
     }
     linkFrom[t + 1] = linkList.length;
-    tBytes[t] = tr.bytes;
-    tSolo[t] = transferTime_s(tr.bytes, ls);
+    tBytes[t] = packedT ? packedT.bytes[t]! : input.transfers[t]!.bytes;
+    tSolo[t] = transferTime_s(tBytes[t]!, ls);
   }
   const tLinks = Int32Array.from(linkList);
   // Steps flat (device d's at stepAt[d] + k): kind (1 send, 2 recv, 0 compute), duration, transfer, round.
