@@ -71,18 +71,25 @@ export function findStatePairs(model: Model): { name: string; kind: StateObject[
   }
   // Head-sharded attention (src/transform/tensor-parallel.ts) reads its past through a Split of
   // the graph input and writes its present through a Concat into the graph output.
-  const producer = new Map<string, Node>();
-  const reader = new Map<string, Node>();
-  for (const n of g.nodes) {
-    for (const o of n.outputs) producer.set(o, n);
-    if (n.op === 'Concat') for (const i of n.inputs) reader.set(i, n);
-  }
+  // (Indexed when an attention op is first met: a graph without one is not walked again.)
+  let producer: Map<string, Node> | null = null;
+  let reader: Map<string, Node> | null = null;
+  const index = (): void => {
+    producer = new Map();
+    reader = new Map();
+    for (const n of g.nodes) {
+      for (const o of n.outputs) producer.set(o, n);
+      if (n.op === 'Concat') for (const i of n.inputs) reader.set(i, n);
+    }
+  };
   const throughSplit = (v: string | undefined): string | undefined => {
-    const p = v === undefined ? undefined : producer.get(v);
+    if (!producer) index();
+    const p = v === undefined ? undefined : producer!.get(v);
     return p?.op === 'Split' ? p.inputs[0] : v;
   };
   const throughJoin = (v: string | undefined): string | undefined => {
-    const c = v === undefined ? undefined : reader.get(v);
+    if (!reader) index();
+    const c = v === undefined ? undefined : reader!.get(v);
     return c && outputs.has(c.outputs[0]!) ? c.outputs[0] : v;
   };
   for (const n of g.nodes) {

@@ -156,17 +156,32 @@ export class GraphIndex {
     return this.graph.nodes.length;
   }
 
-  /** Value name → producing node index (absent for graph inputs and initializers). */
+  private producerView: NameLookup<number> | null = null;
+
+  /**
+   * Value name → producing node index (absent for graph inputs and initializers). One view, its
+   * size counted when first asked: a view made per access counted every value each time (the state
+   * pass asks once per cache tensor: 0.6 s on a 275k-node graph).
+   */
   get producer(): NameLookup<number> {
-    return {
-      get: (name) => {
-        const id = this.valueIds.get(name);
-        if (id === undefined) return undefined;
-        const p = this.producerOf[id]!;
-        return p === -1 ? undefined : p;
-      },
-      size: this.producerOf.reduce((c, p) => c + (p === -1 ? 0 : 1), 0),
-    };
+    if (!this.producerView) {
+      const producerOf = this.producerOf;
+      const valueIds = this.valueIds;
+      let size = -1;
+      this.producerView = {
+        get: (name) => {
+          const id = valueIds.get(name);
+          if (id === undefined) return undefined;
+          const p = producerOf[id]!;
+          return p === -1 ? undefined : p;
+        },
+        get size(): number {
+          if (size < 0) size = producerOf.reduce((c, p) => c + (p === -1 ? 0 : 1), 0);
+          return size;
+        },
+      };
+    }
+    return this.producerView;
   }
 
   /** Value name → consuming node indices (absent when nothing reads it). */
