@@ -176,7 +176,12 @@ export function uniformLayer(layer: number, experts: number, topK: number, token
   return {
     layer,
     tokens: new Array(experts).fill(per),
-    coactivation: Array.from({ length: experts }, (_, a) => Array.from({ length: experts }, (_, b) => (a === b ? per : pair))),
+    // Rows filled whole, then the diagonal (a closure per entry was 0.25 s for 58 layers × 256²).
+    coactivation: Array.from({ length: experts }, (_, a) => {
+      const row = new Array<number>(experts).fill(pair);
+      row[a] = per;
+      return row;
+    }),
   };
 }
 

@@ -22,7 +22,20 @@ function meanTransfer(p: PlacementProblem, bytes: number, pairs: [number, number
   return s / pairs.length;
 }
 
+/** Ranks per problem: HEFT and the assessor ask for them on the same problem (problems are not changed once built). */
+const ranksOf = new WeakMap<PlacementProblem, Float64Array>();
+
+/** HEFT's upward rank of every unit (read-only: the array is shared by the callers on one problem). */
 export function upwardRanks(p: PlacementProblem): Float64Array {
+  let rank = ranksOf.get(p);
+  if (!rank) {
+    rank = computeUpwardRanks(p);
+    ranksOf.set(p, rank);
+  }
+  return rank;
+}
+
+function computeUpwardRanks(p: PlacementProblem): Float64Array {
   const n = p.unit_names.length;
   const nd = p.device_ids.length;
   const pairs: [number, number][] = [];

@@ -9,19 +9,24 @@
  * in place and returns `order`, or returns a scratch array holding the result.
  */
 export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secondary?: ArrayLike<number>): Int32Array {
+  // One key: the primary again as the second (equal firsts are equal seconds: no reorder).
+  const second = secondary ?? primary;
   const n = order.length;
   const RUN = 16;
-  // b goes before a: strictly less, so equal keys keep their order.
-  const before = secondary
-    ? (b: number, a: number): boolean => primary[b]! < primary[a]! || (primary[b] === primary[a] && secondary[b]! < secondary[a]!)
-    : (b: number, a: number): boolean => primary[b]! < primary[a]!;
   let src: Int32Array = order;
   for (let lo = 0; lo < n; lo += RUN) {
     const hi = Math.min(n, lo + RUN);
     for (let i = lo + 1; i < hi; i++) {
       const x = src[i]!;
+      const px = primary[x]!;
+      const sx = second[x]!;
       let j = i - 1;
-      for (; j >= lo && before(x, src[j]!); j--) src[j + 1] = src[j]!;
+      // x goes before y only when strictly less: equal keys keep their order.
+      for (; j >= lo; j--) {
+        const y = src[j]!;
+        if (!(px < primary[y]! || (px === primary[y] && sx < second[y]!))) break;
+        src[j + 1] = y;
+      }
       src[j + 1] = x;
     }
   }
@@ -35,8 +40,15 @@ export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secon
       let j = mid;
       let k = lo;
       while (i < mid && j < hi) {
-        if (before(src[j]!, src[i]!)) dst[k++] = src[j++]!;
-        else dst[k++] = src[i++]!;
+        const a = src[i]!;
+        const b = src[j]!;
+        if (primary[b]! < primary[a]! || (primary[b] === primary[a] && second[b]! < second[a]!)) {
+          dst[k++] = b;
+          j++;
+        } else {
+          dst[k++] = a;
+          i++;
+        }
       }
       while (i < mid) dst[k++] = src[i++]!;
       while (j < hi) dst[k++] = src[j++]!;
