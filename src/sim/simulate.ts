@@ -73,7 +73,7 @@ export interface PackedSteps {
   op: Uint8Array;
   /** compute: planned seconds (0 for a send or recv). */
   duration_s: Float64Array;
-  /** send/recv: index into transfers; compute: the unit (src/partition/judge.ts). */
+  /** send/recv: index into transfers; compute: the unit in a schedule the judge built (src/partition/judge.ts), 0 from packSteps. */
   ref: Int32Array;
   round: Float64Array;
 }
@@ -540,7 +540,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
       utilisation: makespan > 0 ? busy[i]! / makespan : 0,
     })),
     link_bytes,
-    step_times: { offset: stepAt, start_s: stepStart, end_s: stepEnd },
+    step_times: { offset: Int32Array.from(stepAt), start_s: stepStart, end_s: stepEnd },
     trace,
   };
 }
