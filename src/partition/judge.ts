@@ -10,6 +10,7 @@
 // run, each value from its production (or arrival) until its last reader there ends.
 
 import {
+  emptyPackedSteps,
   simulate,
   STEP_COMPUTE,
   STEP_RECV,
@@ -210,14 +211,7 @@ export class Judge {
     const at = new Int32Array(nd + 1);
     for (let u = 0; u < n; u++) at[device[u]! + 1]! += 1 + recvAt[u + 1]! - recvAt[u]! + sendAt[u + 1]! - sendAt[u]!;
     for (let d = 0; d < nd; d++) at[d + 1]! += at[d]!;
-    const total = at[nd]!;
-    const packed: PackedSteps = {
-      at,
-      op: new Uint8Array(total),
-      duration_s: new Float64Array(total),
-      ref: new Int32Array(total),
-      round: new Float64Array(total),
-    };
+    const packed = emptyPackedSteps(at);
     const put = at.slice(0, nd);
     const step = (d: number, op: number, ref: number, duration: number, r: number): void => {
       const i = put[d]!++;

@@ -82,19 +82,18 @@ export const STEP_COMPUTE = 0;
 export const STEP_SEND = 1;
 export const STEP_RECV = 2;
 
+/** Zeroed arrays for the steps `at` lays out (device d's at [at[d], at[d + 1])). */
+export function emptyPackedSteps(at: Int32Array): PackedSteps {
+  const total = at[at.length - 1]!;
+  return { at, op: new Uint8Array(total), duration_s: new Float64Array(total), ref: new Int32Array(total), round: new Float64Array(total) };
+}
+
 /** The flat form of `devices`' steps (what `packed` holds when given). */
 export function packSteps(devices: SimInput['devices']): PackedSteps {
   const nd = devices.length;
   const at = new Int32Array(nd + 1);
   devices.forEach((dev, d) => (at[d + 1] = at[d]! + dev.steps.length));
-  const total = at[nd]!;
-  const packed: PackedSteps = {
-    at,
-    op: new Uint8Array(total),
-    duration_s: new Float64Array(total),
-    ref: new Int32Array(total),
-    round: new Float64Array(total),
-  };
+  const packed = emptyPackedSteps(at);
   devices.forEach((dev, d) =>
     dev.steps.forEach((step, k) => {
       const i = at[d]! + k;
