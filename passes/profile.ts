@@ -137,9 +137,15 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       for (const d of s) e *= d;
       bytesById[id] = byteSizeOf(t.dtype, e);
     }
-    const declared = graph.declared_bytes.get(name);
-    if (declared !== undefined) bytesById[id] = declared;
-    if (graph.initializers.has(name)) isWeight[id] = 1;
+  }
+  // Declared sizes and weights by their own (shorter) lists: a lookup per value was a tenth of the pass.
+  for (const [name, declared] of graph.declared_bytes) {
+    const id = index.valueIds.get(name);
+    if (id !== undefined) bytesById[id] = declared;
+  }
+  for (const name of graph.initializers.keys()) {
+    const id = index.valueIds.get(name);
+    if (id !== undefined) isWeight[id] = 1;
   }
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
@@ -156,6 +162,11 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const nodes: NodeCost[] = new Array(graph.nodes.length);
   const fusion = fusedInto(graph, index, ctx.get(verifyPass).order);
   const fusedHead = fusion.head;
+  // Experts' activity and grouped layer by node index (filled from their maps once, not looked up per node).
+  const activityOf: (number | undefined)[] = new Array(graph.nodes.length);
+  for (const [i, a] of experts.activity) activityOf[i] = a;
+  const groupOf: ({ experts: number; layer: number } | undefined)[] = new Array(graph.nodes.length);
+  for (const [i, g] of experts.grouped) groupOf[i] = g;
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
     const ins = index.inputsOf(i);
@@ -190,7 +201,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     }
     if (!Number.isFinite(flops)) flops = 0;
     // An expert's body in a step where no token routes to it reads and computes nothing.
-    const activity = experts.activity.get(i);
+    const activity = activityOf[i];
     if (activity !== undefined && activity < 1) {
       flops *= activity;
       bytesRead *= activity;
@@ -213,7 +224,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       if (tiled.k_splits > 1) cost.k_splits = tiled.k_splits;
     }
     if (activity !== undefined && activity < 1) cost.activity = activity;
-    const group = experts.grouped.get(i);
+    const group = groupOf[i];
     if (group !== undefined && group.experts > 1) {
       // It runs in its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
       cost.launch_group = group.layer;
