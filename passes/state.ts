@@ -72,24 +72,22 @@ export function findStatePairs(model: Model): { name: string; kind: StateObject[
   // Head-sharded attention (src/transform/tensor-parallel.ts) reads its past through a Split of
   // the graph input and writes its present through a Concat into the graph output.
   // (Indexed when an attention op is first met: a graph without one is not walked again.)
-  let producer: Map<string, Node> | null = null;
-  let reader: Map<string, Node> | null = null;
-  const index = (): void => {
-    producer = new Map();
-    reader = new Map();
+  let indexed: { producer: Map<string, Node>; reader: Map<string, Node> } | null = null;
+  const index = (): NonNullable<typeof indexed> => {
+    if (indexed) return indexed;
+    indexed = { producer: new Map(), reader: new Map() };
     for (const n of g.nodes) {
-      for (const o of n.outputs) producer.set(o, n);
-      if (n.op === 'Concat') for (const i of n.inputs) reader.set(i, n);
+      for (const o of n.outputs) indexed.producer.set(o, n);
+      if (n.op === 'Concat') for (const i of n.inputs) indexed.reader.set(i, n);
     }
+    return indexed;
   };
   const throughSplit = (v: string | undefined): string | undefined => {
-    if (!producer) index();
-    const p = v === undefined ? undefined : producer!.get(v);
+    const p = v === undefined ? undefined : index().producer.get(v);
     return p?.op === 'Split' ? p.inputs[0] : v;
   };
   const throughJoin = (v: string | undefined): string | undefined => {
-    if (!reader) index();
-    const c = v === undefined ? undefined : reader!.get(v);
+    const c = v === undefined ? undefined : index().reader.get(v);
     return c && outputs.has(c.outputs[0]!) ? c.outputs[0] : v;
   };
   for (const n of g.nodes) {

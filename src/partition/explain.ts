@@ -7,10 +7,9 @@ import type { ExplainAlternative, ExplainEntry, Objective } from '../plan/format
 import { canRun, type Device } from '../topology/index.js';
 import { fastestTimes_s } from './bounds.js';
 import type { Unit } from './build.js';
-import type { Judge, Verdict } from './judge.js';
+import { scheduledTimes, type Judge, type Verdict } from './judge.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
-import { STEP_COMPUTE } from '../sim/simulate.js';
 
 /** Simulations explain may run on a plan: about 10⁶ simulated steps (≈ 1 s). */
 const EXPLAIN_STEPS = 1e6;
@@ -68,14 +67,10 @@ export function explainPlacement(
   const n = p.unit_names.length;
   const R = judge.requests;
   const base = judge.latency(placement);
-  const finish = new Float64Array(n);
-  const { at, op, ref } = base.schedule.packed;
-  for (let d = 0; d < nd; d++)
-    for (let k = 0; k < at[d + 1]! - at[d]!; k++)
-      if (op[at[d]! + k] === STEP_COMPUTE) finish[ref[at[d]! + k]!] = base.one.step_times.end_s[base.one.step_times.offset[d]! + k]!;
+  const finish = scheduledTimes(base.schedule, base.one, n).end_s;
   // Lower is better: latency, or the time of R requests.
   const current = objective === 'latency' ? verdict.latency_s : R / verdict.throughput_per_s;
-  const stepsPerSim = at[nd]! * (objective === 'latency' ? 1 : 2 * R);
+  const stepsPerSim = base.schedule.packed.at[nd]! * (objective === 'latency' ? 1 : 2 * R);
   let simsLeft = Math.floor(EXPLAIN_STEPS / Math.max(1, stepsPerSim));
   let runsLeft = Math.ceil(SEARCH_WORK / Math.max(1, n));
   const load = new Float64Array(nd);

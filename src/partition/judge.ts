@@ -402,6 +402,25 @@ export class Judge {
 }
 
 /**
+ * Per unit its start and end, and per transfer its arrival (its recv's start), in `one`, a run of
+ * `schedule` (whose step times are laid out as its flat steps).
+ */
+export function scheduledTimes(schedule: Schedule, one: SimResult, n: number): { start_s: Float64Array; end_s: Float64Array; arrive_s: Float64Array } {
+  const { at, op, ref } = schedule.packed;
+  const { start_s: stepStart, end_s: stepEnd } = one.step_times;
+  const start_s = new Float64Array(n);
+  const end_s = new Float64Array(n);
+  const arrive_s = new Float64Array(schedule.packedTransfers.value.length);
+  for (let i = 0; i < at[at.length - 1]!; i++) {
+    if (op[i] === STEP_COMPUTE) {
+      start_s[ref[i]!] = stepStart[i]!;
+      end_s[ref[i]!] = stepEnd[i]!;
+    } else if (op[i] === STEP_RECV) arrive_s[ref[i]!] = stepStart[i]!;
+  }
+  return { start_s, end_s, arrive_s };
+}
+
+/**
  * Memory per device under a schedule: weights of its units, state it owns, and the peak of live
  * activations — a unit's own working set while it runs; a value from its production (or arrival)
  * until its last reader there ends, on the producer also until its sends have left.
@@ -420,24 +439,10 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
     memory[device[u]!]!.weights_bytes += p.weight_bytes[u]!;
     memory[device[u]!]!.state_bytes += p.state_bytes[u]!;
   }
-  const start = new Float64Array(n);
-  const end = new Float64Array(n);
   const { value: tValue, to: tTo } = schedule.packedTransfers;
   const T = tValue.length;
   // A send's bytes are held until the transfer has arrived (its recv's start).
-  const arrive = new Float64Array(T);
-  const times = one.step_times;
-  const { at, op, ref } = schedule.packed;
-  for (let d = 0; d < nd; d++) {
-    for (let k = 0; k < at[d + 1]! - at[d]!; k++) {
-      const s = at[d]! + k;
-      const i = times.offset[d]! + k;
-      if (op[s] === STEP_COMPUTE) {
-        start[ref[s]!] = times.start_s[i]!;
-        end[ref[s]!] = times.end_s[i]!;
-      } else if (op[s] === STEP_RECV) arrive[ref[s]!] = times.start_s[i]!;
-    }
-  }
+  const { start_s: start, end_s: end, arrive_s: arrive } = scheduledTimes(schedule, one, n);
   // Transfers by value: movesOf[moveAt[vi] .. moveAt[vi + 1]).
   const moveAt = new Int32Array(p.values.length + 1);
   for (let t = 0; t < T; t++) moveAt[tValue[t]! + 1]!++;

@@ -219,9 +219,10 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
   if (plan.outputs.length === 0) throw tampered(manifest, 'the plan lists no model outputs');
   for (const o of plan.outputs) if (!produced.has(o.name)) throw tampered(manifest, `no program produces the model output "${o.name}"`);
   // A graph input or output held as parts: every part is one plan.json lists (hxc run joins and splits them).
+  const names = { input: new Set(plan.inputs.map((v) => v.name)), output: new Set(plan.outputs.map((v) => v.name)) };
   for (const x of plan.tensor_parallel?.io ?? []) {
     const list: { name: string; shape: (number | string)[] | null }[] = x.role === 'input' ? plan.inputs : plan.outputs;
-    const listed = new Set(list.map((v) => v.name));
+    const listed = names[x.role];
     if (x.parts.length !== plan.tensor_parallel!.k || listed.has(x.name))
       throw tampered(manifest, `tensor_parallel.io: ${x.role} "${x.name}" must be listed as its ${plan.tensor_parallel!.k} parts only`);
     for (const v of list)
