@@ -20,7 +20,7 @@ import { buildProblem } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
-import { Judge } from '../src/partition/judge.js';
+import { Judge, shippedOrders } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MakespanAssessor, refine, refineBudget } from '../src/partition/refine.js';
@@ -152,7 +152,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     migrationReport: () => PartitionResult['migration'],
   ): Promise<PartitionResult> => {
     ctx.progress(`judging the chosen plan, ${decided.chosen}; bounds`);
-    const verdict = judge.verdict(decided.placement, true);
+    const verdict = judge.verdict(decided.placement, shippedOrders(decided.objective));
     const lb = await lowerBound(p);
     const throughput_bound: ThroughputBound = {
       upper_per_s: R / Math.max(R * lb.memory_spread_s, lb.critical_path_s),
@@ -160,8 +160,18 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       critical_path_s: lb.critical_path_s,
     };
     const placement: Placement = { ...decided.placement, makespan_s: verdict.latency_s };
+    // The chosen plan's row (a candidate, and a baseline when it is one) and its KV figures say what
+    // ships: a throughput plan ships the better of the two step orders, its candidates were judged
+    // with pipeline rounds only.
+    const asShipped = <T extends JudgedPlan | null>(row: T): T =>
+      row && row.name === decided.chosen ? { ...row, throughput_per_s: verdict.throughput_per_s, pipelined: verdict.pipelined } : row;
+    const baselines = Object.fromEntries(Object.entries(decided.baselines).map(([k, b]) => [k, b ? asShipped(b) : b])) as typeof decided.baselines;
+    const kv = decided.kv?.after ? { ...decided.kv, after: { ...decided.kv.after, throughput_per_s: verdict.throughput_per_s } } : decided.kv;
     return {
       ...decided,
+      candidates: decided.candidates.map(asShipped),
+      baselines,
+      kv,
       units: built.units,
       unit_of: built.unit_of,
       problem: p,

@@ -11,7 +11,7 @@ import { evaluate, groupedLaunchExtra, residentBytes, unitTime, type PlacementPr
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { relieve } from '../src/partition/pool.js';
 import path from 'node:path';
-import { Judge } from '../src/partition/judge.js';
+import { BOTH_ORDERS, Judge } from '../src/partition/judge.js';
 import { sortIndices } from '../src/util/sort.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES } from './helpers.js';
@@ -263,19 +263,19 @@ test('the judge simulates a placement once for every figure asked of it, tells p
   const placement = (device: number[]) => evaluate(p, Int32Array.from(device));
   const a = placement(Array.from({ length: n }, (_, u) => 1 + (u % 4)));
   const b = placement(Array.from({ length: n }, (_, u) => 1 + (u % 2)));
-  const first = judge.verdict(a, true);
+  const first = judge.verdict(a, BOTH_ORDERS);
   const sims = judge.simulations;
   assert.equal(sims, 3, 'one request, then many with and without pipeline rounds');
-  assert.deepEqual(judge.verdict({ device: Int32Array.from(a.device), start_s: Float64Array.from(a.start_s) }, true), first, 'the same figures');
+  assert.deepEqual(judge.verdict({ device: Int32Array.from(a.device), start_s: Float64Array.from(a.start_s) }, BOTH_ORDERS), first, 'the same figures');
   assert.equal(judge.latency(a).latency_s, first.latency_s);
   assert.equal(judge.simulations, sims, 'nothing simulated again for the same devices and order');
   // Another placement is simulated, and its figures are its own: what a judge that never saw `a` says.
-  const other = judge.verdict(b, true);
+  const other = judge.verdict(b, BOTH_ORDERS);
   assert.equal(judge.simulations, sims + 3);
-  assert.deepEqual(other, chainOnRack(n, (u) => [u + 1], 64 * 2 ** 20).judge.verdict(b, true));
+  assert.deepEqual(other, chainOnRack(n, (u) => [u + 1], 64 * 2 ** 20).judge.verdict(b, BOTH_ORDERS));
   assert.notEqual(other.latency_s, first.latency_s, 'the two placements differ in latency');
   // Back to `a`: simulated again (one placement is kept), same figures; after forget, again.
-  assert.deepEqual(judge.verdict(a, true), first);
+  assert.deepEqual(judge.verdict(a, BOTH_ORDERS), first);
   assert.equal(judge.simulations, sims + 6);
   judge.forget();
   assert.equal(judge.latency(a).latency_s, first.latency_s);

@@ -57,6 +57,16 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
   // hxc simulate reproduces the estimate, one request and the pipelined requests.
   assert.ok(close(replay(p, 1).latency_s, e.latency_s), `${where}: simulate ${replay(p, 1).latency_s} vs estimate ${e.latency_s}`);
   assert.ok(close(replay(p, e.throughput_requests).throughput_per_s, e.throughput_per_s), `${where}: simulated throughput differs from the estimate`);
+  // The chosen plan's row among the candidates (and the baselines, when it is one) says what ships:
+  // its figures are the estimate's, judged in the step order the plan runs.
+  const rows = [...e.candidates, ...Object.values(e.baselines)].filter((c): c is JudgedPlan => !!c && 'name' in c && c.name === e.chosen);
+  assert.ok(rows.length > 0, `${where}: the chosen plan ${e.chosen} is among the candidates`);
+  for (const c of rows) {
+    assert.ok(close(c.latency_s, e.latency_s), `${where}: ${c.name}'s row says latency ${c.latency_s}, the plan ${e.latency_s}`);
+    assert.ok(close(c.throughput_per_s, e.throughput_per_s), `${where}: ${c.name}'s row says throughput ${c.throughput_per_s}, the plan ${e.throughput_per_s}`);
+    assert.equal(c.pipelined, e.pipelined, `${where}: ${c.name}'s row and the plan run different step orders`);
+  }
+  if (e.kv?.after) assert.ok(close(e.kv.after.throughput_per_s, e.throughput_per_s), `${where}: the KV report's throughput after lifting is not the plan's`);
   assert.ok(
     e.throughput_per_s <= e.throughput_upper_per_s * (1 + 1e-9),
     `${where}: throughput ${e.throughput_per_s} above its bound ${e.throughput_upper_per_s}`,

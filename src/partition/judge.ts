@@ -23,6 +23,7 @@ import {
   type SimStep,
   type SimTransfer,
 } from '../sim/simulate.js';
+import type { Objective } from '../plan/format.js';
 import type { RouteTable } from '../topology/index.js';
 import { groupedLaunchExtra, type Placement, type PlacementProblem } from './problem.js';
 import { sortIndices } from '../util/sort.js';
@@ -94,6 +95,25 @@ export interface Verdict {
   pipelined: boolean;
   /** Every device's scheduled memory fits its capacity. */
   fits: boolean;
+}
+
+/** Step orders a throughput figure is judged in: without pipeline rounds, with them, both (the better). */
+export const UNPIPELINED: readonly boolean[] = [false];
+export const PIPELINED: readonly boolean[] = [true];
+export const BOTH_ORDERS: readonly boolean[] = [false, true];
+
+/**
+ * The orders a candidate's throughput is judged in for an objective: a latency plan ships the order
+ * without rounds (the one its latency is judged in); a throughput plan is searched with rounds and
+ * ships the better of both (the chosen candidate judged again in both).
+ */
+export function candidateOrders(objective: Objective): readonly boolean[] {
+  return objective === 'latency' ? UNPIPELINED : PIPELINED;
+}
+
+/** The orders the shipped plan is judged in: the one a latency plan ships; both for a throughput plan. */
+export function shippedOrders(objective: Objective): readonly boolean[] {
+  return objective === 'latency' ? UNPIPELINED : BOTH_ORDERS;
 }
 
 export class Judge {
@@ -346,26 +366,27 @@ export class Judge {
     return hit;
   }
 
-  /** Throughput over `requests` requests, with and without pipeline rounds; the better one. */
+  /**
+   * Throughput over `requests` requests in each of the step `orders` (with pipeline rounds: true),
+   * the best one. A plan ships one order: a latency plan the order without rounds, whose latency
+   * it reports, so its throughput is judged in that order too; a throughput plan the better of both.
+   */
   throughput(
     placement: Pick<Placement, 'device' | 'start_s'>,
-    both = true,
+    orders: readonly boolean[] = BOTH_ORDERS,
   ): { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } {
     let best: { throughput_per_s: number; pipelined: boolean; many: SimResult; schedule: Schedule } | null = null;
-    for (const pipelined of both ? [false, true] : [true]) {
+    for (const pipelined of orders) {
       const { many, schedule } = this.many(placement, pipelined);
       if (!best || many.throughput_per_s > best.throughput_per_s * (1 + 1e-12)) best = { throughput_per_s: many.throughput_per_s, pipelined, many, schedule };
     }
     return best!;
   }
 
-  /**
-   * Both figures and whether the schedule's memory fits. Throughput is simulated with pipeline
-   * rounds, and also without them when `both` (the shipped plan keeps the better order).
-   */
-  verdict(placement: Pick<Placement, 'device' | 'start_s'>, both = false): Verdict {
+  /** Both figures, the throughput in the step `orders` given (see throughput), and whether the schedule's memory fits. */
+  verdict(placement: Pick<Placement, 'device' | 'start_s'>, orders: readonly boolean[]): Verdict {
     const lat = this.latency(placement);
-    const thr = this.throughput(placement, both);
+    const thr = this.throughput(placement, orders);
     const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
     return {
       latency_s: lat.latency_s,

@@ -4,7 +4,7 @@
 // its state, gathered in one class so that passes/partition.ts reads as the list of candidates.
 
 import type { JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
-import { memoryOf, sameArray, type Judge } from './judge.js';
+import { candidateOrders, memoryOf, PIPELINED, sameArray, type Judge } from './judge.js';
 import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
 import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
 import { fitsMemory, localSearch, memoryTerms, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
@@ -144,7 +144,7 @@ export class CandidatePool {
     // The judge's verdict is a function of the devices and the order: a search that moved nothing
     // (refined = heft) is not simulated again.
     const same = judged.find((c) => sameArray(c.placement.device, placement.device) && sameArray(c.placement.start_s, placement.start_s));
-    const v = same ?? judge.verdict(placement);
+    const v = same ?? judge.verdict(placement, candidateOrders(this.c.objective));
     const mc = migration?.cost(device);
     const entry: Candidate = {
       name,
@@ -363,7 +363,7 @@ export class CandidatePool {
           }
           if (Math.max(R * this.maxLoad(device), pl.makespan_s) + share >= toBeat * (1 - 1e-9)) return null;
           sims++;
-          const t = judge.throughput(pl, false);
+          const t = judge.throughput(pl, PIPELINED);
           return { value: (t.throughput_per_s > 0 ? R / t.throughput_per_s : Infinity) + share, placement: pl };
         },
       },
