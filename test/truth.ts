@@ -11,15 +11,15 @@ import { simulate } from '../src/sim/simulate.js';
 import { moePass } from '../passes/moe.js';
 import { profilePass } from '../passes/profile.js';
 
-/** Replays plan.json in the simulator, as `hxc simulate` does (rounds included). */
-export function replay(p: PlanV1, requests: number): { latency_s: number; throughput_per_s: number } {
+/** Replays plan.json in the simulator, as `hxc simulate` does (rounds included, unless `rounds` is false). */
+export function replay(p: PlanV1, requests: number, rounds = true): { latency_s: number; throughput_per_s: number } {
   const r = simulate({
     devices: p.devices.map((d) => ({
       id: d.id,
       steps: d.steps.map((s) =>
         s.op === 'compute'
-          ? { op: 'compute' as const, duration_s: s.duration_s, label: '', round: s.round }
-          : { op: s.op, transfer: s.transfer, label: '', round: s.round },
+          ? { op: 'compute' as const, duration_s: s.duration_s, label: '', round: rounds ? s.round : 0 }
+          : { op: s.op, transfer: s.transfer, label: '', round: rounds ? s.round : 0 },
       ),
     })),
     transfers: p.transfers.map((t) => ({ value: t.value, bytes: t.bytes, from: t.from, to: t.to, links: t.route })),
@@ -65,6 +65,12 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
     assert.ok(close(c.latency_s, e.latency_s), `${where}: ${c.name}'s row says latency ${c.latency_s}, the plan ${e.latency_s}`);
     assert.ok(close(c.throughput_per_s, e.throughput_per_s), `${where}: ${c.name}'s row says throughput ${c.throughput_per_s}, the plan ${e.throughput_per_s}`);
     assert.equal(c.pipelined, e.pipelined, `${where}: ${c.name}'s row and the plan run different step orders`);
+  }
+  // Pipeline rounds never reorder one request's steps: a plan ships them (either objective) only
+  // where they raise throughput, its one-request latency the same as without them.
+  if (e.pipelined) {
+    assert.equal(replay(p, 1, false).latency_s, replay(p, 1).latency_s, `${where}: one request takes another time without the plan's rounds`);
+    assert.ok(replay(p, e.throughput_requests, false).throughput_per_s <= e.throughput_per_s * (1 + 1e-12), `${where}: the plan's rounds cost throughput`);
   }
   if (e.kv?.after) assert.ok(close(e.kv.after.throughput_per_s, e.throughput_per_s), `${where}: the KV report's throughput after lifting is not the plan's`);
   assert.ok(
