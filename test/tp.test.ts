@@ -496,6 +496,18 @@ test("a decode step keeps each shard's KV cache as graph input and output of its
   ]);
   assert.equal(cli.code, 0, cli.stderr);
   assert.match(cli.stdout, /attention by heads: 2 layer\(s\) in 2 head shards, each shard's KV cache a graph input and output of its own/);
+  // plan.json names the attention each pair runs by heads, and each shard holds its part of it.
+  const planned = JSON.parse(fs.readFileSync(path.join(dir, 'cli', 'plan.json'), 'utf8')) as PlanV1;
+  const byHeads = planned.tensor_parallel!.splits.filter((s) => s.attention);
+  assert.equal(byHeads.length, 2);
+  for (const s of byHeads)
+    for (const a of s.attention!)
+      s.members!.forEach((shard, j) =>
+        assert.ok(
+          shard.some((n) => n.startsWith(`${a}/tp${j}of2`)),
+          `${a}'s shard ${j}`,
+        ),
+      );
 });
 
 /**

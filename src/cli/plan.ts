@@ -219,8 +219,8 @@ export async function planWith(
       .slice(0, 3)
       .map((s) => `${s.node} on ${s.parts.map(where).join('+')}`)
       .join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
-    // Attention run as head shards: the pairs whose shards hold an attention node.
-    const byHeads = tp.splits.filter((s) => s.members?.some((m) => m.some((n) => /(GroupQueryAttention|MultiHeadAttention)[^/]*\/tp\d+of\d+$/.test(n)))).length;
+    // Attention run as head shards: the pairs whose chain the tp pass sharded by heads.
+    const byHeads = tp.splits.filter((s) => (s.attention?.length ?? 0) > 0).length;
     if (byHeads > 0)
       text += `attention by heads: ${byHeads} layer(s) in ${tp.k} head shards, ${tp.io?.length ? "each shard's KV cache a graph input and output of its own, kept on its device between steps" : 'the KV cache joined once at the end of the step'}\n`;
   }

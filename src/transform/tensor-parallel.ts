@@ -39,6 +39,8 @@ export interface Split {
   members?: string[][];
   /** The source MatMuls the entry splits (a pair: the column MatMuls and the row one). */
   covers?: string[];
+  /** A pair whose chain is attention run by heads: the attention nodes sharded (head-parallel attention). */
+  attention?: string[];
 }
 
 /** A graph input or output replaced by its k parts along `axis` (head-parallel attention's KV cache in `io` mode). */
@@ -426,7 +428,13 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
             source_index: null,
           });
         }
-      splits.push({ node: node.name, parts: rowParts, members, covers: [...group.sources.map((s) => s.name), node.name] });
+      splits.push({
+        node: node.name,
+        parts: rowParts,
+        members,
+        covers: [...group.sources.map((s) => s.name), node.name],
+        ...(attentions.length > 0 ? { attention: attentions.map((a) => a.c.name) } : {}),
+      });
       return;
     }
     if (group?.chain.includes(node)) return; // copied per shard at the row MatMul
