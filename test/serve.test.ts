@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseWorkload, drawRequests, type Workload } from '../src/serve/workload.js';
-import { capacity, serviceRate, simulateServe, type ServeModel } from '../src/serve/sim.js';
+import { capacity, handoffTimes, laneSeconds, serviceRate, simulateServe, type ServeModel } from '../src/serve/sim.js';
+import { handoffPairs, type PhaseEval } from '../src/serve/plan.js';
+import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { createRequire } from 'node:module';
@@ -113,6 +115,17 @@ test('hxc plan --phase serve on rack-hetero: pools, KV handoff from the state pa
     const perToken = plan.state.reduce((n, o) => n + o.bytes_per_token, 0);
     assert.ok(perToken > 0);
     assert.equal(s.kv_handoff!.bytes_per_request, perToken * 160, "the state pass's bytes per token × prompt tokens");
+    // Each layer's cache goes from the prefill device that writes it to the decode device that keeps it.
+    const owner = (p: typeof plan, name: string): string => p.state.find((o) => o.name === name)!.owner!;
+    const expected = new Map<string, number>();
+    for (const o of plan.state) {
+      const k = `${owner(plan, o.name)} → ${owner(decode, o.name)}`;
+      expected.set(k, (expected.get(k) ?? 0) + o.bytes_per_token);
+    }
+    const pairs = s.kv_handoff!.pairs ?? [{ from: s.kv_handoff!.from, to: s.kv_handoff!.to, bytes_per_token: s.kv_handoff!.bytes_per_token }];
+    assert.deepEqual(new Map(pairs.map((p) => [`${p.from} → ${p.to}`, p.bytes_per_token])), expected);
+    const lanes = s.model.handoff!.lanes!;
+    assert.equal(s.kv_handoff!.seconds_per_request, Math.max(...lanes.map((l) => l.latency_s + (l.bytes_per_token * 160) / l.bandwidth_bytes_per_s)));
   } else {
     assert.match(s.why, /colocated serves/);
   }
@@ -139,6 +152,76 @@ test('hxc plan --phase serve on rack-hetero: pools, KV handoff from the state pa
   const spawned = hxc(['run', out, '--spawn', '--check', '--decode-steps', '2', '--json']);
   assert.equal(spawned.code, 0, spawned.stderr);
   assert.equal(JSON.parse(spawned.stdout).check.passed, true);
+});
+
+test('the KV handoff moves each cache object from the device that wrote it to the one that keeps it, pairs at once, a shared link carrying all that cross it', () => {
+  const topo = loadTopology(path.join(EXAMPLES, 'rack-hetero.yaml'));
+  const routes = new RouteTable(topo);
+  const phase = (kv: PhaseEval['kv'], owner: string): PhaseEval => ({
+    pool: [],
+    batch: 1,
+    prompt: 100,
+    context: 200,
+    latency_s: 1e-3,
+    interval_s: 1e-3,
+    used: [owner],
+    kv_sequences: 1,
+    kv_owner: owner,
+    kv_objects: kv.length,
+    bytes_per_token: kv.reduce((a, o) => a + o.bytes_per_token, 0),
+    kv,
+  });
+  const pre = phase(
+    [
+      { name: 'kv.0', device: 'cpu1', bytes_per_token: 100 },
+      { name: 'kv.1', device: 'cpu1', bytes_per_token: 300 },
+      { name: 'kv.2', device: 'cpu1', bytes_per_token: 50 },
+    ],
+    'cpu1',
+  );
+  // kv.0 kept whole on gpu0, kv.1 in two shards (1 : 2) on gpu0 and gpu1, kv.2 not named: to the main owner.
+  const dec = phase(
+    [
+      { name: 'kv.0', device: 'gpu0', bytes_per_token: 100 },
+      { name: 'kv.1/tp0of2', device: 'gpu0', bytes_per_token: 10 },
+      { name: 'kv.1/tp1of2', device: 'gpu1', bytes_per_token: 20 },
+    ],
+    'gpu1',
+  );
+  const prompt = 1000;
+  const { pairs, lanes } = handoffPairs(pre, dec, topo, routes, prompt);
+  assert.deepEqual(
+    new Map(pairs.map((p) => [`${p.from} → ${p.to}`, p.bytes_per_token])),
+    new Map<string, number>([
+      ['cpu1 → gpu0', 200],
+      ['cpu1 → gpu1', 250],
+    ]),
+  );
+  for (const p of pairs) assert.deepEqual(p.links, routes.route(p.from, p.to, p.bytes_per_token * prompt).links);
+  // A lane per pair, and per shared link both cross one lane with all their bytes.
+  const shared = [...new Set(pairs.flatMap((p) => p.links))].filter((l) => topo.links.find((x) => x.name === l)!.shared).sort();
+  assert.ok(shared.length > 0, 'rack-hetero: the pairs share a bus');
+  assert.equal(lanes.length, pairs.length + shared.length);
+  for (const [k, name] of shared.entries()) {
+    const lane = lanes[pairs.length + k]!;
+    assert.equal(lane.bytes_per_token, 450);
+    assert.equal(lane.bandwidth_bytes_per_s, topo.links.find((x) => x.name === name)!.bandwidth_bytes_per_s);
+  }
+  // The handoff takes its slowest lane; pairs are listed slowest first.
+  const m: ServeModel = {
+    disaggregated: true,
+    prefill: { replicas: 1, prompt_tokens: 100, latency_s: 1e-3, interval_s: 1e-3 },
+    decode: { replicas: 1, context_tokens: 200, max_batch: 1, step_s_batch1: 1e-4, step_s_batch_max: 1e-4 },
+    handoff: { bytes_per_token: 450, bandwidth_bytes_per_s: 1, latency_s: 0, layers: 3, lanes },
+  };
+  assert.equal(handoffTimes(m, prompt, 1).busy, Math.max(...lanes.map((l) => laneSeconds(l, prompt))));
+  assert.ok(
+    laneSeconds({ ...routes.route(pairs[0]!.from, pairs[0]!.to, 1), bytes_per_token: pairs[0]!.bytes_per_token }, prompt) >=
+      laneSeconds({ ...routes.route(pairs[1]!.from, pairs[1]!.to, 1), bytes_per_token: pairs[1]!.bytes_per_token }, prompt),
+  );
+  // A plan written before lanes: its one route.
+  const { lanes: _l, ...old } = m.handoff!;
+  assert.equal(handoffTimes({ ...m, handoff: old }, prompt, 1).busy, (450 * prompt) / 1);
 });
 
 test('--disaggregate off ships the colocated plan; bad serve input is one line and exit 2', () => {

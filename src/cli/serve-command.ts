@@ -67,12 +67,15 @@ export function serveSection(s: ServePlanning, outDir: string): PlanServe {
             bytes_per_token: h.bytes_per_token,
             prompt_tokens: s.prompt,
             bytes_per_request: bytes,
-            from: c.prefill.kv_owner ?? c.prefill.used[0]!,
-            to: c.decode.kv_owner ?? c.decode.used[0]!,
+            from: c.handoff_pairs[0]?.from ?? c.prefill.kv_owner ?? c.prefill.used[0]!,
+            to: c.handoff_pairs[0]?.to ?? c.decode.kv_owner ?? c.decode.used[0]!,
             route: c.route.links,
             hops: c.route.hops,
             seconds_per_request: handoffTimes(m, s.prompt, m.prefill.latency_s).busy,
             streamed_layers: h.layers,
+            ...(c.handoff_pairs.length > 1
+              ? { pairs: c.handoff_pairs.map((p) => ({ from: p.from, to: p.to, bytes_per_token: p.bytes_per_token, route: p.links })) }
+              : {}),
           }
         : null,
     goodput_per_s: c.goodput_per_s,
@@ -168,7 +171,11 @@ export function serveSummary(s: PlanServe, out: string, decodeDir: string): stri
   text += `\nshipped: ${s.choice} — ${s.why}\n`;
   if (s.kv_handoff) {
     const h = s.kv_handoff;
-    text += `KV handoff: ${formatBytes(h.bytes_per_request)} per request (${h.bytes_per_token} B/token × ${h.prompt_tokens} tokens) ${h.from} → ${h.to} over ${h.route.join(', ')}, ${formatSeconds(h.seconds_per_request)} on the link, streamed by ${h.streamed_layers} layer(s)\n`;
+    const where =
+      h.pairs && h.pairs.length > 1
+        ? `${h.pairs.length} pairs of KV owners at once (slowest ${h.from} → ${h.to} over ${h.route.join(', ')})`
+        : `${h.from} → ${h.to} over ${h.route.join(', ')}`;
+    text += `KV handoff: ${formatBytes(h.bytes_per_request)} per request (${h.bytes_per_token} B/token × ${h.prompt_tokens} tokens) ${where}, ${formatSeconds(h.seconds_per_request)} on the links, streamed by ${h.streamed_layers} layer(s)\n`;
   }
   text += `decode batches up to ${s.model.decode.max_batch} sequences; SLO attainment ${(s.slo_attainment * 100).toFixed(1)}%\n`;
   return text;

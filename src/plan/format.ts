@@ -279,7 +279,26 @@ export interface ServeModelV1 {
   disaggregated: boolean;
   prefill: { replicas: number; prompt_tokens: number; latency_s: number; interval_s: number };
   decode: { replicas: number; context_tokens: number; max_batch: number; step_s_batch1: number; step_s_batch_max: number };
-  handoff: { bytes_per_token: number; bandwidth_bytes_per_s: number; latency_s: number; layers: number } | null;
+  /**
+   * The KV cache's move from the prefill to the decode pool: bytes_per_token in all; `lanes` move at
+   * once (one per pair of KV owners over its route, one per shared link several pairs cross) and
+   * the handoff takes the slowest; bandwidth and latency are the slowest lane's at the planned
+   * prompt. A plan without `lanes` (written before them) moves over its one route.
+   */
+  handoff: {
+    bytes_per_token: number;
+    bandwidth_bytes_per_s: number;
+    latency_s: number;
+    layers: number;
+    lanes?: HandoffLane[];
+  } | null;
+}
+
+/** One lane of a KV handoff (src/serve/plan.ts handoffPairs): bytes per prompt token over a bandwidth, after a latency. */
+export interface HandoffLane {
+  bytes_per_token: number;
+  bandwidth_bytes_per_s: number;
+  latency_s: number;
 }
 
 export interface ServeFiguresV1 {
@@ -320,6 +339,8 @@ export interface PlanServe {
     hops: string[];
     seconds_per_request: number;
     streamed_layers: number;
+    /** Every pair of KV owners the cache moves between at once, slowest first (`from`, `to` and `route` above are the first's). */
+    pairs?: { from: string; to: string; bytes_per_token: number; route: string[] }[];
   } | null;
   /** Mean over the workload's rates (the ranking figure), and per rate. */
   goodput_per_s: number;

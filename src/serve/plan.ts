@@ -23,7 +23,7 @@ import { defaultTopology, loadTopology, RouteTable, type Topology } from '../top
 import { deviceClassKey } from '../topology/device.js';
 import { cutTopology } from '../topology/cut.js';
 import { meanLength, readWorkload, type Workload } from './workload.js';
-import { capacity, simulateServe, type ServeModel, type ServeResult } from './sim.js';
+import { capacity, laneSeconds, simulateServe, type HandoffLane, type ServeModel, type ServeResult } from './sim.js';
 import { DISAGGREGATE, WORKLOAD } from './options.js';
 
 /** The largest decode batch planned (continuous batching rarely gains past it on one replica). */
@@ -53,6 +53,8 @@ export interface PhaseEval {
   /** KV-cache objects (one per layer for a decoder): the handoff streams one at a time. */
   kv_objects: number;
   bytes_per_token: number;
+  /** Per KV-cache object: the device that writes it (where the cache lives) and its bytes per token. */
+  kv: { name: string; device: string; bytes_per_token: number }[];
 }
 
 export interface ServeCandidate {
@@ -60,7 +62,10 @@ export interface ServeCandidate {
   disaggregated: boolean;
   pools: { prefill: string[]; decode: string[] };
   model: ServeModel;
+  /** The route of the slowest handoff lane's pair (null when colocated). */
   route: { links: string[]; hops: string[] } | null;
+  /** Every pair of KV owners the handoff moves cache between (disaggregated), slowest first. */
+  handoff_pairs: HandoffPair[];
   prefill: PhaseEval;
   decode: PhaseEval;
   results: ServeResult[];
@@ -162,10 +167,12 @@ async function evalPhase(
   const ids = part.problem.device_ids;
   const used = [...new Set(Array.from(part.placement.device, (d) => ids[d]!))].sort();
   const ownerBytes = new Map<string, number>();
+  const kv: PhaseEval['kv'] = [];
   for (const o of state.objects) {
     if (o.writers.length === 0) continue;
     const dev = ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]!;
     ownerBytes.set(dev, (ownerBytes.get(dev) ?? 0) + o.bytes);
+    kv.push({ name: o.name, device: dev, bytes_per_token: o.bytes_per_token });
   }
   const owner = [...ownerBytes].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0] ?? null;
   return {
@@ -180,7 +187,78 @@ async function evalPhase(
     kv_owner: owner,
     kv_objects: state.objects.length,
     bytes_per_token: state.totals.bytes_per_token,
+    kv,
   };
+}
+
+/** Cache moved between two KV owners in a handoff: bytes per prompt token, over the route between them. */
+export interface HandoffPair {
+  from: string;
+  to: string;
+  bytes_per_token: number;
+  links: string[];
+  hops: string[];
+}
+
+/**
+ * The handoff as it moves: each KV-cache object from the prefill device that wrote it to the decode
+ * device that keeps it (matched by name; a decode plan holding an object in shards, `NAME/…`, gets
+ * it split in their proportion; one the decode plan does not name goes to its main owner), bytes
+ * summed per pair of devices. Pairs move at once, each over its best route; bytes crossing one
+ * `shared` link split its bandwidth. `lanes` are what the simulator prices: one per pair, and one
+ * per shared link that two or more pairs cross (all their bytes on it, no latency of its own) —
+ * the handoff takes as long as its slowest lane (src/serve/sim.ts handoffTimes).
+ */
+export function handoffPairs(
+  pre: PhaseEval,
+  dec: PhaseEval,
+  topo: Topology,
+  routes: RouteTable,
+  prompt: number,
+): { pairs: HandoffPair[]; lanes: HandoffLane[] } {
+  const mainTo = dec.kv_owner ?? dec.used[0]!;
+  const byPair = new Map<string, { from: string; to: string; bytes_per_token: number }>();
+  const add = (from: string, to: string, bpt: number): void => {
+    const k = `${from}\u0000${to}`;
+    const e = byPair.get(k);
+    if (e) e.bytes_per_token += bpt;
+    else byPair.set(k, { from, to, bytes_per_token: bpt });
+  };
+  const sources = pre.kv.length > 0 ? pre.kv : [{ name: '', device: pre.kv_owner ?? pre.used[0]!, bytes_per_token: pre.bytes_per_token }];
+  for (const o of sources) {
+    const exact = dec.kv.filter((d) => d.name === o.name);
+    const held = exact.length > 0 ? exact : dec.kv.filter((d) => o.name !== '' && d.name.startsWith(`${o.name}/`));
+    const total = held.reduce((a, d) => a + d.bytes_per_token, 0);
+    if (held.length === 0 || total <= 0) add(o.device, mainTo, o.bytes_per_token);
+    else for (const d of held) add(o.device, d.device, (o.bytes_per_token * d.bytes_per_token) / total);
+  }
+  const linkByName = new Map(topo.links.map((l) => [l.name, l]));
+  const pairs: (HandoffPair & { lane: HandoffLane })[] = [...byPair.values()]
+    .filter((e) => e.from !== e.to && e.bytes_per_token > 0)
+    .map((e) => {
+      const r = routes.route(e.from, e.to, Math.max(1, e.bytes_per_token * prompt));
+      return {
+        ...e,
+        links: r.links,
+        hops: r.hops,
+        lane: { bytes_per_token: e.bytes_per_token, bandwidth_bytes_per_s: r.bandwidth_bytes_per_s, latency_s: r.latency_s },
+      };
+    });
+  const lanes = pairs.map((p) => p.lane);
+  const crossing = new Map<string, number>();
+  for (const p of pairs) for (const l of new Set(p.links)) if (linkByName.get(l)?.shared) crossing.set(l, (crossing.get(l) ?? 0) + 1);
+  for (const [name, count] of [...crossing].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    if (count < 2) continue;
+    const bpt = pairs.filter((p) => p.links.includes(name)).reduce((a, p) => a + p.bytes_per_token, 0);
+    lanes.push({ bytes_per_token: bpt, bandwidth_bytes_per_s: linkByName.get(name)!.bandwidth_bytes_per_s, latency_s: 0 });
+  }
+  // Slowest first at the planned prompt (ties: as made, pairs by device names).
+  const time = (l: HandoffLane): number => laneSeconds(l, prompt);
+  const order = pairs
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => time(b.p.lane) - time(a.p.lane) || a.i - b.i)
+    .map(({ p: { lane: _l, ...p } }) => p);
+  return { pairs: order, lanes };
 }
 
 /** Decode on a pool: at batch 1, then at the largest batch its KV capacity allows (halved until it fits). */
@@ -247,6 +325,7 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
       pools: { prefill: all, decode: all },
       model: serveModel(false, pre, dec, replicas, replicas, null),
       route: null,
+      handoff_pairs: [],
       prefill: pre,
       decode: dec[1],
     });
@@ -258,16 +337,20 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
       if (!pe) continue;
       const de = await evalDecode(options, p.decode, prompt, context);
       if (!de) continue;
-      const from = pe.kv_owner ?? pe.used[0]!;
-      const to = de[1].kv_owner ?? de[1].used[0]!;
-      const bytes = pe.bytes_per_token * prompt;
-      const route = routes.route(from, to, Math.max(1, bytes));
-      const handoff = {
-        bytes_per_token: pe.bytes_per_token,
-        bandwidth_bytes_per_s: route.bandwidth_bytes_per_s,
-        latency_s: route.latency_s,
-        layers: Math.max(1, pe.kv_objects),
-      };
+      const { pairs, lanes } = handoffPairs(pe, de[1], topo, routes, prompt);
+      // The slowest lane at the planned prompt stands for the handoff where one figure is shown.
+      const slowest = lanes.reduce<HandoffLane | null>((a, l) => (!a || laneSeconds(l, prompt) > laneSeconds(a, prompt) ? l : a), null);
+      const first = pairs[0];
+      const route = first ? { links: first.links, hops: first.hops } : { links: [], hops: [] };
+      const handoff = slowest
+        ? {
+            bytes_per_token: pe.bytes_per_token,
+            bandwidth_bytes_per_s: slowest.bandwidth_bytes_per_s,
+            latency_s: slowest.latency_s,
+            layers: Math.max(1, pe.kv_objects),
+            lanes,
+          }
+        : null;
       candidates.push(
         judge({
           name: p.name,
@@ -281,7 +364,8 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
             replicasIn(topo, [...new Set([...de[0].used, ...de[1].used])], p.decode),
             handoff,
           ),
-          route: { links: route.links, hops: route.hops },
+          route,
+          handoff_pairs: pairs,
           prefill: pe,
           decode: de[1],
         }),

@@ -12,12 +12,17 @@
 //   a decode iteration of b sequences: the step time planned at batch 1 and at the largest batch,
 //     interpolated linearly in b (decode reads the weights once per step whatever b, and each
 //     sequence's KV and activations once);
-//   the KV handoff of L tokens: latency + bytes_per_token × L / bandwidth over the route between
-//     the pools, one transfer at a time on it (FCFS: the contention); with per-layer KV objects it
-//     streams layer by layer while prefill runs, so only the last layer's share waits after it.
+//   the KV handoff of L tokens: each pair of KV owners (the prefill device that wrote a layer's
+//     cache, the decode device that keeps it) moves its share at once with the others, over its
+//     route: a lane takes latency + bytes_per_token × L / bandwidth, a shared link that several
+//     pairs cross is a lane of all their bytes, and the handoff takes its slowest lane; one
+//     request's handoff at a time (FCFS: the contention); with per-layer KV objects it streams
+//     layer by layer while prefill runs, so only the last layer's share waits after it.
 
 import { drawRequests, meanLength, type Request, type Workload } from './workload.js';
-import type { ServeFiguresV1, ServeModelV1 } from '../plan/format.js';
+import type { HandoffLane, ServeFiguresV1, ServeModelV1 } from '../plan/format.js';
+
+export type { HandoffLane };
 import { percentile } from '../util/stats.js';
 
 /** The service times of a deployment, as plan.json `serve.model` records them. */
@@ -43,11 +48,19 @@ export function decodeStep(m: ServeModel, batch: number): number {
   return d.step_s_batch1 + ((d.step_s_batch_max - d.step_s_batch1) * (batch - 1)) / (d.max_batch - 1);
 }
 
-/** Seconds one request's KV takes on the route, and how much of it may run before its prefill ends. */
+/** Seconds a lane takes for `prompt` tokens: latency + bytes / bandwidth. */
+export function laneSeconds(l: HandoffLane, prompt: number): number {
+  return l.latency_s + (l.bytes_per_token * prompt) / l.bandwidth_bytes_per_s;
+}
+
+/**
+ * Seconds one request's KV takes on its routes (its slowest lane; a plan written before lanes:
+ * its one route), and how much of it may run before its prefill ends.
+ */
 export function handoffTimes(m: ServeModel, prompt: number, prefillLatency: number): { busy: number; early: number } {
   const h = m.handoff;
   if (!h) return { busy: 0, early: 0 };
-  const busy = h.latency_s + (h.bytes_per_token * prompt) / h.bandwidth_bytes_per_s;
+  const busy = h.lanes ? h.lanes.reduce((a, l) => Math.max(a, laneSeconds(l, prompt)), 0) : laneSeconds(h, prompt);
   const share = h.layers > 1 ? (h.layers - 1) / h.layers : 0;
   return { busy, early: Math.min(busy, prefillLatency) * share };
 }
