@@ -160,6 +160,8 @@ test('hxc check: exit 1 with one line when a budget breaks, 0 when all hold; on 
   ]);
   assert.equal(fromModel.code, 1, fromModel.stderr);
   assert.match(fromModel.stdout, /FAIL KV sequences/);
+  assert.match(fromModel.stderr, /broken: KV sequences \d+ < 1000000000 /, 'a floor is broken from below');
+  assert.match(fail.stderr, /broken: latency \S+ > \S+ /, 'a ceiling from above');
   assert.equal(isOneLineError(hxc(['check', out]), 'HXC2002'), null);
 });
 

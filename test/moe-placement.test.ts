@@ -208,9 +208,13 @@ test('plan.json lists expert replicas; the moe dump is deterministic', async () 
   assert.match(r.stdout, /token imbalance max\/mean over a layer's expert devices \(worst layer\): [\d.]+/);
   assert.match(r.stdout, /moe placer's own placement \(a candidate, .*\): imbalance hxc [\d.]+, round-robin [\d.]+, greedy [\d.]+/);
   const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan', 'plan.json'), 'utf8')) as {
-    experts: { layer: number; expert: number; tokens: number; replicas: { device: string; tokens: number }[] }[];
+    experts: { layer: number; expert: number; tokens: number; replicas: { device: string; devices: string[]; tokens: number }[] }[];
   };
   assert.equal(plan.experts.length, 8);
+  // The summary counts every device an expert's nodes run on, as plan.json lists them.
+  const spanned = new Set(plan.experts.flatMap((e) => e.replicas.flatMap((x) => x.devices)));
+  assert.match(r.stdout, new RegExp(`experts on ${spanned.size} device${spanned.size === 1 ? '' : 's'}\n`));
+  for (const d of spanned) assert.match(r.stdout, new RegExp(`all layers\\): .*\\b${d} `), `${d} in the per-device line`);
   const devices = new Set(JSON.parse(fs.readFileSync(path.join(dir, 'plan', 'plan.json'), 'utf8')).devices.map((d: { id: string }) => d.id));
   for (const e of plan.experts)
     assert.ok(Math.abs(e.replicas.reduce((s, x) => s + x.tokens, 0) - e.tokens) < 0.01 && e.replicas.every((x) => devices.has(x.device)));

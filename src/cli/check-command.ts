@@ -38,6 +38,12 @@ interface Budget {
   ok: boolean;
 }
 
+/** Budgets that are floors (--min-…): broken when the plan falls below them. */
+const FLOORS = new Set(['throughput', 'KV sequences']);
+
+/** How a broken budget reads: above its ceiling, below its floor. */
+const brokenText = (b: Budget): string => `${b.name} ${b.actual} ${FLOORS.has(b.name) ? '<' : '>'} ${b.limit}`;
+
 export async function checkCommand(target: string, f: CheckFlags): Promise<void> {
   let dir = target;
   let scratch: string | null = null;
@@ -160,7 +166,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   } else process.stdout.write(budgets.map((b) => `${b.ok ? 'ok  ' : 'FAIL'} ${b.name}: ${b.actual} (budget ${b.limit})`).join('\n') + '\n');
   if (broken.length > 0) {
     process.stderr.write(
-      `hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map((b) => `${b.name} ${b.actual} > ${b.limit}`).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: ${planDir !== null ? `hxc replan ${planDir} --telemetry` : 'hxc plan --calibrate'} ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`,
+      `hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map(brokenText).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: ${planDir !== null ? `hxc replan ${planDir} --telemetry` : 'hxc plan --calibrate'} ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`,
     );
     process.exitCode = 1;
   }

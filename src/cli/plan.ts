@@ -243,13 +243,18 @@ function moeSummary(r: MoeResult, experts: PlanExpert[]): string {
   const l0 = r.layers[0]!;
   const perDevice = new Map<string, { experts: number; tokens: number }>();
   const byLayer = new Map<number, Map<string, number>>();
+  // Every device a replica's nodes run on holds a share of the expert and sees all its tokens (a
+  // body cut into pieces, or with tensor-parallel parts, spans several).
   for (const e of experts)
     for (const rep of e.replicas) {
-      const d = perDevice.get(rep.device) ?? perDevice.set(rep.device, { experts: 0, tokens: 0 }).get(rep.device)!;
-      d.experts += 1 / e.replicas.length;
-      d.tokens += rep.tokens;
-      const m = byLayer.get(e.layer) ?? byLayer.set(e.layer, new Map()).get(e.layer)!;
-      m.set(rep.device, (m.get(rep.device) ?? 0) + rep.tokens);
+      const spans = rep.devices.length > 0 ? rep.devices : [rep.device];
+      for (const dev of spans) {
+        const d = perDevice.get(dev) ?? perDevice.set(dev, { experts: 0, tokens: 0 }).get(dev)!;
+        d.experts += 1 / (e.replicas.length * spans.length);
+        d.tokens += rep.tokens;
+        const m = byLayer.get(e.layer) ?? byLayer.set(e.layer, new Map()).get(e.layer)!;
+        m.set(dev, (m.get(dev) ?? 0) + rep.tokens);
+      }
     }
   let worst = 1;
   for (const m of byLayer.values()) {
@@ -259,7 +264,7 @@ function moeSummary(r: MoeResult, experts: PlanExpert[]): string {
   }
   const devices = [...perDevice.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
   let text = `MoE: ${r.layers.length} layers × ${l0.num_experts} experts (top-${l0.top_k}), routing ${r.routing.file ? `from ${path.basename(r.routing.file)}` : 'uniform (no --routing)'}; experts on ${devices.length} device${devices.length === 1 ? '' : 's'}\n`;
-  text += `  per device (experts, expected tokens per step, all layers): ${devices.map(([d, x]) => `${d} ${Number(x.experts.toFixed(2))} / ${Number(x.tokens.toFixed(1))}`).join(', ')}\n`;
+  text += `  per device (experts, a body spanning devices shared among them; expected tokens per step, all layers): ${devices.map(([d, x]) => `${d} ${Number(x.experts.toFixed(2))} / ${Number(x.tokens.toFixed(1))}`).join(', ')}\n`;
   text += `  token imbalance max/mean over a layer's expert devices (worst layer): ${worst.toFixed(3)}\n`;
   const plan = r.plan;
   if (plan) {
