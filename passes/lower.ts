@@ -22,10 +22,10 @@ import { bindPass, positionLimit } from './bind.js';
 import { moePass, expertsAsPlaced } from './moe.js';
 import { buildPrograms, decodeSource, type ProgramSpec, type WrittenProgram } from '../src/lower/programs.js';
 import { expertProbes } from '../src/moe/expected.js';
-import { partitionPass } from './partition.js';
+import { partitionPass, type PartitionResult } from './partition.js';
 import { profilePass } from './profile.js';
 import { replicatePass } from './replicate.js';
-import { schedulePass } from './schedule.js';
+import { schedulePass, type ScheduleResult } from './schedule.js';
 import { shapesPass } from './shapes.js';
 import { statePass } from './state.js';
 import { tpPass, type TpResult } from './tp.js';
@@ -206,7 +206,7 @@ export function buildManifest(
       variants: part.variants ?? null,
       /** The stage cuts weighed (fine and coarse), when there were two (passes/stage.ts). */
       stage_cuts: part.stage_cuts ?? null,
-      pipeline: part.pipeline ? { bottleneck_s: part.pipeline.bottleneck_s, chain: part.pipeline.chain, segments: part.pipeline.segments } : null,
+      pipeline: shippedPipeline(part, sched),
       kv: part.kv,
     },
     explain: part.explain(),
@@ -223,6 +223,25 @@ export function buildManifest(
     tensor_parallel: ctx.has(tpPass) ? tensorParallelRecord(ctx.get(tpPass)) : null,
     ...(ctx.options.serve ? { serve: ctx.options.serve } : {}),
   };
+}
+
+/**
+ * The pipeline DP's chain (src/partition/pipeline.ts), when that plan is the one shipped (a
+ * polished one has moved units off its segments; another candidate is not this plan): its segments
+ * as the shipped steps run them — compute the sum of the segment's compute steps (grouped expert
+ * launches included, which the DP's contention-free sums leave out), the bottleneck the larger of
+ * a segment's compute and the transfer into it.
+ */
+function shippedPipeline(part: PartitionResult, sched: ScheduleResult): PlanV1['estimate']['pipeline'] {
+  if (!part.pipeline || part.chosen !== 'pipeline') return null;
+  const stepTime = new Float64Array(part.problem.unit_names.length);
+  for (const d of sched.devices) for (const st of d.steps) if (st.op === 'compute') stepTime[st.unit_index!] = st.duration_s;
+  const segments = part.pipeline.segments.map((g) => {
+    let compute_s = 0;
+    for (let k = g.units[0]; k <= g.units[1]; k++) compute_s += stepTime[part.problem.order[k]!]!;
+    return { ...g, compute_s };
+  });
+  return { bottleneck_s: Math.max(0, ...segments.map((g) => Math.max(g.compute_s, g.transfer_in_s))), chain: part.pipeline.chain, segments };
 }
 
 /** The tp pass's record as plan.json keeps it: `io` only when the plan holds graph inputs or outputs as parts. */

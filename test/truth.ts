@@ -72,6 +72,17 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
     assert.equal(replay(p, 1, false).latency_s, replay(p, 1).latency_s, `${where}: one request takes another time without the plan's rounds`);
     assert.ok(replay(p, e.throughput_requests, false).throughput_per_s <= e.throughput_per_s * (1 + 1e-12), `${where}: the plan's rounds cost throughput`);
   }
+  // The pipeline section describes the shipped plan only: its segments cover every unit, as the steps run them.
+  if (e.pipeline) {
+    assert.equal(e.chosen, 'pipeline', `${where}: estimate.pipeline describes a plan other than the shipped ${e.chosen}`);
+    const perDevice = new Map<string, number>();
+    for (const g of e.pipeline.segments) perDevice.set(g.device, (perDevice.get(g.device) ?? 0) + g.compute_s);
+    for (const [d, t] of perDevice)
+      assert.ok(
+        Math.abs(t - e.devices[d]!.busy_s) <= 1e-9 * Math.max(t, 1e-12),
+        `${where}: ${d}'s segments compute ${t} s, its steps ${e.devices[d]!.busy_s} s`,
+      );
+  }
   if (e.kv?.after) assert.ok(close(e.kv.after.throughput_per_s, e.throughput_per_s), `${where}: the KV report's throughput after lifting is not the plan's`);
   assert.ok(
     e.throughput_per_s <= e.throughput_upper_per_s * (1 + 1e-9),
