@@ -20,7 +20,7 @@ import { buildProblem } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
-import { Judge, shippedOrders } from '../src/partition/judge.js';
+import { Judge, memoryOf, shippedOrders } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MakespanAssessor, refine, refineBudget } from '../src/partition/refine.js';
@@ -160,13 +160,36 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       critical_path_s: lb.critical_path_s,
     };
     const placement: Placement = { ...decided.placement, makespan_s: verdict.latency_s };
+    // KV capacity as the shipped schedule holds memory: its peak activations, not a placement's floor.
+    let kv = decided.kv;
+    if (kv) {
+      const lat = judge.latency(decided.placement);
+      const peak = memoryOf(p, decided.placement.device, lat.schedule, lat.one).map((m) => m.peak_activation_bytes);
+      const held = kvMeter(p, state.context, state.batch)(decided.placement.device, peak);
+      kv = {
+        ...kv,
+        sequences: held.sequences,
+        devices: held.devices,
+        ...(kv.after ? { after: { ...kv.after, sequences: held.sequences, throughput_per_s: verdict.throughput_per_s } } : {}),
+      };
+      if (kv.asked !== null && held.sequences < kv.asked && decided.kv!.sequences >= kv.asked)
+        ctx.diagnostics.warn('HXC1107', `the KV cache holds ${held.sequences} sequences of ${state.context} tokens, fewer than the ${kv.asked} asked`, {
+          hint: 'add devices or memory, lower --context, or use a smaller KV dtype',
+        });
+    }
     // The chosen plan's row (a candidate, and a baseline when it is one) and its KV figures say what
     // ships: a throughput plan ships the better of the two step orders, its candidates were judged
-    // with pipeline rounds only.
+    // with pipeline rounds only; KV sequences as its schedule holds them.
     const asShipped = <T extends JudgedPlan | null>(row: T): T =>
-      row && row.name === decided.chosen ? { ...row, throughput_per_s: verdict.throughput_per_s, pipelined: verdict.pipelined } : row;
+      row && row.name === decided.chosen
+        ? {
+            ...row,
+            throughput_per_s: verdict.throughput_per_s,
+            pipelined: verdict.pipelined,
+            ...(kv && row.kv_sequences !== undefined ? { kv_sequences: kv.sequences } : {}),
+          }
+        : row;
     const baselines = Object.fromEntries(Object.entries(decided.baselines).map(([k, b]) => [k, b ? asShipped(b) : b])) as typeof decided.baselines;
-    const kv = decided.kv?.after ? { ...decided.kv, after: { ...decided.kv.after, throughput_per_s: verdict.throughput_per_s } } : decided.kv;
     return {
       ...decided,
       candidates: decided.candidates.map(asShipped),

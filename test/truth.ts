@@ -83,6 +83,15 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
         `${where}: ${d}'s segments compute ${t} s, its steps ${e.devices[d]!.busy_s} s`,
       );
   }
+  // KV capacity as the shipped schedule holds memory: capacity − weights − peak activations, per state owner.
+  if (e.kv) {
+    for (const k of e.kv.devices) {
+      const m = p.devices.find((d) => d.id === k.id)!.memory;
+      assert.equal(k.free_bytes, m.capacity_bytes - m.weights_bytes - m.peak_activation_bytes, `${where}: ${k.id}'s free bytes for KV`);
+      assert.equal(k.sequences, Math.max(0, Math.floor(k.free_bytes / k.state_bytes_per_sequence)), `${where}: ${k.id}'s KV sequences`);
+    }
+    if (e.kv.devices.length > 0) assert.equal(e.kv.sequences, Math.min(...e.kv.devices.map((k) => k.sequences)), `${where}: the plan's KV sequences`);
+  }
   if (e.kv?.after) assert.ok(close(e.kv.after.throughput_per_s, e.throughput_per_s), `${where}: the KV report's throughput after lifting is not the plan's`);
   assert.ok(
     e.throughput_per_s <= e.throughput_upper_per_s * (1 + 1e-9),

@@ -6,12 +6,15 @@ import { fitsMemory } from './refine.js';
 import { unitTime, type Placement, type PlacementProblem } from './problem.js';
 
 /**
- * KV capacity: each state-owning device holds (capacity − weights − activation floor) / (its state
- * bytes per sequence) sequences; the plan holds the minimum.
+ * KV capacity: each state-owning device holds (capacity − weights − activations) / (its state
+ * bytes per sequence) sequences; the plan holds the minimum. Activations are the peak a schedule
+ * holds when one is given (`peak_activation_bytes` per device: the shipped plan's figure);
+ * without one, the largest working set of a unit placed there (a floor, for comparing placements
+ * before they are scheduled).
  */
-export function kvMeter(p: PlacementProblem, context: number, batch: number): (device: Int32Array) => KvCapacity {
+export function kvMeter(p: PlacementProblem, context: number, batch: number): (device: Int32Array, peak?: ArrayLike<number>) => KvCapacity {
   const nd = p.device_ids.length;
-  return (device) => {
+  return (device, peak) => {
     const weights = new Float64Array(nd);
     const floor = new Float64Array(nd);
     const statePerSeq = new Float64Array(nd);
@@ -25,7 +28,7 @@ export function kvMeter(p: PlacementProblem, context: number, batch: number): (d
     let sequences = Infinity;
     for (let d = 0; d < nd; d++) {
       if (statePerSeq[d]! <= 0) continue;
-      const free = p.capacity_bytes[d]! - weights[d]! - floor[d]!;
+      const free = p.capacity_bytes[d]! - weights[d]! - (peak ? peak[d]! : floor[d]!);
       const seqs = Math.max(0, Math.floor(free / statePerSeq[d]!));
       devices.push({ id: p.device_ids[d]!, free_bytes: free, state_bytes_per_sequence: statePerSeq[d]!, sequences: seqs });
       sequences = Math.min(sequences, seqs);
