@@ -140,21 +140,43 @@ export function buildManifest(
       end_s: t.end_s,
     })),
     state: state.objects.map((o) => {
-      const owner = o.writers.length > 0 ? p.device_ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]! : null;
-      // Readers placed away from the owner pay to see the cache: each such node, where it runs, and
-      // the state bytes it reads per step (its share of the object's tensors).
-      const tensors = new Set([...o.inputs, ...o.outputs]);
+      // Each tensor lives where it is written (passes/state.ts parts; the object's first writer's
+      // device when nothing writes it): the owner holds most of the object's bytes, `owners` lists
+      // every device holding some when they are several.
+      const first = o.writers.length > 0 ? p.device_ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]! : null;
+      const home = new Map<string, string | null>();
+      const held = new Map<string, number>();
+      for (const t of o.parts) {
+        const dev = t.writer !== null ? p.device_ids[part.placement.device[part.unit_of[t.writer]!]!]! : first;
+        home.set(t.input, dev);
+        home.set(t.output, dev);
+        if (dev !== null) held.set(dev, (held.get(dev) ?? 0) + (o.bytes_per_token > 0 ? (o.bytes * t.bytes_per_token) / o.bytes_per_token : 0));
+      }
+      const byBytes = [...held].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      const owner = byBytes[0]?.[0] ?? first;
+      // Readers placed away from a tensor they read pay to see it: each such node, where it runs,
+      // and the state bytes it reads per step from tensors held elsewhere.
       // A reader of only the cache's shape (Shape, Size) moves no bytes: metadata is not data.
       const moves = o.readers
         .filter((r) => !(g.nodes[r]!.domain === '' && (g.nodes[r]!.op === 'Shape' || g.nodes[r]!.op === 'Size')))
-        .map((r) => ({ r, device: assignment[g.nodes[r]!.name]! }))
-        .filter((x) => owner !== null && x.device !== owner)
-        .map((x) => ({
-          node: g.nodes[x.r]!.name,
-          device: x.device,
-          bytes: g.nodes[x.r]!.inputs.filter((v) => tensors.has(v)).reduce((sum, v) => sum + (profile.value_bytes.get(v) ?? 0), 0),
-        }));
-      return { name: o.name, kind: o.kind, bytes: o.bytes, bytes_per_token: o.bytes_per_token, owner, inputs: o.inputs, outputs: o.outputs, moves };
+        .map((r) => {
+          const device = assignment[g.nodes[r]!.name]!;
+          const away = g.nodes[r]!.inputs.filter((v) => home.has(v) && home.get(v) !== null && home.get(v) !== device);
+          return { node: g.nodes[r]!.name, device, bytes: away.reduce((sum, v) => sum + (profile.value_bytes.get(v) ?? 0), 0), away: away.length };
+        })
+        .filter((x) => x.away > 0)
+        .map(({ away: _a, ...x }) => x);
+      return {
+        name: o.name,
+        kind: o.kind,
+        bytes: o.bytes,
+        bytes_per_token: o.bytes_per_token,
+        owner,
+        ...(byBytes.length > 1 ? { owners: byBytes.map(([device, bytes]) => ({ device, bytes })) } : {}),
+        inputs: o.inputs,
+        outputs: o.outputs,
+        moves,
+      };
     }),
     experts: ctx.has(moePass)
       ? expertsAsPlaced(ctx.get(moePass), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), ctx.get(verifyPass).index.nodeByName)

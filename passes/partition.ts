@@ -119,7 +119,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     efficiency: profile.efficiency,
     value_bytes_by_id: profile.value_bytes_by_id,
     stages: stages.stages.map((s) => ({ name: s.name, nodes: s.nodes })),
-    state: state.objects.map((o) => ({ name: o.name, bytes: o.bytes, writers: o.writers })),
+    state: state.objects,
     ...experts,
     ...(pins ? { pins, pins_file: assignFile! } : {}),
   });

@@ -28,6 +28,12 @@ export interface StateObject {
   readers: number[];
   /** Node indices producing its updated outputs. */
   writers: number[];
+  /**
+   * Its tensors, each with the node writing its update (null when none does) and its bytes per
+   * token: a K/V pair's key and value may be written on different devices, and each lives where it
+   * is written.
+   */
+  parts: { input: string; output: string; writer: number | null; bytes_per_token: number }[];
 }
 
 export interface StateResult {
@@ -144,10 +150,14 @@ export function analyzeState(ctx: PassContext): StateResult {
   const context = ctx.option(CONTEXT) ?? defaultContext(model);
   const objects: StateObject[] = findStatePairs(model).map((p) => {
     let perToken = 0;
-    for (const name of p.inputs) {
+    const parts: StateObject['parts'] = [];
+    p.inputs.forEach((name, i) => {
       const t = g.declared.get(name);
-      if (t?.shape) perToken += tensorBytesPerToken(t.shape, t.dtype, bind.roles, bind.dims);
-    }
+      const bpt = t?.shape ? tensorBytesPerToken(t.shape, t.dtype, bind.roles, bind.dims) : 0;
+      perToken += bpt;
+      const output = p.outputs[i] ?? '';
+      parts.push({ input: name, output, writer: index.producer.get(output) ?? null, bytes_per_token: bpt });
+    });
     const readers = new Set<number>();
     const writers = new Set<number>();
     for (const v of p.inputs) for (const c of index.consumers.get(v) ?? []) readers.add(c);
@@ -167,6 +177,7 @@ export function analyzeState(ctx: PassContext): StateResult {
       bytes: perToken * context * batch,
       readers: [...readers].sort((a, b) => a - b),
       writers: [...writers].sort((a, b) => a - b),
+      parts,
     };
   });
   const totals = { bytes_per_token: 0, bytes_per_sequence: 0, bytes: 0 };

@@ -248,7 +248,7 @@ test('a routed layer measured on a kind (calibration) pays no grouped launch the
       efficiency: profile.efficiency,
       value_bytes_by_id: profile.value_bytes_by_id,
       stages: ctx.get(stagePass).stages.map((s) => ({ name: s.name, nodes: s.nodes })),
-      state: ctx.get(statePass).objects.map((o) => ({ name: o.name, bytes: o.bytes, writers: o.writers })),
+      state: ctx.get(statePass).objects,
     }).problem;
   const layers = [...new Set(profile.nodes.map((c) => c.launch_group).filter((l) => l !== undefined))].sort((a, b) => a! - b!);
   assert.ok(layers.length >= 2, 'two routed layers at least');

@@ -10,6 +10,7 @@ import type { Context } from '../src/pass/context.js';
 import { simulate } from '../src/sim/simulate.js';
 import { moePass } from '../passes/moe.js';
 import { profilePass } from '../passes/profile.js';
+import { statePass } from '../passes/state.js';
 
 /** Replays plan.json in the simulator, as `hxc simulate` does (rounds included, unless `rounds` is false). */
 export function replay(p: PlanV1, requests: number, rounds = true): { latency_s: number; throughput_per_s: number } {
@@ -147,6 +148,28 @@ export function checkMetadata(p: PlanV1, ctx: Context, where: string): void {
  */
 export function checkMemory(p: PlanV1, ctx: Context, where: string): void {
   const g = ctx.model.graph;
+  // State lives where it is written: each tensor's share of its object's bytes on the device of the
+  // node producing its update; plan.json's owners and each device's state_bytes say so.
+  const stateOn = new Map<string, number>();
+  const producerOf = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n.name] as const)));
+  for (const o of ctx.get(statePass).objects) {
+    const held = new Map<string, number>();
+    for (const t of o.parts) {
+      const writer = producerOf.get(t.output);
+      if (writer === undefined || o.bytes_per_token <= 0) continue;
+      const dev = p.assignment[writer]!;
+      held.set(dev, (held.get(dev) ?? 0) + (o.bytes * t.bytes_per_token) / o.bytes_per_token);
+    }
+    for (const [d, b] of held) stateOn.set(d, (stateOn.get(d) ?? 0) + b);
+    const st = p.state.find((x) => x.name === o.name)!;
+    const listed = new Map((st.owners ?? (st.owner ? [{ device: st.owner, bytes: o.bytes }] : [])).map((x) => [x.device, x.bytes]));
+    if (held.size > 0) assert.deepEqual(listed, held, `${where}: ${o.name} is held where its tensors are written`);
+  }
+  for (const d of p.devices)
+    assert.ok(
+      Math.abs(d.memory.state_bytes - (stateOn.get(d.id) ?? 0)) <= 1e-6 * Math.max(1, d.memory.state_bytes),
+      `${where}: ${d.id} holds ${d.memory.state_bytes} B of state, its tensors ${stateOn.get(d.id) ?? 0}`,
+    );
   const bytes = ctx.get(profilePass).value_bytes;
   const weight = new Set<string>(g.initializers.keys());
   for (const n of g.nodes) if (n.op === 'Constant' && n.domain === '') for (const o of n.outputs) weight.add(o);

@@ -206,8 +206,8 @@ export async function planWith(
   }
   const moves = plan.state.flatMap((st) => st.moves);
   if (plan.state.length) {
-    const owners = [...new Set(plan.state.map((st) => st.owner).filter((o) => o))];
-    text += `KV state owned by ${owners.join(', ')}${moves.length ? `; ${moves.length} readers away from their cache's owner move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with its owner'}\n`;
+    const owners = [...new Set(plan.state.flatMap((st) => (st.owners ? st.owners.map((o) => o.device) : st.owner ? [st.owner] : [])))].sort();
+    text += `KV state held by ${owners.join(', ')}${moves.length ? `; ${moves.length} readers away from the cache they read move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with the cache it reads'}\n`;
   }
   if (e.variants && e.variants.length > 1) {
     text += `variants weighed: ${e.variants.map((v) => `${v.name} (${v.splits} splits) ${figure(v)}${v.eligible ? '' : ' [a split kept on one device]'}${v.shipped ? ' ← shipped' : ''}`).join('; ')}\n`;

@@ -14,6 +14,7 @@ import { canRun, deviceClassKey } from '../topology/index.js';
 import type { NodeCost } from '../cost/model.js';
 import type { EfficiencyTable } from '../cost/model.js';
 import type { PlacementProblem, UnitValue } from './problem.js';
+import type { StateObject } from '../../passes/state.js';
 import { moveMetadataOps, splitExperts } from './segments.js';
 
 export interface Unit {
@@ -42,7 +43,7 @@ export interface BuildInput {
   /** Stages: node lists in execution order (contiguous in `order`). */
   stages: { name: string; nodes: number[] }[];
   /** State objects: bytes and the nodes that write them. */
-  state: { name: string; bytes: number; writers: number[] }[];
+  state: Pick<StateObject, 'name' | 'bytes' | 'bytes_per_token' | 'writers' | 'parts'>[];
   /** MoE experts' node sets (each becomes a unit), with names for the plan. */
   experts?: number[][];
   expert_names?: string[];
@@ -297,9 +298,15 @@ export function buildProblem(inp: BuildInput): Built {
     }
     activation_bytes[k] = peak;
   });
+  // Each tensor of a state object lives where it is written (a layer's key and value may not be
+  // together): its share of the object's bytes goes to its writer's unit (the object's first
+  // writer's when nothing writes it).
   for (const st of inp.state) {
-    const w = st.writers.length > 0 ? unit_of[st.writers[0]!]! : -1;
-    if (w >= 0) state_bytes[w]! += st.bytes;
+    const first = st.writers.length > 0 ? unit_of[st.writers[0]!]! : -1;
+    for (const part of st.parts) {
+      const w = part.writer !== null ? unit_of[part.writer]! : first;
+      if (w >= 0 && st.bytes_per_token > 0) state_bytes[w]! += (st.bytes * part.bytes_per_token) / st.bytes_per_token;
+    }
   }
   // Values crossing units: produced in one unit, read by others (weights travel with their readers).
   const values: UnitValue[] = [];

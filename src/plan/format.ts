@@ -148,10 +148,13 @@ export interface PlanState {
   kind: 'kv-cache' | 'annotated';
   bytes: number;
   bytes_per_token: number;
+  /** The device holding most of its bytes: each tensor lives where it is written. */
   owner: string | null;
+  /** Every device holding some of it, most first, when they are several (a layer's key and value written apart). */
+  owners?: { device: string; bytes: number }[];
   inputs: string[];
   outputs: string[];
-  /** Readers placed away from the owner: each node, where it runs, the state bytes it reads per step. */
+  /** Readers placed away from a tensor they read: each node, where it runs, the state bytes it reads per step from tensors held elsewhere. */
   moves: { node: string; device: string; bytes: number }[];
 }
 

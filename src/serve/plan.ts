@@ -53,8 +53,8 @@ export interface PhaseEval {
   /** KV-cache objects (one per layer for a decoder): the handoff streams one at a time. */
   kv_objects: number;
   bytes_per_token: number;
-  /** Per KV-cache object: the device that writes it (where the cache lives) and its bytes per token. */
-  kv: { name: string; device: string; bytes_per_token: number }[];
+  /** Per tensor of each KV-cache object: its object's name, the tensor (its past input), the device that writes it (where it lives) and its bytes per token. */
+  kv: { name: string; tensor: string; device: string; bytes_per_token: number }[];
 }
 
 export interface ServeCandidate {
@@ -170,9 +170,12 @@ async function evalPhase(
   const kv: PhaseEval['kv'] = [];
   for (const o of state.objects) {
     if (o.writers.length === 0) continue;
-    const dev = ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]!;
-    ownerBytes.set(dev, (ownerBytes.get(dev) ?? 0) + o.bytes);
-    kv.push({ name: o.name, device: dev, bytes_per_token: o.bytes_per_token });
+    // Each tensor where it is written (passes/state.ts parts).
+    for (const t of o.parts) {
+      const dev = ids[part.placement.device[part.unit_of[t.writer ?? o.writers[0]!]!]!]!;
+      ownerBytes.set(dev, (ownerBytes.get(dev) ?? 0) + (o.bytes_per_token > 0 ? (o.bytes * t.bytes_per_token) / o.bytes_per_token : 0));
+      kv.push({ name: o.name, tensor: t.input, device: dev, bytes_per_token: t.bytes_per_token });
+    }
   }
   const owner = [...ownerBytes].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0] ?? null;
   return {
@@ -201,8 +204,8 @@ export interface HandoffPair {
 }
 
 /**
- * The handoff as it moves: each KV-cache object from the prefill device that wrote it to the decode
- * device that keeps it (matched by name; a decode plan holding an object in shards, `NAME/…`, gets
+ * The handoff as it moves: each KV-cache tensor from the prefill device that wrote it to the decode
+ * device that keeps it (matched by object and tensor, else by object; a decode plan holding an object in shards, `NAME.tpJofK`, gets
  * it split in their proportion; one the decode plan does not name goes to its main owner), bytes
  * summed per pair of devices. Pairs move at once, each over its best route; bytes crossing one
  * `shared` link split its bandwidth. `lanes` are what the simulator prices: one per pair, and one
@@ -224,10 +227,11 @@ export function handoffPairs(
     if (e) e.bytes_per_token += bpt;
     else byPair.set(k, { from, to, bytes_per_token: bpt });
   };
-  const sources = pre.kv.length > 0 ? pre.kv : [{ name: '', device: pre.kv_owner ?? pre.used[0]!, bytes_per_token: pre.bytes_per_token }];
+  const sources = pre.kv.length > 0 ? pre.kv : [{ name: '', tensor: '', device: pre.kv_owner ?? pre.used[0]!, bytes_per_token: pre.bytes_per_token }];
   for (const o of sources) {
-    const exact = dec.kv.filter((d) => d.name === o.name);
-    const held = exact.length > 0 ? exact : dec.kv.filter((d) => o.name !== '' && d.name.startsWith(`${o.name}/`));
+    const same = dec.kv.filter((d) => d.name === o.name && d.tensor === o.tensor);
+    const exact = same.length > 0 ? same : dec.kv.filter((d) => d.name === o.name);
+    const held = exact.length > 0 ? exact : dec.kv.filter((d) => o.name !== '' && (d.name.startsWith(`${o.name}.tp`) || d.name.startsWith(`${o.name}/`)));
     const total = held.reduce((a, d) => a + d.bytes_per_token, 0);
     if (held.length === 0 || total <= 0) add(o.device, mainTo, o.bytes_per_token);
     else for (const d of held) add(o.device, d.device, (o.bytes_per_token * d.bytes_per_token) / total);
