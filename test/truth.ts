@@ -116,7 +116,15 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
       if (a.throughput_at_most_per_s !== undefined)
         assert.ok(a.throughput_at_most_per_s <= shipped * (1 + 1e-9) || /budget/.test(a.why), `${where}: ${x.unit} → ${a.device} bound above the plan`);
       if (a.latency_s !== null && a.latency_s < e.latency_s * (1 - 1e-9)) assert.match(a.why, /faster/, `${where}: a faster alternative must say so`);
+      // "slower" only when it is: a tie says so.
+      if (a.latency_s !== null && /slower/.test(a.why))
+        assert.ok(a.latency_s > e.latency_s * (1 + 1e-9), `${where}: ${x.unit} → ${a.device} called slower at ${a.latency_s} s, the plan ${e.latency_s} s`);
+      if (a.throughput_per_s !== null && /less throughput/.test(a.why))
+        assert.ok(a.throughput_per_s < e.throughput_per_s * (1 - 1e-9), `${where}: ${x.unit} → ${a.device} called less throughput at ${a.throughput_per_s}/s`);
     }
+    // A unit with an alternative that makes the plan better does not say it sits on its fastest device.
+    if (x.alternatives.some((a) => /beyond the search budget/.test(a.why)))
+      assert.match(x.reason, /better with it on|fallback|assigned/, `${where}: ${x.unit}: "${x.reason}" with a better move shown`);
     // A reason claims no more than its alternative shows: "slower with it there" only when the move was ruled out or simulated.
     const claimed = /^communication\/queueing: (\S+) computes it faster, but the plan is slower with it there$/.exec(x.reason);
     const shown = claimed ? x.alternatives.find((a) => a.device === claimed[1]) : undefined;

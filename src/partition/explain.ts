@@ -114,7 +114,7 @@ export function explainPlacement(
   const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
     // `found`: what the move showed, for the unit's reason (the `why` text says it to the user).
-    const alts: (ExplainAlternative & { value: number; found: 'cannot' | 'memory' | 'worse' | 'unjudged' | 'better' })[] = [];
+    const alts: (ExplainAlternative & { value: number; found: 'cannot' | 'memory' | 'worse' | 'tie' | 'unjudged' | 'better' })[] = [];
     for (let e = 0; e < nd; e++) {
       if (e === d) continue;
       const id = p.device_ids[e]!;
@@ -160,21 +160,33 @@ export function explainPlacement(
       simsLeft--;
       if (objective === 'latency') {
         const lat = judge.latency(pl).latency_s;
+        const found = lat < current * (1 - 1e-9) ? 'better' : lat <= current * (1 + 1e-9) ? 'tie' : 'worse';
         alts.push({
           ...none,
           latency_s: lat,
           value: lat,
-          found: lat < current * (1 - 1e-9) ? 'better' : 'worse',
-          why: lat < current * (1 - 1e-9) ? 'faster moved alone (beyond the search budget)' : 'slower with link contention',
+          found,
+          why:
+            found === 'better'
+              ? 'faster moved alone (beyond the search budget)'
+              : found === 'tie'
+                ? 'as fast with link contention'
+                : 'slower with link contention',
         });
       } else {
         const thr = judge.throughput(pl).throughput_per_s;
+        const found = thr > verdict.throughput_per_s * (1 + 1e-9) ? 'better' : thr >= verdict.throughput_per_s * (1 - 1e-9) ? 'tie' : 'worse';
         alts.push({
           ...none,
           throughput_per_s: thr,
           value: thr > 0 ? R / thr : Infinity,
-          found: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'better' : 'worse',
-          why: thr > verdict.throughput_per_s * (1 + 1e-9) ? 'more throughput moved alone (beyond the search budget)' : 'less throughput with link contention',
+          found,
+          why:
+            found === 'better'
+              ? 'more throughput moved alone (beyond the search budget)'
+              : found === 'tie'
+                ? 'as much throughput with link contention'
+                : 'less throughput with link contention',
         });
       }
     }
@@ -196,14 +208,19 @@ export function explainPlacement(
       // not judged (explain's budget), or faster (a move past the search's budget).
       const fastest = fastestDevice !== undefined && fastestDevice !== d ? p.device_ids[fastestDevice]! : null;
       const found = fastest === null ? undefined : alts.find((a) => a.device === fastest)?.found;
-      if (fastest !== null && found === 'memory') reason = `memory: ${fastest} (fastest for it) has no room`;
+      // A move the search did not reach that would make the plan better is said first, wherever it goes.
+      const better = alts.filter((a) => a.found === 'better').sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1))[0];
+      if (better) reason = `the plan is better with it on ${better.device} (a move past the search budget)`;
+      else if (fastest !== null && found === 'memory') reason = `memory: ${fastest} (fastest for it) has no room`;
       else if (fastest !== null && unitTime(p, u, fastestDevice!) < unitTime(p, u, d) * (1 - 1e-9))
         reason =
           found === 'unjudged'
             ? `communication/queueing: ${fastest} computes it faster; the plan with it there was not judged (explain budget)`
             : found === 'better'
               ? `${fastest} computes it faster, and the plan is better with it there (a move past the search budget)`
-              : `communication/queueing: ${fastest} computes it faster, but the plan is slower with it there`;
+              : found === 'tie'
+                ? `communication/queueing: ${fastest} computes it faster, but the plan is no faster with it there`
+                : `communication/queueing: ${fastest} computes it faster, but the plan is slower with it there`;
       else reason = 'the fastest device for it';
     }
     return {
