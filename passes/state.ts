@@ -147,7 +147,10 @@ export function analyzeState(ctx: PassContext): StateResult {
   const { index } = ctx.get(verifyPass);
   const bind = ctx.get(bindPass);
   const batch = ctx.option(BATCH) ?? (bind.roles.batch ? bind.dims[bind.roles.batch] : undefined) ?? 1;
-  const context = ctx.option(CONTEXT) ?? defaultContext(model);
+  // By default the cache holds the model's usual context, and never fewer tokens than a prefill
+  // writes (a prompt longer than that context: its present tensors hold every prompt token).
+  const prompt = bind.phase === 'prefill' && bind.roles.seq ? (bind.dims[bind.roles.seq] ?? 0) : 0;
+  const context = ctx.option(CONTEXT) ?? Math.max(defaultContext(model), prompt);
   const objects: StateObject[] = findStatePairs(model).map((p) => {
     let perToken = 0;
     const parts: StateObject['parts'] = [];

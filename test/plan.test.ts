@@ -364,3 +364,23 @@ test('names outside ASCII are written as UTF-8 in plan.json and pass its hash ch
   const plan = readPlan(out); // refuses a plan.json whose bytes do not match plan.sha256
   assert.deepEqual(Object.keys(plan.assignment).sort(), ['négatif', '层1/Relu'].sort());
 });
+
+test('a prefill longer than the default context sizes the KV cache for every prompt token it writes', () => {
+  const out = path.join(tmpDir(), 'long');
+  const r = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-8gpu.yaml'),
+    '--phase',
+    'prefill',
+    '--prompt',
+    '256',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  assert.equal(p.estimate.kv!.context, 256, 'the cache holds the whole prompt (the default context is 192 on this model)');
+  for (const o of p.state) assert.equal(o.bytes, o.bytes_per_token * 256, `${o.name}: one sequence of 256 tokens`);
+});
