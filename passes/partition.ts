@@ -361,17 +361,10 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   }
   const accelerators = identicalAccelerators(topology);
   const accelIdx = accelerators.map((d) => deviceIds.indexOf(d.id));
-  const even =
-    accelIdx.length >= 2
-      ? consider(
-          'even-split',
-          `even pipeline split: ${layers} layers over ${accelerators
-            .slice(0, Math.min(layers, accelerators.length))
-            .map((d) => d.id)
-            .join(', ')}`,
-          evenSplit(p, layerOfUnit, layers, accelIdx),
-        )
-      : null;
+  // Labelled with the accelerators its layers land on (a layer with nothing to run there adds none).
+  const evenDevice = accelIdx.length >= 2 ? evenSplit(p, layerOfUnit, layers, accelIdx) : null;
+  const evenOn = evenDevice ? accelIdx.filter((d) => evenDevice.includes(d)).map((d) => p.device_ids[d]!) : [];
+  const even = evenDevice ? consider('even-split', `even pipeline split: ${layers} layers over ${evenOn.join(', ')}`, evenDevice) : null;
   // Tensor parallelism over the NVLink-class group: parts round-robin over it, the rest on its first device.
   const tpGroupIdx = (tp?.group ?? []).map((id) => deviceIds.indexOf(id)).filter((d) => d >= 0);
   let tpGroup: Candidate | null = null;
