@@ -496,6 +496,14 @@ test("a decode step keeps each shard's KV cache as graph input and output of its
   ]);
   assert.equal(cli.code, 0, cli.stderr);
   assert.match(cli.stdout, /attention by heads: 2 layer\(s\) in 2 head shards, each shard's KV cache a graph input and output of its own/);
+  // The summary says where the parts run when the partitioner put them off the proposed group.
+  {
+    const tpRec = (JSON.parse(fs.readFileSync(path.join(dir, 'cli', 'plan.json'), 'utf8')) as PlanV1).tensor_parallel!;
+    const assignment = (JSON.parse(fs.readFileSync(path.join(dir, 'cli', 'plan.json'), 'utf8')) as PlanV1).assignment;
+    const partsOn = [...new Set(tpRec.splits.flatMap((s) => s.parts.map((x) => assignment[x]!)))].sort();
+    if (partsOn.some((d) => !tpRec.group.includes(d))) assert.match(cli.stdout, new RegExp(`parts placed on ${partsOn.join(', ')}\\)`));
+    else assert.doesNotMatch(cli.stdout, /parts placed on/);
+  }
   // plan.json names the attention each pair runs by heads, and each shard holds its part of it.
   const planned = JSON.parse(fs.readFileSync(path.join(dir, 'cli', 'plan.json'), 'utf8')) as PlanV1;
   const byHeads = planned.tensor_parallel!.splits.filter((s) => s.attention);

@@ -215,7 +215,10 @@ export async function planWith(
   const tp = plan.tensor_parallel;
   if (tp && tp.splits.length > 0) {
     const where = (part: string): string => plan.assignment[part] ?? '?';
-    text += `tensor parallel (${tp.reason}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits
+    // The group is what the tp pass proposed; the parts run where the partitioner put them.
+    const partsOn = [...new Set(tp.splits.flatMap((s) => s.parts.map(where)))].sort();
+    const elsewhere = partsOn.some((d) => !tp.group.includes(d));
+    text += `tensor parallel (${tp.reason}${elsewhere ? `; parts placed on ${partsOn.join(', ')}` : ''}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits
       .slice(0, 3)
       .map((s) => `${s.node} on ${s.parts.map(where).join('+')}`)
       .join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;

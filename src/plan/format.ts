@@ -241,7 +241,9 @@ export interface PlanV1 {
   /** Tensor parallelism applied (the tp pass): MatMuls split column-wise (or in Megatron pairs) into k parts. */
   tensor_parallel: {
     k: number;
+    /** Why k (the tp pass): `auto: k-way over …` names the group it proposed the splits for. */
     reason: string;
+    /** The identical accelerators the tp pass proposed the splits for; the parts run where `assignment` puts them (the partitioner may choose others). */
     group: string[];
     splits: Split[];
     /** Graph inputs and outputs the plan holds as parts (a head-sharded KV cache): `inputs` and `outputs` list the parts; hxc run joins and splits at the boundary. */
