@@ -27,7 +27,7 @@ import { profilePass } from './profile.js';
 import { replicatePass } from './replicate.js';
 import { schedulePass, type ScheduleResult } from './schedule.js';
 import { shapesPass } from './shapes.js';
-import { statePass } from './state.js';
+import { statePass, tensorBytes, tensorWriter } from './state.js';
 import { tpPass, type TpResult } from './tp.js';
 import { verifyPass } from './verify.js';
 import type { InputSpec } from '../src/plan/inputs.js';
@@ -143,29 +143,28 @@ export function buildManifest(
       // Each tensor lives where it is written (passes/state.ts parts; the object's first writer's
       // device when nothing writes it): the owner holds most of the object's bytes, `owners` lists
       // every device holding some when they are several.
-      const first = o.writers.length > 0 ? p.device_ids[part.placement.device[part.unit_of[o.writers[0]!]!]!]! : null;
-      const home = new Map<string, string | null>();
+      const home = new Map<string, string>();
       const held = new Map<string, number>();
       for (const t of o.parts) {
-        const dev = t.writer !== null ? p.device_ids[part.placement.device[part.unit_of[t.writer]!]!]! : first;
+        const w = tensorWriter(o, t);
+        if (w === null) continue;
+        const dev = assignment[g.nodes[w]!.name]!;
         home.set(t.input, dev);
         home.set(t.output, dev);
-        if (dev !== null) held.set(dev, (held.get(dev) ?? 0) + (o.bytes_per_token > 0 ? (o.bytes * t.bytes_per_token) / o.bytes_per_token : 0));
+        held.set(dev, (held.get(dev) ?? 0) + tensorBytes(o, t));
       }
       const byBytes = [...held].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      const owner = byBytes[0]?.[0] ?? first;
+      const owner = byBytes[0]?.[0] ?? (o.writers.length > 0 ? assignment[g.nodes[o.writers[0]!]!.name]! : null);
       // Readers placed away from a tensor they read pay to see it: each such node, where it runs,
       // and the state bytes it reads per step from tensors held elsewhere.
       // A reader of only the cache's shape (Shape, Size) moves no bytes: metadata is not data.
       const moves = o.readers
         .filter((r) => !(g.nodes[r]!.domain === '' && (g.nodes[r]!.op === 'Shape' || g.nodes[r]!.op === 'Size')))
-        .map((r) => {
+        .flatMap((r) => {
           const device = assignment[g.nodes[r]!.name]!;
-          const away = g.nodes[r]!.inputs.filter((v) => home.has(v) && home.get(v) !== null && home.get(v) !== device);
-          return { node: g.nodes[r]!.name, device, bytes: away.reduce((sum, v) => sum + (profile.value_bytes.get(v) ?? 0), 0), away: away.length };
-        })
-        .filter((x) => x.away > 0)
-        .map(({ away: _a, ...x }) => x);
+          const away = g.nodes[r]!.inputs.filter((v) => (home.get(v) ?? device) !== device);
+          return away.length > 0 ? [{ node: g.nodes[r]!.name, device, bytes: away.reduce((sum, v) => sum + (profile.value_bytes.get(v) ?? 0), 0) }] : [];
+        });
       return {
         name: o.name,
         kind: o.kind,

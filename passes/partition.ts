@@ -20,7 +20,7 @@ import { buildProblem } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
-import { Judge, memoryOf, shippedOrders } from '../src/partition/judge.js';
+import { Judge, shippedOrders } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MakespanAssessor, refine, refineBudget } from '../src/partition/refine.js';
@@ -163,8 +163,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     // KV capacity as the shipped schedule holds memory: its peak activations, not a placement's floor.
     let kv = decided.kv;
     if (kv) {
-      const lat = judge.latency(decided.placement);
-      const peak = memoryOf(p, decided.placement.device, lat.schedule, lat.one).map((m) => m.peak_activation_bytes);
+      const peak = verdict.memory.map((m) => m.peak_activation_bytes);
       const held = kvMeter(p, state.context, state.batch)(decided.placement.device, peak);
       kv = {
         ...kv,

@@ -36,6 +36,16 @@ export interface StateObject {
   parts: { input: string; output: string; writer: number | null; bytes_per_token: number }[];
 }
 
+/** The node whose update a state tensor lives with: its own writer, else its object's first (null when nothing writes the object). */
+export function tensorWriter(o: Pick<StateObject, 'writers'>, t: StateObject['parts'][number]): number | null {
+  return t.writer ?? o.writers[0] ?? null;
+}
+
+/** A state tensor's share of its object's bytes (in proportion to its bytes per token). */
+export function tensorBytes(o: Pick<StateObject, 'bytes' | 'bytes_per_token'>, t: StateObject['parts'][number]): number {
+  return o.bytes_per_token > 0 ? (o.bytes * t.bytes_per_token) / o.bytes_per_token : 0;
+}
+
 export interface StateResult {
   objects: StateObject[];
   batch: number;

@@ -14,7 +14,7 @@ import { canRun, deviceClassKey } from '../topology/index.js';
 import type { NodeCost } from '../cost/model.js';
 import type { EfficiencyTable } from '../cost/model.js';
 import type { PlacementProblem, UnitValue } from './problem.js';
-import type { StateObject } from '../../passes/state.js';
+import { tensorBytes, tensorWriter, type StateObject } from '../../passes/state.js';
 import { moveMetadataOps, splitExperts } from './segments.js';
 
 export interface Unit {
@@ -301,13 +301,11 @@ export function buildProblem(inp: BuildInput): Built {
   // Each tensor of a state object lives where it is written (a layer's key and value may not be
   // together): its share of the object's bytes goes to its writer's unit (the object's first
   // writer's when nothing writes it).
-  for (const st of inp.state) {
-    const first = st.writers.length > 0 ? unit_of[st.writers[0]!]! : -1;
+  for (const st of inp.state)
     for (const part of st.parts) {
-      const w = part.writer !== null ? unit_of[part.writer]! : first;
-      if (w >= 0 && st.bytes_per_token > 0) state_bytes[w]! += (st.bytes * part.bytes_per_token) / st.bytes_per_token;
+      const w = tensorWriter(st, part);
+      if (w !== null) state_bytes[unit_of[w]!]! += tensorBytes(st, part);
     }
-  }
   // Values crossing units: produced in one unit, read by others (weights travel with their readers).
   const values: UnitValue[] = [];
   for (let id = 0; id < index.valueNames.length; id++) {

@@ -95,6 +95,8 @@ export interface Verdict {
   pipelined: boolean;
   /** Every device's scheduled memory fits its capacity. */
   fits: boolean;
+  /** Each device's memory under the one-request schedule (what `fits` is read from). */
+  memory: DeviceMemory[];
 }
 
 /** Step orders a throughput figure is judged in: without pipeline rounds, with them, both (the better). */
@@ -393,6 +395,7 @@ export class Judge {
       throughput_per_s: thr.throughput_per_s,
       pipelined: thr.pipelined,
       fits: memory.every((m) => m.total_bytes <= m.capacity_bytes),
+      memory,
     };
   }
 

@@ -17,7 +17,7 @@ import { readOption } from '../pass/options.js';
 import { runPipeline } from '../cli/run-passes.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass } from '../../passes/partition.js';
-import { statePass } from '../../passes/state.js';
+import { statePass, tensorBytes, tensorWriter } from '../../passes/state.js';
 import { BATCH, CONTEXT, PHASE, PROMPT } from '../../passes/bind.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
 import { deviceClassKey } from '../topology/device.js';
@@ -168,15 +168,15 @@ async function evalPhase(
   const used = [...new Set(Array.from(part.placement.device, (d) => ids[d]!))].sort();
   const ownerBytes = new Map<string, number>();
   const kv: PhaseEval['kv'] = [];
-  for (const o of state.objects) {
-    if (o.writers.length === 0) continue;
-    // Each tensor where it is written (passes/state.ts parts).
+  // Each tensor where it is written (passes/state.ts parts).
+  for (const o of state.objects)
     for (const t of o.parts) {
-      const dev = ids[part.placement.device[part.unit_of[t.writer ?? o.writers[0]!]!]!]!;
-      ownerBytes.set(dev, (ownerBytes.get(dev) ?? 0) + (o.bytes_per_token > 0 ? (o.bytes * t.bytes_per_token) / o.bytes_per_token : 0));
+      const w = tensorWriter(o, t);
+      if (w === null) continue;
+      const dev = ids[part.placement.device[part.unit_of[w]!]!]!;
+      ownerBytes.set(dev, (ownerBytes.get(dev) ?? 0) + tensorBytes(o, t));
       kv.push({ name: o.name, tensor: t.input, device: dev, bytes_per_token: t.bytes_per_token });
     }
-  }
   const owner = [...ownerBytes].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0] ?? null;
   return {
     pool,
