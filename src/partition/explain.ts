@@ -7,25 +7,13 @@ import type { ExplainAlternative, ExplainEntry, Objective } from '../plan/format
 import { canRun, type Device } from '../topology/index.js';
 import { fastestTimes_s } from './bounds.js';
 import type { Unit } from './build.js';
-import { scheduledTimes, type Judge, type Verdict } from './judge.js';
+import { sameArray, scheduledTimes, type Judge, type Verdict } from './judge.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
 
 /** Simulations explain may run on a plan: about 10⁶ simulated steps (≈ 1 s). */
 const EXPLAIN_STEPS = 1e6;
 
-/**
- * Why each unit is where it is, on the shipped plan: every other device that can run it is tried
- * by moving the unit there alone, every device keeping its order. Bounds, cheapest first, show a
- * move cannot beat the plan: a local one — in the contention-free schedule of that order, the
- * units ahead of it keep their times, so it starts no earlier than its inputs arrive and its new
- * device frees up, and the end comes no earlier than its finish plus the fastest path after it
- * (for throughput also R times the busiest device's load) — then the contention-free makespan of
- * the move (contention only lengthens a schedule). A move ruled out is reported with its bound
- * (`latency_at_least_s` / `throughput_at_most_per_s`); one that might win is simulated.
- * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
- * simulations); past it a move keeps its local bound and says so.
- */
 /**
  * Onnxruntime's EP fallback for a whole unit: which devices cannot run one of its ops, and those ops
  * ("fallback: gpu0, gpu1 cannot run NonZero"); null when every device runs them all.
@@ -50,24 +38,49 @@ function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly 
     : null;
 }
 
-export function explainPlacement(
+/**
+ * Why each unit is where it is, on the shipped plan: every other device that can run it is tried
+ * by moving the unit there alone, every device keeping its order. Bounds, cheapest first, show a
+ * move cannot beat the plan: a local one — in the contention-free schedule of that order, the
+ * units ahead of it keep their times, so it starts no earlier than its inputs arrive and its new
+ * device frees up, and the end comes no earlier than its finish plus the fastest path after it
+ * (for throughput also R times the busiest device's load) — then the contention-free makespan of
+ * the move (contention only lengthens a schedule). A move ruled out is reported with its bound
+ * (`latency_at_least_s` / `throughput_at_most_per_s`); one that might win is simulated.
+ * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
+ * simulations); past it a move keeps its local bound and says so.
+ */
+
+/** One move explain judged: unit u to device `to`, what it showed, and its value (lower is better: latency, or R / throughput). */
+export type MoveAlternative = ExplainAlternative & {
+  to: number;
+  value: number;
+  found: 'cannot' | 'memory' | 'worse' | 'tie' | 'unjudged' | 'better';
+};
+
+/**
+ * Every single move of the shipped plan, judged as the doc above says: per unit, its alternatives
+ * in device order. A pure function of the problem, the placement and its verdict (budgets count
+ * work), so the partition pass's last scan is the one explain would make (`scan` reuses it).
+ */
+export interface MoveScan {
+  device: Int32Array;
+  start_s: Float64Array;
+  alternatives: MoveAlternative[][];
+}
+
+export function scanMoves(
   p: PlacementProblem,
-  units: Unit[],
-  stageNames: readonly string[],
   placement: Placement,
-  verdict: Verdict,
+  verdict: Pick<Verdict, 'latency_s' | 'throughput_per_s'>,
   judge: Judge,
   objective: Objective,
   assessor: MakespanAssessor,
-  pins: Int32Array | undefined,
-  graph: Graph,
-  devices: readonly Device[],
-): ExplainEntry[] {
+): MoveScan {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
   const R = judge.requests;
   const base = judge.latency(placement);
-  const finish = scheduledTimes(base.schedule, base.one, n).end_s;
   // Lower is better: latency, or the time of R requests.
   const current = objective === 'latency' ? verdict.latency_s : R / verdict.throughput_per_s;
   const stepsPerSim = base.schedule.packed.at[nd]! * (objective === 'latency' ? 1 : 2 * R);
@@ -111,14 +124,14 @@ export function explainPlacement(
     for (const q of preds[u]!) tail[q] = Math.max(tail[q]!, fastest[u]! + tail[u]!);
   }
   const reads = valuesReadBy(p);
-  const entries = units.map((unit, u) => {
+  const alternatives = Array.from({ length: n }, (_, u) => {
     const d = placement.device[u]!;
     // `found`: what the move showed, for the unit's reason (the `why` text says it to the user).
-    const alts: (ExplainAlternative & { value: number; found: 'cannot' | 'memory' | 'worse' | 'tie' | 'unjudged' | 'better' })[] = [];
+    const alts: MoveAlternative[] = [];
     for (let e = 0; e < nd; e++) {
       if (e === d) continue;
       const id = p.device_ids[e]!;
-      const none = { device: id, latency_s: null, throughput_per_s: null, value: Infinity };
+      const none = { device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity };
       if (!Number.isFinite(unitTime(p, u, e))) {
         alts.push({ ...none, found: 'cannot', why: 'cannot run its ops' });
         continue;
@@ -190,10 +203,40 @@ export function explainPlacement(
         });
       }
     }
-    const shown = alts
+    return alts;
+  });
+  return { device: Int32Array.from(placement.device), start_s: Float64Array.from(placement.start_s), alternatives };
+}
+
+export function explainPlacement(
+  p: PlacementProblem,
+  units: Unit[],
+  stageNames: readonly string[],
+  placement: Placement,
+  verdict: Verdict,
+  judge: Judge,
+  objective: Objective,
+  assessor: MakespanAssessor,
+  pins: Int32Array | undefined,
+  graph: Graph,
+  devices: readonly Device[],
+  known: MoveScan | null = null,
+): ExplainEntry[] {
+  const nd = p.device_ids.length;
+  const n = p.unit_names.length;
+  const base = judge.latency(placement);
+  const finish = scheduledTimes(base.schedule, base.one, n).end_s;
+  const scan =
+    known && sameArray(known.device, placement.device) && sameArray(known.start_s, placement.start_s)
+      ? known
+      : scanMoves(p, placement, verdict, judge, objective, assessor);
+  const entries = units.map((unit, u) => {
+    const d = placement.device[u]!;
+    const alts = scan.alternatives[u]!;
+    const shown = [...alts]
       .sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1))
       .slice(0, 3)
-      .map(({ value: _v, found: _f, ...a }) => a);
+      .map(({ value: _v, found: _f, to: _t, ...a }) => a);
     const fastestDevice = [...Array(nd).keys()]
       .filter((e) => Number.isFinite(unitTime(p, u, e)))
       .sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
