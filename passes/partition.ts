@@ -26,8 +26,8 @@ import { unitTime, type Placement, type PlacementProblem } from '../src/partitio
 import { fitsMemory, MakespanAssessor, refine, refineBudget } from '../src/partition/refine.js';
 import { readAssignment } from '../src/plan/assignment.js';
 import type { JudgedPlan, KvCapacity, Objective } from '../src/plan/format.js';
-import { explainPlacement } from '../src/partition/explain.js';
-import { CandidatePool, relieve, type Candidate } from '../src/partition/pool.js';
+import { explainPlacement, type MoveScan } from '../src/partition/explain.js';
+import { CandidatePool, moveBar, relieve, type Candidate } from '../src/partition/pool.js';
 import { uniformExperts } from '../src/partition/experts.js';
 import { countMoves, kvMeter, liftKvCapacity } from '../src/partition/kv.js';
 import { Migration, migrationReport } from '../src/partition/migration.js';
@@ -144,12 +144,19 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     ...groupBy(n, (u) => (built.units[u]!.expert !== undefined ? `experts${built.units[u]!.stage}` : null)),
   ].filter((g, k, all) => all.findIndex((h) => h.length === g.length && h.every((x, j) => x === g[j])) === k);
 
+  // Tensor-parallel splits as unit lists: a plan with splits is eligible only if every split's
+  // parts run on at least two devices (a split kept on one device is pure overhead).
+  const tp = ctx.has(tpPass) ? ctx.get(tpPass) : null;
+  const tpSplits = (tp?.splits ?? []).map((sp) => sp.parts.map((name) => built.unit_of[index.nodeByName.get(name)!]!));
+  const measureKv = kvMeter(p, state.context, state.batch);
+  const asked = ctx.option(MIN_SEQUENCES) ?? null;
   /** The result for the placement decided (searched for below, or replayed): judged, bounded, explained. */
   const finish = async (
     decided: Omit<PartitionDecision, 'unit_names' | 'device_ids' | 'cut' | 'stage_cuts' | 'search'>,
     search: () => PartitionResult['search'],
     assessor: MakespanAssessor,
     migrationReport: () => PartitionResult['migration'],
+    lastScan: () => MoveScan | null,
   ): Promise<PartitionResult> => {
     ctx.progress(`judging the chosen plan, ${decided.chosen}; bounds`);
     const verdict = judge.verdict(decided.placement, shippedOrders(decided.objective));
@@ -217,6 +224,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
           pins,
           ctx.model.graph,
           topology.devices,
+          moveBar(tpSplits, measureKv, asked, placement.device),
+          lastScan(),
         );
         judge.forget(); // explain is the last reader of the kept one-request run
         return entries;
@@ -238,15 +247,12 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       () => search,
       new MakespanAssessor(p),
       () => null,
+      () => null,
     );
   }
 
   // ---- Candidates, each judged by the simulator ----
   const assessor = new MakespanAssessor(p);
-  // Tensor-parallel splits as unit lists: a plan with splits is eligible only if every split's
-  // parts run on at least two devices (a split kept on one device is pure overhead).
-  const tp = ctx.has(tpPass) ? ctx.get(tpPass) : null;
-  const tpSplits = (tp?.splits ?? []).map((sp) => sp.parts.map((name) => built.unit_of[index.nodeByName.get(name)!]!));
   // Units the user pinned (--assign) keep their device in every candidate, baselines included.
   const pinnedTo = Int32Array.from(built.units, (u) => (pins ? pins[u.nodes[0]!]! : -1));
   // When replanning: the running plan's placement, and the migration's share of each request.
@@ -257,8 +263,6 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
         ctx.options.replan,
       )
     : null;
-  const measureKv = kvMeter(p, state.context, state.batch);
-  const asked = ctx.option(MIN_SEQUENCES) ?? null;
   const pool = new CandidatePool({
     p,
     judge,
@@ -444,20 +448,26 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // A plan that moves more must be worth it: the fewest moves among the plans within --min-gain of the best.
   let chosen = pool.fewestMoves(pool.pick());
 
-  // ---- KV capacity: reported; raised only when asked (--min-sequences) ----
+  // ---- KV capacity: raised only when asked (--min-sequences) ----
+  if (state.objects.length > 0 && asked !== null && !pool.eligible(chosen)) {
+    // Start from the candidate that holds the most sequences within a little of the best, then lift.
+    const estimate = (device: Int32Array, priority: Float64Array): { value: number; placement: Placement } => {
+      const pl = assessor.run(device, priority);
+      return { value: objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * pool.maxLoad(device), placement: pl };
+    };
+    const lifted = liftKvCapacity(p, pool.pick().placement, asked, measureKv, estimate);
+    const entry = consider('kv-lift', `KV capacity raised towards ${asked} sequences`, lifted.device, lifted.start_s);
+    chosen = pool.pick();
+    if (entry && !pool.eligible(chosen)) chosen = entry;
+  }
+  // ---- The single moves explain finds better, taken ----
+  if (!migration) {
+    ctx.progress(`taking the single moves that make ${chosen.name} better`);
+    chosen = pool.takeBetterMoves(chosen, `${chosen.name}+moves`, `${chosen.label}, with the single moves that made it better`);
+  }
+  // ---- KV capacity: reported ----
   let kv: KvCapacity | null = null;
   if (state.objects.length > 0) {
-    if (asked !== null && !pool.eligible(chosen)) {
-      // Start from the candidate that holds the most sequences within a little of the best, then lift.
-      const estimate = (device: Int32Array, priority: Float64Array): { value: number; placement: Placement } => {
-        const pl = assessor.run(device, priority);
-        return { value: objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * pool.maxLoad(device), placement: pl };
-      };
-      const lifted = liftKvCapacity(p, pool.pick().placement, asked, measureKv, estimate);
-      const entry = consider('kv-lift', `KV capacity raised towards ${asked} sequences`, lifted.device, lifted.start_s);
-      chosen = pool.pick();
-      if (entry && !pool.eligible(chosen)) chosen = entry;
-    }
     kv = measureKv(chosen.placement.device);
     kv.asked = asked;
     const unlifted = asked === null ? chosen : judged.filter((c) => c.fits).reduce((a, c) => (c.value < a.value * (1 - 1e-12) ? c : a), chosen);
@@ -507,11 +517,13 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       refine_sweeps: (r?.rounds ?? 0) + relievedSearch.rounds + search.sweeps,
       polish_moves: pool.polishMoves,
       polish_sweeps: pool.polishSweeps,
+      explain_moves: pool.explainMoves,
       evaluations: assessor.evaluations,
       simulations: judge.simulations,
     }),
     assessor,
     () => (migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null),
+    () => pool.lastScan,
   );
 }
 
@@ -549,6 +561,7 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
       candidates: r.candidates.length,
       'refine moves': r.search.refine_moves,
       'polish moves': r.search.polish_moves,
+      'explain moves': r.search.explain_moves,
       evaluations: r.search.evaluations,
       simulations: r.search.simulations,
     };

@@ -122,9 +122,13 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
       if (a.throughput_per_s !== null && /less throughput/.test(a.why))
         assert.ok(a.throughput_per_s < e.throughput_per_s * (1 - 1e-9), `${where}: ${x.unit} → ${a.device} called less throughput at ${a.throughput_per_s}/s`);
     }
-    // A unit with an alternative that makes the plan better does not say it sits on its fastest device.
-    if (x.alternatives.some((a) => /beyond the search budget/.test(a.why)))
-      assert.match(x.reason, /better with it on|fallback|assigned/, `${where}: ${x.unit}: "${x.reason}" with a better move shown`);
+    // The plan ships no single move it knows would make it better: the partition pass took every
+    // move explain's scan finds (pool.ts takeBetterMoves), so explain shows none (a pinned unit aside).
+    if (!/assigned/.test(x.reason))
+      assert.ok(
+        !x.alternatives.some((a) => /beyond the search budget/.test(a.why)),
+        `${where}: ${x.unit} → ${x.alternatives.find((a) => /beyond the search budget/.test(a.why))?.device} makes the plan better, yet it shipped without it`,
+      );
     // A reason claims no more than its alternative shows: "slower with it there" only when the move was ruled out or simulated.
     const claimed = /^communication\/queueing: (\S+) computes it faster, but the plan is slower with it there$/.exec(x.reason);
     const shown = claimed ? x.alternatives.find((a) => a.device === claimed[1]) : undefined;

@@ -7,7 +7,7 @@ import type { ExplainAlternative, ExplainEntry, Objective } from '../plan/format
 import { canRun, type Device } from '../topology/index.js';
 import { fastestTimes_s } from './bounds.js';
 import type { Unit } from './build.js';
-import { sameArray, scheduledTimes, type Judge, type Verdict } from './judge.js';
+import { memoryOf, sameArray, scheduledTimes, type Judge, type Verdict } from './judge.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
 
@@ -55,8 +55,16 @@ function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly 
 export type MoveAlternative = ExplainAlternative & {
   to: number;
   value: number;
-  found: 'cannot' | 'memory' | 'worse' | 'tie' | 'unjudged' | 'better';
+  found: 'cannot' | 'memory' | 'worse' | 'tie' | 'unjudged' | 'better' | 'barred';
+  /** found = 'barred': why the plan may not take it. */
+  barred?: string;
 };
+
+/**
+ * Why a plan may not take a move that makes it faster, or null when it may: a tensor-parallel split
+ * kept on one device, fewer KV sequences than --min-sequences (src/partition/pool.ts moveBar).
+ */
+export type MoveBar = (device: Int32Array) => string | null;
 
 /**
  * Every single move of the shipped plan, judged as the doc above says: per unit, its alternatives
@@ -76,6 +84,7 @@ export function scanMoves(
   judge: Judge,
   objective: Objective,
   assessor: MakespanAssessor,
+  bar: MoveBar | null,
 ): MoveScan {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
@@ -171,16 +180,28 @@ export function scanMoves(
         continue;
       }
       simsLeft--;
+      // A move that would make the plan better but that it may not take (bar), or whose schedule
+      // would not fit in memory, says why instead.
+      const barredBy = (): string | null => {
+        const reason = bar?.(pl!.device) ?? null;
+        if (reason) return reason;
+        const lat = judge.latency(pl!);
+        return memoryOf(p, pl!.device, lat.schedule, lat.one).every((m) => m.total_bytes <= m.capacity_bytes) ? null : 'its schedule would not fit in memory';
+      };
       if (objective === 'latency') {
         const lat = judge.latency(pl).latency_s;
-        const found = lat < current * (1 - 1e-9) ? 'better' : lat <= current * (1 + 1e-9) ? 'tie' : 'worse';
+        const faster = lat < current * (1 - 1e-9);
+        const barred = faster ? barredBy() : null;
+        const found = barred ? 'barred' : faster ? 'better' : lat <= current * (1 + 1e-9) ? 'tie' : 'worse';
         alts.push({
           ...none,
           latency_s: lat,
           value: lat,
           found,
-          why:
-            found === 'better'
+          ...(barred ? { barred } : {}),
+          why: barred
+            ? `faster moved alone, but ${barred}`
+            : found === 'better'
               ? 'faster moved alone (beyond the search budget)'
               : found === 'tie'
                 ? 'as fast with link contention'
@@ -188,14 +209,18 @@ export function scanMoves(
         });
       } else {
         const thr = judge.throughput(pl).throughput_per_s;
-        const found = thr > verdict.throughput_per_s * (1 + 1e-9) ? 'better' : thr >= verdict.throughput_per_s * (1 - 1e-9) ? 'tie' : 'worse';
+        const more = thr > verdict.throughput_per_s * (1 + 1e-9);
+        const barred = more ? barredBy() : null;
+        const found = barred ? 'barred' : more ? 'better' : thr >= verdict.throughput_per_s * (1 - 1e-9) ? 'tie' : 'worse';
         alts.push({
           ...none,
           throughput_per_s: thr,
           value: thr > 0 ? R / thr : Infinity,
           found,
-          why:
-            found === 'better'
+          ...(barred ? { barred } : {}),
+          why: barred
+            ? `more throughput moved alone, but ${barred}`
+            : found === 'better'
               ? 'more throughput moved alone (beyond the search budget)'
               : found === 'tie'
                 ? 'as much throughput with link contention'
@@ -220,6 +245,7 @@ export function explainPlacement(
   pins: Int32Array | undefined,
   graph: Graph,
   devices: readonly Device[],
+  bar: MoveBar | null,
   known: MoveScan | null = null,
 ): ExplainEntry[] {
   const nd = p.device_ids.length;
@@ -229,14 +255,14 @@ export function explainPlacement(
   const scan =
     known && sameArray(known.device, placement.device) && sameArray(known.start_s, placement.start_s)
       ? known
-      : scanMoves(p, placement, verdict, judge, objective, assessor);
+      : scanMoves(p, placement, verdict, judge, objective, assessor, bar);
   const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
     const alts = scan.alternatives[u]!;
     const shown = [...alts]
       .sort((a, b) => a.value - b.value || (a.device < b.device ? -1 : 1))
       .slice(0, 3)
-      .map(({ value: _v, found: _f, to: _t, ...a }) => a);
+      .map(({ value: _v, found: _f, to: _t, barred: _b, ...a }) => a);
     const fastestDevice = [...Array(nd).keys()]
       .filter((e) => Number.isFinite(unitTime(p, u, e)))
       .sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
@@ -261,9 +287,11 @@ export function explainPlacement(
             ? `communication/queueing: ${fastest} computes it faster; the plan with it there was not judged (explain budget)`
             : found === 'better'
               ? `${fastest} computes it faster, and the plan is better with it there (a move past the search budget)`
-              : found === 'tie'
-                ? `communication/queueing: ${fastest} computes it faster, but the plan is no faster with it there`
-                : `communication/queueing: ${fastest} computes it faster, but the plan is slower with it there`;
+              : found === 'barred'
+                ? `${fastest} computes it faster and the plan is better with it there, but ${alts.find((a) => a.device === fastest)!.barred}`
+                : found === 'tie'
+                  ? `communication/queueing: ${fastest} computes it faster, but the plan is no faster with it there`
+                  : `communication/queueing: ${fastest} computes it faster, but the plan is slower with it there`;
       else reason = 'the fastest device for it';
     }
     return {

@@ -4,7 +4,8 @@
 // its state, gathered in one class so that passes/partition.ts reads as the list of candidates.
 
 import type { JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
-import { candidateOrders, memoryOf, PIPELINED, sameArray, type Judge } from './judge.js';
+import { scanMoves, type MoveBar, type MoveScan } from './explain.js';
+import { candidateOrders, memoryOf, PIPELINED, sameArray, shippedOrders, type Judge } from './judge.js';
 import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
 import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
 import { fitsMemory, localSearch, memoryTerms, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
@@ -70,6 +71,32 @@ export function relieve(p: PlacementProblem, device: Int32Array, keep: ReadonlyS
   }
 }
 
+/**
+ * Work the partition pass's scans of single moves may do on its chosen plan: evaluator runs worth
+ * twice the search's unit-visits (SEARCH_WORK; a scan of a huge graph spends one at most, as
+ * explain does), each taken move then judged as the polish's simulations are.
+ */
+const MOVE_SCAN_WORK = 2 * SEARCH_WORK;
+
+/**
+ * What bars a plan that is `from` from a move (explain's MoveBar): spreading every tensor-parallel
+ * split is kept once the plan has it, and --min-sequences once the plan holds it (or as many
+ * sequences as it holds, when fewer).
+ */
+export function moveBar(tpSplits: readonly number[][], measureKv: (device: Int32Array) => KvCapacity, asked: number | null, from: Int32Array): MoveBar {
+  const spread = (device: Int32Array): boolean => tpSplits.every((parts) => parts.some((u) => device[u] !== device[parts[0]!]));
+  const keepSpread = tpSplits.length > 0 && spread(from);
+  const floor = asked === null ? null : Math.min(asked, measureKv(from).sequences);
+  return (device) => {
+    if (keepSpread && !spread(device)) return 'it would keep a tensor-parallel split on one device';
+    if (floor !== null) {
+      const held = measureKv(device).sequences;
+      if (held < floor) return `the KV cache would hold ${held} sequences, fewer than the ${asked} asked (--min-sequences)`;
+    }
+    return null;
+  };
+}
+
 /** Rounds of the memory repair (each one schedule judged). */
 const REPAIR_ROUNDS = 8;
 
@@ -98,6 +125,10 @@ export class CandidatePool {
   readonly judged: Candidate[] = [];
   polishMoves = 0;
   polishSweeps = 0;
+  /** Single moves explain's scan found better and the plan took (takeBetterMoves). */
+  explainMoves = 0;
+  /** The last scan takeBetterMoves made: explain reuses it when it is of the shipped plan. */
+  lastScan: MoveScan | null = null;
   private readonly topoPriority: Float64Array;
 
   constructor(private readonly c: PoolInput) {
@@ -130,8 +161,11 @@ export class CandidatePool {
     return [...new Set(device)].sort((a, b) => a - b).map((d) => this.c.p.device_ids[d]!);
   }
 
-  /** Judge a placement (pins applied) and add it; null when it cannot run or hold its units. */
-  consider(name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null {
+  /**
+   * Judge a placement (pins applied) and add it; null when it cannot run or hold its units. With
+   * `placed`, its devices and order are taken as they are (a move judged in that order).
+   */
+  consider(name: string, label: string, given: Int32Array | null, priority?: Float64Array, placed?: Placement): Candidate | null {
     const { p, pinnedTo, assessor, judge, migration, measureKv, hasState, tpSplits } = this.c;
     const n = p.unit_names.length;
     const judged = this.judged;
@@ -140,7 +174,7 @@ export class CandidatePool {
     const device = Int32Array.from(given, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
     if (!fitsMemory(p, device)) return null;
     for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, device[u]!))) return null;
-    const placement = assessor.run(device, priority ?? topoPriority);
+    const placement = placed && sameArray(placed.device, device) ? placed : assessor.run(device, priority ?? topoPriority);
     // The judge's verdict is a function of the devices and the order: a search that moved nothing
     // (refined = heft) is not simulated again.
     const same = judged.find((c) => sameArray(c.placement.device, placement.device) && sameArray(c.placement.start_s, placement.start_s));
@@ -307,6 +341,55 @@ export class CandidatePool {
     let best = judged.find((c) => this.eligible(c)) ?? judged.find((c) => c.fits) ?? judged[0]!;
     for (const c of judged) if (this.eligible(c) && (c.value < best.value * (1 - 1e-12) || !this.eligible(best))) best = c;
     return best;
+  }
+
+  /**
+   * The plan ships no single move it knows would make it better. Explain's scan (every unit moved
+   * alone to every other device, ruled out by bounds or simulated: src/partition/explain.ts) runs on
+   * the chosen plan; the moves it finds better are taken best first, one per unit, each judged in
+   * the orders the plan ships and kept only when the plan gets better and stays eligible (memory,
+   * splits spread, --min-sequences); then the plan is scanned again, until a scan finds none or the
+   * work runs out (MOVE_SCAN_WORK, and the polish's count of simulations). Not when replanning (a
+   * move there is also a migration, which the polish counts).
+   */
+  takeBetterMoves(start: Candidate, name: string, label: string): Candidate {
+    const { p, judge, assessor, objective, pinnedTo, measureKv, asked, tpSplits } = this.c;
+    const orders = shippedOrders(objective);
+    const bar = moveBar(tpSplits, measureKv, asked, start.placement.device);
+    let placement = start.placement;
+    let verdict = judge.verdict(placement, orders);
+    let value = this.valueFor(verdict);
+    const simCap = polishSimulations(judge.stepCount(placement.device), objective === 'latency' ? 1 : 2 * this.R + 1);
+    let sims = 0;
+    let moved = 0;
+    const runsCap = assessor.evaluations + Math.ceil(MOVE_SCAN_WORK / Math.max(1, p.unit_names.length));
+    while (sims < simCap && assessor.evaluations < runsCap) {
+      const scan = scanMoves(p, placement, verdict, judge, objective, assessor, bar);
+      this.lastScan = scan;
+      const better = scan.alternatives
+        .flatMap((alts, u) => (pinnedTo[u]! >= 0 ? [] : alts.filter((a) => a.found === 'better').map((a) => ({ u, to: a.to, value: a.value }))))
+        .sort((a, b) => a.value - b.value || a.u - b.u || a.to - b.to);
+      const movedUnits = new Set<number>();
+      for (const m of better) {
+        if (sims >= simCap) break;
+        if (movedUnits.has(m.u)) continue;
+        const device = Int32Array.from(placement.device);
+        device[m.u] = m.to;
+        if (!fitsMemory(p, device) || bar(device) !== null) continue;
+        const pl = assessor.runOne(device, placement.start_s);
+        sims++;
+        const v = judge.verdict(pl, orders);
+        if (!v.fits || !(this.valueFor(v) < value * (1 - 1e-9))) continue;
+        placement = pl;
+        verdict = v;
+        value = this.valueFor(v);
+        movedUnits.add(m.u);
+      }
+      moved += movedUnits.size;
+      if (movedUnits.size === 0) break;
+    }
+    this.explainMoves += moved;
+    return moved > 0 ? (this.consider(name, label, placement.device, placement.start_s, placement) ?? start) : start;
   }
 
   /** The busiest device's load (the throughput bound's term). */

@@ -183,7 +183,16 @@ export interface PlanEstimate {
     tensor_parallel: JudgedPlan | null;
     exact: { status: string; contention_free_s: number | null; gap: number | null } | null;
   };
-  search: { refine_moves: number; refine_sweeps: number; polish_moves: number; polish_sweeps: number; evaluations: number; simulations: number };
+  search: {
+    refine_moves: number;
+    refine_sweeps: number;
+    polish_moves: number;
+    polish_sweeps: number;
+    /** Single moves explain's scan found better, taken (src/partition/pool.ts takeBetterMoves). */
+    explain_moves: number;
+    evaluations: number;
+    simulations: number;
+  };
   /** Pipeline variants weighed (with and without tensor-parallel splits), when there were several. */
   variants: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[] | null;
   /** The stage cuts weighed (fine and coarse), when there were two (passes/stage.ts). */
