@@ -157,11 +157,11 @@ export function expertsAsPlaced(
       out.push({
         layer: l.layer,
         expert: e.expert,
-        tokens: Number(tokens.toFixed(3)),
+        tokens,
         replicas: bodies.map((body, j) => ({
           device: devices[j]!,
           devices: [...new Set(body.map(deviceOf))].sort(),
-          tokens: Number((tokens / bodies.length).toFixed(3)),
+          tokens: tokens / bodies.length,
         })),
         dispatch_via: [...via].sort(),
       });
@@ -179,7 +179,7 @@ export function planExpertsJson(r: MoeResult): unknown[] {
     for (const rep of l.placements.hxc.replicas) {
       (byExpert.get(rep.expert) ?? byExpert.set(rep.expert, []).get(rep.expert)!).push({
         device: plan.devices[rep.device]!,
-        tokens: Number(rep.tokens.toFixed(3)),
+        tokens: rep.tokens,
       });
     }
     return [...byExpert.entries()]
@@ -188,7 +188,7 @@ export function planExpertsJson(r: MoeResult): unknown[] {
         layer: l.layer,
         expert,
         replicas,
-        tokens: Number(l.problem.tokens[expert]!.toFixed(3)),
+        tokens: l.problem.tokens[expert]!,
         dispatch_via: l.dispatch_via,
       }));
   });

@@ -262,6 +262,14 @@ export function checkExperts(p: PlanV1, ctx: Context, where: string): void {
       assert.ok(entry, `${where}: expert ${l.layer}/${e.expert} missing from plan.json experts`);
       const devices = new Set(entry.replicas.flatMap((r) => r.devices));
       for (const r of entry.replicas) assert.ok(r.devices.includes(r.device), `${where}: a replica's device is among its devices`);
+      // Tokens as the moe pass expects them (not rounded): the replicas' shares add up to the expert's.
+      const lp = ctx.get(moePass).plan?.layers.find((x) => x.layer === l.layer);
+      if (lp) assert.equal(entry.tokens, lp.problem.tokens[e.expert], `${where}: expert ${l.layer}/${e.expert}'s tokens`);
+      const shares = entry.replicas.reduce((a, r) => a + r.tokens, 0);
+      assert.ok(
+        Math.abs(shares - entry.tokens) <= 1e-9 * Math.max(1, entry.tokens),
+        `${where}: expert ${l.layer}/${e.expert}'s replicas see ${shares} tokens of ${entry.tokens}`,
+      );
       for (const i of e.nodes)
         assert.ok(
           devices.has(p.assignment[g.nodes[i]!.name]!),
