@@ -461,7 +461,10 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     if (entry && !pool.eligible(chosen)) chosen = entry;
   }
   // ---- The single moves explain finds better, taken ----
-  if (!migration) {
+  // (Not on a huge graph: a scan there costs about what explain does, 3 s on the DeepSeek-V3 shape
+  // for each variant, and its few simulations took one move worth 0.0002% — explain still names
+  // such moves, as past the search budget.)
+  if (!migration && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) {
     ctx.progress(`taking the single moves that make ${chosen.name} better`);
     chosen = pool.takeBetterMoves(chosen, `${chosen.name}+moves`, `${chosen.label}, with the single moves that made it better`);
   }
