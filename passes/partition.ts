@@ -224,7 +224,13 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
           pins,
           ctx.model.graph,
           topology.devices,
-          moveBar(tpSplits, measureKv, asked, placement.device),
+          moveBar(
+            tpSplits,
+            measureKv,
+            asked,
+            placement.device,
+            verdict.memory.map((m) => m.peak_activation_bytes),
+          ),
           lastScan(),
         );
         judge.forget(); // explain is the last reader of the kept one-request run

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runPipeline } from '../src/cli/run-passes.js';
-import { EXAMPLES, FIXTURES, hxc, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, hxc, isOneLineError, tmpDir } from './helpers.js';
 
 /** A small XML well-formedness check: declaration, balanced elements, quoted attributes, only the five entities. */
 function wellFormed(text: string): { root: string; elements: { name: string; attrs: Record<string, string> }[] } {
@@ -92,4 +92,47 @@ test('hxc check --junit: valid XML, one testcase per budget, failures counted; -
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /HXC2004/);
   assert.equal(fs.readFileSync(foreign, 'utf8'), '<report/>');
+});
+
+test('hxc check MODEL plans as hxc plan does: an LLM without --phase for its prefill, and --min-sequences asked of the planner as well as checked', () => {
+  const dir = tmpDir();
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const rack = path.join(EXAMPLES, 'rack-8gpu.yaml');
+  const planned = hxc(['plan', model, '--topology', rack, '--out', path.join(dir, 'p'), '--json']);
+  assert.equal(planned.code, 0, planned.stderr);
+  const est = JSON.parse(planned.stdout).estimate;
+  const checked = hxc(['check', model, '--topology', rack, '--max-latency', '1s', '--json']);
+  assert.equal(checked.code, 0, checked.stderr);
+  const latency = JSON.parse(checked.stdout).budgets.find((b: { name: string }) => b.name === 'latency');
+  assert.equal(Number.parseFloat(latency.actual), Number((est.latency_s * 1e3).toPrecision(6)), 'the latency of the plan hxc plan ships');
+  // A KV capacity the plan reaches only when asked: hxc plan raises it, and so does hxc check.
+  const tiny = path.join(EXAMPLES, 'rack-tiny.yaml');
+  const decode = ['--phase', 'decode', '--batch', '8'];
+  const free = hxc(['plan', model, '--topology', tiny, ...decode, '--out', path.join(dir, 'd'), '--json']);
+  assert.equal(free.code, 0, free.stderr);
+  const asked = JSON.parse(free.stdout).estimate.kv.sequences + 1;
+  const lifted = hxc(['plan', model, '--topology', tiny, ...decode, '--min-sequences', String(asked), '--out', path.join(dir, 'l'), '--json']);
+  assert.equal(lifted.code, 0, lifted.stderr);
+  const reached = JSON.parse(lifted.stdout).estimate.kv.sequences;
+  const gate = hxc(['check', model, '--topology', tiny, ...decode, '--min-sequences', String(asked), '--json']);
+  assert.equal(gate.code, reached >= asked ? 0 : 1, gate.stderr);
+  assert.equal(JSON.parse(gate.stdout).budgets.find((b: { name: string }) => b.name === 'KV sequences').actual, String(reached));
+});
+
+test('hxc check prints a broken figure to the digit that breaks it, a gap budget in the unit of the gap, and refuses a fractional byte count', () => {
+  const dir = tmpDir();
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const out = path.join(dir, 'p');
+  const planned = hxc(['plan', model, '--out', out, '--json']);
+  assert.equal(planned.code, 0, planned.stderr);
+  const est = JSON.parse(planned.stdout).estimate;
+  // A budget a hair below the latency: broken, and the printed figure shows it above the budget.
+  const budget = `${Math.floor(est.latency_s * 1e7) / 1e4}ms`;
+  const r = hxc(['check', out, '--max-latency', budget]);
+  assert.equal(r.code, est.latency_s * 1e3 > Number.parseFloat(budget) ? 1 : 0);
+  const shown = /FAIL latency: ([\d.]+)ms/.exec(r.stdout);
+  if (r.code === 1) assert.ok(shown && Number.parseFloat(shown[1]!) > Number.parseFloat(budget), r.stdout);
+  const gap = hxc(['check', out, '--max-gap', '0.0001']);
+  assert.match(gap.stdout, /gap to lower bound: [\d.]+% \(budget 0\.01%\)/);
+  assert.equal(isOneLineError(hxc(['check', out, '--max-memory', '0.5']), 'HXC2002'), null);
 });

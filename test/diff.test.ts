@@ -56,6 +56,15 @@ test('hxc diff: a plan against itself moves nothing; against another objective i
   const nodes = Object.keys(b.assignment).filter((n) => a.assignment[n] !== undefined && a.assignment[n] !== b.assignment[n]).length;
   assert.equal(d.nodes_moved, nodes);
   assert.ok(nodes > 0, 'the two objectives place the model differently');
+  // Every moved node is listed: in a unit that moved, or in one whose majority stayed (partly_moved).
+  const inMoved = d.moved.reduce((n: number, m: any) => n + unitNodes.get(m.unit)!.filter((x) => a.assignment[x] !== undefined).length, 0);
+  const inPartly = d.partly_moved.reduce((n: number, x: any) => n + x.nodes, 0);
+  for (const x of d.partly_moved) {
+    assert.ok(!expected.has(x.unit), `${x.unit} is listed once`);
+    assert.equal(x.nodes, unitNodes.get(x.unit)!.filter((n) => a.assignment[n] !== undefined && a.assignment[n] !== b.assignment[n]).length);
+  }
+  const movedUnitsStill = d.moved.reduce((n: number, m: any) => n + unitNodes.get(m.unit)!.filter((x) => a.assignment[x] === b.assignment[x]).length, 0);
+  assert.equal(inMoved - movedUnitsStill + inPartly, nodes, 'moved and partly moved units hold every moved node');
   assert.deepEqual(
     [d.a.latency_s, d.b.latency_s, d.a.throughput_per_s, d.b.throughput_per_s],
     [a.estimate.latency_s, b.estimate.latency_s, a.estimate.throughput_per_s, b.estimate.throughput_per_s],

@@ -135,6 +135,49 @@ test('hxc plan --phase serve on rack-hetero: pools, KV handoff from the state pa
   const got = JSON.parse(sim.stdout);
   assert.deepEqual([got.goodput_per_s, got.ttft_p90_s, got.tpot_p90_s], [s.goodput_per_s, s.ttft_p90_s, s.tpot_p90_s]);
 
+  // hxc check holds a serving plan to what it serves: its capacity, TTFT and TPOT, the memory of
+  // both pools' plans, the decode plan's KV cache; --max-latency is refused (one line, exit 2).
+  const checked = hxc([
+    'check',
+    out,
+    '--min-throughput',
+    '1',
+    '--max-ttft',
+    '1s',
+    '--max-tpot',
+    '1s',
+    '--max-memory',
+    '100%',
+    '--min-sequences',
+    '1',
+    '--json',
+  ]);
+  assert.equal(checked.code, 0, checked.stderr);
+  const budgets: { name: string; actual: string; ok: boolean }[] = JSON.parse(checked.stdout).budgets;
+  const actual = (name: string): string => budgets.find((b) => b.name === name)!.actual;
+  assert.equal(Number.parseFloat(actual('throughput (serve capacity: 90% within the SLOs)')), Number(s.capacity_per_s.toPrecision(7)));
+  assert.equal(Number.parseFloat(actual('TTFT p90')), Number((s.ttft_p90_s * 1e3).toPrecision(6)));
+  assert.equal(Number.parseFloat(actual('TPOT p90')), Number((s.tpot_p90_s * 1e3).toPrecision(6)));
+  assert.equal(actual('KV sequences (decode)'), String(decode.estimate.kv!.sequences));
+  for (const [p, label] of [
+    [plan, 'prefill'],
+    [decode, 'decode'],
+  ] as const)
+    for (const d of p.devices)
+      if (d.memory.total_bytes > 0) assert.equal(Number.parseInt(actual(`memory ${d.id} (${label})`), 10), d.memory.total_bytes, `${d.id} (${label})`);
+  // A budget the prefill plan holds is judged on the decode plan's devices too.
+  const prefillMax = Math.max(...plan.devices.map((d) => d.memory.total_bytes));
+  const held = hxc(['check', out, '--max-memory', String(prefillMax), '--json']);
+  const decodeOver = decode.devices.filter((d) => d.memory.total_bytes > prefillMax).map((d) => `memory ${d.id} (decode)`);
+  assert.equal(held.code, decodeOver.length > 0 ? 1 : 0, held.stderr);
+  assert.deepEqual(
+    JSON.parse(held.stdout)
+      .budgets.filter((b: { ok: boolean }) => !b.ok)
+      .map((b: { name: string }) => b.name),
+    decodeOver,
+  );
+  assert.equal(isOneLineError(hxc(['check', out, '--max-latency', '1s']), 'HXC2002'), null);
+
   const run = hxc(['run', out, '--check', '--decode-steps', '4', '--json']);
   assert.equal(run.code, 0, run.stderr);
   const rep = JSON.parse(run.stdout);
@@ -250,6 +293,8 @@ test('--disaggregate off ships the colocated plan; bad serve input is one line a
   assert.equal(s.disaggregated, false);
   assert.equal(s.kv_handoff, null);
   assert.equal(s.goodput_per_s, s.colocated_goodput_per_s);
+  // Its reason says what was asked, not that no split of the rack holds both phases.
+  assert.match(s.why, /not weighed \(--disaggregate off\)/);
   assert.equal(isOneLineError(hxc(['plan', modelFile, '--phase', 'serve', '--out', path.join(dir, 'x')]), 'HXC2002'), null, 'no workload');
   const long = path.join(dir, 'long.yaml');
   fs.writeFileSync(long, fs.readFileSync(WORKLOAD, 'utf8').replace('{fixed: 160}', '{fixed: 4000}'));

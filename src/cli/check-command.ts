@@ -8,6 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
+import type { PlanV1 } from '../plan/format.js';
+import { MIN_SEQUENCES } from '../../passes/partition-options.js';
+import { PHASE } from '../../passes/bind.js';
+import { parseOption, readOption } from '../pass/options.js';
+import { writeServePlan } from './serve-command.js';
 import { readDrift } from '../plan/drift.js';
 import { parseBytes, parseSeconds } from '../topology/units.js';
 import { fractionFlag, planOptions, type AnalysisFlags } from './flags.js';
@@ -21,6 +26,9 @@ export interface CheckFlags extends AnalysisFlags {
   minThroughput?: string;
   maxGap?: string;
   minSequences?: string;
+  /** Serving plans: p90 time to first token and per output token under the workload. */
+  maxTtft?: string;
+  maxTpot?: string;
   json?: boolean;
   /** JUnit XML file: one testcase per budget (what CI systems show). */
   junit?: string;
@@ -39,7 +47,12 @@ interface Budget {
 }
 
 /** Budgets that are floors (--min-…): broken when the plan falls below them. */
-const FLOORS = new Set(['throughput', 'KV sequences']);
+const FLOORS = new Set(['throughput', 'throughput (serve capacity: 90% within the SLOs)', 'KV sequences', 'KV sequences (decode)']);
+
+/** A figure in milliseconds to 6 significant digits: a budget it breaks at its last printed digit reads as broken. */
+const milliseconds = (s: number): string => `${Number((s * 1e3).toPrecision(6))}ms`;
+/** A fraction as a percentage to 4 significant digits. */
+const percent = (x: number): string => `${Number((x * 100).toPrecision(4))}%`;
 
 /** How a broken budget reads: above its ceiling, below its floor. */
 const brokenText = (b: Budget): string => `${b.name} ${b.actual} ${FLOORS.has(b.name) ? '<' : '>'} ${b.limit}`;
@@ -54,8 +67,14 @@ export async function checkCommand(target: string, f: CheckFlags): Promise<void>
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-check-'));
     const options = planOptions(target, f, 'check');
     options.flags[OUT.name] = path.join(scratch, 'plan');
+    // Planned as hxc plan plans it: an LLM given no --phase and no dims is planned for its prefill
+    // (passes/bind.ts), and --min-sequences, an option of hxc plan as well, is asked of the planner
+    // too (it raises the KV capacity as hxc plan would) besides being the budget.
+    options.default_phase = true;
+    if (f.minSequences !== undefined) options.flags[MIN_SEQUENCES.name] = parseOption(MIN_SEQUENCES, f.minSequences);
     try {
-      await runPipeline(options, null);
+      if (readOption(options.flags, PHASE) === 'serve') await writeServePlan(options);
+      else await runPipeline(options, null);
     } catch (err) {
       fs.rmSync(scratch, { recursive: true, force: true });
       throw err;
@@ -76,44 +95,86 @@ export async function checkCommand(target: string, f: CheckFlags): Promise<void>
 function report(dir: string, f: CheckFlags, subject: string, planDir: string | null): void {
   const plan = readPlan(dir);
   const e = plan.estimate;
+  // A serving plan is two plans: the prefill plan here (with plan.json `serve`) and the decode plan
+  // in its decode/ folder. Its throughput is the serve capacity, its latency TTFT and TPOT; memory,
+  // the gap and the KV cache are each plan's own.
+  const serve = plan.serve ?? null;
+  const phases: { label: string; plan: PlanV1 }[] = serve
+    ? [
+        { label: ' (prefill)', plan },
+        { label: ' (decode)', plan: readPlan(path.join(dir, serve.decode_plan)) },
+      ]
+    : [{ label: '', plan }];
   const budgets: Budget[] = [];
   if (f.maxLatency !== undefined) {
+    if (serve)
+      throw new HxcError('HXC2002', "a serving plan's latency is its time to first token and time per output token", {
+        where: '--max-latency',
+        hint: 'use --max-ttft and --max-tpot (p90 under the workload)',
+      });
     const limit = parseSeconds(f.maxLatency, '--max-latency');
-    budgets.push({ name: 'latency', limit: f.maxLatency, actual: `${(e.latency_s * 1e3).toFixed(4)}ms`, ok: e.latency_s <= limit });
+    budgets.push({ name: 'latency', limit: f.maxLatency, actual: milliseconds(e.latency_s), ok: e.latency_s <= limit });
+  }
+  for (const [flag, value, what, figure] of [
+    ['--max-ttft', f.maxTtft, 'TTFT p90', serve?.ttft_p90_s],
+    ['--max-tpot', f.maxTpot, 'TPOT p90', serve?.tpot_p90_s],
+  ] as const) {
+    if (value === undefined) continue;
+    if (figure === undefined)
+      throw new HxcError('HXC2002', `${flag} needs a serving plan (hxc plan --phase serve --workload W)`, { where: flag, hint: 'use --max-latency' });
+    const limit = parseSeconds(value, flag);
+    budgets.push({ name: what, limit: value, actual: milliseconds(figure), ok: figure <= limit });
   }
   if (f.minThroughput !== undefined) {
     const limit = Number(f.minThroughput);
     if (!(limit >= 0)) throw new HxcError('HXC2002', `--min-throughput takes requests per second, got "${f.minThroughput}"`, { where: '--min-throughput' });
-    budgets.push({ name: 'throughput', limit: `${limit}/s`, actual: `${e.throughput_per_s.toFixed(3)}/s`, ok: e.throughput_per_s >= limit });
+    const [name, figure] = serve ? ['throughput (serve capacity: 90% within the SLOs)', serve.capacity_per_s] : ['throughput', e.throughput_per_s];
+    budgets.push({ name, limit: `${limit}/s`, actual: `${figure.toPrecision(7)}/s`, ok: figure >= limit });
   }
   if (f.maxGap !== undefined) {
     const limit = fractionFlag(f.maxGap, '--max-gap');
-    budgets.push({
-      name: 'gap to lower bound',
-      limit: f.maxGap,
-      actual: e.gap === null ? '-' : `${(e.gap * 100).toFixed(2)}%`,
-      ok: e.gap !== null && e.gap <= limit,
-    });
+    for (const ph of phases) {
+      const gap = ph.plan.estimate.gap;
+      budgets.push({
+        name: `gap to lower bound${ph.label}`,
+        limit: percent(limit),
+        actual: gap === null ? '-' : percent(gap),
+        ok: gap !== null && gap <= limit,
+      });
+    }
   }
   if (f.maxMemory !== undefined) {
     // An absolute size per device, or a share of each device's capacity (`90%`).
     const share = f.maxMemory.endsWith('%') ? Number(f.maxMemory.slice(0, -1)) / 100 : null;
+    if (share !== null && !(share >= 0)) throw new HxcError('HXC2002', `--max-memory takes a size or a share, got "${f.maxMemory}"`, { where: '--max-memory' });
     const bytes = share === null ? parseBytes(f.maxMemory, '--max-memory') : null;
-    for (const d of plan.devices) {
-      if (d.memory.total_bytes === 0) continue;
-      const limit = share !== null ? d.memory.capacity_bytes * share : bytes!;
-      budgets.push({
-        name: `memory ${d.id}`,
-        limit: f.maxMemory,
-        actual: `${d.memory.total_bytes}B (${((100 * d.memory.total_bytes) / d.memory.capacity_bytes).toFixed(1)}%)`,
-        ok: d.memory.total_bytes <= limit,
+    if (bytes !== null && /^\s*[\d.eE+-]+\s*$/.test(f.maxMemory) && !Number.isInteger(Number(f.maxMemory)))
+      throw new HxcError('HXC2002', `--max-memory ${f.maxMemory} is not a whole number of bytes`, {
+        where: '--max-memory',
+        hint: "give a size (70GiB) or a share of each device's capacity (90%)",
       });
-    }
+    for (const ph of phases)
+      for (const d of ph.plan.devices) {
+        if (d.memory.total_bytes === 0) continue;
+        const limit = share !== null ? d.memory.capacity_bytes * share : bytes!;
+        budgets.push({
+          name: `memory ${d.id}${ph.label}`,
+          limit: f.maxMemory,
+          actual: `${d.memory.total_bytes}B (${percent(d.memory.total_bytes / d.memory.capacity_bytes)})`,
+          ok: d.memory.total_bytes <= limit,
+        });
+      }
   }
   if (f.minSequences !== undefined) {
     const limit = Number(f.minSequences);
-    const kv = e.kv;
-    budgets.push({ name: 'KV sequences', limit: String(limit), actual: kv ? String(kv.sequences) : 'no KV state', ok: kv !== null && kv.sequences >= limit });
+    // The KV cache a serving plan holds is its decode plan's.
+    const kv = phases[phases.length - 1]!.plan.estimate.kv;
+    budgets.push({
+      name: `KV sequences${serve ? ' (decode)' : ''}`,
+      limit: String(limit),
+      actual: kv ? String(kv.sequences) : 'no KV state',
+      ok: kv !== null && kv.sequences >= limit,
+    });
   }
   if ((f.telemetry === undefined) !== (f.maxDrift === undefined)) {
     throw new HxcError(
@@ -151,7 +212,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   }
   if (budgets.length === 0)
     throw new HxcError('HXC2002', 'no budget given', {
-      hint: 'add --max-latency, --max-memory, --min-throughput, --max-gap, --min-sequences or --telemetry with --max-drift',
+      hint: 'add --max-latency (--max-ttft, --max-tpot for a serving plan), --max-memory, --min-throughput, --max-gap, --min-sequences or --telemetry with --max-drift',
     });
   const broken = budgets.filter((b) => !b.ok);
   if (f.junit) writeOutputFile(f.junit, junitXml(budgets, subject), (old) => old.includes('<testsuite name="hxc check"'));

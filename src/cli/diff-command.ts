@@ -27,6 +27,12 @@ export interface PlanDiff {
   unmatched_units: { only_a: number; only_b: number };
   /** Graph nodes on another device in B (plan.json `assignment`; every plan of one model names the same nodes). */
   nodes_moved: number;
+  /**
+   * Units of B that stayed where most of their nodes ran in A but some of whose nodes ran elsewhere
+   * in A: each with its device in B, how many of its nodes came from another device, and from where.
+   * With `moved`, they hold every node counted in nodes_moved.
+   */
+  partly_moved: { unit: string; to: string; nodes: number; from: string[] }[];
   experts: { layer: number; expert: number; a: string[]; b: string[] }[];
   devices: { id: string; memory_bytes: [number | null, number | null]; utilisation: [number | null, number | null] }[];
   transfers: { added: number; removed: number; bytes: [number, number] };
@@ -72,12 +78,17 @@ export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): Pla
   const majority = majorityDevice;
   const explainB = new Map(b.explain.map((e) => [e.unit, e]));
   const moved: UnitMove[] = [];
+  const partly: PlanDiff['partly_moved'] = [];
   let onlyB = 0;
   for (const [unit, nodes] of nodesOf(b)) {
     const from = majority(nodes, a.assignment);
     const to = majority(nodes, b.assignment);
     if (from === null) onlyB++;
     else if (to !== null && from !== to) moved.push({ unit, from, to, bytes: explainB.get(unit)?.resident_bytes ?? 0 });
+    else if (to !== null) {
+      const away = nodes.filter((n) => a.assignment[n] !== undefined && a.assignment[n] !== b.assignment[n]);
+      if (away.length > 0) partly.push({ unit, to, nodes: away.length, from: [...new Set(away.map((n) => a.assignment[n]!))].sort() });
+    }
   }
   let onlyA = 0;
   for (const nodes of nodesOf(a).values()) if (!nodes.some((n) => b.assignment[n] !== undefined)) onlyA++;
@@ -113,6 +124,7 @@ export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): Pla
     migration_bytes: moved.reduce((s, m) => s + m.bytes, 0),
     unmatched_units: { only_a: onlyA, only_b: onlyB },
     nodes_moved: nodesMoved,
+    partly_moved: partly,
     experts,
     devices,
     transfers: {
@@ -154,6 +166,14 @@ export function diffCommand(dirA: string, dirB: string, opts: { json?: boolean }
       [3],
     );
     if (d.moved.length > shown.length) text += `(${d.moved.length - shown.length} more; --json lists every one)\n`;
+  }
+  if (d.partly_moved.length > 0) {
+    const nodes = d.partly_moved.reduce((n, x) => n + x.nodes, 0);
+    text += `${nodes} more node(s) moved within ${d.partly_moved.length} unit(s) whose majority stayed: `;
+    text += `${d.partly_moved
+      .slice(0, 10)
+      .map((x) => `${x.unit} on ${x.to} (${x.nodes} from ${x.from.join(', ')})`)
+      .join('; ')}${d.partly_moved.length > 10 ? `; ${d.partly_moved.length - 10} more (--json)` : ''}\n`;
   }
   if (d.experts.length > 0) {
     text += `\n${d.experts.length} expert(s) moved or replicated differently\n`;

@@ -116,6 +116,8 @@ export function buildProgram(): Command {
         .argument('<plan-or-model>', 'plan directory, or a model to plan with the options below')
         .option('-t, --topology <file>', 'rack topology YAML when planning a model')
         .option('--max-latency <time>', 'e.g. 5ms')
+        .option('--max-ttft <time>', 'a serving plan: p90 time to first token under its workload, e.g. 200ms')
+        .option('--max-tpot <time>', 'a serving plan: p90 time per output token under its workload, e.g. 50ms')
         .option('--max-memory <size>', 'per device: a size (70GiB) or a share of its capacity (90%)')
         .option('--min-throughput <n>', 'requests per second')
         .option('--max-gap <fraction>', 'gap to the lower bound: 0.2 or 20%')

@@ -44,7 +44,9 @@ export function serveSection(s: ServePlanning, outDir: string): PlanServe {
     : `colocated serves ${c.goodput_per_s.toPrecision(4)} requests/s within the SLOs (90% up to ${c.capacity_per_s.toPrecision(4)}/s); ${
         s.candidates.some((x) => x.disaggregated)
           ? `the best disaggregated pools (${bestDisaggregated(s)!.name}) ${bestDisaggregated(s)!.goodput_per_s.toPrecision(4)} (90% up to ${bestDisaggregated(s)!.capacity_per_s.toPrecision(4)}/s)`
-          : 'no split of the rack into pools holds both phases'
+          : s.mode === 'off'
+            ? 'disaggregated pools were not weighed (--disaggregate off)'
+            : 'no split of the rack into pools holds both phases'
       }`;
   return {
     workload: {
@@ -107,7 +109,10 @@ function bestDisaggregated(s: ServePlanning): ServeCandidate | null {
 }
 
 /** Plan, then lower the shipped prefill plan (with the serve section) and its decode plan beside it. */
-export async function servePlanCommand(options: PlanOptions, flags: { json?: boolean }): Promise<void> {
+/** Plans a serving plan and writes it: the prefill plan (with plan.json `serve`) in --out, the decode plan in its decode/ folder. */
+export async function writeServePlan(
+  options: PlanOptions,
+): Promise<{ planning: ServePlanning; section: PlanServe; out: string; decodeDir: string; plan: PlanV1 }> {
   const planning = await reportingOnce(() => planServe(options));
   const out = (options.flags[OUT.name] as string | undefined) ?? 'hxc-plan';
   const section = serveSection(planning, out);
@@ -133,6 +138,11 @@ export async function servePlanCommand(options: PlanOptions, flags: { json?: boo
     runPipeline({ ...options, flags: phaseFlags('decode', c.model.decode.max_batch, decodeDir), pool: pool(c.pools.decode), default_phase: false }, null),
   );
   const plan = (pre.ctx.analyses.get('lower') as { plan: PlanV1 }).plan;
+  return { planning, section, out, decodeDir, plan };
+}
+
+export async function servePlanCommand(options: PlanOptions, flags: { json?: boolean }): Promise<void> {
+  const { planning, section, out, decodeDir, plan } = await writeServePlan(options);
   if (flags.json) {
     process.stdout.write(
       jsonText({

@@ -64,7 +64,7 @@ export type MoveAlternative = ExplainAlternative & {
  * Why a plan may not take a move that makes it faster, or null when it may: a tensor-parallel split
  * kept on one device, fewer KV sequences than --min-sequences (src/partition/pool.ts moveBar).
  */
-export type MoveBar = (device: Int32Array) => string | null;
+export type MoveBar = (device: Int32Array, peak?: ArrayLike<number>) => string | null;
 
 /**
  * Every single move of the shipped plan, judged as the doc above says: per unit, its alternatives
@@ -183,10 +183,15 @@ export function scanMoves(
       // A move that would make the plan better but that it may not take (bar), or whose schedule
       // would not fit in memory, says why instead.
       const barredBy = (): string | null => {
-        const reason = bar?.(pl!.device) ?? null;
-        if (reason) return reason;
         const lat = judge.latency(pl!);
-        return memoryOf(p, pl!.device, lat.schedule, lat.one).every((m) => m.total_bytes <= m.capacity_bytes) ? null : 'its schedule would not fit in memory';
+        const memory = memoryOf(p, pl!.device, lat.schedule, lat.one);
+        if (!memory.every((m) => m.total_bytes <= m.capacity_bytes)) return 'its schedule would not fit in memory';
+        return (
+          bar?.(
+            pl!.device,
+            memory.map((m) => m.peak_activation_bytes),
+          ) ?? null
+        );
       };
       if (objective === 'latency') {
         const lat = judge.latency(pl).latency_s;

@@ -5,7 +5,7 @@
 
 import type { JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
 import { scanMoves, type MoveBar, type MoveScan } from './explain.js';
-import { candidateOrders, memoryOf, PIPELINED, sameArray, shippedOrders, type Judge } from './judge.js';
+import { candidateOrders, memoryOf, PIPELINED, sameArray, shippedOrders, type Judge, type Verdict } from './judge.js';
 import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
 import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
 import { fitsMemory, localSearch, memoryTerms, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
@@ -83,19 +83,22 @@ const MOVE_SCAN_WORK = 2 * SEARCH_WORK;
  * split is kept once the plan has it, and --min-sequences once the plan holds it (or as many
  * sequences as it holds, when fewer).
  */
-export function moveBar(tpSplits: readonly number[][], measureKv: (device: Int32Array) => KvCapacity, asked: number | null, from: Int32Array): MoveBar {
+export function moveBar(tpSplits: readonly number[][], measureKv: KvMeasure, asked: number | null, from: Int32Array, fromPeak: ArrayLike<number>): MoveBar {
   const spread = (device: Int32Array): boolean => tpSplits.every((parts) => parts.some((u) => device[u] !== device[parts[0]!]));
   const keepSpread = tpSplits.length > 0 && spread(from);
-  const floor = asked === null ? null : Math.min(asked, measureKv(from).sequences);
-  return (device) => {
+  const floor = asked === null ? null : Math.min(asked, measureKv(from, fromPeak).sequences);
+  return (device, peak) => {
     if (keepSpread && !spread(device)) return 'it would keep a tensor-parallel split on one device';
     if (floor !== null) {
-      const held = measureKv(device).sequences;
+      const held = measureKv(device, peak).sequences;
       if (held < floor) return `the KV cache would hold ${held} sequences, fewer than the ${asked} asked (--min-sequences)`;
     }
     return null;
   };
 }
+
+/** A placement's KV capacity (src/partition/kv.ts kvMeter). */
+export type KvMeasure = (device: Int32Array, peak?: ArrayLike<number>) => KvCapacity;
 
 /** Rounds of the memory repair (each one schedule judged). */
 const REPAIR_ROUNDS = 8;
@@ -111,7 +114,8 @@ export interface PoolInput {
   pinnedTo: Int32Array;
   /** Tensor-parallel splits as unit lists (a plan with splits counts only when each is spread). */
   tpSplits: number[][];
-  measureKv: (device: Int32Array) => KvCapacity;
+  /** KV capacity of a placement: with the schedule's peak activations per device, else each device's largest unit working set. */
+  measureKv: KvMeasure;
   hasState: boolean;
   /** The running plan, when replanning. */
   migration: Migration | null;
@@ -178,7 +182,8 @@ export class CandidatePool {
     // The judge's verdict is a function of the devices and the order: a search that moved nothing
     // (refined = heft) is not simulated again.
     const same = judged.find((c) => sameArray(c.placement.device, placement.device) && sameArray(c.placement.start_s, placement.start_s));
-    const v = same ?? judge.verdict(placement, candidateOrders(this.c.objective));
+    const verdict = same ? null : judge.verdict(placement, candidateOrders(this.c.objective));
+    const v = same ?? verdict!;
     const mc = migration?.cost(device);
     const entry: Candidate = {
       name,
@@ -188,7 +193,17 @@ export class CandidatePool {
       throughput_per_s: v.throughput_per_s,
       pipelined: v.pipelined,
       fits: v.fits,
-      ...(hasState ? { kv_sequences: measureKv(device).sequences } : {}),
+      // KV sequences as its schedule holds memory (its peak activations), as the shipped plan's are counted.
+      ...(hasState
+        ? {
+            kv_sequences: same
+              ? same.kv_sequences
+              : measureKv(
+                  device,
+                  verdict!.memory.map((m) => m.peak_activation_bytes),
+                ).sequences,
+          }
+        : {}),
       ...(tpSplits.length > 0 ? { tp_spread: this.spread(device) } : {}),
       ...(migration && mc ? { migration: { ...mc, within_limits: migration.within(mc) } } : {}),
       placement,
@@ -355,9 +370,10 @@ export class CandidatePool {
   takeBetterMoves(start: Candidate, name: string, label: string): Candidate {
     const { p, judge, assessor, objective, pinnedTo, measureKv, asked, tpSplits } = this.c;
     const orders = shippedOrders(objective);
-    const bar = moveBar(tpSplits, measureKv, asked, start.placement.device);
     let placement = start.placement;
     let verdict = judge.verdict(placement, orders);
+    const peaks = (v: Verdict): number[] => v.memory.map((m) => m.peak_activation_bytes);
+    const bar = moveBar(tpSplits, measureKv, asked, start.placement.device, peaks(verdict));
     let value = this.valueFor(verdict);
     const simCap = polishSimulations(judge.stepCount(placement.device), objective === 'latency' ? 1 : 2 * this.R + 1);
     let sims = 0;
@@ -379,7 +395,7 @@ export class CandidatePool {
         const pl = assessor.runOne(device, placement.start_s);
         sims++;
         const v = judge.verdict(pl, orders);
-        if (!v.fits || !(this.valueFor(v) < value * (1 - 1e-9))) continue;
+        if (!v.fits || !(this.valueFor(v) < value * (1 - 1e-9)) || bar(device, peaks(v)) !== null) continue;
         placement = pl;
         verdict = v;
         value = this.valueFor(v);

@@ -286,6 +286,8 @@ export interface ServePlanning {
   candidates: ServeCandidate[];
   prompt: number;
   context: number;
+  /** --disaggregate: auto weighs both, on disaggregated pools only, off colocated only. */
+  mode: 'auto' | 'on' | 'off';
 }
 
 /** Runs `f` with each reported line (warning) passed on once, however many pipelines report it. */
@@ -377,7 +379,7 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
     }
   }
   const chosen = chooseServe(candidates, mode, options.topology_path ?? 'the built-in rack');
-  return { workload, topology: topo, chosen, colocated, candidates, prompt, context };
+  return { workload, topology: topo, chosen, colocated, candidates, prompt, context, mode };
 }
 
 /** A candidate's figures on a workload: per rate, their mean goodput, and its capacity. */
