@@ -138,6 +138,46 @@ test('hxc report draws plans of a CNN and of the bundled LLM on other racks with
   }
 });
 
+test('hxc report of a serving plan leads with what it serves: capacity, goodput, TTFT and TPOT p90 as plan.json says, its pools and where the decode plan is', async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'serve');
+  const made = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--phase',
+    'serve',
+    '--workload',
+    path.join(FIXTURES, 'workloads', 'chat.yaml'),
+    '--out',
+    out,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  const r = hxc(['report', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const serve = planJson(out).serve;
+  const { page, errors } = await open(path.join(out, 'report.html'));
+  try {
+    const figures: [string, string][] = await page.$$eval('#summary .figure', (boxes) =>
+      boxes.map((b) => [b.querySelector('span')!.textContent ?? '', b.querySelector('b')!.textContent ?? ''] as [string, string]),
+    );
+    const shown = new Map(figures);
+    assert.equal(shown.get('serve capacity (90% within the SLOs)'), `${serve.capacity_per_s.toPrecision(4)} /s`);
+    assert.equal(shown.get('goodput (mean over the rates)'), `${serve.goodput_per_s.toPrecision(4)} /s`);
+    assert.ok([...shown.keys()].some((k) => k.startsWith('TTFT p90')) && [...shown.keys()].some((k) => k.startsWith('TPOT p90')));
+    assert.ok(
+      [...shown.keys()].some((k) => k === 'prefill plan: latency per request'),
+      "the one-request figures say they are the prefill plan's",
+    );
+    const note = await page.$eval('#summary p.note', (p) => p.textContent ?? '');
+    assert.match(note, new RegExp(`the decode plan is in ${serve.decode_plan}/`));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
 test('hxc report of a replan lists what delta.json moved; --compare lists what hxc diff moves', async () => {
   const dir = tmpDir();
   const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');

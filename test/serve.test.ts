@@ -295,6 +295,17 @@ test('--disaggregate off ships the colocated plan; bad serve input is one line a
   assert.equal(s.goodput_per_s, s.colocated_goodput_per_s);
   // Its reason says what was asked, not that no split of the rack holds both phases.
   assert.match(s.why, /not weighed \(--disaggregate off\)/);
+  // hxc diff of serving plans compares what they serve (the plan's serve figures, not its prefill plan's).
+  const diff = hxc(['diff', out, out, '--json']);
+  assert.equal(diff.code, 0, diff.stderr);
+  assert.deepEqual(JSON.parse(diff.stdout).b.serve, {
+    disaggregated: false,
+    goodput_per_s: s.goodput_per_s,
+    capacity_per_s: s.capacity_per_s,
+    ttft_p90_s: s.ttft_p90_s,
+    tpot_p90_s: s.tpot_p90_s,
+  });
+  assert.match(hxc(['diff', out, out]).stdout, /^capacity {4}[\d.]+\/s → [\d.]+\/s/m);
   assert.equal(isOneLineError(hxc(['plan', modelFile, '--phase', 'serve', '--out', path.join(dir, 'x')]), 'HXC2002'), null, 'no workload');
   const long = path.join(dir, 'long.yaml');
   fs.writeFileSync(long, fs.readFileSync(WORKLOAD, 'utf8').replace('{fixed: 160}', '{fixed: 4000}'));

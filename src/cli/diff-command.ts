@@ -46,6 +46,8 @@ interface Figures {
   throughput_per_s: number;
   kv_sequences: number | null;
   objective: string;
+  /** A serving plan's figures under its workload (plan.json `serve`); the ones above are its prefill plan's. */
+  serve: { disaggregated: boolean; goodput_per_s: number; capacity_per_s: number; ttft_p90_s: number; tpot_p90_s: number } | null;
 }
 
 function figures(dir: string, p: PlanV1): Figures {
@@ -55,6 +57,15 @@ function figures(dir: string, p: PlanV1): Figures {
     throughput_per_s: p.estimate.throughput_per_s,
     kv_sequences: p.estimate.kv?.sequences ?? null,
     objective: String(p.objective),
+    serve: p.serve
+      ? {
+          disaggregated: p.serve.disaggregated,
+          goodput_per_s: p.serve.goodput_per_s,
+          capacity_per_s: p.serve.capacity_per_s,
+          ttft_p90_s: p.serve.ttft_p90_s,
+          tpot_p90_s: p.serve.tpot_p90_s,
+        }
+      : null,
   };
 }
 
@@ -150,6 +161,20 @@ export function diffCommand(dirA: string, dirB: string, opts: { json?: boolean }
     return;
   }
   let text = `A ${dirA} (${d.a.objective})\nB ${dirB} (${d.b.objective})\n\n`;
+  // Serving plans: what they serve comes first; the one-request figures are their prefill plans'.
+  const sa = d.a.serve;
+  const sb = d.b.serve;
+  if (sa || sb) {
+    const rate = (x: number | undefined): string => (x === undefined ? '-' : `${x.toFixed(2)}/s`);
+    const both = (x: number | undefined, y: number | undefined): string => (x !== undefined && y !== undefined ? change(x, y) : '');
+    const mode = (v: Figures['serve']): string => (v ? (v.disaggregated ? 'disaggregated' : 'colocated') : 'not a serving plan');
+    text += `serving     ${mode(sa)} → ${mode(sb)}\n`;
+    text += `capacity    ${rate(sa?.capacity_per_s)} → ${rate(sb?.capacity_per_s)}${both(sa?.capacity_per_s, sb?.capacity_per_s)} (90% within the SLOs)\n`;
+    text += `goodput     ${rate(sa?.goodput_per_s)} → ${rate(sb?.goodput_per_s)}${both(sa?.goodput_per_s, sb?.goodput_per_s)}\n`;
+    text += `TTFT p90    ${sa ? ms(sa.ttft_p90_s) : '-'} → ${sb ? ms(sb.ttft_p90_s) : '-'}${both(sa?.ttft_p90_s, sb?.ttft_p90_s)}\n`;
+    text += `TPOT p90    ${sa ? ms(sa.tpot_p90_s) : '-'} → ${sb ? ms(sb.tpot_p90_s) : '-'}${both(sa?.tpot_p90_s, sb?.tpot_p90_s)}\n`;
+    text += 'prefill plans:\n';
+  }
   text += `latency     ${ms(d.a.latency_s)} → ${ms(d.b.latency_s)}${change(d.a.latency_s, d.b.latency_s)}\n`;
   text += `throughput  ${d.a.throughput_per_s.toFixed(2)}/s → ${d.b.throughput_per_s.toFixed(2)}/s${change(d.a.throughput_per_s, d.b.throughput_per_s)}\n`;
   if (d.a.kv_sequences !== null || d.b.kv_sequences !== null) text += `KV sequences ${d.a.kv_sequences ?? '-'} → ${d.b.kv_sequences ?? '-'}\n`;

@@ -138,6 +138,17 @@ export function drawSummary(kit: Kit): void {
     ['objective', s.objective],
   ];
   if (s.kv_sequences !== null) figures.push(['KV sequences', String(s.kv_sequences)]);
+  // A serving plan: what it serves first; the figures after are its prefill plan's.
+  if (s.serve) {
+    const v = s.serve;
+    figures.unshift(
+      ['serve capacity (90% within the SLOs)', `${v.capacity_per_s.toPrecision(4)} /s`],
+      ['goodput (mean over the rates)', `${v.goodput_per_s.toPrecision(4)} /s`],
+      [`TTFT p90 (SLO ${time(v.slo.ttft_p90_s)})`, time(v.ttft_p90_s)],
+      [`TPOT p90 (SLO ${time(v.slo.tpot_p90_s)})`, time(v.tpot_p90_s)],
+    );
+    for (const f of figures.slice(4)) f[0] = `prefill plan: ${f[0]}`;
+  }
   const grid = document.createElement('div');
   grid.className = 'figures';
   for (const [k, v] of figures) {
@@ -152,6 +163,10 @@ export function drawSummary(kit: Kit): void {
   }
   const p = document.createElement('p');
   p.className = 'note';
-  p.textContent = `model ${s.model}; rack ${s.topology} (${data.rack_source}); phase ${s.phase ?? 'none'}${dims ? `; ${dims}` : ''}`;
+  p.textContent = `model ${s.model}; rack ${s.topology} (${data.rack_source}); phase ${s.phase ?? 'none'}${dims ? `; ${dims}` : ''}${
+    s.serve
+      ? `; serving ${s.serve.disaggregated ? `disaggregated: prefill on ${s.serve.pools.prefill.join(', ')}, decode on ${s.serve.pools.decode.join(', ')}` : 'colocated'} (${s.serve.why}); the decode plan is in ${s.serve.decode_plan}/ (hxc report ${s.serve.decode_plan} draws it)`
+      : ''
+  }`;
   head.append(grid, p);
 }

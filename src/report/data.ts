@@ -65,6 +65,21 @@ export interface ReportData {
     chosen: string;
     pipelined: boolean;
     kv_sequences: number | null;
+    /**
+     * A serving plan (plan.json `serve`): what it serves under its workload. The timeline and the
+     * figures above are its prefill plan's; the decode plan is in `decode_plan`.
+     */
+    serve: {
+      disaggregated: boolean;
+      pools: { prefill: string[]; decode: string[] };
+      goodput_per_s: number;
+      capacity_per_s: number;
+      ttft_p90_s: number;
+      tpot_p90_s: number;
+      slo: { ttft_p90_s: number; tpot_p90_s: number };
+      decode_plan: string;
+      why: string;
+    } | null;
   };
   /** Where the rack came from: the file it was made on (hash checked), the built-in rack, or plan.json alone. */
   rack_source: string;
@@ -332,6 +347,19 @@ export function buildReport(inp: ReportInputs): ReportData {
       chosen: est.chosen,
       pipelined: est.pipelined,
       kv_sequences: est.kv?.sequences ?? null,
+      serve: plan.serve
+        ? {
+            disaggregated: plan.serve.disaggregated,
+            pools: plan.serve.pools,
+            goodput_per_s: plan.serve.goodput_per_s,
+            capacity_per_s: plan.serve.capacity_per_s,
+            ttft_p90_s: plan.serve.ttft_p90_s,
+            tpot_p90_s: plan.serve.tpot_p90_s,
+            slo: plan.serve.workload.slo,
+            decode_plan: plan.serve.decode_plan,
+            why: plan.serve.why,
+          }
+        : null,
     },
     rack_source: inp.rackSource,
     hosts,
