@@ -16,7 +16,7 @@ import { narrowForModel } from '../src/partition/narrow.js';
 import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { lowerBound } from '../src/partition/bounds.js';
-import { buildProblem } from '../src/partition/build.js';
+import { buildProblem, unitPin } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
@@ -260,7 +260,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // ---- Candidates, each judged by the simulator ----
   const assessor = new MakespanAssessor(p);
   // Units the user pinned (--assign) keep their device in every candidate, baselines included.
-  const pinnedTo = Int32Array.from(built.units, (u) => (pins ? pins[u.nodes[0]!]! : -1));
+  const pinnedTo = Int32Array.from(built.units, (u) => unitPin(u.nodes, pins));
   // When replanning: the running plan's placement, and the migration's share of each request.
   const migration = ctx.options.replan
     ? new Migration(

@@ -95,6 +95,18 @@ test('--assign: a partial map pins the nodes it names and hxc places the rest; a
   );
   checkTruth(pinned.p, pinned.ctx, 'partial --assign');
   assert.ok(pinned.p.explain.some((x) => x.reason === 'assigned by the user (--assign)'));
+  // A whole block pinned but its Constants (they join the unit of their first reader, in front of
+  // its pinned nodes): every pin holds, and every unit holding a pinned node says it was assigned.
+  const block = Object.keys(free.p.assignment).filter((n) => /\/h\.1\//.test(n) && !/Constant/.test(n));
+  const blockFile = path.join(dir, 'block.json');
+  fs.writeFileSync(blockFile, JSON.stringify({ format: 'hxc-assignment/v1', assignment: Object.fromEntries(block.map((n) => [n, 'cpu0'])) }));
+  const blockPlan = await plan(GPT2, 'rack-8gpu.yaml', path.join(dir, 'block'), { assign: blockFile });
+  for (const n of block) assert.equal(blockPlan.p.assignment[n], 'cpu0', `${n} pinned to cpu0`);
+  const pinnedSet = new Set(block);
+  for (const d of blockPlan.p.devices)
+    for (const st of d.steps)
+      if (st.op === 'compute' && st.nodes!.some((n) => pinnedSet.has(n)))
+        assert.equal(blockPlan.p.explain.find((x) => x.unit === st.unit)!.reason, 'assigned by the user (--assign)', `${st.unit} holds pinned nodes`);
   const bad = (name: string, content: unknown, rack = 'rack-8gpu.yaml'): string => {
     const f = path.join(dir, `${name}.json`);
     fs.writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content));

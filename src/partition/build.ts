@@ -55,6 +55,17 @@ export interface BuildInput {
   pins_file?: string;
 }
 
+/**
+ * The device a unit's nodes are pinned to (--assign), or -1. Runs are cut where the pin changes,
+ * and the nodes moved in afterwards (an unpinned Constant before its first reader, a Shape after
+ * what it measures) are unpinned, so the unit's pin is its first pinned node's, wherever it sits.
+ */
+export function unitPin(nodes: readonly number[], pins: Int32Array | undefined): number {
+  if (!pins) return -1;
+  for (const i of nodes) if (pins[i]! >= 0) return pins[i]!;
+  return -1;
+}
+
 export interface Built {
   problem: PlacementProblem;
   units: Unit[];
@@ -278,7 +289,7 @@ export function buildProblem(inp: BuildInput): Built {
       for (let d = 0; d < nd; d++) if (!allowed.includes(devices[d]!.id)) time_s[k * nd + d] = Infinity;
     }
     // A unit the user pinned runs only there (its nodes share one pin: runs were cut where it changes).
-    const pin = inp.pins ? inp.pins[u.nodes[0]!]! : -1;
+    const pin = unitPin(u.nodes, inp.pins);
     if (pin >= 0) for (let d = 0; d < nd; d++) if (d !== pin) time_s[k * nd + d] = Infinity;
     const weights = new Set<number>();
     let peak = 0;

@@ -6,7 +6,7 @@ import type { Graph } from '../ir/graph.js';
 import type { ExplainAlternative, ExplainEntry, Objective } from '../plan/format.js';
 import { canRun, type Device } from '../topology/index.js';
 import { fastestTimes_s } from './bounds.js';
-import type { Unit } from './build.js';
+import { unitPin, type Unit } from './build.js';
 import { memoryOf, sameArray, scheduledTimes, type Judge, type Verdict } from './judge.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
@@ -271,7 +271,7 @@ export function explainPlacement(
     const fastestDevice = [...Array(nd).keys()]
       .filter((e) => Number.isFinite(unitTime(p, u, e)))
       .sort((a, b) => unitTime(p, u, a) - unitTime(p, u, b) || a - b)[0];
-    const pinned = pins !== undefined && pins[unit.nodes[0]!]! >= 0;
+    const pinned = unitPin(unit.nodes, pins) >= 0;
     let reason = pinned
       ? 'assigned by the user (--assign)'
       : unit.fallback
