@@ -7,7 +7,7 @@ import { lowerBound } from '../src/partition/bounds.js';
 import { solveExact } from '../src/partition/exact.js';
 import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
-import { evaluate, placementExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
+import { evaluate, groupedLaunchExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { relieve } from '../src/partition/pool.js';
 import path from 'node:path';
@@ -341,9 +341,9 @@ test("a routed layer's grouped launches are paid once per device that runs its e
   const ns = (x: Float64Array | null): number[] => Array.from(x!, (v) => Math.round(v * 1e9));
   // Split 2 + 2: each device launches the layer's kernels once, charged to its first unit.
   const split = Int32Array.from([0, 0, 1, 1]);
-  assert.deepEqual(ns(placementExtra(p, split, [0, 1, 2, 3])), [4000, 0, 4000, 0]);
-  assert.deepEqual(ns(placementExtra(p, new Int32Array(n), [0, 1, 2, 3])), [4000, 0, 0, 0]);
-  assert.deepEqual(ns(placementExtra(p, Int32Array.from([0, 1, 0, 0]), [3, 2, 1, 0])), [0, 4000, 0, 4000]);
+  assert.deepEqual(ns(groupedLaunchExtra(p, split, [0, 1, 2, 3])), [4000, 0, 4000, 0]);
+  assert.deepEqual(ns(groupedLaunchExtra(p, new Int32Array(n), [0, 1, 2, 3])), [4000, 0, 0, 0]);
+  assert.deepEqual(ns(groupedLaunchExtra(p, Int32Array.from([0, 1, 0, 0]), [3, 2, 1, 0])), [0, 4000, 0, 4000]);
   // The contention-free evaluation: 2 × 10 µs + 4 µs on each device; all on one, 4 × 10 + 4.
   assert.ok(Math.abs(evaluate(p, split).makespan_s - 24e-6) < 1e-12, `${evaluate(p, split).makespan_s}`);
   assert.ok(Math.abs(evaluate(p, new Int32Array(n)).makespan_s - 44e-6) < 1e-12);
@@ -360,48 +360,4 @@ test("a routed layer's grouped launches are paid once per device that runs its e
     [14000, 10000, 14000, 10000],
   );
   assert.ok(Math.abs(judge.latency(evaluate(p, split)).latency_s - 24e-6) < 1e-12);
-});
-
-test('a fusion across units holds only on one device: a unit whose fused producer runs elsewhere launches those nodes itself — the judge, the evaluation and HEFT alike', () => {
-  // Two GPUs; unit 0 feeds unit 1 (a value of no bytes, so moving it is free); unit 1 holds a node
-  // fused into a node of unit 0, which costs it 5 µs more (its launch) when unit 0 is on the other GPU.
-  const ids = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'))
-    .devices.filter((d) => d.kind === 'gpu')
-    .slice(0, 2)
-    .map((d) => d.id);
-  const base = independentUnits(
-    [
-      [10e-6, 10e-6],
-      [10e-6, 10e-6],
-    ],
-    [0, 0],
-    [0, 0],
-    [1e12, 1e12],
-  );
-  const p: PlacementProblem = {
-    ...base,
-    device_ids: ids,
-    values: [{ name: 'v', producer: 0, consumers: [1], bytes: 0 }],
-    fusion_break: { consumer: Int32Array.from([1]), producer: Int32Array.from([0]), seconds: Float64Array.from([5e-6, 5e-6]) },
-  };
-  const ns = (x: Float64Array | null): number[] => Array.from(x!, (v) => Math.round(v * 1e9));
-  const together = Int32Array.from([1, 1]);
-  const apart = Int32Array.from([0, 1]);
-  assert.deepEqual(ns(placementExtra(p, together, [0, 1])), [0, 0]);
-  assert.deepEqual(ns(placementExtra(p, apart, [0, 1])), [0, 5000]);
-  assert.ok(Math.abs(evaluate(p, together).makespan_s - 20e-6) < 1e-12);
-  assert.ok(Math.abs(evaluate(p, apart).makespan_s - 25e-6) < 1e-12, `${evaluate(p, apart).makespan_s}`);
-  // HEFT prices its choice alike, and so keeps the fused pair on one device.
-  const h = heft(p);
-  assert.ok(Math.abs(h.makespan_s - evaluate(p, h.device, h.start_s).makespan_s) < 1e-12);
-  assert.equal(h.device[0], h.device[1]);
-  const judge = new Judge(p, new RouteTable(loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'))), []);
-  const computeSteps = (device: Int32Array): number[] =>
-    judge
-      .schedule(evaluate(p, device), false)
-      .steps.flat()
-      .filter((s) => s.op === 'compute')
-      .map((s) => Math.round(s.duration_s! * 1e9));
-  assert.deepEqual(computeSteps(apart), [10000, 15000]);
-  assert.deepEqual(computeSteps(together), [10000, 10000]);
 });

@@ -18,10 +18,8 @@
 // accounting as FlashAttention's IO analysis, Dao et al. 2022, §3.2). The node's arithmetic and
 // its other inputs (a bias, a residual) are still charged. On a device kind that does not fuse the
 // round trip is real, so passes/profile.ts records the saved bytes and src/cost/model.ts adds them
-// back there. The rule reads the graph; the placement decides whether a fusion holds: a node whose
-// producer runs on another device launches its own kernel and reads its input from memory (the
-// placement problem's fusion_break, paid by the judge, the evaluation and HEFT alike:
-// src/partition/problem.ts placementExtra; 23 of gpt2-tiny's 63 fused nodes on rack-tiny).
+// back there. The rule reads the graph, not the placement: a fused node placed on another device
+// than its producer is rare (stages are contiguous) and then priced too light.
 //
 // Grouped experts. A GPU serving runtime runs a routed MoE layer's experts as grouped kernels, not
 // one kernel chain per expert: vLLM's and SGLang's fused_moe (vllm/model_executor/layers/fused_moe/
@@ -37,7 +35,7 @@
 // whatever its share of the experts (expert parallelism: each device runs its own experts'
 // grouped kernels; src/cost/model.ts groupedLaunchSeconds). That depends on the placement: the
 // judge — the model that makes the plan's numbers — and the search's contention-free evaluation
-// and HEFT add it per device and layer (src/partition/problem.ts placementExtra). The router
+// and HEFT add it per device and layer (src/partition/problem.ts groupedLaunchExtra). The router
 // (gate MatMul to TopK) launches as it is. A CPU runtime runs each node as it is.
 
 import { FREE_OPS, opClass } from './flops.js';

@@ -24,7 +24,7 @@ export interface WorkItem {
    * The routed layer whose grouped kernels the node (an expert's dispatch, body or combine) runs
    * in: on a device that fuses it launches nothing of its own, and a device running any of the
    * layer's experts launches them once (groupedLaunchSeconds; src/partition/problem.ts
-   * placementExtra; src/cost/fusion.ts, "Grouped experts").
+   * groupedLaunchExtra; src/cost/fusion.ts, "Grouped experts").
    */
   launch_group?: number;
   /** Output tiles of a GEMM or attention kernel (src/cost/flops.ts nodeTiles); absent or 0 when not tiled. */

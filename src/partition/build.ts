@@ -51,8 +51,6 @@ export interface BuildInput {
   expert_devices?: (string[] | null)[];
   /** Per node, the device index the user pinned it to (`--assign`), or -1. */
   pins?: Int32Array;
-  /** Per node fused into its producer's kernel, that producer, else -1 (passes/profile.ts fused_producer). */
-  fused_producer?: Int32Array;
   /** Where the pins came from, for errors. */
   pins_file?: string;
 }
@@ -269,34 +267,6 @@ export function buildProblem(inp: BuildInput): Built {
       const all = (key: string): boolean => (working[g] ?? 0) > 0 && keys?.get(key) === working[g];
       groupLaunch[g * nd + j] = all(d.kind) || all(d.id) ? 0 : groupedLaunchSeconds(d);
     });
-  // A node fused into a producer of another unit runs in that kernel only when the two units share
-  // a device (src/cost/fusion.ts); elsewhere it launches its own kernel and reads its input from
-  // memory, as an unfused node does (its saved bytes added back — those it saves as the producer of
-  // a node of its own unit too: a few bytes heavy, where the launch is what counts). Per pair of
-  // units, what that adds per device class (0 on a kind that does not fuse: it pays them already).
-  const breakSeconds = new Map<number, Float64Array>(); // consumer unit · units + producer unit → per class
-  if (inp.fused_producer) {
-    for (let i = 0; i < graph.nodes.length; i++) {
-      const q = inp.fused_producer[i]!;
-      if (q < 0 || unit_of[i]! < 0 || unit_of[q]! < 0 || unit_of[q] === unit_of[i]) continue;
-      const c = costs[i]!;
-      const alone: NodeCost = { ...c, fused: false, bytes: c.bytes + (c.fused_bytes ?? 0), fused_bytes: 0 };
-      const key = unit_of[i]! * nu + unit_of[q]!;
-      const per = breakSeconds.get(key) ?? breakSeconds.set(key, new Float64Array(classes.length)).get(key)!;
-      classes.forEach((d, k) => {
-        if (runs(i, d)) per[k]! += computeTime(alone, d, inp.efficiency) - computeTime(c, d, inp.efficiency);
-      });
-    }
-  }
-  const breakKeys = [...breakSeconds.keys()].filter((key) => breakSeconds.get(key)!.some((x) => x > 0)).sort((a, b) => a - b);
-  const fusion_break =
-    breakKeys.length > 0
-      ? {
-          consumer: Int32Array.from(breakKeys, (key) => Math.floor(key / nu)),
-          producer: Int32Array.from(breakKeys, (key) => key % nu),
-          seconds: Float64Array.from({ length: breakKeys.length * nd }, (_, at) => breakSeconds.get(breakKeys[Math.floor(at / nd)]!)![classOf[at % nd]!]!),
-        }
-      : null;
   const weight_bytes = new Float64Array(nu);
   const activation_bytes = new Float64Array(nu);
   const state_bytes = new Float64Array(nu);
@@ -373,7 +343,6 @@ export function buildProblem(inp: BuildInput): Built {
     transfer_s: (a, b, bytes) => (a === b ? 0 : routes.timeIdx(a, b, bytes)),
     order,
     ...(groupIds.size > 0 ? { grouped_launch: { group: launchGroup, launch_s: groupLaunch, groups: groupIds.size } } : {}),
-    ...(fusion_break ? { fusion_break } : {}),
   };
   return { problem, units, unit_of };
 }

@@ -5,16 +5,7 @@
 
 import { HxcError } from '../diag/diagnostics.js';
 import { Heap } from '../util/heap.js';
-import {
-  fusionBreakIndex,
-  fusionBreakSeconds,
-  residentBytes,
-  unitPredecessors,
-  unitTime,
-  valuesReadBy,
-  type Placement,
-  type PlacementProblem,
-} from './problem.js';
+import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 
 export interface HeftResult extends Placement {
   /** Upward rank per unit (seconds). */
@@ -108,12 +99,10 @@ export function heft(p: PlacementProblem): HeftResult {
   byRank.forEach((u, k) => (rankPos[u] = k));
   const ready = new Heap<number>((a, b) => rankPos[a]! < rankPos[b]!);
   for (const u of byRank) if (remaining[u] === 0) ready.push(u);
-  // Grouped expert launches (src/partition/problem.ts placementExtra): the first unit of a
+  // Grouped expert launches (src/partition/problem.ts groupedLaunchExtra): the first unit of a
   // layer's group on a device pays the group's launches there.
   const gl = p.grouped_launch;
   const opened = gl ? new Uint8Array(gl.groups * nd) : null;
-  // Broken fusions (placementExtra): a unit whose fused producer is on another device launches those nodes itself.
-  const breaks = p.fusion_break ? fusionBreakIndex(p) : null;
   while (ready.size > 0) {
     const u = ready.pop()!;
     const cand = { finish_s: new Float64Array(nd).fill(Infinity), reason: new Array<string | null>(nd).fill(null) };
@@ -128,7 +117,6 @@ export function heft(p: PlacementProblem): HeftResult {
         continue;
       }
       if (g >= 0 && !opened![g * nd + d]) t += gl!.launch_s[g * nd + d]!;
-      if (breaks) t += fusionBreakSeconds(p, u, d, device, breaks);
       const need = residentBytes(p, u);
       if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) {
         cand.reason[d] = 'memory full';

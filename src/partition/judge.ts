@@ -25,7 +25,7 @@ import {
 } from '../sim/simulate.js';
 import type { Objective } from '../plan/format.js';
 import type { RouteTable } from '../topology/index.js';
-import { placementExtra, type Placement, type PlacementProblem } from './problem.js';
+import { groupedLaunchExtra, type Placement, type PlacementProblem } from './problem.js';
 import { sortIndices } from '../util/sort.js';
 
 /** Equal element by element. */
@@ -226,8 +226,8 @@ export class Judge {
         links: tRoute[t]!.links,
         hops: tRoute[t]!.hops,
       })));
-    // Grouped expert launches are paid once per device and layer, broken fusions per edge (src/partition/problem.ts placementExtra).
-    const extra = placementExtra(p, device, byStart);
+    // Grouped expert launches are paid once per device and layer (src/partition/problem.ts).
+    const extra = groupedLaunchExtra(p, device, byStart);
     // The steps flat, as the simulation reads them (a schedule is judged many times per plan, and
     // an object per step was most of building one): device d's at [at[d], at[d + 1]).
     const at = new Int32Array(nd + 1);

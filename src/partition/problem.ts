@@ -36,60 +36,23 @@ export interface PlacementProblem {
   /**
    * Routed MoE layers whose experts run as grouped kernels (src/cost/fusion.ts): per unit its group
    * (-1 none) and, per group × device (index group · devices + device), the seconds of the layer's
-   * grouped launches there — paid once per device and layer, on top of time_s (placementExtra);
+   * grouped launches there — paid once per device and layer, on top of time_s (groupedLaunchExtra);
    * 0 where the group's times are measured or given, launches included.
    */
   grouped_launch?: { group: Int32Array; launch_s: Float64Array; groups: number };
-  /**
-   * Kernel fusions across units (src/cost/fusion.ts): a node fused into a producer of another unit
-   * runs in that kernel only when the two units share a device. Per edge (consumer unit, producer
-   * unit, ascending by consumer), the seconds the consumer unit adds on each device when its
-   * producer runs elsewhere (index edge · devices + device): the nodes' own launches and the
-   * memory round trip fusion saved; on top of time_s (placementExtra).
-   */
-  fusion_break?: { consumer: Int32Array; producer: Int32Array; seconds: Float64Array };
-}
-
-/** The seconds the fusion breaks of unit u add on device d, its producers where `device` puts them (HEFT asks per candidate device). */
-export function fusionBreakSeconds(p: PlacementProblem, u: number, d: number, device: Int32Array, from: Int32Array): number {
-  const fb = p.fusion_break;
-  if (!fb) return 0;
-  const nd = p.device_ids.length;
-  let extra = 0;
-  for (let e = from[u]!, end = from[u + 1]!; e < end; e++) if (device[fb.producer[e]!] !== d) extra += fb.seconds[e * nd + d]!;
-  return extra;
-}
-
-/** Per unit, where its fusion-break edges start (fusion_break is sorted by consumer): edges of u at [from[u], from[u + 1]). */
-export function fusionBreakIndex(p: PlacementProblem): Int32Array {
-  const from = new Int32Array(p.unit_names.length + 1);
-  const fb = p.fusion_break;
-  if (fb) {
-    for (let e = 0; e < fb.consumer.length; e++) from[fb.consumer[e]! + 1]!++;
-    for (let u = 0; u < p.unit_names.length; u++) from[u + 1]! += from[u]!;
-  }
-  return from;
 }
 
 /**
- * Per unit, the seconds the placement adds to time_s (null when it adds none): the grouped launches
- * (src/cost/fusion.ts, "Grouped experts") — a device running any unit of a group launches the
- * group's kernels once, charged to the group's first unit on that device in `order` (a permutation
- * of the units) — and the fusions it breaks (fusion_break: a unit whose fused producer runs on
- * another device launches those nodes itself).
+ * Per unit, the seconds of grouped launches the placement adds to time_s (src/cost/fusion.ts,
+ * "Grouped experts"): a device running any unit of a group launches the group's kernels once,
+ * charged to the group's first unit on that device in `order` (a permutation of the units). null
+ * when the problem has no groups.
  */
-export function placementExtra(p: PlacementProblem, device: Int32Array, order: ArrayLike<number>): Float64Array | null {
+export function groupedLaunchExtra(p: PlacementProblem, device: Int32Array, order: ArrayLike<number>): Float64Array | null {
   const gl = p.grouped_launch;
-  const fb = p.fusion_break;
-  if (!gl && !fb) return null;
+  if (!gl) return null;
   const nd = p.device_ids.length;
   const extra = new Float64Array(p.unit_names.length);
-  if (fb)
-    for (let e = 0; e < fb.consumer.length; e++) {
-      const u = fb.consumer[e]!;
-      if (device[fb.producer[e]!] !== device[u]) extra[u]! += fb.seconds[e * nd + device[u]!]!;
-    }
-  if (!gl) return extra;
   const charged = new Uint8Array(gl.groups * nd);
   for (let k = 0; k < order.length; k++) {
     const u = order[k]!;
@@ -98,7 +61,7 @@ export function placementExtra(p: PlacementProblem, device: Int32Array, order: A
     const at = g * nd + device[u]!;
     if (charged[at]) continue;
     charged[at] = 1;
-    extra[u]! += gl.launch_s[at]!;
+    extra[u] = gl.launch_s[at]!;
   }
   return extra;
 }
@@ -245,8 +208,8 @@ export class Evaluator {
     const free = new Float64Array(nd);
     const { readStart, readProducer, readTable, predStart, predList, tables } = this;
     const time = this.p.time_s;
-    // Grouped expert launches, paid once per device and layer, and broken fusions (placementExtra), as the judge pays them.
-    const extra = placementExtra(this.p, device, order);
+    // Grouped expert launches, paid once per device and layer (groupedLaunchExtra), as the judge pays them.
+    const extra = groupedLaunchExtra(this.p, device, order);
     let makespan = 0;
     const place = (u: number): void => {
       const d = device[u]!;
