@@ -71,6 +71,13 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   const stage = ctx.get(stagePass);
   const cuts: StageResult[] = [stage];
   if (stage.coarse && ctx.model.graph.nodes.length <= BOTH_CUTS_MAX_NODES) cuts.push({ ...stage, ...stage.coarse, coarse: null });
+  // A replan plans on the cut the running plan shipped on (the fine one when it weighed one): the
+  // running plan is judged once, on its own units (each cut judged it differently: a coarse unit
+  // runs as one block what the running plan interleaved with other devices' work).
+  if (ctx.options.replan && cuts.length > 1) {
+    const keep = cuts.find((c) => c.stages.length === ctx.options.replan!.cut_stages) ?? cuts[0]!;
+    cuts.splice(0, cuts.length, keep);
+  }
   const replay = ctx.options.partition_replay;
   if (replay) {
     const r = await partitionOn(ctx, cuts[replay.cut]!, replay.cut, replay);

@@ -148,6 +148,13 @@ test('the adaptive loop on a real MoE model: measured skewed routing, replan mov
   assert.ok(delta.moves < freshMoves, `replan moves ${delta.moves} units, a fresh plan ${freshMoves}`);
   assert.ok(delta.new.latency_s <= fresh.estimate.latency_s * 1.02, `replan ${delta.new.latency_s} s within 2% of fresh ${fresh.estimate.latency_s} s`);
   assert.ok(delta.running_now !== null && delta.new.latency_s < delta.running_now.latency_s, 'faster than the running plan under the measured routing');
+  // The running plan is one plan: judged the same whatever the limits on moving away from it.
+  const limited = path.join(dir, 'limited');
+  const l = hxc(['replan', running, '--routing', routing, '--max-moves', '1', '--out', limited]);
+  assert.equal(l.code, 0, l.stderr);
+  const ld = readJson<Delta>(path.join(limited, 'delta.json'));
+  assert.equal(ld.running_now!.latency_s, delta.running_now!.latency_s, 'the running plan judged alike under --max-moves 1');
+  assert.ok(ld.moves - ld.forced_moves <= 1);
 });
 
 test('replan refuses what is not a plan, and bad limits, with one line and exit 2', () => {

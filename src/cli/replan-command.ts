@@ -106,12 +106,14 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
       assignment: old.assignment,
       amortize,
       start_s: Object.fromEntries(
-        old.devices.flatMap((d) => d.steps.flatMap((st) => (st.op === 'compute' && st.unit ? [[st.unit, st.start_s] as const] : []))),
+        old.devices.flatMap((d) => d.steps.flatMap((st) => (st.op === 'compute' ? (st.nodes ?? []).map((n) => [n, st.start_s] as const) : []))),
       ),
       max_moves: count(flags.maxMoves, '--max-moves', 0),
       min_gain: flags.minGain === undefined ? DEFAULT_MIN_GAIN : fractionFlag(flags.minGain, '--min-gain'),
       migration_budget_bytes: flags.migrationBudget === undefined ? null : parseBytes(flags.migrationBudget, '--migration-budget'),
       origin: { dir: planDir, plan_sha256: sha256(planText), latency_s: old.estimate.latency_s, throughput_per_s: old.estimate.throughput_per_s },
+      // The stage cut the running plan shipped on (when it weighed two): the replan plans on it alone.
+      ...(old.estimate.stage_cuts ? { cut_stages: old.estimate.stage_cuts.find((c) => c.shipped)?.stages ?? null } : {}),
     },
   };
   return options;

@@ -23,8 +23,18 @@ export interface ReplanInput {
   migration_budget_bytes: number | null;
   /** A plan that moves more units ships only if it is this much better per request (0.01: 1%). */
   min_gain: number;
-  /** When each unit (by name) started in the running plan's schedule: its order on a device. */
+  /**
+   * When each node (by name) started in the running plan's schedule — its step's start: the order
+   * on a device. By node, not unit: the new plan's units are cut anew (another stage cut, another
+   * calibration) and a unit name may cover other nodes.
+   */
   start_s?: Record<string, number>;
+  /**
+   * Stages of the cut the running plan shipped on, when it weighed two (plan.json
+   * estimate.stage_cuts): the replan plans on that cut alone, so that the running plan is judged
+   * on its own units, once.
+   */
+  cut_stages?: number | null;
   /** The running plan, as delta.json names it. */
   origin?: { dir: string; plan_sha256: string; latency_s: number; throughput_per_s: number };
 }
@@ -81,7 +91,11 @@ export class Migration {
   private readonly p: PlacementProblem;
   private readonly input: ReplanInput;
 
-  constructor(p: PlacementProblem, unitNodes: readonly (readonly string[])[], input: ReplanInput) {
+  constructor(
+    p: PlacementProblem,
+    private readonly unitNodes: readonly (readonly string[])[],
+    input: ReplanInput,
+  ) {
     this.p = p;
     this.input = input;
     const index = new Map(p.device_ids.map((id, d) => [id, d]));
@@ -91,16 +105,18 @@ export class Migration {
   }
 
   /**
-   * An order for the running placement: each unit's start in the running schedule; a unit it did not
-   * have starts with the latest of its predecessors (`order` is topological, `preds` per unit).
+   * An order for the running placement: each unit's start in the running schedule (its nodes'
+   * earliest); a unit none of whose nodes it ran starts with the latest of its predecessors
+   * (`order` is topological, `preds` per unit).
    */
-  priority(names: readonly string[], order: ArrayLike<number>, preds: readonly (readonly number[])[]): Float64Array {
+  priority(order: ArrayLike<number>, preds: readonly (readonly number[])[]): Float64Array {
     const start = this.input.start_s ?? {};
-    const pri = new Float64Array(names.length);
+    const pri = new Float64Array(this.unitNodes.length);
     for (let k = 0; k < order.length; k++) {
       const u = order[k]!;
-      const known = start[names[u]!];
-      if (known !== undefined) pri[u] = known;
+      let known = Infinity;
+      for (const name of this.unitNodes[u]!) known = Math.min(known, start[name] ?? Infinity);
+      if (Number.isFinite(known)) pri[u] = known;
       else for (const q of preds[u]!) pri[u] = Math.max(pri[u]!, pri[q]! + 1e-12);
     }
     return pri;

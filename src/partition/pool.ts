@@ -522,7 +522,7 @@ export class CandidatePool {
       'running',
       'the running plan (units whose device is gone placed where they fit fastest)',
       start,
-      migration.priority(p.unit_names, p.order, unitPredecessors(p)),
+      migration.priority(p.order, unitPredecessors(p)),
     );
     // Contention-free search with the migration's share, from the running plan and from the fresh one.
     const assessMoves = (device: Int32Array, priority: Float64Array): Assessed | null => {
