@@ -81,6 +81,13 @@ test('decode steps keep the KV cache on its owner device: no state crosses to th
     assert.ok(e.ph === 'X' || e.ph === 'M');
     if (e.ph === 'X') assert.ok(typeof e.ts === 'number' && typeof e.dur === 'number' && e.dur >= 0 && Number.isInteger(e.pid));
   }
+  // Every unit the plan runs is named in the trace (a program's run names all the units it runs).
+  const named = new Set<string>(
+    trace.traceEvents.filter((e: { ph: string }) => e.ph === 'X').flatMap((e: { name: string }) => e.name.replace(/ \(\d+ units\)$/, '').split(', ')),
+  );
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8'));
+  for (const d of plan.devices)
+    for (const st of d.steps) if (st.op === 'compute') assert.ok(named.has(st.unit), `${st.unit} (${d.id}) is not named in the run's trace`);
   const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
   assert.equal(telemetry.format, 'hxc-telemetry/v1');
   assert.ok(telemetry.steps.length > 0 && telemetry.steps.every((s: { end_s: number; start_s: number }) => s.end_s >= s.start_s));

@@ -77,10 +77,15 @@ function workerSteps(plan: PlanV1, device: PlanV1['devices'][number]): WorkerSte
     const before = device.steps[k - 1];
     return !(s.op === 'compute' && before?.op === 'compute' && before.program === s.program);
   });
+  // A program run is labelled by every unit it runs (the trace names them all, not the first alone).
+  const unitsOf = new Map<string, string[]>();
+  for (const s of device.steps) if (s.op === 'compute' && s.unit) (unitsOf.get(s.program!) ?? unitsOf.set(s.program!, []).get(s.program!)!).push(s.unit);
   return steps.map((s, k) => {
     if (s.op === 'compute') {
       const meta = plan.programs[s.program!]!;
-      return { op: 'compute', program: s.program!, inputs: meta.inputs, outputs: meta.outputs, label: s.unit ?? s.program! };
+      const units = unitsOf.get(s.program!) ?? [];
+      const label = units.length === 0 ? s.program! : units.length === 1 ? units[0]! : `${units.join(', ')} (${units.length} units)`;
+      return { op: 'compute', program: s.program!, inputs: meta.inputs, outputs: meta.outputs, label };
     }
     if (s.op === 'recv') return { op: 'recv', value: s.value!, peer: s.peer!, label: s.value! };
     // A send moves the buffer when no later step here reads the value and it is not a graph output.
