@@ -7,7 +7,7 @@ import type { ExplainAlternative, ExplainEntry, Objective } from '../plan/format
 import { canRun, type Device } from '../topology/index.js';
 import { fastestTimes_s } from './bounds.js';
 import { unitPin, type Unit } from './build.js';
-import { memoryOf, sameArray, scheduledTimes, type Judge, type Verdict } from './judge.js';
+import { sameArray, scheduledTimes, type Judge, type Verdict } from './judge.js';
 import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
 import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
 
@@ -38,19 +38,6 @@ function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly 
     : null;
 }
 
-/**
- * Why each unit is where it is, on the shipped plan: every other device that can run it is tried
- * by moving the unit there alone, every device keeping its order. Bounds, cheapest first, show a
- * move cannot beat the plan: a local one — in the contention-free schedule of that order, the
- * units ahead of it keep their times, so it starts no earlier than its inputs arrive and its new
- * device frees up, and the end comes no earlier than its finish plus the fastest path after it
- * (for throughput also R times the busiest device's load) — then the contention-free makespan of
- * the move (contention only lengthens a schedule). A move ruled out is reported with its bound
- * (`latency_at_least_s` / `throughput_at_most_per_s`); one that might win is simulated.
- * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
- * simulations); past it a move keeps its local bound and says so.
- */
-
 /** One move explain judged: unit u to device `to`, what it showed, and its value (lower is better: latency, or R / throughput). */
 export type MoveAlternative = ExplainAlternative & {
   to: number;
@@ -67,9 +54,9 @@ export type MoveAlternative = ExplainAlternative & {
 export type MoveBar = (device: Int32Array, peak?: ArrayLike<number>) => string | null;
 
 /**
- * Every single move of the shipped plan, judged as the doc above says: per unit, its alternatives
- * in device order. A pure function of the problem, the placement and its verdict (budgets count
- * work), so the partition pass's last scan is the one explain would make (`scan` reuses it).
+ * Every single move of a plan, per unit its alternatives in device order (scanMoves). A pure
+ * function of the problem, the placement and its verdict (budgets count work), so the partition
+ * pass's last scan is the one explain would make (explainPlacement's `known` reuses it).
  */
 export interface MoveScan {
   device: Int32Array;
@@ -77,6 +64,18 @@ export interface MoveScan {
   alternatives: MoveAlternative[][];
 }
 
+/**
+ * Why each unit is where it is, on the shipped plan: every other device that can run it is tried
+ * by moving the unit there alone, every device keeping its order. Bounds, cheapest first, show a
+ * move cannot beat the plan: a local one — in the contention-free schedule of that order, the
+ * units ahead of it keep their times, so it starts no earlier than its inputs arrive and its new
+ * device frees up, and the end comes no earlier than its finish plus the fastest path after it
+ * (for throughput also R times the busiest device's load) — then the contention-free makespan of
+ * the move (contention only lengthens a schedule). A move ruled out is reported with its bound
+ * (`latency_at_least_s` / `throughput_at_most_per_s`); one that might win is simulated.
+ * Alternatives are listed best first, at most three. Work is budgeted (evaluator runs,
+ * simulations); past it a move keeps its local bound and says so.
+ */
 export function scanMoves(
   p: PlacementProblem,
   placement: Placement,
@@ -183,9 +182,8 @@ export function scanMoves(
       // A move that would make the plan better but that it may not take (bar), or whose schedule
       // would not fit in memory, says why instead.
       const barredBy = (): string | null => {
-        const lat = judge.latency(pl!);
-        const memory = memoryOf(p, pl!.device, lat.schedule, lat.one);
-        if (!memory.every((m) => m.total_bytes <= m.capacity_bytes)) return 'its schedule would not fit in memory';
+        const { memory, fits } = judge.memory(pl!);
+        if (!fits) return 'its schedule would not fit in memory';
         return (
           bar?.(
             pl!.device,

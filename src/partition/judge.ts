@@ -385,18 +385,18 @@ export class Judge {
     return best!;
   }
 
+  /** Each device's memory under the one-request schedule, and whether every device's fits its capacity. */
+  memory(placement: Pick<Placement, 'device' | 'start_s'>): Pick<Verdict, 'memory' | 'fits'> {
+    const lat = this.latency(placement);
+    const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
+    return { memory, fits: memory.every((m) => m.total_bytes <= m.capacity_bytes) };
+  }
+
   /** Both figures, the throughput in the step `orders` given (see throughput), and whether the schedule's memory fits. */
   verdict(placement: Pick<Placement, 'device' | 'start_s'>, orders: readonly boolean[]): Verdict {
     const lat = this.latency(placement);
     const thr = this.throughput(placement, orders);
-    const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
-    return {
-      latency_s: lat.latency_s,
-      throughput_per_s: thr.throughput_per_s,
-      pipelined: thr.pipelined,
-      fits: memory.every((m) => m.total_bytes <= m.capacity_bytes),
-      memory,
-    };
+    return { latency_s: lat.latency_s, throughput_per_s: thr.throughput_per_s, pipelined: thr.pipelined, ...this.memory(placement) };
   }
 
   private producersCache: number[][] | null = null;

@@ -370,9 +370,16 @@ export class CandidatePool {
   takeBetterMoves(start: Candidate, name: string, label: string): Candidate {
     const { p, judge, assessor, objective, pinnedTo, measureKv, asked, tpSplits } = this.c;
     const orders = shippedOrders(objective);
+    // A move is judged on the objective's figure alone (a latency plan's moves need no run of R
+    // requests; the plan they make is judged whole once, as a candidate) and its schedule's memory.
+    const judgeMove = (pl: Placement): Pick<Verdict, 'latency_s' | 'throughput_per_s' | 'fits' | 'memory'> => ({
+      latency_s: judge.latency(pl).latency_s,
+      throughput_per_s: objective === 'latency' ? Number.NaN : judge.throughput(pl, orders).throughput_per_s,
+      ...judge.memory(pl),
+    });
     let placement = start.placement;
-    let verdict = judge.verdict(placement, orders);
-    const peaks = (v: Verdict): number[] => v.memory.map((m) => m.peak_activation_bytes);
+    let verdict = judgeMove(placement);
+    const peaks = (v: Pick<Verdict, 'memory'>): number[] => v.memory.map((m) => m.peak_activation_bytes);
     const bar = moveBar(tpSplits, measureKv, asked, start.placement.device, peaks(verdict));
     let value = this.valueFor(verdict);
     const simCap = polishSimulations(judge.stepCount(placement.device), objective === 'latency' ? 1 : 2 * this.R + 1);
@@ -394,7 +401,7 @@ export class CandidatePool {
         if (!fitsMemory(p, device) || bar(device) !== null) continue;
         const pl = assessor.runOne(device, placement.start_s);
         sims++;
-        const v = judge.verdict(pl, orders);
+        const v = judgeMove(pl);
         if (!v.fits || !(this.valueFor(v) < value * (1 - 1e-9)) || bar(device, peaks(v)) !== null) continue;
         placement = pl;
         verdict = v;
