@@ -6,7 +6,8 @@
 
 import { ASSIGN, OBJECTIVE } from './partition-options.js';
 import { intOption } from '../src/pass/options.js';
-import { computeTime, ridgePoint } from '../src/cost/model.js';
+import { computeTime, ridgePoint, type NodeCost } from '../src/cost/model.js';
+import { launchesFused } from '../src/cost/fusion.js';
 import { blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { profilePass } from './profile.js';
@@ -67,6 +68,12 @@ export function buildStages(ctx: PassContext): StageResult {
   const g = ctx.model.graph;
   const constant = (i: number): boolean => g.nodes[i]!.op === 'Constant' || (profile.nodes[i]!.flops === 0 && profile.nodes[i]!.bytes === 0);
   const { order, rank } = blockOrder(index, keyed, constant);
+  const joined = fusionJoins(
+    order,
+    profile.fused_into,
+    profile.nodes,
+    topo.devices.some((d) => launchesFused(d.kind)),
+  );
   // Two cuts, both weighed by the partition pass (the better plan ships): as many pieces as
   // --max-stages allows, and a coarse one of max(2 × devices, blocks) pieces. Fine units let the
   // partitioner overlap work that coarse ones serialise (latency: mixtral_tiny on rack-hetero
@@ -85,7 +92,7 @@ export function buildStages(ctx: PassContext): StageResult {
           maxStages,
           0,
         )
-      : cutIntervals(order, rank, weight, maxStages, target);
+      : cutIntervals(order, rank, weight, maxStages, target, joined);
     const stage_of = new Int32Array(n);
     const bySignature = new Map<string, number>();
     const stages: Stage[] = intervals.map((iv, id) => {
@@ -129,6 +136,41 @@ export function buildStages(ctx: PassContext): StageResult {
   const groups = new Map<number, number>();
   for (const s of stages) if (s.repeat_of !== null) groups.set(s.repeat_of, (groups.get(s.repeat_of) ?? 0) + 1);
   return { stages, stage_of, order, repeat_groups: groups.size, coarse: coarse && coarse.stages.length < stages.length ? coarse : null };
+}
+
+/**
+ * Where a cut would break a kernel fusion (src/cost/fusion.ts): per position k of `order`, 1 when
+ * positions k − 1 and k lie between a fused chain's head and one of its nodes. A chain is one
+ * kernel on a device that fuses, and the cost model prices it so; cut, its parts would land in
+ * units a placement may put on two devices (or in two programs of one), where nothing fuses them,
+ * and the plan would claim a fusion it does not run (23 of gpt2-tiny's 63 fused nodes on
+ * rack-tiny sat on another device than their kernel). So a chain is never cut: a unit holds whole
+ * kernels. Not when no device of the rack fuses (nothing to keep), nor for a routed layer's expert
+ * ops, which run in the layer's grouped kernels, priced per device (src/partition/problem.ts).
+ */
+export function fusionJoins(order: Int32Array, fusedInto: Int32Array, costs: readonly NodeCost[], fuses: boolean): Uint8Array | undefined {
+  if (!fuses) return undefined;
+  const n = order.length;
+  const pos = new Int32Array(fusedInto.length).fill(-1);
+  order.forEach((i, k) => (pos[i] = k));
+  // reach[k]: the furthest position a chain whose head sits at k reaches.
+  const reach = new Int32Array(n).fill(-1);
+  let any = false;
+  for (let i = 0; i < fusedInto.length; i++) {
+    const h = fusedInto[i]!;
+    if (h < 0 || pos[i]! < 0 || pos[h]! < 0) continue;
+    if (costs[i]!.launch_group !== undefined || costs[h]!.launch_group !== undefined) continue;
+    reach[pos[h]!] = Math.max(reach[pos[h]!]!, pos[i]!);
+    any = true;
+  }
+  if (!any) return undefined;
+  const joined = new Uint8Array(n + 1);
+  let open = -1;
+  for (let k = 0; k < n; k++) {
+    if (k <= open) joined[k] = 1;
+    open = Math.max(open, reach[k]!);
+  }
+  return joined;
 }
 
 const fmt = (x: number): string => dumpNumber(x, 3);

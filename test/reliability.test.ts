@@ -170,7 +170,7 @@ test('a tampered plan is refused before anything runs, naming the file: edits, p
   );
   assert.match(
     refused('a device renamed in one place', (p) => {
-      p.devices[0].id = 'gpu9';
+      p.devices.find((d: { steps: unknown[] }) => d.steps.length > 0).id = 'gpu9';
     }),
     /HXC2601/,
   );

@@ -6,8 +6,9 @@ import { GraphIndex, isConvex, topoOrder } from '../src/ir/algorithms.js';
 import { newGraph } from '../src/ir/graph.js';
 import { blockKey, blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
 import { runPipeline } from '../src/cli/run-passes.js';
-import { FIXTURES, SHARED_MODELS } from './helpers.js';
-import { stagePass } from '../passes/stage.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS } from './helpers.js';
+import { fusionJoins, stagePass } from '../passes/stage.js';
+import { profilePass } from '../passes/profile.js';
 
 /** Random DAG: node i reads from earlier nodes; names put nodes in random blocks or none; order shuffled. */
 const graphArb = fc.integer({ min: 1, max: 40 }).chain((n) =>
@@ -22,12 +23,13 @@ const graphArb = fc.integer({ min: 1, max: 40 }).chain((n) =>
     ),
     maxStages: fc.integer({ min: 1, max: 12 }),
     splitTarget: fc.integer({ min: 0, max: 16 }),
+    joins: fc.array(fc.boolean(), { minLength: n + 1, maxLength: n + 1 }),
   }),
 );
 
 test('stages are convex, cover every node once, and keep dependencies (random DAGs)', async () => {
   fc.assert(
-    fc.property(graphArb, ({ n, edges, blocks, weights, perm, maxStages, splitTarget }) => {
+    fc.property(graphArb, ({ n, edges, blocks, weights, perm, maxStages, splitTarget, joins }) => {
       const g = newGraph('random');
       g.inputs.push({ name: 'in', type: { dtype: 'float32', shape: [1] } });
       for (const i of perm) {
@@ -42,8 +44,10 @@ test('stages are convex, cover every node once, and keep dependencies (random DA
       const { rank: keyed } = blockRanks(index, topo);
       const { order, rank } = blockOrder(index, keyed, (i) => g.nodes[i]!.inputs.length === 0);
       assert.equal(order.length, n);
-      const intervals = cutIntervals(order, rank, w, maxStages, splitTarget);
+      const joined = Uint8Array.from(joins, (j) => (j ? 1 : 0));
+      const intervals = cutIntervals(order, rank, w, maxStages, splitTarget, joined);
       assert.ok(intervals.length <= Math.max(1, maxStages));
+      for (const iv of intervals) assert.ok(!joined[iv.start] || iv.start === 0, `a cut at ${iv.start}, which is joined`);
       const stageOf = new Int32Array(n).fill(-1);
       intervals.forEach((iv, s) => {
         for (let k = iv.start; k < iv.end; k++) {
@@ -59,6 +63,25 @@ test('stages are convex, cover every node once, and keep dependencies (random DA
     }),
     { numRuns: 300 },
   );
+});
+
+test('a fused chain is never cut: on a rack that fuses, each chain sits in one stage of either cut; on CPUs alone nothing is joined', async () => {
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const run = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { phase: 'prefill' } }, ['stage']);
+  const prof = run.ctx.get(profilePass);
+  const r = run.ctx.get(stagePass);
+  let chains = 0;
+  for (const cut of [r, r.coarse!]) {
+    for (let i = 0; i < prof.fused_into.length; i++) {
+      const h = prof.fused_into[i]!;
+      if (h < 0) continue;
+      chains++;
+      assert.equal(cut.stage_of[i], cut.stage_of[h], `${run.ctx.model.graph.nodes[i]!.name} cut from its kernel's head`);
+    }
+  }
+  assert.ok(chains > 100, `${chains} fused nodes checked`);
+  assert.equal(fusionJoins(r.order, prof.fused_into, prof.nodes, false), undefined);
+  assert.ok(fusionJoins(r.order, prof.fused_into, prof.nodes, true)!.some((j) => j === 1));
 });
 
 test("block keys come from exporters' module paths", () => {

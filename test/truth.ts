@@ -1,7 +1,7 @@
 // Checks that a plan says truly what it will do, recomputed from plan.json and the model alone
 // (not from the partitioner's own structures): the shipped plan beats every candidate and baseline
 // it reports, `hxc simulate` reproduces its figures, unit ids are unique, peak activation memory
-// recounts, experts sit where the assignment puts their nodes.
+// recounts, experts sit where the assignment puts their nodes, fused kernels run whole.
 
 import assert from 'node:assert/strict';
 import type { PlanV1 } from '../src/plan/format.js';
@@ -10,6 +10,7 @@ import type { Context } from '../src/pass/context.js';
 import { simulate } from '../src/sim/simulate.js';
 import { moePass } from '../passes/moe.js';
 import { profilePass } from '../passes/profile.js';
+import { launchesFused } from '../src/cost/fusion.js';
 import { statePass } from '../passes/state.js';
 
 /** Replays plan.json in the simulator, as `hxc simulate` does (rounds included, unless `rounds` is false). */
@@ -137,6 +138,33 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
   checkMemory(p, ctx, where);
   checkExperts(p, ctx, where);
   checkMetadata(p, ctx, where);
+  checkFusion(p, ctx, where);
+}
+
+/**
+ * A fusion the cost model prices is one the plan runs: every node the profile fuses into a kernel
+ * (src/cost/fusion.ts) runs in the same program as that kernel's head when its device fuses — not
+ * on another device, not in another program (routed experts run in grouped kernels, priced per
+ * device, and are not held to this).
+ */
+export function checkFusion(p: PlanV1, ctx: Context, where: string): void {
+  const prof = ctx.get(profilePass);
+  const g = ctx.model.graph;
+  const kind = new Map(p.devices.map((d) => [d.id, d.kind]));
+  const program = new Map<string, string>();
+  for (const d of p.devices) for (const s of d.steps) if (s.op === 'compute') for (const n of s.nodes ?? []) program.set(n, `${d.id} ${s.program ?? s.unit}`);
+  g.nodes.forEach((node, i) => {
+    const h = prof.fused_into[i]!;
+    if (h < 0 || prof.nodes[i]!.launch_group !== undefined || prof.nodes[h]!.launch_group !== undefined) return;
+    const dev = p.assignment[node.name];
+    if (dev === undefined || !launchesFused(kind.get(dev) ?? '')) return;
+    const head = g.nodes[h]!.name;
+    assert.equal(
+      program.get(node.name),
+      program.get(head),
+      `${where}: ${node.name} is priced fused into ${head}'s kernel, yet runs in ${program.get(node.name)}, its head in ${program.get(head)}`,
+    );
+  });
 }
 
 /** Metadata is not data: a Shape or Size node runs where the tensor it measures is produced. */

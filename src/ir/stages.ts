@@ -112,13 +112,21 @@ export interface Interval {
  * Cut `order` into intervals: at every change of block rank; then split so the graph has about
  * `splitTarget` pieces — every block into the same number of equal-weight pieces (so repeated
  * blocks stay repeats of each other), stretches outside blocks by a weight limit; then merge the
- * lightest adjacent pairs until at most `maxStages` remain.
+ * lightest adjacent pairs until at most `maxStages` remain. Never between positions k − 1 and k
+ * where `joined[k]` is set (a kernel fusion the cut must not break: passes/stage.ts).
  */
-export function cutIntervals(order: Int32Array, rank: Int32Array, weight: Float64Array, maxStages: number, splitTarget: number): Interval[] {
+export function cutIntervals(
+  order: Int32Array,
+  rank: Int32Array,
+  weight: Float64Array,
+  maxStages: number,
+  splitTarget: number,
+  joined?: Uint8Array,
+): Interval[] {
   const runs: Interval[] = [];
   let start = 0;
   for (let k = 1; k <= order.length; k++) {
-    if (k === order.length || rank[order[k]!] !== rank[order[k - 1]!]) {
+    if (k === order.length || (rank[order[k]!] !== rank[order[k - 1]!] && !joined?.[k])) {
       runs.push({ start, end: k });
       start = k;
     }
@@ -132,13 +140,16 @@ export function cutIntervals(order: Int32Array, rank: Int32Array, weight: Float6
     let runWeight = 0;
     for (let k = iv.start; k < iv.end; k++) runWeight += weight[order[k]!]!;
     const pieces = rank[order[iv.start]!]! >= 0 ? piecesPerBlock : Math.max(1, Math.ceil(runWeight / limit));
-    out.push(...splitEvenly(iv, order, weight, runWeight, Math.min(pieces, iv.end - iv.start)));
+    out.push(...splitEvenly(iv, order, weight, runWeight, Math.min(pieces, iv.end - iv.start), joined));
   }
   return mergeLightest(out, order, weight, maxStages);
 }
 
-/** Split an interval into `pieces` parts of about equal weight (cut where the running weight crosses each quantile). */
-function splitEvenly(iv: Interval, order: Int32Array, weight: Float64Array, runWeight: number, pieces: number): Interval[] {
+/**
+ * Split an interval into `pieces` parts of about equal weight (cut where the running weight crosses
+ * each quantile, or at the first place after it that `joined` does not join).
+ */
+function splitEvenly(iv: Interval, order: Int32Array, weight: Float64Array, runWeight: number, pieces: number, joined?: Uint8Array): Interval[] {
   if (pieces <= 1 || runWeight <= 0) return [iv];
   const parts: Interval[] = [];
   let acc = 0;
@@ -146,7 +157,7 @@ function splitEvenly(iv: Interval, order: Int32Array, weight: Float64Array, runW
   let next = 1;
   for (let k = iv.start; k < iv.end && next < pieces; k++) {
     acc += weight[order[k]!]!;
-    if (acc >= (runWeight * next) / pieces && k + 1 < iv.end) {
+    if (acc >= (runWeight * next) / pieces && k + 1 < iv.end && !joined?.[k + 1]) {
       parts.push({ start: s, end: k + 1 });
       s = k + 1;
       next++;
