@@ -28,7 +28,7 @@ export const TIME_LIMIT = secondsOption({
 export const ASSIGN = fileOption({
   name: 'assign',
   arg: '<file>',
-  help: 'hxc-assignment/v1 JSON {format, assignment: {node: device}}: pin those nodes (plan.json `assignment` is one); hxc places the rest',
+  help: 'hxc-assignment/v1 JSON {format, assignment: {node: device}}: pin those nodes (a plan.json is read as its `assignment`); hxc places the rest',
 });
 export const MIN_SEQUENCES = intOption({
   name: 'min-sequences',

@@ -57,7 +57,7 @@ test('the topology, routing and telemetry schemas accept what hxc reads and writ
   assert.ok(routing(JSON.parse(fs.readFileSync(report.routing!, 'utf8'))), JSON.stringify(routing.errors));
 });
 
-test('the hxc-assignment schema accepts what --assign reads — a plan.json assignment among them — and rejects what it refuses', async () => {
+test('the hxc-assignment schema accepts what --assign reads — a plan.json assignment among them, and a plan.json — and rejects what it refuses', async () => {
   const { EXAMPLES, tmpDir, hxc } = await import('./helpers.js');
   const validate = new Ajv({ allErrors: true, strict: false }).compile(
     JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-assignment.v1.schema.json'), 'utf8')),
@@ -73,6 +73,12 @@ test('the hxc-assignment schema accepts what --assign reads — a plan.json assi
     0,
     'hxc reads it back',
   );
+  // A plan.json itself is read as its assignment: planning again on it ships the same placement.
+  assert.equal(
+    hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--assign', path.join(dir, 'a', 'plan.json'), '--out', path.join(dir, 'c')]).code,
+    0,
+  );
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'c', 'plan.json'), 'utf8')).assignment, doc.assignment);
   assert.ok(!validate({ format: 'hxc-assignment/v1', assignment: { n: 7 } }));
   assert.ok(!validate({ format: 'hxc-assignment/v2', assignment: {} }));
   assert.ok(!validate({ format: 'hxc-assignment/v1' }));

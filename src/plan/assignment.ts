@@ -1,9 +1,12 @@
 // `hxc-assignment/v1` (schema: src/schema/hxc-assignment.v1.schema.json): a user's placement,
 // `{format, assignment: {node name: device id}}` — the same map as plan.json's `assignment`, so a
 // plan can be edited and planned again. A partial map pins the nodes it names; hxc places the rest.
+// A plan.json (`hxc-plan/v1`) is read as its `assignment`: `--assign old-plan/plan.json` plans again
+// on the placement a plan shipped, as the help says it may.
 
 import fs from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
+import { PLAN_FORMAT } from './format.js';
 
 export const ASSIGNMENT_FORMAT = 'hxc-assignment/v1';
 
@@ -42,8 +45,12 @@ export function readAssignment(file: string, nodeIndex: ReadonlyMap<string, numb
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     return bad('$', 'the file is not a JSON object', `write {"format": "${ASSIGNMENT_FORMAT}", "assignment": {...}}`);
   const o = doc as Record<string, unknown>;
-  if (o.format !== ASSIGNMENT_FORMAT)
-    return bad('$.format', `format is ${JSON.stringify(o.format)}, expected "${ASSIGNMENT_FORMAT}"`, `set "format": "${ASSIGNMENT_FORMAT}"`);
+  if (o.format !== ASSIGNMENT_FORMAT && o.format !== PLAN_FORMAT)
+    return bad(
+      '$.format',
+      `format is ${JSON.stringify(o.format)}, expected "${ASSIGNMENT_FORMAT}" (or a plan.json, "${PLAN_FORMAT}")`,
+      `set "format": "${ASSIGNMENT_FORMAT}"`,
+    );
   const a = o.assignment;
   if (typeof a !== 'object' || a === null || Array.isArray(a))
     return bad('$.assignment', 'assignment must be an object of node name → device id', 'e.g. {"/model/layers.0/MatMul": "gpu0"}');
