@@ -91,6 +91,16 @@ test('decode steps keep the KV cache on its owner device: no state crosses to th
   const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
   assert.equal(telemetry.format, 'hxc-telemetry/v1');
   assert.ok(telemetry.steps.length > 0 && telemetry.steps.every((s: { end_s: number; start_s: number }) => s.end_s >= s.start_s));
+  // The plan estimates its prefill: the measured side is the prefill's busy time, not a median
+  // over the decode steps after it (whose shapes the plan did not price).
+  const prefill = telemetry.requests.find((r: { kind: string }) => r.kind === 'prefill').request;
+  for (const m of report.measured_vs_estimated) {
+    assert.equal(m.requests, 1, `${m.device}: compared over the prefill alone`);
+    const busy = telemetry.steps
+      .filter((s: { device: string; request: number }) => s.device === m.device && s.request === prefill)
+      .reduce((a: number, s: { start_s: number; end_s: number }) => a + s.end_s - s.start_s, 0);
+    assert.ok(m.measured_busy_s >= busy * (1 - 1e-9), `${m.device}: measured ${m.measured_busy_s} s, its prefill steps ${busy} s`);
+  }
 });
 
 test('tampered plans and wrong inputs: one clear line, exit 2', async () => {

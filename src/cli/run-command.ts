@@ -81,6 +81,9 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
       ]),
       [1, 2, 3, 4],
     );
+    const compared = report.measured_vs_estimated[0]?.requests ?? report.requests.length;
+    if (compared < report.requests.length)
+      text += `measured busy: the median over the ${compared} request(s) run at the plan's dims (the estimate is of those)\n`;
     if (report.check) {
       const rows = report.requests.flatMap((r) =>
         r.checks.map((c) => [

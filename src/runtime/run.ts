@@ -61,7 +61,8 @@ export interface RunReport {
   requests: RequestResult[];
   latency_ms: { p50: number; p95: number; mean: number };
   device_busy_share: Record<string, number>;
-  measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number }[];
+  /** Per device, the median busy time over the `requests` run at the plan's dims (all, when none was) against the estimate. */
+  measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number; requests: number }[];
   check: { passed: boolean; tolerance_rel: number; tolerance_abs: number; worst: Comparison | null } | null;
   telemetry: string;
   trace: string;

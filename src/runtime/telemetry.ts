@@ -26,13 +26,20 @@ export function finish(
     for (const s of d.steps) if (s.op === 'compute' && s.program) programNodes.set(s.program, [...(programNodes.get(s.program) ?? []), ...(s.nodes ?? [])]);
   const busy: Record<string, number[]> = {};
   for (const r of records) (busy[r.device] ??= []).push(r.done.busy_ms);
+  // The estimate is of one request at the plan's dims: it is compared with the requests run at
+  // those dims (a prefill, not the decode steps after it, whose shapes the plan did not price),
+  // or with every request when none ran at them (a run at other --dim values).
+  const atPlanDims = new Set(results.filter((r) => Object.entries(plan.dims).every(([k, v]) => r.dims[k] === v)).map((r) => r.request));
+  const compared = atPlanDims.size > 0 ? records.filter((r) => atPlanDims.has(r.request)) : records;
+  const busyCompared: Record<string, number[]> = {};
+  for (const r of compared) (busyCompared[r.device] ??= []).push(r.done.busy_ms);
   const totalLatency = lat.reduce((a, b) => a + b, 0);
   const share: Record<string, number> = {};
   for (const d of devices) share[d] = totalLatency > 0 ? (busy[d] ?? []).reduce((a, b) => a + b, 0) / totalLatency : 0;
   const measured = devices.map((d) => {
-    const m = percentile(busy[d] ?? [0], 0.5) / 1000;
+    const m = percentile(busyCompared[d] ?? [0], 0.5) / 1000;
     const e = plan.estimate.devices[d]?.busy_s ?? 0;
-    return { device: d, measured_busy_s: m, estimated_busy_s: e, skew: e > 0 ? m / e : 0 };
+    return { device: d, measured_busy_s: m, estimated_busy_s: e, skew: e > 0 ? m / e : 0, requests: atPlanDims.size > 0 ? atPlanDims.size : results.length };
   });
   const all = results.flatMap((r) => r.checks);
   const worst = all.reduce<Comparison | null>((w, c) => (!w || c.max_rel_error > w.max_rel_error || !c.shape_matches ? c : w), null);
