@@ -172,9 +172,9 @@ function matMulChain(dir: string): string {
   );
 }
 
-test("a huge graph's variants (forced here on small ones): the one without splits is planned first and let go, planned again only when it ships — the same plan, its partition replayed, not searched; the tensor-parallel one is planned once", async () => {
+test("a huge graph's variants (forced here on small ones): the one without splits is planned first and let go, planned again only when it ships — the same plan, its partition replayed, not searched, whether it was first planned in a worker thread or in turn; the tensor-parallel one is planned once", async () => {
   const dir = tmpDir();
-  const plan = async (model: string, objective: string, out: string, letGo?: number) => {
+  const plan = async (model: string, objective: string, out: string, letGo?: number, threads?: boolean) => {
     const run = await runPipeline(
       {
         model_path: model,
@@ -182,6 +182,7 @@ test("a huge graph's variants (forced here on small ones): the one without split
         dims: { batch: 512 },
         flags: { out: path.join(dir, out), objective },
         ...(letGo !== undefined ? { let_go_above_nodes: letGo } : {}),
+        ...(threads !== undefined ? { variant_threads: threads } : {}),
       },
       null,
     );
@@ -207,6 +208,10 @@ test("a huge graph's variants (forced here on small ones): the one without split
     [true, false],
   ]);
   assert.equal(again.text, held.text);
+  // Planned in a worker thread (on a second core, alongside the tensor-parallel one) or in turn: the same plan.
+  assert.equal((await plan(chain, 'throughput', 'again-threaded', 0, true)).text, held.text);
+  assert.equal((await plan(chain, 'throughput', 'again-in-turn', 0, false)).text, held.text);
+  assert.equal((await plan(big, 'latency', 'tp-threaded', 0, true)).text, tpHeld.text);
   // Both judges count explain's runs (the lower pass asks for it); beyond them the replay ran its verdict only.
   const replayed = again.part.judge.simulations - (held.part.judge.simulations - held.part.search.simulations);
   assert.ok(held.part.search.simulations > 4 && replayed >= 1 && replayed <= 4, `${held.part.search.simulations} searching, ${replayed} replaying`);

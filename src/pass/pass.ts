@@ -38,6 +38,11 @@ export interface PlanOptions {
    * again only if it ships, and plans no "where it paid" variant (default 100,000: the huge-graph path).
    */
   let_go_above_nodes?: number;
+  /**
+   * Set by tests: plan the let-go variant in a worker thread (true) or in turn (false); by default
+   * in a worker when the machine has a second core. The plan is the same either way.
+   */
+  variant_threads?: boolean;
   /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
   pool?: string[];
   /** Set by the serving planner: the serve section of the prefill plan it lowers. */
