@@ -123,6 +123,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     topology,
     routes: ctx.routes(),
     costs: profile.nodes,
+    fused_producer: profile.fused_producer,
     efficiency: profile.efficiency,
     value_bytes_by_id: profile.value_bytes_by_id,
     stages: stages.stages.map((s) => ({ name: s.name, nodes: s.nodes })),

@@ -29,6 +29,8 @@ export interface ProfileResult {
   nodes: NodeCost[];
   /** By node index: the node whose kernel it runs in on a fusing device, or -1 (src/cost/fusion.ts). */
   fused_into: Int32Array;
+  /** By node index: the node computing the value a fused node reads in registers (its direct kernel producer), or -1. */
+  fused_producer: Int32Array;
   /** Bytes of every value with a known type at the bound dims, by value id (GraphIndex.valueIds); 0 when unknown. */
   value_bytes_by_id: Float64Array;
   /** The same by name. */
@@ -317,7 +319,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       });
     }
   }
-  return { nodes, fused_into: fusedHead, value_bytes_by_id: bytesById, value_bytes, bindings, estimated, defaulted, totals, efficiency, calibration };
+  return { nodes, fused_into: fusedHead, fused_producer: fusion.producer, value_bytes_by_id: bytesById, value_bytes, bindings, estimated, defaulted, totals, efficiency, calibration };
 }
 
 const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));

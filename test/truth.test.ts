@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PlanV1 } from '../src/plan/format.js';
 import { runPipeline } from '../src/cli/run-passes.js';
+import { loadTopology } from '../src/topology/index.js';
 import type { PlanOptions } from '../src/pass/pass.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { checkShippedBeatsCandidates, checkTruth, replay } from './truth.js';
@@ -107,6 +108,16 @@ test('--assign: a partial map pins the nodes it names and hxc places the rest; a
     for (const st of d.steps)
       if (st.op === 'compute' && st.nodes!.some((n) => pinnedSet.has(n)))
         assert.equal(blockPlan.p.explain.find((x) => x.unit === st.unit)!.reason, 'assigned by the user (--assign)', `${st.unit} holds pinned nodes`);
+  // Pins that split a fused kernel (the attention scores' MatMul on the CPU, the Div fused into
+  // it on a GPU): the Div runs as its own kernel, and its step is priced with its own launch.
+  const splitFile = path.join(dir, 'split.json');
+  const div = '/transformer/h.0/attn/Div';
+  fs.writeFileSync(splitFile, JSON.stringify({ format: 'hxc-assignment/v1', assignment: { '/transformer/h.0/attn/MatMul': 'cpu0', [div]: 'gpu0' } }));
+  const split = await plan(GPT2, 'rack-tiny.yaml', path.join(dir, 'split'), { assign: splitFile });
+  const gpu = loadTopology(path.join(EXAMPLES, 'rack-tiny.yaml')).devices.find((d) => d.id === 'gpu0')!;
+  const divStep = split.p.devices.find((d) => d.id === 'gpu0')!.steps.find((st) => st.op === 'compute' && st.nodes!.includes(div));
+  assert.ok(divStep?.op === 'compute', `${div} runs on gpu0`);
+  assert.ok(divStep.duration_s >= gpu.launch_s, `${div} split from its kernel: ${divStep.duration_s} s, a launch is ${gpu.launch_s} s`);
   const bad = (name: string, content: unknown, rack = 'rack-8gpu.yaml'): string => {
     const f = path.join(dir, `${name}.json`);
     fs.writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content));
@@ -119,7 +130,7 @@ test('--assign: a partial map pins the nodes it names and hxc places the rest; a
   };
   assert.match(bad('node', { format: 'hxc-assignment/v1', assignment: { 'no/such/node': 'gpu0' } }), /HXC2503.*no node "no\/such\/node"/);
   assert.match(bad('device', { format: 'hxc-assignment/v1', assignment: { [nodes[0]!]: 'gpu99' } }), /HXC2503.*no device "gpu99"/);
-  assert.match(bad('format', { format: 'hxc-plan/v1', assignment: {} }), /HXC2503.*format/);
+  assert.match(bad('format', { format: 'hxc-routing/v1', assignment: {} }), /HXC2503.*format/);
   assert.match(bad('json', '{"format": '), /HXC2201/);
   const nonzero = Object.keys((await plan(MIXTRAL_TINY, 'rack-tiny.yaml', path.join(dir, 'tiny'))).p.assignment).find((n) => /NonZero/.test(n))!;
   assert.match(

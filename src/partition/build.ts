@@ -51,6 +51,8 @@ export interface BuildInput {
   expert_devices?: (string[] | null)[];
   /** Per node, the device index the user pinned it to (`--assign`), or -1. */
   pins?: Int32Array;
+  /** Per node fused into its producer's kernel, that producer, else -1 (passes/profile.ts fused_producer). */
+  fused_producer?: Int32Array;
   /** Where the pins came from, for errors. */
   pins_file?: string;
 }
@@ -226,9 +228,21 @@ export function buildProblem(inp: BuildInput): Built {
     for (const i of u.nodes) unit_of[i] = k;
   });
 
+  // A fused node whose kernel's producer sits in another unit — the stage pass never cuts a chain,
+  // but pins, fallbacks, expert segments and split MatMuls can — runs as its own kernel, reading
+  // its input from memory (src/cost/fusion.ts): priced unfused, whatever the placement (in two
+  // units even one device may run the two in two programs). Its saved bytes go back on it whole: a
+  // few bytes heavy where it also hands a value on, a few light for the producer's unsaved write.
+  const fp = inp.fused_producer;
+  const costOf = (i: number): NodeCost => {
+    const c = costs[i]!;
+    const q = fp ? fp[i]! : -1;
+    if (q < 0 || !c.fused || unit_of[q] === unit_of[i]) return c;
+    return { ...c, fused: false, bytes: c.bytes + (c.fused_bytes ?? 0), fused_bytes: 0 };
+  };
   const nodeTime = classes.map((d) => {
     const t = new Float64Array(graph.nodes.length);
-    for (let i = 0; i < graph.nodes.length; i++) t[i] = runs(i, d) ? computeTime(costs[i]!, d, inp.efficiency) : Infinity;
+    for (let i = 0; i < graph.nodes.length; i++) t[i] = runs(i, d) ? computeTime(costOf(i), d, inp.efficiency) : Infinity;
     return t;
   });
   const time_s = new Float64Array(nu * nd);
