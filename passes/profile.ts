@@ -319,7 +319,19 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       });
     }
   }
-  return { nodes, fused_into: fusedHead, fused_producer: fusion.producer, value_bytes_by_id: bytesById, value_bytes, bindings, estimated, defaulted, totals, efficiency, calibration };
+  return {
+    nodes,
+    fused_into: fusedHead,
+    fused_producer: fusion.producer,
+    value_bytes_by_id: bytesById,
+    value_bytes,
+    bindings,
+    estimated,
+    defaulted,
+    totals,
+    efficiency,
+    calibration,
+  };
 }
 
 const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e4 || x < 1e-2 ? x.toExponential(3) : String(Number(x.toFixed(3))));
