@@ -124,6 +124,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     routes: ctx.routes(),
     costs: profile.nodes,
     fused_producer: profile.fused_producer,
+    ...(ctx.options.replan ? { running: runningDevices(ctx.model.graph.nodes, ctx.options.replan.assignment) } : {}),
     efficiency: profile.efficiency,
     value_bytes_by_id: profile.value_bytes_by_id,
     stages: stages.stages.map((s) => ({ name: s.name, nodes: s.nodes })),
@@ -275,6 +276,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
         p,
         built.units.map((u) => u.nodes.map((i) => ctx.model.graph.nodes[i]!.name)),
         ctx.options.replan,
+        built.units.map((u) => u.nodes.map((i) => built.node_resident_bytes[i]!)),
       )
     : null;
   const pool = new CandidatePool({
@@ -601,3 +603,13 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
     return u >= 0 ? `on ${r.problem.device_ids[r.placement.device[u]!]}` : undefined;
   },
 };
+
+/** Per node, a number for the device it ran on in the running plan (its id's rank among them), -1 when it did not run. */
+function runningDevices(nodes: readonly { name: string }[], assignment: Readonly<Record<string, string>>): Int32Array {
+  const ids = [...new Set(Object.values(assignment))].sort();
+  const rank = new Map(ids.map((id, k) => [id, k]));
+  return Int32Array.from(nodes, (n) => {
+    const id = assignment[n.name];
+    return id === undefined ? -1 : rank.get(id)!;
+  });
+}

@@ -51,6 +51,8 @@ export interface BuildInput {
   expert_devices?: (string[] | null)[];
   /** Per node, the device index the user pinned it to (`--assign`), or -1. */
   pins?: Int32Array;
+  /** When replanning: per node, the device it ran on in the running plan (any number per device, gone ones too), else -1. */
+  running?: Int32Array;
   /** Per node fused into its producer's kernel, that producer, else -1 (passes/profile.ts fused_producer). */
   fused_producer?: Int32Array;
   /** Where the pins came from, for errors. */
@@ -72,6 +74,12 @@ export interface Built {
   problem: PlacementProblem;
   units: Unit[];
   unit_of: Int32Array;
+  /**
+   * Per node, the resident bytes it brings to its unit: each weight its unit reads, on the unit's
+   * first node reading it, and each state tensor's share on its writer. A unit's weights and state
+   * are the sum over its nodes (what a replan moves when only some of a unit's nodes change device).
+   */
+  node_resident_bytes: Float64Array;
 }
 
 const HEAVY = new Set(['matmul', 'conv', 'attention', 'moe']);
@@ -167,6 +175,17 @@ export function buildProblem(inp: BuildInput): Built {
     for (const k of list.slice(0, -1)) segments[k]!.nodes = [];
   }
   for (let k = segments.length - 1; k >= 0; k--) if (segments[k]!.nodes.length === 0) segments.splice(k, 1);
+  // When replanning, a run is also cut where the device a node ran on in the running plan changes
+  // (a Shape or Size ran with what it measures, and moves with it: not counted), so that each unit
+  // ran on one device and the running plan is a placement of these units — its migration, counted
+  // node by node (src/partition/migration.ts), then its true one. The stage cut is made afresh
+  // (another calibration, measured routing or a newer hxc cut elsewhere); an unchanged plan's units
+  // each ran on one device, and are cut as they were.
+  const ranOn = (i: number): number => {
+    if (!inp.running) return -1;
+    const node = graph.nodes[i]!;
+    return node.domain === '' && (node.op === 'Shape' || node.op === 'Size') ? -1 : inp.running[i]!;
+  };
   segments.forEach((stage) => {
     const s = stage.stage;
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));
@@ -174,8 +193,10 @@ export function buildProblem(inp: BuildInput): Built {
     const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, classes[c]!)));
     let run: number[] = [];
     let runPin = -1;
+    let runRan = -1;
     let part = 0;
     const flush = (): void => {
+      runRan = -1;
       if (run.length === 0) return;
       units.push({
         name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`,
@@ -204,8 +225,10 @@ export function buildProblem(inp: BuildInput): Built {
         units.push({ name: `${stage.name}#${part}:${graph.nodes[i]!.name}`, stage: s, nodes: [i], fallback: { node: i, excluded } });
         part++;
       } else {
-        if (run.length > 0 && pin !== runPin) flush();
+        const ran = ranOn(i);
+        if (run.length > 0 && (pin !== runPin || (ran >= 0 && runRan >= 0 && ran !== runRan))) flush();
         runPin = pin;
+        if (ran >= 0) runRan = ran;
         run.push(i);
       }
     }
@@ -284,6 +307,7 @@ export function buildProblem(inp: BuildInput): Built {
   const weight_bytes = new Float64Array(nu);
   const activation_bytes = new Float64Array(nu);
   const state_bytes = new Float64Array(nu);
+  const node_resident_bytes = new Float64Array(graph.nodes.length);
   const weightIds = new Uint8Array(index.valueNames.length);
   for (let id = 0; id < weightIds.length; id++) {
     const p = index.producerOf[id]!;
@@ -311,8 +335,10 @@ export function buildProblem(inp: BuildInput): Built {
       let live = 0;
       for (const id of index.inputsOf(i)) {
         if (id < 0) continue;
-        if (isWeight(id)) weights.add(id);
-        else live += inp.value_bytes_by_id[id]!;
+        if (isWeight(id)) {
+          if (!weights.has(id)) node_resident_bytes[i]! += inp.value_bytes_by_id[id]!;
+          weights.add(id);
+        } else live += inp.value_bytes_by_id[id]!;
       }
       for (const id of index.outputsOf(i)) if (id >= 0 && !isWeight(id)) live += inp.value_bytes_by_id[id]!;
       peak = Math.max(peak, live);
@@ -329,7 +355,10 @@ export function buildProblem(inp: BuildInput): Built {
   for (const st of inp.state)
     for (const part of st.parts) {
       const w = tensorWriter(st, part);
-      if (w !== null) state_bytes[unit_of[w]!]! += tensorBytes(st, part);
+      if (w !== null) {
+        state_bytes[unit_of[w]!]! += tensorBytes(st, part);
+        node_resident_bytes[w]! += tensorBytes(st, part);
+      }
     }
   // Values crossing units: produced in one unit, read by others (weights travel with their readers).
   const values: UnitValue[] = [];
@@ -358,7 +387,7 @@ export function buildProblem(inp: BuildInput): Built {
     order,
     ...(groupIds.size > 0 ? { grouped_launch: { group: launchGroup, launch_s: groupLaunch, groups: groupIds.size } } : {}),
   };
-  return { problem, units, unit_of };
+  return { problem, units, unit_of, node_resident_bytes };
 }
 
 /** Ops that read only their input's shape, never its data (ONNX Shape, Size). */

@@ -91,10 +91,18 @@ export class Migration {
   private readonly p: PlacementProblem;
   private readonly input: ReplanInput;
 
+  /**
+   * Per unit, where its nodes ran: per running device index (-1: gone, or not in the running plan)
+   * the bytes those nodes carry, how many they are, and that device's id (null for a new node).
+   */
+  private readonly ran: { from: number; id: string | null; bytes: number; nodes: number }[][];
+
+  /** `nodeBytes`: per unit, per node (as `unitNodes`), the resident bytes it carries (src/partition/build.ts node_resident_bytes). */
   constructor(
     p: PlacementProblem,
     private readonly unitNodes: readonly (readonly string[])[],
     input: ReplanInput,
+    nodeBytes: readonly (readonly number[])[],
   ) {
     this.p = p;
     this.input = input;
@@ -102,6 +110,21 @@ export class Migration {
     // A unit's running device: where most of its nodes ran (the first in name order on a tie).
     this.previousId = unitNodes.map((names) => majorityDevice(names, input.assignment));
     this.previous = Int32Array.from(this.previousId, (id) => (id === null ? -1 : (index.get(id) ?? -1)));
+    // What moves is counted by node: a unit recut since the running plan (another stage cut,
+    // another fusion rule) may have run on two devices, and its nodes away from where it goes move
+    // too, with their bytes, though its majority stays.
+    this.ran = unitNodes.map((names, u) => {
+      const groups = new Map<string, { from: number; id: string | null; bytes: number; nodes: number }>();
+      names.forEach((name, k) => {
+        const id = input.assignment[name] ?? null;
+        const key = id ?? '';
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = { from: id === null ? -1 : (index.get(id) ?? -1), id, bytes: 0, nodes: 0 }));
+        g.bytes += nodeBytes[u]![k]!;
+        g.nodes++;
+      });
+      return [...groups.values()].sort((a, b) => b.nodes - a.nodes || ((a.id ?? '') < (b.id ?? '') ? -1 : 1));
+    });
   }
 
   /**
@@ -127,17 +150,37 @@ export class Migration {
     return this.previous[u]! < 0;
   }
 
-  /** Bytes and time of moving unit u to device d (0 when it stays). */
-  private move(u: number, d: number): { bytes: number; seconds: number } {
-    const from = this.previous[u]!;
-    if (from === d) return { bytes: 0, seconds: 0 };
-    const bytes = residentBytes(this.p, u);
-    if (bytes <= 0) return { bytes: 0, seconds: 0 };
-    if (from >= 0) return { bytes, seconds: this.p.transfer_s(from, d, bytes) };
-    // Loaded afresh: over the fastest route into d from any other device (a host's memory, a peer).
-    let best = Infinity;
-    for (let e = 0; e < this.p.device_ids.length; e++) if (e !== d) best = Math.min(best, this.p.transfer_s(e, d, bytes));
-    return { bytes, seconds: Number.isFinite(best) ? best : 0 };
+  /** Whether unit u on device d has nodes that ran elsewhere (or are new). */
+  private changes(u: number, d: number): boolean {
+    return this.ran[u]!.some((g) => g.from !== d);
+  }
+
+  /**
+   * Bytes and time of moving unit u to device d: its nodes that ran on another device bring their
+   * bytes over the route from there, those whose device is gone (or that are new) are loaded
+   * afresh over the fastest route into d (a host's memory, a peer); into one device one after another.
+   */
+  private move(u: number, d: number): { bytes: number; seconds: number; forced_bytes: number } {
+    let bytes = 0;
+    let seconds = 0;
+    let forced_bytes = 0;
+    for (const g of this.ran[u]!) {
+      if (g.from === d || g.bytes <= 0) continue;
+      bytes += g.bytes;
+      if (g.from < 0) forced_bytes += g.bytes;
+      if (g.from >= 0) seconds += this.p.transfer_s(g.from, d, g.bytes);
+      else {
+        let best = Infinity;
+        for (let e = 0; e < this.p.device_ids.length; e++) if (e !== d) best = Math.min(best, this.p.transfer_s(e, d, g.bytes));
+        seconds += Number.isFinite(best) ? best : 0;
+      }
+    }
+    return { bytes, seconds, forced_bytes };
+  }
+
+  /** Unit u's move to d is forced: its device is gone (or it is new), or all of it that moves ran on a device that is gone. */
+  private forcedTo(u: number, d: number): boolean {
+    return this.forced(u) || this.ran[u]!.every((g) => g.from === d || g.from < 0);
   }
 
   cost(device: Int32Array): MigrationCost {
@@ -148,13 +191,13 @@ export class Migration {
     let optional = 0;
     for (let u = 0; u < device.length; u++) {
       const d = device[u]!;
-      if (this.previous[u] === d) continue;
+      if (!this.changes(u, d)) continue;
       moves++;
       const m = this.move(u, d);
       bytes += m.bytes;
       into[d]! += m.seconds;
-      if (this.forced(u)) forced++;
-      else optional += m.bytes;
+      if (this.forcedTo(u, d)) forced++;
+      if (!this.forced(u)) optional += m.bytes - m.forced_bytes;
     }
     return { moves, forced, bytes, optional_bytes: optional, seconds: Math.max(0, ...into) };
   }
@@ -186,10 +229,14 @@ export class Migration {
     const out: MovedUnit[] = [];
     for (let u = 0; u < device.length; u++) {
       const d = device[u]!;
-      if (this.previous[u] === d) continue;
+      if (!this.changes(u, d)) continue;
       const m = this.move(u, d);
-      const from = this.previous[u]!;
-      out.push({ unit: names[u]!, u, from: this.previousId[u]!, gone: from < 0, to: this.p.device_ids[d]!, bytes: m.bytes, seconds: m.seconds });
+      // From where it ran, or — when most of it stays — where most of what moves ran.
+      const from =
+        this.previous[u] !== d
+          ? { at: this.previous[u]!, id: this.previousId[u]! }
+          : ((g) => ({ at: g.from, id: g.id }))(this.ran[u]!.find((g) => g.from !== d)!);
+      out.push({ unit: names[u]!, u, from: from.id, gone: from.at < 0, to: this.p.device_ids[d]!, bytes: m.bytes, seconds: m.seconds });
     }
     return out;
   }
