@@ -115,7 +115,15 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   const topology = ctx.topology();
   const deviceIds = topology.devices.map((d) => d.id);
   const assignFile = ctx.option(ASSIGN) ?? null;
-  const pins = assignFile ? readAssignment(assignFile, index.nodeByName, ctx.model.graph.nodes.length, deviceIds) : undefined;
+  const pins = assignFile
+    ? readAssignment(assignFile, index.nodeByName, ctx.model.graph.nodes.length, deviceIds, (names) =>
+        ctx.diagnostics.warn(
+          'HXC1109',
+          `${names.length} node(s) the plan assigns are not in this graph (${names.slice(0, 2).join(', ')}${names.length > 2 ? ', …' : ''}): a split or a replica of the variant it shipped; hxc places what they cover`,
+          { where: assignFile },
+        ),
+      )
+    : undefined;
   const experts = expertUnits(ctx, stages);
   const built = buildProblem({
     graph: ctx.model.graph,
@@ -124,6 +132,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     routes: ctx.routes(),
     costs: profile.nodes,
     fused_producer: profile.fused_producer,
+    fused_saved: profile.fused_saved,
     ...(ctx.options.replan ? { running: runningDevices(ctx.model.graph.nodes, ctx.options.replan.assignment) } : {}),
     efficiency: profile.efficiency,
     value_bytes_by_id: profile.value_bytes_by_id,

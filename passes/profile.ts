@@ -31,6 +31,8 @@ export interface ProfileResult {
   fused_into: Int32Array;
   /** By node index: the node computing the value a fused node reads in registers (its direct kernel producer), or -1. */
   fused_producer: Int32Array;
+  /** By fused node index: the bytes fusion saves it reading that value, and its producer writing it (0 elsewhere). */
+  fused_saved: { read: Float64Array; write: Float64Array };
   /** Bytes of every value with a known type at the bound dims, by value id (GraphIndex.valueIds); 0 when unknown. */
   value_bytes_by_id: Float64Array;
   /** The same by name. */
@@ -241,6 +243,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     totals.param_bytes += params;
     nodes[i] = cost;
   }
+  const savedRead = new Float64Array(graph.nodes.length);
+  const savedWrite = new Float64Array(graph.nodes.length);
   // A fused node reads its input in registers and its producer never writes it: on a fusing
   // device that round trip is not memory traffic (src/cost/fusion.ts); other kinds add it back.
   for (let i = 0; i < graph.nodes.length; i++) {
@@ -253,6 +257,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     for (const id of index.inputsOf(i)) if (id === fusion.input[i]) reads++;
     const read = Math.min(consumer.bytes_read, reads * bytesById[fusion.input[i]!]! * (consumer.activity ?? 1));
     const written = Math.min(producer.bytes_written, bytesById[fusion.output[i]!]! * (producer.activity ?? 1));
+    savedRead[i] = read;
+    savedWrite[i] = written;
     for (const [c, r, w] of [
       [consumer, read, 0],
       [producer, 0, written],
@@ -323,6 +329,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     nodes,
     fused_into: fusedHead,
     fused_producer: fusion.producer,
+    fused_saved: { read: savedRead, write: savedWrite },
     value_bytes_by_id: bytesById,
     value_bytes,
     bindings,

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { readDrift } from '../src/plan/drift.js';
+import { readCalibration } from '../src/cost/calibrate.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import type { PlanOptions } from '../src/pass/pass.js';
 import { runPlan } from '../src/runtime/run.js';
@@ -100,6 +102,26 @@ test('decode steps keep the KV cache on its owner device: no state crosses to th
       .filter((s: { device: string; request: number }) => s.device === m.device && s.request === prefill)
       .reduce((a: number, s: { start_s: number; end_s: number }) => a + s.end_s - s.start_s, 0);
     assert.ok(m.measured_busy_s >= busy * (1 - 1e-9), `${m.device}: measured ${m.measured_busy_s} s, its prefill steps ${busy} s`);
+  }
+  // hxc check --max-drift and --calibrate read the same telemetry alike: the prefill's steps alone.
+  const drift = readDrift(report.telemetry, plan);
+  for (const d of drift.devices) {
+    const busy = telemetry.steps
+      .filter((s: { device: string; request: number; nodes: string[] }) => s.device === d.device && s.request === prefill && s.nodes.length > 0)
+      .reduce((a: number, s: { start_s: number; end_s: number }) => a + s.end_s - s.start_s, 0);
+    assert.ok(Math.abs(d.measured_s - busy) <= busy * 1e-9, `${d.device}: drift measured ${d.measured_s} s, its prefill steps ${busy} s`);
+  }
+  const groups = readCalibration(report.telemetry).groups;
+  assert.ok(groups.length > 0);
+  for (const g of groups) {
+    const runs = telemetry.steps.filter(
+      (s: { request: number; device_kind: string; nodes: string[] }) => s.request === prefill && s.device_kind === g.kind && s.nodes.join() === g.nodes.join(),
+    );
+    assert.equal(runs.length, 1, 'one prefill run of the program');
+    assert.ok(
+      Math.abs(runs[0].end_s - runs[0].start_s - g.seconds) <= 1e-12,
+      `calibrated on the prefill's ${runs[0].end_s - runs[0].start_s} s, not ${g.seconds} s`,
+    );
   }
 });
 

@@ -79,6 +79,12 @@ test('the hxc-assignment schema accepts what --assign reads — a plan.json assi
     0,
   );
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'c', 'plan.json'), 'utf8')).assignment, doc.assignment);
+  // A plan with split MatMuls names their parts, which a variant without the split lacks: left free, with a warning.
+  const rack8 = path.join(EXAMPLES, 'rack-8gpu.yaml');
+  assert.equal(hxc(['plan', model, '--topology', rack8, '--tensor-parallel', '2', '--out', path.join(dir, 'tp')]).code, 0);
+  const again = hxc(['plan', model, '--topology', rack8, '--assign', path.join(dir, 'tp', 'plan.json'), '--out', path.join(dir, 'tp-again')]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /warning HXC1109: .*node\(s\) the plan assigns are not in this graph \(\/lm_head\/MatMul\/tp0of2/);
   assert.ok(!validate({ format: 'hxc-assignment/v1', assignment: { n: 7 } }));
   assert.ok(!validate({ format: 'hxc-assignment/v2', assignment: {} }));
   assert.ok(!validate({ format: 'hxc-assignment/v1' }));

@@ -207,10 +207,18 @@ async function runVariants(
     }
     const reply = await worker.reply;
     diagnostics.splice(at, 0, ...reply.diagnostics);
-    if (!reply.ok) throw workerError(reply);
-    plannedMs += reply.ms;
-    plainWeighed = admit({ name: 'no tensor parallelism', order: 0, splits: 0, ...pick(reply), variant: null });
-    plainDecision = reply.decision;
+    if (reply.ok) {
+      plannedMs += reply.ms;
+      plainWeighed = admit({ name: 'no tensor parallelism', order: 0, splits: 0, ...pick(reply), variant: null });
+      plainDecision = reply.decision;
+    } else if (reply.error) throw workerError(reply);
+    else {
+      // The thread itself failed (out of memory, say), not the planning: plan the variant in turn.
+      // The tensor-parallel variant is done: its context is held while this one is planned.
+      plainWeighed = weigh(await plain(), 0);
+      if (plainWeighed.variant) plainDecision = partitionDecision(plainWeighed.variant.ctx.get(partitionPass));
+      plainWeighed.variant = null;
+    }
   } else {
     if (letGo) {
       plainWeighed = weigh(await plain(), 0);

@@ -82,11 +82,22 @@ export function readCalibration(file: string): Measurements {
     // hxc run times whole programs: one group per (kind, program), its median over requests.
     const steps = (doc as { steps?: unknown }).steps ?? [];
     if (!Array.isArray(steps)) bad('$.steps', `expected an array of steps, found ${JSON.stringify(steps)}`);
+    // A program's time depends on the shapes it ran at: the samples are those of the requests run
+    // at the first request's dims (the plan's: a prefill, not the decode steps after it).
+    const requests = (doc as { requests?: unknown }).requests;
+    const same = new Set<unknown>();
+    if (Array.isArray(requests) && requests.length > 0) {
+      const dimsOf = (r: unknown): string =>
+        JSON.stringify(Object.entries(((r as { dims?: unknown })?.dims ?? {}) as object).sort(([a], [b]) => (a < b ? -1 : 1)));
+      const first = dimsOf(requests[0]);
+      for (const r of requests) if (dimsOf(r) === first) same.add((r as { request?: unknown }).request);
+    }
     const byGroup = new Map<string, { kind: string; nodes: string[]; samples: number[] }>();
     for (const [i, raw] of (steps as unknown[]).entries()) {
       const at = `$.steps[${i}]`;
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) bad(at, `expected a step object, found ${JSON.stringify(raw)}`);
-      const step = raw as { device_kind?: unknown; nodes?: unknown; start_s?: unknown; end_s?: unknown };
+      const step = raw as { device_kind?: unknown; nodes?: unknown; start_s?: unknown; end_s?: unknown; request?: unknown };
+      if (same.size > 0 && !same.has(step.request)) continue;
       if (step.nodes !== undefined && (!Array.isArray(step.nodes) || step.nodes.some((n) => typeof n !== 'string')))
         bad(`${at}.nodes`, `expected node names, found ${JSON.stringify(step.nodes)}`);
       if (step.device_kind !== undefined && step.device_kind !== null && typeof step.device_kind !== 'string')

@@ -18,9 +18,11 @@
 // accounting as FlashAttention's IO analysis, Dao et al. 2022, §3.2). The node's arithmetic and
 // its other inputs (a bias, a residual) are still charged. On a device kind that does not fuse the
 // round trip is real, so passes/profile.ts records the saved bytes and src/cost/model.ts adds them
-// back there. The rule reads the graph, not the placement, and is true of every placement because
-// no unit splits a chain: the stage pass never cuts between a chain's head and its nodes
-// (passes/stage.ts fusionJoins), so a chain runs whole, on one device, in one program.
+// back there. The rule reads the graph, not the placement: the stage pass never cuts between a
+// chain's head and its nodes (passes/stage.ts fusionJoins), so a chain in one unit runs whole, on
+// one device, in one program; where units split a chain all the same (a pin, a fallback, an expert
+// segment, a split MatMul, a replan's running devices) the node cut from its producer is priced as
+// its own kernel (src/partition/build.ts costOf).
 //
 // Grouped experts. A GPU serving runtime runs a routed MoE layer's experts as grouped kernels, not
 // one kernel chain per expert: vLLM's and SGLang's fused_moe (vllm/model_executor/layers/fused_moe/

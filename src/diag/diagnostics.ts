@@ -19,6 +19,10 @@ export const CATALOG = {
     'nodes whose results nothing reads',
     'they are left out of the plan, as onnxruntime leaves them out of a session; export the model again to drop them',
   ],
+  HXC1109: [
+    'a plan.json assignment names nodes this graph lacks',
+    'they are left for hxc to place; plan with the same --tensor-parallel and expert options to pin them all',
+  ],
   HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
   HXC2001: ['cannot read file', 'check the path and its permissions'],
   HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],

@@ -55,6 +55,8 @@ export interface BuildInput {
   running?: Int32Array;
   /** Per node fused into its producer's kernel, that producer, else -1 (passes/profile.ts fused_producer). */
   fused_producer?: Int32Array;
+  /** Per fused node, the bytes fusion saves its read and its producer's write (passes/profile.ts fused_saved). */
+  fused_saved?: { read: Float64Array; write: Float64Array };
   /** Where the pins came from, for errors. */
   pins_file?: string;
 }
@@ -176,7 +178,7 @@ export function buildProblem(inp: BuildInput): Built {
   }
   for (let k = segments.length - 1; k >= 0; k--) if (segments[k]!.nodes.length === 0) segments.splice(k, 1);
   // When replanning, a run is also cut where the device a node ran on in the running plan changes
-  // (a Shape or Size ran with what it measures, and moves with it: not counted), so that each unit
+  // (a Shape ran with what it measures and moves there with it: it cuts nothing), so that each unit
   // ran on one device and the running plan is a placement of these units — its migration, counted
   // node by node (src/partition/migration.ts), then its true one. The stage cut is made afresh
   // (another calibration, measured routing or a newer hxc cut elsewhere); an unchanged plan's units
@@ -184,7 +186,13 @@ export function buildProblem(inp: BuildInput): Built {
   const ranOn = (i: number): number => {
     if (!inp.running) return -1;
     const node = graph.nodes[i]!;
-    return node.domain === '' && (node.op === 'Shape' || node.op === 'Size') ? -1 : inp.running[i]!;
+    // What moveMetadataOps moves afterwards (an unpinned Constant to its first reader, an unpinned
+    // Shape or Size of a computed tensor to its producer) ran there, and is placed by where it goes.
+    if (node.domain === '' && !(inp.pins && inp.pins[i]! >= 0)) {
+      if (node.op === 'Constant' && index.successors(i).length > 0) return -1;
+      if ((node.op === 'Shape' || node.op === 'Size') && (index.inputsOf(i)[0] ?? -1) >= 0 && index.producerOf[index.inputsOf(i)[0]!]! >= 0) return -1;
+    }
+    return inp.running[i]!;
   };
   segments.forEach((stage) => {
     const s = stage.stage;
@@ -253,15 +261,25 @@ export function buildProblem(inp: BuildInput): Built {
 
   // A fused node whose kernel's producer sits in another unit — the stage pass never cuts a chain,
   // but pins, fallbacks, expert segments and split MatMuls can — runs as its own kernel, reading
-  // its input from memory (src/cost/fusion.ts): priced unfused, whatever the placement (in two
-  // units even one device may run the two in two programs). Its saved bytes go back on it whole: a
-  // few bytes heavy where it also hands a value on, a few light for the producer's unsaved write.
+  // its input from memory, and its producer writes that value out (src/cost/fusion.ts): priced
+  // unfused, whatever the placement (in two units even one device may run the two in two programs).
   const fp = inp.fused_producer;
+  const saved = inp.fused_saved;
+  const backBytes = new Float64Array(graph.nodes.length);
+  const cutFrom = new Uint8Array(graph.nodes.length);
+  if (fp)
+    for (let i = 0; i < graph.nodes.length; i++) {
+      const q = fp[i]!;
+      if (q < 0 || unit_of[q] === unit_of[i]) continue;
+      cutFrom[i] = 1;
+      backBytes[i]! += saved ? saved.read[i]! : 0;
+      backBytes[q]! += saved ? saved.write[i]! : 0;
+    }
   const costOf = (i: number): NodeCost => {
     const c = costs[i]!;
-    const q = fp ? fp[i]! : -1;
-    if (q < 0 || !c.fused || unit_of[q] === unit_of[i]) return c;
-    return { ...c, fused: false, bytes: c.bytes + (c.fused_bytes ?? 0), fused_bytes: 0 };
+    if (!cutFrom[i] && backBytes[i] === 0) return c;
+    const back = Math.min(backBytes[i]!, c.fused_bytes ?? 0);
+    return { ...c, fused: c.fused && !cutFrom[i], bytes: c.bytes + back, fused_bytes: (c.fused_bytes ?? 0) - back };
   };
   const nodeTime = classes.map((d) => {
     const t = new Float64Array(graph.nodes.length);

@@ -235,7 +235,7 @@ export class Migration {
       const from =
         this.previous[u] !== d
           ? { at: this.previous[u]!, id: this.previousId[u]! }
-          : ((g) => ({ at: g.from, id: g.id }))(this.ran[u]!.find((g) => g.from !== d)!);
+          : ((g) => ({ at: g.from, id: g.id }))((this.ran[u]!.find((g) => g.from !== d && g.id !== null) ?? this.ran[u]!.find((g) => g.from !== d))!);
       out.push({ unit: names[u]!, u, from: from.id, gone: from.at < 0, to: this.p.device_ids[d]!, bytes: m.bytes, seconds: m.seconds });
     }
     return out;

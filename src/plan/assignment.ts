@@ -17,7 +17,14 @@ const MAX_BYTES = 256 << 20;
  * Per node index, the device index it is pinned to (-1: free). Every name must be a node of the
  * model and every device a device of the rack; anything else is exit 2 naming the entry.
  */
-export function readAssignment(file: string, nodeIndex: ReadonlyMap<string, number>, nodes: number, deviceIds: readonly string[]): Int32Array {
+export function readAssignment(
+  file: string,
+  nodeIndex: ReadonlyMap<string, number>,
+  nodes: number,
+  deviceIds: readonly string[],
+  /** Told the names a plan.json assigns that this graph lacks (its tensor-parallel parts, its expert replicas); an assignment file's are refused. */
+  absent?: (names: string[]) => void,
+): Int32Array {
   let text: string;
   try {
     const size = fs.statSync(file).size;
@@ -56,14 +63,23 @@ export function readAssignment(file: string, nodeIndex: ReadonlyMap<string, numb
     return bad('$.assignment', 'assignment must be an object of node name → device id', 'e.g. {"/model/layers.0/MatMul": "gpu0"}');
   const devices = new Map(deviceIds.map((id, i) => [id, i]));
   const pins = new Int32Array(nodes).fill(-1);
+  // A plan's assignment names the nodes of the graph it shipped: a tensor-parallel variant's split
+  // parts, replicated experts. Planning again, another variant's graph lacks them: they are left free.
+  const fromPlan = o.format === PLAN_FORMAT;
+  const missing: string[] = [];
   for (const [name, dev] of Object.entries(a as Record<string, unknown>)) {
     const where = `$.assignment[${JSON.stringify(name)}]`;
     const i = nodeIndex.get(name);
+    if (i === undefined && fromPlan) {
+      missing.push(name);
+      continue;
+    }
     if (i === undefined) bad(where, `the model has no node "${name}"`, 'use node names as plan.json `assignment` lists them');
     if (typeof dev !== 'string') bad(where, `device must be a string, got ${JSON.stringify(dev)}`, `one of ${deviceIds.join(', ')}`);
     const d = devices.get(dev as string);
     if (d === undefined) bad(where, `the rack has no device "${String(dev)}"`, `one of ${deviceIds.join(', ')}`);
     pins[i!] = d!;
   }
+  if (missing.length > 0) absent?.(missing);
   return pins;
 }

@@ -48,10 +48,18 @@ export function readDrift(file: string, plan: PlanV1): { devices: DeviceDrift[];
   };
   const num = (v: unknown, at: string): number =>
     typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : bad(at, `expected a number ≥ 0, found ${JSON.stringify(v)}`);
+  // The estimate is of one request at the plan's dims: it is held to the requests run at those
+  // dims (a prefill, not the decode steps after it), or to every request when none was.
+  const atPlanDims = new Set(
+    list('requests')
+      .filter((r) => r.dims && typeof r.dims === 'object' && Object.entries(plan.dims).every(([k, v]) => (r.dims as Record<string, unknown>)[k] === v))
+      .map((r) => r.request),
+  );
   // Busy time per (device, request): the compute steps (those that ran nodes).
   const busy = new Map<string, Map<number, number>>();
   list('steps').forEach((s, i) => {
     if (!Array.isArray(s.nodes) || s.nodes.length === 0) return;
+    if (atPlanDims.size > 0 && !atPlanDims.has(s.request)) return;
     const device = typeof s.device === 'string' ? s.device : bad(`$.steps[${i}].device`, 'expected a device id');
     const request = num(s.request, `$.steps[${i}].request`);
     const d = num(s.end_s, `$.steps[${i}].end_s`) - num(s.start_s, `$.steps[${i}].start_s`);
