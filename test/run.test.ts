@@ -93,6 +93,10 @@ test('decode steps keep the KV cache on its owner device: no state crosses to th
   const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
   assert.equal(telemetry.format, 'hxc-telemetry/v1');
   assert.ok(telemetry.steps.length > 0 && telemetry.steps.every((s: { end_s: number; start_s: number }) => s.end_s >= s.start_s));
+  // Each measured step names the plan's units its program ran: every unit of the plan, measured.
+  const measuredUnits = new Set<string>(telemetry.steps.flatMap((s: { units: string[] }) => s.units));
+  for (const d of plan.devices)
+    for (const st of d.steps) if (st.op === 'compute' && st.program) assert.ok(measuredUnits.has(st.unit), `${st.unit} (${d.id}) is in no telemetry step`);
   // The plan estimates its prefill: the measured side is the prefill's busy time, not a median
   // over the decode steps after it (whose shapes the plan did not price).
   const prefill = telemetry.requests.find((r: { kind: string }) => r.kind === 'prefill').request;

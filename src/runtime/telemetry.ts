@@ -22,8 +22,14 @@ export function finish(
   const lat = results.map((r) => r.latency_ms);
   // Program → its nodes (the calibration input: hxc plan --calibrate telemetry.json).
   const programNodes = new Map<string, string[]>();
+  // Program → the units it runs (explain's names): what a step of telemetry measured, by the plan's names.
+  const programUnits = new Map<string, string[]>();
   for (const d of plan.devices)
-    for (const s of d.steps) if (s.op === 'compute' && s.program) programNodes.set(s.program, [...(programNodes.get(s.program) ?? []), ...(s.nodes ?? [])]);
+    for (const s of d.steps)
+      if (s.op === 'compute' && s.program) {
+        programNodes.set(s.program, [...(programNodes.get(s.program) ?? []), ...(s.nodes ?? [])]);
+        if (s.unit) programUnits.set(s.program, [...(programUnits.get(s.program) ?? []), s.unit]);
+      }
   const busy: Record<string, number[]> = {};
   for (const r of records) (busy[r.device] ??= []).push(r.done.busy_ms);
   // The estimate is of one request at the plan's dims: it is compared with the requests run at
@@ -65,6 +71,7 @@ export function finish(
           device_kind: plan.devices.find((d) => d.id === r.device)?.kind ?? null,
           request: r.request,
           program: s.program ?? null,
+          units: s.program ? (programUnits.get(s.program) ?? []) : [],
           nodes: s.program ? (programNodes.get(s.program) ?? []) : [],
           start_s: s.start_ms / 1000,
           end_s: s.end_ms / 1000,
