@@ -81,6 +81,9 @@ export async function runPipeline(
   }
 }
 
+/** Cores from which a huge graph's variants are planned at once (a worker thread each). */
+const VARIANT_THREAD_CORES = 4;
+
 /** Above this many nodes, the tensor-parallel variants are "every split" and "none" only. */
 const PAID_VARIANT_MAX_NODES = HUGE_GRAPH_NODES;
 
@@ -191,11 +194,12 @@ async function runVariants(
   const letGo = auto && proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
   let plainWeighed: Weighed | null = null;
   let plainDecision: PartitionDecision | null = null;
-  if (letGo && (options.variant_threads ?? availableParallelism() > 1)) {
-    // With a second core, the variant without splits is planned there meanwhile (src/cli/variant-worker.ts):
-    // the same plan, sooner, for the memory of a second analysed graph (DeepSeek-V3 shape on this
-    // 2-core machine, 3 runs each: median 44.7 against 52.6 s, peak RSS 1.86–1.98 against 1.40 GB;
-    // the two isolates' collectors share the cores, so more cores gain more).
+  if (letGo && (options.variant_threads ?? availableParallelism() >= VARIANT_THREAD_CORES)) {
+    // With cores to spare, the variant without splits is planned on another meanwhile
+    // (src/cli/variant-worker.ts): the same plan, sooner, for the memory of a second analysed graph.
+    // Not on two cores: there each isolate's collector takes the other's core (DeepSeek-V3 shape,
+    // 3 runs each: median 44.7 against 52.6 s, 75 s of CPU either way, peak RSS 1.86–1.98 against
+    // 1.40 GB — against a 2 GB target).
     const at = diagnostics.length;
     const job: VariantJob = { options: plainOptionsAlone, passes: planning.map((p) => p.name) };
     const worker = planInWorker(job);

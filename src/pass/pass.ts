@@ -40,7 +40,7 @@ export interface PlanOptions {
   let_go_above_nodes?: number;
   /**
    * Set by tests: plan the let-go variant in a worker thread (true) or in turn (false); by default
-   * in a worker when the machine has a second core. The plan is the same either way.
+   * in a worker when the machine has four cores or more. The plan is the same either way.
    */
   variant_threads?: boolean;
   /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
