@@ -194,6 +194,12 @@ async function runVariants(
   const letGo = auto && proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
   let plainWeighed: Weighed | null = null;
   let plainDecision: PartitionDecision | null = null;
+  /** The variant without splits planned in this thread, weighed, its decision kept and its context let go. */
+  const plainInTurn = async (): Promise<void> => {
+    plainWeighed = weigh(await plain(), 0);
+    if (plainWeighed.variant) plainDecision = partitionDecision(plainWeighed.variant.ctx.get(partitionPass));
+    plainWeighed.variant = null;
+  };
   if (letGo && (options.variant_threads ?? availableParallelism() >= VARIANT_THREAD_CORES)) {
     // With cores to spare, the variant without splits is planned on another meanwhile
     // (src/cli/variant-worker.ts): the same plan, sooner, for the memory of a second analysed graph.
@@ -216,19 +222,11 @@ async function runVariants(
       plainWeighed = admit({ name: 'no tensor parallelism', order: 0, splits: 0, ...pick(reply), variant: null });
       plainDecision = reply.decision;
     } else if (reply.error) throw workerError(reply);
-    else {
-      // The thread itself failed (out of memory, say), not the planning: plan the variant in turn.
-      // The tensor-parallel variant is done: its context is held while this one is planned.
-      plainWeighed = weigh(await plain(), 0);
-      if (plainWeighed.variant) plainDecision = partitionDecision(plainWeighed.variant.ctx.get(partitionPass));
-      plainWeighed.variant = null;
-    }
+    // The thread itself failed (out of memory, say), not the planning: plan the variant in turn.
+    // The tensor-parallel variant is done: its context is held while this one is planned.
+    else await plainInTurn();
   } else {
-    if (letGo) {
-      plainWeighed = weigh(await plain(), 0);
-      if (plainWeighed.variant) plainDecision = partitionDecision(plainWeighed.variant.ctx.get(partitionPass));
-      plainWeighed.variant = null;
-    }
+    if (letGo) await plainInTurn();
     all = await variant(first, options, planning.slice(tpAt + 1), all);
   }
   const tensorParallel = all.ctx.get(partitionPass).baselines.tensor_parallel;

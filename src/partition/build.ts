@@ -15,7 +15,7 @@ import type { NodeCost } from '../cost/model.js';
 import type { EfficiencyTable } from '../cost/model.js';
 import type { PlacementProblem, UnitValue } from './problem.js';
 import { tensorBytes, tensorWriter, type StateObject } from '../../passes/state.js';
-import { moveMetadataOps, splitExperts } from './segments.js';
+import { moveMetadataOps, relocatable, splitExperts } from './segments.js';
 
 export interface Unit {
   name: string;
@@ -183,17 +183,9 @@ export function buildProblem(inp: BuildInput): Built {
   // node by node (src/partition/migration.ts), then its true one. The stage cut is made afresh
   // (another calibration, measured routing or a newer hxc cut elsewhere); an unchanged plan's units
   // each ran on one device, and are cut as they were.
-  const ranOn = (i: number): number => {
-    if (!inp.running) return -1;
-    const node = graph.nodes[i]!;
-    // What moveMetadataOps moves afterwards (an unpinned Constant to its first reader, an unpinned
-    // Shape or Size of a computed tensor to its producer) ran there, and is placed by where it goes.
-    if (node.domain === '' && !(inp.pins && inp.pins[i]! >= 0)) {
-      if (node.op === 'Constant' && index.successors(i).length > 0) return -1;
-      if ((node.op === 'Shape' || node.op === 'Size') && (index.inputsOf(i)[0] ?? -1) >= 0 && index.producerOf[index.inputsOf(i)[0]!]! >= 0) return -1;
-    }
-    return inp.running[i]!;
-  };
+  // What moveMetadataOps moves afterwards (a Constant to its first reader, a Shape to what it
+  // measures) ran there, and is placed by where it goes.
+  const ranOn = (i: number): number => (!inp.running || relocatable(graph, index, i, inp.pins) ? -1 : inp.running[i]!);
   segments.forEach((stage) => {
     const s = stage.stage;
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));

@@ -10,6 +10,19 @@ import type { Unit } from './build.js';
 const METADATA_OPS = new Set(['Shape', 'Size']);
 
 /**
+ * Whether moveMetadataOps may move node i (to the unit of what it serves, wherever that is): an
+ * unpinned Constant that something reads, or an unpinned Shape or Size of a computed tensor.
+ */
+export function relocatable(graph: Graph, index: GraphIndex, i: number, pins: Int32Array | undefined): boolean {
+  const node = graph.nodes[i]!;
+  if (node.domain !== '' || (pins && pins[i]! >= 0)) return false;
+  if (node.op === 'Constant') return index.successors(i).length > 0;
+  if (!METADATA_OPS.has(node.op)) return false;
+  const id = index.inputsOf(i)[0];
+  return id !== undefined && id >= 0 && index.producerOf[id]! >= 0;
+}
+
+/**
  * Metadata is not data: a Shape or Size node whose input is produced in another unit joins the
  * producer's unit, so what crosses devices is the shape (8 bytes a dim), not the tensor — and a
  * node reading only a KV cache's shape does not pull it away from its owner. Safe for convexity:
@@ -27,8 +40,7 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], 
   // their own copies of the constants they read; src/lower/programs.ts).
   units.forEach((u, k) => {
     for (const i of u.nodes) {
-      const node = graph.nodes[i]!;
-      if (node.op !== 'Constant' || node.domain !== '' || (pins && pins[i]! >= 0)) continue;
+      if (graph.nodes[i]!.op !== 'Constant' || !relocatable(graph, index, i, pins)) continue;
       let first = -1;
       for (const id of index.outputsOf(i))
         for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
@@ -39,12 +51,9 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], 
   });
   units.forEach((u, k) => {
     for (const i of u.nodes) {
-      const node = graph.nodes[i]!;
-      if (!METADATA_OPS.has(node.op) || node.domain !== '' || (pins && pins[i]! >= 0)) continue;
-      const id = index.inputsOf(i)[0];
-      if (id === undefined || id < 0) continue;
-      const p = index.producerOf[id]!;
-      if (p < 0 || unitOf[p] === k || unitOf[p]! < 0) continue;
+      if (!METADATA_OPS.has(graph.nodes[i]!.op) || !relocatable(graph, index, i, pins)) continue;
+      const p = index.producerOf[index.inputsOf(i)[0]!]!;
+      if (unitOf[p] === k || unitOf[p]! < 0) continue;
       units[unitOf[p]!]!.nodes.push(i);
       moved.add(i);
     }

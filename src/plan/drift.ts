@@ -50,11 +50,7 @@ export function readDrift(file: string, plan: PlanV1): { devices: DeviceDrift[];
     typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : bad(at, `expected a number ≥ 0, found ${JSON.stringify(v)}`);
   // The estimate is of one request at the plan's dims: it is held to the requests run at those
   // dims (a prefill, not the decode steps after it), or to every request when none was.
-  const atPlanDims = new Set(
-    list('requests')
-      .filter((r) => r.dims && typeof r.dims === 'object' && Object.entries(plan.dims).every(([k, v]) => (r.dims as Record<string, unknown>)[k] === v))
-      .map((r) => r.request),
-  );
+  const atPlanDims = requestsAtDims(list('requests'), plan.dims);
   // Busy time per (device, request): the compute steps (those that ran nodes).
   const busy = new Map<string, Map<number, number>>();
   list('steps').forEach((s, i) => {
@@ -103,4 +99,16 @@ export function readDrift(file: string, plan: PlanV1): { devices: DeviceDrift[];
     routing.push({ layer, distance, worst });
   }
   return { devices, routing };
+}
+
+/**
+ * The requests run at `dims` (every one of them bound as there): those a plan's estimate, made at
+ * its dims, is compared with — a prefill, not the decode steps after it (hxc run, hxc check).
+ */
+export function requestsAtDims(requests: readonly { request?: unknown; dims?: unknown }[], dims: Readonly<Record<string, number>>): Set<unknown> {
+  return new Set(
+    requests
+      .filter((r) => r.dims !== null && typeof r.dims === 'object' && Object.entries(dims).every(([k, v]) => (r.dims as Record<string, unknown>)[k] === v))
+      .map((r) => r.request),
+  );
 }

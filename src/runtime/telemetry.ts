@@ -7,6 +7,7 @@ import type { PlanV1 } from '../plan/format.js';
 import type { RunDone } from './protocol.js';
 import { type Comparison, CHECK_TOLERANCE_ABS, CHECK_TOLERANCE_REL } from './tensors.js';
 import { percentile } from '../util/stats.js';
+import { requestsAtDims } from '../plan/drift.js';
 import { checkedRoutingText } from '../moe/routing.js';
 import { writeOutputDir, type OutputEntry } from '../util/output.js';
 import type { RequestResult, RunOptions, RunReport } from './run.js';
@@ -35,7 +36,7 @@ export function finish(
   // The estimate is of one request at the plan's dims: it is compared with the requests run at
   // those dims (a prefill, not the decode steps after it, whose shapes the plan did not price),
   // or with every request when none ran at them (a run at other --dim values).
-  const atPlanDims = new Set(results.filter((r) => Object.entries(plan.dims).every(([k, v]) => r.dims[k] === v)).map((r) => r.request));
+  const atPlanDims = requestsAtDims(results, plan.dims);
   const compared = atPlanDims.size > 0 ? records.filter((r) => atPlanDims.has(r.request)) : records;
   const busyCompared: Record<string, number[]> = {};
   for (const r of compared) (busyCompared[r.device] ??= []).push(r.done.busy_ms);
