@@ -139,21 +139,21 @@ export function scanMoves(
     for (let e = 0; e < nd; e++) {
       if (e === d) continue;
       const id = p.device_ids[e]!;
-      const none = { device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity };
       if (!Number.isFinite(unitTime(p, u, e))) {
-        alts.push({ ...none, found: 'cannot', why: 'cannot run its ops' });
+        alts.push({ device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity, found: 'cannot', why: 'cannot run its ops' });
         continue;
       }
       // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
       if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) {
-        alts.push({ ...none, found: 'memory', why: 'memory full' });
+        alts.push({ device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity, found: 'memory', why: 'memory full' });
         continue;
       }
       const at = placement.device;
       let ready = freeBefore(e, pos[u]!);
       for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (at[v.producer] === e ? 0 : p.transfer_s(at[v.producer]!, e, v.bytes)));
+      // (The busiest device's load bounds throughput alone.)
       let busiest = 0;
-      for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
+      if (objective !== 'latency') for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
       const local = ready + unitTime(p, u, e) + tail[u]!;
       let bound = objective === 'latency' ? local : Math.max(R * busiest, local);
       let pl: Placement | null = null;
@@ -173,12 +173,13 @@ export function scanMoves(
           : 'not simulated (explain budget)';
         alts.push(
           objective === 'latency'
-            ? { ...none, latency_at_least_s: bound, value: bound, found: ruledOut ? 'worse' : 'unjudged', why }
-            : { ...none, throughput_at_most_per_s: R / bound, value: bound, found: ruledOut ? 'worse' : 'unjudged', why },
+            ? { device: id, to: e, latency_s: null, throughput_per_s: null, value: bound, latency_at_least_s: bound, found: ruledOut ? 'worse' : 'unjudged', why }
+            : { device: id, to: e, latency_s: null, throughput_per_s: null, value: bound, throughput_at_most_per_s: R / bound, found: ruledOut ? 'worse' : 'unjudged', why },
         );
         continue;
       }
       simsLeft--;
+      const none = { device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity };
       // A move that would make the plan better but that it may not take (bar), or whose schedule
       // would not fit in memory, says why instead.
       const barredBy = (): string | null => {

@@ -39,6 +39,13 @@ export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secon
       let i = lo;
       let j = mid;
       let k = lo;
+      // Two runs already in order (a schedule's events mostly are) are copied, not merged.
+      const last = src[mid - 1]!;
+      const next = src[mid]!;
+      if (mid >= hi || !(primary[next]! < primary[last]! || (primary[next] === primary[last] && second[next]! < second[last]!))) {
+        for (; k < hi; k++) dst[k] = src[k]!;
+        continue;
+      }
       while (i < mid && j < hi) {
         const a = src[i]!;
         const b = src[j]!;
