@@ -22,16 +22,19 @@ function meanTransfer(p: PlacementProblem, bytes: number, pairs: [number, number
   return s / pairs.length;
 }
 
-/** Ranks per problem: HEFT and the assessor ask for them on the same problem (problems are not changed once built). */
-const ranksOf = new WeakMap<PlacementProblem, Float64Array>();
+/**
+ * Ranks per problem: HEFT and the assessor ask for them on the same problem (problems are not
+ * changed once built), and on its copies with other capacities (HEFT as if memory were unbounded) —
+ * ranks read only times, values, order and transfers: kept by the times, for those same four.
+ */
+const ranksOf = new WeakMap<Float64Array, { p: PlacementProblem; rank: Float64Array }>();
 
 /** HEFT's upward rank of every unit (read-only: the array is shared by the callers on one problem). */
 export function upwardRanks(p: PlacementProblem): Float64Array {
-  let rank = ranksOf.get(p);
-  if (!rank) {
-    rank = computeUpwardRanks(p);
-    ranksOf.set(p, rank);
-  }
+  const kept = ranksOf.get(p.time_s);
+  if (kept && kept.p.values === p.values && kept.p.order === p.order && kept.p.transfer_s === p.transfer_s) return kept.rank;
+  const rank = computeUpwardRanks(p);
+  ranksOf.set(p.time_s, { p, rank });
   return rank;
 }
 
