@@ -303,6 +303,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     // Without a shared link the simulator's latency is the contention-free makespan the refinement
     // already minimised: a judged latency polish pays only where contention is judged.
     contention: topology.links.some((l) => l.shared),
+    everyThroughput: objective === 'throughput' || migration !== null || ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES,
   });
   const judged = pool.judged;
   let considered = 0;
@@ -500,8 +501,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     kv.asked = asked;
     const unlifted = asked === null ? chosen : judged.filter((c) => c.fits).reduce((a, c) => (c.value < a.value * (1 - 1e-12) ? c : a), chosen);
     if (unlifted !== chosen) {
-      kv.before = { sequences: unlifted.kv_sequences ?? 0, latency_s: unlifted.latency_s, throughput_per_s: unlifted.throughput_per_s };
-      kv.after = { sequences: kv.sequences, latency_s: chosen.latency_s, throughput_per_s: chosen.throughput_per_s };
+      kv.before = { sequences: unlifted.kv_sequences ?? 0, latency_s: unlifted.latency_s, throughput_per_s: pool.throughputOf(unlifted) };
+      kv.after = { sequences: kv.sequences, latency_s: chosen.latency_s, throughput_per_s: pool.throughputOf(chosen) };
       kv.moves = countMoves(unlifted.placement.device, chosen.placement.device);
     }
     if (asked !== null && kv.sequences < asked) {
@@ -550,7 +551,12 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       simulations: judge.simulations,
     }),
     assessor,
-    () => (migration ? migrationReport(migration, chosen, running, fresh, built.units, objective) : null),
+    () => {
+      if (!migration) return null;
+      // (A replan simulates every candidate's throughput: throughputOf reads it.)
+      const judgedOf = (c: Candidate | null) => c && { ...c, throughput_per_s: pool.throughputOf(c) };
+      return migrationReport(migration, judgedOf(chosen)!, judgedOf(running), judgedOf(fresh), built.units, objective);
+    },
     () => pool.lastScan,
   );
 }
@@ -600,7 +606,7 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
     ];
     for (const c of r.candidates)
       lines.push(
-        `candidate ${c.name}: latency_s=${fmt(c.latency_s)} throughput_per_s=${fmt(c.throughput_per_s)}${c.fits ? '' : ' (does not fit)'} on ${c.devices.join(',')}`,
+        `candidate ${c.name}: latency_s=${fmt(c.latency_s)} throughput_per_s=${c.throughput_per_s === null ? '-' : fmt(c.throughput_per_s)}${c.fits ? '' : ' (does not fit)'} on ${c.devices.join(',')}`,
       );
     if (r.exact) lines.push(`exact: status=${r.exact.status} objective_s=${r.exact.objective_s === null ? '-' : fmt(r.exact.objective_s)}`);
     if (r.kv) lines.push(`kv: sequences=${r.kv.sequences} context=${r.kv.context} moves=${r.kv.moves}`);

@@ -299,6 +299,7 @@ test('a plan that kept its splits on one device each is judged again with the sp
     migration: null,
     asked: null,
     contention: false,
+    everyThroughput: true,
   });
   const [g0, g1] = [ids.indexOf('gpu0'), ids.indexOf('gpu1')];
   const kept = pool.consider('kept', 'splits 0 and 1 on gpu0, 2 and 3 on gpu1', Int32Array.from([g0, g0, g0, g0, g1, g1, g1, g1]))!;

@@ -45,11 +45,13 @@ export function checkShippedBeatsCandidates(p: PlanV1, where: string): void {
     if (!eligible) continue;
     if (p.objective === 'latency')
       assert.ok(e.latency_s <= c.latency_s * (1 + 1e-12), `${where}: ${c.name} ${c.latency_s} s beats the shipped ${e.latency_s} s`);
-    else
+    else {
+      assert.ok(c.throughput_per_s !== null, `${where}: ${c.name}'s throughput was not simulated, and the objective is throughput`);
       assert.ok(
         e.throughput_per_s >= c.throughput_per_s * (1 - 1e-12),
         `${where}: ${c.name} ${c.throughput_per_s}/s beats the shipped ${e.throughput_per_s}/s`,
       );
+    }
   }
 }
 
@@ -65,7 +67,10 @@ export function checkTruth(p: PlanV1, ctx: Context, where: string): void {
   assert.ok(rows.length > 0, `${where}: the chosen plan ${e.chosen} is among the candidates`);
   for (const c of rows) {
     assert.ok(close(c.latency_s, e.latency_s), `${where}: ${c.name}'s row says latency ${c.latency_s}, the plan ${e.latency_s}`);
-    assert.ok(close(c.throughput_per_s, e.throughput_per_s), `${where}: ${c.name}'s row says throughput ${c.throughput_per_s}, the plan ${e.throughput_per_s}`);
+    assert.ok(
+      c.throughput_per_s !== null && close(c.throughput_per_s, e.throughput_per_s),
+      `${where}: ${c.name}'s row says throughput ${c.throughput_per_s}, the plan ${e.throughput_per_s}`,
+    );
     assert.equal(c.pipelined, e.pipelined, `${where}: ${c.name}'s row and the plan run different step orders`);
   }
   // Pipeline rounds never reorder one request's steps: a plan ships them (either objective) only

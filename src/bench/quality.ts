@@ -56,7 +56,9 @@ export async function qualityTable(models: string, racks: (string | null)[], fil
             const p = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8')) as PlanV1;
             fs.rmSync(dir, { recursive: true, force: true });
             const e = p.estimate;
-            const figure = (j: { latency_s: number; throughput_per_s: number }): number => (objective === 'latency' ? j.latency_s : j.throughput_per_s);
+            // (A throughput plan simulates every candidate's throughput.)
+            const figure = (j: { latency_s: number; throughput_per_s: number | null }): number =>
+              objective === 'latency' ? j.latency_s : (j.throughput_per_s ?? 0);
             const shipped = figure(e);
             const baselines: Record<string, number | null> = {};
             const losses: string[] = [];
@@ -64,7 +66,7 @@ export async function qualityTable(models: string, racks: (string | null)[], fil
               const j = e.baselines[b];
               baselines[b] = j?.fits ? figure(j) : null;
               const eligible = j?.fits && (e.kv?.asked == null || (j.kv_sequences ?? Infinity) >= e.kv.asked);
-              if (eligible && (objective === 'latency' ? j.latency_s < shipped * (1 - 1e-12) : j.throughput_per_s > shipped * (1 + 1e-12))) losses.push(b);
+              if (eligible && (objective === 'latency' ? j.latency_s < shipped * (1 - 1e-12) : figure(j) > shipped * (1 + 1e-12))) losses.push(b);
             }
             rows.push({ name, objective, shipped, chosen: e.chosen, baselines, gap: e.gap, plan_s, losses });
             process.stderr.write(`  done: ${name} ${objective} (${plan_s.toFixed(1)} s)\n`);

@@ -181,10 +181,10 @@ export async function planWith(
       : `throughput bound ${thr(e.throughput_upper_per_s)} (busiest device at least ${sec(e.lower_bounds.memory_spread_s)} per request); gap ${gap}\n`;
   const b = e.baselines;
   const asked = e.kv?.asked ?? null;
-  const figure = (j: { latency_s: number; throughput_per_s: number; kv_sequences?: number; fits?: boolean } | null): string =>
+  const figure = (j: { latency_s: number; throughput_per_s: number | null; kv_sequences?: number; fits?: boolean } | null): string =>
     j === null
       ? '-'
-      : `${plan.objective === 'latency' ? sec(j.latency_s) : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
+      : `${plan.objective === 'latency' ? sec(j.latency_s) : j.throughput_per_s === null ? '-' : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
   const named = [
     b.heft ? `HEFT ${figure(b.heft)}` : 'HEFT left a unit no device with room',
     b.single_device ? `all on ${b.single_device.devices[0]} ${figure(b.single_device)}` : 'no single device holds it',

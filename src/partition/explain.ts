@@ -153,7 +153,8 @@ export function scanMoves(
       for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (at[v.producer] === e ? 0 : p.transfer_s(at[v.producer]!, e, v.bytes)));
       // (The busiest device's load bounds throughput alone.)
       let busiest = 0;
-      if (objective !== 'latency') for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
+      if (objective !== 'latency')
+        for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
       const local = ready + unitTime(p, u, e) + tail[u]!;
       let bound = objective === 'latency' ? local : Math.max(R * busiest, local);
       let pl: Placement | null = null;
@@ -173,8 +174,26 @@ export function scanMoves(
           : 'not simulated (explain budget)';
         alts.push(
           objective === 'latency'
-            ? { device: id, to: e, latency_s: null, throughput_per_s: null, value: bound, latency_at_least_s: bound, found: ruledOut ? 'worse' : 'unjudged', why }
-            : { device: id, to: e, latency_s: null, throughput_per_s: null, value: bound, throughput_at_most_per_s: R / bound, found: ruledOut ? 'worse' : 'unjudged', why },
+            ? {
+                device: id,
+                to: e,
+                latency_s: null,
+                throughput_per_s: null,
+                value: bound,
+                latency_at_least_s: bound,
+                found: ruledOut ? 'worse' : 'unjudged',
+                why,
+              }
+            : {
+                device: id,
+                to: e,
+                latency_s: null,
+                throughput_per_s: null,
+                value: bound,
+                throughput_at_most_per_s: R / bound,
+                found: ruledOut ? 'worse' : 'unjudged',
+                why,
+              },
         );
         continue;
       }

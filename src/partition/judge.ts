@@ -99,6 +99,9 @@ export interface Verdict {
   memory: DeviceMemory[];
 }
 
+/** A verdict without the throughput (Judge.latencyVerdict). */
+export type LatencyVerdict = Omit<Verdict, 'throughput_per_s' | 'pipelined'> & { throughput_per_s: null; pipelined: false };
+
 /** Step orders a throughput figure is judged in: without pipeline rounds, with them, both (the better). */
 export const UNPIPELINED: readonly boolean[] = [false];
 export const PIPELINED: readonly boolean[] = [true];
@@ -390,6 +393,11 @@ export class Judge {
     const lat = this.latency(placement);
     const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
     return { memory, fits: memory.every((m) => m.total_bytes <= m.capacity_bytes) };
+  }
+
+  /** The latency and whether the schedule's memory fits, the throughput not simulated (a latency candidate of a huge graph). */
+  latencyVerdict(placement: Pick<Placement, 'device' | 'start_s'>): LatencyVerdict {
+    return { latency_s: this.latency(placement).latency_s, throughput_per_s: null, pipelined: false, ...this.memory(placement) };
   }
 
   /** Both figures, the throughput in the step `orders` given (see throughput), and whether the schedule's memory fits. */

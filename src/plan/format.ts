@@ -25,7 +25,11 @@ export interface JudgedPlan {
   /** Devices it runs on. */
   devices: string[];
   latency_s: number;
-  throughput_per_s: number;
+  /**
+   * Null when not simulated: a latency plan of a huge graph judges its candidates by latency alone
+   * (a run of R requests costs R times one) and simulates the throughput of the plan it ships.
+   */
+  throughput_per_s: number | null;
   /** The throughput figure is for the pipelined step order (rounds). */
   pipelined: boolean;
   /** The scheduled memory fits every device. */

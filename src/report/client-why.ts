@@ -27,7 +27,7 @@ export function drawWhy(kit: Kit): void {
       c.shipped ? `${c.name} (shipped)` : c.name,
       `${c.kind}: ${c.label}`,
       time(c.latency_s),
-      `${c.throughput_per_s.toPrecision(4)} /s`,
+      c.throughput_per_s === null ? 'not simulated' : `${c.throughput_per_s.toPrecision(4)} /s`,
       c.fits ? 'yes' : 'no',
     ]),
     'candidates',
