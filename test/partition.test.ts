@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { randomProblem } from '../src/bench/random-problems.js';
 import { HxcError } from '../src/diag/diagnostics.js';
-import { lowerBound } from '../src/partition/bounds.js';
+import { lowerBound, weightsExceedRack } from '../src/partition/bounds.js';
+import { newGraph, type Node, type TensorData } from '../src/ir/graph.js';
 import { solveExact } from '../src/partition/exact.js';
 import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
@@ -422,4 +423,28 @@ test("a pool judging candidates by latency alone gives each the latency, memory 
   assert.ok(judges[0]!.simulations < judges[1]!.simulations, 'a run of R requests fewer');
   assert.equal(lean.throughputOf(a), b.throughput_per_s);
   assert.equal(a.throughput_per_s, b.throughput_per_s, 'kept in its row');
+});
+
+test('the weights nodes read bound what a rack must hold: each counted once, unread ones not at all; more than the devices hold together is HXC3001 before any analysis', () => {
+  const topo = loadTopology(path.join(EXAMPLES, 'rack-tiny.yaml'));
+  const capacity = topo.devices.reduce((a, d) => a + d.memory_capacity_bytes, 0);
+  const g = newGraph('g');
+  const tensor = (name: string, byte_size: number): TensorData => ({ name, dtype: 'float32', dims: [byte_size / 4], byte_size, location: { kind: 'absent' } });
+  const node = (name: string, inputs: string[]): Node => ({ name, op: 'MatMul', domain: '', inputs, outputs: [`${name}_out`], attrs: {}, outer_refs: [] });
+  // Two nodes read `shared` (0.6 of the rack), one reads `own` (0.3); `dead` (the whole rack) is read by none.
+  g.initializers.set('shared', tensor('shared', Math.round(capacity * 0.15) * 4));
+  g.initializers.set('own', tensor('own', Math.round(capacity * 0.075) * 4));
+  g.initializers.set('dead', tensor('dead', capacity * 4));
+  g.nodes.push(node('a', ['x', 'shared']), node('b', ['a_out', 'shared']), node('c', ['b_out', 'own']));
+  assert.equal(weightsExceedRack(g, topo), null, '0.9 of the rack: a placement may exist');
+  g.nodes.push(node('d', ['c_out', 'own', '']));
+  assert.equal(weightsExceedRack(g, topo), null, 'a weight read twice is resident once at least');
+  g.initializers.set('more', tensor('more', Math.round(capacity * 0.05) * 4));
+  g.nodes.push(node('e', ['d_out', 'more']));
+  const err = weightsExceedRack(g, topo);
+  assert.ok(err instanceof HxcError && err.code === 'HXC3001', '1.1 of the rack cannot fit');
+  assert.match(
+    err.message,
+    new RegExp(`take ${[...['shared', 'own', 'more']].reduce((a, v) => a + g.initializers.get(v)!.byte_size, 0)} bytes .* hold ${capacity} `),
+  );
 });

@@ -15,6 +15,7 @@ import type { VariantJob, VariantReply } from './variant-worker.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass, planScore } from '../../passes/partition.js';
 import { partitionDecision, type PartitionDecision } from '../partition/result.js';
+import { weightsExceedRack } from '../partition/bounds.js';
 import { Context } from '../pass/context.js';
 import {
   finishInstrumentation,
@@ -67,7 +68,7 @@ export async function runPipeline(
     if (!names.includes('tp') || !names.includes('partition') || tpFlag === 'off') {
       const ctx = new Context(options);
       try {
-        const run = await new PassManager(pipeline.passes, instr).run(ctx, (name, result) => ctx.store(name, result));
+        const run = await new PassManager(pipeline.passes, instr).run(ctx, storing(ctx, names));
         finishInstrumentation(instr, run);
         return { ctx, pipeline, timings: run.timings };
       } finally {
@@ -79,6 +80,20 @@ export async function runPipeline(
     instr.progress?.('');
     for (const line of [...new Set(diagnostics)]) report(line);
   }
+}
+
+/**
+ * Stores a pass's result; right after the import, when the pipeline places the graph, says at once
+ * if the rack cannot hold its weights at all (src/partition/bounds.ts weightsExceedRack) rather
+ * than after the analysis and the search.
+ */
+function storing(ctx: Context, names: readonly string[]): (name: string, result: unknown) => void {
+  return (name, result) => {
+    ctx.store(name, result);
+    if (name !== importPass.name || !names.includes(partitionPass.name)) return;
+    const tooBig = weightsExceedRack(ctx.model.graph, ctx.topology());
+    if (tooBig) throw tooBig;
+  };
 }
 
 /** Cores from which a huge graph's variants are planned at once (a worker thread each). */
@@ -114,7 +129,15 @@ async function runVariants(
     const t0 = process.hrtime.bigint();
     try {
       const done = from?.run.timings.length ?? 0;
-      const more = await new PassManager(list, buffered, passes).run(ctx, (n, result) => ctx.store(n, result), done, passes.length);
+      const more = await new PassManager(list, buffered, passes).run(
+        ctx,
+        storing(
+          ctx,
+          pipeline.passes.map((p) => p.name),
+        ),
+        done,
+        passes.length,
+      );
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       plannedMs += ms;
       const run: PassRun = from ? { timings: [...from.run.timings, ...more.timings], dumps: [...from.run.dumps, ...more.dumps] } : more;
