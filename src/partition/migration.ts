@@ -107,9 +107,6 @@ export class Migration {
     this.p = p;
     this.input = input;
     const index = new Map(p.device_ids.map((id, d) => [id, d]));
-    // A unit's running device: where most of its nodes ran (the first in name order on a tie).
-    this.previousId = unitNodes.map((names) => majorityDevice(names, input.assignment));
-    this.previous = Int32Array.from(this.previousId, (id) => (id === null ? -1 : (index.get(id) ?? -1)));
     // What moves is counted by node: a unit recut since the running plan (another stage cut,
     // another fusion rule) may have run on two devices, and its nodes away from where it goes move
     // too, with their bytes, though its majority stays.
@@ -125,6 +122,10 @@ export class Migration {
       });
       return [...groups.values()].sort((a, b) => b.nodes - a.nodes || ((a.id ?? '') < (b.id ?? '') ? -1 : 1));
     });
+    // A unit's running device: where most of its nodes ran, the first in name order on a tie (its
+    // first group that ran in the plan: majorityDevice, as hxc diff reads plan A).
+    this.previousId = this.ran.map((groups) => groups.find((g) => g.id !== null)?.id ?? null);
+    this.previous = Int32Array.from(this.previousId, (id) => (id === null ? -1 : (index.get(id) ?? -1)));
   }
 
   /**
