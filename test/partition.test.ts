@@ -425,7 +425,7 @@ test("a pool judging candidates by latency alone gives each the latency, memory 
   assert.equal(a.throughput_per_s, b.throughput_per_s, 'kept in its row');
 });
 
-test('the weights nodes read bound what a rack must hold: each counted once, unread ones not at all; more than the devices hold together is HXC3001 before any analysis', () => {
+test('the weights nodes read bound what a rack must hold: each counted once, unread ones not at all; more than the devices hold together is HXC3001', () => {
   const topo = loadTopology(path.join(EXAMPLES, 'rack-tiny.yaml'));
   const capacity = topo.devices.reduce((a, d) => a + d.memory_capacity_bytes, 0);
   const g = newGraph('g');

@@ -235,7 +235,7 @@ test('a node the GPU cannot run falls back to the CPU, and explain says so', asy
   }
 });
 
-test('a model whose weights the rack cannot hold fails with exit 1, right after the import, saying how many bytes it needs and the rack holds', () => {
+test('a model whose weights the rack cannot hold fails with exit 1 once the graph is verified, saying how many bytes it needs and the rack holds', () => {
   const r = hxc([
     'plan',
     path.join(SHARED_MODELS, 'mixtral_8x7b_shaped.graph_only.onnx'),

@@ -29,6 +29,7 @@ import {
 import type { Pass, PlanOptions } from '../pass/pass.js';
 import { HUGE_GRAPH_NODES, TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
 import { importPass } from '../../passes/import.js';
+import { verifyPass } from '../../passes/verify.js';
 import { readOption } from '../pass/options.js';
 
 export interface PipelineRun {
@@ -83,14 +84,15 @@ export async function runPipeline(
 }
 
 /**
- * Stores a pass's result; right after the import, when the pipeline places the graph, says at once
- * if the rack cannot hold its weights at all (src/partition/bounds.ts weightsExceedRack) rather
- * than after the analysis and the search.
+ * Stores a pass's result; once the graph is verified, when the pipeline places it, says at once if
+ * the rack cannot hold its weights at all (src/partition/bounds.ts weightsExceedRack) rather than
+ * after the analysis and the search. (After verify, not the import: a malformed graph is bad input,
+ * said first; the tp and replicate rewrites before it never lower the weights' bytes.)
  */
 function storing(ctx: Context, names: readonly string[]): (name: string, result: unknown) => void {
   return (name, result) => {
     ctx.store(name, result);
-    if (name !== importPass.name || !names.includes(partitionPass.name)) return;
+    if (name !== verifyPass.name || !names.includes(partitionPass.name)) return;
     const tooBig = weightsExceedRack(ctx.model.graph, ctx.topology());
     if (tooBig) throw tooBig;
   };

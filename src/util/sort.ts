@@ -39,10 +39,11 @@ export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secon
       let i = lo;
       let j = mid;
       let k = lo;
-      // Two runs already in order (a schedule's events mostly are) are copied, not merged.
-      const last = src[mid - 1]!;
-      const next = src[mid]!;
-      if (mid >= hi || !(primary[next]! < primary[last]! || (primary[next] === primary[last] && second[next]! < second[last]!))) {
+      // One run, or two already in order (a schedule's events mostly are): copied, not merged.
+      if (
+        mid >= hi ||
+        !(primary[src[mid]!]! < primary[src[mid - 1]!]! || (primary[src[mid]!] === primary[src[mid - 1]!] && second[src[mid]!]! < second[src[mid - 1]!]!))
+      ) {
         for (; k < hi; k++) dst[k] = src[k]!;
         continue;
       }
