@@ -201,7 +201,7 @@ export function timeUnit_s(span_s: number): number {
  * included: a weight the accelerators cannot hold is read from there), so the bytes of the
  * initializers the graph's nodes read bound from below what any placement pins. When the rack's
  * memory together is less, no placement exists: an error said once the graph is verified, not
- * after the analysis and HEFT (the DeepSeek-V3 shape on rack-tiny: 10.7 s before, 4.4 s). Weights read
+ * after the analysis and HEFT (the DeepSeek-V3 shape on rack-tiny: 11.9 s before, 3.9–4.2 s). Weights read
  * only inside subgraphs, Constant nodes, copies, state and activations are left out: a bound,
  * never an overcount.
  */
