@@ -9,8 +9,9 @@ import { solveExact } from '../src/partition/exact.js';
 import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
 import { evaluate, groupedLaunchExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
-import { fitsMemory, MakespanAssessor, MemoryLedger, refine } from '../src/partition/refine.js';
-import { CandidatePool, relieve } from '../src/partition/pool.js';
+import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
+import { relieve } from '../src/partition/pool.js';
+import { plainPool } from './pool-helpers.js';
 import path from 'node:path';
 import { BOTH_ORDERS, Judge } from '../src/partition/judge.js';
 import { sortIndices } from '../src/util/sort.js';
@@ -371,57 +372,24 @@ test("a routed layer's grouped launches are paid once per device that runs its e
 });
 
 test("a pool judging candidates by latency alone gives each the latency, memory and fit a full verdict gives, its throughput unsimulated until asked (then the full verdict's, kept in its row)", () => {
-  const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
-  const ids = topo.devices.map((d) => d.id);
-  const nd = ids.length;
-  // A chain of six units, 0.2 ms each anywhere, passing 64 MiB along: across GPUs the shared
-  // switch carries it, so requests overlap and contend.
+  // A chain of six units passing 64 MiB along: across GPUs the shared switch carries it, so
+  // requests overlap and contend.
   const n = 6;
-  const p: PlacementProblem = {
-    unit_names: Array.from({ length: n }, (_, u) => `u${u}`),
-    device_ids: ids,
-    time_s: new Float64Array(n * nd).fill(2e-4),
-    values: Array.from({ length: n - 1 }, (_, u) => ({ name: `v${u}`, producer: u, consumers: [u + 1], bytes: 64 * 2 ** 20 })),
-    weight_bytes: new Float64Array(n).fill(2 ** 20),
-    state_bytes: new Float64Array(n),
-    activation_bytes: new Float64Array(n),
-    capacity_bytes: Float64Array.from(topo.devices, (d) => d.memory_capacity_bytes),
-    transfer_s: (a, b, bytes) => (a === b ? 0 : new RouteTable(topo).timeIdx(a, b, bytes)),
-    order: Int32Array.from({ length: n }, (_, u) => u),
-  };
-  const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
-  const judges = [new Judge(p, new RouteTable(topo), links), new Judge(p, new RouteTable(topo), links)];
-  const poolOf = (everyThroughput: boolean): CandidatePool =>
-    new CandidatePool({
-      p,
-      judge: judges[everyThroughput ? 1 : 0]!,
-      assessor: new MakespanAssessor(p),
-      objective: 'latency',
-      groups: [],
-      pinnedTo: new Int32Array(n).fill(-1),
-      tpSplits: [],
-      measureKv: () => {
-        throw new Error('no KV state here');
-      },
-      hasState: false,
-      migration: null,
-      asked: null,
-      contention: true,
-      everyThroughput,
-    });
-  const gpus = ids.flatMap((id, d) => (id.startsWith('gpu') ? [d] : []));
+  const lean = chainOnRack(n, (u) => [u + 1], 64 * 2 ** 20);
+  const full = chainOnRack(n, (u) => [u + 1], 64 * 2 ** 20);
+  const gpus = lean.p.device_ids.flatMap((id, d) => (id.startsWith('gpu') ? [d] : []));
   const device = Int32Array.from({ length: n }, (_, u) => gpus[u % 3]!);
-  const lean = poolOf(false);
-  const full = poolOf(true);
-  const a = lean.consider('spread', 'over three GPUs', device)!;
-  const b = full.consider('spread', 'over three GPUs', device)!;
+  const leanPool = plainPool(lean.p, lean.judge, { tpSplits: [], contention: true, everyThroughput: false });
+  const fullPool = plainPool(full.p, full.judge, { tpSplits: [], contention: true, everyThroughput: true });
+  const a = leanPool.consider('spread', 'over three GPUs', device)!;
+  const b = fullPool.consider('spread', 'over three GPUs', device)!;
   assert.equal(a.throughput_per_s, null, 'not simulated');
   assert.ok(b.throughput_per_s! > 0);
   assert.equal(a.latency_s, b.latency_s);
   assert.equal(a.fits, b.fits);
   assert.equal(a.value, b.value, 'the search compares what it compared');
-  assert.ok(judges[0]!.simulations < judges[1]!.simulations, 'a run of R requests fewer');
-  assert.equal(lean.throughputOf(a), b.throughput_per_s);
+  assert.ok(lean.judge.simulations < full.judge.simulations, 'a run of R requests fewer');
+  assert.equal(leanPool.throughputOf(a), b.throughput_per_s);
   assert.equal(a.throughput_per_s, b.throughput_per_s, 'kept in its row');
 });
 

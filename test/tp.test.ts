@@ -7,9 +7,8 @@ import { newGraph } from '../src/ir/graph.js';
 import { runPlan } from '../src/runtime/run.js';
 import { splitMatMuls } from '../src/transform/tensor-parallel.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
-import { CandidatePool } from '../src/partition/pool.js';
+import { plainPool } from './pool-helpers.js';
 import { Judge } from '../src/partition/judge.js';
-import { MakespanAssessor } from '../src/partition/refine.js';
 import type { PlacementProblem } from '../src/partition/problem.js';
 import { headModes, tensorParallelGroup, tpPass } from '../passes/tp.js';
 import { findStatePairs } from '../passes/state.js';
@@ -284,23 +283,8 @@ test('a plan that kept its splits on one device each is judged again with the sp
   };
   const tpSplits = [0, 1, 2, 3].map((k) => [2 * k, 2 * k + 1]);
   const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
-  const pool = new CandidatePool({
-    p,
-    judge: new Judge(p, new RouteTable(topo), links),
-    assessor: new MakespanAssessor(p),
-    objective: 'latency',
-    groups: [],
-    pinnedTo: new Int32Array(n).fill(-1),
-    tpSplits,
-    measureKv: () => {
-      throw new Error('no KV state here');
-    },
-    hasState: false,
-    migration: null,
-    asked: null,
-    contention: false,
-    everyThroughput: true,
-  });
+  const pool = plainPool(p, new Judge(p, new RouteTable(topo), links), { tpSplits, contention: false, everyThroughput: true });
+
   const [g0, g1] = [ids.indexOf('gpu0'), ids.indexOf('gpu1')];
   const kept = pool.consider('kept', 'splits 0 and 1 on gpu0, 2 and 3 on gpu1', Int32Array.from([g0, g0, g0, g0, g1, g1, g1, g1]))!;
   assert.equal(kept.tp_spread, false, 'every split on one device');
