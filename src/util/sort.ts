@@ -11,6 +11,8 @@
 export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secondary?: ArrayLike<number>): Int32Array {
   // One key: the primary again as the second (equal firsts are equal seconds: no reorder).
   const second = secondary ?? primary;
+  // Whether index a sorts strictly before b (equal keys keep their order).
+  const before = (a: number, b: number): boolean => primary[a]! < primary[b]! || (primary[a] === primary[b] && second[a]! < second[b]!);
   const n = order.length;
   const RUN = 16;
   let src: Int32Array = order;
@@ -18,13 +20,10 @@ export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secon
     const hi = Math.min(n, lo + RUN);
     for (let i = lo + 1; i < hi; i++) {
       const x = src[i]!;
-      const px = primary[x]!;
-      const sx = second[x]!;
       let j = i - 1;
-      // x goes before y only when strictly less: equal keys keep their order.
       for (; j >= lo; j--) {
         const y = src[j]!;
-        if (!(px < primary[y]! || (px === primary[y] && sx < second[y]!))) break;
+        if (!before(x, y)) break;
         src[j + 1] = y;
       }
       src[j + 1] = x;
@@ -40,17 +39,14 @@ export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secon
       let j = mid;
       let k = lo;
       // One run, or two already in order (a schedule's events mostly are): copied, not merged.
-      if (
-        mid >= hi ||
-        !(primary[src[mid]!]! < primary[src[mid - 1]!]! || (primary[src[mid]!] === primary[src[mid - 1]!] && second[src[mid]!]! < second[src[mid - 1]!]!))
-      ) {
+      if (mid >= hi || !before(src[mid]!, src[mid - 1]!)) {
         for (; k < hi; k++) dst[k] = src[k]!;
         continue;
       }
       while (i < mid && j < hi) {
         const a = src[i]!;
         const b = src[j]!;
-        if (primary[b]! < primary[a]! || (primary[b] === primary[a] && second[b]! < second[a]!)) {
+        if (before(b, a)) {
           dst[k++] = b;
           j++;
         } else {
