@@ -303,7 +303,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     // Without a shared link the simulator's latency is the contention-free makespan the refinement
     // already minimised: a judged latency polish pays only where contention is judged.
     contention: topology.links.some((l) => l.shared),
-    everyThroughput: objective === 'throughput' || migration !== null || ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES,
+    everyThroughput: migration !== null || ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES,
   });
   const judged = pool.judged;
   let considered = 0;

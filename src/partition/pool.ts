@@ -124,10 +124,10 @@ export interface PoolInput {
   /** Some link is shared: contention is judged, so a latency polish may pay. */
   contention: boolean;
   /**
-   * Every candidate's throughput is simulated; when false (a latency plan of a huge graph, not a
-   * replan) candidates are judged by latency alone and the partition pass simulates the shipped
+   * Every candidate's throughput is simulated; when false (a huge graph, not a replan) a latency
+   * plan's candidates are judged by latency alone and the partition pass simulates the shipped
    * plan's throughput: the runs of R requests of the DeepSeek-V3 shape's other candidates were
-   * ten of its twelve (3.9 s of 5.3 s).
+   * ten of its twelve (3.9 s of 5.3 s). A throughput plan's are always simulated (its figure).
    */
   everyThroughput: boolean;
 }
