@@ -15,11 +15,10 @@ import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Model, TensorData, TensorType } from '../ir/graph.js';
 import { sha256 } from '../util/hash.js';
+import { GRAPH_NODE, LENGTH_DELIMITED, MODEL_GRAPH, protobuf, splitField } from '../import/onnx-fields.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
-// onnx-proto's own protobufjs (it carries its own copy): its decoders accept only its Reader.
-const protobuf = createRequire(require.resolve('onnx-proto'))('protobufjs/minimal') as typeof import('protobufjs/minimal.js');
 
 export interface ProgramSpec {
   /** File name inside the plan directory. */
@@ -63,65 +62,22 @@ export function decodeSource(model: Model): SourceModel {
   return indexSource(buf);
 }
 
-/** Field numbers of onnx.proto: ModelProto.graph = 7; GraphProto.node = 1, name = 2, initializer = 5. */
-const MODEL_GRAPH = 7;
-const GRAPH_NODE = 1;
-const GRAPH_NAME = 2;
-const GRAPH_INITIALIZER = 5;
-const LENGTH_DELIMITED = 2;
-
 export function indexSource(buf: Uint8Array): SourceModel {
-  // Top level: every field but the graph goes to the header, decoded alone.
-  const top = protobuf.Reader.create(buf);
-  const header: Uint8Array[] = [];
-  let graphStart = -1;
-  let graphEnd = -1;
-  while (top.pos < top.len) {
-    const at = top.pos;
-    const tag = top.uint32();
-    if (tag >>> 3 === MODEL_GRAPH && (tag & 7) === LENGTH_DELIMITED) {
-      const len = top.uint32();
-      graphStart = top.pos;
-      graphEnd = top.pos + len;
-      top.skip(len);
-    } else {
-      top.skipType(tag & 7);
-      header.push(buf.subarray(at, top.pos));
-    }
-  }
-  const head = onnx.ModelProto.decode(Buffer.concat(header));
-  const graph = graphStart >= 0 ? buf.subarray(graphStart, graphEnd) : new Uint8Array(0);
-  const r = protobuf.Reader.create(graph);
-  const starts: number[] = [];
-  const ends: number[] = [];
+  // The header is every top-level field but the graph; the graph's nodes stay byte ranges.
+  const top = splitField(buf, MODEL_GRAPH);
+  const head = onnx.ModelProto.decode(top.rest);
+  const graph = top.starts.length > 0 ? buf.subarray(top.starts.at(-1)!, top.ends.at(-1)!) : new Uint8Array(0);
+  const nodes = splitField(graph, GRAPH_NODE);
+  const rest = onnx.GraphProto.decode(nodes.rest);
   const inits = new Map<string, OnnxNs.ITensorProto>();
-  let graphName = '';
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    const field = tag >>> 3;
-    if ((tag & 7) === LENGTH_DELIMITED && (field === GRAPH_NODE || field === GRAPH_INITIALIZER || field === GRAPH_NAME)) {
-      const len = r.uint32();
-      if (field === GRAPH_NODE) {
-        starts.push(r.pos);
-        ends.push(r.pos + len);
-      } else if (field === GRAPH_INITIALIZER) {
-        const t = onnx.TensorProto.decode(graph.subarray(r.pos, r.pos + len));
-        inits.set(t.name ?? '', t);
-      } else {
-        graphName = new TextDecoder().decode(graph.subarray(r.pos, r.pos + len));
-      }
-      r.skip(len);
-    } else {
-      r.skipType(tag & 7);
-    }
-  }
-  const nodeStart = Float64Array.from(starts);
-  const nodeEnd = Float64Array.from(ends);
+  for (const t of rest.initializer) inits.set(t.name ?? '', t);
+  const nodeStart = Float64Array.from(nodes.starts);
+  const nodeEnd = Float64Array.from(nodes.ends);
   return {
     irVersion: head.irVersion,
     opsetImport: head.opsetImport ?? [],
     functions: head.functions ?? [],
-    graphName,
+    graphName: rest.name ?? '',
     nodeCount: nodeStart.length,
     nodeBytes: (i) => graph.subarray(nodeStart[i]!, nodeEnd[i]!),
     initializer: (name) => inits.get(name),

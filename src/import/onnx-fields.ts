@@ -1,0 +1,46 @@
+// A protobuf message split by one of its fields without decoding it: that field's payloads as byte
+// ranges, every other field's bytes kept as they are (a message of the same type without that
+// field). The import decodes an ONNX graph's NodeProtos one at a time with it, and the lowering
+// copies them by their byte ranges (and writes programs with the same protobufjs).
+
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+// onnx-proto's own protobufjs (it carries its own copy): its decoders accept only its Reader.
+export const protobuf = createRequire(require.resolve('onnx-proto'))('protobufjs/minimal') as typeof import('protobufjs/minimal.js');
+
+/** Field numbers of onnx.proto: ModelProto.graph = 7; GraphProto.node = 1. */
+export const MODEL_GRAPH = 7;
+export const GRAPH_NODE = 1;
+/** Wire type of a length-delimited field (bytes, strings, messages). */
+export const LENGTH_DELIMITED = 2;
+
+export interface FieldSplit {
+  /** Payload byte ranges of the field's occurrences (length-delimited ones), in order. */
+  starts: number[];
+  ends: number[];
+  /** The other fields' bytes, in order. */
+  rest: Buffer;
+}
+
+/** Splits `buf` by `field` (protobufjs's Reader: a cut-short message throws "index out of range"). */
+export function splitField(buf: Uint8Array, field: number): FieldSplit {
+  const r = protobuf.Reader.create(buf);
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const rest: Uint8Array[] = [];
+  while (r.pos < r.len) {
+    const at = r.pos;
+    const tag = r.uint32();
+    if (tag >>> 3 === field && (tag & 7) === LENGTH_DELIMITED) {
+      const len = r.uint32();
+      starts.push(r.pos);
+      ends.push(r.pos + len);
+      r.skip(len);
+    } else {
+      r.skipType(tag & 7);
+      rest.push(buf.subarray(at, r.pos));
+    }
+  }
+  return { starts, ends, rest: Buffer.concat(rest) };
+}
