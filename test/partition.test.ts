@@ -15,6 +15,7 @@ import { plainPool } from './pool-helpers.js';
 import path from 'node:path';
 import { BOTH_ORDERS, Judge } from '../src/partition/judge.js';
 import { sortIndices } from '../src/util/sort.js';
+import { mulberry32 } from '../src/util/stats.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES } from './helpers.js';
 import { independentUnits } from './exact-helpers.js';
@@ -61,6 +62,51 @@ test('heuristic plans respect capability and memory, and never beat the lower bo
       },
     ),
     { numRuns: 40, seed: 7 },
+  );
+});
+
+test('the evaluator times any priority as a ready list in that priority order does, whether or not the order is topological', () => {
+  // The reference: again and again, place the first unit (by priority, ties by topological
+  // position) whose producers are all placed, when its inputs have arrived and its device is free.
+  const reference = (p: PlacementProblem, device: Int32Array, priority: Float64Array): number => {
+    const n = p.unit_names.length;
+    const topoPos = new Int32Array(n);
+    p.order.forEach((u, k) => (topoPos[u] = k));
+    const order = [...p.order].sort((a, b) => priority[a]! - priority[b]! || topoPos[a]! - topoPos[b]!);
+    const finish = new Float64Array(n).fill(-1);
+    const free = new Float64Array(p.device_ids.length);
+    const reads = p.values.flatMap((v) => v.consumers.filter((c) => c !== v.producer).map((c) => ({ c, v })));
+    let makespan = 0;
+    for (let placed = 0; placed < n; placed++) {
+      const u = order.find((w) => finish[w]! < 0 && reads.every(({ c, v }) => c !== w || finish[v.producer]! >= 0))!;
+      let ready = 0;
+      for (const { c, v } of reads) {
+        if (c !== u) continue;
+        const src = device[v.producer]!;
+        ready = Math.max(ready, finish[v.producer]! + (src === device[u] ? 0 : p.transfer_s(src, device[u]!, v.bytes)));
+      }
+      const start = Math.max(ready, free[device[u]!]!);
+      finish[u] = start + unitTime(p, u, device[u]!);
+      free[device[u]!] = finish[u]!;
+      makespan = Math.max(makespan, finish[u]!);
+    }
+    return makespan;
+  };
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 2, max: 30 }), fc.integer({ min: 1, max: 4 }), (seed, units, devices) => {
+      const p = randomProblem({ seed, units, devices, ccr: 1 });
+      const rand = mulberry32(seed);
+      // Devices where each unit can run, and priorities at random: most orders are not topological.
+      const device = Int32Array.from({ length: units }, (_, u) => {
+        const can = [...Array(devices).keys()].filter((d) => Number.isFinite(unitTime(p, u, d)));
+        return can[Math.floor(rand() * can.length)]!;
+      });
+      const priority = Float64Array.from({ length: units }, () => rand());
+      const got = evaluate(p, device, priority).makespan_s;
+      const want = reference(p, device, priority);
+      assert.ok(Math.abs(got - want) <= 1e-12 * Math.max(1, want), `${got} against ${want}`);
+    }),
+    { numRuns: 200, seed: 3 },
   );
 });
 

@@ -5,6 +5,7 @@
 // runs one unit at a time; a value moves once to each other device that reads it; transfers take
 // route time and, in the solvers, do not contend (the simulator models contention).
 
+import { Heap } from '../util/heap.js';
 import { sortIndices } from '../util/sort.js';
 
 export interface UnitValue {
@@ -48,12 +49,17 @@ export interface PlacementProblem {
  * charged to the group's first unit on that device in `order` (a permutation of the units). null
  * when the problem has no groups.
  */
-export function groupedLaunchExtra(p: PlacementProblem, device: Int32Array, order: ArrayLike<number>): Float64Array | null {
+export function groupedLaunchExtra(
+  p: PlacementProblem,
+  device: Int32Array,
+  order: ArrayLike<number>,
+  scratch?: { extra: Float64Array; charged: Uint8Array },
+): Float64Array | null {
   const gl = p.grouped_launch;
   if (!gl) return null;
   const nd = p.device_ids.length;
-  const extra = new Float64Array(p.unit_names.length);
-  const charged = new Uint8Array(gl.groups * nd);
+  const extra = scratch ? scratch.extra.fill(0) : new Float64Array(p.unit_names.length);
+  const charged = scratch ? scratch.charged.fill(0) : new Uint8Array(gl.groups * nd);
   for (let k = 0; k < order.length; k++) {
     const u = order[k]!;
     const g = gl.group[u]!;
@@ -120,8 +126,15 @@ export class Evaluator {
   private readonly predList: Int32Array;
   private readonly topo: Int32Array;
   /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
-  private readonly orders: { priority: Float64Array; order: Int32Array; topological: boolean }[] = [];
-  private topoEntry: { order: Int32Array; topological: boolean } | undefined;
+  private readonly orders: { priority: Float64Array; order: Int32Array }[] = [];
+  /**
+   * Times of the last two runs into scratch (runInto's slots 0 and 1), and the grouped launches'
+   * scratch: a search's trials are mostly thrown away, and their arrays (three of n doubles a run,
+   * 750 KB on the DeepSeek-V3 shape) were most of what it allocated, off the heap, where they
+   * trigger collections of their own.
+   */
+  private readonly slots: { start: Float64Array; finish: Float64Array }[];
+  private readonly launchScratch: { extra: Float64Array; charged: Uint8Array } | undefined;
 
   constructor(readonly p: PlacementProblem) {
     const n = (this.n = p.unit_names.length);
@@ -162,6 +175,8 @@ export class Evaluator {
     this.predStart[n] = np;
     this.predList = Int32Array.from(preds.flat());
     this.topo = Int32Array.from(p.order);
+    this.slots = [0, 1].map(() => ({ start: new Float64Array(n), finish: new Float64Array(n) }));
+    if (p.grouped_launch) this.launchScratch = { extra: new Float64Array(n), charged: new Uint8Array(p.grouped_launch.groups * nd) };
     // run() times `order` without checking it: a unit before one it reads is a bug in how units were cut.
     const early = this.firstBeforeItsInputs(this.topo);
     if (early >= 0) throw new Error(`units are out of order: ${p.unit_names[early]} comes before a unit it reads`);
@@ -187,31 +202,86 @@ export class Evaluator {
     return x;
   }
 
-  /** The units in priority order, and whether that order puts every unit after the units it reads (checked once per order). */
-  private orderFor(priority: Float64Array | undefined): { order: Int32Array; topological: boolean } {
-    if (!priority) return (this.topoEntry ??= { order: this.topo, topological: true });
-    for (const o of this.orders) if (o.priority === priority) return o;
+  /**
+   * The order units are timed in: by priority, when that puts every unit after the units it reads
+   * (checked once per priority); else the order a ready list in priority order takes.
+   */
+  private orderFor(priority: Float64Array | undefined): Int32Array {
+    if (!priority) return this.topo;
+    for (const o of this.orders) if (o.priority === priority) return o.order;
     // By priority, ties in topological order (`topo` is in it: the sort is stable).
-    const order = sortIndices(Int32Array.from(this.topo), priority);
+    const sorted = sortIndices(Int32Array.from(this.topo), priority);
+    const order = this.firstBeforeItsInputs(sorted) < 0 ? sorted : this.readyOrder(sorted);
     if (this.orders.length >= 4) this.orders.shift();
-    const entry = { priority, order, topological: this.firstBeforeItsInputs(order) < 0 };
-    this.orders.push(entry);
-    return entry;
+    this.orders.push({ priority, order });
+    return order;
+  }
+
+  /**
+   * A ready list's order: again and again, the first unit of `order` whose inputs are all timed.
+   * (It depends on the graph alone, not on times, so it is found once per priority.)
+   */
+  private readyOrder(order: Int32Array): Int32Array {
+    const n = this.n;
+    const { predStart, predList } = this;
+    const pos = new Int32Array(n);
+    for (let k = 0; k < n; k++) pos[order[k]!] = k;
+    const waiting = new Int32Array(n);
+    const readers: number[][] = Array.from({ length: n }, () => []);
+    for (let u = 0; u < n; u++) {
+      waiting[u] = predStart[u + 1]! - predStart[u]!;
+      for (let j = predStart[u]!; j < predStart[u + 1]!; j++) readers[predList[j]!]!.push(u);
+    }
+    const ready = new Heap<number>((a, b) => pos[a]! < pos[b]!);
+    for (let u = 0; u < n; u++) if (waiting[u] === 0) ready.push(u);
+    const out = new Int32Array(n);
+    let k = 0;
+    while (ready.size > 0) {
+      const u = ready.pop()!;
+      out[k++] = u;
+      for (const w of readers[u]!) if (--waiting[w]! === 0) ready.push(w);
+    }
+    if (k < n) {
+      // Units that wait on each other: a bug in how units were cut.
+      const stuck = order.find((u) => waiting[u]! > 0)!;
+      throw new Error(`units form a cycle: ${this.p.unit_names[stuck]} and ${n - k - 1} more wait on each other`);
+    }
+    return out;
   }
 
   run(device: Int32Array, priority?: Float64Array): Placement {
+    const start = new Float64Array(this.n);
+    const finish = new Float64Array(this.n);
+    return { device, start_s: start, finish_s: finish, makespan_s: this.times(device, priority, start, finish) };
+  }
+
+  /** run's makespan, its times left in scratch slot `slot` (0 or 1) until the next runInto there; placementOf copies them. */
+  runInto(slot: 0 | 1, device: Int32Array, priority?: Float64Array): number {
+    const { start, finish } = this.slots[slot]!;
+    return this.times(device, priority, start, finish);
+  }
+
+  /** The placement of the last runInto in `slot`, its arrays copied. */
+  placementOf(slot: 0 | 1, device: Int32Array, makespan_s: number): Placement {
+    const { start, finish } = this.slots[slot]!;
+    return { device, start_s: start.slice(), finish_s: finish.slice(), makespan_s };
+  }
+
+  /** Fills `start` and `finish` (every entry is written) and returns the makespan. */
+  private times(device: Int32Array, priority: Float64Array | undefined, start: Float64Array, finish: Float64Array): number {
     const n = this.n;
     const nd = this.nd;
-    const { order, topological } = this.orderFor(priority);
-    const start = new Float64Array(n);
-    const finish = new Float64Array(n);
+    const order = this.orderFor(priority);
     const free = new Float64Array(nd);
-    const { readStart, readProducer, readTable, predStart, predList, tables } = this;
+    const { readStart, readProducer, readTable, tables } = this;
     const time = this.p.time_s;
     // Grouped expert launches, paid once per device and layer (groupedLaunchExtra), as the judge pays them.
-    const extra = groupedLaunchExtra(this.p, device, order);
+    const extra = groupedLaunchExtra(this.p, device, order, this.launchScratch);
+    // (One loop, no closure per unit: a double returned from a call, or written by a closure, is
+    // boxed in a heap cell — 600 KB a run on the DeepSeek-V3 shape, most of what a search allocated.)
     let makespan = 0;
-    const place = (u: number): void => {
+    for (let k = 0; k < n; k++) {
+      const u = order[k]!;
       const d = device[u]!;
       let ready = 0;
       for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
@@ -231,35 +301,8 @@ export class Evaluator {
       finish[u] = f;
       free[d] = f;
       if (f > makespan) makespan = f;
-    };
-    // The topological order was checked once, in the constructor; a priority order when first sorted.
-    if (topological) for (let k = 0; k < n; k++) place(order[k]!);
-    else {
-      // `order` puts a unit before one it reads: a ready list in priority order.
-      const done = new Uint8Array(n);
-      const remaining = new Set(order);
-      while (remaining.size > 0) {
-        const before = remaining.size;
-        for (const u of remaining) {
-          let ok = true;
-          for (let j = predStart[u]!, end = predStart[u + 1]!; j < end; j++)
-            if (!done[predList[j]!]) {
-              ok = false;
-              break;
-            }
-          if (ok) {
-            place(u);
-            done[u] = 1;
-            remaining.delete(u);
-            break;
-          }
-        }
-        // Units that wait on each other would loop here for ever: a bug in how units were cut.
-        if (remaining.size === before)
-          throw new Error(`units form a cycle: ${this.p.unit_names[remaining.values().next().value!]} and ${remaining.size - 1} more wait on each other`);
-      }
     }
-    return { device, start_s: start, finish_s: finish, makespan_s: makespan };
+    return makespan;
   }
 }
 

@@ -299,9 +299,9 @@ export class MakespanAssessor {
 
   run(device: Int32Array, priority: Float64Array): Placement {
     this.evaluations += 2;
-    const a = this.ev.run(device, priority);
-    const b = this.ev.run(device, this.rankPriority);
-    return a.makespan_s <= b.makespan_s ? { ...a, device: Int32Array.from(device) } : { ...b, device: Int32Array.from(device) };
+    const a = this.ev.runInto(0, device, priority);
+    const b = this.ev.runInto(1, device, this.rankPriority);
+    return a <= b ? this.ev.placementOf(0, Int32Array.from(device), a) : this.ev.placementOf(1, Int32Array.from(device), b);
   }
 }
 

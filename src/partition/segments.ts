@@ -85,9 +85,11 @@ export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32
   // Which single expert a node's inputs come from, within the stage (-1 none, -2 several).
   const MIXED = -2;
   const after = new Map<number, number>();
+  const { predOffsets, preds } = index;
   for (const i of nodes) {
     let from = -1;
-    for (const q of index.predecessors(i)) {
+    for (let j = predOffsets[i]!; j < predOffsets[i + 1]!; j++) {
+      const q = preds[j]!;
       if (!inStage.has(q)) continue;
       const e = expertOf[q]! >= 0 ? expertOf[q]! : after.get(q)!;
       if (e === -1) continue;
@@ -100,23 +102,39 @@ export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32
   const ROUTING = -1;
   const group = new Map<number, number>();
   const expertGroup = (g: number): number => (g >= 0 && g !== BIG ? g >> 1 : -1);
+  // (The groups a node's readers are in, and the experts they feed: a few each, so small lists
+  // reused from node to node, and the index's CSR arrays read in place — no allocation per node.)
+  const { succOffsets, succs, inputOffsets, inputIds } = index;
+  const groups: number[] = [];
+  const feeds: number[] = [];
   for (let k = nodes.length - 1; k >= 0; k--) {
     const i = nodes[k]!;
     if (expertOf[i]! >= 0) {
       group.set(i, 2 * expertOf[i]! + 1);
       continue;
     }
-    const groups = new Set<number>();
-    for (const s of index.successors(i)) if (inStage.has(s)) groups.add(group.get(s)!);
-    if (index.inputsOf(i).every((id) => id < 0)) {
+    groups.length = 0;
+    for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
+      const s = succs[e]!;
+      if (!inStage.has(s)) continue;
+      const g = group.get(s)!;
+      if (!groups.includes(g)) groups.push(g);
+    }
+    let constant = true;
+    for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]! && constant; e++) if (inputIds[e]! >= 0) constant = false;
+    if (constant) {
       // A constant: with what reads it, when one group does.
-      group.set(i, groups.size === 1 ? [...groups][0]! : groups.size === 0 ? BIG : ROUTING);
+      group.set(i, groups.length === 1 ? groups[0]! : groups.length === 0 ? BIG : ROUTING);
       continue;
     }
-    const feeds = new Set<number>();
-    for (const g of groups) if (g !== BIG) feeds.add(g === ROUTING ? ROUTING : expertGroup(g));
-    const only = feeds.size === 1 ? [...feeds][0]! : ROUTING;
-    group.set(i, feeds.size === 0 ? BIG : only === ROUTING ? ROUTING : after.get(i) === only ? 2 * only + 1 : 2 * only);
+    feeds.length = 0;
+    for (const g of groups) {
+      if (g === BIG) continue;
+      const f = g === ROUTING ? ROUTING : expertGroup(g);
+      if (!feeds.includes(f)) feeds.push(f);
+    }
+    const only = feeds.length === 1 ? feeds[0]! : ROUTING;
+    group.set(i, feeds.length === 0 ? BIG : only === ROUTING ? ROUTING : after.get(i) === only ? 2 * only + 1 : 2 * only);
   }
   // Order the groups: routing first, then by key (dispatch before body, expert by expert), combine
   // last — checked against the edges between groups (Kahn's algorithm on the quotient graph).
@@ -127,7 +145,8 @@ export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32
   const indeg = new Map<number, number>(keys.map((g) => [g, 0]));
   for (const i of nodes) {
     const g = group.get(i)!;
-    for (const s of index.successors(i)) {
+    for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
+      const s = succs[e]!;
       if (!inStage.has(s)) continue;
       const h = group.get(s)!;
       if (h !== g && !succ.get(g)!.has(h)) {
