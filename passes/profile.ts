@@ -53,6 +53,15 @@ export interface ProfileResult {
   calibration: CalibrationReport | null;
 }
 
+/** A fused node's cost less the bytes fusion saves it reading (`read`) and writing (`written`). */
+function unfuse(c: NodeCost, read: number, written: number): void {
+  c.bytes_read -= read;
+  c.bytes_written -= written;
+  c.bytes = c.bytes_read + c.bytes_written;
+  c.fused_bytes = (c.fused_bytes ?? 0) + read + written;
+  c.intensity = c.bytes > 0 ? c.flops / c.bytes : 0;
+}
+
 /**
  * Numeric shape at the bindings; a symbol left free takes the default binding (1). Each symbolic
  * dim is evaluated once (`known`): a graph repeats a few of them over most of its values (the
@@ -94,8 +103,15 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   // Every symbol still free after shapes gets a default of 1 (one warning names them).
   const bindings: Record<string, number> = { ...ctx.get(bindPass).dims };
   const free = new Set<string>();
-  for (const t of typesByName.values())
-    for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
+  // (Each symbolic dim read once: most values repeat a few of them.)
+  const seen = new Set<string>();
+  typesByName.forEach((t) => {
+    for (const d of t.shape ?? []) {
+      if (typeof d !== 'string' || seen.has(d)) continue;
+      seen.add(d);
+      for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
+    }
+  });
   // Tokens per expert in routed MoE layers: their expectation, not 1 (src/moe/expected.ts).
   const routing = ctx.option(ROUTING) ?? null;
   const estimated: Record<string, number> = {};
@@ -176,9 +192,9 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const fusedHead = fusion.head;
   // Experts' activity and grouped layer by node index (filled from their maps once, not looked up per node).
   const activityOf: (number | undefined)[] = new Array(graph.nodes.length);
-  for (const [i, a] of experts.activity) activityOf[i] = a;
+  experts.activity.forEach((a, i) => (activityOf[i] = a));
   const groupOf: ({ experts: number; layer: number } | undefined)[] = new Array(graph.nodes.length);
-  for (const [i, g] of experts.grouped) groupOf[i] = g;
+  experts.grouped.forEach((g, i) => (groupOf[i] = g));
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
     const ins = index.inputsOf(i);
@@ -267,16 +283,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     const written = Math.min(producer.bytes_written, bytesById[fusion.output[i]!]! * (producer.activity ?? 1));
     savedRead[i] = read;
     savedWrite[i] = written;
-    for (const [c, r, w] of [
-      [consumer, read, 0],
-      [producer, 0, written],
-    ] as const) {
-      c.bytes_read -= r;
-      c.bytes_written -= w;
-      c.bytes = c.bytes_read + c.bytes_written;
-      c.fused_bytes = (c.fused_bytes ?? 0) + r + w;
-      c.intensity = c.bytes > 0 ? c.flops / c.bytes : 0;
-    }
+    unfuse(consumer, read, 0);
+    unfuse(producer, 0, written);
     totals.bytes_read -= read;
     totals.bytes_written -= written;
   }
