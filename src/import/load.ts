@@ -55,8 +55,9 @@ export function loadModel(file: string, diagnostics: Diagnostics): Model {
   if (sniffFormat(buffer) === 'json') {
     return { ...importJsonGraph(file, buffer.toString('utf8')), ...base, dir: path.dirname(path.resolve(file)) };
   }
-  // The decoded ModelProto is dropped here: lowering reads NodeProtos back by their byte ranges
-  // (src/lower/programs.ts indexSource), so a frontier-sized model's ~850 MB of decoded objects do
-  // not live through the whole pipeline.
+  // No ModelProto outlives the import: it decodes the graph's NodeProtos one at a time
+  // (src/import/onnx.ts decodeModel), and lowering reads them back by their byte ranges
+  // (src/lower/programs.ts indexSource), so a frontier-sized model's ~850 MB of decoded node
+  // objects never live together.
   return { ...importOnnx(file, buffer, diagnostics), ...base };
 }
