@@ -247,25 +247,38 @@ export interface TopoResult {
  * that order is already topological, and deterministic otherwise.
  */
 export function topoOrder(index: GraphIndex): TopoResult {
-  const n = index.size;
-  const indeg = new Int32Array(n);
-  for (let i = 0; i < n; i++) indeg[i] = index.predOffsets[i + 1]! - index.predOffsets[i]!;
-  const heap = new Heap<number>((a, b) => a < b);
-  for (let i = 0; i < n; i++) if (indeg[i] === 0) heap.push(i);
+  const { order, waiting } = kahnOrder(index.size, index.predOffsets, index.succOffsets, index.succs, (a, b) => a < b);
+  const cyclic: number[] = [];
+  if (order.length < index.size) for (let i = 0; i < index.size; i++) if (waiting[i]! > 0) cyclic.push(i);
+  return { order, cyclic };
+}
+
+/**
+ * Kahn's algorithm over adjacency in CSR form — node i's predecessors counted by
+ * predOffsets[i + 1] − predOffsets[i], its successors succs[succOffsets[i] .. succOffsets[i + 1]),
+ * each edge once each way — taking, among the ready nodes, the one `less` puts first. The order is
+ * shorter than n when nodes wait on each other; `waiting` counts, per node, its predecessors left
+ * unordered (> 0 on a cycle and behind one).
+ */
+export function kahnOrder(
+  n: number,
+  predOffsets: Int32Array,
+  succOffsets: Int32Array,
+  succs: Int32Array,
+  less: (a: number, b: number) => boolean,
+): { order: Int32Array; waiting: Int32Array } {
+  const waiting = new Int32Array(n);
+  for (let i = 0; i < n; i++) waiting[i] = predOffsets[i + 1]! - predOffsets[i]!;
+  const heap = new Heap<number>(less);
+  for (let i = 0; i < n; i++) if (waiting[i] === 0) heap.push(i);
   const order = new Int32Array(n);
   let k = 0;
   while (heap.size > 0) {
     const i = heap.pop()!;
     order[k++] = i;
-    const s = index.successors(i);
-    for (let e = 0; e < s.length; e++) {
-      const j = s[e]!;
-      if (--indeg[j]! === 0) heap.push(j);
-    }
+    for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) if (--waiting[succs[e]!]! === 0) heap.push(succs[e]!);
   }
-  const cyclic: number[] = [];
-  if (k < n) for (let i = 0; i < n; i++) if (indeg[i]! > 0) cyclic.push(i);
-  return { order: order.subarray(0, k), cyclic };
+  return { order: order.subarray(0, k), waiting };
 }
 
 /** Position of each node in `order` (inverse permutation). */

@@ -5,7 +5,7 @@
 // runs one unit at a time; a value moves once to each other device that reads it; transfers take
 // route time and, in the solvers, do not contend (the simulator models contention).
 
-import { Heap } from '../util/heap.js';
+import { kahnOrder } from '../ir/algorithms.js';
 import { sortIndices } from '../util/sort.js';
 
 export interface UnitValue {
@@ -226,25 +226,18 @@ export class Evaluator {
     const { predStart, predList } = this;
     const pos = new Int32Array(n);
     for (let k = 0; k < n; k++) pos[order[k]!] = k;
-    const waiting = new Int32Array(n);
-    const readers: number[][] = Array.from({ length: n }, () => []);
-    for (let u = 0; u < n; u++) {
-      waiting[u] = predStart[u + 1]! - predStart[u]!;
-      for (let j = predStart[u]!; j < predStart[u + 1]!; j++) readers[predList[j]!]!.push(u);
-    }
-    const ready = new Heap<number>((a, b) => pos[a]! < pos[b]!);
-    for (let u = 0; u < n; u++) if (waiting[u] === 0) ready.push(u);
-    const out = new Int32Array(n);
-    let k = 0;
-    while (ready.size > 0) {
-      const u = ready.pop()!;
-      out[k++] = u;
-      for (const w of readers[u]!) if (--waiting[w]! === 0) ready.push(w);
-    }
-    if (k < n) {
+    // Readers per unit (CSR), from the predecessor lists.
+    const readStart = new Int32Array(n + 1);
+    for (let j = 0; j < predList.length; j++) readStart[predList[j]! + 1]!++;
+    for (let u = 0; u < n; u++) readStart[u + 1]! += readStart[u]!;
+    const readers = new Int32Array(predList.length);
+    const fill = readStart.slice(0, n);
+    for (let u = 0; u < n; u++) for (let j = predStart[u]!; j < predStart[u + 1]!; j++) readers[fill[predList[j]!]!++] = u;
+    const { order: out, waiting } = kahnOrder(n, predStart, readStart, readers, (a, b) => pos[a]! < pos[b]!);
+    if (out.length < n) {
       // Units that wait on each other: a bug in how units were cut.
       const stuck = order.find((u) => waiting[u]! > 0)!;
-      throw new Error(`units form a cycle: ${this.p.unit_names[stuck]} and ${n - k - 1} more wait on each other`);
+      throw new Error(`units form a cycle: ${this.p.unit_names[stuck]} and ${n - out.length - 1} more wait on each other`);
     }
     return out;
   }
