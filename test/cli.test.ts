@@ -1,3 +1,4 @@
+import { GRAPH_NODE, MODEL_GRAPH, splitField } from '../src/import/onnx-fields.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -57,11 +58,20 @@ test('bad inputs: one line on stderr, exit 2, no stack trace', () => {
   const dir = tmpDir();
   const unknownDevice = path.join(dir, 'unknown-device.yaml');
   fs.writeFileSync(unknownDevice, fs.readFileSync(path.join(EXAMPLES, 'rack-tiny.yaml'), 'utf8').replace('connects: [cpu0, gpu0]', 'connects: [cpu0, gpu9]'));
+  // A model whose bytes are all there but whose first node starts with a field of wire type 7 (none exists).
+  const corruptNode = path.join(dir, 'corrupt-node.onnx');
+  const good = fs.readFileSync(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'));
+  const top = splitField(good, MODEL_GRAPH);
+  const nodes = splitField(good.subarray(top.starts[0]!, top.ends[0]!), GRAPH_NODE);
+  const bad = Buffer.from(good);
+  bad[top.starts[0]! + nodes.starts[0]!] = (15 << 3) | 7;
+  fs.writeFileSync(corruptNode, bad);
   const badUnit = path.join(dir, 'bad-unit.yaml');
   fs.writeFileSync(badUnit, fs.readFileSync(path.join(EXAMPLES, 'rack-tiny.yaml'), 'utf8').replace('bandwidth: 16GB/s', 'bandwidth: 80 GB/'));
   const cases: [string[], string][] = [
     [['inspect', path.join(FIXTURES, 'bad', 'truncated.onnx')], 'HXC2103'],
     [['inspect', path.join(FIXTURES, 'bad', 'not-onnx.onnx')], 'HXC2102'],
+    [['inspect', corruptNode], 'HXC2102'],
     [['inspect', path.join(FIXTURES, 'bad', 'empty.onnx')], 'HXC2101'],
     [['inspect', path.join(FIXTURES, 'bad', 'cycle.json')], 'HXC2204'],
     [['inspect', path.join(FIXTURES, 'bad', 'undefined-value.json')], 'HXC2203'],
@@ -78,6 +88,7 @@ test('bad inputs: one line on stderr, exit 2, no stack trace', () => {
     const problem = isOneLineError(hxc(args), code);
     assert.equal(problem, null, `${args.join(' ')}: ${problem}`);
   }
+  assert.match(hxc(['inspect', corruptNode]).stderr, /node 0 of the graph does not decode as an ONNX NodeProto/);
   const where = hxc(['topology', unknownDevice]).stderr;
   assert.match(where, /unknown-device\.yaml:\d+/);
   assert.match(where, /gpu9/);

@@ -65,7 +65,7 @@ test('heuristic plans respect capability and memory, and never beat the lower bo
   );
 });
 
-test('the evaluator times any priority as a ready list in that priority order does, whether or not the order is topological', () => {
+test('the evaluator times any priority as a ready list in that priority order does, whether or not the order is topological, grouped launches paid by the first unit in priority order', () => {
   // The reference: again and again, place the first unit (by priority, ties by topological
   // position) whose producers are all placed, when its inputs have arrived and its device is free.
   const reference = (p: PlacementProblem, device: Int32Array, priority: Float64Array): number => {
@@ -76,6 +76,17 @@ test('the evaluator times any priority as a ready list in that priority order do
     const finish = new Float64Array(n).fill(-1);
     const free = new Float64Array(p.device_ids.length);
     const reads = p.values.flatMap((v) => v.consumers.filter((c) => c !== v.producer).map((c) => ({ c, v })));
+    // A group's launches on a device are paid by its first unit there in priority order.
+    const gl = p.grouped_launch;
+    const nd = p.device_ids.length;
+    const launch = new Float64Array(n);
+    const charged = new Set<number>();
+    for (const u of order) {
+      const g = gl ? gl.group[u]! : -1;
+      if (g < 0 || charged.has(g * nd + device[u]!)) continue;
+      charged.add(g * nd + device[u]!);
+      launch[u] = gl!.launch_s[g * nd + device[u]!]!;
+    }
     let makespan = 0;
     for (let placed = 0; placed < n; placed++) {
       const u = order.find((w) => finish[w]! < 0 && reads.every(({ c, v }) => c !== w || finish[v.producer]! >= 0))!;
@@ -86,7 +97,7 @@ test('the evaluator times any priority as a ready list in that priority order do
         ready = Math.max(ready, finish[v.producer]! + (src === device[u] ? 0 : p.transfer_s(src, device[u]!, v.bytes)));
       }
       const start = Math.max(ready, free[device[u]!]!);
-      finish[u] = start + unitTime(p, u, device[u]!);
+      finish[u] = start + unitTime(p, u, device[u]!) + launch[u]!;
       free[device[u]!] = finish[u]!;
       makespan = Math.max(makespan, finish[u]!);
     }
@@ -94,8 +105,14 @@ test('the evaluator times any priority as a ready list in that priority order do
   };
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 2, max: 30 }), fc.integer({ min: 1, max: 4 }), (seed, units, devices) => {
-      const p = randomProblem({ seed, units, devices, ccr: 1 });
       const rand = mulberry32(seed);
+      // Units of two MoE layers' grouped kernels among the others, launched once per device and layer.
+      const grouped_launch = {
+        group: Int32Array.from({ length: units }, () => (rand() < 0.5 ? Math.floor(rand() * 2) : -1)),
+        launch_s: Float64Array.from({ length: 2 * devices }, () => rand()),
+        groups: 2,
+      };
+      const p = { ...randomProblem({ seed, units, devices, ccr: 1 }), grouped_launch };
       // Devices where each unit can run, and priorities at random: most orders are not topological.
       const device = Int32Array.from({ length: units }, (_, u) => {
         const can = [...Array(devices).keys()].filter((d) => Number.isFinite(unitTime(p, u, d)));

@@ -146,7 +146,8 @@ interface DecodedModel {
  * they are converted. Decoded whole, a DeepSeek-V3-shaped file's nodes (275k) are ~850 MB of
  * objects alive together until converted, which the collector copies and promotes (import 3.8 s);
  * decoded one at a time, each dies young (2.6 s). The file's bytes are read the same either way;
- * a file whose graph field comes more than once (protobuf merges them) is decoded whole.
+ * a file whose graph field comes more than once is decoded whole, as it always was (the last one
+ * is the graph).
  */
 function decodeModel(buffer: Buffer): DecodedModel {
   const top = splitField(buffer, MODEL_GRAPH);
@@ -251,7 +252,15 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
     try {
       p = lazy ? lazy.decode(i) : protoNodes[i]!;
     } catch (err) {
-      throw undecodable(ctx.file, ctx.buffer, err);
+      // Its bytes are all there (the graph's own length covered them): the node itself is corrupt.
+      throw new HxcError(
+        'HXC2102',
+        `node ${i} of the graph does not decode as an ONNX NodeProto (protobuf: ${err instanceof Error ? err.message : String(err)})`,
+        {
+          where: ctx.file,
+          hint: 'the file is corrupt: export or copy it again',
+        },
+      );
     }
     const op = p.opType ?? '';
     let name = p.name || `${op}_${i}`;

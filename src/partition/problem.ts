@@ -126,7 +126,7 @@ export class Evaluator {
   private readonly predList: Int32Array;
   private readonly topo: Int32Array;
   /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
-  private readonly orders: { priority: Float64Array; order: Int32Array }[] = [];
+  private readonly orders: { priority: Float64Array; sorted: Int32Array; order: Int32Array }[] = [];
   /**
    * Times of the last two runs into scratch (runInto's slots 0 and 1), and the grouped launches'
    * scratch: a search's trials are mostly thrown away, and their arrays (three of n doubles a run,
@@ -203,18 +203,20 @@ export class Evaluator {
   }
 
   /**
-   * The order units are timed in: by priority, when that puts every unit after the units it reads
-   * (checked once per priority); else the order a ready list in priority order takes.
+   * The units by priority (ties in topological order), and the order they are timed in: the same
+   * when it puts every unit after the units it reads (checked once per priority), else the order a
+   * ready list in priority order takes. Grouped launches are charged in priority order either way.
    */
-  private orderFor(priority: Float64Array | undefined): Int32Array {
-    if (!priority) return this.topo;
-    for (const o of this.orders) if (o.priority === priority) return o.order;
-    // By priority, ties in topological order (`topo` is in it: the sort is stable).
+  private orderFor(priority: Float64Array | undefined): { sorted: Int32Array; order: Int32Array } {
+    if (!priority) return { sorted: this.topo, order: this.topo };
+    for (const o of this.orders) if (o.priority === priority) return o;
+    // (`topo` is in topological order: the sort is stable.)
     const sorted = sortIndices(Int32Array.from(this.topo), priority);
     const order = this.firstBeforeItsInputs(sorted) < 0 ? sorted : this.readyOrder(sorted);
     if (this.orders.length >= 4) this.orders.shift();
-    this.orders.push({ priority, order });
-    return order;
+    const entry = { priority, sorted, order };
+    this.orders.push(entry);
+    return entry;
   }
 
   /**
@@ -264,12 +266,12 @@ export class Evaluator {
   private times(device: Int32Array, priority: Float64Array | undefined, start: Float64Array, finish: Float64Array): number {
     const n = this.n;
     const nd = this.nd;
-    const order = this.orderFor(priority);
+    const { sorted, order } = this.orderFor(priority);
     const free = new Float64Array(nd);
     const { readStart, readProducer, readTable, tables } = this;
     const time = this.p.time_s;
     // Grouped expert launches, paid once per device and layer (groupedLaunchExtra), as the judge pays them.
-    const extra = groupedLaunchExtra(this.p, device, order, this.launchScratch);
+    const extra = groupedLaunchExtra(this.p, device, sorted, this.launchScratch);
     // (One loop, no closure per unit: a double returned from a call, or written by a closure, is
     // boxed in a heap cell — 600 KB a run on the DeepSeek-V3 shape, most of what a search allocated.)
     let makespan = 0;
