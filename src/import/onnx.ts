@@ -55,7 +55,17 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
   try {
     decoded = decodeModel(buffer);
   } catch (err) {
-    throw undecodable(file, buffer, err);
+    const msg = err instanceof Error ? err.message : String(err);
+    if (/index out of range/.test(msg)) {
+      throw new HxcError('HXC2103', `the ONNX file ends early (${buffer.length} bytes; protobuf: ${msg})`, {
+        where: file,
+        hint: 'the file is truncated: copy or download it again',
+      });
+    }
+    throw new HxcError('HXC2102', `not an ONNX model: the bytes do not decode as an ONNX ModelProto (${msg})`, {
+      where: file,
+      hint: 'give an .onnx file or an hxc-graph/v1 JSON graph',
+    });
   }
   const proto = decoded.proto;
   if (!proto.graph) {
@@ -111,22 +121,6 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
     annotations: { state: [], moe: [] },
     weights_present: ctx.missingExternal.count === 0,
   };
-}
-
-/** A model file's bytes that do not decode as a ModelProto: one line saying whether it was cut short. */
-function undecodable(file: string, buffer: Buffer, err: unknown): HxcError {
-  if (err instanceof HxcError) return err;
-  const msg = err instanceof Error ? err.message : String(err);
-  if (/index out of range/.test(msg)) {
-    return new HxcError('HXC2103', `the ONNX file ends early (${buffer.length} bytes; protobuf: ${msg})`, {
-      where: file,
-      hint: 'the file is truncated: copy or download it again',
-    });
-  }
-  return new HxcError('HXC2102', `not an ONNX model: the bytes do not decode as an ONNX ModelProto (${msg})`, {
-    where: file,
-    hint: 'give an .onnx file or an hxc-graph/v1 JSON graph',
-  });
 }
 
 /** The main graph's NodeProtos, decoded one at a time as they are converted. */

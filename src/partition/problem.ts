@@ -130,11 +130,11 @@ export class Evaluator {
   /**
    * Times of the last two runs into scratch (runInto's slots 0 and 1), and the grouped launches'
    * scratch: a search's trials are mostly thrown away, and their arrays (three of n doubles a run,
-   * 750 KB on the DeepSeek-V3 shape) were most of what it allocated, off the heap, where they
-   * trigger collections of their own.
+   * 750 KB on the DeepSeek-V3 shape) live off the heap, where they trigger collections of their own.
    */
   private readonly slots: { start: Float64Array; finish: Float64Array }[];
   private readonly launchScratch: { extra: Float64Array; charged: Uint8Array } | undefined;
+  private readerCsr: { readStart: Int32Array; readers: Int32Array } | undefined;
 
   constructor(readonly p: PlacementProblem) {
     const n = (this.n = p.unit_names.length);
@@ -225,16 +225,10 @@ export class Evaluator {
    */
   private readyOrder(order: Int32Array): Int32Array {
     const n = this.n;
-    const { predStart, predList } = this;
+    const { predStart } = this;
     const pos = new Int32Array(n);
     for (let k = 0; k < n; k++) pos[order[k]!] = k;
-    // Readers per unit (CSR), from the predecessor lists.
-    const readStart = new Int32Array(n + 1);
-    for (let j = 0; j < predList.length; j++) readStart[predList[j]! + 1]!++;
-    for (let u = 0; u < n; u++) readStart[u + 1]! += readStart[u]!;
-    const readers = new Int32Array(predList.length);
-    const fill = readStart.slice(0, n);
-    for (let u = 0; u < n; u++) for (let j = predStart[u]!; j < predStart[u + 1]!; j++) readers[fill[predList[j]!]!++] = u;
+    const { readStart, readers } = this.readersOf();
     const { order: out, waiting } = kahnOrder(n, predStart, readStart, readers, (a, b) => pos[a]! < pos[b]!);
     if (out.length < n) {
       // Units that wait on each other: a bug in how units were cut.
@@ -242,6 +236,20 @@ export class Evaluator {
       throw new Error(`units form a cycle: ${this.p.unit_names[stuck]} and ${n - out.length - 1} more wait on each other`);
     }
     return out;
+  }
+
+  /** Readers per unit (CSR), from the predecessor lists: made when a ready list first needs them. */
+  private readersOf(): { readStart: Int32Array; readers: Int32Array } {
+    if (this.readerCsr) return this.readerCsr;
+    const n = this.n;
+    const { predStart, predList } = this;
+    const readStart = new Int32Array(n + 1);
+    for (let j = 0; j < predList.length; j++) readStart[predList[j]! + 1]!++;
+    for (let u = 0; u < n; u++) readStart[u + 1]! += readStart[u]!;
+    const readers = new Int32Array(predList.length);
+    const fill = readStart.slice(0, n);
+    for (let u = 0; u < n; u++) for (let j = predStart[u]!; j < predStart[u + 1]!; j++) readers[fill[predList[j]!]!++] = u;
+    return (this.readerCsr = { readStart, readers });
   }
 
   run(device: Int32Array, priority?: Float64Array): Placement {
