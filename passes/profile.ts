@@ -83,15 +83,15 @@ function numeric(t: TensorType | undefined, bind: Record<string, number>, known:
   return out ?? (t.shape as number[]);
 }
 
-function computeDtype(index: GraphIndex, i: number, types: (TensorType | undefined)[]): DType {
+/** The node's compute dtype: its first float input or output (in that order), else its first typed one. */
+function computeDtype(ins: Int32Array, outs: Int32Array, types: (TensorType | undefined)[]): DType {
   let first: DType | undefined;
-  for (const ids of [index.inputsOf(i), index.outputsOf(i)]) {
-    for (const id of ids) {
-      const t = id >= 0 ? types[id] : undefined;
-      if (!t) continue;
-      if (isFloat(t.dtype)) return t.dtype;
-      first ??= t.dtype;
-    }
+  for (let k = 0; k < ins.length + outs.length; k++) {
+    const id = k < ins.length ? ins[k]! : outs[k - ins.length]!;
+    const t = id >= 0 ? types[id] : undefined;
+    if (!t) continue;
+    if (isFloat(t.dtype)) return t.dtype;
+    first ??= t.dtype;
   }
   return first ?? 'float32';
 }
@@ -243,7 +243,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       bytes_written: bytesWritten,
       param_bytes: params,
       intensity: moved > 0 ? flops / moved : 0,
-      dtype: computeDtype(index, i, types),
+      dtype: computeDtype(ins, outs, types),
       op_class: cls,
     };
     if (node.task?.time_s) cost.time_s = node.task.time_s;

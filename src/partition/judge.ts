@@ -161,34 +161,51 @@ export class Judge {
       }
     }
     // Transfers flat, in the order made (value by value, reading devices ascending): the value,
-    // both ends, the route and the unit whose steps receive it (the objects only when read).
-    const tValue: number[] = [];
-    const tFrom: number[] = [];
-    const tTo: number[] = [];
-    const tReader: number[] = [];
+    // both ends, the route and the unit whose steps receive it (the objects only when read). A
+    // value moves at most once per consumer, so the arrays are sized by the consumers, and a
+    // device's first reader of the current value is marked with the value (no reset per value).
+    const values = p.values;
+    const cap = this.consumerCount();
+    let tValue = new Int32Array(cap);
+    let tFrom = new Int32Array(cap);
+    let tTo = new Int32Array(cap);
+    let tReader = new Int32Array(cap);
     const tRoute: JudgeRoute[] = [];
+    let T = 0;
     const rank = new Int32Array(n);
-    byStart.forEach((u, k) => (rank[u] = k));
+    for (let k = 0; k < n; k++) rank[byStart[k]!] = k;
     const firstReader = new Int32Array(nd);
-    p.values.forEach((v, vi) => {
+    const readBy = new Int32Array(nd).fill(-1);
+    for (let vi = 0; vi < values.length; vi++) {
+      const v = values[vi]!;
       const src = device[v.producer]!;
-      firstReader.fill(-1);
-      for (const c of v.consumers) {
+      const consumers = v.consumers;
+      let away = false;
+      for (let j = 0; j < consumers.length; j++) {
+        const c = consumers[j]!;
         const d = device[c]!;
         if (d === src) continue;
-        if (firstReader[d]! < 0 || rank[c]! < rank[firstReader[d]!]!) firstReader[d] = c;
+        away = true;
+        if (readBy[d] !== vi) {
+          readBy[d] = vi;
+          firstReader[d] = c;
+        } else if (rank[c]! < rank[firstReader[d]!]!) firstReader[d] = c;
       }
+      if (!away) continue;
       for (let d = 0; d < nd; d++) {
-        const reader = firstReader[d]!;
-        if (reader < 0) continue;
-        tValue.push(vi);
-        tFrom.push(src);
-        tTo.push(d);
-        tReader.push(reader);
+        if (readBy[d] !== vi) continue;
+        tValue[T] = vi;
+        tFrom[T] = src;
+        tTo[T] = d;
+        tReader[T] = firstReader[d]!;
         tRoute.push(this.route(vi, src, d));
+        T++;
       }
-    });
-    const T = tValue.length;
+    }
+    tValue = tValue.slice(0, T);
+    tFrom = tFrom.slice(0, T);
+    tTo = tTo.slice(0, T);
+    tReader = tReader.slice(0, T);
     // Per unit, the transfers it sends after it runs and receives before (in transfer order).
     const sendAt = new Int32Array(n + 1);
     const recvAt = new Int32Array(n + 1);
@@ -213,12 +230,12 @@ export class Judge {
     const packedTransfers: SchedulePackedTransfers = {
       bytes: Float64Array.from(tValue, (vi) => p.values[vi]!.bytes),
       links: tRoute.map((r) => r.index),
-      value: Int32Array.from(tValue),
-      to: Int32Array.from(tTo),
+      value: tValue,
+      to: tTo,
     };
     let transfers: ScheduleTransfer[] | null = null;
     const transfersOf = (): ScheduleTransfer[] =>
-      (transfers ??= tValue.map((vi, t) => ({
+      (transfers ??= Array.from(tValue, (vi, t) => ({
         value: p.values[vi]!.name,
         value_index: vi,
         from_index: tFrom[t]!,
@@ -405,6 +422,13 @@ export class Judge {
     const lat = this.latency(placement);
     const thr = this.throughput(placement, orders);
     return { latency_s: lat.latency_s, throughput_per_s: thr.throughput_per_s, pipelined: thr.pipelined, ...this.memory(placement) };
+  }
+
+  private consumerTotal = -1;
+  /** Consumers over all values (each value moves at most once per consumer). */
+  private consumerCount(): number {
+    if (this.consumerTotal < 0) this.consumerTotal = this.p.values.reduce((a, v) => a + v.consumers.length, 0);
+    return this.consumerTotal;
   }
 
   private producersCache: number[][] | null = null;

@@ -225,15 +225,12 @@ export class EventQueue {
   }
 }
 
-/** Contention-free duration of a transfer: sum of latencies + bytes / min bandwidth (DESIGN.md "Cost model"). */
-export function transferTime_s(bytes: number, links: readonly SimLink[]): number {
-  let latency = 0;
-  let bw = Infinity;
-  for (const l of links) {
-    latency += l.latency_s;
-    bw = Math.min(bw, l.bandwidth_bytes_per_s);
-  }
-  return latency + (bytes <= DONE_BYTES || bw === Infinity ? 0 : bytes / bw);
+/**
+ * Contention-free duration of a transfer: sum of its links' latencies + bytes / the least of their
+ * bandwidths (DESIGN.md "Cost model"); a transfer of less than a byte, or over no link, is its latency.
+ */
+export function transferTime_s(bytes: number, latency_s: number, bandwidth_bytes_per_s: number): number {
+  return latency_s + (bytes <= DONE_BYTES || bandwidth_bytes_per_s === Infinity ? 0 : bytes / bandwidth_bytes_per_s);
 }
 
 /**
@@ -302,32 +299,38 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   // Per transfer: its links, summed latency, solo rate, and whether it crosses a shared link.
   // Transfer t's links are linkList[linkFrom[t] .. linkFrom[t + 1]).
   const linkFrom = new Int32Array(T + 1);
-  const linkList: number[] = [];
   const tBytes = new Float64Array(T);
   const tLatency = new Float64Array(T);
   const tShared = new Uint8Array(T);
   const tSolo = new Float64Array(T);
-  const ls: SimLink[] = [];
-  const take = (t: number, i: number): void => {
-    linkList.push(i);
-    ls.push(input.links[i]!);
-    tLatency[t]! += input.links[i]!.latency_s;
-    if (input.links[i]!.shared) tShared[t] = 1;
-  };
+  // Each transfer's link indices: as given (packed), or its links' names looked up.
+  const linksOf: (t: number) => ArrayLike<number> = packedT
+    ? (t) => packedT.links[t]!
+    : (t) => input.transfers[t]!.links.flatMap((name) => linkIndex.get(name) ?? []);
+  const linked: ArrayLike<number>[] = new Array(T);
   for (let t = 0; t < T; t++) {
-    ls.length = 0;
-    if (packedT) for (const i of packedT.links[t]!) take(t, i);
-    else {
-      for (const name of input.transfers[t]!.links) {
-        const i = linkIndex.get(name);
-        if (i !== undefined) take(t, i);
-      }
-    }
-    linkFrom[t + 1] = linkList.length;
-    tBytes[t] = packedT ? packedT.bytes[t]! : input.transfers[t]!.bytes;
-    tSolo[t] = transferTime_s(tBytes[t]!, ls);
+    linked[t] = linksOf(t);
+    linkFrom[t + 1] = linkFrom[t]! + linked[t]!.length;
   }
-  const tLinks = Int32Array.from(linkList);
+  const tLinks = new Int32Array(linkFrom[T]!);
+  for (let t = 0; t < T; t++) {
+    const own = linked[t]!;
+    // Its latency summed in route order, and its narrowest link.
+    let latency = 0;
+    let bw = Infinity;
+    for (let j = 0; j < own.length; j++) {
+      const i = own[j]!;
+      const link = input.links[i]!;
+      tLinks[linkFrom[t]! + j] = i;
+      latency += link.latency_s;
+      bw = Math.min(bw, link.bandwidth_bytes_per_s);
+      if (link.shared) tShared[t] = 1;
+    }
+    const bytes = packedT ? packedT.bytes[t]! : input.transfers[t]!.bytes;
+    tBytes[t] = bytes;
+    tLatency[t] = latency;
+    tSolo[t] = transferTime_s(bytes, latency, bw);
+  }
   // Steps flat (device d's at stepAt[d] + k): kind (1 send, 2 recv, 0 compute), duration, transfer, round.
   const packed = input.packed ?? packSteps(input.devices);
   const { at: stepAt, op: stepOp, duration_s: stepDur, ref: stepTransfer } = packed;
