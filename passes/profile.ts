@@ -14,7 +14,6 @@ import { computeTime, type EfficiencyTable, type NodeCost } from '../src/cost/mo
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import type { TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import type { GraphIndex } from '../src/ir/algorithms.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
 import { expectedExpertCounts } from '../src/moe/expected.js';
 import { bindPass } from './bind.js';
