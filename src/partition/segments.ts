@@ -81,50 +81,77 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], 
  * alone stays in that expert; a constant goes with what reads it.
  */
 export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32Array): { expert: number; dispatch: boolean; part: number; nodes: number[] }[] {
-  const inStage = new Set(nodes);
-  // Which single expert a node's inputs come from, within the stage (-1 none, -2 several).
+  // Each stage node's position in `nodes`, -1 outside the stage (a scratch kept per index and reset
+  // on the way out: a stage's sets and maps by node were most of what splitting allocated).
+  const local = stageScratch(index);
+  for (let k = 0; k < nodes.length; k++) local[nodes[k]!] = k;
+  try {
+    return splitStage(index, nodes, expertOf, local);
+  } finally {
+    for (const i of nodes) local[i] = -1;
+  }
+}
+
+const scratchByIndex = new WeakMap<GraphIndex, Int32Array>();
+function stageScratch(index: GraphIndex): Int32Array {
+  let local = scratchByIndex.get(index);
+  if (!local) scratchByIndex.set(index, (local = new Int32Array(index.predOffsets.length - 1).fill(-1)));
+  return local;
+}
+
+/** splitExperts with `local[i]` the position of node i in `nodes` (a topological order of the stage), -1 outside it. */
+function splitStage(
+  index: GraphIndex,
+  nodes: number[],
+  expertOf: Int32Array,
+  local: Int32Array,
+): { expert: number; dispatch: boolean; part: number; nodes: number[] }[] {
+  const m = nodes.length;
+  // Which single expert a node's inputs come from, within the stage (-1 none, -2 several), by position.
   const MIXED = -2;
-  const after = new Map<number, number>();
+  const after = new Int32Array(m);
   const { predOffsets, preds } = index;
-  for (const i of nodes) {
+  for (let k = 0; k < m; k++) {
+    const i = nodes[k]!;
     let from = -1;
     for (let j = predOffsets[i]!; j < predOffsets[i + 1]!; j++) {
       const q = preds[j]!;
-      if (!inStage.has(q)) continue;
-      const e = expertOf[q]! >= 0 ? expertOf[q]! : after.get(q)!;
+      const lq = local[q]!;
+      if (lq < 0) continue;
+      const e = expertOf[q]! >= 0 ? expertOf[q]! : after[lq]!;
       if (e === -1) continue;
       from = from === -1 ? e : from === e ? from : MIXED;
     }
-    after.set(i, from);
+    after[k] = from;
   }
-  // Group: -1 routing (feeds several experts), 2e dispatch of expert e, 2e+1 expert e, BIG the rest.
+  // Group: -1 routing (feeds several experts), 2e dispatch of expert e, 2e+1 expert e, BIG the rest; by position.
   const BIG = 1 << 30;
   const ROUTING = -1;
-  const group = new Map<number, number>();
+  const groupAt = new Int32Array(m);
   const expertGroup = (g: number): number => (g >= 0 && g !== BIG ? g >> 1 : -1);
   // (The groups a node's readers are in, and the experts they feed: a few each, so small lists
   // reused from node to node, and the index's CSR arrays read in place — no allocation per node.)
   const { succOffsets, succs, inputOffsets, inputIds } = index;
   const groups: number[] = [];
   const feeds: number[] = [];
-  for (let k = nodes.length - 1; k >= 0; k--) {
+  for (let k = m - 1; k >= 0; k--) {
     const i = nodes[k]!;
     if (expertOf[i]! >= 0) {
-      group.set(i, 2 * expertOf[i]! + 1);
+      groupAt[k] = 2 * expertOf[i]! + 1;
       continue;
     }
     groups.length = 0;
     for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
-      const s = succs[e]!;
-      if (!inStage.has(s)) continue;
-      const g = group.get(s)!;
+      const ls = local[succs[e]!]!;
+      if (ls < 0) continue;
+      const g = groupAt[ls]!;
       if (!groups.includes(g)) groups.push(g);
     }
     let constant = true;
     for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]! && constant; e++) if (inputIds[e]! >= 0) constant = false;
     if (constant) {
       // A constant: with what reads it, when one group does.
-      group.set(i, groups.length === 1 ? groups[0]! : groups.length === 0 ? BIG : ROUTING);
+      groupAt[k] = groups.length === 1 ? groups[0]! : groups.length === 0 ? BIG : ROUTING;
       continue;
     }
     feeds.length = 0;
@@ -134,21 +161,27 @@ export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32
       if (!feeds.includes(f)) feeds.push(f);
     }
     const only = feeds.length === 1 ? feeds[0]! : ROUTING;
-    group.set(i, feeds.length === 0 ? BIG : only === ROUTING ? ROUTING : after.get(i) === only ? 2 * only + 1 : 2 * only);
+    groupAt[k] = feeds.length === 0 ? BIG : only === ROUTING ? ROUTING : after[k] === only ? 2 * only + 1 : 2 * only;
   }
   // Order the groups: routing first, then by key (dispatch before body, expert by expert), combine
   // last — checked against the edges between groups (Kahn's algorithm on the quotient graph).
   const members = new Map<number, number[]>();
-  for (const i of nodes) (members.get(group.get(i)!) ?? members.set(group.get(i)!, []).get(group.get(i)!)!).push(i);
+  for (let k = 0; k < m; k++) {
+    const g = groupAt[k]!;
+    const list = members.get(g);
+    if (list) list.push(nodes[k]!);
+    else members.set(g, [nodes[k]!]);
+  }
   const keys = [...members.keys()].sort((a, b) => a - b);
   const succ = new Map<number, Set<number>>(keys.map((g) => [g, new Set<number>()]));
   const indeg = new Map<number, number>(keys.map((g) => [g, 0]));
-  for (const i of nodes) {
-    const g = group.get(i)!;
+  for (let k = 0; k < m; k++) {
+    const i = nodes[k]!;
+    const g = groupAt[k]!;
     for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
-      const s = succs[e]!;
-      if (!inStage.has(s)) continue;
-      const h = group.get(s)!;
+      const ls = local[succs[e]!]!;
+      if (ls < 0) continue;
+      const h = groupAt[ls]!;
       if (h !== g && !succ.get(g)!.has(h)) {
         succ.get(g)!.add(h);
         indeg.set(h, indeg.get(h)! + 1);
@@ -175,16 +208,15 @@ export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32
   // The groups form a cycle (nested sets: tensor-parallel parts inside an expert's body): cut a
   // topological order keyed by group into runs instead — intervals of a topological order are
   // convex — with each constant placed just before the first node that reads it.
-  const pos = new Map(nodes.map((i, k) => [i, k]));
   const isConstant = (i: number): boolean => index.inputsOf(i).every((id) => id < 0);
   const nodeIndeg = new Map<number, number>();
-  for (const i of nodes) nodeIndeg.set(i, [...index.predecessors(i)].filter((q) => inStage.has(q)).length);
-  const heap = new Heap<number>((a, b) => group.get(a)! < group.get(b)! || (group.get(a) === group.get(b) && pos.get(a)! < pos.get(b)!));
+  for (const i of nodes) nodeIndeg.set(i, [...index.predecessors(i)].filter((q) => local[q]! >= 0).length);
+  const heap = new Heap<number>((a, b) => groupAt[local[a]!]! < groupAt[local[b]!]! || (groupAt[local[a]!]! === groupAt[local[b]!]! && local[a]! < local[b]!));
   for (const i of nodes) if (nodeIndeg.get(i) === 0 && !isConstant(i)) heap.push(i);
   const constantsBefore = new Map<number, number[]>();
   for (const i of nodes) {
     if (!isConstant(i)) continue;
-    const first = [...index.successors(i)].filter((s) => inStage.has(s)).sort((a, b) => pos.get(a)! - pos.get(b)!)[0];
+    const first = [...index.successors(i)].filter((s) => local[s]! >= 0).sort((a, b) => local[a]! - local[b]!)[0];
     (constantsBefore.get(first ?? -1) ?? constantsBefore.set(first ?? -1, []).get(first ?? -1)!).push(i);
   }
   const runs: { g: number; nodes: number[] }[] = [];
@@ -193,13 +225,13 @@ export function splitExperts(index: GraphIndex, nodes: number[], expertOf: Int32
     if (last && last.g === g) last.nodes.push(i);
     else runs.push({ g, nodes: [i] });
   };
-  for (const c of constantsBefore.get(-1) ?? []) emit(c, group.get(c)!);
+  for (const c of constantsBefore.get(-1) ?? []) emit(c, groupAt[local[c]!]!);
   while (heap.size > 0) {
     const i = heap.pop()!;
-    for (const c of constantsBefore.get(i) ?? []) emit(c, group.get(i)!);
-    emit(i, group.get(i)!);
+    for (const c of constantsBefore.get(i) ?? []) emit(c, groupAt[local[i]!]!);
+    emit(i, groupAt[local[i]!]!);
     for (const s of index.successors(i)) {
-      if (!inStage.has(s)) continue;
+      if (local[s]! < 0) continue;
       nodeIndeg.set(s, nodeIndeg.get(s)! - 1);
       if (nodeIndeg.get(s) === 0) heap.push(s);
     }
