@@ -153,9 +153,10 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const bytesById = new Float64Array(valueCount);
   const isWeight = new Uint8Array(valueCount);
   const known = new Map<string, number>();
+  // (By id as the shapes pass keeps them; by name when it ran without the index.)
+  const typesById = ctx.get(shapesPass).types_by_id;
   for (let id = 0; id < valueCount; id++) {
-    const name = index.valueNames[id]!;
-    const t = typesByName.get(name);
+    const t = typesById ? typesById[id] : typesByName.get(index.valueNames[id]!);
     types[id] = t;
     const s = numeric(t, bindings, known);
     shapes[id] = s;

@@ -28,7 +28,7 @@ export const shapesPass: Pass<ShapesResult> = {
     const verify = ctx.get(verifyPass);
     let result: InferResult;
     try {
-      result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get(bindPass).dims });
+      result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get(bindPass).dims, index: verify.index });
     } catch (err) {
       // An invalid node is named with the model file it is in.
       if (err instanceof HxcError && err.where && !err.where.startsWith(ctx.model.path))

@@ -125,6 +125,8 @@ export class Judge {
   /** Judgements made, for the plan's statistics (work, not seconds). */
   simulations = 0;
   private readonly routeCache = new Map<number, JudgeRoute>();
+  /** Per device pair a·nd + b, its route when it has only one (an array up to 256 devices, else a map). */
+  private readonly onlyRoute: { get(pair: number): JudgeRoute | undefined; set(pair: number, r: JudgeRoute): void };
   private readonly linkIndex: Map<string, number>;
 
   constructor(
@@ -135,6 +137,11 @@ export class Judge {
   ) {
     // As the simulation indexes them by name.
     this.linkIndex = new Map(links.map((l, i) => [l.name, i]));
+    const nd = p.device_ids.length;
+    if (nd <= 256) {
+      const byPair: (JudgeRoute | undefined)[] = new Array(nd * nd).fill(undefined);
+      this.onlyRoute = { get: (pair) => byPair[pair], set: (pair, r) => void (byPair[pair] = r) };
+    } else this.onlyRoute = new Map<number, JudgeRoute>();
   }
 
   /** The schedule of a placement: per device its units in start order (ties by index). */
@@ -143,10 +150,9 @@ export class Judge {
     const nd = p.device_ids.length;
     const n = p.unit_names.length;
     const { device, start_s } = placement;
-    const byStart = sortIndices(
-      Int32Array.from({ length: n }, (_, u) => u),
-      start_s,
-    );
+    const units = new Int32Array(n);
+    for (let u = 0; u < n; u++) units[u] = u;
+    const byStart = sortIndices(units, start_s);
     // Rounds: a unit runs a round after its inputs from other devices and never before the unit
     // ahead of it on its device (so one request still runs in list order).
     const round = new Int32Array(n);
@@ -227,8 +233,11 @@ export class Judge {
         recvs[recvPut[tReader[t]!]!++] = t;
       }
     }
+    // (Plain loops: TypedArray.from with a map function costs ~160 ns an element in V8.)
+    const tBytes = new Float64Array(T);
+    for (let t = 0; t < T; t++) tBytes[t] = values[tValue[t]!]!.bytes;
     const packedTransfers: SchedulePackedTransfers = {
-      bytes: Float64Array.from(tValue, (vi) => p.values[vi]!.bytes),
+      bytes: tBytes,
       links: tRoute.map((r) => r.index),
       value: tValue,
       to: tTo,
@@ -443,6 +452,10 @@ export class Judge {
 
   /** The route value `vi` takes from device a to b (the fastest for its size), cached per route. */
   private route(vi: number, a: number, b: number): JudgeRoute {
+    // A pair with one route gives it to every value (most pairs of a rack): kept per pair.
+    const pair = a * this.p.device_ids.length + b;
+    const only = this.onlyRoute.get(pair);
+    if (only) return only;
     const bytes = this.p.values[vi]!.bytes;
     const k = this.routes.choiceIdx(a, b, bytes);
     let r = this.routeCache.get(k);
@@ -453,6 +466,7 @@ export class Judge {
       r = { links: route.links, hops: route.hops, index };
       if (k >= 0) this.routeCache.set(k, r);
     }
+    if (k >= 0 && this.routes.optionCount(a, b) === 1) this.onlyRoute.set(pair, r);
     return r;
   }
 }

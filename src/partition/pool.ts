@@ -182,7 +182,8 @@ export class CandidatePool {
     const judged = this.judged;
     const topoPriority = this.topoPriority;
     if (!given) return null;
-    const device = Int32Array.from(given, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
+    const device = Int32Array.from(given);
+    for (let u = 0; u < n; u++) if (pinnedTo[u]! >= 0) device[u] = pinnedTo[u]!;
     if (!fitsMemory(p, device)) return null;
     for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, device[u]!))) return null;
     const placement = placed && sameArray(placed.device, device) ? placed : assessor.run(device, priority ?? topoPriority);

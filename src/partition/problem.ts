@@ -119,8 +119,8 @@ export class Evaluator {
   private readonly readStart: Int32Array;
   private readonly readProducer: Int32Array;
   private readonly readTable: Int32Array;
-  /** Transfer seconds per distinct byte size, device pair a·nd+b; NaN until first asked. */
-  private readonly tables: Float64Array[] = [];
+  /** Transfer seconds per distinct byte size t and device pair (a, b) at (t·nd + a)·nd + b, flat; NaN until first asked. */
+  private readonly tables: Float64Array;
   private readonly tableBytes: number[] = [];
   private readonly predStart: Int32Array;
   private readonly predList: Int32Array;
@@ -155,9 +155,8 @@ export class Evaluator {
       for (const v of reads[u]!) {
         let t = tableOf.get(v.bytes);
         if (t === undefined) {
-          t = this.tables.length;
+          t = this.tableBytes.length;
           tableOf.set(v.bytes, t);
-          this.tables.push(new Float64Array(nd * nd).fill(NaN));
           this.tableBytes.push(v.bytes);
         }
         this.readProducer[e] = v.producer;
@@ -165,6 +164,7 @@ export class Evaluator {
         e++;
       }
     }
+    this.tables = new Float64Array(this.tableBytes.length * nd * nd).fill(NaN);
     const preds = unitPredecessors(p);
     this.predStart = new Int32Array(n + 1);
     let np = 0;
@@ -195,10 +195,9 @@ export class Evaluator {
   }
 
   private transfer(table: number, a: number, b: number): number {
-    const t = this.tables[table]!;
-    const k = a * this.nd + b;
-    let x = t[k]!;
-    if (Number.isNaN(x)) t[k] = x = this.p.transfer_s(a, b, this.tableBytes[table]!);
+    const k = (table * this.nd + a) * this.nd + b;
+    let x = this.tables[k]!;
+    if (Number.isNaN(x)) this.tables[k] = x = this.p.transfer_s(a, b, this.tableBytes[table]!);
     return x;
   }
 
@@ -292,7 +291,7 @@ export class Evaluator {
         const src = device[q]!;
         let arrive = finish[q]!;
         if (src !== d) {
-          let x = tables[readTable[e]!]![src * nd + d]!;
+          let x = tables[(readTable[e]! * nd + src) * nd + d]!;
           if (Number.isNaN(x)) x = this.transfer(readTable[e]!, src, d);
           arrive += x;
         }

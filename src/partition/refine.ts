@@ -252,7 +252,8 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
     while (assessments < opts.budget) {
       let trial: Assessed | null;
       if (rand() < 0.5) {
-        const jittered = Float64Array.from(best.placement.start_s, (s) => s + (rand() - 0.5) * 2 * meanTime);
+        const jittered = Float64Array.from(best.placement.start_s);
+        for (let u = 0; u < n; u++) jittered[u]! += (rand() - 0.5) * 2 * meanTime;
         trial = assess(best.placement.device, jittered, Infinity);
       } else {
         const device = Int32Array.from(best.placement.device);

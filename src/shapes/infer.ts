@@ -5,6 +5,7 @@
 // decide, falls back to the declared value_info type, else leaves the value's shape unknown.
 
 import { HxcError } from '../diag/diagnostics.js';
+import type { GraphIndex } from '../ir/algorithms.js';
 import type { DType } from '../ir/dtype.js';
 import type { Attr, Dim, Graph, Node, Shape, TensorType } from '../ir/graph.js';
 import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
@@ -25,6 +26,8 @@ export interface InferOptions {
   opsets: Record<string, number>;
   /** Bound symbols (from the bind pass: `--dim batch=8`, `--phase`). */
   dims: Record<string, number>;
+  /** The graph's index (verify): with it, types are also kept by value id (`types_by_id`). */
+  index?: GraphIndex;
 }
 
 export interface Disagreement {
@@ -36,6 +39,8 @@ export interface Disagreement {
 export interface InferResult {
   /** Every value: graph inputs, initializers, node outputs. */
   types: Map<string, TensorType>;
+  /** The same by value id (GraphIndex.valueIds), when the index was given. */
+  types_by_id?: (TensorType | undefined)[];
   /** Folded elements of small tensors (shape vectors, scalars), row-major. */
   values: Map<string, Dim[]>;
   /** Value names in topological order: graph inputs, initializers, then node outputs. */
@@ -83,11 +88,15 @@ class Inference {
   readonly ruleErrors: string[] = [];
   /** One call object, re-pointed at each node: rules use it only while they run. */
   private readonly call = new Call(this);
+  /** Types by value id, when the index is given (filled as values are added, no lookup by name per value). */
+  private readonly byId: (TensorType | undefined)[] | null;
 
   constructor(
     readonly graph: Graph,
     readonly opts: InferOptions,
-  ) {}
+  ) {
+    this.byId = opts.index ? new Array<TensorType | undefined>(opts.index.valueNames.length).fill(undefined) : null;
+  }
 
   run(order: Int32Array): InferResult {
     const g = this.graph;
@@ -98,17 +107,18 @@ class Inference {
     for (const v of g.inputs) {
       if (g.initializers.has(v.name) || this.types.has(v.name)) continue;
       const declared = v.type ?? g.declared.get(v.name) ?? null;
-      this.addValue(v.name, declared ? this.canonDeclared(v.name, declared) : { dtype: 'float32', shape: null });
+      this.addValue(v.name, declared ? this.canonDeclared(v.name, declared) : { dtype: 'float32', shape: null }, this.idOf(v.name));
       if (!declared) this.unknownValues.push(v.name);
     }
     for (const t of g.initializers.values()) {
-      this.addValue(t.name, { dtype: t.dtype, shape: t.dims.slice() });
+      this.addValue(t.name, { dtype: t.dtype, shape: t.dims.slice() }, this.idOf(t.name));
       const value = decodeTensor(t);
       if (value) this.values.set(t.name, value);
     }
-    for (let k = 0; k < order.length; k++) this.visit(g.nodes[order[k]!]!);
+    for (let k = 0; k < order.length; k++) this.visit(g.nodes[order[k]!]!, order[k]!);
     return {
       types: this.types,
+      ...(this.byId ? { types_by_id: this.byId } : {}),
       values: this.values,
       order: this.valueOrder,
       unknown_ops: [...this.unknownOps].sort(),
@@ -122,10 +132,16 @@ class Inference {
     };
   }
 
-  /** Each value is added once: verify guarantees one producer, and inputs skip initializers. */
-  private addValue(name: string, t: TensorType): void {
+  /** Each value is added once: verify guarantees one producer, and inputs skip initializers. `id`: its value id, or -1. */
+  private addValue(name: string, t: TensorType, id: number): void {
     this.valueOrder.push(name);
     this.types.set(name, t);
+    if (this.byId && id >= 0) this.byId[id] = t;
+  }
+
+  /** A graph input's or initializer's value id (-1 without the index, or when nothing reads it). */
+  private idOf(name: string): number {
+    return this.opts.index?.valueIds.get(name) ?? -1;
   }
 
   /** A declared type with bound dims substituted and unnamed dims ('?') given fresh symbols. */
@@ -156,7 +172,7 @@ class Inference {
     return undefined;
   }
 
-  private visit(node: Node): void {
+  private visit(node: Node, i: number): void {
     const rule = this.ruleFor(node);
     let outs: (Out | undefined)[] = [];
     if (!rule) {
@@ -174,17 +190,19 @@ class Inference {
         else this.ruleErrors.push(`${node.name} (${node.op}): ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    for (let i = 0; i < node.outputs.length; i++) {
-      const name = node.outputs[i]!;
-      if (name) this.assign(node, name, outs[i]);
+    // (Output ids line up with node.outputs: an omitted output is -1.)
+    const ids = this.byId ? this.opts.index!.outputsOf(i) : null;
+    for (let k = 0; k < node.outputs.length; k++) {
+      const name = node.outputs[k]!;
+      if (name) this.assign(node, name, outs[k], ids ? ids[k]! : -1);
     }
   }
 
-  private assign(node: Node, name: string, out: Out | undefined): void {
+  private assign(node: Node, name: string, out: Out | undefined, id: number): void {
     if (out?.shape && validShape(out.shape)) {
       const v = out.value;
       // A rule's Out is fresh and owned by us: kept as the type itself unless it carries elements.
-      this.addValue(name, v === undefined ? out : { dtype: out.dtype, shape: out.shape });
+      this.addValue(name, v === undefined ? out : { dtype: out.dtype, shape: out.shape }, id);
       if (v && v.length <= MAX_FOLD_ELEMENTS && v.length === numericCount(out.shape)) this.values.set(name, v);
       if (this.graph.declared.size > 0) this.compareDeclared(name, out);
       return;
@@ -193,11 +211,11 @@ class Inference {
     // No shape from a rule (unknown op, unknown input, undecidable): the declared type if any.
     const declared = this.graph.declared.get(name);
     if (declared) {
-      this.addValue(name, this.canonDeclared(name, declared));
+      this.addValue(name, this.canonDeclared(name, declared), id);
       this.declaredFallback.push(name);
       if (!declared.shape) this.unknownValues.push(name);
     } else {
-      this.addValue(name, { dtype: out?.dtype ?? this.guessDtype(node, node.outputs.indexOf(name)), shape: null });
+      this.addValue(name, { dtype: out?.dtype ?? this.guessDtype(node, node.outputs.indexOf(name)), shape: null }, id);
       this.unknownValues.push(name);
     }
   }

@@ -209,6 +209,13 @@ export class RouteTable {
     return best;
   }
 
+  /** How many routes pair (i, j) has to choose from (one: every transfer takes it, whatever its size). */
+  optionCount(i: number, j: number): number {
+    if (i === j) return 0;
+    const row = this.row(i);
+    return (row[j + 1] as number) - (row[j] as number);
+  }
+
   /** Link indices (into `links`) of option k, in order. */
   optionLinks(k: number): Int32Array {
     return this.pathLinks.data.subarray(this.pathOffset.data[k], this.pathOffset.data[k + 1]);
