@@ -107,7 +107,7 @@ export function buildPrograms(
   index: GraphIndex,
   source: SourceModel,
   specs: ProgramSpec[],
-  types: Map<string, TensorType>,
+  types: ReadonlyMap<string, TensorType>,
   relocate: (location: string) => string,
   probes: ReadonlySet<string> = new Set(),
 ): WrittenProgram[] {

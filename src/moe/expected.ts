@@ -55,7 +55,7 @@ export function expectedExpertCounts(
   model: Model,
   index: GraphIndex,
   order: Int32Array,
-  types: Map<string, TensorType>,
+  types: ReadonlyMap<string, TensorType>,
   bindings: Record<string, number>,
   routingFile: string | null,
 ): ExpectedExperts {

@@ -37,8 +37,8 @@ export interface Disagreement {
 }
 
 export interface InferResult {
-  /** Every value: graph inputs, initializers, node outputs. */
-  types: Map<string, TensorType>;
+  /** Every value: graph inputs, initializers, node outputs (in the order added). */
+  types: ReadonlyMap<string, TensorType>;
   /** The same by value id (GraphIndex.valueIds), when the index was given. */
   types_by_id?: (TensorType | undefined)[];
   /** Folded elements of small tensors (shape vectors, scalars), row-major. */
@@ -73,8 +73,65 @@ export function inferShapes(graph: Graph, order: Int32Array, opts: InferOptions)
   return new Inference(graph, opts).run(order);
 }
 
+/**
+ * Types by value id, read by name through the graph's index: a map the size of the graph (320k
+ * values on the DeepSeek-V3 shape) cost more to fill than the rules that compute the types.
+ * Iterates in the order values were added, as a Map would.
+ */
+class TypesById implements ReadonlyMap<string, TensorType> {
+  /** Names and types in the order added. */
+  private readonly names: string[] = [];
+  private readonly added: TensorType[] = [];
+
+  constructor(
+    private readonly ids: ReadonlyMap<string, number>,
+    readonly byId: (TensorType | undefined)[],
+  ) {}
+
+  /** Adds value `id` (each once). */
+  add(name: string, id: number, t: TensorType): void {
+    this.byId[id] = t;
+    this.names.push(name);
+    this.added.push(t);
+  }
+
+  get(name: string): TensorType | undefined {
+    const id = this.ids.get(name);
+    return id === undefined ? undefined : this.byId[id];
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  get size(): number {
+    return this.names.length;
+  }
+
+  forEach(fn: (t: TensorType, name: string, map: ReadonlyMap<string, TensorType>) => void): void {
+    for (let k = 0; k < this.names.length; k++) fn(this.added[k]!, this.names[k]!, this);
+  }
+
+  *entries(): MapIterator<[string, TensorType]> {
+    for (let k = 0; k < this.names.length; k++) yield [this.names[k]!, this.added[k]!];
+  }
+
+  keys(): MapIterator<string> {
+    return this.names[Symbol.iterator]();
+  }
+
+  values(): MapIterator<TensorType> {
+    return this.added[Symbol.iterator]();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, TensorType]> {
+    return this.entries();
+  }
+}
+
 class Inference {
-  readonly types = new Map<string, TensorType>();
+  /** By name (without the index), or by value id through it. */
+  readonly types: Map<string, TensorType> | TypesById;
   readonly values = new Map<string, Dim[]>();
   readonly valueOrder: string[] = [];
   readonly usedSymbols = new Set<string>();
@@ -89,13 +146,14 @@ class Inference {
   /** One call object, re-pointed at each node: rules use it only while they run. */
   private readonly call = new Call(this);
   /** Types by value id, when the index is given (filled as values are added, no lookup by name per value). */
-  private readonly byId: (TensorType | undefined)[] | null;
+  readonly byId: (TensorType | undefined)[] | null;
 
   constructor(
     readonly graph: Graph,
     readonly opts: InferOptions,
   ) {
     this.byId = opts.index ? new Array<TensorType | undefined>(opts.index.valueNames.length).fill(undefined) : null;
+    this.types = opts.index ? new TypesById(opts.index.valueIds, this.byId!) : new Map<string, TensorType>();
   }
 
   run(order: Int32Array): InferResult {
@@ -135,8 +193,9 @@ class Inference {
   /** Each value is added once: verify guarantees one producer, and inputs skip initializers. `id`: its value id, or -1. */
   private addValue(name: string, t: TensorType, id: number): void {
     this.valueOrder.push(name);
-    this.types.set(name, t);
-    if (this.byId && id >= 0) this.byId[id] = t;
+    // (With the index every value added has an id: graph inputs and initializers are interned, and node outputs.)
+    if (this.types instanceof TypesById) this.types.add(name, id, t);
+    else this.types.set(name, t);
   }
 
   /** A graph input's or initializer's value id (-1 without the index, or when nothing reads it). */
@@ -180,7 +239,7 @@ class Inference {
       this.unknownOpNodes++;
     } else {
       try {
-        outs = rule(this.call.reset(node));
+        outs = rule(this.call.reset(node, i));
       } catch (err) {
         // A rule that trips over a malformed node must not stop the walk: the node falls back
         // like an unknown op, and the error is kept for the analysis (tests require none).
@@ -281,9 +340,13 @@ class Call implements OpCall {
 
   constructor(private readonly inf: Inference) {}
 
-  reset(node: Node): this {
+  /** With the index: where the node's input ids start in it (they line up with node.inputs). */
+  private inputAt = -1;
+
+  reset(node: Node, i: number): this {
     const opsets = this.inf.opts.opsets;
     this.node = node;
+    this.inputAt = this.inf.byId ? this.inf.opts.index!.inputOffsets[i]! : -1;
     this.opset = node.domain === '' ? (opsets[''] ?? opsets['ai.onnx'] ?? 0) : (opsets[node.domain] ?? 0);
     return this;
   }
@@ -293,7 +356,9 @@ class Call implements OpCall {
   }
 
   type(i: number): TensorType | undefined {
-    return this.has(i) ? this.inf.types.get(this.node.inputs[i]!) : undefined;
+    if (!this.has(i)) return undefined;
+    const byId = this.inf.byId;
+    return byId ? byId[this.inf.opts.index!.inputIds[this.inputAt + i]!] : this.inf.types.get(this.node.inputs[i]!);
   }
 
   dtype(i: number): DType {
