@@ -59,5 +59,5 @@ export function loadModel(file: string, diagnostics: Diagnostics): Model {
   // (src/import/onnx.ts decodeModel), and lowering reads them back by their byte ranges
   // (src/lower/programs.ts indexSource), so a frontier-sized model's ~850 MB of decoded node
   // objects never live together.
-  return { ...importOnnx(file, buffer, diagnostics), ...base };
+  return { ...importOnnx(file, buffer, diagnostics), ...base, source: buffer };
 }

@@ -127,6 +127,11 @@ export interface Model {
   annotations: { state: StateAnnotation[]; moe: MoeAnnotation[] };
   /** True when every initializer's bytes are available (inline, or an external file that exists). */
   weights_present: boolean;
+  /**
+   * The ONNX file's bytes as they were imported (inline initializers are views into them anyway):
+   * lowering cuts its programs from these, the bytes that were planned, without reading the file again.
+   */
+  source?: Uint8Array;
 }
 
 export function newGraph(name: string): Graph {

@@ -52,8 +52,9 @@ export interface SourceModel {
   initializer(name: string): OnnxNs.ITensorProto | undefined;
 }
 
-/** The source model of `model` (checking it is the file that was planned). */
+/** The source model of `model`: the bytes imported, or the file read again (checking it is the file that was planned). */
 export function decodeSource(model: Model): SourceModel {
+  if (model.source) return indexSource(model.source);
   const buf = fs.readFileSync(model.path);
   const sha = sha256(buf);
   if (sha !== model.sha256) {
