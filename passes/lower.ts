@@ -73,7 +73,8 @@ export function buildManifest(
       file: path.basename(model.path),
       sha256: model.sha256,
       format: model.format,
-      file_bytes: fs.statSync(model.path).size,
+      // (The bytes planned: programs are cut from them too, whatever the file holds by now.)
+      file_bytes: model.file_bytes,
       /** Where the source model was, relative to the plan directory (hxc run --check reads it). */
       path_from_plan: relativeTo(dir, model.path),
     },

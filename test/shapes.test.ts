@@ -333,3 +333,36 @@ test('property: random graphs of every known op with random attributes never cra
     { numRuns: 500 },
   );
 });
+
+test('types kept by value id read as a map by name: the same entries in the same order on real models, and a value written twice keeps its place with the later type', async () => {
+  for (const name of ['gpt2_tiny_kv.onnx', 'mixtral_tiny_moe_kv.onnx', 'mobilenet_v3_small.onnx']) {
+    const { ctx } = await runShapes(path.join(SHARED_MODELS, name));
+    const { index, order } = ctx.get(verifyPass);
+    const opts = { opsets: ctx.model.opsets, dims: ctx.get(bindPass).dims };
+    const byName = inferShapes(ctx.model.graph, order, opts);
+    const byId = inferShapes(ctx.model.graph, order, { ...opts, index });
+    assert.ok(!(byId.types instanceof Map), 'with the index, types are kept by id');
+    assert.deepEqual([...byId.types.entries()], [...byName.types.entries()], name);
+    assert.equal(byId.types.size, byName.types.size);
+    for (const [v, t] of byName.types) assert.deepEqual(byId.types_by_id![index.valueIds.get(v)!], t);
+  }
+  // A node writing a graph input's name (verify allows it: one node produces it).
+  const g: Graph = {
+    name: 'rewrite',
+    nodes: [{ name: 'relu', op: 'Relu', domain: '', inputs: ['x'], outputs: ['y'], attrs: {}, outer_refs: [] }],
+    inputs: [
+      { name: 'x', type: { dtype: 'float32', shape: [2, 3] } },
+      { name: 'y', type: { dtype: 'float32', shape: [4] } },
+    ],
+    outputs: [{ name: 'y', type: null }],
+    initializers: new Map(),
+    declared: new Map(),
+    declared_bytes: new Map(),
+  };
+  const { index, order } = verifyGraph(g, 'rewrite');
+  const byName = inferShapes(g, order, { opsets: { '': 17 }, dims: {} });
+  const byId = inferShapes(g, order, { opsets: { '': 17 }, dims: {}, index });
+  assert.deepEqual([...byId.types.entries()], [...byName.types.entries()]);
+  assert.deepEqual(byId.types.get('y'), { dtype: 'float32', shape: [2, 3] });
+  assert.equal(byId.types.size, 2);
+});

@@ -79,18 +79,30 @@ export function inferShapes(graph: Graph, order: Int32Array, opts: InferOptions)
  * Iterates in the order values were added, as a Map would.
  */
 class TypesById implements ReadonlyMap<string, TensorType> {
-  /** Names and types in the order added. */
+  /** Names and types in the order added, and each id's place among them (-1 until added). */
   private readonly names: string[] = [];
   private readonly added: TensorType[] = [];
+  private readonly place: Int32Array;
 
   constructor(
     private readonly ids: ReadonlyMap<string, number>,
     readonly byId: (TensorType | undefined)[],
-  ) {}
+  ) {
+    this.place = new Int32Array(byId.length).fill(-1);
+  }
 
-  /** Adds value `id` (each once). */
+  /**
+   * Sets value `id`'s type. A value added again (a node writing a graph input's name) keeps its
+   * place and takes the new type, as Map.set does.
+   */
   add(name: string, id: number, t: TensorType): void {
     this.byId[id] = t;
+    const at = this.place[id]!;
+    if (at >= 0) {
+      this.added[at] = t;
+      return;
+    }
+    this.place[id] = this.names.length;
     this.names.push(name);
     this.added.push(t);
   }
