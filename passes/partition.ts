@@ -320,7 +320,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   const relievedEntries: Candidate[] = [];
   const relieved = (q: PlacementProblem, bounded: HeftResult | null, name: string, label: string): void => {
     // A HEFT that never found a device full places as the unbounded one would.
-    if (bounded && !bounded.candidates.some((c) => c.reason.includes('memory full'))) return;
+    if (bounded && !bounded.memory_full) return;
     const free = heftOrNull({ ...q, capacity_bytes: new Float64Array(q.device_ids.length).fill(Infinity) });
     if (!free) return;
     if (fitsMemory(p, free.device)) return; // HEFT itself makes that plan

@@ -10,8 +10,8 @@ import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement
 export interface HeftResult extends Placement {
   /** Upward rank per unit (seconds). */
   rank: Float64Array;
-  /** For explain: per unit, each candidate device's earliest finish (Infinity when not a candidate), and why not. */
-  candidates: { finish_s: Float64Array; reason: (string | null)[] }[];
+  /** Whether memory kept some unit off a device that could run it (else HEFT placed as with unbounded memory). */
+  memory_full: boolean;
 }
 
 /** Mean transfer time of `bytes` over distinct device pairs (HEFT's average communication cost). */
@@ -90,7 +90,7 @@ export function heft(p: PlacementProblem): HeftResult {
   const floor = new Float64Array(nd);
   /** Per device, busy intervals sorted by start. */
   const busy: Busy[][] = p.device_ids.map(() => []);
-  const candidates: HeftResult['candidates'] = new Array(n);
+  let memoryFull = false;
   const placed = new Uint8Array(n);
   // Rank order can put a unit before a predecessor when times are 0; schedule in rank order but
   // never before all predecessors (a ready list keyed by rank).
@@ -108,21 +108,17 @@ export function heft(p: PlacementProblem): HeftResult {
   const opened = gl ? new Uint8Array(gl.groups * nd) : null;
   while (ready.size > 0) {
     const u = ready.pop()!;
-    const cand = { finish_s: new Float64Array(nd).fill(Infinity), reason: new Array<string | null>(nd).fill(null) };
     let best = -1;
     let bestStart = 0;
     let bestFinish = Infinity;
     const g = gl ? gl.group[u]! : -1;
     for (let d = 0; d < nd; d++) {
       let t = unitTime(p, u, d);
-      if (!Number.isFinite(t)) {
-        cand.reason[d] = 'cannot run its ops';
-        continue;
-      }
+      if (!Number.isFinite(t)) continue;
       if (g >= 0 && !opened![g * nd + d]) t += gl!.launch_s[g * nd + d]!;
       const need = residentBytes(p, u);
       if (used[d]! + need + Math.max(floor[d]!, p.activation_bytes[u]!) > p.capacity_bytes[d]!) {
-        cand.reason[d] = 'memory full';
+        memoryFull = true;
         continue;
       }
       let drt = 0;
@@ -131,14 +127,12 @@ export function heft(p: PlacementProblem): HeftResult {
         drt = Math.max(drt, finish[v.producer]! + (src === d ? 0 : p.transfer_s(src, d, v.bytes)));
       }
       const s = earliestGap(busy[d]!, drt, t);
-      cand.finish_s[d] = s + t;
       if (s + t < bestFinish - 1e-15) {
         best = d;
         bestStart = s;
         bestFinish = s + t;
       }
     }
-    candidates[u] = cand;
     if (best < 0) {
       const need = residentBytes(p, u);
       const short = p.device_ids
@@ -171,7 +165,7 @@ export function heft(p: PlacementProblem): HeftResult {
   }
   let makespan = 0;
   for (let u = 0; u < n; u++) makespan = Math.max(makespan, finish[u]!);
-  return { device, start_s: start, finish_s: finish, makespan_s: makespan, rank, candidates };
+  return { device, start_s: start, finish_s: finish, makespan_s: makespan, rank, memory_full: memoryFull };
 }
 
 /** A busy interval of a device, and the latest finish among it and those before it. */
