@@ -125,8 +125,8 @@ export class Judge {
   /** Judgements made, for the plan's statistics (work, not seconds). */
   simulations = 0;
   private readonly routeCache = new Map<number, JudgeRoute>();
-  /** Per device pair a·nd + b, its route when it has only one (an array up to 256 devices, else a map). */
-  private readonly onlyRoute: { get(pair: number): JudgeRoute | undefined; set(pair: number, r: JudgeRoute): void };
+  /** Per device pair a·nd + b, its route when it has only one. */
+  private readonly onlyRoute = new Map<number, JudgeRoute>();
   private readonly linkIndex: Map<string, number>;
 
   constructor(
@@ -137,11 +137,6 @@ export class Judge {
   ) {
     // As the simulation indexes them by name.
     this.linkIndex = new Map(links.map((l, i) => [l.name, i]));
-    const nd = p.device_ids.length;
-    if (nd <= 256) {
-      const byPair: (JudgeRoute | undefined)[] = new Array(nd * nd).fill(undefined);
-      this.onlyRoute = { get: (pair) => byPair[pair], set: (pair, r) => void (byPair[pair] = r) };
-    } else this.onlyRoute = new Map<number, JudgeRoute>();
   }
 
   /** The schedule of a placement: per device its units in start order (ties by index). */
