@@ -90,12 +90,7 @@ export function buildProblem(inp: BuildInput): Built {
   const { graph, index, topology, costs } = inp;
   const devices = topology.devices;
   const nd = devices.length;
-  // (canRun answers from its own memo per op set, domain and op.)
-  const runs = (i: number, d: Device): boolean => {
-    const node = graph.nodes[i]!;
-    if (costs[i]!.time_s) return Number.isFinite(computeTime(costs[i]!, d));
-    return canRun(d, node.op, node.domain);
-  };
+  const N = graph.nodes.length;
   // Identical devices (src/topology/device.ts) give every node the same time: price each node once
   // per class, not once per device (64 H100s are one class).
   const abstract = costs.some((c) => c.time_s !== undefined);
@@ -114,6 +109,17 @@ export function buildProblem(inp: BuildInput): Built {
     classOf[k] = c;
   });
   const classDevices = classes.map((_, c) => devices.filter((_, k) => classOf[k] === c).map((d) => d.id));
+  // Whether each class runs each node, asked once per node and class: the cuts below ask it up to
+  // four times a node (canRun's memo is three Map lookups a time: 0.3 s over both variants of the
+  // DeepSeek-V3 shape).
+  const runsOn = new Uint8Array(classes.length * N);
+  classes.forEach((d, c) => {
+    for (let i = 0; i < N; i++) {
+      const node = graph.nodes[i]!;
+      runsOn[c * N + i] = (costs[i]!.time_s ? Number.isFinite(computeTime(costs[i]!, d)) : canRun(d, node.op, node.domain)) ? 1 : 0;
+    }
+  });
+  const runs = (i: number, c: number): boolean => runsOn[c * N + i] === 1;
   const units: Unit[] = [];
   // MoE experts become units of their own (experts of one layer are independent: they can run on
   // different devices at once); each stage is first cut into expert and non-expert segments.
@@ -190,7 +196,7 @@ export function buildProblem(inp: BuildInput): Built {
     const s = stage.stage;
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));
     const core = heavy.length > 0 ? heavy : stage.nodes;
-    const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, classes[c]!)));
+    const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, c)));
     let run: number[] = [];
     let runPin = -1;
     let runRan = -1;
@@ -211,7 +217,7 @@ export function buildProblem(inp: BuildInput): Built {
     };
     for (const i of stage.nodes) {
       const pin = inp.pins ? inp.pins[i]! : -1;
-      if (pin >= 0 && !runs(i, devices[pin]!)) {
+      if (pin >= 0 && !runs(i, classOf[pin]!)) {
         const node = graph.nodes[i]!;
         throw new HxcError(
           'HXC2503',
@@ -219,7 +225,7 @@ export function buildProblem(inp: BuildInput): Built {
           { where: inp.pins_file ?? '--assign', hint: `assign it to a device that runs ${node.op}, or leave it out of the file and hxc places it` },
         );
       }
-      const excluded = pin >= 0 ? [] : heavyClasses.filter((c) => !runs(i, classes[c]!)).flatMap((c) => classDevices[c]!);
+      const excluded = pin >= 0 ? [] : heavyClasses.filter((c) => !runs(i, c)).flatMap((c) => classDevices[c]!);
       if (excluded.length > 0 && heavy.length > 0) {
         flush();
         units.push({ name: `${stage.name}#${part}:${graph.nodes[i]!.name}`, stage: s, nodes: [i], fallback: { node: i, excluded } });
@@ -273,9 +279,9 @@ export function buildProblem(inp: BuildInput): Built {
     const back = Math.min(backBytes[i]!, c.fused_bytes ?? 0);
     return { ...c, fused: c.fused && !cutFrom[i], bytes: c.bytes + back, fused_bytes: (c.fused_bytes ?? 0) - back };
   };
-  const nodeTime = classes.map((d) => {
-    const t = new Float64Array(graph.nodes.length);
-    for (let i = 0; i < graph.nodes.length; i++) t[i] = runs(i, d) ? computeTime(costOf(i), d, inp.efficiency) : Infinity;
+  const nodeTime = classes.map((d, c) => {
+    const t = new Float64Array(N);
+    for (let i = 0; i < N; i++) t[i] = runs(i, c) ? computeTime(costOf(i), d, inp.efficiency) : Infinity;
     return t;
   });
   const time_s = new Float64Array(nu * nd);
@@ -303,6 +309,7 @@ export function buildProblem(inp: BuildInput): Built {
       const c = costs[i]!;
       if (c.launch_group !== layer || !doesWork(c)) continue;
       working[g] = (working[g] ?? 0) + 1;
+      if (!c.measured_s && !c.time_s) continue; // (most nodes: no set made for them)
       const seen = new Set([...Object.keys(c.measured_s ?? {}), ...Object.keys(c.time_s ?? {})]);
       for (const key of seen) keys.set(key, (keys.get(key) ?? 0) + 1);
     }
@@ -318,10 +325,15 @@ export function buildProblem(inp: BuildInput): Built {
   const activation_bytes = new Float64Array(nu);
   const state_bytes = new Float64Array(nu);
   const node_resident_bytes = new Float64Array(graph.nodes.length);
+  // (Initializers looked up by name, not every value's name in the initializers: 45k lookups, not 320k.)
   const weightIds = new Uint8Array(index.valueNames.length);
+  for (const name of graph.initializers.keys()) {
+    const id = index.valueIds.get(name);
+    if (id !== undefined) weightIds[id] = 1;
+  }
   for (let id = 0; id < weightIds.length; id++) {
     const p = index.producerOf[id]!;
-    if (graph.initializers.has(index.valueNames[id]!) || (p >= 0 && graph.nodes[p]!.op === 'Constant')) weightIds[id] = 1;
+    if (p >= 0 && graph.nodes[p]!.op === 'Constant') weightIds[id] = 1;
   }
   const isWeight = (id: number): boolean => weightIds[id] === 1;
   units.forEach((u, k) => {
@@ -372,14 +384,21 @@ export function buildProblem(inp: BuildInput): Built {
     }
   // Values crossing units: produced in one unit, read by others (weights travel with their readers).
   const values: UnitValue[] = [];
+  // Each reading unit once: marked with the value's id (no set per value).
+  const readerOf = new Int32Array(nu).fill(-1);
   for (let id = 0; id < index.valueNames.length; id++) {
     const p = index.producerOf[id]!;
     if (p < 0 || isWeight(id)) continue;
     const pu = unit_of[p]!;
-    const cons = new Set<number>();
-    for (const c of index.consumersOfId(id)) if (unit_of[c] !== pu) cons.add(unit_of[c]!);
-    if (cons.size === 0) continue;
-    values.push({ name: index.valueNames[id]!, producer: pu, consumers: [...cons].sort((a, b) => a - b), bytes: inp.value_bytes_by_id[id]! });
+    const cons: number[] = [];
+    for (const c of index.consumersOfId(id)) {
+      const cu = unit_of[c]!;
+      if (cu === pu || readerOf[cu] === id) continue;
+      readerOf[cu] = id;
+      cons.push(cu);
+    }
+    if (cons.length === 0) continue;
+    values.push({ name: index.valueNames[id]!, producer: pu, consumers: cons.sort((a, b) => a - b), bytes: inp.value_bytes_by_id[id]! });
   }
   // Units are cut from one topological order of stages, so their creation order is topological.
   const order = Int32Array.from({ length: nu }, (_, k) => k);
