@@ -190,11 +190,9 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const nodes: NodeCost[] = new Array(graph.nodes.length);
   const fusion = fusedInto(graph, index, ctx.get(verifyPass).order);
   const fusedHead = fusion.head;
-  // Experts' activity and grouped layer by node index (filled from their maps once, not looked up per node).
-  const activityOf: (number | undefined)[] = new Array(graph.nodes.length);
-  experts.activity.forEach((a, i) => (activityOf[i] = a));
-  const groupOf: ({ experts: number; layer: number } | undefined)[] = new Array(graph.nodes.length);
-  experts.grouped.forEach((g, i) => (groupOf[i] = g));
+  // Experts' activity and grouped layer, by node index.
+  const activityOf = experts.activity;
+  const groupOf = experts.grouped;
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
     const ins = index.inputsOf(i);

@@ -25,15 +25,21 @@ export interface ExpertProbe {
 export function expertProbes(model: Model, index: GraphIndex, layers: MoeLayer[]): ExpertProbe[] {
   const probes: ExpertProbe[] = [];
   const g = model.graph;
+  // The expert of each node of the layer at hand, plus one (0: none), cleared after the layer: one
+  // array for all layers, not a map and a list of all its nodes per layer (200k nodes on the
+  // DeepSeek-V3 shape, asked per variant).
+  const expertOf = new Int32Array(g.nodes.length);
   for (const l of layers) {
     if (l.form !== 'sparse') continue;
-    const expertOf = new Map<number, number>();
-    for (const e of l.experts) for (const i of e.nodes) expertOf.set(i, e.expert);
-    const nonzeros = [...new Set([...l.dispatch, ...l.experts.flatMap((e) => e.nodes)])].filter((i) => g.nodes[i]!.op === 'NonZero').sort((a, b) => a - b);
-    for (const i of nonzeros) {
+    for (const e of l.experts) for (const i of e.nodes) expertOf[i] = e.expert + 1;
+    const nonzeros = new Set<number>();
+    for (const i of l.dispatch) if (g.nodes[i]!.op === 'NonZero') nonzeros.add(i);
+    for (const e of l.experts) for (const i of e.nodes) if (g.nodes[i]!.op === 'NonZero') nonzeros.add(i);
+    for (const i of [...nonzeros].sort((a, b) => a - b)) {
       const e = owningExpert(index, i, expertOf);
       if (e !== null) probes.push({ node: i, layer: l.layer, expert: e });
     }
+    for (const e of l.experts) for (const i of e.nodes) expertOf[i] = 0;
   }
   return probes;
 }
@@ -41,13 +47,14 @@ export function expertProbes(model: Model, index: GraphIndex, layers: MoeLayer[]
 export interface ExpectedExperts {
   /** NonZero count symbol → expected tokens of its expert in a step where it runs. */
   counts: Map<string, number>;
-  /** Node index of an expert's body → probability that it runs in a step (P above). */
-  activity: Map<number, number>;
+  /** By node index: for an expert's body, the probability that it runs in a step (P above); else undefined. */
+  activity: (number | undefined)[];
   /**
-   * Node index of an expert's body, dispatch or combine → experts in its layer and the layer (they
-   * run as its grouped kernels on a GPU: src/cost/fusion.ts).
+   * By node index: for an expert's body, dispatch or combine, the experts in its layer and the layer
+   * (they run as its grouped kernels on a GPU: src/cost/fusion.ts); else undefined. (Arrays, not
+   * maps: 200k nodes on the DeepSeek-V3 shape, and profile reads them per node.)
    */
-  grouped: Map<number, { experts: number; layer: number }>;
+  grouped: ({ experts: number; layer: number } | undefined)[];
 }
 
 /** Expected counts and activity of the experts of detected sparse MoE layers. */
@@ -60,8 +67,8 @@ export function expectedExpertCounts(
   routingFile: string | null,
 ): ExpectedExperts {
   const out = new Map<string, number>();
-  const activity = new Map<number, number>();
-  const grouped = new Map<number, { experts: number; layer: number }>();
+  const activity: (number | undefined)[] = new Array(model.graph.nodes.length);
+  const grouped: ({ experts: number; layer: number } | undefined)[] = new Array(model.graph.nodes.length);
   const layers = detectMoe(model, index, order).filter((l) => l.form === 'sparse');
   if (layers.length === 0) return { counts: out, activity, grouped };
   const shares = routingShares(routingFile);
@@ -84,15 +91,15 @@ export function expectedExpertCounts(
     const sym = shape?.[1];
     if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, Math.max(1, Math.round(active > 0 ? (tokens * q) / active : 1)));
     const expert = l.experts.find((e) => e.expert === probe.expert);
-    if (expert) for (const i of expert.nodes) activity.set(i, active);
+    if (expert) for (const i of expert.nodes) activity[i] = active;
   }
   // The layer's routed part — each expert's dispatch (mask, NonZero, gathers), body and combine
   // (weighting, ScatterND back) — runs as one set of grouped kernels on a GPU. The dispatch list
   // also holds the few nodes the layer runs once (4 of DeepSeek-V3's 3,076), priced alike.
   for (const l of layers) {
     const group = { experts: l.num_experts, layer: l.layer };
-    for (const e of l.experts) for (const i of e.nodes) grouped.set(i, group);
-    for (const i of l.dispatch) grouped.set(i, group);
+    for (const e of l.experts) for (const i of e.nodes) grouped[i] = group;
+    for (const i of l.dispatch) grouped[i] = group;
   }
   return { counts: out, activity, grouped };
 }
@@ -101,17 +108,15 @@ export function expectedExpertCounts(
  * The expert whose batch a NonZero selects: the first expert node its output reaches going
  * forward (the token indices feed that expert's gather), searched breadth-first a few hops deep.
  */
-function owningExpert(index: GraphIndex, start: number, expertOf: Map<number, number>): number | null {
-  const own = expertOf.get(start);
-  if (own !== undefined) return own;
+function owningExpert(index: GraphIndex, start: number, expertOf: Int32Array): number | null {
+  if (expertOf[start]! > 0) return expertOf[start]! - 1;
   let frontier = [start];
   const seen = new Set<number>(frontier);
   for (let depth = 0; depth < 12 && frontier.length > 0; depth++) {
     const next: number[] = [];
     for (const u of frontier) {
       for (const v of index.successors(u)) {
-        const e = expertOf.get(v);
-        if (e !== undefined) return e;
+        if (expertOf[v]! > 0) return expertOf[v]! - 1;
         if (!seen.has(v)) {
           seen.add(v);
           next.push(v);
