@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { randomProblem } from '../src/bench/random-problems.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { lowerBound, weightsExceedRack } from '../src/partition/bounds.js';
+import { GraphIndex } from '../src/ir/algorithms.js';
 import { newGraph, type Node, type TensorData } from '../src/ir/graph.js';
 import { solveExact } from '../src/partition/exact.js';
 import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
@@ -467,12 +468,12 @@ test('the weights nodes read bound what a rack must hold: each counted once, unr
   g.initializers.set('own', tensor('own', Math.round(capacity * 0.075) * 4));
   g.initializers.set('dead', tensor('dead', capacity * 4));
   g.nodes.push(node('a', ['x', 'shared']), node('b', ['a_out', 'shared']), node('c', ['b_out', 'own']));
-  assert.equal(weightsExceedRack(g, topo), null, '0.9 of the rack: a placement may exist');
+  assert.equal(weightsExceedRack(new GraphIndex(g), topo), null, '0.9 of the rack: a placement may exist');
   g.nodes.push(node('d', ['c_out', 'own', '']));
-  assert.equal(weightsExceedRack(g, topo), null, 'a weight read twice is resident once at least');
+  assert.equal(weightsExceedRack(new GraphIndex(g), topo), null, 'a weight read twice is resident once at least');
   g.initializers.set('more', tensor('more', Math.round(capacity * 0.05) * 4));
   g.nodes.push(node('e', ['d_out', 'more']));
-  const err = weightsExceedRack(g, topo);
+  const err = weightsExceedRack(new GraphIndex(g), topo);
   assert.ok(err instanceof HxcError && err.code === 'HXC3001', '1.1 of the rack cannot fit');
   assert.match(
     err.message,

@@ -30,6 +30,7 @@ import type { Pass, PlanOptions } from '../pass/pass.js';
 import { HUGE_GRAPH_NODES, TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
 import { importPass } from '../../passes/import.js';
 import { verifyPass } from '../../passes/verify.js';
+import type { VerifyResult } from '../ir/verify.js';
 import { readOption } from '../pass/options.js';
 
 export interface PipelineRun {
@@ -93,7 +94,7 @@ function storing(ctx: Context, names: readonly string[]): (name: string, result:
   return (name, result) => {
     ctx.store(name, result);
     if (name !== verifyPass.name || !names.includes(partitionPass.name)) return;
-    const tooBig = weightsExceedRack(ctx.model.graph, ctx.topology());
+    const tooBig = weightsExceedRack((result as VerifyResult).index, ctx.topology());
     if (tooBig) throw tooBig;
   };
 }
