@@ -25,7 +25,7 @@ import {
 } from '../sim/simulate.js';
 import type { Objective } from '../plan/format.js';
 import type { RouteTable } from '../topology/index.js';
-import { groupedLaunchExtra, type Placement, type PlacementProblem } from './problem.js';
+import { groupedLaunchExtra, unitPredecessors, type Placement, type PlacementProblem } from './problem.js';
 import { sortIndices } from '../util/sort.js';
 
 /** Equal element by element. */
@@ -437,11 +437,7 @@ export class Judge {
 
   private producersCache: number[][] | null = null;
   private producers(): number[][] {
-    if (!this.producersCache) {
-      const sets = this.p.unit_names.map(() => new Set<number>());
-      for (const v of this.p.values) for (const c of v.consumers) if (c !== v.producer) sets[c]!.add(v.producer);
-      this.producersCache = sets.map((s) => [...s].sort((a, b) => a - b));
-    }
+    this.producersCache ??= unitPredecessors(this.p);
     return this.producersCache;
   }
 
