@@ -234,6 +234,10 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       bytesWritten *= activity;
     }
     const moved = bytesRead + bytesWritten;
+    const group = groupOf[i];
+    // Every field in the literal, the ones a node lacks undefined (as absent to every reader): one
+    // object with its fields inline, not one plus a property array grown by the fields added after
+    // it (most nodes of an MoE graph take two or three: 275k long-lived objects per variant).
     const cost: NodeCost = {
       flops,
       bytes: moved,
@@ -243,22 +247,17 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       intensity: moved > 0 ? flops / moved : 0,
       dtype: computeDtype(ins, outs, types),
       op_class: cls,
+      time_s: node.task?.time_s || undefined,
+      measured_s: undefined,
+      tiles: tiled && tiled.tiles > 0 ? tiled.tiles : undefined,
+      k_splits: tiled && tiled.tiles > 0 && tiled.k_splits > 1 ? tiled.k_splits : undefined,
+      activity: activity !== undefined && activity < 1 ? activity : undefined,
+      // In its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
+      launch_group: group !== undefined && group.experts > 1 ? group.layer : undefined,
+      fused: fusedHead[i]! >= 0 ? true : undefined,
+      fused_bytes: undefined,
     };
-    if (node.task?.time_s) cost.time_s = node.task.time_s;
-    if (tiled && tiled.tiles > 0) {
-      cost.tiles = tiled.tiles;
-      if (tiled.k_splits > 1) cost.k_splits = tiled.k_splits;
-    }
-    if (activity !== undefined && activity < 1) cost.activity = activity;
-    const group = groupOf[i];
-    if (group !== undefined && group.experts > 1) {
-      // It runs in its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
-      cost.launch_group = group.layer;
-    }
-    if (fusedHead[i]! >= 0) {
-      cost.fused = true;
-      totals.fused++;
-    }
+    if (cost.fused) totals.fused++;
     totals.flops += flops;
     totals.bytes_read += bytesRead;
     totals.bytes_written += bytesWritten;
