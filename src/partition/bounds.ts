@@ -118,7 +118,7 @@ export async function spreadLp(
   const devices = p.device_ids.length;
   if (work_over_speed_s === 0) return { bound_s: 0, note: null, variables: 0 };
   const time = (u: number, d: number): number => (unitAllowed(p, u, d) ? unitTime(p, u, d) : -1);
-  const groups = identicalRuns(devices, (d) => `${p.capacity_bytes[d]}|${Array.from({ length: n }, (_, u) => time(u, d)).join(',')}`);
+  const groups = identicalDevices(p, devices, time);
   const classes = identicalRuns(n, (u) => (opts.classes === false ? String(u) : `${residentBytes(p, u)}|${groups.map((g) => time(u, g.first)).join(',')}`));
   let pairs = 0;
   for (const c of classes) for (const g of groups) if (unitAllowed(p, c.first, g.first)) pairs++;
@@ -171,6 +171,28 @@ export async function spreadLp(
   }
   // Shave a relative 1e-9: the simplex optimum carries round-off, and a bound must not overshoot.
   return { bound_s: Math.max(work_over_speed_s, run.objective * unit_s * (1 - 1e-9)), note: null, variables: pairs };
+}
+
+/**
+ * Devices grouped as identicalRuns would group them by their capacity and every unit's time (-1
+ * where not allowed), compared as numbers against each group's first device instead of through a
+ * key string of 31k times per device (0.1 s a variant on the DeepSeek-V3 shape). Two numbers print
+ * alike exactly when they are equal (0 and -0 both print "0"; NaN prints "NaN").
+ */
+function identicalDevices(p: PlacementProblem, devices: number, time: (u: number, d: number) => number): { first: number; count: number }[] {
+  const n = p.unit_names.length;
+  const same = (a: number, b: number): boolean => a === b || (Number.isNaN(a) && Number.isNaN(b));
+  const groups: { first: number; count: number }[] = [];
+  for (let d = 0; d < devices; d++) {
+    const g = groups.find(({ first: e }) => {
+      if (!same(p.capacity_bytes[d]!, p.capacity_bytes[e]!)) return false;
+      for (let u = 0; u < n; u++) if (!same(time(u, d), time(u, e))) return false;
+      return true;
+    });
+    if (g) g.count++;
+    else groups.push({ first: d, count: 1 });
+  }
+  return groups;
 }
 
 /** Indices 0..count−1 grouped by key, in order of first appearance: each group's first index and size. */
