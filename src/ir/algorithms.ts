@@ -37,10 +37,23 @@ export class GraphIndex {
   readonly outputIds: Int32Array;
   /** Set when a value has two producers: [value, first producer, second producer]. */
   readonly duplicateProducer: [string, number, number] | null = null;
-  private nodeByNameMap: Map<string, number> | null = null;
+  private nodeByNameMap: Map<string, number> | null;
 
-  constructor(graph: Graph) {
+  /**
+   * The index of `graph`, built once per graph object: the import builds it to find dead nodes, and
+   * the tp pass and the plain variant's verify read the same one (a graph is not changed once
+   * indexed: a transform that edits it returns a new one).
+   */
+  static of(graph: Graph, nodeByName: Map<string, number> | null = null): GraphIndex {
+    let index = built.get(graph);
+    if (!index) built.set(graph, (index = new GraphIndex(graph, nodeByName)));
+    return index;
+  }
+
+  /** `nodeByName`: node name → index, when the caller has it already (the import, which makes names unique, has). */
+  constructor(graph: Graph, nodeByName: Map<string, number> | null = null) {
     this.graph = graph;
+    this.nodeByNameMap = nodeByName;
     const nodes = graph.nodes;
     const n = nodes.length;
     const ids = this.valueIds;
@@ -226,6 +239,8 @@ export class GraphIndex {
     return this.succs.subarray(this.succOffsets[i]!, this.succOffsets[i + 1]!);
   }
 }
+
+const built = new WeakMap<Graph, GraphIndex>();
 
 /** Every value a node reads: its explicit inputs, then its subgraphs' outer-scope references. */
 export function readsOf(node: Node): string[] {

@@ -12,7 +12,7 @@ export interface VerifyResult {
 }
 
 export function verifyGraph(graph: Graph, file: string): VerifyResult {
-  const index = new GraphIndex(graph);
+  const index = GraphIndex.of(graph);
   if (index.duplicateProducer) {
     const [value, a, b] = index.duplicateProducer;
     throw new HxcError('HXC2205', `value "${value}" is produced by both node "${graph.nodes[a]!.name}" and node "${graph.nodes[b]!.name}"`, {
@@ -24,12 +24,14 @@ export function verifyGraph(graph: Graph, file: string): VerifyResult {
   const defined = new Uint8Array(index.valueNames.length);
   for (const v of graph.inputs) defined[index.valueIds.get(v.name)!] = 1;
   for (const k of graph.initializers.keys()) defined[index.valueIds.get(k)!] = 1;
+  // Inputs by the index's value ids, not their names looked up again (0.3 s over the two variants of a 275k-node graph).
+  const { inputOffsets, inputIds, producerOf } = index;
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
-    for (const v of node.inputs) {
-      if (!v) continue;
-      const id = index.valueIds.get(v)!;
-      if (!defined[id] && index.producerOf[id] === -1) {
+    for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]!; e++) {
+      const id = inputIds[e]!;
+      if (id !== -1 && !defined[id] && producerOf[id] === -1) {
+        const v = node.inputs[e - inputOffsets[i]!]!;
         throw new HxcError('HXC2203', `node "${node.name}" (${node.op}) reads value "${v}", which is never produced`, {
           where: file,
           hint: 'the model is incomplete: re-export it, or add the missing input',
