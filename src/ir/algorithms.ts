@@ -69,44 +69,48 @@ export class GraphIndex {
     };
     for (const v of graph.inputs) intern(v.name);
     for (const k of graph.initializers.keys()) intern(k);
-    // Reads per node (CSR), interned in one sweep.
+    // Reads per node (CSR), interned in one sweep into typed arrays sized by a count of the slots
+    // first, not number arrays grown by push and copied (the DeepSeek-V3 shape's index: least of 16
+    // builds 0.30 against 0.48 s of CPU).
+    let inputSlots = 0;
+    let outputSlots = 0;
+    let refSlots = 0;
+    for (const node of nodes) {
+      inputSlots += node.inputs.length;
+      outputSlots += node.outputs.length;
+      refSlots += node.outer_refs.length;
+    }
     const readOffsets = new Int32Array(n + 1);
-    const reads: number[] = [];
-    const outOffsets = new Int32Array(n + 1);
-    const outs: number[] = [];
-    const inputIds: number[] = [];
-    const outputIds: number[] = [];
+    const reads = new Int32Array(inputSlots + refSlots);
     this.inputOffsets = new Int32Array(n + 1);
+    this.inputIds = new Int32Array(inputSlots);
     this.outputOffsets = new Int32Array(n + 1);
+    this.outputIds = new Int32Array(outputSlots);
+    let read = 0;
+    let input = 0;
+    let output = 0;
     for (let i = 0; i < n; i++) {
       const node = nodes[i]!;
-      readOffsets[i] = reads.length;
-      this.inputOffsets[i] = inputIds.length;
+      readOffsets[i] = read;
+      this.inputOffsets[i] = input;
       for (const v of node.inputs) {
         const id = v ? intern(v) : -1;
-        inputIds.push(id);
-        if (id >= 0) reads.push(id);
+        this.inputIds[input++] = id;
+        if (id >= 0) reads[read++] = id;
       }
-      for (const v of node.outer_refs) reads.push(intern(v));
-      outOffsets[i] = outs.length;
-      this.outputOffsets[i] = outputIds.length;
-      for (const v of node.outputs) {
-        const id = v ? intern(v) : -1;
-        outputIds.push(id);
-        if (id >= 0) outs.push(id);
-      }
+      for (const v of node.outer_refs) reads[read++] = intern(v);
+      this.outputOffsets[i] = output;
+      for (const v of node.outputs) this.outputIds[output++] = v ? intern(v) : -1;
     }
-    readOffsets[n] = reads.length;
-    outOffsets[n] = outs.length;
-    this.inputOffsets[n] = inputIds.length;
-    this.outputOffsets[n] = outputIds.length;
-    this.inputIds = Int32Array.from(inputIds);
-    this.outputIds = Int32Array.from(outputIds);
+    readOffsets[n] = read;
+    this.inputOffsets[n] = input;
+    this.outputOffsets[n] = output;
     const valueCount = names.length;
     this.producerOf = new Int32Array(valueCount).fill(-1);
     for (let i = 0; i < n; i++) {
-      for (let e = outOffsets[i]!; e < outOffsets[i + 1]!; e++) {
-        const v = outs[e]!;
+      for (let e = this.outputOffsets[i]!; e < this.outputOffsets[i + 1]!; e++) {
+        const v = this.outputIds[e]!;
+        if (v === -1) continue;
         if (this.producerOf[v] !== -1 && this.duplicateProducer === null) {
           (this as { duplicateProducer: [string, number, number] | null }).duplicateProducer = [names[v]!, this.producerOf[v]!, i];
         }
@@ -132,11 +136,13 @@ export class GraphIndex {
     lastReader.fill(-1);
     // Predecessors per node, deduplicated, in first-read order.
     const mark = new Int32Array(n).fill(-1);
-    const predList: number[] = [];
+    // At most one per read; cut to size below.
+    const predList = new Int32Array(read);
+    let pred = 0;
     this.predOffsets = new Int32Array(n + 1);
     const succCount = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      this.predOffsets[i] = predList.length;
+      this.predOffsets[i] = pred;
       for (let e = readOffsets[i]!; e < readOffsets[i + 1]!; e++) {
         const v = reads[e]!;
         if (lastReader[v] !== i) {
@@ -146,16 +152,16 @@ export class GraphIndex {
         const p = this.producerOf[v]!;
         if (p !== -1 && mark[p] !== i) {
           mark[p] = i;
-          predList.push(p);
+          predList[pred++] = p;
           succCount[p]!++;
         }
       }
     }
-    this.predOffsets[n] = predList.length;
-    this.preds = Int32Array.from(predList);
+    this.predOffsets[n] = pred;
+    this.preds = predList.slice(0, pred);
     this.succOffsets = new Int32Array(n + 1);
     for (let i = 0; i < n; i++) this.succOffsets[i + 1] = this.succOffsets[i]! + succCount[i]!;
-    this.succs = new Int32Array(predList.length);
+    this.succs = new Int32Array(pred);
     const fill = this.succOffsets.slice(0, n);
     for (let i = 0; i < n; i++) {
       for (let e = this.predOffsets[i]!; e < this.predOffsets[i + 1]!; e++) {
