@@ -191,12 +191,8 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
       } else if ('parts' in f || 'write' in f) {
         const fd = fs.openSync(p, 'wx');
         try {
-          // writeSync may write less than asked (Linux stops one write at 2 GiB - 4 KiB): until all is written.
-          const put = (part: Uint8Array): void => {
-            for (let done = 0; done < part.length; ) done += fs.writeSync(fd, part, done);
-          };
-          if ('parts' in f) for (const part of f.parts) put(part);
-          else f.write(put);
+          if ('parts' in f) writeParts(fd, f.parts);
+          else f.write((part) => writeRest(fd, part, 0));
         } finally {
           fs.closeSync(fd);
         }
@@ -215,6 +211,33 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
     fs.rmSync(tmp, { recursive: true, force: true });
     throw writeError(err, dir);
   }
+}
+
+/** Parts given to one writev call: Linux's IOV_MAX. */
+const WRITEV_PARTS = 1024;
+
+/**
+ * Writes `parts` one after another at the file's position, a thousand in one call: a pack is
+ * thousands of programs of a few KB each, and a call per program was most of its writing.
+ */
+function writeParts(fd: number, parts: readonly Uint8Array[]): void {
+  for (let from = 0; from < parts.length; from += WRITEV_PARTS) {
+    const batch = parts.slice(from, from + WRITEV_PARTS);
+    // A call may write less than asked: whatever it left goes on part by part.
+    let wrote = fs.writevSync(fd, batch);
+    for (const part of batch) {
+      if (wrote >= part.length) wrote -= part.length;
+      else {
+        writeRest(fd, part, wrote);
+        wrote = 0;
+      }
+    }
+  }
+}
+
+/** Writes `part` from byte `done` on; writeSync may write less than asked (Linux stops one write at 2 GiB - 4 KiB): until all is written. */
+function writeRest(fd: number, part: Uint8Array, done: number): void {
+  while (done < part.length) done += fs.writeSync(fd, part, done);
 }
 
 /**
