@@ -389,7 +389,10 @@ function lowerPrograms(ctx: PassContext): {
   if (ctx.model.format !== 'onnx') return null;
   const sched = ctx.get(schedulePass);
   const { index } = ctx.get(verifyPass);
-  const types = ctx.get(shapesPass).types;
+  // Types by value id as the shapes pass keeps them with verify's index (by name when it ran without it).
+  const shapes = ctx.get(shapesPass);
+  const byId = shapes.types_by_id;
+  const typeOf = byId ? (id: number) => byId[id] : (id: number) => shapes.types.get(index.valueNames[id]!);
   const nodeIndex = index.nodeByName;
   const specs: ProgramSpec[] = [];
   const byDevice = new Map<string, string[]>();
@@ -428,7 +431,7 @@ function lowerPrograms(ctx: PassContext): {
     index,
     source,
     specs,
-    types,
+    typeOf,
     (location) => {
       let name = linkNames.get(location);
       if (name === undefined) {

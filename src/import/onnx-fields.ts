@@ -9,9 +9,11 @@ const require = createRequire(import.meta.url);
 // onnx-proto's own protobufjs (it carries its own copy): its decoders accept only its Reader.
 export const protobuf = createRequire(require.resolve('onnx-proto'))('protobufjs/minimal') as typeof import('protobufjs/minimal.js');
 
-/** Field numbers of onnx.proto: ModelProto.graph = 7; GraphProto.node = 1. */
+/** Field numbers of onnx.proto: ModelProto.graph = 7; GraphProto.node = 1, .input = 11, .output = 12 (each a tag of one byte). */
 export const MODEL_GRAPH = 7;
 export const GRAPH_NODE = 1;
+export const GRAPH_INPUT = 11;
+export const GRAPH_OUTPUT = 12;
 /** Wire type of a length-delimited field (bytes, strings, messages). */
 export const LENGTH_DELIMITED = 2;
 
@@ -43,4 +45,19 @@ export function splitField(buf: Uint8Array, field: number): FieldSplit {
     }
   }
   return { starts, ends, rest: Buffer.concat(rest) };
+}
+
+/** The bytes of `n` (an unsigned 32-bit length) as a varint, as protobufjs's Writer.uint32 writes it. */
+export function varintBytes(n: number): number {
+  return n < 1 << 7 ? 1 : n < 1 << 14 ? 2 : n < 1 << 21 ? 3 : n < 1 << 28 ? 4 : 5;
+}
+
+/** Writes `n` as a varint into `buf` at `at` (7 bits a byte, low first, as Writer.uint32): where the next byte goes. */
+export function writeVarint(buf: Uint8Array, at: number, n: number): number {
+  while (n > 127) {
+    buf[at++] = (n & 127) | 128;
+    n >>>= 7;
+  }
+  buf[at++] = n;
+  return at;
 }

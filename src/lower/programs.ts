@@ -15,7 +15,7 @@ import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Model, TensorData, TensorType } from '../ir/graph.js';
 import { sha256 } from '../util/hash.js';
-import { GRAPH_NODE, LENGTH_DELIMITED, MODEL_GRAPH, protobuf, splitField } from '../import/onnx-fields.js';
+import { GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT, LENGTH_DELIMITED, MODEL_GRAPH, splitField, varintBytes, writeVarint } from '../import/onnx-fields.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
@@ -49,7 +49,8 @@ export interface SourceModel {
   nodeCount: number;
   /** Node i's NodeProto bytes as the file holds them (a view, not a copy). */
   nodeBytes(i: number): Uint8Array;
-  initializer(name: string): OnnxNs.ITensorProto | undefined;
+  /** The graph's initializers by name (a name given twice: the later one). */
+  initializers: ReadonlyMap<string, OnnxNs.ITensorProto>;
 }
 
 /** The source model of `model`: the bytes imported, or the file read again (checking it is the file that was planned). */
@@ -81,7 +82,7 @@ export function indexSource(buf: Uint8Array): SourceModel {
     graphName: rest.name ?? '',
     nodeCount: nodeStart.length,
     nodeBytes: (i) => graph.subarray(nodeStart[i]!, nodeEnd[i]!),
-    initializer: (name) => inits.get(name),
+    initializers: inits,
   };
 }
 
@@ -100,15 +101,16 @@ function valueInfo(name: string, inferred: TensorType | undefined, declared: Ten
 }
 
 /**
- * Build the programs. `types` gives every value's type (the shapes pass); `relocate` rewrites an
- * external-data location (relative to the source model's folder) for the program's folder.
+ * Build the programs. `typeOf` gives every value's type by its id in `index` (the shapes pass);
+ * `relocate` rewrites an external-data location (relative to the source model's folder) for the
+ * program's folder.
  */
 export function buildPrograms(
   model: Model,
   index: GraphIndex,
   source: SourceModel,
   specs: ProgramSpec[],
-  types: ReadonlyMap<string, TensorType>,
+  typeOf: (id: number) => TensorType | undefined,
   relocate: (location: string) => string,
   probes: ReadonlySet<string> = new Set(),
 ): WrittenProgram[] {
@@ -146,32 +148,53 @@ export function buildPrograms(
     });
     return onnx.NodeProto.encode({ name: n.name, opType: n.op, domain: n.domain, input: n.inputs, output: n.outputs, attribute }).finish();
   };
-  // ModelProto's fields before its graph (7) and after it.
-  const before = onnx.ModelProto.create({ irVersion: source.irVersion, producerName: 'hxc', producerVersion: VERSION });
-  const after = onnx.ModelProto.create({ opsetImport: source.opsetImport, functions: source.functions });
+  // ModelProto's fields before its graph (7) and after it: the same in every program, encoded once.
+  const before = onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: source.irVersion, producerName: 'hxc', producerVersion: VERSION })).finish();
+  const after = onnx.ModelProto.encode(onnx.ModelProto.create({ opsetImport: source.opsetImport, functions: source.functions })).finish();
   const programOf = new Int32Array(g.nodes.length).fill(-1);
   specs.forEach((s, k) => s.nodes.forEach((i) => (programOf[i] = k)));
   // Per value id: which program produced it / has already taken it as input (stamps, no string sets).
   const producedIn = new Int32Array(values).fill(-1);
   const seenIn = new Int32Array(values).fill(-1);
   const pulledIn = new Int32Array(g.nodes.length).fill(-1);
+  // Per value id: the initializer it names (the source's own, else one a transform made), found
+  // by name once per initializer, not once per read; and its ValueInfoProto's bytes, encoded once
+  // (a boundary value is an output of one program and an input of others: 63k values for 154k
+  // inputs and outputs on the DeepSeek-V3 shape).
+  const initializerOf: (OnnxNs.ITensorProto | undefined)[] = new Array(values);
+  for (const [v, t] of source.initializers) {
+    const id = index.valueIds.get(v);
+    if (id !== undefined) initializerOf[id] = t;
+  }
+  for (const [v, t] of g.initializers) {
+    const id = index.valueIds.get(v);
+    if (id !== undefined) initializerOf[id] ??= synthesizedTensor(t);
+  }
+  const infoBytes: (Uint8Array | undefined)[] = new Array(values);
+  const info = (id: number): Uint8Array => {
+    const v = index.valueNames[id]!;
+    return (infoBytes[id] ??= onnx.ValueInfoProto.encode(valueInfo(v, typeOf(id), g.declared.get(v))).finish());
+  };
   return specs.map((spec, k) => {
     for (const i of spec.nodes) for (const id of index.outputsOf(i)) if (id >= 0) producedIn[id] = k;
     const nodes: Uint8Array[] = [];
     const initializers: OnnxNs.ITensorProto[] = [];
     const inputs: string[] = [];
+    const inputIds: number[] = [];
     const pulledConstants: number[] = [];
     const read = (id: number): void => {
       if (producedIn[id] === k || seenIn[id] === k) return;
       seenIn[id] = k;
-      const v = index.valueNames[id]!;
-      const init = source.initializer(v) ?? synthesizedTensor(g.initializers.get(v));
+      const init = initializerOf[id];
       const c = constantOf[id]!;
       if (init && !graphInput[id]) initializers.push(relocated(init, relocate));
       else if (c >= 0 && programOf[c] !== k) {
         if (pulledIn[c] !== k) pulledConstants.push(c);
         pulledIn[c] = k;
-      } else inputs.push(v);
+      } else {
+        inputs.push(index.valueNames[id]!);
+        inputIds.push(id);
+      }
     };
     // A node's reads in readsOf's order: its inputs, then the outer values its subgraphs use.
     for (const i of spec.nodes) {
@@ -181,6 +204,7 @@ export function buildPrograms(
     for (const c of pulledConstants.sort((a, b) => a - b)) nodes.push(nodeBytes(c));
     for (const i of spec.nodes) nodes.push(nodeBytes(i));
     const outputs: string[] = [];
+    const outputIds: number[] = [];
     for (const i of spec.nodes) {
       for (const id of index.outputsOf(i)) {
         if (id < 0) continue;
@@ -192,28 +216,37 @@ export function buildPrograms(
           }
         // A Constant's value is a weight: other programs carry their own copy of the node.
         // Probes (the per-expert NonZero counts hxc run measures) are outputs too.
-        if (graphOutput[id] || probe[id] || (readElsewhere && constantOf[id]! < 0)) outputs.push(index.valueNames[id]!);
+        if (graphOutput[id] || probe[id] || (readElsewhere && constantOf[id]! < 0)) {
+          outputs.push(index.valueNames[id]!);
+          outputIds.push(id);
+        }
       }
     }
-    // One writer, the fields in the field-number order ModelProto.encode writes: the model's before
-    // its graph, the graph — its nodes (GraphProto field 1) as bytes, then its other fields — and
-    // the model's after it.
-    const w = protobuf.Writer.create();
-    onnx.ModelProto.encode(before, w);
-    w.uint32((MODEL_GRAPH << 3) | LENGTH_DELIMITED).fork();
-    for (const node of nodes) w.uint32((GRAPH_NODE << 3) | LENGTH_DELIMITED).bytes(node);
-    onnx.GraphProto.encode(
-      {
-        name: `${source.graphName || 'graph'}:${path.basename(spec.file, '.onnx')}`,
-        initializer: initializers,
-        input: inputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
-        output: outputs.map((v) => valueInfo(v, types.get(v), g.declared.get(v))),
-      },
-      w,
-    );
-    w.ldelim();
-    onnx.ModelProto.encode(after, w);
-    const bytes = w.finish();
+    // The graph's fields after its nodes, in GraphProto.encode's order: name, initializers, then
+    // inputs (11) and outputs (12) as their encoded ValueInfoProtos.
+    const rest = onnx.GraphProto.encode({ name: `${source.graphName || 'graph'}:${path.basename(spec.file, '.onnx')}`, initializer: initializers });
+    for (const id of inputIds) rest.uint32((GRAPH_INPUT << 3) | LENGTH_DELIMITED).bytes(info(id));
+    for (const id of outputIds) rest.uint32((GRAPH_OUTPUT << 3) | LENGTH_DELIMITED).bytes(info(id));
+    const graphRest = rest.finish();
+    // The program's bytes, in the field order ModelProto.encode writes: the model's fields before
+    // its graph, the graph — its nodes (GraphProto field 1) as the source holds them, then its
+    // other fields — and the model's fields after it. Put together here, the same bytes a
+    // protobufjs writer made, without its three records per node (tag, length, bytes) and its copy.
+    let graphBytes = graphRest.length;
+    for (const node of nodes) graphBytes += 1 + varintBytes(node.length) + node.length;
+    const bytes = Buffer.allocUnsafe(before.length + 1 + varintBytes(graphBytes) + graphBytes + after.length);
+    bytes.set(before, 0);
+    let at = before.length;
+    bytes[at++] = (MODEL_GRAPH << 3) | LENGTH_DELIMITED;
+    at = writeVarint(bytes, at, graphBytes);
+    for (const node of nodes) {
+      bytes[at++] = (GRAPH_NODE << 3) | LENGTH_DELIMITED;
+      at = writeVarint(bytes, at, node.length);
+      bytes.set(node, at);
+      at += node.length;
+    }
+    bytes.set(graphRest, at);
+    bytes.set(after, at + graphRest.length);
     return { file: spec.file, bytes, sha256: sha256(bytes), inputs, outputs };
   });
 }
