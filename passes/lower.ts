@@ -393,7 +393,7 @@ function lowerPrograms(ctx: PassContext): {
   const shapes = ctx.get(shapesPass);
   const byId = shapes.types_by_id;
   const typeOf = byId ? (id: number) => byId[id] : (id: number) => shapes.types.get(index.valueNames[id]!);
-  const nodeIndex = index.nodeByName;
+  const units = ctx.get(partitionPass).units;
   const specs: ProgramSpec[] = [];
   const byDevice = new Map<string, string[]>();
   for (const d of sched.devices) {
@@ -411,7 +411,8 @@ function lowerPrograms(ctx: PassContext): {
         group = { file: `programs/${d.id}/${String(k++).padStart(3, '0')}.onnx`, nodes: [] };
         specs.push(group);
       }
-      group.nodes.push(...s.nodes!.map((n) => nodeIndex.get(n)!));
+      // The unit's own node indices, whose names the step lists (not each name looked up again).
+      group.nodes.push(...units[s.unit_index!]!.nodes);
       files.push(group.file);
     }
     if (files.length > 0) byDevice.set(d.id, files);
