@@ -234,7 +234,8 @@ export function weightsExceedRack(index: GraphIndex, topology: Topology): HxcErr
   const initializer = new Uint8Array(index.valueNames.length);
   for (const name of graph.initializers.keys()) initializer[index.valueIds.get(name)!] = 1;
   const read = new Uint8Array(index.valueNames.length);
-  for (const id of index.inputIds) if (id >= 0 && initializer[id]) read[id] = 1;
+  const { inputIds } = index;
+  for (let k = 0; k < inputIds.length; k++) if (inputIds[k]! >= 0 && initializer[inputIds[k]!]) read[inputIds[k]!] = 1;
   // (Byte sizes are integers: the sum is exact in any order.)
   let bytes = 0;
   for (let id = 0; id < read.length; id++) if (read[id]) bytes += graph.initializers.get(index.valueNames[id]!)!.byte_size;
