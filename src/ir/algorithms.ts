@@ -220,6 +220,16 @@ export class GraphIndex {
     return this.consumerList.subarray(this.consumerOffsets[id]!, this.consumerOffsets[id + 1]!);
   }
 
+  private initializerMask: Uint8Array | null = null;
+  /** Per value id, 1 when the graph has an initializer of that name (made on first use; read-only). */
+  get initializerIds(): Uint8Array {
+    if (!this.initializerMask) {
+      this.initializerMask = new Uint8Array(this.valueNames.length);
+      for (const name of this.graph.initializers.keys()) this.initializerMask[this.valueIds.get(name)!] = 1;
+    }
+    return this.initializerMask;
+  }
+
   get nodeByName(): Map<string, number> {
     if (!this.nodeByNameMap) {
       this.nodeByNameMap = new Map();

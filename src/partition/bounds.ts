@@ -231,8 +231,7 @@ export function weightsExceedRack(index: GraphIndex, topology: Topology): HxcErr
   const graph = index.graph;
   // By value id, from the verified index: a name lookup per node input was 0.1 s a variant on the
   // DeepSeek-V3 shape. (Node inputs only, not the names subgraphs capture: see above.)
-  const initializer = new Uint8Array(index.valueNames.length);
-  for (const name of graph.initializers.keys()) initializer[index.valueIds.get(name)!] = 1;
+  const initializer = index.initializerIds;
   const read = new Uint8Array(index.valueNames.length);
   const { inputIds } = index;
   for (let k = 0; k < inputIds.length; k++) if (inputIds[k]! >= 0 && initializer[inputIds[k]!]) read[inputIds[k]!] = 1;

@@ -325,12 +325,7 @@ export function buildProblem(inp: BuildInput): Built {
   const activation_bytes = new Float64Array(nu);
   const state_bytes = new Float64Array(nu);
   const node_resident_bytes = new Float64Array(graph.nodes.length);
-  // (Initializers looked up by name, not every value's name in the initializers: 45k lookups, not 320k.)
-  const weightIds = new Uint8Array(index.valueNames.length);
-  for (const name of graph.initializers.keys()) {
-    const id = index.valueIds.get(name);
-    if (id !== undefined) weightIds[id] = 1;
-  }
+  const weightIds = index.initializerIds.slice();
   for (let id = 0; id < weightIds.length; id++) {
     const p = index.producerOf[id]!;
     if (p >= 0 && graph.nodes[p]!.op === 'Constant') weightIds[id] = 1;
