@@ -207,8 +207,8 @@ async function runVariants(
   const again: PlanOptions = { ...own, imported: all.ctx.get(importPass) };
   const plainOptions: PlanOptions = { ...again, flags: { ...options.flags, [TENSOR_PARALLEL.name]: 'off' } };
   const { imported: _imported, ...plainOptionsAlone } = plainOptions; // a worker imports the file itself
-  const plain = (replay: PartitionDecision | null = null): Promise<Variant> =>
-    variant('no tensor parallelism', replay ? { ...plainOptions, partition_replay: replay } : plainOptions, planning);
+  const plain = (replay: PartitionDecision | null = null, list: readonly Pass<any, any>[] = planning): Promise<Variant> =>
+    variant('no tensor parallelism', replay ? { ...plainOptions, partition_replay: replay } : plainOptions, list);
   // A huge graph's analysed context is most of the peak memory: rather than hold one variant while
   // the other is planned, the one without splits is planned first and let go, then planned again
   // (same inputs, same plan) only if it ships — its partition judging the placement the first
@@ -220,9 +220,13 @@ async function runVariants(
   const letGo = auto && proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
   let plainWeighed: Weighed | null = null;
   let plainDecision: PartitionDecision | null = null;
+  // A variant let go is weighed by its partition: it stops there. The schedule pass after it serves
+  // only the plan written, and this variant, if it ships, is planned again (0.4–0.9 s of the
+  // DeepSeek-V3 shape's run, and the memory its steps took).
+  const weighing = planning.slice(0, planning.findIndex((p) => p.name === partitionPass.name) + 1);
   /** The variant without splits planned in this thread, weighed, its decision kept and its context let go. */
   const plainInTurn = async (): Promise<void> => {
-    plainWeighed = weigh(await plain(), 0);
+    plainWeighed = weigh(await plain(null, weighing), 0);
     if (plainWeighed.variant) plainDecision = partitionDecision(plainWeighed.variant.ctx.get(partitionPass));
     plainWeighed.variant = null;
   };
@@ -233,7 +237,7 @@ async function runVariants(
     // 3 runs each: median 44.7 against 52.6 s, 75 s of CPU either way, peak RSS 1.86–1.98 against
     // 1.40 GB — against a 2 GB target).
     const at = diagnostics.length;
-    const job: VariantJob = { options: plainOptionsAlone, passes: planning.map((p) => p.name) };
+    const job: VariantJob = { options: plainOptionsAlone, passes: weighing.map((p) => p.name) };
     const worker = planInWorker(job);
     try {
       all = await variant(first, options, planning.slice(tpAt + 1), all);

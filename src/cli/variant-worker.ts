@@ -17,7 +17,7 @@ import { partitionDecision, type PartitionDecision } from '../partition/result.j
 
 export interface VariantJob {
   options: PlanOptions;
-  /** The passes to run, by name (the planning passes: up to, not including, lower). */
+  /** The passes to run, by name (the planning passes through partition, which weighs the variant). */
   passes: string[];
 }
 
