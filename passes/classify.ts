@@ -69,10 +69,16 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
   const compute_bound = kinds.map(() => new Uint8Array(n));
   const comm_ratio = kinds.map(() => new Float64Array(n));
   const fastest = new Float64Array(n);
+  // Counted loops over the index's CSR arrays here and below: a subarray view per node and edge
+  // direction was 120 MB of this pass's allocation (sampled).
+  const { outputOffsets, outputIds, predOffsets, preds, succOffsets, succs } = index;
   for (let i = 0; i < n; i++) {
     const cost = profile.nodes[i]!;
     let outBytes = 0;
-    for (const id of index.outputsOf(i)) if (id >= 0) outBytes += profile.value_bytes_by_id[id]!;
+    for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) {
+      const id = outputIds[e]!;
+      if (id >= 0) outBytes += profile.value_bytes_by_id[id]!;
+    }
     const send = outBytes > 0 ? typical.latency_s + outBytes / typical.bandwidth_bytes_per_s : 0;
     let best = Infinity;
     for (let j = 0; j < devices.length; j++) {
@@ -88,16 +94,20 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
   // Critical path (CPM): earliest finish forward, latest finish backward, slack = difference.
   const eft = new Float64Array(n);
   let cp = 0;
-  for (const i of order) {
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k]!;
     let est = 0;
-    for (const p of index.predecessors(i)) est = Math.max(est, eft[p]!);
+    for (let e = predOffsets[i]!; e < predOffsets[i + 1]!; e++) est = Math.max(est, eft[preds[e]!]!);
     eft[i] = est + fastest[i]!;
     cp = Math.max(cp, eft[i]!);
   }
   const lft = new Float64Array(n).fill(cp);
   for (let k = order.length - 1; k >= 0; k--) {
     const i = order[k]!;
-    for (const s of index.successors(i)) lft[i] = Math.min(lft[i]!, lft[s]! - fastest[s]!);
+    for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
+      const s = succs[e]!;
+      lft[i] = Math.min(lft[i]!, lft[s]! - fastest[s]!);
+    }
   }
   const tolerance = cp * 1e-9;
   const slack_s = new Float64Array(n);

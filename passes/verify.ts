@@ -14,9 +14,7 @@ export const verifyPass: Pass<VerifyResult> = {
     return verifyGraph(ctx.model.graph, ctx.options.model_path);
   },
   statistics(result) {
-    let edges = 0;
-    for (let i = 0; i < result.index.size; i++) edges += result.index.predecessors(i).length;
-    return { nodes: result.index.size, edges, values: result.index.producer.size };
+    return { nodes: result.index.size, edges: result.index.preds.length, values: result.index.producer.size };
   },
   dump(result, ctx) {
     const names = Array.from(result.order, (i) => ctx.model.graph.nodes[i]!.name);
