@@ -17,7 +17,7 @@ export function fromRouter(facts: Facts, topk: number): Found | null {
   const g = model.graph;
   // Back from TopK's scores, through casts/softmax/score bias, to a weight MatMul: the router.
   const chain: number[] = [topk];
-  let id = index.inputsOf(topk)[0]!;
+  let id = index.inputAt(topk, 0);
   let gate = -1;
   for (let depth = 0; depth < 8; depth++) {
     const p = facts.producer(id);
@@ -29,7 +29,7 @@ export function fromRouter(facts: Facts, topk: number): Found | null {
     const node = g.nodes[p]!;
     if (!ROUTER_CHAIN.has(node.op)) return null;
     const live = Array.from(index.inputsOf(p)).filter((v) => v >= 0 && !facts.isConst(v));
-    if (live.length !== 1 || (VIEW.has(node.op) && live[0] !== index.inputsOf(p)[0])) return null;
+    if (live.length !== 1 || (VIEW.has(node.op) && live[0] !== index.inputAt(p, 0))) return null;
     chain.push(p);
     id = live[0]!;
   }
@@ -40,9 +40,9 @@ export function fromRouter(facts: Facts, topk: number): Found | null {
   const gemmTransB = g.nodes[gate]!.op === 'Gemm' && transB?.type === 'int' && transB.value === 1;
   const width = gemmTransB ? w.dims[0]! : w.dims[w.dims.length - 1]!;
   const hidden = gemmTransB ? w.dims[1]! : w.dims[w.dims.length - 2]!;
-  const k = facts.scalar(index.inputsOf(topk)[1] ?? -1) ?? (g.nodes[topk]!.attrs.k?.type === 'int' ? g.nodes[topk]!.attrs.k.value : null);
+  const k = facts.scalar(index.inputAt(topk, 1)) ?? (g.nodes[topk]!.attrs.k?.type === 'int' ? g.nodes[topk]!.attrs.k.value : null);
   if (width < 2 || k === null || k < 1 || k > width) return null;
-  const x = index.inputsOf(gate)[0]!;
+  const x = index.inputAt(gate, 0);
   const layer = expertsBehind(facts, topk, gate, x, width);
   if (!layer) return null;
   const router = facts.sortByPos(chain);
@@ -91,10 +91,13 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
   const routed = new Uint8Array(n);
   routed[topk] = 1;
   let end = n;
+  // Counted loops over the index's CSR arrays in this file: a subarray view per node visited was
+  // 200 MB of MoE detection's allocation (sampled).
+  const { predOffsets, preds, inputOffsets, inputIds } = index;
   for (let k = facts.pos[topk]! + 1; k < n; k++) {
     const i = facts.order[k]!;
-    for (const p of index.predecessors(i))
-      if (routed[p]) {
+    for (let e = predOffsets[i]!; e < predOffsets[i + 1]!; e++)
+      if (routed[preds[e]!]) {
         routed[i] = 1;
         break;
       }
@@ -111,13 +114,12 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
   for (let k = facts.pos[gate]! + 1; k < end; k++) {
     const i = facts.order[k]!;
     if (!facts.weightMatmul(i)) continue;
-    const { root, chain } = facts.viewRoot(index.inputsOf(i)[0]!);
+    const { root, chain } = facts.viewRoot(index.inputAt(i, 0));
     let group = -1;
     if (root === rootX) group = groups.add();
     else {
       const q = facts.producer(root);
-      const qi = q >= 0 ? index.inputsOf(q) : null;
-      if (q >= 0 && g.nodes[q]!.op === 'Gather' && qi && facts.viewRoot(qi[0]!).root === rootX && routed[facts.producer(qi[1]!)] === 1) {
+      if (q >= 0 && g.nodes[q]!.op === 'Gather' && facts.viewRoot(index.inputAt(q, 0)).root === rootX && routed[facts.producer(index.inputAt(q, 1))] === 1) {
         group = groups.add();
         gathered.add(group);
         gatherOf.set(group, q);
@@ -133,10 +135,12 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
   for (let k = Math.max(first, facts.pos[gate]! + 1); k < end; k++) {
     const i = facts.order[k]!;
     if (member.has(i) || !(BODY.has(g.nodes[i]!.op) || VIEW.has(g.nodes[i]!.op))) continue;
-    const ins = VIEW.has(g.nodes[i]!.op) ? index.inputsOf(i).subarray(0, 1) : index.inputsOf(i);
+    const from = inputOffsets[i]!;
+    const to = VIEW.has(g.nodes[i]!.op) ? Math.min(from + 1, inputOffsets[i + 1]!) : inputOffsets[i + 1]!;
     let joined = -1;
     let ok = true;
-    for (const id of ins) {
+    for (let e = from; e < to; e++) {
+      const id = inputIds[e]!;
       if (id < 0 || facts.isConst(id)) continue;
       const p = facts.producer(id);
       const grp = p >= 0 ? member.get(p) : undefined;
@@ -150,10 +154,10 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
   }
   // Collect groups; a group is routed when any of its seeds read gathered tokens.
   const byRoot = new Map<number, number[]>();
-  for (const [i, grp] of member) {
+  member.forEach((grp, i) => {
     const r = groups.find(grp);
     (byRoot.get(r) ?? byRoot.set(r, []).get(r)!).push(i);
-  }
+  });
   const routedRoots = new Set([...gathered].map((grp) => groups.find(grp)));
   const sets = [...byRoot.entries()]
     .map(([r, nodes]) => ({ root: r, nodes: facts.sortByPos(nodes) }))
@@ -202,7 +206,7 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
 /** Expert index from the mask that selects its tokens: Equal(topk_indices, e) or Gather(one_hot, e). */
 export function expertIndexOfGather(facts: Facts, gather: number, routed: Uint8Array): number | null {
   const { index, model } = facts;
-  const stack = [facts.producer(index.inputsOf(gather)[1]!)];
+  const stack = [facts.producer(index.inputAt(gather, 1))];
   const seen = new Set<number>();
   while (stack.length > 0 && seen.size < 24) {
     const i = stack.pop()!;
@@ -226,12 +230,15 @@ export function expertIndexOfGather(facts: Facts, gather: number, routed: Uint8A
 /** Dense form: the position of each expert's output in the Concat that stacks them. */
 export function concatPositions(facts: Facts, sets: number[][]): (number | null)[] {
   const { index, model } = facts;
+  const { outputOffsets, outputIds, consumerOffsets, consumerList } = index;
   return sets.map((nodes) => {
     const inSet = new Set(nodes);
     for (const i of nodes) {
-      for (const out of index.outputsOf(i)) {
+      for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) {
+        const out = outputIds[e]!;
         if (out < 0) continue;
-        for (const c of index.consumersOfId(out)) {
+        for (let f = consumerOffsets[out]!; f < consumerOffsets[out + 1]!; f++) {
+          const c = consumerList[f]!;
           if (inSet.has(c) || model.graph.nodes[c]!.op !== 'Concat') continue;
           return Array.from(index.inputsOf(c)).indexOf(out);
         }
@@ -314,8 +321,9 @@ export function dispatchNodes(facts: Facts, topk: number, router: number[], laye
   const reachAt = new Int32Array(span);
   for (let k = 0; k < span; k++) {
     const base = k * words;
-    for (const p of index.predecessors(facts.order[first + k]!)) {
-      const kp = facts.pos[p]! - first;
+    const i = facts.order[first + k]!;
+    for (let e = index.predOffsets[i]!; e < index.predOffsets[i + 1]!; e++) {
+      const kp = facts.pos[index.preds[e]!]! - first;
       if (kp < 0 || kp >= k) continue;
       for (let w = 0; w < words; w++) desc[base + w]! |= desc[kp * words + w]! | own[kp * words + w]!;
     }
@@ -351,7 +359,8 @@ export function dispatchNodes(facts: Facts, topk: number, router: number[], laye
   while (stack.length > 0) {
     const i = stack.pop()!;
     if (!owned.has(i)) out.push(i);
-    for (const p of index.predecessors(i)) {
+    for (let e = index.predOffsets[i]!; e < index.predOffsets[i + 1]!; e++) {
+      const p = index.preds[e]!;
       if (seen[p] || facts.pos[p]! < facts.pos[topk]!) continue;
       seen[p] = 1;
       stack.push(p);

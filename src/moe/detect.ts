@@ -70,7 +70,8 @@ function detectLayers(model: Model, index: GraphIndex, order: Int32Array): MoeLa
     for (const ann of model.annotations.moe) found.push(fromAnnotation(facts, ann));
   } else {
     const g = model.graph;
-    for (const i of order) {
+    for (let k = 0; k < order.length; k++) {
+      const i = order[k]!;
       const node = g.nodes[i]!;
       const layer =
         node.domain === 'com.microsoft' && (node.op === 'MoE' || node.op === 'QMoE')
@@ -126,7 +127,7 @@ function fromOperator(facts: Facts, i: number): Found | null {
       break;
     }
     if (!ROUTER_CHAIN.has(model.graph.nodes[p]!.op)) break;
-    id = index.inputsOf(p)[0]!;
+    id = index.inputAt(p, 0);
   }
   const input = index.valueNames[ins[0]!] ?? null;
   const declared = input ? model.graph.declared.get(input) : undefined;
@@ -159,7 +160,7 @@ function fromAnnotation(facts: Facts, ann: Model['annotations']['moe'][number]):
   });
   const router = facts.sortByPos((ann.router ?? []).map((nm) => byName.get(nm)!));
   const topk = router.find((i) => model.graph.nodes[i]!.op === 'TopK');
-  const k = ann.top_k ?? (topk !== undefined ? facts.scalar(index.inputsOf(topk)[1] ?? -1) : null) ?? 1;
+  const k = ann.top_k ?? (topk !== undefined ? facts.scalar(index.inputAt(topk, 1)) : null) ?? 1;
   // Token width: the router's weight, else the first expert matmul's input width.
   let hidden = 0;
   let dtype: DType = 'float32';
@@ -169,7 +170,7 @@ function fromAnnotation(facts: Facts, ann: Model['annotations']['moe'][number]):
     if (!w) continue;
     hidden = w.dims[w.dims.length - 2]!;
     dtype = w.dtype;
-    input = index.valueNames[index.inputsOf(i)[0]!] ?? null;
+    input = index.valueNames[index.inputAt(i, 0)] ?? null;
     break;
   }
   const at = [...router, ...experts.flatMap((e) => e.nodes)].reduce((a, b) => (facts.pos[b]! < facts.pos[a]! ? b : a), experts[0]?.nodes[0] ?? 0);

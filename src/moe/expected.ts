@@ -29,17 +29,24 @@ export function expertProbes(model: Model, index: GraphIndex, layers: MoeLayer[]
   // array for all layers, not a map and a list of all its nodes per layer (200k nodes on the
   // DeepSeek-V3 shape, asked per variant).
   const expertOf = new Int32Array(g.nodes.length);
+  // Counted loops over the experts' node lists, here and below: run a few times a plan, for-ofs
+  // stayed unoptimised and made an iterator result per node (60 MB, sampled).
   for (const l of layers) {
     if (l.form !== 'sparse') continue;
-    for (const e of l.experts) for (const i of e.nodes) expertOf[i] = e.expert + 1;
     const nonzeros = new Set<number>();
     for (const i of l.dispatch) if (g.nodes[i]!.op === 'NonZero') nonzeros.add(i);
-    for (const e of l.experts) for (const i of e.nodes) if (g.nodes[i]!.op === 'NonZero') nonzeros.add(i);
+    for (const e of l.experts) {
+      for (let k = 0; k < e.nodes.length; k++) {
+        const i = e.nodes[k]!;
+        expertOf[i] = e.expert + 1;
+        if (g.nodes[i]!.op === 'NonZero') nonzeros.add(i);
+      }
+    }
     for (const i of [...nonzeros].sort((a, b) => a - b)) {
       const e = owningExpert(index, i, expertOf);
       if (e !== null) probes.push({ node: i, layer: l.layer, expert: e });
     }
-    for (const e of l.experts) for (const i of e.nodes) expertOf[i] = 0;
+    for (const e of l.experts) for (let k = 0; k < e.nodes.length; k++) expertOf[e.nodes[k]!] = 0;
   }
   return probes;
 }
@@ -91,15 +98,15 @@ export function expectedExpertCounts(
     const sym = shape?.[1];
     if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, Math.max(1, Math.round(active > 0 ? (tokens * q) / active : 1)));
     const expert = l.experts.find((e) => e.expert === probe.expert);
-    if (expert) for (const i of expert.nodes) activity[i] = active;
+    if (expert) for (let k = 0; k < expert.nodes.length; k++) activity[expert.nodes[k]!] = active;
   }
   // The layer's routed part — each expert's dispatch (mask, NonZero, gathers), body and combine
   // (weighting, ScatterND back) — runs as one set of grouped kernels on a GPU. The dispatch list
   // also holds the few nodes the layer runs once (4 of DeepSeek-V3's 3,076), priced alike.
   for (const l of layers) {
     const group = { experts: l.num_experts, layer: l.layer };
-    for (const e of l.experts) for (const i of e.nodes) grouped[i] = group;
-    for (const i of l.dispatch) grouped[i] = group;
+    for (const e of l.experts) for (let k = 0; k < e.nodes.length; k++) grouped[e.nodes[k]!] = group;
+    for (let k = 0; k < l.dispatch.length; k++) grouped[l.dispatch[k]!] = group;
   }
   return { counts: out, activity, grouped };
 }
@@ -115,7 +122,8 @@ function owningExpert(index: GraphIndex, start: number, expertOf: Int32Array): n
   for (let depth = 0; depth < 12 && frontier.length > 0; depth++) {
     const next: number[] = [];
     for (const u of frontier) {
-      for (const v of index.successors(u)) {
+      for (let e = index.succOffsets[u]!; e < index.succOffsets[u + 1]!; e++) {
+        const v = index.succs[e]!;
         if (expertOf[v]! > 0) return expertOf[v]! - 1;
         if (!seen.has(v)) {
           seen.add(v);
