@@ -45,11 +45,13 @@ export const shapesPass: Pass<ShapesResult> = {
         { where: ctx.options.model_path, hint: 'declare value_info for those outputs (e.g. with onnx.shape_inference) so later passes can size them' },
       );
     }
-    return { ...result, symbols: freeSymbols(result.types.values()) };
+    return { ...result, symbols: freeSymbols(result.types) };
   },
   statistics(r) {
     let known = 0;
-    for (const t of r.types.values()) if (t.shape) known++;
+    r.types.forEach((t) => {
+      if (t.shape) known++;
+    });
     return {
       values: r.types.size,
       'values typed': known,
