@@ -61,7 +61,10 @@ export function positionLimit(model: Model): number {
   const ids = g.inputs.find((v) => /position/i.test(v.name));
   if (!ids) return Infinity;
   const constants = new Map<string, number[]>();
-  for (const n of g.nodes) {
+  // Counted loops over the nodes: run once, for-ofs here stayed unoptimised and made an iterator
+  // result per node and scan (41–52 MB a run, sampled).
+  for (let i = 0; i < g.nodes.length; i++) {
+    const n = g.nodes[i]!;
     const a = n.op === 'Constant' ? n.attrs.value : undefined;
     if (a?.type === 'tensor' && n.outputs[0]) constants.set(n.outputs[0], a.value.dims);
   }
@@ -71,7 +74,8 @@ export function positionLimit(model: Model): number {
   let limit = Infinity;
   for (let depth = 0; depth < 4 && frontier.size > 0; depth++) {
     const next = new Set<string>();
-    for (const n of g.nodes) {
+    for (let i = 0; i < g.nodes.length; i++) {
+      const n = g.nodes[i]!;
       if (!n.inputs.some((v) => frontier.has(v))) continue;
       if (n.op === 'Gather' && frontier.has(n.inputs[1]!)) {
         const dims = tableDims(n.inputs[0]!);

@@ -236,7 +236,9 @@ export const tpPass: Pass<TpResult> = {
     const routed = routedRows(g, producer);
     const gates = routerGates(g, producer);
     const experts: string[] = [];
-    for (const n of g.nodes) {
+    // (A counted loop: run once, this for-of stayed unoptimised and made an iterator result per node, 11 MB, sampled.)
+    for (let i = 0; i < g.nodes.length; i++) {
+      const n = g.nodes[i]!;
       if (!splittable(g, n, k) || (only && !only.has(n.name))) continue;
       const w = g.initializers.get(n.inputs[1]!)!;
       if (w.dims[0]! * w.dims[1]! < min || gates.has(n)) continue;
