@@ -337,7 +337,9 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
 
 /** Every node's domain is one the model imports (or defines functions in); subgraphs included. */
 function checkDomains(file: string, graph: Graph, opsets: Record<string, number>, functionDomains: Set<string>): void {
-  for (const n of graph.nodes) {
+  // (A counted loop: run once, this for-of stayed unoptimised and made an iterator result per node, 10 MB, sampled.)
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const n = graph.nodes[i]!;
     const d = normalizeDomain(n.domain);
     if (!(d in opsets) && !functionDomains.has(d)) {
       throw new HxcError('HXC2107', `node "${n.name}" uses domain "${n.domain}", which the model does not import`, {
@@ -345,10 +347,8 @@ function checkDomains(file: string, graph: Graph, opsets: Record<string, number>
         hint: `add an opset_import for "${n.domain}", or export the model again`,
       });
     }
-    for (const a of Object.values(n.attrs)) {
-      if (a.type === 'graph') checkDomains(file, a.value, opsets, functionDomains);
-      else if (a.type === 'graphs') for (const g of a.value) checkDomains(file, g, opsets, functionDomains);
-    }
+    const subs = subgraphsOf(n);
+    for (let s = 0; s < subs.length; s++) checkDomains(file, subs[s]!, opsets, functionDomains);
   }
 }
 
