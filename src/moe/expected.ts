@@ -34,7 +34,7 @@ export function expertProbes(model: Model, index: GraphIndex, layers: MoeLayer[]
   for (const l of layers) {
     if (l.form !== 'sparse') continue;
     const nonzeros = new Set<number>();
-    for (const i of l.dispatch) if (g.nodes[i]!.op === 'NonZero') nonzeros.add(i);
+    for (let k = 0; k < l.dispatch.length; k++) if (g.nodes[l.dispatch[k]!]!.op === 'NonZero') nonzeros.add(l.dispatch[k]!);
     for (const e of l.experts) {
       for (let k = 0; k < e.nodes.length; k++) {
         const i = e.nodes[k]!;
@@ -42,7 +42,9 @@ export function expertProbes(model: Model, index: GraphIndex, layers: MoeLayer[]
         if (g.nodes[i]!.op === 'NonZero') nonzeros.add(i);
       }
     }
-    for (const i of [...nonzeros].sort((a, b) => a - b)) {
+    const sorted = [...nonzeros].sort((a, b) => a - b);
+    for (let k = 0; k < sorted.length; k++) {
+      const i = sorted[k]!;
       const e = owningExpert(index, i, expertOf);
       if (e !== null) probes.push({ node: i, layer: l.layer, expert: e });
     }
@@ -121,7 +123,8 @@ function owningExpert(index: GraphIndex, start: number, expertOf: Int32Array): n
   const seen = new Set<number>(frontier);
   for (let depth = 0; depth < 12 && frontier.length > 0; depth++) {
     const next: number[] = [];
-    for (const u of frontier) {
+    for (let f = 0; f < frontier.length; f++) {
+      const u = frontier[f]!;
       for (let e = index.succOffsets[u]!; e < index.succOffsets[u + 1]!; e++) {
         const v = index.succs[e]!;
         if (expertOf[v]! > 0) return expertOf[v]! - 1;
