@@ -26,7 +26,7 @@ import {
   type PlanOptions,
 } from '../src/moe/plan.js';
 import { canRun, type RouteTable, type Topology } from '../src/topology/index.js';
-import type { Graph } from '../src/ir/graph.js';
+import type { Graph, Node } from '../src/ir/graph.js';
 import { profilePass } from './profile.js';
 import { shapesPass } from './shapes.js';
 import { verifyPass } from './verify.js';
@@ -41,14 +41,18 @@ export interface MoeResult {
   plan: ExpertPlan | null;
 }
 
-/** The routing of each detected layer: from the file (checked against the model), else uniform. */
-function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]): { list: RoutingLayer[]; file: string | null } {
+/**
+ * The routing of each detected layer (by its place in `layers`): from the file (checked against
+ * the model), else uniform — a uniform layer made when asked, so one layer's E×E rows are alive at
+ * a time, not every layer's (DeepSeek-V3: 58 × 256² numbers, 30 MB a variant held at once).
+ */
+function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]): { layer: (i: number) => RoutingLayer; file: string | null } {
   const file = ctx.option(ROUTING);
   if (typeof file !== 'string' || file === '') {
     ctx.diagnostics.warn('HXC1106', `uniform routing assumed for ${layers.length} MoE layer${layers.length === 1 ? '' : 's'}: every expert equally loaded`, {
       hint: 'give measured counts with --routing FILE (hxc-routing/v1; hxc run writes one)',
     });
-    return { list: layers.map((l, i) => uniformLayer(l.layer, l.num_experts, l.top_k, stepTokens[i]!)), file: null };
+    return { layer: (i) => uniformLayer(layers[i]!.layer, layers[i]!.num_experts, layers[i]!.top_k, stepTokens[i]!), file: null };
   }
   const routing = readRouting(file);
   const bad = (at: string, msg: string): never => {
@@ -65,7 +69,16 @@ function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]):
   routing.layers.forEach((l, i) => {
     if (l.layer >= layers.length) bad(`layers[${i}].layer`, `layer ${l.layer}, but the model has ${layers.length} MoE layers (0..${layers.length - 1})`);
   });
-  return { list, file };
+  return { layer: (i) => list[i]!, file };
+}
+
+/**
+ * Adds node's op to `ops` (keyed `domain.op`) unless it is there: no entry pair and record made per
+ * node, as a Map built from one per node did (a layer's dispatch and experts: 150k nodes a variant).
+ */
+function opOnce(ops: Map<string, { op: string; domain: string }>, node: Node): void {
+  const key = `${node.domain}.${node.op}`;
+  if (!ops.has(key)) ops.set(key, { op: node.op, domain: node.domain });
 }
 
 function runMoe(ctx: PassContext): MoeResult {
@@ -93,8 +106,9 @@ function runMoe(ctx: PassContext): MoeResult {
     const scaled =
       l.form === 'dense'
         ? { tokens: new Float64Array(l.num_experts).fill(T), coactivation: new Float64Array(l.num_experts * l.num_experts).fill(T) }
-        : scaledLayer(routing.list[i]!, l.top_k, T);
-    const ops = new Map(l.dispatch.map((n) => [`${g.nodes[n]!.domain}.${g.nodes[n]!.op}`, { op: g.nodes[n]!.op, domain: g.nodes[n]!.domain }]));
+        : scaledLayer(routing.layer(i), l.top_k, T);
+    const ops = new Map<string, { op: string; domain: string }>();
+    for (let k = 0; k < l.dispatch.length; k++) opOnce(ops, g.nodes[l.dispatch[k]!]!);
     return {
       layer: l.layer,
       name: l.name,
@@ -109,9 +123,7 @@ function runMoe(ctx: PassContext): MoeResult {
     };
   });
   const expertOps = new Map<string, { op: string; domain: string }>();
-  for (const l of layers)
-    for (const e of l.experts)
-      for (const n of e.nodes) expertOps.set(`${g.nodes[n]!.domain}.${g.nodes[n]!.op}`, { op: g.nodes[n]!.op, domain: g.nodes[n]!.domain });
+  for (const l of layers) for (const e of l.experts) for (let k = 0; k < e.nodes.length; k++) opOnce(expertOps, g.nodes[e.nodes[k]!]!);
   const plan = planExperts(ctx.topology(), ctx.routes(), specs, {
     slots,
     groups: 1,
