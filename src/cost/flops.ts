@@ -279,6 +279,9 @@ function attentionFlops(node: Node, s: NodeShapes): number {
 /** Output tile edge of a GPU GEMM or attention kernel (one thread block computes a 128×128 tile). */
 export const TILE = 128;
 
+/** nodeTiles of a node that is not tiled (most are): one record, not one made per node (85 MB a run, sampled). */
+const NOT_TILED: Readonly<{ tiles: number; k_splits: number }> = { tiles: 0, k_splits: 1 };
+
 /**
  * Thread-block tiles a kernel launches for the node, or 0 when the node is not tiled (only GEMMs
  * and attention are): the work items a GPU spreads over its SMs in waves (src/cost/model.ts
@@ -289,15 +292,14 @@ export const TILE = 128;
  * of K: `k_splits` is how many ways K may be split. Attention makes one per (batch, head,
  * 128-query block) (FlashAttention-2, Dao 2023, §3.2: parallel over batch, heads and sequence length).
  */
-export function nodeTiles(node: Node, s: NodeShapes): { tiles: number; k_splits: number } {
-  const none = { tiles: 0, k_splits: 1 };
+export function nodeTiles(node: Node, s: NodeShapes): Readonly<{ tiles: number; k_splits: number }> {
   const y = s.outputs[0];
-  if (!y || y.length === 0) return none;
+  if (!y || y.length === 0) return NOT_TILED;
   const cls = opClass(node);
   if (cls === 'matmul' && (node.op === 'MatMul' || node.op === 'Gemm' || node.op === 'FusedMatMul')) {
     const a = s.inputs[0];
     const b = s.inputs[1];
-    if (!a || a.length === 0) return none;
+    if (!a || a.length === 0) return NOT_TILED;
     const n = y[y.length - 1]!;
     const k = intAttr(node, 'transA', 0) ? a[Math.max(0, a.length - 2)]! : a[a.length - 1]!;
     const folded = !b || b.length <= 2;
@@ -307,8 +309,8 @@ export function nodeTiles(node: Node, s: NodeShapes): { tiles: number; k_splits:
   }
   if (cls === 'attention') {
     const q = s.inputs[0];
-    if (!q || q.length < 3) return none;
+    if (!q || q.length < 3) return NOT_TILED;
     return { tiles: q[0]! * intAttr(node, 'num_heads', 1) * Math.ceil(q[1]! / TILE), k_splits: 1 };
   }
-  return none;
+  return NOT_TILED;
 }
