@@ -202,11 +202,9 @@ export class Evaluator {
     return -1;
   }
 
-  private transfer(table: number, a: number, b: number): number {
-    const k = (table * this.nd + a) * this.nd + b;
-    let x = this.tables[k]!;
-    if (Number.isNaN(x)) this.tables[k] = x = this.p.transfer_s(a, b, this.tableBytes[table]!);
-    return x;
+  /** Fills the transfer table's entry `at`: size `table` from device a to b. */
+  private fillTransfer(at: number, table: number, a: number, b: number): void {
+    this.tables[at] = this.p.transfer_s(a, b, this.tableBytes[table]!);
   }
 
   /**
@@ -288,8 +286,10 @@ export class Evaluator {
     // Grouped expert launches, paid once per device and layer (groupedLaunchExtra), as the judge pays them.
     const extra = groupedLaunchExtra(this.p, device, sorted, this.launchScratch);
     // (One loop, no closure per unit: a double returned from a call, or written by a closure, is
-    // boxed in a heap cell — 600 KB a run on the DeepSeek-V3 shape, most of what a search allocated.)
-    let makespan = 0;
+    // boxed in a heap cell — 600 KB a run on the DeepSeek-V3 shape, most of what a search allocated.
+    // Nor a double carried from unit to unit, nor one that may hold a call's result: boxed at every
+    // write, as in the code most runs enter mid-loop (OSR) — the makespan kept in the loop and a
+    // transfer time taken from fillTransfer's return were 590 MB over a DeepSeek-V3 plan.)
     for (let k = 0; k < n; k++) {
       const u = order[k]!;
       const d = device[u]!;
@@ -299,9 +299,10 @@ export class Evaluator {
         const src = device[q]!;
         let arrive = finish[q]!;
         if (src !== d) {
-          let x = tables[(readTable[e]! * nd + src) * nd + d]!;
-          if (Number.isNaN(x)) x = this.transfer(readTable[e]!, src, d);
-          arrive += x;
+          // (Filled, then read from the table: see above.)
+          const at = (readTable[e]! * nd + src) * nd + d;
+          if (Number.isNaN(tables[at]!)) this.fillTransfer(at, readTable[e]!, src, d);
+          arrive += tables[at]!;
         }
         if (arrive > ready) ready = arrive;
       }
@@ -310,8 +311,10 @@ export class Evaluator {
       const f = s + time[u * nd + d]! + (extra ? extra[u]! : 0);
       finish[u] = f;
       free[d] = f;
-      if (f > makespan) makespan = f;
     }
+    // Each device's finishes only grow (times are ≥ 0): the makespan is the latest device's last.
+    let makespan = 0;
+    for (let d = 0; d < nd; d++) if (free[d]! > makespan) makespan = free[d]!;
     return makespan;
   }
 }
