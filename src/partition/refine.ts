@@ -110,7 +110,7 @@ export class MemoryLedger {
   }
 
   /** fitsMemory(p, device) where `device` is the ledger's placement with `units[k]` moved from `from[k]`. */
-  fitsMove(device: Int32Array, units: readonly number[], from: readonly number[]): boolean {
+  fitsMove(device: Int32Array, units: readonly number[], from: ArrayLike<number>): boolean {
     const p = this.p;
     const { delta, inFloor, losing, touched } = this;
     const list: number[] = [];
@@ -171,10 +171,18 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
     assessments++;
     return opts.assess(device, priority, toBeat);
   };
-  // Moves: [kind, index, device]; blocks first (they cross valleys single moves cannot), then units.
-  const moveList: { units: number[]; device: number }[] = [];
-  for (const g of groups) for (let d = 0; d < nd; d++) moveList.push({ units: g, device: d });
-  for (let u = 0; u < n; u++) for (let d = 0; d < nd; d++) moveList.push({ units: [u], device: d });
+  // Moves: blocks first (they cross valleys single moves cannot), then units, each to every device:
+  // move k takes unitsOf(k) to device k % nd. (Numbered, not listed: a list held a move object and
+  // a one-unit array per unit and device, 282k of each per search on the DeepSeek-V3 shape.)
+  const blockMoves = groups.length * nd;
+  const moveCount = blockMoves + n * nd;
+  const single = [0];
+  const unitsOf = (k: number): number[] => {
+    if (k < blockMoves) return groups[Math.floor(k / nd)]!;
+    single[0] = Math.floor((k - blockMoves) / nd);
+    return single;
+  };
+  const old = new Int32Array(groups.reduce((m, g) => Math.max(m, g.length), 1));
   const swaps = n <= 64;
 
   let current: Assessed = { value: start.value, placement: { ...start.placement, device: Int32Array.from(start.placement.device) } };
@@ -186,21 +194,23 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
     const ledger = new MemoryLedger(p, device);
     let idle = 0;
     let k = 0;
-    while (idle < moveList.length && assessments < opts.budget) {
-      const mv = moveList[k]!;
-      k = (k + 1) % moveList.length;
+    while (idle < moveCount && assessments < opts.budget) {
+      const units = unitsOf(k);
+      const to = k % nd;
+      k = (k + 1) % moveCount;
       if (k === 0) sweeps++;
       idle++;
-      const old = mv.units.map((u) => device[u]!);
       let changed = false;
-      for (const u of mv.units) {
-        if (device[u] !== mv.device && Number.isFinite(unitTime(p, u, mv.device))) {
-          device[u] = mv.device;
+      for (let j = 0; j < units.length; j++) {
+        const u = units[j]!;
+        old[j] = device[u]!;
+        if (device[u] !== to && Number.isFinite(unitTime(p, u, to))) {
+          device[u] = to;
           changed = true;
         }
       }
-      if (!changed || !ledger.fitsMove(device, mv.units, old)) {
-        mv.units.forEach((u, j) => (device[u] = old[j]!));
+      if (!changed || !ledger.fitsMove(device, units, old)) {
+        for (let j = 0; j < units.length; j++) device[units[j]!] = old[j]!;
         continue;
       }
       const trial = assess(device, current.placement.start_s, current.value);
@@ -209,7 +219,7 @@ export function localSearch(p: PlacementProblem, start: Assessed, opts: SearchOp
         ledger.reset(device);
         moves++;
         idle = 0;
-      } else mv.units.forEach((u, j) => (device[u] = old[j]!));
+      } else for (let j = 0; j < units.length; j++) device[units[j]!] = old[j]!;
     }
     if (!swaps) return;
     // Swaps of two units' devices, first improvement, until none improves.
