@@ -153,7 +153,7 @@ export class Judge {
     const round = new Int32Array(n);
     if (pipelined) {
       const lastOn = new Int32Array(nd).fill(0);
-      const producersOf = this.producers();
+      const producersOf = unitPredecessors(this.p);
       for (const u of byStart) {
         let r = lastOn[device[u]!]!;
         for (const q of producersOf[u]!) r = Math.max(r, round[q]! + (device[q] === device[u] ? 0 : 1));
@@ -433,12 +433,6 @@ export class Judge {
   private consumerCount(): number {
     if (this.consumerTotal < 0) this.consumerTotal = this.p.values.reduce((a, v) => a + v.consumers.length, 0);
     return this.consumerTotal;
-  }
-
-  private producersCache: number[][] | null = null;
-  private producers(): number[][] {
-    this.producersCache ??= unitPredecessors(this.p);
-    return this.producersCache;
   }
 
   /** The route value `vi` takes from device a to b (the fastest for its size), cached per route. */

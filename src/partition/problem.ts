@@ -89,8 +89,18 @@ export function unitTime(p: PlacementProblem, u: number, d: number): number {
   return p.time_s[u * p.device_ids.length + d]!;
 }
 
-/** Predecessor lists per unit, derived from the values (each predecessor once). */
-export function unitPredecessors(p: PlacementProblem): number[][] {
+/**
+ * The lists below, kept per problem's values: a problem is not changed once built, and its copies
+ * with other times or capacities share its values. The solvers ask for them again and again (15 and
+ * 13 times on the DeepSeek-V3 plan, each time remade and sorted: 380 MB of garbage).
+ */
+const predecessorsOf = new WeakMap<readonly UnitValue[], readonly (readonly number[])[]>();
+const readsOf = new WeakMap<readonly UnitValue[], readonly (readonly UnitValue[])[]>();
+
+/** Predecessor lists per unit, derived from the values (each predecessor once; shared, read-only). */
+export function unitPredecessors(p: PlacementProblem): readonly (readonly number[])[] {
+  const kept = predecessorsOf.get(p.values);
+  if (kept) return kept;
   // Listed, then sorted and made unique per unit (no set per unit: 31k units on the DeepSeek-V3 shape).
   const preds: number[][] = p.unit_names.map(() => []);
   for (const v of p.values) for (const c of v.consumers) if (c !== v.producer) preds[c]!.push(v.producer);
@@ -101,13 +111,17 @@ export function unitPredecessors(p: PlacementProblem): number[][] {
     for (let r = 1; r < list.length; r++) if (list[r] !== list[w - 1]) list[w++] = list[r]!;
     list.length = w;
   }
+  predecessorsOf.set(p.values, preds);
   return preds;
 }
 
-/** Values each unit reads, by unit. */
-export function valuesReadBy(p: PlacementProblem): UnitValue[][] {
+/** Values each unit reads, by unit (shared, read-only). */
+export function valuesReadBy(p: PlacementProblem): readonly (readonly UnitValue[])[] {
+  const kept = readsOf.get(p.values);
+  if (kept) return kept;
   const reads: UnitValue[][] = p.unit_names.map(() => []);
   for (const v of p.values) for (const c of v.consumers) if (c !== v.producer) reads[c]!.push(v);
+  readsOf.set(p.values, reads);
   return reads;
 }
 
