@@ -189,10 +189,12 @@ function splitStage(
     }
   }
   const order: number[] = [];
-  const ready = keys.filter((g) => indeg.get(g) === 0);
-  while (ready.length > 0) {
-    ready.sort((a, b) => a - b);
-    const g = ready.shift()!;
+  // The least ready group first, from a heap (the ready list sorted again for every group taken
+  // was 107 MB of sorts over the DeepSeek-V3 plan's MoE stages: 500 groups each).
+  const ready = new Heap<number>((a, b) => a < b);
+  for (const g of keys) if (indeg.get(g) === 0) ready.push(g);
+  while (ready.size > 0) {
+    const g = ready.pop()!;
     order.push(g);
     for (const h of succ.get(g)!) {
       indeg.set(h, indeg.get(h)! - 1);
