@@ -335,6 +335,9 @@ export function buildProblem(inp: BuildInput): Built {
     if (p >= 0 && graph.nodes[p]!.op === 'Constant') weightIds[id] = 1;
   }
   const isWeight = (id: number): boolean => weightIds[id] === 1;
+  // (The index's CSR arrays read in place, here and for the values below: a view per node and per
+  // value was 140 MB over a DeepSeek-V3 plan's two variants.)
+  const { inputOffsets, inputIds, outputOffsets, outputIds, consumerOffsets, consumerList } = index;
   units.forEach((u, k) => {
     const perClass = nodeTime.map((t) => {
       let sum = 0;
@@ -354,14 +357,18 @@ export function buildProblem(inp: BuildInput): Built {
     let peak = 0;
     for (const i of u.nodes) {
       let live = 0;
-      for (const id of index.inputsOf(i)) {
+      for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]!; e++) {
+        const id = inputIds[e]!;
         if (id < 0) continue;
         if (isWeight(id)) {
           if (!weights.has(id)) node_resident_bytes[i]! += inp.value_bytes_by_id[id]!;
           weights.add(id);
         } else live += inp.value_bytes_by_id[id]!;
       }
-      for (const id of index.outputsOf(i)) if (id >= 0 && !isWeight(id)) live += inp.value_bytes_by_id[id]!;
+      for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) {
+        const id = outputIds[e]!;
+        if (id >= 0 && !isWeight(id)) live += inp.value_bytes_by_id[id]!;
+      }
       peak = Math.max(peak, live);
     }
     for (const id of weights) {
@@ -390,8 +397,8 @@ export function buildProblem(inp: BuildInput): Built {
     if (p < 0 || isWeight(id)) continue;
     const pu = unit_of[p]!;
     const cons: number[] = [];
-    for (const c of index.consumersOfId(id)) {
-      const cu = unit_of[c]!;
+    for (let j = consumerOffsets[id]!; j < consumerOffsets[id + 1]!; j++) {
+      const cu = unit_of[consumerList[j]!]!;
       if (cu === pu || readerOf[cu] === id) continue;
       readerOf[cu] = id;
       cons.push(cu);
