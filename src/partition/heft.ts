@@ -56,22 +56,36 @@ function computeUpwardRanks(p: PlacementProblem): Float64Array {
     }
     mean[u] = c > 0 ? s / c : 0;
   }
-  const succ: { v: number; comm: number }[][] = p.unit_names.map(() => []);
   // Sample a few pairs for the mean communication cost on large racks (all pairs when ≤ 16 devices).
   const sample = pairs.length <= 256 ? pairs : pairs.filter((_, k) => k % Math.ceil(pairs.length / 256) === 0);
   // Per distinct size (a graph's values come in a few hundred sizes: 3.6M route times over 50k
   // values on the DeepSeek-V3 shape, 0.2 s a variant, were mostly the same few asked again).
   const meanOf = new Map<number, number>();
-  for (const v of p.values) {
+  const values = p.values;
+  const comm = new Float64Array(values.length);
+  // The values each unit produces (CSR: an object per edge, walked by for-of, was 64 MB over the
+  // DeepSeek-V3 plan's four rankings).
+  const madeAt = new Int32Array(n + 1);
+  for (let vi = 0; vi < values.length; vi++) {
+    const v = values[vi]!;
     let c = meanOf.get(v.bytes);
     if (c === undefined) meanOf.set(v.bytes, (c = meanTransfer(p, v.bytes, sample)));
-    for (const w of v.consumers) succ[v.producer]!.push({ v: w, comm: c });
+    comm[vi] = c;
+    madeAt[v.producer + 1]!++;
   }
+  for (let u = 0; u < n; u++) madeAt[u + 1]! += madeAt[u]!;
+  const made = new Int32Array(values.length);
+  const put = madeAt.slice(0, n);
+  for (let vi = 0; vi < values.length; vi++) made[put[values[vi]!.producer]!++] = vi;
   const rank = new Float64Array(n);
   for (let k = n - 1; k >= 0; k--) {
     const u = p.order[k]!;
     let best = 0;
-    for (const e of succ[u]!) best = Math.max(best, e.comm + rank[e.v]!);
+    for (let j = madeAt[u]!; j < madeAt[u + 1]!; j++) {
+      const vi = made[j]!;
+      const consumers = values[vi]!.consumers;
+      for (let i = 0; i < consumers.length; i++) best = Math.max(best, comm[vi]! + rank[consumers[i]!]!);
+    }
     rank[u] = mean[u]! + best;
   }
   return rank;
