@@ -303,15 +303,10 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const tLatency = new Float64Array(T);
   const tShared = new Uint8Array(T);
   const tSolo = new Float64Array(T);
-  // Each transfer's link indices: as given (packed), or its links' names looked up.
-  const linksOf: (t: number) => ArrayLike<number> = packedT
-    ? (t) => packedT.links[t]!
-    : (t) => input.transfers[t]!.links.flatMap((name) => linkIndex.get(name) ?? []);
-  const linked: ArrayLike<number>[] = new Array(T);
-  for (let t = 0; t < T; t++) {
-    linked[t] = linksOf(t);
-    linkFrom[t + 1] = linkFrom[t]! + linked[t]!.length;
-  }
+  // Each transfer's link indices: as given (packed: no list of them per call, 400 KB for a
+  // DeepSeek-V3 schedule's 51k transfers), or its links' names looked up.
+  const linked: readonly ArrayLike<number>[] = packedT ? packedT.links : input.transfers.map((tr) => tr.links.flatMap((name) => linkIndex.get(name) ?? []));
+  for (let t = 0; t < T; t++) linkFrom[t + 1] = linkFrom[t]! + linked[t]!.length;
   const tLinks = new Int32Array(linkFrom[T]!);
   for (let t = 0; t < T; t++) {
     const own = linked[t]!;
