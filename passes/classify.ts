@@ -73,7 +73,7 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
   // direction was 120 MB of this pass's allocation (sampled).
   const { outputOffsets, outputIds, predOffsets, preds, succOffsets, succs } = index;
   for (let i = 0; i < n; i++) {
-    const cost = profile.nodes[i]!;
+    const cost = profile.nodes.view(i);
     let outBytes = 0;
     for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) {
       const id = outputIds[e]!;

@@ -10,7 +10,8 @@ import { FREE_OPS, nodeFlops, nodeTiles, opClass, type OpClass } from '../src/co
 
 /** Ops whose first input is a table they index into (bytes read = rows gathered + indices). */
 const GATHER_OPS = new Set(['Gather', 'GatherElements', 'GatherND']);
-import { computeTime, type EfficiencyTable, type NodeCost } from '../src/cost/model.js';
+import { computeTime, type EfficiencyTable } from '../src/cost/model.js';
+import { NodeCosts, present } from '../src/cost/node-costs.js';
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import type { GraphIndex } from '../src/ir/algorithms.js';
 import type { TensorType } from '../src/ir/graph.js';
@@ -23,10 +24,11 @@ import { shapesPass } from './shapes.js';
 import { verifyPass } from './verify.js';
 
 export type { NodeCost } from '../src/cost/model.js';
+export { NodeCosts } from '../src/cost/node-costs.js';
 
 export interface ProfileResult {
-  /** By node index. */
-  nodes: NodeCost[];
+  /** By node index, in columns (`at(i)`: node i's NodeCost). */
+  nodes: NodeCosts;
   /** By node index: the node whose kernel it runs in on a fusing device, or -1 (src/cost/fusion.ts). */
   fused_into: Int32Array;
   /** By node index: the node computing the value a fused node reads in registers (its direct kernel producer), or -1. */
@@ -54,12 +56,12 @@ export interface ProfileResult {
 }
 
 /** A fused node's cost less the bytes fusion saves it reading (`read`) and writing (`written`). */
-function unfuse(c: NodeCost, read: number, written: number): void {
-  c.bytes_read -= read;
-  c.bytes_written -= written;
-  c.bytes = c.bytes_read + c.bytes_written;
-  c.fused_bytes = (c.fused_bytes ?? 0) + read + written;
-  c.intensity = c.bytes > 0 ? c.flops / c.bytes : 0;
+function unfuse(c: NodeCosts, i: number, read: number, written: number): void {
+  c.bytes_read[i]! -= read;
+  c.bytes_written[i]! -= written;
+  c.bytes[i] = c.bytes_read[i]! + c.bytes_written[i]!;
+  c.fused_bytes[i] = (present(c.fused_bytes[i]!) ?? 0) + read + written;
+  c.intensity[i] = c.bytes[i]! > 0 ? c.flops[i]! / c.bytes[i]! : 0;
 }
 
 /**
@@ -195,7 +197,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   };
 
   const totals = { flops: 0, bytes_read: 0, bytes_written: 0, param_bytes: 0, fused: 0 };
-  const nodes: NodeCost[] = new Array(graph.nodes.length);
+  const nodes = new NodeCosts(graph.nodes.length);
   const fusion = fusedInto(graph, index, ctx.get(verifyPass).order);
   const fusedHead = fusion.head;
   // Experts' activity and grouped layer, by node index.
@@ -246,34 +248,31 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     }
     const moved = bytesRead + bytesWritten;
     const group = groupOf[i];
-    // Every field in the literal, the ones a node lacks undefined (as absent to every reader): one
-    // object with its fields inline, not one plus a property array grown by the fields added after
-    // it (most nodes of an MoE graph take two or three: 275k long-lived objects per variant).
-    const cost: NodeCost = {
-      flops,
-      bytes: moved,
-      bytes_read: bytesRead,
-      bytes_written: bytesWritten,
-      param_bytes: params,
-      intensity: moved > 0 ? flops / moved : 0,
-      dtype: computeDtype(index, i, types),
-      op_class: cls,
-      time_s: node.task?.time_s || undefined,
-      measured_s: undefined,
-      tiles: tiled && tiled.tiles > 0 ? tiled.tiles : undefined,
-      k_splits: tiled && tiled.tiles > 0 && tiled.k_splits > 1 ? tiled.k_splits : undefined,
-      activity: activity !== undefined && activity < 1 ? activity : undefined,
-      // In its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
-      launch_group: group !== undefined && group.experts > 1 ? group.layer : undefined,
-      fused: fusedHead[i]! >= 0 ? true : undefined,
-      fused_bytes: undefined,
-    };
-    if (cost.fused) totals.fused++;
+    // Into the columns (src/cost/node-costs.ts); the fields a node lacks stay absent.
+    nodes.flops[i] = flops;
+    nodes.bytes[i] = moved;
+    nodes.bytes_read[i] = bytesRead;
+    nodes.bytes_written[i] = bytesWritten;
+    nodes.param_bytes[i] = params;
+    nodes.intensity[i] = moved > 0 ? flops / moved : 0;
+    nodes.dtype[i] = computeDtype(index, i, types);
+    nodes.op_class[i] = cls;
+    nodes.time_s[i] = node.task?.time_s || undefined;
+    if (tiled && tiled.tiles > 0) {
+      nodes.tiles[i] = tiled.tiles;
+      if (tiled.k_splits > 1) nodes.k_splits[i] = tiled.k_splits;
+    }
+    if (activity !== undefined && activity < 1) nodes.activity[i] = activity;
+    // In its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
+    if (group !== undefined && group.experts > 1) nodes.launch_group[i] = group.layer;
+    if (fusedHead[i]! >= 0) {
+      nodes.markFused(i);
+      totals.fused++;
+    }
     totals.flops += flops;
     totals.bytes_read += bytesRead;
     totals.bytes_written += bytesWritten;
     totals.param_bytes += params;
-    nodes[i] = cost;
   }
   const savedRead = new Float64Array(graph.nodes.length);
   const savedWrite = new Float64Array(graph.nodes.length);
@@ -282,17 +281,15 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   for (let i = 0; i < graph.nodes.length; i++) {
     const p = fusion.producer[i]!;
     if (p < 0) continue;
-    const consumer = nodes[i]!;
-    const producer = nodes[p]!;
     // Every read of the value the node takes over in registers (Mul(h, h) reads it twice).
     let reads = 0;
     for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]!; e++) if (inputIds[e] === fusion.input[i]) reads++;
-    const read = Math.min(consumer.bytes_read, reads * bytesById[fusion.input[i]!]! * (consumer.activity ?? 1));
-    const written = Math.min(producer.bytes_written, bytesById[fusion.output[i]!]! * (producer.activity ?? 1));
+    const read = Math.min(nodes.bytes_read[i]!, reads * bytesById[fusion.input[i]!]! * (present(nodes.activity[i]!) ?? 1));
+    const written = Math.min(nodes.bytes_written[p]!, bytesById[fusion.output[i]!]! * (present(nodes.activity[p]!) ?? 1));
     savedRead[i] = read;
     savedWrite[i] = written;
-    unfuse(consumer, read, 0);
-    unfuse(producer, 0, written);
+    unfuse(nodes, i, read, 0);
+    unfuse(nodes, p, 0, written);
     totals.bytes_read -= read;
     totals.bytes_written -= written;
   }
@@ -310,11 +307,11 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     const measured = readCalibration(calibrateFile);
     const items = graph.nodes.map((n, i) => ({
       name: n.name,
-      flops: nodes[i]!.flops,
-      dtype: nodes[i]!.dtype,
-      op_class: nodes[i]!.op_class,
-      tiles: nodes[i]!.tiles,
-      k_splits: nodes[i]!.k_splits,
+      flops: nodes.flops[i]!,
+      dtype: nodes.dtype[i]!,
+      op_class: nodes.op_class[i]!,
+      tiles: present(nodes.tiles[i]!),
+      k_splits: present(nodes.k_splits[i]!),
     }));
     const topo = ctx.topology();
     // A measured group (a whole program) is split over its nodes in proportion to their estimates
@@ -324,7 +321,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       const device = topo.devices.find((d) => d.kind === g.kind);
       if (!device) continue;
       const idx = g.nodes.map((n) => byName.get(n)).filter((i): i is number => i !== undefined);
-      const est = idx.map((i) => computeTime(nodes[i]!, device));
+      const est = idx.map((i) => computeTime(nodes.view(i), device));
       const total = est.reduce((a, b) => a + b, 0);
       let m = measured.by_kind.get(g.kind);
       if (!m) measured.by_kind.set(g.kind, (m = new Map()));
@@ -339,7 +336,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     for (const [kind, times] of measured.by_kind) {
       for (const [name, seconds] of times) {
         const i = index.get(name);
-        if (i !== undefined) (nodes[i]!.measured_s ??= {})[kind] = seconds;
+        if (i !== undefined) (nodes.measured_s[i] ??= {})[kind] = seconds;
       }
     }
     if (calibration.unmatched_names > 0) {
@@ -404,7 +401,7 @@ export const profilePass: Pass<ProfileResult> = {
     ];
     lines.push(`totals: flops=${r.totals.flops} bytes_read=${r.totals.bytes_read} bytes_written=${r.totals.bytes_written} param_bytes=${r.totals.param_bytes}`);
     ctx.model.graph.nodes.forEach((n, i) => {
-      const c = r.nodes[i]!;
+      const c = r.nodes.view(i);
       lines.push(
         `${n.name}: ${n.op} class=${c.op_class} dtype=${c.dtype} flops=${c.flops} read=${c.bytes_read} written=${c.bytes_written} params=${c.param_bytes} intensity=${fmt(c.intensity)}`,
       );
@@ -417,7 +414,8 @@ export const profilePass: Pass<ProfileResult> = {
     return lines.join('\n') + '\n';
   },
   nodeNote(r, _ctx, i) {
-    const c = r.nodes[i]!;
-    return c.flops > 0 || c.bytes > 0 ? `flops=${fmt(c.flops)} bytes=${fmt(c.bytes)}` : undefined;
+    const flops = r.nodes.flops[i]!;
+    const bytes = r.nodes.bytes[i]!;
+    return flops > 0 || bytes > 0 ? `flops=${fmt(flops)} bytes=${fmt(bytes)}` : undefined;
   },
 };

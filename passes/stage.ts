@@ -6,7 +6,8 @@
 
 import { ASSIGN, OBJECTIVE } from './partition-options.js';
 import { intOption } from '../src/pass/options.js';
-import { computeTime, ridgePoint, type NodeCost } from '../src/cost/model.js';
+import { computeTime, ridgePoint } from '../src/cost/model.js';
+import type { NodeCosts } from '../src/cost/node-costs.js';
 import { launchesFused } from '../src/cost/fusion.js';
 import { blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -62,13 +63,14 @@ export function buildStages(ctx: PassContext): StageResult {
   const kindDevices = [...kinds.values()];
   for (let i = 0; i < n; i++) {
     let best = Infinity;
-    for (let j = 0; j < kindDevices.length; j++) best = Math.min(best, computeTime(profile.nodes[i]!, kindDevices[j]!, profile.efficiency));
+    const cost = profile.nodes.view(i);
+    for (let j = 0; j < kindDevices.length; j++) best = Math.min(best, computeTime(cost, kindDevices[j]!, profile.efficiency));
     weight[i] = Number.isFinite(best) ? best : 0;
   }
   const verified = ctx.get(verifyPass);
   const { rank: keyed, labels } = blockRanks(index, verified.order);
   const g = ctx.model.graph;
-  const constant = (i: number): boolean => g.nodes[i]!.op === 'Constant' || (profile.nodes[i]!.flops === 0 && profile.nodes[i]!.bytes === 0);
+  const constant = (i: number): boolean => g.nodes[i]!.op === 'Constant' || (profile.nodes.flops[i] === 0 && profile.nodes.bytes[i] === 0);
   const { order, rank } = blockOrder(index, keyed, constant);
   const joined = fusionJoins(
     order,
@@ -114,10 +116,9 @@ export function buildStages(ctx: PassContext): StageResult {
         const r = keyed[i]!;
         if (r >= 0 && r !== block) block = block === -1 ? r : -2;
         stage_of[i] = id;
-        const c = profile.nodes[i]!;
-        flops += c.flops;
-        bytes += c.bytes;
-        params += c.param_bytes;
+        flops += profile.nodes.flops[i]!;
+        bytes += profile.nodes.bytes[i]!;
+        params += profile.nodes.param_bytes[i]!;
         fastest += weight[i]!;
         const op = g.nodes[i]!.op;
         ops.set(op, (ops.get(op) ?? 0) + 1);
@@ -132,7 +133,7 @@ export function buildStages(ctx: PassContext): StageResult {
       const intensity = bytes > 0 ? flops / bytes : 0;
       const bound: Stage['bound'] = {};
       for (const [kind, d] of kinds) {
-        const dtype = nodes.length ? profile.nodes[nodes[0]!]!.dtype : 'float32';
+        const dtype = nodes.length ? profile.nodes.dtype[nodes[0]!]! : 'float32';
         bound[kind] = intensity >= ridgePoint(d, dtype) ? 'compute' : 'memory';
       }
       return { id, name, nodes, flops, bytes, param_bytes: params, fastest_s: fastest, signature, repeat_of, bound };
@@ -157,7 +158,7 @@ export function buildStages(ctx: PassContext): StageResult {
  * kernels. Not when no device of the rack fuses (nothing to keep), nor for a routed layer's expert
  * ops, which run in the layer's grouped kernels, priced per device (src/partition/problem.ts).
  */
-export function fusionJoins(order: Int32Array, fusedInto: Int32Array, costs: readonly NodeCost[], fuses: boolean): Uint8Array | undefined {
+export function fusionJoins(order: Int32Array, fusedInto: Int32Array, costs: NodeCosts, fuses: boolean): Uint8Array | undefined {
   if (!fuses) return undefined;
   const n = order.length;
   const pos = new Int32Array(fusedInto.length).fill(-1);
@@ -168,7 +169,8 @@ export function fusionJoins(order: Int32Array, fusedInto: Int32Array, costs: rea
   for (let i = 0; i < fusedInto.length; i++) {
     const h = fusedInto[i]!;
     if (h < 0 || pos[i]! < 0 || pos[h]! < 0) continue;
-    if (costs[i]!.launch_group !== undefined || costs[h]!.launch_group !== undefined) continue;
+    // (A node outside the routed layers has no launch group: NaN in its column.)
+    if (!Number.isNaN(costs.launch_group[i]!) || !Number.isNaN(costs.launch_group[h]!)) continue;
     reach[pos[h]!] = Math.max(reach[pos[h]!]!, pos[i]!);
     any = true;
   }

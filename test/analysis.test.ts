@@ -10,7 +10,7 @@ import { computeTime, groupedLaunchSeconds } from '../src/cost/model.js';
 import { GROUPED_MOE_KERNELS } from '../src/cost/fusion.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
-import { profilePass } from '../passes/profile.js';
+import { NodeCosts, profilePass, type NodeCost } from '../passes/profile.js';
 import { moePass } from '../passes/moe.js';
 import { statePass } from '../passes/state.js';
 import { stagePass } from '../passes/stage.js';
@@ -26,7 +26,7 @@ test('FLOPs of the hand-made transformer block equal the hand count', async () =
     F = 1024;
   const run = await runPipeline(options(path.join(FIXTURES, 'graphs', 'transformer_block.json'), { dims: { batch: B } }), ['profile']);
   const p = run.ctx.get(profilePass);
-  const byName = new Map(run.ctx.model.graph.nodes.map((n, i) => [n.name, p.nodes[i]!.flops]));
+  const byName = new Map(run.ctx.model.graph.nodes.map((n, i) => [n.name, p.nodes.at(i).flops]));
   // By hand: a [m,k]×[k,n] product is 2mkn; LayerNorm 8 per element; softmax 5; Gelu 8; add/div 1.
   const expected: Record<string, number> = {
     ln1: 8 * B * S * D,
@@ -149,7 +149,7 @@ test('calibration from a real onnxruntime profile changes the estimates and repo
   const before = nodeClass(base.ctx.get(classifyPass), i).by_kind.cpu!.time_s;
   const after = nodeClass(cal.ctx.get(classifyPass), i).by_kind.cpu!.time_s;
   assert.notEqual(before, after);
-  assert.equal(after, p.nodes[i]!.measured_s!.cpu, 'the measured time replaces the estimate on the measured kind');
+  assert.equal(after, p.nodes.at(i).measured_s!.cpu, 'the measured time replaces the estimate on the measured kind');
   const cli = hxc(['inspect', model, '--costs', '--calibrate', path.join(dir, profileFile)]);
   assert.equal(cli.code, 0, cli.stderr);
   assert.match(cli.stdout, /calibration \(onnxruntime-profile, \d+ nodes matched\)/);
@@ -207,7 +207,7 @@ test("a routed layer's expert, dispatch and combine nodes launch nothing of thei
     for (const e of [...l.experts.map((x) => x.nodes), l.dispatch]) {
       for (const i of e) {
         inExpert.add(i);
-        const c = profile.nodes[i]!;
+        const c = profile.nodes.at(i);
         assert.equal(c.launch_group, l.layer, 'its layer, whose grouped kernels it runs in');
         if (c.flops === 0 && c.bytes === 0) continue; // no kernel at all
         const whole = computeTime({ ...c, launch_group: undefined }, gpu);
@@ -220,7 +220,7 @@ test("a routed layer's expert, dispatch and combine nodes launch nothing of thei
     }
   }
   assert.ok(checked > 0, 'some expert nodes launch kernels');
-  profile.nodes.forEach((c, i) => {
+  profile.nodes.toArray().forEach((c, i) => {
     if (!inExpert.has(i)) assert.equal(c.launch_group, undefined, "nodes outside the layers' routed parts launch as they are");
   });
   // The layer's launches: GROUPED_MOE_KERNELS on a GPU, once per device that runs its experts; none extra on a CPU.
@@ -238,27 +238,34 @@ test('a routed layer measured on a kind (calibration) pays no grouped launch the
   const ctx = run.ctx;
   const profile = ctx.get(profilePass);
   const topology = ctx.topology();
-  const build = (costs: typeof profile.nodes) =>
+  const build = (costs: NodeCost[]) =>
     buildProblem({
       graph: ctx.model.graph,
       index: ctx.get(verifyPass).index,
       topology,
       routes: ctx.routes(),
-      costs,
+      costs: NodeCosts.from(costs),
       efficiency: profile.efficiency,
       value_bytes_by_id: profile.value_bytes_by_id,
       stages: ctx.get(stagePass).stages.map((s) => ({ name: s.name, nodes: s.nodes })),
       state: ctx.get(statePass).objects,
     }).problem;
-  const layers = [...new Set(profile.nodes.map((c) => c.launch_group).filter((l) => l !== undefined))].sort((a, b) => a! - b!);
+  const layers = [
+    ...new Set(
+      profile.nodes
+        .toArray()
+        .map((c) => c.launch_group)
+        .filter((l) => l !== undefined),
+    ),
+  ].sort((a, b) => a! - b!);
   assert.ok(layers.length >= 2, 'two routed layers at least');
   const nd = topology.devices.length;
   const fusing = topology.devices.map((d, j) => [d, j] as const).filter(([d]) => groupedLaunchSeconds(d) > 0);
   assert.ok(fusing.length > 0 && fusing.length < nd, 'the rack has devices that group launches and devices that do not');
   const kind = fusing[0]![0].kind;
   // The first layer measured on that kind (as calibration from a profile sets measured_s).
-  const measured = profile.nodes.map((c) => (c.launch_group === layers[0] ? { ...c, measured_s: { [kind]: 1e-6 } } : c));
-  const before = build(profile.nodes).grouped_launch!;
+  const measured = profile.nodes.toArray().map((c) => (c.launch_group === layers[0] ? { ...c, measured_s: { [kind]: 1e-6 } } : c));
+  const before = build(profile.nodes.toArray()).grouped_launch!;
   const after = build(measured).grouped_launch!;
   assert.equal(before.groups, layers.length);
   topology.devices.forEach((d, j) => {
@@ -281,9 +288,9 @@ test('a routed layer measured on a kind (calibration) pays no grouped launch the
   // Measured in part (a profile where some of its experts never ran): the rest launch nothing of
   // their own, so the layer still pays its grouped launches.
   let seen = 0;
-  const partly = profile.nodes.map((c) =>
-    c.launch_group === layers[0] && (c.flops > 0 || c.bytes > 0) && seen++ % 2 === 0 ? { ...c, measured_s: { [kind]: 1e-6 } } : c,
-  );
+  const partly = profile.nodes
+    .toArray()
+    .map((c) => (c.launch_group === layers[0] && (c.flops > 0 || c.bytes > 0) && seen++ % 2 === 0 ? { ...c, measured_s: { [kind]: 1e-6 } } : c));
   assert.ok(seen >= 2);
   assert.deepEqual(Array.from(build(partly).grouped_launch!.launch_s), Array.from(before.launch_s));
 });
@@ -328,21 +335,21 @@ test('fusion: a bias Add and an activation after a MatMul run in its kernel on a
   const topo = run.ctx.topology();
   const gpu = topo.devices.find((d) => d.kind === 'gpu')!;
   const cpu = topo.devices.find((d) => d.kind === 'cpu')!;
-  const c = profile.nodes[at('bias')]!;
+  const c = profile.nodes.at(at('bias'));
   assert.ok(Math.abs(computeTime(c, gpu) + gpu.launch_s - computeTime({ ...c, fused: false }, gpu)) < 1e-15, 'no launch on the GPU');
   assert.equal(computeTime(c, cpu), computeTime({ ...c, fused: false }, cpu), 'a CPU launches it');
   // The chain's intermediates stay in registers on the GPU: mm1 does not write h, bias does not
   // read hv (it reads b), act neither reads hb nor writes a second time what it hands on — except
   // `a`, read twice, which is written.
   const bytesOf = (n: number[]): number => 4 * n.reduce((x, y) => x * y, 1);
-  assert.equal(profile.nodes[at('mm1')]!.bytes_written, 0, 'mm1 hands h on in registers');
-  assert.equal(profile.nodes[at('mm1')]!.fused_bytes, bytesOf([4, 8]));
-  assert.equal(profile.nodes[at('bias')]!.bytes_read, bytesOf([8]), 'the bias Add reads only its bias');
-  assert.equal(profile.nodes[at('bias')]!.bytes_written, 0);
-  assert.equal(profile.nodes[at('act')]!.bytes_read, 0);
-  assert.equal(profile.nodes[at('act')]!.bytes_written, bytesOf([4, 8]), 'a (read twice) is written');
+  assert.equal(profile.nodes.at(at('mm1')).bytes_written, 0, 'mm1 hands h on in registers');
+  assert.equal(profile.nodes.at(at('mm1')).fused_bytes, bytesOf([4, 8]));
+  assert.equal(profile.nodes.at(at('bias')).bytes_read, bytesOf([8]), 'the bias Add reads only its bias');
+  assert.equal(profile.nodes.at(at('bias')).bytes_written, 0);
+  assert.equal(profile.nodes.at(at('act')).bytes_read, 0);
+  assert.equal(profile.nodes.at(at('act')).bytes_written, bytesOf([4, 8]), 'a (read twice) is written');
   // A CPU moves them: the same node costs its round trip there.
-  const m = profile.nodes[at('mm1')]!;
+  const m = profile.nodes.at(at('mm1'));
   assert.ok(computeTime(m, cpu) >= (m.bytes + m.fused_bytes!) / (cpu.memory_bandwidth_bytes_per_s * cpu.memory_efficiency) - 1e-15);
   // On a real model: every fused node is pointwise, and every chain's head launches.
   const gpt2 = await runPipeline(options(path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), { flags: { phase: 'prefill', prompt: 16 } }), ['profile']);
@@ -352,7 +359,7 @@ test('fusion: a bias Add and an activation after a MatMul run in its kernel on a
   pg.fused_into.forEach((h, i) => {
     if (h < 0) return;
     fused++;
-    assert.ok(pg.nodes[i]!.op_class === 'elementwise' || ng[i]!.op === 'Cast', `${ng[i]!.name} (${ng[i]!.op}) is not pointwise`);
+    assert.ok(pg.nodes.at(i).op_class === 'elementwise' || ng[i]!.op === 'Cast', `${ng[i]!.name} (${ng[i]!.op}) is not pointwise`);
     assert.equal(pg.fused_into[h], -1, 'a head launches');
   });
   assert.ok(fused > 20 && fused === pg.totals.fused, `fused ${fused}`);

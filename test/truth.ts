@@ -160,7 +160,7 @@ export function checkFusion(p: PlanV1, ctx: Context, where: string): void {
   for (const d of p.devices) for (const s of d.steps) if (s.op === 'compute') for (const n of s.nodes ?? []) program.set(n, `${d.id} ${s.program ?? s.unit}`);
   g.nodes.forEach((node, i) => {
     const h = prof.fused_into[i]!;
-    if (h < 0 || prof.nodes[i]!.launch_group !== undefined || prof.nodes[h]!.launch_group !== undefined) return;
+    if (h < 0 || prof.nodes.at(i).launch_group !== undefined || prof.nodes.at(h).launch_group !== undefined) return;
     const dev = p.assignment[node.name];
     if (dev === undefined || !launchesFused(kind.get(dev) ?? '')) return;
     const head = g.nodes[h]!.name;

@@ -108,7 +108,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
       kinds: cls.kinds,
       calibration: profile.calibration,
       nodes: g.nodes.map((n, i) => {
-        const c = profile.nodes[i]!;
+        const c = profile.nodes.view(i);
         const k = nodeClass(cls, i);
         return {
           name: n.name,
@@ -129,7 +129,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
     };
     const header = ['node', 'op', 'flops', 'bytes', 'intensity', ...cls.kinds.map((k) => `${k}`), 'slack s', 'fused into'];
     const rows = g.nodes.map((n, i) => {
-      const c = profile.nodes[i]!;
+      const c = profile.nodes.view(i);
       const k = nodeClass(cls, i);
       return [
         n.name,
@@ -146,7 +146,7 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
       Object.entries(profile.bindings)
         .map(([k, v]) => `${k}=${v}`)
         .join(', ') || 'the declared shapes'
-    }: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive); ${profile.totals.fused} nodes run inside the kernel named under "fused into" on ${[...FUSING_KINDS].join('/')} devices (no launch of their own)${groupedNote(profile.nodes)}\n`;
+    }: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive); ${profile.totals.fused} nodes run inside the kernel named under "fused into" on ${[...FUSING_KINDS].join('/')} devices (no launch of their own)${groupedNote(profile.nodes.launch_group)}\n`;
     text += table(header, rows, [2, 3, 4]);
     if (profile.calibration) {
       text += `\ncalibration (${profile.calibration.source}, ${profile.calibration.matched_nodes} nodes matched):\n`;
@@ -161,8 +161,10 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
 }
 
 /** How many nodes of routed experts (dispatch, body, combine) share their layer's grouped launches (src/cost/fusion.ts), for the costs header. */
-function groupedNote(nodes: readonly { launch_group?: number }[]): string {
-  const grouped = nodes.filter((c) => c.launch_group !== undefined).length;
+function groupedNote(launchGroups: Float64Array): string {
+  // (NaN: no launch group.)
+  let grouped = 0;
+  for (let i = 0; i < launchGroups.length; i++) if (!Number.isNaN(launchGroups[i]!)) grouped++;
   return grouped > 0
     ? `; ${grouped} nodes of routed experts (dispatch, body, combine) run in their layer's grouped kernels there (no launch of their own: ${GROUPED_MOE_KERNELS} per layer on each device running its experts)`
     : '';

@@ -12,6 +12,7 @@ import type { Graph } from '../ir/graph.js';
 import type { Device, RouteTable, Topology } from '../topology/index.js';
 import { canRun, deviceClassKey } from '../topology/index.js';
 import type { NodeCost } from '../cost/model.js';
+import { present, type NodeCosts } from '../cost/node-costs.js';
 import type { EfficiencyTable } from '../cost/model.js';
 import type { PlacementProblem, UnitValue } from './problem.js';
 import { tensorBytes, tensorWriter, type StateObject } from '../../passes/state.js';
@@ -36,7 +37,7 @@ export interface BuildInput {
   index: GraphIndex;
   topology: Topology;
   routes: RouteTable;
-  costs: NodeCost[];
+  costs: NodeCosts;
   efficiency: EfficiencyTable;
   /** Bytes of each value by value id. */
   value_bytes_by_id: Float64Array;
@@ -93,7 +94,7 @@ export function buildProblem(inp: BuildInput): Built {
   const N = graph.nodes.length;
   // Identical devices (src/topology/device.ts) give every node the same time: price each node once
   // per class, not once per device (64 H100s are one class).
-  const abstract = costs.some((c) => c.time_s !== undefined);
+  const abstract = costs.time_s.some((t) => t !== undefined);
   const classKey = (d: Device): string => (abstract ? d.id : deviceClassKey(d));
   const classOf = new Int32Array(nd);
   const classes: Device[] = [];
@@ -116,7 +117,7 @@ export function buildProblem(inp: BuildInput): Built {
   classes.forEach((d, c) => {
     for (let i = 0; i < N; i++) {
       const node = graph.nodes[i]!;
-      runsOn[c * N + i] = (costs[i]!.time_s ? Number.isFinite(computeTime(costs[i]!, d)) : canRun(d, node.op, node.domain)) ? 1 : 0;
+      runsOn[c * N + i] = (costs.time_s[i] ? Number.isFinite(computeTime(costs.view(i), d)) : canRun(d, node.op, node.domain)) ? 1 : 0;
     }
   });
   const runs = (i: number, c: number): boolean => runsOn[c * N + i] === 1;
@@ -194,7 +195,7 @@ export function buildProblem(inp: BuildInput): Built {
   const ranOn = (i: number): number => (!inp.running || relocatable(graph, index, i, inp.pins) ? -1 : inp.running[i]!);
   segments.forEach((stage) => {
     const s = stage.stage;
-    const heavy = stage.nodes.filter((i) => HEAVY.has(costs[i]!.op_class));
+    const heavy = stage.nodes.filter((i) => HEAVY.has(costs.op_class[i]!));
     const core = heavy.length > 0 ? heavy : stage.nodes;
     const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, c)));
     let run: number[] = [];
@@ -279,8 +280,9 @@ export function buildProblem(inp: BuildInput): Built {
       backBytes[i]! += saved ? saved.read[i]! : 0;
       backBytes[q]! += saved ? saved.write[i]! : 0;
     }
+  // (A view of the node's columns, or a copy changed: handed to computeTime at once.)
   const costOf = (i: number): NodeCost => {
-    const c = costs[i]!;
+    const c = costs.view(i);
     if (!cutFrom[i] && backBytes[i] === 0) return c;
     const back = Math.min(backBytes[i]!, c.fused_bytes ?? 0);
     return { ...c, fused: c.fused && !cutFrom[i], bytes: c.bytes + back, fused_bytes: (c.fused_bytes ?? 0) - back };
@@ -305,14 +307,14 @@ export function buildProblem(inp: BuildInput): Built {
   const timed: Map<string, number>[] = []; // per group: key → its working nodes timed for that key
   units.forEach((u, k) => {
     let layer: number | undefined;
-    for (const i of u.nodes) if ((layer = costs[i]!.launch_group) !== undefined) break;
+    for (const i of u.nodes) if ((layer = present(costs.launch_group[i]!)) !== undefined) break;
     if (layer === undefined) return;
     if (!groupIds.has(layer)) groupIds.set(layer, groupIds.size);
     const g = groupIds.get(layer)!;
     launchGroup[k] = g;
     const keys = (timed[g] ??= new Map());
     for (const i of u.nodes) {
-      const c = costs[i]!;
+      const c = costs.view(i);
       if (c.launch_group !== layer || !doesWork(c)) continue;
       working[g] = (working[g] ?? 0) + 1;
       if (!c.measured_s && !c.time_s) continue; // (most nodes: no set made for them)
