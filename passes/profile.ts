@@ -17,6 +17,7 @@ import type { GraphIndex } from '../src/ir/algorithms.js';
 import type { TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
+import { elementCount } from '../src/shapes/rule.js';
 import { expectedExpertCounts } from '../src/moe/expected.js';
 import { bindPass } from './bind.js';
 import { replicatePass } from './replicate.js';
@@ -170,11 +171,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     types[id] = t;
     const s = numeric(t, bindings, known);
     shapes[id] = s;
-    if (t && s) {
-      let e = 1;
-      for (let k = 0; k < s.length; k++) e *= s[k]!;
-      bytesById[id] = byteSizeOf(t.dtype, e);
-    }
+    if (t && s) bytesById[id] = byteSizeOf(t.dtype, elementCount(s));
   }
   // Declared sizes by their own (shorter) list: a lookup per value was a tenth of the pass.
   graph.declared_bytes.forEach((declared, name) => {

@@ -7,7 +7,7 @@
 import { ASSIGN, OBJECTIVE } from './partition-options.js';
 import { intOption } from '../src/pass/options.js';
 import { computeTime, ridgePoint } from '../src/cost/model.js';
-import type { NodeCosts } from '../src/cost/node-costs.js';
+import { present, type NodeCosts } from '../src/cost/node-costs.js';
 import { launchesFused } from '../src/cost/fusion.js';
 import { blockOrder, blockRanks, cutIntervals } from '../src/ir/stages.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -169,8 +169,7 @@ export function fusionJoins(order: Int32Array, fusedInto: Int32Array, costs: Nod
   for (let i = 0; i < fusedInto.length; i++) {
     const h = fusedInto[i]!;
     if (h < 0 || pos[i]! < 0 || pos[h]! < 0) continue;
-    // (A node outside the routed layers has no launch group: NaN in its column.)
-    if (!Number.isNaN(costs.launch_group[i]!) || !Number.isNaN(costs.launch_group[h]!)) continue;
+    if (present(costs.launch_group[i]!) !== undefined || present(costs.launch_group[h]!) !== undefined) continue;
     reach[pos[h]!] = Math.max(reach[pos[h]!]!, pos[i]!);
     any = true;
   }

@@ -2,6 +2,7 @@
 // every inferred value and the per-node cost/classification table.
 
 import { FUSING_KINDS, GROUPED_MOE_KERNELS } from '../cost/fusion.js';
+import { present } from '../cost/node-costs.js';
 import { classifyPass, nodeClass } from '../../passes/classify.js';
 import { detectMoe } from '../moe/detect.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
@@ -162,9 +163,8 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
 
 /** How many nodes of routed experts (dispatch, body, combine) share their layer's grouped launches (src/cost/fusion.ts), for the costs header. */
 function groupedNote(launchGroups: Float64Array): string {
-  // (NaN: no launch group.)
   let grouped = 0;
-  for (let i = 0; i < launchGroups.length; i++) if (!Number.isNaN(launchGroups[i]!)) grouped++;
+  for (let i = 0; i < launchGroups.length; i++) if (present(launchGroups[i]!) !== undefined) grouped++;
   return grouped > 0
     ? `; ${grouped} nodes of routed experts (dispatch, body, combine) run in their layer's grouped kernels there (no launch of their own: ${GROUPED_MOE_KERNELS} per layer on each device running its experts)`
     : '';
