@@ -43,9 +43,11 @@ export function convertTensor(ctx: ImportContext, t: OnnxNs.ITensorProto, where:
     throw new HxcError('HXC2106', `tensor has ${elements} elements, more than hxc can address`, { where: `${ctx.file}: ${where}` });
   }
   const byteSize = byteSizeOf(dtype, elements);
-  const base = { name, dtype, dims, byte_size: byteSize };
+  // One literal, not `{ ...base, location }`: V8 gives each object that spreads and adds a property
+  // a map of its own (45k maps for the DeepSeek-V3 shape's initializers, every reader megamorphic).
+  const tensor = (location: TensorData['location']): TensorData => ({ name, dtype, dims, byte_size: byteSize, location });
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-    return { ...base, location: externalLocation(ctx, t, byteSize, where) };
+    return tensor(externalLocation(ctx, t, byteSize, where));
   }
   if (t.rawData && t.rawData.length > 0) {
     if (dtype !== 'string' && t.rawData.length !== byteSize) {
@@ -54,9 +56,9 @@ export function convertTensor(ctx: ImportContext, t: OnnxNs.ITensorProto, where:
         hint: 'the file is corrupt or truncated',
       });
     }
-    return { ...base, location: { kind: 'inline', data: t.rawData } };
+    return tensor({ kind: 'inline', data: t.rawData });
   }
-  return { ...base, location: { kind: 'inline', data: typedFieldBytes(t, dtype, elements, ctx, where) } };
+  return tensor({ kind: 'inline', data: typedFieldBytes(t, dtype, elements, ctx, where) });
 }
 
 /** Tensors stored in the typed repeated fields (float_data, int64_data, …) are turned into little-endian bytes. */
