@@ -43,6 +43,8 @@ export interface ImportContext {
   externalFiles: Map<string, number>;
   /** External locations as written → resolved path (models name one file thousands of times). */
   resolvedLocations: Map<string, string>;
+  /** Attribute sets of scalars only, one object each (sharedAttrs). */
+  scalarAttrs?: Map<string, Record<string, Attr>>;
   missingExternal: { count: number; bytes: number; files: Set<string> };
   /** Subgraph nesting while converting. */
   depth?: number;
@@ -134,6 +136,27 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
  */
 const NO_ATTRS: Record<string, Attr> = Object.freeze({});
 const NO_OUTER_REFS: string[] = Object.freeze([]) as unknown as string[];
+
+/**
+ * A node's attributes, one frozen object for every node whose attributes are the same scalars
+ * (the DeepSeek-V3 shape: 78k attribute sets, almost all `axis` or `reduction` alone); a set with a
+ * list, a tensor or a graph stays the node's own.
+ */
+function sharedAttrs(ctx: ImportContext, attrs: Record<string, Attr>): Record<string, Attr> {
+  let key = '';
+  for (const name in attrs) {
+    const a = attrs[name]!;
+    if (a.type !== 'int' && a.type !== 'float' && a.type !== 'string') return attrs;
+    // (Object.is tells -0 from 0, which String does not.)
+    key += `${JSON.stringify(name)}:${a.type}:${Object.is(a.value, -0) ? '-0' : typeof a.value === 'string' ? JSON.stringify(a.value) : String(a.value)};`;
+  }
+  const seen = (ctx.scalarAttrs ??= new Map());
+  const known = seen.get(key);
+  if (known) return known;
+  for (const name in attrs) Object.freeze(attrs[name]);
+  seen.set(key, Object.freeze(attrs));
+  return attrs;
+}
 
 /** The main graph's NodeProtos, decoded one at a time as they are converted. */
 interface LazyNodes {
@@ -316,6 +339,7 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
       const attr = convertAttr(ctx, a, nodeWhere);
       if (attr) (attrs === NO_ATTRS ? (attrs = {}) : attrs)[a.name ?? ''] = attr;
     }
+    if (attrs !== NO_ATTRS) attrs = sharedAttrs(ctx, attrs);
     const node: Node = {
       name,
       op,

@@ -333,10 +333,15 @@ export class Judge {
     return steps;
   }
 
-  /** One request through a schedule, with its Chrome trace (the plan's estimate). */
+  /**
+   * One request through a schedule (the plan's estimate): the kept one-request run when it is the
+   * latency schedule of the last placement judged, else simulated now. No trace: trace.json is made
+   * by the lower pass when it writes it, so the 80k events of a large plan are not held until then.
+   */
   simulateOne(schedule: Schedule): SimResult {
+    if (this.memo?.latency?.schedule === schedule) return this.memo.latency.one;
     this.simulations++;
-    return simulate(schedule.sim, { trace: true });
+    return simulate(schedule.sim);
   }
 
   /**
