@@ -32,7 +32,7 @@ import { statePass, tensorBytes, tensorWriter } from './state.js';
 import { tpPass, type TpResult } from './tp.js';
 import { verifyPass } from './verify.js';
 import type { InputSpec } from '../src/plan/inputs.js';
-import { DELTA_FORMAT, PLAN_FORMAT, type DeltaV1, type PlanV1 } from '../src/plan/format.js';
+import { DELTA_FORMAT, PLAN_FORMAT, type DeltaV1, type PlanStep, type PlanV1 } from '../src/plan/format.js';
 
 export { PLAN_FORMAT };
 
@@ -121,26 +121,18 @@ export function buildManifest(
                 unit: s.unit,
                 nodes: s.nodes,
                 program: programs?.get(d.id)?.[computed++] ?? null,
-                duration_s: s.duration_s,
+                duration_s: s.duration_s!,
                 round: s.round,
                 start_s: s.start_s,
                 end_s: s.end_s,
               }
-            : { op: s.op, value: s.value, bytes: s.bytes, peer: s.peer, transfer: s.transfer, round: s.round, start_s: s.start_s, end_s: s.end_s },
+            : // The schedule made it as plan.json lists it (passes/schedule.ts).
+              (s as PlanStep),
         ),
         memory: d.memory,
       };
     }),
-    transfers: sched.transfers.map((t) => ({
-      value: t.value,
-      bytes: t.bytes,
-      from: t.from,
-      to: t.to,
-      route: t.links,
-      hops: t.route_hops,
-      start_s: t.start_s,
-      end_s: t.end_s,
-    })),
+    transfers: sched.transfers,
     state: state.objects.map((o) => {
       // Each tensor lives where it is written (passes/state.ts parts; the object's first writer's
       // device when nothing writes it): the owner holds most of the object's bytes, `owners` lists
@@ -258,7 +250,7 @@ export function buildManifest(
 function shippedPipeline(part: PartitionResult, sched: ScheduleResult): PlanV1['estimate']['pipeline'] {
   if (!part.pipeline || part.chosen !== 'pipeline') return null;
   const stepTime = new Float64Array(part.problem.unit_names.length);
-  for (const d of sched.devices) for (const st of d.steps) if (st.op === 'compute') stepTime[st.unit_index!] = st.duration_s;
+  for (const d of sched.devices) for (const st of d.steps) if (st.op === 'compute') stepTime[st.unit_index!] = st.duration_s!;
   const segments = part.pipeline.segments.map((g) => {
     let compute_s = 0;
     for (let k = g.units[0]; k <= g.units[1]; k++) compute_s += stepTime[part.problem.order[k]!]!;
@@ -535,8 +527,11 @@ export const lowerPass: Pass<LowerResult> = {
           file: 'trace.json',
           // The one-request run again, now with its trace: the events live only while written.
           text: () =>
-            JSON.stringify({ traceEvents: simulate(sched.sim_input, { trace: true }).trace, displayTimeUnit: 'ns', otherData: { generator: 'hxc', kind: 'estimate' } }) +
-            '\n',
+            JSON.stringify({
+              traceEvents: simulate(sched.sim_input, { trace: true }).trace,
+              displayTimeUnit: 'ns',
+              otherData: { generator: 'hxc', kind: 'estimate' },
+            }) + '\n',
         },
       ],
       PLAN_FORMAT,

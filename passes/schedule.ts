@@ -6,7 +6,8 @@
 
 import { HxcError } from '../src/diag/diagnostics.js';
 import { memoryOf, type DeviceMemory } from '../src/partition/judge.js';
-import type { SimInput, SimResult, SimTransfer } from '../src/sim/simulate.js';
+import type { SimInput, SimResult } from '../src/sim/simulate.js';
+import type { PlanTransfer } from '../src/plan/format.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { partitionPass } from './partition.js';
 import { dumpNumber } from '../src/util/format.js';
@@ -26,16 +27,17 @@ export interface ScheduledStep {
   transfer?: number;
   /** Pipeline lag when the plan is pipelined (see src/sim/simulate.ts). */
   round: number;
-  duration_s: number;
+  /** compute: its time alone. */
+  duration_s?: number;
   start_s: number;
   end_s: number;
 }
 
-export interface ScheduledTransfer extends SimTransfer {
-  route_hops: string[];
-  start_s: number;
-  end_s: number;
-}
+/**
+ * A transfer as plan.json lists it: the lower pass writes these objects as they are (a large
+ * plan's 51k transfers and 103k sends and receives were each made twice, and held through lowering).
+ */
+export type ScheduledTransfer = PlanTransfer;
 
 export interface ScheduleResult {
   devices: { id: string; steps: ScheduledStep[]; memory: DeviceMemory }[];
@@ -63,8 +65,8 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
     bytes: t.bytes,
     from: t.from,
     to: t.to,
-    links: t.links,
-    route_hops: t.hops,
+    route: t.links,
+    hops: t.hops,
     start_s: 0,
     end_s: 0,
   }));
@@ -92,6 +94,7 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
       const tr = transfers[s.transfer!]!;
       if (s.op === 'send') tr.start_s = start_s;
       else tr.end_s = start_s;
+      // (plan.json's send and receive steps: these fields, in this order.)
       return {
         op: s.op,
         value: tr.value,
@@ -99,7 +102,6 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
         peer: s.op === 'send' ? tr.to : tr.from,
         transfer: s.transfer!,
         round: s.round,
-        duration_s: 0,
         start_s,
         end_s,
       };
