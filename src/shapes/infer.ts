@@ -295,8 +295,8 @@ class Inference {
   private assign(node: Node, name: string, out: Out | undefined, id: number): void {
     if (out?.shape && validShape(out.shape)) {
       const v = out.value;
-      // A rule's Out is fresh and owned by us: kept as the type itself unless it carries elements.
-      this.addValue(name, v === undefined ? out : { dtype: out.dtype, shape: out.shape }, id);
+      // (addValue keeps a type without the elements: the distinct one, or a plain copy.)
+      this.addValue(name, out, id);
       if (v && v.length <= MAX_FOLD_ELEMENTS && v.length === numericCount(out.shape)) this.values.set(name, v);
       if (this.graph.declared.size > 0) this.compareDeclared(name, out);
       return;
