@@ -5,7 +5,7 @@
 // plan's estimate is this simulation, so `hxc simulate` on the written plan reproduces it.
 
 import { HxcError } from '../src/diag/diagnostics.js';
-import { memoryOf, type DeviceMemory } from '../src/partition/judge.js';
+import type { DeviceMemory } from '../src/partition/judge.js';
 import type { SimInput, SimResult } from '../src/sim/simulate.js';
 import type { PlanTransfer } from '../src/plan/format.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -70,7 +70,7 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
     start_s: 0,
     end_s: 0,
   }));
-  const memory = memoryOf(p, part.placement.device, schedule, one);
+  const memory = judge.memoryUnder(part.placement.device, schedule, one);
   const devices: ScheduleResult['devices'] = schedule.steps.map((list, d) => ({
     id: p.device_ids[d]!,
     memory: memory[d]!,

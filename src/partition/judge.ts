@@ -352,7 +352,7 @@ export class Judge {
   private memo: {
     device: Int32Array;
     start_s: Float64Array;
-    latency?: { latency_s: number; schedule: Schedule; one: SimResult };
+    latency?: { latency_s: number; schedule: Schedule; one: SimResult; memory?: DeviceMemory[] };
     many: Map<boolean, { many: SimResult; schedule: Schedule }>;
   } | null = null;
 
@@ -374,7 +374,7 @@ export class Judge {
   }
 
   /** Latency of one request (the simulated makespan). */
-  latency(placement: Pick<Placement, 'device' | 'start_s'>): { latency_s: number; schedule: Schedule; one: SimResult } {
+  latency(placement: Pick<Placement, 'device' | 'start_s'>): { latency_s: number; schedule: Schedule; one: SimResult; memory?: DeviceMemory[] } {
     const m = this.memoFor(placement);
     if (m.latency) return m.latency;
     const schedule = this.schedule(placement, false);
@@ -414,11 +414,24 @@ export class Judge {
     return best!;
   }
 
-  /** Each device's memory under the one-request schedule, and whether every device's fits its capacity. */
+  /**
+   * Each device's memory under the one-request schedule, and whether every device's fits its
+   * capacity. Kept with the one-request run: a candidate's is asked when it is judged, again by
+   * the repair's last round, the chosen plan's verdict and the schedule pass (the DeepSeek-V3
+   * shape: 29 asks for 18 schedules, 57 ms each).
+   */
   memory(placement: Pick<Placement, 'device' | 'start_s'>): Pick<Verdict, 'memory' | 'fits'> {
     const lat = this.latency(placement);
-    const memory = memoryOf(this.p, placement.device, lat.schedule, lat.one);
+    const memory = (lat.memory ??= memoryOf(this.p, placement.device, lat.schedule, lat.one));
     return { memory, fits: memory.every((m) => m.total_bytes <= m.capacity_bytes) };
+  }
+
+  /** memoryOf(p, device, schedule, one), kept when `schedule` is the kept one-request run's (the schedule pass's shipped plan). */
+  memoryUnder(device: Int32Array, schedule: Schedule, one: SimResult): DeviceMemory[] {
+    const lat = this.memo?.latency;
+    if (lat && lat.schedule === schedule && lat.one === one && sameArray(this.memo!.device, device))
+      return (lat.memory ??= memoryOf(this.p, device, schedule, one));
+    return memoryOf(this.p, device, schedule, one);
   }
 
   /** The latency and whether the schedule's memory fits, the throughput not simulated (a latency candidate of a huge graph). */

@@ -5,7 +5,7 @@
 
 import type { JudgedPlan, KvCapacity, Objective } from '../plan/format.js';
 import { scanMoves, type MoveBar, type MoveScan } from './explain.js';
-import { candidateOrders, memoryOf, PIPELINED, sameArray, shippedOrders, type Judge, type Verdict } from './judge.js';
+import { candidateOrders, PIPELINED, sameArray, shippedOrders, type Judge, type Verdict } from './judge.js';
 import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
 import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
 import { fitsMemory, localSearch, memoryTerms, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
@@ -261,8 +261,7 @@ export class CandidatePool {
     const device = Int32Array.from(given);
     for (let round = 0; round < REPAIR_ROUNDS; round++) {
       const placement = assessor.run(device, priority);
-      const lat = judge.latency(placement);
-      const memory = memoryOf(p, device, lat.schedule, lat.one);
+      const { memory } = judge.memory(placement);
       const over = memory.map((m, d) => ({ d, excess: m.total_bytes - m.capacity_bytes })).filter((x) => x.excess > 0);
       if (over.length === 0) return { device, start_s: placement.start_s };
       const room = memory.map((m) => m.capacity_bytes - m.total_bytes);
