@@ -90,7 +90,8 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   for (const cut of cuts) {
     let r: PartitionResult;
     try {
-      r = await partitionOn(ctx, cut, cuts.indexOf(cut));
+      // (A variant let go leaves its polish only when it plans one cut: cuts are weighed polished.)
+      r = await partitionOn(ctx, cut, cuts.indexOf(cut), undefined, ctx.options.defer_polish === true && cuts.length === 1);
     } catch (err) {
       if (cuts.length > 1 && err instanceof HxcError && (err.code === 'HXC2403' || err.code === 'HXC3001')) {
         failed ??= err;
@@ -106,7 +107,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   return best;
 }
 
-async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, replay?: PartitionDecision): Promise<PartitionResult> {
+async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, replay?: PartitionDecision, deferAllowed = false): Promise<PartitionResult> {
   const objective: Objective = ctx.option(OBJECTIVE) ?? 'latency';
   const solverFlag = ctx.option(SOLVER) ?? 'auto';
   const profile = ctx.get(profilePass);
@@ -258,23 +259,6 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       cut,
     };
   };
-  if (replay) {
-    // Replayed only onto the problem it was made on (a decision of another variant would not fit it).
-    const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
-    if (!same(replay.unit_names, p.unit_names) || !same(replay.device_ids, p.device_ids))
-      throw new Error('internal: a partition decision was replayed onto another problem (units or devices differ)');
-    // (Warnings the search gave, HXC1107 under --min-sequences, are not given again: the variant
-    // driver keeps the first planning's.)
-    const { unit_names: _u, device_ids: _d, cut: _c, stage_cuts: _s, search, ...decided } = replay;
-    return finish(
-      decided,
-      () => search,
-      new MakespanAssessor(p),
-      () => null,
-      () => null,
-    );
-  }
-
   // ---- Candidates, each judged by the simulator ----
   const assessor = new MakespanAssessor(p);
   // Units the user pinned (--assign) keep their device in every candidate, baselines included.
@@ -315,6 +299,70 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     if (start) ctx.progress(`repairing ${start.name} to fit memory`);
     return pool.repair(start, name, label);
   };
+
+  if (replay) {
+    // Replayed only onto the problem it was made on (a decision of another variant would not fit it).
+    const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+    if (!same(replay.unit_names, p.unit_names) || !same(replay.device_ids, p.device_ids))
+      throw new Error('internal: a partition decision was replayed onto another problem (units or devices differ)');
+    // (Warnings the search gave, HXC1107 under --min-sequences, are not given again: the variant
+    // driver keeps the first planning's.)
+    const { unit_names: _u, device_ids: _d, cut: _c, stage_cuts: _s, search, ...decided } = replay;
+    if (!decided.polish_deferred)
+      return finish(
+        decided,
+        () => search,
+        assessor,
+        () => null,
+        () => null,
+      );
+    // The judged polish the first planning left (PlanOptions.defer_polish) and the single moves
+    // after it, from the plan it chose, as that planning would have made them: they read their start
+    // and the judge, not the other candidates, and the plan is the best of what they judged.
+    const label = decided.candidates.find((c) => c.name === decided.chosen)?.label ?? decided.chosen;
+    const given = decided.placement;
+    let makespan_s = 0;
+    for (let u = 0; u < n; u++) if (given.finish_s[u]! > makespan_s) makespan_s = given.finish_s[u]!;
+    ctx.progress(`judging ${decided.chosen}, the plan the first planning chose`);
+    const start = pool.consider(decided.chosen, label, given.device, given.start_s, { ...given, makespan_s });
+    if (!start) throw new Error(`internal: the plan a partition chose (${decided.chosen}) no longer fits when replayed`);
+    const [evaluations, simulations] = [assessor.evaluations, judge.simulations];
+    ctx.progress(`polishing ${start.name} (judged local search)`);
+    pool.polish(start, objective, `${start.name}+polish`, `${label}, polished by the judged local search`);
+    let chosen = pool.pick();
+    if (ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) {
+      ctx.progress(`taking the single moves that make ${chosen.name} better`);
+      chosen = pool.takeBetterMoves(chosen, `${chosen.name}+moves`, `${chosen.label}, with the single moves that made it better`);
+    }
+    const polishSearch = {
+      ...search,
+      polish_moves: pool.polishMoves,
+      polish_sweeps: pool.polishSweeps,
+      explain_moves: search.explain_moves + pool.explainMoves,
+      evaluations: search.evaluations + assessor.evaluations - evaluations,
+      simulations: search.simulations + judge.simulations - simulations,
+    };
+    let kv = decided.kv;
+    if (chosen !== start && state.objects.length > 0) {
+      kv = measureKv(chosen.placement.device);
+      kv.asked = asked;
+    }
+    return finish(
+      {
+        ...decided,
+        chosen: chosen.name,
+        placement: chosen.placement,
+        candidates: [...decided.candidates, ...pool.judged.filter((c) => c !== start).map(stripCandidate)],
+        kv,
+        tp_eligible: pool.spread(chosen.placement.device),
+        polish_deferred: false,
+      },
+      () => polishSearch,
+      assessor,
+      () => null,
+      () => pool.lastScan,
+    );
+  }
 
   /** HEFT on `q` with unbounded memory, relieved into capacity (a candidate only when it overflowed). */
   const relievedEntries: Candidate[] = [];
@@ -474,8 +522,14 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // ---- Tensor parallelism: the best plan that kept a split on one device, with its splits spread ----
   if (tp && tpGroupIdx.length >= 2 && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) pool.spreadKept(tpGroupIdx, tp.group.join(', '));
   const best = pool.pick();
-  ctx.progress(`polishing ${best.name} (judged local search)`);
-  pool.polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
+  // A variant weighed and let go leaves its polish to a second planning, made only when it could
+  // ship (src/cli/run-passes.ts): on a huge graph the polish is ~1 s of simulations and wins back
+  // little (DeepSeek-V3 decode: 0.03% in the variant that shipped, nothing in the other).
+  const deferPolish = deferAllowed && objective === 'latency' && !migration && asked === null;
+  if (!deferPolish) {
+    ctx.progress(`polishing ${best.name} (judged local search)`);
+    pool.polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
+  }
   // A plan that moves more must be worth it: the fewest moves among the plans within --min-gain of the best.
   let chosen = pool.fewestMoves(pool.pick());
 
@@ -495,7 +549,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // (Not on a huge graph: a scan there costs about what explain does, 3 s on the DeepSeek-V3 shape
   // for each variant, and its few simulations took one move worth 0.0002% — explain still names
   // such moves, as past the search budget.)
-  if (!migration && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) {
+  // (A deferred polish leaves them too: they follow it, in the second planning.)
+  if (!migration && !deferPolish && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) {
     ctx.progress(`taking the single moves that make ${chosen.name} better`);
     chosen = pool.takeBetterMoves(chosen, `${chosen.name}+moves`, `${chosen.label}, with the single moves that made it better`);
   }
@@ -517,11 +572,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     }
   }
 
-  const strip = (e: Candidate | null): JudgedPlan | null => {
-    if (!e) return null;
-    const { placement: _p, value: _v, raw_value: _r, ...plan } = e;
-    return plan;
-  };
+  const strip = (e: Candidate | null): JudgedPlan | null => (e ? stripCandidate(e) : null);
   // The splits that paid: spread in the best plan that was free to keep them on one device.
   const free = judged
     .filter((c) => c.fits && (asked === null || (c.kv_sequences ?? Infinity) >= asked))
@@ -544,6 +595,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       kv,
       tp_paid,
       tp_eligible: pool.spread(chosen.placement.device),
+      polish_deferred: deferPolish,
     },
     // Counted after the shipped plan's verdict, which is judged too.
     () => ({
@@ -564,6 +616,12 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     },
     () => pool.lastScan,
   );
+}
+
+/** A candidate's row as the plan lists it (its placement and values for the search left out). */
+function stripCandidate(e: Candidate): JudgedPlan {
+  const { placement: _p, value: _v, raw_value: _r, ...plan } = e;
+  return plan;
 }
 
 /** A function computing its value on the first call only. */

@@ -49,6 +49,8 @@ export interface PartitionResult {
   tp_paid: string[];
   /** The shipped plan has no split, or every split's parts on different devices. */
   tp_eligible: boolean;
+  /** The judged polish was left to a second planning (PlanOptions.defer_polish): the decision records the plan before it. */
+  polish_deferred: boolean;
   /** Set by the variant driver: the pipeline variants weighed (with and without tensor parallelism). */
   variants?: NonNullable<PlanEstimate['variants']>;
   /** The stage cuts planned on (fine and coarse), when there were two: each one's best plan. */
@@ -80,6 +82,7 @@ export type PartitionDecision = Pick<
   | 'kv'
   | 'tp_paid'
   | 'tp_eligible'
+  | 'polish_deferred'
   | 'cut'
   | 'stage_cuts'
 > & {
@@ -91,7 +94,8 @@ export type PartitionDecision = Pick<
 /** The decision of a partition made without a migration (hxc replan's searches are not replayed). */
 export function partitionDecision(r: PartitionResult): PartitionDecision | null {
   if (r.migration) return null;
-  const { objective, solver, chosen, placement, candidates, baselines, exact, pipeline, search, kv, tp_paid, tp_eligible, cut, stage_cuts } = r;
+  const { objective, solver, chosen, placement, candidates, baselines, exact, pipeline, search, kv, tp_paid, tp_eligible, polish_deferred, cut, stage_cuts } =
+    r;
   return {
     objective,
     solver,
@@ -105,6 +109,7 @@ export function partitionDecision(r: PartitionResult): PartitionDecision | null 
     kv,
     tp_paid,
     tp_eligible,
+    polish_deferred,
     cut,
     ...(stage_cuts ? { stage_cuts } : {}),
     unit_names: r.problem.unit_names,

@@ -34,6 +34,12 @@ export interface PlanOptions {
    */
   partition_replay?: import('../partition/result.js').PartitionDecision;
   /**
+   * Set by the variant driver on the variant it weighs and lets go: the partition leaves its
+   * judged polish to the second planning (replay), made only if the variant leads or trails by
+   * less than the polish could plausibly win back (src/cli/run-passes.ts DEFERRED_POLISH_MARGIN).
+   */
+  defer_polish?: boolean;
+  /**
    * Set by tests: above this many nodes the variant driver plans the variant without splits first, lets it go and plans it
    * again only if it ships, and plans no "where it paid" variant (default 100,000: the huge-graph path).
    */
