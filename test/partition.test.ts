@@ -9,7 +9,7 @@ import { newGraph, type Node, type TensorData } from '../src/ir/graph.js';
 import { solveExact } from '../src/partition/exact.js';
 import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
-import { evaluate, groupedLaunchExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
+import { evaluate, Evaluator, groupedLaunchExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { relieve } from '../src/partition/pool.js';
 import { plainPool } from './pool-helpers.js';
@@ -125,6 +125,42 @@ test('the evaluator times any priority as a ready list in that priority order do
       assert.ok(Math.abs(got - want) <= 1e-12 * Math.max(1, want), `${got} against ${want}`);
     }),
     { numRuns: 200, seed: 3 },
+  );
+});
+
+test("a run after a few units moved, started at the first one moved, gives the whole run's times exactly: grouped launches, priorities in or out of topological order (property)", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 10_000 }),
+      fc.integer({ min: 2, max: 40 }),
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 1, max: 3 }),
+      fc.boolean(),
+      (seed, units, devices, moves, topological) => {
+        const rand = mulberry32(seed);
+        const grouped_launch = {
+          group: Int32Array.from({ length: units }, () => (rand() < 0.5 ? Math.floor(rand() * 2) : -1)),
+          launch_s: Float64Array.from({ length: 2 * devices }, () => rand()),
+          groups: 2,
+        };
+        const p = { ...randomProblem({ seed, units, devices, ccr: 1 }), grouped_launch };
+        const can = (u: number): number[] => [...Array(devices).keys()].filter((d) => Number.isFinite(unitTime(p, u, d)));
+        const base = Int32Array.from({ length: units }, (_, u) => can(u)[Math.floor(rand() * can(u).length)]!);
+        // A priority in the problem's topological order (the order is its sort), or at random (a ready list).
+        const priority = Float64Array.from({ length: units }, (_, u) => (topological ? p.order.indexOf(u) : rand()));
+        const ev = new Evaluator(p);
+        const before = ev.run(base, priority);
+        const device = Int32Array.from(base);
+        const moved = Array.from({ length: moves }, () => Math.floor(rand() * units));
+        for (const u of moved) device[u] = can(u)[Math.floor(rand() * can(u).length)]!;
+        const whole = new Evaluator(p).run(device, priority);
+        const after = ev.runMoved(device, priority, before, moved);
+        assert.equal(after.makespan_s, whole.makespan_s);
+        assert.deepEqual(Array.from(after.start_s), Array.from(whole.start_s));
+        assert.deepEqual(Array.from(after.finish_s), Array.from(whole.finish_s));
+      },
+    ),
+    { numRuns: 300, seed: 17 },
   );
 });
 

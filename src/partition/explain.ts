@@ -162,7 +162,7 @@ export function scanMoves(
         runsLeft--;
         const device = Int32Array.from(placement.device);
         device[u] = e;
-        pl = assessor.runOne(device, placement.start_s);
+        pl = assessor.runOneMoved(device, placement.start_s, cf, [u]);
         bound = Math.max(bound, objective === 'latency' ? pl.makespan_s : Math.max(R * busiest, pl.makespan_s));
       }
       const ruledOut = bound >= current * (1 - 1e-9);

@@ -148,7 +148,7 @@ export class Evaluator {
   private readonly predList: Int32Array;
   private readonly topo: Int32Array;
   /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
-  private readonly orders: { priority: Float64Array; sorted: Int32Array; order: Int32Array }[] = [];
+  private readonly orders: { priority: Float64Array; sorted: Int32Array; order: Int32Array; pos?: Int32Array }[] = [];
   /**
    * Times of the last two runs into scratch (runInto's slots 0 and 1), and the grouped launches'
    * scratch: a search's trials are mostly thrown away, and their arrays (three of n doubles a run,
@@ -226,7 +226,7 @@ export class Evaluator {
    * when it puts every unit after the units it reads (checked once per priority), else the order a
    * ready list in priority order takes. Grouped launches are charged in priority order either way.
    */
-  private orderFor(priority: Float64Array | undefined): { sorted: Int32Array; order: Int32Array } {
+  private orderFor(priority: Float64Array | undefined): { sorted: Int32Array; order: Int32Array; pos?: Int32Array } {
     if (!priority) return { sorted: this.topo, order: this.topo };
     for (const o of this.orders) if (o.priority === priority) return o;
     // (`topo` is in topological order: the sort is stable.)
@@ -277,6 +277,29 @@ export class Evaluator {
     return { device, start_s: start, finish_s: finish, makespan_s: this.times(device, priority, start, finish) };
   }
 
+  /**
+   * run(device, priority) where `device` is `base.device` (a run under the same priority) with the
+   * units `moved` elsewhere. In the order, a unit before the first one moved keeps its device, its
+   * inputs' times and its device's queue, so it keeps its times in base, and the run starts at the
+   * first unit moved (explain's single moves: half a run on average). When the priority's order is
+   * not its sort (a ready list), grouped launches are charged in another order than the one timed:
+   * a whole run.
+   */
+  runMoved(device: Int32Array, priority: Float64Array, base: Placement, moved: ArrayLike<number>): Placement {
+    const entry = this.orderFor(priority);
+    if (entry.sorted !== entry.order) return this.run(device, priority);
+    if (!entry.pos) {
+      const pos = new Int32Array(this.n);
+      for (let k = 0; k < this.n; k++) pos[entry.order[k]!] = k;
+      entry.pos = pos;
+    }
+    let from = this.n;
+    for (let j = 0; j < moved.length; j++) if (entry.pos[moved[j]!]! < from) from = entry.pos[moved[j]!]!;
+    const start = base.start_s.slice();
+    const finish = base.finish_s.slice();
+    return { device, start_s: start, finish_s: finish, makespan_s: this.times(device, priority, start, finish, from) };
+  }
+
   /** run's makespan, its times left in scratch slot `slot` (0 or 1) until the next runInto there; placementOf copies them. */
   runInto(slot: 0 | 1, device: Int32Array, priority?: Float64Array): number {
     const { start, finish } = this.slots[slot]!;
@@ -289,12 +312,24 @@ export class Evaluator {
     return { device, start_s: start.slice(), finish_s: finish.slice(), makespan_s };
   }
 
-  /** Fills `start` and `finish` (every entry is written) and returns the makespan. */
-  private times(device: Int32Array, priority: Float64Array | undefined, start: Float64Array, finish: Float64Array): number {
+  /**
+   * Fills `start` and `finish` from order position `from` on (every entry when 0; before it they
+   * hold the times the units there keep) and returns the makespan.
+   */
+  private times(device: Int32Array, priority: Float64Array | undefined, start: Float64Array, finish: Float64Array, from = 0): number {
     const n = this.n;
     const nd = this.nd;
     const { sorted, order } = this.orderFor(priority);
     const free = new Float64Array(nd);
+    // Each device's queue as the units before `from` leave it: its last one's finish (finishes on a
+    // device only grow along the order).
+    for (let k = from - 1, left = nd; k >= 0 && left > 0; k--) {
+      const d = device[order[k]!]!;
+      if (free[d] === 0 && finish[order[k]!]! > 0) {
+        free[d] = finish[order[k]!]!;
+        left--;
+      }
+    }
     const { readStart, readProducer, readTable, tables } = this;
     const time = this.p.time_s;
     // Grouped expert launches, paid once per device and layer (groupedLaunchExtra), as the judge pays them.
@@ -304,7 +339,7 @@ export class Evaluator {
     // Nor a double carried from unit to unit, nor one that may hold a call's result: boxed at every
     // write, as in the code most runs enter mid-loop (OSR) — the makespan kept in the loop and a
     // transfer time taken from fillTransfer's return were 590 MB over a DeepSeek-V3 plan.)
-    for (let k = 0; k < n; k++) {
+    for (let k = from; k < n; k++) {
       const u = order[k]!;
       const d = device[u]!;
       let ready = 0;

@@ -308,6 +308,12 @@ export class MakespanAssessor {
     return { ...this.ev.run(device, priority), device: Int32Array.from(device) };
   }
 
+  /** runOne(device, priority) for `device` = `base.device` with the units `moved` elsewhere, `base` a runOne under `priority` (Evaluator.runMoved). */
+  runOneMoved(device: Int32Array, priority: Float64Array, base: Placement, moved: ArrayLike<number>): Placement {
+    this.evaluations++;
+    return { ...this.ev.runMoved(device, priority, base, moved), device: Int32Array.from(device) };
+  }
+
   run(device: Int32Array, priority: Float64Array): Placement {
     this.evaluations += 2;
     const a = this.ev.runInto(0, device, priority);
