@@ -66,6 +66,16 @@ test('heuristic plans respect capability and memory, and never beat the lower bo
   );
 });
 
+/** A random problem whose units are, about half of them, in two MoE layers' grouped kernels, launched once per device and layer. */
+function withGroupedLaunches(seed: number, units: number, devices: number, rand: () => number): PlacementProblem {
+  const grouped_launch = {
+    group: Int32Array.from({ length: units }, () => (rand() < 0.5 ? Math.floor(rand() * 2) : -1)),
+    launch_s: Float64Array.from({ length: 2 * devices }, () => rand()),
+    groups: 2,
+  };
+  return { ...randomProblem({ seed, units, devices, ccr: 1 }), grouped_launch };
+}
+
 test('the evaluator times any priority as a ready list in that priority order does, whether or not the order is topological, grouped launches paid by the first unit in priority order', () => {
   // The reference: again and again, place the first unit (by priority, ties by topological
   // position) whose producers are all placed, when its inputs have arrived and its device is free.
@@ -107,13 +117,7 @@ test('the evaluator times any priority as a ready list in that priority order do
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 2, max: 30 }), fc.integer({ min: 1, max: 4 }), (seed, units, devices) => {
       const rand = mulberry32(seed);
-      // Units of two MoE layers' grouped kernels among the others, launched once per device and layer.
-      const grouped_launch = {
-        group: Int32Array.from({ length: units }, () => (rand() < 0.5 ? Math.floor(rand() * 2) : -1)),
-        launch_s: Float64Array.from({ length: 2 * devices }, () => rand()),
-        groups: 2,
-      };
-      const p = { ...randomProblem({ seed, units, devices, ccr: 1 }), grouped_launch };
+      const p = withGroupedLaunches(seed, units, devices, rand);
       // Devices where each unit can run, and priorities at random: most orders are not topological.
       const device = Int32Array.from({ length: units }, (_, u) => {
         const can = [...Array(devices).keys()].filter((d) => Number.isFinite(unitTime(p, u, d)));
@@ -138,12 +142,7 @@ test("a run after a few units moved, started at the first one moved, gives the w
       fc.boolean(),
       (seed, units, devices, moves, topological) => {
         const rand = mulberry32(seed);
-        const grouped_launch = {
-          group: Int32Array.from({ length: units }, () => (rand() < 0.5 ? Math.floor(rand() * 2) : -1)),
-          launch_s: Float64Array.from({ length: 2 * devices }, () => rand()),
-          groups: 2,
-        };
-        const p = { ...randomProblem({ seed, units, devices, ccr: 1 }), grouped_launch };
+        const p = withGroupedLaunches(seed, units, devices, rand);
         const can = (u: number): number[] => [...Array(devices).keys()].filter((d) => Number.isFinite(unitTime(p, u, d)));
         const base = Int32Array.from({ length: units }, (_, u) => can(u)[Math.floor(rand() * can(u).length)]!);
         // A priority in the problem's topological order (the order is its sort), or at random (a ready list).
