@@ -226,16 +226,16 @@ test("a huge graph's variants (forced here on small ones): the one without split
 test('a variant weighed and let go leaves its judged polish to its second planning: made when the variant ships or trails by less than 1%, not when it trails by more; the plan is the one planned at once', async () => {
   const dir = tmpDir();
   const chain = matMulChain(dir);
-  const plan = async (rack: string, batch: number, letGo: boolean) => {
+  const plan = async (rack: string, batch: number, letGo: boolean, threads = false) => {
     const progress: string[] = [];
-    const out = path.join(dir, `${rack}-${batch}-${letGo}`);
+    const out = path.join(dir, `${rack}-${batch}-${letGo}-${threads}`);
     await runPipeline(
       {
         model_path: chain,
         topology_path: path.join(EXAMPLES, rack),
         dims: { batch },
         flags: { out, objective: 'latency' },
-        ...(letGo ? { let_go_above_nodes: 0, variant_threads: false } : {}),
+        ...(letGo ? { let_go_above_nodes: 0, variant_threads: threads } : {}),
       },
       null,
       { ...NO_INSTRUMENTATION, progress: (t) => progress.push(t) },
@@ -260,6 +260,8 @@ test('a variant weighed and let go leaves its judged polish to its second planni
     assert.equal(plain!.latency_s <= split!.latency_s * 1.01, close, `${rack} ${batch}: ${plain!.latency_s} against ${split!.latency_s}`);
     assert.equal(held.polished, 1, 'planned at once, each variant is polished');
     assert.equal(letGo.text, held.text, `${rack} ${batch}: the same plan`);
+    // First planned in a worker thread (as on four cores or more): the same plan again.
+    assert.equal((await plan(rack, batch, true, true)).text, held.text, `${rack} ${batch}: the same plan, threaded`);
     // Let go: polished only in its second planning, which judges the placement the first one chose.
     assert.deepEqual([letGo.polished, letGo.replayed], close ? [1, 1] : [0, 0], `${rack} ${batch}`);
   }
