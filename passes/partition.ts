@@ -299,6 +299,21 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     if (start) ctx.progress(`repairing ${start.name} to fit memory`);
     return pool.repair(start, name, label);
   };
+  /** The judged local search from `start`; what it finds joins the candidates. */
+  const polishFrom = (start: Candidate): void => {
+    ctx.progress(`polishing ${start.name} (judged local search)`);
+    pool.polish(start, objective, `${start.name}+polish`, `${start.label}, polished by the judged local search`);
+  };
+  /**
+   * The single moves explain finds better, taken. (Not on a huge graph: a scan there costs about
+   * what explain does, 3 s on the DeepSeek-V3 shape for each variant, and its few simulations took
+   * one move worth 0.0002% — explain still names such moves, as past the search budget.)
+   */
+  const withBetterMoves = (chosen: Candidate): Candidate => {
+    if (ctx.model.graph.nodes.length > HUGE_GRAPH_NODES) return chosen;
+    ctx.progress(`taking the single moves that make ${chosen.name} better`);
+    return pool.takeBetterMoves(chosen, `${chosen.name}+moves`, `${chosen.label}, with the single moves that made it better`);
+  };
 
   if (replay) {
     // Replayed only onto the problem it was made on (a decision of another variant would not fit it).
@@ -327,13 +342,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     const start = pool.consider(decided.chosen, label, given.device, given.start_s, { ...given, makespan_s });
     if (!start) throw new Error(`internal: the plan a partition chose (${decided.chosen}) no longer fits when replayed`);
     const [evaluations, simulations] = [assessor.evaluations, judge.simulations];
-    ctx.progress(`polishing ${start.name} (judged local search)`);
-    pool.polish(start, objective, `${start.name}+polish`, `${label}, polished by the judged local search`);
-    let chosen = pool.pick();
-    if (ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) {
-      ctx.progress(`taking the single moves that make ${chosen.name} better`);
-      chosen = pool.takeBetterMoves(chosen, `${chosen.name}+moves`, `${chosen.label}, with the single moves that made it better`);
-    }
+    polishFrom(start);
+    const chosen = withBetterMoves(pool.pick());
     const polishSearch = {
       ...search,
       polish_moves: pool.polishMoves,
@@ -526,10 +536,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // ship (src/cli/run-passes.ts): on a huge graph the polish is ~1 s of simulations and wins back
   // little (DeepSeek-V3 decode: 0.03% in the variant that shipped, nothing in the other).
   const deferPolish = deferAllowed && objective === 'latency' && !migration && asked === null;
-  if (!deferPolish) {
-    ctx.progress(`polishing ${best.name} (judged local search)`);
-    pool.polish(best, objective, `${best.name}+polish`, `${best.label}, polished by the judged local search`);
-  }
+  if (!deferPolish) polishFrom(best);
   // A plan that moves more must be worth it: the fewest moves among the plans within --min-gain of the best.
   let chosen = pool.fewestMoves(pool.pick());
 
@@ -546,14 +553,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     if (entry && !pool.eligible(chosen)) chosen = entry;
   }
   // ---- The single moves explain finds better, taken ----
-  // (Not on a huge graph: a scan there costs about what explain does, 3 s on the DeepSeek-V3 shape
-  // for each variant, and its few simulations took one move worth 0.0002% — explain still names
-  // such moves, as past the search budget.)
   // (A deferred polish leaves them too: they follow it, in the second planning.)
-  if (!migration && !deferPolish && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) {
-    ctx.progress(`taking the single moves that make ${chosen.name} better`);
-    chosen = pool.takeBetterMoves(chosen, `${chosen.name}+moves`, `${chosen.label}, with the single moves that made it better`);
-  }
+  if (!migration && !deferPolish) chosen = withBetterMoves(chosen);
   // ---- KV capacity: reported ----
   let kv: KvCapacity | null = null;
   if (state.objects.length > 0) {

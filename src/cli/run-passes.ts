@@ -279,7 +279,6 @@ async function runVariants(
   }
   let chosen = (best as Weighed | null)!;
   let replayed = chosen === plainWeighed;
-  const firstMs = (plainWeighed as Weighed | null)?.ms ?? chosen.ms;
   // The let-go variant left its polish to this second planning (PlanOptions.defer_polish): made when
   // it ships, or when it trails by less than a polish could plausibly win back, then weighed again.
   const deferred = (plainDecision as PartitionDecision | null)?.polish_deferred === true;
@@ -307,7 +306,7 @@ async function runVariants(
       weighed[weighed.indexOf(first)] = polished;
       plainWeighed = polished;
       if (replayed || beats(polished, lead)) {
-        if (lead !== polished && lead !== first) lead.variant = null;
+        if (lead !== first) lead.variant = null;
         chosen = polished;
         replayed = true;
       } else {
@@ -316,6 +315,8 @@ async function runVariants(
       }
     }
   }
+  // (A variant planned again keeps its first planning's time; the second is the shipped table's.)
+  const firstMs = chosen.ms;
   const bestVariant = chosen.variant!;
   // What tensor parallelism was weighed against: the shipped plan reports the TP baseline and the variants.
   const shipped = bestVariant.ctx.get(partitionPass);

@@ -323,9 +323,12 @@ export class Evaluator {
     const free = new Float64Array(nd);
     // Each device's queue as the units before `from` leave it: its last one's finish (finishes on a
     // device only grow along the order).
-    for (let k = from - 1, left = nd; k >= 0 && left > 0; k--) {
-      const d = device[order[k]!]!;
-      if (free[d] === 0 && finish[order[k]!]! > 0) {
+    if (from > 0) {
+      const queued = new Uint8Array(nd);
+      for (let k = from - 1, left = nd; k >= 0 && left > 0; k--) {
+        const d = device[order[k]!]!;
+        if (queued[d]) continue;
+        queued[d] = 1;
         free[d] = finish[order[k]!]!;
         left--;
       }
