@@ -25,7 +25,7 @@ import {
 } from '../sim/simulate.js';
 import type { Objective } from '../plan/format.js';
 import type { RouteTable } from '../topology/index.js';
-import { groupedLaunchExtra, unitPredecessors, type Placement, type PlacementProblem } from './problem.js';
+import { groupedLaunchExtra, packedValues, unitPredecessors, type Placement, type PlacementProblem } from './problem.js';
 import { sortIndices } from '../util/sort.js';
 
 /** Equal element by element. */
@@ -125,8 +125,8 @@ export class Judge {
   /** Judgements made, for the plan's statistics (work, not seconds). */
   simulations = 0;
   private readonly routeCache = new Map<number, JudgeRoute>();
-  /** Per device pair a·nd + b, its route when it has only one. */
-  private readonly onlyRoute = new Map<number, JudgeRoute>();
+  /** Per device pair a·nd + b, its route when it has only one (read before route() is called). */
+  private readonly pairRoute: (JudgeRoute | undefined)[];
   private readonly linkIndex: Map<string, number>;
 
   constructor(
@@ -137,6 +137,7 @@ export class Judge {
   ) {
     // As the simulation indexes them by name.
     this.linkIndex = new Map(links.map((l, i) => [l.name, i]));
+    this.pairRoute = new Array(p.device_ids.length * p.device_ids.length);
   }
 
   /** The schedule of a placement: per device its units in start order (ties by index). */
@@ -165,8 +166,9 @@ export class Judge {
     // both ends, the route and the unit whose steps receive it (the objects only when read). A
     // value moves at most once per consumer, so the arrays are sized by the consumers, and a
     // device's first reader of the current value is marked with the value (no reset per value).
-    const values = p.values;
-    const cap = this.consumerCount();
+    const { producer: vProducer, bytes: vBytes, consumerAt, consumers: vConsumers } = packedValues(p);
+    const V = vProducer.length;
+    const cap = vConsumers.length;
     let tValue = new Int32Array(cap);
     let tFrom = new Int32Array(cap);
     let tTo = new Int32Array(cap);
@@ -177,13 +179,11 @@ export class Judge {
     for (let k = 0; k < n; k++) rank[byStart[k]!] = k;
     const firstReader = new Int32Array(nd);
     const readBy = new Int32Array(nd).fill(-1);
-    for (let vi = 0; vi < values.length; vi++) {
-      const v = values[vi]!;
-      const src = device[v.producer]!;
-      const consumers = v.consumers;
+    for (let vi = 0; vi < V; vi++) {
+      const src = device[vProducer[vi]!]!;
       let away = false;
-      for (let j = 0; j < consumers.length; j++) {
-        const c = consumers[j]!;
+      for (let j = consumerAt[vi]!; j < consumerAt[vi + 1]!; j++) {
+        const c = vConsumers[j]!;
         const d = device[c]!;
         if (d === src) continue;
         away = true;
@@ -199,7 +199,7 @@ export class Judge {
         tFrom[T] = src;
         tTo[T] = d;
         tReader[T] = firstReader[d]!;
-        tRoute.push(this.route(vi, src, d));
+        tRoute.push(this.pairRoute[src * nd + d] ?? this.route(vi, src, d));
         T++;
       }
     }
@@ -211,7 +211,7 @@ export class Judge {
     const sendAt = new Int32Array(n + 1);
     const recvAt = new Int32Array(n + 1);
     for (let t = 0; t < T; t++) {
-      sendAt[p.values[tValue[t]!]!.producer + 1]!++;
+      sendAt[vProducer[tValue[t]!]! + 1]!++;
       recvAt[tReader[t]! + 1]!++;
     }
     for (let u = 0; u < n; u++) {
@@ -224,13 +224,13 @@ export class Judge {
       const sendPut = sendAt.slice(0, n);
       const recvPut = recvAt.slice(0, n);
       for (let t = 0; t < T; t++) {
-        sends[sendPut[p.values[tValue[t]!]!.producer]!++] = t;
+        sends[sendPut[vProducer[tValue[t]!]!]!++] = t;
         recvs[recvPut[tReader[t]!]!++] = t;
       }
     }
     // (Plain loops: TypedArray.from with a map function costs ~160 ns an element in V8.)
     const tBytes = new Float64Array(T);
-    for (let t = 0; t < T; t++) tBytes[t] = values[tValue[t]!]!.bytes;
+    for (let t = 0; t < T; t++) tBytes[t] = vBytes[tValue[t]!]!;
     const packedTransfers: SchedulePackedTransfers = {
       bytes: tBytes,
       links: tRoute.map((r) => r.index),
@@ -321,15 +321,16 @@ export class Judge {
     const p = this.p;
     const seen = new Int32Array(p.device_ids.length).fill(-1);
     let steps = p.unit_names.length;
-    p.values.forEach((v, vi) => {
-      const src = device[v.producer]!;
-      for (const c of v.consumers) {
-        const d = device[c]!;
+    const { producer, consumerAt, consumers } = packedValues(p);
+    for (let vi = 0; vi < producer.length; vi++) {
+      const src = device[producer[vi]!]!;
+      for (let j = consumerAt[vi]!; j < consumerAt[vi + 1]!; j++) {
+        const d = device[consumers[j]!]!;
         if (d === src || seen[d] === vi) continue;
         seen[d] = vi;
         steps += 2;
       }
-    });
+    }
     return steps;
   }
 
@@ -446,18 +447,11 @@ export class Judge {
     return { latency_s: lat.latency_s, throughput_per_s: thr.throughput_per_s, pipelined: thr.pipelined, ...this.memory(placement) };
   }
 
-  private consumerTotal = -1;
-  /** Consumers over all values (each value moves at most once per consumer). */
-  private consumerCount(): number {
-    if (this.consumerTotal < 0) this.consumerTotal = this.p.values.reduce((a, v) => a + v.consumers.length, 0);
-    return this.consumerTotal;
-  }
-
   /** The route value `vi` takes from device a to b (the fastest for its size), cached per route. */
   private route(vi: number, a: number, b: number): JudgeRoute {
     // A pair with one route gives it to every value (most pairs of a rack): kept per pair.
     const pair = a * this.p.device_ids.length + b;
-    const only = this.onlyRoute.get(pair);
+    const only = this.pairRoute[pair];
     if (only) return only;
     const bytes = this.p.values[vi]!.bytes;
     const k = this.routes.choiceIdx(a, b, bytes);
@@ -469,7 +463,7 @@ export class Judge {
       r = { links: route.links, hops: route.hops, index };
       if (k >= 0) this.routeCache.set(k, r);
     }
-    if (k >= 0 && this.routes.optionCount(a, b) === 1) this.onlyRoute.set(pair, r);
+    if (k >= 0 && this.routes.optionCount(a, b) === 1) this.pairRoute[pair] = r;
     return r;
   }
 }
@@ -516,20 +510,22 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   const T = tValue.length;
   // A send's bytes are held until the transfer has arrived (its recv's start).
   const { start_s: start, end_s: end, arrive_s: arrive } = scheduledTimes(schedule, one, n);
+  const { producer: vProducer, bytes: vBytes, consumerAt, consumers: vConsumers } = packedValues(p);
+  const V = vProducer.length;
   // Transfers by value: movesOf[moveAt[vi] .. moveAt[vi + 1]).
-  const moveAt = new Int32Array(p.values.length + 1);
+  const moveAt = new Int32Array(V + 1);
   for (let t = 0; t < T; t++) moveAt[tValue[t]! + 1]!++;
-  for (let vi = 0; vi < p.values.length; vi++) moveAt[vi + 1]! += moveAt[vi]!;
+  for (let vi = 0; vi < V; vi++) moveAt[vi + 1]! += moveAt[vi]!;
   const movesOf = new Int32Array(T);
-  const filled = moveAt.slice(0, p.values.length);
+  const filled = moveAt.slice(0, V);
   for (let t = 0; t < T; t++) movesOf[filled[tValue[t]!]!++] = t;
   // Allocation (+bytes) and release (−bytes) events per device, flat: device d's are count[d] .. count[d + 1].
   const count = new Int32Array(nd + 1);
   for (let u = 0; u < n; u++) count[device[u]! + 1]! += 2;
-  p.values.forEach((v, vi) => {
-    count[device[v.producer]! + 1]! += 2;
+  for (let vi = 0; vi < V; vi++) {
+    count[device[vProducer[vi]!]! + 1]! += 2;
     for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) count[tTo[movesOf[j]!]! + 1]! += 2;
-  });
+  }
   for (let d = 0; d < nd; d++) count[d + 1]! += count[d]!;
   const evT = new Float64Array(count[nd]!);
   const evDelta = new Float64Array(count[nd]!);
@@ -544,25 +540,28 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
     event(device[u]!, end[u]!, -p.activation_bytes[u]!);
   }
   const lastOn = new Float64Array(nd);
-  p.values.forEach((v, vi) => {
-    const src = device[v.producer]!;
+  for (let vi = 0; vi < V; vi++) {
+    const producer = vProducer[vi]!;
+    const bytes = vBytes[vi]!;
+    const src = device[producer]!;
     lastOn.fill(-1);
-    let lastOnSrc = end[v.producer]!;
-    for (const c of v.consumers) {
+    let lastOnSrc = end[producer]!;
+    for (let j = consumerAt[vi]!; j < consumerAt[vi + 1]!; j++) {
+      const c = vConsumers[j]!;
       const d = device[c]!;
       if (d === src) lastOnSrc = Math.max(lastOnSrc, end[c]!);
       else lastOn[d] = Math.max(lastOn[d]!, end[c]!);
     }
     for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) lastOnSrc = Math.max(lastOnSrc, arrive[movesOf[j]!]!);
-    event(src, end[v.producer]!, v.bytes);
-    event(src, lastOnSrc, -v.bytes);
+    event(src, end[producer]!, bytes);
+    event(src, lastOnSrc, -bytes);
     for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) {
       const t = movesOf[j]!;
       const d = tTo[t]!;
-      event(d, arrive[t]!, v.bytes);
-      event(d, Math.max(arrive[t]!, lastOn[d]!), -v.bytes);
+      event(d, arrive[t]!, bytes);
+      event(d, Math.max(arrive[t]!, lastOn[d]!), -bytes);
     }
-  });
+  }
   // The peak of live bytes: events in time order, releases before allocations at the same instant.
   for (let d = 0; d < nd; d++) {
     const order = new Int32Array(count[d + 1]! - count[d]!);

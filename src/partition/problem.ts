@@ -115,6 +115,46 @@ export function unitPredecessors(p: PlacementProblem): readonly (readonly number
   return preds;
 }
 
+/** A problem's values as flat arrays (PackedValues), kept per values list as the lists above are. */
+const packedOf = new WeakMap<readonly UnitValue[], PackedValues>();
+
+/**
+ * The values' producers, bytes and consumers (CSR: value v's consumers are
+ * consumers[consumerAt[v] .. consumerAt[v + 1]), ascending, each once) in typed arrays: the judge
+ * walks every value for every schedule it makes (34 on the DeepSeek-V3 plan, 62k values each),
+ * and reading them through an object each was most of making one.
+ */
+export interface PackedValues {
+  producer: Int32Array;
+  bytes: Float64Array;
+  consumerAt: Int32Array;
+  consumers: Int32Array;
+}
+
+export function packedValues(p: PlacementProblem): PackedValues {
+  const kept = packedOf.get(p.values);
+  if (kept) return kept;
+  const values = p.values;
+  const V = values.length;
+  const producer = new Int32Array(V);
+  const bytes = new Float64Array(V);
+  const consumerAt = new Int32Array(V + 1);
+  for (let v = 0; v < V; v++) {
+    producer[v] = values[v]!.producer;
+    bytes[v] = values[v]!.bytes;
+    consumerAt[v + 1] = consumerAt[v]! + values[v]!.consumers.length;
+  }
+  const consumers = new Int32Array(consumerAt[V]!);
+  for (let v = 0; v < V; v++) {
+    const list = values[v]!.consumers;
+    const at = consumerAt[v]!;
+    for (let j = 0; j < list.length; j++) consumers[at + j] = list[j]!;
+  }
+  const packed = { producer, bytes, consumerAt, consumers };
+  packedOf.set(values, packed);
+  return packed;
+}
+
 /** Values each unit reads, by unit (shared, read-only). */
 export function valuesReadBy(p: PlacementProblem): readonly (readonly UnitValue[])[] {
   const kept = readsOf.get(p.values);
