@@ -59,16 +59,61 @@ async function assertDrawn(page: Page, plan: Record<string, any>, rackDevices: n
   assert.equal(ids.length, rackDevices, 'one card per device of the rack');
   for (const d of plan.devices) assert.ok(ids.includes(d.id), `device ${d.id} is drawn`);
   const computeSteps = plan.devices.reduce((n: number, d: any) => n + d.steps.filter((s: any) => s.op === 'compute').length, 0);
-  const bars = await page.$$eval('#timeline rect.bar', (r) => r.length);
-  assert.equal(bars, computeSteps + plan.transfers.length, 'one bar per compute step and per transfer');
-  const critical = await page.$$eval('#timeline rect.bar.critical', (r) => r.length);
-  assert.ok(critical > 0, 'a critical path is highlighted');
+  const bars = await page.$eval('#timeline canvas.gantt-bars', (c) => ({ ...(c as HTMLCanvasElement).dataset }));
+  assert.equal(bars.view, 'one');
+  assert.equal(Number(bars.bars), computeSteps + plan.transfers.length, 'one bar per compute step and per transfer');
+  assert.equal(Number(bars.computeBars), computeSteps, 'one compute bar per compute step');
+  assert.ok(Number(bars.critical) > 0, 'a critical path is highlighted');
+  // The bars are painted: the canvas holds the critical path's red, and the longest compute step
+  // answers the pointer with its device.
+  const red = await page.$eval('#timeline canvas.gantt-bars', (c) => {
+    const canvas = c as HTMLCanvasElement;
+    const px = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0;
+    for (let i = 0; i < px.length; i += 4) if (px[i] === 0xd6 && px[i + 1] === 0x27 && px[i + 2] === 0x28) n++;
+    return n;
+  });
+  assert.ok(red > 0, 'critical bars are painted');
+  await assertHover(page, plan);
   const rows = await page.$$eval('tr.explain-row', (r) => r.length);
   assert.equal(rows, Math.min(plan.explain.length, 3000), 'one explain row per unit');
   const experts = await page.$$eval('rect.expert', (r) => r.length);
   assert.equal(experts, plan.experts.length, 'one heat-map cell per expert');
   const runs: number = await page.$$eval('rect.run', (r) => r.length);
   assert.ok(runs > 0 && runs <= plan.explain.length, 'the layer strip is drawn');
+}
+
+/**
+ * The pointer over the middle of the one-request timeline's longest compute step shows that step:
+ * its device and its times (the timeline is a canvas, so the bar is found from where it is drawn:
+ * lanes 30 px high, the plot 90 px in from the left, the x domain the canvas says).
+ */
+async function assertHover(page: Page, plan: Record<string, any>): Promise<void> {
+  let longest: { device: string; start: number; end: number } | null = null;
+  for (const d of plan.devices)
+    for (const st of d.steps)
+      if (st.op === 'compute' && (!longest || st.end_s - st.start_s > longest.end - longest.start))
+        longest = { device: d.id, start: st.start_s, end: st.end_s };
+  assert.ok(longest, 'the plan has a compute step');
+  const lanes: string[] = await page.$$eval('#timeline .lane-name', (t) => t.map((x) => x.textContent ?? ''));
+  const lane = lanes.indexOf(longest.device);
+  assert.ok(lane >= 0, `${longest.device} has a lane`);
+  await page.$eval('#timeline svg.gantt', (svg) => svg.scrollIntoView({ block: 'center' }));
+  const [d0, d1] = (await page.$eval('#timeline canvas.gantt-bars', (c) => (c as HTMLCanvasElement).dataset.domain ?? '')).split(',').map(Number) as [
+    number,
+    number,
+  ];
+  const box = (await (await page.$('#timeline svg.gantt'))!.boundingBox())!;
+  const plotW = box.width - 2 - 100;
+  const mid = (longest.start + longest.end) / 2;
+  await page.mouse.move(box.x + 1 + 90 + ((mid - d0) / (d1 - d0)) * plotW, box.y + 1 + lane * 30 + 11);
+  const tip = await page.$eval('#tip', (t) => ({ shown: (t as HTMLElement).style.display === 'block', text: t.textContent ?? '' }));
+  assert.ok(tip.shown, 'the tooltip shows');
+  assert.match(tip.text, new RegExp(`compute on ${longest.device}`), tip.text);
+  await page.mouse.move(box.x + 1 + 90 + ((mid - d0) / (d1 - d0)) * plotW, box.y + 1 + lane * 30 + 28);
+  // Below the lane's compute bars and its transfers' row there is nothing to show.
+  const after = await page.$eval('#tip', (t) => (t as HTMLElement).style.display);
+  assert.equal(after, 'none', 'nothing under the pointer between lanes');
 }
 
 test('hxc plan --report and hxc report: the same bytes; in Chromium every device and step is drawn, the search filters, zoom works', async () => {
@@ -100,13 +145,27 @@ test('hxc plan --report and hxc report: the same bytes; in Chromium every device
     assert.equal(visible, expected);
     // The pipelined view draws the simulated requests; zooming widens the bars.
     await page.click('button[data-view="pipelined"]');
-    const pipelined = await page.$$eval('#timeline rect.bar', (r) => r.length);
-    assert.ok(pipelined > plan.transfers.length, `pipelined bars: ${pipelined}`);
-    const before = await page.$eval('#timeline rect.bar.compute', (r) => Number(r.getAttribute('width')));
+    const pipelined = await page.$eval('#timeline canvas.gantt-bars', (c) => ({ ...(c as HTMLCanvasElement).dataset }));
+    assert.equal(pipelined.view, 'pipelined');
+    assert.ok(Number(pipelined.bars) > plan.transfers.length, `pipelined bars: ${pipelined.bars}`);
+    const span = (domain: string): number => {
+      const [a, b] = domain.split(',').map(Number) as [number, number];
+      return b - a;
+    };
+    const before = span(pipelined.domain!);
     const box = (await (await page.$('svg.gantt'))!.boundingBox())!;
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     for (let i = 0; i < 5; i++) await page.mouse.wheel({ deltaY: -400 });
-    await page.waitForFunction((w) => Number(document.querySelector('#timeline rect.bar.compute')!.getAttribute('width')) > w, { timeout: 5000 }, before);
+    // Zooming narrows the time the plot spans (and draws the bars again at that scale).
+    await page.waitForFunction(
+      (w) => {
+        const [a, b] = ((document.querySelector('#timeline canvas.gantt-bars') as HTMLCanvasElement).dataset.domain ?? '').split(',').map(Number);
+        return b! - a! < w / 2;
+      },
+      { timeout: 5000 },
+      before,
+    );
+    assert.ok(span((await page.$eval('#timeline canvas.gantt-bars', (c) => (c as HTMLCanvasElement).dataset.domain))!) < before / 2);
     await page.click('button[data-view="one"]');
     await page.screenshot({ path: path.join(ARTIFACTS, 'report-mixtral_tiny_moe_kv.png'), fullPage: false });
     assert.deepEqual(errors, []);

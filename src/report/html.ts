@@ -69,7 +69,8 @@ svg text { font-size: 11px; fill: var(--ink); }
 .gantt { border: 1px solid var(--line); cursor: grab; background: #fff; }
 .gantt .lane-line { stroke: #eee; }
 .gantt .lane-name { font-weight: 600; }
-.bar.critical { stroke: #7f0000; stroke-width: 0.6; }
+.gantt-box { position: relative; }
+.gantt-bars { position: absolute; pointer-events: none; }
 .controls { margin: 6px 0; }
 .heat-row { display: flex; gap: 24px; flex-wrap: wrap; }
 .controls button { margin-right: 6px; padding: 3px 10px; border: 1px solid var(--line); background: #fff; border-radius: 4px; cursor: pointer; }
