@@ -77,10 +77,27 @@ async function assertDrawn(page: Page, plan: Record<string, any>, rackDevices: n
   await assertHover(page, plan);
   const rows = await page.$$eval('tr.explain-row', (r) => r.length);
   assert.equal(rows, Math.min(plan.explain.length, 3000), 'one explain row per unit');
-  const experts = await page.$$eval('rect.expert', (r) => r.length);
-  assert.equal(experts, plan.experts.length, 'one heat-map cell per expert');
-  const runs: number = await page.$$eval('rect.run', (r) => r.length);
+  if (plan.experts.length > 0) {
+    const cells = await page.$$eval('#placement canvas.heat', (c) => c.map((x) => Number((x as HTMLCanvasElement).dataset.cells)));
+    assert.deepEqual(cells, [plan.experts.length, plan.experts.length], 'one cell per expert in each heat map');
+    // The first expert of the first layer, under the pointer: its layer, its number and its devices.
+    const first = plan.experts.reduce((a: any, b: any) => (b.layer < a.layer || (b.layer === a.layer && b.expert < a.expert) ? b : a));
+    const map = (await page.$('#placement canvas.heat.expert'))!;
+    await map.scrollIntoView();
+    const box = (await map.boundingBox())!;
+    await page.mouse.move(box.x + 62, box.y + 22);
+    const tip = await page.$eval('#tip', (t) => t.textContent ?? '');
+    assert.match(tip, new RegExp(`layer ${first.layer}, expert ${first.expert}`), tip);
+  }
+  const runs = Number(await page.$eval('#placement canvas.strip', (c) => (c as HTMLCanvasElement).dataset.runs));
   assert.ok(runs > 0 && runs <= plan.explain.length, 'the layer strip is drawn');
+  // The strip's first run, under the pointer: on the device the plan's first unit runs on.
+  const strip = (await page.$('#placement canvas.strip'))!;
+  await strip.scrollIntoView();
+  const sbox = (await strip.boundingBox())!;
+  await page.mouse.move(sbox.x + 1, sbox.y + 11);
+  const runTip = await page.$eval('#tip', (t) => t.textContent ?? '');
+  assert.match(runTip, /unit/, runTip);
 }
 
 /**

@@ -21,6 +21,17 @@ export interface Kit {
   tip(ev: MouseEvent, lines: string[]): void;
   untip(): void;
   section(id: string, title: string, note?: string): HTMLElement;
+  /**
+   * A canvas of `width` × `height` CSS pixels under `parent` (sharp on high-density screens), its
+   * 2D context, and `hover` to show the tooltip lines `at(x, y)` gives for the pointer (null: none).
+   */
+  canvas(parent: HTMLElement, className: string, width: number, height: number): DrawnCanvas;
+}
+
+export interface DrawnCanvas {
+  canvas: HTMLCanvasElement;
+  paint: CanvasRenderingContext2D;
+  hover(at: (x: number, y: number) => string[] | null): void;
 }
 
 export function makeKit(d3: D3, data: ReportData): Kit {
@@ -87,6 +98,28 @@ export function makeKit(d3: D3, data: ReportData): Kit {
     main.appendChild(s);
     return s;
   };
+  const canvas = (parent: HTMLElement, className: string, width: number, height: number): DrawnCanvas => {
+    const el = document.createElement('canvas');
+    el.className = className;
+    const ratio = window.devicePixelRatio || 1;
+    el.width = Math.max(1, Math.round(width * ratio));
+    el.height = Math.max(1, Math.round(height * ratio));
+    el.style.width = `${width}px`;
+    el.style.height = `${height}px`;
+    parent.appendChild(el);
+    const paint = el.getContext('2d') as CanvasRenderingContext2D;
+    paint.scale(ratio, ratio);
+    const hover = (at: (x: number, y: number) => string[] | null): void => {
+      el.addEventListener('mousemove', (ev) => {
+        const box = el.getBoundingClientRect();
+        const lines = at(ev.clientX - box.left, ev.clientY - box.top);
+        if (lines) tip(ev, lines);
+        else untip();
+      });
+      el.addEventListener('mouseleave', untip);
+    };
+    return { canvas: el, paint, hover };
+  };
   return {
     d3,
     data,
@@ -98,6 +131,7 @@ export function makeKit(d3: D3, data: ReportData): Kit {
     tip,
     untip,
     section,
+    canvas,
   };
 }
 

@@ -56,43 +56,41 @@ export function drawPlacement(kit: Kit): void {
     }
     x += w + 2;
   }
-  const svg = d3
-    .select(sec)
-    .append('svg')
-    .attr('class', 'strip')
-    .attr('width', width)
-    .attr('height', y + rowH);
-  svg
-    .selectAll('rect.run')
-    .data(runs)
-    .join('rect')
-    .attr('class', 'run')
-    .attr('x', (r: Run) => r.x)
-    .attr('y', (r: Run) => r.y)
-    .attr('width', (r: Run) => Math.max(0.5, r.w))
-    .attr('height', 22)
-    .attr('fill', (r: Run) => kit.deviceColour(r.device))
-    .on('mousemove', (ev: MouseEvent, r: Run) =>
-      kit.tip(ev, [r.stage, `${r.units} unit${r.units === 1 ? '' : 's'} on ${r.device}`, `resident ${bytes(r.resident_bytes)}`]),
-    )
-    .on('mouseleave', kit.untip);
-  svg
-    .selectAll('rect.stage')
-    .data(stageBoxes)
-    .join('rect')
-    .attr('class', 'stage')
-    .attr('x', (s: (typeof stageBoxes)[number]) => s.x)
-    .attr('y', (s: (typeof stageBoxes)[number]) => s.y)
-    .attr('width', (s: (typeof stageBoxes)[number]) => s.w)
-    .attr('height', 22);
-  svg
-    .selectAll('text')
-    .data(stageBoxes.filter((s) => s.w > s.name.length * 6))
-    .join('text')
-    .attr('class', 'stage-name')
-    .attr('x', (s: (typeof stageBoxes)[number]) => s.x + 2)
-    .attr('y', (s: (typeof stageBoxes)[number]) => s.y + 32)
-    .text((s: (typeof stageBoxes)[number]) => s.name);
+  // Drawn on a canvas, as the heat maps below: the DeepSeek-V3-shaped plan has ~28k runs and
+  // 2 × 14,848 expert cells, which as SVG rects were a third of its page's elements; the item
+  // under the pointer is found from where it is drawn.
+  const strip = kit.canvas(sec, 'strip', width, y + rowH);
+  for (const r of runs) {
+    strip.paint.fillStyle = kit.deviceColour(r.device);
+    strip.paint.fillRect(r.x, r.y, Math.max(0.5, r.w), 22);
+  }
+  strip.paint.strokeStyle = '#333';
+  strip.paint.lineWidth = 0.6;
+  strip.paint.fillStyle = '#57606a';
+  strip.paint.font = '10px system-ui, sans-serif';
+  for (const st of stageBoxes) {
+    strip.paint.strokeRect(st.x, st.y, st.w, 22);
+    if (st.w > st.name.length * 6) strip.paint.fillText(st.name, st.x + 2, st.y + 32);
+  }
+  strip.canvas.dataset.runs = String(runs.length);
+  strip.canvas.dataset.stages = String(stageBoxes.length);
+  // Runs are laid out in order, row by row, left to right: the last run starting at or before the
+  // pointer in its row is the one under it, when the pointer is within its width.
+  strip.hover((px, py) => {
+    const row = Math.floor(py / rowH);
+    if (py - row * rowH >= 22) return null;
+    let lo = 0;
+    let hi = runs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const r = runs[mid]!;
+      if (r.y < row * rowH || (r.y === row * rowH && r.x <= px)) lo = mid + 1;
+      else hi = mid;
+    }
+    const r = lo > 0 ? runs[lo - 1]! : null;
+    if (!r || r.y !== row * rowH || px > r.x + Math.max(0.5, r.w)) return null;
+    return [r.stage, `${r.units} unit${r.units === 1 ? '' : 's'} on ${r.device}`, `resident ${bytes(r.resident_bytes)}`];
+  });
 
   // Experts: layer × expert.
   const ex = pl.experts;
@@ -112,42 +110,29 @@ export function drawPlacement(kit: Kit): void {
     sec.appendChild(row);
     const cell = Math.max(3, Math.min(22, Math.floor((width / 2 - 80) / ex.experts)));
     const heat = d3.scaleSequential(d3.interpolateViridis).domain(minTokens === maxTokens ? [0, Math.max(1e-9, maxTokens)] : [minTokens, maxTokens]);
+    // Cells by layer and expert, for the pointer (a cell per expert of each layer, as the plan lists them).
+    const cellAt = new Map<number, Cell>();
+    for (const c of ex.cells) cellAt.set(c.layer * ex.experts + c.expert, c);
     const grid = (cls: string, fill: (c: Cell) => string): void => {
-      const svg = d3
-        .select(row)
-        .append('svg')
-        .attr('class', 'heat')
-        .attr('width', 60 + ex.experts * cell)
-        .attr('height', 24 + ex.layers * cell);
-      svg
-        .selectAll(`rect.${cls}`)
-        .data(ex.cells)
-        .join('rect')
-        .attr('class', cls)
-        .attr('x', (c: Cell) => 60 + c.expert * cell)
-        .attr('y', (c: Cell) => 20 + c.layer * cell)
-        .attr('width', cell - (cell > 6 ? 1 : 0))
-        .attr('height', cell - (cell > 6 ? 1 : 0))
-        .attr('fill', fill)
-        .on('mousemove', (ev: MouseEvent, c: Cell) =>
-          kit.tip(ev, [`layer ${c.layer}, expert ${c.expert}`, `${c.tokens.toPrecision(4)} tokens per step`, `on ${c.devices.join(', ')}`]),
-        )
-        .on('mouseleave', kit.untip);
+      const map = kit.canvas(row, `heat ${cls}`, 60 + ex.experts * cell, 24 + ex.layers * cell);
+      const side = cell - (cell > 6 ? 1 : 0);
+      for (const c of ex.cells) {
+        map.paint.fillStyle = fill(c);
+        map.paint.fillRect(60 + c.expert * cell, 20 + c.layer * cell, side, side);
+      }
+      map.paint.fillStyle = '#57606a';
+      map.paint.font = '10px system-ui, sans-serif';
       const step = Math.max(1, Math.ceil(14 / cell));
-      svg
-        .selectAll('text.layer')
-        .data(d3.range(0, ex.layers, step))
-        .join('text')
-        .attr('class', 'axis-label')
-        .attr('x', 4)
-        .attr('y', (l: number) => 20 + l * cell + Math.min(cell, 12) - 2)
-        .text((l: number) => `layer ${l}`);
-      svg
-        .append('text')
-        .attr('class', 'axis-label')
-        .attr('x', 60)
-        .attr('y', 12)
-        .text(cls === 'expert' ? 'expert → (tokens)' : 'expert → (device)');
+      for (let l = 0; l < ex.layers; l += step) map.paint.fillText(`layer ${l}`, 4, 20 + l * cell + Math.min(cell, 12) - 2);
+      map.paint.fillText(cls === 'expert' ? 'expert → (tokens)' : 'expert → (device)', 60, 12);
+      map.canvas.dataset.cells = String(ex.cells.length);
+      map.hover((px, py) => {
+        if (px < 60 || py < 20) return null;
+        const expert = Math.floor((px - 60) / cell);
+        const layer = Math.floor((py - 20) / cell);
+        const c = expert < ex.experts ? cellAt.get(layer * ex.experts + expert) : undefined;
+        return c ? [`layer ${c.layer}, expert ${c.expert}`, `${c.tokens.toPrecision(4)} tokens per step`, `on ${c.devices.join(', ')}`] : null;
+      });
     };
     grid('expert', (c) => heat(c.tokens));
     grid('expert-device', (c) => kit.deviceColour(c.devices[0] ?? ''));
