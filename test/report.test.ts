@@ -77,27 +77,33 @@ async function assertDrawn(page: Page, plan: Record<string, any>, rackDevices: n
   await assertHover(page, plan);
   const rows = await page.$$eval('tr.explain-row', (r) => r.length);
   assert.equal(rows, Math.min(plan.explain.length, 3000), 'one explain row per unit');
+  const cells = await page.$$eval('#placement canvas.heat', (c) => c.map((x) => Number((x as HTMLCanvasElement).dataset.cells)));
+  assert.deepEqual(cells, plan.experts.length > 0 ? [plan.experts.length, plan.experts.length] : [], 'one cell per expert in each heat map');
   if (plan.experts.length > 0) {
-    const cells = await page.$$eval('#placement canvas.heat', (c) => c.map((x) => Number((x as HTMLCanvasElement).dataset.cells)));
-    assert.deepEqual(cells, [plan.experts.length, plan.experts.length], 'one cell per expert in each heat map');
-    // The first expert of the first layer, under the pointer: its layer, its number and its devices.
-    const first = plan.experts.reduce((a: any, b: any) => (b.layer < a.layer || (b.layer === a.layer && b.expert < a.expert) ? b : a));
+    // An expert of the last layer, under the pointer: its layer, its number and its devices. Cells
+    // are squares in rows by layer from y = 20 and columns by expert from x = 60.
+    const last = plan.experts.reduce((a: any, b: any) => (b.layer > a.layer || (b.layer === a.layer && b.expert > a.expert) ? b : a));
+    const perLayer = 1 + plan.experts.reduce((m: number, e: any) => Math.max(m, e.expert), 0);
     const map = (await page.$('#placement canvas.heat.expert'))!;
     await map.scrollIntoView();
     const box = (await map.boundingBox())!;
-    await page.mouse.move(box.x + 62, box.y + 22);
-    const tip = await page.$eval('#tip', (t) => t.textContent ?? '');
-    assert.match(tip, new RegExp(`layer ${first.layer}, expert ${first.expert}`), tip);
+    const cell = (box.width - 60) / perLayer;
+    await page.mouse.move(box.x + 60 + (last.expert + 0.5) * cell, box.y + 20 + (last.layer + 0.5) * cell);
+    const lines = await page.$$eval('#tip div', (d) => d.map((x) => x.textContent ?? ''));
+    assert.equal(lines[0], `layer ${last.layer}, expert ${last.expert}`, lines.join(' / '));
+    const devices = [...new Set(last.replicas.flatMap((r: any) => r.devices))].sort();
+    assert.equal(lines[2], `on ${devices.join(', ')}`, lines.join(' / '));
   }
   const runs = Number(await page.$eval('#placement canvas.strip', (c) => (c as HTMLCanvasElement).dataset.runs));
   assert.ok(runs > 0 && runs <= plan.explain.length, 'the layer strip is drawn');
-  // The strip's first run, under the pointer: on the device the plan's first unit runs on.
+  // The strip's first run, under the pointer: its units and device, as the page's data lists them.
+  const first = await page.$eval('#hxc-data', (d) => JSON.parse(d.textContent ?? '{}').placement.stages[0].runs[0]);
   const strip = (await page.$('#placement canvas.strip'))!;
   await strip.scrollIntoView();
   const sbox = (await strip.boundingBox())!;
   await page.mouse.move(sbox.x + 1, sbox.y + 11);
-  const runTip = await page.$eval('#tip', (t) => t.textContent ?? '');
-  assert.match(runTip, /unit/, runTip);
+  const runLines = await page.$$eval('#tip div', (d) => d.map((x) => x.textContent ?? ''));
+  assert.equal(runLines[1], `${first.units} unit${first.units === 1 ? '' : 's'} on ${first.device}`, runLines.join(' / '));
 }
 
 /**
@@ -106,11 +112,11 @@ async function assertDrawn(page: Page, plan: Record<string, any>, rackDevices: n
  * lanes 30 px high, the plot 90 px in from the left, the x domain the canvas says).
  */
 async function assertHover(page: Page, plan: Record<string, any>): Promise<void> {
-  let longest: { device: string; start: number; end: number } | null = null;
+  let longest: { device: string; unit: string; start: number; end: number } | null = null;
   for (const d of plan.devices)
     for (const st of d.steps)
       if (st.op === 'compute' && (!longest || st.end_s - st.start_s > longest.end - longest.start))
-        longest = { device: d.id, start: st.start_s, end: st.end_s };
+        longest = { device: d.id, unit: st.unit, start: st.start_s, end: st.end_s };
   assert.ok(longest, 'the plan has a compute step');
   const lanes: string[] = await page.$$eval('#timeline .lane-name', (t) => t.map((x) => x.textContent ?? ''));
   const lane = lanes.indexOf(longest.device);
@@ -120,17 +126,18 @@ async function assertHover(page: Page, plan: Record<string, any>): Promise<void>
     number,
     number,
   ];
+  // The SVG's box is its width (box-sizing: border-box), its 1px border inside: the plot spans
+  // x = 90 … width − 10 from the border's inner edge.
   const box = (await (await page.$('#timeline svg.gantt'))!.boundingBox())!;
-  const plotW = box.width - 2 - 100;
-  const mid = (longest.start + longest.end) / 2;
-  await page.mouse.move(box.x + 1 + 90 + ((mid - d0) / (d1 - d0)) * plotW, box.y + 1 + lane * 30 + 11);
-  const tip = await page.$eval('#tip', (t) => ({ shown: (t as HTMLElement).style.display === 'block', text: t.textContent ?? '' }));
-  assert.ok(tip.shown, 'the tooltip shows');
-  assert.match(tip.text, new RegExp(`compute on ${longest.device}`), tip.text);
-  await page.mouse.move(box.x + 1 + 90 + ((mid - d0) / (d1 - d0)) * plotW, box.y + 1 + lane * 30 + 28);
-  // Below the lane's compute bars and its transfers' row there is nothing to show.
-  const after = await page.$eval('#tip', (t) => (t as HTMLElement).style.display);
-  assert.equal(after, 'none', 'nothing under the pointer between lanes');
+  const at = box.x + 1 + 90 + (((longest.start + longest.end) / 2 - d0) / (d1 - d0)) * (box.width - 100);
+  await page.mouse.move(at, box.y + 1 + lane * 30 + 11);
+  const lines = await page.$$eval('#tip div', (d) => d.map((x) => x.textContent ?? ''));
+  assert.equal(await page.$eval('#tip', (t) => (t as HTMLElement).style.display), 'block', 'the tooltip shows');
+  assert.equal(lines[0], longest.unit, lines.join(' / '));
+  assert.equal(lines[1], `compute on ${longest.device}`, lines.join(' / '));
+  // Below a lane's transfers' row (y 20–26 of its 30) there is nothing to show.
+  await page.mouse.move(at, box.y + 1 + lane * 30 + 28);
+  assert.equal(await page.$eval('#tip', (t) => (t as HTMLElement).style.display), 'none', 'nothing under the pointer between lanes');
 }
 
 test('hxc plan --report and hxc report: the same bytes; in Chromium every device and step is drawn, the search filters, zoom works', async () => {

@@ -101,7 +101,8 @@ export function makeKit(d3: D3, data: ReportData): Kit {
   const canvas = (parent: HTMLElement, className: string, width: number, height: number): DrawnCanvas => {
     const el = document.createElement('canvas');
     el.className = className;
-    const ratio = window.devicePixelRatio || 1;
+    // (Chromium leaves a canvas blank past 32,767 pixels a side: fewer pixels per CSS pixel then.)
+    const ratio = Math.min(window.devicePixelRatio || 1, 32767 / Math.max(1, width), 32767 / Math.max(1, height));
     el.width = Math.max(1, Math.round(width * ratio));
     el.height = Math.max(1, Math.round(height * ratio));
     el.style.width = `${width}px`;

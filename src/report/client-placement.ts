@@ -66,7 +66,7 @@ export function drawPlacement(kit: Kit): void {
   }
   strip.paint.strokeStyle = '#333';
   strip.paint.lineWidth = 0.6;
-  strip.paint.fillStyle = '#57606a';
+  strip.paint.fillStyle = '#656d76';
   strip.paint.font = '10px system-ui, sans-serif';
   for (const st of stageBoxes) {
     strip.paint.strokeRect(st.x, st.y, st.w, 22);
@@ -120,7 +120,7 @@ export function drawPlacement(kit: Kit): void {
         map.paint.fillStyle = fill(c);
         map.paint.fillRect(60 + c.expert * cell, 20 + c.layer * cell, side, side);
       }
-      map.paint.fillStyle = '#57606a';
+      map.paint.fillStyle = '#656d76';
       map.paint.font = '10px system-ui, sans-serif';
       const step = Math.max(1, Math.ceil(14 / cell));
       for (let l = 0; l < ex.layers; l += step) map.paint.fillText(`layer ${l}`, 4, 20 + l * cell + Math.min(cell, 12) - 2);

@@ -71,7 +71,9 @@ export function drawTimeline(kit: Kit): void {
   const plotH = lanes.length * laneH;
   const canvas = document.createElement('canvas');
   canvas.className = 'gantt-bars';
-  const ratio = window.devicePixelRatio || 1;
+  // Chromium leaves a canvas blank past 32,767 pixels a side: a rack of many lanes gets fewer
+  // pixels per CSS pixel rather than none.
+  const ratio = Math.min(window.devicePixelRatio || 1, 32767 / Math.max(1, plotW), 32767 / Math.max(1, plotH));
   canvas.width = Math.max(1, Math.round(plotW * ratio));
   canvas.height = Math.max(1, Math.round(plotH * ratio));
   canvas.style.left = `${left + 1}px`;
@@ -93,12 +95,16 @@ export function drawTimeline(kit: Kit): void {
   // finding the bar under the pointer.
   let byColour: [string, number[]][] = [];
   let byLane: number[][][] = [];
+  let byLaneReach: Float64Array[][] = [];
   const COMPUTE_Y = 3;
   const COMPUTE_H = 16;
   const TRANSFER_Y = 20;
   const TRANSFER_H = 6;
   const draw = (): void => {
-    paint.clearRect(0, 0, plotW, plotH);
+    // (The whole backing store, whatever the pixel ratio rounds it to.)
+    paint.setTransform(1, 0, 0, 1, 0, 0);
+    paint.clearRect(0, 0, canvas.width, canvas.height);
+    paint.setTransform(ratio, 0, 0, ratio, 0, 0);
     const [d0, d1] = x.domain() as [number, number];
     for (const [colour, list] of byColour) {
       paint.fillStyle = colour;
@@ -156,8 +162,10 @@ export function drawTimeline(kit: Kit): void {
     if (!list || list.length === 0) return -1;
     const t = x.invert(px);
     const slack = x.invert(px + 1) - t;
-    // The last bar starting by t (+ a pixel), then back over the bars that may still cover t
-    // (transfers into a device overlap; compute steps on one do not).
+    // The last bar starting by t (+ a pixel), then back over the bars while one before may still
+    // reach t (transfers into a device overlap; compute steps on one do not): `reach`, the latest
+    // end up to each place in the list, says when none can.
+    const reach = byLaneReach[lane]![kind]!;
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
@@ -165,7 +173,7 @@ export function drawTimeline(kit: Kit): void {
       if (bars[list[mid]!]![1] <= t + slack) lo = mid + 1;
       else hi = mid;
     }
-    for (let k = lo - 1, seen = 0; k >= 0 && seen < 64; k--, seen++) if (bars[list[k]!]![2] >= t - slack) return list[k]!;
+    for (let k = lo - 1; k >= 0 && reach[k]! >= t - slack; k--) if (bars[list[k]!]![2] >= t - slack) return list[k]!;
     return -1;
   };
   svg
@@ -212,6 +220,13 @@ export function drawTimeline(kit: Kit): void {
     }
     byColour = [...groups].sort((a, b) => (a[0] === '#d62728' ? 1 : 0) - (b[0] === '#d62728' ? 1 : 0));
     for (const lane of byLane) for (const list of lane) list.sort((a, b) => bars[a]![1] - bars[b]![1] || a - b);
+    byLaneReach = byLane.map((lane) =>
+      lane.map((list) => {
+        const reach = new Float64Array(list.length);
+        for (let k = 0; k < list.length; k++) reach[k] = Math.max(k > 0 ? reach[k - 1]! : -Infinity, bars[list[k]!]![2]);
+        return reach;
+      }),
+    );
     canvas.dataset.view = view;
     canvas.dataset.bars = String(bars.length);
     canvas.dataset.computeBars = String(bars.reduce((n, b) => n + (b[3] === 0 ? 1 : 0), 0));
@@ -219,9 +234,8 @@ export function drawTimeline(kit: Kit): void {
     const end = Math.max(1e-12, d3.max(bars, (b: Bar) => b[2]) ?? 0);
     x0.domain([0, end * 1.01]);
     x = x0;
+    // (Resetting the zoom draws the bars and the axis: its event does.)
     svg.call(zoom.transform, d3.zoomIdentity);
-    draw();
-    axis();
   }
   show('one');
   const legend = document.createElement('p');
