@@ -63,6 +63,7 @@ async function assertDrawn(page: Page, plan: Record<string, any>, rackDevices: n
   assert.equal(bars.view, 'one');
   assert.equal(Number(bars.bars), computeSteps + plan.transfers.length, 'one bar per compute step and per transfer');
   assert.equal(Number(bars.computeBars), computeSteps, 'one compute bar per compute step');
+  assert.equal(Number(bars.painted), Number(bars.bars), 'unzoomed, every bar is painted');
   assert.ok(Number(bars.critical) > 0, 'a critical path is highlighted');
   // The bars are painted: the canvas holds the critical path's red, and the longest compute step
   // answers the pointer with its device.
@@ -189,7 +190,10 @@ test('hxc plan --report and hxc report: the same bytes; in Chromium every device
       { timeout: 5000 },
       before,
     );
-    assert.ok(span((await page.$eval('#timeline canvas.gantt-bars', (c) => (c as HTMLCanvasElement).dataset.domain))!) < before / 2);
+    const zoomed = await page.$eval('#timeline canvas.gantt-bars', (c) => ({ ...(c as HTMLCanvasElement).dataset }));
+    assert.ok(span(zoomed.domain!) < before / 2);
+    // Zoomed in, only the bars that reach into the time shown are painted again.
+    assert.ok(Number(zoomed.painted) > 0 && Number(zoomed.painted) < Number(zoomed.bars), `painted ${zoomed.painted} of ${zoomed.bars}`);
     await page.click('button[data-view="one"]');
     await page.screenshot({ path: path.join(ARTIFACTS, 'report-mixtral_tiny_moe_kv.png'), fullPage: false });
     assert.deepEqual(errors, []);

@@ -106,6 +106,7 @@ export function drawTimeline(kit: Kit): void {
     paint.clearRect(0, 0, canvas.width, canvas.height);
     paint.setTransform(ratio, 0, 0, ratio, 0, 0);
     const [d0, d1] = x.domain() as [number, number];
+    let painted = 0;
     for (const [colour, list] of byColour) {
       paint.fillStyle = colour;
       const outline = colour === '#d62728';
@@ -122,9 +123,11 @@ export function drawTimeline(kit: Kit): void {
         const h = b[3] === 0 ? COMPUTE_H : TRANSFER_H;
         paint.fillRect(bx, by, w, h);
         if (outline) paint.strokeRect(bx, by, w, h);
+        painted++;
       }
     }
     canvas.dataset.domain = `${d0},${d1}`;
+    canvas.dataset.painted = String(painted);
   };
   const axis = (): void => {
     axisG.call(
