@@ -125,7 +125,7 @@ export class Judge {
   /** Judgements made, for the plan's statistics (work, not seconds). */
   simulations = 0;
   private readonly routeCache = new Map<number, JudgeRoute>();
-  /** Per device pair a·nd + b, its route when it has only one (read before route() is called). */
+  /** Per device pair a·nd + b, its route when it has only one. */
   private readonly pairRoute: (JudgeRoute | undefined)[];
   private readonly linkIndex: Map<string, number>;
 
@@ -199,7 +199,7 @@ export class Judge {
         tFrom[T] = src;
         tTo[T] = d;
         tReader[T] = firstReader[d]!;
-        tRoute.push(this.pairRoute[src * nd + d] ?? this.route(vi, src, d));
+        tRoute.push(this.route(vi, src, d));
         T++;
       }
     }

@@ -31,6 +31,8 @@ export interface Kit {
 export interface DrawnCanvas {
   canvas: HTMLCanvasElement;
   paint: CanvasRenderingContext2D;
+  /** Canvas pixels per CSS pixel (the context is scaled by it). */
+  ratio: number;
   hover(at: (x: number, y: number) => string[] | null): void;
 }
 
@@ -119,7 +121,7 @@ export function makeKit(d3: D3, data: ReportData): Kit {
       });
       el.addEventListener('mouseleave', untip);
     };
-    return { canvas: el, paint, hover };
+    return { canvas: el, paint, ratio, hover };
   };
   return {
     d3,

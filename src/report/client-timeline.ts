@@ -69,20 +69,9 @@ export function drawTimeline(kit: Kit): void {
   // The plot: x from `left` to width − 10 in the SVG's coordinates (its 1px border outside them).
   const plotW = width - 10 - left;
   const plotH = lanes.length * laneH;
-  const canvas = document.createElement('canvas');
-  canvas.className = 'gantt-bars';
-  // Chromium leaves a canvas blank past 32,767 pixels a side: a rack of many lanes gets fewer
-  // pixels per CSS pixel rather than none.
-  const ratio = Math.min(window.devicePixelRatio || 1, 32767 / Math.max(1, plotW), 32767 / Math.max(1, plotH));
-  canvas.width = Math.max(1, Math.round(plotW * ratio));
-  canvas.height = Math.max(1, Math.round(plotH * ratio));
+  const { canvas, paint, ratio } = kit.canvas(box, 'gantt-bars', plotW, plotH);
   canvas.style.left = `${left + 1}px`;
   canvas.style.top = '1px';
-  canvas.style.width = `${plotW}px`;
-  canvas.style.height = `${plotH}px`;
-  box.appendChild(canvas);
-  const paint = canvas.getContext('2d') as CanvasRenderingContext2D;
-  paint.scale(ratio, ratio);
   const x0 = d3.scaleLinear().range([left, width - 10]);
   let x = x0;
   let bars: Bar[] = [];

@@ -75,7 +75,6 @@ svg text { font-size: 11px; fill: var(--ink); }
 .heat-row { display: flex; gap: 24px; flex-wrap: wrap; }
 .controls button { margin-right: 6px; padding: 3px 10px; border: 1px solid var(--line); background: #fff; border-radius: 4px; cursor: pointer; }
 .controls button.on { background: #0969da; color: #fff; border-color: #0969da; }
-.stage-name, .axis-label { fill: var(--muted); font-size: 10px; }
 #explain-search { width: 360px; padding: 5px 8px; border: 1px solid var(--line); border-radius: 4px; margin: 4px 8px 4px 0; }
 #tip { position: absolute; display: none; pointer-events: none; background: #1f2328; color: #fff; padding: 6px 8px; border-radius: 4px; font-size: 12px; max-width: 520px; z-index: 10; }
 #tip .tip-head { font-weight: 600; }
