@@ -119,7 +119,11 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
   }
   const sends = new Map<number, string>();
   const recvs = new Map<number, string>();
-  const nodesOn = new Map<string, string>();
+  // Every node computed once, on the device the assignment names; then the assignment names no
+  // other node (as many nodes as computed). Read per node, not through Object.entries: on a
+  // 275k-node plan its 275k pairs cost half a second at every read.
+  const assignment = p.assignment;
+  const computed = new Set<string>();
   for (const d of p.devices) {
     for (const [k, s] of d.steps.entries()) {
       const at = `devices[${d.id}].steps[${k}]`;
@@ -127,8 +131,14 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
         if (s.program !== null && s.program !== undefined && !(s.program in programs))
           throw tampered(file, `${at} runs program "${s.program}", which the plan does not list`);
         for (const n of s.nodes ?? []) {
-          if (nodesOn.has(n)) throw tampered(file, `node "${n}" is computed twice`);
-          nodesOn.set(n, d.id);
+          if (computed.has(n)) throw tampered(file, `node "${n}" is computed twice`);
+          computed.add(n);
+          // (An inherited member, "constructor" say, is never a device id: the check below tells them apart.)
+          if (assignment[n] !== d.id)
+            throw tampered(
+              file,
+              Object.hasOwn(assignment, n) ? `node "${n}" is assigned to ${assignment[n]} but runs on ${d.id}` : 'a compute step runs a node the assignment does not list',
+            );
         }
         continue;
       }
@@ -145,11 +155,11 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
     if (!ids.has(t.from) || !ids.has(t.to)) throw tampered(file, `transfer ${k} names a device the plan does not have`);
     if (!sends.has(k) || !recvs.has(k)) throw tampered(file, `transfer ${k} (${t.value} ${t.from}→${t.to}) has no ${sends.has(k) ? 'recv' : 'send'}`);
   });
-  for (const [node, device] of Object.entries(p.assignment)) {
-    if (nodesOn.get(node) !== device)
-      throw tampered(file, `node "${node}" is assigned to ${device} but ${nodesOn.has(node) ? `runs on ${nodesOn.get(node)}` : 'runs nowhere'}`);
+  const listed = Object.keys(assignment);
+  if (listed.length !== computed.size) {
+    const idle = listed.find((node) => !computed.has(node))!;
+    throw tampered(file, `node "${idle}" is assigned to ${assignment[idle]} but runs nowhere`);
   }
-  if (nodesOn.size !== Object.keys(p.assignment).length) throw tampered(file, 'a compute step runs a node the assignment does not list');
 }
 
 /**
