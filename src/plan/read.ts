@@ -137,7 +137,9 @@ function crossCheck(p: PlanV1, dir: string, file: string): void {
           if (assignment[n] !== d.id)
             throw tampered(
               file,
-              Object.hasOwn(assignment, n) ? `node "${n}" is assigned to ${assignment[n]} but runs on ${d.id}` : 'a compute step runs a node the assignment does not list',
+              Object.hasOwn(assignment, n)
+                ? `node "${n}" is assigned to ${assignment[n]} but runs on ${d.id}`
+                : 'a compute step runs a node the assignment does not list',
             );
         }
         continue;
