@@ -63,7 +63,12 @@ export function buildManifest(
   const g = model.graph;
   const p = part.problem;
   const assignment: Record<string, string> = {};
-  g.nodes.forEach((n, i) => (assignment[n.name] = p.device_ids[part.placement.device[part.unit_of[i]!]!]!));
+  g.nodes.forEach((n, i) => {
+    const device = p.device_ids[part.placement.device[part.unit_of[i]!]!]!;
+    // (A node named __proto__ is a member like any other, not the object's prototype.)
+    if (n.name === '__proto__') Object.defineProperty(assignment, n.name, { value: device, enumerable: true, writable: true, configurable: true });
+    else assignment[n.name] = device;
+  });
   const latency = sched.one.makespan_s;
   const lb = part.lower_bound;
   const kinds = new Map(topo.devices.map((d) => [d.id, d.kind]));

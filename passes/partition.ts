@@ -438,8 +438,12 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   let fallback: Candidate | null = null;
   // One device of each class of identical devices stands for the class (64 H100s are one candidate).
   const representatives = [...new Map(topology.devices.map((d, k) => [deviceClassKey(d), k] as const).reverse()).values()].sort((a, b) => a - b);
+  // Units the user holds on given devices (--assign, --pin-experts) stay there in the one-device plans.
+  const held = Uint8Array.from(built.units, (u, k) => (pinnedTo[k]! >= 0 || (u.expert !== undefined && experts.expert_devices?.[u.expert]) ? 1 : 0));
   for (const d of representatives) {
-    const e = consider(`single:${p.device_ids[d]}`, `everything on ${p.device_ids[d]}`, allOn(p, d));
+    const device = allOn(p, d, held);
+    const kept = device?.some((e) => e !== d) === true;
+    const e = consider(`single:${p.device_ids[d]}`, `everything on ${p.device_ids[d]}${kept ? ', pinned units where pinned' : ''}`, device);
     if (e && (!single || e.value < single.value * (1 - 1e-12))) single = e;
   }
   for (const d of representatives) {

@@ -60,15 +60,18 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
   const one = judge.simulateOne(schedule);
   // The one-request run stays for explain (lower), which starts from it and then lets it go.
   judge.forgetMany();
-  const transfers: ScheduledTransfer[] = schedule.transfers.map((t) => ({
+  // A transfer's times are its bytes' on the links (trace.json's transfer bar): sent at start_s, all
+  // across at end_s; the receiving device takes them at its recv step, when it gets there.
+  const { start_s: leaves, end_s: lands } = one.transfer_times;
+  const transfers: ScheduledTransfer[] = schedule.transfers.map((t, k) => ({
     value: t.value,
     bytes: t.bytes,
     from: t.from,
     to: t.to,
     route: t.links,
     hops: t.hops,
-    start_s: 0,
-    end_s: 0,
+    start_s: leaves[k]!,
+    end_s: lands[k]!,
   }));
   const memory = judge.memoryUnder(part.placement.device, schedule, one);
   const devices: ScheduleResult['devices'] = schedule.steps.map((list, d) => ({
@@ -92,8 +95,6 @@ export function buildSchedule(ctx: PassContext): ScheduleResult {
         };
       }
       const tr = transfers[s.transfer!]!;
-      if (s.op === 'send') tr.start_s = start_s;
-      else tr.end_s = start_s;
       // (plan.json's send and receive steps: these fields, in this order.)
       return {
         op: s.op,

@@ -5,7 +5,7 @@
 // devices. It pays only sometimes, so under `--tensor-parallel auto` (default: MatMuls with at
 // least 4 Mi weight elements) the plan is made with and without the splits and the better is
 // shipped (src/cli/run-passes.ts), and a plan with splits counts only when every split's parts
-// land on different devices (passes/partition.ts). `--tensor-parallel N` splits every MatMul with
+// land on two devices or more (passes/partition.ts). `--tensor-parallel N` splits every MatMul with
 // at least 64 Ki weight elements into N; `off` never. Attention between split projections runs
 // as head shards (head-parallel attention): in a prefill its KV cache is written by the shards and
 // joined once; in a decode step each shard's share of the cache becomes graph input and output of

@@ -125,3 +125,50 @@ test('If/Loop bodies nested 2000 deep are refused in one line, not a stack overf
   assert.equal(isOneLineError(r, 'HXC2107'), null);
   assert.match(r.stderr, /nested more than 64 deep/);
 });
+
+test('a node named __proto__ is a node like any other: planned, listed in the assignment, and the plan reads back', () => {
+  const dir = tmpDir();
+  const model = path.join(dir, 'proto.onnx');
+  fs.writeFileSync(
+    model,
+    encodeModel({
+      name: 'proto',
+      node: [
+        { name: '__proto__', opType: 'Relu', input: ['x'], output: ['h'] },
+        { name: 'constructor', opType: 'Neg', input: ['h'], output: ['y'] },
+      ],
+      input: [valueInfo('x', 1, [4])],
+      output: [valueInfo('y', 1, [4])],
+    }),
+  );
+  const out = path.join(dir, 'plan');
+  const r = hxc(['plan', model, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as { assignment: Record<string, string> };
+  assert.deepEqual(Object.keys(p.assignment).sort(), ['__proto__', 'constructor']);
+  for (const cmd of [['simulate'], ['check', '--max-latency', '1s'], ['report']])
+    assert.equal(hxc([cmd[0]!, out, ...cmd.slice(1)]).code, 0, `hxc ${cmd[0]} reads it back`);
+  const run = hxc(['run', out, '--check']);
+  assert.equal(run.code, 0, run.stderr);
+});
+
+test('two nodes writing one value are refused at once, even when one of them is dead code (onnxruntime refuses the model too)', () => {
+  const dir = tmpDir();
+  const model = path.join(dir, 'twice.onnx');
+  fs.writeFileSync(
+    model,
+    encodeModel({
+      name: 'twice',
+      node: [
+        { name: 'a', opType: 'Relu', input: ['x'], output: ['y'] },
+        { name: 'b', opType: 'Neg', input: ['x'], output: ['y'] },
+      ],
+      input: [valueInfo('x', 1, [4])],
+      output: [valueInfo('y', 1, [4])],
+    }),
+  );
+  const r = hxc(['plan', model, '--out', path.join(dir, 'plan')]);
+  assert.equal(isOneLineError(r, 'HXC2205'), null);
+  assert.match(r.stderr, /value "y" is produced by both node "a" and node "b"/);
+  assert.ok(!fs.existsSync(path.join(dir, 'plan')));
+});

@@ -53,6 +53,91 @@ test("--out and --dump-dir never replace what hxc did not write: a file, a user 
   );
 });
 
+test("hxc replaces only a folder it wrote all of: not a copied plan.json beside the user's files, not its plan once the user added a file (there or in sim/); the report it added is its own", () => {
+  const dir = tmpDir();
+  const planAt = (name: string): string => {
+    const out = path.join(dir, name);
+    assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', out]).code, 0);
+    return out;
+  };
+  const mine = path.join(dir, 'mine');
+  fs.mkdirSync(mine);
+  fs.copyFileSync(path.join(planAt('source'), 'plan.json'), path.join(mine, 'plan.json'));
+  fs.writeFileSync(path.join(mine, 'thesis.tex'), 'keep\n');
+  const noted = planAt('noted');
+  fs.writeFileSync(path.join(noted, 'notes.txt'), 'mine\n');
+  const simNoted = planAt('sim-noted');
+  assert.equal(hxc(['simulate', simNoted]).code, 0);
+  fs.writeFileSync(path.join(simNoted, 'sim', 'mine.txt'), 'mine\n');
+  const before = snapshot(dir);
+  for (const [target, stray] of [
+    [mine, 'thesis.tex'],
+    [noted, 'notes.txt'],
+    [simNoted, 'sim/'],
+  ] as const) {
+    const r = hxc(['plan', MODEL, '--topology', RACK, '--out', target]);
+    assert.equal(isOneLineError(r, 'HXC2004'), null, target);
+    assert.match(r.stderr, new RegExp(`holds files hxc did not write \\(${stray}`), target);
+  }
+  assert.deepEqual(snapshot(dir), before, 'nothing was touched');
+  // What hxc itself adds to its plan later (a report, a simulation) keeps the folder its own.
+  const reported = planAt('reported');
+  assert.equal(hxc(['report', reported]).code, 0);
+  assert.equal(hxc(['simulate', reported]).code, 0);
+  assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', reported]).code, 0);
+});
+
+test("--dump-dir and --out are checked before planning: the same folder (or one in the other) is refused, and so is a folder of the user's, before any plan is written", () => {
+  const dir = tmpDir();
+  const user = path.join(dir, 'user');
+  fs.mkdirSync(user);
+  fs.writeFileSync(path.join(user, 'a.txt'), 'keep\n');
+  const before = snapshot(dir);
+  for (const [dumps, out, match] of [
+    ['same', 'same', /--dump-dir and --out name the same folder/],
+    [path.join('outer', 'dumps'), 'outer', /--dump-dir and --out name the same folder, or one holds the other/],
+    ['user', 'fresh', /exists and is not a folder hxc wrote/],
+    ['dumps', 'user', /exists and is not a folder hxc wrote/],
+  ] as const) {
+    const r = hxc(['plan', MODEL, '--topology', RACK, '--dump-dir', dumps, '--out', out], { cwd: dir });
+    assert.equal(isOneLineError(r, 'HXC2004'), null, `--dump-dir ${dumps} --out ${out}`);
+    assert.match(r.stderr, match, `--dump-dir ${dumps} --out ${out}`);
+  }
+  assert.deepEqual(snapshot(dir), before, 'nothing was written');
+});
+
+test("Ctrl-C (SIGINT) at any instant leaves no temporaries: not the folder being written, and a check's scratch plan goes with the next check", async () => {
+  const dir = tmpDir();
+  const scratch = path.join(dir, 'tmp');
+  fs.mkdirSync(scratch);
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const codes = new Set<string>();
+  for (const delay_ms of [200, 400, 600, 800, 1000, 1300]) {
+    for (const args of [
+      ['plan', model, '--topology', RACK, '--out', path.join(dir, 'plan')],
+      ['check', model, '--topology', RACK, '--max-latency', '10s'],
+    ]) {
+      const child = spawn(process.execPath, [HXC, ...args], { stdio: 'ignore', env: { ...process.env, TMPDIR: scratch } });
+      const exited = new Promise<string>((r) => child.on('exit', (code, signal) => r(signal ?? String(code))));
+      await new Promise((r) => setTimeout(r, delay_ms));
+      child.kill('SIGINT');
+      const how = await exited;
+      codes.add(how);
+      // Done (0 for plan, 1 or 0 for check's verdict), stopped by the signal itself, or stopped after removing what it held (130).
+      assert.ok(['0', '1', 'SIGINT', '130'].includes(how), `${args[0]} interrupted at ${delay_ms} ms: ${how}`);
+      // A check's scratch plan is named for its process and removed by the next check (its process is gone).
+      if (args[0] === 'check') assert.equal(hxc(['check', model, '--topology', RACK, '--max-latency', '10s'], { env: { TMPDIR: scratch } }).code, 0);
+      assert.deepEqual(fs.readdirSync(scratch), [], `${args[0]} at ${delay_ms} ms: nothing left in the temporary folder`);
+      assert.deepEqual(
+        fs.readdirSync(dir).filter((f) => f.includes('.hxc-tmp-')),
+        [],
+        `${args[0]} at ${delay_ms} ms: no temporary beside the plan`,
+      );
+    }
+  }
+  assert.ok(codes.has('SIGINT') || codes.has('130'), `some runs were interrupted: ${[...codes].join(', ')}`);
+});
+
 /** A pid that is certainly dead: a child that has exited. */
 function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });

@@ -17,7 +17,8 @@ import type { Model } from '../src/ir/graph.js';
 import { partitionPass } from '../passes/partition.js';
 import type { PlanV1 } from '../src/plan/format.js';
 import { encodeModel, valueInfo } from './onnx-builder.js';
-import { EXAMPLES, hxc, reported, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, reported, tmpDir } from './helpers.js';
+import { checkShippedBeatsCandidates } from './truth.js';
 import { llmOnnx, LLM_SHAPES } from '../src/bench/llm.js';
 
 function mlp(K: number, N: number): Buffer {
@@ -304,6 +305,46 @@ test('auto proposes splits of large weights over an NVLink-class group; a plan s
       assert.ok(new Set(s.parts.map((part) => p.assignment[part])).size >= 2, `parts of a shipped split on one device`);
     const tpBaseline = p.estimate.baselines.tensor_parallel;
     if (tpBaseline) assert.ok(atMost(figure(p.estimate), figure(tpBaseline)), 'never worse than the tensor-parallel baseline');
+  }
+});
+
+test('a forced split count (--tensor-parallel N) ships every split spread; a faster baseline that keeps one together is printed marked so, and every plan that counts is no better than the shipped one', () => {
+  const dir = tmpDir();
+  const dims = ['--dim', 'batch_size=2', '--dim', 'sequence_length=5', '--dim', 'past_sequence_length=3'];
+  for (const [model, objective] of [
+    [path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), 'latency'],
+    [path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx'), 'throughput'],
+  ] as const) {
+    const out = path.join(dir, `${path.basename(model, '.onnx')}-${objective}`);
+    const r = hxc([
+      'plan',
+      model,
+      '--topology',
+      path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      ...dims,
+      '--tensor-parallel',
+      '2',
+      '--objective',
+      objective,
+      '--out',
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+    const where = `${path.basename(model)} ${objective}`;
+    for (const s of p.tensor_parallel!.splits) assert.ok(new Set(s.parts.map((part) => p.assignment[part])).size >= 2, `${where}: ${s.node} spread`);
+    checkShippedBeatsCandidates(p, where);
+    // The case in point: a plan keeping a split together is faster, and the summary marks every such baseline.
+    const better = (c: { latency_s: number; throughput_per_s: number | null }): boolean =>
+      objective === 'latency' ? c.latency_s < p.estimate.latency_s : (c.throughput_per_s ?? 0) > p.estimate.throughput_per_s;
+    assert.ok(
+      p.estimate.candidates.some((c) => c.fits && c.tp_spread === false && better(c)),
+      `${where}: a faster plan keeps a split on one device`,
+    );
+    const line = r.stdout.split('\n').find((l) => l.startsWith('baselines'))!;
+    const together = Object.values(p.estimate.baselines).filter((b) => b && typeof b === 'object' && 'tp_spread' in b && b.tp_spread === false).length;
+    assert.ok(together > 0, `${where}: a baseline keeps a split together`);
+    assert.equal(line.split('(keeps a tensor-parallel split on one device)').length - 1, together, `${where}: ${line}`);
   }
 });
 

@@ -193,3 +193,74 @@ test('KV capacity is a trade the user asks for (--min-sequences), shown before a
   assert.equal(kv1.after.latency_s, p1.estimate.latency_s, 'after is the shipped plan');
   assert.ok(kv1.before.latency_s <= kv1.after.latency_s, 'the lift is paid for in latency, and plan.json says how much');
 });
+
+test("plan.json's transfers are trace.json's: each leaves at its send and is across when the trace's bar ends, before its receiver takes it", async () => {
+  const dir = tmpDir();
+  for (const [model, rack] of [
+    [GPT2, 'rack-tiny.yaml'],
+    [MIXTRAL_TINY, 'rack-hetero.yaml'],
+  ] as const) {
+    const out = path.join(dir, path.basename(model, '.onnx'));
+    const { p } = await plan(model, rack, out);
+    const where = `${path.basename(model)} on ${rack}`;
+    assert.ok(p.transfers.length > 0, `${where}: a plan with transfers`);
+    const trace = JSON.parse(fs.readFileSync(path.join(out, 'trace.json'), 'utf8')) as {
+      traceEvents: { cat?: string; ts: number; dur?: number; tid: number; args?: { request?: number } }[];
+    };
+    const bars = new Map(trace.traceEvents.filter((e) => e.cat === 'transfer' && e.args?.request === 0).map((e) => [e.tid, e]));
+    const near = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+    let waited = 0;
+    p.transfers.forEach((t, k) => {
+      const bar = bars.get(k)!;
+      assert.ok(bar, `${where}: transfer ${k} has its bar in trace.json`);
+      assert.ok(
+        near(t.start_s * 1e6, bar.ts) && near(t.end_s * 1e6, bar.ts + bar.dur!),
+        `${where}: transfer ${k} ${t.start_s}..${t.end_s} s, trace ${bar.ts}+${bar.dur} µs`,
+      );
+    });
+    for (const d of p.devices)
+      for (const s of d.steps) {
+        if (s.op === 'compute') continue;
+        const t = p.transfers[s.transfer!]!;
+        if (s.op === 'send') assert.ok(near(s.start_s, t.start_s), `${where}: transfer ${s.transfer} leaves with its send`);
+        if (s.op !== 'recv') continue;
+        assert.ok(t.end_s <= s.start_s * (1 + 1e-12) + 1e-15, `${where}: transfer ${s.transfer} is taken before it is across`);
+        if (s.start_s > t.end_s * (1 + 1e-9)) waited++;
+      }
+    // The case in point: some receivers were busy when their bytes landed (the trace's bar is the link's time, not the wait).
+    if (rack === 'rack-tiny.yaml') assert.ok(waited > 0, `${where}: some transfer waits for its receiver`);
+  }
+});
+
+test('with pins (--pin-experts, --assign) the one-device plans keep the pinned units where they are pinned, and count like any other baseline', async () => {
+  const dir = tmpDir();
+  const dims = Object.entries(dimsFor(MIXTRAL_TINY)).flatMap(([k, v]) => ['--dim', `${k}=${v}`]);
+  // A partial assignment: one node the free plan runs on the GPU pinned to the CPU, the rest free.
+  const gpt2Plan = path.join(dir, 'gpt2');
+  assert.equal(hxc(['plan', GPT2, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', gpt2Plan]).code, 0);
+  const first = JSON.parse(fs.readFileSync(path.join(gpt2Plan, 'plan.json'), 'utf8')) as PlanV1;
+  const pinned = first.devices.find((d) => d.id === 'gpu0')!.steps.find((s) => s.op === 'compute')!.nodes![0]!;
+  const assign = path.join(dir, 'assign.json');
+  fs.writeFileSync(assign, JSON.stringify({ format: 'hxc-assignment/v1', assignment: { [pinned]: 'cpu0' } }));
+  for (const [model, rack, flags, away] of [
+    [MIXTRAL_TINY, 'rack-8gpu.yaml', ['--pin-experts', ...dims], 'single:cpu0'],
+    [GPT2, 'rack-tiny.yaml', ['--assign', assign], 'single:gpu0'],
+  ] as const) {
+    const out = path.join(dir, `${path.basename(model, '.onnx')}-${rack}`);
+    const r = hxc(['plan', model, '--topology', path.join(EXAMPLES, rack), ...flags, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+    const where = `${path.basename(model)} ${flags[0]}`;
+    // The one-device plan on a device the pins keep units off: judged, the pinned units elsewhere.
+    const held = p.estimate.candidates.find((c) => c.name === away);
+    assert.ok(held, `${where}: ${away} judged`);
+    assert.match(held.label, /, pinned units where pinned$/, where);
+    assert.ok(held.devices.length > 1, `${where}: the pinned units run elsewhere`);
+    const single = p.estimate.baselines.single_device!;
+    assert.ok(single, `${where}: a one-device baseline`);
+    const line = r.stdout.split('\n').find((l) => l.startsWith('baselines'))!;
+    assert.ok(line.includes(`all on ${single.name.replace(/^single:/, '')}${single.devices.length > 1 ? ' but the pinned units' : ''} `), `${where}: ${line}`);
+    assert.doesNotMatch(line, /no single device/, where);
+    checkShippedBeatsCandidates(p, where);
+  }
+});

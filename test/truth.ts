@@ -254,6 +254,8 @@ export function checkMemory(p: PlanV1, ctx: Context, where: string): void {
       k++;
     }
   }
+  const taken = new Map<(typeof p.transfers)[number], number>();
+  for (const d of p.devices) for (const s of d.steps) if (s.op === 'recv') taken.set(p.transfers[s.transfer!]!, s.start_s);
   for (const [v, list] of readers) {
     const prod = producedAt.get(v);
     if (!prod) continue; // a graph input: available everywhere, not an activation of the plan
@@ -263,11 +265,14 @@ export function checkMemory(p: PlanV1, ctx: Context, where: string): void {
     const moves = p.transfers.filter((t) => t.value === v);
     let lastOnProducer = prod.end;
     for (const r of crossing) if (r.device === prod.device) lastOnProducer = Math.max(lastOnProducer, r.end);
-    for (const t of moves) lastOnProducer = Math.max(lastOnProducer, t.end_s);
+    // A value sent is the sender's until its receiver takes it (the recv step's start), then the receiver's.
+    for (const t of moves) lastOnProducer = Math.max(lastOnProducer, taken.get(t)!);
     events.get(prod.device)!.push({ t: prod.end, d: size(v) }, { t: lastOnProducer, d: -size(v) });
     for (const t of moves) {
-      const last = Math.max(t.end_s, ...crossing.filter((r) => r.device === t.to).map((r) => r.end));
-      events.get(t.to)!.push({ t: t.end_s, d: size(v) }, { t: last, d: -size(v) });
+      const last = Math.max(taken.get(t)!, ...crossing.filter((r) => r.device === t.to).map((r) => r.end));
+      events.get(t.to)!.push({ t: taken.get(t)!, d: size(v) }, { t: last, d: -size(v) });
+      // The bytes are across the links before the receiver takes them, and leave with the send.
+      assert.ok(t.end_s <= taken.get(t)! * (1 + 1e-12) + 1e-15, `${where}: ${v} is taken before it is across`);
     }
   }
   for (const d of p.devices) {

@@ -4,7 +4,6 @@
 
 import { OUT } from '../../passes/lower.js';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
@@ -18,6 +17,7 @@ import { parseBytes, parseSeconds } from '../topology/units.js';
 import { fractionFlag, planOptions, type AnalysisFlags } from './flags.js';
 import { jsonText } from './output.js';
 import { writeOutputFile } from '../util/output.js';
+import { scratchDir } from '../util/temporaries.js';
 import { runPipeline } from './run-passes.js';
 
 export interface CheckFlags extends AnalysisFlags {
@@ -58,13 +58,17 @@ const percent = (x: number): string => `${Number((x * 100).toPrecision(4))}%`;
 const brokenText = (b: Budget): string => `${b.name} ${b.actual} ${FLOORS.has(b.name) ? '<' : '>'} ${b.limit}`;
 
 export async function checkCommand(target: string, f: CheckFlags): Promise<void> {
+  if (f.format !== undefined && f.format !== 'text' && f.format !== 'github') {
+    throw new HxcError('HXC2002', `--format takes text or github, got "${f.format}"`, { where: '--format' });
+  }
   let dir = target;
   let scratch: string | null = null;
   if (!fs.existsSync(path.join(target, 'plan.json'))) {
     if (!fs.existsSync(target) || fs.statSync(target).isDirectory()) {
       throw new HxcError('HXC2001', 'neither a plan directory nor a model file', { where: target, hint: 'give a folder written by hxc plan, or a model' });
     }
-    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-check-'));
+    // Named for this process, not held (src/util/temporaries.ts): planning must stop at once on Ctrl-C.
+    scratch = scratchDir('check');
     const options = planOptions(target, f, 'check');
     options.flags[OUT.name] = path.join(scratch, 'plan');
     // Planned as hxc plan plans it: an LLM given no --phase and no dims is planned for its prefill
@@ -80,9 +84,6 @@ export async function checkCommand(target: string, f: CheckFlags): Promise<void>
       throw err;
     }
     dir = path.join(scratch, 'plan');
-  }
-  if (f.format !== undefined && f.format !== 'text' && f.format !== 'github') {
-    throw new HxcError('HXC2002', `--format takes text or github, got "${f.format}"`, { where: '--format' });
   }
   try {
     report(dir, f, scratch ? target : path.join(dir, 'plan.json'), scratch ? null : dir);

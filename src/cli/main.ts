@@ -193,9 +193,14 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   // A reader that stops early (`hxc inspect … | head`) is not an error.
+  // Any other failure to write it (a full disk, /dev/full) is one line and exit 2, not a stack.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
+    const why = err.code === 'ENOSPC' ? 'no space left on the device' : err.message;
+    process.stderr.write(
+      formatError(new HxcError('HXC2005', `cannot write the output: ${why}`, { where: 'stdout', hint: 'send the output somewhere with room' })) + '\n',
+    );
+    process.exit(2);
   });
   process.exitCode = await runCli(argv);
 }

@@ -11,7 +11,8 @@ import { planOptions, type AnalysisFlags } from './flags.js';
 import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline, type PipelineRun } from './run-passes.js';
 import type { PlanOptions } from '../pass/pass.js';
-import { lowerPass } from '../../passes/lower.js';
+import { lowerPass, OUT } from '../../passes/lower.js';
+import { replaceableOutput } from '../util/output.js';
 import { formatSeconds } from '../util/format.js';
 import { readOption } from '../pass/options.js';
 import { PHASE } from '../../passes/bind.js';
@@ -67,6 +68,24 @@ function progressLine(json: boolean): { progress?(text: string): void } {
   };
 }
 
+/**
+ * Where the plan and the pass dumps go, checked before planning: a folder hxc may not replace is
+ * refused now, not after minutes of work, and dumps written into the plan's own folder (or it into
+ * theirs) would replace it.
+ */
+function checkOutputs(out: string | null, dumps: string | null): void {
+  if (out !== null && dumps !== null) {
+    const [a, b] = [path.resolve(out), path.resolve(dumps)];
+    if (a === b || a.startsWith(b + path.sep) || b.startsWith(a + path.sep))
+      throw new HxcError('HXC2004', `--dump-dir and --out name the same folder, or one holds the other (${out})`, {
+        where: '--dump-dir',
+        hint: 'give the pass dumps a folder of their own',
+      });
+  }
+  if (dumps !== null) replaceableOutput(dumps);
+  if (out !== null) replaceableOutput(out);
+}
+
 export async function planCommand(model: string, flags: PlanFlags): Promise<void> {
   await planWith(planOptions(model, flags), flags);
 }
@@ -109,7 +128,9 @@ export async function planWith(
         .filter((s) => s)
     : null;
   options.default_phase = true;
-  options.pipeline = pipelineString(resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes);
+  const passes = resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes;
+  options.pipeline = pipelineString(passes);
+  checkOutputs(passes.some((p) => p.name === lowerPass.name) ? (readOption(options.flags, OUT) ?? 'hxc-plan') : null, flags.dumpDir ?? null);
   const run = await runPipeline(options, requested, instr, Boolean(flags.strictPasses));
   if (run.pipeline.pulled_in.length > 0) {
     process.stderr.write(`hxc: note: added prerequisite passes: ${run.pipeline.pulled_in.join(', ')}\n`);
@@ -181,13 +202,16 @@ export async function planWith(
       : `throughput bound ${thr(e.throughput_upper_per_s)} (busiest device at least ${sec(e.lower_bounds.memory_spread_s)} per request); gap ${gap}\n`;
   const b = e.baselines;
   const asked = e.kv?.asked ?? null;
-  const figure = (j: { latency_s: number; throughput_per_s: number | null; kv_sequences?: number; fits?: boolean } | null): string =>
+  // A baseline that does not count for the objective says why (src/partition/pool.ts eligible): a faster one there is no plan to ship.
+  const figure = (j: { latency_s: number; throughput_per_s: number | null; kv_sequences?: number; fits?: boolean; tp_spread?: boolean } | null): string =>
     j === null
       ? '-'
-      : `${plan.objective === 'latency' ? sec(j.latency_s) : j.throughput_per_s === null ? '-' : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
+      : `${plan.objective === 'latency' ? sec(j.latency_s) : j.throughput_per_s === null ? '-' : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${j.tp_spread === false ? ' (keeps a tensor-parallel split on one device)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
   const named = [
     b.heft ? `HEFT ${figure(b.heft)}` : 'HEFT left a unit no device with room',
-    b.single_device ? `all on ${b.single_device.devices[0]} ${figure(b.single_device)}` : 'no single device holds it',
+    b.single_device
+      ? `all on ${b.single_device.name.replace(/^single:/, '')}${b.single_device.devices.length > 1 ? ' but the pinned units' : ''} ${figure(b.single_device)}`
+      : 'no single device runs and holds it',
     b.fallback ? `${b.fallback.devices.join('+')} with fallbacks ${figure(b.fallback)}` : null,
     b.even_split ? `even split over ${b.even_split.devices.length} ${figure(b.even_split)}` : null,
     b.tensor_parallel ? `tensor parallel over ${b.tensor_parallel.devices.length} ${figure(b.tensor_parallel)}` : null,
@@ -222,6 +246,9 @@ export async function planWith(
       .slice(0, 3)
       .map((s) => `${s.node} on ${s.parts.map(where).join('+')}`)
       .join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
+    // Shipped only when no plan found that spreads every split fits (src/partition/pool.ts pick).
+    const kept = tp.splits.filter((s) => new Set(s.parts.map(where)).size < 2).length;
+    if (kept > 0) text += `  ${kept} of ${tp.splits.length} split(s) kept on one device: no plan found that spreads them all fits\n`;
     // Attention run as head shards: the pairs whose chain the tp pass sharded by heads.
     const byHeads = tp.splits.filter((s) => (s.attention?.length ?? 0) > 0).length;
     if (byHeads > 0)

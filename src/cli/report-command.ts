@@ -9,7 +9,7 @@ import { buildReport, readDelta, type ReportInputs } from '../report/data.js';
 import { reportHtml } from '../report/html.js';
 import { defaultTopology } from '../topology/default.js';
 import { loadTopology, type Topology } from '../topology/load.js';
-import { writeOutputFile } from '../util/output.js';
+import { HXC_REPORT, writeOutputFile } from '../util/output.js';
 
 /** The rack the plan was made on, when its file is where plan.json says and unchanged (else plan.json's links alone). */
 export function planRack(dir: string, plan: PlanV1): { topology: Topology | null; source: string } {
@@ -31,7 +31,6 @@ export function planRack(dir: string, plan: PlanV1): { topology: Topology | null
 }
 
 /** A marker hxc's own report carries, so that only a report hxc wrote is replaced. */
-const OURS = /<meta name="generator" content="hxc /;
 
 export function reportInputs(dir: string, plan: PlanV1, compareDir?: string): ReportInputs {
   const rack = planRack(dir, plan);
@@ -55,7 +54,7 @@ export function reportCommand(planDir: string, opts: { out?: string; compare?: s
   const plan = readPlan(planDir);
   const out = opts.out ?? path.join(planDir, 'report.html');
   const html = reportHtml(buildReport(reportInputs(planDir, plan, opts.compare)));
-  writeOutputFile(out, html, (old) => OURS.test(old.slice(0, 4096)));
+  writeOutputFile(out, html, (old) => HXC_REPORT.test(old.slice(0, 4096)));
   if (opts.json) process.stdout.write(`${JSON.stringify({ format: 'hxc-report-written/v1', file: out, bytes: Buffer.byteLength(html) })}\n`);
   else process.stdout.write(`report written to ${out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB): open it in a browser\n`);
 }

@@ -6,7 +6,7 @@
 // split the tp pass proposes, and with only the splits that paid in the best plan of the second —
 // each judged by the same simulator, and only the best is lowered (the third is skipped on graphs
 // of more than 100,000 nodes). A plan with splits is eligible only when every split's parts run on
-// different devices (passes/partition.ts).
+// two devices or more (passes/partition.ts).
 
 import { HxcError, report, type DiagCode } from '../diag/diagnostics.js';
 import { availableParallelism } from 'node:os';

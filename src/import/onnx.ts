@@ -3,6 +3,7 @@
 // length) resolved inside the model's folder only. The file is untrusted: every size is checked
 // against the bytes actually there before anything is sized from it.
 
+import { refuseDuplicateProducer } from '../ir/verify.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { onnx as OnnxNs } from 'onnx-proto';
@@ -217,6 +218,7 @@ export const MAX_SUBGRAPH_DEPTH = 64;
 function dropDeadNodes(file: string, graph: Graph, nodeByName: Map<string, number>, diagnostics: Diagnostics): Graph {
   if (graph.outputs.length === 0) return graph; // nothing to reach: the later checks say what is wrong
   const index = GraphIndex.of(graph, nodeByName);
+  refuseDuplicateProducer(graph, index, file);
   const { producerOf, predOffsets, preds } = index;
   const alive = new Uint8Array(index.size);
   const stack: number[] = [];

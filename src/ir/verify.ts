@@ -11,15 +11,19 @@ export interface VerifyResult {
   order: Int32Array;
 }
 
+/** A value with two producers is refused (ONNX graphs assign each value once): before dead nodes are dropped too, which could hide one. */
+export function refuseDuplicateProducer(graph: Graph, index: GraphIndex, file: string): void {
+  if (!index.duplicateProducer) return;
+  const [value, a, b] = index.duplicateProducer;
+  throw new HxcError('HXC2205', `value "${value}" is produced by both node "${graph.nodes[a]!.name}" and node "${graph.nodes[b]!.name}"`, {
+    where: file,
+    hint: 'each value needs exactly one producer',
+  });
+}
+
 export function verifyGraph(graph: Graph, file: string): VerifyResult {
   const index = GraphIndex.of(graph);
-  if (index.duplicateProducer) {
-    const [value, a, b] = index.duplicateProducer;
-    throw new HxcError('HXC2205', `value "${value}" is produced by both node "${graph.nodes[a]!.name}" and node "${graph.nodes[b]!.name}"`, {
-      where: file,
-      hint: 'each value needs exactly one producer',
-    });
-  }
+  refuseDuplicateProducer(graph, index, file);
   // Main scope: every value read has a producer, or is a graph input or initializer.
   const defined = index.initializerIds.slice();
   for (const v of graph.inputs) defined[index.valueIds.get(v.name)!] = 1;

@@ -8,11 +8,23 @@
 import { fitsMemory } from './refine.js';
 import { unitTime, type PlacementProblem } from './problem.js';
 
-/** Every unit on device d, or null when d cannot run or hold them all. */
-export function allOn(p: PlacementProblem, d: number): Int32Array | null {
+/**
+ * Every unit on device d, or null when d cannot run or hold them all. Units the user holds
+ * elsewhere (`held`: --assign pins, --pin-experts) stay where they may run, the fastest such device
+ * (a pinned unit runs only on its pin): the one-device plan a user with pins writes by hand.
+ */
+export function allOn(p: PlacementProblem, d: number, held?: Uint8Array): Int32Array | null {
   const n = p.unit_names.length;
-  for (let u = 0; u < n; u++) if (!Number.isFinite(unitTime(p, u, d))) return null;
+  const nd = p.device_ids.length;
   const device = new Int32Array(n).fill(d);
+  for (let u = 0; u < n; u++) {
+    if (Number.isFinite(unitTime(p, u, d))) continue;
+    if (!held?.[u]) return null;
+    let best = -1;
+    for (let e = 0; e < nd; e++) if (Number.isFinite(unitTime(p, u, e)) && (best < 0 || unitTime(p, u, e) < unitTime(p, u, best))) best = e;
+    if (best < 0) return null;
+    device[u] = best;
+  }
   return fitsMemory(p, device) ? device : null;
 }
 

@@ -143,7 +143,9 @@ export interface PlanTransfer {
   to: string;
   route: string[];
   hops: string[];
+  /** When its bytes leave (the send step). */
   start_s: number;
+  /** When its bytes are all across the links (trace.json's transfer bar); the receiving device takes them at its recv step, when it gets there. */
   end_s: number;
 }
 

@@ -35,16 +35,28 @@ export function planHashLine(hex: string): string {
   return `${hex}  plan.json\n`;
 }
 
-let validator: ValidateFunction | null = null;
-function schemaValidator(): ValidateFunction {
+const validators = new Map<string, ValidateFunction>();
+/** The validator of a format's schema (`hxc-plan.v1`, `hxc-delta.v1`), compiled once. */
+export function schemaValidator(schema = 'hxc-plan.v1'): ValidateFunction {
+  let validator = validators.get(schema);
   if (!validator) {
     const { Ajv } = require('ajv') as typeof import('ajv');
     const here = path.dirname(fileURLToPath(import.meta.url));
     // dist/src/plan → src/schema of the package (the schema ships beside the sources).
-    const file = path.resolve(here, '..', '..', '..', 'src', 'schema', 'hxc-plan.v1.schema.json');
+    const file = path.resolve(here, '..', '..', '..', 'src', 'schema', `${schema}.schema.json`);
     validator = new Ajv({ allErrors: false, strict: false }).compile(JSON.parse(fs.readFileSync(file, 'utf8')));
+    validators.set(schema, validator);
   }
   return validator;
+}
+
+/** A schema failure's place, a JSON pointer shown with its keys unescaped (~1 is /, ~0 is ~). */
+export function schemaPlace(validate: ValidateFunction): string {
+  return (validate.errors?.[0]?.instancePath ?? '')
+    .split('/')
+    .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .join(' › ')
+    .replace(/^ › /, '');
 }
 
 /** A regular file of at most `max` bytes, read without following a symlink at its own name. */
@@ -84,16 +96,8 @@ export function readPlan(dir: string): PlanV1 {
   if (plan.format !== 'hxc-plan/v1')
     throw new HxcError('HXC2003', `plan.json has format ${JSON.stringify(plan.format)}, expected "hxc-plan/v1"`, { where: file });
   const validate = schemaValidator();
-  if (!validate(plan)) {
-    const e = validate.errors?.[0];
-    // A JSON pointer, shown with its keys unescaped (~1 is /, ~0 is ~).
-    const at = (e?.instancePath ?? '')
-      .split('/')
-      .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'))
-      .join(' › ')
-      .replace(/^ › /, '');
-    throw tampered(`${file}: ${at || '$'}`, `plan.json does not follow hxc-plan/v1: ${e?.message ?? 'invalid'}`);
-  }
+  if (!validate(plan))
+    throw tampered(`${file}: ${schemaPlace(validate) || '$'}`, `plan.json does not follow hxc-plan/v1: ${validate.errors?.[0]?.message ?? 'invalid'}`);
   const p = plan as unknown as PlanV1;
   crossCheck(p, dir, file);
   return p;

@@ -7,6 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DeltaV1, PlanV1 } from '../plan/format.js';
+import { schemaPlace, schemaValidator } from '../plan/read.js';
+import { HxcError } from '../diag/diagnostics.js';
 import type { Topology } from '../topology/load.js';
 import { simulate } from '../sim/simulate.js';
 import { planSimInput } from '../sim/plan-input.js';
@@ -452,5 +454,13 @@ export function readDelta(dir: string): DeltaV1 | null {
   }
   if (!st.isFile() || st.size > 1 << 28) return null;
   const d = JSON.parse(fs.readFileSync(file, 'utf8')) as DeltaV1;
-  return d && d.format === 'hxc-delta/v1' ? d : null;
+  if (d?.format !== 'hxc-delta/v1') return null;
+  // Not covered by plan.sha256: checked against its schema before the report reads it.
+  const validate = schemaValidator('hxc-delta.v1');
+  if (!validate(d))
+    throw new HxcError('HXC2601', `delta.json does not follow hxc-delta/v1: ${validate.errors?.[0]?.message ?? 'invalid'}`, {
+      where: `${file}: ${schemaPlace(validate) || '$'}`,
+      hint: 'the plan directory was changed after hxc wrote it: replan again',
+    });
+  return d;
 }

@@ -127,6 +127,12 @@ export interface SimResult {
   link_bytes: Record<string, number>;
   /** Request 0's step times (for writing back into the plan): device d's step k runs from start_s[offset[d] + k] to end_s[offset[d] + k]. */
   step_times: { offset: Int32Array; start_s: Float64Array; end_s: Float64Array };
+  /**
+   * Request 0's transfers on the links: transfer t's bytes leave at start_s[t] (its send) and are
+   * all across at end_s[t] — the trace's transfer bar. The receiving device takes them at its recv
+   * step, when it gets there (step_times).
+   */
+  transfer_times: { start_s: Float64Array; end_s: Float64Array };
   /** Empty unless asked for (`simulate(input, {trace: true})`). */
   trace: TraceEvent[];
 }
@@ -344,6 +350,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const arrived = new Uint8Array(T * R);
   const waiting = new Int32Array(T * R).fill(-1); // device blocked on this instance's arrival
   const started = new Float64Array(T * R);
+  const arrivedAt = new Float64Array(T);
   // Request 0's step times, flat: device d's step k at stepAt[d] + k.
   const stepStart = new Float64Array(stepAt[nd]!);
   const stepEnd = new Float64Array(stepAt[nd]!);
@@ -374,6 +381,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const arrive = (inst: number): void => {
     const now = clock[0]!;
     arrived[inst] = 1;
+    if (inst < T) arrivedAt[inst] = now; // request 0's
     const t = inst % T;
     const r = (inst - t) / T;
     if (now > requestFinish[r]!) requestFinish[r] = now;
@@ -562,6 +570,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     })),
     link_bytes,
     step_times: { offset: Int32Array.from(stepAt), start_s: stepStart, end_s: stepEnd },
+    transfer_times: { start_s: started.slice(0, T), end_s: arrivedAt },
     trace,
   };
 }

@@ -1,7 +1,8 @@
 // Writing what hxc produces without ever losing what it did not: a folder of outputs (a plan, the
 // pass dumps, a run's telemetry, a simulation's trace) is written whole into a temporary sibling
-// and renamed into place; an existing target is replaced only when hxc wrote it (it holds the
-// `.hxc-output` marker, or is a plan directory of an earlier version); symlinks are never followed.
+// and renamed into place; an existing target is replaced only when hxc wrote all of it — its
+// `.hxc-output` marker lists every file hxc put there, and a file it does not list (one the user
+// added) makes the folder the user's; symlinks are never followed.
 // The swap keeps the old folder until the new one is in place, and a write killed half-way leaves
 // only temporaries named for its process, which the next write removes — or, if the kill fell
 // between the two renames, puts the previous folder back.
@@ -9,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
+import { alive, holdTemporary, releaseTemporary } from './temporaries.js';
 
 /** Written into every output folder: what it is (an hxc format name). */
 export const OUTPUT_MARKER = '.hxc-output';
@@ -24,34 +26,153 @@ export type OutputEntry =
 
 export type OutputState = 'absent' | 'empty' | 'ours' | 'foreign';
 
-/** Whether `dir` may be replaced: absent, an empty folder, or a folder hxc wrote. Never follows a symlink. */
+/**
+ * The marker's text: the kind on its first line, then, as one JSON array, every file hxc writes
+ * into the folder (relative paths, `/`-separated). Written first, before those files.
+ */
+function markerText(kind: string, files: readonly string[]): string {
+  return `${kind}\n${JSON.stringify(files.map((f) => path.normalize(f).split(path.sep).join('/')))}\n`;
+}
+
+/**
+ * Top-level names an output of an earlier version (a marker without its list of files, or a plan
+ * directory from before the marker) may hold: a plan's files and folders, a run's, a simulation's,
+ * the pass dumps (NN-pass.txt).
+ */
+const EARLIER_NAMES = new Set([
+  OUTPUT_MARKER,
+  'plan.json',
+  'plan.sha256',
+  'trace.json',
+  'programs',
+  'report.html',
+  'delta.json',
+  'run',
+  'sim',
+  'telemetry.json',
+  'expert_routing.json',
+]);
+const EARLIER_DUMP = /^[0-9]{2,}-[a-z][a-z0-9-]*\.txt$/;
+
+/** An HTML report's head as hxc writes it (its generator meta tag): hxc report writes one into a plan directory after it. */
+export const HXC_REPORT = /<meta name="generator" content="hxc /;
+
+/** Files other hxc commands add to an output folder later, by top-level name, each told by its head. */
+const ADDED_LATER: ReadonlyMap<string, RegExp> = new Map([['report.html', HXC_REPORT]]);
+
+function addedLater(file: string, name: string): boolean {
+  const head = ADDED_LATER.get(name);
+  if (!head) return false;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    return head.test(buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8'));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * What in output folder `dir` hxc did not write, at most `max` (relative paths, a folder with a
+ * trailing /): every file its marker does not list; a folder holding a marker of its own (a run's
+ * or a simulation's inside a plan) answers for itself. `listed` null: an earlier version's output,
+ * whose top-level names alone can be checked.
+ */
+function strays(dir: string, listed: ReadonlySet<string> | null, max = 3): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const e of fs.readdirSync(rel ? path.join(dir, rel) : dir, { withFileTypes: true })) {
+      if (out.length >= max) return;
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (r === OUTPUT_MARKER) continue;
+      if (listed === null) {
+        if (!(EARLIER_NAMES.has(e.name) || (e.isFile() && EARLIER_DUMP.test(e.name)))) out.push(e.isDirectory() ? `${r}/` : r);
+        continue;
+      }
+      if (e.isDirectory()) {
+        if (isRegular(path.join(dir, r, OUTPUT_MARKER))) {
+          if (outputState(path.join(dir, r)) !== 'ours') out.push(`${r}/`);
+        } else walk(r);
+      } else if (!listed.has(r) && !(rel === '' && e.isFile() && addedLater(path.join(dir, r), e.name))) out.push(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** The files an output folder's marker lists; null for an earlier version's marker (its kind alone); undefined when it has none. */
+function listedIn(dir: string): Set<string> | null | undefined {
+  const marker = path.join(dir, OUTPUT_MARKER);
+  if (!isRegular(marker)) return undefined;
+  const lines = fs.readFileSync(marker, 'utf8').split('\n');
+  if (lines.length < 2 || lines[1] === '') return null;
+  try {
+    const files = JSON.parse(lines[1]!) as unknown;
+    return Array.isArray(files) ? new Set(files.filter((f): f is string => typeof f === 'string')) : new Set();
+  } catch {
+    return new Set(); // a marker hxc did not write: nothing in the folder counts as hxc's
+  }
+}
+
+/** Whether `dir` may be replaced: absent, an empty folder, or a folder hxc wrote all of. Never follows a symlink. */
 export function outputState(dir: string): OutputState {
+  return outputCheck(dir).state;
+}
+
+/** outputState, with what makes a folder that holds hxc's marker the user's too (files hxc did not write). */
+function outputCheck(dir: string): { state: OutputState; strays: string[] } {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent', strays: [] };
     throw writeError(err, dir);
   }
-  if (!st.isDirectory()) return 'foreign';
+  if (!st.isDirectory()) return { state: 'foreign', strays: [] };
   let entries: string[];
   try {
     entries = fs.readdirSync(dir);
   } catch (err) {
     throw writeError(err, dir);
   }
-  if (entries.length === 0) return 'empty';
-  if (isRegular(path.join(dir, OUTPUT_MARKER))) return 'ours';
-  // A plan directory written before the marker existed: its plan.json says so.
-  const plan = path.join(dir, 'plan.json');
-  if (isRegular(plan)) {
-    try {
-      if (JSON.parse(fs.readFileSync(plan, 'utf8')).format === 'hxc-plan/v1') return 'ours';
-    } catch {
-      // not a plan
+  if (entries.length === 0) return { state: 'empty', strays: [] };
+  let listed: Set<string> | null | undefined;
+  try {
+    listed = listedIn(dir);
+    if (listed === undefined) {
+      // A plan directory written before the marker existed: its plan.json says so, and it holds nothing else.
+      const plan = path.join(dir, 'plan.json');
+      if (!isRegular(plan)) return { state: 'foreign', strays: [] };
+      try {
+        if (JSON.parse(fs.readFileSync(plan, 'utf8')).format !== 'hxc-plan/v1') return { state: 'foreign', strays: [] };
+      } catch {
+        return { state: 'foreign', strays: [] };
+      }
+      listed = null;
     }
+    const found = strays(dir, listed);
+    return { state: found.length === 0 ? 'ours' : 'foreign', strays: found };
+  } catch (err) {
+    throw writeError(err, dir);
   }
-  return 'foreign';
+}
+
+/**
+ * Refuses (exit 2, nothing touched) a target hxc may not replace: a file, a folder of the user's,
+ * or a folder of hxc's to which the user added files. Returns its state otherwise.
+ */
+export function replaceableOutput(dir: string): OutputState {
+  const { state, strays } = outputCheck(path.resolve(dir));
+  if (state !== 'foreign') return state;
+  if (strays.length > 0)
+    throw new HxcError('HXC2004', `holds files hxc did not write (${strays.join(', ')}); hxc replaces only its own outputs`, {
+      where: dir,
+      hint: 'move those files out of it, or choose another folder',
+    });
+  throw new HxcError('HXC2004', 'exists and is not a folder hxc wrote; hxc replaces only its own outputs', {
+    where: dir,
+    hint: 'choose a new or empty folder, or one hxc wrote before',
+  });
 }
 
 function isRegular(file: string): boolean {
@@ -86,17 +207,6 @@ const TMP_TAG = '.hxc-tmp-';
 
 function tmpPrefix(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}${TMP_TAG}`);
-}
-
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -148,13 +258,7 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
     throw writeError(err, parent);
   }
   recoverStale(target);
-  const state = outputState(target);
-  if (state === 'foreign') {
-    throw new HxcError('HXC2004', 'exists and is not a folder hxc wrote; hxc replaces only its own outputs', {
-      where: dir,
-      hint: 'choose a new or empty folder, or one hxc wrote before',
-    });
-  }
+  const state = replaceableOutput(dir);
   const cwd = path.resolve('.');
   if (state !== 'absent' && (cwd === target || cwd.startsWith(target + path.sep))) {
     throw new HxcError('HXC2004', 'is the current folder (or holds it); hxc does not replace the folder it runs in', {
@@ -168,9 +272,17 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
   } catch (err) {
     throw writeError(err, parent);
   }
+  holdTemporary(tmp);
   try {
-    // The marker first: a temporary killed at any later point is recognisably hxc's (recoverStale).
-    fs.writeFileSync(path.join(tmp, OUTPUT_MARKER), `${kind}\n`);
+    // The marker first, listing every file to come: a temporary killed at any later point is
+    // recognisably hxc's (recoverStale), and a file added to the folder later is not.
+    fs.writeFileSync(
+      path.join(tmp, OUTPUT_MARKER),
+      markerText(
+        kind,
+        files.map((f) => f.file),
+      ),
+    );
     // Each folder is made once: a recursive mkdir of a folder that exists, per file, made the
     // next open of a file in it slow (30k programs: 15 s against 1.8 s on this machine).
     const made = new Set<string>([tmp]);
@@ -210,6 +322,8 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw writeError(err, dir);
+  } finally {
+    releaseTemporary(tmp);
   }
 }
 
@@ -268,10 +382,13 @@ export function writeOutputFile(file: string, text: string, ours: (existing: str
   try {
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.rmSync(tmp, { force: true }); // a leftover of a killed run with this pid (a symlink is removed, not followed)
+    holdTemporary(tmp);
     fs.writeFileSync(tmp, text, { flag: 'wx' });
     fs.renameSync(tmp, target);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw writeError(err, file);
+  } finally {
+    releaseTemporary(tmp);
   }
 }

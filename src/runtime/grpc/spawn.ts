@@ -3,6 +3,7 @@
 // a port of its choosing and says which on its first line; it watches its stdin and exits when the
 // coordinator does, so no worker outlives the run, killed or not.
 
+import { holdTemporary, releaseTemporary } from '../../util/temporaries.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -33,6 +34,7 @@ class StartFailure extends Error {
 
 export async function spawnWorkers(devices: readonly string[], timeout_s: number): Promise<Spawned> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-spawn-'));
+  holdTemporary(dir); // the workers' token: never left behind, Ctrl-C included
   const token = crypto.randomBytes(24).toString('hex');
   const tokenFile = path.join(dir, 'token');
   fs.writeFileSync(tokenFile, token, { mode: 0o600 });
@@ -58,6 +60,7 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
     );
     process.removeListener('exit', killAll);
     fs.rmSync(dir, { recursive: true, force: true });
+    releaseTemporary(dir);
   };
   try {
     const workers = await Promise.all(
