@@ -8,6 +8,7 @@ import type { Pass, PassContext } from '../src/pass/pass.js';
 import { TRACE_THROUGH } from '../src/ir/ops.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { DISAGGREGATE, WORKLOAD } from '../src/serve/options.js';
+import { dimSymbols } from '../src/shapes/symbolic.js';
 
 export type Phase = 'prefill' | 'decode';
 
@@ -187,7 +188,22 @@ export const bindPass: Pass<BindResult> = {
   summary: 'bind symbolic dims: --dim, and --phase prefill|decode with --batch, --prompt, --context for KV-cache LLMs',
   requires: ['import'],
   options: [PHASE, BATCH, PROMPT, CONTEXT, WORKLOAD, DISAGGREGATE],
-  run: bindDims,
+  run(ctx) {
+    // A --dim naming nothing the model's inputs or outputs use binds nothing: a typo, said once.
+    const named = new Set<string>();
+    for (const v of [...ctx.model.graph.inputs, ...ctx.model.graph.outputs])
+      for (const d of v.type?.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) named.add(s);
+    const unknown = Object.keys(ctx.options.dims).filter((k) => !named.has(k));
+    if (unknown.length > 0)
+      ctx.diagnostics.warn(
+        'HXC1110',
+        `--dim ${unknown.join(', ')}: the model's inputs and outputs have no dim of that name${named.size > 0 ? ` (theirs: ${[...named].sort().slice(0, 6).join(', ')}${named.size > 6 ? ', …' : ''})` : ''}`,
+        {
+          where: '--dim',
+        },
+      );
+    return bindDims(ctx);
+  },
   statistics(r) {
     return { bound: Object.keys(r.dims).length, phase: r.phase ?? 'none' };
   },

@@ -172,3 +172,54 @@ test('two nodes writing one value are refused at once, even when one of them is 
   assert.match(r.stderr, /value "y" is produced by both node "a" and node "b"/);
   assert.ok(!fs.existsSync(path.join(dir, 'plan')));
 });
+
+test('a node whose known sizes break its operator (MatMul inner dims, a Conv stride or a pool kernel of 0) is refused when planned, naming the node, not when run', () => {
+  const dir = tmpDir();
+  const f32 = 1;
+  const cases = [
+    {
+      name: 'matmul',
+      node: [{ name: 'mm', opType: 'MatMul', input: ['a', 'b'], output: ['y'] }],
+      input: [valueInfo('a', f32, [1, 3, 8, 8]), valueInfo('b', f32, [5, 7])],
+      output: [valueInfo('y', f32, [1, 3, 8, 7])],
+      match: /node "mm": MatMul of \[1, 3, 8, 8\] by \[5, 7\]: the inner dims 8 and 5 differ/,
+    },
+    {
+      name: 'conv',
+      node: [{ name: 'cv', opType: 'Conv', input: ['x', 'w'], output: ['y'], attribute: [{ name: 'strides', type: 7, ints: [0, 1] }] }],
+      input: [valueInfo('x', f32, [1, 2, 8, 8]), valueInfo('w', f32, [4, 2, 3, 3])],
+      output: [valueInfo('y', f32, [1, 4, 6, 6])],
+      match: /node "cv": Conv strides \[0, 1\]: each must be at least 1/,
+    },
+    {
+      name: 'pool',
+      node: [{ name: 'mp', opType: 'MaxPool', input: ['x'], output: ['y'], attribute: [{ name: 'kernel_shape', type: 7, ints: [0, 2] }] }],
+      input: [valueInfo('x', f32, [1, 2, 8, 8])],
+      output: [valueInfo('y', f32, [1, 2, 8, 7])],
+      match: /node "mp": MaxPool kernel_shape \[0, 2\]: each must be at least 1/,
+    },
+  ];
+  for (const c of cases) {
+    const model = path.join(dir, `${c.name}.onnx`);
+    fs.writeFileSync(model, encodeModel({ name: c.name, node: c.node as never, input: c.input, output: c.output }));
+    const r = hxc(['plan', model, '--out', path.join(dir, `plan-${c.name}`)]);
+    assert.equal(isOneLineError(r, 'HXC2107'), null, c.name);
+    assert.match(r.stderr, c.match, c.name);
+  }
+});
+
+test('--dim: a name the model does not have is warned of once (HXC1110), a dim bound to two values is refused', () => {
+  const dir = tmpDir();
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const typo = hxc(['plan', model, '--dim', 'batch_sise=2', '--out', path.join(dir, 'a')]);
+  assert.equal(typo.code, 0, typo.stderr);
+  const warned = typo.stderr.split('\n').filter((l) => l.includes('HXC1110'));
+  assert.equal(warned.length, 1, typo.stderr);
+  assert.match(warned[0]!, /--dim batch_sise: the model's inputs and outputs have no dim of that name \(theirs: batch_size, /);
+  const twice = hxc(['plan', model, '--dim', 'batch_size=2,batch_size=3', '--out', path.join(dir, 'b')]);
+  assert.equal(isOneLineError(twice, 'HXC2206'), null);
+  assert.match(twice.stderr, /dim batch_size is bound twice, to 2 and to 3/);
+  const same = hxc(['plan', model, '--dim', 'batch_size=2', '--dim', 'batch_size=2', '--out', path.join(dir, 'c')]);
+  assert.equal(same.code, 0, same.stderr);
+  assert.ok(!same.stderr.includes('HXC1110'), same.stderr);
+});

@@ -11,7 +11,7 @@ import { deepseekOnnx, DEEPSEEK_V3 } from '../src/bench/deepseek.js';
 import { rackYaml } from '../src/bench/rack.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import { tpPass } from '../passes/tp.js';
-import { hxc, SHARED_MODELS, tmpDir } from './helpers.js';
+import { hxc, isOneLineError, SHARED_MODELS, tmpDir } from './helpers.js';
 
 const MIXTRAL_TINY = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
 const SMALL = {
@@ -160,6 +160,13 @@ test('hxc topology on 40 generated hosts (400 devices): classes by default, ever
   assert.equal(t.routes, undefined, 'no pair list for a large rack unless asked');
   const m = JSON.parse(hxc(['topology', rack, '--json', '--matrix']).stdout) as { routes: unknown[] };
   assert.equal(m.routes.length, 400 * 399, 'every ordered pair with --matrix');
+  // Past 2,048 devices the matrix is refused in one line (65,536 devices ran a minute into 3.5 GB).
+  fs.writeFileSync(rack, rackYaml(205));
+  for (const json of [[], ['--json']]) {
+    const big = hxc(['topology', rack, '--matrix', ...json]);
+    assert.equal(isOneLineError(big, 'HXC2002'), null);
+    assert.match(big.stderr, /--matrix prints every pair of the 2050 devices/);
+  }
 });
 
 test('a plan on 64 generated hosts stays on the hosts it needs and says so', () => {

@@ -4,7 +4,7 @@
 
 import { dtypeFromOnnx, type DType } from '../ir/dtype.js';
 import type { Dim, Shape } from '../ir/graph.js';
-import { broadcastShapes, fail, normAxis, sameAs, type OpCall, type Out, type Rule } from './rule.js';
+import { broadcastShapes, fail, invalid, normAxis, sameAs, type OpCall, type Out, type Rule } from './rule.js';
 import { dimAdd, dimCeilDiv, dimFloorDiv, dimMul, dimSub } from './symbolic.js';
 
 /** MatMul-13 (numpy.matmul): 1-D operands are promoted and the promoted axis removed afterwards. */
@@ -12,6 +12,9 @@ export function matmulShape(a: Shape, b: Shape): Shape {
   if (a.length === 0 || b.length === 0) fail('MatMul operands must have rank ≥ 1');
   const a2 = a.length === 1 ? [1, a[0]!] : a;
   const b2 = b.length === 1 ? [b[0]!, 1] : b;
+  const [ka, kb] = [a2[a2.length - 1]!, b2[b2.length - 2]!];
+  if (typeof ka === 'number' && typeof kb === 'number' && ka !== kb)
+    invalid(`MatMul of [${a.join(', ')}] by [${b.join(', ')}]: the inner dims ${ka} and ${kb} differ`);
   const batch = broadcastShapes([a2.slice(0, -2), b2.slice(0, -2)]);
   const out = [...batch, a2[a2.length - 2]!, b2[b2.length - 1]!];
   if (b.length === 1) out.pop();
@@ -40,6 +43,9 @@ const gemm: Rule = (c) => {
   if (a.length !== 2 || b.length !== 2) fail('Gemm operands must be 2-D');
   const m = c.attrInt('transA', 0) ? a[1]! : a[0]!;
   const n = c.attrInt('transB', 0) ? b[0]! : b[1]!;
+  const [ka, kb] = [c.attrInt('transA', 0) ? a[0]! : a[1]!, c.attrInt('transB', 0) ? b[1]! : b[0]!];
+  if (typeof ka === 'number' && typeof kb === 'number' && ka !== kb)
+    invalid(`Gemm of A' [${m}, ${ka}] by B' [${kb}, ${n}]: the inner dims ${ka} and ${kb} differ`);
   return [{ dtype: c.dtype(0), shape: [m, n] }];
 };
 
@@ -61,9 +67,15 @@ function windowOf(c: OpCall, spatial: number, kernel: number[] | undefined): Win
     pads: c.attrInts('pads') ?? new Array<number>(2 * spatial).fill(0),
     autoPad: c.attrString('auto_pad', 'NOTSET'),
   };
-  if (w.strides.length !== spatial || w.dilations.length !== spatial || w.pads.length !== 2 * spatial || w.strides.some((s) => s <= 0)) {
+  if (w.strides.length !== spatial || w.dilations.length !== spatial || w.pads.length !== 2 * spatial) {
     fail(`${c.node.op} strides, dilations or pads do not match ${spatial} spatial axes`);
   }
+  for (const [what, list] of [
+    ['kernel_shape', w.kernel],
+    ['strides', w.strides],
+    ['dilations', w.dilations],
+  ] as const)
+    if (list.some((x) => !(x >= 1))) invalid(`${c.node.op} ${what} [${list.join(', ')}]: each must be at least 1`);
   return w;
 }
 
