@@ -86,7 +86,13 @@ function runMoe(ctx: PassContext): MoeResult {
   const layers = detectMoe(ctx.model, index, order);
   // On a pod, plan on the hosts the model could use (src/partition/narrow.ts).
   narrowForModel(ctx, modelNeeds(ctx, Math.max(0, ...layers.map((l) => l.num_experts))));
-  if (layers.length === 0) return { layers, routing: { file: null, uniform: false }, plan: null };
+  if (layers.length === 0) {
+    // A routing trace for a model with no MoE layer routes nothing: said, not silently dropped.
+    const file = ctx.option(ROUTING);
+    if (typeof file === 'string' && file !== '')
+      ctx.diagnostics.warn('HXC1111', 'given with --routing, but the model has no MoE layer: it routes nothing', { where: file });
+    return { layers, routing: { file: null, uniform: false }, plan: null };
+  }
   const profile = ctx.get(profilePass);
   const types = ctx.get(shapesPass).types;
   const g = ctx.model.graph;

@@ -208,7 +208,7 @@ test('a node whose known sizes break its operator (MatMul inner dims, a Conv str
   }
 });
 
-test('--dim: a name the model does not have is warned of once (HXC1110), a dim bound to two values is refused', () => {
+test('--dim: a name the model does not have is warned of once (HXC1110), a dim bound to two values is refused; --routing for a model without MoE layers is warned of (HXC1111)', () => {
   const dir = tmpDir();
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
   const typo = hxc(['plan', model, '--dim', 'batch_sise=2', '--out', path.join(dir, 'a')]);
@@ -222,4 +222,23 @@ test('--dim: a name the model does not have is warned of once (HXC1110), a dim b
   const same = hxc(['plan', model, '--dim', 'batch_size=2', '--dim', 'batch_size=2', '--out', path.join(dir, 'c')]);
   assert.equal(same.code, 0, same.stderr);
   assert.ok(!same.stderr.includes('HXC1110'), same.stderr);
+  // A routing trace given for a model with no MoE layer is said to route nothing.
+  const routing = path.join(SHARED, 'models', 'mixtral_tiny_moe_kv.expert_routing.json');
+  const unrouted = hxc(['plan', model, '--routing', routing, '--out', path.join(dir, 'd')]);
+  assert.equal(unrouted.code, 0, unrouted.stderr);
+  assert.match(
+    unrouted.stderr,
+    /HXC1111: .*mixtral_tiny_moe_kv\.expert_routing\.json: given with --routing, but the model has no MoE layer: it routes nothing/,
+  );
+});
+
+test('a delta.json that does not follow hxc-delta/v1 (plan.sha256 does not cover it) is refused by hxc report in one line', () => {
+  const dir = tmpDir();
+  const plan = path.join(dir, 'plan');
+  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'hello_deepa.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', plan]).code, 0);
+  fs.writeFileSync(path.join(plan, 'delta.json'), JSON.stringify({ format: 'hxc-delta/v1' }));
+  const r = hxc(['report', plan, '--out', path.join(dir, 'r.html')]);
+  assert.equal(isOneLineError(r, 'HXC2601'), null);
+  assert.match(r.stderr, /delta\.json: \$: delta\.json does not follow hxc-delta\/v1: must have required property/);
+  assert.ok(!fs.existsSync(path.join(dir, 'r.html')));
 });

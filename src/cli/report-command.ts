@@ -38,6 +38,7 @@ export function reportInputs(dir: string, plan: PlanV1, compareDir?: string): Re
   try {
     delta = readDelta(dir);
   } catch (err) {
+    if (err instanceof HxcError) throw err; // checked and said (src/report/data.ts readDelta)
     throw new HxcError('HXC2201', `delta.json is not JSON: ${(err as Error).message}`, { where: path.join(dir, 'delta.json'), hint: 'replan again' });
   }
   return {

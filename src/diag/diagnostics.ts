@@ -24,6 +24,7 @@ export const CATALOG = {
     'they are left for hxc to place; plan with the same --tensor-parallel and expert options to pin them all',
   ],
   HXC1110: ['a --dim names no dim of the model', 'check the name: `hxc inspect MODEL` lists the inputs and outputs with their dims'],
+  HXC1111: ['a routing trace for a model without MoE layers', 'drop --routing, or give the model the trace was measured on'],
   HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
   HXC2001: ['cannot read file', 'check the path and its permissions'],
   HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],

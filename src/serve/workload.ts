@@ -51,7 +51,7 @@ export function readWorkload(file: string): Workload {
 
 export function parseWorkload(text: string, file: string): Workload {
   const { data, src } = readYaml(text, file);
-  const r = new Reader(src);
+  const r = new Reader(src, 'see the hxc-workload/v1 schema (src/schema/hxc-workload.v1.schema.json)');
   const top = r.object(data, [], 'the workload');
   const known = new Set(['format', 'rate_per_s', 'rates_per_s', 'prompt_tokens', 'output_tokens', 'slo', 'requests', 'seed', 'name', 'description']);
   for (const k of Object.keys(top)) if (!known.has(k)) throw r.invalid([k], `unknown field "${k}"`, `the fields are ${[...known].join(', ')}`);

@@ -111,14 +111,18 @@ export function oneLine(s: string): string {
 // Small typed readers: each names the field and its line when the value is wrong or missing.
 
 export class Reader {
-  constructor(readonly src: Source) {}
+  /** `schema`: the fix a failure says when it has no more precise one (a rack's is HXC2302's own: its schema and an example). */
+  constructor(
+    readonly src: Source,
+    readonly schema?: string,
+  ) {}
 
   at(path: Path): string {
     return this.src.where(path);
   }
 
   invalid(path: Path, message: string, hint?: string): HxcError {
-    return new HxcError('HXC2302', message, { where: this.at(path), hint });
+    return new HxcError('HXC2302', message, { where: this.at(path), hint: hint ?? this.schema });
   }
 
   object(value: unknown, path: Path, what: string): Obj {

@@ -50,7 +50,7 @@ export function readWorkersFile(file: string, devices: readonly string[]): Worke
     throw new HxcError('HXC2001', 'workers file not found', { where: file, hint: 'give an hxc-workers/v1 YAML file' });
   }
   const { data, src } = readYaml(text, file);
-  const r = new Reader(src);
+  const r = new Reader(src, 'see the hxc-workers/v1 schema (src/schema/hxc-workers.v1.schema.json)');
   const top = r.object(data, [], 'the workers file');
   if (top.format !== WORKERS_FORMAT) throw r.invalid(['format'], `format must be "${WORKERS_FORMAT}", found ${JSON.stringify(top.format ?? null)}`);
   for (const k of Object.keys(top)) if (!['format', 'workers', 'token_file', 'tls'].includes(k)) throw r.invalid([k], `unknown field "${k}"`);
