@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeModel, valueInfo } from './onnx-builder.js';
+import { encodeModel, valueInfo, writeExternalAddModel } from './onnx-builder.js';
 import { EXAMPLES, FIXTURES, SHARED, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { planHashText } from '../src/plan/read.js';
 
@@ -241,4 +241,20 @@ test('a delta.json that does not follow hxc-delta/v1 (plan.sha256 does not cover
   assert.equal(isOneLineError(r, 'HXC2601'), null);
   assert.match(r.stderr, /delta\.json: \$: delta\.json does not follow hxc-delta\/v1: must have required property/);
   assert.ok(!fs.existsSync(path.join(dir, 'r.html')));
+});
+
+test('running a plan made without its weights file says so (HXC1101 when planned; when run, where the weights are missing and how to fix it, not --dim)', () => {
+  const dir = tmpDir();
+  const model = writeExternalAddModel(dir);
+  fs.rmSync(path.join(path.dirname(model), 'w.bin'));
+  const plan = path.join(dir, 'plan');
+  const planned = hxc(['plan', model, '--out', plan]);
+  assert.equal(planned.code, 0, planned.stderr);
+  assert.match(planned.stderr, /HXC1101/);
+  const r = hxc(['run', plan]);
+  assert.equal(isOneLineError(r, 'HXC2601'), null);
+  assert.match(
+    r.stderr,
+    /program programs\/cpu0\/000\.onnx reads weights from weights-0-w\.bin, which the plan folder does not hold \(fix: the model was planned without its weights file/,
+  );
 });

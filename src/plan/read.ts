@@ -198,6 +198,7 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
     return size;
   };
   const reader = new ProgramReader(dir);
+  const present = new Map<string, boolean>();
   try {
     for (const [file, meta] of Object.entries(plan.programs ?? {})) {
       const where = programLocation(file, meta);
@@ -219,6 +220,20 @@ export function verifyPrograms(dir: string, plan: PlanV1): void {
         graph = onnx.ModelProto.decode(bytes).graph;
       } catch (err) {
         throw tampered(p, `program ${file} is not an ONNX model: ${(err as Error).message}`);
+      }
+      // Weights held as external data are files beside the program (hard links the lowering made):
+      // a model planned without its weights file has none, which is said here, before anything runs.
+      for (const t of graph?.initializer ?? []) {
+        if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+        const location = t.externalData?.find((e) => e.key === 'location')?.value ?? '';
+        const weights = path.join(path.dirname(path.join(dir, file)), location);
+        let there = present.get(weights);
+        if (there === undefined) present.set(weights, (there = fs.existsSync(weights)));
+        if (!there)
+          throw new HxcError('HXC2601', `program ${file} reads weights from ${location}, which the plan folder does not hold`, {
+            where: p,
+            hint: 'the model was planned without its weights file: put the weights next to the model and plan again',
+          });
       }
       const inits = new Set((graph?.initializer ?? []).map((t) => t.name ?? ''));
       const inputs = (graph?.input ?? []).map((v) => v.name ?? '').filter((n) => !inits.has(n));
