@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeModel, valueInfo, writeExternalAddModel } from './onnx-builder.js';
+import { encodeModel, tinyGraph, valueInfo, writeExternalAddModel } from './onnx-builder.js';
 import { EXAMPLES, FIXTURES, SHARED, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { planHashText } from '../src/plan/read.js';
 
@@ -131,15 +131,10 @@ test('a node named __proto__ is a node like any other: planned, listed in the as
   const model = path.join(dir, 'proto.onnx');
   fs.writeFileSync(
     model,
-    encodeModel({
-      name: 'proto',
-      node: [
-        { name: '__proto__', opType: 'Relu', input: ['x'], output: ['h'] },
-        { name: 'constructor', opType: 'Neg', input: ['h'], output: ['y'] },
-      ],
-      input: [valueInfo('x', 1, [4])],
-      output: [valueInfo('y', 1, [4])],
-    }),
+    tinyGraph('proto', [
+      { name: '__proto__', opType: 'Relu', input: ['x'], output: ['h'] },
+      { name: 'constructor', opType: 'Neg', input: ['h'], output: ['y'] },
+    ]),
   );
   const out = path.join(dir, 'plan');
   const r = hxc(['plan', model, '--out', out]);
@@ -157,15 +152,10 @@ test('two nodes writing one value are refused at once, even when one of them is 
   const model = path.join(dir, 'twice.onnx');
   fs.writeFileSync(
     model,
-    encodeModel({
-      name: 'twice',
-      node: [
-        { name: 'a', opType: 'Relu', input: ['x'], output: ['y'] },
-        { name: 'b', opType: 'Neg', input: ['x'], output: ['y'] },
-      ],
-      input: [valueInfo('x', 1, [4])],
-      output: [valueInfo('y', 1, [4])],
-    }),
+    tinyGraph('twice', [
+      { name: 'a', opType: 'Relu', input: ['x'], output: ['y'] },
+      { name: 'b', opType: 'Neg', input: ['x'], output: ['y'] },
+    ]),
   );
   const r = hxc(['plan', model, '--out', path.join(dir, 'plan')]);
   assert.equal(isOneLineError(r, 'HXC2205'), null);

@@ -23,6 +23,11 @@ export function encodeModel(graph: OnnxNs.IGraphProto, opset = 17): Buffer {
 }
 
 /** `dir`/m/ext.onnx (externalAddModel) beside its weights `dir`/m/w.bin (1, 2, 3, 4); returns the model's path. */
+/** A float graph of `node`, from input x to output y, both of shape `dims`. */
+export function tinyGraph(name: string, node: OnnxNs.INodeProto[], dims: number[] = [4]): Buffer {
+  return encodeModel({ name, node, input: [valueInfo('x', 1, dims)], output: [valueInfo('y', 1, dims)] });
+}
+
 export function writeExternalAddModel(dir: string): string {
   fs.mkdirSync(path.join(dir, 'm'));
   fs.writeFileSync(path.join(dir, 'm', 'w.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));

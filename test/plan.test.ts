@@ -346,21 +346,20 @@ test('hxc plan --json and hxc simulate agree on the latency', () => {
 });
 
 test('names outside ASCII are written as UTF-8 in plan.json and pass its hash check', async () => {
-  const { encodeModel, valueInfo } = await import('./onnx-builder.js');
+  const { tinyGraph } = await import('./onnx-builder.js');
   const { readPlan } = await import('../src/plan/read.js');
   const dir = tmpDir();
   const model = path.join(dir, 'names.onnx');
   fs.writeFileSync(
     model,
-    encodeModel({
-      name: 'names',
-      node: [
+    tinyGraph(
+      'names',
+      [
         { name: '层1/Relu', opType: 'Relu', input: ['x'], output: ['激活'] },
         { name: 'négatif', opType: 'Neg', input: ['激活'], output: ['y'] },
       ],
-      input: [valueInfo('x', 1, [1, 8])],
-      output: [valueInfo('y', 1, [1, 8])],
-    }),
+      [1, 8],
+    ),
   );
   const out = path.join(dir, 'plan');
   await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims: {}, flags: { out } }, null);
