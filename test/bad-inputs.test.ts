@@ -163,7 +163,7 @@ test('two nodes writing one value are refused at once, even when one of them is 
   assert.ok(!fs.existsSync(path.join(dir, 'plan')));
 });
 
-test('a node whose known sizes break its operator (MatMul inner dims, a Conv stride or a pool kernel of 0) is refused when planned, naming the node, not when run', () => {
+test('a node that breaks its operator with numbers known for sure (MatMul inner dims, a Conv stride or a pool kernel of 0, Cast to an unknown type, a Softmax axis past the rank, a Slice step of 0) is refused when planned, naming the node, not when run', () => {
   const dir = tmpDir();
   const f32 = 1;
   const cases = [
@@ -188,10 +188,35 @@ test('a node whose known sizes break its operator (MatMul inner dims, a Conv str
       output: [valueInfo('y', f32, [1, 2, 8, 7])],
       match: /node "mp": MaxPool kernel_shape \[0, 2\]: each must be at least 1/,
     },
+    {
+      name: 'cast',
+      node: [{ name: 'ct', opType: 'Cast', input: ['x'], output: ['y'], attribute: [{ name: 'to', type: 2, i: 9999 }] }],
+      input: [valueInfo('x', f32, [4])],
+      output: [valueInfo('y', f32, [4])],
+      match: /node "ct": Cast to=9999 is not an ONNX data type/,
+    },
+    {
+      name: 'softmax',
+      node: [{ name: 'sm', opType: 'Softmax', input: ['x'], output: ['y'], attribute: [{ name: 'axis', type: 2, i: 99 }] }],
+      input: [valueInfo('x', f32, [2, 4])],
+      output: [valueInfo('y', f32, [2, 4])],
+      match: /node "sm": Softmax axis 99 is not an axis of its rank-2 input/,
+    },
+    {
+      name: 'slice',
+      node: [{ name: 'sl', opType: 'Slice', input: ['x', 'starts', 'ends', 'axes', 'steps'], output: ['y'] }],
+      input: [valueInfo('x', f32, [8])],
+      output: [valueInfo('y', f32, [4])],
+      initializer: ['starts', 'ends', 'axes', 'steps'].map((name, k) => ({ name, dataType: 7, dims: [1], int64Data: [[0, 4, 0, 0][k]!] })),
+      match: /node "sl": Slice step 0 on axis 0: a step must not be 0/,
+    },
   ];
   for (const c of cases) {
     const model = path.join(dir, `${c.name}.onnx`);
-    fs.writeFileSync(model, encodeModel({ name: c.name, node: c.node as never, input: c.input, output: c.output }));
+    fs.writeFileSync(
+      model,
+      encodeModel({ name: c.name, node: c.node as never, input: c.input, output: c.output, initializer: 'initializer' in c ? c.initializer : [] }),
+    );
     const r = hxc(['plan', model, '--out', path.join(dir, `plan-${c.name}`)]);
     assert.equal(isOneLineError(r, 'HXC2107'), null, c.name);
     assert.match(r.stderr, c.match, c.name);

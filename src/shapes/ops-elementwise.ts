@@ -5,7 +5,7 @@
 import { dtypeFromOnnx } from '../ir/dtype.js';
 import type { Dim, Shape } from '../ir/graph.js';
 import { arith, broadcastMap, castElement, compare, unary, valueKind } from './constant-fold.js';
-import { broadcastShapes, fail, numericShape, type OpCall, type Out, type Rule } from './rule.js';
+import { broadcastShapes, fail, invalid, numericShape, type OpCall, type Out, type Rule } from './rule.js';
 
 /** Ops whose output has the input's type and shape (ONNX unary element-wise and activations). */
 const UNARY = [
@@ -187,7 +187,7 @@ const where: Rule = (c) => {
 
 const cast: Rule = (c) => {
   const to = dtypeFromOnnx(c.attrInt('to', 0));
-  if (!to) fail(`Cast has no valid "to" attribute`);
+  if (!to) invalid(`Cast to=${c.attrInt('to', 0)} is not an ONNX data type`);
   const kind = valueKind(to);
   const shape = c.shapeOrNull(0);
   return [

@@ -213,6 +213,15 @@ const gridSample: Rule = (c) => {
 
 const same: Rule = (c) => [sameAs(c)];
 
+/** Softmax / LogSoftmax: the input's type; `axis` (default -1 from opset 13, 1 before) must be one of its axes. */
+const softmax: Rule = (c) => {
+  const shape = c.shapeOrNull(0);
+  const axis = c.attrInt('axis', c.opset >= 13 ? -1 : 1);
+  if (shape && (axis < -shape.length || axis >= Math.max(1, shape.length)))
+    invalid(`${c.node.op} axis ${axis} is not an axis of its rank-${shape.length} input`);
+  return [sameAs(c)];
+};
+
 export const NN_RULES: Record<string, Rule> = {
   MatMul: matmul,
   MatMulInteger: matmulInteger,
@@ -241,8 +250,8 @@ export const NN_RULES: Record<string, Rule> = {
   LRN: same,
   LpNormalization: same,
   MeanVarianceNormalization: same,
-  Softmax: same,
-  LogSoftmax: same,
+  Softmax: softmax,
+  LogSoftmax: softmax,
   Hardmax: same,
   RNN: recurrent,
   GRU: recurrent,

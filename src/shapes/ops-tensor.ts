@@ -165,6 +165,7 @@ const slice: Rule = (c) => {
   axes.forEach((axis, i) => {
     const dim = shape[axis]!;
     const step = steps?.[i] ?? 1;
+    if (step === 0) invalid(`Slice step 0 on axis ${axis}: a step must not be 0`);
     if (!starts || !ends) {
       out[axis] = c.fresh(`slice${axis}`);
       ranges[axis] = undefined;
