@@ -116,7 +116,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   const topology = ctx.topology();
   const deviceIds = topology.devices.map((d) => d.id);
   const assignFile = ctx.option(ASSIGN) ?? null;
-  const pins = assignFile
+  const assigned = assignFile
     ? readAssignment(assignFile, index.nodeByName, ctx.model.graph.nodes.length, deviceIds, (names) =>
         ctx.diagnostics.warn(
           'HXC1109',
@@ -125,6 +125,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
         ),
       )
     : undefined;
+  const pins = assigned?.pins;
   const experts = expertUnits(ctx, stages);
   const built = buildProblem({
     graph: ctx.model.graph,
@@ -432,6 +433,16 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   if (objective === 'throughput') {
     pipeline = pipelinePartition(p);
     if (Number.isFinite(pipeline.bottleneck_s)) consider('pipeline', `pipeline DP (${pipeline.chain})`, pipeline.device);
+  }
+  // A plan.json given to --assign: its devices (the pins) in its own step order, each unit at its
+  // earliest node's start — the plan planned again as it ran, not only placed as it was (units it
+  // does not place go where HEFT put them, after the others).
+  const ranAt = assigned?.start_s;
+  const base = h?.device ?? (pinnedTo.every((d) => d >= 0) ? pinnedTo : null);
+  if (ranAt && base) {
+    // (A node the plan does not run is NaN: it orders nothing.)
+    const priority = Float64Array.from(built.units, (u) => u.nodes.reduce((t, i) => (Number.isNaN(ranAt[i]!) ? t : Math.min(t, ranAt[i]!)), Infinity));
+    consider('as-assigned', "the --assign plan's devices, in its own step order", base, priority);
   }
   // The plans users write by hand.
   let single: Candidate | null = null;

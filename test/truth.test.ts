@@ -264,3 +264,17 @@ test('with pins (--pin-experts, --assign) the one-device plans keep the pinned u
     checkShippedBeatsCandidates(p, where);
   }
 });
+
+test("--assign with a plan.json plans its devices in its own step order too (a candidate of its own), not only HEFT's order", async () => {
+  const dir = tmpDir();
+  const free = await plan(GPT2, 'rack-tiny.yaml', path.join(dir, 'free'));
+  const again = await plan(GPT2, 'rack-tiny.yaml', path.join(dir, 'again'), { assign: path.join(dir, 'free', 'plan.json') });
+  assert.deepEqual(again.p.assignment, free.p.assignment, 'every node where the plan put it');
+  const rows = new Map(again.p.estimate.candidates.map((c) => [c.name, c]));
+  const asAssigned = rows.get('as-assigned');
+  assert.ok(asAssigned, 'the plan in its own order is judged');
+  assert.match(asAssigned.label, /in its own step order/);
+  // HEFT's order of the same devices is slower here; the plan's own order wins it back.
+  assert.ok(asAssigned.latency_s < rows.get('heft')!.latency_s, `as assigned ${asAssigned.latency_s} s, HEFT's order ${rows.get('heft')!.latency_s} s`);
+  checkShippedBeatsCandidates(again.p, 'gpt2 --assign plan.json');
+});
