@@ -163,7 +163,7 @@ test('two nodes writing one value are refused at once, even when one of them is 
   assert.ok(!fs.existsSync(path.join(dir, 'plan')));
 });
 
-test('a node that breaks its operator with numbers known for sure (MatMul inner dims, a Conv stride or a pool kernel of 0, Cast to an unknown type, a Softmax axis past the rank, a Slice step of 0) is refused when planned, naming the node, not when run', () => {
+test('a node that breaks its operator with numbers known for sure (MatMul inner dims, a Conv stride or a pool kernel of 0, Cast to an unknown type, a Softmax axis past the rank, an Einsum output label no input has, a Slice step of 0) is refused when planned, naming the node, not when run', () => {
   const dir = tmpDir();
   const f32 = 1;
   const cases = [
@@ -201,6 +201,13 @@ test('a node that breaks its operator with numbers known for sure (MatMul inner 
       input: [valueInfo('x', f32, [2, 4])],
       output: [valueInfo('y', f32, [2, 4])],
       match: /node "sm": Softmax axis 99 is not an axis of its rank-2 input/,
+    },
+    {
+      name: 'einsum',
+      node: [{ name: 'es', opType: 'Einsum', input: ['x', 'w'], output: ['y'], attribute: [{ name: 'equation', type: 3, s: Buffer.from('ij,jk->il') }] }],
+      input: [valueInfo('x', f32, [2, 3]), valueInfo('w', f32, [3, 4])],
+      output: [valueInfo('y', f32, [2, 4])],
+      match: /node "es": Einsum output label l is not an input label/,
     },
     {
       name: 'slice',

@@ -5,7 +5,7 @@
 import { dtypeFromOnnx, type DType } from '../ir/dtype.js';
 import type { Dim, TensorData } from '../ir/graph.js';
 import { MAX_FOLD_ELEMENTS, arith, decodeTensor, reduceValues, valueKind } from './constant-fold.js';
-import { broadcastDim, broadcastShapes, fail, normAxis, numericShape, sameAs, type OpCall, type Out, type Rule } from './rule.js';
+import { broadcastDim, broadcastShapes, fail, invalid, normAxis, numericShape, sameAs, type OpCall, type Out, type Rule } from './rule.js';
 import { dimAdd, dimCeilDiv, dimFloorDiv, dimMul, dimProduct, dimSub } from './symbolic.js';
 
 function dtypeAttr(c: OpCall, name: string, fallback: DType): DType {
@@ -209,6 +209,9 @@ const einsum: Rule = (c) => {
   const eq = c.attrString('equation', '').replace(/\s+/g, '');
   const [lhs, rhs] = eq.split('->');
   const terms = lhs!.split(',');
+  // (Spec breaks with the equation and ranks in hand: the model is invalid, not merely unknown.)
+  if (!/^([A-Za-z]|\.\.\.)*(,([A-Za-z]|\.\.\.)*)*(->([A-Za-z]|\.\.\.)*)?$/.test(eq) || terms.length !== c.node.inputs.length)
+    invalid(`Einsum equation "${eq}" is malformed for its ${c.node.inputs.length} input(s)`);
   const dims = new Map<string, Dim>();
   const counts = new Map<string, number>();
   const ellipses: Dim[][] = [];
@@ -216,7 +219,8 @@ const einsum: Rule = (c) => {
     const shape = c.shape(i);
     const labels = term.replace('...', '');
     const ellRank = term.includes('...') ? shape.length - labels.length : 0;
-    if (ellRank < 0 || (!term.includes('...') && labels.length !== shape.length)) fail(`Einsum term "${term}" does not match rank ${shape.length}`);
+    if (ellRank < 0 || (!term.includes('...') && labels.length !== shape.length))
+      invalid(`Einsum term "${term}" does not match its input's rank ${shape.length}`);
     let k = 0;
     for (let p = 0; p < term.length; p++) {
       if (term.startsWith('...', p)) {
@@ -248,7 +252,7 @@ const einsum: Rule = (c) => {
       p += 2;
     } else {
       const d = dims.get(outLabels[p]!);
-      if (d === undefined) fail(`Einsum output label ${outLabels[p]} is not an input label`);
+      if (d === undefined) invalid(`Einsum output label ${outLabels[p]} is not an input label`);
       out.push(d);
     }
   }
