@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
-import { alive, holdTemporary, releaseTemporary } from './temporaries.js';
+import { holdTemporary, leftoversOfDead, releaseTemporary } from './temporaries.js';
 
 /** Written into every output folder: what it is (an hxc format name). */
 export const OUTPUT_MARKER = '.hxc-output';
@@ -217,19 +217,7 @@ function tmpPrefix(target: string): string {
  */
 export function recoverStale(target: string): void {
   const parent = path.dirname(target);
-  const prefix = `.${path.basename(target)}${TMP_TAG}`;
-  let names: string[];
-  try {
-    names = fs
-      .readdirSync(parent)
-      .filter((n) => n.startsWith(prefix))
-      .sort();
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const pid = Number(name.slice(prefix.length).split('-')[0]);
-    if (alive(pid)) continue;
+  for (const name of leftoversOfDead(parent, `.${path.basename(target)}${TMP_TAG}`)) {
     const stale = path.join(parent, name);
     const state = outputState(stale);
     // Ours (the marker is the first file written), or empty (killed right after it was made).

@@ -47,7 +47,7 @@ export function releaseTemporary(p: string): void {
 }
 
 /** Whether process `pid` is running (ours, or another user's). */
-export function alive(pid: number): boolean {
+function alive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return true;
   try {
@@ -59,21 +59,32 @@ export function alive(pid: number): boolean {
 }
 
 /**
+ * The entries of `parent` named `PREFIX<pid>-…` whose process is gone (what a killed command left),
+ * sorted; none when `parent` cannot be read. A name without a process id is no leftover of hxc's.
+ */
+export function leftoversOfDead(parent: string, prefix: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent).filter((n) => n.startsWith(prefix));
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => {
+      const pid = Number(n.slice(prefix.length).split('-')[0]);
+      return Number.isInteger(pid) && pid > 0 && !alive(pid);
+    })
+    .sort();
+}
+
+/**
  * A fresh scratch folder in the system's temporary folder, `hxc-NAME-PID-XXXXXX`; those an earlier
  * command of this kind left when it was killed (its process gone) are removed first.
  */
 export function scratchDir(name: string): string {
   const tmp = os.tmpdir();
   const prefix = `hxc-${name}-`;
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(tmp).filter((n) => n.startsWith(prefix));
-  } catch {
-    // an unreadable temporary folder: mkdtemp below says what is wrong
-  }
-  for (const n of names) {
-    const pid = Number(n.slice(prefix.length).split('-')[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+  for (const n of leftoversOfDead(tmp, prefix)) {
     try {
       fs.rmSync(path.join(tmp, n), { recursive: true, force: true });
     } catch {
