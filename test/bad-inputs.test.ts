@@ -163,7 +163,7 @@ test('two nodes writing one value are refused at once, even when one of them is 
   assert.ok(!fs.existsSync(path.join(dir, 'plan')));
 });
 
-test('a node that breaks its operator with numbers known for sure (MatMul inner dims, a Conv stride or a pool kernel of 0, Cast to an unknown type, a Softmax axis past the rank, an Einsum output label no input has, a Slice step of 0) is refused when planned, naming the node, not when run', () => {
+test('a node that breaks its operator with numbers known for sure (MatMul inner dims, a Conv stride or a pool kernel of 0, Cast to an unknown type, a Softmax axis past the rank, an Einsum output label no input has, a Slice step of 0, ConstantOfShape of a negative dim, a value past 2^53 bytes) is refused when planned, naming the node, not when run', () => {
   const dir = tmpDir();
   const f32 = 1;
   const cases = [
@@ -216,6 +216,28 @@ test('a node that breaks its operator with numbers known for sure (MatMul inner 
       output: [valueInfo('y', f32, [4])],
       initializer: ['starts', 'ends', 'axes', 'steps'].map((name, k) => ({ name, dataType: 7, dims: [1], int64Data: [[0, 4, 0, 0][k]!] })),
       match: /node "sl": Slice step 0 on axis 0: a step must not be 0/,
+    },
+    {
+      name: 'constant-of-shape',
+      node: [
+        { name: 'cs', opType: 'ConstantOfShape', input: ['s'], output: ['z'] },
+        { name: 'ad', opType: 'Add', input: ['x', 'z'], output: ['y'] },
+      ],
+      input: [valueInfo('x', f32, [4])],
+      output: [valueInfo('y', f32, [4])],
+      initializer: [{ name: 's', dataType: 7, dims: [1], int64Data: [-7] }],
+      match: /node "cs": ConstantOfShape of shape \[-7\]: dim 0 is below 0/,
+    },
+    {
+      name: 'past-2-53-bytes',
+      node: [
+        { name: 'ex', opType: 'Expand', input: ['x', 's'], output: ['z'] },
+        { name: 'rs', opType: 'ReduceSum', input: ['z'], output: ['y'], attribute: [{ name: 'keepdims', type: 2, i: 0 }] },
+      ],
+      input: [valueInfo('x', f32, [1])],
+      output: [valueInfo('y', f32, [])],
+      initializer: [{ name: 's', dataType: 7, dims: [3], int64Data: [1e9, 1e9, 1e5] }],
+      match: /node "ex": output "z" would be \[1000000000, 1000000000, 100000\] float32, 4\.00e\+23 bytes: past 2\^53 bytes/,
     },
   ];
   for (const c of cases) {

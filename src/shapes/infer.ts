@@ -6,7 +6,7 @@
 
 import { HxcError } from '../diag/diagnostics.js';
 import type { GraphIndex } from '../ir/algorithms.js';
-import type { DType } from '../ir/dtype.js';
+import { byteSizeOf, type DType } from '../ir/dtype.js';
 import type { Attr, Dim, Graph, Node, Shape, TensorType } from '../ir/graph.js';
 import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
 import { DATA_RULES } from './ops-data.js';
@@ -293,6 +293,7 @@ class Inference {
   }
 
   private assign(node: Node, name: string, out: Out | undefined, id: number): void {
+    if (out?.shape) refuseImpossible(node, name, out);
     if (out?.shape && validShape(out.shape)) {
       const v = out.value;
       // (addValue keeps a type without the elements: the distinct one, or a plain copy.)
@@ -349,6 +350,41 @@ class Inference {
   private canonDeclaredQuiet(t: TensorType): TensorType {
     return { dtype: t.dtype, shape: t.shape ? t.shape.map((d) => (d === '?' ? d : substituteDim(canonDim(d), this.opts.dims))) : null };
   }
+}
+
+/** Bytes past which a size is no longer an exact number (2^53), and no device holds it anyway. */
+const MAX_EXACT_BYTES = 2 ** 53;
+
+/**
+ * A shape a rule computed from known values that no tensor can have: a dim below 0 (ConstantOfShape
+ * or Expand of a shape with -7, say) or more bytes than a number counts exactly. Either breaks the
+ * operator spec at these dims, and planning on would report sizes that mean nothing.
+ */
+function refuseImpossible(node: Node, name: string, out: Out): void {
+  const shape = out.shape!;
+  let elements = 1;
+  for (let k = 0; k < shape.length; k++) {
+    const d = shape[k]!;
+    if (typeof d !== 'number') {
+      elements = -1;
+      continue;
+    }
+    if (Number.isInteger(d) && d < 0)
+      throw new HxcError('HXC2107', `output "${name}" would have shape [${shape.join(', ')}]: dim ${k} is ${d}, below 0`, {
+        where: `node "${node.name}"`,
+        hint: 'a shape input or attribute holds a negative size: export the model again, or check the --dim values it was computed from',
+      });
+    if (elements >= 0) elements *= d;
+  }
+  if (elements >= 0 && byteSizeOf(out.dtype, elements) > MAX_EXACT_BYTES)
+    throw new HxcError(
+      'HXC2107',
+      `output "${name}" would be [${shape.join(', ')}] ${out.dtype}, ${byteSizeOf(out.dtype, elements).toExponential(2)} bytes: past 2^53 bytes, more than any rack holds`,
+      {
+        where: `node "${node.name}"`,
+        hint: 'a shape input holds an impossible size: export the model again, or check the --dim values it was computed from',
+      },
+    );
 }
 
 // (Counted loops: the for-ofs here made iterators per call, 60 MB a run, sampled.)

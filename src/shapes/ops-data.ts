@@ -61,6 +61,8 @@ const constantOfShape: Rule = (c) => {
   }
   const out: Out = { dtype, shape: dims };
   const n = numericShape(dims);
+  const below = dims.findIndex((d) => typeof d === 'number' && d < 0);
+  if (below >= 0) invalid(`ConstantOfShape of shape [${dims.join(', ')}]: dim ${below} is below 0`);
   if (n && n.reduce((x, y) => x * y, 1) <= MAX_FOLD_ELEMENTS) {
     const x = fill ? decodeTensor(fill)?.[0] : 0;
     if (x !== undefined) out.value = new Array<Dim>(n.reduce((p, q) => p * q, 1)).fill(x);
