@@ -25,6 +25,13 @@ import { resolvePipeline } from '../pass/manager.js';
 import { PASSES } from '../../passes/index.js';
 
 const here = fileURLToPath(import.meta.url);
+/** The node flags `hxc` runs with: those of bin/hxc's first line (#!/usr/bin/env -S node FLAGS), so a case is timed as the CLI runs it. */
+const HXC_NODE_FLAGS = (() => {
+  const first = fs.readFileSync(path.join(path.dirname(here), '..', '..', '..', 'bin', 'hxc'), 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\S*env -S node((?: --[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (!m) throw new Error(`bin/hxc: its first line is not "#!/usr/bin/env -S node [flags]" (${first})`);
+  return m[1]!.split(' ').filter(Boolean);
+})();
 const { onnx } = createRequire(import.meta.url)('onnx-proto') as { onnx: typeof OnnxNs };
 const REPO = path.resolve(path.dirname(here), '..', '..', '..');
 const MODELS = path.resolve(REPO, '..', 'shared', 'models');
@@ -186,7 +193,7 @@ async function main(): Promise<void> {
   const filter = arg ?? '';
   const rows: string[][] = [];
   for (const c of cases().filter((x) => x.name.includes(filter))) {
-    const r = spawnSync(process.execPath, [here, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const r = spawnSync(process.execPath, [...HXC_NODE_FLAGS, here, '--child', JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.status !== 0) {
       rows.push([c.name, 'failed', r.stderr.split('\n')[0] ?? '', '', '', '']);
       continue;
