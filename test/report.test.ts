@@ -319,7 +319,7 @@ test('hxc report of a replan lists what delta.json moved; --compare lists what h
   }
 });
 
-test('hxc report refuses to overwrite a file it did not write, and a folder that is not a plan, with one line and exit 2', () => {
+test('hxc report refuses to overwrite a file it did not write, a folder that is not a plan and an empty --out, with one line and exit 2', () => {
   const dir = tmpDir();
   const mine = path.join(dir, 'notes.html');
   fs.writeFileSync(mine, '<html>my notes</html>');
@@ -329,4 +329,7 @@ test('hxc report refuses to overwrite a file it did not write, and a folder that
   assert.equal(isOneLineError(r, 'HXC2004'), null);
   assert.equal(fs.readFileSync(mine, 'utf8'), '<html>my notes</html>');
   assert.equal(isOneLineError(hxc(['report', dir]), 'HXC2001'), null);
+  const empty = hxc(['report', planDir, '--out', '']);
+  assert.equal(isOneLineError(empty, 'HXC2002'), null);
+  assert.match(empty.stderr, /--out: the file name is empty/);
 });

@@ -218,3 +218,24 @@ test('hxc-workers/v1: the reader and the schema agree; a device given twice, a d
     );
   }
 });
+
+test('hxc worker on an address in use, or one this machine does not have: one line saying why and what to do, exit 2 (not grpc-js its own log line too)', async () => {
+  const dir = tmpDir();
+  const tokenFile = path.join(dir, 'token.txt');
+  fs.writeFileSync(tokenFile, `${'ab'.repeat(32)}\n`);
+  const first = await startWorker(tokenFile);
+  try {
+    const taken = hxc(['worker', '--listen', first.address, '--token-file', tokenFile]);
+    assert.equal(isOneLineError(taken, 'HXC2002'), null);
+    assert.match(
+      taken.stderr,
+      new RegExp(`--listen: cannot listen on ${first.address.replace(/\./g, '\\.')}: the address is in use \\(fix: choose another port`),
+    );
+  } finally {
+    first.child.kill('SIGKILL');
+  }
+  // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): no machine's interface.
+  const absent = hxc(['worker', '--listen', '192.0.2.1:7001', '--token-file', tokenFile]);
+  assert.equal(isOneLineError(absent, 'HXC2002'), null);
+  assert.match(absent.stderr, /cannot listen on 192\.0\.2\.1:7001: no interface of this machine has that address/);
+});

@@ -52,6 +52,8 @@ export function reportInputs(dir: string, plan: PlanV1, compareDir?: string): Re
 }
 
 export function reportCommand(planDir: string, opts: { out?: string; compare?: string; json?: boolean }): void {
+  if (opts.out === '')
+    throw new HxcError('HXC2002', 'the file name is empty', { where: '--out', hint: 'e.g. --out report.html, or leave --out out for PLAN_DIR/report.html' });
   const plan = readPlan(planDir);
   const out = opts.out ?? path.join(planDir, 'report.html');
   const html = reportHtml(buildReport(reportInputs(planDir, plan, opts.compare)));

@@ -77,7 +77,7 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
   try {
     server = await startWorkerServer({ listen: f.listen, token, tls, log: (line) => process.stderr.write(`${line}\n`) });
   } catch (err) {
-    throw new HxcError('HXC2002', `cannot listen on ${f.listen}: ${(err as Error).message}`, { where: '--listen' });
+    throw listenError(f.listen, err);
   }
   process.stdout.write(`hxc worker: listening on ${server.address}\n`);
   let stopping = false;
@@ -96,4 +96,18 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
     process.stdin.resume();
   }
   await new Promise<never>(() => {});
+}
+
+/** Why a worker could not listen, in one line: the system's reason (grpc-js wraps it in its own words), and what to do. */
+function listenError(listen: string, err: unknown): HxcError {
+  const raw = err instanceof Error ? err.message : String(err);
+  const known: [RegExp, string, string][] = [
+    [/EADDRINUSE/, 'the address is in use', 'choose another port, or stop the process that listens there'],
+    [/EADDRNOTAVAIL/, 'no interface of this machine has that address', "listen on 0.0.0.0, or on one of this machine's addresses"],
+    [/EACCES/, 'permission denied', 'ports below 1024 need privileges: choose a port above 1024'],
+  ];
+  const hit = known.find(([re]) => re.test(raw));
+  return hit
+    ? new HxcError('HXC2002', `cannot listen on ${listen}: ${hit[1]}`, { where: '--listen', hint: hit[2] })
+    : new HxcError('HXC2002', `cannot listen on ${listen}: ${raw}`, { where: '--listen', hint: 'check HOST:PORT' });
 }

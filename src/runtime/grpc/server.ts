@@ -114,7 +114,16 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<Running
   const creds = o.tls
     ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: o.tls.cert, private_key: o.tls.key }], false)
     : grpc.ServerCredentials.createInsecure();
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(o.listen, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  // grpc-js logs a failed bind itself ("E No address added …") before calling back with the same
+  // error: quiet while binding (the caller says it once), unless GRPC_VERBOSITY asked for its log.
+  const quiet = process.env.GRPC_VERBOSITY === undefined;
+  if (quiet) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => server.bindAsync(o.listen, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  } finally {
+    if (quiet) grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
+  }
   const host = o.listen.slice(0, o.listen.lastIndexOf(':'));
   return {
     address: `${host}:${port}`,
