@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runPipeline } from '../src/cli/run-passes.js';
-import { EXAMPLES, FIXTURES, hxc, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 
 const MODEL = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
 
@@ -27,6 +27,9 @@ test('hxc diff: a plan against itself moves nothing; against another objective i
   assert.equal(same.format, 'hxc-diff/v1');
   assert.deepEqual([same.moved, same.migration_bytes, same.nodes_moved, same.experts, same.transfers.added, same.transfers.removed], [[], 0, 0, [], 0, 0]);
   assert.equal(same.a.latency_s, same.b.latency_s);
+  const count = Object.keys(a.assignment).length;
+  assert.deepEqual(same.nodes, { a: count, b: count, both: count });
+  assert.equal(self.stderr, '', 'a plan against itself warns of nothing');
 
   const r = hxc(['diff', path.join(dir, 'a'), path.join(dir, 'b'), '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -74,6 +77,28 @@ test('hxc diff: a plan against itself moves nothing; against another objective i
   assert.equal(text.code, 0);
   assert.match(text.stdout, new RegExp(`${d.moved.length} unit\\(s\\) moved`));
   assert.match(text.stdout, /^latency {5}[\d.]+ ms → [\d.]+ ms/m);
+});
+
+test('hxc diff of plans of two models: it compares them, and warns once that they share few nodes (HXC1112)', () => {
+  const dir = tmpDir();
+  const gpt2 = path.join(dir, 'gpt2');
+  const cnn = path.join(dir, 'cnn');
+  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--out', gpt2]).code, 0);
+  assert.equal(hxc(['plan', path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx'), '--dim', 'batch=2', '--out', cnn]).code, 0);
+  const r = hxc(['diff', gpt2, cnn, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const d = JSON.parse(r.stdout);
+  const nodes = (p: string): string[] => Object.keys(JSON.parse(fs.readFileSync(path.join(p, 'plan.json'), 'utf8')).assignment);
+  const inA = new Set(nodes(gpt2));
+  assert.deepEqual(d.nodes, { a: inA.size, b: nodes(cnn).length, both: nodes(cnn).filter((n) => inA.has(n)).length });
+  const warned = r.stderr.split('\n').filter((l) => l.includes('HXC1112'));
+  assert.equal(warned.length, 1, r.stderr);
+  assert.match(
+    warned[0]!,
+    new RegExp(
+      `A and B share ${d.nodes.both} of their ${d.nodes.a} and ${d.nodes.b} nodes: plans of different models \\(gpt2_tiny_kv\\.onnx, mobilenet_v3_small\\.onnx\\)\\?`,
+    ),
+  );
 });
 
 test('hxc diff: a folder that is not a plan is one line and exit 2', () => {

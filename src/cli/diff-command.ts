@@ -3,6 +3,7 @@
 // moved or replicated, per-device memory and utilisation, the estimates, transfers added or
 // removed. It reports; it always exits 0 (2 on bad input: a path that is not a plan).
 
+import { formatDiagnostic, report } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
 import type { PlanV1 } from '../plan/format.js';
 import { formatBytes, jsonText, table } from './output.js';
@@ -27,6 +28,8 @@ export interface PlanDiff {
   unmatched_units: { only_a: number; only_b: number };
   /** Graph nodes on another device in B (plan.json `assignment`; every plan of one model names the same nodes). */
   nodes_moved: number;
+  /** Graph nodes each plan assigns, and those both do: moves are counted over the shared ones. */
+  nodes: { a: number; b: number; both: number };
   /**
    * Units of B that stayed where most of their nodes ran in A but some of whose nodes ran elsewhere
    * in A: each with its device in B, how many of its nodes came from another device, and from where.
@@ -104,7 +107,12 @@ export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): Pla
   let onlyA = 0;
   for (const nodes of nodesOf(a).values()) if (!nodes.some((n) => b.assignment[n] !== undefined)) onlyA++;
   let nodesMoved = 0;
-  for (const [node, device] of Object.entries(b.assignment)) if (a.assignment[node] !== undefined && a.assignment[node] !== device) nodesMoved++;
+  let both = 0;
+  for (const [node, device] of Object.entries(b.assignment)) {
+    if (a.assignment[node] === undefined) continue;
+    both++;
+    if (a.assignment[node] !== device) nodesMoved++;
+  }
   const ea = expertDevices(a);
   const eb = expertDevices(b);
   const experts: PlanDiff['experts'] = [];
@@ -135,6 +143,7 @@ export function diffPlans(dirA: string, a: PlanV1, dirB: string, b: PlanV1): Pla
     migration_bytes: moved.reduce((s, m) => s + m.bytes, 0),
     unmatched_units: { only_a: onlyA, only_b: onlyB },
     nodes_moved: nodesMoved,
+    nodes: { a: Object.keys(a.assignment).length, b: Object.keys(b.assignment).length, both },
     partly_moved: partly,
     experts,
     devices,
@@ -156,6 +165,17 @@ export function diffCommand(dirA: string, dirB: string, opts: { json?: boolean }
   const a = readPlan(dirA);
   const b = readPlan(dirB);
   const d = diffPlans(dirA, a, dirB, b);
+  // Plans of two models compare end to end (estimates, memory, transfers), but their moves say
+  // little: a model change keeps most node names, so fewer than half shared is said, once.
+  if (d.nodes.both * 2 < Math.min(d.nodes.a, d.nodes.b))
+    report(
+      formatDiagnostic(
+        'warning',
+        'HXC1112',
+        `A and B share ${d.nodes.both} of their ${d.nodes.a} and ${d.nodes.b} nodes: plans of different models (${a.model.file}, ${b.model.file})? moves compare only the shared nodes`,
+        { where: dirB, hint: 'diff plans of one model; a model change keeps most node names' },
+      ),
+    );
   if (opts.json) {
     process.stdout.write(jsonText(d));
     return;
