@@ -52,9 +52,30 @@ test('replanning an unchanged plan moves nothing and keeps its estimate', () => 
     'the running plan judged again gives its own estimate',
   );
   assert.match(r.stdout, /replan of .*: 0 units moved/);
+  assert.doesNotMatch(r.stderr, /HXC1112/, 'a replan of its own model warns of nothing');
   const diff = hxc(['diff', running, out, '--json']);
   assert.equal(diff.code, 0, diff.stderr);
   assert.equal((JSON.parse(diff.stdout) as { moved: unknown[] }).moved.length, 0);
+});
+
+test('replan --model of another model plans it, and warns once that the running plan shares few of its nodes (HXC1112)', () => {
+  const dir = tmpDir();
+  const running = planMixtral(dir);
+  const other = path.join(SHARED_MODELS, 'gpt2_tiny_kv.onnx');
+  const out = path.join(dir, 'other');
+  const r = hxc(['replan', running, '--model', other, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const was = Object.keys(readJson<{ assignment: Record<string, string> }>(path.join(running, 'plan.json')).assignment);
+  const now = Object.keys(readJson<{ assignment: Record<string, string> }>(path.join(out, 'plan.json')).assignment);
+  const shared = new Set(was);
+  const warned = r.stderr.split('\n').filter((l) => l.includes('HXC1112'));
+  assert.equal(warned.length, 1, r.stderr);
+  assert.match(
+    warned[0]!,
+    new RegExp(
+      `the running plan assigns ${was.length} nodes and this model has ${now.length}, ${now.filter((n) => shared.has(n)).length} of them: a plan of another model\\?`,
+    ),
+  );
 });
 
 test('a rack that lost a device: its units move, the rest only when they pay back, and the new plan runs and matches the model', () => {

@@ -8,7 +8,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { HxcError } from '../diag/diagnostics.js';
+import { formatDiagnostic, HxcError } from '../diag/diagnostics.js';
 import { report } from '../diag/diagnostics.js';
 import { readPlan } from '../plan/read.js';
 import { FILE_OPTIONS, lowerPass, OUT } from '../../passes/lower.js';
@@ -120,7 +120,23 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
 }
 
 export async function replanCommand(planDir: string, flags: ReplanFlags): Promise<void> {
-  await planWith(replanOptions(planDir, flags), flags, (run) => {
+  const options = replanOptions(planDir, flags);
+  await planWith(options, flags, (run) => {
+    // A replan of another model is allowed (the running plan's devices still price the moves), but
+    // a model change keeps most node names: sharing fewer than half is said, once.
+    const running = options.replan!.assignment;
+    const nodes = run.ctx.model.graph.nodes;
+    const both = nodes.reduce((n, node) => n + (Object.hasOwn(running, node.name) ? 1 : 0), 0);
+    const was = Object.keys(running).length;
+    if (both * 2 < Math.min(was, nodes.length))
+      report(
+        formatDiagnostic(
+          'warning',
+          'HXC1112',
+          `the running plan assigns ${was} nodes and this model has ${nodes.length}, ${both} of them: a plan of another model? every unit the running plan lacks is placed as new`,
+          { where: options.model_path, hint: 'replan the model the running plan was made for, or plan this one from scratch with hxc plan' },
+        ),
+      );
     const delta = run.ctx.has(lowerPass) ? run.ctx.get(lowerPass).delta : null;
     if (!delta) return { text: '', json: {} };
     const perRequest = (x: { latency_s: number; throughput_per_s: number }): string =>

@@ -25,7 +25,10 @@ export const CATALOG = {
   ],
   HXC1110: ['a --dim names no dim of the model', 'check the name: `hxc inspect MODEL` lists the inputs and outputs with their dims'],
   HXC1111: ['a routing trace for a model without MoE layers', 'drop --routing, or give the model the trace was measured on'],
-  HXC1112: ['two plans that share few nodes', 'diff plans of one model (a model change keeps most node names); moves compare only the nodes both have'],
+  HXC1112: [
+    'two plans, or a running plan and the model replanned, that share few nodes',
+    'compare or replan plans of one model (a model change keeps most node names)',
+  ],
   HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
   HXC2001: ['cannot read file', 'check the path and its permissions'],
   HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],
