@@ -163,7 +163,7 @@ test('two nodes writing one value are refused at once, even when one of them is 
   assert.ok(!fs.existsSync(path.join(dir, 'plan')));
 });
 
-test('a node that breaks its operator with numbers known for sure (MatMul inner dims, a Conv stride or a pool kernel of 0, Cast to an unknown type, a Softmax axis past the rank, an Einsum output label no input has, a Slice step of 0, ConstantOfShape of a negative dim, a value past 2^53 bytes) is refused when planned, naming the node, not when run', () => {
+test('a node that breaks its operator with numbers known for sure (MatMul inner dims, a Conv stride or a pool kernel of 0, Cast to an unknown type, a Softmax axis past the rank, an Einsum output label no input has, a Slice step of 0, ConstantOfShape or Expand to a negative dim, a value past 2^53 bytes) is refused when planned, naming the node, not when run', () => {
   const dir = tmpDir();
   const f32 = 1;
   const cases = [
@@ -227,6 +227,14 @@ test('a node that breaks its operator with numbers known for sure (MatMul inner 
       output: [valueInfo('y', f32, [4])],
       initializer: [{ name: 's', dataType: 7, dims: [1], int64Data: [-7] }],
       match: /node "cs": ConstantOfShape of shape \[-7\]: dim 0 is below 0/,
+    },
+    {
+      name: 'expand-negative',
+      node: [{ name: 'xp', opType: 'Expand', input: ['x', 's'], output: ['y'] }],
+      input: [valueInfo('x', f32, [1])],
+      output: [valueInfo('y', f32, [4])],
+      initializer: [{ name: 's', dataType: 7, dims: [2], int64Data: [2, -3] }],
+      match: /node "xp": Expand to shape \[2, -3\]: dim 1 is below 0/,
     },
     {
       name: 'past-2-53-bytes',

@@ -265,6 +265,8 @@ const expand: Rule = (c) => {
     const padded = [...new Array<Dim>(rank - shape.length).fill(1), ...shape];
     return [{ dtype, shape: padded.map((d, i) => (d === 1 ? c.fresh(`expand${i}`) : d)) }];
   }
+  const below = target.findIndex((d) => typeof d === 'number' && d < 0);
+  if (below >= 0) invalid(`Expand to shape [${target.join(', ')}]: dim ${below} is below 0`);
   const out = broadcastShapes([shape, target]);
   const result: Out = { dtype, shape: out };
   const v = c.value(0);
