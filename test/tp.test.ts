@@ -729,3 +729,29 @@ test("a prefill joins the head shards' cache at the boundary; a past read from g
   const whole = splitMatMuls(g, new Set(['q', 'k', 'v', 'o']), 2, { heads: headModes(ctx) }).graph;
   assert.equal(whole.nodes.filter((n) => n.op === 'GroupQueryAttention').length, 1);
 });
+
+test('a forced split no plan spreads: the best plan that fits ships, never one a reported candidate beats, and the CLI says the split stayed on one device', () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'p');
+  const r = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--tensor-parallel',
+    '2',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  const fitting = plan.estimate.candidates.filter((c) => c.fits);
+  assert.ok(fitting.length > 1, 'several candidates fit');
+  assert.ok(
+    fitting.every((c) => c.tp_spread === false),
+    'no candidate spreads the split (rack-tiny has one GPU and HEFT keeps both parts there)',
+  );
+  const best = Math.min(...fitting.map((c) => c.latency_s));
+  assert.ok(plan.estimate.latency_s <= best * (1 + 1e-12), `shipped ${plan.estimate.latency_s} s, a fitting candidate ${best} s`);
+  assert.match(r.stdout, /1 of 1 split\(s\) kept on one device: no plan found both spreads them all and fits/);
+});

@@ -248,7 +248,8 @@ export async function planWith(
       .join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
     // Shipped only when no plan found that spreads every split fits (src/partition/pool.ts pick).
     const kept = tp.splits.filter((s) => new Set(s.parts.map(where)).size < 2).length;
-    if (kept > 0) text += `  ${kept} of ${tp.splits.length} split(s) kept on one device: no plan found that spreads them all fits\n`;
+    if (kept > 0)
+      text += `  ${kept} of ${tp.splits.length} split(s) kept on one device: no plan found both spreads them all and fits (the best that fits ships)\n`;
     // Attention run as head shards: the pairs whose chain the tp pass sharded by heads.
     const byHeads = tp.splits.filter((s) => (s.attention?.length ?? 0) > 0).length;
     if (byHeads > 0)

@@ -361,11 +361,15 @@ export class CandidatePool {
     return c.fits && c.tp_spread !== false && c.migration?.within_limits !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
   }
 
-  /** The best eligible candidate for the objective (the first that fits when none is eligible). */
+  /**
+   * The best eligible candidate for the objective; when none is eligible (a forced split no device
+   * pair can spread, a replan no plan within its limits), the best that fits: never one a candidate
+   * it reports beats. The first judged wins a tie.
+   */
   pick(): Candidate {
-    const judged = this.judged;
-    let best = judged.find((c) => this.eligible(c)) ?? judged.find((c) => c.fits) ?? judged[0]!;
-    for (const c of judged) if (this.eligible(c) && (c.value < best.value * (1 - 1e-12) || !this.eligible(best))) best = c;
+    const rank = (c: Candidate): number => (this.eligible(c) ? 0 : c.fits ? 1 : 2);
+    let best = this.judged[0]!;
+    for (const c of this.judged) if (rank(c) < rank(best) || (rank(c) === rank(best) && c.value < best.value * (1 - 1e-12))) best = c;
     return best;
   }
 
