@@ -333,3 +333,57 @@ test('hxc report refuses to overwrite a file it did not write, a folder that is 
   assert.equal(isOneLineError(empty, 'HXC2002'), null);
   assert.match(empty.stderr, /--out: the file name is empty/);
 });
+
+test('hxc report of a throughput plan gives the throughput bound its gap is to, as the CLI does; a KV cache written on two devices names both with their bytes', async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'thr');
+  const made = hxc([
+    'plan',
+    path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-8gpu.yaml'),
+    '--routing',
+    path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json'),
+    '--phase',
+    'decode',
+    '--batch',
+    '4',
+    '--context',
+    '256',
+    '--objective',
+    'throughput',
+    '--report',
+    '--out',
+    out,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  const plan = planJson(out);
+  const est = plan.estimate;
+  assert.match(made.stdout, new RegExp(`throughput bound ${est.throughput_upper_per_s.toFixed(2)}/s .*; gap ${(est.gap * 100).toFixed(1)}%`));
+  const split = plan.state.filter((s: any) => (s.owners ?? []).length > 1);
+  assert.ok(split.length > 0, 'this plan writes some layer’s key and value on two devices');
+  const { page, errors } = await open(path.join(out, 'report.html'));
+  try {
+    const shown = new Map<string, string>(
+      await page.$$eval('#summary .figure', (boxes) =>
+        boxes.map((b) => [b.querySelector('span')!.textContent ?? '', b.querySelector('b')!.textContent ?? ''] as [string, string]),
+      ),
+    );
+    assert.equal(shown.get('throughput bound'), `${est.throughput_upper_per_s.toPrecision(4)} /s`);
+    assert.equal(shown.has('lower bound'), false, "a throughput plan's gap is not to the latency bound");
+    assert.equal(shown.get('gap to the bound'), `${(est.gap * 100).toFixed(1)}%`);
+    const why = await page.$eval('#why', (s) => s.textContent ?? '');
+    const said = `Throughput bound ${est.throughput_upper_per_s.toPrecision(4)} /s (the busiest device at least `;
+    assert.ok(why.includes(said), why.slice(0, 300));
+    assert.ok(why.includes(`it is ${(est.gap * 100).toFixed(1)}% above the shipped plan's ${est.throughput_per_s.toPrecision(4)} /s`), why.slice(0, 300));
+    const rows: string[][] = await page.$$eval('table.state tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    for (const s of split) {
+      const row = rows.find((r) => r[0] === s.name);
+      assert.ok(row, `${s.name} is listed`);
+      for (const o of s.owners) assert.match(row[2]!, new RegExp(`${o.device} `), `${s.name}: ${o.device} named`);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});

@@ -149,8 +149,15 @@ export function drawPlacement(kit: Kit): void {
   } else {
     const rows = drawTable(
       sec,
-      ['state', 'kind', 'owner', 'bytes', 'bytes per token'],
-      pl.state.map((s) => [s.name, s.kind, s.owner ?? '(none)', bytes(s.bytes), bytes(s.bytes_per_token)]),
+      ['state', 'kind', 'held by', 'bytes', 'bytes per token'],
+      // A state written apart (a layer's key on one device, its value on another) names every holder and its bytes.
+      pl.state.map((s) => [
+        s.name,
+        s.kind,
+        s.owners.length > 1 ? s.owners.map((o) => `${o.device} ${bytes(o.bytes)}`).join(', ') : (s.owner ?? '(none)'),
+        bytes(s.bytes),
+        bytes(s.bytes_per_token),
+      ]),
       'state',
     );
     rows.forEach((tr, i) => {

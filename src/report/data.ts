@@ -63,6 +63,9 @@ export interface ReportData {
     throughput_per_s: number;
     throughput_requests: number;
     lower_bound_s: number;
+    /** The best throughput the plan could have (plan.json estimate.throughput_upper_per_s): a throughput plan's gap is to it. */
+    throughput_upper_per_s: number;
+    /** The shipped plan's distance from the objective's bound: latency over the lower bound, or the throughput bound over throughput. */
     gap: number | null;
     chosen: string;
     pipelined: boolean;
@@ -105,7 +108,8 @@ export interface ReportData {
   placement: {
     stages: { name: string; runs: { device: string; units: number; resident_bytes: number }[] }[];
     experts: { layers: number; experts: number; cells: { layer: number; expert: number; tokens: number; devices: string[] }[] } | null;
-    state: { name: string; kind: string; owner: string | null; bytes: number; bytes_per_token: number }[];
+    /** `owners`: every device holding some of it, most first, when they are several (plan.json state[].owners). */
+    state: { name: string; kind: string; owner: string | null; owners: { device: string; bytes: number }[]; bytes: number; bytes_per_token: number }[];
   };
   why: {
     explain: { unit: string; stage: string; device: string; finish_s: number; reason: string; resident_bytes: number; alternatives: string[] }[];
@@ -346,6 +350,7 @@ export function buildReport(inp: ReportInputs): ReportData {
       throughput_per_s: est.throughput_per_s,
       throughput_requests: est.throughput_requests,
       lower_bound_s: est.lower_bound_s,
+      throughput_upper_per_s: est.throughput_upper_per_s,
       gap: est.gap,
       chosen: est.chosen,
       pipelined: est.pipelined,
@@ -381,7 +386,14 @@ export function buildReport(inp: ReportInputs): ReportData {
     placement: {
       stages,
       experts,
-      state: plan.state.map((s) => ({ name: s.name, kind: s.kind, owner: s.owner, bytes: s.bytes, bytes_per_token: s.bytes_per_token })),
+      state: plan.state.map((s) => ({
+        name: s.name,
+        kind: s.kind,
+        owner: s.owner,
+        owners: s.owners ?? [],
+        bytes: s.bytes,
+        bytes_per_token: s.bytes_per_token,
+      })),
     },
     why: {
       explain: plan.explain.map((e) => ({
