@@ -119,7 +119,7 @@ test('hxc check MODEL plans as hxc plan does: an LLM without --phase for its pre
   assert.equal(JSON.parse(gate.stdout).budgets.find((b: { name: string }) => b.name === 'KV sequences').actual, String(reached));
 });
 
-test('hxc check prints a broken figure to the digit that breaks it, a gap budget in the unit of the gap, and refuses a fractional byte count', () => {
+test('hxc check prints a broken figure to the digit that breaks it (its own printed figure given back as the budget too), a gap budget in the unit of the gap, and refuses a fractional byte count, a --min-sequences that is no count and a share past 100%', () => {
   const dir = tmpDir();
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
   const out = path.join(dir, 'p');
@@ -135,4 +135,33 @@ test('hxc check prints a broken figure to the digit that breaks it, a gap budget
   const gap = hxc(['check', out, '--max-gap', '0.0001']);
   assert.match(gap.stdout, /gap to lower bound: [\d.]+% \(budget 0\.01%\)/);
   assert.equal(isOneLineError(hxc(['check', out, '--max-memory', '0.5']), 'HXC2002'), null);
+  // The printed figure given back as the budget: still broken, and printed to the digit that shows it.
+  const printed = hxc(['check', out, '--max-latency', '1s']);
+  const said = /ok {3}latency: ([\d.]+ms)/.exec(printed.stdout)![1]!;
+  const again = hxc(['check', out, '--max-latency', said]);
+  let rounded = 0; // figures whose printed digits fall on the budget's side (this plan has both)
+  if (est.latency_s * 1e3 > Number.parseFloat(said)) {
+    rounded++;
+    assert.equal(again.code, 1, again.stdout);
+    const figure = /FAIL latency: ([\d.]+)ms/.exec(again.stdout)![1]!;
+    assert.notEqual(`${figure}ms`, said, 'the broken figure is not printed as the budget it breaks');
+    assert.ok(Number.parseFloat(figure) > Number.parseFloat(said));
+  }
+  const rate = Number(est.throughput_per_s.toPrecision(7)) > est.throughput_per_s ? est.throughput_per_s.toPrecision(7) : null;
+  if (rate !== null) {
+    rounded++;
+    const thr = hxc(['check', out, '--min-throughput', rate]);
+    assert.equal(thr.code, 1, thr.stdout);
+    const figure = /FAIL throughput: ([\d.]+)\/s/.exec(thr.stdout)![1]!;
+    assert.ok(Number(figure) < Number(rate), `${figure} printed against ${rate}`);
+  }
+  assert.ok(rounded > 0, 'a printed figure rounded past the plan’s own was tried');
+  // Budgets that are not numbers of their kind, or that every plan meets, are bad input.
+  for (const bad of [
+    ['--min-sequences', 'abc'],
+    ['--min-sequences', '-1'],
+    ['--min-sequences', '1.5'],
+    ['--max-memory', '150%'],
+  ])
+    assert.equal(isOneLineError(hxc(['check', out, ...bad]), 'HXC2002'), null, bad.join(' '));
 });

@@ -49,8 +49,21 @@ interface Budget {
 /** Budgets that are floors (--min-…): broken when the plan falls below them. */
 const FLOORS = new Set(['throughput', 'throughput (serve capacity: 90% within the SLOs)', 'KV sequences', 'KV sequences (decode)']);
 
-/** A figure in milliseconds to 6 significant digits: a budget it breaks at its last printed digit reads as broken. */
-const milliseconds = (s: number): string => `${Number((s * 1e3).toPrecision(6))}ms`;
+/**
+ * `x` to `digits` significant digits, or to as many more as it takes for a budget it breaks to read
+ * as broken (`breaks` of the printed figure): 0.19685710714 ms against --max-latency 0.196857ms
+ * reads 0.1968571ms, not the budget's own figure. A budget met prints `digits`.
+ */
+function figure(x: number, digits: number, ok: boolean, breaks: (printed: number) => boolean): string {
+  let p = digits;
+  if (!ok) while (p < 17 && !breaks(Number(x.toPrecision(p)))) p++;
+  return String(Number(x.toPrecision(p)));
+}
+
+/** A figure in milliseconds to 6 significant digits (more when a budget it breaks needs them to read as broken). */
+const milliseconds = (s: number, limit_s: number): string =>
+  // (The printed figure read back as a budget is read: ms / 1e3 in floating point can land past it.)
+  `${figure(s * 1e3, 6, s <= limit_s, (ms) => parseSeconds(`${ms}ms`) > limit_s)}ms`;
 /** A fraction as a percentage to 4 significant digits. */
 const percent = (x: number): string => `${Number((x * 100).toPrecision(4))}%`;
 
@@ -114,7 +127,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
         hint: 'use --max-ttft and --max-tpot (p90 under the workload)',
       });
     const limit = parseSeconds(f.maxLatency, '--max-latency');
-    budgets.push({ name: 'latency', limit: f.maxLatency, actual: milliseconds(e.latency_s), ok: e.latency_s <= limit });
+    budgets.push({ name: 'latency', limit: f.maxLatency, actual: milliseconds(e.latency_s, limit), ok: e.latency_s <= limit });
   }
   for (const [flag, value, what, figure] of [
     ['--max-ttft', f.maxTtft, 'TTFT p90', serve?.ttft_p90_s],
@@ -124,13 +137,14 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
     if (figure === undefined)
       throw new HxcError('HXC2002', `${flag} needs a serving plan (hxc plan --phase serve --workload W)`, { where: flag, hint: 'use --max-latency' });
     const limit = parseSeconds(value, flag);
-    budgets.push({ name: what, limit: value, actual: milliseconds(figure), ok: figure <= limit });
+    budgets.push({ name: what, limit: value, actual: milliseconds(figure, limit), ok: figure <= limit });
   }
   if (f.minThroughput !== undefined) {
     const limit = Number(f.minThroughput);
     if (!(limit >= 0)) throw new HxcError('HXC2002', `--min-throughput takes requests per second, got "${f.minThroughput}"`, { where: '--min-throughput' });
-    const [name, figure] = serve ? ['throughput (serve capacity: 90% within the SLOs)', serve.capacity_per_s] : ['throughput', e.throughput_per_s];
-    budgets.push({ name, limit: `${limit}/s`, actual: `${figure.toPrecision(7)}/s`, ok: figure >= limit });
+    const [name, rate] = serve ? ['throughput (serve capacity: 90% within the SLOs)', serve.capacity_per_s] : ['throughput', e.throughput_per_s];
+    const ok = rate >= limit;
+    budgets.push({ name, limit: `${limit}/s`, actual: `${ok ? rate.toPrecision(7) : figure(rate, 7, ok, (r) => r < limit)}/s`, ok });
   }
   if (f.maxGap !== undefined) {
     const limit = fractionFlag(f.maxGap, '--max-gap');
@@ -148,6 +162,11 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
     // An absolute size per device, or a share of each device's capacity (`90%`).
     const share = f.maxMemory.endsWith('%') ? Number(f.maxMemory.slice(0, -1)) / 100 : null;
     if (share !== null && !(share >= 0)) throw new HxcError('HXC2002', `--max-memory takes a size or a share, got "${f.maxMemory}"`, { where: '--max-memory' });
+    if (share !== null && share > 1)
+      throw new HxcError('HXC2002', `--max-memory ${f.maxMemory} is more than each device holds: every plan that fits meets it`, {
+        where: '--max-memory',
+        hint: "give a share of each device's capacity up to 100% (90%), or a size (70GiB)",
+      });
     const bytes = share === null ? parseBytes(f.maxMemory, '--max-memory') : null;
     if (bytes !== null && /^\s*[\d.eE+-]+\s*$/.test(f.maxMemory) && !Number.isInteger(Number(f.maxMemory)))
       throw new HxcError('HXC2002', `--max-memory ${f.maxMemory} is not a whole number of bytes`, {
@@ -167,7 +186,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
       }
   }
   if (f.minSequences !== undefined) {
-    const limit = Number(f.minSequences);
+    const limit = parseOption(MIN_SEQUENCES, f.minSequences) as number;
     // The KV cache a serving plan holds is its decode plan's.
     const kv = phases[phases.length - 1]!.plan.estimate.kv;
     budgets.push({
