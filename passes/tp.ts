@@ -254,7 +254,29 @@ export const tpPass: Pass<TpResult> = {
     // below the size bar, and without them the heads cannot be sharded.
     if (!only) for (const name of attentionPartners(g, producer, targets, k)) targets.add(name);
     const devices = group.length >= k ? group.slice(0, k) : [];
-    if (targets.size === 0) return { k, reason: `${reason}: no MatMul large enough`, group: devices, splits: [], io: [] };
+    if (targets.size === 0) {
+      // Why nothing splits: no MatMul of weights large enough, or none whose columns k divides.
+      let undivided: { name: string; dims: number[] } | null = null;
+      let undividedCount = 0;
+      for (let i = 0; i < g.nodes.length && !only; i++) {
+        const n = g.nodes[i]!;
+        if (!splittable(g, n, 1) || splittable(g, n, k) || gates.has(n)) continue;
+        const w = g.initializers.get(n.inputs[1]!)!;
+        if (w.dims[0]! * w.dims[1]! < min) continue;
+        undividedCount++;
+        undivided ??= { name: n.name, dims: w.dims };
+      }
+      const why = undivided
+        ? `no MatMul large enough has a column count ${k} divides (${undividedCount} large enough ${undividedCount === 1 ? 'has' : 'have'} not, e.g. "${undivided.name}", ${undivided.dims.join('×')})`
+        : 'no MatMul large enough';
+      if (flag !== 'auto')
+        ctx.diagnostics.warn('HXC1113', `--tensor-parallel ${k} splits nothing: ${why}`, {
+          hint: undivided
+            ? `choose a way count that divides the weights' columns (e.g. 2 or 4), or auto`
+            : 'drop --tensor-parallel: the model has no MatMul worth splitting',
+        });
+      return { k, reason: `${reason}: ${why}`, group: devices, splits: [], io: [] };
+    }
     const { graph, splits, io } = splitMatMuls(g, targets, k, { heads: headModes(ctx), opset: ctx.model.opsets[''] ?? ctx.model.opsets['ai.onnx'] });
     ctx.model = { ...ctx.model, graph };
     return { k, reason: only ? `${reason}, the ${targets.size} MatMuls whose splits paid` : reason, group: devices, splits, io };

@@ -755,3 +755,41 @@ test('a forced split no plan spreads: the best plan that fits ships, never one a
   assert.ok(plan.estimate.latency_s <= best * (1 + 1e-12), `shipped ${plan.estimate.latency_s} s, a fitting candidate ${best} s`);
   assert.match(r.stdout, /1 of 1 split\(s\) kept on one device: no plan found both spreads them all and fits/);
 });
+
+test('a forced --tensor-parallel that splits nothing says why, once (HXC1113): no large MatMul has a column count it divides', () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'p');
+  const r = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-8gpu.yaml'),
+    '--tensor-parallel',
+    '3',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const warned = r.stderr.split('\n').filter((l) => l.includes('HXC1113'));
+  assert.equal(warned.length, 1, r.stderr);
+  assert.match(
+    warned[0]!,
+    /--tensor-parallel 3 splits nothing: no MatMul large enough has a column count 3 divides \(1 large enough has not, e\.g\. "\/lm_head\/MatMul", 128×2048\)/,
+  );
+  const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  assert.deepEqual(plan.tensor_parallel?.splits, []);
+  assert.match(plan.tensor_parallel!.reason, /^forced: 3-way: no MatMul large enough has a column count 3 divides/);
+  // 2 divides it: the same MatMul splits, and nothing is warned of.
+  const two = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-8gpu.yaml'),
+    '--tensor-parallel',
+    '2',
+    '--out',
+    path.join(dir, 'q'),
+  ]);
+  assert.equal(two.code, 0, two.stderr);
+  assert.doesNotMatch(two.stderr, /HXC1113/);
+});
