@@ -126,7 +126,7 @@ export const CONTEXT = intOption({
   min: 1,
   example: 2048,
   on: ['inspect', 'check'],
-  help: `tokens held in the KV cache: decode past length and state sizing (default ${DEFAULT_CONTEXT})`,
+  help: `tokens held in the KV cache: decode past length and state sizing (default ${DEFAULT_CONTEXT}, fewer when the model's position table is smaller)`,
 });
 
 /**

@@ -192,7 +192,7 @@ export async function planWith(
     .filter((r) => r[2] !== '0');
   text += table(['device', 'kind', 'units', 'nodes', 'busy', 'util', 'memory', 'of capacity'], rows, [2, 3, 4, 5, 6, 7]);
   const idle = plan.devices.length - rows.length;
-  if (idle > 0) text += `(${idle} devices run nothing)\n`;
+  if (idle > 0) text += idle === 1 ? '(1 device runs nothing)\n' : `(${idle} devices run nothing)\n`;
   const thr = (x: number): string => `${x.toFixed(2)}/s`;
   text += `\nlatency ${sec(e.latency_s)} per request; throughput ${thr(e.throughput_per_s)} over ${e.throughput_requests} requests${e.pipelined ? ' (pipelined)' : ''} — simulated with link contention\n`;
   const gap = e.gap === null ? '-' : `${(e.gap * 100).toFixed(1)}%`;
