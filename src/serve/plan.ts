@@ -96,7 +96,10 @@ export function poolCandidates(topo: Topology): Pools[] {
       prefill = topo.devices.filter((d) => a.has(d.id)).map((d) => d.id);
       decode = topo.devices.filter((d) => b.has(d.id) || others.some((o) => o.id === d.id)).map((d) => d.id);
     }
-    if (prefill.length && decode.length && cutTopology(topo, new Set(prefill)) && cutTopology(topo, new Set(decode))) out.push({ name, prefill, decode });
+    // The devices that are no accelerator go with the decode pool here: its name says so.
+    const also = othersTo === 'decode' ? others.map((o) => o.id) : [];
+    const named = also.length > 0 ? `${name} (${also.join(', ')} with decode)` : name;
+    if (prefill.length && decode.length && cutTopology(topo, new Set(prefill)) && cutTopology(topo, new Set(decode))) out.push({ name: named, prefill, decode });
   };
   if (hosts.length >= 2) {
     const half = Math.ceil(hosts.length / 2);
