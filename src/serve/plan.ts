@@ -99,7 +99,8 @@ export function poolCandidates(topo: Topology): Pools[] {
     // The devices that are no accelerator go with the decode pool here: its name says so.
     const also = othersTo === 'decode' ? others.map((o) => o.id) : [];
     const named = also.length > 0 ? `${name} (${also.join(', ')} with decode)` : name;
-    if (prefill.length && decode.length && cutTopology(topo, new Set(prefill)) && cutTopology(topo, new Set(decode))) out.push({ name: named, prefill, decode });
+    if (prefill.length && decode.length && cutTopology(topo, new Set(prefill)) && cutTopology(topo, new Set(decode)))
+      out.push({ name: named, prefill, decode });
   };
   if (hosts.length >= 2) {
     const half = Math.ceil(hosts.length / 2);
