@@ -239,3 +239,35 @@ test('hxc worker on an address in use, or one this machine does not have: one li
   assert.equal(isOneLineError(absent, 'HXC2002'), null);
   assert.match(absent.stderr, /cannot listen on 192\.0\.2\.1:7001: no interface of this machine has that address/);
 });
+
+test('a worker that stalls (SIGSTOP) ends hxc run at --timeout with one HXC2603 line naming the worker, its device and the step it was at, and the run exits then', {
+  timeout: 120_000,
+}, async () => {
+  const dir = tmpDir();
+  const token = path.join(dir, 'token.txt');
+  fs.writeFileSync(token, 'a-shared-secret-0123456789\n');
+  const { out, devices } = plan(dir);
+  const worker = await startWorker(token);
+  try {
+    const file = path.join(dir, 'workers.yaml');
+    fs.writeFileSync(file, `format: hxc-workers/v1\ntoken_file: token.txt\nworkers:\n  - {address: "${worker.address}", devices: [${devices.join(', ')}]}\n`);
+    const long = hxcAsync(['run', out, '--workers', file, '--decode-steps', '300', '--timeout', '4']);
+    await new Promise((r) => setTimeout(r, 4000));
+    const stoppedAt = Date.now();
+    worker.child.kill('SIGSTOP');
+    const end = await long.done;
+    assert.equal(end.code, 2, end.stderr);
+    assert.ok(end.at - stoppedAt < 4000 + 6000, `exited ${end.at - stoppedAt} ms after the stall (timeout 4 s)`);
+    const lines = end.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, end.stderr);
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `HXC2603: .*did not finish within 4 s \\(--timeout\\); still running: .*\\(the worker at ${worker.address.replace(/\./g, '\\.')}\\) was at step \\d+`,
+      ),
+    );
+  } finally {
+    worker.child.kill('SIGCONT');
+    worker.child.kill('SIGKILL');
+  }
+});

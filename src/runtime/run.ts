@@ -183,7 +183,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     if (m.type === 'ready' || m.type === 'error') settled.get(m.device)?.();
     // A peer that cannot reach another worker: that worker is the one lost (its own stream may say so a moment later).
     if (m.type === 'error' && m.deployment && m.peer && remote) remote.lost(m.peer, `${m.device} could not send to it: ${m.message}`);
-    else if (m.type === 'error') fail(`${m.device}${lastStep.has(m.device) ? ` at ${lastStep.get(m.device)}` : ''}: ${m.message}`, m.deployment === true);
+    else if (m.type === 'error')
+      fail(`device ${m.device}${lastStep.has(m.device) ? ` at ${lastStep.get(m.device)}` : ''}: ${m.message}`, m.deployment === true);
     pending.get(m.device)?.(m);
   };
   const settled = new Map<string, () => void>();
@@ -221,11 +222,20 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       reject(
         deployment
           ? new HxcError('HXC2603', message, { where: dir, hint: 'check the worker (its log says why), its token file and its address; then run again' })
-          : new HxcError('HXC2601', `device ${message}`, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' }),
+          : new HxcError('HXC2601', message, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' }),
       );
     };
   });
   failed.catch(() => {});
+  /**
+   * A stall past --timeout: in-process, the devices still at work; across processes, a deployment
+   * failure naming each stalled device's worker and the step it was at (README: HXC2603).
+   */
+  const stalled = (message: string, devices: string[]): void => {
+    if (!remote) return fail(message);
+    const at = devices.map((d) => `${d} (the worker at ${remote.addressOf(d)}) was at ${lastStep.get(d) ?? 'its setup'}`).join('; ');
+    fail(`${message}: ${at}`, true);
+  };
   for (const d of active) {
     const steps = workerSteps(plan, d);
     const need = new Set<string>();
@@ -277,12 +287,12 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     w.on('message', onMessage);
     w.on('error', (e) => {
       settle();
-      fail(`${d.id}: ${e.message}`);
+      fail(`device ${d.id}: ${e.message}`);
     });
     // A worker that stops without a word (killed, or its thread torn down) ends the run too.
     w.on('exit', (code) => {
       settle();
-      if (!finished) fail(`${d.id}: its worker stopped (exit code ${code})`);
+      if (!finished) fail(`device ${d.id}: its worker stopped (exit code ${code})`);
     });
     workers.set(d.id, w);
   }
@@ -293,7 +303,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       // Loading the programs is bounded too: a worker that never answers ends the run.
       const timeout_s = opts.timeout_s ?? DEFAULT_TIMEOUT_S;
       const notReady = new Set(active.map((d) => d.id));
-      const timer = setTimeout(() => fail(`${[...notReady].join(', ')}: not ready within ${timeout_s} s (--timeout)`), timeout_s * 1000);
+      const timer = setTimeout(() => stalled(`${[...notReady].join(', ')} not ready within ${timeout_s} s (--timeout)`, [...notReady]), timeout_s * 1000);
       await Promise.race([Promise.all(active.map((d) => next(d.id).then(() => notReady.delete(d.id)))), failed]).finally(() => clearTimeout(timer));
     }
 
@@ -354,7 +364,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       // naming the devices still at work (the plan's cross-checks rule out a recv with no send).
       const waiting = new Set(active.map((d) => d.id));
       const timeout_s = opts.timeout_s ?? DEFAULT_TIMEOUT_S;
-      const timer = setTimeout(() => fail(`request ${r} did not finish within ${timeout_s} s; still running: ${[...waiting].join(', ')}`), timeout_s * 1000);
+      const timer = setTimeout(
+        () => stalled(`request ${r} did not finish within ${timeout_s} s (--timeout); still running: ${[...waiting].join(', ')}`, [...waiting]),
+        timeout_s * 1000,
+      );
       const dones = await Promise.race([
         failed,
         Promise.all(
@@ -441,7 +454,9 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     await Promise.race([Promise.all(initialised), new Promise<void>((r) => (waited = setTimeout(r, (opts.timeout_s ?? DEFAULT_TIMEOUT_S) * 1000)))]);
     clearTimeout(waited);
     await Promise.all([...workers.values()].map((w) => w.terminate()));
-    remote?.close();
+    // After a failure the streams are cancelled, not ended politely: a stalled worker never answers
+    // an end, and its open call would keep this process alive past the error it printed.
+    remote?.close(failures.length > 0);
   }
 }
 

@@ -117,12 +117,21 @@ export class RemoteDevices {
     );
   }
 
-  close(): void {
+  /** The address of the worker that runs `device`. */
+  addressOf(device: string): string {
+    return this.workerOf.get(device) ?? '?';
+  }
+
+  /** Ends every stream: politely after a run (each worker ends its session), cancelled after a failure (`abort`: a stalled worker never answers). */
+  close(abort = false): void {
     this.closing = true;
     for (const s of this.streams.values()) {
       try {
-        this.write(s, { type: 'end' });
-        s.end();
+        if (abort) s.cancel();
+        else {
+          this.write(s, { type: 'end' });
+          s.end();
+        }
       } catch {
         // already gone
       }
