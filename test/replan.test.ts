@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createRequire } from 'node:module';
-import { EXAMPLES, hxc, isOneLineError, REPO, SHARED_MODELS, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, hxc, isOneLineError, REPO, SHARED_MODELS, tmpDir } from './helpers.js';
 import type { DeltaV1 } from '../src/plan/format.js';
 
 const MIXTRAL = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
@@ -186,7 +186,7 @@ test('the adaptive loop on a real MoE model: measured skewed routing, replan mov
   );
 });
 
-test('replan refuses what is not a plan, and bad limits, with one line and exit 2', () => {
+test('replan refuses what is not a plan, bad limits and a serving plan, with one line and exit 2', () => {
   const dir = tmpDir();
   assert.equal(isOneLineError(hxc(['replan', dir, '--out', path.join(dir, 'x')]), 'HXC2001'), null);
   const running = planMixtral(dir);
@@ -195,6 +195,27 @@ test('replan refuses what is not a plan, and bad limits, with one line and exit 
   assert.equal(isOneLineError(hxc(['replan', running, '--min-gain', '-1%', '--out', path.join(dir, 'x')]), 'HXC2002'), null);
   assert.equal(isOneLineError(hxc(['replan', running, '--out', running]), 'HXC2004'), null);
   assert.ok(fs.existsSync(path.join(running, 'plan.json')), 'the running plan is untouched');
+  // A serving plan is two plans on two pools: replanning it as one would move units across them.
+  const serving = path.join(dir, 'serving');
+  const made = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    RACK,
+    '--phase',
+    'serve',
+    '--workload',
+    path.join(FIXTURES, 'workloads', 'chat.yaml'),
+    '--out',
+    serving,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  const refused = hxc(['replan', serving, '--out', path.join(dir, 'x')]);
+  assert.equal(isOneLineError(refused, 'HXC2002'), null);
+  assert.match(
+    refused.stderr,
+    /is a serving plan \(prefill and decode pools\): hxc replan replans one plan, not its pools \(fix: plan it again with hxc plan --phase serve --workload \S*chat\.yaml/,
+  );
   assert.ok(!fs.existsSync(path.join(dir, 'x')), 'nothing written');
 });
 

@@ -52,6 +52,13 @@ function count(v: string | undefined, flag: string, min: number): number | null 
 /** The options that make a plan again from the running plan in `planDir`, with what changed (`flags`). */
 export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions {
   const old = readPlan(planDir);
+  // A serving plan is two plans on two pools of devices (prefill here, decode in its decode/): a
+  // replan that knows neither pool would move units across them and drop the serving plan.
+  if (old.serve)
+    throw new HxcError('HXC2002', 'is a serving plan (prefill and decode pools): hxc replan replans one plan, not its pools', {
+      where: planDir,
+      hint: `plan it again with hxc plan --phase serve --workload ${path.relative(process.cwd(), path.resolve(planDir, old.serve.workload.file))}, or replan its decode plan (${path.join(planDir, old.serve.decode_plan)}) alone`,
+    });
   const planText = fs.readFileSync(path.join(planDir, 'plan.json'));
   const recorded = old.options;
   if (!recorded) {

@@ -162,7 +162,9 @@ export async function servePlanCommand(options: PlanOptions, flags: { json?: boo
 
 export function serveSummary(s: PlanServe, out: string, decodeDir: string): string {
   const w = s.workload;
-  let text = `serving ${w.file}: ${w.rates_per_s.join(', ')} requests/s, prompts of ${w.prompt_tokens_mean} tokens, outputs of ${w.output_tokens_mean}; SLOs TTFT p90 ${formatSeconds(w.slo.ttft_p90_s)}, TPOT p90 ${formatSeconds(w.slo.tpot_p90_s)}\n`;
+  // plan.json keeps the workload's path from the plan's folder; said here from where hxc runs.
+  const shown = path.relative(process.cwd(), path.resolve(out, w.file)) || w.file;
+  let text = `serving ${shown}: ${w.rates_per_s.join(', ')} requests/s, prompts of ${w.prompt_tokens_mean} tokens, outputs of ${w.output_tokens_mean}; SLOs TTFT p90 ${formatSeconds(w.slo.ttft_p90_s)}, TPOT p90 ${formatSeconds(w.slo.tpot_p90_s)}\n`;
   text += `plan written to ${path.join(out, 'plan.json')} (prefill) and ${path.join(decodeDir, 'plan.json')} (decode)\n\n`;
   text += table(
     ['candidate', 'prefill pool', 'decode pool', 'replicas', 'goodput /s', 'capacity /s', 'TTFT p90', 'TPOT p90'],

@@ -232,7 +232,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
    * failure naming each stalled device's worker and the step it was at (README: HXC2603).
    */
   const stalled = (message: string, devices: string[]): void => {
-    if (!remote) return fail(message);
+    if (!remote) {
+      fail(message);
+      return;
+    }
     const at = devices.map((d) => `${d} (the worker at ${remote.addressOf(d)}) was at ${lastStep.get(d) ?? 'its setup'}`).join('; ');
     fail(`${message}: ${at}`, true);
   };
