@@ -271,3 +271,47 @@ test('a worker that stalls (SIGSTOP) ends hxc run at --timeout with one HXC2603 
     worker.child.kill('SIGKILL');
   }
 });
+
+test('hxc run --spawn leaves nothing in the temporary folder: not on Ctrl-C of its process group, and what a kill -9 left is removed by the next --spawn', {
+  timeout: 240_000,
+}, async () => {
+  const dir = tmpDir();
+  const { out } = plan(dir);
+  const tmp = path.join(dir, 'tmp');
+  fs.mkdirSync(tmp);
+  const ours = (): string[] => fs.readdirSync(tmp).filter((n) => n.startsWith('hxc-'));
+  const start = (): ChildProcess =>
+    spawn(process.execPath, [HXC, 'run', out, '--spawn', '--decode-steps', '300', '--timeout', '60'], {
+      stdio: 'ignore',
+      detached: true,
+      env: { ...process.env, TMPDIR: tmp },
+    });
+  // Mid-run: once every worker holds its session folder (hxc-worker-PID-…) and a moment more.
+  const midRun = async (): Promise<void> => {
+    for (let waited = 0; waited < 60_000 && ours().filter((n) => n.startsWith('hxc-worker-')).length === 0; waited += 250)
+      await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 2000));
+  };
+  const exited = (c: ChildProcess): Promise<void> => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+
+  const first = start();
+  await midRun();
+  assert.ok(
+    ours().some((n) => n.startsWith('hxc-worker-')),
+    `sessions held mid-run: ${ours()}`,
+  );
+  process.kill(-first.pid!, 'SIGINT');
+  await exited(first);
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.deepEqual(ours(), [], 'Ctrl-C of the group leaves no session folder and no token');
+
+  const second = start();
+  await midRun();
+  process.kill(-second.pid!, 'SIGKILL');
+  await exited(second);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.ok(ours().length > 0, 'a kill -9 leaves its folders');
+  const again = spawnSync(process.execPath, [HXC, 'run', out, '--spawn'], { encoding: 'utf8', env: { ...process.env, TMPDIR: tmp } });
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(ours(), [], 'the next --spawn removed what the killed one left');
+});

@@ -87,6 +87,9 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
     if (!f.parentWatch) process.stderr.write(`hxc worker: ${why}: draining\n`);
     void server.drain(drainS * 1000).then(() => process.exit(0));
   };
+  // However the process ends (a coordinator gone, a drain done), the sessions' folders go with it:
+  // each holds copies of a plan's programs, weights included.
+  process.on('exit', () => server.discard());
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Spawned by a coordinator: its end (its pipe closing) ends this worker at once.

@@ -8,7 +8,7 @@
 // is refused and logged. SIGTERM drains: no new coordinator, the current one finishes, then exit.
 
 import fs from 'node:fs';
-import os from 'node:os';
+import { scratchDir } from '../../util/temporaries.js';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,8 @@ export interface RunningServer {
   address: string;
   /** Stop taking coordinators, let the current ones finish (at most `grace_ms`), then stop. */
   drain(grace_ms: number): Promise<void>;
+  /** At once, synchronously (a process about to exit): every session's folder removed, with the files it wrote. */
+  discard(): void;
 }
 
 function authorised(md: grpc.Metadata, token: string): boolean {
@@ -137,6 +139,9 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<Running
       clearTimeout(waited);
       server.forceShutdown();
     },
+    discard() {
+      for (const s of sessions) s.discard();
+    },
   };
 }
 
@@ -195,7 +200,9 @@ class Session {
       if (sha256(text) !== setup.plan_sha256) throw new Error('plan.json does not match the sha256 the coordinator sent');
       this.plan = JSON.parse(text.toString('utf8')) as PlanV1;
       this.setup = setup;
-      this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-worker-'));
+      // Named for this process (hxc-worker-PID-…): a worker killed outright leaves it, and the next
+      // session of any worker on this machine removes it.
+      this.dir = scratchDir('worker');
       fs.writeFileSync(path.join(this.dir, 'plan.json'), text);
       return;
     }
@@ -352,6 +359,21 @@ class Session {
     }
     const head = { type: 'tensor', from, to, request: m.request, value: m.value, sent_ms: m.sent_ms };
     for (const f of frames(encodeEnvelope({ json: JSON.stringify(head), tensors: [tensorOut(m.tensor)] }))) stream.write(f);
+  }
+
+  /** The session's folder removed now (the process is exiting): its programs and plan.json are copies of the coordinator's. */
+  discard(): void {
+    for (const f of this.files.values()) {
+      if (f.fd < 0) continue;
+      try {
+        fs.closeSync(f.fd);
+      } catch {
+        // closed already
+      }
+      f.fd = -1;
+    }
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    this.dir = null;
   }
 
   async close(reason: string | null): Promise<void> {

@@ -3,7 +3,7 @@
 // a port of its choosing and says which on its first line; it watches its stdin and exits when the
 // coordinator does, so no worker outlives the run, killed or not.
 
-import { holdTemporary, releaseTemporary } from '../../util/temporaries.js';
+import { holdTemporary, releaseTemporary, scratchDir } from '../../util/temporaries.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -33,14 +33,34 @@ class StartFailure extends Error {
 }
 
 export async function spawnWorkers(devices: readonly string[], timeout_s: number): Promise<Spawned> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hxc-spawn-'));
+  // Named for this process: one killed outright (kill -9) leaves it, and the next --spawn removes it.
+  const dir = scratchDir('spawn');
   holdTemporary(dir); // the workers' token: never left behind, Ctrl-C included
   const token = crypto.randomBytes(24).toString('hex');
   const tokenFile = path.join(dir, 'token');
   fs.writeFileSync(tokenFile, token, { mode: 0o600 });
   const children: ChildProcess[] = [];
+  /**
+   * Each worker's session folder (hxc-worker-PID-…: copies of the plan and its programs), removed
+   * here once it is killed: a worker killed outright cannot remove its own.
+   */
+  const removeSessions = (): void => {
+    const tmp = os.tmpdir();
+    const pids = new Set(children.map((c) => c.pid));
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(tmp);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const m = /^hxc-worker-(\d+)-/.exec(n);
+      if (m && pids.has(Number(m[1]))) fs.rmSync(path.join(tmp, n), { recursive: true, force: true });
+    }
+  };
   const killAll = (): void => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    removeSessions();
   };
   process.once('exit', killAll);
   const stop = async (): Promise<void> => {
@@ -59,6 +79,7 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
       ),
     );
     process.removeListener('exit', killAll);
+    removeSessions();
     fs.rmSync(dir, { recursive: true, force: true });
     releaseTemporary(dir);
   };
