@@ -58,4 +58,22 @@ test('drift: measured busy time per device and token shares per MoE layer, held 
   const wrong = hxc(['check', dir, '--telemetry', notTelemetry, '--max-drift', '20%']);
   assert.equal(wrong.code, 2);
   assert.match(wrong.stderr, /HXC2502: .*\$\.format: expected "hxc-telemetry\/v1"/);
+  // The telemetry says which plan it measured: another plan's is refused, so is a run at other dims.
+  const sha = fs.readFileSync(path.join(dir, 'plan.sha256'), 'utf8').split(/\s+/)[0]!;
+  assert.equal(t.plan_sha256, sha);
+  const other = path.join(path.dirname(dir), 'other.json');
+  fs.writeFileSync(other, JSON.stringify({ ...t, plan_sha256: 'f'.repeat(64) }));
+  const foreign = hxc(['check', dir, '--telemetry', other, '--max-drift', '100000%']);
+  assert.equal(foreign.code, 2, foreign.stdout);
+  assert.match(foreign.stderr, /HXC2502: .*is the telemetry of another plan \(its plan\.json sha256 ffffffffffff…/);
+  assert.equal(foreign.stderr.trim().split('\n').length, 1);
+  const elsewhere = path.join(path.dirname(dir), 'elsewhere.json');
+  const batch = Object.keys(plan.dims)[0]!;
+  fs.writeFileSync(
+    elsewhere,
+    JSON.stringify({ ...t, requests: t.requests.map((r: { dims: Record<string, number> }) => ({ ...r, dims: { ...r.dims, [batch]: plan.dims[batch] + 7 } })) }),
+  );
+  const otherDims = hxc(['check', dir, '--telemetry', elsewhere, '--max-drift', '100000%']);
+  assert.equal(otherDims.code, 2, otherDims.stdout);
+  assert.match(otherDims.stderr, /HXC2502: .*no request of the telemetry ran at the plan's dims/);
 });

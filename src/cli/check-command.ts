@@ -13,6 +13,7 @@ import { PHASE } from '../../passes/bind.js';
 import { parseOption, readOption } from '../pass/options.js';
 import { writeServePlan } from './serve-command.js';
 import { readDrift } from '../plan/drift.js';
+import { planSha256 } from '../runtime/telemetry.js';
 import { parseBytes, parseSeconds } from '../topology/units.js';
 import { fractionFlag, planOptions, type AnalysisFlags } from './flags.js';
 import { jsonText } from './output.js';
@@ -205,7 +206,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   }
   if (f.telemetry !== undefined && f.maxDrift !== undefined) {
     const limit = fractionFlag(f.maxDrift, '--max-drift');
-    const drift = readDrift(f.telemetry, plan);
+    const drift = readDrift(f.telemetry, plan, planSha256(dir));
     if (drift.devices.length === 0 && drift.routing.length === 0) {
       throw new HxcError('HXC2502', 'the telemetry has no step of a device this plan keeps busy, and no expert routing of its MoE layers', {
         where: f.telemetry,

@@ -28,7 +28,7 @@ export interface RoutingDrift {
   worst: { expert: number; measured: number; planned: number };
 }
 
-export function readDrift(file: string, plan: PlanV1): { devices: DeviceDrift[]; routing: RoutingDrift[] } {
+export function readDrift(file: string, plan: PlanV1, planSha256: string | null = null): { devices: DeviceDrift[]; routing: RoutingDrift[] } {
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(readInputFile(file, 'telemetry file', MAX_TELEMETRY_BYTES).toString('utf8')) as Record<string, unknown>;
@@ -50,7 +50,26 @@ export function readDrift(file: string, plan: PlanV1): { devices: DeviceDrift[];
     typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : bad(at, `expected a number ≥ 0, found ${JSON.stringify(v)}`);
   // The estimate is of one request at the plan's dims: it is held to the requests run at those
   // dims (a prefill, not the decode steps after it), or to every request when none was.
+  // The telemetry of another plan (another model, rack or options) says nothing of this one's estimate.
+  if (planSha256 !== null && typeof doc.plan_sha256 === 'string' && doc.plan_sha256 !== planSha256)
+    throw new HxcError(
+      'HXC2502',
+      `is the telemetry of another plan (its plan.json sha256 ${doc.plan_sha256.slice(0, 12)}…, this plan's ${planSha256.slice(0, 12)}…)`,
+      {
+        where: file,
+        hint: 'give the telemetry of a run of this plan: hxc run PLAN_DIR writes PLAN_DIR/run/telemetry.json',
+      },
+    );
   const atPlanDims = requestsAtDims(list('requests'), plan.dims);
+  // The estimate is of the plan's dims: a run at other dims (--dim) measured another workload.
+  if (atPlanDims.size === 0 && Object.keys(plan.dims).length > 0)
+    throw new HxcError(
+      'HXC2502',
+      `no request of the telemetry ran at the plan's dims (${Object.entries(plan.dims)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}): its times are of another workload than the estimate`,
+      { where: file, hint: 'run the plan at its own dims (hxc run PLAN_DIR without --dim), or plan for the dims you ran' },
+    );
   // Busy time per (device, request): the compute steps (those that ran nodes).
   const busy = new Map<string, Map<number, number>>();
   list('steps').forEach((s, i) => {
