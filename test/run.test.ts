@@ -151,6 +151,11 @@ test('tampered plans and wrong inputs: one clear line, exit 2', async () => {
     JSON.stringify({ 'onnx::Flatten_0': { dtype: 'float32', shape: [1, 25, 96], data: Array.from({ length: 2400 }, (_, i) => Math.cos(i)) } }),
   );
   assert.equal(hxc(['run', out, '--inputs', good, '--check']).code, 0);
+  // --iterations with --decode-steps (the run is one prompt and its steps): refused, not ignored.
+  const both = hxc(['run', out, '--iterations', '3', '--decode-steps', '2']);
+  assert.equal(isOneLineError(both, 'HXC2002'), null);
+  assert.match(both.stderr, /--iterations repeats one request; with --decode-steps a run is one prompt and its decode steps/);
+  assert.equal(hxc(['run', out, '--seed', String(2 ** 31 - 1)]).code, 0, 'a seed as large as a workload may give');
   // A changed program, then a missing one.
   const file = path.join(out, program);
   const bytes = fs.readFileSync(file);

@@ -37,7 +37,8 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   const opts: RunOptions = {
     plan_dir: planDir,
     inputs_file: f.inputs,
-    seed: count(f.seed, '--seed', 0),
+    // (Up to 2^31 − 1, as a workload's seed: mulberry32 takes 32 bits.)
+    seed: count(f.seed, '--seed', 0, 2 ** 31 - 1),
     iterations: count(f.iterations, '--iterations', 1),
     check: Boolean(f.check),
     decode_steps: count(f.decodeSteps, '--decode-steps', 0),
@@ -45,6 +46,11 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
     dims: parseDims(f.dim),
     timeout_s: f.timeout === undefined ? DEFAULT_TIMEOUT_S : count(f.timeout, '--timeout', 1, 86_400),
   };
+  if (opts.iterations > 1 && opts.decode_steps > 0)
+    throw new HxcError('HXC2002', '--iterations repeats one request; with --decode-steps a run is one prompt and its decode steps', {
+      where: '--iterations',
+      hint: 'give one of them: --iterations N for N requests alike, --decode-steps N for a prompt and N steps after it',
+    });
   // A serving plan with decode steps: the prompt on the prefill pool, the steps on the decode pool.
   const plan = readPlan(planDir);
   if (f.workers && f.spawn) throw new HxcError('HXC2002', '--workers and --spawn both say where the devices run', { where: '--spawn', hint: 'give one' });
