@@ -186,6 +186,14 @@ test('hxc plan --phase serve on rack-hetero: pools, KV handoff from the state pa
     rep.requests.map((q: { kind: string }) => q.kind),
     ['prefill', 'decode', 'decode', 'decode', 'decode'],
   );
+  // The decode rows compare steps at other dims than the decode plan's estimate, and say so.
+  const decodeRows = rep.measured_vs_estimated.filter((m: { device: string }) => m.device.endsWith(' (decode)'));
+  assert.ok(decodeRows.length > 0);
+  for (const m of decodeRows) assert.deepEqual([m.at_plan_dims, m.requests], [false, 4], m.device);
+  const text = hxc(['run', out, '--decode-steps', '2']);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /measured busy \(decode rows\): the median over the 2 step\(s\) run, none at the decode plan's dims/);
+  assert.match(text.stdout, /measured busy \(prefill rows\): the median over the 1 request\(s\) run at the plan's dims/);
   if (s.disaggregated) {
     assert.equal(rep.serve.kv_handoff_bytes, s.kv_handoff!.bytes_per_request, 'the KV bytes handed over are the ones priced');
     for (const d of rep.serve.prefill_devices) assert.ok(s.pools.prefill.includes(d));

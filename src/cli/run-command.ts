@@ -87,9 +87,15 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
       ]),
       [1, 2, 3, 4],
     );
-    const compared = report.measured_vs_estimated[0]?.requests ?? report.requests.length;
-    if (compared < report.requests.length)
-      text += `measured busy: the median over the ${compared} request(s) run at the plan's dims (the estimate is of those)\n`;
+    // What each row's median is over: the requests at its plan's dims, or (a serving run's decode
+    // rows) steps at other dims than the decode plan's estimate, said as such.
+    const rows = report.measured_vs_estimated;
+    const atDims = rows.find((m) => m.at_plan_dims);
+    if (atDims && atDims.requests < report.requests.length)
+      text += `measured busy${rows.some((m) => !m.at_plan_dims) ? ' (prefill rows)' : ''}: the median over the ${atDims.requests} request(s) run at the plan's dims (the estimate is of those)\n`;
+    const other = rows.find((m) => !m.at_plan_dims);
+    if (other)
+      text += `measured busy${atDims ? ' (decode rows)' : ''}: the median over the ${other.requests} step(s) run, none at the ${atDims ? 'decode ' : ''}plan's dims: the estimate is of other work, the ratio no drift\n`;
     if (report.check) {
       const rows = report.requests.flatMap((r) =>
         r.checks.map((c) => [

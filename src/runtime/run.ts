@@ -62,7 +62,12 @@ export interface RunReport {
   latency_ms: { p50: number; p95: number; mean: number };
   device_busy_share: Record<string, number>;
   /** Per device, the median busy time over the `requests` run at the plan's dims (all, when none was) against the estimate. */
-  measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number; requests: number }[];
+  /**
+   * Per device: measured busy time (the median over `requests` requests) against the estimate;
+   * `at_plan_dims` false when no request ran at the plan's dims (a serving run's decode steps), so
+   * the two are of different work.
+   */
+  measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number; requests: number; at_plan_dims: boolean }[];
   check: { passed: boolean; tolerance_rel: number; tolerance_abs: number; worst: Comparison | null } | null;
   telemetry: string;
   trace: string;

@@ -48,7 +48,14 @@ export function finish(
   const measured = devices.map((d) => {
     const m = percentile(busyCompared[d] ?? [0], 0.5) / 1000;
     const e = plan.estimate.devices[d]?.busy_s ?? 0;
-    return { device: d, measured_busy_s: m, estimated_busy_s: e, skew: e > 0 ? m / e : 0, requests: atPlanDims.size > 0 ? atPlanDims.size : results.length };
+    return {
+      device: d,
+      measured_busy_s: m,
+      estimated_busy_s: e,
+      skew: e > 0 ? m / e : 0,
+      requests: atPlanDims.size > 0 ? atPlanDims.size : results.length,
+      at_plan_dims: atPlanDims.size > 0,
+    };
   });
   const all = results.flatMap((r) => r.checks);
   const worst = all.reduce<Comparison | null>((w, c) => (!w || c.max_rel_error > w.max_rel_error || !c.shape_matches ? c : w), null);
