@@ -3,6 +3,7 @@
 
 import type { Considered } from '../partition/narrow.js';
 import path from 'node:path';
+import { DISAGGREGATE, WORKLOAD } from '../serve/options.js';
 import { HxcError } from '../diag/diagnostics.js';
 import { moePass, METHODS, type MoeResult, type PlanExpert } from '../../passes/moe.js';
 import { PASSES } from '../../passes/index.js';
@@ -99,6 +100,11 @@ export async function planWith(
   flags: PlanFlags,
   more?: (run: PipelineRun) => { text: string; json: Record<string, unknown> },
 ): Promise<void> {
+  // The serving planner's own options, given without it, would be dropped without a word.
+  if (readOption(options.flags, PHASE) !== 'serve')
+    for (const o of [WORKLOAD, DISAGGREGATE])
+      if (readOption(options.flags, o) !== undefined)
+        throw new HxcError('HXC2002', `--${o.name} is an option of --phase serve`, { where: `--${o.name}`, hint: `add --phase serve, or drop --${o.name}` });
   if (readOption(options.flags, PHASE) === 'serve') {
     if (flags.passes || flags.printBefore || flags.printAfter || flags.dumpDir)
       throw new HxcError('HXC2002', '--phase serve runs the whole pipeline for each pool it weighs', {
