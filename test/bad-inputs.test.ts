@@ -314,12 +314,13 @@ test('running a plan made without its weights file says so (HXC1101 when planned
 test('the serving planner’s options without --phase serve are refused in one line, not dropped (--workload, --disaggregate)', () => {
   const dir = tmpDir();
   const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
-  for (const [flag, value] of [
+  const cases: [string, string][] = [
     ['--workload', path.join(FIXTURES, 'workloads', 'chat.yaml')],
     ['--disaggregate', 'on'],
-  ]) {
+  ];
+  for (const [flag, value] of cases) {
     const out = path.join(dir, flag.slice(2));
-    const r = hxc(['plan', model, flag!, value!, '--out', out]);
+    const r = hxc(['plan', model, flag, value, '--out', out]);
     assert.equal(isOneLineError(r, 'HXC2002'), null, flag);
     assert.match(r.stderr, new RegExp(`${flag}: ${flag} is an option of --phase serve \\(fix: add --phase serve, or drop ${flag}\\)`));
     assert.ok(!fs.existsSync(out), 'nothing written');
