@@ -186,7 +186,7 @@ test('hxc run --spawn: one worker process per device, the check passes, and no w
   );
 });
 
-test('hxc-workers/v1: the reader and the schema agree; a device given twice, a device without a worker, a bad address are one line naming the line', async () => {
+test('hxc-workers/v1: the reader and the schema agree; a device given twice, a device without a worker, a bad address, a device the plan does not have are one line naming the line', async () => {
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'token.txt'), 'a-shared-secret-0123456789\n');
   const good =
@@ -217,9 +217,17 @@ test('hxc-workers/v1: the reader and the schema agree; a device given twice, a d
       (e: unknown) => e instanceof Error && want.test(`${(e as { where?: string }).where} ${e.message}`),
     );
   }
+  // A device the plan's rack does not have (a typo) is named, not taken.
+  fs.writeFileSync(file, good.replace('[gpu1]', '[gpu1, gpu9]'));
+  assert.throws(
+    () => readWorkersFile(file, ['cpu0', 'gpu0', 'gpu1'], ['cpu0', 'gpu0', 'gpu1', 'gpu2']),
+    (e: unknown) =>
+      e instanceof Error &&
+      /w\.yaml:5.*device gpu9 is no device of the plan \(cpu0, gpu0, gpu1, gpu2\)/.test(`${(e as { where?: string }).where} ${e.message}`),
+  );
 });
 
-test('hxc worker on an address in use, or one this machine does not have: one line saying why and what to do, exit 2 (not grpc-js its own log line too)', async () => {
+test('hxc worker on an address in use, or one this machine does not have, or with a certificate that is no PEM: one line saying why and what to do, exit 2 (not grpc-js its own log line too)', async () => {
   const dir = tmpDir();
   const tokenFile = path.join(dir, 'token.txt');
   fs.writeFileSync(tokenFile, `${'ab'.repeat(32)}\n`);
@@ -238,6 +246,12 @@ test('hxc worker on an address in use, or one this machine does not have: one li
   const absent = hxc(['worker', '--listen', '192.0.2.1:7001', '--token-file', tokenFile]);
   assert.equal(isOneLineError(absent, 'HXC2002'), null);
   assert.match(absent.stderr, /cannot listen on 192\.0\.2\.1:7001: no interface of this machine has that address/);
+  // A certificate that is no PEM: the files are named, not the address.
+  const pem = path.join(dir, 'bad.pem');
+  fs.writeFileSync(pem, 'not a certificate\n');
+  const badTls = hxc(['worker', '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--tls-cert', pem, '--tls-key', pem]);
+  assert.equal(isOneLineError(badTls, 'HXC2002'), null);
+  assert.match(badTls.stderr, /--tls-cert: the TLS certificate or key cannot be used: /);
 });
 
 test('a worker that stalls (SIGSTOP) ends hxc run at --timeout with one HXC2603 line naming the worker, its device and the step it was at, and the run exits then', {

@@ -60,7 +60,8 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
   const devices = [...new Set([...active(plan), ...(serving ? active(readPlan(decodePlanDir(planDir, plan))) : [])])];
   let spawned: Spawned | null = null;
   if (f.workers) {
-    const w = readWorkersFile(f.workers, devices);
+    const rack = [...new Set([...plan.devices.map((d) => d.id), ...(plan.serve ? readPlan(decodePlanDir(planDir, plan)).devices.map((d) => d.id) : [])])];
+    const w = readWorkersFile(f.workers, devices, rack);
     useTls(w.ca);
     opts.workers = { specs: w.workers, token: w.token };
   } else if (f.spawn) {

@@ -109,6 +109,12 @@ function listenError(listen: string, err: unknown): HxcError {
     [/EADDRNOTAVAIL/, 'no interface of this machine has that address', "listen on 0.0.0.0, or on one of this machine's addresses"],
     [/EACCES/, 'permission denied', 'ports below 1024 need privileges: choose a port above 1024'],
   ];
+  // A certificate or key that is no PEM fails the bind too, in OpenSSL's words: it is the files' fault.
+  if (/PEM routines|no start line|ASN1|bad end line|key values mismatch/i.test(raw))
+    return new HxcError('HXC2002', `the TLS certificate or key cannot be used: ${raw.replace(/^.*?error:[0-9A-F]+:/, '')}`, {
+      where: '--tls-cert',
+      hint: 'give a PEM certificate (--tls-cert) and its PEM private key (--tls-key), e.g. from openssl req -x509 -newkey rsa:2048 -nodes',
+    });
   const hit = known.find(([re]) => re.test(raw));
   return hit
     ? new HxcError('HXC2002', `cannot listen on ${listen}: ${hit[1]}`, { where: '--listen', hint: hit[2] })

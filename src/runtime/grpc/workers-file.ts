@@ -40,7 +40,8 @@ export function readToken(file: string, where: string): string {
   return token;
 }
 
-export function readWorkersFile(file: string, devices: readonly string[]): WorkersFile {
+/** `devices`: those that must have a worker (they have steps); `known`: every device of the plan's rack (a name outside it is a typo). */
+export function readWorkersFile(file: string, devices: readonly string[], known: readonly string[] | null = null): WorkersFile {
   let text: string;
   try {
     if (fs.statSync(file).size > MAX_FILE_BYTES) throw new HxcError('HXC2106', 'the workers file is larger than 1 MiB', { where: file });
@@ -66,6 +67,8 @@ export function readWorkersFile(file: string, devices: readonly string[]): Worke
       .map((d, k) => r.string(d, ['workers', i, 'devices', k], 'a device id'));
     for (const [k, d] of devs.entries()) {
       if (owner.has(d)) throw r.invalid(['workers', i, 'devices', k], `device ${d} is given to two workers (${owner.get(d)} and ${address})`);
+      if (known && !known.includes(d))
+        throw r.invalid(['workers', i, 'devices', k], `device ${d} is no device of the plan (${known.join(', ')})`, 'name the devices as plan.json does');
       owner.set(d, address);
     }
     return { address, devices: devs };
