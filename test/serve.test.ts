@@ -317,11 +317,19 @@ test('--disaggregate off ships the colocated plan; bad serve input is one line a
   assert.equal(isOneLineError(hxc(['plan', modelFile, '--phase', 'serve', '--out', path.join(dir, 'x')]), 'HXC2002'), null, 'no workload');
   const long = path.join(dir, 'long.yaml');
   fs.writeFileSync(long, fs.readFileSync(WORKLOAD, 'utf8').replace('{fixed: 160}', '{fixed: 4000}'));
-  assert.equal(
-    isOneLineError(hxc(['plan', modelFile, '--phase', 'serve', '--workload', long, '--out', path.join(dir, 'y')]), 'HXC2002'),
-    null,
-    'prompts beyond the positions',
+  const tooLong = hxc(['plan', modelFile, '--phase', 'serve', '--workload', long, '--out', path.join(dir, 'y')]);
+  assert.equal(isOneLineError(tooLong, 'HXC2002'), null, 'prompts beyond the positions');
+  // Said of the workload file (its lengths), not of --prompt, which the user never gave.
+  assert.match(
+    tooLong.stderr,
+    new RegExp(
+      `${long.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the workload's prompts: 4000 tokens reach position 4000, beyond the \\d+ positions the model addresses`,
+    ),
   );
+  // hxc simulate holds a workload to the same positions.
+  const simulated = hxc(['simulate', out, '--workload', long]);
+  assert.equal(isOneLineError(simulated, 'HXC2002'), null);
+  assert.match(simulated.stderr, /the workload's prompts and outputs: \d+ tokens reach position \d+, beyond the \d+ positions the model addresses/);
   assert.equal(isOneLineError(hxc(['inspect', modelFile, '--phase', 'serve']), 'HXC2002'), null);
   assert.equal(isOneLineError(hxc(['simulate', out, '--workload', path.join(dir, 'missing.yaml')]), 'HXC2001'), null);
 });

@@ -113,7 +113,24 @@ function bestDisaggregated(s: ServePlanning): ServeCandidate | null {
 export async function writeServePlan(
   options: PlanOptions,
 ): Promise<{ planning: ServePlanning; section: PlanServe; out: string; decodeDir: string; plan: PlanV1 }> {
-  const planning = await reportingOnce(() => planServe(options));
+  let planning: ServePlanning;
+  try {
+    planning = await reportingOnce(() => planServe(options));
+  } catch (err) {
+    // Lengths the workload asked for, not flags the user gave: said of the workload file.
+    const workload = options.flags[WORKLOAD.name];
+    if (
+      err instanceof HxcError &&
+      (err.where === '--prompt' || err.where === '--context') &&
+      options.flags[err.where.slice(2)] === undefined &&
+      typeof workload === 'string'
+    )
+      throw new HxcError(err.code, `the workload's ${err.where === '--prompt' ? 'prompts' : 'prompts and outputs'}: ${err.message}`, {
+        where: workload,
+        hint: "shorten the workload's prompt or output lengths to what the model addresses",
+      });
+    throw err;
+  }
   const out = (options.flags[OUT.name] as string | undefined) ?? 'hxc-plan';
   const section = serveSection(planning, out);
   const c = planning.chosen;
@@ -201,6 +218,15 @@ export function simulateServeCommand(plan: PlanV1, workloadFile: string, json: b
       hint: 'hxc plan MODEL --phase serve --workload W.yaml, then simulate that plan',
     });
   const w: Workload = readWorkload(workloadFile);
+  // As hxc plan --phase serve sizes it (src/serve/plan.ts planServe): the mean prompt, then the mean
+  // output decoded after it, one position per token; a model without the positions cannot serve it.
+  const context = Math.max(1, Math.round(meanLength(w.prompt_tokens))) + Math.max(1, Math.round(meanLength(w.output_tokens)));
+  if (plan.max_positions !== null && context + 1 > plan.max_positions)
+    throw new HxcError(
+      'HXC2002',
+      `the workload's prompts and outputs: ${context} tokens reach position ${context + 1}, beyond the ${plan.max_positions} positions the model addresses`,
+      { where: workloadFile, hint: "shorten the workload's prompt or output lengths to what the model addresses" },
+    );
   const results = w.rates_per_s.map((r) => simulateServe(plan.serve!.model, w, r));
   const goodput = mean(results.map((r) => r.goodput_per_s));
   const out = {
