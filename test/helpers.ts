@@ -51,6 +51,12 @@ export function hxc(args: string[], opts: { cwd?: string; env?: Record<string, s
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** A serving plan of the bundled GPT-2 for the bundled chat workload on `rack` (a path), written to `out`: what hxc said. */
+export function servingPlan(rack: string, out: string): CliResult {
+  const chat = path.join(FIXTURES, 'workloads', 'chat.yaml');
+  return hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', rack, '--phase', 'serve', '--workload', chat, '--out', out]);
+}
+
 /** Asserts the shape of a user-facing error: one line, a code, exit 2, no stack trace. */
 export function isOneLineError(r: CliResult, code: string): string | null {
   if (r.code !== 2) return `exit code ${r.code}, expected 2 (stderr: ${r.stderr})`;

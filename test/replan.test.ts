@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createRequire } from 'node:module';
-import { EXAMPLES, FIXTURES, hxc, isOneLineError, REPO, SHARED_MODELS, tmpDir } from './helpers.js';
+import { EXAMPLES, hxc, isOneLineError, REPO, SHARED_MODELS, servingPlan, tmpDir } from './helpers.js';
 import type { DeltaV1 } from '../src/plan/format.js';
 
 const MIXTRAL = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
@@ -197,18 +197,7 @@ test('replan refuses what is not a plan, bad limits and a serving plan, with one
   assert.ok(fs.existsSync(path.join(running, 'plan.json')), 'the running plan is untouched');
   // A serving plan is two plans on two pools: replanning it as one would move units across them.
   const serving = path.join(dir, 'serving');
-  const made = hxc([
-    'plan',
-    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
-    '--topology',
-    RACK,
-    '--phase',
-    'serve',
-    '--workload',
-    path.join(FIXTURES, 'workloads', 'chat.yaml'),
-    '--out',
-    serving,
-  ]);
+  const made = servingPlan(RACK, serving);
   assert.equal(made.code, 0, made.stderr);
   const refused = hxc(['replan', serving, '--out', path.join(dir, 'x')]);
   assert.equal(isOneLineError(refused, 'HXC2002'), null);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, isOneLineError, servingPlan, tmpDir } from './helpers.js';
 
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
 
@@ -228,18 +228,7 @@ test('hxc report draws plans of a CNN and of the bundled LLM on other racks with
 test('hxc report of a serving plan leads with what it serves: capacity, goodput, TTFT and TPOT p90 as plan.json says, its pools and where the decode plan is', async () => {
   const dir = tmpDir();
   const out = path.join(dir, 'serve');
-  const made = hxc([
-    'plan',
-    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
-    '--topology',
-    path.join(EXAMPLES, 'rack-tiny.yaml'),
-    '--phase',
-    'serve',
-    '--workload',
-    path.join(FIXTURES, 'workloads', 'chat.yaml'),
-    '--out',
-    out,
-  ]);
+  const made = servingPlan(path.join(EXAMPLES, 'rack-tiny.yaml'), out);
   assert.equal(made.code, 0, made.stderr);
   const r = hxc(['report', out]);
   assert.equal(r.code, 0, r.stderr);
