@@ -208,10 +208,8 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const remote = opts.workers
     ? new RemoteDevices(opts.workers.specs, opts.workers.token, onMessage, (message, lost) => {
         for (const d of settled.values()) d();
-        const at = lost
-          .filter((d) => lastStep.has(d))
-          .map((d) => `${d} was at ${lastStep.get(d)}`)
-          .join('; ');
+        // Every lost device named: the step it was at, or that it had reported none (killed while it set up or waited).
+        const at = lost.map((d) => (lastStep.has(d) ? `${d} was at ${lastStep.get(d)}` : `${d} had reported no step yet`)).join('; ');
         fail(`${message}${at ? `; ${at}` : ''}`, true);
       })
     : null;
