@@ -6,14 +6,13 @@ import { OUT } from '../../passes/lower.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HxcError } from '../diag/diagnostics.js';
-import { readPlan } from '../plan/read.js';
+import { readPlan, recordedPlanSha256 } from '../plan/read.js';
 import type { PlanV1 } from '../plan/format.js';
 import { MIN_SEQUENCES } from '../../passes/partition-options.js';
 import { PHASE } from '../../passes/bind.js';
 import { parseOption, readOption } from '../pass/options.js';
 import { writeServePlan } from './serve-command.js';
 import { readDrift } from '../plan/drift.js';
-import { planSha256 } from '../runtime/telemetry.js';
 import { parseBytes, parseSeconds } from '../topology/units.js';
 import { fractionFlag, planOptions, type AnalysisFlags } from './flags.js';
 import { jsonText } from './output.js';
@@ -206,7 +205,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   }
   if (f.telemetry !== undefined && f.maxDrift !== undefined) {
     const limit = fractionFlag(f.maxDrift, '--max-drift');
-    const drift = readDrift(f.telemetry, plan, planSha256(dir));
+    const drift = readDrift(f.telemetry, plan, recordedPlanSha256(dir));
     if (drift.devices.length === 0 && drift.routing.length === 0) {
       throw new HxcError('HXC2502', 'the telemetry has no step of a device this plan keeps busy, and no expert routing of its MoE layers', {
         where: f.telemetry,

@@ -13,7 +13,7 @@ import { OUT } from '../../passes/lower.js';
 import { planServe, reportingOnce, type ServeCandidate, type ServePlanning } from '../serve/plan.js';
 import { DISAGGREGATE, WORKLOAD } from '../serve/options.js';
 import { handoffTimes, simulateServe, type ServeResult } from '../serve/sim.js';
-import { meanLength, readWorkload, type Workload } from '../serve/workload.js';
+import { meanLength, plannedLengths, readWorkload, type Workload } from '../serve/workload.js';
 import { runPipeline } from './run-passes.js';
 import { formatBytes, jsonText, table } from './output.js';
 import { formatSeconds } from '../util/format.js';
@@ -218,9 +218,8 @@ export function simulateServeCommand(plan: PlanV1, workloadFile: string, json: b
       hint: 'hxc plan MODEL --phase serve --workload W.yaml, then simulate that plan',
     });
   const w: Workload = readWorkload(workloadFile);
-  // As hxc plan --phase serve sizes it (src/serve/plan.ts planServe): the mean prompt, then the mean
-  // output decoded after it, one position per token; a model without the positions cannot serve it.
-  const context = Math.max(1, Math.round(meanLength(w.prompt_tokens))) + Math.max(1, Math.round(meanLength(w.output_tokens)));
+  // Sized as hxc plan --phase serve plans it, one position per token: a model without the positions cannot serve it.
+  const { context } = plannedLengths(w);
   if (plan.max_positions !== null && context + 1 > plan.max_positions)
     throw new HxcError(
       'HXC2002',

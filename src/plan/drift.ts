@@ -48,8 +48,6 @@ export function readDrift(file: string, plan: PlanV1, planSha256: string | null 
   };
   const num = (v: unknown, at: string): number =>
     typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : bad(at, `expected a number ≥ 0, found ${JSON.stringify(v)}`);
-  // The estimate is of one request at the plan's dims: it is held to the requests run at those
-  // dims (a prefill, not the decode steps after it), or to every request when none was.
   // The telemetry of another plan (another model, rack or options) says nothing of this one's estimate.
   if (planSha256 !== null && typeof doc.plan_sha256 === 'string' && doc.plan_sha256 !== planSha256)
     throw new HxcError(
@@ -60,8 +58,9 @@ export function readDrift(file: string, plan: PlanV1, planSha256: string | null 
         hint: 'give the telemetry of a run of this plan: hxc run PLAN_DIR writes PLAN_DIR/run/telemetry.json',
       },
     );
+  // The estimate is of one request at the plan's dims: it is held to the requests run at those
+  // dims (a prefill, not the decode steps after it); a run with none (--dim) measured other work.
   const atPlanDims = requestsAtDims(list('requests'), plan.dims);
-  // The estimate is of the plan's dims: a run at other dims (--dim) measured another workload.
   if (atPlanDims.size === 0 && Object.keys(plan.dims).length > 0)
     throw new HxcError(
       'HXC2502',

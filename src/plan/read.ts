@@ -30,6 +30,11 @@ export function planHashText(planJson: string | Uint8Array): string {
   return planHashLine(sha256(planJson));
 }
 
+/** plan.json's sha256 in hex as `dir`'s plan.sha256 records it (readPlan checks the two agree). */
+export function recordedPlanSha256(dir: string): string {
+  return fs.readFileSync(path.join(dir, PLAN_HASH_FILE), 'utf8').trim().split(/\s+/)[0]!;
+}
+
 /** plan.sha256's text for plan.json's sha256 in hex. */
 export function planHashLine(hex: string): string {
   return `${hex}  plan.json\n`;

@@ -1,11 +1,10 @@
-import fs from 'node:fs';
 // What a run leaves behind: telemetry (hxc-telemetry/v1: per-step times per device, transfers,
 // expert token counts, replica shares), the Chrome trace, the measured routing (hxc-routing/v1),
 // and the report `hxc run` prints — measured busy time per device against the plan's estimate.
 
 import path from 'node:path';
 import type { PlanV1 } from '../plan/format.js';
-import { PLAN_HASH_FILE } from '../plan/read.js';
+import { recordedPlanSha256 } from '../plan/read.js';
 import type { RunDone } from './protocol.js';
 import { type Comparison, CHECK_TOLERANCE_ABS, CHECK_TOLERANCE_REL } from './tensors.js';
 import { percentile } from '../util/stats.js';
@@ -74,7 +73,7 @@ export function finish(
     plan: path.basename(path.resolve(dir)),
     // Which plan this measured (plan.sha256, checked when the plan was read): a drift check of
     // another plan is refused by it.
-    plan_sha256: planSha256(dir),
+    plan_sha256: recordedPlanSha256(dir),
     requests: results.map((r) => ({ request: r.request, kind: r.kind, latency_s: r.latency_ms / 1000, dims: r.dims })),
     steps: records.flatMap((r) =>
       r.done.steps
@@ -179,9 +178,4 @@ export function finish(
     trace: traceFile,
     routing: routingFile,
   };
-}
-
-/** plan.json's sha256 as plan.sha256 gives it (readPlan checked the two agree). */
-export function planSha256(dir: string): string {
-  return fs.readFileSync(path.join(dir, PLAN_HASH_FILE), 'utf8').trim().split(/\s+/)[0]!;
 }

@@ -22,7 +22,7 @@ import { BATCH, CONTEXT, PHASE, PROMPT } from '../../passes/bind.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
 import { deviceClassKey } from '../topology/device.js';
 import { cutTopology } from '../topology/cut.js';
-import { meanLength, readWorkload, type Workload } from './workload.js';
+import { plannedLengths, readWorkload, type Workload } from './workload.js';
 import { capacity, laneSeconds, simulateServe, type HandoffLane, type ServeModel, type ServeResult } from './sim.js';
 import { DISAGGREGATE, WORKLOAD } from './options.js';
 
@@ -316,9 +316,7 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
   const mode = readOption(options.flags, DISAGGREGATE) ?? 'auto';
   const topo = options.topology_path ? loadTopology(options.topology_path) : defaultTopology();
   const routes = new RouteTable(topo);
-  const prompt = Math.max(1, Math.round(meanLength(workload.prompt_tokens)));
-  const output = Math.max(1, Math.round(meanLength(workload.output_tokens)));
-  const context = prompt + output;
+  const { prompt, context } = plannedLengths(workload);
   const all = topo.devices.map((d) => d.id);
   const judge = (c: Omit<ServeCandidate, 'results' | 'goodput_per_s' | 'capacity_per_s'>): ServeCandidate => judgeCandidate(c, workload);
   const candidates: ServeCandidate[] = [];

@@ -127,6 +127,16 @@ export function meanLength(l: Lengths): number {
   return l.samples.reduce((a, b) => a + b, 0) / l.samples.length;
 }
 
+/**
+ * The lengths a serving plan is planned at: the mean prompt and the mean output (at least a token
+ * each), and the context they make (the prompt, then the output decoded after it).
+ */
+export function plannedLengths(w: Pick<Workload, 'prompt_tokens' | 'output_tokens'>): { prompt: number; output: number; context: number } {
+  const prompt = Math.max(1, Math.round(meanLength(w.prompt_tokens)));
+  const output = Math.max(1, Math.round(meanLength(w.output_tokens)));
+  return { prompt, output, context: prompt + output };
+}
+
 export function drawLength(l: Lengths, u: () => number): number {
   if ('fixed' in l) return l.fixed;
   if ('uniform' in l) return l.uniform[0] + Math.floor(u() * (l.uniform[1] - l.uniform[0] + 1));

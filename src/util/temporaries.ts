@@ -63,6 +63,11 @@ function alive(pid: number): boolean {
  * sorted; none when `parent` cannot be read. A name without a process id is no leftover of hxc's.
  */
 export function leftoversOfDead(parent: string, prefix: string): string[] {
+  return entriesOfProcesses(parent, prefix, (pid) => !alive(pid));
+}
+
+/** The entries of `parent` named `PREFIX<pid>-…` for the processes `of` picks, sorted; none when `parent` cannot be read. */
+export function entriesOfProcesses(parent: string, prefix: string, of: (pid: number) => boolean): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(parent).filter((n) => n.startsWith(prefix));
@@ -72,7 +77,7 @@ export function leftoversOfDead(parent: string, prefix: string): string[] {
   return names
     .filter((n) => {
       const pid = Number(n.slice(prefix.length).split('-')[0]);
-      return Number.isInteger(pid) && pid > 0 && !alive(pid);
+      return Number.isInteger(pid) && pid > 0 && of(pid);
     })
     .sort();
 }

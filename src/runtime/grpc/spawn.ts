@@ -3,7 +3,7 @@
 // a port of its choosing and says which on its first line; it watches its stdin and exits when the
 // coordinator does, so no worker outlives the run, killed or not.
 
-import { holdTemporary, releaseTemporary, scratchDir } from '../../util/temporaries.js';
+import { entriesOfProcesses, holdTemporary, releaseTemporary, scratchDir } from '../../util/temporaries.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -47,16 +47,7 @@ export async function spawnWorkers(devices: readonly string[], timeout_s: number
   const removeSessions = (): void => {
     const tmp = os.tmpdir();
     const pids = new Set(children.map((c) => c.pid));
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(tmp);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const m = /^hxc-worker-(\d+)-/.exec(n);
-      if (m && pids.has(Number(m[1]))) fs.rmSync(path.join(tmp, n), { recursive: true, force: true });
-    }
+    for (const n of entriesOfProcesses(tmp, 'hxc-worker-', (pid) => pids.has(pid))) fs.rmSync(path.join(tmp, n), { recursive: true, force: true });
   };
   const killAll = (): void => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
