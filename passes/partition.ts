@@ -20,7 +20,7 @@ import { buildProblem, unitPin } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
-import { Judge, shippedOrders } from '../src/partition/judge.js';
+import { Judge, shippedOrders, type LatencyVerdict, type Verdict } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MakespanAssessor, refine, refineBudget } from '../src/partition/refine.js';
@@ -55,7 +55,8 @@ export function planScore(r: Pick<PartitionResult, 'objective' | 'verdict' | 'mi
   // When replanning, the migration's time is spread over the requests the plan serves (--amortize).
   const share = r.migration ? r.migration.seconds / r.migration.amortize_requests : 0;
   if (r.objective === 'latency') return r.verdict.latency_s + share;
-  return r.verdict.throughput_per_s > 0 ? -1 / (1 / r.verdict.throughput_per_s + share) : 0;
+  const throughput = r.verdict.throughput_per_s ?? 0; // (only a latency plan is weighed by latency alone)
+  return throughput > 0 ? -1 / (1 / throughput + share) : 0;
 }
 
 /** Graphs up to this many nodes are planned on both stage cuts (each doubles the partition work). */
@@ -86,7 +87,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   }
   let best: PartitionResult | null = null;
   let failed: unknown = null;
-  const tried: { stages: number; units: number; latency_s: number; throughput_per_s: number; result: PartitionResult }[] = [];
+  const tried: { stages: number; units: number; latency_s: number; throughput_per_s: number | null; result: PartitionResult }[] = [];
   for (const cut of cuts) {
     let r: PartitionResult;
     try {
@@ -148,6 +149,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   const nd = p.device_ids.length;
   const links = topology.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
   const judge = new Judge(p, ctx.routes(), links);
+  // A huge graph's candidates for latency are judged by latency alone (PoolInput.everyThroughput).
+  const latencyCandidates = ctx.model.graph.nodes.length > HUGE_GRAPH_NODES;
   const R = judge.requests;
   // Layers (runs of stages with one block name) and block moves: whole layers, a layer's experts, stages.
   const layerOfStage = new Int32Array(stages.stages.length);
@@ -179,7 +182,12 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     lastScan: () => MoveScan | null,
   ): Promise<PartitionResult> => {
     ctx.progress(`judging the chosen plan, ${decided.chosen}; bounds`);
-    const verdict = judge.verdict(decided.placement, shippedOrders(decided.objective));
+    // A huge graph's variant weighed and let go is weighed by its latency (a latency plan's score,
+    // as its candidates were): the run of R requests its throughput takes is made when it ships,
+    // planned again (the DeepSeek-V3 shape: 0.4 s of the variant's partition).
+    const verdict: Verdict | LatencyVerdict = decided.polish_deferred && latencyCandidates
+      ? judge.latencyVerdict(decided.placement)
+      : judge.verdict(decided.placement, shippedOrders(decided.objective));
     const lb = await lowerBound(p);
     const throughput_bound: ThroughputBound = {
       upper_per_s: R / Math.max(R * lb.memory_spread_s, lb.critical_path_s),
@@ -196,7 +204,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
         ...kv,
         sequences: held.sequences,
         devices: held.devices,
-        ...(kv.after ? { after: { ...kv.after, sequences: held.sequences, throughput_per_s: verdict.throughput_per_s } } : {}),
+        // (Only a plan weighed by latency alone has no throughput, and it is never one whose KV capacity was raised.)
+        ...(kv.after && verdict.throughput_per_s !== null ? { after: { ...kv.after, sequences: held.sequences, throughput_per_s: verdict.throughput_per_s } } : {}),
       };
       if (kv.asked !== null && held.sequences < kv.asked && decided.kv!.sequences >= kv.asked)
         ctx.diagnostics.warn('HXC1107', `the KV cache holds ${held.sequences} sequences of ${state.context} tokens, fewer than the ${kv.asked} asked`, {
@@ -232,6 +241,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       throughput_bound,
       search: search(),
       explain: once(() => {
+        if (verdict.throughput_per_s === null) throw new Error('a variant weighed by its latency alone is not explained: it is planned again when it ships');
         const entries = explainPlacement(
           p,
           built.units,
@@ -288,7 +298,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     // Without a shared link the simulator's latency is the contention-free makespan the refinement
     // already minimised: a judged latency polish pays only where contention is judged.
     contention: topology.links.some((l) => l.shared),
-    everyThroughput: migration !== null || ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES,
+    everyThroughput: migration !== null || !latencyCandidates,
   });
   const judged = pool.judged;
   let considered = 0;
@@ -353,6 +363,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       evaluations: search.evaluations + assessor.evaluations - evaluations,
       simulations: search.simulations + judge.simulations - simulations,
     };
+    // A first planning weighed by latency alone ran no throughput: the verdict's runs below are
+    // counted here, as the plan planned at once counts them.
+    const runs = judge.throughputRuns;
     let kv = decided.kv;
     if (chosen !== start && state.objects.length > 0) {
       kv = measureKv(chosen.placement.device);
@@ -368,7 +381,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
         tp_eligible: pool.spread(chosen.placement.device),
         polish_deferred: false,
       },
-      () => polishSearch,
+      () => (latencyCandidates ? { ...polishSearch, simulations: polishSearch.simulations + judge.throughputRuns - runs } : polishSearch),
       assessor,
       () => null,
       () => pool.lastScan,
@@ -669,7 +682,7 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
       objective: r.objective,
       chosen: r.chosen,
       'latency s': fmt(r.verdict.latency_s),
-      'throughput /s': fmt(r.verdict.throughput_per_s),
+      'throughput /s': r.verdict.throughput_per_s === null ? '-' : fmt(r.verdict.throughput_per_s),
       'lower bound s': fmt(r.lower_bound.lower_bound_s),
       candidates: r.candidates.length,
       'refine moves': r.search.refine_moves,
@@ -681,7 +694,7 @@ export const partitionPass: Pass<PartitionResult, Promise<PartitionResult>> = {
   },
   dump(r) {
     const lines = [
-      `objective=${r.objective} chosen=${r.chosen} latency_s=${fmt(r.verdict.latency_s)} throughput_per_s=${fmt(r.verdict.throughput_per_s)} lower_bound_s=${fmt(r.lower_bound.lower_bound_s)} throughput_upper_per_s=${fmt(r.throughput_bound.upper_per_s)}`,
+      `objective=${r.objective} chosen=${r.chosen} latency_s=${fmt(r.verdict.latency_s)} throughput_per_s=${r.verdict.throughput_per_s === null ? '-' : fmt(r.verdict.throughput_per_s)} lower_bound_s=${fmt(r.lower_bound.lower_bound_s)} throughput_upper_per_s=${fmt(r.throughput_bound.upper_per_s)}`,
     ];
     for (const c of r.candidates)
       lines.push(

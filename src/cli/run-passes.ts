@@ -164,7 +164,7 @@ async function runVariants(
     order: number;
     splits: number;
     latency_s: number;
-    throughput_per_s: number;
+    throughput_per_s: number | null;
     score: number;
     eligible: boolean;
     ms: number;
@@ -322,11 +322,14 @@ async function runVariants(
   const shipped = bestVariant.ctx.get(partitionPass);
   shipped.baselines.tensor_parallel ??= tensorParallel;
   const inOrder = [...weighed].sort((a, b) => a.order - b.order);
+  // A latency plan's variants are weighed by latency: one not shipped gives that alone (a variant
+  // let go is not run through R requests unless it ships), so the rows are the same however the
+  // variants were planned.
   shipped.variants = inOrder.map((w) => ({
     name: w.name,
     splits: w.splits,
     latency_s: w.latency_s,
-    throughput_per_s: w.throughput_per_s,
+    throughput_per_s: w === chosen || shipped.objective !== 'latency' ? w.throughput_per_s : null,
     eligible: w.eligible,
     shipped: w === chosen,
   }));

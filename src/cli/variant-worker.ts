@@ -25,7 +25,7 @@ export type VariantReply =
   | {
       ok: true;
       latency_s: number;
-      throughput_per_s: number;
+      throughput_per_s: number | null;
       score: number;
       eligible: boolean;
       decision: PartitionDecision | null;

@@ -124,6 +124,8 @@ export function shippedOrders(objective: Objective): readonly boolean[] {
 export class Judge {
   /** Judgements made, for the plan's statistics (work, not seconds). */
   simulations = 0;
+  /** Of them, the runs of R requests (a throughput figure). */
+  throughputRuns = 0;
   private readonly routeCache = new Map<number, JudgeRoute>();
   /** Per device pair a·nd + b, its route when it has only one. */
   private readonly pairRoute: (JudgeRoute | undefined)[];
@@ -392,6 +394,7 @@ export class Judge {
     if (!hit) {
       const schedule = !pipelined && m.latency ? m.latency.schedule : this.schedule(placement, pipelined);
       this.simulations++;
+      this.throughputRuns++;
       hit = { many: simulate(schedule.sim, { requests: this.requests }), schedule };
       m.many.set(pipelined, hit);
     }

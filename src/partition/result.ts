@@ -4,7 +4,7 @@
 import type { LowerBound } from './bounds.js';
 import type { Unit } from './build.js';
 import type { ExactResult } from './exact.js';
-import type { Judge, Verdict } from './judge.js';
+import type { Judge, LatencyVerdict, Verdict } from './judge.js';
 import type { PipelineResult } from './pipeline.js';
 import type { Placement, PlacementProblem } from './problem.js';
 import type { ExplainEntry, JudgedPlan, KvCapacity, Objective, PlanEstimate } from '../plan/format.js';
@@ -32,7 +32,11 @@ export interface PartitionResult {
   /** Throughput is simulated with pipeline rounds (simulate.ts). */
   pipelined: boolean;
   judge: Judge;
-  verdict: Verdict;
+  /**
+   * The shipped placement judged. A variant weighed and let go (polish_deferred) is weighed by its
+   * latency alone: its throughput is simulated only if it ships, when it is planned again.
+   */
+  verdict: Verdict | LatencyVerdict;
   lower_bound: LowerBound;
   throughput_bound: ThroughputBound;
   /** Every candidate considered, judged; the baselines plan.json reports are among them. */

@@ -200,9 +200,9 @@ export interface PlanEstimate {
     simulations: number;
   };
   /** Pipeline variants weighed (with and without tensor-parallel splits), when there were several. */
-  variants: { name: string; splits: number; latency_s: number; throughput_per_s: number; eligible: boolean; shipped: boolean }[] | null;
+  variants: { name: string; splits: number; latency_s: number; throughput_per_s: number | null; eligible: boolean; shipped: boolean }[] | null;
   /** The stage cuts weighed (fine and coarse), when there were two (passes/stage.ts). */
-  stage_cuts: { stages: number; units: number; latency_s: number; throughput_per_s: number; shipped: boolean }[] | null;
+  stage_cuts: { stages: number; units: number; latency_s: number; throughput_per_s: number | null; shipped: boolean }[] | null;
   pipeline: { bottleneck_s: number; chain: string; segments: { device: string; units: [number, number]; compute_s: number; transfer_in_s: number }[] } | null;
   kv: KvCapacity | null;
 }

@@ -188,7 +188,7 @@ async function evalPhase(
     prompt,
     context,
     latency_s: part.verdict.latency_s,
-    interval_s: part.verdict.throughput_per_s > 0 ? Math.min(part.verdict.latency_s, 1 / part.verdict.throughput_per_s) : part.verdict.latency_s,
+    interval_s: (part.verdict.throughput_per_s ?? 0) > 0 ? Math.min(part.verdict.latency_s, 1 / part.verdict.throughput_per_s!) : part.verdict.latency_s,
     used,
     kv_sequences: part.kv?.sequences ?? 1,
     kv_owner: owner,
