@@ -185,9 +185,10 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     // A huge graph's variant weighed and let go is weighed by its latency (a latency plan's score,
     // as its candidates were): the run of R requests its throughput takes is made when it ships,
     // planned again (the DeepSeek-V3 shape: 0.4 s of the variant's partition).
-    const verdict: Verdict | LatencyVerdict = decided.polish_deferred && latencyCandidates
-      ? judge.latencyVerdict(decided.placement)
-      : judge.verdict(decided.placement, shippedOrders(decided.objective));
+    const verdict: Verdict | LatencyVerdict =
+      decided.polish_deferred && latencyCandidates
+        ? judge.latencyVerdict(decided.placement)
+        : judge.verdict(decided.placement, shippedOrders(decided.objective));
     const lb = await lowerBound(p);
     const throughput_bound: ThroughputBound = {
       upper_per_s: R / Math.max(R * lb.memory_spread_s, lb.critical_path_s),
@@ -205,7 +206,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
         sequences: held.sequences,
         devices: held.devices,
         // (Only a plan weighed by latency alone has no throughput, and it is never one whose KV capacity was raised.)
-        ...(kv.after && verdict.throughput_per_s !== null ? { after: { ...kv.after, sequences: held.sequences, throughput_per_s: verdict.throughput_per_s } } : {}),
+        ...(kv.after && verdict.throughput_per_s !== null
+          ? { after: { ...kv.after, sequences: held.sequences, throughput_per_s: verdict.throughput_per_s } }
+          : {}),
       };
       if (kv.asked !== null && held.sequences < kv.asked && decided.kv!.sequences >= kv.asked)
         ctx.diagnostics.warn('HXC1107', `the KV cache holds ${held.sequences} sequences of ${state.context} tokens, fewer than the ${kv.asked} asked`, {
