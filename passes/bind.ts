@@ -202,7 +202,14 @@ export const bindPass: Pass<BindResult> = {
           where: '--dim',
         },
       );
-    return bindDims(ctx);
+    const bound = bindDims(ctx);
+    // A phase asked of a model with no sequence or cache-length dim binds nothing: said, not dropped.
+    if (ctx.option(PHASE) && !bound.roles.seq && !bound.roles.past)
+      ctx.diagnostics.warn('HXC1110', `${ctx.option(PHASE)} binds nothing: the model has no sequence or past-length dim (it is not a KV-cache LLM)`, {
+        where: '--phase',
+        hint: 'drop --phase, and bind the dims the model has with --dim',
+      });
+    return bound;
   },
   statistics(r) {
     return { bound: Object.keys(r.dims).length, phase: r.phase ?? 'none' };

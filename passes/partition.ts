@@ -20,6 +20,7 @@ import { buildProblem, unitPin } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
+import { placedPins } from '../src/partition/segments.js';
 import { Judge, shippedOrders, type LatencyVerdict, type Verdict } from '../src/partition/judge.js';
 import { pipelinePartition, type PipelineResult } from '../src/partition/pipeline.js';
 import { unitTime, type Placement, type PlacementProblem } from '../src/partition/problem.js';
@@ -104,6 +105,7 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
     if (!best || planScore(r) < planScore(best) - Math.abs(planScore(best)) * 1e-12) best = r;
   }
   if (!best) throw failed;
+  for (const w of best.said) ctx.diagnostics.warn(w.code, w.message, w.info);
   if (tried.length > 1) best.stage_cuts = tried.map(({ result, ...t }) => ({ ...t, shipped: result === best }));
   return best;
 }
@@ -126,7 +128,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
         ),
       )
     : undefined;
-  const pins = assigned?.pins;
+  const placed = assigned ? placedPins(ctx.model.graph, index, assigned.pins) : undefined;
+  const pins = placed?.pins;
   const experts = expertUnits(ctx, stages);
   const built = buildProblem({
     graph: ctx.model.graph,
@@ -182,6 +185,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     lastScan: () => MoveScan | null,
   ): Promise<PartitionResult> => {
     ctx.progress(`judging the chosen plan, ${decided.chosen}; bounds`);
+    const said: PartitionResult['said'] = [];
     // A huge graph's variant weighed and let go is weighed by its latency (a latency plan's score,
     // as its candidates were): the run of R requests its throughput takes is made when it ships,
     // planned again (the DeepSeek-V3 shape: 0.4 s of the variant's partition).
@@ -210,10 +214,23 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
           ? { after: { ...kv.after, sequences: held.sequences, throughput_per_s: verdict.throughput_per_s } }
           : {}),
       };
-      if (kv.asked !== null && held.sequences < kv.asked && decided.kv!.sequences >= kv.asked)
-        ctx.diagnostics.warn('HXC1107', `the KV cache holds ${held.sequences} sequences of ${state.context} tokens, fewer than the ${kv.asked} asked`, {
-          hint: 'add devices or memory, lower --context, or use a smaller KV dtype',
+      if (kv.asked !== null && held.sequences < kv.asked)
+        said.push({
+          code: 'HXC1107',
+          message: `the KV cache holds ${held.sequences} sequences of ${state.context} tokens, fewer than the ${kv.asked} asked`,
+          info: { hint: 'add devices or memory, lower --context, or use a smaller KV dtype' },
         });
+    }
+    // Pins that place nothing (a Constant, a Shape: src/partition/segments.ts placedPins), where
+    // what they serve did not go.
+    const unfollowed = (placed?.cleared ?? []).filter((i) => decided.placement.device[built.unit_of[i]!] !== assigned!.pins[i]);
+    if (unfollowed.length > 0) {
+      const names = unfollowed.map((i) => `"${ctx.model.graph.nodes[i]!.name}" (${ctx.model.graph.nodes[i]!.op}) to ${p.device_ids[assigned!.pins[i]!]}`);
+      said.push({
+        code: 'HXC1114',
+        message: `${unfollowed.length} pin(s) not followed: ${names.slice(0, 2).join(', ')}${names.length > 2 ? ', …' : ''} — a Constant goes with what reads it (each program carries its own copy), a Shape or Size with what it measures`,
+        info: { where: assignFile!, hint: 'assign what reads the Constant, or what the Shape measures' },
+      });
     }
     // The chosen plan's row (a candidate, and a baseline when it is one) and its KV figures say what
     // ships: a throughput plan ships the better of the two step orders, its candidates were judged
@@ -234,6 +251,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       baselines,
       kv,
       units: built.units,
+      said,
       unit_of: built.unit_of,
       problem: p,
       placement,
@@ -305,9 +323,9 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   });
   const judged = pool.judged;
   let considered = 0;
-  const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array): Candidate | null => {
+  const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array, placed?: Placement): Candidate | null => {
     ctx.progress(`judging ${name} (candidate ${++considered})`);
-    return pool.consider(name, label, given, priority);
+    return pool.consider(name, label, given, priority, placed);
   };
   const repair = (start: Candidate | null, name: string, label: string): Candidate | null => {
     if (start) ctx.progress(`repairing ${start.name} to fit memory`);
@@ -452,13 +470,17 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   }
   // A plan.json given to --assign: its devices (the pins) in its own step order, each unit at its
   // earliest node's start — the plan planned again as it ran, not only placed as it was (units it
-  // does not place go where HEFT put them, after the others).
+  // does not place go where HEFT put them, after the others). Each device runs its units in that
+  // order (a list schedule in it, not the better of it and the rank order): the plan given is
+  // judged as it ran.
   const ranAt = assigned?.start_s;
   const base = h?.device ?? (pinnedTo.every((d) => d >= 0) ? pinnedTo : null);
   if (ranAt && base) {
     // (A node the plan does not run is NaN: it orders nothing.)
     const priority = Float64Array.from(built.units, (u) => u.nodes.reduce((t, i) => (Number.isNaN(ranAt[i]!) ? t : Math.min(t, ranAt[i]!)), Infinity));
-    consider('as-assigned', "the --assign plan's devices, in its own step order", base, priority);
+    const device = Int32Array.from(base, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
+    const runnable = fitsMemory(p, device) && device.every((d, u) => Number.isFinite(unitTime(p, u, d)));
+    consider('as-assigned', "the --assign plan's devices, in its own step order", device, priority, runnable ? assessor.runOne(device, priority) : undefined);
   }
   // The plans users write by hand.
   let single: Candidate | null = null;
@@ -596,11 +618,6 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
       kv.before = { sequences: unlifted.kv_sequences ?? 0, latency_s: unlifted.latency_s, throughput_per_s: pool.throughputOf(unlifted) };
       kv.after = { sequences: kv.sequences, latency_s: chosen.latency_s, throughput_per_s: pool.throughputOf(chosen) };
       kv.moves = countMoves(unlifted.placement.device, chosen.placement.device);
-    }
-    if (asked !== null && kv.sequences < asked) {
-      ctx.diagnostics.warn('HXC1107', `the KV cache holds ${kv.sequences} sequences of ${state.context} tokens, fewer than the ${asked} asked`, {
-        hint: 'add devices or memory, lower --context, or use a smaller KV dtype',
-      });
     }
   }
 

@@ -219,6 +219,13 @@ export const tpPass: Pass<TpResult> = {
       k = Number(flag);
       if (!Number.isInteger(k) || k < 2)
         throw new HxcError('HXC2403', `--tensor-parallel takes auto, off or a whole number ≥ 2, got "${String(flag)}"`, { where: '--tensor-parallel' });
+      // Parts on one device are overhead, never parallelism: more parts than devices is no plan.
+      const devices = ctx.topology().devices.length;
+      if (k > devices)
+        throw new HxcError('HXC2403', `${k} parts need ${k} devices, and the rack has ${devices}`, {
+          where: '--tensor-parallel',
+          hint: `give at most ${devices}${group.length >= 2 ? ` (its NVLink-class group has ${group.length}: ${group.join(', ')})` : ''}, or auto`,
+        });
       min = FORCED_MIN_WEIGHT_ELEMENTS;
       reason = `forced: ${k}-way`;
     }

@@ -30,6 +30,7 @@ export const CATALOG = {
     'compare or replan plans of one model (a model change keeps most node names)',
   ],
   HXC1113: ['a forced --tensor-parallel that splits nothing', "choose a way count that divides the weights' columns, or auto"],
+  HXC1114: ['an --assign pin on a Constant or a Shape not followed', 'assign what reads the Constant, or what the Shape measures'],
   HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
   HXC2001: ['cannot read file', 'check the path and its permissions'],
   HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],

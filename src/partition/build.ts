@@ -50,7 +50,7 @@ export interface BuildInput {
   expert_names?: string[];
   /** Per expert set, the devices it may run on (null: anywhere it can). */
   expert_devices?: (string[] | null)[];
-  /** Per node, the device index the user pinned it to (`--assign`), or -1. */
+  /** Per node, the device index the user pinned it to (`--assign`), or -1: the pins that place something (segments.ts placedPins). */
   pins?: Int32Array;
   /** When replanning: per node, the device it ran on in the running plan (any number per device, gone ones too), else -1. */
   running?: Int32Array;
@@ -192,7 +192,7 @@ export function buildProblem(inp: BuildInput): Built {
   // each ran on one device, and are cut as they were.
   // What moveMetadataOps moves afterwards (a Constant to its first reader, a Shape to what it
   // measures) ran there, and is placed by where it goes.
-  const ranOn = (i: number): number => (!inp.running || relocatable(graph, index, i, inp.pins) ? -1 : inp.running[i]!);
+  const ranOn = (i: number): number => (!inp.running || relocatable(graph, index, i) ? -1 : inp.running[i]!);
   segments.forEach((stage) => {
     const s = stage.stage;
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs.op_class[i]!));
@@ -239,8 +239,10 @@ export function buildProblem(inp: BuildInput): Built {
         part++;
       } else {
         const ran = ranOn(i);
-        if (run.length > 0 && (pin !== runPin || (ran >= 0 && runRan >= 0 && ran !== runRan))) flush();
-        runPin = pin;
+        // A node placed by where it goes (segments.ts relocatable: a pin on it places nothing) cuts no run.
+        const free = inp.pins !== undefined && pin < 0 && relocatable(graph, index, i);
+        if (!free && run.length > 0 && (pin !== runPin || (ran >= 0 && runRan >= 0 && ran !== runRan))) flush();
+        if (!free) runPin = pin;
         if (ran >= 0) runRan = ran;
         run.push(i);
       }
@@ -257,7 +259,7 @@ export function buildProblem(inp: BuildInput): Built {
     ordinal.set(u.name, k + 1);
     u.name = `${u.name}@${k}`;
   }
-  moveMetadataOps(graph, index, units, inp.pins);
+  moveMetadataOps(graph, index, units);
   const nu = units.length;
   const unit_of = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => {

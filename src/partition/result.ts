@@ -1,6 +1,7 @@
 // What the partition pass returns: the shipped placement, the judge and its verdict, bounds, every
 // candidate judged, the baselines, KV capacity, explanations and, when replanning, the migration.
 
+import type { DiagCode, DiagInfo } from '../diag/diagnostics.js';
 import type { LowerBound } from './bounds.js';
 import type { Unit } from './build.js';
 import type { ExactResult } from './exact.js';
@@ -26,6 +27,8 @@ export interface PartitionResult {
   chosen: string;
   units: Unit[];
   unit_of: Int32Array;
+  /** Warnings about this plan, given when it is the one planned (not per stage cut weighed, nor again when a decision is replayed). */
+  said: { code: DiagCode; message: string; info: DiagInfo }[];
   problem: PlacementProblem;
   /** The shipped placement: devices, and the start times that order each device's steps. */
   placement: Placement;

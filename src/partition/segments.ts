@@ -10,12 +10,14 @@ import type { Unit } from './build.js';
 const METADATA_OPS = new Set(['Shape', 'Size']);
 
 /**
- * Whether moveMetadataOps may move node i (to the unit of what it serves, wherever that is): an
- * unpinned Constant that something reads, or an unpinned Shape or Size of a computed tensor.
+ * Whether moveMetadataOps moves node i (to the unit of what it serves, wherever that is): a
+ * Constant that something reads, or a Shape or Size of a computed tensor. Such a node is placed by
+ * where it goes, pinned or not (placedPins): a program carries its own copy of each Constant it
+ * reads, and a Shape runs with what it measures.
  */
-export function relocatable(graph: Graph, index: GraphIndex, i: number, pins: Int32Array | undefined): boolean {
+export function relocatable(graph: Graph, index: GraphIndex, i: number): boolean {
   const node = graph.nodes[i]!;
-  if (node.domain !== '' || (pins && pins[i]! >= 0)) return false;
+  if (node.domain !== '') return false;
   if (node.op === 'Constant') return index.successors(i).length > 0;
   if (!METADATA_OPS.has(node.op)) return false;
   const id = index.inputsOf(i)[0];
@@ -23,13 +25,29 @@ export function relocatable(graph: Graph, index: GraphIndex, i: number, pins: In
 }
 
 /**
+ * The pins (--assign) that place something: a relocatable node's pin is cleared (it goes where
+ * what it serves goes — a plan.json pins it there anyway, and a Constant pinned alone would be a
+ * program computing nothing). `cleared` lists them, to say which ones were not followed.
+ */
+export function placedPins(graph: Graph, index: GraphIndex, pins: Int32Array): { pins: Int32Array; cleared: number[] } {
+  const placed = Int32Array.from(pins);
+  const cleared: number[] = [];
+  for (let i = 0; i < pins.length; i++)
+    if (pins[i]! >= 0 && relocatable(graph, index, i)) {
+      placed[i] = -1;
+      cleared.push(i);
+    }
+  return { pins: placed, cleared };
+}
+
+/**
  * Metadata is not data: a Shape or Size node whose input is produced in another unit joins the
  * producer's unit, so what crosses devices is the shape (8 bytes a dim), not the tensor — and a
  * node reading only a KV cache's shape does not pull it away from its owner. Safe for convexity:
  * the node's only input is in the producer's unit, and everything it feeds already depended on
- * that unit. A node the user pinned stays where it was pinned. Units left empty are dropped.
+ * that unit. Units left empty are dropped.
  */
-export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], pins: Int32Array | undefined): void {
+export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[]): void {
   const unitOf = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => {
     for (const i of u.nodes) unitOf[i] = k;
@@ -40,7 +58,7 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], 
   // their own copies of the constants they read; src/lower/programs.ts).
   units.forEach((u, k) => {
     for (const i of u.nodes) {
-      if (graph.nodes[i]!.op !== 'Constant' || !relocatable(graph, index, i, pins)) continue;
+      if (graph.nodes[i]!.op !== 'Constant' || !relocatable(graph, index, i)) continue;
       let first = -1;
       for (const id of index.outputsOf(i))
         for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
@@ -51,7 +69,7 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[], 
   });
   units.forEach((u, k) => {
     for (const i of u.nodes) {
-      if (!METADATA_OPS.has(graph.nodes[i]!.op) || !relocatable(graph, index, i, pins)) continue;
+      if (!METADATA_OPS.has(graph.nodes[i]!.op) || !relocatable(graph, index, i)) continue;
       const p = index.producerOf[index.inputsOf(i)[0]!]!;
       if (unitOf[p] === k || unitOf[p]! < 0) continue;
       units[unitOf[p]!]!.nodes.push(i);
