@@ -17,7 +17,7 @@ import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { lowerBound } from '../src/partition/bounds.js';
 import { buildProblem, unitPin } from '../src/partition/build.js';
-import { allOn, evenSplit, groupBy, onWithFallback } from '../src/partition/candidates.js';
+import { allOn, evenSplit, groupBy, onWithFallback, stepOrder } from '../src/partition/candidates.js';
 import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
 import { placedPins } from '../src/partition/segments.js';
@@ -468,16 +468,28 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     pipeline = pipelinePartition(p);
     if (Number.isFinite(pipeline.bottleneck_s)) consider('pipeline', `pipeline DP (${pipeline.chain})`, pipeline.device);
   }
-  // A plan.json given to --assign: its devices (the pins) in its own step order, each unit at its
-  // earliest node's start — the plan planned again as it ran, not only placed as it was (units it
-  // does not place go where HEFT put them, after the others). Each device runs its units in that
-  // order (a list schedule in it, not the better of it and the rank order): the plan given is
-  // judged as it ran.
+  // A plan.json given to --assign: its devices (the pins) in its own step order — the plan planned
+  // again as it ran, not only placed as it was (units it does not place go where HEFT put them,
+  // after the others). Each device runs its units in the order the plan lists them (a list
+  // schedule in stepOrder, not the better of it and the rank order): the plan given is judged as it ran.
   const ranAt = assigned?.start_s;
+  const ranStep = assigned?.step;
   const base = h?.device ?? (pinnedTo.every((d) => d >= 0) ? pinnedTo : null);
-  if (ranAt && base) {
-    // (A node the plan does not run is NaN: it orders nothing.)
-    const priority = Float64Array.from(built.units, (u) => u.nodes.reduce((t, i) => (Number.isNaN(ranAt[i]!) ? t : Math.min(t, ranAt[i]!)), Infinity));
+  if (ranAt && ranStep && base) {
+    // Each unit at its first node's step (a node the plan does not run is NaN: it orders nothing).
+    const first = Int32Array.from(built.units, (u) =>
+      u.nodes.reduce(
+        (f, i) =>
+          Number.isNaN(ranAt[i]!) ? f : f < 0 || ranAt[i]! < ranAt[f]! || (ranAt[i] === ranAt[f] && ranStep.position[i]! < ranStep.position[f]!) ? i : f,
+        -1,
+      ),
+    );
+    const priority = stepOrder(
+      p,
+      Float64Array.from(first, (i) => (i < 0 ? Number.NaN : ranAt[i]!)),
+      Int32Array.from(first, (i) => (i < 0 ? -1 : ranStep.lane[i]!)),
+      Int32Array.from(first, (i) => (i < 0 ? -1 : ranStep.position[i]!)),
+    );
     const device = Int32Array.from(base, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
     const runnable = fitsMemory(p, device) && device.every((d, u) => Number.isFinite(unitTime(p, u, d)));
     consider('as-assigned', "the --assign plan's devices, in its own step order", device, priority, runnable ? assessor.runOne(device, priority) : undefined);

@@ -326,3 +326,48 @@ test('the serving planner’s options without --phase serve are refused in one l
     assert.ok(!fs.existsSync(out), 'nothing written');
   }
 });
+
+test('--phase on a model with no sequence or cache dims is said to bind nothing (HXC1110); --tensor-parallel with more parts than the rack has devices is refused; a KV capacity below --min-sequences is warned of once, with the count plan.json gives', () => {
+  const dir = tmpDir();
+  const cnn = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'hello_deepa.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--phase',
+    'decode',
+    '-o',
+    path.join(dir, 'a'),
+  ]);
+  assert.equal(cnn.code, 0, cnn.stderr);
+  assert.match(cnn.stderr, /HXC1110: --phase: decode binds nothing: the model has no sequence or past-length dim/);
+  const gpt2 = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const many = hxc(['plan', gpt2, '--topology', path.join(EXAMPLES, 'rack-8gpu.yaml'), '--tensor-parallel', '16', '-o', path.join(dir, 'b')]);
+  assert.equal(isOneLineError(many, 'HXC2403'), null);
+  assert.match(many.stderr, /16 parts need 16 devices, and the rack has 9 \(fix: give at most 9 \(its NVLink-class group has 8: gpu0, /);
+  assert.ok(!fs.existsSync(path.join(dir, 'b')));
+  // gpt2_tiny on rack-tiny has two stage cuts, each weighed with its own count: one warning, the shipped plan's.
+  const out = path.join(dir, 'c');
+  const kv = hxc([
+    'plan',
+    gpt2,
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--phase',
+    'decode',
+    '--context',
+    '255',
+    '--batch',
+    '4',
+    '--min-sequences',
+    '200000',
+    '-o',
+    out,
+    '--json',
+  ]);
+  assert.equal(kv.code, 0, kv.stderr);
+  const warned = kv.stderr.split('\n').filter((l) => l.includes('HXC1107'));
+  assert.equal(warned.length, 1, kv.stderr);
+  const sequences = (JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as { estimate: { kv: { sequences: number } } }).estimate.kv.sequences;
+  assert.match(warned[0]!, new RegExp(`the KV cache holds ${sequences} sequences of 255 tokens, fewer than the 200000 asked`));
+});

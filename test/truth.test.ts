@@ -278,3 +278,44 @@ test("--assign with a plan.json plans its devices in its own step order too (a c
   assert.ok(asAssigned.latency_s < rows.get('heft')!.latency_s, `as assigned ${asAssigned.latency_s} s, HEFT's order ${rows.get('heft')!.latency_s} s`);
   checkShippedBeatsCandidates(again.p, 'gpt2 --assign plan.json');
 });
+
+test('--assign with a plan.json is planned again as it ran: the same units in the same order, never slower than the plan given; a pin on a Constant alone goes with what reads it (HXC1114), and the plan runs', async () => {
+  const dir = tmpDir();
+  const routing = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.expert_routing.json');
+  // Each unit's nodes as a set (a Constant joins its reader's unit first, in the order they are met).
+  const computes = (p: PlanV1): string[] =>
+    p.devices.flatMap((d) => d.steps.filter((s) => s.op === 'compute').map((s) => [...s.nodes!].sort().join(' '))).sort();
+  for (const objective of ['latency', 'throughput']) {
+    const free = await plan(MIXTRAL_TINY, 'rack-tiny.yaml', path.join(dir, `free-${objective}`), { routing, objective });
+    const again = await plan(MIXTRAL_TINY, 'rack-tiny.yaml', path.join(dir, `again-${objective}`), {
+      routing,
+      objective,
+      assign: path.join(dir, `free-${objective}`, 'plan.json'),
+    });
+    // Constants and Shapes went with what they serve: the units are the plan's own (before: 277 against 190).
+    assert.deepEqual(computes(again.p), computes(free.p), `${objective}: the same units`);
+    assert.deepEqual(again.p.assignment, free.p.assignment, `${objective}: every node where the plan put it`);
+    const given = figure(free.p, objective);
+    const shipped = figure(again.p, objective);
+    assert.ok(shipped <= given + Math.abs(given) * 1e-9, `${objective}: planned again ${shipped}, the plan given ${given}`);
+    checkShippedBeatsCandidates(again.p, `mixtral_tiny ${objective} --assign plan.json`);
+  }
+  // One Constant pinned where nothing reads it: it goes with its reader, said once; no program computes nothing.
+  const model = path.join(SHARED_MODELS, 'hello_deepa.onnx');
+  const file = path.join(dir, 'constant.json');
+  fs.writeFileSync(file, JSON.stringify({ format: 'hxc-assignment/v1', assignment: { '/layernorm1/Constant': 'cpu0' } }));
+  const out = path.join(dir, 'constant');
+  const r = hxc(['plan', model, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--assign', file, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const warned = r.stderr.split('\n').filter((l) => l.includes('HXC1114'));
+  assert.equal(warned.length, 1, r.stderr);
+  assert.match(warned[0]!, /"\/layernorm1\/Constant" \(Constant\) to cpu0/);
+  const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  assert.deepEqual(
+    Object.entries(p.programs).filter(([, v]) => v.outputs.length === 0),
+    [],
+    'every program computes something',
+  );
+  const run = hxc(['run', out, '--check']);
+  assert.equal(run.code, 0, run.stderr);
+});

@@ -6,7 +6,8 @@
 // must beat, and a baseline plan.json reports with its simulated latency and throughput.
 
 import { fitsMemory } from './refine.js';
-import { unitTime, type PlacementProblem } from './problem.js';
+import { unitPredecessors, unitTime, type PlacementProblem } from './problem.js';
+import { Heap } from '../util/heap.js';
 
 /**
  * Every unit on device d, or null when d cannot run or hold them all. Units the user holds
@@ -83,4 +84,52 @@ export function groupBy(n: number, key: (u: number) => string | null): number[][
     (m.get(k) ?? m.set(k, []).get(k)!).push(u);
   }
   return [...m.values()].filter((g) => g.length > 1);
+}
+
+/**
+ * A plan's own step order as a priority (`--assign plan.json`): each device's units as the plan
+ * lists them, merged across devices by start time into one order that also keeps every dependency
+ * (a unit of no duration and its reader start together: the reader comes after). A list schedule
+ * in it runs each device's units in the plan's order. `start_s`, `lane` and `position` are per
+ * unit: its step's start (NaN when the plan does not run it), the plan's device list holding it
+ * and its place there. Units the plan does not run come last, in dependency order.
+ */
+export function stepOrder(p: PlacementProblem, start_s: Float64Array, lane: Int32Array, position: Int32Array): Float64Array {
+  const n = p.unit_names.length;
+  const preds = unitPredecessors(p);
+  // Each unit waits on its inputs and on the unit before it in its device's list.
+  const byLane = new Map<number, number[]>();
+  for (let u = 0; u < n; u++) if (lane[u]! >= 0 && !Number.isNaN(start_s[u]!)) (byLane.get(lane[u]!) ?? byLane.set(lane[u]!, []).get(lane[u]!)!).push(u);
+  const before = new Int32Array(n).fill(-1);
+  for (const list of byLane.values()) {
+    list.sort((a, b) => position[a]! - position[b]! || a - b);
+    for (let k = 1; k < list.length; k++) before[list[k]!] = list[k - 1]!;
+  }
+  const succs: number[][] = Array.from({ length: n }, () => []);
+  const waiting = new Int32Array(n);
+  for (let u = 0; u < n; u++) {
+    for (const q of preds[u]!) {
+      succs[q]!.push(u);
+      waiting[u]!++;
+    }
+    if (before[u]! >= 0) {
+      succs[before[u]!]!.push(u);
+      waiting[u]!++;
+    }
+  }
+  const key = (u: number): number => (Number.isNaN(start_s[u]!) ? Infinity : start_s[u]!);
+  const heap = new Heap<number>(
+    (a, b) =>
+      key(a) < key(b) ||
+      (key(a) === key(b) && (lane[a]! < lane[b]! || (lane[a] === lane[b] && (position[a]! < position[b]! || (position[a] === position[b] && a < b))))),
+  );
+  for (let u = 0; u < n; u++) if (waiting[u] === 0) heap.push(u);
+  const rank = new Float64Array(n).fill(Infinity);
+  let next = 0;
+  while (heap.size > 0) {
+    const u = heap.pop()!;
+    rank[u] = next++;
+    for (const s of succs[u]!) if (--waiting[s]! === 0) heap.push(s);
+  }
+  return rank;
 }

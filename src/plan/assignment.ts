@@ -24,7 +24,7 @@ export function readAssignment(
   deviceIds: readonly string[],
   /** Told the names a plan.json assigns that this graph lacks (its tensor-parallel parts, its expert replicas); an assignment file's are refused. */
   absent?: (names: string[]) => void,
-): { pins: Int32Array; start_s: Float64Array | null } {
+): { pins: Int32Array; start_s: Float64Array | null; step: { lane: Int32Array; position: Int32Array } | null } {
   let text: string;
   try {
     const size = fs.statSync(file).size;
@@ -82,18 +82,25 @@ export function readAssignment(
   }
   if (missing.length > 0) absent?.(missing);
   // A plan.json also says in what order it ran its nodes: each node's compute step start (NaN for
-  // a node it does not run), so the plan it describes can be planned again as it was.
+  // a node it does not run), and which device's list (lane, by the plan's device order) holds that
+  // step at which position, so the plan it describes can be planned again as it was.
   let start_s: Float64Array | null = null;
+  let step: { lane: Int32Array; position: Int32Array } | null = null;
   if (fromPlan && Array.isArray(o.devices)) {
     start_s = new Float64Array(nodes).fill(Number.NaN);
-    for (const d of o.devices as { steps?: { op?: unknown; nodes?: unknown; start_s?: unknown }[] }[])
-      for (const st of Array.isArray(d?.steps) ? d.steps : []) {
-        if (st?.op !== 'compute' || !Array.isArray(st.nodes) || typeof st.start_s !== 'number' || !Number.isFinite(st.start_s)) continue;
+    step = { lane: new Int32Array(nodes).fill(-1), position: new Int32Array(nodes).fill(-1) };
+    (o.devices as { steps?: { op?: unknown; nodes?: unknown; start_s?: unknown }[] }[]).forEach((d, lane) => {
+      (Array.isArray(d?.steps) ? d.steps : []).forEach((st, position) => {
+        if (st?.op !== 'compute' || !Array.isArray(st.nodes) || typeof st.start_s !== 'number' || !Number.isFinite(st.start_s)) return;
         for (const name of st.nodes) {
           const i = typeof name === 'string' ? nodeIndex.get(name) : undefined;
-          if (i !== undefined) start_s[i] = st.start_s;
+          if (i === undefined) continue;
+          start_s![i] = st.start_s;
+          step!.lane[i] = lane;
+          step!.position[i] = position;
         }
-      }
+      });
+    });
   }
-  return { pins, start_s };
+  return { pins, start_s, step };
 }
