@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, SHARED_MODELS, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
+import type { PlanV1 } from '../src/plan/format.js';
 import { onnx, valueInfo } from './onnx-builder.js';
 import { checkExpertNames, DENSE, detect, MIXTRAL_8X7B, MIXTRAL_TINY, moe } from './moe-helpers.js';
 
@@ -138,4 +139,24 @@ test('JSON graphs: the `moe` annotation names router and experts', async () => {
   assert.equal(layers.length, 1);
   assert.deepEqual([layers[0]!.form, layers[0]!.num_experts, layers[0]!.top_k, layers[0]!.hidden, layers[0]!.token_dtype], ['annotated', 3, 2, 64, 'float16']);
   assert.equal(layers[0]!.experts[1]!.flops_per_token, 2 * 2 * 64 * 128);
+});
+
+test('a layer whose every expert has executable replicas (--expert-replicas) is still found: its experts by name, its token counts at their expectation, the layers numbered as the model has them', async () => {
+  const dir = tmpDir();
+  const dims = ['--dim', 'batch_size=2,sequence_length=5,past_sequence_length=3'];
+  // mixtral_tiny has 2 layers of 4 experts: 4 replicas go to layer 0's four (uniform routing), 8 to all of both.
+  for (const replicas of ['4', '8']) {
+    const out = path.join(dir, `r${replicas}`);
+    const r = hxc(['plan', MIXTRAL_TINY, '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), ...dims, '--expert-replicas', replicas, '-o', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /HXC1104/, `${replicas} replicas: no token count costed at 1`);
+    const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+    assert.deepEqual([...new Set(p.experts.map((e) => e.layer))], [0, 1], `${replicas} replicas: both layers, numbered 0 and 1`);
+    assert.ok(
+      p.experts.every((e) => e.tokens > 0),
+      `${replicas} replicas: every expert has expected tokens`,
+    );
+    const nonzero = Object.entries(p.estimated_dims).filter(([k]) => k.startsWith('nz_model_layers.0'));
+    assert.equal(nonzero.length, 4, `${replicas} replicas: layer 0's four token counts estimated`);
+  }
 });

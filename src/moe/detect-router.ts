@@ -130,7 +130,18 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
     // Views between an expert's token gather and its matmul are its own; views of x are shared.
     if (gathered.has(group)) for (const v of chain) member.set(v, group);
   }
-  if (member.size === 0) return null;
+  if (member.size === 0) {
+    // No expert reads the routed tokens itself — each one's rows split over its executable replicas
+    // (src/transform/replicate.ts), every expert of the layer replicated: the module path in node
+    // names, when every expert it names runs behind this router.
+    const byName = expertsByName(facts, g.nodes[gate]!.name, width);
+    if (!byName || !byName.every((e) => e.nodes.some((i) => routed[i] === 1))) return null;
+    const name = scopeOf(
+      g.nodes[gate]!.name,
+      byName.flatMap((e) => e.nodes.map((i) => g.nodes[i]!.name)),
+    );
+    return { name, form: 'sparse', experts: byName, shared: [], detected_by: 'names', routed, end };
+  }
   const first = Math.min(...[...member.keys()].map((i) => facts.pos[i]!));
   for (let k = Math.max(first, facts.pos[gate]! + 1); k < end; k++) {
     const i = facts.order[k]!;
