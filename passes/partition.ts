@@ -323,9 +323,16 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   });
   const judged = pool.judged;
   let considered = 0;
-  const consider = (name: string, label: string, given: Int32Array | null, priority?: Float64Array, placed?: Placement): Candidate | null => {
+  const consider = (
+    name: string,
+    label: string,
+    given: Int32Array | null,
+    priority?: Float64Array,
+    placed?: Placement,
+    orders?: readonly boolean[],
+  ): Candidate | null => {
     ctx.progress(`judging ${name} (candidate ${++considered})`);
-    return pool.consider(name, label, given, priority, placed);
+    return pool.consider(name, label, given, priority, placed, orders);
   };
   const repair = (start: Candidate | null, name: string, label: string): Candidate | null => {
     if (start) ctx.progress(`repairing ${start.name} to fit memory`);
@@ -492,7 +499,15 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     );
     const device = Int32Array.from(base, (d, u) => (pinnedTo[u]! >= 0 ? pinnedTo[u]! : d));
     const runnable = fitsMemory(p, device) && device.every((d, u) => Number.isFinite(unitTime(p, u, d)));
-    consider('as-assigned', "the --assign plan's devices, in its own step order", device, priority, runnable ? assessor.runOne(device, priority) : undefined);
+    // (A throughput plan ran in the better of its two step orders, with pipeline rounds or without: both are judged.)
+    consider(
+      'as-assigned',
+      "the --assign plan's devices, in its own step order",
+      device,
+      priority,
+      runnable ? assessor.runOne(device, priority) : undefined,
+      shippedOrders(objective),
+    );
   }
   // The plans users write by hand.
   let single: Candidate | null = null;

@@ -174,9 +174,10 @@ export class CandidatePool {
 
   /**
    * Judge a placement (pins applied) and add it; null when it cannot run or hold its units. With
-   * `placed`, its devices and order are taken as they are (a move judged in that order).
+   * `placed`, its devices and order are taken as they are (a move judged in that order); with
+   * `orders`, its throughput is judged in those step orders (the objective's by default).
    */
-  consider(name: string, label: string, given: Int32Array | null, priority?: Float64Array, placed?: Placement): Candidate | null {
+  consider(name: string, label: string, given: Int32Array | null, priority?: Float64Array, placed?: Placement, orders?: readonly boolean[]): Candidate | null {
     const { p, pinnedTo, assessor, judge, migration, measureKv, hasState, tpSplits } = this.c;
     const n = p.unit_names.length;
     const judged = this.judged;
@@ -193,7 +194,7 @@ export class CandidatePool {
     const verdict = same
       ? null
       : this.c.everyThroughput || this.c.objective === 'throughput'
-        ? judge.verdict(placement, candidateOrders(this.c.objective))
+        ? judge.verdict(placement, orders ?? candidateOrders(this.c.objective))
         : judge.latencyVerdict(placement);
     const v = same ?? verdict!;
     const mc = migration?.cost(device);
