@@ -135,7 +135,7 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
     // (src/transform/replicate.ts), every expert of the layer replicated: the module path in node
     // names, when every expert it names runs behind this router.
     const byName = expertsByName(facts, g.nodes[gate]!.name, width);
-    if (!byName || !byName.every((e) => e.nodes.some((i) => routed[i] === 1))) return null;
+    if (!byName?.every((e) => e.nodes.some((i) => routed[i] === 1))) return null;
     const name = scopeOf(
       g.nodes[gate]!.name,
       byName.flatMap((e) => e.nodes.map((i) => g.nodes[i]!.name)),
