@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { HxcError } from '../src/diag/diagnostics.js';
 import path from 'node:path';
-import { writeOutputDir } from '../src/util/output.js';
+import { refuseHoldingInputs, writeOutputDir } from '../src/util/output.js';
 import { simulate } from '../src/sim/simulate.js';
 import { PLAN_HASH_FILE, planHashLine } from '../src/plan/read.js';
 import { writeJson } from '../src/util/json-text.js';
@@ -110,7 +110,8 @@ export function buildManifest(
     objective: part.objective,
     solver: part.solver,
     /** The planning options it was made with (files relative to the plan directory): what hxc replan makes it again with. */
-    options: { flags: recordedOptions(ctx.options.flags, dir), dims: ctx.options.dims },
+    // (A serving plan's phase plan also records the pool of devices it was planned on: a replan keeps to it.)
+    options: { flags: recordedOptions(ctx.options.flags, dir), dims: ctx.options.dims, ...(ctx.options.pool ? { pool: ctx.options.pool } : {}) },
     pipeline,
     assignment,
     devices: sched.devices.map((d) => {
@@ -511,6 +512,12 @@ export const lowerPass: Pass<LowerResult> = {
         )
       : null;
     ctx.progress(`writing ${dir}`);
+    refuseHoldingInputs(dir, [
+      ctx.options.model_path,
+      ctx.options.topology_path,
+      ...FILE_OPTIONS.map((name) => ctx.options.flags[name]).filter((v): v is string => typeof v === 'string'),
+      ctx.options.replan?.origin?.dir,
+    ]);
     writeOutputDir(
       dir,
       [

@@ -309,8 +309,18 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   let calibration: CalibrationReport | null = null;
   let efficiency: EfficiencyTable = {};
   const calibrateFile = ctx.option(CALIBRATE);
-  if (calibrateFile) {
-    const measured = readCalibration(calibrateFile);
+  const measured = calibrateFile ? readCalibration(calibrateFile) : null;
+  // Measured times hold at the dims they were measured at: telemetry of a run at other dims (another
+  // prompt, batch or phase) calibrates nothing, said once, rather than price an 8-token prompt with
+  // a 256-token one's times.
+  const otherDims = measured?.dims ? Object.entries(measured.dims).filter(([k, v]) => bindings[k] !== undefined && bindings[k] !== v) : [];
+  if (measured && otherDims.length > 0)
+    ctx.diagnostics.warn(
+      'HXC1105',
+      `measured at ${otherDims.map(([k, v]) => `${k}=${v}`).join(', ')}, but this plan binds ${otherDims.map(([k]) => `${k}=${bindings[k]}`).join(', ')}: its times are not used`,
+      { where: calibrateFile!, hint: 'calibrate with telemetry of a run at these dims (hxc run of a plan made at them)' },
+    );
+  if (measured && otherDims.length === 0) {
     const items = graph.nodes.map((n, i) => ({
       name: n.name,
       flops: nodes.flops[i]!,

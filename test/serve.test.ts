@@ -13,6 +13,7 @@ import { capacity, handoffTimes, laneSeconds, serviceRate, simulateServe, type S
 import { handoffPairs, type PhaseEval } from '../src/serve/plan.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { HxcError } from '../src/diag/diagnostics.js';
+import type { PlanV1 } from '../src/plan/format.js';
 import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { createRequire } from 'node:module';
 import { parse } from 'yaml';
@@ -332,4 +333,111 @@ test('--disaggregate off ships the colocated plan; bad serve input is one line a
   assert.match(simulated.stderr, /the workload's prompts and outputs: \d+ tokens reach position \d+, beyond the \d+ positions the model addresses/);
   assert.equal(isOneLineError(hxc(['inspect', modelFile, '--phase', 'serve']), 'HXC2002'), null);
   assert.equal(isOneLineError(hxc(['simulate', out, '--workload', path.join(dir, 'missing.yaml')]), 'HXC2001'), null);
+});
+
+test("serving plans, as an audit used them: a sweep reports the worst rate's p90s; replanning the decode plan keeps to its pool and never replaces the serving plan that holds it; a CNN, pools on a rack with no split, and --requests with --workload are refused in one line; a pin outside a pool rules out that pool only", () => {
+  const dir = tmpDir();
+  const gpt2 = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const rack8 = path.join(EXAMPLES, 'rack-8gpu.yaml');
+  // A sweep past what the rack serves: the p90s of the rates differ, and the plan's is the worst one's.
+  const sweep = path.join(dir, 'sweep.yaml');
+  fs.writeFileSync(
+    sweep,
+    'format: hxc-workload/v1\nrates_per_s: [500, 1500, 3000]\nprompt_tokens: {fixed: 160}\noutput_tokens: {fixed: 64}\nslo: {ttft_p90: 300ms, tpot_p90: 40ms}\nrequests: 400\nseed: 1\n',
+  );
+  const swept = path.join(dir, 'swept');
+  const r = hxc(['plan', gpt2, '--topology', rack8, '--phase', 'serve', '--workload', sweep, '--disaggregate', 'on', '--out', swept]);
+  assert.equal(r.code, 0, r.stderr);
+  const serve = (JSON.parse(fs.readFileSync(path.join(swept, 'plan.json'), 'utf8')) as PlanV1).serve!;
+  const ttfts = serve.rates.map((x) => x.ttft_p90_s);
+  assert.ok(new Set(ttfts).size > 1, `the rates' p90s differ: ${ttfts}`);
+  assert.equal(serve.ttft_p90_s, Math.max(...ttfts));
+  assert.equal(serve.tpot_p90_s, Math.max(...serve.rates.map((x) => x.tpot_p90_s)));
+  // The decode plan replanned on the rack without gpu5 fails over within its pool.
+  const pool = serve.pools.decode;
+  const gone = pool.filter((d) => d.startsWith('gpu')).at(-1)!;
+  const gpus = ['gpu0', 'gpu1', 'gpu2', 'gpu3', 'gpu4', 'gpu5', 'gpu6', 'gpu7'].filter((d) => d !== gone);
+  // rack-8gpu without that GPU.
+  const rack = [
+    'format: hxc-topology/v1',
+    'name: h200x7',
+    'devices:',
+    '  - {id: cpu0, kind: cpu, model: xeon-8480, memory: {capacity: 2TiB}}',
+    ...gpus.map((id) => `  - {id: ${id}, kind: gpu, model: h200}`),
+    'links:',
+    `  - {name: nvswitch, kind: nvlink, connects: [${gpus.join(', ')}], bandwidth: 450GB/s, latency: 2us}`,
+    `  - {name: pcie, kind: pcie, connects: [cpu0, ${gpus.join(', ')}], bandwidth: 64GB/s, latency: 2us, shared: true}`,
+  ].join('\n');
+  const smaller = path.join(dir, 'rack-smaller.yaml');
+  fs.writeFileSync(smaller, rack + '\n');
+  const replanned = path.join(dir, 'replanned');
+  const rp = hxc(['replan', path.join(swept, 'decode'), '--topology', smaller, '--out', replanned]);
+  assert.equal(rp.code, 0, rp.stderr);
+  const devices = new Set(Object.values((JSON.parse(fs.readFileSync(path.join(replanned, 'plan.json'), 'utf8')) as PlanV1).assignment));
+  assert.ok(
+    [...devices].every((d) => pool.includes(d) && d !== gone),
+    `decode replanned on ${[...devices]}, its pool ${pool}`,
+  );
+  // Its output may not be the serving plan that holds it: refused before planning, nothing lost.
+  const before = fs.readdirSync(swept).sort();
+  const into = hxc(['replan', path.join(swept, 'decode'), '--out', swept]);
+  assert.equal(isOneLineError(into, 'HXC2004'), null);
+  assert.match(into.stderr, /holds .*decode, which this command reads/);
+  assert.deepEqual(fs.readdirSync(swept).sort(), before);
+  // Refused in one line: a model with no KV cache, pools where the rack has no split, --requests with --workload.
+  const chat = path.join(FIXTURES, 'workloads', 'chat.yaml');
+  const cnn = hxc(['plan', path.join(FIXTURES, 'models', 'hello_deepa.onnx'), '--phase', 'serve', '--workload', chat, '--out', path.join(dir, 'cnn')]);
+  assert.equal(isOneLineError(cnn, 'HXC2002'), null);
+  assert.match(cnn.stderr, /--phase serve plans an LLM with a KV cache/);
+  assert.doesNotMatch(cnn.stderr, /warning/);
+  const split = hxc([
+    'plan',
+    gpt2,
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--phase',
+    'serve',
+    '--workload',
+    chat,
+    '--disaggregate',
+    'on',
+    '--out',
+    path.join(dir, 'nosplit'),
+  ]);
+  assert.equal(isOneLineError(split, 'HXC2002'), null);
+  assert.match(split.stderr, /--disaggregate on: the rack has no split into a prefill and a decode pool/);
+  const requests = hxc(['simulate', swept, '--workload', sweep, '--requests', '5']);
+  assert.equal(isOneLineError(requests, 'HXC2002'), null);
+  // A node pinned to gpu7: the pools without gpu7 are ruled out, the plan is not.
+  const assign = path.join(dir, 'assign.json');
+  fs.writeFileSync(assign, JSON.stringify({ format: 'hxc-assignment/v1', assignment: { '/transformer/Unsqueeze': 'gpu7' } }));
+  const pinned = hxc(['plan', gpt2, '--topology', rack8, '--phase', 'serve', '--workload', chat, '--assign', assign, '--out', path.join(dir, 'pinned')]);
+  assert.equal(pinned.code, 0, pinned.stderr);
+});
+
+test('--calibrate with telemetry measured at other dims calibrates nothing, said once (HXC1105): an 8-token prompt is not priced with a 256-token run', () => {
+  const dir = tmpDir();
+  const gpt2 = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const tiny = path.join(EXAMPLES, 'rack-tiny.yaml');
+  const ran = path.join(dir, 'ran');
+  assert.equal(hxc(['plan', gpt2, '--topology', tiny, '--prompt', '256', '--out', ran]).code, 0);
+  const run = hxc(['run', ran]);
+  assert.equal(run.code, 0, run.stderr);
+  const telemetry = path.join(ran, 'run', 'telemetry.json');
+  const latency = (out: string): number => (JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1).estimate.latency_s;
+  const plain = path.join(dir, 'plain');
+  assert.equal(hxc(['plan', gpt2, '--topology', tiny, '--prompt', '8', '--out', plain]).code, 0);
+  const other = path.join(dir, 'other');
+  const r = hxc(['plan', gpt2, '--topology', tiny, '--prompt', '8', '--calibrate', telemetry, '--out', other]);
+  assert.equal(r.code, 0, r.stderr);
+  const warned = r.stderr.split('\n').filter((l) => l.includes('HXC1105'));
+  assert.equal(warned.length, 1, r.stderr);
+  assert.match(warned[0]!, /measured at sequence_length=256, but this plan binds sequence_length=8: its times are not used/);
+  assert.equal(latency(other), latency(plain), 'priced as without the telemetry');
+  // At the dims it was measured at, it calibrates (the measured times replace the estimates).
+  const same = path.join(dir, 'same');
+  const s = hxc(['plan', gpt2, '--topology', tiny, '--prompt', '256', '--calibrate', telemetry, '--out', same]);
+  assert.equal(s.code, 0, s.stderr);
+  assert.doesNotMatch(s.stderr, /HXC1105/);
+  assert.notEqual(latency(same), latency(ran));
 });

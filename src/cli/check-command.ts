@@ -247,7 +247,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   } else process.stdout.write(budgets.map((b) => `${b.ok ? 'ok  ' : 'FAIL'} ${b.name}: ${b.actual} (budget ${b.limit})`).join('\n') + '\n');
   if (broken.length > 0) {
     process.stderr.write(
-      `hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map(brokenText).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: ${planDir !== null ? `hxc replan ${planDir} --telemetry` : 'hxc plan --calibrate'} ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`,
+      `hxc: error HXC3002: ${broken.length} budget(s) broken: ${broken.map(brokenText).join('; ')} (fix: ${broken.some((b) => b.name.includes('drift')) ? `replan from what was measured: ${planDir !== null && !serve ? `hxc replan ${planDir} --telemetry` : serve ? `hxc plan MODEL --phase serve --workload ${path.relative(process.cwd(), path.resolve(dir, serve.workload.file))} --calibrate` : 'hxc plan --calibrate'} ${f.telemetry ?? 'TELEMETRY'}${broken.some((b) => b.name.startsWith('routing')) ? ' --routing EXPERT_ROUTING.json' : ''}` : 'change the model, the topology or the budget'})\n`,
     );
     process.exitCode = 1;
   }

@@ -156,7 +156,7 @@ export function buildProgram(): Command {
         "discrete-event simulation of a plan on its topology, with link contention; writes a Chrome trace; with --workload, of a serving plan's requests",
       )
       .argument('<plan-dir>', 'plan directory written by hxc plan')
-      .option('--requests <n>', 'requests to run back to back (pipelined)', '1')
+      .option('--requests <n>', 'requests to run back to back (pipelined; default 1)')
       .option('--trace <file>', 'Chrome trace to write (default PLAN_DIR/sim/trace.json)')
       .option(
         '--workload <file>',

@@ -19,6 +19,8 @@ import { ROUTING } from '../moe/routing.js';
 import { parseOption } from '../pass/options.js';
 import { parseBytes } from '../topology/units.js';
 import { sha256 } from '../util/hash.js';
+import { refuseHoldingInputs } from '../util/output.js';
+import { defaultTopology, loadTopology } from '../topology/index.js';
 import type { PlanOptions } from '../pass/pass.js';
 import { formatBytes } from './output.js';
 import { planWith, sec, type PlanFlags } from './plan.js';
@@ -103,12 +105,27 @@ export function replanOptions(planDir: string, flags: ReplanFlags): PlanOptions 
       hint: 'choose another folder, e.g. --out hxc-replan',
     });
   }
+  // (A folder holding the running plan — a serving plan's, replanning its decode/ — is refused as well, before planning.)
+  refuseHoldingInputs(out, [planDir]);
   const amortize = count(flags.amortize, '--amortize', 1) ?? DEFAULT_AMORTIZE;
+  // A serving plan's phase plan (its decode/) keeps to the pool it was planned on: the devices of it
+  // the rack, perhaps changed, still has (a device gone from the pool fails over within it).
+  let pool: string[] | undefined;
+  if (recorded.pool) {
+    const have = new Set((topology !== null ? loadTopology(topology) : defaultTopology()).devices.map((d) => d.id));
+    pool = recorded.pool.filter((id) => have.has(id));
+    if (pool.length === 0)
+      throw new HxcError('HXC2002', `the rack has none of the devices the plan was planned on (its pool: ${recorded.pool.join(', ')})`, {
+        where: topology ?? 'the built-in rack',
+        hint: 'give the rack the serving plan was made on, or plan it again with hxc plan --phase serve',
+      });
+  }
   const options: PlanOptions = {
     model_path: model,
     topology_path: topology,
     dims: recorded.dims,
     flags: planFlags,
+    ...(pool ? { pool } : {}),
     replan: {
       assignment: old.assignment,
       amortize,

@@ -16,12 +16,19 @@ export const MAX_SIMULATED_STEPS = 50_000_000;
 /** Events the Chrome trace holds (about 100 MB of JSON): later requests are simulated, not traced. */
 export const MAX_TRACE_EVENTS = 500_000;
 
-export function simulateCommand(planDir: string, opts: { requests: string; trace?: string; json?: boolean; workload?: string }): void {
+export function simulateCommand(planDir: string, opts: { requests?: string; trace?: string; json?: boolean; workload?: string }): void {
   if (opts.workload !== undefined) {
+    // The workload gives the requests, and a serving simulation writes no step trace: said, not dropped.
+    const dropped = [opts.requests !== undefined ? '--requests' : null, opts.trace !== undefined ? '--trace' : null].filter((f) => f !== null);
+    if (dropped.length > 0)
+      throw new HxcError('HXC2002', `${dropped.join(' and ')} simulate a plan's steps; with --workload the requests are the workload's`, {
+        where: dropped[0]!,
+        hint: `drop ${dropped.join(' and ')}, or drop --workload`,
+      });
     simulateServeCommand(readPlan(planDir), opts.workload, Boolean(opts.json));
     return;
   }
-  const requests = Number(opts.requests);
+  const requests = Number(opts.requests ?? '1');
   if (!Number.isInteger(requests) || requests < 1)
     throw new HxcError('HXC2002', `--requests takes a positive integer, got "${opts.requests}"`, { where: '--requests' });
   const plan = readPlan(planDir);

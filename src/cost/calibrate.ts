@@ -31,9 +31,12 @@ export interface Measurements {
   by_kind: Map<string, Map<string, number>>;
   /** Measurements of several nodes at once (an hxc run program step): the caller splits them by estimate. */
   groups: { kind: string; nodes: string[]; seconds: number }[];
+  /** The dims the timings were measured at (hxc telemetry: its first request's), when the file says. */
+  dims: Record<string, number> | null;
 }
 
 export function readCalibration(file: string): Measurements {
+  let measuredAt: Record<string, number> | null = null;
   let doc: unknown;
   try {
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -90,6 +93,9 @@ export function readCalibration(file: string): Measurements {
       const dimsOf = (r: unknown): string =>
         JSON.stringify(Object.entries(((r as { dims?: unknown })?.dims ?? {}) as object).sort(([a], [b]) => (a < b ? -1 : 1)));
       const first = dimsOf(requests[0]);
+      const given = (requests[0] as { dims?: unknown })?.dims;
+      if (given && typeof given === 'object' && !Array.isArray(given))
+        measuredAt = Object.fromEntries(Object.entries(given).filter((e): e is [string, number] => typeof e[1] === 'number'));
       for (const r of requests) if (dimsOf(r) === first) same.add((r as { request?: unknown }).request);
     }
     const byGroup = new Map<string, { kind: string; nodes: string[]; samples: number[] }>();
@@ -129,7 +135,7 @@ export function readCalibration(file: string): Measurements {
   if ([...by_kind.values()].every((m) => m.size === 0) && groups.length === 0) {
     throw new HxcError('HXC2502', 'calibration file has no node timings', { where: file, hint: 'profile a run of the model with enableProfiling: true' });
   }
-  return { source, by_kind, groups };
+  return { source, by_kind, groups, dims: measuredAt };
 }
 
 export interface CalibrationItem {

@@ -6,7 +6,7 @@
 // flags bag in directly. Adding a pass with an option is one file and one line in passes/index.ts.
 
 import { HxcError } from '../diag/diagnostics.js';
-import { parseBytes } from '../topology/units.js';
+import { parseBytes, parseSeconds } from '../topology/units.js';
 
 export type OptionValue = string | number | boolean;
 
@@ -70,8 +70,9 @@ export function parseOption<T extends OptionValue>(spec: OptionSpec<T>, raw: Opt
       return n as T;
     }
     case 'seconds': {
-      const t = typeof raw === 'number' ? raw : Number(raw);
-      if (!(t > 0 && t <= spec.max)) throw bad(flag, `seconds from 0 to ${spec.max}`, raw, `e.g. ${flag} ${spec.example}`);
+      // A number of seconds, or a time in the rack's units (500ms, 5s).
+      const t = typeof raw === 'number' ? raw : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : parseSeconds(String(raw), flag);
+      if (!(t > 0 && t <= spec.max)) throw bad(flag, `a time above 0 s and at most ${spec.max} s`, raw, `e.g. ${flag} ${spec.example} or ${flag} 500ms`);
       return t as T;
     }
     case 'bytes':

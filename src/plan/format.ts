@@ -241,7 +241,7 @@ export interface PlanV1 {
   objective: Objective;
   solver: 'heuristic' | 'exact';
   /** The planning options it was made with (files relative to the plan directory): what hxc replan makes it again with. */
-  options?: { flags: Record<string, string | number | boolean>; dims: Record<string, number> };
+  options?: { flags: Record<string, string | number | boolean>; dims: Record<string, number>; pool?: string[] };
   pipeline: string;
   /** Every source node name → device id. */
   assignment: Record<string, string>;
@@ -367,8 +367,10 @@ export interface PlanServe {
   colocated_goodput_per_s: number | null;
   /** The highest arrival rate at which 90% of requests still meet both SLOs (DistServe's measure). */
   capacity_per_s: number;
+  /** The 90th percentiles of time to first token and time per output token: over a rate sweep, the worst rate's. */
   ttft_p90_s: number;
   tpot_p90_s: number;
+  /** Mean over the rates. */
   slo_attainment: number;
   rates: ServeFiguresV1[];
   model: ServeModelV1;

@@ -11,14 +11,15 @@
 // accelerators, N/2 against N/2 (and N/4 against 3N/4 either way when N ≥ 8). A pool also holds
 // as many replicas of its phase's placement as copies of the devices that placement uses fit in it.
 
-import { HxcError, reportTo } from '../diag/diagnostics.js';
+import { Diagnostics, HxcError, reportTo } from '../diag/diagnostics.js';
 import type { PlanOptions } from '../pass/pass.js';
 import { readOption } from '../pass/options.js';
 import { runPipeline } from '../cli/run-passes.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass } from '../../passes/partition.js';
 import { statePass, tensorBytes, tensorWriter } from '../../passes/state.js';
-import { BATCH, CONTEXT, PHASE, PROMPT } from '../../passes/bind.js';
+import { BATCH, CONTEXT, llmRoles, PHASE, PROMPT } from '../../passes/bind.js';
+import { loadModel } from '../import/load.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
 import { deviceClassKey } from '../topology/device.js';
 import { cutTopology } from '../topology/cut.js';
@@ -155,6 +156,8 @@ async function evalPhase(
   prompt: number,
   context: number,
   batch: number,
+  /** A pool of part of the rack: a pin (--assign) it cannot honour rules the pool out, not the plan. */
+  partOfRack = false,
 ): Promise<PhaseEval | null> {
   const flags = { ...base.flags, [PHASE.name]: phase, [PROMPT.name]: prompt, [CONTEXT.name]: context, [BATCH.name]: batch };
   delete flags[WORKLOAD.name];
@@ -163,9 +166,10 @@ async function evalPhase(
   try {
     run = await runPipeline({ ...base, flags, pool, default_phase: false }, PLANNING);
   } catch (err) {
-    if (err instanceof HxcError && err.code === 'HXC3001') return null; // does not fit on this pool
+    if (err instanceof HxcError && (err.code === 'HXC3001' || (partOfRack && err.code === 'HXC2503'))) return null; // does not fit on this pool
     throw err;
   }
+
   const part = run.ctx.get(partitionPass);
   const state = run.ctx.get(statePass);
   const ids = part.problem.device_ids;
@@ -270,12 +274,12 @@ export function handoffPairs(
 }
 
 /** Decode on a pool: at batch 1, then at the largest batch its KV capacity allows (halved until it fits). */
-async function evalDecode(base: PlanOptions, pool: string[], prompt: number, context: number): Promise<[PhaseEval, PhaseEval] | null> {
-  const one = await evalPhase(base, pool, 'decode', prompt, context, 1);
+async function evalDecode(base: PlanOptions, pool: string[], prompt: number, context: number, partOfRack = false): Promise<[PhaseEval, PhaseEval] | null> {
+  const one = await evalPhase(base, pool, 'decode', prompt, context, 1, partOfRack);
   if (!one) return null;
   let b = Math.max(1, Math.min(MAX_DECODE_BATCH, one.kv_sequences));
   while (b > 1) {
-    const many = await evalPhase(base, pool, 'decode', prompt, context, b);
+    const many = await evalPhase(base, pool, 'decode', prompt, context, b, partOfRack);
     if (many) return [one, many];
     b = Math.floor(b / 2);
   }
@@ -318,6 +322,25 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
   const routes = new RouteTable(topo);
   const { prompt, context } = plannedLengths(workload);
   const all = topo.devices.map((d) => d.id);
+  // Serving is prefill then decode steps over a KV cache: a model with no sequence and cache-length
+  // dims has neither phase (said before planning, its import's warnings given by the plans after).
+  const roles = llmRoles(loadModel(options.model_path, new Diagnostics()));
+  if (!roles.seq || !roles.past)
+    throw new HxcError('HXC2002', '--phase serve plans an LLM with a KV cache: the model has no sequence or past-length dim', {
+      where: options.model_path,
+      hint: 'plan it with hxc plan (no --phase), or give a KV-cache LLM',
+    });
+  // Pools are asked for where the rack has no split into two: said before anything is planned (a
+  // usage error, not a budget one).
+  if (mode === 'on' && poolCandidates(topo).length === 0)
+    throw new HxcError(
+      'HXC2002',
+      '--disaggregate on: the rack has no split into a prefill and a decode pool (two hosts, two accelerator classes, or two of one class)',
+      {
+        where: options.topology_path ?? 'the built-in rack',
+        hint: 'use --disaggregate auto or off, or a rack with more accelerators',
+      },
+    );
   const judge = (c: Omit<ServeCandidate, 'results' | 'goodput_per_s' | 'capacity_per_s'>): ServeCandidate => judgeCandidate(c, workload);
   const candidates: ServeCandidate[] = [];
   // Colocated: both phases on the whole rack, replicas of the devices both use.
@@ -341,9 +364,9 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
   }
   if (mode !== 'off') {
     for (const p of poolCandidates(topo)) {
-      const pe = await evalPhase(options, p.prefill, 'prefill', prompt, context, 1);
+      const pe = await evalPhase(options, p.prefill, 'prefill', prompt, context, 1, true);
       if (!pe) continue;
-      const de = await evalDecode(options, p.decode, prompt, context);
+      const de = await evalDecode(options, p.decode, prompt, context, true);
       if (!de) continue;
       const { pairs, lanes } = handoffPairs(pe, de[1], topo, routes, prompt);
       // The slowest lane at the planned prompt stands for the handoff where one figure is shown.

@@ -237,6 +237,28 @@ export function recoverStale(target: string): void {
  * nothing is touched. `link` entries are hard links to an existing file (weights are never
  * copied); where the file system refuses a hard link (another device), the file is copied.
  */
+/**
+ * Refuses an output folder that is, or holds, a file or folder the command reads: replacing the
+ * folder would lose that input (the running plan a replan reads, the telemetry a plan is
+ * calibrated with). hxc wrote them, so the folder alone would not stop it.
+ */
+export function refuseHoldingInputs(dir: string, inputs: readonly (string | null | undefined)[]): void {
+  const target = path.resolve(dir);
+  for (const input of inputs) {
+    if (!input) continue;
+    const at = path.resolve(input);
+    if (at !== target && !at.startsWith(target + path.sep)) continue;
+    throw new HxcError(
+      'HXC2004',
+      `holds ${path.relative(process.cwd(), at) || at}, which this command reads; hxc does not replace a folder holding its inputs`,
+      {
+        where: dir,
+        hint: 'choose another folder for the output',
+      },
+    );
+  }
+}
+
 export function writeOutputDir(dir: string, files: OutputEntry[], kind: string): void {
   const target = path.resolve(dir);
   const parent = path.dirname(target);
