@@ -37,7 +37,7 @@ test('a bad option value is refused by its declaration: on the command line (one
   for (const [flag, value, says] of [
     ['--batch', '0', 'a positive integer'],
     ['--expert-slots', '-1', 'a non-negative integer'],
-    ['--time-limit', '0', 'seconds from 0 to 86400'],
+    ['--time-limit', '0', 'a time above 0 s and at most 86400 s'],
     ['--max-stages', 'x', 'a positive integer'],
   ] as const) {
     const r = hxc(['plan', model, '--out', path.join('/nonexistent', 'never'), flag, value]);

@@ -71,7 +71,7 @@ export function parseOption<T extends OptionValue>(spec: OptionSpec<T>, raw: Opt
     }
     case 'seconds': {
       // A number of seconds, or a time in the rack's units (500ms, 5s).
-      const t = typeof raw === 'number' ? raw : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : parseSeconds(String(raw), flag);
+      const t = typeof raw === 'number' ? raw : raw !== '' && !Number.isNaN(Number(raw)) ? Number(raw) : parseSeconds(String(raw), flag);
       if (!(t > 0 && t <= spec.max)) throw bad(flag, `a time above 0 s and at most ${spec.max} s`, raw, `e.g. ${flag} ${spec.example} or ${flag} 500ms`);
       return t as T;
     }
