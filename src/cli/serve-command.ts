@@ -13,7 +13,7 @@ import { OUT } from '../../passes/lower.js';
 import { planServe, reportingOnce, type ServeCandidate, type ServePlanning } from '../serve/plan.js';
 import { DISAGGREGATE, WORKLOAD } from '../serve/options.js';
 import { handoffTimes, simulateServe, type ServeResult } from '../serve/sim.js';
-import { meanLength, plannedLengths, readWorkload, type Workload } from '../serve/workload.js';
+import { meanLength, readWorkload, refuseTooLong, type Workload } from '../serve/workload.js';
 import { runPipeline } from './run-passes.js';
 import { formatBytes, jsonText, table } from './output.js';
 import { formatSeconds } from '../util/format.js';
@@ -224,13 +224,7 @@ export function simulateServeCommand(plan: PlanV1, workloadFile: string, json: b
     });
   const w: Workload = readWorkload(workloadFile);
   // Sized as hxc plan --phase serve plans it, one position per token: a model without the positions cannot serve it.
-  const { context } = plannedLengths(w);
-  if (plan.max_positions !== null && context + 1 > plan.max_positions)
-    throw new HxcError(
-      'HXC2002',
-      `the workload's prompts and outputs: ${context} tokens reach position ${context + 1}, beyond the ${plan.max_positions} positions the model addresses`,
-      { where: workloadFile, hint: "shorten the workload's prompt or output lengths to what the model addresses" },
-    );
+  refuseTooLong(w, plan.max_positions, workloadFile);
   const results = w.rates_per_s.map((r) => simulateServe(plan.serve!.model, w, r));
   const goodput = mean(results.map((r) => r.goodput_per_s));
   const out = {

@@ -18,12 +18,12 @@ import { runPipeline } from '../cli/run-passes.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass } from '../../passes/partition.js';
 import { statePass, tensorBytes, tensorWriter } from '../../passes/state.js';
-import { BATCH, CONTEXT, llmRoles, PHASE, PROMPT } from '../../passes/bind.js';
+import { BATCH, CONTEXT, llmRoles, PHASE, positionLimit, PROMPT } from '../../passes/bind.js';
 import { loadModel } from '../import/load.js';
 import { defaultTopology, loadTopology, RouteTable, type Topology } from '../topology/index.js';
 import { deviceClassKey } from '../topology/device.js';
 import { cutTopology } from '../topology/cut.js';
-import { plannedLengths, readWorkload, type Workload } from './workload.js';
+import { plannedLengths, readWorkload, refuseTooLong, type Workload } from './workload.js';
 import { capacity, laneSeconds, simulateServe, type HandoffLane, type ServeModel, type ServeResult } from './sim.js';
 import { DISAGGREGATE, WORKLOAD } from './options.js';
 
@@ -324,12 +324,14 @@ export async function planServe(options: PlanOptions): Promise<ServePlanning> {
   const all = topo.devices.map((d) => d.id);
   // Serving is prefill then decode steps over a KV cache: a model with no sequence and cache-length
   // dims has neither phase (said before planning, its import's warnings given by the plans after).
-  const roles = llmRoles(loadModel(options.model_path, new Diagnostics()));
+  const model = loadModel(options.model_path, new Diagnostics());
+  const roles = llmRoles(model);
   if (!roles.seq || !roles.past)
     throw new HxcError('HXC2002', '--phase serve plans an LLM with a KV cache: the model has no sequence or past-length dim', {
       where: options.model_path,
       hint: 'plan it with hxc plan (no --phase), or give a KV-cache LLM',
     });
+  refuseTooLong(workload, positionLimit(model), file);
   // Pools are asked for where the rack has no split into two: said before anything is planned (a
   // usage error, not a budget one).
   if (mode === 'on' && poolCandidates(topo).length === 0)

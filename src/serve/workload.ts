@@ -160,3 +160,21 @@ export function drawRequests(w: Workload, rate: number): Request[] {
   }
   return out;
 }
+
+/**
+ * A workload's planned request reaches position prompt + output + 1 (its last token decoded): one
+ * beyond the positions the model addresses is refused, said of the workload file — by hxc plan
+ * --phase serve before it plans, and by hxc simulate --workload, in the same words.
+ */
+export function refuseTooLong(w: Pick<Workload, 'prompt_tokens' | 'output_tokens'>, positions: number | null, file: string): void {
+  const { context } = plannedLengths(w);
+  if (positions === null || !Number.isFinite(positions) || context + 1 <= positions) return;
+  throw new HxcError(
+    'HXC2002',
+    `the workload's prompts and outputs: ${context} tokens reach position ${context + 1}, beyond the ${positions} positions the model addresses`,
+    {
+      where: file,
+      hint: "shorten the workload's prompt or output lengths to what the model addresses",
+    },
+  );
+}
