@@ -118,24 +118,8 @@ function bestDisaggregated(s: ServePlanning): ServeCandidate | null {
 export async function writeServePlan(
   options: PlanOptions,
 ): Promise<{ planning: ServePlanning; section: PlanServe; out: string; decodeDir: string; plan: PlanV1 }> {
-  let planning: ServePlanning;
-  try {
-    planning = await reportingOnce(() => planServe(options));
-  } catch (err) {
-    // Lengths the workload asked for, not flags the user gave: said of the workload file.
-    const workload = options.flags[WORKLOAD.name];
-    if (
-      err instanceof HxcError &&
-      (err.where === '--prompt' || err.where === '--context') &&
-      options.flags[err.where.slice(2)] === undefined &&
-      typeof workload === 'string'
-    )
-      throw new HxcError(err.code, `the workload's ${err.where === '--prompt' ? 'prompts' : 'prompts and outputs'}: ${err.message}`, {
-        where: workload,
-        hint: "shorten the workload's prompt or output lengths to what the model addresses",
-      });
-    throw err;
-  }
+  // (A workload too long for the model is refused by planServe before it plans, said of the workload file.)
+  const planning = await reportingOnce(() => planServe(options));
   const out = (options.flags[OUT.name] as string | undefined) ?? 'hxc-plan';
   const section = serveSection(planning, out);
   const c = planning.chosen;
