@@ -62,9 +62,21 @@ test('hxc-workload/v1: rates, length distributions and SLOs parse; a bad field i
     ['format: hxc-workload/v1\nrate_per_s: 1\nprompt_tokens: {fixed: 1}\noutput_tokens: {fixed: 1}\nslo: {ttft_p90: 1s}\n', /tpot_p90/],
     [
       'format: hxc-workload/v1\nrate_per_s: 1\nprompt_tokens: {fixed: 1}\noutput_tokens: {fixed: 1}\nslo: {ttft_p90: 1s, tpot_p90: 1s}\nrate: 3\n',
-      /unknown field "rate"/,
+      /bad\.yaml:6.*give rate or rate_per_s, not both/,
     ],
+    [
+      'format: hxc-workload/v1\nrate: 1\nprompt: {fixed: 1}\nprompt_tokens: {fixed: 1}\noutput: {fixed: 1}\nslo: {ttft_p90: 1s, tpot_p90: 1s}\n',
+      /bad\.yaml:3.*give prompt or prompt_tokens, not both/,
+    ],
+    ['format: hxc-workload/v1\nrate: [2, 0]\nprompt: {fixed: 1}\noutput: {fixed: 1}\nslo: {ttft_p90: 1s, tpot_p90: 1s}\n', /bad\.yaml:2.*arrival rate/],
+    ['format: hxc-workload/v1\nrate: 1\nprompt: {fixed: 1}\noutput: {fixed: 0}\nslo: {ttft_p90: 1s, tpot_p90: 1s}\n', /bad\.yaml:4.*output: a token count/],
   ];
+  // DESIGN.md §9's spelling (rate, prompt, output) reads as the same workload, and the schema takes it.
+  const design = 'format: hxc-workload/v1\nrate: [1, 2, 4]\nprompt: {uniform: [10, 20]}\noutput: {samples: [3, 5, 8]}\nslo: {ttft_p90: 0.5, tpot_p90: 20ms}\n';
+  assert.deepEqual({ ...parseWorkload(design, 'sweep.yaml') }, { ...sweep });
+  assert.ok(validate(parse(design)), JSON.stringify(validate.errors));
+  assert.deepEqual(parseWorkload(design.replace('[1, 2, 4]', '3'), 'one.yaml').rates_per_s, [3]);
+  assert.ok(!validate(parse(`${design}rate_per_s: 2\n`)), 'one spelling per field');
   for (const [text, where] of bad) {
     assert.throws(
       () => parseWorkload(text, 'bad.yaml'),

@@ -36,6 +36,17 @@ export interface Workload {
   seed: number;
 }
 
+/**
+ * DESIGN.md §9 spells the fields `rate` (a number, or a list: a sweep), `prompt` and `output`;
+ * hxc's own files name their units (`rate_per_s` / `rates_per_s`, `prompt_tokens`,
+ * `output_tokens`). Either spelling is read, one per field.
+ */
+const DESIGN_NAMES: Record<'rate' | 'prompt' | 'output', string[]> = {
+  rate: ['rate_per_s', 'rates_per_s'],
+  prompt: ['prompt_tokens'],
+  output: ['output_tokens'],
+};
+
 export function readWorkload(file: string): Workload {
   let st: fs.Stats;
   try {
@@ -53,24 +64,47 @@ export function parseWorkload(text: string, file: string): Workload {
   const { data, src } = readYaml(text, file);
   const r = new Reader(src, 'see the hxc-workload/v1 schema (src/schema/hxc-workload.v1.schema.json)');
   const top = r.object(data, [], 'the workload');
-  const known = new Set(['format', 'rate_per_s', 'rates_per_s', 'prompt_tokens', 'output_tokens', 'slo', 'requests', 'seed', 'name', 'description']);
+  const known = new Set([
+    'format',
+    'rate_per_s',
+    'rates_per_s',
+    'prompt_tokens',
+    'output_tokens',
+    ...Object.keys(DESIGN_NAMES),
+    'slo',
+    'requests',
+    'seed',
+    'name',
+    'description',
+  ]);
   for (const k of Object.keys(top)) if (!known.has(k)) throw r.invalid([k], `unknown field "${k}"`, `the fields are ${[...known].join(', ')}`);
   if (top.format !== WORKLOAD_FORMAT) throw r.invalid(['format'], `format must be "${WORKLOAD_FORMAT}", found ${JSON.stringify(top.format ?? null)}`);
+  // One spelling of each: DESIGN.md's (rate, prompt, output) or the unit-named one.
+  for (const [design, named] of Object.entries(DESIGN_NAMES)) {
+    const both = named.find((k) => top[k] !== undefined);
+    if (top[design] !== undefined && both) throw r.invalid([design], `give ${design} or ${both}, not both (they are the same field)`);
+  }
   const rate = (v: unknown, path: (string | number)[]): number => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1e6)
       throw r.invalid(path, `an arrival rate must be a number of requests per second in (0, 1e6], found ${JSON.stringify(v)}`);
     return v;
   };
+  const sweep = (key: string): number[] => {
+    const list = r.list(top[key], [key], key);
+    if (list.length === 0 || list.length > 64) throw r.invalid([key], `${key} must hold 1 to 64 rates, found ${list.length}`);
+    return list.map((v, i) => rate(v, [key, i]));
+  };
   let rates: number[];
-  if (top.rates_per_s !== undefined) {
+  if (top.rate !== undefined) {
+    rates = Array.isArray(top.rate) ? sweep('rate') : [rate(top.rate, ['rate'])];
+  } else if (top.rates_per_s !== undefined) {
     if (top.rate_per_s !== undefined) throw r.invalid(['rates_per_s'], 'give rate_per_s or rates_per_s, not both');
-    const list = r.list(top.rates_per_s, ['rates_per_s'], 'rates_per_s');
-    if (list.length === 0 || list.length > 64) throw r.invalid(['rates_per_s'], `rates_per_s must hold 1 to 64 rates, found ${list.length}`);
-    rates = list.map((v, i) => rate(v, ['rates_per_s', i]));
+    rates = sweep('rates_per_s');
   } else {
     rates = [rate(r.required(top, 'rate_per_s', [], 'the workload', 'e.g. rate_per_s: 4'), ['rate_per_s'])];
   }
-  const lengths = (key: 'prompt_tokens' | 'output_tokens'): Lengths => {
+  const lengths = (named: 'prompt_tokens' | 'output_tokens', design: 'prompt' | 'output'): Lengths => {
+    const key = top[design] !== undefined ? design : named;
     const o = r.object(r.required(top, key, [], 'the workload', `e.g. ${key}: {fixed: 512}`), [key], key);
     const kinds = Object.keys(o);
     if (kinds.length !== 1 || !['fixed', 'uniform', 'samples'].includes(kinds[0]!))
@@ -112,8 +146,8 @@ export function parseWorkload(text: string, file: string): Workload {
     format: WORKLOAD_FORMAT,
     file,
     rates_per_s: rates,
-    prompt_tokens: lengths('prompt_tokens'),
-    output_tokens: lengths('output_tokens'),
+    prompt_tokens: lengths('prompt_tokens', 'prompt'),
+    output_tokens: lengths('output_tokens', 'output'),
     slo: { ttft_p90_s: seconds('ttft_p90'), tpot_p90_s: seconds('tpot_p90') },
     requests: count('requests', 400, 1, MAX_REQUESTS),
     seed: count('seed', 1, 0, 2 ** 31 - 1),
