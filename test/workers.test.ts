@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXAMPLES, HXC, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
+import { EXAMPLES, FIXTURES, HXC, REPO, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
 
 interface Started {
   child: ChildProcess;
@@ -16,8 +16,8 @@ interface Started {
   stderr: () => string;
 }
 
-async function startWorker(tokenFile: string): Promise<Started> {
-  const child = spawn(process.execPath, [HXC, 'worker', '--listen', '127.0.0.1:0', '--token-file', tokenFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startWorker(tokenFile: string, extra: string[] = []): Promise<Started> {
+  const child = spawn(process.execPath, [HXC, 'worker', '--listen', '127.0.0.1:0', '--token-file', tokenFile, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
   const address = await new Promise<string>((resolve, reject) => {
@@ -146,6 +146,55 @@ test('three hxc workers on loopback run a MoE plan with --check and decode steps
     assert.match(lines[0]!, new RegExp(`HXC2603.*${workers[1]!.address}.*${byWorker[1]!.devices[0]} was at step \\d+`));
   } finally {
     for (const w of [...workers, stranger]) w.child.kill('SIGKILL');
+  }
+});
+
+test('TLS: two hxc workers with a certificate run a plan with --check, tensors going worker to worker over TLS, and no warning printed; another CA, or no TLS, is one HXC2603 line', async () => {
+  // fixtures/tls: a self-signed certificate for 127.0.0.1 and localhost (valid to 2126) and another
+  // CA, made with `openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -addext subjectAltName=…`.
+  const tls = path.join(FIXTURES, 'tls');
+  const dir = tmpDir();
+  const token = path.join(dir, 'token.txt');
+  fs.writeFileSync(token, 'a-shared-secret-0123456789\n');
+  const out = path.join(dir, 'plan');
+  const planned = hxc([
+    'plan',
+    path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'),
+    '--topology',
+    path.join(EXAMPLES, 'rack-tiny.yaml'),
+    '--prompt',
+    '8',
+    '--out',
+    out,
+  ]);
+  assert.equal(planned.code, 0, planned.stderr);
+  const p = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as { devices: { id: string; steps: unknown[] }[]; transfers: unknown[] };
+  const devices = p.devices.filter((d) => d.steps.length > 0).map((d) => d.id);
+  assert.ok(devices.length >= 2 && p.transfers.length > 0, `devices with steps: ${devices}`);
+  const certified = ['--tls-cert', path.join(tls, 'cert.pem'), '--tls-key', path.join(tls, 'key.pem')];
+  const workers = await Promise.all([startWorker(token, certified), startWorker(token, certified)]);
+  try {
+    const yaml = (ca: string | null): string =>
+      `format: hxc-workers/v1\ntoken_file: token.txt\n${ca ? `tls: {ca: ${JSON.stringify(ca)}}\n` : ''}workers:\n` +
+      workers.map((w, i) => `  - {address: "${w.address}", devices: [${devices.filter((_, k) => k % 2 === i).join(', ')}]}`).join('\n') +
+      '\n';
+    const write = (name: string, text: string): string => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const r = hxc(['run', out, '--workers', write('tls.yaml', yaml(path.join(tls, 'cert.pem'))), '--check', '--decode-steps', '2']);
+    assert.equal(r.code, 0, r.stderr + workers.map((w) => w.stderr()).join('\n'));
+    assert.match(r.stdout, /check passed/);
+    // Dialled by IP address: Node's DEP0123 (no server name for an IP) is not passed on, and nothing else is said.
+    assert.equal(r.stderr, '');
+    for (const w of workers) assert.doesNotMatch(w.stderr(), /DEP0123|Warning/);
+    const otherCa = hxc(['run', out, '--workers', write('other.yaml', yaml(path.join(tls, 'other-ca.pem'))), '--check']);
+    assert.equal(isOneLineError(otherCa, 'HXC2603'), null);
+    assert.match(otherCa.stderr, /certificate/);
+    const plain = hxc(['run', out, '--workers', write('plain.yaml', yaml(null)), '--check']);
+    assert.equal(isOneLineError(plain, 'HXC2603'), null);
+  } finally {
+    for (const w of workers) w.child.kill('SIGKILL');
   }
 });
 

@@ -9,6 +9,25 @@ let credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure();
 /** TLS for every later call: trust `ca` (PEM); null for plain connections (loopback, a private network). */
 export function useTls(ca: Buffer | null): void {
   credentials = ca ? grpc.credentials.createSsl(ca) : grpc.credentials.createInsecure();
+  if (ca) quietIpServername();
+}
+
+/**
+ * grpc-js names the server it dials (TLS SNI) by the address's host, an IP address too, and Node
+ * then warns once per process (DEP0123: RFC 6066 gives no server name to an IP address). The
+ * handshake and the certificate's check against the address are the same either way; workers are
+ * mostly dialled by address, so the warning would come with every TLS run: it alone is not printed.
+ */
+let quieted = false;
+function quietIpServername(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
 
 const clients = new Map<string, grpc.Client>();

@@ -68,7 +68,7 @@ export class RemoteDevices {
           err.code === grpc.status.UNAUTHENTICATED
             ? 'refused the token (check token_file)'
             : err.code === grpc.status.UNAVAILABLE
-              ? `cannot be reached or went away (${err.details})`
+              ? `cannot be reached or went away (${unreachableWhy(err.details)})`
               : err.details || err.message;
         this.onFail(`${who}: ${why}`, w.devices);
       });
@@ -138,4 +138,20 @@ export class RemoteDevices {
     }
     closeClients();
   }
+}
+
+/**
+ * grpc-js's words for a channel that could not connect ("No connection established. Last error:
+ * Error: self-signed certificate. Resolution note: ") as one plain reason: its last error without
+ * the "Error: " prefix, a timestamp or an empty note; a TLS failure says which file to look at.
+ */
+export function unreachableWhy(details: string): string {
+  const m = /Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note:\s*(.*))?$/s.exec(details);
+  let why = (m ? m[1]! : details).replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '').trim();
+  const note = m?.[2]?.trim();
+  if (note) why += `; ${note}`;
+  if (why === '') return details;
+  return /certificate|\bSSL\b|\bTLS\b|handshake|altname/i.test(why)
+    ? `TLS: ${why}; the workers file's tls.ca must be the CA that signed the worker's --tls-cert, for the address dialled`
+    : why;
 }
