@@ -40,6 +40,7 @@ import { profilePass } from './profile.js';
 import { stagePass } from './stage.js';
 import { statePass } from './state.js';
 import { HUGE_GRAPH_NODES, tpPass } from './tp.js';
+import { replicatePass } from './replicate.js';
 import { verifyPass } from './verify.js';
 import { expertUnits, moeHint } from './partition-experts.js';
 import type { PartitionDecision, PartitionResult, ThroughputBound } from '../src/partition/result.js';
@@ -174,6 +175,11 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   // parts run on at least two devices (a split kept on one device is pure overhead).
   const tp = ctx.has(tpPass) ? ctx.get(tpPass) : null;
   const tpSplits = (tp?.splits ?? []).map((sp) => sp.parts.map((name) => built.unit_of[index.nodeByName.get(name)!]!));
+  // Expert copies as unit lists (the unit of each copy's first node): a plan with copies is
+  // eligible only if no two copies of an expert share a device (src/transform/replicate.ts).
+  const copyGroups = (ctx.has(replicatePass) ? ctx.get(replicatePass).replicated : [])
+    .map((r) => [...new Set(r.replicas.map((names) => built.unit_of[index.nodeByName.get(names[0]!)!]!))])
+    .filter((units) => units.length >= 2);
   const measureKv = kvMeter(p, state.context, state.batch);
   const asked = ctx.option(MIN_SEQUENCES) ?? null;
   /** The result for the placement decided (searched for below, or replayed): judged, bounded, explained. */
@@ -277,6 +283,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
           topology.devices,
           moveBar(
             tpSplits,
+            copyGroups,
             measureKv,
             asked,
             placement.device,
@@ -312,6 +319,7 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
     groups,
     pinnedTo,
     tpSplits,
+    copyGroups,
     measureKv,
     hasState: state.objects.length > 0,
     migration,
@@ -611,6 +619,8 @@ async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, r
   const { running, fresh } = migration ? pool.replan() : { running: null, fresh: null };
   // ---- Tensor parallelism: the best plan that kept a split on one device, with its splits spread ----
   if (tp && tpGroupIdx.length >= 2 && ctx.model.graph.nodes.length <= HUGE_GRAPH_NODES) pool.spreadKept(tpGroupIdx, tp.group.join(', '));
+  // ---- Expert replicas: the best plan that kept two copies on one device, with its copies apart ----
+  pool.setApart();
   const best = pool.pick();
   // A variant weighed and let go leaves its polish to a second planning, made only when it could
   // ship (src/cli/run-passes.ts): on a huge graph the polish is ~1 s of simulations and wins back

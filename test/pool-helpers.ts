@@ -6,7 +6,11 @@ import { CandidatePool, type PoolInput } from '../src/partition/pool.js';
 import type { PlacementProblem } from '../src/partition/problem.js';
 import { MakespanAssessor } from '../src/partition/refine.js';
 
-export function plainPool(p: PlacementProblem, judge: Judge, given: Pick<PoolInput, 'tpSplits' | 'contention' | 'everyThroughput'>): CandidatePool {
+export function plainPool(
+  p: PlacementProblem,
+  judge: Judge,
+  given: Pick<PoolInput, 'tpSplits' | 'contention' | 'everyThroughput'> & Partial<Pick<PoolInput, 'copyGroups'>>,
+): CandidatePool {
   return new CandidatePool({
     p,
     judge,
@@ -20,6 +24,7 @@ export function plainPool(p: PlacementProblem, judge: Judge, given: Pick<PoolInp
     hasState: false,
     migration: null,
     asked: null,
+    copyGroups: [],
     ...given,
   });
 }

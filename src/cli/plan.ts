@@ -209,10 +209,12 @@ export async function planWith(
   const b = e.baselines;
   const asked = e.kv?.asked ?? null;
   // A baseline that does not count for the objective says why (src/partition/pool.ts eligible): a faster one there is no plan to ship.
-  const figure = (j: { latency_s: number; throughput_per_s: number | null; kv_sequences?: number; fits?: boolean; tp_spread?: boolean } | null): string =>
+  const figure = (
+    j: { latency_s: number; throughput_per_s: number | null; kv_sequences?: number; fits?: boolean; tp_spread?: boolean; copies_apart?: boolean } | null,
+  ): string =>
     j === null
       ? '-'
-      : `${plan.objective === 'latency' ? sec(j.latency_s) : j.throughput_per_s === null ? '-' : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${j.tp_spread === false ? ' (keeps a tensor-parallel split on one device)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
+      : `${plan.objective === 'latency' ? sec(j.latency_s) : j.throughput_per_s === null ? '-' : thr(j.throughput_per_s)}${j.fits === false ? ' (does not fit in memory)' : ''}${j.tp_spread === false ? ' (keeps a tensor-parallel split on one device)' : ''}${j.copies_apart === false ? ' (two copies of an expert on one device)' : ''}${asked !== null && (j.kv_sequences ?? Infinity) < asked ? ` (holds ${j.kv_sequences} sequences)` : ''}`;
   const named = [
     b.heft ? `HEFT ${figure(b.heft)}` : 'HEFT left a unit no device with room',
     b.single_device
@@ -262,7 +264,25 @@ export async function planWith(
       text += `attention by heads: ${byHeads} layer(s) in ${tp.k} head shards, ${tp.io?.length ? "each shard's KV cache a graph input and output of its own, kept on its device between steps" : 'the KV cache joined once at the end of the step'}\n`;
   }
   const reps = plan.expert_replicas;
-  if (reps.length > 0) text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
+  if (reps.length > 0) {
+    text += `expert replicas (tokens split at run time by load): ${reps.map((r) => `${r.key} on ${r.devices.join('+')}`).join('; ')}\n`;
+    // Copies count only on devices of their own (src/partition/pool.ts copiesApart): what that costs
+    // against the best plan that fits with two on one device, when it costs.
+    const shippedCandidate = e.candidates.find((c) => c.name === plan.estimate.chosen);
+    const value = (c: { latency_s: number; throughput_per_s: number | null }): number =>
+      plan.objective === 'latency' ? c.latency_s : 1 / Math.max(c.throughput_per_s ?? 0, 1e-300);
+    const together = e.candidates
+      .filter((c) => c.copies_apart === false && c.fits)
+      .reduce<(typeof e.candidates)[number] | null>((a, c) => (!a || value(c) < value(a) ? c : a), null);
+    // Shipped with copies together only when no plan that fits has them apart (src/partition/pool.ts pick).
+    const shared = reps.filter((r) => new Set(r.devices).size < r.devices.length).length;
+    if (shared > 0)
+      text += `  ${shared} of ${reps.length} replicated expert(s) with two copies on one device: no plan found both keeps every copy on a device of its own and fits (the best that fits ships)\n`;
+    else if (together && value(together) < value(shippedCandidate ?? e)) {
+      const cost = value(shippedCandidate ?? e) / value(together) - 1;
+      text += `  copies on devices of their own cost ${(cost * 100).toFixed(1)}% against the best plan with two on one device (${figure({ ...together, copies_apart: undefined })}): replication does not pay here\n`;
+    }
+  }
   const fallbacks = plan.explain.filter((x) => x.reason.startsWith('fallback'));
   if (fallbacks.length) text += fallbackLine(fallbacks);
   if (run.ctx.has(moePass)) text += moeSummary(run.ctx.get(moePass), plan.experts);

@@ -83,18 +83,38 @@ const MOVE_SCAN_WORK = 2 * SEARCH_WORK;
  * split is kept once the plan has it, and --min-sequences once the plan holds it (or as many
  * sequences as it holds, when fewer).
  */
-export function moveBar(tpSplits: readonly number[][], measureKv: KvMeasure, asked: number | null, from: Int32Array, fromPeak: ArrayLike<number>): MoveBar {
+export function moveBar(
+  tpSplits: readonly number[][],
+  copyGroups: readonly number[][],
+  measureKv: KvMeasure,
+  asked: number | null,
+  from: Int32Array,
+  fromPeak: ArrayLike<number>,
+): MoveBar {
   const spread = (device: Int32Array): boolean => tpSplits.every((parts) => parts.some((u) => device[u] !== device[parts[0]!]));
   const keepSpread = tpSplits.length > 0 && spread(from);
+  const keepApart = copyGroups.length > 0 && copiesApart(copyGroups, from);
   const floor = asked === null ? null : Math.min(asked, measureKv(from, fromPeak).sequences);
   return (device, peak) => {
     if (keepSpread && !spread(device)) return 'it would keep a tensor-parallel split on one device';
+    if (keepApart && !copiesApart(copyGroups, device)) return 'it would put two copies of a replicated expert on one device';
     if (floor !== null) {
       const held = measureKv(device, peak).sequences;
       if (held < floor) return `the KV cache would hold ${held} sequences, fewer than the ${asked} asked (--min-sequences)`;
     }
     return null;
   };
+}
+
+/**
+ * No two copies of a replicated expert on one device: copies exist to run side by side, each
+ * taking the rows its device's queue can (src/transform/replicate.ts); two on one device only
+ * double its weights.
+ */
+export function copiesApart(copyGroups: readonly number[][], device: Int32Array): boolean {
+  for (const copies of copyGroups)
+    for (let a = 1; a < copies.length; a++) for (let b = 0; b < a; b++) if (device[copies[a]!] === device[copies[b]!]) return false;
+  return true;
 }
 
 /** A placement's KV capacity (src/partition/kv.ts kvMeter). */
@@ -114,6 +134,8 @@ export interface PoolInput {
   pinnedTo: Int32Array;
   /** Tensor-parallel splits as unit lists (a plan with splits counts only when each is spread). */
   tpSplits: number[][];
+  /** Per replicated expert, its copies' units (a plan with copies counts only when no two share a device). */
+  copyGroups: number[][];
   /** KV capacity of a placement: with the schedule's peak activations per device, else each device's largest unit working set. */
   measureKv: KvMeasure;
   hasState: boolean;
@@ -168,6 +190,11 @@ export class CandidatePool {
     return this.c.tpSplits.every((parts) => parts.some((u) => device[u] !== device[parts[0]!]));
   }
 
+  /** No two copies of a replicated expert on one device. */
+  apart(device: Int32Array): boolean {
+    return copiesApart(this.c.copyGroups, device);
+  }
+
   private usedDevices(device: Int32Array): string[] {
     return [...new Set(device)].sort((a, b) => a - b).map((d) => this.c.p.device_ids[d]!);
   }
@@ -178,7 +205,7 @@ export class CandidatePool {
    * `orders`, its throughput is judged in those step orders (the objective's by default).
    */
   consider(name: string, label: string, given: Int32Array | null, priority?: Float64Array, placed?: Placement, orders?: readonly boolean[]): Candidate | null {
-    const { p, pinnedTo, assessor, judge, migration, measureKv, hasState, tpSplits } = this.c;
+    const { p, pinnedTo, assessor, judge, migration, measureKv, hasState, tpSplits, copyGroups } = this.c;
     const n = p.unit_names.length;
     const judged = this.judged;
     const topoPriority = this.topoPriority;
@@ -218,6 +245,7 @@ export class CandidatePool {
           }
         : {}),
       ...(tpSplits.length > 0 ? { tp_spread: this.spread(device) } : {}),
+      ...(copyGroups.length > 0 ? { copies_apart: this.apart(device) } : {}),
       ...(migration && mc ? { migration: { ...mc, within_limits: migration.within(mc) } } : {}),
       placement,
       value: this.valueFor(v) + this.migrationShare(mc),
@@ -356,10 +384,51 @@ export class CandidatePool {
     this.repair(spread, `${free.name}+spread+repair`, `${free.label}, kept splits spread, memory repaired`);
   }
 
-  /** Counts for the objective: fits, splits spread, within the replan limits, holds --min-sequences. */
+  /**
+   * Copies of a replicated expert moved apart, when the best plan that fits keeps two on one device
+   * and no plan with them apart beats it: each copy after the first on a device goes to the device
+   * that runs it fastest among those holding none of its copies (memory relieved), and that is judged.
+   */
+  setApart(): void {
+    const { p, copyGroups } = this.c;
+    if (copyGroups.length === 0) return;
+    const free = this.judged.filter((c) => c.fits).reduce<Candidate | null>((a, c) => (!a || c.value < a.value * (1 - 1e-12) ? c : a), null);
+    const eligible = this.pick();
+    if (free?.copies_apart !== false || (this.eligible(eligible) && !(free.value < eligible.value * (1 - 1e-12)))) return;
+    const device = Int32Array.from(free.placement.device);
+    const nd = p.device_ids.length;
+    for (const copies of copyGroups) {
+      const taken = new Set<number>();
+      for (const u of copies) {
+        if (!taken.has(device[u]!)) {
+          taken.add(device[u]!);
+          continue;
+        }
+        let to = -1;
+        for (let e = 0; e < nd; e++) {
+          if (taken.has(e) || !Number.isFinite(unitTime(p, u, e))) continue;
+          if (to < 0 || unitTime(p, u, e) < unitTime(p, u, to)) to = e;
+        }
+        if (to < 0) continue;
+        device[u] = to;
+        taken.add(to);
+      }
+    }
+    relieve(p, device, new Set(copyGroups.flat()));
+    const apart = this.consider(`${free.name}+apart`, `${free.label}, expert copies on devices of their own`, device);
+    this.repair(apart, `${free.name}+apart+repair`, `${free.label}, expert copies on devices of their own, memory repaired`);
+  }
+
+  /** Counts for the objective: fits, splits spread, copies apart, within the replan limits, holds --min-sequences. */
   eligible(c: Candidate): boolean {
     const asked = this.c.asked;
-    return c.fits && c.tp_spread !== false && c.migration?.within_limits !== false && (asked === null || (c.kv_sequences ?? Infinity) >= asked);
+    return (
+      c.fits &&
+      c.tp_spread !== false &&
+      c.copies_apart !== false &&
+      c.migration?.within_limits !== false &&
+      (asked === null || (c.kv_sequences ?? Infinity) >= asked)
+    );
   }
 
   /**
@@ -384,7 +453,7 @@ export class CandidatePool {
    * move there is also a migration, which the polish counts).
    */
   takeBetterMoves(start: Candidate, name: string, label: string): Candidate {
-    const { p, judge, assessor, objective, pinnedTo, measureKv, asked, tpSplits } = this.c;
+    const { p, judge, assessor, objective, pinnedTo, measureKv, asked, tpSplits, copyGroups } = this.c;
     const orders = shippedOrders(objective);
     // A move is judged on the objective's figure alone (a latency plan's moves need no run of R
     // requests; the plan they make is judged whole once, as a candidate) and its schedule's memory.
@@ -396,7 +465,7 @@ export class CandidatePool {
     let placement = start.placement;
     let verdict = judgeMove(placement);
     const peaks = (v: Pick<Verdict, 'memory'>): number[] => v.memory.map((m) => m.peak_activation_bytes);
-    const bar = moveBar(tpSplits, measureKv, asked, start.placement.device, peaks(verdict));
+    const bar = moveBar(tpSplits, copyGroups, measureKv, asked, start.placement.device, peaks(verdict));
     let value = this.valueFor(verdict);
     const simCap = polishSimulations(judge.stepCount(placement.device), objective === 'latency' ? 1 : 2 * this.R + 1);
     let sims = 0;
@@ -478,7 +547,7 @@ export class CandidatePool {
         groups,
         budget: goal === 'latency' && !contention && !counted ? 0 : Math.min((groups.length + n) * nd, Math.ceil(SEARCH_WORK / n)),
         assess: (device, priority, toBeat) => {
-          if (sims >= simCap || !this.spread(device)) return null;
+          if (sims >= simCap || !this.spread(device) || !this.apart(device)) return null;
           const mc = counted ? migration.cost(device) : undefined;
           if (mc && !migration!.within(mc)) return null;
           const share = this.migrationShare(mc);
@@ -545,7 +614,7 @@ export class CandidatePool {
     let fresh: Candidate | null = null;
     // The best plan from scratch (the objective alone), before any candidate that counts moves.
     fresh = judged
-      .filter((c) => c.fits && c.tp_spread !== false)
+      .filter((c) => c.fits && c.tp_spread !== false && c.copies_apart !== false)
       .reduce<Candidate | null>((a, c) => (!a || c.raw_value < a.raw_value * (1 - 1e-12) ? c : a), null);
     const start = placeOrphans(p, migration.previous, fresh?.placement.device ?? null, pinnedTo);
     running = this.consider(
@@ -557,7 +626,7 @@ export class CandidatePool {
     // Contention-free search with the migration's share, from the running plan and from the fresh one.
     const assessMoves = (device: Int32Array, priority: Float64Array): Assessed | null => {
       const mc = migration.cost(device);
-      if (!migration.within(mc) || !this.spread(device)) return null;
+      if (!migration.within(mc) || !this.spread(device) || !this.apart(device)) return null;
       const pl = assessor.run(device, priority);
       return { value: (objective === 'latency' ? pl.makespan_s : pl.makespan_s + (R - 1) * this.maxLoad(device)) + this.migrationShare(mc), placement: pl };
     };

@@ -38,6 +38,8 @@ export interface JudgedPlan {
   kv_sequences?: number;
   /** With tensor-parallel splits: whether every split's parts run on different devices (else it is not eligible). */
   tp_spread?: boolean;
+  /** With expert replicas: whether no two copies of an expert share a device (else it is not eligible). */
+  copies_apart?: boolean;
   /** When replanning: what going from the running plan to this one moves, and whether it keeps to the limits. */
   migration?: { moves: number; forced: number; bytes: number; optional_bytes: number; seconds: number; within_limits: boolean };
 }

@@ -317,9 +317,19 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     let dims: Record<string, number> = { ...plan.dims, ...opts.dims };
     let given: Record<string, ort.Tensor> | null = null;
     if (opts.inputs_file) {
-      const r = readInputs(opts.inputs_file, modelIn);
-      given = r.tensors;
+      // The model's own inputs from the file; an expert copy's share of the rows (hxc.share.*) is the
+      // plan's, filled here as on the generated path.
+      const own = modelIn.filter((i) => i.fill.kind !== 'replica-share');
+      const r = readInputs(opts.inputs_file, own);
       dims = { ...dims, ...r.dims };
+      given = {
+        ...r.tensors,
+        ...makeInputs(
+          modelIn.filter((i) => i.fill.kind === 'replica-share'),
+          dims,
+          opts.seed,
+        ),
+      };
     }
     const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir), SESSION_OPTIONS) : null;
     if (reference) {
