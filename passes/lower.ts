@@ -518,7 +518,7 @@ export const lowerPass: Pass<LowerResult> = {
       ...FILE_OPTIONS.map((name) => ctx.options.flags[name]).filter((v): v is string => typeof v === 'string'),
       ctx.options.replan?.origin?.dir,
     ]);
-    writeOutputDir(
+    const output = writeOutputDir(
       dir,
       [
         ...(delta ? [{ file: 'delta.json', text: JSON.stringify(delta, null, 1) + '\n' }] : []),
@@ -548,6 +548,12 @@ export const lowerPass: Pass<LowerResult> = {
       ],
       PLAN_FORMAT,
     );
+    if (output.copied.length > 0)
+      ctx.diagnostics.warn(
+        'HXC1115',
+        `the plan's folder is on another file system than the model's weights, which cannot be hard-linked there: ${output.copied.length} weight file(s) copied once into the plan (${output.copied.reduce((s, c) => s + c.bytes, 0)} bytes), every device's folder linking that copy`,
+        { where: dir },
+      );
     return { dir, plan, delta, report: report !== null ? path.join(dir, 'report.html') : null };
   },
   statistics(r) {

@@ -129,7 +129,14 @@ export function findStatePairs(model: Model): { name: string; kind: StateObject[
     grp.outputs.push(present);
     groups.set(key, grp);
   }
-  const found: ReturnType<typeof findStatePairs> = [...groups.entries()].map(([name, grp]) => ({ name, kind: 'kv-cache' as const, ...grp }));
+  // A tensor the graph annotates as state is the annotation's alone: a pair found by name over the
+  // same tensors is not a second object (its bytes were counted twice, its KV capacity halved).
+  const annotated = new Set(model.annotations.state.flatMap((a) => [...a.inputs, ...a.outputs]));
+  const found: ReturnType<typeof findStatePairs> = [];
+  for (const [name, grp] of groups) {
+    const keep = grp.inputs.map((_, k) => k).filter((k) => !annotated.has(grp.inputs[k]!) && !annotated.has(grp.outputs[k]!));
+    if (keep.length > 0) found.push({ name, kind: 'kv-cache', inputs: keep.map((k) => grp.inputs[k]!), outputs: keep.map((k) => grp.outputs[k]!) });
+  }
   for (const a of model.annotations.state) found.push({ name: a.name, kind: 'annotated', inputs: a.inputs, outputs: a.outputs });
   const layerKey = (x: { inputs: string[] }): number => layerOf(x.inputs[0] ?? '') ?? 1e9;
   return found.sort((a, b) => layerKey(a) - layerKey(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

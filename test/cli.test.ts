@@ -222,3 +222,48 @@ test('every shared model binds the dims its dims.json gives (0 included: an empt
     assert.equal(r.code, 0, `${path.basename(f)}: ${r.stderr}`);
   }
 });
+
+test('usage, as an audit typed it: an empty --passes, a misspelled option or command, --dim before the model, dims in another order, --min-sequences on a plan without KV state, budgets of 1e400', async () => {
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const empty = hxc(['plan', model, '--passes', ',']);
+  assert.equal(isOneLineError(empty, 'HXC2002'), null);
+  assert.match(empty.stderr, /--passes names no pass/);
+  // commander's suggestion stays on the one line.
+  for (const args of [
+    ['plan', model, '--topolgy', 'r.yaml'],
+    ['plna', model],
+  ]) {
+    const r = hxc(args);
+    assert.equal(isOneLineError(r, 'HXC2002'), null);
+    assert.match(r.stderr, /\(Did you mean (--topology|plan)\?\) \(fix:/);
+  }
+  // --dim takes one value: the model after it is the model.
+  const inspect = hxc(['inspect', '--dim', 'batch_size=4', model, '--json']);
+  assert.equal(inspect.code, 0, inspect.stderr);
+  // The same bindings in another order record the same plan.
+  const dir = tmpDir();
+  const plans = [
+    ['batch_size=1,sequence_length=8', 'a'],
+    ['sequence_length=8,batch_size=1', 'b'],
+  ].map(([dims, name]) => {
+    const out = path.join(dir, name!);
+    const r = hxc(['plan', model, '--dim', dims!, '--dim', 'past_sequence_length=0', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    return fs.readFileSync(path.join(out, 'plan.json'));
+  });
+  assert.ok(plans[0]!.equals(plans[1]!), 'byte-identical plan.json');
+  const noKv = path.join(dir, 'cnn');
+  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'hello_deepa.onnx'), '--out', noKv]).code, 0);
+  const kv = hxc(['check', noKv, '--min-sequences', '5']);
+  assert.equal(isOneLineError(kv, 'HXC2002'), null);
+  assert.match(kv.stderr, /this plan has no KV state/);
+  for (const flag of ['--min-throughput', '--max-gap']) assert.equal(isOneLineError(hxc(['check', noKv, flag, '1e400']), 'HXC2002'), null, flag);
+  // NaN for NaN and the same infinity are the same output; anything else against them is not.
+  const { compare } = await import('../src/runtime/tensors.js');
+  const ort = await import('onnxruntime-node');
+  const t = (v: number[]): InstanceType<typeof ort.Tensor> => new ort.Tensor('float32', Float32Array.from(v), [v.length]);
+  assert.ok(compare('o', t([Number.NaN, Number.POSITIVE_INFINITY, 1]), t([Number.NaN, Number.POSITIVE_INFINITY, 1])).within_tolerance);
+  assert.ok(!compare('o', t([Number.NaN, 1]), t([0, 1])).within_tolerance);
+  assert.ok(!compare('o', t([Number.NEGATIVE_INFINITY, 1]), t([Number.POSITIVE_INFINITY, 1])).within_tolerance);
+  assert.ok(!compare('o', t([5, 1]), t([Number.NaN, 1])).within_tolerance);
+});

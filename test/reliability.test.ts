@@ -381,3 +381,117 @@ test('sizes from flags are checked before anything is allocated: --requests 1e9 
   const r = hxc(['simulate', path.join(dir, 'p'), '--requests', '1000000000']);
   assert.equal(isOneLineError(r, 'HXC2002'), null);
 });
+
+test('an audit of untrusted inputs: a device or a pipe given as a file is one line (not gigabytes read); outputs of one kind never replace another; a huge --dim run is refused before it allocates', () => {
+  const dir = tmpDir();
+  const plan = path.join(dir, 'plan');
+  assert.equal(hxc(['plan', MODEL, '--topology', RACK, '--out', plan]).code, 0);
+  const fifo = path.join(dir, 'fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  // stat says 0 bytes for both: each was read whole (/dev/zero forever), a pipe waited for a writer.
+  for (const file of ['/dev/zero', fifo]) {
+    for (const args of [
+      ['topology', file],
+      ['plan', file, '--out', path.join(dir, 'x')],
+      ['plan', MODEL, '--topology', file, '--out', path.join(dir, 'x')],
+      ['plan', MODEL, '--assign', file, '--out', path.join(dir, 'x')],
+      ['plan', MODEL, '--calibrate', file, '--out', path.join(dir, 'x')],
+      ['run', plan, '--inputs', file],
+      ['run', plan, '--workers', file],
+      ['check', plan, '--telemetry', file, '--max-drift', '20%'],
+    ]) {
+      const r = hxc(args);
+      assert.equal(isOneLineError(r, 'HXC2001'), null, args.join(' '));
+      assert.match(r.stderr, /is not a regular file/, args.join(' '));
+    }
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'x')));
+  // A run's telemetry is not replaced by a plan, nor a plan's estimated trace by a simulation's.
+  assert.equal(hxc(['run', plan]).code, 0);
+  const before = snapshot(plan);
+  const replan = hxc(['replan', plan, '--out', path.join(plan, 'run')]);
+  assert.equal(isOneLineError(replan, 'HXC2004'), null);
+  assert.match(replan.stderr, /holds a run's telemetry hxc wrote, not a plan/);
+  const dumps = hxc(['plan', MODEL, '--topology', RACK, '--dump-dir', plan, '--out', path.join(dir, 'other')]);
+  assert.equal(isOneLineError(dumps, 'HXC2004'), null);
+  assert.ok(!fs.existsSync(path.join(dir, 'other')), 'refused before planning');
+  const sim = hxc(['simulate', plan, '--trace', path.join(plan, 'trace.json')]);
+  assert.equal(isOneLineError(sim, 'HXC2004'), null);
+  assert.deepEqual(snapshot(plan), before);
+  // At 100,000 times the planned batch the activations alone are far past any machine here.
+  const gpt2 = path.join(dir, 'gpt2');
+  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', RACK, '--prompt', '8', '--out', gpt2]).code, 0);
+  const huge = hxc(['run', gpt2, '--dim', 'batch_size=100000']);
+  assert.equal(isOneLineError(huge, 'HXC2602'), null);
+  assert.match(huge.stderr, /the run needs about [\d.]+ GiB here .*× 1\.00e\+5.*more than this machine's/);
+});
+
+test("weights on another file system than the plan's folder are copied once into the plan (HXC1115), each device hard-linking that copy, and the plan runs", () => {
+  // /dev/shm (tmpfs) against the temporary folder's file system: a hard link across them fails (EXDEV).
+  const shm = '/dev/shm';
+  assert.ok(fs.existsSync(shm), '/dev/shm is needed for this test');
+  const dir = tmpDir();
+  assert.notEqual(fs.statSync(shm).dev, fs.statSync(dir).dev, 'the test needs /dev/shm on a file system of its own');
+  const src = fs.mkdtempSync(path.join(shm, 'hxc-test-'));
+  try {
+    // Four 64×64 MatMul layers whose weights are external data in weights.bin.
+    const D = 64;
+    const weights = new Float32Array(4 * D * D).map((_, i) => Math.sin(i) * 0.2);
+    fs.writeFileSync(path.join(src, 'weights.bin'), Buffer.from(weights.buffer));
+    const nodes: { name: string; opType: string; input: string[]; output: string[] }[] = [];
+    let x = 'x';
+    for (let l = 0; l < 4; l++) {
+      nodes.push({ name: `/l${l}/MatMul`, opType: 'MatMul', input: [x, `w${l}`], output: [`m${l}`] });
+      nodes.push({ name: `/l${l}/Relu`, opType: 'Relu', input: [`m${l}`], output: [l === 3 ? 'y' : `r${l}`] });
+      x = `r${l}`;
+    }
+    const vi = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 8 }, { dimValue: D }] } } } });
+    const initializer = [0, 1, 2, 3].map((l) => ({
+      name: `w${l}`,
+      dataType: 1,
+      dims: [D, D],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: 'weights.bin' },
+        { key: 'offset', value: String(l * D * D * 4) },
+        { key: 'length', value: String(D * D * 4) },
+      ],
+    }));
+    const model = onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: { name: 'g', node: nodes, initializer, input: [vi('x')], output: [vi('y')] },
+    }).finish();
+    fs.writeFileSync(path.join(src, 'm.onnx'), model);
+    const assign = path.join(dir, 'assign.json');
+    fs.writeFileSync(
+      assign,
+      JSON.stringify({ format: 'hxc-assignment/v1', assignment: { '/l0/MatMul': 'gpu0', '/l1/MatMul': 'gpu1', '/l2/MatMul': 'gpu2', '/l3/MatMul': 'gpu3' } }),
+    );
+    const out = path.join(dir, 'plan');
+    const r = hxc([
+      'plan',
+      path.join(src, 'm.onnx'),
+      '--topology',
+      path.join(EXAMPLES, 'rack-8gpu.yaml'),
+      '--tensor-parallel',
+      'off',
+      '--assign',
+      assign,
+      '--out',
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /HXC1115.*1 weight file\(s\) copied once into the plan \(65536 bytes\)/);
+    const linked = (fs.readdirSync(out, { recursive: true }) as string[]).filter((f) => path.basename(f).startsWith('weights-'));
+    assert.ok(linked.length >= 4, linked.join(', '));
+    const inodes = new Set(linked.map((f) => fs.lstatSync(path.join(out, f)).ino));
+    assert.equal(inodes.size, 1, 'one copy, hard-linked into every device folder');
+    assert.ok(linked.every((f) => fs.lstatSync(path.join(out, f)).isFile()));
+    const run = hxc(['run', out, '--check']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /check passed/);
+  } finally {
+    fs.rmSync(src, { recursive: true, force: true });
+  }
+});

@@ -141,7 +141,8 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
   }
   if (f.minThroughput !== undefined) {
     const limit = Number(f.minThroughput);
-    if (!(limit >= 0)) throw new HxcError('HXC2002', `--min-throughput takes requests per second, got "${f.minThroughput}"`, { where: '--min-throughput' });
+    if (!(limit >= 0 && Number.isFinite(limit)))
+      throw new HxcError('HXC2002', `--min-throughput takes a finite number of requests per second, got "${f.minThroughput}"`, { where: '--min-throughput' });
     const [name, rate] = serve ? ['throughput (serve capacity: 90% within the SLOs)', serve.capacity_per_s] : ['throughput', e.throughput_per_s];
     const ok = rate >= limit;
     budgets.push({ name, limit: `${limit}/s`, actual: `${ok ? rate.toPrecision(7) : figure(rate, 7, ok, (r) => r < limit)}/s`, ok });
@@ -189,11 +190,16 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
     const limit = parseOption(MIN_SEQUENCES, f.minSequences) as number;
     // The KV cache a serving plan holds is its decode plan's.
     const kv = phases[phases.length - 1]!.plan.estimate.kv;
+    if (!kv)
+      throw new HxcError('HXC2002', '--min-sequences holds a KV cache to a count: this plan has no KV state', {
+        where: '--min-sequences',
+        hint: 'drop --min-sequences, or check a plan of a model with a KV cache',
+      });
     budgets.push({
       name: `KV sequences${serve ? ' (decode)' : ''}`,
       limit: String(limit),
-      actual: kv ? String(kv.sequences) : 'no KV state',
-      ok: kv !== null && kv.sequences >= limit,
+      actual: String(kv.sequences),
+      ok: kv.sequences >= limit,
     });
   }
   if ((f.telemetry === undefined) !== (f.maxDrift === undefined)) {

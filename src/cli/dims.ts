@@ -23,6 +23,7 @@ export function parseDims(specs: string[] | undefined): Record<string, number> {
       out.set(m[1]!, value);
     }
   }
-  // (fromEntries makes each an own member, a dim named __proto__ too.)
-  return Object.fromEntries(out);
+  // By name, so the order they were given in changes nothing a plan records. (fromEntries makes
+  // each an own member, a dim named __proto__ too.)
+  return Object.fromEntries([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -38,7 +38,7 @@ export function addPassOptions(c: Command, command: 'plan' | 'inspect' | 'check'
 /** A budget given as a fraction (0.2) or a percentage (20%). */
 export function fractionFlag(text: string, flag: string): number {
   const value = Number(text.replace(/%$/, '')) / (text.endsWith('%') ? 100 : 1);
-  if (!(value >= 0)) throw new HxcError('HXC2002', `${flag} takes a fraction or a percentage, got "${text}"`, { where: flag });
+  if (!(value >= 0 && Number.isFinite(value))) throw new HxcError('HXC2002', `${flag} takes a finite fraction or percentage, got "${text}"`, { where: flag });
   return value;
 }
 

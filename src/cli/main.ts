@@ -27,13 +27,29 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
-      outputError: (s, write) => write(`hxc: error HXC2002: ${s.replace(/^error: /, '').trim()} (fix: see \`hxc --help\`)\n`),
+      // One line: commander's suggestion ("(Did you mean --topology?)") comes on a line of its own.
+      outputError: (s, write) =>
+        write(
+          `hxc: error HXC2002: ${s
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')} (fix: see \`hxc --help\`)\n`,
+        ),
     });
 
   const common = (c: Command): Command => c.option('--json', 'print a machine-readable JSON object on stdout');
   /** `--dim`, and the pass options `command` takes (declared by the passes: src/pass/options.ts). */
   const analysis = (c: Command, command: 'plan' | 'inspect' | 'check'): Command =>
-    addPassOptions(c.addOption(new Option('--dim <bindings...>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)')), command);
+    addPassOptions(
+      // Repeatable, one value each (not variadic: `--dim batch=4 model.onnx` took the model for a binding).
+      c.addOption(
+        new Option('--dim <bindings>', 'bind symbolic dims, e.g. batch=8,seq=2048 (repeatable)').argParser((v: string, prev: string[] | undefined) => [
+          ...(prev ?? []),
+          v,
+        ]),
+      ),
+      command,
+    );
 
   analysis(
     common(
@@ -89,7 +105,12 @@ export function buildProgram(): Command {
       .option('--timeout <s>', 'end the run when loading or a request takes longer than this, or a worker stops answering (default 600)')
       .option('--workers <file>', 'run the devices on hxc worker processes (hxc-workers/v1: each worker address and its devices, the token file)')
       .option('--spawn', 'start one hxc worker process per device on loopback for this run (stopped when it ends)')
-      .addOption(new Option('--dim <bindings...>', "override the plan's bound dims for the inputs")),
+      .addOption(
+        new Option('--dim <bindings>', "override the plan's bound dims for the inputs (repeatable)").argParser((v: string, prev: string[] | undefined) => [
+          ...(prev ?? []),
+          v,
+        ]),
+      ),
   ).action(runCommand);
 
   program

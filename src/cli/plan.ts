@@ -13,7 +13,7 @@ import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline, type PipelineRun } from './run-passes.js';
 import type { PlanOptions } from '../pass/pass.js';
 import { lowerPass, OUT } from '../../passes/lower.js';
-import { replaceableOutput } from '../util/output.js';
+import { refuseUnwritable, replaceableOutput } from '../util/output.js';
 import { formatSeconds } from '../util/format.js';
 import { readOption } from '../pass/options.js';
 import { PHASE } from '../../passes/bind.js';
@@ -83,8 +83,16 @@ function checkOutputs(out: string | null, dumps: string | null): void {
         hint: 'give the pass dumps a folder of their own',
       });
   }
-  if (dumps !== null) replaceableOutput(dumps);
-  if (out !== null) replaceableOutput(out);
+  // Both before planning: a folder that cannot be written, or holds another kind of hxc's output,
+  // is said now, not after the plan (the dumps are written after it).
+  for (const [dir, kind] of [
+    [dumps, 'hxc-dump/v1'],
+    [out, 'hxc-plan/v1'],
+  ] as const) {
+    if (dir === null) continue;
+    replaceableOutput(dir, kind);
+    refuseUnwritable(dir);
+  }
 }
 
 export async function planCommand(model: string, flags: PlanFlags): Promise<void> {
@@ -133,6 +141,11 @@ export async function planWith(
         .map((s) => s.trim())
         .filter((s) => s)
     : null;
+  if (requested?.length === 0)
+    throw new HxcError('HXC2002', `--passes names no pass (${JSON.stringify(flags.passes)})`, {
+      where: '--passes',
+      hint: 'give pass names, e.g. --passes shapes,profile (hxc passes lists them)',
+    });
   options.default_phase = true;
   const passes = resolvePipeline(PASSES, requested, Boolean(flags.strictPasses)).passes;
   options.pipeline = pipelineString(passes);

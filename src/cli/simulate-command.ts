@@ -9,7 +9,7 @@ import { planSimInput } from '../sim/plan-input.js';
 import { simulateServeCommand } from './serve-command.js';
 import { readPlan } from '../plan/read.js';
 import { jsonText, table } from './output.js';
-import { writeOutputDir, writeOutputFile } from '../util/output.js';
+import { heldByOutput, writeOutputDir, writeOutputFile } from '../util/output.js';
 
 /** Step executions one `hxc simulate` may run (about a minute and a few GB at the most). */
 export const MAX_SIMULATED_STEPS = 50_000_000;
@@ -49,6 +49,12 @@ export function simulateCommand(planDir: string, opts: { requests?: string; trac
   const traceFile = opts.trace ?? path.join(planDir, 'sim', 'trace.json');
   // Inside the plan: the sim/ folder, whole (never through a symlink). A file the user named:
   // replaced only if hxc wrote it.
+  // A file of an output (the plan's trace.json is its estimate) is not replaced by a simulation's.
+  if (opts.trace !== undefined && heldByOutput(opts.trace))
+    throw new HxcError('HXC2004', "is a file of an output hxc wrote (a plan's trace.json is its estimate); hxc simulate writes its trace beside it", {
+      where: opts.trace,
+      hint: 'give --trace a file outside that folder, or leave --trace out (PLAN/sim/trace.json)',
+    });
   if (opts.trace === undefined) writeOutputDir(path.join(planDir, 'sim'), [{ file: 'trace.json', text: traceText }], 'hxc-sim/v1');
   else
     writeOutputFile(opts.trace, traceText, (old) =>

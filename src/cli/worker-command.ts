@@ -3,12 +3,12 @@
 // HOST:PORT` once bound; SIGTERM or SIGINT drains (the current run finishes, at most --drain
 // seconds), then exits 0.
 
-import fs from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
 import { startWorkerServer } from '../runtime/grpc/server.js';
 import { readToken } from '../runtime/grpc/workers-file.js';
 import { closeClients, peerClient, tokenMetadata, useTls } from '../runtime/grpc/client-common.js';
 import { decodeEnvelope, encodeEnvelope, WORKER_SERVICE } from '../runtime/grpc/proto.js';
+import { readBounded } from '../util/read-file.js';
 
 export interface WorkerFlags {
   listen?: string;
@@ -23,8 +23,9 @@ export interface WorkerFlags {
 
 const readPem = (file: string, flag: string): Buffer => {
   try {
-    return fs.readFileSync(file);
-  } catch {
+    return readBounded(file, 1 << 20, `${flag} ${file}`);
+  } catch (err) {
+    if (err instanceof HxcError) throw err;
     throw new HxcError('HXC2001', `${file} not found`, { where: flag });
   }
 };

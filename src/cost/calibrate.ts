@@ -5,13 +5,13 @@
 // i.e. the time-weighted least-squares fit of measured = ideal / factor (ideal: the compute term of
 // src/cost/model.ts computeSeconds at the catalog or rack efficiency, the factor the correction).
 
-import fs from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
 import type { Device } from '../topology/index.js';
 import { computeSeconds } from './model.js';
 import type { OpClass } from './flops.js';
 import type { EfficiencyTable } from './model.js';
 import { median } from '../util/stats.js';
+import { readBounded } from '../util/read-file.js';
 
 /** onnxruntime execution provider → hxc device kind. */
 const PROVIDER_KIND: Record<string, string> = {
@@ -35,12 +35,16 @@ export interface Measurements {
   dims: Record<string, number> | null;
 }
 
+/** A calibration file larger than this is refused before it is parsed. */
+const MAX_CALIBRATION_BYTES = 512 << 20;
+
 export function readCalibration(file: string): Measurements {
   let measuredAt: Record<string, number> | null = null;
   let doc: unknown;
   try {
-    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+    doc = JSON.parse(readBounded(file, MAX_CALIBRATION_BYTES, 'the calibration file').toString('utf8'));
   } catch (err) {
+    if (err instanceof HxcError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new HxcError(
       code === 'ENOENT' ? 'HXC2001' : 'HXC2502',

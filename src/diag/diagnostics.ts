@@ -31,6 +31,10 @@ export const CATALOG = {
   ],
   HXC1113: ['a forced --tensor-parallel that splits nothing', "choose a way count that divides the weights' columns, or auto"],
   HXC1114: ['an --assign pin on a Constant or a Shape not followed', 'assign what reads the Constant, or what the Shape measures'],
+  HXC1115: [
+    "a plan's weights copied once (its folder on another file system than the model's)",
+    "write --out on the model's file system (next to the model, say): its weights are then hard-linked, not copied",
+  ],
   HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
   HXC2001: ['cannot read file', 'check the path and its permissions'],
   HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],

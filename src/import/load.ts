@@ -8,6 +8,7 @@ import type { Model } from '../ir/graph.js';
 import { importJsonGraph } from './json.js';
 import { importOnnx, MAX_ONNX_FILE_BYTES } from './onnx.js';
 import { sha256 } from '../util/hash.js';
+import { readBounded } from '../util/read-file.js';
 
 /** Read a whole input file, turning every failure into one clear line. */
 export function readInputFile(file: string, what: string, maxBytes: number): Buffer {
@@ -25,8 +26,9 @@ export function readInputFile(file: string, what: string, maxBytes: number): Buf
     });
   }
   try {
-    return fs.readFileSync(file);
+    return readBounded(file, maxBytes, what);
   } catch (err) {
+    if (err instanceof HxcError) throw err;
     throw new HxcError('HXC2001', `cannot read ${what}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
       where: file,
       hint: "check the file's permissions",

@@ -8,6 +8,7 @@ import { fileOption } from '../pass/options.js';
 import fs from 'node:fs';
 import { mulberry32 } from '../util/stats.js';
 import { HxcError } from '../diag/diagnostics.js';
+import { readBounded } from '../util/read-file.js';
 
 /**
  * `--routing FILE`, read by the passes that cost, place and replicate experts (profile, moe,
@@ -103,6 +104,8 @@ export function parseRouting(text: string, file: string): Routing {
 
 /** Files read, by path, size and modification time: the passes that need routing read it once. */
 const readFiles = new Map<string, Routing>();
+/** A routing file larger than this is refused before it is parsed (a trace of 256 experts × 61 layers with coactivation is ~20 MB). */
+const MAX_ROUTING_BYTES = 256 << 20;
 
 /** Reads a routing file (missing file: HXC2001; bad content: HXC2501 with the JSON path). */
 export function readRouting(file: string): Routing {
@@ -113,8 +116,9 @@ export function readRouting(file: string): Routing {
     key = `${file}\u0000${st.size}\u0000${st.mtimeMs}`;
     const known = readFiles.get(key);
     if (known) return known;
-    text = fs.readFileSync(file, 'utf8');
+    text = readBounded(file, MAX_ROUTING_BYTES, 'the routing file').toString('utf8');
   } catch (err) {
+    if (err instanceof HxcError) throw err;
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new HxcError('HXC2001', `cannot read routing file: ${reason}`, { where: file, hint: 'check the --routing path' });
   }

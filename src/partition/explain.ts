@@ -14,18 +14,32 @@ import { memoryTerms, SEARCH_WORK, type MakespanAssessor } from './refine.js';
 /** Simulations explain may run on a plan: about 10⁶ simulated steps (≈ 1 s). */
 const EXPLAIN_STEPS = 1e6;
 
+/** A device's nominal speed: its best peak FLOP/s at its efficiency, and its memory bandwidth at its efficiency. */
+function nominal(d: Device): { flops: number; bytes: number } {
+  let peak = 0;
+  for (const k in d.peak_flops) peak = Math.max(peak, d.peak_flops[k]!);
+  return { flops: peak * d.efficiency, bytes: d.memory_bandwidth_bytes_per_s * d.memory_efficiency };
+}
+
 /**
- * Onnxruntime's EP fallback for a whole unit: which devices cannot run one of its ops, and those ops
- * ("fallback: gpu0, gpu1 cannot run NonZero"); null when every device runs them all.
+ * Onnxruntime's EP fallback for a whole unit on device `on`: the devices faster than it on paper
+ * (peak FLOP/s or memory bandwidth) that cannot run one of its ops, and those ops ("fallback:
+ * gpu0, gpu1 cannot run NonZero"); null when every such device runs them all. A device slower
+ * than `on` that cannot run an op is no reason the unit is where it is (an IPU without Conv does
+ * not make a GPU's Conv a fallback).
  */
-function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[]): string | null {
+function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[], on: number): string | null {
   // (Sets made only on a first refusal: most units run everywhere, and this is asked per unit.)
   let cannot: Set<number> | null = null;
   let ops: Set<string> | null = null;
+  if (on < 0) return null;
+  const here = nominal(devices[on]!);
   for (const i of nodes) {
     const node = graph.nodes[i]!;
     for (let e = 0; e < devices.length; e++) {
-      if (canRun(devices[e]!, node.op, node.domain)) continue;
+      if (e === on || canRun(devices[e]!, node.op, node.domain)) continue;
+      const there = nominal(devices[e]!);
+      if (!(there.flops > here.flops || there.bytes > here.bytes)) continue;
       (cannot ??= new Set()).add(e);
       (ops ??= new Set()).add(node.op);
     }
@@ -299,7 +313,12 @@ export function explainPlacement(
       ? 'assigned by the user (--assign)'
       : unit.fallback
         ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
-        : unitFallback(unit.nodes, graph, devices);
+        : unitFallback(
+            unit.nodes,
+            graph,
+            devices,
+            devices.findIndex((x) => x.id === p.device_ids[d]),
+          );
     if (reason === null) {
       // Said only as far as the fastest device's alternative shows it: ruled out or simulated slower,
       // not judged (explain's budget), or faster (a move past the search's budget).

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
 import { PLAN_FORMAT } from './format.js';
+import { readBounded } from '../util/read-file.js';
 
 export const ASSIGNMENT_FORMAT = 'hxc-assignment/v1';
 
@@ -29,7 +30,7 @@ export function readAssignment(
   try {
     const size = fs.statSync(file).size;
     if (size > MAX_BYTES) throw new HxcError('HXC2106', `the assignment file has ${size} bytes, more than the ${MAX_BYTES} hxc reads`, { where: file });
-    text = fs.readFileSync(file, 'utf8');
+    text = readBounded(file, MAX_BYTES, 'the assignment file').toString('utf8');
   } catch (err) {
     if (err instanceof HxcError) throw err;
     throw new HxcError('HXC2001', `cannot read the assignment file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {

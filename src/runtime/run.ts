@@ -15,7 +15,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { readPlan, verifyPrograms } from '../plan/read.js';
 import type { PlanV1 } from '../plan/format.js';
 import { SESSION_OPTIONS, type RunDone, type RunRequest, type WireTensor, type WorkerInit, type WorkerMessage, type WorkerStep } from './protocol.js';
-import { compare, makeInputs, readInputs, type Comparison } from './tensors.js';
+import { compare, makeInputs, numericShape, readInputs, type Comparison } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { finish } from './telemetry.js';
 import { sha256File } from '../util/hash.js';
@@ -104,6 +104,40 @@ function workerSteps(plan: PlanV1, device: PlanV1['devices'][number]): WorkerSte
 }
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.js');
+
+/**
+ * Refuses a run this machine cannot hold, before it starts allocating: every device's activations
+ * and state as the plan estimates them, scaled by how much larger the inputs are at the dims run
+ * (--dim, an --inputs file) than at the plan's, plus the weights — all on this machine when the
+ * devices are its threads (with --check, the unsplit model's again). `hxc run --dim batch_size=100000`
+ * otherwise grew past 7 GB with no word.
+ */
+function refuseTooLarge(plan: PlanV1, specs: ReturnType<typeof modelInputs>, dims: Record<string, number>, check: boolean, remote: boolean): void {
+  let scale = 1;
+  for (const s of specs) {
+    if (!s.shape) continue;
+    const at = (d: Record<string, number>): number | null => {
+      try {
+        return numericShape(s.shape, d, s.name).reduce((a, b) => a * b, 1);
+      } catch {
+        return null;
+      }
+    };
+    const planned = at(plan.dims);
+    const run = at(dims);
+    if (planned !== null && run !== null && planned > 0) scale = Math.max(scale, run / planned);
+  }
+  const here = plan.devices.reduce((sum, d) => sum + (remote ? 0 : d.memory.weights_bytes + (d.memory.peak_activation_bytes + d.memory.state_bytes) * scale), 0);
+  const reference = check ? plan.devices.reduce((sum, d) => sum + d.memory.weights_bytes + d.memory.peak_activation_bytes * scale, 0) : 0;
+  const need = here + reference;
+  const have = os.totalmem();
+  if (need > have)
+    throw new HxcError(
+      'HXC2602',
+      `at these dims the run needs about ${(need / 2 ** 30).toFixed(1)} GiB here (the plan's weights, and its activations and state ${scale === 1 ? 'as estimated' : `× ${scale.toPrecision(3)} for inputs that much larger than planned`}${check ? ', and the unsplit model for --check' : ''}), more than this machine's ${(have / 2 ** 30).toFixed(1)} GiB`,
+      { where: plan.model.file, hint: 'run at smaller dims (--dim), or on workers (--workers) with the memory' },
+    );
+}
 
 export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const dir = opts.plan_dir;
@@ -331,6 +365,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
         ),
       };
     }
+    refuseTooLarge(plan, modelIn, dims, opts.check, opts.workers !== undefined && opts.workers !== null);
     const reference = opts.check ? await ort.InferenceSession.create(resolveModel(opts, plan, dir), SESSION_OPTIONS) : null;
     if (reference) {
       // The outputs --check compares are the model's, all of them, as the plan lists them.

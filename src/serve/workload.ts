@@ -11,6 +11,7 @@ import { Reader, readYaml } from '../topology/yaml-source.js';
 import { parseSeconds } from '../topology/units.js';
 import type { Obj } from '../topology/load-limits.js';
 import { mulberry32 } from '../util/stats.js';
+import { readBounded } from '../util/read-file.js';
 
 export const WORKLOAD_FORMAT = 'hxc-workload/v1';
 /** A workload file larger than this is refused before it is parsed. */
@@ -57,7 +58,7 @@ export function readWorkload(file: string): Workload {
   if (!st.isFile()) throw new HxcError('HXC2001', 'the workload is not a file', { where: file });
   if (st.size > MAX_WORKLOAD_BYTES)
     throw new HxcError('HXC2106', `the workload has ${st.size} bytes, more than the ${MAX_WORKLOAD_BYTES} hxc reads`, { where: file });
-  return parseWorkload(fs.readFileSync(file, 'utf8'), file);
+  return parseWorkload(readBounded(file, MAX_WORKLOAD_BYTES, 'the workload').toString('utf8'), file);
 }
 
 export function parseWorkload(text: string, file: string): Workload {

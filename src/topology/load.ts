@@ -3,7 +3,7 @@
 // error is an HxcError whose `where` is `file:line` of the offending YAML node. Relies on `yaml`
 // (parseDocument + LineCounter for positions, maxAliasCount against alias bombs), units.ts, catalog.ts.
 
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
 import type { ComputeClass, DeviceKind } from './catalog.js';
 import { parseBandwidth, parseSeconds } from './units.js';
@@ -12,6 +12,7 @@ import { ID_PATTERN, MAX_FILE_BYTES, type Path } from './load-limits.js';
 import { closeMatches, describe, expandIds, own, Reader, readYaml } from './yaml-source.js';
 import { readDevice } from './read-device.js';
 import { positive } from './read-device.js';
+import { readBounded } from '../util/read-file.js';
 export { DTYPES } from './load-limits.js';
 export { closeMatches, expandIds } from './yaml-source.js';
 export { normalizeDtype } from './read-device.js';
@@ -69,7 +70,7 @@ export function loadTopology(path: string): Topology {
     if (size > MAX_FILE_BYTES) {
       throw new HxcError('HXC2106', `topology file is ${size} bytes, more than the ${MAX_FILE_BYTES} allowed`, { where: path });
     }
-    bytes = readFileSync(path);
+    bytes = readBounded(path, MAX_FILE_BYTES, 'the topology file');
   } catch (err) {
     if (err instanceof HxcError) throw err;
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;

@@ -157,12 +157,40 @@ function outputCheck(dir: string): { state: OutputState; strays: string[] } {
   }
 }
 
+/** The kind of output a folder of hxc's holds (its marker's first line; a plan before the marker: a plan). */
+function kindOf(dir: string): string {
+  const marker = path.join(dir, OUTPUT_MARKER);
+  return isRegular(marker) ? (fs.readFileSync(marker, 'utf8').split('\n', 1)[0] ?? '') : 'hxc-plan/v1';
+}
+
+/** What each kind of output is, for the line that refuses to replace one with another. */
+const KIND_NAMES: Record<string, string> = {
+  'hxc-plan/v1': 'a plan',
+  'hxc-run/v1': "a run's telemetry",
+  'hxc-dump/v1': 'pass dumps',
+  'hxc-sim/v1': "a simulation's trace",
+};
+
 /**
  * Refuses (exit 2, nothing touched) a target hxc may not replace: a file, a folder of the user's,
- * or a folder of hxc's to which the user added files. Returns its state otherwise.
+ * a folder of hxc's to which the user added files, or — given the `kind` about to be written — one
+ * of hxc's holding another kind of output (a run's telemetry is not replaced by a plan). Returns its
+ * state otherwise.
  */
-export function replaceableOutput(dir: string): OutputState {
+export function replaceableOutput(dir: string, kind?: string): OutputState {
   const { state, strays } = outputCheck(path.resolve(dir));
+  if (state === 'ours' && kind !== undefined) {
+    const held = kindOf(path.resolve(dir));
+    if (held !== kind)
+      throw new HxcError(
+        'HXC2004',
+        `holds ${KIND_NAMES[held] ?? held} hxc wrote, not ${KIND_NAMES[kind] ?? kind}; hxc replaces an output only with one of its kind`,
+        {
+          where: dir,
+          hint: 'choose another folder',
+        },
+      );
+  }
   if (state !== 'foreign') return state;
   if (strays.length > 0)
     throw new HxcError('HXC2004', `holds files hxc did not write (${strays.join(', ')}); hxc replaces only its own outputs`, {
@@ -259,7 +287,28 @@ export function refuseHoldingInputs(dir: string, inputs: readonly (string | null
   }
 }
 
-export function writeOutputDir(dir: string, files: OutputEntry[], kind: string): void {
+/**
+ * Refuses (exit 2) an output folder that could not be written: the nearest folder on its way that
+ * exists does not let hxc make entries in it. Asked before planning, so an hour of planning is not
+ * lost to a read-only --out at the end.
+ */
+export function refuseUnwritable(dir: string): void {
+  let at = path.dirname(path.resolve(dir));
+  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  try {
+    fs.accessSync(at, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (err) {
+    throw writeError(err, at);
+  }
+}
+
+/** Why a hard link cannot be made where a symbolic one can: another file system, or one without hard links. */
+const LINKLESS = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
+
+/** Writes the output; the linked files it had to copy (once each: their source on another file system). */
+export function writeOutputDir(dir: string, files: OutputEntry[], kind: string): { copied: { file: string; bytes: number }[] } {
+  const copied: { file: string; bytes: number }[] = [];
+  const copies = new Map<string, string>();
   const target = path.resolve(dir);
   const parent = path.dirname(target);
   try {
@@ -268,7 +317,7 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
     throw writeError(err, parent);
   }
   recoverStale(target);
-  const state = replaceableOutput(dir);
+  const state = replaceableOutput(dir, kind);
   const cwd = path.resolve('.');
   if (state !== 'absent' && (cwd === target || cwd.startsWith(target + path.sep))) {
     throw new HxcError('HXC2004', 'is the current folder (or holds it); hxc does not replace the folder it runs in', {
@@ -307,8 +356,19 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
       if ('link' in f) {
         try {
           fs.linkSync(f.link, p);
-        } catch {
-          fs.copyFileSync(f.link, p);
+        } catch (err) {
+          // Weights on another file system (or one without hard links). A symbolic link will not
+          // do: onnxruntime refuses external data whose real path leaves the program's folder. So
+          // one copy in the output, which every other device's folder hard-links — never a copy
+          // per device (a Mixtral-8x7B's weights are 93 GB). A clone where the file system has them.
+          if (!LINKLESS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+          const copy = copies.get(f.link);
+          if (copy !== undefined) fs.linkSync(copy, p);
+          else {
+            fs.copyFileSync(f.link, p, fs.constants.COPYFILE_FICLONE);
+            copies.set(f.link, p);
+            copied.push({ file: f.file, bytes: fs.statSync(p).size });
+          }
         }
       } else if ('parts' in f || 'write' in f) {
         const fd = fs.openSync(p, 'wx');
@@ -329,6 +389,7 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
       fs.renameSync(tmp, target);
       fs.rmSync(old, { recursive: true, force: true });
     }
+    return { copied };
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw writeError(err, dir);
@@ -362,6 +423,12 @@ function writeParts(fd: number, parts: readonly Uint8Array[]): void {
 /** Writes `part` from byte `done` on; writeSync may write less than asked (Linux stops one write at 2 GiB - 4 KiB): until all is written. */
 function writeRest(fd: number, part: Uint8Array, done: number): void {
   while (done < part.length) done += fs.writeSync(fd, part, done);
+}
+
+/** Whether `file` is one of the files an output folder of hxc's lists (a plan's trace.json). */
+export function heldByOutput(file: string): boolean {
+  const listed = listedIn(path.dirname(path.resolve(file)));
+  return listed !== undefined && (listed === null || listed.has(path.basename(file)));
 }
 
 /**

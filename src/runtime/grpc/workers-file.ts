@@ -13,6 +13,7 @@ import path from 'node:path';
 import { HxcError } from '../../diag/diagnostics.js';
 import { Reader, readYaml } from '../../topology/yaml-source.js';
 import type { WorkerSpec } from './remote.js';
+import { readBounded } from '../../util/read-file.js';
 
 export const WORKERS_FORMAT = 'hxc-workers/v1';
 const MAX_FILE_BYTES = 1 << 20;
@@ -34,7 +35,7 @@ export function readToken(file: string, where: string): string {
     throw new HxcError('HXC2001', `token file ${file} not found`, { where, hint: 'write a secret into a file (e.g. openssl rand -hex 32 > token.txt)' });
   }
   if (!st.isFile() || st.size > MAX_TOKEN_BYTES) throw new HxcError('HXC2002', `token file ${file} is not a small file`, { where });
-  const token = fs.readFileSync(file, 'utf8').trim();
+  const token = readBounded(file, MAX_TOKEN_BYTES, `token file ${file}`).toString('utf8').trim();
   if (token.length < 8 || /\s/.test(token))
     throw new HxcError('HXC2002', `token file ${file} must hold one token of at least 8 characters and no spaces`, { where });
   return token;
@@ -45,7 +46,7 @@ export function readWorkersFile(file: string, devices: readonly string[], known:
   let text: string;
   try {
     if (fs.statSync(file).size > MAX_FILE_BYTES) throw new HxcError('HXC2106', 'the workers file is larger than 1 MiB', { where: file });
-    text = fs.readFileSync(file, 'utf8');
+    text = readBounded(file, MAX_FILE_BYTES, 'the workers file').toString('utf8');
   } catch (err) {
     if (err instanceof HxcError) throw err;
     throw new HxcError('HXC2001', 'workers file not found', { where: file, hint: 'give an hxc-workers/v1 YAML file' });
@@ -85,8 +86,9 @@ export function readWorkersFile(file: string, devices: readonly string[], known:
     const tls = r.object(top.tls, ['tls'], 'tls');
     const caFile = path.resolve(path.dirname(file), r.string(r.required(tls, 'ca', ['tls'], 'tls'), ['tls', 'ca'], 'tls.ca'));
     try {
-      ca = fs.readFileSync(caFile);
-    } catch {
+      ca = readBounded(caFile, MAX_FILE_BYTES, 'the CA file');
+    } catch (err) {
+      if (err instanceof HxcError) throw err;
       throw r.invalid(['tls', 'ca'], `CA file ${caFile} not found`);
     }
   }
