@@ -127,7 +127,10 @@ function refuseTooLarge(plan: PlanV1, specs: ReturnType<typeof modelInputs>, dim
     const run = at(dims);
     if (planned !== null && run !== null && planned > 0) scale = Math.max(scale, run / planned);
   }
-  const here = plan.devices.reduce((sum, d) => sum + (remote ? 0 : d.memory.weights_bytes + (d.memory.peak_activation_bytes + d.memory.state_bytes) * scale), 0);
+  const here = plan.devices.reduce(
+    (sum, d) => sum + (remote ? 0 : d.memory.weights_bytes + (d.memory.peak_activation_bytes + d.memory.state_bytes) * scale),
+    0,
+  );
   const reference = check ? plan.devices.reduce((sum, d) => sum + d.memory.weights_bytes + d.memory.peak_activation_bytes * scale, 0) : 0;
   const need = here + reference;
   const have = os.totalmem();
