@@ -30,9 +30,23 @@ const PAST_INPUT = /(^|[._/])(past|cache)([._/]|_key|_value|$)/i;
 export function llmRoles(model: Model): BindResult['roles'] {
   const roles: BindResult['roles'] = {};
   const sym = (d: unknown): string | undefined => (typeof d === 'string' && /^[A-Za-z_][\w.]*$/.test(d) ? d : undefined);
+  // A graph's own state annotations name its cache: their inputs are past tensors whatever their
+  // names, and the symbol their outputs grow by besides the past one is the sequence.
+  const annotated = new Map<string, string>();
+  for (const a of model.annotations.state) a.inputs.forEach((input, k) => annotated.set(input, a.outputs[k] ?? ''));
+  const declared = (name: string) => model.graph.outputs.find((o) => o.name === name)?.type?.shape ?? model.graph.declared.get(name)?.shape ?? null;
   for (const v of model.graph.inputs) {
     const shape = v.type?.shape;
     if (!shape) continue;
+    const present = annotated.get(v.name);
+    if (present !== undefined && shape.length >= 2) {
+      const past = shape.map(sym).find((s) => s !== undefined && /past|cache/i.test(s)) ?? sym(shape[shape.length - 2]);
+      roles.batch ??= sym(shape[0]);
+      roles.past ??= past;
+      const grown = declared(present);
+      const axis = past === undefined ? -1 : shape.indexOf(past);
+      if (grown && axis >= 0 && typeof grown[axis] === 'string') roles.seq ??= dimSymbols(grown[axis] as string).find((s) => s !== past);
+    }
     if (PAST_INPUT.test(v.name) && shape.length >= 3) {
       roles.batch ??= sym(shape[0]);
       // The growing axis holds the past-length symbol (dim 2 of [b, heads, past, head_dim]).

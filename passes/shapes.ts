@@ -45,6 +45,16 @@ export const shapesPass: Pass<ShapesResult> = {
         { where: ctx.options.model_path, hint: 'declare value_info for those outputs (e.g. with onnx.shape_inference) so later passes can size them' },
       );
     }
+    if (result.disagreements.length > 0 && !abstract) {
+      // The computed type is the one planned with; a model that declares another (an output as
+      // float16 that the graph computes in float32) is one onnxruntime refuses to load.
+      const d = result.disagreements[0]!;
+      ctx.diagnostics.warn(
+        'HXC1103',
+        `${result.disagreements.length} value(s) declared with another type than the graph computes (e.g. "${d.value}": declared ${typeToString(d.declared)}, computed ${typeToString(d.ours)}); planned with the computed ones, and onnxruntime may refuse the model`,
+        { where: ctx.options.model_path },
+      );
+    }
     return { ...result, symbols: freeSymbols(result.types) };
   },
   statistics(r) {

@@ -388,3 +388,49 @@ test('a prefill longer than the default context sizes the KV cache for every pro
   assert.equal(p.estimate.kv!.context, 256, 'the cache holds the whole prompt (the default context is 192 on this model)');
   for (const o of p.state) assert.equal(o.bytes, o.bytes_per_token * 256, `${o.name}: one sequence of 256 tokens`);
 });
+
+test('what a plan says, as an audit read it: an annotated KV cache counted once; a unit on a GPU is no fallback because a slower IPU cannot run its op; --phase binds a cache the graph annotates; a declared type the graph does not compute is warned of (HXC1103)', async () => {
+  const dir = tmpDir();
+  // The cache past_k → present_k is annotated (kv0) and also matches past_*/present_* by name.
+  const annotated = path.join(FIXTURES, 'graphs', 'annotated_kv_moe.json');
+  const r = hxc(['plan', annotated, '--topology', path.join(EXAMPLES, 'rack-hetero.yaml'), '--dim', 'batch=1,past=16,seq=1', '--out', path.join(dir, 'kv')]);
+  assert.equal(r.code, 0, r.stderr);
+  const kv = JSON.parse(fs.readFileSync(path.join(dir, 'kv', 'plan.json'), 'utf8')) as PlanV1;
+  assert.deepEqual(
+    kv.state.map((s) => [s.name, s.kind, s.bytes_per_token]),
+    [['kv0', 'annotated', 256]],
+  );
+  assert.equal(
+    kv.devices.reduce((s, d) => s + d.memory.state_bytes, 0),
+    kv.state[0]!.bytes,
+  );
+  // rack-hetero's IPUs run no Conv, and are slower than its GPUs and CPUs: no unit is a fallback for that.
+  const ocr = await plan(path.join(SHARED_MODELS, 'ch_PP-OCRv4_det_infer.onnx'), 'rack-hetero.yaml', path.join(dir, 'ocr'), {});
+  assert.ok(
+    ocr.explain.every((e) => !/^fallback: .*ipu/.test(e.reason)),
+    ocr.explain
+      .filter((e) => e.reason.startsWith('fallback'))
+      .map((e) => `${e.unit} on ${e.device}: ${e.reason}`)
+      .join('; '),
+  );
+  // A cache named by annotation alone (mem_in → mem_out): --phase decode binds its batch, past and seq.
+  const cache = hxc(['plan', path.join(FIXTURES, 'graphs', 'annotated_cache.json'), '--phase', 'decode', '--context', '64', '--out', path.join(dir, 'cache')]);
+  assert.equal(cache.code, 0, cache.stderr);
+  assert.doesNotMatch(cache.stderr, /HXC1110/);
+  const bound = JSON.parse(fs.readFileSync(path.join(dir, 'cache', 'plan.json'), 'utf8')) as PlanV1;
+  assert.equal(bound.phase, 'decode');
+  assert.equal(bound.dims.seq, 1);
+  assert.ok(bound.dims.past! > 0, JSON.stringify(bound.dims));
+  // hello_deepa with its output declared float16: the graph computes float32.
+  const { onnx } = await import('./onnx-builder.js');
+  const proto = onnx.ModelProto.decode(fs.readFileSync(path.join(FIXTURES, 'models', 'hello_deepa.onnx')));
+  proto.graph!.output![0]!.type!.tensorType!.elemType = 10;
+  const bad = path.join(dir, 'bad.onnx');
+  fs.writeFileSync(bad, onnx.ModelProto.encode(proto).finish());
+  const warned = hxc(['plan', bad, '--out', path.join(dir, 'bad')]);
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(
+    warned.stderr,
+    /HXC1103.*1 value\(s\) declared with another type than the graph computes \(e\.g\. "39": declared float16\[1, 1\], computed float32\[1, 1\]\)/,
+  );
+});
