@@ -10,7 +10,8 @@ import { deviceClasses } from '../src/topology/classes.js';
 import { LARGE_RACK_DEVICES } from '../src/topology/render.js';
 import { computeBound, computeTime } from '../src/cost/model.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import type { Device } from '../src/topology/index.js';
+import { canRun, type Device } from '../src/topology/index.js';
+import { deviceClassKey } from '../src/topology/device.js';
 import { bindPass } from './bind.js';
 import { profilePass } from './profile.js';
 import { verifyPass } from './verify.js';
@@ -18,7 +19,7 @@ import { verifyPass } from './verify.js';
 export interface KindClass {
   /** Roofline regime on this kind. */
   bound: 'compute' | 'memory';
-  /** Estimated seconds on the kind's representative (first) device. */
+  /** Estimated seconds on the kind's fastest part that can run the node (Infinity when none can). */
   time_s: number;
   /** Seconds to send the node's outputs over the topology's typical link ÷ its compute time. */
   comm_ratio: number;
@@ -59,16 +60,26 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
   const profile = ctx.get(profilePass);
   const { index, order } = ctx.get(verifyPass);
   const phase = ctx.get(bindPass).phase;
-  const representative = new Map<string, Device>();
-  for (const d of topo.devices) if (!representative.has(d.kind)) representative.set(d.kind, d);
-  const kinds = [...representative.keys()];
-  const devices = [...representative.values()];
+  // Each distinct part once (identical devices time a node alike), in file order; a node's time on
+  // a kind is its time on the fastest part of that kind that can run it (Infinity when none can),
+  // and the critical path takes every node at its fastest anywhere it runs.
+  // (An abstract task graph's times are per device id: there every device is a part of its own.)
+  const perId = ctx.model.graph.nodes.some((x) => x.task !== undefined);
+  const parts = new Map<string, Device>();
+  for (const d of topo.devices) {
+    const key = perId ? d.id : deviceClassKey(d);
+    if (!parts.has(key)) parts.set(key, d);
+  }
+  const devices = [...parts.values()];
+  const kinds = [...new Set(devices.map((d) => d.kind))];
+  const kindOf = devices.map((d) => kinds.indexOf(d.kind));
   const typical = typicalLink(ctx);
   const n = index.size;
   const time_s = kinds.map(() => new Float64Array(n));
   const compute_bound = kinds.map(() => new Uint8Array(n));
   const comm_ratio = kinds.map(() => new Float64Array(n));
   const fastest = new Float64Array(n);
+  const nodes = ctx.model.graph.nodes;
   // Counted loops over the index's CSR arrays here and below: a subarray view per node and edge
   // direction was 120 MB of this pass's allocation (sampled).
   const { outputOffsets, outputIds, predOffsets, preds, succOffsets, succs } = index;
@@ -81,13 +92,19 @@ export function classifyGraph(ctx: PassContext): ClassifyResult {
     }
     const send = outBytes > 0 ? typical.latency_s + outBytes / typical.bandwidth_bytes_per_s : 0;
     let best = Infinity;
+    for (let j = 0; j < kinds.length; j++) time_s[j]![i] = Infinity;
+    const node = nodes[i]!;
     for (let j = 0; j < devices.length; j++) {
       const d = devices[j]!;
+      if (!canRun(d, node.op, node.domain)) continue;
       const t = computeTime(cost, d, profile.efficiency);
       if (t < best) best = t;
-      time_s[j]![i] = t;
-      compute_bound[j]![i] = computeBound(cost, d, profile.efficiency) ? 1 : 0;
-      comm_ratio[j]![i] = t > 0 && Number.isFinite(t) ? send / t : 0;
+      const k = kindOf[j]!;
+      if (t < time_s[k]![i]!) {
+        time_s[k]![i] = t;
+        compute_bound[k]![i] = computeBound(cost, d, profile.efficiency) ? 1 : 0;
+        comm_ratio[k]![i] = t > 0 && Number.isFinite(t) ? send / t : 0;
+      }
     }
     fastest[i] = Number.isFinite(best) ? best : 0;
   }

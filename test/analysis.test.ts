@@ -364,3 +364,44 @@ test('fusion: a bias Add and an activation after a MatMul run in its kernel on a
   });
   assert.ok(fused > 20 && fused === pg.totals.fused, `fused ${fused}`);
 });
+
+test('inspect --costs times each node on the fastest device of a kind that runs it: the order of two GPU models changes nothing, a GPU that cannot run MatMul shows -, and the critical path takes the CPU there', () => {
+  const dir = tmpDir();
+  const rack = (gpus: string[], exclude = ''): string => {
+    const file = path.join(dir, `${gpus.join('-')}${exclude ? '-no' : ''}.yaml`);
+    fs.writeFileSync(
+      file,
+      `format: hxc-topology/v1\nname: r\ndevices:\n  - {id: cpu0, kind: cpu, model: xeon-8480}\n${gpus
+        .map((m, i) => `  - {id: gpu${i}, kind: gpu, model: ${m}${exclude ? `, ops: {exclude: [${exclude}]}` : ''}}`)
+        .join('\n')}\nlinks:\n  - {name: pcie, kind: pcie, connects: [cpu0, ${gpus.map((_, i) => `gpu${i}`).join(', ')}], bandwidth: 64GB/s, latency: 2us}\n`,
+    );
+    return file;
+  };
+  const model = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
+  const costs = (file: string) => {
+    const r = hxc(['inspect', model, '--costs', '--phase', 'prefill', '--prompt', '128', '--topology', file, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).costs as { critical_path_s: number; nodes: { op: string; by_kind: Record<string, { time_s: number | null }> }[] };
+  };
+  const a = costs(rack(['a10g', 'h100-sxm']));
+  const b = costs(rack(['h100-sxm', 'a10g']));
+  assert.equal(a.critical_path_s, b.critical_path_s);
+  assert.deepEqual(
+    a.nodes.map((x) => x.by_kind.gpu!.time_s),
+    b.nodes.map((x) => x.by_kind.gpu!.time_s),
+  );
+  const h100 = costs(rack(['h100-sxm']));
+  assert.deepEqual(
+    a.nodes.map((x) => x.by_kind.gpu!.time_s),
+    h100.nodes.map((x) => x.by_kind.gpu!.time_s),
+    'the faster part of the kind',
+  );
+  const no = rack(['h100-sxm'], 'MatMul, Gemm');
+  const without = costs(no);
+  const matmuls = without.nodes.filter((x) => x.op === 'MatMul' || x.op === 'Gemm');
+  assert.ok(matmuls.length > 0);
+  for (const m of matmuls) assert.equal(m.by_kind.gpu!.time_s, null, 'JSON null: no GPU runs it');
+  assert.ok(without.critical_path_s > h100.critical_path_s, `${without.critical_path_s} against ${h100.critical_path_s}`);
+  const text = hxc(['inspect', model, '--costs', '--phase', 'prefill', '--prompt', '128', '--topology', no]);
+  assert.match(text.stdout, /\n\S+\s+MatMul\s+.*\s-\s/);
+});

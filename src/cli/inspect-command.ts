@@ -138,16 +138,21 @@ export async function inspectCommand(model: string, opts: InspectFlags): Promise
         sci(c.flops),
         sci(c.bytes),
         sci(c.intensity),
-        ...cls.kinds.map((kind) => `${k.by_kind[kind]!.bound === 'compute' ? 'C' : 'M'} ${sci(k.by_kind[kind]!.time_s)}s`),
+        // (- where no device of the kind runs the op.)
+        ...cls.kinds.map((kind) =>
+          Number.isFinite(k.by_kind[kind]!.time_s) ? `${k.by_kind[kind]!.bound === 'compute' ? 'C' : 'M'} ${sci(k.by_kind[kind]!.time_s)}s` : '-',
+        ),
         `${sci(k.slack_s)}${k.latency_sensitive ? ' *' : ''}`,
         profile.fused_into[i]! >= 0 ? g.nodes[profile.fused_into[i]!]!.name : '',
       ];
     });
-    text += `\ncosts at ${
-      Object.entries(profile.bindings)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(', ') || 'the declared shapes'
-    }: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices (C compute-bound, M memory-bound, * latency-sensitive); ${profile.totals.fused} nodes run inside the kernel named under "fused into" on ${[...FUSING_KINDS].join('/')} devices (no launch of their own)${groupedNote(profile.nodes.launch_group)}\n`;
+    // Data-dependent sizes (a MoE's token counts, one per expert) are counted, not listed, as hxc plan says them.
+    const fresh = new Set(ctx.get(shapesPass).fresh_symbols);
+    const given = Object.entries(profile.bindings).filter(([k]) => !fresh.has(k));
+    const estimated = Object.keys(profile.bindings).length - given.length;
+    text += `\ncosts at ${given.map(([k, v]) => `${k}=${v}`).join(', ') || 'the declared shapes'}${
+      estimated > 0 ? ` (+${estimated} data-dependent size${estimated === 1 ? '' : 's'} at ${estimated === 1 ? 'its' : 'their'} expectation)` : ''
+    }: ${sci(profile.totals.flops)} FLOPs, critical path ${sci(cls.critical_path_s)} s on the fastest devices that run each node (C compute-bound, M memory-bound, * latency-sensitive); ${profile.totals.fused} nodes run inside the kernel named under "fused into" on ${[...FUSING_KINDS].join('/')} devices (no launch of their own)${groupedNote(profile.nodes.launch_group)}\n`;
     text += table(header, rows, [2, 3, 4]);
     if (profile.calibration) {
       text += `\ncalibration (${profile.calibration.source}, ${profile.calibration.matched_nodes} nodes matched):\n`;
