@@ -433,4 +433,23 @@ test('what a plan says, as an audit read it: an annotated KV cache counted once;
     warned.stderr,
     /HXC1103.*1 value\(s\) declared with another type than the graph computes \(e\.g\. "39": declared float16\[1, 1\], computed float32\[1, 1\]\)/,
   );
+  // A MoE annotation that cannot be: top_k past the experts, a node in two experts, the router's node an expert's.
+  const moe = JSON.parse(fs.readFileSync(annotated, 'utf8'));
+  const broken: [(g: typeof moe) => void, RegExp][] = [
+    [(g) => (g.annotations.moe[0].top_k = 9), /annotations\.moe\[0\]\.top_k: top_k is 9/],
+    [
+      (g) => g.annotations.moe[0].experts[1].push(g.annotations.moe[0].experts[0][0]),
+      /annotations\.moe\[0\]\.experts\[1\]\[3\]: node "\S+" is in expert 0 and in expert 1/,
+    ],
+    [(g) => g.annotations.moe[0].router.push(g.annotations.moe[0].experts[2][0]), /node "\S+" is in the router and in expert 2/],
+  ];
+  for (const [edit, want] of broken) {
+    const g = structuredClone(moe);
+    edit(g);
+    const file = path.join(dir, 'broken.json');
+    fs.writeFileSync(file, JSON.stringify(g));
+    const refused = hxc(['plan', file, '--out', path.join(dir, 'broken')]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, want);
+  }
 });

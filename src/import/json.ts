@@ -294,6 +294,17 @@ function readAnnotations(r: Reader, v: Json, nodeNames: Map<string, number>, val
       };
       if (mo.router !== undefined) ann.router = r.strings(mo.router, `${at}.router`).map((n, j) => checkNode(n, `${at}.router[${j}]`));
       if (mo.top_k !== undefined) ann.top_k = r.number(mo.top_k, `${at}.top_k`);
+      // A layer's parts are disjoint: a node is one expert's, or the router's; a token picks at most every expert.
+      const owner = new Map<string, string>();
+      const claim = (n: string, part: string, where: string): void => {
+        const before = owner.get(n);
+        if (before !== undefined) r.fail(where, `node "${n}" is in ${before} and in ${part}`, 'give each node to one expert, or to the router');
+        owner.set(n, part);
+      };
+      ann.router?.forEach((n, j) => claim(n, 'the router', `${at}.router[${j}]`));
+      ann.experts.forEach((names, k) => names.forEach((n, j) => claim(n, `expert ${k}`, `${at}.experts[${k}][${j}]`)));
+      if (ann.top_k !== undefined && !(Number.isInteger(ann.top_k) && ann.top_k >= 1 && ann.top_k <= ann.experts.length))
+        r.fail(`${at}.top_k`, `top_k is ${ann.top_k}: each token picks a whole number of experts from 1 to the layer's ${ann.experts.length}`);
       return ann;
     });
   }
