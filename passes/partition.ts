@@ -96,11 +96,19 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
       // (A variant let go leaves its polish only when it plans one cut: cuts are weighed polished.)
       r = await partitionOn(ctx, cut, cuts.indexOf(cut), undefined, ctx.options.defer_polish === true && cuts.length === 1);
     } catch (err) {
-      if (cuts.length > 1 && err instanceof HxcError && (err.code === 'HXC2403' || err.code === 'HXC3001')) {
+      if (cuts.length > 1 && err instanceof HxcError && err.code === 'HXC2403' && ctx.option(SOLVER) === 'exact') {
+        // --solver exact on a cut past the MILP's size: that cut is planned by the heuristics, so
+        // the plan the user would get with no flag is not lost to the coarse cut the MILP can take.
+        ctx.diagnostics.warn(
+          'HXC1116',
+          `--solver exact: the cut into ${cut.stages.length} stages is past the MILP's size (${err.message.replace(/^--solver exact: /, '')}); planned there by the heuristics, the better of the cuts ships`,
+          { where: '--solver' },
+        );
+        r = await partitionOn(ctx, cut, cuts.indexOf(cut), undefined, false, true);
+      } else if (cuts.length > 1 && err instanceof HxcError && (err.code === 'HXC2403' || err.code === 'HXC3001')) {
         failed ??= err;
         continue;
-      }
-      throw err;
+      } else throw err;
     }
     tried.push({ stages: cut.stages.length, units: r.units.length, latency_s: r.verdict.latency_s, throughput_per_s: r.verdict.throughput_per_s, result: r });
     if (!best || planScore(r) < planScore(best) - Math.abs(planScore(best)) * 1e-12) best = r;
@@ -111,9 +119,16 @@ export async function partitionGraph(ctx: PassContext): Promise<PartitionResult>
   return best;
 }
 
-async function partitionOn(ctx: PassContext, stages: StageResult, cut: number, replay?: PartitionDecision, deferAllowed = false): Promise<PartitionResult> {
+async function partitionOn(
+  ctx: PassContext,
+  stages: StageResult,
+  cut: number,
+  replay?: PartitionDecision,
+  deferAllowed = false,
+  heuristicOnly = false,
+): Promise<PartitionResult> {
   const objective: Objective = ctx.option(OBJECTIVE) ?? 'latency';
-  const solverFlag = ctx.option(SOLVER) ?? 'auto';
+  const solverFlag = heuristicOnly ? 'heuristic' : (ctx.option(SOLVER) ?? 'auto');
   const profile = ctx.get(profilePass);
   const state = ctx.get(statePass);
   const { index } = ctx.get(verifyPass);

@@ -453,3 +453,18 @@ test('what a plan says, as an audit read it: an annotated KV cache counted once;
     assert.match(refused.stderr, want);
   }
 });
+
+test('--solver exact on a model whose fine stage cut is past the MILP plans that cut by the heuristics (HXC1116): never slower than the plan with no flag, as it was (745 against 600 µs)', () => {
+  const dir = tmpDir();
+  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+  const latency = (solver: string): { latency_s: number; stderr: string } => {
+    const out = path.join(dir, solver);
+    const r = hxc(['plan', model, '--solver', solver, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    return { latency_s: (JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1).estimate.latency_s, stderr: r.stderr };
+  };
+  const auto = latency('auto');
+  const exact = latency('exact');
+  assert.match(exact.stderr, /HXC1116.*past the MILP's size/);
+  assert.ok(exact.latency_s <= auto.latency_s * (1 + 1e-9), `${exact.latency_s} against ${auto.latency_s}`);
+});
