@@ -302,7 +302,7 @@ export function refuseUnwritable(dir: string): void {
   }
 }
 
-/** Why a hard link cannot be made where a symbolic one can: another file system, or one without hard links. */
+/** Why a hard link cannot be made: another file system, one without hard links, or a file the user may not link (protected_hardlinks: EPERM). */
 const LINKLESS = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
 
 /** Writes the output; the linked files it had to copy (once each: their source on another file system). */
