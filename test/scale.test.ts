@@ -148,6 +148,17 @@ test('hxc topology on 40 generated hosts (400 devices): classes by default, ever
   assert.match(text.stdout, /400 devices/);
   assert.match(text.stdout, /class/i);
   assert.ok(text.stdout.split('\n').length < 200, 'a summary, not a 400 × 400 table');
+  // A device with op limits of its own is a class of its own, and the summary says its limits.
+  const limited = path.join(dir, 'limited.yaml');
+  const yaml = rackYaml(4).replace(
+    '  - id: gpu[0-31]\n    kind: gpu\n    model: h100-sxm\n',
+    '  - id: gpu[0-30]\n    kind: gpu\n    model: h100-sxm\n  - id: gpu31\n    kind: gpu\n    model: h100-sxm\n    ops: {exclude: [MatMul]}\n',
+  );
+  assert.notEqual(yaml, rackYaml(4), 'the generated rack names gpu[0-31] as one entry');
+  fs.writeFileSync(limited, yaml);
+  const classes = hxc(['topology', limited]);
+  assert.equal(classes.code, 0, classes.stderr);
+  assert.match(classes.stdout, /\n  ops gpu h100-sxm #\d: all ops, except MatMul\n/);
   const json = hxc(['topology', rack, '--json']);
   assert.equal(json.code, 0, json.stderr);
   const t = JSON.parse(json.stdout) as { device_classes: { devices: string[] }[]; link_classes: unknown[]; route_classes: unknown[]; routes?: unknown[] };

@@ -187,6 +187,13 @@ function renderSummary(topo: Topology, routes: RouteTable, color: boolean, out: 
       color,
     ),
   );
+  // A class's op limits, as the device table says them on a small rack (a class is one part: one set of limits).
+  for (const c of devices) {
+    const d = byId.get(c.representative)!;
+    if (d.ops.include === null && d.ops.exclude.length === 0) continue;
+    const include = d.ops.include === null ? 'all ops' : d.ops.include.length <= 8 ? `only ${d.ops.include.join(', ')}` : `${d.ops.include.length} ops`;
+    out.push(`  ops ${c.name}: ${include}${d.ops.exclude.length ? `, except ${d.ops.exclude.join(', ')}` : ''}`);
+  }
   out.push('', title('link classes'));
   out.push(
     ...table(
