@@ -158,7 +158,7 @@ test('hxc topology on 40 generated hosts (400 devices): classes by default, ever
   fs.writeFileSync(limited, yaml);
   const classes = hxc(['topology', limited]);
   assert.equal(classes.code, 0, classes.stderr);
-  assert.match(classes.stdout, /\n  ops gpu h100-sxm #\d: all ops, except MatMul\n/);
+  assert.match(classes.stdout, /\n {2}ops gpu h100-sxm #\d: all ops, except MatMul\n/);
   const json = hxc(['topology', rack, '--json']);
   assert.equal(json.code, 0, json.stderr);
   const t = JSON.parse(json.stdout) as { device_classes: { devices: string[] }[]; link_classes: unknown[]; route_classes: unknown[]; routes?: unknown[] };
