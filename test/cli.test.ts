@@ -267,3 +267,26 @@ test('usage, as an audit typed it: an empty --passes, a misspelled option or com
   assert.ok(!compare('o', t([Number.NEGATIVE_INFINITY, 1]), t([Number.POSITIVE_INFINITY, 1])).within_tolerance);
   assert.ok(!compare('o', t([5, 1]), t([Number.NaN, 1])).within_tolerance);
 });
+
+test('inspect counts what the plan has: a node whose result reaches no output is left out (HXC1108), and so is the weight only it reads', () => {
+  const base = onnx.ModelProto.decode(fs.readFileSync(path.join(FIXTURES, 'models', 'hello_deepa.onnx')));
+  const dir = tmpDir();
+  const g = base.graph!;
+  const first = g.input![0]!.name!;
+  // A MatMul of the input by a weight of its own, whose result nothing reads.
+  g.initializer!.push({ name: 'dead_w', dataType: 1, dims: [96, 1000], rawData: new Uint8Array(96 * 1000 * 4) });
+  g.node!.push({ name: 'dead_mm', opType: 'MatMul', input: [first, 'dead_w'], output: ['dead_out'] });
+  const file = path.join(dir, 'dead.onnx');
+  fs.writeFileSync(file, onnx.ModelProto.encode(base).finish());
+  const inspect = (model: string) => {
+    const r = hxc(['inspect', model, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return { stderr: r.stderr, json: JSON.parse(r.stdout) };
+  };
+  const dead = inspect(file);
+  const clean = inspect(path.join(FIXTURES, 'models', 'hello_deepa.onnx'));
+  assert.match(dead.stderr, /HXC1108.*1 node\(s\)/);
+  assert.deepEqual(dead.json.counts, clean.json.counts);
+  assert.ok(clean.json.param_bytes > 0);
+  assert.equal(dead.json.param_bytes, clean.json.param_bytes);
+});

@@ -234,8 +234,16 @@ function dropDeadNodes(file: string, graph: Graph, nodeByName: Map<string, numbe
   }
   if (!alive.includes(0)) return graph;
   const dead = graph.nodes.filter((_, i) => !alive[i]);
-  // A new graph: the index stays with the one it was built for.
-  const live = { ...graph, nodes: graph.nodes.filter((_, i) => alive[i]) };
+  // A new graph: the index stays with the one it was built for. Weights only dead nodes read go too
+  // (as onnxruntime drops an initializer nothing reads): the parameters counted are the ones planned.
+  const nodes = graph.nodes.filter((_, i) => alive[i]);
+  const read = new Set<string>(graph.outputs.map((o) => o.name));
+  for (const n of nodes) {
+    for (const v of n.inputs) if (v) read.add(v);
+    for (const v of n.outer_refs) read.add(v);
+  }
+  const initializers = new Map([...graph.initializers].filter(([name]) => read.has(name)));
+  const live = { ...graph, nodes, initializers };
   diagnostics.warn('HXC1108', `${dead.length} node(s) compute values nothing reads (e.g. ${dead[0]!.op} "${dead[0]!.name}"): left out of the plan`, {
     where: file,
   });
