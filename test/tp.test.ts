@@ -261,8 +261,9 @@ test('a variant weighed and let go leaves its judged polish to its second planni
     assert.equal(plain!.latency_s <= split!.latency_s * 1.01, close, `${rack} ${batch}: ${plain!.latency_s} against ${split!.latency_s}`);
     assert.equal(held.polished, 1, 'planned at once, each variant is polished');
     assert.equal(letGo.text, held.text, `${rack} ${batch}: the same plan`);
-    // First planned in a worker thread (as on four cores or more): the same plan again.
-    assert.equal((await plan(rack, batch, true, true)).text, held.text, `${rack} ${batch}: the same plan, threaded`);
+    // First planned in a worker thread (as on four cores or more): the same plan again (once: the
+    // thread runs the same code on every case, and each planning here is ~15 s of CI).
+    if (plainShips) assert.equal((await plan(rack, batch, true, true)).text, held.text, `${rack} ${batch}: the same plan, threaded`);
     // Let go: polished only in its second planning, which judges the placement the first one chose.
     assert.deepEqual([letGo.polished, letGo.replayed], close ? [1, 1] : [0, 0], `${rack} ${batch}`);
   }
