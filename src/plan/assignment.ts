@@ -4,7 +4,6 @@
 // A plan.json (`hxc-plan/v1`) is read as its `assignment`: `--assign old-plan/plan.json` plans again
 // on the placement a plan shipped, as the help says it may.
 
-import fs from 'node:fs';
 import { HxcError } from '../diag/diagnostics.js';
 import { PLAN_FORMAT } from './format.js';
 import { readBounded } from '../util/read-file.js';
@@ -28,8 +27,6 @@ export function readAssignment(
 ): { pins: Int32Array; start_s: Float64Array | null; step: { lane: Int32Array; position: Int32Array } | null } {
   let text: string;
   try {
-    const size = fs.statSync(file).size;
-    if (size > MAX_BYTES) throw new HxcError('HXC2106', `the assignment file has ${size} bytes, more than the ${MAX_BYTES} hxc reads`, { where: file });
     text = readBounded(file, MAX_BYTES, 'the assignment file').toString('utf8');
   } catch (err) {
     if (err instanceof HxcError) throw err;
