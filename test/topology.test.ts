@@ -166,6 +166,45 @@ links:
   );
 });
 
+test('ops: a misspelt op name is refused at its line; a custom op, a task graph op or one with its domain is taken', () => {
+  const rack = (ops: string): string =>
+    RACK(`devices:
+  - id: a
+    kind: gpu
+    model: h200
+    ops: ${ops}
+`);
+  // A misspelt name matched no node: the device kept MatMul it was meant to lose, without a word.
+  expectError(
+    () => parseTopology(rack('{exclude: [Loop, Matmul]}'), 'typo.yaml'),
+    'HXC2302',
+    'typo.yaml:7',
+    /ops\.exclude: "Matmul" is not an operator hxc knows \(did you mean MatMul/,
+  );
+  expectError(
+    () => parseTopology(rack('{include: [Softmx]}'), 'soft.yaml'),
+    'HXC2302',
+    'soft.yaml:7',
+    /"Softmx" is not an operator hxc knows \(did you mean Softmax/,
+  );
+  expectError(
+    () => parseTopology(rack('{include: [ai.onnx.Gemmm]}'), 'dom.yaml'),
+    'HXC2302',
+    'dom.yaml:7',
+    /Gemmm in the ONNX domain\) is not an operator hxc knows \(did you mean Gemm/,
+  );
+  // What is taken: ONNX ops of any opset, contrib ops by name, a custom domain's ops, a whole domain.
+  const topo = parseTopology(rack('{exclude: [Col2Im, GroupQueryAttention, com.example.MyOp, ai.onnx.Loop, com.microsoft.*]}'), 'ok.yaml');
+  const a = topo.devices[0]!;
+  assert.equal(canRun(a, 'MyOp', 'com.example'), false);
+  assert.equal(canRun(a, 'Loop'), false);
+  assert.equal(canRun(a, 'MatMul'), true);
+  // A task graph's own op names (any name, DESIGN.md) are no slip of a known one.
+  const tasks = parseTopology(rack('{include: [FooBar, fft_stage]}'), 'tasks.yaml').devices[0]!;
+  assert.equal(canRun(tasks, 'fft_stage'), true);
+  assert.equal(canRun(tasks, 'MatMul'), false);
+});
+
 test('peakFlops: ONNX dtype names and fallbacks', () => {
   const hetero = example('rack-hetero.yaml');
   const h100 = device(hetero, 'gpu0');

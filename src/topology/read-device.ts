@@ -6,10 +6,11 @@ import { CATALOG_NAMES, COMPUTE_CLASSES, DEVICE_KINDS, KIND_DEFAULTS, OP_SETS, c
 import type { CatalogEntry, ComputeClass, DeviceKind } from './catalog.js';
 import { parseBandwidth, parseBytes, parseFlops, parseSeconds } from './units.js';
 import { ID_PATTERN, MAX_EXPANSION, type Obj, type Path } from './load-limits.js';
-import { closeMatches, expandIds, own, type Reader } from './yaml-source.js';
+import { closeMatches, editDistance, expandIds, own, type Reader } from './yaml-source.js';
 import type { Device } from './load.js';
 import { DTYPES } from './load-limits.js';
 import { describe } from './yaml-source.js';
+import { isKnownOpName, KNOWN_OP_NAMES } from './op-names.js';
 
 export function readDevice(r: Reader, raw: unknown, path: Path): Device[] {
   const d = r.object(raw, path, `device ${path[1]}`);
@@ -242,7 +243,20 @@ export function readOps(r: Reader, raw: unknown, path: Path, what: string, defau
   const names = (key: string): string[] | null => {
     const v = own(ops, key);
     if (v === undefined || v === null) return null;
-    return r.list(v, [...path, key], `${what} ops.${key}`).map((x, i) => r.string(x, [...path, key, i], `${what} ops.${key} entry`));
+    return r.list(v, [...path, key], `${what} ops.${key}`).map((x, i) => {
+      const entry = r.string(x, [...path, key, i], `${what} ops.${key} entry`);
+      const unknown = unknownOpEntry(entry);
+      const meant = unknown === null ? [] : misspelt(unknown);
+      if (meant.length > 0) {
+        const named = unknown === entry ? `"${entry}"` : `"${entry}" (${unknown} in the ONNX domain)`;
+        throw r.invalid(
+          [...path, key, i],
+          `${what} ops.${key}: ${named} is not an operator hxc knows (did you mean ${meant.join(', ')}?)`,
+          'write the op type as the ONNX spec spells it (MatMul, not Matmul); a custom operator with its domain, as com.example.MyOp',
+        );
+      }
+      return entry;
+    });
   };
   const include = names('include');
   const exclude = names('exclude') ?? [];
@@ -251,4 +265,32 @@ export function readOps(r: Reader, raw: unknown, path: Path, what: string, defau
   else if (setRaw !== undefined && setRaw !== null) allowed = base ? [...new Set([...base, ...include])] : null;
   else allowed = [...new Set(include)];
   return { include: allowed, exclude: [...new Set(exclude)] };
+}
+
+/**
+ * The op an ops entry names that no known operator answers to, or null: an entry without a domain or
+ * in the ONNX domain (`ai.onnx.X`; `ai.onnx.*` is every ONNX op). An entry in another domain is that
+ * domain's business (custom operators, com.microsoft's newer ones).
+ */
+function unknownOpEntry(entry: string): string | null {
+  const dot = entry.lastIndexOf('.');
+  const op = entry.slice(dot + 1);
+  if (dot >= 0 && entry.slice(0, dot) !== 'ai.onnx') return op.length > 0 ? null : entry;
+  if (dot >= 0 && op === '*') return null;
+  return isKnownOpName(op) ? null : op;
+}
+
+/**
+ * Known operators an unknown name is a slip of: the same but for case, or within an edit per five
+ * letters of one, ignoring case ("Matmul", "Gemmm", "Softmx"). A name further from every one is a
+ * task graph's own op (DESIGN.md: their `op` may be any name) and is taken.
+ */
+function misspelt(name: string): string[] {
+  const lower = name.toLowerCase();
+  const limit = Math.max(1, Math.floor(name.length / 5));
+  return KNOWN_OP_NAMES.map((k) => ({ k, d: editDistance(lower, k.toLowerCase()) }))
+    .filter((x) => x.d <= limit)
+    .sort((a, b) => a.d - b.d || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .slice(0, 3)
+    .map((x) => x.k);
 }
