@@ -92,6 +92,17 @@ test('bad inputs: one line on stderr, exit 2, no stack trace', () => {
   const where = hxc(['topology', unknownDevice]).stderr;
   assert.match(where, /unknown-device\.yaml:\d+/);
   assert.match(where, /gpu9/);
+  // A stderr that cannot be written (a full disk) loses the line, not the status: 2, not a crash's 1.
+  if (fs.existsSync('/dev/full')) {
+    const full = fs.openSync('/dev/full', 'w');
+    try {
+      const r = spawnSync(process.execPath, [HXC, 'inspect', path.join(dir, 'does-not-exist.onnx')], { stdio: ['ignore', 'pipe', full] });
+      assert.equal(r.status, 2, 'bad input with stderr on /dev/full');
+      assert.equal(r.stdout.length, 0);
+    } finally {
+      fs.closeSync(full);
+    }
+  }
 });
 
 test('plan runs the pipeline; --passes pulls in prerequisites; --strict-passes names the missing one', () => {

@@ -223,6 +223,9 @@ export async function main(argv: string[]): Promise<void> {
     );
     process.exit(2);
   });
+  // Nor does a stderr that cannot be written change the exit code: the diagnostic is lost (there is
+  // nowhere left to say it), the status still says what happened (2 for bad input, not 1).
+  process.stderr.on('error', () => {});
   process.exitCode = await runCli(argv);
 }
 
