@@ -198,7 +198,12 @@ export function buildManifest(
           : sched.many.throughput_per_s > 0 && Number.isFinite(part.throughput_bound.upper_per_s)
             ? part.throughput_bound.upper_per_s / sched.many.throughput_per_s - 1
             : null,
-      lower_bounds: { critical_path_s: lb.critical_path_s, work_over_speed_s: lb.work_over_speed_s, memory_spread_s: lb.memory_spread_s },
+      lower_bounds: {
+        critical_path_s: lb.critical_path_s,
+        work_over_speed_s: lb.work_over_speed_s,
+        memory_spread_s: lb.memory_spread_s,
+        ...(lb.milp_s !== null ? { milp_s: lb.milp_s } : {}),
+      },
       devices: Object.fromEntries(
         sched.devices.map((d, k) => [
           d.id,

@@ -15,10 +15,10 @@ import { ROUTING } from '../src/moe/routing.js';
 import { narrowForModel } from '../src/partition/narrow.js';
 import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
-import { lowerBound } from '../src/partition/bounds.js';
+import { lowerBound, withMilpBound } from '../src/partition/bounds.js';
 import { buildProblem, unitPin } from '../src/partition/build.js';
 import { allOn, evenSplit, groupBy, onWithFallback, stepOrder } from '../src/partition/candidates.js';
-import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, solveExact, type ExactResult } from '../src/partition/exact.js';
+import { EXACT_AUTO_MAX_SIZE, EXACT_MAX_UNITS, memoryFeasible, solveExact, type ExactResult } from '../src/partition/exact.js';
 import { heftOrError, heftOrNull, type HeftResult } from '../src/partition/heft.js';
 import { placedPins } from '../src/partition/segments.js';
 import { Judge, shippedOrders, type LatencyVerdict, type Verdict } from '../src/partition/judge.js';
@@ -214,7 +214,7 @@ async function partitionOn(
       decided.polish_deferred && latencyCandidates
         ? judge.latencyVerdict(decided.placement)
         : judge.verdict(decided.placement, shippedOrders(decided.objective));
-    const lb = await lowerBound(p);
+    const lb = withMilpBound(await lowerBound(p), decided.exact?.best_bound_s ?? null, memoryFeasible(p, decided.placement.device));
     const throughput_bound: ThroughputBound = {
       upper_per_s: R / Math.max(R * lb.memory_spread_s, lb.critical_path_s),
       device_load_s: lb.memory_spread_s,

@@ -218,6 +218,13 @@ test("HEFT reproduces the published 80 on Topcuoglu et al.'s example; refinement
   assert.ok(p.estimate.latency_s <= 80);
   assert.ok(p.estimate.latency_s >= p.estimate.lower_bound_s);
   assert.equal(Object.keys(p.assignment).length, 10);
+  // The MILP proves its optimum: the lower bound is that optimum, not the critical path's 41, and
+  // the plan that reaches it is 0% above it (a CI gate on --max-gap failed a proven optimum at 78%).
+  assert.equal(p.estimate.lower_bounds.critical_path_s, 41);
+  assert.ok(p.estimate.lower_bounds.milp_s !== undefined && p.estimate.lower_bounds.milp_s > 41, JSON.stringify(p.estimate.lower_bounds));
+  assert.equal(p.estimate.lower_bound_s, p.estimate.lower_bounds.milp_s);
+  assert.equal(p.estimate.latency_s, 73);
+  assert.equal(p.estimate.gap, 0);
 });
 
 test('a node the GPU cannot run falls back to the CPU, and explain says so', async () => {

@@ -217,7 +217,7 @@ export async function planWith(
   const gap = e.gap === null ? '-' : `${(e.gap * 100).toFixed(1)}%`;
   text +=
     plan.objective === 'latency'
-      ? `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}); gap ${gap}\n`
+      ? `lower bound ${sec(e.lower_bound_s)} (critical path ${sec(e.lower_bounds.critical_path_s)}, work/speed ${sec(e.lower_bounds.work_over_speed_s)}, memory spread ${sec(e.lower_bounds.memory_spread_s)}${e.lower_bounds.milp_s !== undefined ? `, MILP ${sec(e.lower_bounds.milp_s)}` : ''}); gap ${gap}\n`
       : `throughput bound ${thr(e.throughput_upper_per_s)} (busiest device at least ${sec(e.lower_bounds.memory_spread_s)} per request); gap ${gap}\n`;
   const b = e.baselines;
   const asked = e.kv?.asked ?? null;

@@ -177,7 +177,8 @@ export interface PlanEstimate {
   throughput_upper_per_s: number;
   /** For the objective: latency over its lower bound, or the throughput bound over throughput, minus 1. */
   gap: number | null;
-  lower_bounds: { critical_path_s: number; work_over_speed_s: number; memory_spread_s: number };
+  /** `milp_s`: the exact MILP's proven bound, when it ran (src/partition/bounds.ts withMilpBound). */
+  lower_bounds: { critical_path_s: number; work_over_speed_s: number; memory_spread_s: number; milp_s?: number };
   devices: Record<string, { busy_s: number; utilisation: number; memory_bytes: number; capacity_bytes: number }>;
   link_bytes: Record<string, number>;
   /** Which candidate was shipped, and every candidate judged (the shipped plan is the best of them for the objective). */

@@ -17,7 +17,7 @@ export function drawWhy(kit: Kit): void {
     'Why',
     s.objective === 'throughput'
       ? `Throughput bound ${s.throughput_upper_per_s.toPrecision(4)} /s (the busiest device at least ${time(why.bounds.memory_spread_s)} per request); ${s.gap === null ? 'the shipped plan is not bounded' : `it is ${(s.gap * 100).toFixed(1)}% above the shipped plan's ${s.throughput_per_s.toPrecision(4)} /s`}. Latency lower bound ${time(s.lower_bound_s)} (critical path ${time(why.bounds.critical_path_s)}).`
-      : `Lower bound ${time(s.lower_bound_s)} (critical path ${time(why.bounds.critical_path_s)}, work over speed ${time(why.bounds.work_over_speed_s)}, memory spread ${time(why.bounds.memory_spread_s)}); the shipped plan is ${s.gap === null ? 'not bounded' : `${(s.gap * 100).toFixed(1)}% above it`}.`,
+      : `Lower bound ${time(s.lower_bound_s)} (critical path ${time(why.bounds.critical_path_s)}, work over speed ${time(why.bounds.work_over_speed_s)}, memory spread ${time(why.bounds.memory_spread_s)}${why.bounds.milp_s !== undefined ? `, exact MILP ${time(why.bounds.milp_s)}` : ''}); the shipped plan is ${s.gap === null ? 'not bounded' : `${(s.gap * 100).toFixed(1)}% above it`}.`,
   );
   const h3 = document.createElement('h3');
   h3.textContent = 'Candidates and baselines (simulated alike)';

@@ -115,7 +115,7 @@ export interface ReportData {
     explain: { unit: string; stage: string; device: string; finish_s: number; reason: string; resident_bytes: number; alternatives: string[] }[];
     /** throughput_per_s null: not simulated (a latency plan of a huge graph judges candidates by latency). */
     candidates: { name: string; label: string; latency_s: number; throughput_per_s: number | null; fits: boolean; shipped: boolean; kind: string }[];
-    bounds: { critical_path_s: number; work_over_speed_s: number; memory_spread_s: number };
+    bounds: { critical_path_s: number; work_over_speed_s: number; memory_spread_s: number; milp_s?: number };
     variants: { name: string; splits: number; latency_s: number; throughput_per_s: number | null; shipped: boolean }[];
   };
   compare: ReportCompare | null;
