@@ -68,7 +68,17 @@ test('bad inputs: one line on stderr, exit 2, no stack trace', () => {
   fs.writeFileSync(corruptNode, bad);
   const badUnit = path.join(dir, 'bad-unit.yaml');
   fs.writeFileSync(badUnit, fs.readFileSync(path.join(EXAMPLES, 'rack-tiny.yaml'), 'utf8').replace('bandwidth: 16GB/s', 'bandwidth: 80 GB/'));
+  // A rack none of whose devices runs Gather (or the model's other ops) by its ops lists.
+  const noGather = path.join(dir, 'no-gather.yaml');
+  fs.writeFileSync(
+    noGather,
+    fs
+      .readFileSync(path.join(EXAMPLES, 'rack-tiny.yaml'), 'utf8')
+      .replace('ops: {exclude: [Loop, If, NonZero]}', 'ops: {include: [Add]}')
+      .replace('kind: cpu\n', 'kind: cpu\n    ops: {include: [MatMul, Add]}\n'),
+  );
   const cases: [string[], string][] = [
+    [['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', noGather, '--out', path.join(dir, 'nc')], 'HXC2308'],
     [['inspect', path.join(FIXTURES, 'bad', 'truncated.onnx')], 'HXC2103'],
     [['inspect', path.join(FIXTURES, 'bad', 'not-onnx.onnx')], 'HXC2102'],
     [['inspect', corruptNode], 'HXC2102'],
@@ -89,6 +99,11 @@ test('bad inputs: one line on stderr, exit 2, no stack trace', () => {
     assert.equal(problem, null, `${args.join(' ')}: ${problem}`);
   }
   assert.match(hxc(['inspect', corruptNode]).stderr, /node 0 of the graph does not decode as an ONNX NodeProto/);
+  assert.match(
+    hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', noGather, '--out', path.join(dir, 'nc')]).stderr,
+    /no-gather\.yaml: no device of the rack runs [A-Za-z, ]*Gather[A-Za-z, ]*.*by its ops lists \(the first in the model: node ".*"\).*fix: add the ops to a device's ops\.include/,
+  );
+  assert.ok(!fs.existsSync(path.join(dir, 'nc')), 'nothing written');
   const where = hxc(['topology', unknownDevice]).stderr;
   assert.match(where, /unknown-device\.yaml:\d+/);
   assert.match(where, /gpu9/);

@@ -15,7 +15,7 @@ import type { VariantJob, VariantReply } from './variant-worker.js';
 import { PASSES } from '../../passes/index.js';
 import { partitionPass, planScore } from '../../passes/partition.js';
 import { partitionDecision, type PartitionDecision } from '../partition/result.js';
-import { weightsExceedRack } from '../partition/bounds.js';
+import { opNoDeviceRuns, weightsExceedRack } from '../partition/bounds.js';
 import { Context } from '../pass/context.js';
 import {
   finishInstrumentation,
@@ -94,7 +94,10 @@ function storing(ctx: Context, names: readonly string[]): (name: string, result:
   return (name, result) => {
     ctx.store(name, result);
     if (name !== verifyPass.name || !names.includes(partitionPass.name)) return;
-    const tooBig = weightsExceedRack((result as VerifyResult).index, ctx.topology());
+    const index = (result as VerifyResult).index;
+    const unrunnable = opNoDeviceRuns(index.graph, ctx.topology());
+    if (unrunnable) throw unrunnable;
+    const tooBig = weightsExceedRack(index, ctx.topology());
     if (tooBig) throw tooBig;
   };
 }

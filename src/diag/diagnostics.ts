@@ -62,6 +62,7 @@ export const CATALOG = {
   HXC2305: ['unknown catalog model', 'use a catalog name (`hxc topology --default` lists some), or write the numbers'],
   HXC2306: ['duplicate device id', 'give every device a unique id'],
   HXC2307: ['unreachable device', 'connect the device with a link'],
+  HXC2308: ['an op no device runs', "add the op to a device's ops, or a device that runs it"],
   HXC2401: ['unknown pass', 'see `hxc passes` for the passes'],
   HXC2402: ['missing prerequisite pass', 'add the pass to --passes, or leave out --strict-passes'],
   HXC2403: ['invalid pass option', "see `hxc passes` for each pass's options"],

@@ -5,7 +5,8 @@
 
 import { HxcError } from '../diag/diagnostics.js';
 import type { GraphIndex } from '../ir/algorithms.js';
-import type { Topology } from '../topology/index.js';
+import type { Graph } from '../ir/graph.js';
+import { canRun, type Topology } from '../topology/index.js';
 import { formatBytes } from '../topology/units.js';
 import { LpModel, runLp, type Term } from './milp-lp.js';
 import { type PlacementProblem, residentBytes, unitPredecessors, unitTime } from './problem.js';
@@ -263,4 +264,31 @@ export function weightsExceedRack(index: GraphIndex, topology: Topology): HxcErr
     `the model does not fit: the weights its nodes read take ${bytes} bytes (${formatBytes(bytes)}), the rack's ${topology.devices.length} devices hold ${capacity} (${formatBytes(capacity)}) together`,
     { hint: 'add devices or memory to the topology, or use a smaller dtype' },
   );
+}
+
+/**
+ * The ops (in graph order) no device of the rack may run by its ops lists, as bad input: the model
+ * and the rack do not go together, whatever the search. Said once the graph is verified, naming the
+ * ops and a node of the first, rather than as a unit HEFT could place nowhere (whose hint, about
+ * memory, did not fix it). Constant nodes are left out: their value travels with the programs that read it.
+ */
+export function opNoDeviceRuns(graph: Graph, topology: Topology): HxcError | null {
+  const seen = new Set<string>();
+  const ops: string[] = [];
+  let first = '';
+  for (const node of graph.nodes) {
+    if (node.op === 'Constant' && node.domain === '') continue;
+    const op = node.domain ? `${node.domain}.${node.op}` : node.op;
+    if (seen.has(op)) continue;
+    seen.add(op);
+    if (topology.devices.some((d) => canRun(d, node.op, node.domain))) continue;
+    if (ops.length === 0) first = node.name;
+    ops.push(op);
+  }
+  if (ops.length === 0) return null;
+  const named = ops.length <= 6 ? ops.join(', ') : `${ops.slice(0, 6).join(', ')} and ${ops.length - 6} more`;
+  return new HxcError('HXC2308', `no device of the rack runs ${named} by its ops lists (the first in the model: node "${first}")`, {
+    where: topology.source.file ?? `the built-in rack ${topology.name}`,
+    hint: `add ${ops.length === 1 ? 'the op' : 'the ops'} to a device's ops.include (or drop ${ops.length === 1 ? 'it' : 'them'} from ops.exclude), or add a device that runs ${ops.length === 1 ? 'it' : 'them'}`,
+  });
 }

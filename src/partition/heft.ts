@@ -175,7 +175,12 @@ export function heft(p: PlacementProblem): HeftResult {
         short.length === 0
           ? `unit "${p.unit_names[u]}" can run on no device of the topology`
           : `the model does not fit: unit "${p.unit_names[u]}" (${need} bytes of weights and state) has no room left — ${short.map((x) => `${x.id} ${Math.ceil(x.missing)} bytes missing`).join(', ')}; the whole model pins ${total} bytes, the rack holds ${capacity}`,
-        { hint: 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype' },
+        {
+          hint:
+            short.length === 0
+              ? "give its nodes a time for one of the rack's devices or kinds (a task graph's `time` keys), or add a device that runs them"
+              : 'add devices or memory to the topology, lower --batch/--context, or use a smaller dtype',
+        },
       );
     }
     device[u] = best;
