@@ -9,6 +9,7 @@ import type { PlanOptions } from '../src/pass/pass.js';
 import { runPlan } from '../src/runtime/run.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { profilePass } from '../passes/profile.js';
+import type { PlanV1 } from '../src/plan/format.js';
 
 const RUNNABLE = ['gpt2_tiny_kv', 'mixtral_tiny_moe_kv', 'dense_moe_small_kv', 'mobilenet_v3_small', 'ch_PP-OCRv4_det_infer', 'hello_deepa'];
 const KV = new Set(['gpt2_tiny_kv', 'mixtral_tiny_moe_kv', 'dense_moe_small_kv']);
@@ -35,6 +36,11 @@ test('every runnable shared model, planned on every example rack for latency and
       for (const objective of ['latency', 'throughput']) {
         const out = path.join(dir, `${name}-${rack}-${objective}`);
         await planTo(name, rack, out, { objective });
+        // No device runs programs priced at nothing (views of weights alone on a CPU, sent on every request).
+        const plan = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+        for (const d of plan.devices)
+          if (d.steps.some((s) => s.op === 'compute'))
+            assert.ok(plan.estimate.devices[d.id]!.busy_s > 0, `${name} ${rack} ${objective}: ${d.id} computes nothing`);
         const report = await runPlan({ plan_dir: out, seed: 1, iterations: 1, check: true, decode_steps: KV.has(name) ? 4 : 0, dims: {} });
         assert.ok(report.check, 'check ran');
         const checks = report.requests.flatMap((r) => r.checks);
@@ -115,6 +121,14 @@ test('decode steps keep the KV cache on its owner device: no state crosses to th
       .reduce((a: number, s: { start_s: number; end_s: number }) => a + s.end_s - s.start_s, 0);
     assert.ok(Math.abs(d.measured_s - busy) <= busy * 1e-9, `${d.device}: drift measured ${d.measured_s} s, its prefill steps ${busy} s`);
   }
+  // A device the plan priced at nothing that measured busy is past any budget, not left out.
+  const busiest = drift.devices.reduce((a, d) => (d.measured_s > a.measured_s ? d : a));
+  const nothing = {
+    ...plan,
+    estimate: { ...plan.estimate, devices: { ...plan.estimate.devices, [busiest.device]: { ...plan.estimate.devices[busiest.device], busy_s: 0 } } },
+  };
+  const unpriced = readDrift(report.telemetry, nothing).devices.find((d) => d.device === busiest.device);
+  assert.equal(unpriced?.drift, Infinity);
   const groups = readCalibration(report.telemetry).groups;
   assert.ok(groups.length > 0);
   for (const g of groups) {

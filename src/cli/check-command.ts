@@ -218,7 +218,7 @@ function report(dir: string, f: CheckFlags, subject: string, planDir: string | n
         hint: 'give the telemetry of a run of this plan (hxc run PLAN_DIR)',
       });
     }
-    const signed = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+    const signed = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%` : 'busy where the plan estimated nothing');
     for (const d of drift.devices) {
       budgets.push({
         name: `drift ${d.device}`,

@@ -84,7 +84,7 @@ export async function runCommand(planDir: string, f: RunFlags): Promise<void> {
         `${((report.device_busy_share[m.device] ?? 0) * 100).toFixed(1)}%`,
         ms(m.measured_busy_s * 1000),
         ms(m.estimated_busy_s * 1000),
-        m.skew.toFixed(2),
+        m.skew === null ? (m.measured_busy_s > 0 ? 'none estimated' : '-') : m.skew.toFixed(2),
       ]),
       [1, 2, 3, 4],
     );

@@ -237,6 +237,19 @@ export class GraphIndex {
     return this.initializerMask;
   }
 
+  private graphInputMask: Uint8Array | null = null;
+  /** Whether value `id` is an input of the graph (one a caller feeds, even when an initializer gives it a default). */
+  isGraphInput(id: number): boolean {
+    if (!this.graphInputMask) {
+      this.graphInputMask = new Uint8Array(this.valueNames.length);
+      for (const v of this.graph.inputs) {
+        const k = this.valueIds.get(v.name);
+        if (k !== undefined) this.graphInputMask[k] = 1;
+      }
+    }
+    return this.graphInputMask[id] === 1;
+  }
+
   get nodeByName(): Map<string, number> {
     if (!this.nodeByNameMap) {
       this.nodeByNameMap = new Map();

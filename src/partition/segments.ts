@@ -4,6 +4,7 @@
 
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
+import { VIEW_OPS } from '../ir/ops.js';
 import { Heap } from '../util/heap.js';
 import type { Unit } from './build.js';
 
@@ -18,10 +19,30 @@ const METADATA_OPS = new Set(['Shape', 'Size']);
 export function relocatable(graph: Graph, index: GraphIndex, i: number): boolean {
   const node = graph.nodes[i]!;
   if (node.domain !== '') return false;
-  if (node.op === 'Constant') return index.successors(i).length > 0;
+  if (node.op === 'Constant' || constantView(graph, index, i)) return index.successors(i).length > 0;
   if (!METADATA_OPS.has(node.op)) return false;
   const id = index.inputsOf(i)[0];
   return id !== undefined && id >= 0 && index.producerOf[id]! >= 0;
+}
+
+/**
+ * A view of constants (an Identity, Reshape, Squeeze… of an initializer or a Constant's value, as
+ * exporters write for a bias or a shared weight): it computes nothing a step needs to wait for, and
+ * goes with what reads it as a Constant does. On a unit of its own it was a program of nothing —
+ * mobilenet_v3_small's five Identity nodes of biases sat alone on rack-tiny's CPU, priced at 0 s,
+ * measured 9.5 ms there, their bytes sent over PCIe every request.
+ */
+function constantView(graph: Graph, index: GraphIndex, i: number): boolean {
+  if (!VIEW_OPS.has(graph.nodes[i]!.op)) return false;
+  const inputs = index.inputsOf(i);
+  if (inputs.length === 0) return false;
+  const initializer = index.initializerIds;
+  for (const id of inputs) {
+    if (id < 0) continue;
+    const p = index.producerOf[id]!;
+    if (p >= 0 ? graph.nodes[p]!.op !== 'Constant' || graph.nodes[p]!.domain !== '' : !initializer[id] || index.isGraphInput(id)) return false;
+  }
+  return true;
 }
 
 /**
@@ -53,20 +74,23 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[]):
     for (const i of u.nodes) unitOf[i] = k;
   });
   const moved = new Set<number>();
-  // A Constant joins the unit of its first reader (in unit order): a unit of nothing but
-  // constants would be a program with nothing to compute and nothing to send (programs carry
-  // their own copies of the constants they read; src/lower/programs.ts).
-  units.forEach((u, k) => {
-    for (const i of u.nodes) {
-      if (graph.nodes[i]!.op !== 'Constant' || !relocatable(graph, index, i)) continue;
-      let first = -1;
-      for (const id of index.outputsOf(i))
-        for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
-      if (first < 0 || first === k) continue;
-      units[first]!.nodes.unshift(i);
-      moved.add(i);
-    }
-  });
+  // A Constant, or a view of constants, joins the unit of its first reader (in unit order): a unit
+  // of nothing but constants would be a program with nothing to compute and nothing to send
+  // (programs carry their own copies of the constants they read; src/lower/programs.ts). A view
+  // moves first, then the Constant it reads goes where the view went: last first in the units'
+  // order, a topological one (units in order, each unit's nodes in order).
+  const home = Int32Array.from(unitOf);
+  const constants: number[] = [];
+  for (const u of units) for (const i of u.nodes) if (relocatable(graph, index, i) && !METADATA_OPS.has(graph.nodes[i]!.op)) constants.push(i);
+  constants.reverse();
+  for (const i of constants) {
+    let first = -1;
+    for (const id of index.outputsOf(i)) for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
+    if (first < 0 || first === unitOf[i]) continue;
+    units[first]!.nodes.unshift(i);
+    moved.add(i);
+    unitOf[i] = first;
+  }
   units.forEach((u, k) => {
     for (const i of u.nodes) {
       if (!METADATA_OPS.has(graph.nodes[i]!.op) || !relocatable(graph, index, i)) continue;
@@ -78,7 +102,7 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[]):
   });
   if (moved.size === 0) return;
   units.forEach((u, k) => {
-    u.nodes = u.nodes.filter((i) => !moved.has(i) || unitOf[i] !== k);
+    u.nodes = u.nodes.filter((i) => !moved.has(i) || home[i] !== k);
   });
   // A moved node is listed once, in its new unit (a Constant read first there, then a Shape moved there too).
   for (let k = units.length - 1; k >= 0; k--) if (units[k]!.nodes.length === 0) units.splice(k, 1);

@@ -16,7 +16,7 @@ export interface DeviceDrift {
   /** Median over requests of the device's summed compute steps, seconds. */
   measured_s: number;
   estimated_s: number;
-  /** measured / estimated − 1. */
+  /** measured / estimated − 1; Infinity when the plan estimated nothing and the device measured busy. */
   drift: number;
 }
 
@@ -84,9 +84,11 @@ export function readDrift(file: string, plan: PlanV1, planSha256: string | null 
   const devices: DeviceDrift[] = [];
   for (const [device, e] of Object.entries(plan.estimate.devices).sort(([a], [b]) => a.localeCompare(b))) {
     const m = busy.get(device);
-    if (!m || e.busy_s <= 0) continue;
+    if (!m) continue;
     const measured = median([...m.values()]);
-    devices.push({ device, measured_s: measured, estimated_s: e.busy_s, drift: measured / e.busy_s - 1 });
+    // A device the plan priced at nothing that measured busy is past any budget (Infinity), not left out.
+    if (e.busy_s <= 0 && measured <= 0) continue;
+    devices.push({ device, measured_s: measured, estimated_s: e.busy_s, drift: e.busy_s > 0 ? measured / e.busy_s - 1 : Infinity });
   }
   // Token shares per MoE layer, measured over every request against the plan's.
   const measuredTokens = new Map<number, Map<number, number>>();

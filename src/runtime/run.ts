@@ -67,7 +67,8 @@ export interface RunReport {
    * `at_plan_dims` false when no request ran at the plan's dims (a serving run's decode steps), so
    * the two are of different work.
    */
-  measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number; requests: number; at_plan_dims: boolean }[];
+  /** skew: measured / estimated busy time; null when the plan estimated nothing for the device. */
+  measured_vs_estimated: { device: string; measured_busy_s: number; estimated_busy_s: number; skew: number | null; requests: number; at_plan_dims: boolean }[];
   check: { passed: boolean; tolerance_rel: number; tolerance_abs: number; worst: Comparison | null } | null;
   telemetry: string;
   trace: string;

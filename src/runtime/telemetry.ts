@@ -51,7 +51,8 @@ export function finish(
       device: d,
       measured_busy_s: m,
       estimated_busy_s: e,
-      skew: e > 0 ? m / e : 0,
+      // (No ratio to an estimate of nothing: null, not 0, which read as a device running faster than planned.)
+      skew: e > 0 ? m / e : null,
       requests: atPlanDims.size > 0 ? atPlanDims.size : results.length,
       at_plan_dims: atPlanDims.size > 0,
     };
