@@ -99,6 +99,19 @@ test('decode steps keep the KV cache on its owner device: no state crosses to th
   const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8'));
   assert.equal(telemetry.format, 'hxc-telemetry/v1');
   assert.ok(telemetry.steps.length > 0 && telemetry.steps.every((s: { end_s: number; start_s: number }) => s.end_s >= s.start_s));
+  // A send carries its bytes (read before postMessage detaches the buffer), as its recv does; a
+  // transfer runs from its send to its arrival, the receiver's wait apart.
+  const sends = trace.traceEvents.filter((e: { cat?: string }) => e.cat === 'send');
+  assert.ok(sends.length > 0 && sends.every((e: { args: { bytes: number } }) => e.args.bytes > 0), 'every send in the trace has its bytes');
+  type Moved = { value: string; request: number; start_s: number; end_s: number; wait_s: number; bytes: number };
+  assert.ok(telemetry.transfers.length > 0);
+  for (const t of telemetry.transfers as Moved[]) {
+    assert.ok(t.end_s >= t.start_s && t.wait_s >= 0 && t.bytes > 0, JSON.stringify(t));
+    const sent = trace.traceEvents.find(
+      (e: { cat?: string; name: string; args: { request: number } }) => e.cat === 'send' && e.name === t.value && e.args.request === t.request,
+    );
+    assert.ok(sent && Math.abs(sent.ts / 1e6 - t.start_s) < 1e-9, `${t.value}: starts when it was sent`);
+  }
   // Each measured step names the plan's units its program ran: every unit of the plan, measured.
   const measuredUnits = new Set<string>(telemetry.steps.flatMap((s: { units: string[] }) => s.units));
   for (const d of plan.devices)

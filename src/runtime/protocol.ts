@@ -82,6 +82,9 @@ export interface StepRecord {
   end_ms: number;
   bytes?: number;
   peer?: string;
+  /** A recv: when its sender posted it and when it arrived here (the run's clock, ms). */
+  sent_ms?: number;
+  arrived_ms?: number;
 }
 
 export interface RunDone {
@@ -113,6 +116,8 @@ export interface TransferMessage {
   request: number;
   tensor: WireTensor;
   sent_ms: number;
+  /** Set by the receiving worker's inbox when the message lands. */
+  arrived_ms?: number;
 }
 
 /** Options every onnxruntime session of hxc takes: only fatal messages may log (errors surface as exceptions hxc reports). */

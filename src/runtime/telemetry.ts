@@ -93,7 +93,23 @@ export function finish(
     transfers: records.flatMap((r) =>
       r.done.steps
         .filter((s) => s.op === 'recv')
-        .map((s) => ({ to: r.device, from: s.peer, value: s.label, request: r.request, bytes: s.bytes, start_s: s.start_ms / 1000, end_s: s.end_ms / 1000 })),
+        .map((s) => {
+          // From the send to the arrival (both on the run's clock: workers on other hosts keep the
+          // coordinator's epoch; a skewed clock is clamped to an arrival no earlier than the send);
+          // wait_s is how long the receiver stood waiting for it.
+          const sent = s.sent_ms ?? s.start_ms;
+          const arrived = Math.max(sent, s.arrived_ms ?? s.end_ms);
+          return {
+            to: r.device,
+            from: s.peer,
+            value: s.label,
+            request: r.request,
+            bytes: s.bytes,
+            start_s: sent / 1000,
+            end_s: arrived / 1000,
+            wait_s: (s.end_ms - s.start_ms) / 1000,
+          };
+        }),
     ),
     queue_waits: records.map((r) => ({ device: r.device, request: r.request, wait_s: r.done.wait_ms / 1000 })),
     expert_tokens: [] as { device: string; request: number; layer: number; expert: number; tokens: number }[],

@@ -30,6 +30,8 @@ class Inbox {
 
   constructor(port: MessagePort) {
     port.on('message', (m: TransferMessage) => {
+      // When it landed here: a transfer is from its send to its arrival, not the receiver's wait.
+      m.arrived_ms = now();
       const key = `${m.request}:${m.value}`;
       const w = this.waiting.get(key);
       if (w) {
@@ -128,14 +130,25 @@ async function main(): Promise<void> {
         store.set(step.value!, fromWire(m.tensor));
         const t1 = now();
         wait += t1 - t0;
-        records.push({ op: 'recv', label: step.value!, start_ms: t0, end_ms: t1, bytes: m.tensor.data.byteLength, peer: step.peer! });
+        records.push({
+          op: 'recv',
+          label: step.value!,
+          start_ms: t0,
+          end_ms: t1,
+          bytes: m.tensor.data.byteLength,
+          peer: step.peer!,
+          sent_ms: m.sent_ms,
+          arrived_ms: m.arrived_ms ?? t1,
+        });
       } else if (step.op === 'send') {
         const t = store.get(step.value!);
         if (!t) throw new Error(`${init.device}: value ${step.value} to send is missing`);
         const { wire, transfer } = toWire(t, step.last_use === true);
         if (step.last_use) store.delete(step.value!);
+        // (Read before posting: a transferred buffer is detached by postMessage, its length then 0.)
+        const bytes = wire.data.byteLength;
         init.send_ports[step.peer!]!.postMessage({ value: step.value!, request: req.request, tensor: wire, sent_ms: t0 } satisfies TransferMessage, transfer);
-        records.push({ op: 'send', label: step.value!, start_ms: t0, end_ms: now(), bytes: wire.data.byteLength, peer: step.peer! });
+        records.push({ op: 'send', label: step.value!, start_ms: t0, end_ms: now(), bytes, peer: step.peer! });
       } else {
         const session = sessions.get(step.program!)!;
         const feeds: Record<string, ort.Tensor> = {};
