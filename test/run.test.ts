@@ -178,6 +178,27 @@ test('tampered plans and wrong inputs: one clear line, exit 2', async () => {
     JSON.stringify({ 'onnx::Flatten_0': { dtype: 'float32', shape: [1, 25, 96], data: Array.from({ length: 2400 }, (_, i) => Math.cos(i)) } }),
   );
   assert.equal(hxc(['run', out, '--inputs', good, '--check']).code, 0);
+  // A misspelt name is said as one, not as the right name missing.
+  fs.writeFileSync(bad, JSON.stringify({ 'onnx::Flaten_0': JSON.parse(fs.readFileSync(good, 'utf8'))['onnx::Flatten_0'] }));
+  const slip = hxc(['run', out, '--inputs', bad]);
+  assert.equal(isOneLineError(slip, 'HXC2602'), null);
+  assert.match(slip.stderr, /unknown input "onnx::Flaten_0" \(did you mean onnx::Flatten_0\?\)/);
+  // Values a kernel refuses (token ids past GPT-2's 2,048-row table): the inputs file is named.
+  const gpt2 = path.join(dir, 'gpt2');
+  assert.equal(hxc(['plan', path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), '--topology', path.join(EXAMPLES, 'rack-tiny.yaml'), '--out', gpt2]).code, 0);
+  const specs = (JSON.parse(fs.readFileSync(path.join(gpt2, 'plan.json'), 'utf8')) as PlanV1).inputs;
+  const pastIds = Object.fromEntries(
+    specs.map((i) => {
+      const shape = (i.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
+      const n = shape.reduce((a, b) => a * b, 1);
+      return [i.name, { dtype: i.dtype, shape, data: new Array(n).fill(i.name === 'input_ids' ? 5000 : i.name === 'attention_mask' ? 1 : 0) }];
+    }),
+  );
+  fs.writeFileSync(bad, JSON.stringify(pastIds));
+  const refused = hxc(['run', gpt2, '--inputs', bad]);
+  assert.equal(isOneLineError(refused, 'HXC2601'), null);
+  assert.ok(refused.stderr.includes(`${bad}: device`), refused.stderr);
+  assert.match(refused.stderr, /check the values in the inputs file/);
   // --iterations with --decode-steps (the run is one prompt and its steps): refused, not ignored.
   const both = hxc(['run', out, '--iterations', '3', '--decode-steps', '2']);
   assert.equal(isOneLineError(both, 'HXC2002'), null);

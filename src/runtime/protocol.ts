@@ -64,6 +64,11 @@ export interface StepProgress {
   label: string;
 }
 
+/** The coordinator's word to stop: the worker exits once no session.run is under way (src/runtime/stop.ts). */
+export interface QuitRequest {
+  type: 'quit';
+}
+
 export interface RunRequest {
   type: 'run';
   request: number;

@@ -15,6 +15,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { readPlan, verifyPrograms } from '../plan/read.js';
 import type { PlanV1 } from '../plan/format.js';
 import { SESSION_OPTIONS, type RunDone, type RunRequest, type WireTensor, type WorkerInit, type WorkerMessage, type WorkerStep } from './protocol.js';
+import { stopWorker } from './stop.js';
 import { compare, makeInputs, numericShape, readInputs, type Comparison } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { finish } from './telemetry.js';
@@ -214,7 +215,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
   const needs = new Map<string, Set<string>>();
   const queue = new SharedArrayBuffer(4 * Math.max(1, active.length));
   const slots: Record<string, number> = Object.fromEntries(active.map((d, k) => [d.id, k]));
-  const workers = new Map<string, { postMessage(req: RunRequest, transfer: ArrayBuffer[]): void; terminate(): Promise<unknown> }>();
+  const workers = new Map<string, { postMessage(req: RunRequest, transfer: ArrayBuffer[]): void; stop(): Promise<unknown> }>();
   // Across processes: the step each device last started, so that a failure names it.
   const lastStep = new Map<string, string>();
   const remoteInits: Setup['devices'] = [];
@@ -263,7 +264,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       reject(
         deployment
           ? new HxcError('HXC2603', message, { where: dir, hint: 'check the worker (its log says why), its token file and its address; then run again' })
-          : new HxcError('HXC2601', message, { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' }),
+          : new HxcError('HXC2601', message, failedWhere(dir, opts.inputs_file)),
       );
     };
   });
@@ -321,7 +322,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       const { send_ports: _s, recv_ports: _r, queue: _q, plan_dir: _p, packed: _k, ...rest } = init;
       const recvPeers = active.filter((e) => sendsTo.get(e.id)!.has(d.id)).map((e) => e.id);
       remoteInits.push({ ...rest, send_peers: [...sendsTo.get(d.id)!].sort(), recv_peers: recvPeers.sort() });
-      workers.set(d.id, { postMessage: (req) => remote.post(d.id, req), terminate: async () => {} });
+      workers.set(d.id, { postMessage: (req) => remote.post(d.id, req), stop: async () => {} });
       continue;
     }
     const ports = [...Object.values(init.send_ports), ...Object.values(init.recv_ports)];
@@ -338,7 +339,10 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
       settle();
       if (!finished) fail(`device ${d.id}: its worker stopped (exit code ${code})`);
     });
-    workers.set(d.id, w);
+    workers.set(d.id, {
+      postMessage: (req, transfer) => w.postMessage(req, transfer),
+      stop: () => stopWorker(w, (opts.timeout_s ?? DEFAULT_TIMEOUT_S) * 1000),
+    });
   }
   remote?.setup(dir, plan.programs, remoteInits);
   const next = (id: string): Promise<WorkerMessage> => new Promise((resolve) => pending.set(id, resolve));
@@ -451,11 +455,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
           `request ${r}: ${latency.toFixed(3)} ms; ${dones.map((m) => (m.type === 'done' ? `${m.device} handle ${m.handle_ms?.toFixed(3)} busy ${m.busy_ms.toFixed(3)}` : '')).join(', ')}\n`,
         );
       const bad = dones.find((m) => m.type === 'error');
-      if (bad && bad.type === 'error')
-        throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, {
-          where: dir,
-          hint: 'check that the inputs match the plan (--dim), or plan again',
-        });
+      if (bad && bad.type === 'error') throw new HxcError('HXC2601', `device ${bad.device} failed: ${bad.message}`, failedWhere(dir, opts.inputs_file));
       const outputs: Record<string, ort.Tensor> = {};
       for (const m of dones) {
         if (m.type !== 'done') continue;
@@ -508,7 +508,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     let waited: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(initialised), new Promise<void>((r) => (waited = setTimeout(r, (opts.timeout_s ?? DEFAULT_TIMEOUT_S) * 1000)))]);
     clearTimeout(waited);
-    await Promise.all([...workers.values()].map((w) => w.terminate()));
+    await Promise.all([...workers.values()].map((w) => w.stop()));
     // After a failure the streams are cancelled, not ended politely: a stalled worker never answers
     // an end, and its open call would keep this process alive past the error it printed.
     remote?.close(failures.length > 0);
@@ -537,4 +537,18 @@ function resolveModel(opts: RunOptions, plan: PlanV1, dir: string): string {
     });
   }
   return p;
+}
+
+/**
+ * Where a device's failure points and what to do: the user's inputs when they gave them (the values
+ * the kernels refused came from there: a token id past the vocabulary, a position past the table),
+ * else the plan's dims.
+ */
+function failedWhere(dir: string, inputsFile: string | undefined): { where: string; hint: string } {
+  return inputsFile
+    ? {
+        where: inputsFile,
+        hint: 'check the values in the inputs file (an id past the table it indexes, a shape the model refuses) and that they match the plan (--dim)',
+      }
+    : { where: dir, hint: 'check that the inputs match the plan (--dim), or plan again' };
 }

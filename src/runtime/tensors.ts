@@ -2,6 +2,7 @@
 // --inputs JSON file (checked against the specs), and the numeric comparison used by --check.
 
 import * as ort from 'onnxruntime-node';
+import { closeMatches } from '../topology/yaml-source.js';
 import { HxcError } from '../diag/diagnostics.js';
 import { mulberry32 } from '../util/stats.js';
 import { evalDim } from '../shapes/symbolic.js';
@@ -118,6 +119,20 @@ export function readInputs(file: string, specs: InputSpec[]): { tensors: Record<
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc))
     throw new HxcError('HXC2602', 'the inputs file is not a JSON object of named tensors', { where: file, hint: form });
+  // A name the plan does not take is a slip, not an extra: said as such, before "X is missing".
+  const names = specs.map((s) => s.name);
+  for (const key of Object.keys(doc)) {
+    if (names.includes(key)) continue;
+    const close = closeMatches(key, names);
+    throw new HxcError(
+      'HXC2602',
+      `unknown input "${key}"${close.length > 0 ? ` (did you mean ${close.join(', ')}?)` : ''}; the plan's inputs are ${names.join(', ')}`,
+      {
+        where: file,
+        hint: 'name each tensor as the plan does (plan.json inputs)',
+      },
+    );
+  }
   const tensors: Record<string, ort.Tensor> = {};
   const dims: Record<string, number> = {};
   for (const spec of specs) {

@@ -6,7 +6,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { RunDone, RunRequest, StepRecord, TransferMessage, WireTensor, WorkerInit } from './protocol.js';
+import type { QuitRequest, RunDone, RunRequest, StepRecord, TransferMessage, WireTensor, WorkerInit } from './protocol.js';
 import { fromWire, shareTensor, toWire } from './wire.js';
 import { SESSION_OPTIONS } from './protocol.js';
 import { ProgramReader } from '../plan/programs.js';
@@ -81,7 +81,16 @@ async function main(): Promise<void> {
   const queue = new Int32Array(init.queue);
   const computeSteps = init.steps.filter((s) => s.op === 'compute').length;
   const probeNames = new Set(init.probes);
-  parentPort!.on('message', (req: RunRequest) => {
+  /** session.run calls under way, and whether the coordinator asked this worker to quit. */
+  let inSession = 0;
+  let quitting = false;
+  parentPort!.on('message', (req: RunRequest | QuitRequest) => {
+    if (req.type === 'quit') {
+      // Not while onnxruntime runs a session here: it would raise into a torn-down thread (src/runtime/stop.ts).
+      quitting = true;
+      if (inSession === 0) process.exit(0);
+      return;
+    }
     const received = now();
     runRequest(req)
       .then((done) => {
@@ -164,7 +173,15 @@ async function main(): Promise<void> {
           if (!t) throw new Error(`${init.device}: ${step.program} needs ${name}, which has not arrived`);
           feeds[name] = t;
         }
-        const res = await session.run(feeds);
+        if (quitting) throw new Error('stopped');
+        inSession++;
+        let res: ort.InferenceSession.ReturnType;
+        try {
+          res = await session.run(feeds);
+        } finally {
+          inSession--;
+          if (quitting && inSession === 0) process.exit(0);
+        }
         for (const name of step.outputs!) {
           store.set(name, res[name]!);
           // Probe sizes are read here: the tensor may be sent (moved) before the request ends.

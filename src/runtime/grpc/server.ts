@@ -18,6 +18,7 @@ import type { PlanV1 } from '../../plan/format.js';
 import type { RunDone, RunRequest, TransferMessage, WorkerInit, WorkerMessage } from '../protocol.js';
 import { sha256 } from '../../util/hash.js';
 import { Assembler, encodeEnvelope, frames, tensorIn, tensorOut, WORKER_SERVICE, MAX_MESSAGE_BYTES, type Head } from './proto.js';
+import { stopWorker } from '../stop.js';
 import { peerClient, tokenMetadata } from './client-common.js';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker.js');
@@ -387,7 +388,7 @@ class Session {
     let waited: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(this.initialised), new Promise<void>((r) => (waited = setTimeout(r, 120_000)))]);
     clearTimeout(waited);
-    await Promise.all([...this.threads.values()].map((w) => w.terminate()));
+    await Promise.all([...this.threads.values()].map((w) => stopWorker(w, 120_000)));
     for (const f of this.files.values()) if (f.fd >= 0) fs.closeSync(f.fd);
     if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
     try {

@@ -1,0 +1,25 @@
+// Stopping a device's worker thread. Worker.terminate() tears its environment down at once, and
+// onnxruntime finishing a session.run there then raises into the torn-down environment: the whole
+// process aborts ("terminate called after throwing an instance of 'Napi::Error'", exit 134) — a
+// run that failed on one device (a token id past the vocabulary) crashed on another, about one run
+// in six. So a worker is asked to quit: it exits at once when no session.run is under way, else
+// when the one under way returns (src/runtime/worker.ts). Terminated only if it has not exited
+// within the bound (a session stuck in a kernel), as before.
+
+import { once } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import type { QuitRequest } from './protocol.js';
+
+export async function stopWorker(w: Worker, timeout_ms: number): Promise<void> {
+  const exited = once(w, 'exit').then(() => true);
+  try {
+    w.postMessage({ type: 'quit' } satisfies QuitRequest);
+  } catch {
+    // Already gone.
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeout_ms)));
+  const done = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (!done) await w.terminate();
+}
