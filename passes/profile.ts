@@ -356,11 +356,34 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       }
     }
     if (calibration.unmatched_names > 0) {
-      ctx.diagnostics.warn('HXC1105', `${calibration.unmatched_names} measured node names are not in this model (${calibration.matched_nodes} matched)`, {
-        where: calibrateFile,
-        hint: 'calibrate with a profile of the same model',
-      });
+      // onnxruntime's profile names the kernels it ran: after its graph optimizations, fused ones
+      // (LayerNormFusion, GPT2Gelu, MatmulTransposeFusion…) that are no node of the model. Their
+      // time is not used, said with its share, and how to time the model node by node.
+      const c = calibration;
+      const share = c.matched_s + c.unmatched_s > 0 ? (100 * c.unmatched_s) / (c.matched_s + c.unmatched_s) : 0;
+      ctx.diagnostics.warn(
+        'HXC1105',
+        `${c.unmatched_names} measured names are no node of this model (${c.unmatched_examples.join(', ')}${c.unmatched_names > c.unmatched_examples.length ? ', …' : ''}; ${share.toFixed(1)}% of the measured time, not used; ${c.matched_nodes} matched)`,
+        {
+          where: calibrateFile,
+          hint:
+            c.source === 'onnxruntime-profile'
+              ? "they are onnxruntime's fused kernels: profile with graph optimizations off (graphOptimizationLevel: 'disabled') to time node by node, or calibrate with the telemetry hxc run writes"
+              : 'calibrate with a profile of the same model',
+        },
+      );
     }
+    // Kinds measured and kinds priced from the catalog, weighed against each other: a plan may move
+    // work to a kind nothing measured because its datasheet looks fast next to measured times (a
+    // run of CPU stand-ins calibrating cpu and gpu, the rack's Gaudi left on its catalog numbers).
+    const measuredKinds = [...new Set(calibration.factors.map((f) => f.kind))].sort();
+    const unmeasured = [...new Set(topo.devices.map((d) => d.kind))].filter((k) => !measured.by_kind.has(k)).sort();
+    if (measuredKinds.length > 0 && unmeasured.length > 0)
+      ctx.diagnostics.warn(
+        'HXC1117',
+        `calibrated ${measuredKinds.join(', ')} from measurement; ${unmeasured.join(', ')} ${unmeasured.length === 1 ? 'keeps its' : 'keep their'} catalog numbers, so the plan weighs measured times against datasheet ones`,
+        { where: calibrateFile!, hint: 'measure a run that uses every kind (place some work there with --assign) and calibrate with its telemetry' },
+      );
   }
   return {
     nodes,

@@ -154,6 +154,19 @@ test('calibration from a real onnxruntime profile changes the estimates and repo
   assert.equal(cli.code, 0, cli.stderr);
   assert.match(cli.stdout, /calibration \(onnxruntime-profile, \d+ nodes matched\)/);
   assert.match(cli.stdout, /cpu\s+matmul\s+\S+\s+3/);
+  // With onnxruntime's optimisations on (its default), the profile times fused kernels that are no
+  // node of the model: their share of the time is said, with how to time node by node.
+  const fused = await ort.InferenceSession.create(model, { enableProfiling: true, profileFilePrefix: path.join(dir, 'fused'), graphOptimizationLevel: 'all' });
+  for (let i = 0; i < 3; i++) await fused.run({ 'onnx::Flatten_0': x });
+  fused.endProfiling();
+  await fused.release();
+  const fusedFile = fs.readdirSync(dir).find((f) => f.startsWith('fused') && f.endsWith('.json'))!;
+  const warned = hxc(['inspect', model, '--costs', '--calibrate', path.join(dir, fusedFile)]);
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(
+    warned.stderr,
+    /HXC1105: .*: \d+ measured names are no node of this model \(.*Fusion.*; \d+\.\d% of the measured time, not used; \d+ matched\).*graphOptimizationLevel: 'disabled'/,
+  );
 });
 
 test('bad calibration and phase inputs are one-line errors', async () => {

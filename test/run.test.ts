@@ -247,6 +247,13 @@ test('hxc run telemetry calibrates the next plan (the feedback loop)', async () 
   assert.equal(calibration.source, 'hxc-telemetry');
   assert.equal(calibration.matched_nodes, 530, 'every node of the model was timed through its program');
   assert.ok(calibration.factors.length > 0);
+  assert.ok(!again.ctx.diagnostics.warnings.some((w) => w.code === 'HXC1117'), 'every kind of the rack measured');
+  // On a rack with kinds the run never used, the plan weighs measured times against datasheet ones: said.
+  const mixed = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims, flags: { calibrate: report.telemetry } }, [
+    'profile',
+  ]);
+  const said = mixed.ctx.diagnostics.warnings.find((w) => w.code === 'HXC1117');
+  assert.match(said?.message ?? '', /^calibrated cpu, gpu from measurement; accel, dataflow, ipu keep their catalog numbers/);
 });
 
 test('an If whose branches read outer-scope values across a device boundary runs and matches', async () => {

@@ -164,6 +164,10 @@ export interface CalibrationReport {
   source: Measurements['source'];
   matched_nodes: number;
   unmatched_names: number;
+  /** The first few unmatched names (sorted), and the measured seconds matched and not. */
+  unmatched_examples: string[];
+  matched_s: number;
+  unmatched_s: number;
   factors: FittedFactor[];
   efficiency: EfficiencyTable;
 }
@@ -175,6 +179,9 @@ export function fitEfficiency(m: Measurements, items: CalibrationItem[], deviceO
   const efficiency: EfficiencyTable = {};
   let matched = 0;
   let unmatched = 0;
+  let matched_s = 0;
+  let unmatched_s = 0;
+  const unmatchedNames = new Set<string>();
   for (const [kind, times] of [...m.by_kind.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const device = deviceOfKind(kind);
     const sums = new Map<OpClass, { ideal: number; measured: number; n: number }>();
@@ -182,9 +189,12 @@ export function fitEfficiency(m: Measurements, items: CalibrationItem[], deviceO
       const it = byName.get(name);
       if (!it) {
         unmatched++;
+        unmatched_s += seconds;
+        unmatchedNames.add(name);
         continue;
       }
       matched++;
+      matched_s += seconds;
       if (!device || it.flops <= 0) continue;
       const ideal = computeSeconds(it, device);
       const s = sums.get(it.op_class) ?? { ideal: 0, measured: 0, n: 0 };
@@ -200,5 +210,6 @@ export function fitEfficiency(m: Measurements, items: CalibrationItem[], deviceO
       (efficiency[kind] ??= {})[cls] = factor;
     }
   }
-  return { source: m.source, matched_nodes: matched, unmatched_names: unmatched, factors, efficiency };
+  const unmatched_examples = [...unmatchedNames].sort().slice(0, 3);
+  return { source: m.source, matched_nodes: matched, unmatched_names: unmatched, unmatched_examples, matched_s, unmatched_s, factors, efficiency };
 }

@@ -36,6 +36,7 @@ export const CATALOG = {
     "write --out on the model's file system (next to the model, say): its weights are then hard-linked, not copied",
   ],
   HXC1116: ["a stage cut past the exact solver's size, planned by the heuristics", 'use --max-stages to cut fewer stages for the MILP, or --solver auto'],
+  HXC1117: ['some device kinds calibrated, others not', 'measure a run that uses every kind and calibrate with its telemetry'],
   HXC2000: ['not built', 'run `npm ci` or `npm run build` in the hxc folder'],
   HXC2001: ['cannot read file', 'check the path and its permissions'],
   HXC2002: ['usage', 'see `hxc --help` and `hxc COMMAND --help`'],
