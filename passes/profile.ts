@@ -373,6 +373,15 @@ export function profileGraph(ctx: PassContext): ProfileResult {
         },
       );
     }
+    if (measured.cold)
+      ctx.diagnostics.warn(
+        'HXC1105',
+        "calibrated from one request at the plan's dims: every program's first, cold run (the first request runs 2-3x the later ones)",
+        {
+          where: calibrateFile!,
+          hint: 'run the plan with --iterations 3 or more and calibrate with that telemetry (its first request is left out as a warm-up)',
+        },
+      );
     // Kinds measured and kinds priced from the catalog, weighed against each other: a plan may move
     // work to a kind nothing measured because its datasheet looks fast next to measured times (a
     // run of CPU stand-ins calibrating cpu and gpu, the rack's Gaudi left on its catalog numbers).

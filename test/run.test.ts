@@ -248,6 +248,27 @@ test('hxc run telemetry calibrates the next plan (the feedback loop)', async () 
   assert.equal(calibration.matched_nodes, 530, 'every node of the model was timed through its program');
   assert.ok(calibration.factors.length > 0);
   assert.ok(!again.ctx.diagnostics.warnings.some((w) => w.code === 'HXC1117'), 'every kind of the rack measured');
+  // The first request runs every session cold: a warm-up, left out; each program's time is the
+  // median of the two after it.
+  const telemetry = JSON.parse(fs.readFileSync(report.telemetry, 'utf8')) as { steps: { request: number; nodes: string[]; start_s: number; end_s: number }[] };
+  const measured = readCalibration(report.telemetry);
+  assert.equal(measured.cold, false);
+  for (const g of measured.groups) {
+    const runs = telemetry.steps.filter((st) => st.nodes.join() === g.nodes.join());
+    const later = runs.filter((st) => st.request !== 0).map((st) => st.end_s - st.start_s);
+    assert.equal(runs.length, 3);
+    assert.ok(Math.abs(g.seconds - (later[0]! + later[1]!) / 2) <= 1e-12, `${g.nodes[0]}: ${g.seconds} s is not the warm requests' median`);
+  }
+  assert.ok(!again.ctx.diagnostics.warnings.some((w) => w.code === 'HXC1105'));
+  // One request: the cold one is all there is, said.
+  const once = await runPlan({ plan_dir: out, seed: 0, iterations: 1, check: false, decode_steps: 0, dims: {} });
+  const cold = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: { calibrate: once.telemetry } }, [
+    'profile',
+  ]);
+  assert.match(
+    cold.ctx.diagnostics.warnings.find((w) => w.code === 'HXC1105')?.message ?? '',
+    /one request at the plan's dims: every program's first, cold run/,
+  );
   // On a rack with kinds the run never used, the plan weighs measured times against datasheet ones: said.
   const mixed = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), dims, flags: { calibrate: report.telemetry } }, [
     'profile',
