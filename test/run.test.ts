@@ -260,6 +260,13 @@ test('hxc run telemetry calibrates the next plan (the feedback loop)', async () 
     assert.ok(Math.abs(g.seconds - (later[0]! + later[1]!) / 2) <= 1e-12, `${g.nodes[0]}: ${g.seconds} s is not the warm requests' median`);
   }
   assert.ok(!again.ctx.diagnostics.warnings.some((w) => w.code === 'HXC1105'));
+  // Two requests: run's measured busy time and check --max-drift's are one median (of the two).
+  const twice = await runPlan({ plan_dir: out, seed: 0, iterations: 2, check: false, decode_steps: 0, dims: {} });
+  const planned = JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  for (const d of readDrift(twice.telemetry, planned).devices) {
+    const m = twice.measured_vs_estimated.find((x) => x.device === d.device)!;
+    assert.ok(Math.abs(m.measured_busy_s - d.measured_s) <= 1e-9 * d.measured_s, `${d.device}: run says ${m.measured_busy_s} s, check ${d.measured_s} s`);
+  }
   // One request: the cold one is all there is, said.
   const once = await runPlan({ plan_dir: out, seed: 0, iterations: 1, check: false, decode_steps: 0, dims: {} });
   const cold = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: { calibrate: once.telemetry } }, [
