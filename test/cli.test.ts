@@ -255,13 +255,15 @@ test('usage, as an audit typed it: an empty --passes, a misspelled option or com
   assert.equal(isOneLineError(empty, 'HXC2002'), null);
   assert.match(empty.stderr, /--passes names no pass/);
   // commander's suggestion stays on the one line.
-  for (const args of [
-    ['plan', model, '--topolgy', 'r.yaml'],
-    ['plna', model],
-  ]) {
-    const r = hxc(args);
+  // The hint names the help of the command the error was made in.
+  for (const [args, help] of [
+    [['plan', model, '--topolgy', 'r.yaml'], 'hxc plan --help'],
+    [['plna', model], 'hxc --help'],
+  ] as const) {
+    const r = hxc([...args]);
     assert.equal(isOneLineError(r, 'HXC2002'), null);
     assert.match(r.stderr, /\(Did you mean (--topology|plan)\?\) \(fix:/);
+    assert.ok(r.stderr.includes(`(fix: see \`${help}\`)`), r.stderr);
   }
   // --dim takes one value: the model after it is the model.
   const inspect = hxc(['inspect', '--dim', 'batch_size=4', model, '--json']);

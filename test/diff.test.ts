@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runPipeline } from '../src/cli/run-passes.js';
-import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
+import { Ajv } from 'ajv';
+import { EXAMPLES, FIXTURES, REPO, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 
 const MODEL = path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx');
 
@@ -34,6 +35,23 @@ test('hxc diff: a plan against itself moves nothing; against another objective i
   const r = hxc(['diff', path.join(dir, 'a'), path.join(dir, 'b'), '--json']);
   assert.equal(r.code, 0, r.stderr);
   const d = JSON.parse(r.stdout);
+  // The shipped schema takes it (DESIGN.md: every format ships one), and the figures carry memory.
+  const validate = new Ajv({ allErrors: true, strict: false }).compile<unknown>(
+    JSON.parse(fs.readFileSync(path.join(REPO, 'src', 'schema', 'hxc-diff.v1.schema.json'), 'utf8')),
+  );
+  assert.equal(validate(d), true, JSON.stringify(validate.errors));
+  assert.equal(validate(same), true, JSON.stringify(validate.errors));
+  for (const [f, p] of [
+    [d.a, a],
+    [d.b, b],
+  ] as const) {
+    const held = Object.values(p.estimate.devices as Record<string, { memory_bytes: number }>).map((x) => x.memory_bytes);
+    assert.equal(
+      f.memory_bytes,
+      held.reduce((x, y) => x + y, 0),
+    );
+    assert.equal(f.max_device_memory_bytes, Math.max(...held));
+  }
   // Every move is a unit of B whose nodes ran mostly on another device in A (the two objectives cut
   // the model into differently named units), from there to B's device, carrying B's resident bytes.
   const eb = new Map(b.explain.map((e: any) => [e.unit, e]));

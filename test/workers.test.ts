@@ -24,7 +24,7 @@ async function startWorker(tokenFile: string, extra: string[] = []): Promise<Sta
     let out = '';
     child.stdout!.on('data', (b: Buffer) => {
       out += b.toString('utf8');
-      const m = /listening on (\S+)/.exec(out);
+      const m = /listening on (\S+)/.exec(out) ?? /^\{"listening":"([^"]+)"\}\n/.exec(out);
       if (m) resolve(m[1]!);
     });
     child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${err}`)));
@@ -280,8 +280,10 @@ test('hxc worker on an address in use, or one this machine does not have, or wit
   const dir = tmpDir();
   const tokenFile = path.join(dir, 'token.txt');
   fs.writeFileSync(tokenFile, `${'ab'.repeat(32)}\n`);
-  const first = await startWorker(tokenFile);
+  // --json (DESIGN.md: every command): the address as one JSON line.
+  const first = await startWorker(tokenFile, ['--json']);
   try {
+    assert.match(first.address, /^127\.0\.0\.1:\d+$/);
     const taken = hxc(['worker', '--listen', first.address, '--token-file', tokenFile]);
     assert.equal(isOneLineError(taken, 'HXC2002'), null);
     assert.match(

@@ -48,6 +48,9 @@ interface Figures {
   latency_s: number;
   throughput_per_s: number;
   kv_sequences: number | null;
+  /** Bytes the plan holds over all its devices (plan.json estimate.devices' memory_bytes), and on its fullest device. */
+  memory_bytes: number;
+  max_device_memory_bytes: number;
   objective: string;
   /** A serving plan's figures under its workload (plan.json `serve`); the ones above are its prefill plan's. */
   serve: { disaggregated: boolean; goodput_per_s: number; capacity_per_s: number; ttft_p90_s: number; tpot_p90_s: number } | null;
@@ -59,6 +62,8 @@ function figures(dir: string, p: PlanV1): Figures {
     latency_s: p.estimate.latency_s,
     throughput_per_s: p.estimate.throughput_per_s,
     kv_sequences: p.estimate.kv?.sequences ?? null,
+    memory_bytes: Object.values(p.estimate.devices).reduce((a, d) => a + d.memory_bytes, 0),
+    max_device_memory_bytes: Object.values(p.estimate.devices).reduce((a, d) => Math.max(a, d.memory_bytes), 0),
     objective: String(p.objective),
     serve: p.serve
       ? {

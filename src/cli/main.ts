@@ -25,17 +25,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({
-      writeErr: (s) => process.stderr.write(s),
-      // One line: commander's suggestion ("(Did you mean --topology?)") comes on a line of its own.
-      outputError: (s, write) =>
-        write(
-          `hxc: error HXC2002: ${s
-            .replace(/^error: /, '')
-            .trim()
-            .replace(/\s*\n\s*/g, ' ')} (fix: see \`hxc --help\`)\n`,
-        ),
-    });
+    .configureOutput(usageOutput('hxc'));
 
   const common = (c: Command): Command => c.option('--json', 'print a machine-readable JSON object on stdout');
   /** `--dim`, and the pass options `command` takes (declared by the passes: src/pass/options.ts). */
@@ -126,6 +116,7 @@ export function buildProgram(): Command {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA to trust when sending tensors to other workers over TLS (default: --tls-cert)')
     .option('--drain <s>', 'on SIGTERM, seconds the current run may take to finish before the worker stops', '30')
+    .option('--json', 'print the address it listens on as one JSON line ({"listening": "HOST:PORT"}); --health prints JSON always')
     .addOption(new Option('--parent-watch', 'exit when stdin closes (hxc run --spawn)').hideHelp())
     .action(workerCommand);
 
@@ -209,7 +200,23 @@ export function buildProgram(): Command {
       .option('--matrix', "print every device and every pair's route, also on a rack of more than 32 devices"),
   ).action(topologyCommand);
 
+  // A usage error names the help of the command it was made in (`hxc plan --help`), not the list of commands.
+  for (const c of program.commands) c.configureOutput(usageOutput(`hxc ${c.name()}`));
   return program;
+}
+
+/** Commander's output: usage errors as one HXC2002 line (its suggestion, "(Did you mean --topology?)", joined to it). */
+function usageOutput(command: string): { writeErr: (s: string) => void; outputError: (s: string, write: (s: string) => void) => void } {
+  return {
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) =>
+      write(
+        `hxc: error HXC2002: ${s
+          .replace(/^error: /, '')
+          .trim()
+          .replace(/\s*\n\s*/g, ' ')} (fix: see \`${command} --help\`)\n`,
+      ),
+  };
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -19,6 +19,7 @@ export interface WorkerFlags {
   tlsCa?: string;
   drain: string;
   parentWatch?: boolean;
+  json?: boolean;
 }
 
 const readPem = (file: string, flag: string): Buffer => {
@@ -80,7 +81,7 @@ export async function workerCommand(f: WorkerFlags): Promise<void> {
   } catch (err) {
     throw listenError(f.listen, err);
   }
-  process.stdout.write(`hxc worker: listening on ${server.address}\n`);
+  process.stdout.write(f.json ? `${JSON.stringify({ listening: server.address })}\n` : `hxc worker: listening on ${server.address}\n`);
   let stopping = false;
   const stop = (why: string): void => {
     if (stopping) return;
