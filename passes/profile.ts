@@ -231,7 +231,15 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       const id = inputIds[e]!;
       if (id < 0) continue;
       const b = bytesById[id]!;
-      if (isWeight[id]) params += b;
+      if (isWeight[id]) {
+        params += b;
+        // The total counts each weight once, however many nodes read it (a tied embedding, a bias
+        // read through an Identity): the bytes the model holds, as the import counts them.
+        if (isWeight[id] === 1) {
+          totals.param_bytes += b;
+          isWeight[id] = 2;
+        }
+      }
       bytesRead += b;
     }
     for (let e = outsFrom; e < outsTo; e++) if (outputIds[e]! >= 0) bytesWritten += bytesById[outputIds[e]!]!;
@@ -283,7 +291,6 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     totals.flops += flops;
     totals.bytes_read += bytesRead;
     totals.bytes_written += bytesWritten;
-    totals.param_bytes += params;
   }
   const savedRead = new Float64Array(graph.nodes.length);
   const savedWrite = new Float64Array(graph.nodes.length);

@@ -15,6 +15,7 @@ import { moePass } from '../passes/moe.js';
 import { statePass } from '../passes/state.js';
 import { stagePass } from '../passes/stage.js';
 import { verifyPass } from '../passes/verify.js';
+import { importPass } from '../passes/import.js';
 import { buildProblem } from '../src/partition/build.js';
 
 const options = (model: string, extra: Partial<PlanOptions> = {}): PlanOptions => ({ model_path: model, topology_path: null, dims: {}, flags: {}, ...extra });
@@ -53,6 +54,17 @@ test('FLOPs of the hand-made transformer block equal the hand count', async () =
   assert.equal(total, 439_943_168);
   // Parameters: every initializer is read exactly once here.
   assert.equal(p.totals.param_bytes, 4 * (4 * D + 4 * D * D + 2 * D * F + F + 1));
+});
+
+test('profile counts each weight once, however many nodes read it: what the import counts (GPT-2 ties its embedding; mobilenet reads biases through Identity nodes)', async () => {
+  for (const [model, dims] of [
+    [path.join(FIXTURES, 'models', 'gpt2_tiny_kv.onnx'), {}],
+    [path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx'), { batch: 2 }],
+  ] as const) {
+    const r = await runPipeline({ model_path: model, topology_path: path.join(EXAMPLES, 'rack-tiny.yaml'), dims, flags: {} }, ['profile']);
+    const imported = importPass.statistics(r.ctx.model, r.ctx) as Record<string, number>;
+    assert.equal(r.ctx.get(profilePass).totals.param_bytes, imported['param bytes']! + imported['constant bytes']!, path.basename(model));
+  }
 });
 
 test('state: bytes per token of the KV-cache models, checked by hand', async () => {
