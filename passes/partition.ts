@@ -144,7 +144,7 @@ async function partitionOn(
         ),
       )
     : undefined;
-  const placed = assigned ? placedPins(ctx.model.graph, index, assigned.pins) : undefined;
+  const placed = assigned ? placedPins(ctx.model.graph, index, ctx.topology().devices, assigned.pins) : undefined;
   const pins = placed?.pins;
   const experts = expertUnits(ctx, stages);
   const built = buildProblem({
@@ -249,8 +249,8 @@ async function partitionOn(
       const names = unfollowed.map((i) => `"${ctx.model.graph.nodes[i]!.name}" (${ctx.model.graph.nodes[i]!.op}) to ${p.device_ids[assigned!.pins[i]!]}`);
       said.push({
         code: 'HXC1114',
-        message: `${unfollowed.length} pin(s) not followed: ${names.slice(0, 2).join(', ')}${names.length > 2 ? ', …' : ''} — a Constant goes with what reads it (each program carries its own copy), a Shape or Size with what it measures`,
-        info: { where: assignFile!, hint: 'assign what reads the Constant, or what the Shape measures' },
+        message: `${unfollowed.length} pin(s) not followed: ${names.slice(0, 2).join(', ')}${names.length > 2 ? ', …' : ''} — a Constant, or a view of weights (an Identity or Reshape of one), goes with what first reads it, a Shape or Size with what it measures`,
+        info: { where: assignFile!, hint: 'assign what reads the Constant or the view, or what the Shape measures' },
       });
     }
     // The chosen plan's row (a candidate, and a baseline when it is one) and its KV figures say what

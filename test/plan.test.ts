@@ -227,6 +227,28 @@ test("HEFT reproduces the published 80 on Topcuoglu et al.'s example; refinement
   assert.equal(p.estimate.gap, 0);
 });
 
+test('a view of weights goes with what reads it, unless a device cannot run it: then it alone falls back (mobilenet_v3_small on rack-tiny)', async () => {
+  const dir = tmpDir();
+  const model = path.join(SHARED_MODELS, 'mobilenet_v3_small.onnx');
+  const planOn = async (rack: string, out: string): Promise<PlanV1> => {
+    await runPipeline({ model_path: model, topology_path: rack, dims: { batch: 2 }, flags: { out } }, null);
+    return JSON.parse(fs.readFileSync(path.join(out, 'plan.json'), 'utf8')) as PlanV1;
+  };
+  // Its five Identity nodes of biases were programs of their own on the CPU, priced at nothing.
+  const plain = await planOn(path.join(EXAMPLES, 'rack-tiny.yaml'), path.join(dir, 'plain'));
+  assert.deepEqual(new Set(Object.values(plain.assignment)), new Set(['gpu0']));
+  assert.equal(plain.transfers.length, 0);
+  // A GPU that cannot run Identity: those five fall back to the CPU alone; what reads them stays.
+  const noIdentity = path.join(dir, 'no-identity.yaml');
+  fs.writeFileSync(
+    noIdentity,
+    fs.readFileSync(path.join(EXAMPLES, 'rack-tiny.yaml'), 'utf8').replace('exclude: [Loop, If, NonZero]', 'exclude: [Loop, If, NonZero, Identity]'),
+  );
+  const barred = await planOn(noIdentity, path.join(dir, 'barred'));
+  for (const [node, device] of Object.entries(barred.assignment)) assert.equal(device, /^Identity_\d$/.test(node) ? 'cpu0' : 'gpu0', node);
+  assert.equal(barred.estimate.latency_s, plain.estimate.latency_s);
+});
+
 test('a node the GPU cannot run falls back to the CPU, and explain says so', async () => {
   const dir = tmpDir();
   const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');

@@ -193,6 +193,12 @@ test('ops: a misspelt op name is refused at its line; a custom op, a task graph 
     'dom.yaml:7',
     /Gemmm in the ONNX domain\) is not an operator hxc knows \(did you mean Gemm/,
   );
+  expectError(
+    () => parseTopology(rack('{include: [ai.onnx.FooBar]}'), 'foo.yaml'),
+    'HXC2302',
+    'foo.yaml:7',
+    /"ai\.onnx\.FooBar" \(FooBar in the ONNX domain\) is not an operator hxc knows$/,
+  );
   // What is taken: ONNX ops of any opset, contrib ops by name, a custom domain's ops, a whole domain.
   const topo = parseTopology(rack('{exclude: [Col2Im, GroupQueryAttention, com.example.MyOp, ai.onnx.Loop, com.microsoft.*]}'), 'ok.yaml');
   const a = topo.devices[0]!;
@@ -200,7 +206,8 @@ test('ops: a misspelt op name is refused at its line; a custom op, a task graph 
   assert.equal(canRun(a, 'Loop'), false);
   assert.equal(canRun(a, 'MatMul'), true);
   // A task graph's own op names (any name, DESIGN.md) are no slip of a known one.
-  const tasks = parseTopology(rack('{include: [FooBar, fft_stage]}'), 'tasks.yaml').devices[0]!;
+  const tasks = parseTopology(rack('{include: [FooBar, fft_stage, Relu6, Sort, Add2]}'), 'tasks.yaml').devices[0]!;
+  assert.equal(canRun(tasks, 'Relu6'), true);
   assert.equal(canRun(tasks, 'fft_stage'), true);
   assert.equal(canRun(tasks, 'MatMul'), false);
 });

@@ -281,7 +281,7 @@ test('auto proposes splits of large weights over an NVLink-class group; a plan s
     return run.ctx.get(tpPass);
   };
   for (const objective of ['latency', 'throughput'])
-    assert.deepEqual([(await proposed(objective, 'rack-8gpu.yaml')).k, (await proposed(objective, 'rack-8gpu.yaml')).splits.length], [4, 1]);
+    assert.deepEqual([(await proposed(objective, 'rack-8gpu.yaml')).k, (await proposed(objective, 'rack-8gpu.yaml')).splits.length], [8, 1]);
   assert.equal((await proposed('throughput', 'rack-tiny.yaml')).splits.length, 0);
   for (const objective of ['latency', 'throughput']) {
     const out = path.join(dir, `plan-${objective}`);

@@ -30,7 +30,10 @@ export const CATALOG = {
     'compare or replan plans of one model (a model change keeps most node names)',
   ],
   HXC1113: ['a forced --tensor-parallel that splits nothing', "choose a way count that divides the weights' columns, or auto"],
-  HXC1114: ['an --assign pin on a Constant or a Shape not followed', 'assign what reads the Constant, or what the Shape measures'],
+  HXC1114: [
+    'an --assign pin on a Constant, a view of weights or a Shape not followed',
+    'assign what reads the Constant or the view, or what the Shape measures',
+  ],
   HXC1115: [
     "a plan's weights copied once (its folder on another file system than the model's)",
     "write --out on the model's file system (next to the model, say): its weights are then hard-linked, not copied",

@@ -192,7 +192,7 @@ export function buildProblem(inp: BuildInput): Built {
   // each ran on one device, and are cut as they were.
   // What moveMetadataOps moves afterwards (a Constant to its first reader, a Shape to what it
   // measures) ran there, and is placed by where it goes.
-  const ranOn = (i: number): number => (!inp.running || relocatable(graph, index, i) ? -1 : inp.running[i]!);
+  const ranOn = (i: number): number => (!inp.running || relocatable(graph, index, devices, i) ? -1 : inp.running[i]!);
   segments.forEach((stage) => {
     const s = stage.stage;
     const heavy = stage.nodes.filter((i) => HEAVY.has(costs.op_class[i]!));
@@ -240,7 +240,7 @@ export function buildProblem(inp: BuildInput): Built {
       } else {
         const ran = ranOn(i);
         // A node placed by where it goes (segments.ts relocatable: a pin on it places nothing) cuts no run.
-        const free = inp.pins !== undefined && pin < 0 && relocatable(graph, index, i);
+        const free = inp.pins !== undefined && pin < 0 && relocatable(graph, index, devices, i);
         if (!free && run.length > 0 && (pin !== runPin || (ran >= 0 && runRan >= 0 && ran !== runRan))) flush();
         if (!free) runPin = pin;
         if (ran >= 0) runRan = ran;
@@ -259,7 +259,7 @@ export function buildProblem(inp: BuildInput): Built {
     ordinal.set(u.name, k + 1);
     u.name = `${u.name}@${k}`;
   }
-  moveMetadataOps(graph, index, units);
+  moveMetadataOps(graph, index, devices, units);
   const nu = units.length;
   const unit_of = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => {

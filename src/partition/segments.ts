@@ -5,6 +5,7 @@
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Graph } from '../ir/graph.js';
 import { VIEW_OPS } from '../ir/ops.js';
+import { canRun, type Device } from '../topology/index.js';
 import { Heap } from '../util/heap.js';
 import type { Unit } from './build.js';
 
@@ -16,10 +17,10 @@ const METADATA_OPS = new Set(['Shape', 'Size']);
  * where it goes, pinned or not (placedPins): a program carries its own copy of each Constant it
  * reads, and a Shape runs with what it measures.
  */
-export function relocatable(graph: Graph, index: GraphIndex, i: number): boolean {
+export function relocatable(graph: Graph, index: GraphIndex, devices: readonly Pick<Device, 'ops'>[], i: number): boolean {
   const node = graph.nodes[i]!;
   if (node.domain !== '') return false;
-  if (node.op === 'Constant' || constantView(graph, index, i)) return index.successors(i).length > 0;
+  if (node.op === 'Constant' || constantView(graph, index, devices, i)) return index.successors(i).length > 0;
   if (!METADATA_OPS.has(node.op)) return false;
   const id = index.inputsOf(i)[0];
   return id !== undefined && id >= 0 && index.producerOf[id]! >= 0;
@@ -32,8 +33,12 @@ export function relocatable(graph: Graph, index: GraphIndex, i: number): boolean
  * mobilenet_v3_small's five Identity nodes of biases sat alone on rack-tiny's CPU, priced at 0 s,
  * measured 9.5 ms there, their bytes sent over PCIe every request.
  */
-function constantView(graph: Graph, index: GraphIndex, i: number): boolean {
-  if (!VIEW_OPS.has(graph.nodes[i]!.op)) return false;
+function constantView(graph: Graph, index: GraphIndex, devices: readonly Pick<Device, 'ops'>[], i: number): boolean {
+  const op = graph.nodes[i]!.op;
+  if (!VIEW_OPS.has(op)) return false;
+  // Only a view every device runs: one a device's ops bar stays in its own unit where it can run
+  // (joined to a reader there, it would pull the reader off its device, or leave it none).
+  if (!devices.every((d) => canRun(d, op, ''))) return false;
   const inputs = index.inputsOf(i);
   if (inputs.length === 0) return false;
   const initializer = index.initializerIds;
@@ -50,11 +55,16 @@ function constantView(graph: Graph, index: GraphIndex, i: number): boolean {
  * what it serves goes — a plan.json pins it there anyway, and a Constant pinned alone would be a
  * program computing nothing). `cleared` lists them, to say which ones were not followed.
  */
-export function placedPins(graph: Graph, index: GraphIndex, pins: Int32Array): { pins: Int32Array; cleared: number[] } {
+export function placedPins(
+  graph: Graph,
+  index: GraphIndex,
+  devices: readonly Pick<Device, 'ops'>[],
+  pins: Int32Array,
+): { pins: Int32Array; cleared: number[] } {
   const placed = Int32Array.from(pins);
   const cleared: number[] = [];
   for (let i = 0; i < pins.length; i++)
-    if (pins[i]! >= 0 && relocatable(graph, index, i)) {
+    if (pins[i]! >= 0 && relocatable(graph, index, devices, i)) {
       placed[i] = -1;
       cleared.push(i);
     }
@@ -68,7 +78,7 @@ export function placedPins(graph: Graph, index: GraphIndex, pins: Int32Array): {
  * the node's only input is in the producer's unit, and everything it feeds already depended on
  * that unit. Units left empty are dropped.
  */
-export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[]): void {
+export function moveMetadataOps(graph: Graph, index: GraphIndex, devices: readonly Pick<Device, 'ops'>[], units: Unit[]): void {
   const unitOf = new Int32Array(graph.nodes.length).fill(-1);
   units.forEach((u, k) => {
     for (const i of u.nodes) unitOf[i] = k;
@@ -81,7 +91,7 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[]):
   // order, a topological one (units in order, each unit's nodes in order).
   const home = Int32Array.from(unitOf);
   const constants: number[] = [];
-  for (const u of units) for (const i of u.nodes) if (relocatable(graph, index, i) && !METADATA_OPS.has(graph.nodes[i]!.op)) constants.push(i);
+  for (const u of units) for (const i of u.nodes) if (relocatable(graph, index, devices, i) && !METADATA_OPS.has(graph.nodes[i]!.op)) constants.push(i);
   constants.reverse();
   for (const i of constants) {
     let first = -1;
@@ -93,7 +103,7 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, units: Unit[]):
   }
   units.forEach((u, k) => {
     for (const i of u.nodes) {
-      if (!METADATA_OPS.has(graph.nodes[i]!.op) || !relocatable(graph, index, i)) continue;
+      if (!METADATA_OPS.has(graph.nodes[i]!.op) || !relocatable(graph, index, devices, i)) continue;
       const p = index.producerOf[index.inputsOf(i)[0]!]!;
       if (unitOf[p] === k || unitOf[p]! < 0) continue;
       units[unitOf[p]!]!.nodes.push(i);

@@ -15,7 +15,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { readPlan, verifyPrograms } from '../plan/read.js';
 import type { PlanV1 } from '../plan/format.js';
 import { SESSION_OPTIONS, type RunDone, type RunRequest, type WireTensor, type WorkerInit, type WorkerMessage, type WorkerStep } from './protocol.js';
-import { stopWorker } from './stop.js';
+import { QUIT_GRACE_MS, stopWorker } from './stop.js';
 import { compare, makeInputs, numericShape, readInputs, type Comparison } from './tensors.js';
 import { fromWire, toWire } from './wire.js';
 import { finish } from './telemetry.js';
@@ -341,7 +341,7 @@ export async function runPlan(opts: RunOptions): Promise<RunReport> {
     });
     workers.set(d.id, {
       postMessage: (req, transfer) => w.postMessage(req, transfer),
-      stop: () => stopWorker(w, (opts.timeout_s ?? DEFAULT_TIMEOUT_S) * 1000),
+      stop: () => stopWorker(w, Math.min(QUIT_GRACE_MS, (opts.timeout_s ?? DEFAULT_TIMEOUT_S) * 1000)),
     });
   }
   remote?.setup(dir, plan.programs, remoteInits);

@@ -10,7 +10,14 @@ import { once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import type { QuitRequest } from './protocol.js';
 
-export async function stopWorker(w: Worker, timeout_ms: number): Promise<void> {
+/**
+ * How long a session.run under way may take to return once the worker is asked to quit: a kernel
+ * still running after that is stuck, and the worker is terminated as before. (Bounded apart from
+ * --timeout: after a stall the run has waited that long once already.)
+ */
+export const QUIT_GRACE_MS = 30_000;
+
+export async function stopWorker(w: Worker, timeout_ms = QUIT_GRACE_MS): Promise<void> {
   const exited = once(w, 'exit').then(() => true);
   try {
     w.postMessage({ type: 'quit' } satisfies QuitRequest);

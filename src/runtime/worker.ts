@@ -30,7 +30,8 @@ class Inbox {
 
   constructor(port: MessagePort) {
     port.on('message', (m: TransferMessage) => {
-      // When it landed here: a transfer is from its send to its arrival, not the receiver's wait.
+      // When this worker took it in (its event loop free to): a transfer is from its send to here,
+      // not the receiver's wait — an upper bound on the link's time, the receiver's own work included.
       m.arrived_ms = now();
       const key = `${m.request}:${m.value}`;
       const w = this.waiting.get(key);

@@ -246,12 +246,16 @@ export function readOps(r: Reader, raw: unknown, path: Path, what: string, defau
     return r.list(v, [...path, key], `${what} ops.${key}`).map((x, i) => {
       const entry = r.string(x, [...path, key, i], `${what} ops.${key} entry`);
       const unknown = unknownOpEntry(entry);
-      const meant = unknown === null ? [] : misspelt(unknown);
-      if (meant.length > 0) {
-        const named = unknown === entry ? `"${entry}"` : `"${entry}" (${unknown} in the ONNX domain)`;
+      if (unknown === null) return entry;
+      // In the ONNX domain by name, an op must be ONNX's; bare, only a near miss of a known op is
+      // refused: a task graph's own ops may have any name (Relu6, Sort, Add2).
+      const onnxDomain = unknown !== entry;
+      const meant = misspelt(unknown, onnxDomain);
+      if (onnxDomain || meant.length > 0) {
+        const named = onnxDomain ? `"${entry}" (${unknown} in the ONNX domain)` : `"${entry}"`;
         throw r.invalid(
           [...path, key, i],
-          `${what} ops.${key}: ${named} is not an operator hxc knows (did you mean ${meant.join(', ')}?)`,
+          `${what} ops.${key}: ${named} is not an operator hxc knows${meant.length > 0 ? ` (did you mean ${meant.join(', ')}?)` : ''}`,
           'write the op type as the ONNX spec spells it (MatMul, not Matmul); a custom operator with its domain, as com.example.MyOp',
         );
       }
@@ -281,13 +285,14 @@ function unknownOpEntry(entry: string): string | null {
 }
 
 /**
- * Known operators an unknown name is a slip of: the same but for case, or within an edit per five
- * letters of one, ignoring case ("Matmul", "Gemmm", "Softmx"). A name further from every one is a
- * task graph's own op (DESIGN.md: their `op` may be any name) and is taken.
+ * Known operators an unknown name is a slip of. A bare name: the same but for case ("Matmul"), or,
+ * from six letters, one edit away ignoring case ("Softmx", "MatMull") — shorter names one edit from
+ * an op are a task graph's own too often (Relu6, Sort, Add2), and DESIGN.md lets those be any name.
+ * A name in the ONNX domain (`ai.onnx.X`) is ONNX's or wrong: up to one edit per four letters.
  */
-function misspelt(name: string): string[] {
+function misspelt(name: string, onnxDomain: boolean): string[] {
   const lower = name.toLowerCase();
-  const limit = Math.max(1, Math.floor(name.length / 5));
+  const limit = onnxDomain ? Math.max(1, Math.floor(name.length / 4)) : name.length >= 6 ? 1 : 0;
   return KNOWN_OP_NAMES.map((k) => ({ k, d: editDistance(lower, k.toLowerCase()) }))
     .filter((x) => x.d <= limit)
     .sort((a, b) => a.d - b.d || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))

@@ -388,7 +388,7 @@ class Session {
     let waited: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(this.initialised), new Promise<void>((r) => (waited = setTimeout(r, 120_000)))]);
     clearTimeout(waited);
-    await Promise.all([...this.threads.values()].map((w) => stopWorker(w, 120_000)));
+    await Promise.all([...this.threads.values()].map((w) => stopWorker(w)));
     for (const f of this.files.values()) if (f.fd >= 0) fs.closeSync(f.fd);
     if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
     try {
