@@ -2,6 +2,7 @@
 // prefill|decode` binds an LLM's batch, sequence and past-sequence symbols, found from the
 // KV-cache inputs' shapes: prefill is seq = --prompt, past = 0; decode is seq = 1, past = --context.
 
+import { closeMatches } from '../src/topology/yaml-source.js';
 import { choiceOption, intOption } from '../src/pass/options.js';
 import type { Model } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -208,14 +209,17 @@ export const bindPass: Pass<BindResult> = {
     for (const v of [...ctx.model.graph.inputs, ...ctx.model.graph.outputs])
       for (const d of v.type?.shape ?? []) if (typeof d === 'string') for (const s of dimSymbols(d)) named.add(s);
     const unknown = Object.keys(ctx.options.dims).filter((k) => !named.has(k));
-    if (unknown.length > 0)
+    if (unknown.length > 0) {
+      // A slip of a name the model has is said with the name meant ("batchsize": batch_size).
+      const meant = [...new Set(unknown.flatMap((k) => closeMatches(k, [...named].sort()).slice(0, 1)))];
       ctx.diagnostics.warn(
         'HXC1110',
-        `--dim ${unknown.join(', ')}: the model's inputs and outputs have no dim of that name${named.size > 0 ? ` (theirs: ${[...named].sort().slice(0, 6).join(', ')}${named.size > 6 ? ', …' : ''})` : ''}`,
+        `--dim ${unknown.join(', ')}: the model's inputs and outputs have no dim of that name${meant.length > 0 ? ` (did you mean ${meant.join(', ')}?)` : named.size > 0 ? ` (theirs: ${[...named].sort().slice(0, 6).join(', ')}${named.size > 6 ? ', …' : ''})` : ''}`,
         {
           where: '--dim',
         },
       );
+    }
     const bound = bindDims(ctx);
     // A phase asked of a model with no sequence or cache-length dim binds nothing: said, not dropped.
     if (ctx.option(PHASE) && !bound.roles.seq && !bound.roles.past)

@@ -267,7 +267,10 @@ test('--dim: a name the model does not have is warned of once (HXC1110), a dim b
   assert.equal(typo.code, 0, typo.stderr);
   const warned = typo.stderr.split('\n').filter((l) => l.includes('HXC1110'));
   assert.equal(warned.length, 1, typo.stderr);
-  assert.match(warned[0]!, /--dim batch_sise: the model's inputs and outputs have no dim of that name \(theirs: batch_size, /);
+  assert.match(warned[0]!, /--dim batch_sise: the model's inputs and outputs have no dim of that name \(did you mean batch_size\?\)/);
+  // A name near none of the model's: its dims are listed.
+  const far = hxc(['plan', model, '--dim', 'tokens=2', '--out', path.join(dir, 'far')]);
+  assert.match(far.stderr, /--dim tokens: the model's inputs and outputs have no dim of that name \(theirs: batch_size, /);
   const twice = hxc(['plan', model, '--dim', 'batch_size=2,batch_size=3', '--out', path.join(dir, 'b')]);
   assert.equal(isOneLineError(twice, 'HXC2206'), null);
   assert.match(twice.stderr, /dim batch_size is bound twice, to 2 and to 3/);
