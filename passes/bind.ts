@@ -117,7 +117,7 @@ export const PHASE = choiceOption({
   arg: '<phase>',
   choices: ['prefill', 'decode', 'serve'] as const,
   on: ['inspect', 'check'],
-  help: 'LLM phase whose shapes to bind: prefill (seq = --prompt, past = 0) or decode (seq = 1, past = --context); serve (hxc plan and hxc check only, with --workload): plan both, on device pools, for goodput',
+  help: 'LLM phase whose shapes to bind: prefill (seq = --prompt, past = 0) or decode (seq = 1, past = --context); serve (hxc plan and hxc check only, with a workload file): plan both, on device pools, for goodput',
 });
 export const BATCH = intOption({
   name: 'batch',
