@@ -225,6 +225,9 @@ test("HEFT reproduces the published 80 on Topcuoglu et al.'s example; refinement
   assert.equal(p.estimate.lower_bound_s, p.estimate.lower_bounds.milp_s);
   assert.equal(p.estimate.latency_s, 73);
   assert.equal(p.estimate.gap, 0);
+  // The CLI says so where it names the solver that found the plan.
+  const cli = hxc(['plan', opts.model_path, '--topology', opts.topology_path!, '--out', path.join(dir, 'cli')]);
+  assert.match(cli.stdout, /solver heuristic \(proven optimal by the exact MILP: its bound is the plan's latency\)/);
 });
 
 test('a view of weights goes with what reads it, unless a device cannot run it: then it alone falls back (mobilenet_v3_small on rack-tiny)', async () => {

@@ -12,6 +12,7 @@ import { planOptions, type AnalysisFlags } from './flags.js';
 import { formatBytes, jsonText, table } from './output.js';
 import { runPipeline, type PipelineRun } from './run-passes.js';
 import type { PlanOptions } from '../pass/pass.js';
+import type { PlanV1 } from '../plan/format.js';
 import { lowerPass, OUT } from '../../passes/lower.js';
 import { refuseUnwritable, replaceableOutput } from '../util/output.js';
 import { formatSeconds } from '../util/format.js';
@@ -191,7 +192,7 @@ export async function planWith(
     Object.entries(plan.dims)
       .map(([k, v]) => `${k}=${v}`)
       .join(', ') + (estimated ? ` (+${estimated} data-dependent token counts at their expectation)` : '');
-  text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}; plan written to ${path.join(lowered.dir, 'plan.json')}${lowered.report ? `, report to ${lowered.report}` : ''}\n\n`;
+  text += `${plan.phase ? `phase ${plan.phase}, ` : ''}dims ${bound || '(none)'}; objective ${plan.objective}, solver ${plan.solver}${provenOptimal(plan) ? " (proven optimal by the exact MILP: its bound is the plan's latency)" : ''}; plan written to ${path.join(lowered.dir, 'plan.json')}${lowered.report ? `, report to ${lowered.report}` : ''}\n\n`;
   const rows = plan.devices
     .map((d) => {
       const computes = d.steps.filter((s) => s.op === 'compute');
@@ -359,4 +360,10 @@ export function fallbackLine(fallbacks: readonly { unit: string; device: string;
   return `fallbacks: ${fallbacks.length} units; ${groups
     .map(([reason, g]) => `${g.units} × ${reason.replace(/^fallback: /, '')} → ${[...g.devices].sort().join(', ')} (e.g. ${g.first})`)
     .join('; ')} — each in plan.json explain\n`;
+}
+
+/** A latency plan the exact MILP's bound meets (src/partition/bounds.ts withMilpBound): none of these units is faster. */
+function provenOptimal(plan: PlanV1): boolean {
+  const e = plan.estimate;
+  return plan.objective === 'latency' && e.lower_bounds.milp_s !== undefined && e.gap !== null && e.gap <= 1e-9;
 }
