@@ -18,6 +18,8 @@ import type { QuitRequest } from './protocol.js';
 export const QUIT_GRACE_MS = 30_000;
 
 export async function stopWorker(w: Worker, timeout_ms = QUIT_GRACE_MS): Promise<void> {
+  // A worker that has exited already (it failed, or was killed) has no 'exit' left to wait for.
+  if (w.threadId === -1) return;
   const exited = once(w, 'exit').then(() => true);
   try {
     w.postMessage({ type: 'quit' } satisfies QuitRequest);
