@@ -96,9 +96,9 @@ export function finish(
       r.done.steps
         .filter((s) => s.op === 'recv')
         .map((s) => {
-          // From the send to the arrival (both on the run's clock: workers on other hosts keep the
-          // coordinator's epoch; a skewed clock is clamped to an arrival no earlier than the send);
-          // wait_s is how long the receiver stood waiting for it.
+          // From the send to when the receiver took it in (both on the run's clock: workers on other
+          // hosts keep the coordinator's epoch; a skewed clock is clamped to no earlier than the
+          // send); wait_s is how long the receiver stood waiting for it.
           const sent = s.sent_ms ?? s.start_ms;
           const arrived = Math.max(sent, s.arrived_ms ?? s.end_ms);
           return {

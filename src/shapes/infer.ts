@@ -19,6 +19,8 @@ import { canonDim, dimSymbols, parseDim, substituteDim } from './symbolic.js';
 
 const DEFAULT_RULES = new Map<string, Rule>(Object.entries({ ...ELEMENTWISE_RULES, ...TENSOR_RULES, ...DATA_RULES, ...NN_RULES }));
 const MICROSOFT_RULES = new Map<string, Rule>(Object.entries(MS_RULES));
+/** The op types the shape rules know, ONNX's and com.microsoft's (src/topology/op-names.ts lists them as known). */
+export const RULE_OPS: readonly string[] = [...DEFAULT_RULES.keys(), ...MICROSOFT_RULES.keys()];
 const MAX_NOTES = 500;
 
 export interface InferOptions {

@@ -1,18 +1,14 @@
 // Operator names a rack's `ops.include` / `ops.exclude` may give without a domain. An entry names an
 // op type (any domain) or `domain.OpType`; a misspelt one ("Matmul") matched nothing and changed
-// nothing without a word — the device kept or lost ops the user did not mean. So a name without a
-// domain must be an operator of these lists; a custom operator is written with its domain
-// (`com.example.MyOp`), which is taken as it is.
+// nothing without a word — the device kept or lost ops the user did not mean. A bare name that is a
+// near miss of one of these is refused, one in the ONNX domain (`ai.onnx.X`) must be one of them
+// (src/topology/read-device.ts); any other name is a task graph's own or another domain's op.
 //
 // Sources: the ONNX operator index (onnx.ai, docs/Operators.md: the ai.onnx domain through opset
 // 24 and ai.onnx.ml, deprecated ones included: old models carry them), onnxruntime's
 // docs/ContribOperators.md (com.microsoft), and the ops hxc's shape rules know.
 
-import { DATA_RULES } from '../shapes/ops-data.js';
-import { ELEMENTWISE_RULES } from '../shapes/ops-elementwise.js';
-import { MS_RULES } from '../shapes/ops-ms.js';
-import { NN_RULES } from '../shapes/ops-nn.js';
-import { TENSOR_RULES } from '../shapes/ops-tensor.js';
+import { RULE_OPS } from '../shapes/infer.js';
 
 const ONNX_MAIN = `Abs Acos Acosh Add AffineGrid And ArgMax ArgMin Asin Asinh Atan Atanh Attention AveragePool
 BatchNormalization Bernoulli BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor BlackmanWindow Cast CastLike Ceil
@@ -57,10 +53,7 @@ TorchEmbedding TransposeMatMul Trilu UnfoldTensor Unique WhisperBeamSearch WordC
 
 /** Every operator name an entry without a domain may give, sorted. */
 export const KNOWN_OP_NAMES: readonly string[] = [
-  ...new Set([
-    ...[ONNX_MAIN, ONNX_ML, COM_MICROSOFT].flatMap((list) => list.split(/\s+/).filter((s) => s.length > 0)),
-    ...Object.keys({ ...ELEMENTWISE_RULES, ...TENSOR_RULES, ...DATA_RULES, ...NN_RULES, ...MS_RULES }),
-  ]),
+  ...new Set([...[ONNX_MAIN, ONNX_ML, COM_MICROSOFT].flatMap((list) => list.split(/\s+/).filter((s) => s.length > 0)), ...RULE_OPS]),
 ].sort();
 
 const known = new Set(KNOWN_OP_NAMES);

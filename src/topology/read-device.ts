@@ -6,7 +6,7 @@ import { CATALOG_NAMES, COMPUTE_CLASSES, DEVICE_KINDS, KIND_DEFAULTS, OP_SETS, c
 import type { CatalogEntry, ComputeClass, DeviceKind } from './catalog.js';
 import { parseBandwidth, parseBytes, parseFlops, parseSeconds } from './units.js';
 import { ID_PATTERN, MAX_EXPANSION, type Obj, type Path } from './load-limits.js';
-import { closeMatches, editDistance, expandIds, own, type Reader } from './yaml-source.js';
+import { closeMatches, expandIds, own, type Reader } from './yaml-source.js';
 import type { Device } from './load.js';
 import { DTYPES } from './load-limits.js';
 import { describe } from './yaml-source.js';
@@ -291,11 +291,6 @@ function unknownOpEntry(entry: string): string | null {
  * A name in the ONNX domain (`ai.onnx.X`) is ONNX's or wrong: up to one edit per four letters.
  */
 function misspelt(name: string, onnxDomain: boolean): string[] {
-  const lower = name.toLowerCase();
   const limit = onnxDomain ? Math.max(1, Math.floor(name.length / 4)) : name.length >= 6 ? 1 : 0;
-  return KNOWN_OP_NAMES.map((k) => ({ k, d: editDistance(lower, k.toLowerCase()) }))
-    .filter((x) => x.d <= limit)
-    .sort((a, b) => a.d - b.d || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
-    .slice(0, 3)
-    .map((x) => x.k);
+  return closeMatches(name, KNOWN_OP_NAMES, { limit, ignoreCase: true });
 }

@@ -189,11 +189,17 @@ export function expandIds(text: string): string[] | string {
   return items.flatMap((item) => rest.map((tail) => prefix + item + tail));
 }
 
-/** Up to three known names within a small edit distance, closest first. */
-export function closeMatches(name: string, known: readonly string[]): string[] {
-  const limit = Math.max(2, Math.floor(name.length / 3));
+/**
+ * Up to three known names within a small edit distance, closest first (ties by name). `limit`: the
+ * largest distance taken (default an edit per three letters, at least 2); `ignoreCase`: distances
+ * between the lower-cased names ("Matmul" is 0 from MatMul).
+ */
+export function closeMatches(name: string, known: readonly string[], opts: { limit?: number; ignoreCase?: boolean } = {}): string[] {
+  const limit = opts.limit ?? Math.max(2, Math.floor(name.length / 3));
+  const fold = (x: string): string => (opts.ignoreCase ? x.toLowerCase() : x);
+  const target = fold(name);
   return known
-    .map((k) => ({ k, d: editDistance(name, k) }))
+    .map((k) => ({ k, d: editDistance(target, fold(k)) }))
     .filter((x) => x.d <= limit)
     .sort((a, b) => a.d - b.d || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
     .slice(0, 3)
