@@ -121,14 +121,40 @@ export function shippedOrders(objective: Objective): readonly boolean[] {
   return objective === 'latency' ? UNPIPELINED : BOTH_ORDERS;
 }
 
+/** A placement's one-request run: its latency, schedule and simulation, and its memory once asked. */
+export interface LatencyRun {
+  latency_s: number;
+  schedule: Schedule;
+  one: SimResult;
+  memory?: DeviceMemory[];
+}
+
+/** One-request runs the judge keeps besides its memo (Judge.kept): the fastest this many. */
+const KEPT_RUNS = 3;
+
 export class Judge {
   /** Judgements made, for the plan's statistics (work, not seconds). */
   simulations = 0;
   /** Of them, the runs of R requests (a throughput figure). */
   throughputRuns = 0;
-  private readonly routeCache = new Map<number, JudgeRoute>();
-  /** Per device pair a·nd + b, its route when it has only one. */
-  private readonly pairRoute: (JudgeRoute | undefined)[];
+  /** Routes found so far, numbered in the order found (a schedule's transfers name theirs by number). */
+  private readonly routeList: JudgeRoute[] = [];
+  /** Each numbered route's links, as indices into `links` (what the simulation reads: PackedTransfers.routeLinks). */
+  private readonly routeLinks: Int32Array[] = [];
+  /** Per route option (RouteTable.choiceIdx), its number. */
+  private readonly routeCache = new Map<number, number>();
+  /** Per device pair a·nd + b, the number of its route when it has only one, else -1. */
+  private readonly pairRoute: Int32Array;
+  /** Scratch of schedule(), sized by the units and by the values' consumers, reused from one schedule to the next. */
+  private scratch: {
+    rank: Int32Array;
+    round: Int32Array;
+    sendAt: Int32Array;
+    recvAt: Int32Array;
+    sendPut: Int32Array;
+    recvPut: Int32Array;
+    staged: Int32Array;
+  } | null = null;
   private readonly linkIndex: Map<string, number>;
 
   constructor(
@@ -139,7 +165,7 @@ export class Judge {
   ) {
     // As the simulation indexes them by name.
     this.linkIndex = new Map(links.map((l, i) => [l.name, i]));
-    this.pairRoute = new Array(p.device_ids.length * p.device_ids.length);
+    this.pairRoute = new Int32Array(p.device_ids.length * p.device_ids.length).fill(-1);
   }
 
   /** The schedule of a placement: per device its units in start order (ties by index). */
@@ -148,12 +174,25 @@ export class Judge {
     const nd = p.device_ids.length;
     const n = p.unit_names.length;
     const { device, start_s } = placement;
+    const { producer: vProducer, bytes: vBytes, consumerAt, consumers: vConsumers } = packedValues(p);
+    const cap = vConsumers.length;
+    // (A schedule's working arrays are reused, not made anew: a judgement's typed arrays live off
+    // the heap, and their allocation paced the collector — "external memory pressure" scavenges.)
+    const scratch = (this.scratch ??= {
+      rank: new Int32Array(n),
+      round: new Int32Array(n),
+      sendAt: new Int32Array(n + 1),
+      recvAt: new Int32Array(n + 1),
+      sendPut: new Int32Array(n),
+      recvPut: new Int32Array(n),
+      staged: new Int32Array(5 * cap),
+    });
     const units = new Int32Array(n);
     for (let u = 0; u < n; u++) units[u] = u;
     const byStart = sortIndices(units, start_s);
     // Rounds: a unit runs a round after its inputs from other devices and never before the unit
     // ahead of it on its device (so one request still runs in list order).
-    const round = new Int32Array(n);
+    const round = scratch.round.fill(0);
     if (pipelined) {
       const lastOn = new Int32Array(nd).fill(0);
       const producersOf = unitPredecessors(this.p);
@@ -168,16 +207,15 @@ export class Judge {
     // both ends, the route and the unit whose steps receive it (the objects only when read). A
     // value moves at most once per consumer, so the arrays are sized by the consumers, and a
     // device's first reader of the current value is marked with the value (no reset per value).
-    const { producer: vProducer, bytes: vBytes, consumerAt, consumers: vConsumers } = packedValues(p);
     const V = vProducer.length;
-    const cap = vConsumers.length;
-    let tValue = new Int32Array(cap);
-    let tFrom = new Int32Array(cap);
-    let tTo = new Int32Array(cap);
-    let tReader = new Int32Array(cap);
-    const tRoute: JudgeRoute[] = [];
+    const staged = scratch.staged;
+    const sValue = staged.subarray(0, cap);
+    const sFrom = staged.subarray(cap, 2 * cap);
+    const sTo = staged.subarray(2 * cap, 3 * cap);
+    const sRoute = staged.subarray(3 * cap, 4 * cap);
+    const tReader = staged.subarray(4 * cap, 5 * cap); // (read in this call only)
     let T = 0;
-    const rank = new Int32Array(n);
+    const rank = scratch.rank;
     for (let k = 0; k < n; k++) rank[byStart[k]!] = k;
     const firstReader = new Int32Array(nd);
     const readBy = new Int32Array(nd).fill(-1);
@@ -197,21 +235,21 @@ export class Judge {
       if (!away) continue;
       for (let d = 0; d < nd; d++) {
         if (readBy[d] !== vi) continue;
-        tValue[T] = vi;
-        tFrom[T] = src;
-        tTo[T] = d;
+        sValue[T] = vi;
+        sFrom[T] = src;
+        sTo[T] = d;
+        sRoute[T] = this.route(vi, src, d);
         tReader[T] = firstReader[d]!;
-        tRoute.push(this.route(vi, src, d));
         T++;
       }
     }
-    tValue = tValue.slice(0, T);
-    tFrom = tFrom.slice(0, T);
-    tTo = tTo.slice(0, T);
-    tReader = tReader.slice(0, T);
+    const tValue = sValue.slice(0, T);
+    const tFrom = sFrom.slice(0, T);
+    const tTo = sTo.slice(0, T);
+    const tRoute = sRoute.slice(0, T);
     // Per unit, the transfers it sends after it runs and receives before (in transfer order).
-    const sendAt = new Int32Array(n + 1);
-    const recvAt = new Int32Array(n + 1);
+    const sendAt = scratch.sendAt.fill(0);
+    const recvAt = scratch.recvAt.fill(0);
     for (let t = 0; t < T; t++) {
       sendAt[vProducer[tValue[t]!]! + 1]!++;
       recvAt[tReader[t]! + 1]!++;
@@ -223,8 +261,9 @@ export class Judge {
     const sends = new Int32Array(T);
     const recvs = new Int32Array(T);
     {
-      const sendPut = sendAt.slice(0, n);
-      const recvPut = recvAt.slice(0, n);
+      const { sendPut, recvPut } = scratch;
+      sendPut.set(sendAt.subarray(0, n));
+      recvPut.set(recvAt.subarray(0, n));
       for (let t = 0; t < T; t++) {
         sends[sendPut[vProducer[tValue[t]!]!]!++] = t;
         recvs[recvPut[tReader[t]!]!++] = t;
@@ -235,10 +274,12 @@ export class Judge {
     for (let t = 0; t < T; t++) tBytes[t] = vBytes[tValue[t]!]!;
     const packedTransfers: SchedulePackedTransfers = {
       bytes: tBytes,
-      links: tRoute.map((r) => r.index),
+      route: tRoute,
+      routeLinks: this.routeLinks,
       value: tValue,
       to: tTo,
     };
+    const routeList = this.routeList;
     let transfers: ScheduleTransfer[] | null = null;
     const transfersOf = (): ScheduleTransfer[] =>
       (transfers ??= Array.from(tValue, (vi, t) => ({
@@ -249,8 +290,8 @@ export class Judge {
         bytes: p.values[vi]!.bytes,
         from: p.device_ids[tFrom[t]!]!,
         to: p.device_ids[tTo[t]!]!,
-        links: tRoute[t]!.links,
-        hops: tRoute[t]!.hops,
+        links: routeList[tRoute[t]!]!.links,
+        hops: routeList[tRoute[t]!]!.hops,
       })));
     // Grouped expert launches are paid once per device and layer (src/partition/problem.ts).
     const extra = groupedLaunchExtra(p, device, byStart);
@@ -355,7 +396,7 @@ export class Judge {
   private memo: {
     device: Int32Array;
     start_s: Float64Array;
-    latency?: { latency_s: number; schedule: Schedule; one: SimResult; memory?: DeviceMemory[] };
+    latency?: LatencyRun;
     many: Map<boolean, { many: SimResult; schedule: Schedule }>;
   } | null = null;
 
@@ -366,25 +407,50 @@ export class Judge {
     return this.memo;
   }
 
+  /**
+   * Besides the memo, the one-request runs of the fastest few placements judged (KEPT_RUNS): the
+   * plan a search ends on is judged again after the search moved past it — the polish's best
+   * when it joins the candidates, the chosen plan when its verdict is made (the DeepSeek-V3 shape:
+   * a schedule, a simulation and its memory, twice per plan). A run is a function of the devices
+   * and the order, so a kept one is the one that would be made; it still counts as a simulation.
+   */
+  private kept: { device: Int32Array; start_s: Float64Array; latency: LatencyRun }[] = [];
+
   /** Drop the kept simulations (once the plan is written from them). */
   forget(): void {
     this.memo = null;
+    this.kept = [];
   }
 
-  /** Drop the kept throughput runs, keeping the one-request run (explain starts from it). */
+  /** Drop the kept throughput runs and other placements' runs, keeping the one-request run (explain starts from it). */
   forgetMany(): void {
     this.memo?.many.clear();
+    this.kept = [];
   }
 
   /** Latency of one request (the simulated makespan). */
-  latency(placement: Pick<Placement, 'device' | 'start_s'>): { latency_s: number; schedule: Schedule; one: SimResult; memory?: DeviceMemory[] } {
+  latency(placement: Pick<Placement, 'device' | 'start_s'>): LatencyRun {
     const m = this.memoFor(placement);
     if (m.latency) return m.latency;
-    const schedule = this.schedule(placement, false);
     this.simulations++;
+    const kept = this.kept.find((k) => sameArray(k.device, m.device) && sameArray(k.start_s, m.start_s));
+    if (kept) return (m.latency = kept.latency);
+    const schedule = this.schedule(placement, false);
     const one = simulate(schedule.sim);
     m.latency = { latency_s: one.makespan_s, schedule, one };
+    this.keep(m.device, m.start_s, m.latency);
     return m.latency;
+  }
+
+  /** Keeps the run when it is among the KEPT_RUNS fastest (the slowest kept makes way; the first kept wins a tie). */
+  private keep(device: Int32Array, start_s: Float64Array, latency: LatencyRun): void {
+    if (this.kept.length < KEPT_RUNS) {
+      this.kept.push({ device, start_s, latency });
+      return;
+    }
+    let slowest = 0;
+    for (let k = 1; k < this.kept.length; k++) if (this.kept[k]!.latency.latency_s > this.kept[slowest]!.latency.latency_s) slowest = k;
+    if (latency.latency_s < this.kept[slowest]!.latency.latency_s) this.kept[slowest] = { device, start_s, latency };
   }
 
   /** `requests` requests through the placement's schedule, with or without pipeline rounds. */
@@ -450,20 +516,22 @@ export class Judge {
     return { latency_s: lat.latency_s, throughput_per_s: thr.throughput_per_s, pipelined: thr.pipelined, ...this.memory(placement) };
   }
 
-  /** The route value `vi` takes from device a to b (the fastest for its size), cached per route. */
-  private route(vi: number, a: number, b: number): JudgeRoute {
+  /** The number of the route value `vi` takes from device a to b (the fastest for its size), cached per route. */
+  private route(vi: number, a: number, b: number): number {
     // A pair with one route gives it to every value (most pairs of a rack): kept per pair.
     const pair = a * this.p.device_ids.length + b;
-    const only = this.pairRoute[pair];
-    if (only) return only;
+    const only = this.pairRoute[pair]!;
+    if (only >= 0) return only;
     const bytes = this.p.values[vi]!.bytes;
     const k = this.routes.choiceIdx(a, b, bytes);
     let r = this.routeCache.get(k);
-    if (!r) {
+    if (r === undefined) {
       const route = this.routes.routeIdx(a, b, bytes);
       // A link the judge was not given is not simulated (as the simulation skips a name it lacks).
       const index = Int32Array.from(route.links.map((name) => this.linkIndex.get(name) ?? -1).filter((i) => i >= 0));
-      r = { links: route.links, hops: route.hops, index };
+      r = this.routeList.length;
+      this.routeList.push({ links: route.links, hops: route.hops, index });
+      this.routeLinks.push(index);
       if (k >= 0) this.routeCache.set(k, r);
     }
     if (k >= 0 && this.routes.optionCount(a, b) === 1) this.pairRoute[pair] = r;

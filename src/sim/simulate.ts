@@ -60,10 +60,12 @@ export interface SimInput {
   packedTransfers?: PackedTransfers;
 }
 
-/** Transfer t: `bytes[t]` over the links `links[t]` (indices into SimInput.links, in route order). */
+/** Transfer t: `bytes[t]` over the links `routeLinks[route[t]]` (indices into SimInput.links, in route order). */
 export interface PackedTransfers {
   bytes: Float64Array;
-  links: readonly Int32Array[];
+  route: Int32Array;
+  /** Per route, its links (a list the caller may extend: a route's number stays). */
+  routeLinks: readonly Int32Array[];
 }
 
 /** Every device's steps flat, device d's at [at[d], at[d + 1]), as the simulation reads them. */
@@ -309,13 +311,14 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const tLatency = new Float64Array(T);
   const tShared = new Uint8Array(T);
   const tSolo = new Float64Array(T);
-  // Each transfer's link indices: as given (packed: no list of them per call, 400 KB for a
-  // DeepSeek-V3 schedule's 51k transfers), or its links' names looked up.
-  const linked: readonly ArrayLike<number>[] = packedT ? packedT.links : input.transfers.map((tr) => tr.links.flatMap((name) => linkIndex.get(name) ?? []));
-  for (let t = 0; t < T; t++) linkFrom[t + 1] = linkFrom[t]! + linked[t]!.length;
+  // Each transfer's link indices: its route's as given (packed: no list of them per call, 400 KB
+  // for a DeepSeek-V3 schedule's 51k transfers), or its links' names looked up.
+  const linked: readonly ArrayLike<number>[] | null = packedT ? null : input.transfers.map((tr) => tr.links.flatMap((name) => linkIndex.get(name) ?? []));
+  const linksOf = (t: number): ArrayLike<number> => (packedT ? packedT.routeLinks[packedT.route[t]!]! : linked![t]!);
+  for (let t = 0; t < T; t++) linkFrom[t + 1] = linkFrom[t]! + linksOf(t).length;
   const tLinks = new Int32Array(linkFrom[T]!);
   for (let t = 0; t < T; t++) {
-    const own = linked[t]!;
+    const own = linksOf(t);
     // Its latency summed in route order, and its narrowest link.
     let latency = 0;
     let bw = Infinity;
