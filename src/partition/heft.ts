@@ -5,7 +5,8 @@
 
 import { HxcError } from '../diag/diagnostics.js';
 import { Heap } from '../util/heap.js';
-import { residentBytes, unitPredecessors, unitTime, valuesReadBy, type Placement, type PlacementProblem } from './problem.js';
+import { sortIndices } from '../util/sort.js';
+import { packedReads, residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
 
 export interface HeftResult extends Placement {
   /** Upward rank per unit (seconds). */
@@ -98,9 +99,15 @@ export function heft(p: PlacementProblem): HeftResult {
   const pos = new Int32Array(n);
   p.order.forEach((u, k) => (pos[u] = k));
   // Decreasing rank is a topological order when times are positive; ties (zero-cost units) keep topological position.
-  const byRank = Array.from(p.order).sort((a, b) => rank[b]! - rank[a]! || pos[a]! - pos[b]!);
+  // (sortIndices on the negated rank: the comparator sort of a plain array was a tenth of a run.)
+  const negRank = new Float64Array(n);
+  for (let u = 0; u < n; u++) negRank[u] = -rank[u]!;
+  const byRank = sortIndices(Int32Array.from(p.order), negRank, pos);
   const preds = unitPredecessors(p);
-  const reads = valuesReadBy(p);
+  // Reads flat, and transfer times kept per value size and device pair (filled when first asked:
+  // asked per read and device, route times were a quarter of a run).
+  const { readStart, readProducer, readTable, tableBytes } = packedReads(p);
+  const transfer = new Float64Array(tableBytes.length * nd * nd).fill(Number.NaN);
   const device = new Int32Array(n).fill(-1);
   const start = new Float64Array(n);
   const finish = new Float64Array(n);
@@ -122,7 +129,7 @@ export function heft(p: PlacementProblem): HeftResult {
     for (let j = 0; j < ps.length; j++) succs[ps[j]!]!.push(u);
   }
   const rankPos = new Int32Array(n);
-  byRank.forEach((u, k) => (rankPos[u] = k));
+  for (let k = 0; k < n; k++) rankPos[byRank[k]!] = k;
   const ready = new Heap<number>((a, b) => rankPos[a]! < rankPos[b]!);
   for (const u of byRank) if (remaining[u] === 0) ready.push(u);
   // Grouped expert launches (src/partition/problem.ts groupedLaunchExtra): the first unit of a
@@ -145,11 +152,16 @@ export function heft(p: PlacementProblem): HeftResult {
         continue;
       }
       let drt = 0;
-      const rs = reads[u]!;
-      for (let j = 0; j < rs.length; j++) {
-        const v = rs[j]!;
-        const src = device[v.producer]!;
-        drt = Math.max(drt, finish[v.producer]! + (src === d ? 0 : p.transfer_s(src, d, v.bytes)));
+      for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
+        const q = readProducer[e]!;
+        const src = device[q]!;
+        let moved = 0;
+        if (src !== d) {
+          const at = (readTable[e]! * nd + src) * nd + d;
+          if (Number.isNaN(transfer[at]!)) transfer[at] = p.transfer_s(src, d, tableBytes[readTable[e]!]!);
+          moved = transfer[at]!;
+        }
+        drt = Math.max(drt, finish[q]! + moved);
       }
       const s = earliestGap(busy[d]!, drt, t);
       if (s + t < bestFinish - 1e-15) {

@@ -155,6 +155,55 @@ export function packedValues(p: PlacementProblem): PackedValues {
   return packed;
 }
 
+/**
+ * The reads of every unit (valuesReadBy, in its order) flat: unit u's are readStart[u] ..
+ * readStart[u + 1], each a producer and the number of its value's size among the distinct sizes
+ * (tableBytes), by which a transfer time is kept per size and device pair. Kept per values list.
+ */
+export interface PackedReads {
+  readStart: Int32Array;
+  readProducer: Int32Array;
+  readTable: Int32Array;
+  tableBytes: number[];
+}
+
+const packedReadsOf = new WeakMap<readonly UnitValue[], PackedReads>();
+
+export function packedReads(p: PlacementProblem): PackedReads {
+  const kept = packedReadsOf.get(p.values);
+  if (kept) return kept;
+  const n = p.unit_names.length;
+  const reads = valuesReadBy(p);
+  const tableOf = new Map<number, number>();
+  const tableBytes: number[] = [];
+  const readStart = new Int32Array(n + 1);
+  let edges = 0;
+  for (let u = 0; u < n; u++) {
+    readStart[u] = edges;
+    edges += reads[u]!.length;
+  }
+  readStart[n] = edges;
+  const readProducer = new Int32Array(edges);
+  const readTable = new Int32Array(edges);
+  let e = 0;
+  for (let u = 0; u < n; u++) {
+    for (const v of reads[u]!) {
+      let t = tableOf.get(v.bytes);
+      if (t === undefined) {
+        t = tableBytes.length;
+        tableOf.set(v.bytes, t);
+        tableBytes.push(v.bytes);
+      }
+      readProducer[e] = v.producer;
+      readTable[e] = t;
+      e++;
+    }
+  }
+  const packed = { readStart, readProducer, readTable, tableBytes };
+  packedReadsOf.set(p.values, packed);
+  return packed;
+}
+
 /** Values each unit reads, by unit (shared, read-only). */
 export function valuesReadBy(p: PlacementProblem): readonly (readonly UnitValue[])[] {
   const kept = readsOf.get(p.values);
@@ -183,7 +232,7 @@ export class Evaluator {
   private readonly readTable: Int32Array;
   /** Transfer seconds per distinct byte size t and device pair (a, b) at (t·nd + a)·nd + b, flat; NaN until first asked. */
   private readonly tables: Float64Array;
-  private readonly tableBytes: number[] = [];
+  private readonly tableBytes: number[];
   private readonly predStart: Int32Array;
   private readonly predList: Int32Array;
   private readonly topo: Int32Array;
@@ -201,31 +250,8 @@ export class Evaluator {
   constructor(readonly p: PlacementProblem) {
     const n = (this.n = p.unit_names.length);
     const nd = (this.nd = p.device_ids.length);
-    const reads = valuesReadBy(p);
-    const tableOf = new Map<number, number>();
-    this.readStart = new Int32Array(n + 1);
-    let edges = 0;
-    for (let u = 0; u < n; u++) {
-      this.readStart[u] = edges;
-      edges += reads[u]!.length;
-    }
-    this.readStart[n] = edges;
-    this.readProducer = new Int32Array(edges);
-    this.readTable = new Int32Array(edges);
-    let e = 0;
-    for (let u = 0; u < n; u++) {
-      for (const v of reads[u]!) {
-        let t = tableOf.get(v.bytes);
-        if (t === undefined) {
-          t = this.tableBytes.length;
-          tableOf.set(v.bytes, t);
-          this.tableBytes.push(v.bytes);
-        }
-        this.readProducer[e] = v.producer;
-        this.readTable[e] = t;
-        e++;
-      }
-    }
+    // (Shared with HEFT and the other evaluators of the problem: read-only.)
+    ({ readStart: this.readStart, readProducer: this.readProducer, readTable: this.readTable, tableBytes: this.tableBytes } = packedReads(p));
     this.tables = new Float64Array(this.tableBytes.length * nd * nd).fill(NaN);
     const preds = unitPredecessors(p);
     this.predStart = new Int32Array(n + 1);
