@@ -244,6 +244,7 @@ function dropDeadNodes(file: string, graph: Graph, nodeByName: Map<string, numbe
   }
   const initializers = new Map([...graph.initializers].filter(([name]) => read.has(name)));
   const live = { ...graph, nodes, initializers };
+  GraphIndex.derive(live, graph);
   diagnostics.warn('HXC1108', `${dead.length} node(s) compute values nothing reads (e.g. ${dead[0]!.op} "${dead[0]!.name}"): left out of the plan`, {
     where: file,
   });

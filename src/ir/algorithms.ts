@@ -17,8 +17,12 @@ export interface NameLookup<T> {
  */
 export class GraphIndex {
   readonly graph: Graph;
-  /** Value name → dense id (every value read or written by a node, plus graph inputs and initializers). */
-  readonly valueIds = new Map<string, number>();
+  /**
+   * Value name → dense id (every value read or written by a node, plus graph inputs and
+   * initializers). A Map of its own, or, for a graph derived from an indexed one (GraphIndex.derive),
+   * that one's map and a translation of its ids.
+   */
+  readonly valueIds: NameLookup<number>;
   readonly valueNames: string[] = [];
   /** Value id → index of the node producing it, or -1 (graph inputs, initializers, undefined). */
   readonly producerOf: Int32Array;
@@ -46,27 +50,85 @@ export class GraphIndex {
    */
   static of(graph: Graph, nodeByName: Map<string, number> | null = null): GraphIndex {
     let index = built.get(graph);
-    if (!index) built.set(graph, (index = new GraphIndex(graph, nodeByName)));
+    if (!index) {
+      const from = derivedFrom.get(graph);
+      built.set(graph, (index = new GraphIndex(graph, nodeByName, (from && built.get(from)) ?? null)));
+    }
     return index;
   }
 
-  /** `nodeByName`: node name → index, when the caller has it already (the import, which makes names unique, has). */
-  constructor(graph: Graph, nodeByName: Map<string, number> | null = null) {
+  /**
+   * Says that `graph` was made from `from` sharing most of its nodes (a transform's rewrite, the
+   * import's graph without its dead nodes): when `from` is indexed, the index of `graph` names its
+   * values through that index's map instead of filling one of its own (their names are the same
+   * strings, which a Map finds fastest). The ids are the ones a map of its own would give.
+   */
+  static derive(graph: Graph, from: Graph): void {
+    derivedFrom.set(graph, from);
+  }
+
+  /**
+   * `nodeByName`: node name → index, when the caller has it already (the import, which makes names
+   * unique, has). `base`: the index of a graph this one was derived from (GraphIndex.derive).
+   */
+  constructor(graph: Graph, nodeByName: Map<string, number> | null = null, base: GraphIndex | null = null) {
     this.graph = graph;
     this.nodeByNameMap = nodeByName;
     const nodes = graph.nodes;
     const n = nodes.length;
-    const ids = this.valueIds;
     const names = this.valueNames;
-    const intern = (name: string): number => {
-      let id = ids.get(name);
-      if (id === undefined) {
-        id = names.length;
-        ids.set(name, id);
-        names.push(name);
-      }
-      return id;
-    };
+    let intern: (name: string) => number;
+    if (base) {
+      // A value of the base graph: its id there translated to one here, given on first sight (in
+      // the order a map of its own would have given it). A value new to this graph: its own map.
+      // (Filling a map of every value's name was most of the DeepSeek-V3 tensor-parallel
+      // variant's index: 278k names.)
+      const baseIds = base.valueIds;
+      const translated = new Int32Array(base.valueNames.length).fill(-1);
+      const own = new Map<string, number>();
+      intern = (name) => {
+        const b = baseIds.get(name);
+        if (b !== undefined) {
+          let id = translated[b]!;
+          if (id === -1) {
+            id = names.length;
+            translated[b] = id;
+            names.push(name);
+          }
+          return id;
+        }
+        let id = own.get(name);
+        if (id === undefined) {
+          id = names.length;
+          own.set(name, id);
+          names.push(name);
+        }
+        return id;
+      };
+      this.valueIds = {
+        get: (name) => {
+          const b = baseIds.get(name);
+          if (b === undefined) return own.get(name);
+          const id = translated[b]!;
+          return id === -1 ? undefined : id;
+        },
+        get size(): number {
+          return names.length;
+        },
+      };
+    } else {
+      const ids = new Map<string, number>();
+      this.valueIds = ids;
+      intern = (name) => {
+        let id = ids.get(name);
+        if (id === undefined) {
+          id = names.length;
+          ids.set(name, id);
+          names.push(name);
+        }
+        return id;
+      };
+    }
     for (const v of graph.inputs) intern(v.name);
     for (const k of graph.initializers.keys()) intern(k);
     // Reads per node (CSR), interned in one sweep into typed arrays sized by a count of the slots
@@ -286,6 +348,8 @@ export class GraphIndex {
 }
 
 const built = new WeakMap<Graph, GraphIndex>();
+/** Graph → the graph it was derived from (GraphIndex.derive). */
+const derivedFrom = new WeakMap<Graph, Graph>();
 
 /** Every value a node reads: its explicit inputs, then its subgraphs' outer-scope references. */
 export function readsOf(node: Node): string[] {

@@ -5,7 +5,7 @@
 // decide, falls back to the declared value_info type, else leaves the value's shape unknown.
 
 import { HxcError } from '../diag/diagnostics.js';
-import type { GraphIndex } from '../ir/algorithms.js';
+import type { GraphIndex, NameLookup } from '../ir/algorithms.js';
 import { byteSizeOf, type DType } from '../ir/dtype.js';
 import type { Attr, Dim, Graph, Node, Shape, TensorType } from '../ir/graph.js';
 import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
@@ -87,7 +87,7 @@ class TypesById implements ReadonlyMap<string, TensorType> {
   private readonly place: Int32Array;
 
   constructor(
-    private readonly ids: ReadonlyMap<string, number>,
+    private readonly ids: NameLookup<number>,
     readonly byId: (TensorType | undefined)[],
   ) {
     this.place = new Int32Array(byId.length).fill(-1);

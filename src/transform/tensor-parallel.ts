@@ -505,5 +505,9 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   }
   const inputs = io.length > 0 ? partsOf(graph.inputs, 'input') : graph.inputs;
   const outputs = io.length > 0 ? partsOf(graph.outputs, 'output') : graph.outputs;
-  return { graph: { ...graph, nodes: live, initializers, declared, inputs, outputs }, splits, io };
+  const rewritten: Graph = { ...graph, nodes: live, initializers, declared, inputs, outputs };
+  // Most of its nodes are the graph's own, naming values by the same strings: its index (verify's)
+  // reads them through the graph's (built above), not a map of its own.
+  GraphIndex.derive(rewritten, graph);
+  return { graph: rewritten, splits, io };
 }
