@@ -366,3 +366,26 @@ test('types kept by value id read as a map by name: the same entries in the same
   assert.deepEqual(byId.types.get('y'), { dtype: 'float32', shape: [2, 3] });
   assert.equal(byId.types.size, 2);
 });
+
+test('values of one dtype and dims share one type object, as their key texts say; a dim text with a comma goes by key text, as before the tree of types', () => {
+  const input = (name: string, shape: (number | string)[]) => ({ name, type: { dtype: 'float32' as const, shape } });
+  const inputs = [input('a', ['s', 't']), input('b', [2, 3]), input('c', ["s,'t"]), input('d', ['s', 't']), input('e', [2, 3])];
+  const g: Graph = {
+    name: 'types',
+    nodes: inputs.map((v) => ({ name: `n_${v.name}`, op: 'Identity', domain: '', inputs: [v.name], outputs: [`${v.name}_out`], attrs: {}, outer_refs: [] })),
+    inputs,
+    outputs: [],
+    initializers: new Map(),
+    declared: new Map(),
+    declared_bytes: new Map(),
+  };
+  const { index, order } = verifyGraph(g, 'types');
+  const r = inferShapes(g, order, { opsets: { '': 17 }, dims: {}, index });
+  const t = (v: string) => r.types.get(v)!;
+  assert.equal(t('a'), t('d'));
+  assert.equal(t('a'), t('a_out'));
+  assert.equal(t('b'), t('e'));
+  assert.notEqual(t('a'), t('b'));
+  // (The key text of ["s,'t"] is that of ["s", "t"]: one type for both, as the key texts always made it.)
+  assert.equal(t('c'), t('a'));
+});

@@ -211,17 +211,52 @@ class Inference {
    * Types are never changed after inference, so sharing them is safe.
    */
   private readonly distinct = new Map<string, TensorType>();
+  /**
+   * The same, found by walking a tree of the dtype and then the dims, one small map per level,
+   * instead of a key text built per value (its concatenation and hashing were most of the walk's
+   * own time over the DeepSeek-V3 shape's 323k values). Two types share a branch exactly when their
+   * key texts (below) are equal — a number dim by its value as String gives it, a text dim by its
+   * text — as long as no dim text holds a comma, which could make a key text of several dims read
+   * as another's: from the first such text on, every type goes by its key text (distinct), the tree's
+   * types moved there first.
+   */
+  private readonly tree = new Map<string, TypeBranch>();
+  private byKeyText = false;
 
   private interned(t: TensorType): TensorType {
-    let key = t.dtype as string;
-    if (t.shape) for (let k = 0; k < t.shape.length; k++) key += typeof t.shape[k] === 'number' ? `,${t.shape[k]}` : `,'${t.shape[k]}`;
-    else key += '?';
+    const shape = t.shape;
+    if (!this.byKeyText && shape)
+      for (let k = 0; k < shape.length && !this.byKeyText; k++) if (typeof shape[k] === 'string' && (shape[k] as string).includes(',')) this.toKeyTexts();
+    if (this.byKeyText) return this.internedByKey(t);
+    let branch = this.tree.get(t.dtype);
+    if (branch === undefined) this.tree.set(t.dtype, (branch = new TypeBranch()));
+    if (!shape) return (branch.unknown ??= plainType(t));
+    for (let k = 0; k < shape.length; k++) branch = branch.next(shape[k]!);
+    return (branch.type ??= plainType(t));
+  }
+
+  private internedByKey(t: TensorType): TensorType {
+    const key = typeKey(t);
     const known = this.distinct.get(key);
     if (known) return known;
-    // (Kept as given only when it is a plain type: a rule's Out may carry more fields.)
-    const own = Object.keys(t).length === 2 ? t : { dtype: t.dtype, shape: t.shape };
+    const own = plainType(t);
     this.distinct.set(key, own);
     return own;
+  }
+
+  /** Every type in the tree into `distinct` by its key text, for every type from now on to go by its key text. */
+  private toKeyTexts(): void {
+    const made: TensorType[] = [];
+    const walk = (b: TypeBranch): void => {
+      if (b.unknown) made.push(b.unknown);
+      if (b.type) made.push(b.type);
+      b.numbers?.forEach(walk);
+      b.texts?.forEach(walk);
+    };
+    this.tree.forEach(walk);
+    // (Their key texts are all different: no dim text in the tree holds a comma.)
+    for (const t of made) this.distinct.set(typeKey(t), t);
+    this.byKeyText = true;
   }
 
   /** Each value is added once: verify guarantees one producer, and inputs skip initializers. `id`: its value id, or -1. */
@@ -368,6 +403,36 @@ class Inference {
   /** For comparison only: no fresh symbols are made for unnamed dims. */
   private canonDeclaredQuiet(t: TensorType): TensorType {
     return { dtype: t.dtype, shape: t.shape ? t.shape.map((d) => this.quietDim(d)) : null };
+  }
+}
+
+/** A type without any field a rule's Out adds: the one given when it is plain, else a plain copy. */
+function plainType(t: TensorType): TensorType {
+  return Object.keys(t).length === 2 ? t : { dtype: t.dtype, shape: t.shape };
+}
+
+/** A type's key text: its dtype, then each dim, a number as String gives it and a text dim quoted ('?' for an unknown shape). */
+function typeKey(t: TensorType): string {
+  let key = t.dtype as string;
+  if (t.shape) for (let k = 0; k < t.shape.length; k++) key += typeof t.shape[k] === 'number' ? `,${t.shape[k]}` : `,'${t.shape[k]}`;
+  else key += '?';
+  return key;
+}
+
+/** One level of Inference's tree of distinct types: the type whose dims end here, and the branches for one more dim. */
+class TypeBranch {
+  /** The type of this dtype and these dims. */
+  type: TensorType | undefined = undefined;
+  /** At the dtype's own branch: its type of unknown shape. */
+  unknown: TensorType | undefined = undefined;
+  numbers: Map<number, TypeBranch> | undefined = undefined;
+  texts: Map<string, TypeBranch> | undefined = undefined;
+
+  next(d: Dim): TypeBranch {
+    const map = typeof d === 'number' ? (this.numbers ??= new Map()) : (this.texts ??= new Map());
+    let b = (map as Map<Dim, TypeBranch>).get(d);
+    if (b === undefined) (map as Map<Dim, TypeBranch>).set(d, (b = new TypeBranch()));
+    return b;
   }
 }
 
