@@ -157,6 +157,15 @@ test("a run after a few units moved, started at the first one moved, gives the w
         assert.equal(after.makespan_s, whole.makespan_s);
         assert.deepEqual(Array.from(after.start_s), Array.from(whole.start_s));
         assert.deepEqual(Array.from(after.finish_s), Array.from(whole.finish_s));
+        // Into arrays holding another move's times (explain's scratch): the same times.
+        const start = new Float64Array(units).fill(-1);
+        const finish = new Float64Array(units).fill(-1);
+        const other = Int32Array.from(base);
+        other[moved[0]!] = can(moved[0]!)[0]!;
+        ev.timeMoved(other, priority, before, [moved[0]!], start, finish);
+        assert.equal(ev.timeMoved(device, priority, before, moved, start, finish), whole.makespan_s);
+        assert.deepEqual(Array.from(start), Array.from(whole.start_s));
+        assert.deepEqual(Array.from(finish), Array.from(whole.finish_s));
       },
     ),
     { numRuns: 300, seed: 17 },

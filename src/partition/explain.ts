@@ -153,6 +153,16 @@ export function scanMoves(
     for (const q of preds[u]!) tail[q] = Math.max(tail[q]!, fastest[u]! + tail[u]!);
   }
   const reads = valuesReadBy(p);
+  // One move's run at a time: its devices (the placement's, one unit moved and put back after),
+  // its times, and the unit moved.
+  const movedDevice = Int32Array.from(placement.device);
+  const movedStart = new Float64Array(n);
+  const movedFinish = new Float64Array(n);
+  const movedList = new Int32Array(1);
+  const movedUnit = (u: number): Int32Array => {
+    movedList[0] = u;
+    return movedList;
+  };
   const alternatives = Array.from({ length: n }, (_, u) => {
     const d = placement.device[u]!;
     // `found`: what the move showed, for the unit's reason (the `why` text says it to the user).
@@ -178,16 +188,16 @@ export function scanMoves(
         for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
       const local = ready + unitTime(p, u, e) + tail[u]!;
       let bound = objective === 'latency' ? local : Math.max(R * busiest, local);
-      let pl: Placement | null = null;
+      let makespan_s = -1; // the moved plan's contention-free makespan, when it was run
       if (bound < current * (1 - 1e-9) && runsLeft > 0) {
         runsLeft--;
-        const device = Int32Array.from(placement.device);
-        device[u] = e;
-        pl = assessor.runOneMoved(device, placement.start_s, cf, [u]);
-        bound = Math.max(bound, objective === 'latency' ? pl.makespan_s : Math.max(R * busiest, pl.makespan_s));
+        movedDevice[u] = e;
+        makespan_s = assessor.timeOneMoved(movedDevice, placement.start_s, cf, movedUnit(u), movedStart, movedFinish);
+        movedDevice[u] = d;
+        bound = Math.max(bound, objective === 'latency' ? makespan_s : Math.max(R * busiest, makespan_s));
       }
       const ruledOut = bound >= current * (1 - 1e-9);
-      if (ruledOut || !pl || simsLeft <= 0) {
+      if (ruledOut || makespan_s < 0 || simsLeft <= 0) {
         const why = ruledOut
           ? objective === 'latency'
             ? 'slower: the plan takes at least this long with it there'
@@ -219,15 +229,19 @@ export function scanMoves(
         continue;
       }
       simsLeft--;
+      // The move as a placement only now, to be simulated: its run's times are the next move's scratch.
+      const movedTo = Int32Array.from(placement.device);
+      movedTo[u] = e;
+      const pl: Placement = { device: movedTo, start_s: movedStart.slice(), finish_s: movedFinish.slice(), makespan_s };
       const none = { device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity };
       // A move that would make the plan better but that it may not take (bar), or whose schedule
       // would not fit in memory, says why instead.
       const barredBy = (): string | null => {
-        const { memory, fits } = judge.memory(pl!);
+        const { memory, fits } = judge.memory(pl);
         if (!fits) return 'its schedule would not fit in memory';
         return (
           bar?.(
-            pl!.device,
+            pl.device,
             memory.map((m) => m.peak_activation_bytes),
           ) ?? null
         );

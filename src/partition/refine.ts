@@ -308,10 +308,14 @@ export class MakespanAssessor {
     return { ...this.ev.run(device, priority), device: Int32Array.from(device) };
   }
 
-  /** runOne(device, priority) for `device` = `base.device` with the units `moved` elsewhere, `base` a runOne under `priority` (Evaluator.runMoved). */
-  runOneMoved(device: Int32Array, priority: Float64Array, base: Placement, moved: ArrayLike<number>): Placement {
+  /**
+   * runOne(device, priority)'s makespan for `device` = `base.device` with the units `moved`
+   * elsewhere, `base` a runOne under `priority`; its times written into `start` and `finish`
+   * (Evaluator.timeMoved).
+   */
+  timeOneMoved(device: Int32Array, priority: Float64Array, base: Placement, moved: ArrayLike<number>, start: Float64Array, finish: Float64Array): number {
     this.evaluations++;
-    return { ...this.ev.runMoved(device, priority, base, moved), device: Int32Array.from(device) };
+    return this.ev.timeMoved(device, priority, base, moved, start, finish);
   }
 
   run(device: Int32Array, priority: Float64Array): Placement {
