@@ -158,8 +158,8 @@ const enum Ev {
 export class EventQueue {
   private t = new Float64Array(64);
   private seq = new Float64Array(64);
-  private kinds = new Uint8Array(64);
-  private ids = new Int32Array(64);
+  // Kind and id in one number (id * 4 + kind): a heap move writes three arrays, not four.
+  private load = new Int32Array(64);
   private pushed = 0;
   size = 0;
   kind: Ev = Ev.DeviceFree;
@@ -170,50 +170,51 @@ export class EventQueue {
     return this.size > 0 ? this.t[0]! : Infinity;
   }
 
-  push(t: number, kind: Ev, id: number): void {
+  // The arrays are read into locals: the sift loops are the simulation's hottest (millions of
+  // pops per run), and a property load per access was a measurable share of them.
+  push(time: number, kind: Ev, id: number): void {
     if (this.size === this.t.length) this.grow();
+    const { t, seq: sq, load } = this;
     const seq = this.pushed++;
     let i = this.size++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!(t < this.t[p]! || (t === this.t[p]! && seq < this.seq[p]!))) break;
-      this.move(p, i);
+      if (!(time < t[p]! || (time === t[p]! && seq < sq[p]!))) break;
+      t[i] = t[p]!;
+      sq[i] = sq[p]!;
+      load[i] = load[p]!;
       i = p;
     }
-    this.set(i, t, seq, kind, id);
+    t[i] = time;
+    sq[i] = seq;
+    load[i] = id * 4 + kind;
   }
 
   pop(): void {
-    this.kind = this.kinds[0]!;
-    this.id = this.ids[0]!;
+    const { t, seq: sq, load } = this;
+    const top = load[0]!;
+    this.kind = top & 3;
+    this.id = top >> 2;
     const n = --this.size;
     if (n === 0) return;
-    const t = this.t[n]!;
-    const seq = this.seq[n]!;
-    const kind = this.kinds[n]!;
-    const id = this.ids[n]!;
+    const time = t[n]!;
+    const seq = sq[n]!;
+    const last = load[n]!;
     let i = 0;
     for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && (this.t[r]! < this.t[l]! || (this.t[r] === this.t[l] && this.seq[r]! < this.seq[l]!)) ? r : l;
-      if (!(this.t[c]! < t || (this.t[c] === t && this.seq[c]! < seq))) break;
-      this.move(c, i);
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      const r = c + 1;
+      if (r < n && (t[r]! < t[c]! || (t[r] === t[c] && sq[r]! < sq[c]!))) c = r;
+      if (!(t[c]! < time || (t[c] === time && sq[c]! < seq))) break;
+      t[i] = t[c]!;
+      sq[i] = sq[c]!;
+      load[i] = load[c]!;
       i = c;
     }
-    this.set(i, t, seq, kind, id);
-  }
-
-  private set(i: number, t: number, seq: number, kind: Ev, id: number): void {
-    this.t[i] = t;
-    this.seq[i] = seq;
-    this.kinds[i] = kind;
-    this.ids[i] = id;
-  }
-
-  private move(from: number, to: number): void {
-    this.set(to, this.t[from]!, this.seq[from]!, this.kinds[from]!, this.ids[from]!);
+    t[i] = time;
+    sq[i] = seq;
+    load[i] = last;
   }
 
   private grow(): void {
@@ -222,14 +223,11 @@ export class EventQueue {
     t.set(this.t);
     const seq = new Float64Array(n);
     seq.set(this.seq);
-    const kinds = new Uint8Array(n);
-    kinds.set(this.kinds);
-    const ids = new Int32Array(n);
-    ids.set(this.ids);
+    const load = new Int32Array(n);
+    load.set(this.load);
     this.t = t;
     this.seq = seq;
-    this.kinds = kinds;
-    this.ids = ids;
+    this.load = load;
   }
 }
 
@@ -350,17 +348,15 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const next = new Int32Array(nd);
   const busyUntil = new Float64Array(nd);
   const busy = new Float64Array(nd);
-  const arrived = new Uint8Array(T * R);
-  const waiting = new Int32Array(T * R).fill(-1); // device blocked on this instance's arrival
-  const started = new Float64Array(T * R);
+  // Per transfer instance (request r's transfer t is r * T + t): 0 not arrived and nobody waiting,
+  // d + 1 device d blocked on its arrival, -1 arrived. One array, not a flag and a device each.
+  const waiter = new Int32Array(T * R);
+  // When a transfer left: request 0's for the result, and the traced requests' for their bars.
+  const started = new Float64Array(T * (wantTrace ? Math.max(1, Math.min(R, traceUpTo)) : 1));
   const arrivedAt = new Float64Array(T);
   // Request 0's step times, flat: device d's step k at stepAt[d] + k.
   const stepStart = new Float64Array(stepAt[nd]!);
   const stepEnd = new Float64Array(stepAt[nd]!);
-  const setTimes = (d: number, k: number, start_s: number, end_s: number): void => {
-    stepStart[stepAt[d]! + k] = start_s;
-    stepEnd[stepAt[d]! + k] = end_s;
-  };
   const requestFinish = new Float64Array(R);
   const trace: TraceEvent[] = [];
   const linkPid = nd;
@@ -369,12 +365,19 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     trace.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: linkPid, tid: 0, args: { name: 'transfers' } });
   }
   const events = new EventQueue();
-  const push = (t: number, kind: Ev, id: number): void => events.push(t, kind, id);
-  // Transfers flowing over a shared link: processor sharing, rates recomputed when the set changes.
-  const flowing: number[] = [];
-  const remaining = new Float64Array(T * R);
-  const rate = new Float64Array(T * R);
+  // Transfers flowing over a shared link (processor sharing, rates recomputed when the set
+  // changes), in the order they joined: slot k holds instance flowInst[k] of transfer flowT[k],
+  // with flowLeft[k] bytes left and rate flowRate[k]. Kept by slot, not by instance: the few in
+  // flight sit together, and no two arrays of T·R doubles are allocated per run.
+  let flows = 0;
+  let flowInst: Int32Array = new Int32Array(64);
+  let flowT: Int32Array = new Int32Array(64);
+  let flowLeft: Float64Array = new Float64Array(64);
+  let flowRate: Float64Array = new Float64Array(64);
+  // Per link: the flows on it (kept as flows join and leave), its bandwidth and whether shared.
   const flowCount = new Int32Array(input.links.length);
+  const linkBandwidth = Float64Array.from(input.links, (l) => l.bandwidth_bytes_per_s);
+  const linkShared = Uint8Array.from(input.links, (l) => (l.shared ? 1 : 0));
   let ratesDirty = false;
   // The clock, in a typed array the closures below read it from (each as its `now`): a double in a
   // variable they share is a fresh heap number at every write, one per event (140 MB over a DeepSeek-V3 plan).
@@ -383,7 +386,8 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
 
   const arrive = (inst: number): void => {
     const now = clock[0]!;
-    arrived[inst] = 1;
+    const d = waiter[inst]! - 1;
+    waiter[inst] = -1;
     if (inst < T) arrivedAt[inst] = now; // request 0's
     const t = inst % T;
     const r = (inst - t) / T;
@@ -401,25 +405,16 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
         args: { bytes: tr.bytes, links: tr.links, request: r },
       });
     }
-    const d = waiting[inst]!;
-    if (d >= 0) {
-      waiting[inst] = -1;
-      ready.push(d);
-    }
+    if (d >= 0) ready.push(d);
   };
 
   const startTransfer = (t: number, r: number): void => {
     const now = clock[0]!;
     const inst = r * T + t;
     const bytes = tBytes[t]!;
-    started[inst] = now;
+    if (inst < started.length) started[inst] = now;
     for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) linkBytes[tLinks[j]!]! += bytes;
-    if (!tShared[t]) {
-      push(now + tSolo[t]!, Ev.Arrive, inst);
-      return;
-    }
-    remaining[inst] = bytes;
-    push(now + tLatency[t]!, Ev.Flow, inst);
+    events.push(now + (tShared[t] ? tLatency[t]! : tSolo[t]!), tShared[t] ? Ev.Flow : Ev.Arrive, inst);
   };
 
   /** Run device d's steps until it blocks (compute in progress or a recv not yet arrived). */
@@ -428,56 +423,97 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     const rq = seqReq[d]!;
     const at = stepAt[d]!;
     const now = clock[0]!;
-    while (next[d]! < st.length && busyUntil[d]! <= now) {
-      const k = st[next[d]!]!;
-      const r = rq[next[d]!]!;
+    const end = st.length;
+    // Busy until a compute's end (its DeviceFree event advances it then).
+    if (busyUntil[d]! > now) return;
+    // The position in a local, written back when the device blocks (a counted loop over ~150k steps per run).
+    let i = next[d]!;
+    for (; i < end; i++) {
+      const k = st[i]!;
+      const r = rq[i]!;
       const op = stepOp[at + k]!;
-      if (op === 2) {
+      if (op === STEP_RECV) {
         const inst = r * T + stepTransfer[at + k]!;
-        if (!arrived[inst]) {
-          waiting[inst] = d;
+        if (waiter[inst] !== -1) {
+          waiter[inst] = d + 1;
+          next[d] = i;
           return;
         }
-        if (r === 0) setTimes(d, k, now, now);
-      } else if (op === 1) {
+        if (r === 0) stepStart[at + k] = stepEnd[at + k] = now;
+      } else if (op === STEP_SEND) {
         startTransfer(stepTransfer[at + k]!, r);
-        if (r === 0) setTimes(d, k, now, now);
+        if (r === 0) stepStart[at + k] = stepEnd[at + k] = now;
       } else {
         const dur = stepDur[at + k]!;
         busy[d]! += dur;
-        if (r === 0) setTimes(d, k, now, now + dur);
+        if (r === 0) {
+          stepStart[at + k] = now;
+          stepEnd[at + k] = now + dur;
+        }
         if (wantTrace && dur > 0 && r < traceUpTo)
           trace.push({ name: input.devices[d]!.steps[k]!.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
         if (now + dur > requestFinish[r]!) requestFinish[r] = now + dur;
         if (dur > 0) {
           busyUntil[d] = now + dur;
-          push(busyUntil[d]!, Ev.DeviceFree, d);
-          next[d]!++;
+          events.push(busyUntil[d]!, Ev.DeviceFree, d);
+          next[d] = i + 1;
           return;
         }
       }
-      next[d]!++;
     }
+    next[d] = i;
   };
 
+  // Each flow's rate: the least over its links of the link's bandwidth, split evenly on a shared one.
   const setRates = (): void => {
-    flowCount.fill(0);
-    for (let f = 0; f < flowing.length; f++) {
-      const t = flowing[f]! % T;
-      for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) flowCount[tLinks[j]!]!++;
-    }
-    for (let f = 0; f < flowing.length; f++) {
-      const inst = flowing[f]!;
+    for (let k = 0; k < flows; k++) {
+      const t = flowT[k]!;
       let r = Infinity;
-      for (let j = linkFrom[inst % T]!; j < linkFrom[(inst % T) + 1]!; j++) {
+      for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) {
         const l = tLinks[j]!;
-        const link = input.links[l]!;
-        const share = link.shared ? link.bandwidth_bytes_per_s / Math.max(1, flowCount[l]!) : link.bandwidth_bytes_per_s;
+        const share = linkShared[l] ? linkBandwidth[l]! / Math.max(1, flowCount[l]!) : linkBandwidth[l]!;
         if (share < r) r = share;
       }
-      rate[inst] = r;
+      flowRate[k] = r;
     }
     ratesDirty = false;
+  };
+
+  const join = (inst: number): void => {
+    if (flows === flowInst.length) {
+      const grown = (a: Float64Array): Float64Array => {
+        const b = new Float64Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      const grownInt = (a: Int32Array): Int32Array => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      flowInst = grownInt(flowInst);
+      flowT = grownInt(flowT);
+      flowLeft = grown(flowLeft);
+      flowRate = grown(flowRate);
+    }
+    const t = inst % T;
+    flowInst[flows] = inst;
+    flowT[flows] = t;
+    flowLeft[flows] = tBytes[t]!;
+    flowRate[flows] = 0;
+    flows++;
+    for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) flowCount[tLinks[j]!]!++;
+  };
+
+  /** Takes slot k out, the others kept in order. */
+  const leave = (k: number): void => {
+    const t = flowT[k]!;
+    for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) flowCount[tLinks[j]!]!--;
+    flowInst.copyWithin(k, k + 1, flows);
+    flowT.copyWithin(k, k + 1, flows);
+    flowLeft.copyWithin(k, k + 1, flows);
+    flowRate.copyWithin(k, k + 1, flows);
+    flows--;
   };
 
   const drainReady = (): void => {
@@ -496,10 +532,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     const dt = now - syncedAt;
     syncedAt = now;
     if (dt <= 0) return;
-    for (let k = 0; k < flowing.length; k++) {
-      const inst = flowing[k]!;
-      remaining[inst] = rate[inst] === Infinity ? 0 : Math.max(0, remaining[inst]! - rate[inst]! * dt);
-    }
+    for (let k = 0; k < flows; k++) flowLeft[k] = flowRate[k] === Infinity ? 0 : Math.max(0, flowLeft[k]! - flowRate[k]! * dt);
   };
   for (let d = nd - 1; d >= 0; d--) ready.push(d);
   drainReady();
@@ -510,9 +543,8 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
       // The first shared transfer to finish at these rates.
       const now = clock[0]!;
       due = Infinity;
-      for (let k = 0; k < flowing.length; k++) {
-        const inst = flowing[k]!;
-        const f = remaining[inst]! <= DONE_BYTES || rate[inst] === Infinity ? now : now + remaining[inst]! / rate[inst]!;
+      for (let k = 0; k < flows; k++) {
+        const f = flowLeft[k]! <= DONE_BYTES || flowRate[k] === Infinity ? now : now + flowLeft[k]! / flowRate[k]!;
         if (f < due) due = f;
       }
     }
@@ -521,27 +553,24 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     clock[0] = now;
     if (now >= due) {
       sync();
-      for (let k = flowing.length - 1; k >= 0; k--) {
-        const inst = flowing[k]!;
+      for (let k = flows - 1; k >= 0; k--) {
         // Done, or so nearly done that the clock cannot advance by what is left.
-        if (remaining[inst]! <= DONE_BYTES || now + remaining[inst]! / rate[inst]! <= now) {
-          // Removed in place, the others kept in order (splice would allocate the removed part, and
-          // copyWithin on a plain array takes V8's generic path: a sixth of the simulation's time).
-          for (let j = k + 1; j < flowing.length; j++) flowing[j - 1] = flowing[j]!;
-          flowing.length--;
+        if (flowLeft[k]! <= DONE_BYTES || now + flowLeft[k]! / flowRate[k]! <= now) {
+          const inst = flowInst[k]!;
+          leave(k);
           arrive(inst);
         }
       }
       // Rates and the next finish anew (also when round-off left the due one a hair short).
       ratesDirty = true;
     }
-    while (events.headTime() <= now) {
+    while (events.size > 0 && events.headTime() <= now) {
       events.pop();
       if (events.kind === Ev.DeviceFree) ready.push(events.id);
       else if (events.kind === Ev.Arrive) arrive(events.id);
       else {
         sync(); // the flows in flight up to now, before one joins at its full size
-        flowing.push(events.id);
+        join(events.id);
         ratesDirty = true;
       }
     }
@@ -573,7 +602,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     })),
     link_bytes,
     step_times: { offset: Int32Array.from(stepAt), start_s: stepStart, end_s: stepEnd },
-    transfer_times: { start_s: started.slice(0, T), end_s: arrivedAt },
+    transfer_times: { start_s: started.length === T ? started : started.slice(0, T), end_s: arrivedAt },
     trace,
   };
 }
