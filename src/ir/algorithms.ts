@@ -97,13 +97,7 @@ export class GraphIndex {
           }
           return id;
         }
-        let id = own.get(name);
-        if (id === undefined) {
-          id = names.length;
-          own.set(name, id);
-          names.push(name);
-        }
-        return id;
+        return internIn(own, names, name);
       };
       this.valueIds = {
         get: (name) => {
@@ -119,15 +113,7 @@ export class GraphIndex {
     } else {
       const ids = new Map<string, number>();
       this.valueIds = ids;
-      intern = (name) => {
-        let id = ids.get(name);
-        if (id === undefined) {
-          id = names.length;
-          ids.set(name, id);
-          names.push(name);
-        }
-        return id;
-      };
+      intern = (name) => internIn(ids, names, name);
     }
     for (const v of graph.inputs) intern(v.name);
     for (const k of graph.initializers.keys()) intern(k);
@@ -345,6 +331,17 @@ export class GraphIndex {
   successors(i: number): Int32Array {
     return this.succs.subarray(this.succOffsets[i]!, this.succOffsets[i + 1]!);
   }
+}
+
+/** `name`'s id in `ids`, given the next one (its place in `names`) on first sight. */
+function internIn(ids: Map<string, number>, names: string[], name: string): number {
+  let id = ids.get(name);
+  if (id === undefined) {
+    id = names.length;
+    ids.set(name, id);
+    names.push(name);
+  }
+  return id;
 }
 
 const built = new WeakMap<Graph, GraphIndex>();
