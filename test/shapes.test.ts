@@ -367,7 +367,7 @@ test('types kept by value id read as a map by name: the same entries in the same
   assert.equal(byId.types.size, 2);
 });
 
-test('values of one dtype and dims share one type object, as their key texts say; a dim text with a comma goes by key text, as before the tree of types', () => {
+test('values of one dtype and dims share one type object, and only those: a dim text with a comma and a quote is not another shape', () => {
   const input = (name: string, shape: (number | string)[]) => ({ name, type: { dtype: 'float32' as const, shape } });
   const inputs = [input('a', ['s', 't']), input('b', [2, 3]), input('c', ["s,'t"]), input('d', ['s', 't']), input('e', [2, 3])];
   const g: Graph = {
@@ -386,6 +386,8 @@ test('values of one dtype and dims share one type object, as their key texts say
   assert.equal(t('a'), t('a_out'));
   assert.equal(t('b'), t('e'));
   assert.notEqual(t('a'), t('b'));
-  // (The key text of ["s,'t"] is that of ["s", "t"]: one type for both, as the key texts always made it.)
-  assert.equal(t('c'), t('a'));
+  // (Interned by a key text, ["s,'t"] read as ["s", "t"]: c took a's rank-2 type.)
+  assert.notEqual(t('c'), t('a'));
+  assert.deepEqual(t('c').shape, ["s,'t"]);
+  assert.deepEqual(t('c_out').shape, ["s,'t"]);
 });

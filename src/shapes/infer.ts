@@ -208,55 +208,20 @@ class Inference {
    * Each distinct type once: values of one dtype and shape share a TensorType object. On the
    * DeepSeek-V3 shape 323k values have 104k distinct types, and every object alive through
    * planning costs the collector again at each collection (a million held objects: +3 s a plan).
-   * Types are never changed after inference, so sharing them is safe.
-   */
-  private readonly distinct = new Map<string, TensorType>();
-  /**
-   * The same, found by walking a tree of the dtype and then the dims, one small map per level,
-   * instead of a key text built per value (its concatenation and hashing were most of the walk's
-   * own time over the DeepSeek-V3 shape's 323k values). Two types share a branch exactly when their
-   * key texts (below) are equal — a number dim by its value as String gives it, a text dim by its
-   * text — as long as no dim text holds a comma, which could make a key text of several dims read
-   * as another's: from the first such text on, every type goes by its key text (distinct), the tree's
-   * types moved there first.
+   * Types are never changed after inference, so sharing them is safe. Found by walking a tree of
+   * the dtype and then the dims, one small map per level (a number dim by its value, a text dim by
+   * its text), not by a key text built and hashed per value: that was most of the walk's own time,
+   * and a dim text holding a comma made its key text another shape's.
    */
   private readonly tree = new Map<string, TypeBranch>();
-  private byKeyText = false;
 
   private interned(t: TensorType): TensorType {
     const shape = t.shape;
-    if (!this.byKeyText && shape)
-      for (let k = 0; k < shape.length && !this.byKeyText; k++) if (typeof shape[k] === 'string' && (shape[k] as string).includes(',')) this.toKeyTexts();
-    if (this.byKeyText) return this.internedByKey(t);
     let branch = this.tree.get(t.dtype);
     if (branch === undefined) this.tree.set(t.dtype, (branch = new TypeBranch()));
     if (!shape) return (branch.unknown ??= plainType(t));
     for (let k = 0; k < shape.length; k++) branch = branch.next(shape[k]!);
     return (branch.type ??= plainType(t));
-  }
-
-  private internedByKey(t: TensorType): TensorType {
-    const key = typeKey(t);
-    const known = this.distinct.get(key);
-    if (known) return known;
-    const own = plainType(t);
-    this.distinct.set(key, own);
-    return own;
-  }
-
-  /** Every type in the tree into `distinct` by its key text, for every type from now on to go by its key text. */
-  private toKeyTexts(): void {
-    const made: TensorType[] = [];
-    const walk = (b: TypeBranch): void => {
-      if (b.unknown) made.push(b.unknown);
-      if (b.type) made.push(b.type);
-      b.numbers?.forEach(walk);
-      b.texts?.forEach(walk);
-    };
-    this.tree.forEach(walk);
-    // (Their key texts are all different: no dim text in the tree holds a comma.)
-    for (const t of made) this.distinct.set(typeKey(t), t);
-    this.byKeyText = true;
   }
 
   /** Each value is added once: verify guarantees one producer, and inputs skip initializers. `id`: its value id, or -1. */
@@ -409,14 +374,6 @@ class Inference {
 /** A type without any field a rule's Out adds: the one given when it is plain, else a plain copy. */
 function plainType(t: TensorType): TensorType {
   return Object.keys(t).length === 2 ? t : { dtype: t.dtype, shape: t.shape };
-}
-
-/** A type's key text: its dtype, then each dim, a number as String gives it and a text dim quoted ('?' for an unknown shape). */
-function typeKey(t: TensorType): string {
-  let key = t.dtype as string;
-  if (t.shape) for (let k = 0; k < t.shape.length; k++) key += typeof t.shape[k] === 'number' ? `,${t.shape[k]}` : `,'${t.shape[k]}`;
-  else key += '?';
-  return key;
 }
 
 /** One level of Inference's tree of distinct types: the type whose dims end here, and the branches for one more dim. */
