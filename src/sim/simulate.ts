@@ -218,17 +218,17 @@ export class EventQueue {
   }
 
   private grow(): void {
-    const n = this.t.length * 2;
-    const t = new Float64Array(n);
-    t.set(this.t);
-    const seq = new Float64Array(n);
-    seq.set(this.seq);
-    const load = new Int32Array(n);
-    load.set(this.load);
-    this.t = t;
-    this.seq = seq;
-    this.load = load;
+    this.t = doubled(this.t);
+    this.seq = doubled(this.seq);
+    this.load = doubled(this.load);
   }
+}
+
+/** A copy of `a` in an array of its kind twice as long (the rest zeros). */
+function doubled<A extends Float64Array | Int32Array>(a: A): A {
+  const b = new (a.constructor as new (length: number) => A)(a.length * 2);
+  b.set(a);
+  return b;
 }
 
 /**
@@ -481,20 +481,10 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
 
   const join = (inst: number): void => {
     if (flows === flowInst.length) {
-      const grown = (a: Float64Array): Float64Array => {
-        const b = new Float64Array(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      const grownInt = (a: Int32Array): Int32Array => {
-        const b = new Int32Array(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      flowInst = grownInt(flowInst);
-      flowT = grownInt(flowT);
-      flowLeft = grown(flowLeft);
-      flowRate = grown(flowRate);
+      flowInst = doubled(flowInst);
+      flowT = doubled(flowT);
+      flowLeft = doubled(flowLeft);
+      flowRate = doubled(flowRate);
     }
     const t = inst % T;
     flowInst[flows] = inst;
