@@ -85,7 +85,6 @@ export interface SchedulePackedTransfers extends PackedTransfers {
 interface JudgeRoute {
   links: string[];
   hops: string[];
-  index: Int32Array;
 }
 
 export interface Verdict {
@@ -530,7 +529,7 @@ export class Judge {
       // A link the judge was not given is not simulated (as the simulation skips a name it lacks).
       const index = Int32Array.from(route.links.map((name) => this.linkIndex.get(name) ?? -1).filter((i) => i >= 0));
       r = this.routeList.length;
-      this.routeList.push({ links: route.links, hops: route.hops, index });
+      this.routeList.push({ links: route.links, hops: route.hops });
       this.routeLinks.push(index);
       if (k >= 0) this.routeCache.set(k, r);
     }
