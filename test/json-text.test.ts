@@ -42,3 +42,31 @@ test('writeJson writes the UTF-8 bytes of that text through a small buffer, neve
     { numRuns: 1000 },
   );
 });
+
+test('compact, the pieces and the bytes are those of JSON.stringify(value) + newline, lists long and short (property)', () => {
+  // Lists long enough to be written in several slices, of elements short and long (a trace's events).
+  const list = fc.oneof(
+    fc.array(anything, { maxLength: 40 }),
+    fc.array(fc.oneof(fc.string(), fc.integer(), fc.constant(undefined)), { minLength: 100, maxLength: 3000 }),
+  );
+  fc.assert(
+    fc.property(fc.oneof(value, fc.dictionary(fc.string(), list)), fc.integer({ min: 4, max: 64 }), (v, chunk) => {
+      const pieces: string[] = [];
+      jsonPieces(v, (p) => pieces.push(p), 0);
+      assert.equal(pieces.join(''), `${JSON.stringify(v) ?? 'null'}\n`);
+      const chunks: Buffer[] = [];
+      writeJson(v, (bytes) => chunks.push(Buffer.from(bytes)), chunk, 0);
+      assert.deepEqual(Buffer.concat(chunks), Buffer.from(`${JSON.stringify(v) ?? 'null'}\n`, 'utf8'));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('compact, a long list of long elements is written in slices of bounded text', () => {
+  const events = Array.from({ length: 5000 }, (_, i) => ({ name: `event ${i} ${'→'.repeat(i % 97)}`, ts: i / 3, args: { request: i % 4 } }));
+  const pieces: string[] = [];
+  jsonPieces({ traceEvents: events, displayTimeUnit: 'ns' }, (p) => pieces.push(p), 0);
+  assert.equal(pieces.join(''), `${JSON.stringify({ traceEvents: events, displayTimeUnit: 'ns' })}\n`);
+  assert.ok(Math.max(...pieces.map((p) => p.length)) < 3 * (1 << 14));
+  assert.ok(pieces.length > 10);
+});

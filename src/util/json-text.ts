@@ -1,5 +1,6 @@
-// JSON text in pieces: exactly the bytes of `JSON.stringify(value, null, 1) + '\n'`, written
-// through a small reused buffer instead of one string and one buffer the size of the whole text.
+// JSON text in pieces: exactly the bytes of `JSON.stringify(value, null, 1) + '\n'` (or, compact,
+// of `JSON.stringify(value) + '\n'`), written through a small reused buffer instead of one string
+// and one buffer the size of the whole text.
 // A 275k-node plan.json is ~124 MB: as one string plus its encoded copy it is ~250 MB of fresh
 // memory at the end of planning, and on this kind of machine first-touching memory costs ~11 µs
 // per 4 KiB page (~0.35 s per 124 MB) besides the copies.
@@ -7,14 +8,26 @@
 // Containers near the top (the plan's sections, each device's steps, the assignment) are opened
 // here, member by member, in JSON.stringify's order (Object.keys; members whose value is
 // undefined, a function or a symbol left out; those array elements written as null); below
-// SPLIT_DEPTH a value is JSON.stringify's own text at its depth.
+// SPLIT_DEPTH a value is JSON.stringify's own text at its depth. Compact text (a trace) opens its
+// top object and the lists in it, and writes a list's elements a slice at a time.
 
 /** Containers at depths below this are written member by member; deeper values in one piece. */
 const SPLIT_DEPTH = 4;
+/** The same for compact text: the elements of the lists in its top object are written whole. */
+const COMPACT_SPLIT_DEPTH = 2;
+/**
+ * Compact elements are written by one JSON.stringify call per slice of about this many characters:
+ * the 91k events of the DeepSeek-V3 plan's trace, one call each, took ~2.5x the time; a string past
+ * 128 KiB would be allocated on fresh pages of its own.
+ */
+const SLICE_UNITS = 1 << 14;
 
-/** Newline and indentation of a line at each depth (one space per level). */
+/** How JSON.stringify is asked to indent: one space per level, or not at all (compact text). */
+export type JsonSpace = 0 | 1;
+
+/** Newline and indentation of a line at each depth (one space per level); none in compact text. */
 const newlines: string[] = [];
-const newlineAt = (depth: number): string => (newlines[depth] ??= '\n' + ' '.repeat(depth));
+const newlineAt = (depth: number, space: JsonSpace): string => (space === 0 ? '' : (newlines[depth] ??= '\n' + ' '.repeat(depth)));
 
 /**
  * JSON.stringify's text of `value` as it appears at `depth`: its own text with every line after the
@@ -24,7 +37,9 @@ const newlineAt = (depth: number): string => (newlines[depth] ??= '\n' + ' '.rep
  * text (re-indenting a copy with replaceAll, the writer allocated 90 MB more over the DeepSeek-V3
  * plan.json). A toJSON of the value itself is called with the key "0", not "" (the plan has none).
  */
-function textAt(value: unknown, depth: number): string {
+function textAt(value: unknown, depth: number, space: JsonSpace): string {
+  // (Compact text is the same at every depth.)
+  if (space === 0) return JSON.stringify(value) ?? 'null';
   if (depth === 0 || value === null || typeof value !== 'object') return JSON.stringify(value, null, 1) ?? 'null';
   let nested: unknown = value;
   for (let k = 0; k < depth; k++) nested = [nested];
@@ -46,51 +61,66 @@ function omitted(value: unknown): boolean {
   return value === undefined || typeof value === 'function' || typeof value === 'symbol';
 }
 
-/** Emit the pieces of `value`'s text at `depth` (JSON.stringify(value, null, 1) at that depth). */
-function emitValue(value: unknown, depth: number, emit: (text: string) => void): void {
-  if (depth >= SPLIT_DEPTH || !isPlain(value)) {
-    emit(textAt(value, depth));
+/** Emit the pieces of `value`'s text at `depth` (JSON.stringify(value, null, space) at that depth). */
+function emitValue(value: unknown, depth: number, space: JsonSpace, emit: (text: string) => void): void {
+  if (depth >= (space === 0 ? COMPACT_SPLIT_DEPTH : SPLIT_DEPTH) || !isPlain(value)) {
+    emit(textAt(value, depth, space));
     return;
   }
-  const inner = newlineAt(depth + 1);
+  const inner = newlineAt(depth + 1, space);
   if (Array.isArray(value)) {
     if (value.length === 0) {
       emit('[]');
+      return;
+    }
+    if (space === 0 && depth + 1 >= COMPACT_SPLIT_DEPTH) {
+      // A slice's text is its elements' between brackets (a hole or an omitted value is null there
+      // too; an element's toJSON is called with its index in the slice). The slice's length follows
+      // the text of the last one, so a slice stays near SLICE_UNITS however long its elements are.
+      let count = 16;
+      for (let i = 0; i < value.length; ) {
+        const end = Math.min(value.length, i + count);
+        const text = JSON.stringify(value.slice(i, end));
+        emit((i === 0 ? '[' : ',') + text.slice(1, -1));
+        count = Math.max(1, Math.min(4096, Math.floor((count * SLICE_UNITS) / text.length)));
+        i = end;
+      }
+      emit(']');
       return;
     }
     for (let i = 0; i < value.length; i++) {
       emit(i === 0 ? '[' + inner : ',' + inner);
       const v = value[i];
       if (omitted(v)) emit('null');
-      else emitValue(v, depth + 1, emit);
+      else emitValue(v, depth + 1, space, emit);
     }
-    emit(newlineAt(depth) + ']');
+    emit(newlineAt(depth, space) + ']');
     return;
   }
   let first = true;
   for (const key of Object.keys(value)) {
     const v = value[key];
     if (omitted(v)) continue;
-    emit((first ? '{' : ',') + inner + JSON.stringify(key) + ': ');
+    emit((first ? '{' : ',') + inner + JSON.stringify(key) + (space === 0 ? ':' : ': '));
     first = false;
-    emitValue(v, depth + 1, emit);
+    emitValue(v, depth + 1, space, emit);
   }
-  emit(first ? '{}' : newlineAt(depth) + '}');
+  emit(first ? '{}' : newlineAt(depth, space) + '}');
 }
 
-/** The pieces of `JSON.stringify(value, null, 1) + '\n'`, in order. */
-export function jsonPieces(value: unknown, emit: (text: string) => void): void {
-  emitValue(value, 0, emit);
+/** The pieces of `JSON.stringify(value, null, space) + '\n'`, in order. */
+export function jsonPieces(value: unknown, emit: (text: string) => void, space: JsonSpace = 1): void {
+  emitValue(value, 0, space, emit);
   emit('\n');
 }
 
 /**
- * Write `JSON.stringify(value, null, 1) + '\n'` as UTF-8 to `sink`, in chunks of at most
+ * Write `JSON.stringify(value, null, space) + '\n'` as UTF-8 to `sink`, in chunks of at most
  * `chunkBytes` from one reused buffer (each chunk is valid only during the call: the sink must
  * copy or consume it, as hash.update and fs.writeSync do; `chunkBytes` ≥ 4). A piece longer than
  * the buffer is written in slices, never cutting a UTF-16 surrogate pair.
  */
-export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chunkBytes = 1 << 20): void {
+export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chunkBytes = 1 << 20, space: JsonSpace = 1): void {
   if (chunkBytes < 4) throw new Error(`writeJson: a chunk of ${chunkBytes} bytes cannot hold every character`);
   const buf = Buffer.allocUnsafe(chunkBytes);
   let used = 0;
@@ -122,20 +152,24 @@ export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chu
   // it is long enough, then encoded in one call (a write per piece cost more than the encoding).
   const JOIN_UNITS = Math.min(1 << 14, maxUnits);
   let pending = '';
-  jsonPieces(value, (text) => {
-    if (text.length >= JOIN_UNITS) {
-      // A long piece (a whole value's text) goes as it is, not copied into the joined string.
-      if (pending.length > 0) put(pending);
-      pending = '';
-      put(text);
-      return;
-    }
-    pending += text;
-    if (pending.length >= JOIN_UNITS) {
-      put(pending);
-      pending = '';
-    }
-  });
+  jsonPieces(
+    value,
+    (text) => {
+      if (text.length >= JOIN_UNITS) {
+        // A long piece (a whole value's text) goes as it is, not copied into the joined string.
+        if (pending.length > 0) put(pending);
+        pending = '';
+        put(text);
+        return;
+      }
+      pending += text;
+      if (pending.length >= JOIN_UNITS) {
+        put(pending);
+        pending = '';
+      }
+    },
+    space,
+  );
   if (pending.length > 0) put(pending);
   flush();
 }
