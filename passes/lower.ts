@@ -21,7 +21,7 @@ import { writeJson } from '../src/util/json-text.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { bindPass, positionLimit } from './bind.js';
 import { moePass, expertsAsPlaced } from './moe.js';
-import { buildPrograms, decodeSource, type ProgramSpec, type WrittenProgram } from '../src/lower/programs.js';
+import { buildPrograms, decodeSource, type LoweredPrograms, type ProgramSpec } from '../src/lower/programs.js';
 import { expertProbes } from '../src/moe/expected.js';
 import { partitionPass, type PartitionResult } from './partition.js';
 import { profilePass } from './profile.js';
@@ -384,7 +384,7 @@ function expertProbeList(ctx: PassContext): { value: string; layer: number; expe
 
 /** Programs per device: `programs/<device>/<ordinal>.onnx`, one per run of consecutive compute steps; `byDevice` lists each compute step's file. */
 function lowerPrograms(ctx: PassContext): {
-  files: WrittenProgram[];
+  files: LoweredPrograms;
   byDevice: Map<string, string[]>;
   links: { file: string; link: string }[];
   /** The expert probes (plan.json `expert_probes`), outputs of the programs that compute them. */
@@ -489,15 +489,15 @@ export const lowerPass: Pass<LowerResult> = {
     ctx.progress('programs');
     const programs = lowerPrograms(ctx);
     const packWhen = ctx.option(PACK_PROGRAMS) ?? 'auto';
-    const written = programs?.files ?? [];
+    const written = programs?.files.programs ?? [];
     const layout = layoutPrograms(written, packWhen === 'on' || (packWhen === 'auto' && written.length > PACK_ABOVE_PROGRAMS));
+    // Each program's entry; its sha256 is known once it is written (before plan.json).
+    const metas = written.map((f) => ({ sha256: '', bytes: f.size, inputs: f.inputs, outputs: f.outputs, ...layout.place.get(f.file) }));
     ctx.progress("plan.json: every unit's placement explained");
     const plan = {
       ...buildManifest(ctx, pipeline, programs?.byDevice ?? null, dir),
       expert_probes: programs?.probes ?? [],
-      programs: Object.fromEntries(
-        written.map((f) => [f.file, { sha256: f.sha256, bytes: f.bytes.length, inputs: f.inputs, outputs: f.outputs, ...layout.place.get(f.file) }]),
-      ),
+      programs: Object.fromEntries(written.map((f, k) => [f.file, metas[k]!])),
     };
     const sched = ctx.get(schedulePass);
     // plan.json is written in pieces through one small buffer (src/util/json-text.ts: a 275k-node
@@ -528,7 +528,10 @@ export const lowerPass: Pass<LowerResult> = {
       [
         ...(delta ? [{ file: 'delta.json', text: JSON.stringify(delta, null, 1) + '\n' }] : []),
         ...(report !== null ? [{ file: 'report.html', text: report }] : []),
-        ...layout.files,
+        ...layout.files.map((f) => ({
+          file: f.file,
+          write: (sink: (bytes: Uint8Array) => void) => programs!.files.write(f.programs, sink, (k, sha256) => (metas[k]!.sha256 = sha256)),
+        })),
         ...(programs?.links ?? []),
         {
           file: 'plan.json',

@@ -27,12 +27,23 @@ export interface ProgramSpec {
   nodes: number[];
 }
 
-export interface WrittenProgram {
+/** A program as lowered: its bytes are put together only when written (LoweredPrograms.write). */
+export interface LoweredProgram {
   file: string;
-  bytes: Uint8Array;
-  sha256: string;
+  /** Its size in bytes. */
+  size: number;
   inputs: string[];
   outputs: string[];
+}
+
+export interface LoweredPrograms {
+  programs: LoweredProgram[];
+  /**
+   * Writes programs `ks` (indices into `programs`) one after another to `sink`, in chunks of a
+   * buffer reused from one call to the next (each chunk is valid only during the call, as with
+   * writeJson), telling `hashed` each program's sha256.
+   */
+  write(ks: readonly number[], sink: (bytes: Uint8Array) => void, hashed: (k: number, sha256: string) => void): void;
 }
 
 /**
@@ -113,7 +124,7 @@ export function buildPrograms(
   typeOf: (id: number) => TensorType | undefined,
   relocate: (location: string) => string,
   probes: ReadonlySet<string> = new Set(),
-): WrittenProgram[] {
+): LoweredPrograms {
   const g = model.graph;
   const values = index.valueNames.length;
   const flag = (names: Iterable<string>): Uint8Array => {
@@ -133,11 +144,18 @@ export function buildPrograms(
   });
   // A node's NodeProto bytes: the source's own, copied as the file holds them (attributes and
   // subgraphs unchanged), or written from the IR for a node a transform made (tensor-parallel parts
-  // and their Concat).
+  // and their Concat), once: they are asked for again when the program is written.
+  const madeBytes = new Map<number, Uint8Array>();
   const nodeBytes = (i: number): Uint8Array => {
     const n = g.nodes[i]!;
     if (n.source_index === undefined) return source.nodeBytes(i);
     if (n.source_index !== null) return source.nodeBytes(n.source_index);
+    let made = madeBytes.get(i);
+    if (made === undefined) madeBytes.set(i, (made = madeNodeBytes(i)));
+    return made;
+  };
+  const madeNodeBytes = (i: number): Uint8Array => {
+    const n = g.nodes[i]!;
     const attribute: OnnxNs.IAttributeProto[] = Object.entries(n.attrs).map(([name, a]) => {
       const T = onnx.AttributeProto.AttributeType;
       if (a.type === 'int') return { name, type: T.INT, i: a.value };
@@ -178,10 +196,13 @@ export function buildPrograms(
   // (The index's CSR arrays read in place: a view per node and per value was 93 MB over the
   // DeepSeek-V3 plan's 29,662 programs.)
   const { inputOffsets, inputIds: nodeInputIds, outputOffsets, outputIds: nodeOutputIds, consumerOffsets, consumerList } = index;
-  const slabs = new Slabs();
-  return specs.map((spec, k) => {
+  // Per program, what its bytes are made of: its nodes (the Constants it pulls in, then its own),
+  // and the graph's fields after them.
+  const nodeLists: Int32Array[] = [];
+  const graphRests: Uint8Array[] = [];
+  const graphSizes: number[] = [];
+  const programs = specs.map((spec, k): LoweredProgram => {
     for (const i of spec.nodes) for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) if (nodeOutputIds[e]! >= 0) producedIn[nodeOutputIds[e]!] = k;
-    const nodes: Uint8Array[] = [];
     const initializers: OnnxNs.ITensorProto[] = [];
     const inputs: string[] = [];
     const inputIds: number[] = [];
@@ -205,8 +226,10 @@ export function buildPrograms(
       for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]!; e++) if (nodeInputIds[e]! >= 0) read(nodeInputIds[e]!);
       for (const v of g.nodes[i]!.outer_refs) read(index.valueIds.get(v)!);
     }
-    for (const c of pulledConstants.sort((a, b) => a - b)) nodes.push(nodeBytes(c));
-    for (const i of spec.nodes) nodes.push(nodeBytes(i));
+    pulledConstants.sort((a, b) => a - b);
+    const nodeList = new Int32Array(pulledConstants.length + spec.nodes.length);
+    nodeList.set(pulledConstants);
+    nodeList.set(spec.nodes, pulledConstants.length);
     const outputs: string[] = [];
     const outputIds: number[] = [];
     for (const i of spec.nodes) {
@@ -233,18 +256,29 @@ export function buildPrograms(
     for (const id of inputIds) rest.uint32((GRAPH_INPUT << 3) | LENGTH_DELIMITED).bytes(info(id));
     for (const id of outputIds) rest.uint32((GRAPH_OUTPUT << 3) | LENGTH_DELIMITED).bytes(info(id));
     const graphRest = rest.finish();
-    // The program's bytes, in the field order ModelProto.encode writes: the model's fields before
-    // its graph, the graph — its nodes (GraphProto field 1) as the source holds them, then its
-    // other fields — and the model's fields after it. Put together here, the same bytes a
-    // protobufjs writer made, without its three records per node (tag, length, bytes) and its copy.
+    // GraphProto's bytes: each node as a field 1 record, then the fields after them.
     let graphBytes = graphRest.length;
-    for (const node of nodes) graphBytes += 1 + varintBytes(node.length) + node.length;
-    const bytes = slabs.take(before.length + 1 + varintBytes(graphBytes) + graphBytes + after.length);
-    bytes.set(before, 0);
-    let at = before.length;
+    for (const i of nodeList) {
+      const n = nodeBytes(i).length;
+      graphBytes += 1 + varintBytes(n) + n;
+    }
+    nodeLists.push(nodeList);
+    graphRests.push(graphRest);
+    graphSizes.push(graphBytes);
+    return { file: spec.file, size: before.length + 1 + varintBytes(graphBytes) + graphBytes + after.length, inputs, outputs };
+  });
+  // The program's bytes, in the field order ModelProto.encode writes: the model's fields before
+  // its graph, the graph — its nodes (GraphProto field 1) as the source holds them, then its
+  // other fields — and the model's fields after it. Put together here, the same bytes a protobufjs
+  // writer made, without its three records per node (tag, length, bytes) and its copy.
+  const put = (k: number, bytes: Uint8Array, at: number): void => {
+    const graphRest = graphRests[k]!;
+    bytes.set(before, at);
+    at += before.length;
     bytes[at++] = (MODEL_GRAPH << 3) | LENGTH_DELIMITED;
-    at = writeVarint(bytes, at, graphBytes);
-    for (const node of nodes) {
+    at = writeVarint(bytes, at, graphSizes[k]!);
+    for (const i of nodeLists[k]!) {
+      const node = nodeBytes(i);
       bytes[at++] = (GRAPH_NODE << 3) | LENGTH_DELIMITED;
       at = writeVarint(bytes, at, node.length);
       bytes.set(node, at);
@@ -252,31 +286,38 @@ export function buildPrograms(
     }
     bytes.set(graphRest, at);
     bytes.set(after, at + graphRest.length);
-    return { file: spec.file, bytes, sha256: sha256(bytes), inputs, outputs };
-  });
+  };
+  // Written through one buffer, not kept until the plan is written: the 71 MB of the DeepSeek-V3
+  // plan's 29,662 programs, held, were fresh memory (~12 µs a 4 KiB page on this machine) and
+  // external memory that set off one more full collection of the heap.
+  let buffer = Buffer.allocUnsafeSlow(0);
+  return {
+    programs,
+    write(ks, sink, hashed) {
+      if (buffer.length === 0) buffer = Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES);
+      let used = 0;
+      for (const k of ks) {
+        const size = programs[k]!.size;
+        if (used + size > buffer.length && used > 0) {
+          sink(buffer.subarray(0, used));
+          used = 0;
+        }
+        // A program larger than the buffer gets a buffer of its own.
+        const into = size > buffer.length ? Buffer.allocUnsafe(size) : buffer;
+        const at = into === buffer ? used : 0;
+        put(k, into, at);
+        const bytes = into.subarray(at, at + size);
+        hashed(k, sha256(bytes));
+        if (into === buffer) used += size;
+        else sink(bytes);
+      }
+      if (used > 0) sink(buffer.subarray(0, used));
+    },
+  };
 }
 
-/**
- * Programs' buffers cut from shared slabs: a Buffer of more than 4 KiB is an ArrayBuffer of its own,
- * and the 29,662 programs of a DeepSeek-V3-shaped plan spent 0.2 s making them (and counted each
- * as external memory the collector weighs). A program lives as long as its plan is being written,
- * as the slab does.
- */
-class Slabs {
-  private static readonly SIZE = 1 << 24;
-  private slab = Buffer.allocUnsafeSlow(0);
-  private used = 0;
-
-  take(n: number): Buffer {
-    if (n > Slabs.SIZE >> 2) return Buffer.allocUnsafe(n);
-    if (this.used + n > this.slab.length) {
-      this.slab = Buffer.allocUnsafeSlow(Slabs.SIZE);
-      this.used = 0;
-    }
-    this.used += n;
-    return this.slab.subarray(this.used - n, this.used);
-  }
-}
+/** Programs are put together in a buffer of this size (one larger gets its own) and written from it. */
+const WRITE_BUFFER_BYTES = 1 << 22;
 
 /** An initializer a transform made (a weight block): written inline from the IR's bytes. */
 function synthesizedTensor(t: TensorData | undefined): OnnxNs.ITensorProto | undefined {

@@ -67,38 +67,41 @@ export class ProgramReader {
 }
 
 /**
- * The files to write for `programs` (name → bytes) and each program's place: packed per device
- * folder when `pack`, else one file each. Names sort, so the same programs give the same packs.
+ * The files to write for `programs` and each program's place: packed per device folder when
+ * `pack`, else one file each; a file lists the programs it holds, by index, in the order written.
+ * Names sort, so the same programs give the same packs.
  */
 export function layoutPrograms(
-  programs: { file: string; bytes: Uint8Array }[],
+  programs: readonly { file: string; size: number }[],
   pack: boolean,
-): { files: ({ file: string; text: Uint8Array } | { file: string; parts: Uint8Array[] })[]; place: Map<string, { pack?: string; offset_bytes?: number }> } {
+): { files: { file: string; programs: number[] }[]; place: Map<string, { pack?: string; offset_bytes?: number }> } {
   const place = new Map<string, { pack?: string; offset_bytes?: number }>();
   if (!pack) {
     for (const p of programs) place.set(p.file, {});
-    return { files: programs.map((p) => ({ file: p.file, text: p.bytes })), place };
+    return { files: programs.map((p, k) => ({ file: p.file, programs: [k] })), place };
   }
-  const byFolder = new Map<string, { file: string; bytes: Uint8Array }[]>();
-  for (const p of [...programs].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) {
-    const folder = path.posix.dirname(p.file);
-    (byFolder.get(folder) ?? byFolder.set(folder, []).get(folder)!).push(p);
+  const byFolder = new Map<string, number[]>();
+  const sorted = programs.map((_, k) => k).sort((a, b) => (programs[a]!.file < programs[b]!.file ? -1 : programs[a]!.file > programs[b]!.file ? 1 : 0));
+  for (const k of sorted) {
+    const folder = path.posix.dirname(programs[k]!.file);
+    (byFolder.get(folder) ?? byFolder.set(folder, []).get(folder)!).push(k);
   }
-  const files: { file: string; parts: Uint8Array[] }[] = [];
+  const files: { file: string; programs: number[] }[] = [];
   for (const [folder, list] of byFolder) {
-    let k = 0;
-    let parts: Uint8Array[] = [];
+    let n = 0;
+    let held: number[] = [];
     let offset = 0;
     const close = (): void => {
-      files.push({ file: `${folder}/programs-${k++}.pack`, parts });
-      parts = [];
+      files.push({ file: `${folder}/programs-${n++}.pack`, programs: held });
+      held = [];
       offset = 0;
     };
-    for (const p of list) {
-      if (parts.length > 0 && offset + p.bytes.length > PACK_MAX_BYTES) close();
-      place.set(p.file, { pack: `${folder}/programs-${k}.pack`, offset_bytes: offset });
-      parts.push(p.bytes);
-      offset += p.bytes.length;
+    for (const k of list) {
+      const p = programs[k]!;
+      if (held.length > 0 && offset + p.size > PACK_MAX_BYTES) close();
+      place.set(p.file, { pack: `${folder}/programs-${n}.pack`, offset_bytes: offset });
+      held.push(k);
+      offset += p.size;
     }
     close();
   }

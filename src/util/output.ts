@@ -15,12 +15,11 @@ import { holdTemporary, leftoversOfDead, releaseTemporary } from './temporaries.
 /** Written into every output folder: what it is (an hxc format name). */
 export const OUTPUT_MARKER = '.hxc-output';
 
-/** A file's text, a hard link to an existing file, parts written one after another (a pack, never concatenated in memory), or bytes a writer hands over in chunks (plan.json). */
+/** A file's text, a hard link to an existing file, or bytes a writer hands over in chunks (plan.json, a pack of programs). */
 export type OutputEntry =
   /** A file's whole text; a function is called when the file is written (after the entries before it). */
   | { file: string; text: string | Uint8Array | (() => string | Uint8Array) }
   | { file: string; link: string }
-  | { file: string; parts: readonly Uint8Array[] }
   /** Bytes handed over in order by `write` (each chunk written before the next is made). */
   | { file: string; write: (sink: (bytes: Uint8Array) => void) => void };
 
@@ -370,11 +369,10 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
             copied.push({ file: f.file, bytes: fs.statSync(p).size });
           }
         }
-      } else if ('parts' in f || 'write' in f) {
+      } else if ('write' in f) {
         const fd = fs.openSync(p, 'wx');
         try {
-          if ('parts' in f) writeParts(fd, f.parts);
-          else f.write((part) => writeRest(fd, part, 0));
+          f.write((part) => writeRest(fd, part, 0));
         } finally {
           fs.closeSync(fd);
         }
@@ -395,28 +393,6 @@ export function writeOutputDir(dir: string, files: OutputEntry[], kind: string):
     throw writeError(err, dir);
   } finally {
     releaseTemporary(tmp);
-  }
-}
-
-/** Parts given to one writev call: Linux's IOV_MAX. */
-const WRITEV_PARTS = 1024;
-
-/**
- * Writes `parts` one after another at the file's position, a thousand in one call: a pack is
- * thousands of programs of a few KB each, and a call per program was most of its writing.
- */
-function writeParts(fd: number, parts: readonly Uint8Array[]): void {
-  for (let from = 0; from < parts.length; from += WRITEV_PARTS) {
-    const batch = parts.slice(from, from + WRITEV_PARTS);
-    // A call may write less than asked: whatever it left goes on part by part.
-    let wrote = fs.writevSync(fd, batch);
-    for (const part of batch) {
-      if (wrote >= part.length) wrote -= part.length;
-      else {
-        writeRest(fd, part, wrote);
-        wrote = 0;
-      }
-    }
   }
 }
 
