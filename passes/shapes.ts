@@ -6,7 +6,7 @@ import type { TensorType } from '../src/ir/graph.js';
 import { typeToString } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { HxcError } from '../src/diag/diagnostics.js';
-import { freeSymbols, inferShapes, type InferResult } from '../src/shapes/infer.js';
+import { freeSymbols, inferShapes, type InferMemo, type InferResult } from '../src/shapes/infer.js';
 import { bindPass } from './bind.js';
 import { verifyPass } from './verify.js';
 
@@ -26,9 +26,20 @@ export const shapesPass: Pass<ShapesResult> = {
   options: [],
   run(ctx) {
     const verify = ctx.get(verifyPass);
+    // Another variant's inference of the graph this one was rewritten from, read once (InferMemo).
+    const handoff = ctx.options.reuse_analyses;
+    const reuse = handoff?.shapes ?? undefined;
+    if (handoff) handoff.shapes = null;
+    const leaving = ctx.options.leave_analyses;
     let result: InferResult;
     try {
-      result = inferShapes(ctx.model.graph, verify.order, { opsets: ctx.model.opsets, dims: ctx.get(bindPass).dims, index: verify.index });
+      result = inferShapes(ctx.model.graph, verify.order, {
+        opsets: ctx.model.opsets,
+        dims: ctx.get(bindPass).dims,
+        index: verify.index,
+        ...(reuse ? { reuse } : {}),
+        ...(leaving ? { leave: (memo: InferMemo) => (leaving.shapes = memo) } : {}),
+      });
     } catch (err) {
       // An invalid node is named with the model file it is in.
       if (err instanceof HxcError && err.where && !err.where.startsWith(ctx.model.path))

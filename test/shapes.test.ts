@@ -13,17 +13,20 @@ import { bindPass } from '../passes/bind.js';
 import { importPass } from '../passes/import.js';
 import { shapesPass, valueType } from '../passes/shapes.js';
 import { verifyPass } from '../passes/verify.js';
-import type { Graph, Node } from '../src/ir/graph.js';
+import type { Graph, Node, TensorData } from '../src/ir/graph.js';
 import { verifyGraph } from '../src/ir/verify.js';
 import { Context } from '../src/pass/context.js';
-import { inferShapes } from '../src/shapes/infer.js';
+import { inferShapes, type InferMemo } from '../src/shapes/infer.js';
 import { DATA_RULES } from '../src/shapes/ops-data.js';
 import { ELEMENTWISE_RULES } from '../src/shapes/ops-elementwise.js';
 import { MS_RULES } from '../src/shapes/ops-ms.js';
 import { NN_RULES } from '../src/shapes/ops-nn.js';
 import { TENSOR_RULES } from '../src/shapes/ops-tensor.js';
 import { evalDim } from '../src/shapes/symbolic.js';
-import { SHARED_MODELS, tmpDir } from './helpers.js';
+import { EXAMPLES, SHARED_MODELS, tmpDir } from './helpers.js';
+import { runPipeline } from '../src/cli/run-passes.js';
+import type { AnalysisHandoff } from '../src/pass/pass.js';
+import { tpPass } from '../passes/tp.js';
 import { onnx, valueInfo } from './onnx-builder.js';
 import { compareWithOrt, feedsFor, readDims, runOrt, runShapes } from './shapes-oracle.js';
 
@@ -390,4 +393,122 @@ test('values of one dtype and dims share one type object, and only those: a dim 
   assert.notEqual(t('c'), t('a'));
   assert.deepEqual(t('c').shape, ["s,'t"]);
   assert.deepEqual(t('c_out').shape, ["s,'t"]);
+});
+
+test("the tensor-parallel variant's shapes reuse the plain variant's per-node results (the nodes the rewrite kept): field by field what a fresh inference gives, the handoff read once", async () => {
+  const cases: [string, Record<string, number>, string][] = [
+    // A decode step split 8 ways (attention heads as shards, the KV cache as graph inputs and outputs per shard).
+    ['mixtral_8x7b_shaped.graph_only', { batch_size: 1, sequence_length: 1, past_sequence_length: 1024 }, 'auto'],
+    ['mixtral_tiny_moe_kv', { batch_size: 2, sequence_length: 5, past_sequence_length: 0 }, '2'],
+    ['gpt2_tiny_kv', { batch_size: 3, sequence_length: 1, past_sequence_length: 7 }, '4'],
+  ];
+  for (const [name, dims, mode] of cases) {
+    const base = { model_path: path.join(SHARED_MODELS, `${name}.onnx`), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims };
+    const handoff: AnalysisHandoff = { shapes: null };
+    const plain = await runPipeline({ ...base, flags: { 'tensor-parallel': 'off' }, leave_analyses: handoff }, ['tp', 'shapes']);
+    const memo = handoff.shapes;
+    assert.ok(memo, `${name}: the plain inference left its memo`);
+    const imported = plain.ctx.get(importPass);
+    const split = { ...base, flags: { 'tensor-parallel': mode }, imported };
+    const fresh = (await runPipeline(split, ['tp', 'shapes'])).ctx;
+    const reusing = (await runPipeline({ ...split, reuse_analyses: handoff }, ['tp', 'shapes'])).ctx;
+    assert.equal(handoff.shapes, null, `${name}: read once`);
+    assert.ok(reusing.get(tpPass).splits.length > 0, `${name}: split`);
+    const a = fresh.get(shapesPass);
+    const b = reusing.get(shapesPass);
+    assert.deepEqual([...b.types.entries()], [...a.types.entries()], name);
+    assert.deepEqual(b.types_by_id, a.types_by_id, name);
+    assert.deepEqual([...b.values.entries()], [...a.values.entries()], name);
+    for (const field of [
+      'order',
+      'unknown_ops',
+      'unknown_op_nodes',
+      'declared_fallback',
+      'unknown_values',
+      'fresh_symbols',
+      'disagreements',
+      'notes',
+      'rule_errors',
+      'symbols',
+    ] as const)
+      assert.deepEqual(b[field], a[field], `${name}: ${field}`);
+    assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort(), name);
+    // Reused, not inferred again: the folded elements of nodes the rewrite kept are the plain inference's arrays.
+    const kept = [...b.values].filter(([v, x]) => memo.values.get(v) === x).length;
+    assert.ok(kept > 0 && kept >= b.values.size * 0.5, `${name}: ${kept} of ${b.values.size} folded values reused`);
+    // Other dims than the memo's: nothing is reused, and the inference is still the fresh one.
+    handoff.shapes = memo;
+    const other = { ...dims, past_sequence_length: dims.past_sequence_length! + 1 };
+    const freshOther = (await runPipeline({ ...split, dims: other }, ['tp', 'shapes'])).ctx.get(shapesPass);
+    const otherDims = (await runPipeline({ ...split, dims: other, reuse_analyses: handoff }, ['tp', 'shapes'])).ctx.get(shapesPass);
+    assert.equal([...otherDims.values].filter(([v, x]) => memo.values.get(v) === x).length, 0, name);
+    assert.deepEqual([...otherDims.types.entries()], [...freshOther.types.entries()], name);
+  }
+});
+
+test('a node is reused only as its own rule would type it: an input of another type, or of other folded elements, and what its rule noted or named afresh, infer it again', () => {
+  // One tensor object per name and elements, as a rewrite keeps the weights it does not split.
+  const tensors = new Map<string, TensorData>();
+  const int64 = (name: string, values: number[]): TensorData => {
+    const key = `${name}=${values.join(',')}`;
+    let t = tensors.get(key);
+    if (!t) {
+      const data = new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
+      tensors.set(key, (t = { name, dtype: 'int64', dims: [values.length], byte_size: 8 * values.length, location: { kind: 'inline', data } }));
+    }
+    return t;
+  };
+  const node = (name: string, op: string, inputs: string[], outputs: string[]): Node => ({
+    name,
+    op,
+    domain: '',
+    inputs,
+    outputs,
+    attrs: {},
+    outer_refs: [],
+    source_index: 0,
+  });
+  const nodes = [
+    node('relu', 'Relu', ['x'], ['y']),
+    node('shape', 'Shape', ['y'], ['s']),
+    node('reshape', 'Reshape', ['y', 'to'], ['z']),
+    node('nonzero', 'NonZero', ['z'], ['nz']),
+    node('gather', 'Gather', ['s', 'at'], ['g']),
+  ];
+  nodes.forEach((n, i) => (n.source_index = i));
+  const graph = (x: number[], to: number[], declaredZ: number[]): Graph => ({
+    name: 'kept',
+    nodes,
+    inputs: [{ name: 'x', type: { dtype: 'float32', shape: x } }],
+    outputs: [{ name: 'g', type: null }],
+    initializers: new Map([
+      ['to', int64('to', to)],
+      ['at', int64('at', [0])],
+    ]),
+    declared: new Map([['z', { dtype: 'float32' as const, shape: declaredZ }]]),
+    declared_bytes: new Map(),
+  });
+  const infer = (g: Graph, extra: Partial<Parameters<typeof inferShapes>[2]> = {}) => {
+    const { index, order } = verifyGraph(g, g.name);
+    return inferShapes(g, order, { opsets: { '': 17 }, dims: {}, index, ...extra });
+  };
+  const first = graph([2, 3], [3, 2], [3, 2]);
+  for (const [what, other] of [
+    ['the same graph', graph([2, 3], [3, 2], [3, 2])],
+    ['another input type', graph([4, 3], [3, 4], [3, 4])],
+    ['other folded elements of a type alike', graph([2, 3], [6, 1], [6, 1])],
+    ['another declaration (a disagreement)', graph([2, 3], [3, 2], [2, 3])],
+  ] as const) {
+    let memo: InferMemo | undefined;
+    infer(first, { leave: (m) => (memo = m) });
+    assert.ok(memo);
+    const fresh = infer(other);
+    const reused = infer(other, { reuse: memo });
+    assert.deepEqual([...reused.types.entries()], [...fresh.types.entries()], what);
+    assert.deepEqual([...reused.values.entries()], [...fresh.values.entries()], what);
+    for (const field of ['order', 'fresh_symbols', 'notes', 'disagreements', 'declared_fallback', 'unknown_values'] as const)
+      assert.deepEqual(reused[field], fresh[field], `${what}: ${field}`);
+    // (Shape's folded elements are the memo's array exactly when Shape was reused.)
+    assert.equal(reused.values.get('s') === memo.values.get('s'), what !== 'another input type', what);
+  }
 });

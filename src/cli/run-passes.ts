@@ -26,7 +26,7 @@ import {
   type PassTiming,
   type ResolvedPipeline,
 } from '../pass/manager.js';
-import type { Pass, PlanOptions } from '../pass/pass.js';
+import type { AnalysisHandoff, Pass, PlanOptions } from '../pass/pass.js';
 import { HUGE_GRAPH_NODES, TENSOR_PARALLEL, tpPass } from '../../passes/tp.js';
 import { importPass } from '../../passes/import.js';
 import { verifyPass } from '../../passes/verify.js';
@@ -208,7 +208,11 @@ async function runVariants(
   // The tensor-parallel variant first runs up to its rewrite: what it proposes and the graph's size
   // decide how the variants are planned.
   const tpAt = planning.findIndex((p) => p.name === 'tp');
-  let all: Variant | null = await variant(first, options, planning.slice(0, tpAt + 1));
+  // A variant without splits planned in turn before the rest of this one leaves it its per-node
+  // results (PlanOptions.leave_analyses): on the DeepSeek-V3 shape all but the few thousand nodes
+  // the rewrite made or changed are the same.
+  const handoff: AnalysisHandoff = { shapes: null };
+  let all: Variant | null = await variant(first, { ...options, reuse_analyses: handoff }, planning.slice(0, tpAt + 1));
   // MatMuls split (a row-parallel pair covers its column MatMuls and its row one), the unit tp_paid counts in.
   const proposedSplits = all.ctx.get(tpPass).splits.reduce((n, s) => n + (s.covers?.length ?? 1), 0);
   const nodes = all.ctx.model.graph.nodes.length;
@@ -234,9 +238,15 @@ async function runVariants(
   // only the plan written, and this variant, if it ships, is planned again (0.4–0.9 s of the
   // DeepSeek-V3 shape's run, and the memory its steps took).
   const weighing = planning.slice(0, planning.findIndex((p) => p.name === partitionPass.name) + 1);
-  /** The variant without splits planned in this thread, weighed, its decision kept and its context let go. */
-  const plainInTurn = async (): Promise<void> => {
-    plainWeighed = weigh(await variant('no tensor parallelism', { ...plainOptions, defer_polish: true }, weighing), 0);
+  /**
+   * The variant without splits planned in this thread, weighed, its decision kept and its context let
+   * go; `leave`: before the tensor-parallel variant's analyses, which reuse what it leaves.
+   */
+  const plainInTurn = async (leave: boolean): Promise<void> => {
+    plainWeighed = weigh(
+      await variant('no tensor parallelism', { ...plainOptions, defer_polish: true, ...(leave ? { leave_analyses: handoff } : {}) }, weighing),
+      0,
+    );
     if (plainWeighed.variant) plainDecision = partitionDecision(plainWeighed.variant.ctx.get(partitionPass));
     plainWeighed.variant = null;
   };
@@ -264,9 +274,9 @@ async function runVariants(
     } else if (reply.error) throw workerError(reply);
     // The thread itself failed (out of memory, say), not the planning: plan the variant in turn.
     // The tensor-parallel variant is done: its context is held while this one is planned.
-    else await plainInTurn();
+    else await plainInTurn(false);
   } else {
-    if (letGo) await plainInTurn();
+    if (letGo) await plainInTurn(true);
     all = await variant(first, options, planning.slice(tpAt + 1), all);
   }
   const tensorParallel = all.ctx.get(partitionPass).baselines.tensor_parallel;

@@ -49,12 +49,25 @@ export interface PlanOptions {
    * in a worker when the machine has four cores or more. The plan is the same either way.
    */
   variant_threads?: boolean;
+  /**
+   * Set by the variant driver on a huge graph's variant without splits planned in turn (`leave`) and
+   * on the tensor-parallel variant planned after it (`reuse`): one handoff, through which the first's
+   * per-node results reach the second's same passes, which compute again only what the rewrite
+   * changed (src/shapes/infer.ts InferMemo) and drop them once read.
+   */
+  leave_analyses?: AnalysisHandoff;
+  reuse_analyses?: AnalysisHandoff;
   /** Set by the serving planner (src/serve/plan.ts): plan on these devices of the rack only. */
   pool?: string[];
   /** Set by the serving planner: the serve section of the prefill plan it lowers. */
   serve?: import('../plan/format.js').PlanServe;
   /** Set by `hxc replan`: the running plan, whose placement the partitioner moves from, counting the migration. */
   replan?: import('../partition/migration.js').ReplanInput;
+}
+
+/** What one variant's passes leave for another's (PlanOptions.leave_analyses), each taken once. */
+export interface AnalysisHandoff {
+  shapes: import('../shapes/infer.js').InferMemo | null;
 }
 
 export interface PassContext {

@@ -30,6 +30,37 @@ export interface InferOptions {
   dims: Record<string, number>;
   /** The graph's index (verify): with it, types are also kept by value id (`types_by_id`). */
   index?: GraphIndex;
+  /** With the index: given what this inference leaves for another over a graph sharing its nodes (InferMemo). */
+  leave?: (memo: InferMemo) => void;
+  /** With the index: what an inference over a graph sharing this one's nodes left, read once (InferMemo). */
+  reuse?: InferMemo;
+}
+
+/**
+ * What one inference leaves for another over a graph that shares most of its nodes: the variant
+ * without tensor-parallel splits for the one with them (src/cli/run-passes.ts), whose rewrite keeps
+ * every node it does not split as the same Node object (src/transform/tensor-parallel.ts). A rule
+ * sees only its node, the opset and its inputs' types and folded values (OpCall), so a node that is
+ * the same object, reads inputs of the same types and folded elements, and whose rule had no other
+ * effect (no note, fresh symbol, error, fallback or disagreement: `plain`) gets the outputs it got
+ * there; the rest, the nodes the rewrite made and whatever reads a value they changed, are inferred
+ * again. Types are found in the same tree of distinct types, so one type is one object in both and
+ * "the same type" is one comparison; folded elements are compared as objects (a value folded again
+ * is another array, and what reads it is inferred again).
+ */
+export interface InferMemo {
+  readonly graph: Graph;
+  readonly index: GraphIndex;
+  readonly opsets: Record<string, number>;
+  readonly dims: Record<string, number>;
+  /** Types by value id of `index`. */
+  readonly typesById: readonly (TensorType | undefined)[];
+  readonly values: ReadonlyMap<string, Dim[]>;
+  /** By value id: 1 when `values` holds it. */
+  readonly folded: Uint8Array;
+  /** By node index: 1 when its rule typed every output it names and did nothing else. */
+  readonly plain: Uint8Array;
+  readonly tree: Map<string, TypeBranch>;
 }
 
 export interface Disagreement {
@@ -85,6 +116,8 @@ class TypesById implements ReadonlyMap<string, TensorType> {
   private readonly names: string[] = [];
   private readonly added: TensorType[] = [];
   private readonly place: Int32Array;
+  /** Whether a value was added again: a type by id is then not the one every reader saw (no InferMemo is left). */
+  readded = false;
 
   constructor(
     private readonly ids: NameLookup<number>,
@@ -102,6 +135,7 @@ class TypesById implements ReadonlyMap<string, TensorType> {
     const at = this.place[id]!;
     if (at >= 0) {
       this.added[at] = t;
+      this.readded = true;
       return;
     }
     this.place[id] = this.names.length;
@@ -161,13 +195,27 @@ class Inference {
   private readonly call = new Call(this);
   /** Types by value id, when the index is given (filled as values are added, no lookup by name per value). */
   readonly byId: (TensorType | undefined)[] | null;
+  /** Notes, fresh symbols, errors, fallbacks and disagreements made so far: a node that made none is plain (InferMemo). */
+  private effects = 0;
+  /** Leaving or reusing a memo (InferMemo): by value id, 1 when folded; by node index, 1 when plain. */
+  private readonly folded: Uint8Array | null;
+  private readonly plain: Uint8Array | null;
+  /** Reusing: the memo, and its node index by source_index (-1 for none). */
+  private readonly memo: InferMemo | null;
+  private readonly memoBySource: Int32Array | null;
 
   constructor(
     readonly graph: Graph,
     readonly opts: InferOptions,
   ) {
-    this.byId = opts.index ? new Array<TensorType | undefined>(opts.index.valueNames.length).fill(undefined) : null;
-    this.types = opts.index ? new TypesById(opts.index.valueIds, this.byId!) : new Map<string, TensorType>();
+    const index = opts.index;
+    this.byId = index ? new Array<TensorType | undefined>(index.valueNames.length).fill(undefined) : null;
+    this.types = index ? new TypesById(index.valueIds, this.byId!) : new Map<string, TensorType>();
+    this.memo = index && opts.reuse && sameRecord(opts.reuse.opsets, opts.opsets) && sameRecord(opts.reuse.dims, opts.dims) ? opts.reuse : null;
+    this.folded = index && (opts.leave || this.memo) ? new Uint8Array(index.valueNames.length) : null;
+    this.plain = index && opts.leave ? new Uint8Array(graph.nodes.length) : null;
+    this.memoBySource = this.memo ? bySource(this.memo.graph) : null;
+    this.tree = this.memo?.tree ?? new Map<string, TypeBranch>();
   }
 
   run(order: Int32Array): InferResult {
@@ -183,11 +231,26 @@ class Inference {
       if (!declared) this.unknownValues.push(v.name);
     }
     for (const t of g.initializers.values()) {
-      this.addValue(t.name, { dtype: t.dtype, shape: t.dims.slice() }, this.idOf(t.name));
-      const value = decodeTensor(t);
-      if (value) this.values.set(t.name, value);
+      const id = this.idOf(t.name);
+      this.addValue(t.name, { dtype: t.dtype, shape: t.dims.slice() }, id);
+      // (The memo's elements of the same tensor object: the very array, so what reads it can be reused.)
+      const value = this.memo?.graph.initializers.get(t.name) === t ? this.memo.values.get(t.name) : decodeTensor(t);
+      if (value) this.setValue(t.name, id, value);
     }
     for (let k = 0; k < order.length; k++) this.visit(g.nodes[order[k]!]!, order[k]!);
+    const byId = this.byId;
+    if (this.opts.leave && byId && !(this.types as TypesById).readded)
+      this.opts.leave({
+        graph: g,
+        index: this.opts.index!,
+        opsets: this.opts.opsets,
+        dims: this.opts.dims,
+        typesById: byId,
+        values: this.values,
+        folded: this.folded!,
+        plain: this.plain!,
+        tree: this.tree,
+      });
     return {
       types: this.types,
       ...(this.byId ? { types_by_id: this.byId } : {}),
@@ -213,7 +276,7 @@ class Inference {
    * its text), not by a key text built and hashed per value: that was most of the walk's own time,
    * and a dim text holding a comma made its key text another shape's.
    */
-  private readonly tree = new Map<string, TypeBranch>();
+  private readonly tree: Map<string, TypeBranch>;
 
   private interned(t: TensorType): TensorType {
     const shape = t.shape;
@@ -249,6 +312,7 @@ class Inference {
   }
 
   freshSymbol(base: string): string {
+    this.effects++;
     let name = base;
     for (let k = 2; this.usedSymbols.has(name); k++) name = `${base}_${k}`;
     this.usedSymbols.add(name);
@@ -257,6 +321,7 @@ class Inference {
   }
 
   note(node: Node, message: string): void {
+    this.effects++;
     if (this.notes.length < MAX_NOTES) this.notes.push(`${node.name}: ${message}`);
   }
 
@@ -267,6 +332,8 @@ class Inference {
   }
 
   private visit(node: Node, i: number): void {
+    if (this.memo && this.reused(node, i)) return;
+    const effects = this.effects;
     const rule = this.ruleFor(node);
     let outs: (Out | undefined)[] = [];
     if (!rule) {
@@ -281,7 +348,10 @@ class Inference {
         if (err instanceof InvalidNode)
           throw new HxcError('HXC2107', err.message, { where: `node "${node.name}"`, hint: 'the model breaks the ONNX operator spec here: export it again' });
         if (err instanceof InferError) this.note(node, err.message);
-        else this.ruleErrors.push(`${node.name} (${node.op}): ${err instanceof Error ? err.message : String(err)}`);
+        else {
+          this.effects++;
+          this.ruleErrors.push(`${node.name} (${node.op}): ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
     }
     // (Output ids line up with node.outputs: an omitted output is -1. Read in place, not through a
@@ -292,6 +362,55 @@ class Inference {
       const name = node.outputs[k]!;
       if (name) this.assign(node, name, outs[k], index ? index.outputIds[at + k]! : -1);
     }
+    if (this.plain && rule && this.effects === effects) this.plain[i] = 1;
+  }
+
+  /**
+   * Node i as the memo's inference typed it, when it is the same node, plain there, and reads inputs
+   * of the same types and folded elements (InferMemo); false, having done nothing, otherwise.
+   */
+  private reused(node: Node, i: number): boolean {
+    const m = this.memo!;
+    const s = node.source_index;
+    const bySource = this.memoBySource!;
+    const p = typeof s === 'number' && s >= 0 && s < bySource.length ? bySource[s]! : -1;
+    if (p < 0 || m.plain[p] !== 1 || m.graph.nodes[p] !== node) return false;
+    const index = this.opts.index!;
+    const byId = this.byId!;
+    const folded = this.folded!;
+    // (Counted loops over the CSR arrays: run for every node of the graph.)
+    const at = index.inputOffsets[i]!;
+    const from = m.index.inputOffsets[p]!;
+    for (let k = 0; k < node.inputs.length; k++) {
+      const id = index.inputIds[at + k]!;
+      if (id < 0) continue; // (omitted in both: the same names)
+      const was = m.index.inputIds[from + k]!;
+      if (byId[id] !== m.typesById[was]) return false;
+      if ((folded[id]! | m.folded[was]!) !== 0 && this.values.get(node.inputs[k]!) !== m.values.get(node.inputs[k]!)) return false;
+    }
+    const outAt = index.outputOffsets[i]!;
+    const outFrom = m.index.outputOffsets[p]!;
+    const declared = this.graph.declared;
+    for (let k = 0; k < node.outputs.length; k++) {
+      const name = node.outputs[k]!;
+      if (!name) continue;
+      const id = index.outputIds[outAt + k]!;
+      const was = m.index.outputIds[outFrom + k]!;
+      // (Plain: typed by its rule, a valid shape, found in the tree this inference shares.)
+      const t = m.typesById[was]!;
+      this.valueOrder.push(name);
+      (this.types as TypesById).add(name, id, t);
+      if (m.folded[was] === 1) this.setValue(name, id, m.values.get(name)!);
+      // The same declaration agreed there; another is compared.
+      if (declared.size > 0 && declared.get(name) !== m.graph.declared.get(name)) this.compareDeclared(name, t);
+    }
+    return true;
+  }
+
+  /** Folded elements of value `id` (-1 without the index). */
+  private setValue(name: string, id: number, value: Dim[]): void {
+    this.values.set(name, value);
+    if (this.folded && id >= 0) this.folded[id] = 1;
   }
 
   private assign(node: Node, name: string, out: Out | undefined, id: number): void {
@@ -300,12 +419,13 @@ class Inference {
       const v = out.value;
       // (addValue keeps a type without the elements: the distinct one, or a plain copy.)
       this.addValue(name, out, id);
-      if (v && v.length <= MAX_FOLD_ELEMENTS && v.length === numericCount(out.shape)) this.values.set(name, v);
+      if (v && v.length <= MAX_FOLD_ELEMENTS && v.length === numericCount(out.shape)) this.setValue(name, id, v);
       if (this.graph.declared.size > 0) this.compareDeclared(name, out);
       return;
     }
     if (out?.shape) this.note(node, `output ${name} got an invalid shape [${out.shape.join(', ')}]`);
     // No shape from a rule (unknown op, unknown input, undecidable): the declared type if any.
+    this.effects++;
     const declared = this.graph.declared.get(name);
     if (declared) {
       this.addValue(name, this.canonDeclared(name, declared), id);
@@ -352,7 +472,10 @@ class Inference {
           differs = typeof x === 'number' && typeof os[k] === 'number' && x !== os[k];
         }
     }
-    if (differs) this.disagreements.push({ value: name, ours: { dtype: out.dtype, shape: out.shape }, declared: this.canonDeclaredQuiet(declared) });
+    if (differs) {
+      this.effects++;
+      this.disagreements.push({ value: name, ours: { dtype: out.dtype, shape: out.shape }, declared: this.canonDeclaredQuiet(declared) });
+    }
   }
 
   /** A declared dim as compared: bound dims substituted, '?' kept (no fresh symbols); by its text, once. */
@@ -371,13 +494,36 @@ class Inference {
   }
 }
 
+/** Whether two records hold the same keys and numbers (in any order). */
+function sameRecord(a: Record<string, number>, b: Record<string, number>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
+  return true;
+}
+
+/** A graph's node index by source_index (-1 where no node has it). */
+function bySource(graph: Graph): Int32Array {
+  let last = -1;
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const s = graph.nodes[i]!.source_index;
+    if (typeof s === 'number' && s > last) last = s;
+  }
+  const at = new Int32Array(last + 1).fill(-1);
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const s = graph.nodes[i]!.source_index;
+    if (typeof s === 'number') at[s] = i;
+  }
+  return at;
+}
+
 /** A type without any field a rule's Out adds: the one given when it is plain, else a plain copy. */
 function plainType(t: TensorType): TensorType {
   return Object.keys(t).length === 2 ? t : { dtype: t.dtype, shape: t.shape };
 }
 
 /** One level of Inference's tree of distinct types: the type whose dims end here, and the branches for one more dim. */
-class TypeBranch {
+export class TypeBranch {
   /** The type of this dtype and these dims. */
   type: TensorType | undefined = undefined;
   /** At the dtype's own branch: its type of unknown shape. */
