@@ -13,11 +13,12 @@ const GATHER_OPS = new Set(['Gather', 'GatherElements', 'GatherND']);
 import { computeTime, type EfficiencyTable } from '../src/cost/model.js';
 import { NodeCosts, present } from '../src/cost/node-costs.js';
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
-import type { GraphIndex } from '../src/ir/algorithms.js';
-import type { TensorType } from '../src/ir/graph.js';
+import { nodesBySource, type GraphIndex } from '../src/ir/algorithms.js';
+import type { Graph, TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
 import { elementCount } from '../src/shapes/rule.js';
+import { sameRecord } from '../src/shapes/infer.js';
 import { expectedExpertCounts } from '../src/moe/expected.js';
 import { bindPass } from './bind.js';
 import { replicatePass } from './replicate.js';
@@ -114,6 +115,91 @@ function valueBytesByName(index: GraphIndex, bytesById: Float64Array): ProfileRe
       return id === undefined ? undefined : bytesById[id];
     },
   };
+}
+
+/**
+ * What one profile leaves for another over a graph sharing most of its nodes (the variant without
+ * tensor-parallel splits for the one with them, as src/shapes/infer.ts InferMemo does for types):
+ * per node, its op class, FLOPs, tiles and compute dtype. Those depend only on the node and the
+ * types of its inputs and outputs at the bindings (nodeFlops, nodeTiles, computeDtype), so a node
+ * that is the same object, with inputs and outputs of the same type objects (the shapes pass found
+ * them in one tree of distinct types) at the same bindings, takes them; the rest is computed again.
+ * Bytes, weights, activity and fusion are the graph's own and always computed.
+ */
+export class ProfileMemo {
+  readonly flops: Float64Array;
+  readonly tiles: Float64Array;
+  readonly kSplits: Float64Array;
+  /** By node index: 1 + the code of its op class and of its dtype (0: not kept, a task node). */
+  readonly classCode: Uint8Array;
+  readonly dtypeCode: Uint8Array;
+  private readonly classes: OpClass[] = [];
+  private readonly dtypes: DType[] = [];
+
+  constructor(
+    readonly graph: Graph,
+    readonly index: GraphIndex,
+    readonly typesById: readonly (TensorType | undefined)[],
+    readonly bindings: Record<string, number>,
+  ) {
+    const n = graph.nodes.length;
+    this.flops = new Float64Array(n);
+    this.tiles = new Float64Array(n);
+    this.kSplits = new Float64Array(n);
+    this.classCode = new Uint8Array(n);
+    this.dtypeCode = new Uint8Array(n);
+  }
+
+  keep(i: number, cls: OpClass, flops: number, tiles: number, kSplits: number, dtype: DType): void {
+    this.flops[i] = flops;
+    this.tiles[i] = tiles;
+    this.kSplits[i] = kSplits;
+    this.classCode[i] = 1 + codeOf(this.classes, cls);
+    this.dtypeCode[i] = 1 + codeOf(this.dtypes, dtype);
+  }
+
+  opClass(i: number): OpClass {
+    return this.classes[this.classCode[i]! - 1]!;
+  }
+
+  dtype(i: number): DType {
+    return this.dtypes[this.dtypeCode[i]! - 1]!;
+  }
+}
+
+/** `x`'s place in `list`, added on first sight (a few op classes and dtypes). */
+function codeOf<T>(list: T[], x: T): number {
+  let k = list.indexOf(x);
+  if (k < 0) k = list.push(x) - 1;
+  return k;
+}
+
+/**
+ * By node index of `graph`: the memo's index of the same node when it kept one and every input and
+ * output has the same type object there, else -1. (Counted loops over the CSR arrays: every node.)
+ */
+export function memoNodes(memo: ProfileMemo, graph: Graph, index: GraphIndex, types: readonly (TensorType | undefined)[]): Int32Array {
+  const was = memo.graph.nodes;
+  const bySource = nodesBySource(memo.graph);
+  const at = new Int32Array(graph.nodes.length).fill(-1);
+  const m = memo.index;
+  const sameTypes = (ids: Int32Array, from: number, to: number, memoIds: Int32Array, memoFrom: number): boolean => {
+    for (let e = from; e < to; e++) {
+      const id = ids[e]!;
+      if ((id < 0 ? undefined : types[id]) !== (memoIds[memoFrom + e - from]! < 0 ? undefined : memo.typesById[memoIds[memoFrom + e - from]!])) return false;
+    }
+    return true;
+  };
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const node = graph.nodes[i]!;
+    const s = node.source_index;
+    const p = typeof s === 'number' && s >= 0 && s < bySource.length ? bySource[s]! : -1;
+    if (p < 0 || was[p] !== node || memo.classCode[p] === 0) continue;
+    if (!sameTypes(index.inputIds, index.inputOffsets[i]!, index.inputOffsets[i + 1]!, m.inputIds, m.inputOffsets[p]!)) continue;
+    if (!sameTypes(index.outputIds, index.outputOffsets[i]!, index.outputOffsets[i + 1]!, m.outputIds, m.outputOffsets[p]!)) continue;
+    at[i] = p;
+  }
+  return at;
 }
 
 export function profileGraph(ctx: PassContext): ProfileResult {
@@ -214,16 +300,40 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   // Experts' activity and grouped layer, by node index.
   const activityOf = experts.activity;
   const groupOf = experts.grouped;
+  // Another variant's per-node results (ProfileMemo), read once; and what this one leaves.
+  const handoff = ctx.options.reuse_analyses;
+  const memo = handoff?.profile && typesById && sameRecord(handoff.profile.bindings, bindings) ? handoff.profile : null;
+  if (handoff) handoff.profile = null;
+  const memoAt = memo ? memoNodes(memo, graph, index, typesById!) : null;
+  const leaving = ctx.options.leave_analyses && typesById ? new ProfileMemo(graph, index, typesById, { ...bindings }) : null;
   for (let i = 0; i < graph.nodes.length; i++) {
     const node = graph.nodes[i]!;
     const insFrom = inputOffsets[i]!;
     const insTo = inputOffsets[i + 1]!;
     const outsFrom = outputOffsets[i]!;
     const outsTo = outputOffsets[i + 1]!;
-    const cls: OpClass = node.task ? 'other' : opClass(node);
-    const nodeShapes = { inputs: shapesOf(inputIds, insFrom, insTo), outputs: shapesOf(outputIds, outsFrom, outsTo) };
-    let flops = node.task?.flops ?? nodeFlops(node, nodeShapes);
-    const tiled = node.task ? null : nodeTiles(node, nodeShapes);
+    const p = memoAt ? memoAt[i]! : -1;
+    let cls: OpClass;
+    let flops: number;
+    let tiles: number;
+    let kSplits: number;
+    let dtype: DType;
+    if (p >= 0) {
+      cls = memo!.opClass(p);
+      flops = memo!.flops[p]!;
+      tiles = memo!.tiles[p]!;
+      kSplits = memo!.kSplits[p]!;
+      dtype = memo!.dtype(p);
+    } else {
+      cls = node.task ? 'other' : opClass(node);
+      const nodeShapes = { inputs: shapesOf(inputIds, insFrom, insTo), outputs: shapesOf(outputIds, outsFrom, outsTo) };
+      flops = node.task?.flops ?? nodeFlops(node, nodeShapes);
+      const tiled = node.task ? null : nodeTiles(node, nodeShapes);
+      tiles = tiled ? tiled.tiles : 0;
+      kSplits = tiled ? tiled.k_splits : 0;
+      dtype = computeDtype(index, i, types);
+      if (leaving && !node.task) leaving.keep(i, cls, flops, tiles, kSplits, dtype);
+    }
     let bytesRead = 0;
     let bytesWritten = 0;
     let params = 0;
@@ -274,12 +384,12 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     nodes.bytes_written[i] = bytesWritten;
     nodes.param_bytes[i] = params;
     nodes.intensity[i] = moved > 0 ? flops / moved : 0;
-    nodes.dtype[i] = computeDtype(index, i, types);
+    nodes.dtype[i] = dtype;
     nodes.op_class[i] = cls;
     nodes.time_s[i] = node.task?.time_s || undefined;
-    if (tiled && tiled.tiles > 0) {
-      nodes.tiles[i] = tiled.tiles;
-      if (tiled.k_splits > 1) nodes.k_splits[i] = tiled.k_splits;
+    if (tiles > 0) {
+      nodes.tiles[i] = tiles;
+      if (kSplits > 1) nodes.k_splits[i] = kSplits;
     }
     if (activity !== undefined && activity < 1) nodes.activity[i] = activity;
     // In its layer's grouped kernels, launched once per device (src/cost/fusion.ts).
@@ -312,6 +422,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     totals.bytes_written -= written;
   }
   const value_bytes = valueBytesByName(index, bytesById);
+  if (leaving) ctx.options.leave_analyses!.profile = leaving;
 
   let calibration: CalibrationReport | null = null;
   let efficiency: EfficiencyTable = {};

@@ -27,6 +27,7 @@ import { EXAMPLES, SHARED_MODELS, tmpDir } from './helpers.js';
 import { runPipeline } from '../src/cli/run-passes.js';
 import type { AnalysisHandoff } from '../src/pass/pass.js';
 import { tpPass } from '../passes/tp.js';
+import { memoNodes, profilePass, type ProfileResult } from '../passes/profile.js';
 import { onnx, valueInfo } from './onnx-builder.js';
 import { compareWithOrt, feedsFor, readDims, runOrt, runShapes } from './shapes-oracle.js';
 
@@ -395,7 +396,7 @@ test('values of one dtype and dims share one type object, and only those: a dim 
   assert.deepEqual(t('c_out').shape, ["s,'t"]);
 });
 
-test("the tensor-parallel variant's shapes reuse the plain variant's per-node results (the nodes the rewrite kept): field by field what a fresh inference gives, the handoff read once", async () => {
+test("the tensor-parallel variant's shapes and profile reuse the plain variant's per-node results (the nodes the rewrite kept): field by field what a fresh inference and profile give, the handoff read once", async () => {
   const cases: [string, Record<string, number>, string][] = [
     // A decode step split 8 ways (attention heads as shards, the KV cache as graph inputs and outputs per shard).
     ['mixtral_8x7b_shaped.graph_only', { batch_size: 1, sequence_length: 1, past_sequence_length: 1024 }, 'auto'],
@@ -404,15 +405,16 @@ test("the tensor-parallel variant's shapes reuse the plain variant's per-node re
   ];
   for (const [name, dims, mode] of cases) {
     const base = { model_path: path.join(SHARED_MODELS, `${name}.onnx`), topology_path: path.join(EXAMPLES, 'rack-8gpu.yaml'), dims };
-    const handoff: AnalysisHandoff = { shapes: null };
-    const plain = await runPipeline({ ...base, flags: { 'tensor-parallel': 'off' }, leave_analyses: handoff }, ['tp', 'shapes']);
+    const handoff: AnalysisHandoff = { shapes: null, profile: null };
+    const plain = await runPipeline({ ...base, flags: { 'tensor-parallel': 'off' }, leave_analyses: handoff }, ['tp', 'profile']);
     const memo = handoff.shapes;
-    assert.ok(memo, `${name}: the plain inference left its memo`);
+    const profileMemo = handoff.profile;
+    assert.ok(memo && profileMemo, `${name}: the plain inference and profile left their memos`);
     const imported = plain.ctx.get(importPass);
     const split = { ...base, flags: { 'tensor-parallel': mode }, imported };
-    const fresh = (await runPipeline(split, ['tp', 'shapes'])).ctx;
-    const reusing = (await runPipeline({ ...split, reuse_analyses: handoff }, ['tp', 'shapes'])).ctx;
-    assert.equal(handoff.shapes, null, `${name}: read once`);
+    const fresh = (await runPipeline(split, ['tp', 'profile'])).ctx;
+    const reusing = (await runPipeline({ ...split, reuse_analyses: handoff }, ['tp', 'profile'])).ctx;
+    assert.deepEqual([handoff.shapes, handoff.profile], [null, null], `${name}: read once`);
     assert.ok(reusing.get(tpPass).splits.length > 0, `${name}: split`);
     const a = fresh.get(shapesPass);
     const b = reusing.get(shapesPass);
@@ -436,6 +438,28 @@ test("the tensor-parallel variant's shapes reuse the plain variant's per-node re
     // Reused, not inferred again: the folded elements of nodes the rewrite kept are the plain inference's arrays.
     const kept = [...b.values].filter(([v, x]) => memo.values.get(v) === x).length;
     assert.ok(kept > 0 && kept >= b.values.size * 0.5, `${name}: ${kept} of ${b.values.size} folded values reused`);
+    // The profile: every field a fresh one's, its per-node results taken for most nodes.
+    const pa = fresh.get(profilePass);
+    const pb = reusing.get(profilePass);
+    assert.deepEqual(Object.keys(pb).sort(), Object.keys(pa).sort(), name);
+    for (const field of Object.keys(pa) as (keyof ProfileResult)[])
+      if (field !== 'value_bytes') assert.deepEqual(pb[field], pa[field], `${name}: profile ${field}`);
+    const { index } = reusing.get(verifyPass);
+    const taken = memoNodes(profileMemo, reusing.model.graph, index, b.types_by_id!).filter((p) => p >= 0).length;
+    const own = new Set(plain.ctx.model.graph.nodes);
+    const same = reusing.model.graph.nodes.filter((n) => own.has(n)).length;
+    assert.ok(taken >= same * 0.5, `${name}: ${taken} of the ${same} nodes the rewrite kept reused their costs`);
+    for (const v of index.valueNames) assert.equal(pb.value_bytes.get(v), pa.value_bytes.get(v), `${name}: bytes of ${v}`);
+    // A value of another type object (as after a rewrite that changed it): its producer and readers are computed again.
+    const at = memoNodes(profileMemo, reusing.model.graph, index, b.types_by_id!);
+    const victim = index.outputIds.findIndex((id) => id >= 0 && at[index.producerOf[id]!]! >= 0 && index.consumersOfId(id).length > 0);
+    const id = index.outputIds[victim]!;
+    const altered = b.types_by_id!.slice();
+    altered[id] = { ...altered[id]! };
+    const after = memoNodes(profileMemo, reusing.model.graph, index, altered);
+    for (const i of [index.producerOf[id]!, ...index.consumersOfId(id)])
+      assert.equal(after[i], -1, `${name}: node ${i} reads or writes ${index.valueNames[id]}`);
+    assert.equal(after.filter((p) => p >= 0).length, taken - 1 - index.consumersOfId(id).filter((i) => at[i]! >= 0).length, name);
     // Other dims than the memo's: nothing is reused, and the inference is still the fresh one.
     handoff.shapes = memo;
     const other = { ...dims, past_sequence_length: dims.past_sequence_length! + 1 };

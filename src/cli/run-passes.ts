@@ -211,7 +211,7 @@ async function runVariants(
   // A variant without splits planned in turn before the rest of this one leaves it its per-node
   // results (PlanOptions.leave_analyses): on the DeepSeek-V3 shape all but the few thousand nodes
   // the rewrite made or changed are the same.
-  const handoff: AnalysisHandoff = { shapes: null };
+  const handoff: AnalysisHandoff = { shapes: null, profile: null };
   let all: Variant | null = await variant(first, { ...options, reuse_analyses: handoff }, planning.slice(0, tpAt + 1));
   // MatMuls split (a row-parallel pair covers its column MatMuls and its row one), the unit tp_paid counts in.
   const proposedSplits = all.ctx.get(tpPass).splits.reduce((n, s) => n + (s.covers?.length ?? 1), 0);

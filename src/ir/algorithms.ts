@@ -344,6 +344,25 @@ function internIn(ids: Map<string, number>, names: string[], name: string): numb
   return id;
 }
 
+/**
+ * A graph's node index by source_index, -1 where no node has it: where a graph derived from it (the
+ * tp rewrite) finds the same node, which keeps its source_index (src/shapes/infer.ts InferMemo).
+ * (Counted loops: over every node, once a variant.)
+ */
+export function nodesBySource(graph: Graph): Int32Array {
+  let last = -1;
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const s = graph.nodes[i]!.source_index;
+    if (typeof s === 'number' && s > last) last = s;
+  }
+  const at = new Int32Array(last + 1).fill(-1);
+  for (let i = 0; i < graph.nodes.length; i++) {
+    const s = graph.nodes[i]!.source_index;
+    if (typeof s === 'number') at[s] = i;
+  }
+  return at;
+}
+
 const built = new WeakMap<Graph, GraphIndex>();
 /** Graph → the graph it was derived from (GraphIndex.derive). */
 const derivedFrom = new WeakMap<Graph, Graph>();

@@ -68,6 +68,7 @@ export interface PlanOptions {
 /** What one variant's passes leave for another's (PlanOptions.leave_analyses), each taken once. */
 export interface AnalysisHandoff {
   shapes: import('../shapes/infer.js').InferMemo | null;
+  profile: import('../../passes/profile.js').ProfileMemo | null;
 }
 
 export interface PassContext {

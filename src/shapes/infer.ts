@@ -5,7 +5,7 @@
 // decide, falls back to the declared value_info type, else leaves the value's shape unknown.
 
 import { HxcError } from '../diag/diagnostics.js';
-import type { GraphIndex, NameLookup } from '../ir/algorithms.js';
+import { nodesBySource, type GraphIndex, type NameLookup } from '../ir/algorithms.js';
 import { byteSizeOf, type DType } from '../ir/dtype.js';
 import type { Attr, Dim, Graph, Node, Shape, TensorType } from '../ir/graph.js';
 import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
@@ -214,7 +214,7 @@ class Inference {
     this.memo = index && opts.reuse && sameRecord(opts.reuse.opsets, opts.opsets) && sameRecord(opts.reuse.dims, opts.dims) ? opts.reuse : null;
     this.folded = index && (opts.leave || this.memo) ? new Uint8Array(index.valueNames.length) : null;
     this.plain = index && opts.leave ? new Uint8Array(graph.nodes.length) : null;
-    this.memoBySource = this.memo ? bySource(this.memo.graph) : null;
+    this.memoBySource = this.memo ? nodesBySource(this.memo.graph) : null;
     this.tree = this.memo?.tree ?? new Map<string, TypeBranch>();
   }
 
@@ -495,26 +495,11 @@ class Inference {
 }
 
 /** Whether two records hold the same keys and numbers (in any order). */
-function sameRecord(a: Record<string, number>, b: Record<string, number>): boolean {
+export function sameRecord(a: Record<string, number>, b: Record<string, number>): boolean {
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
   for (const k of keys) if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
   return true;
-}
-
-/** A graph's node index by source_index (-1 where no node has it). */
-function bySource(graph: Graph): Int32Array {
-  let last = -1;
-  for (let i = 0; i < graph.nodes.length; i++) {
-    const s = graph.nodes[i]!.source_index;
-    if (typeof s === 'number' && s > last) last = s;
-  }
-  const at = new Int32Array(last + 1).fill(-1);
-  for (let i = 0; i < graph.nodes.length; i++) {
-    const s = graph.nodes[i]!.source_index;
-    if (typeof s === 'number') at[s] = i;
-  }
-  return at;
 }
 
 /** A type without any field a rule's Out adds: the one given when it is plain, else a plain copy. */
