@@ -504,6 +504,7 @@ export const lowerPass: Pass<LowerResult> = {
     // plan is ~124 MB of text) and hashed on the way; plan.sha256, written after it, takes the hash.
     const planHash = crypto.createHash('sha256');
     const delta = deltaManifest(ctx, dir, plan.estimate.latency_s, plan.estimate.throughput_per_s);
+    // (Built before the packs are written: the programs' sha256 are still blank here; the report reads none.)
     const report = ctx.option(REPORT)
       ? reportHtml(
           buildReport({
