@@ -42,7 +42,7 @@ export interface ImportContext {
   diagnostics: Diagnostics;
   /** External files: resolved path → size in bytes, or -1 when missing. Each is stat'ed once. */
   externalFiles: Map<string, number>;
-  /** External locations as written → resolved path (models name one file thousands of times). */
+  /** External locations as written → resolved path, each found inside the folder (models name one file thousands of times). */
   resolvedLocations: Map<string, string>;
   /** Attribute sets of scalars only, one object each (sharedAttrs). */
   scalarAttrs?: Map<string, Record<string, Attr>>;
