@@ -9,6 +9,9 @@ import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
 import type { PlanV1 } from '../src/plan/format.js';
 import { onnx, valueInfo } from './onnx-builder.js';
 import { checkExpertNames, DENSE, detect, MIXTRAL_8X7B, MIXTRAL_TINY, moe } from './moe-helpers.js';
+import { runPipeline } from '../src/cli/run-passes.js';
+import { verifyPass } from '../passes/verify.js';
+import { Facts } from '../src/moe/detect-facts.js';
 
 test('detects the sparse routed Mixtral exports: expert count, top-k, FLOPs and bytes per expert', async () => {
   const tiny = await detect(MIXTRAL_TINY);
@@ -35,6 +38,32 @@ test('detects the sparse routed Mixtral exports: expert count, top-k, FLOPs and 
     big.layers.map((l) => l.layer),
     Array.from({ length: 32 }, (_, i) => i),
   );
+});
+
+test('Facts.sortByPos: the nodes once each in graph order, as a sort by position with a Set gives (a node outside the order kept as given)', async () => {
+  const { ctx } = await runPipeline({ model_path: MIXTRAL_TINY, topology_path: null, dims: {}, flags: {} }, ['verify']);
+  const v = ctx.get(verifyPass);
+  const facts = new Facts(ctx.model, v.index, v.order);
+  const reference = (nodes: number[]): number[] => [...new Set(nodes)].sort((a, b) => facts.pos[a]! - facts.pos[b]!);
+  const n = ctx.model.graph.nodes.length;
+  let seed = 7;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+  for (let round = 0; round < 50; round++) {
+    const nodes = Array.from({ length: 1 + (round % 17) * 3 }, next);
+    nodes.push(nodes[0]!, nodes[nodes.length >> 1]!); // repeats come out once
+    assert.deepEqual(facts.sortByPos(nodes), reference(nodes));
+    assert.deepEqual(facts.sortByPos(new Set(nodes)), reference(nodes));
+  }
+  assert.deepEqual(facts.sortByPos([]), []);
+  // A graph whose order leaves a node out: that node sorts first, as the comparator leaves it.
+  const partial = new Facts(ctx.model, v.index, v.order.subarray(1));
+  const out = v.order[0]!;
+  const list = [v.order[5]!, out, v.order[2]!, out];
+  assert.deepEqual(
+    partial.sortByPos(list),
+    [...new Set(list)].sort((a, b) => partial.pos[a]! - partial.pos[b]!),
+  );
+  assert.equal(partial.sortByPos(list)[0], out);
 });
 
 test('detects the dense form: every expert on every token, gates scattered into [tokens, E]', async () => {

@@ -53,6 +53,9 @@ export const EXPERT_NAME = /^(.*?)[/.]experts?[._](\d+)(?:[/._]|$)/;
 export class Facts {
   readonly constant: Uint8Array;
   readonly pos: Int32Array;
+  /** By value id: 0 not asked yet, 1 no weight, else weight(id) at weights[code - 2]. */
+  private readonly weightCode: Int32Array;
+  private readonly weights: TensorData[] = [];
 
   constructor(
     readonly model: Model,
@@ -74,6 +77,7 @@ export class Facts {
       if (all) for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) if (outputIds[e]! >= 0) this.constant[outputIds[e]!] = 1;
     }
     this.pos = positions(order, g.nodes.length);
+    this.weightCode = new Int32Array(index.valueNames.length);
   }
 
   isConst(id: number): boolean {
@@ -84,8 +88,23 @@ export class Facts {
     return id >= 0 ? this.index.producerOf[id]! : -1;
   }
 
-  /** The tensor behind a constant value: an initializer or a Constant node, through casts and transposes. */
+  /**
+   * The tensor behind a constant value: an initializer or a Constant node, through casts and
+   * transposes. Kept by value id once found: the detectors ask again for every expert matmul
+   * they pass and cost (the map lookup by name was a seventh of detection's time, sampled).
+   */
   weight(id: number): TensorData | null {
+    if (id < 0) return null;
+    let code = this.weightCode[id]!;
+    if (code === 0) {
+      const w = this.weightOf(id);
+      code = w ? this.weights.push(w) + 1 : 1;
+      this.weightCode[id] = code;
+    }
+    return code === 1 ? null : this.weights[code - 2]!;
+  }
+
+  private weightOf(id: number): TensorData | null {
     for (let depth = 0; depth < 6 && id >= 0; depth++) {
       const init = this.model.graph.initializers.get(this.index.valueNames[id]!);
       if (init) return init;
@@ -151,8 +170,27 @@ export class Facts {
     return { flops_per_token: flops, param_bytes: params };
   }
 
+  /**
+   * The nodes once each, in graph order. Their positions sorted as numbers and read back through
+   * the order: the same list as sorting the nodes by position (positions are distinct), without a
+   * Set and a comparator call per pair (an eighth of detection's time, sampled). A node outside the
+   * order (position -1) takes the comparator sort, which keeps such nodes as given.
+   */
   sortByPos(nodes: Iterable<number>): number[] {
-    return [...new Set(nodes)].sort((a, b) => this.pos[a]! - this.pos[b]!);
+    const list = Array.isArray(nodes) ? (nodes as number[]) : [...nodes];
+    const { pos, order } = this;
+    const at = new Int32Array(list.length);
+    // Counted loops: a few hundred thousand nodes a detection.
+    for (let k = 0; k < list.length; k++) {
+      const i = list[k]!;
+      const p = Number.isInteger(i) && i >= 0 && i < pos.length ? pos[i]! : -1;
+      if (p < 0) return [...new Set(list)].sort((a, b) => pos[a]! - pos[b]!);
+      at[k] = p;
+    }
+    at.sort();
+    const out: number[] = [];
+    for (let k = 0; k < at.length; k++) if (k === 0 || at[k] !== at[k - 1]) out.push(order[at[k]!]!);
+    return out;
   }
 }
 
