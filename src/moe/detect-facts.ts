@@ -56,6 +56,7 @@ export class Facts {
   /** By value id: 0 not asked yet, 1 no weight, else weight(id) at weights[code - 2]. */
   private readonly weightCode: Int32Array;
   private readonly weights: TensorData[] = [];
+  private marks: Int32Array | null = null;
 
   constructor(
     readonly model: Model,
@@ -168,6 +169,21 @@ export class Facts {
       }
     }
     return { flops_per_token: flops, param_bytes: params };
+  }
+
+  /**
+   * A zeroed Int32Array by node index for one detector step at a time, which zeroes the entries it
+   * set (giveBack) before the next borrows it: one array a detection, not one of every node a layer.
+   */
+  lend(): Int32Array {
+    const marks = this.marks ?? new Int32Array(this.model.graph.nodes.length);
+    this.marks = null;
+    return marks;
+  }
+
+  giveBack(marks: Int32Array, set: readonly number[]): void {
+    for (let k = 0; k < set.length; k++) marks[set[k]!] = 0;
+    this.marks = marks;
   }
 
   /**

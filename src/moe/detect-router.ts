@@ -3,6 +3,7 @@
 // their order by name or position, and the dispatch nodes that select each expert's tokens.
 
 import type { DType } from '../ir/dtype.js';
+import type { Graph } from '../ir/graph.js';
 import { BODY, EXPERT_NAME, type Facts, ROUTER_CHAIN, VIEW, type Found } from './detect-facts.js';
 import type { MoeExpert } from './detect.js';
 import { Groups } from './detect-facts.js';
@@ -108,7 +109,14 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
   }
   const rootX = facts.viewRoot(x).root;
   const groups = new Groups();
-  const member = new Map<number, number>();
+  // By node index, 1 + its group (0: none), and the nodes in the order they joined: Facts' scratch
+  // array, zeroed again once the groups are collected (a Map here was a tenth of detection, sampled).
+  const memberOf = facts.lend();
+  const members: number[] = [];
+  const join = (i: number, group: number): void => {
+    if (memberOf[i] === 0) members.push(i);
+    memberOf[i] = group + 1;
+  };
   const gathered = new Set<number>();
   const gatherOf = new Map<number, number>();
   for (let k = facts.pos[gate]! + 1; k < end; k++) {
@@ -126,26 +134,28 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
       }
     }
     if (group < 0) continue;
-    member.set(i, group);
+    join(i, group);
     // Views between an expert's token gather and its matmul are its own; views of x are shared.
-    if (gathered.has(group)) for (const v of chain) member.set(v, group);
+    if (gathered.has(group)) for (const v of chain) join(v, group);
   }
-  if (member.size === 0) {
+  if (members.length === 0) {
+    facts.giveBack(memberOf, members);
     // No expert reads the routed tokens itself — each one's rows split over its executable replicas
     // (src/transform/replicate.ts), every expert of the layer replicated: the module path in node
     // names, when every expert it names runs behind this router.
     const byName = expertsByName(facts, g.nodes[gate]!.name, width);
     if (!byName?.every((e) => e.nodes.some((i) => routed[i] === 1))) return null;
-    const name = scopeOf(
+    const name = scopeOfNodes(
+      g,
       g.nodes[gate]!.name,
-      byName.flatMap((e) => e.nodes.map((i) => g.nodes[i]!.name)),
+      byName.map((e) => e.nodes),
     );
     return { name, form: 'sparse', experts: byName, shared: [], detected_by: 'names', routed, end };
   }
-  const first = Math.min(...[...member.keys()].map((i) => facts.pos[i]!));
+  const first = Math.min(...members.map((i) => facts.pos[i]!));
   for (let k = Math.max(first, facts.pos[gate]! + 1); k < end; k++) {
     const i = facts.order[k]!;
-    if (member.has(i) || !(BODY.has(g.nodes[i]!.op) || VIEW.has(g.nodes[i]!.op))) continue;
+    if (memberOf[i] !== 0 || !(BODY.has(g.nodes[i]!.op) || VIEW.has(g.nodes[i]!.op))) continue;
     const from = inputOffsets[i]!;
     const to = VIEW.has(g.nodes[i]!.op) ? Math.min(from + 1, inputOffsets[i + 1]!) : inputOffsets[i + 1]!;
     let joined = -1;
@@ -154,21 +164,23 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
       const id = inputIds[e]!;
       if (id < 0 || facts.isConst(id)) continue;
       const p = facts.producer(id);
-      const grp = p >= 0 ? member.get(p) : undefined;
-      if (grp === undefined) {
+      const grp = p >= 0 ? memberOf[p]! - 1 : -1;
+      if (grp < 0) {
         ok = false;
         break;
       }
       joined = joined < 0 ? groups.find(grp) : groups.union(joined, grp);
     }
-    if (ok && joined >= 0) member.set(i, joined);
+    if (ok && joined >= 0) join(i, joined);
   }
   // Collect groups; a group is routed when any of its seeds read gathered tokens.
   const byRoot = new Map<number, number[]>();
-  member.forEach((grp, i) => {
-    const r = groups.find(grp);
+  for (let k = 0; k < members.length; k++) {
+    const i = members[k]!;
+    const r = groups.find(memberOf[i]! - 1);
     (byRoot.get(r) ?? byRoot.set(r, []).get(r)!).push(i);
-  });
+  }
+  facts.giveBack(memberOf, members);
   const routedRoots = new Set([...gathered].map((grp) => groups.find(grp)));
   const sets = [...byRoot.entries()]
     .map(([r, nodes]) => ({ root: r, nodes: facts.sortByPos(nodes) }))
@@ -177,9 +189,10 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
   const form: Behind['form'] = sparse.length > 0 ? 'sparse' : 'dense';
   const experts = form === 'sparse' ? sparse : sets;
   const shared = form === 'sparse' ? sets.filter((s) => !routedRoots.has(s.root)).map((s) => s.nodes) : [];
-  const name = scopeOf(
+  const name = scopeOfNodes(
+    g,
     g.nodes[gate]!.name,
-    experts.flatMap((s) => s.nodes.map((i) => g.nodes[i]!.name)),
+    experts.map((s) => s.nodes),
   );
   if (experts.length === width) {
     // Each group's first gather, by root (a scan of every gather per expert was width² per layer).
@@ -297,10 +310,21 @@ export function expertsByName(facts: Facts, routerName: string, width: number): 
 /** The longest name prefix (cut at `/`) shared by the router and its experts. */
 export function scopeOf(routerName: string, names: string[]): string {
   let prefix = routerName;
-  for (const name of names) {
-    while (prefix && !name.startsWith(prefix)) prefix = prefix.slice(0, Math.max(0, prefix.lastIndexOf('/')));
-  }
+  for (const name of names) prefix = within(prefix, name);
   return prefix || routerName;
+}
+
+/** scopeOf over the names of these nodes, read in place (not gathered into a list of every expert node's name). */
+function scopeOfNodes(g: Graph, routerName: string, sets: readonly (readonly number[])[]): string {
+  let prefix = routerName;
+  for (const nodes of sets) for (let k = 0; k < nodes.length; k++) prefix = within(prefix, g.nodes[nodes[k]!]!.name);
+  return prefix || routerName;
+}
+
+/** `prefix` cut at `/` until `name` starts with it. */
+function within(prefix: string, name: string): string {
+  while (prefix && !name.startsWith(prefix)) prefix = prefix.slice(0, Math.max(0, prefix.lastIndexOf('/')));
+  return prefix;
 }
 
 /**
@@ -311,7 +335,12 @@ export function scopeOf(routerName: string, names: string[]): string {
 export function dispatchNodes(facts: Facts, topk: number, router: number[], layer: Behind): number[] {
   const { index, model } = facts;
   const n = model.graph.nodes.length;
-  const owned = new Set<number>([...router, ...layer.experts.flatMap((e) => e.nodes), ...layer.shared.flat()]);
+  // Router, experts and shared experts marked in Facts' scratch array, zeroed again before returning.
+  const owned = facts.lend();
+  const ownedList: number[] = [...router];
+  for (const e of layer.experts) for (let k = 0; k < e.nodes.length; k++) ownedList.push(e.nodes[k]!);
+  for (const nodes of layer.shared) for (let k = 0; k < nodes.length; k++) ownedList.push(nodes[k]!);
+  for (let k = 0; k < ownedList.length; k++) owned[ownedList[k]!] = 1;
   const lastExpert = Math.max(...layer.experts.map((e) => facts.pos[e.nodes[e.nodes.length - 1]!]!));
   const limit = Math.min(layer.end - 1, lastExpert + (lastExpert - facts.pos[topk]!) + 16);
   // How many experts reach each node of the window (from the TopK to the limit) through at least
@@ -349,12 +378,15 @@ export function dispatchNodes(facts: Facts, topk: number, router: number[], laye
   let join = -1;
   for (let k = facts.pos[topk]!; k <= limit; k++) {
     const i = facts.order[k]!;
-    if (reach(i) === layer.experts.length && layer.routed[i] && !owned.has(i)) {
+    if (reach(i) === layer.experts.length && layer.routed[i] && owned[i] === 0) {
       join = i;
       break;
     }
   }
-  if (join < 0) return [];
+  if (join < 0) {
+    facts.giveBack(owned, ownedList);
+    return [];
+  }
   // The combine may end in a reduction or reshape of the join (dense form: ReduceSum over experts).
   for (
     let s = index.successors(join);
@@ -369,7 +401,7 @@ export function dispatchNodes(facts: Facts, topk: number, router: number[], laye
   seen[join] = 1;
   while (stack.length > 0) {
     const i = stack.pop()!;
-    if (!owned.has(i)) out.push(i);
+    if (owned[i] === 0) out.push(i);
     for (let e = index.predOffsets[i]!; e < index.predOffsets[i + 1]!; e++) {
       const p = index.preds[e]!;
       if (seen[p] || facts.pos[p]! < facts.pos[topk]!) continue;
@@ -377,5 +409,6 @@ export function dispatchNodes(facts: Facts, topk: number, router: number[], laye
       stack.push(p);
     }
   }
+  facts.giveBack(owned, ownedList);
   return facts.sortByPos(out.filter((i) => reach(i) > 0 || layer.routed[i]));
 }
