@@ -13,7 +13,7 @@ const GATHER_OPS = new Set(['Gather', 'GatherElements', 'GatherND']);
 import { computeTime, type EfficiencyTable } from '../src/cost/model.js';
 import { NodeCosts, present } from '../src/cost/node-costs.js';
 import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
-import { nodesBySource, type GraphIndex } from '../src/ir/algorithms.js';
+import { nodesBySource, sameNodeIn, type GraphIndex } from '../src/ir/algorithms.js';
 import type { Graph, TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
@@ -179,7 +179,6 @@ function codeOf<T>(list: T[], x: T): number {
  * output has the same type object there, else -1. (Counted loops over the CSR arrays: every node.)
  */
 export function memoNodes(memo: ProfileMemo, graph: Graph, index: GraphIndex, types: readonly (TensorType | undefined)[]): Int32Array {
-  const was = memo.graph.nodes;
   const bySource = nodesBySource(memo.graph);
   const at = new Int32Array(graph.nodes.length).fill(-1);
   const m = memo.index;
@@ -191,10 +190,8 @@ export function memoNodes(memo: ProfileMemo, graph: Graph, index: GraphIndex, ty
     return true;
   };
   for (let i = 0; i < graph.nodes.length; i++) {
-    const node = graph.nodes[i]!;
-    const s = node.source_index;
-    const p = typeof s === 'number' && s >= 0 && s < bySource.length ? bySource[s]! : -1;
-    if (p < 0 || was[p] !== node || memo.classCode[p] === 0) continue;
+    const p = sameNodeIn(memo.graph, bySource, graph.nodes[i]!);
+    if (p < 0 || memo.classCode[p] === 0) continue;
     if (!sameTypes(index.inputIds, index.inputOffsets[i]!, index.inputOffsets[i + 1]!, m.inputIds, m.inputOffsets[p]!)) continue;
     if (!sameTypes(index.outputIds, index.outputOffsets[i]!, index.outputOffsets[i + 1]!, m.outputIds, m.outputOffsets[p]!)) continue;
     at[i] = p;

@@ -363,6 +363,17 @@ export function nodesBySource(graph: Graph): Int32Array {
   return at;
 }
 
+/**
+ * `node`'s index in `other` when `other` holds that very Node object, found by its source_index
+ * through `bySource` (nodesBySource(other)); else -1. How a variant finds its nodes in another's
+ * graph (src/shapes/infer.ts InferMemo, passes/profile.ts ProfileMemo).
+ */
+export function sameNodeIn(other: Graph, bySource: Int32Array, node: Node): number {
+  const s = node.source_index;
+  const p = typeof s === 'number' && s >= 0 && s < bySource.length ? bySource[s]! : -1;
+  return p >= 0 && other.nodes[p] === node ? p : -1;
+}
+
 const built = new WeakMap<Graph, GraphIndex>();
 /** Graph → the graph it was derived from (GraphIndex.derive). */
 const derivedFrom = new WeakMap<Graph, Graph>();

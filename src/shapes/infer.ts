@@ -5,7 +5,7 @@
 // decide, falls back to the declared value_info type, else leaves the value's shape unknown.
 
 import { HxcError } from '../diag/diagnostics.js';
-import { nodesBySource, type GraphIndex, type NameLookup } from '../ir/algorithms.js';
+import { nodesBySource, sameNodeIn, type GraphIndex, type NameLookup } from '../ir/algorithms.js';
 import { byteSizeOf, type DType } from '../ir/dtype.js';
 import type { Attr, Dim, Graph, Node, Shape, TensorType } from '../ir/graph.js';
 import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
@@ -371,10 +371,8 @@ class Inference {
    */
   private reused(node: Node, i: number): boolean {
     const m = this.memo!;
-    const s = node.source_index;
-    const bySource = this.memoBySource!;
-    const p = typeof s === 'number' && s >= 0 && s < bySource.length ? bySource[s]! : -1;
-    if (p < 0 || m.plain[p] !== 1 || m.graph.nodes[p] !== node) return false;
+    const p = sameNodeIn(m.graph, this.memoBySource!, node);
+    if (p < 0 || m.plain[p] !== 1) return false;
     const index = this.opts.index!;
     const byId = this.byId!;
     const folded = this.folded!;
