@@ -224,7 +224,7 @@ test("a huge graph's variants (forced here on small ones): the one without split
   assert.ok(total > 0 && all >= total, `total ${total} ms, in all ${all} ms`);
 });
 
-test('a variant weighed and let go leaves its judged polish to its second planning: made when the variant ships or trails by less than 1%, not when it trails by more; the plan is the one planned at once', async () => {
+test('a variant weighed and let go leaves its judged polish to its second planning: made when the variant ships or trails by less than 1%, not when it trails by more; the plan is the one planned at once; planned in turn, its second planning goes on from its analyses', async () => {
   const dir = tmpDir();
   const chain = matMulChain(dir);
   const plan = async (rack: string, batch: number, letGo: boolean, threads = false) => {
@@ -245,7 +245,7 @@ test('a variant weighed and let go leaves its judged polish to its second planni
     // (Progress of the variant without splits: 'variant "no tensor parallelism": partition (pass k of n): …'.)
     const plain = (what: string): number => progress.filter((t) => t.startsWith('variant "no tensor parallelism": ') && t.includes(`: ${what}`)).length;
     const variants = (JSON.parse(text) as PlanV1).estimate.variants!;
-    return { text, polished: plain('polishing'), replayed: plain('judging heft, the plan the first planning chose'), variants };
+    return { text, polished: plain('polishing'), replayed: plain('judging heft, the plan the first planning chose'), analysed: plain('shapes'), variants };
   };
   // The chain of eight MatMuls for latency: without splits it ships on rack-hetero at batch 4096; at
   // 336 it trails the splits by less than 1%; on rack-8gpu at 512 by more. (Heuristic plans: what is weighed
@@ -267,6 +267,8 @@ test('a variant weighed and let go leaves its judged polish to its second planni
     if (plainShips) assert.equal((await plan(rack, batch, true, true)).text, held.text, `${rack} ${batch}: the same plan, threaded`);
     // Let go: polished only in its second planning, which judges the placement the first one chose.
     assert.deepEqual([letGo.polished, letGo.replayed], close ? [1, 1] : [0, 0], `${rack} ${batch}`);
+    // Planned in turn, its analysed context was kept: its second planning went on from there (one shapes pass).
+    assert.equal(letGo.analysed, 1, `${rack} ${batch}: analysed once`);
   }
 });
 

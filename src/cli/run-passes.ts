@@ -223,24 +223,32 @@ async function runVariants(
   const { imported: _imported, ...plainOptionsAlone } = plainOptions; // a worker imports the file itself
   const plain = (replay: PartitionDecision | null = null, list: readonly Pass<any, any>[] = planning): Promise<Variant> =>
     variant('no tensor parallelism', replay ? { ...plainOptions, partition_replay: replay } : plainOptions, list);
-  // A huge graph's analysed context is most of the peak memory: rather than hold one variant while
-  // the other is planned, the one without splits is planned first and let go, then planned again
-  // (same inputs, same plan) only if it ships — its partition judging the placement the first
-  // planning chose instead of searching again (a decision is small). The tensor-parallel variant,
-  // held up to its rewrite meanwhile (the import it shares, the rewritten node list and, for
-  // weights held inline, their split blocks), goes on after it and is kept: on a frontier MoE graph
-  // it is the one that usually ships (the DeepSeek-V3 shape: 56.8 against 66.0 ms), so it is
-  // planned once.
+  // On a huge graph the variant without splits is planned first, up to its partition, weighed, and
+  // planned on only if it ships (or trails by less than its deferred polish could win back): its
+  // partition then judges the placement it chose instead of searching again (a decision is small).
+  // Planned in this thread, its analysed context is kept meanwhile, and that second partition goes
+  // on from it (the DeepSeek-V3 shape's prefill, where it ships: its shapes, profile and the rest
+  // not done twice, 3–4 s of ~30 in alternating runs), for the memory of two analysed graphs while
+  // the tensor-parallel variant is planned (peak RSS 1.18–1.22 → 1.33–1.34 GB in decode, at no
+  // measurable time; 1.09–1.14 → 1.43 GB in prefill; against a 2 GB target: three such graphs held
+  // at once did not fit). A context that printed IR is not
+  // kept (what it printed is not told apart by pass): it is planned again from the import. The
+  // tensor-parallel variant, held up to its rewrite meanwhile (the import it shares, the rewritten
+  // node list and, for weights held inline, their split blocks), goes on after it and is planned
+  // once: on a frontier MoE graph it is the one that usually ships (the DeepSeek-V3 shape's decode:
+  // 55.8 against 66.1 ms).
   const letGo = auto && proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
   let plainWeighed: Weighed | null = null;
   let plainDecision: PartitionDecision | null = null;
-  // A variant let go is weighed by its partition: it stops there. The schedule pass after it serves
-  // only the plan written, and this variant, if it ships, is planned again (0.4–0.9 s of the
-  // DeepSeek-V3 shape's run, and the memory its steps took).
-  const weighing = planning.slice(0, planning.findIndex((p) => p.name === partitionPass.name) + 1);
+  const keepAnalysed = instr.printBefore !== 'all' && instr.printBefore.size === 0 && instr.printAfter !== 'all' && instr.printAfter.size === 0;
+  let plainKept: Variant | null = null;
+  const partitionAt = planning.findIndex((p) => p.name === partitionPass.name);
+  // A variant weighed first stops at its partition: the schedule pass after it serves only the plan
+  // written (0.4–0.9 s of the DeepSeek-V3 shape's run, and the memory its steps took).
+  const weighing = planning.slice(0, partitionAt + 1);
   /**
-   * The variant without splits planned in this thread, weighed, its decision kept and its context let
-   * go; `leave`: before the tensor-parallel variant's analyses, which reuse what it leaves.
+   * The variant without splits planned in this thread, weighed, its decision and its analysed context
+   * kept; `leave`: before the tensor-parallel variant's analyses, which reuse what it leaves.
    */
   const plainInTurn = async (leave: boolean): Promise<void> => {
     plainWeighed = weigh(
@@ -248,6 +256,7 @@ async function runVariants(
       0,
     );
     if (plainWeighed.variant) plainDecision = partitionDecision(plainWeighed.variant.ctx.get(partitionPass));
+    if (keepAnalysed) plainKept = plainWeighed.variant;
     plainWeighed.variant = null;
   };
   if (letGo && (options.variant_threads ?? availableParallelism() >= VARIANT_THREAD_CORES)) {
@@ -302,8 +311,28 @@ async function runVariants(
     plainWeighed !== null &&
     (plainWeighed as Weighed).eligible &&
     (plainWeighed as Weighed).score <= lead.score + Math.abs(lead.score) * DEFERRED_POLISH_MARGIN;
+  if (!replayed && !close) plainKept = null;
+  /** Whether the second planning went on from the first one's analyses. */
+  let wentOn = false;
+  /** The kept variant without splits up to its partition, to plan on with the decision it made (no longer kept). */
+  const analysedPart = (kept: Variant, replay: PlanOptions): Variant => {
+    plainKept = null;
+    return {
+      ...kept,
+      ctx: kept.ctx.fork(
+        replay,
+        planning.slice(0, partitionAt).map((p) => p.name),
+      ),
+      run: { timings: kept.run.timings.slice(0, partitionAt), dumps: kept.run.dumps.slice(0, partitionAt) },
+      ms: 0,
+    };
+  };
   if (replayed || close) {
-    const again = await plain(plainDecision);
+    const replay = { ...plainOptions, partition_replay: plainDecision! };
+    wentOn = plainKept !== null;
+    const again = plainKept
+      ? await variant('no tensor parallelism', replay, planning.slice(partitionAt), analysedPart(plainKept, replay))
+      : await plain(plainDecision);
     if (!deferred) chosen.variant = again;
     else {
       // Weighed again, polished: its row is the polished plan's.
@@ -355,7 +384,9 @@ async function runVariants(
     ...inOrder.filter((w) => w !== chosen).map((w) => `${w.ms.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  variant not shipped: ${w.name}`),
     ...(replayed
       ? [
-          `${firstMs.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  the shipped variant's first planning, let go while the other was planned; above, its second${plainDecision ? `, whose partition judged the placement the first one chose${deferred ? ' and polished it' : ''}` : ''}`,
+          wentOn
+            ? `${firstMs.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  the shipped variant's first planning, up to its partition, while the other was planned; above, its analyses and its second partition, which judged the placement the first one chose${deferred ? ' and polished it' : ''}`
+            : `${firstMs.toFixed(2).padStart(10)} ms ${' '.repeat(18)}  the shipped variant's first planning, let go while the other was planned; above, its second${plainDecision ? `, whose partition judged the placement the first one chose${deferred ? ' and polished it' : ''}` : ''}`,
         ]
       : []),
     ...(weighed.length > 1

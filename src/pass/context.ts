@@ -87,6 +87,21 @@ export class Context implements PassContext {
     this.analyses.set(pass, result);
   }
 
+  /**
+   * A context planning on from this one with other options: the same model, topology (as narrowed)
+   * and routes, and the analyses of the passes named, shared, not copied (src/cli/run-passes.ts
+   * plans a kept variant's partition again from its analyses). Its diagnostics are its own.
+   */
+  fork(options: PlanOptions, keep: readonly string[]): Context {
+    const ctx = new Context(options);
+    ctx.modelValue = this.modelValue;
+    ctx.topologyValue = this.topologyValue;
+    ctx.routesValue = this.routesValue;
+    if (this.considered !== undefined) ctx.considered = this.considered;
+    for (const name of keep) if (this.analyses.has(name)) ctx.analyses.set(name, this.analyses.get(name));
+    return ctx;
+  }
+
   /** Drop every analysis but those named (a transform rewrote the graph they describe); the names dropped. */
   invalidate(keep: ReadonlySet<string>): string[] {
     const dropped = [...this.analyses.keys()].filter((name) => !keep.has(name));
