@@ -172,6 +172,39 @@ test("a run after a few units moved, started at the first one moved, gives the w
   );
 });
 
+test('a moved run that stops once it repeats the base run still times a late reader of the unit moved', () => {
+  // a (gpu0) feeds x (gpu1) and z (gpu2), which start when its small value arrives whether or not m
+  // moved, so every device is free again when it was in base after z; m's large value reaches r
+  // (gpu0) later when m runs on gpu2, and r comes after them all.
+  const inf = Infinity;
+  const p: PlacementProblem = {
+    unit_names: ['a', 'm', 'x', 'z', 'r'],
+    device_ids: ['gpu0', 'gpu1', 'gpu2'],
+    // Per unit, its seconds on gpu0, gpu1, gpu2.
+    time_s: Float64Array.from([10, inf, inf, inf, 1, 5, inf, 1, inf, inf, inf, 1, 1, inf, inf]),
+    values: [
+      { name: 'a', producer: 0, consumers: [2, 3], bytes: 1 },
+      { name: 'm', producer: 1, consumers: [4], bytes: 1000 },
+    ],
+    weight_bytes: new Float64Array(5),
+    state_bytes: new Float64Array(5),
+    activation_bytes: new Float64Array(5),
+    capacity_bytes: new Float64Array(3).fill(1e9),
+    transfer_s: (a, b, bytes) => (a === b ? 0 : bytes / 50),
+    order: Int32Array.from([0, 1, 2, 3, 4]),
+  };
+  const ev = new Evaluator(p);
+  const priority = Float64Array.from([0, 1, 2, 3, 4]);
+  const before = ev.run(Int32Array.from([0, 1, 1, 2, 0]), priority);
+  const device = Int32Array.from([0, 2, 1, 2, 0]);
+  const whole = new Evaluator(p).run(device, priority);
+  assert.equal(whole.start_s[4], 25); // m's value arrives at 5 + 20
+  assert.notEqual(before.start_s[4], 25);
+  const after = ev.runMoved(device, priority, before, [1]);
+  assert.equal(after.makespan_s, whole.makespan_s);
+  assert.deepEqual(Array.from(after.finish_s), Array.from(whole.finish_s));
+});
+
 test('on small random DAGs the heuristic is within 5% of the exact MILP optimum on average', async () => {
   const ratios: number[] = [];
   for (const seed of [11, 12, 13, 14, 15, 16]) {

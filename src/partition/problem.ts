@@ -237,7 +237,7 @@ export class Evaluator {
   private readonly predList: Int32Array;
   private readonly topo: Int32Array;
   /** The last few priorities sorted, and their orders (a search asks with the same few many times). */
-  private readonly orders: { priority: Float64Array; sorted: Int32Array; order: Int32Array; pos?: Int32Array }[] = [];
+  private readonly orders: OrderEntry[] = [];
   /**
    * Times of the last two runs into scratch (runInto's slots 0 and 1), and the grouped launches'
    * scratch: a search's trials are mostly thrown away, and their arrays (three of n doubles a run,
@@ -246,6 +246,8 @@ export class Evaluator {
   private readonly slots: { start: Float64Array; finish: Float64Array }[];
   private readonly launchScratch: { extra: Float64Array; charged: Uint8Array } | undefined;
   private readerCsr: { readStart: Int32Array; readers: Int32Array } | undefined;
+  private members: { memberStart: Int32Array; members: Int32Array } | undefined;
+  private launchesOfBase: { base: Placement; device: Int32Array; sorted: Int32Array; extra: Float64Array } | undefined;
 
   constructor(readonly p: PlacementProblem) {
     const n = (this.n = p.unit_names.length);
@@ -292,8 +294,8 @@ export class Evaluator {
    * when it puts every unit after the units it reads (checked once per priority), else the order a
    * ready list in priority order takes. Grouped launches are charged in priority order either way.
    */
-  private orderFor(priority: Float64Array | undefined): { sorted: Int32Array; order: Int32Array; pos?: Int32Array } {
-    if (!priority) return { sorted: this.topo, order: this.topo };
+  private orderFor(priority: Float64Array | undefined): OrderEntry {
+    if (!priority) return { priority, sorted: this.topo, order: this.topo };
     for (const o of this.orders) if (o.priority === priority) return o;
     // (`topo` is in topological order: the sort is stable.)
     const sorted = sortIndices(Int32Array.from(this.topo), priority);
@@ -347,9 +349,10 @@ export class Evaluator {
    * run(device, priority) where `device` is `base.device` (a run under the same priority) with the
    * units `moved` elsewhere. In the order, a unit before the first one moved keeps its device, its
    * inputs' times and its device's queue, so it keeps its times in base, and the run starts at the
-   * first unit moved (explain's single moves: half a run on average). When the priority's order is
-   * not its sort (a ready list), grouped launches are charged in another order than the one timed:
-   * a whole run.
+   * first unit moved, and stops once the rest can only repeat base (timesSettling). When the
+   * priority's order is not its sort (a ready list), grouped launches are charged in another order
+   * than the one timed: a whole run. `base` must not change while moves are timed from it (its
+   * grouped launches are kept).
    */
   runMoved(device: Int32Array, priority: Float64Array, base: Placement, moved: ArrayLike<number>): Placement {
     const start = new Float64Array(this.n);
@@ -365,16 +368,163 @@ export class Evaluator {
   timeMoved(device: Int32Array, priority: Float64Array, base: Placement, moved: ArrayLike<number>, start: Float64Array, finish: Float64Array): number {
     const entry = this.orderFor(priority);
     if (entry.sorted !== entry.order) return this.times(device, priority, start, finish);
-    if (!entry.pos) {
-      const pos = new Int32Array(this.n);
-      for (let k = 0; k < this.n; k++) pos[entry.order[k]!] = k;
-      entry.pos = pos;
-    }
+    const { pos, lastRead } = (entry.readers ??= this.readPositions(entry.order));
     let from = this.n;
-    for (let j = 0; j < moved.length; j++) if (entry.pos[moved[j]!]! < from) from = entry.pos[moved[j]!]!;
+    for (let j = 0; j < moved.length; j++) if (pos[moved[j]!]! < from) from = pos[moved[j]!]!;
     start.set(base.start_s);
     finish.set(base.finish_s);
-    return this.times(device, priority, start, finish, from);
+    return this.timesSettling(entry.order, pos, lastRead, device, base, moved, start, finish, from);
+  }
+
+  /** Each unit's position in `order`, and the position of its last reader there (-1 when none reads it). */
+  private readPositions(order: Int32Array): { pos: Int32Array; lastRead: Int32Array } {
+    const n = this.n;
+    const { readStart, readProducer } = this;
+    const pos = new Int32Array(n);
+    const lastRead = new Int32Array(n).fill(-1);
+    for (let k = 0; k < n; k++) {
+      const u = order[k]!;
+      pos[u] = k;
+      // (Readers come in order: the last one written is the last one.)
+      for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) lastRead[readProducer[e]!] = k;
+    }
+    return { pos, lastRead };
+  }
+
+  /** The grouped launches of `base` (a run kept by its object: explain moves units of one base hundreds of times). */
+  private baseLaunches(base: Placement, sorted: Int32Array): Float64Array | null {
+    if (!this.p.grouped_launch) return null;
+    const kept = this.launchesOfBase;
+    if (kept && kept.base === base && kept.device === base.device && kept.sorted === sorted) return kept.extra;
+    const extra = groupedLaunchExtra(this.p, base.device, sorted)!;
+    this.launchesOfBase = { base, device: base.device, sorted, extra };
+    return extra;
+  }
+
+  /**
+   * times() from position `from` for `device` = `base.device` with the units `moved` elsewhere,
+   * stopping once the rest of the run can only repeat base: every unit moved is timed, no unit
+   * timed with another finish or device than in base is read further on (lastRead), no unit
+   * further on pays another grouped launch, and every device is free when it was in base. From
+   * there each unit meets the inputs and the queue it met in base, so it keeps base's times
+   * (already in `start` and `finish`), and the makespan is base's. (Explain's 461 single moves on
+   * the DeepSeek-V3 shape: 15.0M units timed to the end, 7.3M this way — a move that leaves the
+   * makespan as it was mostly settles within a few units; one that changes it runs to the end.)
+   */
+  private timesSettling(
+    order: Int32Array,
+    pos: Int32Array,
+    lastRead: Int32Array,
+    device: Int32Array,
+    base: Placement,
+    moved: ArrayLike<number>,
+    start: Float64Array,
+    finish: Float64Array,
+    from: number,
+  ): number {
+    const n = this.n;
+    const nd = this.nd;
+    const free = new Float64Array(nd);
+    // Each device's queue as the units before `from` leave it (as in times): base's too.
+    if (from > 0) {
+      const queued = new Uint8Array(nd);
+      for (let k = from - 1, left = nd; k >= 0 && left > 0; k--) {
+        const d = device[order[k]!]!;
+        if (queued[d]) continue;
+        queued[d] = 1;
+        free[d] = finish[order[k]!]!;
+        left--;
+      }
+    }
+    const baseFree = free.slice();
+    // Devices whose free time differs from base's, flagged and counted.
+    const differs = new Uint8Array(nd);
+    let differing = 0;
+    // The last position that must be timed: every unit moved, and every unit whose grouped launch
+    // changed (only groups of units moved can change).
+    let until = from;
+    for (let j = 0; j < moved.length; j++) if (pos[moved[j]!]! > until) until = pos[moved[j]!]!;
+    // Grouped launches (groupedLaunchExtra, charged in `order`, the priority's sort here): base's,
+    // with the groups of the units moved charged again — a group's first unit on each device.
+    const baseExtra = this.baseLaunches(base, order);
+    let extra: Float64Array | null = null;
+    if (baseExtra) {
+      extra = this.launchScratch!.extra;
+      extra.set(baseExtra);
+      const { members, memberStart } = this.groupMembers();
+      const gl = this.p.grouped_launch!;
+      const first = new Int32Array(nd);
+      for (let j = 0; j < moved.length; j++) {
+        const g = gl.group[moved[j]!]!;
+        if (g < 0) continue;
+        first.fill(-1);
+        for (let i = memberStart[g]!, end = memberStart[g + 1]!; i < end; i++) {
+          const x = members[i]!;
+          extra[x] = 0;
+          const d = device[x]!;
+          if (first[d]! < 0 || pos[x]! < pos[first[d]!]!) first[d] = x;
+        }
+        for (let d = 0; d < nd; d++) if (first[d]! >= 0) extra[first[d]!] = gl.launch_s[g * nd + d]!;
+        for (let i = memberStart[g]!, end = memberStart[g + 1]!; i < end; i++) {
+          const x = members[i]!;
+          if (extra[x] !== baseExtra[x] && pos[x]! > until) until = pos[x]!;
+        }
+      }
+    }
+    const { readStart, readProducer, readTable, tables } = this;
+    const time = this.p.time_s;
+    const baseDevice = base.device;
+    const baseFinish = base.finish_s;
+    // (One loop, no closure, no double carried from unit to unit: see times.)
+    for (let k = from; k < n; k++) {
+      const u = order[k]!;
+      const d = device[u]!;
+      let ready = 0;
+      for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
+        const q = readProducer[e]!;
+        const src = device[q]!;
+        let arrive = finish[q]!;
+        if (src !== d) {
+          const at = (readTable[e]! * nd + src) * nd + d;
+          if (Number.isNaN(tables[at]!)) this.fillTransfer(at, readTable[e]!, src, d);
+          arrive += tables[at]!;
+        }
+        if (arrive > ready) ready = arrive;
+      }
+      const s = Math.max(ready, free[d]!);
+      start[u] = s;
+      const f = s + time[u * nd + d]! + (extra ? extra[u]! : 0);
+      finish[u] = f;
+      free[d] = f;
+      const bd = baseDevice[u]!;
+      baseFree[bd] = baseFinish[u]!;
+      if ((bd !== d || f !== baseFinish[u]!) && lastRead[u]! > until) until = lastRead[u]!;
+      const now = free[d] !== baseFree[d] ? 1 : 0;
+      differing += now - differs[d]!;
+      differs[d] = now;
+      if (bd !== d) {
+        const then = free[bd] !== baseFree[bd] ? 1 : 0;
+        differing += then - differs[bd]!;
+        differs[bd] = then;
+      }
+      if (k >= until && differing === 0) return base.makespan_s;
+    }
+    let makespan = 0;
+    for (let d = 0; d < nd; d++) if (free[d]! > makespan) makespan = free[d]!;
+    return makespan;
+  }
+
+  /** Units by grouped-launch group (CSR), made when a moved run first needs them. */
+  private groupMembers(): { memberStart: Int32Array; members: Int32Array } {
+    if (this.members) return this.members;
+    const gl = this.p.grouped_launch!;
+    const memberStart = new Int32Array(gl.groups + 1);
+    for (let u = 0; u < this.n; u++) if (gl.group[u]! >= 0) memberStart[gl.group[u]! + 1]!++;
+    for (let g = 0; g < gl.groups; g++) memberStart[g + 1]! += memberStart[g]!;
+    const members = new Int32Array(memberStart[gl.groups]!);
+    const fill = memberStart.slice(0, gl.groups);
+    for (let u = 0; u < this.n; u++) if (gl.group[u]! >= 0) members[fill[gl.group[u]!]!++] = u;
+    return (this.members = { memberStart, members });
   }
 
   /** run's makespan, its times left in scratch slot `slot` (0 or 1) until the next runInto there; placementOf copies them. */
@@ -446,6 +596,15 @@ export class Evaluator {
     for (let d = 0; d < nd; d++) if (free[d]! > makespan) makespan = free[d]!;
     return makespan;
   }
+}
+
+/** A priority's sorted units and timed order, with what moved runs under it read (Evaluator.timeMoved). */
+interface OrderEntry {
+  /** (None: the topological order, made afresh each time.) */
+  priority: Float64Array | undefined;
+  sorted: Int32Array;
+  order: Int32Array;
+  readers?: { pos: Int32Array; lastRead: Int32Array };
 }
 
 /** One-shot evaluation (see Evaluator). */
