@@ -29,24 +29,35 @@ function nominal(d: Device): { flops: number; bytes: number } {
 }
 
 /**
- * Onnxruntime's EP fallback for a whole unit on device `on`: the devices faster than it on paper
- * (peak FLOP/s or memory bandwidth) that cannot run one of its ops, and those ops ("fallback:
- * gpu0, gpu1 cannot run NonZero"); null when every such device runs them all. A device slower
- * than `on` that cannot run an op is no reason the unit is where it is (an IPU without Conv does
- * not make a GPU's Conv a fallback).
+ * Per device `on`, the devices faster than it on paper (peak FLOP/s or memory bandwidth), ascending:
+ * the only ones whose refusal of an op makes a fallback (unitFallback).
  */
-function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[], on: number): string | null {
-  // (Sets made only on a first refusal: most units run everywhere, and this is asked per unit.)
+function fasterDevices(devices: readonly Device[]): number[][] {
+  const speed = devices.map(nominal);
+  return speed.map((here) => {
+    const faster: number[] = [];
+    for (let e = 0; e < devices.length; e++) if (speed[e]!.flops > here.flops || speed[e]!.bytes > here.bytes) faster.push(e);
+    return faster;
+  });
+}
+
+/**
+ * Onnxruntime's EP fallback for a whole unit on device `on`: the devices faster than it on paper
+ * (`faster`, fasterDevices) that cannot run one of its ops, and those ops ("fallback: gpu0, gpu1
+ * cannot run NonZero"); null when every such device runs them all. A device slower than `on` that
+ * cannot run an op is no reason the unit is where it is (an IPU without Conv does not make a GPU's
+ * Conv a fallback).
+ */
+function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[], on: number, faster: readonly number[]): string | null {
+  // (Sets made only on a first refusal: most units run everywhere, and this is asked per unit. Only
+  // faster devices are asked: on the DeepSeek-V3 plan, none for the units on a GPU.)
   let cannot: Set<number> | null = null;
   let ops: Set<string> | null = null;
-  if (on < 0) return null;
-  const here = nominal(devices[on]!);
+  if (on < 0 || faster.length === 0) return null;
   for (const i of nodes) {
     const node = graph.nodes[i]!;
-    for (let e = 0; e < devices.length; e++) {
-      if (e === on || canRun(devices[e]!, node.op, node.domain)) continue;
-      const there = nominal(devices[e]!);
-      if (!(there.flops > here.flops || there.bytes > here.bytes)) continue;
+    for (const e of faster) {
+      if (canRun(devices[e]!, node.op, node.domain)) continue;
       (cannot ??= new Set()).add(e);
       (ops ??= new Set()).add(node.op);
     }
@@ -317,6 +328,9 @@ export function explainPlacement(
     known && sameArray(known.device, placement.device) && sameArray(known.start_s, placement.start_s)
       ? known
       : scanMoves(p, placement, verdict, judge, objective, assessor, bar);
+  // The rack's index of each device of the problem, and the devices faster than each (unitFallback).
+  const deviceAt = p.device_ids.map((id) => devices.findIndex((x) => x.id === id));
+  const faster = fasterDevices(devices);
   const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
     const alts = scan.alternatives[u]!;
@@ -334,12 +348,7 @@ export function explainPlacement(
       ? 'assigned by the user (--assign)'
       : unit.fallback
         ? `fallback: ${unit.fallback.excluded.join(', ')} cannot run this op`
-        : unitFallback(
-            unit.nodes,
-            graph,
-            devices,
-            devices.findIndex((x) => x.id === p.device_ids[d]),
-          );
+        : unitFallback(unit.nodes, graph, devices, deviceAt[d]!, faster[deviceAt[d]!] ?? []);
     if (reason === null) {
       // Said only as far as the fastest device's alternative shows it: ruled out or simulated slower,
       // not judged (explain's budget), or faster (a move past the search's budget).
