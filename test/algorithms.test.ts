@@ -118,3 +118,62 @@ test('subgraph outer-scope references count as dependencies', () => {
   const ex = extractSubgraph(index, [1], 'if');
   assert.deepEqual(ex.boundary_inputs, ['in', 'v0']);
 });
+
+/** Every array of two indices, and their value names: the same index. */
+function assertSameIndex(a: GraphIndex, b: GraphIndex): void {
+  assert.deepEqual(a.valueNames, b.valueNames);
+  assert.deepEqual(a.duplicateProducer, b.duplicateProducer);
+  for (const key of [
+    'producerOf',
+    'consumerOffsets',
+    'consumerList',
+    'predOffsets',
+    'preds',
+    'succOffsets',
+    'succs',
+    'inputOffsets',
+    'inputIds',
+    'outputOffsets',
+    'outputIds',
+  ] as const)
+    assert.deepEqual(Array.from(a[key]), Array.from(b[key]), key);
+  for (const name of a.valueNames) assert.equal(a.valueIds.get(name), b.valueIds.get(name));
+}
+
+test('a derived graph is indexed as it would be alone: kept nodes read through the base index, copies, new nodes and names', () => {
+  fc.assert(
+    fc.property(dagArb, fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 14, maxLength: 14 }), ([k, edges, perm], fate) => {
+      const base = dag(k, edges, perm);
+      base.initializers.set('w', { name: 'w', dtype: 'float32', dims: [1], byte_size: 4, location: { kind: 'absent' } });
+      base.nodes.forEach((n, i) => {
+        n.source_index = i;
+        if (i % 3 === 1) n.inputs.push('', 'w'); // an omitted input, then a weight
+        if (i % 4 === 2) n.outer_refs = ['in']; // a subgraph's read: looked up by name
+      });
+      const baseIndex = GraphIndex.of(base);
+      // Per node: 0 kept (the same object), 1 a copy, 2 kept with a new node after it, 3 dropped.
+      const nodes: Graph['nodes'] = [];
+      base.nodes.forEach((n, i) => {
+        const f = fate[i]!;
+        if (f === 3 && i !== base.nodes.length - 1) return;
+        nodes.push(f === 1 ? { ...n, inputs: n.inputs.slice() } : n);
+        if (f === 2)
+          nodes.push({
+            name: `x${i}`,
+            op: 'Op',
+            domain: '',
+            inputs: [n.outputs[0]!, `new${i}`],
+            outputs: [`y${i}`],
+            attrs: {},
+            outer_refs: [],
+            source_index: null,
+          });
+      });
+      const derived: Graph = { ...base, nodes };
+      GraphIndex.derive(derived, base);
+      const index = GraphIndex.of(derived);
+      assert.notEqual(index, baseIndex);
+      assertSameIndex(index, new GraphIndex(derived));
+    }),
+  );
+});

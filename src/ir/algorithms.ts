@@ -78,6 +78,8 @@ export class GraphIndex {
     const n = nodes.length;
     const names = this.valueNames;
     let intern: (name: string) => number;
+    // For a derived graph: the base id of a value by the base index's arrays (base.translate below).
+    let translate: ((b: number) => number) | null = null;
     if (base) {
       // A value of the base graph: its id there translated to one here, given on first sight (in
       // the order a map of its own would have given it). A value new to this graph: its own map.
@@ -86,18 +88,19 @@ export class GraphIndex {
       const baseIds = base.valueIds;
       const translated = new Int32Array(base.valueNames.length).fill(-1);
       const own = new Map<string, number>();
+      const baseNames = base.valueNames;
+      translate = (b) => {
+        let id = translated[b]!;
+        if (id === -1) {
+          id = names.length;
+          translated[b] = id;
+          names.push(baseNames[b]!);
+        }
+        return id;
+      };
       intern = (name) => {
         const b = baseIds.get(name);
-        if (b !== undefined) {
-          let id = translated[b]!;
-          if (id === -1) {
-            id = names.length;
-            translated[b] = id;
-            names.push(name);
-          }
-          return id;
-        }
-        return internIn(own, names, name);
+        return b !== undefined ? translate!(b) : internIn(own, names, name);
       };
       this.valueIds = {
         get: (name) => {
@@ -137,6 +140,11 @@ export class GraphIndex {
     this.inputIds = new Int32Array(inputSlots);
     this.outputOffsets = new Int32Array(n + 1);
     this.outputIds = new Int32Array(outputSlots);
+    // A node the base graph holds too (the same object: most of a tp rewrite's): its slots' base ids
+    // read from the base index's arrays, not its names looked up again (the DeepSeek-V3 shape's
+    // tensor-parallel graph: ~800k lookups of names scattered over the heap, a cache miss or more
+    // each). The same ids in the same order: the base gave each slot the id of its name.
+    const bySource = base ? nodesBySource(base.graph) : null;
     let read = 0;
     let input = 0;
     let output = 0;
@@ -144,6 +152,18 @@ export class GraphIndex {
       const node = nodes[i]!;
       readOffsets[i] = read;
       this.inputOffsets[i] = input;
+      const p = bySource ? sameNodeIn(base!.graph, bySource, node) : -1;
+      if (p !== -1 && node.outer_refs.length === 0) {
+        const { inputOffsets: bi, inputIds: bin, outputOffsets: bo, outputIds: bout } = base!;
+        for (let e = bi[p]!; e < bi[p + 1]!; e++) {
+          const id = bin[e] === -1 ? -1 : translate!(bin[e]!);
+          this.inputIds[input++] = id;
+          if (id >= 0) reads[read++] = id;
+        }
+        this.outputOffsets[i] = output;
+        for (let e = bo[p]!; e < bo[p + 1]!; e++) this.outputIds[output++] = bout[e] === -1 ? -1 : translate!(bout[e]!);
+        continue;
+      }
       for (let k = 0; k < node.inputs.length; k++) {
         const v = node.inputs[k]!;
         const id = v ? intern(v) : -1;
