@@ -72,34 +72,51 @@ export function tensorParallelGroup(topo: Topology): string[] {
  * (the moe pass places them); splitting each expert's matrices too would multiply the units and
  * the transfers for no gain (DeepSeek-V3 runs experts expert-parallel, attention tensor-parallel).
  */
-function routedRows(g: Graph, producer: (v: string) => Node | undefined): (n: Node) => boolean {
-  const memo = new Map<Node, boolean>();
-  return (start: Node): boolean => {
-    const seen = new Set<Node>();
-    const stack: [Node, number][] = [[start, 0]];
+function routedRows(g: Graph, index: GraphIndex): (start: number) => boolean {
+  // By node index and value id on the graph's index, not by Node and name: run from each of the
+  // DeepSeek-V3 shape's 45k expert MatMuls, the walk looked up ~1M names (initializer map,
+  // producer) and made a Set and a pair per step. Same walk, same order, same answers.
+  const { inputOffsets, inputIds, producerOf } = index;
+  const weights = index.initializerIds;
+  /** Per node: 0 not a start yet, 1 routed, 2 not (a start's answer, as a Map of starts held). */
+  const memo = new Uint8Array(index.size);
+  /** Per node, the walk that saw it last (walks counted from 1): the seen set without a Set a walk. */
+  const seenBy = new Int32Array(index.size);
+  let walk = 0;
+  const stack: number[] = []; // node, depth, node, depth…
+  return (start: number): boolean => {
+    walk++;
+    let seen = 0;
+    stack.length = 0;
+    stack.push(start, 0);
     let found = false;
-    while (stack.length > 0 && !found && seen.size < 64) {
-      const [n, depth] = stack.pop()!;
-      if (seen.has(n)) continue;
-      seen.add(n);
-      const known = n !== start ? memo.get(n) : undefined;
-      if (known === true) {
+    while (stack.length > 0 && !found && seen < 64) {
+      const depth = stack.pop()!;
+      const n = stack.pop()!;
+      if (seenBy[n] === walk) continue;
+      seenBy[n] = walk;
+      seen++;
+      const known = n !== start ? memo[n] : 0;
+      if (known === 1) {
         found = true;
         break;
       }
-      if (known === false) continue;
-      if (n.op === 'NonZero') {
+      if (known === 2) continue;
+      if (g.nodes[n]!.op === 'NonZero') {
         found = true;
         break;
       }
       if (depth >= 8) continue;
-      for (const v of n === start ? n.inputs.slice(0, 1) : n.inputs) {
-        if (g.initializers.has(v)) continue;
-        const p = producer(v);
-        if (p) stack.push([p, depth + 1]);
+      // The start's first input only (its rows), every input of the nodes behind it.
+      const end = n === start ? Math.min(inputOffsets[n]! + 1, inputOffsets[n + 1]!) : inputOffsets[n + 1]!;
+      for (let e = inputOffsets[n]!; e < end; e++) {
+        const v = inputIds[e]!;
+        if (v === -1 || weights[v] === 1) continue;
+        const p = producerOf[v]!;
+        if (p !== -1) stack.push(p, depth + 1);
       }
     }
-    memo.set(start, found);
+    memo[start] = found ? 1 : 2;
     return found;
   };
 }
@@ -246,7 +263,7 @@ export const tpPass: Pass<TpResult> = {
       const p = index.producer.get(v);
       return p === undefined ? undefined : g.nodes[p];
     };
-    const routed = routedRows(g, producer);
+    const routed = routedRows(g, index);
     const gates = routerGates(g, producer);
     const experts: string[] = [];
     // (A counted loop: run once, this for-of stayed unoptimised and made an iterator result per node, 11 MB, sampled.)
@@ -255,7 +272,7 @@ export const tpPass: Pass<TpResult> = {
       if (!splittable(g, n, k) || (only && !only.has(n.name))) continue;
       const w = g.initializers.get(n.inputs[1]!)!;
       if (w.dims[0]! * w.dims[1]! < min || gates.has(n)) continue;
-      if (routed(n)) experts.push(n.name);
+      if (routed(i)) experts.push(n.name);
       else targets.add(n.name);
     }
     // Experts' matrices too when there are few (Mixtral: 8 per layer, split as vLLM does); with
