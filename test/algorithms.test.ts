@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GraphIndex, extractSubgraph, isConvex, positions, reachable, topoOrder } from '../src/ir/algorithms.js';
+import { GraphIndex, extractSubgraph, isConvex, kahnOrder, positions, reachable, topoOrder } from '../src/ir/algorithms.js';
 import { newGraph, type Graph } from '../src/ir/graph.js';
 
 /** A DAG with nodes n0..n{k-1}; edge i→j (i<j) when `edges` says so; node order is shuffled by `perm`. */
@@ -174,6 +174,24 @@ test('a derived graph is indexed as it would be alone: kept nodes read through t
       const index = GraphIndex.of(derived);
       assert.notEqual(index, baseIndex);
       assertSameIndex(index, new GraphIndex(derived));
+    }),
+  );
+});
+
+test("topological order is Kahn's with the least index first, in order or not, with a self-read or a cycle", () => {
+  fc.assert(
+    fc.property(dagArb, fc.boolean(), fc.integer({ min: -1, max: 13 }), ([k, edges, perm], shuffled, loop) => {
+      const g = dag(k, edges, shuffled ? perm : undefined);
+      // A node that reads its own output, or its successor's (a cycle when that one reads it).
+      if (loop >= 0 && loop < k) g.nodes[loop]!.inputs.push(g.nodes[(loop + (loop % 2)) % k]!.outputs[0]!);
+      const index = new GraphIndex(g);
+      const { order, waiting } = kahnOrder(index.size, index.predOffsets, index.succOffsets, index.succs, (a, b) => a < b);
+      const got = topoOrder(index);
+      assert.deepEqual(Array.from(got.order), Array.from(order));
+      assert.deepEqual(
+        got.cyclic,
+        Array.from(waiting.keys()).filter((i) => order.length < k && waiting[i]! > 0),
+      );
     }),
   );
 });

@@ -418,6 +418,26 @@ export interface TopoResult {
  * that order is already topological, and deterministic otherwise.
  */
 export function topoOrder(index: GraphIndex): TopoResult {
+  // A file whose every node comes after its predecessors (an exported model's, the tp rewrite's) is
+  // its own order: with nodes 0..i-1 ordered, node i is ready and the least ready index, so Kahn's
+  // algorithm below takes it next. Checked over the edges instead of run through the heap (~45 ms a
+  // verify on the DeepSeek-V3 shape, two a plan). A self-read or a later predecessor goes to Kahn's.
+  const n = index.size;
+  const { predOffsets, preds } = index;
+  let inOrder = true;
+  for (let i = 0; i < n && inOrder; i++) {
+    for (let e = predOffsets[i]!; e < predOffsets[i + 1]!; e++) {
+      if (preds[e]! >= i) {
+        inOrder = false;
+        break;
+      }
+    }
+  }
+  if (inOrder) {
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    return { order, cyclic: [] };
+  }
   const { order, waiting } = kahnOrder(index.size, index.predOffsets, index.succOffsets, index.succs, (a, b) => a < b);
   const cyclic: number[] = [];
   if (order.length < index.size) for (let i = 0; i < index.size; i++) if (waiting[i]! > 0) cyclic.push(i);
