@@ -63,6 +63,31 @@ test('column split: each block holds the right columns, the gather restores the 
   assert.deepEqual(gather.outputs, ['y']);
 });
 
+test("after a split, a weight stays while anything reads it, the graph's or a new node, and one nothing reads goes", () => {
+  const g = newGraph('g');
+  g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [2, 3] } });
+  const weight = (name: string, dims: number[]) =>
+    g.initializers.set(name, { name, dtype: 'float32', dims, byte_size: 4 * dims.reduce((a, b) => a * b, 1), location: { kind: 'absent' } });
+  weight('w', [3, 4]); // split, and read again by a node kept as it was
+  weight('v', [3, 4]); // split, read by nothing else: goes
+  weight('b', [4]); // read twice by one node
+  weight('u', [1]); // read by nothing, before the split too: goes
+  const node = (name: string, op: string, inputs: string[], outputs: string[]) =>
+    g.nodes.push({ name, op, domain: '', inputs, outputs, attrs: {}, outer_refs: [], source_index: g.nodes.length });
+  node('mm', 'MatMul', ['x', 'w'], ['y']);
+  node('mv', 'MatMul', ['x', 'v'], ['z']);
+  node('again', 'Identity', ['w'], ['w2']);
+  node('bias', 'Add', ['b', 'b'], ['bb']);
+  node('sum', 'Sum', ['y', 'z', 'bb'], ['out']);
+  g.outputs.push({ name: 'out', type: null }, { name: 'w2', type: null });
+  const { graph } = splitMatMuls(g, new Set(['mm', 'mv']), 2);
+  assert.deepEqual([...graph.initializers.keys()].sort(), ['b', 'v/tp0of2', 'v/tp1of2', 'w', 'w/tp0of2', 'w/tp1of2']);
+  assert.deepEqual(
+    graph.nodes.filter((n) => n.op === 'Concat').map((n) => n.name),
+    ['mm/tp_gather', 'mv/tp_gather'],
+  );
+});
+
 test("an MLP splits Megatron's way (columns, then rows, one Sum): shards on different devices, the plan matches the unsplit model", async () => {
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'mlp.onnx'), mlp(256, 512));

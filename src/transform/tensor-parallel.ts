@@ -306,6 +306,11 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   const part = (name: string, j: number): string => `${name}/tp${j}of${k}`;
   const pastSplit = new Set<string>();
   const io: IoShard[] = [];
+  // Where in `nodes` the graph's nodes went as they were (their slots as the graph's index has them),
+  // and from where: typed arrays of room for all, not number arrays grown by push (2 x 273k).
+  const keptAt = new Int32Array(graph.nodes.length);
+  const keptFrom = new Int32Array(graph.nodes.length);
+  let keptCount = 0;
   graph.nodes.forEach((node, i) => {
     const source_index = node.source_index === undefined ? i : node.source_index;
     const group = inGroup.get(node.name);
@@ -432,6 +437,8 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
     if (group?.chain.includes(node)) return; // copied per shard at the row MatMul
     if (!targets.has(node.name) || !splittable(graph, node, k)) {
       // The imported graph's nodes carry their index: shared with it, not copied.
+      keptAt[keptCount] = nodes.length;
+      keptFrom[keptCount++] = i;
       nodes.push(node.source_index === source_index ? node : { ...node, source_index });
       return;
     }
@@ -464,30 +471,50 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
     if (!group) splits.push({ node: node.name, parts });
   });
   // Gathers nothing reads any more (a pair's shards read the blocks) are gone, and then weights only
-  // the split MatMuls read (their blocks replace them). Reads are counted of those names only, not
-  // gathered into sets of every value read, once with the gathers and once without (0.5 s on a
-  // 275k-node graph).
+  // the split MatMuls read (their blocks replace them): reads counted once, not gathered into sets
+  // of every value read, once with the gathers and once without (0.5 s on a 275k-node graph).
   const gather = (n: Node): boolean => n.op === 'Concat' && n.name.endsWith('/tp_gather');
+  // The graph's nodes kept as they were (nearly all) are counted by value id on the graph's index,
+  // the nodes made here by name; reads(v) is the sum, a node reading v twice counting twice (an
+  // omitted input, '', has no id: counted apart). Looking every slot's name up in a map of the
+  // gathers and weights was ~800k lookups of names scattered over the heap on the DeepSeek-V3 shape.
   // (Counted loops and forEach over the 275k nodes and the weights: run once a variant, for-ofs
   // here stayed unoptimised and made an iterator result per element, 33 MB a run, sampled.)
-  const reads = new Map<string, number>();
-  for (let i = 0; i < nodes.length; i++) if (gather(nodes[i]!)) reads.set(nodes[i]!.outputs[0]!, 0);
-  initializers.forEach((_, name) => reads.set(name, 0));
+  const index = GraphIndex.of(graph);
+  const { inputOffsets, inputIds } = index;
+  const readsById = new Int32Array(index.valueNames.length);
+  let omittedReads = 0;
+  for (let k = 0; k < keptCount; k++) {
+    const i = keptFrom[k]!;
+    for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]!; e++) {
+      if (inputIds[e] === -1) omittedReads++;
+      else readsById[inputIds[e]!]!++;
+    }
+    const refs = graph.nodes[i]!.outer_refs;
+    for (let r = 0; r < refs.length; r++) readsById[index.valueIds.get(refs[r]!)!]!++;
+  }
+  const madeReads = new Map<string, number>();
   const count = (n: Node, by: number): void => {
     const inputs = n.inputs.length;
     for (let s = 0; s < inputs + n.outer_refs.length; s++) {
       const v = s < inputs ? n.inputs[s]! : n.outer_refs[s - inputs]!;
-      const c = reads.get(v);
-      if (c !== undefined) reads.set(v, c + by);
+      madeReads.set(v, (madeReads.get(v) ?? 0) + by);
     }
   };
-  for (let i = 0; i < nodes.length; i++) count(nodes[i]!, 1);
+  for (let i = 0, kept = 0; i < nodes.length; i++) {
+    if (kept < keptCount && keptAt[kept] === i) kept++;
+    else count(nodes[i]!, 1);
+  }
+  const reads = (v: string): number => {
+    const id = index.valueIds.get(v);
+    return (id === undefined ? 0 : readsById[id]!) + (madeReads.get(v) ?? 0) + (v === '' ? omittedReads : 0);
+  };
   const graphOutputs = new Set(graph.outputs.map((v) => v.name));
-  const unread = (n: Node): boolean => gather(n) && reads.get(n.outputs[0]!) === 0 && !graphOutputs.has(n.outputs[0]!);
+  const unread = (n: Node): boolean => gather(n) && reads(n.outputs[0]!) === 0 && !graphOutputs.has(n.outputs[0]!);
   const gone = nodes.filter(unread);
   const live = gone.length > 0 ? nodes.filter((n) => !unread(n)) : nodes;
   for (const n of gone) count(n, -1);
-  for (const name of [...initializers.keys()]) if (reads.get(name) === 0 && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
+  for (const name of [...initializers.keys()]) if (reads(name) === 0 && !graph.inputs.some((v) => v.name === name)) initializers.delete(name);
   // A cache held by its shards: each graph input and output in its k parts, kv_heads/k heads each.
   const partsOf = <V extends { name: string; type: ValueInfo['type'] }>(list: V[], role: IoShard['role']): V[] =>
     list.flatMap((v) => {
