@@ -422,10 +422,10 @@ export class Evaluator {
     finish: Float64Array,
     from: number,
   ): number {
-    const n = this.n;
     const nd = this.nd;
     const free = new Float64Array(nd);
-    // Each device's queue as the units before `from` leave it (as in times): base's too.
+    // Each device's queue as the units before `from` leave it: its last one's finish (finishes on a
+    // device only grow along the order), base's too.
     if (from > 0) {
       const queued = new Uint8Array(nd);
       for (let k = from - 1, left = nd; k >= 0 && left > 0; k--) {
@@ -437,9 +437,6 @@ export class Evaluator {
       }
     }
     const baseFree = free.slice();
-    // Devices whose free time differs from base's, flagged and counted.
-    const differs = new Uint8Array(nd);
-    let differing = 0;
     // The last position that must be timed: every unit moved, and every unit whose grouped launch
     // changed (only groups of units moved can change).
     let until = from;
@@ -471,47 +468,7 @@ export class Evaluator {
         }
       }
     }
-    const { readStart, readProducer, readTable, tables } = this;
-    const time = this.p.time_s;
-    const baseDevice = base.device;
-    const baseFinish = base.finish_s;
-    // (One loop, no closure, no double carried from unit to unit: see times.)
-    for (let k = from; k < n; k++) {
-      const u = order[k]!;
-      const d = device[u]!;
-      let ready = 0;
-      for (let e = readStart[u]!, end = readStart[u + 1]!; e < end; e++) {
-        const q = readProducer[e]!;
-        const src = device[q]!;
-        let arrive = finish[q]!;
-        if (src !== d) {
-          const at = (readTable[e]! * nd + src) * nd + d;
-          if (Number.isNaN(tables[at]!)) this.fillTransfer(at, readTable[e]!, src, d);
-          arrive += tables[at]!;
-        }
-        if (arrive > ready) ready = arrive;
-      }
-      const s = Math.max(ready, free[d]!);
-      start[u] = s;
-      const f = s + time[u * nd + d]! + (extra ? extra[u]! : 0);
-      finish[u] = f;
-      free[d] = f;
-      const bd = baseDevice[u]!;
-      baseFree[bd] = baseFinish[u]!;
-      if ((bd !== d || f !== baseFinish[u]!) && lastRead[u]! > until) until = lastRead[u]!;
-      const now = free[d] !== baseFree[d] ? 1 : 0;
-      differing += now - differs[d]!;
-      differs[d] = now;
-      if (bd !== d) {
-        const then = free[bd] !== baseFree[bd] ? 1 : 0;
-        differing += then - differs[bd]!;
-        differs[bd] = then;
-      }
-      if (k >= until && differing === 0) return base.makespan_s;
-    }
-    let makespan = 0;
-    for (let d = 0; d < nd; d++) if (free[d]! > makespan) makespan = free[d]!;
-    return makespan;
+    return this.timeFrom(order, device, start, finish, from, free, extra, { base, lastRead, until, baseFree, differs: new Uint8Array(nd) });
   }
 
   /** Units by grouped-launch group (CSR), made when a moved run first needs them. */
@@ -539,31 +496,39 @@ export class Evaluator {
     return { device, start_s: start.slice(), finish_s: finish.slice(), makespan_s };
   }
 
-  /**
-   * Fills `start` and `finish` from order position `from` on (every entry when 0; before it they
-   * hold the times the units there keep) and returns the makespan.
-   */
-  private times(device: Int32Array, priority: Float64Array | undefined, start: Float64Array, finish: Float64Array, from = 0): number {
-    const n = this.n;
-    const nd = this.nd;
+  /** Fills `start` and `finish` for `device` under `priority` and returns the makespan. */
+  private times(device: Int32Array, priority: Float64Array | undefined, start: Float64Array, finish: Float64Array): number {
     const { sorted, order } = this.orderFor(priority);
-    const free = new Float64Array(nd);
-    // Each device's queue as the units before `from` leave it: its last one's finish (finishes on a
-    // device only grow along the order).
-    if (from > 0) {
-      const queued = new Uint8Array(nd);
-      for (let k = from - 1, left = nd; k >= 0 && left > 0; k--) {
-        const d = device[order[k]!]!;
-        if (queued[d]) continue;
-        queued[d] = 1;
-        free[d] = finish[order[k]!]!;
-        left--;
-      }
-    }
-    const { readStart, readProducer, readTable, tables } = this;
-    const time = this.p.time_s;
     // Grouped expert launches, paid once per device and layer (groupedLaunchExtra), as the judge pays them.
     const extra = groupedLaunchExtra(this.p, device, sorted, this.launchScratch);
+    return this.timeFrom(order, device, start, finish, 0, new Float64Array(this.nd), extra, null);
+  }
+
+  /**
+   * The list schedule's times from order position `from` on (before it `start` and `finish` hold the
+   * times the units there keep, and `free` each device's queue as they leave it): each unit starts
+   * when its inputs have arrived and its device is free, and runs for its time there plus its
+   * grouped launch (`extra`). The makespan is the latest device's last finish. With `settle` (a
+   * moved run, timesSettling), it stops once the rest can only repeat `settle.base`, whose
+   * makespan it returns then.
+   */
+  private timeFrom(
+    order: Int32Array,
+    device: Int32Array,
+    start: Float64Array,
+    finish: Float64Array,
+    from: number,
+    free: Float64Array,
+    extra: Float64Array | null,
+    settle: Settle | null,
+  ): number {
+    const n = this.n;
+    const nd = this.nd;
+    const { readStart, readProducer, readTable, tables } = this;
+    const time = this.p.time_s;
+    // Devices whose queue differs from base's (settle), counted.
+    let differing = 0;
+    let until = settle ? settle.until : n;
     // (One loop, no closure per unit: a double returned from a call, or written by a closure, is
     // boxed in a heap cell — 600 KB a run on the DeepSeek-V3 shape, most of what a search allocated.
     // Nor a double carried from unit to unit, nor one that may hold a call's result: boxed at every
@@ -590,12 +555,42 @@ export class Evaluator {
       const f = s + time[u * nd + d]! + (extra ? extra[u]! : 0);
       finish[u] = f;
       free[d] = f;
+      if (settle !== null) {
+        // Where base's queues stand after this unit, and which devices' differ from this run's; a
+        // unit timed with another finish or device makes its readers further on timed too.
+        const { base, baseFree, differs } = settle;
+        const bd = base.device[u]!;
+        baseFree[bd] = base.finish_s[u]!;
+        if ((bd !== d || f !== base.finish_s[u]!) && settle.lastRead[u]! > until) until = settle.lastRead[u]!;
+        const now = free[d] !== baseFree[d] ? 1 : 0;
+        differing += now - differs[d]!;
+        differs[d] = now;
+        if (bd !== d) {
+          const then = free[bd] !== baseFree[bd] ? 1 : 0;
+          differing += then - differs[bd]!;
+          differs[bd] = then;
+        }
+        if (k >= until && differing === 0) return base.makespan_s;
+      }
     }
     // Each device's finishes only grow (times are ≥ 0): the makespan is the latest device's last.
     let makespan = 0;
     for (let d = 0; d < nd; d++) if (free[d]! > makespan) makespan = free[d]!;
     return makespan;
   }
+}
+
+/** What a moved run stops by (Evaluator.timesSettling): its base, and where it must time to. */
+interface Settle {
+  base: Placement;
+  /** Each unit's last reader's position in the order (-1: none). */
+  lastRead: Int32Array;
+  /** The last position that must be timed (every unit moved, every grouped launch changed). */
+  until: number;
+  /** Each device's queue in base as the run stands. */
+  baseFree: Float64Array;
+  /** Devices whose queue differs from base's. */
+  differs: Uint8Array;
 }
 
 /** A priority's sorted units and timed order, with what moved runs under it read (Evaluator.timeMoved). */
