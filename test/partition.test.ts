@@ -7,7 +7,7 @@ import { lowerBound, weightsExceedRack } from '../src/partition/bounds.js';
 import { GraphIndex } from '../src/ir/algorithms.js';
 import { newGraph, type Node, type TensorData } from '../src/ir/graph.js';
 import { solveExact } from '../src/partition/exact.js';
-import { earliestGap, heft, insertInterval, type Busy } from '../src/partition/heft.js';
+import { BusyIntervals, heft } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
 import { evaluate, Evaluator, groupedLaunchExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
@@ -346,29 +346,34 @@ test('the memory ledger answers as fitsMemory for every move of one unit or a bl
 });
 
 test("HEFT's gap search skips the intervals that end before a unit is ready and finds the gap a scan from the start finds, zero-length units included (property)", () => {
-  const scan = (intervals: Busy[], ready: number, t: number): number => {
+  const scan = (intervals: BusyIntervals, ready: number, t: number): number => {
     let candidate = ready;
-    for (const iv of intervals) {
-      if (iv.f <= candidate) continue;
-      if (iv.s >= candidate + t) return candidate;
-      candidate = Math.max(candidate, iv.f);
+    for (let k = 0; k < intervals.length; k++) {
+      if (intervals.f[k]! <= candidate) continue;
+      if (intervals.s[k]! >= candidate + t) return candidate;
+      candidate = Math.max(candidate, intervals.f[k]!);
     }
     return candidate;
   };
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 6 })), { minLength: 1, maxLength: 60 }), (units) => {
       // One device's busy intervals, placed as HEFT places them (ready times in any order, some units of no time).
-      const busy: Busy[] = [];
+      const busy = new BusyIntervals();
       for (const [ready, t] of units) {
-        const s = earliestGap(busy, ready, t);
+        const s = busy.earliestGap(ready, t);
         assert.equal(s, scan(busy, ready, t), `ready ${ready}, length ${t}`);
-        insertInterval(busy, s, s + t);
+        busy.insert(s, s + t);
       }
-      for (let k = 1; k < busy.length; k++) {
-        assert.ok(busy[k - 1]!.s <= busy[k]!.s, 'sorted by start');
-        assert.ok(busy[k - 1]!.f <= busy[k]!.s || busy[k - 1]!.s === busy[k - 1]!.f || busy[k]!.s === busy[k]!.f, 'no two units at once');
+      assert.equal(busy.length, units.length);
+      let upTo = -Infinity;
+      for (let k = 0; k < busy.length; k++) {
+        upTo = Math.max(upTo, busy.f[k]!);
+        assert.equal(busy.upTo[k], upTo, 'the running latest finish');
+        if (k === 0) continue;
+        assert.ok(busy.s[k - 1]! <= busy.s[k]!, 'sorted by start');
+        assert.ok(busy.f[k - 1]! <= busy.s[k]! || busy.s[k - 1]! === busy.f[k - 1]! || busy.s[k]! === busy.f[k]!, 'no two units at once');
       }
-      for (let q = 0; q <= 50; q += 5) for (const t of [0, 1, 3]) assert.equal(earliestGap(busy, q, t), scan(busy, q, t));
+      for (let q = 0; q <= 50; q += 5) for (const t of [0, 1, 3]) assert.equal(busy.earliestGap(q, t), scan(busy, q, t));
     }),
     { numRuns: 300 },
   );

@@ -6,7 +6,7 @@
 import { HxcError } from '../diag/diagnostics.js';
 import { Heap } from '../util/heap.js';
 import { sortIndices } from '../util/sort.js';
-import { packedReads, residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
+import { packedReads, residentBytes, unitPredecessors, unitSuccessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
 
 export interface HeftResult extends Placement {
   /** Upward rank per unit (seconds). */
@@ -96,8 +96,9 @@ export function heft(p: PlacementProblem): HeftResult {
   const n = p.unit_names.length;
   const nd = p.device_ids.length;
   const rank = upwardRanks(p);
-  const pos = new Int32Array(n);
-  p.order.forEach((u, k) => (pos[u] = k));
+  // (Positions as doubles: sortIndices takes Float64Array keys.)
+  const pos = new Float64Array(n);
+  for (let k = 0; k < n; k++) pos[p.order[k]!] = k;
   // Decreasing rank is a topological order when times are positive; ties (zero-cost units) keep topological position.
   // (sortIndices on the negated rank: the comparator sort of a plain array was a tenth of a run.)
   const negRank = new Float64Array(n);
@@ -114,7 +115,7 @@ export function heft(p: PlacementProblem): HeftResult {
   const used = new Float64Array(nd);
   const floor = new Float64Array(nd);
   /** Per device, busy intervals sorted by start. */
-  const busy: Busy[][] = p.device_ids.map(() => []);
+  const busy: BusyIntervals[] = p.device_ids.map(() => new BusyIntervals());
   let memoryFull = false;
   const placed = new Uint8Array(n);
   // Rank order can put a unit before a predecessor when times are 0; schedule in rank order but
@@ -122,12 +123,9 @@ export function heft(p: PlacementProblem): HeftResult {
   const remaining = new Int32Array(n);
   for (let u = 0; u < n; u++) remaining[u] = preds[u]!.length;
   // (Counted loops here and below: a closure per unit, and for-of iterators that the optimiser
-  // did not remove, were 110 MB over the DeepSeek-V3 plan's eight HEFT runs.)
-  const succs: number[][] = p.unit_names.map(() => []);
-  for (let u = 0; u < n; u++) {
-    const ps = preds[u]!;
-    for (let j = 0; j < ps.length; j++) succs[ps[j]!]!.push(u);
-  }
+  // did not remove, were 110 MB over the DeepSeek-V3 plan's eight HEFT runs. The successors are
+  // the problem's, kept per values: each of a plan's HEFT runs made a list per unit.)
+  const { succStart, succList } = unitSuccessors(p);
   const rankPos = new Int32Array(n);
   for (let k = 0; k < n; k++) rankPos[byRank[k]!] = k;
   const ready = new Heap<number>((a, b) => rankPos[a]! < rankPos[b]!);
@@ -163,7 +161,10 @@ export function heft(p: PlacementProblem): HeftResult {
         }
         drt = Math.max(drt, finish[q]! + moved);
       }
-      const s = earliestGap(busy[d]!, drt, t);
+      // A gap starts at drt or later: a device where even that start finishes no sooner than the
+      // best so far is not searched (its test below would fail too: addition is monotone).
+      if (!(drt + t < bestFinish - 1e-15)) continue;
+      const s = busy[d]!.earliestGap(drt, t);
       if (s + t < bestFinish - 1e-15) {
         best = d;
         bestStart = s;
@@ -201,49 +202,79 @@ export function heft(p: PlacementProblem): HeftResult {
     finish[u] = bestFinish;
     used[best]! += residentBytes(p, u);
     floor[best] = Math.max(floor[best]!, p.activation_bytes[u]!);
-    insertInterval(busy[best]!, bestStart, bestFinish);
+    busy[best]!.insert(bestStart, bestFinish);
     placed[u] = 1;
-    const ss = succs[u]!;
-    for (let j = 0; j < ss.length; j++) if (--remaining[ss[j]!]! === 0) ready.push(ss[j]!);
+    for (let j = succStart[u]!, end = succStart[u + 1]!; j < end; j++) if (--remaining[succList[j]!]! === 0) ready.push(succList[j]!);
   }
   let makespan = 0;
   for (let u = 0; u < n; u++) makespan = Math.max(makespan, finish[u]!);
   return { device, start_s: start, finish_s: finish, makespan_s: makespan, rank, memory_full: memoryFull };
 }
 
-/** A busy interval of a device, and the latest finish among it and those before it. */
-export interface Busy {
-  s: number;
-  f: number;
-  upTo: number;
-}
+/**
+ * A device's busy intervals, sorted by start, each with the latest finish among it and those
+ * before it (`upTo`, which never decreases). In typed arrays grown by doubling: an object per
+ * interval and a splice per unit placed were a fifth of a HEFT run on the DeepSeek-V3 shape.
+ */
+export class BusyIntervals {
+  length = 0;
+  s: Float64Array = new Float64Array(16);
+  f: Float64Array = new Float64Array(16);
+  upTo: Float64Array = new Float64Array(16);
 
-/** Earliest start ≥ ready where a unit of length t fits between busy intervals (HEFT's insertion policy). */
-export function earliestGap(intervals: Busy[], ready: number, t: number): number {
-  // The intervals before the first whose `upTo` passes `ready` all end by then: the scan would
-  // skip each of them, so it starts after them (binary search; `upTo` never decreases).
-  let lo = 0;
-  let hi = intervals.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (intervals[mid]!.upTo <= ready) lo = mid + 1;
-    else hi = mid;
+  /** Earliest start ≥ ready where a unit of length t fits between busy intervals (HEFT's insertion policy). */
+  earliestGap(ready: number, t: number): number {
+    const { s, f, upTo, length } = this;
+    // The intervals before the first whose `upTo` passes `ready` all end by then: the scan would
+    // skip each of them, so it starts after them (binary search; `upTo` never decreases).
+    let lo = 0;
+    let hi = length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (upTo[mid]! <= ready) lo = mid + 1;
+      else hi = mid;
+    }
+    let candidate = ready;
+    for (let k = lo; k < length; k++) {
+      if (f[k]! <= candidate) continue;
+      if (s[k]! >= candidate + t) return candidate;
+      candidate = Math.max(candidate, f[k]!);
+    }
+    return candidate;
   }
-  let candidate = ready;
-  for (let k = lo; k < intervals.length; k++) {
-    const iv = intervals[k]!;
-    if (iv.f <= candidate) continue;
-    if (iv.s >= candidate + t) return candidate;
-    candidate = Math.max(candidate, iv.f);
-  }
-  return candidate;
-}
 
-export function insertInterval(intervals: Busy[], s: number, f: number): void {
-  let k = intervals.length;
-  while (k > 0 && intervals[k - 1]!.s > s) k--;
-  intervals.splice(k, 0, { s, f, upTo: f });
-  for (let j = k; j < intervals.length; j++) intervals[j]!.upTo = Math.max(j > 0 ? intervals[j - 1]!.upTo : -Infinity, intervals[j]!.f);
+  /** Adds [start, finish] after the intervals starting at or before `start`. */
+  insert(start: number, finish: number): void {
+    if (this.length === this.s.length) {
+      const grow = (a: Float64Array): Float64Array => {
+        const b = new Float64Array(2 * a.length);
+        b.set(a);
+        return b;
+      };
+      this.s = grow(this.s);
+      this.f = grow(this.f);
+      this.upTo = grow(this.upTo);
+    }
+    const { s, f, upTo } = this;
+    const n = this.length;
+    let k = n;
+    while (k > 0 && s[k - 1]! > start) k--;
+    if (k < n) {
+      s.copyWithin(k + 1, k, n);
+      f.copyWithin(k + 1, k, n);
+      upTo.copyWithin(k + 1, k, n);
+    }
+    s[k] = start;
+    f[k] = finish;
+    this.length = n + 1;
+    // The running maximum from k on; once an entry after the new one keeps its value, the rest do too.
+    upTo[k] = k > 0 ? Math.max(upTo[k - 1]!, finish) : finish;
+    for (let j = k + 1; j <= n; j++) {
+      const m = Math.max(upTo[j - 1]!, f[j]!);
+      if (m === upTo[j]) break;
+      upTo[j] = m;
+    }
+  }
 }
 
 /** HEFT, or the HXC3001 it raised when some unit found no device with room (other errors are thrown). */

@@ -115,6 +115,34 @@ export function unitPredecessors(p: PlacementProblem): readonly (readonly number
   return preds;
 }
 
+const successorsOf = new WeakMap<readonly UnitValue[], { succStart: Int32Array; succList: Int32Array }>();
+
+/**
+ * Successor lists per unit (CSR: unit u's are succList[succStart[u] .. succStart[u + 1]), ascending),
+ * the transpose of unitPredecessors, kept per values as it is (shared, read-only).
+ */
+export function unitSuccessors(p: PlacementProblem): { succStart: Int32Array; succList: Int32Array } {
+  const kept = successorsOf.get(p.values);
+  if (kept) return kept;
+  const preds = unitPredecessors(p);
+  const n = preds.length;
+  const succStart = new Int32Array(n + 1);
+  for (let u = 0; u < n; u++) {
+    const ps = preds[u]!;
+    for (let j = 0; j < ps.length; j++) succStart[ps[j]! + 1]!++;
+  }
+  for (let u = 0; u < n; u++) succStart[u + 1]! += succStart[u]!;
+  const succList = new Int32Array(succStart[n]!);
+  const put = succStart.slice(0, n);
+  for (let u = 0; u < n; u++) {
+    const ps = preds[u]!;
+    for (let j = 0; j < ps.length; j++) succList[put[ps[j]!]!++] = u;
+  }
+  const csr = { succStart, succList };
+  successorsOf.set(p.values, csr);
+  return csr;
+}
+
 /** A problem's values as flat arrays (PackedValues), kept per values list as the lists above are. */
 const packedOf = new WeakMap<readonly UnitValue[], PackedValues>();
 

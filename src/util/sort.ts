@@ -7,12 +7,14 @@
  * merge sort over insertion-sorted runs of 16): the order a stable comparator sort on
  * `primary[a] - primary[b] || secondary[a] - secondary[b]` gives, for keys that are not NaN. Sorts
  * in place and returns `order`, or returns a scratch array holding the result.
+ *
+ * Keys are Float64Arrays only (every caller's are, or are copied into one): the function is then
+ * compiled for one kind of element load, and its merge keeps the two heads' primary keys in locals
+ * (a memoryOf of the DeepSeek-V3 shape, 309k events: its sort 16 → 12 ms).
  */
-export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secondary?: ArrayLike<number>): Int32Array {
+export function sortIndices(order: Int32Array, primary: Float64Array, secondary?: Float64Array): Int32Array {
   // One key: the primary again as the second (equal firsts are equal seconds: no reorder).
   const second = secondary ?? primary;
-  // Whether index a sorts strictly before b (equal keys keep their order).
-  const before = (a: number, b: number): boolean => primary[a]! < primary[b]! || (primary[a] === primary[b] && second[a]! < second[b]!);
   const n = order.length;
   const RUN = 16;
   let src: Int32Array = order;
@@ -20,10 +22,14 @@ export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secon
     const hi = Math.min(n, lo + RUN);
     for (let i = lo + 1; i < hi; i++) {
       const x = src[i]!;
+      const px = primary[x]!;
+      const sx = second[x]!;
       let j = i - 1;
       for (; j >= lo; j--) {
         const y = src[j]!;
-        if (!before(x, y)) break;
+        const py = primary[y]!;
+        // (x before y: strictly, so equal keys keep their order.)
+        if (!(px < py || (px === py && sx < second[y]!))) break;
         src[j + 1] = y;
       }
       src[j + 1] = x;
@@ -35,23 +41,34 @@ export function sortIndices(order: Int32Array, primary: ArrayLike<number>, secon
     for (let lo = 0; lo < n; lo += 2 * width) {
       const mid = Math.min(n, lo + width);
       const hi = Math.min(n, lo + 2 * width);
-      let i = lo;
-      let j = mid;
       let k = lo;
       // One run, or two already in order (a schedule's events mostly are): copied, not merged.
-      if (mid >= hi || !before(src[mid]!, src[mid - 1]!)) {
+      if (mid >= hi) {
         for (; k < hi; k++) dst[k] = src[k]!;
         continue;
       }
-      while (i < mid && j < hi) {
-        const a = src[i]!;
-        const b = src[j]!;
-        if (before(b, a)) {
+      let i = lo;
+      let j = mid;
+      let a = src[i]!;
+      let b = src[j]!;
+      let pa = primary[a]!;
+      let pb = primary[b]!;
+      const last = src[mid - 1]!;
+      if (!(pb < primary[last]! || (pb === primary[last]! && second[b]! < second[last]!))) {
+        for (; k < hi; k++) dst[k] = src[k]!;
+        continue;
+      }
+      for (;;) {
+        if (pb < pa || (pb === pa && second[b]! < second[a]!)) {
           dst[k++] = b;
-          j++;
+          if (++j >= hi) break;
+          b = src[j]!;
+          pb = primary[b]!;
         } else {
           dst[k++] = a;
-          i++;
+          if (++i >= mid) break;
+          a = src[i]!;
+          pa = primary[a]!;
         }
       }
       while (i < mid) dst[k++] = src[i++]!;
