@@ -600,46 +600,73 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   const evT = new Float64Array(count[nd]!);
   const evDelta = new Float64Array(count[nd]!);
   const put = count.slice(0, nd);
-  const event = (d: number, t: number, delta: number): void => {
-    const k = put[d]!++;
-    evT[k] = t;
-    evDelta[k] = delta;
-  };
+  // (Events written in place, no closure: a double handed to one is boxed.)
   for (let u = 0; u < n; u++) {
-    event(device[u]!, start[u]!, p.activation_bytes[u]!);
-    event(device[u]!, end[u]!, -p.activation_bytes[u]!);
+    const d = device[u]!;
+    const bytes = p.activation_bytes[u]!;
+    let k = put[d]!++;
+    evT[k] = start[u]!;
+    evDelta[k] = bytes;
+    k = put[d]!++;
+    evT[k] = end[u]!;
+    evDelta[k] = -bytes;
   }
   const lastOn = new Float64Array(nd);
   for (let vi = 0; vi < V; vi++) {
     const producer = vProducer[vi]!;
     const bytes = vBytes[vi]!;
     const src = device[producer]!;
-    lastOn.fill(-1);
+    const m0 = moveAt[vi]!;
+    const m1 = moveAt[vi + 1]!;
     let lastOnSrc = end[producer]!;
-    for (let j = consumerAt[vi]!; j < consumerAt[vi + 1]!; j++) {
-      const c = vConsumers[j]!;
-      const d = device[c]!;
-      if (d === src) lastOnSrc = Math.max(lastOnSrc, end[c]!);
-      else lastOn[d] = Math.max(lastOn[d]!, end[c]!);
+    if (m0 === m1) {
+      // Not moved: only the producer's device holds it (lastOn is read for the devices it moves to).
+      for (let j = consumerAt[vi]!; j < consumerAt[vi + 1]!; j++) {
+        const c = vConsumers[j]!;
+        if (device[c] === src) lastOnSrc = Math.max(lastOnSrc, end[c]!);
+      }
+    } else {
+      lastOn.fill(-1);
+      for (let j = consumerAt[vi]!; j < consumerAt[vi + 1]!; j++) {
+        const c = vConsumers[j]!;
+        const d = device[c]!;
+        if (d === src) lastOnSrc = Math.max(lastOnSrc, end[c]!);
+        else lastOn[d] = Math.max(lastOn[d]!, end[c]!);
+      }
+      for (let j = m0; j < m1; j++) lastOnSrc = Math.max(lastOnSrc, arrive[movesOf[j]!]!);
     }
-    for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) lastOnSrc = Math.max(lastOnSrc, arrive[movesOf[j]!]!);
-    event(src, end[producer]!, bytes);
-    event(src, lastOnSrc, -bytes);
-    for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) {
+    let k = put[src]!++;
+    evT[k] = end[producer]!;
+    evDelta[k] = bytes;
+    k = put[src]!++;
+    evT[k] = lastOnSrc;
+    evDelta[k] = -bytes;
+    for (let j = m0; j < m1; j++) {
       const t = movesOf[j]!;
       const d = tTo[t]!;
-      event(d, arrive[t]!, bytes);
-      event(d, Math.max(arrive[t]!, lastOn[d]!), -bytes);
+      k = put[d]!++;
+      evT[k] = arrive[t]!;
+      evDelta[k] = bytes;
+      k = put[d]!++;
+      evT[k] = Math.max(arrive[t]!, lastOn[d]!);
+      evDelta[k] = -bytes;
     }
   }
   // The peak of live bytes: events in time order, releases before allocations at the same instant.
+  // (One index array for every device, the largest's size.)
+  let most = 0;
+  for (let d = 0; d < nd; d++) most = Math.max(most, count[d + 1]! - count[d]!);
+  const indices = new Int32Array(most);
   for (let d = 0; d < nd; d++) {
-    const order = new Int32Array(count[d + 1]! - count[d]!);
-    for (let k = 0; k < order.length; k++) order[k] = count[d]! + k;
+    const from = count[d]!;
+    const len = count[d + 1]! - from;
+    const order = indices.subarray(0, len);
+    for (let k = 0; k < len; k++) order[k] = from + k;
+    const sorted = sortIndices(order, evT, evDelta);
     let live = 0;
     let peak = 0;
-    for (const k of sortIndices(order, evT, evDelta)) {
-      live += evDelta[k]!;
+    for (let k = 0; k < len; k++) {
+      live += evDelta[sorted[k]!]!;
       if (live > peak) peak = live;
     }
     const m = memory[d]!;
