@@ -49,7 +49,7 @@ export interface BuildInput {
   experts?: number[][];
   expert_names?: string[];
   /** Per expert set, the devices it may run on (null: anywhere it can). */
-  expert_devices?: (string[] | null)[];
+  expert_devices?: (readonly string[] | null)[];
   /** Per node, the device index the user pinned it to (`--assign`), or -1: the pins that place something (segments.ts placedPins). */
   pins?: Int32Array;
   /** When replanning: per node, the device it ran on in the running plan (any number per device, gone ones too), else -1. */
@@ -115,9 +115,18 @@ export function buildProblem(inp: BuildInput): Built {
   // DeepSeek-V3 shape).
   const runsOn = new Uint8Array(classes.length * N);
   classes.forEach((d, c) => {
+    // canRun's answers for the default domain's ops, by op (one lookup a node, not its memo's three).
+    const byOp = new Map<string, boolean>();
     for (let i = 0; i < N; i++) {
       const node = graph.nodes[i]!;
-      runsOn[c * N + i] = (costs.time_s[i] ? Number.isFinite(computeTime(costs.view(i), d)) : canRun(d, node.op, node.domain)) ? 1 : 0;
+      let runs: boolean;
+      if (costs.time_s[i]) runs = Number.isFinite(computeTime(costs.view(i), d));
+      else if (node.domain === '') {
+        let answer = byOp.get(node.op);
+        if (answer === undefined) byOp.set(node.op, (answer = canRun(d, node.op, '')));
+        runs = answer;
+      } else runs = canRun(d, node.op, node.domain);
+      runsOn[c * N + i] = runs ? 1 : 0;
     }
   });
   const runs = (i: number, c: number): boolean => runsOn[c * N + i] === 1;
@@ -315,12 +324,16 @@ export function buildProblem(inp: BuildInput): Built {
     const g = groupIds.get(layer)!;
     launchGroup[k] = g;
     const keys = (timed[g] ??= new Map());
-    for (const i of u.nodes) {
-      const c = costs.view(i);
-      if (c.launch_group !== layer || !doesWork(c)) continue;
+    // (The columns read in place: a node's whole view filled for three of its fields was most of this loop.)
+    for (let j = 0; j < u.nodes.length; j++) {
+      const i = u.nodes[j]!;
+      if (present(costs.launch_group[i]!) !== layer) continue;
+      if (!doesWork({ flops: costs.flops[i]!, bytes: costs.bytes[i]!, fused_bytes: present(costs.fused_bytes[i]!) })) continue;
       working[g] = (working[g] ?? 0) + 1;
-      if (!c.measured_s && !c.time_s) continue; // (most nodes: no set made for them)
-      const seen = new Set([...Object.keys(c.measured_s ?? {}), ...Object.keys(c.time_s ?? {})]);
+      const measured = costs.measured_s[i];
+      const given = costs.time_s[i];
+      if (!measured && !given) continue; // (most nodes: no set made for them)
+      const seen = new Set([...Object.keys(measured ?? {}), ...Object.keys(given ?? {})]);
       for (const key of seen) keys.set(key, (keys.get(key) ?? 0) + 1);
     }
   });
@@ -344,12 +357,19 @@ export function buildProblem(inp: BuildInput): Built {
   // (The index's CSR arrays read in place, here and for the values below: a view per node and per
   // value was 140 MB over a DeepSeek-V3 plan's two variants.)
   const { inputOffsets, inputIds, outputOffsets, outputIds, consumerOffsets, consumerList } = index;
-  units.forEach((u, k) => {
-    const perClass = nodeTime.map((t) => {
+  // Each unit's weights once, in the order first read: marked with the unit (no set per unit).
+  const weightSeen = new Int32Array(index.valueNames.length).fill(-1);
+  const unitWeights: number[] = [];
+  const perClass = new Float64Array(classes.length);
+  for (let k = 0; k < nu; k++) {
+    const u = units[k]!;
+    const nodes = u.nodes;
+    for (let c = 0; c < classes.length; c++) {
+      const t = nodeTime[c]!;
       let sum = 0;
-      for (const i of u.nodes) sum += t[i]!;
-      return sum;
-    });
+      for (let j = 0; j < nodes.length; j++) sum += t[nodes[j]!]!;
+      perClass[c] = sum;
+    }
     for (let d = 0; d < nd; d++) time_s[k * nd + d] = perClass[classOf[d]!]!;
     // An expert pinned by the moe pass stays on its devices (when it can run on one of them).
     const allowed = u.expert !== undefined ? inp.expert_devices?.[u.expert] : null;
@@ -357,18 +377,22 @@ export function buildProblem(inp: BuildInput): Built {
       for (let d = 0; d < nd; d++) if (!allowed.includes(devices[d]!.id)) time_s[k * nd + d] = Infinity;
     }
     // A unit the user pinned runs only there (its nodes share one pin: runs were cut where it changes).
-    const pin = unitPin(u.nodes, inp.pins);
+    const pin = unitPin(nodes, inp.pins);
     if (pin >= 0) for (let d = 0; d < nd; d++) if (d !== pin) time_s[k * nd + d] = Infinity;
-    const weights = new Set<number>();
+    unitWeights.length = 0;
     let peak = 0;
-    for (const i of u.nodes) {
+    for (let j = 0; j < nodes.length; j++) {
+      const i = nodes[j]!;
       let live = 0;
       for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]!; e++) {
         const id = inputIds[e]!;
         if (id < 0) continue;
         if (isWeight(id)) {
-          if (!weights.has(id)) node_resident_bytes[i]! += inp.value_bytes_by_id[id]!;
-          weights.add(id);
+          if (weightSeen[id] !== k) {
+            weightSeen[id] = k;
+            unitWeights.push(id);
+            node_resident_bytes[i]! += inp.value_bytes_by_id[id]!;
+          }
         } else live += inp.value_bytes_by_id[id]!;
       }
       for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) {
@@ -377,12 +401,10 @@ export function buildProblem(inp: BuildInput): Built {
       }
       peak = Math.max(peak, live);
     }
-    for (const id of weights) {
-      // Constant nodes inside the unit produce their own weights; count them once, as weights.
-      weight_bytes[k]! += inp.value_bytes_by_id[id]!;
-    }
+    // Constant nodes inside the unit produce their own weights; count them once, as weights.
+    for (let j = 0; j < unitWeights.length; j++) weight_bytes[k]! += inp.value_bytes_by_id[unitWeights[j]!]!;
     activation_bytes[k] = peak;
-  });
+  }
   // Each tensor of a state object lives where it is written (a layer's key and value may not be
   // together): its share of the object's bytes goes to its writer's unit (the object's first
   // writer's when nothing writes it).

@@ -79,11 +79,17 @@ export function placedPins(
  * that unit. Units left empty are dropped.
  */
 export function moveMetadataOps(graph: Graph, index: GraphIndex, devices: readonly Pick<Device, 'ops'>[], units: Unit[]): void {
-  const unitOf = new Int32Array(graph.nodes.length).fill(-1);
-  units.forEach((u, k) => {
-    for (const i of u.nodes) unitOf[i] = k;
-  });
-  const moved = new Set<number>();
+  const nodes = graph.nodes;
+  const unitOf = new Int32Array(nodes.length).fill(-1);
+  // (Counted loops: for-of iterators over every unit's nodes, in code not yet optimised, were most
+  // of what this allocated on the DeepSeek-V3 shape.)
+  for (let k = 0; k < units.length; k++) {
+    const list = units[k]!.nodes;
+    for (let j = 0; j < list.length; j++) unitOf[list[j]!] = k;
+  }
+  // Nodes moved, marked (and listed); their units of origin are the ones to drop them from.
+  const moved = new Uint8Array(nodes.length);
+  const movedList: number[] = [];
   // A Constant, or a view of constants, joins the unit of its first reader (in unit order): a unit
   // of nothing but constants would be a program with nothing to compute and nothing to send
   // (programs carry their own copies of the constants they read; src/lower/programs.ts). A view
@@ -91,29 +97,41 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, devices: readon
   // order, a topological one (units in order, each unit's nodes in order).
   const home = Int32Array.from(unitOf);
   const constants: number[] = [];
-  for (const u of units) for (const i of u.nodes) if (relocatable(graph, index, devices, i) && !METADATA_OPS.has(graph.nodes[i]!.op)) constants.push(i);
+  for (let k = 0; k < units.length; k++) {
+    const list = units[k]!.nodes;
+    for (let j = 0; j < list.length; j++) {
+      const i = list[j]!;
+      if (relocatable(graph, index, devices, i) && !METADATA_OPS.has(nodes[i]!.op)) constants.push(i);
+    }
+  }
   constants.reverse();
   for (const i of constants) {
     let first = -1;
     for (const id of index.outputsOf(i)) for (const c of index.consumersOfId(id)) if (unitOf[c]! >= 0 && (first < 0 || unitOf[c]! < first)) first = unitOf[c]!;
     if (first < 0 || first === unitOf[i]) continue;
     units[first]!.nodes.unshift(i);
-    moved.add(i);
+    if (!moved[i]) movedList.push(i);
+    moved[i] = 1;
     unitOf[i] = first;
   }
-  units.forEach((u, k) => {
-    for (const i of u.nodes) {
-      if (!METADATA_OPS.has(graph.nodes[i]!.op) || !relocatable(graph, index, devices, i)) continue;
+  // (A unit's list may grow while it is read: a Shape moved on to a later unit is read again there.)
+  for (let k = 0; k < units.length; k++) {
+    const list = units[k]!.nodes;
+    for (let j = 0; j < list.length; j++) {
+      const i = list[j]!;
+      if (!METADATA_OPS.has(nodes[i]!.op) || !relocatable(graph, index, devices, i)) continue;
       const p = index.producerOf[index.inputsOf(i)[0]!]!;
       if (unitOf[p] === k || unitOf[p]! < 0) continue;
       units[unitOf[p]!]!.nodes.push(i);
-      moved.add(i);
+      if (!moved[i]) movedList.push(i);
+      moved[i] = 1;
     }
-  });
-  if (moved.size === 0) return;
-  units.forEach((u, k) => {
-    u.nodes = u.nodes.filter((i) => !moved.has(i) || home[i] !== k);
-  });
+  }
+  if (movedList.length === 0) return;
+  // A moved node leaves the unit it came from (only those units change: the others are not copied).
+  const left = new Uint8Array(units.length);
+  for (const i of movedList) if (home[i]! >= 0) left[home[i]!] = 1;
+  for (let k = 0; k < units.length; k++) if (left[k]) units[k]!.nodes = units[k]!.nodes.filter((i) => !moved[i] || home[i] !== k);
   // A moved node is listed once, in its new unit (a Constant read first there, then a Shape moved there too).
   for (let k = units.length - 1; k >= 0; k--) if (units[k]!.nodes.length === 0) units.splice(k, 1);
 }
@@ -216,49 +234,73 @@ function splitStage(
     groupAt[k] = feeds.length === 0 ? BIG : only === ROUTING ? ROUTING : after[k] === only ? 2 * only + 1 : 2 * only;
   }
   // Order the groups: routing first, then by key (dispatch before body, expert by expert), combine
-  // last — checked against the edges between groups (Kahn's algorithm on the quotient graph).
-  const members = new Map<number, number[]>();
+  // last — checked against the edges between groups (Kahn's algorithm on the quotient graph). Groups
+  // are numbered in key order (G of them: ~500 in a DeepSeek-V3 MoE stage), their members and edges
+  // kept flat (a map of lists and a set of successors per group were most of what a stage allocated).
+  const sortedKeys = Int32Array.from(groupAt).sort();
+  let G = 0;
+  for (let k = 0; k < m; k++) if (k === 0 || sortedKeys[k] !== sortedKeys[k - 1]) sortedKeys[G++] = sortedKeys[k]!;
+  const keys = sortedKeys.subarray(0, G);
+  const gid = new Int32Array(m);
   for (let k = 0; k < m; k++) {
-    const g = groupAt[k]!;
-    const list = members.get(g);
-    if (list) list.push(nodes[k]!);
-    else members.set(g, [nodes[k]!]);
+    let lo = 0;
+    let hi = G - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (keys[mid]! < groupAt[k]!) lo = mid + 1;
+      else hi = mid;
+    }
+    gid[k] = lo;
   }
-  const keys = [...members.keys()].sort((a, b) => a - b);
-  const succ = new Map<number, Set<number>>(keys.map((g) => [g, new Set<number>()]));
-  const indeg = new Map<number, number>(keys.map((g) => [g, 0]));
-  for (let k = 0; k < m; k++) {
-    const i = nodes[k]!;
-    const g = groupAt[k]!;
-    for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
-      const ls = local[succs[e]!]!;
-      if (ls < 0) continue;
-      const h = groupAt[ls]!;
-      if (h !== g && !succ.get(g)!.has(h)) {
-        succ.get(g)!.add(h);
-        indeg.set(h, indeg.get(h)! + 1);
+  // Members of each group, in the stage's order: positions memberAt[x] .. memberAt[x + 1] of byGroup.
+  const memberAt = new Int32Array(G + 1);
+  for (let k = 0; k < m; k++) memberAt[gid[k]! + 1]!++;
+  for (let x = 0; x < G; x++) memberAt[x + 1]! += memberAt[x]!;
+  const byGroup = new Int32Array(m);
+  const fill = memberAt.slice(0, G);
+  for (let k = 0; k < m; k++) byGroup[fill[gid[k]!]!++] = k;
+  // Edges between groups, each once, group by group (marked with the group they leave).
+  const edgeAt = new Int32Array(G + 1);
+  const edges: number[] = [];
+  const indeg = new Int32Array(G);
+  const from = new Int32Array(G).fill(-1);
+  for (let x = 0; x < G; x++) {
+    edgeAt[x] = edges.length;
+    for (let j = memberAt[x]!; j < memberAt[x + 1]!; j++) {
+      const i = nodes[byGroup[j]!]!;
+      for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
+        const ls = local[succs[e]!]!;
+        if (ls < 0) continue;
+        const y = gid[ls]!;
+        if (y === x || from[y] === x) continue;
+        from[y] = x;
+        edges.push(y);
+        indeg[y]!++;
       }
     }
   }
+  edgeAt[G] = edges.length;
   const order: number[] = [];
   // The least ready group first, from a heap (the ready list sorted again for every group taken
   // was 107 MB of sorts over the DeepSeek-V3 plan's MoE stages: 500 groups each).
   const ready = new Heap<number>((a, b) => a < b);
-  for (const g of keys) if (indeg.get(g) === 0) ready.push(g);
+  for (let x = 0; x < G; x++) if (indeg[x] === 0) ready.push(x);
   while (ready.size > 0) {
-    const g = ready.pop()!;
-    order.push(g);
-    for (const h of succ.get(g)!) {
-      indeg.set(h, indeg.get(h)! - 1);
-      if (indeg.get(h) === 0) ready.push(h);
-    }
+    const x = ready.pop()!;
+    order.push(x);
+    for (let j = edgeAt[x]!; j < edgeAt[x + 1]!; j++) if (--indeg[edges[j]!]! === 0) ready.push(edges[j]!);
   }
   let part = 0;
   const segment = (g: number, list: number[]): { expert: number; dispatch: boolean; part: number; nodes: number[] } => {
     const e = expertGroup(g);
     return { expert: e, dispatch: e >= 0 && g % 2 === 0, part: e < 0 ? part++ : 0, nodes: list };
   };
-  if (order.length === keys.length) return order.map((g) => segment(g, members.get(g)!));
+  if (order.length === G)
+    return order.map((x) => {
+      const list: number[] = new Array(memberAt[x + 1]! - memberAt[x]!);
+      for (let j = memberAt[x]!; j < memberAt[x + 1]!; j++) list[j - memberAt[x]!] = nodes[byGroup[j]!]!;
+      return segment(keys[x]!, list);
+    });
   // The groups form a cycle (nested sets: tensor-parallel parts inside an expert's body): cut a
   // topological order keyed by group into runs instead — intervals of a topological order are
   // convex — with each constant placed just before the first node that reads it.
