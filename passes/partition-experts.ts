@@ -6,6 +6,7 @@ import type { Unit } from '../src/partition/build.js';
 import type { PlacementProblem } from '../src/partition/problem.js';
 import { ranges, restrictToExpertDevices } from '../src/partition/experts.js';
 import type { PassContext } from '../src/pass/pass.js';
+import type { GraphIndex } from '../src/ir/algorithms.js';
 import type { StageResult } from './stage.js';
 import { moePass } from './moe.js';
 import { replicatePass } from './replicate.js';
@@ -15,7 +16,7 @@ import { verifyPass } from './verify.js';
 export interface ExpertSets {
   experts?: number[][];
   expert_names?: string[];
-  expert_devices?: (string[] | null)[];
+  expert_devices?: (readonly string[] | null)[];
   /** Per expert set, the experts it computes (`moe3.expert5`; a copy names its original; none for tensor-parallel parts). */
   expert_keys?: string[][];
 }
@@ -33,20 +34,22 @@ export interface ExpertSets {
 export function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
   const experts: number[][] = [];
   const expert_names: string[] = [];
-  const expert_devices: (string[] | null)[] = [];
+  const expert_devices: (readonly string[] | null)[] = [];
   const expert_keys: string[][] = [];
   // Experts are free units unless the user pins them to the moe pass's devices (--pin-experts);
   // otherwise that placement is one candidate among others (moeHint).
   const hinted = moeDevices(ctx);
   const pinned = ctx.option(PIN_EXPERTS) === true;
-  const devicesOf = (key: string): string[] | null => (pinned ? (hinted.get(key) ?? null) : null);
+  const devicesOf = (key: string): readonly string[] | null => (pinned ? (hinted.get(key) ?? null) : null);
   if (ctx.has(moePass)) {
     const moe = ctx.get(moePass);
+    const keyOf = expertKeys(moe);
     const layers = moe.layers.filter((l) => l.form === 'sparse' || l.form === 'dense');
     const total = layers.reduce((s, l) => s + l.experts.length, 0);
     const budget = ctx.option(EXPERT_UNITS) ?? Infinity;
     const size = Math.ceil(total / budget);
-    const tokens = expectedTokens(ctx);
+    // (Read only to group experts: 14,848 keys made for nothing on the DeepSeek-V3 shape otherwise.)
+    const tokens = size > 1 ? expectedTokens(ctx) : new Map<string, number>();
     // A group stays within one stage (a stage cut between its experts would cut the group).
     const stageOf = new Int32Array(size > 1 ? ctx.model.graph.nodes.length : 0);
     if (size > 1)
@@ -54,7 +57,7 @@ export function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
         for (const i of st.nodes) stageOf[i] = k;
       });
     for (const l of layers) {
-      const key = (e: number): string => `moe${l.layer}.expert${e}`;
+      const key = (e: number): string => keyOf(l.layer, e);
       if (size <= 1) {
         for (const e of l.experts) {
           experts.push(e.nodes);
@@ -87,12 +90,11 @@ export function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
     }
   }
   // Expert replicas: each copy its own unit, so copies can go to different devices.
-  // (The index's name map is built on first use: 0.2 s on the DeepSeek-V3 shape, for a variant with no copies or splits to look up.)
-  const index = ctx.get(verifyPass).index;
+  const named = splitAndCopyNodes(ctx);
   if (ctx.has(replicatePass)) {
     for (const r of ctx.get(replicatePass).replicated)
       r.replicas.forEach((names, j) => {
-        experts.push(names.map((n) => index.nodeByName.get(n)!));
+        experts.push(names.map((n) => named.get(n)!));
         expert_names.push(`${r.key}.copy${j}`);
         expert_devices.push(devicesOf(r.key));
         expert_keys.push([r.key]);
@@ -103,7 +105,7 @@ export function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
     for (const s of ctx.get(tpPass).splits)
       s.parts.forEach((part, j) => {
         // A row-parallel pair's shard is one unit: its column parts, elementwise chain and row part.
-        experts.push((s.members?.[j] ?? [part]).map((name) => index.nodeByName.get(name)!));
+        experts.push((s.members?.[j] ?? [part]).map((name) => named.get(name)!));
         expert_names.push(`tp${j}`);
         expert_devices.push(null);
         expert_keys.push([]);
@@ -112,14 +114,63 @@ export function expertUnits(ctx: PassContext, stages: StageResult): ExpertSets {
   return experts.length > 0 ? { experts, expert_names, expert_devices, expert_keys } : {};
 }
 
+const namedOf = new WeakMap<GraphIndex, Map<string, number>>();
+
+/**
+ * Node indices by name of the nodes the partition looks up by name: every tensor-parallel part and
+ * shard member (tp pass) and every expert copy's node (replicate pass). Found by one walk over the
+ * nodes for those names, not through the index's map of every node's name (GraphIndex.nodeByName:
+ * 278k names, ~0.15 s on the DeepSeek-V3 shape, for ~4k lookups); kept per index.
+ */
+export function splitAndCopyNodes(ctx: PassContext): ReadonlyMap<string, number> {
+  const index = ctx.get(verifyPass).index;
+  const kept = namedOf.get(index);
+  if (kept) return kept;
+  const wanted = new Set<string>();
+  if (ctx.has(replicatePass)) for (const r of ctx.get(replicatePass).replicated) for (const names of r.replicas) for (const n of names) wanted.add(n);
+  if (ctx.has(tpPass))
+    for (const s of ctx.get(tpPass).splits) {
+      for (const part of s.parts) wanted.add(part);
+      for (const list of s.members ?? []) for (const name of list) wanted.add(name);
+    }
+  const named = new Map<string, number>();
+  if (wanted.size > 0) {
+    // (In node order, the last of a repeated name winning, as in the index's map.)
+    const nodes = index.graph.nodes;
+    for (let i = 0; i < nodes.length; i++) if (wanted.has(nodes[i]!.name)) named.set(nodes[i]!.name, i);
+  }
+  namedOf.set(index, named);
+  return named;
+}
+
+const keysOf = new WeakMap<object, Map<number, string>>();
+
+/**
+ * Expert keys (`moe3.expert5`), one string per layer and expert of a moe result, made once and
+ * shared by the maps keyed by them and the expert sets that look them up (a string a map holds
+ * keeps its hash; a key made again is hashed again: 14,848 per lookup on the DeepSeek-V3 shape).
+ */
+function expertKeys(moe: object): (layer: number, expert: number) => string {
+  let table = keysOf.get(moe);
+  if (!table) keysOf.set(moe, (table = new Map()));
+  const t = table;
+  return (layer, expert) => {
+    const at = layer * 2 ** 24 + expert;
+    let key = t.get(at);
+    if (key === undefined) t.set(at, (key = `moe${layer}.expert${expert}`));
+    return key;
+  };
+}
+
 /** Per expert key, the tokens per step the moe pass expects it to take (summed over its replicas). */
 export function expectedTokens(ctx: PassContext): Map<string, number> {
   const m = new Map<string, number>();
   const plan = ctx.has(moePass) ? ctx.get(moePass).plan : null;
   if (!plan) return m;
+  const keyOf = expertKeys(ctx.get(moePass));
   for (const l of plan.layers)
     for (const rep of l.placements.hxc.replicas) {
-      const key = `moe${l.layer}.expert${rep.expert}`;
+      const key = keyOf(l.layer, rep.expert);
       m.set(key, (m.get(key) ?? 0) + rep.tokens);
     }
   return m;
@@ -132,15 +183,22 @@ export function moeHint(ctx: PassContext, units: Unit[], p: PlacementProblem, ke
   return devices.size === 0 ? null : restrictToExpertDevices(units, p, keys, devices);
 }
 
-/** Per expert key (`moe3.expert5`), the devices the moe pass gave its replicas. */
-export function moeDevices(ctx: PassContext): Map<string, string[]> {
+const moeDevicesOf = new WeakMap<object, ReadonlyMap<string, readonly string[]>>();
+
+/** Per expert key (`moe3.expert5`), the devices the moe pass gave its replicas (kept per moe result: read-only). */
+export function moeDevices(ctx: PassContext): ReadonlyMap<string, readonly string[]> {
+  if (!ctx.has(moePass)) return new Map();
+  const moe = ctx.get(moePass);
+  const kept = moeDevicesOf.get(moe);
+  if (kept) return kept;
   const m = new Map<string, string[]>();
-  if (!ctx.has(moePass)) return m;
-  const plan = ctx.get(moePass).plan;
+  moeDevicesOf.set(moe, m);
+  const plan = moe.plan;
   if (!plan) return m;
+  const keyOf = expertKeys(moe);
   for (const l of plan.layers)
     for (const rep of l.placements.hxc.replicas) {
-      const key = `moe${l.layer}.expert${rep.expert}`;
+      const key = keyOf(l.layer, rep.expert);
       const id = plan.devices[rep.device]!;
       const list = m.get(key) ?? m.set(key, []).get(key)!;
       if (!list.includes(id)) list.push(id);

@@ -42,7 +42,7 @@ import { statePass } from './state.js';
 import { HUGE_GRAPH_NODES, tpPass } from './tp.js';
 import { replicatePass } from './replicate.js';
 import { verifyPass } from './verify.js';
-import { expertUnits, moeHint } from './partition-experts.js';
+import { expertUnits, moeHint, splitAndCopyNodes } from './partition-experts.js';
 import type { PartitionDecision, PartitionResult, ThroughputBound } from '../src/partition/result.js';
 import { dumpNumber } from '../src/util/format.js';
 
@@ -189,11 +189,12 @@ async function partitionOn(
   // Tensor-parallel splits as unit lists: a plan with splits is eligible only if every split's
   // parts run on at least two devices (a split kept on one device is pure overhead).
   const tp = ctx.has(tpPass) ? ctx.get(tpPass) : null;
-  const tpSplits = (tp?.splits ?? []).map((sp) => sp.parts.map((name) => built.unit_of[index.nodeByName.get(name)!]!));
+  const named = splitAndCopyNodes(ctx);
+  const tpSplits = (tp?.splits ?? []).map((sp) => sp.parts.map((name) => built.unit_of[named.get(name)!]!));
   // Expert copies as unit lists (the unit of each copy's first node): a plan with copies is
   // eligible only if no two copies of an expert share a device (src/transform/replicate.ts).
   const copyGroups = (ctx.has(replicatePass) ? ctx.get(replicatePass).replicated : [])
-    .map((r) => [...new Set(r.replicas.map((names) => built.unit_of[index.nodeByName.get(names[0]!)!]!))])
+    .map((r) => [...new Set(r.replicas.map((names) => built.unit_of[named.get(names[0]!)!]!))])
     .filter((units) => units.length >= 2);
   const measureKv = kvMeter(p, state.context, state.batch);
   const asked = ctx.option(MIN_SEQUENCES) ?? null;

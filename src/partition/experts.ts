@@ -17,17 +17,38 @@ export function restrictToExpertDevices(
 ): PlacementProblem | null {
   const nd = p.device_ids.length;
   const time_s = Float64Array.from(p.time_s);
+  const deviceIndex = new Map(p.device_ids.map((id, d) => [id, d]));
+  // Per expert set, its devices (indices into the problem's, the moe pass's devices outside it left
+  // out), found once: an expert's dispatch unit and its body share the set.
+  const allowedOf: (Uint8Array | null | undefined)[] = new Array(keys.length);
+  const allowedFor = (set: number): Uint8Array | null => {
+    let allowed = allowedOf[set];
+    if (allowed === undefined) {
+      allowed = null;
+      for (const key of keys[set] ?? [])
+        for (const id of devices.get(key) ?? []) {
+          const d = deviceIndex.get(id);
+          if (d === undefined) continue;
+          allowed ??= new Uint8Array(nd);
+          allowed[d] = 1;
+        }
+      allowedOf[set] = allowed;
+    }
+    return allowed;
+  };
   let restricted = 0;
-  units.forEach((u, k) => {
-    const set = expertSetOf(u);
-    const members = set === undefined ? [] : (keys[set] ?? []);
-    const allowed = [...new Set(members.flatMap((key) => devices.get(key) ?? []))];
-    if (allowed.length === 0) return;
-    const idx = allowed.map((id) => p.device_ids.indexOf(id)).filter((d) => d >= 0 && Number.isFinite(p.time_s[k * nd + d]!));
-    if (idx.length === 0) return;
-    for (let d = 0; d < nd; d++) if (!idx.includes(d)) time_s[k * nd + d] = Infinity;
+  for (let k = 0; k < units.length; k++) {
+    const set = expertSetOf(units[k]!);
+    if (set === undefined) continue;
+    const allowed = allowedFor(set);
+    if (!allowed) continue;
+    // Restricted only when one of its devices runs it.
+    let runs = false;
+    for (let d = 0; d < nd; d++) if (allowed[d] && Number.isFinite(p.time_s[k * nd + d]!)) runs = true;
+    if (!runs) continue;
+    for (let d = 0; d < nd; d++) if (!allowed[d]) time_s[k * nd + d] = Infinity;
     restricted++;
-  });
+  }
   return restricted > 0 ? { ...p, time_s } : null;
 }
 
