@@ -137,7 +137,7 @@ export async function spreadLp(
   if (work_over_speed_s === 0) return { bound_s: 0, note: null, variables: 0 };
   const time = (u: number, d: number): number => (unitAllowed(p, u, d) ? unitTime(p, u, d) : -1);
   const groups = identicalDevices(p, devices, time);
-  const classes = identicalRuns(n, (u) => (opts.classes === false ? String(u) : `${residentBytes(p, u)}|${groups.map((g) => time(u, g.first)).join(',')}`));
+  const classes = opts.classes === false ? Array.from({ length: n }, (_, u) => ({ first: u, count: 1 })) : identicalUnits(p, groups, time);
   let pairs = 0;
   for (const c of classes) for (const g of groups) if (unitAllowed(p, c.first, g.first)) pairs++;
   if (pairs + 1 > SPREAD_LP_MAX_VARIABLES) {
@@ -192,10 +192,10 @@ export async function spreadLp(
 }
 
 /**
- * Devices grouped as identicalRuns would group them by their capacity and every unit's time (-1
- * where not allowed), compared as numbers against each group's first device instead of through a
- * key string of 31k times per device (0.1 s a variant on the DeepSeek-V3 shape). Two numbers print
- * alike exactly when they are equal (0 and -0 both print "0"; NaN prints "NaN").
+ * Devices grouped by their capacity and every unit's time (-1 where not allowed), compared as
+ * numbers against each group's first device instead of through a key string of 31k times per
+ * device (0.1 s a variant on the DeepSeek-V3 shape). Two numbers print alike exactly when they are
+ * equal (0 and -0 both print "0"; NaN prints "NaN").
  */
 function identicalDevices(p: PlacementProblem, devices: number, time: (u: number, d: number) => number): { first: number; count: number }[] {
   const n = p.unit_names.length;
@@ -213,17 +213,59 @@ function identicalDevices(p: PlacementProblem, devices: number, time: (u: number
   return groups;
 }
 
-/** Indices 0..count−1 grouped by key, in order of first appearance: each group's first index and size. */
-function identicalRuns(count: number, key: (i: number) => string): { first: number; count: number }[] {
+/**
+ * Units grouped by their resident bytes and their time on each device group (-1 where not allowed),
+ * in order of first appearance: each group's first unit and size. Compared as numbers (equal, or
+ * both NaN: as their printed forms compare), found through a hash of their bits, not through a key
+ * string per unit (a number printed per unit and group: 0.1 s a variant on the DeepSeek-V3 shape).
+ */
+function identicalUnits(
+  p: PlacementProblem,
+  devices: readonly { first: number }[],
+  time: (u: number, d: number) => number,
+): { first: number; count: number }[] {
+  const n = p.unit_names.length;
+  const width = devices.length + 1;
+  // Each unit's numbers in a row: resident bytes, then its time on each device group.
+  const row = new Float64Array(n * width);
+  const bits = new Int32Array(row.buffer);
+  for (let u = 0; u < n; u++) {
+    row[u * width] = residentBytes(p, u);
+    for (let k = 0; k < devices.length; k++) row[u * width + k + 1] = time(u, devices[k]!.first);
+  }
+  const same = (a: number, b: number): boolean => a === b || (Number.isNaN(a) && Number.isNaN(b));
+  // (Zeros and NaNs hashed as one: -0 and 0 are equal, and so are NaNs here.)
+  const hashOf = (u: number): number => {
+    let h = 0;
+    for (let j = u * width; j < (u + 1) * width; j++) {
+      const x = row[j]!;
+      const lo = x === 0 ? 0 : Number.isNaN(x) ? 1 : bits[2 * j]!;
+      const hi = x === 0 ? 0 : Number.isNaN(x) ? 0x7ff80000 : bits[2 * j + 1]!;
+      h = (Math.imul(h ^ lo, 0x9e3779b1) ^ hi) | 0;
+      h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
+    }
+    return h;
+  };
   const groups: { first: number; count: number }[] = [];
-  const at = new Map<string, number>();
-  for (let i = 0; i < count; i++) {
-    const k = key(i);
-    let g = at.get(k);
-    if (g === undefined) {
+  const byHash = new Map<number, number[]>();
+  for (let u = 0; u < n; u++) {
+    const h = hashOf(u);
+    let list = byHash.get(h);
+    if (!list) byHash.set(h, (list = []));
+    let g = -1;
+    for (const c of list) {
+      const v = groups[c]!.first;
+      let equal = true;
+      for (let j = 0; j < width && equal; j++) equal = same(row[u * width + j]!, row[v * width + j]!);
+      if (equal) {
+        g = c;
+        break;
+      }
+    }
+    if (g < 0) {
       g = groups.length;
-      at.set(k, g);
-      groups.push({ first: i, count: 0 });
+      list.push(g);
+      groups.push({ first: u, count: 0 });
     }
     groups[g]!.count++;
   }

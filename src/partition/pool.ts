@@ -8,6 +8,7 @@ import { scanMoves, type MoveBar, type MoveScan } from './explain.js';
 import { candidateOrders, PIPELINED, sameArray, shippedOrders, type Judge, type Verdict } from './judge.js';
 import { placeOrphans, type Migration, type MigrationCost } from './migration.js';
 import { residentBytes, unitPredecessors, unitTime, type Placement, type PlacementProblem } from './problem.js';
+import { sortIndices } from '../util/sort.js';
 import { fitsMemory, localSearch, memoryTerms, refineBudget, SEARCH_WORK, type Assessed, type MakespanAssessor } from './refine.js';
 
 /** `value`: the objective's figure plus, when replanning, the migration's share (what candidates are ranked by). */
@@ -51,15 +52,19 @@ export function relieve(p: PlacementProblem, device: Int32Array, keep: ReadonlyS
       }
       return best;
     };
-    const movable = [];
+    const movable: number[] = [];
     for (let u = 0; u < device.length; u++) if (device[u] === e && !keep.has(u) && residentBytes(p, u) > 0) movable.push(u);
-    const cost = (u: number): number => {
-      const f = target(u);
-      return f < 0 ? Infinity : moveCost(p, u, f);
-    };
-    const costs = new Map(movable.map((u) => [u, cost(u)]));
-    movable.sort((a, b) => costs.get(a)! - costs.get(b)! || a - b);
-    for (const u of movable) {
+    // Cheapest first, ties by unit (a stable sort of the units in ascending order; no move is Infinity).
+    const costs = new Float64Array(movable.length);
+    for (let k = 0; k < movable.length; k++) {
+      const f = target(movable[k]!);
+      costs[k] = f < 0 ? Infinity : moveCost(p, movable[k]!, f);
+    }
+    const positions = new Int32Array(movable.length);
+    for (let k = 0; k < movable.length; k++) positions[k] = k;
+    const byCost = sortIndices(positions, costs);
+    for (let k = 0; k < byCost.length; k++) {
+      const u = movable[byCost[k]!]!;
       if (room(e) >= 0) break;
       const f = target(u);
       if (f < 0) continue;
