@@ -133,14 +133,15 @@ export function buildProblem(inp: BuildInput): Built {
   const units: Unit[] = [];
   // MoE experts become units of their own (experts of one layer are independent: they can run on
   // different devices at once); each stage is first cut into expert and non-expert segments.
-  const segments: { name: string; stage: number; nodes: number[]; expert?: number; dispatch?: number }[] = [];
+  // (Every segment with both fields, undefined when not an expert's: one shape, no object spread.)
+  const segments: { name: string; stage: number; nodes: number[]; expert: number | undefined; dispatch: number | undefined }[] = [];
   const expertOf = new Int32Array(graph.nodes.length).fill(-1);
   (inp.experts ?? []).forEach((set, k) => {
     for (const i of set) expertOf[i] = k;
   });
   inp.stages.forEach((stage, s) => {
     if (!stage.nodes.some((i) => expertOf[i]! >= 0)) {
-      segments.push({ name: stage.name, stage: s, nodes: stage.nodes });
+      segments.push({ name: stage.name, stage: s, nodes: stage.nodes, expert: undefined, dispatch: undefined });
       return;
     }
     const seen = new Map<string, number>();
@@ -153,7 +154,8 @@ export function buildProblem(inp: BuildInput): Built {
         name: k === 0 ? base : `${base}.${k}`,
         stage: s,
         nodes: seg.nodes,
-        ...(seg.expert < 0 ? {} : seg.dispatch ? { dispatch: seg.expert } : { expert: seg.expert }),
+        expert: seg.expert >= 0 && !seg.dispatch ? seg.expert : undefined,
+        dispatch: seg.expert >= 0 && seg.dispatch ? seg.expert : undefined,
       });
     }
   });
@@ -161,10 +163,17 @@ export function buildProblem(inp: BuildInput): Built {
   // pieces join into one segment, at the place of its last piece — unless something between the
   // pieces depends on an earlier one (its MatMuls split for tensor parallelism: the parts are
   // segments of their own between the expert's pieces, and joining around them would be a cycle).
+  // (Only experts in two pieces or more are listed, in the order they first appear: the rest join nothing.)
+  const pieceCount = new Int32Array(inp.experts?.length ?? 0);
+  for (let k = 0; k < segments.length; k++) {
+    const e = segments[k]!.expert;
+    if (e !== undefined && e >= 0) pieceCount[e]!++;
+  }
   const pieces = new Map<number, number[]>();
-  segments.forEach((seg, k) => {
-    if (seg.expert !== undefined && seg.expert >= 0) (pieces.get(seg.expert) ?? pieces.set(seg.expert, []).get(seg.expert)!).push(k);
-  });
+  for (let k = 0; k < segments.length; k++) {
+    const e = segments[k]!.expert;
+    if (e !== undefined && e >= 0 && pieceCount[e]! >= 2) (pieces.get(e) ?? pieces.set(e, []).get(e)!).push(k);
+  }
   const between = new Int32Array(graph.nodes.length).fill(-1);
   for (const [expert, list] of pieces) {
     if (list.length < 2) continue;
@@ -214,14 +223,11 @@ export function buildProblem(inp: BuildInput): Built {
     const flush = (): void => {
       runRan = -1;
       if (run.length === 0) return;
-      units.push({
-        name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`,
-        stage: s,
-        nodes: run,
-        fallback: null,
-        ...(stage.expert !== undefined && stage.expert >= 0 ? { expert: stage.expert } : {}),
-        ...(stage.dispatch !== undefined ? { dispatch: stage.dispatch } : {}),
-      });
+      const unit: Unit = { name: part === 0 && run.length === stage.nodes.length ? stage.name : `${stage.name}#${part}`, stage: s, nodes: run, fallback: null };
+      // (Set, not spread in: the same fields in the same order.)
+      if (stage.expert !== undefined && stage.expert >= 0) unit.expert = stage.expert;
+      if (stage.dispatch !== undefined) unit.dispatch = stage.dispatch;
+      units.push(unit);
       part++;
       run = [];
     };

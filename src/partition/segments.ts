@@ -38,7 +38,7 @@ function constantView(graph: Graph, index: GraphIndex, devices: readonly Pick<De
   if (!VIEW_OPS.has(op)) return false;
   // Only a view every device runs: one a device's ops bar stays in its own unit where it can run
   // (joined to a reader there, it would pull the reader off its device, or leave it none).
-  if (!devices.every((d) => canRun(d, op, ''))) return false;
+  if (!everyDeviceRuns(devices, op)) return false;
   const inputs = index.inputsOf(i);
   if (inputs.length === 0) return false;
   const initializer = index.initializerIds;
@@ -48,6 +48,17 @@ function constantView(graph: Graph, index: GraphIndex, devices: readonly Pick<De
     if (p >= 0 ? graph.nodes[p]!.op !== 'Constant' || graph.nodes[p]!.domain !== '' : !initializer[id] || index.isGraphInput(id)) return false;
   }
   return true;
+}
+
+const runsEverywhere = new WeakMap<readonly Pick<Device, 'ops'>[], Map<string, boolean>>();
+
+/** Whether every device runs `op` of the default domain, kept per device list and op (asked for every view node). */
+function everyDeviceRuns(devices: readonly Pick<Device, 'ops'>[], op: string): boolean {
+  let byOp = runsEverywhere.get(devices);
+  if (!byOp) runsEverywhere.set(devices, (byOp = new Map()));
+  let answer = byOp.get(op);
+  if (answer === undefined) byOp.set(op, (answer = devices.every((d) => canRun(d, op, ''))));
+  return answer;
 }
 
 /**
@@ -97,11 +108,18 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, devices: readon
   // order, a topological one (units in order, each unit's nodes in order).
   const home = Int32Array.from(unitOf);
   const constants: number[] = [];
+  // Per node: 1 a relocatable Constant or view, 2 a relocatable Shape or Size (asked once a node).
+  const kind = new Uint8Array(nodes.length);
   for (let k = 0; k < units.length; k++) {
     const list = units[k]!.nodes;
     for (let j = 0; j < list.length; j++) {
       const i = list[j]!;
-      if (relocatable(graph, index, devices, i) && !METADATA_OPS.has(nodes[i]!.op)) constants.push(i);
+      if (!relocatable(graph, index, devices, i)) continue;
+      if (METADATA_OPS.has(nodes[i]!.op)) kind[i] = 2;
+      else {
+        kind[i] = 1;
+        constants.push(i);
+      }
     }
   }
   constants.reverse();
@@ -119,7 +137,7 @@ export function moveMetadataOps(graph: Graph, index: GraphIndex, devices: readon
     const list = units[k]!.nodes;
     for (let j = 0; j < list.length; j++) {
       const i = list[j]!;
-      if (!METADATA_OPS.has(nodes[i]!.op) || !relocatable(graph, index, devices, i)) continue;
+      if (kind[i] !== 2) continue;
       const p = index.producerOf[index.inputsOf(i)[0]!]!;
       if (unitOf[p] === k || unitOf[p]! < 0) continue;
       units[unitOf[p]!]!.nodes.push(i);
