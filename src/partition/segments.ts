@@ -217,39 +217,41 @@ function splitStage(
   const ROUTING = -1;
   const groupAt = new Int32Array(m);
   const expertGroup = (g: number): number => (g >= 0 && g !== BIG ? g >> 1 : -1);
-  // (The groups a node's readers are in, and the experts they feed: a few each, so small lists
-  // reused from node to node, and the index's CSR arrays read in place — no allocation per node.)
+  // The groups a node's readers are in, and the experts they feed, are read only as none, one (which)
+  // or several: so tracked, not listed (a router's output feeds every expert of its layer — 256
+  // readers, each looked up in the list of those before, 65k steps a node on the DeepSeek-V3 shape).
+  // The index's CSR arrays are read in place: no allocation per node.
   const { succOffsets, succs, inputOffsets, inputIds } = index;
-  const groups: number[] = [];
-  const feeds: number[] = [];
+  const NONE = -3;
+  const SEVERAL = -4;
   for (let k = m - 1; k >= 0; k--) {
     const i = nodes[k]!;
     if (expertOf[i]! >= 0) {
       groupAt[k] = 2 * expertOf[i]! + 1;
       continue;
     }
-    groups.length = 0;
+    // The one group (or NONE, or SEVERAL) of its readers in the stage, and the one expert they feed
+    // (ROUTING for the routing group; BIG feeds none).
+    let group = NONE;
+    let feed = NONE;
     for (let e = succOffsets[i]!; e < succOffsets[i + 1]!; e++) {
       const ls = local[succs[e]!]!;
       if (ls < 0) continue;
       const g = groupAt[ls]!;
-      if (!groups.includes(g)) groups.push(g);
+      group = group === NONE || group === g ? g : SEVERAL;
+      if (g === BIG) continue;
+      const f = g === ROUTING ? ROUTING : expertGroup(g);
+      feed = feed === NONE || feed === f ? f : SEVERAL;
     }
     let constant = true;
     for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]! && constant; e++) if (inputIds[e]! >= 0) constant = false;
     if (constant) {
       // A constant: with what reads it, when one group does.
-      groupAt[k] = groups.length === 1 ? groups[0]! : groups.length === 0 ? BIG : ROUTING;
+      groupAt[k] = group === NONE ? BIG : group === SEVERAL ? ROUTING : group;
       continue;
     }
-    feeds.length = 0;
-    for (const g of groups) {
-      if (g === BIG) continue;
-      const f = g === ROUTING ? ROUTING : expertGroup(g);
-      if (!feeds.includes(f)) feeds.push(f);
-    }
-    const only = feeds.length === 1 ? feeds[0]! : ROUTING;
-    groupAt[k] = feeds.length === 0 ? BIG : only === ROUTING ? ROUTING : after[k] === only ? 2 * only + 1 : 2 * only;
+    const only = feed === NONE || feed === SEVERAL ? ROUTING : feed;
+    groupAt[k] = feed === NONE ? BIG : only === ROUTING ? ROUTING : after[k] === only ? 2 * only + 1 : 2 * only;
   }
   // Order the groups: routing first, then by key (dispatch before body, expert by expert), combine
   // last — checked against the edges between groups (Kahn's algorithm on the quotient graph). Groups
