@@ -218,22 +218,26 @@ export class Judge {
     for (let k = 0; k < n; k++) rank[byStart[k]!] = k;
     const firstReader = new Int32Array(nd);
     const readBy = new Int32Array(nd).fill(-1);
+    // The devices reading the current value away from its producer, ascending (kept sorted as they
+    // are found: a value has a reader or two away, not one per device to scan for).
+    const readers = new Int32Array(nd);
     for (let vi = 0; vi < V; vi++) {
       const src = device[vProducer[vi]!]!;
-      let away = false;
+      let away = 0;
       for (let j = consumerAt[vi]!; j < consumerAt[vi + 1]!; j++) {
         const c = vConsumers[j]!;
         const d = device[c]!;
         if (d === src) continue;
-        away = true;
         if (readBy[d] !== vi) {
           readBy[d] = vi;
           firstReader[d] = c;
+          let at = away++;
+          for (; at > 0 && readers[at - 1]! > d; at--) readers[at] = readers[at - 1]!;
+          readers[at] = d;
         } else if (rank[c]! < rank[firstReader[d]!]!) firstReader[d] = c;
       }
-      if (!away) continue;
-      for (let d = 0; d < nd; d++) {
-        if (readBy[d] !== vi) continue;
+      for (let r = 0; r < away; r++) {
+        const d = readers[r]!;
         sValue[T] = vi;
         sFrom[T] = src;
         sTo[T] = d;
@@ -300,20 +304,31 @@ export class Judge {
     for (let u = 0; u < n; u++) at[device[u]! + 1]! += 1 + recvAt[u + 1]! - recvAt[u]! + sendAt[u + 1]! - sendAt[u]!;
     for (let d = 0; d < nd; d++) at[d + 1]! += at[d]!;
     const packed = emptyPackedSteps(at);
+    // (Written in place, in a counted loop: a closure taking the duration boxed it per step.
+    // Arrays fresh from emptyPackedSteps: a receive's or send's duration is already 0.)
     const put = at.slice(0, nd);
-    const step = (d: number, op: number, ref: number, duration: number, r: number): void => {
-      const i = put[d]!++;
-      packed.op[i] = op;
-      packed.ref[i] = ref;
-      packed.duration_s[i] = duration;
-      packed.round[i] = r;
-    };
-    for (const u of byStart) {
+    const { op: pOp, ref: pRef, duration_s: pDuration, round: pRound } = packed;
+    for (let k = 0; k < n; k++) {
+      const u = byStart[k]!;
       const d = device[u]!;
       const r = round[u]!;
-      for (let j = recvAt[u]!; j < recvAt[u + 1]!; j++) step(d, STEP_RECV, recvs[j]!, 0, r);
-      step(d, STEP_COMPUTE, u, p.time_s[u * nd + d]! + (extra ? extra[u]! : 0), r);
-      for (let j = sendAt[u]!; j < sendAt[u + 1]!; j++) step(d, STEP_SEND, sends[j]!, 0, r);
+      let i = put[d]!;
+      for (let j = recvAt[u]!; j < recvAt[u + 1]!; j++, i++) {
+        pOp[i] = STEP_RECV;
+        pRef[i] = recvs[j]!;
+        pRound[i] = r;
+      }
+      pOp[i] = STEP_COMPUTE;
+      pRef[i] = u;
+      pDuration[i] = p.time_s[u * nd + d]! + (extra ? extra[u]! : 0);
+      pRound[i] = r;
+      i++;
+      for (let j = sendAt[u]!; j < sendAt[u + 1]!; j++, i++) {
+        pOp[i] = STEP_SEND;
+        pRef[i] = sends[j]!;
+        pRound[i] = r;
+      }
+      put[d] = i;
     }
     // As objects only when read (the shipped schedule, a trace's labels).
     let steps: ScheduleStep[][] | null = null;
