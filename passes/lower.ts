@@ -24,6 +24,7 @@ import { moePass, expertsAsPlaced } from './moe.js';
 import { buildPrograms, decodeSource, type LoweredPrograms, type ProgramSpec } from '../src/lower/programs.js';
 import { expertProbes } from '../src/moe/expected.js';
 import { partitionPass, type PartitionResult } from './partition.js';
+import { splitAndCopyNodes } from './partition-experts.js';
 import { profilePass } from './profile.js';
 import { replicatePass } from './replicate.js';
 import { schedulePass, type ScheduleResult } from './schedule.js';
@@ -178,7 +179,8 @@ export function buildManifest(
       };
     }),
     experts: ctx.has(moePass)
-      ? expertsAsPlaced(ctx.get(moePass), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), ctx.get(verifyPass).index.nodeByName)
+      ? // (The copies' nodes by name, as the partition found them: not the index's map of every node's name.)
+        expertsAsPlaced(ctx.get(moePass), g, (i) => assignment[g.nodes[i]!.name]!, expertCopies(ctx), topo, ctx.routes(), splitAndCopyNodes(ctx))
       : [],
     estimate: {
       /** Everything here is the simulator's (src/partition/judge.ts), the model that chose the plan. */
