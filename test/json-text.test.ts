@@ -70,3 +70,32 @@ test('compact, a long list of long elements is written in slices of bounded text
   assert.ok(Math.max(...pieces.map((p) => p.length)) < 3 * (1 << 14));
   assert.ok(pieces.length > 10);
 });
+
+test('long lists and objects, written in slices, join to JSON.stringify(value, null, 1) + newline (property)', () => {
+  // Past 64 elements or members a container is written a slice at a time: elements short and long,
+  // holes and left-out values, members all left out in a slice, integer-like keys (which JSON.stringify
+  // writes first, ascending) and a member named __proto__.
+  const element = fc.oneof(anything, fc.string(), fc.integer(), fc.constant(undefined), fc.func(fc.integer()));
+  const key = fc.oneof(fc.string(), fc.nat({ max: 500 }).map(String), fc.constant('__proto__'));
+  const long = fc.oneof(
+    fc.array(element, { minLength: 64, maxLength: 1500 }),
+    fc.sparseArray(element, { minNumElements: 8, maxLength: 400 }).map((a) => (a.length >= 64 ? a : Object.assign(a, { length: 64 + a.length }))),
+    fc.dictionary(key, element, { minKeys: 64, maxKeys: 1200 }),
+    fc.dictionary(key, fc.constant(undefined), { minKeys: 64, maxKeys: 100 }),
+  );
+  const nested = fc.oneof(long, fc.array(long, { maxLength: 3 }), fc.dictionary(fc.string(), fc.array(long, { maxLength: 2 }), { maxKeys: 3 }));
+  fc.assert(
+    fc.property(nested, fc.integer({ min: 4, max: 64 }), (v, chunk) => {
+      for (const space of [1, 0] as const) {
+        const pieces: string[] = [];
+        jsonPieces(v, (p) => pieces.push(p), space);
+        const expected = `${JSON.stringify(v, null, space) ?? 'null'}\n`;
+        assert.equal(pieces.join(''), expected);
+        const chunks: Buffer[] = [];
+        writeJson(v, (bytes) => chunks.push(Buffer.from(bytes)), chunk, space);
+        assert.deepEqual(Buffer.concat(chunks), Buffer.from(expected, 'utf8'));
+      }
+    }),
+    { numRuns: 200 },
+  );
+});

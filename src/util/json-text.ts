@@ -5,11 +5,12 @@
 // memory at the end of planning, and on this kind of machine first-touching memory costs ~11 µs
 // per 4 KiB page (~0.35 s per 124 MB) besides the copies.
 //
-// Containers near the top (the plan's sections, each device's steps, the assignment) are opened
-// here, member by member, in JSON.stringify's order (Object.keys; members whose value is
-// undefined, a function or a symbol left out; those array elements written as null); below
-// SPLIT_DEPTH a value is JSON.stringify's own text at its depth. Compact text (a trace) opens its
-// top object and the lists in it, and writes a list's elements a slice at a time.
+// Containers near the top (the plan's sections, each device) are opened here, member by member,
+// in JSON.stringify's order (Object.keys; members whose value is undefined, a function or a symbol
+// left out; those array elements written as null); a long one (a device's steps, the assignment,
+// the transfers) is written a slice of members at a time, each slice JSON.stringify's own text at
+// its depth, as is any value below SPLIT_DEPTH. Compact text (a trace) opens its top object and
+// writes the lists in it a slice at a time.
 
 /** Containers at depths below this are written member by member; deeper values in one piece. */
 const SPLIT_DEPTH = 4;
@@ -61,6 +62,46 @@ function omitted(value: unknown): boolean {
   return value === undefined || typeof value === 'function' || typeof value === 'symbol';
 }
 
+/**
+ * Emit `items` (a list's elements, or an object's members as [key, value] pairs) as the text of a
+ * container at `depth`, a slice at a time: each slice is one JSON.stringify call on a list (or an
+ * object) of its items, at that depth, whose text between its brackets is the slice's part of the
+ * whole (a hole or an omitted value in a list is null there too; an element's toJSON is called with
+ * its index in the slice). A slice's count follows the text of the last one, so a slice stays near
+ * SLICE_UNITS however long its items are. One call per element or member (the steps of the
+ * DeepSeek-V3 plan's devices, 150k of them) took plan.json's writer ~2.2 s against ~1.0 s for one
+ * JSON.stringify of the whole plan.
+ */
+function emitSlices(
+  length: number,
+  slice: (from: number, to: number) => unknown[] | Record<string, unknown>,
+  open: string,
+  close: string,
+  depth: number,
+  space: JsonSpace,
+  emit: (text: string) => void,
+): void {
+  // The text of a slice ends with a newline, the indentation of `depth` and the closing bracket.
+  const tail = newlineAt(depth, space).length + 1;
+  let count = 16;
+  let first = true;
+  for (let i = 0; i < length; ) {
+    const end = Math.min(length, i + count);
+    const text = textAt(slice(i, end), depth, space);
+    // (An object's slice whose members are all left out is "{}": nothing of the whole.)
+    if (text.length > 2) {
+      emit((first ? open : ',') + text.slice(1, text.length - tail));
+      first = false;
+    }
+    count = Math.max(1, Math.min(4096, Math.floor((count * SLICE_UNITS) / Math.max(1, text.length))));
+    i = end;
+  }
+  emit(first ? open + close : newlineAt(depth, space) + close);
+}
+
+/** A container with at least this many elements or members is written in slices (emitSlices). */
+const SLICED_LENGTH = 64;
+
 /** Emit the pieces of `value`'s text at `depth` (JSON.stringify(value, null, space) at that depth). */
 function emitValue(value: unknown, depth: number, space: JsonSpace, emit: (text: string) => void): void {
   if (depth >= (space === 0 ? COMPACT_SPLIT_DEPTH : SPLIT_DEPTH) || !isPlain(value)) {
@@ -73,19 +114,8 @@ function emitValue(value: unknown, depth: number, space: JsonSpace, emit: (text:
       emit('[]');
       return;
     }
-    if (space === 0 && depth + 1 >= COMPACT_SPLIT_DEPTH) {
-      // A slice's text is its elements' between brackets (a hole or an omitted value is null there
-      // too; an element's toJSON is called with its index in the slice). The slice's length follows
-      // the text of the last one, so a slice stays near SLICE_UNITS however long its elements are.
-      let count = 16;
-      for (let i = 0; i < value.length; ) {
-        const end = Math.min(value.length, i + count);
-        const text = JSON.stringify(value.slice(i, end));
-        emit((i === 0 ? '[' : ',') + text.slice(1, -1));
-        count = Math.max(1, Math.min(4096, Math.floor((count * SLICE_UNITS) / text.length)));
-        i = end;
-      }
-      emit(']');
+    if (value.length >= SLICED_LENGTH || (space === 0 && depth + 1 >= COMPACT_SPLIT_DEPTH)) {
+      emitSlices(value.length, (from, to) => value.slice(from, to), '[', ']', depth, space, emit);
       return;
     }
     for (let i = 0; i < value.length; i++) {
@@ -97,8 +127,20 @@ function emitValue(value: unknown, depth: number, space: JsonSpace, emit: (text:
     emit(newlineAt(depth, space) + ']');
     return;
   }
+  const keys = Object.keys(value);
+  if (keys.length >= SLICED_LENGTH) {
+    // A slice of members is an object without a prototype (a member "__proto__" stays a member)
+    // holding them in order: integer-like keys come first, ascending, in both, the rest as inserted.
+    const slice = (from: number, to: number): Record<string, unknown> => {
+      const part: Record<string, unknown> = Object.create(null);
+      for (const key of keys.slice(from, to)) part[key] = value[key];
+      return part;
+    };
+    emitSlices(keys.length, slice, '{', '}', depth, space, emit);
+    return;
+  }
   let first = true;
-  for (const key of Object.keys(value)) {
+  for (const key of keys) {
     const v = value[key];
     if (omitted(v)) continue;
     emit((first ? '{' : ',') + inner + JSON.stringify(key) + (space === 0 ? ':' : ': '));
