@@ -15,7 +15,7 @@ import { relieve } from '../src/partition/pool.js';
 import { plainPool } from './pool-helpers.js';
 import path from 'node:path';
 import { BOTH_ORDERS, Judge } from '../src/partition/judge.js';
-import { sortIndices } from '../src/util/sort.js';
+import { bucketIndices, sortIndices } from '../src/util/sort.js';
 import { mulberry32 } from '../src/util/stats.js';
 import { loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES } from './helpers.js';
@@ -560,5 +560,25 @@ test('the weights nodes read bound what a rack must hold: each counted once, unr
   assert.match(
     err.message,
     new RegExp(`take ${[...['shared', 'own', 'more']].reduce((a, v) => a + g.initializers.get(v)!.byte_size, 0)} bytes .* hold ${capacity} `),
+  );
+});
+
+test('bucketIndices groups indices by key, ascending in each bucket, leaving negative keys out (property)', () => {
+  fc.assert(
+    fc.property(
+      fc
+        .integer({ min: 1, max: 12 })
+        .chain((buckets) => fc.tuple(fc.constant(buckets), fc.array(fc.integer({ min: -2, max: buckets - 1 }), { maxLength: 300 }))),
+      ([buckets, keys]) => {
+        const { start, items } = bucketIndices(Int32Array.from(keys), buckets);
+        assert.equal(start.length, buckets + 1);
+        for (let b = 0; b < buckets; b++) {
+          const want = keys.flatMap((k, i) => (k === b ? [i] : []));
+          assert.deepEqual(Array.from(items.subarray(start[b]!, start[b + 1]!)), want);
+        }
+        assert.equal(items.length, keys.filter((k) => k >= 0).length);
+      },
+    ),
+    { numRuns: 300 },
   );
 });

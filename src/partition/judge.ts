@@ -26,7 +26,7 @@ import {
 import type { Objective } from '../plan/format.js';
 import type { RouteTable } from '../topology/index.js';
 import { groupedLaunchExtra, packedValues, unitPredecessors, type Placement, type PlacementProblem } from './problem.js';
-import { sortIndices } from '../util/sort.js';
+import { bucketIndices, sortIndices } from '../util/sort.js';
 
 /** Equal element by element. */
 export function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
@@ -592,18 +592,12 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
     memory[device[u]!]!.state_bytes += p.state_bytes[u]!;
   }
   const { value: tValue, to: tTo } = schedule.packedTransfers;
-  const T = tValue.length;
   // A send's bytes are held until the transfer has arrived (its recv's start).
   const { start_s: start, end_s: end, arrive_s: arrive } = scheduledTimes(schedule, one, n);
   const { producer: vProducer, bytes: vBytes, consumerAt, consumers: vConsumers } = packedValues(p);
   const V = vProducer.length;
   // Transfers by value: movesOf[moveAt[vi] .. moveAt[vi + 1]).
-  const moveAt = new Int32Array(V + 1);
-  for (let t = 0; t < T; t++) moveAt[tValue[t]! + 1]!++;
-  for (let vi = 0; vi < V; vi++) moveAt[vi + 1]! += moveAt[vi]!;
-  const movesOf = new Int32Array(T);
-  const filled = moveAt.slice(0, V);
-  for (let t = 0; t < T; t++) movesOf[filled[tValue[t]!]!++] = t;
+  const { start: moveAt, items: movesOf } = bucketIndices(tValue, V);
   // Allocation (+bytes) and release (−bytes) events per device, flat: device d's are count[d] .. count[d + 1].
   const count = new Int32Array(nd + 1);
   for (let u = 0; u < n; u++) count[device[u]! + 1]! += 2;

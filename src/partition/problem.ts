@@ -6,7 +6,7 @@
 // route time and, in the solvers, do not contend (the simulator models contention).
 
 import { kahnOrder } from '../ir/algorithms.js';
-import { sortIndices } from '../util/sort.js';
+import { bucketIndices, sortIndices } from '../util/sort.js';
 
 export interface UnitValue {
   /** Value name (or a synthetic label), for the plan's transfers and explain. */
@@ -503,12 +503,7 @@ export class Evaluator {
   private groupMembers(): { memberStart: Int32Array; members: Int32Array } {
     if (this.members) return this.members;
     const gl = this.p.grouped_launch!;
-    const memberStart = new Int32Array(gl.groups + 1);
-    for (let u = 0; u < this.n; u++) if (gl.group[u]! >= 0) memberStart[gl.group[u]! + 1]!++;
-    for (let g = 0; g < gl.groups; g++) memberStart[g + 1]! += memberStart[g]!;
-    const members = new Int32Array(memberStart[gl.groups]!);
-    const fill = memberStart.slice(0, gl.groups);
-    for (let u = 0; u < this.n; u++) if (gl.group[u]! >= 0) members[fill[gl.group[u]!]!++] = u;
+    const { start: memberStart, items: members } = bucketIndices(gl.group, gl.groups);
     return (this.members = { memberStart, members });
   }
 

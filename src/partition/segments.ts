@@ -7,6 +7,7 @@ import type { Graph } from '../ir/graph.js';
 import { VIEW_OPS } from '../ir/ops.js';
 import { canRun, type Device } from '../topology/index.js';
 import { Heap } from '../util/heap.js';
+import { bucketIndices } from '../util/sort.js';
 import type { Unit } from './build.js';
 
 const METADATA_OPS = new Set(['Shape', 'Size']);
@@ -273,12 +274,7 @@ function splitStage(
     gid[k] = lo;
   }
   // Members of each group, in the stage's order: positions memberAt[x] .. memberAt[x + 1] of byGroup.
-  const memberAt = new Int32Array(G + 1);
-  for (let k = 0; k < m; k++) memberAt[gid[k]! + 1]!++;
-  for (let x = 0; x < G; x++) memberAt[x + 1]! += memberAt[x]!;
-  const byGroup = new Int32Array(m);
-  const fill = memberAt.slice(0, G);
-  for (let k = 0; k < m; k++) byGroup[fill[gid[k]!]!++] = k;
+  const { start: memberAt, items: byGroup } = bucketIndices(gid, G);
   // Edges between groups, each once, group by group (marked with the group they leave).
   const edgeAt = new Int32Array(G + 1);
   const edges: number[] = [];

@@ -80,3 +80,20 @@ export function sortIndices(order: Int32Array, primary: Float64Array, secondary?
   }
   return src;
 }
+
+/**
+ * Indices 0 … keys.length − 1 grouped by key (a counting sort, stable): bucket b's indices are
+ * `items[start[b] .. start[b + 1])`, ascending. Keys are in [0, buckets); an index whose key is
+ * negative is in no bucket. (The partitioner's members per group, transfers per value and units per
+ * launch group are such lists, over hundreds of thousands of indices: no array per bucket.)
+ */
+export function bucketIndices(keys: ArrayLike<number>, buckets: number): { start: Int32Array; items: Int32Array } {
+  const n = keys.length;
+  const start = new Int32Array(buckets + 1);
+  for (let i = 0; i < n; i++) if (keys[i]! >= 0) start[keys[i]! + 1]!++;
+  for (let b = 0; b < buckets; b++) start[b + 1]! += start[b]!;
+  const items = new Int32Array(start[buckets]!);
+  const fill = start.slice(0, buckets);
+  for (let i = 0; i < n; i++) if (keys[i]! >= 0) items[fill[keys[i]!]!++] = i;
+  return { start, items };
+}
