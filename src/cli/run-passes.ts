@@ -231,12 +231,11 @@ async function runVariants(
   // not done twice, 3–4 s of ~30 in alternating runs), for the memory of two analysed graphs while
   // the tensor-parallel variant is planned (peak RSS 1.18–1.22 → 1.33–1.34 GB in decode, at no
   // measurable time; 1.09–1.14 → 1.43 GB in prefill; against a 2 GB target: three such graphs held
-  // at once did not fit). A context that printed IR is not
-  // kept (what it printed is not told apart by pass): it is planned again from the import. The
-  // tensor-parallel variant, held up to its rewrite meanwhile (the import it shares, the rewritten
-  // node list and, for weights held inline, their split blocks), goes on after it and is planned
-  // once: on a frontier MoE graph it is the one that usually ships (the DeepSeek-V3 shape's decode:
-  // 55.8 against 66.1 ms).
+  // at once did not fit). A context that printed IR is not kept (what it printed is not told apart
+  // by pass): it is planned again from the import. The tensor-parallel variant, held up to its
+  // rewrite meanwhile (the import it shares, the rewritten node list and, for weights held inline,
+  // their split blocks), goes on after it and is planned once: on a frontier MoE graph it is the
+  // one that usually ships (the DeepSeek-V3 shape's decode: 55.8 against 66.1 ms).
   const letGo = auto && proposedSplits > 0 && nodes > (options.let_go_above_nodes ?? PAID_VARIANT_MAX_NODES);
   let plainWeighed: Weighed | null = null;
   let plainDecision: PartitionDecision | null = null;
