@@ -16,8 +16,7 @@ import { byteSizeOf, isFloat, type DType } from '../src/ir/dtype.js';
 import { nodesBySource, sameNodeIn, type GraphIndex } from '../src/ir/algorithms.js';
 import type { Graph, TensorType } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import { dimSymbols, evalDim } from '../src/shapes/symbolic.js';
-import { elementCount } from '../src/shapes/rule.js';
+import { evalDim } from '../src/shapes/symbolic.js';
 import { sameRecord } from '../src/shapes/infer.js';
 import { expectedExpertCounts } from '../src/moe/expected.js';
 import { bindPass } from './bind.js';
@@ -79,16 +78,38 @@ function numeric(t: TensorType | undefined, bind: Record<string, number>, known:
     const d = t.shape[k]!;
     if (typeof d !== 'number') {
       out ??= t.shape.slice(0, k) as number[];
-      let v = known.get(d);
-      if (v === undefined) known.set(d, (v = evalDim(d, bind) ?? 1));
-      out.push(v);
+      out.push(numericDim(d, bind, known));
     } else if (out) out.push(d);
   }
   return out ?? (t.shape as number[]);
 }
 
+/** A symbolic dim's value at the bindings (1 when a symbol stays free), each distinct dim evaluated once. */
+function numericDim(d: string, bind: Record<string, number>, known: Map<string, number>): number {
+  let v = known.get(d);
+  if (v === undefined) known.set(d, (v = evalDim(d, bind) ?? 1));
+  return v;
+}
+
+/**
+ * Elements of a value of type `t` at the bindings, or -1 when its shape is unknown: elementCount of
+ * its numeric shape (src/shapes/rule.ts), the same products in the same order, without making that
+ * shape (an array per value with a symbolic dim: 200k on the DeepSeek-V3 shape, kept to the end of
+ * the pass).
+ */
+function numericElements(t: TensorType | undefined, bind: Record<string, number>, known: Map<string, number>): number {
+  const shape = t?.shape;
+  if (!shape) return -1;
+  let n = 1;
+  for (let k = 0; k < shape.length; k++) {
+    const d = shape[k]!;
+    n *= typeof d === 'number' ? d : numericDim(d, bind, known);
+  }
+  return n;
+}
+
 /** Node i's compute dtype: its first float input or output (in that order), else its first typed one. */
-function computeDtype(index: GraphIndex, i: number, types: (TensorType | undefined)[]): DType {
+function computeDtype(index: GraphIndex, i: number, types: readonly (TensorType | undefined)[]): DType {
   const { inputOffsets, inputIds, outputOffsets, outputIds } = index;
   const ins = inputOffsets[i + 1]! - inputOffsets[i]!;
   const count = ins + outputOffsets[i + 1]! - outputOffsets[i]!;
@@ -203,21 +224,12 @@ export function profileGraph(ctx: PassContext): ProfileResult {
   const graph = ctx.model.graph;
   const { index } = ctx.get(verifyPass);
   const typesByName = ctx.get(shapesPass).types;
-  // Every symbol still free after shapes gets a default of 1 (one warning names them).
+  // Every symbol still free after shapes gets a default of 1 (one warning names them): the free
+  // symbols of every shape, as the shapes pass lists them, less those bound (a scan of every
+  // value's dims was 60-80 ms of a DeepSeek-V3-shaped variant).
   const bindings: Record<string, number> = { ...ctx.get(bindPass).dims };
   const free = new Set<string>();
-  // (Each symbolic dim read once: most values repeat a few of them.)
-  const seen = new Set<string>();
-  typesByName.forEach((t) => {
-    const shape = t.shape;
-    if (!shape) return;
-    for (let k = 0; k < shape.length; k++) {
-      const d = shape[k]!;
-      if (typeof d !== 'string' || seen.has(d)) continue;
-      seen.add(d);
-      for (const s of dimSymbols(d)) if (!(s in bindings)) free.add(s);
-    }
-  });
+  for (const s of ctx.get(shapesPass).symbols) if (!(s in bindings)) free.add(s);
   // Tokens per expert in routed MoE layers: their expectation, not 1 (src/moe/expected.ts).
   const routing = ctx.option(ROUTING) ?? null;
   const estimated: Record<string, number> = {};
@@ -253,22 +265,19 @@ export function profileGraph(ctx: PassContext): ProfileResult {
       { hint: 'bind them with --dim NAME=VALUE (or --phase/--batch/--context for LLMs)' },
     );
   }
-  // Per value id, looked up once: type, numeric shape, bytes, whether it is a weight.
+  // Per value id, looked up once: type, bytes, whether it is a weight. (Types by id as the shapes
+  // pass keeps them; by name when it ran without the index.)
   const valueCount = index.valueNames.length;
-  const types: (TensorType | undefined)[] = new Array(valueCount);
-  const shapes: (number[] | null)[] = new Array(valueCount);
+  const typesById = ctx.get(shapesPass).types_by_id;
+  const types: readonly (TensorType | undefined)[] = typesById ?? index.valueNames.map((name) => typesByName.get(name));
   const bytesById = new Float64Array(valueCount);
   // Weights: the initializers, and below the outputs of Constant nodes.
   const isWeight = index.initializerIds.slice();
   const known = new Map<string, number>();
-  // (By id as the shapes pass keeps them; by name when it ran without the index.)
-  const typesById = ctx.get(shapesPass).types_by_id;
   for (let id = 0; id < valueCount; id++) {
-    const t = typesById ? typesById[id] : typesByName.get(index.valueNames[id]!);
-    types[id] = t;
-    const s = numeric(t, bindings, known);
-    shapes[id] = s;
-    if (t && s) bytesById[id] = byteSizeOf(t.dtype, elementCount(s));
+    const t = types[id];
+    const elements = numericElements(t, bindings, known);
+    if (elements >= 0) bytesById[id] = byteSizeOf(t!.dtype, elements);
   }
   // Declared sizes by their own (shorter) list: a lookup per value was a tenth of the pass.
   graph.declared_bytes.forEach((declared, name) => {
@@ -283,10 +292,11 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     if (node.op !== 'Constant' || node.domain !== '') continue;
     for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) if (outputIds[e]! >= 0) isWeight[outputIds[e]!] = 1;
   }
-  // (A plain loop: Array.from(typedArray, fn) is many times slower in V8.)
+  // Numeric shapes made for the nodes whose FLOPs are computed here (not another variant's), as
+  // they are read. (A plain loop: Array.from(typedArray, fn) is many times slower in V8.)
   const shapesOf = (ids: Int32Array, from: number, to: number): (number[] | null)[] => {
     const out: (number[] | null)[] = new Array(to - from);
-    for (let e = from; e < to; e++) out[e - from] = ids[e]! >= 0 ? shapes[ids[e]!]! : null;
+    for (let e = from; e < to; e++) out[e - from] = ids[e]! >= 0 ? numeric(types[ids[e]!], bindings, known) : null;
     return out;
   };
 
