@@ -347,6 +347,9 @@ test('types kept by value id read as a map by name: the same entries in the same
     const byId = inferShapes(ctx.model.graph, order, { ...opts, index });
     assert.ok(!(byId.types instanceof Map), 'with the index, types are kept by id');
     assert.deepEqual([...byId.types.entries()], [...byName.types.entries()], name);
+    assert.deepEqual([...byId.types.keys()], [...byName.types.keys()], name);
+    assert.deepEqual([...byId.types.values()], [...byName.types.values()], name);
+    assert.deepEqual(byId.order, byName.order, name);
     assert.equal(byId.types.size, byName.types.size);
     for (const [v, t] of byName.types) assert.deepEqual(byId.types_by_id![index.valueIds.get(v)!], t);
   }
@@ -367,8 +370,12 @@ test('types kept by value id read as a map by name: the same entries in the same
   const byName = inferShapes(g, order, { opsets: { '': 17 }, dims: {} });
   const byId = inferShapes(g, order, { opsets: { '': 17 }, dims: {}, index });
   assert.deepEqual([...byId.types.entries()], [...byName.types.entries()]);
+  assert.deepEqual([...byId.types.keys()], ['x', 'y']);
   assert.deepEqual(byId.types.get('y'), { dtype: 'float32', shape: [2, 3] });
   assert.equal(byId.types.size, 2);
+  // The walk's value order holds the value written twice twice, past the room made for every id.
+  assert.deepEqual(byId.order, ['x', 'y', 'y']);
+  assert.deepEqual(byId.order, byName.order);
 });
 
 test('values of one dtype and dims share one type object, and only those: a dim text with a comma and a quote is not another shape', () => {
