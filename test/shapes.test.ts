@@ -13,7 +13,7 @@ import { bindPass } from '../passes/bind.js';
 import { importPass } from '../passes/import.js';
 import { shapesPass, valueType } from '../passes/shapes.js';
 import { verifyPass } from '../passes/verify.js';
-import type { Graph, Node, TensorData } from '../src/ir/graph.js';
+import { declaredEditedFrom, editDeclared, type Graph, type Node, type TensorData, type TensorType } from '../src/ir/graph.js';
 import { verifyGraph } from '../src/ir/verify.js';
 import { Context } from '../src/pass/context.js';
 import { inferShapes, type InferMemo } from '../src/shapes/infer.js';
@@ -524,11 +524,21 @@ test('a node is reused only as its own rule would type it: an input of another t
     return inferShapes(g, order, { opsets: { '': 17 }, dims: {}, index, ...extra });
   };
   const first = graph([2, 3], [3, 2], [3, 2]);
+  // The first graph's declarations copied and edited, as a rewrite makes its graph's (editDeclared):
+  // only the names edited are compared with the memo's.
+  const edited = (edit: (e: ReturnType<typeof editDeclared>) => void): Graph => {
+    const e = editDeclared(first.declared);
+    edit(e);
+    return { ...graph([2, 3], [3, 2], [3, 2]), declared: e.declared };
+  };
   for (const [what, other] of [
     ['the same graph', graph([2, 3], [3, 2], [3, 2])],
     ['another input type', graph([4, 3], [3, 4], [3, 4])],
     ['other folded elements of a type alike', graph([2, 3], [6, 1], [6, 1])],
     ['another declaration (a disagreement)', graph([2, 3], [3, 2], [2, 3])],
+    ['another declaration edited in (a disagreement)', edited((e) => e.set('z', { dtype: 'float32', shape: [2, 3] }))],
+    ['a declaration edited out', edited((e) => e.delete('z'))],
+    ['other names edited', edited((e) => e.set('unread', { dtype: 'float32', shape: [5] }))],
   ] as const) {
     let memo: InferMemo | undefined;
     infer(first, { leave: (m) => (memo = m) });
@@ -542,4 +552,32 @@ test('a node is reused only as its own rule would type it: an input of another t
     // (Shape's folded elements are the memo's array exactly when Shape was reused.)
     assert.equal(reused.values.get('s') === memo.values.get('s'), what !== 'another input type', what);
   }
+  assert.equal(infer(edited((e) => e.set('z', { dtype: 'float32', shape: [2, 3] }))).disagreements.length, 1, 'the edit is a disagreement');
+});
+
+test('declarations edited from a copy: every name whose declared type differs between the two maps is among the edited names', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 1, max: 3 })), { maxLength: 12 }),
+      (edits) => {
+        const from = new Map<string, TensorType>([0, 1, 2, 3].map((k) => [`v${k}`, { dtype: 'float32', shape: [k] }]));
+        const e = editDeclared(from);
+        for (const [kind, k, d] of edits) {
+          if (kind === 0) e.delete(`v${k}`);
+          else e.set(`v${k}`, kind === 1 ? (from.get(`v${k}`) ?? { dtype: 'int64', shape: [d] }) : { dtype: 'int64', shape: [d] });
+        }
+        for (const [a, b] of [
+          [e.declared, from],
+          [from, e.declared],
+        ]) {
+          const names = declaredEditedFrom(a!, b!);
+          assert.ok(names);
+          for (const k of [0, 1, 2, 3, 4, 5, 6, 7]) if (a!.get(`v${k}`) !== b!.get(`v${k}`)) assert.ok(names.has(`v${k}`), `v${k}`);
+        }
+        assert.equal(declaredEditedFrom(from, from)?.size, 0);
+        assert.equal(declaredEditedFrom(e.declared, new Map(from)), null, 'unrelated maps: any name may differ');
+        assert.equal(from.size, 4, 'the copy is edited, not the map it copies');
+      },
+    ),
+  );
 });

@@ -28,7 +28,7 @@
 // runtime splits and joins it only at the boundary (`io` in the result; src/runtime/shards.ts).
 
 import { byteSizeOf, dtypeBits } from '../ir/dtype.js';
-import type { Graph, Node, TensorData, ValueInfo } from '../ir/graph.js';
+import { editDeclared, type Graph, type Node, type TensorData, type ValueInfo } from '../ir/graph.js';
 import { GraphIndex } from '../ir/algorithms.js';
 
 export interface Split {
@@ -299,7 +299,8 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   for (const g of groups.values()) for (const n of [...g.sources, ...g.chain, g.row]) inGroup.set(n.name, g);
   const nodes: Node[] = [];
   const initializers = new Map(graph.initializers);
-  const declared = new Map(graph.declared);
+  const edit = editDeclared(graph.declared);
+  const declared = edit.declared;
   const splits: SplitResult['splits'] = [];
   /** Column part outputs of each split MatMul's output value. */
   const partOutputs = new Map<string, string[]>();
@@ -357,7 +358,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
             const b = part(v, j);
             if (!initializers.has(b)) {
               initializers.set(b, rowBlock(init, j, k, b));
-              declared.set(b, { dtype: init.dtype, shape: [init.dims[0]! / k] });
+              edit.set(b, { dtype: init.dtype, shape: [init.dims[0]! / k] });
             }
             return b;
           }
@@ -381,7 +382,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
         }
         const wj = part(node.inputs[1]!, j);
         initializers.set(wj, rowBlock(w, j, k, wj));
-        declared.set(wj, { dtype: w.dtype, shape: [w.dims[0]! / k, w.dims[1]!] });
+        edit.set(wj, { dtype: w.dtype, shape: [w.dims[0]! / k, w.dims[1]!] });
         const name = part(node.name, j);
         partials.push(part(node.outputs[0]!, j));
         nodes.push({
@@ -450,7 +451,7 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
     for (let j = 0; j < k; j++) {
       const wj = part(wName, j);
       initializers.set(wj, columnBlock(w, j, k, wj));
-      declared.set(wj, { dtype: w.dtype, shape: [w.dims[0]!, w.dims[1]! / k] });
+      edit.set(wj, { dtype: w.dtype, shape: [w.dims[0]!, w.dims[1]! / k] });
       const name = part(node.name, j);
       parts.push(name);
       outs.push(part(y, j));
@@ -526,9 +527,9 @@ export function splitMatMuls(graph: Graph, targets: ReadonlySet<string>, k: numb
   for (const shard of io) {
     const t = declared.get(shard.name);
     if (!t) continue;
-    declared.delete(shard.name);
+    edit.delete(shard.name);
     const shape = t.shape?.map((d, axis) => (axis === shard.axis && typeof d === 'number' ? d / k : d)) ?? null;
-    for (const name of shard.parts) declared.set(name, { ...t, shape });
+    for (const name of shard.parts) edit.set(name, { ...t, shape });
   }
   const inputs = io.length > 0 ? partsOf(graph.inputs, 'input') : graph.inputs;
   const outputs = io.length > 0 ? partsOf(graph.outputs, 'output') : graph.outputs;
