@@ -3,7 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nodeFlops, nodeTiles } from '../src/cost/flops.js';
+import fc from 'fast-check';
+import { nodeFlops, nodeTiles, opClass, opClassOf } from '../src/cost/flops.js';
 import { computeSeconds, waveEfficiency } from '../src/cost/model.js';
 import type { Node } from '../src/ir/graph.js';
 import { parseTopology } from '../src/topology/index.js';
@@ -99,4 +100,36 @@ test('waves: T tiles on U SMs use T / (⌈T/U⌉·U) of the machine, after split
   // 989 TFLOP/s × 0.35 (attention on Hopper) × 32/132 of the SMs.
   assert.ok(Math.abs(computeSeconds(w, h100) - 1e12 / (989e12 * 0.35 * (32 / 132))) < 1e-12);
   assert.ok(Math.abs(computeSeconds({ ...w, op_class: 'matmul', tiles: 1320 }, h100) - 1e12 / (989e12 * 0.6)) < 1e-12, 'ten full waves');
+});
+
+test('op class: a node classed from the cache is classed as its op type is, the first time and after', () => {
+  const known = [
+    'MatMul',
+    'Conv',
+    'Attention',
+    'MoE',
+    'If',
+    'LayerNormalization',
+    'ReduceSum',
+    'MaxPool',
+    'Softmax',
+    'Gather',
+    'Add',
+    'Gelu',
+    'RotaryEmbedding',
+    'Custom',
+  ];
+  const odd = ['constructor', '__proto__', 'toString', 'hasOwnProperty', ''];
+  fc.assert(
+    fc.property(fc.array(fc.oneof(fc.constantFrom(...known, ...odd), fc.string({ maxLength: 12 })), { maxLength: 40 }), (ops) => {
+      for (const op of [...ops, ...ops]) {
+        const node: Node = { name: 'n', op, domain: '', inputs: [], outputs: [], attrs: {}, outer_refs: [] };
+        assert.equal(opClass(node), opClassOf(op), op);
+      }
+    }),
+  );
+  assert.deepEqual(
+    ['MatMul', 'Conv', 'Attention', 'MoE', 'If', 'LayerNormalization', 'ReduceSum', 'MaxPool', 'Gather', 'Gelu', 'Custom'].map((op) => opClassOf(op)),
+    ['matmul', 'conv', 'attention', 'moe', 'control', 'normalization', 'reduction', 'reduction', 'data-movement', 'elementwise', 'other'],
+  );
 });

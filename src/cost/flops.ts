@@ -127,8 +127,25 @@ const DATA_MOVEMENT = new Set([
 /** Ops that read no data and write none: the views (onnxruntime aliases them), metadata, constants, inference-time Dropout. */
 export const FREE_OPS: ReadonlySet<string> = new Set([...VIEW_OPS, 'Shape', 'Size', 'Constant', 'Dropout']);
 
+/**
+ * Op class by op type, each type classed once (opClassOf): asked per node several times a plan
+ * (profile, fusion, tiles), and most ops (elementwise, data movement) reach the name patterns.
+ * Bounded: a model naming more op types than this is classed without the cache past it.
+ */
+const classByOp = new Map<string, OpClass>();
+const MAX_CACHED_OPS = 4096;
+
 export function opClass(node: Node): OpClass {
-  const op = node.op;
+  let c = classByOp.get(node.op);
+  if (c === undefined) {
+    c = opClassOf(node.op);
+    if (classByOp.size < MAX_CACHED_OPS) classByOp.set(node.op, c);
+  }
+  return c;
+}
+
+/** The class of op type `op` (opClass caches it). */
+export function opClassOf(op: string): OpClass {
   if (op === 'MatMul' || op === 'Gemm' || op === 'FusedMatMul' || op === 'MatMulInteger' || op === 'QLinearMatMul' || op === 'MatMulNBits' || op === 'Einsum')
     return 'matmul';
   if (op === 'Conv' || op === 'ConvTranspose' || op === 'ConvInteger' || op === 'QLinearConv' || op === 'FusedConv') return 'conv';
