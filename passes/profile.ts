@@ -391,9 +391,9 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     nodes.bytes_written[i] = bytesWritten;
     nodes.param_bytes[i] = params;
     nodes.intensity[i] = moved > 0 ? flops / moved : 0;
-    nodes.dtype[i] = dtype;
-    nodes.op_class[i] = cls;
-    nodes.time_s[i] = node.task?.time_s || undefined;
+    nodes.setDtype(i, dtype);
+    nodes.setOpClass(i, cls);
+    if (node.task?.time_s) nodes.setTime(i, node.task.time_s);
     if (tiles > 0) {
       nodes.tiles[i] = tiles;
       if (kSplits > 1) nodes.k_splits[i] = kSplits;
@@ -449,8 +449,8 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     const items = graph.nodes.map((n, i) => ({
       name: n.name,
       flops: nodes.flops[i]!,
-      dtype: nodes.dtype[i]!,
-      op_class: nodes.op_class[i]!,
+      dtype: nodes.dtypeAt(i),
+      op_class: nodes.opClassAt(i),
       tiles: present(nodes.tiles[i]!),
       k_splits: present(nodes.k_splits[i]!),
     }));
@@ -477,7 +477,7 @@ export function profileGraph(ctx: PassContext): ProfileResult {
     for (const [kind, times] of measured.by_kind) {
       for (const [name, seconds] of times) {
         const i = index.get(name);
-        if (i !== undefined) (nodes.measured_s[i] ??= {})[kind] = seconds;
+        if (i !== undefined) nodes.measuredFor(i)[kind] = seconds;
       }
     }
     if (calibration.unmatched_names > 0) {

@@ -133,7 +133,7 @@ export function buildStages(ctx: PassContext): StageResult {
       const intensity = bytes > 0 ? flops / bytes : 0;
       const bound: Stage['bound'] = {};
       for (const [kind, d] of kinds) {
-        const dtype = nodes.length ? profile.nodes.dtype[nodes[0]!]! : 'float32';
+        const dtype = nodes.length ? profile.nodes.dtypeAt(nodes[0]!) : 'float32';
         bound[kind] = intensity >= ridgePoint(d, dtype) ? 'compute' : 'memory';
       }
       return { id, name, nodes, flops, bytes, param_bytes: params, fastest_s: fastest, signature, repeat_of, bound };

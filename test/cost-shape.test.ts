@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { nodeFlops, nodeTiles, opClass, opClassOf } from '../src/cost/flops.js';
-import { computeSeconds, waveEfficiency } from '../src/cost/model.js';
+import { computeSeconds, waveEfficiency, type NodeCost } from '../src/cost/model.js';
+import { NodeCosts } from '../src/cost/node-costs.js';
 import type { Node } from '../src/ir/graph.js';
 import { parseTopology } from '../src/topology/index.js';
 
@@ -132,4 +133,54 @@ test('op class: a node classed from the cache is classed as its op type is, the 
     ['MatMul', 'Conv', 'Attention', 'MoE', 'If', 'LayerNormalization', 'ReduceSum', 'MaxPool', 'Gather', 'Gelu', 'Custom'].map((op) => opClassOf(op)),
     ['matmul', 'conv', 'attention', 'moe', 'control', 'normalization', 'reduction', 'reduction', 'data-movement', 'elementwise', 'other'],
   );
+});
+
+test('node costs in columns: what is set is what is read back, the dtype and op class by code, seconds only where given', () => {
+  const seconds = fc.option(fc.dictionary(fc.constantFrom('cpu', 'gpu', 'gpu0'), fc.double({ min: 0, max: 1, noNaN: true })), { nil: undefined });
+  const maybe = fc.option(fc.double({ min: 0, max: 1e12, noNaN: true }), { nil: undefined });
+  const cost: fc.Arbitrary<NodeCost> = fc.record({
+    flops: fc.double({ min: 0, max: 1e12, noNaN: true }),
+    bytes: fc.double({ min: 0, max: 1e12, noNaN: true }),
+    bytes_read: fc.double({ min: 0, max: 1e12, noNaN: true }),
+    bytes_written: fc.double({ min: 0, max: 1e12, noNaN: true }),
+    param_bytes: fc.double({ min: 0, max: 1e12, noNaN: true }),
+    intensity: fc.double({ min: 0, max: 1e3, noNaN: true }),
+    dtype: fc.constantFrom('', 'float32', 'bfloat16', 'int64', 'float8e4m3fn'),
+    op_class: fc.constantFrom('other', 'matmul', 'elementwise', 'data-movement', 'control'),
+    time_s: seconds,
+    measured_s: seconds,
+    tiles: maybe,
+    k_splits: maybe,
+    activity: maybe,
+    launch_group: maybe,
+    fused: fc.option(fc.boolean(), { nil: undefined }),
+    fused_bytes: maybe,
+  });
+  fc.assert(
+    fc.property(fc.array(cost, { maxLength: 30 }), (list) => {
+      const columns = NodeCosts.from(list);
+      assert.deepEqual(
+        columns.toArray(),
+        list.map((c) => ({ ...c })),
+      );
+      list.forEach((c, i) => {
+        assert.deepEqual({ ...columns.view(i) }, { ...c });
+        assert.equal(columns.dtypeAt(i), c.dtype);
+        assert.equal(columns.opClassAt(i), c.op_class);
+        assert.equal(columns.timeAt(i), c.time_s);
+        assert.equal(columns.measuredAt(i), c.measured_s);
+      });
+      assert.equal(
+        columns.hasTimes(),
+        list.some((c) => c.time_s !== undefined),
+      );
+      // Measured seconds set kind by kind, on a node that had none and on one that had some.
+      if (list.length > 0) {
+        columns.measuredFor(0).npu = 2;
+        assert.deepEqual({ ...columns.measuredAt(0) }, { ...(list[0]!.measured_s ?? {}), npu: 2 });
+      }
+    }),
+  );
+  const fresh = new NodeCosts(3);
+  assert.deepEqual([fresh.dtypeAt(2), fresh.opClassAt(2), fresh.timeAt(2), fresh.measuredAt(2), fresh.hasTimes()], ['', 'other', undefined, undefined, false]);
 });

@@ -4,7 +4,10 @@
 // Why columns: an object per node held seven heap cells (the object and a box per double field),
 // 275k of them per variant of the DeepSeek-V3 shape, alive from the profile pass to the end of
 // planning. Every collection walked or copied them: a second copy of them, kept as long, made the
-// whole plan 2.9 s (median of three) slower.
+// whole plan 2.9 s (median of three) slower. The two text fields are kept as codes into a short
+// table (a few dtypes and op classes), and the explicit and measured seconds, which most graphs
+// never have, in arrays made on the first one set: four arrays of a slot per node, filled and then
+// walked by every collection to the end of planning, were 8.8 MB of fresh memory a variant.
 
 import type { NodeCost } from './model.js';
 import type { OpClass } from './flops.js';
@@ -28,12 +31,14 @@ export class NodeCosts {
   readonly bytes_written: Float64Array;
   readonly param_bytes: Float64Array;
   readonly intensity: Float64Array;
-  readonly dtype: string[];
-  readonly op_class: OpClass[];
-  /** Explicit seconds (abstract task graphs), undefined for most nodes. */
-  readonly time_s: (Record<string, number> | undefined)[];
-  /** Measured seconds per kind (calibration), undefined for most nodes. */
-  readonly measured_s: (Record<string, number> | undefined)[];
+  /** By node: the place of its dtype and op class in `dtypes` and `classes` (dtypeAt, opClassAt). */
+  private readonly dtypeCode: Uint8Array;
+  private readonly classCode: Uint8Array;
+  private readonly dtypes: string[] = [''];
+  private readonly classes: OpClass[] = ['other'];
+  /** Explicit seconds (abstract task graphs) and measured seconds per kind (calibration) by node; null until one is set. */
+  private times: (Record<string, number> | undefined)[] | null = null;
+  private measured: (Record<string, number> | undefined)[] | null = null;
   /** The fields below: NaN where the node lacks them (NodeCost's optional fields). */
   readonly tiles: Float64Array;
   readonly k_splits: Float64Array;
@@ -52,10 +57,8 @@ export class NodeCosts {
     this.bytes_written = new Float64Array(n);
     this.param_bytes = new Float64Array(n);
     this.intensity = new Float64Array(n);
-    this.dtype = new Array<string>(n).fill('');
-    this.op_class = new Array<OpClass>(n).fill('other');
-    this.time_s = new Array(n).fill(undefined);
-    this.measured_s = new Array(n).fill(undefined);
+    this.dtypeCode = new Uint8Array(n);
+    this.classCode = new Uint8Array(n);
     this.tiles = new Float64Array(n).fill(ABSENT);
     this.k_splits = new Float64Array(n).fill(ABSENT);
     this.activity = new Float64Array(n).fill(ABSENT);
@@ -101,16 +104,57 @@ export class NodeCosts {
     this.bytes_written[i] = c.bytes_written;
     this.param_bytes[i] = c.param_bytes;
     this.intensity[i] = c.intensity;
-    this.dtype[i] = c.dtype;
-    this.op_class[i] = c.op_class;
-    this.time_s[i] = c.time_s;
-    this.measured_s[i] = c.measured_s;
+    this.setDtype(i, c.dtype);
+    this.setOpClass(i, c.op_class);
+    this.setTime(i, c.time_s);
+    if (c.measured_s !== undefined || this.measured) (this.measured ??= new Array(this.length).fill(undefined))[i] = c.measured_s;
     this.tiles[i] = column(c.tiles);
     this.k_splits[i] = column(c.k_splits);
     this.activity[i] = column(c.activity);
     this.launch_group[i] = column(c.launch_group);
     this.fused[i] = c.fused === undefined ? FUSED_ABSENT : c.fused ? FUSED_TRUE : FUSED_FALSE;
     this.fused_bytes[i] = column(c.fused_bytes);
+  }
+
+  dtypeAt(i: number): string {
+    return this.dtypes[this.dtypeCode[i]!]!;
+  }
+
+  opClassAt(i: number): OpClass {
+    return this.classes[this.classCode[i]!]!;
+  }
+
+  setDtype(i: number, dtype: string): void {
+    this.dtypeCode[i] = codeIn(this.dtypes, dtype);
+  }
+
+  setOpClass(i: number, cls: OpClass): void {
+    this.classCode[i] = codeIn(this.classes, cls);
+  }
+
+  /** Node i's explicit seconds per device id or kind (abstract task graphs), else undefined. */
+  timeAt(i: number): Record<string, number> | undefined {
+    return this.times ? this.times[i] : undefined;
+  }
+
+  setTime(i: number, t: Record<string, number> | undefined): void {
+    if (t !== undefined || this.times) (this.times ??= new Array(this.length).fill(undefined))[i] = t;
+  }
+
+  /** Whether any node has explicit seconds. */
+  hasTimes(): boolean {
+    return this.times?.some((t) => t !== undefined) ?? false;
+  }
+
+  /** Node i's measured seconds per kind (calibration), else undefined. */
+  measuredAt(i: number): Record<string, number> | undefined {
+    return this.measured ? this.measured[i] : undefined;
+  }
+
+  /** Node i's measured seconds per kind, made empty if it has none, to set kinds in. */
+  measuredFor(i: number): Record<string, number> {
+    const measured = (this.measured ??= new Array(this.length).fill(undefined));
+    return (measured[i] ??= {});
   }
 
   /** Node i runs inside its producer's kernel (src/cost/fusion.ts). */
@@ -149,10 +193,10 @@ export class NodeCosts {
     c.bytes_written = this.bytes_written[i]!;
     c.param_bytes = this.param_bytes[i]!;
     c.intensity = this.intensity[i]!;
-    c.dtype = this.dtype[i]!;
-    c.op_class = this.op_class[i]!;
-    c.time_s = this.time_s[i];
-    c.measured_s = this.measured_s[i];
+    c.dtype = this.dtypeAt(i);
+    c.op_class = this.opClassAt(i);
+    c.time_s = this.timeAt(i);
+    c.measured_s = this.measuredAt(i);
     c.tiles = present(this.tiles[i]!);
     c.k_splits = present(this.k_splits[i]!);
     c.activity = present(this.activity[i]!);
@@ -161,4 +205,14 @@ export class NodeCosts {
     c.fused_bytes = present(this.fused_bytes[i]!);
     return c;
   }
+}
+
+/** `x`'s place in `table`, added on first sight (a node's code is a byte: a few dtypes and op classes). */
+function codeIn<T>(table: T[], x: T): number {
+  let k = table.indexOf(x);
+  if (k < 0) {
+    if (table.length > 255) throw new Error(`internal: more than 256 distinct values in a cost column (${String(x)})`);
+    k = table.push(x) - 1;
+  }
+  return k;
 }

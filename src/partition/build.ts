@@ -94,7 +94,7 @@ export function buildProblem(inp: BuildInput): Built {
   const N = graph.nodes.length;
   // Identical devices (src/topology/device.ts) give every node the same time: price each node once
   // per class, not once per device (64 H100s are one class).
-  const abstract = costs.time_s.some((t) => t !== undefined);
+  const abstract = costs.hasTimes();
   const classKey = (d: Device): string => (abstract ? d.id : deviceClassKey(d));
   const classOf = new Int32Array(nd);
   const classes: Device[] = [];
@@ -120,7 +120,7 @@ export function buildProblem(inp: BuildInput): Built {
     for (let i = 0; i < N; i++) {
       const node = graph.nodes[i]!;
       let runs: boolean;
-      if (costs.time_s[i]) runs = Number.isFinite(computeTime(costs.view(i), d));
+      if (costs.timeAt(i)) runs = Number.isFinite(computeTime(costs.view(i), d));
       else if (node.domain === '') {
         let answer = byOp.get(node.op);
         if (answer === undefined) byOp.set(node.op, (answer = canRun(d, node.op, '')));
@@ -213,7 +213,7 @@ export function buildProblem(inp: BuildInput): Built {
   const ranOn = (i: number): number => (!inp.running || relocatable(graph, index, devices, i) ? -1 : inp.running[i]!);
   segments.forEach((stage) => {
     const s = stage.stage;
-    const heavy = stage.nodes.filter((i) => HEAVY.has(costs.op_class[i]!));
+    const heavy = stage.nodes.filter((i) => HEAVY.has(costs.opClassAt(i)));
     const core = heavy.length > 0 ? heavy : stage.nodes;
     const heavyClasses = classes.map((_, c) => c).filter((c) => core.every((i) => runs(i, c)));
     let run: number[] = [];
@@ -336,8 +336,8 @@ export function buildProblem(inp: BuildInput): Built {
       if (present(costs.launch_group[i]!) !== layer) continue;
       if (!doesWork({ flops: costs.flops[i]!, bytes: costs.bytes[i]!, fused_bytes: present(costs.fused_bytes[i]!) })) continue;
       working[g] = (working[g] ?? 0) + 1;
-      const measured = costs.measured_s[i];
-      const given = costs.time_s[i];
+      const measured = costs.measuredAt(i);
+      const given = costs.timeAt(i);
       if (!measured && !given) continue; // (most nodes: no set made for them)
       const seen = new Set([...Object.keys(measured ?? {}), ...Object.keys(given ?? {})]);
       for (const key of seen) keys.set(key, (keys.get(key) ?? 0) + 1);
