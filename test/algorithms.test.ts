@@ -138,6 +138,17 @@ function assertSameIndex(a: GraphIndex, b: GraphIndex): void {
   ] as const)
     assert.deepEqual(Array.from(a[key]), Array.from(b[key]), key);
   for (const name of a.valueNames) assert.equal(a.valueIds.get(name), b.valueIds.get(name));
+  // Each initializer's id in the map's order, as found by its name; the mask of them.
+  for (const index of [a, b]) {
+    assert.deepEqual(
+      Array.from(index.initializerOrder),
+      [...index.graph.initializers.keys()].map((name) => index.valueIds.get(name)),
+    );
+    assert.deepEqual(
+      Array.from(index.initializerIds),
+      index.valueNames.map((name) => (index.graph.initializers.has(name) ? 1 : 0)),
+    );
+  }
 }
 
 test('a derived graph is indexed as it would be alone: kept nodes read through the base index, copies, new nodes and names', () => {
@@ -145,6 +156,9 @@ test('a derived graph is indexed as it would be alone: kept nodes read through t
     fc.property(dagArb, fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 14, maxLength: 14 }), ([k, edges, perm], fate) => {
       const base = dag(k, edges, perm);
       base.initializers.set('w', { name: 'w', dtype: 'float32', dims: [1], byte_size: 4, location: { kind: 'absent' } });
+      // One nothing reads, and one that is also a graph input (a default the caller may override).
+      base.initializers.set('unread', { name: 'unread', dtype: 'float32', dims: [2], byte_size: 8, location: { kind: 'absent' } });
+      base.initializers.set('in', { name: 'in', dtype: 'float32', dims: [1], byte_size: 4, location: { kind: 'absent' } });
       base.nodes.forEach((n, i) => {
         n.source_index = i;
         if (i % 3 === 1) n.inputs.push('', 'w'); // an omitted input, then a weight

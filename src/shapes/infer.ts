@@ -250,8 +250,11 @@ class Inference {
       this.addValue(v.name, declared ? this.canonDeclared(v.name, declared) : { dtype: 'float32', shape: null }, this.idOf(v.name));
       if (!declared) this.unknownValues.push(v.name);
     }
+    // (Ids as the index interned them, in the map's order; by name without the index.)
+    const initializerIds = this.opts.index?.initializerOrder;
+    let at = 0;
     for (const t of g.initializers.values()) {
-      const id = this.idOf(t.name);
+      const id = initializerIds ? initializerIds[at++]! : this.idOf(t.name);
       this.addValue(t.name, { dtype: t.dtype, shape: t.dims.slice() }, id);
       // (The memo's elements of the same tensor object: the very array, so what reads it can be reused.)
       const value = this.memo?.graph.initializers.get(t.name) === t ? this.memo.values.get(t.name) : decodeTensor(t);
