@@ -20,10 +20,15 @@ export function valueKind(dtype: DType): ValueKind {
   return 'other';
 }
 
+/** Whether decodeTensor may give `t`'s elements: held inline, and few enough to fold. */
+export function mayDecode(t: TensorData): boolean {
+  return t.location.kind === 'inline' && !(elementCount(t.dims) > MAX_FOLD_ELEMENTS);
+}
+
 /** Elements of an inline tensor (int, float32/64/16, bool), or undefined when absent, large or exotic. */
 export function decodeTensor(t: TensorData): Dim[] | undefined {
+  if (!mayDecode(t) || t.location.kind !== 'inline') return undefined;
   const count = elementCount(t.dims);
-  if (count > MAX_FOLD_ELEMENTS || t.location.kind !== 'inline') return undefined;
   const bytes = t.location.data;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const width: Partial<Record<DType, number>> = {

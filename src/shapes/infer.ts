@@ -8,7 +8,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { nodesBySource, sameNodeIn, type GraphIndex, type NameLookup } from '../ir/algorithms.js';
 import { byteSizeOf, type DType } from '../ir/dtype.js';
 import { declaredEditedFrom, type Attr, type Dim, type Graph, type Node, type Shape, type TensorType } from '../ir/graph.js';
-import { MAX_FOLD_ELEMENTS, decodeTensor } from './constant-fold.js';
+import { MAX_FOLD_ELEMENTS, decodeTensor, mayDecode } from './constant-fold.js';
 import { DATA_RULES } from './ops-data.js';
 import { ELEMENTWISE_RULES } from './ops-elementwise.js';
 import { MS_RULES } from './ops-ms.js';
@@ -256,8 +256,10 @@ class Inference {
     for (const t of g.initializers.values()) {
       const id = initializerIds ? initializerIds[at++]! : this.idOf(t.name);
       this.addValue(t.name, { dtype: t.dtype, shape: t.dims.slice() }, id);
-      // (The memo's elements of the same tensor object: the very array, so what reads it can be reused.)
-      const value = this.memo?.graph.initializers.get(t.name) === t ? this.memo.values.get(t.name) : decodeTensor(t);
+      // (The memo's elements of the same tensor object: the very array, so what reads it can be
+      // reused. A tensor too big to fold, or held outside the file, has none there either: not
+      // looked up, most weights.)
+      const value = !mayDecode(t) ? undefined : this.memo?.graph.initializers.get(t.name) === t ? this.memo.values.get(t.name) : decodeTensor(t);
       if (value) this.setValue(t.name, id, value);
     }
     for (let k = 0; k < order.length; k++) this.visit(g.nodes[order[k]!]!, order[k]!);
