@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import { HxcError } from '../src/diag/diagnostics.js';
 import path from 'node:path';
 import { refuseHoldingInputs, writeOutputDir } from '../src/util/output.js';
-import { simulate } from '../src/sim/simulate.js';
+import { writeTrace } from '../src/sim/trace-text.js';
 import { PLAN_HASH_FILE, planHashLine } from '../src/plan/read.js';
 import { writeJson } from '../src/util/json-text.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
@@ -548,21 +548,11 @@ export const lowerPass: Pass<LowerResult> = {
         { file: PLAN_HASH_FILE, text: () => planHashLine(planHash.digest('hex')) },
         {
           file: 'trace.json',
-          // The one-request run again, now with its trace: the events live only while written, and
-          // their text is written in pieces too — as one string (two bytes a character: transfer
-          // names hold a →) and its UTF-8 copy, the DeepSeek-V3 plan's 18 MB trace was ~54 MB of
-          // fresh memory.
-          write: (sink) =>
-            writeJson(
-              {
-                traceEvents: simulate(sched.sim_input, { trace: true }).trace,
-                displayTimeUnit: 'ns',
-                otherData: { generator: 'hxc', kind: 'estimate' },
-              },
-              sink,
-              undefined,
-              0,
-            ),
+          // The one-request run again, now with its trace, each event's text written as it happens
+          // (src/sim/trace-text.ts): as one string (two bytes a character: transfer names hold a →)
+          // and its UTF-8 copy, the DeepSeek-V3 plan's 18 MB trace was ~54 MB of fresh memory, and
+          // its 91k events, kept until the run ended, were promoted by the collector.
+          write: (sink) => writeTrace(sched.sim_input, { generator: 'hxc', kind: 'estimate' }, sink),
         },
       ],
       PLAN_FORMAT,

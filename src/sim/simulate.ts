@@ -135,7 +135,7 @@ export interface SimResult {
    * step, when it gets there (step_times).
    */
   transfer_times: { start_s: Float64Array; end_s: Float64Array };
-  /** Empty unless asked for (`simulate(input, {trace: true})`). */
+  /** Empty unless asked for (`simulate(input, {trace: true})`; empty too when they went to a callback). */
   trace: TraceEvent[];
 }
 
@@ -290,9 +290,15 @@ export function executionOrder(round: Float64Array, R: number): { step: Int32Arr
   return { step: st, request: rq };
 }
 
-/** `requests`: simulate this many instead of input.requests. */
-export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests?: number; requests?: number } = {}): SimResult {
-  const wantTrace = opts.trace ?? false;
+/**
+ * `requests`: simulate this many instead of input.requests. `trace`: true keeps the trace's events
+ * in the result; a function is given each as it happens instead (nothing kept: a writer streams them).
+ */
+export function simulate(
+  input: SimInput,
+  opts: { trace?: boolean | ((event: TraceEvent) => void); traceRequests?: number; requests?: number } = {},
+): SimResult {
+  const wantTrace = opts.trace !== undefined && opts.trace !== false;
   // The trace covers the first traceRequests requests (all by default): a long run's timeline
   // would not fit in one JSON string, and its first requests show the pattern.
   const traceUpTo = opts.traceRequests ?? Infinity;
@@ -359,10 +365,11 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
   const stepEnd = new Float64Array(stepAt[nd]!);
   const requestFinish = new Float64Array(R);
   const trace: TraceEvent[] = [];
+  const traced = typeof opts.trace === 'function' ? opts.trace : (event: TraceEvent): void => void trace.push(event);
   const linkPid = nd;
   if (wantTrace) {
-    input.devices.forEach((d, i) => trace.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: i, tid: 0, args: { name: d.id } }));
-    trace.push({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: linkPid, tid: 0, args: { name: 'transfers' } });
+    input.devices.forEach((d, i) => traced({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: i, tid: 0, args: { name: d.id } }));
+    traced({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: linkPid, tid: 0, args: { name: 'transfers' } });
   }
   const events = new EventQueue();
   // Transfers flowing over a shared link (processor sharing, rates recomputed when the set
@@ -394,7 +401,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
     if (now > requestFinish[r]!) requestFinish[r] = now;
     if (wantTrace && r < traceUpTo) {
       const tr = input.transfers[t]!;
-      trace.push({
+      traced({
         name: `${tr.value} ${tr.from}→${tr.to}`,
         cat: 'transfer',
         ph: 'X',
@@ -451,7 +458,7 @@ export function simulate(input: SimInput, opts: { trace?: boolean; traceRequests
           stepEnd[at + k] = now + dur;
         }
         if (wantTrace && dur > 0 && r < traceUpTo)
-          trace.push({ name: input.devices[d]!.steps[k]!.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
+          traced({ name: input.devices[d]!.steps[k]!.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
         if (now + dur > requestFinish[r]!) requestFinish[r] = now + dur;
         if (dur > 0) {
           busyUntil[d] = now + dur;

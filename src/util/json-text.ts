@@ -163,6 +163,23 @@ export function jsonPieces(value: unknown, emit: (text: string) => void, space: 
  * the buffer is written in slices, never cutting a UTF-16 surrogate pair.
  */
 export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chunkBytes = 1 << 20, space: JsonSpace = 1): void {
+  const out = textWriter(sink, chunkBytes);
+  jsonPieces(value, out.write, space);
+  out.end();
+}
+
+/** Text written in pieces as UTF-8 (writeJson's writer; src/sim/trace-text.ts writes a trace with it). */
+export interface TextWriter {
+  write(text: string): void;
+  /** Writes what is left: nothing may be written after it. */
+  end(): void;
+}
+
+/**
+ * Text written as UTF-8 to `sink` in chunks of at most `chunkBytes` from one reused buffer, as
+ * writeJson writes (each chunk valid only during the call; `chunkBytes` ≥ 4).
+ */
+export function textWriter(sink: (bytes: Uint8Array) => void, chunkBytes = 1 << 20): TextWriter {
   if (chunkBytes < 4) throw new Error(`writeJson: a chunk of ${chunkBytes} bytes cannot hold every character`);
   const buf = Buffer.allocUnsafe(chunkBytes);
   let used = 0;
@@ -194,9 +211,8 @@ export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chu
   // it is long enough, then encoded in one call (a write per piece cost more than the encoding).
   const JOIN_UNITS = Math.min(1 << 14, maxUnits);
   let pending = '';
-  jsonPieces(
-    value,
-    (text) => {
+  return {
+    write(text) {
       if (text.length >= JOIN_UNITS) {
         // A long piece (a whole value's text) goes as it is, not copied into the joined string.
         if (pending.length > 0) put(pending);
@@ -210,8 +226,10 @@ export function writeJson(value: unknown, sink: (bytes: Uint8Array) => void, chu
         pending = '';
       }
     },
-    space,
-  );
-  if (pending.length > 0) put(pending);
-  flush();
+    end() {
+      if (pending.length > 0) put(pending);
+      pending = '';
+      flush();
+    },
+  };
 }
