@@ -7,6 +7,8 @@ import { loadModel } from '../src/import/load.js';
 import { paramBytes } from '../src/ir/graph.js';
 import { verifyGraph } from '../src/ir/verify.js';
 import { externalAddModel, onnx } from './onnx-builder.js';
+import { indexSource } from '../src/lower/programs.js';
+import { splitModel } from '../src/import/onnx-fields.js';
 import { FIXTURES, SHARED_MODELS, sharedModels, tmpDir } from './helpers.js';
 
 /** The facts MANIFEST.md states for each model (an oracle independent of our importer). */
@@ -167,4 +169,25 @@ test('JSON graph errors name the JSON path', () => {
     () => loadModel(bad('syntax.json', '{"format": '), new Diagnostics()),
     (e: unknown) => e instanceof HxcError && e.code === 'HXC2201',
   );
+});
+
+test("the lowering indexes a model by the import's split as by splitting it again: the same header, NodeProto bytes and initializers", () => {
+  for (const file of sharedModels()) {
+    const model = loadModel(file, new Diagnostics());
+    assert.ok(model.source && model.source_split, `${file}: split by the import`);
+    const kept = indexSource(model.source, model.source_split);
+    const fresh = indexSource(model.source);
+    assert.equal(kept.nodeCount, fresh.nodeCount, file);
+    for (let i = 0; i < fresh.nodeCount; i++) assert.deepEqual(kept.nodeBytes(i), fresh.nodeBytes(i), `${file}: node ${i}`);
+    assert.deepEqual(
+      [kept.irVersion, kept.opsetImport, kept.functions, kept.graphName],
+      [fresh.irVersion, fresh.opsetImport, fresh.functions, fresh.graphName],
+    );
+    assert.deepEqual([...kept.initializers.keys()], [...fresh.initializers.keys()], file);
+  }
+  // A ModelProto whose graph field comes twice is decoded whole (the last graph is the graph): not split.
+  const one = onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'first' } }).finish();
+  const twice = Buffer.concat([one, Buffer.from(onnx.ModelProto.encode({ graph: { name: 'second' } }).finish())]);
+  assert.equal(splitModel(twice), null);
+  assert.equal(indexSource(twice).graphName, 'second');
 });

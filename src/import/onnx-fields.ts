@@ -4,6 +4,7 @@
 // copies them by their byte ranges (and writes programs with the same protobufjs).
 
 import { createRequire } from 'node:module';
+import type { ModelSplit } from '../ir/graph.js';
 
 const require = createRequire(import.meta.url);
 // onnx-proto's own protobufjs (it carries its own copy): its decoders accept only its Reader.
@@ -45,6 +46,22 @@ export function splitField(buf: Uint8Array, field: number): FieldSplit {
     }
   }
   return { starts, ends, rest: Buffer.concat(rest) };
+}
+
+/** `buf` (a ModelProto) split by its graph and the graph by its nodes; null when the graph field is not there once. */
+export function splitModel(buf: Uint8Array): ModelSplit | null {
+  const top = splitField(buf, MODEL_GRAPH);
+  if (top.starts.length !== 1) return null;
+  const [graph_start, graph_end] = [top.starts[0]!, top.ends[0]!];
+  const nodes = splitField(buf.subarray(graph_start, graph_end), GRAPH_NODE);
+  return {
+    header: top.rest,
+    graph_start,
+    graph_end,
+    node_starts: Float64Array.from(nodes.starts),
+    node_ends: Float64Array.from(nodes.ends),
+    graph_rest: nodes.rest,
+  };
 }
 
 /** The bytes of `n` (an unsigned 32-bit length) as a varint, as protobufjs's Writer.uint32 writes it. */

@@ -7,7 +7,7 @@ import { refuseDuplicateProducer } from '../ir/verify.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { onnx as OnnxNs } from 'onnx-proto';
-import { MAX_DIM } from '../ir/graph.js';
+import { MAX_DIM, type ModelSplit } from '../ir/graph.js';
 import { GraphIndex } from '../ir/algorithms.js';
 import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
 import { byteSizeOf, dtypeFromOnnx } from '../ir/dtype.js';
@@ -26,7 +26,7 @@ import {
 } from '../ir/graph.js';
 import { convertTensor, toNum, type IntLike } from './onnx-tensors.js';
 import { safeRealpath } from './onnx-tensors.js';
-import { GRAPH_NODE, MODEL_GRAPH, splitField } from './onnx-fields.js';
+import { splitModel } from './onnx-fields.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
@@ -126,6 +126,7 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
     functions: (proto.functions ?? []).map((f) => `${normalizeDomain(f.domain ?? '')}:${f.name ?? ''}`),
     annotations: { state: [], moe: [] },
     weights_present: ctx.missingExternal.count === 0,
+    ...(decoded.split ? { source_split: decoded.split } : {}),
   };
 }
 
@@ -177,6 +178,8 @@ interface DecodedModel {
   /** The ModelProto; with `nodes`, its graph has no nodes (they are in `nodes`). */
   proto: OnnxNs.ModelProto;
   nodes?: LazyNodes;
+  /** How it was split, when it was (kept for the lowering: src/lower/programs.ts indexSource). */
+  split?: ModelSplit;
 }
 
 /**
@@ -188,13 +191,13 @@ interface DecodedModel {
  * is the graph).
  */
 function decodeModel(buffer: Buffer): DecodedModel {
-  const top = splitField(buffer, MODEL_GRAPH);
-  if (top.starts.length !== 1) return { proto: onnx.ModelProto.decode(buffer) };
-  const graph = buffer.subarray(top.starts[0]!, top.ends[0]!);
-  const { starts, ends, rest } = splitField(graph, GRAPH_NODE);
-  const proto = onnx.ModelProto.decode(top.rest);
-  proto.graph = onnx.GraphProto.decode(rest);
-  return { proto, nodes: { count: starts.length, decode: (i) => onnx.NodeProto.decode(graph.subarray(starts[i]!, ends[i]!)) } };
+  const split = splitModel(buffer);
+  if (!split) return { proto: onnx.ModelProto.decode(buffer) };
+  const graph = buffer.subarray(split.graph_start, split.graph_end);
+  const { node_starts: starts, node_ends: ends } = split;
+  const proto = onnx.ModelProto.decode(split.header);
+  proto.graph = onnx.GraphProto.decode(split.graph_rest);
+  return { proto, nodes: { count: starts.length, decode: (i) => onnx.NodeProto.decode(graph.subarray(starts[i]!, ends[i]!)) }, split };
 }
 
 function normalizeDomain(d: string): string {

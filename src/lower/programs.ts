@@ -13,7 +13,7 @@ import { HxcError } from '../diag/diagnostics.js';
 import { VERSION } from '../version.js';
 import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
-import type { Model, TensorData, TensorType } from '../ir/graph.js';
+import type { Model, ModelSplit, TensorData, TensorType } from '../ir/graph.js';
 import { sha256 } from '../util/hash.js';
 import { GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT, LENGTH_DELIMITED, MODEL_GRAPH, splitField, varintBytes, writeVarint } from '../import/onnx-fields.js';
 
@@ -64,28 +64,40 @@ export interface SourceModel {
   initializers: ReadonlyMap<string, OnnxNs.ITensorProto>;
 }
 
-/** The source model of `model`: the bytes imported, or the file read again (checking it is the file that was planned). */
+/** The source model of `model`: the bytes imported (as the import split them), or the file read again (checking it is the file that was planned). */
 export function decodeSource(model: Model): SourceModel {
-  if (model.source) return indexSource(model.source);
+  if (model.source) return indexSource(model.source, model.source_split);
   const buf = fs.readFileSync(model.path);
   const sha = sha256(buf);
   if (sha !== model.sha256) {
     throw new HxcError('HXC2001', 'the model file changed while it was being planned', { where: model.path, hint: 'plan again' });
   }
-  return indexSource(buf);
+  return indexSource(buf, model.source_split);
 }
 
-export function indexSource(buf: Uint8Array): SourceModel {
-  // The header is every top-level field but the graph; the graph's nodes stay byte ranges.
-  const top = splitField(buf, MODEL_GRAPH);
-  const head = onnx.ModelProto.decode(top.rest);
-  const graph = top.starts.length > 0 ? buf.subarray(top.starts.at(-1)!, top.ends.at(-1)!) : new Uint8Array(0);
-  const nodes = splitField(graph, GRAPH_NODE);
-  const rest = onnx.GraphProto.decode(nodes.rest);
+/** `buf` indexed: `split` is how the import split these same bytes (splitModel's), when it did. */
+export function indexSource(buf: Uint8Array, split?: ModelSplit): SourceModel {
+  // The header is every top-level field but the graph; the graph's nodes stay byte ranges. (A file
+  // whose graph field comes more than once, which the import did not split: the last is the graph.)
+  if (!split) {
+    const top = splitField(buf, MODEL_GRAPH);
+    const [graph_start, graph_end] = top.starts.length > 0 ? [top.starts.at(-1)!, top.ends.at(-1)!] : [0, 0];
+    const nodes = splitField(buf.subarray(graph_start, graph_end), GRAPH_NODE);
+    split = {
+      header: top.rest,
+      graph_start,
+      graph_end,
+      node_starts: Float64Array.from(nodes.starts),
+      node_ends: Float64Array.from(nodes.ends),
+      graph_rest: nodes.rest,
+    };
+  }
+  const head = onnx.ModelProto.decode(split.header);
+  const graph = buf.subarray(split.graph_start, split.graph_end);
+  const rest = onnx.GraphProto.decode(split.graph_rest);
   const inits = new Map<string, OnnxNs.ITensorProto>();
   for (const t of rest.initializer) inits.set(t.name ?? '', t);
-  const nodeStart = Float64Array.from(nodes.starts);
-  const nodeEnd = Float64Array.from(nodes.ends);
+  const { node_starts: nodeStart, node_ends: nodeEnd } = split;
   return {
     irVersion: head.irVersion,
     opsetImport: head.opsetImport ?? [],
