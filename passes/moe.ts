@@ -13,7 +13,7 @@ import { modelNeeds } from './stage.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { byteSizeOf } from '../src/ir/dtype.js';
 import { detectMoe, type MoeLayer } from '../src/moe/detect.js';
-import { readRouting, scaledLayer, uniformLayer, type RoutingLayer } from '../src/moe/routing.js';
+import { readRouting, scaledLayer, uniformScaled, type ScaledRouting } from '../src/moe/routing.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import {
   EXPERT_MEMORY_FRACTION,
@@ -44,15 +44,16 @@ export interface MoeResult {
 /**
  * The routing of each detected layer (by its place in `layers`): from the file (checked against
  * the model), else uniform — a uniform layer made when asked, so one layer's E×E rows are alive at
- * a time, not every layer's (DeepSeek-V3: 58 × 256² numbers, 30 MB a variant held at once).
+ * a time, not every layer's (DeepSeek-V3: 58 × 256² numbers, 30 MB a variant held at once) —
+ * each layer's as the placement reads it (scaled to the step's tokens).
  */
-function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]): { layer: (i: number) => RoutingLayer; file: string | null } {
+function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]): { scaled: (i: number) => ScaledRouting; file: string | null } {
   const file = ctx.option(ROUTING);
   if (typeof file !== 'string' || file === '') {
     ctx.diagnostics.warn('HXC1106', `uniform routing assumed for ${layers.length} MoE layer${layers.length === 1 ? '' : 's'}: every expert equally loaded`, {
       hint: 'give measured counts with --routing FILE (hxc-routing/v1; hxc run writes one)',
     });
-    return { layer: (i) => uniformLayer(layers[i]!.layer, layers[i]!.num_experts, layers[i]!.top_k, stepTokens[i]!), file: null };
+    return { scaled: (i) => uniformScaled(layers[i]!.num_experts, layers[i]!.top_k, stepTokens[i]!), file: null };
   }
   const routing = readRouting(file);
   const bad = (at: string, msg: string): never => {
@@ -69,7 +70,7 @@ function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]):
   routing.layers.forEach((l, i) => {
     if (l.layer >= layers.length) bad(`layers[${i}].layer`, `layer ${l.layer}, but the model has ${layers.length} MoE layers (0..${layers.length - 1})`);
   });
-  return { layer: (i) => list[i]!, file };
+  return { scaled: (i) => scaledLayer(list[i]!, layers[i]!.top_k, stepTokens[i]!), file };
 }
 
 /**
@@ -112,7 +113,7 @@ function runMoe(ctx: PassContext): MoeResult {
     const scaled =
       l.form === 'dense'
         ? { tokens: new Float64Array(l.num_experts).fill(T), coactivation: new Float64Array(l.num_experts * l.num_experts).fill(T) }
-        : scaledLayer(routing.layer(i), l.top_k, T);
+        : routing.scaled(i);
     const ops = new Map<string, { op: string; domain: string }>();
     for (let k = 0; k < l.dispatch.length; k++) opOnce(ops, g.nodes[l.dispatch[k]!]!);
     return {

@@ -10,7 +10,17 @@ import { DEEPSEEK_SHAPE, syntheticLayers } from '../src/bench/moe.js';
 import { planExperts } from '../passes/moe.js';
 import { HxcError } from '../src/diag/diagnostics.js';
 import { evaluate, noComm, placeGreedy, placeHxc, placeRoundRobin, type Placement, type PlacementProblem } from '../src/moe/place.js';
-import { checkedRoutingText, parseRouting, readRouting, routingText, syntheticRouting, uniformLayer } from '../src/moe/routing.js';
+import {
+  checkedRoutingText,
+  parseRouting,
+  readRouting,
+  routingText,
+  scaledLayer,
+  syntheticRouting,
+  uniformLayer,
+  uniformScaled,
+  type RoutingLayer,
+} from '../src/moe/routing.js';
 import { canRun, loadTopology, RouteTable } from '../src/topology/index.js';
 import { EXAMPLES, FIXTURES, hxc, isOneLineError, tmpDir } from './helpers.js';
 import { DENSE, MIXTRAL_8X7B, MIXTRAL_TINY, moe, trace } from './moe-helpers.js';
@@ -293,4 +303,51 @@ test('with a replica to spare per device boundary, chained replicas (shares that
     for (const [e, xs] of shares)
       assert.ok(Math.abs(xs.reduce((a, b) => a + b, 0) - l.problem.tokens[e]!) < 1e-6 * l.problem.step_tokens, `expert ${e}'s tokens all served`);
   }
+});
+
+/** scaledLayer as first written: one expression per entry, a branch for each. */
+function scaledByEntry(l: RoutingLayer, topK: number, stepTokens: number): { tokens: number[]; coactivation: number[] } {
+  const n = l.tokens.length;
+  const traceTokens = l.tokens.reduce((s, t) => s + t, 0) / Math.max(1, topK);
+  const scale = traceTokens > 0 ? stepTokens / traceTokens : 0;
+  const tokens = l.tokens.map((t) => t * scale);
+  const co: number[] = [];
+  for (let a = 0; a < n; a++)
+    for (let b = 0; b < n; b++)
+      co.push(
+        a === b
+          ? tokens[a]!
+          : l.coactivation
+            ? l.coactivation[a]![b]! * scale
+            : stepTokens > 0 && topK > 1
+              ? (tokens[a]! * tokens[b]! * (topK - 1)) / (topK * stepTokens)
+              : 0,
+      );
+  return { tokens, coactivation: co };
+}
+
+test('scaled routing: row by row and the uniform shortcut give every number of the per-entry formula', () => {
+  const bits = (xs: ArrayLike<number>): string => Buffer.from(Float64Array.from(xs).buffer).toString('hex');
+  let cases = 0;
+  for (const experts of [1, 2, 3, 7, 64, 256]) {
+    for (const topK of [1, 2, 3, 8, 300]) {
+      for (const tokens of [0, 1, 3, 7.5, 1000, 123457]) {
+        const uniform = uniformLayer(4, experts, topK, tokens);
+        const want = scaledByEntry(uniform, topK, tokens);
+        const fast = uniformScaled(experts, topK, tokens);
+        assert.equal(bits(fast.tokens), bits(want.tokens), `uniform tokens E=${experts} k=${topK} T=${tokens}`);
+        assert.equal(bits(fast.coactivation), bits(want.coactivation), `uniform co-activation E=${experts} k=${topK} T=${tokens}`);
+        const rows = scaledLayer(uniform, topK, tokens);
+        assert.equal(bits(rows.coactivation), bits(want.coactivation), `given co-activation E=${experts} k=${topK} T=${tokens}`);
+        // Without a co-activation matrix: the independence fill, on skewed counts.
+        const skewed = { layer: 0, tokens: Array.from({ length: experts }, (_, e) => ((e * 7919) % 13) + e / 3) };
+        const noCo = scaledLayer(skewed, topK, tokens);
+        const noCoWant = scaledByEntry(skewed, topK, tokens);
+        assert.equal(bits(noCo.tokens), bits(noCoWant.tokens));
+        assert.equal(bits(noCo.coactivation), bits(noCoWant.coactivation), `independence fill E=${experts} k=${topK} T=${tokens}`);
+        cases++;
+      }
+    }
+  }
+  assert.equal(cases, 180);
 });

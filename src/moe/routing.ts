@@ -150,24 +150,37 @@ export function checkedRoutingText(layers: readonly RoutingLayer[], extra: Recor
   return text;
 }
 
+/** One layer's routing as the placement reads it: tokens per expert, and co-activation E×E row-major, per step. */
+export interface ScaledRouting {
+  tokens: Float64Array;
+  coactivation: Float64Array;
+}
+
 /**
  * Routing of one layer as the placement reads it: tokens and co-activation per step of `stepTokens`
  * tokens (the trace's own token count is tokens summed / top_k). A missing co-activation matrix is
  * filled by independence: P(a and b) ≈ P(a)·P(b)·(k−1)/k, so that a token still counts k experts.
  */
-export function scaledLayer(l: RoutingLayer, topK: number, stepTokens: number): { tokens: Float64Array; coactivation: Float64Array } {
+export function scaledLayer(l: RoutingLayer, topK: number, stepTokens: number): ScaledRouting {
   const n = l.tokens.length;
   const assignments = l.tokens.reduce((s, t) => s + t, 0);
   const traceTokens = assignments / Math.max(1, topK);
   const scale = traceTokens > 0 ? stepTokens / traceTokens : 0;
   const tokens = Float64Array.from(l.tokens, (t) => t * scale);
   const co = new Float64Array(n * n);
+  // Row by row, the diagonal after (a branch per entry over 58 layers × 256² cost the moe pass
+  // ~0.3 s on the DeepSeek-V3 shape, sampled); each entry is the same expression as before.
+  const pairs = stepTokens > 0 && topK > 1;
   for (let a = 0; a < n; a++) {
-    for (let b = 0; b < n; b++) {
-      if (a === b) co[a * n + b] = tokens[a]!;
-      else if (l.coactivation) co[a * n + b] = l.coactivation[a]![b]! * scale;
-      else co[a * n + b] = stepTokens > 0 && topK > 1 ? (tokens[a]! * tokens[b]! * (topK - 1)) / (topK * stepTokens) : 0;
+    const row = a * n;
+    if (l.coactivation) {
+      const given = l.coactivation[a]!;
+      for (let b = 0; b < n; b++) co[row + b] = given[b]! * scale;
+    } else if (pairs) {
+      const ta = tokens[a]!;
+      for (let b = 0; b < n; b++) co[row + b] = (ta * tokens[b]! * (topK - 1)) / (topK * stepTokens);
     }
+    co[row + a] = tokens[a]!;
   }
   return { tokens, coactivation: co };
 }
@@ -187,6 +200,26 @@ export function uniformLayer(layer: number, experts: number, topK: number, token
       return row;
     }),
   };
+}
+
+/**
+ * scaledLayer(uniformLayer(layer, experts, topK, tokens), topK, tokens), number for number, without
+ * the E×E rows of arrays in between (uniform routing of the DeepSeek-V3 shape: 58 layers × 256²
+ * numbers made and read back a variant).
+ */
+export function uniformScaled(experts: number, topK: number, tokens: number): ScaledRouting {
+  const k = Math.min(topK, experts);
+  const per = (tokens * k) / experts;
+  const pair = experts > 1 ? (tokens * k * (k - 1)) / (experts * (experts - 1)) : 0;
+  // scaledLayer's scale, its sum taken in the same order over the same values.
+  let assignments = 0;
+  for (let e = 0; e < experts; e++) assignments += per;
+  const traceTokens = assignments / Math.max(1, topK);
+  const scale = traceTokens > 0 ? tokens / traceTokens : 0;
+  const scaled = new Float64Array(experts).fill(per * scale);
+  const co = new Float64Array(experts * experts).fill(pair * scale);
+  for (let a = 0; a < experts; a++) co[a * experts + a] = scaled[a]!;
+  return { tokens: scaled, coactivation: co };
 }
 
 export interface SyntheticSpec {
