@@ -47,16 +47,31 @@ export const BODY = new Set([
 /** Ops between the router MatMul and the TopK (casts, normalisation, score bias). */
 export const ROUTER_CHAIN = new Set(['Cast', 'Identity', 'Reshape', 'Softmax', 'Sigmoid', 'Add', 'Sub', 'Mul', 'Div', 'LogSoftmax']);
 export const MATMUL = new Set(['MatMul', 'Gemm', 'FusedMatMul']);
+/** Ops between a weight and the MatMul that reads it, followed back to find the weight. */
+const WEIGHT_THROUGH = new Set(['Cast', 'Transpose', 'DequantizeLinear', 'Identity', 'Reshape']);
 export const EXPERT_NAME = /^(.*?)[/.]experts?[._](\d+)(?:[/._]|$)/;
+
+/** Bits of Facts.opClass: the op families above a node's op belongs to, and a TopK of the default domain. */
+export const OP_VIEW = 1;
+export const OP_BODY = 2;
+export const OP_MATMUL = 4;
+export const OP_TOPK = 8;
 
 /** Per-graph facts the detectors share: which values are constants, and the weight behind a value. */
 export class Facts {
   readonly constant: Uint8Array;
   readonly pos: Int32Array;
+  /**
+   * By node index, the OP_* bits of its op: the detectors test each node of a layer's window for
+   * these families in three scans, and follow views per matmul, a Set lookup by op name each time.
+   */
+  readonly opClass: Uint8Array;
   /** By value id: 0 not asked yet, 1 no weight, else weight(id) at weights[code - 2]. */
   private readonly weightCode: Int32Array;
   private readonly weights: TensorData[] = [];
   private marks: Int32Array | null = null;
+  /** By value id: the initializer of that name, from the index's initializerOrder (made on first use). */
+  private initializerById: (TensorData | undefined)[] | null = null;
 
   constructor(
     readonly model: Model,
@@ -73,11 +88,17 @@ export class Facts {
       const node = g.nodes[i]!;
       const from = inputOffsets[i]!;
       const to = inputOffsets[i + 1]!;
-      let all = node.op === 'Constant' || (to > from && node.outer_refs.length === 0 && !/^Random/.test(node.op));
+      let all = node.op === 'Constant' || (to > from && node.outer_refs.length === 0 && !node.op.startsWith('Random'));
       if (node.op !== 'Constant') for (let e = from; e < to; e++) if (inputIds[e]! >= 0 && !this.constant[inputIds[e]!]) all = false;
       if (all) for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) if (outputIds[e]! >= 0) this.constant[outputIds[e]!] = 1;
     }
     this.pos = positions(order, g.nodes.length);
+    this.opClass = new Uint8Array(g.nodes.length);
+    for (let i = 0; i < g.nodes.length; i++) {
+      const { op, domain } = g.nodes[i]!;
+      this.opClass[i] =
+        (VIEW.has(op) ? OP_VIEW : 0) | (BODY.has(op) ? OP_BODY : 0) | (MATMUL.has(op) ? OP_MATMUL : 0) | (op === 'TopK' && domain === '' ? OP_TOPK : 0);
+    }
     this.weightCode = new Int32Array(index.valueNames.length);
   }
 
@@ -106,17 +127,36 @@ export class Facts {
   }
 
   private weightOf(id: number): TensorData | null {
+    const byId = this.initializers();
     for (let depth = 0; depth < 6 && id >= 0; depth++) {
-      const init = this.model.graph.initializers.get(this.index.valueNames[id]!);
+      const init = byId ? byId[id] : this.model.graph.initializers.get(this.index.valueNames[id]!);
       if (init) return init;
       const p = this.producer(id);
       if (p < 0) return null;
       const node = this.model.graph.nodes[p]!;
       if (node.op === 'Constant') return node.attrs.value?.type === 'tensor' ? node.attrs.value.value : null;
-      if (!['Cast', 'Transpose', 'DequantizeLinear', 'Identity', 'Reshape'].includes(node.op)) return null;
+      if (!WEIGHT_THROUGH.has(node.op)) return null;
       id = this.index.inputAt(p, 0);
     }
     return null;
+  }
+
+  /**
+   * The initializers by value id: the index interned their names in the map's order
+   * (GraphIndex.initializerOrder), so the k-th value of the map is the k-th id's. A lookup by name
+   * per weight was 0.07 s of a cold detection on the DeepSeek-V3 shape (46k weights; sampled). Null
+   * (look up by name) if the map no longer has the index's count.
+   */
+  private initializers(): (TensorData | undefined)[] | null {
+    if (this.initializerById) return this.initializerById;
+    const { initializerOrder, valueNames } = this.index;
+    const map = this.model.graph.initializers;
+    if (map.size !== initializerOrder.length) return null;
+    const byId = new Array<TensorData | undefined>(valueNames.length).fill(undefined);
+    let k = 0;
+    for (const t of map.values()) byId[initializerOrder[k++]!] = t;
+    this.initializerById = byId;
+    return byId;
   }
 
   /** A scalar constant's value (TopK's K, an expert's index in an Equal or Gather). */
@@ -130,7 +170,7 @@ export class Facts {
   /** Follow views back from a value: the value they relabel, and the view nodes passed. */
   viewRoot(id: number): { root: number; chain: number[] } {
     const chain: number[] = [];
-    for (let p = this.producer(id); p >= 0 && VIEW.has(this.model.graph.nodes[p]!.op); p = this.producer(id)) {
+    for (let p = this.producer(id); p >= 0 && (this.opClass[p]! & OP_VIEW) !== 0; p = this.producer(id)) {
       chain.push(p);
       id = this.index.inputAt(p, 0);
     }
@@ -139,8 +179,7 @@ export class Facts {
 
   /** A MatMul/Gemm whose B operand is a constant weight of rank ≥ 2. */
   weightMatmul(i: number): TensorData | null {
-    const node = this.model.graph.nodes[i]!;
-    if (!MATMUL.has(node.op)) return null;
+    if ((this.opClass[i]! & OP_MATMUL) === 0) return null;
     const b = this.index.inputAt(i, 1);
     if (!this.isConst(b)) return null;
     const w = this.weight(b);

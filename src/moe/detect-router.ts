@@ -4,7 +4,7 @@
 
 import type { DType } from '../ir/dtype.js';
 import type { Graph } from '../ir/graph.js';
-import { BODY, EXPERT_NAME, type Facts, ROUTER_CHAIN, VIEW, type Found } from './detect-facts.js';
+import { EXPERT_NAME, type Facts, OP_BODY, OP_TOPK, OP_VIEW, ROUTER_CHAIN, VIEW, type Found } from './detect-facts.js';
 import type { MoeExpert } from './detect.js';
 import { Groups } from './detect-facts.js';
 
@@ -83,61 +83,24 @@ export interface Behind {
  * that combine experts read values from outside and stop it.
  */
 export function expertsBehind(facts: Facts, topk: number, gate: number, x: number, width: number): Behind | null {
-  const { model, index } = facts;
+  const { model } = facts;
   const g = model.graph;
   const n = g.nodes.length;
-  // Routed: downstream of this TopK. The layer ends at the next routed TopK — the next MoE layer's
-  // router reads this layer's combined output, so every expert and the combine come before it in
-  // any topological order; scanning no further keeps detection linear in the graph, not layers × graph.
+  // The scans over the layer are functions of their own: in one function, each call's later code
+  // had no type feedback when an earlier loop's optimised code reached it, and deoptimised (199 times
+  // in the DeepSeek-V3 shape's two detections, about once a layer), running the next layer's scans
+  // unoptimised again — most of what a first detection costs over a second.
   const routed = new Uint8Array(n);
-  routed[topk] = 1;
-  let end = n;
-  // Counted loops over the index's CSR arrays in this file: a subarray view per node visited was
-  // 200 MB of MoE detection's allocation (sampled).
-  const { predOffsets, preds, inputOffsets, inputIds } = index;
-  for (let k = facts.pos[topk]! + 1; k < n; k++) {
-    const i = facts.order[k]!;
-    for (let e = predOffsets[i]!; e < predOffsets[i + 1]!; e++)
-      if (routed[preds[e]!]) {
-        routed[i] = 1;
-        break;
-      }
-    if (routed[i] && g.nodes[i]!.op === 'TopK' && g.nodes[i]!.domain === '') {
-      end = k;
-      break;
-    }
-  }
+  const end = markRouted(facts, topk, routed);
   const rootX = facts.viewRoot(x).root;
   const groups = new Groups();
   // By node index, 1 + its group (0: none), and the nodes in the order they joined: Facts' scratch
   // array, zeroed again once the groups are collected (a Map here was a tenth of detection, sampled).
   const memberOf = facts.lend();
   const members: number[] = [];
-  const join = (i: number, group: number): void => {
-    if (memberOf[i] === 0) members.push(i);
-    memberOf[i] = group + 1;
-  };
   const gathered = new Set<number>();
   const gatherOf = new Map<number, number>();
-  for (let k = facts.pos[gate]! + 1; k < end; k++) {
-    const i = facts.order[k]!;
-    if (!facts.weightMatmul(i)) continue;
-    const { root, chain } = facts.viewRoot(index.inputAt(i, 0));
-    let group = -1;
-    if (root === rootX) group = groups.add();
-    else {
-      const q = facts.producer(root);
-      if (q >= 0 && g.nodes[q]!.op === 'Gather' && facts.viewRoot(index.inputAt(q, 0)).root === rootX && routed[facts.producer(index.inputAt(q, 1))] === 1) {
-        group = groups.add();
-        gathered.add(group);
-        gatherOf.set(group, q);
-      }
-    }
-    if (group < 0) continue;
-    join(i, group);
-    // Views between an expert's token gather and its matmul are its own; views of x are shared.
-    if (gathered.has(group)) for (const v of chain) join(v, group);
-  }
+  seedGroups(facts, gate, end, rootX, routed, { groups, memberOf, members, gathered, gatherOf });
   if (members.length === 0) {
     facts.giveBack(memberOf, members);
     // No expert reads the routed tokens itself — each one's rows split over its executable replicas
@@ -152,27 +115,7 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
     );
     return { name, form: 'sparse', experts: byName, shared: [], detected_by: 'names', routed, end };
   }
-  const first = Math.min(...members.map((i) => facts.pos[i]!));
-  for (let k = Math.max(first, facts.pos[gate]! + 1); k < end; k++) {
-    const i = facts.order[k]!;
-    if (memberOf[i] !== 0 || !(BODY.has(g.nodes[i]!.op) || VIEW.has(g.nodes[i]!.op))) continue;
-    const from = inputOffsets[i]!;
-    const to = VIEW.has(g.nodes[i]!.op) ? Math.min(from + 1, inputOffsets[i + 1]!) : inputOffsets[i + 1]!;
-    let joined = -1;
-    let ok = true;
-    for (let e = from; e < to; e++) {
-      const id = inputIds[e]!;
-      if (id < 0 || facts.isConst(id)) continue;
-      const p = facts.producer(id);
-      const grp = p >= 0 ? memberOf[p]! - 1 : -1;
-      if (grp < 0) {
-        ok = false;
-        break;
-      }
-      joined = joined < 0 ? groups.find(grp) : groups.union(joined, grp);
-    }
-    if (ok && joined >= 0) join(i, joined);
-  }
+  growGroups(facts, gate, end, groups, memberOf, members);
   // Collect groups; a group is routed when any of its seeds read gathered tokens.
   const byRoot = new Map<number, number[]>();
   for (let k = 0; k < members.length; k++) {
@@ -225,6 +168,101 @@ export function expertsBehind(facts: Facts, topk: number, gate: number, x: numbe
   // Structure did not give one group per router column: fall back on the module path in node names.
   const byName = expertsByName(facts, g.nodes[gate]!.name, width);
   return byName ? { name, form, experts: byName, shared, detected_by: 'names', routed, end } : null;
+}
+
+/**
+ * Marks the nodes downstream of `topk` in `routed`, in graph order, and returns the position of the
+ * next routed TopK (the next MoE layer's router), or the node count. The next layer's router reads
+ * this layer's combined output, so every expert and the combine come before it in any topological
+ * order; scanning no further keeps detection linear in the graph, not layers × graph.
+ */
+function markRouted(facts: Facts, topk: number, routed: Uint8Array): number {
+  const n = routed.length;
+  // Counted loops over the index's CSR arrays in this file: a subarray view per node visited was
+  // 200 MB of MoE detection's allocation (sampled).
+  const { predOffsets, preds } = facts.index;
+  const { opClass, order } = facts;
+  routed[topk] = 1;
+  for (let k = facts.pos[topk]! + 1; k < n; k++) {
+    const i = order[k]!;
+    for (let e = predOffsets[i]!; e < predOffsets[i + 1]!; e++)
+      if (routed[preds[e]!]) {
+        routed[i] = 1;
+        break;
+      }
+    if (routed[i] && (opClass[i]! & OP_TOPK) !== 0) return k;
+  }
+  return n;
+}
+
+/** The expert groups of a layer as they are found: union-find, membership by node, and gathers by group. */
+interface Grouping {
+  groups: Groups;
+  memberOf: Int32Array;
+  members: number[];
+  gathered: Set<number>;
+  gatherOf: Map<number, number>;
+}
+
+function joinGroup(memberOf: Int32Array, members: number[], i: number, group: number): void {
+  if (memberOf[i] === 0) members.push(i);
+  memberOf[i] = group + 1;
+}
+
+/** The seeds, from the gate to the layer's end: weight MatMuls reading x, or x's rows gathered by the routing. */
+function seedGroups(facts: Facts, gate: number, end: number, rootX: number, routed: Uint8Array, at: Grouping): void {
+  const { index } = facts;
+  const g = facts.model.graph;
+  const { groups, memberOf, members, gathered, gatherOf } = at;
+  for (let k = facts.pos[gate]! + 1; k < end; k++) {
+    const i = facts.order[k]!;
+    if (!facts.weightMatmul(i)) continue;
+    const { root, chain } = facts.viewRoot(index.inputAt(i, 0));
+    let group = -1;
+    if (root === rootX) group = groups.add();
+    else {
+      const q = facts.producer(root);
+      if (q >= 0 && g.nodes[q]!.op === 'Gather' && facts.viewRoot(index.inputAt(q, 0)).root === rootX && routed[facts.producer(index.inputAt(q, 1))] === 1) {
+        group = groups.add();
+        gathered.add(group);
+        gatherOf.set(group, q);
+      }
+    }
+    if (group < 0) continue;
+    joinGroup(memberOf, members, i, group);
+    // Views between an expert's token gather and its matmul are its own; views of x are shared.
+    if (gathered.has(group)) for (const v of chain) joinGroup(memberOf, members, v, group);
+  }
+}
+
+/**
+ * Grows the seeds' groups in graph order over body ops whose every non-constant input is already in
+ * a group (two groups a node joins become one).
+ */
+function growGroups(facts: Facts, gate: number, end: number, groups: Groups, memberOf: Int32Array, members: number[]): void {
+  const { inputOffsets, inputIds } = facts.index;
+  const { opClass } = facts;
+  const first = Math.min(...members.map((i) => facts.pos[i]!));
+  for (let k = Math.max(first, facts.pos[gate]! + 1); k < end; k++) {
+    const i = facts.order[k]!;
+    if (memberOf[i] !== 0 || (opClass[i]! & (OP_BODY | OP_VIEW)) === 0) continue;
+    const from = inputOffsets[i]!;
+    const to = (opClass[i]! & OP_VIEW) !== 0 ? Math.min(from + 1, inputOffsets[i + 1]!) : inputOffsets[i + 1]!;
+    let joined = -1;
+    let ok = true;
+    for (let e = from; e < to; e++) {
+      const id = inputIds[e]!;
+      if (id < 0 || facts.isConst(id)) continue;
+      const p = facts.producer(id);
+      const grp = p >= 0 ? memberOf[p]! - 1 : -1;
+      if (grp < 0) {
+        ok = false;
+        break;
+      }
+      joined = joined < 0 ? groups.find(grp) : groups.union(joined, grp);
+    }
+    if (ok && joined >= 0) joinGroup(memberOf, members, i, joined);
+  }
 }
 
 /** Expert index from the mask that selects its tokens: Equal(topk_indices, e) or Gather(one_hot, e). */

@@ -99,7 +99,10 @@ export function expectedExpertCounts(
     const shape = n.outputs[0] ? types.get(n.outputs[0])?.shape : undefined;
     const sym = shape?.[1];
     if (typeof sym === 'string' && !(sym in bindings)) out.set(sym, Math.max(1, Math.round(active > 0 ? (tokens * q) / active : 1)));
-    const expert = l.experts.find((e) => e.expert === probe.expert);
+    // Experts are listed by index, each once (every detector numbers them so): the probe's is at its
+    // index, a search of the list per probe only if not (256² a layer on the DeepSeek-V3 shape).
+    const atIndex = l.experts[probe.expert];
+    const expert = atIndex?.expert === probe.expert ? atIndex : l.experts.find((e) => e.expert === probe.expert);
     if (expert) for (let k = 0; k < expert.nodes.length; k++) activity[expert.nodes[k]!] = active;
   }
   // The layer's routed part — each expert's dispatch (mask, NonZero, gathers), body and combine
