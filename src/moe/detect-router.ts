@@ -366,6 +366,29 @@ function within(prefix: string, name: string): string {
 }
 
 /**
+ * Per position of the window from `first`, how many experts reach it (bits set in `desc` once filled:
+ * the union over its predecessors of theirs and of the experts they belong to, `own`). Its own
+ * function: inside dispatchNodes, the code after the loop deoptimised the loop's code each layer.
+ */
+function reachCounts(facts: Facts, first: number, span: number, words: number, desc: Int32Array, own: Int32Array): Int32Array {
+  const { index } = facts;
+  const reachAt = new Int32Array(span);
+  for (let k = 0; k < span; k++) {
+    const base = k * words;
+    const i = facts.order[first + k]!;
+    for (let e = index.predOffsets[i]!; e < index.predOffsets[i + 1]!; e++) {
+      const kp = facts.pos[index.preds[e]!]! - first;
+      if (kp < 0 || kp >= k) continue;
+      for (let w = 0; w < words; w++) desc[base + w]! |= desc[kp * words + w]! | own[kp * words + w]!;
+    }
+    let c = 0;
+    for (let w = 0; w < words; w++) for (let v = desc[base + w]!; v !== 0; v &= v - 1) c++;
+    reachAt[k] = c;
+  }
+  return reachAt;
+}
+
+/**
  * The layer's routing, dispatch and combine nodes: those routed (downstream of the TopK) or fed by
  * an expert, up to the join — the first routed node every expert's output reaches (the last
  * scatter-add, or the gate multiply of the dense form) — minus router and experts.
@@ -396,19 +419,7 @@ export function dispatchNodes(facts: Facts, topk: number, router: number[], laye
       if (at >= 0 && at < span) own[at * words + (k >>> 5)]! |= 1 << (k & 31);
     }
   });
-  const reachAt = new Int32Array(span);
-  for (let k = 0; k < span; k++) {
-    const base = k * words;
-    const i = facts.order[first + k]!;
-    for (let e = index.predOffsets[i]!; e < index.predOffsets[i + 1]!; e++) {
-      const kp = facts.pos[index.preds[e]!]! - first;
-      if (kp < 0 || kp >= k) continue;
-      for (let w = 0; w < words; w++) desc[base + w]! |= desc[kp * words + w]! | own[kp * words + w]!;
-    }
-    let c = 0;
-    for (let w = 0; w < words; w++) for (let v = desc[base + w]!; v !== 0; v &= v - 1) c++;
-    reachAt[k] = c;
-  }
+  const reachAt = reachCounts(facts, first, span, words, desc, own);
   const reach = (i: number): number => {
     const k = facts.pos[i]! - first;
     return k >= 0 && k < span ? reachAt[k]! : 0;
