@@ -51,8 +51,15 @@ export function splitField(buf: Uint8Array, field: number): FieldSplit {
 /** `buf` (a ModelProto) split by its graph and the graph by its nodes; null when the graph field is not there once. */
 export function splitModel(buf: Uint8Array): ModelSplit | null {
   const top = splitField(buf, MODEL_GRAPH);
-  if (top.starts.length !== 1) return null;
-  const [graph_start, graph_end] = [top.starts[0]!, top.ends[0]!];
+  return top.starts.length === 1 ? splitGraph(buf, top, 0) : null;
+}
+
+/**
+ * `buf` (a ModelProto, `top` its split by the graph field) split as splitModel splits it, its graph
+ * the k-th graph field (none when k < 0: no nodes).
+ */
+export function splitGraph(buf: Uint8Array, top: FieldSplit, k: number): ModelSplit {
+  const [graph_start, graph_end] = k >= 0 ? [top.starts[k]!, top.ends[k]!] : [0, 0];
   const nodes = splitField(buf.subarray(graph_start, graph_end), GRAPH_NODE);
   return {
     header: top.rest,

@@ -15,7 +15,17 @@ import { dtypeToOnnx } from '../ir/dtype.js';
 import type { GraphIndex } from '../ir/algorithms.js';
 import type { Model, ModelSplit, TensorData, TensorType } from '../ir/graph.js';
 import { sha256 } from '../util/hash.js';
-import { GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT, LENGTH_DELIMITED, MODEL_GRAPH, splitField, varintBytes, writeVarint } from '../import/onnx-fields.js';
+import {
+  GRAPH_INPUT,
+  GRAPH_NODE,
+  GRAPH_OUTPUT,
+  LENGTH_DELIMITED,
+  MODEL_GRAPH,
+  splitField,
+  splitGraph,
+  varintBytes,
+  writeVarint,
+} from '../import/onnx-fields.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
@@ -81,16 +91,7 @@ export function indexSource(buf: Uint8Array, split?: ModelSplit): SourceModel {
   // whose graph field comes more than once, which the import did not split: the last is the graph.)
   if (!split) {
     const top = splitField(buf, MODEL_GRAPH);
-    const [graph_start, graph_end] = top.starts.length > 0 ? [top.starts.at(-1)!, top.ends.at(-1)!] : [0, 0];
-    const nodes = splitField(buf.subarray(graph_start, graph_end), GRAPH_NODE);
-    split = {
-      header: top.rest,
-      graph_start,
-      graph_end,
-      node_starts: Float64Array.from(nodes.starts),
-      node_ends: Float64Array.from(nodes.ends),
-      graph_rest: nodes.rest,
-    };
+    split = splitGraph(buf, top, top.starts.length - 1);
   }
   const head = onnx.ModelProto.decode(split.header);
   const graph = buf.subarray(split.graph_start, split.graph_end);
