@@ -63,9 +63,9 @@ function omitted(value: unknown): boolean {
 }
 
 /**
- * Emit `items` (a list's elements, or an object's members as [key, value] pairs) as the text of a
- * container at `depth`, a slice at a time: each slice is one JSON.stringify call on a list (or an
- * object) of its items, at that depth, whose text between its brackets is the slice's part of the
+ * Emit a container of `length` elements (or members) as its text at `depth`, a slice at a time:
+ * `slice(from, to)` gives a list (or an object) of those elements (members), and its one
+ * JSON.stringify call, at that depth, has between its brackets the slice's part of the
  * whole (a hole or an omitted value in a list is null there too; an element's toJSON is called with
  * its index in the slice). A slice's count follows the text of the last one, so a slice stays near
  * SLICE_UNITS however long its items are. One call per element or member (the steps of the
