@@ -43,9 +43,10 @@ export interface MoeResult {
 
 /**
  * The routing of each detected layer (by its place in `layers`): from the file (checked against
- * the model), else uniform — a uniform layer made when asked, so one layer's E×E rows are alive at
- * a time, not every layer's (DeepSeek-V3: 58 × 256² numbers, 30 MB a variant held at once) —
- * each layer's as the placement reads it (scaled to the step's tokens).
+ * the model), else uniform — each layer's as the placement reads it (scaled to the step's tokens).
+ * Uniform routing is one and the same for layers of equal experts, top-k and step tokens: it is
+ * made once and those layers share it (read only, as every reader of a ScaledRouting treats it).
+ * The DeepSeek-V3 shape's 58 layers held 58 × 256² numbers a variant (30 MB, made and written).
  */
 function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]): { scaled: (i: number) => ScaledRouting; file: string | null } {
   const file = ctx.option(ROUTING);
@@ -53,7 +54,15 @@ function routingFor(ctx: PassContext, layers: MoeLayer[], stepTokens: number[]):
     ctx.diagnostics.warn('HXC1106', `uniform routing assumed for ${layers.length} MoE layer${layers.length === 1 ? '' : 's'}: every expert equally loaded`, {
       hint: 'give measured counts with --routing FILE (hxc-routing/v1; hxc run writes one)',
     });
-    return { scaled: (i) => uniformScaled(layers[i]!.num_experts, layers[i]!.top_k, stepTokens[i]!), file: null };
+    const made = new Map<string, ScaledRouting>();
+    const scaled = (i: number): ScaledRouting => {
+      const l = layers[i]!;
+      const key = `${l.num_experts},${l.top_k},${stepTokens[i]!}`;
+      let r = made.get(key);
+      if (!r) made.set(key, (r = uniformScaled(l.num_experts, l.top_k, stepTokens[i]!)));
+      return r;
+    };
+    return { scaled, file: null };
   }
   const routing = readRouting(file);
   const bad = (at: string, msg: string): never => {

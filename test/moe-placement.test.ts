@@ -351,3 +351,30 @@ test('scaled routing: row by row and the uniform shortcut give every number of t
   }
   assert.equal(cases, 180);
 });
+
+test('a layer placed as an earlier one it equals gets the very placement a fresh one would, and only such a layer', () => {
+  // Layers 1 and 3 share layer 0's routing arrays, as layers of one uniform routing do (passes/moe.ts);
+  // layer 2 shares them too but its experts are larger, layer 4 has routing of its own. The plan
+  // must equal one where every layer's arrays are copies (nothing shared, each layer placed alone).
+  const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
+  const shape = { ...DEEPSEEK_SHAPE, layers: 5, experts: 32, slots: 8, groups: 4 };
+  const base = syntheticLayers(shape, 2048);
+  const first = base[0]!;
+  const larger = Float64Array.from(first.param_bytes, (b, e) => (e === 3 ? b * 2 : b));
+  const shared = base.map((l, i) =>
+    i === 4 ? l : { ...l, tokens: first.tokens, coactivation: first.coactivation, param_bytes: i === 2 ? larger : Float64Array.from(first.param_bytes) },
+  );
+  const copied = shared.map((l) => ({ ...l, tokens: Float64Array.from(l.tokens), coactivation: Float64Array.from(l.coactivation) }));
+  const opts = { slots: shape.slots, groups: shape.groups, canHold: (d: { kind: string }) => d.kind === 'gpu' };
+  const a = planExperts(topo, new RouteTable(topo), shared, opts)!;
+  const b = planExperts(topo, new RouteTable(topo), copied, opts)!;
+  assert.equal(a.layers.length, 5);
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(a.layers[i]!.placements, b.layers[i]!.placements, `layer ${i}`);
+    assert.deepEqual(a.layers[i]!.metrics, b.layers[i]!.metrics, `layer ${i}`);
+  }
+  assert.equal(a.layers[1]!.placements, a.layers[0]!.placements, 'an equal layer is placed once');
+  assert.equal(a.layers[3]!.placements, a.layers[0]!.placements);
+  assert.notDeepEqual(a.layers[2]!.metrics.hxc.memory_bytes, a.layers[0]!.metrics.hxc.memory_bytes, 'larger experts weigh more');
+  assert.deepEqual(a.summary, b.summary);
+});

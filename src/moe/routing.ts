@@ -150,7 +150,10 @@ export function checkedRoutingText(layers: readonly RoutingLayer[], extra: Recor
   return text;
 }
 
-/** One layer's routing as the placement reads it: tokens per expert, and co-activation E×E row-major, per step. */
+/**
+ * One layer's routing as the placement reads it: tokens per expert, and co-activation E×E row-major,
+ * per step. Read only: layers of one uniform routing share one (passes/moe.ts).
+ */
 export interface ScaledRouting {
   tokens: Float64Array;
   coactivation: Float64Array;
