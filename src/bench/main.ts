@@ -15,6 +15,8 @@ import { serveTable } from './serve.js';
 import { transportTable } from './transport.js';
 import { DEEPSEEK_V3, writeDeepseek } from './deepseek.js';
 import { rackYaml } from './rack.js';
+import { loadTopology, RouteTable, topologyToJson } from '../topology/index.js';
+import { jsonText } from '../cli/output.js';
 import { moeTable } from './moe.js';
 import { qualitySuite } from './placement.js';
 import { BASELINES, qualityTable } from './quality.js';
@@ -126,6 +128,7 @@ function cases(): Case[] {
   if (fs.existsSync(tiny)) {
     // The yardstick for the two below (issue 10: each within 10× of it).
     list.push({ name: 'YAML parse alone (the yaml package), 5,120-device rack', model: tiny, passes: ['yaml-parse'], reps: 5, topology: 'rack:512' });
+    list.push({ name: 'hxc topology --json (its text made), 5,120-device rack', model: tiny, passes: ['topology-json'], reps: 5, topology: 'rack:512' });
     list.push({
       name: 'import..classify (topology load), mixtral_tiny, 5,120-device rack',
       model: tiny,
@@ -177,6 +180,20 @@ async function runChild(c: Case): Promise<void> {
     process.stdout.write(
       JSON.stringify({ times_ms, nodes, maxrss_bytes: process.resourceUsage().maxRSS * 1024, file_bytes: fs.statSync(yaml ? topology! : file).size }),
     );
+    return;
+  }
+  // What `hxc topology FILE --json` does (src/cli/topology-command.ts) but the write to stdout.
+  if (c.passes[0] === 'topology-json') {
+    const times_ms: number[] = [];
+    let bytes = 0;
+    for (let k = 0; k < c.reps; k++) {
+      const t0 = process.hrtime.bigint();
+      const topo = loadTopology(topology!);
+      bytes = jsonText(topologyToJson(topo, new RouteTable(topo), {})).length;
+      times_ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    if (bytes === 0) throw new Error('hxc topology --json wrote nothing');
+    process.stdout.write(JSON.stringify({ times_ms, nodes: 0, maxrss_bytes: process.resourceUsage().maxRSS * 1024, file_bytes: fs.statSync(topology!).size }));
     return;
   }
   const r = await timePipeline(file, c.passes, c.reps, c.dims ?? {}, { out, ...(c.flags ?? {}) }, topology);
