@@ -146,6 +146,11 @@ export class Judge {
   private readonly pairRoute: Int32Array;
   /** Scratch of schedule(), sized by the units and by the values' consumers, reused from one schedule to the next. */
   private scratch: {
+    units: Int32Array;
+    byStart: Int32Array;
+    sends: Int32Array;
+    recvs: Int32Array;
+    launches: { extra: Float64Array; charged: Uint8Array } | undefined;
     rank: Int32Array;
     round: Int32Array;
     sendAt: Int32Array;
@@ -178,6 +183,11 @@ export class Judge {
     // (A schedule's working arrays are reused, not made anew: a judgement's typed arrays live off
     // the heap, and their allocation paced the collector — "external memory pressure" scavenges.)
     const scratch = (this.scratch ??= {
+      units: new Int32Array(n),
+      byStart: new Int32Array(n),
+      sends: new Int32Array(cap),
+      recvs: new Int32Array(cap),
+      launches: p.grouped_launch ? { extra: new Float64Array(n), charged: new Uint8Array(p.grouped_launch.groups * nd) } : undefined,
       rank: new Int32Array(n),
       round: new Int32Array(n),
       sendAt: new Int32Array(n + 1),
@@ -186,9 +196,9 @@ export class Judge {
       recvPut: new Int32Array(n),
       staged: new Int32Array(5 * cap),
     });
-    const units = new Int32Array(n);
+    const units = scratch.units;
     for (let u = 0; u < n; u++) units[u] = u;
-    const byStart = sortIndices(units, start_s);
+    const byStart = sortIndices(units, start_s, undefined, scratch.byStart);
     // Rounds: a unit runs a round after its inputs from other devices and never before the unit
     // ahead of it on its device (so one request still runs in list order).
     const round = scratch.round.fill(0);
@@ -261,8 +271,8 @@ export class Judge {
       sendAt[u + 1]! += sendAt[u]!;
       recvAt[u + 1]! += recvAt[u]!;
     }
-    const sends = new Int32Array(T);
-    const recvs = new Int32Array(T);
+    const sends = scratch.sends;
+    const recvs = scratch.recvs;
     {
       const { sendPut, recvPut } = scratch;
       sendPut.set(sendAt.subarray(0, n));
@@ -297,7 +307,7 @@ export class Judge {
         hops: routeList[tRoute[t]!]!.hops,
       })));
     // Grouped expert launches are paid once per device and layer (src/partition/problem.ts).
-    const extra = groupedLaunchExtra(p, device, byStart);
+    const extra = groupedLaunchExtra(p, device, byStart, scratch.launches);
     // The steps flat, as the simulation reads them (a schedule is judged many times per plan, and
     // an object per step was most of building one): device d's at [at[d], at[d + 1]).
     const at = new Int32Array(nd + 1);
@@ -558,18 +568,30 @@ export class Judge {
  * `schedule` (whose step times are laid out as its flat steps).
  */
 export function scheduledTimes(schedule: Schedule, one: SimResult, n: number): { start_s: Float64Array; end_s: Float64Array; arrive_s: Float64Array } {
+  const { start, end, arrive } = timesInto(schedule, one, new Float64Array(n), new Float64Array(n), new Float64Array(schedule.packedTransfers.value.length));
+  return { start_s: start, end_s: end, arrive_s: arrive };
+}
+
+/**
+ * scheduledTimes written into the arrays given (of at least the units' and the transfers' size:
+ * every unit has a compute step and every transfer a recv, so every entry read is written).
+ */
+function timesInto(
+  schedule: Schedule,
+  one: SimResult,
+  start_s: Float64Array,
+  end_s: Float64Array,
+  arrive_s: Float64Array,
+): { start: Float64Array; end: Float64Array; arrive: Float64Array } {
   const { at, op, ref } = schedule.packed;
   const { start_s: stepStart, end_s: stepEnd } = one.step_times;
-  const start_s = new Float64Array(n);
-  const end_s = new Float64Array(n);
-  const arrive_s = new Float64Array(schedule.packedTransfers.value.length);
   for (let i = 0; i < at[at.length - 1]!; i++) {
     if (op[i] === STEP_COMPUTE) {
       start_s[ref[i]!] = stepStart[i]!;
       end_s[ref[i]!] = stepEnd[i]!;
     } else if (op[i] === STEP_RECV) arrive_s[ref[i]!] = stepStart[i]!;
   }
-  return { start_s, end_s, arrive_s };
+  return { start: start_s, end: end_s, arrive: arrive_s };
 }
 
 /**
@@ -577,6 +599,27 @@ export function scheduledTimes(schedule: Schedule, one: SimResult, n: number): {
  * activations — a unit's own working set while it runs; a value from its production (or arrival)
  * until its last reader there ends, on the producer also until its sends have left.
  */
+/**
+ * memoryOf's working arrays, kept from call to call and grown when a call needs more (none
+ * outlives a call). Fresh ones, 8 MB a call on the DeepSeek-V3 shape, were most of its time: the
+ * kernel zeroes each page at its first write (its three busiest lines were first writes), and
+ * their bytes, off the heap, paced the collector.
+ */
+const memoryScratch = {
+  start: new Float64Array(0),
+  end: new Float64Array(0),
+  arrive: new Float64Array(0),
+  evT: new Float64Array(0),
+  evDelta: new Float64Array(0),
+  indices: new Int32Array(0),
+  merge: new Int32Array(0),
+};
+
+/** `array` when it holds `length` elements, else a new one of at least that many (doubling). */
+function atLeast<A extends Float64Array | Int32Array>(array: A, length: number, make: (length: number) => A): A {
+  return array.length >= length ? array : make(Math.max(length, 2 * array.length));
+}
+
 export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Schedule, one: SimResult): DeviceMemory[] {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
@@ -593,7 +636,12 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   }
   const { value: tValue, to: tTo } = schedule.packedTransfers;
   // A send's bytes are held until the transfer has arrived (its recv's start).
-  const { start_s: start, end_s: end, arrive_s: arrive } = scheduledTimes(schedule, one, n);
+  const scratch = memoryScratch;
+  const T = schedule.packedTransfers.value.length;
+  scratch.start = atLeast(scratch.start, n, (k) => new Float64Array(k));
+  scratch.end = atLeast(scratch.end, n, (k) => new Float64Array(k));
+  scratch.arrive = atLeast(scratch.arrive, T, (k) => new Float64Array(k));
+  const { start, end, arrive } = timesInto(schedule, one, scratch.start, scratch.end, scratch.arrive);
   const { producer: vProducer, bytes: vBytes, consumerAt, consumers: vConsumers } = packedValues(p);
   const V = vProducer.length;
   // Transfers by value: movesOf[moveAt[vi] .. moveAt[vi + 1]).
@@ -606,8 +654,10 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
     for (let j = moveAt[vi]!; j < moveAt[vi + 1]!; j++) count[tTo[movesOf[j]!]! + 1]! += 2;
   }
   for (let d = 0; d < nd; d++) count[d + 1]! += count[d]!;
-  const evT = new Float64Array(count[nd]!);
-  const evDelta = new Float64Array(count[nd]!);
+  // (Every event is written below: the arrays' old contents are never read.)
+  scratch.evT = atLeast(scratch.evT, count[nd]!, (k) => new Float64Array(k));
+  scratch.evDelta = atLeast(scratch.evDelta, count[nd]!, (k) => new Float64Array(k));
+  const { evT, evDelta } = scratch;
   const put = count.slice(0, nd);
   // (Events written in place, no closure: a double handed to one is boxed.)
   for (let u = 0; u < n; u++) {
@@ -665,13 +715,14 @@ export function memoryOf(p: PlacementProblem, device: Int32Array, schedule: Sche
   // (One index array for every device, the largest's size.)
   let most = 0;
   for (let d = 0; d < nd; d++) most = Math.max(most, count[d + 1]! - count[d]!);
-  const indices = new Int32Array(most);
+  const indices = (scratch.indices = atLeast(scratch.indices, most, (k) => new Int32Array(k)));
+  const merge = (scratch.merge = atLeast(scratch.merge, most, (k) => new Int32Array(k)));
   for (let d = 0; d < nd; d++) {
     const from = count[d]!;
     const len = count[d + 1]! - from;
     const order = indices.subarray(0, len);
     for (let k = 0; k < len; k++) order[k] = from + k;
-    const sorted = sortIndices(order, evT, evDelta);
+    const sorted = sortIndices(order, evT, evDelta, merge);
     let live = 0;
     let peak = 0;
     for (let k = 0; k < len; k++) {

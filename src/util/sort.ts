@@ -6,13 +6,14 @@
  * `order`, a list of indices, sorted stably by `primary[i]` and then `secondary[i]` ascending (a
  * merge sort over insertion-sorted runs of 16): the order a stable comparator sort on
  * `primary[a] - primary[b] || secondary[a] - secondary[b]` gives, for keys that are not NaN. Sorts
- * in place and returns `order`, or returns a scratch array holding the result.
+ * in place and returns `order`, or returns a scratch array holding the result (`scratch`'s first n
+ * elements when it is given and holds n).
  *
  * Keys are Float64Arrays only (every caller's are, or are copied into one): the function is then
  * compiled for one kind of element load, and its merge keeps the two heads' primary keys in locals
  * (a memoryOf of the DeepSeek-V3 shape, 309k events: its sort 16 → 12 ms).
  */
-export function sortIndices(order: Int32Array, primary: Float64Array, secondary?: Float64Array): Int32Array {
+export function sortIndices(order: Int32Array, primary: Float64Array, secondary?: Float64Array, scratch?: Int32Array): Int32Array {
   // One key: the primary again as the second (equal firsts are equal seconds: no reorder).
   const second = secondary ?? primary;
   const n = order.length;
@@ -36,7 +37,8 @@ export function sortIndices(order: Int32Array, primary: Float64Array, secondary?
     }
   }
   if (n <= RUN) return src;
-  let dst: Int32Array = new Int32Array(n);
+  // (A caller sorting again and again lends the merge its second array: `scratch`, when it holds n.)
+  let dst: Int32Array = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Int32Array(n);
   for (let width = RUN; width < n; width *= 2) {
     for (let lo = 0; lo < n; lo += 2 * width) {
       const mid = Math.min(n, lo + width);
