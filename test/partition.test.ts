@@ -9,7 +9,19 @@ import { newGraph, type Node, type TensorData } from '../src/ir/graph.js';
 import { solveExact } from '../src/partition/exact.js';
 import { BusyIntervals, heft } from '../src/partition/heft.js';
 import { pipelinePartition } from '../src/partition/pipeline.js';
-import { evaluate, Evaluator, groupedLaunchExtra, residentBytes, unitTime, type PlacementProblem } from '../src/partition/problem.js';
+import {
+  evaluate,
+  Evaluator,
+  groupedLaunchExtra,
+  residentBytes,
+  packedReads,
+  unitPredecessorCsr,
+  unitPredecessors,
+  unitSuccessors,
+  unitTime,
+  valuesReadBy,
+  type PlacementProblem,
+} from '../src/partition/problem.js';
 import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
 import { relieve } from '../src/partition/pool.js';
 import { plainPool } from './pool-helpers.js';
@@ -489,6 +501,52 @@ test("a judge's schedules and memory, made one after another on problems of ever
       }
     }),
     { numRuns: 60, seed: 17 },
+  );
+});
+
+test("each unit's predecessors, as lists and as CSR, and its successors are the producers of the values it reads and the readers of its values, ascending, each once; its reads flat are valuesReadBy's (property)", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 5 }), fc.nat(), (n, fan, seed) => {
+      const r = mulberry32(seed);
+      // Values from random producers to random later units (some to themselves, several from one
+      // producer to one reader, one reader of many: lists past the insertion sort's length).
+      const values = Array.from({ length: 3 * n }, (_, k) => {
+        const producer = Math.floor(r() * n);
+        const readers = new Set<number>();
+        for (let j = 0; j < fan; j++) readers.add(Math.min(n - 1, producer + Math.floor(r() * 4)));
+        if (k % 7 === 0) readers.add(n - 1);
+        return { name: `v${k}`, producer, consumers: [...readers].sort((a, b) => a - b), bytes: 1 + (k % 5) };
+      });
+      const p = { ...randomProblem({ seed: 1, units: n, devices: 2, ccr: 1 }), values };
+      const want = Array.from({ length: n }, (_, u) =>
+        [...new Set(values.filter((v) => v.producer !== u && v.consumers.includes(u)).map((v) => v.producer))].sort((a, b) => a - b),
+      );
+      assert.deepEqual(unitPredecessors(p), want);
+      const { predStart, predList } = unitPredecessorCsr(p);
+      assert.deepEqual(
+        want.map((_, u) => Array.from(predList.subarray(predStart[u], predStart[u + 1]))),
+        want,
+      );
+      const { succStart, succList } = unitSuccessors(p);
+      assert.deepEqual(
+        want.map((_, u) => Array.from(succList.subarray(succStart[u], succStart[u + 1]))),
+        want.map((_, u) => want.flatMap((ps, c) => (ps.includes(u) ? [c] : []))),
+      );
+      // The reads flat: per unit its values' producers and sizes, in valuesReadBy's order; sizes numbered as first met.
+      const reads = valuesReadBy(p);
+      const { readStart, readProducer, readTable, tableBytes } = packedReads(p);
+      const flat = reads.flat();
+      assert.deepEqual(
+        want.map((_, u) => Array.from(readProducer.subarray(readStart[u], readStart[u + 1]))),
+        reads.map((list) => list.map((v) => v.producer)),
+      );
+      assert.deepEqual(
+        Array.from(readTable, (t) => tableBytes[t]),
+        flat.map((v) => v.bytes),
+      );
+      assert.deepEqual(tableBytes, [...new Set(flat.map((v) => v.bytes))]);
+    }),
+    { numRuns: 100, seed: 23 },
   );
 });
 
