@@ -253,6 +253,47 @@ test("a routed layer's expert, dispatch and combine nodes launch nothing of thei
   assert.equal(groupedLaunchSeconds(cpu), 0);
 });
 
+test("a built problem's values are what cross units: each value produced in one unit and read in others, its reading units ascending, each once", async () => {
+  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
+  const run = await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), flags: { phase: 'decode', batch: 2, context: 16 } }), [
+    'state',
+    'stage',
+    'moe',
+  ]);
+  const ctx = run.ctx;
+  const profile = ctx.get(profilePass);
+  const index = ctx.get(verifyPass).index;
+  const built = buildProblem({
+    graph: ctx.model.graph,
+    index,
+    topology: ctx.topology(),
+    routes: ctx.routes(),
+    costs: profile.nodes,
+    efficiency: profile.efficiency,
+    value_bytes_by_id: profile.value_bytes_by_id,
+    stages: ctx.get(stagePass).stages.map((s) => ({ name: s.name, nodes: s.nodes })),
+    state: ctx.get(statePass).objects,
+  });
+  // From the graph: per value a node makes, the units of its readers other than its maker's.
+  const crossing = new Map<string, { producer: number; consumers: number[] }>();
+  ctx.model.graph.nodes.forEach((node, i) => {
+    for (const out of node.outputs) {
+      if (!out) continue;
+      const readers = ctx.model.graph.nodes.flatMap((r, j) => (r.inputs.includes(out) ? [built.unit_of[j]!] : []));
+      const units = [...new Set(readers)].filter((u) => u !== built.unit_of[i]).sort((a, b) => a - b);
+      if (units.length > 0) crossing.set(out, { producer: built.unit_of[i]!, consumers: units });
+    }
+  });
+  const values = built.problem.values.filter((v) => crossing.has(v.name));
+  assert.ok(values.length > 10, 'values cross units');
+  assert.deepEqual(
+    Object.fromEntries(values.map((v) => [v.name, { producer: v.producer, consumers: v.consumers }])),
+    Object.fromEntries(values.map((v) => [v.name, crossing.get(v.name)])),
+  );
+  // Weights travel with their readers: every value listed is made by a node (no initializer crosses).
+  assert.equal(built.problem.values.length, values.length, 'every value listed is made by a node and read elsewhere');
+});
+
 test('a routed layer measured on a kind (calibration) pays no grouped launch there: the measured times hold the launches the runtime made', async () => {
   const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
   const run = await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), flags: { phase: 'decode', batch: 2, context: 16 } }), [

@@ -430,15 +430,24 @@ export function buildProblem(inp: BuildInput): Built {
     const p = index.producerOf[id]!;
     if (p < 0 || isWeight(id)) continue;
     const pu = unit_of[p]!;
-    const cons: number[] = [];
+    // (The list made at its first reader elsewhere: most values stay in their unit, and an empty
+    // list for each was 280k arrays a variant of the DeepSeek-V3 shape. Sorted only when its readers
+    // came out of order: a sort by comparator was a call per value.)
+    let cons: number[] | null = null;
+    let ascending = true;
     for (let j = consumerOffsets[id]!; j < consumerOffsets[id + 1]!; j++) {
       const cu = unit_of[consumerList[j]!]!;
       if (cu === pu || readerOf[cu] === id) continue;
       readerOf[cu] = id;
-      cons.push(cu);
+      if (cons === null) cons = [cu];
+      else {
+        if (cu < cons[cons.length - 1]!) ascending = false;
+        cons.push(cu);
+      }
     }
-    if (cons.length === 0) continue;
-    values.push({ name: index.valueNames[id]!, producer: pu, consumers: cons.sort((a, b) => a - b), bytes: inp.value_bytes_by_id[id]! });
+    if (cons === null) continue;
+    if (!ascending) cons.sort((a, b) => a - b);
+    values.push({ name: index.valueNames[id]!, producer: pu, consumers: cons, bytes: inp.value_bytes_by_id[id]! });
   }
   // Units are cut from one topological order of stages, so their creation order is topological.
   const order = Int32Array.from({ length: nu }, (_, k) => k);
