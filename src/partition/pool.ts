@@ -201,7 +201,11 @@ export class CandidatePool {
   }
 
   private usedDevices(device: Int32Array): string[] {
-    return [...new Set(device)].sort((a, b) => a - b).map((d) => this.c.p.device_ids[d]!);
+    // (Marked per device: a set of the units' devices spread into an array was 8 MB a DeepSeek-V3 partition.)
+    const ids = this.c.p.device_ids;
+    const used = new Uint8Array(ids.length);
+    for (let u = 0; u < device.length; u++) used[device[u]!] = 1;
+    return ids.filter((_, d) => used[d] === 1);
   }
 
   /**
