@@ -315,7 +315,8 @@ export class Judge {
     for (let d = 0; d < nd; d++) at[d + 1]! += at[d]!;
     const packed = emptyPackedSteps(at);
     // (Written in place, in a counted loop: a closure taking the duration boxed it per step.
-    // Arrays fresh from emptyPackedSteps: a receive's or send's duration is already 0.)
+    // Arrays fresh from emptyPackedSteps: a receive's or send's duration is already 0, and so is a
+    // step's round unless pipelined — the pages of a schedule's rounds are then never written.)
     const put = at.slice(0, nd);
     const { op: pOp, ref: pRef, duration_s: pDuration, round: pRound } = packed;
     for (let k = 0; k < n; k++) {
@@ -326,17 +327,17 @@ export class Judge {
       for (let j = recvAt[u]!; j < recvAt[u + 1]!; j++, i++) {
         pOp[i] = STEP_RECV;
         pRef[i] = recvs[j]!;
-        pRound[i] = r;
+        if (r !== 0) pRound[i] = r;
       }
       pOp[i] = STEP_COMPUTE;
       pRef[i] = u;
       pDuration[i] = p.time_s[u * nd + d]! + (extra ? extra[u]! : 0);
-      pRound[i] = r;
+      if (r !== 0) pRound[i] = r;
       i++;
       for (let j = sendAt[u]!; j < sendAt[u + 1]!; j++, i++) {
         pOp[i] = STEP_SEND;
         pRef[i] = sends[j]!;
-        pRound[i] = r;
+        if (r !== 0) pRound[i] = r;
       }
       put[d] = i;
     }
