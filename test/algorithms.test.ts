@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GraphIndex, extractSubgraph, isConvex, kahnOrder, positions, reachable, topoOrder } from '../src/ir/algorithms.js';
+import { GraphIndex, ValueColumns, extractSubgraph, isConvex, kahnOrder, positions, reachable, topoOrder } from '../src/ir/algorithms.js';
 import { newGraph, type Graph } from '../src/ir/graph.js';
 
 /** A DAG with nodes n0..n{k-1}; edge i→j (i<j) when `edges` says so; node order is shuffled by `perm`. */
@@ -188,6 +188,31 @@ test('a derived graph is indexed as it would be alone: kept nodes read through t
       const index = GraphIndex.of(derived);
       assert.notEqual(index, baseIndex);
       assertSameIndex(index, new GraphIndex(derived));
+    }),
+  );
+});
+
+test('values interned as the nodes are made (the ONNX import) give the index interning them afterwards would', () => {
+  fc.assert(
+    fc.property(dagArb, fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 14, maxLength: 14 }), ([k, edges, perm], kind) => {
+      const g = dag(k, edges, perm);
+      g.initializers.set('w', { name: 'w', dtype: 'float32', dims: [1], byte_size: 4, location: { kind: 'absent' } });
+      g.initializers.set('in', { name: 'in', dtype: 'float32', dims: [1], byte_size: 4, location: { kind: 'absent' } });
+      g.nodes.forEach((n, i) => {
+        const f = kind[i]!;
+        if (f === 1) n.inputs.push('', 'w'); // an omitted input, then a weight
+        if (f === 2) n.outer_refs = ['in', `v${i}`]; // a subgraph's reads, one of them its own output
+        if (f === 3) n.outputs.push('', `extra${i}`); // an omitted output, then one nothing reads
+        if (f === 4 && i > 0) n.outputs.push(g.nodes[0]!.outputs[0]!); // a second producer
+      });
+      // Each slot its own string (as each NodeProto decodes one), interned as the nodes come.
+      const fresh = (v: string): string => (v ? [...v].join('') : v);
+      const copy: Graph = { ...g, nodes: g.nodes.map((n) => ({ ...n, inputs: n.inputs.map(fresh), outputs: n.outputs.map(fresh) })) };
+      const columns = new ValueColumns(copy, 2);
+      for (const n of copy.nodes) columns.add(n);
+      const index = new GraphIndex(copy, null, null, columns);
+      assertSameIndex(index, new GraphIndex(g));
+      for (const n of copy.nodes) for (const v of [...n.inputs, ...n.outputs]) if (v) assert.equal(v, index.valueNames[index.valueIds.get(v)!]);
     }),
   );
 });

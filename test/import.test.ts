@@ -6,7 +6,7 @@ import { Diagnostics, HxcError } from '../src/diag/diagnostics.js';
 import { loadModel } from '../src/import/load.js';
 import { paramBytes } from '../src/ir/graph.js';
 import { verifyGraph } from '../src/ir/verify.js';
-import { externalAddModel, onnx } from './onnx-builder.js';
+import { externalAddModel, onnx, valueInfo } from './onnx-builder.js';
 import { indexSource } from '../src/lower/programs.js';
 import { splitModel } from '../src/import/onnx-fields.js';
 import { FIXTURES, SHARED_MODELS, sharedModels, tmpDir } from './helpers.js';
@@ -113,6 +113,55 @@ test('external data: inside the folder resolves, outside is refused, missing is 
   const missing = loadModel(path.join(inner, 'missing.onnx'), d);
   assert.equal(missing.weights_present, false);
   assert.equal(d.warnings.length, 1);
+});
+
+test('a corrupt initializer is one line naming it; one whose field is not length-delimited is read as protobufjs reads the graph', () => {
+  const dir = tmpDir();
+  const graph = (extra: number[]): Buffer => {
+    const body = onnx.GraphProto.encode({
+      name: 'g',
+      node: [{ name: 'add', opType: 'Add', input: ['x', 'x'], output: ['y'] }],
+      input: [valueInfo('x', 1, [4])],
+      output: [valueInfo('y', 1, [4])],
+    }).finish();
+    const g = Buffer.concat([Buffer.from(body), Buffer.from(extra)]);
+    const head = onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }] }).finish();
+    return Buffer.concat([Buffer.from(head), Buffer.from([(7 << 3) | 2, g.length]), g]);
+  };
+  // Initializer (field 5, length-delimited) of two bytes: field 15 (unused) of wire type 7, which no field has.
+  fs.writeFileSync(path.join(dir, 'bad-init.onnx'), graph([(5 << 3) | 2, 2, (15 << 3) | 7, 0]));
+  assert.throws(
+    () => loadModel(path.join(dir, 'bad-init.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2102' && /initializer 0 of the graph does not decode/.test(e.message),
+  );
+  // An empty initializer, length-delimited, then field 5 as a varint: the graph decoded whole by
+  // protobufjs, as it was, which reads any field 5 as a TensorProto (of length 0 here: the first,
+  // of data_type 0, is refused), or fails as it failed (of length 9 here, past the file's end).
+  fs.writeFileSync(path.join(dir, 'varint-init.onnx'), graph([(5 << 3) | 2, 0, (5 << 3) | 0, 0]));
+  assert.throws(
+    () => loadModel(path.join(dir, 'varint-init.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2107' && /unknown data_type 0/.test(e.message),
+  );
+  const past = graph([(5 << 3) | 2, 0, (5 << 3) | 0, 9]);
+  fs.writeFileSync(path.join(dir, 'varint-past.onnx'), past);
+  const whole = ((): string => {
+    try {
+      onnx.GraphProto.decode(splitModel(past)!.graph_rest); // what the import decoded before it split off initializers
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'decoded';
+  })();
+  assert.throws(
+    () => loadModel(path.join(dir, 'varint-past.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2103' && e.message.includes(whole),
+  );
+  // Both well formed: an empty initializer (no name, float32, no dims: one element, no data).
+  fs.writeFileSync(path.join(dir, 'empty-init.onnx'), graph([(5 << 3) | 2, 2, (2 << 3) | 0, 1]));
+  assert.throws(
+    () => loadModel(path.join(dir, 'empty-init.onnx'), new Diagnostics()),
+    (e: unknown) => e instanceof HxcError && e.code === 'HXC2107',
+  );
 });
 
 test('JSON graph imports with declared types, attributes and initializers', () => {

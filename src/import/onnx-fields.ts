@@ -10,9 +10,10 @@ const require = createRequire(import.meta.url);
 // onnx-proto's own protobufjs (it carries its own copy): its decoders accept only its Reader.
 export const protobuf = createRequire(require.resolve('onnx-proto'))('protobufjs/minimal') as typeof import('protobufjs/minimal.js');
 
-/** Field numbers of onnx.proto: ModelProto.graph = 7; GraphProto.node = 1, .input = 11, .output = 12 (each a tag of one byte). */
+/** Field numbers of onnx.proto: ModelProto.graph = 7; GraphProto.node = 1, .initializer = 5, .input = 11, .output = 12 (each a tag of one byte). */
 export const MODEL_GRAPH = 7;
 export const GRAPH_NODE = 1;
+export const GRAPH_INITIALIZER = 5;
 export const GRAPH_INPUT = 11;
 export const GRAPH_OUTPUT = 12;
 /** Wire type of a length-delimited field (bytes, strings, messages). */

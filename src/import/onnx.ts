@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { onnx as OnnxNs } from 'onnx-proto';
 import { MAX_DIM, type ModelSplit } from '../ir/graph.js';
-import { GraphIndex } from '../ir/algorithms.js';
+import { GraphIndex, ValueColumns } from '../ir/algorithms.js';
 import { HxcError, type Diagnostics } from '../diag/diagnostics.js';
 import { byteSizeOf, dtypeFromOnnx } from '../ir/dtype.js';
 import {
@@ -26,7 +26,7 @@ import {
 } from '../ir/graph.js';
 import { convertTensor, toNum, type IntLike } from './onnx-tensors.js';
 import { safeRealpath } from './onnx-tensors.js';
-import { splitModel } from './onnx-fields.js';
+import { GRAPH_INITIALIZER, splitField, splitModel, type FieldSplit } from './onnx-fields.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as { onnx: typeof OnnxNs };
@@ -102,11 +102,15 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
       hint: 'export the model again; ONNX requires an opset_import for the ai.onnx domain',
     });
   }
-  const nodeByName = new Map<string, number>();
-  const converted = convertGraph(ctx, proto.graph, 'graph', { names: nodeByName, ...(decoded.nodes ? { lazy: decoded.nodes } : {}) });
+  const main: MainGraph = {
+    names: new Map(),
+    columns: null,
+    ...(decoded.nodes ? { lazy: decoded.nodes } : {}),
+    ...(decoded.initializers ? { lazyInitializers: decoded.initializers } : {}),
+  };
+  const converted = convertGraph(ctx, proto.graph, 'graph', main);
   checkDomains(file, converted, opsets, new Set((proto.functions ?? []).map((f) => normalizeDomain(f.domain ?? ''))));
-  const graph = dropDeadNodes(file, converted, nodeByName, diagnostics);
-  shareValueNames(graph);
+  const graph = dropDeadNodes(file, converted, main, diagnostics);
   if (ctx.missingExternal.count > 0) {
     diagnostics.warn(
       'HXC1101',
@@ -160,24 +164,30 @@ function sharedAttrs(ctx: ImportContext, attrs: Record<string, Attr>): Record<st
   return attrs;
 }
 
-/** The main graph's NodeProtos, decoded one at a time as they are converted. */
-interface LazyNodes {
+/** The main graph's NodeProtos (or TensorProtos), decoded one at a time as they are converted. */
+interface Lazy<T> {
   count: number;
-  decode(i: number): OnnxNs.INodeProto;
+  decode(i: number): T;
 }
+type LazyNodes = Lazy<OnnxNs.INodeProto>;
 
 /** What converting the main graph (not a subgraph) takes and gives. */
 interface MainGraph {
   /** Its nodes, when the ModelProto was not decoded whole. */
   lazy?: LazyNodes;
+  /** Its initializers, when they were not decoded with the graph. */
+  lazyInitializers?: Lazy<OnnxNs.ITensorProto>;
   /** Filled: each node's (unique) name → its index. */
   names: Map<string, number>;
+  /** Filled: its values interned node by node, for its index (GraphIndex). */
+  columns: ValueColumns | null;
 }
 
 interface DecodedModel {
-  /** The ModelProto; with `nodes`, its graph has no nodes (they are in `nodes`). */
+  /** The ModelProto; with `nodes`, its graph has no nodes (they are in `nodes`), with `initializers`, no initializers. */
   proto: OnnxNs.ModelProto;
   nodes?: LazyNodes;
+  initializers?: Lazy<OnnxNs.ITensorProto>;
   /** How it was split, when it was (kept for the lowering: src/lower/programs.ts indexSource). */
   split?: ModelSplit;
 }
@@ -188,7 +198,9 @@ interface DecodedModel {
  * objects alive together until converted, which the collector copies and promotes (import 3.8 s);
  * decoded one at a time, each dies young (2.6 s). The file's bytes are read the same either way;
  * a file whose graph field comes more than once is decoded whole, as it always was (the last one
- * is the graph).
+ * is the graph). The graph's initializers are decoded one by one too: decoded with the graph, the
+ * DeepSeek-V3 shape's 45k TensorProtos (their dims as Longs, their external-data entries: 49 MB)
+ * lived through the whole import, promoted and marked, for the few fields convertTensor keeps.
  */
 function decodeModel(buffer: Buffer): DecodedModel {
   const split = splitModel(buffer);
@@ -196,8 +208,24 @@ function decodeModel(buffer: Buffer): DecodedModel {
   const graph = buffer.subarray(split.graph_start, split.graph_end);
   const { node_starts: starts, node_ends: ends } = split;
   const proto = onnx.ModelProto.decode(split.header);
-  proto.graph = onnx.GraphProto.decode(split.graph_rest);
-  return { proto, nodes: { count: starts.length, decode: (i) => onnx.NodeProto.decode(graph.subarray(starts[i]!, ends[i]!)) }, split };
+  const nodes: LazyNodes = { count: starts.length, decode: (i) => onnx.NodeProto.decode(graph.subarray(starts[i]!, ends[i]!)) };
+  const rest = split.graph_rest;
+  let inits: FieldSplit | null = null;
+  try {
+    inits = splitField(rest, GRAPH_INITIALIZER);
+    proto.graph = onnx.GraphProto.decode(inits.rest);
+  } catch {
+    inits = null;
+  }
+  if (!inits || (proto.graph?.initializer?.length ?? 0) > 0) {
+    // A corrupt file (fields that do not decode, an initializer field not length-delimited): the
+    // graph decoded whole, as it was, for the same graph or the same error.
+    proto.graph = onnx.GraphProto.decode(rest);
+    return { proto, nodes, split };
+  }
+  const { starts: initStarts, ends: initEnds } = inits;
+  const initializers = { count: initStarts.length, decode: (i: number) => onnx.TensorProto.decode(rest.subarray(initStarts[i]!, initEnds[i]!)) };
+  return { proto, nodes, initializers, split };
 }
 
 function normalizeDomain(d: string): string {
@@ -218,9 +246,9 @@ export const MAX_SUBGRAPH_DEPTH = 64;
  * their own, one index fewer (import, tp and both variants' verify on the DeepSeek-V3 shape: 3.7
  * against 5.1 s, the least of six runs each).
  */
-function dropDeadNodes(file: string, graph: Graph, nodeByName: Map<string, number>, diagnostics: Diagnostics): Graph {
+function dropDeadNodes(file: string, graph: Graph, main: MainGraph, diagnostics: Diagnostics): Graph {
   if (graph.outputs.length === 0) return graph; // nothing to reach: the later checks say what is wrong
-  const index = GraphIndex.of(graph, nodeByName);
+  const index = GraphIndex.of(graph, main.names, main.columns);
   refuseDuplicateProducer(graph, index, file);
   const { producerOf, predOffsets, preds } = index;
   const alive = new Uint8Array(index.size);
@@ -254,19 +282,6 @@ function dropDeadNodes(file: string, graph: Graph, nodeByName: Map<string, numbe
   return live;
 }
 
-/**
- * Every node slot naming a value holds the value's one string (its index's), not the copy each
- * NodeProto decoded: on the DeepSeek-V3 shape ~480k fewer strings live through the whole plan
- * (with one string per op type, convertGraphAt, the heap after the import and its index 225 → 187 MB).
- */
-function shareValueNames(graph: Graph): void {
-  const { valueNames, inputOffsets, inputIds, outputOffsets, outputIds } = GraphIndex.of(graph);
-  graph.nodes.forEach((node, i) => {
-    for (let e = inputOffsets[i]!; e < inputOffsets[i + 1]!; e++) if (inputIds[e] !== -1) node.inputs[e - inputOffsets[i]!] = valueNames[inputIds[e]!]!;
-    for (let e = outputOffsets[i]!; e < outputOffsets[i + 1]!; e++) if (outputIds[e] !== -1) node.outputs[e - outputOffsets[i]!] = valueNames[outputIds[e]!]!;
-  });
-}
-
 function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, main?: MainGraph): Graph {
   ctx.depth = (ctx.depth ?? 0) + 1;
   try {
@@ -285,7 +300,20 @@ function convertGraph(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, 
 
 function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string, main?: MainGraph): Graph {
   const graph = newGraph(g.name ?? '');
-  for (const t of g.initializer ?? []) {
+  const lazyInits = main?.lazyInitializers;
+  const protoInits = g.initializer ?? [];
+  const initCount = lazyInits ? lazyInits.count : protoInits.length;
+  for (let i = 0; i < initCount; i++) {
+    let t: OnnxNs.ITensorProto;
+    try {
+      t = lazyInits ? lazyInits.decode(i) : protoInits[i]!;
+    } catch (err) {
+      throw new HxcError(
+        'HXC2102',
+        `initializer ${i} of the graph does not decode as an ONNX TensorProto (protobuf: ${err instanceof Error ? err.message : String(err)})`,
+        { where: ctx.file, hint: 'the file is corrupt: export or copy it again' },
+      );
+    }
     const tensor = convertTensor(ctx, t, `${where}.initializer "${t.name ?? ''}"`);
     graph.initializers.set(tensor.name, tensor);
     graph.declared.set(tensor.name, { dtype: tensor.dtype, shape: tensor.dims.slice() });
@@ -318,6 +346,7 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
   const lazy = main?.lazy;
   const protoNodes = g.node ?? [];
   const count = lazy ? lazy.count : protoNodes.length;
+  const columns = main ? (main.columns = new ValueColumns(graph, count)) : null;
   // One string per op type, not the copy each NodeProto decoded (275k on the DeepSeek-V3 shape).
   const ops = new Map<string, string>();
   for (let i = 0; i < count; i++) {
@@ -347,30 +376,32 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
       name = `${name}__${k}`;
     }
     used.set(name, graph.nodes.length);
-    const nodeWhere = `${where}.node "${name}" (${op})`;
     let attrs: Record<string, Attr> = NO_ATTRS;
-    for (const a of p.attribute ?? []) {
-      const attr = convertAttr(ctx, a, nodeWhere);
-      if (attr) (attrs === NO_ATTRS ? (attrs = {}) : attrs)[a.name ?? ''] = attr;
+    const protoAttrs = p.attribute;
+    if (protoAttrs && protoAttrs.length > 0) {
+      // (Named for its attributes only: a string per node made for nothing on most.)
+      const nodeWhere = `${where}.node "${name}" (${op})`;
+      for (const a of protoAttrs) {
+        const attr = convertAttr(ctx, a, nodeWhere);
+        if (attr) (attrs === NO_ATTRS ? (attrs = {}) : attrs)[a.name ?? ''] = attr;
+      }
+      if (attrs !== NO_ATTRS) attrs = sharedAttrs(ctx, attrs);
     }
-    if (attrs !== NO_ATTRS) attrs = sharedAttrs(ctx, attrs);
-    const node: Node = {
-      name,
-      op,
-      domain: normalizeDomain(p.domain ?? ''),
-      inputs: (p.input ?? []).slice(),
-      outputs: (p.output ?? []).slice(),
-      attrs,
-      outer_refs: NO_OUTER_REFS,
-      // The main graph's nodes: their NodeProto's index, which a transform's rebuilt graph keeps.
-      ...(main ? { source_index: i } : {}),
-    };
+    const domain = normalizeDomain(p.domain ?? '');
+    const inputs = (p.input ?? []).slice();
+    const outputs = (p.output ?? []).slice();
+    // The main graph's nodes: their NodeProto's index, which a transform's rebuilt graph keeps.
+    // (Two literals, not a spread of `{ source_index }`: an object made and copied per node.)
+    const node: Node = main
+      ? { name, op, domain, inputs, outputs, attrs, outer_refs: NO_OUTER_REFS, source_index: i }
+      : { name, op, domain, inputs, outputs, attrs, outer_refs: NO_OUTER_REFS };
     const subs = subgraphsOf(node);
     if (subs.length > 0) {
       const refs = new Set<string>();
       for (const s of subs) for (const f of freeNames(s)) refs.add(f);
       node.outer_refs = [...refs].sort();
     }
+    columns?.add(node);
     graph.nodes.push(node);
   }
   if (main && graph.nodes.length === 0 && graph.outputs.length === 0) {

@@ -23,7 +23,7 @@ export class GraphIndex {
    * that one's map and a translation of its ids.
    */
   readonly valueIds: NameLookup<number>;
-  readonly valueNames: string[] = [];
+  readonly valueNames: string[];
   /** Value id → index of the node producing it, or -1 (graph inputs, initializers, undefined). */
   readonly producerOf: Int32Array;
   /** Value id → consuming node indices, in node order, each once (CSR). */
@@ -48,11 +48,11 @@ export class GraphIndex {
    * the tp pass and the plain variant's verify read the same one (a graph is not changed once
    * indexed: a transform that edits it returns a new one).
    */
-  static of(graph: Graph, nodeByName: Map<string, number> | null = null): GraphIndex {
+  static of(graph: Graph, nodeByName: Map<string, number> | null = null, columns: ValueColumns | null = null): GraphIndex {
     let index = built.get(graph);
     if (!index) {
       const from = derivedFrom.get(graph);
-      built.set(graph, (index = new GraphIndex(graph, nodeByName, (from && built.get(from)) ?? null)));
+      built.set(graph, (index = new GraphIndex(graph, nodeByName, (from && built.get(from)) ?? null, columns)));
     }
     return index;
   }
@@ -71,120 +71,22 @@ export class GraphIndex {
    * `nodeByName`: node name → index, when the caller has it already (the import, which makes names
    * unique, has). `base`: the index of a graph this one was derived from (GraphIndex.derive).
    */
-  constructor(graph: Graph, nodeByName: Map<string, number> | null = null, base: GraphIndex | null = null) {
+  constructor(graph: Graph, nodeByName: Map<string, number> | null = null, base: GraphIndex | null = null, columns: ValueColumns | null = null) {
     this.graph = graph;
     this.nodeByNameMap = nodeByName;
-    const nodes = graph.nodes;
-    const n = nodes.length;
+    const n = graph.nodes.length;
+    // Interned as this would intern them, in the same order (ValueColumns), when they cover every node.
+    const values = columns && base === null && columns.nodeCount === n ? columns.done() : internValues(graph, base);
+    this.valueIds = values.valueIds;
+    this.valueNames = values.valueNames;
+    this.initializerOrder = values.initializerOrder;
+    this.inputOffsets = values.inputOffsets;
+    this.inputIds = values.inputIds;
+    this.outputOffsets = values.outputOffsets;
+    this.outputIds = values.outputIds;
+    const { readOffsets, reads } = values;
     const names = this.valueNames;
-    let intern: (name: string) => number;
-    // For a derived graph: the base id of a value by the base index's arrays (base.translate below).
-    let translate: ((b: number) => number) | null = null;
-    if (base) {
-      // A value of the base graph: its id there translated to one here, given on first sight (in
-      // the order a map of its own would have given it). A value new to this graph: its own map.
-      // (Filling a map of every value's name was most of the DeepSeek-V3 tensor-parallel
-      // variant's index: 278k names.)
-      const baseIds = base.valueIds;
-      const translated = new Int32Array(base.valueNames.length).fill(-1);
-      const own = new Map<string, number>();
-      const baseNames = base.valueNames;
-      translate = (b) => {
-        let id = translated[b]!;
-        if (id === -1) {
-          id = names.length;
-          translated[b] = id;
-          names.push(baseNames[b]!);
-        }
-        return id;
-      };
-      intern = (name) => {
-        const b = baseIds.get(name);
-        return b !== undefined ? translate!(b) : internIn(own, names, name);
-      };
-      this.valueIds = {
-        get: (name) => {
-          const b = baseIds.get(name);
-          if (b === undefined) return own.get(name);
-          const id = translated[b]!;
-          return id === -1 ? undefined : id;
-        },
-        get size(): number {
-          return names.length;
-        },
-      };
-    } else {
-      const ids = new Map<string, number>();
-      this.valueIds = ids;
-      intern = (name) => internIn(ids, names, name);
-    }
-    for (const v of graph.inputs) intern(v.name);
-    // (Each initializer's id kept as interned, in the map's order: initializerIds and the shapes
-    // pass find them here rather than by name again, 46k lookups each on the DeepSeek-V3 shape.)
-    const initializerOrder = new Int32Array(graph.initializers.size);
-    let at = 0;
-    for (const name of graph.initializers.keys()) initializerOrder[at++] = intern(name);
-    this.initializerOrder = initializerOrder;
-    // Reads per node (CSR), interned in one sweep into typed arrays sized by a count of the slots
-    // first, not number arrays grown by push and copied (the DeepSeek-V3 shape's index: least of 16
-    // builds 0.30 against 0.48 s of CPU).
-    // (Counted loops over nodes and their names: built once a graph, for-ofs here stayed unoptimised
-    // and made an iterator result per node and name, 29 MB a run, sampled.)
-    let inputSlots = 0;
-    let outputSlots = 0;
-    let refSlots = 0;
-    for (let i = 0; i < n; i++) {
-      const node = nodes[i]!;
-      inputSlots += node.inputs.length;
-      outputSlots += node.outputs.length;
-      refSlots += node.outer_refs.length;
-    }
-    const readOffsets = new Int32Array(n + 1);
-    const reads = new Int32Array(inputSlots + refSlots);
-    this.inputOffsets = new Int32Array(n + 1);
-    this.inputIds = new Int32Array(inputSlots);
-    this.outputOffsets = new Int32Array(n + 1);
-    this.outputIds = new Int32Array(outputSlots);
-    // A node the base graph holds too (the same object: most of a tp rewrite's): its slots' base ids
-    // read from the base index's arrays, not its names looked up again (the DeepSeek-V3 shape's
-    // tensor-parallel graph: ~800k lookups of names scattered over the heap, a cache miss or more
-    // each). The same ids in the same order: the base gave each slot the id of its name.
-    const bySource = base ? nodesBySource(base.graph) : null;
-    let read = 0;
-    let input = 0;
-    let output = 0;
-    for (let i = 0; i < n; i++) {
-      const node = nodes[i]!;
-      readOffsets[i] = read;
-      this.inputOffsets[i] = input;
-      const p = bySource ? sameNodeIn(base!.graph, bySource, node) : -1;
-      if (p !== -1 && node.outer_refs.length === 0) {
-        const { inputOffsets: bi, inputIds: bin, outputOffsets: bo, outputIds: bout } = base!;
-        for (let e = bi[p]!; e < bi[p + 1]!; e++) {
-          const id = bin[e] === -1 ? -1 : translate!(bin[e]!);
-          this.inputIds[input++] = id;
-          if (id >= 0) reads[read++] = id;
-        }
-        this.outputOffsets[i] = output;
-        for (let e = bo[p]!; e < bo[p + 1]!; e++) this.outputIds[output++] = bout[e] === -1 ? -1 : translate!(bout[e]!);
-        continue;
-      }
-      for (let k = 0; k < node.inputs.length; k++) {
-        const v = node.inputs[k]!;
-        const id = v ? intern(v) : -1;
-        this.inputIds[input++] = id;
-        if (id >= 0) reads[read++] = id;
-      }
-      for (let k = 0; k < node.outer_refs.length; k++) reads[read++] = intern(node.outer_refs[k]!);
-      this.outputOffsets[i] = output;
-      for (let k = 0; k < node.outputs.length; k++) {
-        const v = node.outputs[k]!;
-        this.outputIds[output++] = v ? intern(v) : -1;
-      }
-    }
-    readOffsets[n] = read;
-    this.inputOffsets[n] = input;
-    this.outputOffsets[n] = output;
+    const read = reads.length;
     const valueCount = names.length;
     this.producerOf = new Int32Array(valueCount).fill(-1);
     for (let i = 0; i < n; i++) {
@@ -370,6 +272,250 @@ function internIn(ids: Map<string, number>, names: string[], name: string): numb
     names.push(name);
   }
   return id;
+}
+
+/** A graph's value ids, and each node's by slot (GraphIndex's columns), and what each node reads. */
+interface NodeValues {
+  valueIds: NameLookup<number>;
+  valueNames: string[];
+  initializerOrder: Int32Array;
+  inputOffsets: Int32Array;
+  inputIds: Int32Array;
+  outputOffsets: Int32Array;
+  outputIds: Int32Array;
+  /** Node i reads reads[readOffsets[i] .. readOffsets[i + 1]): its inputs' ids (omitted ones left out), then its outer refs'. */
+  readOffsets: Int32Array;
+  reads: Int32Array;
+}
+
+/** A column of int32s filled in order, grown by doubling; done() gives it cut to size. */
+class IntColumn {
+  private data: Int32Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.data = new Int32Array(Math.max(16, capacity));
+  }
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const more = new Int32Array(2 * this.data.length);
+      more.set(this.data);
+      this.data = more;
+    }
+    this.data[this.length++] = v;
+  }
+  done(): Int32Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
+/**
+ * A graph's values interned while its nodes are made (the ONNX import), as GraphIndex would intern
+ * them: the graph's inputs, its initializers, then node by node. Each node's names become the
+ * interned strings as they come (a name decoded again for each node that reads it dies young,
+ * instead of living on until an index replaces it), and GraphIndex takes the ids as they are
+ * instead of looking every name up again.
+ */
+export class ValueColumns {
+  readonly ids = new Map<string, number>();
+  readonly names: string[] = [];
+  nodeCount = 0;
+  private initializerOrder: Int32Array | null = null;
+  private readonly inputOffsets: IntColumn;
+  private readonly inputIds: IntColumn;
+  private readonly outputOffsets: IntColumn;
+  private readonly outputIds: IntColumn;
+  private readonly readOffsets: IntColumn;
+  private readonly reads: IntColumn;
+
+  /** `graph`: its inputs and initializers as they will be indexed; `nodes`: about how many nodes will come. */
+  constructor(graph: Graph, nodes: number) {
+    for (const v of graph.inputs) this.intern(v.name);
+    this.initializerOrder = new Int32Array(graph.initializers.size);
+    let at = 0;
+    for (const name of graph.initializers.keys()) this.initializerOrder[at++] = this.intern(name);
+    this.inputOffsets = new IntColumn(nodes + 1);
+    this.outputOffsets = new IntColumn(nodes + 1);
+    this.readOffsets = new IntColumn(nodes + 1);
+    this.inputIds = new IntColumn(3 * nodes);
+    this.outputIds = new IntColumn(nodes);
+    this.reads = new IntColumn(3 * nodes);
+  }
+
+  private intern(name: string): number {
+    return internIn(this.ids, this.names, name);
+  }
+
+  /** The graph's next node: its value names interned (and replaced by the interned strings) in order. */
+  add(node: Node): void {
+    this.nodeCount++;
+    this.inputOffsets.push(this.inputIds.length);
+    this.readOffsets.push(this.reads.length);
+    this.outputOffsets.push(this.outputIds.length);
+    const { inputs, outputs, outer_refs: refs } = node;
+    for (let k = 0; k < inputs.length; k++) {
+      const v = inputs[k]!;
+      if (!v) {
+        this.inputIds.push(-1);
+        continue;
+      }
+      const id = this.intern(v);
+      inputs[k] = this.names[id]!;
+      this.inputIds.push(id);
+      this.reads.push(id);
+    }
+    for (let k = 0; k < refs.length; k++) this.reads.push(this.intern(refs[k]!));
+    for (let k = 0; k < outputs.length; k++) {
+      const v = outputs[k]!;
+      if (!v) {
+        this.outputIds.push(-1);
+        continue;
+      }
+      const id = this.intern(v);
+      outputs[k] = this.names[id]!;
+      this.outputIds.push(id);
+    }
+  }
+
+  /** The columns for GraphIndex (once: they are given away). */
+  done(): NodeValues {
+    const initializerOrder = this.initializerOrder;
+    if (!initializerOrder) throw new Error('ValueColumns.done called twice');
+    this.initializerOrder = null;
+    this.inputOffsets.push(this.inputIds.length);
+    this.readOffsets.push(this.reads.length);
+    this.outputOffsets.push(this.outputIds.length);
+    return {
+      valueIds: this.ids,
+      valueNames: this.names,
+      initializerOrder,
+      inputOffsets: this.inputOffsets.done(),
+      inputIds: this.inputIds.done(),
+      outputOffsets: this.outputOffsets.done(),
+      outputIds: this.outputIds.done(),
+      readOffsets: this.readOffsets.done(),
+      reads: this.reads.done(),
+    };
+  }
+}
+
+/**
+ * `graph`'s values interned in the order GraphIndex gives ids: its inputs, its initializers (in
+ * the map's order), then each node's inputs, outer refs and outputs; `base`: the index of a graph
+ * this one was derived from (GraphIndex.derive).
+ */
+function internValues(graph: Graph, base: GraphIndex | null): NodeValues {
+  const nodes = graph.nodes;
+  const n = nodes.length;
+  const names: string[] = [];
+  let valueIds: NameLookup<number>;
+  let intern: (name: string) => number;
+  // For a derived graph: the base id of a value by the base index's arrays (base.translate below).
+  let translate: ((b: number) => number) | null = null;
+  if (base) {
+    // A value of the base graph: its id there translated to one here, given on first sight (in
+    // the order a map of its own would have given it). A value new to this graph: its own map.
+    // (Filling a map of every value's name was most of the DeepSeek-V3 tensor-parallel
+    // variant's index: 278k names.)
+    const baseIds = base.valueIds;
+    const translated = new Int32Array(base.valueNames.length).fill(-1);
+    const own = new Map<string, number>();
+    const baseNames = base.valueNames;
+    translate = (b) => {
+      let id = translated[b]!;
+      if (id === -1) {
+        id = names.length;
+        translated[b] = id;
+        names.push(baseNames[b]!);
+      }
+      return id;
+    };
+    intern = (name) => {
+      const b = baseIds.get(name);
+      return b !== undefined ? translate!(b) : internIn(own, names, name);
+    };
+    valueIds = {
+      get: (name) => {
+        const b = baseIds.get(name);
+        if (b === undefined) return own.get(name);
+        const id = translated[b]!;
+        return id === -1 ? undefined : id;
+      },
+      get size(): number {
+        return names.length;
+      },
+    };
+  } else {
+    const ids = new Map<string, number>();
+    valueIds = ids;
+    intern = (name) => internIn(ids, names, name);
+  }
+  for (const v of graph.inputs) intern(v.name);
+  // (Each initializer's id kept as interned, in the map's order: initializerIds and the shapes
+  // pass find them here rather than by name again, 46k lookups each on the DeepSeek-V3 shape.)
+  const initializerOrder = new Int32Array(graph.initializers.size);
+  let at = 0;
+  for (const name of graph.initializers.keys()) initializerOrder[at++] = intern(name);
+  // Reads per node (CSR), interned in one sweep into typed arrays sized by a count of the slots
+  // first, not number arrays grown by push and copied (the DeepSeek-V3 shape's index: least of 16
+  // builds 0.30 against 0.48 s of CPU).
+  // (Counted loops over nodes and their names: built once a graph, for-ofs here stayed unoptimised
+  // and made an iterator result per node and name, 29 MB a run, sampled.)
+  let inputSlots = 0;
+  let outputSlots = 0;
+  let refSlots = 0;
+  for (let i = 0; i < n; i++) {
+    const node = nodes[i]!;
+    inputSlots += node.inputs.length;
+    outputSlots += node.outputs.length;
+    refSlots += node.outer_refs.length;
+  }
+  const readOffsets = new Int32Array(n + 1);
+  const reads = new Int32Array(inputSlots + refSlots);
+  const inputOffsets = new Int32Array(n + 1);
+  const inputIds = new Int32Array(inputSlots);
+  const outputOffsets = new Int32Array(n + 1);
+  const outputIds = new Int32Array(outputSlots);
+  // A node the base graph holds too (the same object: most of a tp rewrite's): its slots' base ids
+  // read from the base index's arrays, not its names looked up again (the DeepSeek-V3 shape's
+  // tensor-parallel graph: ~800k lookups of names scattered over the heap, a cache miss or more
+  // each). The same ids in the same order: the base gave each slot the id of its name.
+  const bySource = base ? nodesBySource(base.graph) : null;
+  let read = 0;
+  let input = 0;
+  let output = 0;
+  for (let i = 0; i < n; i++) {
+    const node = nodes[i]!;
+    readOffsets[i] = read;
+    inputOffsets[i] = input;
+    const p = bySource ? sameNodeIn(base!.graph, bySource, node) : -1;
+    if (p !== -1 && node.outer_refs.length === 0) {
+      const { inputOffsets: bi, inputIds: bin, outputOffsets: bo, outputIds: bout } = base!;
+      for (let e = bi[p]!; e < bi[p + 1]!; e++) {
+        const id = bin[e] === -1 ? -1 : translate!(bin[e]!);
+        inputIds[input++] = id;
+        if (id >= 0) reads[read++] = id;
+      }
+      outputOffsets[i] = output;
+      for (let e = bo[p]!; e < bo[p + 1]!; e++) outputIds[output++] = bout[e] === -1 ? -1 : translate!(bout[e]!);
+      continue;
+    }
+    for (let k = 0; k < node.inputs.length; k++) {
+      const v = node.inputs[k]!;
+      const id = v ? intern(v) : -1;
+      inputIds[input++] = id;
+      if (id >= 0) reads[read++] = id;
+    }
+    for (let k = 0; k < node.outer_refs.length; k++) reads[read++] = intern(node.outer_refs[k]!);
+    outputOffsets[i] = output;
+    for (let k = 0; k < node.outputs.length; k++) {
+      const v = node.outputs[k]!;
+      outputIds[output++] = v ? intern(v) : -1;
+    }
+  }
+  readOffsets[n] = read;
+  inputOffsets[n] = input;
+  outputOffsets[n] = output;
+  return { valueIds, valueNames: names, initializerOrder, inputOffsets, inputIds, outputOffsets, outputIds, readOffsets, reads: reads.subarray(0, read) };
 }
 
 /**
