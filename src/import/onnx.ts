@@ -26,6 +26,7 @@ import {
 } from '../ir/graph.js';
 import { convertTensor, toNum, type IntLike } from './onnx-tensors.js';
 import { safeRealpath } from './onnx-tensors.js';
+import { StringIds } from '../util/string-ids.js';
 import { GRAPH_INITIALIZER, splitField, splitModel, type FieldSplit } from './onnx-fields.js';
 
 const require = createRequire(import.meta.url);
@@ -103,7 +104,6 @@ export function importOnnx(file: string, buffer: Buffer, diagnostics: Diagnostic
     });
   }
   const main: MainGraph = {
-    names: new Map(),
     columns: null,
     ...(decoded.nodes ? { lazy: decoded.nodes } : {}),
     ...(decoded.initializers ? { lazyInitializers: decoded.initializers } : {}),
@@ -177,8 +177,6 @@ interface MainGraph {
   lazy?: LazyNodes;
   /** Its initializers, when they were not decoded with the graph. */
   lazyInitializers?: Lazy<OnnxNs.ITensorProto>;
-  /** Filled: each node's (unique) name → its index. */
-  names: Map<string, number>;
   /** Filled: its values interned node by node, for its index (GraphIndex). */
   columns: ValueColumns | null;
 }
@@ -248,7 +246,7 @@ export const MAX_SUBGRAPH_DEPTH = 64;
  */
 function dropDeadNodes(file: string, graph: Graph, main: MainGraph, diagnostics: Diagnostics): Graph {
   if (graph.outputs.length === 0) return graph; // nothing to reach: the later checks say what is wrong
-  const index = GraphIndex.of(graph, main.names, main.columns);
+  const index = GraphIndex.of(graph, null, main.columns);
   refuseDuplicateProducer(graph, index, file);
   const { producerOf, predOffsets, preds } = index;
   const alive = new Uint8Array(index.size);
@@ -342,11 +340,13 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
   for (const v of [...(g.valueInfo ?? []).map(info), ...graph.inputs, ...graph.outputs]) {
     if (v.type) graph.declared.set(v.name, v.type);
   }
-  const used = main?.names ?? new Map<string, number>();
   const lazy = main?.lazy;
   const protoNodes = g.node ?? [];
   const count = lazy ? lazy.count : protoNodes.length;
   const columns = main ? (main.columns = new ValueColumns(graph, count)) : null;
+  // Node names, each node's id its index (each node adds one name). Not kept for the index:
+  // nothing on an ONNX model's way asks for nodes by name (GraphIndex.nodeByName makes its map if asked).
+  const used = new StringIds(count);
   // One string per op type, not the copy each NodeProto decoded (275k on the DeepSeek-V3 shape).
   const ops = new Map<string, string>();
   for (let i = 0; i < count; i++) {
@@ -370,12 +370,13 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
       ops.set(op, op);
     }
     let name = p.name || `${op}_${i}`;
-    if (used.has(name)) {
+    if (used.intern(name) !== graph.nodes.length) {
+      // Taken by an earlier node: the first free `name__k`.
       let k = 2;
-      while (used.has(`${name}__${k}`)) k++;
+      while (used.get(`${name}__${k}`) !== undefined) k++;
       name = `${name}__${k}`;
+      used.intern(name);
     }
-    used.set(name, graph.nodes.length);
     let attrs: Record<string, Attr> = NO_ATTRS;
     const protoAttrs = p.attribute;
     if (protoAttrs && protoAttrs.length > 0) {

@@ -4,6 +4,7 @@
 
 import type { Graph, Node, TensorData, TensorType, ValueInfo } from './graph.js';
 import { Heap } from '../util/heap.js';
+import { StringIds } from '../util/string-ids.js';
 
 /** Read-only name-keyed views over the integer arrays (the Map-like API the passes use). */
 export interface NameLookup<T> {
@@ -316,8 +317,9 @@ class IntColumn {
  * instead of looking every name up again.
  */
 export class ValueColumns {
-  readonly ids = new Map<string, number>();
-  readonly names: string[] = [];
+  /** Interned in a StringIds table, not a Map (src/util/string-ids.ts says why), which the index keeps as its valueIds. */
+  readonly ids: StringIds;
+  readonly names: string[];
   nodeCount = 0;
   private initializerOrder: Int32Array | null = null;
   private readonly inputOffsets: IntColumn;
@@ -329,6 +331,9 @@ export class ValueColumns {
 
   /** `graph`: its inputs and initializers as they will be indexed; `nodes`: about how many nodes will come. */
   constructor(graph: Graph, nodes: number) {
+    // (Values: about one and a fifth a node on the DeepSeek-V3 shape.)
+    this.ids = new StringIds(nodes + (nodes >> 2) + graph.initializers.size + graph.inputs.length);
+    this.names = this.ids.names;
     for (const v of graph.inputs) this.intern(v.name);
     this.initializerOrder = new Int32Array(graph.initializers.size);
     let at = 0;
@@ -342,7 +347,7 @@ export class ValueColumns {
   }
 
   private intern(name: string): number {
-    return internIn(this.ids, this.names, name);
+    return this.ids.intern(name);
   }
 
   /** The graph's next node: its value names interned (and replaced by the interned strings) in order. */
