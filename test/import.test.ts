@@ -126,7 +126,8 @@ test('a corrupt initializer is one line naming it; one whose field is not length
     }).finish();
     const g = Buffer.concat([Buffer.from(body), Buffer.from(extra)]);
     const head = onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }] }).finish();
-    return Buffer.concat([Buffer.from(head), Buffer.from([(7 << 3) | 2, g.length]), g]);
+    const length = g.length < 128 ? [g.length] : [(g.length & 127) | 128, g.length >> 7]; // a varint (graphs of < 16 kB)
+    return Buffer.concat([Buffer.from(head), Buffer.from([(7 << 3) | 2, ...length]), g]);
   };
   // Initializer (field 5, length-delimited) of two bytes: field 15 (unused) of wire type 7, which no field has.
   fs.writeFileSync(path.join(dir, 'bad-init.onnx'), graph([(5 << 3) | 2, 2, (15 << 3) | 7, 0]));
@@ -156,6 +157,18 @@ test('a corrupt initializer is one line naming it; one whose field is not length
     () => loadModel(path.join(dir, 'varint-past.onnx'), new Diagnostics()),
     (e: unknown) => e instanceof HxcError && e.code === 'HXC2103' && e.message.includes(whole),
   );
+  // A node whose name runs past its end into the next node's bytes: decoded alone, as the import
+  // always decoded it (protobufjs cuts the name at the node's end: "x"), not read on into its neighbour.
+  const relu = Buffer.from(onnx.NodeProto.encode({ name: 'r', opType: 'Relu', input: ['y'], output: ['z'] }).finish());
+  const crossing = [(4 << 3) | 2, 3, 0x41, 0x64, 0x64, (3 << 3) | 2, 10, 0x78];
+  fs.writeFileSync(path.join(dir, 'crossing.onnx'), graph([(1 << 3) | 2, crossing.length, ...crossing, (1 << 3) | 2, relu.length, ...relu]));
+  const crossed = new Diagnostics();
+  const nodes = loadModel(path.join(dir, 'crossing.onnx'), crossed).graph.nodes;
+  assert.deepEqual(
+    nodes.map((n) => n.name),
+    ['add'],
+  );
+  assert.match(crossed.warnings[0]!.message, /2 node\(s\) compute values nothing reads \(e\.g\. Add "x"\)/);
   // Both well formed: an empty initializer (no name, float32, no dims: one element, no data).
   fs.writeFileSync(path.join(dir, 'empty-init.onnx'), graph([(5 << 3) | 2, 2, (2 << 3) | 0, 1]));
   assert.throws(
