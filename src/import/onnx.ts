@@ -259,6 +259,25 @@ function rangesDecoded<T>(
   };
 }
 
+/**
+ * Message i of `lazy`. Its bytes are all there (the graph's own length covered them): one that
+ * does not decode is itself corrupt, said in one line.
+ */
+function decodedAt<T>(ctx: ImportContext, lazy: Lazy<T>, i: number, what: string, type: string): T {
+  try {
+    return lazy.decode(i);
+  } catch (err) {
+    throw new HxcError(
+      'HXC2102',
+      `${what} ${i} of the graph does not decode as an ONNX ${type} (protobuf: ${err instanceof Error ? err.message : String(err)})`,
+      {
+        where: ctx.file,
+        hint: 'the file is corrupt: export or copy it again',
+      },
+    );
+  }
+}
+
 function normalizeDomain(d: string): string {
   return d === 'ai.onnx' ? '' : d;
 }
@@ -335,16 +354,7 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
   const protoInits = g.initializer ?? [];
   const initCount = lazyInits ? lazyInits.count : protoInits.length;
   for (let i = 0; i < initCount; i++) {
-    let t: OnnxNs.ITensorProto;
-    try {
-      t = lazyInits ? lazyInits.decode(i) : protoInits[i]!;
-    } catch (err) {
-      throw new HxcError(
-        'HXC2102',
-        `initializer ${i} of the graph does not decode as an ONNX TensorProto (protobuf: ${err instanceof Error ? err.message : String(err)})`,
-        { where: ctx.file, hint: 'the file is corrupt: export or copy it again' },
-      );
-    }
+    const t = lazyInits ? decodedAt(ctx, lazyInits, i, 'initializer', 'TensorProto') : protoInits[i]!;
     const tensor = convertTensor(ctx, t, `${where}.initializer "${t.name ?? ''}"`);
     graph.initializers.set(tensor.name, tensor);
     graph.declared.set(tensor.name, { dtype: tensor.dtype, shape: tensor.dims.slice() });
@@ -383,20 +393,7 @@ function convertGraphAt(ctx: ImportContext, g: OnnxNs.IGraphProto, where: string
   // One string per op type, not the copy each NodeProto decoded (275k on the DeepSeek-V3 shape).
   const ops = new Map<string, string>();
   for (let i = 0; i < count; i++) {
-    let p: OnnxNs.INodeProto;
-    try {
-      p = lazy ? lazy.decode(i) : protoNodes[i]!;
-    } catch (err) {
-      // Its bytes are all there (the graph's own length covered them): the node itself is corrupt.
-      throw new HxcError(
-        'HXC2102',
-        `node ${i} of the graph does not decode as an ONNX NodeProto (protobuf: ${err instanceof Error ? err.message : String(err)})`,
-        {
-          where: ctx.file,
-          hint: 'the file is corrupt: export or copy it again',
-        },
-      );
-    }
+    const p = lazy ? decodedAt(ctx, lazy, i, 'node', 'NodeProto') : protoNodes[i]!;
     let op = ops.get(p.opType ?? '');
     if (op === undefined) {
       op = p.opType ?? '';

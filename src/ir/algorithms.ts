@@ -4,7 +4,7 @@
 
 import type { Graph, Node, TensorData, TensorType, ValueInfo } from './graph.js';
 import { Heap } from '../util/heap.js';
-import { StringIds } from '../util/string-ids.js';
+import { StringIds, internInMap as internIn } from '../util/string-ids.js';
 
 /** Read-only name-keyed views over the integer arrays (the Map-like API the passes use). */
 export interface NameLookup<T> {
@@ -262,17 +262,6 @@ export class GraphIndex {
   successors(i: number): Int32Array {
     return this.succs.subarray(this.succOffsets[i]!, this.succOffsets[i + 1]!);
   }
-}
-
-/** `name`'s id in `ids`, given the next one (its place in `names`) on first sight. */
-function internIn(ids: Map<string, number>, names: string[], name: string): number {
-  let id = ids.get(name);
-  if (id === undefined) {
-    id = names.length;
-    ids.set(name, id);
-    names.push(name);
-  }
-  return id;
 }
 
 /** A graph's value ids, and each node's by slot (GraphIndex's columns), and what each node reads. */

@@ -95,7 +95,8 @@ export class StringIds {
   }
 }
 
-function internInMap(map: Map<string, number>, names: string[], name: string): number {
+/** `name`'s id in `map`, given the next one (its place in `names`) on first sight. */
+export function internInMap(map: Map<string, number>, names: string[], name: string): number {
   let id = map.get(name);
   if (id === undefined) {
     id = names.length;
