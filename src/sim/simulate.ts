@@ -165,6 +165,12 @@ export class EventQueue {
   kind: Ev = Ev.DeviceFree;
   id = 0;
 
+  /** Empty, its arrays kept (a run reuses the last run's queue: no pages touched anew). */
+  clear(): void {
+    this.size = 0;
+    this.pushed = 0;
+  }
+
   /** Time of the earliest event (Infinity when none). */
   headTime(): number {
     return this.size > 0 ? this.t[0]! : Infinity;
@@ -291,6 +297,34 @@ export function executionOrder(round: Float64Array, R: number): { step: Int32Arr
 }
 
 /**
+ * A run's working arrays, kept for the next run: the waiters of T·R transfer instances (3.8 MB for
+ * a DeepSeek-V3 schedule's 16 requests), the event heap and the flows, fresh per run, were new
+ * pages to touch each time and off-heap bytes that paced the garbage collector. Taken by a run
+ * while it runs (a run inside another, from a trace callback, makes its own).
+ */
+interface Scratch {
+  waiter: Int32Array;
+  events: EventQueue;
+  flowInst: Int32Array;
+  flowT: Int32Array;
+  flowLeft: Float64Array;
+  flowRate: Float64Array;
+}
+
+let spare: Scratch | null = null;
+
+function newScratch(): Scratch {
+  return {
+    waiter: new Int32Array(0),
+    events: new EventQueue(),
+    flowInst: new Int32Array(64),
+    flowT: new Int32Array(64),
+    flowLeft: new Float64Array(64),
+    flowRate: new Float64Array(64),
+  };
+}
+
+/**
  * `requests`: simulate this many instead of input.requests. `trace`: true keeps the trace's events
  * in the result; a function is given each as it happens instead (nothing kept: a writer streams them).
  */
@@ -306,57 +340,81 @@ export function simulate(
   const R = Math.max(1, opts.requests ?? input.requests);
   const packedT = input.packedTransfers;
   const T = packedT ? packedT.bytes.length : input.transfers.length;
-  const linkIndex = new Map(input.links.map((l, i) => [l.name, i]));
   const linkBytes = new Float64Array(input.links.length);
-  // Per transfer: its links, summed latency, solo rate, and whether it crosses a shared link.
-  // Transfer t's links are linkList[linkFrom[t] .. linkFrom[t + 1]).
-  const linkFrom = new Int32Array(T + 1);
-  const tBytes = new Float64Array(T);
-  const tLatency = new Float64Array(T);
-  const tShared = new Uint8Array(T);
-  const tSolo = new Float64Array(T);
-  // Each transfer's link indices: its route's as given (packed: no list of them per call, 400 KB
-  // for a DeepSeek-V3 schedule's 51k transfers), or its links' names looked up.
-  const linked: readonly ArrayLike<number>[] | null = packedT ? null : input.transfers.map((tr) => tr.links.flatMap((name) => linkIndex.get(name) ?? []));
-  const linksOf = (t: number): ArrayLike<number> => (packedT ? packedT.routeLinks[packedT.route[t]!]! : linked![t]!);
-  for (let t = 0; t < T; t++) linkFrom[t + 1] = linkFrom[t]! + linksOf(t).length;
-  const tLinks = new Int32Array(linkFrom[T]!);
-  for (let t = 0; t < T; t++) {
-    const own = linksOf(t);
+  // Transfer t goes over route tRoute[t], whose links are rLinks[rFrom[ro] .. rFrom[ro + 1]) with
+  // summed latency, least bandwidth and a shared link or not per route: packed, the caller's few
+  // routes (72 on 9 devices), so a run's setup is per route, not per transfer (five arrays of T
+  // per run, ~2 MB of fresh pages on a DeepSeek-V3 schedule's 59k transfers); else a route per transfer.
+  let tRoute: Int32Array;
+  let routes: readonly ArrayLike<number>[];
+  let tBytes: Float64Array;
+  if (packedT) {
+    tRoute = packedT.route;
+    routes = packedT.routeLinks;
+    tBytes = packedT.bytes;
+  } else {
+    const linkIndex = new Map(input.links.map((l, i) => [l.name, i]));
+    tRoute = new Int32Array(T);
+    for (let t = 0; t < T; t++) tRoute[t] = t;
+    routes = input.transfers.map((tr) => tr.links.flatMap((name) => linkIndex.get(name) ?? []));
+    tBytes = Float64Array.from(input.transfers, (tr) => tr.bytes);
+  }
+  const nr = routes.length;
+  const rFrom = new Int32Array(nr + 1);
+  for (let ro = 0; ro < nr; ro++) rFrom[ro + 1] = rFrom[ro]! + routes[ro]!.length;
+  const rLinks = new Int32Array(rFrom[nr]!);
+  const rLatency = new Float64Array(nr);
+  const rBandwidth = new Float64Array(nr);
+  const rShared = new Uint8Array(nr);
+  for (let ro = 0; ro < nr; ro++) {
+    const own = routes[ro]!;
     // Its latency summed in route order, and its narrowest link.
     let latency = 0;
     let bw = Infinity;
     for (let j = 0; j < own.length; j++) {
       const i = own[j]!;
       const link = input.links[i]!;
-      tLinks[linkFrom[t]! + j] = i;
+      rLinks[rFrom[ro]! + j] = i;
       latency += link.latency_s;
       bw = Math.min(bw, link.bandwidth_bytes_per_s);
-      if (link.shared) tShared[t] = 1;
+      if (link.shared) rShared[ro] = 1;
     }
-    const bytes = packedT ? packedT.bytes[t]! : input.transfers[t]!.bytes;
-    tBytes[t] = bytes;
-    tLatency[t] = latency;
-    tSolo[t] = transferTime_s(bytes, latency, bw);
+    rLatency[ro] = latency;
+    rBandwidth[ro] = bw;
   }
   // Steps flat (device d's at stepAt[d] + k): kind (1 send, 2 recv, 0 compute), duration, transfer, round.
   const packed = input.packed ?? packSteps(input.devices);
-  const { at: stepAt, op: stepOp, duration_s: stepDur, ref: stepTransfer } = packed;
-  // Each device's execution sequence over all requests: (request, step), ordered by (r + round, k).
-  const seqStep: Int32Array[] = [];
-  const seqReq: Int32Array[] = [];
+  const { at: stepAt, op: stepOp, duration_s: stepDur, ref: stepTransfer, round: stepRound } = packed;
+  // Each device walks its execution sequence over all requests (executionOrder's, not listed: two
+  // arrays of steps × requests per run, 19 MB for a DeepSeek-V3 schedule's 16 requests): slot s
+  // runs the steps k in [lo, hi) whose request s − round[k] lies in [0, R). Rounds non-decreasing
+  // along the list (as schedules make them): [lo, hi) only moves forward and holds just those;
+  // else it is the whole list, the others skipped. Device d is at step pos[d] of slot slotOf[d].
+  const pos = new Int32Array(nd);
+  const slotOf = new Int32Array(nd).fill(-1);
+  const slotLo = new Int32Array(nd);
+  const slotHi = new Int32Array(nd);
+  const slotEnd = new Int32Array(nd);
+  const inOrder = new Uint8Array(nd);
   for (let d = 0; d < nd; d++) {
-    const order = executionOrder(packed.round.subarray(stepAt[d]!, stepAt[d + 1]!), R);
-    seqStep.push(order.step);
-    seqReq.push(order.request);
+    let maxRound = 0;
+    let sorted = 1;
+    for (let i = stepAt[d]!; i < stepAt[d + 1]!; i++) {
+      maxRound = Math.max(maxRound, stepRound[i]!);
+      if (i > stepAt[d]! && stepRound[i]! < stepRound[i - 1]!) sorted = 0;
+    }
+    slotEnd[d] = R + maxRound;
+    inOrder[d] = sorted;
   }
 
-  const next = new Int32Array(nd);
   const busyUntil = new Float64Array(nd);
   const busy = new Float64Array(nd);
   // Per transfer instance (request r's transfer t is r * T + t): 0 not arrived and nobody waiting,
   // d + 1 device d blocked on its arrival, -1 arrived. One array, not a flag and a device each.
-  const waiter = new Int32Array(T * R);
+  const scratch = spare ?? newScratch();
+  spare = null;
+  if (scratch.waiter.length < T * R) scratch.waiter = new Int32Array(T * R);
+  const waiter = scratch.waiter.subarray(0, T * R).fill(0);
   // When a transfer left: request 0's for the result, and the traced requests' for their bars.
   const started = new Float64Array(T * (wantTrace ? Math.max(1, Math.min(R, traceUpTo)) : 1));
   const arrivedAt = new Float64Array(T);
@@ -371,16 +429,14 @@ export function simulate(
     input.devices.forEach((d, i) => traced({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: i, tid: 0, args: { name: d.id } }));
     traced({ name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: linkPid, tid: 0, args: { name: 'transfers' } });
   }
-  const events = new EventQueue();
+  const events = scratch.events;
+  events.clear();
   // Transfers flowing over a shared link (processor sharing, rates recomputed when the set
   // changes), in the order they joined: slot k holds instance flowInst[k] of transfer flowT[k],
   // with flowLeft[k] bytes left and rate flowRate[k]. Kept by slot, not by instance: the few in
   // flight sit together, and no two arrays of T·R doubles are allocated per run.
   let flows = 0;
-  let flowInst: Int32Array = new Int32Array(64);
-  let flowT: Int32Array = new Int32Array(64);
-  let flowLeft: Float64Array = new Float64Array(64);
-  let flowRate: Float64Array = new Float64Array(64);
+  let { flowInst, flowT, flowLeft, flowRate } = scratch;
   // Per link: the flows on it (kept as flows join and leave), its bandwidth and whether shared.
   const flowCount = new Int32Array(input.links.length);
   const linkBandwidth = Float64Array.from(input.links, (l) => l.bandwidth_bytes_per_s);
@@ -419,43 +475,64 @@ export function simulate(
     const now = clock[0]!;
     const inst = r * T + t;
     const bytes = tBytes[t]!;
+    const ro = tRoute[t]!;
     if (inst < started.length) started[inst] = now;
-    for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) linkBytes[tLinks[j]!]! += bytes;
-    events.push(now + (tShared[t] ? tLatency[t]! : tSolo[t]!), tShared[t] ? Ev.Flow : Ev.Arrive, inst);
+    for (let j = rFrom[ro]!; j < rFrom[ro + 1]!; j++) linkBytes[rLinks[j]!]! += bytes;
+    if (rShared[ro]) events.push(now + rLatency[ro]!, Ev.Flow, inst);
+    else events.push(now + transferTime_s(bytes, rLatency[ro]!, rBandwidth[ro]!), Ev.Arrive, inst);
   };
 
   /** Run device d's steps until it blocks (compute in progress or a recv not yet arrived). */
   const advance = (d: number): void => {
-    const st = seqStep[d]!;
-    const rq = seqReq[d]!;
-    const at = stepAt[d]!;
     const now = clock[0]!;
-    const end = st.length;
     // Busy until a compute's end (its DeviceFree event advances it then).
     if (busyUntil[d]! > now) return;
-    // The position in a local, written back when the device blocks (a counted loop over ~150k steps per run).
-    let i = next[d]!;
-    for (; i < end; i++) {
-      const k = st[i]!;
-      const r = rq[i]!;
-      const op = stepOp[at + k]!;
+    const at = stepAt[d]!;
+    const n = stepAt[d + 1]! - at;
+    // Its place in locals, written back when it blocks (a counted loop over ~150k steps per run).
+    let k = pos[d]!;
+    let hi = slotHi[d]!;
+    let slot = slotOf[d]!;
+    for (;;) {
+      if (k >= hi) {
+        // The next slot's steps.
+        if (++slot >= slotEnd[d]!) break;
+        if (inOrder[d]) {
+          let lo = slotLo[d]!;
+          while (hi < n && stepRound[at + hi]! <= slot) hi++;
+          while (lo < hi && stepRound[at + lo]! <= slot - R) lo++;
+          slotLo[d] = lo;
+          k = lo;
+        } else {
+          k = 0;
+          hi = n;
+        }
+        continue;
+      }
+      const request = slot - stepRound[at + k]!;
+      if (request < 0 || request >= R) {
+        k++;
+        continue;
+      }
+      const r = request | 0;
+      const i = at + k;
+      const op = stepOp[i]!;
       if (op === STEP_RECV) {
-        const inst = r * T + stepTransfer[at + k]!;
+        const inst = r * T + stepTransfer[i]!;
         if (waiter[inst] !== -1) {
           waiter[inst] = d + 1;
-          next[d] = i;
-          return;
+          break;
         }
-        if (r === 0) stepStart[at + k] = stepEnd[at + k] = now;
+        if (r === 0) stepStart[i] = stepEnd[i] = now;
       } else if (op === STEP_SEND) {
-        startTransfer(stepTransfer[at + k]!, r);
-        if (r === 0) stepStart[at + k] = stepEnd[at + k] = now;
+        startTransfer(stepTransfer[i]!, r);
+        if (r === 0) stepStart[i] = stepEnd[i] = now;
       } else {
-        const dur = stepDur[at + k]!;
+        const dur = stepDur[i]!;
         busy[d]! += dur;
         if (r === 0) {
-          stepStart[at + k] = now;
-          stepEnd[at + k] = now + dur;
+          stepStart[i] = now;
+          stepEnd[i] = now + dur;
         }
         if (wantTrace && dur > 0 && r < traceUpTo)
           traced({ name: input.devices[d]!.steps[k]!.label, cat: 'compute', ph: 'X', ts: now * 1e6, dur: dur * 1e6, pid: d, tid: 0, args: { request: r } });
@@ -463,21 +540,24 @@ export function simulate(
         if (dur > 0) {
           busyUntil[d] = now + dur;
           events.push(busyUntil[d]!, Ev.DeviceFree, d);
-          next[d] = i + 1;
-          return;
+          k++;
+          break;
         }
       }
+      k++;
     }
-    next[d] = i;
+    pos[d] = k;
+    slotHi[d] = hi;
+    slotOf[d] = slot;
   };
 
   // Each flow's rate: the least over its links of the link's bandwidth, split evenly on a shared one.
   const setRates = (): void => {
     for (let k = 0; k < flows; k++) {
-      const t = flowT[k]!;
+      const ro = tRoute[flowT[k]!]!;
       let r = Infinity;
-      for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) {
-        const l = tLinks[j]!;
+      for (let j = rFrom[ro]!; j < rFrom[ro + 1]!; j++) {
+        const l = rLinks[j]!;
         const share = linkShared[l] ? linkBandwidth[l]! / Math.max(1, flowCount[l]!) : linkBandwidth[l]!;
         if (share < r) r = share;
       }
@@ -499,13 +579,14 @@ export function simulate(
     flowLeft[flows] = tBytes[t]!;
     flowRate[flows] = 0;
     flows++;
-    for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) flowCount[tLinks[j]!]!++;
+    const ro = tRoute[t]!;
+    for (let j = rFrom[ro]!; j < rFrom[ro + 1]!; j++) flowCount[rLinks[j]!]!++;
   };
 
   /** Takes slot k out, the others kept in order. */
   const leave = (k: number): void => {
-    const t = flowT[k]!;
-    for (let j = linkFrom[t]!; j < linkFrom[t + 1]!; j++) flowCount[tLinks[j]!]!--;
+    const ro = tRoute[flowT[k]!]!;
+    for (let j = rFrom[ro]!; j < rFrom[ro + 1]!; j++) flowCount[rLinks[j]!]!--;
     flowInst.copyWithin(k, k + 1, flows);
     flowT.copyWithin(k, k + 1, flows);
     flowLeft.copyWithin(k, k + 1, flows);
@@ -581,8 +662,14 @@ export function simulate(
     }
     drainReady();
   }
-  const stuck = input.devices.findIndex((_, i) => next[i]! < seqStep[i]!.length);
-  if (stuck >= 0) throw new Error(`simulation deadlocked: device ${input.devices[stuck]!.id} waits at step ${seqStep[stuck]![next[stuck]!]}`);
+  // Kept for the next run (the flow arrays as grown); a run that throws leaves its own behind.
+  scratch.flowInst = flowInst;
+  scratch.flowT = flowT;
+  scratch.flowLeft = flowLeft;
+  scratch.flowRate = flowRate;
+  spare = scratch;
+  const stuck = input.devices.findIndex((_, i) => slotOf[i]! < slotEnd[i]!);
+  if (stuck >= 0) throw new Error(`simulation deadlocked: device ${input.devices[stuck]!.id} waits at step ${pos[stuck]}`);
   let makespan = 0;
   for (let r = 0; r < R; r++) makespan = Math.max(makespan, requestFinish[r]!);
   const link_bytes: Record<string, number> = {};
