@@ -5,7 +5,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { classifyPass, nodeClass } from '../passes/classify.js';
 import { runPipeline } from '../src/cli/run-passes.js';
-import type { PlanOptions } from '../src/pass/pass.js';
+import type { PassContext, PlanOptions } from '../src/pass/pass.js';
 import { computeTime, groupedLaunchSeconds } from '../src/cost/model.js';
 import { GROUPED_MOE_KERNELS } from '../src/cost/fusion.js';
 import { EXAMPLES, FIXTURES, SHARED_MODELS, hxc, tmpDir } from './helpers.js';
@@ -253,27 +253,32 @@ test("a routed layer's expert, dispatch and combine nodes launch nothing of thei
   assert.equal(groupedLaunchSeconds(cpu), 0);
 });
 
-test("a built problem's values are what cross units: each value produced in one unit and read in others, its reading units ascending, each once", async () => {
+/** mixtral_tiny decoding on rack-hetero, analysed up to its expert placement. */
+async function mixtralTinyDecode(): Promise<PassContext> {
   const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
-  const run = await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), flags: { phase: 'decode', batch: 2, context: 16 } }), [
-    'state',
-    'stage',
-    'moe',
-  ]);
-  const ctx = run.ctx;
+  const flags = { phase: 'decode', batch: 2, context: 16 };
+  return (await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), flags }), ['state', 'stage', 'moe'])).ctx;
+}
+
+/** The placement problem built from `ctx`'s analyses, with `costs` for the profile's node costs. */
+function builtFrom(ctx: PassContext, costs: NodeCosts = ctx.get(profilePass).nodes): ReturnType<typeof buildProblem> {
   const profile = ctx.get(profilePass);
-  const index = ctx.get(verifyPass).index;
-  const built = buildProblem({
+  return buildProblem({
     graph: ctx.model.graph,
-    index,
+    index: ctx.get(verifyPass).index,
     topology: ctx.topology(),
     routes: ctx.routes(),
-    costs: profile.nodes,
+    costs,
     efficiency: profile.efficiency,
     value_bytes_by_id: profile.value_bytes_by_id,
     stages: ctx.get(stagePass).stages.map((s) => ({ name: s.name, nodes: s.nodes })),
     state: ctx.get(statePass).objects,
   });
+}
+
+test("a built problem's values are what cross units: each value produced in one unit and read in others, its reading units ascending, each once", async () => {
+  const ctx = await mixtralTinyDecode();
+  const built = builtFrom(ctx);
   // From the graph: per value a node makes, the units of its readers other than its maker's.
   const crossing = new Map<string, { producer: number; consumers: number[] }>();
   ctx.model.graph.nodes.forEach((node, i) => {
@@ -295,27 +300,10 @@ test("a built problem's values are what cross units: each value produced in one 
 });
 
 test('a routed layer measured on a kind (calibration) pays no grouped launch there: the measured times hold the launches the runtime made', async () => {
-  const model = path.join(SHARED_MODELS, 'mixtral_tiny_moe_kv.onnx');
-  const run = await runPipeline(options(model, { topology_path: path.join(EXAMPLES, 'rack-hetero.yaml'), flags: { phase: 'decode', batch: 2, context: 16 } }), [
-    'state',
-    'stage',
-    'moe',
-  ]);
-  const ctx = run.ctx;
+  const ctx = await mixtralTinyDecode();
   const profile = ctx.get(profilePass);
   const topology = ctx.topology();
-  const build = (costs: NodeCost[]) =>
-    buildProblem({
-      graph: ctx.model.graph,
-      index: ctx.get(verifyPass).index,
-      topology,
-      routes: ctx.routes(),
-      costs: NodeCosts.from(costs),
-      efficiency: profile.efficiency,
-      value_bytes_by_id: profile.value_bytes_by_id,
-      stages: ctx.get(stagePass).stages.map((s) => ({ name: s.name, nodes: s.nodes })),
-      state: ctx.get(statePass).objects,
-    }).problem;
+  const build = (costs: NodeCost[]) => builtFrom(ctx, NodeCosts.from(costs)).problem;
   const layers = [
     ...new Set(
       profile.nodes
