@@ -116,27 +116,16 @@ const predecessorCsrOf = new WeakMap<readonly UnitValue[], { predStart: Int32Arr
 
 /**
  * unitPredecessors as CSR (unit u's are predList[predStart[u] .. predStart[u + 1]), ascending, each
- * once), kept per values (shared, read-only). Counted, filled, then each unit's sorted and made
- * unique in place: a list pushed per unit, sorted by a comparator and flattened for the evaluator
- * was 34 MB of the heap a DeepSeek-V3 partition allocated, and 0.15 s of its collections.
+ * once), kept per values (shared, read-only): packedReads' producers per unit, each unit's sorted
+ * and made unique in place. (A list pushed per unit, sorted by a comparator and flattened for the
+ * evaluator was 34 MB of the heap a DeepSeek-V3 partition allocated, and 0.15 s of its collections.)
  */
 export function unitPredecessorCsr(p: PlacementProblem): { predStart: Int32Array; predList: Int32Array } {
   const kept = predecessorCsrOf.get(p.values);
   if (kept) return kept;
   const n = p.unit_names.length;
-  const values = p.values;
-  const at = new Int32Array(n + 1);
-  for (let vi = 0; vi < values.length; vi++) {
-    const { producer, consumers } = values[vi]!;
-    for (let j = 0; j < consumers.length; j++) if (consumers[j] !== producer) at[consumers[j]! + 1]!++;
-  }
-  for (let u = 0; u < n; u++) at[u + 1]! += at[u]!;
-  const list = new Int32Array(at[n]!);
-  const put = at.slice(0, n);
-  for (let vi = 0; vi < values.length; vi++) {
-    const { producer, consumers } = values[vi]!;
-    for (let j = 0; j < consumers.length; j++) if (consumers[j] !== producer) list[put[consumers[j]!]!++] = producer;
-  }
+  const { readStart: at, readProducer } = packedReads(p);
+  const list = readProducer.slice();
   // Each unit's sorted (by insertion: a unit reads a few units; a long list by the typed array's
   // own sort), its repeats dropped, written back from the front (never past where it reads).
   const predStart = new Int32Array(n + 1);
