@@ -22,7 +22,8 @@ import {
   valuesReadBy,
   type PlacementProblem,
 } from '../src/partition/problem.js';
-import { fitsMemory, MemoryLedger, refine } from '../src/partition/refine.js';
+import { fitsMemory, MakespanAssessor, MemoryLedger, refine } from '../src/partition/refine.js';
+import { busiestMoved, heaviestThree, scanMoves } from '../src/partition/explain.js';
 import { relieve } from '../src/partition/pool.js';
 import { plainPool } from './pool-helpers.js';
 import path from 'node:path';
@@ -395,8 +396,13 @@ test("HEFT's gap search skips the intervals that end before a unit is ready and 
  * A chain of n units on rack-8gpu, 1-3 ms each, unit u handing value u to the units `readers(u)`,
  * with a judge over the rack's routes.
  */
-function chainOnRack(n: number, readers: (u: number) => number[], bytes: number): { p: PlacementProblem; judge: Judge; nd: number } {
-  const topo = loadTopology(path.join(EXAMPLES, 'rack-8gpu.yaml'));
+function chainOnRack(
+  n: number,
+  readers: (u: number) => number[],
+  bytes: number,
+  rack = 'rack-8gpu.yaml',
+): { p: PlacementProblem; judge: Judge; nd: number; routes: RouteTable } {
+  const topo = loadTopology(path.join(EXAMPLES, rack));
   const routes = new RouteTable(topo);
   const ids = topo.devices.map((d) => d.id);
   const nd = ids.length;
@@ -413,8 +419,95 @@ function chainOnRack(n: number, readers: (u: number) => number[], bytes: number)
     order: Int32Array.from({ length: n }, (_, u) => u),
   };
   const links = topo.links.map((l) => ({ name: l.name, bandwidth_bytes_per_s: l.bandwidth_bytes_per_s, latency_s: l.latency_s, shared: l.shared }));
-  return { p, judge: new Judge(p, routes, links), nd };
+  return { p, judge: new Judge(p, routes, links), nd, routes };
 }
+
+test("a move's busiest device, from the three heaviest, is the busiest of every device's load as moved (property)", () => {
+  const loads = fc.array(fc.oneof(fc.constant(0), fc.constant(1e-3), fc.double({ min: 0, max: 1, noNaN: true })), { minLength: 2, maxLength: 12 });
+  fc.assert(
+    fc.property(
+      loads,
+      fc.nat(),
+      fc.nat(),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      (list, a, b, tdShare, te) => {
+        const load = Float64Array.from(list);
+        const d = a % load.length;
+        const e = (d + 1 + (b % (load.length - 1))) % load.length;
+        const td = load[d]! * tdShare;
+        // The definition: every device's load, d's less td and e's plus te.
+        let busiest = 0;
+        for (let k = 0; k < load.length; k++) busiest = Math.max(busiest, load[k]! + (k === e ? te : 0) - (k === d ? td : 0));
+        assert.ok(Object.is(busiestMoved(load, heaviestThree(load), d, e, td, te), busiest));
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});
+
+test("a scan of every single move keeps what explain and the polish read, as a scan keeping every move finds it: each unit's best three, its better moves, the move to its fastest device", () => {
+  const n = 40;
+  for (const objective of ['latency', 'throughput'] as const)
+    for (const seed of [1, 2, 3, 4]) {
+      const rnd = mulberry32(seed);
+      // A chain with skips, 8 MiB a value, on rack-hetero (its devices' names sort unlike their
+      // order: cpu0, cpu1, gpu0 … gaudi0, gaudi1, dfe0, ipu0, ipu1); each device but cpu0 refuses
+      // a unit in three, weights up to 1 GiB against devices with little room left: every kind of
+      // move, and units with fewer than three a plan can take (ties of Infinity, told by name).
+      const base = chainOnRack(n, (u) => (u + 3 < n ? [u + 1, u + 3] : [u + 1]), 8 * 2 ** 20, 'rack-hetero.yaml');
+      const nd = base.nd;
+      const time_s = Float64Array.from({ length: n * nd }, (_, k) => (k % nd !== 0 && rnd() < 0.35 ? Infinity : 1e-3 * (0.5 + rnd())));
+      const device = Int32Array.from({ length: n }, (_, u) => {
+        const runs = Array.from({ length: nd }, (_, e) => e).filter((e) => Number.isFinite(time_s[u * nd + e]!));
+        return runs[Math.floor(rnd() * runs.length)]!;
+      });
+      const weight_bytes = Float64Array.from({ length: n }, () => rnd() * 2 ** 30);
+      const used = new Float64Array(nd);
+      for (let u = 0; u < n; u++) used[device[u]!]! += weight_bytes[u]!;
+      const p: PlacementProblem = { ...base.p, time_s, weight_bytes, capacity_bytes: Float64Array.from(used, (b) => b + rnd() * 2 ** 30) };
+      assert.ok(fitsMemory(p, device));
+      const scan = (count: number) => {
+        const judge = new Judge(p, base.routes, []);
+        const placement = evaluate(p, device);
+        const verdict = { latency_s: judge.latency(placement).latency_s, throughput_per_s: judge.throughput(placement).throughput_per_s };
+        return scanMoves(p, placement, verdict, judge, objective, new MakespanAssessor(p), null, count);
+      };
+      const kept = scan(3);
+      const every = scan(Infinity);
+      const where = `${objective}, seed ${seed}`;
+      let moves = 0;
+      const found = new Set<string>();
+      for (let u = 0; u < n; u++) {
+        const all = every.shown[u]!;
+        assert.equal(all.length, nd - 1, `${where}: unit ${u} has a move to every other device`);
+        moves += all.length;
+        for (const a of all) found.add(a.found);
+        assert.deepEqual(kept.shown[u], all.slice(0, 3), `${where}: unit ${u}'s best three`);
+        assert.deepEqual(
+          kept.better[u],
+          all.filter((a) => a.found === 'better').sort((a, b) => a.to - b.to),
+          `${where}: unit ${u}'s better moves`,
+        );
+        let fastest = -1;
+        for (let e = 0; e < nd; e++) if (Number.isFinite(unitTime(p, u, e)) && (fastest < 0 || unitTime(p, u, e) < unitTime(p, u, fastest))) fastest = e;
+        assert.deepEqual(kept.fastest[u], all.find((a) => a.to === fastest) ?? null, `${where}: unit ${u}'s move to its fastest device`);
+        // In order best first: by value, then device.
+        for (let k = 1; k < all.length; k++)
+          assert.ok(
+            all[k - 1]!.value < all[k]!.value || (!(all[k - 1]!.value > all[k]!.value) && all[k - 1]!.device < all[k]!.device),
+            `${where}: unit ${u}'s order`,
+          );
+      }
+      assert.equal(moves, n * (nd - 1));
+      // (The cases the scan tells apart all happen here.)
+      for (const f of ['cannot', 'memory', 'worse']) assert.ok(found.has(f), `${where}: no move found ${f}`);
+      assert.ok(
+        every.shown.some((all) => all[2]!.value === Infinity && all[1]!.value === Infinity),
+        `${where}: no unit whose best three hold two moves it cannot take`,
+      );
+    }
+});
 
 test('the judge simulates a placement once for every figure asked of it, tells placements apart, and simulates again after forget', () => {
   // A chain of 12 units, each handing 64 MiB to the next.

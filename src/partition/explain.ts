@@ -86,14 +86,81 @@ export type MoveAlternative = ExplainAlternative & {
 export type MoveBar = (device: Int32Array, peak?: ArrayLike<number>) => string | null;
 
 /**
- * Every single move of a plan, per unit its alternatives in device order (scanMoves). A pure
+ * What a scan of every single move of a plan found (scanMoves), per unit: the alternatives explain
+ * shows, those that make the plan better, and the one on the unit's fastest device. A pure
  * function of the problem, the placement and its verdict (budgets count work), so the partition
  * pass's last scan is the one explain would make (explainPlacement's `known` reuses it).
+ * (Only these are made: every move as an object was units × devices of them — 2.6M on the
+ * DeepSeek-V3 shape over 80 devices, each sorted again by explain for its first three.)
  */
 export interface MoveScan {
   device: Int32Array;
   start_s: Float64Array;
-  alternatives: MoveAlternative[][];
+  /** Per unit, its best alternatives (byValue), at most SHOWN (scanMoves' shownCount), best first. */
+  shown: MoveAlternative[][];
+  /** Per unit, the moves found to make the plan better (found 'better'), in device order. */
+  better: MoveAlternative[][];
+  /** Per unit, the move to its fastest device (fastestDevice); null when it is there or runs nowhere. */
+  fastest: (MoveAlternative | null)[];
+}
+
+/**
+ * The three devices of most load, heaviest first. A move of one unit changes two devices' loads,
+ * so the busiest of the others is the first of these that is neither (busiestMoved): a scan of
+ * every move then costs units × devices, not × devices² (320 devices: 3.3G terms).
+ */
+export function heaviestThree(load: Float64Array): number[] {
+  const top: number[] = [];
+  for (let k = 0; k < load.length; k++) {
+    let at = top.length;
+    while (at > 0 && load[k]! > load[top[at - 1]!]!) at--;
+    if (at < 3) top.splice(at, 0, k);
+    if (top.length > 3) top.pop();
+  }
+  return top;
+}
+
+/**
+ * The busiest device's load, and no less than 0, after one unit moves off d (where it took `td`)
+ * onto e (`te` there): d's and e's loads as moved, or the heaviest other (`heaviest`, heaviestThree).
+ */
+export function busiestMoved(load: Float64Array, heaviest: readonly number[], d: number, e: number, td: number, te: number): number {
+  const busiest = Math.max(0, load[e]! + te, load[d]! - td);
+  for (const k of heaviest) if (k !== e && k !== d) return Math.max(busiest, load[k]!);
+  return busiest;
+}
+
+/** Alternatives explain lists per unit. */
+const SHOWN = 3;
+
+/**
+ * The device that computes unit u fastest: the first of the least finite unitTime, or undefined
+ * when none runs it.
+ */
+function fastestDevice(p: PlacementProblem, u: number): number | undefined {
+  let fastest: number | undefined;
+  for (let e = 0; e < p.device_ids.length; e++)
+    if (Number.isFinite(unitTime(p, u, e)) && (fastest === undefined || unitTime(p, u, e) < unitTime(p, u, fastest))) fastest = e;
+  return fastest;
+}
+
+/** Keeps `alt` in `top` (ascending byValue, at most `count`) when it is among the first `count`. */
+function keepShown(top: MoveAlternative[], alt: MoveAlternative, count: number): void {
+  let at = top.length;
+  while (at > 0 && byValue(alt, top[at - 1]!) < 0) at--;
+  if (at >= count) return;
+  top.splice(at, 0, alt);
+  if (top.length > count) top.pop();
+}
+
+/**
+ * Whether an alternative of this value on device `id` would enter `top` (keepShown): asked before
+ * one is made, so the moves neither shown, better nor on the fastest device stay numbers.
+ */
+function entersShown(top: readonly MoveAlternative[], count: number, value: number, id: string): boolean {
+  if (top.length < count) return true;
+  const last = top[top.length - 1]!;
+  return value - last.value < 0 || (!(value - last.value > 0) && id < last.device);
 }
 
 /**
@@ -116,6 +183,8 @@ export function scanMoves(
   objective: Objective,
   assessor: MakespanAssessor,
   bar: MoveBar | null,
+  /** How many of each unit's best alternatives to keep in `shown` (tests keep every one). */
+  shownCount = SHOWN,
 ): MoveScan {
   const nd = p.device_ids.length;
   const n = p.unit_names.length;
@@ -174,29 +243,42 @@ export function scanMoves(
     movedList[0] = u;
     return movedList;
   };
-  const alternatives = Array.from({ length: n }, (_, u) => {
+  const heaviest = objective === 'latency' ? [] : heaviestThree(load);
+  const shown: MoveAlternative[][] = [];
+  const better: MoveAlternative[][] = [];
+  const fastestMove: (MoveAlternative | null)[] = [];
+  for (let u = 0; u < n; u++) {
     const d = placement.device[u]!;
+    const fastest = fastestDevice(p, u);
     // `found`: what the move showed, for the unit's reason (the `why` text says it to the user).
-    const alts: MoveAlternative[] = [];
+    const top: MoveAlternative[] = [];
+    const betterHere: MoveAlternative[] = [];
+    let onFastest: MoveAlternative | null = null;
+    // A move kept as an object only when explain or the polish reads it.
+    const keep = (alt: MoveAlternative): void => {
+      keepShown(top, alt, shownCount);
+      if (alt.to === fastest) onFastest = alt;
+      if (alt.found === 'better') betterHere.push(alt);
+    };
+    const wanted = (value: number, e: number): boolean => e === fastest || entersShown(top, shownCount, value, p.device_ids[e]!);
     for (let e = 0; e < nd; e++) {
       if (e === d) continue;
       const id = p.device_ids[e]!;
       if (!Number.isFinite(unitTime(p, u, e))) {
-        alts.push({ device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity, found: 'cannot', why: 'cannot run its ops' });
+        if (wanted(Infinity, e))
+          keep({ device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity, found: 'cannot', why: 'cannot run its ops' });
         continue;
       }
       // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
       if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) {
-        alts.push({ device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity, found: 'memory', why: 'memory full' });
+        if (wanted(Infinity, e)) keep({ device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity, found: 'memory', why: 'memory full' });
         continue;
       }
       const at = placement.device;
       let ready = freeBefore(e, pos[u]!);
       for (const v of reads[u]!) ready = Math.max(ready, cf.finish_s[v.producer]! + (at[v.producer] === e ? 0 : p.transfer_s(at[v.producer]!, e, v.bytes)));
       // (The busiest device's load bounds throughput alone.)
-      let busiest = 0;
-      if (objective !== 'latency')
-        for (let k = 0; k < nd; k++) busiest = Math.max(busiest, load[k]! + (k === e ? unitTime(p, u, e) : 0) - (k === d ? unitTime(p, u, d) : 0));
+      const busiest = objective === 'latency' ? 0 : busiestMoved(load, heaviest, d, e, unitTime(p, u, d), unitTime(p, u, e));
       const local = ready + unitTime(p, u, e) + tail[u]!;
       let bound = objective === 'latency' ? local : Math.max(R * busiest, local);
       let makespan_s = -1; // the moved plan's contention-free makespan, when it was run
@@ -209,12 +291,13 @@ export function scanMoves(
       }
       const ruledOut = bound >= current * (1 - 1e-9);
       if (ruledOut || makespan_s < 0 || simsLeft <= 0) {
+        if (!wanted(bound, e)) continue;
         const why = ruledOut
           ? objective === 'latency'
             ? 'slower: the plan takes at least this long with it there'
             : 'less throughput: at most this with it there'
           : 'not simulated (explain budget)';
-        alts.push(
+        keep(
           objective === 'latency'
             ? {
                 device: id,
@@ -262,7 +345,7 @@ export function scanMoves(
         const faster = lat < current * (1 - TIE_REL);
         const barred = faster ? barredBy() : null;
         const found = barred ? 'barred' : faster ? 'better' : lat <= current * (1 + TIE_REL) ? 'tie' : 'worse';
-        alts.push({
+        keep({
           ...none,
           latency_s: lat,
           value: lat,
@@ -281,7 +364,7 @@ export function scanMoves(
         const more = thr > verdict.throughput_per_s * (1 + TIE_REL);
         const barred = more ? barredBy() : null;
         const found = barred ? 'barred' : more ? 'better' : thr >= verdict.throughput_per_s * (1 - TIE_REL) ? 'tie' : 'worse';
-        alts.push({
+        keep({
           ...none,
           throughput_per_s: thr,
           value: thr > 0 ? R / thr : Infinity,
@@ -297,9 +380,11 @@ export function scanMoves(
         });
       }
     }
-    return alts;
-  });
-  return { device: Int32Array.from(placement.device), start_s: Float64Array.from(placement.start_s), alternatives };
+    shown.push(top);
+    better.push(betterHere);
+    fastestMove.push(onFastest);
+  }
+  return { device: Int32Array.from(placement.device), start_s: Float64Array.from(placement.start_s), shown, better, fastest: fastestMove };
 }
 
 /** Alternatives by value, then device. */
@@ -320,7 +405,6 @@ export function explainPlacement(
   bar: MoveBar | null,
   known: MoveScan | null = null,
 ): ExplainEntry[] {
-  const nd = p.device_ids.length;
   const n = p.unit_names.length;
   const base = judge.latency(placement);
   const finish = scheduledTimes(base.schedule, base.one, n).end_s;
@@ -333,16 +417,8 @@ export function explainPlacement(
   const faster = fasterDevices(devices);
   const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
-    const alts = scan.alternatives[u]!;
-    const shown = [...alts]
-      .sort(byValue)
-      .slice(0, 3)
-      .map(({ value: _v, found: _f, to: _t, barred: _b, ...a }) => a);
-    // (Loops, not lists filtered and sorted for their first: with the better move below, 55 MB over
-    // the DeepSeek-V3 plan.)
-    let fastestDevice: number | undefined;
-    for (let e = 0; e < nd; e++)
-      if (Number.isFinite(unitTime(p, u, e)) && (fastestDevice === undefined || unitTime(p, u, e) < unitTime(p, u, fastestDevice))) fastestDevice = e;
+    const shown = scan.shown[u]!.map(({ value: _v, found: _f, to: _t, barred: _b, ...a }) => a);
+    const fastestAt = fastestDevice(p, u);
     const pinned = unitPin(unit.nodes, pins) >= 0;
     let reason = pinned
       ? 'assigned by the user (--assign)'
@@ -352,21 +428,22 @@ export function explainPlacement(
     if (reason === null) {
       // Said only as far as the fastest device's alternative shows it: ruled out or simulated slower,
       // not judged (explain's budget), or faster (a move past the search's budget).
-      const fastest = fastestDevice !== undefined && fastestDevice !== d ? p.device_ids[fastestDevice]! : null;
-      const found = fastest === null ? undefined : alts.find((a) => a.device === fastest)?.found;
+      const fastest = fastestAt !== undefined && fastestAt !== d ? p.device_ids[fastestAt]! : null;
+      const onFastest = fastest === null ? null : scan.fastest[u]!;
+      const found = onFastest?.found;
       // A move the search did not reach that would make the plan better is said first, wherever it goes.
       let better: MoveAlternative | undefined;
-      for (const a of alts) if (a.found === 'better' && (!better || byValue(a, better) < 0)) better = a;
+      for (const a of scan.better[u]!) if (!better || byValue(a, better) < 0) better = a;
       if (better) reason = `the plan is better with it on ${better.device} (a move past the search budget)`;
       else if (fastest !== null && found === 'memory') reason = `memory: ${fastest} (fastest for it) has no room`;
-      else if (fastest !== null && unitTime(p, u, fastestDevice!) < unitTime(p, u, d) * (1 - 1e-9))
+      else if (fastest !== null && unitTime(p, u, fastestAt!) < unitTime(p, u, d) * (1 - 1e-9))
         reason =
           found === 'unjudged'
             ? `communication/queueing: ${fastest} computes it faster; the plan with it there was not judged (explain budget)`
             : found === 'better'
               ? `${fastest} computes it faster, and the plan is better with it there (a move past the search budget)`
               : found === 'barred'
-                ? `${fastest} computes it faster and the plan is better with it there, but ${alts.find((a) => a.device === fastest)!.barred}`
+                ? `${fastest} computes it faster and the plan is better with it there, but ${onFastest!.barred}`
                 : found === 'tie'
                   ? `communication/queueing: ${fastest} computes it faster, but the plan is no faster with it there`
                   : `communication/queueing: ${fastest} computes it faster, but the plan is slower with it there`;

@@ -483,8 +483,8 @@ export class CandidatePool {
     while (sims < simCap && assessor.evaluations < runsCap) {
       const scan = scanMoves(p, placement, verdict, judge, objective, assessor, bar);
       this.lastScan = scan;
-      const better = scan.alternatives
-        .flatMap((alts, u) => (pinnedTo[u]! >= 0 ? [] : alts.filter((a) => a.found === 'better').map((a) => ({ u, to: a.to, value: a.value }))))
+      const better = scan.better
+        .flatMap((alts, u) => (pinnedTo[u]! >= 0 ? [] : alts.map((a) => ({ u, to: a.to, value: a.value }))))
         .sort((a, b) => a.value - b.value || a.u - b.u || a.to - b.to);
       const movedUnits = new Set<number>();
       for (const m of better) {
