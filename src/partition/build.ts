@@ -367,6 +367,9 @@ export function buildProblem(inp: BuildInput): Built {
   const weightSeen = new Int32Array(index.valueNames.length).fill(-1);
   const unitWeights: number[] = [];
   const perClass = new Float64Array(classes.length);
+  // Device indices by id, and the devices of one expert's (marked while its unit is priced).
+  const deviceIndex = new Map(devices.map((d, k) => [d.id, k]));
+  const allowedMark = new Uint8Array(nd);
   for (let k = 0; k < nu; k++) {
     const u = units[k]!;
     const nodes = u.nodes;
@@ -377,10 +380,21 @@ export function buildProblem(inp: BuildInput): Built {
       perClass[c] = sum;
     }
     for (let d = 0; d < nd; d++) time_s[k * nd + d] = perClass[classOf[d]!]!;
-    // An expert pinned by the moe pass stays on its devices (when it can run on one of them).
+    // An expert pinned by the moe pass stays on its devices (when it can run on one of them; a
+    // device of the moe pass's not in this problem is none of them).
     const allowed = u.expert !== undefined ? inp.expert_devices?.[u.expert] : null;
-    if (allowed?.some((id) => Number.isFinite(time_s[k * nd + devices.findIndex((d) => d.id === id)]!))) {
-      for (let d = 0; d < nd; d++) if (!allowed.includes(devices[d]!.id)) time_s[k * nd + d] = Infinity;
+    if (allowed) {
+      let runs = false;
+      for (const id of allowed) {
+        const d = deviceIndex.get(id);
+        if (d === undefined) continue;
+        allowedMark[d] = 1;
+        if (Number.isFinite(time_s[k * nd + d]!)) runs = true;
+      }
+      for (let d = 0; d < nd; d++) {
+        if (runs && !allowedMark[d]) time_s[k * nd + d] = Infinity;
+        allowedMark[d] = 0;
+      }
     }
     // A unit the user pinned runs only there (its nodes share one pin: runs were cut where it changes).
     const pin = unitPin(nodes, inp.pins);

@@ -42,23 +42,47 @@ function fasterDevices(devices: readonly Device[]): number[][] {
 }
 
 /**
+ * Per device, its faster devices (fasterDevices) in groups of one op set, in order of each group's
+ * first: a group runs an op, or refuses it, as one (canRun asks only the op set).
+ */
+function byOpSet(devices: readonly Device[], faster: readonly number[][]): number[][][] {
+  const sets = new Map<string, number>();
+  const setOf = devices.map((d) => {
+    const key = JSON.stringify(d.ops);
+    let id = sets.get(key);
+    if (id === undefined) sets.set(key, (id = sets.size));
+    return id;
+  });
+  return faster.map((list) => {
+    const groups = new Map<number, number[]>();
+    for (const e of list) {
+      let group = groups.get(setOf[e]!);
+      if (!group) groups.set(setOf[e]!, (group = []));
+      group.push(e);
+    }
+    return [...groups.values()];
+  });
+}
+
+/**
  * Onnxruntime's EP fallback for a whole unit on device `on`: the devices faster than it on paper
- * (`faster`, fasterDevices) that cannot run one of its ops, and those ops ("fallback: gpu0, gpu1
+ * (`faster`, fasterDevices, by op set: byOpSet) that cannot run one of its ops, and those ops ("fallback: gpu0, gpu1
  * cannot run NonZero"); null when every such device runs them all. A device slower than `on` that
  * cannot run an op is no reason the unit is where it is (an IPU without Conv does not make a GPU's
  * Conv a fallback).
  */
-function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[], on: number, faster: readonly number[]): string | null {
+function unitFallback(nodes: readonly number[], graph: Graph, devices: readonly Device[], on: number, faster: readonly (readonly number[])[]): string | null {
   // (Sets made only on a first refusal: most units run everywhere, and this is asked per unit. Only
-  // faster devices are asked: on the DeepSeek-V3 plan, none for the units on a GPU.)
+  // faster devices are asked: on the DeepSeek-V3 plan, none for the units on a GPU. They are asked
+  // per op set (byOpSet): on a pod, a CPU's unit has hundreds of faster GPUs and one op set.)
   let cannot: Set<number> | null = null;
   let ops: Set<string> | null = null;
   if (on < 0 || faster.length === 0) return null;
   for (const i of nodes) {
     const node = graph.nodes[i]!;
-    for (const e of faster) {
-      if (canRun(devices[e]!, node.op, node.domain)) continue;
-      (cannot ??= new Set()).add(e);
+    for (const group of faster) {
+      if (canRun(devices[group[0]!]!, node.op, node.domain)) continue;
+      for (const e of group) (cannot ??= new Set()).add(e);
       (ops ??= new Set()).add(node.op);
     }
   }
@@ -138,9 +162,16 @@ const SHOWN = 3;
  * when none runs it.
  */
 function fastestDevice(p: PlacementProblem, u: number): number | undefined {
+  const nd = p.device_ids.length;
   let fastest: number | undefined;
-  for (let e = 0; e < p.device_ids.length; e++)
-    if (Number.isFinite(unitTime(p, u, e)) && (fastest === undefined || unitTime(p, u, e) < unitTime(p, u, fastest))) fastest = e;
+  let best = Infinity;
+  for (let e = 0; e < nd; e++) {
+    const t = p.time_s[u * nd + e]!; // (unitTime)
+    if (Number.isFinite(t) && (fastest === undefined || t < best)) {
+      fastest = e;
+      best = t;
+    }
+  }
   return fastest;
 }
 
@@ -154,13 +185,23 @@ function keepShown(top: MoveAlternative[], alt: MoveAlternative, count: number):
 }
 
 /**
- * Whether an alternative of this value on device `id` would enter `top` (keepShown): asked before
+ * Whether an alternative of this value on the device of this name rank (nameRanks) would enter
+ * `top` (keepShown): asked before
  * one is made, so the moves neither shown, better nor on the fastest device stay numbers.
  */
-function entersShown(top: readonly MoveAlternative[], count: number, value: number, id: string): boolean {
+function entersShown(top: readonly MoveAlternative[], count: number, value: number, rank: number, rankOf: Int32Array): boolean {
   if (top.length < count) return true;
   const last = top[top.length - 1]!;
-  return value - last.value < 0 || (!(value - last.value > 0) && id < last.device);
+  return value - last.value < 0 || (!(value - last.value > 0) && rank < rankOf[last.to]!);
+}
+
+/** Each device's place among the problem's device ids in string order (byValue's tie-break, as a number). */
+function nameRanks(ids: readonly string[]): Int32Array {
+  const rank = new Int32Array(ids.length);
+  Array.from(ids.keys())
+    .sort((a, b) => (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0))
+    .forEach((e, k) => (rank[e] = k));
+  return rank;
 }
 
 /**
@@ -244,6 +285,7 @@ export function scanMoves(
     return movedList;
   };
   const heaviest = objective === 'latency' ? [] : heaviestThree(load);
+  const rankOf = nameRanks(p.device_ids);
   const shown: MoveAlternative[][] = [];
   const better: MoveAlternative[][] = [];
   const fastestMove: (MoveAlternative | null)[] = [];
@@ -260,7 +302,8 @@ export function scanMoves(
       if (alt.to === fastest) onFastest = alt;
       if (alt.found === 'better') betterHere.push(alt);
     };
-    const wanted = (value: number, e: number): boolean => e === fastest || entersShown(top, shownCount, value, p.device_ids[e]!);
+    const wanted = (value: number, e: number): boolean => e === fastest || entersShown(top, shownCount, value, rankOf[e]!, rankOf);
+    const resident = residentBytes(p, u);
     for (let e = 0; e < nd; e++) {
       if (e === d) continue;
       const id = p.device_ids[e]!;
@@ -270,7 +313,7 @@ export function scanMoves(
         continue;
       }
       // The shipped placement fits (fitsMemory); moving u changes only d (less) and e.
-      if (used[e]! + residentBytes(p, u) + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) {
+      if (used[e]! + resident + Math.max(floor[e]!, p.activation_bytes[u]!) > p.capacity_bytes[e]!) {
         if (wanted(Infinity, e)) keep({ device: id, to: e, latency_s: null, throughput_per_s: null, value: Infinity, found: 'memory', why: 'memory full' });
         continue;
       }
@@ -414,7 +457,7 @@ export function explainPlacement(
       : scanMoves(p, placement, verdict, judge, objective, assessor, bar);
   // The rack's index of each device of the problem, and the devices faster than each (unitFallback).
   const deviceAt = p.device_ids.map((id) => devices.findIndex((x) => x.id === id));
-  const faster = fasterDevices(devices);
+  const faster = byOpSet(devices, fasterDevices(devices));
   const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
     const shown = scan.shown[u]!.map(({ value: _v, found: _f, to: _t, barred: _b, ...a }) => a);
