@@ -110,7 +110,9 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
   const classes = [...speedOfClass.keys()].sort((a, b) => speedOfClass.get(b)! - speedOfClass.get(a)! || (a < b ? -1 : 1));
   const sourceIds = opts.sources ?? candidates.filter((d) => classKey(d) === classes[0]).map((d) => d.id);
   const hosts = hostsOf(topo);
-  const routeCache = new Map<string, Route>();
+  // Routes by size, then by (from, to) as one number: all-to-all over 256 expert devices asks 130k.
+  const routeCache = new Map<number, Map<number, Route>>();
+  const deviceCount = routes.devices.length;
   // Layers of one model share token size, top-k and step: their communication model is the same.
   const commCache = new Map<string, CommModel>();
   const commFor = (set: Device[], share: Float64Array, l: LayerSpec, route: (a: number, b: number, bytes: number) => Route): CommModel => {
@@ -124,8 +126,12 @@ export function planExperts(topo: Topology, routes: RouteTable, layers: LayerSpe
     for (let i = 0; i < n; i++) share[i] = sum > 0 ? share[i]! / sum : 1 / n;
     const idx = set.map((d) => routes.indexOf(d.id));
     const route = (a: number, b: number, bytes: number): Route => {
-      const key = `${idx[a]},${idx[b]},${bytes}`;
-      return routeCache.get(key) ?? routeCache.set(key, routes.routeIdx(idx[a]!, idx[b]!, bytes)).get(key)!;
+      let bySize = routeCache.get(bytes);
+      if (!bySize) routeCache.set(bytes, (bySize = new Map()));
+      const key = idx[a]! * deviceCount + idx[b]!;
+      let r = bySize.get(key);
+      if (!r) bySize.set(key, (r = routes.routeIdx(idx[a]!, idx[b]!, bytes)));
+      return r;
     };
     return {
       name: l.name,
