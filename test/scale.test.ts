@@ -37,7 +37,12 @@ interface PlanJson {
   devices: { id: string; steps: unknown[] }[];
   experts: { layer: number; expert: number; replicas: { device: string }[] }[];
   topology: { considered?: { devices: number; of_devices: number; hosts: number; of_hosts: number; reason: string } };
-  estimate: { chosen: string; candidates: { name: string; fits: boolean }[]; devices: Record<string, { memory_bytes: number; capacity_bytes: number }> };
+  estimate: {
+    chosen: string;
+    latency_s: number;
+    candidates: { name: string; fits: boolean; latency_s: number }[];
+    devices: Record<string, { memory_bytes: number; capacity_bytes: number }>;
+  };
 }
 
 function readPlan(dir: string): PlanJson {
@@ -199,6 +204,32 @@ test('a plan on 64 generated hosts stays on the hosts it needs and says so', () 
   const used = plan.devices.filter((d) => d.steps.length > 0).map((d) => d.id);
   assert.ok(used.length > 0);
   for (const d of used) assert.ok(hostOf(d) < c.hosts, `${d} is outside the ${c.hosts} considered hosts`);
+});
+
+test('on a rack of identical hosts HEFT on its first hosts is a candidate: the plan HEFT makes on those hosts cut out as a rack, and the shipped plan is no slower', () => {
+  const dir = tmpDir();
+  const model = path.join(dir, 'ds-small.onnx');
+  fs.writeFileSync(model, deepseekOnnx(SMALL));
+  const planOn = (hosts: number): { latency_s: number; candidates: Map<string, number> } => {
+    const rack = path.join(dir, `rack${hosts}.yaml`);
+    fs.writeFileSync(rack, rackYaml(hosts));
+    const out = path.join(dir, `plan${hosts}`);
+    const r = hxc(['plan', model, '--topology', rack, '--out', out, '--phase', 'prefill', '--prompt', '16']);
+    assert.equal(r.code, 0, r.stderr);
+    const e = readPlan(out).estimate;
+    return { latency_s: e.latency_s, candidates: new Map(e.candidates.map((c) => [c.name, c.latency_s])) };
+  };
+  // The model fits on one host: HEFT on the first host and on the first two are candidates on four.
+  const four = planOn(4);
+  for (const k of [1, 2]) {
+    const alone = planOn(k);
+    const heft = alone.candidates.get('heft')!;
+    const onFirst = four.candidates.get(`heft:hosts${k}`);
+    assert.ok(onFirst !== undefined, `no candidate HEFT on the first ${k} host(s): ${[...four.candidates.keys()].join(', ')}`);
+    assert.ok(Math.abs(onFirst - heft) <= heft * 1e-12, `HEFT on the first ${k} host(s) of four: ${onFirst} s; on a rack of ${k}: ${heft} s`);
+    assert.ok(four.latency_s <= heft * (1 + 1e-12), `the plan on four hosts (${four.latency_s} s) is slower than HEFT on ${k} (${heft} s)`);
+  }
+  assert.ok(!planOn(1).candidates.has('heft:hosts1'), 'a rack of one host has no smaller one');
 });
 
 test("when HEFT's placement does not fit, it is repaired, the shipped plan fits, and the output says which did not", () => {

@@ -49,6 +49,34 @@ export interface PlacementProblem {
  * charged to the group's first unit on that device in `order` (a permutation of the units). null
  * when the problem has no groups.
  */
+/**
+ * The problem on the devices `keep` alone (ascending indices into p's): a plan of it is one of p
+ * that leaves the others idle, its device k being p's keep[k]. Shares p's units and values.
+ */
+export function onDevices(p: PlacementProblem, keep: readonly number[]): PlacementProblem {
+  const nd = p.device_ids.length;
+  const m = keep.length;
+  const n = p.unit_names.length;
+  const time_s = new Float64Array(n * m);
+  for (let u = 0; u < n; u++) for (let k = 0; k < m; k++) time_s[u * m + k] = p.time_s[u * nd + keep[k]!]!;
+  const gl = p.grouped_launch;
+  return {
+    ...p,
+    device_ids: keep.map((d) => p.device_ids[d]!),
+    time_s,
+    capacity_bytes: Float64Array.from(keep, (d) => p.capacity_bytes[d]!),
+    transfer_s: (a, b, bytes) => p.transfer_s(keep[a]!, keep[b]!, bytes),
+    ...(gl
+      ? {
+          grouped_launch: {
+            ...gl,
+            launch_s: Float64Array.from({ length: gl.groups * m }, (_, at) => gl.launch_s[Math.floor(at / m) * nd + keep[at % m]!]!),
+          },
+        }
+      : {}),
+  };
+}
+
 export function groupedLaunchExtra(
   p: PlacementProblem,
   device: Int32Array,
