@@ -6,6 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onnx } from './onnx-builder.js';
 import { EXAMPLES, FIXTURES, HXC, hxc, isOneLineError, sharedModels, tmpDir } from './helpers.js';
+import fc from 'fast-check';
+import { idRuns, mergeRuns, namedFigures, nameList } from '../src/cli/output.js';
+import { expandIds } from '../src/topology/yaml-source.js';
 
 test('hxc --help works and lists the commands', () => {
   const r = hxc(['--help']);
@@ -317,4 +320,28 @@ test('inspect counts what the plan has: a node whose result reaches no output is
   assert.deepEqual(dead.json.counts, clean.json.counts);
   assert.ok(clean.json.param_bytes > 0);
   assert.equal(dead.json.param_bytes, clean.json.param_bytes);
+});
+
+test('long lists of names print in runs the rack file would expand back: every name once, nothing added', () => {
+  assert.deepEqual(idRuns(['gpu2', 'gpu0', 'cpu0', 'gpu1', 'spine', 'gpu5', 'gpu07', 'cpu1']), ['gpu[0-2]', 'gpu5', 'cpu[0-1]', 'spine', 'gpu07']);
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.constantFrom('gpu', 'cpu', 'nic', 'x1-'), fc.nat(40)), { maxLength: 60 }), (pairs) => {
+      const ids = pairs.map(([s, n]) => `${s}${n}`);
+      const back = idRuns(ids).flatMap((r) => {
+        const e = expandIds(r);
+        assert.ok(Array.isArray(e), `${r} is not a range the rack file reads`);
+        return e;
+      });
+      assert.deepEqual([...back].sort(), [...new Set(ids)].sort());
+    }),
+  );
+  // Short lists stay whole; a long table merges rows only where all but the name agree.
+  assert.equal(nameList(['gpu0', 'gpu1']), 'gpu0, gpu1');
+  const rows = Array.from({ length: 20 }, (_, k) => [`gpu${k}`, k === 7 ? 'busy' : 'idle']);
+  assert.deepEqual(mergeRuns(rows), [
+    ['gpu[0-6]', 'idle'],
+    ['gpu7', 'busy'],
+    ['gpu[8-19]', 'idle'],
+  ]);
+  assert.equal(namedFigures(Array.from({ length: 20 }, (_, k) => [`cpu${k}`, k < 10 ? '1 / 2' : '3 / 4'] as const)), 'cpu[0-9]: 1 / 2; cpu[10-19]: 3 / 4');
 });

@@ -9,7 +9,7 @@ import { moePass, METHODS, type MoeResult, type PlanExpert } from '../../passes/
 import { PASSES } from '../../passes/index.js';
 import { pipelineString, resolvePipeline, type Instrumentation } from '../pass/manager.js';
 import { planOptions, type AnalysisFlags } from './flags.js';
-import { formatBytes, jsonText, table } from './output.js';
+import { formatBytes, jsonText, mergeRuns, namedFigures, nameList, table } from './output.js';
 import { runPipeline, type PipelineRun } from './run-passes.js';
 import type { PlanOptions } from '../pass/pass.js';
 import type { PlanV1 } from '../plan/format.js';
@@ -210,7 +210,8 @@ export async function planWith(
       ];
     })
     .filter((r) => r[2] !== '0');
-  text += table(['device', 'kind', 'units', 'nodes', 'busy', 'util', 'memory', 'of capacity'], rows, [2, 3, 4, 5, 6, 7]);
+  // (On a pod, identical devices doing the same work are one row: cpu[2-26].)
+  text += table(['device', 'kind', 'units', 'nodes', 'busy', 'util', 'memory', 'of capacity'], mergeRuns(rows), [2, 3, 4, 5, 6, 7]);
   const idle = plan.devices.length - rows.length;
   if (idle > 0) text += idle === 1 ? '(1 device runs nothing)\n' : `(${idle} devices run nothing)\n`;
   const thr = (x: number): string => `${x.toFixed(2)}/s`;
@@ -243,8 +244,8 @@ export async function planWith(
   text += `transfers: ${plan.transfers.length} (${formatBytes(plan.transfers.reduce((s, t) => s + t.bytes, 0))})`;
   const links = Object.entries(e.link_bytes)
     .filter(([, b]) => b > 0)
-    .map(([l, b]) => `${l} ${formatBytes(b)}`);
-  text += links.length ? `; per link: ${links.join(', ')}\n` : '\n';
+    .map(([l, b]) => [l, formatBytes(b)] as const);
+  text += links.length ? `; per link: ${namedFigures(links)}\n` : '\n';
   if (e.kv) {
     text += `KV cache: ${e.kv.sequences} concurrent sequences of ${e.kv.context} tokens${e.kv.asked !== null ? ` (asked ${e.kv.asked})` : ''}\n`;
     if (e.kv.before && e.kv.after)
@@ -253,7 +254,7 @@ export async function planWith(
   const moves = plan.state.flatMap((st) => st.moves);
   if (plan.state.length) {
     const owners = [...new Set(plan.state.flatMap((st) => (st.owners ? st.owners.map((o) => o.device) : st.owner ? [st.owner] : [])))].sort();
-    text += `KV state held by ${owners.join(', ')}${moves.length ? `; ${moves.length} readers away from the cache they read move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with the cache it reads'}\n`;
+    text += `KV state held by ${nameList(owners)}${moves.length ? `; ${moves.length} readers away from the cache they read move ${formatBytes(moves.reduce((a, m) => a + m.bytes, 0))} per step` : '; every reader sits with the cache it reads'}\n`;
   }
   if (e.variants && e.variants.length > 1) {
     text += `variants weighed: ${e.variants.map((v) => `${v.name} (${v.splits} splits) ${figure(v)}${v.eligible ? '' : ' [a split kept on one device]'}${v.shipped ? ' ← shipped' : ''}`).join('; ')}\n`;
@@ -264,7 +265,7 @@ export async function planWith(
     // The group is what the tp pass proposed; the parts run where the partitioner put them.
     const partsOn = [...new Set(tp.splits.flatMap((s) => s.parts.map(where)))].sort();
     const elsewhere = partsOn.some((d) => !tp.group.includes(d));
-    text += `tensor parallel (${tp.reason}${elsewhere ? `; parts placed on ${partsOn.join(', ')}` : ''}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits
+    text += `tensor parallel (${tp.reason}${elsewhere ? `; parts placed on ${nameList(partsOn)}` : ''}): ${tp.splits.length} MatMul(s) split ${tp.k}-way — ${tp.splits
       .slice(0, 3)
       .map((s) => `${s.node} on ${s.parts.map(where).join('+')}`)
       .join('; ')}${tp.splits.length > 3 ? '; …' : ''}\n`;
@@ -335,14 +336,14 @@ function moeSummary(r: MoeResult, experts: PlanExpert[]): string {
   }
   const devices = [...perDevice.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
   let text = `MoE: ${r.layers.length} layers × ${l0.num_experts} experts (top-${l0.top_k}), routing ${r.routing.file ? `from ${path.basename(r.routing.file)}` : 'uniform (no --routing)'}; experts on ${devices.length} device${devices.length === 1 ? '' : 's'}\n`;
-  text += `  per device (experts, a body spanning devices shared among them; expected tokens per step, all layers): ${devices.map(([d, x]) => `${d} ${Number(x.experts.toFixed(2))} / ${Number(x.tokens.toFixed(1))}`).join(', ')}\n`;
+  text += `  per device (experts, a body spanning devices shared among them; expected tokens per step, all layers): ${namedFigures(devices.map(([d, x]) => [d, `${Number(x.experts.toFixed(2))} / ${Number(x.tokens.toFixed(1))}`] as const))}\n`;
   text += `  token imbalance max/mean over a layer's expert devices (worst layer): ${worst.toFixed(3)}\n`;
   const plan = r.plan;
   if (plan) {
-    text += `  moe placer's own placement (a candidate, ${plan.slots} slots per layer on ${plan.devices.join(', ')}): imbalance ${METHODS.map((m) => `${m} ${plan.summary[m].imbalance_max.toFixed(3)}`).join(', ')}; all-to-all per token ${METHODS.map((m) => `${m} ${formatBytes(Math.round(plan.summary[m].bytes_per_token))}`).join(', ')}\n`;
+    text += `  moe placer's own placement (a candidate, ${plan.slots} slots per layer on ${nameList(plan.devices)}): imbalance ${METHODS.map((m) => `${m} ${plan.summary[m].imbalance_max.toFixed(3)}`).join(', ')}; all-to-all per token ${METHODS.map((m) => `${m} ${formatBytes(Math.round(plan.summary[m].bytes_per_token))}`).join(', ')}\n`;
   }
   const via = [...new Set(experts.flatMap((e) => e.dispatch_via))].sort();
-  if (via.length) text += `  dispatch/combine can run on ${via.join(', ')} (IPU on the token routes, able to run the routing ops)\n`;
+  if (via.length) text += `  dispatch/combine can run on ${nameList(via)} (IPU on the token routes, able to run the routing ops)\n`;
   return text;
 }
 
