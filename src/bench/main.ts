@@ -129,6 +129,15 @@ function cases(): Case[] {
     dims: ds,
     topology: path.resolve(REPO, '..', 'shared', 'examples', 'rack-8gpu.yaml'),
   });
+  // Over a pod: 64 generated hosts of 8 H100s (640 devices; the passes plan on the first 32).
+  list.push({
+    name: 'hxc plan as run, DeepSeek-V3-shaped decode, 64 generated hosts (640 devices)',
+    model: 'deepseek:61',
+    passes: EVERY_PASS,
+    reps: 1,
+    dims: ds,
+    topology: 'rack:64',
+  });
   list.push({
     name: 'plan (all passes), DeepSeek-V3-shaped 8 layers decode, rack-8gpu',
     model: 'deepseek:8',
