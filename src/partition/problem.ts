@@ -44,12 +44,6 @@ export interface PlacementProblem {
 }
 
 /**
- * Per unit, the seconds of grouped launches the placement adds to time_s (src/cost/fusion.ts,
- * "Grouped experts"): a device running any unit of a group launches the group's kernels once,
- * charged to the group's first unit on that device in `order` (a permutation of the units). null
- * when the problem has no groups.
- */
-/**
  * The problem on the devices `keep` alone (ascending indices into p's): a plan of it is one of p
  * that leaves the others idle, its device k being p's keep[k]. Shares p's units and values.
  */
@@ -77,6 +71,12 @@ export function onDevices(p: PlacementProblem, keep: readonly number[]): Placeme
   };
 }
 
+/**
+ * Per unit, the seconds of grouped launches the placement adds to time_s (src/cost/fusion.ts,
+ * "Grouped experts"): a device running any unit of a group launches the group's kernels once,
+ * charged to the group's first unit on that device in `order` (a permutation of the units). null
+ * when the problem has no groups.
+ */
 export function groupedLaunchExtra(
   p: PlacementProblem,
   device: Int32Array,
