@@ -461,7 +461,6 @@ export function explainPlacement(
   const entries = units.map((unit, u) => {
     const d = placement.device[u]!;
     const shown = scan.shown[u]!.map(({ value: _v, found: _f, to: _t, barred: _b, ...a }) => a);
-    const fastestAt = fastestDevice(p, u);
     const pinned = unitPin(unit.nodes, pins) >= 0;
     let reason = pinned
       ? 'assigned by the user (--assign)'
@@ -471,15 +470,16 @@ export function explainPlacement(
     if (reason === null) {
       // Said only as far as the fastest device's alternative shows it: ruled out or simulated slower,
       // not judged (explain's budget), or faster (a move past the search's budget).
-      const fastest = fastestAt !== undefined && fastestAt !== d ? p.device_ids[fastestAt]! : null;
-      const onFastest = fastest === null ? null : scan.fastest[u]!;
+      // (The scan keeps the move to the unit's fastest device: null when it is there or none runs it.)
+      const onFastest = scan.fastest[u]!;
+      const fastest = onFastest?.device ?? null;
       const found = onFastest?.found;
       // A move the search did not reach that would make the plan better is said first, wherever it goes.
       let better: MoveAlternative | undefined;
       for (const a of scan.better[u]!) if (!better || byValue(a, better) < 0) better = a;
       if (better) reason = `the plan is better with it on ${better.device} (a move past the search budget)`;
       else if (fastest !== null && found === 'memory') reason = `memory: ${fastest} (fastest for it) has no room`;
-      else if (fastest !== null && unitTime(p, u, fastestAt!) < unitTime(p, u, d) * (1 - 1e-9))
+      else if (onFastest !== null && unitTime(p, u, onFastest.to) < unitTime(p, u, d) * (1 - 1e-9))
         reason =
           found === 'unjudged'
             ? `communication/queueing: ${fastest} computes it faster; the plan with it there was not judged (explain budget)`
